@@ -1,0 +1,249 @@
+// Package client is a Go client for the hub's REST API, used by the atoll
+// CLI and by tests. Errors from the hub come back as *api.Problem, so
+// callers can switch on Problem.Code.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// Client talks to one hub with one token.
+type Client struct {
+	server string
+	token  string
+	http   *http.Client
+}
+
+// New makes a client for server (e.g. http://127.0.0.1:8080) with a bearer
+// token. A nil httpClient means a default with no overall timeout (watches
+// stream for long), relying on contexts instead.
+func New(server, token string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = &http.Client{}
+	}
+	return &Client{server: strings.TrimRight(server, "/"), token: token, http: httpClient}
+}
+
+// Server is the hub's base URL.
+func (c *Client) Server() string { return c.server }
+
+// ListOptions narrows a list.
+type ListOptions struct {
+	LabelSelector string
+	Limit         int
+	Continue      string
+}
+
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	if o.LabelSelector != "" {
+		q.Set("labelSelector", o.LabelSelector)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Continue != "" {
+		q.Set("continue", o.Continue)
+	}
+	return q
+}
+
+// Get reads one object into out.
+func (c *Client) Get(ctx context.Context, plural, name string, out any) error {
+	return c.do(ctx, http.MethodGet, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, "", nil, out)
+}
+
+// List reads one page into out (a list type).
+func (c *Client) List(ctx context.Context, plural string, opts ListOptions, out any) error {
+	return c.do(ctx, http.MethodGet, "/api/v1/"+plural, opts.query(), "", nil, out)
+}
+
+// Create creates obj and reads the created object into out.
+func (c *Client) Create(ctx context.Context, plural string, obj, out any) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, "/api/v1/"+plural, nil, "application/json", body, out)
+}
+
+// Update replaces obj (labels, annotations, finalizers, spec).
+func (c *Client) Update(ctx context.Context, plural, name string, obj, out any) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPut, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, "application/json", body, out)
+}
+
+// Patch applies a JSON merge patch.
+func (c *Client) Patch(ctx context.Context, plural, name string, patch []byte, out any) error {
+	return c.do(ctx, http.MethodPatch, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, "application/merge-patch+json", patch, out)
+}
+
+// Delete deletes an object and reads its last state into out (may be nil).
+func (c *Client) Delete(ctx context.Context, plural, name string, out any) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, "", nil, out)
+}
+
+// Raw sends a request and reads the JSON answer into out; for routes the
+// typed methods do not cover.
+func (c *Client) Raw(ctx context.Context, method, path string, query url.Values, body []byte, out any) error {
+	ct := ""
+	if body != nil {
+		ct = "application/json"
+	}
+	return c.do(ctx, method, path, query, ct, body, out)
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, contentType string, body []byte) (*http.Request, error) {
+	u := c.server + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("bad server address %q: %w", c.server, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) error {
+	req, err := c.newRequest(ctx, method, path, query, contentType, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", c.server, err)
+	}
+	if resp.StatusCode >= 300 {
+		return problemOf(resp, data)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("unexpected answer from %s: %w", c.server, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) unreachable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("cannot reach the hub at %s: %w", c.server, errors.Unwrap(err))
+}
+
+func problemOf(resp *http.Response, data []byte) error {
+	p := &api.Problem{}
+	if json.Unmarshal(data, p) != nil || p.Code == "" {
+		p = &api.Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Code: "HTTP" + strconv.Itoa(resp.StatusCode),
+			Detail: strings.TrimSpace(string(data))}
+		if len(p.Detail) > 200 {
+			p.Detail = p.Detail[:200]
+		}
+	}
+	return p
+}
+
+// Event is one event of a watch.
+type Event struct {
+	ResourceVersion string
+	Type            string
+	Object          json.RawMessage
+}
+
+// Watch streams changes of a kind, calling fn for each event until ctx
+// ends, fn returns an error or the hub closes the stream. With
+// resourceVersion "" the stream starts with an ADDED event per object.
+// When the hub ends the stream with an error (410 Gone after compaction)
+// that error is returned as *api.Problem.
+func (c *Client) Watch(ctx context.Context, plural, labelSelector, resourceVersion string, fn func(Event) error) error {
+	q := url.Values{}
+	if labelSelector != "" {
+		q.Set("labelSelector", labelSelector)
+	}
+	if resourceVersion != "" {
+		q.Set("resourceVersion", resourceVersion)
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/watch/"+plural, q, "", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return problemOf(resp, data)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	var ev Event
+	var data []byte
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Type == "ERROR" {
+				p := &api.Problem{}
+				_ = json.Unmarshal(data, p)
+				return p
+			}
+			if ev.Type != "" {
+				var we api.WatchEvent
+				if err := json.Unmarshal(data, &we); err != nil {
+					return fmt.Errorf("watch: bad event: %w", err)
+				}
+				ev.Object = we.Object
+				if err := fn(ev); err != nil {
+					return err
+				}
+			}
+			ev, data = Event{}, nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "id: "):
+			ev.ResourceVersion = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.Type = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, line[6:]...)
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	return ctx.Err()
+}

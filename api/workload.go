@@ -1,0 +1,492 @@
+package api
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Workload is a set of identical replicas the hub places over member
+// clusters.
+type Workload struct {
+	TypeMeta
+	Metadata ObjectMeta     `json:"metadata"`
+	Spec     WorkloadSpec   `json:"spec"`
+	Status   WorkloadStatus `json:"status,omitzero" readOnly:"true"`
+}
+
+// WorkloadList is a page of workloads.
+type WorkloadList struct {
+	TypeMeta
+	Metadata ListMeta   `json:"metadata"`
+	Items    []Workload `json:"items"`
+}
+
+// WorkloadSpec is what the user asks for.
+type WorkloadSpec struct {
+	Replicas  int32            `json:"replicas" minimum:"0" maximum:"100000" doc:"Desired replicas: in total when placement.replicaMode is Divided, per selected cluster when Duplicated."`
+	Template  ReplicaTemplate  `json:"template"`
+	Placement *PlacementPolicy `json:"placement,omitempty"`
+	Failover  *FailoverPolicy  `json:"failover,omitempty"`
+	Update    *UpdateStrategy  `json:"update,omitempty"`
+}
+
+// ReplicaTemplate describes one replica.
+type ReplicaTemplate struct {
+	Driver        string            `json:"driver" enum:"process,sim" doc:"process runs a real OS process; sim simulates a replica for scale tests."`
+	Command       string            `json:"command,omitempty" doc:"Executable to run (process driver). Found on the node's PATH when not absolute."`
+	Args          []string          `json:"args,omitempty"`
+	Env           []EnvVar          `json:"env,omitempty"`
+	WorkingDir    string            `json:"workingDir,omitempty"`
+	Resources     Resources         `json:"resources,omitzero"`
+	Ports         []Port            `json:"ports,omitempty"`
+	Liveness      *Probe            `json:"livenessProbe,omitempty"`
+	Readiness     *Probe            `json:"readinessProbe,omitempty"`
+	Startup       *Probe            `json:"startupProbe,omitempty"`
+	RestartPolicy string            `json:"restartPolicy,omitempty" enum:"Always,OnFailure,Never" doc:"Default Always."`
+	NodeSelector  map[string]string `json:"nodeSelector,omitempty" doc:"Node labels a node must have to run a replica."`
+	Tolerations   []Toleration      `json:"tolerations,omitempty" doc:"Node taints the replicas tolerate."`
+	Sim           *SimSpec          `json:"sim,omitempty" doc:"Behaviour of simulated replicas (sim driver)."`
+}
+
+// EnvVar is one environment variable of a replica.
+type EnvVar struct {
+	Name  string `json:"name" minLength:"1"`
+	Value string `json:"value"`
+}
+
+// Resources are what one replica requests (scheduling) and is limited to.
+type Resources struct {
+	CPU    string `json:"cpu,omitempty" doc:"CPU request in cores: '500m', '0.5' or '2'."`
+	Memory string `json:"memory,omitempty" doc:"Memory request: '256Mi', '1Gi', '512M' or bytes."`
+}
+
+// Port is a port a replica listens on.
+type Port struct {
+	Name     string `json:"name,omitempty"`
+	HostPort int32  `json:"hostPort,omitempty" minimum:"0" maximum:"65535" doc:"Fixed port on the node; 0 lets the node allocate one, passed as PORT."`
+	Protocol string `json:"protocol,omitempty" enum:"TCP,UDP" doc:"Default TCP."`
+}
+
+// Probe checks a replica. Exactly one of http, tcp and exec is set.
+type Probe struct {
+	HTTP                *HTTPProbe `json:"http,omitempty"`
+	TCP                 *TCPProbe  `json:"tcp,omitempty"`
+	Exec                *ExecProbe `json:"exec,omitempty"`
+	InitialDelaySeconds int32      `json:"initialDelaySeconds,omitempty" minimum:"0"`
+	PeriodSeconds       int32      `json:"periodSeconds,omitempty" minimum:"0" doc:"Default 10."`
+	TimeoutSeconds      int32      `json:"timeoutSeconds,omitempty" minimum:"0" doc:"Default 1."`
+	SuccessThreshold    int32      `json:"successThreshold,omitempty" minimum:"0" doc:"Default 1."`
+	FailureThreshold    int32      `json:"failureThreshold,omitempty" minimum:"0" doc:"Default 3."`
+}
+
+// HTTPProbe succeeds on a 2xx or 3xx answer.
+type HTTPProbe struct {
+	Path string `json:"path,omitempty" doc:"Default /."`
+	Port int32  `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"0 means the replica's allocated PORT."`
+}
+
+// TCPProbe succeeds when a connection opens.
+type TCPProbe struct {
+	Port int32 `json:"port,omitempty" minimum:"0" maximum:"65535" doc:"0 means the replica's allocated PORT."`
+}
+
+// ExecProbe succeeds when the command exits 0.
+type ExecProbe struct {
+	Command []string `json:"command" minItems:"1"`
+}
+
+// SimSpec tunes simulated replicas.
+type SimSpec struct {
+	StartLatency Duration `json:"startLatency,omitempty" doc:"How long a simulated replica takes to become ready, e.g. 200ms."`
+	FailureRate  float64  `json:"failureRate,omitempty" minimum:"0" maximum:"1" doc:"Probability that a start fails."`
+}
+
+// Toleration lets replicas (or workloads, for cluster taints) run despite a
+// taint.
+type Toleration struct {
+	Key      string `json:"key,omitempty"`
+	Operator string `json:"operator,omitempty" enum:"Equal,Exists" doc:"Default Equal."`
+	Value    string `json:"value,omitempty"`
+	Effect   string `json:"effect,omitempty" enum:"NoSchedule,NoExecute" doc:"Empty tolerates every effect."`
+}
+
+// PlacementPolicy says which clusters may run the workload and how replicas
+// are divided between them.
+type PlacementPolicy struct {
+	ClusterSelector       *LabelSelector      `json:"clusterSelector,omitempty" doc:"Only clusters whose labels match."`
+	Clusters              []string            `json:"clusters,omitempty" doc:"Only these clusters (by name)."`
+	ExcludeClusters       []string            `json:"excludeClusters,omitempty" doc:"Never these clusters."`
+	Tolerations           []Toleration        `json:"tolerations,omitempty" doc:"Cluster taints the workload tolerates."`
+	Preferences           []ClusterPreference `json:"preferences,omitempty" doc:"Ordered: clusters matching the first are filled first, overflow goes to the next."`
+	ReplicaMode           string              `json:"replicaMode,omitempty" enum:"Divided,Duplicated" doc:"Default Divided."`
+	Weights               *WeightPolicy       `json:"weights,omitempty"`
+	Spread                []SpreadConstraint  `json:"spread,omitempty"`
+	MinReplicasPerCluster int32               `json:"minReplicasPerCluster,omitempty" minimum:"0"`
+	MaxReplicasPerCluster int32               `json:"maxReplicasPerCluster,omitempty" minimum:"0" doc:"0 means no limit."`
+}
+
+// ClusterPreference is one tier of preferred clusters.
+type ClusterPreference struct {
+	Selector LabelSelector `json:"selector"`
+}
+
+// WeightPolicy divides replicas between clusters.
+type WeightPolicy struct {
+	Type   string         `json:"type" enum:"static,dynamic" doc:"static: by the weights below; dynamic: by free capacity."`
+	Static []StaticWeight `json:"static,omitempty"`
+}
+
+// StaticWeight gives a weight to one cluster, or to every cluster whose
+// label labelKey has the value labelValue.
+type StaticWeight struct {
+	Cluster    string `json:"cluster,omitempty"`
+	LabelKey   string `json:"labelKey,omitempty"`
+	LabelValue string `json:"labelValue,omitempty"`
+	Weight     int32  `json:"weight" minimum:"0"`
+}
+
+// SpreadConstraint bounds how many distinct values of a cluster label
+// (region, zone, provider or any other) the placement covers.
+type SpreadConstraint struct {
+	TopologyKey string `json:"topologyKey" minLength:"1" doc:"Cluster label, e.g. region."`
+	MinGroups   int32  `json:"minGroups,omitempty" minimum:"0"`
+	MaxGroups   int32  `json:"maxGroups,omitempty" minimum:"0" doc:"0 means no limit."`
+}
+
+// FailoverPolicy says what happens when a cluster running the workload is
+// lost.
+type FailoverPolicy struct {
+	GracePeriod         Duration `json:"gracePeriod,omitempty" doc:"How long a cluster may stay Unreachable before its replicas are re-placed. Default 5s."`
+	Mode                string   `json:"mode,omitempty" enum:"stateless,exclusive" doc:"exclusive: never run in two clusters at once (fenced). Default stateless."`
+	Purge               string   `json:"purge,omitempty" enum:"immediate,graceful" doc:"graceful keeps old replicas until the new ones are ready. Default immediate."`
+	Failback            string   `json:"failback,omitempty" enum:"auto,manual" doc:"Default auto."`
+	StabilizationWindow Duration `json:"stabilizationWindow,omitempty" doc:"How long a returned cluster must stay Ready before failback. Default 30s."`
+	FailbackRate        int32    `json:"failbackRate,omitempty" minimum:"0" doc:"Replicas moved back per minute; 0 means no limit."`
+}
+
+// UpdateStrategy governs rolling updates inside each member.
+type UpdateStrategy struct {
+	MaxSurge         IntOrPercent `json:"maxSurge,omitzero"`
+	MaxUnavailable   IntOrPercent `json:"maxUnavailable,omitzero"`
+	ProgressDeadline Duration     `json:"progressDeadline,omitempty" doc:"Default 10m."`
+}
+
+// WorkloadStatus is what the hub observed. Clients cannot write it.
+type WorkloadStatus struct {
+	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	Replicas           int32       `json:"replicas,omitempty"`
+	ReadyReplicas      int32       `json:"readyReplicas,omitempty"`
+	AvailableReplicas  int32       `json:"availableReplicas,omitempty"`
+	UpdatedReplicas    int32       `json:"updatedReplicas,omitempty"`
+	Conditions         []Condition `json:"conditions,omitempty"`
+}
+
+// GetTypeMeta implements Object.
+func (w *Workload) GetTypeMeta() *TypeMeta { return &w.TypeMeta }
+
+// GetMetadata implements Object.
+func (w *Workload) GetMetadata() *ObjectMeta { return &w.Metadata }
+
+// Validate implements Object.
+func (w *Workload) Validate() FieldErrors {
+	var e errs
+	validateTypeMeta(&e, w.TypeMeta, "Workload")
+	validateMeta(&e, &w.Metadata)
+	s := &w.Spec
+	if s.Replicas < 0 {
+		e.addValue("spec.replicas", s.Replicas, "must be 0 or more")
+	}
+	validateTemplate(&e, "spec.template", &s.Template)
+	if p := s.Placement; p != nil {
+		validatePlacement(&e, "spec.placement", p)
+	}
+	if f := s.Failover; f != nil {
+		validateDuration(&e, "spec.failover.gracePeriod", f.GracePeriod)
+		validateDuration(&e, "spec.failover.stabilizationWindow", f.StabilizationWindow)
+		oneOf(&e, "spec.failover.mode", f.Mode, "stateless", "exclusive")
+		oneOf(&e, "spec.failover.purge", f.Purge, "immediate", "graceful")
+		oneOf(&e, "spec.failover.failback", f.Failback, "auto", "manual")
+		if f.FailbackRate < 0 {
+			e.addValue("spec.failover.failbackRate", f.FailbackRate, "must be 0 or more")
+		}
+	}
+	if u := s.Update; u != nil {
+		validateDuration(&e, "spec.update.progressDeadline", u.ProgressDeadline)
+		if err := u.MaxSurge.Check(); err != nil {
+			e.addValue("spec.update.maxSurge", u.MaxSurge.String(), "%v", err)
+		}
+		if err := u.MaxUnavailable.Check(); err != nil {
+			e.addValue("spec.update.maxUnavailable", u.MaxUnavailable.String(), "%v", err)
+		}
+		if u.MaxSurge.IsZeroCount() && u.MaxUnavailable.IsZeroCount() && (u.MaxSurge.Set() || u.MaxUnavailable.Set()) {
+			e.add("spec.update", "maxSurge and maxUnavailable cannot both be 0: the update could never progress")
+		}
+	}
+	return e.result()
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
+	switch t.Driver {
+	case "process":
+		if strings.TrimSpace(t.Command) == "" {
+			e.add(path+".command", "is required for the process driver")
+		}
+		if t.Sim != nil {
+			e.add(path+".sim", "only applies to the sim driver")
+		}
+	case "sim":
+		if t.Sim != nil {
+			validateDuration(e, path+".sim.startLatency", t.Sim.StartLatency)
+			if t.Sim.FailureRate < 0 || t.Sim.FailureRate > 1 {
+				e.addValue(path+".sim.failureRate", t.Sim.FailureRate, "must be between 0 and 1")
+			}
+		}
+	case "":
+		e.add(path+".driver", "is required: process or sim")
+	default:
+		e.addValue(path+".driver", t.Driver, "must be process or sim")
+	}
+	seenEnv := map[string]bool{}
+	for i, v := range t.Env {
+		p := fmt.Sprintf("%s.env[%d].name", path, i)
+		if !envName.MatchString(v.Name) {
+			e.addValue(p, v.Name, "must be a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+		} else if seenEnv[v.Name] {
+			e.addValue(p, v.Name, "is set twice")
+		}
+		seenEnv[v.Name] = true
+	}
+	if t.Resources.CPU != "" {
+		if _, err := ParseCPU(t.Resources.CPU); err != nil {
+			e.addValue(path+".resources.cpu", t.Resources.CPU, "%v", err)
+		}
+	}
+	if t.Resources.Memory != "" {
+		if _, err := ParseMemory(t.Resources.Memory); err != nil {
+			e.addValue(path+".resources.memory", t.Resources.Memory, "%v", err)
+		}
+	}
+	seenPort := map[string]bool{}
+	for i, p := range t.Ports {
+		pp := fmt.Sprintf("%s.ports[%d]", path, i)
+		if p.HostPort < 0 || p.HostPort > 65535 {
+			e.addValue(pp+".hostPort", p.HostPort, "must be between 0 and 65535")
+		}
+		oneOf(e, pp+".protocol", p.Protocol, "TCP", "UDP")
+		if p.Name != "" {
+			if !isDNSLabel(p.Name) {
+				e.addValue(pp+".name", p.Name, "must be a DNS-1123 label")
+			} else if seenPort[p.Name] {
+				e.addValue(pp+".name", p.Name, "is used twice")
+			}
+			seenPort[p.Name] = true
+		}
+	}
+	validateProbe(e, path+".livenessProbe", t.Liveness)
+	validateProbe(e, path+".readinessProbe", t.Readiness)
+	validateProbe(e, path+".startupProbe", t.Startup)
+	oneOf(e, path+".restartPolicy", t.RestartPolicy, "Always", "OnFailure", "Never")
+	validateLabels(e, path+".nodeSelector", t.NodeSelector)
+	validateTolerations(e, path+".tolerations", t.Tolerations)
+}
+
+func validateProbe(e *errs, path string, p *Probe) {
+	if p == nil {
+		return
+	}
+	n := 0
+	if p.HTTP != nil {
+		n++
+		if p.HTTP.Path != "" && !strings.HasPrefix(p.HTTP.Path, "/") {
+			e.addValue(path+".http.path", p.HTTP.Path, "must start with /")
+		}
+		checkPort(e, path+".http.port", p.HTTP.Port)
+	}
+	if p.TCP != nil {
+		n++
+		checkPort(e, path+".tcp.port", p.TCP.Port)
+	}
+	if p.Exec != nil {
+		n++
+		if len(p.Exec.Command) == 0 || p.Exec.Command[0] == "" {
+			e.add(path+".exec.command", "needs at least the program to run")
+		}
+	}
+	if n != 1 {
+		e.add(path, "set exactly one of http, tcp and exec (found %d)", n)
+	}
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{{"initialDelaySeconds", p.InitialDelaySeconds}, {"periodSeconds", p.PeriodSeconds}, {"timeoutSeconds", p.TimeoutSeconds}, {"successThreshold", p.SuccessThreshold}, {"failureThreshold", p.FailureThreshold}} {
+		if f.v < 0 {
+			e.addValue(path+"."+f.name, f.v, "must be 0 or more")
+		}
+	}
+}
+
+func checkPort(e *errs, path string, port int32) {
+	if port < 0 || port > 65535 {
+		e.addValue(path, port, "must be between 0 and 65535")
+	}
+}
+
+func validatePlacement(e *errs, path string, p *PlacementPolicy) {
+	if p.ClusterSelector != nil {
+		validateSelector(e, path+".clusterSelector", p.ClusterSelector)
+	}
+	for i, c := range p.Clusters {
+		if !isDNSLabel(c) {
+			e.addValue(fmt.Sprintf("%s.clusters[%d]", path, i), c, "must be a cluster name (DNS-1123 label)")
+		}
+	}
+	for i, c := range p.ExcludeClusters {
+		if !isDNSLabel(c) {
+			e.addValue(fmt.Sprintf("%s.excludeClusters[%d]", path, i), c, "must be a cluster name (DNS-1123 label)")
+		}
+	}
+	validateTolerations(e, path+".tolerations", p.Tolerations)
+	for i := range p.Preferences {
+		validateSelector(e, fmt.Sprintf("%s.preferences[%d].selector", path, i), &p.Preferences[i].Selector)
+	}
+	oneOf(e, path+".replicaMode", p.ReplicaMode, "Divided", "Duplicated")
+	if w := p.Weights; w != nil {
+		switch w.Type {
+		case "static":
+			if len(w.Static) == 0 {
+				e.add(path+".weights.static", "needs at least one weight when type is static")
+			}
+		case "dynamic":
+			if len(w.Static) > 0 {
+				e.add(path+".weights.static", "only applies when type is static")
+			}
+		default:
+			e.addValue(path+".weights.type", w.Type, "must be static or dynamic")
+		}
+		if p.ReplicaMode == "Duplicated" {
+			e.add(path+".weights", "only applies when replicaMode is Divided")
+		}
+		for i, sw := range w.Static {
+			wp := fmt.Sprintf("%s.weights.static[%d]", path, i)
+			byCluster, byLabel := sw.Cluster != "", sw.LabelKey != "" || sw.LabelValue != ""
+			switch {
+			case byCluster == byLabel:
+				e.add(wp, "set either cluster, or labelKey and labelValue")
+			case byCluster && !isDNSLabel(sw.Cluster):
+				e.addValue(wp+".cluster", sw.Cluster, "must be a cluster name (DNS-1123 label)")
+			case byLabel && (sw.LabelKey == "" || sw.LabelValue == ""):
+				e.add(wp, "labelKey and labelValue go together")
+			case byLabel:
+				if err := checkLabelKey(sw.LabelKey); err != nil {
+					e.addValue(wp+".labelKey", sw.LabelKey, "%v", err)
+				}
+			}
+			if sw.Weight < 0 {
+				e.addValue(wp+".weight", sw.Weight, "must be 0 or more")
+			}
+		}
+	}
+	for i, s := range p.Spread {
+		sp := fmt.Sprintf("%s.spread[%d]", path, i)
+		if err := checkLabelKey(s.TopologyKey); err != nil {
+			e.addValue(sp+".topologyKey", s.TopologyKey, "%v", err)
+		}
+		if s.MinGroups < 0 {
+			e.addValue(sp+".minGroups", s.MinGroups, "must be 0 or more")
+		}
+		if s.MaxGroups < 0 {
+			e.addValue(sp+".maxGroups", s.MaxGroups, "must be 0 or more")
+		}
+		if s.MaxGroups > 0 && s.MinGroups > s.MaxGroups {
+			e.add(sp, "minGroups (%d) is above maxGroups (%d)", s.MinGroups, s.MaxGroups)
+		}
+	}
+	if p.MinReplicasPerCluster < 0 {
+		e.addValue(path+".minReplicasPerCluster", p.MinReplicasPerCluster, "must be 0 or more")
+	}
+	if p.MaxReplicasPerCluster < 0 {
+		e.addValue(path+".maxReplicasPerCluster", p.MaxReplicasPerCluster, "must be 0 or more")
+	}
+	if p.MaxReplicasPerCluster > 0 && p.MinReplicasPerCluster > p.MaxReplicasPerCluster {
+		e.add(path, "minReplicasPerCluster (%d) is above maxReplicasPerCluster (%d)", p.MinReplicasPerCluster, p.MaxReplicasPerCluster)
+	}
+}
+
+func validateTolerations(e *errs, path string, ts []Toleration) {
+	for i, t := range ts {
+		tp := fmt.Sprintf("%s[%d]", path, i)
+		oneOf(e, tp+".operator", t.Operator, "Equal", "Exists")
+		oneOf(e, tp+".effect", t.Effect, "NoSchedule", "NoExecute")
+		if t.Key != "" {
+			if err := checkLabelKey(t.Key); err != nil {
+				e.addValue(tp+".key", t.Key, "%v", err)
+			}
+		} else if t.Operator != "Exists" {
+			e.add(tp+".key", "may be empty only with operator Exists")
+		}
+		if t.Operator == "Exists" && t.Value != "" {
+			e.add(tp+".value", "must be empty with operator Exists")
+		}
+	}
+}
+
+func validateTypeMeta(e *errs, tm TypeMeta, kind string) {
+	if tm.APIVersion != "" && tm.APIVersion != Group {
+		e.addValue("apiVersion", tm.APIVersion, "must be %s", Group)
+	}
+	if tm.Kind != "" && tm.Kind != kind {
+		e.addValue("kind", tm.Kind, "must be %s", kind)
+	}
+}
+
+func validateMeta(e *errs, m *ObjectMeta) {
+	if m.Name == "" {
+		e.add("metadata.name", "is required")
+	} else if !isDNSLabel(m.Name) {
+		e.addValue("metadata.name", m.Name, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters")
+	}
+	validateLabels(e, "metadata.labels", m.Labels)
+	size := 0
+	for k, v := range m.Annotations {
+		if err := checkLabelKey(k); err != nil {
+			e.addValue("metadata.annotations", k, "key %q: %v", k, err)
+		}
+		size += len(k) + len(v)
+	}
+	if size > 256*1024 {
+		e.add("metadata.annotations", "total size %d bytes is above the 262144-byte limit", size)
+	}
+	for i, f := range m.Finalizers {
+		if err := checkLabelKey(f); err != nil {
+			e.addValue(fmt.Sprintf("metadata.finalizers[%d]", i), f, "%v", err)
+		}
+	}
+	if m.ResourceVersion != "" {
+		if _, err := strconv.ParseInt(m.ResourceVersion, 10, 64); err != nil {
+			e.addValue("metadata.resourceVersion", m.ResourceVersion, "is not a resourceVersion this hub issued")
+		}
+	}
+}
+
+func oneOf(e *errs, path, v string, allowed ...string) {
+	if v == "" {
+		return
+	}
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	e.addValue(path, v, "must be one of %s", strings.Join(allowed, ", "))
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabel.MatchString(s) }
+
+// IsDNSLabel reports whether s is a valid object name.
+func IsDNSLabel(s string) bool { return isDNSLabel(s) }
