@@ -1,0 +1,50 @@
+// Package pgserver starts a private PostgreSQL server from the machine's
+// binaries.
+//
+// It serves two callers: `atoll dev`, which keeps its data across restarts
+// (Config.Durable = true), and tests, which want a throwaway server that is
+// as fast as possible (Config.Durable = false turns fsync,
+// synchronous_commit and full_page_writes off). Nothing is downloaded: the
+// server is built from the initdb and postgres programs found on PATH or,
+// failing that, from the newest version under /usr/lib/postgresql/*/bin
+// (the Debian layout). When neither exists Start returns an error wrapping
+// ErrNoBinaries, whose message says what to install.
+//
+// Start runs initdb when Config.DataDir holds no cluster yet, then runs
+// postgres directly as a child process (not through pg_ctl), listening on
+// 127.0.0.1 only and with unix sockets turned off, so socket path length
+// limits and stray socket files never matter. Readiness is detected by
+// watching the server's log for "database system is ready to accept
+// connections"; every log line is also passed to the Logger at debug level,
+// and the last few lines are quoted in the error when the server exits
+// early or does not get ready in time. With Config.Port = 0 a free loopback
+// port is picked at the first start and kept by Restart, so URLs stay
+// valid; a port lost to a race is retried with a new one.
+//
+// Authentication is by password (scram-sha-256) for the superuser "atoll".
+// The password is generated at the first initdb and kept, mode 0600, in the
+// file <DataDir>.password beside the data folder, so that it survives
+// restarts while the data folder itself contains nothing but the cluster.
+// The database "atoll" is created on the first start; URL points at it and
+// DatabaseURL at any other database of the same server.
+//
+// initdb and postgres refuse to run as root. When the current process is
+// root, both run as the unprivileged "postgres" account instead: the data
+// folder and the password file are handed to it, and folders above the data
+// folder that it cannot traverse are given o+x when they belong to us (never
+// read or write for others, never "/", a top-level folder or the home
+// folder); otherwise Start explains which folder is in the way.
+//
+// The server must not outlive its parent. The child is started from a
+// goroutine that locks its OS thread for the child's whole life and asks
+// the kernel (Pdeathsig) to send SIGQUIT, PostgreSQL's immediate shutdown,
+// when that thread dies, which happens when our process is killed, even by
+// SIGKILL. WAL recovery at the next start loses no committed write. If such
+// an orphan is still shutting down when Start runs again, Start waits a
+// few seconds for it to go away before giving up with a clear error. Stop
+// asks for a fast shutdown (SIGINT) and waits for the exit, killing the
+// server only if it does not exit within 30 seconds.
+//
+// The package is for Unix; the parent-death signal is only requested on
+// Linux.
+package pgserver
