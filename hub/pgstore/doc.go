@@ -1,0 +1,30 @@
+// Package pgstore keeps the hub's truth in PostgreSQL: objects of every
+// kind, the change log that watches read, the audit log and token hashes.
+//
+// # Writes
+//
+// Every mutation is one transaction that writes the object, a change-log
+// row and an audit row, then NOTIFYs watchers. The resourceVersion comes
+// from one global sequence. To make the change log a gap-free, ordered
+// stream, a writer takes a transaction-scoped advisory lock just before it
+// draws its resourceVersion and holds it until commit: resourceVersions are
+// therefore committed in increasing order, and a reader that has seen
+// version N has seen every version below N. Only the short tail of each
+// write (draw, insert, commit) is serialised; reads and row locks happen
+// before it.
+//
+// # Watches
+//
+// LISTEN/NOTIFY carries only wake-ups. A woken watcher reads the changes
+// table from the last version it delivered, so a lost notification delays
+// an event but never loses it. A compactor trims the change log; a watch
+// that resumes from before the trimmed horizon gets ErrGone (HTTP 410) and
+// must list again.
+//
+// # Errors
+//
+// Domain failures come back as *api.Error with a stable code (NotFound,
+// AlreadyExists, Conflict, Gone). When PostgreSQL cannot be reached the
+// error has code Unavailable, which the API turns into 503 with
+// Retry-After, never 500.
+package pgstore

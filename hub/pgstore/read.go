@@ -1,0 +1,275 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// ListOptions narrows and pages a list.
+type ListOptions struct {
+	Selector api.Selector
+	Limit    int    // 0 means DefaultLimit, below 0 means everything (internal use)
+	Continue string // from the previous page
+}
+
+// Page limits.
+const (
+	DefaultLimit = 500
+	MaxLimit     = 5000
+)
+
+// ListResult is one page of a list.
+type ListResult struct {
+	Items           []*Record
+	ResourceVersion string // the version the page was read at
+	Continue        string // token for the next page, "" on the last
+}
+
+type continueToken struct {
+	After string `json:"a"`
+}
+
+// List reads one page of objects of a kind, ordered by name, in one
+// consistent snapshot together with the resourceVersion it was read at.
+func (s *Store) List(ctx context.Context, kind string, opts ListOptions) (*ListResult, error) {
+	limit := opts.Limit
+	switch {
+	case limit < 0:
+		limit = 1<<31 - 2
+	case limit == 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	after := ""
+	if opts.Continue != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(opts.Continue)
+		var tok continueToken
+		if err != nil || json.Unmarshal(raw, &tok) != nil {
+			return nil, api.Errorf(api.CodeBadRequest, "continue token is not one this hub issued")
+		}
+		after = tok.After
+	}
+	where, args := selectorSQL(opts.Selector, []any{kind, after})
+	args = append(args, limit+1)
+	query := `SELECT ` + recordColumns + ` FROM objects WHERE kind = $1 AND name > $2` + where +
+		` ORDER BY name LIMIT $` + strconv.Itoa(len(args))
+	res := &ListResult{}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Record, error) { return scanRecord(r) })
+		if err != nil {
+			return err
+		}
+		if len(items) > limit {
+			items = items[:limit]
+			b, _ := json.Marshal(continueToken{After: items[limit-1].Meta.Name})
+			res.Continue = base64.RawURLEncoding.EncodeToString(b)
+		}
+		res.Items = items
+		rv, err := currentVersion(ctx, tx)
+		res.ResourceVersion = strconv.FormatInt(rv, 10)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, classify(err))
+	}
+	return res, nil
+}
+
+// currentVersion is the newest resourceVersion visible in tx's snapshot.
+// Because versions commit in order, every lower version is visible too.
+func currentVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var rv int64
+	err := tx.QueryRow(ctx, `SELECT greatest(coalesce((SELECT max(resource_version) FROM changes), 0), compacted_rv) FROM watch_horizon`).Scan(&rv)
+	return rv, err
+}
+
+// selectorSQL renders a label selector as SQL conditions over the labels
+// column, appending its parameters to args.
+func selectorSQL(sel api.Selector, args []any) (string, []any) {
+	var b strings.Builder
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	for _, r := range sel.Requirements {
+		switch r.Operator {
+		case "In":
+			if len(r.Values) == 1 {
+				b.WriteString(" AND labels @> " + param(map[string]string{r.Key: r.Values[0]}))
+			} else {
+				b.WriteString(" AND labels->>" + param(r.Key) + " = ANY(" + param(r.Values) + ")")
+			}
+		case "NotIn":
+			k := param(r.Key)
+			b.WriteString(" AND (labels->>" + k + " IS NULL OR labels->>" + k + " <> ALL(" + param(r.Values) + "))")
+		case "Exists":
+			b.WriteString(" AND labels ? " + param(r.Key))
+		case "DoesNotExist":
+			b.WriteString(" AND NOT labels ? " + param(r.Key))
+		}
+	}
+	return b.String(), args
+}
+
+// Change is one row of the change log.
+type Change struct {
+	ResourceVersion int64
+	Kind            string
+	Name            string
+	Type            string
+	Object          json.RawMessage
+}
+
+// ErrGone is returned (wrapped, with code Gone) when the change log no
+// longer reaches back to the requested version.
+var ErrGone = api.Errorf(api.CodeGone, "the requested resourceVersion is too old: the change log was compacted past it; list again and watch from the list's resourceVersion")
+
+// Changes returns up to limit changes of a kind after version after, in
+// order. It fails with ErrGone when after is behind the compaction horizon.
+func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error) {
+	rows, err := s.pool.Query(ctx, `SELECT h.compacted_rv, c.resource_version, c.name, c.type, c.object
+		FROM watch_horizon h LEFT JOIN LATERAL (
+			SELECT resource_version, name, type, object FROM changes
+			WHERE kind = $1 AND resource_version > $2 ORDER BY resource_version LIMIT $3) c ON true`, kind, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var compacted int64
+		var rv *int64
+		var name, typ *string
+		var obj []byte
+		if err := rows.Scan(&compacted, &rv, &name, &typ, &obj); err != nil {
+			return nil, fmt.Errorf("read changes: %w", classify(err))
+		}
+		if after < compacted {
+			return nil, ErrGone
+		}
+		if rv == nil {
+			break
+		}
+		out = append(out, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read changes: %w", classify(err))
+	}
+	return out, nil
+}
+
+// Compact deletes change-log rows older than keep, always leaving the
+// newest row, and moves the watch horizon. It returns how many rows went.
+func (s *Store) Compact(ctx context.Context, keep time.Duration) (int64, error) {
+	cutoff := s.now().Add(-keep)
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var cut *int64
+		err := tx.QueryRow(ctx, `SELECT max(resource_version) FROM changes
+			WHERE at < $1 AND resource_version < (SELECT max(resource_version) FROM changes)`, cutoff).Scan(&cut)
+		if err != nil || cut == nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE watch_horizon SET compacted_rv = greatest(compacted_rv, $1)`, *cut); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM changes WHERE resource_version <= $1`, *cut)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact change log: %w", err)
+	}
+	return n, nil
+}
+
+// AuditEntry is one row of the audit log.
+type AuditEntry struct {
+	ID              int64     `json:"id"`
+	At              time.Time `json:"at"`
+	Actor           string    `json:"actor"`
+	Verb            string    `json:"verb"`
+	Kind            string    `json:"kind"`
+	Name            string    `json:"name"`
+	ResourceVersion string    `json:"resourceVersion,omitempty"`
+	Result          string    `json:"result"`
+	Detail          string    `json:"detail,omitempty"`
+	RequestID       string    `json:"requestId,omitempty"`
+}
+
+// AuditLog returns audit entries newest first, optionally for one kind and
+// name, with ids below before (0: from the newest).
+func (s *Store) AuditLog(ctx context.Context, kind, name string, before int64, limit int) ([]AuditEntry, error) {
+	if limit <= 0 || limit > MaxLimit {
+		limit = DefaultLimit
+	}
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, verb, kind, name, resource_version, result, detail, request_id
+		FROM audit_log WHERE id < $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR name = $3)
+		ORDER BY id DESC LIMIT $4`, before, kind, name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
+		var e AuditEntry
+		var rv *int64
+		err := r.Scan(&e.ID, &e.At, &e.Actor, &e.Verb, &e.Kind, &e.Name, &rv, &e.Result, &e.Detail, &e.RequestID)
+		if rv != nil {
+			e.ResourceVersion = strconv.FormatInt(*rv, 10)
+		}
+		e.At = e.At.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", classify(err))
+	}
+	return out, nil
+}
+
+// CreateToken stores a token object and the hash of its secret in one
+// transaction.
+func (s *Store) CreateToken(ctx context.Context, actor Actor, rec *Record, hash []byte) (*Record, error) {
+	return s.create(ctx, actor, rec, func(ctx context.Context, tx pgx.Tx, r *Record) error {
+		_, err := tx.Exec(ctx, `INSERT INTO token_hashes (hash, uid) VALUES ($1, $2)`, hash, r.Meta.UID)
+		return err
+	})
+}
+
+// TokenByHash finds the token whose secret hashes to hash.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*Record, error) {
+	row := s.pool.QueryRow(ctx, `SELECT `+prefixed("o", recordColumns)+` FROM token_hashes h JOIN objects o ON o.uid = h.uid
+		WHERE h.hash = $1 AND o.kind = 'Token'`, hash)
+	r, err := scanRecord(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeUnauthorized, "unknown token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", classify(err))
+	}
+	return r, nil
+}
+
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,312 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/atollhq/atoll/api"
+)
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Audit verbs.
+const (
+	VerbCreate = "create"
+	VerbUpdate = "update"
+	VerbPatch  = "patch"
+	VerbDelete = "delete"
+)
+
+// Create stores a new object. The store assigns uid, resourceVersion,
+// generation 1 and the creation timestamp; status starts empty unless rec
+// carries one. It fails with AlreadyExists when the name is taken.
+func (s *Store) Create(ctx context.Context, actor Actor, rec *Record) (*Record, error) {
+	return s.create(ctx, actor, rec, nil)
+}
+
+// create runs Create with an optional hook that writes more rows in the
+// same transaction once the object row exists.
+func (s *Store) create(ctx context.Context, actor Actor, rec *Record, extra func(ctx context.Context, tx pgx.Tx, r *Record) error) (*Record, error) {
+	out := *rec
+	out.Meta = rec.Meta
+	uid, uidText := newUUID()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	out.Meta.UID = uidText
+	out.Meta.Generation = 1
+	out.Meta.CreationTimestamp = &now
+	out.Meta.DeletionTimestamp = nil
+	out.Spec = jsonOrEmpty(rec.Spec)
+	out.Status = jsonOrEmpty(rec.Status)
+
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rv, err := drawVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
+		tag, err := tx.Exec(ctx, `INSERT INTO objects (`+recordColumns+`)
+			VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
+			ON CONFLICT (kind, name) DO NOTHING`,
+			out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
+			sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
+		}
+		if extra != nil {
+			if err := extra(ctx, tx, &out); err != nil {
+				return err
+			}
+		}
+		return s.logChange(ctx, tx, actor, VerbCreate, api.Added, &out)
+	})
+	if err != nil {
+		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
+		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+	}
+	return &out, nil
+}
+
+// MutateFunc changes a copy of the current object in place. Returning an
+// error aborts the mutation and the error is returned to the caller.
+type MutateFunc func(cur *Record) error
+
+// Mutate reads an object under a row lock, lets fn change a copy, and writes
+// the result with a new resourceVersion. Only labels, annotations,
+// finalizers, spec, status and deletionTimestamp are taken from the copy;
+// generation is bumped when spec changed. A mutation that changes nothing
+// writes nothing and returns the object as it was. When the copy has a
+// deletionTimestamp and no finalizers left, the object is deleted.
+func (s *Store) Mutate(ctx context.Context, actor Actor, verb, kind, name string, fn MutateFunc) (*Record, error) {
+	var out *Record
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := lockRecord(ctx, tx, kind, name)
+		if err != nil {
+			return err
+		}
+		next := *cur
+		next.Meta.Labels = cloneMap(cur.Meta.Labels)
+		next.Meta.Annotations = cloneMap(cur.Meta.Annotations)
+		next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
+		if err := fn(&next); err != nil {
+			return err
+		}
+		out, err = s.write(ctx, tx, actor, verb, cur, &next)
+		return err
+	})
+	if err != nil {
+		s.auditFailure(ctx, actor, verb, kind, name, err)
+		return nil, fmt.Errorf("%s %s %s: %w", verb, kind, name, err)
+	}
+	return out, nil
+}
+
+// Delete removes an object, or marks it for deletion (deletionTimestamp)
+// while finalizers remain. A non-empty precondition must equal the current
+// resourceVersion. It returns the last state and whether the object is gone.
+func (s *Store) Delete(ctx context.Context, actor Actor, kind, name, precondition string) (*Record, bool, error) {
+	rec, err := s.Mutate(ctx, actor, VerbDelete, kind, name, func(cur *Record) error {
+		if precondition != "" && precondition != cur.Meta.ResourceVersion {
+			return conflict(kind, name, precondition, cur.Meta.ResourceVersion)
+		}
+		if cur.Meta.DeletionTimestamp == nil {
+			now := s.now().UTC().Truncate(time.Microsecond)
+			cur.Meta.DeletionTimestamp = &now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return rec, len(rec.Meta.Finalizers) == 0, nil
+}
+
+func conflict(kind, name, want, have string) error {
+	return api.Errorf(api.CodeConflict, "%s %q was modified: you sent resourceVersion %s but it is now %s; read it again and retry", kind, name, want, have)
+}
+
+// CheckVersion returns a Conflict error unless precondition is empty or
+// equals the record's resourceVersion.
+func CheckVersion(cur *Record, precondition string) error {
+	if precondition != "" && precondition != cur.Meta.ResourceVersion {
+		return conflict(cur.Kind, cur.Meta.Name, precondition, cur.Meta.ResourceVersion)
+	}
+	return nil
+}
+
+func lockRecord(ctx context.Context, tx pgx.Tx, kind, name string) (*Record, error) {
+	row := tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM objects WHERE kind = $1 AND name = $2 FOR UPDATE`, kind, name)
+	cur, err := scanRecord(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(kind, name)
+	}
+	return cur, err
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// write stores next over cur inside tx.
+func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, cur, next *Record) (*Record, error) {
+	next.Spec = jsonOrEmpty(next.Spec)
+	next.Status = jsonOrEmpty(next.Status)
+	// Identity and bookkeeping are the store's, whatever fn did.
+	next.Kind, next.Meta.Name, next.Meta.UID = cur.Kind, cur.Meta.Name, cur.Meta.UID
+	next.Meta.CreationTimestamp, next.Meta.Generation = cur.Meta.CreationTimestamp, cur.Meta.Generation
+	if cur.Meta.DeletionTimestamp != nil {
+		next.Meta.DeletionTimestamp = cur.Meta.DeletionTimestamp // once set, it stays
+	}
+	if len(next.Meta.Finalizers) == 0 {
+		next.Meta.Finalizers = nil
+	}
+	if len(next.Meta.Labels) == 0 {
+		next.Meta.Labels = nil
+	}
+	if len(next.Meta.Annotations) == 0 {
+		next.Meta.Annotations = nil
+	}
+	specChanged := !jsonEqual(cur.Spec, next.Spec)
+	gone := next.Meta.DeletionTimestamp != nil && len(next.Meta.Finalizers) == 0
+	unchanged := !specChanged && !gone &&
+		jsonEqual(cur.Status, next.Status) &&
+		mapsEqual(cur.Meta.Labels, next.Meta.Labels) &&
+		mapsEqual(cur.Meta.Annotations, next.Meta.Annotations) &&
+		slicesEqual(cur.Meta.Finalizers, next.Meta.Finalizers) &&
+		(cur.Meta.DeletionTimestamp == nil) == (next.Meta.DeletionTimestamp == nil)
+	if unchanged {
+		return cur, nil
+	}
+	if specChanged {
+		next.Meta.Generation++
+	}
+	rv, err := drawVersion(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	next.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
+	if gone {
+		if _, err := tx.Exec(ctx, `DELETE FROM objects WHERE kind = $1 AND name = $2`, cur.Kind, cur.Meta.Name); err != nil {
+			return nil, err
+		}
+		return next, s.logChange(ctx, tx, actor, verb, api.Deleted, next)
+	}
+	_, err = tx.Exec(ctx, `UPDATE objects SET resource_version = $3, generation = $4, labels = $5, annotations = $6,
+		finalizers = $7, spec = $8, status = $9, deletion_timestamp = $10 WHERE kind = $1 AND name = $2`,
+		cur.Kind, cur.Meta.Name, rv, next.Meta.Generation, mapOrEmpty(next.Meta.Labels), mapOrEmpty(next.Meta.Annotations),
+		sliceOrEmpty(next.Meta.Finalizers), next.Spec, next.Status, next.Meta.DeletionTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	return next, s.logChange(ctx, tx, actor, verb, api.Modified, next)
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// drawVersion takes the write lock and draws the next resourceVersion; see
+// the package documentation for why.
+func drawVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var rv int64
+	err := tx.QueryRow(ctx, `SELECT nextval('resource_version_seq') FROM (SELECT pg_advisory_xact_lock($1)) AS l`, int64(writeLockKey)).Scan(&rv)
+	return rv, err
+}
+
+// logChange writes the change-log row, the audit row and the wake-up.
+func (s *Store) logChange(ctx context.Context, tx pgx.Tx, actor Actor, verb, typ string, rec *Record) error {
+	obj, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	rv := rec.RV()
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO changes (resource_version, kind, name, type, object) VALUES ($1, $2, $3, $4, $5)`, rv, rec.Kind, rec.Meta.Name, typ, obj)
+	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, request_id) VALUES ($1, $2, $3, $4, $5, 'ok', $6)`,
+		actor.Name, verb, rec.Kind, rec.Meta.Name, rv, actor.RequestID)
+	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, rec.Kind+" "+strconv.FormatInt(rv, 10))
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// auditFailure records a refused or failed mutation. It runs outside the
+// failed transaction and is best effort: when the database itself is down
+// there is nowhere to write, and the log line from the API is the record.
+func (s *Store) auditFailure(ctx context.Context, actor Actor, verb, kind, name string, cause error) {
+	code := api.ErrorCode(cause)
+	if code == api.CodeUnavailable || errors.Is(cause, context.Canceled) {
+		return
+	}
+	var fe api.FieldErrors
+	switch {
+	case errors.As(cause, &fe):
+		code = api.CodeInvalid
+	case code == "":
+		code = "Failed"
+	}
+	s.AuditRefusal(context.WithoutCancel(ctx), actor, verb, kind, name, code, cause.Error())
+}
+
+// AuditRefusal records a mutation that did not happen (denied, invalid,
+// conflicting) so that the audit log shows attempts as well as changes.
+func (s *Store) AuditRefusal(ctx context.Context, actor Actor, verb, kind, name, result, detail string) {
+	_, err := s.pool.Exec(ctx, `INSERT INTO audit_log (actor, verb, kind, name, result, detail, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		actor.Name, verb, kind, name, result, truncate(detail, 1000), actor.RequestID)
+	if err != nil {
+		s.log.WarnContext(ctx, "audit write failed", "err", err, "verb", verb, "kind", kind, "name", name)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// inTx runs fn in a transaction and classifies its error.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, fn)
+	return classify(err)
+}
