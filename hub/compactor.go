@@ -1,0 +1,70 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/atollhq/atoll/hub/pgstore"
+)
+
+// Compactor trims the change log to its retention, so watches can resume
+// within the retention and get 410 beyond it.
+type Compactor struct {
+	store  *pgstore.Store
+	log    *slog.Logger
+	keep   time.Duration
+	every  time.Duration
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewCompactor makes a compactor; zero durations mean 1h retention and a
+// pass every minute.
+func NewCompactor(store *pgstore.Store, log *slog.Logger, keep, every time.Duration) *Compactor {
+	if keep <= 0 {
+		keep = time.Hour
+	}
+	if every <= 0 {
+		every = time.Minute
+	}
+	return &Compactor{store: store, log: log, keep: keep, every: every, done: make(chan struct{})}
+}
+
+// Start runs passes until Stop or ctx ends.
+func (c *Compactor) Start(ctx context.Context) {
+	ctx, c.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(c.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := c.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					c.log.WarnContext(ctx, "change log compaction failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// RunOnce compacts once and returns how many rows went.
+func (c *Compactor) RunOnce(ctx context.Context) (int64, error) {
+	return c.store.Compact(ctx, c.keep)
+}
+
+// Stop ends the service; safe to call twice and before Start.
+func (c *Compactor) Stop() {
+	c.once.Do(func() {
+		if c.cancel != nil {
+			c.cancel()
+			<-c.done
+		}
+	})
+}

@@ -1,0 +1,17 @@
+// Package hub is Atoll's control plane: the REST API under /api/v1 (with
+// its OpenAPI 3.1 document at /openapi.json), authentication and roles,
+// watches over Server-Sent Events, health and readiness, and the
+// background services that keep the store tidy.
+//
+// The API is declared with huma on a chi router, so the OpenAPI document is
+// generated from the Go types in package api. Every error is an RFC 9457
+// problem (application/problem+json) with a stable code; problems about
+// input carry the location of each bad field ("body.spec.replicas",
+// "query.labelSelector"). Input problems are always 4xx; a database that
+// cannot be reached is 503 with Retry-After; only a bug is 500, and then
+// the user gets a request id while the detail goes to the log.
+//
+// Each route declares the role it needs (viewer, operator, admin) in its
+// operation metadata; one huma middleware authenticates the bearer token
+// and enforces it, and refused writes are audited.
+package hub

@@ -1,0 +1,179 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/telemetry"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const adminSecret = "atoll_testadminsecret0123456789abcdef"
+
+// clock is a settable clock for expiry tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// env is one hub on its own database, served over real HTTP.
+type env struct {
+	t      testing.TB
+	url    string
+	store  *pgstore.Store
+	clock  *clock
+	server *hub.Server
+	admin  *client.Client
+}
+
+func newEnv(t testing.TB) *env {
+	return newEnvOn(t, pgtest.NewDatabase(t))
+}
+
+func newEnvOn(t testing.TB, dbURL string) *env {
+	t.Helper()
+	ctx := context.Background()
+	clk := &clock{now: time.Now()}
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 8, Now: clk.Now})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	tel, err := telemetry.Setup(ctx, "atoll-hub-test", "test")
+	if err != nil {
+		t.Fatalf("telemetry: %v", err)
+	}
+	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	s := hub.New(hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second})
+	s.Start(ctx)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		s.Stop() // ends watches, so Close does not wait on them
+		ts.Close()
+		store.Close()
+	})
+	return &env{t: t, url: ts.URL, store: store, clock: clk, server: s, admin: client.New(ts.URL, adminSecret, nil)}
+}
+
+// response is an HTTP answer, read whole.
+type response struct {
+	status  int
+	header  http.Header
+	body    []byte
+	problem api.Problem
+}
+
+// do sends a request with the given token ("" for none).
+func (e *env) do(method, path, token, contentType string, body []byte) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, body: data}
+	if resp.StatusCode >= 400 {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			e.t.Errorf("%s %s: error answered with Content-Type %q, want application/problem+json; body %s", method, path, ct, data)
+		}
+		if err := json.Unmarshal(data, &r.problem); err != nil {
+			e.t.Errorf("%s %s: problem body is not JSON: %v: %s", method, path, err, data)
+		}
+		if r.problem.Status != resp.StatusCode || r.problem.Code == "" {
+			e.t.Errorf("%s %s: problem says status %d code %q, HTTP said %d", method, path, r.problem.Status, r.problem.Code, resp.StatusCode)
+		}
+	}
+	return r
+}
+
+func (e *env) json(method, path string, body any) response {
+	e.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.do(method, path, adminSecret, "application/json", b)
+}
+
+// token creates a token with a role and returns its secret.
+func (e *env) token(name, role string) string {
+	e.t.Helper()
+	var created api.Token
+	err := e.admin.Create(context.Background(), "tokens", api.Token{Metadata: api.ObjectMeta{Name: name}, Spec: api.TokenSpec{Role: role}}, &created)
+	if err != nil {
+		e.t.Fatalf("create token %s: %v", name, err)
+	}
+	if created.Status.Secret == "" {
+		e.t.Fatalf("created token %s came back without its secret", name)
+	}
+	return created.Status.Secret
+}
+
+func workload(name string, replicas int32, labels map[string]string) api.Workload {
+	return api.Workload{
+		TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Workload"},
+		Metadata: api.ObjectMeta{Name: name, Labels: labels},
+		Spec:     api.WorkloadSpec{Replicas: replicas, Template: api.ReplicaTemplate{Driver: "sim"}},
+	}
+}
+
+func (e *env) create(w api.Workload) api.Workload {
+	e.t.Helper()
+	var out api.Workload
+	if err := e.admin.Create(context.Background(), "workloads", w, &out); err != nil {
+		e.t.Fatalf("create %s: %v", w.Metadata.Name, err)
+	}
+	return out
+}
+
+func sha(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func mustJSON(t *testing.T, r *pgstore.Record) []byte {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,421 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+)
+
+// maxBody is the largest request body the API reads: 1 MiB (huma refuses a
+// body that reaches its limit, hence the +1).
+const maxBody = 1<<20 + 1
+
+// objPtr is a pointer to a resource type.
+type objPtr[T any] interface {
+	*T
+	api.Object
+}
+
+// kindRoutes describes how one kind is served.
+type kindRoutes[T any, P objPtr[T], L any] struct {
+	kind      api.Kind
+	writeRole string
+	// list wraps a page of items in the kind's list type.
+	list func(items []T, meta api.ListMeta) L
+	// create stores a validated object and returns it as stored; nil
+	// means storeCreate.
+	create func(ctx context.Context, s *Server, a pgstore.Actor, obj P) (P, error)
+	// mutable kinds get PUT and PATCH.
+	mutable bool
+}
+
+func opMeta(role, verb, kind string) map[string]any {
+	return map[string]any{"role": role, "verb": verb, "kind": kind}
+}
+
+var bearer = []map[string][]string{{"bearer": {}}}
+
+// registerKind adds create, get, list, update, patch, delete and watch for
+// one kind.
+func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRoutes[T, P, L]) {
+	kind, plural := k.kind.Name, k.kind.Plural
+	if k.create == nil {
+		k.create = func(ctx context.Context, s *Server, a pgstore.Actor, obj P) (P, error) {
+			return storeCreate[T, P](ctx, s, a, kind, obj)
+		}
+	}
+	base := "/api/v1/" + plural
+	tags := []string{kind + "s"}
+
+	huma.Register(hapi, huma.Operation{
+		OperationID: "create-" + k.kind.Short[0], Method: http.MethodPost, Path: base,
+		Summary: "Create a " + kind, Tags: tags, Security: bearer, DefaultStatus: http.StatusCreated,
+		MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbCreate, kind),
+		Errors: []int{400, 401, 403, 409, 413, 415, 422, 503},
+	}, func(ctx context.Context, in *struct{ Body T }) (*struct {
+		Location string `header:"Location"`
+		Body     T
+	}, error) {
+		obj := P(&in.Body)
+		a := s.actor(ctx)
+		if err := s.validateWrite(ctx, a, pgstore.VerbCreate, kind, obj); err != nil {
+			return nil, err
+		}
+		if obj.GetMetadata().ResourceVersion != "" {
+			return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
+		}
+		created, err := k.create(ctx, s, a, obj)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		return &struct {
+			Location string `header:"Location"`
+			Body     T
+		}{Location: base + "/" + created.GetMetadata().Name, Body: *created}, nil
+	})
+
+	huma.Register(hapi, huma.Operation{
+		OperationID: "get-" + k.kind.Short[0], Method: http.MethodGet, Path: base + "/{name}",
+		Summary: "Read a " + kind, Tags: tags, Security: bearer,
+		Metadata: opMeta(k.kind.ReadRole, "", kind), Errors: []int{401, 403, 404, 503},
+	}, func(ctx context.Context, in *struct {
+		Name string `path:"name" maxLength:"253"`
+	}) (*struct{ Body T }, error) {
+		rec, err := s.store.Get(ctx, kind, in.Name)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		out := &struct{ Body T }{}
+		return out, toProblem2(ctx, rec.Decode(&out.Body))
+	})
+
+	huma.Register(hapi, huma.Operation{
+		OperationID: "list-" + k.kind.Short[0], Method: http.MethodGet, Path: base,
+		Summary: "List " + kind + "s", Tags: tags, Security: bearer,
+		Metadata: opMeta(k.kind.ReadRole, "", kind), Errors: []int{400, 401, 403, 422, 503},
+	}, func(ctx context.Context, in *listParams) (*struct{ Body L }, error) {
+		sel, err := in.selector()
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		res, err := s.store.List(ctx, kind, pgstore.ListOptions{Selector: sel, Limit: in.Limit, Continue: in.Continue})
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		items := make([]T, len(res.Items))
+		for i, rec := range res.Items {
+			if err := rec.Decode(&items[i]); err != nil {
+				return nil, toProblem(ctx, err)
+			}
+		}
+		return &struct{ Body L }{Body: k.list(items, api.ListMeta{ResourceVersion: res.ResourceVersion, Continue: res.Continue})}, nil
+	})
+
+	if k.mutable {
+		huma.Register(hapi, huma.Operation{
+			OperationID: "replace-" + k.kind.Short[0], Method: http.MethodPut, Path: base + "/{name}",
+			Summary: "Replace a " + kind, Description: "Replaces labels, annotations, finalizers and spec. With metadata.resourceVersion set, fails with 409 when the object changed since.",
+			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbUpdate, kind),
+			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
+		}, func(ctx context.Context, in *struct {
+			Name string `path:"name" maxLength:"253"`
+			Body T
+		}) (*struct{ Body T }, error) {
+			obj := P(&in.Body)
+			a := s.actor(ctx)
+			if obj.GetMetadata().Name == "" {
+				obj.GetMetadata().Name = in.Name
+			}
+			if obj.GetMetadata().Name != in.Name {
+				return nil, s.refuse(ctx, a, pgstore.VerbUpdate, kind, in.Name, api.FieldErrors{{Field: "metadata.name", Message: fmt.Sprintf("must match the name in the path (%q)", in.Name), Value: obj.GetMetadata().Name}})
+			}
+			if err := s.validateWrite(ctx, a, pgstore.VerbUpdate, kind, obj); err != nil {
+				return nil, err
+			}
+			want := recordOf(kind, obj)
+			rec, err := s.store.Mutate(ctx, a, pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
+				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
+					return err
+				}
+				cur.Meta.Labels, cur.Meta.Annotations, cur.Meta.Finalizers = want.Meta.Labels, want.Meta.Annotations, want.Meta.Finalizers
+				cur.Spec = want.Spec
+				return nil
+			})
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			out := &struct{ Body T }{}
+			return out, toProblem2(ctx, rec.Decode(&out.Body))
+		})
+
+		huma.Register(hapi, huma.Operation{
+			OperationID: "patch-" + k.kind.Short[0], Method: http.MethodPatch, Path: base + "/{name}",
+			Summary: "Patch a " + kind, Description: "RFC 7386 JSON merge patch (application/merge-patch+json; application/json and application/yaml are read the same way) over metadata (labels, annotations, finalizers) and spec. A metadata.resourceVersion in the patch is a precondition.",
+			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbPatch, kind),
+			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
+			RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+				"application/merge-patch+json": {Schema: &huma.Schema{Type: huma.TypeObject, Description: "A merge patch over the object."}},
+			}},
+		}, func(ctx context.Context, in *struct {
+			Name        string `path:"name" maxLength:"253"`
+			ContentType string `header:"Content-Type"`
+			RawBody     []byte
+		}) (*struct{ Body T }, error) {
+			a := s.actor(ctx)
+			patch, err := patchJSON(in.ContentType, in.RawBody)
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			schema := hapi.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
+			rec, err := s.store.Mutate(ctx, a, pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
+				obj, err := applyPatch[T, P](hapi, schema, cur, patch)
+				if err != nil {
+					return err
+				}
+				want := recordOf(kind, obj)
+				cur.Meta.Labels, cur.Meta.Annotations, cur.Meta.Finalizers = want.Meta.Labels, want.Meta.Annotations, want.Meta.Finalizers
+				cur.Spec = want.Spec
+				return nil
+			})
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			out := &struct{ Body T }{}
+			return out, toProblem2(ctx, rec.Decode(&out.Body))
+		})
+	}
+
+	huma.Register(hapi, huma.Operation{
+		OperationID: "delete-" + k.kind.Short[0], Method: http.MethodDelete, Path: base + "/{name}",
+		Summary:     "Delete a " + kind,
+		Description: "Deletes the object, or, while finalizers remain, marks it with a deletionTimestamp. Answers with the object's last state.",
+		Tags:        tags, Security: bearer, Metadata: opMeta(k.writeRole, pgstore.VerbDelete, kind),
+		Errors: []int{401, 403, 404, 409, 503},
+	}, func(ctx context.Context, in *struct {
+		Name            string `path:"name" maxLength:"253"`
+		ResourceVersion string `query:"resourceVersion" doc:"Delete only if the object is still at this version."`
+	}) (*struct{ Body T }, error) {
+		rec, _, err := s.store.Delete(ctx, s.actor(ctx), kind, in.Name, in.ResourceVersion)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		out := &struct{ Body T }{}
+		return out, toProblem2(ctx, rec.Decode(&out.Body))
+	})
+
+	registerWatch(s, hapi, k.kind)
+}
+
+// storeCreate creates the object as sent.
+func storeCreate[T any, P objPtr[T]](ctx context.Context, s *Server, a pgstore.Actor, kind string, obj P) (P, error) {
+	rec, err := s.store.Create(ctx, a, recordOf(kind, obj))
+	if err != nil {
+		return nil, err
+	}
+	out := P(new(T))
+	return out, rec.Decode(out)
+}
+
+// toProblem2 is toProblem for an error that may be nil.
+func toProblem2(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	return toProblem(ctx, err)
+}
+
+// listParams are the query parameters of every list.
+type listParams struct {
+	LabelSelector string `query:"labelSelector" maxLength:"4096" doc:"Kubernetes label selector, e.g. app=web,tier in (a,b),!legacy"`
+	Limit         int    `query:"limit" minimum:"0" maximum:"5000" doc:"Page size; 0 means 500."`
+	Continue      string `query:"continue" maxLength:"4096" doc:"Token from the previous page."`
+}
+
+func (p *listParams) selector() (api.Selector, error) {
+	sel, err := api.ParseSelector(p.LabelSelector)
+	if err != nil {
+		pr := newProblem(http.StatusBadRequest, api.CodeBadRequest, "invalid label selector")
+		pr.Errors = []api.ProblemDetail{{Location: "query.labelSelector", Message: err.Error(), Value: p.LabelSelector}}
+		return sel, pr
+	}
+	return sel, nil
+}
+
+// actor names the caller for the audit log.
+func (s *Server) actor(ctx context.Context) pgstore.Actor {
+	return actor(ctx, requestIDOf(ctx))
+}
+
+// validateWrite checks an object and audits a refusal.
+func (s *Server) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind string, obj api.Object) error {
+	if fe := obj.Validate(); fe != nil {
+		return s.refuse(ctx, a, verb, kind, obj.GetMetadata().Name, fe)
+	}
+	return nil
+}
+
+// refuse audits a refused write and returns its problem.
+func (s *Server) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name string, err error) error {
+	s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
+	return toProblem(ctx, err)
+}
+
+// recordOf splits a typed object into what the store keeps.
+func recordOf(kind string, obj api.Object) *pgstore.Record {
+	b, _ := json.Marshal(obj)
+	var parts struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	_ = json.Unmarshal(b, &parts)
+	m := *obj.GetMetadata()
+	return &pgstore.Record{Kind: kind, Meta: m, Spec: parts.Spec}
+}
+
+// patchJSON reads a merge patch body in any of the accepted media types.
+func patchJSON(contentType string, body []byte) ([]byte, error) {
+	switch mediaType(contentType) {
+	case "application/merge-patch+json", "application/json", "":
+	case "application/yaml", "application/x-yaml", "text/yaml":
+		js, err := api.YAMLToJSON(body)
+		if err != nil {
+			return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, "the patch is not valid YAML: "+err.Error())
+		}
+		body = js
+	default:
+		return nil, bodyProblem(http.StatusUnsupportedMediaType, api.CodeUnsupportedMediaType,
+			fmt.Sprintf("content type %q is not accepted: send application/merge-patch+json, application/json or application/yaml", contentType))
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, "the patch must be a JSON object")
+	}
+	if _, ok := m["status"]; ok {
+		p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "validation failed")
+		p.Errors = []api.ProblemDetail{{Location: "body.status", Message: "is written by the hub, not by clients"}}
+		return nil, p
+	}
+	return body, nil
+}
+
+func bodyProblem(status int, code, msg string) *problem {
+	p := newProblem(status, code, msg)
+	p.Errors = []api.ProblemDetail{{Location: "body", Message: msg}}
+	return p
+}
+
+// applyPatch merges patch over the current object, then checks the result
+// against the schema (so unknown fields are reported with their path) and
+// the kind's validation.
+func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgstore.Record, patch []byte) (P, error) {
+	doc := *cur
+	doc.Status = nil
+	base, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	merged, err := api.MergePatch(base, patch)
+	if err != nil {
+		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
+	}
+	var generic any
+	_ = json.Unmarshal(merged, &generic)
+	pb := huma.NewPathBuffer([]byte("body"), 0)
+	res := &huma.ValidateResult{}
+	huma.Validate(hapi.OpenAPI().Components.Schemas, schema, pb, huma.ModeWriteToServer, generic, res)
+	if len(res.Errors) > 0 {
+		p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "validation failed")
+		for _, e := range res.Errors {
+			if d, ok := e.(*huma.ErrorDetail); ok {
+				p.Errors = append(p.Errors, api.ProblemDetail{Location: d.Location, Message: d.Message, Value: sanitizeValue(d.Value)})
+			} else {
+				p.Errors = append(p.Errors, api.ProblemDetail{Message: e.Error()})
+			}
+		}
+		return nil, p
+	}
+	obj := P(new(T))
+	if err := api.DecodeStrict(merged, obj); err != nil {
+		return nil, bodyProblem(http.StatusUnprocessableEntity, api.CodeInvalid, err.Error())
+	}
+	m := obj.GetMetadata()
+	if m.Name != cur.Meta.Name {
+		return nil, api.FieldErrors{{Field: "metadata.name", Message: "cannot be changed", Value: m.Name}}
+	}
+	if m.UID != cur.Meta.UID {
+		return nil, api.FieldErrors{{Field: "metadata.uid", Message: "cannot be changed", Value: m.UID}}
+	}
+	if err := pgstore.CheckVersion(cur, m.ResourceVersion); err != nil {
+		return nil, err
+	}
+	if fe := obj.Validate(); fe != nil {
+		return nil, fe
+	}
+	return obj, nil
+}
+
+// tokenCreate makes the secret, fixes the expiry and stores the hash.
+func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) (*api.Token, error) {
+	now := s.now().UTC().Truncate(time.Second)
+	switch {
+	case t.Spec.TTL != "" && t.Spec.ExpiresAt != nil:
+		return nil, api.FieldErrors{{Field: "spec.ttl", Message: "set ttl or expiresAt, not both"}}
+	case t.Spec.TTL != "":
+		exp := now.Add(t.Spec.TTL.Get(0))
+		t.Spec.ExpiresAt = &exp
+	case t.Spec.ExpiresAt != nil && !t.Spec.ExpiresAt.After(now):
+		return nil, api.FieldErrors{{Field: "spec.expiresAt", Message: "is in the past"}}
+	}
+	secret, prefix := newSecret()
+	t.Status = api.TokenStatus{Prefix: prefix}
+	rec := recordOf("Token", t)
+	status, _ := json.Marshal(t.Status)
+	rec.Status = status
+	out, err := s.store.CreateToken(ctx, a, rec, hashSecret(secret))
+	if err != nil {
+		return nil, err
+	}
+	var created api.Token
+	if err := out.Decode(&created); err != nil {
+		return nil, err
+	}
+	created.Status.Secret = secret
+	return &created, nil
+}
+
+// auditParams are the query parameters of the audit log.
+type auditParams struct {
+	Kind   string `query:"kind" maxLength:"64"`
+	Name   string `query:"name" maxLength:"253"`
+	Before int64  `query:"before" minimum:"0" doc:"Only entries with an id below this (for paging)."`
+	Limit  int    `query:"limit" minimum:"0" maximum:"5000"`
+}
+
+// AuditList is a page of the audit log.
+type AuditList struct {
+	Items []pgstore.AuditEntry `json:"items"`
+}
+
+func registerAudit(s *Server, hapi huma.API) {
+	huma.Register(hapi, huma.Operation{
+		OperationID: "list-audit", Method: http.MethodGet, Path: "/api/v1/audit",
+		Summary: "Read the audit log, newest first", Tags: []string{"Audit"}, Security: bearer,
+		Metadata: opMeta(api.RoleAdmin, "", "Audit"), Errors: []int{401, 403, 503},
+	}, func(ctx context.Context, in *auditParams) (*struct{ Body AuditList }, error) {
+		items, err := s.store.AuditLog(ctx, in.Kind, in.Name, in.Before, in.Limit)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		if items == nil {
+			items = []pgstore.AuditEntry{}
+		}
+		return &struct{ Body AuditList }{Body: AuditList{Items: items}}, nil
+	})
+}
