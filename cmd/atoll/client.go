@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+)
+
+func kindArg(name string) (api.Kind, error) {
+	k, ok := api.LookupKind(name)
+	if !ok {
+		names := make([]string, len(api.Kinds))
+		for i, k := range api.Kinds {
+			names[i] = k.Plural
+		}
+		return k, fmt.Errorf("unknown kind %q: try one of %s", name, strings.Join(names, ", "))
+	}
+	return k, nil
+}
+
+func checkOutput(o string) error {
+	switch o {
+	case "table", "wide", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("-o %s: use table, wide, json or yaml", o)
+}
+
+func newGetCmd(cf *clientFlags) *cobra.Command {
+	var output, selector string
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "List objects of a kind, or show one",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			k, err := kindArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, out := cmd.Context(), cmd.OutOrStdout()
+			if len(args) == 2 {
+				if watch {
+					return errors.New("-w watches a whole kind: drop the name, or use -l to narrow")
+				}
+				var raw json.RawMessage
+				if err := c.Get(ctx, k.Plural, args[1], &raw); err != nil {
+					return err
+				}
+				return printObjects(out, k, output, []json.RawMessage{raw}, nil)
+			}
+			items, rv, err := listAll(ctx, c, k, selector)
+			if err != nil {
+				return err
+			}
+			if err := printObjects(out, k, output, items, &rv); err != nil {
+				return err
+			}
+			if !watch {
+				return nil
+			}
+			return watchObjects(ctx, c, out, k, output, selector, rv)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen")
+	return cmd
+}
+
+// listAll follows continue tokens to the end.
+func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string) ([]json.RawMessage, string, error) {
+	var all []json.RawMessage
+	opts := client.ListOptions{LabelSelector: selector}
+	for {
+		var page struct {
+			Metadata api.ListMeta      `json:"metadata"`
+			Items    []json.RawMessage `json:"items"`
+		}
+		if err := c.List(ctx, k.Plural, opts, &page); err != nil {
+			return nil, "", err
+		}
+		all = append(all, page.Items...)
+		if page.Metadata.Continue == "" {
+			return all, page.Metadata.ResourceVersion, nil
+		}
+		opts.Continue = page.Metadata.Continue
+	}
+}
+
+func printObjects(out io.Writer, k api.Kind, output string, items []json.RawMessage, listRV *string) error {
+	switch output {
+	case "json", "yaml":
+		if listRV == nil {
+			return printData(out, output, items[0])
+		}
+		return printData(out, output, map[string]any{
+			"apiVersion": api.Group, "kind": k.Name + "List",
+			"metadata": api.ListMeta{ResourceVersion: *listRV}, "items": items,
+		})
+	}
+	if len(items) == 0 && listRV != nil {
+		fmt.Fprintf(out, "No %s found.\n", k.Plural)
+		return nil
+	}
+	p := printers[k.Name]
+	wide := output == "wide"
+	t := newTable(out, p.header(wide)...)
+	now := time.Now()
+	for _, raw := range items {
+		t.row(p.row(raw, now, wide)...)
+	}
+	return t.flush()
+}
+
+func watchObjects(ctx context.Context, c *client.Client, out io.Writer, k api.Kind, output, selector, rv string) error {
+	p := printers[k.Name]
+	wide := output == "wide"
+	err := c.Watch(ctx, k.Plural, selector, rv, func(ev client.Event) error {
+		switch output {
+		case "json", "yaml":
+			return printData(out, output, map[string]any{"type": ev.Type, "object": ev.Object})
+		}
+		t := newTable(out)
+		t.row(append([]string{ev.Type}, p.row(ev.Object, time.Now(), wide)...)...)
+		return t.flush()
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func newDescribeCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe KIND NAME",
+		Short: "Show one object in detail",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := kindArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var obj struct {
+				Metadata api.ObjectMeta  `json:"metadata"`
+				Spec     json.RawMessage `json:"spec"`
+				Status   json.RawMessage `json:"status"`
+			}
+			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
+				return err
+			}
+			return describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status)
+		},
+	}
+}
+
+func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.RawMessage) error {
+	t := newTable(out)
+	t.row("Kind:", k.Name)
+	t.row("Name:", m.Name)
+	t.row("UID:", m.UID)
+	t.row("Labels:", labelString(m.Labels))
+	t.row("Annotations:", labelString(m.Annotations))
+	if m.CreationTimestamp != nil {
+		t.row("Created:", m.CreationTimestamp.Format(time.RFC3339)+" ("+age(m.CreationTimestamp, time.Now())+" ago)")
+	}
+	t.row("Generation:", fmt.Sprint(m.Generation))
+	t.row("Resource version:", m.ResourceVersion)
+	if len(m.Finalizers) > 0 {
+		t.row("Finalizers:", strings.Join(m.Finalizers, ", "))
+	}
+	if m.DeletionTimestamp != nil {
+		t.row("Deleting since:", m.DeletionTimestamp.Format(time.RFC3339))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, part := range []struct {
+		title string
+		doc   json.RawMessage
+	}{{"Spec", spec}, {"Status", status}} {
+		if len(part.doc) == 0 || string(part.doc) == "{}" || string(part.doc) == "null" {
+			continue
+		}
+		y, err := yaml.JSONToYAML(part.doc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s:\n", part.title)
+		for _, line := range strings.Split(strings.TrimRight(string(y), "\n"), "\n") {
+			fmt.Fprintln(out, "  "+line)
+		}
+	}
+	return nil
+}
+
+func newDeleteCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete KIND NAME...",
+		Short: "Delete objects (tokens: revoke them)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := kindArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			for _, name := range args[1:] {
+				var last struct {
+					Metadata api.ObjectMeta `json:"metadata"`
+				}
+				if err := c.Delete(cmd.Context(), k.Plural, name, &last); err != nil {
+					return err
+				}
+				if len(last.Metadata.Finalizers) > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleting (waiting for %s)\n", strings.ToLower(k.Name), name, strings.Join(last.Metadata.Finalizers, ", "))
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", strings.ToLower(k.Name), name)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func newApplyCmd(cf *clientFlags) *cobra.Command {
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR|-",
+		Short: "Create or update objects from YAML or JSON manifests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return errors.New("-f is required: a file, a folder of .yaml/.yml/.json files, or - for standard input")
+			}
+			// Read and check everything before changing anything.
+			var manifests []api.Manifest
+			for _, f := range files {
+				ms, err := readManifests(cmd.InOrStdin(), f)
+				if err != nil {
+					return err
+				}
+				manifests = append(manifests, ms...)
+			}
+			if len(manifests) == 0 {
+				return errors.New("no objects found in the given files")
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			for _, m := range manifests {
+				result, err := applyOne(cmd.Context(), c, m)
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.Source, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s %s\n", strings.ToLower(m.Kind.Name), m.Object.GetMetadata().Name, result)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "file, folder or - (repeatable)")
+	return cmd
+}
+
+func readManifests(stdin io.Reader, path string) ([]api.Manifest, error) {
+	if path == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, 64<<20))
+		if err != nil {
+			return nil, err
+		}
+		return api.DecodeManifests("stdin", data)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	paths := []string{path}
+	if st.IsDir() {
+		paths = nil
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			ext := strings.ToLower(filepath.Ext(e.Name()))
+			if !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
+				paths = append(paths, filepath.Join(path, e.Name()))
+			}
+		}
+		sort.Strings(paths)
+	}
+	var out []api.Manifest
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := api.DecodeManifests(p, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// applyOne creates the object, or replaces labels, annotations and spec of
+// the existing one when they differ. A conflict (someone wrote in between)
+// is retried from a fresh read.
+func applyOne(ctx context.Context, c *client.Client, m api.Manifest) (string, error) {
+	name := m.Object.GetMetadata().Name
+	for attempt := 0; ; attempt++ {
+		cur := m.Kind.New()
+		err := c.Get(ctx, m.Kind.Plural, name, cur)
+		var p *api.Problem
+		if errors.As(err, &p) && p.Code == api.CodeNotFound {
+			if err := c.Create(ctx, m.Kind.Plural, m.Object, nil); err != nil {
+				return "", err
+			}
+			return "created", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if m.Kind.Name == "Token" {
+			return "unchanged (a token cannot be changed: delete it and create a new one)", nil
+		}
+		if sameIntent(cur, m.Object) {
+			return "unchanged", nil
+		}
+		m.Object.GetMetadata().ResourceVersion = cur.GetMetadata().ResourceVersion
+		err = c.Update(ctx, m.Kind.Plural, name, m.Object, nil)
+		if errors.As(err, &p) && p.Code == api.CodeConflict && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return "configured", nil
+	}
+}
+
+// sameIntent compares what a manifest controls: labels, annotations and spec.
+func sameIntent(a, b api.Object) bool {
+	pick := func(o api.Object) map[string]any {
+		js, _ := json.Marshal(o)
+		var m map[string]any
+		_ = json.Unmarshal(js, &m)
+		meta, _ := m["metadata"].(map[string]any)
+		return map[string]any{"labels": meta["labels"], "annotations": meta["annotations"], "spec": m["spec"]}
+	}
+	return reflect.DeepEqual(pick(a), pick(b))
+}
+
+func newTokenCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create and revoke API tokens (admin)"}
+	var role, ttl, description, output string
+	create := &cobra.Command{
+		Use:   "create NAME --role viewer|operator|admin [--ttl 720h]",
+		Short: "Create an API token; the secret is printed once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			t := api.Token{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Token"}, Metadata: api.ObjectMeta{Name: args[0]},
+				Spec: api.TokenSpec{Role: role, TTL: api.Duration(ttl), Description: description}}
+			if fe := t.Validate(); fe != nil {
+				return fe
+			}
+			var created api.Token
+			if err := c.Create(cmd.Context(), "tokens", t, &created); err != nil {
+				return err
+			}
+			if output == "json" || output == "yaml" {
+				return printData(cmd.OutOrStdout(), output, created)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), created.Status.Secret)
+			exp := "never expires"
+			if created.Spec.ExpiresAt != nil {
+				exp = "expires " + created.Spec.ExpiresAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %q (%s) created; %s. It is shown only now: keep it safe.\n", args[0], role, exp)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&role, "role", "viewer", "viewer, operator or admin")
+	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 24h or 720h (default: never expires)")
+	create.Flags().StringVar(&description, "description", "", "what the token is for")
+	create.Flags().StringVarP(&output, "output", "o", "", "json or yaml to print the whole object")
+	revoke := &cobra.Command{
+		Use: "revoke NAME", Short: "Revoke a token at once", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), "tokens", args[0], nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "token/%s revoked\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, revoke)
+	return cmd
+}

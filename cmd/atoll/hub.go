@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/telemetry"
+)
+
+type hubOptions struct {
+	databaseURL string
+	listen      string
+	dataDir     string
+	logLevel    string
+}
+
+func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen string) {
+	cmd.Flags().StringVar(&o.listen, "listen", defaultListen, "address for the API, console and metrics")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func newHubCmd() *cobra.Command {
+	o := &hubOptions{}
+	cmd := &cobra.Command{
+		Use:   "hub",
+		Short: "Run the hub: API, console and controllers, backed by PostgreSQL",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.databaseURL == "" {
+				o.databaseURL = os.Getenv("ATOLL_DATABASE_URL")
+			}
+			if o.databaseURL == "" {
+				return errors.New("--database-url (or ATOLL_DATABASE_URL) is required; for a self-contained hub, run 'atoll dev'")
+			}
+			log, err := newLogger(o.logLevel)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", o.listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", o.listen, err)
+			}
+			return runHub(cmd.Context(), log, o, ln, nil)
+		},
+	}
+	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (or ATOLL_DATABASE_URL)")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token)")
+	o.addFlags(cmd, "0.0.0.0:8080")
+	return cmd
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	return telemetry.NewLogger(os.Stderr, l), nil
+}
+
+// runHub serves the hub on ln until ctx ends. Until PostgreSQL answers and
+// migrations are done, /healthz is 200, /readyz and the API are 503. ready
+// (when not nil) is called with the admin token path once serving.
+func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listener, ready func(tokenPath string)) error {
+	tel, err := telemetry.Setup(ctx, "atoll-hub", version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+
+	var handler atomic.Pointer[http.Handler]
+	starting := http.Handler(startingHandler())
+	handler.Store(&starting)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "hub listening", "addr", ln.Addr().String())
+
+	store, err := openStore(ctx, log, o.databaseURL)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer store.Close()
+	tokenPath, err := hub.Bootstrap(ctx, store, o.dataDir, os.Getenv("ATOLL_ADMIN_TOKEN"))
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version})
+	server.Start(ctx)
+	srv.RegisterOnShutdown(server.Stop)
+	h := server.Handler()
+	handler.Store(&h)
+	log.InfoContext(ctx, "hub ready", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(tokenPath)
+	}
+
+	select {
+	case err := <-serveErr:
+		server.Stop()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("hub stopping")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	server.Stop()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// openStore connects and migrates, retrying while PostgreSQL is not there
+// yet (it may be starting alongside the hub).
+func openStore(ctx context.Context, log *slog.Logger, url string) (*pgstore.Store, error) {
+	backoff := 250 * time.Millisecond
+	for {
+		store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: url, Logger: log})
+		if err == nil {
+			return store, nil
+		}
+		if api.ErrorCode(err) != api.CodeUnavailable {
+			return nil, err
+		}
+		log.WarnContext(ctx, "waiting for PostgreSQL", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for PostgreSQL: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func startingHandler() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"type":"https://atoll.dev/problems/unavailable","title":"Service Unavailable","status":503,"code":"Unavailable","detail":"the hub is starting: waiting for PostgreSQL and migrations"}` + "\n"))
+	}
+}

@@ -1,0 +1,63 @@
+// Command atoll is Atoll's one binary: the hub, the embedded dev stack and
+// the kubectl-style client. This package only parses flags and wires parts
+// together; the parts live in hub, api and their subpackages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error: "+oneLine(err))
+		os.Exit(1)
+	}
+}
+
+// oneLine renders an error as a single actionable line.
+func oneLine(err error) string {
+	var p *api.Problem
+	if errors.As(err, &p) {
+		msg := p.Error()
+		if p.Code != "" {
+			msg += " (" + p.Code + ")"
+		}
+		return msg
+	}
+	return err.Error()
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "atoll",
+		Short:         "Atoll places workloads over regional clusters and proves failover with drills",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	cf := &clientFlags{}
+	root.PersistentFlags().StringVar(&cf.server, "server", "", "hub URL (or ATOLL_SERVER, or the current context)")
+	root.PersistentFlags().StringVar(&cf.token, "token", "", "API token (or ATOLL_TOKEN, or the current context)")
+	root.PersistentFlags().StringVar(&cf.context, "context", "", "context from the config file to use")
+	root.AddCommand(
+		newHubCmd(), newDevCmd(),
+		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
+		newTokenCmd(cf), newConfigCmd(),
+	)
+	return root
+}

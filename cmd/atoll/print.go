@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/atollhq/atoll/api"
+)
+
+type table struct {
+	w *tabwriter.Writer
+}
+
+func newTable(out io.Writer, headers ...string) *table {
+	t := &table{w: tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)}
+	if len(headers) > 0 {
+		t.row(headers...)
+	}
+	return t
+}
+
+func (t *table) row(cells ...string) { fmt.Fprintln(t.w, strings.Join(cells, "\t")) }
+
+func (t *table) flush() error { return t.w.Flush() }
+
+// age renders how long ago t was, kubectl style: 45s, 12m, 3h, 2d.
+func age(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "<none>"
+	}
+	d := now.Sub(*t)
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+func labelString(m map[string]string) string {
+	if len(m) == 0 {
+		return "<none>"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// printer renders objects of one kind as a table.
+type printer struct {
+	headers, wideHeaders []string
+	row                  func(raw json.RawMessage, now time.Time, wide bool) []string
+}
+
+var printers = map[string]printer{
+	"Workload": {
+		headers:     []string{"NAME", "REPLICAS", "READY", "DRIVER", "AGE"},
+		wideHeaders: []string{"GENERATION", "OBSERVED", "LABELS"},
+		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
+			var w api.Workload
+			_ = json.Unmarshal(raw, &w)
+			cells := []string{w.Metadata.Name, fmt.Sprint(w.Spec.Replicas), fmt.Sprintf("%d/%d", w.Status.ReadyReplicas, w.Spec.Replicas),
+				w.Spec.Template.Driver, age(w.Metadata.CreationTimestamp, now)}
+			if wide {
+				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), labelString(w.Metadata.Labels))
+			}
+			return cells
+		},
+	},
+	"Token": {
+		headers:     []string{"NAME", "ROLE", "PREFIX", "EXPIRES", "AGE"},
+		wideHeaders: []string{"DESCRIPTION"},
+		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
+			var t api.Token
+			_ = json.Unmarshal(raw, &t)
+			exp := "never"
+			if t.Spec.ExpiresAt != nil {
+				if t.Spec.ExpiresAt.Before(now) {
+					exp = "expired"
+				} else {
+					exp = t.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+				}
+			}
+			cells := []string{t.Metadata.Name, t.Spec.Role, t.Status.Prefix + "…", exp, age(t.Metadata.CreationTimestamp, now)}
+			if wide {
+				cells = append(cells, t.Spec.Description)
+			}
+			return cells
+		},
+	},
+}
+
+func (p printer) header(wide bool) []string {
+	if wide {
+		return append(append([]string{}, p.headers...), p.wideHeaders...)
+	}
+	return p.headers
+}
+
+// printData writes v as JSON or YAML.
+func printData(out io.Writer, format string, v any) error {
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format == "yaml" {
+		y, err := yaml.JSONToYAML(js)
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(y)
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(js))
+	return err
+}
