@@ -1,0 +1,31 @@
+# The README's two commands: `go run ./cmd/atoll dev` runs Atoll, `make test`
+# installs what the tests need (on Debian, through apt-get when missing) and
+# runs the whole suite.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  ?= ./...
+
+.PHONY: test deps check build bench fuzz
+
+test: deps check
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# deps installs the system packages the tests need when they are missing.
+deps:
+	@bash tests/deps.sh
+
+# check fails on unformatted files and vet findings.
+check:
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+build:
+	$(GO) build -o bin/atoll ./cmd/atoll
+
+# bench runs the benchmarks recorded in BENCHMARKS.md.
+bench:
+	$(GO) test ./hub -run '^$$' -bench BenchmarkAPI -benchtime 3000x -count 3
+
+fuzz:
+	$(GO) test ./api -run '^$$' -fuzz FuzzDecodeManifests -fuzztime 60s
