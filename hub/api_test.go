@@ -348,7 +348,7 @@ func TestOpenAPIAndHealth(t *testing.T) {
 	}
 	e.create(workload("m", 1, nil))
 	r = e.do("GET", "/metrics", "", "", nil)
-	for _, m := range []string{"atoll_http_server_request_duration_seconds_bucket", `http_route="/api/v1/workloads"`} {
+	for _, m := range []string{"atoll_http_server_request_duration_seconds_bucket", `http_route="/api/v1/workloads"`, `atoll_db_query_duration_seconds_bucket{db_operation="INSERT"`} {
 		if !strings.Contains(string(r.body), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

@@ -60,13 +60,13 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{now: time.Now()}
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 8, Now: clk.Now})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
 	tel, err := telemetry.Setup(ctx, "atoll-hub-test", "test")
 	if err != nil {
 		t.Fatalf("telemetry: %v", err)
+	}
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 8, Now: clk.Now, Tracer: tel.Tracer, Meter: tel.Meter})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
 	}
 	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatalf("bootstrap: %v", err)

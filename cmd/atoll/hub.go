@@ -95,7 +95,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "hub listening", "addr", ln.Addr().String())
 
-	store, err := openStore(ctx, log, o.databaseURL)
+	store, err := openStore(ctx, log, pgstore.Config{DatabaseURL: o.databaseURL, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter})
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -135,10 +135,10 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 
 // openStore connects and migrates, retrying while PostgreSQL is not there
 // yet (it may be starting alongside the hub).
-func openStore(ctx context.Context, log *slog.Logger, url string) (*pgstore.Store, error) {
+func openStore(ctx context.Context, log *slog.Logger, cfg pgstore.Config) (*pgstore.Store, error) {
 	backoff := 250 * time.Millisecond
 	for {
-		store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: url, Logger: log})
+		store, err := pgstore.Open(ctx, cfg)
 		if err == nil {
 			return store, nil
 		}

@@ -23,6 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -46,6 +48,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// Tracer and Meter, when set, give every query a span and a duration
+	// sample.
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
 }
 
 // Store is the hub's PostgreSQL store.
@@ -67,6 +73,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	pc.MaxConns = cmpOr(cfg.MaxConns, 20)
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.Tracer != nil && cfg.Meter != nil {
+		pc.ConnConfig.Tracer = newQueryTracer(cfg.Tracer, cfg.Meter)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
