@@ -246,10 +246,16 @@ func (s *Store) AuditLog(ctx context.Context, kind, name string, before int64, l
 // CreateToken stores a token object and the hash of its secret in one
 // transaction.
 func (s *Store) CreateToken(ctx context.Context, actor Actor, rec *Record, hash []byte) (*Record, error) {
-	return s.create(ctx, actor, rec, func(ctx context.Context, tx pgx.Tx, r *Record) error {
-		_, err := tx.Exec(ctx, `INSERT INTO token_hashes (hash, uid) VALUES ($1, $2)`, hash, r.Meta.UID)
+	var out *Record
+	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+		out, err = tx.CreateToken(ctx, rec, hash)
 		return err
 	})
+	if err != nil {
+		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
+		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+	}
+	return out, nil
 }
 
 // TokenByHash finds the token whose secret hashes to hash.

@@ -30,56 +30,82 @@ const (
 	VerbDelete = "delete"
 )
 
+// Tx is a set of writes that commit together, each with its own
+// resourceVersion, change-log row and audit row.
+type Tx struct {
+	s     *Store
+	tx    pgx.Tx
+	actor Actor
+}
+
+// InTx runs fn in one transaction: all its writes land, or none do.
+func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(&Tx{s: s, tx: tx, actor: actor}) })
+}
+
 // Create stores a new object. The store assigns uid, resourceVersion,
 // generation 1 and the creation timestamp; status starts empty unless rec
 // carries one. It fails with AlreadyExists when the name is taken.
 func (s *Store) Create(ctx context.Context, actor Actor, rec *Record) (*Record, error) {
-	return s.create(ctx, actor, rec, nil)
+	var out *Record
+	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+		out, err = tx.Create(ctx, rec)
+		return err
+	})
+	if err != nil {
+		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
+		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+	}
+	return out, nil
 }
 
-// create runs Create with an optional hook that writes more rows in the
-// same transaction once the object row exists.
-func (s *Store) create(ctx context.Context, actor Actor, rec *Record, extra func(ctx context.Context, tx pgx.Tx, r *Record) error) (*Record, error) {
+// Create is Store.Create inside the transaction.
+func (t *Tx) Create(ctx context.Context, rec *Record) (*Record, error) {
+	return t.create(ctx, rec, nil)
+}
+
+// CreateToken stores a token object and the hash of its secret.
+func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record, error) {
+	return t.create(ctx, rec, func(ctx context.Context, tx pgx.Tx, r *Record) error {
+		_, err := tx.Exec(ctx, `INSERT INTO token_hashes (hash, uid) VALUES ($1, $2)`, hash, r.Meta.UID)
+		return err
+	})
+}
+
+// create runs Create with an optional hook that writes more rows once the
+// object row exists.
+func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx pgx.Tx, r *Record) error) (*Record, error) {
 	out := *rec
-	out.Meta = rec.Meta
 	uid, uidText := newUUID()
-	now := s.now().UTC().Truncate(time.Microsecond)
+	now := t.s.now().UTC().Truncate(time.Microsecond)
 	out.Meta.UID = uidText
 	out.Meta.Generation = 1
 	out.Meta.CreationTimestamp = &now
 	out.Meta.DeletionTimestamp = nil
 	out.Spec = jsonOrEmpty(rec.Spec)
 	out.Status = jsonOrEmpty(rec.Status)
-
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		rv, err := drawVersion(ctx, tx)
-		if err != nil {
-			return err
-		}
-		out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-		tag, err := tx.Exec(ctx, `INSERT INTO objects (`+recordColumns+`)
-			VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
-			ON CONFLICT (kind, name) DO NOTHING`,
-			out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
-			sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
-		}
-		if extra != nil {
-			if err := extra(ctx, tx, &out); err != nil {
-				return err
-			}
-		}
-		return s.logChange(ctx, tx, actor, VerbCreate, api.Added, &out)
-	})
+	rv, err := drawVersion(ctx, t.tx)
 	if err != nil {
-		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
-		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+		return nil, err
 	}
-	return &out, nil
+	out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
+	tag, err := t.tx.Exec(ctx, `INSERT INTO objects (`+recordColumns+`)
+		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
+		ON CONFLICT (kind, name) DO NOTHING`,
+		out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
+		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
+	if err != nil {
+		return nil, err
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
+	}
+	if extra != nil {
+		if err := extra(ctx, t.tx, &out); err != nil {
+			return nil, err
+		}
+	}
+	return &out, t.s.logChange(ctx, t.tx, t.actor, VerbCreate, api.Added, &out)
 }
 
 // MutateFunc changes a copy of the current object in place. Returning an
@@ -94,19 +120,8 @@ type MutateFunc func(cur *Record) error
 // deletionTimestamp and no finalizers left, the object is deleted.
 func (s *Store) Mutate(ctx context.Context, actor Actor, verb, kind, name string, fn MutateFunc) (*Record, error) {
 	var out *Record
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		cur, err := lockRecord(ctx, tx, kind, name)
-		if err != nil {
-			return err
-		}
-		next := *cur
-		next.Meta.Labels = cloneMap(cur.Meta.Labels)
-		next.Meta.Annotations = cloneMap(cur.Meta.Annotations)
-		next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
-		if err := fn(&next); err != nil {
-			return err
-		}
-		out, err = s.write(ctx, tx, actor, verb, cur, &next)
+	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+		out, err = tx.Mutate(ctx, verb, kind, name, fn)
 		return err
 	})
 	if err != nil {
@@ -116,16 +131,47 @@ func (s *Store) Mutate(ctx context.Context, actor Actor, verb, kind, name string
 	return out, nil
 }
 
+// Mutate is Store.Mutate inside the transaction.
+func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc) (*Record, error) {
+	cur, err := lockRecord(ctx, t.tx, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	next := *cur
+	next.Meta.Labels = cloneMap(cur.Meta.Labels)
+	next.Meta.Annotations = cloneMap(cur.Meta.Annotations)
+	next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
+	if err := fn(&next); err != nil {
+		return nil, err
+	}
+	return t.s.write(ctx, t.tx, t.actor, verb, cur, &next)
+}
+
 // Delete removes an object, or marks it for deletion (deletionTimestamp)
 // while finalizers remain. A non-empty precondition must equal the current
 // resourceVersion. It returns the last state and whether the object is gone.
 func (s *Store) Delete(ctx context.Context, actor Actor, kind, name, precondition string) (*Record, bool, error) {
-	rec, err := s.Mutate(ctx, actor, VerbDelete, kind, name, func(cur *Record) error {
-		if precondition != "" && precondition != cur.Meta.ResourceVersion {
-			return conflict(kind, name, precondition, cur.Meta.ResourceVersion)
+	var out *Record
+	var gone bool
+	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+		out, gone, err = tx.Delete(ctx, kind, name, precondition)
+		return err
+	})
+	if err != nil {
+		s.auditFailure(ctx, actor, VerbDelete, kind, name, err)
+		return nil, false, fmt.Errorf("delete %s %s: %w", kind, name, err)
+	}
+	return out, gone, nil
+}
+
+// Delete is Store.Delete inside the transaction.
+func (t *Tx) Delete(ctx context.Context, kind, name, precondition string) (*Record, bool, error) {
+	rec, err := t.Mutate(ctx, VerbDelete, kind, name, func(cur *Record) error {
+		if err := CheckVersion(cur, precondition); err != nil {
+			return err
 		}
 		if cur.Meta.DeletionTimestamp == nil {
-			now := s.now().UTC().Truncate(time.Microsecond)
+			now := t.s.now().UTC().Truncate(time.Microsecond)
 			cur.Meta.DeletionTimestamp = &now
 		}
 		return nil
@@ -134,6 +180,12 @@ func (s *Store) Delete(ctx context.Context, actor Actor, kind, name, preconditio
 		return nil, false, err
 	}
 	return rec, len(rec.Meta.Finalizers) == 0, nil
+}
+
+// Get reads an object inside the transaction, locking its row until
+// commit.
+func (t *Tx) Get(ctx context.Context, kind, name string) (*Record, error) {
+	return lockRecord(ctx, t.tx, kind, name)
 }
 
 func conflict(kind, name, want, have string) error {
