@@ -17,12 +17,20 @@ type Kind struct {
 	Short    []string
 	New      func() Object
 	ReadRole string // role needed to read
+	// Inline kinds keep their fields at the top level of the object (as
+	// Event does) instead of under spec; stores keep them as the spec
+	// document all the same.
+	Inline bool
+	// Settable kinds may be created with apply.
+	Settable bool
 }
 
 // Kinds lists every kind the API serves.
 var Kinds = []Kind{
-	{Name: "Workload", Plural: "workloads", Short: []string{"workload", "wl"}, New: func() Object { return &Workload{} }, ReadRole: RoleViewer},
-	{Name: "Token", Plural: "tokens", Short: []string{"token"}, New: func() Object { return &Token{} }, ReadRole: RoleAdmin},
+	{Name: "Workload", Plural: "workloads", Short: []string{"workload", "wl"}, New: func() Object { return &Workload{} }, ReadRole: RoleViewer, Settable: true},
+	{Name: "Token", Plural: "tokens", Short: []string{"token"}, New: func() Object { return &Token{} }, ReadRole: RoleAdmin, Settable: true},
+	{Name: "Cluster", Plural: "clusters", Short: []string{"cluster", "cl"}, New: func() Object { return &Cluster{} }, ReadRole: RoleViewer},
+	{Name: "Event", Plural: "events", Short: []string{"event", "ev"}, New: func() Object { return &Event{} }, ReadRole: RoleViewer, Inline: true},
 }
 
 // LookupKind finds a kind by its name, plural or a short name,
@@ -71,6 +79,9 @@ func DecodeManifests(source string, data []byte) ([]Manifest, error) {
 		kind, ok := LookupKind(tm.Kind)
 		if !ok || kind.Name != tm.Kind {
 			return nil, fmt.Errorf("%s: unknown kind %q", where, tm.Kind)
+		}
+		if !kind.Settable {
+			return nil, fmt.Errorf("%s: %s objects are not applied from manifests (clusters register themselves; events are written by the hub)", where, kind.Name)
 		}
 		obj := kind.New()
 		if err := DecodeStrict(js, obj); err != nil {

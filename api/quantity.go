@@ -22,7 +22,8 @@ func ParseCPU(s string) (int64, error) {
 		return n, nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e9 {
+	// ParseFloat also reads Go syntax ("0x1p4", "1_000"); quantities are decimal.
+	if err != nil || strings.ContainsAny(s, "_xXpP") || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e9 {
 		return 0, fmt.Errorf("not a CPU quantity: use millicores like 500m or cores like 0.5")
 	}
 	return int64(math.Round(f * 1000)), nil
@@ -100,8 +101,13 @@ func (v IntOrPercent) Set() bool { return v.s != "" }
 // String is the text form: "1" or "25%".
 func (v IntOrPercent) String() string { return v.s }
 
-// IsZeroCount reports whether the value is 0 or 0% (or unset).
-func (v IntOrPercent) IsZeroCount() bool { return v.s == "" || v.s == "0" || v.s == "0%" }
+// IsZeroCount reports whether the value is 0 or 0% (or unset), however
+// it is written ("00", "-0%").
+func (v IntOrPercent) IsZeroCount() bool {
+	num, _ := strings.CutSuffix(v.s, "%")
+	n, err := strconv.Atoi(num)
+	return v.s == "" || (err == nil && n == 0)
+}
 
 // Check reports whether the value is well formed.
 func (v IntOrPercent) Check() error {

@@ -39,9 +39,20 @@ type TokenList struct {
 	Items    []Token  `json:"items"`
 }
 
+// Token types.
+const (
+	TokenAPI    = "api"    // a bearer token with a role
+	TokenJoin   = "join"   // registers new members, nothing else
+	TokenMember = "member" // a registered member's own credential (made by the hub)
+)
+
 // TokenSpec is what a token may do and for how long.
 type TokenSpec struct {
-	Role        string     `json:"role" enum:"viewer,operator,admin"`
+	Type        string     `json:"type,omitempty" enum:"api,join,member" doc:"api (default): a bearer token with a role; join: registers members; member: a member's own credential, made at registration."`
+	Role        string     `json:"role,omitempty" enum:"viewer,operator,admin" doc:"Required for api tokens."`
+	Region      string     `json:"region,omitempty" doc:"join: only members of this region may register with it."`
+	Uses        int32      `json:"uses,omitempty" minimum:"0" doc:"join: how many registrations it allows; 0 means no limit."`
+	Cluster     string     `json:"cluster,omitempty" doc:"member: the cluster it belongs to."`
 	Description string     `json:"description,omitempty" maxLength:"1024"`
 	TTL         Duration   `json:"ttl,omitempty" doc:"Lifetime from creation, e.g. 720h; sets expiresAt. Empty with no expiresAt: never expires."`
 	ExpiresAt   *time.Time `json:"expiresAt,omitempty" doc:"When the token stops working."`
@@ -51,6 +62,15 @@ type TokenSpec struct {
 type TokenStatus struct {
 	Prefix string `json:"prefix,omitempty" doc:"The first characters of the secret, to recognise it."`
 	Secret string `json:"secret,omitempty" doc:"The token itself: present only in the answer to create, never again."`
+	Used   int32  `json:"used,omitempty" doc:"join: registrations made with it so far."`
+}
+
+// TypeOrDefault is the token's type, api when unset.
+func (s TokenSpec) TypeOrDefault() string {
+	if s.Type == "" {
+		return TokenAPI
+	}
+	return s.Type
 }
 
 // GetTypeMeta implements Object.
@@ -64,12 +84,35 @@ func (t *Token) Validate() FieldErrors {
 	var e errs
 	validateTypeMeta(&e, t.TypeMeta, "Token")
 	validateMeta(&e, &t.Metadata)
-	switch t.Spec.Role {
-	case RoleViewer, RoleOperator, RoleAdmin:
-	case "":
-		e.add("spec.role", "is required: viewer, operator or admin")
+	switch t.Spec.TypeOrDefault() {
+	case TokenAPI:
+		switch t.Spec.Role {
+		case RoleViewer, RoleOperator, RoleAdmin:
+		case "":
+			e.add("spec.role", "is required: viewer, operator or admin")
+		default:
+			e.addValue("spec.role", t.Spec.Role, "must be viewer, operator or admin")
+		}
+		if t.Spec.Region != "" || t.Spec.Uses != 0 {
+			e.add("spec", "region and uses only apply to join tokens")
+		}
+	case TokenJoin:
+		if t.Spec.Role != "" {
+			e.add("spec.role", "join tokens have no role: they only register members")
+		}
+		if t.Spec.Region != "" && !isDNSLabel(t.Spec.Region) {
+			e.addValue("spec.region", t.Spec.Region, "must be a region name (DNS-1123 label)")
+		}
+		if t.Spec.Uses < 0 {
+			e.addValue("spec.uses", t.Spec.Uses, "must be 0 (no limit) or more")
+		}
+	case TokenMember:
+		e.addValue("spec.type", t.Spec.Type, "member tokens are made by the hub when a member registers")
 	default:
-		e.addValue("spec.role", t.Spec.Role, "must be viewer, operator or admin")
+		e.addValue("spec.type", t.Spec.Type, "must be api or join")
+	}
+	if t.Spec.Cluster != "" {
+		e.add("spec.cluster", "is set by the hub")
 	}
 	validateDuration(&e, "spec.ttl", t.Spec.TTL)
 	if t.Spec.TTL != "" && t.Spec.TTL.Get(0) <= 0 {

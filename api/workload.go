@@ -453,7 +453,7 @@ func validateMeta(e *errs, m *ObjectMeta) {
 	size := 0
 	for k, v := range m.Annotations {
 		if err := checkLabelKey(k); err != nil {
-			e.addValue("metadata.annotations", k, "key %q: %v", k, err)
+			e.addValue("metadata.annotations", k, "%v", err)
 		}
 		size += len(k) + len(v)
 	}

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"fmt"
+	"time"
+)
+
+// Cluster labels the hub sets from registration.
+const (
+	LabelRegion   = "region"
+	LabelZone     = "zone"
+	LabelProvider = "provider"
+)
+
+// Health states of a cluster, from its heartbeats.
+const (
+	HealthReady       = "Ready"       // heartbeating
+	HealthSuspect     = "Suspect"     // missed two heartbeats
+	HealthUnreachable = "Unreachable" // silent for the grace period
+	HealthUnknown     = "Unknown"     // not heard from since this hub started
+)
+
+// Cluster is a regional member cluster. Members create theirs by
+// registering; operators cordon and taint them; admins deregister them.
+type Cluster struct {
+	TypeMeta
+	Metadata ObjectMeta    `json:"metadata"`
+	Spec     ClusterSpec   `json:"spec"`
+	Status   ClusterStatus `json:"status,omitzero" readOnly:"true"`
+}
+
+// ClusterList is a page of clusters.
+type ClusterList struct {
+	TypeMeta
+	Metadata ListMeta  `json:"metadata"`
+	Items    []Cluster `json:"items"`
+}
+
+// ClusterSpec is what operators control about a cluster.
+type ClusterSpec struct {
+	Unschedulable bool    `json:"unschedulable,omitempty" doc:"Cordoned: nothing new is placed here; what runs stays."`
+	Taints        []Taint `json:"taints,omitempty"`
+}
+
+// Taint repels workloads that do not tolerate it.
+type Taint struct {
+	Key       string     `json:"key" minLength:"1"`
+	Value     string     `json:"value,omitempty"`
+	Effect    string     `json:"effect" enum:"NoSchedule,NoExecute" doc:"NoSchedule: no new placements; NoExecute: also move what runs here."`
+	TimeAdded *time.Time `json:"timeAdded,omitempty"`
+}
+
+// ClusterStatus is what the hub knows from registration and heartbeats.
+type ClusterStatus struct {
+	Health              string           `json:"health,omitempty" enum:"Ready,Suspect,Unreachable,Unknown"`
+	Conditions          []Condition      `json:"conditions,omitempty"`
+	LastHeartbeatTime   *time.Time       `json:"lastHeartbeatTime,omitempty"`
+	HeartbeatAgeSeconds *float64         `json:"heartbeatAgeSeconds,omitempty" doc:"Age of the last heartbeat when this answer was made (as seen by the hub that answered)."`
+	Capacity            *ClusterCapacity `json:"capacity,omitempty"`
+	MemberVersion       string           `json:"memberVersion,omitempty"`
+	ProtocolVersion     int              `json:"protocolVersion,omitempty"`
+	Identity            string           `json:"identity,omitempty" doc:"The member's NATS public key."`
+	RegisteredAt        *time.Time       `json:"registeredAt,omitempty"`
+}
+
+// ClusterCapacity summarises a cluster's nodes and what they hold.
+type ClusterCapacity struct {
+	NodesReady        int   `json:"nodesReady"`
+	NodesTotal        int   `json:"nodesTotal"`
+	CPUAllocatable    int64 `json:"cpuAllocatableMillis"`
+	CPUAllocated      int64 `json:"cpuAllocatedMillis"`
+	MemoryAllocatable int64 `json:"memoryAllocatableBytes"`
+	MemoryAllocated   int64 `json:"memoryAllocatedBytes"`
+	Replicas          int   `json:"replicas"`
+	ReplicasReady     int   `json:"replicasReady"`
+}
+
+// GetTypeMeta implements Object.
+func (c *Cluster) GetTypeMeta() *TypeMeta { return &c.TypeMeta }
+
+// GetMetadata implements Object.
+func (c *Cluster) GetMetadata() *ObjectMeta { return &c.Metadata }
+
+// Validate implements Object.
+func (c *Cluster) Validate() FieldErrors {
+	var e errs
+	validateTypeMeta(&e, c.TypeMeta, "Cluster")
+	validateMeta(&e, &c.Metadata)
+	seen := map[string]bool{}
+	for i, t := range c.Spec.Taints {
+		p := fmt.Sprintf("spec.taints[%d]", i)
+		if err := checkLabelKey(t.Key); err != nil {
+			e.addValue(p+".key", t.Key, "%v", err)
+		}
+		if err := checkLabelValue(t.Value); err != nil {
+			e.addValue(p+".value", t.Value, "%v", err)
+		}
+		switch t.Effect {
+		case "NoSchedule", "NoExecute":
+		case "":
+			e.add(p+".effect", "is required: NoSchedule or NoExecute")
+		default:
+			e.addValue(p+".effect", t.Effect, "must be NoSchedule or NoExecute")
+		}
+		if seen[t.Key+":"+t.Effect] {
+			e.addValue(p, t.Key, "the same key and effect are set twice")
+		}
+		seen[t.Key+":"+t.Effect] = true
+	}
+	return e.result()
+}
+
+// RegisterRequest is what a member sends to join (with a join token) or to
+// come back after a restart (with its member token).
+type RegisterRequest struct {
+	Name            string            `json:"name" doc:"The cluster's name: a DNS-1123 label."`
+	Region          string            `json:"region" doc:"The cluster's region, e.g. eu-west."`
+	Zone            string            `json:"zone,omitempty"`
+	Provider        string            `json:"provider,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	NATSPublicKey   string            `json:"natsPublicKey" doc:"The member's NATS user public key (U...). Its seed never leaves the member."`
+	MemberVersion   string            `json:"memberVersion,omitempty"`
+	ProtocolVersion int               `json:"protocolVersion"`
+}
+
+// Validate checks a registration.
+func (r *RegisterRequest) Validate() FieldErrors {
+	var e errs
+	if !isDNSLabel(r.Name) {
+		e.addValue("name", r.Name, "must be a DNS-1123 label")
+	}
+	if !isDNSLabel(r.Region) {
+		e.addValue("region", r.Region, "must be a DNS-1123 label")
+	}
+	for _, f := range []struct{ name, v string }{{"zone", r.Zone}, {"provider", r.Provider}} {
+		if err := checkLabelValue(f.v); err != nil {
+			e.addValue(f.name, f.v, "%v", err)
+		}
+	}
+	validateLabels(&e, "labels", r.Labels)
+	for _, k := range []string{LabelRegion, LabelZone, LabelProvider} {
+		if _, ok := r.Labels[k]; ok {
+			e.addValue("labels", k, "%q comes from its own field", k)
+		}
+	}
+	if len(r.NATSPublicKey) != 56 || r.NATSPublicKey[0] != 'U' {
+		e.addValue("natsPublicKey", r.NATSPublicKey, "must be a NATS user public key (56 characters starting with U)")
+	}
+	return e.result()
+}
+
+// RegisterResponse tells a member who it is and how to reach the hub's
+// NATS.
+type RegisterResponse struct {
+	Cluster           Cluster  `json:"cluster"`
+	MemberToken       string   `json:"memberToken,omitempty" doc:"The member's own API credential; only in the answer to a first registration."`
+	NATSUserJWT       string   `json:"natsUserJwt" doc:"The member's NATS identity, for its key."`
+	LeafURLs          []string `json:"leafUrls" doc:"Hub NATS leafnode URLs to connect to, in order of preference."`
+	HeartbeatInterval Duration `json:"heartbeatInterval"`
+	ProtocolVersion   int      `json:"protocolVersion"`
+}
