@@ -88,6 +88,12 @@ func (s *Server) authenticate(ctx context.Context, header string) (principal, er
 	if err := rec.Decode(&t); err != nil {
 		return principal{}, fmt.Errorf("decode token: %w", err)
 	}
+	switch t.Spec.TypeOrDefault() {
+	case api.TokenJoin:
+		return principal{}, api.Errorf(api.CodeUnauthorized, "a join token only registers members; use an API token")
+	case api.TokenMember:
+		return principal{}, api.Errorf(api.CodeUnauthorized, "a member token only serves its member; use an API token")
+	}
 	if t.Spec.ExpiresAt != nil && !s.now().Before(*t.Spec.ExpiresAt) {
 		return principal{}, api.Errorf(api.CodeUnauthorized, "the token expired at %s", t.Spec.ExpiresAt.Format(time.RFC3339))
 	}
@@ -101,7 +107,13 @@ func (s *Server) authenticate(ctx context.Context, header string) (principal, er
 // declares in its metadata ("role"). Refused writes are audited.
 func (s *Server) authMiddleware(hapi huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		ctx = huma.WithContext(ctx, withInstance(ctx.Context(), ctx.URL().Path))
+		scheme := "http"
+		if ctx.TLS() != nil {
+			scheme = "https"
+		}
+		rctx := withInstance(ctx.Context(), ctx.URL().Path)
+		rctx = context.WithValue(rctx, baseURLKey{}, scheme+"://"+ctx.Host())
+		ctx = huma.WithContext(ctx, rctx)
 		need, _ := ctx.Operation().Metadata["role"].(string)
 		if need == "" {
 			next(ctx)
@@ -210,3 +222,15 @@ func mediaType(ct string) string {
 }
 
 func requestID(ctx huma.Context) string { return telemetry.RequestIDFrom(ctx.Context()) }
+
+type baseURLKey struct{}
+
+// hubURL is the hub's address as clients should use it: the advertised
+// URL when configured, else the one this request came in on.
+func (s *Server) hubURL(ctx context.Context) string {
+	if s.advertiseURL != "" {
+		return s.advertiseURL
+	}
+	u, _ := ctx.Value(baseURLKey{}).(string)
+	return u
+}

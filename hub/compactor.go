@@ -13,13 +13,15 @@ import (
 // Compactor trims the change log to its retention, so watches can resume
 // within the retention and get 410 beyond it.
 type Compactor struct {
-	store  *pgstore.Store
-	log    *slog.Logger
-	keep   time.Duration
-	every  time.Duration
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	store *pgstore.Store
+	log   *slog.Logger
+	keep  time.Duration
+	every time.Duration
+	// eventRetention is how long events live; 0 means 1h.
+	eventRetention time.Duration
+	cancel         context.CancelFunc
+	done           chan struct{}
+	once           sync.Once
 }
 
 // NewCompactor makes a compactor; zero durations mean 1h retention and a
@@ -54,9 +56,21 @@ func (c *Compactor) Start(ctx context.Context) {
 	}()
 }
 
-// RunOnce compacts once and returns how many rows went.
+// RunOnce compacts the change log and expires old events once, and
+// returns how many change-log rows went.
 func (c *Compactor) RunOnce(ctx context.Context) (int64, error) {
-	return c.store.Compact(ctx, c.keep)
+	n, err := c.store.Compact(ctx, c.keep)
+	if err != nil {
+		return n, err
+	}
+	keep := c.eventRetention
+	if keep <= 0 {
+		keep = time.Hour
+	}
+	if _, err := c.store.Expire(ctx, "Event", keep); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
 // Stop ends the service; safe to call twice and before Start.

@@ -72,7 +72,9 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	s := hub.New(hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second})
-	s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("start hub: %v", err)
+	}
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.Stop() // ends watches, so Close does not wait on them

@@ -26,15 +26,19 @@ type objPtr[T any] interface {
 
 // kindRoutes describes how one kind is served.
 type kindRoutes[T any, P objPtr[T], L any] struct {
-	kind      api.Kind
-	writeRole string
+	kind api.Kind
+	// roles maps each write verb served (create, update, patch, delete) to
+	// the role it needs; verbs not listed get no route.
+	roles map[string]string
 	// list wraps a page of items in the kind's list type.
 	list func(items []T, meta api.ListMeta) L
 	// create stores a validated object and returns it as stored; nil
 	// means storeCreate.
 	create func(ctx context.Context, s *Server, a pgstore.Actor, obj P) (P, error)
-	// mutable kinds get PUT and PATCH.
-	mutable bool
+	// remove deletes an object; nil means the store's Delete.
+	remove func(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
+	// decorate adds live data to objects read (nil: none).
+	decorate func(obj P)
 }
 
 func opMeta(role, verb, kind string) map[string]any {
@@ -52,35 +56,48 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 			return storeCreate[T, P](ctx, s, a, kind, obj)
 		}
 	}
+	remove := k.remove
+	if remove == nil {
+		remove = func(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+			rec, _, err := s.store.Delete(ctx, a, kind, name, precondition)
+			return rec, err
+		}
+	}
+	decorate := func(P) {}
+	if k.decorate != nil {
+		decorate = k.decorate
+	}
 	base := "/api/v1/" + plural
 	tags := []string{kind + "s"}
 
-	huma.Register(hapi, huma.Operation{
-		OperationID: "create-" + k.kind.Short[0], Method: http.MethodPost, Path: base,
-		Summary: "Create a " + kind, Tags: tags, Security: bearer, DefaultStatus: http.StatusCreated,
-		MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbCreate, kind),
-		Errors: []int{400, 401, 403, 409, 413, 415, 422, 503},
-	}, func(ctx context.Context, in *struct{ Body T }) (*struct {
-		Location string `header:"Location"`
-		Body     T
-	}, error) {
-		obj := P(&in.Body)
-		a := s.actor(ctx)
-		if err := s.validateWrite(ctx, a, pgstore.VerbCreate, kind, obj); err != nil {
-			return nil, err
-		}
-		if obj.GetMetadata().ResourceVersion != "" {
-			return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
-		}
-		created, err := k.create(ctx, s, a, obj)
-		if err != nil {
-			return nil, toProblem(ctx, err)
-		}
-		return &struct {
+	if role, ok := k.roles[pgstore.VerbCreate]; ok {
+		huma.Register(hapi, huma.Operation{
+			OperationID: "create-" + k.kind.Short[0], Method: http.MethodPost, Path: base,
+			Summary: "Create a " + kind, Tags: tags, Security: bearer, DefaultStatus: http.StatusCreated,
+			MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbCreate, kind),
+			Errors: []int{400, 401, 403, 409, 413, 415, 422, 503},
+		}, func(ctx context.Context, in *struct{ Body T }) (*struct {
 			Location string `header:"Location"`
 			Body     T
-		}{Location: base + "/" + created.GetMetadata().Name, Body: *created}, nil
-	})
+		}, error) {
+			obj := P(&in.Body)
+			a := s.actor(ctx)
+			if err := s.validateWrite(ctx, a, pgstore.VerbCreate, kind, obj); err != nil {
+				return nil, err
+			}
+			if obj.GetMetadata().ResourceVersion != "" {
+				return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
+			}
+			created, err := k.create(ctx, s, a, obj)
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			return &struct {
+				Location string `header:"Location"`
+				Body     T
+			}{Location: base + "/" + created.GetMetadata().Name, Body: *created}, nil
+		})
+	}
 
 	huma.Register(hapi, huma.Operation{
 		OperationID: "get-" + k.kind.Short[0], Method: http.MethodGet, Path: base + "/{name}",
@@ -94,7 +111,11 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 			return nil, toProblem(ctx, err)
 		}
 		out := &struct{ Body T }{}
-		return out, toProblem2(ctx, rec.Decode(&out.Body))
+		if err := rec.Decode(&out.Body); err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		decorate(&out.Body)
+		return out, nil
 	})
 
 	huma.Register(hapi, huma.Operation{
@@ -115,15 +136,16 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 			if err := rec.Decode(&items[i]); err != nil {
 				return nil, toProblem(ctx, err)
 			}
+			decorate(&items[i])
 		}
 		return &struct{ Body L }{Body: k.list(items, api.ListMeta{ResourceVersion: res.ResourceVersion, Continue: res.Continue})}, nil
 	})
 
-	if k.mutable {
+	if role, ok := k.roles[pgstore.VerbUpdate]; ok {
 		huma.Register(hapi, huma.Operation{
 			OperationID: "replace-" + k.kind.Short[0], Method: http.MethodPut, Path: base + "/{name}",
 			Summary: "Replace a " + kind, Description: "Replaces labels, annotations, finalizers and spec. With metadata.resourceVersion set, fails with 409 when the object changed since.",
-			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbUpdate, kind),
+			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbUpdate, kind),
 			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 		}, func(ctx context.Context, in *struct {
 			Name string `path:"name" maxLength:"253"`
@@ -155,11 +177,13 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 			out := &struct{ Body T }{}
 			return out, toProblem2(ctx, rec.Decode(&out.Body))
 		})
+	}
 
+	if role, ok := k.roles[pgstore.VerbPatch]; ok {
 		huma.Register(hapi, huma.Operation{
 			OperationID: "patch-" + k.kind.Short[0], Method: http.MethodPatch, Path: base + "/{name}",
 			Summary: "Patch a " + kind, Description: "RFC 7386 JSON merge patch (application/merge-patch+json; application/json and application/yaml are read the same way) over metadata (labels, annotations, finalizers) and spec. A metadata.resourceVersion in the patch is a precondition.",
-			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(k.writeRole, pgstore.VerbPatch, kind),
+			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbPatch, kind),
 			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 			RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
 				"application/merge-patch+json": {Schema: &huma.Schema{Type: huma.TypeObject, Description: "A merge patch over the object."}},
@@ -193,23 +217,25 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 		})
 	}
 
-	huma.Register(hapi, huma.Operation{
-		OperationID: "delete-" + k.kind.Short[0], Method: http.MethodDelete, Path: base + "/{name}",
-		Summary:     "Delete a " + kind,
-		Description: "Deletes the object, or, while finalizers remain, marks it with a deletionTimestamp. Answers with the object's last state.",
-		Tags:        tags, Security: bearer, Metadata: opMeta(k.writeRole, pgstore.VerbDelete, kind),
-		Errors: []int{401, 403, 404, 409, 503},
-	}, func(ctx context.Context, in *struct {
-		Name            string `path:"name" maxLength:"253"`
-		ResourceVersion string `query:"resourceVersion" doc:"Delete only if the object is still at this version."`
-	}) (*struct{ Body T }, error) {
-		rec, _, err := s.store.Delete(ctx, s.actor(ctx), kind, in.Name, in.ResourceVersion)
-		if err != nil {
-			return nil, toProblem(ctx, err)
-		}
-		out := &struct{ Body T }{}
-		return out, toProblem2(ctx, rec.Decode(&out.Body))
-	})
+	if role, ok := k.roles[pgstore.VerbDelete]; ok {
+		huma.Register(hapi, huma.Operation{
+			OperationID: "delete-" + k.kind.Short[0], Method: http.MethodDelete, Path: base + "/{name}",
+			Summary:     "Delete a " + kind,
+			Description: "Deletes the object, or, while finalizers remain, marks it with a deletionTimestamp. Answers with the object's last state.",
+			Tags:        tags, Security: bearer, Metadata: opMeta(role, pgstore.VerbDelete, kind),
+			Errors: []int{401, 403, 404, 409, 503},
+		}, func(ctx context.Context, in *struct {
+			Name            string `path:"name" maxLength:"253"`
+			ResourceVersion string `query:"resourceVersion" doc:"Delete only if the object is still at this version."`
+		}) (*struct{ Body T }, error) {
+			rec, err := remove(ctx, s, s.actor(ctx), in.Name, in.ResourceVersion)
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			out := &struct{ Body T }{}
+			return out, toProblem2(ctx, rec.Decode(&out.Body))
+		})
+	}
 
 	registerWatch(s, hapi, k.kind)
 }
@@ -271,11 +297,20 @@ func (s *Server) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name s
 // recordOf splits a typed object into what the store keeps.
 func recordOf(kind string, obj api.Object) *pgstore.Record {
 	b, _ := json.Marshal(obj)
+	m := *obj.GetMetadata()
+	if k, ok := api.LookupKind(kind); ok && k.Inline {
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(b, &fields)
+		delete(fields, "apiVersion")
+		delete(fields, "kind")
+		delete(fields, "metadata")
+		spec, _ := json.Marshal(fields)
+		return &pgstore.Record{Kind: kind, Meta: m, Spec: spec}
+	}
 	var parts struct {
 		Spec json.RawMessage `json:"spec"`
 	}
 	_ = json.Unmarshal(b, &parts)
-	m := *obj.GetMetadata()
 	return &pgstore.Record{Kind: kind, Meta: m, Spec: parts.Spec}
 }
 
@@ -364,6 +399,9 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 // tokenCreate makes the secret, fixes the expiry and stores the hash.
 func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) (*api.Token, error) {
 	now := s.now().UTC().Truncate(time.Second)
+	if t.Spec.TypeOrDefault() == api.TokenJoin && t.Spec.TTL == "" && t.Spec.ExpiresAt == nil {
+		t.Spec.TTL = "24h" // join tokens are short-lived unless told otherwise
+	}
 	switch {
 	case t.Spec.TTL != "" && t.Spec.ExpiresAt != nil:
 		return nil, api.FieldErrors{{Field: "spec.ttl", Message: "set ttl or expiresAt, not both"}}
@@ -374,6 +412,14 @@ func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) 
 		return nil, api.FieldErrors{{Field: "spec.expiresAt", Message: "is in the past"}}
 	}
 	secret, prefix := newSecret()
+	if t.Spec.TypeOrDefault() == api.TokenJoin {
+		if s.bus == nil {
+			return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
+		}
+		inner := secret
+		secret = api.JoinToken{Hub: s.hubURL(ctx), CA: s.caFingerprint, Secret: inner}.Encode()
+		prefix = api.JoinTokenPrefix + "…" + inner[len(tokenPrefix):len(tokenPrefix)+6]
+	}
 	t.Status = api.TokenStatus{Prefix: prefix}
 	rec := recordOf("Token", t)
 	status, _ := json.Marshal(t.Status)

@@ -4,20 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -42,6 +46,24 @@ type Config struct {
 	// WatchKeepalive is the interval of keep-alive comments on idle
 	// watches; default 15s.
 	WatchKeepalive time.Duration
+	// EventRetention is how long events are kept; default 1h.
+	EventRetention time.Duration
+	// Bus is the hub's NATS; nil runs the hub without members (API only).
+	Bus *natsbus.Bus
+	// Health tunes the cluster health monitor.
+	Health HealthConfig
+	// AdvertiseURL is the hub's API address as members and clients should
+	// use it (it goes into join tokens); empty: the address each request
+	// came in on.
+	AdvertiseURL string
+	// LeafURLs are the NATS leafnode URLs members connect to; empty: the
+	// hub's leafnode port on the host the member registered through.
+	LeafURLs []string
+	// CAFingerprint is the SHA-256 fingerprint of the API's TLS CA, put in
+	// join tokens; empty without TLS.
+	CAFingerprint string
+	// HubID names this hub in heartbeat acks; default "hub".
+	HubID string
 }
 
 // Server serves the API.
@@ -57,13 +79,22 @@ type Server struct {
 	router    chi.Router
 	metrics   serverMetrics
 
+	bus           *natsbus.Bus
+	monitor       *Monitor
+	heartbeats    *nats.Subscription
+	advertiseURL  string
+	leafURLs      []string
+	caFingerprint string
+	hubID         string
+
 	done     chan struct{} // closed by Stop: ends watches
 	stopOnce sync.Once
 }
 
 type serverMetrics struct {
-	watches     metric.Int64UpDownCounter
-	watchEvents metric.Int64Counter
+	watches       metric.Int64UpDownCounter
+	watchEvents   metric.Int64Counter
+	registrations metric.Int64Counter
 }
 
 var installErrors sync.Once
@@ -79,6 +110,15 @@ func New(cfg Config) *Server {
 		version:   cfg.Version,
 		keepalive: cfg.WatchKeepalive,
 		done:      make(chan struct{}),
+
+		bus:           cfg.Bus,
+		advertiseURL:  strings.TrimRight(cfg.AdvertiseURL, "/"),
+		leafURLs:      cfg.LeafURLs,
+		caFingerprint: cfg.CAFingerprint,
+		hubID:         cfg.HubID,
+	}
+	if s.hubID == "" {
+		s.hubID = "hub"
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -96,22 +136,45 @@ func New(cfg Config) *Server {
 	meter := s.tel.Meter.Meter("github.com/atollhq/atoll/hub")
 	s.metrics.watches, _ = meter.Int64UpDownCounter("watch.active", metric.WithUnit("{watch}"), metric.WithDescription("Open watch streams."))
 	s.metrics.watchEvents, _ = meter.Int64Counter("watch.events", metric.WithUnit("{event}"), metric.WithDescription("Change-log rows read by watches."))
+	s.metrics.registrations, _ = meter.Int64Counter("registrations", metric.WithUnit("{registration}"), metric.WithDescription("Member registrations, by result."))
 	s.notifier = s.store.NewNotifier(s.log)
 	s.compactor = NewCompactor(s.store, s.log, cfg.ChangeRetention, cfg.CompactEvery)
+	s.compactor.eventRetention = cfg.EventRetention
+	s.monitor = NewMonitor(s.store, s.log, s.now, meter, cfg.Health)
 	s.router = s.routes()
 	return s
 }
 
-// Start begins the change listener and the compactor.
-func (s *Server) Start(ctx context.Context) {
+// Start begins the change listener, the compactor and, with NATS, the
+// health monitor and the heartbeat handler.
+func (s *Server) Start(ctx context.Context) error {
 	s.notifier.Start(ctx)
 	s.compactor.Start(ctx)
+	if s.bus == nil {
+		return nil
+	}
+	if err := s.monitor.Start(ctx); err != nil {
+		return err
+	}
+	sub, err := s.serveHeartbeats()
+	if err != nil {
+		return fmt.Errorf("subscribe to heartbeats: %w", err)
+	}
+	s.heartbeats = sub
+	return nil
 }
+
+// Monitor is the cluster health monitor.
+func (s *Server) Monitor() *Monitor { return s.monitor }
 
 // Stop ends watches and background services; safe to call twice.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		close(s.done)
+		if s.heartbeats != nil {
+			_ = s.heartbeats.Unsubscribe()
+		}
+		s.monitor.Stop()
 		s.compactor.Stop()
 		s.notifier.Stop()
 	})
@@ -165,15 +228,24 @@ func (s *Server) routes() chi.Router {
 	hapi.UseMiddleware(s.authMiddleware(hapi))
 
 	registerKind(s, hapi, kindRoutes[api.Workload, *api.Workload, api.WorkloadList]{
-		kind: mustKind("Workload"), writeRole: api.RoleOperator, mutable: true,
+		kind:  mustKind("Workload"),
+		roles: map[string]string{pgstore.VerbCreate: api.RoleOperator, pgstore.VerbUpdate: api.RoleOperator, pgstore.VerbPatch: api.RoleOperator, pgstore.VerbDelete: api.RoleOperator},
 		list: func(items []api.Workload, meta api.ListMeta) api.WorkloadList {
 			return api.WorkloadList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "WorkloadList"}, Metadata: meta, Items: items}
 		},
 	})
 	registerKind(s, hapi, kindRoutes[api.Token, *api.Token, api.TokenList]{
-		kind: mustKind("Token"), writeRole: api.RoleAdmin, create: tokenCreate,
+		kind: mustKind("Token"), create: tokenCreate,
+		roles: map[string]string{pgstore.VerbCreate: api.RoleAdmin, pgstore.VerbDelete: api.RoleAdmin},
 		list: func(items []api.Token, meta api.ListMeta) api.TokenList {
 			return api.TokenList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "TokenList"}, Metadata: meta, Items: items}
+		},
+	})
+	s.registerClusters(hapi)
+	registerKind(s, hapi, kindRoutes[api.Event, *api.Event, api.EventList]{
+		kind: mustKind("Event"),
+		list: func(items []api.Event, meta api.ListMeta) api.EventList {
+			return api.EventList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "EventList"}, Metadata: meta, Items: items}
 		},
 	})
 	registerAudit(s, hapi)

@@ -125,6 +125,9 @@ func printObjects(out io.Writer, k api.Kind, output string, items []json.RawMess
 		return nil
 	}
 	p := printers[k.Name]
+	if p.less != nil {
+		sort.SliceStable(items, func(i, j int) bool { return p.less(items[i], items[j]) })
+	}
 	wide := output == "wide"
 	t := newTable(out, p.header(wide)...)
 	now := time.Now()
@@ -383,18 +386,28 @@ func sameIntent(a, b api.Object) bool {
 
 func newTokenCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create and revoke API tokens (admin)"}
-	var role, ttl, description, output string
+	var role, ttl, description, output, region string
+	var join bool
+	var uses int32
 	create := &cobra.Command{
-		Use:   "create NAME --role viewer|operator|admin [--ttl 720h]",
-		Short: "Create an API token; the secret is printed once",
+		Use:   "create NAME (--role viewer|operator|admin | --join [--uses N] [--region R]) [--ttl 720h]",
+		Short: "Create an API token, or a join token for members; the secret is printed once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			t := api.Token{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Token"}, Metadata: api.ObjectMeta{Name: args[0]},
-				Spec: api.TokenSpec{Role: role, TTL: api.Duration(ttl), Description: description}}
+			spec := api.TokenSpec{Role: role, TTL: api.Duration(ttl), Description: description}
+			if join {
+				if cmd.Flags().Changed("role") {
+					return fmt.Errorf("--join and --role do not go together: a join token only registers members")
+				}
+				spec = api.TokenSpec{Type: api.TokenJoin, TTL: api.Duration(ttl), Uses: uses, Region: region, Description: description}
+			} else if uses != 0 || region != "" {
+				return fmt.Errorf("--uses and --region apply to join tokens (--join)")
+			}
+			t := api.Token{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Token"}, Metadata: api.ObjectMeta{Name: args[0]}, Spec: spec}
 			if fe := t.Validate(); fe != nil {
 				return fe
 			}
@@ -410,12 +423,19 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 			if created.Spec.ExpiresAt != nil {
 				exp = "expires " + created.Spec.ExpiresAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "token %q (%s) created; %s. It is shown only now: keep it safe.\n", args[0], role, exp)
+			what := created.Spec.Role
+			if join {
+				what = "join"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %q (%s) created; %s. It is shown only now: keep it safe.\n", args[0], what, exp)
 			return nil
 		},
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "viewer, operator or admin")
-	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 24h or 720h (default: never expires)")
+	create.Flags().StringVar(&ttl, "ttl", "", "lifetime, e.g. 24h or 720h (default: API tokens never expire, join tokens last 24h)")
+	create.Flags().BoolVar(&join, "join", false, "make a join token, which registers member clusters")
+	create.Flags().Int32Var(&uses, "uses", 0, "join: how many members may register with it (0: no limit)")
+	create.Flags().StringVar(&region, "region", "", "join: only members of this region may use it")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.Flags().StringVarP(&output, "output", "o", "", "json or yaml to print the whole object")
 	revoke := &cobra.Command{

@@ -1,27 +1,37 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/pgserver"
+	"github.com/atollhq/atoll/member"
 )
 
 func newDevCmd() *cobra.Command {
 	o := &hubOptions{}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run everything on this machine: a private PostgreSQL and the hub",
+		Short: "Run everything on this machine: a private PostgreSQL, the hub and three regions",
 		Long: `Runs the whole stack in one process for trying Atoll out and for development.
 
 Without --database-url it starts a private PostgreSQL from this machine's
 binaries, keeping its data in <data-dir>/postgres, so a restart keeps
-everything. Ctrl-C stops it all.`,
+everything. Three member clusters (us-east, eu-west, ap-south) run in the
+same process and join through the same registration path as separate
+'atoll member' processes. Ctrl-C stops it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -53,8 +63,13 @@ everything. Ctrl-C stops it all.`,
 				log.InfoContext(ctx, "private PostgreSQL running", "data", filepath.Join(o.dataDir, "postgres"))
 			}
 			url := "http://" + ln.Addr().String()
+			var members sync.WaitGroup
+			defer members.Wait()
 			return runHub(ctx, log, o, ln, func(tokenPath string) {
-				fmt.Fprintf(os.Stderr, "\nAtoll dev is ready.\n  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n", url, url)
+				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir); err != nil {
+					log.ErrorContext(ctx, "the dev regions did not start", "err", err)
+				}
+				fmt.Fprintf(os.Stderr, "\nAtoll dev is ready.\n  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n  Regions:      %s (joining)\n", url, url, strings.Join(devRegions, ", "))
 				if tokenPath != "" {
 					fmt.Fprintf(os.Stderr, "  Admin token:  %s\n\n  export ATOLL_SERVER=%s ATOLL_TOKEN=$(cat %s)\n\n", tokenPath, url, tokenPath)
 				} else {
@@ -65,8 +80,62 @@ everything. Ctrl-C stops it all.`,
 	}
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultDevDir(), "folder for PostgreSQL's data and the admin token")
 	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "use this PostgreSQL instead of a private one")
-	o.addFlags(cmd, "127.0.0.1:8080")
+	o.addFlags(cmd, "127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:0")
 	return cmd
+}
+
+// devRegions are the member clusters atoll dev runs, one per region.
+var devRegions = []string{"us-east", "eu-west", "ap-south"}
+
+// startDevMembers runs one in-process member per dev region. They join
+// through the same path as separate member processes: a join token and
+// the registration API.
+func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir string) error {
+	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
+	if admin == "" && tokenPath != "" {
+		b, err := os.ReadFile(tokenPath)
+		if err != nil {
+			return err
+		}
+		admin = strings.TrimSpace(string(b))
+	}
+	joinToken := ""
+	for _, region := range devRegions {
+		dir := filepath.Join(dataDir, "members", region)
+		if _, err := os.Stat(filepath.Join(dir, "identity.json")); err == nil {
+			continue // joined before: it comes back with its own credentials
+		}
+		if joinToken == "" {
+			if admin == "" {
+				return errors.New("no admin token to make a join token with (set ATOLL_ADMIN_TOKEN)")
+			}
+			var created api.Token
+			name := fmt.Sprintf("dev-join-%d", time.Now().Unix())
+			err := client.New(hubURL, admin, nil).Create(ctx, "tokens", api.Token{Metadata: api.ObjectMeta{Name: name},
+				Spec: api.TokenSpec{Type: api.TokenJoin, TTL: "10m", Uses: int32(len(devRegions)), Description: "atoll dev regions"}}, &created)
+			if err != nil {
+				return fmt.Errorf("make a join token: %w", err)
+			}
+			joinToken = created.Status.Secret
+		}
+	}
+	for _, region := range devRegions {
+		m, err := member.New(member.Config{
+			Hub: hubURL, JoinToken: joinToken, Name: region, Region: region, Zone: region + "-a", Provider: "dev",
+			DataDir: filepath.Join(dataDir, "members", region), NATSListen: "127.0.0.1:0", Version: version, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx); err != nil && ctx.Err() == nil {
+				log.ErrorContext(ctx, "dev region stopped", "region", region, "err", err)
+			}
+		}()
+	}
+	return nil
 }
 
 func defaultDevDir() string {

@@ -15,20 +15,34 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
 )
 
 type hubOptions struct {
-	databaseURL string
-	listen      string
-	dataDir     string
-	logLevel    string
+	databaseURL       string
+	listen            string
+	dataDir           string
+	logLevel          string
+	advertiseURL      string
+	natsListen        string
+	leafListen        string
+	leafAdvertise     []string
+	heartbeatInterval time.Duration
+	unreachableAfter  time.Duration
 }
 
-func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen string) {
-	cmd.Flags().StringVar(&o.listen, "listen", defaultListen, "address for the API, console and metrics")
-	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", defaultListen, "address for the API, console and metrics")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.advertiseURL, "advertise-url", "", "the API's URL as members and clients reach it (goes into join tokens); default: the address each request came in on")
+	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
+	f.StringVar(&o.leafListen, "leaf-listen", defaultLeaf, "address where members' NATS leaf nodes connect (port 0 picks one)")
+	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
+	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
+	f.DurationVar(&o.unreachableAfter, "unreachable-after", 2*time.Second, "a cluster silent this long is Unreachable")
 }
 
 func newHubCmd() *cobra.Command {
@@ -57,7 +71,7 @@ func newHubCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (or ATOLL_DATABASE_URL)")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token)")
-	o.addFlags(cmd, "0.0.0.0:8080")
+	o.addFlags(cmd, "0.0.0.0:8080", "127.0.0.1:4222", "0.0.0.0:7422")
 	return cmd
 }
 
@@ -106,8 +120,35 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		_ = srv.Close()
 		return err
 	}
-	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version})
-	server.Start(ctx)
+	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
+		s, err := natsbus.NewSeeds()
+		return pgstore.NATSSeeds(s), err
+	})
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	revoked, err := store.NATSRevocations(ctx)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	bus, err := natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Revoked: revoked, DataDir: o.dataDir,
+		ClientListen: o.natsListen, LeafListen: o.leafListen, Logger: log})
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer bus.Close()
+	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort())
+	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus,
+		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise,
+		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
+	if err := server.Start(ctx); err != nil {
+		_ = srv.Close()
+		server.Stop()
+		return err
+	}
 	srv.RegisterOnShutdown(server.Stop)
 	h := server.Handler()
 	handler.Store(&h)

@@ -57,7 +57,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newHubCmd(), newDevCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
-		newTokenCmd(cf), newConfigCmd(),
+		newTokenCmd(cf), newConfigCmd(), newMemberCmd(), newClusterCmd(cf),
 	)
 	return root
 }

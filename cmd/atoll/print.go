@@ -70,9 +70,75 @@ func labelString(m map[string]string) string {
 type printer struct {
 	headers, wideHeaders []string
 	row                  func(raw json.RawMessage, now time.Time, wide bool) []string
+	// less orders rows (nil: as listed, by name).
+	less func(a, b json.RawMessage) bool
 }
 
 var printers = map[string]printer{
+	"Cluster": {
+		headers:     []string{"NAME", "REGION", "ZONE", "HEALTH", "HEARTBEAT", "NODES", "REPLICAS", "AGE"},
+		wideHeaders: []string{"CPU", "MEMORY", "TAINTS", "VERSION"},
+		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
+			var c api.Cluster
+			_ = json.Unmarshal(raw, &c)
+			health := c.Status.Health
+			if health == "" {
+				health = api.HealthUnknown
+			}
+			if c.Spec.Unschedulable {
+				health += ",Cordoned"
+			}
+			hb := "never"
+			if c.Status.HeartbeatAgeSeconds != nil {
+				hb = fmt.Sprintf("%.1fs ago", *c.Status.HeartbeatAgeSeconds)
+			}
+			nodes, replicas, cpu, mem := "-", "-", "-", "-"
+			if cp := c.Status.Capacity; cp != nil {
+				nodes = fmt.Sprintf("%d/%d", cp.NodesReady, cp.NodesTotal)
+				replicas = fmt.Sprintf("%d/%d", cp.ReplicasReady, cp.Replicas)
+				cpu = fmt.Sprintf("%dm/%dm", cp.CPUAllocated, cp.CPUAllocatable)
+				mem = fmt.Sprintf("%dMi/%dMi", cp.MemoryAllocated>>20, cp.MemoryAllocatable>>20)
+			}
+			zone := c.Metadata.Labels[api.LabelZone]
+			if zone == "" {
+				zone = "-"
+			}
+			cells := []string{c.Metadata.Name, c.Metadata.Labels[api.LabelRegion], zone, health, hb, nodes, replicas, age(c.Metadata.CreationTimestamp, now)}
+			if wide {
+				taints := make([]string, len(c.Spec.Taints))
+				for i, t := range c.Spec.Taints {
+					taints[i] = t.Key
+					if t.Value != "" {
+						taints[i] += "=" + t.Value
+					}
+					taints[i] += ":" + t.Effect
+				}
+				tt := strings.Join(taints, ",")
+				if tt == "" {
+					tt = "<none>"
+				}
+				cells = append(cells, cpu, mem, tt, c.Status.MemberVersion)
+			}
+			return cells
+		},
+	},
+	"Event": {
+		headers: []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"},
+		row: func(raw json.RawMessage, now time.Time, _ bool) []string {
+			var e api.Event
+			_ = json.Unmarshal(raw, &e)
+			return []string{age(e.EventTime, now), e.Type, e.Reason, strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name, e.Message}
+		},
+		less: func(a, b json.RawMessage) bool {
+			var ea, eb api.Event
+			_ = json.Unmarshal(a, &ea)
+			_ = json.Unmarshal(b, &eb)
+			if ea.EventTime == nil || eb.EventTime == nil {
+				return ea.EventTime == nil
+			}
+			return ea.EventTime.Before(*eb.EventTime)
+		},
+	},
 	"Workload": {
 		headers:     []string{"NAME", "REPLICAS", "READY", "DRIVER", "AGE"},
 		wideHeaders: []string{"GENERATION", "OBSERVED", "LABELS"},
@@ -88,7 +154,7 @@ var printers = map[string]printer{
 		},
 	},
 	"Token": {
-		headers:     []string{"NAME", "ROLE", "PREFIX", "EXPIRES", "AGE"},
+		headers:     []string{"NAME", "TYPE", "ROLE", "PREFIX", "EXPIRES", "AGE"},
 		wideHeaders: []string{"DESCRIPTION"},
 		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 			var t api.Token
@@ -101,7 +167,14 @@ var printers = map[string]printer{
 					exp = t.Spec.ExpiresAt.UTC().Format(time.RFC3339)
 				}
 			}
-			cells := []string{t.Metadata.Name, t.Spec.Role, t.Status.Prefix + "…", exp, age(t.Metadata.CreationTimestamp, now)}
+			role := t.Spec.Role
+			switch t.Spec.TypeOrDefault() {
+			case api.TokenJoin:
+				role = fmt.Sprintf("used %d/%s", t.Status.Used, usesText(t.Spec.Uses))
+			case api.TokenMember:
+				role = "cluster " + t.Spec.Cluster
+			}
+			cells := []string{t.Metadata.Name, t.Spec.TypeOrDefault(), role, t.Status.Prefix + "…", exp, age(t.Metadata.CreationTimestamp, now)}
 			if wide {
 				cells = append(cells, t.Spec.Description)
 			}
@@ -133,4 +206,11 @@ func printData(out io.Writer, format string, v any) error {
 	}
 	_, err = fmt.Fprintln(out, string(js))
 	return err
+}
+
+func usesText(n int32) string {
+	if n == 0 {
+		return "∞"
+	}
+	return fmt.Sprint(n)
 }

@@ -279,3 +279,13 @@ func prefixed(alias, cols string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Expire deletes objects of a kind created longer than keep ago, without
+// change-log rows: they simply age out (events do).
+func (s *Store) Expire(ctx context.Context, kind string, keep time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM objects WHERE kind = $1 AND created_at < $2`, kind, s.now().Add(-keep))
+	if err != nil {
+		return 0, fmt.Errorf("expire %s: %w", kind, classify(err))
+	}
+	return tag.RowsAffected(), nil
+}

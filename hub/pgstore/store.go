@@ -188,6 +188,19 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 	if len(spec) == 0 {
 		spec = json.RawMessage("{}")
 	}
+	if k, ok := api.LookupKind(r.Kind); ok && k.Inline {
+		// The spec document's fields stand at the top level.
+		meta, err := json.Marshal(r.Meta)
+		if err != nil {
+			return nil, err
+		}
+		head := fmt.Sprintf(`{"apiVersion":%q,"kind":%q,"metadata":%s`, api.Group, r.Kind, meta)
+		body := bytes.TrimSpace(spec)
+		if len(body) > 2 {
+			return []byte(head + "," + string(body[1:])), nil
+		}
+		return []byte(head + "}"), nil
+	}
 	return json.Marshal(objectJSON{APIVersion: api.Group, Kind: r.Kind, Metadata: r.Meta, Spec: spec, Status: status})
 }
 
@@ -344,3 +357,5 @@ func jsonOrEmpty(b json.RawMessage) json.RawMessage {
 	}
 	return b
 }
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

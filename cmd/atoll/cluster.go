@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/api"
+)
+
+func newClusterCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Cordon, uncordon, taint or deregister member clusters"}
+	patch := func(use, short string, body func(args []string) ([]byte, error), done string) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: cobra.MinimumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				b, err := body(args)
+				if err != nil {
+					return err
+				}
+				if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s %s\n", args[0], done)
+				return nil
+			},
+		}
+	}
+	cordon := patch("cordon NAME", "Place nothing new on a cluster (what runs stays)", func([]string) ([]byte, error) {
+		return []byte(`{"spec":{"unschedulable":true}}`), nil
+	}, "cordoned")
+	uncordon := patch("uncordon NAME", "Allow placements on a cluster again", func([]string) ([]byte, error) {
+		return []byte(`{"spec":{"unschedulable":null}}`), nil
+	}, "uncordoned")
+	taint := &cobra.Command{
+		Use:   "taint NAME key=value:Effect ... | key:Effect- ...",
+		Short: "Add taints (NoSchedule, NoExecute) or remove them with a trailing '-'",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var cl api.Cluster
+			if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
+				return err
+			}
+			taints, err := applyTaintArgs(cl.Spec.Taints, args[1:])
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(map[string]any{
+				"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
+				"spec":     map[string]any{"taints": taints},
+			})
+			if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s tainted\n", args[0])
+			return nil
+		},
+	}
+	deregister := &cobra.Command{
+		Use:   "deregister NAME",
+		Short: "Remove a cluster: its NATS identity and member token are revoked at once (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Delete(cmd.Context(), "clusters", args[0], nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s deregistered\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(cordon, uncordon, taint, deregister)
+	return cmd
+}
+
+// applyTaintArgs reads kubectl-style taint arguments: key=value:Effect or
+// key:Effect adds (replacing the same key and effect), a trailing '-'
+// removes (key- removes every effect of the key).
+func applyTaintArgs(have []api.Taint, args []string) ([]api.Taint, error) {
+	out := append([]api.Taint{}, have...)
+	for _, a := range args {
+		if rest, ok := strings.CutSuffix(a, "-"); ok {
+			key, effect, _ := strings.Cut(rest, ":")
+			key, _, _ = strings.Cut(key, "=")
+			kept := out[:0]
+			found := false
+			for _, t := range out {
+				if t.Key == key && (effect == "" || t.Effect == effect) {
+					found = true
+					continue
+				}
+				kept = append(kept, t)
+			}
+			if !found {
+				return nil, fmt.Errorf("taint %q: no such taint on the cluster", rest)
+			}
+			out = kept
+			continue
+		}
+		kv, effect, ok := strings.Cut(a, ":")
+		if !ok || (effect != "NoSchedule" && effect != "NoExecute") {
+			return nil, fmt.Errorf("taint %q: use key=value:NoSchedule, key=value:NoExecute, or key:Effect- to remove", a)
+		}
+		key, value, _ := strings.Cut(kv, "=")
+		t := api.Taint{Key: key, Value: value, Effect: effect}
+		replaced := false
+		for i := range out {
+			if out[i].Key == key && out[i].Effect == effect {
+				out[i], replaced = t, true
+			}
+		}
+		if !replaced {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/telemetry"
+)
+
+func newMemberCmd() *cobra.Command {
+	var cfg member.Config
+	var labels []string
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "member --join-token T --name NAME --region R --data-dir DIR",
+		Short: "Run a regional member cluster: joins the hub, runs the region's NATS, heartbeats",
+		Long: `Runs one regional member cluster.
+
+The first start joins the hub with a join token ('atoll token create NAME
+--join' on the hub). The member keeps its identity in --data-dir (mode
+0600) and later starts use it instead of the join token. When the hub is
+unreachable at a later start, the member runs on its kept credentials and
+keeps retrying.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if cfg.JoinToken == "" {
+				cfg.JoinToken = os.Getenv("ATOLL_JOIN_TOKEN")
+			}
+			if cfg.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			cfg.Version, cfg.Logger = version, log
+			tel, err := telemetry.Setup(cmd.Context(), "atoll-member", version)
+			if err != nil {
+				return err
+			}
+			cfg.Meter = tel.Meter
+			m, err := member.New(cfg)
+			if err != nil {
+				return err
+			}
+			err = m.Run(cmd.Context())
+			if errors.Is(err, member.ErrRefused) {
+				return fmt.Errorf("the hub refused this member: %w", err)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Hub, "hub", "", "the hub's API URL (default: the one in the join token)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "join token for the first start (or ATOLL_JOIN_TOKEN)")
+	f.StringVar(&cfg.Name, "name", "", "the cluster's name (DNS-1123 label)")
+	f.StringVar(&cfg.Region, "region", "", "the cluster's region, e.g. eu-west")
+	f.StringVar(&cfg.Zone, "zone", "", "the cluster's zone")
+	f.StringVar(&cfg.Provider, "provider", "", "the cluster's provider, e.g. aws")
+	f.StringSliceVar(&labels, "label", nil, "custom cluster label k=v (repeatable)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the member's identity and state")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--label %q: use key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,361 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
+)
+
+func (s *Server) registerClusters(hapi huma.API) {
+	registerKind(s, hapi, kindRoutes[api.Cluster, *api.Cluster, api.ClusterList]{
+		kind:  mustKind("Cluster"),
+		roles: map[string]string{pgstore.VerbPatch: api.RoleOperator, pgstore.VerbDelete: api.RoleAdmin},
+		list: func(items []api.Cluster, meta api.ListMeta) api.ClusterList {
+			return api.ClusterList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "ClusterList"}, Metadata: meta, Items: items}
+		},
+		remove:   deregister,
+		decorate: s.liveCluster,
+	})
+	huma.Register(hapi, huma.Operation{
+		OperationID: "register-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/register",
+		Summary:     "Register a member cluster",
+		Description: "A member joins with a join token (Authorization: Bearer atollj_...) or, after a restart, comes back with its member token. The answer carries its NATS identity and where to connect.",
+		Tags:        []string{"Clusters"}, Security: bearer, MaxBodyBytes: 64 << 10,
+		Metadata: map[string]any{"verb": "register", "kind": "Cluster"},
+		Errors:   []int{400, 401, 403, 409, 413, 415, 422, 503},
+	}, s.register)
+}
+
+// liveCluster overlays what this hub's monitor knows now.
+func (s *Server) liveCluster(c *api.Cluster) {
+	if s.monitor == nil {
+		return
+	}
+	seen, heard, health, ok := s.monitor.Live(c.Metadata.Name)
+	if !ok {
+		return
+	}
+	c.Status.Health = health
+	if heard {
+		t := seen.UTC().Truncate(time.Millisecond)
+		c.Status.LastHeartbeatTime = &t
+	}
+	if c.Status.LastHeartbeatTime != nil {
+		age := s.now().Sub(*c.Status.LastHeartbeatTime).Seconds()
+		age = float64(int64(age*1000)) / 1000
+		c.Status.HeartbeatAgeSeconds = &age
+	}
+}
+
+type registerInput struct {
+	Authorization string `header:"Authorization"`
+	Body          api.RegisterRequest
+}
+
+// register admits a member: with a join token the first time (creating
+// its Cluster and member token), with its member token afterwards.
+func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body api.RegisterResponse }, error) {
+	if s.bus == nil {
+		return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it"))
+	}
+	req := &in.Body
+	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: requestIDOf(ctx)}
+	refuse := func(err error) error {
+		code := api.ErrorCode(err)
+		var fe api.FieldErrors
+		if errors.As(err, &fe) {
+			code = api.CodeInvalid
+		}
+		if code != api.CodeUnavailable {
+			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
+		}
+		s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
+		return toProblem(ctx, err)
+	}
+	if fe := req.Validate(); fe != nil {
+		return nil, refuse(fe)
+	}
+	tok, err := s.registrationToken(ctx, in.Authorization)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	who.Name = tok.Spec.TypeOrDefault() + ":" + tok.Metadata.Name
+	var resp api.RegisterResponse
+	var cluster *pgstore.Record
+	err = s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+		var err error
+		switch tok.Spec.TypeOrDefault() {
+		case api.TokenJoin:
+			cluster, resp.MemberToken, err = s.join(ctx, tx, tok, req)
+		default:
+			cluster, err = s.rejoin(ctx, tx, tok, req)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, refuse(err)
+	}
+	if err := cluster.Decode(&resp.Cluster); err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	if resp.NATSUserJWT, err = s.bus.MemberJWT(req.Name, req.NATSPublicKey); err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	resp.LeafURLs = s.leafURLsFor(ctx)
+	resp.HeartbeatInterval = api.Duration(s.monitor.Config().Interval.String())
+	resp.ProtocolVersion = protocol.Version
+	s.monitor.Add(req.Name, req.NATSPublicKey)
+	s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+	return &struct{ Body api.RegisterResponse }{Body: resp}, nil
+}
+
+// registrationToken authenticates a registration: a join or member token.
+func (s *Server) registrationToken(ctx context.Context, header string) (*api.Token, error) {
+	scheme, secret, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+		return nil, api.Errorf(api.CodeUnauthorized, "registration needs a join token: send 'Authorization: Bearer atollj_...'")
+	}
+	rec, err := s.store.TokenByHash(ctx, hashSecret(strings.TrimSpace(secret)))
+	if err != nil {
+		if api.ErrorCode(err) == api.CodeUnauthorized {
+			return nil, api.Errorf(api.CodeUnauthorized, "the join token is not valid (unknown or revoked)")
+		}
+		return nil, err
+	}
+	var t api.Token
+	if err := rec.Decode(&t); err != nil {
+		return nil, err
+	}
+	if t.Spec.ExpiresAt != nil && !s.now().Before(*t.Spec.ExpiresAt) {
+		return nil, api.Errorf(api.CodeUnauthorized, "the join token expired at %s", t.Spec.ExpiresAt.Format(time.RFC3339))
+	}
+	if typ := t.Spec.TypeOrDefault(); typ != api.TokenJoin && typ != api.TokenMember {
+		return nil, api.Errorf(api.CodeUnauthorized, "an API token cannot register members: use a join token ('atoll token create NAME --join')")
+	}
+	return &t, nil
+}
+
+func memberTokenName(cluster string) string { return "member-" + cluster }
+
+// join registers with a join token: the cluster must be new, or be this
+// same member (same key) retrying.
+func (s *Server) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
+	if tok.Spec.Region != "" && tok.Spec.Region != req.Region {
+		return nil, "", api.Errorf(api.CodeForbidden, "this join token is for region %s, not %s", tok.Spec.Region, req.Region)
+	}
+	// Count the use under the token's row lock, so concurrent joins cannot
+	// overspend it.
+	_, err := tx.Mutate(ctx, "use", "Token", tok.Metadata.Name, func(cur *pgstore.Record) error {
+		var st api.TokenStatus
+		_ = json.Unmarshal(cur.Status, &st)
+		if tok.Spec.Uses > 0 && st.Used >= tok.Spec.Uses {
+			return api.Errorf(api.CodeUnauthorized, "the join token is used up (%d of %d registrations)", st.Used, tok.Spec.Uses)
+		}
+		st.Used++
+		b, err := json.Marshal(st)
+		cur.Status = b
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	cluster, err := tx.Get(ctx, "Cluster", req.Name)
+	switch {
+	case err == nil:
+		var st api.ClusterStatus
+		_ = json.Unmarshal(cluster.Status, &st)
+		if st.Identity != req.NATSPublicKey {
+			return nil, "", api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity; deregister it first ('atoll cluster deregister %s')", req.Name, req.Name)
+		}
+		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(req.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+			return nil, "", err
+		}
+		if cluster, err = s.updateRegistration(ctx, tx, req); err != nil {
+			return nil, "", err
+		}
+	case api.ErrorCode(err) == api.CodeNotFound:
+		st := api.ClusterStatus{Health: api.HealthUnknown, Identity: req.NATSPublicKey, RegisteredAt: &now,
+			MemberVersion: req.MemberVersion, ProtocolVersion: req.ProtocolVersion}
+		status, _ := json.Marshal(st)
+		cluster, err = tx.Create(ctx, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: req.Name, Labels: clusterLabels(nil, req)}, Spec: []byte("{}"), Status: status})
+		if err != nil {
+			return nil, "", err
+		}
+		if err := recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventNormal, "ClusterRegistered",
+			fmt.Sprintf("registered in region %s with join token %s", req.Region, tok.Metadata.Name), "hub/register"); err != nil {
+			return nil, "", err
+		}
+	default:
+		return nil, "", err
+	}
+	secret, prefix := newSecret()
+	spec, _ := json.Marshal(api.TokenSpec{Type: api.TokenMember, Cluster: req.Name, Description: "credential of member " + req.Name})
+	status, _ := json.Marshal(api.TokenStatus{Prefix: prefix})
+	if _, err := tx.CreateToken(ctx, &pgstore.Record{Kind: "Token", Meta: api.ObjectMeta{Name: memberTokenName(req.Name)}, Spec: spec, Status: status}, hashSecret(secret)); err != nil {
+		return nil, "", err
+	}
+	return cluster, secret, nil
+}
+
+// rejoin re-registers a member with its member token.
+func (s *Server) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, error) {
+	if tok.Spec.Cluster != req.Name {
+		return nil, api.Errorf(api.CodeForbidden, "this member token belongs to cluster %s, not %s", tok.Spec.Cluster, req.Name)
+	}
+	cluster, err := tx.Get(ctx, "Cluster", req.Name)
+	if err != nil {
+		if api.ErrorCode(err) == api.CodeNotFound {
+			return nil, api.Errorf(api.CodeUnauthorized, "cluster %s was deregistered: join again with a new join token", req.Name)
+		}
+		return nil, err
+	}
+	var st api.ClusterStatus
+	_ = json.Unmarshal(cluster.Status, &st)
+	if st.Identity != req.NATSPublicKey {
+		return nil, api.Errorf(api.CodeConflict, "cluster %q is registered with another NATS identity", req.Name)
+	}
+	return s.updateRegistration(ctx, tx, req)
+}
+
+// updateRegistration refreshes what the member reports about itself: its
+// topology labels and versions.
+func (s *Server) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest) (*pgstore.Record, error) {
+	return tx.Mutate(ctx, "register", "Cluster", req.Name, func(cur *pgstore.Record) error {
+		cur.Meta.Labels = clusterLabels(cur.Meta.Labels, req)
+		var st api.ClusterStatus
+		_ = json.Unmarshal(cur.Status, &st)
+		st.MemberVersion, st.ProtocolVersion = req.MemberVersion, req.ProtocolVersion
+		b, err := json.Marshal(st)
+		cur.Status = b
+		return err
+	})
+}
+
+// clusterLabels merges what the member reports into the labels it has:
+// region, zone and provider come from their fields, custom labels from
+// the member override the same keys.
+func clusterLabels(have map[string]string, req *api.RegisterRequest) map[string]string {
+	out := map[string]string{}
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range req.Labels {
+		out[k] = v
+	}
+	out[api.LabelRegion] = req.Region
+	for k, v := range map[string]string{api.LabelZone: req.Zone, api.LabelProvider: req.Provider} {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// deregister removes a cluster: its NATS identity is revoked, its member
+// token deleted and the Cluster object with them, in one transaction; then
+// the running NATS server drops the member's connections.
+func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+	var last *pgstore.Record
+	var identity string
+	now := s.now().UTC()
+	err := s.store.InTx(ctx, a, func(tx *pgstore.Tx) error {
+		cur, err := tx.Get(ctx, "Cluster", name)
+		if err != nil {
+			return err
+		}
+		if err := pgstore.CheckVersion(cur, precondition); err != nil {
+			return err
+		}
+		var st api.ClusterStatus
+		_ = json.Unmarshal(cur.Status, &st)
+		identity = st.Identity
+		if identity != "" {
+			if err := tx.RevokeNATSUser(ctx, identity, name, now); err != nil {
+				return err
+			}
+		}
+		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+			return err
+		}
+		last, _, err = tx.Delete(ctx, "Cluster", name, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.monitor != nil {
+		s.monitor.Forget(name)
+	}
+	if identity != "" && s.bus != nil {
+		if err := s.bus.Revoke(identity, now); err != nil {
+			s.log.ErrorContext(ctx, "revoking a deregistered member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
+		}
+	}
+	return last, nil
+}
+
+// leafURLsFor lists where members connect their leaf node: the configured
+// URLs, else the leafnode port on the host this request came in on.
+func (s *Server) leafURLsFor(ctx context.Context) []string {
+	if len(s.leafURLs) > 0 {
+		return s.leafURLs
+	}
+	host := "127.0.0.1"
+	if base, _ := ctx.Value(baseURLKey{}).(string); base != "" {
+		if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return []string{s.bus.LeafURL(host)}
+}
+
+// serveHeartbeats answers members' heartbeats and feeds the monitor.
+// Garbage is dropped and counted, never fatal.
+func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
+	return s.bus.Conn().Subscribe(protocol.HeartbeatWildcard, func(msg *nats.Msg) {
+		at := s.now()
+		ctx := context.Background()
+		hb, err := protocol.DecodeHeartbeat(msg.Subject, msg.Data)
+		if err != nil {
+			reason := "malformed"
+			switch {
+			case errors.Is(err, protocol.ErrVersion):
+				reason = "version"
+			case errors.Is(err, protocol.ErrWrongCluster):
+				reason = "wrong_cluster"
+			}
+			s.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+			return
+		}
+		if !s.monitor.Observe(hb, at) {
+			s.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "unknown_cluster")))
+			return
+		}
+		s.monitor.metrics.received.Add(ctx, 1)
+		if msg.Reply != "" {
+			ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: s.hubID})
+			_ = msg.Respond(ack)
+		}
+	})
+}

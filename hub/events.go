@@ -1,0 +1,41 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+)
+
+// recordEvent writes an Event about obj inside tx.
+func recordEvent(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
+	at := now.UTC().Truncate(time.Millisecond)
+	name := obj.Name
+	suffix := "-" + strconv.FormatInt(at.UnixNano(), 36)
+	if len(name)+len(suffix) > 63 {
+		name = name[:63-len(suffix)]
+	}
+	body, err := json.Marshal(struct {
+		InvolvedObject api.ObjectReference `json:"involvedObject"`
+		Type           string              `json:"type"`
+		Reason         string              `json:"reason"`
+		Message        string              `json:"message"`
+		Source         string              `json:"source"`
+		EventTime      *time.Time          `json:"eventTime"`
+	}{obj, typ, reason, msg, source, &at})
+	if err != nil {
+		return err
+	}
+	rec := &pgstore.Record{Kind: "Event", Meta: api.ObjectMeta{
+		Name:   name + suffix,
+		Labels: map[string]string{api.LabelEventKind: obj.Kind, api.LabelEventName: obj.Name},
+	}, Spec: body}
+	if _, err := tx.Create(ctx, rec); err != nil {
+		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
+	}
+	return nil
+}

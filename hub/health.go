@@ -1,0 +1,409 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// HealthConfig tunes the health monitor. Zero values mean the defaults.
+type HealthConfig struct {
+	// Interval is the members' heartbeat interval; default 500ms. A cluster
+	// is Suspect after two intervals without a heartbeat.
+	Interval time.Duration
+	// UnreachableAfter is the grace: a cluster is Unreachable after this
+	// long without a heartbeat; default 2s.
+	UnreachableAfter time.Duration
+	// FlushEvery is how often changed capacity is written to the store when
+	// the health state does not change; default 5s.
+	FlushEvery time.Duration
+}
+
+func (c HealthConfig) withDefaults() HealthConfig {
+	if c.Interval <= 0 {
+		c.Interval = 500 * time.Millisecond
+	}
+	if c.UnreachableAfter <= 0 {
+		c.UnreachableAfter = 2 * time.Second
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 5 * time.Second
+	}
+	return c
+}
+
+// Monitor turns heartbeats into cluster health: Ready while they arrive,
+// Suspect after two missed intervals, Unreachable after the grace, Ready
+// again on the first heartbeat. It keeps the live state in memory (the
+// hub's cost grows with clusters, not nodes or heartbeats) and writes the
+// store only on transitions and, throttled, on capacity changes. After
+// the hub starts, every cluster gets one full grace before it can be
+// declared Unreachable, so a hub restart does not flap the fleet.
+type Monitor struct {
+	store *pgstore.Store
+	log   *slog.Logger
+	now   func() time.Time
+	cfg   HealthConfig
+
+	mu       sync.Mutex
+	clusters map[string]*clusterHealth
+	started  time.Time
+
+	metrics healthMetrics
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
+}
+
+type clusterHealth struct {
+	identity string
+	health   string    // as last written to the store
+	seen     time.Time // last heartbeat (or hub start)
+	heard    bool      // a heartbeat arrived since this hub started
+	hb       protocol.Heartbeat
+	dirty    bool // capacity or versions changed since the last write
+	written  time.Time
+}
+
+type healthMetrics struct {
+	received  metric.Int64Counter
+	dropped   metric.Int64Counter
+	latency   metric.Float64Histogram
+	detection metric.Float64Histogram
+}
+
+// NewMonitor makes a monitor; Start loads the clusters and begins.
+func NewMonitor(store *pgstore.Store, log *slog.Logger, now func() time.Time, meter metric.Meter, cfg HealthConfig) *Monitor {
+	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{})}
+	m.metrics.received, _ = meter.Int64Counter("heartbeats.received", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats accepted from members."))
+	m.metrics.dropped, _ = meter.Int64Counter("nats.messages.dropped", metric.WithUnit("{message}"), metric.WithDescription("Messages from members dropped, by reason."))
+	m.metrics.latency, _ = meter.Float64Histogram("heartbeat.condition.latency", metric.WithUnit("s"),
+		metric.WithDescription("From the heartbeat that changed a cluster's health to the new condition being stored."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1))
+	m.metrics.detection, _ = meter.Float64Histogram("health.detection.delay", metric.WithUnit("s"),
+		metric.WithDescription("From a cluster passing a silence threshold to the condition being stored."),
+		metric.WithExplicitBucketBoundaries(0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2))
+	_, _ = meter.Int64ObservableGauge("clusters", metric.WithUnit("{cluster}"), metric.WithDescription("Registered clusters by health."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			counts := map[string]int64{api.HealthReady: 0, api.HealthSuspect: 0, api.HealthUnreachable: 0, api.HealthUnknown: 0}
+			m.mu.Lock()
+			for _, c := range m.clusters {
+				counts[c.health]++
+			}
+			m.mu.Unlock()
+			for h, n := range counts {
+				o.Observe(n, metric.WithAttributes(attribute.String("health", h)))
+			}
+			return nil
+		}))
+	return m
+}
+
+// Config is the monitor's effective configuration.
+func (m *Monitor) Config() HealthConfig { return m.cfg }
+
+// Load reads the registered clusters; each gets a grace from now.
+func (m *Monitor) Load(ctx context.Context) error {
+	res, err := m.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return fmt.Errorf("load clusters: %w", err)
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started.IsZero() {
+		m.started = now
+	}
+	seen := map[string]bool{}
+	for _, rec := range res.Items {
+		var c api.Cluster
+		if err := rec.Decode(&c); err != nil {
+			return fmt.Errorf("load clusters: %w", err)
+		}
+		seen[c.Metadata.Name] = true
+		if cur, ok := m.clusters[c.Metadata.Name]; ok {
+			cur.identity = c.Status.Identity
+			continue
+		}
+		health := c.Status.Health
+		if health == "" {
+			health = api.HealthUnknown
+		}
+		m.clusters[c.Metadata.Name] = &clusterHealth{identity: c.Status.Identity, health: health, seen: now}
+	}
+	for name := range m.clusters {
+		if !seen[name] {
+			delete(m.clusters, name)
+		}
+	}
+	return nil
+}
+
+// Add starts watching a newly registered (or re-registered) cluster.
+func (m *Monitor) Add(name, identity string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.clusters[name]; ok {
+		c.identity = identity
+		return
+	}
+	m.clusters[name] = &clusterHealth{identity: identity, health: api.HealthUnknown, seen: m.now()}
+}
+
+// Forget stops watching a deregistered cluster.
+func (m *Monitor) Forget(name string) {
+	m.mu.Lock()
+	delete(m.clusters, name)
+	m.mu.Unlock()
+}
+
+// Observe records a heartbeat that arrived at `at`. It returns false when
+// the cluster is not registered (the heartbeat is then dropped).
+func (m *Monitor) Observe(hb protocol.Heartbeat, at time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.clusters[hb.Cluster]
+	if !ok {
+		return false
+	}
+	if c.hb.Capacity != hb.Capacity || c.hb.MemberVersion != hb.MemberVersion || c.hb.Version != hb.Version {
+		c.dirty = true
+	}
+	c.seen, c.heard, c.hb = at, true, hb
+	return true
+}
+
+// Live returns the last heartbeat time and the current health of a
+// cluster as this hub sees it.
+func (m *Monitor) Live(name string) (seen time.Time, heard bool, health string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.clusters[name]
+	if !ok {
+		return time.Time{}, false, "", false
+	}
+	return c.seen, c.heard, c.health, true
+}
+
+// Transition is one change of a cluster's health.
+type Transition struct {
+	Cluster  string
+	From, To string
+	// Since is when the evidence for the new state arose: the heartbeat
+	// for Ready, the threshold crossing for Suspect and Unreachable.
+	Since time.Time
+}
+
+// pending is a store write the monitor owes.
+type pending struct {
+	name       string
+	transition *Transition
+	seen       time.Time
+	heard      bool
+	hb         protocol.Heartbeat
+}
+
+// state is the health a cluster should have at now.
+func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
+	age := now.Sub(c.seen)
+	suspect := 2 * m.cfg.Interval
+	switch {
+	case age > m.cfg.UnreachableAfter:
+		return api.HealthUnreachable, c.seen.Add(m.cfg.UnreachableAfter)
+	case !c.heard:
+		return c.health, c.seen // within the start-up grace, keep what was stored
+	case age > suspect:
+		if c.health == api.HealthUnreachable || c.health == api.HealthUnknown {
+			return c.health, c.seen // do not go back to Suspect from worse
+		}
+		return api.HealthSuspect, c.seen.Add(suspect)
+	default:
+		return api.HealthReady, c.seen
+	}
+}
+
+// RunOnce evaluates every cluster at the current time, stores what changed
+// and returns the transitions.
+func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
+	now := m.now()
+	var work []pending
+	m.mu.Lock()
+	for name, c := range m.clusters {
+		next, since := m.state(c, now)
+		p := pending{name: name, seen: c.seen, heard: c.heard, hb: c.hb}
+		switch {
+		case next != c.health:
+			p.transition = &Transition{Cluster: name, From: c.health, To: next, Since: since}
+		case c.dirty && now.Sub(c.written) >= m.cfg.FlushEvery:
+		default:
+			continue
+		}
+		work = append(work, p)
+	}
+	m.mu.Unlock()
+	sort.Slice(work, func(i, j int) bool { return work[i].name < work[j].name })
+
+	var out []Transition
+	var errs []error
+	for _, p := range work {
+		if err := m.write(ctx, p, now); err != nil {
+			if api.ErrorCode(err) == api.CodeNotFound {
+				m.Forget(p.name) // deregistered meanwhile
+				continue
+			}
+			errs = append(errs, err)
+			continue
+		}
+		m.mu.Lock()
+		if c, ok := m.clusters[p.name]; ok {
+			if p.transition != nil {
+				c.health = p.transition.To
+			}
+			c.dirty, c.written = false, now
+		}
+		m.mu.Unlock()
+		if t := p.transition; t != nil {
+			out = append(out, *t)
+			delay := m.now().Sub(t.Since).Seconds()
+			if t.To == api.HealthReady {
+				m.metrics.latency.Record(ctx, delay)
+			} else {
+				m.metrics.detection.Record(ctx, delay, metric.WithAttributes(attribute.String("health", t.To)))
+			}
+			m.log.InfoContext(ctx, "cluster health changed", "cluster", t.Cluster, "from", t.From, "to", t.To)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+var healthActor = pgstore.Actor{Name: "system:health"}
+
+// write stores a cluster's status and, on a transition, its event, in one
+// transaction.
+func (m *Monitor) write(ctx context.Context, p pending, now time.Time) error {
+	return m.store.InTx(ctx, healthActor, func(tx *pgstore.Tx) error {
+		rec, err := tx.Mutate(ctx, "status", "Cluster", p.name, func(cur *pgstore.Record) error {
+			var st api.ClusterStatus
+			if err := json.Unmarshal(cur.Status, &st); err != nil {
+				return err
+			}
+			if p.heard {
+				seen := p.seen.UTC().Truncate(time.Millisecond)
+				st.LastHeartbeatTime = &seen
+				st.MemberVersion, st.ProtocolVersion = p.hb.MemberVersion, p.hb.Version
+				capa := api.ClusterCapacity(p.hb.Capacity)
+				st.Capacity = &capa
+			}
+			if t := p.transition; t != nil {
+				st.Health = t.To
+				st.Conditions = setCondition(st.Conditions, readyCondition(t.To, m.cfg, now))
+			}
+			st.HeartbeatAgeSeconds = nil // live only
+			b, err := json.Marshal(st)
+			cur.Status = b
+			return err
+		})
+		if err != nil || p.transition == nil {
+			return err
+		}
+		reason, typ, msg := transitionEvent(*p.transition, m.cfg)
+		return recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: p.name, UID: rec.Meta.UID}, typ, reason, msg, "hub/health")
+	})
+}
+
+func readyCondition(health string, cfg HealthConfig, now time.Time) api.Condition {
+	t := now.UTC().Truncate(time.Millisecond)
+	c := api.Condition{Type: "Ready", LastTransitionTime: &t}
+	switch health {
+	case api.HealthReady:
+		c.Status, c.Reason, c.Message = "True", "Heartbeating", "heartbeats arrive"
+	case api.HealthSuspect:
+		c.Status, c.Reason, c.Message = "Unknown", "HeartbeatsMissed", fmt.Sprintf("no heartbeat for more than %s (2 intervals)", 2*cfg.Interval)
+	case api.HealthUnreachable:
+		c.Status, c.Reason, c.Message = "False", "Unreachable", fmt.Sprintf("no heartbeat for more than %s", cfg.UnreachableAfter)
+	default:
+		c.Status, c.Reason, c.Message = "Unknown", "NotHeardFrom", "no heartbeat since the hub started"
+	}
+	return c
+}
+
+func transitionEvent(t Transition, cfg HealthConfig) (reason, typ, msg string) {
+	switch t.To {
+	case api.HealthReady:
+		if t.From == api.HealthUnknown {
+			return "ClusterReady", api.EventNormal, "heartbeats arrive"
+		}
+		return "ClusterReady", api.EventNormal, fmt.Sprintf("heartbeats arrive again (was %s)", t.From)
+	case api.HealthSuspect:
+		return "ClusterSuspect", api.EventWarning, fmt.Sprintf("no heartbeat for %s (2 intervals)", 2*cfg.Interval)
+	default:
+		return "ClusterUnreachable", api.EventWarning, fmt.Sprintf("no heartbeat for %s", cfg.UnreachableAfter)
+	}
+}
+
+// setCondition replaces the condition of the same type, keeping its
+// transition time when the status did not change.
+func setCondition(conds []api.Condition, c api.Condition) []api.Condition {
+	for i, old := range conds {
+		if old.Type == c.Type {
+			if old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+			conds[i] = c
+			return conds
+		}
+	}
+	return append(conds, c)
+}
+
+// Start loads the clusters and evaluates them every Interval/5 until Stop.
+func (m *Monitor) Start(ctx context.Context) error {
+	if err := m.Load(ctx); err != nil {
+		return err
+	}
+	ctx, m.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(m.done)
+		tick := time.NewTicker(m.cfg.Interval / 5)
+		defer tick.Stop()
+		reload := time.NewTicker(10 * time.Second) // clusters registered through other hubs
+		defer reload.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := m.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					m.log.WarnContext(ctx, "health monitor pass failed", "err", err)
+				}
+			case <-reload.C:
+				if err := m.Load(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					m.log.WarnContext(ctx, "health monitor reload failed", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the monitor; safe to call twice and before Start.
+func (m *Monitor) Stop() {
+	m.once.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+			<-m.done
+		}
+	})
+}

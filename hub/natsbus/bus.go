@@ -1,0 +1,225 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/atollhq/atoll/telemetry"
+)
+
+// Config configures the hub's NATS.
+type Config struct {
+	// Seeds are the signing keys (shared by all hubs through the store).
+	Seeds Seeds
+	// Revoked are member user keys revoked so far, with when.
+	Revoked map[string]time.Time
+	// DataDir holds the JetStream store (<DataDir>/jetstream).
+	DataDir string
+	// ClientListen is host:port for NATS clients; default 127.0.0.1:4222,
+	// port 0 picks a free one.
+	ClientListen string
+	// LeafListen is host:port for members' leafnode connections; default
+	// 0.0.0.0:7422, port 0 picks a free one.
+	LeafListen string
+	// ServerName names this server in the NATS cluster; default "atoll-hub".
+	ServerName string
+	// Logger receives the server's log lines; nil discards.
+	Logger *slog.Logger
+}
+
+// Bus is the running hub NATS.
+type Bus struct {
+	auth     *authority
+	server   *server.Server
+	resolver *server.MemAccResolver
+	conn     *nats.Conn
+	opts     *server.Options // the server writes the ports it picked here
+
+	mu      sync.Mutex
+	revoked map[string]time.Time
+}
+
+// Start runs the embedded server and connects the hub to it.
+func Start(ctx context.Context, cfg Config) (*Bus, error) {
+	auth, err := newAuthority(cfg.Seeds)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{auth: auth, resolver: &server.MemAccResolver{}, revoked: maps.Clone(cfg.Revoked)}
+	if b.revoked == nil {
+		b.revoked = map[string]time.Time{}
+	}
+	sysJWT, err := auth.systemAccountJWT()
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	_, accJWT, err := auth.accountJWT(b.revoked)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	if err := b.resolver.Store(auth.systemPub, sysJWT); err != nil {
+		return nil, err
+	}
+	if err := b.resolver.Store(auth.accountPub, accJWT); err != nil {
+		return nil, err
+	}
+	host, port, err := splitListen(cmpOr(cfg.ClientListen, "127.0.0.1:4222"))
+	if err != nil {
+		return nil, fmt.Errorf("nats client listen: %w", err)
+	}
+	leafHost, leafPort, err := splitListen(cmpOr(cfg.LeafListen, "0.0.0.0:7422"))
+	if err != nil {
+		return nil, fmt.Errorf("nats leaf listen: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:       cmpOr(cfg.ServerName, "atoll-hub"),
+		Host:             host,
+		Port:             port,
+		JetStream:        true,
+		JetStreamDomain:  "hub",
+		StoreDir:         filepath.Join(cfg.DataDir, "jetstream"),
+		LeafNode:         server.LeafNodeOpts{Host: leafHost, Port: leafPort},
+		TrustedOperators: []*jwt.OperatorClaims{auth.operatorClaims},
+		SystemAccount:    auth.systemPub,
+		AccountResolver:  b.resolver,
+		NoSigs:           true,
+		MaxPayload:       8 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
+	if cfg.Logger != nil {
+		s.SetLoggerV2(telemetry.NATSLogger{Log: cfg.Logger, Role: "hub"}, false, false, false)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("start nats: the server did not become ready within 30s (are the ports free?)")
+	}
+	b.server, b.opts = s, opts
+	conn, err := b.connect("hub")
+	if err != nil {
+		s.Shutdown()
+		return nil, err
+	}
+	b.conn = conn
+	return b, nil
+}
+
+// connect opens an in-process connection with a fresh all-powerful user
+// of the ATOLL account.
+func (b *Bus) connect(name string) (*nats.Conn, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	token, err := b.auth.userJWT("atoll-"+name, pub, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := nats.Connect("", nats.InProcessServer(b.server), nats.UserJWTAndSeed(token, string(seed)),
+		nats.Name("atoll-"+name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return conn, nil
+}
+
+// Conn is the hub's own connection.
+func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// ClientURL is where NATS clients connect.
+func (b *Bus) ClientURL() string { return b.server.ClientURL() }
+
+// LeafPort is the port of the leafnode listener.
+func (b *Bus) LeafPort() int {
+	return b.opts.LeafNode.Port
+}
+
+// LeafURL is a leafnode URL on the given host.
+func (b *Bus) LeafURL(host string) string {
+	u := url.URL{Scheme: "nats", Host: net.JoinHostPort(host, strconv.Itoa(b.LeafPort()))}
+	return u.String()
+}
+
+// Server is the embedded server (for tests and diagnostics).
+func (b *Bus) Server() *server.Server { return b.server }
+
+// MemberJWT signs the user JWT of a member's key, limited to the member's
+// own subjects.
+func (b *Bus) MemberJWT(cluster, userPub string) (string, error) {
+	pub, sub := memberPermissions(cluster)
+	return b.auth.userJWT("member:"+cluster, userPub, pub, sub)
+}
+
+// Revoke revokes a member's key at once: its connections drop and new
+// ones are refused.
+func (b *Bus) Revoke(userPub string, at time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.revoked[userPub] = at
+	ac, token, err := b.auth.accountJWT(b.revoked)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if err := b.resolver.Store(b.auth.accountPub, token); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	acc, err := b.server.LookupAccount(b.auth.accountPub)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	b.server.UpdateAccountClaims(acc, ac)
+	return nil
+}
+
+// Close drains the hub's connection and stops the server.
+func (b *Bus) Close() {
+	if b.conn != nil {
+		_ = b.conn.Drain()
+	}
+	b.server.Shutdown()
+	b.server.WaitForShutdown()
+}
+
+func splitListen(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,21 @@
+// Package natsbus is the hub's NATS: an embedded nats-server with
+// JetStream and a leafnode listener for members, the hub's own connection
+// to it, and the identities members connect with.
+//
+// # Identities
+//
+// The server runs in operator (JWT) mode. The hub keeps three signing
+// keys, shared through PostgreSQL by every hub: an operator, the system
+// account and the ATOLL account in which hubs and members talk. Each member
+// generates its own user key pair and sends only the public key when it
+// registers; the hub signs a user JWT for it whose permissions allow
+// publishing under atoll.m.<cluster>.> only, and receiving only
+// atoll.h.<cluster>.> and its reply inbox. The same permissions hold on
+// the member's leafnode connection (they bound what the leaf may send in
+// and what interest it may express) and on a plain client connection.
+//
+// Revoking a member adds its public key to the ATOLL account's revocation
+// list and pushes the new account JWT to the running server, which drops
+// the member's connections at once and refuses new ones. The list is kept
+// in PostgreSQL so a restarted hub revokes the same keys.
+package natsbus

@@ -1,0 +1,340 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/protocol"
+	"github.com/atollhq/atoll/telemetry"
+)
+
+// Config configures a member. Zero values mean the documented defaults.
+type Config struct {
+	// Hub is the hub's API URL; empty: the one in the join token.
+	Hub string
+	// JoinToken admits the member the first time; later starts use the
+	// member's own credentials and ignore it.
+	JoinToken string
+	// Name is the cluster's name (a DNS-1123 label); Region is required;
+	// Zone and Provider are optional topology labels.
+	Name, Region, Zone, Provider string
+	// Labels are custom cluster labels.
+	Labels map[string]string
+	// DataDir keeps the identity, NATS credentials and the JetStream store.
+	DataDir string
+	// NATSListen is host:port of the region's NATS, where node agents
+	// connect; default 127.0.0.1:4223, port 0 picks a free one.
+	NATSListen string
+	// HeartbeatInterval overrides the interval the hub asks for.
+	HeartbeatInterval time.Duration
+	// Capacity reports the region's capacity in heartbeats; nil reports
+	// an empty region.
+	Capacity func() protocol.Capacity
+	// Version is the member's software version.
+	Version string
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Meter; nil means no metrics.
+	Meter metric.MeterProvider
+	// HTTPClient for the hub's API; nil means a client with a 10s timeout.
+	HTTPClient *http.Client
+}
+
+// Member is a running member agent.
+type Member struct {
+	cfg    Config
+	log    *slog.Logger
+	id     identity
+	server *server.Server
+	conn   *nats.Conn
+	ready  chan struct{}
+
+	lastAck  atomic.Int64 // unix nanos of the last heartbeat ack
+	seq      atomic.Uint64
+	interval time.Duration
+
+	rtt    metric.Float64Histogram
+	missed metric.Int64Counter
+}
+
+// New checks the configuration and makes a member; Run starts it.
+func New(cfg Config) (*Member, error) {
+	if !api.IsDNSLabel(cfg.Name) {
+		return nil, fmt.Errorf("--name %q: must be a DNS-1123 label (lower-case letters, digits and '-')", cfg.Name)
+	}
+	if !api.IsDNSLabel(cfg.Region) {
+		return nil, fmt.Errorf("--region %q: must be a DNS-1123 label", cfg.Region)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is required: the member keeps its identity there")
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:4223"
+	}
+	if cfg.Capacity == nil {
+		cfg.Capacity = func() protocol.Capacity { return protocol.Capacity{} }
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = noop.NewMeterProvider()
+	}
+	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.log = m.log.With("cluster", cfg.Name)
+	meter := cfg.Meter.Meter("github.com/atollhq/atoll/member")
+	m.rtt, _ = meter.Float64Histogram("member.heartbeat.rtt", metric.WithUnit("s"), metric.WithDescription("From sending a heartbeat to its ack."),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5))
+	m.missed, _ = meter.Int64Counter("member.heartbeat.missed", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats the hub did not ack in time."))
+	return m, nil
+}
+
+// Ready is closed once the member's NATS runs and heartbeats have begun.
+func (m *Member) Ready() <-chan struct{} { return m.ready }
+
+// NATSURL is where node agents connect (valid after Ready).
+func (m *Member) NATSURL() string { return m.server.ClientURL() }
+
+// Server is the region's NATS server (valid after Ready).
+func (m *Member) Server() *server.Server { return m.server }
+
+// Conn is the member's own connection to the region's NATS (valid after
+// Ready).
+func (m *Member) Conn() *nats.Conn { return m.conn }
+
+// LastAck is when the hub last acknowledged a heartbeat: the member's
+// lease on the hub. Zero before the first ack.
+func (m *Member) LastAck() time.Time {
+	n := m.lastAck.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Run registers (or re-registers), starts the region's NATS and heartbeats
+// until ctx ends. It returns an error wrapping ErrRefused when the hub
+// refuses the member.
+func (m *Member) Run(ctx context.Context) error {
+	id, err := m.admit(ctx)
+	if err != nil {
+		return err
+	}
+	m.id = id
+	if err := m.startNATS(); err != nil {
+		return err
+	}
+	defer m.stopNATS()
+	close(m.ready)
+	m.log.InfoContext(ctx, "member running", "region", m.cfg.Region, "nats", m.server.ClientURL(), "hub", id.Hub, "leaf", id.LeafURLs)
+	m.heartbeat(ctx)
+	return nil
+}
+
+// admit returns the member's identity: registering with the join token on
+// first start, re-registering with the member token later.
+func (m *Member) admit(ctx context.Context) (identity, error) {
+	id, ok, err := loadIdentity(m.cfg.DataDir)
+	if err != nil {
+		return id, err
+	}
+	if ok {
+		if id.Cluster != m.cfg.Name {
+			return id, fmt.Errorf("%s holds the identity of cluster %q, not %q: use another --data-dir", m.cfg.DataDir, id.Cluster, m.cfg.Name)
+		}
+		if m.cfg.Hub != "" {
+			id.Hub = m.cfg.Hub
+		}
+		// One quick try; when the hub is away, run on the kept credentials.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := m.register(rctx, id.Hub, id.MemberToken, id)
+		cancel()
+		switch {
+		case err == nil:
+			id.UserJWT, id.LeafURLs = resp.NATSUserJWT, resp.LeafURLs
+			m.applyInterval(resp)
+			return id, id.save(m.cfg.DataDir)
+		case errors.Is(err, ErrRefused):
+			return id, err
+		default:
+			m.log.WarnContext(ctx, "hub unreachable; running on the kept credentials", "err", err)
+			return id, nil
+		}
+	}
+	if m.cfg.JoinToken == "" {
+		return id, fmt.Errorf("%s has no member identity yet: pass --join-token (from 'atoll token create NAME --join')", m.cfg.DataDir)
+	}
+	jt, err := api.ParseJoinToken(m.cfg.JoinToken)
+	if err != nil {
+		return id, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	hub := jt.Hub
+	if m.cfg.Hub != "" {
+		hub = m.cfg.Hub
+	}
+	seed, err := newSeed()
+	if err != nil {
+		return id, err
+	}
+	id = identity{Cluster: m.cfg.Name, Hub: hub, CA: jt.CA, NATSSeed: seed}
+	backoff := 250 * time.Millisecond
+	for {
+		resp, err := m.register(ctx, hub, m.cfg.JoinToken, id)
+		if err == nil {
+			id.MemberToken, id.UserJWT, id.LeafURLs = resp.MemberToken, resp.NATSUserJWT, resp.LeafURLs
+			m.applyInterval(resp)
+			if err := id.save(m.cfg.DataDir); err != nil {
+				return id, err
+			}
+			m.log.InfoContext(ctx, "joined the hub", "hub", hub)
+			return id, nil
+		}
+		if errors.Is(err, ErrRefused) || ctx.Err() != nil {
+			return id, err
+		}
+		m.log.WarnContext(ctx, "cannot reach the hub to join; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return id, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (m *Member) applyInterval(resp *api.RegisterResponse) {
+	if m.cfg.HeartbeatInterval == 0 {
+		m.interval = resp.HeartbeatInterval.Get(0)
+	}
+}
+
+// startNATS runs the region's NATS: its own JetStream domain and store, a
+// client listener for node agents, and a leaf connection to the hub.
+func (m *Member) startNATS() error {
+	host, portText, err := net.SplitHostPort(m.cfg.NATSListen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: %w", m.cfg.NATSListen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: bad port", m.cfg.NATSListen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	var remotes []*url.URL
+	for _, u := range m.id.LeafURLs {
+		p, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("leaf URL %q from the hub: %w", u, err)
+		}
+		remotes = append(remotes, p)
+	}
+	opts := &server.Options{
+		ServerName:      "atoll-member-" + m.cfg.Name,
+		Host:            host,
+		Port:            port,
+		JetStream:       true,
+		JetStreamDomain: "member-" + m.cfg.Name,
+		StoreDir:        filepath.Join(m.cfg.DataDir, "jetstream"),
+		LeafNode: server.LeafNodeOpts{
+			Remotes:           []*server.RemoteLeafOpts{{URLs: remotes, Credentials: filepath.Join(m.cfg.DataDir, credsFile)}},
+			ReconnectInterval: 500 * time.Millisecond,
+		},
+		NoSigs:     true,
+		MaxPayload: 8 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("start the region's NATS: %w", err)
+	}
+	s.SetLoggerV2(telemetry.NATSLogger{Log: m.log, Role: "member " + m.cfg.Name}, false, false, false)
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return fmt.Errorf("start the region's NATS: not ready within 30s (is %s free?)", m.cfg.NATSListen)
+	}
+	conn, err := nats.Connect("", nats.InProcessServer(s), nats.Name("atoll-member-"+m.cfg.Name),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(m.cfg.Name)), nats.MaxReconnects(-1))
+	if err != nil {
+		s.Shutdown()
+		return fmt.Errorf("connect to the region's NATS: %w", err)
+	}
+	m.server, m.conn = s, conn
+	return nil
+}
+
+func (m *Member) stopNATS() {
+	if m.conn != nil {
+		m.conn.Close()
+	}
+	if m.server != nil {
+		m.server.Shutdown()
+		m.server.WaitForShutdown()
+	}
+}
+
+// heartbeat sends heartbeats every interval until ctx ends.
+func (m *Member) heartbeat(ctx context.Context) {
+	interval := m.cfg.HeartbeatInterval
+	if interval <= 0 {
+		interval = m.interval
+	}
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	subject := protocol.HeartbeatSubject(m.cfg.Name)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		m.beat(ctx, subject, interval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// beat sends one heartbeat and waits up to interval for its ack.
+func (m *Member) beat(ctx context.Context, subject string, interval time.Duration) {
+	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: time.Now().UTC(),
+		MemberVersion: m.cfg.Version, Capacity: m.cfg.Capacity()}
+	data, _ := json.Marshal(hb)
+	rctx, cancel := context.WithTimeout(ctx, interval)
+	defer cancel()
+	start := time.Now()
+	msg, err := m.conn.RequestWithContext(rctx, subject, data)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.missed.Add(ctx, 1)
+		}
+		return
+	}
+	var ack protocol.HeartbeatAck
+	if json.Unmarshal(msg.Data, &ack) != nil || ack.Seq != hb.Seq {
+		m.missed.Add(ctx, 1)
+		return
+	}
+	m.lastAck.Store(time.Now().UnixNano())
+	m.rtt.Record(ctx, time.Since(start).Seconds())
+}

@@ -1,0 +1,44 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// ErrRefused wraps registrations the hub refused (bad, expired or used-up
+// token, name taken, deregistered): retrying cannot help.
+var ErrRefused = errors.New("registration refused")
+
+// register calls the hub's registration endpoint with token.
+func (m *Member) register(ctx context.Context, hub, token string, id identity) (*api.RegisterResponse, error) {
+	pub, err := id.publicKey()
+	if err != nil {
+		return nil, err
+	}
+	req := api.RegisterRequest{
+		Name: m.cfg.Name, Region: m.cfg.Region, Zone: m.cfg.Zone, Provider: m.cfg.Provider, Labels: m.cfg.Labels,
+		NATSPublicKey: pub, MemberVersion: m.cfg.Version, ProtocolVersion: protocol.Version,
+	}
+	if fe := req.Validate(); fe != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, fe)
+	}
+	c := client.New(hub, token, m.cfg.HTTPClient)
+	var resp api.RegisterResponse
+	if err := c.Create(ctx, "clusters/register", req, &resp); err != nil {
+		var p *api.Problem
+		if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusTooManyRequests {
+			return nil, fmt.Errorf("%w: %s", ErrRefused, p.Error())
+		}
+		return nil, err
+	}
+	if resp.NATSUserJWT == "" || len(resp.LeafURLs) == 0 {
+		return nil, fmt.Errorf("register: the hub's answer lacks NATS credentials or leaf URLs")
+	}
+	return &resp, nil
+}

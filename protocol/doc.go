@@ -1,0 +1,20 @@
+// Package protocol is the hub<->member wire contract: NATS subjects and
+// the messages sent on them. Both sides import it; nothing else defines a
+// subject.
+//
+// # Subjects
+//
+// A member publishes only under atoll.m.<cluster>.> and receives only
+// what is addressed to atoll.h.<cluster>.> or to its own reply inbox
+// _INBOX.<cluster>.>; its NATS identity allows exactly that, so one member
+// can never speak for another. Cluster names are DNS labels, so they are
+// always a single NATS token.
+//
+// # Versions
+//
+// Every message carries the protocol Version of its sender. A change to a
+// message or subject bumps Version and is described in the history below;
+// the hub accepts messages from members one version behind.
+//
+//	1: heartbeats and their acks (members issue).
+package protocol

@@ -1,0 +1,110 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version this build speaks.
+const Version = 1
+
+// MinVersion is the oldest member protocol the hub still accepts.
+const MinVersion = 1
+
+// Subject prefixes.
+const (
+	memberPrefix = "atoll.m."
+	hubPrefix    = "atoll.h."
+	inboxPrefix  = "_INBOX."
+)
+
+// HeartbeatSubject is where a member sends its heartbeats (as requests;
+// the reply is a HeartbeatAck).
+func HeartbeatSubject(cluster string) string { return memberPrefix + cluster + ".hb" }
+
+// HeartbeatWildcard matches every member's heartbeats; the hub subscribes
+// to it.
+const HeartbeatWildcard = memberPrefix + "*.hb"
+
+// MemberPublish is the subject space a member may publish on.
+func MemberPublish(cluster string) string { return memberPrefix + cluster + ".>" }
+
+// MemberReceive is the subject space addressed to a member.
+func MemberReceive(cluster string) string { return hubPrefix + cluster + ".>" }
+
+// InboxPrefix is the member's reply inbox prefix (nats.CustomInboxPrefix).
+func InboxPrefix(cluster string) string { return inboxPrefix + cluster }
+
+// MemberInbox is the subject space of the member's reply inbox.
+func MemberInbox(cluster string) string { return inboxPrefix + cluster + ".>" }
+
+// ClusterOf returns the cluster a member subject belongs to, or "".
+func ClusterOf(subject string) string {
+	if len(subject) <= len(memberPrefix) || subject[:len(memberPrefix)] != memberPrefix {
+		return ""
+	}
+	rest := subject[len(memberPrefix):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			return rest[:i]
+		}
+	}
+	return ""
+}
+
+// Capacity is a member's summary of its region: nodes and what they can
+// hold, in base units (millicores, bytes).
+type Capacity struct {
+	NodesReady        int   `json:"nodesReady"`
+	NodesTotal        int   `json:"nodesTotal"`
+	CPUAllocatable    int64 `json:"cpuAllocatableMillis"`
+	CPUAllocated      int64 `json:"cpuAllocatedMillis"`
+	MemoryAllocatable int64 `json:"memoryAllocatableBytes"`
+	MemoryAllocated   int64 `json:"memoryAllocatedBytes"`
+	Replicas          int   `json:"replicas"`
+	ReplicasReady     int   `json:"replicasReady"`
+}
+
+// Heartbeat is what a member sends every interval.
+type Heartbeat struct {
+	Version       int       `json:"v"`
+	Cluster       string    `json:"cluster"`
+	Seq           uint64    `json:"seq"`
+	SentAt        time.Time `json:"sentAt"`
+	MemberVersion string    `json:"memberVersion,omitempty"`
+	Capacity      Capacity  `json:"capacity"`
+}
+
+// HeartbeatAck answers a heartbeat. The member treats the time of its last
+// ack as its lease on the hub.
+type HeartbeatAck struct {
+	Version int       `json:"v"`
+	Seq     uint64    `json:"seq"`
+	HubTime time.Time `json:"hubTime"`
+	HubID   string    `json:"hubId"`
+}
+
+// Errors from DecodeHeartbeat, so the hub can count drops by reason.
+var (
+	ErrMalformed    = errors.New("malformed message")
+	ErrVersion      = errors.New("unsupported protocol version")
+	ErrWrongCluster = errors.New("message names another cluster than its subject")
+)
+
+// DecodeHeartbeat reads a heartbeat received on subject and checks that it
+// is well formed, of a supported version and about the subject's cluster.
+func DecodeHeartbeat(subject string, data []byte) (Heartbeat, error) {
+	var hb Heartbeat
+	if err := json.Unmarshal(data, &hb); err != nil {
+		return hb, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if hb.Version < MinVersion || hb.Version > Version {
+		return hb, fmt.Errorf("%w: %d (this hub speaks %d..%d)", ErrVersion, hb.Version, MinVersion, Version)
+	}
+	if c := ClusterOf(subject); c == "" || c != hb.Cluster {
+		return hb, fmt.Errorf("%w: subject %q, message %q", ErrWrongCluster, subject, hb.Cluster)
+	}
+	return hb, nil
+}
