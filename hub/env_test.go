@@ -15,6 +15,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/telemetry"
@@ -50,13 +51,44 @@ type env struct {
 	clock  *clock
 	server *hub.Server
 	admin  *client.Client
+	bus    *natsbus.Bus
+	tel    *telemetry.Providers
 }
 
 func newEnv(t testing.TB) *env {
 	return newEnvOn(t, pgtest.NewDatabase(t))
 }
 
+// newMemberEnv is an env whose hub runs NATS, for member tests.
+func newMemberEnv(t testing.TB, health hub.HealthConfig) *env {
+	t.Helper()
+	dbURL := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
+		s, err := natsbus.NewSeeds()
+		return pgstore.NATSSeeds(s), err
+	})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), DataDir: t.TempDir(), ClientListen: "127.0.0.1:0", LeafListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(bus.Close)
+	return newEnvWith(t, dbURL, bus, health)
+}
+
 func newEnvOn(t testing.TB, dbURL string) *env {
+	return newEnvWith(t, dbURL, nil, hub.HealthConfig{})
+}
+
+func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{now: time.Now()}
@@ -71,7 +103,7 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	s := hub.New(hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second})
+	s := hub.New(hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health})
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("start hub: %v", err)
 	}
@@ -81,7 +113,7 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 		ts.Close()
 		store.Close()
 	})
-	return &env{t: t, url: ts.URL, store: store, clock: clk, server: s, admin: client.New(ts.URL, adminSecret, nil)}
+	return &env{t: t, url: ts.URL, store: store, clock: clk, server: s, admin: client.New(ts.URL, adminSecret, nil), bus: bus, tel: tel}
 }
 
 // response is an HTTP answer, read whole.

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -15,7 +17,11 @@ import (
 func recordEvent(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
 	at := now.UTC().Truncate(time.Millisecond)
 	name := obj.Name
-	suffix := "-" + strconv.FormatInt(at.UnixNano(), 36)
+	// Names sort by time within an object; the random tail keeps two events
+	// of the same millisecond apart.
+	var tail [3]byte
+	_, _ = rand.Read(tail[:])
+	suffix := "-" + strconv.FormatInt(at.UnixNano(), 36) + hex.EncodeToString(tail[:])
 	if len(name)+len(suffix) > 63 {
 		name = name[:63-len(suffix)]
 	}

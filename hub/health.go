@@ -86,6 +86,12 @@ type healthMetrics struct {
 
 // NewMonitor makes a monitor; Start loads the clusters and begins.
 func NewMonitor(store *pgstore.Store, log *slog.Logger, now func() time.Time, meter metric.Meter, cfg HealthConfig) *Monitor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
 	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{})}
 	m.metrics.received, _ = meter.Int64Counter("heartbeats.received", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats accepted from members."))
 	m.metrics.dropped, _ = meter.Int64Counter("nats.messages.dropped", metric.WithUnit("{message}"), metric.WithDescription("Messages from members dropped, by reason."))

@@ -10,23 +10,38 @@
 // (the Debian layout). When neither exists Start returns an error wrapping
 // ErrNoBinaries, whose message says what to install.
 //
-// Start runs initdb when Config.DataDir holds no cluster yet, then runs
-// postgres directly as a child process (not through pg_ctl), listening on
-// 127.0.0.1 only and with unix sockets turned off, so socket path length
-// limits and stray socket files never matter. Readiness is detected by
-// watching the server's log for "database system is ready to accept
-// connections"; every log line is also passed to the Logger at debug level,
-// and the last few lines are quoted in the error when the server exits
-// early or does not get ready in time. With Config.Port = 0 a free loopback
+// Start runs initdb when Config.DataDir holds no cluster yet. initdb builds
+// the cluster in the sibling folder <DataDir>.initdb-tmp, which is renamed
+// to DataDir only once initdb has succeeded, so a start that is cancelled
+// or killed during initdb never leaves a half-built cluster that a later
+// Start would take for a finished one; a leftover temporary folder is
+// removed at the next Start. (A DataDir that already exists, empty, such as
+// a mount point, cannot be replaced: initdb runs in it and a failed run is
+// cleared out again.) After the database "atoll" exists, Start writes the
+// marker file DataDir/atoll-ready. A cluster without it is checked before
+// use: its database "atoll" is created if missing, and a cluster that an
+// interrupted initdb of an older version left half-built makes Start fail
+// with a one-line error naming the folder to delete, as does a non-empty
+// DataDir with no cluster in it.
+//
+// Start then runs postgres directly as a child process (not through
+// pg_ctl), listening on 127.0.0.1 only and with unix sockets turned off, so
+// socket path length limits and stray socket files never matter.
+// Readiness is detected by watching the server's log for "database system
+// is ready to accept connections"; every log line is also passed to the
+// Logger at debug level, and the last few lines are quoted in the error
+// when the server exits early or does not get ready in time. With Config.Port = 0 a free loopback
 // port is picked at the first start and kept by Restart, so URLs stay
 // valid; a port lost to a race is retried with a new one.
 //
 // Authentication is by password (scram-sha-256) for the superuser "atoll".
 // The password is generated at the first initdb and kept, mode 0600, in the
 // file <DataDir>.password beside the data folder, so that it survives
-// restarts while the data folder itself contains nothing but the cluster.
-// The database "atoll" is created on the first start; URL points at it and
-// DatabaseURL at any other database of the same server.
+// restarts while the data folder itself holds only the cluster and the
+// marker.
+// The database "atoll" is created on the first start, and again on any
+// start that finds it missing; URL points at it and DatabaseURL at any
+// other database of the same server.
 //
 // initdb and postgres refuse to run as root. When the current process is
 // root, both run as the unprivileged "postgres" account instead: the data
@@ -39,11 +54,12 @@
 // goroutine that locks its OS thread for the child's whole life and asks
 // the kernel (Pdeathsig) to send SIGQUIT, PostgreSQL's immediate shutdown,
 // when that thread dies, which happens when our process is killed, even by
-// SIGKILL. WAL recovery at the next start loses no committed write. If such
-// an orphan is still shutting down when Start runs again, Start waits a
-// few seconds for it to go away before giving up with a clear error. Stop
-// asks for a fast shutdown (SIGINT) and waits for the exit, killing the
-// server only if it does not exit within 30 seconds.
+// SIGKILL (initdb is started the same way, and gets SIGKILL). WAL recovery
+// at the next start loses no committed write. If such an orphan is still
+// shutting down when Start runs again, Start waits a few seconds for it to
+// go away before giving up with a clear error. Stop asks for a fast
+// shutdown (SIGINT) and waits for the exit, killing the server only if it
+// does not exit within 30 seconds.
 //
 // The package is for Unix; the parent-death signal is only requested on
 // Linux.

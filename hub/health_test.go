@@ -1,0 +1,205 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
+)
+
+func (e *env) addCluster(name string) {
+	e.t.Helper()
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthUnknown, Identity: "U" + name})
+	_, err := e.store.Create(context.Background(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+		Meta: api.ObjectMeta{Name: name, Labels: map[string]string{"region": "r"}}, Spec: []byte("{}"), Status: status})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func hb(cluster string, seq uint64) protocol.Heartbeat {
+	return protocol.Heartbeat{Version: protocol.Version, Cluster: cluster, Seq: seq, Capacity: protocol.Capacity{NodesReady: 3, NodesTotal: 3}}
+}
+
+// step runs one monitor pass and checks exactly the expected transitions
+// happened ("a:Ready>Suspect").
+func step(t *testing.T, m *hub.Monitor, want ...string) {
+	t.Helper()
+	got, err := m.RunOnce(context.Background())
+	if err != nil {
+		t.Fatalf("monitor pass: %v", err)
+	}
+	var have []string
+	for _, tr := range got {
+		have = append(have, fmt.Sprintf("%s:%s>%s", tr.Cluster, tr.From, tr.To))
+	}
+	if fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Fatalf("transitions: want %v, got %v", want, have)
+	}
+}
+
+func TestHealthTransitions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addCluster("a")
+	e.addCluster("b")
+	cfg := hub.HealthConfig{Interval: 500 * time.Millisecond, UnreachableAfter: 2 * time.Second}
+	m := hub.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg)
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Within the start-up grace nothing changes, heard or not.
+	e.clock.Advance(1900 * time.Millisecond)
+	step(t, m)
+	m.Observe(hb("a", 1), e.clock.Now())
+	step(t, m, "a:Unknown>Ready")
+	// b was never heard: Unreachable once the grace since start is over.
+	e.clock.Advance(200 * time.Millisecond)
+	m.Observe(hb("a", 2), e.clock.Now())
+	step(t, m, "b:Unknown>Unreachable")
+	// a goes quiet: Suspect after two intervals, Unreachable after the grace.
+	e.clock.Advance(1100 * time.Millisecond)
+	step(t, m, "a:Ready>Suspect")
+	e.clock.Advance(500 * time.Millisecond)
+	step(t, m)
+	e.clock.Advance(500 * time.Millisecond)
+	step(t, m, "a:Suspect>Unreachable")
+	m.Observe(hb("a", 3), e.clock.Now())
+	step(t, m, "a:Unreachable>Ready")
+	// A pause shorter than the grace (a GC pause, SIGSTOP 1.5s): Suspect at
+	// most, never Unreachable.
+	e.clock.Advance(1500 * time.Millisecond)
+	step(t, m, "a:Ready>Suspect")
+	m.Observe(hb("a", 4), e.clock.Now())
+	step(t, m, "a:Suspect>Ready")
+
+	var c api.Cluster
+	if err := e.admin.Get(ctx, "clusters", "a", &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Health != api.HealthReady || len(c.Status.Conditions) != 1 || c.Status.Conditions[0].Status != "True" ||
+		c.Status.Capacity == nil || c.Status.Capacity.NodesReady != 3 || c.Status.LastHeartbeatTime == nil {
+		t.Errorf("stored status of a: %+v", c.Status)
+	}
+	var events api.EventList
+	if err := e.admin.List(ctx, "events", client.ListOptions{LabelSelector: api.LabelEventName + "=a"}, &events); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(events.Items, func(i, j int) bool { // in the order written
+		a, _ := strconv.Atoi(events.Items[i].Metadata.ResourceVersion)
+		b, _ := strconv.Atoi(events.Items[j].Metadata.ResourceVersion)
+		return a < b
+	})
+	var reasons []string
+	for _, ev := range events.Items {
+		reasons = append(reasons, ev.Reason)
+	}
+	want := "[ClusterReady ClusterSuspect ClusterUnreachable ClusterReady ClusterSuspect ClusterReady]"
+	if fmt.Sprint(reasons) != want {
+		t.Errorf("events of a: want %s, got %v", want, reasons)
+	}
+
+	// A restarted hub gives everyone a grace again: a stays Ready without
+	// a flap, b stays Unreachable.
+	m2 := hub.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg)
+	if err := m2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(1900 * time.Millisecond)
+	step(t, m2)
+	m2.Observe(hb("a", 5), e.clock.Now())
+	step(t, m2)
+	e.clock.Advance(300 * time.Millisecond)
+	m2.Observe(hb("a", 6), e.clock.Now())
+	step(t, m2)
+}
+
+// TestHeartbeatsOverNATS: acks for registered clusters, garbage and
+// impostors dropped without harm.
+func TestHeartbeatsOverNATS(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, hub.HealthConfig{})
+	e.addCluster("a")
+	e.addCluster("b")
+	if err := e.server.Monitor().Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nc := e.bus.Conn()
+	request := func(subject string, body any) error {
+		var data []byte
+		switch b := body.(type) {
+		case []byte:
+			data = b
+		default:
+			data, _ = json.Marshal(b)
+		}
+		msg, err := nc.Request(subject, data, 300*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		var ack protocol.HeartbeatAck
+		if err := json.Unmarshal(msg.Data, &ack); err != nil {
+			return err
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name    string
+		subject string
+		body    any
+	}{
+		{"garbage", "atoll.m.a.hb", []byte("\x00not json")},
+		{"a heartbeat for b on a's subject", "atoll.m.a.hb", hb("b", 1)},
+		{"future protocol version", "atoll.m.a.hb", protocol.Heartbeat{Version: protocol.Version + 5, Cluster: "a"}},
+		{"unregistered cluster", "atoll.m.nobody.hb", hb("nobody", 1)},
+	} {
+		if err := request(c.subject, c.body); err == nil {
+			t.Errorf("%s: the hub acked it", c.name)
+		}
+	}
+	if _, heard, _, _ := e.server.Monitor().Live("b"); heard {
+		t.Error("the hub attributed a heartbeat to b")
+	}
+	if err := request("atoll.m.a.hb", hb("a", 7)); err != nil {
+		t.Fatalf("a valid heartbeat was not acked: %v", err)
+	}
+	if _, heard, _, _ := e.server.Monitor().Live("a"); !heard {
+		t.Error("a's heartbeat was not recorded")
+	}
+	// The drops are counted by reason.
+	r := e.do("GET", "/metrics", "", "", nil)
+	for _, reason := range []string{"malformed", "wrong_cluster", "version", "unknown_cluster"} {
+		if !containsAll(string(r.body), "atoll_nats_messages_dropped_total", `reason="`+reason+`"`) {
+			t.Errorf("no drop counted for %s", reason)
+		}
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, line := range strings.Split(s, "\n") {
+		ok := true
+		for _, sub := range subs {
+			if !strings.Contains(line, sub) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
