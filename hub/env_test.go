@@ -25,21 +25,28 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const adminSecret = "atoll_testadminsecret0123456789abcdef"
 
-// clock is a settable clock for expiry tests.
+// clock is a settable clock for expiry tests. A frozen clock only moves
+// when told; a running one follows the wall clock plus what it was told.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu      sync.Mutex
+	now     time.Time // frozen
+	offset  time.Duration
+	running bool
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		return time.Now().Add(c.offset)
+	}
 	return c.now
 }
 
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -81,17 +88,19 @@ func newMemberEnv(t testing.TB, health hub.HealthConfig) *env {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(bus.Close)
-	return newEnvWith(t, dbURL, bus, health)
+	return newEnvWith(t, dbURL, bus, health, true)
 }
 
 func newEnvOn(t testing.TB, dbURL string) *env {
-	return newEnvWith(t, dbURL, nil, hub.HealthConfig{})
+	return newEnvWith(t, dbURL, nil, hub.HealthConfig{}, false)
 }
 
-func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig) *env {
+// newEnvWith makes an env; member envs run their clock (heartbeats and
+// health need time to pass), the others freeze it.
+func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig, running bool) *env {
 	t.Helper()
 	ctx := context.Background()
-	clk := &clock{now: time.Now()}
+	clk := &clock{now: time.Now(), running: running}
 	tel, err := telemetry.Setup(ctx, "atoll-hub-test", "test")
 	if err != nil {
 		t.Fatalf("telemetry: %v", err)

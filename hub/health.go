@@ -62,6 +62,7 @@ type Monitor struct {
 	started  time.Time
 
 	metrics healthMetrics
+	wake    chan struct{} // a heartbeat arrived from a cluster that is not Ready
 	cancel  context.CancelFunc
 	done    chan struct{}
 	once    sync.Once
@@ -92,7 +93,7 @@ func NewMonitor(store *pgstore.Store, log *slog.Logger, now func() time.Time, me
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{})}
+	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	m.metrics.received, _ = meter.Int64Counter("heartbeats.received", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats accepted from members."))
 	m.metrics.dropped, _ = meter.Int64Counter("nats.messages.dropped", metric.WithUnit("{message}"), metric.WithDescription("Messages from members dropped, by reason."))
 	m.metrics.latency, _ = meter.Float64Histogram("heartbeat.condition.latency", metric.WithUnit("s"),
@@ -188,6 +189,13 @@ func (m *Monitor) Observe(hb protocol.Heartbeat, at time.Time) bool {
 		c.dirty = true
 	}
 	c.seen, c.heard, c.hb = at, true, hb
+	if c.health != api.HealthReady {
+		// Recovery is news: evaluate now rather than at the next tick.
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
 	return true
 }
 
@@ -374,7 +382,8 @@ func setCondition(conds []api.Condition, c api.Condition) []api.Condition {
 	return append(conds, c)
 }
 
-// Start loads the clusters and evaluates them every Interval/5 until Stop.
+// Start loads the clusters and evaluates them every Interval/5, and at
+// once when a cluster that is not Ready heartbeats, until Stop.
 func (m *Monitor) Start(ctx context.Context) error {
 	if err := m.Load(ctx); err != nil {
 		return err
@@ -391,13 +400,15 @@ func (m *Monitor) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if _, err := m.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					m.log.WarnContext(ctx, "health monitor pass failed", "err", err)
-				}
+			case <-m.wake:
 			case <-reload.C:
 				if err := m.Load(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					m.log.WarnContext(ctx, "health monitor reload failed", "err", err)
 				}
+				continue
+			}
+			if _, err := m.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.WarnContext(ctx, "health monitor pass failed", "err", err)
 			}
 		}
 	}()
