@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -52,7 +53,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Meter; nil means no metrics.
 	Meter metric.MeterProvider
-	// HTTPClient for the hub's API; nil means a client with a 10s timeout.
+	// HTTPClient for the hub's API; nil means a client with a 10s timeout
+	// that, when the join token names a CA fingerprint, trusts only that CA.
 	HTTPClient *http.Client
 }
 
@@ -90,9 +92,7 @@ func New(cfg Config) (*Member, error) {
 	if cfg.Capacity == nil {
 		cfg.Capacity = func() protocol.Capacity { return protocol.Capacity{} }
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
+
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
 	}
@@ -249,6 +249,14 @@ func (m *Member) startNATS() error {
 		}
 		remotes = append(remotes, p)
 	}
+	remote := &server.RemoteLeafOpts{URLs: remotes, Credentials: filepath.Join(m.cfg.DataDir, credsFile)}
+	if m.id.CA != "" {
+		tlsCfg, err := client.PinnedTLS(m.id.CA)
+		if err != nil {
+			return err
+		}
+		remote.TLS, remote.TLSConfig, remote.TLSTimeout = true, tlsCfg, 5
+	}
 	opts := &server.Options{
 		ServerName:      "atoll-member-" + m.cfg.Name,
 		Host:            host,
@@ -257,7 +265,7 @@ func (m *Member) startNATS() error {
 		JetStreamDomain: "member-" + m.cfg.Name,
 		StoreDir:        filepath.Join(m.cfg.DataDir, "jetstream"),
 		LeafNode: server.LeafNodeOpts{
-			Remotes:           []*server.RemoteLeafOpts{{URLs: remotes, Credentials: filepath.Join(m.cfg.DataDir, credsFile)}},
+			Remotes:           []*server.RemoteLeafOpts{remote},
 			ReconnectInterval: 500 * time.Millisecond,
 		},
 		NoSigs:     true,

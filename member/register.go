@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
@@ -28,9 +29,22 @@ func (m *Member) register(ctx context.Context, hub, token string, id identity) (
 	if fe := req.Validate(); fe != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, fe)
 	}
-	c := client.New(hub, token, m.cfg.HTTPClient)
+	httpClient := m.cfg.HTTPClient
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 10 * time.Second}
+		if id.CA != "" {
+			// Trust exactly the hub the join token names.
+			if httpClient, err = client.PinnedHTTPClient(id.CA, 10*time.Second); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+			}
+		}
+	}
+	c := client.New(hub, token, httpClient)
 	var resp api.RegisterResponse
 	if err := c.Create(ctx, "clusters/register", req, &resp); err != nil {
+		if errors.Is(err, client.ErrUntrustedHub) {
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
 		var p *api.Problem
 		if errors.As(err, &p) && p.Status >= 400 && p.Status < 500 && p.Status != http.StatusTooManyRequests {
 			return nil, fmt.Errorf("%w: %s", ErrRefused, p.Error())

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +28,7 @@ type cliContext struct {
 	Name   string `json:"name"`
 	Server string `json:"server"`
 	Token  string `json:"token,omitempty"`
+	CAFile string `json:"certificate-authority,omitempty"`
 }
 
 func configPath() string {
@@ -76,15 +80,18 @@ func (c *cliConfig) find(name string) *cliContext {
 
 // clientFlags are the global connection flags.
 type clientFlags struct {
-	server, token, context string
+	server, token, context, caFile string
 }
 
 // client resolves server and token: flags, then ATOLL_SERVER/ATOLL_TOKEN,
 // then the chosen or current context.
 func (f *clientFlags) client() (*client.Client, error) {
-	server, token := f.server, f.token
+	server, token, caFile := f.server, f.token, f.caFile
 	if server == "" {
 		server = os.Getenv("ATOLL_SERVER")
+	}
+	if caFile == "" {
+		caFile = os.Getenv("ATOLL_CA_FILE")
 	}
 	if token == "" {
 		token = os.Getenv("ATOLL_TOKEN")
@@ -109,6 +116,9 @@ func (f *clientFlags) client() (*client.Client, error) {
 			if token == "" || f.context != "" && f.token == "" {
 				token = ctx.Token
 			}
+			if caFile == "" {
+				caFile = ctx.CAFile
+			}
 		}
 	}
 	if server == "" {
@@ -120,12 +130,26 @@ func (f *clientFlags) client() (*client.Client, error) {
 	if token == "" {
 		return nil, errors.New("no API token: pass --token, set ATOLL_TOKEN, or add one to a context with 'atoll config set-context'")
 	}
-	return client.New(server, token, nil), nil
+	var httpClient *http.Client
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("certificate authority: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certificate authority %s holds no PEM certificate", caFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		httpClient = &http.Client{Transport: tr}
+	}
+	return client.New(server, token, httpClient), nil
 }
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Manage the contexts in " + "~/.config/atoll/config.yaml"}
-	var server, token string
+	var server, token, caFile string
 	set := &cobra.Command{
 		Use:   "set-context NAME --server URL [--token T]",
 		Short: "Add or change a context (and use it when none is in use)",
@@ -149,6 +173,9 @@ func newConfigCmd() *cobra.Command {
 			if token != "" {
 				c.Token = token
 			}
+			if caFile != "" {
+				c.CAFile = caFile
+			}
 			if cfg.CurrentContext == "" {
 				cfg.CurrentContext = args[0]
 			}
@@ -161,6 +188,7 @@ func newConfigCmd() *cobra.Command {
 	}
 	set.Flags().StringVar(&server, "server", "", "hub URL")
 	set.Flags().StringVar(&token, "token", "", "API token")
+	set.Flags().StringVar(&caFile, "certificate-authority", "", "PEM file of the CA to trust for the hub's TLS")
 	// These flags shadow the global ones on purpose: here they are values to store.
 	use := &cobra.Command{
 		Use: "use-context NAME", Short: "Make NAME the current context", Args: cobra.ExactArgs(1),

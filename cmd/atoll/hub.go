@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,8 @@ type hubOptions struct {
 	leafAdvertise     []string
 	heartbeatInterval time.Duration
 	unreachableAfter  time.Duration
+	tlsCert, tlsKey   string
+	tlsCA             string
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -43,6 +46,9 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
 	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
 	f.DurationVar(&o.unreachableAfter, "unreachable-after", 2*time.Second, "a cluster silent this long is Unreachable")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the API and the leafnode listener; turns TLS on")
+	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
 }
 
 func newHubCmd() *cobra.Command {
@@ -87,6 +93,17 @@ func newLogger(level string) (*slog.Logger, error) {
 // migrations are done, /healthz is 200, /readyz and the API are 503. ready
 // (when not nil) is called with the admin token path once serving.
 func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listener, ready func(tokenPath string)) error {
+	var tlsCfg *tls.Config
+	var fingerprint string
+	if o.tlsCert != "" || o.tlsKey != "" {
+		var err error
+		if tlsCfg, fingerprint, err = hub.LoadTLS(o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tlsCfg)
+		log.InfoContext(ctx, "TLS on for the API and leaf nodes", "ca_fingerprint", fingerprint)
+	}
 	tel, err := telemetry.Setup(ctx, "atoll-hub", version)
 	if err != nil {
 		return err
@@ -134,7 +151,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return err
 	}
 	bus, err := natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Revoked: revoked, DataDir: o.dataDir,
-		ClientListen: o.natsListen, LeafListen: o.leafListen, Logger: log})
+		ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -142,7 +159,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	defer bus.Close()
 	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort())
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus,
-		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise,
+		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
 		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
 	if err := server.Start(ctx); err != nil {
 		_ = srv.Close()

@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,8 @@ type Config struct {
 	LeafListen string
 	// ServerName names this server in the NATS cluster; default "atoll-hub".
 	ServerName string
+	// LeafTLS, when set, makes the leafnode listener TLS-only.
+	LeafTLS *tls.Config
 	// Logger receives the server's log lines; nil discards.
 	Logger *slog.Logger
 }
@@ -92,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 		JetStream:        true,
 		JetStreamDomain:  "hub",
 		StoreDir:         filepath.Join(cfg.DataDir, "jetstream"),
-		LeafNode:         server.LeafNodeOpts{Host: leafHost, Port: leafPort},
+		LeafNode:         server.LeafNodeOpts{Host: leafHost, Port: leafPort, TLSConfig: cfg.LeafTLS, TLSTimeout: 5},
 		TrustedOperators: []*jwt.OperatorClaims{auth.operatorClaims},
 		SystemAccount:    auth.systemPub,
 		AccountResolver:  b.resolver,
@@ -153,9 +156,14 @@ func (b *Bus) LeafPort() int {
 	return b.opts.LeafNode.Port
 }
 
-// LeafURL is a leafnode URL on the given host.
+// LeafURL is a leafnode URL on the given host (tls:// when the listener
+// uses TLS).
 func (b *Bus) LeafURL(host string) string {
-	u := url.URL{Scheme: "nats", Host: net.JoinHostPort(host, strconv.Itoa(b.LeafPort()))}
+	scheme := "nats"
+	if b.opts.LeafNode.TLSConfig != nil {
+		scheme = "tls"
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(b.LeafPort()))}
 	return u.String()
 }
 
