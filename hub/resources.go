@@ -167,15 +167,13 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
 					return err
 				}
-				cur.Meta.Labels, cur.Meta.Annotations, cur.Meta.Finalizers = want.Meta.Labels, want.Meta.Annotations, want.Meta.Finalizers
-				cur.Spec = want.Spec
+				setUserFields(cur, want)
 				return nil
 			})
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
-			out := &struct{ Body T }{}
-			return out, toProblem2(ctx, rec.Decode(&out.Body))
+			return answer[T](ctx, rec)
 		})
 	}
 
@@ -205,15 +203,13 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 					return err
 				}
 				want := recordOf(kind, obj)
-				cur.Meta.Labels, cur.Meta.Annotations, cur.Meta.Finalizers = want.Meta.Labels, want.Meta.Annotations, want.Meta.Finalizers
-				cur.Spec = want.Spec
+				setUserFields(cur, want)
 				return nil
 			})
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
-			out := &struct{ Body T }{}
-			return out, toProblem2(ctx, rec.Decode(&out.Body))
+			return answer[T](ctx, rec)
 		})
 	}
 
@@ -232,8 +228,7 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
-			out := &struct{ Body T }{}
-			return out, toProblem2(ctx, rec.Decode(&out.Body))
+			return answer[T](ctx, rec)
 		})
 	}
 
@@ -250,12 +245,20 @@ func storeCreate[T any, P objPtr[T]](ctx context.Context, s *Server, a pgstore.A
 	return out, rec.Decode(out)
 }
 
-// toProblem2 is toProblem for an error that may be nil.
-func toProblem2(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
+// setUserFields copies what users own (labels, annotations, finalizers,
+// spec) from want onto cur; identity, versions and status stay the store's.
+func setUserFields(cur, want *pgstore.Record) {
+	cur.Meta.Labels, cur.Meta.Annotations, cur.Meta.Finalizers = want.Meta.Labels, want.Meta.Annotations, want.Meta.Finalizers
+	cur.Spec = want.Spec
+}
+
+// answer decodes a stored record as the response body.
+func answer[T any](ctx context.Context, rec *pgstore.Record) (*struct{ Body T }, error) {
+	out := &struct{ Body T }{}
+	if err := rec.Decode(&out.Body); err != nil {
+		return nil, toProblem(ctx, err)
 	}
-	return toProblem(ctx, err)
+	return out, nil
 }
 
 // listParams are the query parameters of every list.
