@@ -21,6 +21,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -67,6 +68,7 @@ type Member struct {
 	conn   *nats.Conn
 	ready  chan struct{}
 
+	state    *state.Store
 	lastAck  atomic.Int64 // unix nanos of the last heartbeat ack
 	seq      atomic.Uint64
 	interval time.Duration
@@ -121,6 +123,9 @@ func (m *Member) Server() *server.Server { return m.server }
 // Ready).
 func (m *Member) Conn() *nats.Conn { return m.conn }
 
+// State is the member's KV state (valid after Ready).
+func (m *Member) State() *state.Store { return m.state }
+
 // LastAck is when the hub last acknowledged a heartbeat: the member's
 // lease on the hub. Zero before the first ack.
 func (m *Member) LastAck() time.Time {
@@ -144,6 +149,14 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	defer m.stopNATS()
+	st, err := state.Open(ctx, m.conn)
+	if err != nil {
+		return err
+	}
+	m.state = st
+	if _, err := m.serveDesired(ctx, st); err != nil {
+		return err
+	}
 	close(m.ready)
 	m.log.InfoContext(ctx, "member running", "region", m.cfg.Region, "nats", m.server.ClientURL(), "hub", id.Hub, "leaf", id.LeafURLs)
 	m.heartbeat(ctx)

@@ -16,5 +16,7 @@
 // message or subject bumps Version and is described in the history below;
 // the hub accepts messages from members one version behind.
 //
-//	1: heartbeats and their acks (members issue).
+//	1: heartbeats and their acks (members issue); desired workloads with
+//	   epochs and their acks, replies on atoll.m.<cluster>.r.<id>, workload
+//	   status reports (member runtime issue).
 package protocol

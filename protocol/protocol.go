@@ -40,6 +40,16 @@ func InboxPrefix(cluster string) string { return inboxPrefix + cluster }
 // MemberInbox is the subject space of the member's reply inbox.
 func MemberInbox(cluster string) string { return inboxPrefix + cluster + ".>" }
 
+// ReplySubject is where a member answers the hub's request id: the hub
+// cannot use NATS inboxes for requests to members, because a member may
+// only publish under its own prefix (response permissions do not cross
+// leafnode connections).
+func ReplySubject(cluster, id string) string { return memberPrefix + cluster + ".r." + id }
+
+// ReplyWildcard matches every member's replies; the hub subscribes to it
+// once, so the interest is in place before any request goes out.
+const ReplyWildcard = memberPrefix + "*.r.*"
+
 // ClusterOf returns the cluster a member subject belongs to, or "".
 func ClusterOf(subject string) string {
 	if len(subject) <= len(memberPrefix) || subject[:len(memberPrefix)] != memberPrefix {

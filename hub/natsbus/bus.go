@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,7 @@ type Bus struct {
 	resolver *server.MemAccResolver
 	conn     *nats.Conn
 	opts     *server.Options // the server writes the ports it picked here
+	req      *requester
 
 	mu      sync.Mutex
 	revoked map[string]time.Time
@@ -121,6 +123,10 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	b.conn = conn
+	if b.req, err = newRequester(conn); err != nil {
+		b.Close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -173,6 +179,11 @@ func (b *Bus) Server() *server.Server { return b.server }
 // MemberJWT signs the user JWT of a member's key, limited to the member's
 // own subjects.
 func (b *Bus) MemberJWT(cluster, userPub string) (string, error) {
+	// The name is one subject token: a wildcard or a dot would widen the
+	// permissions over other members' subjects.
+	if cluster == "" || strings.ContainsAny(cluster, ".*> \t\r\n") {
+		return "", fmt.Errorf("member JWT: cluster name %q is not a single NATS subject token", cluster)
+	}
 	pub, sub := memberPermissions(cluster)
 	return b.auth.userJWT("member:"+cluster, userPub, pub, sub)
 }
@@ -201,7 +212,15 @@ func (b *Bus) Revoke(userPub string, at time.Time) error {
 // Close drains the hub's connection and stops the server.
 func (b *Bus) Close() {
 	if b.conn != nil {
-		_ = b.conn.Drain()
+		// Drain works in the background: wait for it to finish (it is
+		// bounded by the drain timeout) before the server goes away.
+		closed := make(chan struct{})
+		b.conn.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if b.conn.Drain() == nil {
+			<-closed
+		} else {
+			b.conn.Close()
+		}
 	}
 	b.server.Shutdown()
 	b.server.WaitForShutdown()

@@ -1,0 +1,109 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// runMember runs a member until stop (or the test's end) and waits for
+// its first heartbeat ack.
+func runMember(t *testing.T, join, name, dir string) (m *member.Member, stop func()) {
+	t.Helper()
+	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: "eu", DataDir: dir, NATSListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	deadline := time.After(20 * time.Second)
+	for m.LastAck().IsZero() {
+		select {
+		case err := <-done:
+			t.Fatalf("member %s stopped: %v", name, err)
+		case <-deadline:
+			t.Fatalf("member %s: no heartbeat ack within 20s", name)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return m, stop
+}
+
+// TestDesiredStateDelivery: the hub sends a member desired state over the
+// leaf link; the member stores it epoch-fenced and acks once stored; it
+// survives a member restart.
+func TestDesiredStateDelivery(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, hub.HealthConfig{})
+	join := e.joinToken("j", api.TokenSpec{})
+	dir := t.TempDir()
+	_, stop := runMember(t, join, "m1", dir)
+
+	send := func(d protocol.DesiredWorkload) protocol.DesiredAck {
+		t.Helper()
+		if d.Version == 0 {
+			d.Version = protocol.Version
+		}
+		data, _ := json.Marshal(d)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		reply, err := e.bus.Request(ctx, "m1", protocol.DesiredSubject("m1"), data)
+		if err != nil {
+			t.Fatalf("deliver %s@%d: %v", d.Workload, d.Epoch, err)
+		}
+		var ack protocol.DesiredAck
+		if err := json.Unmarshal(reply, &ack); err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
+	tmpl := api.ReplicaTemplate{Driver: "sim"}
+	if ack := send(protocol.DesiredWorkload{Workload: "web", Epoch: 5, Replicas: 3, Template: tmpl}); !ack.Accepted || ack.Current != 5 {
+		t.Errorf("first delivery: %+v", ack)
+	}
+	if ack := send(protocol.DesiredWorkload{Workload: "web", Epoch: 5, Replicas: 3, Template: tmpl}); !ack.Accepted {
+		t.Errorf("the same epoch again must be accepted (idempotent): %+v", ack)
+	}
+	if ack := send(protocol.DesiredWorkload{Workload: "web", Epoch: 3, Replicas: 9, Template: tmpl}); ack.Accepted || ack.Current != 5 || !strings.Contains(ack.Reason, "stale epoch") {
+		t.Errorf("an older epoch must be refused: %+v", ack)
+	}
+	if ack := send(protocol.DesiredWorkload{Workload: "web", Epoch: 6, Replicas: -1, Template: tmpl}); ack.Accepted || !strings.Contains(ack.Reason, "invalid") {
+		t.Errorf("invalid desired state must be refused with a reason: %+v", ack)
+	}
+	if ack := send(protocol.DesiredWorkload{Workload: "web", Epoch: 7, Replicas: 4, Template: tmpl}); !ack.Accepted || ack.Current != 7 {
+		t.Errorf("a newer epoch: %+v", ack)
+	}
+
+	// The state outlives a member restart (which needs no join token).
+	stop()
+	back, _ := runMember(t, "", "m1", dir)
+	held, err := back.State().Desired(context.Background())
+	if err != nil || held["web"].Epoch != 7 || held["web"].Replicas != 4 {
+		t.Errorf("after a restart m1 holds %+v (err %v), want web at epoch 7 with 4 replicas", held, err)
+	}
+
+	// Another member never sees m1's desired state: it has its own KV.
+	other, _ := runMember(t, join, "m2", t.TempDir())
+	held, err = other.State().Desired(context.Background())
+	if err != nil || len(held) != 0 {
+		t.Errorf("m2 holds %v (err %v), want nothing", held, err)
+	}
+	// A member that is not there does not answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := e.bus.Request(ctx, "ghost", protocol.DesiredSubject("ghost"), []byte("{}")); err == nil {
+		t.Error("a request to a cluster that does not exist was answered")
+	}
+}

@@ -1,0 +1,87 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/atollhq/atoll/protocol"
+)
+
+// requester sends requests to members and matches their replies, which
+// come back on atoll.m.<cluster>.r.<id> (see protocol.ReplySubject).
+type requester struct {
+	conn *nats.Conn
+	sub  *nats.Subscription
+
+	mu      sync.Mutex
+	pending map[string]chan *nats.Msg
+}
+
+func newRequester(conn *nats.Conn) (*requester, error) {
+	r := &requester{conn: conn, pending: map[string]chan *nats.Msg{}}
+	sub, err := conn.Subscribe(protocol.ReplyWildcard, r.dispatch)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to member replies: %w", err)
+	}
+	r.sub = sub
+	return r, conn.Flush()
+}
+
+func (r *requester) dispatch(msg *nats.Msg) {
+	// atoll.m.<cluster>.r.<id>: the id is the last token.
+	id := msg.Subject[lastDot(msg.Subject)+1:]
+	r.mu.Lock()
+	ch, ok := r.pending[id]
+	r.mu.Unlock()
+	if ok {
+		select {
+		case ch <- msg:
+		default:
+		}
+	}
+}
+
+func lastDot(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// ErrNoReply is returned when a member does not answer in time.
+var ErrNoReply = errors.New("the member did not answer")
+
+// Request sends data to a member's subject and waits for its reply until
+// ctx ends.
+func (b *Bus) Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error) {
+	r := b.req
+	id := nuid.Next()
+	ch := make(chan *nats.Msg, 1)
+	r.mu.Lock()
+	r.pending[id] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.pending, id)
+		r.mu.Unlock()
+	}()
+	if err := r.conn.PublishRequest(subject, protocol.ReplySubject(cluster, id), data); err != nil {
+		return nil, fmt.Errorf("request %s: %w", subject, err)
+	}
+	select {
+	case msg := <-ch:
+		if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+			return nil, fmt.Errorf("request %s: %w: nobody listens there", subject, ErrNoReply)
+		}
+		return msg.Data, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("request %s: %w (%w)", subject, ErrNoReply, ctx.Err())
+	}
+}

@@ -1,0 +1,44 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// serveDesired stores the desired workloads the hub sends into the
+// member's KV, fenced by epoch, and acknowledges each once it is stored.
+func (m *Member) serveDesired(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
+	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
+		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
+	sub, err := m.conn.Subscribe(protocol.DesiredSubject(m.cfg.Name), func(msg *nats.Msg) {
+		d, err := protocol.DecodeDesired(msg.Data)
+		ack := protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
+		result := "accepted"
+		if err != nil {
+			ack.Reason, result = "invalid desired state: "+err.Error(), "invalid"
+		} else if ack, err = st.PutDesired(ctx, d); err != nil {
+			ack.Accepted, ack.Reason, result = false, err.Error(), "error"
+			m.log.WarnContext(ctx, "storing desired state failed", "workload", d.Workload, "epoch", d.Epoch, "err", err)
+		} else if !ack.Accepted {
+			result = "stale"
+		}
+		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+		if msg.Reply == "" {
+			return
+		}
+		data, _ := json.Marshal(ack)
+		_ = msg.Respond(data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to desired state: %w", err)
+	}
+	return sub, m.conn.Flush()
+}

@@ -1,0 +1,115 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// DesiredSubject is where the hub sends a member its desired state, one
+// workload per request; the member answers with a DesiredAck once the
+// state is in its KV.
+func DesiredSubject(cluster string) string { return hubPrefix + cluster + ".desired" }
+
+// StatusSubject is where a member reports per-workload status.
+func StatusSubject(cluster string) string { return memberPrefix + cluster + ".status" }
+
+// DesiredWorkload says: run Replicas replicas of Template for Workload, as
+// decided at Epoch. Epochs only grow for a workload; a member keeps the
+// highest it has seen and refuses older ones, so a late or replayed
+// message can never roll it back. Deleted is an explicit tombstone: the
+// only way work is removed from a member.
+type DesiredWorkload struct {
+	Version    int                 `json:"v"`
+	Workload   string              `json:"workload"`
+	UID        string              `json:"uid,omitempty"`
+	Epoch      int64               `json:"epoch"`
+	Generation int64               `json:"generation"`
+	Replicas   int32               `json:"replicas"`
+	Template   api.ReplicaTemplate `json:"template"`
+	Update     *api.UpdateStrategy `json:"update,omitempty"`
+	Scheduling Scheduling          `json:"scheduling,omitzero"`
+	Deleted    bool                `json:"deleted,omitempty"`
+}
+
+// Scheduling is how the member's scheduler places the replicas.
+type Scheduling struct {
+	Strategy     string `json:"strategy,omitempty"` // spread (default) or binpack
+	ZoneSpread   bool   `json:"zoneSpread,omitempty"`
+	AntiAffinity bool   `json:"antiAffinity,omitempty"`
+}
+
+// DesiredAck answers a DesiredWorkload.
+type DesiredAck struct {
+	Version  int    `json:"v"`
+	Workload string `json:"workload"`
+	Epoch    int64  `json:"epoch"`
+	Accepted bool   `json:"accepted"`
+	// Current is the epoch the member holds after this message.
+	Current int64  `json:"current"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Validate checks a desired workload before a member stores it.
+func (d *DesiredWorkload) Validate() error {
+	if d.Version < MinVersion || d.Version > Version {
+		return fmt.Errorf("%w: %d", ErrVersion, d.Version)
+	}
+	if !api.IsDNSLabel(d.Workload) {
+		return fmt.Errorf("workload %q: not a DNS-1123 label", d.Workload)
+	}
+	if d.Epoch <= 0 {
+		return fmt.Errorf("epoch %d: must be positive", d.Epoch)
+	}
+	if d.Deleted {
+		return nil
+	}
+	if d.Replicas < 0 {
+		return fmt.Errorf("replicas %d: must be 0 or more", d.Replicas)
+	}
+	w := api.Workload{Metadata: api.ObjectMeta{Name: d.Workload}, Spec: api.WorkloadSpec{Replicas: d.Replicas, Template: d.Template, Update: d.Update}}
+	if fe := w.Validate(); fe != nil {
+		return fe
+	}
+	switch d.Scheduling.Strategy {
+	case "", "spread", "binpack":
+	default:
+		return fmt.Errorf("scheduling strategy %q: must be spread or binpack", d.Scheduling.Strategy)
+	}
+	return nil
+}
+
+// DecodeDesired reads and validates a DesiredWorkload.
+func DecodeDesired(data []byte) (DesiredWorkload, error) {
+	var d DesiredWorkload
+	if err := json.Unmarshal(data, &d); err != nil {
+		return d, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return d, d.Validate()
+}
+
+// WorkloadStatus is a member's view of one workload, reported upward.
+type WorkloadStatus struct {
+	Workload   string `json:"workload"`
+	Epoch      int64  `json:"epoch"`
+	Generation int64  `json:"generation"`
+	Desired    int32  `json:"desired"`
+	Scheduled  int32  `json:"scheduled"`
+	Running    int32  `json:"running"`
+	Ready      int32  `json:"ready"`
+	Updated    int32  `json:"updated"`
+	Restarts   int32  `json:"restarts"`
+	// Pending explains replicas not placed, e.g. "2 pending: 0/5 nodes:
+	// 3 insufficient memory, 2 tainted (no toleration)".
+	Pending string `json:"pending,omitempty"`
+	// Conditions such as Progressing=False when a rolling update stalled.
+	Conditions []api.Condition `json:"conditions,omitempty"`
+}
+
+// StatusReport carries a member's status of every workload it holds.
+type StatusReport struct {
+	Version   int              `json:"v"`
+	Cluster   string           `json:"cluster"`
+	Workloads []WorkloadStatus `json:"workloads"`
+}
