@@ -253,7 +253,7 @@ func watchSystem(t *testing.T, bus *natsbus.Bus, seeds natsbus.Seeds) *systemEve
 	}
 	for subject, ch := range map[string]chan server.DisconnectEventMsg{
 		"$SYS.ACCOUNT." + accPub + ".DISCONNECT": ev.disconnects,
-		"$SYS.SERVER.*.CLIENT.AUTH.ERR":           ev.authErrors,
+		"$SYS.SERVER.*.CLIENT.AUTH.ERR":          ev.authErrors,
 	} {
 		if _, err := conn.Subscribe(subject, func(m *nats.Msg) {
 			var e server.DisconnectEventMsg
