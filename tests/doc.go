@@ -14,6 +14,13 @@
 //
 // The tests wait on signals: the readiness banner on the dev process's
 // standard error, a process's exit, the next JSON value on a watch's standard
-// output. The one poll is for PostgreSQL processes that are not our children
-// (the dev process started them), which a test can only observe in /proc.
+// output, a line in a member's log. Two things are polled, for bounded times,
+// because they live in processes that are not our children and announce
+// nothing: PostgreSQL processes (the dev process started them), which a test
+// can only observe in /proc, and a cluster's health as the hub's API reports
+// it (a member's heartbeats are between it and the hub).
+//
+// Member tests run `atoll member` processes against the shared dev stack and
+// deregister their clusters when they end, so that -count > 1 can reuse the
+// names. Every member runs in its own process group, killed in cleanup.
 package tests
