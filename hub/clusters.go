@@ -133,7 +133,7 @@ func (s *Server) registrationToken(ctx context.Context, header string) (*api.Tok
 	rec, err := s.store.TokenByHash(ctx, hashSecret(strings.TrimSpace(secret)))
 	if err != nil {
 		if api.ErrorCode(err) == api.CodeUnauthorized {
-			return nil, api.Errorf(api.CodeUnauthorized, "the join token is not valid (unknown or revoked)")
+			return nil, api.Errorf(api.CodeUnauthorized, "the token is not valid: unknown, revoked, or the member token of a deregistered cluster (such a member must join again with a new join token)")
 		}
 		return nil, err
 	}
@@ -295,8 +295,11 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return err
 		}
-		last, _, err = tx.Delete(ctx, "Cluster", name, "")
-		return err
+		if last, _, err = tx.Delete(ctx, "Cluster", name, ""); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "ClusterDeregistered",
+			fmt.Sprintf("deregistered by %s; its NATS identity and member token are revoked", a.Name), "hub/register")
 	})
 	if err != nil {
 		return nil, err

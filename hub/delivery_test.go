@@ -3,12 +3,14 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/protocol"
@@ -105,5 +107,51 @@ func TestDesiredStateDelivery(t *testing.T) {
 	defer cancel()
 	if _, err := e.bus.Request(ctx, "ghost", protocol.DesiredSubject("ghost"), []byte("{}")); err == nil {
 		t.Error("a request to a cluster that does not exist was answered")
+	}
+}
+
+// TestDeregisteredMemberStops: once deregistered, a running member loses
+// its acks, learns from the API that it is no longer admitted, and stops
+// with ErrRefused instead of knocking forever.
+func TestDeregisteredMemberStops(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, hub.HealthConfig{Interval: 100 * time.Millisecond, UnreachableAfter: 500 * time.Millisecond})
+	join := e.joinToken("j", api.TokenSpec{})
+	m, err := member.New(member.Config{JoinToken: join, Name: "gone", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", HeartbeatInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	for m.LastAck().IsZero() {
+		select {
+		case err := <-done:
+			t.Fatalf("member stopped early: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := e.admin.Delete(context.Background(), "clusters", "gone", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, member.ErrRefused) {
+			t.Errorf("a deregistered member must stop with ErrRefused, got %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the deregistered member still runs 20s later")
+	}
+	var events api.EventList
+	if err := e.admin.List(context.Background(), "events", client.ListOptions{LabelSelector: api.LabelEventName + "=gone"}, &events); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range events.Items {
+		found = found || ev.Reason == "ClusterDeregistered"
+	}
+	if !found {
+		t.Errorf("no ClusterDeregistered event: %+v", events.Items)
 	}
 }

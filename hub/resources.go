@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -401,7 +400,7 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 
 // tokenCreate makes the secret, fixes the expiry and stores the hash.
 func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) (*api.Token, error) {
-	now := s.now().UTC().Truncate(time.Second)
+	now := s.now().UTC()
 	if t.Spec.TypeOrDefault() == api.TokenJoin && t.Spec.TTL == "" && t.Spec.ExpiresAt == nil {
 		t.Spec.TTL = "24h" // join tokens are short-lived unless told otherwise
 	}

@@ -159,8 +159,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	close(m.ready)
 	m.log.InfoContext(ctx, "member running", "region", m.cfg.Region, "nats", m.server.ClientURL(), "hub", id.Hub, "leaf", id.LeafURLs)
-	m.heartbeat(ctx)
-	return nil
+	return m.heartbeat(ctx)
 }
 
 // admit returns the member's identity: registering with the join token on
@@ -314,8 +313,12 @@ func (m *Member) stopNATS() {
 	}
 }
 
-// heartbeat sends heartbeats every interval until ctx ends.
-func (m *Member) heartbeat(ctx context.Context) {
+// heartbeat sends heartbeats every interval until ctx ends. When acks stop
+// for a while, it asks the hub's API whether this member is still
+// registered (refreshing its credentials when it is), and returns an
+// error wrapping ErrRefused when it is not: a deregistered member stops
+// instead of knocking forever.
+func (m *Member) heartbeat(ctx context.Context) error {
 	interval := m.cfg.HeartbeatInterval
 	if interval <= 0 {
 		interval = m.interval
@@ -326,14 +329,46 @@ func (m *Member) heartbeat(ctx context.Context) {
 	subject := protocol.HeartbeatSubject(m.cfg.Name)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	silentFor := max(10*interval, 2*time.Second)
+	started, lastCheck := time.Now(), time.Time{}
 	for {
 		m.beat(ctx, subject, interval)
+		since := m.LastAck()
+		if since.IsZero() {
+			since = started
+		}
+		if time.Since(since) > silentFor && time.Since(lastCheck) > 30*time.Second {
+			lastCheck = time.Now()
+			if err := m.recheck(ctx); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 	}
+}
+
+// recheck re-registers with the member token after a long silence.
+func (m *Member) recheck(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := m.register(rctx, m.id.Hub, m.id.MemberToken, m.id)
+	switch {
+	case errors.Is(err, ErrRefused):
+		m.log.ErrorContext(ctx, "the hub no longer accepts this member", "err", err)
+		return err
+	case err != nil:
+		m.log.WarnContext(ctx, "no heartbeat acks and the hub's API is unreachable; running on", "err", err)
+		return nil
+	}
+	m.id.UserJWT, m.id.LeafURLs = resp.NATSUserJWT, resp.LeafURLs
+	if err := m.id.save(m.cfg.DataDir); err != nil {
+		m.log.WarnContext(ctx, "saving refreshed credentials failed", "err", err)
+	}
+	return nil
 }
 
 // beat sends one heartbeat and waits up to interval for its ack.
