@@ -34,6 +34,7 @@ type hubOptions struct {
 	unreachableAfter  time.Duration
 	tlsCert, tlsKey   string
 	tlsCA             string
+	natsURLs          []string
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -42,6 +43,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "the API's URL as members and clients reach it (goes into join tokens); default: the address each request came in on")
 	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
+	f.StringSliceVar(&o.natsURLs, "nats-url", nil, "use this existing NATS cluster (comma-separated URLs) instead of the embedded server; configure it with 'atoll hub nats-config' and give members its leafnode URLs with --leaf-advertise")
 	f.StringVar(&o.leafListen, "leaf-listen", defaultLeaf, "address where members' NATS leaf nodes connect (port 0 picks one)")
 	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
 	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
@@ -77,6 +79,7 @@ func newHubCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (or ATOLL_DATABASE_URL)")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token)")
+	cmd.AddCommand(newNATSConfigCmd())
 	o.addFlags(cmd, "0.0.0.0:8080", "127.0.0.1:4222", "0.0.0.0:7422")
 	return cmd
 }
@@ -150,14 +153,23 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		_ = srv.Close()
 		return err
 	}
-	bus, err := natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Revoked: revoked, DataDir: o.dataDir,
-		ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
+	var bus *natsbus.Bus
+	if len(o.natsURLs) > 0 {
+		if len(o.leafAdvertise) == 0 {
+			_ = srv.Close()
+			return errors.New("--nats-url needs --leaf-advertise: the leafnode URLs of that cluster, which members connect to")
+		}
+		bus, err = natsbus.Connect(ctx, natsbus.ExternalConfig{URLs: o.natsURLs, Seeds: natsbus.Seeds(seeds), Revoked: revoked, Logger: log})
+	} else {
+		bus, err = natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Revoked: revoked, DataDir: o.dataDir,
+			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
+	}
 	if err != nil {
 		_ = srv.Close()
 		return err
 	}
 	defer bus.Close()
-	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort())
+	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort(), "external", len(o.natsURLs) > 0)
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus,
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
 		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
@@ -225,4 +237,47 @@ func startingHandler() http.HandlerFunc {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"type":"https://atoll.dev/problems/unavailable","title":"Service Unavailable","status":503,"code":"Unavailable","detail":"the hub is starting: waiting for PostgreSQL and migrations"}` + "\n"))
 	}
+}
+
+// newNATSConfigCmd prints the nats-server configuration an existing NATS
+// cluster needs to serve this hub (atoll hub --nats-url).
+func newNATSConfigCmd() *cobra.Command {
+	var dbURL string
+	cmd := &cobra.Command{
+		Use:   "nats-config --database-url URL",
+		Short: "Print the nats-server configuration an existing NATS cluster needs for 'atoll hub --nats-url'",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dbURL == "" {
+				dbURL = os.Getenv("ATOLL_DATABASE_URL")
+			}
+			if dbURL == "" {
+				return errors.New("--database-url (or ATOLL_DATABASE_URL) is required: the NATS signing keys live in the hub's database")
+			}
+			store, err := pgstore.Open(cmd.Context(), pgstore.Config{DatabaseURL: dbURL})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			seeds, err := store.NATSKeys(cmd.Context(), func() (pgstore.NATSSeeds, error) {
+				s, err := natsbus.NewSeeds()
+				return pgstore.NATSSeeds(s), err
+			})
+			if err != nil {
+				return err
+			}
+			revoked, err := store.NATSRevocations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			conf, err := natsbus.ServerConfig(natsbus.Seeds(seeds), revoked)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), conf)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL of the hub (or ATOLL_DATABASE_URL)")
+	return cmd
 }

@@ -53,6 +53,7 @@ type Bus struct {
 	conn     *nats.Conn
 	opts     *server.Options // the server writes the ports it picked here
 	req      *requester
+	sys      *nats.Conn // system-account connection to an external cluster
 
 	mu      sync.Mutex
 	revoked map[string]time.Time
@@ -155,16 +156,28 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 func (b *Bus) Conn() *nats.Conn { return b.conn }
 
 // ClientURL is where NATS clients connect.
-func (b *Bus) ClientURL() string { return b.server.ClientURL() }
+func (b *Bus) ClientURL() string {
+	if b.server == nil {
+		return b.conn.ConnectedUrlRedacted()
+	}
+	return b.server.ClientURL()
+}
 
-// LeafPort is the port of the leafnode listener.
+// LeafPort is the port of the embedded leafnode listener (0 with an
+// external cluster).
 func (b *Bus) LeafPort() int {
+	if b.opts == nil {
+		return 0
+	}
 	return b.opts.LeafNode.Port
 }
 
 // LeafURL is a leafnode URL on the given host (tls:// when the listener
 // uses TLS).
 func (b *Bus) LeafURL(host string) string {
+	if b.opts == nil {
+		return ""
+	}
 	scheme := "nats"
 	if b.opts.LeafNode.TLSConfig != nil {
 		scheme = "tls"
@@ -198,12 +211,25 @@ func (b *Bus) Revoke(userPub string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	if err := b.resolver.Store(b.auth.accountPub, token); err != nil {
+	if err := b.pushAccount(ac, token); err != nil {
 		return fmt.Errorf("revoke: %w", err)
+	}
+	return nil
+}
+
+// pushAccount gives the servers a new ATOLL account JWT: straight into the
+// embedded server, or through the system account to an external cluster
+// (whose full resolver spreads it to every server).
+func (b *Bus) pushAccount(ac *jwt.AccountClaims, token string) error {
+	if b.server == nil {
+		return pushClaims(b.sys, token)
+	}
+	if err := b.resolver.Store(b.auth.accountPub, token); err != nil {
+		return err
 	}
 	acc, err := b.server.LookupAccount(b.auth.accountPub)
 	if err != nil {
-		return fmt.Errorf("revoke: %w", err)
+		return err
 	}
 	b.server.UpdateAccountClaims(acc, ac)
 	return nil
@@ -211,6 +237,9 @@ func (b *Bus) Revoke(userPub string, at time.Time) error {
 
 // Close drains the hub's connection and stops the server.
 func (b *Bus) Close() {
+	if b.sys != nil {
+		b.sys.Close()
+	}
 	if b.conn != nil {
 		// Drain works in the background: wait for it to finish (it is
 		// bounded by the drain timeout) before the server goes away.
@@ -222,8 +251,10 @@ func (b *Bus) Close() {
 			b.conn.Close()
 		}
 	}
-	b.server.Shutdown()
-	b.server.WaitForShutdown()
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+	}
 }
 
 func splitListen(addr string) (string, int, error) {

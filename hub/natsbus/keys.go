@@ -131,6 +131,12 @@ func (a *authority) userJWT(name, userPub string, pub, sub []string) (string, er
 	return uc.Encode(a.account)
 }
 
+func newUserClaims(pub, name string) *jwt.UserClaims {
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = name
+	return uc
+}
+
 // memberPermissions are what a member may publish and subscribe to.
 func memberPermissions(cluster string) (pub, sub []string) {
 	return []string{protocol.MemberPublish(cluster)},

@@ -1,0 +1,162 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+// ExternalConfig configures a hub that uses an existing NATS cluster.
+type ExternalConfig struct {
+	// URLs of the cluster's servers.
+	URLs []string
+	// Seeds and Revoked as in Config.
+	Seeds   Seeds
+	Revoked map[string]time.Time
+	Logger  *slog.Logger
+}
+
+// Connect uses an existing NATS cluster instead of an embedded server.
+// The cluster must run in operator mode with this hub's operator and a
+// full account resolver (see ServerConfig); the hub pushes the ATOLL
+// account's JWT (and every revocation) to it through the system account.
+func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("connect to nats: no URLs")
+	}
+	auth, err := newAuthority(cfg.Seeds)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{auth: auth, revoked: maps.Clone(cfg.Revoked)}
+	if b.revoked == nil {
+		b.revoked = map[string]time.Time{}
+	}
+	servers := strings.Join(cfg.URLs, ",")
+	sysJWT, sysSeed, err := signSystemUser(auth)
+	if err != nil {
+		return nil, err
+	}
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if b.sys, err = nats.Connect(servers, append(opts, nats.Name("atoll-hub-system"), nats.UserJWTAndSeed(sysJWT, sysSeed))...); err != nil {
+		return nil, fmt.Errorf("connect to nats %s as the system account: %w (is the cluster configured with 'atoll hub nats-config'?)", servers, err)
+	}
+	_, token, err := auth.accountJWT(b.revoked)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := pushClaims(b.sys, token); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("push the ATOLL account to nats: %w", err)
+	}
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	userJWT, err := auth.userJWT("atoll-hub", pub, nil, nil)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if b.conn, err = nats.Connect(servers, append(opts, nats.Name("atoll-hub"), nats.UserJWTAndSeed(userJWT, string(seed)))...); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connect to nats %s: %w", servers, err)
+	}
+	if b.req, err = newRequester(b.conn); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// signSystemUser signs a user of the system account for pushing claims.
+func signSystemUser(a *authority) (string, string, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", "", err
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	uc := newUserClaims(pub, "atoll-hub-system")
+	token, err := uc.Encode(a.system)
+	return token, string(seed), err
+}
+
+// pushClaims sends an account JWT to the cluster's resolver and checks
+// that it was taken.
+func pushClaims(sys *nats.Conn, token string) error {
+	msg, err := sys.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(token), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("update account claims: %w", err)
+	}
+	var resp struct {
+		Data *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"data"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("update account claims: unexpected answer %q", msg.Data)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("update account claims: %s", resp.Error.Description)
+	}
+	return nil
+}
+
+// ServerConfig renders the nats-server configuration an existing cluster
+// needs to serve Atoll: this hub's operator, the system account, a full
+// account resolver preloaded with both accounts, and a leafnode listener
+// for members. Cluster routes, TLS and ports are the operator's to add.
+func ServerConfig(seeds Seeds, revoked map[string]time.Time) (string, error) {
+	a, err := newAuthority(seeds)
+	if err != nil {
+		return "", err
+	}
+	opJWT, err := a.operatorClaims.Encode(a.operator)
+	if err != nil {
+		return "", err
+	}
+	sysJWT, err := a.systemAccountJWT()
+	if err != nil {
+		return "", err
+	}
+	_, accJWT, err := a.accountJWT(revoked)
+	if err != nil {
+		return "", err
+	}
+	preload := map[string]string{a.systemPub: sysJWT, a.accountPub: accJWT}
+	keys := make([]string, 0, len(preload))
+	for k := range preload {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# nats-server configuration for Atoll, made by 'atoll hub nats-config'.\n")
+	fmt.Fprintf(&b, "# Every server of the cluster gets the same operator, system account and resolver.\n")
+	fmt.Fprintf(&b, "operator: %s\n", opJWT)
+	fmt.Fprintf(&b, "system_account: %s\n", a.systemPub)
+	fmt.Fprintf(&b, "resolver: {\n  type: full\n  dir: \"./atoll-jwt\"\n  allow_delete: false\n  interval: \"2m\"\n}\n")
+	fmt.Fprintf(&b, "resolver_preload: {\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s: %s\n", k, preload[k])
+	}
+	fmt.Fprintf(&b, "}\n")
+	fmt.Fprintf(&b, "# Members connect their leaf nodes here (give the hub these URLs with --leaf-advertise).\n")
+	fmt.Fprintf(&b, "leafnodes: {\n  port: 7422\n}\n")
+	fmt.Fprintf(&b, "jetstream: {\n  domain: hub\n}\n")
+	return b.String(), nil
+}
