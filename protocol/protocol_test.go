@@ -1,0 +1,81 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/atollhq/atoll/api"
+)
+
+func TestClusterOf(t *testing.T) {
+	t.Parallel()
+	for subject, want := range map[string]string{
+		"atoll.m.eu-west.hb":      "eu-west",
+		"atoll.m.eu-west.r.abc":   "eu-west",
+		"atoll.m.eu-west":         "",
+		"atoll.h.eu-west.desired": "",
+		"atoll.m.":                "",
+		"x":                       "",
+	} {
+		if got := ClusterOf(subject); got != want {
+			t.Errorf("ClusterOf(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}
+
+func TestDecodeHeartbeat(t *testing.T) {
+	t.Parallel()
+	good, _ := json.Marshal(Heartbeat{Version: Version, Cluster: "a", Seq: 1})
+	future, _ := json.Marshal(Heartbeat{Version: Version + 1, Cluster: "a"})
+	other, _ := json.Marshal(Heartbeat{Version: Version, Cluster: "b"})
+	cases := []struct {
+		name    string
+		subject string
+		data    []byte
+		want    error
+	}{
+		{"good", HeartbeatSubject("a"), good, nil},
+		{"garbage", HeartbeatSubject("a"), []byte("\x00{"), ErrMalformed},
+		{"newer protocol", HeartbeatSubject("a"), future, ErrVersion},
+		{"names another cluster", HeartbeatSubject("a"), other, ErrWrongCluster},
+		{"not a member subject", "atoll.h.a.hb", good, ErrWrongCluster},
+	}
+	for _, c := range cases {
+		_, err := DecodeHeartbeat(c.subject, c.data)
+		if !errors.Is(err, c.want) && !(c.want == nil && err == nil) {
+			t.Errorf("%s: want %v, got %v", c.name, c.want, err)
+		}
+	}
+}
+
+func TestDecodeDesired(t *testing.T) {
+	t.Parallel()
+	ok := DesiredWorkload{Version: Version, Workload: "web", Epoch: 1, Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}}
+	cases := []struct {
+		name   string
+		mutate func(d *DesiredWorkload)
+		valid  bool
+	}{
+		{"valid", func(*DesiredWorkload) {}, true},
+		{"tombstone needs no template", func(d *DesiredWorkload) { d.Deleted, d.Template = true, api.ReplicaTemplate{} }, true},
+		{"zero epoch", func(d *DesiredWorkload) { d.Epoch = 0 }, false},
+		{"bad name", func(d *DesiredWorkload) { d.Workload = "Web!" }, false},
+		{"negative replicas", func(d *DesiredWorkload) { d.Replicas = -1 }, false},
+		{"bad template", func(d *DesiredWorkload) { d.Template.Driver = "docker" }, false},
+		{"unknown strategy", func(d *DesiredWorkload) { d.Scheduling.Strategy = "random" }, false},
+		{"old protocol", func(d *DesiredWorkload) { d.Version = 0 }, false},
+	}
+	for _, c := range cases {
+		d := ok
+		c.mutate(&d)
+		data, _ := json.Marshal(d)
+		_, err := DecodeDesired(data)
+		if (err == nil) != c.valid {
+			t.Errorf("%s: valid=%v, got err %v", c.name, c.valid, err)
+		}
+	}
+	if _, err := DecodeDesired([]byte("[")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("garbage: want ErrMalformed, got %v", err)
+	}
+}
