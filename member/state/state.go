@@ -24,12 +24,16 @@ import (
 
 // Bucket names.
 const (
-	DesiredBucket = "atoll_desired"
+	DesiredBucket  = "atoll_desired"
+	BindingsBucket = "atoll_bindings"
+	NodesBucket    = "atoll_nodes"
 )
 
 // Store is the member's KV state.
 type Store struct {
-	desired jetstream.KeyValue
+	desired  jetstream.KeyValue
+	bindings jetstream.KeyValue
+	nodes    jetstream.KeyValue
 }
 
 // Open creates (or opens) the buckets on the region's JetStream.
@@ -45,7 +49,21 @@ func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open member state: %w", err)
 	}
-	return &Store{desired: desired}, nil
+	bindings, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BindingsBucket, Description: "replicas bound to nodes, keys <node>.<replica>",
+		History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open member state: %w", err)
+	}
+	nodes, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: NodesBucket, Description: "the region's node registry, by node name",
+		History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open member state: %w", err)
+	}
+	return &Store{desired: desired, bindings: bindings, nodes: nodes}, nil
 }
 
 // PutDesired stores a desired workload unless the member already holds a
@@ -114,6 +132,117 @@ func (s *Store) Desired(ctx context.Context) (map[string]protocol.DesiredWorkloa
 			return nil, fmt.Errorf("read desired %s: %w", k, err)
 		}
 		out[k] = d
+	}
+	return out, nil
+}
+
+// PutBinding records that a replica runs on a node.
+func (s *Store) PutBinding(ctx context.Context, b protocol.Binding) error {
+	value, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if _, err := s.bindings.Put(ctx, protocol.BindingKey(b.Node, b.Replica), value); err != nil {
+		return fmt.Errorf("store binding %s: %w", b.Replica, err)
+	}
+	return nil
+}
+
+// DeleteBinding removes a replica from a node; its agent stops it.
+func (s *Store) DeleteBinding(ctx context.Context, node, replica string) error {
+	if err := s.bindings.Delete(ctx, protocol.BindingKey(node, replica)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete binding %s: %w", replica, err)
+	}
+	return nil
+}
+
+// Bindings returns every binding.
+func (s *Store) Bindings(ctx context.Context) ([]protocol.Binding, error) {
+	return list[protocol.Binding](ctx, s.bindings, "")
+}
+
+// NodeBindings returns the bindings of one node.
+func (s *Store) NodeBindings(ctx context.Context, node string) ([]protocol.Binding, error) {
+	return list[protocol.Binding](ctx, s.bindings, node+".")
+}
+
+// WatchNode signals (coalesced) whenever a binding of the node changes; a
+// node agent then reads NodeBindings again (level-triggered).
+func (s *Store) WatchNode(ctx context.Context, node string) (<-chan struct{}, error) {
+	w, err := s.bindings.Watch(ctx, node+".*", jetstream.MetaOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watch bindings of %s: %w", node, err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// NodeRecord is what the registry keeps about a node between member
+// restarts; liveness is not kept (it comes from heartbeats).
+type NodeRecord struct {
+	Name        string             `json:"name"`
+	Zone        string             `json:"zone,omitempty"`
+	Labels      map[string]string  `json:"labels,omitempty"`
+	Allocatable protocol.Resources `json:"allocatable"`
+}
+
+// PutNode records a node.
+func (s *Store) PutNode(ctx context.Context, n NodeRecord) error {
+	value, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	if _, err := s.nodes.Put(ctx, n.Name, value); err != nil {
+		return fmt.Errorf("store node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Nodes returns the registry.
+func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
+	return list[NodeRecord](ctx, s.nodes, "")
+}
+
+// list reads every value of a bucket whose key starts with prefix.
+func list[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) ([]T, error) {
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
+	}
+	var out []T
+	for k := range keys.Keys() {
+		if len(k) < len(prefix) || k[:len(prefix)] != prefix {
+			continue
+		}
+		entry, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", kv.Bucket(), k, err)
+		}
+		var v T
+		if err := json.Unmarshal(entry.Value(), &v); err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", kv.Bucket(), k, err)
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

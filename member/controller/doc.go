@@ -1,0 +1,18 @@
+// Package controller is a member's replica controller: it keeps, inside
+// one region, the desired number of replicas of every workload the hub
+// gave the member, on healthy nodes, and reports how they are doing.
+//
+// It is level-triggered. Each pass (RunOnce) reads the desired workloads
+// and the bindings from the member's KV and the node registry's view of
+// liveness, decides with package scheduler, and writes bindings; node
+// agents run what is bound to them. A node whose heartbeats stop for the
+// grace (default 3 s) is NotReady and its replicas are bound elsewhere;
+// when it returns, its bindings are gone, so its agent stops the replicas
+// that moved. After a member restart every known node gets one grace
+// before it can be declared NotReady, so a restart does not reshuffle the
+// region. Only explicit tombstones from the hub remove a workload's
+// replicas.
+//
+// Deciding is separate from doing: plan (pure) computes the changes from a
+// snapshot; RunOnce reads the snapshot, calls plan and applies the result.
+package controller

@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// Nodes is the region's node registry: what each node agent last said and
+// when.
+type Nodes struct {
+	mu      sync.Mutex
+	nodes   map[string]*nodeState
+	started time.Time
+	grace   time.Duration
+}
+
+type nodeState struct {
+	rec      state.NodeRecord
+	seen     time.Time
+	heard    bool
+	limits   bool
+	replicas map[string]protocol.ReplicaState
+}
+
+// NewNodes makes a registry; nodes from an earlier run (recs) get one
+// grace from start before they can be NotReady.
+func NewNodes(recs []state.NodeRecord, start time.Time, grace time.Duration) *Nodes {
+	n := &Nodes{nodes: map[string]*nodeState{}, started: start, grace: grace}
+	for _, r := range recs {
+		n.nodes[r.Name] = &nodeState{rec: r, seen: start}
+	}
+	return n
+}
+
+// Observe records a heartbeat; it reports whether the node's record
+// (labels, zone, capacity) changed and should be stored.
+func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec = state.NodeRecord{Name: hb.Node, Zone: hb.Zone, Labels: hb.Labels, Allocatable: hb.Allocatable}
+	ns, ok := n.nodes[hb.Node]
+	if !ok {
+		ns = &nodeState{}
+		n.nodes[hb.Node] = ns
+	}
+	changed = !ok || !sameRecord(ns.rec, rec)
+	ns.rec, ns.seen, ns.heard, ns.limits = rec, at, true, hb.LimitsEnforced
+	ns.replicas = make(map[string]protocol.ReplicaState, len(hb.Replicas))
+	for _, r := range hb.Replicas {
+		ns.replicas[r.ID] = r
+	}
+	return rec, changed
+}
+
+func sameRecord(a, b state.NodeRecord) bool {
+	if a.Name != b.Name || a.Zone != b.Zone || a.Allocatable != b.Allocatable || len(a.Labels) != len(b.Labels) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if b.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// NodeView is one node at an instant.
+type NodeView struct {
+	Record   state.NodeRecord
+	Ready    bool
+	Replicas map[string]protocol.ReplicaState
+}
+
+// Snapshot is every node as of now.
+func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]NodeView, len(n.nodes))
+	for name, ns := range n.nodes {
+		out[name] = NodeView{Record: ns.rec, Ready: now.Sub(ns.seen) <= n.grace, Replicas: ns.replicas}
+	}
+	return out
+}

@@ -1,0 +1,229 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/scheduler"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// Snapshot is everything a pass decides from.
+type Snapshot struct {
+	Desired  map[string]protocol.DesiredWorkload
+	Bindings []protocol.Binding
+	Nodes    map[string]NodeView
+	// Stalled workloads passed their progress deadline in a rolling
+	// update: no more old replicas are removed until they progress.
+	Stalled map[string]bool
+}
+
+// Changes is what a pass decided.
+type Changes struct {
+	Put    []protocol.Binding
+	Delete []protocol.Binding
+	Status []protocol.WorkloadStatus
+}
+
+// plan decides the bindings to add and remove. newID names new replicas.
+func plan(snap Snapshot, newID func(workload string) string) Changes {
+	var ch Changes
+	byWorkload := map[string][]protocol.Binding{}
+	for _, b := range snap.Bindings {
+		byWorkload[b.Workload] = append(byWorkload[b.Workload], b)
+	}
+	names := make([]string, 0, len(byWorkload)+len(snap.Desired))
+	seen := map[string]bool{}
+	for w := range byWorkload {
+		names, seen[w] = append(names, w), true
+	}
+	for w := range snap.Desired {
+		if !seen[w] {
+			names = append(names, w)
+		}
+	}
+	sort.Strings(names)
+	sched := scheduler.New(schedulerSnapshot(snap))
+	for _, w := range names {
+		d, ok := snap.Desired[w]
+		bs := byWorkload[w]
+		switch {
+		case !ok:
+			continue // no desired state at all: leave what runs; only a tombstone removes work
+		case d.Deleted:
+			ch.Delete = append(ch.Delete, bs...)
+			continue
+		}
+		ch.plan(sched, snap, d, bs, newID)
+	}
+	return ch
+}
+
+func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.DesiredWorkload, bs []protocol.Binding, newID func(string) string) {
+	want := int(d.Replicas)
+	ready := func(b protocol.Binding) bool { return snap.Nodes[b.Node].Replicas[b.Replica].Ready }
+	var cur, old []protocol.Binding
+	for _, b := range bs {
+		switch {
+		case !snap.Nodes[b.Node].Ready:
+			ch.Delete = append(ch.Delete, b) // its node is lost: place it again elsewhere
+		case b.Generation < d.Generation:
+			old = append(old, b)
+		default:
+			cur = append(cur, b)
+		}
+	}
+	// Not-ready replicas go first when some must go, then the newest names.
+	order := func(list []protocol.Binding) {
+		sort.Slice(list, func(i, j int) bool {
+			ri, rj := ready(list[i]), ready(list[j])
+			if ri != rj {
+				return !ri
+			}
+			return list[i].Replica > list[j].Replica
+		})
+	}
+	order(cur)
+	order(old)
+	add := 0
+	var removed []protocol.Binding
+	if len(old) == 0 {
+		add = want - len(cur)
+		if add < 0 {
+			removed, cur = cur[:-add], cur[-add:]
+			add = 0
+		}
+	} else {
+		surge, unavailable := updateBudget(d.Update, want)
+		add = min(want-len(cur), want+surge-len(cur)-len(old))
+		readyNow := count(cur, ready) + count(old, ready)
+		minAvailable := want - unavailable
+		for len(old) > 0 && !snap.Stalled[d.Workload] {
+			b := old[0]
+			if ready(b) {
+				if readyNow-1 < minAvailable {
+					break
+				}
+				readyNow--
+			}
+			removed, old = append(removed, b), old[1:]
+		}
+	}
+	ch.Delete = append(ch.Delete, removed...)
+	pending := ""
+	if add > 0 {
+		req := scheduler.Request{Workload: d.Workload, Policy: scheduler.Policy{Strategy: d.Scheduling.Strategy, ZoneSpread: d.Scheduling.ZoneSpread, AntiAffinity: d.Scheduling.AntiAffinity}}
+		for range add {
+			req.Replicas = append(req.Replicas, schedulerReplica(newID(d.Workload), d.Workload, d.Template))
+		}
+		p := sched.Schedule(req)
+		for _, b := range p.Bindings {
+			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template}
+			ch.Put = append(ch.Put, nb)
+			cur = append(cur, nb)
+		}
+		if len(p.Pending) > 0 {
+			pending = fmt.Sprintf("%d pending: %s", len(p.Pending), p.Pending[0].Reason)
+		}
+	}
+	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas,
+		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending}
+	for _, b := range append(cur, old...) {
+		rs := snap.Nodes[b.Node].Replicas[b.Replica]
+		if rs.Phase == "Running" {
+			st.Running++
+		}
+		if rs.Ready {
+			st.Ready++
+		}
+		st.Restarts += int32(rs.Restarts)
+	}
+	if len(old) > 0 && snap.Stalled[d.Workload] {
+		now := time.Now().UTC()
+		st.Conditions = append(st.Conditions, api.Condition{Type: "Progressing", Status: "False", Reason: "ProgressDeadlineExceeded",
+			Message: fmt.Sprintf("the rolling update to generation %d made no progress within its deadline; %d old replicas kept", d.Generation, len(old)), LastTransitionTime: &now})
+	}
+	ch.Status = append(ch.Status, st)
+}
+
+// updateBudget resolves maxSurge and maxUnavailable (defaults 25% each,
+// surge rounded up, unavailability down, as Kubernetes does); when both
+// come to 0 the surge is 1 so the update can progress.
+func updateBudget(u *api.UpdateStrategy, want int) (surge, unavailable int) {
+	var s, un api.IntOrPercent
+	if u != nil {
+		s, un = u.MaxSurge, u.MaxUnavailable
+	}
+	if !s.Set() {
+		s = api.IntOrPercentOf("25%")
+	}
+	if !un.Set() {
+		un = api.IntOrPercentOf("25%")
+	}
+	surge, unavailable = s.Resolve(want, true, 1), un.Resolve(want, false, 0)
+	if surge == 0 && unavailable == 0 {
+		surge = 1
+	}
+	return surge, unavailable
+}
+
+func count(list []protocol.Binding, f func(protocol.Binding) bool) int {
+	n := 0
+	for _, b := range list {
+		if f(b) {
+			n++
+		}
+	}
+	return n
+}
+
+func requests(t api.ReplicaTemplate) scheduler.Resources {
+	var r scheduler.Resources
+	if t.Resources.CPU != "" {
+		r.MilliCPU, _ = api.ParseCPU(t.Resources.CPU)
+	}
+	if t.Resources.Memory != "" {
+		r.Memory, _ = api.ParseMemory(t.Resources.Memory)
+	}
+	return r
+}
+
+func hostPorts(t api.ReplicaTemplate) []scheduler.Port {
+	var out []scheduler.Port
+	for _, p := range t.Ports {
+		if p.HostPort > 0 {
+			out = append(out, scheduler.Port{Port: p.HostPort, Protocol: p.Protocol})
+		}
+	}
+	return out
+}
+
+func schedulerReplica(id, workload string, t api.ReplicaTemplate) scheduler.Replica {
+	return scheduler.Replica{ID: id, Workload: workload, Requests: requests(t), NodeSelector: t.NodeSelector,
+		Tolerations: t.Tolerations, HostPorts: hostPorts(t)}
+}
+
+// schedulerSnapshot is the scheduler's view: ready nodes and every binding
+// that stays.
+func schedulerSnapshot(snap Snapshot) scheduler.Snapshot {
+	var s scheduler.Snapshot
+	names := make([]string, 0, len(snap.Nodes))
+	for n := range snap.Nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := snap.Nodes[n]
+		s.Nodes = append(s.Nodes, scheduler.Node{Name: n, Labels: v.Record.Labels, Zone: v.Record.Zone, Ready: v.Ready,
+			Allocatable: scheduler.Resources{MilliCPU: v.Record.Allocatable.MilliCPU, Memory: v.Record.Allocatable.Memory}})
+	}
+	for _, b := range snap.Bindings {
+		if snap.Nodes[b.Node].Ready {
+			s.Bindings = append(s.Bindings, scheduler.Binding{Replica: b.Replica, Workload: b.Workload, Node: b.Node,
+				Requests: requests(b.Template), HostPorts: hostPorts(b.Template)})
+		}
+	}
+	return s
+}

@@ -1,0 +1,72 @@
+package protocol
+
+import (
+	"github.com/atollhq/atoll/api"
+)
+
+// Inside a region, node agents talk to their member over the member's own
+// NATS (never the hub's): they heartbeat on NodeHeartbeatSubject, and read
+// the replicas bound to them from the member's bindings KV bucket, keys
+// "<node>.<replica>".
+
+// NodeHeartbeatSubject is where a node agent heartbeats (a request; the
+// member answers with a NodeAck).
+func NodeHeartbeatSubject(node string) string { return "atoll.node." + node + ".hb" }
+
+// NodeHeartbeatWildcard matches every node's heartbeats.
+const NodeHeartbeatWildcard = "atoll.node.*.hb"
+
+// NodeLogsSubject is where a node agent serves replica logs.
+func NodeLogsSubject(node string) string { return "atoll.node." + node + ".logs" }
+
+// Resources are CPU in millicores and memory in bytes.
+type Resources struct {
+	MilliCPU int64 `json:"milliCpu"`
+	Memory   int64 `json:"memory"`
+}
+
+// NodeHeartbeat is a node agent's registration and heartbeat at once: who
+// it is, what it can hold, and how its replicas are doing.
+type NodeHeartbeat struct {
+	Version     int               `json:"v"`
+	Node        string            `json:"node"`
+	Zone        string            `json:"zone,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Taints      []api.Taint       `json:"taints,omitempty"`
+	Allocatable Resources         `json:"allocatable"`
+	Replicas    []ReplicaState    `json:"replicas"`
+	// LimitsEnforced is false when the agent cannot write cgroups.
+	LimitsEnforced bool   `json:"limitsEnforced"`
+	AgentVersion   string `json:"agentVersion,omitempty"`
+}
+
+// ReplicaState is one replica as its node agent sees it.
+type ReplicaState struct {
+	ID         string `json:"id"`
+	Workload   string `json:"workload"`
+	Generation int64  `json:"generation"`
+	Phase      string `json:"phase"`
+	Ready      bool   `json:"ready"`
+	Restarts   int    `json:"restarts"`
+	Message    string `json:"message,omitempty"`
+}
+
+// NodeAck answers a node heartbeat.
+type NodeAck struct {
+	Version int  `json:"v"`
+	Known   bool `json:"known"`
+}
+
+// Binding puts one replica on one node: the member writes it, the node
+// agent runs what is bound to it.
+type Binding struct {
+	Replica    string              `json:"replica"`
+	Workload   string              `json:"workload"`
+	Node       string              `json:"node"`
+	Epoch      int64               `json:"epoch"`
+	Generation int64               `json:"generation"`
+	Template   api.ReplicaTemplate `json:"template"`
+}
+
+// BindingKey is the KV key of a binding.
+func BindingKey(node, replica string) string { return node + "." + replica }
