@@ -46,14 +46,16 @@ func (s *Server) liveCluster(c *api.Cluster) {
 	if s.monitor == nil {
 		return
 	}
-	seen, heard, health, ok := s.monitor.Live(c.Metadata.Name)
+	live, ok := s.monitor.Live(c.Metadata.Name)
 	if !ok {
 		return
 	}
-	c.Status.Health = health
-	if heard {
-		t := seen.UTC().Truncate(time.Millisecond)
+	c.Status.Health = live.Health
+	if live.Heard {
+		t := live.Seen.UTC().Truncate(time.Millisecond)
 		c.Status.LastHeartbeatTime = &t
+		capa := api.ClusterCapacity(live.Capacity)
+		c.Status.Capacity = &capa
 	}
 	if c.Status.LastHeartbeatTime != nil {
 		age := s.now().Sub(*c.Status.LastHeartbeatTime).Seconds()

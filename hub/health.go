@@ -199,16 +199,23 @@ func (m *Monitor) Observe(hb protocol.Heartbeat, at time.Time) bool {
 	return true
 }
 
-// Live returns the last heartbeat time and the current health of a
-// cluster as this hub sees it.
-func (m *Monitor) Live(name string) (seen time.Time, heard bool, health string, ok bool) {
+// LiveHealth is a cluster as this hub sees it right now.
+type LiveHealth struct {
+	Seen     time.Time // last heartbeat (or the hub's start)
+	Heard    bool      // a heartbeat arrived since the hub started
+	Health   string
+	Capacity protocol.Capacity // from the last heartbeat
+}
+
+// Live returns what the monitor knows of a cluster now.
+func (m *Monitor) Live(name string) (LiveHealth, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.clusters[name]
 	if !ok {
-		return time.Time{}, false, "", false
+		return LiveHealth{}, false
 	}
-	return c.seen, c.heard, c.health, true
+	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Capacity: c.hb.Capacity}, true
 }
 
 // Transition is one change of a cluster's health.

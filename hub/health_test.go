@@ -170,13 +170,13 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 			t.Errorf("%s: the hub acked it", c.name)
 		}
 	}
-	if _, heard, _, _ := e.server.Monitor().Live("b"); heard {
+	if live, _ := e.server.Monitor().Live("b"); live.Heard {
 		t.Error("the hub attributed a heartbeat to b")
 	}
 	if err := request("atoll.m.a.hb", hb("a", 7)); err != nil {
 		t.Fatalf("a valid heartbeat was not acked: %v", err)
 	}
-	if _, heard, _, _ := e.server.Monitor().Live("a"); !heard {
+	if live, _ := e.server.Monitor().Live("a"); !live.Heard {
 		t.Error("a's heartbeat was not recorded")
 	}
 	// The drops are counted by reason.
