@@ -1,0 +1,89 @@
+// Package runtime runs the replicas of one node: the part of a node agent
+// that turns "these replicas should run here" into processes (or
+// simulated replicas), keeps them running and reports what it sees.
+//
+// # Shape
+//
+// The node agent hands a Runtime the whole desired set with Apply
+// (level-triggered; call it whenever the set may have changed, repeating
+// it is harmless). A single supervisor goroutine — a service with Start,
+// Stop and a runOnce pass — compares the desired set with the replicas it
+// has: it starts what is missing, stops what is no longer desired, and
+// replaces a replica whose Generation changed (stop, then start the new
+// template). Everything that must happen later (a restart after backoff,
+// SIGKILL after the stop grace, the end of a simulated start) is a due
+// time in one min-heap; the supervisor sleeps until the first one or
+// until something pokes it. Status is a snapshot; Changes carries a
+// coalesced signal after every status change, so the agent reports
+// upward without polling:
+//
+//	for range rt.Changes() { report(rt.Status()) } // plus a periodic full report
+//
+// # Process replicas
+//
+// A process replica is a real process in its own process group, with a
+// minimal environment (the node's PATH, the template's env, then PORT,
+// ATOLL_REPLICA, ATOLL_WORKLOAD), its port (the template's first hostPort,
+// or a free one from PortRange, kept across restarts) and, when the host
+// allows it, its own cgroup v2 directory with cpu.max and memory.max from
+// the template's resources; the process is created inside it
+// (clone3 CLONE_INTO_CGROUP). When there is no usable cgroup v2 hierarchy
+// with the cpu and memory controllers, replicas run anyway and report
+// LimitsEnforced=false with the reason.
+//
+// Exits go through the restart policy (Always, OnFailure, Never) and an
+// exponential backoff (Initial, doubling, Max; reset by a run that lasted
+// ResetAfter). A start that fails — a command that does not exist — is a
+// failed run like any other: its error is the Message and it backs off,
+// so nothing hot-loops. A replica ends with its leader process: the
+// runtime waits for the leader without reaping it (waitid WNOWAIT), kills
+// what is left of the group while the zombie still pins the group ID,
+// then reaps. A graceful stop sends SIGTERM to the group and SIGKILL (and
+// cgroup.kill) after StopGrace.
+//
+// Probes run in one goroutine per process run: the startup probe first,
+// then liveness and readiness on their periods. Every check is bounded by
+// its timeout (an exec probe's whole process group is killed at the
+// timeout). Readiness sets Ready; a liveness (or startup) probe that
+// reaches its failure threshold stops the process, and the restart policy
+// decides (it counts as a failure and as a restart).
+//
+// # Logs
+//
+// A replica's stdout and stderr are named pipes in DataDir/run/<replica>/
+// that the replica and the runtime both hold open read-write. The replica
+// never gets EPIPE, even while no agent runs (it blocks once the 1 MiB
+// pipe buffer is full, and the next agent run drains it), so an agent
+// restart does not kill replicas through their output. The runtime pumps
+// the pipes into DataDir/logs/<replica>/stdout.log and stderr.log, capped
+// at LogMaxBytes and rotated to .1, .2 ... (LogMaxFiles files in all).
+// Writes that fail (a full disk) are dropped and counted in
+// LogBytesDropped; the replica does not notice. Logs reads the files,
+// oldest first, and with follow waits for new output across rotations.
+// A forgotten replica's logs are deleted; a replaced one's continue.
+//
+// # Agent restarts
+//
+// Stop leaves processes running. At each start the runtime writes a
+// record in DataDir/replicas/<replica>.json: the spec and its hash, pid,
+// process group, the process's start time from /proc/<pid>/stat (which
+// defeats pid reuse), port and cgroup. Start reads the records before
+// supervising: a process that is still alive with the same start time is
+// adopted — supervised again, never restarted. It is not our child, so
+// its exit is watched through a pidfd on the runtime's poller (polling
+// /proc where pidfds are missing) and reported with an unknown exit code.
+// A stale record (the process is gone) is removed, with whatever was left
+// of its process group or cgroup. Adopted replicas are left alone until
+// the first Apply; from then on an adopted replica that is not desired is
+// stopped gracefully. A start whose record cannot be written is killed at
+// once: a replica the next agent run could not find would be an orphan.
+//
+// # Simulated replicas
+//
+// The sim driver runs no process and costs no goroutine: a simulated
+// replica is Starting for its start latency (a due time in the heap), then
+// either Running and Ready or, with probability failureRate (a random
+// source seeded by the replica ID, so runs are reproducible), a failed
+// start that goes through the restart policy and backoff like a process.
+// One runtime hosts thousands of them.
+package runtime

@@ -1,0 +1,113 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/atollhq/atoll/api"
+)
+
+func TestReadinessProbeFlipsReady(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	readyFile := filepath.Join(t.TempDir(), "ready")
+	spec := helperSpec(t, "ready-1", api.EnvVar{Name: "READY_FILE", Value: readyFile})
+	spec.Template.Readiness = &api.Probe{HTTP: &api.HTTPProbe{Path: "/ready"}, PeriodSeconds: 1, FailureThreshold: 1}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := h.waitFor("not ready with a probe failure", func(m map[string]ReplicaStatus) bool {
+		s := m["ready-1"]
+		return s.Phase == PhaseRunning && strings.HasPrefix(s.Message, "readiness probe failed: ")
+	})["ready-1"]
+	if st.Ready {
+		t.Fatal("Ready before the readiness probe passed")
+	}
+	if err := os.WriteFile(readyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitFor("ready", func(m map[string]ReplicaStatus) bool { return m["ready-1"].Ready })["ready-1"]
+	if st.Message != "" {
+		t.Fatalf("message %q once ready, want none", st.Message)
+	}
+	if err := os.Remove(readyFile); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitFor("not ready again", func(m map[string]ReplicaStatus) bool { return !m["ready-1"].Ready })["ready-1"]
+	if !strings.Contains(st.Message, "HTTP 503") || st.Restarts != 0 {
+		t.Fatalf("message %q restarts %d: readiness failures only clear Ready", st.Message, st.Restarts)
+	}
+}
+
+func TestLivenessFailureRestarts(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	// Nothing listens on the replica's port: the tcp probe fails.
+	spec := shSpec("live-1", "exec sleep 300")
+	spec.Template.Liveness = &api.Probe{TCP: &api.TCPProbe{}, PeriodSeconds: 1, FailureThreshold: 2}
+	h.rt.Apply([]ReplicaSpec{spec})
+	first := h.waitFor("live-1 running", running("live-1"))["live-1"]
+	st := h.waitFor("a restart", func(m map[string]ReplicaStatus) bool { return m["live-1"].Restarts >= 1 })["live-1"]
+	if !strings.HasPrefix(st.Message, "liveness probe failed: connect 127.0.0.1:") && st.Message != "" {
+		t.Fatalf("message %q, want the liveness failure", st.Message)
+	}
+	if l := h.logs.lines("replica unhealthy", "replica=live-1", "liveness probe failed"); len(l) == 0 {
+		t.Fatal("the runtime did not log the liveness failure")
+	}
+	if st.ExitCode != 128+15 {
+		t.Fatalf("exit code %d, want 143: the process was stopped with SIGTERM", st.ExitCode)
+	}
+	if !processGone(first.Pid) {
+		t.Fatalf("the unhealthy process %d still runs", first.Pid)
+	}
+}
+
+func TestHangingProbesAreBoundedByTheirTimeout(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	// An HTTP liveness probe whose server never answers, and an exec
+	// readiness probe that never ends: both fail at their 1s timeout.
+	httpSpec := helperSpec(t, "hang-http", api.EnvVar{Name: "READY_FILE", Value: "/nonexistent"})
+	// (Threshold 2: the first check may come before the server listens.)
+	httpSpec.Template.Liveness = &api.Probe{HTTP: &api.HTTPProbe{Path: "/hang"}, TimeoutSeconds: 1, PeriodSeconds: 1, FailureThreshold: 2}
+	execSpec := shSpec("hang-exec", "exec sleep 300")
+	execSpec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"sh", "-c", "sleep 300"}}, TimeoutSeconds: 1, PeriodSeconds: 1, FailureThreshold: 1}
+	h.rt.Apply([]ReplicaSpec{httpSpec, execSpec})
+	st := h.waitFor("the hanging probes to fail", func(m map[string]ReplicaStatus) bool {
+		return m["hang-http"].Restarts >= 1 && strings.HasPrefix(m["hang-exec"].Message, "readiness probe failed")
+	})
+	if l := h.logs.lines("replica unhealthy", "replica=hang-http", "timed out after 1s"); len(l) == 0 {
+		t.Fatalf("hang-http must be restarted for a probe timeout; status %s", describe(st))
+	}
+	if m := st["hang-exec"].Message; m != "readiness probe failed: sh: timed out after 1s" {
+		t.Fatalf("hang-exec message %q", m)
+	}
+	if st["hang-exec"].Ready || st["hang-exec"].Restarts != 0 {
+		t.Fatalf("hang-exec: ready %v restarts %d", st["hang-exec"].Ready, st["hang-exec"].Restarts)
+	}
+}
+
+func TestStartupProbeGatesTheOthers(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	started := filepath.Join(t.TempDir(), "started")
+	spec := shSpec("startup-1", "exec sleep 300", api.EnvVar{Name: "STARTED", Value: started})
+	spec.Template.Startup = &api.Probe{Exec: &api.ExecProbe{Command: []string{"sh", "-c", `test -f "$STARTED"`}}, PeriodSeconds: 1, FailureThreshold: 30}
+	// A liveness probe that would fail at once: it must not run before
+	// the startup probe passed.
+	spec.Template.Liveness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"sh", "-c", `test -f "$STARTED"`}}, PeriodSeconds: 1, FailureThreshold: 1}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := h.waitFor("Starting", func(m map[string]ReplicaStatus) bool { return m["startup-1"].Phase == PhaseStarting })["startup-1"]
+	if st.Ready {
+		t.Fatal("Ready while Starting")
+	}
+	if err := os.WriteFile(started, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitFor("Running and Ready", func(m map[string]ReplicaStatus) bool {
+		return m["startup-1"].Phase == PhaseRunning && m["startup-1"].Ready
+	})["startup-1"]
+	if st.Restarts != 0 {
+		t.Fatalf("restarts %d: liveness ran before the startup probe passed", st.Restarts)
+	}
+}
