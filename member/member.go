@@ -21,6 +21,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/member/controller"
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
@@ -45,9 +46,12 @@ type Config struct {
 	NATSListen string
 	// HeartbeatInterval overrides the interval the hub asks for.
 	HeartbeatInterval time.Duration
-	// Capacity reports the region's capacity in heartbeats; nil reports
-	// an empty region.
+	// Capacity reports the region's capacity in heartbeats; nil sums the
+	// region's nodes and replicas.
 	Capacity func() protocol.Capacity
+	// NodeGrace is how long a node agent may be silent before it is
+	// NotReady and its replicas move; default 3s.
+	NodeGrace time.Duration
 	// Version is the member's software version.
 	Version string
 	// Logger; nil discards.
@@ -68,10 +72,12 @@ type Member struct {
 	conn   *nats.Conn
 	ready  chan struct{}
 
-	state    *state.Store
-	lastAck  atomic.Int64 // unix nanos of the last heartbeat ack
-	seq      atomic.Uint64
-	interval time.Duration
+	state      *state.Store
+	nodes      *controller.Nodes
+	controller *controller.Controller
+	lastAck    atomic.Int64 // unix nanos of the last heartbeat ack
+	seq        atomic.Uint64
+	interval   time.Duration
 
 	rtt    metric.Float64Histogram
 	missed metric.Int64Counter
@@ -91,8 +97,8 @@ func New(cfg Config) (*Member, error) {
 	if cfg.NATSListen == "" {
 		cfg.NATSListen = "127.0.0.1:4223"
 	}
-	if cfg.Capacity == nil {
-		cfg.Capacity = func() protocol.Capacity { return protocol.Capacity{} }
+	if cfg.NodeGrace <= 0 {
+		cfg.NodeGrace = 3 * time.Second
 	}
 
 	if cfg.Meter == nil {
@@ -122,6 +128,14 @@ func (m *Member) Server() *server.Server { return m.server }
 // Conn is the member's own connection to the region's NATS (valid after
 // Ready).
 func (m *Member) Conn() *nats.Conn { return m.conn }
+
+// Capacity is the region's capacity summary as the next heartbeat will
+// report it (valid after Ready).
+func (m *Member) Capacity() protocol.Capacity { return m.cfg.Capacity() }
+
+// Workloads is the per-workload status of the last controller pass
+// (valid after Ready).
+func (m *Member) Workloads() []protocol.WorkloadStatus { return m.controller.Status() }
 
 // State is the member's KV state (valid after Ready).
 func (m *Member) State() *state.Store { return m.state }
@@ -154,8 +168,28 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	m.state = st
+	recs, err := st.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
+	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
+	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
+		return err
+	}
 	if _, err := m.serveDesired(ctx, st); err != nil {
 		return err
+	}
+	m.controller.Start(ctx)
+	defer m.controller.Stop()
+	go m.reportStatus(ctx, m.controller, 2*time.Second)
+	if m.cfg.Capacity == nil {
+		m.cfg.Capacity = func() protocol.Capacity {
+			return capacity(m.nodes, m.controller.Status(), func() []protocol.Binding {
+				bs, _ := st.Bindings(ctx)
+				return bs
+			})
+		}
 	}
 	close(m.ready)
 	m.log.InfoContext(ctx, "member running", "region", m.cfg.Region, "nats", m.server.ClientURL(), "hub", id.Hub, "leaf", id.LeafURLs)

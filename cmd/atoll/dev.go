@@ -18,6 +18,7 @@ import (
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/pgserver"
 	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/member/node"
 )
 
 func newDevCmd() *cobra.Command {
@@ -127,15 +128,47 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 		if err != nil {
 			return err
 		}
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			if err := m.Run(ctx); err != nil && ctx.Err() == nil {
 				log.ErrorContext(ctx, "dev region stopped", "region", region, "err", err)
 			}
 		}()
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.Ready():
+			}
+			runDevNodes(ctx, log, region, m.NATSURL(), filepath.Join(dataDir, "members", region, "nodes"))
+		}()
 	}
 	return nil
+}
+
+// runDevNodes runs a region's three node agents in-process (8 cores and
+// 16 GiB each, one per zone) until ctx ends.
+func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, dir string) {
+	var wg sync.WaitGroup
+	for i, zone := range []string{"a", "b", "c"} {
+		name := fmt.Sprintf("%s-node-%d", region, i+1)
+		a, err := node.New(node.Config{MemberURL: memberURL, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
+			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log})
+		if err != nil {
+			log.ErrorContext(ctx, "dev node", "node", name, "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+				log.ErrorContext(ctx, "dev node stopped", "node", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func defaultDevDir() string {

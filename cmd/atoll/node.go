@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/node"
+)
+
+func newNodeCmd() *cobra.Command {
+	var cfg node.Config
+	var labels []string
+	var cpu, memory, logLevel string
+	cmd := &cobra.Command{
+		Use:   "node --member NATS_URL --name NAME --data-dir DIR",
+		Short: "Run a node agent: runs the replicas its member binds to this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if cfg.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			if cpu != "" {
+				if cfg.MilliCPU, err = api.ParseCPU(cpu); err != nil {
+					return fmt.Errorf("--cpu: %w", err)
+				}
+			}
+			if memory != "" {
+				if cfg.Memory, err = api.ParseMemory(memory); err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+			}
+			cfg.Logger, cfg.Version = log, version
+			a, err := node.New(cfg)
+			if err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.MemberURL, "member", "nats://127.0.0.1:4223", "the region's NATS URL (the member's --nats-listen)")
+	f.StringVar(&cfg.Name, "name", "", "the node's name (DNS-1123 label)")
+	f.StringVar(&cfg.Zone, "zone", "", "the node's zone")
+	f.StringSliceVar(&labels, "label", nil, "node label k=v (repeatable)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for replica state and logs")
+	f.StringVar(&cpu, "cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's cores)")
+	f.StringVar(&memory, "memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,200 @@
+// Package node is the node agent of a member cluster: it runs on each
+// machine of a region, heartbeats to its member over the region's NATS
+// with what the machine can hold and how its replicas are doing, and runs
+// exactly the replicas the member binds to it (through package runtime).
+//
+// It is level-triggered: whenever a binding of this node changes, and
+// every resync period anyway, it reads all of its bindings and hands the
+// whole set to the runtime, which starts what is missing and stops what is
+// no longer bound. A status change is reported at once, not at the next
+// heartbeat.
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	rt "runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/runtime"
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// Config configures a node agent. Zero values mean the defaults.
+type Config struct {
+	// MemberURL is the region's NATS (the member's --nats-listen), unless
+	// Conn is given.
+	MemberURL string
+	// Conn is an existing connection to the region's NATS (in-process
+	// agents in atoll dev and tests).
+	Conn *nats.Conn
+	// Name is the node's name (a DNS-1123 label); Zone and Labels describe
+	// it to the scheduler.
+	Name, Zone string
+	Labels     map[string]string
+	Taints     []api.Taint
+	// MilliCPU and Memory override what is read from the machine.
+	MilliCPU, Memory int64
+	// DataDir holds the runtime's state and replica logs.
+	DataDir string
+	// Interval is the heartbeat interval; default 500ms.
+	Interval time.Duration
+	// Runtime tunes the replica runtime (DataDir is set from DataDir).
+	Runtime runtime.Config
+	// Version is the agent's software version.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	runtime *runtime.Runtime
+	ready   chan struct{}
+}
+
+// New checks the configuration.
+func New(cfg Config) (*Agent, error) {
+	if !api.IsDNSLabel(cfg.Name) {
+		return nil, fmt.Errorf("--name %q: must be a DNS-1123 label", cfg.Name)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is required: the agent keeps replica state and logs there")
+	}
+	if cfg.Conn == nil && cfg.MemberURL == "" {
+		return nil, errors.New("--member is required: the region's NATS URL")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 500 * time.Millisecond
+	}
+	if cfg.MilliCPU <= 0 {
+		cfg.MilliCPU = int64(rt.NumCPU()) * 1000
+	}
+	if cfg.Memory <= 0 {
+		cfg.Memory = machineMemory()
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.log = a.log.With("node", cfg.Name)
+	return a, nil
+}
+
+// machineMemory reads MemTotal from /proc/meminfo (0 when unknown).
+func machineMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// Ready is closed once the agent runs.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Runtime is the agent's replica runtime (valid after Ready).
+func (a *Agent) Runtime() *runtime.Runtime { return a.runtime }
+
+// Run heartbeats and runs the bound replicas until ctx ends. On return the
+// replicas keep running (a restarted agent adopts them); see StopAll.
+func (a *Agent) Run(ctx context.Context) error {
+	nc := a.cfg.Conn
+	if nc == nil {
+		var err error
+		nc, err = nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("connect to the member at %s: %w", a.cfg.MemberURL, err)
+		}
+		defer nc.Close()
+	}
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		return err
+	}
+	rcfg := a.cfg.Runtime
+	rcfg.DataDir, rcfg.Logger = a.cfg.DataDir, a.log
+	r, err := runtime.New(rcfg)
+	if err != nil {
+		return err
+	}
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	defer r.Stop()
+	a.runtime = r
+	changed, err := st.WatchNode(ctx, a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	close(a.ready)
+	a.log.InfoContext(ctx, "node agent running", "cpu_millis", a.cfg.MilliCPU, "memory", a.cfg.Memory)
+	apply := func() {
+		bs, err := st.NodeBindings(ctx, a.cfg.Name)
+		if err != nil {
+			a.log.WarnContext(ctx, "reading bindings failed", "err", err)
+			return
+		}
+		specs := make([]runtime.ReplicaSpec, 0, len(bs))
+		for _, b := range bs {
+			specs = append(specs, runtime.ReplicaSpec{ID: b.Replica, Workload: b.Workload, Generation: b.Generation, Template: b.Template})
+		}
+		r.Apply(specs)
+	}
+	apply()
+	beat := time.NewTicker(a.cfg.Interval)
+	defer beat.Stop()
+	resync := time.NewTicker(10 * time.Second)
+	defer resync.Stop()
+	for {
+		a.heartbeat(ctx, nc, r)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			apply()
+		case <-resync.C:
+			apply()
+		case <-r.Changes():
+		case <-beat.C:
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) {
+	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
+		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true}
+	for _, s := range r.Status() {
+		hb.Replicas = append(hb.Replicas, protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
+			Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message})
+		if !s.LimitsEnforced {
+			hb.LimitsEnforced = false
+		}
+	}
+	data, _ := json.Marshal(hb)
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
+	defer cancel()
+	if _, err := nc.RequestWithContext(rctx, protocol.NodeHeartbeatSubject(a.cfg.Name), data); err != nil && ctx.Err() == nil {
+		a.log.DebugContext(ctx, "node heartbeat not acked", "err", err)
+	}
+}

@@ -1,0 +1,106 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/controller"
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// serveNodes answers node agents' heartbeats on the region's NATS, keeps
+// the registry, and wakes the controller when a node appears or changes.
+func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *controller.Nodes, ctl *controller.Controller) (*nats.Subscription, error) {
+	sub, err := m.conn.Subscribe(protocol.NodeHeartbeatWildcard, func(msg *nats.Msg) {
+		var hb protocol.NodeHeartbeat
+		if err := json.Unmarshal(msg.Data, &hb); err != nil || !api.IsDNSLabel(hb.Node) || msg.Subject != protocol.NodeHeartbeatSubject(hb.Node) {
+			return // garbage, or a node speaking for another
+		}
+		before := nodes.Snapshot(time.Now())[hb.Node]
+		rec, changed := nodes.Observe(hb, time.Now())
+		if changed {
+			if err := st.PutNode(ctx, rec); err != nil {
+				m.log.WarnContext(ctx, "storing a node failed", "node", hb.Node, "err", err)
+			}
+		}
+		if changed || !before.Ready || replicasChanged(before.Replicas, hb.Replicas) {
+			ctl.Wake()
+		}
+		if msg.Reply != "" {
+			ack, _ := json.Marshal(protocol.NodeAck{Version: protocol.Version, Known: true})
+			_ = msg.Respond(ack)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to node heartbeats: %w", err)
+	}
+	return sub, nil
+}
+
+func replicasChanged(before map[string]protocol.ReplicaState, now []protocol.ReplicaState) bool {
+	if len(before) != len(now) {
+		return true
+	}
+	for _, r := range now {
+		b, ok := before[r.ID]
+		if !ok || b.Ready != r.Ready || b.Phase != r.Phase || b.Restarts != r.Restarts {
+			return true
+		}
+	}
+	return false
+}
+
+// capacity sums the region's Ready nodes and the replicas on them, for
+// the hub heartbeat.
+func capacity(nodes *controller.Nodes, status []protocol.WorkloadStatus, bindings func() []protocol.Binding) protocol.Capacity {
+	var c protocol.Capacity
+	snap := nodes.Snapshot(time.Now())
+	for _, n := range snap {
+		c.NodesTotal++
+		if n.Ready {
+			c.NodesReady++
+			c.CPUAllocatable += n.Record.Allocatable.MilliCPU
+			c.MemoryAllocatable += n.Record.Allocatable.Memory
+		}
+	}
+	for _, b := range bindings() {
+		if !snap[b.Node].Ready {
+			continue
+		}
+		if b.Template.Resources.CPU != "" {
+			v, _ := api.ParseCPU(b.Template.Resources.CPU)
+			c.CPUAllocated += v
+		}
+		if b.Template.Resources.Memory != "" {
+			v, _ := api.ParseMemory(b.Template.Resources.Memory)
+			c.MemoryAllocated += v
+		}
+	}
+	for _, s := range status {
+		c.Replicas += int(s.Scheduled)
+		c.ReplicasReady += int(s.Ready)
+	}
+	return c
+}
+
+// reportStatus sends the per-workload status to the hub every interval
+// (the hub folds it into Workload.status).
+func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: ctl.Status()})
+		_ = m.conn.Publish(protocol.StatusSubject(m.cfg.Name), data)
+	}
+}
