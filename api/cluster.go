@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 // Cluster labels the hub sets from registration.
@@ -143,8 +145,8 @@ func (r *RegisterRequest) Validate() FieldErrors {
 			e.addValue("labels", k, "%q comes from its own field", k)
 		}
 	}
-	if len(r.NATSPublicKey) != 56 || r.NATSPublicKey[0] != 'U' {
-		e.addValue("natsPublicKey", r.NATSPublicKey, "must be a NATS user public key (56 characters starting with U)")
+	if !nkeys.IsValidPublicUserKey(r.NATSPublicKey) {
+		e.addValue("natsPublicKey", r.NATSPublicKey, "must be a NATS user public key (56 characters starting with U, with a valid checksum)")
 	}
 	return e.result()
 }

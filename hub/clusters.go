@@ -107,15 +107,17 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 		default:
 			cluster, err = s.rejoin(ctx, tx, tok, req)
 		}
+		if err != nil {
+			return err
+		}
+		// Signed before commit: if it fails, nothing was written.
+		resp.NATSUserJWT, err = s.bus.MemberJWT(req.Name, req.NATSPublicKey)
 		return err
 	})
 	if err != nil {
 		return nil, refuse(err)
 	}
 	if err := cluster.Decode(&resp.Cluster); err != nil {
-		return nil, toProblem(ctx, err)
-	}
-	if resp.NATSUserJWT, err = s.bus.MemberJWT(req.Name, req.NATSPublicKey); err != nil {
 		return nil, toProblem(ctx, err)
 	}
 	resp.LeafURLs = s.leafURLsFor(ctx)
@@ -358,7 +360,9 @@ func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
 			return
 		}
 		s.monitor.metrics.received.Add(ctx, 1)
-		if msg.Reply != "" {
+		// Answer only into the member's own inbox: a reply subject of its
+		// choosing would have the hub publish on another member's subjects.
+		if strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {
 			ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: s.hubID})
 			_ = msg.Respond(ack)
 		}

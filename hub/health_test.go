@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
@@ -137,7 +139,19 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 	if err := e.server.Monitor().Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	nc := e.bus.Conn()
+	// a heartbeats as a member does: its own identity, its own inbox.
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	jwtA, err := e.bus.MemberJWT("a", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.bus.ClientURL(), nats.UserJWTAndSeed(jwtA, string(seed)), nats.CustomInboxPrefix(protocol.InboxPrefix("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	request := func(subject string, body any) error {
 		var data []byte
 		switch b := body.(type) {
@@ -164,7 +178,6 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 		{"garbage", "atoll.m.a.hb", []byte("\x00not json")},
 		{"a heartbeat for b on a's subject", "atoll.m.a.hb", hb("b", 1)},
 		{"future protocol version", "atoll.m.a.hb", protocol.Heartbeat{Version: protocol.Version + 5, Cluster: "a"}},
-		{"unregistered cluster", "atoll.m.nobody.hb", hb("nobody", 1)},
 	} {
 		if err := request(c.subject, c.body); err == nil {
 			t.Errorf("%s: the hub acked it", c.name)
@@ -176,6 +189,22 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 	if err := request("atoll.m.a.hb", hb("a", 7)); err != nil {
 		t.Fatalf("a valid heartbeat was not acked: %v", err)
 	}
+	// A heartbeat for a cluster nobody registered (from the hub's own
+	// connection, which may publish anywhere): dropped, not acked.
+	if _, err := e.bus.Conn().Request("atoll.m.nobody.hb", mustMarshal(hb("nobody", 1)), 300*time.Millisecond); err == nil {
+		t.Error("a heartbeat of an unregistered cluster was acked")
+	}
+	// An ack is never sent to a reply subject outside the member's inbox
+	// (it could be another member's subject).
+	stolen, _ := e.bus.Conn().SubscribeSync("atoll.h.b.>")
+	_ = e.bus.Conn().Flush()
+	_ = nc.PublishRequest("atoll.m.a.hb", "atoll.h.b.desired", mustMarshal(hb("a", 8)))
+	if err := request("atoll.m.a.hb", hb("a", 9)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stolen.NextMsg(100 * time.Millisecond); err == nil {
+		t.Errorf("the hub published an ack on %s for member a", m.Subject)
+	}
 	if live, _ := e.server.Monitor().Live("a"); !live.Heard {
 		t.Error("a's heartbeat was not recorded")
 	}
@@ -186,6 +215,11 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 			t.Errorf("no drop counted for %s", reason)
 		}
 	}
+}
+
+func mustMarshal(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func containsAll(s string, subs ...string) bool {

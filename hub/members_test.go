@@ -84,6 +84,7 @@ func TestRegistration(t *testing.T) {
 		{"wrong region", join, api.RegisterRequest{Name: "x", Region: "us-east", NATSPublicKey: userKey(t)}, 403, "region eu-west"},
 		{"name taken by another identity", join, api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: userKey(t)}, 409, "another identity"},
 		{"bad key", join, api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: "not-a-key"}, 422, ""},
+		{"key with a bad checksum", join, api.RegisterRequest{Name: "squat", Region: "eu-west", NATSPublicKey: "U" + strings.Repeat("A", 55)}, 422, ""},
 		{"bad name", join, api.RegisterRequest{Name: "Edge_A", Region: "eu-west", NATSPublicKey: userKey(t)}, 422, ""},
 		{"member token of another cluster", a.MemberToken, api.RegisterRequest{Name: "edge-z", Region: "eu-west", NATSPublicKey: keyA}, 403, "belongs to cluster edge-a"},
 		{"member token with another key", a.MemberToken, api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: userKey(t)}, 409, "another NATS identity"},
@@ -93,6 +94,9 @@ func TestRegistration(t *testing.T) {
 		if r.status != c.status || !strings.Contains(r.problem.Detail, c.detail) {
 			t.Errorf("%s: want %d mentioning %q, got %d %s", c.name, c.status, c.detail, r.status, r.body)
 		}
+	}
+	if err := e.admin.Get(ctx, "clusters", "squat", &api.Cluster{}); err == nil {
+		t.Error("a refused registration left a cluster behind")
 	}
 	// None of the refusals spent a use: one registration is left.
 	keyB := userKey(t)

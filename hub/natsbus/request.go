@@ -2,12 +2,13 @@ package natsbus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/atollhq/atoll/protocol"
 )
@@ -33,10 +34,11 @@ func newRequester(conn *nats.Conn) (*requester, error) {
 }
 
 func (r *requester) dispatch(msg *nats.Msg) {
-	// atoll.m.<cluster>.r.<id>: the id is the last token.
-	id := msg.Subject[lastDot(msg.Subject)+1:]
+	// atoll.m.<cluster>.r.<id>: a reply counts only from the cluster the
+	// request went to, so one member cannot answer for another.
+	key := protocol.ClusterOf(msg.Subject) + "/" + msg.Subject[lastDot(msg.Subject)+1:]
 	r.mu.Lock()
-	ch, ok := r.pending[id]
+	ch, ok := r.pending[key]
 	r.mu.Unlock()
 	if ok {
 		select {
@@ -62,14 +64,17 @@ var ErrNoReply = errors.New("the member did not answer")
 // ctx ends.
 func (b *Bus) Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error) {
 	r := b.req
-	id := nuid.Next()
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:]) // unguessable: nobody can answer a request they did not see
+	key := cluster + "/" + id
 	ch := make(chan *nats.Msg, 1)
 	r.mu.Lock()
-	r.pending[id] = ch
+	r.pending[key] = ch
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
-		delete(r.pending, id)
+		delete(r.pending, key)
 		r.mu.Unlock()
 	}()
 	if err := r.conn.PublishRequest(subject, protocol.ReplySubject(cluster, id), data); err != nil {

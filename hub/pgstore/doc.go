@@ -6,12 +6,11 @@
 // Every mutation is one transaction that writes the object, a change-log
 // row and an audit row, then NOTIFYs watchers. The resourceVersion comes
 // from one global sequence. To make the change log a gap-free, ordered
-// stream, a writer takes a transaction-scoped advisory lock just before it
-// draws its resourceVersion and holds it until commit: resourceVersions are
-// therefore committed in increasing order, and a reader that has seen
-// version N has seen every version below N. Only the short tail of each
-// write (draw, insert, commit) is serialised; reads and row locks happen
-// before it.
+// stream, a writing transaction takes a transaction-scoped advisory lock
+// first thing and holds it until commit: resourceVersions are therefore
+// committed in increasing order, and a reader that has seen version N has
+// seen every version below N. Taking it before any row lock also rules out
+// deadlocks between writers. Reads never take it.
 //
 // # Watches
 //

@@ -39,8 +39,19 @@ type Tx struct {
 }
 
 // InTx runs fn in one transaction: all its writes land, or none do.
+//
+// The write lock is taken first, before any row lock: writers are
+// serialised anyway (see the package documentation), and taking the lock
+// in one fixed place means two transactions can never hold one lock each
+// and wait for the other's (a registration locks a token and a cluster, a
+// health write the cluster alone).
 func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(&Tx{s: s, tx: tx, actor: actor}) })
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(writeLockKey)); err != nil {
+			return err
+		}
+		return fn(&Tx{s: s, tx: tx, actor: actor})
+	})
 }
 
 // Create stores a new object. The store assigns uid, resourceVersion,
