@@ -83,7 +83,9 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 		if errors.As(err, &fe) {
 			code = api.CodeInvalid
 		}
-		if code != api.CodeUnavailable {
+		// Anonymous knocking (no valid token) is counted, not written to
+		// the database on every request.
+		if code != api.CodeUnavailable && code != api.CodeUnauthorized {
 			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
 		}
 		s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
@@ -123,7 +125,7 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 	resp.LeafURLs = s.leafURLsFor(ctx)
 	resp.HeartbeatInterval = api.Duration(s.monitor.Config().Interval.String())
 	resp.ProtocolVersion = protocol.Version
-	s.monitor.Add(req.Name, req.NATSPublicKey)
+	s.monitor.Add(req.Name)
 	s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
 	return &struct{ Body api.RegisterResponse }{Body: resp}, nil
 }
@@ -147,6 +149,9 @@ func (s *Server) registrationToken(ctx context.Context, header string) (*api.Tok
 	}
 	if t.Spec.ExpiresAt != nil && !s.now().Before(*t.Spec.ExpiresAt) {
 		return nil, api.Errorf(api.CodeUnauthorized, "the join token expired at %s", t.Spec.ExpiresAt.Format(time.RFC3339))
+	}
+	if t.Metadata.DeletionTimestamp != nil {
+		return nil, api.Errorf(api.CodeUnauthorized, "the token is being revoked")
 	}
 	if typ := t.Spec.TypeOrDefault(); typ != api.TokenJoin && typ != api.TokenMember {
 		return nil, api.Errorf(api.CodeUnauthorized, "an API token cannot register members: use a join token ('atoll token create NAME --join')")
@@ -299,7 +304,17 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return err
 		}
-		if last, _, err = tx.Delete(ctx, "Cluster", name, ""); err != nil {
+		// Deregistration is final: finalizers do not hold it (the member's
+		// identity is already revoked).
+		last, err = tx.Mutate(ctx, pgstore.VerbDelete, "Cluster", name, func(c *pgstore.Record) error {
+			c.Meta.Finalizers = nil
+			if c.Meta.DeletionTimestamp == nil {
+				at := now.Truncate(time.Microsecond)
+				c.Meta.DeletionTimestamp = &at
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "ClusterDeregistered",

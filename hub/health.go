@@ -60,6 +60,7 @@ type Monitor struct {
 	mu       sync.Mutex
 	clusters map[string]*clusterHealth
 	started  time.Time
+	gen      uint64 // bumped by Add, so Load never drops a cluster added during its read
 
 	metrics healthMetrics
 	wake    chan struct{} // a heartbeat arrived from a cluster that is not Ready
@@ -69,13 +70,13 @@ type Monitor struct {
 }
 
 type clusterHealth struct {
-	identity string
-	health   string    // as last written to the store
-	seen     time.Time // last heartbeat (or hub start)
-	heard    bool      // a heartbeat arrived since this hub started
-	hb       protocol.Heartbeat
-	dirty    bool // capacity or versions changed since the last write
-	written  time.Time
+	gen     uint64
+	health  string    // as last written to the store
+	seen    time.Time // last heartbeat (or hub start)
+	heard   bool      // a heartbeat arrived since this hub started
+	hb      protocol.Heartbeat
+	dirty   bool // capacity or versions changed since the last write
+	written time.Time
 }
 
 type healthMetrics struct {
@@ -123,6 +124,9 @@ func (m *Monitor) Config() HealthConfig { return m.cfg }
 
 // Load reads the registered clusters; each gets a grace from now.
 func (m *Monitor) Load(ctx context.Context) error {
+	m.mu.Lock()
+	before := m.gen
+	m.mu.Unlock()
 	res, err := m.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return fmt.Errorf("load clusters: %w", err)
@@ -139,19 +143,21 @@ func (m *Monitor) Load(ctx context.Context) error {
 		if err := rec.Decode(&c); err != nil {
 			return fmt.Errorf("load clusters: %w", err)
 		}
+		if c.Metadata.DeletionTimestamp != nil {
+			continue // on its way out
+		}
 		seen[c.Metadata.Name] = true
-		if cur, ok := m.clusters[c.Metadata.Name]; ok {
-			cur.identity = c.Status.Identity
+		if _, ok := m.clusters[c.Metadata.Name]; ok {
 			continue
 		}
 		health := c.Status.Health
 		if health == "" {
 			health = api.HealthUnknown
 		}
-		m.clusters[c.Metadata.Name] = &clusterHealth{identity: c.Status.Identity, health: health, seen: now}
+		m.clusters[c.Metadata.Name] = &clusterHealth{health: health, seen: now}
 	}
-	for name := range m.clusters {
-		if !seen[name] {
+	for name, c := range m.clusters {
+		if !seen[name] && c.gen <= before {
 			delete(m.clusters, name)
 		}
 	}
@@ -159,14 +165,15 @@ func (m *Monitor) Load(ctx context.Context) error {
 }
 
 // Add starts watching a newly registered (or re-registered) cluster.
-func (m *Monitor) Add(name, identity string) {
+func (m *Monitor) Add(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++
 	if c, ok := m.clusters[name]; ok {
-		c.identity = identity
+		c.gen = m.gen
 		return
 	}
-	m.clusters[name] = &clusterHealth{identity: identity, health: api.HealthUnknown, seen: m.now()}
+	m.clusters[name] = &clusterHealth{gen: m.gen, health: api.HealthUnknown, seen: m.now()}
 }
 
 // Forget stops watching a deregistered cluster.
@@ -239,10 +246,14 @@ type pending struct {
 // state is the health a cluster should have at now.
 func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
 	age := now.Sub(c.seen)
-	suspect := 2 * m.cfg.Interval
+	// A member may heartbeat slower than the hub's default; judge it by its
+	// own interval so it does not flap.
+	interval := max(m.cfg.Interval, time.Duration(c.hb.IntervalMillis)*time.Millisecond)
+	suspect := 2 * interval
+	unreachable := max(m.cfg.UnreachableAfter, 4*interval)
 	switch {
-	case age > m.cfg.UnreachableAfter:
-		return api.HealthUnreachable, c.seen.Add(m.cfg.UnreachableAfter)
+	case age > unreachable:
+		return api.HealthUnreachable, c.seen.Add(unreachable)
 	case !c.heard:
 		return c.health, c.seen // within the start-up grace, keep what was stored
 	case age > suspect:

@@ -124,7 +124,8 @@ func TestRegistration(t *testing.T) {
 
 	// Roles on clusters: viewers read, operators cordon, admins deregister.
 	viewer, operator := e.token("v", api.RoleViewer), e.token("o", api.RoleOperator)
-	cordon := []byte(`{"spec":{"unschedulable":true,"taints":[{"key":"maintenance","effect":"NoSchedule"}]}}`)
+	// (with a finalizer, which must not hold a deregistration)
+	cordon := []byte(`{"metadata":{"finalizers":["example.com/hold"]},"spec":{"unschedulable":true,"taints":[{"key":"maintenance","effect":"NoSchedule"}]}}`)
 	if r := e.do("PATCH", "/api/v1/clusters/edge-a", viewer, "application/merge-patch+json", cordon); r.status != 403 {
 		t.Errorf("viewer cordon: want 403, got %d", r.status)
 	}

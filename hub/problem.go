@@ -91,6 +91,7 @@ func newProblem(status int, code, detail string) *problem {
 // installErrorModel makes every error huma raises an api.Problem. It sets
 // huma's package-level constructors, once per process.
 func installErrorModel(log *slog.Logger) {
+	errorLog = log
 	huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		p := newProblem(status, codeOf(status), msg)
 		if hctx != nil {
@@ -188,11 +189,16 @@ func toProblem(ctx context.Context, err error) error {
 		return stamp(ctx, newProblem(status, de.Code, msg))
 	}
 	if errors.Is(err, context.Canceled) {
-		p := newProblem(499, api.CodeBadRequest, "request cancelled")
-		return p
+		return stamp(ctx, newProblem(499, api.CodeBadRequest, "request cancelled"))
 	}
-	return huma.NewErrorWithContext(nil, http.StatusInternalServerError, "internal error", err)
+	p := stamp(ctx, newProblem(http.StatusInternalServerError, api.CodeInternal, "internal error; quote the request id when reporting it"))
+	errorLog.ErrorContext(ctx, "internal error", "err", err, "request_id", p.RequestID)
+	return p
 }
+
+// errorLog receives internal errors; huma's error hooks are process-wide,
+// so this is too (set once, by the first server).
+var errorLog = slog.New(slog.DiscardHandler)
 
 // writeProblem writes a problem outside huma (router fallbacks, watch
 // streams before they start).

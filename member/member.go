@@ -408,7 +408,7 @@ func (m *Member) recheck(ctx context.Context) error {
 // beat sends one heartbeat and waits up to interval for its ack.
 func (m *Member) beat(ctx context.Context, subject string, interval time.Duration) {
 	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: time.Now().UTC(),
-		MemberVersion: m.cfg.Version, Capacity: m.cfg.Capacity()}
+		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: m.cfg.Capacity()}
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, interval)
 	defer cancel()

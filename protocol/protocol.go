@@ -84,7 +84,10 @@ type Heartbeat struct {
 	Seq           uint64    `json:"seq"`
 	SentAt        time.Time `json:"sentAt"`
 	MemberVersion string    `json:"memberVersion,omitempty"`
-	Capacity      Capacity  `json:"capacity"`
+	// IntervalMillis is how often this member heartbeats; the hub judges
+	// its silence by it.
+	IntervalMillis int64    `json:"intervalMillis,omitempty"`
+	Capacity       Capacity `json:"capacity"`
 }
 
 // HeartbeatAck answers a heartbeat. The member treats the time of its last
