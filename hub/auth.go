@@ -130,7 +130,7 @@ func (s *Server) authMiddleware(hapi huma.API) func(huma.Context, func(huma.Cont
 		if api.RoleRank(p.Role) < api.RoleRank(need) {
 			if verb, _ := ctx.Operation().Metadata["verb"].(string); verb != "" {
 				kind, _ := ctx.Operation().Metadata["kind"].(string)
-				s.store.AuditRefusal(ctx.Context(), pgstore.Actor{Name: p.Name, RequestID: requestID(ctx)}, verb, kind, ctx.Param("name"),
+				s.store.AuditRefusal(ctx.Context(), pgstore.Actor{Name: p.Name, RequestID: telemetry.RequestIDFrom(ctx.Context())}, verb, kind, ctx.Param("name"),
 					api.CodeForbidden, fmt.Sprintf("role %s may not %s %s (needs %s)", p.Role, verb, kind, need))
 			}
 			writeErr(hapi, ctx, toProblem(ctx.Context(), api.Errorf(api.CodeForbidden,
@@ -165,6 +165,9 @@ func writeErr(hapi huma.API, ctx huma.Context, err error) {
 // token file, or "" when none was written.
 func Bootstrap(ctx context.Context, store *pgstore.Store, dataDir, adminToken string) (string, error) {
 	sys := pgstore.Actor{Name: "system:bootstrap"}
+	if adminToken != "" && len(adminToken) < 16 {
+		return "", errors.New("ATOLL_ADMIN_TOKEN must be at least 16 characters: it is the admin's password")
+	}
 	if adminToken != "" {
 		if _, err := store.TokenByHash(ctx, hashSecret(adminToken)); err == nil {
 			return "", nil
@@ -181,6 +184,15 @@ func Bootstrap(ctx context.Context, store *pgstore.Store, dataDir, adminToken st
 	if _, err := store.Get(ctx, "Token", bootstrapToken); err == nil {
 		if _, err := os.Stat(path); err == nil {
 			return path, nil
+		}
+		// A crash between storing the token and renaming its file leaves
+		// the file as .tmp: finish the job when it holds the stored token.
+		if b, err := os.ReadFile(path + ".tmp"); err == nil {
+			if _, err := store.TokenByHash(ctx, hashSecret(strings.TrimSpace(string(b)))); err == nil {
+				if err := os.Rename(path+".tmp", path); err == nil {
+					return path, nil
+				}
+			}
 		}
 		return "", nil // made by another hub, whose data dir has the file
 	} else if api.ErrorCode(err) != api.CodeNotFound {
@@ -220,8 +232,6 @@ func mediaType(ct string) string {
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.ToLower(strings.TrimSpace(mt))
 }
-
-func requestID(ctx huma.Context) string { return telemetry.RequestIDFrom(ctx.Context()) }
 
 type baseURLKey struct{}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/protocol"
+	"github.com/atollhq/atoll/telemetry"
 )
 
 func (s *Server) registerClusters(hapi huma.API) {
@@ -76,7 +77,7 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 		return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it"))
 	}
 	req := &in.Body
-	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: requestIDOf(ctx)}
+	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: telemetry.RequestIDFrom(ctx)}
 	refuse := func(err error) error {
 		code := api.ErrorCode(err)
 		var fe api.FieldErrors

@@ -11,6 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/telemetry"
 )
 
 // maxBody is the largest request body the API reads: 1 MiB (huma refuses a
@@ -279,7 +280,7 @@ func (p *listParams) selector() (api.Selector, error) {
 
 // actor names the caller for the audit log.
 func (s *Server) actor(ctx context.Context) pgstore.Actor {
-	return actor(ctx, requestIDOf(ctx))
+	return actor(ctx, telemetry.RequestIDFrom(ctx))
 }
 
 // validateWrite checks an object and audits a refusal.

@@ -270,8 +270,6 @@ func mustKind(name string) api.Kind {
 
 func reflectTypeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
-func requestIDOf(ctx context.Context) string { return telemetry.RequestIDFrom(ctx) }
-
 // yamlFormat reads YAML request bodies (through JSON, so the schema and
 // field names are the JSON ones) and writes YAML when asked to.
 var yamlFormat = huma.Format{

@@ -110,9 +110,10 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 			return
 		}
 	}
-	if _, err := fmt.Fprint(out, ": watching\n\n"); err != nil || rc.Flush() != nil {
+	if _, err := fmt.Fprint(out, ": watching\n\n"); err != nil {
 		return
 	}
+	rc.Flush()
 	keepalive := time.NewTicker(w.s.keepalive)
 	defer keepalive.Stop()
 	for {
@@ -123,7 +124,7 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 					return
 				}
 				w.sendError(out, ctx, err)
-				_ = rc.Flush()
+				rc.Flush()
 				return
 			}
 			for _, c := range changes {
@@ -136,8 +137,8 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 				}
 			}
 			w.s.metrics.watchEvents.Add(ctx, int64(len(changes)), attrs)
-			if len(changes) > 0 && rc.Flush() != nil {
-				return
+			if len(changes) > 0 {
+				rc.Flush() // a gone client shows up as a failed write
 			}
 			if len(changes) < watchBatch {
 				break
@@ -150,9 +151,10 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 			return
 		case <-wake:
 		case <-keepalive.C:
-			if _, err := fmt.Fprint(out, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+			if _, err := fmt.Fprint(out, ": keepalive\n\n"); err != nil {
 				return
 			}
+			rc.Flush()
 		}
 	}
 }
@@ -187,9 +189,8 @@ func labelsOf(obj json.RawMessage) map[string]string {
 // flusher pushes buffered events to the client.
 type flusher struct{ w any }
 
-func (f flusher) Flush() error {
+func (f flusher) Flush() {
 	if fl, ok := f.w.(http.Flusher); ok {
 		fl.Flush()
 	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -203,10 +204,10 @@ func (m *Member) admit(ctx context.Context) (identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if ok {
-		if id.Cluster != m.cfg.Name {
-			return id, fmt.Errorf("%s holds the identity of cluster %q, not %q: use another --data-dir", m.cfg.DataDir, id.Cluster, m.cfg.Name)
-		}
+	if ok && id.Cluster != m.cfg.Name {
+		return id, fmt.Errorf("%s holds the identity of cluster %q, not %q: use another --data-dir", m.cfg.DataDir, id.Cluster, m.cfg.Name)
+	}
+	if ok && id.MemberToken != "" {
 		if m.cfg.Hub != "" {
 			id.Hub = m.cfg.Hub
 		}
@@ -220,7 +221,7 @@ func (m *Member) admit(ctx context.Context) (identity, error) {
 			m.applyInterval(resp)
 			return id, id.save(m.cfg.DataDir)
 		case errors.Is(err, ErrRefused):
-			return id, err
+			return id, fmt.Errorf("%w (to join again, delete %s and start with a new join token)", err, filepath.Join(m.cfg.DataDir, identityFile))
 		default:
 			m.log.WarnContext(ctx, "hub unreachable; running on the kept credentials", "err", err)
 			return id, nil
@@ -237,11 +238,20 @@ func (m *Member) admit(ctx context.Context) (identity, error) {
 	if m.cfg.Hub != "" {
 		hub = m.cfg.Hub
 	}
-	seed, err := newSeed()
-	if err != nil {
+	if !ok {
+		// Keep the key before the hub learns it: a member killed between
+		// the hub's commit and its own save comes back with the same key,
+		// which the hub accepts as a retry.
+		seed, err := newSeed()
+		if err != nil {
+			return id, err
+		}
+		id = identity{Cluster: m.cfg.Name, NATSSeed: seed}
+	}
+	id.Hub, id.CA = hub, jt.CA
+	if err := id.save(m.cfg.DataDir); err != nil {
 		return id, err
 	}
-	id = identity{Cluster: m.cfg.Name, Hub: hub, CA: jt.CA, NATSSeed: seed}
 	backoff := 250 * time.Millisecond
 	for {
 		resp, err := m.register(ctx, hub, m.cfg.JoinToken, id)
@@ -254,7 +264,12 @@ func (m *Member) admit(ctx context.Context) (identity, error) {
 			m.log.InfoContext(ctx, "joined the hub", "hub", hub)
 			return id, nil
 		}
-		if errors.Is(err, ErrRefused) || ctx.Err() != nil {
+		if errors.Is(err, ErrRefused) {
+			// The hub refused this key for good: keep nothing of it.
+			_ = os.Remove(filepath.Join(m.cfg.DataDir, identityFile))
+			return id, err
+		}
+		if ctx.Err() != nil {
 			return id, err
 		}
 		m.log.WarnContext(ctx, "cannot reach the hub to join; retrying", "err", err, "retry_in", backoff)

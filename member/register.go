@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -28,6 +29,9 @@ func (m *Member) register(ctx context.Context, hub, token string, id identity) (
 	}
 	if fe := req.Validate(); fe != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, fe)
+	}
+	if id.CA != "" && !strings.HasPrefix(hub, "https://") {
+		return nil, fmt.Errorf("%w: the hub's CA is pinned, but %s is not an https URL: refusing to send a token in clear", ErrRefused, hub)
 	}
 	httpClient := m.cfg.HTTPClient
 	if httpClient == nil {

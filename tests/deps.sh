@@ -11,23 +11,35 @@ have_postgres() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 
-packages=()
-have_postgres || packages+=(postgresql)
-if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
-  packages+=(postgresql-common) # creates the postgres account
-fi
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "tests/deps.sh: need root (or sudo) to run: $*" >&2
+    exit 1
+  fi
+}
 
-if [ ${#packages[@]} -gt 0 ]; then
-  echo "tests/deps.sh: installing ${packages[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # The tests start their own servers: do not let the package create and
-  # start a cluster of its own.
-  $sudo mkdir -p /etc/postgresql-common
-  echo 'create_main_cluster = false' | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+if ! have_postgres; then
+  echo "tests/deps.sh: installing postgresql"
+  # The tests start their own servers: the package must not create and
+  # start a cluster of its own. Leave an existing configuration alone.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    as_root mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold postgresql >/dev/null
 fi
-
 have_postgres || { echo "tests/deps.sh: PostgreSQL server binaries are still missing" >&2; exit 1; }
+
+# initdb refuses root: as root, the tests run PostgreSQL as `postgres`.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "tests/deps.sh: creating the postgres account"
+  useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+fi
+
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }

@@ -89,9 +89,12 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	return cmd
 }
 
-// listAll follows continue tokens to the end.
+// listAll follows continue tokens to the end. The version it returns is
+// the first page's: a watch from there misses nothing that changed while
+// the later pages were read.
 func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string) ([]json.RawMessage, string, error) {
 	var all []json.RawMessage
+	var rv string
 	opts := client.ListOptions{LabelSelector: selector}
 	for {
 		var page struct {
@@ -102,8 +105,11 @@ func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string)
 			return nil, "", err
 		}
 		all = append(all, page.Items...)
+		if rv == "" {
+			rv = page.Metadata.ResourceVersion
+		}
 		if page.Metadata.Continue == "" {
-			return all, page.Metadata.ResourceVersion, nil
+			return all, rv, nil
 		}
 		opts.Continue = page.Metadata.Continue
 	}
@@ -140,19 +146,32 @@ func printObjects(out io.Writer, k api.Kind, output string, items []json.RawMess
 func watchObjects(ctx context.Context, c *client.Client, out io.Writer, k api.Kind, output, selector, rv string) error {
 	p := printers[k.Name]
 	wide := output == "wide"
-	err := c.Watch(ctx, k.Plural, selector, rv, func(ev client.Event) error {
-		switch output {
-		case "json", "yaml":
-			return printData(out, output, map[string]any{"type": ev.Type, "object": ev.Object})
+	// A hub restart or a dropped connection ends the stream: resume from
+	// the last event seen, so nothing is missed or shown twice.
+	for {
+		err := c.Watch(ctx, k.Plural, selector, rv, func(ev client.Event) error {
+			rv = ev.ResourceVersion
+			switch output {
+			case "json", "yaml":
+				return printData(out, output, map[string]any{"type": ev.Type, "object": ev.Object})
+			}
+			t := newTable(out)
+			t.row(append([]string{ev.Type}, p.row(ev.Object, time.Now(), wide)...)...)
+			return t.flush()
+		})
+		if ctx.Err() != nil {
+			return nil
 		}
-		t := newTable(out)
-		t.row(append([]string{ev.Type}, p.row(ev.Object, time.Now(), wide)...)...)
-		return t.flush()
-	})
-	if errors.Is(err, context.Canceled) {
-		return nil
+		var prob *api.Problem
+		if errors.As(err, &prob) && prob.Status < 500 {
+			return err // 410 Gone and the like: the caller must list again
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
-	return err
 }
 
 func newDescribeCmd(cf *clientFlags) *cobra.Command {

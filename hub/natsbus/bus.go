@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -83,16 +84,16 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 	if err := b.resolver.Store(auth.accountPub, accJWT); err != nil {
 		return nil, err
 	}
-	host, port, err := splitListen(cmpOr(cfg.ClientListen, "127.0.0.1:4222"))
+	host, port, err := splitListen(cmp.Or(cfg.ClientListen, "127.0.0.1:4222"))
 	if err != nil {
 		return nil, fmt.Errorf("nats client listen: %w", err)
 	}
-	leafHost, leafPort, err := splitListen(cmpOr(cfg.LeafListen, "0.0.0.0:7422"))
+	leafHost, leafPort, err := splitListen(cmp.Or(cfg.LeafListen, "0.0.0.0:7422"))
 	if err != nil {
 		return nil, fmt.Errorf("nats leaf listen: %w", err)
 	}
 	opts := &server.Options{
-		ServerName:       cmpOr(cfg.ServerName, "atoll-hub"),
+		ServerName:       cmp.Or(cfg.ServerName, "atoll-hub"),
 		Host:             host,
 		Port:             port,
 		JetStream:        true,
@@ -273,11 +274,4 @@ func splitListen(addr string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
