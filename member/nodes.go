@@ -22,7 +22,7 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 		if err := json.Unmarshal(msg.Data, &hb); err != nil || !api.IsDNSLabel(hb.Node) || msg.Subject != protocol.NodeHeartbeatSubject(hb.Node) {
 			return // garbage, or a node speaking for another
 		}
-		before := nodes.Snapshot(time.Now())[hb.Node]
+		before, _ := nodes.Get(hb.Node, time.Now()) // one node, not the whole registry: this runs per heartbeat
 		rec, changed := nodes.Observe(hb, time.Now())
 		if changed {
 			if err := st.PutNode(ctx, rec); err != nil {

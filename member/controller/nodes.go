@@ -74,6 +74,17 @@ type NodeView struct {
 	Replicas map[string]protocol.ReplicaState
 }
 
+// Get is one node as of now (ok false when unknown).
+func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ns, ok := n.nodes[name]
+	if !ok {
+		return NodeView{}, false
+	}
+	return NodeView{Record: ns.rec, Ready: now.Sub(ns.seen) <= n.grace, Replicas: ns.replicas}, true
+}
+
 // Snapshot is every node as of now.
 func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
 	n.mu.Lock()
