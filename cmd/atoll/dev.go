@@ -50,6 +50,17 @@ same process and join through the same registration path as separate
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (is another atoll dev running? pick another --listen)", o.listen, err)
 			}
+			// Members keep the leaf URL they registered with: keep the ports
+			// the first run picked, so a restarted dev does not strand them.
+			for _, p := range []struct {
+				addr *string
+				name string
+			}{{&o.leafListen, "leaf"}, {&o.natsListen, "nats"}} {
+				if *p.addr, err = stablePort(o.dataDir, p.name, *p.addr); err != nil {
+					ln.Close()
+					return err
+				}
+			}
 			if o.databaseURL == "" {
 				pg, err := pgserver.Start(ctx, pgserver.Config{DataDir: filepath.Join(o.dataDir, "postgres"), Durable: true, Logger: log})
 				if err != nil {
@@ -169,6 +180,30 @@ func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, dir s
 		}()
 	}
 	wg.Wait()
+}
+
+// stablePort turns a "host:0" listen address into one with the port saved
+// in <dataDir>/<name>.port, picking and saving a free one the first time.
+// Other addresses are returned as they are.
+func stablePort(dataDir, name, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, nil
+	}
+	file := filepath.Join(dataDir, name+".port")
+	if b, err := os.ReadFile(file); err == nil {
+		return net.JoinHostPort(host, strings.TrimSpace(string(b))), nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("pick a %s port: %w", name, err)
+	}
+	_, picked, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	if err := os.WriteFile(file, []byte(picked+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep the %s port: %w", name, err)
+	}
+	return net.JoinHostPort(host, picked), nil
 }
 
 func defaultDevDir() string {

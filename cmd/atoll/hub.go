@@ -96,6 +96,10 @@ func newLogger(level string) (*slog.Logger, error) {
 // migrations are done, /healthz is 200, /readyz and the API are 503. ready
 // (when not nil) is called with the admin token path once serving.
 func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listener, ready func(tokenPath string)) error {
+	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
+		ln.Close()
+		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
+	}
 	var tlsCfg *tls.Config
 	var fingerprint string
 	if o.tlsCert != "" || o.tlsKey != "" {
