@@ -51,6 +51,7 @@ func newNodeCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for replica state and logs")
 	f.StringVar(&cpu, "cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's cores)")
 	f.StringVar(&memory, "memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
+	f.BoolVar(&cfg.KeepReplicasOnExit, "keep-replicas-on-exit", false, "let replica processes outlive the agent (a restarted agent adopts them); by default they die with it")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

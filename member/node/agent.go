@@ -52,6 +52,11 @@ type Config struct {
 	Interval time.Duration
 	// Runtime tunes the replica runtime (DataDir is set from DataDir).
 	Runtime runtime.Config
+	// KeepReplicasOnExit lets replica processes outlive the agent (a
+	// restarted agent adopts them). By default they die with it, so a lost
+	// agent never leaves replicas running unsupervised while the member
+	// places them elsewhere.
+	KeepReplicasOnExit bool
 	// Version is the agent's software version.
 	Version string
 	Logger  *slog.Logger
@@ -134,6 +139,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	rcfg := a.cfg.Runtime
 	rcfg.DataDir, rcfg.Logger = a.cfg.DataDir, a.log
+	rcfg.DieWithAgent = !a.cfg.KeepReplicasOnExit
 	r, err := runtime.New(rcfg)
 	if err != nil {
 		return err

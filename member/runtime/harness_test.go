@@ -38,6 +38,26 @@ func TestMain(m *testing.M) {
 //	/healthz 200
 func runHelper(mode string) {
 	switch mode {
+	case "agent":
+		// A node agent that dies with its replicas (see TestDieWithAgent):
+		// it starts one sleeping replica, prints its pid, and waits to be
+		// killed.
+		r, err := New(Config{DataDir: os.Getenv("AGENT_DIR"), DieWithAgent: true, Backoff: BackoffConfig{Initial: 10 * time.Millisecond}})
+		if err != nil {
+			panic(err)
+		}
+		if err := r.Start(context.Background()); err != nil {
+			panic(err)
+		}
+		r.Apply([]ReplicaSpec{{ID: "s", Workload: "w", Generation: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/sleep", Args: []string{"3600"}}}})
+		for range r.Changes() {
+			for _, st := range r.Status() {
+				if st.Pid != 0 {
+					fmt.Printf("pid %d\n", st.Pid)
+					select {}
+				}
+			}
+		}
 	case "http":
 		var n atomic.Int64
 		http.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {

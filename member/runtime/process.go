@@ -96,17 +96,26 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 			cmd.Stdout, cmd.Stderr = stdout, stderr
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if r.cfg.DieWithAgent {
+			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		}
 		if cgroupFD >= 0 {
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
 		}
 		return cmd
 	}
+	start := func(cmd *exec.Cmd) error {
+		if r.cfg.DieWithAgent {
+			return spawnerThread().start(cmd)
+		}
+		return cmd.Start()
+	}
 	cmd := mk(cgfd)
-	err := cmd.Start()
+	err := start(cmd)
 	if err != nil && cgfd >= 0 && cmd.Err == nil && (errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EINVAL)) {
 		// No clone3(CLONE_INTO_CGROUP): start it, then move it in.
 		cmd = mk(-1)
-		if err = cmd.Start(); err == nil {
+		if err = start(cmd); err == nil {
 			if werr := os.WriteFile(rep.cgroup+"/cgroup.procs", []byte(strconv.Itoa(cmd.Process.Pid)), 0); werr != nil {
 				rep.st.LimitsEnforced, rep.st.LimitsMessage = false, "limits not enforced: "+werr.Error()
 			}

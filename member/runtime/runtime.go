@@ -66,6 +66,13 @@ type Config struct {
 	// PortRange is the inclusive range ports are allocated from when a
 	// template does not fix a host port (default 20000-29999).
 	PortRange [2]int
+	// DieWithAgent gives every replica process a parent-death signal
+	// (SIGKILL): when the agent dies, so do its replicas, and the member
+	// places them elsewhere; no replica outlives its agent unsupervised.
+	// Without it, replicas outlive the agent and a restarted agent adopts
+	// them. (The signal reaches the replica's main process; processes it
+	// started itself are reached only through its cgroup.)
+	DieWithAgent bool
 }
 
 // ReplicaSpec is one replica this node should run.
