@@ -249,6 +249,7 @@ func (s *Server) routes() chi.Router {
 		},
 	})
 	registerAudit(s, hapi)
+	registerLogs(s, hapi)
 	return r
 }
 

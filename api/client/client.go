@@ -247,3 +247,38 @@ func (c *Client) Watch(ctx context.Context, plural, labelSelector, resourceVersi
 	}
 	return ctx.Err()
 }
+
+// LogsOptions narrows a logs request.
+type LogsOptions struct {
+	Replica, Cluster, Stream string
+	Follow                   bool
+}
+
+// Logs streams a workload's replica logs (lines prefixed [cluster/replica]
+// unless one replica is asked for). The caller closes the reader.
+func (c *Client) Logs(ctx context.Context, workload string, opts LogsOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"replica": opts.Replica, "cluster": opts.Cluster, "stream": opts.Stream} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if opts.Follow {
+		q.Set("follow", "true")
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/workloads/"+url.PathEscape(workload)+"/logs", q, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.unreachable(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, problemOf(resp, data)
+	}
+	return resp.Body, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,10 +22,11 @@ type requester struct {
 
 	mu      sync.Mutex
 	pending map[string]chan *nats.Msg
+	streams map[string]bool // pending entries that take many messages
 }
 
 func newRequester(conn *nats.Conn) (*requester, error) {
-	r := &requester{conn: conn, pending: map[string]chan *nats.Msg{}}
+	r := &requester{conn: conn, pending: map[string]chan *nats.Msg{}, streams: map[string]bool{}}
 	sub, err := conn.Subscribe(protocol.ReplyWildcard, r.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to member replies: %w", err)
@@ -39,12 +41,23 @@ func (r *requester) dispatch(msg *nats.Msg) {
 	key := protocol.ClusterOf(msg.Subject) + "/" + msg.Subject[lastDot(msg.Subject)+1:]
 	r.mu.Lock()
 	ch, ok := r.pending[key]
+	stream := r.streams[key]
 	r.mu.Unlock()
-	if ok {
+	if !ok {
+		return
+	}
+	if stream {
+		// A stream's reader is slower than NATS at times: wait a little
+		// rather than lose lines, but never stall other replies for long.
 		select {
 		case ch <- msg:
-		default:
+		case <-time.After(time.Second):
 		}
+		return
+	}
+	select {
+	case ch <- msg:
+	default:
 	}
 }
 
@@ -88,5 +101,56 @@ func (b *Bus) Request(ctx context.Context, cluster, subject string, data []byte)
 		return msg.Data, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("request %s: %w (%w)", subject, ErrNoReply, ctx.Err())
+	}
+}
+
+// ErrStreamEnded wraps the reason a member gave for ending a stream early.
+var ErrStreamEnded = errors.New("the member ended the stream")
+
+// Stream sends a request whose answer is a stream of messages ending with
+// one that carries the header endHeader. build makes the request body
+// given the subject that stops the stream early (published when ctx ends
+// first). Each message before the end goes to fn.
+func (b *Bus) Stream(ctx context.Context, cluster, subject, endHeader string, build func(stop string) []byte, fn func(*nats.Msg) error) error {
+	r := b.req
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	key := cluster + "/" + id
+	ch := make(chan *nats.Msg, 4096)
+	r.mu.Lock()
+	r.pending[key] = ch
+	r.streams[key] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.pending, key)
+		delete(r.streams, key)
+		r.mu.Unlock()
+	}()
+	stop := protocol.LogsStopSubject(cluster, id)
+	if err := r.conn.PublishRequest(subject, protocol.ReplySubject(cluster, id), build(stop)); err != nil {
+		return fmt.Errorf("request %s: %w", subject, err)
+	}
+	for {
+		select {
+		case msg := <-ch:
+			if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+				return fmt.Errorf("request %s: %w: nobody listens there", subject, ErrNoReply)
+			}
+			if end := msg.Header.Get(endHeader); end != "" {
+				if end == "ok" {
+					return nil
+				}
+				return fmt.Errorf("%w: %s", ErrStreamEnded, end)
+			}
+			if err := fn(msg); err != nil {
+				_ = r.conn.Publish(stop, nil)
+				return err
+			}
+		case <-ctx.Done():
+			_ = r.conn.Publish(stop, nil)
+			return ctx.Err()
+		}
 	}
 }

@@ -149,6 +149,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer r.Stop()
 	a.runtime = r
+	logs, err := serveLogs(ctx, nc, a.cfg.Name, r)
+	if err != nil {
+		return err
+	}
+	defer logs.Unsubscribe()
 	changed, err := st.WatchNode(ctx, a.cfg.Name)
 	if err != nil {
 		return err

@@ -1,0 +1,116 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// serveLogs relays the hub's log requests to the node agents running the
+// workload's replicas, and their lines back to the hub.
+func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
+	sub, err := m.conn.Subscribe(protocol.LogsSubject(m.cfg.Name), func(msg *nats.Msg) {
+		req, err := protocol.DecodeLogsRequest(msg.Data)
+		if err != nil {
+			m.endLogs(msg.Reply, err.Error())
+			return
+		}
+		go m.relayLogs(ctx, st, msg.Reply, req)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to log requests: %w", err)
+	}
+	return sub, nil
+}
+
+func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, req protocol.LogsRequest) {
+	bindings, err := st.Bindings(ctx)
+	if err != nil {
+		m.endLogs(reply, err.Error())
+		return
+	}
+	var targets []protocol.Binding
+	for _, b := range bindings {
+		if b.Workload == req.Workload && (req.Replica == "" || b.Replica == req.Replica) {
+			targets = append(targets, b)
+		}
+	}
+	if len(targets) == 0 {
+		m.endLogs(reply, fmt.Sprintf("no replica of %s%s runs in cluster %s", req.Workload, replicaSuffix(req.Replica), m.cfg.Name))
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if req.Stop != "" {
+		if sub, err := m.conn.Subscribe(req.Stop, func(*nats.Msg) { cancel() }); err == nil {
+			defer sub.Unsubscribe()
+		}
+	}
+	relay := func(b protocol.Binding) {
+		inbox := m.conn.NewRespInbox()
+		ch := make(chan *nats.Msg, 64)
+		sub, err := m.conn.ChanSubscribe(inbox, ch)
+		if err != nil {
+			return
+		}
+		defer sub.Unsubscribe()
+		nodeReq := req
+		nodeReq.Replica, nodeReq.Stop = b.Replica, inbox+".stop"
+		data, _ := json.Marshal(nodeReq)
+		if err := m.conn.PublishRequest(protocol.NodeLogsSubject(b.Node), inbox, data); err != nil {
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				_ = m.conn.Publish(nodeReq.Stop, nil)
+				return
+			case in := <-ch:
+				if in.Header.Get(protocol.LogEndHeader) != "" {
+					return
+				}
+				out := nats.NewMsg(reply)
+				out.Header.Set(protocol.LogReplicaHeader, b.Replica)
+				out.Data = in.Data
+				if m.conn.PublishMsg(out) != nil {
+					return
+				}
+			}
+		}
+	}
+	if req.Follow {
+		var wg sync.WaitGroup
+		for _, b := range targets {
+			wg.Add(1)
+			go func() { defer wg.Done(); relay(b) }()
+		}
+		wg.Wait()
+	} else {
+		for _, b := range targets {
+			relay(b)
+		}
+	}
+	m.endLogs(reply, "ok")
+}
+
+func replicaSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (replica " + r + ")"
+}
+
+func (m *Member) endLogs(reply, reason string) {
+	if reply == "" {
+		return
+	}
+	out := nats.NewMsg(reply)
+	out.Header.Set(protocol.LogEndHeader, reason)
+	_ = m.conn.PublishMsg(out)
+}
