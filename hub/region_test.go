@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -103,4 +104,85 @@ func TestRegionRunsAndHeals(t *testing.T) {
 	waitFor(t, "6 replicas ready", 10*time.Second, func() bool { return workloadStatus(m, "web").Ready == 6 })
 	send(protocol.DesiredWorkload{Workload: "web", Epoch: 3, Deleted: true})
 	waitFor(t, "replicas gone after the tombstone", 10*time.Second, func() bool { return onNode("n2")+onNode("n3") == 0 })
+}
+
+// freePort is a loopback port nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestMemberRestartKeepsReplicas: a restarted member resumes from its KV
+// (desired state, bindings, node registry) without restarting or moving
+// the replicas its node agents kept running.
+func TestMemberRestartKeepsReplicas(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, hub.HealthConfig{})
+	join := e.joinToken("j", api.TokenSpec{})
+	dir, natsAddr := t.TempDir(), freePort(t)
+	start := func() (*member.Member, context.CancelFunc, chan struct{}) {
+		m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: dir, NATSListen: natsAddr, NodeGrace: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx) }()
+		waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
+		return m, cancel, done
+	}
+	m, stop, done := start()
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	var agents []*node.Agent
+	for i := 1; i <= 2; i++ {
+		a, err := node.New(node.Config{MemberURL: "nats://" + natsAddr, Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+		go func() { _ = a.Run(actx) }()
+	}
+	waitFor(t, "2 nodes", 10*time.Second, func() bool { return m.Capacity().NodesReady == 2 })
+	tmpl := api.ReplicaTemplate{Driver: "sim", Sim: &api.SimSpec{StartLatency: "10ms"}}
+	d, _ := json.Marshal(protocol.DesiredWorkload{Version: protocol.Version, Workload: "web", Epoch: 1, Generation: 1, Replicas: 4, Template: tmpl})
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if _, err := e.bus.Request(rctx, "r1", protocol.DesiredSubject("r1"), d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "4 replicas ready", 10*time.Second, func() bool { return workloadStatus(m, "web").Ready == 4 })
+	before := map[string]time.Time{}
+	for _, a := range agents {
+		for _, s := range a.Runtime().Status() {
+			before[s.ID] = s.StartedAt
+		}
+	}
+
+	stop()
+	<-done
+	m2, stop2, done2 := start()
+	defer func() { stop2(); <-done2 }()
+	waitFor(t, "the restarted member sees 4 ready replicas", 10*time.Second, func() bool { return workloadStatus(m2, "web").Ready == 4 })
+	// Sample through twice the node grace (a move would happen within
+	// one): the replicas stay the same ones, never restarted.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		after := map[string]time.Time{}
+		for _, a := range agents {
+			for _, s := range a.Runtime().Status() {
+				after[s.ID] = s.StartedAt
+				if s.Restarts != 0 {
+					t.Fatalf("replica %s restarted %d times across a member restart", s.ID, s.Restarts)
+				}
+			}
+		}
+		if fmt.Sprint(before) != fmt.Sprint(after) {
+			t.Fatalf("replicas changed across a member restart:\nbefore %v\nafter  %v", before, after)
+		}
+	}
 }
