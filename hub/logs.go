@@ -88,7 +88,9 @@ func (s *Server) streamLogs(ctx context.Context, w *lineWriter, clusters []strin
 				b, _ := json.Marshal(r)
 				return b
 			},
-			func(msg *nats.Msg) error { return w.write(cluster, msg.Header.Get(protocol.LogReplicaHeader), msg.Data) })
+			func(msg *nats.Msg) error {
+				return w.write(cluster, msg.Header.Get(protocol.LogReplicaHeader), msg.Data)
+			})
 		if err == nil || errors.Is(err, context.Canceled) {
 			return
 		}
