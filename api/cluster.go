@@ -161,3 +161,24 @@ type RegisterResponse struct {
 	HeartbeatInterval Duration `json:"heartbeatInterval"`
 	ProtocolVersion   int      `json:"protocolVersion"`
 }
+
+// Tolerates is Kubernetes' Toleration.ToleratesTaint: an empty effect
+// matches every effect, an empty key (with Exists) every key; Exists
+// matches any value, Equal (the default) the same value. Both the member
+// scheduler (node taints) and placement (cluster taints) use it.
+func (tol Toleration) Tolerates(t Taint) bool {
+	if tol.Effect != "" && tol.Effect != t.Effect {
+		return false
+	}
+	if tol.Key != "" && tol.Key != t.Key {
+		return false
+	}
+	switch tol.Operator {
+	case "Exists":
+		return true
+	case "", "Equal":
+		return tol.Value == t.Value
+	default:
+		return false
+	}
+}

@@ -91,7 +91,7 @@ func newFilters(pol *api.PlacementPolicy, spreads []spread) []clusterFilter {
 			if t.Effect != "NoSchedule" && t.Effect != "NoExecute" {
 				continue
 			}
-			if slices.ContainsFunc(pol.Tolerations, func(tol api.Toleration) bool { return tolerates(tol, t) }) {
+			if slices.ContainsFunc(pol.Tolerations, func(tol api.Toleration) bool { return tol.Tolerates(t) }) {
 				continue
 			}
 			if first == "" {
@@ -323,26 +323,6 @@ func compareBool(a, b bool) int {
 		return 1
 	default:
 		return -1
-	}
-}
-
-// tolerates is Kubernetes' Toleration.ToleratesTaint: an empty effect
-// matches every effect, an empty key (with Exists) every key; Exists
-// matches any value, Equal (the default) the same value.
-func tolerates(tol api.Toleration, t api.Taint) bool {
-	if tol.Effect != "" && tol.Effect != t.Effect {
-		return false
-	}
-	if tol.Key != "" && tol.Key != t.Key {
-		return false
-	}
-	switch tol.Operator {
-	case "Exists":
-		return true
-	case "", "Equal":
-		return tol.Value == t.Value
-	default:
-		return false
 	}
 }
 

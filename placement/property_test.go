@@ -186,7 +186,7 @@ func TestPropertyInvariants(t *testing.T) {
 				if taint.Effect == "PreferNoSchedule" {
 					continue
 				}
-				tolerated := slices.ContainsFunc(pol.Tolerations, func(tol api.Toleration) bool { return tolerates(tol, taint) })
+				tolerated := slices.ContainsFunc(pol.Tolerations, func(tol api.Toleration) bool { return tol.Tolerates(taint) })
 				if !tolerated && taint.Effect == "NoExecute" {
 					t.Fatalf("%d replicas on %s tainted %v without toleration", n, name, taint)
 				}

@@ -124,7 +124,7 @@ func TestTolerates(t *testing.T) {
 		{"unknown operator", api.Toleration{Key: "dedicated", Operator: "Gt", Value: "batch"}, false},
 	}
 	for _, tc := range tests {
-		if got := tolerates(tc.tol, taint); got != tc.want {
+		if got := tc.tol.Tolerates(taint); got != tc.want {
 			t.Errorf("%s: tolerates(%+v, %+v) = %v, want %v", tc.name, tc.tol, taint, got, tc.want)
 		}
 	}

@@ -125,31 +125,11 @@ func toleratesAll(taints []api.Taint, tols []api.Toleration) bool {
 		if t.Effect != "NoSchedule" && t.Effect != "NoExecute" {
 			continue
 		}
-		if !slices.ContainsFunc(tols, func(tol api.Toleration) bool { return tolerates(tol, t) }) {
+		if !slices.ContainsFunc(tols, func(tol api.Toleration) bool { return tol.Tolerates(t) }) {
 			return false
 		}
 	}
 	return true
-}
-
-// tolerates is Kubernetes' Toleration.ToleratesTaint: an empty effect
-// matches every effect, an empty key (with Exists) every key; Exists
-// matches any value, Equal (the default) the same value.
-func tolerates(tol api.Toleration, t api.Taint) bool {
-	if tol.Effect != "" && tol.Effect != t.Effect {
-		return false
-	}
-	if tol.Key != "" && tol.Key != t.Key {
-		return false
-	}
-	switch tol.Operator {
-	case "Exists":
-		return true
-	case "", "Equal":
-		return tol.Value == t.Value
-	default:
-		return false
-	}
 }
 
 // portConflict reports whether node i already uses one of the ports.
