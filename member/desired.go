@@ -15,7 +15,7 @@ import (
 
 // serveDesired stores the desired workloads the hub sends into the
 // member's KV, fenced by epoch, and acknowledges each once it is stored.
-func (m *Member) serveDesired(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
+func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func()) (*nats.Subscription, error) {
 	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
 		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
 	sub, err := m.conn.Subscribe(protocol.DesiredSubject(m.cfg.Name), func(msg *nats.Msg) {
@@ -29,6 +29,8 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store) (*nats.Subsc
 			m.log.WarnContext(ctx, "storing desired state failed", "workload", d.Workload, "epoch", d.Epoch, "err", err)
 		} else if !ack.Accepted {
 			result = "stale"
+		} else {
+			changed() // act now, not at the next resync
 		}
 		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 		if msg.Reply == "" {

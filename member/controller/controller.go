@@ -148,17 +148,30 @@ func (c *Controller) Start(ctx context.Context) {
 	ctx, c.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(c.done)
-		t := time.NewTicker(c.cfg.Every)
+		t := time.NewTimer(c.cfg.Every)
 		defer t.Stop()
 		for {
 			if _, err := c.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				c.log.WarnContext(ctx, "replica controller pass failed", "err", err)
 			}
+			// Next pass: the resync period, or sooner when a node's grace
+			// runs out, so a lost node's replicas move at once.
+			wait := c.cfg.Every
+			if exp := c.cfg.Nodes.NextExpiry(c.now()); !exp.IsZero() {
+				wait = min(wait, exp.Sub(c.now())+time.Millisecond)
+			}
+			t.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			case <-c.wake:
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
 			}
 		}
 	}()

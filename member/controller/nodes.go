@@ -85,6 +85,21 @@ func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
 	return NodeView{Record: ns.rec, Ready: now.Sub(ns.seen) <= n.grace, Replicas: ns.replicas}, true
 }
 
+// NextExpiry is when the next Ready node would turn NotReady if it stays
+// silent (zero when no node is Ready).
+func (n *Nodes) NextExpiry(now time.Time) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var next time.Time
+	for _, ns := range n.nodes {
+		exp := ns.seen.Add(n.grace)
+		if exp.After(now) && (next.IsZero() || exp.Before(next)) {
+			next = exp
+		}
+	}
+	return next
+}
+
 // Snapshot is every node as of now.
 func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
 	n.mu.Lock()

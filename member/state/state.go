@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,6 +99,12 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 			ack.Current, ack.Reason = cur.Epoch, fmt.Sprintf("stale epoch %d: this member holds epoch %d", d.Epoch, cur.Epoch)
 			return ack, nil
 		case cur.Epoch == d.Epoch:
+			// The same delivery again is fine; other content under the same
+			// epoch is a sender's bug, never applied silently.
+			if !reflect.DeepEqual(cur, d) {
+				ack.Current, ack.Reason = cur.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
+				return ack, nil
+			}
 			ack.Accepted, ack.Current = true, cur.Epoch
 			return ack, nil
 		}

@@ -77,3 +77,29 @@ func TestConcurrentEpochs(t *testing.T) {
 		t.Error("no write was accepted")
 	}
 }
+
+// TestSameEpochOtherContent: a change must come with a new epoch; other
+// content under a held epoch is refused, the same content acked.
+func TestSameEpochOtherContent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := Open(ctx, jetStream(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := protocol.DesiredWorkload{Version: protocol.Version, Workload: "w", Epoch: 3, Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}}
+	if ack, err := st.PutDesired(ctx, d); err != nil || !ack.Accepted {
+		t.Fatalf("first: %+v %v", ack, err)
+	}
+	if ack, err := st.PutDesired(ctx, d); err != nil || !ack.Accepted {
+		t.Errorf("the same delivery again: %+v %v", ack, err)
+	}
+	d.Replicas = 5
+	if ack, err := st.PutDesired(ctx, d); err != nil || ack.Accepted || ack.Reason == "" {
+		t.Errorf("other content under the same epoch must be refused with a reason: %+v %v", ack, err)
+	}
+	held, _ := st.Desired(ctx)
+	if held["w"].Replicas != 2 {
+		t.Errorf("the refused content was applied: %+v", held["w"])
+	}
+}
