@@ -49,6 +49,9 @@ type ReplicaState struct {
 	Ready      bool   `json:"ready"`
 	Restarts   int    `json:"restarts"`
 	Message    string `json:"message,omitempty"`
+	// Limits says why CPU and memory limits are not enforced ("" when they
+	// are, or for simulated replicas).
+	Limits string `json:"limits,omitempty"`
 }
 
 // NodeAck answers a node heartbeat.

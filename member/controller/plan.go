@@ -130,8 +130,12 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 	}
 	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas,
 		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending}
+	limits := ""
 	for _, b := range append(cur, old...) {
 		rs := snap.Nodes[b.Node].Replicas[b.Replica]
+		if rs.Limits != "" {
+			limits = fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, rs.Limits)
+		}
 		if rs.Phase == "Running" {
 			st.Running++
 		}
@@ -139,6 +143,9 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 			st.Ready++
 		}
 		st.Restarts += int32(rs.Restarts)
+	}
+	if limits != "" {
+		st.Conditions = append(st.Conditions, api.Condition{Type: "LimitsEnforced", Status: "False", Reason: "NoCgroup", Message: limits})
 	}
 	if len(old) > 0 && snap.Stalled[d.Workload] {
 		now := time.Now().UTC()

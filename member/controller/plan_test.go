@@ -161,3 +161,17 @@ func TestPlanStalledUpdateKeepsOldReplicas(t *testing.T) {
 		t.Errorf("status of a stalled update: %+v", ch.Status)
 	}
 }
+
+// TestPlanReportsUnenforcedLimits: a replica whose node cannot enforce its
+// limits gives the workload a LimitsEnforced=False condition.
+func TestPlanReportsUnenforcedLimits(t *testing.T) {
+	t.Parallel()
+	states := map[string]protocol.ReplicaState{"a": {Ready: true, Phase: "Running", Limits: "limits not enforced: no cgroup v2 cpu controller"}}
+	snap := Snapshot{Desired: map[string]protocol.DesiredWorkload{"w": desired("w", 1, 1)}, Bindings: []protocol.Binding{binding("w", "a", "n1", 1)},
+		Nodes: nodes(map[string]bool{"n1": true}, states)}
+	ch := plan(snap, ids())
+	if len(ch.Status) != 1 || len(ch.Status[0].Conditions) != 1 || ch.Status[0].Conditions[0].Type != "LimitsEnforced" ||
+		!strings.Contains(ch.Status[0].Conditions[0].Message, "no cgroup v2") {
+		t.Errorf("status: %+v", ch.Status)
+	}
+}

@@ -196,11 +196,12 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true}
 	for _, s := range r.Status() {
-		hb.Replicas = append(hb.Replicas, protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
-			Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message})
-		if !s.LimitsEnforced {
-			hb.LimitsEnforced = false
+		rs := protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
+			Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message}
+		if s.Pid != 0 && !s.LimitsEnforced { // a real process without its cgroup
+			rs.Limits, hb.LimitsEnforced = s.LimitsMessage, false
 		}
+		hb.Replicas = append(hb.Replicas, rs)
 	}
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
