@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,7 +22,20 @@ func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscrip
 			m.endLogs(msg.Reply, err.Error())
 			return
 		}
-		go m.relayLogs(ctx, st, msg.Reply, req)
+		// Listen for the hub's stop first, so an early one is not missed;
+		// a follow nobody stops ends after a cap all the same.
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		var stop *nats.Subscription
+		if req.Stop != "" {
+			stop, _ = m.conn.Subscribe(req.Stop, func(*nats.Msg) { cancel() })
+		}
+		go func() {
+			defer cancel()
+			if stop != nil {
+				defer stop.Unsubscribe()
+			}
+			m.relayLogs(rctx, st, msg.Reply, req)
+		}()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to log requests: %w", err)
@@ -45,12 +59,12 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		m.endLogs(reply, fmt.Sprintf("no replica of %s%s runs in cluster %s", req.Workload, replicaSuffix(req.Replica), m.cfg.Name))
 		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if req.Stop != "" {
-		if sub, err := m.conn.Subscribe(req.Stop, func(*nats.Msg) { cancel() }); err == nil {
-			defer sub.Unsubscribe()
-		}
+	var mu sync.Mutex
+	var problems []string
+	problem := func(s string) {
+		mu.Lock()
+		problems = append(problems, s)
+		mu.Unlock()
 	}
 	relay := func(b protocol.Binding) {
 		inbox := m.conn.NewRespInbox()
@@ -72,7 +86,14 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 				_ = m.conn.Publish(nodeReq.Stop, nil)
 				return
 			case in := <-ch:
-				if in.Header.Get(protocol.LogEndHeader) != "" {
+				if len(in.Data) == 0 && in.Header.Get("Status") == "503" {
+					problem(fmt.Sprintf("node %s is not reachable for replica %s", b.Node, b.Replica))
+					return
+				}
+				if end := in.Header.Get(protocol.LogEndHeader); end != "" {
+					if end != "ok" {
+						problem(fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, end))
+					}
 					return
 				}
 				out := nats.NewMsg(reply)
@@ -95,6 +116,12 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		for _, b := range targets {
 			relay(b)
 		}
+	}
+	for _, p := range problems {
+		out := nats.NewMsg(reply)
+		out.Header.Set(protocol.LogReplicaHeader, "")
+		out.Data = []byte("# " + p + "\n")
+		_ = m.conn.PublishMsg(out)
 	}
 	m.endLogs(reply, "ok")
 }

@@ -16,7 +16,9 @@
 // message or subject bumps Version and is described in the history below;
 // the hub accepts messages from members one version behind.
 //
-//	1: heartbeats and their acks (members issue); desired workloads with
-//	   epochs and their acks, replies on atoll.m.<cluster>.r.<id>, workload
-//	   status reports (member runtime issue).
+//	1: heartbeats and their acks.
+//	2: heartbeats carry the member's interval; desired workloads with epochs
+//	   and their acks (replies on atoll.m.<cluster>.r.<id>); workload status
+//	   reports; replica logs streamed hub -> member -> node; inside a region,
+//	   node heartbeats (with each replica's state and limits) and bindings.
 package protocol

@@ -8,10 +8,11 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 1
+const Version = 2
 
-// MinVersion is the oldest member protocol the hub still accepts.
-const MinVersion = 1
+// MinVersion is the oldest member protocol the hub still accepts: one
+// version behind, so members can be upgraded after hubs.
+const MinVersion = Version - 1
 
 // Subject prefixes.
 const (

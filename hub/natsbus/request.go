@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,13 +19,14 @@ type requester struct {
 	conn *nats.Conn
 	sub  *nats.Subscription
 
-	mu      sync.Mutex
-	pending map[string]chan *nats.Msg
-	streams map[string]bool // pending entries that take many messages
+	mu       sync.Mutex
+	pending  map[string]chan *nats.Msg
+	streams  map[string]bool // pending entries that take many messages
+	overflow map[string]bool // streams that lost a message
 }
 
 func newRequester(conn *nats.Conn) (*requester, error) {
-	r := &requester{conn: conn, pending: map[string]chan *nats.Msg{}, streams: map[string]bool{}}
+	r := &requester{conn: conn, pending: map[string]chan *nats.Msg{}, streams: map[string]bool{}, overflow: map[string]bool{}}
 	sub, err := conn.Subscribe(protocol.ReplyWildcard, r.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to member replies: %w", err)
@@ -46,18 +46,16 @@ func (r *requester) dispatch(msg *nats.Msg) {
 	if !ok {
 		return
 	}
-	if stream {
-		// A stream's reader is slower than NATS at times: wait a little
-		// rather than lose lines, but never stall other replies for long.
-		select {
-		case ch <- msg:
-		case <-time.After(time.Second):
-		}
-		return
-	}
 	select {
 	case ch <- msg:
 	default:
+		if stream {
+			// Never stall the other replies: a stream whose reader fell this
+			// far behind is ended instead, with an error, not silently cut.
+			r.mu.Lock()
+			r.overflow[key] = true
+			r.mu.Unlock()
+		}
 	}
 }
 
@@ -117,7 +115,7 @@ func (b *Bus) Stream(ctx context.Context, cluster, subject, endHeader string, bu
 	_, _ = rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	key := cluster + "/" + id
-	ch := make(chan *nats.Msg, 4096)
+	ch := make(chan *nats.Msg, 256) // up to 256 messages of 32 KiB in flight
 	r.mu.Lock()
 	r.pending[key] = ch
 	r.streams[key] = true
@@ -126,6 +124,7 @@ func (b *Bus) Stream(ctx context.Context, cluster, subject, endHeader string, bu
 		r.mu.Lock()
 		delete(r.pending, key)
 		delete(r.streams, key)
+		delete(r.overflow, key)
 		r.mu.Unlock()
 	}()
 	stop := protocol.LogsStopSubject(cluster, id)
@@ -147,6 +146,13 @@ func (b *Bus) Stream(ctx context.Context, cluster, subject, endHeader string, bu
 			if err := fn(msg); err != nil {
 				_ = r.conn.Publish(stop, nil)
 				return err
+			}
+			r.mu.Lock()
+			lost := r.overflow[key]
+			r.mu.Unlock()
+			if lost && len(ch) == 0 {
+				_ = r.conn.Publish(stop, nil)
+				return fmt.Errorf("%w: the reader fell behind and lines were lost", ErrStreamEnded)
 			}
 		case <-ctx.Done():
 			_ = r.conn.Publish(stop, nil)

@@ -44,6 +44,7 @@ type Controller struct {
 // progress tracks a rolling update, to tell a stall from slowness.
 type progress struct {
 	generation int64
+	scheduled  int32
 	updated    int32
 	ready      int32
 	since      time.Time
@@ -97,7 +98,7 @@ func (c *Controller) RunOnce(ctx context.Context) (Changes, error) {
 		return Changes{}, err
 	}
 	now := c.now()
-	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now)}
+	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now}
 	ch := plan(snap, newReplicaID)
 	var errs []error
 	for _, b := range ch.Delete {
@@ -108,10 +109,17 @@ func (c *Controller) RunOnce(ctx context.Context) (Changes, error) {
 	}
 	c.mu.Lock()
 	c.status = ch.Status
+	seen := map[string]bool{}
 	for _, st := range ch.Status {
+		seen[st.Workload] = true
 		p := c.progress[st.Workload]
-		if p.generation != st.Generation || p.updated != st.Updated || p.ready != st.Ready {
-			c.progress[st.Workload] = progress{generation: st.Generation, updated: st.Updated, ready: st.Ready, since: now}
+		if p.generation != st.Generation || p.scheduled != st.Scheduled || p.updated != st.Updated || p.ready != st.Ready {
+			c.progress[st.Workload] = progress{generation: st.Generation, scheduled: st.Scheduled, updated: st.Updated, ready: st.Ready, since: now}
+		}
+	}
+	for w := range c.progress {
+		if !seen[w] {
+			delete(c.progress, w) // deleted or tombstoned
 		}
 	}
 	c.mu.Unlock()
@@ -129,7 +137,9 @@ func (c *Controller) stalled(desired map[string]protocol.DesiredWorkload, now ti
 	out := map[string]bool{}
 	for w, d := range desired {
 		p, ok := c.progress[w]
-		if !ok || p.generation != d.Generation || p.updated >= d.Replicas {
+		// A rolling update is in progress while old replicas remain
+		// (scheduled beyond the updated ones).
+		if !ok || p.generation != d.Generation || p.scheduled <= p.updated {
 			continue
 		}
 		deadline := 10 * time.Minute

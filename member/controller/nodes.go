@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ func NewNodes(recs []state.NodeRecord, start time.Time, grace time.Duration) *No
 func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	rec = state.NodeRecord{Name: hb.Node, Zone: hb.Zone, Labels: hb.Labels, Allocatable: hb.Allocatable}
+	rec = state.NodeRecord{Name: hb.Node, Zone: hb.Zone, Labels: hb.Labels, Taints: hb.Taints, Allocatable: hb.Allocatable}
 	ns, ok := n.nodes[hb.Node]
 	if !ok {
 		ns = &nodeState{}
@@ -56,7 +57,7 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 }
 
 func sameRecord(a, b state.NodeRecord) bool {
-	if a.Name != b.Name || a.Zone != b.Zone || a.Allocatable != b.Allocatable || len(a.Labels) != len(b.Labels) {
+	if a.Name != b.Name || a.Zone != b.Zone || a.Allocatable != b.Allocatable || len(a.Labels) != len(b.Labels) || !slices.Equal(a.Taints, b.Taints) {
 		return false
 	}
 	for k, v := range a.Labels {
@@ -69,9 +70,18 @@ func sameRecord(a, b state.NodeRecord) bool {
 
 // NodeView is one node at an instant.
 type NodeView struct {
-	Record   state.NodeRecord
-	Ready    bool
+	Record state.NodeRecord
+	// Ready: heard since this member started, within the grace. Only
+	// Ready nodes take new replicas.
+	Ready bool
+	// Lost: silent for longer than the grace. Its replicas move.
+	Lost     bool
 	Replicas map[string]protocol.ReplicaState
+}
+
+func (n *Nodes) view(ns *nodeState, now time.Time) NodeView {
+	fresh := now.Sub(ns.seen) <= n.grace
+	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas}
 }
 
 // Get is one node as of now (ok false when unknown).
@@ -82,7 +92,7 @@ func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
 	if !ok {
 		return NodeView{}, false
 	}
-	return NodeView{Record: ns.rec, Ready: now.Sub(ns.seen) <= n.grace, Replicas: ns.replicas}, true
+	return n.view(ns, now), true
 }
 
 // NextExpiry is when the next Ready node would turn NotReady if it stays
@@ -106,7 +116,7 @@ func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
 	defer n.mu.Unlock()
 	out := make(map[string]NodeView, len(n.nodes))
 	for name, ns := range n.nodes {
-		out[name] = NodeView{Record: ns.rec, Ready: now.Sub(ns.seen) <= n.grace, Replicas: ns.replicas}
+		out[name] = n.view(ns, now)
 	}
 	return out
 }

@@ -18,6 +18,8 @@ type Snapshot struct {
 	// Stalled workloads passed their progress deadline in a rolling
 	// update: no more old replicas are removed until they progress.
 	Stalled map[string]bool
+	// Now is when the snapshot was taken.
+	Now time.Time
 }
 
 // Changes is what a pass decided.
@@ -67,7 +69,7 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 	var cur, old []protocol.Binding
 	for _, b := range bs {
 		switch {
-		case !snap.Nodes[b.Node].Ready:
+		case nodeLost(snap, b.Node):
 			ch.Delete = append(ch.Delete, b) // its node is lost: place it again elsewhere
 		case b.Generation < d.Generation:
 			old = append(old, b)
@@ -148,11 +150,17 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		st.Conditions = append(st.Conditions, api.Condition{Type: "LimitsEnforced", Status: "False", Reason: "NoCgroup", Message: limits})
 	}
 	if len(old) > 0 && snap.Stalled[d.Workload] {
-		now := time.Now().UTC()
+		now := snap.Now.UTC()
 		st.Conditions = append(st.Conditions, api.Condition{Type: "Progressing", Status: "False", Reason: "ProgressDeadlineExceeded",
 			Message: fmt.Sprintf("the rolling update to generation %d made no progress within its deadline; %d old replicas kept", d.Generation, len(old)), LastTransitionTime: &now})
 	}
 	ch.Status = append(ch.Status, st)
+}
+
+// nodeLost: the node is unknown or silent beyond its grace.
+func nodeLost(snap Snapshot, node string) bool {
+	v, ok := snap.Nodes[node]
+	return !ok || v.Lost
 }
 
 // updateBudget resolves maxSurge and maxUnavailable (defaults 25% each,
@@ -223,11 +231,11 @@ func schedulerSnapshot(snap Snapshot) scheduler.Snapshot {
 	sort.Strings(names)
 	for _, n := range names {
 		v := snap.Nodes[n]
-		s.Nodes = append(s.Nodes, scheduler.Node{Name: n, Labels: v.Record.Labels, Zone: v.Record.Zone, Ready: v.Ready,
+		s.Nodes = append(s.Nodes, scheduler.Node{Name: n, Labels: v.Record.Labels, Zone: v.Record.Zone, Ready: v.Ready, Taints: v.Record.Taints,
 			Allocatable: scheduler.Resources{MilliCPU: v.Record.Allocatable.MilliCPU, Memory: v.Record.Allocatable.Memory}})
 	}
 	for _, b := range snap.Bindings {
-		if snap.Nodes[b.Node].Ready {
+		if !nodeLost(snap, b.Node) {
 			s.Bindings = append(s.Bindings, scheduler.Binding{Replica: b.Replica, Workload: b.Workload, Node: b.Node,
 				Requests: requests(b.Template), HostPorts: hostPorts(b.Template)})
 		}

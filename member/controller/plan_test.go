@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/member/state"
@@ -18,7 +19,7 @@ func nodes(ready map[string]bool, replicas map[string]protocol.ReplicaState) map
 		for id, s := range replicas {
 			rs[id] = s
 		}
-		out[n] = NodeView{Ready: r, Replicas: rs, Record: state.NodeRecord{Name: n, Zone: "z-" + n,
+		out[n] = NodeView{Ready: r, Lost: !r, Replicas: rs, Record: state.NodeRecord{Name: n, Zone: "z-" + n,
 			Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}}
 	}
 	return out
@@ -173,5 +174,42 @@ func TestPlanReportsUnenforcedLimits(t *testing.T) {
 	if len(ch.Status) != 1 || len(ch.Status[0].Conditions) != 1 || ch.Status[0].Conditions[0].Type != "LimitsEnforced" ||
 		!strings.Contains(ch.Status[0].Conditions[0].Message, "no cgroup v2") {
 		t.Errorf("status: %+v", ch.Status)
+	}
+}
+
+// TestPlanUnheardNodes: after a member restart, nodes not heard yet keep
+// their replicas (within the grace) but take no new ones.
+func TestPlanUnheardNodes(t *testing.T) {
+	t.Parallel()
+	views := map[string]NodeView{
+		"old": {Ready: false, Lost: false, Record: state.NodeRecord{Name: "old", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}},
+		"new": {Ready: true, Record: state.NodeRecord{Name: "new", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}},
+	}
+	snap := Snapshot{Desired: map[string]protocol.DesiredWorkload{"w": desired("w", 3, 1)}, Bindings: []protocol.Binding{binding("w", "a", "old", 1)}, Nodes: views}
+	ch := plan(snap, ids())
+	if len(ch.Delete) != 0 {
+		t.Errorf("a binding on a node within its grace was removed: %s", names(ch.Delete))
+	}
+	for _, b := range ch.Put {
+		if b.Node != "new" {
+			t.Errorf("new replica %s bound to a node not heard since the restart", b.Replica)
+		}
+	}
+	if len(ch.Put) != 2 {
+		t.Errorf("want 2 new replicas on the heard node, got %s", names(ch.Put))
+	}
+}
+
+// TestPlanStallWithSurplusNew: the update counts as in progress (and can
+// stall) while old replicas remain, even when enough new ones are bound.
+func TestPlanStallWithSurplusNew(t *testing.T) {
+	t.Parallel()
+	c := New(Config{Nodes: NewNodes(nil, time.Now(), time.Second)})
+	now := time.Now()
+	c.progress["w"] = progress{generation: 2, scheduled: 3, updated: 2, ready: 1, since: now.Add(-time.Hour)}
+	d := desired("w", 2, 2)
+	d.Update = &api.UpdateStrategy{ProgressDeadline: "1m"}
+	if !c.stalled(map[string]protocol.DesiredWorkload{"w": d}, now)["w"] {
+		t.Error("an update with old replicas left and no progress for an hour is not stalled")
 	}
 }

@@ -122,7 +122,8 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 func (a *Agent) Runtime() *runtime.Runtime { return a.runtime }
 
 // Run heartbeats and runs the bound replicas until ctx ends. On return the
-// replicas keep running (a restarted agent adopts them); see StopAll.
+// replicas are stopped, unless KeepReplicasOnExit (then a restarted agent
+// adopts them).
 func (a *Agent) Run(ctx context.Context) error {
 	nc := a.cfg.Conn
 	if nc == nil {
@@ -148,6 +149,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer r.Stop()
+	if !a.cfg.KeepReplicasOnExit {
+		// An agent that ends (in-process, or shut down) stops its replicas:
+		// the member places them elsewhere, so they must not run on.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			defer cancel()
+			if err := r.StopAll(sctx); err != nil {
+				a.log.Warn("stopping replicas on exit", "err", err)
+			}
+		}()
+	}
 	a.runtime = r
 	logs, err := serveLogs(ctx, nc, a.cfg.Name, r)
 	if err != nil {

@@ -28,7 +28,20 @@ func serveLogs(ctx context.Context, nc *nats.Conn, node string, r *runtime.Runti
 			endStream(nc, msg.Reply, err.Error())
 			return
 		}
-		go streamLogs(ctx, nc, msg.Reply, req, r)
+		// Listen for the stop before anything else, in the handler, so an
+		// early stop is never missed; the stream runs on its own.
+		sctx, cancel := context.WithTimeout(ctx, maxFollow)
+		var stop *nats.Subscription
+		if req.Stop != "" {
+			stop, _ = nc.Subscribe(req.Stop, func(*nats.Msg) { cancel() })
+		}
+		go func() {
+			defer cancel()
+			if stop != nil {
+				defer stop.Unsubscribe()
+			}
+			streamLogs(sctx, nc, msg.Reply, req, r)
+		}()
 	})
 }
 
@@ -42,14 +55,8 @@ func streamLogs(ctx context.Context, nc *nats.Conn, reply string, req protocol.L
 		endStream(nc, reply, err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxFollow)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if req.Stop != "" {
-		sub, err := nc.Subscribe(req.Stop, func(*nats.Msg) { cancel() })
-		if err == nil {
-			defer sub.Unsubscribe()
-		}
-	}
 	go func() { <-ctx.Done(); rc.Close() }() // unblocks a follower's read
 	err = copyLines(nc, reply, req.Replica, rc)
 	switch {

@@ -15,11 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -101,7 +101,7 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 		case cur.Epoch == d.Epoch:
 			// The same delivery again is fine; other content under the same
 			// epoch is a sender's bug, never applied silently.
-			if !reflect.DeepEqual(cur, d) {
+			if !sameContent(cur, d) {
 				ack.Current, ack.Reason = cur.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
 				return ack, nil
 			}
@@ -207,6 +207,7 @@ type NodeRecord struct {
 	Name        string             `json:"name"`
 	Zone        string             `json:"zone,omitempty"`
 	Labels      map[string]string  `json:"labels,omitempty"`
+	Taints      []api.Taint        `json:"taints,omitempty"`
 	Allocatable protocol.Resources `json:"allocatable"`
 }
 
@@ -229,7 +230,13 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
 
 // list reads every value of a bucket whose key starts with prefix.
 func list[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) ([]T, error) {
-	keys, err := kv.ListKeys(ctx)
+	var keys jetstream.KeyLister
+	var err error
+	if prefix == "" {
+		keys, err = kv.ListKeys(ctx)
+	} else {
+		keys, err = kv.ListKeysFiltered(ctx, prefix+">") // only this node's keys, server-side
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
 	}
@@ -252,4 +259,13 @@ func list[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) ([]T
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// sameContent compares two deliveries by their canonical JSON, the
+// sender's protocol version aside.
+func sameContent(a, b protocol.DesiredWorkload) bool {
+	a.Version, b.Version = 0, 0
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }
