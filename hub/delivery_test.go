@@ -88,6 +88,18 @@ func TestDesiredStateDelivery(t *testing.T) {
 		t.Errorf("a newer epoch: %+v", ack)
 	}
 
+	// The digest names the epoch held per workload.
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	raw, err := e.bus.Request(dctx, "m1", protocol.DigestSubject("m1"), []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digest protocol.Digest
+	if err := json.Unmarshal(raw, &digest); err != nil || digest.Workloads["web"] != 7 || len(digest.Workloads) != 1 {
+		t.Errorf("digest: want web at epoch 7, got %+v (%v)", digest, err)
+	}
+
 	// The state outlives a member restart (which needs no join token).
 	stop()
 	back, _ := runMember(t, "", "m1", dir)

@@ -44,3 +44,28 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 	}
 	return sub, m.conn.Flush()
 }
+
+// serveDigest answers the hub's digest requests with the epoch held for
+// every workload.
+func (m *Member) serveDigest(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
+	sub, err := m.conn.Subscribe(protocol.DigestSubject(m.cfg.Name), func(msg *nats.Msg) {
+		if msg.Reply == "" {
+			return
+		}
+		held, err := st.Desired(ctx)
+		if err != nil {
+			m.log.WarnContext(ctx, "digest: reading desired state failed", "err", err)
+			return // no answer: the hub retries at the next digest round
+		}
+		d := protocol.Digest{Version: protocol.Version, Workloads: make(map[string]int64, len(held))}
+		for w, dw := range held {
+			d.Workloads[w] = dw.Epoch
+		}
+		data, _ := json.Marshal(d)
+		_ = msg.Respond(data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to digest requests: %w", err)
+	}
+	return sub, nil
+}

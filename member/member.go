@@ -184,6 +184,9 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveLogs(ctx, st); err != nil {
 		return err
 	}
+	if _, err := m.serveDigest(ctx, st); err != nil {
+		return err
+	}
 	m.controller.Start(ctx)
 	defer m.controller.Stop()
 	go m.reportStatus(ctx, m.controller, 2*time.Second)

@@ -113,3 +113,15 @@ type StatusReport struct {
 	Cluster   string           `json:"cluster"`
 	Workloads []WorkloadStatus `json:"workloads"`
 }
+
+// DigestSubject is where the hub asks a member which epoch it holds for
+// every workload; a difference from the hub's placements is repaired by
+// sending the state again (delivery is level-triggered).
+func DigestSubject(cluster string) string { return hubPrefix + cluster + ".digest" }
+
+// Digest is a member's answer: workload -> epoch held (tombstones
+// included).
+type Digest struct {
+	Version   int              `json:"v"`
+	Workloads map[string]int64 `json:"workloads"`
+}
