@@ -175,12 +175,29 @@ type UpdateStrategy struct {
 
 // WorkloadStatus is what the hub observed. Clients cannot write it.
 type WorkloadStatus struct {
-	ObservedGeneration int64       `json:"observedGeneration,omitempty"`
+	ObservedGeneration int64       `json:"observedGeneration,omitempty" doc:"The oldest generation any cluster runs."`
 	Replicas           int32       `json:"replicas,omitempty"`
 	ReadyReplicas      int32       `json:"readyReplicas,omitempty"`
 	AvailableReplicas  int32       `json:"availableReplicas,omitempty"`
 	UpdatedReplicas    int32       `json:"updatedReplicas,omitempty"`
 	Conditions         []Condition `json:"conditions,omitempty"`
+	// Clusters breaks the replicas down per cluster, as the members report.
+	Clusters []ClusterReplicas `json:"clusters,omitempty"`
+}
+
+// ClusterReplicas is one cluster's share of a workload.
+type ClusterReplicas struct {
+	Cluster    string      `json:"cluster"`
+	Region     string      `json:"region,omitempty"`
+	Epoch      int64       `json:"epoch,omitempty"`
+	Generation int64       `json:"generation,omitempty"`
+	Desired    int32       `json:"desired"`
+	Scheduled  int32       `json:"scheduled"`
+	Ready      int32       `json:"ready"`
+	Updated    int32       `json:"updated"`
+	Restarts   int32       `json:"restarts,omitempty"`
+	Pending    string      `json:"pending,omitempty"`
+	Conditions []Condition `json:"conditions,omitempty"`
 }
 
 // GetTypeMeta implements Object.

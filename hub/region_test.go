@@ -82,8 +82,20 @@ func TestRegionRunsAndHeals(t *testing.T) {
 		}
 	}
 	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "250m", Memory: "128Mi"}, Sim: &api.SimSpec{StartLatency: "10ms"}}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 4, Template: tmpl}})
 	send(protocol.DesiredWorkload{Workload: "web", Epoch: 1, Generation: 1, Replicas: 4, Template: tmpl, Scheduling: protocol.Scheduling{ZoneSpread: true}})
 	waitFor(t, "4 replicas ready", 10*time.Second, func() bool { return workloadStatus(m, "web").Ready == 4 })
+	// The member's reports fold into the Workload's status at the hub.
+	var w api.Workload
+	waitFor(t, "Workload.status folded from the member's report", 10*time.Second, func() bool {
+		w = api.Workload{}
+		_ = e.admin.Get(ctx, "workloads", "web", &w)
+		return w.Status.ReadyReplicas == 4
+	})
+	if len(w.Status.Clusters) != 1 || w.Status.Clusters[0].Cluster != "r1" || w.Status.Clusters[0].Region != "eu" ||
+		w.Status.ObservedGeneration != 1 || len(w.Status.Conditions) == 0 || w.Status.Conditions[0].Status != "True" {
+		t.Errorf("folded status: %+v", w.Status)
+	}
 
 	onNode := func(n string) int {
 		bs, _ := m.State().NodeBindings(ctx, n)

@@ -81,6 +81,7 @@ type Server struct {
 
 	bus           *natsbus.Bus
 	monitor       *Monitor
+	folder        *StatusFolder
 	heartbeats    *nats.Subscription
 	advertiseURL  string
 	leafURLs      []string
@@ -141,6 +142,7 @@ func New(cfg Config) *Server {
 	s.compactor = NewCompactor(s.store, s.log, cfg.ChangeRetention, cfg.CompactEvery)
 	s.compactor.eventRetention = cfg.EventRetention
 	s.monitor = NewMonitor(s.store, s.log, s.now, meter, cfg.Health)
+	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
 	s.router = s.routes()
 	return s
 }
@@ -161,6 +163,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("subscribe to heartbeats: %w", err)
 	}
 	s.heartbeats = sub
+	if err := s.folder.Start(ctx, s.bus.Conn()); err != nil {
+		return fmt.Errorf("subscribe to status reports: %w", err)
+	}
 	return nil
 }
 
@@ -175,6 +180,7 @@ func (s *Server) Stop() {
 			_ = s.heartbeats.Unsubscribe()
 		}
 		s.monitor.Stop()
+		s.folder.Stop()
 		s.compactor.Stop()
 		s.notifier.Stop()
 	})

@@ -141,14 +141,14 @@ var printers = map[string]printer{
 	},
 	"Workload": {
 		headers:     []string{"NAME", "REPLICAS", "READY", "DRIVER", "AGE"},
-		wideHeaders: []string{"GENERATION", "OBSERVED", "LABELS"},
+		wideHeaders: []string{"GENERATION", "OBSERVED", "REGIONS", "LABELS"},
 		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 			var w api.Workload
 			_ = json.Unmarshal(raw, &w)
 			cells := []string{w.Metadata.Name, fmt.Sprint(w.Spec.Replicas), fmt.Sprintf("%d/%d", w.Status.ReadyReplicas, w.Spec.Replicas),
 				w.Spec.Template.Driver, age(w.Metadata.CreationTimestamp, now)}
 			if wide {
-				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), labelString(w.Metadata.Labels))
+				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), regionSplit(w.Status.Clusters), labelString(w.Metadata.Labels))
 			}
 			return cells
 		},
@@ -213,4 +213,32 @@ func usesText(n int32) string {
 		return "∞"
 	}
 	return fmt.Sprint(n)
+}
+
+// regionSplit renders ready/desired per region: "eu-west 3/3, us-east 2/3".
+func regionSplit(cs []api.ClusterReplicas) string {
+	type pair struct{ ready, desired int32 }
+	by := map[string]*pair{}
+	var regions []string
+	for _, c := range cs {
+		r := c.Region
+		if r == "" {
+			r = c.Cluster
+		}
+		if by[r] == nil {
+			by[r] = &pair{}
+			regions = append(regions, r)
+		}
+		by[r].ready += c.Ready
+		by[r].desired += c.Desired
+	}
+	if len(regions) == 0 {
+		return "-"
+	}
+	sort.Strings(regions)
+	parts := make([]string, len(regions))
+	for i, r := range regions {
+		parts[i] = fmt.Sprintf("%s %d/%d", r, by[r].ready, by[r].desired)
+	}
+	return strings.Join(parts, ", ")
 }

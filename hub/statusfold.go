@@ -1,0 +1,233 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// StatusFolder folds the members' per-workload status reports into
+// Workload.status: a per-cluster breakdown, the totals, observedGeneration
+// (the oldest generation any cluster runs) and an Available condition. It
+// keeps the latest report per (workload, cluster) in memory and writes
+// only workloads whose folded status changed, in batches every FlushEvery.
+type StatusFolder struct {
+	store   *pgstore.Store
+	log     *slog.Logger
+	now     func() time.Time
+	every   time.Duration
+	dropped metric.Int64Counter
+
+	mu      sync.Mutex
+	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
+	dirty   map[string]bool
+
+	sub    *nats.Subscription
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewStatusFolder makes a folder; every <= 0 means 1s.
+func NewStatusFolder(store *pgstore.Store, log *slog.Logger, now func() time.Time, meter metric.Meter, every time.Duration) *StatusFolder {
+	if every <= 0 {
+		every = time.Second
+	}
+	f := &StatusFolder{store: store, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
+		dirty: map[string]bool{}, done: make(chan struct{})}
+	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
+	return f
+}
+
+// Observe takes one member's report (called from the NATS handler).
+func (f *StatusFolder) Observe(subject string, data []byte) {
+	var r protocol.StatusReport
+	reason := ""
+	switch err := json.Unmarshal(data, &r); {
+	case err != nil:
+		reason = "malformed"
+	case r.Version < protocol.MinVersion || r.Version > protocol.Version:
+		reason = "version"
+	case protocol.ClusterOf(subject) != r.Cluster:
+		reason = "wrong_cluster" // a member speaks only for itself
+	}
+	if reason != "" {
+		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	for _, ws := range r.Workloads {
+		seen[ws.Workload] = true
+		byCluster := f.reports[ws.Workload]
+		if byCluster == nil {
+			byCluster = map[string]protocol.WorkloadStatus{}
+			f.reports[ws.Workload] = byCluster
+		}
+		if old, ok := byCluster[r.Cluster]; !ok || !sameStatus(old, ws) {
+			byCluster[r.Cluster] = ws
+			f.dirty[ws.Workload] = true
+		}
+	}
+	// A workload the cluster no longer reports has left it.
+	for w, byCluster := range f.reports {
+		if _, ok := byCluster[r.Cluster]; ok && !seen[w] {
+			delete(byCluster, r.Cluster)
+			f.dirty[w] = true
+		}
+	}
+}
+
+func sameStatus(a, b protocol.WorkloadStatus) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+var foldActor = pgstore.Actor{Name: "system:status"}
+
+// RunOnce writes the folded status of every changed workload.
+func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	work := map[string][]protocol.WorkloadStatus{}
+	clusters := map[string][]string{}
+	for w := range f.dirty {
+		for c, st := range f.reports[w] {
+			work[w] = append(work[w], st)
+			clusters[w] = append(clusters[w], c)
+		}
+		if _, ok := work[w]; !ok {
+			work[w] = nil
+		}
+	}
+	f.dirty = map[string]bool{}
+	f.mu.Unlock()
+
+	regions := f.regions(ctx)
+	var errs []error
+	written := 0
+	for w, reports := range work {
+		_, err := f.store.Mutate(ctx, foldActor, "status", "Workload", w, func(cur *pgstore.Record) error {
+			var st api.WorkloadStatus
+			_ = json.Unmarshal(cur.Status, &st)
+			folded := fold(reports, clusters[w], regions, cur.Meta.Generation, st.Conditions, f.now())
+			b, err := json.Marshal(folded)
+			cur.Status = b
+			return err
+		})
+		switch {
+		case err == nil:
+			written++
+		case api.ErrorCode(err) == api.CodeNotFound:
+		default:
+			errs = append(errs, err)
+			f.mu.Lock()
+			f.dirty[w] = true // try again next time
+			f.mu.Unlock()
+		}
+	}
+	return written, errors.Join(errs...)
+}
+
+// regions maps cluster names to their region label.
+func (f *StatusFolder) regions(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	res, err := f.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return out
+	}
+	for _, c := range res.Items {
+		out[c.Meta.Name] = c.Meta.Labels[api.LabelRegion]
+	}
+	return out
+}
+
+// fold computes a workload's status from its clusters' reports.
+func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, generation int64, conds []api.Condition, now time.Time) api.WorkloadStatus {
+	var st api.WorkloadStatus
+	var desired int32
+	observed := int64(-1)
+	for i, r := range reports {
+		st.Clusters = append(st.Clusters, api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Pending: r.Pending, Conditions: r.Conditions})
+		desired += r.Desired
+		st.Replicas += r.Scheduled
+		st.ReadyReplicas += r.Ready
+		st.AvailableReplicas += r.Ready
+		if r.Generation == generation {
+			st.UpdatedReplicas += r.Updated
+		}
+		if observed < 0 || r.Generation < observed {
+			observed = r.Generation
+		}
+	}
+	sort.Slice(st.Clusters, func(i, j int) bool { return st.Clusters[i].Cluster < st.Clusters[j].Cluster })
+	if observed > 0 {
+		st.ObservedGeneration = observed
+	}
+	t := now.UTC().Truncate(time.Millisecond)
+	avail := api.Condition{Type: "Available", Status: "False", Reason: "ReplicasNotReady", LastTransitionTime: &t}
+	switch {
+	case len(reports) == 0:
+		avail.Status, avail.Reason, avail.Message = "Unknown", "NoReports", "no cluster reports this workload"
+	case st.ReadyReplicas >= desired:
+		avail.Status, avail.Reason, avail.Message = "True", "ReplicasReady", "every desired replica is ready"
+	default:
+		avail.Message = "ready replicas below desired"
+	}
+	st.Conditions = setCondition(append([]api.Condition(nil), conds...), avail)
+	return st
+}
+
+// Start subscribes to the members' reports and writes every period until
+// Stop.
+func (f *StatusFolder) Start(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.Subscribe(protocol.StatusSubject("*"), func(m *nats.Msg) { f.Observe(m.Subject, m.Data) })
+	if err != nil {
+		return err
+	}
+	f.sub = sub
+	ctx, f.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(f.done)
+		t := time.NewTicker(f.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := f.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					f.log.WarnContext(ctx, "folding workload status failed", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the folder; safe to call twice and before Start.
+func (f *StatusFolder) Stop() {
+	f.once.Do(func() {
+		if f.sub != nil {
+			_ = f.sub.Unsubscribe()
+		}
+		if f.cancel != nil {
+			f.cancel()
+			<-f.done
+		}
+	})
+}

@@ -1,0 +1,52 @@
+package hub
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/protocol"
+)
+
+// TestStatusFolderObserve: a member speaks only for itself; a workload it
+// stops reporting leaves its breakdown.
+func TestStatusFolderObserve(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	report := func(cluster string, ws ...protocol.WorkloadStatus) []byte {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: cluster, Workloads: ws})
+		return b
+	}
+	f.Observe("atoll.m.a.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
+	if len(f.reports) != 0 {
+		t.Errorf("a report naming another cluster than its subject was taken: %+v", f.reports)
+	}
+	f.Observe("atoll.m.a.status", []byte("garbage"))
+	f.Observe("atoll.m.a.status", report("a", protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 3}))
+	if f.reports["w"]["a"].Ready != 3 || !f.dirty["w"] {
+		t.Fatalf("report not taken: %+v", f.reports)
+	}
+	f.dirty = map[string]bool{}
+	f.Observe("atoll.m.a.status", report("a", protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 3}))
+	if f.dirty["w"] {
+		t.Error("an unchanged report marked the workload for a write")
+	}
+	f.Observe("atoll.m.a.status", report("a"))
+	if _, ok := f.reports["w"]["a"]; ok || !f.dirty["w"] {
+		t.Error("a workload the cluster no longer reports is still in its breakdown")
+	}
+}
+
+func TestFold(t *testing.T) {
+	t.Parallel()
+	st := fold([]protocol.WorkloadStatus{
+		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
+		{Workload: "w", Generation: 1, Desired: 2, Scheduled: 2, Ready: 1, Updated: 0},
+	}, []string{"b", "a"}, map[string]string{"a": "eu", "b": "us"}, 2, nil, time.Now())
+	if st.Replicas != 5 || st.ReadyReplicas != 4 || st.UpdatedReplicas != 3 || st.ObservedGeneration != 1 ||
+		st.Clusters[0].Cluster != "a" || st.Clusters[0].Region != "eu" || st.Conditions[0].Status != "False" {
+		t.Errorf("folded: %+v", st)
+	}
+}
