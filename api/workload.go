@@ -183,6 +183,18 @@ type WorkloadStatus struct {
 	Conditions         []Condition `json:"conditions,omitempty"`
 	// Clusters breaks the replicas down per cluster, as the members report.
 	Clusters []ClusterReplicas `json:"clusters,omitempty"`
+	// Placement is the hub's latest placement decision and why.
+	Placement *PlacementStatus `json:"placement,omitempty"`
+}
+
+// PlacementStatus explains where the hub placed a workload's replicas.
+type PlacementStatus struct {
+	Epoch       int64             `json:"epoch"`
+	Clusters    map[string]int32  `json:"clusters"`
+	Unplaced    int32             `json:"unplaced,omitempty"`
+	Reason      string            `json:"reason,omitempty" doc:"Why replicas are unplaced."`
+	Filtered    map[string]string `json:"filtered,omitempty" doc:"Why each cluster left out was left out."`
+	Explanation []string          `json:"explanation,omitempty"`
 }
 
 // ClusterReplicas is one cluster's share of a workload.

@@ -3,7 +3,6 @@ package hub_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
-	"github.com/atollhq/atoll/protocol"
 )
 
 // TestLogsThroughTheMember: replica logs are read hub -> member -> node
@@ -38,13 +36,7 @@ func TestLogsThroughTheMember(t *testing.T) {
 	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
 
 	tmpl := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh", Args: []string{"-c", `echo "hello from $ATOLL_REPLICA"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done`}}
-	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "talker"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}})
-	d, _ := json.Marshal(protocol.DesiredWorkload{Version: protocol.Version, Workload: "talker", Epoch: 1, Generation: 1, Replicas: 1, Template: tmpl})
-	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer rcancel()
-	if _, err := e.bus.Request(rctx, "r1", protocol.DesiredSubject("r1"), d); err != nil {
-		t.Fatal(err)
-	}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "talker"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}}) // the hub places it on r1
 	waitFor(t, "the replica running", 10*time.Second, func() bool { return workloadStatus(m, "talker").Running == 1 })
 
 	read := func(opts client.LogsOptions) (io.ReadCloser, error) { return e.admin.Logs(ctx, "talker", opts) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"net"
 	"testing"
 	"time"
@@ -65,25 +66,9 @@ func TestRegionRunsAndHeals(t *testing.T) {
 		go func() { _ = a.Run(actx) }()
 	}
 	waitFor(t, "3 nodes ready", 10*time.Second, func() bool { return m.Capacity().NodesReady == 3 })
-	send := func(d protocol.DesiredWorkload) {
-		t.Helper()
-		d.Version = protocol.Version
-		data, _ := json.Marshal(d)
-		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		defer rcancel()
-		reply, err := e.bus.Request(rctx, "r1", protocol.DesiredSubject("r1"), data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ack protocol.DesiredAck
-		_ = json.Unmarshal(reply, &ack)
-		if !ack.Accepted {
-			t.Fatalf("desired state refused: %+v", ack)
-		}
-	}
 	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "250m", Memory: "128Mi"}, Sim: &api.SimSpec{StartLatency: "10ms"}}
+	// The hub places the workload (only r1 exists) and delivers it.
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 4, Template: tmpl}})
-	send(protocol.DesiredWorkload{Workload: "web", Epoch: 1, Generation: 1, Replicas: 4, Template: tmpl, Scheduling: protocol.Scheduling{ZoneSpread: true}})
 	waitFor(t, "4 replicas ready", 10*time.Second, func() bool { return workloadStatus(m, "web").Ready == 4 })
 	// The member's reports fold into the Workload's status at the hub.
 	var w api.Workload
@@ -93,7 +78,7 @@ func TestRegionRunsAndHeals(t *testing.T) {
 		return w.Status.ReadyReplicas == 4
 	})
 	if len(w.Status.Clusters) != 1 || w.Status.Clusters[0].Cluster != "r1" || w.Status.Clusters[0].Region != "eu" ||
-		w.Status.ObservedGeneration != 1 || len(w.Status.Conditions) == 0 || w.Status.Conditions[0].Status != "True" {
+		w.Status.ObservedGeneration != 1 || w.Status.Placement == nil || w.Status.Placement.Clusters["r1"] != 4 {
 		t.Errorf("folded status: %+v", w.Status)
 	}
 
@@ -111,11 +96,21 @@ func TestRegionRunsAndHeals(t *testing.T) {
 	if onNode("n2")+onNode("n3") != 4 {
 		t.Errorf("after losing n1 (%d replicas): n2 %d + n3 %d, want 4", lost, onNode("n2"), onNode("n3"))
 	}
-	// Scale up, then a tombstone.
-	send(protocol.DesiredWorkload{Workload: "web", Epoch: 2, Generation: 1, Replicas: 6, Template: tmpl})
+	// Scale up through the API.
+	if err := e.admin.Patch(ctx, "workloads", "web", []byte(`{"spec":{"replicas":6}}`), nil); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "6 replicas ready", 10*time.Second, func() bool { return workloadStatus(m, "web").Ready == 6 })
-	send(protocol.DesiredWorkload{Workload: "web", Epoch: 3, Deleted: true})
+	// Delete: a tombstone reaches the member, its replicas go, and only then
+	// does the Workload go (the placement finalizer).
+	if err := e.admin.Delete(ctx, "workloads", "web", nil); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "replicas gone after the tombstone", 10*time.Second, func() bool { return onNode("n2")+onNode("n3") == 0 })
+	waitFor(t, "the Workload gone once the member confirmed", 10*time.Second, func() bool {
+		err := e.admin.Get(ctx, "workloads", "web", &api.Workload{})
+		return api.ErrorCode(err) == api.CodeNotFound || (err != nil && strings.Contains(err.Error(), "not found"))
+	})
 }
 
 // freePort is a loopback port nobody listens on right now.

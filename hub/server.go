@@ -64,6 +64,9 @@ type Config struct {
 	CAFingerprint string
 	// HubID names this hub in heartbeat acks; default "hub".
 	HubID string
+	// PlaceEvery is the placement controller's resync period; default 2s
+	// (changes wake it sooner).
+	PlaceEvery time.Duration
 }
 
 // Server serves the API.
@@ -82,6 +85,7 @@ type Server struct {
 	bus           *natsbus.Bus
 	monitor       *Monitor
 	folder        *StatusFolder
+	placer        *Placer
 	heartbeats    *nats.Subscription
 	advertiseURL  string
 	leafURLs      []string
@@ -143,6 +147,9 @@ func New(cfg Config) *Server {
 	s.compactor.eventRetention = cfg.EventRetention
 	s.monitor = NewMonitor(s.store, s.log, s.now, meter, cfg.Health)
 	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
+	if s.bus != nil {
+		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -166,6 +173,22 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.folder.Start(ctx, s.bus.Conn()); err != nil {
 		return fmt.Errorf("subscribe to status reports: %w", err)
 	}
+	s.placer.Start(ctx)
+	// Workload and cluster changes wake the placer at once.
+	for _, kind := range []string{"Workload", "Cluster"} {
+		wake, cancel := s.notifier.Subscribe(kind)
+		go func() {
+			defer cancel()
+			for {
+				select {
+				case <-s.done:
+					return
+				case <-wake:
+					s.placer.Wake()
+				}
+			}
+		}()
+	}
 	return nil
 }
 
@@ -181,6 +204,9 @@ func (s *Server) Stop() {
 		}
 		s.monitor.Stop()
 		s.folder.Stop()
+		if s.placer != nil {
+			s.placer.Stop()
+		}
 		s.compactor.Stop()
 		s.notifier.Stop()
 	})

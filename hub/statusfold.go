@@ -124,6 +124,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
 			folded := fold(reports, clusters[w], regions, cur.Meta.Generation, st.Conditions, f.now())
+			folded.Placement = st.Placement // the placer's part stays
 			b, err := json.Marshal(folded)
 			cur.Status = b
 			return err

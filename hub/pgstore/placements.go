@@ -1,0 +1,81 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// Placement is one workload's share in one cluster.
+type Placement struct {
+	Workload, Cluster string
+	Replicas          int32
+	Epoch             int64
+	Generation        int64
+	// Deleted marks a tombstone: the cluster must drop the workload.
+	Deleted        bool
+	DeliveredEpoch int64
+}
+
+// Placements returns every placement row.
+func (s *Store) Placements(ctx context.Context) ([]Placement, error) {
+	rows, err := s.pool.Query(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements ORDER BY workload, cluster`)
+	if err != nil {
+		return nil, fmt.Errorf("read placements: %w", classify(err))
+	}
+	defer rows.Close()
+	var out []Placement
+	for rows.Next() {
+		var p Placement
+		if err := rows.Scan(&p.Workload, &p.Cluster, &p.Replicas, &p.Epoch, &p.Generation, &p.Deleted, &p.DeliveredEpoch); err != nil {
+			return nil, fmt.Errorf("read placements: %w", classify(err))
+		}
+		out = append(out, p)
+	}
+	return out, classify(rows.Err())
+}
+
+// NextPlacementEpoch draws an epoch inside the transaction.
+func (t *Tx) NextPlacementEpoch(ctx context.Context) (int64, error) {
+	var e int64
+	err := t.tx.QueryRow(ctx, `SELECT nextval('placement_epoch_seq')`).Scan(&e)
+	return e, err
+}
+
+// PutPlacement writes a placement row inside the transaction; its
+// delivery starts over.
+func (t *Tx) PutPlacement(ctx context.Context, p Placement) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO placements (workload, cluster, replicas, epoch, generation, deleted, delivered_epoch)
+		VALUES ($1, $2, $3, $4, $5, $6, 0)
+		ON CONFLICT (workload, cluster) DO UPDATE SET replicas = excluded.replicas, epoch = excluded.epoch,
+			generation = excluded.generation, deleted = excluded.deleted, delivered_epoch = 0`,
+		p.Workload, p.Cluster, p.Replicas, p.Epoch, p.Generation, p.Deleted)
+	return err
+}
+
+// DeletePlacements removes a workload's rows (once every cluster confirmed
+// its tombstone).
+func (t *Tx) DeletePlacements(ctx context.Context, workload string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM placements WHERE workload = $1`, workload)
+	return err
+}
+
+// MarkDelivered records that a cluster acknowledged an epoch (never
+// moving backwards).
+func (s *Store) MarkDelivered(ctx context.Context, workload, cluster string, epoch int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE placements SET delivered_epoch = greatest(delivered_epoch, $3)
+		WHERE workload = $1 AND cluster = $2 AND epoch = $3`, workload, cluster, epoch)
+	if err != nil {
+		return fmt.Errorf("mark delivered: %w", classify(err))
+	}
+	return nil
+}
+
+// MarkUndelivered asks for a cluster's placement of a workload to be sent
+// again (its digest showed another epoch).
+func (s *Store) MarkUndelivered(ctx context.Context, workload, cluster string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE placements SET delivered_epoch = 0 WHERE workload = $1 AND cluster = $2`, workload, cluster)
+	if err != nil {
+		return fmt.Errorf("mark undelivered: %w", classify(err))
+	}
+	return nil
+}

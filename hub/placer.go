@@ -1,0 +1,468 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/natsbus"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/placement"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// placementFinalizer holds a workload's deletion until every member has
+// confirmed its tombstone.
+const placementFinalizer = "atoll.dev/placement"
+
+// Placer is the placement controller: it decides where every workload's
+// replicas go (package placement decides; the placer reads the snapshot,
+// stores the decision with a new epoch and delivers it), delivers desired
+// state to the members until they acknowledge it, repairs what a member's
+// digest shows it lacks, and turns deletions into tombstones.
+type Placer struct {
+	store   *pgstore.Store
+	bus     *natsbus.Bus
+	monitor *Monitor
+	log     *slog.Logger
+	now     func() time.Time
+	every   time.Duration
+
+	decisions metric.Int64Counter
+	delivered metric.Int64Counter
+
+	wake      chan struct{}
+	mu        sync.Mutex
+	lastCheck map[string]time.Time // cluster -> last digest
+	cancel    context.CancelFunc
+	done      chan struct{}
+	once      sync.Once
+}
+
+// NewPlacer makes a placement controller; every <= 0 means 2s.
+func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *slog.Logger, now func() time.Time, meter metric.Meter, every time.Duration) *Placer {
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	p := &Placer{store: store, bus: bus, monitor: monitor, log: log, now: now, every: every, wake: make(chan struct{}, 1),
+		lastCheck: map[string]time.Time{}, done: make(chan struct{})}
+	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
+	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
+	return p
+}
+
+// Wake asks for a pass soon (a workload or cluster changed).
+func (p *Placer) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+var placerActor = pgstore.Actor{Name: "system:placement"}
+
+// RunOnce decides, stores and delivers once.
+func (p *Placer) RunOnce(ctx context.Context) error {
+	wres, err := p.store.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return err
+	}
+	cres, err := p.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return err
+	}
+	rows, err := p.store.Placements(ctx)
+	if err != nil {
+		return err
+	}
+	byWorkload := map[string][]pgstore.Placement{}
+	for _, r := range rows {
+		byWorkload[r.Workload] = append(byWorkload[r.Workload], r)
+	}
+	var clusters []api.Cluster
+	for _, rec := range cres.Items {
+		var c api.Cluster
+		if err := rec.Decode(&c); err == nil {
+			clusters = append(clusters, c)
+		}
+	}
+	var errs []error
+	workloads := map[string]api.Workload{}
+	for _, rec := range wres.Items {
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			continue
+		}
+		workloads[w.Metadata.Name] = w
+		if err := p.decide(ctx, w, clusters, byWorkload[w.Metadata.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("place %s: %w", w.Metadata.Name, err))
+		}
+	}
+	if err := p.deliver(ctx, workloads, clusters); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// snapshot turns clusters into placement input: health from the monitor,
+// room from the last heartbeat's free capacity and the replica's requests.
+func (p *Placer) snapshot(clusters []api.Cluster, t api.ReplicaTemplate) []placement.Cluster {
+	var cpu, mem int64
+	if t.Resources.CPU != "" {
+		cpu, _ = api.ParseCPU(t.Resources.CPU)
+	}
+	if t.Resources.Memory != "" {
+		mem, _ = api.ParseMemory(t.Resources.Memory)
+	}
+	out := make([]placement.Cluster, 0, len(clusters))
+	for _, c := range clusters {
+		pc := placement.Cluster{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Taints: c.Spec.Taints, Unschedulable: c.Spec.Unschedulable,
+			Health: c.Status.Health, Room: placement.Unbounded}
+		if live, ok := p.monitor.Live(c.Metadata.Name); ok {
+			pc.Health = live.Health
+			if live.Heard {
+				pc.Room = room(live.Capacity, cpu, mem)
+			}
+		}
+		if c.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+// room is how many more replicas of a shape fit in a cluster's free
+// capacity (Unbounded when the replica requests nothing).
+func room(c protocol.Capacity, cpu, mem int64) int32 {
+	if cpu <= 0 && mem <= 0 {
+		return placement.Unbounded
+	}
+	fit := int64(1 << 30)
+	if cpu > 0 {
+		fit = min(fit, max(0, c.CPUAllocatable-c.CPUAllocated)/cpu)
+	}
+	if mem > 0 {
+		fit = min(fit, max(0, c.MemoryAllocatable-c.MemoryAllocated)/mem)
+	}
+	return int32(min(fit, 1<<30))
+}
+
+// decide places one workload and stores what changed with a new epoch.
+func (p *Placer) decide(ctx context.Context, w api.Workload, clusters []api.Cluster, rows []pgstore.Placement) error {
+	name := w.Metadata.Name
+	if w.Metadata.DeletionTimestamp != nil {
+		return p.retire(ctx, w, rows)
+	}
+	current := map[string]int32{}
+	have := map[string]pgstore.Placement{}
+	for _, r := range rows {
+		have[r.Cluster] = r
+		if !r.Deleted {
+			current[r.Cluster] = r.Replicas
+		}
+	}
+	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
+		Clusters: p.snapshot(clusters, w.Spec.Template), Current: current})
+	var changed []pgstore.Placement
+	for _, c := range sortedKeys(d.Assignment, current) {
+		n := d.Assignment[c]
+		r, ok := have[c]
+		if ok && !r.Deleted && r.Replicas == n && r.Generation == w.Metadata.Generation {
+			continue
+		}
+		if !ok && n == 0 {
+			continue
+		}
+		changed = append(changed, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: w.Metadata.Generation})
+	}
+	hasFinalizer := slices.Contains(w.Metadata.Finalizers, placementFinalizer)
+	st := &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}
+	if len(changed) == 0 && hasFinalizer && samePlacementStatus(w.Status.Placement, st) {
+		return nil
+	}
+	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		epoch := int64(0)
+		if len(changed) > 0 {
+			var err error
+			if epoch, err = tx.NextPlacementEpoch(ctx); err != nil {
+				return err
+			}
+			for _, c := range changed {
+				c.Epoch = epoch
+				if err := tx.PutPlacement(ctx, c); err != nil {
+					return err
+				}
+			}
+		} else if w.Status.Placement != nil {
+			epoch = w.Status.Placement.Epoch
+		}
+		st.Epoch = epoch
+		rec, err := tx.Mutate(ctx, "place", "Workload", name, func(cur *pgstore.Record) error {
+			if !slices.Contains(cur.Meta.Finalizers, placementFinalizer) && cur.Meta.DeletionTimestamp == nil {
+				cur.Meta.Finalizers = append(cur.Meta.Finalizers, placementFinalizer)
+			}
+			var s api.WorkloadStatus
+			_ = json.Unmarshal(cur.Status, &s)
+			s.Placement = st
+			for _, c := range d.Conditions {
+				s.Conditions = setCondition(s.Conditions, c)
+			}
+			b, err := json.Marshal(s)
+			cur.Status = b
+			return err
+		})
+		if err != nil || len(changed) == 0 {
+			return err
+		}
+		p.decisions.Add(ctx, 1)
+		msg := "placed: " + splitText(d.Assignment)
+		typ := api.EventNormal
+		if d.Unplaced > 0 {
+			msg += "; " + d.UnplacedReason
+			typ = api.EventWarning
+		}
+		return recordEvent(ctx, tx, p.now(), api.ObjectReference{Kind: "Workload", Name: name, UID: rec.Meta.UID}, typ, "Placed", msg, "hub/placement")
+	})
+}
+
+// retire sends tombstones for a deleted workload and, once every cluster
+// confirmed, releases its finalizer.
+func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Placement) error {
+	name := w.Metadata.Name
+	pending := false
+	var fresh []pgstore.Placement
+	for _, r := range rows {
+		switch {
+		case !r.Deleted:
+			fresh = append(fresh, pgstore.Placement{Workload: name, Cluster: r.Cluster, Generation: r.Generation, Deleted: true})
+		case r.DeliveredEpoch < r.Epoch:
+			pending = true
+		}
+	}
+	if len(fresh) > 0 {
+		return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+			epoch, err := tx.NextPlacementEpoch(ctx)
+			if err != nil {
+				return err
+			}
+			for _, r := range fresh {
+				r.Epoch = epoch
+				if err := tx.PutPlacement(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if pending || !slices.Contains(w.Metadata.Finalizers, placementFinalizer) {
+		return nil
+	}
+	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		if err := tx.DeletePlacements(ctx, name); err != nil {
+			return err
+		}
+		_, err := tx.Mutate(ctx, "place", "Workload", name, func(cur *pgstore.Record) error {
+			cur.Meta.Finalizers = slices.DeleteFunc(cur.Meta.Finalizers, func(f string) bool { return f == placementFinalizer })
+			return nil
+		})
+		return err
+	})
+}
+
+// deliver sends every placement a member has not acknowledged, and checks
+// each Ready member's digest every few seconds.
+func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
+	rows, err := p.store.Placements(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, c := range clusters {
+		known[c.Metadata.Name] = true
+	}
+	byCluster := map[string][]pgstore.Placement{}
+	for _, r := range rows {
+		byCluster[r.Cluster] = append(byCluster[r.Cluster], r)
+	}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for cluster, list := range byCluster {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.deliverTo(ctx, cluster, known[cluster], list, workloads); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) error {
+	if live, ok := p.monitor.Live(cluster); !known || !ok || live.Health == api.HealthUnreachable {
+		if !known {
+			// A deregistered cluster runs nothing of ours any more.
+			for _, r := range rows {
+				if r.Deleted && r.DeliveredEpoch < r.Epoch {
+					_ = p.store.MarkDelivered(ctx, r.Workload, cluster, r.Epoch)
+				}
+			}
+		}
+		return nil // deliver when it is back
+	}
+	p.mu.Lock()
+	due := p.now().Sub(p.lastCheck[cluster]) > 5*time.Second
+	if due {
+		p.lastCheck[cluster] = p.now()
+	}
+	p.mu.Unlock()
+	if due {
+		p.repair(ctx, cluster, rows)
+	}
+	for _, r := range rows {
+		if r.DeliveredEpoch >= r.Epoch {
+			continue
+		}
+		w, ok := workloads[r.Workload]
+		if !ok && !r.Deleted {
+			continue
+		}
+		d := protocol.DesiredWorkload{Version: protocol.Version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
+			Replicas: r.Replicas, Template: w.Spec.Template, Update: w.Spec.Update, Deleted: r.Deleted}
+		if r.Deleted {
+			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
+		}
+		data, _ := json.Marshal(d)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), data)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("deliver %s to %s: %w", r.Workload, cluster, err)
+		}
+		var ack protocol.DesiredAck
+		if err := json.Unmarshal(reply, &ack); err != nil {
+			return fmt.Errorf("deliver %s to %s: bad ack: %w", r.Workload, cluster, err)
+		}
+		if !ack.Accepted && ack.Current < r.Epoch {
+			p.log.WarnContext(ctx, "member refused desired state", "workload", r.Workload, "cluster", cluster, "reason", ack.Reason)
+			continue
+		}
+		// Accepted, or the member already holds a newer epoch: done either way.
+		if err := p.store.MarkDelivered(ctx, r.Workload, cluster, r.Epoch); err != nil {
+			return err
+		}
+		p.delivered.Add(ctx, 1)
+	}
+	return nil
+}
+
+// repair asks a member which epochs it holds and marks for redelivery
+// every placement it lacks: a lost message or a member that was away
+// converges without replaying history.
+func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Placement) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	reply, err := p.bus.Request(rctx, cluster, protocol.DigestSubject(cluster), []byte(`{}`))
+	if err != nil {
+		return
+	}
+	var d protocol.Digest
+	if json.Unmarshal(reply, &d) != nil {
+		return
+	}
+	for _, r := range rows {
+		if r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch {
+			_ = p.store.MarkUndelivered(ctx, r.Workload, cluster)
+		}
+	}
+}
+
+// Start runs passes every period, and soon after Wake, until Stop.
+func (p *Placer) Start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			if err := p.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				p.log.WarnContext(ctx, "placement pass failed", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-p.wake:
+			}
+		}
+	}()
+}
+
+// Stop ends the controller; safe to call twice and before Start.
+func (p *Placer) Stop() {
+	p.once.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+			<-p.done
+		}
+	})
+}
+
+func sortedKeys(a, b map[string]int32) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func splitText(a map[string]int32) string {
+	keys := slices.Sorted(maps.Keys(a))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if a[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, a[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "nowhere"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func samePlacementStatus(a, b *api.PlacementStatus) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	// The explanation follows free capacity; rewrite only when the
+	// outcome changes.
+	key := func(s *api.PlacementStatus) string {
+		j, _ := json.Marshal(struct {
+			C map[string]int32
+			U int32
+			R string
+			F map[string]string
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered})
+		return string(j)
+	}
+	return key(a) == key(b)
+}
