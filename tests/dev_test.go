@@ -100,7 +100,14 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	d := startDevT(t, dir, "127.0.0.1:0")
 	d.checkReady(t)
 
-	type version struct{ uid, rv string }
+	// What the user wrote must survive: the same object (uid) with the same
+	// spec (generation and content). The hub itself writes status and a
+	// finalizer meanwhile, so resourceVersion may move.
+	type version struct {
+		uid  string
+		gen  int64
+		spec string
+	}
 	acked := map[string]version{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -119,7 +126,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			acked[name] = version{w.Metadata.UID, w.Metadata.ResourceVersion}
+			acked[name] = version{w.Metadata.UID, w.Metadata.Generation, specKey(w.Spec)}
 			mu.Unlock()
 		})
 	}
@@ -131,7 +138,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 		if err != nil || status != http.StatusOK || json.Unmarshal(resp, &w) != nil {
 			t.Fatalf("want GET workload %s to answer 200 after apply; got %d %s (%v)", name, status, resp, err)
 		}
-		acked[name] = version{w.Metadata.UID, w.Metadata.ResourceVersion}
+		acked[name] = version{w.Metadata.UID, w.Metadata.Generation, specKey(w.Spec)}
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -158,9 +165,9 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("want acknowledged workload %s (uid %s) after the SIGKILL and restart; it is gone (have %v)", name, v.uid, sortedKeys(got))
-		case g.Metadata.UID != v.uid || g.Metadata.ResourceVersion != v.rv:
-			t.Errorf("want workload %s unchanged by the SIGKILL and restart (uid %s, resourceVersion %s); got uid %s, resourceVersion %s",
-				name, v.uid, v.rv, g.Metadata.UID, g.Metadata.ResourceVersion)
+		case g.Metadata.UID != v.uid || g.Metadata.Generation != v.gen || specKey(g.Spec) != v.spec:
+			t.Errorf("want workload %s unchanged by the SIGKILL and restart (uid %s, generation %d, spec %s); got uid %s, generation %d, spec %s",
+				name, v.uid, v.gen, v.spec, g.Metadata.UID, g.Metadata.Generation, specKey(g.Spec))
 		}
 	}
 }
@@ -390,9 +397,16 @@ type workload struct {
 		Name            string            `json:"name"`
 		UID             string            `json:"uid"`
 		ResourceVersion string            `json:"resourceVersion"`
+		Generation      int64             `json:"generation"`
 		Labels          map[string]string `json:"labels"`
 	} `json:"metadata"`
 	Spec map[string]any `json:"spec"`
+}
+
+// specKey is a canonical form of a spec, to compare what users wrote.
+func specKey(spec map[string]any) string {
+	b, _ := json.Marshal(spec)
+	return string(b)
 }
 
 // exampleWorkloads reads the Workloads in deploy/examples, independently
