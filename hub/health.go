@@ -63,6 +63,7 @@ type Monitor struct {
 	gen      uint64 // bumped by Add, so Load never drops a cluster added during its read
 
 	metrics healthMetrics
+	leader  Leadership
 	wake    chan struct{} // a heartbeat arrived from a cluster that is not Ready
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -94,7 +95,7 @@ func NewMonitor(store *pgstore.Store, log *slog.Logger, now func() time.Time, me
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	m := &Monitor{store: store, log: log, now: now, cfg: cfg.withDefaults(), clusters: map[string]*clusterHealth{}, done: make(chan struct{}), wake: make(chan struct{}, 1), leader: soleHub{}}
 	m.metrics.received, _ = meter.Int64Counter("heartbeats.received", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats accepted from members."))
 	m.metrics.dropped, _ = meter.Int64Counter("nats.messages.dropped", metric.WithUnit("{message}"), metric.WithDescription("Messages from members dropped, by reason."))
 	m.metrics.latency, _ = meter.Float64Histogram("heartbeat.condition.latency", metric.WithUnit("s"),
@@ -289,7 +290,18 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 
 	var out []Transition
 	var errs []error
+	lead := m.leader.IsLeader()
 	for _, p := range work {
+		// Every hub tracks health (warm for a takeover); only the leader
+		// writes it.
+		if !lead {
+			m.mu.Lock()
+			if c, ok := m.clusters[p.name]; ok && p.transition != nil {
+				c.health = p.transition.To
+			}
+			m.mu.Unlock()
+			continue
+		}
 		if err := m.write(ctx, p, now); err != nil {
 			if api.ErrorCode(err) == api.CodeNotFound {
 				m.Forget(p.name) // deregistered meanwhile
@@ -326,6 +338,9 @@ var healthActor = pgstore.Actor{Name: "system:health"}
 // transaction.
 func (m *Monitor) write(ctx context.Context, p pending, now time.Time) error {
 	return m.store.InTx(ctx, healthActor, func(tx *pgstore.Tx) error {
+		if err := m.leader.Fence(ctx, tx); err != nil {
+			return err
+		}
 		rec, err := tx.Mutate(ctx, "status", "Cluster", p.name, func(cur *pgstore.Record) error {
 			var st api.ClusterStatus
 			if err := json.Unmarshal(cur.Status, &st); err != nil {

@@ -42,6 +42,7 @@ type Placer struct {
 	decisions metric.Int64Counter
 	delivered metric.Int64Counter
 
+	leader    Leadership
 	wake      chan struct{}
 	mu        sync.Mutex
 	lastCheck map[string]time.Time // cluster -> last digest
@@ -55,7 +56,7 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 	if every <= 0 {
 		every = 2 * time.Second
 	}
-	p := &Placer{store: store, bus: bus, monitor: monitor, log: log, now: now, every: every, wake: make(chan struct{}, 1),
+	p := &Placer{store: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
 		lastCheck: map[string]time.Time{}, done: make(chan struct{})}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
@@ -72,8 +73,11 @@ func (p *Placer) Wake() {
 
 var placerActor = pgstore.Actor{Name: "system:placement"}
 
-// RunOnce decides, stores and delivers once.
+// RunOnce decides, stores and delivers once (on the leader only).
 func (p *Placer) RunOnce(ctx context.Context) error {
+	if !p.leader.IsLeader() {
+		return nil
+	}
 	wres, err := p.store.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return err
@@ -193,6 +197,9 @@ func (p *Placer) decide(ctx context.Context, w api.Workload, clusters []api.Clus
 		return nil
 	}
 	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		if err := p.leader.Fence(ctx, tx); err != nil {
+			return err
+		}
 		epoch := int64(0)
 		if len(changed) > 0 {
 			var err error
@@ -253,6 +260,9 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 	}
 	if len(fresh) > 0 {
 		return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+			if err := p.leader.Fence(ctx, tx); err != nil {
+				return err
+			}
 			epoch, err := tx.NextPlacementEpoch(ctx)
 			if err != nil {
 				return err
@@ -270,6 +280,9 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 		return nil
 	}
 	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		if err := p.leader.Fence(ctx, tx); err != nil {
+			return err
+		}
 		if err := tx.DeletePlacements(ctx, name); err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
@@ -67,7 +68,25 @@ type Config struct {
 	// PlaceEvery is the placement controller's resync period; default 2s
 	// (changes wake it sooner).
 	PlaceEvery time.Duration
+	// Leader says whether this hub leads (package leader); nil means it
+	// always does (a single hub). Only the leader writes placements,
+	// cluster health and folded status; every hub keeps the state warm.
+	Leader Leadership
 }
+
+// Leadership is the part of leader election the controllers need.
+type Leadership interface {
+	IsLeader() bool
+	// Fence fails inside a transaction when this hub's term is over, so a
+	// paused-then-resumed old leader cannot write.
+	Fence(ctx context.Context, tx leader.Querier) error
+}
+
+// soleHub leads alone.
+type soleHub struct{}
+
+func (soleHub) IsLeader() bool                              { return true }
+func (soleHub) Fence(context.Context, leader.Querier) error { return nil }
 
 // Server serves the API.
 type Server struct {
@@ -145,10 +164,17 @@ func New(cfg Config) *Server {
 	s.notifier = s.store.NewNotifier(s.log)
 	s.compactor = NewCompactor(s.store, s.log, cfg.ChangeRetention, cfg.CompactEvery)
 	s.compactor.eventRetention = cfg.EventRetention
+	lead := cfg.Leader
+	if lead == nil {
+		lead = soleHub{}
+	}
 	s.monitor = NewMonitor(s.store, s.log, s.now, meter, cfg.Health)
+	s.monitor.leader = lead
 	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
+	s.folder.leader = lead
 	if s.bus != nil {
 		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)
+		s.placer.leader = lead
 	}
 	s.router = s.routes()
 	return s

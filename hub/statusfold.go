@@ -29,6 +29,7 @@ type StatusFolder struct {
 	now     func() time.Time
 	every   time.Duration
 	dropped metric.Int64Counter
+	leader  Leadership
 
 	mu      sync.Mutex
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
@@ -46,7 +47,7 @@ func NewStatusFolder(store *pgstore.Store, log *slog.Logger, now func() time.Tim
 		every = time.Second
 	}
 	f := &StatusFolder{store: store, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, done: make(chan struct{})}
+		dirty: map[string]bool{}, done: make(chan struct{}), leader: soleHub{}}
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -99,8 +100,12 @@ func sameStatus(a, b protocol.WorkloadStatus) bool {
 
 var foldActor = pgstore.Actor{Name: "system:status"}
 
-// RunOnce writes the folded status of every changed workload.
+// RunOnce writes the folded status of every changed workload (on the
+// leader only; the others keep their reports until they lead).
 func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
+	if !f.leader.IsLeader() {
+		return 0, nil
+	}
 	f.mu.Lock()
 	work := map[string][]protocol.WorkloadStatus{}
 	clusters := map[string][]string{}
@@ -120,13 +125,19 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	var errs []error
 	written := 0
 	for w, reports := range work {
-		_, err := f.store.Mutate(ctx, foldActor, "status", "Workload", w, func(cur *pgstore.Record) error {
-			var st api.WorkloadStatus
-			_ = json.Unmarshal(cur.Status, &st)
-			folded := fold(reports, clusters[w], regions, cur.Meta.Generation, st.Conditions, f.now())
-			folded.Placement = st.Placement // the placer's part stays
-			b, err := json.Marshal(folded)
-			cur.Status = b
+		err := f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
+			if err := f.leader.Fence(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
+				var st api.WorkloadStatus
+				_ = json.Unmarshal(cur.Status, &st)
+				folded := fold(reports, clusters[w], regions, cur.Meta.Generation, st.Conditions, f.now())
+				folded.Placement = st.Placement // the placer's part stays
+				b, err := json.Marshal(folded)
+				cur.Status = b
+				return err
+			})
 			return err
 		})
 		switch {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
@@ -174,7 +175,15 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	}
 	defer bus.Close()
 	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort(), "external", len(o.natsURLs) > 0)
-	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus,
+	// Any number of hubs may share the database; one leads the controllers.
+	elector, err := leader.New(leader.Config{DatabaseURL: o.databaseURL, Logger: log})
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	elector.Start(ctx)
+	defer elector.Stop()
+	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector,
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
 		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
 	if err := server.Start(ctx); err != nil {

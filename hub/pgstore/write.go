@@ -373,3 +373,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, fn)
 	return classify(err)
 }
+
+// QueryRow runs a query inside the transaction (for checks such as the
+// leader fence that must see the transaction's own snapshot and locks).
+func (t *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.tx.QueryRow(ctx, sql, args...)
+}
