@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"net"
+	"strings"
 	"testing"
 	"time"
 

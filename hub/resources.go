@@ -167,6 +167,11 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
 					return err
 				}
+				if obj.GetMetadata().Finalizers == nil {
+					// Finalizers left out are kept: a manifest applied again
+					// must not drop the hub's own (atoll.dev/placement).
+					want.Meta.Finalizers = cur.Meta.Finalizers
+				}
 				setUserFields(cur, want)
 				return nil
 			})

@@ -196,7 +196,10 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
 				return err
 			}
-			return describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status)
+			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status); err != nil {
+				return err
+			}
+			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
 	}
 }
@@ -239,6 +242,32 @@ func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.Raw
 		}
 	}
 	return nil
+}
+
+// describeEvents prints the object's last ten events, oldest first.
+func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, name string) error {
+	var events api.EventList
+	sel := api.LabelEventKind + "=" + kind + "," + api.LabelEventName + "=" + name
+	if err := c.List(ctx, "events", client.ListOptions{LabelSelector: sel}, &events); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Events:")
+	if len(events.Items) == 0 {
+		fmt.Fprintln(out, "  <none>")
+		return nil
+	}
+	sort.SliceStable(events.Items, func(i, j int) bool {
+		a, b := events.Items[i].EventTime, events.Items[j].EventTime
+		return a != nil && b != nil && a.Before(*b)
+	})
+	if len(events.Items) > 10 {
+		events.Items = events.Items[len(events.Items)-10:]
+	}
+	t := newTable(out, "  AGE", "TYPE", "REASON", "MESSAGE")
+	for _, e := range events.Items {
+		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, e.Message)
+	}
+	return t.flush()
 }
 
 func newDeleteCmd(cf *clientFlags) *cobra.Command {

@@ -23,6 +23,7 @@ import (
 
 func newDevCmd() *cobra.Command {
 	o := &hubOptions{}
+	var noDemo bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything on this machine: a private PostgreSQL, the hub and three regions",
@@ -81,6 +82,11 @@ same process and join through the same registration path as separate
 				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir); err != nil {
 					log.ErrorContext(ctx, "the dev regions did not start", "err", err)
 				}
+				if !noDemo {
+					if err := applyDemo(ctx, url, tokenPath, o.dataDir); err != nil {
+						log.ErrorContext(ctx, "the demo workloads were not applied", "err", err)
+					}
+				}
 				fmt.Fprintf(os.Stderr, "\nAtoll dev is ready.\n  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n  Regions:      %s (joining)\n", url, url, strings.Join(devRegions, ", "))
 				if tokenPath != "" {
 					fmt.Fprintf(os.Stderr, "  Admin token:  %s\n\n  export ATOLL_SERVER=%s ATOLL_TOKEN=$(cat %s)\n\n", tokenPath, url, tokenPath)
@@ -91,9 +97,56 @@ same process and join through the same registration path as separate
 		},
 	}
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultDevDir(), "folder for PostgreSQL's data and the admin token")
+	cmd.Flags().BoolVar(&noDemo, "no-demo", false, "do not apply the demo workloads at first start")
 	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "use this PostgreSQL instead of a private one")
 	o.addFlags(cmd, "127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:0")
 	return cmd
+}
+
+// applyDemo creates, at first start only, two demo workloads: a small web
+// service the binary itself serves (demo-http) on three replicas, one per
+// region, and simulated replicas weighted by free capacity.
+func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
+	marker := filepath.Join(dataDir, "demo-applied")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
+	if admin == "" {
+		b, err := os.ReadFile(tokenPath)
+		if err != nil {
+			return err
+		}
+		admin = strings.TrimSpace(string(b))
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	c := client.New(hubURL, admin, nil)
+	demos := []api.Workload{
+		{Metadata: api.ObjectMeta{Name: "demo-web", Labels: map[string]string{"app": "demo-web"}}, Spec: api.WorkloadSpec{
+			Replicas: 3,
+			Template: api.ReplicaTemplate{Driver: "process", Command: exe, Args: []string{"demo-http"},
+				Env:       []api.EnvVar{{Name: "GREETING", Value: "hello from atoll dev"}},
+				Resources: api.Resources{CPU: "50m", Memory: "32Mi"},
+				Readiness: &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz"}, PeriodSeconds: 2}},
+			Placement: &api.PlacementPolicy{Spread: []api.SpreadConstraint{{TopologyKey: api.LabelRegion, MinGroups: 3}}},
+		}},
+		{Metadata: api.ObjectMeta{Name: "demo-ledger", Labels: map[string]string{"app": "demo-ledger"}}, Spec: api.WorkloadSpec{
+			Replicas:  12,
+			Template:  api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "250m", Memory: "128Mi"}, Sim: &api.SimSpec{StartLatency: "300ms"}},
+			Placement: &api.PlacementPolicy{Weights: &api.WeightPolicy{Type: "dynamic"}},
+		}},
+	}
+	for _, w := range demos {
+		err := c.Create(ctx, "workloads", w, nil)
+		var p *api.Problem
+		if err != nil && !(errors.As(err, &p) && p.Code == api.CodeAlreadyExists) {
+			return fmt.Errorf("demo workload %s: %w", w.Metadata.Name, err)
+		}
+	}
+	return os.WriteFile(marker, []byte("the demo workloads were applied; delete this file to apply them again\n"), 0o600)
 }
 
 // devRegions are the member clusters atoll dev runs, one per region.

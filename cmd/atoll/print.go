@@ -215,7 +215,8 @@ func usesText(n int32) string {
 	return fmt.Sprint(n)
 }
 
-// regionSplit renders ready/desired per region: "eu-west 3/3, us-east 2/3".
+// regionSplit renders ready/desired per region: "eu-west=3/3,us-east=2/3"
+// (no spaces, so column-splitting tools keep it whole).
 func regionSplit(cs []api.ClusterReplicas) string {
 	type pair struct{ ready, desired int32 }
 	by := map[string]*pair{}
@@ -238,7 +239,7 @@ func regionSplit(cs []api.ClusterReplicas) string {
 	sort.Strings(regions)
 	parts := make([]string, len(regions))
 	for i, r := range regions {
-		parts[i] = fmt.Sprintf("%s %d/%d", r, by[r].ready, by[r].desired)
+		parts[i] = fmt.Sprintf("%s=%d/%d", r, by[r].ready, by[r].desired)
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ",")
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -64,14 +65,17 @@ func plan(snap Snapshot, newID func(workload string) string) Changes {
 }
 
 func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.DesiredWorkload, bs []protocol.Binding, newID func(string) string) {
-	want := int(d.Replicas)
+	wantN := int(d.Replicas)
 	ready := func(b protocol.Binding) bool { return snap.Nodes[b.Node].Replicas[b.Replica].Ready }
 	var cur, old []protocol.Binding
+	wantT := templateKey(d.Template)
 	for _, b := range bs {
 		switch {
 		case nodeLost(snap, b.Node):
 			ch.Delete = append(ch.Delete, b) // its node is lost: place it again elsewhere
-		case b.Generation < d.Generation:
+		case templateKey(b.Template) != wantT:
+			// Only a template change rolls replicas; a new generation that
+			// changed only the count (or placement) keeps them.
 			old = append(old, b)
 		default:
 			cur = append(cur, b)
@@ -92,16 +96,16 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 	add := 0
 	var removed []protocol.Binding
 	if len(old) == 0 {
-		add = want - len(cur)
+		add = wantN - len(cur)
 		if add < 0 {
 			removed, cur = cur[:-add], cur[-add:]
 			add = 0
 		}
 	} else {
-		surge, unavailable := updateBudget(d.Update, want)
-		add = min(want-len(cur), want+surge-len(cur)-len(old))
+		surge, unavailable := updateBudget(d.Update, wantN)
+		add = min(wantN-len(cur), wantN+surge-len(cur)-len(old))
 		readyNow := count(cur, ready) + count(old, ready)
-		minAvailable := want - unavailable
+		minAvailable := wantN - unavailable
 		for len(old) > 0 && !snap.Stalled[d.Workload] {
 			b := old[0]
 			if ready(b) {
@@ -155,6 +159,13 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 			Message: fmt.Sprintf("the rolling update to generation %d made no progress within its deadline; %d old replicas kept", d.Generation, len(old)), LastTransitionTime: &now})
 	}
 	ch.Status = append(ch.Status, st)
+}
+
+// templateKey is a replica template's canonical form: replicas whose
+// template differs from the desired one are replaced by a rolling update.
+func templateKey(t api.ReplicaTemplate) string {
+	b, _ := json.Marshal(t)
+	return string(b)
 }
 
 // nodeLost: the node is unknown or silent beyond its grace.

@@ -25,14 +25,19 @@ func nodes(ready map[string]bool, replicas map[string]protocol.ReplicaState) map
 	return out
 }
 
+// tmpl is a template that differs per revision (as a template change
+// would); generations in these tests stand for template revisions.
+func tmpl(rev int64) api.ReplicaTemplate {
+	return api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "500m", Memory: "256Mi"},
+		Env: []api.EnvVar{{Name: "REVISION", Value: fmt.Sprint(rev)}}}
+}
+
 func desired(name string, replicas int32, gen int64) protocol.DesiredWorkload {
-	return protocol.DesiredWorkload{Version: protocol.Version, Workload: name, Epoch: 1, Generation: gen, Replicas: replicas,
-		Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "500m", Memory: "256Mi"}}}
+	return protocol.DesiredWorkload{Version: protocol.Version, Workload: name, Epoch: 1, Generation: gen, Replicas: replicas, Template: tmpl(gen)}
 }
 
 func binding(w, id, node string, gen int64) protocol.Binding {
-	return protocol.Binding{Replica: id, Workload: w, Node: node, Generation: gen, Epoch: 1,
-		Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "500m", Memory: "256Mi"}}}
+	return protocol.Binding{Replica: id, Workload: w, Node: node, Generation: gen, Epoch: 1, Template: tmpl(gen)}
 }
 
 func ids() func(string) string {
@@ -211,5 +216,19 @@ func TestPlanStallWithSurplusNew(t *testing.T) {
 	d.Update = &api.UpdateStrategy{ProgressDeadline: "1m"}
 	if !c.stalled(map[string]protocol.DesiredWorkload{"w": d}, now)["w"] {
 		t.Error("an update with old replicas left and no progress for an hour is not stalled")
+	}
+}
+
+// TestPlanScaleKeepsReplicas: a new generation that only changed the count
+// keeps every replica (no rolling replace).
+func TestPlanScaleKeepsReplicas(t *testing.T) {
+	t.Parallel()
+	d := desired("w", 3, 1)
+	d.Generation = 2 // the spec changed (replicas), the template did not
+	snap := Snapshot{Desired: map[string]protocol.DesiredWorkload{"w": d},
+		Bindings: []protocol.Binding{binding("w", "a", "n1", 1), binding("w", "b", "n2", 1)}, Nodes: nodes(map[string]bool{"n1": true, "n2": true, "n3": true}, nil)}
+	ch := plan(snap, ids())
+	if len(ch.Delete) != 0 || len(ch.Put) != 1 {
+		t.Errorf("scale 2 -> 3 at a new generation: want 1 put, 0 deletes; got puts [%s] deletes [%s]", names(ch.Put), names(ch.Delete))
 	}
 }
