@@ -18,7 +18,7 @@ import (
 
 // runMember runs a member until stop (or the test's end) and waits for
 // its first heartbeat ack.
-func runMember(t *testing.T, join, name, dir string) (m *member.Member, stop func()) {
+func runMember(t testing.TB, join, name, dir string) (m *member.Member, stop func()) {
 	t.Helper()
 	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: "eu", DataDir: dir, NATSListen: "127.0.0.1:0"})
 	if err != nil {
