@@ -32,7 +32,7 @@ const placementFinalizer = "atoll.dev/placement"
 // state to the members until they acknowledge it, repairs what a member's
 // digest shows it lacks, and turns deletions into tombstones.
 type Placer struct {
-	store   *pgstore.Store
+	db      *pgstore.Store
 	bus     *natsbus.Bus
 	monitor *Monitor
 	log     *slog.Logger
@@ -56,7 +56,7 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 	if every <= 0 {
 		every = 2 * time.Second
 	}
-	p := &Placer{store: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
+	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
 		lastCheck: map[string]time.Time{}, done: make(chan struct{})}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
@@ -78,15 +78,15 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if !p.leader.IsLeader() {
 		return nil
 	}
-	wres, err := p.store.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	wres, err := p.db.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return err
 	}
-	cres, err := p.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	cres, err := p.db.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return err
 	}
-	rows, err := p.store.Placements(ctx)
+	rows, err := p.db.Placements(ctx)
 	if err != nil {
 		return err
 	}
@@ -103,14 +103,35 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	}
 	var errs []error
 	workloads := map[string]api.Workload{}
+	var changes []*change
 	for _, rec := range wres.Items {
 		var w api.Workload
 		if err := rec.Decode(&w); err != nil {
 			continue
 		}
 		workloads[w.Metadata.Name] = w
-		if err := p.decide(ctx, w, clusters, byWorkload[w.Metadata.Name]); err != nil {
-			errs = append(errs, fmt.Errorf("place %s: %w", w.Metadata.Name, err))
+		if w.Metadata.DeletionTimestamp != nil {
+			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
+				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
+			}
+			continue
+		}
+		if ch := p.decide(w, clusters, byWorkload[w.Metadata.Name]); ch != nil {
+			changes = append(changes, ch)
+		}
+	}
+	for len(changes) > 0 {
+		n := min(len(changes), 500)
+		batch := changes[:n]
+		changes = changes[n:]
+		if err := p.commit(ctx, batch); err != nil {
+			// One bad workload (deleted meanwhile, say) must not hold the
+			// others: store them one by one.
+			for _, ch := range batch {
+				if err := p.commit(ctx, []*change{ch}); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+					errs = append(errs, fmt.Errorf("place %s: %w", ch.name, err))
+				}
+			}
 		}
 	}
 	if err := p.deliver(ctx, workloads, clusters); err != nil {
@@ -163,12 +184,18 @@ func room(c protocol.Capacity, cpu, mem int64) int32 {
 	return int32(min(fit, 1<<30))
 }
 
-// decide places one workload and stores what changed with a new epoch.
-func (p *Placer) decide(ctx context.Context, w api.Workload, clusters []api.Cluster, rows []pgstore.Placement) error {
+// change is what a pass decided for one workload.
+type change struct {
+	name     string
+	rows     []pgstore.Placement // rows whose count or generation changed
+	status   *api.PlacementStatus
+	decision placement.Decision
+	epoch    int64 // the epoch kept when no row changed
+}
+
+// decide computes one workload's placement; nil means nothing to write.
+func (p *Placer) decide(w api.Workload, clusters []api.Cluster, rows []pgstore.Placement) *change {
 	name := w.Metadata.Name
-	if w.Metadata.DeletionTimestamp != nil {
-		return p.retire(ctx, w, rows)
-	}
 	current := map[string]int32{}
 	have := map[string]pgstore.Placement{}
 	for _, r := range rows {
@@ -179,7 +206,8 @@ func (p *Placer) decide(ctx context.Context, w api.Workload, clusters []api.Clus
 	}
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
 		Clusters: p.snapshot(clusters, w.Spec.Template), Current: current})
-	var changed []pgstore.Placement
+	ch := &change{name: name, decision: d,
+		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}}
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
@@ -189,59 +217,83 @@ func (p *Placer) decide(ctx context.Context, w api.Workload, clusters []api.Clus
 		if !ok && n == 0 {
 			continue
 		}
-		changed = append(changed, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: w.Metadata.Generation})
+		ch.rows = append(ch.rows, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: w.Metadata.Generation})
 	}
-	hasFinalizer := slices.Contains(w.Metadata.Finalizers, placementFinalizer)
-	st := &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}
-	if len(changed) == 0 && hasFinalizer && samePlacementStatus(w.Status.Placement, st) {
+	if w.Status.Placement != nil {
+		ch.epoch = w.Status.Placement.Epoch
+	}
+	if len(ch.rows) == 0 && slices.Contains(w.Metadata.Finalizers, placementFinalizer) && samePlacementStatus(w.Status.Placement, ch.status) {
 		return nil
 	}
-	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+	return ch
+}
+
+// commit writes a batch of changes in one transaction with one new epoch
+// (a pass that places a thousand new workloads costs one commit, not a
+// thousand).
+func (p *Placer) commit(ctx context.Context, batch []*change) error {
+	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
-		epoch := int64(0)
-		if len(changed) > 0 {
-			var err error
-			if epoch, err = tx.NextPlacementEpoch(ctx); err != nil {
-				return err
+		var epoch int64
+		for _, ch := range batch {
+			if len(ch.rows) == 0 {
+				continue
 			}
-			for _, c := range changed {
-				c.Epoch = epoch
-				if err := tx.PutPlacement(ctx, c); err != nil {
+			if epoch == 0 {
+				var err error
+				if epoch, err = tx.NextPlacementEpoch(ctx); err != nil {
 					return err
 				}
 			}
-		} else if w.Status.Placement != nil {
-			epoch = w.Status.Placement.Epoch
-		}
-		st.Epoch = epoch
-		rec, err := tx.Mutate(ctx, "place", "Workload", name, func(cur *pgstore.Record) error {
-			if !slices.Contains(cur.Meta.Finalizers, placementFinalizer) && cur.Meta.DeletionTimestamp == nil {
-				cur.Meta.Finalizers = append(cur.Meta.Finalizers, placementFinalizer)
+			ch.epoch = epoch
+			for _, r := range ch.rows {
+				r.Epoch = epoch
+				if err := tx.PutPlacement(ctx, r); err != nil {
+					return err
+				}
 			}
-			var s api.WorkloadStatus
-			_ = json.Unmarshal(cur.Status, &s)
-			s.Placement = st
-			for _, c := range d.Conditions {
-				s.Conditions = setCondition(s.Conditions, c)
+		}
+		for _, ch := range batch {
+			if err := p.record(ctx, tx, ch); err != nil {
+				return err
 			}
-			b, err := json.Marshal(s)
-			cur.Status = b
-			return err
-		})
-		if err != nil || len(changed) == 0 {
-			return err
 		}
-		p.decisions.Add(ctx, 1)
-		msg := "placed: " + splitText(d.Assignment)
-		typ := api.EventNormal
-		if d.Unplaced > 0 {
-			msg += "; " + d.UnplacedReason
-			typ = api.EventWarning
-		}
-		return recordEvent(ctx, tx, p.now(), api.ObjectReference{Kind: "Workload", Name: name, UID: rec.Meta.UID}, typ, "Placed", msg, "hub/placement")
+		return nil
 	})
+}
+
+// record writes a change's placement status, conditions, finalizer and
+// (when replicas moved) its event.
+func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
+	ch.status.Epoch = ch.epoch
+	rec, err := tx.Mutate(ctx, "place", "Workload", ch.name, func(cur *pgstore.Record) error {
+		if !slices.Contains(cur.Meta.Finalizers, placementFinalizer) && cur.Meta.DeletionTimestamp == nil {
+			cur.Meta.Finalizers = append(cur.Meta.Finalizers, placementFinalizer)
+		}
+		var s api.WorkloadStatus
+		_ = json.Unmarshal(cur.Status, &s)
+		s.Placement = ch.status
+		for _, c := range ch.decision.Conditions {
+			s.Conditions = setCondition(s.Conditions, c)
+		}
+		b, err := json.Marshal(s)
+		cur.Status = b
+		return err
+	})
+	if err != nil || len(ch.rows) == 0 {
+		return err
+	}
+	p.decisions.Add(ctx, 1)
+	d := ch.decision
+	msg := "placed: " + splitText(d.Assignment)
+	typ := api.EventNormal
+	if d.Unplaced > 0 {
+		msg += "; " + d.UnplacedReason
+		typ = api.EventWarning
+	}
+	return recordEvent(ctx, tx, p.now(), api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}, typ, "Placed", msg, "hub/placement")
 }
 
 // retire sends tombstones for a deleted workload and, once every cluster
@@ -259,7 +311,7 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 		}
 	}
 	if len(fresh) > 0 {
-		return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 			if err := p.leader.Fence(ctx, tx); err != nil {
 				return err
 			}
@@ -279,7 +331,7 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 	if pending || !slices.Contains(w.Metadata.Finalizers, placementFinalizer) {
 		return nil
 	}
-	return p.store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
@@ -297,7 +349,7 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 // deliver sends every placement a member has not acknowledged, and checks
 // each Ready member's digest every few seconds.
 func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
-	rows, err := p.store.Placements(ctx)
+	rows, err := p.db.Placements(ctx)
 	if err != nil {
 		return err
 	}
@@ -333,7 +385,7 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 			// A deregistered cluster runs nothing of ours any more.
 			for _, r := range rows {
 				if r.Deleted && r.DeliveredEpoch < r.Epoch {
-					_ = p.store.MarkDelivered(ctx, r.Workload, cluster, r.Epoch)
+					_ = p.db.MarkDelivered(ctx, r.Workload, cluster, r.Epoch)
 				}
 			}
 		}
@@ -348,6 +400,13 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 	if due {
 		p.repair(ctx, cluster, rows)
 	}
+	// Send everything pending at once, a bounded number in flight, and
+	// record the acknowledgements in one write.
+	var mu sync.Mutex
+	var acked []pgstore.Placement
+	var errs []error
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
 	for _, r := range rows {
 		if r.DeliveredEpoch >= r.Epoch {
 			continue
@@ -362,27 +421,39 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
 		}
 		data, _ := json.Marshal(d)
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), data)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("deliver %s to %s: %w", r.Workload, cluster, err)
-		}
-		var ack protocol.DesiredAck
-		if err := json.Unmarshal(reply, &ack); err != nil {
-			return fmt.Errorf("deliver %s to %s: bad ack: %w", r.Workload, cluster, err)
-		}
-		if !ack.Accepted && ack.Current < r.Epoch {
-			p.log.WarnContext(ctx, "member refused desired state", "workload", r.Workload, "cluster", cluster, "reason", ack.Reason)
-			continue
-		}
-		// Accepted, or the member already holds a newer epoch: done either way.
-		if err := p.store.MarkDelivered(ctx, r.Workload, cluster, r.Epoch); err != nil {
-			return err
-		}
-		p.delivered.Add(ctx, 1)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), data)
+			cancel()
+			var ack protocol.DesiredAck
+			if err == nil {
+				err = json.Unmarshal(reply, &ack)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("deliver %s to %s: %w", r.Workload, cluster, err))
+			case !ack.Accepted && ack.Current < r.Epoch:
+				p.log.WarnContext(ctx, "member refused desired state", "workload", r.Workload, "cluster", cluster, "reason", ack.Reason)
+			default:
+				// Accepted, or the member already holds a newer epoch.
+				acked = append(acked, r)
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	if len(acked) > 0 {
+		if err := p.db.MarkDeliveredAll(ctx, cluster, acked); err != nil {
+			errs = append(errs, err)
+		}
+		p.delivered.Add(ctx, int64(len(acked)))
+	}
+	return errors.Join(errs...)
 }
 
 // repair asks a member which epochs it holds and marks for redelivery
@@ -401,7 +472,7 @@ func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Plac
 	}
 	for _, r := range rows {
 		if r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch {
-			_ = p.store.MarkUndelivered(ctx, r.Workload, cluster)
+			_ = p.db.MarkUndelivered(ctx, r.Workload, cluster)
 		}
 	}
 }

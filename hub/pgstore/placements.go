@@ -79,3 +79,20 @@ func (s *Store) MarkUndelivered(ctx context.Context, workload, cluster string) e
 	}
 	return nil
 }
+
+// MarkDeliveredAll records, in one write, that a cluster acknowledged the
+// given rows' epochs.
+func (s *Store) MarkDeliveredAll(ctx context.Context, cluster string, rows []Placement) error {
+	workloads := make([]string, len(rows))
+	epochs := make([]int64, len(rows))
+	for i, r := range rows {
+		workloads[i], epochs[i] = r.Workload, r.Epoch
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE placements p SET delivered_epoch = greatest(p.delivered_epoch, t.e)
+		FROM unnest($2::text[], $3::bigint[]) AS t(w, e)
+		WHERE p.cluster = $1 AND p.workload = t.w AND p.epoch = t.e`, cluster, workloads, epochs)
+	if err != nil {
+		return fmt.Errorf("mark delivered: %w", classify(err))
+	}
+	return nil
+}

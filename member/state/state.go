@@ -121,24 +121,13 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 
 // Desired returns every desired workload held, tombstones included.
 func (s *Store) Desired(ctx context.Context) (map[string]protocol.DesiredWorkload, error) {
-	out := map[string]protocol.DesiredWorkload{}
-	keys, err := s.desired.ListKeys(ctx)
+	list, err := list[protocol.DesiredWorkload](ctx, s.desired, "")
 	if err != nil {
 		return nil, fmt.Errorf("list desired: %w", err)
 	}
-	for k := range keys.Keys() {
-		entry, err := s.desired.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read desired %s: %w", k, err)
-		}
-		var d protocol.DesiredWorkload
-		if err := json.Unmarshal(entry.Value(), &d); err != nil {
-			return nil, fmt.Errorf("read desired %s: %w", k, err)
-		}
-		out[k] = d
+	out := make(map[string]protocol.DesiredWorkload, len(list))
+	for _, d := range list {
+		out[d.Workload] = d
 	}
 	return out, nil
 }
@@ -230,35 +219,50 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
 
 // list reads every value of a bucket whose key starts with prefix.
 func list[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) ([]T, error) {
-	var keys jetstream.KeyLister
-	var err error
-	if prefix == "" {
-		keys, err = kv.ListKeys(ctx)
-	} else {
-		keys, err = kv.ListKeysFiltered(ctx, prefix+">") // only this node's keys, server-side
-	}
+	entries, err := snapshot(ctx, kv, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
+		return nil, err
 	}
-	var out []T
-	for k := range keys.Keys() {
-		if len(k) < len(prefix) || k[:len(prefix)] != prefix {
-			continue
-		}
-		entry, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s: %w", kv.Bucket(), k, err)
-		}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
 		var v T
-		if err := json.Unmarshal(entry.Value(), &v); err != nil {
-			return nil, fmt.Errorf("read %s/%s: %w", kv.Bucket(), k, err)
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", kv.Bucket(), e.Key(), err)
 		}
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// snapshot reads the current value of every key under prefix in one
+// stream (a watch that ends after the initial values), instead of one Get
+// per key: a controller pass over thousands of keys costs one round trip,
+// not thousands.
+func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jetstream.KeyValueEntry, error) {
+	keys := ">"
+	if prefix != "" {
+		keys = prefix + ">"
+	}
+	w, err := kv.Watch(ctx, keys, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kv.Bucket(), err)
+	}
+	defer w.Stop()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return out, nil
+			}
+			if e == nil {
+				return out, nil // the initial values are all in
+			}
+			out = append(out, e)
+		}
+	}
 }
 
 // sameContent compares two deliveries by their canonical JSON, the
