@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,9 +47,15 @@ type Placer struct {
 	wake      chan struct{}
 	mu        sync.Mutex
 	lastCheck map[string]time.Time // cluster -> last digest
-	cancel    context.CancelFunc
-	done      chan struct{}
-	once      sync.Once
+
+	// The workloads as of afterRV in the change log (pass goroutine only).
+	cache      map[string]api.Workload
+	afterRV    int64
+	lastFull   time.Time
+	clusterKey string
+	cancel     context.CancelFunc
+	done       chan struct{}
+	once       sync.Once
 }
 
 // NewPlacer makes a placement controller; every <= 0 means 2s.
@@ -73,12 +80,15 @@ func (p *Placer) Wake() {
 
 var placerActor = pgstore.Actor{Name: "system:placement"}
 
-// RunOnce decides, stores and delivers once (on the leader only).
+// RunOnce decides, stores and delivers once (on the leader only). It
+// reads workloads incrementally from the change log (a full list every
+// 10 s, after a gap, or at first), and decides again only the workloads
+// that changed, or all of them when a cluster changed.
 func (p *Placer) RunOnce(ctx context.Context) error {
 	if !p.leader.IsLeader() {
 		return nil
 	}
-	wres, err := p.db.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err
 	}
@@ -95,21 +105,30 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		byWorkload[r.Workload] = append(byWorkload[r.Workload], r)
 	}
 	var clusters []api.Cluster
+	var clusterKey strings.Builder
 	for _, rec := range cres.Items {
 		var c api.Cluster
 		if err := rec.Decode(&c); err == nil {
 			clusters = append(clusters, c)
+			clusterKey.WriteString(c.Metadata.Name + "@" + c.Metadata.ResourceVersion + ",")
+			if live, ok := p.monitor.Live(c.Metadata.Name); ok {
+				clusterKey.WriteString(live.Health + ";")
+			}
+		}
+	}
+	if k := clusterKey.String(); k != p.clusterKey {
+		p.clusterKey = k // a cluster changed: every workload may place differently
+		for name := range p.cache {
+			touched[name] = true
 		}
 	}
 	var errs []error
-	workloads := map[string]api.Workload{}
 	var changes []*change
-	for _, rec := range wres.Items {
-		var w api.Workload
-		if err := rec.Decode(&w); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(touched)) {
+		w, ok := p.cache[name]
+		if !ok {
 			continue
 		}
-		workloads[w.Metadata.Name] = w
 		if w.Metadata.DeletionTimestamp != nil {
 			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
 				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
@@ -120,6 +139,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			changes = append(changes, ch)
 		}
 	}
+	workloads := p.cache
 	for len(changes) > 0 {
 		n := min(len(changes), 500)
 		batch := changes[:n]
@@ -138,6 +158,47 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// refresh brings the workload cache up to date and returns the names that
+// changed since the last pass.
+func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
+	touched := map[string]bool{}
+	if p.cache != nil && p.now().Sub(p.lastFull) < 10*time.Second {
+		changes, err := p.db.Changes(ctx, "Workload", p.afterRV, 5000)
+		if err == nil && len(changes) < 5000 {
+			for _, c := range changes {
+				var w api.Workload
+				if json.Unmarshal(c.Object, &w) != nil {
+					continue
+				}
+				if c.Type == api.Deleted {
+					delete(p.cache, c.Name)
+				} else {
+					p.cache[c.Name] = w
+				}
+				touched[c.Name] = true
+				p.afterRV = c.ResourceVersion
+			}
+			return touched, nil
+		}
+		// Too far behind, or the log was compacted: list again.
+	}
+	res, err := p.db.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return nil, err
+	}
+	p.cache = make(map[string]api.Workload, len(res.Items))
+	for _, rec := range res.Items {
+		var w api.Workload
+		if err := rec.Decode(&w); err == nil {
+			p.cache[w.Metadata.Name] = w
+			touched[w.Metadata.Name] = true
+		}
+	}
+	p.afterRV, _ = strconv.ParseInt(res.ResourceVersion, 10, 64)
+	p.lastFull = p.now()
+	return touched, nil
 }
 
 // snapshot turns clusters into placement input: health from the monitor,
