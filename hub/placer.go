@@ -140,22 +140,32 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		}
 	}
 	workloads := p.cache
-	for len(changes) > 0 {
-		n := min(len(changes), 500)
-		batch := changes[:n]
-		changes = changes[n:]
-		if err := p.commit(ctx, batch); err != nil {
-			// One bad workload (deleted meanwhile, say) must not hold the
-			// others: store them one by one.
-			for _, ch := range batch {
-				if err := p.commit(ctx, []*change{ch}); err != nil && api.ErrorCode(err) != api.CodeNotFound {
-					errs = append(errs, fmt.Errorf("place %s: %w", ch.name, err))
-				}
-			}
+	// The placement rows first, then delivery, then the workloads' status
+	// and events: members get their work without waiting for bookkeeping.
+	// (Workloads carry the placement finalizer from creation, so a delete
+	// in between still goes through tombstones.)
+	if len(changes) > 0 {
+		if err := p.commitRows(ctx, changes); err != nil {
+			errs = append(errs, err)
+			changes = nil
 		}
 	}
 	if err := p.deliver(ctx, workloads, clusters); err != nil {
 		errs = append(errs, err)
+	}
+	for len(changes) > 0 {
+		n := min(len(changes), 500)
+		batch := changes[:n]
+		changes = changes[n:]
+		if err := p.commitStatus(ctx, batch); err != nil {
+			// One bad workload (deleted meanwhile, say) must not hold the
+			// others: write them one by one.
+			for _, ch := range batch {
+				if err := p.commitStatus(ctx, []*change{ch}); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+					errs = append(errs, fmt.Errorf("place %s: %w", ch.name, err))
+				}
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -289,10 +299,10 @@ func (p *Placer) decide(w api.Workload, clusters []api.Cluster, rows []pgstore.P
 	return ch
 }
 
-// commit writes a batch of changes in one transaction with one new epoch
-// (a pass that places a thousand new workloads costs one commit, not a
-// thousand).
-func (p *Placer) commit(ctx context.Context, batch []*change) error {
+// commitRows writes the placement rows of a batch of changes in one
+// transaction with one new epoch (a pass that places a thousand new
+// workloads costs one commit, not a thousand).
+func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
@@ -315,6 +325,17 @@ func (p *Placer) commit(ctx context.Context, batch []*change) error {
 					return err
 				}
 			}
+		}
+		return nil
+	})
+}
+
+// commitStatus writes the changes' placement status, finalizers and
+// events in one transaction.
+func (p *Placer) commitStatus(ctx context.Context, batch []*change) error {
+	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		if err := p.leader.Fence(ctx, tx); err != nil {
+			return err
 		}
 		for _, ch := range batch {
 			if err := p.record(ctx, tx, ch); err != nil {
@@ -610,4 +631,14 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 		return string(j)
 	}
 	return key(a) == key(b)
+}
+
+// createWorkload stores a new workload with the placement finalizer from
+// the start (when this hub places workloads), so no delete can ever skip
+// its tombstones.
+func (s *Server) createWorkload(ctx context.Context, _ *Server, a pgstore.Actor, w *api.Workload) (*api.Workload, error) {
+	if s.placer != nil && !slices.Contains(w.Metadata.Finalizers, placementFinalizer) {
+		w.Metadata.Finalizers = append(w.Metadata.Finalizers, placementFinalizer)
+	}
+	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
 }

@@ -286,7 +286,7 @@ func (s *Server) routes() chi.Router {
 	hapi.UseMiddleware(s.authMiddleware(hapi))
 
 	registerKind(s, hapi, kindRoutes[api.Workload, *api.Workload, api.WorkloadList]{
-		kind:  mustKind("Workload"),
+		kind: mustKind("Workload"), create: s.createWorkload,
 		roles: map[string]string{pgstore.VerbCreate: api.RoleOperator, pgstore.VerbUpdate: api.RoleOperator, pgstore.VerbPatch: api.RoleOperator, pgstore.VerbDelete: api.RoleOperator},
 		list: func(items []api.Workload, meta api.ListMeta) api.WorkloadList {
 			return api.WorkloadList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "WorkloadList"}, Metadata: meta, Items: items}
