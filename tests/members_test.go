@@ -478,8 +478,16 @@ func (d *devStack) startMember(t, owner *testing.T, name, dir, joinToken string)
 	if joinToken != "" {
 		args = append(args, "--join-token", joinToken)
 	}
+	return startProc(t, owner, name, args...)
+}
+
+// startProc starts `atoll args...` in its own process group, with a
+// parent-death signal so it cannot outlive the test; owner's cleanup
+// SIGKILLs the group and waits for the exit; t fails if it does not start.
+func startProc(t, owner testing.TB, label string, args ...string) *memberProc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &memberProc{name: name, out: newProcOutput(), exited: make(chan struct{})}
+	m := &memberProc{name: label, out: newProcOutput(), exited: make(chan struct{})}
 	m.cmd = exec.CommandContext(ctx, atollBin, args...)
 	m.cmd.Env = append(os.Environ(), "ATOLL_JOIN_TOKEN=") // only what the test passes
 	m.cmd.Stderr = m.out
@@ -501,7 +509,7 @@ func (d *devStack) startMember(t, owner *testing.T, name, dir, joinToken string)
 	}()
 	if err := <-started; err != nil {
 		cancel()
-		t.Fatalf("want `atoll member` for %s started; got %v", name, err)
+		t.Fatalf("want `atoll %s` started; got %v", strings.Join(args, " "), err)
 	}
 	owner.Cleanup(func() {
 		cancel()

@@ -188,19 +188,7 @@ func TestMembersWorkload(t *testing.T) {
 	if left := workloadProcs(t, tag); len(left) > 0 {
 		t.Errorf("want no replica process of %s after the delete; found %v", name, sortedKeys(left))
 	}
-	deadline := time.Now().Add(deleteTimeout)
-	for {
-		status, body, err := d.request(http.MethodGet, "/api/v1/workloads/"+name, d.token, nil)
-		if err == nil && status == http.StatusNotFound {
-			t.Logf("delete -> workload object gone (404): %s", time.Since(deleted).Round(time.Millisecond))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want GET workload %s to answer 404 within %s of `atoll delete` (finalizer released once every member confirmed); got %d %s (%v)\natoll dev's standard error:\n%s",
-				name, deleteTimeout, status, body, err, d.stderr)
-		}
-		time.Sleep(workloadSample)
-	}
+	waitWorkloadGone(t, d, name, deleted)
 	t.Logf("whole test before cleanup: %s", time.Since(begin).Round(time.Millisecond))
 }
 

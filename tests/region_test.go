@@ -3,16 +3,13 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -425,35 +422,7 @@ func startRegion(t *testing.T) *region {
 // group; the test's cleanup SIGKILLs the group and waits for the exit.
 func startAtollProc(t *testing.T, label string, args ...string) *memberProc {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &memberProc{name: label, out: newProcOutput(), exited: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, atollBin, args...)
-	p.cmd.Env = append(os.Environ(), "ATOLL_JOIN_TOKEN=")
-	p.cmd.Stderr = p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p.cmd.Cancel = func() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
-	p.cmd.WaitDelay = 5 * time.Second
-	// As in startDev: the parent-death signal follows the starting thread.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	if err := <-started; err != nil {
-		cancel()
-		t.Fatalf("want `atoll %s` started; got %v", strings.Join(args, " "), err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-p.exited
-	})
-	return p
+	return startProc(t, t, label, args...)
 }
 
 // freeAddr is 127.0.0.1 and a port that was free a moment ago.
@@ -755,9 +724,16 @@ func (p demoProc) String() string {
 }
 
 // demoProcsByReplica finds the running processes whose environment has
-// regionTagEnv=tag, by their ATOLL_REPLICA; two for one replica fail the
-// test (a double start).
+// regionTagEnv=tag, by their ATOLL_REPLICA.
 func demoProcsByReplica(t *testing.T, tag string) map[string]demoProc {
+	t.Helper()
+	return taggedProcs(t, regionTagEnv, tag)
+}
+
+// taggedProcs finds the running processes whose environment has key=tag,
+// by their ATOLL_REPLICA; two for one replica fail the test (a double
+// start).
+func taggedProcs(t *testing.T, key, tag string) map[string]demoProc {
 	t.Helper()
 	out := map[string]demoProc{}
 	entries, _ := os.ReadDir("/proc")
@@ -776,7 +752,7 @@ func demoProcsByReplica(t *testing.T, tag string) map[string]demoProc {
 				env[k] = v
 			}
 		}
-		if env[regionTagEnv] != tag {
+		if env[key] != tag {
 			continue
 		}
 		ppid, state, start, ok := procStat(pid)

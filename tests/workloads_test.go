@@ -239,19 +239,7 @@ func TestWorkloadsAcrossRegions(t *testing.T) {
 			if left := workloadProcs(t, tag); len(left) > 0 {
 				t.Errorf("want no replica process of %s after the delete; found %v", name, sortedKeys(left))
 			}
-			deadline := time.Now().Add(deleteTimeout)
-			for {
-				status, body, err := d.request(http.MethodGet, "/api/v1/workloads/"+name, d.token, nil)
-				if err == nil && status == http.StatusNotFound {
-					t.Logf("delete -> workload object gone (404): %s", time.Since(deleted).Round(time.Millisecond))
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("want GET workload %s to answer 404 within %s of `atoll delete` (finalizer released once every member confirmed its tombstone); got %d %s (%v)\natoll dev's standard error:\n%s",
-						name, deleteTimeout, status, body, err, d.stderr)
-				}
-				time.Sleep(workloadSample)
-			}
+			waitWorkloadGone(t, d, name, deleted)
 		})
 	}
 
@@ -523,39 +511,27 @@ func (d *devStack) waitProcs(t *testing.T, tag string, n int, greeting string) m
 }
 
 // workloadProcs finds the running processes whose environment has
-// workloadTagEnv=tag, by their ATOLL_REPLICA; two for one replica fail
-// the test (a double start).
+// workloadTagEnv=tag, by their ATOLL_REPLICA.
 func workloadProcs(t *testing.T, tag string) map[string]demoProc {
 	t.Helper()
-	out := map[string]demoProc{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	return taggedProcs(t, workloadTagEnv, tag)
+}
+
+// waitWorkloadGone waits for GET workload name to answer 404: the object
+// goes once every member confirmed its tombstone (the placement finalizer).
+func waitWorkloadGone(t *testing.T, d *devStack, name string, deleted time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(deleteTimeout)
+	for {
+		status, body, err := d.request(http.MethodGet, "/api/v1/workloads/"+name, d.token, nil)
+		if err == nil && status == http.StatusNotFound {
+			t.Logf("delete -> workload object gone (404): %s", time.Since(deleted).Round(time.Millisecond))
+			return
 		}
-		raw, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil {
-			continue
+		if time.Now().After(deadline) {
+			t.Fatalf("want GET workload %s to answer 404 within %s of `atoll delete` (finalizer released once every member confirmed its tombstone); got %d %s (%v)\natoll dev's standard error:\n%s",
+				name, deleteTimeout, status, body, err, d.stderr)
 		}
-		env := map[string]string{}
-		for kv := range strings.SplitSeq(string(raw), "\x00") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				env[k] = v
-			}
-		}
-		if env[workloadTagEnv] != tag {
-			continue
-		}
-		ppid, state, start, ok := procStat(pid)
-		if !ok || state == 'Z' || state == 'X' {
-			continue
-		}
-		p := demoProc{proc: proc{pid, start}, ppid: ppid, replica: env["ATOLL_REPLICA"], port: env["PORT"], greeting: env["GREETING"]}
-		if other, dup := out[p.replica]; dup {
-			t.Errorf("want one process per replica; replica %s has two: %s and %s", p.replica, other, p)
-		}
-		out[p.replica] = p
+		time.Sleep(workloadSample)
 	}
-	return out
 }

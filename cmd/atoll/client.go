@@ -32,6 +32,17 @@ func kindArg(name string) (api.Kind, error) {
 	return k, nil
 }
 
+// kindClient resolves a kind argument and the hub client, the first two
+// steps of every verb that takes a kind.
+func (f *clientFlags) kindClient(kind string) (api.Kind, *client.Client, error) {
+	k, err := kindArg(kind)
+	if err != nil {
+		return k, nil, err
+	}
+	c, err := f.client()
+	return k, c, err
+}
+
 func checkOutput(o string) error {
 	switch o {
 	case "table", "wide", "json", "yaml":
@@ -51,11 +62,7 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			k, err := kindArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
+			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -180,11 +187,7 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 		Short: "Show one object in detail",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := kindArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
+			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -276,11 +279,7 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 		Short: "Delete objects (tokens: revoke them)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := kindArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
+			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
 			}

@@ -247,13 +247,12 @@ func (s *Store) AuditLog(ctx context.Context, kind, name string, before int64, l
 // transaction.
 func (s *Store) CreateToken(ctx context.Context, actor Actor, rec *Record, hash []byte) (*Record, error) {
 	var out *Record
-	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, func(tx *Tx) (err error) {
 		out, err = tx.CreateToken(ctx, rec, hash)
 		return err
 	})
 	if err != nil {
-		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
-		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+		return nil, err // nothing was committed
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,15 +61,24 @@ func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) er
 // carries one. It fails with AlreadyExists when the name is taken.
 func (s *Store) Create(ctx context.Context, actor Actor, rec *Record) (*Record, error) {
 	var out *Record
-	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, func(tx *Tx) (err error) {
 		out, err = tx.Create(ctx, rec)
 		return err
 	})
 	if err != nil {
-		s.auditFailure(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, err)
-		return nil, fmt.Errorf("create %s %s: %w", rec.Kind, rec.Meta.Name, err)
+		return nil, err // nothing was committed
 	}
 	return out, nil
+}
+
+// single runs one write in its own transaction; a failure is audited and
+// wrapped with what was attempted.
+func (s *Store) single(ctx context.Context, actor Actor, verb, kind, name string, fn func(tx *Tx) error) error {
+	if err := s.InTx(ctx, actor, fn); err != nil {
+		s.auditFailure(ctx, actor, verb, kind, name, err)
+		return fmt.Errorf("%s %s %s: %w", verb, kind, name, err)
+	}
+	return nil
 }
 
 // Create is Store.Create inside the transaction.
@@ -131,13 +142,12 @@ type MutateFunc func(cur *Record) error
 // deletionTimestamp and no finalizers left, the object is deleted.
 func (s *Store) Mutate(ctx context.Context, actor Actor, verb, kind, name string, fn MutateFunc) (*Record, error) {
 	var out *Record
-	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, verb, kind, name, func(tx *Tx) (err error) {
 		out, err = tx.Mutate(ctx, verb, kind, name, fn)
 		return err
 	})
 	if err != nil {
-		s.auditFailure(ctx, actor, verb, kind, name, err)
-		return nil, fmt.Errorf("%s %s %s: %w", verb, kind, name, err)
+		return nil, err // nothing was committed
 	}
 	return out, nil
 }
@@ -149,8 +159,8 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 		return nil, err
 	}
 	next := *cur
-	next.Meta.Labels = cloneMap(cur.Meta.Labels)
-	next.Meta.Annotations = cloneMap(cur.Meta.Annotations)
+	next.Meta.Labels = maps.Clone(cur.Meta.Labels)
+	next.Meta.Annotations = maps.Clone(cur.Meta.Annotations)
 	next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
 	if err := fn(&next); err != nil {
 		return nil, err
@@ -164,13 +174,12 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 func (s *Store) Delete(ctx context.Context, actor Actor, kind, name, precondition string) (*Record, bool, error) {
 	var out *Record
 	var gone bool
-	err := s.InTx(ctx, actor, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, VerbDelete, kind, name, func(tx *Tx) (err error) {
 		out, gone, err = tx.Delete(ctx, kind, name, precondition)
 		return err
 	})
 	if err != nil {
-		s.auditFailure(ctx, actor, VerbDelete, kind, name, err)
-		return nil, false, fmt.Errorf("delete %s %s: %w", kind, name, err)
+		return nil, false, err
 	}
 	return out, gone, nil
 }
@@ -221,17 +230,6 @@ func lockRecord(ctx context.Context, tx pgx.Tx, kind, name string) (*Record, err
 	return cur, err
 }
 
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
 // write stores next over cur inside tx.
 func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, cur, next *Record) (*Record, error) {
 	next.Spec = jsonOrEmpty(next.Spec)
@@ -255,9 +253,9 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, 
 	gone := next.Meta.DeletionTimestamp != nil && len(next.Meta.Finalizers) == 0
 	unchanged := !specChanged && !gone &&
 		jsonEqual(cur.Status, next.Status) &&
-		mapsEqual(cur.Meta.Labels, next.Meta.Labels) &&
-		mapsEqual(cur.Meta.Annotations, next.Meta.Annotations) &&
-		slicesEqual(cur.Meta.Finalizers, next.Meta.Finalizers) &&
+		maps.Equal(cur.Meta.Labels, next.Meta.Labels) &&
+		maps.Equal(cur.Meta.Annotations, next.Meta.Annotations) &&
+		slices.Equal(cur.Meta.Finalizers, next.Meta.Finalizers) &&
 		(cur.Meta.DeletionTimestamp == nil) == (next.Meta.DeletionTimestamp == nil)
 	if unchanged {
 		return cur, nil
@@ -284,30 +282,6 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, 
 		return nil, err
 	}
 	return next, s.logChange(ctx, tx, actor, verb, api.Modified, next)
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // drawVersion takes the write lock and draws the next resourceVersion; see

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -450,7 +451,7 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 	for _, n := range f.nodes {
 		list := per[n.cfg.Name]
 		_, unlimited := limits[n.cfg.Name]
-		if sameReplicas(n.replicas, list) && n.limits == !unlimited {
+		if slices.Equal(n.replicas, list) && n.limits == !unlimited {
 			continue
 		}
 		n.replicas, n.limits = list, !unlimited
@@ -459,18 +460,6 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 		}
 	}
 	return ready
-}
-
-func sameReplicas(a, b []protocol.ReplicaState) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // heartbeatLoop sends each node's heartbeat once per interval, the nodes
