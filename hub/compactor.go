@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/atollhq/atoll/hub/pgstore"
@@ -19,9 +17,7 @@ type Compactor struct {
 	every time.Duration
 	// eventRetention is how long events live; 0 means 1h.
 	eventRetention time.Duration
-	cancel         context.CancelFunc
-	done           chan struct{}
-	once           sync.Once
+	loop           loop
 }
 
 // NewCompactor makes a compactor; zero durations mean 1h retention and a
@@ -33,27 +29,15 @@ func NewCompactor(store *pgstore.Store, log *slog.Logger, keep, every time.Durat
 	if every <= 0 {
 		every = time.Minute
 	}
-	return &Compactor{store: store, log: log, keep: keep, every: every, done: make(chan struct{})}
+	return &Compactor{store: store, log: log, keep: keep, every: every}
 }
 
 // Start runs passes until Stop or ctx ends.
 func (c *Compactor) Start(ctx context.Context) {
-	ctx, c.cancel = context.WithCancel(ctx)
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(c.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := c.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					c.log.WarnContext(ctx, "change log compaction failed", "err", err)
-				}
-			}
-		}
-	}()
+	c.loop.start(ctx, c.log, "change log compaction failed", c.every, nil, func(ctx context.Context) error {
+		_, err := c.RunOnce(ctx)
+		return err
+	})
 }
 
 // RunOnce compacts the change log and expires old events once, and
@@ -74,11 +58,4 @@ func (c *Compactor) RunOnce(ctx context.Context) (int64, error) {
 }
 
 // Stop ends the service; safe to call twice and before Start.
-func (c *Compactor) Stop() {
-	c.once.Do(func() {
-		if c.cancel != nil {
-			c.cancel()
-			<-c.done
-		}
-	})
-}
+func (c *Compactor) Stop() { c.loop.stop() }

@@ -53,9 +53,7 @@ type Placer struct {
 	afterRV    int64
 	lastFull   time.Time
 	clusterKey string
-	cancel     context.CancelFunc
-	done       chan struct{}
-	once       sync.Once
+	loop       loop
 }
 
 // NewPlacer makes a placement controller; every <= 0 means 2s.
@@ -64,7 +62,7 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 		every = 2 * time.Second
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, done: make(chan struct{})}
+		lastCheck: map[string]time.Time{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	return p
@@ -559,36 +557,15 @@ func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Plac
 	}
 }
 
-// Start runs passes every period, and soon after Wake, until Stop.
+// Start runs a pass now, then every period and soon after Wake, until
+// Stop.
 func (p *Placer) Start(ctx context.Context) {
-	ctx, p.cancel = context.WithCancel(ctx)
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(p.every)
-		defer t.Stop()
-		for {
-			if err := p.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				p.log.WarnContext(ctx, "placement pass failed", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-p.wake:
-			}
-		}
-	}()
+	p.Wake()
+	p.loop.start(ctx, p.log, "placement pass failed", p.every, p.wake, p.RunOnce)
 }
 
 // Stop ends the controller; safe to call twice and before Start.
-func (p *Placer) Stop() {
-	p.once.Do(func() {
-		if p.cancel != nil {
-			p.cancel()
-			<-p.done
-		}
-	})
-}
+func (p *Placer) Stop() { p.loop.stop() }
 
 func sortedKeys(a, b map[string]int32) []string {
 	keys := slices.Collect(maps.Keys(a))

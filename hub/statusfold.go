@@ -35,10 +35,8 @@ type StatusFolder struct {
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
 	dirty   map[string]bool
 
-	sub    *nats.Subscription
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	sub  *nats.Subscription
+	loop loop
 }
 
 // NewStatusFolder makes a folder; every <= 0 means 1s.
@@ -47,7 +45,7 @@ func NewStatusFolder(store *pgstore.Store, log *slog.Logger, now func() time.Tim
 		every = time.Second
 	}
 	f := &StatusFolder{store: store, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, done: make(chan struct{}), leader: soleHub{}}
+		dirty: map[string]bool{}, leader: soleHub{}}
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -212,34 +210,17 @@ func (f *StatusFolder) Start(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	f.sub = sub
-	ctx, f.cancel = context.WithCancel(ctx)
-	go func() {
-		defer close(f.done)
-		t := time.NewTicker(f.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := f.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					f.log.WarnContext(ctx, "folding workload status failed", "err", err)
-				}
-			}
-		}
-	}()
+	f.loop.start(ctx, f.log, "folding workload status failed", f.every, nil, func(ctx context.Context) error {
+		_, err := f.RunOnce(ctx)
+		return err
+	})
 	return nil
 }
 
 // Stop ends the folder; safe to call twice and before Start.
 func (f *StatusFolder) Stop() {
-	f.once.Do(func() {
-		if f.sub != nil {
-			_ = f.sub.Unsubscribe()
-		}
-		if f.cancel != nil {
-			f.cancel()
-			<-f.done
-		}
-	})
+	if f.sub != nil {
+		_ = f.sub.Unsubscribe()
+	}
+	f.loop.stop()
 }
