@@ -16,11 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/state"
@@ -218,7 +216,7 @@ func BenchmarkNodeFleetMemory(b *testing.B) {
 func fleetHeap(b *testing.B, n, perNode int) (float64, float64) {
 	b.StopTimer()
 	defer b.StartTimer()
-	s, nc := jetStreamServer(b)
+	s, nc := natstest.JetStream(b)
 	defer s.Shutdown()
 	defer nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -278,7 +276,7 @@ func BenchmarkNodeAgentRSS(b *testing.B) {
 	var rss, idle []float64
 	for range b.N {
 		b.StopTimer()
-		s, nc := jetStreamServer(b)
+		s, nc := natstest.JetStream(b)
 		ctx := context.Background()
 		st, err := state.Open(ctx, nc)
 		if err != nil {
@@ -393,25 +391,6 @@ func vmRSS(t testing.TB) int64 {
 	}
 	t.Fatal("no VmRSS in /proc/self/status")
 	return 0
-}
-
-// jetStreamServer is a bare in-process NATS with JetStream, standing in
-// for a region's NATS where no member is needed.
-func jetStreamServer(b *testing.B) (*server.Server, *nats.Conn) {
-	b.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: b.TempDir(), NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats not ready within 10s")
-	}
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s, nc
 }
 
 // benchWait polls a condition of in-process components up to limit.

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/member/controller"
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
@@ -33,20 +33,7 @@ type region struct {
 
 func newRegion(t *testing.T, grace time.Duration) *region {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("the region's NATS is not ready within 10s")
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	s, nc := natstest.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, err := state.Open(ctx, nc)
