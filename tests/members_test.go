@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -462,11 +461,10 @@ func forgeJoinToken(t *testing.T, real string) string {
 
 // memberProc is an `atoll member` process.
 type memberProc struct {
-	name    string
-	cmd     *exec.Cmd
-	out     *procOutput   // standard error: its logs and its error line
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // set before exited is closed
+	name string
+	cmd  *exec.Cmd
+	out  *procOutput // standard error: its logs and its error line
+	child
 }
 
 // startMember starts `atoll member` for cluster name on dir, with joinToken
@@ -487,27 +485,14 @@ func (d *devStack) startMember(t, owner *testing.T, name, dir, joinToken string)
 func startProc(t, owner testing.TB, label string, args ...string) *memberProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &memberProc{name: label, out: newProcOutput(), exited: make(chan struct{})}
+	m := &memberProc{name: label, out: newProcOutput()}
 	m.cmd = exec.CommandContext(ctx, atollBin, args...)
 	m.cmd.Env = append(os.Environ(), "ATOLL_JOIN_TOKEN=") // only what the test passes
 	m.cmd.Stderr = m.out
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	m.cmd.Cancel = func() error { return syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL) }
 	m.cmd.WaitDelay = 5 * time.Second
-	// As in startDev: the parent-death signal follows the starting thread,
-	// so start and wait from one goroutine that keeps its thread locked.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := m.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		m.waitErr = m.cmd.Wait()
-		close(m.exited)
-	}()
-	if err := <-started; err != nil {
+	if err := m.start(m.cmd); err != nil {
 		cancel()
 		t.Fatalf("want `atoll %s` started; got %v", strings.Join(args, " "), err)
 	}

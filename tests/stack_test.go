@@ -43,13 +43,39 @@ type devStack struct {
 	url     string        // http://host:port
 	token   string        // the admin token from <dataDir>/admin-token
 
-	cmd     *exec.Cmd
-	stderr  *lineLog
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // set before exited is closed
+	cmd    *exec.Cmd
+	stderr *lineLog
+	child
 
 	stopOnce sync.Once
 	stopErr  error
+}
+
+// child is a started process: exited closes once it has exited, waitErr
+// set before.
+type child struct {
+	exited  chan struct{}
+	waitErr error
+}
+
+// start starts cmd, whose SysProcAttr carries a parent-death signal. That
+// signal fires when the thread that started the child ends, so start and
+// wait from one goroutine that keeps its thread locked (never unlocked, so
+// the thread ends only after the child has).
+func (c *child) start(cmd *exec.Cmd) error {
+	c.exited = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.waitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	return <-started
 }
 
 // startDev starts `atoll dev` on dataDir, listening on listen (port 0 picks
@@ -59,7 +85,6 @@ func startDev(dataDir, listen string) (*devStack, error) {
 	d := &devStack{
 		dataDir: dataDir,
 		stderr:  &lineLog{max: 400},
-		exited:  make(chan struct{}),
 	}
 	d.cmd = exec.Command(atollBin, "dev", "--data-dir", dataDir, "--listen", listen)
 	d.cmd.Env = append(os.Environ(), "ATOLL_ADMIN_TOKEN=") // the token comes from the file
@@ -72,21 +97,7 @@ func startDev(dataDir, listen string) (*devStack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start atoll dev: %w", err)
 	}
-	// The parent-death signal fires when the thread that started the child
-	// ends: start and wait from one goroutine that keeps its thread locked
-	// (never unlocked, so the thread ends only after the child has).
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := d.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		d.waitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
-	if err := <-started; err != nil {
+	if err := d.start(d.cmd); err != nil {
 		return nil, fmt.Errorf("start atoll dev: %w", err)
 	}
 
