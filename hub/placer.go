@@ -103,15 +103,19 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		byWorkload[r.Workload] = append(byWorkload[r.Workload], r)
 	}
 	var clusters []api.Cluster
+	var view []liveCluster // read from the monitor once per pass
 	var clusterKey strings.Builder
 	for _, rec := range cres.Items {
 		var c api.Cluster
 		if err := rec.Decode(&c); err == nil {
 			clusters = append(clusters, c)
 			clusterKey.WriteString(c.Metadata.Name + "@" + c.Metadata.ResourceVersion + ",")
-			if live, ok := p.monitor.Live(c.Metadata.Name); ok {
-				clusterKey.WriteString(live.Health + ";")
+			lc := liveCluster{Cluster: c}
+			lc.live, lc.known = p.monitor.Live(c.Metadata.Name)
+			if lc.known {
+				clusterKey.WriteString(lc.live.Health + ";")
 			}
+			view = append(view, lc)
 		}
 	}
 	if k := clusterKey.String(); k != p.clusterKey {
@@ -133,7 +137,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			}
 			continue
 		}
-		if ch := p.decide(w, clusters, byWorkload[w.Metadata.Name]); ch != nil {
+		if ch := p.decide(w, view, byWorkload[w.Metadata.Name]); ch != nil {
 			changes = append(changes, ch)
 		}
 	}
@@ -209,9 +213,17 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 	return touched, nil
 }
 
+// liveCluster is a cluster object with its live health as the monitor
+// had it when the pass began.
+type liveCluster struct {
+	api.Cluster
+	live  LiveHealth
+	known bool
+}
+
 // snapshot turns clusters into placement input: health from the monitor,
 // room from the last heartbeat's free capacity and the replica's requests.
-func (p *Placer) snapshot(clusters []api.Cluster, t api.ReplicaTemplate) []placement.Cluster {
+func snapshot(clusters []liveCluster, t api.ReplicaTemplate) []placement.Cluster {
 	var cpu, mem int64
 	if t.Resources.CPU != "" {
 		cpu, _ = api.ParseCPU(t.Resources.CPU)
@@ -221,16 +233,16 @@ func (p *Placer) snapshot(clusters []api.Cluster, t api.ReplicaTemplate) []place
 	}
 	out := make([]placement.Cluster, 0, len(clusters))
 	for _, c := range clusters {
-		pc := placement.Cluster{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Taints: c.Spec.Taints, Unschedulable: c.Spec.Unschedulable,
-			Health: c.Status.Health, Room: placement.Unbounded}
-		if live, ok := p.monitor.Live(c.Metadata.Name); ok {
-			pc.Health = live.Health
-			if live.Heard {
-				pc.Room = room(live.Capacity, cpu, mem)
-			}
-		}
 		if c.Metadata.DeletionTimestamp != nil {
 			continue
+		}
+		pc := placement.Cluster{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Taints: c.Spec.Taints, Unschedulable: c.Spec.Unschedulable,
+			Health: c.Status.Health, Room: placement.Unbounded}
+		if c.known {
+			pc.Health = c.live.Health
+			if c.live.Heard {
+				pc.Room = room(c.live.Capacity, cpu, mem)
+			}
 		}
 		out = append(out, pc)
 	}
@@ -263,7 +275,7 @@ type change struct {
 }
 
 // decide computes one workload's placement; nil means nothing to write.
-func (p *Placer) decide(w api.Workload, clusters []api.Cluster, rows []pgstore.Placement) *change {
+func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.Placement) *change {
 	name := w.Metadata.Name
 	current := map[string]int32{}
 	have := map[string]pgstore.Placement{}
@@ -274,7 +286,7 @@ func (p *Placer) decide(w api.Workload, clusters []api.Cluster, rows []pgstore.P
 		}
 	}
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
-		Clusters: p.snapshot(clusters, w.Spec.Template), Current: current})
+		Clusters: snapshot(clusters, w.Spec.Template), Current: current})
 	ch := &change{name: name, decision: d,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}}
 	for _, c := range sortedKeys(d.Assignment, current) {
@@ -462,11 +474,16 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) error {
 	if live, ok := p.monitor.Live(cluster); !known || !ok || live.Health == api.HealthUnreachable {
 		if !known {
-			// A deregistered cluster runs nothing of ours any more.
+			// A deregistered cluster runs nothing of ours any more: its
+			// tombstones count as delivered.
+			var gone []pgstore.Placement
 			for _, r := range rows {
 				if r.Deleted && r.DeliveredEpoch < r.Epoch {
-					_ = p.db.MarkDelivered(ctx, r.Workload, cluster, r.Epoch)
+					gone = append(gone, r)
 				}
+			}
+			if len(gone) > 0 {
+				return p.db.MarkDeliveredAll(ctx, cluster, gone)
 			}
 		}
 		return nil // deliver when it is back

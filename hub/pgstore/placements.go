@@ -59,17 +59,6 @@ func (t *Tx) DeletePlacements(ctx context.Context, workload string) error {
 	return err
 }
 
-// MarkDelivered records that a cluster acknowledged an epoch (never
-// moving backwards).
-func (s *Store) MarkDelivered(ctx context.Context, workload, cluster string, epoch int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE placements SET delivered_epoch = greatest(delivered_epoch, $3)
-		WHERE workload = $1 AND cluster = $2 AND epoch = $3`, workload, cluster, epoch)
-	if err != nil {
-		return fmt.Errorf("mark delivered: %w", classify(err))
-	}
-	return nil
-}
-
 // MarkUndelivered asks for a cluster's placement of a workload to be sent
 // again (its digest showed another epoch).
 func (s *Store) MarkUndelivered(ctx context.Context, workload, cluster string) error {
