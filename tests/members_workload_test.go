@@ -110,7 +110,7 @@ func TestMembersWorkload(t *testing.T) {
 	t.Logf("hub, 3 members and 6 node agents up, every member Ready with 2 nodes at the hub: %s", time.Since(begin).Round(time.Millisecond))
 
 	const name = "hello"
-	spec := membersSpec{tag: tag, replicas: 9, greeting: "v1"}
+	spec := helloSpec{tag: tag, replicas: 9, greeting: "v1", selectLabel: "e2e: " + strconv.Quote(tag)}
 
 	// Apply: 9 replicas, 3 per member.
 	applied := time.Now()
@@ -271,40 +271,4 @@ func checkMemberProcs(t *testing.T, procs map[string]demoProc, nodeOf map[int]st
 	if extra := slices.DeleteFunc(sortedKeys(count), func(m string) bool { return slices.Contains(members, m) }); len(extra) > 0 {
 		t.Errorf("want replica processes only on the test's members; found some on %v", extra)
 	}
-}
-
-// membersSpec is the test's workload: demo-http replicas on the clusters
-// labelled e2e=tag, divided and spread over 3 regions.
-type membersSpec struct {
-	tag      string
-	replicas int
-	greeting string
-}
-
-func (s membersSpec) manifest(name string) string {
-	return fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata:
-  name: %s
-spec:
-  replicas: %d
-  template:
-    driver: process
-    command: %s
-    args: [demo-http]
-    env:
-    - {name: GREETING, value: %s}
-    - {name: %s, value: %q}
-    readinessProbe:
-      http: {path: /healthz}
-      periodSeconds: 1
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    clusterSelector:
-      matchLabels: {e2e: %q}
-    replicaMode: Divided
-    spread:
-    - {topologyKey: region, minGroups: 3}
-  update: {maxSurge: 1, maxUnavailable: 0}
-`, name, s.replicas, strconv.Quote(atollBin), s.greeting, workloadTagEnv, s.tag, s.tag)
 }

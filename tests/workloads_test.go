@@ -244,7 +244,7 @@ func TestWorkloadsAcrossRegions(t *testing.T) {
 	}
 
 	t.Run("unsatisfiable placement", func(t *testing.T) {
-		nowhere := helloSpec{tag: tag + "-nowhere", replicas: 3, greeting: "nowhere", selectRegion: "nowhere"}
+		nowhere := helloSpec{tag: tag + "-nowhere", replicas: 3, greeting: "nowhere", selectLabel: "region: nowhere"}
 		status, body, err := d.request(http.MethodPost, "/api/v1/workloads", d.token, mustJSON(t, nowhere.manifest("nowhere")))
 		if err != nil || status != http.StatusCreated {
 			t.Fatalf("want a workload whose clusterSelector matches no cluster accepted (201); got %d %s (%v)", status, body, err)
@@ -290,16 +290,16 @@ func TestWorkloadsAcrossRegions(t *testing.T) {
 
 // helloSpec is the test's demo-http workload.
 type helloSpec struct {
-	tag          string
-	replicas     int
-	greeting     string
-	selectRegion string // when set, a clusterSelector on the region label
+	tag         string
+	replicas    int
+	greeting    string
+	selectLabel string // when set, "key: value" of a clusterSelector
 }
 
 func (h helloSpec) manifest(name string) string {
 	selector := ""
-	if h.selectRegion != "" {
-		selector = fmt.Sprintf("\n    clusterSelector:\n      matchLabels: {region: %s}", h.selectRegion)
+	if h.selectLabel != "" {
+		selector = fmt.Sprintf("\n    clusterSelector:\n      matchLabels: {%s}", h.selectLabel)
 	}
 	return fmt.Sprintf(`apiVersion: atoll.dev/v1
 kind: Workload
