@@ -31,6 +31,7 @@ var Kinds = []Kind{
 	{Name: "Token", Plural: "tokens", Short: []string{"token"}, New: func() Object { return &Token{} }, ReadRole: RoleAdmin, Settable: true},
 	{Name: "Cluster", Plural: "clusters", Short: []string{"cluster", "cl"}, New: func() Object { return &Cluster{} }, ReadRole: RoleViewer},
 	{Name: "Event", Plural: "events", Short: []string{"event", "ev"}, New: func() Object { return &Event{} }, ReadRole: RoleViewer, Inline: true},
+	{Name: "Drill", Plural: "drills", Short: []string{"drill"}, New: func() Object { return &Drill{} }, ReadRole: RoleViewer, Settable: true},
 }
 
 // LookupKind finds a kind by its name, plural or a short name,

@@ -6,7 +6,7 @@ import "time"
 // may do.
 const (
 	RoleViewer   = "viewer"   // read and watch
-	RoleOperator = "operator" // + write workloads (later drills and cordons)
+	RoleOperator = "operator" // + write workloads, cordon clusters, run drills
 	RoleAdmin    = "admin"    // + tokens and audit
 )
 

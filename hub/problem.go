@@ -55,6 +55,8 @@ func codeOf(status int) string {
 // problem is an API error as huma writes it.
 type problem struct {
 	api.Problem
+	// Plan is a refused drill's plan, sent as an extension member.
+	Plan    *api.DrillPlan `json:"plan,omitempty"`
 	headers http.Header
 }
 

@@ -70,8 +70,11 @@ type Config struct {
 	PlaceEvery time.Duration
 	// Leader says whether this hub leads (package leader); nil means it
 	// always does (a single hub). Only the leader writes placements,
-	// cluster health and folded status; every hub keeps the state warm.
+	// cluster health and folded status, and runs drills; every hub keeps
+	// the state warm.
 	Leader Leadership
+	// Drills tunes the drill controller.
+	Drills DrillConfig
 }
 
 // Leadership is the part of leader election the controllers need.
@@ -105,6 +108,7 @@ type Server struct {
 	monitor       *Monitor
 	folder        *StatusFolder
 	placer        *Placer
+	drills        *DrillController
 	heartbeats    *nats.Subscription
 	advertiseURL  string
 	leafURLs      []string
@@ -176,15 +180,24 @@ func New(cfg Config) *Server {
 		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)
 		s.placer.leader = lead
 	}
+	s.drills = NewDrillController(s.store, s.bus, s.monitor, s.log, s.now, meter, s.tel.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
+	s.drills.leader = lead
 	s.router = s.routes()
 	return s
 }
 
-// Start begins the change listener, the compactor and, with NATS, the
-// health monitor and the heartbeat handler.
+// Start begins the change listener, the compactor, the drill controller
+// and, with NATS, the health monitor, the heartbeat handler and the
+// placement controller.
 func (s *Server) Start(ctx context.Context) error {
 	s.notifier.Start(ctx)
 	s.compactor.Start(ctx)
+	if err := s.drills.Start(ctx); err != nil {
+		return err
+	}
+	// Drill and cluster changes (an abort, a health transition) wake the
+	// drill controller at once.
+	s.wakeOn(s.drills.Wake, "Drill", "Cluster")
 	if s.bus == nil {
 		return nil
 	}
@@ -201,21 +214,27 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.placer.Start(ctx)
 	// Workload and cluster changes wake the placer at once.
-	for _, kind := range []string{"Workload", "Cluster"} {
-		wake, cancel := s.notifier.Subscribe(kind)
+	s.wakeOn(s.placer.Wake, "Workload", "Cluster")
+	return nil
+}
+
+// wakeOn calls wake whenever an object of one of kinds changes, until
+// Stop.
+func (s *Server) wakeOn(wake func(), kinds ...string) {
+	for _, kind := range kinds {
+		ch, cancel := s.notifier.Subscribe(kind)
 		go func() {
 			defer cancel()
 			for {
 				select {
 				case <-s.done:
 					return
-				case <-wake:
-					s.placer.Wake()
+				case <-ch:
+					wake()
 				}
 			}
 		}()
 	}
-	return nil
 }
 
 // Monitor is the cluster health monitor.
@@ -228,6 +247,7 @@ func (s *Server) Stop() {
 		if s.heartbeats != nil {
 			_ = s.heartbeats.Unsubscribe()
 		}
+		s.drills.Stop()
 		s.monitor.Stop()
 		s.folder.Stop()
 		if s.placer != nil {
@@ -300,6 +320,7 @@ func (s *Server) routes() chi.Router {
 		},
 	})
 	s.registerClusters(hapi)
+	s.registerDrills(hapi)
 	registerKind(s, hapi, kindRoutes[api.Event, *api.Event, api.EventList]{
 		kind: mustKind("Event"),
 		list: func(items []api.Event, meta api.ListMeta) api.EventList {

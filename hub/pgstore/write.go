@@ -208,6 +208,18 @@ func (t *Tx) Get(ctx context.Context, kind, name string) (*Record, error) {
 	return lockRecord(ctx, t.tx, kind, name)
 }
 
+// List reads every object of a kind inside the transaction. Taken after
+// the write lock (InTx takes it first), it sees every write committed
+// before this transaction began writing, so a check over it (two drills
+// on one cluster) cannot race another writer.
+func (t *Tx) List(ctx context.Context, kind string) ([]*Record, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+recordColumns+` FROM objects WHERE kind = $1 ORDER BY name`, kind)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Record, error) { return scanRecord(r) })
+}
+
 func conflict(kind, name, want, have string) error {
 	return api.Errorf(api.CodeConflict, "%s %q was modified: you sent resourceVersion %s but it is now %s; read it again and retry", kind, name, want, have)
 }

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"fmt"
+	"time"
+)
+
+// Drill kinds.
+const (
+	// DrillEvacuate taints the targets NoExecute, so placement drains them
+	// (gracefully where a workload's failover purge is graceful).
+	DrillEvacuate = "evacuate"
+	// DrillOutage takes the targets dark, as if their region died: they stop
+	// heartbeating and acting, and their replicas stop.
+	DrillOutage = "outage"
+	// DrillPartition cuts hub and targets off from each other while the
+	// targets keep running.
+	DrillPartition = "partition"
+)
+
+// Drill phases. Succeeded, Failed and Aborted are final.
+const (
+	DrillPending   = "Pending"   // created, not started yet
+	DrillRunning   = "Running"   // the fault is in place; recovery is measured
+	DrillRestoring = "Restoring" // the fault is lifted; failback is measured
+	DrillSucceeded = "Succeeded" // ended, every SLO met
+	DrillFailed    = "Failed"    // ended with an SLO missed, an error, or interrupted
+	DrillAborted   = "Aborted"   // ended early on request
+)
+
+// DrillTaintKey is the key of the NoExecute taint an evacuate drill puts
+// on its targets (the value is the drill's name).
+const DrillTaintKey = "atoll.dev/drill"
+
+// Drill limits and defaults.
+const (
+	DefaultDrillDuration        = time.Minute
+	MaxDrillDuration            = time.Hour
+	DefaultDrillFailbackTimeout = 3 * time.Minute
+	MaxDrillFailbackTimeout     = time.Hour
+)
+
+// Drill is a failover exercise: a fault put on a cluster or a region for
+// a while, and a report of how the fleet recovered. Creating one starts
+// it; its status streams a timeline and ends in a report, which is kept.
+type Drill struct {
+	TypeMeta
+	Metadata ObjectMeta  `json:"metadata"`
+	Spec     DrillSpec   `json:"spec"`
+	Status   DrillStatus `json:"status,omitzero" readOnly:"true"`
+}
+
+// DrillList is a page of drills.
+type DrillList struct {
+	TypeMeta
+	Metadata ListMeta `json:"metadata"`
+	Items    []Drill  `json:"items"`
+}
+
+// DrillSpec is what a drill does and what it must prove.
+type DrillSpec struct {
+	Kind     string      `json:"kind" enum:"evacuate,outage,partition" doc:"evacuate: taint the targets NoExecute and drain them; outage: the targets go dark, as if their region died; partition: hub and targets cannot hear each other, while the targets keep running."`
+	Target   DrillTarget `json:"target"`
+	Duration Duration    `json:"duration,omitempty" doc:"How long the fault lasts; default 60s, at most 1h."`
+	SLO      *DrillSLO   `json:"slo,omitempty"`
+	// Force starts the drill even when its plan shows that the remaining
+	// clusters cannot absorb the load.
+	Force           bool     `json:"force,omitempty" doc:"Start even when the plan shows the remaining clusters cannot absorb the load."`
+	FailbackTimeout Duration `json:"failbackTimeout,omitempty" doc:"How long after the fault is lifted to wait for failback before reporting it incomplete; default 3m, at most 1h."`
+}
+
+// DrillTarget names what the fault hits: one cluster, or every cluster of
+// a region. Exactly one is set.
+type DrillTarget struct {
+	Cluster string `json:"cluster,omitempty" doc:"A cluster name."`
+	Region  string `json:"region,omitempty" doc:"A region: every cluster labelled region=<this>."`
+}
+
+// DrillSLO is what the drill must show to pass. Duplicates of exclusive
+// workloads are always checked (there must be none).
+type DrillSLO struct {
+	MaxRTO                 Duration `json:"maxRTO,omitempty" doc:"Every desired replica of the affected workloads ready elsewhere within this long of the fault."`
+	MaxUnavailableReplicas *int32   `json:"maxUnavailableReplicas,omitempty" minimum:"0" doc:"At most this many desired replicas of the affected workloads not ready at any moment."`
+}
+
+// DrillStatus is the drill's progress and, once it ended, its report.
+type DrillStatus struct {
+	Phase   string   `json:"phase,omitempty" enum:"Pending,Running,Restoring,Succeeded,Failed,Aborted"`
+	Targets []string `json:"targets,omitempty" doc:"The clusters the target resolved to when the drill was created."`
+	// StartedAt is when the fault was in place (taint stored, or every
+	// target acknowledged); the report's times count from there.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// EndedAt is when the fault was lifted.
+	EndedAt *time.Time `json:"endedAt,omitempty"`
+	// FinishedAt is when the report was written.
+	FinishedAt       *time.Time    `json:"finishedAt,omitempty"`
+	AbortRequestedAt *time.Time    `json:"abortRequestedAt,omitempty"`
+	AbortRequestedBy string        `json:"abortRequestedBy,omitempty"`
+	Plan             *DrillPlan    `json:"plan,omitempty" doc:"The plan as computed when the drill was created."`
+	Timeline         []DrillEvent  `json:"timeline,omitempty"`
+	Samples          []DrillSample `json:"samples,omitempty" doc:"A bounded series of the affected workloads' replicas, for a recovery chart."`
+	Report           *DrillReport  `json:"report,omitempty"`
+}
+
+// DrillEvent is one step of a drill's timeline.
+type DrillEvent struct {
+	At      time.Time `json:"at"`
+	Type    string    `json:"type" doc:"Started, Detected, FirstReplacement, Recovered, Restored, FailedBack, ..."`
+	Message string    `json:"message"`
+}
+
+// Timeline event types.
+const (
+	DrillEventCreated          = "Created"
+	DrillEventStarted          = "Started"
+	DrillEventDetected         = "Detected"
+	DrillEventFirstReplacement = "FirstReplacement"
+	DrillEventRecovered        = "Recovered"
+	DrillEventDuplicate        = "ExclusiveDuplicate"
+	DrillEventAbortRequested   = "AbortRequested"
+	DrillEventRestored         = "Restored"
+	DrillEventFailedBack       = "FailedBack"
+	DrillEventFailbackTimeout  = "FailbackTimeout"
+	DrillEventInterrupted      = "Interrupted"
+	DrillEventError            = "Error"
+	DrillEventFinished         = "Finished"
+)
+
+// DrillSample is the affected workloads' replicas at one moment, as the
+// hub heard them from fresh member reports.
+type DrillSample struct {
+	At          time.Time `json:"at"`
+	Desired     int32     `json:"desired"`
+	Ready       int32     `json:"ready"`
+	Unavailable int32     `json:"unavailable"`
+}
+
+// DrillReport is what a drill measured. Times are seconds from StartedAt
+// (failback: from EndedAt); a missing time was not reached.
+type DrillReport struct {
+	DetectionSeconds        *float64    `json:"detectionSeconds,omitempty" doc:"Until the hub saw every target Unreachable (outage, partition) or stored the taint (evacuate)."`
+	FirstReplacementSeconds *float64    `json:"firstReplacementSeconds,omitempty" doc:"Until an affected workload had more ready replicas outside the targets than at the start."`
+	RTOSeconds              *float64    `json:"rtoSeconds,omitempty" doc:"Until every affected workload had, outside the targets, every replica its placement wants there ready, and no placement on the targets."`
+	PeakUnavailableReplicas int32       `json:"peakUnavailableReplicas" doc:"The most desired replicas of the affected workloads not ready at once."`
+	ExclusiveDuplicates     int32       `json:"exclusiveDuplicates" doc:"Exclusive workloads seen ready in two clusters at once (must be 0)."`
+	FailbackSeconds         *float64    `json:"failbackSeconds,omitempty" doc:"From the end of the fault until the targets were Ready and held their share again."`
+	Failback                string      `json:"failback,omitempty" enum:"complete,manual,timedOut,notMeasured" doc:"complete: measured; manual: every affected workload fails back by hand; timedOut: not within failbackTimeout; notMeasured: aborted or interrupted."`
+	AffectedWorkloads       int32       `json:"affectedWorkloads"`
+	AffectedReplicas        int32       `json:"affectedReplicas" doc:"Replicas placed on the targets at the start."`
+	SLOs                    []SLOResult `json:"slos,omitempty"`
+	Passed                  bool        `json:"passed"`
+	Interrupted             bool        `json:"interrupted,omitempty" doc:"The hub running the drill stopped (restart or leader change); another restored the targets."`
+	Notes                   []string    `json:"notes,omitempty"`
+}
+
+// SLOResult is one objective of a drill, met or not.
+type SLOResult struct {
+	Name   string `json:"name" doc:"maxRTO, maxUnavailableReplicas or exclusiveDuplicates."`
+	Target string `json:"target"`
+	Actual string `json:"actual"`
+	Passed bool   `json:"passed"`
+}
+
+// DrillPlan is a dry run: where the targets' replicas would go, and
+// whether the remaining clusters absorb them.
+type DrillPlan struct {
+	Targets           []string            `json:"targets"`
+	Absorbed          bool                `json:"absorbed" doc:"Every affected replica has a place on the remaining clusters."`
+	AffectedWorkloads int32               `json:"affectedWorkloads"`
+	AffectedReplicas  int32               `json:"affectedReplicas"`
+	UnplacedReplicas  int32               `json:"unplacedReplicas,omitempty"`
+	Reason            string              `json:"reason,omitempty" doc:"Why the load is not absorbed, or why there is nothing to drill."`
+	Workloads         []DrillPlanWorkload `json:"workloads,omitempty"`
+	Clusters          []DrillPlanCluster  `json:"clusters,omitempty"`
+	Notes             []string            `json:"notes,omitempty"`
+}
+
+// DrillPlanWorkload is one workload with replicas on the targets.
+type DrillPlanWorkload struct {
+	Workload string           `json:"workload"`
+	Mode     string           `json:"mode,omitempty" doc:"The failover mode: stateless or exclusive."`
+	Before   map[string]int32 `json:"before"`
+	After    map[string]int32 `json:"after"`
+	Unplaced int32            `json:"unplaced,omitempty"`
+	Reason   string           `json:"reason,omitempty"`
+	// Stays is set for an evacuate drill when the workload tolerates the
+	// drill's taint: it keeps its replicas on the targets.
+	Stays bool `json:"stays,omitempty"`
+}
+
+// DrillPlanCluster is one cluster before and after the fault.
+type DrillPlanCluster struct {
+	Cluster         string `json:"cluster"`
+	Region          string `json:"region,omitempty"`
+	Target          bool   `json:"target,omitempty"`
+	Health          string `json:"health,omitempty"`
+	ReplicasBefore  int32  `json:"replicasBefore" doc:"Replicas of the affected workloads here now."`
+	ReplicasAfter   int32  `json:"replicasAfter" doc:"And after the fault, as placement would decide."`
+	CPUFreeMillis   *int64 `json:"cpuFreeMillisAfter,omitempty" doc:"Free CPU after the moves, from the last heartbeat."`
+	MemoryFreeBytes *int64 `json:"memoryFreeBytesAfter,omitempty" doc:"Free memory after the moves, from the last heartbeat."`
+}
+
+// Final reports whether a phase is one a drill ends in.
+func (s DrillStatus) Final() bool {
+	switch s.Phase {
+	case DrillSucceeded, DrillFailed, DrillAborted:
+		return true
+	}
+	return false
+}
+
+// DurationOrDefault is the drill's duration (validated specs only).
+func (s DrillSpec) DurationOrDefault() time.Duration {
+	return s.Duration.Get(DefaultDrillDuration)
+}
+
+// FailbackTimeoutOrDefault is how long failback is waited for.
+func (s DrillSpec) FailbackTimeoutOrDefault() time.Duration {
+	return s.FailbackTimeout.Get(DefaultDrillFailbackTimeout)
+}
+
+// GetTypeMeta implements Object.
+func (d *Drill) GetTypeMeta() *TypeMeta { return &d.TypeMeta }
+
+// GetMetadata implements Object.
+func (d *Drill) GetMetadata() *ObjectMeta { return &d.Metadata }
+
+// Validate implements Object.
+func (d *Drill) Validate() FieldErrors {
+	var e errs
+	validateTypeMeta(&e, d.TypeMeta, "Drill")
+	validateMeta(&e, &d.Metadata)
+	d.Spec.validate(&e, "spec.")
+	return e.result()
+}
+
+// Validate checks a drill spec on its own (a plan request), with paths
+// relative to the spec.
+func (s *DrillSpec) Validate() FieldErrors {
+	var e errs
+	s.validate(&e, "")
+	return e.result()
+}
+
+func (s *DrillSpec) validate(e *errs, p string) {
+	switch s.Kind {
+	case DrillEvacuate, DrillOutage, DrillPartition:
+	case "":
+		e.add(p+"kind", "is required: evacuate, outage or partition")
+	default:
+		e.addValue(p+"kind", s.Kind, "must be evacuate, outage or partition")
+	}
+	t := s.Target
+	switch {
+	case t.Cluster == "" && t.Region == "":
+		e.add(p+"target", "name a cluster or a region")
+	case t.Cluster != "" && t.Region != "":
+		e.add(p+"target", "name a cluster or a region, not both")
+	case t.Cluster != "" && !isDNSLabel(t.Cluster):
+		e.addValue(p+"target.cluster", t.Cluster, "must be a cluster name (DNS-1123 label)")
+	case t.Region != "" && !isDNSLabel(t.Region):
+		e.addValue(p+"target.region", t.Region, "must be a region name (DNS-1123 label)")
+	}
+	validatePositive(e, p+"duration", s.Duration, MaxDrillDuration)
+	validatePositive(e, p+"failbackTimeout", s.FailbackTimeout, MaxDrillFailbackTimeout)
+	if slo := s.SLO; slo != nil {
+		validatePositive(e, p+"slo.maxRTO", slo.MaxRTO, 0)
+		if m := slo.MaxUnavailableReplicas; m != nil && *m < 0 {
+			e.addValue(p+"slo.maxUnavailableReplicas", *m, "must be 0 or more")
+		}
+	}
+}
+
+// validatePositive checks an optional duration that must be above zero
+// and, when max > 0, at most max.
+func validatePositive(e *errs, path string, d Duration, max time.Duration) {
+	if d == "" {
+		return
+	}
+	v, err := time.ParseDuration(string(d))
+	switch {
+	case err != nil:
+		e.addValue(path, string(d), "not a duration: use a number and a unit, like 500ms, 30s or 2m")
+	case v <= 0:
+		e.addValue(path, string(d), "must be positive")
+	case max > 0 && v > max:
+		e.addValue(path, string(d), "must be at most %s", fmt.Sprint(max))
+	}
+}

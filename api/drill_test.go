@@ -1,0 +1,75 @@
+package api
+
+import (
+	"testing"
+)
+
+func TestDrillValidate(t *testing.T) {
+	t.Parallel()
+	zero, neg := int32(0), int32(-1)
+	ok := func() Drill {
+		return Drill{Metadata: ObjectMeta{Name: "d"}, Spec: DrillSpec{Kind: DrillOutage, Target: DrillTarget{Region: "eu-west"}}}
+	}
+	cases := []struct {
+		name  string
+		edit  func(d *Drill)
+		field string // "" means valid
+	}{
+		{"minimal", func(*Drill) {}, ""},
+		{"every field", func(d *Drill) {
+			d.Spec = DrillSpec{Kind: DrillEvacuate, Target: DrillTarget{Cluster: "c1"}, Duration: "30s", FailbackTimeout: "2m", Force: true,
+				SLO: &DrillSLO{MaxRTO: "10s", MaxUnavailableReplicas: &zero}}
+		}, ""},
+		{"no kind", func(d *Drill) { d.Spec.Kind = "" }, "spec.kind"},
+		{"unknown kind", func(d *Drill) { d.Spec.Kind = "flood" }, "spec.kind"},
+		{"no target", func(d *Drill) { d.Spec.Target = DrillTarget{} }, "spec.target"},
+		{"both targets", func(d *Drill) { d.Spec.Target.Cluster = "c1" }, "spec.target"},
+		{"bad cluster name", func(d *Drill) { d.Spec.Target = DrillTarget{Cluster: "C_1"} }, "spec.target.cluster"},
+		{"bad region name", func(d *Drill) { d.Spec.Target = DrillTarget{Region: "Eu West"} }, "spec.target.region"},
+		{"duration not a duration", func(d *Drill) { d.Spec.Duration = "soon" }, "spec.duration"},
+		{"duration zero", func(d *Drill) { d.Spec.Duration = "0s" }, "spec.duration"},
+		{"duration over an hour", func(d *Drill) { d.Spec.Duration = "61m" }, "spec.duration"},
+		{"negative failback timeout", func(d *Drill) { d.Spec.FailbackTimeout = "-1s" }, "spec.failbackTimeout"},
+		{"negative maxRTO", func(d *Drill) { d.Spec.SLO = &DrillSLO{MaxRTO: "-5s"} }, "spec.slo.maxRTO"},
+		{"negative maxUnavailableReplicas", func(d *Drill) { d.Spec.SLO = &DrillSLO{MaxUnavailableReplicas: &neg} }, "spec.slo.maxUnavailableReplicas"},
+		{"bad name", func(d *Drill) { d.Metadata.Name = "Drill 1" }, "metadata.name"},
+		{"wrong kind", func(d *Drill) { d.Kind = "Workload" }, "kind"},
+	}
+	for _, c := range cases {
+		d := ok()
+		c.edit(&d)
+		fe := d.Validate()
+		if c.field == "" {
+			if fe != nil {
+				t.Errorf("%s: want valid, got %v", c.name, fe)
+			}
+			continue
+		}
+		found := false
+		for _, e := range fe {
+			found = found || e.Field == c.field
+		}
+		if !found {
+			t.Errorf("%s: want an error at %s, got %v", c.name, c.field, fe)
+		}
+	}
+	// A spec alone (a plan request) reports paths relative to itself.
+	spec := DrillSpec{Kind: DrillPartition}
+	if fe := spec.Validate(); len(fe) != 1 || fe[0].Field != "target" {
+		t.Errorf("spec without target: want one error at target, got %v", fe)
+	}
+}
+
+func TestDrillDefaults(t *testing.T) {
+	t.Parallel()
+	var s DrillSpec
+	if s.DurationOrDefault() != DefaultDrillDuration || s.FailbackTimeoutOrDefault() != DefaultDrillFailbackTimeout {
+		t.Errorf("defaults: duration %s, failback timeout %s", s.DurationOrDefault(), s.FailbackTimeoutOrDefault())
+	}
+	for phase, final := range map[string]bool{"": false, DrillPending: false, DrillRunning: false, DrillRestoring: false,
+		DrillSucceeded: true, DrillFailed: true, DrillAborted: true} {
+		if (DrillStatus{Phase: phase}).Final() != final {
+			t.Errorf("phase %q: want Final %v", phase, final)
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// reportLog keeps each member's latest status report with the time it
+// arrived, for drills: a drill must tell a fresh report from one a member
+// sent before it went dark (the status folder keeps the reports but not
+// when they came, and a stale "4 ready" from a cluster that just came back
+// would read as a duplicate of an exclusive workload).
+type reportLog struct {
+	now func() time.Time
+
+	mu    sync.Mutex
+	heard map[string]heardReport // cluster -> its latest report
+	sub   *nats.Subscription
+}
+
+type heardReport struct {
+	at        time.Time
+	workloads map[string]protocol.WorkloadStatus
+}
+
+func newReportLog(now func() time.Time) *reportLog {
+	return &reportLog{now: now, heard: map[string]heardReport{}}
+}
+
+// start subscribes to every member's status reports.
+func (l *reportLog) start(nc *nats.Conn) error {
+	sub, err := nc.Subscribe(protocol.StatusSubject("*"), func(m *nats.Msg) { l.observe(m.Subject, m.Data) })
+	if err != nil {
+		return err
+	}
+	l.sub = sub
+	return nil
+}
+
+func (l *reportLog) stop() {
+	if l.sub != nil {
+		_ = l.sub.Unsubscribe()
+	}
+}
+
+func (l *reportLog) observe(subject string, data []byte) {
+	at := l.now()
+	var r protocol.StatusReport
+	if json.Unmarshal(data, &r) != nil || r.Version < protocol.MinVersion || r.Version > protocol.Version || protocol.ClusterOf(subject) != r.Cluster {
+		// The status folder counts these drops by reason; here they are
+		// simply not heard.
+		return
+	}
+	ws := make(map[string]protocol.WorkloadStatus, len(r.Workloads))
+	for _, w := range r.Workloads {
+		ws[w.Workload] = w
+	}
+	l.mu.Lock()
+	l.heard[r.Cluster] = heardReport{at: at, workloads: ws}
+	l.mu.Unlock()
+}
+
+// ready returns, for the given workloads, the ready replicas per cluster
+// from reports fresh(cluster, arrival) accepts.
+func (l *reportLog) ready(workloads map[string]bool, fresh func(cluster string, at time.Time) bool) map[string]map[string]int32 {
+	out := map[string]map[string]int32{}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c, h := range l.heard {
+		if !fresh(c, h.at) {
+			continue
+		}
+		for w, st := range h.workloads {
+			if !workloads[w] || st.Ready <= 0 {
+				continue
+			}
+			if out[w] == nil {
+				out[w] = map[string]int32{}
+			}
+			out[w][c] = st.Ready
+		}
+	}
+	return out
+}
+
+// reportsStaleAfter is how old a member's last status report may be and
+// still count (members report every 2 s).
+const reportsStaleAfter = 5 * time.Second
+
+// affectedWorkload is a workload a drill moves, as it was at the start.
+type affectedWorkload struct {
+	name       string
+	duplicated bool
+	exclusive  bool
+	manual     bool             // fails back by hand
+	desired    int32            // Divided: the replicas wanted in total
+	before     map[string]int32 // placement at the start
+	onTargets  int32            // of which on the targets
+	// readyOutside is how many were ready outside the targets at the start.
+	readyOutside int32
+}
+
+// observation is what the hub sees at one moment of a drill.
+type observation struct {
+	at         time.Time
+	health     map[string]string           // cluster -> live health
+	placements map[string]map[string]int32 // workload -> cluster -> replicas now
+	ready      map[string]map[string]int32 // workload -> cluster -> ready (fresh reports only)
+}
+
+// measurement is one evaluation of an observation against the start.
+type measurement struct {
+	sample api.DrillSample
+	// detected: every target is seen Unreachable.
+	detected bool
+	// replaced: some affected workload has more ready replicas outside the
+	// targets than at the start.
+	replaced bool
+	// recovered: every affected workload has, outside the targets, every
+	// replica its placement wants there ready, and none placed on them.
+	recovered bool
+	// failedBack: every target Ready, and every affected workload that
+	// fails back by itself holds its share of the targets again.
+	failedBack bool
+	// duplicates are exclusive workloads ready in two clusters at once.
+	duplicates []string
+}
+
+// measure evaluates o: pure, so tests can feed it observations.
+func measure(affected []*affectedWorkload, targets []string, o observation) measurement {
+	isTarget := map[string]bool{}
+	for _, t := range targets {
+		isTarget[t] = true
+	}
+	m := measurement{sample: api.DrillSample{At: o.at.UTC().Truncate(time.Millisecond)}, detected: len(targets) > 0, recovered: true, failedBack: true}
+	for _, t := range targets {
+		if o.health[t] != api.HealthUnreachable {
+			m.detected = false
+		}
+		if o.health[t] != api.HealthReady {
+			m.failedBack = false
+		}
+	}
+	for _, a := range affected {
+		pl := o.placements[a.name]
+		ready := o.ready[a.name]
+		if len(pl) == 0 && len(ready) == 0 {
+			continue // deleted during the drill
+		}
+		desired := a.desired
+		if a.duplicated {
+			desired = 0
+			for _, n := range pl {
+				desired += n
+			}
+		}
+		var readyAll, readyOut, placedOut, placedTargets, readyTargets int32
+		for c, n := range ready {
+			readyAll += n
+			if isTarget[c] {
+				readyTargets += n
+			} else {
+				readyOut += n
+			}
+		}
+		for c, n := range pl {
+			if isTarget[c] {
+				placedTargets += n
+				continue
+			}
+			placedOut += n
+			if ready[c] < n {
+				m.recovered = false
+			}
+		}
+		if placedTargets > 0 || (!a.duplicated && placedOut < a.desired) {
+			m.recovered = false
+		}
+		if readyOut > a.readyOutside {
+			m.replaced = true
+		}
+		m.sample.Desired += desired
+		m.sample.Ready += min(readyAll, desired)
+		m.sample.Unavailable += max(0, desired-readyAll)
+		if !a.manual && (placedTargets < a.onTargets || readyTargets < a.onTargets) {
+			m.failedBack = false
+		}
+		if a.exclusive {
+			n := 0
+			for _, r := range ready {
+				if r > 0 {
+					n++
+				}
+			}
+			if n > 1 {
+				m.duplicates = append(m.duplicates, a.name)
+			}
+		}
+	}
+	return m
+}
+
+// drillMetrics are the controller's instruments.
+type drillMetrics struct {
+	rto       metric.Float64Histogram
+	detection metric.Float64Histogram
+	outcomes  metric.Int64Counter
+	active    metric.Int64UpDownCounter
+}
+
+func newDrillMetrics(meter metric.Meter) drillMetrics {
+	var m drillMetrics
+	buckets := metric.WithExplicitBucketBoundaries(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300)
+	m.rto, _ = meter.Float64Histogram("drill.rto", metric.WithUnit("s"), buckets,
+		metric.WithDescription("Drills' recovery time: from the fault to every affected replica ready elsewhere."))
+	m.detection, _ = meter.Float64Histogram("drill.detection", metric.WithUnit("s"), buckets,
+		metric.WithDescription("Drills' detection time: from the fault to the hub seeing every target Unreachable."))
+	m.outcomes, _ = meter.Int64Counter("drills", metric.WithUnit("{drill}"), metric.WithDescription("Drills ended, by outcome (the phase they ended in)."))
+	m.active, _ = meter.Int64UpDownCounter("drills.active", metric.WithUnit("{drill}"), metric.WithDescription("Drills this hub runs now."))
+	return m
+}
+
+func (m drillMetrics) ended(ctx context.Context, phase string) {
+	m.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", phase)))
+}
+
+// maxSamples bounds a drill's stored series; older samples are thinned
+// to make room, so a long drill keeps its whole shape at a coarser grain.
+const maxSamples = 240
+
+// addSample appends s unless it repeats the last one within keepEvery,
+// thinning the older half when the series is full.
+func addSample(samples []api.DrillSample, s api.DrillSample, keepEvery time.Duration) ([]api.DrillSample, bool) {
+	if n := len(samples); n > 0 {
+		last := samples[n-1]
+		if last.Desired == s.Desired && last.Ready == s.Ready && last.Unavailable == s.Unavailable && s.At.Sub(last.At) < keepEvery {
+			return samples, false
+		}
+	}
+	if len(samples) >= maxSamples {
+		half := len(samples) / 2
+		thinned := make([]api.DrillSample, 0, maxSamples)
+		for i := 0; i < half; i += 2 {
+			thinned = append(thinned, samples[i])
+		}
+		samples = append(thinned, samples[half:]...)
+	}
+	return append(samples, s), true
+}
+
+// seconds is d in seconds, to the millisecond.
+func seconds(d time.Duration) *float64 {
+	s := float64(d.Milliseconds()) / 1000
+	return &s
+}
+
+// evaluate checks a report against the drill's SLOs and sets Passed.
+func evaluate(spec api.DrillSpec, r *api.DrillReport) {
+	r.SLOs = nil
+	if slo := spec.SLO; slo != nil && slo.MaxRTO != "" {
+		max := slo.MaxRTO.Get(0)
+		res := api.SLOResult{Name: "maxRTO", Target: max.String(), Actual: "not recovered"}
+		if r.RTOSeconds != nil {
+			res.Actual = fmt.Sprintf("%.3fs", *r.RTOSeconds)
+			res.Passed = *r.RTOSeconds <= max.Seconds()
+		}
+		r.SLOs = append(r.SLOs, res)
+	}
+	if slo := spec.SLO; slo != nil && slo.MaxUnavailableReplicas != nil {
+		max := *slo.MaxUnavailableReplicas
+		r.SLOs = append(r.SLOs, api.SLOResult{Name: "maxUnavailableReplicas", Target: fmt.Sprint(max), Actual: fmt.Sprint(r.PeakUnavailableReplicas),
+			Passed: r.PeakUnavailableReplicas <= max})
+	}
+	r.SLOs = append(r.SLOs, api.SLOResult{Name: "exclusiveDuplicates", Target: "0", Actual: fmt.Sprint(r.ExclusiveDuplicates), Passed: r.ExclusiveDuplicates == 0})
+	r.Passed = !r.Interrupted
+	for _, s := range r.SLOs {
+		r.Passed = r.Passed && s.Passed
+	}
+}
+
+// reportFromStatus rebuilds what a stored status shows of a drill whose
+// hub stopped: milestones from the timeline, the peak from the samples.
+func reportFromStatus(st api.DrillStatus) *api.DrillReport {
+	r := &api.DrillReport{}
+	if st.Plan != nil {
+		r.AffectedWorkloads, r.AffectedReplicas = st.Plan.AffectedWorkloads, st.Plan.AffectedReplicas
+	}
+	if st.Report != nil {
+		*r = *st.Report
+		r.Notes = slices.Clone(st.Report.Notes)
+	}
+	if st.StartedAt != nil {
+		since := func(t time.Time) *float64 { return seconds(t.Sub(*st.StartedAt)) }
+		for _, e := range st.Timeline {
+			switch e.Type {
+			case api.DrillEventDetected:
+				r.DetectionSeconds = since(e.At)
+			case api.DrillEventFirstReplacement:
+				r.FirstReplacementSeconds = since(e.At)
+			case api.DrillEventRecovered:
+				r.RTOSeconds = since(e.At)
+			}
+		}
+	}
+	dupes := int32(0) // the timeline names each duplicated workload once
+	for _, e := range st.Timeline {
+		if e.Type == api.DrillEventDuplicate {
+			dupes++
+		}
+	}
+	r.ExclusiveDuplicates = max(r.ExclusiveDuplicates, dupes)
+	for _, s := range st.Samples {
+		r.PeakUnavailableReplicas = max(r.PeakUnavailableReplicas, s.Unavailable)
+	}
+	return r
+}
+
+// targetsText names a drill's targets for messages.
+func targetsText(targets []string) string {
+	if len(targets) == 1 {
+		return targets[0]
+	}
+	return strings.Join(targets, ", ")
+}
+
+// sortedNames lists a set's members in order.
+func sortedNames(set map[string]bool) []string {
+	names := slices.Collect(maps.Keys(set))
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,235 @@
+package hub
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/placement"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// This file decides; drills.go and drillrun.go do. A drill's plan is what
+// placement would decide for every workload with replicas on the targets
+// once the fault is in: the targets Unreachable (outage, partition) or
+// tainted NoExecute (evacuate). Decisions are taken one workload after the
+// other, each taking the free capacity the ones before it used, so the
+// plan answers whether the rest absorbs the whole load, not each workload
+// alone.
+
+// resolveTargets turns a drill's target into cluster names: the cluster,
+// or every cluster of the region. Clusters being deregistered do not
+// count. An empty answer comes with the field error saying why.
+func resolveTargets(t api.DrillTarget, clusters []api.Cluster) ([]string, api.FieldErrors) {
+	var out []string
+	for _, c := range clusters {
+		if c.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		if (t.Cluster != "" && c.Metadata.Name == t.Cluster) || (t.Region != "" && c.Metadata.Labels[api.LabelRegion] == t.Region) {
+			out = append(out, c.Metadata.Name)
+		}
+	}
+	sort.Strings(out)
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case t.Cluster != "":
+		return nil, api.FieldErrors{{Field: "target.cluster", Message: "no such cluster", Value: t.Cluster}}
+	default:
+		return nil, api.FieldErrors{{Field: "target.region", Message: "no cluster is in this region", Value: t.Region}}
+	}
+}
+
+// drillTaint is the taint an evacuate drill puts on its targets.
+func drillTaint(drill string) api.Taint {
+	return api.Taint{Key: api.DrillTaintKey, Value: drill, Effect: "NoExecute"}
+}
+
+// toleratesDrill reports whether a workload keeps its replicas on a
+// cluster with the drill's taint.
+func toleratesDrill(w api.Workload, drill string) bool {
+	if w.Spec.Placement == nil {
+		return false
+	}
+	t := drillTaint(drill)
+	return slices.ContainsFunc(w.Spec.Placement.Tolerations, func(tol api.Toleration) bool { return tol.Tolerates(t) })
+}
+
+// currentPlacements maps workload -> cluster -> replicas from placement
+// rows (tombstones and empty rows left out).
+func currentPlacements(rows []pgstore.Placement) map[string]map[string]int32 {
+	out := map[string]map[string]int32{}
+	for _, r := range rows {
+		if r.Deleted || r.Replicas <= 0 {
+			continue
+		}
+		if out[r.Workload] == nil {
+			out[r.Workload] = map[string]int32{}
+		}
+		out[r.Workload][r.Cluster] = r.Replicas
+	}
+	return out
+}
+
+// requests is what one replica of a template asks for, in base units.
+func requests(t api.ReplicaTemplate) (cpu, mem int64) {
+	if t.Resources.CPU != "" {
+		cpu, _ = api.ParseCPU(t.Resources.CPU)
+	}
+	if t.Resources.Memory != "" {
+		mem, _ = api.ParseMemory(t.Resources.Memory)
+	}
+	return cpu, mem
+}
+
+// planDrill is the dry run of a drill named name of kind over targets,
+// given the clusters as the hub sees them now, the workloads and their
+// current placement. It changes nothing.
+func planDrill(kind, name string, targets []string, view []liveCluster, workloads map[string]api.Workload, current map[string]map[string]int32) *api.DrillPlan {
+	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
+	isTarget := map[string]bool{}
+	for _, t := range targets {
+		isTarget[t] = true
+	}
+	// What placement will see once the fault is in.
+	fault := make([]liveCluster, len(view))
+	for i, c := range view {
+		fault[i] = c
+		if !isTarget[c.Metadata.Name] {
+			continue
+		}
+		if kind == api.DrillEvacuate {
+			fault[i].Spec.Taints = append(slices.Clone(c.Spec.Taints), drillTaint(name))
+		} else {
+			fault[i].known = true
+			fault[i].live.Health = api.HealthUnreachable
+		}
+	}
+	// Free capacity as the moves use it up, from the last heartbeats.
+	ledger := map[string]protocol.Capacity{}
+	for _, c := range view {
+		if c.known && c.live.Heard {
+			ledger[c.Metadata.Name] = c.live.Capacity
+		}
+	}
+	before, after := map[string]int32{}, map[string]int32{}
+	var unplacedWhy []string
+	for _, wname := range slices.Sorted(maps.Keys(current)) {
+		cur := current[wname]
+		onTargets := int32(0)
+		for c, n := range cur {
+			if isTarget[c] {
+				onTargets += n
+			}
+		}
+		w, ok := workloads[wname]
+		if onTargets == 0 || !ok || w.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		pw := api.DrillPlanWorkload{Workload: wname, Mode: failoverMode(w), Before: maps.Clone(cur)}
+		if kind == api.DrillEvacuate && toleratesDrill(w, name) {
+			pw.Stays, pw.After = true, maps.Clone(cur)
+			plan.Workloads = append(plan.Workloads, pw)
+			continue
+		}
+		plan.AffectedWorkloads++
+		plan.AffectedReplicas += onTargets
+		cpu, mem := requests(w.Spec.Template)
+		// Replicas placement leaves out already are not the drill's doing.
+		base := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
+			Clusters: snapshot(view, w.Spec.Template), Current: cur})
+		clusters := snapshot(fault, w.Spec.Template)
+		for i := range clusters {
+			if capa, ok := ledger[clusters[i].Name]; ok && clusters[i].Room != placement.Unbounded {
+				clusters[i].Room = room(capa, cpu, mem)
+			}
+		}
+		d := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement, Clusters: clusters, Current: cur})
+		pw.After = maps.Clone(d.Assignment)
+		if pw.After == nil {
+			pw.After = map[string]int32{}
+		}
+		if lost := d.Unplaced - base.Unplaced; lost > 0 {
+			pw.Unplaced, pw.Reason = lost, d.UnplacedReason
+			plan.UnplacedReplicas += lost
+			unplacedWhy = append(unplacedWhy, fmt.Sprintf("%s: %d of %d replicas would have no cluster (%s)", wname, lost, onTargets, d.UnplacedReason))
+		}
+		for c, n := range pw.After {
+			if add := int64(n - cur[c]); add > 0 {
+				if capa, ok := ledger[c]; ok {
+					capa.CPUAllocated += add * cpu
+					capa.MemoryAllocated += add * mem
+					ledger[c] = capa
+				}
+			}
+		}
+		plan.Workloads = append(plan.Workloads, pw)
+		for c, n := range cur {
+			before[c] += n
+		}
+		for c, n := range pw.After {
+			after[c] += n
+		}
+	}
+	for _, c := range view {
+		name := c.Metadata.Name
+		if c.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		pc := api.DrillPlanCluster{Cluster: name, Region: c.Metadata.Labels[api.LabelRegion], Target: isTarget[name],
+			Health: c.Status.Health, ReplicasBefore: before[name], ReplicasAfter: after[name]}
+		if c.known {
+			pc.Health = c.live.Health
+		}
+		if capa, ok := ledger[name]; ok {
+			cpu := capa.CPUAllocatable - capa.CPUAllocated
+			mem := capa.MemoryAllocatable - capa.MemoryAllocated
+			pc.CPUFreeMillis, pc.MemoryFreeBytes = &cpu, &mem
+		}
+		if pc.Target && pc.Health != api.HealthReady {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("target %s is %s now: the drill measures little there", name, orUnknown(pc.Health)))
+		}
+		plan.Clusters = append(plan.Clusters, pc)
+	}
+	switch {
+	case plan.UnplacedReplicas > 0:
+		plan.Absorbed = false
+		plan.Reason = fmt.Sprintf("the remaining clusters cannot absorb the load: %d of %d affected replicas would have no cluster; %s",
+			plan.UnplacedReplicas, plan.AffectedReplicas, strings.Join(unplacedWhy, "; "))
+	case plan.AffectedWorkloads == 0:
+		plan.Notes = append(plan.Notes, "no workload has replicas to move off the targets")
+	}
+	return plan
+}
+
+func orUnknown(health string) string {
+	if health == "" {
+		return api.HealthUnknown
+	}
+	return health
+}
+
+// failoverMode is a workload's failover mode, stateless unless set.
+func failoverMode(w api.Workload) string {
+	if w.Spec.Failover != nil && w.Spec.Failover.Mode != "" {
+		return w.Spec.Failover.Mode
+	}
+	return "stateless"
+}
+
+// failsBackByHand reports whether a workload returns to a recovered
+// cluster only when an operator moves it.
+func failsBackByHand(w api.Workload) bool {
+	return w.Spec.Failover != nil && w.Spec.Failover.Failback == "manual"
+}
+
+// duplicated reports whether a workload runs its count in every selected
+// cluster (nothing moves when one is lost).
+func duplicated(w api.Workload) bool {
+	return w.Spec.Placement != nil && w.Spec.Placement.ReplicaMode == placement.ModeDuplicated
+}
