@@ -619,7 +619,11 @@ func (d *DrillController) record(ctx context.Context, r *drillRun, m measurement
 	}
 	if r.status.Phase == api.DrillRestoring && r.failedBack == nil && m.failedBack {
 		r.failedBack, milestone = seconds(at.Sub(r.restoredAt)), true
-		r.event(at, api.DrillEventFailedBack, "%s Ready again and holding their share", targetsText(r.targets))
+		if r.manualOnly() {
+			r.event(at, api.DrillEventFailedBack, "%s Ready again (every affected workload fails back by hand)", targetsText(r.targets))
+		} else {
+			r.event(at, api.DrillEventFailedBack, "%s Ready again and holding their share", targetsText(r.targets))
+		}
 	}
 	for _, w := range m.duplicates {
 		if !r.duplicates[w] {
@@ -700,6 +704,17 @@ func orSomeone(who string) string {
 	return who
 }
 
+// manualOnly reports whether every affected workload fails back by hand
+// (and there is one).
+func (r *drillRun) manualOnly() bool {
+	for _, a := range r.affected {
+		if !a.manual {
+			return false
+		}
+	}
+	return len(r.affected) > 0
+}
+
 // report is what the run measured.
 func (r *drillRun) report() *api.DrillReport {
 	rep := &api.DrillReport{DetectionSeconds: r.detected, FirstReplacementSeconds: r.replaced, RTOSeconds: r.recovered,
@@ -708,15 +723,13 @@ func (r *drillRun) report() *api.DrillReport {
 	if r.recovered == nil && len(r.affected) > 0 && !r.failed {
 		rep.Notes = append(rep.Notes, "not every affected replica was ready outside the targets before the fault was lifted")
 	}
-	manual := len(r.affected) > 0
 	for _, a := range r.affected {
 		rep.AffectedReplicas += a.onTargets
-		manual = manual && a.manual
 	}
 	switch {
 	case r.abort || r.failed:
 		rep.Failback = "notMeasured"
-	case manual:
+	case r.manualOnly():
 		rep.Failback = "manual"
 		rep.Notes = append(rep.Notes, "every affected workload fails back by hand (failover.failback: manual)")
 	case r.failedBack != nil:

@@ -209,43 +209,133 @@ func (c *Client) Watch(ctx context.Context, plural, labelSelector, resourceVersi
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return problemOf(resp, data)
 	}
-	sc := bufio.NewScanner(resp.Body)
+	err = readEvents(resp.Body, func(id, event string, data []byte) error {
+		var we api.WatchEvent
+		if err := json.Unmarshal(data, &we); err != nil {
+			return fmt.Errorf("watch: bad event: %w", err)
+		}
+		return fn(Event{ResourceVersion: id, Type: event, Object: we.Object})
+	})
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// readEvents reads a Server-Sent Events stream until it ends, calling fn
+// for each event with its id, name and data. An ERROR event ends the
+// stream with its problem.
+func readEvents(body io.Reader, fn func(id, event string, data []byte) error) error {
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	var ev Event
+	var id, event string
 	var data []byte
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case line == "":
-			if ev.Type == "ERROR" {
+			if event == "ERROR" {
 				p := &api.Problem{}
 				_ = json.Unmarshal(data, p)
 				return p
 			}
-			if ev.Type != "" {
-				var we api.WatchEvent
-				if err := json.Unmarshal(data, &we); err != nil {
-					return fmt.Errorf("watch: bad event: %w", err)
-				}
-				ev.Object = we.Object
-				if err := fn(ev); err != nil {
+			if event != "" {
+				if err := fn(id, event, data); err != nil {
 					return err
 				}
 			}
-			ev, data = Event{}, nil
+			id, event, data = "", "", nil
 		case strings.HasPrefix(line, ":"):
 		case strings.HasPrefix(line, "id: "):
-			ev.ResourceVersion = line[4:]
+			id = line[4:]
 		case strings.HasPrefix(line, "event: "):
-			ev.Type = line[7:]
+			event = line[7:]
 		case strings.HasPrefix(line, "data: "):
 			data = append(data, line[6:]...)
 		}
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("watch: %w", err)
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read event stream: %w", err)
 	}
-	return ctx.Err()
+	return nil
+}
+
+// DrillEvent is one event of a drill's timeline stream: exactly one of
+// Entry (event "timeline"), Sample ("sample"), Phase ("phase") and Drill
+// ("report", the last one) is set. ID resumes the stream after it.
+type DrillEvent struct {
+	ID     string
+	Entry  *api.DrillEvent
+	Sample *api.DrillSample
+	Phase  string
+	Drill  *api.Drill
+}
+
+// FollowDrill streams a drill's timeline from after (an event ID, or ""
+// for the beginning), calling fn for each event, until the report event
+// (then it returns nil), ctx ends, fn fails or the hub closes the stream
+// early (io.ErrUnexpectedEOF: follow again from the last ID).
+func (c *Client) FollowDrill(ctx context.Context, name, after string, fn func(DrillEvent) error) error {
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/drills/"+url.PathEscape(name)+"/timeline", nil, "", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if after != "" {
+		req.Header.Set("Last-Event-ID", after)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return problemOf(resp, data)
+	}
+	done := errors.New("report received")
+	err = readEvents(resp.Body, func(id, event string, data []byte) error {
+		ev := DrillEvent{ID: id}
+		var err error
+		switch event {
+		case "timeline":
+			ev.Entry = &api.DrillEvent{}
+			err = json.Unmarshal(data, ev.Entry)
+		case "sample":
+			ev.Sample = &api.DrillSample{}
+			err = json.Unmarshal(data, ev.Sample)
+		case "phase":
+			var p struct {
+				Phase string `json:"phase"`
+			}
+			err = json.Unmarshal(data, &p)
+			ev.Phase = p.Phase
+		case "report":
+			ev.Drill = &api.Drill{}
+			err = json.Unmarshal(data, ev.Drill)
+		default:
+			return nil // newer hubs may send more
+		}
+		if err != nil {
+			return fmt.Errorf("drill timeline: bad %s event: %w", event, err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+		if ev.Drill != nil {
+			return done
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, done):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == nil:
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // LogsOptions narrows a logs request.
