@@ -173,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	close(a.ready)
 	a.log.InfoContext(ctx, "node agent running", "cpu_millis", a.cfg.MilliCPU, "memory", a.cfg.Memory)
 	var lease nodeLease
+	var applied leaseView
 	var bs []protocol.Binding
 	apply := func(reread bool) {
 		if reread {
@@ -182,7 +183,12 @@ func (a *Agent) Run(ctx context.Context) error {
 				return
 			}
 		}
-		r.Apply(lease.allowed(bs, time.Now()))
+		now := time.Now()
+		if v := lease.view(now); applied.valid && !v.valid {
+			a.log.WarnContext(ctx, "lease on the hub ran out: exclusive replicas stop")
+		}
+		applied = lease.view(now)
+		r.Apply(lease.allowed(bs, now))
 	}
 	apply(true)
 	beat := time.NewTicker(a.cfg.Interval)
@@ -192,8 +198,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	for {
-		if ack, ok := a.heartbeat(ctx, nc, r); ok && lease.update(ack, time.Now()) {
-			apply(false) // what may run changed: a hold, a drill, a lease regained
+		if ack, ok := a.heartbeat(ctx, nc, r); ok {
+			lease.update(ack, time.Now())
+		}
+		// What may run changed (a hold, a drill, a lease regained or run
+		// out while the heartbeat waited): apply at once.
+		if lease.view(time.Now()) != applied {
+			apply(false)
 		}
 		expiry.Reset(lease.untilExpiry(time.Now()))
 		select {
@@ -204,7 +215,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-resync.C:
 			apply(true)
 		case <-expiry.C:
-			a.log.WarnContext(ctx, "lease on the hub ran out: stopping exclusive replicas")
 			apply(false)
 		case <-r.Changes():
 		case <-beat.C:

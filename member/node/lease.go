@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/atollhq/atoll/member/runtime"
@@ -21,17 +22,25 @@ type nodeLease struct {
 	dark  bool
 }
 
-// update takes a member's ack received at now; it reports whether what
-// may run changed.
-func (l *nodeLease) update(ack protocol.NodeAck, now time.Time) bool {
-	wasValid := now.Before(l.until)
-	until := now.Add(time.Duration(ack.LeaseMillis) * time.Millisecond)
-	if ack.LeaseMillis <= 0 {
-		until = time.Time{}
+// update takes a member's ack received at now.
+func (l *nodeLease) update(ack protocol.NodeAck, now time.Time) {
+	l.until = time.Time{}
+	if ack.LeaseMillis > 0 {
+		l.until = now.Add(time.Duration(ack.LeaseMillis) * time.Millisecond)
 	}
-	changed := wasValid != now.Before(until) || l.dark != ack.Dark || !slices.Equal(l.hold, ack.Hold)
-	l.until, l.hold, l.dark = until, ack.Hold, ack.Dark
-	return changed
+	l.hold, l.dark = ack.Hold, ack.Dark
+}
+
+// leaseView is what decides which bindings may run: when it changes, the
+// replicas are applied again.
+type leaseView struct {
+	valid bool
+	hold  string
+	dark  bool
+}
+
+func (l *nodeLease) view(now time.Time) leaseView {
+	return leaseView{valid: now.Before(l.until), hold: strings.Join(l.hold, ","), dark: l.dark}
 }
 
 // untilExpiry is how long until the lease runs out (an hour when it

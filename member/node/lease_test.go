@@ -20,8 +20,10 @@ func TestNodeLease(t *testing.T) {
 	if got := ids(&l, t0); len(got) != 1 || got[0] != "web-1" {
 		t.Errorf("want only the stateless replica before any lease; got %v", got)
 	}
-	if !l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0) {
-		t.Errorf("want a granted lease to count as a change")
+	before := l.view(t0)
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0)
+	if l.view(t0) == before {
+		t.Errorf("want a granted lease to change the view")
 	}
 	if got := ids(&l, t0.Add(time.Second)); len(got) != 2 || got[1] != "ledger-1" {
 		t.Errorf("want web and ledger (audit is held) within the lease; got %v", got)
@@ -29,13 +31,16 @@ func TestNodeLease(t *testing.T) {
 	if d := l.untilExpiry(t0.Add(time.Second)); d != 2*time.Second {
 		t.Errorf("want the lease to expire 2s later; got %s", d)
 	}
-	if got := ids(&l, t0.Add(3*time.Second)); len(got) != 1 {
-		t.Errorf("want the exclusive replicas stopped once the lease ran out; got %v", got)
+	if got := ids(&l, t0.Add(3*time.Second)); len(got) != 1 || l.view(t0.Add(3*time.Second)) == l.view(t0) {
+		t.Errorf("want the exclusive replicas stopped, and the view changed, once the lease ran out; got %v", got)
 	}
-	if l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0.Add(time.Second)) {
+	v := l.view(t0.Add(time.Second))
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0.Add(time.Second))
+	if l.view(t0.Add(time.Second)) != v {
 		t.Errorf("want a renewed lease with the same holds to change nothing")
 	}
-	if !l.update(protocol.NodeAck{LeaseMillis: 3000, Dark: true}, t0.Add(2*time.Second)) || len(ids(&l, t0.Add(2*time.Second))) != 0 {
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Dark: true}, t0.Add(2*time.Second))
+	if len(ids(&l, t0.Add(2*time.Second))) != 0 {
 		t.Errorf("want nothing to run while a drill keeps the region dark")
 	}
 }
