@@ -221,3 +221,133 @@ func failoverReason(filtered string) string {
 	}
 	return "noexecute"
 }
+
+// defaultWindow is how long a returned cluster must stay Ready before
+// replicas move back to it.
+const defaultWindow = 30 * time.Second
+
+// failbackBucket rate-limits one workload's failback (replicas per
+// minute), kept by the leader in memory: a new leader starts afresh.
+type failbackBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// failback keeps the record of what failover moved off each cluster and,
+// for failback auto, moves replicas back to a cluster that has been Ready
+// for the stabilisation window, within the workload's failbackRate. It
+// edits the decision and returns the record to store and what moved back.
+func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map[string]int32, snap []placement.Cluster,
+	clusters []liveCluster, now time.Time) (from, back map[string]int32) {
+	from = maps.Clone(prev)
+	for c, n := range lost {
+		if from == nil {
+			from = map[string]int32{}
+		}
+		from[c] += n
+	}
+	if len(from) == 0 {
+		delete(p.buckets, w.Metadata.Name)
+		return nil, nil
+	}
+	fp := w.Spec.Failover
+	if fp == nil {
+		fp = &api.FailoverPolicy{}
+	}
+	window := defaultWindow
+	if fp.StabilizationWindow != "" {
+		if v, err := time.ParseDuration(string(fp.StabilizationWindow)); err == nil && v >= 0 {
+			window = v
+		}
+	}
+	live := map[string]liveCluster{}
+	for _, c := range clusters {
+		live[c.Metadata.Name] = c
+	}
+	var due []string
+	for _, c := range slices.Sorted(maps.Keys(from)) {
+		lc, ok := live[c]
+		switch {
+		case !ok || from[c] <= 0:
+			delete(from, c) // deregistered, or nothing left to move back
+		case fp.Failback == "manual" || len(lost) > 0:
+		case lc.known && lc.live.Health == api.HealthReady && d.Filtered[c] == "":
+			if at := lc.live.Since.Add(window); now.Before(at) {
+				p.wakeAt(at)
+			} else {
+				due = append(due, c)
+			}
+		}
+	}
+	if len(due) == 0 {
+		return from, nil
+	}
+	if d.Assignment == nil {
+		d.Assignment = map[string]int32{}
+	}
+	// Where a fresh split would put the replicas, counted from now.
+	target := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: placementPolicy(w),
+		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
+	budget := int32(1 << 30)
+	if fp.FailbackRate > 0 {
+		b := p.buckets[w.Metadata.Name]
+		if b == nil {
+			b = &failbackBucket{tokens: 1, at: now}
+			p.buckets[w.Metadata.Name] = b
+		}
+		b.tokens = min(b.tokens+now.Sub(b.at).Minutes()*float64(fp.FailbackRate), float64(fp.FailbackRate))
+		b.at = now
+		budget = int32(b.tokens)
+		defer func() {
+			for _, n := range back {
+				b.tokens -= float64(n)
+			}
+		}()
+	}
+	for _, c := range due {
+		want := min(target[c]-d.Assignment[c], from[c], budget)
+		for want > 0 {
+			// Take one from the cluster with the most beyond its fresh share.
+			donor, surplus := "", int32(0)
+			for _, x := range slices.Sorted(maps.Keys(d.Assignment)) {
+				if s := d.Assignment[x] - target[x]; x != c && s > surplus {
+					donor, surplus = x, s
+				}
+			}
+			if donor == "" {
+				break
+			}
+			d.Assignment[donor]--
+			if d.Assignment[donor] == 0 {
+				delete(d.Assignment, donor)
+			}
+			d.Assignment[c]++
+			if back == nil {
+				back = map[string]int32{}
+			}
+			back[c]++
+			from[c]--
+			budget--
+			want--
+		}
+		if from[c] <= 0 || target[c] <= d.Assignment[c] {
+			delete(from, c) // back to its share (or the split no longer wants more there)
+		}
+	}
+	if len(back) > 0 {
+		d.Explanation = append(d.Explanation, "failback: "+failbackText(back, *d))
+	}
+	if len(from) == 0 {
+		from = nil
+	}
+	return from, back
+}
+
+// failbackText describes a failback move.
+func failbackText(back map[string]int32, d placement.Decision) string {
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(back)) {
+		parts = append(parts, fmt.Sprintf("%d back to %s", back[c], c))
+	}
+	return "moved " + strings.Join(parts, ", ") + " (Ready for the stabilisation window); now " + splitText(d.Assignment)
+}

@@ -146,3 +146,58 @@ func TestPurgeGracefully(t *testing.T) {
 		t.Errorf("want purge immediate for a plain NoExecute taint; kept %v", kept)
 	}
 }
+
+func TestFailback(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &Placer{buckets: map[string]*failbackBucket{}, now: func() time.Time { return t0 }}
+	t.Cleanup(p.Stop)
+	clusters := []liveCluster{
+		lc("a", api.HealthReady, t0, t0), // back, Ready since t0
+		lc("b", api.HealthReady, t0, t0.Add(-time.Hour)),
+		lc("c", api.HealthReady, t0, t0.Add(-time.Hour)),
+	}
+	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6, Failover: &api.FailoverPolicy{StabilizationWindow: "30s"}}}
+	w.Metadata.Name = "web"
+	decide := func(now time.Time, current map[string]int32) placement.Decision {
+		snap, _ := snapshot(clusters, w, now)
+		return placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	}
+	current := map[string]int32{"b": 3, "c": 3}
+	prev := map[string]int32{"a": 2}
+
+	// Within the window: nothing moves, the record stays.
+	d := decide(t0.Add(10*time.Second), current)
+	snap, _ := snapshot(clusters, w, t0.Add(10*time.Second))
+	from, back := p.failback(w, &d, prev, nil, snap, clusters, t0.Add(10*time.Second))
+	if len(back) != 0 || !maps.Equal(from, prev) || !maps.Equal(d.Assignment, current) {
+		t.Errorf("want nothing moved back within the window; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	// After it: a gets its share back (2 of 6), taken from b and c.
+	d = decide(t0.Add(31*time.Second), current)
+	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	if !maps.Equal(back, map[string]int32{"a": 2}) || len(from) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
+		t.Errorf("want 2 back to a and the record cleared; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	// Rate 1 per minute: one now, the next a minute later.
+	w.Spec.Failover.FailbackRate = 1
+	d = decide(t0.Add(31*time.Second), current)
+	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	if !maps.Equal(back, map[string]int32{"a": 1}) || from["a"] != 1 {
+		t.Errorf("want 1 back to a at 1/minute, 1 left to move; got back %v, from %v", back, from)
+	}
+	current = maps.Clone(d.Assignment)
+	d = decide(t0.Add(40*time.Second), current)
+	if _, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(40*time.Second)); len(back) != 0 {
+		t.Errorf("want nothing more within the minute; got %v", back)
+	}
+	d = decide(t0.Add(92*time.Second), current)
+	if from, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(92*time.Second)); !maps.Equal(back, map[string]int32{"a": 1}) || len(from) != 0 {
+		t.Errorf("want the second replica back a minute later and the record cleared; got back %v, from %v", back, from)
+	}
+	// Manual: the record is kept, nothing moves.
+	w.Spec.Failover.Failback = "manual"
+	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 3, "c": 3})
+	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || from["a"] != 2 {
+		t.Errorf("want manual failback to move nothing and keep the record; got back %v, from %v", back, from)
+	}
+}

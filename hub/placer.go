@@ -45,6 +45,7 @@ type Placer struct {
 	delivered metric.Int64Counter
 	failovers metric.Int64Counter
 
+	buckets  map[string]*failbackBucket // workload -> failback rate limit (pass goroutine only)
 	timerMu  sync.Mutex
 	timer    *time.Timer // wakes a pass when a failover grace runs out
 	timerAt  time.Time
@@ -69,7 +70,7 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 		every = 2 * time.Second
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failbackBucket{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -157,6 +158,11 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	for _, lc := range view {
 		if lc.known && lc.live.Health == api.HealthUnreachable {
 			lostNow[lc.Metadata.Name] = true
+		}
+	}
+	for name, w := range p.cache {
+		if w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0 {
+			touched[name] = true // failback runs by the clock too
 		}
 	}
 	if len(lostNow) > 0 {
@@ -287,6 +293,7 @@ type change struct {
 	decision placement.Decision
 	epoch    int64            // the epoch kept when no row changed
 	lost     map[string]int32 // replicas taken off lost or evicted clusters
+	back     map[string]int32 // replicas moved back to returned clusters
 }
 
 // decide computes one workload's placement; nil means nothing to write.
@@ -305,8 +312,15 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: placementPolicy(&w),
 		Clusters: snap, Current: current})
 	purgeGracefully(&w, &d, current, clusters)
-	ch := &change{name: name, decision: d, lost: lostClusters(d, current),
-		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}}
+	lost := lostClusters(d, current)
+	var prev map[string]int32
+	if w.Status.Placement != nil {
+		prev = w.Status.Placement.FailedOverFrom
+	}
+	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	ch := &change{name: name, decision: d, lost: lost, back: back,
+		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
+			FailedOverFrom: from}}
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
@@ -407,6 +421,9 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failoverReason(d.Filtered[c]))))
 		}
 		return recordEvent(ctx, tx, p.now(), ref, api.EventWarning, "FailedOver", msg, "hub/placement")
+	}
+	if len(ch.back) > 0 {
+		return recordEvent(ctx, tx, p.now(), ref, api.EventNormal, "FailedBack", failbackText(ch.back, d), "hub/placement")
 	}
 	msg := "placed: " + splitText(d.Assignment)
 	typ := api.EventNormal
@@ -661,11 +678,12 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// outcome changes.
 	key := func(s *api.PlacementStatus) string {
 		j, _ := json.Marshal(struct {
-			C map[string]int32
-			U int32
-			R string
-			F map[string]string
-		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered})
+			C  map[string]int32
+			U  int32
+			R  string
+			F  map[string]string
+			FO map[string]int32
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom})
 		return string(j)
 	}
 	return key(a) == key(b)
