@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 	"github.com/atollhq/atoll/member/node"
 )
 
-// drillRegion runs a member named name in its own region with two
-// simulated nodes, until the test ends.
+// drillRegion runs a member named name in its own region with two node
+// agents (simulated replicas; the agents apply the member's leases and
+// drills), until the test ends.
 func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 	t.Helper()
 	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
@@ -23,18 +25,18 @@ func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() { defer close(done); _ = m.Run(ctx) }()
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() { _ = m.Run(ctx) })
 	waitFor(t, name+"'s first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	sims := []node.SimNode{{Name: name + "-n1", Zone: "z1", MilliCPU: 4000, Memory: 8 << 30}, {Name: name + "-n2", Zone: "z2", MilliCPU: 4000, Memory: 8 << 30}}
-	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Nodes: sims, DataDir: t.TempDir(), Interval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	for i := 1; i <= 2; i++ {
+		a, err := node.New(node.Config{MemberURL: m.NATSURL(), Name: fmt.Sprintf("%s-n%d", name, i), Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
+			MilliCPU: 4000, Memory: 8 << 30, Interval: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = a.Run(ctx) })
 	}
-	fdone := make(chan struct{})
-	go func() { defer close(fdone); _ = fleet.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-fdone })
 	waitFor(t, name+"'s 2 nodes ready", 10*time.Second, func() bool { return m.Capacity().NodesReady == 2 })
 	waitFor(t, "the hub sees "+name+" Ready", 10*time.Second, func() bool {
 		live, ok := e.server.Monitor().Live(name)
@@ -94,7 +96,7 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	if !plan.Absorbed || plan.AffectedReplicas != 2 || len(plan.Workloads) != 1 || plan.Workloads[0].After["r2"] != 4 {
 		t.Fatalf("plan of evacuating r1: want web's 2 replicas absorbed by r2 (4 there); got %+v", plan)
 	}
-	maxUnavailable := int32(2)
+	maxUnavailable := int32(0) // an evacuation drains gracefully: nothing goes down
 	d := drill("evac", api.DrillEvacuate, api.DrillTarget{Region: "r1"}, "6s")
 	d.Spec.SLO = &api.DrillSLO{MaxRTO: "6s", MaxUnavailableReplicas: &maxUnavailable}
 	if err := e.admin.Create(ctx, "drills", d, nil); err != nil {
@@ -141,4 +143,84 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 func mustJSONOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestDrillOutageAndPartitionEndToEnd: an outage drill takes the member running an
+// exclusive workload and half of a stateless one dark. The hub detects
+// it, re-places both elsewhere (the exclusive one only after the member's
+// fence), and after the outage the stateless one fails back. Then a
+// partition cuts off the member the exclusive workload moved to: its
+// replicas keep running, fenced, and after the heal the exclusive
+// workload has never been seen ready in two clusters at once.
+func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, hub.HealthConfig{})
+	ctx := context.Background()
+	join := e.joinToken("j", api.TokenSpec{})
+	drillRegion(t, e, join, "r1")
+	drillRegion(t, e, join, "r2")
+	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "100m", Memory: "64Mi"}, Sim: &api.SimSpec{StartLatency: "50ms"}}
+	fast := func(mode string) *api.FailoverPolicy {
+		return &api.FailoverPolicy{Mode: mode, GracePeriod: "1s", StabilizationWindow: "1s"}
+	}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 4, Template: tmpl, Failover: fast("stateless")}})
+	// Moving an exclusive workload back is an outage of its own: this one
+	// fails back by hand, and failback is measured on web.
+	ledgerFailover := fast("exclusive")
+	ledgerFailover.Failback = "manual"
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "ledger"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl, Failover: ledgerFailover}})
+	var target string
+	waitFor(t, "web 4 ready over both regions, ledger 1 ready", 30*time.Second, func() bool {
+		var web, ledger api.Workload
+		_ = e.admin.Get(ctx, "workloads", "web", &web)
+		_ = e.admin.Get(ctx, "workloads", "ledger", &ledger)
+		if ledger.Status.ReadyReplicas != 1 || len(ledger.Status.Clusters) != 1 || web.Status.ReadyReplicas != 4 || len(web.Status.Clusters) != 2 {
+			return false
+		}
+		target = ledger.Status.Clusters[0].Cluster
+		return true
+	})
+
+	maxUnavailable := int32(3)
+	d := drill("dark", api.DrillOutage, api.DrillTarget{Cluster: target}, "12s")
+	d.Spec.FailbackTimeout = "30s"
+	d.Spec.SLO = &api.DrillSLO{MaxRTO: "12s", MaxUnavailableReplicas: &maxUnavailable}
+	if err := e.admin.Create(ctx, "drills", d, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, final := followDrill(t, e, "dark", 90*time.Second)
+	rep := final.Status.Report
+	t.Logf("outage of %s: %s", target, mustJSONOf(rep))
+	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed {
+		t.Fatalf("outage drill: want Succeeded and passed; got %s %+v; timeline %+v", final.Status.Phase, rep, entries)
+	}
+	if rep.AffectedWorkloads != 2 || rep.AffectedReplicas != 3 || rep.DetectionSeconds == nil || rep.RTOSeconds == nil ||
+		*rep.DetectionSeconds > *rep.RTOSeconds || rep.ExclusiveDuplicates != 0 || rep.Failback != "complete" || rep.FailbackSeconds == nil {
+		t.Errorf("outage report: want 2 workloads/3 replicas affected, detection before RTO, no duplicates, failback complete; got %+v", rep)
+	}
+	if rep.PeakUnavailableReplicas == 0 {
+		t.Errorf("outage report: the dark member's replicas count as unavailable until replaced; want a peak above 0, got %+v", rep)
+	}
+
+	// The exclusive workload now runs on the other member: cut that one
+	// off.
+	other := map[string]string{"r1": "r2", "r2": "r1"}[target]
+	waitFor(t, "web failed back to 2 per region", 20*time.Second, func() bool {
+		var web api.Workload
+		_ = e.admin.Get(ctx, "workloads", "web", &web)
+		return web.Status.ReadyReplicas == 4 && web.Status.Placement != nil && web.Status.Placement.Clusters[target] == 2
+	})
+	p := drill("cut", api.DrillPartition, api.DrillTarget{Cluster: other}, "12s")
+	p.Spec.FailbackTimeout = "30s"
+	p.Spec.SLO = &api.DrillSLO{MaxRTO: "12s"}
+	if err := e.admin.Create(ctx, "drills", p, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _, final = followDrill(t, e, "cut", 90*time.Second)
+	rep = final.Status.Report
+	t.Logf("partition of %s: %s", other, mustJSONOf(rep))
+	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed || rep.AffectedReplicas != 3 || rep.RTOSeconds == nil ||
+		rep.ExclusiveDuplicates != 0 || rep.Failback != "complete" {
+		t.Errorf("partition drill: want Succeeded, 3 replicas affected, an RTO, no duplicates after the heal, failback complete; got %s %+v", final.Status.Phase, rep)
+	}
 }

@@ -120,6 +120,10 @@ type observation struct {
 	health     map[string]string           // cluster -> live health
 	placements map[string]map[string]int32 // workload -> cluster -> replicas now
 	ready      map[string]map[string]int32 // workload -> cluster -> ready (fresh reports only)
+	// failedOver is, per workload, what failover moved off each cluster
+	// and has not moved back (Workload.status.placement.failedOverFrom);
+	// nil when not read.
+	failedOver map[string]map[string]int32
 }
 
 // measurement is one evaluation of an observation against the start.
@@ -134,7 +138,8 @@ type measurement struct {
 	// replica its placement wants there ready, and none placed on them.
 	recovered bool
 	// failedBack: every target Ready, and every affected workload that
-	// fails back by itself holds its share of the targets again.
+	// fails back by itself has nothing failed over off the targets any
+	// more, and its replicas placed there ready.
 	failedBack bool
 	// duplicates are exclusive workloads ready in two clusters at once.
 	duplicates []string
@@ -146,7 +151,7 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 	for _, t := range targets {
 		isTarget[t] = true
 	}
-	m := measurement{sample: api.DrillSample{At: o.at.UTC().Truncate(time.Millisecond)}, detected: len(targets) > 0, recovered: true, failedBack: true}
+	m := measurement{sample: api.DrillSample{At: o.at.UTC().Truncate(time.Millisecond)}, detected: len(targets) > 0, recovered: true, failedBack: o.failedOver != nil}
 	for _, t := range targets {
 		if o.health[t] != api.HealthUnreachable {
 			m.detected = false
@@ -196,8 +201,15 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 		m.sample.Desired += desired
 		m.sample.Ready += min(readyAll, desired)
 		m.sample.Unavailable += max(0, desired-readyAll)
-		if !a.manual && (placedTargets < a.onTargets || readyTargets < a.onTargets) {
-			m.failedBack = false
+		if !a.manual {
+			for c, n := range o.failedOver[a.name] {
+				if isTarget[c] && n > 0 {
+					m.failedBack = false // failback still owes the targets replicas
+				}
+			}
+			if readyTargets < placedTargets {
+				m.failedBack = false
+			}
 		}
 		if a.exclusive {
 			n := 0

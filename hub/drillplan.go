@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
@@ -90,7 +91,7 @@ func requests(t api.ReplicaTemplate) (cpu, mem int64) {
 // planDrill is the dry run of a drill named name of kind over targets,
 // given the clusters as the hub sees them now, the workloads and their
 // current placement. It changes nothing.
-func planDrill(kind, name string, targets []string, view []liveCluster, workloads map[string]api.Workload, current map[string]map[string]int32) *api.DrillPlan {
+func planDrill(kind, name string, targets []string, view []liveCluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
 	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
 	isTarget := map[string]bool{}
 	for _, t := range targets {
@@ -106,8 +107,11 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		if kind == api.DrillEvacuate {
 			fault[i].Spec.Taints = append(slices.Clone(c.Spec.Taints), drillTaint(name))
 		} else {
+			// Silent long enough that every failover grace (and fence) ran
+			// out: the plan shows where replicas end up.
 			fault[i].known = true
 			fault[i].live.Health = api.HealthUnreachable
+			fault[i].live.Since, fault[i].live.Seen = now.Add(-24*time.Hour), now.Add(-24*time.Hour)
 		}
 	}
 	// Free capacity as the moves use it up, from the last heartbeats.
@@ -141,15 +145,16 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		plan.AffectedReplicas += onTargets
 		cpu, mem := requests(w.Spec.Template)
 		// Replicas placement leaves out already are not the drill's doing.
-		base := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
-			Clusters: snapshot(view, w.Spec.Template), Current: cur})
-		clusters := snapshot(fault, w.Spec.Template)
+		policy := placementPolicy(&w)
+		asIs, _ := snapshot(view, &w, now)
+		base := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: asIs, Current: cur})
+		clusters, _ := snapshot(fault, &w, now)
 		for i := range clusters {
 			if capa, ok := ledger[clusters[i].Name]; ok && clusters[i].Room != placement.Unbounded {
 				clusters[i].Room = room(capa, cpu, mem)
 			}
 		}
-		d := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement, Clusters: clusters, Current: cur})
+		d := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: clusters, Current: cur})
 		pw.After = maps.Clone(d.Assignment)
 		if pw.After == nil {
 			pw.After = map[string]int32{}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,8 @@ type drillRun struct {
 
 	detected, replaced, recovered, failedBack *float64
 	peak                                      int32
+	failedOver                                map[string]map[string]int32 // as last read, while restoring
+	failedOverAt                              time.Time
 	duplicates                                map[string]bool
 	dirty                                     bool
 	lastWrite                                 time.Time
@@ -325,7 +328,7 @@ func (d *DrillController) start(ctx context.Context, dr api.Drill) error {
 		return err
 	}
 	// What moves, as of now (the stored plan is from creation).
-	plan := planDrill(r.spec.Kind, r.name, r.targets, view, workloads, current)
+	plan := planDrill(r.spec.Kind, r.name, r.targets, view, workloads, current, d.now())
 	names := map[string]bool{}
 	for _, pw := range plan.Workloads {
 		if pw.Stays {
@@ -541,6 +544,29 @@ func (d *DrillController) observe(ctx context.Context, r *drillRun, now time.Tim
 		names[a.name] = true
 	}
 	o := observation{at: now, health: map[string]string{}, placements: currentPlacements(rows), ready: d.reports.ready(names, d.fresh(r, now))}
+	if r.status.Phase == api.DrillRestoring {
+		// Failback is the placement controller's: what it still owes
+		// each cluster is in the workloads' placement status (read at
+		// most every WriteEvery).
+		if r.failedOver == nil || now.Sub(r.failedOverAt) >= d.cfg.WriteEvery {
+			fo := map[string]map[string]int32{}
+			for name := range names {
+				rec, err := d.store.Get(ctx, "Workload", name)
+				if api.ErrorCode(err) == api.CodeNotFound {
+					continue
+				}
+				if err != nil {
+					return observation{}, err
+				}
+				var w api.Workload
+				if err := rec.Decode(&w); err == nil && w.Status.Placement != nil {
+					fo[name] = w.Status.Placement.FailedOverFrom
+				}
+			}
+			r.failedOver, r.failedOverAt = fo, now
+		}
+		o.failedOver = r.failedOver
+	}
 	for _, t := range r.targets {
 		if live, ok := d.monitor.Live(t); ok {
 			o.health[t] = live.Health
@@ -715,6 +741,26 @@ func (r *drillRun) manualOnly() bool {
 	return len(r.affected) > 0
 }
 
+// owed says what failover still owes the targets, as last read: ": web
+// has 2 failed over off r1 not moved back".
+func (r *drillRun) owed() string {
+	var parts []string
+	for _, a := range r.affected {
+		if a.manual {
+			continue
+		}
+		for _, c := range slices.Sorted(maps.Keys(r.failedOver[a.name])) {
+			if n := r.failedOver[a.name][c]; r.isTarget[c] && n > 0 {
+				parts = append(parts, fmt.Sprintf("%s has %d failed over off %s not moved back", a.name, n, c))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
+}
+
 // report is what the run measured.
 func (r *drillRun) report() *api.DrillReport {
 	rep := &api.DrillReport{DetectionSeconds: r.detected, FirstReplacementSeconds: r.replaced, RTOSeconds: r.recovered,
@@ -736,7 +782,7 @@ func (r *drillRun) report() *api.DrillReport {
 		rep.Failback = "complete"
 	default:
 		rep.Failback = "timedOut"
-		rep.Notes = append(rep.Notes, fmt.Sprintf("failback was not complete within %s of the end", r.spec.FailbackTimeoutOrDefault()))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("failback was not complete within %s of the end%s", r.spec.FailbackTimeoutOrDefault(), r.owed()))
 	}
 	if len(r.duplicates) > 0 {
 		rep.Notes = append(rep.Notes, "exclusive workloads ran in two clusters at once: "+targetsText(sortedNames(r.duplicates)))

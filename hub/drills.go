@@ -96,7 +96,7 @@ func (s *Server) planFor(ctx context.Context, name string, spec api.DrillSpec) (
 	if fe != nil {
 		return &api.DrillPlan{Targets: []string{}, Reason: fe[0].Message}, fe, nil
 	}
-	return planDrill(spec.Kind, name, targets, view, workloads, current), nil, nil
+	return planDrill(spec.Kind, name, targets, view, workloads, current, s.now()), nil, nil
 }
 
 // drillRefusal is the 422 a refused drill gets: the reason, the fields at

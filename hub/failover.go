@@ -32,7 +32,7 @@ const (
 // Taints whose evictions drain gracefully whatever the workload's purge
 // policy: an evacuation drill and an operator's drain.
 const (
-	drillTaintKey = "atoll.dev/drill"
+	drillTaintKey = api.DrillTaintKey
 	drainTaintKey = "atoll.dev/drain"
 )
 
