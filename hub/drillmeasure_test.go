@@ -1,0 +1,241 @@
+package hub
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/protocol"
+)
+
+func TestMeasure(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	web := func() *affectedWorkload {
+		return &affectedWorkload{name: "web", desired: 4, before: map[string]int32{"a": 2, "b": 2}, onTargets: 2, readyOutside: 2}
+	}
+	dup := func() *affectedWorkload {
+		return &affectedWorkload{name: "dup", duplicated: true, before: map[string]int32{"a": 3, "b": 3}, onTargets: 3, readyOutside: 3}
+	}
+	ledger := func() *affectedWorkload {
+		return &affectedWorkload{name: "ledger", exclusive: true, desired: 1, before: map[string]int32{"a": 1}, onTargets: 1}
+	}
+	type want struct {
+		desired, ready, unavailable       int32
+		detected, replaced, recovered, fb bool
+		duplicates                        int
+	}
+	cases := []struct {
+		name     string
+		affected []*affectedWorkload
+		o        observation
+		want     want
+	}{
+		{"before anything happens", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthReady},
+			placements: map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+			ready:      map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+		}, want{desired: 4, ready: 4}},
+		{"target dark, not detected yet", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthSuspect},
+			placements: map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2}},
+		}, want{desired: 4, ready: 2, unavailable: 2}},
+		{"detected, re-placed, one replacement ready", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2, "c": 1}},
+		}, want{desired: 4, ready: 3, unavailable: 1, detected: true, replaced: true}},
+		{"recovered", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+		}, want{desired: 4, ready: 4, detected: true, replaced: true, recovered: true}},
+		{"not recovered while placed on the target", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"web": {"a": 2, "b": 2, "c": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+		}, want{desired: 4, ready: 4, detected: true, replaced: true}},
+		{"not recovered with replicas unplaced", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"web": {"b": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2}},
+		}, want{desired: 4, ready: 2, unavailable: 2, detected: true}},
+		{"duplicated: recovered once the target's share is dropped", []*affectedWorkload{dup()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"dup": {"b": 3}},
+			ready:      map[string]map[string]int32{"dup": {"b": 3}},
+		}, want{desired: 3, ready: 3, detected: true, recovered: true}},
+		{"duplicated: the target's share unavailable until dropped", []*affectedWorkload{dup()}, observation{
+			health:     map[string]string{"a": api.HealthUnreachable},
+			placements: map[string]map[string]int32{"dup": {"a": 3, "b": 3}},
+			ready:      map[string]map[string]int32{"dup": {"b": 3}},
+		}, want{desired: 6, ready: 3, unavailable: 3, detected: true}},
+		{"exclusive ready in two clusters", []*affectedWorkload{ledger()}, observation{
+			health:     map[string]string{"a": api.HealthReady},
+			placements: map[string]map[string]int32{"ledger": {"b": 1}},
+			ready:      map[string]map[string]int32{"ledger": {"a": 1, "b": 1}},
+		}, want{desired: 1, ready: 1, replaced: true, recovered: true, duplicates: 1}},
+		{"failed back", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthReady},
+			placements: map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+			ready:      map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+			failedOver: map[string]map[string]int32{},
+		}, want{desired: 4, ready: 4, fb: true}},
+		{"failback still owed", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthReady},
+			placements: map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+			ready:      map[string]map[string]int32{"web": {"b": 2, "c": 2}},
+			failedOver: map[string]map[string]int32{"web": {"a": 2}},
+		}, want{desired: 4, ready: 4, replaced: true, recovered: true}},
+		{"failback placed but not ready yet", []*affectedWorkload{web()}, observation{
+			health:     map[string]string{"a": api.HealthReady},
+			placements: map[string]map[string]int32{"web": {"a": 2, "b": 2}},
+			ready:      map[string]map[string]int32{"web": {"a": 1, "b": 2}},
+			failedOver: map[string]map[string]int32{},
+		}, want{desired: 4, ready: 3, unavailable: 1}},
+	}
+	for _, c := range cases {
+		c.o.at = t0
+		m := measure(c.affected, []string{"a"}, c.o)
+		got := want{m.sample.Desired, m.sample.Ready, m.sample.Unavailable, m.detected, m.replaced, m.recovered, m.failedBack, len(m.duplicates)}
+		if got != c.want {
+			t.Errorf("%s: want %+v, got %+v", c.name, c.want, got)
+		}
+	}
+}
+
+func TestAddSampleBoundsTheSeries(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var samples []api.DrillSample
+	samples, added := addSample(samples, api.DrillSample{At: t0, Desired: 4, Ready: 4}, 5*time.Second)
+	if !added {
+		t.Fatal("the first sample was not added")
+	}
+	if _, added := addSample(samples, api.DrillSample{At: t0.Add(time.Second), Desired: 4, Ready: 4}, 5*time.Second); added {
+		t.Error("a repeat within keepEvery was added")
+	}
+	for i := 1; i < 3*maxSamples; i++ {
+		samples, _ = addSample(samples, api.DrillSample{At: t0.Add(time.Duration(i) * time.Second), Desired: 4, Ready: int32(i % 5)}, 5*time.Second)
+	}
+	if len(samples) > maxSamples {
+		t.Errorf("want at most %d samples, got %d", maxSamples, len(samples))
+	}
+	if !samples[0].At.Equal(t0) || samples[len(samples)-1].At != t0.Add(time.Duration(3*maxSamples-1)*time.Second) {
+		t.Errorf("thinning must keep the first and the latest sample: %v .. %v", samples[0].At, samples[len(samples)-1].At)
+	}
+	for i := 1; i < len(samples); i++ {
+		if !samples[i].At.After(samples[i-1].At) {
+			t.Fatalf("samples out of order at %d", i)
+		}
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	t.Parallel()
+	secs := func(f float64) *float64 { return &f }
+	two := int32(2)
+	spec := api.DrillSpec{SLO: &api.DrillSLO{MaxRTO: "10s", MaxUnavailableReplicas: &two}}
+	cases := []struct {
+		name   string
+		rep    api.DrillReport
+		passed bool
+	}{
+		{"every SLO met", api.DrillReport{RTOSeconds: secs(9.5), PeakUnavailableReplicas: 2}, true},
+		{"RTO too long", api.DrillReport{RTOSeconds: secs(10.5), PeakUnavailableReplicas: 2}, false},
+		{"never recovered", api.DrillReport{PeakUnavailableReplicas: 0}, false},
+		{"too many unavailable", api.DrillReport{RTOSeconds: secs(1), PeakUnavailableReplicas: 3}, false},
+		{"an exclusive duplicate", api.DrillReport{RTOSeconds: secs(1), ExclusiveDuplicates: 1}, false},
+		{"interrupted", api.DrillReport{RTOSeconds: secs(1), Interrupted: true}, false},
+	}
+	for _, c := range cases {
+		evaluate(spec, &c.rep)
+		if c.rep.Passed != c.passed || len(c.rep.SLOs) != 3 {
+			t.Errorf("%s: want passed %v with 3 SLOs; got %v %+v", c.name, c.passed, c.rep.Passed, c.rep.SLOs)
+		}
+	}
+	// No SLOs given: only duplicates are judged.
+	rep := api.DrillReport{}
+	evaluate(api.DrillSpec{}, &rep)
+	if !rep.Passed || len(rep.SLOs) != 1 || rep.SLOs[0].Name != "exclusiveDuplicates" {
+		t.Errorf("no SLOs: want passed on exclusiveDuplicates alone; got %+v", rep)
+	}
+}
+
+func TestReportFromStatus(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := api.DrillStatus{StartedAt: &t0, Plan: &api.DrillPlan{AffectedWorkloads: 2, AffectedReplicas: 5},
+		Timeline: []api.DrillEvent{{At: t0, Type: api.DrillEventStarted}, {At: t0.Add(2 * time.Second), Type: api.DrillEventDetected},
+			{At: t0.Add(4 * time.Second), Type: api.DrillEventFirstReplacement}, {At: t0.Add(5 * time.Second), Type: api.DrillEventDuplicate}},
+		Samples: []api.DrillSample{{Unavailable: 1}, {Unavailable: 3}, {Unavailable: 0}}}
+	r := reportFromStatus(st)
+	if r.DetectionSeconds == nil || *r.DetectionSeconds != 2 || r.FirstReplacementSeconds == nil || *r.FirstReplacementSeconds != 4 ||
+		r.RTOSeconds != nil || r.PeakUnavailableReplicas != 3 || r.ExclusiveDuplicates != 1 || r.AffectedReplicas != 5 {
+		t.Errorf("report rebuilt from a stored status: got %+v", r)
+	}
+}
+
+// TestPlanDrillCapacity: the plan decides workloads one after the other,
+// each using the free capacity the ones before it took, so it sees when
+// the rest cannot absorb the whole load even if each workload alone fits.
+func TestPlanDrillCapacity(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cluster := func(name string, freeCPU int64) liveCluster {
+		return liveCluster{Cluster: api.Cluster{Metadata: api.ObjectMeta{Name: name, Labels: map[string]string{api.LabelRegion: name}}},
+			known: true, live: LiveHealth{Health: api.HealthReady, Heard: true, Seen: now, Since: now.Add(-time.Hour),
+				Capacity: protocol.Capacity{CPUAllocatable: freeCPU, MemoryAllocatable: 1 << 40}}}
+	}
+	view := []liveCluster{cluster("a", 10000), cluster("b", 1000)}
+	wl := func(name string) api.Workload {
+		return api.Workload{Metadata: api.ObjectMeta{Name: name}, Spec: api.WorkloadSpec{Replicas: 2,
+			Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "500m"}}}}
+	}
+	workloads := map[string]api.Workload{"w1": wl("w1"), "w2": wl("w2")}
+	current := map[string]map[string]int32{"w1": {"a": 2}, "w2": {"a": 2}}
+	// b has room for 2 replicas of 500m: w1 fits, w2 does not.
+	plan := planDrill(api.DrillOutage, "d", []string{"a"}, view, workloads, current, now)
+	if plan.Absorbed || plan.AffectedWorkloads != 2 || plan.AffectedReplicas != 4 || plan.UnplacedReplicas != 2 {
+		t.Fatalf("want 2 of 4 replicas unplaced (b holds only 2); got %+v", plan)
+	}
+	if plan.Workloads[0].After["b"] != 2 || plan.Workloads[1].Unplaced != 2 {
+		t.Errorf("want w1 on b and w2 unplaced; got %+v", plan.Workloads)
+	}
+	for _, c := range plan.Clusters {
+		if c.Cluster == "b" && (c.CPUFreeMillis == nil || *c.CPUFreeMillis != 0 || c.ReplicasAfter != 2) {
+			t.Errorf("b after the moves: want 0m free and 2 replicas; got %+v", c)
+		}
+		if c.Cluster == "a" && (!c.Target || c.ReplicasBefore != 4 || c.ReplicasAfter != 0) {
+			t.Errorf("a: want the target, 4 before, 0 after; got %+v", c)
+		}
+	}
+	// With room for both, it is absorbed; an evacuation leaves a workload
+	// that tolerates the drill's taint where it is.
+	view[1] = cluster("b", 4000)
+	tolerant := wl("w2")
+	tolerant.Spec.Placement = &api.PlacementPolicy{Tolerations: []api.Toleration{{Key: api.DrillTaintKey, Operator: "Exists"}}}
+	workloads["w2"] = tolerant
+	plan = planDrill(api.DrillEvacuate, "d", []string{"a"}, view, workloads, current, now)
+	if !plan.Absorbed || plan.AffectedWorkloads != 1 || !plan.Workloads[1].Stays || plan.Workloads[1].After["a"] != 2 {
+		t.Errorf("evacuation with a tolerant workload: want absorbed, 1 affected, w2 staying on a; got %+v", plan)
+	}
+	if got := fmt.Sprint(plan.Workloads[0].After); got != "map[b:2]" {
+		t.Errorf("w1 after evacuating a: want map[b:2], got %s", got)
+	}
+}
+
+func TestParseTimelinePos(t *testing.T) {
+	t.Parallel()
+	for in, ok := range map[string]bool{"": true, "0-0": true, "12-1700000000000": true, "x": false, "1": false, "-1-2": false, "1-x": false} {
+		p, got := parseTimelinePos(in)
+		if got != ok {
+			t.Errorf("%q: want ok %v, got %v", in, ok, got)
+		}
+		if ok && in != "" && p.String() != in {
+			t.Errorf("%q: round trip gave %q", in, p.String())
+		}
+	}
+}
