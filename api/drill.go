@@ -139,7 +139,7 @@ type DrillSample struct {
 // (failback: from EndedAt); a missing time was not reached.
 type DrillReport struct {
 	DetectionSeconds        *float64    `json:"detectionSeconds,omitempty" doc:"Until the hub saw every target Unreachable (outage, partition) or stored the taint (evacuate)."`
-	FirstReplacementSeconds *float64    `json:"firstReplacementSeconds,omitempty" doc:"Until an affected workload had more ready replicas outside the targets than at the start."`
+	FirstReplacementSeconds *float64    `json:"firstReplacementSeconds,omitempty" doc:"Until an affected workload had more ready replicas outside the targets than ran (or were placed) there at the start."`
 	RTOSeconds              *float64    `json:"rtoSeconds,omitempty" doc:"Until every affected workload had, outside the targets, every replica its placement wants there ready, and no placement on the targets."`
 	PeakUnavailableReplicas int32       `json:"peakUnavailableReplicas" doc:"The most desired replicas of the affected workloads not ready at once."`
 	ExclusiveDuplicates     int32       `json:"exclusiveDuplicates" doc:"Exclusive workloads seen ready in two clusters at once (must be 0)."`

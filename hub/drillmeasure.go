@@ -110,8 +110,9 @@ type affectedWorkload struct {
 	desired    int32            // Divided: the replicas wanted in total
 	before     map[string]int32 // placement at the start
 	onTargets  int32            // of which on the targets
-	// readyOutside is how many were ready outside the targets at the start.
-	readyOutside int32
+	// outsideBefore is how many ran outside the targets at the start:
+	// ready there, or placed there (and still starting), whichever is more.
+	outsideBefore int32
 }
 
 // observation is what the hub sees at one moment of a drill.
@@ -132,7 +133,7 @@ type measurement struct {
 	// detected: every target is seen Unreachable.
 	detected bool
 	// replaced: some affected workload has more ready replicas outside the
-	// targets than at the start.
+	// targets than ran (or were placed) there at the start.
 	replaced bool
 	// recovered: every affected workload has, outside the targets, every
 	// replica its placement wants there ready, and none placed on them.
@@ -195,7 +196,7 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 		if placedTargets > 0 || (!a.duplicated && placedOut < a.desired) {
 			m.recovered = false
 		}
-		if readyOut > a.readyOutside {
+		if readyOut > a.outsideBefore {
 			m.replaced = true
 		}
 		m.sample.Desired += desired

@@ -13,10 +13,10 @@ func TestMeasure(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	web := func() *affectedWorkload {
-		return &affectedWorkload{name: "web", desired: 4, before: map[string]int32{"a": 2, "b": 2}, onTargets: 2, readyOutside: 2}
+		return &affectedWorkload{name: "web", desired: 4, before: map[string]int32{"a": 2, "b": 2}, onTargets: 2, outsideBefore: 2}
 	}
 	dup := func() *affectedWorkload {
-		return &affectedWorkload{name: "dup", duplicated: true, before: map[string]int32{"a": 3, "b": 3}, onTargets: 3, readyOutside: 3}
+		return &affectedWorkload{name: "dup", duplicated: true, before: map[string]int32{"a": 3, "b": 3}, onTargets: 3, outsideBefore: 3}
 	}
 	ledger := func() *affectedWorkload {
 		return &affectedWorkload{name: "ledger", exclusive: true, desired: 1, before: map[string]int32{"a": 1}, onTargets: 1}

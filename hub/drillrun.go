@@ -348,11 +348,20 @@ func (d *DrillController) start(ctx context.Context, dr api.Drill) error {
 	now := d.now()
 	ready := d.reports.ready(names, d.fresh(r, now))
 	for _, a := range r.affected {
-		for c, n := range ready[a.name] {
+		// A replacement is a ready replica outside the targets beyond what
+		// ran (or was placed, and still starting) there before.
+		var placed, readyOut int32
+		for c, n := range a.before {
 			if !r.isTarget[c] {
-				a.readyOutside += n
+				placed += n
 			}
 		}
+		for c, n := range ready[a.name] {
+			if !r.isTarget[c] {
+				readyOut += n
+			}
+		}
+		a.outsideBefore = max(placed, readyOut)
 	}
 	var moving int32
 	for _, a := range r.affected {

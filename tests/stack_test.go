@@ -262,7 +262,14 @@ func (r cliResult) String() string {
 // entries (KEY=VALUE) overriding the defaults, and stdin as its input.
 func (d *devStack) atoll(t *testing.T, env []string, stdin string, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	return d.atollWithin(t, cliTimeout, env, stdin, args...)
+}
+
+// atollWithin is atoll for a command that may take up to timeout (one
+// that follows something, like `atoll drill run`).
+func (d *devStack) atollWithin(t *testing.T, timeout time.Duration, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, atollBin, args...)
 	cmd.Env = append(os.Environ(),
@@ -282,7 +289,7 @@ func (d *devStack) atoll(t *testing.T, env []string, stdin string, args ...strin
 	case errors.As(err, &exit) && exit.Exited():
 		r.code = exit.ExitCode()
 	case ctx.Err() != nil:
-		t.Fatalf("want `atoll %s` to finish within %s; it did not and was killed\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), cliTimeout, r.stdout, r.stderr)
+		t.Fatalf("want `atoll %s` to finish within %s; it did not and was killed\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), timeout, r.stdout, r.stderr)
 	default:
 		t.Fatalf("want `atoll %s` to run; got %v", strings.Join(args, " "), err)
 	}

@@ -75,6 +75,7 @@ type printer struct {
 }
 
 var printers = map[string]printer{
+	"Drill": drillPrinter,
 	"Cluster": {
 		headers:     []string{"NAME", "REGION", "ZONE", "HEALTH", "HEARTBEAT", "NODES", "REPLICAS", "AGE"},
 		wideHeaders: []string{"CPU", "MEMORY", "TAINTS", "VERSION"},

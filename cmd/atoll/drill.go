@@ -1,0 +1,497 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+)
+
+// drillFlags describe a drill on the command line (or -f a manifest).
+type drillFlags struct {
+	file, kind, cluster, region string
+	name, duration, maxRTO      string
+	failbackTimeout             string
+	maxUnavailable              int32
+	force                       bool
+}
+
+func (f *drillFlags) register(cmd *cobra.Command, run bool) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "filename", "f", "", "a Drill manifest (instead of the flags below)")
+	fl.StringVar(&f.kind, "kind", "", "evacuate, outage or partition")
+	fl.StringVar(&f.cluster, "cluster", "", "target: one cluster")
+	fl.StringVar(&f.region, "region", "", "target: every cluster of a region")
+	if !run {
+		return
+	}
+	fl.StringVar(&f.name, "name", "", "the drill's name (default: kind-target-time)")
+	fl.StringVar(&f.duration, "duration", "", "how long the fault lasts (default 60s, at most 1h)")
+	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
+	fl.Int32Var(&f.maxUnavailable, "max-unavailable", -1, "SLO: at most this many affected replicas unavailable at once")
+	fl.StringVar(&f.failbackTimeout, "failback-timeout", "", "how long to wait for failback after the fault (default 3m)")
+	fl.BoolVar(&f.force, "force", false, "run even when the plan shows the rest cannot absorb the load")
+}
+
+// drill builds the Drill the flags (or the file) describe.
+func (f *drillFlags) drill(cmd *cobra.Command, now time.Time) (api.Drill, error) {
+	if f.file != "" {
+		for _, name := range []string{"kind", "cluster", "region", "name", "duration", "max-rto", "max-unavailable", "failback-timeout", "force"} {
+			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+				return api.Drill{}, fmt.Errorf("-f and --%s do not go together: put it in the manifest", name)
+			}
+		}
+		ms, err := readManifests(cmd.InOrStdin(), f.file)
+		if err != nil {
+			return api.Drill{}, err
+		}
+		if len(ms) != 1 || ms[0].Kind.Name != "Drill" {
+			return api.Drill{}, fmt.Errorf("%s: want exactly one Drill", f.file)
+		}
+		return *ms[0].Object.(*api.Drill), nil
+	}
+	d := api.Drill{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Drill"}, Metadata: api.ObjectMeta{Name: f.name},
+		Spec: api.DrillSpec{Kind: f.kind, Target: api.DrillTarget{Cluster: f.cluster, Region: f.region}, Duration: api.Duration(f.duration),
+			FailbackTimeout: api.Duration(f.failbackTimeout), Force: f.force}}
+	if f.maxRTO != "" || f.maxUnavailable >= 0 {
+		d.Spec.SLO = &api.DrillSLO{MaxRTO: api.Duration(f.maxRTO)}
+		if f.maxUnavailable >= 0 {
+			d.Spec.SLO.MaxUnavailableReplicas = &f.maxUnavailable
+		}
+	}
+	if d.Metadata.Name == "" {
+		d.Metadata.Name = defaultDrillName(f.kind, f.cluster+f.region, now)
+	}
+	return d, nil
+}
+
+// defaultDrillName is kind-target-yyyymmdd-hhmmss, cut to a DNS label.
+func defaultDrillName(kind, target string, now time.Time) string {
+	stamp := now.UTC().Format("20060102-150405")
+	base := strings.Trim(kind+"-"+target, "-")
+	if max := 63 - len(stamp) - 1; len(base) > max {
+		base = strings.TrimRight(base[:max], "-")
+	}
+	return base + "-" + stamp
+}
+
+func newDrillCmd(cf *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "drill", Short: "Plan, run, follow and report failover drills (operator)"}
+
+	var pf drillFlags
+	var planOut string
+	plan := &cobra.Command{
+		Use:   "plan (-f FILE | --kind K --cluster C|--region R)",
+		Short: "Show where the targets' replicas would go and whether the rest absorbs them; changes nothing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := pf.drill(cmd, time.Now())
+			if err != nil {
+				return err
+			}
+			if fe := d.Spec.Validate(); fe != nil {
+				return fmt.Errorf("the drill is not valid: %w", fe)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			p, err := planDrill(cmd.Context(), c, d.Spec)
+			if err != nil {
+				return err
+			}
+			if planOut == "json" || planOut == "yaml" {
+				return printData(cmd.OutOrStdout(), planOut, p)
+			}
+			return printPlan(cmd.OutOrStdout(), d.Spec, p)
+		},
+	}
+	pf.register(plan, false)
+	plan.Flags().StringVarP(&planOut, "output", "o", "", "json or yaml instead of tables")
+
+	var rf drillFlags
+	run := &cobra.Command{
+		Use:   "run (-f FILE | --kind K --cluster C|--region R) [--duration 30s] [--max-rto 10s] [--max-unavailable N] [--force]",
+		Short: "Start a drill and follow it to its report; exits non-zero when it failed or missed an SLO",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := rf.drill(cmd, time.Now())
+			if err != nil {
+				return err
+			}
+			if fe := d.Validate(); fe != nil {
+				return fmt.Errorf("the drill is not valid: %w", fe)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, out := cmd.Context(), cmd.OutOrStdout()
+			var created api.Drill
+			if err := c.Create(ctx, "drills", d, &created); err != nil {
+				var p *api.Problem
+				if errors.As(err, &p) && p.Code == api.CodeInvalid && len(p.Errors) > 0 &&
+					(p.Errors[0].Location == "body.spec.force" || strings.HasPrefix(p.Errors[0].Location, "body.spec.target")) {
+					// Refused by its plan: show it.
+					if plan, perr := planDrill(ctx, c, d.Spec); perr == nil {
+						_ = printPlan(cmd.ErrOrStderr(), d.Spec, plan)
+					}
+				}
+				return err
+			}
+			fmt.Fprintf(out, "drill/%s created: %s of %s for %s\n", created.Metadata.Name, created.Spec.Kind,
+				strings.Join(created.Status.Targets, ", "), created.Spec.DurationOrDefault())
+			final, err := followDrill(ctx, c, created.Metadata.Name, out)
+			if err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "stopped following; the drill goes on (atoll drill abort %s stops it)\n", created.Metadata.Name)
+				}
+				return err
+			}
+			fmt.Fprintln(out)
+			printReport(out, final)
+			return drillOutcome(final)
+		},
+	}
+	rf.register(run, true)
+
+	status := &cobra.Command{
+		Use: "status NAME", Short: "Show a drill's phase, progress and timeline", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var d api.Drill
+			if err := c.Get(cmd.Context(), "drills", args[0], &d); err != nil {
+				return err
+			}
+			printStatus(cmd.OutOrStdout(), d, time.Now())
+			return nil
+		},
+	}
+
+	var reportOut string
+	report := &cobra.Command{
+		Use: "report NAME", Short: "Show a drill's report (once it ended)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch reportOut {
+			case "", "json", "yaml":
+			default:
+				return fmt.Errorf("-o %s: use json or yaml (or leave it out for text)", reportOut)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var d api.Drill
+			if err := c.Get(cmd.Context(), "drills", args[0], &d); err != nil {
+				return err
+			}
+			if reportOut != "" {
+				return printData(cmd.OutOrStdout(), reportOut, reportView(d))
+			}
+			if d.Status.Report == nil {
+				return fmt.Errorf("drill %s is %s: it has no report yet (atoll drill status %s)", d.Metadata.Name, orPending(d.Status.Phase), d.Metadata.Name)
+			}
+			printReport(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+	report.Flags().StringVarP(&reportOut, "output", "o", "", "json or yaml")
+
+	abort := &cobra.Command{
+		Use: "abort NAME", Short: "Abort a drill: its targets are restored at once", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			var d api.Drill
+			if err := c.Raw(cmd.Context(), "POST", "/api/v1/drills/"+args[0]+"/abort", nil, nil, &d); err != nil {
+				return err
+			}
+			if d.Status.Final() {
+				fmt.Fprintf(cmd.OutOrStdout(), "drill/%s %s\n", args[0], strings.ToLower(d.Status.Phase))
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "drill/%s aborting: its targets are being restored\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(plan, run, status, report, abort)
+	return cmd
+}
+
+func planDrill(ctx context.Context, c *client.Client, spec api.DrillSpec) (*api.DrillPlan, error) {
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	var p api.DrillPlan
+	return &p, c.Raw(ctx, "POST", "/api/v1/drills/plan", nil, body, &p)
+}
+
+// followDrill prints a drill's timeline as it happens and returns the
+// drill once it ended; a dropped stream (a hub restart) is resumed.
+func followDrill(ctx context.Context, c *client.Client, name string, out io.Writer) (api.Drill, error) {
+	var last string
+	var base time.Time
+	var shown api.DrillSample
+	var final *api.Drill
+	for {
+		err := c.FollowDrill(ctx, name, last, func(ev client.DrillEvent) error {
+			last = ev.ID
+			switch {
+			case ev.Entry != nil:
+				if base.IsZero() || ev.Entry.Type == api.DrillEventStarted {
+					base = ev.Entry.At
+				}
+				fmt.Fprintf(out, "  %8s  %-18s %s\n", offset(ev.Entry.At, base), ev.Entry.Type, ev.Entry.Message)
+			case ev.Sample != nil:
+				s := *ev.Sample
+				if s.Desired != shown.Desired || s.Ready != shown.Ready || s.Unavailable != shown.Unavailable {
+					shown = s
+					fmt.Fprintf(out, "  %8s  %-18s %d/%d ready, %d unavailable\n", offset(s.At, base), "replicas", s.Ready, s.Desired, s.Unavailable)
+				}
+			case ev.Phase != "":
+				fmt.Fprintf(out, "  %8s  %-18s %s\n", "", "phase", ev.Phase)
+			case ev.Drill != nil:
+				final = ev.Drill
+			}
+			return nil
+		})
+		if final != nil {
+			return *final, nil
+		}
+		var p *api.Problem
+		if ctx.Err() != nil || (errors.As(err, &p) && p.Status < 500) {
+			return api.Drill{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return api.Drill{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func offset(at, base time.Time) string {
+	if base.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%+.1fs", at.Sub(base).Seconds())
+}
+
+// drillOutcome is nil for a drill that succeeded, else an error saying
+// why it did not (the exit code of `atoll drill run`).
+func drillOutcome(d api.Drill) error {
+	if d.Status.Phase == api.DrillSucceeded {
+		return nil
+	}
+	var missed []string
+	if r := d.Status.Report; r != nil {
+		for _, s := range r.SLOs {
+			if !s.Passed {
+				missed = append(missed, fmt.Sprintf("%s %s (target %s)", s.Name, s.Actual, s.Target))
+			}
+		}
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("drill %s %s: SLO missed: %s", d.Metadata.Name, strings.ToLower(d.Status.Phase), strings.Join(missed, ", "))
+	}
+	return fmt.Errorf("drill %s %s", d.Metadata.Name, strings.ToLower(d.Status.Phase))
+}
+
+func orPending(phase string) string {
+	if phase == "" {
+		return api.DrillPending
+	}
+	return phase
+}
+
+func secondsText(s *float64) string {
+	if s == nil {
+		return "not reached"
+	}
+	return fmt.Sprintf("%.3fs", *s)
+}
+
+func splitMap(m map[string]int32) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func targetText(t api.DrillTarget) string {
+	if t.Region != "" {
+		return "region " + t.Region
+	}
+	return "cluster " + t.Cluster
+}
+
+func printPlan(out io.Writer, spec api.DrillSpec, p *api.DrillPlan) error {
+	verdict := "yes"
+	if !p.Absorbed {
+		verdict = "NO: " + p.Reason
+	}
+	fmt.Fprintf(out, "Plan: %s of %s (%s)\n", spec.Kind, targetText(spec.Target), strings.Join(p.Targets, ", "))
+	fmt.Fprintf(out, "Affected: %d workloads, %d replicas on the targets\nAbsorbed by the rest: %s\n", p.AffectedWorkloads, p.AffectedReplicas, verdict)
+	for _, n := range p.Notes {
+		fmt.Fprintf(out, "Note: %s\n", n)
+	}
+	if len(p.Workloads) > 0 {
+		fmt.Fprintln(out)
+		t := newTable(out, "WORKLOAD", "MODE", "NOW", "AFTER", "UNPLACED")
+		for _, w := range p.Workloads {
+			after := splitMap(w.After)
+			if w.Stays {
+				after += " (tolerates the drill's taint: stays)"
+			}
+			t.row(w.Workload, w.Mode, splitMap(w.Before), after, fmt.Sprint(w.Unplaced))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out)
+	t := newTable(out, "CLUSTER", "REGION", "TARGET", "HEALTH", "REPLICAS NOW", "AFTER", "CPU FREE AFTER", "MEMORY FREE AFTER")
+	for _, c := range p.Clusters {
+		target, cpu, mem := "", "-", "-"
+		if c.Target {
+			target = "yes"
+		}
+		if c.CPUFreeMillis != nil {
+			cpu = fmt.Sprintf("%dm", *c.CPUFreeMillis)
+		}
+		if c.MemoryFreeBytes != nil {
+			mem = fmt.Sprintf("%dMi", *c.MemoryFreeBytes>>20)
+		}
+		t.row(c.Cluster, c.Region, target, c.Health, fmt.Sprint(c.ReplicasBefore), fmt.Sprint(c.ReplicasAfter), cpu, mem)
+	}
+	return t.flush()
+}
+
+func printStatus(out io.Writer, d api.Drill, now time.Time) {
+	st := d.Status
+	t := newTable(out)
+	t.row("Drill:", d.Metadata.Name)
+	t.row("Kind:", fmt.Sprintf("%s of %s (%s)", d.Spec.Kind, targetText(d.Spec.Target), strings.Join(st.Targets, ", ")))
+	t.row("Phase:", orPending(st.Phase))
+	t.row("Duration:", d.Spec.DurationOrDefault().String())
+	if st.StartedAt != nil {
+		t.row("Started:", st.StartedAt.Format(time.RFC3339)+" ("+age(st.StartedAt, now)+" ago)")
+	}
+	if st.EndedAt != nil {
+		t.row("Fault lifted:", st.EndedAt.Format(time.RFC3339))
+	}
+	if n := len(st.Samples); n > 0 {
+		s := st.Samples[n-1]
+		t.row("Replicas:", fmt.Sprintf("%d/%d ready, %d unavailable (%s ago)", s.Ready, s.Desired, s.Unavailable, age(&s.At, now)))
+	}
+	_ = t.flush()
+	fmt.Fprintln(out, "Timeline:")
+	base := time.Time{}
+	for _, e := range st.Timeline {
+		if base.IsZero() || e.Type == api.DrillEventStarted {
+			base = e.At
+		}
+		fmt.Fprintf(out, "  %8s  %-18s %s\n", offset(e.At, base), e.Type, e.Message)
+	}
+	if st.Report != nil {
+		fmt.Fprintln(out)
+		printReport(out, d)
+	}
+}
+
+func printReport(out io.Writer, d api.Drill) {
+	st := d.Status
+	r := st.Report
+	if r == nil {
+		fmt.Fprintf(out, "drill %s is %s: no report yet\n", d.Metadata.Name, orPending(st.Phase))
+		return
+	}
+	verdict := "PASSED"
+	if !r.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(out, "Drill %s: %s of %s, %s (%s)\n", d.Metadata.Name, d.Spec.Kind, strings.Join(st.Targets, ", "), st.Phase, verdict)
+	t := newTable(out)
+	t.row("  Affected:", fmt.Sprintf("%d workloads, %d replicas", r.AffectedWorkloads, r.AffectedReplicas))
+	t.row("  Detection:", secondsText(r.DetectionSeconds))
+	t.row("  First replacement:", secondsText(r.FirstReplacementSeconds))
+	t.row("  RTO:", secondsText(r.RTOSeconds))
+	t.row("  Peak unavailable:", fmt.Sprintf("%d replicas", r.PeakUnavailableReplicas))
+	t.row("  Exclusive duplicates:", fmt.Sprint(r.ExclusiveDuplicates))
+	failback := r.Failback
+	if r.FailbackSeconds != nil {
+		failback = fmt.Sprintf("%.3fs (%s)", *r.FailbackSeconds, r.Failback)
+	}
+	t.row("  Failback:", failback)
+	if r.Interrupted {
+		t.row("  Interrupted:", "yes: the hub running it stopped; the targets were restored")
+	}
+	_ = t.flush()
+	if len(r.SLOs) > 0 {
+		fmt.Fprintln(out, "  SLOs:")
+		t := newTable(out)
+		for _, s := range r.SLOs {
+			ok := "met"
+			if !s.Passed {
+				ok = "MISSED"
+			}
+			t.row("    "+s.Name, "target "+s.Target, "actual "+s.Actual, ok)
+		}
+		_ = t.flush()
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(out, "  Note: %s\n", n)
+	}
+}
+
+// reportView is what `drill report -o json|yaml` prints.
+func reportView(d api.Drill) any {
+	return map[string]any{
+		"name": d.Metadata.Name, "kind": d.Spec.Kind, "targets": d.Status.Targets, "phase": orPending(d.Status.Phase),
+		"startedAt": d.Status.StartedAt, "endedAt": d.Status.EndedAt, "finishedAt": d.Status.FinishedAt, "report": d.Status.Report,
+	}
+}
+
+// drillPrinter renders drills in `atoll get drills`.
+var drillPrinter = printer{
+	headers:     []string{"NAME", "KIND", "TARGETS", "PHASE", "RTO", "PASSED", "AGE"},
+	wideHeaders: []string{"DETECTION", "PEAK UNAVAILABLE", "FAILBACK"},
+	row: func(raw json.RawMessage, now time.Time, wide bool) []string {
+		var d api.Drill
+		_ = json.Unmarshal(raw, &d)
+		rto, passed, detection, peak, failback := "-", "-", "-", "-", "-"
+		if r := d.Status.Report; r != nil {
+			rto, passed, detection = secondsText(r.RTOSeconds), fmt.Sprint(r.Passed), secondsText(r.DetectionSeconds)
+			peak, failback = fmt.Sprint(r.PeakUnavailableReplicas), r.Failback
+		}
+		targets := strings.Join(d.Status.Targets, ",")
+		if targets == "" {
+			targets = "-"
+		}
+		cells := []string{d.Metadata.Name, d.Spec.Kind, targets, orPending(d.Status.Phase), rto, passed, age(d.Metadata.CreationTimestamp, now)}
+		if wide {
+			cells = append(cells, detection, peak, failback)
+		}
+		return cells
+	},
+}
