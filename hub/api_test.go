@@ -328,12 +328,13 @@ func TestOpenAPIAndHealth(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi version %q, want 3.1.0", doc.OpenAPI)
 	}
-	for _, p := range []string{"/api/v1/workloads", "/api/v1/workloads/{name}", "/api/v1/watch/workloads", "/api/v1/tokens", "/api/v1/audit"} {
+	for _, p := range []string{"/api/v1/workloads", "/api/v1/workloads/{name}", "/api/v1/watch/workloads", "/api/v1/tokens", "/api/v1/audit",
+		"/api/v1/drills", "/api/v1/drills/plan", "/api/v1/drills/{name}/abort", "/api/v1/drills/{name}/timeline"} {
 		if doc.Paths[p] == nil {
 			t.Errorf("openapi.json lacks path %s", p)
 		}
 	}
-	for _, s := range []string{"Workload", "WorkloadSpec", "Token", "Problem"} {
+	for _, s := range []string{"Workload", "WorkloadSpec", "Token", "Problem", "Drill", "DrillPlan"} {
 		if doc.Components.Schemas[s] == nil {
 			t.Errorf("openapi.json lacks schema %s (has %d schemas)", s, len(doc.Components.Schemas))
 		}

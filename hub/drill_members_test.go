@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +133,10 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	}
 	if got := workloadStatus(m2, "web"); got.Ready != 4 {
 		t.Errorf("after evacuating r1: want web's 4 replicas ready in r2; r2 reports %+v", got)
+	}
+	if r := e.do("GET", "/metrics", "", "", nil); !strings.Contains(string(r.body), `atoll_drill_rto_seconds_bucket{kind="evacuate"`) ||
+		!strings.Contains(string(r.body), `atoll_drills_total{outcome="Succeeded"} 1`) {
+		t.Errorf("/metrics: want the drill's RTO histogram and its outcome counted")
 	}
 	// The drill's events are kept as Events too.
 	var events api.EventList

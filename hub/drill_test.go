@@ -321,6 +321,9 @@ func TestDrillAbortRestoresAtOnce(t *testing.T) {
 	if taintWrites != 2 {
 		t.Errorf("want 2 audited taint writes by system:drill on c; got %d in %+v", taintWrites, entries)
 	}
+	if r := e.do("GET", "/metrics", "", "", nil); !strings.Contains(string(r.body), `atoll_drills_total{outcome="Aborted"} 1`) {
+		t.Errorf("/metrics: want atoll_drills_total{outcome=\"Aborted\"} 1")
+	}
 	if r := e.do("DELETE", "/api/v1/drills/long", operator, "", nil); r.status != 200 {
 		t.Errorf("delete of an ended drill: want 200, got %d %s", r.status, r.body)
 	}

@@ -76,9 +76,16 @@ type DrillController struct {
 	loop     loop
 }
 
-// NewDrillController makes the controller; Start runs it.
+// NewDrillController makes the controller (a nil log discards, a nil now
+// is time.Now); Start runs it.
 func NewDrillController(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *slog.Logger, now func() time.Time,
 	meter metric.Meter, tracer trace.Tracer, hubID string, cfg DrillConfig) *DrillController {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
 	return &DrillController{store: store, bus: bus, monitor: monitor, log: log, now: now, cfg: cfg.withDefaults(), hubID: hubID,
 		tracer: tracer, metrics: newDrillMetrics(meter), leader: soleHub{}, reports: newReportLog(now),
 		wake: make(chan struct{}, 1), runs: map[string]*drillRun{}}
