@@ -14,4 +14,19 @@
 // Each route declares the role it needs (viewer, operator, admin) in its
 // operation metadata; one huma middleware authenticates the bearer token
 // and enforces it, and refused writes are audited.
+//
+// # Failover drills
+//
+// A Drill is a resource whose creation starts a fault: an evacuation (a
+// NoExecute taint), an outage or a partition (a command each target member
+// must acknowledge). drillplan.go decides (a pure plan of where the
+// targets' replicas go, workload after workload, each using the capacity
+// the ones before took); drills.go serves the API (create refuses what
+// the plan shows cannot be absorbed, and an overlap with a running drill
+// under the store's write lock); drillrun.go is the leader's controller,
+// which puts the fault in place, samples recovery every 200 ms from the
+// members' fresh status reports and the placements (drillmeasure.go
+// measures), lifts the fault at the end or on abort, measures failback
+// and writes the report. A drill found running without the hub that ran
+// it is restored and ended as interrupted.
 package hub
