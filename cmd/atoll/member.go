@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -68,6 +69,7 @@ keeps retrying.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the member's identity and state")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
+	f.DurationVar(&cfg.FenceAfter, "fence-after", 3*time.Second, "stop exclusive workloads after this long without a heartbeat ack from the hub (the hub waits this plus a margin before re-placing them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
