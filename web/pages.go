@@ -131,7 +131,7 @@ func mustPages() *pages {
 			if err != nil {
 				return "", err
 			}
-			return template.HTML(`<div id="` + template.HTMLEscapeString(id) + `" class="live" data-live="` + sum + `">`) + html + "</div>", nil
+			return template.HTML(`<div id="`+template.HTMLEscapeString(id)+`" class="live" data-live="`+sum+`">`) + html + "</div>", nil
 		}
 		set = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html"))
 		p.sets[name] = set
