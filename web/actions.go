@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -116,6 +117,17 @@ func (c *Console) respond(w http.ResponseWriter, r *http.Request, a action, ans 
 			w.WriteHeader(ans.status)
 			_, _ = w.Write(ans.body)
 			return
+		}
+		// Draw the next page from a cache that has the change.
+		var obj struct {
+			Metadata api.ObjectMeta `json:"metadata"`
+		}
+		if json.Unmarshal(ans.body, &obj) == nil {
+			if rv, err := strconv.ParseInt(obj.Metadata.ResourceVersion, 10, 64); err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+				c.fleet.caughtUp(ctx, a.kind, rv)
+				cancel()
+			}
 		}
 		setFlash(w, r, flash{Kind: "ok", Text: a.done})
 		http.Redirect(w, r, a.redirect, http.StatusSeeOther)

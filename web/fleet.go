@@ -41,6 +41,7 @@ type fleet struct {
 	liveSig   map[string]string  // per cluster, what was last shown live
 	changed   chan struct{}      // closed and replaced on every change
 	seq       uint64             // bumped on every change
+	applied   map[string]int64   // per kind, the last resourceVersion read
 
 	wg sync.WaitGroup
 }
@@ -88,7 +89,7 @@ func summarize(w *api.Workload) *workloadSummary {
 func newFleet(store *pgstore.Store, n *pgstore.Notifier, overlay func(*api.Cluster), now func() time.Time, log *slog.Logger, every time.Duration) *fleet {
 	return &fleet{store: store, notifier: n, overlay: overlay, now: now, log: log, every: every,
 		clusters: map[string]*api.Cluster{}, workloads: map[string]*workloadSummary{}, liveSig: map[string]string{},
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), applied: map[string]int64{}}
 }
 
 // start follows the change log of each kind and samples live health,
@@ -195,6 +196,12 @@ func (f *fleet) load(ctx context.Context, kind string) (int64, error) {
 	if err := json.Unmarshal([]byte(res.ResourceVersion), &rv); err != nil {
 		return 0, err
 	}
+	defer func() {
+		f.mu.Lock()
+		f.applied[kind] = rv
+		f.bumpLocked()
+		f.mu.Unlock()
+	}()
 	switch kind {
 	case "Cluster":
 		m := map[string]*api.Cluster{}
@@ -305,8 +312,27 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 			}
 			f.events = evs
 		}
+		f.applied[kind] = ch.ResourceVersion
 	}
 	f.bumpLocked()
+}
+
+// caughtUp waits until the cache has read kind up to resourceVersion rv,
+// or ctx ends: a page drawn after a change then shows the change.
+func (f *fleet) caughtUp(ctx context.Context, kind string, rv int64) bool {
+	for {
+		f.mu.RLock()
+		done, changed := f.applied[kind] >= rv, f.changed
+		f.mu.RUnlock()
+		if done {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		}
+	}
 }
 
 // bumpLocked announces a change to everyone waiting.
