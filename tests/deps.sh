@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, on a fresh Debian machine, what the test suite needs and the
 # machine may lack: PostgreSQL's server binaries (the tests start private
-# servers from them) and the unprivileged `postgres` account they run under
-# when the tests run as root. Go modules come through the Go module proxy
+# servers from them), the unprivileged `postgres` account they run under
+# when the tests run as root, and Chromium with a font for the console's
+# browser tests. Go modules come through the Go module proxy
 # when `go test` builds.
 set -euo pipefail
 
@@ -41,5 +42,16 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "tests/deps.sh: creating the postgres account"
   useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
 fi
+
+# The console's browser tests drive Debian's headless Chromium.
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+if ! have_chromium || ! compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' >/dev/null; then
+  echo "tests/deps.sh: installing chromium"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+have_chromium || { echo "tests/deps.sh: chromium is still missing" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }

@@ -34,6 +34,14 @@ document.addEventListener('input', (e) => {
 
 // Keyboard: ? shortcuts, / search, g then a page's key.
 let gPressed = 0;
+let swallowSlash = false;
+for (const type of ['keypress', 'beforeinput']) {
+  document.addEventListener(type, (e) => {
+    if (swallowSlash && (e.key === '/' || e.data === '/')) e.preventDefault();
+    if (type === 'beforeinput') swallowSlash = false;
+  }, true);
+}
+document.addEventListener('keyup', () => { swallowSlash = false; }, true);
 document.addEventListener('keydown', (e) => {
   if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
@@ -51,6 +59,7 @@ document.addEventListener('keydown', (e) => {
     const search = document.querySelector('[data-search]');
     if (search) {
       e.preventDefault();
+      swallowSlash = true; // some input paths still deliver the character
       search.focus();
       search.select();
     }
