@@ -18,7 +18,7 @@ import (
 var stateClass = map[string]string{
 	api.HealthReady: "ok", api.HealthSuspect: "warn", api.HealthUnreachable: "crit", api.HealthUnknown: "unknown",
 	api.WorkloadHealthy: "ok", api.WorkloadProgressing: "info", api.WorkloadDegraded: "warn", api.WorkloadUnavailable: "crit", api.WorkloadDeleting: "unknown",
-	"Cordoned": "info", "Draining": "warn", "Nodes": "warn", "Normal": "info", "Warning": "warn", "All": "all",
+	"Cordoned": "info", "Draining": "warn", "Nodes": "warn", "Normal": "neutral", "Warning": "warn", "All": "all",
 	"ok": "ok", "crit": "crit", "warn": "warn", "info": "info", "unknown": "unknown", "neutral": "neutral",
 }
 
@@ -32,6 +32,7 @@ var icons = map[string]string{
 	"unknown": `<circle cx="8" cy="8" r="5.5" fill="none" stroke="currentColor" stroke-width="1.6" stroke-dasharray="2.5 2"/>`,
 	"info":    `<path d="M3 8a5 5 0 0 1 9-3M13 8a5 5 0 0 1-9 3" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round"/><path d="M12 2v3h-3M4 14v-3h3" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/>`,
 	"all":     `<circle cx="8" cy="8" r="2.5" fill="currentColor"/>`,
+	"neutral": `<circle cx="8" cy="8" r="2.5" fill="currentColor"/>`,
 }
 
 func classOf(state string) string {
@@ -72,6 +73,25 @@ func templateFuncs() template.FuncMap {
 			return min(100, float64(a)*100/float64(b))
 		},
 		"add":    func(a, b int) int { return a + b },
+		// condClass colours a condition by what its status means: True is
+		// good for Ready, Available and Placed, bad for Unsatisfiable.
+		"condClass": func(typ, status string) string {
+			good, bad := "True", "False"
+			switch typ {
+			case "Ready", "Available", "Placed":
+			case "Unsatisfiable":
+				good, bad = "False", "True"
+			default:
+				return "neutral"
+			}
+			switch status {
+			case good:
+				return "ok"
+			case bad:
+				return "crit"
+			}
+			return "unknown"
+		},
 		"path":   url.PathEscape,
 		"join":   strings.Join,
 		"upper1": func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },

@@ -230,13 +230,17 @@ func regionMap(groups []regionGroup) []mapPoint {
 			p.X, p.Y = 80+float64(unknown%10)*90, 420
 			unknown++
 		}
-		// Regions of the same anchor fan out a little.
-		for _, q := range pts {
-			if math.Abs(q.X-p.X) < 30 && math.Abs(q.Y-p.Y) < 30 {
-				h := fnv.New32a()
-				h.Write([]byte(g.Name))
-				p.X += 34 * float64(int(h.Sum32()%3)-1)
-				p.Y += 34
+		// Regions close to one another move apart so labels stay legible.
+		for moved := true; moved; {
+			moved = false
+			for _, q := range pts {
+				if math.Abs(q.X-p.X) < 120 && math.Abs(q.Y-p.Y) < 64 {
+					h := fnv.New32a()
+					h.Write([]byte(g.Name))
+					p.X += 40 * float64(int(h.Sum32()%3)-1)
+					p.Y += 70
+					moved = true
+				}
 			}
 		}
 		p.LabelY = p.Y + p.R + 16

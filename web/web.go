@@ -55,7 +55,7 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts; default 12h.
 	SessionTTL time.Duration
 	// LiveEvery is how often live cluster health is sampled for open
-	// pages; default 250ms.
+	// pages; default 100ms.
 	LiveEvery time.Duration
 	// PageSize is the rows per page of the lists; default 50.
 	PageSize int
@@ -86,7 +86,7 @@ type consoleMetrics struct {
 // New builds the console; Start begins following the store.
 func New(cfg Config) *Console {
 	cfg.SessionTTL = cmp.Or(cfg.SessionTTL, 12*time.Hour)
-	cfg.LiveEvery = cmp.Or(cfg.LiveEvery, 250*time.Millisecond)
+	cfg.LiveEvery = cmp.Or(cfg.LiveEvery, 100*time.Millisecond)
 	cfg.PageSize = cmp.Or(cfg.PageSize, 50)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
