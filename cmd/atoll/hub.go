@@ -255,7 +255,7 @@ func startingHandler() http.HandlerFunc {
 // newNATSConfigCmd prints the nats-server configuration an existing NATS
 // cluster needs to serve this hub (atoll hub --nats-url).
 func newNATSConfigCmd() *cobra.Command {
-	var dbURL string
+	var dbURL, output string
 	cmd := &cobra.Command{
 		Use:   "nats-config --database-url URL",
 		Short: "Print the nats-server configuration an existing NATS cluster needs for 'atoll hub --nats-url'",
@@ -287,10 +287,16 @@ func newNATSConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if output != "" {
+				// Public keys and signed JWTs only, no seeds: readable by
+				// the NATS servers' own user.
+				return writeFileAtomic(output, []byte(conf), 0o644)
+			}
 			_, err = fmt.Fprint(cmd.OutOrStdout(), conf)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL of the hub (or ATOLL_DATABASE_URL)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the configuration to this file (atomically) instead of standard output")
 	return cmd
 }

@@ -126,7 +126,7 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		}
 		p := sched.Schedule(req)
 		for _, b := range p.Bindings {
-			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template}
+			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template, Exclusive: d.Exclusive}
 			ch.Put = append(ch.Put, nb)
 			cur = append(cur, nb)
 		}

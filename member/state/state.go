@@ -269,6 +269,7 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jets
 // sender's protocol version aside.
 func sameContent(a, b protocol.DesiredWorkload) bool {
 	a.Version, b.Version = 0, 0
+	a.Term, b.Term = 0, 0 // the lease term it was sent under is not content
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
