@@ -76,7 +76,9 @@ func benchRender(b *testing.B, c *Console, page string) {
 }
 
 func BenchmarkConsoleOverview(b *testing.B) { benchRender(b, benchConsole(b), "/") }
-func BenchmarkConsoleClusters(b *testing.B) { benchRender(b, benchConsole(b), "/clusters?sort=cpu&dir=desc") }
+func BenchmarkConsoleClusters(b *testing.B) {
+	benchRender(b, benchConsole(b), "/clusters?sort=cpu&dir=desc")
+}
 func BenchmarkConsoleWorkloads(b *testing.B) {
 	benchRender(b, benchConsole(b), "/workloads?page=120")
 }

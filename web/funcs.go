@@ -72,7 +72,7 @@ func templateFuncs() template.FuncMap {
 			}
 			return min(100, float64(a)*100/float64(b))
 		},
-		"add":    func(a, b int) int { return a + b },
+		"add": func(a, b int) int { return a + b },
 		// condClass colours a condition by what its status means: True is
 		// good for Ready, Available and Placed, bad for Unsatisfiable.
 		"condClass": func(typ, status string) string {
