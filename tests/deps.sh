@@ -2,9 +2,10 @@
 # Installs, on a fresh Debian machine, what the test suite needs and the
 # machine may lack: PostgreSQL's server binaries (the tests start private
 # servers from them), the unprivileged `postgres` account they run under
-# when the tests run as root, and docker-compose (tests/deploy-check.sh
-# validates docker-compose.yml with it; no Docker engine needed). Go
-# modules come through the Go module proxy when `go test` builds.
+# when the tests run as root, docker-compose (tests/deploy-check.sh
+# validates docker-compose.yml with it; no Docker engine needed), and
+# Chromium with a font for the console's browser tests. Go modules come
+# through the Go module proxy when `go test` builds.
 set -euo pipefail
 
 have_postgres() {
@@ -56,5 +57,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   apt_install docker-compose
 fi
 command -v docker-compose >/dev/null 2>&1 || { echo "tests/deps.sh: docker-compose is still missing" >&2; exit 1; }
+
+# The console's browser tests drive Debian's headless Chromium.
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+if ! have_chromium || ! compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' >/dev/null; then
+  echo "tests/deps.sh: installing chromium"
+  apt_install chromium fonts-dejavu-core
+fi
+have_chromium || { echo "tests/deps.sh: chromium is still missing" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }
