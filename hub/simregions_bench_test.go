@@ -60,4 +60,3 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 	}
 	return out
 }
-
