@@ -24,7 +24,7 @@ type HealthConfig struct {
 	// is Suspect after two intervals without a heartbeat.
 	Interval time.Duration
 	// UnreachableAfter is the grace: a cluster is Unreachable after this
-	// long without a heartbeat; default 2s.
+	// long without a heartbeat; default 1.5s (three missed heartbeats).
 	UnreachableAfter time.Duration
 	// FlushEvery is how often changed capacity is written to the store when
 	// the health state does not change; default 5s.
@@ -36,7 +36,7 @@ func (c HealthConfig) withDefaults() HealthConfig {
 		c.Interval = 500 * time.Millisecond
 	}
 	if c.UnreachableAfter <= 0 {
-		c.UnreachableAfter = 2 * time.Second
+		c.UnreachableAfter = 1500 * time.Millisecond
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 5 * time.Second
@@ -260,7 +260,7 @@ func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
 	// own interval so it does not flap.
 	interval := max(m.cfg.Interval, time.Duration(c.hb.IntervalMillis)*time.Millisecond)
 	suspect := 2 * interval
-	unreachable := max(m.cfg.UnreachableAfter, 4*interval)
+	unreachable := max(m.cfg.UnreachableAfter, 3*interval)
 	switch {
 	case age > unreachable:
 		return api.HealthUnreachable, c.seen.Add(unreachable)

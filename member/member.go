@@ -178,6 +178,11 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	m.state = st
+	// The member is the only writer of its buckets: serve its reads from
+	// memory.
+	if err := st.Mirror(ctx); err != nil {
+		return err
+	}
 	recs, err := st.Nodes(ctx)
 	if err != nil {
 		return err
