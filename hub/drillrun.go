@@ -282,11 +282,6 @@ func (d *DrillController) save(ctx context.Context, r *drillRun, extra func(tx *
 	return err
 }
 
-// fleet is the state a plan or a baseline is computed from.
-func (d *DrillController) fleet(ctx context.Context) ([]liveCluster, map[string]api.Workload, map[string]map[string]int32, error) {
-	return readFleet(ctx, d.store, d.monitor)
-}
-
 // readFleet reads clusters (with the monitor's live health), workloads
 // and their current placements.
 func readFleet(ctx context.Context, store *pgstore.Store, monitor *Monitor) ([]liveCluster, map[string]api.Workload, map[string]map[string]int32, error) {
@@ -330,7 +325,7 @@ func (d *DrillController) start(ctx context.Context, dr api.Drill) error {
 		attribute.String("drill.kind", dr.Spec.Kind), attribute.StringSlice("drill.targets", dr.Status.Targets)))
 	defer span.End()
 	r := newRun(dr)
-	view, workloads, current, err := d.fleet(ctx)
+	view, workloads, current, err := readFleet(ctx, d.store, d.monitor)
 	if err != nil {
 		return err
 	}

@@ -338,7 +338,7 @@ func (s *Server) streamTimeline(hctx huma.Context, name, uid string, pos timelin
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				(&watcher{}).sendError(out, ctx, err)
+				sendError(ctx, out, err)
 				fl.Flush()
 			}
 			return

@@ -123,7 +123,7 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 				if ctx.Err() != nil {
 					return
 				}
-				w.sendError(out, ctx, err)
+				sendError(ctx, out, err)
 				rc.Flush()
 				return
 			}
@@ -167,7 +167,7 @@ func (w *watcher) send(out interface{ Write([]byte) (int, error) }, rv int64, ty
 
 // sendError ends a stream with an ERROR event carrying the problem, e.g.
 // 410 when the watcher fell behind compaction.
-func (w *watcher) sendError(out interface{ Write([]byte) (int, error) }, ctx context.Context, err error) {
+func sendError(ctx context.Context, out interface{ Write([]byte) (int, error) }, err error) {
 	p, ok := toProblem(ctx, err).(*problem)
 	if !ok {
 		return

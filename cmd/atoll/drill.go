@@ -313,6 +313,14 @@ func drillOutcome(d api.Drill) error {
 	return fmt.Errorf("drill %s %s", d.Metadata.Name, strings.ToLower(d.Status.Phase))
 }
 
+// plural is "1 replica", "3 replicas".
+func plural(n int32, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func orPending(phase string) string {
 	if phase == "" {
 		return api.DrillPending
@@ -351,7 +359,7 @@ func printPlan(out io.Writer, spec api.DrillSpec, p *api.DrillPlan) error {
 		verdict = "NO: " + p.Reason
 	}
 	fmt.Fprintf(out, "Plan: %s of %s (%s)\n", spec.Kind, targetText(spec.Target), strings.Join(p.Targets, ", "))
-	fmt.Fprintf(out, "Affected: %d workloads, %d replicas on the targets\nAbsorbed by the rest: %s\n", p.AffectedWorkloads, p.AffectedReplicas, verdict)
+	fmt.Fprintf(out, "Affected: %s, %s on the targets\nAbsorbed by the rest: %s\n", plural(p.AffectedWorkloads, "workload"), plural(p.AffectedReplicas, "replica"), verdict)
 	for _, n := range p.Notes {
 		fmt.Fprintf(out, "Note: %s\n", n)
 	}
@@ -432,11 +440,11 @@ func printReport(out io.Writer, d api.Drill) {
 	}
 	fmt.Fprintf(out, "Drill %s: %s of %s, %s (%s)\n", d.Metadata.Name, d.Spec.Kind, strings.Join(st.Targets, ", "), st.Phase, verdict)
 	t := newTable(out)
-	t.row("  Affected:", fmt.Sprintf("%d workloads, %d replicas", r.AffectedWorkloads, r.AffectedReplicas))
+	t.row("  Affected:", plural(r.AffectedWorkloads, "workload")+", "+plural(r.AffectedReplicas, "replica"))
 	t.row("  Detection:", secondsText(r.DetectionSeconds))
 	t.row("  First replacement:", secondsText(r.FirstReplacementSeconds))
 	t.row("  RTO:", secondsText(r.RTOSeconds))
-	t.row("  Peak unavailable:", fmt.Sprintf("%d replicas", r.PeakUnavailableReplicas))
+	t.row("  Peak unavailable:", plural(r.PeakUnavailableReplicas, "replica"))
 	t.row("  Exclusive duplicates:", fmt.Sprint(r.ExclusiveDuplicates))
 	failback := r.Failback
 	if r.FailbackSeconds != nil {
