@@ -215,7 +215,7 @@ func TestDrillRefusals(t *testing.T) {
 		t.Fatalf("create first: %v", err)
 	}
 	r := e.json("POST", "/api/v1/drills", drill("second", api.DrillEvacuate, api.DrillTarget{Region: "r2"}, "1h"))
-	if r.status != 409 || r.problem.Code != api.CodeConflict || !strings.Contains(r.problem.Detail, "first") {
+	if r.status != 409 || r.problem.Code != api.CodeConflict || !strings.Contains(r.problem.Detail, "first") || !hasLocation(r.problem, "body.spec.target") {
 		t.Errorf("overlapping drill: want 409 naming the running drill; got %d %s", r.status, r.body)
 	}
 	forced := drill("forced", api.DrillEvacuate, api.DrillTarget{Cluster: "a"}, "1h")

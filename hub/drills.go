@@ -167,8 +167,11 @@ func (s *Server) createDrill(ctx context.Context, _ *Server, a pgstore.Actor, dr
 				continue
 			}
 			if shared := slices.DeleteFunc(slices.Clone(ost.Targets), func(c string) bool { return !slices.Contains(plan.Targets, c) }); len(shared) > 0 {
-				return api.Errorf(api.CodeConflict, "drill %s (%s) already targets %s: wait for it to end or abort it ('atoll drill abort %s')",
+				msg := fmt.Sprintf("drill %s (%s) already targets %s: wait for it to end or abort it ('atoll drill abort %s')",
 					o.Meta.Name, ost.Phase, strings.Join(shared, ", "), o.Meta.Name)
+				p := newProblem(http.StatusConflict, api.CodeConflict, msg)
+				p.Errors = []api.ProblemDetail{{Location: "body.spec.target", Message: msg}}
+				return p
 			}
 		}
 		out, err = tx.Create(ctx, rec)
