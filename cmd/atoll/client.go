@@ -401,8 +401,11 @@ func applyOne(ctx context.Context, c *client.Client, m api.Manifest) (string, er
 		if err != nil {
 			return "", err
 		}
-		if m.Kind.Name == "Token" {
+		switch m.Kind.Name {
+		case "Token":
 			return "unchanged (a token cannot be changed: delete it and create a new one)", nil
+		case "Drill":
+			return "unchanged (a drill cannot be changed: run a new one)", nil
 		}
 		if sameIntent(cur, m.Object) {
 			return "unchanged", nil
