@@ -29,13 +29,6 @@ const (
 	clusterLabel = "atoll.dev/cluster"
 )
 
-// Taints whose evictions drain gracefully whatever the workload's purge
-// policy: an evacuation drill and an operator's drain.
-const (
-	drillTaintKey = "atoll.dev/drill"
-	drainTaintKey = "atoll.dev/drain"
-)
-
 // failoverPolicy is a workload's spec.failover with the defaults filled
 // in.
 type failoverPolicy struct {
@@ -158,10 +151,15 @@ func lostClusters(d placement.Decision, current map[string]int32) map[string]int
 // purgeGracefully keeps, on reachable clusters being evacuated by a
 // NoExecute taint, the replicas they run until the replacements elsewhere
 // are ready (purge: graceful, or a drain or evacuation drill), so an
-// evacuation never drops capacity. It edits the decision and returns the
-// clusters it kept replicas on.
+// evacuation never drops capacity (an exclusive workload moves at once:
+// it may never run twice). It edits the decision and returns the clusters
+// it kept replicas on.
 func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]int32, clusters []liveCluster) []string {
-	graceful := failoverOf(w).graceful
+	f := failoverOf(w)
+	if f.exclusive {
+		return nil // two copies at once, even briefly, is what exclusive forbids
+	}
+	graceful := f.graceful
 	evacuating := map[string]bool{}
 	for _, c := range clusters {
 		name := c.Metadata.Name
@@ -172,7 +170,7 @@ func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]
 			continue
 		}
 		drain := graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
-			return t.Effect == "NoExecute" && (t.Key == drillTaintKey || t.Key == drainTaintKey)
+			return t.Effect == "NoExecute" && (t.Key == api.DrillTaintKey || t.Key == api.DrainTaintKey)
 		})
 		if drain {
 			evacuating[name] = true
