@@ -349,3 +349,23 @@ func failbackText(back map[string]int32, d placement.Decision) string {
 	}
 	return "moved " + strings.Join(parts, ", ") + " (Ready for the stabilisation window); now " + splitText(d.Assignment)
 }
+
+// ConditionFailedOver is True while replicas failover moved off a cluster
+// have not moved back.
+const ConditionFailedOver = "FailedOver"
+
+// failedOverCondition reports failover progress in Workload.status.
+func failedOverCondition(from map[string]int32, fp *api.FailoverPolicy) api.Condition {
+	if len(from) == 0 {
+		return api.Condition{Type: ConditionFailedOver, Status: "False", Reason: "AllHome", Message: "no replica is away from its cluster"}
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(from)) {
+		parts = append(parts, fmt.Sprintf("%d off %s", from[c], c))
+	}
+	how := "they move back once the cluster has been Ready for the stabilisation window"
+	if fp != nil && fp.Failback == "manual" {
+		how = "failback is manual"
+	}
+	return api.Condition{Type: ConditionFailedOver, Status: "True", Reason: "ClusterLost", Message: "replicas failed over: " + strings.Join(parts, ", ") + "; " + how}
+}
