@@ -28,10 +28,6 @@ const (
 	DrillAborted   = "Aborted"   // ended early on request
 )
 
-// DrillTaintKey is the key of the NoExecute taint an evacuate drill puts
-// on its targets (the value is the drill's name).
-const DrillTaintKey = "atoll.dev/drill"
-
 // Drill limits and defaults.
 const (
 	DefaultDrillDuration        = time.Minute

@@ -328,6 +328,7 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 		prev = w.Status.Placement.FailedOverFrom
 	}
 	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	d.Conditions = append(d.Conditions, failedOverCondition(from, w.Spec.Failover))
 	ch := &change{name: name, decision: d, lost: lost, back: back,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
 			FailedOverFrom: from}}
@@ -409,7 +410,11 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		var s api.WorkloadStatus
 		_ = json.Unmarshal(cur.Status, &s)
 		s.Placement = ch.status
+		now := p.now().UTC().Truncate(time.Millisecond)
 		for _, c := range ch.decision.Conditions {
+			if c.LastTransitionTime == nil {
+				c.LastTransitionTime = &now // kept by setCondition while the status holds
+			}
 			s.Conditions = setCondition(s.Conditions, c)
 		}
 		b, err := json.Marshal(s)
