@@ -46,6 +46,20 @@ func TestDrillCLI(t *testing.T) {
 		"--data-dir", filepath.Join(t.TempDir(), "n1"), "--cpu", "4", "--memory", "4Gi")
 	d.waitHealth(t, nil, region, "Ready", healthTimeout)
 	d.waitHealth(t, nil, "us-east", "Ready", healthTimeout)
+	// Placement gives a cluster replicas only with room for them: wait for
+	// the node's capacity in the member's heartbeats.
+	deadline := time.Now().Add(regionUpTimeout)
+	for {
+		var c api.Cluster
+		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Status.Capacity != nil && c.Status.Capacity.NodesReady == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want cluster %s to report its node ready within %s; last answer %d %s (%v)", region, regionUpTimeout, status, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// A workload over the test's region and us-east, failing over and
 	// back within a second.
