@@ -1,0 +1,195 @@
+package hub_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
+)
+
+// electedEnv is a hub on dbURL whose controllers follow an elector named
+// name. The elector runs rounds only when the test calls RunOnce.
+func electedEnv(t *testing.T, dbURL, name string) (*env, *leader.Elector) {
+	t.Helper()
+	el, err := leader.New(leader.Config{DatabaseURL: dbURL, HolderID: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(el.Stop)
+	e := newEnvWith(t, dbURL, nil, hub.HealthConfig{}, false, func(c *hub.Config) {
+		c.Leader, c.HubID = el, name
+	})
+	return e, el
+}
+
+type readyz struct {
+	Status      string `json:"status"`
+	Hub         string `json:"hub"`
+	Role        string `json:"role"`
+	LeaderEpoch int64  `json:"leaderEpoch"`
+}
+
+func (e *env) readyz() readyz {
+	e.t.Helper()
+	r := e.do("GET", "/readyz", "", "", nil)
+	var got readyz
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
+		e.t.Fatalf("GET /readyz: %d %s, want 200 and JSON", r.status, r.body)
+	}
+	return got
+}
+
+// waitRole polls /readyz until the hub reports role (leadership changes
+// reach the server through the elector's change signal, in the
+// background).
+func (e *env) waitRole(role string) readyz {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.readyz()
+		if got.Role == role {
+			return got
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("want /readyz to say role %s within 5s; got %+v", role, got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) metric(name string) string {
+	e.t.Helper()
+	r := e.do("GET", "/metrics", "", "", nil)
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// leaderEvent waits until the events about hub name include a
+// LeaderElected one, and returns them.
+func (e *env) leaderEvent(name string) api.Event {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var list api.EventList
+		r := e.do("GET", "/api/v1/events?labelSelector="+api.LabelEventName+"%3D"+name, adminSecret, "", nil)
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &list) != nil {
+			e.t.Fatalf("list events: %d %s", r.status, r.body)
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == "LeaderElected" && ev.InvolvedObject.Kind == "Hub" {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("want a LeaderElected event about hub %s within 5s; got %+v", name, list.Items)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHubsShowTheLeader: two hubs on one database, each with its
+// elector. Each says in /readyz and /metrics whether it leads;
+// /api/v1/hubs (viewer) lists both and the term; the new leader records
+// a LeaderElected event whose audit row names its term; after a takeover
+// all of it follows.
+func TestHubsShowTheLeader(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	a, ea := electedEnv(t, dbURL, "hub-a")
+	b, eb := electedEnv(t, dbURL, "hub-b")
+	if _, err := ea.RunOnce(t.Context()); err != nil || !ea.IsLeader() {
+		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
+	}
+	if _, err := eb.RunOnce(t.Context()); err != nil || eb.IsLeader() {
+		t.Fatalf("hub-b's first round: leader %v, %v; want follower", eb.IsLeader(), err)
+	}
+
+	if got := a.waitRole("leader"); got.Hub != "hub-a" || got.LeaderEpoch != ea.Epoch() {
+		t.Errorf("hub-a's /readyz: %+v; want hub hub-a, leader epoch %d", got, ea.Epoch())
+	}
+	if got := b.waitRole("follower"); got.Hub != "hub-b" || got.LeaderEpoch != 0 {
+		t.Errorf("hub-b's /readyz: %+v; want hub hub-b, no epoch", got)
+	}
+	if got := a.metric("atoll_leader"); got != "1" {
+		t.Errorf("hub-a's atoll_leader = %q, want 1", got)
+	}
+	if got := b.metric("atoll_leader"); got != "0" {
+		t.Errorf("hub-b's atoll_leader = %q, want 0", got)
+	}
+	if got := a.metric("atoll_leader_epoch"); got != fmt.Sprint(ea.Epoch()) {
+		t.Errorf("hub-a's atoll_leader_epoch = %q, want %d", got, ea.Epoch())
+	}
+
+	// The hub list: viewers may read it, anonymous callers may not.
+	viewer := b.token("hubs-viewer", api.RoleViewer)
+	if r := b.do("GET", "/api/v1/hubs", "", "", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/hubs without a token: %d, want 401", r.status)
+	}
+	r := b.do("GET", "/api/v1/hubs", viewer, "", nil)
+	var list api.HubList
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &list) != nil {
+		t.Fatalf("GET /api/v1/hubs as a viewer: %d %s", r.status, r.body)
+	}
+	if list.Kind != "HubList" || list.ServedBy != "hub-b" || list.Leader == nil || list.Leader.Hub != "hub-a" || list.Leader.Epoch != ea.Epoch() {
+		t.Errorf("hub list %s; want a HubList served by hub-b, led by hub-a at epoch %d", r.body, ea.Epoch())
+	}
+	leaders := map[string]bool{}
+	for _, h := range list.Items {
+		leaders[h.Name] = h.Leader
+	}
+	if len(leaders) != 2 || !leaders["hub-a"] || leaders["hub-b"] {
+		t.Errorf("hub list items %+v; want hub-a (leader) and hub-b", list.Items)
+	}
+
+	// The election is an event, and its audit row names the term.
+	ev := a.leaderEvent("hub-a")
+	if !strings.Contains(ev.Message, fmt.Sprintf("epoch %d", ea.Epoch())) {
+		t.Errorf("LeaderElected event says %q; want it to name epoch %d", ev.Message, ea.Epoch())
+	}
+	audit, err := a.store.AuditLog(t.Context(), "Event", ev.Metadata.Name, 0, 10)
+	if err != nil || len(audit) != 1 {
+		t.Fatalf("audit rows of the event: %+v, %v; want one", audit, err)
+	}
+	if want := fmt.Sprintf("leader hub-a epoch %d", ea.Epoch()); audit[0].Actor != "system:leader" || audit[0].Detail != want {
+		t.Errorf("the event's audit row: actor %q detail %q; want system:leader, %q", audit[0].Actor, audit[0].Detail, want)
+	}
+
+	// Takeover: hub-a's elector stops (its process ends), hub-b wins.
+	epochA := ea.Epoch()
+	ea.Stop()
+	if _, err := eb.RunOnce(t.Context()); err != nil || !eb.IsLeader() {
+		t.Fatalf("hub-b's round after hub-a stopped: leader %v, %v; want leader", eb.IsLeader(), err)
+	}
+	if got := b.waitRole("leader"); got.LeaderEpoch != eb.Epoch() || eb.Epoch() <= epochA {
+		t.Errorf("hub-b's /readyz after the takeover: %+v; want leader at epoch %d", got, eb.Epoch())
+	}
+	a.waitRole("follower")
+	if got := b.metric("atoll_leader"); got != "1" {
+		t.Errorf("hub-b's atoll_leader after the takeover = %q, want 1", got)
+	}
+	if got := b.metric(`atoll_leader_changes_total{direction="gained"}`); got != "1" {
+		t.Errorf(`hub-b's atoll_leader_changes_total{direction="gained"} = %q, want 1`, got)
+	}
+	b.leaderEvent("hub-b")
+	var writes []pgstore.AuditEntry
+	if writes, err = a.store.AuditLog(t.Context(), "", "", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		if w.Actor == "system:leader" && !strings.HasPrefix(w.Detail, "leader ") {
+			t.Errorf("audit row %+v of a controller write names no term", w)
+		}
+	}
+}
