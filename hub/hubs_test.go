@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -16,10 +17,11 @@ import (
 )
 
 // electedEnv is a hub on dbURL whose controllers follow an elector named
-// name. The elector runs rounds only when the test calls RunOnce.
-func electedEnv(t *testing.T, dbURL, name string) (*env, *leader.Elector) {
+// name (with the elector's clock now, when not nil). The elector runs
+// rounds only when the test calls RunOnce.
+func electedEnv(t *testing.T, dbURL, name string, now func() time.Time) (*env, *leader.Elector) {
 	t.Helper()
-	el, err := leader.New(leader.Config{DatabaseURL: dbURL, HolderID: name})
+	el, err := leader.New(leader.Config{DatabaseURL: dbURL, HolderID: name, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +109,8 @@ func (e *env) leaderEvent(name string) api.Event {
 func TestHubsShowTheLeader(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
-	a, ea := electedEnv(t, dbURL, "hub-a")
-	b, eb := electedEnv(t, dbURL, "hub-b")
+	a, ea := electedEnv(t, dbURL, "hub-a", nil)
+	b, eb := electedEnv(t, dbURL, "hub-b", nil)
 	if _, err := ea.RunOnce(t.Context()); err != nil || !ea.IsLeader() {
 		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
 	}
@@ -190,6 +192,73 @@ func TestHubsShowTheLeader(t *testing.T) {
 	for _, w := range writes {
 		if w.Actor == "system:leader" && !strings.HasPrefix(w.Detail, "leader ") {
 			t.Errorf("audit row %+v of a controller write names no term", w)
+		}
+	}
+}
+
+// TestResumedLeaderWritesAreRefused: a leader stopped (its elector's clock
+// frozen, no rounds: it still believes it leads) while another hub takes
+// over cannot write when it resumes: its health monitor sees its clusters
+// silent for the whole pause and tries to store them Unreachable, and the
+// leader epoch refuses the write; nothing of it lands.
+func TestResumedLeaderWritesAreRefused(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	paused := time.Now()
+	a, ea := electedEnv(t, dbURL, "hub-a", func() time.Time { return paused })
+	_, eb := electedEnv(t, dbURL, "hub-b", nil)
+	ctx := t.Context()
+	if _, err := ea.RunOnce(ctx); err != nil || !ea.IsLeader() {
+		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
+	}
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
+	if _, err := a.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: "east"},
+		Spec: []byte("{}"), Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	mon := a.server.Monitor()
+	if err := mon.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// hub-a stops: its session goes (PostgreSQL or the new leader ends it),
+	// hub-b takes over.
+	if _, err := a.store.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM leader_epoch`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.RunOnce(ctx); err != nil || !eb.IsLeader() {
+		t.Fatalf("hub-b's round after hub-a's session ended: leader %v, %v; want leader", eb.IsLeader(), err)
+	}
+	if !ea.IsLeader() {
+		t.Fatal("hub-a already knows it lost; this test wants the epoch to refuse its write")
+	}
+	// Every write of hub-a's term committed before the takeover did.
+	mark, err := a.store.AuditLog(ctx, "", "", 0, 1)
+	if err != nil || len(mark) != 1 {
+		t.Fatalf("audit log: %v, %v; want rows", mark, err)
+	}
+
+	// hub-a resumes: "east" has been silent for the whole pause.
+	a.clock.Advance(time.Minute)
+	_, err = mon.RunOnce(ctx)
+	if !errors.Is(err, leader.ErrNotLeader) {
+		t.Fatalf("the resumed leader's health write: %v; want it refused with %v", err, leader.ErrNotLeader)
+	}
+	rec, err := a.store.Get(ctx, "Cluster", "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c api.Cluster
+	if err := rec.Decode(&c); err != nil || c.Status.Health != api.HealthReady {
+		t.Errorf("east after the refused write: health %q (%v); want Ready, as stored before", c.Status.Health, err)
+	}
+	rows, err := a.store.AuditLog(ctx, "", "", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.ID > mark[0].ID && strings.Contains(r.Detail, "hub-a") {
+			t.Errorf("audit row %+v: a write of hub-a's term landed after the takeover", r)
 		}
 	}
 }
