@@ -14,4 +14,9 @@
 // Each route declares the role it needs (viewer, operator, admin) in its
 // operation metadata; one huma middleware authenticates the bearer token
 // and enforces it, and refused writes are audited.
+//
+// Several hubs may share one PostgreSQL (hubs.go): all serve the API and
+// watches and hear every heartbeat; the one package leader elects runs the
+// controllers (placer, health monitor, status folder), whose writes are
+// fenced by its leader epoch and audited with it.
 package hub

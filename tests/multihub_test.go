@@ -40,6 +40,10 @@ const (
 	// The promises under test.
 	takeoverWithin   = 5 * time.Second // from losing the leader to another hub leading
 	crossWatchWithin = time.Second     // from a write's answer on one hub to its event on another's watch
+	// warmWithin bounds how long after a member is Ready through the hub
+	// it registered with another hub shows a heartbeat it heard itself,
+	// over a second later (a reload a second at most, plus heartbeats).
+	warmWithin = 3 * time.Second
 
 	hubUpTimeout = 60 * time.Second // from starting `atoll hub` to "hub ready"
 	// multiHubTimeout bounds waits for what the product promises no time
@@ -447,8 +451,18 @@ func TestSeveralHubs(t *testing.T) {
 		members[name] = hubA.api.startMember(t, t, name, filepath.Join(dir, name), join)
 	}
 	for _, name := range []string{"mh-1", "mh-2"} {
-		for _, h := range hubs {
-			h.api.waitHealth(t, members[name], name, "Ready", healthTimeout)
+		_, ready := hubA.api.waitHealth(t, members[name], name, "Ready", healthTimeout)
+		// hub-b hears the heartbeats of a cluster it has not seen
+		// register, and loads it: its health view is warm at once, not at
+		// its next periodic reload (10 s). What it has not heard itself it
+		// shows as stored: the heartbeat time of the leader's last write.
+		hubB.api.waitFor(t, members[name], name, "Ready with a heartbeat hub-b heard itself", healthTimeout, func(c clusterView) bool {
+			return c.Status.Health == "Ready" && c.Status.LastHeartbeatTime != nil && c.Status.LastHeartbeatTime.After(ready.Add(time.Second))
+		})
+		warm := time.Now()
+		t.Logf("%s Ready through hub-a, then heard by hub-b itself %s later", name, warm.Sub(ready).Round(time.Millisecond))
+		if warm.Sub(ready) > warmWithin {
+			t.Errorf("want %s's heartbeats heard by hub-b within %s of it being Ready through hub-a; it took %s", name, warmWithin, warm.Sub(ready))
 		}
 	}
 	t.Logf("both members Ready on both hubs %s after the start", time.Since(begin).Round(time.Millisecond))
