@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -494,6 +495,10 @@ func TestSeveralHubs(t *testing.T) {
 		t.Logf("a workload applied after the failover reached mh-1 %s after nats-%d shut down", seen.Sub(killed).Round(time.Millisecond), before+1)
 	})
 
+	ok = ok && t.Run("member identities stay apart on the cluster", func(t *testing.T) {
+		isolatedOnCluster(t, nc, filepath.Join(dir, "mh-1", "hub.creds"))
+	})
+
 	ok = ok && t.Run("SIGKILL of the leader", func(t *testing.T) {
 		v, _ := lead.waitRole(t, "leader", time.Second)
 		epoch := v.LeaderEpoch
@@ -699,6 +704,46 @@ func stoppedLeaderSteppedDown(t *testing.T, lead, follow *hubProc, members map[s
 		if c.Status.Health != "Ready" {
 			t.Errorf("want %s Ready after the pause of %s; got %s\nits member's standard error:\n%s", name, lead.name, c.Status.Health, members[name].out.tail(20))
 		}
+	}
+}
+
+// isolatedOnCluster connects to every running server with mh-1's member
+// credentials: publishing as mh-2 and reading mh-2's desired state are
+// refused on each.
+func isolatedOnCluster(t *testing.T, nc *natsCluster, creds string) {
+	for _, s := range nc.servers {
+		if !s.Running() {
+			continue
+		}
+		refused := make(chan string, 8)
+		conn, err := nats.Connect(s.ClientURL(), nats.UserCredentials(creds), nats.NoReconnect(),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err.Error() }))
+		if err != nil {
+			t.Fatalf("want mh-1's credentials to connect to %s; got %v", s.Name(), err)
+		}
+		if err := conn.Publish("atoll.m.mh-1.probe", nil); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Publish("atoll.m.mh-2.hb", nil)
+		_, _ = conn.SubscribeSync("atoll.h.mh-2.>")
+		_ = conn.Flush()
+		want := map[string]bool{`for publish to "atoll.m.mh-2.hb"`: false, `for subscription to "atoll.h.mh-2.>"`: false}
+		var got []string
+		deadline := time.After(multiHubTimeout)
+		for missing := len(want); missing > 0; {
+			select {
+			case msg := <-refused:
+				got = append(got, msg)
+				for w, seen := range want {
+					if low := strings.ToLower(msg); !seen && strings.Contains(low, "permissions violation") && strings.Contains(low, w) {
+						want[w], missing = true, missing-1
+					}
+				}
+			case <-deadline:
+				t.Fatalf("want %s to refuse mh-1's %v; errors seen: %q", s.Name(), slices.Collect(maps.Keys(want)), got)
+			}
+		}
+		conn.Close()
 	}
 }
 
