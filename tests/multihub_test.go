@@ -438,6 +438,9 @@ func TestSeveralHubs(t *testing.T) {
 	if list := follow.hubs(t); list.Leader == nil || list.Leader.Hub != lead.name || len(list.Items) != 2 || list.ServedBy != follow.name {
 		t.Errorf("want GET /api/v1/hubs through %s to list both hubs, %s leading; got %+v", follow.name, lead.name, list)
 	}
+	if r := follow.api.mustAtoll(t, "", "hubs"); !strings.Contains(r.stdout, lead.name+"   leader") || !strings.Contains(r.stdout, follow.name+"   follower (answered)") {
+		t.Errorf("want `atoll hubs` through %s to show %s leading and itself following; got %s", follow.name, lead.name, r)
+	}
 	if got := lead.metric(t, "atoll_leader"); got != "1" {
 		t.Errorf("want %s's atoll_leader 1; got %q", lead.name, got)
 	}

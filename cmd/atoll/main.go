@@ -58,7 +58,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newHubCmd(), newDevCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
-		newTokenCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf),
+		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf),
 	)
 	return root
 }
