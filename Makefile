@@ -5,9 +5,9 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: test deps check build bench fuzz
+.PHONY: test deps check deploy-check build bench fuzz
 
-test: deps check
+test: deps check deploy-check
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 # deps installs the system packages the tests need when they are missing.
@@ -19,6 +19,11 @@ check:
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# deploy-check validates docker-compose.yml, the Helm chart (when helm is
+# on PATH) and the systemd units with their own tools.
+deploy-check:
+	@bash tests/deploy-check.sh
 
 build:
 	$(GO) build -o bin/atoll ./cmd/atoll

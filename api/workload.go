@@ -195,6 +195,9 @@ type PlacementStatus struct {
 	Reason      string            `json:"reason,omitempty" doc:"Why replicas are unplaced."`
 	Filtered    map[string]string `json:"filtered,omitempty" doc:"Why each cluster left out was left out."`
 	Explanation []string          `json:"explanation,omitempty"`
+	// FailedOverFrom counts, per cluster, the replicas failover moved off
+	// it that have not moved back yet (failback).
+	FailedOverFrom map[string]int32 `json:"failedOverFrom,omitempty" doc:"Replicas failed over off each cluster and not moved back yet."`
 }
 
 // ClusterReplicas is one cluster's share of a workload.

@@ -17,7 +17,6 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/member"
-	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/state"
 )
 
@@ -65,7 +64,6 @@ func BenchmarkWorkloads1000(b *testing.B) {
 		rate              = 100 // creates per second
 	)
 	e := newMemberEnv(b, hub.HealthConfig{})
-	join := e.joinToken("j", api.TokenSpec{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -80,57 +78,30 @@ func BenchmarkWorkloads1000(b *testing.B) {
 	var allDone chan struct{}
 	doneTarget := 0
 
+	regions := startSimRegions(b, e, members, nodesPer, func(cluster, replica string, at time.Time) {
+		i := strings.LastIndex(replica, "-")
+		if i < 0 {
+			return
+		}
+		w := replica[:i]
+		mu.Lock()
+		defer mu.Unlock()
+		if _, seen := readyAt[replica]; seen {
+			return // Ready again (a restart or a rebind): the first time counts
+		}
+		readyAt[replica] = readyEvent{cluster: cluster, at: at}
+		readyCount[w]++
+		if readyCount[w] == perWorkload {
+			doneAt[w] = at
+			if len(doneAt) == doneTarget && allDone != nil {
+				close(allDone)
+				allDone = nil
+			}
+		}
+	})
 	var ms []*member.Member
-	for i := 1; i <= members; i++ {
-		name := fmt.Sprintf("r%d", i)
-		m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() { _ = m.Run(ctx) }()
-		benchWait(b, name+"'s first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
-		sims := make([]node.SimNode, nodesPer)
-		for k := range sims {
-			sims[k] = node.SimNode{Name: fmt.Sprintf("%s-n%03d", name, k), Zone: fmt.Sprintf("z%d", k%3), MilliCPU: 4000, Memory: 8 << 30}
-		}
-		cluster := name
-		fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Nodes: sims, DataDir: b.TempDir(),
-			OnReady: func(_, replica string, at time.Time) {
-				i := strings.LastIndex(replica, "-")
-				if i < 0 {
-					return
-				}
-				w := replica[:i]
-				mu.Lock()
-				defer mu.Unlock()
-				if _, seen := readyAt[replica]; seen {
-					return // Ready again (a restart or a rebind): the first time counts
-				}
-				readyAt[replica] = readyEvent{cluster: cluster, at: at}
-				readyCount[w]++
-				if readyCount[w] == perWorkload {
-					doneAt[w] = at
-					if len(doneAt) == doneTarget && allDone != nil {
-						close(allDone)
-						allDone = nil
-					}
-				}
-			}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() { _ = fleet.Run(ctx) }()
-		ms = append(ms, m)
-	}
-	for i, m := range ms {
-		name := fmt.Sprintf("r%d", i+1)
-		benchWait(b, fmt.Sprintf("%s: %d nodes ready", name, nodesPer), 2*time.Minute, func() bool { return m.Capacity().NodesReady == nodesPer })
-		// The hub must see the member Ready and heard (its capacity in the
-		// placement snapshot), else the placer skips it.
-		benchWait(b, name+" Ready at the hub with capacity", time.Minute, func() bool {
-			l, ok := e.server.Monitor().Live(name)
-			return ok && l.Heard && l.Health == api.HealthReady && l.Capacity.CPUAllocatable > 0
-		})
+	for _, r := range regions {
+		ms = append(ms, r.member)
 	}
 
 	phases := envInt("ATOLL_E2E_PHASES", 0) > 0

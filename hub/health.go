@@ -24,7 +24,7 @@ type HealthConfig struct {
 	// is Suspect after two intervals without a heartbeat.
 	Interval time.Duration
 	// UnreachableAfter is the grace: a cluster is Unreachable after this
-	// long without a heartbeat; default 2s.
+	// long without a heartbeat; default 1.5s (three missed heartbeats).
 	UnreachableAfter time.Duration
 	// FlushEvery is how often changed capacity is written to the store when
 	// the health state does not change; default 5s.
@@ -36,7 +36,7 @@ func (c HealthConfig) withDefaults() HealthConfig {
 		c.Interval = 500 * time.Millisecond
 	}
 	if c.UnreachableAfter <= 0 {
-		c.UnreachableAfter = 2 * time.Second
+		c.UnreachableAfter = 1500 * time.Millisecond
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 5 * time.Second
@@ -73,6 +73,7 @@ type Monitor struct {
 type clusterHealth struct {
 	gen     uint64
 	health  string    // as last written to the store
+	since   time.Time // when health began, as the monitor judged it
 	seen    time.Time // last heartbeat (or hub start)
 	heard   bool      // a heartbeat arrived since this hub started
 	hb      protocol.Heartbeat
@@ -155,7 +156,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 		if health == "" {
 			health = api.HealthUnknown
 		}
-		m.clusters[c.Metadata.Name] = &clusterHealth{health: health, seen: now}
+		m.clusters[c.Metadata.Name] = &clusterHealth{health: health, seen: now, since: now}
 	}
 	for name, c := range m.clusters {
 		if !seen[name] && c.gen <= before {
@@ -174,7 +175,7 @@ func (m *Monitor) Add(name string) {
 		c.gen = m.gen
 		return
 	}
-	m.clusters[name] = &clusterHealth{gen: m.gen, health: api.HealthUnknown, seen: m.now()}
+	m.clusters[name] = &clusterHealth{gen: m.gen, health: api.HealthUnknown, seen: m.now(), since: m.now()}
 }
 
 // Forget stops watching a deregistered cluster.
@@ -212,7 +213,14 @@ type LiveHealth struct {
 	Seen     time.Time // last heartbeat (or the hub's start)
 	Heard    bool      // a heartbeat arrived since the hub started
 	Health   string
+	Since    time.Time         // when Health began (at most the hub's start)
 	Capacity protocol.Capacity // from the last heartbeat
+	// FenceAfter is how long the member runs exclusive workloads without
+	// an ack (0: it did not say); Term is its lease term and Resync its
+	// request to have all of its desired state sent again.
+	FenceAfter time.Duration
+	Term       uint64
+	Resync     bool
 }
 
 // Live returns what the monitor knows of a cluster now.
@@ -223,7 +231,8 @@ func (m *Monitor) Live(name string) (LiveHealth, bool) {
 	if !ok {
 		return LiveHealth{}, false
 	}
-	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Capacity: c.hb.Capacity}, true
+	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Capacity: c.hb.Capacity,
+		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync}, true
 }
 
 // Transition is one change of a cluster's health.
@@ -251,7 +260,7 @@ func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
 	// own interval so it does not flap.
 	interval := max(m.cfg.Interval, time.Duration(c.hb.IntervalMillis)*time.Millisecond)
 	suspect := 2 * interval
-	unreachable := max(m.cfg.UnreachableAfter, 4*interval)
+	unreachable := max(m.cfg.UnreachableAfter, 3*interval)
 	switch {
 	case age > unreachable:
 		return api.HealthUnreachable, c.seen.Add(unreachable)
@@ -297,7 +306,7 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 		if !lead {
 			m.mu.Lock()
 			if c, ok := m.clusters[p.name]; ok && p.transition != nil {
-				c.health = p.transition.To
+				c.health, c.since = p.transition.To, p.transition.Since
 			}
 			m.mu.Unlock()
 			continue
@@ -313,7 +322,7 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 		m.mu.Lock()
 		if c, ok := m.clusters[p.name]; ok {
 			if p.transition != nil {
-				c.health = p.transition.To
+				c.health, c.since = p.transition.To, p.transition.Since
 			}
 			c.dirty, c.written = false, now
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
@@ -42,6 +43,13 @@ type Placer struct {
 
 	decisions metric.Int64Counter
 	delivered metric.Int64Counter
+	failovers metric.Int64Counter
+
+	buckets  map[string]*failbackBucket // workload -> failback rate limit (pass goroutine only)
+	timerMu  sync.Mutex
+	timer    *time.Timer // wakes a pass when a failover grace runs out
+	timerAt  time.Time
+	resynced map[string]time.Time // cluster -> last full resend (deliverTo)
 
 	leader    Leadership
 	wake      chan struct{}
@@ -62,10 +70,29 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 		every = 2 * time.Second
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failbackBucket{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
+	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
 	return p
+}
+
+// wakeAt asks for a pass at `at` (a failover grace runs out); zero is a
+// no-op. The earliest pending time wins.
+func (p *Placer) wakeAt(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	p.timerMu.Lock()
+	defer p.timerMu.Unlock()
+	if p.timer != nil && !p.timerAt.IsZero() && !at.Before(p.timerAt) && p.timerAt.After(p.now()) {
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerAt = at
+	p.timer = time.AfterFunc(max(at.Sub(p.now()), 0)+10*time.Millisecond, p.Wake)
 }
 
 // Wake asks for a pass soon (a workload or cluster changed).
@@ -124,6 +151,27 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			touched[name] = true
 		}
 	}
+	// A workload on an Unreachable cluster is decided every pass: its
+	// failover grace runs out by the clock, not by a change.
+	now := p.now()
+	lostNow := map[string]bool{}
+	for _, lc := range view {
+		if lc.known && lc.live.Health == api.HealthUnreachable {
+			lostNow[lc.Metadata.Name] = true
+		}
+	}
+	for name, w := range p.cache {
+		if w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0 {
+			touched[name] = true // failback runs by the clock too
+		}
+	}
+	if len(lostNow) > 0 {
+		for _, r := range rows {
+			if !r.Deleted && r.Replicas > 0 && lostNow[r.Cluster] {
+				touched[r.Workload] = true
+			}
+		}
+	}
 	var errs []error
 	var changes []*change
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
@@ -137,7 +185,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			}
 			continue
 		}
-		if ch := p.decide(w, view, byWorkload[w.Metadata.Name]); ch != nil {
+		if ch := p.decide(w, view, byWorkload[w.Metadata.Name], now); ch != nil {
 			changes = append(changes, ch)
 		}
 	}
@@ -221,34 +269,6 @@ type liveCluster struct {
 	known bool
 }
 
-// snapshot turns clusters into placement input: health from the monitor,
-// room from the last heartbeat's free capacity and the replica's requests.
-func snapshot(clusters []liveCluster, t api.ReplicaTemplate) []placement.Cluster {
-	var cpu, mem int64
-	if t.Resources.CPU != "" {
-		cpu, _ = api.ParseCPU(t.Resources.CPU)
-	}
-	if t.Resources.Memory != "" {
-		mem, _ = api.ParseMemory(t.Resources.Memory)
-	}
-	out := make([]placement.Cluster, 0, len(clusters))
-	for _, c := range clusters {
-		if c.Metadata.DeletionTimestamp != nil {
-			continue
-		}
-		pc := placement.Cluster{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Taints: c.Spec.Taints, Unschedulable: c.Spec.Unschedulable,
-			Health: c.Status.Health, Room: placement.Unbounded}
-		if c.known {
-			pc.Health = c.live.Health
-			if c.live.Heard {
-				pc.Room = room(c.live.Capacity, cpu, mem)
-			}
-		}
-		out = append(out, pc)
-	}
-	return out
-}
-
 // room is how many more replicas of a shape fit in a cluster's free
 // capacity (Unbounded when the replica requests nothing).
 func room(c protocol.Capacity, cpu, mem int64) int32 {
@@ -271,11 +291,13 @@ type change struct {
 	rows     []pgstore.Placement // rows whose count or generation changed
 	status   *api.PlacementStatus
 	decision placement.Decision
-	epoch    int64 // the epoch kept when no row changed
+	epoch    int64            // the epoch kept when no row changed
+	lost     map[string]int32 // replicas taken off lost or evicted clusters
+	back     map[string]int32 // replicas moved back to returned clusters
 }
 
 // decide computes one workload's placement; nil means nothing to write.
-func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.Placement) *change {
+func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.Placement, now time.Time) *change {
 	name := w.Metadata.Name
 	current := map[string]int32{}
 	have := map[string]pgstore.Placement{}
@@ -285,10 +307,20 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 			current[r.Cluster] = r.Replicas
 		}
 	}
-	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: w.Spec.Placement,
-		Clusters: snapshot(clusters, w.Spec.Template), Current: current})
-	ch := &change{name: name, decision: d,
-		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation}}
+	snap, next := snapshot(clusters, &w, now)
+	p.wakeAt(next)
+	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: placementPolicy(&w),
+		Clusters: snap, Current: current})
+	purgeGracefully(&w, &d, current, clusters)
+	lost := lostClusters(d, current)
+	var prev map[string]int32
+	if w.Status.Placement != nil {
+		prev = w.Status.Placement.FailedOverFrom
+	}
+	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	ch := &change{name: name, decision: d, lost: lost, back: back,
+		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
+			FailedOverFrom: from}}
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
@@ -379,13 +411,27 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 	}
 	p.decisions.Add(ctx, 1)
 	d := ch.decision
+	ref := api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}
+	if len(ch.lost) > 0 {
+		msg := failoverText(ch.lost, d)
+		if d.Unplaced > 0 {
+			msg += "; " + d.UnplacedReason
+		}
+		for c, n := range ch.lost {
+			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failoverReason(d.Filtered[c]))))
+		}
+		return recordEvent(ctx, tx, p.now(), ref, api.EventWarning, "FailedOver", msg, "hub/placement")
+	}
+	if len(ch.back) > 0 {
+		return recordEvent(ctx, tx, p.now(), ref, api.EventNormal, "FailedBack", failbackText(ch.back, d), "hub/placement")
+	}
 	msg := "placed: " + splitText(d.Assignment)
 	typ := api.EventNormal
 	if d.Unplaced > 0 {
 		msg += "; " + d.UnplacedReason
 		typ = api.EventWarning
 	}
-	return recordEvent(ctx, tx, p.now(), api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}, typ, "Placed", msg, "hub/placement")
+	return recordEvent(ctx, tx, p.now(), ref, typ, "Placed", msg, "hub/placement")
 }
 
 // retire sends tombstones for a deleted workload and, once every cluster
@@ -488,10 +534,17 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 		}
 		return nil // deliver when it is back
 	}
+	live, _ := p.monitor.Live(cluster)
 	p.mu.Lock()
 	due := p.now().Sub(p.lastCheck[cluster]) > 5*time.Second
 	if due {
 		p.lastCheck[cluster] = p.now()
+	}
+	// A member that lost its lease asks for everything again, stamped with
+	// its new term, before its exclusive workloads may run.
+	resync := live.Resync && p.now().Sub(p.resynced[cluster]) > 2*time.Second
+	if resync {
+		p.resynced[cluster] = p.now()
 	}
 	p.mu.Unlock()
 	if due {
@@ -505,7 +558,7 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for _, r := range rows {
-		if r.DeliveredEpoch >= r.Epoch {
+		if r.DeliveredEpoch >= r.Epoch && !resync {
 			continue
 		}
 		w, ok := workloads[r.Workload]
@@ -513,7 +566,8 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 			continue
 		}
 		d := protocol.DesiredWorkload{Version: protocol.Version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
-			Replicas: r.Replicas, Template: w.Spec.Template, Update: w.Spec.Update, Deleted: r.Deleted}
+			Replicas: r.Replicas, Template: w.Spec.Template, Update: w.Spec.Update, Deleted: r.Deleted,
+			Exclusive: failoverOf(&w).exclusive, Term: live.Term}
 		if r.Deleted {
 			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
 		}
@@ -582,7 +636,14 @@ func (p *Placer) Start(ctx context.Context) {
 }
 
 // Stop ends the controller; safe to call twice and before Start.
-func (p *Placer) Stop() { p.loop.stop() }
+func (p *Placer) Stop() {
+	p.loop.stop()
+	p.timerMu.Lock()
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerMu.Unlock()
+}
 
 func sortedKeys(a, b map[string]int32) []string {
 	keys := slices.Collect(maps.Keys(a))
@@ -617,11 +678,12 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// outcome changes.
 	key := func(s *api.PlacementStatus) string {
 		j, _ := json.Marshal(struct {
-			C map[string]int32
-			U int32
-			R string
-			F map[string]string
-		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered})
+			C  map[string]int32
+			U  int32
+			R  string
+			F  map[string]string
+			FO map[string]int32
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom})
 		return string(j)
 	}
 	return key(a) == key(b)

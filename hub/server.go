@@ -25,6 +25,7 @@ import (
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
+	"github.com/atollhq/atoll/web"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -109,6 +110,7 @@ type Server struct {
 	compactor *Compactor
 	router    chi.Router
 	metrics   serverMetrics
+	console   *web.Console
 
 	bus           *natsbus.Bus
 	monitor       *Monitor
@@ -199,6 +201,7 @@ func New(cfg Config) *Server {
 func (s *Server) Start(ctx context.Context) error {
 	s.notifier.Start(ctx)
 	s.compactor.Start(ctx)
+	s.console.Start(ctx)
 	if s.bus == nil {
 		go s.followLeadership(ctx)
 		return nil
@@ -241,6 +244,7 @@ func (s *Server) Monitor() *Monitor { return s.monitor }
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		close(s.done)
+		s.console.Stop()
 		if s.heartbeats != nil {
 			_ = s.heartbeats.Unsubscribe()
 		}
@@ -260,9 +264,10 @@ func (s *Server) Handler() http.Handler { return s.router }
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(telemetry.HTTPMiddleware(s.tel))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path))
 	})
+	r.NotFound(notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 	})
@@ -325,6 +330,14 @@ func (s *Server) routes() chi.Router {
 	registerAudit(s, hapi)
 	registerHubs(s, hapi)
 	registerLogs(s, hapi)
+
+	// The web console, at /: its changes are requests to this same router.
+	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
+		LiveCluster: s.liveCluster, NotFound: notFound, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+			p, err := s.authenticate(ctx, "Bearer "+token)
+			return web.Principal(p), err
+		}})
+	r.Mount("/", s.console.Handler())
 	return r
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +20,9 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
 		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
 	sub, err := m.conn.Subscribe(protocol.DesiredSubject(m.cfg.Name), func(msg *nats.Msg) {
+		if m.drill.cutOff(time.Now()) {
+			return // a drill cut this member off: the hub hears nothing
+		}
 		d, err := protocol.DecodeDesired(msg.Data)
 		ack := protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
 		result := "accepted"
@@ -30,6 +34,7 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 		} else if !ack.Accepted {
 			result = "stale"
 		} else {
+			m.fence.desired(d.Workload, d.Exclusive, d.Deleted, d.Term, time.Now())
 			changed() // act now, not at the next resync
 		}
 		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
@@ -49,7 +54,7 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 // every workload.
 func (m *Member) serveDigest(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
 	sub, err := m.conn.Subscribe(protocol.DigestSubject(m.cfg.Name), func(msg *nats.Msg) {
-		if msg.Reply == "" {
+		if msg.Reply == "" || m.drill.cutOff(time.Now()) {
 			return
 		}
 		held, err := st.Desired(ctx)

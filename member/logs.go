@@ -17,6 +17,9 @@ import (
 // workload's replicas, and their lines back to the hub.
 func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscription, error) {
 	sub, err := m.conn.Subscribe(protocol.LogsSubject(m.cfg.Name), func(msg *nats.Msg) {
+		if m.drill.cutOff(time.Now()) {
+			return
+		}
 		req, err := protocol.DecodeLogsRequest(msg.Data)
 		if err != nil {
 			m.endLogs(msg.Reply, err.Error())

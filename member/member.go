@@ -53,6 +53,10 @@ type Config struct {
 	// NodeGrace is how long a node agent may be silent before it is
 	// NotReady and its replicas move; default 3s.
 	NodeGrace time.Duration
+	// FenceAfter is how long the member runs exclusive workloads without a
+	// heartbeat ack from the hub; default 3s. It is reported to the hub,
+	// which waits longer than this before re-placing them.
+	FenceAfter time.Duration
 	// Version is the member's software version.
 	Version string
 	// Logger; nil discards.
@@ -77,6 +81,8 @@ type Member struct {
 	nodes      *controller.Nodes
 	controller *controller.Controller
 	lastAck    atomic.Int64 // unix nanos of the last heartbeat ack
+	fence      *fence
+	drill      drillState
 	seq        atomic.Uint64
 	interval   time.Duration
 
@@ -101,11 +107,14 @@ func New(cfg Config) (*Member, error) {
 	if cfg.NodeGrace <= 0 {
 		cfg.NodeGrace = 3 * time.Second
 	}
+	if cfg.FenceAfter <= 0 {
+		cfg.FenceAfter = 3 * time.Second
+	}
 
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), fence: newFence(cfg.FenceAfter)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,9 +178,22 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	m.state = st
+	// The member is the only writer of its buckets: serve its reads from
+	// memory.
+	if err := st.Mirror(ctx); err != nil {
+		return err
+	}
 	recs, err := st.Nodes(ctx)
 	if err != nil {
 		return err
+	}
+	held, err := st.Desired(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range held {
+		// Held until the hub confirms them in this run's term.
+		m.fence.desired(d.Workload, d.Exclusive, d.Deleted, 0, time.Now())
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
 	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
@@ -185,6 +207,9 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	if _, err := m.serveDigest(ctx, st); err != nil {
+		return err
+	}
+	if _, err := m.serveDrills(ctx, m.controller.Wake); err != nil {
 		return err
 	}
 	m.controller.Start(ctx)
@@ -392,7 +417,7 @@ func (m *Member) heartbeat(ctx context.Context) error {
 		if since.IsZero() {
 			since = started
 		}
-		if time.Since(since) > silentFor && time.Since(lastCheck) > 30*time.Second {
+		if time.Since(since) > silentFor && time.Since(lastCheck) > 30*time.Second && !m.drill.cutOff(time.Now()) {
 			lastCheck = time.Now()
 			if err := m.recheck(ctx); err != nil {
 				return err
@@ -428,8 +453,13 @@ func (m *Member) recheck(ctx context.Context) error {
 
 // beat sends one heartbeat and waits up to interval for its ack.
 func (m *Member) beat(ctx context.Context, subject string, interval time.Duration) {
-	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: time.Now().UTC(),
-		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: m.cfg.Capacity()}
+	now := time.Now()
+	if m.drill.cutOff(now) {
+		return // a drill cut this member off: silence, as in a real outage
+	}
+	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: now.UTC(),
+		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: m.cfg.Capacity(),
+		FenceAfterMillis: m.cfg.FenceAfter.Milliseconds(), Term: m.fence.Term(), Resync: m.fence.needsResync(now)}
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, interval)
 	defer cancel()
@@ -446,6 +476,13 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 		m.missed.Add(ctx, 1)
 		return
 	}
-	m.lastAck.Store(time.Now().UnixNano())
+	at := time.Now()
+	if m.drill.cutOff(at) {
+		return // an ack that raced the drill's start does not count
+	}
+	m.lastAck.Store(at.UnixNano())
+	if m.fence.acked(at) {
+		m.log.WarnContext(ctx, "the hub is back after longer than the fence: exclusive workloads wait for its confirmation", "fence_after", m.cfg.FenceAfter)
+	}
 	m.rtt.Record(ctx, time.Since(start).Seconds())
 }

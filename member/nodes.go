@@ -33,7 +33,9 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 			ctl.Wake()
 		}
 		if msg.Reply != "" {
-			ack, _ := json.Marshal(protocol.NodeAck{Version: protocol.Version, Known: true})
+			now := time.Now()
+			ack, _ := json.Marshal(protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: m.fence.lease(now).Milliseconds(),
+				Hold: m.fence.held(now), Dark: m.drill.dark(now)})
 			_ = msg.Respond(ack)
 		}
 	})
@@ -99,6 +101,9 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, e
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if m.drill.cutOff(time.Now()) {
+			continue
 		}
 		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: ctl.Status()})
 		_ = m.conn.Publish(protocol.StatusSubject(m.cfg.Name), data)

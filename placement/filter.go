@@ -113,6 +113,9 @@ func newFilters(pol *api.PlacementPolicy, spreads []spread) []clusterFilter {
 			case api.HealthReady:
 				return eligible, ""
 			case api.HealthUnreachable:
+				if c.Grace != "" {
+					return keepOnly, c.Grace
+				}
 				return evicted, api.HealthUnreachable
 			case "":
 				return keepOnly, api.HealthUnknown

@@ -21,7 +21,13 @@ type Cluster struct {
 	// HealthUnknown (empty means Unknown). Only Ready clusters take new
 	// replicas; Unreachable ones lose what they run (it is re-placed);
 	// the others keep it.
-	Health        string
+	Health string
+	// Grace, for an Unreachable cluster, says that the workload's failover
+	// grace (or, for an exclusive workload, the member's fence) has not
+	// run out yet, e.g. "Unreachable; failover in 3s": until then the
+	// cluster keeps what it runs and takes nothing new. Empty: what it
+	// runs is re-placed now.
+	Grace         string
 	Unschedulable bool // cordoned: takes nothing new, keeps what it runs
 	// Room is how many more replicas of this workload's shape fit, beyond
 	// the ones it runs now (Input.Current), as the caller computed it from

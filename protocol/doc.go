@@ -21,4 +21,11 @@
 //	   and their acks (replies on atoll.m.<cluster>.r.<id>); workload status
 //	   reports; replica logs streamed hub -> member -> node; inside a region,
 //	   node heartbeats (with each replica's state and limits) and bindings.
+//	3: fencing: heartbeats carry the member's fence and lease term and may
+//	   ask for a resync; desired workloads say whether they are exclusive
+//	   and carry the term they were sent under; node acks carry the lease
+//	   left, the exclusive workloads on hold and the drill's dark flag;
+//	   bindings say whether they are exclusive. Drill commands
+//	   (atoll.h.<cluster>.drill) take a member dark or cut it off for a
+//	   while. A version 2 member keeps working but is never fenced.
 package protocol

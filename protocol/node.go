@@ -58,6 +58,16 @@ type ReplicaState struct {
 type NodeAck struct {
 	Version int  `json:"v"`
 	Known   bool `json:"known"`
+	// LeaseMillis is how long from now the node may run exclusive
+	// replicas (what is left of the member's lease on the hub); at 0 it
+	// stops them. A node that hears nothing lets its last lease run out.
+	LeaseMillis int64 `json:"leaseMillis"`
+	// Hold lists exclusive workloads that must not run until the hub
+	// confirms them (after the member lost its lease).
+	Hold []string `json:"hold,omitempty"`
+	// Dark is set while a drill has taken the region down (outage): the
+	// node stops every replica, as if its machine had died.
+	Dark bool `json:"dark,omitempty"`
 }
 
 // Binding puts one replica on one node: the member writes it, the node
@@ -69,6 +79,7 @@ type Binding struct {
 	Epoch      int64               `json:"epoch"`
 	Generation int64               `json:"generation"`
 	Template   api.ReplicaTemplate `json:"template"`
+	Exclusive  bool                `json:"exclusive,omitempty"`
 }
 
 // BindingKey is the KV key of a binding.

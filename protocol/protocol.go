@@ -8,7 +8,7 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 2
+const Version = 3
 
 // MinVersion is the oldest member protocol the hub still accepts: one
 // version behind, so members can be upgraded after hubs.
@@ -89,6 +89,21 @@ type Heartbeat struct {
 	// its silence by it.
 	IntervalMillis int64    `json:"intervalMillis,omitempty"`
 	Capacity       Capacity `json:"capacity"`
+	// FenceAfterMillis is how long this member runs exclusive workloads
+	// without an ack; the hub re-places them only after this plus a safety
+	// margin has passed since the last heartbeat it received (0: a member
+	// before version 3, judged by the hub's default).
+	FenceAfterMillis int64 `json:"fenceAfterMillis,omitempty"`
+	// Term names the member's current lease: it changes whenever the
+	// member went longer than its fence without an ack. The hub stamps
+	// desired state with the term it last heard, and the member lets an
+	// exclusive workload run again only on desired state of its current
+	// term, so a message delayed across a fence cannot restart one.
+	Term uint64 `json:"term,omitempty"`
+	// Resync asks the hub to send all of this member's desired state again
+	// (stamped with Term): the member holds exclusive workloads the hub has
+	// not confirmed in this term.
+	Resync bool `json:"resync,omitempty"`
 }
 
 // HeartbeatAck answers a heartbeat. The member treats the time of its last

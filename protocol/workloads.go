@@ -31,6 +31,13 @@ type DesiredWorkload struct {
 	Update     *api.UpdateStrategy `json:"update,omitempty"`
 	Scheduling Scheduling          `json:"scheduling,omitzero"`
 	Deleted    bool                `json:"deleted,omitempty"`
+	// Exclusive workloads must never run in two clusters at once: their
+	// replicas stop when the member loses its lease on the hub and start
+	// again only once the hub confirms them in the member's new term.
+	Exclusive bool `json:"exclusive,omitempty"`
+	// Term is the member lease term the hub last heard when it sent this
+	// (Heartbeat.Term); 0 when it had heard none.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // Scheduling is how the member's scheduler places the replicas.
@@ -124,4 +131,38 @@ func DigestSubject(cluster string) string { return hubPrefix + cluster + ".diges
 type Digest struct {
 	Version   int              `json:"v"`
 	Workloads map[string]int64 `json:"workloads"`
+}
+
+// DrillSubject is where the hub sends a member drill commands.
+func DrillSubject(cluster string) string { return hubPrefix + cluster + ".drill" }
+
+// Drill command kinds.
+const (
+	// DrillOutage: the member goes dark, as if its region died: it stops
+	// heartbeating, answers the hub nothing but drill commands, and its
+	// node agents stop every replica.
+	DrillOutage = "outage"
+	// DrillPartition: hub and member cannot hear each other; the member
+	// stops heartbeating and ignores the hub (but drill commands), while
+	// its replicas keep running and its fence acts as in a real partition.
+	DrillPartition = "partition"
+	// DrillRestore ends any drill on the member at once.
+	DrillRestore = "restore"
+)
+
+// DrillCommand starts or ends a drill on a member. The member ends the
+// drill by itself after Duration, so a member cut off from the hub comes
+// back even if the restore never reaches it.
+type DrillCommand struct {
+	Version        int    `json:"v"`
+	Drill          string `json:"drill"`
+	Kind           string `json:"kind"`
+	DurationMillis int64  `json:"durationMillis,omitempty"`
+}
+
+// DrillAck answers a DrillCommand.
+type DrillAck struct {
+	Version  int    `json:"v"`
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
 }

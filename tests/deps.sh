@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs, on a fresh Debian machine, what the test suite needs and the
 # machine may lack: PostgreSQL's server binaries (the tests start private
-# servers from them) and the unprivileged `postgres` account they run under
-# when the tests run as root. Go modules come through the Go module proxy
-# when `go test` builds.
+# servers from them), the unprivileged `postgres` account they run under
+# when the tests run as root, docker-compose (tests/deploy-check.sh
+# validates docker-compose.yml with it; no Docker engine needed), and
+# Chromium with a font for the console's browser tests. Go modules come
+# through the Go module proxy when `go test` builds.
 set -euo pipefail
 
 have_postgres() {
@@ -22,6 +24,16 @@ as_root() {
   fi
 }
 
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "$@" >/dev/null
+}
+
 if ! have_postgres; then
   echo "tests/deps.sh: installing postgresql"
   # The tests start their own servers: the package must not create and
@@ -30,9 +42,7 @@ if ! have_postgres; then
     as_root mkdir -p /etc/postgresql-common
     echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
   fi
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confold postgresql >/dev/null
+  apt_install postgresql
 fi
 have_postgres || { echo "tests/deps.sh: PostgreSQL server binaries are still missing" >&2; exit 1; }
 
@@ -41,5 +51,21 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "tests/deps.sh: creating the postgres account"
   useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
 fi
+
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "tests/deps.sh: installing docker-compose"
+  apt_install docker-compose
+fi
+command -v docker-compose >/dev/null 2>&1 || { echo "tests/deps.sh: docker-compose is still missing" >&2; exit 1; }
+
+# The console's browser tests drive Debian's headless Chromium.
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+if ! have_chromium || ! compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf' >/dev/null; then
+  echo "tests/deps.sh: installing chromium"
+  apt_install chromium fonts-dejavu-core
+fi
+have_chromium || { echo "tests/deps.sh: chromium is still missing" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }

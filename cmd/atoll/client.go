@@ -433,7 +433,7 @@ func sameIntent(a, b api.Object) bool {
 
 func newTokenCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create and revoke API tokens (admin)"}
-	var role, ttl, description, output, region string
+	var role, ttl, description, output, region, secretFile string
 	var join bool
 	var uses int32
 	create := &cobra.Command{
@@ -441,6 +441,19 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 		Short: "Create an API token, or a join token for members; the secret is printed once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if secretFile != "" {
+				if output != "" {
+					return errors.New("--secret-file and -o do not go together: the secret goes to the file")
+				}
+				// A bootstrap step (a one-shot container) runs at every
+				// start: the token it made the first time is still there.
+				if _, err := os.Stat(secretFile); err == nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s exists: no token created (remove it to make a new one)\n", secretFile)
+					return nil
+				} else if !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("--secret-file: %w", err)
+				}
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -462,10 +475,16 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Create(cmd.Context(), "tokens", t, &created); err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
+			switch {
+			case output == "json" || output == "yaml":
 				return printData(cmd.OutOrStdout(), output, created)
+			case secretFile != "":
+				if err := writeFileAtomic(secretFile, []byte(created.Status.Secret+"\n"), 0o600); err != nil {
+					return fmt.Errorf("token %q was created but its secret could not be saved (revoke it with 'atoll token revoke %s'): %w", args[0], args[0], err)
+				}
+			default:
+				fmt.Fprintln(cmd.OutOrStdout(), created.Status.Secret)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), created.Status.Secret)
 			exp := "never expires"
 			if created.Spec.ExpiresAt != nil {
 				exp = "expires " + created.Spec.ExpiresAt.Format(time.RFC3339)
@@ -473,6 +492,10 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 			what := created.Spec.Role
 			if join {
 				what = "join"
+			}
+			if secretFile != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "token %q (%s) created; %s. Its secret is in %s.\n", args[0], what, exp, secretFile)
+				return nil
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "token %q (%s) created; %s. It is shown only now: keep it safe.\n", args[0], what, exp)
 			return nil
@@ -485,6 +508,7 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 	create.Flags().StringVar(&region, "region", "", "join: only members of this region may use it")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.Flags().StringVarP(&output, "output", "o", "", "json or yaml to print the whole object")
+	create.Flags().StringVar(&secretFile, "secret-file", "", "write the secret to this file (mode 0600) instead of printing it; when the file exists, create nothing (for a bootstrap step that runs at every start)")
 	revoke := &cobra.Command{
 		Use: "revoke NAME", Short: "Revoke a token at once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -81,12 +81,20 @@ func (c *cliConfig) find(name string) *cliContext {
 // clientFlags are the global connection flags.
 type clientFlags struct {
 	server, token, context, caFile string
+	tokenFile                      string
 }
 
-// client resolves server and token: flags, then ATOLL_SERVER/ATOLL_TOKEN,
-// then the chosen or current context.
+// client resolves server and token: flags (--token, then --token-file),
+// then ATOLL_SERVER/ATOLL_TOKEN, then the chosen or current context.
 func (f *clientFlags) client() (*client.Client, error) {
 	server, token, caFile := f.server, f.token, f.caFile
+	if token == "" && f.tokenFile != "" {
+		var err error
+		if token, err = readSecretFile("--token-file", f.tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	explicitToken := token != ""
 	if server == "" {
 		server = os.Getenv("ATOLL_SERVER")
 	}
@@ -113,7 +121,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 			if server == "" || f.context != "" && f.server == "" {
 				server = ctx.Server
 			}
-			if token == "" || f.context != "" && f.token == "" {
+			if token == "" || f.context != "" && !explicitToken {
 				token = ctx.Token
 			}
 			if caFile == "" {
@@ -128,7 +136,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 		server = "http://" + server
 	}
 	if token == "" {
-		return nil, errors.New("no API token: pass --token, set ATOLL_TOKEN, or add one to a context with 'atoll config set-context'")
+		return nil, errors.New("no API token: pass --token or --token-file, set ATOLL_TOKEN, or add one to a context with 'atoll config set-context'")
 	}
 	var httpClient *http.Client
 	if caFile != "" {

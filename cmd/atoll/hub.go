@@ -50,7 +50,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.leafListen, "leaf-listen", defaultLeaf, "address where members' NATS leaf nodes connect (port 0 picks one)")
 	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
 	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
-	f.DurationVar(&o.unreachableAfter, "unreachable-after", 2*time.Second, "a cluster silent this long is Unreachable")
+	f.DurationVar(&o.unreachableAfter, "unreachable-after", 1500*time.Millisecond, "a cluster silent this long (three missed heartbeats) is Unreachable")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the API and the leafnode listener; turns TLS on")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
@@ -285,7 +285,7 @@ func startingHandler() http.HandlerFunc {
 // newNATSConfigCmd prints the nats-server configuration an existing NATS
 // cluster needs to serve this hub (atoll hub --nats-url).
 func newNATSConfigCmd() *cobra.Command {
-	var dbURL string
+	var dbURL, output string
 	cmd := &cobra.Command{
 		Use:   "nats-config --database-url URL",
 		Short: "Print the nats-server configuration an existing NATS cluster needs for 'atoll hub --nats-url'",
@@ -317,10 +317,16 @@ func newNATSConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if output != "" {
+				// Public keys and signed JWTs only, no seeds: readable by
+				// the NATS servers' own user.
+				return writeFileAtomic(output, []byte(conf), 0o644)
+			}
 			_, err = fmt.Fprint(cmd.OutOrStdout(), conf)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL of the hub (or ATOLL_DATABASE_URL)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the configuration to this file (atomically) instead of standard output")
 	return cmd
 }

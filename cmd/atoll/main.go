@@ -53,12 +53,13 @@ func newRoot() *cobra.Command {
 	cf := &clientFlags{}
 	root.PersistentFlags().StringVar(&cf.server, "server", "", "hub URL (or ATOLL_SERVER, or the current context)")
 	root.PersistentFlags().StringVar(&cf.token, "token", "", "API token (or ATOLL_TOKEN, or the current context)")
+	root.PersistentFlags().StringVar(&cf.tokenFile, "token-file", "", "read the API token from this file (e.g. a hub's admin-token, a mounted secret)")
 	root.PersistentFlags().StringVar(&cf.context, "context", "", "context from the config file to use")
 	root.PersistentFlags().StringVar(&cf.caFile, "certificate-authority", "", "PEM file of the CA to trust for the hub's TLS (or ATOLL_CA_FILE)")
 	root.AddCommand(
 		newHubCmd(), newDevCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
-		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf),
+		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 	)
 	return root
 }

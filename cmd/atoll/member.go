@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +17,7 @@ import (
 func newMemberCmd() *cobra.Command {
 	var cfg member.Config
 	var labels []string
-	var logLevel string
+	var logLevel, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "member --join-token T --name NAME --region R --data-dir DIR",
 		Short: "Run a regional member cluster: joins the hub, runs the region's NATS, heartbeats",
@@ -32,8 +34,8 @@ keeps retrying.`,
 			if err != nil {
 				return err
 			}
-			if cfg.JoinToken == "" {
-				cfg.JoinToken = os.Getenv("ATOLL_JOIN_TOKEN")
+			if cfg.JoinToken, err = joinToken(cfg.JoinToken, os.Getenv("ATOLL_JOIN_TOKEN"), joinTokenFile); err != nil {
+				return err
 			}
 			if cfg.Labels, err = parseLabels(labels); err != nil {
 				return err
@@ -58,6 +60,7 @@ keeps retrying.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Hub, "hub", "", "the hub's API URL (default: the one in the join token)")
 	f.StringVar(&cfg.JoinToken, "join-token", "", "join token for the first start (or ATOLL_JOIN_TOKEN)")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "read the join token from this file (a mounted secret); a missing file is no token, as a member that already joined needs none")
 	f.StringVar(&cfg.Name, "name", "", "the cluster's name (DNS-1123 label)")
 	f.StringVar(&cfg.Region, "region", "", "the cluster's region, e.g. eu-west")
 	f.StringVar(&cfg.Zone, "zone", "", "the cluster's zone")
@@ -66,8 +69,23 @@ keeps retrying.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the member's identity and state")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
+	f.DurationVar(&cfg.FenceAfter, "fence-after", 3*time.Second, "stop exclusive workloads after this long without a heartbeat ack from the hub (the hub waits this plus a margin before re-placing them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// joinToken picks the join token: the flag, then the environment, then the
+// file. A missing file means no token: once joined, a member starts on its
+// own identity, and the file may well be gone.
+func joinToken(flag, env, file string) (string, error) {
+	if t := cmp.Or(flag, env); t != "" || file == "" {
+		return t, nil
+	}
+	t, err := readSecretFile("--join-token-file", file)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return t, err
 }
 
 func parseLabels(kvs []string) (map[string]string, error) {

@@ -81,10 +81,7 @@ var printers = map[string]printer{
 		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 			var c api.Cluster
 			_ = json.Unmarshal(raw, &c)
-			health := c.Status.Health
-			if health == "" {
-				health = api.HealthUnknown
-			}
+			health := c.HealthOrUnknown()
 			if c.Spec.Unschedulable {
 				health += ",Cordoned"
 			}
@@ -107,11 +104,7 @@ var printers = map[string]printer{
 			if wide {
 				taints := make([]string, len(c.Spec.Taints))
 				for i, t := range c.Spec.Taints {
-					taints[i] = t.Key
-					if t.Value != "" {
-						taints[i] += "=" + t.Value
-					}
-					taints[i] += ":" + t.Effect
+					taints[i] = t.String()
 				}
 				tt := strings.Join(taints, ",")
 				if tt == "" {
@@ -141,14 +134,14 @@ var printers = map[string]printer{
 	},
 	"Workload": {
 		headers:     []string{"NAME", "REPLICAS", "READY", "DRIVER", "AGE"},
-		wideHeaders: []string{"GENERATION", "OBSERVED", "REGIONS", "LABELS"},
+		wideHeaders: []string{"GENERATION", "OBSERVED", "REGIONS", "HEALTH", "LABELS"},
 		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 			var w api.Workload
 			_ = json.Unmarshal(raw, &w)
 			cells := []string{w.Metadata.Name, fmt.Sprint(w.Spec.Replicas), fmt.Sprintf("%d/%d", w.Status.ReadyReplicas, w.Spec.Replicas),
 				w.Spec.Template.Driver, age(w.Metadata.CreationTimestamp, now)}
 			if wide {
-				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), regionSplit(w.Status.Clusters), labelString(w.Metadata.Labels))
+				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), api.FormatRegionSplit(api.RegionSplit(w.Status.Clusters)), w.Health().State, labelString(w.Metadata.Labels))
 			}
 			return cells
 		},
@@ -213,33 +206,4 @@ func usesText(n int32) string {
 		return "∞"
 	}
 	return fmt.Sprint(n)
-}
-
-// regionSplit renders ready/desired per region: "eu-west=3/3,us-east=2/3"
-// (no spaces, so column-splitting tools keep it whole).
-func regionSplit(cs []api.ClusterReplicas) string {
-	type pair struct{ ready, desired int32 }
-	by := map[string]*pair{}
-	var regions []string
-	for _, c := range cs {
-		r := c.Region
-		if r == "" {
-			r = c.Cluster
-		}
-		if by[r] == nil {
-			by[r] = &pair{}
-			regions = append(regions, r)
-		}
-		by[r].ready += c.Ready
-		by[r].desired += c.Desired
-	}
-	if len(regions) == 0 {
-		return "-"
-	}
-	sort.Strings(regions)
-	parts := make([]string, len(regions))
-	for i, r := range regions {
-		parts[i] = fmt.Sprintf("%s=%d/%d", r, by[r].ready, by[r].desired)
-	}
-	return strings.Join(parts, ",")
 }

@@ -69,11 +69,22 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 	ready := func(b protocol.Binding) bool { return snap.Nodes[b.Node].Replicas[b.Replica].Ready }
 	var cur, old []protocol.Binding
 	wantT := templateKey(d.Template)
+	// Bindings made at one generation share its template: one encoding per
+	// generation, not per replica (and none for the current generation).
+	keys := map[int64]string{d.Generation: wantT}
+	keyOf := func(b protocol.Binding) string {
+		k, ok := keys[b.Generation]
+		if !ok {
+			k = templateKey(b.Template)
+			keys[b.Generation] = k
+		}
+		return k
+	}
 	for _, b := range bs {
 		switch {
 		case nodeLost(snap, b.Node):
 			ch.Delete = append(ch.Delete, b) // its node is lost: place it again elsewhere
-		case templateKey(b.Template) != wantT:
+		case keyOf(b) != wantT:
 			// Only a template change rolls replicas; a new generation that
 			// changed only the count (or placement) keeps them.
 			old = append(old, b)
@@ -126,7 +137,7 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		}
 		p := sched.Schedule(req)
 		for _, b := range p.Bindings {
-			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template}
+			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template, Exclusive: d.Exclusive}
 			ch.Put = append(ch.Put, nb)
 			cur = append(cur, nb)
 		}

@@ -172,39 +172,57 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	close(a.ready)
 	a.log.InfoContext(ctx, "node agent running", "cpu_millis", a.cfg.MilliCPU, "memory", a.cfg.Memory)
-	apply := func() {
-		bs, err := st.NodeBindings(ctx, a.cfg.Name)
-		if err != nil {
-			a.log.WarnContext(ctx, "reading bindings failed", "err", err)
-			return
+	var lease nodeLease
+	var applied leaseView
+	var bs []protocol.Binding
+	apply := func(reread bool) {
+		if reread {
+			var err error
+			if bs, err = st.NodeBindings(ctx, a.cfg.Name); err != nil {
+				a.log.WarnContext(ctx, "reading bindings failed", "err", err)
+				return
+			}
 		}
-		specs := make([]runtime.ReplicaSpec, 0, len(bs))
-		for _, b := range bs {
-			specs = append(specs, runtime.ReplicaSpec{ID: b.Replica, Workload: b.Workload, Generation: b.Generation, Template: b.Template})
+		now := time.Now()
+		if v := lease.view(now); applied.valid && !v.valid {
+			a.log.WarnContext(ctx, "lease on the hub ran out: exclusive replicas stop")
 		}
-		r.Apply(specs)
+		applied = lease.view(now)
+		r.Apply(lease.allowed(bs, now))
 	}
-	apply()
+	apply(true)
 	beat := time.NewTicker(a.cfg.Interval)
 	defer beat.Stop()
 	resync := time.NewTicker(10 * time.Second)
 	defer resync.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
 	for {
-		a.heartbeat(ctx, nc, r)
+		if ack, ok := a.heartbeat(ctx, nc, r); ok {
+			lease.update(ack, time.Now())
+		}
+		// What may run changed (a hold, a drill, a lease regained or run
+		// out while the heartbeat waited): apply at once.
+		if lease.view(time.Now()) != applied {
+			apply(false)
+		}
+		expiry.Reset(lease.untilExpiry(time.Now()))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-			apply()
+			apply(true)
 		case <-resync.C:
-			apply()
+			apply(true)
+		case <-expiry.C:
+			apply(false)
 		case <-r.Changes():
 		case <-beat.C:
 		}
 	}
 }
 
-func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) {
+func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) (protocol.NodeAck, bool) {
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true}
 	for _, s := range r.Status() {
@@ -218,7 +236,16 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
 	defer cancel()
-	if _, err := nc.RequestWithContext(rctx, protocol.NodeHeartbeatSubject(a.cfg.Name), data); err != nil && ctx.Err() == nil {
-		a.log.DebugContext(ctx, "node heartbeat not acked", "err", err)
+	msg, err := nc.RequestWithContext(rctx, protocol.NodeHeartbeatSubject(a.cfg.Name), data)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.DebugContext(ctx, "node heartbeat not acked", "err", err)
+		}
+		return protocol.NodeAck{}, false
 	}
+	var ack protocol.NodeAck
+	if json.Unmarshal(msg.Data, &ack) != nil {
+		return ack, false
+	}
+	return ack, true
 }

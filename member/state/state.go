@@ -15,6 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +38,60 @@ type Store struct {
 	desired  jetstream.KeyValue
 	bindings jetstream.KeyValue
 	nodes    jetstream.KeyValue
+
+	// mirror, once Mirror was called, holds the desired and bindings
+	// buckets in memory (see Mirror).
+	mu     sync.Mutex
+	mirror *mirror
+}
+
+// mirror is the member's in-memory copy of what it wrote.
+type mirror struct {
+	desired  map[string]mirrored
+	bindings map[string]protocol.Binding // by BindingKey
+}
+
+type mirrored struct {
+	d   protocol.DesiredWorkload
+	rev uint64
+}
+
+// Mirror loads the desired and bindings buckets into memory; afterwards
+// Desired and Bindings answer from memory and every write through this
+// Store updates it. Only the bucket's single writer may use it: the
+// member (node agents read the buckets, never write them). A controller
+// pass then costs no KV reads and no JSON decoding, however many
+// replicas the region runs.
+func (s *Store) Mirror(ctx context.Context) error {
+	m := &mirror{desired: map[string]mirrored{}, bindings: map[string]protocol.Binding{}}
+	entries, err := snapshot(ctx, s.desired, "")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var d protocol.DesiredWorkload
+		if err := json.Unmarshal(e.Value(), &d); err != nil {
+			return fmt.Errorf("read %s/%s: %w", DesiredBucket, e.Key(), err)
+		}
+		m.desired[d.Workload] = mirrored{d: d, rev: e.Revision()}
+	}
+	bs, err := list[protocol.Binding](ctx, s.bindings, "")
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		m.bindings[protocol.BindingKey(b.Node, b.Replica)] = b
+	}
+	s.mu.Lock()
+	s.mirror = m
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) mirrored() *mirror {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mirror
 }
 
 // Open creates (or opens) the buckets on the region's JetStream.
@@ -76,15 +133,27 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 	if err != nil {
 		return ack, err
 	}
+	m := s.mirrored()
 	for attempt := 0; attempt < 10; attempt++ {
+		if m != nil && attempt == 0 {
+			// The mirror has what this store wrote: compare with it and write
+			// with its revision, no read round trip; a mismatch (someone
+			// else wrote) falls back to reading the bucket.
+			if ack, done, err := s.putDesiredMirrored(ctx, m, d, value); done || err != nil {
+				return ack, err
+			}
+			continue
+		}
 		entry, err := s.desired.Get(ctx, d.Workload)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err := s.desired.Create(ctx, d.Workload, value); errors.Is(err, jetstream.ErrKeyExists) {
+			rev, err := s.desired.Create(ctx, d.Workload, value)
+			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue // someone else wrote first: compare again
 			} else if err != nil {
 				return ack, fmt.Errorf("store desired %s: %w", d.Workload, err)
 			}
+			s.remember(d, rev)
 			ack.Accepted, ack.Current = true, d.Epoch
 			return ack, nil
 		case err != nil:
@@ -108,19 +177,76 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 			ack.Accepted, ack.Current = true, cur.Epoch
 			return ack, nil
 		}
-		if _, err := s.desired.Update(ctx, d.Workload, value, entry.Revision()); errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		rev, err := s.desired.Update(ctx, d.Workload, value, entry.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			continue
 		} else if err != nil {
 			return ack, fmt.Errorf("store desired %s: %w", d.Workload, err)
 		}
+		s.remember(d, rev)
 		ack.Accepted, ack.Current = true, d.Epoch
 		return ack, nil
 	}
 	return ack, fmt.Errorf("store desired %s: too many concurrent writers", d.Workload)
 }
 
+// putDesiredMirrored is PutDesired against the mirror; done is false when
+// the bucket moved under it (then PutDesired reads the bucket).
+func (s *Store) putDesiredMirrored(ctx context.Context, m *mirror, d protocol.DesiredWorkload, value []byte) (ack protocol.DesiredAck, done bool, err error) {
+	ack = protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
+	s.mu.Lock()
+	cur, ok := m.desired[d.Workload]
+	s.mu.Unlock()
+	var rev uint64
+	switch {
+	case !ok:
+		rev, err = s.desired.Create(ctx, d.Workload, value)
+	case cur.d.Epoch > d.Epoch:
+		ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("stale epoch %d: this member holds epoch %d", d.Epoch, cur.d.Epoch)
+		return ack, true, nil
+	case cur.d.Epoch == d.Epoch:
+		if !sameContent(cur.d, d) {
+			ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
+			return ack, true, nil
+		}
+		ack.Accepted, ack.Current = true, cur.d.Epoch
+		return ack, true, nil
+	default:
+		rev, err = s.desired.Update(ctx, d.Workload, value, cur.rev)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists):
+		return ack, false, nil
+	case err != nil:
+		return ack, true, fmt.Errorf("store desired %s: %w", d.Workload, err)
+	}
+	s.remember(d, rev)
+	ack.Accepted, ack.Current = true, d.Epoch
+	return ack, true, nil
+}
+
+// remember records a desired write in the mirror (when there is one).
+func (s *Store) remember(d protocol.DesiredWorkload, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mirror != nil {
+		if cur, ok := s.mirror.desired[d.Workload]; !ok || cur.rev < rev {
+			s.mirror.desired[d.Workload] = mirrored{d: d, rev: rev}
+		}
+	}
+}
+
 // Desired returns every desired workload held, tombstones included.
 func (s *Store) Desired(ctx context.Context) (map[string]protocol.DesiredWorkload, error) {
+	if m := s.mirrored(); m != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := make(map[string]protocol.DesiredWorkload, len(m.desired))
+		for w, e := range m.desired {
+			out[w] = e.d
+		}
+		return out, nil
+	}
 	list, err := list[protocol.DesiredWorkload](ctx, s.desired, "")
 	if err != nil {
 		return nil, fmt.Errorf("list desired: %w", err)
@@ -138,22 +264,43 @@ func (s *Store) PutBinding(ctx context.Context, b protocol.Binding) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.bindings.Put(ctx, protocol.BindingKey(b.Node, b.Replica), value); err != nil {
+	key := protocol.BindingKey(b.Node, b.Replica)
+	if _, err := s.bindings.Put(ctx, key, value); err != nil {
 		return fmt.Errorf("store binding %s: %w", b.Replica, err)
 	}
+	s.mu.Lock()
+	if s.mirror != nil {
+		s.mirror.bindings[key] = b
+	}
+	s.mu.Unlock()
 	return nil
 }
 
 // DeleteBinding removes a replica from a node; its agent stops it.
 func (s *Store) DeleteBinding(ctx context.Context, node, replica string) error {
-	if err := s.bindings.Delete(ctx, protocol.BindingKey(node, replica)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	key := protocol.BindingKey(node, replica)
+	if err := s.bindings.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete binding %s: %w", replica, err)
 	}
+	s.mu.Lock()
+	if s.mirror != nil {
+		delete(s.mirror.bindings, key)
+	}
+	s.mu.Unlock()
 	return nil
 }
 
 // Bindings returns every binding.
 func (s *Store) Bindings(ctx context.Context) ([]protocol.Binding, error) {
+	if m := s.mirrored(); m != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := make([]protocol.Binding, 0, len(m.bindings))
+		for _, k := range slices.Sorted(maps.Keys(m.bindings)) {
+			out = append(out, m.bindings[k])
+		}
+		return out, nil
+	}
 	return list[protocol.Binding](ctx, s.bindings, "")
 }
 
@@ -269,6 +416,7 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jets
 // sender's protocol version aside.
 func sameContent(a, b protocol.DesiredWorkload) bool {
 	a.Version, b.Version = 0, 0
+	a.Term, b.Term = 0, 0 // the lease term it was sent under is not content
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)

@@ -21,10 +21,21 @@ func jetStream(t *testing.T) *nats.Conn {
 // highest wins and no write ever lowers the epoch.
 func TestConcurrentEpochs(t *testing.T) {
 	t.Parallel()
+	for _, mirrored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bucket", true: "mirror"}[mirrored], func(t *testing.T) { concurrentEpochs(t, mirrored) })
+	}
+}
+
+func concurrentEpochs(t *testing.T, mirrored bool) {
 	ctx := context.Background()
 	st, err := Open(ctx, jetStream(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mirrored {
+		if err := st.Mirror(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var wg sync.WaitGroup
 	accepted := make(chan int64, 64)
@@ -86,5 +97,63 @@ func TestSameEpochOtherContent(t *testing.T) {
 	held, _ := st.Desired(ctx)
 	if held["w"].Replicas != 2 {
 		t.Errorf("the refused content was applied: %+v", held["w"])
+	}
+}
+
+// TestMirror: a mirrored store answers from memory what it wrote, and a
+// write behind its back (another writer) is caught by the revision check,
+// never overwritten with an older epoch.
+func TestMirror(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nc := jetStream(t)
+	st, err := Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw := func(epoch int64) protocol.DesiredWorkload {
+		return protocol.DesiredWorkload{Version: protocol.Version, Workload: "w", Epoch: epoch, Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}
+	}
+	if _, err := st.PutDesired(ctx, dw(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutBinding(ctx, protocol.Binding{Replica: "w-1", Workload: "w", Node: "n1", Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := st.Desired(ctx); held["w"].Epoch != 3 {
+		t.Errorf("want the mirror loaded with epoch 3; got %+v", held["w"])
+	}
+	// Another writer moves the bucket to epoch 10.
+	other, err := Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := other.PutDesired(ctx, dw(10)); err != nil || !ack.Accepted {
+		t.Fatalf("other writer: %+v %v", ack, err)
+	}
+	ack, err := st.PutDesired(ctx, dw(5))
+	if err != nil || ack.Accepted || ack.Current != 10 {
+		t.Errorf("want epoch 5 refused against the bucket's 10 despite the mirror's 3; got %+v %v", ack, err)
+	}
+	if ack, err := st.PutDesired(ctx, dw(11)); err != nil || !ack.Accepted {
+		t.Errorf("want epoch 11 accepted; got %+v %v", ack, err)
+	}
+	if held, _ := st.Desired(ctx); held["w"].Epoch != 11 {
+		t.Errorf("want the mirror at epoch 11; got %+v", held["w"])
+	}
+	// Bindings: written and deleted through the mirror, in key order.
+	if err := st.PutBinding(ctx, protocol.Binding{Replica: "w-0", Workload: "w", Node: "n0", Epoch: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteBinding(ctx, "n1", "w-1"); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ := st.Bindings(ctx)
+	fromBucket, _ := other.Bindings(ctx)
+	if len(bs) != 1 || bs[0].Replica != "w-0" || len(fromBucket) != 1 || fromBucket[0].Replica != "w-0" {
+		t.Errorf("want only w-0 bound, in the mirror and the bucket alike; got %+v and %+v", bs, fromBucket)
 	}
 }

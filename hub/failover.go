@@ -1,0 +1,353 @@
+package hub
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/placement"
+)
+
+// Failover timings and defaults (spec.failover says otherwise per
+// workload).
+const (
+	// defaultGrace is how long a cluster may stay Unreachable before its
+	// replicas are re-placed.
+	defaultGrace = 5 * time.Second
+	// defaultFence is a member's fence when it does not report one (a
+	// member before protocol 3).
+	defaultFence = 3 * time.Second
+	// fenceMargin is added to a member's fence before the hub re-places an
+	// exclusive workload it ran: heartbeat transit, the node agents' last
+	// lease and the replicas' stop all fit in it.
+	fenceMargin = 2 * time.Second
+	// clusterLabel is the synthetic label that confines an exclusive
+	// workload to one cluster (spread over it with maxGroups 1).
+	clusterLabel = "atoll.dev/cluster"
+)
+
+// Taints whose evictions drain gracefully whatever the workload's purge
+// policy: an evacuation drill and an operator's drain.
+const (
+	drillTaintKey = "atoll.dev/drill"
+	drainTaintKey = "atoll.dev/drain"
+)
+
+// failoverPolicy is a workload's spec.failover with the defaults filled
+// in.
+type failoverPolicy struct {
+	grace     time.Duration
+	exclusive bool
+	graceful  bool
+}
+
+func failoverOf(w *api.Workload) failoverPolicy {
+	f := failoverPolicy{grace: defaultGrace}
+	if fp := w.Spec.Failover; fp != nil {
+		if fp.GracePeriod != "" {
+			if d, err := time.ParseDuration(string(fp.GracePeriod)); err == nil && d >= 0 {
+				f.grace = d
+			}
+		}
+		f.exclusive = fp.Mode == "exclusive"
+		f.graceful = fp.Purge == "graceful"
+	}
+	return f
+}
+
+// evictAt is when an Unreachable cluster's replicas of a workload are
+// re-placed: the failover grace after it became Unreachable and, for an
+// exclusive workload, not before the member's fence plus the margin has
+// passed since its last heartbeat (its nodes have stopped the replicas
+// by then).
+func evictAt(f failoverPolicy, live LiveHealth) time.Time {
+	at := live.Since.Add(f.grace)
+	if f.exclusive {
+		fence := live.FenceAfter
+		if fence <= 0 {
+			fence = defaultFence
+		}
+		if t := live.Seen.Add(fence + fenceMargin); t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// placementPolicy is the policy placement decides with: the workload's
+// own, confined to a single cluster when the workload is exclusive.
+func placementPolicy(w *api.Workload) *api.PlacementPolicy {
+	if !failoverOf(w).exclusive {
+		return w.Spec.Placement
+	}
+	var pol api.PlacementPolicy
+	if w.Spec.Placement != nil {
+		pol = *w.Spec.Placement
+	}
+	pol.Spread = append(slices.Clone(pol.Spread), api.SpreadConstraint{TopologyKey: clusterLabel, MaxGroups: 1})
+	return &pol
+}
+
+// snapshot turns clusters into placement input for one workload: health
+// from the monitor (an Unreachable cluster within the workload's failover
+// grace keeps what it runs), room from the last heartbeat's free capacity
+// and the replica's requests. next is the earliest time a grace runs out
+// (zero: none pending), when the workload must be decided again.
+func snapshot(clusters []liveCluster, w *api.Workload, now time.Time) (out []placement.Cluster, next time.Time) {
+	t := w.Spec.Template
+	var cpu, mem int64
+	if t.Resources.CPU != "" {
+		cpu, _ = api.ParseCPU(t.Resources.CPU)
+	}
+	if t.Resources.Memory != "" {
+		mem, _ = api.ParseMemory(t.Resources.Memory)
+	}
+	f := failoverOf(w)
+	out = make([]placement.Cluster, 0, len(clusters))
+	for _, c := range clusters {
+		if c.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		pc := placement.Cluster{Name: c.Metadata.Name, Labels: c.Metadata.Labels, Taints: c.Spec.Taints, Unschedulable: c.Spec.Unschedulable,
+			Health: c.Status.Health, Room: placement.Unbounded}
+		if c.known {
+			pc.Health = c.live.Health
+			if c.live.Heard {
+				pc.Room = room(c.live.Capacity, cpu, mem)
+			}
+			if pc.Health == api.HealthUnreachable {
+				if at := evictAt(f, c.live); now.Before(at) {
+					pc.Grace = "Unreachable; failover at " + at.UTC().Format(time.TimeOnly)
+					if next.IsZero() || at.Before(next) {
+						next = at
+					}
+				}
+			}
+		}
+		if f.exclusive {
+			labels := maps.Clone(pc.Labels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[clusterLabel] = pc.Name
+			pc.Labels = labels
+		}
+		out = append(out, pc)
+	}
+	return out, next
+}
+
+// lostClusters lists the clusters a decision takes replicas off because
+// they were lost (Unreachable past the grace) or evicted by a NoExecute
+// taint, with how many each loses.
+func lostClusters(d placement.Decision, current map[string]int32) map[string]int32 {
+	lost := map[string]int32{}
+	for c, n := range current {
+		reason := d.Filtered[c]
+		if n <= d.Assignment[c] || !(reason == api.HealthUnreachable || strings.Contains(reason, ":NoExecute")) {
+			continue
+		}
+		lost[c] = n - d.Assignment[c]
+	}
+	return lost
+}
+
+// purgeGracefully keeps, on reachable clusters being evacuated by a
+// NoExecute taint, the replicas they run until the replacements elsewhere
+// are ready (purge: graceful, or a drain or evacuation drill), so an
+// evacuation never drops capacity. It edits the decision and returns the
+// clusters it kept replicas on.
+func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]int32, clusters []liveCluster) []string {
+	graceful := failoverOf(w).graceful
+	evacuating := map[string]bool{}
+	for _, c := range clusters {
+		name := c.Metadata.Name
+		if current[name] <= d.Assignment[name] || !c.known || c.live.Health != api.HealthReady {
+			continue
+		}
+		if !strings.Contains(d.Filtered[name], ":NoExecute") {
+			continue
+		}
+		drain := graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
+			return t.Effect == "NoExecute" && (t.Key == drillTaintKey || t.Key == drainTaintKey)
+		})
+		if drain {
+			evacuating[name] = true
+		}
+	}
+	if len(evacuating) == 0 {
+		return nil
+	}
+	var want, ready int32
+	for c, n := range d.Assignment {
+		if !evacuating[c] {
+			want += n
+		}
+	}
+	for _, cr := range w.Status.Clusters {
+		if !evacuating[cr.Cluster] && cr.Generation == w.Metadata.Generation {
+			ready += min(cr.Ready, d.Assignment[cr.Cluster])
+		}
+	}
+	if ready >= want {
+		return nil // the replacements run: purge
+	}
+	kept := slices.Sorted(maps.Keys(evacuating))
+	for _, c := range kept {
+		d.Assignment[c] = current[c]
+	}
+	d.Explanation = append(d.Explanation, fmt.Sprintf("purge graceful: keeping the replicas on %s until the replacements are ready (%d/%d ready elsewhere)",
+		strings.Join(kept, ", "), ready, want))
+	return kept
+}
+
+// failoverText describes a failover move for its event.
+func failoverText(lost map[string]int32, d placement.Decision) string {
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(lost)) {
+		parts = append(parts, fmt.Sprintf("%d off %s (%s)", lost[c], c, d.Filtered[c]))
+	}
+	return "moved " + strings.Join(parts, ", ") + "; now " + splitText(d.Assignment)
+}
+
+// failoverReason is a low-cardinality metric label for why replicas
+// moved.
+func failoverReason(filtered string) string {
+	if filtered == api.HealthUnreachable {
+		return "unreachable"
+	}
+	return "noexecute"
+}
+
+// defaultWindow is how long a returned cluster must stay Ready before
+// replicas move back to it.
+const defaultWindow = 30 * time.Second
+
+// failbackBucket rate-limits one workload's failback (replicas per
+// minute), kept by the leader in memory: a new leader starts afresh.
+type failbackBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// failback keeps the record of what failover moved off each cluster and,
+// for failback auto, moves replicas back to a cluster that has been Ready
+// for the stabilisation window, within the workload's failbackRate. It
+// edits the decision and returns the record to store and what moved back.
+func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map[string]int32, snap []placement.Cluster,
+	clusters []liveCluster, now time.Time) (from, back map[string]int32) {
+	from = maps.Clone(prev)
+	for c, n := range lost {
+		if from == nil {
+			from = map[string]int32{}
+		}
+		from[c] += n
+	}
+	if len(from) == 0 {
+		delete(p.buckets, w.Metadata.Name)
+		return nil, nil
+	}
+	fp := w.Spec.Failover
+	if fp == nil {
+		fp = &api.FailoverPolicy{}
+	}
+	window := defaultWindow
+	if fp.StabilizationWindow != "" {
+		if v, err := time.ParseDuration(string(fp.StabilizationWindow)); err == nil && v >= 0 {
+			window = v
+		}
+	}
+	live := map[string]liveCluster{}
+	for _, c := range clusters {
+		live[c.Metadata.Name] = c
+	}
+	var due []string
+	for _, c := range slices.Sorted(maps.Keys(from)) {
+		lc, ok := live[c]
+		switch {
+		case !ok || from[c] <= 0:
+			delete(from, c) // deregistered, or nothing left to move back
+		case fp.Failback == "manual" || len(lost) > 0:
+		case lc.known && lc.live.Health == api.HealthReady && d.Filtered[c] == "":
+			if at := lc.live.Since.Add(window); now.Before(at) {
+				p.wakeAt(at)
+			} else {
+				due = append(due, c)
+			}
+		}
+	}
+	if len(due) == 0 {
+		return from, nil
+	}
+	if d.Assignment == nil {
+		d.Assignment = map[string]int32{}
+	}
+	// Where a fresh split would put the replicas, counted from now.
+	target := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: placementPolicy(w),
+		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
+	budget := int32(1 << 30)
+	if fp.FailbackRate > 0 {
+		b := p.buckets[w.Metadata.Name]
+		if b == nil {
+			b = &failbackBucket{tokens: 1, at: now}
+			p.buckets[w.Metadata.Name] = b
+		}
+		b.tokens = min(b.tokens+now.Sub(b.at).Minutes()*float64(fp.FailbackRate), float64(fp.FailbackRate))
+		b.at = now
+		budget = int32(b.tokens)
+		defer func() {
+			for _, n := range back {
+				b.tokens -= float64(n)
+			}
+		}()
+	}
+	for _, c := range due {
+		want := min(target[c]-d.Assignment[c], from[c], budget)
+		for want > 0 {
+			// Take one from the cluster with the most beyond its fresh share.
+			donor, surplus := "", int32(0)
+			for _, x := range slices.Sorted(maps.Keys(d.Assignment)) {
+				if s := d.Assignment[x] - target[x]; x != c && s > surplus {
+					donor, surplus = x, s
+				}
+			}
+			if donor == "" {
+				break
+			}
+			d.Assignment[donor]--
+			if d.Assignment[donor] == 0 {
+				delete(d.Assignment, donor)
+			}
+			d.Assignment[c]++
+			if back == nil {
+				back = map[string]int32{}
+			}
+			back[c]++
+			from[c]--
+			budget--
+			want--
+		}
+		if from[c] <= 0 || target[c] <= d.Assignment[c] {
+			delete(from, c) // back to its share (or the split no longer wants more there)
+		}
+	}
+	if len(back) > 0 {
+		d.Explanation = append(d.Explanation, "failback: "+failbackText(back, *d))
+	}
+	if len(from) == 0 {
+		from = nil
+	}
+	return from, back
+}
+
+// failbackText describes a failback move.
+func failbackText(back map[string]int32, d placement.Decision) string {
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(back)) {
+		parts = append(parts, fmt.Sprintf("%d back to %s", back[c], c))
+	}
+	return "moved " + strings.Join(parts, ", ") + " (Ready for the stabilisation window); now " + splitText(d.Assignment)
+}

@@ -1,0 +1,203 @@
+package hub
+
+import (
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/placement"
+)
+
+func TestEvictAt(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	live := LiveHealth{Seen: t0, Since: t0.Add(2 * time.Second), Health: api.HealthUnreachable}
+	cases := []struct {
+		name string
+		f    failoverPolicy
+		live LiveHealth
+		want time.Time
+	}{
+		{"stateless: the grace after Unreachable", failoverPolicy{grace: 5 * time.Second}, live, t0.Add(7 * time.Second)},
+		{"stateless, no grace: at once", failoverPolicy{}, live, t0.Add(2 * time.Second)},
+		{"exclusive: the member's fence plus the margin when later", failoverPolicy{exclusive: true}, live, t0.Add(defaultFence + fenceMargin)},
+		{"exclusive: the fence the member reported", failoverPolicy{exclusive: true}, withFence(live, 10*time.Second), t0.Add(10*time.Second + fenceMargin)},
+		{"exclusive: the grace when later", failoverPolicy{exclusive: true, grace: 30 * time.Second}, live, t0.Add(32 * time.Second)},
+	}
+	for _, c := range cases {
+		if got := evictAt(c.f, c.live); !got.Equal(c.want) {
+			t.Errorf("%s: want eviction at +%s; got +%s", c.name, c.want.Sub(t0), got.Sub(t0))
+		}
+	}
+}
+
+func withFence(l LiveHealth, d time.Duration) LiveHealth { l.FenceAfter = d; return l }
+
+func TestFailoverOfDefaultsAndZeroGrace(t *testing.T) {
+	w := &api.Workload{}
+	if f := failoverOf(w); f.grace != defaultGrace || f.exclusive || f.graceful {
+		t.Errorf("want defaults (grace %s, stateless, immediate); got %+v", defaultGrace, f)
+	}
+	w.Spec.Failover = &api.FailoverPolicy{GracePeriod: "0s", Mode: "exclusive", Purge: "graceful"}
+	if f := failoverOf(w); f.grace != 0 || !f.exclusive || !f.graceful {
+		t.Errorf("want an explicit 0s grace, exclusive and graceful; got %+v", f)
+	}
+}
+
+// lc is a cluster the monitor knows, with its health since `since`.
+func lc(name, health string, seen, since time.Time, taints ...api.Taint) liveCluster {
+	c := liveCluster{known: true, live: LiveHealth{Seen: seen, Since: since, Heard: true, Health: health}}
+	c.Metadata.Name = name
+	c.Metadata.Labels = map[string]string{api.LabelRegion: name}
+	c.Spec.Taints = taints
+	return c
+}
+
+func TestSnapshotGraceAndFailover(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clusters := []liveCluster{
+		lc("a", api.HealthReady, t0.Add(10*time.Second), t0),
+		lc("b", api.HealthUnreachable, t0, t0.Add(2*time.Second)),
+		lc("c", api.HealthReady, t0.Add(10*time.Second), t0),
+	}
+	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6, Failover: &api.FailoverPolicy{GracePeriod: "5s"}}}
+	current := map[string]int32{"a": 2, "b": 2, "c": 2}
+
+	// Within the grace: b keeps its 2, nothing moves, a pass is due when
+	// the grace ends.
+	snap, next := snapshot(clusters, w, t0.Add(4*time.Second))
+	if !next.Equal(t0.Add(7 * time.Second)) {
+		t.Errorf("want the next pass when b's grace ends (+7s); got %v", next.Sub(t0))
+	}
+	d := placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	if !maps.Equal(d.Assignment, current) {
+		t.Errorf("want nothing moved within the grace; got %v (%v)", d.Assignment, d.Filtered)
+	}
+	if !strings.HasPrefix(d.Filtered["b"], "Unreachable; failover at") || len(lostClusters(d, current)) != 0 {
+		t.Errorf("want b filtered as within its grace and nothing lost; got %q, lost %v", d.Filtered["b"], lostClusters(d, current))
+	}
+
+	// After it: b's replicas go to a and c, and that is a failover.
+	snap, next = snapshot(clusters, w, t0.Add(7*time.Second))
+	d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	if !next.IsZero() || d.Assignment["b"] != 0 || d.Assignment["a"]+d.Assignment["c"] != 6 {
+		t.Errorf("want b's replicas re-placed on a and c once the grace ran out; got %v (next %v)", d.Assignment, next)
+	}
+	if lost := lostClusters(d, current); !maps.Equal(lost, map[string]int32{"b": 2}) {
+		t.Errorf("want 2 replicas lost off b; got %v", lost)
+	}
+	if txt := failoverText(lostClusters(d, current), d); !strings.Contains(txt, "2 off b (Unreachable)") {
+		t.Errorf("want the event to say 2 moved off b because it is Unreachable; got %q", txt)
+	}
+
+	// Exclusive: confined to one cluster, and kept on b until the fence.
+	w.Spec.Failover.Mode = "exclusive"
+	w.Spec.Replicas = 1
+	snap, _ = snapshot(clusters, w, t0.Add(4*time.Second))
+	d = placement.Decide(placement.Input{Replicas: 1, Policy: placementPolicy(w), Clusters: snap, Current: map[string]int32{"b": 1}})
+	if !maps.Equal(d.Assignment, map[string]int32{"b": 1}) {
+		t.Errorf("want the exclusive replica left on b before the fence runs out; got %v", d.Assignment)
+	}
+	snap, _ = snapshot(clusters, w, t0.Add(7*time.Second))
+	d = placement.Decide(placement.Input{Replicas: 1, Policy: placementPolicy(w), Clusters: snap, Current: map[string]int32{"b": 1}})
+	if len(d.Assignment) != 1 || d.Assignment["b"] != 0 {
+		t.Errorf("want the exclusive replica on exactly one other cluster after the fence; got %v", d.Assignment)
+	}
+	w.Spec.Replicas = 3
+	snap, _ = snapshot(clusters[:1], w, t0.Add(7*time.Second))
+	snap2, _ := snapshot(clusters, w, t0.Add(7*time.Second))
+	d = placement.Decide(placement.Input{Replicas: 3, Policy: placementPolicy(w), Clusters: append(snap, snap2[2])})
+	if len(d.Assignment) != 1 {
+		t.Errorf("want an exclusive workload's 3 replicas in one cluster; got %v", d.Assignment)
+	}
+}
+
+func TestPurgeGracefully(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	drill := api.Taint{Key: drillTaintKey, Value: "d1", Effect: "NoExecute"}
+	clusters := []liveCluster{lc("a", api.HealthReady, t0, t0, drill), lc("b", api.HealthReady, t0, t0), lc("c", api.HealthReady, t0, t0)}
+	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6}}
+	w.Metadata.Generation = 1
+	current := map[string]int32{"a": 2, "b": 2, "c": 2}
+	snap, _ := snapshot(clusters, w, t0)
+	d := placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	if d.Assignment["a"] != 0 {
+		t.Fatalf("want the NoExecute taint to take a's replicas; got %v", d.Assignment)
+	}
+	// The replacements are not ready: a keeps its 2.
+	w.Status.Clusters = []api.ClusterReplicas{{Cluster: "b", Generation: 1, Ready: 2}, {Cluster: "c", Generation: 1, Ready: 3}}
+	kept := purgeGracefully(w, &d, current, clusters)
+	if len(kept) != 1 || d.Assignment["a"] != 2 {
+		t.Errorf("want a's 2 replicas kept until b and c run 6; got kept %v, %v", kept, d.Assignment)
+	}
+	// They are: purge.
+	d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	w.Status.Clusters = []api.ClusterReplicas{{Cluster: "b", Generation: 1, Ready: 3}, {Cluster: "c", Generation: 1, Ready: 3}}
+	if kept := purgeGracefully(w, &d, current, clusters); len(kept) != 0 || d.Assignment["a"] != 0 {
+		t.Errorf("want a purged once 6 run elsewhere; got kept %v, %v", kept, d.Assignment)
+	}
+	// An ordinary NoExecute taint with purge immediate does not wait.
+	clusters[0].Spec.Taints = []api.Taint{{Key: "maintenance", Effect: "NoExecute"}}
+	snap, _ = snapshot(clusters, w, t0)
+	d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	w.Status.Clusters = nil
+	if kept := purgeGracefully(w, &d, current, clusters); len(kept) != 0 {
+		t.Errorf("want purge immediate for a plain NoExecute taint; kept %v", kept)
+	}
+}
+
+func TestFailback(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &Placer{buckets: map[string]*failbackBucket{}, now: func() time.Time { return t0 }}
+	t.Cleanup(p.Stop)
+	clusters := []liveCluster{
+		lc("a", api.HealthReady, t0, t0), // back, Ready since t0
+		lc("b", api.HealthReady, t0, t0.Add(-time.Hour)),
+		lc("c", api.HealthReady, t0, t0.Add(-time.Hour)),
+	}
+	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6, Failover: &api.FailoverPolicy{StabilizationWindow: "30s"}}}
+	w.Metadata.Name = "web"
+	decide := func(now time.Time, current map[string]int32) placement.Decision {
+		snap, _ := snapshot(clusters, w, now)
+		return placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	}
+	current := map[string]int32{"b": 3, "c": 3}
+	prev := map[string]int32{"a": 2}
+
+	// Within the window: nothing moves, the record stays.
+	d := decide(t0.Add(10*time.Second), current)
+	snap, _ := snapshot(clusters, w, t0.Add(10*time.Second))
+	from, back := p.failback(w, &d, prev, nil, snap, clusters, t0.Add(10*time.Second))
+	if len(back) != 0 || !maps.Equal(from, prev) || !maps.Equal(d.Assignment, current) {
+		t.Errorf("want nothing moved back within the window; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	// After it: a gets its share back (2 of 6), taken from b and c.
+	d = decide(t0.Add(31*time.Second), current)
+	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	if !maps.Equal(back, map[string]int32{"a": 2}) || len(from) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
+		t.Errorf("want 2 back to a and the record cleared; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	// Rate 1 per minute: one now, the next a minute later.
+	w.Spec.Failover.FailbackRate = 1
+	d = decide(t0.Add(31*time.Second), current)
+	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	if !maps.Equal(back, map[string]int32{"a": 1}) || from["a"] != 1 {
+		t.Errorf("want 1 back to a at 1/minute, 1 left to move; got back %v, from %v", back, from)
+	}
+	current = maps.Clone(d.Assignment)
+	d = decide(t0.Add(40*time.Second), current)
+	if _, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(40*time.Second)); len(back) != 0 {
+		t.Errorf("want nothing more within the minute; got %v", back)
+	}
+	d = decide(t0.Add(92*time.Second), current)
+	if from, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(92*time.Second)); !maps.Equal(back, map[string]int32{"a": 1}) || len(from) != 0 {
+		t.Errorf("want the second replica back a minute later and the record cleared; got back %v, from %v", back, from)
+	}
+	// Manual: the record is kept, nothing moves.
+	w.Spec.Failover.Failback = "manual"
+	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 3, "c": 3})
+	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || from["a"] != 2 {
+		t.Errorf("want manual failback to move nothing and keep the record; got back %v, from %v", back, from)
+	}
+}

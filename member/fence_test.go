@@ -1,0 +1,61 @@
+package member
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestFence(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFence(3 * time.Second)
+	if f.lease(t0) != 0 {
+		t.Errorf("want no lease before the first ack")
+	}
+	f.desired("ledger", true, false, 0, t0) // held from the store at start
+	f.desired("web", false, false, 0, t0)
+	if got := f.held(t0); !slices.Equal(got, []string{"ledger"}) {
+		t.Errorf("want only the exclusive workload held at start; got %v", got)
+	}
+	f.acked(t0)
+	if !f.needsResync(t0) {
+		t.Errorf("want a resync asked for while an exclusive workload is unconfirmed")
+	}
+	term := f.Term()
+	f.desired("ledger", true, false, term+1, t0) // another term: no confirmation
+	f.desired("ledger", true, false, term, t0)
+	if got := f.held(t0); len(got) != 0 || f.needsResync(t0) {
+		t.Errorf("want ledger confirmed by desired state of the current term; held %v", got)
+	}
+	// The lease runs 3 s from the last ack.
+	if l := f.lease(t0.Add(time.Second)); l != 2*time.Second {
+		t.Errorf("want 2s of lease left 1s after the ack; got %s", l)
+	}
+	if got := f.held(t0.Add(3 * time.Second)); !slices.Equal(got, []string{"ledger"}) {
+		t.Errorf("want ledger held once the lease ran out; got %v", got)
+	}
+	// An ack after a longer gap starts a new term: ledger stays held even
+	// with a lease, until confirmed in that term.
+	if !f.acked(t0.Add(5 * time.Second)) {
+		t.Errorf("want a new term after a 5s gap (fence 3s)")
+	}
+	now := t0.Add(5 * time.Second)
+	if f.Term() == term || !slices.Equal(f.held(now), []string{"ledger"}) {
+		t.Errorf("want a new term and ledger held in it; term %d (was %d), held %v", f.Term(), term, f.held(now))
+	}
+	f.desired("ledger", true, false, term, now) // delayed from the old term
+	if !slices.Equal(f.held(now), []string{"ledger"}) {
+		t.Errorf("want desired state of the old term to confirm nothing")
+	}
+	f.desired("ledger", true, false, f.Term(), now)
+	if len(f.held(now)) != 0 {
+		t.Errorf("want ledger running again once confirmed in the new term")
+	}
+	if f.acked(now.Add(time.Second)) {
+		t.Errorf("want no new term after a 1s gap")
+	}
+	f.desired("ledger", true, true, 0, now) // a tombstone forgets it
+	if len(f.held(now.Add(time.Hour))) != 0 {
+		t.Errorf("want a deleted workload never held")
+	}
+}

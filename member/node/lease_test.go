@@ -1,0 +1,46 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/protocol"
+)
+
+func TestNodeLease(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	bs := []protocol.Binding{{Replica: "web-1", Workload: "web"}, {Replica: "ledger-1", Workload: "ledger", Exclusive: true}, {Replica: "audit-1", Workload: "audit", Exclusive: true}}
+	ids := func(l *nodeLease, now time.Time) (out []string) {
+		for _, s := range l.allowed(bs, now) {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	var l nodeLease
+	if got := ids(&l, t0); len(got) != 1 || got[0] != "web-1" {
+		t.Errorf("want only the stateless replica before any lease; got %v", got)
+	}
+	before := l.view(t0)
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0)
+	if l.view(t0) == before {
+		t.Errorf("want a granted lease to change the view")
+	}
+	if got := ids(&l, t0.Add(time.Second)); len(got) != 2 || got[1] != "ledger-1" {
+		t.Errorf("want web and ledger (audit is held) within the lease; got %v", got)
+	}
+	if d := l.untilExpiry(t0.Add(time.Second)); d != 2*time.Second {
+		t.Errorf("want the lease to expire 2s later; got %s", d)
+	}
+	if got := ids(&l, t0.Add(3*time.Second)); len(got) != 1 || l.view(t0.Add(3*time.Second)) == l.view(t0) {
+		t.Errorf("want the exclusive replicas stopped, and the view changed, once the lease ran out; got %v", got)
+	}
+	v := l.view(t0.Add(time.Second))
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0.Add(time.Second))
+	if l.view(t0.Add(time.Second)) != v {
+		t.Errorf("want a renewed lease with the same holds to change nothing")
+	}
+	l.update(protocol.NodeAck{LeaseMillis: 3000, Dark: true}, t0.Add(2*time.Second))
+	if len(ids(&l, t0.Add(2*time.Second))) != 0 {
+		t.Errorf("want nothing to run while a drill keeps the region dark")
+	}
+}

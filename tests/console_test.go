@@ -1,0 +1,247 @@
+//go:build linux
+
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// consoleTimeout bounds each wait on the browser: for a page to show
+// what the hub knows (live updates arrive well within a second).
+const consoleTimeout = 15 * time.Second
+
+// artifactsDir is where browser tests leave screenshots:
+// $ATOLL_TEST_ARTIFACTS, else tests/artifacts (ignored by git).
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("ATOLL_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = "artifacts"
+	}
+	dir = filepath.Join(dir, "console")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("want a folder for screenshots at %s; got %v", dir, err)
+	}
+	return dir
+}
+
+// startBrowser starts headless Chromium from the machine (tests/deps.sh
+// installs Debian's) on a fresh profile and returns a tab's context.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Fatalf("want Chromium on PATH for the console's browser tests (run tests/deps.sh, which installs Debian's chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1440, 1000),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	// The first action on a context starts the browser (or opens the tab)
+	// for that context's lifetime: never a timed one.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("want Chromium (%s) started; got %v", path, err)
+	}
+	return ctx
+}
+
+// tab is one browser tab on the console.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+	dir  string
+}
+
+func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		b.t.Fatalf("%s: want to %s within %s; got %v", b.name, what, consoleTimeout, err)
+	}
+}
+
+// waitJS waits until a JavaScript expression is true, re-checking on
+// every change of the page (a DOM mutation), for at most consoleTimeout.
+func (b *tab) waitJS(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(consoleTimeout))); err != nil {
+		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		b.t.Fatalf("%s: want %s within %s; got %v", b.name, what, consoleTimeout, err)
+	}
+}
+
+func (b *tab) eval(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("%s: evaluate %s: %v", b.name, expr, err)
+	}
+	return v
+}
+
+// shot saves a full-page screenshot as <dir>/<name>.png.
+func (b *tab) shot(name string) {
+	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(b.dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// TestConsole drives the web console of the shared `atoll dev` in real
+// headless Chromium: sign in, see the three dev regions Ready, see a
+// member that joins appear, cordon it in one tab and watch a second tab
+// change without a reload, read a workload's placement reasons, use the
+// keyboard, and kill the member to see its tile turn Unreachable (the
+// time that takes is logged; BENCHMARKS.md records it).
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	d := sharedStack(t)
+	d.checkReady(t)
+	const edge = "console-edge"
+	t.Cleanup(func() {
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+edge, d.token, nil)
+		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
+			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", edge, status, body, err)
+		}
+	})
+	dir := artifactsDir(t)
+	a := &tab{t: t, ctx: startBrowser(t), name: "tab A", dir: dir}
+
+	a.do("open the console", chromedp.Navigate(d.url+"/"), chromedp.WaitVisible(`#token`))
+	if loc := a.eval(`location.pathname + location.search`); loc != "/signin?next=%2F" {
+		t.Errorf("want a signed-out visit sent to /signin?next=%%2F; got %s", loc)
+	}
+	a.shot("01-signin")
+	a.do("sign in", chromedp.SendKeys(`#token`, d.token), chromedp.Submit(`#token`), chromedp.WaitVisible(`.topbar`))
+	if cookies := a.eval(`document.cookie`); strings.Contains(cookies, "atoll_session") {
+		t.Errorf("want the session cookie hidden from scripts (HttpOnly); document.cookie has %q", cookies)
+	}
+
+	regions := []string{"us-east", "eu-west", "ap-south"}
+	var ready []string
+	for _, r := range regions {
+		ready = append(ready, fmt.Sprintf(`document.querySelector('.tile[data-cluster=%q]')?.dataset.health === 'Ready'`, r))
+	}
+	a.waitJS("the three dev regions Ready on the overview", strings.Join(ready, " && "))
+	a.waitJS("the live stream connected", `document.getElementById('conn')?.dataset.state === 'live'`)
+	a.shot("02-overview")
+
+	// A member joins while the overview is open: its tile appears live.
+	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("console-join"), "--join", "--uses", "1").stdout)
+	member := d.startMember(t, t, edge, filepath.Join(t.TempDir(), edge), join)
+	a.waitJS("the joining member's tile Ready without a reload", fmt.Sprintf(`document.querySelector('.tile[data-cluster=%q]')?.dataset.health === 'Ready'`, edge))
+
+	// A second tab of the same browser shares the session.
+	bctx, cancelB := chromedp.NewContext(a.ctx)
+	defer cancelB()
+	if err := chromedp.Do(bctx); err != nil { // opens the tab, for the test's lifetime
+		t.Fatalf("want a second tab; got %v", err)
+	}
+	b := &tab{t: t, ctx: bctx, name: "tab B", dir: dir}
+	b.do("open the clusters list", chromedp.Navigate(d.url+"/clusters"), chromedp.WaitVisible(fmt.Sprintf(`tr[data-cluster=%q]`, edge)))
+	b.eval(`window.atollMarker = 'no reload'; ''`)
+	b.shot("03-clusters")
+
+	a.do("open the member's page", chromedp.Navigate(d.url+"/clusters/"+edge), chromedp.WaitVisible(`[data-action="cordon"]`))
+	a.shot("04-cluster")
+	a.do("cordon it", chromedp.Click(`[data-action="cordon"]`), chromedp.WaitVisible(`[data-action="uncordon"]`))
+	if flash := a.eval(`document.querySelector('.flash')?.textContent ?? ''`); !strings.Contains(flash, "Cordoned "+edge) {
+		t.Errorf("want the page after the cordon to say %q; got %q", "Cordoned "+edge, flash)
+	}
+	b.waitJS("the cordon shown in the other tab", fmt.Sprintf(`document.querySelector('tr[data-cluster=%q]')?.textContent.includes('Cordoned')`, edge))
+	if got := b.eval(`window.atollMarker ?? 'reloaded'`); got != "no reload" {
+		t.Errorf("want the other tab updated in place, not reloaded; its marker is %q", got)
+	}
+	b.shot("05-clusters-cordoned")
+	if status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+edge, d.token, nil); err != nil || status != http.StatusOK || !strings.Contains(string(body), `"unschedulable":true`) {
+		t.Errorf("want the API to show %s cordoned after the console's cordon; got %d %s (%v)", edge, status, body, err)
+	}
+	a.do("uncordon it", chromedp.Click(`[data-action="uncordon"]`), chromedp.WaitVisible(`[data-action="cordon"]`))
+
+	// A workload only us-east may run: the page says why not elsewhere.
+	name := uniqueName("console-wl")
+	doc := fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s, labels: {app: console-test}}
+spec:
+  replicas: 2
+  template: {driver: sim}
+  placement: {clusterSelector: {matchLabels: {region: us-east}}}
+`, name)
+	d.mustAtoll(t, doc, "apply", "-f", "-")
+	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", name) })
+	a.do("open the workload", chromedp.Navigate(d.url+"/workloads/"+name), chromedp.WaitVisible(`h1`))
+	a.waitJS("the placement's reason for leaving out eu-west", `document.querySelector('[data-candidate="eu-west"] .why-not')?.textContent.includes('why not eu-west: outside clusterSelector')`)
+	a.waitJS("the workload Healthy", `document.querySelector('h1 .badge')?.textContent.includes('Healthy')`)
+	a.shot("06-workload")
+
+	a.do("search the workloads", chromedp.Navigate(d.url+"/workloads"), chromedp.WaitVisible(`[data-search]`))
+	a.do("type a search", chromedp.KeyEvent("/"), chromedp.SendKeys(`[data-search]`, name))
+	a.waitJS("the search applied in the list and the address", fmt.Sprintf(`location.search.includes('q=%s') && document.querySelectorAll('tr[data-workload]').length === 1`, name))
+	a.shot("07-workloads-search")
+	a.do("clear the search", chromedp.Navigate(d.url+"/workloads"), chromedp.WaitVisible(`tr[data-workload]`))
+	a.shot("08-workloads")
+
+	a.do("press g c to open the clusters page", chromedp.KeyEvent("g"), chromedp.KeyEvent("c"), chromedp.WaitVisible(`table[aria-label="Clusters"]`))
+	if loc := a.eval(`location.pathname`); loc != "/clusters" {
+		t.Errorf("want g c to open /clusters; got %s", loc)
+	}
+	a.do("press ?", chromedp.WaitVisible(`.topbar`), chromedp.KeyEvent("?"))
+	a.waitJS("? to open the shortcuts", `document.getElementById('shortcuts')?.open === true`)
+	a.shot("09-shortcuts")
+
+	// Kill the member: the overview's tile turns Unreachable by itself.
+	b.do("open the overview", chromedp.Navigate(d.url+"/"), chromedp.WaitVisible(fmt.Sprintf(`.tile[data-cluster=%q][data-health="Ready"]`, edge)))
+	b.waitJS("the live stream connected", `document.getElementById('conn')?.dataset.state === 'live'`)
+	killed := time.Now()
+	member.kill()
+	b.waitJS("the killed member's tile Unreachable", fmt.Sprintf(`document.querySelector('.tile[data-cluster=%q]')?.dataset.health === 'Unreachable'`, edge))
+	took := time.Since(killed)
+	t.Logf("console: %s shown Unreachable on the overview %s after its member was killed (hub: Unreachable after 2 s of silence, heartbeats every 500 ms)", edge, took.Round(time.Millisecond))
+	b.shot("10-overview-unreachable")
+	if att := b.eval(`document.getElementById('live-c-attention')?.textContent ?? ''`); !strings.Contains(att, edge) || !strings.Contains(att, "Unreachable") {
+		t.Errorf("want %s listed as Unreachable under Needs attention; got %q", edge, att)
+	}
+}
