@@ -44,6 +44,14 @@ type ClusterSpec struct {
 	Taints        []Taint `json:"taints,omitempty"`
 }
 
+// Taint keys Atoll itself sets. Both are NoExecute taints whose evictions
+// drain gracefully (each replica kept until its replacement is ready),
+// whatever the workload's purge policy.
+const (
+	DrainTaintKey = "atoll.dev/drain" // atoll cluster drain, the console's drain
+	DrillTaintKey = "atoll.dev/drill" // an evacuate drill (value: the drill's name)
+)
+
 // Taint repels workloads that do not tolerate it.
 type Taint struct {
 	Key       string     `json:"key" minLength:"1"`

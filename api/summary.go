@@ -10,10 +10,6 @@ import (
 // console's pages) counts and judges objects, so that two views of the
 // same object never disagree.
 
-// DrainTaintKey is the taint a drain puts on a cluster (effect NoExecute,
-// together with spec.unschedulable): its replicas move elsewhere.
-const DrainTaintKey = "atoll.dev/drain"
-
 // HealthOrUnknown is the cluster's health, Unknown when it has none yet.
 func (c *Cluster) HealthOrUnknown() string {
 	if c.Status.Health == "" {

@@ -384,6 +384,9 @@ func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
 			return
 		}
 		s.monitor.metrics.received.Add(ctx, 1)
+		if hb.Resync && s.placer != nil {
+			s.placer.Wake() // a member in a new lease term waits for its resync
+		}
 		// Answer only into the member's own inbox: a reply subject of its
 		// choosing would have the hub publish on another member's subjects.
 		if strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {

@@ -29,13 +29,6 @@ const (
 	clusterLabel = "atoll.dev/cluster"
 )
 
-// Taints whose evictions drain gracefully whatever the workload's purge
-// policy: an evacuation drill and an operator's drain.
-const (
-	drillTaintKey = "atoll.dev/drill"
-	drainTaintKey = "atoll.dev/drain"
-)
-
 // failoverPolicy is a workload's spec.failover with the defaults filled
 // in.
 type failoverPolicy struct {
@@ -158,10 +151,15 @@ func lostClusters(d placement.Decision, current map[string]int32) map[string]int
 // purgeGracefully keeps, on reachable clusters being evacuated by a
 // NoExecute taint, the replicas they run until the replacements elsewhere
 // are ready (purge: graceful, or a drain or evacuation drill), so an
-// evacuation never drops capacity. It edits the decision and returns the
-// clusters it kept replicas on.
+// evacuation never drops capacity (an exclusive workload moves at once:
+// it may never run twice). It edits the decision and returns the clusters
+// it kept replicas on.
 func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]int32, clusters []liveCluster) []string {
-	graceful := failoverOf(w).graceful
+	f := failoverOf(w)
+	if f.exclusive {
+		return nil // two copies at once, even briefly, is what exclusive forbids
+	}
+	graceful := f.graceful
 	evacuating := map[string]bool{}
 	for _, c := range clusters {
 		name := c.Metadata.Name
@@ -172,7 +170,7 @@ func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]
 			continue
 		}
 		drain := graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
-			return t.Effect == "NoExecute" && (t.Key == drillTaintKey || t.Key == drainTaintKey)
+			return t.Effect == "NoExecute" && (t.Key == api.DrillTaintKey || t.Key == api.DrainTaintKey)
 		})
 		if drain {
 			evacuating[name] = true
@@ -350,4 +348,24 @@ func failbackText(back map[string]int32, d placement.Decision) string {
 		parts = append(parts, fmt.Sprintf("%d back to %s", back[c], c))
 	}
 	return "moved " + strings.Join(parts, ", ") + " (Ready for the stabilisation window); now " + splitText(d.Assignment)
+}
+
+// ConditionFailedOver is True while replicas failover moved off a cluster
+// have not moved back.
+const ConditionFailedOver = "FailedOver"
+
+// failedOverCondition reports failover progress in Workload.status.
+func failedOverCondition(from map[string]int32, fp *api.FailoverPolicy) api.Condition {
+	if len(from) == 0 {
+		return api.Condition{Type: ConditionFailedOver, Status: "False", Reason: "AllHome", Message: "no replica is away from its cluster"}
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(from)) {
+		parts = append(parts, fmt.Sprintf("%d off %s", from[c], c))
+	}
+	how := "they move back once the cluster has been Ready for the stabilisation window"
+	if fp != nil && fp.Failback == "manual" {
+		how = "failback is manual"
+	}
+	return api.Condition{Type: ConditionFailedOver, Status: "True", Reason: "ClusterLost", Message: "replicas failed over: " + strings.Join(parts, ", ") + "; " + how}
 }

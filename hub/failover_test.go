@@ -115,7 +115,7 @@ func TestSnapshotGraceAndFailover(t *testing.T) {
 
 func TestPurgeGracefully(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	drill := api.Taint{Key: drillTaintKey, Value: "d1", Effect: "NoExecute"}
+	drill := api.Taint{Key: api.DrillTaintKey, Value: "d1", Effect: "NoExecute"}
 	clusters := []liveCluster{lc("a", api.HealthReady, t0, t0, drill), lc("b", api.HealthReady, t0, t0), lc("c", api.HealthReady, t0, t0)}
 	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6}}
 	w.Metadata.Generation = 1
@@ -137,6 +137,14 @@ func TestPurgeGracefully(t *testing.T) {
 	if kept := purgeGracefully(w, &d, current, clusters); len(kept) != 0 || d.Assignment["a"] != 0 {
 		t.Errorf("want a purged once 6 run elsewhere; got kept %v, %v", kept, d.Assignment)
 	}
+	// An exclusive workload never keeps its old copy.
+	d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+	w.Status.Clusters = nil
+	w.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
+	if kept := purgeGracefully(w, &d, current, clusters); len(kept) != 0 {
+		t.Errorf("want no graceful purge for an exclusive workload; kept %v", kept)
+	}
+	w.Spec.Failover = nil
 	// An ordinary NoExecute taint with purge immediate does not wait.
 	clusters[0].Spec.Taints = []api.Taint{{Key: "maintenance", Effect: "NoExecute"}}
 	snap, _ = snapshot(clusters, w, t0)

@@ -60,7 +60,8 @@ type Placer struct {
 	cache      map[string]api.Workload
 	afterRV    int64
 	lastFull   time.Time
-	clusterKey string
+	clusterKey string // what placement reads of the clusters, but capacity
+	capKey     string // the clusters' free capacity
 	loop       loop
 }
 
@@ -131,17 +132,14 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	}
 	var clusters []api.Cluster
 	var view []liveCluster // read from the monitor once per pass
-	var clusterKey strings.Builder
+	var clusterKey, capKey strings.Builder
 	for _, rec := range cres.Items {
 		var c api.Cluster
 		if err := rec.Decode(&c); err == nil {
 			clusters = append(clusters, c)
-			clusterKey.WriteString(c.Metadata.Name + "@" + c.Metadata.ResourceVersion + ",")
 			lc := liveCluster{Cluster: c}
 			lc.live, lc.known = p.monitor.Live(c.Metadata.Name)
-			if lc.known {
-				clusterKey.WriteString(lc.live.Health + ";")
-			}
+			writePlacementKey(&clusterKey, &capKey, lc)
 			view = append(view, lc)
 		}
 	}
@@ -149,6 +147,16 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		p.clusterKey = k // a cluster changed: every workload may place differently
 		for name := range p.cache {
 			touched[name] = true
+		}
+	}
+	if k := capKey.String(); k != p.capKey {
+		// Free capacity changed: only workloads with replicas waiting for
+		// room can place differently (a placed replica never moves for it).
+		p.capKey = k
+		for name, w := range p.cache {
+			if w.Status.Placement == nil || w.Status.Placement.Unplaced > 0 {
+				touched[name] = true
+			}
 		}
 	}
 	// A workload on an Unreachable cluster is decided every pass: its
@@ -204,7 +212,9 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for len(changes) > 0 {
-		n := min(len(changes), 500)
+		// Batches short enough not to hold the store's write lock (and the
+		// API's creates behind it) for long.
+		n := min(len(changes), 100)
 		batch := changes[:n]
 		changes = changes[n:]
 		if err := p.commitStatus(ctx, batch); err != nil {
@@ -318,6 +328,7 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 		prev = w.Status.Placement.FailedOverFrom
 	}
 	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	d.Conditions = append(d.Conditions, failedOverCondition(from, w.Spec.Failover))
 	ch := &change{name: name, decision: d, lost: lost, back: back,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
 			FailedOverFrom: from}}
@@ -399,7 +410,11 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		var s api.WorkloadStatus
 		_ = json.Unmarshal(cur.Status, &s)
 		s.Placement = ch.status
+		now := p.now().UTC().Truncate(time.Millisecond)
 		for _, c := range ch.decision.Conditions {
+			if c.LastTransitionTime == nil {
+				c.LastTransitionTime = &now // kept by setCondition while the status holds
+			}
 			s.Conditions = setCondition(s.Conditions, c)
 		}
 		b, err := json.Marshal(s)
@@ -697,4 +712,23 @@ func (s *Server) createWorkload(ctx context.Context, _ *Server, a pgstore.Actor,
 		w.Metadata.Finalizers = append(w.Metadata.Finalizers, placementFinalizer)
 	}
 	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
+}
+
+// writePlacementKey appends what placement reads of a cluster to key,
+// and its free capacity to capKey: a change in key re-decides every
+// workload, one in capKey only those waiting for room.
+func writePlacementKey(key, capKey *strings.Builder, c liveCluster) {
+	j, _ := json.Marshal(struct {
+		N  string
+		L  map[string]string
+		T  []api.Taint
+		U  bool
+		D  bool
+		H  string
+		SH string
+	}{c.Metadata.Name, c.Metadata.Labels, c.Spec.Taints, c.Spec.Unschedulable, c.Metadata.DeletionTimestamp != nil, c.live.Health, c.Status.Health})
+	key.Write(j)
+	if c.known {
+		fmt.Fprintf(capKey, "%s:%v:%+v;", c.Metadata.Name, c.live.Heard, c.live.Capacity)
+	}
 }

@@ -188,6 +188,10 @@ func New(cfg Config) *Server {
 	s.monitor.leader = s.lead
 	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
 	s.folder.leader = s.lead
+	s.folder.health = func(c string) string {
+		l, _ := s.monitor.Live(c)
+		return l.Health
+	}
 	if s.bus != nil {
 		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)
 		s.placer.leader = s.lead

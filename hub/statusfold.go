@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,9 +33,13 @@ type StatusFolder struct {
 	dropped metric.Int64Counter
 	leader  Leadership
 
+	// health is a cluster's live health (the monitor's); nil: all Ready.
+	health func(cluster string) string
+
 	mu      sync.Mutex
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
 	dirty   map[string]bool
+	judged  map[string]string // cluster -> the health its reports were last folded under
 
 	sub  *nats.Subscription
 	loop loop
@@ -45,7 +51,7 @@ func NewStatusFolder(store *pgstore.Store, log *slog.Logger, now func() time.Tim
 		every = time.Second
 	}
 	f := &StatusFolder{store: store, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, leader: soleHub{}}
+		dirty: map[string]bool{}, judged: map[string]string{}, leader: soleHub{}}
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -104,7 +110,31 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	if !f.leader.IsLeader() {
 		return 0, nil
 	}
+	health := map[string]string{}
+	healthOf := func(c string) string {
+		h, ok := health[c]
+		if !ok {
+			h = api.HealthReady
+			if f.health != nil {
+				h = f.health(c)
+			}
+			health[c] = h
+		}
+		return h
+	}
 	f.mu.Lock()
+	// A cluster that turned Unreachable (or came back) changes what its
+	// reports count for: fold its workloads again.
+	for w, byCluster := range f.reports {
+		for c := range byCluster {
+			if h := healthOf(c); (h == api.HealthUnreachable) != (f.judged[c] == api.HealthUnreachable) {
+				f.dirty[w] = true
+			}
+		}
+	}
+	for c, h := range health {
+		f.judged[c] = h
+	}
 	work := map[string][]protocol.WorkloadStatus{}
 	clusters := map[string][]string{}
 	for w := range f.dirty {
@@ -130,7 +160,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 				var st api.WorkloadStatus
 				_ = json.Unmarshal(cur.Status, &st)
-				folded := fold(reports, clusters[w], regions, cur.Meta.Generation, st.Conditions, f.now())
+				folded := fold(reports, clusters[w], regions, healthOf, cur.Meta.Generation, st.Conditions, f.now())
 				folded.Placement = st.Placement // the placer's part stays
 				b, err := json.Marshal(folded)
 				cur.Status = b
@@ -166,13 +196,25 @@ func (f *StatusFolder) regions(ctx context.Context) map[string]string {
 }
 
 // fold computes a workload's status from its clusters' reports.
-func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, generation int64, conds []api.Condition, now time.Time) api.WorkloadStatus {
+// A report from an Unreachable cluster is history: the cluster is listed
+// with a Reporting=False condition, and none of its replicas count as
+// ready (the hub cannot know they are), so a lost cluster never shows as
+// serving.
+func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, health func(string) string, generation int64, conds []api.Condition, now time.Time) api.WorkloadStatus {
 	var st api.WorkloadStatus
 	var desired int32
 	observed := int64(-1)
+	t := now.UTC().Truncate(time.Millisecond)
 	for i, r := range reports {
-		st.Clusters = append(st.Clusters, api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Pending: r.Pending, Conditions: r.Conditions})
+		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Pending: r.Pending, Conditions: r.Conditions}
+		if health(clusters[i]) == api.HealthUnreachable {
+			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",
+				Message: fmt.Sprintf("the cluster is Unreachable; it last reported %d ready", r.Ready), LastTransitionTime: &t})
+			cr.Ready, cr.Updated = 0, 0
+			r.Ready, r.Updated = 0, 0
+		}
+		st.Clusters = append(st.Clusters, cr)
 		desired += r.Desired
 		st.Replicas += r.Scheduled
 		st.ReadyReplicas += r.Ready
@@ -188,7 +230,6 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	if observed > 0 {
 		st.ObservedGeneration = observed
 	}
-	t := now.UTC().Truncate(time.Millisecond)
 	avail := api.Condition{Type: "Available", Status: "False", Reason: "ReplicasNotReady", LastTransitionTime: &t}
 	switch {
 	case len(reports) == 0:

@@ -19,35 +19,48 @@ import (
 func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func()) (*nats.Subscription, error) {
 	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
 		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
+	// Deliveries are stored concurrently (a bounded number at once): each
+	// is a KV write the region's JetStream can overlap, and epochs fence
+	// any two for the same workload whatever their order.
+	sem := make(chan struct{}, 32)
 	sub, err := m.conn.Subscribe(protocol.DesiredSubject(m.cfg.Name), func(msg *nats.Msg) {
 		if m.drill.cutOff(time.Now()) {
 			return // a drill cut this member off: the hub hears nothing
 		}
-		d, err := protocol.DecodeDesired(msg.Data)
-		ack := protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
-		result := "accepted"
-		if err != nil {
-			ack.Reason, result = "invalid desired state: "+err.Error(), "invalid"
-		} else if ack, err = st.PutDesired(ctx, d); err != nil {
-			ack.Accepted, ack.Reason, result = false, err.Error(), "error"
-			m.log.WarnContext(ctx, "storing desired state failed", "workload", d.Workload, "epoch", d.Epoch, "err", err)
-		} else if !ack.Accepted {
-			result = "stale"
-		} else {
-			m.fence.desired(d.Workload, d.Exclusive, d.Deleted, d.Term, time.Now())
-			changed() // act now, not at the next resync
-		}
-		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
-		if msg.Reply == "" {
-			return
-		}
-		data, _ := json.Marshal(ack)
-		_ = msg.Respond(data)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			m.storeDesired(ctx, st, msg, received, changed)
+		}()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to desired state: %w", err)
 	}
 	return sub, m.conn.Flush()
+}
+
+// storeDesired stores one delivery and answers it.
+func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Msg, received metric.Int64Counter, changed func()) {
+	d, err := protocol.DecodeDesired(msg.Data)
+	ack := protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
+	result := "accepted"
+	if err != nil {
+		ack.Reason, result = "invalid desired state: "+err.Error(), "invalid"
+	} else if ack, err = st.PutDesired(ctx, d); err != nil {
+		ack.Accepted, ack.Reason, result = false, err.Error(), "error"
+		m.log.WarnContext(ctx, "storing desired state failed", "workload", d.Workload, "epoch", d.Epoch, "err", err)
+	} else if !ack.Accepted {
+		result = "stale"
+	} else {
+		m.fence.desired(d.Workload, d.Exclusive, d.Deleted, d.Term, time.Now())
+		changed() // act now, not at the next resync
+	}
+	received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+	if msg.Reply == "" {
+		return
+	}
+	data, _ := json.Marshal(ack)
+	_ = msg.Respond(data)
 }
 
 // serveDigest answers the hub's digest requests with the epoch held for

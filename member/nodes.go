@@ -1,6 +1,7 @@
 package member
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,8 +95,12 @@ func capacity(nodes *controller.Nodes, status []protocol.WorkloadStatus, binding
 // reportStatus sends the per-workload status to the hub every interval
 // (the hub folds it into Workload.status).
 func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, every time.Duration) {
-	t := time.NewTicker(every)
+	// Checked often, sent when it changed (so the hub sees a replica turn
+	// Ready within a fraction of a second) and every period anyway.
+	t := time.NewTicker(every / 8)
 	defer t.Stop()
+	var last []byte
+	var sent time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,6 +111,11 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, e
 			continue
 		}
 		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: ctl.Status()})
-		_ = m.conn.Publish(protocol.StatusSubject(m.cfg.Name), data)
+		if bytes.Equal(data, last) && time.Since(sent) < every {
+			continue
+		}
+		if m.conn.Publish(protocol.StatusSubject(m.cfg.Name), data) == nil {
+			last, sent = data, time.Now()
+		}
 	}
 }

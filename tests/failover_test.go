@@ -258,6 +258,40 @@ func TestFailoverMemberProcesses(t *testing.T) {
 	if detected.IsZero() {
 		t.Errorf("want the hub to show %s Unreachable before its replicas were all replaced", victim)
 	}
+
+	// Part 3: drain a surviving member: its svc replicas move to the other
+	// one, each kept until its replacement is Ready, so svc never has
+	// fewer than 6 Ready; uncordon ends the drain.
+	var drained, other string
+	for _, name := range names {
+		if name == victim {
+			continue
+		}
+		if drained == "" {
+			drained = name
+		} else {
+			other = name
+		}
+	}
+	if r := d.mustAtoll(t, "", "cluster", "drain", drained); !hasLine(r.stdout, "cluster/"+drained+" draining") {
+		t.Errorf("want %q; got %s", "cluster/"+drained+" draining", r)
+	}
+	least := int32(6)
+	final, _ = d.waitWorkload(t, "svc", fmt.Sprintf("6 Ready replicas, all on %s", other), failoverTimeout, func(w api.Workload) {
+		least = min(least, w.Status.ReadyReplicas)
+	}, func(w api.Workload) bool {
+		return w.Status.Placement.Clusters[drained] == 0 && readyOutside(w, drained) == 6 && readyOutside(w, other) == 0
+	})
+	t.Logf("drain %s: svc now %v; least Ready seen during the drain %d", drained, final.Status.Placement.Clusters, least)
+	if least < 6 {
+		t.Errorf("want svc never below 6 Ready while %s drains (each replica kept until its replacement is Ready); saw %d", drained, least)
+	}
+	d.mustAtoll(t, "", "cluster", "uncordon", drained)
+	var cl api.Cluster
+	if status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+drained, d.token, nil); err != nil || status != http.StatusOK || jsonInto(body, &cl) != nil ||
+		cl.Spec.Unschedulable || slices.ContainsFunc(cl.Spec.Taints, func(t api.Taint) bool { return t.Key == api.DrainTaintKey }) {
+		t.Errorf("want %s neither cordoned nor tainted for a drain after uncordon; got %d %s (%v)", drained, status, body, err)
+	}
 }
 
 // readyOutside is the workload's Ready replicas on clusters other than c.

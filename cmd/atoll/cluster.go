@@ -11,7 +11,7 @@ import (
 )
 
 func newClusterCmd(cf *clientFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "cluster", Short: "Cordon, uncordon, taint or deregister member clusters"}
+	cmd := &cobra.Command{Use: "cluster", Short: "Cordon, uncordon, drain, taint or deregister member clusters"}
 	patch := func(use, short string, body func(args []string) ([]byte, error), done string) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.MinimumNArgs(1),
@@ -35,9 +35,48 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 	cordon := patch("cordon NAME", "Place nothing new on a cluster (what runs stays)", func([]string) ([]byte, error) {
 		return []byte(`{"spec":{"unschedulable":true}}`), nil
 	}, "cordoned")
-	uncordon := patch("uncordon NAME", "Allow placements on a cluster again", func([]string) ([]byte, error) {
-		return []byte(`{"spec":{"unschedulable":null}}`), nil
-	}, "uncordoned")
+	// drain and uncordon rewrite the taints: read, change, write with the
+	// version read (a concurrent change gets a 409, not a lost update).
+	editTaints := func(use, short, done string, edit func(cl *api.Cluster) map[string]any) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				var cl api.Cluster
+				if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
+					return err
+				}
+				b, _ := json.Marshal(map[string]any{
+					"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
+					"spec":     edit(&cl),
+				})
+				if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s %s\n", args[0], done)
+				return nil
+			},
+		}
+	}
+	withoutDrain := func(ts []api.Taint) []api.Taint {
+		out := []api.Taint{}
+		for _, t := range ts {
+			if t.Key != api.DrainTaintKey {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	uncordon := editTaints("uncordon NAME", "Allow placements on a cluster again (and end a drain)", "uncordoned", func(cl *api.Cluster) map[string]any {
+		return map[string]any{"unschedulable": nil, "taints": withoutDrain(cl.Spec.Taints)}
+	})
+	drain := editTaints("drain NAME", "Cordon a cluster and move its replicas elsewhere, each kept until its replacement is ready", "draining", func(cl *api.Cluster) map[string]any {
+		taints := append(withoutDrain(cl.Spec.Taints), api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"})
+		return map[string]any{"unschedulable": true, "taints": taints}
+	})
 	taint := &cobra.Command{
 		Use:   "taint NAME key=value:Effect ... | key:Effect- ...",
 		Short: "Add taints (NoSchedule, NoExecute) or remove them with a trailing '-'",
@@ -82,7 +121,7 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(cordon, uncordon, taint, deregister)
+	cmd.AddCommand(cordon, uncordon, drain, taint, deregister)
 	return cmd
 }
 
