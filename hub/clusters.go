@@ -328,7 +328,14 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 		s.monitor.Forget(name)
 	}
 	if identity != "" && s.bus != nil {
-		if err := s.bus.Revoke(identity, now); err != nil {
+		// Push every revocation the store holds, not only this one: other
+		// hubs revoked members too, and the account JWT pushed here
+		// replaces theirs.
+		revoked, err := s.store.NATSRevocations(ctx)
+		if err == nil {
+			err = s.bus.RevokeAll(revoked)
+		}
+		if err != nil {
 			s.log.ErrorContext(ctx, "revoking a deregistered member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
 		}
 	}
@@ -373,9 +380,13 @@ func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
 		}
 		if !s.monitor.Observe(hb, at) {
 			s.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "unknown_cluster")))
+			s.reload.trigger(s.monitor, at) // it may have registered through another hub
 			return
 		}
 		s.monitor.metrics.received.Add(ctx, 1)
+		if hb.Resync && s.placer != nil {
+			s.placer.Wake() // a member in a new lease term waits for its resync
+		}
 		// Answer only into the member's own inbox: a reply subject of its
 		// choosing would have the hub publish on another member's subjects.
 		if strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {

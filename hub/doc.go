@@ -15,6 +15,11 @@
 // operation metadata; one huma middleware authenticates the bearer token
 // and enforces it, and refused writes are audited.
 //
+// Several hubs may share one PostgreSQL (hubs.go): all serve the API and
+// watches and hear every heartbeat; the one package leader elects runs the
+// controllers (placer, health monitor, status folder, drills), whose writes are
+// fenced by its leader epoch and audited with it.
+//
 // # Failover drills
 //
 // A Drill is a resource whose creation starts a fault: an evacuation (a

@@ -23,6 +23,10 @@ type switchLeader struct{ on atomic.Bool }
 
 func (s *switchLeader) IsLeader() bool { return s.on.Load() }
 
+func (s *switchLeader) Epoch() int64 { return 0 }
+
+func (s *switchLeader) Changes() <-chan struct{} { return nil }
+
 func (s *switchLeader) Fence(context.Context, leader.Querier) error {
 	if !s.on.Load() {
 		return errors.New("not the leader")

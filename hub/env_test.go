@@ -96,8 +96,9 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 }
 
 // newEnvWith makes an env; member envs run their clock (heartbeats and
-// health need time to pass), the others freeze it.
-func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig, running bool) *env {
+// health need time to pass), the others freeze it. opts adjust the hub's
+// configuration.
+func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig, running bool, opts ...func(*hub.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{now: time.Now(), running: running}
@@ -112,7 +113,11 @@ func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthC
 	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	s := hub.New(hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health})
+	cfg := hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := hub.New(cfg)
 	if err := s.Start(ctx); err != nil {
 		t.Fatalf("start hub: %v", err)
 	}

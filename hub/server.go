@@ -64,7 +64,9 @@ type Config struct {
 	// CAFingerprint is the SHA-256 fingerprint of the API's TLS CA, put in
 	// join tokens; empty without TLS.
 	CAFingerprint string
-	// HubID names this hub in heartbeat acks; default "hub".
+	// HubID names this hub in heartbeat acks, /readyz, /api/v1/hubs and
+	// the audit rows of its controllers' writes; it should be the name
+	// its elector campaigns under. Default "hub".
 	HubID string
 	// PlaceEvery is the placement controller's resync period; default 2s
 	// (changes wake it sooner).
@@ -78,12 +80,17 @@ type Config struct {
 	Drills DrillConfig
 }
 
-// Leadership is the part of leader election the controllers need.
+// Leadership is the part of leader election the hub needs
+// (*leader.Elector has it).
 type Leadership interface {
 	IsLeader() bool
 	// Fence fails inside a transaction when this hub's term is over, so a
 	// paused-then-resumed old leader cannot write.
 	Fence(ctx context.Context, tx leader.Querier) error
+	// Epoch is the leader epoch of this hub's term while it leads, else 0.
+	Epoch() int64
+	// Changes signals gains and losses; nil when there is no election.
+	Changes() <-chan struct{}
 }
 
 // soleHub leads alone.
@@ -91,6 +98,8 @@ type soleHub struct{}
 
 func (soleHub) IsLeader() bool                              { return true }
 func (soleHub) Fence(context.Context, leader.Querier) error { return nil }
+func (soleHub) Epoch() int64                                { return 0 }
+func (soleHub) Changes() <-chan struct{}                    { return nil }
 
 // Server serves the API.
 type Server struct {
@@ -111,6 +120,9 @@ type Server struct {
 	folder        *StatusFolder
 	placer        *Placer
 	drills        *DrillController
+	lead          term
+	leaderM       leaderMetrics
+	reload        clusterReload
 	heartbeats    *nats.Subscription
 	advertiseURL  string
 	leafURLs      []string
@@ -174,20 +186,22 @@ func New(cfg Config) *Server {
 	if lead == nil {
 		lead = soleHub{}
 	}
+	s.lead = term{Leadership: lead, hub: s.hubID}
+	s.leaderMetrics(meter)
 	s.monitor = NewMonitor(s.store, s.log, s.now, meter, cfg.Health)
-	s.monitor.leader = lead
+	s.monitor.leader = s.lead
 	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
-	s.folder.leader = lead
+	s.folder.leader = s.lead
 	s.folder.health = func(c string) string {
 		l, _ := s.monitor.Live(c)
 		return l.Health
 	}
 	if s.bus != nil {
 		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)
-		s.placer.leader = lead
+		s.placer.leader = s.lead
 	}
 	s.drills = NewDrillController(s.store, s.bus, s.monitor, s.log, s.now, meter, s.tel.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
-	s.drills.leader = lead
+	s.drills.leader = s.lead
 	s.router = s.routes()
 	return s
 }
@@ -206,6 +220,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// drill controller at once.
 	s.wakeOn(s.drills.Wake, "Drill", "Cluster")
 	if s.bus == nil {
+		go s.followLeadership(ctx)
 		return nil
 	}
 	if err := s.monitor.Start(ctx); err != nil {
@@ -220,6 +235,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("subscribe to status reports: %w", err)
 	}
 	s.placer.Start(ctx)
+	go s.followLeadership(ctx)
 	// Workload and cluster changes wake the placer at once.
 	s.wakeOn(s.placer.Wake, "Workload", "Cluster")
 	return nil
@@ -291,7 +307,7 @@ func (s *Server) routes() chi.Router {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ready"}`+"\n")
+		_, _ = w.Write(s.readyBody())
 	})
 	r.Handle("/metrics", s.tel.Metrics)
 
@@ -337,6 +353,7 @@ func (s *Server) routes() chi.Router {
 		},
 	})
 	registerAudit(s, hapi)
+	registerHubs(s, hapi)
 	registerLogs(s, hapi)
 
 	// The web console, at /: its changes are requests to this same router.

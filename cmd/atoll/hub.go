@@ -36,12 +36,14 @@ type hubOptions struct {
 	tlsCert, tlsKey   string
 	tlsCA             string
 	natsURLs          []string
+	name              string
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultListen, "address for the API, console and metrics")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.name, "name", "", "this hub's name among the hubs sharing the database (leader election, /api/v1/hubs, audit); at most 50 bytes; default: <hostname>/<pid>")
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "the API's URL as members and clients reach it (goes into join tokens); default: the address each request came in on")
 	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
 	f.StringSliceVar(&o.natsURLs, "nats-url", nil, "use this existing NATS cluster (comma-separated URLs) instead of the embedded server; configure it with 'atoll hub nats-config' and give members its leafnode URLs with --leaf-advertise")
@@ -176,14 +178,17 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	defer bus.Close()
 	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort(), "external", len(o.natsURLs) > 0)
 	// Any number of hubs may share the database; one leads the controllers.
-	elector, err := leader.New(leader.Config{DatabaseURL: o.databaseURL, Logger: log})
+	elector, err := leader.New(leader.Config{DatabaseURL: o.databaseURL, HolderID: o.name, Logger: log})
 	if err != nil {
 		_ = srv.Close()
 		return err
 	}
 	elector.Start(ctx)
 	defer elector.Stop()
-	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector,
+	if len(o.natsURLs) == 0 {
+		go warnSharedEmbeddedNATS(ctx, log, store, elector.Holder())
+	}
+	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector, HubID: elector.Holder(),
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
 		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
 	if err := server.Start(ctx); err != nil {
@@ -214,6 +219,31 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// warnSharedEmbeddedNATS warns, once, when another hub shares the database
+// while this one runs its own embedded NATS: members joined through one
+// hub are then not heard by the others, whichever leads.
+func warnSharedEmbeddedNATS(ctx context.Context, log *slog.Logger, store *pgstore.Store, self string) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, hubs, err := leader.Hubs(ctx, store.Pool())
+		if err != nil {
+			continue
+		}
+		for _, h := range hubs {
+			if h.Holder != self {
+				log.WarnContext(ctx, "another hub shares this database, but this hub runs its own embedded NATS: members are heard only by the hub they joined through; give every hub the same NATS cluster with --nats-url (deploy/nats/README.md)", "hub", self, "other", h.Holder)
+				return
+			}
+		}
+	}
 }
 
 // openStore connects and migrates, retrying while PostgreSQL is not there

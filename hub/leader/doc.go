@@ -49,10 +49,25 @@
 // SERIALIZABLE transactions a check that races a takeover fails with a
 // serialization error instead of ErrNotLeader; either way nothing commits.
 //
+// A takeover waits for fenced transactions in flight for at most
+// RetryEvery. A process stopped in the middle of one (SIGSTOP between two
+// statements) leaves its session idle in the transaction, holding the row
+// for as long as the session lives; the new leader, which already holds the
+// lock, terminates such sessions (they roll back) and takes the row. A
+// transaction that is still running is never terminated: the campaign gives
+// up after Lease and tries again.
+//
 // IsLeader also turns false (and Epoch 0) as soon as the elector's own last
 // successful heartbeat is older than Lease on its own clock, so a resumed
 // leader stops starting new work straight away; Changes fires when its next
 // round finds the session gone.
+//
+// # Seeing the hubs
+//
+// Every elector's connection carries application_name "atoll-leader
+// <holder>", leader and followers alike, so Hubs lists the hubs sharing
+// the database from pg_stat_activity, with the current term from the
+// leader_epoch row: no registry of its own to keep.
 //
 // # Use
 //

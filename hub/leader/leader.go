@@ -14,11 +14,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // lockKey is the session advisory lock that makes a hub leader. It differs
 // from pgstore's transaction-scoped write lock (0x61746f6c6c).
 const lockKey int64 = 0x61746f6c6c4c45 // "atollLE"
+
+// maxAppName is the longest application_name PostgreSQL keeps (NAMEDATALEN
+// - 1); Hubs reads holders from it.
+const maxAppName = 63
 
 // ErrNotLeader is returned by Fence and CheckEpoch when this hub's term is
 // over (or never began): a newer leader may be writing.
@@ -30,8 +35,9 @@ type Config struct {
 	// dedicated connection. It must reach PostgreSQL directly, not through
 	// a transaction pooler. Required.
 	DatabaseURL string
-	// HolderID names this hub in leader_epoch.holder and in logs; empty
-	// means "<hostname>/<pid>".
+	// HolderID names this hub in leader_epoch.holder, in logs and in the
+	// application_name of its elector's connection (so at most 50 bytes);
+	// empty means "<hostname>/<pid>" (the host name shortened to fit).
 	HolderID string
 	// Logger receives leadership changes; nil discards them.
 	Logger *slog.Logger
@@ -105,7 +111,11 @@ func New(cfg Config) (*Elector, error) {
 	}
 	if e.holder == "" {
 		host, _ := os.Hostname()
-		e.holder = host + "/" + strconv.Itoa(os.Getpid())
+		pid := "/" + strconv.Itoa(os.Getpid())
+		e.holder = host[:min(len(host), maxAppName-len(appPrefix)-len(pid))] + pid
+	}
+	if len(appPrefix)+len(e.holder) > maxAppName {
+		return nil, fmt.Errorf("new elector: holder %q is longer than %d bytes", e.holder, maxAppName-len(appPrefix))
 	}
 	if e.every < 0 || e.lease < 2*e.every {
 		return nil, fmt.Errorf("new elector: lease %v must be at least twice the retry interval %v", e.lease, e.every)
@@ -124,9 +134,8 @@ func New(cfg Config) (*Elector, error) {
 	cc.RuntimeParams["tcp_keepalives_idle"] = secs(e.lease)
 	cc.RuntimeParams["tcp_keepalives_interval"] = secs(e.every)
 	cc.RuntimeParams["tcp_keepalives_count"] = "3"
-	if _, ok := cc.RuntimeParams["application_name"]; !ok {
-		cc.RuntimeParams["application_name"] = "atoll-leader " + e.holder
-	}
+	// Hubs finds the electors by this name, whatever the URL says.
+	cc.RuntimeParams["application_name"] = appPrefix + e.holder
 	return e, nil
 }
 
@@ -348,9 +357,39 @@ func (e *Elector) campaign(ctx context.Context) (bool, error) {
 		}
 	}
 
-	// The row lock waits for the old leader's fenced transactions to end.
+	epoch, err := e.bump(ctx)
+	if errors.Is(err, errEpochRowBusy) {
+		// A fenced transaction of the previous term holds the row and its
+		// hub is not running it (paused or cut off mid-transaction): it
+		// would hold off the takeover for as long as its session lives.
+		// End it (it rolls back; nothing it wrote commits) and try again.
+		if err = e.endStuckTransactions(ctx); err == nil {
+			epoch, err = e.bump(ctx)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("bump leader epoch: %w", err)
+	}
+	e.setLeader(true, epoch)
+	e.log.InfoContext(ctx, "became leader", "holder", e.holder, "epoch", epoch)
+	return true, nil
+}
+
+// lockNotAvailable is PostgreSQL's SQLSTATE for a lock_timeout.
+const lockNotAvailable = "55P03"
+
+// errEpochRowBusy is bump's error when another session held the epoch row
+// for longer than RetryEvery.
+var errEpochRowBusy = errors.New("the leader_epoch row is locked by another session")
+
+// bump starts a new term: the row lock waits for the old leader's fenced
+// transactions in flight to end, for at most RetryEvery.
+func (e *Elector) bump(ctx context.Context) (int64, error) {
 	var epoch int64
-	err = pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, e.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(e.every.Milliseconds(), 10)); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM leader_epoch WHERE id = 1 FOR UPDATE`); err != nil {
 			return err
 		}
@@ -358,12 +397,38 @@ func (e *Elector) campaign(ctx context.Context) (bool, error) {
 			SET epoch = epoch + 1, holder = $1, pid = pg_backend_pid(), acquired_at = now(), heartbeat_at = now()
 			WHERE id = 1 RETURNING epoch`, e.holder).Scan(&epoch)
 	})
-	if err != nil {
-		return false, fmt.Errorf("bump leader epoch: %w", err)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable {
+		return 0, errEpochRowBusy
 	}
-	e.setLeader(true, epoch)
-	e.log.InfoContext(ctx, "became leader", "holder", e.holder, "epoch", epoch)
-	return true, nil
+	return epoch, err
+}
+
+// endStuckTransactions terminates the sessions that hold a lock on the
+// epoch row while sitting idle in a transaction: fenced transactions of
+// the previous term whose process stopped between two statements. The
+// caller holds the advisory lock, so no other hub leads; a transaction that
+// is still running is left to finish.
+func (e *Elector) endStuckTransactions(ctx context.Context) error {
+	rows, err := e.conn.Query(ctx, `
+		SELECT a.pid, a.application_name, pg_terminate_backend(a.pid, $1)
+		FROM pg_stat_activity a
+		WHERE a.pid <> pg_backend_pid()
+		  AND a.state IN ('idle in transaction', 'idle in transaction (aborted)')
+		  AND a.pid IN (SELECT l.pid FROM pg_locks l WHERE l.relation = 'leader_epoch'::regclass AND l.granted)`,
+		e.every.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("end stuck transactions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int32
+		var app string
+		if err := rows.Scan(&pid, &app, new(bool)); err != nil {
+			return fmt.Errorf("end stuck transactions: %w", err)
+		}
+		e.log.WarnContext(ctx, "terminated a stuck transaction of the previous leader term", "holder", e.holder, "pid", pid, "application", app)
+	}
+	return rows.Err()
 }
 
 func (e *Elector) tryLock(ctx context.Context) (bool, error) {

@@ -374,3 +374,92 @@ func TestFenceOrdersTakeover(t *testing.T) {
 		t.Fatalf("fenced_writes has %d rows, want 1 (the write before the takeover only)", n)
 	}
 }
+
+// A fenced transaction whose hub stopped mid-transaction (SIGSTOP: the
+// session sits idle in the transaction, holding the epoch row) does not
+// hold off a takeover: the new leader ends it, and it commits nothing.
+func TestStuckFencedTransactionIsEnded(t *testing.T) {
+	t.Parallel()
+	url, pool := newDatabase(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	a := newElector(t, Config{DatabaseURL: url, HolderID: "a"})
+	b := newElector(t, Config{DatabaseURL: url, HolderID: "b"})
+	runOnce(t, a, true)
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := a.Fence(ctx, tx); err != nil {
+		t.Fatalf("leader's Fence: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO fenced_writes VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	// a's process "stops" here: its elector's session goes, its fenced
+	// transaction stays open and idle.
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM leader_epoch`); err != nil {
+		t.Fatalf("terminate the leader's session: %v", err)
+	}
+	start := time.Now()
+	runOnce(t, b, true)
+	took := time.Since(start)
+	t.Logf("takeover past a stuck fenced transaction: %v (RetryEvery 1 s)", took)
+	if took > takeoverDeadline {
+		t.Errorf("takeover took %v, want within %v", took, takeoverDeadline)
+	}
+	if b.Epoch() != 2 {
+		t.Fatalf("b's epoch = %d, want 2", b.Epoch())
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("the stuck transaction of the old term committed after the takeover")
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM fenced_writes`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("fenced_writes has %d rows, want 0: the old term's write must not land", n)
+	}
+}
+
+// Hubs lists every hub whose elector is connected and the leader's term.
+func TestHubs(t *testing.T) {
+	t.Parallel()
+	url, pool := newDatabase(t)
+	term, hubs, err := Hubs(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if term.Epoch != 0 || term.Holder != "" || len(hubs) != 0 {
+		t.Fatalf("before any elector: term %+v, hubs %+v; want epoch 0, no holder, no hubs", term, hubs)
+	}
+	a := newElector(t, Config{DatabaseURL: url, HolderID: "hub-a"})
+	b := newElector(t, Config{DatabaseURL: url, HolderID: "hub-b"})
+	runOnce(t, a, true)
+	runOnce(t, b, false)
+	term, hubs, err = Hubs(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if term.Epoch != a.Epoch() || term.Holder != "hub-a" || term.HeartbeatAge < 0 || term.HeartbeatAge > takeoverDeadline {
+		t.Errorf("term %+v; want epoch %d held by hub-a with a fresh heartbeat", term, a.Epoch())
+	}
+	var names []string
+	for _, h := range hubs {
+		names = append(names, h.Holder)
+		if h.ConnectedAt.IsZero() {
+			t.Errorf("hub %s: no connection time", h.Holder)
+		}
+	}
+	if strings.Join(names, ",") != "hub-a,hub-b" {
+		t.Errorf("hubs %v; want hub-a,hub-b", names)
+	}
+	if _, err := New(Config{DatabaseURL: url, HolderID: strings.Repeat("x", 51)}); err == nil {
+		t.Error("a holder longer than 50 bytes was accepted: its application_name would be cut")
+	}
+}

@@ -202,12 +202,18 @@ func (b *Bus) MemberJWT(cluster, userPub string) (string, error) {
 	return b.auth.userJWT("member:"+cluster, userPub, pub, sub)
 }
 
-// Revoke revokes a member's key at once: its connections drop and new
-// ones are refused.
-func (b *Bus) Revoke(userPub string, at time.Time) error {
+// RevokeAll revokes every key of revoked (the store's whole list) at
+// once, besides those this bus revoked already. Several hubs share the
+// servers' account JWT: each push replaces the last, so a hub pushes every
+// revocation it knows of, not just its own.
+func (b *Bus) RevokeAll(revoked map[string]time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.revoked[userPub] = at
+	for k, at := range revoked {
+		if old, ok := b.revoked[k]; !ok || at.After(old) {
+			b.revoked[k] = at
+		}
+	}
 	ac, token, err := b.auth.accountJWT(b.revoked)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)

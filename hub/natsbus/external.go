@@ -117,10 +117,14 @@ func pushClaims(sys *nats.Conn, token string) error {
 	return nil
 }
 
-// ServerConfig renders the nats-server configuration an existing cluster
-// needs to serve Atoll: this hub's operator, the system account, a full
-// account resolver preloaded with both accounts, and a leafnode listener
-// for members. Cluster routes, TLS and ports are the operator's to add.
+// ServerConfig renders what every server of an existing NATS cluster must
+// share to serve Atoll, for each server's configuration to include: this
+// hub's operator, the system account, and the JWTs of both accounts to
+// preload into the resolver. It holds no block a server's own
+// configuration has (nats-server's configuration replaces a repeated key
+// as a whole, so an included leafnodes or jetstream block would be lost,
+// or would drop the server's own settings); the per-server part it needs
+// is in the comment it starts with, and in deploy/nats/README.md.
 func ServerConfig(seeds Seeds, revoked map[string]time.Time) (string, error) {
 	a, err := newAuthority(seeds)
 	if err != nil {
@@ -145,18 +149,38 @@ func ServerConfig(seeds Seeds, revoked map[string]time.Time) (string, error) {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# nats-server configuration for Atoll, made by 'atoll hub nats-config'.\n")
-	fmt.Fprintf(&b, "# Every server of the cluster gets the same operator, system account and resolver.\n")
+	b.WriteString(serverConfigHeader)
 	fmt.Fprintf(&b, "operator: %s\n", opJWT)
 	fmt.Fprintf(&b, "system_account: %s\n", a.systemPub)
-	fmt.Fprintf(&b, "resolver: {\n  type: full\n  dir: \"./atoll-jwt\"\n  allow_delete: false\n  interval: \"2m\"\n}\n")
 	fmt.Fprintf(&b, "resolver_preload: {\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "  %s: %s\n", k, preload[k])
 	}
 	fmt.Fprintf(&b, "}\n")
-	fmt.Fprintf(&b, "# Members connect their leaf nodes here (give the hub these URLs with --leaf-advertise).\n")
-	fmt.Fprintf(&b, "leafnodes: {\n  port: 7422\n}\n")
-	fmt.Fprintf(&b, "jetstream: {\n  domain: hub\n}\n")
 	return b.String(), nil
 }
+
+// serverConfigHeader starts ServerConfig's output: how a server uses it.
+const serverConfigHeader = `# nats-server configuration for Atoll, made by 'atoll hub nats-config'.
+# Every server of the cluster includes this file; it holds the hub's
+# operator, system account and account JWTs, the same on every server.
+# Each server's own configuration adds the rest, after the include:
+#
+#   include ./atoll-nats.conf
+#   server_name: nats-a                 # unique in the cluster
+#   listen: 0.0.0.0:4222
+#   cluster {
+#     name: atoll
+#     listen: 0.0.0.0:6222
+#     routes: [nats://nats-a:6222, nats://nats-b:6222, nats://nats-c:6222]
+#   }
+#   leafnodes { listen: 0.0.0.0:7422 }  # members connect here (--leaf-advertise)
+#   jetstream { domain: hub, store_dir: /data/jetstream }
+#   resolver {
+#     type: full                        # the hub pushes every revocation
+#     dir: /data/atoll-jwt
+#     allow_delete: false
+#     interval: "2m"
+#   }
+#
+`

@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,17 +28,30 @@ func TestExternalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As deploy/nats/README.md says: the generated file included, the
+	// server's own settings after it.
 	dir := t.TempDir()
-	conf = strings.Replace(conf, `dir: "./atoll-jwt"`, `dir: "`+filepath.Join(dir, "jwt")+`"`, 1)
-	conf = strings.Replace(conf, "port: 7422", "port: -1", 1)
-	conf += "port: -1\nhost: 127.0.0.1\njetstream: { store_dir: \"" + filepath.Join(dir, "js") + "\" }\n"
+	if err := os.WriteFile(filepath.Join(dir, "atoll-nats.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	own := fmt.Sprintf(`include ./atoll-nats.conf
+server_name: ext-1
+listen: 127.0.0.1:-1
+leafnodes { listen: 127.0.0.1:-1 }
+jetstream { domain: hub, store_dir: %q }
+resolver { type: full, dir: %q, allow_delete: false, interval: "2m" }
+`, filepath.Join(dir, "js"), filepath.Join(dir, "jwt"))
 	file := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(own), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := server.ProcessConfigFile(file)
 	if err != nil {
 		t.Fatalf("the generated config does not parse: %v\n%s", err, conf)
+	}
+	if opts.JetStreamDomain != "hub" || opts.LeafNode.Port == 0 || opts.AccountResolver == nil || len(opts.TrustedOperators) != 1 {
+		t.Fatalf("the server's settings did not all take: domain %q, leaf port %d, resolver %v, operators %d",
+			opts.JetStreamDomain, opts.LeafNode.Port, opts.AccountResolver, len(opts.TrustedOperators))
 	}
 	opts.NoSigs = true
 	s, err := server.NewServer(opts)
@@ -97,7 +111,7 @@ func TestExternalCluster(t *testing.T) {
 	}
 
 	// Revocation goes through the system account to the server's resolver.
-	if err := bus.Revoke(pub, time.Now().Add(time.Second)); err != nil {
+	if err := bus.RevokeAll(map[string]time.Time{pub: time.Now().Add(time.Second)}); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	select {

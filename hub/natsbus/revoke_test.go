@@ -75,7 +75,7 @@ func TestRevokeDropsMemberAtOnce(t *testing.T) {
 	la.awaitLinked(t, "atoll.m.a.ping")
 	lb.awaitLinked(t, "atoll.m.b.ping")
 
-	if err := bus.Revoke(a.pub, time.Now()); err != nil {
+	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now()}); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 
@@ -153,7 +153,7 @@ func TestRevocationSparesLaterJWTs(t *testing.T) {
 	hubResponder(t, bus, "atoll.m.a.ping")
 	a := register(t, bus, "a")
 
-	if err := bus.Revoke(a.pub, time.Now().Add(-2*time.Second)); err != nil {
+	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now().Add(-2 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	a.resign(t, bus)
@@ -171,7 +171,7 @@ func TestRevocationSparesLaterJWTs(t *testing.T) {
 
 	// Control: revoked now, the same JWT is refused, so the revocation
 	// above was in force for this key and spared the JWT only for its date.
-	if err := bus.Revoke(a.pub, time.Now()); err != nil {
+	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	dropped := map[string]bool{}
@@ -193,7 +193,7 @@ func TestRestartKeepsRevocations(t *testing.T) {
 	first := startBus(t, seeds, nil, dir)
 	a, b := register(t, first, "a"), register(t, first, "b")
 	at := time.Now()
-	if err := first.Revoke(a.pub, at); err != nil {
+	if err := first.RevokeAll(map[string]time.Time{a.pub: at}); err != nil {
 		t.Fatal(err)
 	}
 	first.Close()

@@ -36,6 +36,10 @@ var migrations embed.FS
 // writeLockKey is the advisory lock that orders resourceVersions by commit.
 const writeLockKey = 0x61746f6c6c // "atoll"
 
+// idleInTxTimeout is how long a pool session may sit idle inside a
+// transaction before PostgreSQL ends it.
+const idleInTxTimeout = 5 * time.Second
+
 // NotifyChannel is the LISTEN/NOTIFY channel that wakes watchers.
 const NotifyChannel = "atoll_changes"
 
@@ -74,6 +78,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	pc.MaxConns = cmp.Or(cfg.MaxConns, 20)
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	// Every writer takes the one write lock first (see InTx), so a hub
+	// stopped in the middle of a transaction (SIGSTOP, a VM pause) would
+	// stall the writes of every hub for as long as its session lives. The
+	// hub never waits on anything but PostgreSQL inside a transaction: a
+	// session idle in one this long belongs to a process that is not
+	// running, and the server ends it.
+	if _, ok := pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTxTimeout.Milliseconds()))
 	}
 	if cfg.Tracer != nil && cfg.Meter != nil {
 		pc.ConnConfig.Tracer = newQueryTracer(cfg.Tracer, cfg.Meter)
@@ -151,6 +164,9 @@ func (s *Store) Ready(ctx context.Context) error {
 type Actor struct {
 	Name      string // token name, or "system:..." for the hub itself
 	RequestID string
+	// On is written to the detail of the audit rows of successful writes:
+	// for the hub's controllers, the leader term they wrote under.
+	On string
 }
 
 // Record is an object as the store keeps it: metadata plus spec and status

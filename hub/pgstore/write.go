@@ -313,8 +313,8 @@ func (s *Store) logChange(ctx context.Context, tx pgx.Tx, actor Actor, verb, typ
 	rv := rec.RV()
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO changes (resource_version, kind, name, type, object) VALUES ($1, $2, $3, $4, $5)`, rv, rec.Kind, rec.Meta.Name, typ, obj)
-	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, request_id) VALUES ($1, $2, $3, $4, $5, 'ok', $6)`,
-		actor.Name, verb, rec.Kind, rec.Meta.Name, rv, actor.RequestID)
+	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id) VALUES ($1, $2, $3, $4, $5, 'ok', $6, $7)`,
+		actor.Name, verb, rec.Kind, rec.Meta.Name, rv, actor.On, actor.RequestID)
 	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, rec.Kind+" "+strconv.FormatInt(rv, 10))
 	return tx.SendBatch(ctx, b).Close()
 }
@@ -359,6 +359,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, fn)
 	return classify(err)
 }
+
+// AuditOn sets Actor.On for the audit rows of the transaction's writes
+// from here on (the leader fence records the term it checked).
+func (t *Tx) AuditOn(on string) { t.actor.On = on }
 
 // QueryRow runs a query inside the transaction (for checks such as the
 // leader fence that must see the transaction's own snapshot and locks).

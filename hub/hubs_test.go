@@ -1,0 +1,314 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
+)
+
+// electedEnv is a hub on dbURL whose controllers follow an elector named
+// name (with the elector's clock now, when not nil). The elector runs
+// rounds only when the test calls RunOnce.
+func electedEnv(t *testing.T, dbURL, name string, now func() time.Time) (*env, *leader.Elector) {
+	t.Helper()
+	el, err := leader.New(leader.Config{DatabaseURL: dbURL, HolderID: name, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(el.Stop)
+	e := newEnvWith(t, dbURL, nil, hub.HealthConfig{}, false, func(c *hub.Config) {
+		c.Leader, c.HubID = el, name
+	})
+	return e, el
+}
+
+type readyz struct {
+	Status      string `json:"status"`
+	Hub         string `json:"hub"`
+	Role        string `json:"role"`
+	LeaderEpoch int64  `json:"leaderEpoch"`
+}
+
+func (e *env) readyz() readyz {
+	e.t.Helper()
+	r := e.do("GET", "/readyz", "", "", nil)
+	var got readyz
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
+		e.t.Fatalf("GET /readyz: %d %s, want 200 and JSON", r.status, r.body)
+	}
+	return got
+}
+
+// waitRole polls /readyz until the hub reports role (leadership changes
+// reach the server through the elector's change signal, in the
+// background).
+func (e *env) waitRole(role string) readyz {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.readyz()
+		if got.Role == role {
+			return got
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("want /readyz to say role %s within 5s; got %+v", role, got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) metric(name string) string {
+	e.t.Helper()
+	r := e.do("GET", "/metrics", "", "", nil)
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// leaderEvent waits until the events about hub name include a
+// LeaderElected one, and returns them.
+func (e *env) leaderEvent(name string) api.Event {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var list api.EventList
+		r := e.do("GET", "/api/v1/events?labelSelector="+api.LabelEventName+"%3D"+name, adminSecret, "", nil)
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &list) != nil {
+			e.t.Fatalf("list events: %d %s", r.status, r.body)
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == "LeaderElected" && ev.InvolvedObject.Kind == "Hub" {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("want a LeaderElected event about hub %s within 5s; got %+v", name, list.Items)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHubsShowTheLeader: two hubs on one database, each with its
+// elector. Each says in /readyz and /metrics whether it leads;
+// /api/v1/hubs (viewer) lists both and the term; the new leader records
+// a LeaderElected event whose audit row names its term; after a takeover
+// all of it follows.
+func TestHubsShowTheLeader(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	a, ea := electedEnv(t, dbURL, "hub-a", nil)
+	b, eb := electedEnv(t, dbURL, "hub-b", nil)
+	if _, err := ea.RunOnce(t.Context()); err != nil || !ea.IsLeader() {
+		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
+	}
+	if _, err := eb.RunOnce(t.Context()); err != nil || eb.IsLeader() {
+		t.Fatalf("hub-b's first round: leader %v, %v; want follower", eb.IsLeader(), err)
+	}
+
+	if got := a.waitRole("leader"); got.Hub != "hub-a" || got.LeaderEpoch != ea.Epoch() {
+		t.Errorf("hub-a's /readyz: %+v; want hub hub-a, leader epoch %d", got, ea.Epoch())
+	}
+	if got := b.waitRole("follower"); got.Hub != "hub-b" || got.LeaderEpoch != 0 {
+		t.Errorf("hub-b's /readyz: %+v; want hub hub-b, no epoch", got)
+	}
+	if got := a.metric("atoll_leader"); got != "1" {
+		t.Errorf("hub-a's atoll_leader = %q, want 1", got)
+	}
+	if got := b.metric("atoll_leader"); got != "0" {
+		t.Errorf("hub-b's atoll_leader = %q, want 0", got)
+	}
+	if got := a.metric("atoll_leader_epoch"); got != fmt.Sprint(ea.Epoch()) {
+		t.Errorf("hub-a's atoll_leader_epoch = %q, want %d", got, ea.Epoch())
+	}
+
+	// The hub list: viewers may read it, anonymous callers may not.
+	viewer := b.token("hubs-viewer", api.RoleViewer)
+	if r := b.do("GET", "/api/v1/hubs", "", "", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/hubs without a token: %d, want 401", r.status)
+	}
+	r := b.do("GET", "/api/v1/hubs", viewer, "", nil)
+	var list api.HubList
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &list) != nil {
+		t.Fatalf("GET /api/v1/hubs as a viewer: %d %s", r.status, r.body)
+	}
+	if list.Kind != "HubList" || list.ServedBy != "hub-b" || list.Leader == nil || list.Leader.Hub != "hub-a" || list.Leader.Epoch != ea.Epoch() {
+		t.Errorf("hub list %s; want a HubList served by hub-b, led by hub-a at epoch %d", r.body, ea.Epoch())
+	}
+	leaders := map[string]bool{}
+	for _, h := range list.Items {
+		leaders[h.Name] = h.Leader
+	}
+	if len(leaders) != 2 || !leaders["hub-a"] || leaders["hub-b"] {
+		t.Errorf("hub list items %+v; want hub-a (leader) and hub-b", list.Items)
+	}
+
+	// The election is an event, and its audit row names the term.
+	ev := a.leaderEvent("hub-a")
+	if !strings.Contains(ev.Message, fmt.Sprintf("epoch %d", ea.Epoch())) {
+		t.Errorf("LeaderElected event says %q; want it to name epoch %d", ev.Message, ea.Epoch())
+	}
+	audit, err := a.store.AuditLog(t.Context(), "Event", ev.Metadata.Name, 0, 10)
+	if err != nil || len(audit) != 1 {
+		t.Fatalf("audit rows of the event: %+v, %v; want one", audit, err)
+	}
+	if want := fmt.Sprintf("leader hub-a epoch %d", ea.Epoch()); audit[0].Actor != "system:leader" || audit[0].Detail != want {
+		t.Errorf("the event's audit row: actor %q detail %q; want system:leader, %q", audit[0].Actor, audit[0].Detail, want)
+	}
+
+	// Takeover: hub-a's elector stops (its process ends), hub-b wins.
+	epochA := ea.Epoch()
+	ea.Stop()
+	if _, err := eb.RunOnce(t.Context()); err != nil || !eb.IsLeader() {
+		t.Fatalf("hub-b's round after hub-a stopped: leader %v, %v; want leader", eb.IsLeader(), err)
+	}
+	if got := b.waitRole("leader"); got.LeaderEpoch != eb.Epoch() || eb.Epoch() <= epochA {
+		t.Errorf("hub-b's /readyz after the takeover: %+v; want leader at epoch %d", got, eb.Epoch())
+	}
+	a.waitRole("follower")
+	if got := b.metric("atoll_leader"); got != "1" {
+		t.Errorf("hub-b's atoll_leader after the takeover = %q, want 1", got)
+	}
+	if got := b.metric(`atoll_leader_changes_total{direction="gained"}`); got != "1" {
+		t.Errorf(`hub-b's atoll_leader_changes_total{direction="gained"} = %q, want 1`, got)
+	}
+	b.leaderEvent("hub-b")
+	var writes []pgstore.AuditEntry
+	if writes, err = a.store.AuditLog(t.Context(), "", "", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		if w.Actor == "system:leader" && !strings.HasPrefix(w.Detail, "leader ") {
+			t.Errorf("audit row %+v of a controller write names no term", w)
+		}
+	}
+}
+
+// TestResumedLeaderWritesAreRefused: a leader stopped (its elector's clock
+// frozen, no rounds: it still believes it leads) while another hub takes
+// over cannot write when it resumes: its health monitor sees its clusters
+// silent for the whole pause and tries to store them Unreachable, and the
+// leader epoch refuses the write; nothing of it lands.
+func TestResumedLeaderWritesAreRefused(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	paused := time.Now()
+	a, ea := electedEnv(t, dbURL, "hub-a", func() time.Time { return paused })
+	_, eb := electedEnv(t, dbURL, "hub-b", nil)
+	ctx := t.Context()
+	if _, err := ea.RunOnce(ctx); err != nil || !ea.IsLeader() {
+		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
+	}
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
+	if _, err := a.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: "east"},
+		Spec: []byte("{}"), Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	mon := a.server.Monitor()
+	if err := mon.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// hub-a stops: its session goes (PostgreSQL or the new leader ends it),
+	// hub-b takes over.
+	if _, err := a.store.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM leader_epoch`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.RunOnce(ctx); err != nil || !eb.IsLeader() {
+		t.Fatalf("hub-b's round after hub-a's session ended: leader %v, %v; want leader", eb.IsLeader(), err)
+	}
+	if !ea.IsLeader() {
+		t.Fatal("hub-a already knows it lost; this test wants the epoch to refuse its write")
+	}
+	// Every write of hub-a's term committed before the takeover did.
+	mark, err := a.store.AuditLog(ctx, "", "", 0, 1)
+	if err != nil || len(mark) != 1 {
+		t.Fatalf("audit log: %v, %v; want rows", mark, err)
+	}
+
+	// hub-a resumes: "east" has been silent for the whole pause.
+	a.clock.Advance(time.Minute)
+	_, err = mon.RunOnce(ctx)
+	if !errors.Is(err, leader.ErrNotLeader) {
+		t.Fatalf("the resumed leader's health write: %v; want it refused with %v", err, leader.ErrNotLeader)
+	}
+	rec, err := a.store.Get(ctx, "Cluster", "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c api.Cluster
+	if err := rec.Decode(&c); err != nil || c.Status.Health != api.HealthReady {
+		t.Errorf("east after the refused write: health %q (%v); want Ready, as stored before", c.Status.Health, err)
+	}
+	rows, err := a.store.AuditLog(ctx, "", "", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.ID > mark[0].ID && strings.Contains(r.Detail, "hub-a") {
+			t.Errorf("audit row %+v: a write of hub-a's term landed after the takeover", r)
+		}
+	}
+}
+
+// TestStoppedWriterReleasesTheWriteLock: every hub's writes take one write
+// lock, so a hub stopped inside a write transaction (here its transaction
+// function blocks, leaving the session idle in the transaction, as SIGSTOP
+// would) holds up the writes of every hub; PostgreSQL ends such a session
+// after the store's idle-in-transaction timeout (5 s), its write rolls
+// back and the others go on.
+func TestStoppedWriterReleasesTheWriteLock(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	a, b := newEnvOn(t, dbURL), newEnvOn(t, dbURL)
+	ctx := t.Context()
+	holding, release := make(chan struct{}), make(chan struct{})
+	stuck := make(chan error, 1)
+	go func() {
+		stuck <- a.store.InTx(ctx, pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
+			if _, err := tx.Create(ctx, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "stuck"}, Spec: []byte(`{"replicas":1,"template":{"driver":"sim"}}`)}); err != nil {
+				return err
+			}
+			close(holding)
+			<-release // "stopped"
+			_, err := tx.Get(ctx, "Workload", "stuck")
+			return err
+		})
+	}()
+	<-holding
+	defer close(release)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- b.admin.Create(context.Background(), "workloads", workload("after", 1, nil), nil)
+	}()
+	const generous = 30 * time.Second // the timeout is 5 s; without it, forever
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the other hub's write: %v", err)
+		}
+	case <-time.After(generous):
+		t.Fatalf("the other hub's write still waits for the stopped writer's lock after %s", generous)
+	}
+	release <- struct{}{}
+	if err := <-stuck; err == nil {
+		t.Error("the stopped writer's transaction committed after its session was ended")
+	}
+	if _, err := b.store.Get(ctx, "Workload", "stuck"); api.ErrorCode(err) != api.CodeNotFound {
+		t.Errorf("want the stopped writer's workload never stored; Get says %v", err)
+	}
+}
