@@ -269,6 +269,16 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map
 		case !ok || from[c] <= 0:
 			delete(from, c) // deregistered, or nothing left to move back
 		case fp.Failback == "manual" || len(lost) > 0:
+		case failoverOf(w).exclusive && lc.known && lc.live.Health == api.HealthReady:
+			// An exclusive workload runs in one cluster: moving it back would
+			// stop it a second time. It stays; the record ends once the
+			// cluster has been Ready for the window.
+			if at := lc.live.Since.Add(window); now.Before(at) {
+				p.wakeAt(at)
+			} else {
+				delete(from, c)
+				d.Explanation = append(d.Explanation, fmt.Sprintf("failback: %s is back, but an exclusive workload stays where it runs (moving it would stop it again)", c))
+			}
 		case lc.known && lc.live.Health == api.HealthReady && d.Filtered[c] == "":
 			if at := lc.live.Since.Add(window); now.Before(at) {
 				p.wakeAt(at)

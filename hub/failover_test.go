@@ -202,6 +202,13 @@ func TestFailback(t *testing.T) {
 	if from, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(92*time.Second)); !maps.Equal(back, map[string]int32{"a": 1}) || len(from) != 0 {
 		t.Errorf("want the second replica back a minute later and the record cleared; got back %v, from %v", back, from)
 	}
+	// Exclusive: it stays where it runs; the record ends after the window.
+	w.Spec.Failover.Mode = "exclusive"
+	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 6})
+	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || len(from) != 0 {
+		t.Errorf("want an exclusive workload left where it runs and its record cleared after the window; got back %v, from %v", back, from)
+	}
+	w.Spec.Failover.Mode = ""
 	// Manual: the record is kept, nothing moves.
 	w.Spec.Failover.Failback = "manual"
 	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 3, "c": 3})
