@@ -361,6 +361,7 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 			return err
 		}
 		var epoch int64
+		var rows []pgstore.Placement
 		for _, ch := range batch {
 			if len(ch.rows) == 0 {
 				continue
@@ -374,12 +375,10 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 			ch.epoch = epoch
 			for _, r := range ch.rows {
 				r.Epoch = epoch
-				if err := tx.PutPlacement(ctx, r); err != nil {
-					return err
-				}
+				rows = append(rows, r)
 			}
 		}
-		return nil
+		return tx.PutPlacements(ctx, rows)
 	})
 }
 
@@ -472,13 +471,10 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 			if err != nil {
 				return err
 			}
-			for _, r := range fresh {
-				r.Epoch = epoch
-				if err := tx.PutPlacement(ctx, r); err != nil {
-					return err
-				}
+			for i := range fresh {
+				fresh[i].Epoch = epoch
 			}
-			return nil
+			return tx.PutPlacements(ctx, fresh)
 		})
 	}
 	if pending || !slices.Contains(w.Metadata.Finalizers, placementFinalizer) {
