@@ -225,7 +225,7 @@ func TestFailback(t *testing.T) {
 // workload, because each decision takes its room off the ledger.
 func TestPassDoesNotPileOnOneCluster(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := &Placer{buckets: map[string]*failbackBucket{}, now: func() time.Time { return t0.Add(time.Minute) }}
+	p := &Placer{buckets: map[string]*failbackBucket{}, purging: map[string]bool{}, now: func() time.Time { return t0.Add(time.Minute) }}
 	t.Cleanup(p.Stop)
 	small := lc("b", api.HealthReady, t0.Add(time.Minute), t0)
 	small.live.Capacity = protocol.Capacity{CPUAllocatable: 5000, MemoryAllocatable: 64 << 30}

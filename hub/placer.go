@@ -46,6 +46,7 @@ type Placer struct {
 	failovers metric.Int64Counter
 
 	buckets  map[string]*failbackBucket // workload -> failback rate limit (pass goroutine only)
+	purging  map[string]bool            // workloads whose graceful purge waits on their status (pass goroutine only)
 	timerMu  sync.Mutex
 	timer    *time.Timer // wakes a pass when a failover grace runs out
 	timerAt  time.Time
@@ -71,7 +72,7 @@ func NewPlacer(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *sl
 		every = 2 * time.Second
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: soleHub{}, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failbackBucket{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failbackBucket{}, purging: map[string]bool{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -243,12 +244,18 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 				if json.Unmarshal(c.Object, &w) != nil {
 					continue
 				}
+				old, had := p.cache[c.Name]
 				if c.Type == api.Deleted {
 					delete(p.cache, c.Name)
 				} else {
 					p.cache[c.Name] = w
 				}
-				touched[c.Name] = true
+				// A status write (the members' reports folded, the placer's
+				// own) changes nothing placement reads, unless a graceful
+				// purge waits for the replacements to be ready.
+				if c.Type == api.Deleted || !had || placementInputChanged(old, w) || p.purging[c.Name] {
+					touched[c.Name] = true
+				}
 				p.afterRV = c.ResourceVersion
 			}
 			return touched, nil
@@ -324,7 +331,11 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	ledger.bound(snap, cpu, mem)
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: placementPolicy(&w),
 		Clusters: snap, Current: current})
-	purgeGracefully(&w, &d, current, clusters)
+	if kept := purgeGracefully(&w, &d, current, clusters); len(kept) > 0 {
+		p.purging[name] = true
+	} else {
+		delete(p.purging, name)
+	}
 	ledger.take(d.Assignment, current, cpu, mem)
 	lost := lostClusters(d, current)
 	var prev map[string]int32
@@ -731,4 +742,12 @@ func writePlacementKey(key, capKey *strings.Builder, c liveCluster) {
 	if c.known {
 		fmt.Fprintf(capKey, "%s:%v:%+v;", c.Metadata.Name, c.live.Heard, c.live.Capacity)
 	}
+}
+
+// placementInputChanged says whether a workload changed in a way its
+// placement reads: its spec (generation), deletion or finalizers.
+func placementInputChanged(old, cur api.Workload) bool {
+	return old.Metadata.Generation != cur.Metadata.Generation ||
+		(old.Metadata.DeletionTimestamp == nil) != (cur.Metadata.DeletionTimestamp == nil) ||
+		!slices.Equal(old.Metadata.Finalizers, cur.Metadata.Finalizers)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -150,33 +151,55 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	f.mu.Unlock()
 
 	regions := f.regions(ctx)
-	var errs []error
-	written := 0
-	for w, reports := range work {
-		err := f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
+	write := func(tx *pgstore.Tx, w string) error {
+		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
+			var st api.WorkloadStatus
+			_ = json.Unmarshal(cur.Status, &st)
+			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Conditions, f.now())
+			folded.Placement = st.Placement // the placer's part stays
+			b, err := json.Marshal(folded)
+			cur.Status = b
+			return err
+		})
+		return err
+	}
+	inTx := func(names []string) error {
+		return f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
 			if err := f.leader.Fence(ctx, tx); err != nil {
 				return err
 			}
-			_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
-				var st api.WorkloadStatus
-				_ = json.Unmarshal(cur.Status, &st)
-				folded := fold(reports, clusters[w], regions, healthOf, cur.Meta.Generation, st.Conditions, f.now())
-				folded.Placement = st.Placement // the placer's part stays
-				b, err := json.Marshal(folded)
-				cur.Status = b
-				return err
-			})
-			return err
+			for _, w := range names {
+				if err := write(tx, w); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
-		switch {
-		case err == nil:
-			written++
-		case api.ErrorCode(err) == api.CodeNotFound:
-		default:
-			errs = append(errs, err)
-			f.mu.Lock()
-			f.dirty[w] = true // try again next time
-			f.mu.Unlock()
+	}
+	// Batches of 100 workloads per transaction: the store's write lock is
+	// taken once per batch, not once per workload, and not held long.
+	var errs []error
+	written := 0
+	names := slices.Sorted(maps.Keys(work))
+	for len(names) > 0 {
+		batch := names[:min(len(names), 100)]
+		names = names[len(batch):]
+		if inTx(batch) == nil {
+			written += len(batch)
+			continue
+		}
+		// One bad workload (deleted meanwhile) must not hold the others.
+		for _, w := range batch {
+			switch err := inTx([]string{w}); {
+			case err == nil:
+				written++
+			case api.ErrorCode(err) == api.CodeNotFound:
+			default:
+				errs = append(errs, err)
+				f.mu.Lock()
+				f.dirty[w] = true // try again next time
+				f.mu.Unlock()
+			}
 		}
 	}
 	return written, errors.Join(errs...)
