@@ -20,29 +20,28 @@ import (
 const (
 	chartW, chartH = 800.0, 260.0
 	plotL, plotR   = 52.0, 16.0
-	plotT, plotB   = 34.0, 34.0
+	plotT, plotB   = 46.0, 34.0
 	plotW, plotH   = chartW - plotL - plotR, chartH - plotT - plotB
 )
 
 // recoveryChart is a chart ready for its template.
 type recoveryChart struct {
-	Empty       bool
-	W, H        float64
+	Empty                                             bool
+	W, H                                              float64
 	PlotL, PlotT, PlotW, PlotH, PlotBottom, PlotRight float64
-	Desired     string // SVG path: desired replicas, a step line
-	Ready       string // SVG path: ready replicas, a step line
-	ReadyArea   string // SVG path: the area under the ready line
-	Gap         string // SVG path: between desired and ready (unavailable)
-	Fault       *chartBand
-	XTicks      []chartTick
-	YTicks      []chartTick
-	Marks       []chartMark
+	Desired                                           string // SVG path: desired replicas, a step line
+	Ready                                             string // SVG path: ready replicas, a step line
+	Gap                                               string // SVG path: between desired and ready (unavailable)
+	Fault                                             *chartBand
+	XTicks                                            []chartTick
+	YTicks                                            []chartTick
+	Marks                                             []chartMark
 	// Where axis labels, tick ends and milestone lines start.
 	YLabelX, XLabelY, XTickEnd, MarkTop float64
-	Summary     string
-	Samples     []sampleRow
-	LastReady   int32
-	LastDesired int32
+	Summary                             string
+	Samples                             []sampleRow
+	LastReady                           int32
+	LastDesired                         int32
 }
 
 type chartBand struct{ X, W float64 }
@@ -85,7 +84,7 @@ var chartMilestones = map[string]string{
 // ended. The planned fault span is shaded.
 func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recoveryChart {
 	ch := recoveryChart{W: chartW, H: chartH, PlotL: plotL, PlotT: plotT, PlotW: plotW, PlotH: plotH, PlotBottom: plotT + plotH, PlotRight: plotL + plotW,
-		YLabelX: plotL - 8, XLabelY: plotT + plotH + 22, XTickEnd: plotT + plotH + 5, MarkTop: plotT - 4}
+		YLabelX: plotL - 8, XLabelY: plotT + plotH + 22, XTickEnd: plotT + plotH + 5, MarkTop: plotT - 5}
 	samples := st.Samples
 	if len(samples) == 0 {
 		ch.Empty = true
@@ -141,8 +140,6 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 	desired := steps(func(s api.DrillSample) int32 { return s.Desired })
 	ready := steps(func(s api.DrillSample) int32 { return s.Ready })
 	ch.Desired, ch.Ready = path(desired), path(ready)
-	base := y(0)
-	ch.ReadyArea = path(ready) + " L" + coord(ready[len(ready)-1].x) + " " + coord(base) + " L" + coord(ready[0].x) + " " + coord(base) + " Z"
 	rev := make([]pt, len(ready))
 	for i, p := range ready {
 		rev[len(ready)-1-i] = p
@@ -164,29 +161,7 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 	for v := 0.0; v <= top+1e-9; v += yStep {
 		ch.YTicks = append(ch.YTicks, chartTick{Pos: plotT + plotH - v/top*plotH, Label: strconv.FormatFloat(v, 'f', -1, 64)})
 	}
-	row := 0
-	lastX := -1000.0
-	for _, e := range st.Timeline {
-		label, ok := chartMilestones[e.Type]
-		if !ok || e.At.Before(t0) {
-			continue
-		}
-		m := chartMark{X: x(e.At), Label: label, Class: timelineClass(e.Type), Anchor: "middle"}
-		if m.X-lastX < 110 { // too close to the last label: the other row
-			row = 1 - row
-		} else {
-			row = 0
-		}
-		lastX = m.X
-		m.LabelY = 12 + float64(row)*13
-		switch {
-		case m.X < plotL+50:
-			m.Anchor = "start"
-		case m.X > plotL+plotW-50:
-			m.Anchor = "end"
-		}
-		ch.Marks = append(ch.Marks, m)
-	}
+	ch.Marks = layoutMarks(st.Timeline, t0, x)
 	for _, s := range samples {
 		ch.Samples = append(ch.Samples, sampleRow{Offset: offsetText(s.At.Sub(t0)), At: s.At, Desired: s.Desired, Ready: s.Ready, Unavailable: s.Unavailable})
 	}
@@ -194,6 +169,57 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 	ch.LastReady, ch.LastDesired = last.Ready, last.Desired
 	ch.Summary = chartSummary(samples, t0, st)
 	return ch
+}
+
+// markRows is how many rows of milestone labels fit above the plot.
+const markRows = 3
+
+// layoutMarks places the milestones of a timeline: milestones at the same
+// moment share one line and one label, and each label takes the first row
+// where it does not run into the label before it.
+func layoutMarks(timeline []api.DrillEvent, t0 time.Time, x func(time.Time) float64) []chartMark {
+	var marks []chartMark
+	for _, e := range timeline {
+		label, ok := chartMilestones[e.Type]
+		if !ok || e.At.Before(t0) {
+			continue
+		}
+		px := x(e.At)
+		if n := len(marks); n > 0 && math.Abs(marks[n-1].X-px) < 2 {
+			marks[n-1].Label += ", " + label
+			continue
+		}
+		marks = append(marks, chartMark{X: px, Label: label, Class: timelineClass(e.Type)})
+	}
+	var rowEnd [markRows]float64
+	for i := range rowEnd {
+		rowEnd[i] = math.Inf(-1)
+	}
+	for i := range marks {
+		m := &marks[i]
+		w := 7 * float64(len(m.Label)) // about 7 units a character at the labels' size
+		from := m.X - w/2
+		m.Anchor = "middle"
+		switch {
+		case m.X-w/2 < 4:
+			m.Anchor, from = "start", m.X
+		case m.X+w/2 > chartW-4:
+			m.Anchor, from = "end", m.X-w
+		}
+		row := 0
+		for r := range rowEnd {
+			if from > rowEnd[r]+8 {
+				row = r
+				break
+			}
+			if rowEnd[r] < rowEnd[row] {
+				row = r // none is free: the row that ends first
+			}
+		}
+		rowEnd[row] = from + w
+		m.LabelY = 12 + float64(row)*13
+	}
+	return marks
 }
 
 // chartSummary tells the chart in words: where ready replicas started,
@@ -209,6 +235,8 @@ func chartSummary(samples []api.DrillSample, t0 time.Time, st api.DrillStatus) s
 	parts := []string{fmt.Sprintf("%d of %d desired replicas ready at %s", first.Ready, first.Desired, offsetText(first.At.Sub(t0)))}
 	if low.Desired-low.Ready > first.Desired-first.Ready {
 		parts = append(parts, fmt.Sprintf("fewest ready %d of %d at %s", low.Ready, low.Desired, offsetText(low.At.Sub(t0))))
+	}
+	if low.Ready < low.Desired {
 		for _, s := range samples {
 			if s.At.After(low.At) && s.Ready >= s.Desired {
 				parts = append(parts, fmt.Sprintf("all %d ready again at %s", s.Desired, offsetText(s.At.Sub(t0))))
@@ -257,6 +285,9 @@ func axisSeconds(s float64) string {
 
 // offsetText is a time from the fault's start: +1.6s, −0.2s, +2m05s.
 func offsetText(d time.Duration) string {
+	if d.Abs() < 50*time.Millisecond {
+		return "0.0s"
+	}
 	sign := "+"
 	if d < 0 {
 		sign, d = "−", -d

@@ -103,21 +103,23 @@ func formField(location string) string {
 
 // drillFormPage is the new-drill page.
 type drillFormPage struct {
-	CanOperate bool
-	Loaded     bool
-	Form       drillForm
-	Kinds      []kindOption
-	Regions    []targetOption
-	Clusters   []targetOption
-	Errors     map[string]string   // form field -> what is wrong
-	Problem    *api.Problem        // the refusal, when there was one
-	Other      []api.ProblemDetail // its reasons that no field shows
-	Plan       *planView
+	CanOperate   bool
+	Loaded       bool
+	Form         drillForm
+	Kinds        []kindOption
+	Regions      []targetOption
+	Clusters     []targetOption
+	Errors       map[string]string   // form field -> what is wrong
+	Problem      *api.Problem        // the refusal, when there was one
+	Headline     string              // what the refusal means
+	Detail       string              // its reason, unless the fields say it all
+	Other        []api.ProblemDetail // its reasons that no field shows
+	Plan         *planView
 	PlanKind     string
 	PlanKindText string
 	PlanTarget   string
-	Confirm    string // the target's name, typed to run
-	RunBlocked string // why the plan offers no Run
+	Confirm      string // the target's name, typed to run
+	RunBlocked   string // why the plan offers no Run
 }
 
 type kindOption struct {
@@ -166,8 +168,11 @@ func drillField(name, label, placeholder, hint string, page drillFormPage) drill
 }
 
 // refused records the API's (or the form's) refusal on the page.
-func (d *drillFormPage) refused(p api.Problem) {
-	d.Problem = &p
+func (d *drillFormPage) refused(headline string, p api.Problem) {
+	d.Problem, d.Headline = &p, headline
+	if !strings.EqualFold(p.Detail, "validation failed") {
+		d.Detail = upper1(p.Detail)
+	}
 	for _, e := range p.Errors {
 		if f := formField(e.Location); f != "" {
 			if d.Errors[f] == "" {
@@ -222,20 +227,20 @@ func (c *Console) newDrill(w http.ResponseWriter, r *http.Request) {
 func (c *Console) planDrill(r *http.Request, d *drillFormPage) int {
 	spec, bad := d.Form.spec()
 	if bad != nil {
-		d.refused(api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Detail: "The form is not complete.", Errors: bad})
+		d.refused("The form is not complete.", api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Errors: bad})
 		return http.StatusUnprocessableEntity
 	}
 	ans := c.callAPI(r, current(r.Context()), http.MethodPost, "/api/v1/drills/plan", spec)
 	c.noteAction(r, action{name: "drill.plan", kind: "Drill", object: targetText(spec.Target)}, ans)
 	if !ans.ok() {
 		p := decodeDrillProblem(ans)
-		d.refused(p.Problem)
+		d.refused("The hub did not plan this drill.", p.Problem)
 		d.showPlan(spec, p.Plan)
 		return p.Status
 	}
 	var plan api.DrillPlan
 	if err := json.Unmarshal(ans.body, &plan); err != nil {
-		d.refused(api.Problem{Status: http.StatusBadGateway, Code: api.CodeInternal, Detail: "The hub's plan could not be read."})
+		d.refused("The hub's plan could not be read.", api.Problem{Status: http.StatusInternalServerError, Code: api.CodeInternal})
 		return http.StatusInternalServerError
 	}
 	d.showPlan(spec, &plan)
@@ -252,13 +257,13 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 	f := readDrillForm(r.PostForm)
 	spec, bad := f.spec()
 	if bad != nil {
-		c.drillRefused(w, r, f, spec, drillProblem{Problem: api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid,
-			Detail: "The drill was not started: the form is not complete.", Errors: bad}})
+		c.drillRefused(w, r, f, spec, "The drill was not started: the form is not complete.",
+			drillProblem{Problem: api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Detail: "the form is not complete", Errors: bad}})
 		return
 	}
 	if f.Confirm != targetName(spec.Target) {
 		bad := []api.ProblemDetail{{Location: "form.confirm", Message: fmt.Sprintf("must be the target's name, %q", targetName(spec.Target)), Value: f.Confirm}}
-		detail := "The drill was not started: a drill puts a real fault on its targets, so type the target's name to confirm."
+		detail := "A drill puts a real fault on its targets: type the target's name to confirm."
 		if !wantsHTML(r) {
 			c.fail(w, r, http.StatusUnprocessableEntity, api.CodeInvalid, detail, bad)
 			return
@@ -267,7 +272,7 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 		d := c.newDrillForm(f, canOperate(ss))
 		d.Form.Confirm = ""
 		c.planDrill(r, &d)
-		d.refused(api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Detail: detail, Errors: bad})
+		d.refused("The drill was not started.", api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Detail: detail, Errors: bad})
 		c.renderPage(w, r, http.StatusUnprocessableEntity, &view{template: "drillnew", title: "New drill · Drills", active: "Drills", data: d})
 		return
 	}
@@ -284,7 +289,7 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 		if wantsHTML(r) {
 			// Refused for what the drill is: back to the form, with why.
 			c.noteAction(r, a, ans)
-			c.drillRefused(w, r, f, spec, decodeDrillProblem(ans))
+			c.drillRefused(w, r, f, spec, "The hub refused to start this drill.", decodeDrillProblem(ans))
 			return
 		}
 	}
@@ -293,14 +298,14 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 
 // drillRefused shows the form again with the refusal (problem+json for
 // clients that are not browsers).
-func (c *Console) drillRefused(w http.ResponseWriter, r *http.Request, f drillForm, spec api.DrillSpec, p drillProblem) {
+func (c *Console) drillRefused(w http.ResponseWriter, r *http.Request, f drillForm, spec api.DrillSpec, headline string, p drillProblem) {
 	if !wantsHTML(r) {
 		c.fail(w, r, p.Status, p.Code, p.Detail, p.Errors)
 		return
 	}
 	f.Confirm = ""
 	d := c.newDrillForm(f, canOperate(current(r.Context())))
-	d.refused(p.Problem)
+	d.refused(headline, p.Problem)
 	d.showPlan(spec, p.Plan)
 	c.renderPage(w, r, p.Status, &view{template: "drillnew", title: "New drill · Drills", active: "Drills", data: d})
 }

@@ -463,11 +463,11 @@ type splitItem struct {
 }
 
 type planCluster struct {
-	Name, Region    string
-	Target          bool
-	Health          string
-	Before, After   int32
-	Change          string
+	Name, Region     string
+	Target           bool
+	Health           string
+	Before, After    int32
+	Change           string
 	CPUFree, MemFree string
 }
 
@@ -496,10 +496,10 @@ func newPlanView(p *api.DrillPlan) *planView {
 		case delta < 0:
 			pc.Change = fmt.Sprintf("−%d", -delta)
 		}
-		if c.CPUFreeMillis != nil {
+		if c.CPUFreeMillis != nil && !c.Target { // a target's room is out of reach
 			pc.CPUFree = cores(*c.CPUFreeMillis) + " cores"
 		}
-		if c.MemoryFreeBytes != nil {
+		if c.MemoryFreeBytes != nil && !c.Target {
 			pc.MemFree = bytesText(*c.MemoryFreeBytes)
 		}
 		v.Clusters = append(v.Clusters, pc)

@@ -116,7 +116,9 @@ func TestDrillPages(t *testing.T) {
 	// Follow the drill's page live while it is aborted.
 	events, stop := e.liveStream(t, operator, "/drills/evac-1")
 	defer stop()
-	events.wait(t, "the drill's head while it runs", func(id, html string) bool { return id == "live-a-head" && strings.Contains(html, `data-action="abort"`) })
+	events.wait(t, "the drill's head while it runs", func(id, html string) bool {
+		return id == "live-a-head" && strings.Contains(html, `data-action="abort"`)
+	})
 	if a := viewer.post("/drills/evac-1/abort", nil); a.status != http.StatusForbidden {
 		t.Errorf("want a viewer's abort refused with 403; got %d", a.status)
 	}

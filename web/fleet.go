@@ -38,11 +38,11 @@ type fleet struct {
 	workloads map[string]*workloadSummary
 	sorted    []*workloadSummary // by name; nil when it must be rebuilt
 	drills    map[string]*drillSummary
-	events    []api.Event        // newest last
-	liveSig   map[string]string  // per cluster, what was last shown live
-	changed   chan struct{}      // closed and replaced on every change
-	seq       uint64             // bumped on every change
-	applied   map[string]int64   // per kind, the last resourceVersion read
+	events    []api.Event       // newest last
+	liveSig   map[string]string // per cluster, what was last shown live
+	changed   chan struct{}     // closed and replaced on every change
+	seq       uint64            // bumped on every change
+	applied   map[string]int64  // per kind, the last resourceVersion read
 
 	wg sync.WaitGroup
 }

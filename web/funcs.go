@@ -132,14 +132,17 @@ func templateFuncs() template.FuncMap {
 		"graticuleY": func() []int { return []int{70, 130, 190, 310, 370, 430} },
 		"drillField": drillField,
 		"searchForm": func(action, what string, p listParams) searchForm {
-			return searchForm{Action: action, What: what, listParams: p}
+			return searchForm{Action: action, What: what, By: "name or label", listParams: p}
+		},
+		"searchFormBy": func(action, what, by string, p listParams) searchForm {
+			return searchForm{Action: action, What: what, By: by, listParams: p}
 		},
 	}
 }
 
 // searchForm is the search box of a list page.
 type searchForm struct {
-	Action, What string
+	Action, What, By string
 	listParams
 }
 
