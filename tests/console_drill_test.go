@@ -125,6 +125,9 @@ spec:
 	t.Logf("console drill: from each milestone to the page showing it (ms): %s",
 		a.eval(`['Detected', 'Recovered', 'Restored', 'FailedBack', 'Finished'].map(k => k + ' ' + (window.atollSeen[k] ?? '-')).join(', ')`))
 	a.shot("drill-05-report")
+	a.eval(`document.documentElement.dataset.theme = 'dark'; ''`)
+	a.shot("drill-05-report-dark")
+	a.eval(`document.documentElement.dataset.theme = 'system'; ''`)
 
 	// The verdicts on the page are the API's.
 	var dr api.Drill
