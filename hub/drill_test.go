@@ -39,7 +39,7 @@ func (e *env) place(workload string, split map[string]int32) {
 			return err
 		}
 		for c, n := range split {
-			if err := tx.PutPlacement(context.Background(), pgstore.Placement{Workload: workload, Cluster: c, Replicas: n, Epoch: epoch, Generation: 1}); err != nil {
+			if err := tx.PutPlacements(context.Background(), []pgstore.Placement{{Workload: workload, Cluster: c, Replicas: n, Epoch: epoch, Generation: 1}}); err != nil {
 				return err
 			}
 		}

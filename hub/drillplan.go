@@ -11,7 +11,6 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/placement"
-	"github.com/atollhq/atoll/protocol"
 )
 
 // This file decides; drills.go and drillrun.go do. A drill's plan is what
@@ -115,12 +114,7 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		}
 	}
 	// Free capacity as the moves use it up, from the last heartbeats.
-	ledger := map[string]protocol.Capacity{}
-	for _, c := range view {
-		if c.known && c.live.Heard {
-			ledger[c.Metadata.Name] = c.live.Capacity
-		}
-	}
+	ledger := newCapacityLedger(view)
 	before, after := map[string]int32{}, map[string]int32{}
 	var unplacedWhy []string
 	for _, wname := range slices.Sorted(maps.Keys(current)) {
@@ -149,11 +143,7 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		asIs, _ := snapshot(view, &w, now)
 		base := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: asIs, Current: cur})
 		clusters, _ := snapshot(fault, &w, now)
-		for i := range clusters {
-			if capa, ok := ledger[clusters[i].Name]; ok && clusters[i].Room != placement.Unbounded {
-				clusters[i].Room = room(capa, cpu, mem)
-			}
-		}
+		ledger.bound(clusters, cpu, mem)
 		d := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: clusters, Current: cur})
 		pw.After = maps.Clone(d.Assignment)
 		if pw.After == nil {
@@ -164,15 +154,7 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 			plan.UnplacedReplicas += lost
 			unplacedWhy = append(unplacedWhy, fmt.Sprintf("%s: %d of %d replicas would have no cluster (%s)", wname, lost, onTargets, d.UnplacedReason))
 		}
-		for c, n := range pw.After {
-			if add := int64(n - cur[c]); add > 0 {
-				if capa, ok := ledger[c]; ok {
-					capa.CPUAllocated += add * cpu
-					capa.MemoryAllocated += add * mem
-					ledger[c] = capa
-				}
-			}
-		}
+		ledger.take(pw.After, cur, cpu, mem)
 		plan.Workloads = append(plan.Workloads, pw)
 		for c, n := range cur {
 			before[c] += n

@@ -685,14 +685,7 @@ func (d *DrillController) restore(ctx context.Context, r *drillRun) error {
 	}
 	var extra func(tx *pgstore.Tx) error
 	if r.spec.Kind == api.DrillEvacuate {
-		extra = func(tx *pgstore.Tx) error {
-			for _, t := range r.targets {
-				if err := d.setTaint(ctx, tx, t, r.name, false); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+		extra = d.untaintAll(ctx, r)
 	} else if r.cutOff {
 		if _, err := d.command(ctx, r, protocol.DrillRestore, r.targets); err != nil {
 			r.notes = append(r.notes, fmt.Sprintf("%v; each member ends the drill by itself at %s", err, r.endAt.UTC().Format(time.RFC3339)))
@@ -876,14 +869,7 @@ func (d *DrillController) interrupted(ctx context.Context, dr api.Drill) error {
 	rep.Notes = append(rep.Notes, fmt.Sprintf("the hub running this drill stopped (a restart or a leader change); hub %s restored the targets and ended it", d.hubID))
 	var extra func(tx *pgstore.Tx) error
 	if r.spec.Kind == api.DrillEvacuate {
-		extra = func(tx *pgstore.Tx) error {
-			for _, t := range r.targets {
-				if err := d.setTaint(ctx, tx, t, r.name, false); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+		extra = d.untaintAll(ctx, r)
 	} else if _, err := d.command(ctx, r, protocol.DrillRestore, r.targets); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%v; each member ends the drill by itself after its duration", err))
 	}
@@ -913,4 +899,17 @@ func (d *DrillController) interrupted(ctx context.Context, dr api.Drill) error {
 	d.metrics.ended(ctx, api.DrillFailed)
 	d.log.WarnContext(ctx, "interrupted drill restored and ended", "drill", r.name, "targets", r.targets)
 	return nil
+}
+
+// untaintAll is the write that lifts an evacuate drill's taint off every
+// target (inside the drill's own transaction).
+func (d *DrillController) untaintAll(ctx context.Context, r *drillRun) func(tx *pgstore.Tx) error {
+	return func(tx *pgstore.Tx) error {
+		for _, t := range r.targets {
+			if err := d.setTaint(ctx, tx, t, r.name, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/placement"
+	"github.com/atollhq/atoll/protocol"
 )
 
 // Failover timings and defaults (spec.failover says otherwise per
@@ -90,14 +91,7 @@ func placementPolicy(w *api.Workload) *api.PlacementPolicy {
 // and the replica's requests. next is the earliest time a grace runs out
 // (zero: none pending), when the workload must be decided again.
 func snapshot(clusters []liveCluster, w *api.Workload, now time.Time) (out []placement.Cluster, next time.Time) {
-	t := w.Spec.Template
-	var cpu, mem int64
-	if t.Resources.CPU != "" {
-		cpu, _ = api.ParseCPU(t.Resources.CPU)
-	}
-	if t.Resources.Memory != "" {
-		mem, _ = api.ParseMemory(t.Resources.Memory)
-	}
+	cpu, mem := requests(w.Spec.Template)
 	f := failoverOf(w)
 	out = make([]placement.Cluster, 0, len(clusters))
 	for _, c := range clusters {
@@ -378,4 +372,43 @@ func failedOverCondition(from map[string]int32, fp *api.FailoverPolicy) api.Cond
 		how = "failback is manual"
 	}
 	return api.Condition{Type: ConditionFailedOver, Status: "True", Reason: "ClusterLost", Message: "replicas failed over: " + strings.Join(parts, ", ") + "; " + how}
+}
+
+// capacityLedger is the clusters' free capacity as one pass's decisions
+// use it up: each workload's new replicas are taken off before the next
+// workload is decided, so one pass (a mass failover above all) cannot
+// pile everything on the cluster that looked emptiest at its start. It
+// starts from the last heartbeats.
+type capacityLedger map[string]protocol.Capacity
+
+func newCapacityLedger(view []liveCluster) capacityLedger {
+	l := capacityLedger{}
+	for _, c := range view {
+		if c.known && c.live.Heard {
+			l[c.Metadata.Name] = c.live.Capacity
+		}
+	}
+	return l
+}
+
+// bound sets each bounded cluster's room from what is left in the ledger.
+func (l capacityLedger) bound(clusters []placement.Cluster, cpu, mem int64) {
+	for i := range clusters {
+		if capa, ok := l[clusters[i].Name]; ok && clusters[i].Room != placement.Unbounded {
+			clusters[i].Room = room(capa, cpu, mem)
+		}
+	}
+}
+
+// take records the replicas a decision adds beyond current.
+func (l capacityLedger) take(assignment, current map[string]int32, cpu, mem int64) {
+	for c, n := range assignment {
+		if add := int64(n - current[c]); add > 0 {
+			if capa, ok := l[c]; ok {
+				capa.CPUAllocated += add * cpu
+				capa.MemoryAllocated += add * mem
+				l[c] = capa
+			}
+		}
+	}
 }

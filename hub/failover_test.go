@@ -1,13 +1,16 @@
 package hub
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/placement"
+	"github.com/atollhq/atoll/protocol"
 )
 
 func TestEvictAt(t *testing.T) {
@@ -214,5 +217,34 @@ func TestFailback(t *testing.T) {
 	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 3, "c": 3})
 	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || from["a"] != 2 {
 		t.Errorf("want manual failback to move nothing and keep the record; got back %v, from %v", back, from)
+	}
+}
+
+// TestPassDoesNotPileOnOneCluster: ten workloads lose their cluster in
+// one pass; the survivor with room for 5 replicas gets 5, not one per
+// workload, because each decision takes its room off the ledger.
+func TestPassDoesNotPileOnOneCluster(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &Placer{buckets: map[string]*failbackBucket{}, now: func() time.Time { return t0.Add(time.Minute) }}
+	t.Cleanup(p.Stop)
+	small := lc("b", api.HealthReady, t0.Add(time.Minute), t0)
+	small.live.Capacity = protocol.Capacity{CPUAllocatable: 5000, MemoryAllocatable: 64 << 30}
+	big := lc("c", api.HealthReady, t0.Add(time.Minute), t0)
+	big.live.Capacity = protocol.Capacity{CPUAllocatable: 100000, MemoryAllocatable: 64 << 30}
+	view := []liveCluster{lc("a", api.HealthUnreachable, t0, t0), small, big}
+	ledger := newCapacityLedger(view)
+	onB := int32(0)
+	for i := range 10 {
+		w := api.Workload{Spec: api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "1"}},
+			Failover: &api.FailoverPolicy{GracePeriod: "0s"}}}
+		w.Metadata.Name, w.Metadata.Generation = fmt.Sprintf("w%d", i), 1
+		ch := p.decide(w, view, []pgstore.Placement{{Workload: w.Metadata.Name, Cluster: "a", Replicas: 2, Generation: 1}}, t0.Add(time.Minute), ledger)
+		if ch == nil || ch.decision.Assignment["a"] != 0 {
+			t.Fatalf("want %s moved off the lost cluster a; got %+v", w.Metadata.Name, ch)
+		}
+		onB += ch.decision.Assignment["b"]
+	}
+	if onB != 5 {
+		t.Errorf("want b (room for 5) given exactly 5 replicas over the pass; got %d", onB)
 	}
 }

@@ -182,6 +182,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	}
 	var errs []error
 	var changes []*change
+	ledger := newCapacityLedger(view)
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
@@ -193,7 +194,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			}
 			continue
 		}
-		if ch := p.decide(w, view, byWorkload[w.Metadata.Name], now); ch != nil {
+		if ch := p.decide(w, view, byWorkload[w.Metadata.Name], now, ledger); ch != nil {
 			changes = append(changes, ch)
 		}
 	}
@@ -307,7 +308,7 @@ type change struct {
 }
 
 // decide computes one workload's placement; nil means nothing to write.
-func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.Placement, now time.Time) *change {
+func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.Placement, now time.Time, ledger capacityLedger) *change {
 	name := w.Metadata.Name
 	current := map[string]int32{}
 	have := map[string]pgstore.Placement{}
@@ -319,9 +320,12 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	}
 	snap, next := snapshot(clusters, &w, now)
 	p.wakeAt(next)
+	cpu, mem := requests(w.Spec.Template)
+	ledger.bound(snap, cpu, mem)
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: placementPolicy(&w),
 		Clusters: snap, Current: current})
 	purgeGracefully(&w, &d, current, clusters)
+	ledger.take(d.Assignment, current, cpu, mem)
 	lost := lostClusters(d, current)
 	var prev map[string]int32
 	if w.Status.Placement != nil {
@@ -361,6 +365,7 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 			return err
 		}
 		var epoch int64
+		var rows []pgstore.Placement
 		for _, ch := range batch {
 			if len(ch.rows) == 0 {
 				continue
@@ -374,12 +379,10 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 			ch.epoch = epoch
 			for _, r := range ch.rows {
 				r.Epoch = epoch
-				if err := tx.PutPlacement(ctx, r); err != nil {
-					return err
-				}
+				rows = append(rows, r)
 			}
 		}
-		return nil
+		return tx.PutPlacements(ctx, rows)
 	})
 }
 
@@ -472,13 +475,10 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 			if err != nil {
 				return err
 			}
-			for _, r := range fresh {
-				r.Epoch = epoch
-				if err := tx.PutPlacement(ctx, r); err != nil {
-					return err
-				}
+			for i := range fresh {
+				fresh[i].Epoch = epoch
 			}
-			return nil
+			return tx.PutPlacements(ctx, fresh)
 		})
 	}
 	if pending || !slices.Contains(w.Metadata.Finalizers, placementFinalizer) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,32 +81,15 @@ func TestFailoverMemberProcesses(t *testing.T) {
 			}
 		}
 	})
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "demo-applied"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := startDevT(t, dir, "127.0.0.1:0")
-	d.checkReady(t)
+	d := startDevNoDemo(t)
 
 	members := map[string]*e2eMember{}
 	nodeOf := map[int]string{} // node agent pid -> member
 	var names []string
 	for _, suffix := range []string{"a", "b", "c"} {
-		m := &e2eMember{name: "fo-" + suffix, region: "fo-r-" + suffix}
+		m := startE2EMember(t, d, "fo-"+suffix, "fo-r-"+suffix, tag, 1, nodeOf)
 		members[m.name] = m
 		names = append(names, m.name)
-		join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("fo-join"), "--join", "--uses", "1").stdout)
-		natsAddr := freeAddr(t)
-		m.proc = startAtollProc(t, "member "+m.name, "member", "--name", m.name, "--region", m.region,
-			"--data-dir", filepath.Join(t.TempDir(), m.name), "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
-		if _, ok := m.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
-			t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", m.name, membersUpTimeout, m.proc.out.tail(30))
-		}
-		node := m.name + "-n1"
-		p := startAtollProc(t, "node "+node, "node", "--member", "nats://"+natsAddr, "--name", node,
-			"--data-dir", filepath.Join(t.TempDir(), node), "--cpu", "2", "--memory", "2Gi")
-		m.nodes = append(m.nodes, p)
-		nodeOf[p.cmd.Process.Pid] = m.name
 	}
 	for _, name := range names {
 		waitMemberCluster(t, d, members[name], tag)

@@ -63,15 +63,7 @@ func TestMembersWorkload(t *testing.T) {
 		}
 	})
 
-	// The hub: `atoll dev` applies its demo workloads only at a first
-	// start, which it marks with this file; with the mark already there it
-	// starts as `atoll dev --no-demo` would (startDev takes no flags).
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "demo-applied"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := startDevT(t, dir, "127.0.0.1:0")
-	d.checkReady(t)
+	d := startDevNoDemo(t)
 	var list api.WorkloadList
 	status, body, err := d.request(http.MethodGet, "/api/v1/workloads", d.token, nil)
 	if err == nil && status == http.StatusOK {
@@ -85,22 +77,7 @@ func TestMembersWorkload(t *testing.T) {
 	members := make([]*e2eMember, 3)
 	nodeOf := map[int]string{} // node agent pid -> member name
 	for i, suffix := range []string{"a", "b", "c"} {
-		m := &e2eMember{name: "member-" + suffix, region: "r-" + suffix}
-		members[i] = m
-		join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("mw-join"), "--join", "--uses", "1").stdout)
-		natsAddr := freeAddr(t)
-		m.proc = startAtollProc(t, "member "+m.name, "member", "--name", m.name, "--region", m.region,
-			"--data-dir", filepath.Join(t.TempDir(), m.name), "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
-		if _, ok := m.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
-			t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", m.name, membersUpTimeout, m.proc.out.tail(30))
-		}
-		for j := 1; j <= 2; j++ {
-			node := fmt.Sprintf("%s-n%d", m.name, j)
-			p := startAtollProc(t, "node "+node, "node", "--member", "nats://"+natsAddr, "--name", node, "--zone", fmt.Sprintf("%s-z%d", m.region, j),
-				"--data-dir", filepath.Join(t.TempDir(), node), "--cpu", "2", "--memory", "2Gi")
-			m.nodes = append(m.nodes, p)
-			nodeOf[p.cmd.Process.Pid] = m.name
-		}
+		members[i] = startE2EMember(t, d, "member-"+suffix, "r-"+suffix, tag, 2, nodeOf)
 	}
 	names := make([]string, len(members))
 	for i, m := range members {
@@ -190,6 +167,45 @@ func TestMembersWorkload(t *testing.T) {
 	}
 	waitWorkloadGone(t, d, name, deleted)
 	t.Logf("whole test before cleanup: %s", time.Since(begin).Round(time.Millisecond))
+}
+
+// startDevNoDemo starts a dedicated `atoll dev` without its demo
+// workloads: it applies them only at a first start, which it marks with a
+// file; with the mark already there it starts as `atoll dev --no-demo`
+// would (startDev takes no flags).
+func startDevNoDemo(t *testing.T) *devStack {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "demo-applied"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDevT(t, dir, "127.0.0.1:0")
+	d.checkReady(t)
+	return d
+}
+
+// startE2EMember starts `atoll member` name in region, labelled e2e=tag,
+// joined to d with a single-use join token, and its node agent processes
+// (2 CPUs, 2 GiB each, zones <region>-z<j>), recording each node agent's
+// pid in nodeOf.
+func startE2EMember(t *testing.T, d *devStack, name, region, tag string, nodes int, nodeOf map[int]string) *e2eMember {
+	t.Helper()
+	m := &e2eMember{name: name, region: region}
+	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("e2e-join"), "--join", "--uses", "1").stdout)
+	natsAddr := freeAddr(t)
+	m.proc = startAtollProc(t, "member "+m.name, "member", "--name", m.name, "--region", m.region,
+		"--data-dir", filepath.Join(t.TempDir(), m.name), "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
+	if _, ok := m.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
+		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", m.name, membersUpTimeout, m.proc.out.tail(30))
+	}
+	for j := 1; j <= nodes; j++ {
+		node := fmt.Sprintf("%s-n%d", m.name, j)
+		p := startAtollProc(t, "node "+node, "node", "--member", "nats://"+natsAddr, "--name", node, "--zone", fmt.Sprintf("%s-z%d", m.region, j),
+			"--data-dir", filepath.Join(t.TempDir(), node), "--cpu", "2", "--memory", "2Gi")
+		m.nodes = append(m.nodes, p)
+		nodeOf[p.cmd.Process.Pid] = m.name
+	}
+	return m
 }
 
 // waitMemberCluster waits until the hub shows m's cluster Ready, in its

@@ -37,9 +37,9 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 	}, "cordoned")
 	// drain and uncordon rewrite the taints: read, change, write with the
 	// version read (a concurrent change gets a 409, not a lost update).
-	editTaints := func(use, short, done string, edit func(cl *api.Cluster) map[string]any) *cobra.Command {
+	editTaints := func(use, short, done string, nargs cobra.PositionalArgs, edit func(cl *api.Cluster, args []string) (map[string]any, error)) *cobra.Command {
 		return &cobra.Command{
-			Use: use, Short: short, Args: cobra.ExactArgs(1),
+			Use: use, Short: short, Args: nargs,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				c, err := cf.client()
 				if err != nil {
@@ -49,9 +49,13 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 				if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
 					return err
 				}
+				spec, err := edit(&cl, args[1:])
+				if err != nil {
+					return err
+				}
 				b, _ := json.Marshal(map[string]any{
 					"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
-					"spec":     edit(&cl),
+					"spec":     spec,
 				})
 				if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
 					return err
@@ -70,41 +74,23 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 		}
 		return out
 	}
-	uncordon := editTaints("uncordon NAME", "Allow placements on a cluster again (and end a drain)", "uncordoned", func(cl *api.Cluster) map[string]any {
-		return map[string]any{"unschedulable": nil, "taints": withoutDrain(cl.Spec.Taints)}
-	})
-	drain := editTaints("drain NAME", "Cordon a cluster and move its replicas elsewhere, each kept until its replacement is ready", "draining", func(cl *api.Cluster) map[string]any {
-		taints := append(withoutDrain(cl.Spec.Taints), api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"})
-		return map[string]any{"unschedulable": true, "taints": taints}
-	})
-	taint := &cobra.Command{
-		Use:   "taint NAME key=value:Effect ... | key:Effect- ...",
-		Short: "Add taints (NoSchedule, NoExecute) or remove them with a trailing '-'",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client()
+	uncordon := editTaints("uncordon NAME", "Allow placements on a cluster again (and end a drain)", "uncordoned", cobra.ExactArgs(1),
+		func(cl *api.Cluster, _ []string) (map[string]any, error) {
+			return map[string]any{"unschedulable": nil, "taints": withoutDrain(cl.Spec.Taints)}, nil
+		})
+	drain := editTaints("drain NAME", "Cordon a cluster and move its replicas elsewhere, each kept until its replacement is ready", "draining", cobra.ExactArgs(1),
+		func(cl *api.Cluster, _ []string) (map[string]any, error) {
+			taints := append(withoutDrain(cl.Spec.Taints), api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"})
+			return map[string]any{"unschedulable": true, "taints": taints}, nil
+		})
+	taint := editTaints("taint NAME key=value:Effect ... | key:Effect- ...", "Add taints (NoSchedule, NoExecute) or remove them with a trailing '-'", "tainted", cobra.MinimumNArgs(2),
+		func(cl *api.Cluster, args []string) (map[string]any, error) {
+			taints, err := applyTaintArgs(cl.Spec.Taints, args)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			var cl api.Cluster
-			if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
-				return err
-			}
-			taints, err := applyTaintArgs(cl.Spec.Taints, args[1:])
-			if err != nil {
-				return err
-			}
-			b, _ := json.Marshal(map[string]any{
-				"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
-				"spec":     map[string]any{"taints": taints},
-			})
-			if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s tainted\n", args[0])
-			return nil
-		},
-	}
+			return map[string]any{"taints": taints}, nil
+		})
 	deregister := &cobra.Command{
 		Use:   "deregister NAME",
 		Short: "Remove a cluster: its NATS identity and member token are revoked at once (admin)",

@@ -41,14 +41,26 @@ func (t *Tx) NextPlacementEpoch(ctx context.Context) (int64, error) {
 	return e, err
 }
 
-// PutPlacement writes a placement row inside the transaction; its
-// delivery starts over.
-func (t *Tx) PutPlacement(ctx context.Context, p Placement) error {
+// PutPlacements stores placement rows, each to be delivered (again), in
+// one statement: a pass that re-places a lost region's thousand
+// workloads writes its rows in one round trip.
+func (t *Tx) PutPlacements(ctx context.Context, rows []Placement) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	workloads, clusters := make([]string, n), make([]string, n)
+	replicas := make([]int32, n)
+	epochs, generations := make([]int64, n), make([]int64, n)
+	deleted := make([]bool, n)
+	for i, p := range rows {
+		workloads[i], clusters[i], replicas[i], epochs[i], generations[i], deleted[i] = p.Workload, p.Cluster, p.Replicas, p.Epoch, p.Generation, p.Deleted
+	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO placements (workload, cluster, replicas, epoch, generation, deleted, delivered_epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, 0)
+		SELECT w, c, r, e, g, d, 0 FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bool[]) AS t(w, c, r, e, g, d)
 		ON CONFLICT (workload, cluster) DO UPDATE SET replicas = excluded.replicas, epoch = excluded.epoch,
 			generation = excluded.generation, deleted = excluded.deleted, delivered_epoch = 0`,
-		p.Workload, p.Cluster, p.Replicas, p.Epoch, p.Generation, p.Deleted)
+		workloads, clusters, replicas, epochs, generations, deleted)
 	return err
 }
 

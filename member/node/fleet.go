@@ -90,7 +90,7 @@ type FleetConfig struct {
 	Logger  *slog.Logger
 	// OnReady, when set, is called when a replica becomes Ready on a node
 	// (from the fleet's status goroutine; keep it short). at is when the
-	// fleet saw it, within about 15ms of the runtime's change.
+	// fleet saw it, within about 30ms of the runtime's change.
 	OnReady func(node, replica string, at time.Time)
 }
 
@@ -414,7 +414,7 @@ func (f *Fleet) statusLoop(ctx context.Context) {
 }
 
 // statusGap is the shortest time between two status passes.
-const statusGap = 10 * time.Millisecond
+const statusGap = 25 * time.Millisecond
 
 // statusOnce rebuilds every node's replica list from the runtime's status
 // and the bindings it does not run. It returns the binding keys that are
