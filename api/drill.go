@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -208,6 +209,18 @@ func (s DrillStatus) Final() bool {
 // DurationOrDefault is the drill's duration (validated specs only).
 func (s DrillSpec) DurationOrDefault() time.Duration {
 	return s.Duration.Get(DefaultDrillDuration)
+}
+
+// DefaultDrillName names a drill that was given no name, the same way in
+// the CLI and the console: kind-target-yyyymmdd-hhmmss (UTC), cut to a
+// DNS label.
+func DefaultDrillName(kind, target string, now time.Time) string {
+	stamp := now.UTC().Format("20060102-150405")
+	base := strings.Trim(kind+"-"+target, "-")
+	if max := 63 - len(stamp) - 1; len(base) > max {
+		base = strings.TrimRight(base[:max], "-")
+	}
+	return base + "-" + stamp
 }
 
 // FailbackTimeoutOrDefault is how long failback is waited for.

@@ -1,8 +1,22 @@
 package api
 
 import (
+	"strings"
 	"testing"
+	"time"
 )
+
+func TestDefaultDrillName(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	if got := DefaultDrillName("outage", "ap-south", now); got != "outage-ap-south-20260304-050607" {
+		t.Errorf("want outage-ap-south-20260304-050607; got %q", got)
+	}
+	long := DefaultDrillName("partition", strings.Repeat("a", 70), now)
+	if !IsDNSLabel(long) || !strings.HasSuffix(long, "-20260304-050607") {
+		t.Errorf("want a long target still to make a DNS label ending in the time; got %q (%d)", long, len(long))
+	}
+}
 
 func TestDrillValidate(t *testing.T) {
 	t.Parallel()

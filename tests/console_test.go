@@ -95,11 +95,18 @@ func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // every change of the page (a DOM mutation), for at most consoleTimeout.
 func (b *tab) waitJS(what, expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout+5*time.Second)
+	b.waitJSWithin(consoleTimeout, what, expr)
+}
+
+// waitJSWithin is waitJS for what may take longer than consoleTimeout
+// (a drill's phases).
+func (b *tab) waitJSWithin(timeout time.Duration, what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+5*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(consoleTimeout))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(timeout))); err != nil {
 		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-		b.t.Fatalf("%s: want %s within %s; got %v", b.name, what, consoleTimeout, err)
+		b.t.Fatalf("%s: want %s within %s; got %v", b.name, what, timeout, err)
 	}
 }
 

@@ -28,38 +28,7 @@ const drillRunTimeout = 90 * time.Second
 func TestDrillCLI(t *testing.T) {
 	t.Parallel()
 	d := sharedStack(t)
-	region := uniqueName("drill")
-	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region, d.token, nil)
-		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
-			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", region, status, body, err)
-		}
-	})
-	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("drill-join"), "--join", "--uses", "1").stdout)
-	natsAddr := freeAddr(t)
-	m := startAtollProc(t, "member "+region, "member", "--name", region, "--region", region,
-		"--data-dir", filepath.Join(t.TempDir(), "member"), "--nats-listen", natsAddr, "--join-token", join)
-	if _, ok := m.out.waitLine(0, regionUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
-		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", region, regionUpTimeout, m.out.tail(30))
-	}
-	startAtollProc(t, "node of "+region, "node", "--member", "nats://"+natsAddr, "--name", "n1", "--zone", "z1",
-		"--data-dir", filepath.Join(t.TempDir(), "n1"), "--cpu", "4", "--memory", "4Gi")
-	d.waitHealth(t, nil, region, "Ready", healthTimeout)
-	d.waitHealth(t, nil, "us-east", "Ready", healthTimeout)
-	// Placement gives a cluster replicas only with room for them: wait for
-	// the node's capacity in the member's heartbeats.
-	deadline := time.Now().Add(regionUpTimeout)
-	for {
-		var c api.Cluster
-		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
-		if err == nil && status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Status.Capacity != nil && c.Status.Capacity.NodesReady == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want cluster %s to report its node ready within %s; last answer %d %s (%v)", region, regionUpTimeout, status, body, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	region := d.drillRegion(t, "drill", "")
 
 	// A workload over the test's region and us-east, failing over and
 	// back within a second.
@@ -139,5 +108,52 @@ spec:
 	r = d.atoll(t, nil, "", "drill", "run", "--kind", "outage", "--cluster", "no-such-cluster")
 	if r.code != 1 || !strings.Contains(r.stderr, "body.spec.target.cluster") {
 		t.Errorf("want a drill on a missing cluster refused (exit 1, naming spec.target.cluster); got %s", r)
+	}
+}
+
+// drillRegion starts a region of the test's own to drill: one `atoll
+// member` and one `atoll node` (4 cores, 4 GiB) joined to the shared dev
+// stack, so the dev regions other tests use are left alone. With a taint
+// (key=value:Effect), the cluster is tainted before its node brings any
+// room, so only workloads that tolerate it are ever placed there. It
+// returns once the node's capacity shows in the cluster's heartbeats;
+// the region and its cluster share the name it returns, and the cluster
+// is deregistered when the test ends.
+func (d *devStack) drillRegion(t *testing.T, prefix, taint string) string {
+	t.Helper()
+	region := uniqueName(prefix)
+	t.Cleanup(func() {
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region, d.token, nil)
+		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
+			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", region, status, body, err)
+		}
+	})
+	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName(prefix+"-join"), "--join", "--uses", "1").stdout)
+	natsAddr := freeAddr(t)
+	m := startAtollProc(t, "member "+region, "member", "--name", region, "--region", region,
+		"--data-dir", filepath.Join(t.TempDir(), "member"), "--nats-listen", natsAddr, "--join-token", join)
+	if _, ok := m.out.waitLine(0, regionUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
+		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", region, regionUpTimeout, m.out.tail(30))
+	}
+	if taint != "" {
+		d.mustAtoll(t, "", "cluster", "taint", region, taint)
+	}
+	startAtollProc(t, "node of "+region, "node", "--member", "nats://"+natsAddr, "--name", "n1", "--zone", "z1",
+		"--data-dir", filepath.Join(t.TempDir(), "n1"), "--cpu", "4", "--memory", "4Gi")
+	d.waitHealth(t, nil, region, "Ready", healthTimeout)
+	d.waitHealth(t, nil, "us-east", "Ready", healthTimeout)
+	// Placement gives a cluster replicas only with room for them: wait for
+	// the node's capacity in the member's heartbeats.
+	deadline := time.Now().Add(regionUpTimeout)
+	for {
+		var c api.Cluster
+		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Status.Capacity != nil && c.Status.Capacity.NodesReady == 1 {
+			return region
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want cluster %s to report its node ready within %s; last answer %d %s (%v)", region, regionUpTimeout, status, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

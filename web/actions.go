@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/telemetry"
@@ -65,8 +64,11 @@ func (c *Console) callAPI(r *http.Request, ss *session, method, path string, bod
 	req.Header.Set("Authorization", "Bearer "+ss.token)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "atoll-console")
-	if body != nil {
+	switch {
+	case body != nil && method == http.MethodPatch:
 		req.Header.Set("Content-Type", "application/merge-patch+json")
+	case body != nil:
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if id := telemetry.RequestID(r); id != "" {
 		req.Header.Set("X-Request-ID", id) // the audit row carries the console request's id
@@ -96,6 +98,11 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
+// metricAttrs are the attributes of the console.actions counter.
+func metricAttrs(action string, status int) metric.AddOption {
+	return metric.WithAttributes(attribute.String("action", action), attribute.String("http.response.status_code", strconv.Itoa(status)))
+}
+
 // action is a console change.
 type action struct {
 	name     string // for metrics and spans
@@ -109,8 +116,7 @@ type action struct {
 // the API's refusal otherwise (as a page for browsers, as the API's own
 // problem+json for others).
 func (c *Console) respond(w http.ResponseWriter, r *http.Request, a action, ans apiAnswer) {
-	c.metrics.actions.Add(r.Context(), 1, metric.WithAttributes(attribute.String("action", a.name), attribute.String("http.response.status_code", strconv.Itoa(ans.status))))
-	trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("atoll.console.action", a.name), attribute.String("atoll.object", a.kind+"/"+a.object))
+	c.noteAction(r, a, ans)
 	if ans.ok() {
 		if !wantsHTML(r) {
 			w.Header().Set("Content-Type", "application/json")

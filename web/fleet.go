@@ -19,7 +19,7 @@ import (
 const feedSize = 100
 
 // fleet is the console's in-memory picture of clusters, workload
-// summaries and recent events. It follows the store's change log (woken
+// summaries, drill summaries and recent events. It follows the store's change log (woken
 // by the notifier), so pages and live updates never scan the database,
 // and samples the hub's live cluster health, which changes without
 // store writes. Summaries are immutable once made: readers hold them
@@ -37,11 +37,12 @@ type fleet struct {
 	clusters  map[string]*api.Cluster // as stored
 	workloads map[string]*workloadSummary
 	sorted    []*workloadSummary // by name; nil when it must be rebuilt
-	events    []api.Event        // newest last
-	liveSig   map[string]string  // per cluster, what was last shown live
-	changed   chan struct{}      // closed and replaced on every change
-	seq       uint64             // bumped on every change
-	applied   map[string]int64   // per kind, the last resourceVersion read
+	drills    map[string]*drillSummary
+	events    []api.Event       // newest last
+	liveSig   map[string]string // per cluster, what was last shown live
+	changed   chan struct{}     // closed and replaced on every change
+	seq       uint64            // bumped on every change
+	applied   map[string]int64  // per kind, the last resourceVersion read
 
 	wg sync.WaitGroup
 }
@@ -88,7 +89,7 @@ func summarize(w *api.Workload) *workloadSummary {
 
 func newFleet(store *pgstore.Store, n *pgstore.Notifier, overlay func(*api.Cluster), now func() time.Time, log *slog.Logger, every time.Duration) *fleet {
 	return &fleet{store: store, notifier: n, overlay: overlay, now: now, log: log, every: every,
-		clusters: map[string]*api.Cluster{}, workloads: map[string]*workloadSummary{}, liveSig: map[string]string{},
+		clusters: map[string]*api.Cluster{}, workloads: map[string]*workloadSummary{}, drills: map[string]*drillSummary{}, liveSig: map[string]string{},
 		changed: make(chan struct{}), applied: map[string]int64{}}
 }
 
@@ -100,8 +101,8 @@ func (f *fleet) start(ctx context.Context, done <-chan struct{}) {
 		<-done
 		cancel()
 	}()
-	first := make(chan struct{}, 3)
-	for _, kind := range []string{"Cluster", "Workload", "Event"} {
+	first := make(chan struct{}, len(followedKinds))
+	for _, kind := range followedKinds {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
@@ -116,7 +117,7 @@ func (f *fleet) start(ctx context.Context, done <-chan struct{}) {
 	// Wait for the first loads, briefly: pages show "loading" otherwise.
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
-	for range 3 {
+	for range followedKinds {
 		select {
 		case <-first:
 		case <-timeout.C:
@@ -132,6 +133,9 @@ func (f *fleet) start(ctx context.Context, done <-chan struct{}) {
 }
 
 func (f *fleet) wait() { f.wg.Wait() }
+
+// followedKinds are the kinds the cache keeps.
+var followedKinds = []string{"Cluster", "Workload", "Drill", "Event"}
 
 // follow keeps one kind current: a full read, then the change log from
 // its version on. When the log was compacted past it, it reads again.
@@ -227,6 +231,18 @@ func (f *fleet) load(ctx context.Context, kind string) (int64, error) {
 		f.workloads, f.sorted = m, nil
 		f.bumpLocked()
 		f.mu.Unlock()
+	case "Drill":
+		m := map[string]*drillSummary{}
+		for _, rec := range res.Items {
+			d := &api.Drill{}
+			if rec.Decode(d) == nil {
+				m[d.Metadata.Name] = summarizeDrill(d)
+			}
+		}
+		f.mu.Lock()
+		f.drills = m
+		f.bumpLocked()
+		f.mu.Unlock()
 	case "Event":
 		evs := make([]api.Event, 0, len(res.Items))
 		for _, rec := range res.Items {
@@ -297,6 +313,13 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 				continue
 			}
 			f.workloads[ch.Name] = summarize(&w)
+		case "Drill":
+			var d api.Drill
+			if ch.Type == api.Deleted {
+				delete(f.drills, ch.Name)
+			} else if json.Unmarshal(ch.Object, &d) == nil {
+				f.drills[ch.Name] = summarizeDrill(&d)
+			}
 		case "Event":
 			if ch.Type != api.Added {
 				continue
@@ -409,7 +432,8 @@ type snapshot struct {
 	At        time.Time
 	Clusters  []*api.Cluster // live, by region then name
 	Workloads []*workloadSummary
-	Events    []api.Event // newest first
+	Drills    []*drillSummary // newest first
+	Events    []api.Event     // newest first
 }
 
 // snapshot reads the fleet as it is now, with live cluster health.
@@ -428,7 +452,14 @@ func (f *fleet) snapshot() snapshot {
 		stored = append(stored, c)
 	}
 	evs := f.events
+	s.Drills = make([]*drillSummary, 0, len(f.drills))
+	for _, d := range f.drills {
+		s.Drills = append(s.Drills, d)
+	}
 	f.mu.Unlock()
+	slices.SortFunc(s.Drills, func(a, b *drillSummary) int {
+		return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.Name, b.Name))
+	})
 	for _, c := range stored {
 		s.Clusters = append(s.Clusters, f.live(c))
 	}

@@ -19,6 +19,8 @@ var stateClass = map[string]string{
 	api.HealthReady: "ok", api.HealthSuspect: "warn", api.HealthUnreachable: "crit", api.HealthUnknown: "unknown",
 	api.WorkloadHealthy: "ok", api.WorkloadProgressing: "info", api.WorkloadDegraded: "warn", api.WorkloadUnavailable: "crit", api.WorkloadDeleting: "unknown",
 	"Cordoned": "info", "Draining": "warn", "Nodes": "warn", "Normal": "neutral", "Warning": "warn", "All": "all",
+	api.DrillPending: "unknown", api.DrillRunning: "info", api.DrillRestoring: "info", api.DrillSucceeded: "ok", api.DrillFailed: "crit", api.DrillAborted: "warn",
+	"Passed": "ok", "Met": "ok", "Missed": "crit", "Absorbed": "ok", "Not absorbed": "crit",
 	"ok": "ok", "crit": "crit", "warn": "warn", "info": "info", "unknown": "unknown", "neutral": "neutral",
 }
 
@@ -94,7 +96,7 @@ func templateFuncs() template.FuncMap {
 		},
 		"path":   url.PathEscape,
 		"join":   strings.Join,
-		"upper1": func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+		"upper1": upper1,
 		"canOperate": func(pd *pageData) bool {
 			return pd != nil && pd.CanOperate
 		},
@@ -128,16 +130,28 @@ func templateFuncs() template.FuncMap {
 		},
 		"graticuleX": func() []int { return []int{125, 250, 375, 500, 625, 750, 875} },
 		"graticuleY": func() []int { return []int{70, 130, 190, 310, 370, 430} },
+		"drillField": drillField,
 		"searchForm": func(action, what string, p listParams) searchForm {
-			return searchForm{Action: action, What: what, listParams: p}
+			return searchForm{Action: action, What: what, By: "name or label", listParams: p}
+		},
+		"searchFormBy": func(action, what, by string, p listParams) searchForm {
+			return searchForm{Action: action, What: what, By: by, listParams: p}
 		},
 	}
 }
 
 // searchForm is the search box of a list page.
 type searchForm struct {
-	Action, What string
+	Action, What, By string
 	listParams
+}
+
+// upper1 capitalises the first letter.
+func upper1(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func jsonEncode(w io.Writer, v any) error {

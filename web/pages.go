@@ -30,8 +30,8 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // navPage is one entry of the navigation: a top-level page, its keyboard
-// shortcut (g then key) and the routes it owns. Adding a page (such as
-// Drills) is one entry here plus its template.
+// shortcut (g then key) and the routes it owns. Adding a page is one
+// entry here plus its template.
 type navPage struct {
 	key    string
 	path   string
@@ -52,6 +52,7 @@ func navigation() []navPage {
 		{key: "o", path: "/", title: "Overview", routes: []pageRoute{{"/", overviewView}}},
 		{key: "c", path: "/clusters", title: "Clusters", routes: []pageRoute{{"/clusters", clustersView}, {"/clusters/{name}", clusterView}}},
 		{key: "w", path: "/workloads", title: "Workloads", routes: []pageRoute{{"/workloads", workloadsView}, {"/workloads/{name}", workloadView}}},
+		{key: "d", path: "/drills", title: "Drills", routes: []pageRoute{{"/drills", drillsView}, {"/drills/{name}", drillView}}},
 	}
 }
 
@@ -119,7 +120,7 @@ type pages struct {
 	nav     []navPage
 }
 
-var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "signin", "error"}
+var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "signin", "error"}
 
 func mustPages() *pages {
 	p := &pages{sets: map[string]*template.Template{}, regions: map[string][]string{}, nav: navigation()}

@@ -301,6 +301,13 @@ func attention(s snapshot) []attentionItem {
 		}
 		out = append(out, attentionItem{Severity: sev, Kind: "Workload", Name: w.Name, Link: "/workloads/" + url.PathEscape(w.Name), State: w.Health.State, Reason: w.Health.Reason})
 	}
+	for _, d := range s.Drills {
+		if !d.Final {
+			// A drill explains the Unreachable or drained clusters it causes.
+			out = append(out, attentionItem{Severity: "info", Kind: "Drill", Name: d.Name, Link: drillLink(d.Name), State: d.Phase,
+				Reason: d.Kind + " of " + d.Target + ": " + drillProgress(d, s.At)})
+		}
+	}
 	slices.SortStableFunc(out, func(a, b attentionItem) int {
 		return cmp.Or(severityRank[a.Severity]-severityRank[b.Severity], strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
 	})
@@ -332,6 +339,8 @@ func eventRows(evs []api.Event, now time.Time, limit int) []eventRow {
 			row.Link = "/clusters/" + url.PathEscape(e.InvolvedObject.Name)
 		case "Workload":
 			row.Link = "/workloads/" + url.PathEscape(e.InvolvedObject.Name)
+		case "Drill":
+			row.Link = drillLink(e.InvolvedObject.Name)
 		}
 		out = append(out, row)
 	}
@@ -389,11 +398,16 @@ func overviewView(c *Console, req viewRequest) (*view, error) {
 // in the URL.
 type listParams struct {
 	Q      string
-	Health string
+	Health string // the state filter
 	Sort   string
 	Desc   bool
 	Page   int
+	// stateKey names the state filter in the URL; default "health".
+	stateKey string
 }
+
+// StateKey names the state filter in the URL.
+func (p listParams) StateKey() string { return cmp.Or(p.stateKey, "health") }
 
 func readList(q url.Values, sorts []string) (listParams, error) {
 	p := listParams{Q: strings.TrimSpace(q.Get("q")), Health: q.Get("health"), Sort: q.Get("sort"), Desc: q.Get("dir") == "desc", Page: 1}
@@ -429,7 +443,7 @@ func (p listParams) url(base string, change func(*listParams)) string {
 		v.Set("q", q.Q)
 	}
 	if q.Health != "" {
-		v.Set("health", q.Health)
+		v.Set(q.StateKey(), q.Health)
 	}
 	if q.Sort != "" {
 		v.Set("sort", q.Sort)

@@ -167,6 +167,11 @@ func (c *Console) routes() chi.Router {
 		r.Post("/clusters/{name}/taints", c.clusterAction(actTaint))
 		r.Post("/clusters/{name}/taints/remove", c.clusterAction(actUntaint))
 		r.Post("/workloads/{name}/scale", c.scale)
+		// The new-drill form is not a live page: it holds what is being
+		// typed. A drill named "new" is shown by the API and the CLI only.
+		r.Get("/drills/new", c.newDrill)
+		r.Post("/drills", c.createDrill)
+		r.Post("/drills/{name}/abort", c.abortDrill)
 	})
 	return r
 }

@@ -456,18 +456,38 @@ func TestLiveUpdates(t *testing.T) {
 	if a := b.getCached("/clusters/ap-south-1"); a.status != http.StatusOK || !strings.Contains(a.body, `data-live-url="/live?page=%2Fclusters%2Fap-south-1"`) {
 		t.Fatalf("want the cluster page to name its live stream; got %d", a.status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/live?page=%2Fclusters%2Fap-south-1", nil)
+	events, stop := e.liveStream(t, b, "/clusters/ap-south-1")
+	defer stop()
+	// Without "have", the stream first sends every region.
+	events.wait(t, "the page's head region", func(id, html string) bool { return id == "live-a-head" && strings.Contains(html, "ap-south-1") })
+	if err := e.admin.Patch(context.Background(), "clusters", "ap-south-1", []byte(`{"spec":{"unschedulable":true}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	events.wait(t, "the head redrawn as Cordoned", func(id, html string) bool { return id == "live-a-head" && strings.Contains(html, "Cordoned") })
+}
+
+// liveEvents are the events of a page's live stream.
+type liveEvents struct {
+	ctx context.Context
+	ch  <-chan [2]string
+}
+
+// liveStream opens a page's live stream as a signed-in browser; stop
+// closes it.
+func (e *env) liveStream(t *testing.T, b *browser, page string) (*liveEvents, func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/live?page="+url.QueryEscape(page), nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := b.client.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("want the live stream to open; got %v %v", resp, err)
+		cancel()
+		t.Fatalf("want the live stream of %s to open; got %v %v", page, resp, err)
 	}
-	defer resp.Body.Close()
 	events := make(chan [2]string)
 	go func() {
 		defer close(events)
+		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 0, 1<<20), 4<<20)
 		var name string
@@ -485,27 +505,25 @@ func TestLiveUpdates(t *testing.T) {
 			}
 		}
 	}()
-	waitFor := func(what string, ok func(id, html string) bool) {
-		t.Helper()
-		for {
-			select {
-			case ev, open := <-events:
-				if !open {
-					t.Fatalf("want %s on the live stream; it ended", what)
-				}
-				var p struct{ ID, HTML string }
-				if ev[0] == "patch" && json.Unmarshal([]byte(ev[1]), &p) == nil && ok(p.ID, p.HTML) {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatalf("want %s on the live stream within 20 s; none came", what)
+	return &liveEvents{ctx: ctx, ch: events}, cancel
+}
+
+// wait reads patches until one satisfies ok, for at most the stream's
+// 30 s.
+func (l *liveEvents) wait(t *testing.T, what string, ok func(id, html string) bool) {
+	t.Helper()
+	for {
+		select {
+		case ev, open := <-l.ch:
+			if !open {
+				t.Fatalf("want %s on the live stream; it ended", what)
 			}
+			var p struct{ ID, HTML string }
+			if ev[0] == "patch" && json.Unmarshal([]byte(ev[1]), &p) == nil && ok(p.ID, p.HTML) {
+				return
+			}
+		case <-l.ctx.Done():
+			t.Fatalf("want %s on the live stream within 30 s; none came", what)
 		}
 	}
-	// Without "have", the stream first sends every region.
-	waitFor("the page's head region", func(id, html string) bool { return id == "live-a-head" && strings.Contains(html, "ap-south-1") })
-	if err := e.admin.Patch(context.Background(), "clusters", "ap-south-1", []byte(`{"spec":{"unschedulable":true}}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	waitFor("the head redrawn as Cordoned", func(id, html string) bool { return id == "live-a-head" && strings.Contains(html, "Cordoned") })
 }

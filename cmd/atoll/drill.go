@@ -70,19 +70,9 @@ func (f *drillFlags) drill(cmd *cobra.Command, now time.Time) (api.Drill, error)
 		}
 	}
 	if d.Metadata.Name == "" {
-		d.Metadata.Name = defaultDrillName(f.kind, f.cluster+f.region, now)
+		d.Metadata.Name = api.DefaultDrillName(f.kind, f.cluster+f.region, now)
 	}
 	return d, nil
-}
-
-// defaultDrillName is kind-target-yyyymmdd-hhmmss, cut to a DNS label.
-func defaultDrillName(kind, target string, now time.Time) string {
-	stamp := now.UTC().Format("20060102-150405")
-	base := strings.Trim(kind+"-"+target, "-")
-	if max := 63 - len(stamp) - 1; len(base) > max {
-		base = strings.TrimRight(base[:max], "-")
-	}
-	return base + "-" + stamp
 }
 
 func newDrillCmd(cf *clientFlags) *cobra.Command {

@@ -3,22 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/atollhq/atoll/api"
 )
-
-func TestDefaultDrillName(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	if got := defaultDrillName("outage", "ap-south", now); got != "outage-ap-south-20260304-050607" {
-		t.Errorf("got %q", got)
-	}
-	long := defaultDrillName("partition", strings.Repeat("a", 70), now)
-	if !api.IsDNSLabel(long) || !strings.HasSuffix(long, "-20260304-050607") {
-		t.Errorf("a long target must still make a DNS label ending in the time; got %q (%d)", long, len(long))
-	}
-}
 
 func TestDrillOutcome(t *testing.T) {
 	t.Parallel()

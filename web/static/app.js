@@ -32,6 +32,14 @@ document.addEventListener('input', (e) => {
   if (submit) submit.disabled = input.value !== input.dataset.mustEqual;
 });
 
+// A drill's plan is for the form as it was planned: once the form
+// changes, its Run gives way to a note to plan again.
+document.addEventListener('input', (e) => {
+  if (!e.target.closest('[data-drill-form]')) return;
+  const plan = document.querySelector('[data-plan]');
+  if (plan) plan.dataset.stale = 'true';
+});
+
 // Keyboard: ? shortcuts, / search, g then a page's key.
 let gPressed = 0;
 let swallowSlash = false;
