@@ -281,6 +281,9 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ch := range changes {
+		// Read up to here, whatever the change turns out to be (the
+		// branches below may skip it).
+		f.applied[kind] = ch.ResourceVersion
 		switch kind {
 		case "Cluster":
 			var c api.Cluster
@@ -335,7 +338,6 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 			}
 			f.events = evs
 		}
-		f.applied[kind] = ch.ResourceVersion
 	}
 	f.bumpLocked()
 }
