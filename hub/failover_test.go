@@ -248,3 +248,18 @@ func TestPassDoesNotPileOnOneCluster(t *testing.T) {
 		t.Errorf("want b (room for 5) given exactly 5 replicas over the pass; got %d", onB)
 	}
 }
+
+// TestSamePlacementStatusIgnoresEmptyMaps: a stored status (empty maps
+// dropped) and a fresh decision (empty maps) with the same outcome are
+// the same, so re-deciding a settled workload writes nothing.
+func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
+	stored := &api.PlacementStatus{Epoch: 3, Clusters: map[string]int32{"a": 1}}
+	fresh := &api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{}, FailedOverFrom: map[string]int32{}}
+	if !samePlacementStatus(stored, fresh) {
+		t.Errorf("want a stored status and a fresh decision with the same outcome judged the same")
+	}
+	fresh.Filtered["b"] = "cordoned"
+	if samePlacementStatus(stored, fresh) {
+		t.Errorf("want a new filter reason judged a change")
+	}
+}

@@ -702,7 +702,11 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	}
 	// The explanation follows free capacity; rewrite only when the
 	// outcome changes.
+	// An empty map and none are the same outcome (a stored status drops
+	// empty maps; a fresh decision has them).
 	key := func(s *api.PlacementStatus) string {
+		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
+			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom)}
 		j, _ := json.Marshal(struct {
 			C  map[string]int32
 			U  int32
@@ -750,4 +754,11 @@ func placementInputChanged(old, cur api.Workload) bool {
 	return old.Metadata.Generation != cur.Metadata.Generation ||
 		(old.Metadata.DeletionTimestamp == nil) != (cur.Metadata.DeletionTimestamp == nil) ||
 		!slices.Equal(old.Metadata.Finalizers, cur.Metadata.Finalizers)
+}
+
+func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }

@@ -176,13 +176,13 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			return nil
 		})
 	}
-	// Batches of 100 workloads per transaction: the store's write lock is
+	// Batches of 20 workloads per transaction: the store's write lock is
 	// taken once per batch, not once per workload, and not held long.
 	var errs []error
 	written := 0
 	names := slices.Sorted(maps.Keys(work))
 	for len(names) > 0 {
-		batch := names[:min(len(names), 100)]
+		batch := names[:min(len(names), 20)]
 		names = names[len(batch):]
 		if inTx(batch) == nil {
 			written += len(batch)
