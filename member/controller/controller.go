@@ -32,6 +32,8 @@ type Controller struct {
 	now  func() time.Time
 	wake chan struct{}
 
+	keys *TemplateKeys // RunOnce's only
+
 	mu       sync.Mutex
 	status   []protocol.WorkloadStatus
 	progress map[string]progress
@@ -52,7 +54,8 @@ type progress struct {
 
 // New makes a controller.
 func New(cfg Config) *Controller {
-	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now, wake: make(chan struct{}, 1), progress: map[string]progress{}, done: make(chan struct{})}
+	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now, wake: make(chan struct{}, 1), progress: map[string]progress{}, done: make(chan struct{}),
+		keys: NewTemplateKeys()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -98,7 +101,8 @@ func (c *Controller) RunOnce(ctx context.Context) (Changes, error) {
 		return Changes{}, err
 	}
 	now := c.now()
-	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now}
+	c.keys.keep(desired, bindings)
+	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now, Keys: c.keys}
 	ch := plan(snap, newReplicaID)
 	// Removals first (they free room the additions were planned into),
 	// each phase a bounded number of KV writes at once: a failover that

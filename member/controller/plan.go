@@ -21,6 +21,67 @@ type Snapshot struct {
 	Stalled map[string]bool
 	// Now is when the snapshot was taken.
 	Now time.Time
+	// Keys remembers templates' canonical forms between passes (nil: none
+	// remembered).
+	Keys *TemplateKeys
+}
+
+// TemplateKeys remembers the canonical form of each workload's template
+// per generation: a template never changes within a generation, so a pass
+// over a thousand workloads encodes only the ones that changed.
+type TemplateKeys struct {
+	keys map[string]map[int64]string // workload -> generation -> key
+}
+
+// NewTemplateKeys makes an empty memory.
+func NewTemplateKeys() *TemplateKeys { return &TemplateKeys{keys: map[string]map[int64]string{}} }
+
+// key is the canonical form of workload's template at generation.
+func (k *TemplateKeys) key(workload string, generation int64, t api.ReplicaTemplate) string {
+	if k == nil {
+		return templateKey(t)
+	}
+	byGen := k.keys[workload]
+	if key, ok := byGen[generation]; ok {
+		return key
+	}
+	if byGen == nil {
+		byGen = map[int64]string{}
+		k.keys[workload] = byGen
+	}
+	key := templateKey(t)
+	byGen[generation] = key
+	return key
+}
+
+// keep forgets the workloads not in desired, and generations below the
+// oldest any binding of a workload still runs.
+func (k *TemplateKeys) keep(desired map[string]protocol.DesiredWorkload, bindings []protocol.Binding) {
+	if k == nil {
+		return
+	}
+	oldest := map[string]int64{}
+	for _, b := range bindings {
+		if g, ok := oldest[b.Workload]; !ok || b.Generation < g {
+			oldest[b.Workload] = b.Generation
+		}
+	}
+	for w, byGen := range k.keys {
+		d, ok := desired[w]
+		if !ok {
+			delete(k.keys, w)
+			continue
+		}
+		low := d.Generation
+		if g, ok := oldest[w]; ok && g < low {
+			low = g
+		}
+		for g := range byGen {
+			if g < low {
+				delete(byGen, g)
+			}
+		}
+	}
 }
 
 // Changes is what a pass decided.
@@ -68,18 +129,10 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 	wantN := int(d.Replicas)
 	ready := func(b protocol.Binding) bool { return snap.Nodes[b.Node].Replicas[b.Replica].Ready }
 	var cur, old []protocol.Binding
-	wantT := templateKey(d.Template)
 	// Bindings made at one generation share its template: one encoding per
-	// generation, not per replica (and none for the current generation).
-	keys := map[int64]string{d.Generation: wantT}
-	keyOf := func(b protocol.Binding) string {
-		k, ok := keys[b.Generation]
-		if !ok {
-			k = templateKey(b.Template)
-			keys[b.Generation] = k
-		}
-		return k
-	}
+	// generation, not per replica, remembered between passes.
+	wantT := snap.Keys.key(d.Workload, d.Generation, d.Template)
+	keyOf := func(b protocol.Binding) string { return snap.Keys.key(d.Workload, b.Generation, b.Template) }
 	for _, b := range bs {
 		switch {
 		case nodeLost(snap, b.Node):

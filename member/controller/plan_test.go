@@ -232,3 +232,30 @@ func TestPlanScaleKeepsReplicas(t *testing.T) {
 		t.Errorf("scale 2 -> 3 at a new generation: want 1 put, 0 deletes; got puts [%s] deletes [%s]", names(ch.Put), names(ch.Delete))
 	}
 }
+
+func TestTemplateKeys(t *testing.T) {
+	k := NewTemplateKeys()
+	v1 := api.ReplicaTemplate{Driver: "sim", Env: []api.EnvVar{{Name: "V", Value: "1"}}}
+	v2 := api.ReplicaTemplate{Driver: "sim", Env: []api.EnvVar{{Name: "V", Value: "2"}}}
+	a := k.key("web", 1, v1)
+	if a != templateKey(v1) || k.key("web", 1, v2) != a {
+		t.Errorf("want generation 1's key remembered (a template never changes within a generation)")
+	}
+	if k.key("web", 2, v2) != templateKey(v2) {
+		t.Errorf("want generation 2 encoded on its own")
+	}
+	// Generation 1 still runs: kept; once no binding runs it: forgotten.
+	desired := map[string]protocol.DesiredWorkload{"web": {Workload: "web", Generation: 2}}
+	k.keep(desired, []protocol.Binding{{Workload: "web", Generation: 1}})
+	if len(k.keys["web"]) != 2 {
+		t.Errorf("want both generations kept while generation 1 runs; got %v", k.keys["web"])
+	}
+	k.keep(desired, nil)
+	if _, ok := k.keys["web"][1]; ok || len(k.keys["web"]) != 1 {
+		t.Errorf("want generation 1 forgotten once nothing runs it; got %v", k.keys["web"])
+	}
+	k.keep(nil, nil)
+	if len(k.keys) != 0 {
+		t.Errorf("want a workload no longer desired forgotten")
+	}
+}

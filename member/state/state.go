@@ -15,8 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -290,14 +288,14 @@ func (s *Store) DeleteBinding(ctx context.Context, node, replica string) error {
 	return nil
 }
 
-// Bindings returns every binding.
+// Bindings returns every binding, in no particular order.
 func (s *Store) Bindings(ctx context.Context) ([]protocol.Binding, error) {
 	if m := s.mirrored(); m != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		out := make([]protocol.Binding, 0, len(m.bindings))
-		for _, k := range slices.Sorted(maps.Keys(m.bindings)) {
-			out = append(out, m.bindings[k])
+		for _, b := range m.bindings {
+			out = append(out, b)
 		}
 		return out, nil
 	}
