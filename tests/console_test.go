@@ -246,7 +246,7 @@ spec:
 	member.kill()
 	b.waitJS("the killed member's tile Unreachable", fmt.Sprintf(`document.querySelector('.tile[data-cluster=%q]')?.dataset.health === 'Unreachable'`, edge))
 	took := time.Since(killed)
-	t.Logf("console: %s shown Unreachable on the overview %s after its member was killed (hub: Unreachable after 2 s of silence, heartbeats every 500 ms)", edge, took.Round(time.Millisecond))
+	t.Logf("console: %s shown Unreachable on the overview %s after its member was killed (hub: Unreachable after 1.5 s of silence, heartbeats every 500 ms)", edge, took.Round(time.Millisecond))
 	b.shot("10-overview-unreachable")
 	if att := b.eval(`document.getElementById('live-c-attention')?.textContent ?? ''`); !strings.Contains(att, edge) || !strings.Contains(att, "Unreachable") {
 		t.Errorf("want %s listed as Unreachable under Needs attention; got %q", edge, att)
