@@ -21,7 +21,7 @@ import (
 //	go test ./hub -run '^$' -bench BenchmarkRegionLoss -benchtime 1x -count 3 -timeout 20m
 //
 // In this process: one hub (newMemberEnv: Postgres, NATS, placement,
-// default health: heartbeats every 500 ms, Unreachable after 2 s), three
+// default health: heartbeats every 500 ms, Unreachable after 1.5 s), three
 // members r1..r3 with 100 simulated nodes each (startSimRegions), and
 // 1,000 workloads of 10 sim replicas (50m/32Mi, Divided, failover grace
 // 0s so the failover starts at detection). Once all 10,000 run, region r3
