@@ -211,6 +211,7 @@ type ClusterReplicas struct {
 	Ready      int32       `json:"ready"`
 	Updated    int32       `json:"updated"`
 	Restarts   int32       `json:"restarts,omitempty"`
+	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
 	Pending    string      `json:"pending,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/placement"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -61,8 +62,14 @@ func evictAt(f failoverPolicy, live LiveHealth) time.Time {
 	at := live.Since.Add(f.grace)
 	if f.exclusive {
 		fence := live.FenceAfter
-		if fence <= 0 {
-			fence = defaultFence
+		switch {
+		case fence > 0:
+		case !live.Heard:
+			// Not heard since this hub started: its fence is unknown, so
+			// assume the longest a member may have.
+			fence = protocol.MaxFenceAfter
+		default:
+			fence = defaultFence // a member before protocol 3
 		}
 		if t := live.Seen.Add(fence + fenceMargin); t.After(at) {
 			at = t
@@ -411,4 +418,66 @@ func (l capacityLedger) take(assignment, current map[string]int32, cpu, mem int6
 			}
 		}
 	}
+}
+
+// sequenceExclusive makes an exclusive workload's move stop-then-start,
+// whatever moves it (a lost cluster, a drain, a taint, a policy change):
+// replicas are added on a cluster only once every cluster it leaves can
+// run none of it any more. A reachable cluster must have reported, at the
+// epoch that took its replicas away, that none is present (stopping ones
+// included); an unreachable one must be past the member's fence plus the
+// margin (evictAt). Until then the decision keeps only the removals. It
+// reports whether it held additions back.
+func sequenceExclusive(w *api.Workload, d *placement.Decision, current map[string]int32, have map[string]pgstore.Placement, clusters []liveCluster, now time.Time) bool {
+	f := failoverOf(w)
+	if !f.exclusive {
+		return false
+	}
+	var adding []string
+	for c, n := range d.Assignment {
+		if n > current[c] {
+			adding = append(adding, c)
+		}
+	}
+	if len(adding) == 0 {
+		return false
+	}
+	live := map[string]liveCluster{}
+	for _, c := range clusters {
+		live[c.Metadata.Name] = c
+	}
+	reports := map[string]api.ClusterReplicas{}
+	for _, r := range w.Status.Clusters {
+		reports[r.Cluster] = r
+	}
+	var waiting []string
+	for _, c := range slices.Sorted(maps.Keys(live)) {
+		if d.Assignment[c] > 0 || (current[c] == 0 && reports[c].Present == 0) {
+			continue // keeps its share, or never ran any
+		}
+		lc := live[c]
+		switch {
+		case lc.known && lc.live.Health != api.HealthReady:
+			if now.Before(evictAt(f, lc.live)) {
+				p := evictAt(f, lc.live)
+				waiting = append(waiting, fmt.Sprintf("%s (%s; fenced at %s)", c, lc.live.Health, p.UTC().Format(time.TimeOnly)))
+			}
+		case current[c] > 0:
+			waiting = append(waiting, c+" (told to stop it now)")
+		case reports[c].Epoch < have[c].Epoch || reports[c].Present > 0:
+			waiting = append(waiting, fmt.Sprintf("%s (%d still present)", c, reports[c].Present))
+		}
+	}
+	if len(waiting) == 0 {
+		return false
+	}
+	for _, c := range adding {
+		if current[c] > 0 {
+			d.Assignment[c] = current[c]
+		} else {
+			delete(d.Assignment, c)
+		}
+	}
+	d.Explanation = append(d.Explanation, "exclusive: starts on "+strings.Join(adding, ", ")+" once the old copy is gone from "+strings.Join(waiting, ", "))
+	return true
 }

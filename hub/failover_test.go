@@ -15,7 +15,7 @@ import (
 
 func TestEvictAt(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	live := LiveHealth{Seen: t0, Since: t0.Add(2 * time.Second), Health: api.HealthUnreachable}
+	live := LiveHealth{Seen: t0, Since: t0.Add(2 * time.Second), Health: api.HealthUnreachable, Heard: true}
 	cases := []struct {
 		name string
 		f    failoverPolicy
@@ -27,6 +27,7 @@ func TestEvictAt(t *testing.T) {
 		{"exclusive: the member's fence plus the margin when later", failoverPolicy{exclusive: true}, live, t0.Add(defaultFence + fenceMargin)},
 		{"exclusive: the fence the member reported", failoverPolicy{exclusive: true}, withFence(live, 10*time.Second), t0.Add(10*time.Second + fenceMargin)},
 		{"exclusive: the grace when later", failoverPolicy{exclusive: true, grace: 30 * time.Second}, live, t0.Add(32 * time.Second)},
+		{"exclusive, not heard since the hub started: the longest fence", failoverPolicy{exclusive: true}, unheard(live), t0.Add(protocol.MaxFenceAfter + fenceMargin)},
 	}
 	for _, c := range cases {
 		if got := evictAt(c.f, c.live); !got.Equal(c.want) {
@@ -36,6 +37,8 @@ func TestEvictAt(t *testing.T) {
 }
 
 func withFence(l LiveHealth, d time.Duration) LiveHealth { l.FenceAfter = d; return l }
+
+func unheard(l LiveHealth) LiveHealth { l.Heard = false; return l }
 
 func TestFailoverOfDefaultsAndZeroGrace(t *testing.T) {
 	w := &api.Workload{}
@@ -261,5 +264,46 @@ func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 	fresh.Filtered["b"] = "cordoned"
 	if samePlacementStatus(stored, fresh) {
 		t.Errorf("want a new filter reason judged a change")
+	}
+}
+
+// TestSequenceExclusive: an exclusive workload drained off a reachable
+// cluster starts elsewhere only once that cluster reports, at the epoch
+// that took it away, that no copy is present any more.
+func TestSequenceExclusive(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	drain := api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"}
+	clusters := []liveCluster{lc("a", api.HealthReady, t0, t0, drain), lc("b", api.HealthReady, t0, t0)}
+	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 1, Failover: &api.FailoverPolicy{Mode: "exclusive"}}}
+	decide := func(current map[string]int32) placement.Decision {
+		snap, _ := snapshot(clusters, w, t0)
+		return placement.Decide(placement.Input{Replicas: 1, Policy: placementPolicy(w), Clusters: snap, Current: current})
+	}
+	// First pass: a is told to stop; b gets nothing yet.
+	d := decide(map[string]int32{"a": 1})
+	have := map[string]pgstore.Placement{"a": {Cluster: "a", Replicas: 1, Epoch: 4}}
+	if !sequenceExclusive(w, &d, map[string]int32{"a": 1}, have, clusters, t0) || d.Assignment["b"] != 0 || d.Assignment["a"] != 0 {
+		t.Fatalf("want a told to stop and nothing started on b yet; got %v", d.Assignment)
+	}
+	// a's row is 0 at epoch 5; its report is still of epoch 4, then of
+	// epoch 5 with the copy stopping, then gone.
+	have["a"] = pgstore.Placement{Cluster: "a", Replicas: 0, Epoch: 5}
+	for _, r := range []api.ClusterReplicas{{Cluster: "a", Epoch: 4, Present: 1}, {Cluster: "a", Epoch: 5, Present: 1}} {
+		w.Status.Clusters = []api.ClusterReplicas{r}
+		d = decide(map[string]int32{})
+		if !sequenceExclusive(w, &d, map[string]int32{}, have, clusters, t0) || d.Assignment["b"] != 0 {
+			t.Errorf("want b held while a reports %+v; got %v", r, d.Assignment)
+		}
+	}
+	w.Status.Clusters = []api.ClusterReplicas{{Cluster: "a", Epoch: 5, Present: 0}}
+	d = decide(map[string]int32{})
+	if sequenceExclusive(w, &d, map[string]int32{}, have, clusters, t0) || d.Assignment["b"] != 1 {
+		t.Errorf("want b started once a reports no copy at epoch 5; got %v", d.Assignment)
+	}
+	// A stateless workload is not sequenced.
+	w.Spec.Failover = nil
+	d = decide(map[string]int32{"a": 1})
+	if sequenceExclusive(w, &d, map[string]int32{"a": 1}, have, clusters, t0) {
+		t.Errorf("want no sequencing for a stateless workload")
 	}
 }

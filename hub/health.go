@@ -221,6 +221,9 @@ type LiveHealth struct {
 	FenceAfter time.Duration
 	Term       uint64
 	Resync     bool
+	// Version is the protocol version of its last heartbeat (0: none
+	// heard since the hub started).
+	Version int
 }
 
 // Live returns what the monitor knows of a cluster now.
@@ -232,7 +235,7 @@ func (m *Monitor) Live(name string) (LiveHealth, bool) {
 		return LiveHealth{}, false
 	}
 	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Capacity: c.hb.Capacity,
-		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync}, true
+		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync, Version: c.hb.Version}, true
 }
 
 // Transition is one change of a cluster's health.

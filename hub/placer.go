@@ -331,18 +331,21 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	ledger.bound(snap, cpu, mem)
 	d := placement.Decide(placement.Input{Workload: name, Replicas: w.Spec.Replicas, Policy: placementPolicy(&w),
 		Clusters: snap, Current: current})
-	if kept := purgeGracefully(&w, &d, current, clusters); len(kept) > 0 {
+	// Both wait on what the members report: while either holds something
+	// back, a status change decides the workload again.
+	kept := purgeGracefully(&w, &d, current, clusters)
+	if held := sequenceExclusive(&w, &d, current, have, clusters, now); held || len(kept) > 0 {
 		p.purging[name] = true
 	} else {
 		delete(p.purging, name)
 	}
-	ledger.take(d.Assignment, current, cpu, mem)
 	lost := lostClusters(d, current)
 	var prev map[string]int32
 	if w.Status.Placement != nil {
 		prev = w.Status.Placement.FailedOverFrom
 	}
 	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	ledger.take(d.Assignment, current, cpu, mem) // failback's moves included
 	d.Conditions = append(d.Conditions, failedOverCondition(from, w.Spec.Failover))
 	ch := &change{name: name, decision: d, lost: lost, back: back,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
@@ -576,6 +579,12 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 	if due {
 		p.repair(ctx, cluster, rows)
 	}
+	// Speak the member's version when it is older (it ignores the newer
+	// fields: a member before protocol 3 is never fenced).
+	version := protocol.Version
+	if live.Version >= protocol.MinVersion && live.Version < version {
+		version = live.Version
+	}
 	// Send everything pending at once, a bounded number in flight, and
 	// record the acknowledgements in one write.
 	var mu sync.Mutex
@@ -591,7 +600,7 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 		if !ok && !r.Deleted {
 			continue
 		}
-		d := protocol.DesiredWorkload{Version: protocol.Version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
+		d := protocol.DesiredWorkload{Version: version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
 			Replicas: r.Replicas, Template: w.Spec.Template, Update: w.Spec.Update, Deleted: r.Deleted,
 			Exclusive: failoverOf(&w).exclusive, Term: live.Term}
 		if r.Deleted {

@@ -193,8 +193,10 @@ func New(cfg Config) *Server {
 	s.folder = NewStatusFolder(s.store, s.log, s.now, meter, 0)
 	s.folder.leader = s.lead
 	s.folder.health = func(c string) string {
-		l, _ := s.monitor.Live(c)
-		return l.Health
+		if l, ok := s.monitor.Live(c); ok {
+			return l.Health
+		}
+		return api.HealthUnreachable // deregistered: its reports are history
 	}
 	if s.bus != nil {
 		s.placer = NewPlacer(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.PlaceEvery)

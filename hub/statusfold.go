@@ -219,10 +219,11 @@ func (f *StatusFolder) regions(ctx context.Context) map[string]string {
 }
 
 // fold computes a workload's status from its clusters' reports.
-// A report from an Unreachable cluster is history: the cluster is listed
-// with a Reporting=False condition, and none of its replicas count as
-// ready (the hub cannot know they are), so a lost cluster never shows as
-// serving.
+// A report from an Unreachable (or deregistered) cluster is history: the
+// cluster is listed with a Reporting=False condition and counts for
+// nothing, neither ready (the hub cannot know they are) nor desired (the
+// placement has moved them, or will), so a lost cluster never shows as
+// serving, and a workload whose replicas failed over is Available again.
 func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, health func(string) string, generation int64, conds []api.Condition, now time.Time) api.WorkloadStatus {
 	var st api.WorkloadStatus
 	var desired int32
@@ -230,12 +231,13 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	t := now.UTC().Truncate(time.Millisecond)
 	for i, r := range reports {
 		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Pending: r.Pending, Conditions: r.Conditions}
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions}
 		if health(clusters[i]) == api.HealthUnreachable {
 			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",
-				Message: fmt.Sprintf("the cluster is Unreachable; it last reported %d ready", r.Ready), LastTransitionTime: &t})
+				Message: fmt.Sprintf("the cluster is Unreachable (or gone); it last reported %d ready of %d desired", r.Ready, r.Desired), LastTransitionTime: &t})
 			cr.Ready, cr.Updated = 0, 0
-			r.Ready, r.Updated = 0, 0
+			st.Clusters = append(st.Clusters, cr)
+			continue // counts for nothing: neither ready nor desired
 		}
 		st.Clusters = append(st.Clusters, cr)
 		desired += r.Desired

@@ -63,7 +63,7 @@ func TestFold(t *testing.T) {
 		{Workload: "w", Generation: 2, Desired: 2, Scheduled: 2, Ready: 2, Updated: 2},
 	}, []string{"b", "a"}, nil, lost, 2, nil, time.Now())
 	b := st.Clusters[1]
-	if st.ReadyReplicas != 2 || b.Cluster != "b" || b.Ready != 0 || len(b.Conditions) != 1 || b.Conditions[0].Reason != "ClusterUnreachable" ||
+	if st.ReadyReplicas != 2 || st.Replicas != 2 || st.Conditions[0].Status != "True" || b.Cluster != "b" || b.Ready != 0 || len(b.Conditions) != 1 || b.Conditions[0].Reason != "ClusterUnreachable" ||
 		!strings.Contains(b.Conditions[0].Message, "last reported 3 ready") {
 		t.Errorf("want an Unreachable cluster's report shown as not reporting, with nothing ready; got %+v", st)
 	}

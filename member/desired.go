@@ -52,7 +52,7 @@ func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Ms
 	} else if !ack.Accepted {
 		result = "stale"
 	} else {
-		m.fence.desired(d.Workload, d.Exclusive, d.Deleted, d.Term, time.Now())
+		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, d.Term, time.Now())
 		changed() // act now, not at the next resync
 	}
 	received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))

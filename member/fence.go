@@ -31,10 +31,11 @@ type fence struct {
 	term      uint64
 	exclusive map[string]bool   // exclusive workloads held in the desired store
 	confirmed map[string]uint64 // workload -> the term the hub confirmed it in
+	epochs    map[string]int64  // workload -> the newest epoch recorded (deliveries are stored concurrently)
 }
 
 func newFence(after time.Duration) *fence {
-	return &fence{after: after, term: newTerm(), exclusive: map[string]bool{}, confirmed: map[string]uint64{}}
+	return &fence{after: after, term: newTerm(), exclusive: map[string]bool{}, confirmed: map[string]uint64{}, epochs: map[string]int64{}}
 }
 
 func newTerm() uint64 {
@@ -83,12 +84,18 @@ func (f *fence) Term() uint64 {
 	return f.term
 }
 
-// desired records a desired workload the member accepted: whether it is
-// exclusive, and, when it came under the current term while the lease
-// holds, confirms it.
-func (f *fence) desired(workload string, exclusive, deleted bool, term uint64, now time.Time) {
+// desired records a desired workload the member accepted at epoch:
+// whether it is exclusive, and, when it came under the current term while
+// the lease holds, confirms it. An epoch older than one already recorded
+// changes nothing (two deliveries stored at once may get here in either
+// order).
+func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, term uint64, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if epoch < f.epochs[workload] {
+		return
+	}
+	f.epochs[workload] = epoch
 	if deleted || !exclusive {
 		delete(f.exclusive, workload)
 		delete(f.confirmed, workload)

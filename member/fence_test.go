@@ -12,8 +12,8 @@ func TestFence(t *testing.T) {
 	if f.lease(t0) != 0 {
 		t.Errorf("want no lease before the first ack")
 	}
-	f.desired("ledger", true, false, 0, t0) // held from the store at start
-	f.desired("web", false, false, 0, t0)
+	f.desired("ledger", 1, true, false, 0, t0) // held from the store at start
+	f.desired("web", 1, false, false, 0, t0)
 	if got := f.held(t0); !slices.Equal(got, []string{"ledger"}) {
 		t.Errorf("want only the exclusive workload held at start; got %v", got)
 	}
@@ -22,8 +22,8 @@ func TestFence(t *testing.T) {
 		t.Errorf("want a resync asked for while an exclusive workload is unconfirmed")
 	}
 	term := f.Term()
-	f.desired("ledger", true, false, term+1, t0) // another term: no confirmation
-	f.desired("ledger", true, false, term, t0)
+	f.desired("ledger", 1, true, false, term+1, t0) // another term: no confirmation
+	f.desired("ledger", 1, true, false, term, t0)
 	if got := f.held(t0); len(got) != 0 || f.needsResync(t0) {
 		t.Errorf("want ledger confirmed by desired state of the current term; held %v", got)
 	}
@@ -43,19 +43,20 @@ func TestFence(t *testing.T) {
 	if f.Term() == term || !slices.Equal(f.held(now), []string{"ledger"}) {
 		t.Errorf("want a new term and ledger held in it; term %d (was %d), held %v", f.Term(), term, f.held(now))
 	}
-	f.desired("ledger", true, false, term, now) // delayed from the old term
+	f.desired("ledger", 1, true, false, term, now) // delayed from the old term
 	if !slices.Equal(f.held(now), []string{"ledger"}) {
 		t.Errorf("want desired state of the old term to confirm nothing")
 	}
-	f.desired("ledger", true, false, f.Term(), now)
+	f.desired("ledger", 1, true, false, f.Term(), now)
 	if len(f.held(now)) != 0 {
 		t.Errorf("want ledger running again once confirmed in the new term")
 	}
 	if f.acked(now.Add(time.Second)) {
 		t.Errorf("want no new term after a 1s gap")
 	}
-	f.desired("ledger", true, true, 0, now) // a tombstone forgets it
+	f.desired("ledger", 2, true, true, 0, now)         // a tombstone forgets it
+	f.desired("ledger", 1, true, false, f.Term(), now) // an older delivery stored at the same time
 	if len(f.held(now.Add(time.Hour))) != 0 {
-		t.Errorf("want a deleted workload never held")
+		t.Errorf("want a deleted workload never held, whatever order its deliveries were recorded in")
 	}
 }

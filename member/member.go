@@ -110,6 +110,9 @@ func New(cfg Config) (*Member, error) {
 	if cfg.FenceAfter <= 0 {
 		cfg.FenceAfter = 3 * time.Second
 	}
+	if cfg.FenceAfter > protocol.MaxFenceAfter {
+		return nil, fmt.Errorf("--fence-after %s: at most %s (a hub that has not heard a member assumes that long)", cfg.FenceAfter, protocol.MaxFenceAfter)
+	}
 
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
@@ -193,7 +196,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	for _, d := range held {
 		// Held until the hub confirms them in this run's term.
-		m.fence.desired(d.Workload, d.Exclusive, d.Deleted, 0, time.Now())
+		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, 0, time.Now())
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
 	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
@@ -476,12 +479,14 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 		m.missed.Add(ctx, 1)
 		return
 	}
-	at := time.Now()
-	if m.drill.cutOff(at) {
+	if m.drill.cutOff(time.Now()) {
 		return // an ack that raced the drill's start does not count
 	}
-	m.lastAck.Store(at.UnixNano())
-	if m.fence.acked(at) {
+	// The lease counts from the heartbeat's sending (the hub's own count
+	// starts later, when it receives it): an ack that waited, in a paused
+	// member say, never stretches it.
+	m.lastAck.Store(now.UnixNano())
+	if m.fence.acked(now) {
 		m.log.WarnContext(ctx, "the hub is back after longer than the fence: exclusive workloads wait for its confirmation", "fence_after", m.cfg.FenceAfter)
 	}
 	m.rtt.Record(ctx, time.Since(start).Seconds())

@@ -10,6 +10,11 @@ import (
 // Version is the protocol version this build speaks.
 const Version = 3
 
+// MaxFenceAfter is the longest fence a member may have: a hub that has
+// not heard a member since it started waits this long (plus its margin)
+// before re-placing its exclusive workloads.
+const MaxFenceAfter = 30 * time.Second
+
 // MinVersion is the oldest member protocol the hub still accepts: one
 // version behind, so members can be upgraded after hubs.
 const MinVersion = Version - 1

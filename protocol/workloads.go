@@ -104,9 +104,13 @@ type WorkloadStatus struct {
 	Desired    int32  `json:"desired"`
 	Scheduled  int32  `json:"scheduled"`
 	Running    int32  `json:"running"`
-	Ready      int32  `json:"ready"`
-	Updated    int32  `json:"updated"`
-	Restarts   int32  `json:"restarts"`
+	// Present counts the workload's replicas whose process may still
+	// exist on the region's nodes, bound or being stopped: 0 means none
+	// can run here (an exclusive workload may then start elsewhere).
+	Present  int32 `json:"present"`
+	Ready    int32 `json:"ready"`
+	Updated  int32 `json:"updated"`
+	Restarts int32 `json:"restarts"`
 	// Pending explains replicas not placed, e.g. "2 pending: 0/5 nodes:
 	// 3 insufficient memory, 2 tainted (no toleration)".
 	Pending string `json:"pending,omitempty"`

@@ -89,7 +89,33 @@ type Changes struct {
 	Put    []protocol.Binding
 	Delete []protocol.Binding
 	Status []protocol.WorkloadStatus
+
+	present map[string]int32 // workload -> replicas that may still run on a node
 }
+
+// present counts, per workload, the replicas on the region's nodes that
+// may still have a process: bound or being stopped, not yet gone.
+func present(snap Snapshot) map[string]int32 {
+	out := map[string]int32{}
+	for _, n := range snap.Nodes {
+		if n.Lost {
+			continue // its agent is gone, and its replicas died with it
+		}
+		for _, r := range n.Replicas {
+			if r.Phase != runtimePhaseSucceeded && r.Phase != runtimePhaseFailed {
+				out[r.Workload]++
+			}
+		}
+	}
+	return out
+}
+
+// Phases of package runtime in which no process runs (the controller
+// does not import the runtime).
+const (
+	runtimePhaseSucceeded = "Succeeded"
+	runtimePhaseFailed    = "Failed"
+)
 
 // plan decides the bindings to add and remove. newID names new replicas.
 func plan(snap Snapshot, newID func(workload string) string) Changes {
@@ -110,6 +136,7 @@ func plan(snap Snapshot, newID func(workload string) string) Changes {
 	}
 	sort.Strings(names)
 	sched := scheduler.New(schedulerSnapshot(snap))
+	ch.present = present(snap)
 	for _, w := range names {
 		d, ok := snap.Desired[w]
 		bs := byWorkload[w]
@@ -182,6 +209,16 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		}
 	}
 	ch.Delete = append(ch.Delete, removed...)
+	// A workload that became exclusive (or stopped being) keeps its
+	// replicas; their bindings learn it, so node agents fence them.
+	for _, list := range [][]protocol.Binding{cur, old} {
+		for i, b := range list {
+			if b.Exclusive != d.Exclusive {
+				list[i].Exclusive = d.Exclusive
+				ch.Put = append(ch.Put, list[i])
+			}
+		}
+	}
 	pending := ""
 	if add > 0 {
 		req := scheduler.Request{Workload: d.Workload, Policy: scheduler.Policy{Strategy: d.Scheduling.Strategy, ZoneSpread: d.Scheduling.ZoneSpread, AntiAffinity: d.Scheduling.AntiAffinity}}
@@ -199,7 +236,7 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		}
 	}
 	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas,
-		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending}
+		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending, Present: ch.present[d.Workload]}
 	limits := ""
 	for _, b := range append(cur, old...) {
 		rs := snap.Nodes[b.Node].Replicas[b.Replica]

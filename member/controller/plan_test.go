@@ -259,3 +259,18 @@ func TestTemplateKeys(t *testing.T) {
 		t.Errorf("want a workload no longer desired forgotten")
 	}
 }
+
+// TestPlanExclusiveFlag: replicas of a workload that became exclusive are
+// kept, and their bindings rewritten to say so.
+func TestPlanExclusiveFlag(t *testing.T) {
+	tmpl := api.ReplicaTemplate{Driver: "sim"}
+	snap := Snapshot{
+		Desired:  map[string]protocol.DesiredWorkload{"db": {Workload: "db", Epoch: 2, Generation: 2, Replicas: 1, Template: tmpl, Exclusive: true}},
+		Bindings: []protocol.Binding{{Replica: "db-1", Workload: "db", Node: "a", Epoch: 1, Generation: 1, Template: tmpl}},
+		Nodes:    map[string]NodeView{"a": {Ready: true}},
+	}
+	ch := plan(snap, func(string) string { return "new" })
+	if len(ch.Delete) != 0 || len(ch.Put) != 1 || ch.Put[0].Replica != "db-1" || !ch.Put[0].Exclusive {
+		t.Errorf("want db-1 kept and rewritten as exclusive; got put %+v, delete %+v", ch.Put, ch.Delete)
+	}
+}

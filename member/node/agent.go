@@ -189,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		applied = lease.view(now)
 		r.Apply(lease.allowed(bs, now))
+		if ids := lease.expired(bs, now); len(ids) > 0 && !lease.until.IsZero() {
+			r.Kill(ids) // the lease is over: no waiting out a stop grace
+		}
 	}
 	apply(true)
 	beat := time.NewTicker(a.cfg.Interval)
@@ -198,12 +201,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	for {
+		sent := time.Now()
 		if ack, ok := a.heartbeat(ctx, nc, r); ok {
-			lease.update(ack, time.Now())
+			lease.update(ack, sent)
 		}
 		// What may run changed (a hold, a drill, a lease regained or run
 		// out while the heartbeat waited): apply at once.
-		if lease.view(time.Now()) != applied {
+		if now := time.Now(); lease.view(now) != applied || (!lease.until.IsZero() && !now.Before(lease.until)) {
 			apply(false)
 		}
 		expiry.Reset(lease.untilExpiry(time.Now()))

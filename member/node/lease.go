@@ -17,16 +17,28 @@ import (
 // and stops its exclusive replicas by itself: the hub re-places them
 // only after that.
 type nodeLease struct {
-	until time.Time // zero: never granted
-	hold  []string
-	dark  bool
+	until  time.Time // zero: never granted
+	stopAt time.Time // until less the fence grace: exclusive replicas stop from here
+	hold   []string
+	dark   bool
 }
 
-// update takes a member's ack received at now.
-func (l *nodeLease) update(ack protocol.NodeAck, now time.Time) {
-	l.until = time.Time{}
+// fenceGrace is how long before the lease ends its exclusive replicas get
+// their stop signal (SIGTERM), a third of the lease at most; at the end
+// they are killed, so they are gone before the hub may start them
+// elsewhere (the member's fence plus a margin after its last heartbeat).
+func fenceGrace(lease time.Duration) time.Duration { return min(time.Second, lease/3) }
+
+// update takes a member's ack to a heartbeat sent at sent: the lease is
+// counted from the sending, so an ack that waited (a paused agent) never
+// stretches it.
+func (l *nodeLease) update(ack protocol.NodeAck, sent time.Time) {
+	// No lease left (the member lost its own): over at once.
+	l.until, l.stopAt = sent, sent
 	if ack.LeaseMillis > 0 {
-		l.until = now.Add(time.Duration(ack.LeaseMillis) * time.Millisecond)
+		lease := time.Duration(ack.LeaseMillis) * time.Millisecond
+		l.until = sent.Add(lease)
+		l.stopAt = l.until.Add(-fenceGrace(lease))
 	}
 	l.hold, l.dark = ack.Hold, ack.Dark
 }
@@ -40,21 +52,40 @@ type leaseView struct {
 }
 
 func (l *nodeLease) view(now time.Time) leaseView {
-	return leaseView{valid: now.Before(l.until), hold: strings.Join(l.hold, ","), dark: l.dark}
+	return leaseView{valid: now.Before(l.stopAt), hold: strings.Join(l.hold, ","), dark: l.dark}
 }
 
-// untilExpiry is how long until the lease runs out (an hour when it
-// already has, or was never granted: nothing to wait for).
+// untilExpiry is how long until the next step of the lease's end: the
+// stop signal, then the kill (an hour when both passed, or the lease was
+// never granted: nothing to wait for).
 func (l *nodeLease) untilExpiry(now time.Time) time.Duration {
+	if d := l.stopAt.Sub(now); d > 0 {
+		return d
+	}
 	if d := l.until.Sub(now); d > 0 {
 		return d
 	}
 	return time.Hour
 }
 
+// expired lists the exclusive replicas bound here once the lease has run
+// out: they must be killed, not left to a graceful stop.
+func (l *nodeLease) expired(bs []protocol.Binding, now time.Time) []string {
+	if now.Before(l.until) && !l.dark {
+		return nil
+	}
+	var ids []string
+	for _, b := range bs {
+		if b.Exclusive {
+			ids = append(ids, b.Replica)
+		}
+	}
+	return ids
+}
+
 // allowed filters the bindings down to the replicas that may run at now.
 func (l *nodeLease) allowed(bs []protocol.Binding, now time.Time) []runtime.ReplicaSpec {
-	valid := now.Before(l.until)
+	valid := now.Before(l.stopAt)
 	specs := make([]runtime.ReplicaSpec, 0, len(bs))
 	for _, b := range bs {
 		if l.dark {

@@ -28,8 +28,20 @@ func TestNodeLease(t *testing.T) {
 	if got := ids(&l, t0.Add(time.Second)); len(got) != 2 || got[1] != "ledger-1" {
 		t.Errorf("want web and ledger (audit is held) within the lease; got %v", got)
 	}
-	if d := l.untilExpiry(t0.Add(time.Second)); d != 2*time.Second {
-		t.Errorf("want the lease to expire 2s later; got %s", d)
+	if d := l.untilExpiry(t0.Add(time.Second)); d != time.Second {
+		t.Errorf("want the stop signal 1s later (1s before the lease ends); got %s", d)
+	}
+	if d := l.untilExpiry(t0.Add(2500 * time.Millisecond)); d != 500*time.Millisecond {
+		t.Errorf("want the kill at the lease's end, 0.5s later; got %s", d)
+	}
+	if ids := l.expired(bs, t0.Add(2500*time.Millisecond)); len(ids) != 0 {
+		t.Errorf("want nothing killed before the lease ends; got %v", ids)
+	}
+	if ids := l.expired(bs, t0.Add(3*time.Second)); len(ids) != 2 {
+		t.Errorf("want both exclusive replicas killed when the lease ends; got %v", ids)
+	}
+	if got := ids(&l, t0.Add(2*time.Second)); len(got) != 1 {
+		t.Errorf("want the exclusive replicas stopping from 1s before the lease ends; got %v", got)
 	}
 	if got := ids(&l, t0.Add(3*time.Second)); len(got) != 1 || l.view(t0.Add(3*time.Second)) == l.view(t0) {
 		t.Errorf("want the exclusive replicas stopped, and the view changed, once the lease ran out; got %v", got)
@@ -38,6 +50,10 @@ func TestNodeLease(t *testing.T) {
 	l.update(protocol.NodeAck{LeaseMillis: 3000, Hold: []string{"audit"}}, t0.Add(time.Second))
 	if l.view(t0.Add(time.Second)) != v {
 		t.Errorf("want a renewed lease with the same holds to change nothing")
+	}
+	l.update(protocol.NodeAck{LeaseMillis: 0}, t0.Add(time.Second))
+	if ids := l.expired(bs, t0.Add(time.Second)); len(ids) != 2 {
+		t.Errorf("want an ack with no lease left to end it at once; got %v", ids)
 	}
 	l.update(protocol.NodeAck{LeaseMillis: 3000, Dark: true}, t0.Add(2*time.Second))
 	if len(ids(&l, t0.Add(2*time.Second))) != 0 {

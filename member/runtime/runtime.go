@@ -472,3 +472,21 @@ func (r *Runtime) signalRemovedLocked() {
 	close(r.removed)
 	r.removed = make(chan struct{})
 }
+
+// Kill sends SIGKILL at once to the named replicas' processes that still
+// run, whatever their stop grace: a node whose lease on the hub ran out
+// must have its exclusive replicas gone before the hub starts them
+// elsewhere. Replicas not named, not running or simulated are left alone.
+func (r *Runtime) Kill(ids []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		rep, ok := r.reps[id]
+		if !ok || rep.run == nil || rep.run.exited || rep.run.killed {
+			continue
+		}
+		rep.run.killed = true
+		r.log.Warn("killing replica: its lease ran out", "replica", id, "pid", rep.run.pid)
+		r.killGroup(rep, rep.run)
+	}
+}
