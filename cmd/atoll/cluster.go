@@ -45,23 +45,31 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var cl api.Cluster
-				if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
-					return err
+				// The hub updates a cluster's status by itself (health,
+				// capacity): a 409 means read again and retry, a few times.
+				for attempt := 1; ; attempt++ {
+					var cl api.Cluster
+					if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
+						return err
+					}
+					spec, err := edit(&cl, args[1:])
+					if err != nil {
+						return err
+					}
+					b, _ := json.Marshal(map[string]any{
+						"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
+						"spec":     spec,
+					})
+					err = c.Patch(cmd.Context(), "clusters", args[0], b, nil)
+					if api.ErrorCode(err) == api.CodeConflict && attempt < 5 {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s %s\n", args[0], done)
+					return nil
 				}
-				spec, err := edit(&cl, args[1:])
-				if err != nil {
-					return err
-				}
-				b, _ := json.Marshal(map[string]any{
-					"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
-					"spec":     spec,
-				})
-				if err := c.Patch(cmd.Context(), "clusters", args[0], b, nil); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s %s\n", args[0], done)
-				return nil
 			},
 		}
 	}
