@@ -155,7 +155,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
-			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Conditions, f.now())
+			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement = st.Placement // the placer's part stays
 			b, err := json.Marshal(folded)
 			cur.Status = b
@@ -224,7 +224,13 @@ func (f *StatusFolder) regions(ctx context.Context) map[string]string {
 // nothing, neither ready (the hub cannot know they are) nor desired (the
 // placement has moved them, or will), so a lost cluster never shows as
 // serving, and a workload whose replicas failed over is Available again.
-func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, health func(string) string, generation int64, conds []api.Condition, now time.Time) api.WorkloadStatus {
+//
+// Available compares the ready replicas with what the placement wants
+// (every cluster's share, and whatever it could not place), not with
+// what the reports say: replicas of a lost cluster are still wanted until
+// they run elsewhere.
+func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, health func(string) string, generation int64,
+	placed *api.PlacementStatus, conds []api.Condition, now time.Time) api.WorkloadStatus {
 	var st api.WorkloadStatus
 	var desired int32
 	observed := int64(-1)
@@ -259,6 +265,8 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	switch {
 	case len(reports) == 0:
 		avail.Status, avail.Reason, avail.Message = "Unknown", "NoReports", "no cluster reports this workload"
+	case placed != nil && st.ReadyReplicas < placedTotal(placed):
+		avail.Message = fmt.Sprintf("%d of %d placed replicas ready", st.ReadyReplicas, placedTotal(placed))
 	case st.ReadyReplicas >= desired:
 		avail.Status, avail.Reason, avail.Message = "True", "ReplicasReady", "every desired replica is ready"
 	default:
@@ -289,4 +297,14 @@ func (f *StatusFolder) Stop() {
 		_ = f.sub.Unsubscribe()
 	}
 	f.loop.stop()
+}
+
+// placedTotal is every replica a placement wants: its clusters' shares
+// and the ones it could not place.
+func placedTotal(p *api.PlacementStatus) int32 {
+	n := p.Unplaced
+	for _, c := range p.Clusters {
+		n += c
+	}
+	return n
 }

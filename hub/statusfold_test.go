@@ -46,7 +46,7 @@ func TestFold(t *testing.T) {
 	st := fold([]protocol.WorkloadStatus{
 		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
 		{Workload: "w", Generation: 1, Desired: 2, Scheduled: 2, Ready: 1, Updated: 0},
-	}, []string{"b", "a"}, map[string]string{"a": "eu", "b": "us"}, func(string) string { return api.HealthReady }, 2, nil, time.Now())
+	}, []string{"b", "a"}, map[string]string{"a": "eu", "b": "us"}, func(string) string { return api.HealthReady }, 2, nil, nil, time.Now())
 	if st.Replicas != 5 || st.ReadyReplicas != 4 || st.UpdatedReplicas != 3 || st.ObservedGeneration != 1 ||
 		st.Clusters[0].Cluster != "a" || st.Clusters[0].Region != "eu" || st.Conditions[0].Status != "False" {
 		t.Errorf("folded: %+v", st)
@@ -61,10 +61,18 @@ func TestFold(t *testing.T) {
 	st = fold([]protocol.WorkloadStatus{
 		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
 		{Workload: "w", Generation: 2, Desired: 2, Scheduled: 2, Ready: 2, Updated: 2},
-	}, []string{"b", "a"}, nil, lost, 2, nil, time.Now())
+	}, []string{"b", "a"}, nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2}}, nil, time.Now())
 	b := st.Clusters[1]
 	if st.ReadyReplicas != 2 || st.Replicas != 2 || st.Conditions[0].Status != "True" || b.Cluster != "b" || b.Ready != 0 || len(b.Conditions) != 1 || b.Conditions[0].Reason != "ClusterUnreachable" ||
 		!strings.Contains(b.Conditions[0].Message, "last reported 3 ready") {
 		t.Errorf("want an Unreachable cluster's report shown as not reporting, with nothing ready; got %+v", st)
+	}
+	// Before the failover the placement still wants b's 3: not Available.
+	st = fold([]protocol.WorkloadStatus{
+		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
+		{Workload: "w", Generation: 2, Desired: 2, Scheduled: 2, Ready: 2, Updated: 2},
+	}, []string{"b", "a"}, nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2, "b": 3}}, nil, time.Now())
+	if st.Conditions[0].Status != "False" || !strings.Contains(st.Conditions[0].Message, "2 of 5 placed replicas ready") {
+		t.Errorf("want Available=False while the lost cluster's share is not running elsewhere; got %+v", st.Conditions)
 	}
 }
