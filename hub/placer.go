@@ -170,7 +170,10 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 		}
 	}
 	for name, w := range p.cache {
-		if w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0 {
+		switch {
+		case w.Metadata.DeletionTimestamp != nil:
+			touched[name] = true // its finalizer waits for the members' acks, not for a change
+		case w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0:
 			touched[name] = true // failback runs by the clock too
 		}
 	}

@@ -172,8 +172,12 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 				ack.Current, ack.Reason = cur.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
 				return ack, nil
 			}
-			ack.Accepted, ack.Current = true, cur.Epoch
-			return ack, nil
+			if cur.Exclusive == d.Exclusive {
+				ack.Accepted, ack.Current = true, cur.Epoch
+				return ack, nil
+			}
+			// Stored by a member before protocol 3, which did not keep
+			// Exclusive: learn it (below).
 		}
 		rev, err := s.desired.Update(ctx, d.Workload, value, entry.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
@@ -202,14 +206,13 @@ func (s *Store) putDesiredMirrored(ctx context.Context, m *mirror, d protocol.De
 	case cur.d.Epoch > d.Epoch:
 		ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("stale epoch %d: this member holds epoch %d", d.Epoch, cur.d.Epoch)
 		return ack, true, nil
-	case cur.d.Epoch == d.Epoch:
-		if !sameContent(cur.d, d) {
-			ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
-			return ack, true, nil
-		}
+	case cur.d.Epoch == d.Epoch && !sameContent(cur.d, d):
+		ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
+		return ack, true, nil
+	case cur.d.Epoch == d.Epoch && cur.d.Exclusive == d.Exclusive:
 		ack.Accepted, ack.Current = true, cur.d.Epoch
 		return ack, true, nil
-	default:
+	default: // a newer epoch, or the same one learning Exclusive
 		rev, err = s.desired.Update(ctx, d.Workload, value, cur.rev)
 	}
 	switch {
@@ -415,6 +418,9 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jets
 func sameContent(a, b protocol.DesiredWorkload) bool {
 	a.Version, b.Version = 0, 0
 	a.Term, b.Term = 0, 0 // the lease term it was sent under is not content
+	// Exclusive is what the hub says of the workload; a member before
+	// protocol 3 stored none, and learns it from a resend of the epoch.
+	a.Exclusive, b.Exclusive = false, false
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
