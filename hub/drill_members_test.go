@@ -39,9 +39,11 @@ func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 		wg.Go(func() { _ = a.Run(ctx) })
 	}
 	waitFor(t, name+"'s 2 nodes ready", 10*time.Second, func() bool { return m.Capacity().NodesReady == 2 })
-	waitFor(t, "the hub sees "+name+" Ready", 10*time.Second, func() bool {
+	// Ready and its nodes' capacity heard: before that, placement sees no
+	// room there and puts everything elsewhere (and keeps it there).
+	waitFor(t, "the hub sees "+name+" Ready with its capacity", 10*time.Second, func() bool {
 		live, ok := e.server.Monitor().Live(name)
-		return ok && live.Health == api.HealthReady
+		return ok && live.Health == api.HealthReady && live.Heard && live.Capacity.NodesReady == 2
 	})
 	return m
 }
