@@ -83,12 +83,8 @@ type Member struct {
 	lastAck    atomic.Int64 // unix nanos of the last heartbeat ack
 	fence      *fence
 	drill      drillState
-	// startResync counts the first acked heartbeats that ask the hub for a
-	// full resync: after a restart (an upgrade, say) the member holds only
-	// what it stored, and the hub sends all of it again once.
-	startResync atomic.Int32
-	seq         atomic.Uint64
-	interval    time.Duration
+	seq        atomic.Uint64
+	interval   time.Duration
 
 	rtt    metric.Float64Histogram
 	missed metric.Int64Counter
@@ -122,7 +118,6 @@ func New(cfg Config) (*Member, error) {
 		cfg.Meter = noop.NewMeterProvider()
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), fence: newFence(cfg.FenceAfter)}
-	m.startResync.Store(2)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -467,7 +462,7 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 	}
 	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: now.UTC(),
 		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: m.cfg.Capacity(),
-		FenceAfterMillis: m.cfg.FenceAfter.Milliseconds(), Term: m.fence.Term(), Resync: m.fence.needsResync(now) || m.startResync.Load() > 0}
+		FenceAfterMillis: m.cfg.FenceAfter.Milliseconds(), Term: m.fence.Term(), Resync: m.fence.needsResync(now)}
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, interval)
 	defer cancel()
@@ -491,9 +486,6 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 	// starts later, when it receives it): an ack that waited, in a paused
 	// member say, never stretches it.
 	m.lastAck.Store(now.UnixNano())
-	if m.startResync.Load() > 0 {
-		m.startResync.Add(-1)
-	}
 	if m.fence.acked(now) {
 		m.log.WarnContext(ctx, "the hub is back after longer than the fence: exclusive workloads wait for its confirmation", "fence_after", m.cfg.FenceAfter)
 	}
