@@ -37,30 +37,11 @@ const (
 	exclusiveSample = 100 * time.Millisecond
 )
 
+// failoverManifest is a demo-http workload on the test's members (e2e
+// label clusterTag) with a 1 s failover grace.
 func failoverManifest(name string, replicas int, mode, envTag, clusterTag string) string {
-	return fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata:
-  name: %s
-spec:
-  replicas: %d
-  template:
-    driver: process
-    command: %s
-    args: [demo-http]
-    env:
-    - {name: GREETING, value: failover}
-    - {name: %s, value: %q}
-    readinessProbe:
-      http: {path: /healthz}
-      periodSeconds: 1
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    replicaMode: Divided
-    clusterSelector:
-      matchLabels: {e2e: %q}
-  failover: {mode: %s, gracePeriod: 1s}
-`, name, replicas, strconv.Quote(atollBin), workloadTagEnv, envTag, clusterTag, mode)
+	return helloSpec{tag: envTag, replicas: replicas, greeting: "failover", selectLabel: "e2e: " + strconv.Quote(clusterTag), noSpread: true,
+		failover: "{mode: " + mode + ", gracePeriod: 1s}"}.manifest(name)
 }
 
 // TestFailoverMemberProcesses pauses the member running an exclusive

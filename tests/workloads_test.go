@@ -5,7 +5,6 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -294,12 +293,20 @@ type helloSpec struct {
 	replicas    int
 	greeting    string
 	selectLabel string // when set, "key: value" of a clusterSelector
+	noSpread    bool   // leave out the spread over 3 regions
+	failover    string // when set, spec.failover as a YAML flow map
 }
 
 func (h helloSpec) manifest(name string) string {
-	selector := ""
+	extra := ""
+	if !h.noSpread {
+		extra += "\n    spread:\n    - {topologyKey: region, minGroups: 3}"
+	}
 	if h.selectLabel != "" {
-		selector = fmt.Sprintf("\n    clusterSelector:\n      matchLabels: {%s}", h.selectLabel)
+		extra += fmt.Sprintf("\n    clusterSelector:\n      matchLabels: {%s}", h.selectLabel)
+	}
+	if h.failover != "" {
+		extra += "\n  failover: " + h.failover
 	}
 	return fmt.Sprintf(`apiVersion: atoll.dev/v1
 kind: Workload
@@ -318,12 +325,10 @@ spec:
       http: {path: /healthz}
       periodSeconds: 1
     resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    replicaMode: Divided
-    spread:
-    - {topologyKey: region, minGroups: 3}%s
   update: {maxSurge: 1, maxUnavailable: 0}
-`, name, h.replicas, strconv.Quote(atollBin), h.greeting, workloadTagEnv, h.tag, selector)
+  placement:
+    replicaMode: Divided%s
+`, name, h.replicas, strconv.Quote(atollBin), h.greeting, workloadTagEnv, h.tag, extra)
 }
 
 // getWorkload reads one workload from the API as the admin.
@@ -378,23 +383,7 @@ func (d *devStack) waitWorkload(t *testing.T, name, what string, timeout time.Du
 // evenlySplit: status.placement and status.clusters both give each dev
 // region n replicas, Ready (and at generation gen unless 0).
 func evenlySplit(w api.Workload, n int32, gen int64) bool {
-	pl := w.Status.Placement
-	if pl == nil || pl.Unplaced != 0 || len(w.Status.Clusters) != len(devRegionNames) {
-		return false
-	}
-	want := map[string]int32{}
-	for _, c := range devRegionNames {
-		want[c] = n
-	}
-	if !maps.Equal(pl.Clusters, want) {
-		return false
-	}
-	for _, c := range w.Status.Clusters {
-		if want[c.Cluster] != n || c.Desired != n || c.Ready != n || c.Scheduled != n || (gen != 0 && (c.Generation != gen || c.Updated != n)) {
-			return false
-		}
-	}
-	return true
+	return splitOver(w, devRegionNames, n, gen)
 }
 
 func condition(w api.Workload, typ string) api.Condition {
