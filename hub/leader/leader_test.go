@@ -289,23 +289,8 @@ func TestPausedLeaderIsTakenOverAndFenced(t *testing.T) {
 // takeover fails.
 func TestFenceOrdersTakeover(t *testing.T) {
 	t.Parallel()
-	url, pool := newDatabase(t)
 	ctx := t.Context()
-	if _, err := pool.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	a := newElector(t, Config{DatabaseURL: url, HolderID: "a"})
-	b := newElector(t, Config{DatabaseURL: url, HolderID: "b"})
-	runOnce(t, a, true)
-
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := a.Fence(ctx, tx); err != nil {
-		t.Fatalf("leader's Fence: %v", err)
-	}
+	pool, a, b, tx := fencedTx(t)
 	runOnce(t, a, true) // the heartbeat is not blocked by the fence
 
 	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM leader_epoch`); err != nil {
@@ -356,7 +341,7 @@ func TestFenceOrdersTakeover(t *testing.T) {
 		t.Fatalf("b's epoch = %d, want 2", b.Epoch())
 	}
 
-	err = inTx(t, pool, func(tx pgx.Tx) error {
+	err := inTx(t, pool, func(tx pgx.Tx) error {
 		if err := CheckEpoch(ctx, tx, 1); err != nil {
 			return err
 		}
@@ -380,23 +365,8 @@ func TestFenceOrdersTakeover(t *testing.T) {
 // hold off a takeover: the new leader ends it, and it commits nothing.
 func TestStuckFencedTransactionIsEnded(t *testing.T) {
 	t.Parallel()
-	url, pool := newDatabase(t)
 	ctx := t.Context()
-	if _, err := pool.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	a := newElector(t, Config{DatabaseURL: url, HolderID: "a"})
-	b := newElector(t, Config{DatabaseURL: url, HolderID: "b"})
-	runOnce(t, a, true)
-
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := a.Fence(ctx, tx); err != nil {
-		t.Fatalf("leader's Fence: %v", err)
-	}
+	pool, _, b, tx := fencedTx(t)
 	if _, err := tx.Exec(ctx, `INSERT INTO fenced_writes VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
@@ -462,4 +432,28 @@ func TestHubs(t *testing.T) {
 	if _, err := New(Config{DatabaseURL: url, HolderID: strings.Repeat("x", 51)}); err == nil {
 		t.Error("a holder longer than 50 bytes was accepted: its application_name would be cut")
 	}
+}
+
+// fencedTx makes two electors on a fresh database (with a table
+// fenced_writes), a the leader, and a transaction a has fenced; the
+// transaction is rolled back when the test ends.
+func fencedTx(t *testing.T) (*pgxpool.Pool, *Elector, *Elector, pgx.Tx) {
+	t.Helper()
+	url, pool := newDatabase(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	a := newElector(t, Config{DatabaseURL: url, HolderID: "a"})
+	b := newElector(t, Config{DatabaseURL: url, HolderID: "b"})
+	runOnce(t, a, true)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	if err := a.Fence(ctx, tx); err != nil {
+		t.Fatalf("leader's Fence: %v", err)
+	}
+	return pool, a, b, tx
 }
