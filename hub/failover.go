@@ -140,8 +140,7 @@ func snapshot(clusters []liveCluster, w *api.Workload, now time.Time) (out []pla
 func lostClusters(d placement.Decision, current map[string]int32) map[string]int32 {
 	lost := map[string]int32{}
 	for c, n := range current {
-		reason := d.Filtered[c]
-		if n <= d.Assignment[c] || !(reason == api.HealthUnreachable || strings.Contains(reason, ":NoExecute")) {
+		if by := d.Evicted[c]; n <= d.Assignment[c] || (by != api.HealthUnreachable && by != placement.ReasonTainted) {
 			continue
 		}
 		lost[c] = n - d.Assignment[c]
@@ -167,7 +166,7 @@ func purgeGracefully(w *api.Workload, d *placement.Decision, current map[string]
 		if current[name] <= d.Assignment[name] || !c.known || c.live.Health != api.HealthReady {
 			continue
 		}
-		if !strings.Contains(d.Filtered[name], ":NoExecute") {
+		if d.Evicted[name] != placement.ReasonTainted {
 			continue
 		}
 		drain := graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
@@ -213,9 +212,9 @@ func failoverText(lost map[string]int32, d placement.Decision) string {
 }
 
 // failoverReason is a low-cardinality metric label for why replicas
-// moved.
-func failoverReason(filtered string) string {
-	if filtered == api.HealthUnreachable {
+// moved (lostClusters keeps only these two).
+func failoverReason(evictedBy string) string {
+	if evictedBy == api.HealthUnreachable {
 		return "unreachable"
 	}
 	return "noexecute"

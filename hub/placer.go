@@ -453,7 +453,7 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 			msg += "; " + d.UnplacedReason
 		}
 		for c, n := range ch.lost {
-			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failoverReason(d.Filtered[c]))))
+			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failoverReason(d.Evicted[c]))))
 		}
 		return recordEvent(ctx, tx, p.now(), ref, api.EventWarning, "FailedOver", msg, "hub/placement")
 	}

@@ -80,7 +80,7 @@ func (d *decider) explainWeights(static, dynamic bool) {
 
 // decision assembles the answer.
 func (d *decider) decision() Decision {
-	out := Decision{Assignment: make(map[string]int32), Filtered: make(map[string]string)}
+	out := Decision{Assignment: make(map[string]int32), Filtered: make(map[string]string), Evicted: make(map[string]string)}
 	counts := make(map[string]int)
 	total, filtered := 0, 0
 	var placed, short, room int32
@@ -90,6 +90,9 @@ func (d *decider) decision() Decision {
 		if m.n > 0 {
 			out.Assignment[m.name] = m.n
 			placed += m.n
+		}
+		if m.disp == evicted {
+			out.Evicted[m.name] = m.evictedBy
 		}
 		if m.c == nil {
 			out.Filtered[m.name] = m.reason

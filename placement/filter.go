@@ -139,7 +139,7 @@ func (d *decider) filter() {
 	for i := range d.ms {
 		m := &d.ms[i]
 		if m.c == nil {
-			m.disp, m.reason, m.category, m.evictReason = evicted, ReasonGone, ReasonGone, ReasonGone
+			m.disp, m.reason, m.category, m.evictReason, m.evictedBy = evicted, ReasonGone, ReasonGone, ReasonGone, ReasonGone
 			continue
 		}
 		selected := true
@@ -158,7 +158,10 @@ func (d *decider) filter() {
 				}
 			}
 			if disp == evicted && m.disp != evicted {
-				m.evictReason = why
+				m.evictReason, m.evictedBy = why, f.category
+				if f.category == "health" {
+					m.evictedBy = why
+				}
 			}
 			m.disp = max(m.disp, disp)
 		}
@@ -218,7 +221,7 @@ func (d *decider) weigh() {
 			}
 			m.weight = wt
 			if wt == 0 {
-				m.disp, m.reason, m.category, m.evictReason = evicted, ReasonWeightZero, ReasonWeightZero, ReasonWeightZero
+				m.disp, m.reason, m.category, m.evictReason, m.evictedBy = evicted, ReasonWeightZero, ReasonWeightZero, ReasonWeightZero, ReasonWeightZero
 				m.hi = 0
 				continue
 			}
@@ -312,7 +315,7 @@ func (d *decider) chooseGroups() {
 				continue
 			}
 			why := fmt.Sprintf("spread: %s=%s beyond maxGroups %d", sp.key, sp.names[m.groups[k]], sp.max)
-			m.disp, m.reason, m.category, m.evictReason, m.hi, m.weight = evicted, why, ReasonBeyondMaxGroups, why, 0, 0
+			m.disp, m.reason, m.category, m.evictReason, m.evictedBy, m.hi, m.weight = evicted, why, ReasonBeyondMaxGroups, why, ReasonBeyondMaxGroups, 0, 0
 		}
 		d.note("spread by %s: at most %d groups, chose %s", sp.key, sp.max, strings.Join(chosen, ", "))
 	}

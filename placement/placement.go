@@ -66,6 +66,11 @@ type Decision struct {
 	// cluster may still appear in Assignment when it keeps what it runs
 	// (cordoned, Suspect, Unknown, NoSchedule taint, no room).
 	Filtered map[string]string
+	// Evicted names, for every cluster whose replicas must move whatever
+	// it runs now, the filter that evicts it: ReasonTainted (a NoExecute
+	// taint), api.HealthUnreachable, ReasonExcluded, ReasonOutsideSelector
+	// and so on (the categories UnplacedReason counts).
+	Evicted map[string]string
 	// Unplaced is how many desired replicas have no cluster, and
 	// UnplacedReason says why in one line, e.g. "3 replicas unplaced:
 	// 2/5 clusters eligible (3 outside clusterSelector), all full".
@@ -179,8 +184,10 @@ type member struct {
 	disp     disposition
 	reason   string // first filter that rejected it, for people
 	category string // the same, without details, for counts
-	// evictReason says why what it runs must move (evicted only).
+	// evictReason says why what it runs must move (evicted only), and
+	// evictedBy which filter said so (a Reason constant, or the health).
 	evictReason string
+	evictedBy   string
 	tier        int   // index of the first matching preference; len(preferences) if none
 	weight      int64 // for the split (0 for keep-only clusters)
 	hi          int32 // the most it may hold

@@ -397,3 +397,18 @@ func TestPreferencesSpreadBounds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { t.Parallel(); tc.check(t) })
 	}
 }
+
+// TestEvictedNamesTheFilter: a decision names the filter that evicts each
+// cluster, so callers need not read the reasons' text.
+func TestEvictedNamesTheFilter(t *testing.T) {
+	d := Decide(Input{Replicas: 3, Clusters: []Cluster{
+		{Name: "a", Health: api.HealthReady, Room: Unbounded, Taints: []api.Taint{{Key: "k", Effect: "NoExecute"}}},
+		{Name: "b", Health: api.HealthUnreachable, Room: Unbounded},
+		{Name: "c", Health: api.HealthReady, Room: Unbounded, Taints: []api.Taint{{Key: "k", Effect: "NoSchedule"}}},
+		{Name: "d", Health: api.HealthReady, Room: Unbounded},
+	}, Current: map[string]int32{"a": 1, "b": 1, "c": 1}})
+	want := map[string]string{"a": ReasonTainted, "b": api.HealthUnreachable}
+	if len(d.Evicted) != len(want) || d.Evicted["a"] != want["a"] || d.Evicted["b"] != want["b"] {
+		t.Errorf("want evicted %v (c's NoSchedule taint keeps what it runs); got %v", want, d.Evicted)
+	}
+}
