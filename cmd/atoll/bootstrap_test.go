@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,13 +181,38 @@ func TestNATSConfigOutput(t *testing.T) {
 				t.Errorf("run %d: want %q in the configuration; got:\n%s", i+1, want, got)
 			}
 		}
+		// A JWT is signed afresh at each run (its issue time, in seconds,
+		// may differ); what must not change are the keys it is about.
+		if got = jwtSubjects(t, got); !bytes.Contains(got, []byte("operator: JWT(O")) {
+			t.Errorf("run %d: want the operator JWT read as its subject; got:\n%s", i+1, got)
+		}
 		if i == 0 {
 			first = got
 		} else if !bytes.Equal(first, got) {
-			t.Errorf("want the same configuration from both runs (keys kept in the database); got\n%s\nthen\n%s", first, got)
+			t.Errorf("want the same configuration from both runs (keys kept in the database), JWTs read as their subjects; got\n%s\nthen\n%s", first, got)
 		}
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("want %s with mode 0644 (no secrets; the NATS servers' user reads it); got %v, %v", out, fi.Mode().Perm(), err)
 	}
+}
+
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+`)
+
+// jwtSubjects replaces every JWT in b by the subject it is about.
+func jwtSubjects(t *testing.T, b []byte) []byte {
+	t.Helper()
+	return jwtRE.ReplaceAllFunc(b, func(tok []byte) []byte {
+		payload, err := base64.RawURLEncoding.DecodeString(string(jwtRE.FindSubmatch(tok)[1]))
+		var claims struct {
+			Sub string `json:"sub"`
+		}
+		if err == nil {
+			err = json.Unmarshal(payload, &claims)
+		}
+		if err != nil || claims.Sub == "" {
+			t.Errorf("want a JWT with a subject; got %s (%v)", tok, err)
+		}
+		return []byte("JWT(" + claims.Sub + ")")
+	})
 }
