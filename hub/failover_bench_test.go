@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +21,10 @@ import (
 // after detection.
 //
 //	go test ./hub -run '^$' -bench BenchmarkRegionLoss -benchtime 1x -count 3 -timeout 20m
+//
+// ATOLL_BENCH_CPUPROFILE=file writes a CPU profile of the failover window
+// alone (kill to the last replacement Ready), which -cpuprofile cannot:
+// it would be mostly the set-up.
 //
 // In this process: one hub (newMemberEnv: Postgres, NATS, placement,
 // default health: heartbeats every 500 ms, Unreachable after 1.5 s), three
@@ -99,6 +105,7 @@ func BenchmarkRegionLoss(b *testing.B) {
 		killedAt = time.Now()
 		mu.Unlock()
 
+		stopProfile := profileWindow(b)
 		b.StartTimer()
 		regions[2].kill()
 		var detected time.Time
@@ -115,6 +122,7 @@ func BenchmarkRegionLoss(b *testing.B) {
 			return len(after) >= lostN
 		})
 		b.StopTimer()
+		stopProfile()
 
 		mu.Lock()
 		slices.SortFunc(after, time.Time.Compare)
@@ -144,4 +152,27 @@ func BenchmarkRegionLoss(b *testing.B) {
 	b.ReportMetric(mean(alls)*1000, "all-replaced-ms")
 	b.ReportMetric(mean(p50s)*1000, "workload-p50-ms")
 	b.ReportMetric(mean(p99s)*1000, "workload-p99-ms")
+}
+
+// profileWindow starts a CPU profile into $ATOLL_BENCH_CPUPROFILE (the
+// last run's window wins) and returns what stops it; without the variable
+// it does nothing.
+func profileWindow(b *testing.B) (stop func()) {
+	path := os.Getenv("ATOLL_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Errorf("cpu profile: %v", err)
+		}
+	}
 }
