@@ -178,6 +178,19 @@ func (m *Monitor) Add(name string) {
 	m.clusters[name] = &clusterHealth{gen: m.gen, health: api.HealthUnknown, seen: m.now(), since: m.now()}
 }
 
+// Unreachable lists the clusters whose stored health is Unreachable.
+func (m *Monitor) Unreachable() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for name, c := range m.clusters {
+		if c.health == api.HealthUnreachable {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Forget stops watching a deregistered cluster.
 func (m *Monitor) Forget(name string) {
 	m.mu.Lock()

@@ -22,7 +22,7 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 	// Deliveries are stored concurrently (a bounded number at once): each
 	// is a KV write the region's JetStream can overlap, and epochs fence
 	// any two for the same workload whatever their order.
-	sem := make(chan struct{}, 32)
+	sem := make(chan struct{}, storesInFlight)
 	sub, err := m.conn.Subscribe(protocol.DesiredSubject(m.cfg.Name), func(msg *nats.Msg) {
 		if m.drill.cutOff(time.Now()) {
 			return // a drill cut this member off: the hub hears nothing
@@ -38,6 +38,10 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 	}
 	return sub, m.conn.Flush()
 }
+
+// storesInFlight bounds the deliveries stored at once; the hub keeps as
+// many in flight (hub.deliveriesInFlight).
+const storesInFlight = 256
 
 // storeDesired stores one delivery and answers it.
 func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Msg, received metric.Int64Counter, changed func()) {

@@ -1,0 +1,112 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/placement"
+)
+
+// TestStatusAloneGivesWayToALostCluster: a pass that rewrites many
+// workloads' status alone (every reason changed when a cluster turned
+// Suspect) stops before those writes once another cluster is Unreachable,
+// so that cluster's failover pass starts at once; the moves it decided
+// are still written, with their events, and the status-only ones are owed
+// to the next pass, which is woken. Nothing is deferred when the lost
+// cluster was already in the pass's view.
+func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	test := pgstore.Actor{Name: "test"}
+	names := []string{"moved", "s1", "s2", "s3"}
+	for _, n := range names {
+		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+		if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: n}, Spec: spec, Status: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	monitor := NewMonitor(store, nil, time.Now, noop.NewMeterProvider().Meter(""), HealthConfig{})
+	monitor.Add("a")
+	monitor.Add("b")
+	monitor.mu.Lock()
+	monitor.clusters["b"].health = api.HealthUnreachable
+	monitor.mu.Unlock()
+	p := NewPlacer(store, nil, monitor, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+
+	changes := func() []*change {
+		var out []*change
+		for _, n := range names[1:] {
+			out = append(out, &change{name: n, status: &api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{"b": api.HealthSuspect}}})
+		}
+		// Last in name order, first to be written.
+		return append(out, &change{name: "moved", rows: []pgstore.Placement{{Workload: "moved", Cluster: "a", Replicas: 1, Epoch: 1}},
+			status: &api.PlacementStatus{Clusters: map[string]int32{"a": 1}}, decision: placement.Decision{Assignment: map[string]int32{"a": 1}}})
+	}
+	placed := func(name string) bool {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w.Status.Placement != nil
+	}
+
+	if err := p.commitChanges(ctx, changes(), map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if !placed("moved") {
+		t.Error("the move's status was not written")
+	}
+	evs, err := store.List(ctx, "Event", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Items) != 1 {
+		t.Errorf("want the move's one Placed event; got %d events", len(evs.Items))
+	}
+	for _, n := range names[1:] {
+		if placed(n) {
+			t.Errorf("%s: its status alone was written although cluster b was lost meanwhile", n)
+		}
+		if !p.owed[n] {
+			t.Errorf("%s: not owed to the next pass (owed: %v)", n, p.owed)
+		}
+	}
+	select {
+	case <-p.wake:
+	default:
+		t.Error("the next pass was not woken")
+	}
+
+	// The next pass saw b lost: everything is written.
+	clear(p.owed)
+	if err := p.commitChanges(ctx, changes()[:3], map[string]bool{"b": true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[1:] {
+		if !placed(n) {
+			t.Errorf("%s: status not written when no cluster was lost after the pass began", n)
+		}
+	}
+	if len(p.owed) != 0 {
+		t.Errorf("nothing should be owed; got %v", slices.Sorted(maps.Keys(p.owed)))
+	}
+}
