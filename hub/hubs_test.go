@@ -13,21 +13,31 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // electedEnv is a hub on dbURL whose controllers follow an elector named
 // name (with the elector's clock now, when not nil). The elector runs
 // rounds only when the test calls RunOnce.
 func electedEnv(t *testing.T, dbURL, name string, now func() time.Time) (*env, *leader.Elector) {
+	return electedEnvOn(t, dbURL, nil, name, now)
+}
+
+// electedEnvOn is electedEnv on a NATS bus (nil: none); hubs given the
+// same bus share its connection, as hubs of one NATS cluster share the
+// subjects, and their clocks run.
+func electedEnvOn(t *testing.T, dbURL string, bus *natsbus.Bus, name string, now func() time.Time) (*env, *leader.Elector) {
 	t.Helper()
 	el, err := leader.New(leader.Config{DatabaseURL: dbURL, HolderID: name, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(el.Stop)
-	e := newEnvWith(t, dbURL, nil, hub.HealthConfig{}, false, func(c *hub.Config) {
+	e := newEnvWith(t, dbURL, bus, hub.HealthConfig{}, bus != nil, func(c *hub.Config) {
 		c.Leader, c.HubID = el, name
 	})
 	return e, el
@@ -311,4 +321,103 @@ func TestStoppedWriterReleasesTheWriteLock(t *testing.T) {
 	if _, err := b.store.Get(ctx, "Workload", "stuck"); api.ErrorCode(err) != api.CodeNotFound {
 		t.Errorf("want the stopped writer's workload never stored; Get says %v", err)
 	}
+}
+
+// TestOnlyTheLeaderAcksHeartbeats: two hubs hear every heartbeat, but the
+// ack is the member's lease on the hub whose count decides when its
+// exclusive workloads move, so only the leader acks; after a takeover the
+// new leader does, and the old one no longer.
+func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	bus := newBus(t, dbURL)
+	a, ea := electedEnvOn(t, dbURL, bus, "hub-a", nil)
+	_, eb := electedEnvOn(t, dbURL, bus, "hub-b", nil)
+	if _, err := ea.RunOnce(t.Context()); err != nil || !ea.IsLeader() {
+		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
+	}
+	if _, err := eb.RunOnce(t.Context()); err != nil || eb.IsLeader() {
+		t.Fatalf("hub-b's first round: leader %v, %v; want follower", eb.IsLeader(), err)
+	}
+	// A member registers (both hubs learn of it), then falls silent: the
+	// test speaks for it from here on, on the hubs' own connection.
+	_, stop := runMember(t, a.joinToken("j", api.TokenSpec{}), "m1", t.TempDir())
+	stop()
+	nc := bus.Conn()
+	var seq uint64 = 1 << 40 // above any the member sent
+	beats := func(leaderID string) {
+		t.Helper()
+		const n = 20
+		var inboxes []*nats.Subscription
+		for range n {
+			seq++
+			inbox := protocol.InboxPrefix("m1") + "." + nats.NewInbox()
+			sub, err := nc.SubscribeSync(inbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sub.Unsubscribe() }()
+			data, _ := json.Marshal(protocol.Heartbeat{Version: protocol.Version, Cluster: "m1", Seq: seq, SentAt: time.Now().UTC(), IntervalMillis: 500})
+			if err := nc.PublishRequest(protocol.HeartbeatSubject("m1"), inbox, data); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("heartbeat %d: no ack: %v", seq, err)
+			}
+			var ack protocol.HeartbeatAck
+			if err := json.Unmarshal(msg.Data, &ack); err != nil || ack.HubID != leaderID || ack.Seq != seq {
+				t.Fatalf("heartbeat %d: ack %s (%v); want one from the leader %s", seq, msg.Data, err, leaderID)
+			}
+			inboxes = append(inboxes, sub)
+		}
+		// Replies already sent are in the subscriptions' queues once a
+		// round trip on the connection completes.
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i, sub := range inboxes {
+			if msg, err := sub.NextMsg(time.Millisecond); err == nil {
+				t.Errorf("heartbeat %d: a second ack, from a follower: %s", seq-n+uint64(i)+1, msg.Data)
+			}
+		}
+	}
+	beats("hub-a")
+
+	ea.Stop() // hub-a steps down (its session ends, freeing the lock)
+	deadline := time.Now().Add(10 * time.Second)
+	for !eb.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("hub-b did not take over within 10s")
+		}
+		if _, err := eb.RunOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beats("hub-b")
+}
+
+// newBus starts an in-process NATS server with the keys stored in dbURL's
+// database, as a hub does.
+func newBus(t *testing.T, dbURL string) *natsbus.Bus {
+	t.Helper()
+	ctx := t.Context()
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
+		s, err := natsbus.NewSeeds()
+		return pgstore.NATSSeeds(s), err
+	})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsbus.Start(context.Background(), natsbus.Config{Seeds: natsbus.Seeds(seeds), DataDir: t.TempDir(), ClientListen: "127.0.0.1:0", LeafListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(bus.Close)
+	return bus
 }
