@@ -44,7 +44,9 @@
 // # Changes and security
 //
 // Signing in turns an API token into a random session id in an HttpOnly,
-// SameSite=Strict cookie; the token stays in the hub's memory and is
+// SameSite=Strict cookie. The session is stored in PostgreSQL, with the
+// token sealed under a key derived from the id, so any hub behind a load
+// balancer serves it and a hub restart signs nobody out; the token is
 // checked again on every request, so revoking it ends its sessions.
 // Requests that change something must come from the console's own origin
 // (Sec-Fetch-Site, else Origin, checked by net/http's

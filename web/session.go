@@ -2,6 +2,9 @@ package web
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,13 +12,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -34,61 +37,103 @@ type session struct {
 	expires   time.Time
 }
 
-// sessions are kept in memory, keyed by the hash of their id: a hub
-// restart signs everyone out (they sign in again with their token), and
-// behind a load balancer the console needs sticky sessions.
+// sessions are stored in PostgreSQL (package pgstore), so a user's
+// requests may reach any hub behind a load balancer, and a hub restart
+// signs nobody out. A row is keyed by the SHA-256 of the session id; the
+// token is sealed (AES-256-GCM) with a key derived from the id, which
+// only the browser's cookie holds: a copy of the database (a backup, say)
+// gives neither a usable cookie nor a token.
 type sessions struct {
-	now func() time.Time
-	ttl time.Duration
-
-	mu sync.Mutex
-	m  map[[32]byte]*session
+	store *pgstore.Store
+	now   func() time.Time
+	ttl   time.Duration
 }
 
-func newSessions(now func() time.Time, ttl time.Duration) *sessions {
-	return &sessions{now: now, ttl: ttl, m: map[[32]byte]*session{}}
+func newSessions(store *pgstore.Store, now func() time.Time, ttl time.Duration) *sessions {
+	return &sessions{store: store, now: now, ttl: ttl}
+}
+
+// sealedSession is what a row's sealed column opens to.
+type sealedSession struct {
+	Token string `json:"token"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
 }
 
 // create starts a session and returns its id.
-func (s *sessions) create(token string, p Principal) (string, time.Time) {
+func (s *sessions) create(ctx context.Context, token string, p Principal) (string, time.Time, error) {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
-	now := s.now()
+	now := s.now().UTC()
 	exp := now.Add(s.ttl)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.m { // sweep: sessions are few, sign-ins rare
-		if !now.Before(v.expires) {
-			delete(s.m, k)
-		}
+	plain, _ := json.Marshal(sealedSession{Token: token, Name: p.Name, Role: p.Role})
+	hash := idHash(id)
+	aead, err := sessionAEAD(id)
+	if err != nil {
+		return "", time.Time{}, err
 	}
-	s.m[sha256.Sum256([]byte(id))] = &session{token: token, principal: p, expires: exp}
-	return id, exp
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	sealed := aead.Seal(nonce, nonce, plain, hash) // bound to its row
+	if err := s.store.PutConsoleSession(ctx, pgstore.ConsoleSession{IDHash: hash, Sealed: sealed, Created: now, Expires: exp}); err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
 }
 
-func (s *sessions) get(id string) (*session, bool) {
+// get opens the session with this id: found false when there is none (or
+// it expired, or its row does not open with this id); an error when the
+// store could not say.
+func (s *sessions) get(ctx context.Context, id string) (ss *session, found bool, err error) {
 	if id == "" {
-		return nil, false
+		return nil, false, nil
 	}
-	key := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.m[key]
-	if !ok {
-		return nil, false
+	hash := idHash(id)
+	cs, err := s.store.ConsoleSession(ctx, hash, s.now())
+	switch {
+	case api.ErrorCode(err) == api.CodeNotFound:
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
 	}
-	if !s.now().Before(ss.expires) {
-		delete(s.m, key)
-		return nil, false
+	aead, err := sessionAEAD(id)
+	if err != nil {
+		return nil, false, err
 	}
-	return ss, true
+	if len(cs.Sealed) < aead.NonceSize() {
+		return nil, false, nil
+	}
+	plain, err := aead.Open(nil, cs.Sealed[:aead.NonceSize()], cs.Sealed[aead.NonceSize():], hash)
+	var v sealedSession
+	if err != nil || json.Unmarshal(plain, &v) != nil {
+		return nil, false, nil // not this id's: as good as none
+	}
+	return &session{token: v.Token, principal: Principal{Name: v.Name, Role: v.Role}, expires: cs.Expires}, true, nil
 }
 
-func (s *sessions) drop(id string) {
-	s.mu.Lock()
-	delete(s.m, sha256.Sum256([]byte(id)))
-	s.mu.Unlock()
+func (s *sessions) drop(ctx context.Context, id string) error {
+	return s.store.DeleteConsoleSession(ctx, idHash(id))
+}
+
+// idHash is a session's row key.
+func idHash(id string) []byte {
+	h := sha256.Sum256([]byte(id))
+	return h[:]
+}
+
+// sessionAEAD seals a session's row with a key derived from its id (256
+// random bits; HKDF gives a key independent of the row key).
+func sessionAEAD(id string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, []byte(id), nil, "atoll console session token", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 type sessionKey struct{}
@@ -113,7 +158,12 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 		var ss *session
 		ok := false
 		if cookie != nil {
-			ss, ok = c.sessions.get(cookie.Value)
+			var err error
+			if ss, ok, err = c.sessions.get(r.Context(), cookie.Value); err != nil {
+				c.log.WarnContext(r.Context(), "console: reading a session failed", "err", err)
+				c.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, errUnavailable.Error(), nil)
+				return
+			}
 		}
 		reason := "Sign in to continue."
 		if ok {
@@ -124,7 +174,9 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss)))
 				return
 			case api.ErrorCode(err) == api.CodeUnauthorized:
-				c.sessions.drop(cookie.Value)
+				if err := c.sessions.drop(r.Context(), cookie.Value); err != nil {
+					c.log.WarnContext(r.Context(), "console: ending a session failed", "err", err)
+				}
 				reason = "Your session ended: the token is no longer valid (" + err.Error() + "). Sign in again."
 			default:
 				c.log.WarnContext(r.Context(), "console: authenticating a session failed", "err", err)
@@ -167,7 +219,7 @@ type signinView struct {
 
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 	if cookie, err := r.Cookie(sessionCookie); err == nil {
-		if _, ok := c.sessions.get(cookie.Value); ok {
+		if _, ok, _ := c.sessions.get(r.Context(), cookie.Value); ok {
 			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 			return
 		}
@@ -214,7 +266,13 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 			[]api.ProblemDetail{{Location: "form.token", Message: err.Error()}})
 		return
 	}
-	id, exp := c.sessions.create(token, p)
+	id, exp, err := c.sessions.create(r.Context(), token, p)
+	if err != nil {
+		result = api.CodeUnavailable
+		c.log.WarnContext(r.Context(), "console: storing a session failed", "err", err)
+		c.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, errUnavailable.Error(), nil)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", Expires: exp, MaxAge: int(c.cfg.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	c.log.InfoContext(r.Context(), "console: signed in", "principal", p.Name, "role", p.Role, "request_id", telemetry.RequestID(r))
@@ -231,10 +289,13 @@ func (c *Console) signinFailed(w http.ResponseWriter, r *http.Request, next stri
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 	if cookie, err := r.Cookie(sessionCookie); err == nil {
-		if ss, ok := c.sessions.get(cookie.Value); ok {
+		if ss, ok, _ := c.sessions.get(r.Context(), cookie.Value); ok {
 			c.log.InfoContext(r.Context(), "console: signed out", "principal", ss.principal.Name, "request_id", telemetry.RequestID(r))
 		}
-		c.sessions.drop(cookie.Value)
+		if err := c.sessions.drop(r.Context(), cookie.Value); err != nil {
+			// The cookie goes anyway; the row lasts until it expires.
+			c.log.WarnContext(r.Context(), "console: ending a session failed", "err", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/signin?signedout=1", http.StatusSeeOther)

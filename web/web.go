@@ -98,7 +98,7 @@ func New(cfg Config) *Console {
 		cfg.LiveCluster = func(*api.Cluster) {}
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, done: make(chan struct{})}
-	c.sessions = newSessions(cfg.Now, cfg.SessionTTL)
+	c.sessions = newSessions(cfg.Store, cfg.Now, cfg.SessionTTL)
 	c.fleet = newFleet(cfg.Store, cfg.Notifier, cfg.LiveCluster, cfg.Now, cfg.Logger, cfg.LiveEvery)
 	c.pages = mustPages()
 	c.tracer = cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/web")

@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,17 +40,26 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvOn(t, pgtest.NewDatabase(t), true)
+}
+
+// newEnvOn is a hub on dbURL's database, bootstrapped with the admin
+// token when bootstrap is set (the first hub of a database).
+func newEnvOn(t *testing.T, dbURL string, bootstrap bool) *env {
+	t.Helper()
 	ctx := context.Background()
 	tel, err := telemetry.Setup(ctx, "atoll-web-test", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 8, Tracer: tel.Tracer, Meter: tel.Meter})
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 8, Tracer: tel.Tracer, Meter: tel.Meter})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
-		t.Fatalf("bootstrap: %v", err)
+	if bootstrap {
+		if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
 	}
 	s := hub.New(hub.Config{Store: store, Telemetry: tel, WatchKeepalive: time.Second})
 	if err := s.Start(ctx); err != nil {
@@ -231,6 +242,65 @@ func TestSignInAndOut(t *testing.T) {
 	replay.client.Jar.SetCookies(u, []*http.Cookie{{Name: "atoll_session", Value: cookie.Value, Path: "/"}})
 	if a := replay.get("/"); a.status != http.StatusSeeOther {
 		t.Errorf("want a signed-out session id refused when replayed; got %d", a.status)
+	}
+}
+
+// TestSessionsAcrossHubs: two hubs on one database, as behind a load
+// balancer. A sign-in through one is good on the other; signing out
+// through the other ends it on both. The stored row holds the token only
+// sealed, and opens with its own session id only.
+func TestSessionsAcrossHubs(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	a := newEnvOn(t, dbURL, true)
+	b := newEnvOn(t, dbURL, false)
+	ba := a.browser()
+	ba.signIn(adminSecret)
+	u, _ := url.Parse(a.url)
+	var id string
+	for _, c := range ba.client.Jar.Cookies(u) {
+		if c.Name == "atoll_session" {
+			id = c.Value
+		}
+	}
+	if id == "" {
+		t.Fatal("no session cookie after signing in")
+	}
+	withCookie := func(e *env, value string) *browser {
+		br := e.browser()
+		eu, _ := url.Parse(e.url)
+		br.client.Jar.SetCookies(eu, []*http.Cookie{{Name: "atoll_session", Value: value, Path: "/"}})
+		return br
+	}
+	bb := withCookie(b, id)
+	if got := bb.get("/"); got.status != http.StatusOK || !strings.Contains(got.body, "token:bootstrap-admin") {
+		t.Fatalf("want the session signed in through hub a good on hub b; got %d: %.300s", got.status, got.body)
+	}
+
+	ctx := t.Context()
+	key := sha256.Sum256([]byte(id))
+	row, err := a.store.ConsoleSession(ctx, key[:], time.Now())
+	if err != nil {
+		t.Fatalf("want the session stored under the SHA-256 of its id: %v", err)
+	}
+	if bytes.Contains(row.Sealed, []byte(adminSecret)) || bytes.Contains(row.Sealed, []byte(id)) {
+		t.Error("want the stored session sealed; it holds the token or the id in the clear")
+	}
+	// The same sealed bytes under another id's key open to nothing.
+	forged := strings.Repeat("A", len(id))
+	fkey := sha256.Sum256([]byte(forged))
+	if err := a.store.PutConsoleSession(ctx, pgstore.ConsoleSession{IDHash: fkey[:], Sealed: row.Sealed, Created: row.Created, Expires: row.Expires}); err != nil {
+		t.Fatal(err)
+	}
+	if got := withCookie(a, forged).get("/"); got.status != http.StatusSeeOther {
+		t.Errorf("want a session row that does not open with the cookie's id refused; got %d", got.status)
+	}
+
+	if got := bb.post("/signout", nil); got.status != http.StatusSeeOther {
+		t.Fatalf("want sign-out through hub b to answer 303; got %d", got.status)
+	}
+	if got := ba.get("/"); got.status != http.StatusSeeOther {
+		t.Errorf("want the session signed out through hub b ended on hub a too; got %d", got.status)
 	}
 }
 
