@@ -63,11 +63,12 @@ func (f *fence) newTermLocked() {
 	clear(f.confirmed)
 }
 
-// lease is how long exclusive replicas may still run from now.
-func (f *fence) lease(now time.Time) time.Duration {
+// lease is how long exclusive replicas may still run from now, and when
+// the hub last renewed the lease (zero: never).
+func (f *fence) lease(now time.Time) (left time.Duration, renewed time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.leaseLocked(now)
+	return f.leaseLocked(now), f.lastAck
 }
 
 func (f *fence) leaseLocked(now time.Time) time.Duration {

@@ -9,7 +9,7 @@ import (
 func TestFence(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := newFence(3 * time.Second)
-	if f.lease(t0) != 0 {
+	if l, renewed := f.lease(t0); l != 0 || !renewed.IsZero() {
 		t.Errorf("want no lease before the first ack")
 	}
 	f.desired("ledger", 1, true, false, 0, t0) // held from the store at start
@@ -28,8 +28,8 @@ func TestFence(t *testing.T) {
 		t.Errorf("want ledger confirmed by desired state of the current term; held %v", got)
 	}
 	// The lease runs 3 s from the last ack.
-	if l := f.lease(t0.Add(time.Second)); l != 2*time.Second {
-		t.Errorf("want 2s of lease left 1s after the ack; got %s", l)
+	if l, renewed := f.lease(t0.Add(time.Second)); l != 2*time.Second || !renewed.Equal(t0) {
+		t.Errorf("want 2s of lease left 1s after the ack, renewed at the ack; got %s, renewed %s", l, renewed)
 	}
 	if got := f.held(t0.Add(3 * time.Second)); !slices.Equal(got, []string{"ledger"}) {
 		t.Errorf("want ledger held once the lease ran out; got %v", got)

@@ -35,9 +35,13 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 		}
 		if msg.Reply != "" {
 			now := time.Now()
-			ack, _ := json.Marshal(protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: m.fence.lease(now).Milliseconds(),
-				Hold: m.fence.held(now), Dark: m.drill.dark(now)})
-			_ = msg.Respond(ack)
+			left, renewed := m.fence.lease(now)
+			ack := protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: left.Milliseconds(), Hold: m.fence.held(now), Dark: m.drill.dark(now)}
+			if !renewed.IsZero() {
+				ack.LeaseRenewed = renewed.UnixNano()
+			}
+			data, _ := json.Marshal(ack)
+			_ = msg.Respond(data)
 		}
 	})
 	if err != nil {

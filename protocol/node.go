@@ -62,6 +62,11 @@ type NodeAck struct {
 	// replicas (what is left of the member's lease on the hub); at 0 it
 	// stops them. A node that hears nothing lets its last lease run out.
 	LeaseMillis int64 `json:"leaseMillis"`
+	// LeaseRenewed names the member's lease: when the hub last renewed it
+	// (unix nanoseconds on the member's clock). Two acks with the same
+	// value speak of one lease, whose end never moves later; 0 (a member
+	// before this field) says nothing.
+	LeaseRenewed int64 `json:"leaseRenewed,omitempty"`
 	// Hold lists exclusive workloads that must not run until the hub
 	// confirms them (after the member lost its lease).
 	Hold []string `json:"hold,omitempty"`

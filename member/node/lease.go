@@ -17,10 +17,11 @@ import (
 // and stops its exclusive replicas by itself: the hub re-places them
 // only after that.
 type nodeLease struct {
-	until  time.Time // zero: never granted
-	stopAt time.Time // until less the fence grace: exclusive replicas stop from here
-	hold   []string
-	dark   bool
+	until   time.Time // zero: never granted
+	stopAt  time.Time // until less the fence grace: exclusive replicas stop from here
+	renewed int64     // the member's lease these times are of (NodeAck.LeaseRenewed)
+	hold    []string
+	dark    bool
 }
 
 // fenceGrace is how long before the lease ends its exclusive replicas get
@@ -31,16 +32,30 @@ func fenceGrace(lease time.Duration) time.Duration { return min(time.Second, lea
 
 // update takes a member's ack to a heartbeat sent at sent: the lease is
 // counted from the sending, so an ack that waited (a paused agent) never
-// stretches it.
+// stretches it. While the member's lease is not renewed (the hub is
+// silent), each ack gives less time left but never a later end: the stop
+// signal's grace shrinks with the time left, and without this rule an ack
+// after the stop would move it later and start the replicas again.
 func (l *nodeLease) update(ack protocol.NodeAck, sent time.Time) {
 	// No lease left (the member lost its own): over at once.
-	l.until, l.stopAt = sent, sent
+	until, stopAt := sent, sent
 	if ack.LeaseMillis > 0 {
 		lease := time.Duration(ack.LeaseMillis) * time.Millisecond
-		l.until = sent.Add(lease)
-		l.stopAt = l.until.Add(-fenceGrace(lease))
+		until = sent.Add(lease)
+		stopAt = until.Add(-fenceGrace(lease))
 	}
+	if ack.LeaseRenewed != 0 && ack.LeaseRenewed == l.renewed && !l.until.IsZero() {
+		until, stopAt = minTime(until, l.until), minTime(stopAt, l.stopAt)
+	}
+	l.until, l.stopAt, l.renewed = until, stopAt, ack.LeaseRenewed
 	l.hold, l.dark = ack.Hold, ack.Dark
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // leaseView is what decides which bindings may run: when it changes, the

@@ -60,3 +60,40 @@ func TestNodeLease(t *testing.T) {
 		t.Errorf("want nothing to run while a drill keeps the region dark")
 	}
 }
+
+// TestNodeLeaseNeverMovesLaterUnrenewed: while the hub is silent the
+// member's lease is not renewed, and each ack gives less time left. The
+// stop signal's grace shrinks with it (a third of the time left), so the
+// stop point computed from a late ack falls later than the one already
+// passed; once stopped, exclusive replicas stay stopped until the lease is
+// renewed, and the end never moves later.
+func TestNodeLeaseNeverMovesLaterUnrenewed(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	bs := []protocol.Binding{{Replica: "ledger-1", Workload: "ledger", Exclusive: true}}
+	renewed := t0.UnixNano()
+	var l nodeLease
+	// The lease ends at t0+3s; acks every 500 ms give what is left.
+	for at := time.Duration(0); at < 3*time.Second; at += 500 * time.Millisecond {
+		l.update(protocol.NodeAck{LeaseMillis: (3*time.Second - at).Milliseconds(), LeaseRenewed: renewed}, t0.Add(at))
+		now := t0.Add(at)
+		running := len(l.allowed(bs, now)) == 1
+		if want := now.Before(t0.Add(2 * time.Second)); running != want {
+			t.Errorf("+%s: exclusive replica allowed %v; want %v (the stop signal at +2s, never taken back)", at, running, want)
+		}
+	}
+	if !l.until.Equal(t0.Add(3 * time.Second)) {
+		t.Errorf("want the lease to end at +3s still; got +%s", l.until.Sub(t0))
+	}
+	// A renewal (a new LeaseRenewed) moves it on, and the replica runs.
+	l.update(protocol.NodeAck{LeaseMillis: 3000, LeaseRenewed: renewed + 1}, t0.Add(2500*time.Millisecond))
+	if len(l.allowed(bs, t0.Add(2500*time.Millisecond))) != 1 {
+		t.Error("want the exclusive replica allowed again once the lease is renewed")
+	}
+	// An old member says nothing of renewals: each ack stands alone.
+	var old nodeLease
+	old.update(protocol.NodeAck{LeaseMillis: 1200}, t0)
+	old.update(protocol.NodeAck{LeaseMillis: 900}, t0.Add(500*time.Millisecond))
+	if !old.until.Equal(t0.Add(1400 * time.Millisecond)) {
+		t.Errorf("want an ack without LeaseRenewed taken as it is; got the end at +%s", old.until.Sub(t0))
+	}
+}
