@@ -235,7 +235,7 @@ type failbackBucket struct {
 // for failback auto, moves replicas back to a cluster that has been Ready
 // for the stabilisation window, within the workload's failbackRate. It
 // edits the decision and returns the record to store and what moved back.
-func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map[string]int32, snap []placement.Cluster,
+func (p *Placer) failback(w *api.Workload, d *placement.Decision, current, prev, lost map[string]int32, snap []placement.Cluster,
 	clusters []liveCluster, now time.Time) (from, back map[string]int32) {
 	from = maps.Clone(prev)
 	for c, n := range lost {
@@ -263,12 +263,16 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map
 		live[c.Metadata.Name] = c
 	}
 	var due []string
+	held := map[string]string{} // returned clusters that take nothing back yet, and until when
 	for _, c := range slices.Sorted(maps.Keys(from)) {
 		lc, ok := live[c]
 		switch {
 		case !ok || from[c] <= 0:
 			delete(from, c) // deregistered, or nothing left to move back
-		case fp.Failback == "manual" || len(lost) > 0:
+		case fp.Failback == "manual":
+			held[c] = "failback is manual"
+		case len(lost) > 0:
+			held[c] = "a failover is under way"
 		case failoverOf(w).exclusive && lc.known && lc.live.Health == api.HealthReady:
 			// An exclusive workload runs in one cluster: moving it back would
 			// stop it a second time. It stays; the record ends once the
@@ -282,11 +286,19 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map
 		case lc.known && lc.live.Health == api.HealthReady && d.Filtered[c] == "":
 			if at := lc.live.Since.Add(window); now.Before(at) {
 				p.wakeAt(at)
+				held[c] = "Ready for the stabilisation window at " + at.UTC().Format(time.TimeOnly)
 			} else {
 				due = append(due, c)
 			}
 		}
 	}
+	// What the decision moved onto a returned cluster is undone: held ones
+	// take nothing back yet, and due ones take it back below, as failback,
+	// within the rate limit and recorded.
+	for _, c := range due {
+		held[c] = "failback, within its rate"
+	}
+	holdReturns(d, current, held)
 	if len(due) == 0 {
 		return from, nil
 	}
@@ -349,6 +361,39 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, prev, lost map
 		from = nil
 	}
 	return from, back
+}
+
+// holdReturns undoes what a decision moved onto returned clusters that
+// take nothing back yet (held: cluster -> until when) from clusters that
+// keep running it: a fresh split (spread minGroups, say) would otherwise
+// move replicas back at once, past the stabilisation window, the rate
+// limit and a manual failback. Replicas that ran nowhere may still go
+// there: that only adds capacity.
+func holdReturns(d *placement.Decision, current map[string]int32, held map[string]string) {
+	for _, c := range slices.Sorted(maps.Keys(held)) {
+		extra := d.Assignment[c] - current[c]
+		var kept int32
+		for _, x := range slices.Sorted(maps.Keys(current)) {
+			if extra <= 0 {
+				break
+			}
+			if x == c || d.Evicted[x] != "" {
+				continue // a lost or evicted cluster gives nothing back
+			}
+			if give := min(extra, current[x]-d.Assignment[x]); give > 0 {
+				d.Assignment[x] += give
+				d.Assignment[c] -= give
+				extra -= give
+				kept += give
+			}
+		}
+		if d.Assignment[c] == 0 {
+			delete(d.Assignment, c)
+		}
+		if kept > 0 {
+			d.Explanation = append(d.Explanation, fmt.Sprintf("failback: %d replicas stay where they run until %s takes them back (%s)", kept, c, held[c]))
+		}
+	}
 }
 
 // failbackText describes a failback move.

@@ -3,6 +3,7 @@ package hub
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,9 +173,11 @@ func TestFailback(t *testing.T) {
 	}
 	w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 6, Failover: &api.FailoverPolicy{StabilizationWindow: "30s"}}}
 	w.Metadata.Name = "web"
+	var decided map[string]int32 // what the last decision started from
 	decide := func(now time.Time, current map[string]int32) placement.Decision {
 		snap, _ := snapshot(clusters, w, now)
-		return placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: current})
+		decided = current
+		return placement.Decide(placement.Input{Replicas: 6, Policy: placementPolicy(w), Clusters: snap, Current: current})
 	}
 	current := map[string]int32{"b": 3, "c": 3}
 	prev := map[string]int32{"a": 2}
@@ -182,44 +185,84 @@ func TestFailback(t *testing.T) {
 	// Within the window: nothing moves, the record stays.
 	d := decide(t0.Add(10*time.Second), current)
 	snap, _ := snapshot(clusters, w, t0.Add(10*time.Second))
-	from, back := p.failback(w, &d, prev, nil, snap, clusters, t0.Add(10*time.Second))
+	from, back := p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(10*time.Second))
 	if len(back) != 0 || !maps.Equal(from, prev) || !maps.Equal(d.Assignment, current) {
 		t.Errorf("want nothing moved back within the window; got back %v, from %v, %v", back, from, d.Assignment)
 	}
 	// After it: a gets its share back (2 of 6), taken from b and c.
 	d = decide(t0.Add(31*time.Second), current)
-	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second))
 	if !maps.Equal(back, map[string]int32{"a": 2}) || len(from) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
 		t.Errorf("want 2 back to a and the record cleared; got back %v, from %v, %v", back, from, d.Assignment)
 	}
 	// Rate 1 per minute: one now, the next a minute later.
 	w.Spec.Failover.FailbackRate = 1
 	d = decide(t0.Add(31*time.Second), current)
-	from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second))
+	from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second))
 	if !maps.Equal(back, map[string]int32{"a": 1}) || from["a"] != 1 {
 		t.Errorf("want 1 back to a at 1/minute, 1 left to move; got back %v, from %v", back, from)
 	}
 	current = maps.Clone(d.Assignment)
 	d = decide(t0.Add(40*time.Second), current)
-	if _, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(40*time.Second)); len(back) != 0 {
+	if _, back = p.failback(w, &d, decided, from, nil, snap, clusters, t0.Add(40*time.Second)); len(back) != 0 {
 		t.Errorf("want nothing more within the minute; got %v", back)
 	}
 	d = decide(t0.Add(92*time.Second), current)
-	if from, back = p.failback(w, &d, from, nil, snap, clusters, t0.Add(92*time.Second)); !maps.Equal(back, map[string]int32{"a": 1}) || len(from) != 0 {
+	if from, back = p.failback(w, &d, decided, from, nil, snap, clusters, t0.Add(92*time.Second)); !maps.Equal(back, map[string]int32{"a": 1}) || len(from) != 0 {
 		t.Errorf("want the second replica back a minute later and the record cleared; got back %v, from %v", back, from)
 	}
 	// Exclusive: it stays where it runs; the record ends after the window.
 	w.Spec.Failover.Mode = "exclusive"
 	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 6})
-	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || len(from) != 0 {
+	if from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || len(from) != 0 {
 		t.Errorf("want an exclusive workload left where it runs and its record cleared after the window; got back %v, from %v", back, from)
 	}
 	w.Spec.Failover.Mode = ""
 	// Manual: the record is kept, nothing moves.
 	w.Spec.Failover.Failback = "manual"
 	d = decide(t0.Add(31*time.Second), map[string]int32{"b": 3, "c": 3})
-	if from, back = p.failback(w, &d, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || from["a"] != 2 {
+	if from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second)); len(back) != 0 || from["a"] != 2 {
 		t.Errorf("want manual failback to move nothing and keep the record; got back %v, from %v", back, from)
+	}
+	w.Spec.Failover.Failback, w.Spec.Failover.FailbackRate = "", 0
+
+	// A spread over every cluster (minGroups 3) makes a fresh decision put
+	// a replica back on a at once; failback holds it where it runs until
+	// the window has passed, then moves it (found in an outage drill: the
+	// replica moved back at the restore, with no FailedBack event).
+	w.Spec.Placement = &api.PlacementPolicy{Spread: []api.SpreadConstraint{{TopologyKey: "name", MinGroups: 3}}}
+	spreadCur := map[string]int32{"b": 4, "c": 2}
+	for i := range clusters {
+		clusters[i].Metadata.Labels = map[string]string{"name": clusters[i].Metadata.Name}
+	}
+	snap, _ = snapshot(clusters, w, t0.Add(10*time.Second))
+	d = decide(t0.Add(10*time.Second), spreadCur)
+	if d.Assignment["a"] == 0 {
+		t.Fatalf("the test needs a decision that spreads onto a at once; got %v", d.Assignment)
+	}
+	from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(10*time.Second))
+	if len(back) != 0 || !maps.Equal(d.Assignment, spreadCur) || !maps.Equal(from, prev) {
+		t.Errorf("want the spread's move back held within the window; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	if !slices.ContainsFunc(d.Explanation, func(e string) bool { return strings.Contains(e, "stay where they run until a takes them back") }) {
+		t.Errorf("want the hold explained; got %q", d.Explanation)
+	}
+	// Replicas that ran nowhere may still go to a: capacity only grows.
+	d = decide(t0.Add(10*time.Second), map[string]int32{"b": 3, "c": 2})
+	if _, _ = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(10*time.Second)); d.Assignment["a"] != 1 || d.Assignment["b"]+d.Assignment["c"] != 5 {
+		t.Errorf("want the unplaced sixth replica on a, nothing taken from b or c; got %v", d.Assignment)
+	}
+	// After the window they move back, as a failback: recorded, and
+	// within the rate (one a minute here).
+	d = decide(t0.Add(31*time.Second), spreadCur)
+	if from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second)); back["a"] != 2 || len(from) != 0 || d.Assignment["a"] != 2 {
+		t.Errorf("want 2 moved back to a after the window, the record cleared; got back %v, from %v, %v", back, from, d.Assignment)
+	}
+	w.Spec.Failover.FailbackRate = 1
+	delete(p.buckets, "web")
+	d = decide(t0.Add(31*time.Second), spreadCur)
+	if from, back = p.failback(w, &d, decided, prev, nil, snap, clusters, t0.Add(31*time.Second)); back["a"] != 1 || from["a"] != 1 || d.Assignment["a"] != 1 {
+		t.Errorf("want 1 moved back at 1/minute, though the spread wants more; got back %v, from %v, %v", back, from, d.Assignment)
 	}
 }
 

@@ -391,7 +391,7 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	if w.Status.Placement != nil {
 		prev = w.Status.Placement.FailedOverFrom
 	}
-	from, back := p.failback(&w, &d, prev, lost, snap, clusters, now)
+	from, back := p.failback(&w, &d, current, prev, lost, snap, clusters, now)
 	ledger.take(d.Assignment, current, cpu, mem) // failback's moves included
 	d.Conditions = append(d.Conditions, failedOverCondition(from, w.Spec.Failover))
 	ch := &change{name: name, decision: d, lost: lost, back: back,
