@@ -119,6 +119,7 @@ type affectedWorkload struct {
 type observation struct {
 	at         time.Time
 	health     map[string]string           // cluster -> live health
+	noted      map[string]time.Time        // cluster -> when the hub recorded that health (its event's time)
 	placements map[string]map[string]int32 // workload -> cluster -> replicas now
 	ready      map[string]map[string]int32 // workload -> cluster -> ready (fresh reports only)
 	// failedOver is, per workload, what failover moved off each cluster
@@ -130,8 +131,11 @@ type observation struct {
 // measurement is one evaluation of an observation against the start.
 type measurement struct {
 	sample api.DrillSample
-	// detected: every target is seen Unreachable.
-	detected bool
+	// detected: every target is seen Unreachable; detectedAt is when the
+	// last of them was declared so (the ClusterUnreachable event's time),
+	// zero when the hub did not say.
+	detected   bool
+	detectedAt time.Time
 	// replaced: some affected workload has more ready replicas outside the
 	// targets than ran (or were placed) there at the start.
 	replaced bool
@@ -156,6 +160,8 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 	for _, t := range targets {
 		if o.health[t] != api.HealthUnreachable {
 			m.detected = false
+		} else if n := o.noted[t]; n.After(m.detectedAt) {
+			m.detectedAt = n
 		}
 		if o.health[t] != api.HealthReady {
 			m.failedBack = false

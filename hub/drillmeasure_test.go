@@ -104,6 +104,17 @@ func TestMeasure(t *testing.T) {
 			t.Errorf("%s: want %+v, got %+v", c.name, c.want, got)
 		}
 	}
+	// Detection is when the hub declared the last target Unreachable (its
+	// event), not when the sample saw it.
+	o := observation{at: t0.Add(time.Second), health: map[string]string{"a": api.HealthUnreachable, "b": api.HealthUnreachable},
+		noted: map[string]time.Time{"a": t0.Add(300 * time.Millisecond), "b": t0.Add(800 * time.Millisecond)}}
+	if m := measure(nil, []string{"a", "b"}, o); !m.detected || !m.detectedAt.Equal(t0.Add(800*time.Millisecond)) {
+		t.Errorf("want detection at the later declaration, +800ms; got %v at %s", m.detected, m.detectedAt.Sub(t0))
+	}
+	o.health["b"] = api.HealthSuspect
+	if m := measure(nil, []string{"a", "b"}, o); m.detected {
+		t.Error("want no detection while a target is only Suspect")
+	}
 }
 
 func TestAddSampleBoundsTheSeries(t *testing.T) {

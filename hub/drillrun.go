@@ -554,7 +554,7 @@ func (d *DrillController) observe(ctx context.Context, r *drillRun, now time.Tim
 	for _, a := range r.affected {
 		names[a.name] = true
 	}
-	o := observation{at: now, health: map[string]string{}, placements: currentPlacements(rows), ready: d.reports.ready(names, d.fresh(r, now))}
+	o := observation{at: now, health: map[string]string{}, noted: map[string]time.Time{}, placements: currentPlacements(rows), ready: d.reports.ready(names, d.fresh(r, now))}
 	if r.status.Phase == api.DrillRestoring {
 		// Failback is the placement controller's: what it still owes
 		// each cluster is in the workloads' placement status (read at
@@ -580,7 +580,7 @@ func (d *DrillController) observe(ctx context.Context, r *drillRun, now time.Tim
 	}
 	for _, t := range r.targets {
 		if live, ok := d.monitor.Live(t); ok {
-			o.health[t] = live.Health
+			o.health[t], o.noted[t] = live.Health, live.Noted
 		}
 	}
 	return o, nil
@@ -640,8 +640,14 @@ func (d *DrillController) record(ctx context.Context, r *drillRun, m measurement
 	since := at.Sub(r.t0)
 	if r.status.Phase == api.DrillRunning && !r.t0.IsZero() {
 		if r.detected == nil && m.detected {
-			r.detected, milestone = seconds(since), true
-			r.event(at, api.DrillEventDetected, "the hub sees %s Unreachable", targetsText(r.targets))
+			// When the hub declared it (its ClusterUnreachable event), not
+			// when this sample saw it, up to a sampling period later.
+			dat := at
+			if !m.detectedAt.IsZero() && !m.detectedAt.Before(r.t0) && m.detectedAt.Before(at) {
+				dat = m.detectedAt.UTC().Truncate(time.Millisecond)
+			}
+			r.detected, milestone = seconds(dat.Sub(r.t0)), true
+			r.event(dat, api.DrillEventDetected, "the hub sees %s Unreachable", targetsText(r.targets))
 			d.metrics.detection.Record(ctx, *r.detected, metric.WithAttributes(attribute.String("kind", r.spec.Kind)))
 		}
 		if r.replaced == nil && m.replaced {

@@ -74,6 +74,7 @@ type clusterHealth struct {
 	gen     uint64
 	health  string    // as last written to the store
 	since   time.Time // when health began, as the monitor judged it
+	noted   time.Time // when this hub recorded health (the event's time on the leader)
 	seen    time.Time // last heartbeat (or hub start)
 	heard   bool      // a heartbeat arrived since this hub started
 	hb      protocol.Heartbeat
@@ -223,10 +224,13 @@ func (m *Monitor) Observe(hb protocol.Heartbeat, at time.Time) bool {
 
 // LiveHealth is a cluster as this hub sees it right now.
 type LiveHealth struct {
-	Seen     time.Time // last heartbeat (or the hub's start)
-	Heard    bool      // a heartbeat arrived since the hub started
-	Health   string
-	Since    time.Time         // when Health began (at most the hub's start)
+	Seen   time.Time // last heartbeat (or the hub's start)
+	Heard  bool      // a heartbeat arrived since the hub started
+	Health string
+	Since  time.Time // when Health began (at most the hub's start)
+	// Noted is when this hub recorded Health: on the leader, the time of
+	// the transition's event and condition (zero: not since it started).
+	Noted    time.Time
 	Capacity protocol.Capacity // from the last heartbeat
 	// FenceAfter is how long the member runs exclusive workloads without
 	// an ack (0: it did not say); Term is its lease term and Resync its
@@ -247,7 +251,7 @@ func (m *Monitor) Live(name string) (LiveHealth, bool) {
 	if !ok {
 		return LiveHealth{}, false
 	}
-	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Capacity: c.hb.Capacity,
+	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Noted: c.noted, Capacity: c.hb.Capacity,
 		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync, Version: c.hb.Version}, true
 }
 
@@ -322,7 +326,7 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 		if !lead {
 			m.mu.Lock()
 			if c, ok := m.clusters[p.name]; ok && p.transition != nil {
-				c.health, c.since = p.transition.To, p.transition.Since
+				c.health, c.since, c.noted = p.transition.To, p.transition.Since, now
 			}
 			m.mu.Unlock()
 			continue
@@ -338,7 +342,7 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 		m.mu.Lock()
 		if c, ok := m.clusters[p.name]; ok {
 			if p.transition != nil {
-				c.health, c.since = p.transition.To, p.transition.Since
+				c.health, c.since, c.noted = p.transition.To, p.transition.Since, now
 			}
 			c.dirty, c.written = false, now
 		}
