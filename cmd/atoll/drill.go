@@ -38,7 +38,7 @@ func (f *drillFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.name, "name", "", "the drill's name (default: kind-target-time)")
 	fl.StringVar(&f.duration, "duration", "", "how long the fault lasts (default 60s, at most 1h)")
 	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
-	fl.Int32Var(&f.maxUnavailable, "max-unavailable", -1, "SLO: at most this many affected replicas unavailable at once")
+	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
 	fl.StringVar(&f.failbackTimeout, "failback-timeout", "", "how long to wait for failback after the fault (default 3m)")
 	fl.BoolVar(&f.force, "force", false, "run even when the plan shows the rest cannot absorb the load")
 }
@@ -63,9 +63,10 @@ func (f *drillFlags) drill(cmd *cobra.Command, now time.Time) (api.Drill, error)
 	d := api.Drill{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Drill"}, Metadata: api.ObjectMeta{Name: f.name},
 		Spec: api.DrillSpec{Kind: f.kind, Target: api.DrillTarget{Cluster: f.cluster, Region: f.region}, Duration: api.Duration(f.duration),
 			FailbackTimeout: api.Duration(f.failbackTimeout), Force: f.force}}
-	if f.maxRTO != "" || f.maxUnavailable >= 0 {
+	maxUnavailable := cmd.Flags().Changed("max-unavailable")
+	if f.maxRTO != "" || maxUnavailable {
 		d.Spec.SLO = &api.DrillSLO{MaxRTO: api.Duration(f.maxRTO)}
-		if f.maxUnavailable >= 0 {
+		if maxUnavailable {
 			d.Spec.SLO.MaxUnavailableReplicas = &f.maxUnavailable
 		}
 	}
