@@ -203,6 +203,40 @@ func TestRegionNodeLoss(t *testing.T) {
 	}
 }
 
+// TestRegionNodeStopsReplicasOnExit: a node agent told to stop (SIGTERM,
+// as systemd or Kubernetes would) stops its replicas itself, each with its
+// stop signal and grace, before it exits: it logs each one stopped, and
+// none is left to the parent-death signal.
+func TestRegionNodeStopsReplicasOnExit(t *testing.T) {
+	t.Parallel()
+	r := startRegion(t)
+	w := uniqueName("web")
+	ready, procs := r.runDemo(t, w, 1, 1, 3)
+	node := ready[0].node
+	agent := r.nodes[node]
+	var mine []demoProc
+	for _, rep := range ready {
+		if rep.node == node {
+			mine = append(mine, procs[rep.ID])
+		}
+	}
+	if err := agent.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-agent.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("want node agent %s to exit within 30 s of SIGTERM; its standard error:\n%s", node, agent.out.tail(30))
+	}
+	if left := waitProcsGone(mine, goneWithin); len(left) > 0 {
+		t.Errorf("want node %s's replica processes gone after its agent exited; still running: %v", node, left)
+	}
+	out := agent.out.tail(200)
+	if strings.Contains(out, "stopping replicas on exit") || strings.Count(out, "replica stopped") < len(mine) {
+		t.Errorf("want node agent %s to stop its %d replica(s) itself on SIGTERM and log each stopped; its standard error:\n%s", node, len(mine), out)
+	}
+}
+
 // TestRegionRollingUpdate changes the template (GREETING=v2, generation
 // 2) with maxSurge 1 and maxUnavailable 0, sampling the Ready count from
 // the node heartbeats every 100 ms: it never drops below 3, and the update

@@ -145,7 +145,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Start(ctx); err != nil {
+	// The runtime outlives ctx (a runtime stops supervising when its
+	// context ends) until the deferred StopAll below has stopped the
+	// replicas gracefully, and Stop ends it.
+	if err := r.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	defer r.Stop()
