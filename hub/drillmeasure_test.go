@@ -2,6 +2,8 @@ package hub
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,6 +237,17 @@ func TestPlanDrillCapacity(t *testing.T) {
 	}
 	if got := fmt.Sprint(plan.Workloads[0].After); got != "map[b:2]" {
 		t.Errorf("w1 after evacuating a: want map[b:2], got %s", got)
+	}
+	// A workload spread over both regions is placed on b alone during the
+	// fault: absorbed, with a note that its spread is not met.
+	spread := wl("w1")
+	spread.Spec.Placement = &api.PlacementPolicy{Spread: []api.SpreadConstraint{{TopologyKey: api.LabelRegion, MinGroups: 2}}}
+	plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, map[string]api.Workload{"w1": spread}, map[string]map[string]int32{"w1": {"a": 1, "b": 1}}, now)
+	if !plan.Absorbed || !slices.ContainsFunc(plan.Notes, func(n string) bool { return strings.HasPrefix(n, "w1: placed, but its policy cannot be met") }) {
+		t.Errorf("want the spread that cannot be met during the fault noted; got absorbed %v, notes %q", plan.Absorbed, plan.Notes)
+	}
+	if plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, workloads, current, now); slices.ContainsFunc(plan.Notes, func(n string) bool { return strings.Contains(n, "cannot be met") }) {
+		t.Errorf("want no such note without a spread; got %q", plan.Notes)
 	}
 }
 

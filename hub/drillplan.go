@@ -154,6 +154,9 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 			plan.UnplacedReplicas += lost
 			unplacedWhy = append(unplacedWhy, fmt.Sprintf("%s: %d of %d replicas would have no cluster (%s)", wname, lost, onTargets, d.UnplacedReason))
 		}
+		if msg := unsatisfiable(d); msg != "" && unsatisfiable(base) == "" {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("%s: placed, but its policy cannot be met during the fault (%s)", wname, msg))
+		}
 		ledger.take(pw.After, cur, cpu, mem)
 		plan.Workloads = append(plan.Workloads, pw)
 		for c, n := range cur {
@@ -192,6 +195,17 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		plan.Notes = append(plan.Notes, "no workload has replicas to move off the targets")
 	}
 	return plan
+}
+
+// unsatisfiable is why a decision cannot meet its workload's policy (a
+// spread's minGroups, say), or "" when it can.
+func unsatisfiable(d placement.Decision) string {
+	for _, c := range d.Conditions {
+		if c.Type == placement.ConditionUnsatisfiable && c.Status == "True" {
+			return c.Message
+		}
+	}
+	return ""
 }
 
 func orUnknown(health string) string {
