@@ -46,12 +46,16 @@ type RegionReplicas struct {
 
 // RegionSplit adds up a workload's per-cluster status by region (a
 // cluster without a region counts as a region of its own), sorted by
-// region.
+// region. A cluster with nothing of the workload (none desired,
+// scheduled, ready or still present: a cluster it moved off) is left out.
 func RegionSplit(cs []ClusterReplicas) []RegionReplicas {
 	by := map[string]*RegionReplicas{}
 	var out []RegionReplicas
 	var order []string
 	for _, c := range cs {
+		if c.Desired == 0 && c.Scheduled == 0 && c.Ready == 0 && c.Present == 0 {
+			continue
+		}
 		r := c.Region
 		if r == "" {
 			r = c.Cluster

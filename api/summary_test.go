@@ -11,8 +11,10 @@ func TestRegionSplit(t *testing.T) {
 		{Cluster: "eu-west-1", Region: "eu-west", Ready: 1, Desired: 1},
 		{Cluster: "us-east-2", Region: "us-east", Ready: 1, Desired: 1},
 		{Cluster: "lonely", Ready: 0, Desired: 2},
+		{Cluster: "ap-south-1", Region: "ap-south"},           // moved off: nothing there
+		{Cluster: "eu-west-2", Region: "eu-west", Present: 1}, // stopping: still there
 	}))
-	if want := "eu-west=1/1,lonely=0/2,us-east=3/4"; got != want {
+	if want := "eu-west=1/1,lonely=0/2,us-east=3/4"; got != want { // eu-west-2 adds 0/0 to eu-west
 		t.Errorf("want split %q; got %q", want, got)
 	}
 	if got := FormatRegionSplit(RegionSplit(nil)); got != "-" {
