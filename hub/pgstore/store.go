@@ -154,10 +154,14 @@ func (s *Store) Ready(ctx context.Context) error {
 	if !s.migrated.Load() {
 		return api.Errorf(api.CodeUnavailable, "migrations have not finished")
 	}
-	if err := s.pool.Ping(ctx); err != nil {
-		return classify(err)
+	// A connection idle in the pool from before a database restart fails
+	// its first use (and is dropped): one more try asks a fresh one, so
+	// readiness does not lag the database by a stale connection.
+	err := s.pool.Ping(ctx)
+	if err != nil && ctx.Err() == nil {
+		err = s.pool.Ping(ctx)
 	}
-	return nil
+	return classify(err)
 }
 
 // Actor is who performs a mutation, for the audit log.
