@@ -198,6 +198,10 @@ type PlacementStatus struct {
 	// FailedOverFrom counts, per cluster, the replicas failover moved off
 	// it that have not moved back yet (failback).
 	FailedOverFrom map[string]int32 `json:"failedOverFrom,omitempty" doc:"Replicas failed over off each cluster and not moved back yet."`
+	// FailingBack counts, per cluster, replicas failback moved back to it
+	// that are not ready there yet: the clusters they came from keep
+	// theirs until they are (make-before-break).
+	FailingBack map[string]int32 `json:"failingBack,omitempty" doc:"Replicas moved back to each cluster and not ready there yet; the clusters they left keep theirs until then."`
 }
 
 // ClusterReplicas is one cluster's share of a workload.

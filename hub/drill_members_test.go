@@ -214,10 +214,13 @@ func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
 	// The exclusive workload now runs on the other member: cut that one
 	// off.
 	other := map[string]string{"r1": "r2", "r2": "r1"}[target]
+	// Failback is make-before-break: the other member keeps its replicas
+	// until the ones moved back are ready, then it is trimmed to 2.
 	waitFor(t, "web failed back to 2 per region", 20*time.Second, func() bool {
 		var web api.Workload
 		_ = e.admin.Get(ctx, "workloads", "web", &web)
-		return web.Status.ReadyReplicas == 4 && web.Status.Placement != nil && web.Status.Placement.Clusters[target] == 2
+		pl := web.Status.Placement
+		return web.Status.ReadyReplicas == 4 && pl != nil && pl.Clusters[target] == 2 && pl.Clusters[other] == 2 && len(pl.FailingBack) == 0
 	})
 	p := drill("cut", api.DrillPartition, api.DrillTarget{Cluster: other}, "15s")
 	p.Spec.FailbackTimeout = "30s"

@@ -396,6 +396,65 @@ func holdReturns(d *placement.Decision, current map[string]int32, held map[strin
 	}
 }
 
+// keepUntilFailedBack makes failback make-before-break for a stateless
+// workload: the clusters replicas move back from keep theirs until the
+// returned clusters run the moved ones ready. What is still to be ready
+// (returned cluster -> replicas moved back) is kept in the placement
+// status between passes (prev), with this pass's moves (back) added; it
+// returns what is still pending. A returned cluster that is no longer
+// Ready ends its wait.
+func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, back map[string]int32, clusters []liveCluster) map[string]int32 {
+	if failoverOf(w).exclusive {
+		return nil // it never moves back: two copies at once is what it forbids
+	}
+	pending := maps.Clone(prev)
+	for c, n := range back {
+		if pending == nil {
+			pending = map[string]int32{}
+		}
+		pending[c] += n
+	}
+	ready := map[string]int32{}
+	for _, cr := range w.Status.Clusters {
+		if cr.Generation == w.Metadata.Generation {
+			ready[cr.Cluster] += cr.Ready
+		}
+	}
+	live := map[string]liveCluster{}
+	for _, c := range clusters {
+		live[c.Metadata.Name] = c
+	}
+	ok := func(c string) bool {
+		lc, found := live[c]
+		return found && lc.known && lc.live.Health == api.HealthReady
+	}
+	for _, c := range slices.Sorted(maps.Keys(pending)) {
+		if !ok(c) || d.Assignment[c] == 0 || ready[c] >= d.Assignment[c] {
+			delete(pending, c)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	var kept []string
+	for _, x := range slices.Sorted(maps.Keys(current)) {
+		if pending[x] > 0 || current[x] <= d.Assignment[x] || d.Evicted[x] != "" || !ok(x) {
+			continue
+		}
+		d.Assignment[x] = current[x]
+		kept = append(kept, x)
+	}
+	if len(kept) > 0 {
+		var wait []string
+		for _, c := range slices.Sorted(maps.Keys(pending)) {
+			wait = append(wait, fmt.Sprintf("%s %d/%d", c, ready[c], d.Assignment[c]))
+		}
+		d.Explanation = append(d.Explanation, fmt.Sprintf("failback: keeping the replicas on %s until the ones moved back are ready (%s ready)",
+			strings.Join(kept, ", "), strings.Join(wait, ", ")))
+	}
+	return pending
+}
+
 // failbackText describes a failback move.
 func failbackText(back map[string]int32, d placement.Decision) string {
 	var parts []string

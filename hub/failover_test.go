@@ -195,6 +195,30 @@ func TestFailback(t *testing.T) {
 	if !maps.Equal(back, map[string]int32{"a": 2}) || len(from) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
 		t.Errorf("want 2 back to a and the record cleared; got back %v, from %v, %v", back, from, d.Assignment)
 	}
+	// Make-before-break: b and c keep their replicas until a runs the 2
+	// moved back ready; then the next decision trims b and c.
+	w.Metadata.Generation = 1
+	w.Status.Clusters = []api.ClusterReplicas{{Cluster: "a", Generation: 1, Ready: 0}, {Cluster: "b", Generation: 1, Ready: 3}, {Cluster: "c", Generation: 1, Ready: 3}}
+	pending := keepUntilFailedBack(w, &d, current, nil, back, clusters)
+	if !maps.Equal(pending, map[string]int32{"a": 2}) || !maps.Equal(d.Assignment, map[string]int32{"a": 2, "b": 3, "c": 3}) {
+		t.Errorf("want b and c kept at 3 while a's 2 are not ready; got pending %v, %v", pending, d.Assignment)
+	}
+	surged := maps.Clone(d.Assignment)
+	d = decide(t0.Add(32*time.Second), surged)
+	if _, back = p.failback(w, &d, decided, nil, nil, snap, clusters, t0.Add(32*time.Second)); len(back) != 0 {
+		t.Errorf("want nothing more moved back; got %v", back)
+	}
+	w.Status.Clusters[0].Ready = 1
+	if pending = keepUntilFailedBack(w, &d, surged, pending, nil, clusters); !maps.Equal(d.Assignment, surged) || pending["a"] != 2 {
+		t.Errorf("want the surge kept while a has 1 of 2 ready; got pending %v, %v", pending, d.Assignment)
+	}
+	d = decide(t0.Add(33*time.Second), surged)
+	w.Status.Clusters[0].Ready = 2
+	if pending = keepUntilFailedBack(w, &d, surged, pending, nil, clusters); len(pending) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
+		t.Errorf("want b and c trimmed to 4 once a's 2 are ready, a kept; got pending %v, %v", pending, d.Assignment)
+	}
+	w.Status.Clusters = nil
+
 	// Rate 1 per minute: one now, the next a minute later.
 	w.Spec.Failover.FailbackRate = 1
 	d = decide(t0.Add(31*time.Second), current)

@@ -381,22 +381,24 @@ func (p *Placer) decide(w api.Workload, clusters []liveCluster, rows []pgstore.P
 	// Both wait on what the members report: while either holds something
 	// back, a status change decides the workload again.
 	kept := purgeGracefully(&w, &d, current, clusters)
-	if held := sequenceExclusive(&w, &d, current, have, clusters, now); held || len(kept) > 0 {
+	held := sequenceExclusive(&w, &d, current, have, clusters, now)
+	lost := lostClusters(d, current)
+	var prev, prevBack map[string]int32
+	if w.Status.Placement != nil {
+		prev, prevBack = w.Status.Placement.FailedOverFrom, w.Status.Placement.FailingBack
+	}
+	from, back := p.failback(&w, &d, current, prev, lost, snap, clusters, now)
+	failingBack := keepUntilFailedBack(&w, &d, current, prevBack, back, clusters)
+	if held || len(kept) > 0 || len(failingBack) > 0 {
 		p.purging[name] = true
 	} else {
 		delete(p.purging, name)
 	}
-	lost := lostClusters(d, current)
-	var prev map[string]int32
-	if w.Status.Placement != nil {
-		prev = w.Status.Placement.FailedOverFrom
-	}
-	from, back := p.failback(&w, &d, current, prev, lost, snap, clusters, now)
 	ledger.take(d.Assignment, current, cpu, mem) // failback's moves included
 	d.Conditions = append(d.Conditions, failedOverCondition(from, w.Spec.Failover))
 	ch := &change{name: name, decision: d, lost: lost, back: back,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
-			FailedOverFrom: from}}
+			FailedOverFrom: from, FailingBack: failingBack}}
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
@@ -770,14 +772,15 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// empty maps; a fresh decision has them).
 	key := func(s *api.PlacementStatus) string {
 		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
-			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom)}
+			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack)}
 		j, _ := json.Marshal(struct {
 			C  map[string]int32
 			U  int32
 			R  string
 			F  map[string]string
 			FO map[string]int32
-		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom})
+			FB map[string]int32
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom, s.FailingBack})
 		return string(j)
 	}
 	return key(a) == key(b)
