@@ -32,10 +32,17 @@ type fence struct {
 	exclusive map[string]bool   // exclusive workloads held in the desired store
 	confirmed map[string]uint64 // workload -> the term the hub confirmed it in
 	epochs    map[string]int64  // workload -> the newest epoch recorded (deliveries are stored concurrently)
+	// unknown are workloads held in the desired store from before
+	// protocol.ExclusiveSince: whether they are exclusive is not known
+	// until the hub sends them again (the member asks for a resync, until
+	// askUntil: a workload the hub no longer has is never sent).
+	unknown  map[string]bool
+	askUntil time.Time
 }
 
 func newFence(after time.Duration) *fence {
-	return &fence{after: after, term: newTerm(), exclusive: map[string]bool{}, confirmed: map[string]uint64{}, epochs: map[string]int64{}}
+	return &fence{after: after, term: newTerm(), exclusive: map[string]bool{}, confirmed: map[string]uint64{}, epochs: map[string]int64{},
+		unknown: map[string]bool{}}
 }
 
 func newTerm() uint64 {
@@ -97,6 +104,9 @@ func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, t
 		return
 	}
 	f.epochs[workload] = epoch
+	if term != 0 {
+		delete(f.unknown, workload) // sent by a hub that says
+	}
 	if deleted || !exclusive {
 		delete(f.exclusive, workload)
 		delete(f.confirmed, workload)
@@ -106,6 +116,17 @@ func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, t
 	if term == f.term && f.leaseLocked(now) > 0 {
 		f.confirmed[workload] = term
 	}
+}
+
+// stale records a workload held in the desired store from before
+// protocol.ExclusiveSince: the member asks the hub for all of its desired
+// state again, to learn which ones to fence, until it has them or until
+// `until`.
+func (f *fence) stale(workload string, until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unknown[workload] = true
+	f.askUntil = until
 }
 
 // held lists the exclusive workloads that may not run now: all of them
@@ -132,6 +153,9 @@ func (f *fence) needsResync(now time.Time) bool {
 	defer f.mu.Unlock()
 	if f.leaseLocked(now) == 0 {
 		return false
+	}
+	if len(f.unknown) > 0 && now.Before(f.askUntil) {
+		return true
 	}
 	for w := range f.exclusive {
 		if f.confirmed[w] != f.term {

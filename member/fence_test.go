@@ -60,3 +60,46 @@ func TestFence(t *testing.T) {
 		t.Errorf("want a deleted workload never held, whatever order its deliveries were recorded in")
 	}
 }
+
+// TestFenceAsksAfterAnUpgrade: desired state stored by a member before
+// protocol.ExclusiveSince does not say which workloads are exclusive. The
+// upgraded member asks for a resync until the hub has sent each again
+// (under a lease term), or until it gives up asking.
+func TestFenceAsksAfterAnUpgrade(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := newFence(3 * time.Second)
+	f.desired("ledger", 4, false, false, 0, t0) // as stored: no exclusive flag
+	f.desired("web", 5, false, false, 0, t0)
+	f.stale("ledger", t0.Add(time.Minute))
+	f.stale("web", t0.Add(time.Minute))
+	f.acked(t0)
+	if !f.needsResync(t0) {
+		t.Fatal("want a resync asked for while stored desired state predates fencing")
+	}
+	term := f.Term()
+	f.desired("ledger", 4, true, false, term, t0) // sent again: exclusive after all
+	if !f.needsResync(t0) {
+		t.Error("want the resync asked for until every stale workload was sent again")
+	}
+	f.desired("web", 5, false, false, term, t0)
+	if f.needsResync(t0) {
+		t.Error("want no resync once the hub sent every stale workload again and confirmed the exclusive one")
+	}
+	if got := f.held(t0); len(got) != 0 {
+		t.Errorf("want ledger confirmed in this term; held %v", got)
+	}
+
+	// A workload the hub no longer has is never sent: the member stops
+	// asking after a while.
+	g := newFence(3 * time.Second)
+	g.desired("gone", 1, false, false, 0, t0)
+	g.stale("gone", t0.Add(time.Minute))
+	g.acked(t0.Add(59 * time.Second))
+	if !g.needsResync(t0.Add(59 * time.Second)) {
+		t.Error("want a resync asked for within the minute")
+	}
+	g.acked(t0.Add(61 * time.Second))
+	if g.needsResync(t0.Add(61 * time.Second)) {
+		t.Error("want no more asking after the minute")
+	}
+}

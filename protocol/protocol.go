@@ -15,6 +15,12 @@ const Version = 3
 // before re-placing its exclusive workloads.
 const MaxFenceAfter = 30 * time.Second
 
+// ExclusiveSince is the first version whose desired state says whether a
+// workload is exclusive (and carries the lease term): a member holding
+// desired state stored under an older one does not know which of its
+// workloads to fence until the hub sends it again.
+const ExclusiveSince = 3
+
 // MinVersion is the oldest member protocol the hub still accepts: one
 // version behind, so members can be upgraded after hubs.
 const MinVersion = Version - 1

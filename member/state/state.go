@@ -172,7 +172,7 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 				ack.Current, ack.Reason = cur.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
 				return ack, nil
 			}
-			if cur.Exclusive == d.Exclusive {
+			if !relearns(cur, d) {
 				ack.Accepted, ack.Current = true, cur.Epoch
 				return ack, nil
 			}
@@ -209,7 +209,7 @@ func (s *Store) putDesiredMirrored(ctx context.Context, m *mirror, d protocol.De
 	case cur.d.Epoch == d.Epoch && !sameContent(cur.d, d):
 		ack.Current, ack.Reason = cur.d.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
 		return ack, true, nil
-	case cur.d.Epoch == d.Epoch && cur.d.Exclusive == d.Exclusive:
+	case cur.d.Epoch == d.Epoch && !relearns(cur.d, d):
 		ack.Accepted, ack.Current = true, cur.d.Epoch
 		return ack, true, nil
 	default: // a newer epoch, or the same one learning Exclusive
@@ -415,6 +415,13 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jets
 
 // sameContent compares two deliveries by their canonical JSON, the
 // sender's protocol version aside.
+// relearns says whether a delivery of the epoch held (cur) is worth
+// storing again: it says otherwise of Exclusive, or cur was stored before
+// protocol.ExclusiveSince (and so says nothing of it).
+func relearns(cur, d protocol.DesiredWorkload) bool {
+	return cur.Exclusive != d.Exclusive || (cur.Version < protocol.ExclusiveSince && d.Version >= protocol.ExclusiveSince)
+}
+
 func sameContent(a, b protocol.DesiredWorkload) bool {
 	a.Version, b.Version = 0, 0
 	a.Term, b.Term = 0, 0 // the lease term it was sent under is not content

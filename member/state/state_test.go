@@ -100,6 +100,43 @@ func TestSameEpochOtherContent(t *testing.T) {
 	}
 }
 
+// TestOldEpochSentAgainAfterAnUpgrade: desired state stored by a member
+// before protocol.ExclusiveSince is stored again when the hub sends the
+// same epoch in the new version (so the next start does not ask again),
+// learning Exclusive; a second identical send writes nothing.
+func TestOldEpochSentAgainAfterAnUpgrade(t *testing.T) {
+	t.Parallel()
+	for _, mirrored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bucket", true: "mirror"}[mirrored], func(t *testing.T) {
+			ctx := context.Background()
+			st, err := Open(ctx, jetStream(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mirrored {
+				if err := st.Mirror(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old := protocol.DesiredWorkload{Version: protocol.ExclusiveSince - 1, Workload: "w", Epoch: 3, Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}
+			if ack, err := st.PutDesired(ctx, old); err != nil || !ack.Accepted {
+				t.Fatalf("stored by the old member: %+v %v", ack, err)
+			}
+			for _, exclusive := range []bool{false, true} {
+				d := old
+				d.Version, d.Exclusive, d.Term = protocol.Version, exclusive, 7
+				if ack, err := st.PutDesired(ctx, d); err != nil || !ack.Accepted {
+					t.Fatalf("sent again (exclusive %v): %+v %v", exclusive, ack, err)
+				}
+				held, _ := st.Desired(ctx)
+				if got := held["w"]; got.Version != protocol.Version || got.Exclusive != exclusive || got.Epoch != 3 {
+					t.Errorf("exclusive %v: want the epoch stored again in version %d; holds %+v", exclusive, protocol.Version, got)
+				}
+			}
+		})
+	}
+}
+
 // TestMirror: a mirrored store answers from memory what it wrote, and a
 // write behind its back (another writer) is caught by the revision check,
 // never overwritten with an older epoch.
