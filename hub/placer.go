@@ -117,6 +117,12 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if !p.leader.IsLeader() {
 		return nil
 	}
+	// The clusters Unreachable as the pass begins: one lost after this
+	// has status-only writes give way (commitChanges).
+	unreachable := map[string]bool{}
+	for _, name := range p.monitor.Unreachable() {
+		unreachable[name] = true
+	}
 	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err
@@ -124,7 +130,6 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	for name := range p.owed {
 		touched[name] = true
 	}
-	clear(p.owed)
 	cres, err := p.db.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return err
@@ -208,6 +213,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			changes = append(changes, ch)
 		}
 	}
+	clear(p.owed) // decided again above
 	workloads := p.cache
 	// The placement rows first, then delivery, then the workloads' status
 	// and events: members get their work without waiting for bookkeeping.
@@ -222,7 +228,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if err := p.deliver(ctx, workloads, clusters); err != nil {
 		errs = append(errs, err)
 	}
-	if err := p.commitChanges(ctx, changes, lostNow); err != nil {
+	if err := p.commitChanges(ctx, changes, unreachable); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -230,8 +236,8 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 
 // commitChanges writes the pass's changes: their status, conditions and
 // events, in batches short enough not to hold the store's write lock (and
-// the API's creates behind it) for long. lost are the clusters the pass
-// saw Unreachable.
+// the API's creates behind it) for long. lost are the clusters the
+// monitor had Unreachable as the pass began.
 //
 // Moves go first (their events and progress matter most), then changes of
 // status alone: a Suspect cluster, say, rewrites every workload's reasons.
@@ -269,7 +275,7 @@ func (p *Placer) commitChanges(ctx context.Context, changes []*change, lost map[
 }
 
 // lostMeanwhile says whether a cluster turned Unreachable after the pass
-// read the clusters (lost: the ones Unreachable then).
+// began (lost: the ones the monitor had Unreachable then).
 func (p *Placer) lostMeanwhile(lost map[string]bool) bool {
 	for _, name := range p.monitor.Unreachable() {
 		if !lost[name] {

@@ -110,3 +110,50 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 		t.Errorf("nothing should be owed; got %v", slices.Sorted(maps.Keys(p.owed)))
 	}
 }
+
+// TestStatusWrittenWhileAGoneClusterIsUnreachable: a cluster the monitor
+// still holds as Unreachable, but the store no longer lists (deregistered
+// through another hub), was never in a pass's view. It is not "lost
+// meanwhile": status writes go ahead, and the placer does not wake itself
+// in a loop.
+func TestStatusWrittenWhileAGoneClusterIsUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec, Status: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	monitor := NewMonitor(store, nil, time.Now, noop.NewMeterProvider().Meter(""), HealthConfig{})
+	monitor.Add("gone")
+	monitor.mu.Lock()
+	monitor.clusters["gone"].health = api.HealthUnreachable
+	monitor.mu.Unlock()
+	p := NewPlacer(store, nil, monitor, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	if err := p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := store.Get(ctx, "Workload", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w api.Workload
+	if err := rec.Decode(&w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Status.Placement == nil || w.Status.Placement.Unplaced != 1 {
+		t.Errorf("want the workload's placement status written (1 unplaced: no cluster); got %+v", w.Status.Placement)
+	}
+	select {
+	case <-p.wake:
+		t.Error("want no pass woken again: no cluster was lost during this one")
+	default:
+	}
+	if len(p.owed) != 0 {
+		t.Errorf("want nothing owed; got %v", p.owed)
+	}
+}
