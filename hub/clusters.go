@@ -387,17 +387,19 @@ func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
 		if hb.Resync && s.placer != nil {
 			s.placer.Wake() // a member in a new lease term waits for its resync
 		}
-		// The ack is the member's lease, so only the leader gives it: the
+		// The ack is the member's lease, so only the leader gives it (and,
+		// for LeaderAckGrace, a hub that just stopped leading, so that a
+		// PostgreSQL blip does not fence every exclusive workload): the
 		// leader alone re-places a silent member's exclusive workloads, when
 		// its own count since the last heartbeat it heard runs out. A
 		// follower that still heard the member across a partition that
 		// cut the leader off would otherwise keep the lease alive while the
 		// leader started the work elsewhere. Followers still observe (warm
-		// health for a takeover); while no hub leads, leases run down.
+		// health for a takeover).
 		//
 		// Answer only into the member's own inbox: a reply subject of its
 		// choosing would have the hub publish on another member's subjects.
-		if s.lead.IsLeader() && strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {
+		if s.monitor.mayAck(at) && strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {
 			ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: s.hubID})
 			_ = msg.Respond(ack)
 		}

@@ -71,7 +71,11 @@ func evictAt(f failoverPolicy, live LiveHealth) time.Time {
 		default:
 			fence = defaultFence // a member before protocol 3
 		}
-		if t := live.Seen.Add(fence + fenceMargin); t.After(at) {
+		from := live.Seen
+		if live.LeaseFrom.After(from) {
+			from = live.LeaseFrom // a previous leader may still have acked
+		}
+		if t := from.Add(fence + fenceMargin); t.After(at) {
 			at = t
 		}
 	}

@@ -29,6 +29,7 @@ func TestEvictAt(t *testing.T) {
 		{"exclusive: the fence the member reported", failoverPolicy{exclusive: true}, withFence(live, 10*time.Second), t0.Add(10*time.Second + fenceMargin)},
 		{"exclusive: the grace when later", failoverPolicy{exclusive: true, grace: 30 * time.Second}, live, t0.Add(32 * time.Second)},
 		{"exclusive, not heard since the hub started: the longest fence", failoverPolicy{exclusive: true}, unheard(live), t0.Add(protocol.MaxFenceAfter + fenceMargin)},
+		{"exclusive, a previous leader's acks may run later: from then", failoverPolicy{exclusive: true}, leaseFrom(live, t0.Add(4*time.Second)), t0.Add(4*time.Second + defaultFence + fenceMargin)},
 	}
 	for _, c := range cases {
 		if got := evictAt(c.f, c.live); !got.Equal(c.want) {
@@ -38,6 +39,8 @@ func TestEvictAt(t *testing.T) {
 }
 
 func withFence(l LiveHealth, d time.Duration) LiveHealth { l.FenceAfter = d; return l }
+
+func leaseFrom(l LiveHealth, t time.Time) LiveHealth { l.LeaseFrom = t; return l }
 
 func unheard(l LiveHealth) LiveHealth { l.Heard = false; return l }
 

@@ -64,10 +64,14 @@ type Monitor struct {
 
 	metrics healthMetrics
 	leader  Leadership
-	wake    chan struct{} // a heartbeat arrived from a cluster that is not Ready
-	cancel  context.CancelFunc
-	done    chan struct{}
-	once    sync.Once
+	// Leases (heartbeat acks), under mu: when this hub last saw itself
+	// lead, and since when it leads now (zero: it does not).
+	lastLed   time.Time
+	leadSince time.Time
+	wake      chan struct{} // a heartbeat arrived from a cluster that is not Ready
+	cancel    context.CancelFunc
+	done      chan struct{}
+	once      sync.Once
 }
 
 type clusterHealth struct {
@@ -228,6 +232,12 @@ type LiveHealth struct {
 	Heard  bool      // a heartbeat arrived since the hub started
 	Health string
 	Since  time.Time // when Health began (at most the hub's start)
+	// LeaseFrom is the latest time from which the member's lease on the
+	// hubs may still run, as far as this hub can tell: its last heartbeat,
+	// or, while this hub has led for less than LeaderAckGrace, the time
+	// the previous leader may have acked until (it acks that long after it
+	// stops leading). Zero: use Seen.
+	LeaseFrom time.Time
 	// Noted is when this hub recorded Health: on the leader, the time of
 	// the transition's event and condition (zero: not since it started).
 	Noted    time.Time
@@ -243,6 +253,36 @@ type LiveHealth struct {
 	Version int
 }
 
+// LeaderAckGrace is how long a hub that stopped leading goes on acking
+// heartbeats (the acks are the members' leases): a leader that loses
+// PostgreSQL for a moment, or steps down, does not fence every region's
+// exclusive workloads. A new leader re-places an exclusive workload only
+// once this grace, the member's fence and the margin have passed since
+// it began to lead, so the previous leader's last acks have run out.
+const LeaderAckGrace = 10 * time.Second
+
+// mayAck says whether this hub acks heartbeats at now: while it leads,
+// and for LeaderAckGrace after. It also notes when this hub began to lead.
+func (m *Monitor) mayAck(now time.Time) bool {
+	lead := m.leader.IsLeader()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.noteLeadLocked(lead, now)
+	return lead || (!m.lastLed.IsZero() && now.Sub(m.lastLed) < LeaderAckGrace)
+}
+
+func (m *Monitor) noteLeadLocked(lead bool, now time.Time) {
+	switch {
+	case lead && m.leadSince.IsZero():
+		m.leadSince = now
+	case !lead:
+		m.leadSince = time.Time{}
+	}
+	if lead {
+		m.lastLed = now
+	}
+}
+
 // Live returns what the monitor knows of a cluster now.
 func (m *Monitor) Live(name string) (LiveHealth, bool) {
 	m.mu.Lock()
@@ -251,7 +291,11 @@ func (m *Monitor) Live(name string) (LiveHealth, bool) {
 	if !ok {
 		return LiveHealth{}, false
 	}
-	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Noted: c.noted, Capacity: c.hb.Capacity,
+	from := c.seen
+	if t := m.leadSince.Add(LeaderAckGrace); !m.leadSince.IsZero() && t.After(from) {
+		from = t
+	}
+	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Noted: c.noted, LeaseFrom: from, Capacity: c.hb.Capacity,
 		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync, Version: c.hb.Version}, true
 }
 
@@ -301,7 +345,9 @@ func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
 func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 	now := m.now()
 	var work []pending
+	lead := m.leader.IsLeader()
 	m.mu.Lock()
+	m.noteLeadLocked(lead, now)
 	for name, c := range m.clusters {
 		next, since := m.state(c, now)
 		p := pending{name: name, seen: c.seen, heard: c.heard, hb: c.hb}
@@ -319,7 +365,6 @@ func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 
 	var out []Transition
 	var errs []error
-	lead := m.leader.IsLeader()
 	for _, p := range work {
 		// Every hub tracks health (warm for a takeover); only the leader
 		// writes it.

@@ -326,13 +326,14 @@ func TestStoppedWriterReleasesTheWriteLock(t *testing.T) {
 // TestOnlyTheLeaderAcksHeartbeats: two hubs hear every heartbeat, but the
 // ack is the member's lease on the hub whose count decides when its
 // exclusive workloads move, so only the leader acks; after a takeover the
-// new leader does, and the old one no longer.
+// new leader does, the old one only for LeaderAckGrace, and the new one
+// counts leases from the end of that grace.
 func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
 	bus := newBus(t, dbURL)
 	a, ea := electedEnvOn(t, dbURL, bus, "hub-a", nil)
-	_, eb := electedEnvOn(t, dbURL, bus, "hub-b", nil)
+	b, eb := electedEnvOn(t, dbURL, bus, "hub-b", nil)
 	if _, err := ea.RunOnce(t.Context()); err != nil || !ea.IsLeader() {
 		t.Fatalf("hub-a's first round: leader %v, %v; want leader", ea.IsLeader(), err)
 	}
@@ -385,6 +386,7 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	beats("hub-a")
 
 	ea.Stop() // hub-a steps down (its session ends, freeing the lock)
+	took := time.Now()
 	deadline := time.Now().Add(10 * time.Second)
 	for !eb.IsLeader() {
 		if time.Now().After(deadline) {
@@ -394,6 +396,36 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// hub-a goes on acking for LeaderAckGrace after it stopped leading (a
+	// PostgreSQL blip must not fence every region)...
+	seq++
+	inbox := protocol.InboxPrefix("m1") + "." + nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(protocol.Heartbeat{Version: protocol.Version, Cluster: "m1", Seq: seq, SentAt: time.Now().UTC(), IntervalMillis: 500})
+	if err := nc.PublishRequest(protocol.HeartbeatSubject("m1"), inbox, data); err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for len(from) < 2 {
+		msg, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("want acks from the new leader and, within its grace, the old one; got %v, then %v", from, err)
+		}
+		var ack protocol.HeartbeatAck
+		_ = json.Unmarshal(msg.Data, &ack)
+		from[ack.HubID] = true
+	}
+	_ = sub.Unsubscribe()
+	// ...and the new leader counts a member's lease from the end of that
+	// grace before it moves an exclusive workload.
+	if l, ok := b.server.Monitor().Live("m1"); !ok || l.LeaseFrom.Before(took.Add(hub.LeaderAckGrace)) {
+		t.Errorf("want hub-b to count m1's lease from at least %s after it took over; got %+v", hub.LeaderAckGrace, l)
+	}
+	// Once the grace is over, only the leader acks.
+	a.clock.Advance(hub.LeaderAckGrace + time.Second)
 	beats("hub-b")
 }
 
