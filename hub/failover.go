@@ -405,8 +405,9 @@ func holdReturns(d *placement.Decision, current map[string]int32, held map[strin
 // returned clusters run the moved ones ready. What is still to be ready
 // (returned cluster -> replicas moved back) is kept in the placement
 // status between passes (prev), with this pass's moves (back) added; it
-// returns what is still pending. A returned cluster that is no longer
-// Ready ends its wait.
+// returns what is still pending. The wait lasts while the moved replicas
+// are not ready (it has no deadline: a rollout that never gets ready keeps
+// the others, as a drain does); it ends when the cluster is lost again.
 func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, back map[string]int32, clusters []liveCluster) map[string]int32 {
 	if failoverOf(w).exclusive {
 		return nil // it never moves back: two copies at once is what it forbids
@@ -433,8 +434,37 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 		return found && lc.known && lc.live.Health == api.HealthReady
 	}
 	for _, c := range slices.Sorted(maps.Keys(pending)) {
-		if !ok(c) || d.Assignment[c] == 0 || ready[c] >= d.Assignment[c] {
+		if _, found := live[c]; !found || d.Evicted[c] != "" {
+			delete(pending, c) // gone or lost again: failover records what it loses
+			continue
+		}
+		if short := current[c] - d.Assignment[c]; short > 0 {
+			// The decision sees more replicas than wanted (the ones kept
+			// while these start) and trims the cluster moved back to first
+			// when it takes nothing new (Suspect, cordoned): it keeps them,
+			// and the others give way.
+			d.Assignment[c] = current[c]
+			for short > 0 {
+				x := ""
+				for _, y := range slices.Sorted(maps.Keys(d.Assignment)) {
+					if pending[y] == 0 && d.Assignment[y] > 0 && (x == "" || d.Assignment[y] > d.Assignment[x]) {
+						x = y
+					}
+				}
+				if x == "" {
+					break
+				}
+				d.Assignment[x]--
+				short--
+			}
+		}
+		if d.Assignment[c] == 0 || ready[c] >= d.Assignment[c] {
 			delete(pending, c)
+		}
+	}
+	for c, n := range d.Assignment {
+		if n == 0 {
+			delete(d.Assignment, c)
 		}
 	}
 	if len(pending) == 0 {

@@ -220,6 +220,33 @@ func TestFailback(t *testing.T) {
 	if pending = keepUntilFailedBack(w, &d, surged, pending, nil, clusters); len(pending) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
 		t.Errorf("want b and c trimmed to 4 once a's 2 are ready, a kept; got pending %v, %v", pending, d.Assignment)
 	}
+	// A Suspect blip (or a cordon) of a during the wait: the decision
+	// trims a first (it takes nothing new and the total is over); a keeps
+	// its 2 and the wait goes on, and when a's 2 are ready, b and c give
+	// way, whatever a's health.
+	for _, health := range []string{api.HealthSuspect, "cordoned"} {
+		a := clusters[0]
+		if health == "cordoned" {
+			clusters[0].Spec.Unschedulable = true
+		} else {
+			clusters[0].live.Health = health
+		}
+		snap, _ := snapshot(clusters, w, t0.Add(32*time.Second))
+		d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: surged})
+		if d.Assignment["a"] >= 2 {
+			t.Fatalf("%s: the test needs a decision that trims a; got %v", health, d.Assignment)
+		}
+		w.Status.Clusters[0].Ready = 0
+		if pending = keepUntilFailedBack(w, &d, surged, map[string]int32{"a": 2}, nil, clusters); pending["a"] != 2 || !maps.Equal(d.Assignment, surged) {
+			t.Errorf("%s: want a kept at 2 and b, c at 3 while a's are not ready; got pending %v, %v", health, pending, d.Assignment)
+		}
+		d = placement.Decide(placement.Input{Replicas: 6, Clusters: snap, Current: surged})
+		w.Status.Clusters[0].Ready = 2
+		if pending = keepUntilFailedBack(w, &d, surged, map[string]int32{"a": 2}, nil, clusters); len(pending) != 0 || d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 4 {
+			t.Errorf("%s: want a kept at 2 and b, c down to 4 once a's are ready; got pending %v, %v", health, pending, d.Assignment)
+		}
+		clusters[0] = a
+	}
 	w.Status.Clusters = nil
 
 	// Rate 1 per minute: one now, the next a minute later.

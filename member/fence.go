@@ -35,7 +35,8 @@ type fence struct {
 	// unknown are workloads held in the desired store from before
 	// protocol.ExclusiveSince: whether they are exclusive is not known
 	// until the hub sends them again (the member asks for a resync, until
-	// askUntil: a workload the hub no longer has is never sent).
+	// askUntil, a minute from the first ack: a workload the hub no longer
+	// has is never sent).
 	unknown  map[string]bool
 	askUntil time.Time
 }
@@ -62,6 +63,9 @@ func (f *fence) acked(at time.Time) (newTerm bool) {
 		newTerm = true
 	}
 	f.lastAck = at
+	if len(f.unknown) > 0 && f.askUntil.IsZero() {
+		f.askUntil = at.Add(askFor)
+	}
 	return newTerm
 }
 
@@ -118,15 +122,18 @@ func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, t
 	}
 }
 
+// askFor is how long after its first ack a member asks for the desired
+// state it holds from before protocol.ExclusiveSince.
+const askFor = time.Minute
+
 // stale records a workload held in the desired store from before
 // protocol.ExclusiveSince: the member asks the hub for all of its desired
-// state again, to learn which ones to fence, until it has them or until
-// `until`.
-func (f *fence) stale(workload string, until time.Time) {
+// state again, to learn which ones to fence, until it has them or for
+// askFor from the first ack.
+func (f *fence) stale(workload string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unknown[workload] = true
-	f.askUntil = until
 }
 
 // held lists the exclusive workloads that may not run now: all of them

@@ -198,7 +198,7 @@ func (m *Member) Run(ctx context.Context) error {
 		// Held until the hub confirms them in this run's term.
 		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, 0, time.Now())
 		if d.Version < protocol.ExclusiveSince && !d.Deleted {
-			m.fence.stale(d.Workload, time.Now().Add(time.Minute)) // stored by a member before fencing: ask which are exclusive
+			m.fence.stale(d.Workload) // stored by a member before fencing: ask which are exclusive
 		}
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
