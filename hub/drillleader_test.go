@@ -41,11 +41,7 @@ func (s *switchLeader) Fence(context.Context, leader.Querier) error {
 func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	store := openStore(t)
 	test := pgstore.Actor{Name: "test"}
 	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
 	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: "a"}, Spec: []byte("{}"), Status: status}); err != nil {
@@ -103,4 +99,15 @@ func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 	if p, tainted := phase(); p != api.DrillFailed || tainted {
 		t.Errorf("leading again: want the drill ended (interrupted) and a restored; got %s, tainted %v", p, tainted)
 	}
+}
+
+// openStore opens a store on a new private database, closed at the end.
+func openStore(t *testing.T) *pgstore.Store {
+	t.Helper()
+	store, err := pgstore.Open(context.Background(), pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	return store
 }

@@ -70,8 +70,15 @@ func newEnv(t testing.TB) *env {
 func newMemberEnv(t testing.TB, health hub.HealthConfig) *env {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
+	return newEnvWith(t, dbURL, newBus(t, dbURL), health, true)
+}
+
+// newBus starts an in-process NATS server with the keys stored in dbURL's
+// database, as a hub does.
+func newBus(t testing.TB, dbURL string) *natsbus.Bus {
+	t.Helper()
 	ctx := context.Background()
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 4})
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,7 @@ func newMemberEnv(t testing.TB, health hub.HealthConfig) *env {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(bus.Close)
-	return newEnvWith(t, dbURL, bus, health, true)
+	return bus
 }
 
 func newEnvOn(t testing.TB, dbURL string) *env {

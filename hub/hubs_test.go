@@ -428,28 +428,3 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	a.clock.Advance(hub.LeaderAckGrace + time.Second)
 	beats("hub-b")
 }
-
-// newBus starts an in-process NATS server with the keys stored in dbURL's
-// database, as a hub does.
-func newBus(t *testing.T, dbURL string) *natsbus.Bus {
-	t.Helper()
-	ctx := t.Context()
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: dbURL, MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
-		s, err := natsbus.NewSeeds()
-		return pgstore.NATSSeeds(s), err
-	})
-	store.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := natsbus.Start(context.Background(), natsbus.Config{Seeds: natsbus.Seeds(seeds), DataDir: t.TempDir(), ClientListen: "127.0.0.1:0", LeafListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("start nats: %v", err)
-	}
-	t.Cleanup(bus.Close)
-	return bus
-}

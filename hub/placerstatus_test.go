@@ -12,7 +12,6 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
-	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/placement"
 )
 
@@ -26,11 +25,7 @@ import (
 func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	store := openStore(t)
 	test := pgstore.Actor{Name: "test"}
 	names := []string{"moved", "s1", "s2", "s3"}
 	for _, n := range names {
@@ -119,11 +114,7 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 func TestStatusWrittenWhileAGoneClusterIsUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	store := openStore(t)
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec, Status: []byte("{}")}); err != nil {
 		t.Fatal(err)

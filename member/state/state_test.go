@@ -26,7 +26,9 @@ func TestConcurrentEpochs(t *testing.T) {
 	}
 }
 
-func concurrentEpochs(t *testing.T, mirrored bool) {
+// openStore opens a store on a private JetStream, mirrored or not.
+func openStore(t *testing.T, mirrored bool) *Store {
+	t.Helper()
 	ctx := context.Background()
 	st, err := Open(ctx, jetStream(t))
 	if err != nil {
@@ -37,6 +39,12 @@ func concurrentEpochs(t *testing.T, mirrored bool) {
 			t.Fatal(err)
 		}
 	}
+	return st
+}
+
+func concurrentEpochs(t *testing.T, mirrored bool) {
+	ctx := context.Background()
+	st := openStore(t, mirrored)
 	var wg sync.WaitGroup
 	accepted := make(chan int64, 64)
 	for epoch := int64(1); epoch <= 40; epoch++ {
@@ -109,15 +117,7 @@ func TestOldEpochSentAgainAfterAnUpgrade(t *testing.T) {
 	for _, mirrored := range []bool{false, true} {
 		t.Run(map[bool]string{false: "bucket", true: "mirror"}[mirrored], func(t *testing.T) {
 			ctx := context.Background()
-			st, err := Open(ctx, jetStream(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mirrored {
-				if err := st.Mirror(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
+			st := openStore(t, mirrored)
 			old := protocol.DesiredWorkload{Version: protocol.ExclusiveSince - 1, Workload: "w", Epoch: 3, Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}
 			if ack, err := st.PutDesired(ctx, old); err != nil || !ack.Accepted {
 				t.Fatalf("stored by the old member: %+v %v", ack, err)
