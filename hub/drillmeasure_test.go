@@ -249,6 +249,16 @@ func TestPlanDrillCapacity(t *testing.T) {
 	if plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, workloads, current, now); slices.ContainsFunc(plan.Notes, func(n string) bool { return strings.Contains(n, "cannot be met") }) {
 		t.Errorf("want no such note without a spread; got %q", plan.Notes)
 	}
+	// An exclusive workload moves too: the plan's fault outlasts every
+	// lease, however recent the monitor's view of it (LeaseFrom, as
+	// Monitor.Live gives it).
+	view[0].live.LeaseFrom = now
+	ledger := wl("ledger")
+	ledger.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
+	plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, map[string]api.Workload{"ledger": ledger}, map[string]map[string]int32{"ledger": {"a": 2}}, now)
+	if len(plan.Workloads) != 1 || plan.Workloads[0].After["a"] != 0 || plan.Workloads[0].After["b"] != 2 {
+		t.Errorf("want the exclusive workload planned onto b; got %+v", plan.Workloads)
+	}
 }
 
 func TestParseTimelinePos(t *testing.T) {

@@ -110,7 +110,8 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 			// out: the plan shows where replicas end up.
 			fault[i].known = true
 			fault[i].live.Health = api.HealthUnreachable
-			fault[i].live.Since, fault[i].live.Seen = now.Add(-24*time.Hour), now.Add(-24*time.Hour)
+			long := now.Add(-24 * time.Hour)
+			fault[i].live.Since, fault[i].live.Seen, fault[i].live.LeaseFrom = long, long, long
 		}
 	}
 	// Free capacity as the moves use it up, from the last heartbeats.
