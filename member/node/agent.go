@@ -128,7 +128,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	nc := a.cfg.Conn
 	if nc == nil {
 		var err error
-		nc, err = nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		nc, err = nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+			logNATSErrors(a.log))
 		if err != nil {
 			return fmt.Errorf("connect to the member at %s: %w", a.cfg.MemberURL, err)
 		}
@@ -255,4 +256,17 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 		return ack, false
 	}
 	return ack, true
+}
+
+// logNATSErrors sends the connection's asynchronous errors (a write to a
+// member that went away, a slow consumer) to the log, as structured lines;
+// by default the NATS client prints them raw on standard error.
+func logNATSErrors(log *slog.Logger) nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil {
+			log.Warn("nats", "subject", sub.Subject, "err", err)
+			return
+		}
+		log.Warn("nats", "err", err)
+	})
 }

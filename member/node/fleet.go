@@ -195,7 +195,8 @@ func (f *Fleet) Run(ctx context.Context) error {
 	nc := f.cfg.Conn
 	if nc == nil {
 		var err error
-		nc, err = nats.Connect(f.cfg.MemberURL, nats.Name("atoll-sim-fleet"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		nc, err = nats.Connect(f.cfg.MemberURL, nats.Name("atoll-sim-fleet"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+			logNATSErrors(f.log))
 		if err != nil {
 			return fmt.Errorf("connect to the member at %s: %w", f.cfg.MemberURL, err)
 		}
