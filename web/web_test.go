@@ -304,6 +304,34 @@ func TestSessionsAcrossHubs(t *testing.T) {
 	}
 }
 
+// TestSessionExpiryAndSweep: a stored sign-in past its expiry is not
+// found (a cookie for it goes to sign-in), and the next sign-in removes
+// the row.
+func TestSessionExpiryAndSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	id := strings.Repeat("x", 43)
+	key := sha256.Sum256([]byte(id))
+	now := time.Now()
+	if err := e.store.PutConsoleSession(ctx, pgstore.ConsoleSession{IDHash: key[:], Sealed: []byte("sealed"), Created: now.Add(-13 * time.Hour), Expires: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.ConsoleSession(ctx, key[:], now); api.ErrorCode(err) != api.CodeNotFound {
+		t.Errorf("want an expired session not found; got %v", err)
+	}
+	br := e.browser()
+	u, _ := url.Parse(e.url)
+	br.client.Jar.SetCookies(u, []*http.Cookie{{Name: "atoll_session", Value: id, Path: "/"}})
+	if got := br.get("/"); got.status != http.StatusSeeOther {
+		t.Errorf("want an expired session's cookie sent to sign-in; got %d", got.status)
+	}
+	e.browser().signIn(adminSecret)
+	if _, err := e.store.ConsoleSession(ctx, key[:], now.Add(-2*time.Hour)); api.ErrorCode(err) != api.CodeNotFound {
+		t.Errorf("want the expired row swept by the next sign-in; still there (%v)", err)
+	}
+}
+
 func TestRevokedTokenEndsSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
