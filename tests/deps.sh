@@ -3,8 +3,9 @@
 # machine may lack: PostgreSQL's server binaries (the tests start private
 # servers from them), the unprivileged `postgres` account they run under
 # when the tests run as root, docker-compose (tests/deploy-check.sh
-# validates docker-compose.yml with it; no Docker engine needed), and
-# Chromium with a font for the console's browser tests. Go modules come
+# validates docker-compose.yml with it; no Docker engine needed),
+# Chromium with a font for the console's browser tests, and iproute2 for
+# the partition test's network namespaces. Go modules come
 # through the Go module proxy when `go test` builds.
 set -euo pipefail
 
@@ -67,5 +68,13 @@ if ! have_chromium || ! compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans.
   apt_install chromium fonts-dejavu-core
 fi
 have_chromium || { echo "tests/deps.sh: chromium is still missing" >&2; exit 1; }
+
+# The partition test cuts a member off over a veth pair between network
+# namespaces (`ip netns`, `ip link`).
+if ! command -v ip >/dev/null 2>&1; then
+  echo "tests/deps.sh: installing iproute2"
+  apt_install iproute2
+fi
+command -v ip >/dev/null 2>&1 || { echo "tests/deps.sh: ip (iproute2) is still missing" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }

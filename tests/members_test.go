@@ -486,9 +486,20 @@ func (d *devStack) startMember(t, owner *testing.T, name, dir, joinToken string)
 // SIGKILLs the group and waits for the exit; t fails if it does not start.
 func startProc(t, owner testing.TB, label string, args ...string) *memberProc {
 	t.Helper()
+	return startProcIn(t, owner, "", label, args...)
+}
+
+// startProcIn is startProc inside network namespace netns ("" for the
+// test's own): `ip netns exec` execs atoll, so the pid is atoll's.
+func startProcIn(t, owner testing.TB, netns, label string, args ...string) *memberProc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &memberProc{name: label, out: newProcOutput()}
-	m.cmd = exec.CommandContext(ctx, atollBin, args...)
+	if netns == "" {
+		m.cmd = exec.CommandContext(ctx, atollBin, args...)
+	} else {
+		m.cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", netns, atollBin}, args...)...)
+	}
 	m.cmd.Env = append(os.Environ(), "ATOLL_JOIN_TOKEN=") // only what the test passes
 	m.cmd.Stderr = m.out
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

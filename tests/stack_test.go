@@ -79,14 +79,14 @@ func (c *child) start(cmd *exec.Cmd) error {
 }
 
 // startDev starts `atoll dev` on dataDir, listening on listen (port 0 picks
-// one), and returns once it printed its readiness banner. On failure the
+// one), with extra flags, and returns once it printed its readiness banner. On failure the
 // process is gone and the error quotes its standard error.
-func startDev(dataDir, listen string) (*devStack, error) {
+func startDev(dataDir, listen string, extra ...string) (*devStack, error) {
 	d := &devStack{
 		dataDir: dataDir,
 		stderr:  &lineLog{max: 400},
 	}
-	d.cmd = exec.Command(atollBin, "dev", "--data-dir", dataDir, "--listen", listen)
+	d.cmd = exec.Command(atollBin, append([]string{"dev", "--data-dir", dataDir, "--listen", listen}, extra...)...)
 	d.cmd.Env = append(os.Environ(), "ATOLL_ADMIN_TOKEN=") // the token comes from the file
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true, // so that stop and kill reach the whole group
@@ -145,9 +145,9 @@ func startDev(dataDir, listen string) (*devStack, error) {
 
 // startDevT is startDev for a test: it fails the test on error and stops
 // the stack when the test ends.
-func startDevT(t *testing.T, dataDir, listen string) *devStack {
+func startDevT(t *testing.T, dataDir, listen string, extra ...string) *devStack {
 	t.Helper()
-	d, err := startDev(dataDir, listen)
+	d, err := startDev(dataDir, listen, extra...)
 	if err != nil {
 		t.Fatalf("want atoll dev running on %s; got: %v", dataDir, err)
 	}
