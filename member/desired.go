@@ -16,7 +16,7 @@ import (
 
 // serveDesired stores the desired workloads the hub sends into the
 // member's KV, fenced by epoch, and acknowledges each once it is stored.
-func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func()) (*nats.Subscription, error) {
+func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func(workloads ...string)) (*nats.Subscription, error) {
 	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
 		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
 	// Deliveries are stored concurrently (a bounded number at once): each
@@ -44,7 +44,7 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 const storesInFlight = 256
 
 // storeDesired stores one delivery and answers it.
-func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Msg, received metric.Int64Counter, changed func()) {
+func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Msg, received metric.Int64Counter, changed func(workloads ...string)) {
 	d, err := protocol.DecodeDesired(msg.Data)
 	ack := protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
 	result := "accepted"
@@ -57,7 +57,7 @@ func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Ms
 		result = "stale"
 	} else {
 		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, d.Term, time.Now())
-		changed() // act now, not at the next resync
+		changed(d.Workload) // act now, not at the next resync
 	}
 	received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 	if msg.Reply == "" {

@@ -206,7 +206,7 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
 		return err
 	}
-	if _, err := m.serveDesired(ctx, st, m.controller.Wake); err != nil {
+	if _, err := m.serveDesired(ctx, st, m.controller.WakeFor); err != nil {
 		return err
 	}
 	if _, err := m.serveLogs(ctx, st); err != nil {

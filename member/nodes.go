@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,8 +31,13 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 				m.log.WarnContext(ctx, "storing a node failed", "node", hb.Node, "err", err)
 			}
 		}
-		if changed || !before.Ready || replicasChanged(before.Replicas, hb.Replicas) {
-			ctl.Wake()
+		switch {
+		case changed || !before.Ready:
+			ctl.Wake() // room or placement rules changed: any workload may place differently
+		default:
+			if ws := replicasChanged(before.Replicas, hb.Replicas); len(ws) > 0 {
+				ctl.WakeFor(ws...)
+			}
 		}
 		if msg.Reply != "" {
 			now := time.Now()
@@ -50,17 +56,30 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 	return sub, nil
 }
 
-func replicasChanged(before map[string]protocol.ReplicaState, now []protocol.ReplicaState) bool {
-	if len(before) != len(now) {
-		return true
-	}
-	for _, r := range now {
-		b, ok := before[r.ID]
-		if !ok || b.Ready != r.Ready || b.Phase != r.Phase || b.Restarts != r.Restarts {
-			return true
+// replicasChanged lists the workloads whose replicas on a node changed
+// between two heartbeats (appeared, went, or changed phase, readiness or
+// restarts).
+func replicasChanged(before map[string]protocol.ReplicaState, now []protocol.ReplicaState) []string {
+	var out []string
+	add := func(w string) {
+		if !slices.Contains(out, w) {
+			out = append(out, w)
 		}
 	}
-	return false
+	seen := make(map[string]bool, len(now))
+	for _, r := range now {
+		seen[r.ID] = true
+		b, ok := before[r.ID]
+		if !ok || b.Ready != r.Ready || b.Phase != r.Phase || b.Restarts != r.Restarts || b.Workload != r.Workload {
+			add(r.Workload)
+		}
+	}
+	for id, b := range before {
+		if !seen[id] {
+			add(b.Workload)
+		}
+	}
+	return out
 }
 
 // capacity sums the region's Ready nodes and the replicas on them, for

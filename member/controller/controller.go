@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,11 +34,16 @@ type Controller struct {
 	now  func() time.Time
 	wake chan struct{}
 
-	keys *TemplateKeys // RunOnce's only
+	keys *TemplateKeys // the pass's only
 
 	mu       sync.Mutex
-	status   []protocol.WorkloadStatus
+	status   []protocol.WorkloadStatus          // sorted by workload
+	statusOf map[string]protocol.WorkloadStatus // the same, by workload
 	progress map[string]progress
+	// What the next pass woken early covers: every workload (full), or
+	// only the ones whose desired state or replicas changed (dirty).
+	full  bool
+	dirty map[string]bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -55,7 +62,7 @@ type progress struct {
 // New makes a controller.
 func New(cfg Config) *Controller {
 	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now, wake: make(chan struct{}, 1), progress: map[string]progress{}, done: make(chan struct{}),
-		keys: NewTemplateKeys()}
+		keys: NewTemplateKeys(), statusOf: map[string]protocol.WorkloadStatus{}, dirty: map[string]bool{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -68,9 +75,30 @@ func New(cfg Config) *Controller {
 	return c
 }
 
-// Wake asks for a pass as soon as possible (desired state or a node
-// changed).
+// Wake asks for a pass over every workload as soon as possible (a node
+// appeared, changed or was lost: any workload may place differently).
 func (c *Controller) Wake() {
+	c.mu.Lock()
+	c.full = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+// WakeFor asks for a pass over these workloads as soon as possible: their
+// desired state or their replicas changed, and nothing else needs
+// deciding again for it. Such a pass plans only them (a failover that
+// delivers a thousand workloads does not plan the whole region a
+// thousand times); the periodic pass still covers everything.
+func (c *Controller) WakeFor(workloads ...string) {
+	c.mu.Lock()
+	for _, w := range workloads {
+		c.dirty[w] = true
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Controller) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -90,19 +118,55 @@ func newReplicaID(workload string) string {
 	return workload + "-" + hex.EncodeToString(b[:])
 }
 
-// RunOnce reads the state, decides and writes the bindings.
+// RunOnce reads the state, decides every workload and writes the
+// bindings.
 func (c *Controller) RunOnce(ctx context.Context) (Changes, error) {
-	desired, err := c.cfg.Store.Desired(ctx)
+	c.mu.Lock()
+	c.full = false
+	clear(c.dirty) // all covered
+	c.mu.Unlock()
+	return c.pass(ctx, nil)
+}
+
+// runWoken runs the pass an early wake asked for: every workload, or only
+// the dirty ones.
+func (c *Controller) runWoken(ctx context.Context) (Changes, error) {
+	c.mu.Lock()
+	full, only := c.full, c.dirty
+	c.full, c.dirty = false, map[string]bool{}
+	c.mu.Unlock()
+	switch {
+	case full:
+		return c.pass(ctx, nil)
+	case len(only) == 0:
+		return Changes{}, nil
+	}
+	return c.pass(ctx, only)
+}
+
+// pass decides the workloads in only (nil: all) and writes the bindings.
+func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, error) {
+	var desired map[string]protocol.DesiredWorkload
+	var err error
+	if only == nil {
+		desired, err = c.cfg.Store.Desired(ctx)
+	} else {
+		desired, err = c.cfg.Store.DesiredFor(ctx, slices.Collect(maps.Keys(only)))
+	}
 	if err != nil {
+		c.redo(only)
 		return Changes{}, err
 	}
 	bindings, err := c.cfg.Store.Bindings(ctx)
 	if err != nil {
+		c.redo(only)
 		return Changes{}, err
 	}
 	now := c.now()
-	c.keys.keep(desired, bindings)
-	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now, Keys: c.keys}
+	if only == nil {
+		c.keys.keep(desired, bindings)
+	}
+	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now, Keys: c.keys, Only: only}
 	ch := plan(snap, newReplicaID)
 	// Removals first (they free room the additions were planned into),
 	// each phase a bounded number of KV writes at once: a failover that
@@ -111,25 +175,46 @@ func (c *Controller) RunOnce(ctx context.Context) (Changes, error) {
 	errs = append(errs, writeAll(ch.Delete, func(b protocol.Binding) error { return c.cfg.Store.DeleteBinding(ctx, b.Node, b.Replica) }))
 	errs = append(errs, writeAll(ch.Put, func(b protocol.Binding) error { return c.cfg.Store.PutBinding(ctx, b) }))
 	c.mu.Lock()
-	c.status = ch.Status
-	seen := map[string]bool{}
+	if only == nil {
+		clear(c.statusOf)
+	}
+	for w := range only {
+		delete(c.statusOf, w) // planned again: no status if deleted or tombstoned
+	}
 	for _, st := range ch.Status {
-		seen[st.Workload] = true
+		c.statusOf[st.Workload] = st
 		p := c.progress[st.Workload]
 		if p.generation != st.Generation || p.scheduled != st.Scheduled || p.updated != st.Updated || p.ready != st.Ready {
 			c.progress[st.Workload] = progress{generation: st.Generation, scheduled: st.Scheduled, updated: st.Updated, ready: st.Ready, since: now}
 		}
 	}
 	for w := range c.progress {
-		if !seen[w] {
+		if _, ok := c.statusOf[w]; !ok {
 			delete(c.progress, w) // deleted or tombstoned
 		}
+	}
+	c.status = make([]protocol.WorkloadStatus, 0, len(c.statusOf))
+	for _, w := range slices.Sorted(maps.Keys(c.statusOf)) {
+		c.status = append(c.status, c.statusOf[w])
 	}
 	c.mu.Unlock()
 	if len(ch.Put)+len(ch.Delete) > 0 {
 		c.log.InfoContext(ctx, "replicas rebound", "added", len(ch.Put), "removed", len(ch.Delete))
 	}
 	return ch, errors.Join(errs...)
+}
+
+// redo marks a failed pass's workloads for the next one.
+func (c *Controller) redo(only map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if only == nil {
+		c.full = true
+		return
+	}
+	for w := range only {
+		c.dirty[w] = true
+	}
 }
 
 // stalled lists workloads whose rolling update has not progressed within
@@ -156,29 +241,42 @@ func (c *Controller) stalled(desired map[string]protocol.DesiredWorkload, now ti
 	return out
 }
 
-// Start runs passes every Every and on Wake until Stop.
+// Start runs passes on Wake and WakeFor until Stop, and a pass over every
+// workload at least every Every and as soon as a node's grace runs out
+// (however many early passes come between), so a lost node's replicas
+// move at once and nothing a wake missed waits long.
 func (c *Controller) Start(ctx context.Context) {
 	ctx, c.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(c.done)
 		t := time.NewTimer(c.cfg.Every)
 		defer t.Stop()
+		var lastFull, nextExpiry time.Time
+		woken := false
 		for {
-			if _, err := c.RunOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			now := c.now()
+			full := !woken || now.Sub(lastFull) >= c.cfg.Every || (!nextExpiry.IsZero() && !now.Before(nextExpiry))
+			pass := c.runWoken
+			if full {
+				pass = c.RunOnce
+				lastFull = now
+				nextExpiry = c.cfg.Nodes.NextExpiry(now)
+			}
+			if _, err := pass(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				c.log.WarnContext(ctx, "replica controller pass failed", "err", err)
 			}
-			// Next pass: the resync period, or sooner when a node's grace
-			// runs out, so a lost node's replicas move at once.
-			wait := c.cfg.Every
-			if exp := c.cfg.Nodes.NextExpiry(c.now()); !exp.IsZero() {
-				wait = min(wait, exp.Sub(c.now())+time.Millisecond)
+			wait := lastFull.Add(c.cfg.Every).Sub(c.now())
+			if !nextExpiry.IsZero() {
+				wait = min(wait, nextExpiry.Sub(c.now())+time.Millisecond)
 			}
-			t.Reset(wait)
+			t.Reset(max(wait, 0))
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				woken = false
 			case <-c.wake:
+				woken = true
 				if !t.Stop() {
 					select {
 					case <-t.C:

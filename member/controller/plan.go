@@ -24,6 +24,10 @@ type Snapshot struct {
 	// Keys remembers templates' canonical forms between passes (nil: none
 	// remembered).
 	Keys *TemplateKeys
+	// Only limits the pass to these workloads (nil: every workload);
+	// Desired may then hold just them. Bindings and Nodes are always
+	// the whole region's: new replicas are scheduled around everything.
+	Only map[string]bool
 }
 
 // TemplateKeys remembers the canonical form of each workload's template
@@ -102,6 +106,9 @@ func present(snap Snapshot) map[string]int32 {
 			continue // its agent is gone, and its replicas died with it
 		}
 		for _, r := range n.Replicas {
+			if snap.Only != nil && !snap.Only[r.Workload] {
+				continue
+			}
 			if r.Phase != runtimePhaseSucceeded && r.Phase != runtimePhaseFailed {
 				out[r.Workload]++
 			}
@@ -127,15 +134,25 @@ func plan(snap Snapshot, newID func(workload string) string) Changes {
 	names := make([]string, 0, len(byWorkload)+len(snap.Desired))
 	seen := map[string]bool{}
 	for w := range byWorkload {
-		names, seen[w] = append(names, w), true
+		if snap.Only == nil || snap.Only[w] {
+			names, seen[w] = append(names, w), true
+		}
 	}
 	for w := range snap.Desired {
-		if !seen[w] {
+		if !seen[w] && (snap.Only == nil || snap.Only[w]) {
 			names = append(names, w)
 		}
 	}
 	sort.Strings(names)
-	sched := scheduler.New(schedulerSnapshot(snap))
+	// The scheduler's view of the whole region is built only when some
+	// workload needs replicas placed (most passes place none).
+	var s *scheduler.Scheduler
+	sched := func() *scheduler.Scheduler {
+		if s == nil {
+			s = scheduler.New(schedulerSnapshot(snap))
+		}
+		return s
+	}
 	ch.present = present(snap)
 	for _, w := range names {
 		d, ok := snap.Desired[w]
@@ -152,7 +169,7 @@ func plan(snap Snapshot, newID func(workload string) string) Changes {
 	return ch
 }
 
-func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.DesiredWorkload, bs []protocol.Binding, newID func(string) string) {
+func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d protocol.DesiredWorkload, bs []protocol.Binding, newID func(string) string) {
 	wantN := int(d.Replicas)
 	ready := func(b protocol.Binding) bool { return snap.Nodes[b.Node].Replicas[b.Replica].Ready }
 	var cur, old []protocol.Binding
@@ -225,7 +242,7 @@ func (ch *Changes) plan(sched *scheduler.Scheduler, snap Snapshot, d protocol.De
 		for range add {
 			req.Replicas = append(req.Replicas, schedulerReplica(newID(d.Workload), d.Workload, d.Template))
 		}
-		p := sched.Schedule(req)
+		p := sched().Schedule(req)
 		for _, b := range p.Bindings {
 			nb := protocol.Binding{Replica: b.Replica, Workload: d.Workload, Node: b.Node, Epoch: d.Epoch, Generation: d.Generation, Template: d.Template, Exclusive: d.Exclusive}
 			ch.Put = append(ch.Put, nb)

@@ -259,6 +259,32 @@ func (s *Store) Desired(ctx context.Context) (map[string]protocol.DesiredWorkloa
 	return out, nil
 }
 
+// DesiredFor returns the desired state held for the given workloads (those
+// without any are left out), tombstones included.
+func (s *Store) DesiredFor(ctx context.Context, workloads []string) (map[string]protocol.DesiredWorkload, error) {
+	out := make(map[string]protocol.DesiredWorkload, len(workloads))
+	if m := s.mirrored(); m != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, w := range workloads {
+			if e, ok := m.desired[w]; ok {
+				out[w] = e.d
+			}
+		}
+		return out, nil
+	}
+	all, err := s.Desired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range workloads {
+		if d, ok := all[w]; ok {
+			out[w] = d
+		}
+	}
+	return out, nil
+}
+
 // PutBinding records that a replica runs on a node.
 func (s *Store) PutBinding(ctx context.Context, b protocol.Binding) error {
 	value, err := json.Marshal(b)
