@@ -23,7 +23,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Every is the resync period; default 1s. Wake forces a pass sooner.
+	// Every is the resync period (a pass over every workload); default 1s.
+	// Wake forces such a pass sooner, WakeFor one over some workloads.
 	Every time.Duration
 }
 

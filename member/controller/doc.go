@@ -13,6 +13,13 @@
 // region. Only explicit tombstones from the hub remove a workload's
 // replicas.
 //
+// A pass covers every workload at least every resync period (1 s), and at
+// once when a node appears, changes or is lost. In between, a pass woken
+// by a delivery or by a node's replica changes (WakeFor) plans only the
+// workloads concerned, scheduled around everything else bound in the
+// region, so a burst of a thousand deliveries does not plan the whole
+// region a thousand times.
+//
 // Deciding is separate from doing: plan (pure) computes the changes from a
 // snapshot; RunOnce reads the snapshot, calls plan and applies the result.
 package controller
