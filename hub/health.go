@@ -65,9 +65,10 @@ type Monitor struct {
 	metrics healthMetrics
 	leader  Leadership
 	// Leases (heartbeat acks), under mu: when this hub last saw itself
-	// lead, and since when it leads now (zero: it does not).
+	// lead, and since when it leads now, in which term (zero: it does not).
 	lastLed   time.Time
 	leadSince time.Time
+	leadTerm  int64
 	wake      chan struct{} // a heartbeat arrived from a cluster that is not Ready
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -234,9 +235,9 @@ type LiveHealth struct {
 	Since  time.Time // when Health began (at most the hub's start)
 	// LeaseFrom is the latest time from which the member's lease on the
 	// hubs may still run, as far as this hub can tell: its last heartbeat,
-	// or, while this hub has led for less than LeaderAckGrace, the time
-	// the previous leader may have acked until (it acks that long after it
-	// stops leading). Zero: use Seen.
+	// or, early in this hub's term, the time the previous leader may have
+	// acked until (LeaderAckGrace after it stops leading, which may be up
+	// to leaderOverlap after this hub took over). Zero: use Seen.
 	LeaseFrom time.Time
 	// Noted is when this hub recorded Health: on the leader, the time of
 	// the transition's event and condition (zero: not since it started).
@@ -257,42 +258,63 @@ type LiveHealth struct {
 // heartbeats (the acks are the members' leases): a leader that loses
 // PostgreSQL for a moment, or steps down, does not fence every region's
 // exclusive workloads. A new leader re-places an exclusive workload only
-// once this grace, the member's fence and the margin have passed since
-// it began to lead, so the previous leader's last acks have run out.
+// once this grace and leaderOverlap, then the member's fence and the
+// margin, have passed since it began to lead: the previous leader's last
+// acks have run out by then.
 const LeaderAckGrace = 10 * time.Second
+
+// leaderOverlap is how long a hub may still believe it leads after
+// another took over: a follower takes the lock as soon as the leader's
+// session ends, and the old leader sees itself lead until its lease
+// (hub/leader's default, 3 s) passes without a confirmed heartbeat.
+const leaderOverlap = 3 * time.Second
+
+// lead is this hub's term as the leadership says now: 0 when it does not
+// lead (a sole hub, which always leads, is term 1).
+func (m *Monitor) lead() int64 {
+	if !m.leader.IsLeader() {
+		return 0
+	}
+	return max(m.leader.Epoch(), 1)
+}
 
 // mayAck says whether this hub acks heartbeats at now: while it leads,
 // and for LeaderAckGrace after. It also notes when this hub began to lead.
 func (m *Monitor) mayAck(now time.Time) bool {
-	lead := m.leader.IsLeader()
+	term := m.lead()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.noteLeadLocked(lead, now)
-	return lead || (!m.lastLed.IsZero() && now.Sub(m.lastLed) < LeaderAckGrace)
+	m.noteLeadLocked(term, now)
+	return term != 0 || (!m.lastLed.IsZero() && now.Sub(m.lastLed) < LeaderAckGrace)
 }
 
-func (m *Monitor) noteLeadLocked(lead bool, now time.Time) {
+// noteLeadLocked records the term this hub leads in at now (0: none): a
+// new term, even straight after another, starts leadSince afresh.
+func (m *Monitor) noteLeadLocked(term int64, now time.Time) {
 	switch {
-	case lead && m.leadSince.IsZero():
-		m.leadSince = now
-	case !lead:
-		m.leadSince = time.Time{}
+	case term == 0:
+		m.leadSince, m.leadTerm = time.Time{}, 0
+		return
+	case term != m.leadTerm:
+		m.leadSince, m.leadTerm = now, term
 	}
-	if lead {
-		m.lastLed = now
-	}
+	m.lastLed = now
 }
 
 // Live returns what the monitor knows of a cluster now.
 func (m *Monitor) Live(name string) (LiveHealth, bool) {
+	term := m.lead()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// A pass that runs straight after a takeover (the placer is woken by
+	// it) must see the new term, not wait for the monitor's next tick.
+	m.noteLeadLocked(term, m.now())
 	c, ok := m.clusters[name]
 	if !ok {
 		return LiveHealth{}, false
 	}
 	from := c.seen
-	if t := m.leadSince.Add(LeaderAckGrace); !m.leadSince.IsZero() && t.After(from) {
+	if t := m.leadSince.Add(LeaderAckGrace + leaderOverlap); !m.leadSince.IsZero() && t.After(from) {
 		from = t
 	}
 	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Noted: c.noted, LeaseFrom: from, Capacity: c.hb.Capacity,
@@ -345,9 +367,10 @@ func (m *Monitor) state(c *clusterHealth, now time.Time) (string, time.Time) {
 func (m *Monitor) RunOnce(ctx context.Context) ([]Transition, error) {
 	now := m.now()
 	var work []pending
-	lead := m.leader.IsLeader()
+	term := m.lead()
+	lead := term != 0
 	m.mu.Lock()
-	m.noteLeadLocked(lead, now)
+	m.noteLeadLocked(term, now)
 	for name, c := range m.clusters {
 		next, since := m.state(c, now)
 		p := pending{name: name, seen: c.seen, heard: c.heard, hb: c.hb}

@@ -396,8 +396,15 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// hub-a goes on acking for LeaderAckGrace after it stopped leading (a
-	// PostgreSQL blip must not fence every region)...
+	// The new leader counts a member's lease from the end of the old
+	// leader's grace before it moves an exclusive workload, from its very
+	// first look (the placer's pass right after the takeover), before any
+	// heartbeat or monitor tick told it that it leads...
+	if l, ok := b.server.Monitor().Live("m1"); !ok || l.LeaseFrom.Before(took.Add(hub.LeaderAckGrace)) {
+		t.Errorf("want hub-b to count m1's lease from at least %s after it took over; got %+v", hub.LeaderAckGrace, l)
+	}
+	// ...for hub-a goes on acking for LeaderAckGrace after it stopped
+	// leading (a PostgreSQL blip must not fence every region).
 	seq++
 	inbox := protocol.InboxPrefix("m1") + "." + nats.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
@@ -419,11 +426,6 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 		from[ack.HubID] = true
 	}
 	_ = sub.Unsubscribe()
-	// ...and the new leader counts a member's lease from the end of that
-	// grace before it moves an exclusive workload.
-	if l, ok := b.server.Monitor().Live("m1"); !ok || l.LeaseFrom.Before(took.Add(hub.LeaderAckGrace)) {
-		t.Errorf("want hub-b to count m1's lease from at least %s after it took over; got %+v", hub.LeaderAckGrace, l)
-	}
 	// Once the grace is over, only the leader acks.
 	a.clock.Advance(hub.LeaderAckGrace + time.Second)
 	beats("hub-b")
