@@ -438,25 +438,22 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 			delete(pending, c) // gone or lost again: failover records what it loses
 			continue
 		}
-		if short := current[c] - d.Assignment[c]; short > 0 {
-			// The decision sees more replicas than wanted (the ones kept
-			// while these start) and trims the cluster moved back to first
-			// when it takes nothing new (Suspect, cordoned): it keeps them,
-			// and the others give way.
-			d.Assignment[c] = current[c]
-			for short > 0 {
-				x := ""
-				for _, y := range slices.Sorted(maps.Keys(d.Assignment)) {
-					if pending[y] == 0 && d.Assignment[y] > 0 && (x == "" || d.Assignment[y] > d.Assignment[x]) {
-						x = y
-					}
+		// The decision sees more replicas than wanted (the ones kept while
+		// these start) and trims the cluster moved back to first when it
+		// takes nothing new (Suspect, cordoned): it keeps them, one for
+		// each the others give up, so a scale-down still shrinks the total.
+		for short := current[c] - d.Assignment[c]; short > 0; short-- {
+			x := ""
+			for _, y := range slices.Sorted(maps.Keys(d.Assignment)) {
+				if pending[y] == 0 && d.Assignment[y] > 0 && (x == "" || d.Assignment[y] > d.Assignment[x]) {
+					x = y
 				}
-				if x == "" {
-					break
-				}
-				d.Assignment[x]--
-				short--
 			}
+			if x == "" {
+				break
+			}
+			d.Assignment[x]--
+			d.Assignment[c]++
 		}
 		if d.Assignment[c] == 0 || ready[c] >= d.Assignment[c] {
 			delete(pending, c)
@@ -470,12 +467,24 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 	if len(pending) == 0 {
 		return nil
 	}
+	// The others keep what they give up, as many as were moved back and
+	// are not ready yet: never more (a scale-down meanwhile still shrinks
+	// them).
+	var surge int32
+	for c, n := range pending {
+		surge += min(n, max(d.Assignment[c]-ready[c], 0))
+	}
 	var kept []string
 	for _, x := range slices.Sorted(maps.Keys(current)) {
+		if surge <= 0 {
+			break
+		}
 		if pending[x] > 0 || current[x] <= d.Assignment[x] || d.Evicted[x] != "" || !ok(x) {
 			continue
 		}
-		d.Assignment[x] = current[x]
+		give := min(current[x]-d.Assignment[x], surge)
+		d.Assignment[x] += give
+		surge -= give
 		kept = append(kept, x)
 	}
 	if len(kept) > 0 {

@@ -215,8 +215,8 @@ func TestFailback(t *testing.T) {
 		t.Errorf("want nothing more moved back; got %v", back)
 	}
 	w.Status.Clusters[0].Ready = 1
-	if pending = keepUntilFailedBack(w, &d, surged, pending, nil, clusters); !maps.Equal(d.Assignment, surged) || pending["a"] != 2 {
-		t.Errorf("want the surge kept while a has 1 of 2 ready; got pending %v, %v", pending, d.Assignment)
+	if pending = keepUntilFailedBack(w, &d, surged, pending, nil, clusters); d.Assignment["a"] != 2 || d.Assignment["b"]+d.Assignment["c"] != 5 || pending["a"] != 2 {
+		t.Errorf("want one extra kept on b or c while a has 1 of 2 ready; got pending %v, %v", pending, d.Assignment)
 	}
 	d = decide(t0.Add(33*time.Second), surged)
 	w.Status.Clusters[0].Ready = 2
@@ -249,6 +249,18 @@ func TestFailback(t *testing.T) {
 			t.Errorf("%s: want a kept at 2 and b, c down to 4 once a's are ready; got pending %v, %v", health, pending, d.Assignment)
 		}
 		clusters[0] = a
+	}
+	// A scale-down during the wait is honoured: to 3, the others keep no
+	// more than the 2 not ready on a; to 0, nothing is kept at all.
+	w.Status.Clusters[0].Ready = 0
+	snap, _ = snapshot(clusters, w, t0.Add(34*time.Second))
+	d = placement.Decide(placement.Input{Replicas: 3, Clusters: snap, Current: surged})
+	if pending = keepUntilFailedBack(w, &d, surged, map[string]int32{"a": 2}, nil, clusters); total(d.Assignment) > 3+2 || d.Assignment["a"] == 0 {
+		t.Errorf("scaled to 3: want at most 3 + the 2 not ready on a; got pending %v, %v", pending, d.Assignment)
+	}
+	d = placement.Decide(placement.Input{Replicas: 0, Clusters: snap, Current: surged})
+	if pending = keepUntilFailedBack(w, &d, surged, map[string]int32{"a": 2}, nil, clusters); len(d.Assignment) != 0 || len(pending) != 0 {
+		t.Errorf("scaled to 0: want nothing kept and the wait over; got pending %v, %v", pending, d.Assignment)
 	}
 	w.Status.Clusters = nil
 
@@ -455,4 +467,11 @@ func TestLeaseFromFollowsTheTerm(t *testing.T) {
 	if m.mayAck(now.Add(LeaderAckGrace)) {
 		t.Error("want no acks once the grace has passed")
 	}
+}
+
+func total(m map[string]int32) (n int32) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

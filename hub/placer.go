@@ -127,6 +127,11 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the change log gave is consumed: owed until decided, so a read
+	// error below does not lose it.
+	for name := range touched {
+		p.owed[name] = true
+	}
 	for name := range p.owed {
 		touched[name] = true
 	}
@@ -222,6 +227,9 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if len(changes) > 0 {
 		if err := p.commitRows(ctx, changes); err != nil {
 			errs = append(errs, err)
+			for _, ch := range changes {
+				p.owed[ch.name] = true // decided again next pass
+			}
 			changes = nil
 		}
 	}

@@ -35,8 +35,9 @@ type fence struct {
 	// unknown are workloads held in the desired store from before
 	// protocol.ExclusiveSince: whether they are exclusive is not known
 	// until the hub sends them again (the member asks for a resync, until
-	// askUntil, a minute from the first ack: a workload the hub no longer
-	// has is never sent).
+	// askUntil, a minute from the first delivery under a lease term, which
+	// shows a hub that leads and sends: a workload the hub no longer has is
+	// never sent).
 	unknown  map[string]bool
 	askUntil time.Time
 }
@@ -63,9 +64,6 @@ func (f *fence) acked(at time.Time) (newTerm bool) {
 		newTerm = true
 	}
 	f.lastAck = at
-	if len(f.unknown) > 0 && f.askUntil.IsZero() {
-		f.askUntil = at.Add(askFor)
-	}
 	return newTerm
 }
 
@@ -110,6 +108,9 @@ func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, t
 	f.epochs[workload] = epoch
 	if term != 0 {
 		delete(f.unknown, workload) // sent by a hub that says
+		if len(f.unknown) > 0 && f.askUntil.IsZero() {
+			f.askUntil = now.Add(askFor)
+		}
 	}
 	if deleted || !exclusive {
 		delete(f.exclusive, workload)
@@ -122,14 +123,15 @@ func (f *fence) desired(workload string, epoch int64, exclusive, deleted bool, t
 	}
 }
 
-// askFor is how long after its first ack a member asks for the desired
-// state it holds from before protocol.ExclusiveSince.
+// askFor is how long a member asks for the desired state it holds from
+// before protocol.ExclusiveSince, from the first delivery the hub sends
+// under a lease term (a resync resends everything within it).
 const askFor = time.Minute
 
 // stale records a workload held in the desired store from before
 // protocol.ExclusiveSince: the member asks the hub for all of its desired
 // state again, to learn which ones to fence, until it has them or for
-// askFor from the first ack.
+// askFor from the first delivery under a lease term.
 func (f *fence) stale(workload string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -161,7 +163,7 @@ func (f *fence) needsResync(now time.Time) bool {
 	if f.leaseLocked(now) == 0 {
 		return false
 	}
-	if len(f.unknown) > 0 && now.Before(f.askUntil) {
+	if len(f.unknown) > 0 && (f.askUntil.IsZero() || now.Before(f.askUntil)) {
 		return true
 	}
 	for w := range f.exclusive {

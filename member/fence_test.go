@@ -90,16 +90,25 @@ func TestFenceAsksAfterAnUpgrade(t *testing.T) {
 	}
 
 	// A workload the hub no longer has is never sent: the member stops
-	// asking a minute after its first ack (the hub may be away for a while
-	// after the member starts: it asks from the first ack).
+	// asking a minute after the first delivery under a lease term (acks
+	// alone, from a hub that cannot deliver, do not start the minute).
 	g := newFence(3 * time.Second)
 	g.desired("gone", 1, false, false, 0, t0)
+	g.desired("kept", 1, false, false, 0, t0)
 	g.stale("gone")
-	for at := 2 * time.Minute; at <= 3*time.Minute+time.Second; at += time.Second {
+	g.stale("kept")
+	for at := time.Duration(0); at <= 5*time.Minute; at += time.Second {
 		g.acked(t0.Add(at))
-		want := at < 3*time.Minute
+	}
+	if !g.needsResync(t0.Add(5 * time.Minute)) {
+		t.Fatal("want the member still asking: nothing was delivered yet")
+	}
+	g.desired("kept", 1, false, false, g.Term(), t0.Add(5*time.Minute)) // the resync begins
+	for at := 5 * time.Minute; at <= 6*time.Minute+time.Second; at += time.Second {
+		g.acked(t0.Add(at))
+		want := at < 6*time.Minute
 		if got := g.needsResync(t0.Add(at)); got != want {
-			t.Fatalf("first ack at +2m, now +%s: asking %v, want %v", at, got, want)
+			t.Fatalf("resync began at +5m, now +%s: asking %v, want %v", at, got, want)
 		}
 	}
 }
