@@ -46,7 +46,7 @@ func newNetns(t *testing.T) *netns {
 	removeStaleNetns()
 	run("netns", "add", ns.name)
 	t.Cleanup(func() {
-		_ = exec.Command("ip", "netns", "del", ns.name).Run() // takes the veth pair with it, once moved in
+		_ = exec.Command("ip", "netns", "del", ns.name).Run()  // takes the veth pair with it, once moved in
 		_ = exec.Command("ip", "link", "del", ns.hostIf).Run() // else (a set-up that failed half way)
 	})
 	run("link", "add", ns.hostIf, "type", "veth", "peer", "name", nsIf)
