@@ -455,6 +455,14 @@ func TestLeaseFromFollowsTheTerm(t *testing.T) {
 	if l, _ := m.Live("c"); !l.LeaseFrom.Equal(now.Add(wait)) {
 		t.Errorf("term 9: want the lease counted from its start plus %s; got %s", wait, l.LeaseFrom.Sub(now))
 	}
+	// A sole hub (no election) never follows another leader: nothing to
+	// wait out.
+	sole := NewMonitor(nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), HealthConfig{})
+	sole.leader = term{Leadership: soleHub{}}
+	sole.Add("c")
+	if l, _ := sole.Live("c"); !l.LeaseFrom.Equal(l.Seen) {
+		t.Errorf("a sole hub: want the lease counted from the last heartbeat; got %+v", l)
+	}
 	// A hub that stopped leading acks for the grace, counted from when it
 	// last saw itself lead.
 	if !m.mayAck(now) {

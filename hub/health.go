@@ -269,6 +269,15 @@ const LeaderAckGrace = 10 * time.Second
 // (hub/leader's default, 3 s) passes without a confirmed heartbeat.
 const leaderOverlap = 3 * time.Second
 
+// isSole says whether l is the leadership of a hub without election.
+func isSole(l Leadership) bool {
+	if t, ok := l.(term); ok {
+		l = t.Leadership
+	}
+	_, sole := l.(soleHub)
+	return sole
+}
+
 // lead is this hub's term as the leadership says now: 0 when it does not
 // lead (a sole hub, which always leads, is term 1).
 func (m *Monitor) lead() int64 {
@@ -314,8 +323,12 @@ func (m *Monitor) Live(name string) (LiveHealth, bool) {
 		return LiveHealth{}, false
 	}
 	from := c.seen
-	if t := m.leadSince.Add(LeaderAckGrace + leaderOverlap); !m.leadSince.IsZero() && t.After(from) {
-		from = t
+	// A sole hub (no election) never follows another leader: no earlier
+	// acks to wait out.
+	if !isSole(m.leader) && !m.leadSince.IsZero() {
+		if t := m.leadSince.Add(LeaderAckGrace + leaderOverlap); t.After(from) {
+			from = t
+		}
 	}
 	return LiveHealth{Seen: c.seen, Heard: c.heard, Health: c.health, Since: c.since, Noted: c.noted, LeaseFrom: from, Capacity: c.hb.Capacity,
 		FenceAfter: time.Duration(c.hb.FenceAfterMillis) * time.Millisecond, Term: c.hb.Term, Resync: c.hb.Resync, Version: c.hb.Version}, true
