@@ -240,6 +240,44 @@ func startNATSCluster(t *testing.T, dir, dbURL string) *natsCluster {
 	if err := os.WriteFile(filepath.Join(dir, "atoll-nats.conf"), shared, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The route ports are picked before the servers bind them (each server
+	// lists the others), so another process may take one meanwhile: then
+	// that server never gets ready, and the cluster starts again on new
+	// ports.
+	var c *natsCluster
+	for attempt := 1; c == nil; attempt++ {
+		if c = startNATSServers(t, dir); c == nil && attempt == 3 {
+			t.Fatal("NATS cluster not ready in 3 attempts (a route port taken each time?)")
+		}
+	}
+	// The routes: every server sees the two others. They announce nothing
+	// the test can wait on, so this polls, for a bounded time.
+	deadline := time.Now().Add(multiHubTimeout)
+	for _, s := range c.servers {
+		for {
+			rz, err := s.Routez(&server.RoutezOptions{})
+			peers := map[string]bool{}
+			if err == nil {
+				for _, r := range rz.Routes {
+					peers[r.RemoteName] = true
+				}
+			}
+			if len(peers) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("want NATS server %s routed to the two others within %s; it has %v", s.Name(), multiHubTimeout, peers)
+			}
+			time.Sleep(pollEvery)
+		}
+	}
+	return c
+}
+
+// startNATSServers starts the three servers of the cluster on route ports
+// picked now; nil (and nothing left running) if one does not get ready.
+func startNATSServers(t *testing.T, dir string) *natsCluster {
+	t.Helper()
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var routeURLs []string
 	for _, r := range routes {
@@ -274,37 +312,22 @@ resolver { type: full, dir: %q, allow_delete: false, interval: "2m" }
 			t.Fatalf("want NATS server %s; got %v", name, err)
 		}
 		go s.Start()
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatalf("NATS server %s not ready within 30s", name)
-		}
 		c.servers, c.opts = append(c.servers, s), append(c.opts, opts)
-	}
-	// The routes: every server sees the two others. They announce nothing
-	// the test can wait on, so this polls, for a bounded time.
-	deadline := time.Now().Add(multiHubTimeout)
-	for _, s := range c.servers {
-		for {
-			rz, err := s.Routez(&server.RoutezOptions{})
-			peers := map[string]bool{}
-			if err == nil {
-				for _, r := range rz.Routes {
-					peers[r.RemoteName] = true
-				}
-			}
-			if len(peers) == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("want NATS server %s routed to the two others within %s; it has %v", s.Name(), multiHubTimeout, peers)
-			}
-			time.Sleep(pollEvery)
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Logf("NATS server %s not ready within 10s: starting the cluster again on new ports", name)
+			c.shutdown()
+			return nil
 		}
 	}
+	t.Cleanup(c.shutdown)
 	return c
+}
+
+func (c *natsCluster) shutdown() {
+	for _, s := range c.servers {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
 }
 
 func (c *natsCluster) clientURLs() string {
