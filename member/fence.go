@@ -40,6 +40,7 @@ type fence struct {
 	// never sent).
 	unknown  map[string]bool
 	askUntil time.Time
+	askCap   time.Time // askFor ten times from the first ack, delivery or not
 }
 
 func newFence(after time.Duration) *fence {
@@ -64,6 +65,9 @@ func (f *fence) acked(at time.Time) (newTerm bool) {
 		newTerm = true
 	}
 	f.lastAck = at
+	if len(f.unknown) > 0 && f.askCap.IsZero() {
+		f.askCap = at.Add(10 * askFor)
+	}
 	return newTerm
 }
 
@@ -163,7 +167,7 @@ func (f *fence) needsResync(now time.Time) bool {
 	if f.leaseLocked(now) == 0 {
 		return false
 	}
-	if len(f.unknown) > 0 && (f.askUntil.IsZero() || now.Before(f.askUntil)) {
+	if len(f.unknown) > 0 && now.Before(f.askCap) && (f.askUntil.IsZero() || now.Before(f.askUntil)) {
 		return true
 	}
 	for w := range f.exclusive {

@@ -103,6 +103,16 @@ func TestFenceAsksAfterAnUpgrade(t *testing.T) {
 	if !g.needsResync(t0.Add(5 * time.Minute)) {
 		t.Fatal("want the member still asking: nothing was delivered yet")
 	}
+	// (A member whose hub never sends gives up after ten minutes of acks.)
+	h := newFence(3 * time.Second)
+	h.desired("gone", 1, false, false, 0, t0)
+	h.stale("gone")
+	for at := time.Duration(0); at <= 10*time.Minute; at += time.Second {
+		h.acked(t0.Add(at))
+		if got, want := h.needsResync(t0.Add(at)), at < 10*time.Minute; got != want {
+			t.Fatalf("no delivery, +%s: asking %v, want %v", at, got, want)
+		}
+	}
 	g.desired("kept", 1, false, false, g.Term(), t0.Add(5*time.Minute)) // the resync begins
 	for at := 5 * time.Minute; at <= 6*time.Minute+time.Second; at += time.Second {
 		g.acked(t0.Add(at))

@@ -86,10 +86,11 @@ func (c *Controller) Wake() {
 }
 
 // WakeFor asks for a pass over these workloads as soon as possible: their
-// desired state or their replicas changed, and nothing else needs
-// deciding again for it. Such a pass plans only them (a failover that
-// delivers a thousand workloads does not plan the whole region a
-// thousand times); the periodic pass still covers everything.
+// desired state or their replicas changed. Such a pass plans only them (a
+// failover that delivers a thousand workloads does not plan the whole
+// region a thousand times), and when it frees room, the workloads with
+// replicas pending are planned next; the periodic pass still covers
+// everything.
 func (c *Controller) WakeFor(workloads ...string) {
 	c.mu.Lock()
 	for _, w := range workloads {
@@ -195,10 +196,18 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 		}
 	}
 	c.status = make([]protocol.WorkloadStatus, 0, len(c.statusOf))
+	freed := only != nil && len(ch.Delete) > 0
 	for _, w := range slices.Sorted(maps.Keys(c.statusOf)) {
-		c.status = append(c.status, c.statusOf[w])
+		st := c.statusOf[w]
+		c.status = append(c.status, st)
+		if freed && st.Pending != "" && !only[w] {
+			c.dirty[w] = true // room this pass freed may take its pending replicas
+		}
 	}
 	c.mu.Unlock()
+	if freed {
+		c.poke()
+	}
 	if len(ch.Put)+len(ch.Delete) > 0 {
 		c.log.InfoContext(ctx, "replicas rebound", "added", len(ch.Put), "removed", len(ch.Delete))
 	}
@@ -256,7 +265,10 @@ func (c *Controller) Start(ctx context.Context) {
 		woken := false
 		for {
 			now := c.now()
-			full := !woken || now.Sub(lastFull) >= c.cfg.Every || (!nextExpiry.IsZero() && !now.Before(nextExpiry))
+			c.mu.Lock()
+			asked := c.full // Wake: a node changed
+			c.mu.Unlock()
+			full := !woken || asked || now.Sub(lastFull) >= c.cfg.Every || (!nextExpiry.IsZero() && !now.Before(nextExpiry))
 			pass := c.runWoken
 			if full {
 				pass = c.RunOnce

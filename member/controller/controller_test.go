@@ -92,11 +92,19 @@ func TestPassOverDirtyWorkloads(t *testing.T) {
 	if _, ok := statusOf("a"); ok || len(ch.Delete) != 3 {
 		t.Errorf("want a's status gone and its 3 bindings deleted; status %v, deleted %d", ok, len(ch.Delete))
 	}
-	// A full pass plans b again: it gets a's freed room.
+	// The room a freed goes to c's pending replicas at the next woken
+	// pass, not at the next full one.
+	if _, err := c.runWoken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := statusOf("c"); got.Scheduled != 4 || got.Pending != "" {
+		t.Errorf("want c's 2 pending replicas bound in a's freed room; got %+v", got)
+	}
+	// A full pass plans b again (5 wanted now): the last of the room.
 	if _, err := c.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := statusOf("b"); got.Desired != 5 || got.Scheduled != 5 {
-		t.Errorf("want b at 5 of 5 after a full pass; got %+v", got)
+	if got, _ := statusOf("b"); got.Desired != 5 || got.Scheduled != 4 || got.Pending == "" {
+		t.Errorf("want b at 4 of 5 after a full pass (c took 2 of the 3 slots a freed); got %+v", got)
 	}
 }
