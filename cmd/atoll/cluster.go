@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,8 +47,16 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 					return err
 				}
 				// The hub updates a cluster's status by itself (health,
-				// capacity): a 409 means read again and retry, a few times.
+				// capacity; often, right after a member joins): a 409 means
+				// read again and retry, a few times, backing off a little.
 				for attempt := 1; ; attempt++ {
+					if attempt > 1 {
+						select {
+						case <-cmd.Context().Done():
+							return cmd.Context().Err()
+						case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+						}
+					}
 					var cl api.Cluster
 					if err := c.Get(cmd.Context(), "clusters", args[0], &cl); err != nil {
 						return err
@@ -61,7 +70,7 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 						"spec":     spec,
 					})
 					err = c.Patch(cmd.Context(), "clusters", args[0], b, nil)
-					if api.ErrorCode(err) == api.CodeConflict && attempt < 5 {
+					if api.ErrorCode(err) == api.CodeConflict && attempt < 10 {
 						continue
 					}
 					if err != nil {
