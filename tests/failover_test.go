@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,34 +99,7 @@ func TestFailoverMemberProcesses(t *testing.T) {
 		slices.Sort(on)
 		return on
 	}
-	var mu sync.Mutex
-	var worst []string
-	var timeline []string
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(exclusiveSample)
-		defer tick.Stop()
-		last := ""
-		for {
-			on := ledgerOn()
-			mu.Lock()
-			if len(on) > len(worst) {
-				worst = on
-			}
-			if s := strings.Join(on, "+"); s != last {
-				timeline = append(timeline, fmt.Sprintf("+%s %s", time.Since(begin).Round(100*time.Millisecond), cmpOr(s, "nowhere")))
-				last = s
-			}
-			mu.Unlock()
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	sampler := sampleExclusive(begin, ledgerOn)
 	paused := members[host]
 	stopped := time.Now()
 	if err := syscall.Kill(paused.proc.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
@@ -164,14 +136,11 @@ func TestFailoverMemberProcesses(t *testing.T) {
 	// Keep sampling a moment after the totals settled: a late restart of
 	// the old copy would show here.
 	time.Sleep(2 * time.Second) // observation window for the sampler, not a wait for a condition
-	close(stopSampling)
-	<-sampled
-	mu.Lock()
+	worst, timeline := sampler.stop()
 	t.Logf("ledger processes by member over time: %s", strings.Join(timeline, ", "))
 	if len(worst) > 1 {
 		t.Errorf("want the exclusive workload never running in two clusters at once; at one sample it ran on %v", worst)
 	}
-	mu.Unlock()
 	d.waitWorkload(t, "svc", "svc back to 6 Ready", failoverTimeout, nil, func(w api.Workload) bool { return w.Status.ReadyReplicas == 6 })
 
 	// Part 2: SIGKILL a member that runs svc but not the ledger, with its
@@ -276,3 +245,47 @@ func cmpOr(s, def string) string {
 }
 
 func jsonInto(body []byte, v any) error { return json.Unmarshal(body, v) }
+
+// exclusiveSampler reads, every exclusiveSample, where an exclusive
+// workload's processes run.
+type exclusiveSampler struct {
+	done, stopped chan struct{}
+	worst         []string // the most places seen at one sample
+	timeline      []string // "+1.2s a", "+3.4s nowhere", ... from begin, at each change
+}
+
+// sampleExclusive starts sampling where (the members running the
+// workload, sorted) until stop.
+func sampleExclusive(begin time.Time, where func() []string) *exclusiveSampler {
+	s := &exclusiveSampler{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(s.stopped)
+		tick := time.NewTicker(exclusiveSample)
+		defer tick.Stop()
+		last := ""
+		for {
+			on := where()
+			if len(on) > len(s.worst) {
+				s.worst = on
+			}
+			if w := strings.Join(on, "+"); w != last {
+				s.timeline = append(s.timeline, fmt.Sprintf("+%s %s", time.Since(begin).Round(100*time.Millisecond), cmpOr(w, "nowhere")))
+				last = w
+			}
+			select {
+			case <-s.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the most places seen at one sample
+// and the timeline.
+func (s *exclusiveSampler) stop() (worst, timeline []string) {
+	close(s.done)
+	<-s.stopped
+	return s.worst, s.timeline
+}

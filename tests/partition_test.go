@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -151,37 +150,14 @@ func TestPartitionFencesExclusive(t *testing.T) {
 		}
 		return out
 	}
-	var mu sync.Mutex
-	var worst []string
-	var timeline []string
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(exclusiveSample)
-		defer tick.Stop()
-		last := ""
-		for {
-			var where []string
-			for m := range on(ledgerTag) {
-				where = append(where, cmpOr(m, "?"))
-			}
-			slices.Sort(where)
-			mu.Lock()
-			if len(where) > len(worst) {
-				worst = where
-			}
-			if s := strings.Join(where, "+"); s != last {
-				timeline = append(timeline, fmt.Sprintf("+%s %s", time.Since(begin).Round(100*time.Millisecond), cmpOr(s, "nowhere")))
-				last = s
-			}
-			mu.Unlock()
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
+	sampler := sampleExclusive(begin, func() []string {
+		var where []string
+		for m := range on(ledgerTag) {
+			where = append(where, cmpOr(m, "?"))
 		}
-	}()
+		slices.Sort(where)
+		return where
+	})
 
 	ns.link(t, false)
 	cutAt := time.Now()
@@ -211,10 +187,7 @@ func TestPartitionFencesExclusive(t *testing.T) {
 		time.Sleep(exclusiveSample)
 	}
 	time.Sleep(2 * time.Second) // observation window for the sampler after the heal, not a wait for a condition
-	close(stop)
-	<-sampled
-	mu.Lock()
-	defer mu.Unlock()
+	worst, timeline := sampler.stop()
 	t.Logf("ledger processes by member over time: %s", strings.Join(timeline, ", "))
 	if len(worst) > 1 {
 		t.Errorf("want the exclusive workload never running in two clusters at once; at one sample it ran on %v", worst)
