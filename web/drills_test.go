@@ -11,7 +11,6 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub/pgstore"
 )
 
 // TestDrillPages plans, starts and aborts a drill from the console
@@ -150,19 +149,5 @@ func TestDrillPages(t *testing.T) {
 	}
 
 	// The audit log names each token, for the changes and the refusals.
-	var audit struct {
-		Items []pgstore.AuditEntry `json:"items"`
-	}
-	if err := e.admin.Raw(context.Background(), http.MethodGet, "/api/v1/audit", nil, nil, &audit); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, it := range audit.Items {
-		seen[it.Actor+" "+it.Verb+" "+it.Kind+" "+it.Result] = true
-	}
-	for _, want := range []string{"token:olga create Drill ok", "token:olga abort Drill ok", "token:vic create Drill Forbidden", "token:olga create Drill Conflict"} {
-		if !seen[want] {
-			t.Errorf("want an audit row %q; have %v", want, seen)
-		}
-	}
+	e.wantAudit("token:olga create Drill ok", "token:olga abort Drill ok", "token:vic create Drill Forbidden", "token:olga create Drill Conflict")
 }

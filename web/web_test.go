@@ -462,19 +462,26 @@ func TestRolesAndChanges(t *testing.T) {
 	}
 
 	// The audit log names the signed-in tokens, for changes and refusals.
+	e.wantAudit("token:olga patch Cluster ok", "token:olga patch Workload ok", "token:vic patch Cluster Forbidden", "token:vic patch Workload Forbidden")
+}
+
+// wantAudit fails the test unless the audit log holds a row for each of
+// want, written "actor verb kind result".
+func (e *env) wantAudit(want ...string) {
+	e.t.Helper()
 	var audit struct {
 		Items []pgstore.AuditEntry `json:"items"`
 	}
 	if err := e.admin.Raw(context.Background(), http.MethodGet, "/api/v1/audit", nil, nil, &audit); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	seen := map[string]bool{}
 	for _, it := range audit.Items {
 		seen[it.Actor+" "+it.Verb+" "+it.Kind+" "+it.Result] = true
 	}
-	for _, want := range []string{"token:olga patch Cluster ok", "token:olga patch Workload ok", "token:vic patch Cluster Forbidden", "token:vic patch Workload Forbidden"} {
-		if !seen[want] {
-			t.Errorf("want an audit row %q; have %v", want, seen)
+	for _, w := range want {
+		if !seen[w] {
+			e.t.Errorf("want an audit row %q; have %v", w, seen)
 		}
 	}
 }
