@@ -40,23 +40,7 @@ func TestConsoleDrill(t *testing.T) {
 	region := d.drillRegion(t, "webdrill", taintKey+"=only:NoExecute")
 
 	web := uniqueName("drill-console")
-	d.mustAtoll(t, fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata: {name: %s}
-spec:
-  replicas: 4
-  template:
-    driver: sim
-    sim: {startLatency: 50ms}
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    clusterSelector:
-      matchExpressions:
-      - {key: region, operator: In, values: [%s, us-east]}
-    tolerations:
-    - {key: %s, operator: Equal, value: only, effect: NoExecute}
-  failover: {gracePeriod: 1s, stabilizationWindow: 1s}
-`, web, region, taintKey), "apply", "-f", "-")
+	d.mustAtoll(t, drillWorkload(web, region, taintKey), "apply", "-f", "-")
 	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
 	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
 		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2

@@ -33,23 +33,7 @@ func TestDrillCLI(t *testing.T) {
 	// A workload over the test's region and us-east, failing over and
 	// back within a second.
 	web := uniqueName("drill-web")
-	manifest := fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata:
-  name: %s
-spec:
-  replicas: 4
-  template:
-    driver: sim
-    sim: {startLatency: 50ms}
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    clusterSelector:
-      matchExpressions:
-      - {key: region, operator: In, values: [%s, us-east]}
-  failover: {gracePeriod: 1s, stabilizationWindow: 1s}
-`, web, region)
-	d.mustAtoll(t, manifest, "apply", "-f", "-")
+	d.mustAtoll(t, drillWorkload(web, region, ""), "apply", "-f", "-")
 	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
 		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2
 	})
@@ -109,6 +93,31 @@ spec:
 	if r.code != 1 || !strings.Contains(r.stderr, "body.spec.target.cluster") {
 		t.Errorf("want a drill on a missing cluster refused (exit 1, naming spec.target.cluster); got %s", r)
 	}
+}
+
+// drillWorkload is a workload of 4 sim replicas on region and us-east,
+// with a 1 s failover grace and stabilisation window, tolerating the
+// NoExecute taint key=only when tolerate is a key.
+func drillWorkload(name, region, tolerate string) string {
+	toleration := ""
+	if tolerate != "" {
+		toleration = fmt.Sprintf("\n    tolerations:\n    - {key: %s, operator: Equal, value: only, effect: NoExecute}", tolerate)
+	}
+	return fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 4
+  template:
+    driver: sim
+    sim: {startLatency: 50ms}
+    resources: {cpu: 100m, memory: 32Mi}
+  placement:
+    clusterSelector:
+      matchExpressions:
+      - {key: region, operator: In, values: [%s, us-east]}%s
+  failover: {gracePeriod: 1s, stabilizationWindow: 1s}
+`, name, region, toleration)
 }
 
 // drillRegion starts a region of the test's own to drill: one `atoll
