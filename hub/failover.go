@@ -262,10 +262,8 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, current, prev,
 			window = v
 		}
 	}
-	live := map[string]liveCluster{}
-	for _, c := range clusters {
-		live[c.Metadata.Name] = c
-	}
+	live := byName(clusters)
+	exclusive := failoverOf(w).exclusive
 	var due []string
 	held := map[string]string{} // returned clusters that take nothing back yet, and until when
 	for _, c := range slices.Sorted(maps.Keys(from)) {
@@ -277,7 +275,7 @@ func (p *Placer) failback(w *api.Workload, d *placement.Decision, current, prev,
 			held[c] = "failback is manual"
 		case len(lost) > 0:
 			held[c] = "a failover is under way"
-		case failoverOf(w).exclusive && lc.known && lc.live.Health == api.HealthReady:
+		case exclusive && lc.known && lc.live.Health == api.HealthReady:
 			// An exclusive workload runs in one cluster: moving it back would
 			// stop it a second time. It stays; the record ends once the
 			// cluster has been Ready for the window.
@@ -425,10 +423,7 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 			ready[cr.Cluster] += cr.Ready
 		}
 	}
-	live := map[string]liveCluster{}
-	for _, c := range clusters {
-		live[c.Metadata.Name] = c
-	}
+	live := byName(clusters)
 	ok := func(c string) bool {
 		lc, found := live[c]
 		return found && lc.known && lc.live.Health == api.HealthReady
@@ -442,9 +437,10 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 		// these start) and trims the cluster moved back to first when it
 		// takes nothing new (Suspect, cordoned): it keeps them, one for
 		// each the others give up, so a scale-down still shrinks the total.
+		names := slices.Sorted(maps.Keys(d.Assignment)) // only c, never a candidate, can join below
 		for short := current[c] - d.Assignment[c]; short > 0; short-- {
 			x := ""
-			for _, y := range slices.Sorted(maps.Keys(d.Assignment)) {
+			for _, y := range names {
 				if pending[y] == 0 && d.Assignment[y] > 0 && (x == "" || d.Assignment[y] > d.Assignment[x]) {
 					x = y
 				}
@@ -496,6 +492,15 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 			strings.Join(kept, ", "), strings.Join(wait, ", ")))
 	}
 	return pending
+}
+
+// byName indexes clusters by name.
+func byName(clusters []liveCluster) map[string]liveCluster {
+	out := make(map[string]liveCluster, len(clusters))
+	for _, c := range clusters {
+		out[c.Metadata.Name] = c
+	}
+	return out
 }
 
 // failbackText describes a failback move.
@@ -588,10 +593,7 @@ func sequenceExclusive(w *api.Workload, d *placement.Decision, current map[strin
 	if len(adding) == 0 {
 		return false
 	}
-	live := map[string]liveCluster{}
-	for _, c := range clusters {
-		live[c.Metadata.Name] = c
-	}
+	live := byName(clusters)
 	reports := map[string]api.ClusterReplicas{}
 	for _, r := range w.Status.Clusters {
 		reports[r.Cluster] = r
@@ -604,9 +606,8 @@ func sequenceExclusive(w *api.Workload, d *placement.Decision, current map[strin
 		lc := live[c]
 		switch {
 		case lc.known && lc.live.Health != api.HealthReady:
-			if now.Before(evictAt(f, lc.live)) {
-				p := evictAt(f, lc.live)
-				waiting = append(waiting, fmt.Sprintf("%s (%s; fenced at %s)", c, lc.live.Health, p.UTC().Format(time.TimeOnly)))
+			if at := evictAt(f, lc.live); now.Before(at) {
+				waiting = append(waiting, fmt.Sprintf("%s (%s; fenced at %s)", c, lc.live.Health, at.UTC().Format(time.TimeOnly)))
 			}
 		case current[c] > 0:
 			waiting = append(waiting, c+" (told to stop it now)")

@@ -308,6 +308,8 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 				old, had := p.cache[c.Name]
 				if c.Type == api.Deleted {
 					delete(p.cache, c.Name)
+					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
+					delete(p.purging, c.Name)
 				} else {
 					p.cache[c.Name] = w
 				}

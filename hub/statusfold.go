@@ -262,11 +262,15 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 		st.ObservedGeneration = observed
 	}
 	avail := api.Condition{Type: "Available", Status: "False", Reason: "ReplicasNotReady", LastTransitionTime: &t}
+	var wanted int32
+	if placed != nil {
+		wanted = placedTotal(placed)
+	}
 	switch {
 	case len(reports) == 0:
 		avail.Status, avail.Reason, avail.Message = "Unknown", "NoReports", "no cluster reports this workload"
-	case placed != nil && st.ReadyReplicas < placedTotal(placed):
-		avail.Message = fmt.Sprintf("%d of %d placed replicas ready", st.ReadyReplicas, placedTotal(placed))
+	case placed != nil && st.ReadyReplicas < wanted:
+		avail.Message = fmt.Sprintf("%d of %d placed replicas ready", st.ReadyReplicas, wanted)
 	case st.ReadyReplicas >= desired:
 		avail.Status, avail.Reason, avail.Message = "True", "ReplicasReady", "every desired replica is ready"
 	default:
