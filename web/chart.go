@@ -40,8 +40,6 @@ type recoveryChart struct {
 	YLabelX, XLabelY, XTickEnd, MarkTop float64
 	Summary                             string
 	Samples                             []sampleRow
-	LastReady                           int32
-	LastDesired                         int32
 }
 
 type chartBand struct{ X, W float64 }
@@ -165,8 +163,6 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 	for _, s := range samples {
 		ch.Samples = append(ch.Samples, sampleRow{Offset: offsetText(s.At.Sub(t0)), At: s.At, Desired: s.Desired, Ready: s.Ready, Unavailable: s.Unavailable})
 	}
-	last := samples[len(samples)-1]
-	ch.LastReady, ch.LastDesired = last.Ready, last.Desired
 	ch.Summary = chartSummary(samples, t0, st)
 	return ch
 }
