@@ -73,6 +73,24 @@ type DrillTarget struct {
 	Region  string `json:"region,omitempty" doc:"A region: every cluster labelled region=<this>."`
 }
 
+// String is the target as the CLI and the console say it: "region
+// eu-west", "cluster eu-west-1".
+func (t DrillTarget) String() string {
+	if t.Region != "" {
+		return "region " + t.Region
+	}
+	return "cluster " + t.Cluster
+}
+
+// SecondsText renders one of a drill report's durations ("not reached"
+// when the drill never got there), as the CLI and the console show it.
+func SecondsText(s *float64) string {
+	if s == nil {
+		return "not reached"
+	}
+	return fmt.Sprintf("%.3fs", *s)
+}
+
 // DrillSLO is what the drill must show to pass. Duplicates of exclusive
 // workloads are always checked (there must be none).
 type DrillSLO struct {

@@ -204,7 +204,7 @@ func (d *drillFormPage) showPlan(spec api.DrillSpec, p *api.DrillPlan) {
 		return
 	}
 	d.Plan, d.PlanKind, d.PlanKindText = newPlanView(p), spec.Kind, kindTexts[spec.Kind]
-	d.PlanTarget, d.Confirm = targetText(spec.Target), targetName(spec.Target)
+	d.PlanTarget, d.Confirm = spec.Target.String(), targetName(spec.Target)
 	if !p.Absorbed && !spec.Force {
 		d.RunBlocked = "The remaining clusters cannot absorb the load, so the hub refuses this drill. Tick “Force” and plan again to run it anyway."
 	}
@@ -231,7 +231,7 @@ func (c *Console) planDrill(r *http.Request, d *drillFormPage) int {
 		return http.StatusUnprocessableEntity
 	}
 	ans := c.callAPI(r, current(r.Context()), http.MethodPost, "/api/v1/drills/plan", spec)
-	c.noteAction(r, action{name: "drill.plan", kind: "Drill", object: targetText(spec.Target)}, ans)
+	c.noteAction(r, action{name: "drill.plan", kind: "Drill", object: spec.Target.String()}, ans)
 	if !ans.ok() {
 		p := decodeDrillProblem(ans)
 		d.refused("The hub did not plan this drill.", p.Problem)
@@ -281,7 +281,7 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 		name = api.DefaultDrillName(spec.Kind, targetName(spec.Target), c.now())
 	}
 	a := action{name: "drill.create", kind: "Drill", object: name, redirect: drillLink(name),
-		done: fmt.Sprintf("Started drill %s: %s of %s for %s.", name, spec.Kind, targetText(spec.Target), spec.DurationOrDefault())}
+		done: fmt.Sprintf("Started drill %s: %s of %s for %s.", name, spec.Kind, spec.Target.String(), spec.DurationOrDefault())}
 	dr := api.Drill{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Drill"}, Metadata: api.ObjectMeta{Name: name}, Spec: spec}
 	ans := c.callAPI(r, ss, http.MethodPost, "/api/v1/drills", dr)
 	switch ans.status {

@@ -36,23 +36,22 @@ type drillSummary struct {
 	Duration       time.Duration
 	Created        time.Time
 	Started        *time.Time
-	Ended          *time.Time
 	AbortRequested bool
 	search         string
 }
 
 func summarizeDrill(d *api.Drill) *drillSummary {
 	st := d.Status
-	s := &drillSummary{Name: d.Metadata.Name, Kind: d.Spec.Kind, Target: targetText(d.Spec.Target), Targets: st.Targets,
+	s := &drillSummary{Name: d.Metadata.Name, Kind: d.Spec.Kind, Target: d.Spec.Target.String(), Targets: st.Targets,
 		Phase: cmp.Or(st.Phase, api.DrillPending), Final: st.Final(), RTO: "—", RTOSeconds: -1, Peak: "—",
-		Duration: d.Spec.DurationOrDefault(), Started: st.StartedAt, Ended: st.EndedAt, AbortRequested: st.AbortRequestedAt != nil}
+		Duration: d.Spec.DurationOrDefault(), Started: st.StartedAt, AbortRequested: st.AbortRequestedAt != nil}
 	s.State = drillState(s.Phase)
 	if d.Metadata.CreationTimestamp != nil {
 		s.Created = *d.Metadata.CreationTimestamp
 	}
 	if r := st.Report; r != nil {
 		s.HasReport, s.Passed = true, r.Passed
-		s.RTO = secondsText(r.RTOSeconds)
+		s.RTO = api.SecondsText(r.RTOSeconds)
 		if r.RTOSeconds != nil {
 			s.RTOSeconds = *r.RTOSeconds
 		}
@@ -88,23 +87,9 @@ func countDrills(s snapshot) []countItem {
 	return out
 }
 
-func targetText(t api.DrillTarget) string {
-	if t.Region != "" {
-		return "region " + t.Region
-	}
-	return "cluster " + t.Cluster
-}
-
 // targetName is the region's or the cluster's name: what the run's
 // confirmation asks to type.
 func targetName(t api.DrillTarget) string { return t.Region + t.Cluster }
-
-func secondsText(s *float64) string {
-	if s == nil {
-		return "not reached"
-	}
-	return fmt.Sprintf("%.3fs", *s)
-}
 
 // drillRow is a drill as the list shows it.
 type drillRow struct {
@@ -194,7 +179,6 @@ type drillData struct {
 	Kind            string
 	KindText        string
 	Target          string
-	TargetName      string
 	Targets         []string
 	Phase           string
 	Final           bool
@@ -207,7 +191,6 @@ type drillData struct {
 	Finished        *time.Time
 	Stage           string  // what is happening, in a sentence
 	FaultPct        float64 // how much of the fault's duration has passed, 0..100
-	Elapsed         string
 	Latest          *api.DrillSample
 	Peak            int32
 	AbortRequested  bool
@@ -244,7 +227,7 @@ func drillView(c *Console, req viewRequest) (*view, error) {
 
 func newDrillData(dr *api.Drill, now time.Time) drillData {
 	st := dr.Status
-	d := drillData{Name: dr.Metadata.Name, Kind: dr.Spec.Kind, KindText: kindTexts[dr.Spec.Kind], Target: targetText(dr.Spec.Target), TargetName: targetName(dr.Spec.Target),
+	d := drillData{Name: dr.Metadata.Name, Kind: dr.Spec.Kind, KindText: kindTexts[dr.Spec.Kind], Target: dr.Spec.Target.String(),
 		Targets: st.Targets, Phase: cmp.Or(st.Phase, api.DrillPending), Final: st.Final(), Duration: dr.Spec.DurationOrDefault(),
 		FailbackTimeout: dr.Spec.FailbackTimeoutOrDefault(), Objectives: objectives(dr.Spec), Created: dr.Metadata.CreationTimestamp,
 		Started: st.StartedAt, Ended: st.EndedAt, Finished: st.FinishedAt, AbortRequested: st.AbortRequestedAt != nil, AbortBy: st.AbortRequestedBy}
@@ -268,7 +251,6 @@ func newDrillData(dr *api.Drill, now time.Time) drillData {
 		d.Stage = "Abort requested by " + cmp.Or(d.AbortBy, "an operator") + ": the targets are being restored."
 	case d.Phase == api.DrillRunning && d.Started != nil:
 		in := now.Sub(*d.Started)
-		d.Elapsed = ageText(in)
 		d.FaultPct = min(100, float64(in)*100/float64(d.Duration))
 		d.Stage = fmt.Sprintf("The fault is in place: %s of %s.", ageText(in), d.Duration)
 	case d.Phase == api.DrillRestoring && d.Ended != nil:
@@ -397,13 +379,13 @@ func newReportView(r *api.DrillReport, phase string) *reportView {
 	}
 	failback := cmp.Or(failbackTexts[r.Failback], r.Failback, "—")
 	if r.FailbackSeconds != nil {
-		failback = secondsText(r.FailbackSeconds)
+		failback = api.SecondsText(r.FailbackSeconds)
 	}
 	v.Facts = []labelPair{
 		{"Affected", fmt.Sprintf("%s, %s", plural(int(r.AffectedWorkloads), "workload"), plural(int(r.AffectedReplicas), "replica"))},
-		{"Detection", secondsText(r.DetectionSeconds)},
-		{"First replacement", secondsText(r.FirstReplacementSeconds)},
-		{"RTO", secondsText(r.RTOSeconds)},
+		{"Detection", api.SecondsText(r.DetectionSeconds)},
+		{"First replacement", api.SecondsText(r.FirstReplacementSeconds)},
+		{"RTO", api.SecondsText(r.RTOSeconds)},
 		{"Peak unavailable", plural(int(r.PeakUnavailableReplicas), "replica")},
 		{"Exclusive duplicates", itoa(int(r.ExclusiveDuplicates))},
 		{"Failback", failback},

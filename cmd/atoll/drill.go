@@ -319,13 +319,6 @@ func orPending(phase string) string {
 	return phase
 }
 
-func secondsText(s *float64) string {
-	if s == nil {
-		return "not reached"
-	}
-	return fmt.Sprintf("%.3fs", *s)
-}
-
 func splitMap(m map[string]int32) string {
 	if len(m) == 0 {
 		return "-"
@@ -337,19 +330,12 @@ func splitMap(m map[string]int32) string {
 	return strings.Join(parts, ",")
 }
 
-func targetText(t api.DrillTarget) string {
-	if t.Region != "" {
-		return "region " + t.Region
-	}
-	return "cluster " + t.Cluster
-}
-
 func printPlan(out io.Writer, spec api.DrillSpec, p *api.DrillPlan) error {
 	verdict := "yes"
 	if !p.Absorbed {
 		verdict = "NO: " + p.Reason
 	}
-	fmt.Fprintf(out, "Plan: %s of %s (%s)\n", spec.Kind, targetText(spec.Target), strings.Join(p.Targets, ", "))
+	fmt.Fprintf(out, "Plan: %s of %s (%s)\n", spec.Kind, spec.Target.String(), strings.Join(p.Targets, ", "))
 	fmt.Fprintf(out, "Affected: %s, %s on the targets\nAbsorbed by the rest: %s\n", plural(p.AffectedWorkloads, "workload"), plural(p.AffectedReplicas, "replica"), verdict)
 	for _, n := range p.Notes {
 		fmt.Fprintf(out, "Note: %s\n", n)
@@ -390,7 +376,7 @@ func printStatus(out io.Writer, d api.Drill, now time.Time) {
 	st := d.Status
 	t := newTable(out)
 	t.row("Drill:", d.Metadata.Name)
-	t.row("Kind:", fmt.Sprintf("%s of %s (%s)", d.Spec.Kind, targetText(d.Spec.Target), strings.Join(st.Targets, ", ")))
+	t.row("Kind:", fmt.Sprintf("%s of %s (%s)", d.Spec.Kind, d.Spec.Target.String(), strings.Join(st.Targets, ", ")))
 	t.row("Phase:", orPending(st.Phase))
 	t.row("Duration:", d.Spec.DurationOrDefault().String())
 	if st.StartedAt != nil {
@@ -432,9 +418,9 @@ func printReport(out io.Writer, d api.Drill) {
 	fmt.Fprintf(out, "Drill %s: %s of %s, %s (%s)\n", d.Metadata.Name, d.Spec.Kind, strings.Join(st.Targets, ", "), st.Phase, verdict)
 	t := newTable(out)
 	t.row("  Affected:", plural(r.AffectedWorkloads, "workload")+", "+plural(r.AffectedReplicas, "replica"))
-	t.row("  Detection:", secondsText(r.DetectionSeconds))
-	t.row("  First replacement:", secondsText(r.FirstReplacementSeconds))
-	t.row("  RTO:", secondsText(r.RTOSeconds))
+	t.row("  Detection:", api.SecondsText(r.DetectionSeconds))
+	t.row("  First replacement:", api.SecondsText(r.FirstReplacementSeconds))
+	t.row("  RTO:", api.SecondsText(r.RTOSeconds))
 	t.row("  Peak unavailable:", plural(r.PeakUnavailableReplicas, "replica"))
 	t.row("  Exclusive duplicates:", fmt.Sprint(r.ExclusiveDuplicates))
 	failback := r.Failback
@@ -480,7 +466,7 @@ var drillPrinter = printer{
 		_ = json.Unmarshal(raw, &d)
 		rto, passed, detection, peak, failback := "-", "-", "-", "-", "-"
 		if r := d.Status.Report; r != nil {
-			rto, passed, detection = secondsText(r.RTOSeconds), fmt.Sprint(r.Passed), secondsText(r.DetectionSeconds)
+			rto, passed, detection = api.SecondsText(r.RTOSeconds), fmt.Sprint(r.Passed), api.SecondsText(r.DetectionSeconds)
 			peak, failback = fmt.Sprint(r.PeakUnavailableReplicas), r.Failback
 		}
 		targets := strings.Join(d.Status.Targets, ",")
