@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/member/scheduler"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -109,20 +110,13 @@ func present(snap Snapshot) map[string]int32 {
 			if snap.Only != nil && !snap.Only[r.Workload] {
 				continue
 			}
-			if r.Phase != runtimePhaseSucceeded && r.Phase != runtimePhaseFailed {
+			if r.Phase != runtime.PhaseSucceeded && r.Phase != runtime.PhaseFailed { // no process runs
 				out[r.Workload]++
 			}
 		}
 	}
 	return out
 }
-
-// Phases of package runtime in which no process runs (the controller
-// does not import the runtime).
-const (
-	runtimePhaseSucceeded = "Succeeded"
-	runtimePhaseFailed    = "Failed"
-)
 
 // plan decides the bindings to add and remove. newID names new replicas.
 func plan(snap Snapshot, newID func(workload string) string) Changes {
@@ -260,7 +254,7 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 		if rs.Limits != "" {
 			limits = fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, rs.Limits)
 		}
-		if rs.Phase == "Running" {
+		if rs.Phase == runtime.PhaseRunning {
 			st.Running++
 		}
 		if rs.Ready {

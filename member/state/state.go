@@ -439,8 +439,6 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]jets
 	}
 }
 
-// sameContent compares two deliveries by their canonical JSON, the
-// sender's protocol version aside.
 // relearns says whether a delivery of the epoch held (cur) is worth
 // storing again: it says otherwise of Exclusive, or cur was stored before
 // protocol.ExclusiveSince (and so says nothing of it).
@@ -448,6 +446,8 @@ func relearns(cur, d protocol.DesiredWorkload) bool {
 	return cur.Exclusive != d.Exclusive || (cur.Version < protocol.ExclusiveSince && d.Version >= protocol.ExclusiveSince)
 }
 
+// sameContent compares two deliveries by their canonical JSON, the
+// sender's protocol version aside.
 func sameContent(a, b protocol.DesiredWorkload) bool {
 	a.Version, b.Version = 0, 0
 	a.Term, b.Term = 0, 0 // the lease term it was sent under is not content
