@@ -119,11 +119,16 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrorCode returns the code of a domain error in err's chain, or "".
+// ErrorCode returns the code of a domain error in err's chain, or of a
+// problem the API answered (what the client returns), or "".
 func ErrorCode(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	var p *Problem
+	if errors.As(err, &p) {
+		return p.Code
 	}
 	return ""
 }
