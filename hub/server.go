@@ -229,6 +229,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	sub, err := s.serveHeartbeats()
+	if err == nil {
+		err = s.bus.Conn().Flush() // the server has the interest before Start returns
+	}
 	if err != nil {
 		return fmt.Errorf("subscribe to heartbeats: %w", err)
 	}
