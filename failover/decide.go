@@ -1,0 +1,81 @@
+package failover
+
+import (
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/placement"
+)
+
+// Input is everything one workload's decision reads.
+type Input struct {
+	// Workload is the workload as stored, its status (the members'
+	// reports, the last placement) included.
+	Workload *api.Workload
+	// Clusters are every registered cluster with its live health.
+	Clusters []Cluster
+	// Current is where its replicas are placed now (cluster -> replicas,
+	// tombstones left out).
+	Current map[string]int32
+	// Epochs are the epochs of its placement rows by cluster, tombstones
+	// included: an exclusive workload's move waits for the reports of the
+	// epoch that took replicas away.
+	Epochs map[string]int64
+	// Bucket is its failback rate limit as the last decision left it (nil:
+	// none yet).
+	Bucket *Bucket
+	// Now is the time the decision is taken at.
+	Now time.Time
+}
+
+// Result is one workload's decision and what the rules made of it.
+type Result struct {
+	// Decision is placement's decision as the rules edited it: its
+	// Assignment is what to store.
+	Decision placement.Decision
+	// Lost are the replicas taken off lost or evicted clusters; Back the
+	// ones moved back to returned clusters.
+	Lost, Back map[string]int32
+	// FailedOverFrom and FailingBack are the placement status's record
+	// of what is away from each cluster and what moved back but is not
+	// ready yet.
+	FailedOverFrom, FailingBack map[string]int32
+	// Waiting says a rule holds something back until the members report
+	// (graceful purge, exclusive sequencing, make-before-break failback):
+	// a status change must decide the workload again.
+	Waiting bool
+	// WakeAt is when the workload must be decided again even if nothing
+	// changes (a grace or a stabilisation window runs out); zero: never.
+	WakeAt time.Time
+	// Bucket is the failback rate limit to keep for the next decision
+	// (nil: forget it).
+	Bucket *Bucket
+}
+
+// Decide places one workload: placement's split over the clusters as the
+// failover rules show them, then graceful purge, exclusive sequencing,
+// failback and make-before-break, in that order (each sees what the ones
+// before left). The replicas it adds are taken off ledger, so the next
+// workload decided in the same pass sees the capacity this one used.
+func Decide(in Input, ledger Ledger) Result {
+	w := in.Workload
+	snap, wake := Snapshot(in.Clusters, w, in.Now)
+	cpu, mem := Requests(w.Spec.Template)
+	ledger.Bound(snap, cpu, mem)
+	d := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: PlacementPolicy(w),
+		Clusters: snap, Current: in.Current})
+	kept := PurgeGracefully(w, &d, in.Current, in.Clusters)
+	held := SequenceExclusive(w, &d, in.Current, in.Epochs, in.Clusters, in.Now)
+	lost := Lost(d, in.Current)
+	var prev, prevBack map[string]int32
+	if w.Status.Placement != nil {
+		prev, prevBack = w.Status.Placement.FailedOverFrom, w.Status.Placement.FailingBack
+	}
+	from, back, windowEnds, bucket := failback(failbackState{w: w, current: in.Current, prev: prev, lost: lost, snap: snap,
+		clusters: in.Clusters, now: in.Now, bucket: in.Bucket}, &d)
+	failingBack := keepUntilFailedBack(w, &d, in.Current, prevBack, back, in.Clusters)
+	ledger.Take(d.Assignment, in.Current, cpu, mem) // failback's moves included
+	d.Conditions = append(d.Conditions, FailedOverCondition(from, w.Spec.Failover))
+	return Result{Decision: d, Lost: lost, Back: back, FailedOverFrom: from, FailingBack: failingBack,
+		Waiting: held || len(kept) > 0 || len(failingBack) > 0, WakeAt: earliest(wake, windowEnds), Bucket: bucket}
+}
