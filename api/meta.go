@@ -46,6 +46,21 @@ type Condition struct {
 	LastTransitionTime *time.Time `json:"lastTransitionTime,omitempty"`
 }
 
+// SetCondition replaces the condition of c's type in conds (or adds it),
+// keeping the old transition time when the status did not change.
+func SetCondition(conds []Condition, c Condition) []Condition {
+	for i, old := range conds {
+		if old.Type == c.Type {
+			if old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+			conds[i] = c
+			return conds
+		}
+	}
+	return append(conds, c)
+}
+
 // Object is what every resource type provides, so that stores, watches and
 // clients can treat kinds alike.
 type Object interface {

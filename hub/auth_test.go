@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/hub/tokens"
 )
 
 // TestRoles checks 401 and 403 on every route family, by role.
@@ -117,7 +117,7 @@ func TestBootstrap(t *testing.T) {
 	}
 	defer store.Close()
 	dir := t.TempDir()
-	path, err := hub.Bootstrap(ctx, store, dir, "")
+	path, err := tokens.Bootstrap(ctx, store, dir, "")
 	if err != nil || path != filepath.Join(dir, "admin-token") {
 		t.Fatalf("bootstrap: %q, %v", path, err)
 	}
@@ -126,7 +126,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("admin token file: %v, mode %v", err, st.Mode())
 	}
 	first, _ := os.ReadFile(path)
-	if _, err := hub.Bootstrap(ctx, store, dir, ""); err != nil {
+	if _, err := tokens.Bootstrap(ctx, store, dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	second, _ := os.ReadFile(path)
@@ -146,7 +146,7 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("the file's token does not authenticate: %v", err)
 	}
 	// An explicit secret takes over.
-	if _, err := hub.Bootstrap(ctx, store, dir, "atoll_from_environment_0123456789"); err != nil {
+	if _, err := tokens.Bootstrap(ctx, store, dir, "atoll_from_environment_0123456789"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.TokenByHash(ctx, sha("atoll_from_environment_0123456789")); err != nil {

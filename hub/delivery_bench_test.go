@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -18,7 +18,7 @@ import (
 //
 //	go test ./hub -run '^$' -bench BenchmarkDelivery -benchtime 2000x -count 3
 func BenchmarkDelivery(b *testing.B) {
-	e := newMemberEnv(b, hub.HealthConfig{})
+	e := newMemberEnv(b, members.HealthConfig{})
 	join := e.joinToken("j", api.TokenSpec{})
 	_, stop := runMember(b, join, "m1", b.TempDir())
 	defer stop()

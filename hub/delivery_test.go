@@ -11,7 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -48,7 +48,7 @@ func runMember(t testing.TB, join, name, dir string) (m *member.Member, stop fun
 // survives a member restart.
 func TestDesiredStateDelivery(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	join := e.joinToken("j", api.TokenSpec{})
 	dir := t.TempDir()
 	_, stop := runMember(t, join, "m1", dir)
@@ -127,7 +127,7 @@ func TestDesiredStateDelivery(t *testing.T) {
 // with ErrRefused instead of knocking forever.
 func TestDeregisteredMemberStops(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{Interval: 100 * time.Millisecond, UnreachableAfter: 500 * time.Millisecond})
+	e := newMemberEnv(t, members.HealthConfig{Interval: 100 * time.Millisecond, UnreachableAfter: 500 * time.Millisecond})
 	join := e.joinToken("j", api.TokenSpec{})
 	m, err := member.New(member.Config{JoinToken: join, Name: "gone", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", HeartbeatInterval: 100 * time.Millisecond})
 	if err != nil {

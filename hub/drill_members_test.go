@@ -11,7 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 )
@@ -77,7 +77,7 @@ func followDrill(t *testing.T, e *env, name string, limit time.Duration) (entrie
 // streams it all, ending with the report.
 func TestDrillEvacuateEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	ctx := context.Background()
 	join := e.joinToken("j", api.TokenSpec{})
 	drillRegion(t, e, join, "r1")
@@ -163,7 +163,7 @@ func mustJSONOf(v any) string {
 // workload has never been seen ready in two clusters at once.
 func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	ctx := context.Background()
 	join := e.joinToken("j", api.TokenSpec{})
 	drillRegion(t, e, join, "r1")

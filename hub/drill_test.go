@@ -12,7 +12,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
 )
@@ -279,7 +279,7 @@ func TestDrillRefusals(t *testing.T) {
 // ended drill can be deleted.
 func TestDrillAbortRestoresAtOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, pgtest.NewDatabase(t), nil, hub.HealthConfig{}, true)
+	e := newEnvWith(t, pgtest.NewDatabase(t), nil, members.HealthConfig{}, true)
 	ctx := context.Background()
 	drillFleet(e)
 	if err := e.admin.Create(ctx, "drills", drill("long", api.DrillEvacuate, api.DrillTarget{Cluster: "c"}, "1h"), nil); err != nil {
@@ -335,7 +335,7 @@ func TestDrillAbortRestoresAtOnce(t *testing.T) {
 func TestDrillInterruptedByRestart(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
-	e1 := newEnvWith(t, dbURL, nil, hub.HealthConfig{}, true)
+	e1 := newEnvWith(t, dbURL, nil, members.HealthConfig{}, true)
 	drillFleet(e1)
 	if err := e1.admin.Create(context.Background(), "drills", drill("cut", api.DrillEvacuate, api.DrillTarget{Region: "r2"}, "1h"), nil); err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestDrillInterruptedByRestart(t *testing.T) {
 	}
 	e1.server.Stop()
 
-	e2 := newEnvWith(t, dbURL, nil, hub.HealthConfig{}, true)
+	e2 := newEnvWith(t, dbURL, nil, members.HealthConfig{}, true)
 	d := e2.waitDrill("cut", "ended by the new hub", 10*time.Second, func(d api.Drill) bool { return d.Status.Final() })
 	if d.Status.Phase != api.DrillFailed || d.Status.Report == nil || !d.Status.Report.Interrupted || d.Status.Report.Passed || len(d.Status.Report.Notes) == 0 {
 		t.Errorf("interrupted drill: want Failed with an interrupted, not passed report and a note; got phase %s report %+v", d.Status.Phase, d.Status.Report)

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/state"
 )
@@ -58,12 +58,12 @@ import (
 // (the fleets: watch, apply, sim start latency, status pass).
 func BenchmarkWorkloads1000(b *testing.B) {
 	const (
-		members, nodesPer = 3, 100
-		workloads         = 1000
-		perWorkload       = 3
-		rate              = 100 // creates per second
+		nMembers, nodesPer = 3, 100
+		workloads          = 1000
+		perWorkload        = 3
+		rate               = 100 // creates per second
 	)
-	e := newMemberEnv(b, hub.HealthConfig{})
+	e := newMemberEnv(b, members.HealthConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -78,7 +78,7 @@ func BenchmarkWorkloads1000(b *testing.B) {
 	var allDone chan struct{}
 	doneTarget := 0
 
-	regions := startSimRegions(b, e, members, nodesPer, func(cluster, replica string, at time.Time) {
+	regions := startSimRegions(b, e, nMembers, nodesPer, func(cluster, replica string, at time.Time) {
 		i := strings.LastIndex(replica, "-")
 		if i < 0 {
 			return
@@ -224,7 +224,7 @@ func BenchmarkWorkloads1000(b *testing.B) {
 			var d [3][]float64
 			for k, w := range names {
 				ds, bs := desiredAt[w], boundAt[w]
-				if len(ds) < members || len(bs) < perWorkload {
+				if len(ds) < nMembers || len(bs) < perWorkload {
 					continue
 				}
 				dl, bl := slices.MaxFunc(ds, time.Time.Compare), slices.MaxFunc(bs, time.Time.Compare)
@@ -253,7 +253,7 @@ func BenchmarkWorkloads1000(b *testing.B) {
 		wall := last.Sub(t0)
 		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 		lo := workloads * perWorkload
-		for i := 1; i <= members; i++ {
+		for i := 1; i <= nMembers; i++ {
 			lo = min(lo, per[fmt.Sprintf("r%d", i)])
 		}
 		p50s = append(p50s, lat[len(lat)/2])

@@ -15,9 +15,11 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -67,7 +69,7 @@ func newEnv(t testing.TB) *env {
 }
 
 // newMemberEnv is an env whose hub runs NATS, for member tests.
-func newMemberEnv(t testing.TB, health hub.HealthConfig) *env {
+func newMemberEnv(t testing.TB, health members.HealthConfig) *env {
 	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
 	return newEnvWith(t, dbURL, newBus(t, dbURL), health, true)
@@ -99,13 +101,13 @@ func newBus(t testing.TB, dbURL string) *natsbus.Bus {
 }
 
 func newEnvOn(t testing.TB, dbURL string) *env {
-	return newEnvWith(t, dbURL, nil, hub.HealthConfig{}, false)
+	return newEnvWith(t, dbURL, nil, members.HealthConfig{}, false)
 }
 
 // newEnvWith makes an env; member envs run their clock (heartbeats and
 // health need time to pass), the others freeze it. opts adjust the hub's
 // configuration.
-func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthConfig, running bool, opts ...func(*hub.Config)) *env {
+func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health members.HealthConfig, running bool, opts ...func(*hub.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{now: time.Now(), running: running}
@@ -117,7 +119,7 @@ func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health hub.HealthC
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
+	if _, err := tokens.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	cfg := hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health}

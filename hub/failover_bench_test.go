@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 )
 
 // BenchmarkRegionLoss (issue 6, "Speed"): with sim nodes, 3 regions,
@@ -39,14 +39,14 @@ import (
 // last replacement Ready (p50/p99).
 func BenchmarkRegionLoss(b *testing.B) {
 	const (
-		members, nodesPer = 3, 100
-		workloads         = 1000
-		perWorkload       = 10
+		nMembers, nodesPer = 3, 100
+		workloads          = 1000
+		perWorkload        = 10
 	)
 	var detections, firsts, alls, p50s, p99s []float64
 	for range b.N {
 		b.StopTimer()
-		e := newMemberEnv(b, hub.HealthConfig{})
+		e := newMemberEnv(b, members.HealthConfig{})
 		var mu sync.Mutex
 		ready := map[string]string{} // replica -> cluster, first time Ready
 		var killedAt time.Time
@@ -55,7 +55,7 @@ func BenchmarkRegionLoss(b *testing.B) {
 		replaced := map[string]int{}     // workload -> replacements Ready
 		var lostN int
 		allIn := make(chan struct{})
-		regions := startSimRegions(b, e, members, nodesPer, func(cluster, replica string, at time.Time) {
+		regions := startSimRegions(b, e, nMembers, nodesPer, func(cluster, replica string, at time.Time) {
 			mu.Lock()
 			defer mu.Unlock()
 			if _, seen := ready[replica]; seen {

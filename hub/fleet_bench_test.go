@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -40,12 +40,12 @@ type fleetMember struct {
 //
 //	go test ./hub -run '^$' -bench BenchmarkHeartbeatFleet -benchtime 1x
 func BenchmarkHeartbeatFleet(b *testing.B) {
-	const members, quiet = 100, 20
+	const nMembers, quiet = 100, 20
 	window := 20 * time.Second
-	e := newMemberEnv(b, hub.HealthConfig{})
+	e := newMemberEnv(b, members.HealthConfig{})
 	join := e.joinToken("fleet", api.TokenSpec{})
 	var fleet []fleetMember
-	for i := range members {
+	for i := range nMembers {
 		kp, _ := nkeys.CreateUser()
 		pub, _ := kp.PublicKey()
 		seed, _ := kp.Seed()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -38,7 +38,7 @@ func hb(cluster string, seq uint64) protocol.Heartbeat {
 
 // step runs one monitor pass and checks exactly the expected transitions
 // happened ("a:Ready>Suspect").
-func step(t *testing.T, m *hub.Monitor, want ...string) {
+func step(t *testing.T, m *members.Monitor, want ...string) {
 	t.Helper()
 	got, err := m.RunOnce(context.Background())
 	if err != nil {
@@ -59,8 +59,8 @@ func TestHealthTransitions(t *testing.T) {
 	ctx := context.Background()
 	e.addCluster("a")
 	e.addCluster("b")
-	cfg := hub.HealthConfig{Interval: 500 * time.Millisecond, UnreachableAfter: 2 * time.Second}
-	m := hub.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg)
+	cfg := members.HealthConfig{Interval: 500 * time.Millisecond, UnreachableAfter: 2 * time.Second}
+	m := members.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg, nil)
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestHealthTransitions(t *testing.T) {
 
 	// A restarted hub gives everyone a grace again: a stays Ready without
 	// a flap, b stays Unreachable.
-	m2 := hub.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg)
+	m2 := members.NewMonitor(e.store, nil, e.clock.Now, noop.NewMeterProvider().Meter(""), cfg, nil)
 	if err := m2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestHealthTransitions(t *testing.T) {
 // impostors dropped without harm.
 func TestHeartbeatsOverNATS(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	e.addCluster("a")
 	e.addCluster("b")
 	if err := e.server.Monitor().Load(context.Background()); err != nil {

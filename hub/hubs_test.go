@@ -13,6 +13,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
@@ -37,7 +38,7 @@ func electedEnvOn(t *testing.T, dbURL string, bus *natsbus.Bus, name string, now
 		t.Fatal(err)
 	}
 	t.Cleanup(el.Stop)
-	e := newEnvWith(t, dbURL, bus, hub.HealthConfig{}, bus != nil, func(c *hub.Config) {
+	e := newEnvWith(t, dbURL, bus, members.HealthConfig{}, bus != nil, func(c *hub.Config) {
 		c.Leader, c.HubID = el, name
 	})
 	return e, el
@@ -400,8 +401,8 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	// leader's grace before it moves an exclusive workload, from its very
 	// first look (the placer's pass right after the takeover), before any
 	// heartbeat or monitor tick told it that it leads...
-	if l, ok := b.server.Monitor().Live("m1"); !ok || l.LeaseFrom.Before(took.Add(hub.LeaderAckGrace)) {
-		t.Errorf("want hub-b to count m1's lease from at least %s after it took over; got %+v", hub.LeaderAckGrace, l)
+	if l, ok := b.server.Monitor().Live("m1"); !ok || l.LeaseFrom.Before(took.Add(members.LeaderAckGrace)) {
+		t.Errorf("want hub-b to count m1's lease from at least %s after it took over; got %+v", members.LeaderAckGrace, l)
 	}
 	// ...for hub-a goes on acking for LeaderAckGrace after it stopped
 	// leading (a PostgreSQL blip must not fence every region).
@@ -427,6 +428,6 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	}
 	_ = sub.Unsubscribe()
 	// Once the grace is over, only the leader acks.
-	a.clock.Advance(hub.LeaderAckGrace + time.Second)
+	a.clock.Advance(members.LeaderAckGrace + time.Second)
 	beats("hub-b")
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 )
@@ -19,7 +19,7 @@ import (
 // agent, whole and followed.
 func TestLogsThroughTheMember(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m, err := member.New(member.Config{JoinToken: e.joinToken("j", api.TokenSpec{}), Name: "r1", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})

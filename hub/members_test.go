@@ -11,7 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -56,7 +56,7 @@ func (e *env) register(token string, req api.RegisterRequest) (response, api.Reg
 // refused for every wrong reason, and being deregistered.
 func TestRegistration(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	ctx := context.Background()
 	join := e.joinToken("eu", api.TokenSpec{Uses: 2, Region: "eu-west"})
 	jt, err := api.ParseJoinToken(join)

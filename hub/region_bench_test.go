@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
@@ -55,7 +55,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	const perWorkload = 500
 	replicas := workloads * perWorkload
 
-	e := newMemberEnv(b, hub.HealthConfig{})
+	e := newMemberEnv(b, members.HealthConfig{})
 	join := e.joinToken("j", api.TokenSpec{})
 	m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
 	if err != nil {

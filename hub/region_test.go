@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/protocol"
@@ -43,7 +43,7 @@ func workloadStatus(m *member.Member, w string) protocol.WorkloadStatus {
 // others; scaling and a tombstone take effect.
 func TestRegionRunsAndHeals(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	join := e.joinToken("j", api.TokenSpec{})
 	m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", NodeGrace: time.Second})
 	if err != nil {
@@ -129,7 +129,7 @@ func freePort(t *testing.T) string {
 // the replicas its node agents kept running.
 func TestMemberRestartKeepsReplicas(t *testing.T) {
 	t.Parallel()
-	e := newMemberEnv(t, hub.HealthConfig{})
+	e := newMemberEnv(t, members.HealthConfig{})
 	join := e.joinToken("j", api.TokenSpec{})
 	dir, natsAddr := t.TempDir(), freePort(t)
 	start := func() (*member.Member, context.CancelFunc, chan struct{}) {

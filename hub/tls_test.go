@@ -24,6 +24,7 @@ import (
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -78,7 +79,7 @@ func TestMemberPinsTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
+	if _, err := tokens.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatal(err)
 	}
 	tel, _ := telemetry.Setup(ctx, "t", "t")

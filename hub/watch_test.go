@@ -10,7 +10,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/compactor"
 )
 
 // watch runs a watch in the background and hands its events over a
@@ -97,7 +97,7 @@ func TestWatch(t *testing.T) {
 	// After compaction, an old version is gone: 410 before streaming.
 	e.clock.Advance(2 * time.Hour)
 	e.create(workload("d", 1, nil)) // a newer row, so the older ones can go
-	n, err := hub.NewCompactor(e.store, nil, time.Hour, time.Minute).RunOnce(ctx)
+	n, err := compactor.New(e.store, nil, time.Hour, 0, time.Minute).RunOnce(ctx)
 	if err != nil || n == 0 {
 		t.Fatalf("compaction: removed %d rows, err %v", n, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -57,7 +58,7 @@ func newEnvOn(t *testing.T, dbURL string, bootstrap bool) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	if bootstrap {
-		if _, err := hub.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
+		if _, err := tokens.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 			t.Fatalf("bootstrap: %v", err)
 		}
 	}

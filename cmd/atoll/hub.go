@@ -17,8 +17,10 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -142,7 +144,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return err
 	}
 	defer store.Close()
-	tokenPath, err := hub.Bootstrap(ctx, store, o.dataDir, os.Getenv("ATOLL_ADMIN_TOKEN"))
+	tokenPath, err := tokens.Bootstrap(ctx, store, o.dataDir, os.Getenv("ATOLL_ADMIN_TOKEN"))
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -190,7 +192,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	}
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector, HubID: elector.Holder(),
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
-		Health: hub.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
+		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
 	if err := server.Start(ctx); err != nil {
 		_ = srv.Close()
 		server.Stop()

@@ -1,4 +1,4 @@
-package hub
+package drill
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
@@ -34,6 +35,11 @@ func (s *switchLeader) Fence(context.Context, leader.Querier) error {
 	return nil
 }
 
+// unknownClusters is a monitor that has heard from no cluster yet.
+type unknownClusters struct{}
+
+func (unknownClusters) Live(string) (failover.Live, bool) { return failover.Live{}, false }
+
 // TestDrillsRunOnTheLeaderOnly: a hub that does not lead leaves drills
 // alone; the leader starts them; a hub that loses the lead forgets its
 // drills, and whoever leads next finds them running without their hub,
@@ -52,10 +58,8 @@ func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Drill", Meta: api.ObjectMeta{Name: "d"}, Spec: spec, Status: st}); err != nil {
 		t.Fatal(err)
 	}
-	monitor := NewMonitor(store, nil, time.Now, noop.NewMeterProvider().Meter(""), HealthConfig{})
 	lead := &switchLeader{}
-	dc := NewDrillController(store, nil, monitor, nil, time.Now, noop.NewMeterProvider().Meter(""), tracenoop.NewTracerProvider().Tracer(""), "hub-1", DrillConfig{})
-	dc.leader = lead
+	dc := New(store, nil, unknownClusters{}, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), tracenoop.NewTracerProvider().Tracer(""), "hub-1", Config{})
 	phase := func() (string, bool) {
 		t.Helper()
 		var d api.Drill
@@ -100,6 +104,8 @@ func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 		t.Errorf("leading again: want the drill ended (interrupted) and a restored; got %s, tainted %v", p, tainted)
 	}
 }
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openStore opens a store on a new private database, closed at the end.
 func openStore(t *testing.T) *pgstore.Store {

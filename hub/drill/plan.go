@@ -1,4 +1,4 @@
-package hub
+package drill
 
 import (
 	"fmt"
@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/placement"
 )
 
-// This file decides; drills.go and drillrun.go do. A drill's plan is what
+// This file decides; the controller does (run.go), and package httpapi
+// serves the API that plans and creates drills. A drill's plan is what
 // placement would decide for every workload with replicas on the targets
 // once the fault is in: the targets Unreachable (outage, partition) or
 // tainted NoExecute (evacuate). Decisions are taken one workload after the
@@ -76,28 +78,17 @@ func currentPlacements(rows []pgstore.Placement) map[string]map[string]int32 {
 	return out
 }
 
-// requests is what one replica of a template asks for, in base units.
-func requests(t api.ReplicaTemplate) (cpu, mem int64) {
-	if t.Resources.CPU != "" {
-		cpu, _ = api.ParseCPU(t.Resources.CPU)
-	}
-	if t.Resources.Memory != "" {
-		mem, _ = api.ParseMemory(t.Resources.Memory)
-	}
-	return cpu, mem
-}
-
 // planDrill is the dry run of a drill named name of kind over targets,
 // given the clusters as the hub sees them now, the workloads and their
 // current placement. It changes nothing.
-func planDrill(kind, name string, targets []string, view []liveCluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
+func planDrill(kind, name string, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
 	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
 	isTarget := map[string]bool{}
 	for _, t := range targets {
 		isTarget[t] = true
 	}
 	// What placement will see once the fault is in.
-	fault := make([]liveCluster, len(view))
+	fault := make([]failover.Cluster, len(view))
 	for i, c := range view {
 		fault[i] = c
 		if !isTarget[c.Metadata.Name] {
@@ -108,14 +99,14 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		} else {
 			// Silent long enough that every failover grace (and fence) ran
 			// out: the plan shows where replicas end up.
-			fault[i].known = true
-			fault[i].live.Health = api.HealthUnreachable
+			fault[i].Known = true
+			fault[i].Live.Health = api.HealthUnreachable
 			long := now.Add(-24 * time.Hour)
-			fault[i].live.Since, fault[i].live.Seen, fault[i].live.LeaseFrom = long, long, long
+			fault[i].Live.Since, fault[i].Live.Seen, fault[i].Live.LeaseFrom = long, long, long
 		}
 	}
 	// Free capacity as the moves use it up, from the last heartbeats.
-	ledger := newCapacityLedger(view)
+	ledger := failover.NewLedger(view)
 	before, after := map[string]int32{}, map[string]int32{}
 	var unplacedWhy []string
 	for _, wname := range slices.Sorted(maps.Keys(current)) {
@@ -138,13 +129,13 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		}
 		plan.AffectedWorkloads++
 		plan.AffectedReplicas += onTargets
-		cpu, mem := requests(w.Spec.Template)
+		cpu, mem := failover.Requests(w.Spec.Template)
 		// Replicas placement leaves out already are not the drill's doing.
-		policy := placementPolicy(&w)
-		asIs, _ := snapshot(view, &w, now)
+		policy := failover.PlacementPolicy(&w)
+		asIs, _ := failover.Snapshot(view, &w, now)
 		base := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: asIs, Current: cur})
-		clusters, _ := snapshot(fault, &w, now)
-		ledger.bound(clusters, cpu, mem)
+		clusters, _ := failover.Snapshot(fault, &w, now)
+		ledger.Bound(clusters, cpu, mem)
 		d := placement.Decide(placement.Input{Workload: wname, Replicas: w.Spec.Replicas, Policy: policy, Clusters: clusters, Current: cur})
 		pw.After = maps.Clone(d.Assignment)
 		if pw.After == nil {
@@ -158,7 +149,7 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		if msg := unsatisfiable(d); msg != "" && unsatisfiable(base) == "" {
 			plan.Notes = append(plan.Notes, fmt.Sprintf("%s: placed, but its policy cannot be met during the fault (%s)", wname, msg))
 		}
-		ledger.take(pw.After, cur, cpu, mem)
+		ledger.Take(pw.After, cur, cpu, mem)
 		plan.Workloads = append(plan.Workloads, pw)
 		for c, n := range cur {
 			before[c] += n
@@ -174,8 +165,8 @@ func planDrill(kind, name string, targets []string, view []liveCluster, workload
 		}
 		pc := api.DrillPlanCluster{Cluster: name, Region: c.Metadata.Labels[api.LabelRegion], Target: isTarget[name],
 			Health: c.Status.Health, ReplicasBefore: before[name], ReplicasAfter: after[name]}
-		if c.known {
-			pc.Health = c.live.Health
+		if c.Known {
+			pc.Health = c.Live.Health
 		}
 		if capa, ok := ledger[name]; ok {
 			cpu := capa.CPUAllocatable - capa.CPUAllocated

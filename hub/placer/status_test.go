@@ -1,4 +1,4 @@
-package hub
+package placer
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/placement"
 )
 
@@ -34,13 +36,8 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	monitor := NewMonitor(store, nil, time.Now, noop.NewMeterProvider().Meter(""), HealthConfig{})
-	monitor.Add("a")
-	monitor.Add("b")
-	monitor.mu.Lock()
-	monitor.clusters["b"].health = api.HealthUnreachable
-	monitor.mu.Unlock()
-	p := NewPlacer(store, nil, monitor, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	monitor := fakeHealth{"a": {Health: api.HealthUnknown}, "b": {Health: api.HealthUnreachable}}
+	p := NewPlacer(store, nil, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 
 	changes := func() []*change {
 		var out []*change
@@ -119,12 +116,8 @@ func TestStatusWrittenWhileAGoneClusterIsUnreachable(t *testing.T) {
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec, Status: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
-	monitor := NewMonitor(store, nil, time.Now, noop.NewMeterProvider().Meter(""), HealthConfig{})
-	monitor.Add("gone")
-	monitor.mu.Lock()
-	monitor.clusters["gone"].health = api.HealthUnreachable
-	monitor.mu.Unlock()
-	p := NewPlacer(store, nil, monitor, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	monitor := fakeHealth{"gone": {Health: api.HealthUnreachable}}
+	p := NewPlacer(store, nil, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	if err := p.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +140,35 @@ func TestStatusWrittenWhileAGoneClusterIsUnreachable(t *testing.T) {
 	if len(p.owed) != 0 {
 		t.Errorf("want nothing owed; got %v", p.owed)
 	}
+}
+
+// fakeHealth is the monitor's live view, fixed by the test.
+type fakeHealth map[string]failover.Live
+
+func (f fakeHealth) Live(cluster string) (failover.Live, bool) {
+	l, ok := f[cluster]
+	return l, ok
+}
+
+func (f fakeHealth) Unreachable() []string {
+	var out []string
+	for name, l := range f {
+		if l.Health == api.HealthUnreachable {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openStore opens a store on a new private database, closed at the end.
+func openStore(t *testing.T) *pgstore.Store {
+	t.Helper()
+	store, err := pgstore.Open(context.Background(), pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	return store
 }

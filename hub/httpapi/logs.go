@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ type logsInput struct {
 // registerLogs serves replica logs, read through each member from its node
 // agents. Lines are prefixed with [cluster/replica] unless one replica was
 // asked for; problems with a cluster end the text as lines starting "# ".
-func registerLogs(s *Server, hapi huma.API) {
+func registerLogs(s *API, hapi huma.API) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "workload-logs", Method: http.MethodGet, Path: "/api/v1/workloads/{name}/logs",
 		Summary: "Read (or follow) a workload's replica logs", Tags: []string{"Workloads"}, Security: bearer,
@@ -70,7 +70,7 @@ func registerLogs(s *Server, hapi huma.API) {
 	})
 }
 
-func (s *Server) streamLogs(ctx context.Context, w *lineWriter, clusters []string, in *logsInput) {
+func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []string, in *logsInput) {
 	req := protocol.LogsRequest{Version: protocol.Version, Workload: in.Name, Replica: in.Replica, Stream: in.Stream, Follow: in.Follow}
 	var problems []string
 	var mu sync.Mutex

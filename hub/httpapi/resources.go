@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"context"
@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -34,9 +36,9 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	list func(items []T, meta api.ListMeta) L
 	// create stores a validated object and returns it as stored; nil
 	// means storeCreate.
-	create func(ctx context.Context, s *Server, a pgstore.Actor, obj P) (P, error)
+	create func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error)
 	// remove deletes an object; nil means the store's Delete.
-	remove func(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
+	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 	// decorate adds live data to objects read (nil: none).
 	decorate func(obj P)
 }
@@ -49,16 +51,16 @@ var bearer = []map[string][]string{{"bearer": {}}}
 
 // registerKind adds create, get, list, update, patch, delete and watch for
 // one kind.
-func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRoutes[T, P, L]) {
+func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes[T, P, L]) {
 	kind, plural := k.kind.Name, k.kind.Plural
 	if k.create == nil {
-		k.create = func(ctx context.Context, s *Server, a pgstore.Actor, obj P) (P, error) {
+		k.create = func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error) {
 			return storeCreate[T, P](ctx, s, a, kind, obj)
 		}
 	}
 	remove := k.remove
 	if remove == nil {
-		remove = func(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+		remove = func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
 			rec, _, err := s.store.Delete(ctx, a, kind, name, precondition)
 			return rec, err
 		}
@@ -241,7 +243,7 @@ func registerKind[T any, P objPtr[T], L any](s *Server, hapi huma.API, k kindRou
 }
 
 // storeCreate creates the object as sent.
-func storeCreate[T any, P objPtr[T]](ctx context.Context, s *Server, a pgstore.Actor, kind string, obj P) (P, error) {
+func storeCreate[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Actor, kind string, obj P) (P, error) {
 	rec, err := s.store.Create(ctx, a, recordOf(kind, obj))
 	if err != nil {
 		return nil, err
@@ -284,12 +286,12 @@ func (p *listParams) selector() (api.Selector, error) {
 }
 
 // actor names the caller for the audit log.
-func (s *Server) actor(ctx context.Context) pgstore.Actor {
+func (s *API) actor(ctx context.Context) pgstore.Actor {
 	return actor(ctx, telemetry.RequestIDFrom(ctx))
 }
 
 // validateWrite checks an object and audits a refusal.
-func (s *Server) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind string, obj api.Object) error {
+func (s *API) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind string, obj api.Object) error {
 	if fe := obj.Validate(); fe != nil {
 		return s.refuse(ctx, a, verb, kind, obj.GetMetadata().Name, fe)
 	}
@@ -297,7 +299,7 @@ func (s *Server) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind 
 }
 
 // refuse audits a refused write and returns its problem.
-func (s *Server) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name string, err error) error {
+func (s *API) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name string, err error) error {
 	s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
 	return toProblem(ctx, err)
 }
@@ -404,8 +406,20 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 	return obj, nil
 }
 
+// createWorkload stores a new workload with the finalizers this hub's
+// controllers need from the start (the placement finalizer when the hub
+// places workloads), so no delete can ever skip its tombstones.
+func (s *API) createWorkload(ctx context.Context, _ *API, a pgstore.Actor, w *api.Workload) (*api.Workload, error) {
+	for _, f := range s.finalizers {
+		if !slices.Contains(w.Metadata.Finalizers, f) {
+			w.Metadata.Finalizers = append(w.Metadata.Finalizers, f)
+		}
+	}
+	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
+}
+
 // tokenCreate makes the secret, fixes the expiry and stores the hash.
-func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) (*api.Token, error) {
+func tokenCreate(ctx context.Context, s *API, a pgstore.Actor, t *api.Token) (*api.Token, error) {
 	now := s.now().UTC()
 	if t.Spec.TypeOrDefault() == api.TokenJoin && t.Spec.TTL == "" && t.Spec.ExpiresAt == nil {
 		t.Spec.TTL = "24h" // join tokens are short-lived unless told otherwise
@@ -419,20 +433,20 @@ func tokenCreate(ctx context.Context, s *Server, a pgstore.Actor, t *api.Token) 
 	case t.Spec.ExpiresAt != nil && !t.Spec.ExpiresAt.After(now):
 		return nil, api.FieldErrors{{Field: "spec.expiresAt", Message: "is in the past"}}
 	}
-	secret, prefix := newSecret()
+	secret, prefix := tokens.NewSecret()
 	if t.Spec.TypeOrDefault() == api.TokenJoin {
 		if s.bus == nil {
 			return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
 		}
 		inner := secret
 		secret = api.JoinToken{Hub: s.hubURL(ctx), CA: s.caFingerprint, Secret: inner}.Encode()
-		prefix = api.JoinTokenPrefix + "…" + inner[len(tokenPrefix):len(tokenPrefix)+6]
+		prefix = api.JoinTokenPrefix + "…" + inner[len(tokens.Prefix):len(tokens.Prefix)+6]
 	}
 	t.Status = api.TokenStatus{Prefix: prefix}
 	rec := recordOf("Token", t)
 	status, _ := json.Marshal(t.Status)
 	rec.Status = status
-	out, err := s.store.CreateToken(ctx, a, rec, hashSecret(secret))
+	out, err := s.store.CreateToken(ctx, a, rec, tokens.Hash(secret))
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +471,7 @@ type AuditList struct {
 	Items []pgstore.AuditEntry `json:"items"`
 }
 
-func registerAudit(s *Server, hapi huma.API) {
+func registerAudit(s *API, hapi huma.API) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "list-audit", Method: http.MethodGet, Path: "/api/v1/audit",
 		Summary: "Read the audit log, newest first", Tags: []string{"Audit"}, Security: bearer,

@@ -1,82 +1,66 @@
-package hub
+package members
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/events"
+	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
 )
 
-func (s *Server) registerClusters(hapi huma.API) {
-	registerKind(s, hapi, kindRoutes[api.Cluster, *api.Cluster, api.ClusterList]{
-		kind:  mustKind("Cluster"),
-		roles: map[string]string{pgstore.VerbPatch: api.RoleOperator, pgstore.VerbDelete: api.RoleAdmin},
-		list: func(items []api.Cluster, meta api.ListMeta) api.ClusterList {
-			return api.ClusterList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "ClusterList"}, Metadata: meta, Items: items}
-		},
-		remove:   deregister,
-		decorate: s.liveCluster,
-	})
-	huma.Register(hapi, huma.Operation{
-		OperationID: "register-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/register",
-		Summary:     "Register a member cluster",
-		Description: "A member joins with a join token (Authorization: Bearer atollj_...) or, after a restart, comes back with its member token. The answer carries its NATS identity and where to connect.",
-		Tags:        []string{"Clusters"}, Security: bearer, MaxBodyBytes: 64 << 10,
-		Metadata: map[string]any{"verb": "register", "kind": "Cluster"},
-		Errors:   []int{400, 401, 403, 409, 413, 415, 422, 503},
-	}, s.register)
+// Registrar admits member clusters and removes them: a member joins with a
+// join token (its Cluster, member token and NATS identity are created in
+// one transaction), comes back after a restart with its member token, and
+// is deregistered by an admin (its identity revoked in the store and on the
+// running NATS server).
+type Registrar struct {
+	store         *pgstore.Store
+	bus           *natsbus.Bus // nil: members cannot join
+	monitor       *Monitor
+	log           *slog.Logger
+	now           func() time.Time
+	leafURLs      []string
+	registrations metric.Int64Counter
 }
 
-// liveCluster overlays what this hub's monitor knows now.
-func (s *Server) liveCluster(c *api.Cluster) {
-	if s.monitor == nil {
-		return
+// NewRegistrar makes a registrar. leafURLs are the NATS leafnode URLs
+// members connect to (empty: the hub's leafnode port on the host each
+// member registered through).
+func NewRegistrar(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *slog.Logger, now func() time.Time, meter metric.Meter, leafURLs []string) *Registrar {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	live, ok := s.monitor.Live(c.Metadata.Name)
-	if !ok {
-		return
+	if now == nil {
+		now = time.Now
 	}
-	c.Status.Health = live.Health
-	if live.Heard {
-		t := live.Seen.UTC().Truncate(time.Millisecond)
-		c.Status.LastHeartbeatTime = &t
-		capa := api.ClusterCapacity(live.Capacity)
-		c.Status.Capacity = &capa
-	}
-	if c.Status.LastHeartbeatTime != nil {
-		age := s.now().Sub(*c.Status.LastHeartbeatTime).Seconds()
-		age = float64(int64(age*1000)) / 1000
-		c.Status.HeartbeatAgeSeconds = &age
-	}
-}
-
-type registerInput struct {
-	Authorization string `header:"Authorization"`
-	Body          api.RegisterRequest
+	r := &Registrar{store: store, bus: bus, monitor: monitor, log: log, now: now, leafURLs: leafURLs}
+	r.registrations, _ = meter.Int64Counter("registrations", metric.WithUnit("{registration}"), metric.WithDescription("Member registrations, by result."))
+	return r
 }
 
 // register admits a member: with a join token the first time (creating
 // its Cluster and member token), with its member token afterwards.
-func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body api.RegisterResponse }, error) {
+// authorization is the request's Authorization header; host is the host
+// name the request came in on (members connect their leaf node there when
+// no leaf URL is configured). Errors are domain errors (package api).
+func (s *Registrar) Register(ctx context.Context, authorization, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
 	if s.bus == nil {
-		return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it"))
+		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
 	}
-	req := &in.Body
 	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: telemetry.RequestIDFrom(ctx)}
 	refuse := func(err error) error {
 		code := api.ErrorCode(err)
@@ -89,13 +73,13 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 		if code != api.CodeUnavailable && code != api.CodeUnauthorized {
 			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
 		}
-		s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
-		return toProblem(ctx, err)
+		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
+		return err
 	}
 	if fe := req.Validate(); fe != nil {
 		return nil, refuse(fe)
 	}
-	tok, err := s.registrationToken(ctx, in.Authorization)
+	tok, err := s.registrationToken(ctx, authorization)
 	if err != nil {
 		return nil, refuse(err)
 	}
@@ -121,23 +105,23 @@ func (s *Server) register(ctx context.Context, in *registerInput) (*struct{ Body
 		return nil, refuse(err)
 	}
 	if err := cluster.Decode(&resp.Cluster); err != nil {
-		return nil, toProblem(ctx, err)
+		return nil, err
 	}
-	resp.LeafURLs = s.leafURLsFor(ctx)
+	resp.LeafURLs = s.leafURLsFor(host)
 	resp.HeartbeatInterval = api.Duration(s.monitor.Config().Interval.String())
 	resp.ProtocolVersion = protocol.Version
 	s.monitor.Add(req.Name)
-	s.metrics.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
-	return &struct{ Body api.RegisterResponse }{Body: resp}, nil
+	s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+	return &resp, nil
 }
 
 // registrationToken authenticates a registration: a join or member token.
-func (s *Server) registrationToken(ctx context.Context, header string) (*api.Token, error) {
+func (s *Registrar) registrationToken(ctx context.Context, header string) (*api.Token, error) {
 	scheme, secret, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return nil, api.Errorf(api.CodeUnauthorized, "registration needs a join token: send 'Authorization: Bearer atollj_...'")
 	}
-	rec, err := s.store.TokenByHash(ctx, hashSecret(strings.TrimSpace(secret)))
+	rec, err := s.store.TokenByHash(ctx, tokens.Hash(strings.TrimSpace(secret)))
 	if err != nil {
 		if api.ErrorCode(err) == api.CodeUnauthorized {
 			return nil, api.Errorf(api.CodeUnauthorized, "the token is not valid: unknown, revoked, or the member token of a deregistered cluster (such a member must join again with a new join token)")
@@ -160,11 +144,12 @@ func (s *Server) registrationToken(ctx context.Context, header string) (*api.Tok
 	return &t, nil
 }
 
-func memberTokenName(cluster string) string { return "member-" + cluster }
+// MemberTokenName names the member token of a cluster.
+func MemberTokenName(cluster string) string { return "member-" + cluster }
 
 // join registers with a join token: the cluster must be new, or be this
 // same member (same key) retrying.
-func (s *Server) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
+func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
 	if tok.Spec.Region != "" && tok.Spec.Region != req.Region {
 		return nil, "", api.Errorf(api.CodeForbidden, "this join token is for region %s, not %s", tok.Spec.Region, req.Region)
 	}
@@ -193,7 +178,7 @@ func (s *Server) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *
 		if st.Identity != req.NATSPublicKey {
 			return nil, "", api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity; deregister it first ('atoll cluster deregister %s')", req.Name, req.Name)
 		}
-		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(req.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(req.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return nil, "", err
 		}
 		if cluster, err = s.updateRegistration(ctx, tx, req); err != nil {
@@ -207,24 +192,24 @@ func (s *Server) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *
 		if err != nil {
 			return nil, "", err
 		}
-		if err := recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventNormal, "ClusterRegistered",
+		if err := events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventNormal, "ClusterRegistered",
 			fmt.Sprintf("registered in region %s with join token %s", req.Region, tok.Metadata.Name), "hub/register"); err != nil {
 			return nil, "", err
 		}
 	default:
 		return nil, "", err
 	}
-	secret, prefix := newSecret()
+	secret, prefix := tokens.NewSecret()
 	spec, _ := json.Marshal(api.TokenSpec{Type: api.TokenMember, Cluster: req.Name, Description: "credential of member " + req.Name})
 	status, _ := json.Marshal(api.TokenStatus{Prefix: prefix})
-	if _, err := tx.CreateToken(ctx, &pgstore.Record{Kind: "Token", Meta: api.ObjectMeta{Name: memberTokenName(req.Name)}, Spec: spec, Status: status}, hashSecret(secret)); err != nil {
+	if _, err := tx.CreateToken(ctx, &pgstore.Record{Kind: "Token", Meta: api.ObjectMeta{Name: MemberTokenName(req.Name)}, Spec: spec, Status: status}, tokens.Hash(secret)); err != nil {
 		return nil, "", err
 	}
 	return cluster, secret, nil
 }
 
 // rejoin re-registers a member with its member token.
-func (s *Server) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, error) {
+func (s *Registrar) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, error) {
 	if tok.Spec.Cluster != req.Name {
 		return nil, api.Errorf(api.CodeForbidden, "this member token belongs to cluster %s, not %s", tok.Spec.Cluster, req.Name)
 	}
@@ -245,7 +230,7 @@ func (s *Server) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req
 
 // updateRegistration refreshes what the member reports about itself: its
 // topology labels and versions.
-func (s *Server) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest) (*pgstore.Record, error) {
+func (s *Registrar) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest) (*pgstore.Record, error) {
 	return tx.Mutate(ctx, "register", "Cluster", req.Name, func(cur *pgstore.Record) error {
 		cur.Meta.Labels = clusterLabels(cur.Meta.Labels, req)
 		var st api.ClusterStatus
@@ -279,10 +264,10 @@ func clusterLabels(have map[string]string, req *api.RegisterRequest) map[string]
 	return out
 }
 
-// deregister removes a cluster: its NATS identity is revoked, its member
+// Deregister removes a cluster: its NATS identity is revoked, its member
 // token deleted and the Cluster object with them, in one transaction; then
 // the running NATS server drops the member's connections.
-func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
 	var last *pgstore.Record
 	var identity string
 	now := s.now().UTC()
@@ -302,7 +287,7 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 				return err
 			}
 		}
-		if _, _, err := tx.Delete(ctx, "Token", memberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return err
 		}
 		// Deregistration is final: finalizers do not hold it (the member's
@@ -318,15 +303,13 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 		if err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "ClusterDeregistered",
+		return events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "ClusterDeregistered",
 			fmt.Sprintf("deregistered by %s; its NATS identity and member token are revoked", a.Name), "hub/register")
 	})
 	if err != nil {
 		return nil, err
 	}
-	if s.monitor != nil {
-		s.monitor.Forget(name)
-	}
+	s.monitor.Forget(name)
 	if identity != "" && s.bus != nil {
 		// Push every revocation the store holds, not only this one: other
 		// hubs revoked members too, and the account JWT pushed here
@@ -344,64 +327,15 @@ func deregister(ctx context.Context, s *Server, a pgstore.Actor, name, precondit
 
 // leafURLsFor lists where members connect their leaf node: the configured
 // URLs, else the leafnode port on the host this request came in on.
-func (s *Server) leafURLsFor(ctx context.Context) []string {
+func (s *Registrar) leafURLsFor(host string) []string {
 	if len(s.leafURLs) > 0 {
 		return s.leafURLs
 	}
-	host := "127.0.0.1"
-	if base, _ := ctx.Value(baseURLKey{}).(string); base != "" {
-		if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
-			host = u.Hostname()
-		}
+	if host == "" {
+		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
 	return []string{s.bus.LeafURL(host)}
-}
-
-// serveHeartbeats answers members' heartbeats and feeds the monitor.
-// Garbage is dropped and counted, never fatal.
-func (s *Server) serveHeartbeats() (*nats.Subscription, error) {
-	return s.bus.Conn().Subscribe(protocol.HeartbeatWildcard, func(msg *nats.Msg) {
-		at := s.now()
-		ctx := context.Background()
-		hb, err := protocol.DecodeHeartbeat(msg.Subject, msg.Data)
-		if err != nil {
-			reason := "malformed"
-			switch {
-			case errors.Is(err, protocol.ErrVersion):
-				reason = "version"
-			case errors.Is(err, protocol.ErrWrongCluster):
-				reason = "wrong_cluster"
-			}
-			s.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
-			return
-		}
-		if !s.monitor.Observe(hb, at) {
-			s.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "unknown_cluster")))
-			s.reload.trigger(s.monitor, at) // it may have registered through another hub
-			return
-		}
-		s.monitor.metrics.received.Add(ctx, 1)
-		if hb.Resync && s.placer != nil {
-			s.placer.Wake() // a member in a new lease term waits for its resync
-		}
-		// The ack is the member's lease, so only the leader gives it (and,
-		// for LeaderAckGrace, a hub that just stopped leading, so that a
-		// PostgreSQL blip does not fence every exclusive workload): the
-		// leader alone re-places a silent member's exclusive workloads, when
-		// its own count since the last heartbeat it heard runs out. A
-		// follower that still heard the member across a partition that
-		// cut the leader off would otherwise keep the lease alive while the
-		// leader started the work elsewhere. Followers still observe (warm
-		// health for a takeover).
-		//
-		// Answer only into the member's own inbox: a reply subject of its
-		// choosing would have the hub publish on another member's subjects.
-		if s.monitor.mayAck(at) && strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {
-			ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: s.hubID})
-			_ = msg.Respond(ack)
-		}
-	})
 }

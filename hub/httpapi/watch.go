@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type watchParams struct {
 // registerWatch serves GET /api/v1/watch/{plural} as Server-Sent Events:
 // each event's id is the resourceVersion, its name the change type, its
 // data a WatchEvent. Comments keep idle connections alive.
-func registerWatch(s *Server, hapi huma.API, kind api.Kind) {
+func registerWatch(s *API, hapi huma.API, kind api.Kind) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "watch-" + kind.Short[0], Method: http.MethodGet, Path: "/api/v1/watch/" + kind.Plural,
 		Summary:     "Watch " + kind.Name + "s (Server-Sent Events)",
@@ -86,7 +86,7 @@ func registerWatch(s *Server, hapi huma.API, kind api.Kind) {
 var reflectWatchEvent = reflectTypeOf[api.WatchEvent]()
 
 type watcher struct {
-	s     *Server
+	s     *API
 	kind  string
 	sel   api.Selector
 	after int64

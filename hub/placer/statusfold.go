@@ -1,4 +1,4 @@
-package hub
+package placer
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/loop"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -32,7 +34,7 @@ type StatusFolder struct {
 	now     func() time.Time
 	every   time.Duration
 	dropped metric.Int64Counter
-	leader  Leadership
+	leader  leader.Leadership
 
 	// health is a cluster's live health (the monitor's); nil: all Ready.
 	health func(cluster string) string
@@ -43,16 +45,26 @@ type StatusFolder struct {
 	judged  map[string]string // cluster -> the health its reports were last folded under
 
 	sub  *nats.Subscription
-	loop loop
+	loop loop.Loop
 }
 
-// NewStatusFolder makes a folder; every <= 0 means 1s.
-func NewStatusFolder(store *pgstore.Store, log *slog.Logger, now func() time.Time, meter metric.Meter, every time.Duration) *StatusFolder {
+// NewStatusFolder makes a folder; every <= 0 means 1s. health is a
+// cluster's live health (nil: all Ready); a nil lead leads alone.
+func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, lead leader.Leadership, log *slog.Logger, now func() time.Time, meter metric.Meter, every time.Duration) *StatusFolder {
 	if every <= 0 {
 		every = time.Second
 	}
-	f := &StatusFolder{store: store, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, judged: map[string]string{}, leader: soleHub{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if lead == nil {
+		lead = leader.Sole{}
+	}
+	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
+		dirty: map[string]bool{}, judged: map[string]string{}, leader: lead}
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -276,7 +288,7 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	default:
 		avail.Message = "ready replicas below desired"
 	}
-	st.Conditions = setCondition(append([]api.Condition(nil), conds...), avail)
+	st.Conditions = api.SetCondition(append([]api.Condition(nil), conds...), avail)
 	return st
 }
 
@@ -288,7 +300,7 @@ func (f *StatusFolder) Start(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	f.sub = sub
-	f.loop.start(ctx, f.log, "folding workload status failed", f.every, nil, func(ctx context.Context) error {
+	f.loop.Start(ctx, f.log, "folding workload status failed", f.every, nil, func(ctx context.Context) error {
 		_, err := f.RunOnce(ctx)
 		return err
 	})
@@ -300,7 +312,7 @@ func (f *StatusFolder) Stop() {
 	if f.sub != nil {
 		_ = f.sub.Unsubscribe()
 	}
-	f.loop.stop()
+	f.loop.Stop()
 }
 
 // placedTotal is every replica a placement wants: its clusters' shares

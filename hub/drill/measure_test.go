@@ -1,4 +1,4 @@
-package hub
+package drill
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -197,12 +198,12 @@ func TestReportFromStatus(t *testing.T) {
 func TestPlanDrillCapacity(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	cluster := func(name string, freeCPU int64) liveCluster {
-		return liveCluster{Cluster: api.Cluster{Metadata: api.ObjectMeta{Name: name, Labels: map[string]string{api.LabelRegion: name}}},
-			known: true, live: LiveHealth{Health: api.HealthReady, Heard: true, Seen: now, Since: now.Add(-time.Hour),
+	cluster := func(name string, freeCPU int64) failover.Cluster {
+		return failover.Cluster{Cluster: api.Cluster{Metadata: api.ObjectMeta{Name: name, Labels: map[string]string{api.LabelRegion: name}}},
+			Known: true, Live: failover.Live{Health: api.HealthReady, Heard: true, Seen: now, Since: now.Add(-time.Hour),
 				Capacity: protocol.Capacity{CPUAllocatable: freeCPU, MemoryAllocatable: 1 << 40}}}
 	}
-	view := []liveCluster{cluster("a", 10000), cluster("b", 1000)}
+	view := []failover.Cluster{cluster("a", 10000), cluster("b", 1000)}
 	wl := func(name string) api.Workload {
 		return api.Workload{Metadata: api.ObjectMeta{Name: name}, Spec: api.WorkloadSpec{Replicas: 2,
 			Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "500m"}}}}
@@ -252,24 +253,11 @@ func TestPlanDrillCapacity(t *testing.T) {
 	// An exclusive workload moves too: the plan's fault outlasts every
 	// lease, however recent the monitor's view of it (LeaseFrom, as
 	// Monitor.Live gives it).
-	view[0].live.LeaseFrom = now
+	view[0].Live.LeaseFrom = now
 	ledger := wl("ledger")
 	ledger.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
 	plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, map[string]api.Workload{"ledger": ledger}, map[string]map[string]int32{"ledger": {"a": 2}}, now)
 	if len(plan.Workloads) != 1 || plan.Workloads[0].After["a"] != 0 || plan.Workloads[0].After["b"] != 2 {
 		t.Errorf("want the exclusive workload planned onto b; got %+v", plan.Workloads)
-	}
-}
-
-func TestParseTimelinePos(t *testing.T) {
-	t.Parallel()
-	for in, ok := range map[string]bool{"": true, "0-0": true, "12-1700000000000": true, "x": false, "1": false, "-1-2": false, "1-x": false} {
-		p, got := parseTimelinePos(in)
-		if got != ok {
-			t.Errorf("%q: want ok %v, got %v", in, ok, got)
-		}
-		if ok && in != "" && p.String() != in {
-			t.Errorf("%q: round trip gave %q", in, p.String())
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"cmp"
@@ -21,7 +21,7 @@ import (
 // registerDrills serves /api/v1/drills: the generic reads, create (which
 // starts a drill) and delete (of ended drills), plus plan (a dry run),
 // abort and the live timeline.
-func (s *Server) registerDrills(hapi huma.API) {
+func (s *API) registerDrills(hapi huma.API) {
 	registerKind(s, hapi, kindRoutes[api.Drill, *api.Drill, api.DrillList]{
 		kind: mustKind("Drill"), create: s.createDrill, remove: deleteDrill,
 		roles: map[string]string{pgstore.VerbCreate: api.RoleOperator, pgstore.VerbDelete: api.RoleOperator},
@@ -40,10 +40,10 @@ func (s *Server) registerDrills(hapi huma.API) {
 		if fe := in.Body.Validate(); fe != nil {
 			return nil, toProblem(ctx, fe)
 		}
-		if err := s.drillKindServed(in.Body.Kind, "kind"); err != nil {
+		if err := s.drills.ServesKind(in.Body.Kind, "kind"); err != nil {
 			return nil, toProblem(ctx, err)
 		}
-		plan, fe, err := s.planFor(ctx, "plan", in.Body)
+		plan, fe, err := s.drills.Plan(ctx, "plan", in.Body)
 		if err != nil {
 			return nil, toProblem(ctx, err)
 		}
@@ -71,34 +71,6 @@ func (s *Server) registerDrills(hapi huma.API) {
 	registerTimeline(s, hapi)
 }
 
-// drillKindServed refuses outage and partition drills on a hub without
-// NATS, which cannot reach members.
-func (s *Server) drillKindServed(kind, field string) error {
-	if kind != api.DrillEvacuate && s.bus == nil {
-		return api.FieldErrors{{Field: field, Value: kind, Message: "this hub runs without NATS and cannot reach members: only evacuate drills are possible"}}
-	}
-	return nil
-}
-
-// planFor resolves a drill's target and plans it over the fleet as it is
-// now. A target that does not exist comes back as field errors (paths
-// relative to the spec) with an empty plan.
-func (s *Server) planFor(ctx context.Context, name string, spec api.DrillSpec) (*api.DrillPlan, api.FieldErrors, error) {
-	view, workloads, current, err := readFleet(ctx, s.store, s.monitor)
-	if err != nil {
-		return nil, nil, err
-	}
-	clusters := make([]api.Cluster, len(view))
-	for i, c := range view {
-		clusters[i] = c.Cluster
-	}
-	targets, fe := resolveTargets(spec.Target, clusters)
-	if fe != nil {
-		return &api.DrillPlan{Targets: []string{}, Reason: fe[0].Message}, fe, nil
-	}
-	return planDrill(spec.Kind, name, targets, view, workloads, current, s.now()), nil, nil
-}
-
 // drillRefusal is the 422 a refused drill gets: the reason, the fields at
 // fault (under prefix) and the plan as an extension member.
 func drillRefusal(detail, prefix string, fe api.FieldErrors, plan *api.DrillPlan) *problem {
@@ -115,7 +87,7 @@ func drillRefusal(detail, prefix string, fe api.FieldErrors, plan *api.DrillPlan
 // Pending, checking in the same transaction, under the store's write
 // lock, that no drill still running targets any of the same clusters.
 // The leader's drill controller starts it.
-func (s *Server) createDrill(ctx context.Context, _ *Server, a pgstore.Actor, dr *api.Drill) (*api.Drill, error) {
+func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.Drill) (*api.Drill, error) {
 	name := dr.Metadata.Name
 	refuse := func(err error) (*api.Drill, error) {
 		code := api.ErrorCode(err)
@@ -128,10 +100,10 @@ func (s *Server) createDrill(ctx context.Context, _ *Server, a pgstore.Actor, dr
 		}
 		return nil, err
 	}
-	if err := s.drillKindServed(dr.Spec.Kind, "spec.kind"); err != nil {
+	if err := s.drills.ServesKind(dr.Spec.Kind, "spec.kind"); err != nil {
 		return refuse(err)
 	}
-	plan, fe, err := s.planFor(ctx, name, dr.Spec)
+	plan, fe, err := s.drills.Plan(ctx, name, dr.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +120,7 @@ func (s *Server) createDrill(ctx context.Context, _ *Server, a pgstore.Actor, dr
 	now := s.now()
 	st := api.DrillStatus{Phase: api.DrillPending, Targets: plan.Targets, Plan: plan}
 	st.Timeline = append(st.Timeline, api.DrillEvent{At: now.UTC().Truncate(time.Millisecond), Type: api.DrillEventCreated,
-		Message: fmt.Sprintf("created by %s: %s of %s for %s", a.Name, dr.Spec.Kind, targetsText(plan.Targets), dr.Spec.DurationOrDefault())})
+		Message: fmt.Sprintf("created by %s: %s of %s for %s", a.Name, dr.Spec.Kind, strings.Join(plan.Targets, ", "), dr.Spec.DurationOrDefault())})
 	if !plan.Absorbed {
 		st.Timeline = append(st.Timeline, api.DrillEvent{At: st.Timeline[0].At, Type: api.DrillEventCreated, Message: "forced although " + plan.Reason})
 	}
@@ -187,7 +159,7 @@ func (s *Server) createDrill(ctx context.Context, _ *Server, a pgstore.Actor, dr
 
 // abortDrill asks the controller to restore a drill's targets at once;
 // a drill that has not started yet ends here and now.
-func (s *Server) abortDrill(ctx context.Context, a pgstore.Actor, name string) (*pgstore.Record, error) {
+func (s *API) abortDrill(ctx context.Context, a pgstore.Actor, name string) (*pgstore.Record, error) {
 	return s.store.Mutate(ctx, a, "abort", "Drill", name, func(cur *pgstore.Record) error {
 		var st api.DrillStatus
 		_ = json.Unmarshal(cur.Status, &st)
@@ -214,7 +186,7 @@ func (s *Server) abortDrill(ctx context.Context, a pgstore.Actor, name string) (
 
 // deleteDrill removes an ended drill (and its report); a drill still
 // running must be aborted first, so a delete never leaves a fault behind.
-func deleteDrill(ctx context.Context, s *Server, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+func deleteDrill(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
 	var last *pgstore.Record
 	err := s.store.InTx(ctx, a, func(tx *pgstore.Tx) error {
 		cur, err := tx.Get(ctx, "Drill", name)
@@ -282,7 +254,7 @@ type DrillPhase struct {
 // "phase" events when the phase changes, and finally one "report" event
 // carrying the whole Drill, after which the stream ends. Event ids resume
 // the stream (Last-Event-ID).
-func registerTimeline(s *Server, hapi huma.API) {
+func registerTimeline(s *API, hapi huma.API) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "drill-timeline", Method: http.MethodGet, Path: "/api/v1/drills/{name}/timeline",
 		Summary:     "Follow a drill (Server-Sent Events)",
@@ -318,7 +290,7 @@ func registerTimeline(s *Server, hapi huma.API) {
 	})
 }
 
-func (s *Server) streamTimeline(hctx huma.Context, name, uid string, pos timelinePos, wake <-chan struct{}) {
+func (s *API) streamTimeline(hctx huma.Context, name, uid string, pos timelinePos, wake <-chan struct{}) {
 	ctx := hctx.Context()
 	hctx.SetHeader("Content-Type", "text/event-stream")
 	hctx.SetHeader("Cache-Control", "no-cache")

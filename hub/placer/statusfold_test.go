@@ -1,4 +1,4 @@
-package hub
+package placer
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 // stops reporting leaves its breakdown.
 func TestStatusFolderObserve(t *testing.T) {
 	t.Parallel()
-	f := NewStatusFolder(nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	report := func(cluster string, ws ...protocol.WorkloadStatus) []byte {
 		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: cluster, Workloads: ws})
 		return b
@@ -74,5 +74,20 @@ func TestFold(t *testing.T) {
 	}, []string{"b", "a"}, nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2, "b": 3}}, nil, time.Now())
 	if st.Conditions[0].Status != "False" || !strings.Contains(st.Conditions[0].Message, "2 of 5 placed replicas ready") {
 		t.Errorf("want Available=False while the lost cluster's share is not running elsewhere; got %+v", st.Conditions)
+	}
+}
+
+// TestSamePlacementStatusIgnoresEmptyMaps: a stored status (empty maps
+// dropped) and a fresh decision (empty maps) with the same outcome are
+// the same, so re-deciding a settled workload writes nothing.
+func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
+	stored := &api.PlacementStatus{Epoch: 3, Clusters: map[string]int32{"a": 1}}
+	fresh := &api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{}, FailedOverFrom: map[string]int32{}}
+	if !samePlacementStatus(stored, fresh) {
+		t.Errorf("want a stored status and a fresh decision with the same outcome judged the same")
+	}
+	fresh.Filtered["b"] = "cordoned"
+	if samePlacementStatus(stored, fresh) {
+		t.Errorf("want a new filter reason judged a change")
 	}
 }

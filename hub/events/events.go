@@ -1,4 +1,9 @@
-package hub
+// Package events writes Events, the resource users read to learn what
+// happened to an object and why. Every controller and API handler that
+// records one does it inside the transaction of the change it describes,
+// so an event is never written for a change that did not commit. It owns
+// the Event's shape and naming, not what any controller says.
+package events
 
 import (
 	"context"
@@ -13,8 +18,8 @@ import (
 	"github.com/atollhq/atoll/hub/pgstore"
 )
 
-// recordEvent writes an Event about obj inside tx.
-func recordEvent(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
+// Record writes an Event about obj inside tx.
+func Record(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
 	at := now.UTC().Truncate(time.Millisecond)
 	name := obj.Name
 	// Names sort by time within an object; the random tail keeps two events

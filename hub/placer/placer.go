@@ -1,0 +1,474 @@
+package placer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
+	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/loop"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/placement"
+)
+
+// Finalizer holds a workload's deletion until every member has confirmed
+// its tombstone. Workloads carry it from creation when a hub places them.
+const Finalizer = "atoll.dev/placement"
+
+// Placer is the placement controller: it decides where every workload's
+// replicas go (package placement decides; the placer reads the snapshot,
+// stores the decision with a new epoch and delivers it), delivers desired
+// state to the members until they acknowledge it, repairs what a member's
+// digest shows it lacks, and turns deletions into tombstones.
+type Placer struct {
+	db      Store
+	bus     Bus
+	monitor Health
+	log     *slog.Logger
+	now     func() time.Time
+	every   time.Duration
+
+	decisions metric.Int64Counter
+	delivered metric.Int64Counter
+	failovers metric.Int64Counter
+
+	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
+	purging  map[string]bool             // workloads whose graceful purge waits on their status (pass goroutine only)
+	timerMu  sync.Mutex
+	timer    *time.Timer // wakes a pass when a failover grace runs out
+	timerAt  time.Time
+	resynced map[string]time.Time // cluster -> last full resend (deliverTo)
+
+	leader    leader.Leadership
+	wake      chan struct{}
+	mu        sync.Mutex
+	lastCheck map[string]time.Time // cluster -> last digest
+
+	// The workloads as of afterRV in the change log (pass goroutine only).
+	cache      map[string]api.Workload
+	afterRV    int64
+	lastFull   time.Time
+	owed       map[string]bool // status-only changes cut short for a lost cluster: decided again next pass
+	clusterKey string          // what placement reads of the clusters, but capacity
+	capKey     string          // the clusters' free capacity
+	loop       loop.Loop
+}
+
+// NewPlacer makes a placement controller; every <= 0 means 2s, a nil log
+// discards, a nil now is time.Now and a nil lead leads alone.
+func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log *slog.Logger, now func() time.Time, meter metric.Meter, every time.Duration) *Placer {
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if lead == nil {
+		lead = leader.Sole{}
+	}
+	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}}
+	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
+	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
+	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
+	return p
+}
+
+// wakeAt asks for a pass at `at` (a failover grace runs out); zero is a
+// no-op. The earliest pending time wins.
+func (p *Placer) wakeAt(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	p.timerMu.Lock()
+	defer p.timerMu.Unlock()
+	if p.timer != nil && !p.timerAt.IsZero() && !at.Before(p.timerAt) && p.timerAt.After(p.now()) {
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerAt = at
+	p.timer = time.AfterFunc(max(at.Sub(p.now()), 0)+10*time.Millisecond, p.Wake)
+}
+
+// Wake asks for a pass soon (a workload or cluster changed).
+func (p *Placer) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+var placerActor = pgstore.Actor{Name: "system:placement"}
+
+// RunOnce decides, stores and delivers once (on the leader only). It
+// reads workloads incrementally from the change log (a full list every
+// 10 s, after a gap, or at first), and decides again only the workloads
+// that changed, or all of them when a cluster changed.
+func (p *Placer) RunOnce(ctx context.Context) error {
+	if !p.leader.IsLeader() {
+		return nil
+	}
+	// The clusters Unreachable as the pass begins: one lost after this
+	// has status-only writes give way (commitChanges).
+	unreachable := map[string]bool{}
+	for _, name := range p.monitor.Unreachable() {
+		unreachable[name] = true
+	}
+	touched, err := p.refresh(ctx)
+	if err != nil {
+		return err
+	}
+	// What the change log gave is consumed: owed until decided, so a read
+	// error below does not lose it.
+	for name := range touched {
+		p.owed[name] = true
+	}
+	for name := range p.owed {
+		touched[name] = true
+	}
+	cres, err := p.db.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return err
+	}
+	rows, err := p.db.Placements(ctx)
+	if err != nil {
+		return err
+	}
+	byWorkload := map[string][]pgstore.Placement{}
+	for _, r := range rows {
+		byWorkload[r.Workload] = append(byWorkload[r.Workload], r)
+	}
+	var clusters []api.Cluster
+	var view []failover.Cluster // read from the monitor once per pass
+	var clusterKey, capKey strings.Builder
+	for _, rec := range cres.Items {
+		var c api.Cluster
+		if err := rec.Decode(&c); err == nil {
+			clusters = append(clusters, c)
+			lc := failover.Cluster{Cluster: c}
+			lc.Live, lc.Known = p.monitor.Live(c.Metadata.Name)
+			writePlacementKey(&clusterKey, &capKey, lc)
+			view = append(view, lc)
+		}
+	}
+	if k := clusterKey.String(); k != p.clusterKey {
+		p.clusterKey = k // a cluster changed: every workload may place differently
+		for name := range p.cache {
+			touched[name] = true
+		}
+	}
+	if k := capKey.String(); k != p.capKey {
+		// Free capacity changed: only workloads with replicas waiting for
+		// room can place differently (a placed replica never moves for it).
+		p.capKey = k
+		for name, w := range p.cache {
+			if w.Status.Placement == nil || w.Status.Placement.Unplaced > 0 {
+				touched[name] = true
+			}
+		}
+	}
+	// A workload on an Unreachable cluster is decided every pass: its
+	// failover grace runs out by the clock, not by a change.
+	now := p.now()
+	lostNow := map[string]bool{}
+	for _, lc := range view {
+		if lc.Known && lc.Live.Health == api.HealthUnreachable {
+			lostNow[lc.Metadata.Name] = true
+		}
+	}
+	for name, w := range p.cache {
+		switch {
+		case w.Metadata.DeletionTimestamp != nil:
+			touched[name] = true // its finalizer waits for the members' acks, not for a change
+		case w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0:
+			touched[name] = true // failback runs by the clock too
+		}
+	}
+	if len(lostNow) > 0 {
+		for _, r := range rows {
+			if !r.Deleted && r.Replicas > 0 && lostNow[r.Cluster] {
+				touched[r.Workload] = true
+			}
+		}
+	}
+	var errs []error
+	var changes []*change
+	ledger := failover.NewLedger(view)
+	for _, name := range slices.Sorted(maps.Keys(touched)) {
+		w, ok := p.cache[name]
+		if !ok {
+			continue
+		}
+		if w.Metadata.DeletionTimestamp != nil {
+			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
+				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
+			}
+			continue
+		}
+		if ch := p.decide(w, view, byWorkload[w.Metadata.Name], now, ledger); ch != nil {
+			changes = append(changes, ch)
+		}
+	}
+	clear(p.owed) // decided again above
+	workloads := p.cache
+	// The placement rows first, then delivery, then the workloads' status
+	// and events: members get their work without waiting for bookkeeping.
+	// (Workloads carry the placement finalizer from creation, so a delete
+	// in between still goes through tombstones.)
+	if len(changes) > 0 {
+		if err := p.commitRows(ctx, changes); err != nil {
+			errs = append(errs, err)
+			for _, ch := range changes {
+				p.owed[ch.name] = true // decided again next pass
+			}
+			changes = nil
+		}
+	}
+	if err := p.deliver(ctx, workloads, clusters); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.commitChanges(ctx, changes, unreachable); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// refresh brings the workload cache up to date and returns the names that
+// changed since the last pass.
+func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
+	touched := map[string]bool{}
+	if p.cache != nil && p.now().Sub(p.lastFull) < 10*time.Second {
+		changes, err := p.db.Changes(ctx, "Workload", p.afterRV, 5000)
+		if err == nil && len(changes) < 5000 {
+			for _, c := range changes {
+				var w api.Workload
+				if json.Unmarshal(c.Object, &w) != nil {
+					continue
+				}
+				old, had := p.cache[c.Name]
+				if c.Type == api.Deleted {
+					delete(p.cache, c.Name)
+					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
+					delete(p.purging, c.Name)
+				} else {
+					p.cache[c.Name] = w
+				}
+				// A status write (the members' reports folded, the placer's
+				// own) changes nothing placement reads, unless a graceful
+				// purge waits for the replacements to be ready.
+				if c.Type == api.Deleted || !had || placementInputChanged(old, w) || p.purging[c.Name] {
+					touched[c.Name] = true
+				}
+				p.afterRV = c.ResourceVersion
+			}
+			return touched, nil
+		}
+		// Too far behind, or the log was compacted: list again.
+	}
+	res, err := p.db.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return nil, err
+	}
+	p.cache = make(map[string]api.Workload, len(res.Items))
+	for _, rec := range res.Items {
+		var w api.Workload
+		if err := rec.Decode(&w); err == nil {
+			p.cache[w.Metadata.Name] = w
+			touched[w.Metadata.Name] = true
+		}
+	}
+	p.afterRV, _ = strconv.ParseInt(res.ResourceVersion, 10, 64)
+	p.lastFull = p.now()
+	return touched, nil
+}
+
+// change is what a pass decided for one workload.
+type change struct {
+	name     string
+	rows     []pgstore.Placement // rows whose count or generation changed
+	status   *api.PlacementStatus
+	decision placement.Decision
+	epoch    int64            // the epoch kept when no row changed
+	lost     map[string]int32 // replicas taken off lost or evicted clusters
+	back     map[string]int32 // replicas moved back to returned clusters
+}
+
+// decide computes one workload's placement (package failover decides);
+// nil means nothing to write.
+func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgstore.Placement, now time.Time, ledger failover.Ledger) *change {
+	name := w.Metadata.Name
+	current := map[string]int32{}
+	epochs := map[string]int64{}
+	have := map[string]pgstore.Placement{}
+	for _, r := range rows {
+		have[r.Cluster] = r
+		epochs[r.Cluster] = r.Epoch
+		if !r.Deleted {
+			current[r.Cluster] = r.Replicas
+		}
+	}
+	res := failover.Decide(failover.Input{Workload: &w, Clusters: clusters, Current: current, Epochs: epochs, Bucket: p.buckets[name], Now: now}, ledger)
+	p.wakeAt(res.WakeAt)
+	if res.Bucket != nil {
+		p.buckets[name] = res.Bucket
+	} else {
+		delete(p.buckets, name)
+	}
+	// While a rule waits on what the members report, a status change
+	// decides the workload again.
+	if res.Waiting {
+		p.purging[name] = true
+	} else {
+		delete(p.purging, name)
+	}
+	d := res.Decision
+	ch := &change{name: name, decision: d, lost: res.Lost, back: res.Back,
+		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
+			FailedOverFrom: res.FailedOverFrom, FailingBack: res.FailingBack}}
+	for _, c := range sortedKeys(d.Assignment, current) {
+		n := d.Assignment[c]
+		r, ok := have[c]
+		if ok && !r.Deleted && r.Replicas == n && r.Generation == w.Metadata.Generation {
+			continue
+		}
+		if !ok && n == 0 {
+			continue
+		}
+		ch.rows = append(ch.rows, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: w.Metadata.Generation})
+	}
+	if w.Status.Placement != nil {
+		ch.epoch = w.Status.Placement.Epoch
+	}
+	if len(ch.rows) == 0 && slices.Contains(w.Metadata.Finalizers, Finalizer) && samePlacementStatus(w.Status.Placement, ch.status) {
+		return nil
+	}
+	return ch
+}
+
+// Start runs a pass now, then every period and soon after Wake, until
+// Stop.
+func (p *Placer) Start(ctx context.Context) {
+	p.Wake()
+	p.loop.Start(ctx, p.log, "placement pass failed", p.every, p.wake, p.RunOnce)
+}
+
+// Stop ends the controller; safe to call twice and before Start.
+func (p *Placer) Stop() {
+	p.loop.Stop()
+	p.timerMu.Lock()
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerMu.Unlock()
+}
+
+func sortedKeys(a, b map[string]int32) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func samePlacementStatus(a, b *api.PlacementStatus) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	// The explanation follows free capacity; rewrite only when the
+	// outcome changes.
+	// An empty map and none are the same outcome (a stored status drops
+	// empty maps; a fresh decision has them).
+	key := func(s *api.PlacementStatus) string {
+		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
+			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack)}
+		j, _ := json.Marshal(struct {
+			C  map[string]int32
+			U  int32
+			R  string
+			F  map[string]string
+			FO map[string]int32
+			FB map[string]int32
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom, s.FailingBack})
+		return string(j)
+	}
+	return key(a) == key(b)
+}
+
+// writePlacementKey appends what placement reads of a cluster to key,
+// and its free capacity to capKey: a change in key re-decides every
+// workload, one in capKey only those waiting for room.
+func writePlacementKey(key, capKey *strings.Builder, c failover.Cluster) {
+	j, _ := json.Marshal(struct {
+		N  string
+		L  map[string]string
+		T  []api.Taint
+		U  bool
+		D  bool
+		H  string
+		SH string
+	}{c.Metadata.Name, c.Metadata.Labels, c.Spec.Taints, c.Spec.Unschedulable, c.Metadata.DeletionTimestamp != nil, c.Live.Health, c.Status.Health})
+	key.Write(j)
+	if c.Known {
+		fmt.Fprintf(capKey, "%s:%v:%+v;", c.Metadata.Name, c.Live.Heard, c.Live.Capacity)
+	}
+}
+
+// placementInputChanged says whether a workload changed in a way its
+// placement reads: its spec (generation), deletion or finalizers.
+func placementInputChanged(old, cur api.Workload) bool {
+	return old.Metadata.Generation != cur.Metadata.Generation ||
+		(old.Metadata.DeletionTimestamp == nil) != (cur.Metadata.DeletionTimestamp == nil) ||
+		!slices.Equal(old.Metadata.Finalizers, cur.Metadata.Finalizers)
+}
+
+func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// Store is what the placement controller reads and writes
+// (*pgstore.Store has it).
+type Store interface {
+	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
+	Changes(ctx context.Context, kind string, after int64, limit int) ([]pgstore.Change, error)
+	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
+	MarkDeliveredAll(ctx context.Context, cluster string, rows []pgstore.Placement) error
+	MarkUndelivered(ctx context.Context, workload, cluster string) error
+}
+
+// Bus is the hub's NATS as the controller uses it: a request to one
+// member (*natsbus.Bus has it).
+type Bus interface {
+	Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error)
+}
+
+// Health is the live cluster health the controller decides with
+// (*members.Monitor has it).
+type Health interface {
+	Live(cluster string) (failover.Live, bool)
+	Unreachable() []string
+}
