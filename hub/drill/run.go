@@ -56,7 +56,7 @@ func (c Config) withDefaults() Config {
 // that this hub did not start lost its hub (a restart, a leader change):
 // its targets are restored and it ends as interrupted.
 type Controller struct {
-	store   *pgstore.Store
+	store   Store
 	bus     *natsbus.Bus // nil: evacuate drills only
 	monitor Health
 	log     *slog.Logger
@@ -78,7 +78,7 @@ type Controller struct {
 // New makes the controller (a nil log discards, a nil now is time.Now, a
 // nil lead leads alone); Start runs it. A nil bus runs evacuate drills
 // only.
-func New(store *pgstore.Store, bus *natsbus.Bus, monitor Health, lead leader.Leadership, log *slog.Logger, now func() time.Time,
+func New(store Store, bus *natsbus.Bus, monitor Health, lead leader.Leadership, log *slog.Logger, now func() time.Time,
 	meter metric.Meter, tracer trace.Tracer, hubID string, cfg Config) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -284,7 +284,7 @@ func (d *Controller) save(ctx context.Context, r *drillRun, extra func(tx *pgsto
 
 // readFleet reads clusters (with the monitor's live health), workloads
 // and their current placements.
-func readFleet(ctx context.Context, store *pgstore.Store, monitor Health) ([]failover.Cluster, map[string]api.Workload, map[string]map[string]int32, error) {
+func readFleet(ctx context.Context, store Store, monitor Health) ([]failover.Cluster, map[string]api.Workload, map[string]map[string]int32, error) {
 	cres, err := store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
 		return nil, nil, nil, err
@@ -468,6 +468,14 @@ func (d *Controller) record(ctx context.Context, r *drillRun, m measurement) boo
 		}
 	}
 	return milestone
+}
+
+// Store is what drills read and write (*pgstore.Store has it).
+type Store interface {
+	Get(ctx context.Context, kind, name string) (*pgstore.Record, error)
+	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
+	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 }
 
 // Health is the live cluster health drills plan and measure with

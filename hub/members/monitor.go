@@ -51,7 +51,7 @@ func (c HealthConfig) withDefaults() HealthConfig {
 // the hub starts, every cluster gets one full grace before it can be
 // declared Unreachable, so a hub restart does not flap the fleet.
 type Monitor struct {
-	store *pgstore.Store
+	store Store
 	log   *slog.Logger
 	now   func() time.Time
 	cfg   HealthConfig
@@ -72,6 +72,12 @@ type Monitor struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	once      sync.Once
+}
+
+// Store is what the monitor reads and writes (*pgstore.Store has it).
+type Store interface {
+	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
+	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 }
 
 type clusterHealth struct {
@@ -95,7 +101,7 @@ type healthMetrics struct {
 
 // NewMonitor makes a monitor; Start loads the clusters and begins. A nil
 // lead is a hub that leads alone.
-func NewMonitor(store *pgstore.Store, log *slog.Logger, now func() time.Time, meter metric.Meter, cfg HealthConfig, lead leader.Leadership) *Monitor {
+func NewMonitor(store Store, log *slog.Logger, now func() time.Time, meter metric.Meter, cfg HealthConfig, lead leader.Leadership) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -28,7 +28,7 @@ import (
 // is deregistered by an admin (its identity revoked in the store and on the
 // running NATS server).
 type Registrar struct {
-	store         *pgstore.Store
+	store         RegistryStore
 	bus           *natsbus.Bus // nil: members cannot join
 	monitor       *Monitor
 	log           *slog.Logger
@@ -37,10 +37,19 @@ type Registrar struct {
 	registrations metric.Int64Counter
 }
 
+// RegistryStore is what registration reads and writes (*pgstore.Store
+// has it).
+type RegistryStore interface {
+	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
+	TokenByHash(ctx context.Context, hash []byte) (*pgstore.Record, error)
+	AuditRefusal(ctx context.Context, actor pgstore.Actor, verb, kind, name, result, detail string)
+	NATSRevocations(ctx context.Context) (map[string]time.Time, error)
+}
+
 // NewRegistrar makes a registrar. leafURLs are the NATS leafnode URLs
 // members connect to (empty: the hub's leafnode port on the host each
 // member registered through).
-func NewRegistrar(store *pgstore.Store, bus *natsbus.Bus, monitor *Monitor, log *slog.Logger, now func() time.Time, meter metric.Meter, leafURLs []string) *Registrar {
+func NewRegistrar(store RegistryStore, bus *natsbus.Bus, monitor *Monitor, log *slog.Logger, now func() time.Time, meter metric.Meter, leafURLs []string) *Registrar {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
