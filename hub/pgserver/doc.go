@@ -63,4 +63,7 @@
 //
 // The package is for Unix; the parent-death signal is only requested on
 // Linux.
+//
+// It owns starting and stopping the server process. It must not hold
+// Atoll's data model (package pgstore does).
 package pgserver
