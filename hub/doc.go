@@ -1,37 +1,22 @@
-// Package hub is Atoll's control plane: the REST API under /api/v1 (with
-// its OpenAPI 3.1 document at /openapi.json), authentication and roles,
-// watches over Server-Sent Events, health and readiness, and the
-// background services that keep the store tidy.
+// Package hub wires Atoll's control plane together: Server builds the
+// parts from Config, starts and stops them, and follows the leadership.
+// It owns no behaviour of its own beyond that wiring and what it does
+// when it gains or loses the leadership (the atoll_leader gauge, a
+// LeaderElected event). The parts live in their own packages:
 //
-// The API is declared with huma on a chi router, so the OpenAPI document is
-// generated from the Go types in package api. Every error is an RFC 9457
-// problem (application/problem+json) with a stable code; problems about
-// input carry the location of each bad field ("body.spec.replicas",
-// "query.labelSelector"). Input problems are always 4xx; a database that
-// cannot be reached is 503 with Retry-After; only a bug is 500, and then
-// the user gets a request id while the detail goes to the log.
+//   - httpapi: the REST API, auth, watches, logs and the console's mount;
+//   - members: registration, heartbeat serving and the health monitor;
+//   - placer: the placement controller and status folding, deciding
+//     through package failover (pure) and package placement (pure);
+//   - drill: failover drills (plan, run, measure);
+//   - compactor: change-log and event retention;
+//   - pgstore, natsbus, leader: PostgreSQL, NATS and leader election.
 //
-// Each route declares the role it needs (viewer, operator, admin) in its
-// operation metadata; one huma middleware authenticates the bearer token
-// and enforces it, and refused writes are audited.
+// Several hubs may share one PostgreSQL: all serve the API and watches
+// and hear every heartbeat; the one package leader elects runs the
+// controllers (placer, health writes, status folder, drills), whose writes
+// are fenced by its leader epoch and audited with it.
 //
-// Several hubs may share one PostgreSQL (hubs.go): all serve the API and
-// watches and hear every heartbeat; the one package leader elects runs the
-// controllers (placer, health monitor, status folder, drills), whose writes are
-// fenced by its leader epoch and audited with it.
-//
-// # Failover drills
-//
-// A Drill is a resource whose creation starts a fault: an evacuation (a
-// NoExecute taint), an outage or a partition (a command each target member
-// must acknowledge). drillplan.go decides (a pure plan of where the
-// targets' replicas go, workload after workload, each using the capacity
-// the ones before took); drills.go serves the API (create refuses what
-// the plan shows cannot be absorbed, and an overlap with a running drill
-// under the store's write lock); drillrun.go is the leader's controller,
-// which puts the fault in place, samples recovery every 200 ms from the
-// members' fresh status reports and the placements (drillmeasure.go
-// measures), lifts the fault at the end or on abort, measures failback
-// and writes the report. A drill found running without the hub that ran
-// it is restored and ended as interrupted.
+// It must not grow logic of its own: a new capability gets its own
+// package, and Server only builds, starts and stops it (ARCHITECTURE.md).
 package hub

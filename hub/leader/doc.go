@@ -77,4 +77,7 @@
 // longer does. Leader-only transactions should be short, well under Lease:
 // a takeover waits for them, and gives up and retries a round later after
 // Lease.
+//
+// It owns the election and the fence; Leadership, Sole and Audited are
+// what every controller takes. It must not know what the controllers do.
 package leader

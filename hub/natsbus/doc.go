@@ -18,4 +18,8 @@
 // list and pushes the new account JWT to the running server, which drops
 // the member's connections at once and refuses new ones. The list is kept
 // in PostgreSQL so a restarted hub revokes the same keys.
+//
+// It owns the hub's NATS server, its keys and member identities. It must
+// not decide what is sent (the controllers do) or read the store beyond
+// its keys and revocations.
 package natsbus

@@ -26,4 +26,7 @@
 // AlreadyExists, Conflict, Gone). When PostgreSQL cannot be reached the
 // error has code Unavailable, which the API turns into 503 with
 // Retry-After, never 500.
+//
+// It owns the schema, the change log and the audit log. It must not
+// decide anything about the objects it stores: controllers and the API do.
 package pgstore

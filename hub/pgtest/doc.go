@@ -28,4 +28,6 @@
 // brings it back on the same port so that URLs stay valid. Such a test must
 // not run in parallel with others, and must restart the server before it
 // ends. Setting ATOLL_PGTEST_LOG=debug passes the server's log to stderr.
+//
+// It is for tests only: no non-test package may import it.
 package pgtest

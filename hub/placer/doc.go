@@ -1,0 +1,24 @@
+// Package placer is the hub's placement controller and status folder.
+//
+// The Placer runs on the leader hub, a pass at a time (Start, Stop,
+// RunOnce). A pass gathers its inputs (the workloads, read incrementally
+// from the change log; the clusters with their live health from the
+// monitor; the placement rows), asks package failover for each changed
+// workload's decision, and commits what it returns: the placement rows
+// first, in one transaction with one new epoch, then delivery of desired
+// state to each member over NATS until acknowledged, then the workloads'
+// placement status, conditions and events, fenced by the leader term.
+// Every few seconds it compares each Ready member's digest and marks what
+// the member lacks for redelivery, so a lost message converges. A deleted
+// workload is retired through tombstones, and its finalizer released once
+// every member confirmed.
+//
+// The StatusFolder keeps the members' latest status reports in memory and
+// folds them into Workload.status (per-cluster breakdown, totals,
+// Available) in batches; a report from an Unreachable cluster is history
+// and counts for nothing.
+//
+// It owns when and how placement decisions are committed and delivered.
+// It must not decide (package failover and package placement do), serve
+// HTTP, or write cluster health (package members does).
+package placer
