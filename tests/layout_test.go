@@ -45,3 +45,59 @@ func TestMemberSideDoesNotImportTheHub(t *testing.T) {
 		}
 	}
 }
+
+// deps maps every package of the module to its transitive imports.
+func deps(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, line := range goList(t, "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "./...") {
+		fields := strings.Fields(line)
+		out[fields[0]] = fields[1:]
+	}
+	return out
+}
+
+const module = "github.com/atollhq/atoll/"
+
+// under says whether pkg is dir or inside it (dir relative to the module).
+func under(pkg, dir string) bool {
+	return pkg == module+dir || strings.HasPrefix(pkg, module+dir+"/")
+}
+
+// TestImportRules keeps the rooms of ARCHITECTURE.md apart: the contracts
+// and the pure decisions import nothing of the hub or the members; the
+// console reaches the hub only through its store; the hub's controllers
+// and its HTTP surface never import one another (they meet in package
+// hub, which wires them, through interfaces each defines); and nothing
+// inside hub/ imports the wiring.
+func TestImportRules(t *testing.T) {
+	t.Parallel()
+	all := deps(t)
+	pure := []string{"api", "placement", "protocol", "failover"}
+	controllers := []string{"hub/httpapi", "hub/members", "hub/placer", "hub/drill", "hub/compactor"}
+	for pkg, ds := range all {
+		for _, d := range ds {
+			for _, p := range pure {
+				if under(pkg, p) && (under(d, "hub") || under(d, "member")) {
+					t.Errorf("%s imports %s: the contracts and pure decisions must not depend on the hub or the members", pkg, d)
+				}
+			}
+			if (under(pkg, "failover") || under(pkg, "placement")) && (strings.HasPrefix(d, "github.com/jackc/pgx") || strings.HasPrefix(d, "github.com/nats-io/nats")) {
+				t.Errorf("%s imports %s: decisions do no I/O", pkg, d)
+			}
+			if under(pkg, "web") && under(d, "hub") && !under(d, "hub/pgstore") {
+				t.Errorf("%s imports %s: the console reaches the hub through the store and the API router only", pkg, d)
+			}
+			if under(pkg, "hub") && pkg != module+"hub" && d == module+"hub" {
+				t.Errorf("%s imports %s: no package inside hub/ may import the wiring", pkg, d)
+			}
+			for _, a := range controllers {
+				for _, b := range controllers {
+					if a != b && under(pkg, a) && under(d, b) {
+						t.Errorf("%s imports %s: controllers and the HTTP surface never import one another", pkg, d)
+					}
+				}
+			}
+		}
+	}
+}
