@@ -31,7 +31,7 @@ func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 	wg.Go(func() { _ = m.Run(ctx) })
 	waitFor(t, name+"'s first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
 	for i := 1; i <= 2; i++ {
-		a, err := node.New(node.Config{MemberURL: m.NATSURL(), Name: fmt.Sprintf("%s-n%d", name, i), Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
+		a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: fmt.Sprintf("%s-n%d", name, i), Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
 			MilliCPU: 4000, Memory: 8 << 30, Interval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

@@ -110,7 +110,7 @@ func BenchmarkWorkloads1000(b *testing.B) {
 	boundAt := map[string][]time.Time{}   // workload -> each binding put
 	if phases {
 		for _, m := range ms {
-			nc, err := nats.Connect(m.NATSURL())
+			nc, err := nats.Connect(m.NATSURL(), m.AdminOption())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -28,7 +28,7 @@ func TestLogsThroughTheMember(t *testing.T) {
 	}
 	go func() { _ = m.Run(ctx) }()
 	waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	a, err := node.New(node.Config{MemberURL: m.NATSURL(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

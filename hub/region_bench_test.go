@@ -23,6 +23,7 @@ import (
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // Benchmarks of a region (issue 4, "Speed"): end to end in one member with
@@ -73,7 +74,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	for i := range sims {
 		sims[i] = node.SimNode{Name: fmt.Sprintf("n-%05d", i), Zone: fmt.Sprintf("z%d", i%3), MilliCPU: 4000, Memory: 8 << 30}
 	}
-	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Nodes: sims, DataDir: b.TempDir(),
+	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Auth: m.AdminOption(), Nodes: sims, DataDir: b.TempDir(),
 		OnReady: func(_, replica string, at time.Time) {
 			mu.Lock()
 			readyAt[replica] = at
@@ -277,16 +278,15 @@ func BenchmarkNodeAgentRSS(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		s, nc := natstest.JetStream(b)
-		ctx := context.Background()
-		st, err := state.Open(ctx, nc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		// The member's part: answer the agent's bindings request.
+		var bindings []protocol.Binding
 		for i := range procs {
-			if err := st.PutBinding(ctx, protocol.Binding{Replica: fmt.Sprintf("sleep-%02d", i), Workload: "sleep", Node: "n1", Epoch: 1, Generation: 1,
-				Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/sleep", Args: []string{"3600"}}}); err != nil {
-				b.Fatal(err)
-			}
+			bindings = append(bindings, protocol.Binding{Replica: fmt.Sprintf("sleep-%02d", i), Workload: "sleep", Node: "n1", Epoch: 1, Generation: 1,
+				Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/sleep", Args: []string{"3600"}}})
+		}
+		reply, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: bindings})
+		if _, err := nc.Subscribe(protocol.NodeBindingsSubject("n1"), func(m *nats.Msg) { _ = m.Respond(reply) }); err != nil {
+			b.Fatal(err)
 		}
 		b.StartTimer()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestNodeAgentChild$", "-test.v")

@@ -56,7 +56,7 @@ func TestRegionRunsAndHeals(t *testing.T) {
 	stops := map[string]context.CancelFunc{}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("n%d", i)
-		a, err := node.New(node.Config{MemberURL: m.NATSURL(), Name: name, Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
+		a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: name, Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
 			MilliCPU: 2000, Memory: 4 << 30, Interval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestMemberRestartKeepsReplicas(t *testing.T) {
 	defer acancel()
 	var agents []*node.Agent
 	for i := 1; i <= 2; i++ {
-		a, err := node.New(node.Config{MemberURL: "nats://" + natsAddr, Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
+		a, err := node.New(node.Config{MemberURL: "nats://" + natsAddr, JoinToken: m.NodeJoinToken(), Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 		for k := range sims {
 			sims[k] = node.SimNode{Name: fmt.Sprintf("%s-n%03d", name, k), Zone: fmt.Sprintf("z%d", k%3), MilliCPU: 4000, Memory: 8 << 30}
 		}
-		fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Nodes: sims, DataDir: b.TempDir(),
+		fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Auth: m.AdminOption(), Nodes: sims, DataDir: b.TempDir(),
 			OnReady: func(_, replica string, at time.Time) { onReady(name, replica, at) }})
 		if err != nil {
 			b.Fatal(err)

@@ -14,6 +14,19 @@
 // starts with the credentials it kept and retries in the background: a
 // region does not stop because the hub is away.
 //
+// # The region's NATS
+//
+// Nobody connects to it anonymously (nodeauth.go): the member's own
+// connection uses a key made at start and kept in memory; tools on the
+// member's machine use the admin key in its data folder (admin.nk); a
+// node agent enrolls its own key once with the node join token
+// (node-join-token) and connects with that key afterwards, allowed only its
+// own subjects (heartbeats, its bindings, its logs, its inbox), never
+// JetStream or desired state. Enrolled keys live in the region's KV; a key
+// deleted there (RevokeNode) has its connections closed at once. Node
+// agents never read the member's KV: the member answers their bindings
+// requests and tells them when their bindings changed (nodeserve.go).
+//
 // # Heartbeats
 //
 // Every interval the member sends a heartbeat request with its capacity

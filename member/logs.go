@@ -78,7 +78,7 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		}
 		defer sub.Unsubscribe()
 		nodeReq := req
-		nodeReq.Replica, nodeReq.Stop = b.Replica, inbox+".stop"
+		nodeReq.Replica, nodeReq.Stop = b.Replica, protocol.NodeLogsStopSubject(b.Node, nats.NewInbox()[len(nats.InboxPrefix):])
 		data, _ := json.Marshal(nodeReq)
 		if err := m.conn.PublishRequest(protocol.NodeLogsSubject(b.Node), inbox, data); err != nil {
 			return

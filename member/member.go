@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
@@ -75,7 +77,11 @@ type Member struct {
 	id     identity
 	server *server.Server
 	conn   *nats.Conn
-	ready  chan struct{}
+	// beats carries heartbeats to the hub alone, so that they never wait
+	// behind bulk work on conn (a controller pass writing thousands of
+	// bindings, thousands of deliveries stored at once).
+	beats *nats.Conn
+	ready chan struct{}
 
 	state      *state.Store
 	nodes      *controller.Nodes
@@ -88,6 +94,12 @@ type Member struct {
 
 	rtt    metric.Float64Histogram
 	missed metric.Int64Counter
+
+	// Access to the region's NATS (nodeauth.go).
+	auth      *regionAuth
+	joinMu    sync.Mutex
+	joinToken string
+	adminSeed string
 }
 
 // New checks the configuration and makes a member; Run starts it.
@@ -126,7 +138,25 @@ func New(cfg Config) (*Member, error) {
 	m.rtt, _ = meter.Float64Histogram("member.heartbeat.rtt", metric.WithUnit("s"), metric.WithDescription("From sending a heartbeat to its ack."),
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5))
 	m.missed, _ = meter.Int64Counter("member.heartbeat.missed", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats the hub did not ack in time."))
+	refused, _ := meter.Int64Counter("member.nats.refused", metric.WithUnit("{connection}"), metric.WithDescription("Connections the region's NATS refused, by reason."))
+	m.auth = &regionAuth{refused: refused, nodes: map[string]string{}, keys: map[string]string{}, conns: map[string]map[uint64]string{},
+		srv: func() *server.Server { return m.server }}
 	return m, nil
+}
+
+// NodeJoinToken is the secret node agents join the region with once
+// (valid after Ready; also in the data folder's node-join-token file).
+func (m *Member) NodeJoinToken() string { return m.joinToken }
+
+// NodeJoinTokenFile is where the node join token is kept.
+func (m *Member) NodeJoinTokenFile() string { return filepath.Join(m.cfg.DataDir, nodeJoinTokenFile) }
+
+// AdminOption authenticates a connection to the region's NATS with the
+// region's admin key (valid after Ready): full access, for tools on the
+// member's machine such as a simulated node fleet.
+func (m *Member) AdminOption() nats.Option {
+	opt, _ := NkeyOption(m.adminSeed) // made and checked by startNATS
+	return opt
 }
 
 // Ready is closed once the member's NATS runs and heartbeats have begun.
@@ -200,6 +230,9 @@ func (m *Member) Run(ctx context.Context) error {
 		if d.Version < protocol.ExclusiveSince && !d.Deleted {
 			m.fence.stale(d.Workload) // stored by a member before fencing: ask which are exclusive
 		}
+	}
+	if err := m.serveNodeAccess(ctx, st); err != nil {
+		return err
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
 	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
@@ -339,6 +372,23 @@ func (m *Member) startNATS() error {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	if m.joinToken, err = loadOrCreateSecret(m.cfg.DataDir, nodeJoinTokenFile, newJoinToken); err != nil {
+		return fmt.Errorf("node join token: %w", err)
+	}
+	if m.adminSeed, err = loadOrCreateSecret(m.cfg.DataDir, adminKeyFile, newUserSeed); err != nil {
+		return fmt.Errorf("admin key: %w", err)
+	}
+	admin, err := nkeys.FromSeed([]byte(m.adminSeed))
+	if err != nil {
+		return fmt.Errorf("admin key %s: %w", filepath.Join(m.cfg.DataDir, adminKeyFile), err)
+	}
+	self, err := nkeys.CreateUser() // the member's own connection: in memory only
+	if err != nil {
+		return err
+	}
+	m.auth.admin, _ = admin.PublicKey()
+	m.auth.member, _ = self.PublicKey()
+	m.auth.joinToken = []byte(m.joinToken)
 	var remotes []*url.URL
 	for _, u := range m.id.LeafURLs {
 		p, err := url.Parse(u)
@@ -368,6 +418,9 @@ func (m *Member) startNATS() error {
 		},
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		// Nobody connects anonymously: regionAuth checks every client.
+		CustomClientAuthentication: m.auth,
+		AlwaysEnableNonce:          true,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -379,19 +432,38 @@ func (m *Member) startNATS() error {
 		s.Shutdown()
 		return fmt.Errorf("start the region's NATS: not ready within 30s (is %s free?)", m.cfg.NATSListen)
 	}
-	conn, err := nats.Connect("", nats.InProcessServer(s), nats.Name("atoll-member-"+m.cfg.Name),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(m.cfg.Name)), nats.MaxReconnects(-1))
+	selfPub, _ := self.PublicKey()
+	dial := func(name string) (*nats.Conn, error) {
+		return nats.Connect("", nats.InProcessServer(s), nats.Name(name), nats.Nkey(selfPub, self.Sign),
+			nats.CustomInboxPrefix(protocol.InboxPrefix(m.cfg.Name)), nats.MaxReconnects(-1))
+	}
+	conn, err := dial("atoll-member-" + m.cfg.Name)
 	if err != nil {
 		s.Shutdown()
 		return fmt.Errorf("connect to the region's NATS: %w", err)
 	}
-	m.server, m.conn = s, conn
+	beats, err := dial("atoll-member-" + m.cfg.Name + "-heartbeats")
+	if err != nil {
+		conn.Close()
+		s.Shutdown()
+		return fmt.Errorf("connect to the region's NATS: %w", err)
+	}
+	m.server, m.conn, m.beats = s, conn, beats
+	exposure := "this machine only"
+	if ip := net.ParseIP(host); host == "" || (ip != nil && !ip.IsLoopback()) || (ip == nil && host != "localhost") {
+		exposure = "the network"
+	}
+	m.log.Info("region NATS listening: node agents connect with their own enrolled keys, nobody anonymously",
+		"listen", s.ClientURL(), "reachable_from", exposure, "node_join_token_file", m.NodeJoinTokenFile())
 	return nil
 }
 
 func (m *Member) stopNATS() {
 	if m.conn != nil {
 		m.conn.Close()
+	}
+	if m.beats != nil {
+		m.beats.Close()
 	}
 	if m.server != nil {
 		m.server.Shutdown()
@@ -470,7 +542,7 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 	rctx, cancel := context.WithTimeout(ctx, interval)
 	defer cancel()
 	start := time.Now()
-	msg, err := m.conn.RequestWithContext(rctx, subject, data)
+	msg, err := m.beats.RequestWithContext(rctx, subject, data)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.missed.Add(ctx, 1)

@@ -5,9 +5,15 @@ import (
 )
 
 // Inside a region, node agents talk to their member over the member's own
-// NATS (never the hub's): they heartbeat on NodeHeartbeatSubject, and read
-// the replicas bound to them from the member's bindings KV bucket, keys
-// "<node>.<replica>".
+// NATS (never the hub's), each with its own key and permissions scoped to
+// its own subjects: it heartbeats on NodeHeartbeatSubject, asks for the
+// replicas bound to it on NodeBindingsSubject (the member reads them from
+// its bindings KV bucket, keys "<node>.<replica>"), hears on
+// NodeChangedSubject that they changed, serves logs on NodeLogsSubject,
+// and receives replies in its own inbox (NodeInboxPrefix). A node never
+// touches the member's JetStream. A node joins once on NodeJoinSubject,
+// authenticated with the member's node join token, by naming its public
+// key; it then connects with that key.
 
 // NodeHeartbeatSubject is where a node agent heartbeats (a request; the
 // member answers with a NodeAck).
@@ -18,6 +24,53 @@ const NodeHeartbeatWildcard = "atoll.node.*.hb"
 
 // NodeLogsSubject is where a node agent serves replica logs.
 func NodeLogsSubject(node string) string { return "atoll.node." + node + ".logs" }
+
+// NodeLogsStopSubject is where the member ends one of a node's log streams.
+func NodeLogsStopSubject(node, id string) string { return "atoll.node." + node + ".logs.stop." + id }
+
+// NodeBindingsSubject is where a node agent asks for its bindings (a
+// request; the member answers with NodeBindings).
+func NodeBindingsSubject(node string) string { return "atoll.node." + node + ".bindings" }
+
+// NodeBindingsWildcard matches every node's bindings requests.
+const NodeBindingsWildcard = "atoll.node.*.bindings"
+
+// NodeChangedSubject is where the member says a node's bindings changed.
+func NodeChangedSubject(node string) string { return "atoll.node." + node + ".changed" }
+
+// NodeJoinSubject is where a node agent enrolls its key (a NodeJoin
+// request; the member answers with a NodeJoined).
+const NodeJoinSubject = "atoll.node.join"
+
+// NodeJoinUser is the user a node agent joins as, with the node join token
+// as its password.
+const NodeJoinUser = "node-join"
+
+// NodeJoinInboxPrefix is the inbox prefix of join connections.
+const NodeJoinInboxPrefix = "_NODE_JOIN"
+
+// NodeInboxPrefix is a node agent's reply inbox prefix
+// (nats.CustomInboxPrefix): replies to it reach that node alone.
+func NodeInboxPrefix(node string) string { return "_NODE_INBOX." + node }
+
+// NodeBindings answers a node's bindings request.
+type NodeBindings struct {
+	Version  int       `json:"v"`
+	Bindings []Binding `json:"bindings"`
+}
+
+// NodeJoin enrolls a node's public key (an nkey, "U...") under its name.
+type NodeJoin struct {
+	Version   int    `json:"v"`
+	Node      string `json:"node"`
+	PublicKey string `json:"publicKey"`
+}
+
+// NodeJoined answers a NodeJoin: Accepted, or Reason why not.
+type NodeJoined struct {
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+}
 
 // Resources are CPU in millicores and memory in bytes.
 type Resources struct {

@@ -139,15 +139,16 @@ func (d *devStack) drillRegion(t *testing.T, prefix, taint string) string {
 	})
 	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName(prefix+"-join"), "--join", "--uses", "1").stdout)
 	natsAddr := freeAddr(t)
+	memberDir := filepath.Join(t.TempDir(), "member")
 	m := startAtollProc(t, "member "+region, "member", "--name", region, "--region", region,
-		"--data-dir", filepath.Join(t.TempDir(), "member"), "--nats-listen", natsAddr, "--join-token", join)
+		"--data-dir", memberDir, "--nats-listen", natsAddr, "--join-token", join)
 	if _, ok := m.out.waitLine(0, regionUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
 		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", region, regionUpTimeout, m.out.tail(30))
 	}
 	if taint != "" {
 		d.mustAtoll(t, "", "cluster", "taint", region, taint)
 	}
-	startAtollProc(t, "node of "+region, "node", "--member", "nats://"+natsAddr, "--name", "n1", "--zone", "z1",
+	startAtollProc(t, "node of "+region, "node", "--member", "nats://"+natsAddr, "--join-token-file", filepath.Join(memberDir, "node-join-token"), "--name", "n1", "--zone", "z1",
 		"--data-dir", filepath.Join(t.TempDir(), "n1"), "--cpu", "4", "--memory", "4Gi")
 	d.waitHealth(t, nil, region, "Ready", healthTimeout)
 	d.waitHealth(t, nil, "us-east", "Ready", healthTimeout)

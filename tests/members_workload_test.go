@@ -193,14 +193,15 @@ func startE2EMember(t *testing.T, d *devStack, name, region, tag string, nodes i
 	m := &e2eMember{name: name, region: region}
 	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("e2e-join"), "--join", "--uses", "1").stdout)
 	natsAddr := freeAddr(t)
+	memberDir := filepath.Join(t.TempDir(), m.name)
 	m.proc = startAtollProc(t, "member "+m.name, "member", "--name", m.name, "--region", m.region,
-		"--data-dir", filepath.Join(t.TempDir(), m.name), "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
+		"--data-dir", memberDir, "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
 	if _, ok := m.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
 		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", m.name, membersUpTimeout, m.proc.out.tail(30))
 	}
 	for j := 1; j <= nodes; j++ {
 		node := fmt.Sprintf("%s-n%d", m.name, j)
-		p := startAtollProc(t, "node "+node, "node", "--member", "nats://"+natsAddr, "--name", node, "--zone", fmt.Sprintf("%s-z%d", m.region, j),
+		p := startAtollProc(t, "node "+node, "node", "--member", "nats://"+natsAddr, "--join-token-file", filepath.Join(memberDir, "node-join-token"), "--name", node, "--zone", fmt.Sprintf("%s-z%d", m.region, j),
 			"--data-dir", filepath.Join(t.TempDir(), node), "--cpu", "2", "--memory", "2Gi")
 		m.nodes = append(m.nodes, p)
 		nodeOf[p.cmd.Process.Pid] = m.name

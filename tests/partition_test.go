@@ -118,12 +118,13 @@ func TestPartitionFencesExclusive(t *testing.T) {
 	nodeOf := map[int]string{}
 	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("pt-join"), "--join", "--uses", "1").stdout)
 	cut := &e2eMember{name: "pt-cut", region: "pt-r-cut"}
+	cutDir := filepath.Join(t.TempDir(), cut.name)
 	cut.proc = startProcIn(t, t, ns.name, "member "+cut.name, "member", "--name", cut.name, "--region", cut.region,
-		"--data-dir", filepath.Join(t.TempDir(), cut.name), "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag)
+		"--data-dir", cutDir, "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag)
 	if _, ok := cut.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
 		t.Fatalf("want member %s (in network namespace %s) to log \"member running\"; its standard error:\n%s", cut.name, ns.name, cut.proc.out.tail(30))
 	}
-	node := startProcIn(t, t, ns.name, "node pt-cut-n1", "node", "--member", "nats://127.0.0.1:4223", "--name", "pt-cut-n1",
+	node := startProcIn(t, t, ns.name, "node pt-cut-n1", "node", "--member", "nats://127.0.0.1:4223", "--join-token-file", filepath.Join(cutDir, "node-join-token"), "--name", "pt-cut-n1",
 		"--zone", cut.region+"-z1", "--data-dir", filepath.Join(t.TempDir(), "pt-cut-n1"), "--cpu", "2", "--memory", "2Gi")
 	cut.nodes = append(cut.nodes, node)
 	nodeOf[node.cmd.Process.Pid] = cut.name

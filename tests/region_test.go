@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -422,8 +423,9 @@ func startRegion(t *testing.T) *region {
 
 	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("region-join"), "--join", "--uses", "1").stdout)
 	natsAddr := freeAddr(t)
+	memberDir := filepath.Join(t.TempDir(), "member")
 	r.member = startAtollProc(t, "member "+r.name, "member", "--name", r.name, "--region", memberRegion,
-		"--data-dir", filepath.Join(t.TempDir(), "member"), "--nats-listen", natsAddr, "--join-token", join)
+		"--data-dir", memberDir, "--nats-listen", natsAddr, "--join-token", join)
 	select {
 	case <-r.member.exited:
 		t.Fatalf("want member %s running; it exited (%v):\n%s", r.name, r.member.waitErr, r.member.out.tail(30))
@@ -433,7 +435,17 @@ func startRegion(t *testing.T) *region {
 		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", r.name, regionUpTimeout, r.member.out.tail(30))
 	}
 	url := "nats://" + natsAddr
-	nc, err := nats.Connect(url, nats.Name("atoll-e2e-"+r.name))
+	// The test watches the region as its admin would, with the region's
+	// admin key from the member's data folder.
+	admin, err := os.ReadFile(filepath.Join(memberDir, "admin.nk"))
+	if err != nil {
+		t.Fatalf("want the member's admin key; got %v", err)
+	}
+	auth, err := member.NkeyOption(strings.TrimSpace(string(admin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, nats.Name("atoll-e2e-"+r.name), auth)
 	if err != nil {
 		t.Fatalf("want a connection to member %s's NATS at %s; got %v", r.name, url, err)
 	}
@@ -445,7 +457,7 @@ func startRegion(t *testing.T) *region {
 
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("n%d", i)
-		r.nodes[name] = startAtollProc(t, "node "+name+" of "+r.name, "node", "--member", url, "--name", name,
+		r.nodes[name] = startAtollProc(t, "node "+name+" of "+r.name, "node", "--member", url, "--join-token-file", filepath.Join(memberDir, "node-join-token"), "--name", name,
 			"--zone", fmt.Sprintf("z%d", i), "--data-dir", filepath.Join(t.TempDir(), name), "--cpu", "2", "--memory", "2Gi")
 	}
 	r.waitFor(t, regionUpTimeout, "heartbeats from n1, n2 and n3", func(v regionView) bool { return len(v.nodes) == 3 })

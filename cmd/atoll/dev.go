@@ -206,7 +206,7 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 				return
 			case <-m.Ready():
 			}
-			runDevNodes(ctx, log, region, m.NATSURL(), filepath.Join(dataDir, "members", region, "nodes"))
+			runDevNodes(ctx, log, region, m.NATSURL(), m.NodeJoinToken(), filepath.Join(dataDir, "members", region, "nodes"))
 		}()
 	}
 	return nil
@@ -214,11 +214,11 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 
 // runDevNodes runs a region's three node agents in-process (8 cores and
 // 16 GiB each, one per zone) until ctx ends.
-func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, dir string) {
+func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinToken, dir string) {
 	var wg sync.WaitGroup
 	for i, zone := range []string{"a", "b", "c"} {
 		name := fmt.Sprintf("%s-node-%d", region, i+1)
-		a, err := node.New(node.Config{MemberURL: memberURL, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
+		a, err := node.New(node.Config{MemberURL: memberURL, JoinToken: joinToken, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
 			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log})
 		if err != nil {
 			log.ErrorContext(ctx, "dev node", "node", name, "err", err)

@@ -71,6 +71,34 @@ keeps retrying.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 3*time.Second, "stop exclusive workloads after this long without a heartbeat ack from the hub (the hub waits this plus a margin before re-placing them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.AddCommand(newRevokeNodeCmd())
+	return cmd
+}
+
+func newRevokeNodeCmd() *cobra.Command {
+	var dataDir, natsURL string
+	cmd := &cobra.Command{
+		Use:   "revoke-node NAME --data-dir DIR",
+		Short: "Revoke a node agent's key: the member closes its connections and refuses it from then on",
+		Long: `Revokes a node agent's key on the region's NATS, with the region's
+admin key from the member's data folder (run it on the member's machine).
+The member closes the node's connections at once and its agent stops. The
+node may join again with a new key: delete node.nk in its data folder and
+start it with --join-token-file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir == "" {
+				return errors.New("--data-dir is required: the member's data folder holds the region's admin key")
+			}
+			if err := member.RevokeNode(cmd.Context(), natsURL, dataDir, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s revoked\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the member's data folder")
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4223", "the region's NATS (the member's --nats-listen)")
 	return cmd
 }
 

@@ -12,7 +12,7 @@ import (
 func newNodeCmd() *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var cpu, memory, logLevel string
+	var cpu, memory, logLevel, joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "node --member NATS_URL --name NAME --data-dir DIR",
 		Short: "Run a node agent: runs the replicas its member binds to this machine",
@@ -35,6 +35,11 @@ func newNodeCmd() *cobra.Command {
 					return fmt.Errorf("--memory: %w", err)
 				}
 			}
+			if joinTokenFile != "" {
+				if cfg.JoinToken, err = readSecretFile("--join-token-file", joinTokenFile); err != nil {
+					return err
+				}
+			}
 			cfg.Logger, cfg.Version = log, version
 			a, err := node.New(cfg)
 			if err != nil {
@@ -46,6 +51,7 @@ func newNodeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.MemberURL, "member", "nats://127.0.0.1:4223", "the region's NATS URL (the member's --nats-listen)")
 	f.StringVar(&cfg.Name, "name", "", "the node's name (DNS-1123 label)")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the member's node join token (its data folder's node-join-token): enrolls this node's key the first time; later starts connect with the key in --data-dir")
 	f.StringVar(&cfg.Zone, "zone", "", "the node's zone")
 	f.StringSliceVar(&labels, "label", nil, "node label k=v (repeatable)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for replica state and logs")

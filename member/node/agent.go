@@ -27,18 +27,17 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/member/runtime"
-	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 )
 
 // Config configures a node agent. Zero values mean the defaults.
 type Config struct {
-	// MemberURL is the region's NATS (the member's --nats-listen), unless
-	// Conn is given.
+	// MemberURL is the region's NATS (the member's --nats-listen).
 	MemberURL string
-	// Conn is an existing connection to the region's NATS (in-process
-	// agents in atoll dev and tests).
-	Conn *nats.Conn
+	// JoinToken is the member's node join token: the agent enrolls its key
+	// with it the first time (the key is kept in DataDir), and connects
+	// with the key afterwards. Empty: the key must be enrolled already.
+	JoinToken string
 	// Name is the node's name (a DNS-1123 label); Zone and Labels describe
 	// it to the scheduler.
 	Name, Zone string
@@ -62,12 +61,19 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// ErrRevoked says the member refused this node's key: it was revoked
+// ('atoll member revoke-node'), so the agent stops instead of knocking
+// forever. To come back, the node joins again with a new key (delete
+// node.nk in its data folder and start it with the node join token).
+var ErrRevoked = errors.New("the member refused this node's key: it was revoked; to join again, delete node.nk in the node's data folder and start it with --join-token-file")
+
 // Agent is a running node agent.
 type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	runtime *runtime.Runtime
 	ready   chan struct{}
+	refused chan struct{} // the member refused the key on a reconnect
 }
 
 // New checks the configuration.
@@ -78,7 +84,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("--data-dir is required: the agent keeps replica state and logs there")
 	}
-	if cfg.Conn == nil && cfg.MemberURL == "" {
+	if cfg.MemberURL == "" {
 		return nil, errors.New("--member is required: the region's NATS URL")
 	}
 	if cfg.Interval <= 0 {
@@ -90,7 +96,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Memory <= 0 {
 		cfg.Memory = machineMemory()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,20 +131,22 @@ func (a *Agent) Runtime() *runtime.Runtime { return a.runtime }
 // replicas are stopped, unless KeepReplicasOnExit (then a restarted agent
 // adopts them).
 func (a *Agent) Run(ctx context.Context) error {
-	nc := a.cfg.Conn
-	if nc == nil {
-		var err error
-		nc, err = nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-			logNATSErrors(a.log))
-		if err != nil {
-			return fmt.Errorf("connect to the member at %s: %w", a.cfg.MemberURL, err)
-		}
-		defer nc.Close()
-	}
-	st, err := state.Open(ctx, nc)
+	nc, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
+	changed := make(chan struct{}, 1)
+	notes, err := nc.Subscribe(protocol.NodeChangedSubject(a.cfg.Name), func(*nats.Msg) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to binding changes: %w", err)
+	}
+	defer notes.Unsubscribe()
 	rcfg := a.cfg.Runtime
 	rcfg.DataDir, rcfg.Logger = a.cfg.DataDir, a.log
 	rcfg.DieWithAgent = !a.cfg.KeepReplicasOnExit
@@ -170,10 +178,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer logs.Unsubscribe()
-	changed, err := st.WatchNode(ctx, a.cfg.Name)
-	if err != nil {
-		return err
-	}
 	close(a.ready)
 	a.log.InfoContext(ctx, "node agent running", "cpu_millis", a.cfg.MilliCPU, "memory", a.cfg.Memory)
 	var lease nodeLease
@@ -182,7 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	apply := func(reread bool) {
 		if reread {
 			var err error
-			if bs, err = st.NodeBindings(ctx, a.cfg.Name); err != nil {
+			if bs, err = a.bindings(ctx, nc); err != nil {
 				a.log.WarnContext(ctx, "reading bindings failed", "err", err)
 				return
 			}
@@ -218,6 +222,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.refused:
+			return ErrRevoked
 		case <-changed:
 			apply(true)
 		case <-resync.C:
@@ -228,6 +234,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-beat.C:
 		}
 	}
+}
+
+// bindings asks the member for the replicas bound to this node.
+func (a *Agent) bindings(ctx context.Context, nc *nats.Conn) ([]protocol.Binding, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := nc.RequestWithContext(rctx, protocol.NodeBindingsSubject(a.cfg.Name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("ask the member for this node's bindings: %w", err)
+	}
+	var nb protocol.NodeBindings
+	if err := json.Unmarshal(msg.Data, &nb); err != nil {
+		return nil, fmt.Errorf("read this node's bindings: %w", err)
+	}
+	return nb.Bindings, nil
 }
 
 func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) (protocol.NodeAck, bool) {
@@ -262,11 +283,13 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 // member that went away, a slow consumer) to the log, as structured lines;
 // by default the NATS client prints them raw on standard error.
 func logNATSErrors(log *slog.Logger) nats.Option {
-	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-		if sub != nil {
-			log.Warn("nats", "subject", sub.Subject, "err", err)
-			return
-		}
-		log.Warn("nats", "err", err)
-	})
+	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) { logNATSError(log, sub, err) })
+}
+
+func logNATSError(log *slog.Logger, sub *nats.Subscription, err error) {
+	if sub != nil {
+		log.Warn("nats", "subject", sub.Subject, "err", err)
+		return
+	}
+	log.Warn("nats", "err", err)
 }

@@ -64,6 +64,10 @@ type Fleet struct {
 type FleetConfig struct {
 	// MemberURL is the region's NATS, unless Conn is given.
 	MemberURL string
+	// Auth authenticates the fleet to the region's NATS: a fleet stands in
+	// for many nodes and watches the whole bindings bucket, so it needs the
+	// region's admin key (member.Member.AdminOption), not a node's.
+	Auth nats.Option
 	// Conn is an existing connection to the region's NATS.
 	Conn *nats.Conn
 	// Nodes are the simulated nodes; names must be distinct DNS-1123
@@ -195,8 +199,11 @@ func (f *Fleet) Run(ctx context.Context) error {
 	nc := f.cfg.Conn
 	if nc == nil {
 		var err error
-		nc, err = nats.Connect(f.cfg.MemberURL, nats.Name("atoll-sim-fleet"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-			logNATSErrors(f.log))
+		opts := []nats.Option{nats.Name("atoll-sim-fleet"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), logNATSErrors(f.log)}
+		if f.cfg.Auth != nil {
+			opts = append(opts, f.cfg.Auth)
+		}
+		nc, err = nats.Connect(f.cfg.MemberURL, opts...)
 		if err != nil {
 			return fmt.Errorf("connect to the member at %s: %w", f.cfg.MemberURL, err)
 		}

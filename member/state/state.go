@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,7 @@ const (
 	DesiredBucket  = "atoll_desired"
 	BindingsBucket = "atoll_bindings"
 	NodesBucket    = "atoll_nodes"
+	NodeKeysBucket = "atoll_node_keys"
 )
 
 // Store is the member's KV state.
@@ -36,6 +38,10 @@ type Store struct {
 	desired  jetstream.KeyValue
 	bindings jetstream.KeyValue
 	nodes    jetstream.KeyValue
+	keys     jetstream.KeyValue
+	// changed, when set, hears the node of every binding written or
+	// deleted through this Store.
+	changed func(node string)
 
 	// mirror, once Mirror was called, holds the desired and bindings
 	// buckets in memory (see Mirror).
@@ -46,7 +52,26 @@ type Store struct {
 // mirror is the member's in-memory copy of what it wrote.
 type mirror struct {
 	desired  map[string]mirrored
-	bindings map[string]protocol.Binding // by BindingKey
+	bindings map[string]protocol.Binding            // by BindingKey
+	byNode   map[string]map[string]protocol.Binding // node -> BindingKey -> binding
+}
+
+func (m *mirror) putBinding(key string, b protocol.Binding) {
+	m.bindings[key] = b
+	if m.byNode[b.Node] == nil {
+		m.byNode[b.Node] = map[string]protocol.Binding{}
+	}
+	m.byNode[b.Node][key] = b
+}
+
+func (m *mirror) deleteBinding(node, key string) {
+	delete(m.bindings, key)
+	if bs := m.byNode[node]; bs != nil {
+		delete(bs, key)
+		if len(bs) == 0 {
+			delete(m.byNode, node)
+		}
+	}
 }
 
 type mirrored struct {
@@ -61,7 +86,7 @@ type mirrored struct {
 // pass then costs no KV reads and no JSON decoding, however many
 // replicas the region runs.
 func (s *Store) Mirror(ctx context.Context) error {
-	m := &mirror{desired: map[string]mirrored{}, bindings: map[string]protocol.Binding{}}
+	m := &mirror{desired: map[string]mirrored{}, bindings: map[string]protocol.Binding{}, byNode: map[string]map[string]protocol.Binding{}}
 	entries, err := snapshot(ctx, s.desired, "")
 	if err != nil {
 		return err
@@ -78,7 +103,7 @@ func (s *Store) Mirror(ctx context.Context) error {
 		return err
 	}
 	for _, b := range bs {
-		m.bindings[protocol.BindingKey(b.Node, b.Replica)] = b
+		m.putBinding(protocol.BindingKey(b.Node, b.Replica), b)
 	}
 	s.mu.Lock()
 	s.mirror = m
@@ -119,7 +144,22 @@ func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open member state: %w", err)
 	}
-	return &Store{desired: desired, bindings: bindings, nodes: nodes}, nil
+	keys, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: NodeKeysBucket, Description: "the public keys node agents connect with, by node name",
+		History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open member state: %w", err)
+	}
+	return &Store{desired: desired, bindings: bindings, nodes: nodes, keys: keys}, nil
+}
+
+// OnBindingChange has fn hear the node of every binding this Store writes
+// or deletes (the member tells that node at once). Set it before writes.
+func (s *Store) OnBindingChange(fn func(node string)) {
+	s.mu.Lock()
+	s.changed = fn
+	s.mu.Unlock()
 }
 
 // PutDesired stores a desired workload unless the member already holds a
@@ -297,9 +337,13 @@ func (s *Store) PutBinding(ctx context.Context, b protocol.Binding) error {
 	}
 	s.mu.Lock()
 	if s.mirror != nil {
-		s.mirror.bindings[key] = b
+		s.mirror.putBinding(key, b)
 	}
+	changed := s.changed
 	s.mu.Unlock()
+	if changed != nil {
+		changed(b.Node)
+	}
 	return nil
 }
 
@@ -311,9 +355,13 @@ func (s *Store) DeleteBinding(ctx context.Context, node, replica string) error {
 	}
 	s.mu.Lock()
 	if s.mirror != nil {
-		delete(s.mirror.bindings, key)
+		s.mirror.deleteBinding(node, key)
 	}
+	changed := s.changed
 	s.mu.Unlock()
+	if changed != nil {
+		changed(node)
+	}
 	return nil
 }
 
@@ -331,17 +379,67 @@ func (s *Store) Bindings(ctx context.Context) ([]protocol.Binding, error) {
 	return list[protocol.Binding](ctx, s.bindings, "")
 }
 
-// NodeBindings returns the bindings of one node.
+// NodeBindings returns the bindings of one node (from memory once
+// mirrored).
 func (s *Store) NodeBindings(ctx context.Context, node string) ([]protocol.Binding, error) {
+	if m := s.mirrored(); m != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := make([]protocol.Binding, 0, len(m.byNode[node]))
+		for _, b := range m.byNode[node] {
+			out = append(out, b)
+		}
+		return out, nil
+	}
 	return list[protocol.Binding](ctx, s.bindings, node+".")
 }
 
-// WatchNode signals (coalesced) whenever a binding of the node changes; a
-// node agent then reads NodeBindings again (level-triggered).
-func (s *Store) WatchNode(ctx context.Context, node string) (<-chan struct{}, error) {
-	w, err := s.bindings.Watch(ctx, node+".*", jetstream.MetaOnly())
+// NodeKey is a node agent's enrolled public key.
+type NodeKey struct {
+	Node       string    `json:"node"`
+	PublicKey  string    `json:"publicKey"`
+	EnrolledAt time.Time `json:"enrolledAt"`
+}
+
+// NodeKeys returns every enrolled node key, by node name.
+func (s *Store) NodeKeys(ctx context.Context) (map[string]NodeKey, error) {
+	keys, err := list[NodeKey](ctx, s.keys, "")
 	if err != nil {
-		return nil, fmt.Errorf("watch bindings of %s: %w", node, err)
+		return nil, err
+	}
+	out := make(map[string]NodeKey, len(keys))
+	for _, k := range keys {
+		out[k.Node] = k
+	}
+	return out, nil
+}
+
+// PutNodeKey enrolls a node's key.
+func (s *Store) PutNodeKey(ctx context.Context, k NodeKey) error {
+	value, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	if _, err := s.keys.Put(ctx, k.Node, value); err != nil {
+		return fmt.Errorf("enroll node %s: %w", k.Node, err)
+	}
+	return nil
+}
+
+// DeleteNodeKey revokes a node's key.
+func (s *Store) DeleteNodeKey(ctx context.Context, node string) error {
+	if err := s.keys.Delete(ctx, node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("revoke node %s: %w", node, err)
+	}
+	return nil
+}
+
+// WatchNodeKeys signals (coalesced) whenever a node key is enrolled or
+// revoked, through this Store or any other client of the bucket.
+func (s *Store) WatchNodeKeys(ctx context.Context) (<-chan struct{}, error) {
+	w, err := s.keys.WatchAll(ctx, jetstream.MetaOnly(), jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watch node keys: %w", err)
 	}
 	out := make(chan struct{}, 1)
 	go func() {

@@ -1,0 +1,162 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/state"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// serveNodeAccess serves what node agents ask of the member besides
+// heartbeats: joining (enrolling a key), their bindings, and word that
+// their bindings changed. It also follows the enrolled keys, so a key
+// revoked by a tool (atoll member revoke-node) closes that node's
+// connections at once.
+func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
+	if err := m.loadNodeKeys(ctx, st); err != nil {
+		return err
+	}
+	keys, err := st.WatchNodeKeys(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-keys:
+				if err := m.loadNodeKeys(ctx, st); err != nil && ctx.Err() == nil {
+					m.log.WarnContext(ctx, "reloading node keys failed", "err", err)
+				}
+			}
+		}
+	}()
+	if _, err := m.conn.Subscribe(protocol.NodeJoinSubject, func(msg *nats.Msg) { m.join(ctx, st, msg) }); err != nil {
+		return fmt.Errorf("serve node joins: %w", err)
+	}
+	if _, err := m.conn.Subscribe(protocol.NodeBindingsWildcard, func(msg *nats.Msg) {
+		node := strings.TrimSuffix(strings.TrimPrefix(msg.Subject, "atoll.node."), ".bindings")
+		if !api.IsDNSLabel(node) || msg.Subject != protocol.NodeBindingsSubject(node) || msg.Reply == "" {
+			return
+		}
+		bs, err := st.NodeBindings(ctx, node)
+		if err != nil {
+			return // the agent asks again at its next resync
+		}
+		data, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: bs})
+		_ = msg.Respond(data)
+	}); err != nil {
+		return fmt.Errorf("serve node bindings: %w", err)
+	}
+	n := &changeNotifier{nc: m.conn, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+	st.OnBindingChange(n.changed)
+	go n.run(ctx)
+	return nil
+}
+
+// loadNodeKeys gives the region's NATS the enrolled keys.
+func (m *Member) loadNodeKeys(ctx context.Context, st *state.Store) error {
+	keys, err := st.NodeKeys(ctx)
+	if err != nil {
+		return err
+	}
+	nodes := make(map[string]string, len(keys))
+	for name, k := range keys {
+		nodes[name] = k.PublicKey
+	}
+	for _, node := range m.auth.setNodes(nodes) {
+		m.log.WarnContext(ctx, "closed the connection of a node whose key was revoked", "node", node)
+	}
+	return nil
+}
+
+// join enrolls a node agent's key: a new name takes any valid key, an
+// enrolled name only the key it has (a join-token holder cannot take over
+// another node; revoke it first).
+func (m *Member) join(ctx context.Context, st *state.Store, msg *nats.Msg) {
+	answer := func(j protocol.NodeJoined) {
+		data, _ := json.Marshal(j)
+		_ = msg.Respond(data)
+	}
+	var req protocol.NodeJoin
+	if err := json.Unmarshal(msg.Data, &req); err != nil || len(msg.Data) > 4096 {
+		answer(protocol.NodeJoined{Reason: "malformed join request"})
+		return
+	}
+	if !api.IsDNSLabel(req.Node) {
+		answer(protocol.NodeJoined{Reason: fmt.Sprintf("node name %q: must be a DNS-1123 label", req.Node)})
+		return
+	}
+	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
+		answer(protocol.NodeJoined{Reason: "the public key is not an nkey user key"})
+		return
+	}
+	m.joinMu.Lock()
+	defer m.joinMu.Unlock()
+	switch have := m.auth.enrolled(req.Node); have {
+	case req.PublicKey:
+		answer(protocol.NodeJoined{Accepted: true})
+		return
+	case "":
+	default:
+		m.log.WarnContext(ctx, "refused a node join: the name is enrolled with another key", "node", req.Node)
+		answer(protocol.NodeJoined{Reason: fmt.Sprintf("node %s is enrolled with another key; if it was reinstalled, revoke the old key first ('atoll member revoke-node %s')", req.Node, req.Node)})
+		return
+	}
+	if err := st.PutNodeKey(ctx, state.NodeKey{Node: req.Node, PublicKey: req.PublicKey, EnrolledAt: time.Now().UTC()}); err != nil {
+		answer(protocol.NodeJoined{Reason: "storing the key failed; try again"})
+		return
+	}
+	if err := m.loadNodeKeys(ctx, st); err != nil {
+		answer(protocol.NodeJoined{Reason: "loading the key failed; try again"})
+		return
+	}
+	m.log.InfoContext(ctx, "node enrolled", "node", req.Node)
+	answer(protocol.NodeJoined{Accepted: true})
+}
+
+// changeNotifier tells nodes that their bindings changed, once per node
+// however many of its bindings a controller pass wrote.
+type changeNotifier struct {
+	nc      *nats.Conn
+	mu      sync.Mutex
+	pending map[string]bool
+	wake    chan struct{}
+}
+
+func (n *changeNotifier) changed(node string) {
+	n.mu.Lock()
+	n.pending[node] = true
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *changeNotifier) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+		}
+		n.mu.Lock()
+		nodes := n.pending
+		n.pending = map[string]bool{}
+		n.mu.Unlock()
+		for node := range nodes {
+			_ = n.nc.Publish(protocol.NodeChangedSubject(node), nil)
+		}
+	}
+}
