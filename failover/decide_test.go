@@ -324,24 +324,28 @@ func TestDecideLedger(t *testing.T) {
 }
 
 // TestFailbackRespectsRoom: a returned cluster with room for one more
-// replica must not be given two. It is, today, by the hub's placer before
-// this package and by Decide alike: placement adds the unplaced replica to
-// a (its room), then failback's fresh split, counted from that assignment
-// with the same room, moves one more back to a. It skips while the bug
-// is there (reporting what happened); once failback bounds its target by
-// the room left, make the Skipf an Errorf.
+// replica must not be given two. It was, by the hub's placer before this
+// package and by Decide alike: placement adds the unplaced replica to a
+// (its room), then failback's fresh split, counted from that assignment
+// with the same room, moved one more back to a. Failback now cuts each
+// cluster's room by what the decision already adds there; with room for
+// two, it still moves the second one back.
 func TestFailbackRespectsRoom(t *testing.T) {
 	t.Parallel()
-	a := lc("a", api.HealthReady, t0, t0) // back, Ready since t0
-	a.Live.Capacity = protocol.Capacity{CPUAllocatable: 1000}
-	clusters := []Cluster{a, lc("b", api.HealthReady, t0, t0.Add(-time.Hour))} // b: heard, no free capacity
-	w := with(workload(4, nil), away(map[string]int32{"a": 2}, nil))
-	w.Spec.Template.Resources.CPU = "1"
-	ledger := NewLedger(clusters)
-	res := Decide(Input{Workload: w, Clusters: clusters, Current: map[string]int32{"b": 3}, Now: t0.Add(time.Minute)}, ledger)
-	if res.Decision.Assignment["a"] > 1 || ledger["a"].CPUAllocated > ledger["a"].CPUAllocatable {
-		t.Skipf("known bug: a has room for 1 replica and is given %d (ledger %dm of %dm); back %v\n%v", res.Decision.Assignment["a"],
-			ledger["a"].CPUAllocated, ledger["a"].CPUAllocatable, res.Back, strings.Join(res.Decision.Explanation, "\n"))
+	// room: a's room in replicas; onA: what a may hold (the decision's
+	// unplaced replica, then what failback moves back within the room).
+	for _, c := range []struct{ room, onA, back int32 }{{1, 1, 0}, {2, 2, 1}} {
+		a := lc("a", api.HealthReady, t0, t0) // back, Ready since t0
+		a.Live.Capacity = protocol.Capacity{CPUAllocatable: int64(c.room) * 1000}
+		clusters := []Cluster{a, lc("b", api.HealthReady, t0, t0.Add(-time.Hour))} // b: heard, no free capacity
+		w := with(workload(4, nil), away(map[string]int32{"a": 2}, nil))
+		w.Spec.Template.Resources.CPU = "1"
+		ledger := NewLedger(clusters)
+		res := Decide(Input{Workload: w, Clusters: clusters, Current: map[string]int32{"b": 3}, Now: t0.Add(time.Minute)}, ledger)
+		if res.Decision.Assignment["a"] != c.onA || res.Back["a"] != c.back || ledger["a"].CPUAllocated > ledger["a"].CPUAllocatable {
+			t.Errorf("a has room for %d replicas: want it given %d, %d of them moved back; got %d (ledger %dm of %dm), back %v\n%v", c.room, c.onA, c.back,
+				res.Decision.Assignment["a"], ledger["a"].CPUAllocated, ledger["a"].CPUAllocatable, res.Back, strings.Join(res.Decision.Explanation, "\n"))
+		}
 	}
 }
 
@@ -349,10 +353,11 @@ func TestFailbackRespectsRoom(t *testing.T) {
 // off a must not start on b while a's report predates the epoch that took
 // its copy away, even if that report says none is present (a stale one:
 // the member may have started the copy since). SequenceExclusive (and the
-// hub's sequenceExclusive before it) skips every cluster with no replica
-// placed and none reported present before it looks at the epoch, so its
-// epoch check is never reached. It skips while the bug is there; once the
-// epoch is checked, make the Skipf an Errorf.
+// hub's sequenceExclusive before it) skipped every cluster with no replica
+// placed and none reported present before it looked at the epoch, so its
+// epoch check was never reached. The rows that must not hold the move
+// follow: a tombstone its member dropped, no rows at all (the first
+// placement), a cluster past its fence, deregistered or unknown.
 func TestSequenceExclusiveWaitsForTheEpoch(t *testing.T) {
 	t.Parallel()
 	clusters := []Cluster{lc("a", api.HealthReady, t0, t0.Add(-time.Hour), api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"}),
@@ -361,7 +366,47 @@ func TestSequenceExclusiveWaitsForTheEpoch(t *testing.T) {
 	w.Status.Clusters = []api.ClusterReplicas{{Cluster: "a", Epoch: 4}} // before epoch 5 took a's copy away
 	res := Decide(Input{Workload: w, Clusters: clusters, Current: map[string]int32{}, Epochs: map[string]int64{"a": 5}, Now: t0}, NewLedger(clusters))
 	if res.Decision.Assignment["b"] != 0 || !res.Waiting {
-		t.Skipf("known bug: started on b (%v, waiting %v) on a's report of epoch 4, not 5\n%s", res.Decision.Assignment, res.Waiting,
+		t.Errorf("started on b (%v, waiting %v) on a's report of epoch 4, not 5\n%s", res.Decision.Assignment, res.Waiting,
 			strings.Join(res.Decision.Explanation, "\n"))
+	}
+
+	stale := w.Status.Clusters
+	lost := slices.Clone(clusters) // a heard last at t0: fenced until t0+5s (DefaultFence+FenceMargin)
+	lost[0] = lc("a", api.HealthUnreachable, t0, t0)
+	unknown := slices.Clone(clusters)
+	unknown[0].Known = false
+	deleting := slices.Clone(clusters)
+	deleting[0].Metadata.DeletionTimestamp = &t0
+	zeroRow, epoch5 := map[string]int32{"a": 0}, map[string]int64{"a": 5}
+	cases := []struct {
+		name     string
+		clusters []Cluster
+		reports  []api.ClusterReplicas
+		current  map[string]int32
+		epochs   map[string]int64
+		now      time.Time
+		waits    string // what the explanation says a is waited for ("": b starts)
+	}{
+		{"a's row of 0 at epoch 5, its report of epoch 4", clusters, stale, zeroRow, epoch5, t0, "a (its report of epoch 4 predates epoch 5)"},
+		{"a's row of 0 at epoch 5, no report from a yet", clusters, nil, zeroRow, epoch5, t0, "a (no report of epoch 5 yet)"},
+		{"a Unreachable within its fence, its report of epoch 4", lost, stale, zeroRow, epoch5, t0.Add(5*time.Second - time.Millisecond), "a (Unreachable; fenced at"},
+		{"a reports none present at epoch 5", clusters, []api.ClusterReplicas{{Cluster: "a", Epoch: 5}}, zeroRow, epoch5, t0, ""},
+		{"a Unreachable past its fence", lost, stale, zeroRow, epoch5, t0.Add(5 * time.Second), ""},
+		{"a's tombstone, the workload dropped by its member", clusters, nil, map[string]int32{}, epoch5, t0, ""},
+		{"the first placement: no rows anywhere", clusters, nil, map[string]int32{}, nil, t0, ""},
+		{"a deregistered", clusters[1:], stale, zeroRow, epoch5, t0, ""},
+		{"a not known to the monitor", unknown, stale, zeroRow, epoch5, t0, ""},
+		{"a being deregistered", deleting, stale, zeroRow, epoch5, t0, ""},
+	}
+	for _, c := range cases {
+		w := with(w, func(w *api.Workload) { w.Status.Clusters = c.reports })
+		res := Decide(Input{Workload: w, Clusters: c.clusters, Current: c.current, Epochs: c.epochs, Now: c.now}, NewLedger(c.clusters))
+		why := strings.Join(res.Decision.Explanation, "\n")
+		switch {
+		case c.waits != "" && (len(res.Decision.Assignment) != 0 || !res.Waiting || !strings.Contains(why, c.waits)):
+			t.Errorf("%s: want nothing started, waiting for %q; got %v (waiting %v)\n%s", c.name, c.waits, res.Decision.Assignment, res.Waiting, why)
+		case c.waits == "" && (!maps.Equal(res.Decision.Assignment, map[string]int32{"b": 1}) || res.Waiting):
+			t.Errorf("%s: want it started on b at once; got %v (waiting %v)\n%s", c.name, res.Decision.Assignment, res.Waiting, why)
+		}
 	}
 }

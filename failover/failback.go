@@ -103,9 +103,20 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 	if d.Assignment == nil {
 		d.Assignment = map[string]int32{}
 	}
-	// Where a fresh split would put the replicas, counted from now.
+	// Where a fresh split would put the replicas, counted from now: from
+	// the decision's assignment, so each cluster's room (counted beyond
+	// what runs now) is cut by what the decision already adds there, or
+	// that room would be used twice over.
+	snap := slices.Clone(s.snap)
+	room := map[string]int32{} // what a bounded cluster may still take
+	for i := range snap {
+		if c := &snap[i]; c.Room >= 0 {
+			c.Room = max(c.Room-max(d.Assignment[c.Name]-s.current[c.Name], 0), 0)
+			room[c.Name] = c.Room
+		}
+	}
 	target := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: PlacementPolicy(w),
-		Clusters: s.snap, Current: d.Assignment, Rebalance: true}).Assignment
+		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
 	budget := int32(1 << 30)
 	if fp.FailbackRate > 0 {
 		b := Bucket{Tokens: 1, At: now}
@@ -119,6 +130,9 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 	}
 	for _, c := range due {
 		want := min(target[c]-d.Assignment[c], from[c], budget)
+		if r, bounded := room[c]; bounded {
+			want = min(want, r) // never past its room, whatever the split says
+		}
 		for want > 0 {
 			// Take one from the cluster with the most beyond its fresh share.
 			donor, surplus := "", int32(0)
