@@ -14,8 +14,8 @@ type Input struct {
 	Workload *api.Workload
 	// Clusters are every registered cluster with its live health.
 	Clusters []Cluster
-	// Current is where its replicas are placed now (cluster -> replicas,
-	// tombstones left out).
+	// Current is where its replicas are placed now (cluster -> replicas:
+	// a row of 0 replicas is listed with 0, tombstones are left out).
 	Current map[string]int32
 	// Epochs are the epochs of its placement rows by cluster, tombstones
 	// included: an exclusive workload's move waits for the reports of the

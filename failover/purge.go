@@ -84,6 +84,16 @@ func PurgeGracefully(w *api.Workload, d *placement.Decision, current map[string]
 // one must be past the member's fence plus the margin (EvictAt). Until
 // then the decision keeps only the removals. It reports whether it held
 // additions back.
+//
+// A cluster it leaves is one that runs it (current), reports a copy
+// present, or has a placement row newer than its report. A row of 0
+// replicas (in current with 0) is reported by its member at the row's
+// epoch: until then, an older report (or none) may predate a copy the
+// member started since. A tombstone's member drops the workload and
+// reports it no more, so only a report still there is waited for. A
+// cluster with no row and no copy reported never ran any (an exclusive
+// workload's first placement has no rows at all); one being deregistered
+// or not known to the monitor is not waited for on its row's epoch.
 func SequenceExclusive(w *api.Workload, d *placement.Decision, current map[string]int32, epochs map[string]int64, clusters []Cluster, now time.Time) bool {
 	f := PolicyOf(w)
 	if !f.Exclusive {
@@ -105,10 +115,15 @@ func SequenceExclusive(w *api.Workload, d *placement.Decision, current map[strin
 	}
 	var waiting []string
 	for _, c := range slices.Sorted(maps.Keys(live)) {
-		if d.Assignment[c] > 0 || (current[c] == 0 && reports[c].Present == 0) {
-			continue // keeps its share, or never ran any
-		}
 		lc := live[c]
+		r, reported := reports[c]
+		epoch, row := epochs[c]
+		_, placed := current[c] // a row, not a tombstone
+		watched := lc.Known && lc.Metadata.DeletionTimestamp == nil
+		stale := watched && row && r.Epoch < epoch && (placed || reported)
+		if d.Assignment[c] > 0 || (current[c] == 0 && r.Present == 0 && !stale) {
+			continue // keeps its share, or runs none (and said so at its row's epoch)
+		}
 		switch {
 		case lc.Known && lc.Live.Health != api.HealthReady:
 			if at := EvictAt(f, lc.Live); now.Before(at) {
@@ -116,8 +131,12 @@ func SequenceExclusive(w *api.Workload, d *placement.Decision, current map[strin
 			}
 		case current[c] > 0:
 			waiting = append(waiting, c+" (told to stop it now)")
-		case reports[c].Epoch < epochs[c] || reports[c].Present > 0:
-			waiting = append(waiting, fmt.Sprintf("%s (%d still present)", c, reports[c].Present))
+		case r.Present > 0:
+			waiting = append(waiting, fmt.Sprintf("%s (%d still present)", c, r.Present))
+		case !reported:
+			waiting = append(waiting, fmt.Sprintf("%s (no report of epoch %d yet)", c, epoch))
+		default:
+			waiting = append(waiting, fmt.Sprintf("%s (its report of epoch %d predates epoch %d)", c, r.Epoch, epoch))
 		}
 	}
 	if len(waiting) == 0 {
