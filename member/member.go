@@ -256,10 +256,8 @@ func (m *Member) Run(ctx context.Context) error {
 	go m.reportStatus(ctx, m.controller, 2*time.Second)
 	if m.cfg.Capacity == nil {
 		m.cfg.Capacity = func() protocol.Capacity {
-			return capacity(m.nodes, m.controller.Status(), func() []protocol.Binding {
-				bs, _ := st.Bindings(ctx)
-				return bs
-			})
+			allocated, _ := st.Allocated(ctx) // from memory: one entry per node
+			return capacity(m.nodes, m.controller.Status(), allocated)
 		}
 	}
 	close(m.ready)

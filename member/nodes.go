@@ -84,28 +84,17 @@ func replicasChanged(before map[string]protocol.ReplicaState, now []protocol.Rep
 
 // capacity sums the region's Ready nodes and the replicas on them, for
 // the hub heartbeat.
-func capacity(nodes *controller.Nodes, status []protocol.WorkloadStatus, bindings func() []protocol.Binding) protocol.Capacity {
+func capacity(nodes *controller.Nodes, status []protocol.WorkloadStatus, allocated map[string]protocol.Resources) protocol.Capacity {
 	var c protocol.Capacity
 	snap := nodes.Snapshot(time.Now())
-	for _, n := range snap {
+	for name, n := range snap {
 		c.NodesTotal++
 		if n.Ready {
 			c.NodesReady++
 			c.CPUAllocatable += n.Record.Allocatable.MilliCPU
 			c.MemoryAllocatable += n.Record.Allocatable.Memory
-		}
-	}
-	for _, b := range bindings() {
-		if !snap[b.Node].Ready {
-			continue
-		}
-		if b.Template.Resources.CPU != "" {
-			v, _ := api.ParseCPU(b.Template.Resources.CPU)
-			c.CPUAllocated += v
-		}
-		if b.Template.Resources.Memory != "" {
-			v, _ := api.ParseMemory(b.Template.Resources.Memory)
-			c.MemoryAllocated += v
+			c.CPUAllocated += allocated[name].MilliCPU
+			c.MemoryAllocated += allocated[name].Memory
 		}
 	}
 	for _, s := range status {

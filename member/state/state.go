@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -54,17 +55,27 @@ type mirror struct {
 	desired  map[string]mirrored
 	bindings map[string]protocol.Binding            // by BindingKey
 	byNode   map[string]map[string]protocol.Binding // node -> BindingKey -> binding
+	// allocated is what each node's bindings request, kept as bindings
+	// come and go (a heartbeat's capacity must not walk every binding).
+	allocated map[string]protocol.Resources
 }
 
 func (m *mirror) putBinding(key string, b protocol.Binding) {
+	if old, ok := m.bindings[key]; ok {
+		m.account(old, -1)
+	}
 	m.bindings[key] = b
 	if m.byNode[b.Node] == nil {
 		m.byNode[b.Node] = map[string]protocol.Binding{}
 	}
 	m.byNode[b.Node][key] = b
+	m.account(b, 1)
 }
 
 func (m *mirror) deleteBinding(node, key string) {
+	if old, ok := m.bindings[key]; ok {
+		m.account(old, -1)
+	}
 	delete(m.bindings, key)
 	if bs := m.byNode[node]; bs != nil {
 		delete(bs, key)
@@ -72,6 +83,61 @@ func (m *mirror) deleteBinding(node, key string) {
 			delete(m.byNode, node)
 		}
 	}
+}
+
+// account adds (sign 1) or removes (-1) what a binding requests.
+func (m *mirror) account(b protocol.Binding, sign int64) {
+	r := Requests(b)
+	if r.MilliCPU == 0 && r.Memory == 0 {
+		return
+	}
+	a := m.allocated[b.Node]
+	a.MilliCPU += sign * r.MilliCPU
+	a.Memory += sign * r.Memory
+	if a.MilliCPU == 0 && a.Memory == 0 {
+		delete(m.allocated, b.Node)
+		return
+	}
+	m.allocated[b.Node] = a
+}
+
+// Requests is what one bound replica asks for.
+func Requests(b protocol.Binding) protocol.Resources {
+	var r protocol.Resources
+	if b.Template.Resources.CPU != "" {
+		r.MilliCPU, _ = api.ParseCPU(b.Template.Resources.CPU)
+	}
+	if b.Template.Resources.Memory != "" {
+		r.Memory, _ = api.ParseMemory(b.Template.Resources.Memory)
+	}
+	return r
+}
+
+// Allocated is what the bindings of each node request, by node (nodes
+// whose bindings request nothing are left out). Once mirrored it costs
+// one entry per node, not one per binding.
+func (s *Store) Allocated(ctx context.Context) (map[string]protocol.Resources, error) {
+	if m := s.mirrored(); m != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return maps.Clone(m.allocated), nil
+	}
+	bs, err := s.Bindings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]protocol.Resources{}
+	for _, b := range bs {
+		r := Requests(b)
+		if r.MilliCPU == 0 && r.Memory == 0 {
+			continue
+		}
+		a := out[b.Node]
+		a.MilliCPU += r.MilliCPU
+		a.Memory += r.Memory
+		out[b.Node] = a
+	}
+	return out, nil
 }
 
 type mirrored struct {
@@ -86,7 +152,8 @@ type mirrored struct {
 // pass then costs no KV reads and no JSON decoding, however many
 // replicas the region runs.
 func (s *Store) Mirror(ctx context.Context) error {
-	m := &mirror{desired: map[string]mirrored{}, bindings: map[string]protocol.Binding{}, byNode: map[string]map[string]protocol.Binding{}}
+	m := &mirror{desired: map[string]mirrored{}, bindings: map[string]protocol.Binding{}, byNode: map[string]map[string]protocol.Binding{},
+		allocated: map[string]protocol.Resources{}}
 	entries, err := snapshot(ctx, s.desired, "")
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"testing"
 
@@ -192,5 +193,44 @@ func TestMirror(t *testing.T) {
 	fromBucket, _ := other.Bindings(ctx)
 	if len(bs) != 1 || bs[0].Replica != "w-0" || len(fromBucket) != 1 || fromBucket[0].Replica != "w-0" {
 		t.Errorf("want only w-0 bound, in the mirror and the bucket alike; got %+v and %+v", bs, fromBucket)
+	}
+}
+
+// TestAllocatedFollowsBindings: what each node's bindings request is kept
+// as bindings are put, replaced and deleted, and agrees with a walk over
+// the bucket (an unmirrored store).
+func TestAllocatedFollowsBindings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t, true)
+	bind := func(node, replica, cpu, mem string) {
+		t.Helper()
+		b := protocol.Binding{Replica: replica, Workload: "w", Node: node, Epoch: 1, Generation: 1,
+			Template: api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: cpu, Memory: mem}}}
+		if err := st.PutBinding(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind("n1", "a", "250m", "64Mi")
+	bind("n1", "b", "250m", "")
+	bind("n2", "c", "", "")
+	bind("n1", "a", "500m", "64Mi") // replaced: counted once, at its new size
+	want := map[string]protocol.Resources{"n1": {MilliCPU: 750, Memory: 64 << 20}}
+	got, err := st.Allocated(ctx)
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("after the puts: want %v; got %v (%v)", want, got, err)
+	}
+	plain := &Store{desired: st.desired, bindings: st.bindings, nodes: st.nodes, keys: st.keys}
+	if walked, err := plain.Allocated(ctx); err != nil || !maps.Equal(walked, want) {
+		t.Errorf("a walk over the bucket: want %v; got %v (%v)", want, walked, err)
+	}
+	if err := st.DeleteBinding(ctx, "n1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteBinding(ctx, "n1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Allocated(ctx); len(got) != 0 {
+		t.Errorf("after deleting n1's bindings: want nothing allocated; got %v", got)
 	}
 }
