@@ -171,11 +171,11 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 	snap := Snapshot{Desired: desired, Bindings: bindings, Nodes: c.cfg.Nodes.Snapshot(now), Stalled: c.stalled(desired, now), Now: now, Keys: c.keys, Only: only}
 	ch := plan(snap, newReplicaID)
 	// Removals first (they free room the additions were planned into),
-	// each phase a bounded number of KV writes at once: a failover that
-	// binds thousands of replicas does not wait on them one by one.
+	// each phase one batch of KV writes (state.Store.WriteBindings): a
+	// failover that binds thousands of replicas does not wait on them one
+	// by one.
 	var errs []error
-	errs = append(errs, writeAll(ch.Delete, func(b protocol.Binding) error { return c.cfg.Store.DeleteBinding(ctx, b.Node, b.Replica) }))
-	errs = append(errs, writeAll(ch.Put, func(b protocol.Binding) error { return c.cfg.Store.PutBinding(ctx, b) }))
+	errs = append(errs, c.cfg.Store.WriteBindings(ctx, ch.Delete, ch.Put))
 	c.mu.Lock()
 	if only == nil {
 		clear(c.statusOf)
@@ -309,25 +309,4 @@ func (c *Controller) Stop() {
 			<-c.done
 		}
 	})
-}
-
-// writeAll applies write to every binding, 16 at a time.
-func writeAll(bs []protocol.Binding, write func(protocol.Binding) error) error {
-	var mu sync.Mutex
-	var errs []error
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for _, b := range bs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := write(b); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

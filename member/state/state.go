@@ -40,6 +40,9 @@ type Store struct {
 	bindings jetstream.KeyValue
 	nodes    jetstream.KeyValue
 	keys     jetstream.KeyValue
+	// batch publishes binding writes without waiting for each ack
+	// (WriteBindings).
+	batch jetstream.JetStream
 	// changed, when set, hears the node of every binding written or
 	// deleted through this Store.
 	changed func(node string)
@@ -218,7 +221,90 @@ func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open member state: %w", err)
 	}
-	return &Store{desired: desired, bindings: bindings, nodes: nodes, keys: keys}, nil
+	batch, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(bindingsInFlight))
+	if err != nil {
+		return nil, fmt.Errorf("open member state: %w", err)
+	}
+	return &Store{desired: desired, bindings: bindings, nodes: nodes, keys: keys, batch: batch}, nil
+}
+
+// bindingsInFlight bounds the binding writes WriteBindings has sent and
+// not yet seen acknowledged.
+const bindingsInFlight = 512
+
+// WriteBindings deletes bindings, then puts others, each phase in one
+// batch: every write is published without waiting for its ack (at most
+// bindingsInFlight outstanding), and the acks are awaited together. A
+// pass that binds or removes thousands of replicas costs one round of
+// acks, not thousands, and keeps the connection free sooner. The mirror
+// and the node notifications follow each acknowledged write.
+func (s *Store) WriteBindings(ctx context.Context, deletes, puts []protocol.Binding) error {
+	return errors.Join(s.writeBatch(ctx, deletes, true), s.writeBatch(ctx, puts, false))
+}
+
+func (s *Store) writeBatch(ctx context.Context, bs []protocol.Binding, del bool) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	type sent struct {
+		b protocol.Binding
+		f jetstream.PubAckFuture
+	}
+	pending := make([]sent, 0, len(bs))
+	var errs []error
+	for _, b := range bs {
+		msg := nats.NewMsg("$KV." + BindingsBucket + "." + protocol.BindingKey(b.Node, b.Replica))
+		if del {
+			msg.Header.Set("KV-Operation", "DEL")
+		} else {
+			value, err := json.Marshal(b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			msg.Data = value
+		}
+		f, err := s.batch.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("write binding %s: %w", b.Replica, err))
+			break // the connection is in trouble: what was sent is awaited below
+		}
+		pending = append(pending, sent{b, f})
+	}
+	var done []protocol.Binding
+wait:
+	for _, p := range pending {
+		select {
+		case <-p.f.Ok():
+			done = append(done, p.b)
+		case err := <-p.f.Err():
+			errs = append(errs, fmt.Errorf("write binding %s: %w", p.b.Replica, err))
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+			break wait
+		}
+	}
+	nodes := map[string]bool{}
+	s.mu.Lock()
+	for _, b := range done {
+		key := protocol.BindingKey(b.Node, b.Replica)
+		if s.mirror != nil {
+			if del {
+				s.mirror.deleteBinding(b.Node, key)
+			} else {
+				s.mirror.putBinding(key, b)
+			}
+		}
+		nodes[b.Node] = true
+	}
+	changed := s.changed
+	s.mu.Unlock()
+	if changed != nil {
+		for node := range nodes {
+			changed(node)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // OnBindingChange has fn hear the node of every binding this Store writes

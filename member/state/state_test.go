@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"testing"
@@ -232,5 +233,53 @@ func TestAllocatedFollowsBindings(t *testing.T) {
 	}
 	if got, _ := st.Allocated(ctx); len(got) != 0 {
 		t.Errorf("after deleting n1's bindings: want nothing allocated; got %v", got)
+	}
+}
+
+// TestWriteBindingsInBatches: a batch of deletes and puts lands in the
+// bucket (a store that reads the bucket sees it), in the mirror, and
+// tells each node once.
+func TestWriteBindingsInBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t, true)
+	var mu sync.Mutex
+	told := map[string]int{}
+	st.OnBindingChange(func(node string) {
+		mu.Lock()
+		told[node]++
+		mu.Unlock()
+	})
+	var first []protocol.Binding
+	for i := range 600 { // more than bindingsInFlight
+		first = append(first, protocol.Binding{Replica: fmt.Sprintf("w-%03d", i), Workload: "w", Node: fmt.Sprintf("n%d", i%3), Epoch: 1, Generation: 1})
+	}
+	if err := st.WriteBindings(ctx, nil, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteBindings(ctx, first[:300], []protocol.Binding{{Replica: "v-0", Workload: "v", Node: "n9", Epoch: 1, Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	plain := &Store{desired: st.desired, bindings: st.bindings, nodes: st.nodes, keys: st.keys}
+	for name, s := range map[string]*Store{"mirror": st, "bucket": plain} {
+		bs, err := s.Bindings(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, b := range bs {
+			got[b.Replica] = true
+		}
+		if len(got) != 301 || got["w-000"] || !got["w-300"] || !got["v-0"] {
+			t.Errorf("%s: want w-300..w-599 and v-0 (301 bindings); got %d (w-000 %v, w-300 %v, v-0 %v)", name, len(got), got["w-000"], got["w-300"], got["v-0"])
+		}
+	}
+	if n1, _ := st.NodeBindings(ctx, "n1"); len(n1) != 100 {
+		t.Errorf("n1: want 100 bindings left; got %d", len(n1))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"n0": 2, "n1": 2, "n2": 2, "n9": 1}; !maps.Equal(told, want) {
+		t.Errorf("want each node told once per batch that touched it %v; got %v", want, told)
 	}
 }
