@@ -61,25 +61,39 @@ func NewRegistrar(store RegistryStore, bus *natsbus.Bus, monitor *Monitor, log *
 	return r
 }
 
-// register admits a member: with a join token the first time (creating
-// its Cluster and member token), with its member token afterwards.
-// authorization is the request's Authorization header; host is the host
-// name the request came in on (members connect their leaf node there when
-// no leaf URL is configured). Errors are domain errors (package api).
-func (s *Registrar) Register(ctx context.Context, authorization, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+// Authenticate checks the token of a registration (a join or member
+// token), before anything of the request's body is read. authorization
+// is the request's Authorization header. Anonymous knocking is counted,
+// not audited.
+func (s *Registrar) Authenticate(ctx context.Context, authorization string) (*api.Token, error) {
 	if s.bus == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
 	}
-	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: telemetry.RequestIDFrom(ctx)}
+	tok, err := s.registrationToken(ctx, authorization)
+	if err != nil {
+		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", api.ErrorCode(err))))
+		return nil, err
+	}
+	return tok, nil
+}
+
+// Register admits a member that tok authenticated (Authenticate): with a
+// join token the first time (creating its Cluster and member token), with
+// its member token afterwards. host is the host name the request came in
+// on (members connect their leaf node there when no leaf URL is
+// configured). Errors are domain errors (package api).
+func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+	if s.bus == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
+	}
+	who := pgstore.Actor{Name: tok.Spec.TypeOrDefault() + ":" + tok.Metadata.Name, RequestID: telemetry.RequestIDFrom(ctx)}
 	refuse := func(err error) error {
 		code := api.ErrorCode(err)
 		var fe api.FieldErrors
 		if errors.As(err, &fe) {
 			code = api.CodeInvalid
 		}
-		// Anonymous knocking (no valid token) is counted, not written to
-		// the database on every request.
-		if code != api.CodeUnavailable && code != api.CodeUnauthorized {
+		if code != api.CodeUnavailable {
 			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
 		}
 		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
@@ -88,14 +102,9 @@ func (s *Registrar) Register(ctx context.Context, authorization, host string, re
 	if fe := req.Validate(); fe != nil {
 		return nil, refuse(fe)
 	}
-	tok, err := s.registrationToken(ctx, authorization)
-	if err != nil {
-		return nil, refuse(err)
-	}
-	who.Name = tok.Spec.TypeOrDefault() + ":" + tok.Metadata.Name
 	var resp api.RegisterResponse
 	var cluster *pgstore.Record
-	err = s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+	err := s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
 		var err error
 		switch tok.Spec.TypeOrDefault() {
 		case api.TokenJoin:
