@@ -2,19 +2,56 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/nats-io/nkeys"
 )
 
+// Registration is two requests, both with a join token (the first time)
+// or the member's own token (afterwards):
+//
+//  1. POST /api/v1/clusters/register/challenge with the cluster's name:
+//     the hub answers with a nonce, bound to that token and name, that
+//     expires within minutes and is good for one registration.
+//  2. POST /api/v1/clusters/register with the nonce and the member's
+//     signature of RegistrationProof (nonce, name, NATS public key) made
+//     with its NATS key's seed: proof that it holds the key it registers.
+//
+// The public key of a cluster is readable by any viewer; the signature is
+// what a member shows that nobody else can. Both routes take JSON only
+// and read no body before the token is checked.
+
 // MaxRegisterBody is the largest registration body the hub reads.
 const MaxRegisterBody = 64 << 10
+
+// RegisterChallengeRequest asks for a registration nonce.
+type RegisterChallengeRequest struct {
+	Name string `json:"name" doc:"The cluster the member is about to register."`
+}
+
+// RegisterChallenge is a registration nonce: good once, for the token
+// that asked for it and the cluster it named, until it expires.
+type RegisterChallenge struct {
+	Nonce     string    `json:"nonce" doc:"Sign RegistrationProof(nonce, name, natsPublicKey) with the NATS key and send both with the registration."`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Validate checks a challenge request.
+func (r *RegisterChallengeRequest) Validate() FieldErrors {
+	var e errs
+	if !isDNSLabel(r.Name) {
+		e.addValue("name", r.Name, "must be a DNS-1123 label")
+	}
+	return e.result()
+}
 
 // RegisterRequest is what a member sends to join (with a join token) or to
 // come back after a restart (with its member token).
@@ -27,12 +64,15 @@ type RegisterRequest struct {
 	NATSPublicKey   string            `json:"natsPublicKey" doc:"The member's NATS user public key (U...). Its seed never leaves the member."`
 	MemberVersion   string            `json:"memberVersion,omitempty"`
 	ProtocolVersion int               `json:"protocolVersion"`
+	Nonce           string            `json:"nonce" doc:"The nonce of POST /api/v1/clusters/register/challenge, asked for with the same token and name (protocol 4)."`
+	Signature       string            `json:"signature" doc:"The ed25519 signature of RegistrationProof(nonce, name, natsPublicKey) by the NATS key, base64url without padding (protocol 4)."`
 }
 
 // maxMemberVersion bounds the free-text version a member reports.
 const maxMemberVersion = 128
 
-// Validate checks a registration.
+// Validate checks a registration's fields (not its signature: Verify
+// does).
 func (r *RegisterRequest) Validate() FieldErrors {
 	var e errs
 	if !isDNSLabel(r.Name) {
@@ -58,7 +98,66 @@ func (r *RegisterRequest) Validate() FieldErrors {
 	if len(r.MemberVersion) > maxMemberVersion || !printable(r.MemberVersion) {
 		e.addValue("memberVersion", r.MemberVersion, "must be at most %d printable characters", maxMemberVersion)
 	}
+	const upgrade = "is required: since protocol 4 a member proves that it holds its NATS key by signing the hub's challenge (upgrade this member)"
+	switch {
+	case r.Nonce == "":
+		e.add("nonce", upgrade)
+	case len(r.Nonce) > 128 || !base64URL(r.Nonce):
+		e.add("nonce", "must be the nonce the hub's challenge answered with")
+	}
+	switch sig, err := base64.RawURLEncoding.DecodeString(r.Signature); {
+	case r.Signature == "":
+		e.add("signature", upgrade)
+	case err != nil || len(sig) != 64:
+		e.add("signature", "must be an ed25519 signature (64 bytes) in base64url without padding")
+	}
 	return e.result()
+}
+
+// RegistrationProof is what a member signs to register: a fixed context,
+// then the nonce, the cluster's name and the public key, each after a NUL
+// (none can hold one). The context keeps the signature from meaning
+// anything elsewhere: a NATS server's connect nonce is signed bare.
+func RegistrationProof(nonce, name, natsPublicKey string) []byte {
+	return []byte("atoll-register-v1\x00" + nonce + "\x00" + name + "\x00" + natsPublicKey)
+}
+
+// Sign signs the registration with the seed's key pair, which must be the
+// one of NATSPublicKey.
+func (r *RegisterRequest) Sign(kp nkeys.KeyPair) error {
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return fmt.Errorf("sign registration: %w", err)
+	}
+	if pub != r.NATSPublicKey {
+		return fmt.Errorf("sign registration: the key pair is %s, the request names %s", pub, r.NATSPublicKey)
+	}
+	sig, err := kp.Sign(RegistrationProof(r.Nonce, r.Name, r.NATSPublicKey))
+	if err != nil {
+		return fmt.Errorf("sign registration: %w", err)
+	}
+	r.Signature = base64.RawURLEncoding.EncodeToString(sig)
+	return nil
+}
+
+// ErrBadSignature is a registration whose signature is not NATSPublicKey's
+// over its proof.
+var ErrBadSignature = errors.New("the signature does not prove possession of the NATS key")
+
+// Verify checks the signature of a validated registration.
+func (r *RegisterRequest) Verify() error {
+	kp, err := nkeys.FromPublicKey(r.NATSPublicKey)
+	if err != nil {
+		return ErrBadSignature
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(r.Signature)
+	if err != nil {
+		return ErrBadSignature
+	}
+	if err := kp.Verify(RegistrationProof(r.Nonce, r.Name, r.NATSPublicKey), sig); err != nil {
+		return ErrBadSignature
+	}
+	return nil
 }
 
 // RegisterResponse tells a member who it is and how to reach the hub's
@@ -79,6 +178,16 @@ type RegisterResponse struct {
 func DecodeRegisterRequest(data []byte) (*RegisterRequest, error) {
 	var r RegisterRequest
 	if err := decodeJSONObject("registration", data, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// DecodeRegisterChallengeRequest reads a challenge request body, as
+// DecodeRegisterRequest does a registration's.
+func DecodeRegisterChallengeRequest(data []byte) (*RegisterChallengeRequest, error) {
+	var r RegisterChallengeRequest
+	if err := decodeJSONObject("challenge request", data, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -121,6 +230,16 @@ func jsonErrorText(err error) string {
 func printable(s string) bool {
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func base64URL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}

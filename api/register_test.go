@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,24 +12,92 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// validRequest is a valid registration.
-func validRequest(t testing.TB) RegisterRequest {
+// signedRequest is a valid, signed registration and its key pair.
+func signedRequest(t testing.TB) (RegisterRequest, nkeys.KeyPair) {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub, _ := kp.PublicKey()
-	return RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1a", Provider: "metal", Labels: map[string]string{"tier": "gold"},
-		NATSPublicKey: pub, MemberVersion: "v1.2.3 (abc)", ProtocolVersion: 3}
+	r := RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1a", Provider: "metal", Labels: map[string]string{"tier": "gold"},
+		NATSPublicKey: pub, MemberVersion: "v1.2.3 (abc)", ProtocolVersion: 4, Nonce: "bm9uY2Utbm9uY2Utbm9uY2Utbm9uY2Utbm9uY2UtMTIz"}
+	if err := r.Sign(kp); err != nil {
+		t.Fatal(err)
+	}
+	return r, kp
+}
+
+// TestRegistrationProof: a signature verifies for exactly the nonce, name
+// and key it was made over, and only by the key's own seed.
+func TestRegistrationProof(t *testing.T) {
+	t.Parallel()
+	good, kp := signedRequest(t)
+	if fe := good.Validate(); fe != nil {
+		t.Fatalf("a signed request must be valid; got %v", fe)
+	}
+	if err := good.Verify(); err != nil {
+		t.Fatalf("want the signature to verify; got %v", err)
+	}
+	other, _ := nkeys.CreateUser()
+	otherPub, _ := other.PublicKey()
+	cases := []struct {
+		name   string
+		change func(r *RegisterRequest)
+	}{
+		{"another nonce", func(r *RegisterRequest) { r.Nonce += "x" }},
+		{"another name", func(r *RegisterRequest) { r.Name = "edge-b" }},
+		{"another key named", func(r *RegisterRequest) { r.NATSPublicKey = otherPub }},
+		{"signed by another key", func(r *RegisterRequest) {
+			// The attacker names the victim's key and signs with its own.
+			pub := r.NATSPublicKey
+			r.NATSPublicKey = otherPub
+			if err := r.Sign(other); err != nil {
+				t.Fatal(err)
+			}
+			r.NATSPublicKey = pub
+		}},
+		{"no signature", func(r *RegisterRequest) { r.Signature = "" }},
+		{"signature of the bare nonce", func(r *RegisterRequest) {
+			sig, _ := kp.Sign([]byte(r.Nonce))
+			r.Signature = encodeSig(sig)
+		}},
+	}
+	for _, c := range cases {
+		r := good
+		c.change(&r)
+		if err := r.Verify(); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s: want ErrBadSignature, got %v", c.name, err)
+		}
+	}
+	r := good
+	r.NATSPublicKey = otherPub
+	if err := r.Sign(kp); err == nil {
+		t.Error("Sign with a key pair that is not the request's key: want an error, got none")
+	}
+}
+
+// TestRegisterRequestWithoutProof: an old member's body (protocol 3, no
+// nonce or signature) decodes and is refused by Validate, with a message
+// that says to upgrade.
+func TestRegisterRequestWithoutProof(t *testing.T) {
+	t.Parallel()
+	r, _ := signedRequest(t)
+	r.Nonce, r.Signature, r.ProtocolVersion = "", "", 3
+	body, _ := json.Marshal(r)
+	got, err := DecodeRegisterRequest(body)
+	if err != nil {
+		t.Fatalf("want an old member's body to decode; got %v", err)
+	}
+	fe := got.Validate()
+	if len(fe) != 2 || fe[0].Field != "nonce" || fe[1].Field != "signature" || !strings.Contains(fe[0].Message, "upgrade") {
+		t.Errorf("want nonce and signature required with a word on upgrading; got %v", fe)
+	}
 }
 
 func TestDecodeRegisterRequest(t *testing.T) {
 	t.Parallel()
-	good := validRequest(t)
-	if fe := good.Validate(); fe != nil {
-		t.Fatalf("want %+v valid; got %v", good, fe)
-	}
+	good, _ := signedRequest(t)
 	body, _ := json.Marshal(good)
 	got, err := DecodeRegisterRequest(body)
 	if err != nil || !reflect.DeepEqual(*got, good) {
@@ -67,6 +137,8 @@ func TestDecodeRegisterRequest(t *testing.T) {
 	}
 }
 
+func encodeSig(sig []byte) string { return base64.RawURLEncoding.EncodeToString(sig) }
+
 func hasField(fe FieldErrors, field string) bool {
 	for _, e := range fe {
 		if e.Field == field {
@@ -83,12 +155,16 @@ func hasField(fe FieldErrors, field string) bool {
 //
 //	go test ./api -run '^$' -fuzz FuzzRegisterRequest -fuzztime 60s
 func FuzzRegisterRequest(f *testing.F) {
-	good := validRequest(f)
+	good, _ := signedRequest(f)
 	body, _ := json.Marshal(good)
 	f.Add(body)
+	old := good
+	old.Nonce, old.Signature, old.ProtocolVersion = "", "", 3
+	body, _ = json.Marshal(old)
+	f.Add(body)
 	for _, seed := range []string{
-		// What a member of this build sends.
-		`{"name":"edge-a","region":"eu-west","natsPublicKey":"` + good.NATSPublicKey + `","memberVersion":"dev","protocolVersion":3}`,
+		// What a member of this build sends, and the challenge request.
+		`{"name":"edge-a","region":"eu-west","natsPublicKey":"` + good.NATSPublicKey + `","memberVersion":"dev","protocolVersion":4,"nonce":"` + good.Nonce + `","signature":"` + good.Signature + `"}`,
 		`{"name":"edge-a"}`,
 		`{"name":"edge-a","region":"eu-west","labels":{"tier":"gold","example.com/x":"y"},"zone":"z","provider":"p"}`,
 		`{"name":"edge-a","labels":{"region":"x"}}`,
@@ -96,7 +172,7 @@ func FuzzRegisterRequest(f *testing.F) {
 		`{"name":"\u0000","region":"\ud800","memberVersion":"\u001b[31m"}`,
 		`{"name":"a","name":"b"}`,
 		`{"protocolVersion":1e400}`,
-		`{"protocolVersion":-1,"natsPublicKey":"` + strings.Repeat("A", 56) + `"}`,
+		`{"protocolVersion":-1,"signature":"` + strings.Repeat("A", 86) + `"}`,
 		`  {"name":"a"}  ` + "\n",
 		`{"name":"a"}{}`,
 		"a: &a [*a]\n",
@@ -151,7 +227,7 @@ func FuzzRegisterRequest(f *testing.F) {
 
 // strings lists every string a request holds.
 func (r *RegisterRequest) strings() []string {
-	out := []string{r.Name, r.Region, r.Zone, r.Provider, r.NATSPublicKey, r.MemberVersion}
+	out := []string{r.Name, r.Region, r.Zone, r.Provider, r.NATSPublicKey, r.MemberVersion, r.Nonce, r.Signature}
 	for k, v := range r.Labels {
 		out = append(out, k, v)
 	}

@@ -2,20 +2,259 @@ package hub_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
 )
 
-// TestRegisterAuthenticatesBeforeParsing: the registration route reads no
+func (e *env) cluster(name string) api.Cluster {
+	e.t.Helper()
+	var c api.Cluster
+	if err := e.admin.Get(context.Background(), "clusters", name, &c); err != nil {
+		e.t.Fatalf("get cluster %s: %v", name, err)
+	}
+	return c
+}
+
+// auditResults are the results of the register audit rows of a cluster,
+// newest first.
+func (e *env) auditResults(name, verb string) []pgstore.AuditEntry {
+	e.t.Helper()
+	entries, err := e.store.AuditLog(context.Background(), "Cluster", name, 0, 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []pgstore.AuditEntry
+	for _, a := range entries {
+		if a.Verb == verb {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TestRegisterTakeover: the holder of a join token cannot take over a
+// registered cluster, neither by naming its public key (which any viewer
+// reads) without its private key, nor with a key of its own; each try is
+// refused and audited. The real member keeps its registration and
+// registers again after a restart, with its member token or, when it was
+// killed before it saved that, with the join token.
+func TestRegisterTakeover(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join := e.joinToken("eu", api.TokenSpec{Region: "eu-west"})
+	kpA := newKey(t)
+	keyA, _ := kpA.PublicKey()
+	r, a := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Labels: map[string]string{"tier": "gold"}})
+	if r.status != 200 {
+		t.Fatalf("first registration: want 200, got %d %s", r.status, r.body)
+	}
+	before := e.cluster("edge-a")
+	// The attacker holds a one-use token of another region, as in the
+	// report, and reads the key from the cluster.
+	stolen := e.joinToken("intruder", api.TokenSpec{Uses: 1, Region: "us-east"})
+	viewer := e.token("peek", api.RoleViewer)
+	var seen api.Cluster
+	if err := client.New(e.url, viewer, nil).Get(context.Background(), "clusters", "edge-a", &seen); err != nil || seen.Status.Identity != keyA {
+		t.Fatalf("a viewer reads the key: want %s, got %q (%v)", keyA, seen.Status.Identity, err)
+	}
+	attacker := newKey(t)
+
+	// Same public key, signed with the attacker's own key.
+	r, _ = e.register(stolen, attacker, api.RegisterRequest{Name: "edge-a", Region: "us-east", NATSPublicKey: keyA})
+	if r.status != 403 || !strings.Contains(r.problem.Detail, "does not hold the key") {
+		t.Errorf("same public key without its private key: want 403 (no proof of the key), got %d %s", r.status, r.body)
+	}
+	// Same public key, a signature copied from elsewhere (the real
+	// member's, over another nonce).
+	_, ch := e.challenge(stolen, "edge-a")
+	req := api.RegisterRequest{Name: "edge-a", Region: "us-east", NATSPublicKey: keyA, Nonce: ch.Nonce}
+	req.Signature = sign(t, kpA, api.RegisterRequest{Name: "edge-a", NATSPublicKey: keyA, Nonce: "another-nonce"})
+	if r, _ = e.postRegister(stolen, req); r.status != 403 {
+		t.Errorf("a signature over another nonce: want 403, got %d %s", r.status, r.body)
+	}
+	// Same public key, no signature at all.
+	req.Signature = ""
+	if r, _ = e.postRegister(stolen, req); r.status != 422 || !strings.Contains(string(r.body), "signature") {
+		t.Errorf("no signature: want 422 about the signature, got %d %s", r.status, r.body)
+	}
+	// A key of its own.
+	r, _ = e.register(stolen, attacker, api.RegisterRequest{Name: "edge-a", Region: "us-east"})
+	if r.status != 409 || !strings.Contains(r.problem.Detail, "another identity") {
+		t.Errorf("another key: want 409, got %d %s", r.status, r.body)
+	}
+
+	after := e.cluster("edge-a")
+	if after.Metadata.ResourceVersion != before.Metadata.ResourceVersion || after.Status.Identity != keyA || after.Metadata.Labels["region"] != "eu-west" {
+		t.Errorf("refused takeovers changed the cluster: before %+v, after %+v", before, after)
+	}
+	results := map[string]int{}
+	for _, a := range e.auditResults("edge-a", "register") {
+		if a.Actor == "join:intruder" {
+			results[a.Result]++
+		}
+	}
+	if results[api.CodeForbidden] != 2 || results[api.CodeConflict] != 1 || results[api.CodeInvalid] != 1 {
+		t.Errorf("want the refusals audited as join:intruder (2 Forbidden, 1 Conflict, 1 Invalid); got %v", results)
+	}
+	// None of them spent the one use: the token still registers another
+	// cluster.
+	if r, _ := e.register(stolen, attacker, api.RegisterRequest{Name: "edge-us", Region: "us-east"}); r.status != 200 {
+		t.Errorf("the one-use token after its refusals: want 200, got %d %s", r.status, r.body)
+	}
+
+	// The real member restarts: member token, same key.
+	r, back := e.register(a.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"})
+	if r.status != 200 || back.Cluster.Metadata.UID != a.Cluster.Metadata.UID || back.NATSUserJWT == "" {
+		t.Errorf("restart with the member token: want 200 for the same cluster, got %d %s", r.status, r.body)
+	}
+	// Killed before it saved its member token: the join token, same key.
+	r, again := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"})
+	if r.status != 200 || again.MemberToken == "" || again.Cluster.Metadata.UID != a.Cluster.Metadata.UID {
+		t.Errorf("retry with the join token and the same key: want 200 with a new member token, got %d %s", r.status, r.body)
+	}
+	if r, _ := e.register(a.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 401 {
+		t.Errorf("the member token replaced by the retry: want 401, got %d %s", r.status, r.body)
+	}
+	if r, _ := e.register(again.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 200 {
+		t.Errorf("the new member token: want 200, got %d %s", r.status, r.body)
+	}
+}
+
+// TestRegisterNonces: a nonce is good once, for the token that asked for
+// it and the name it named, until it expires; one misused by another
+// token is not used up by that.
+func TestRegisterNonces(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join, other := e.joinToken("eu", api.TokenSpec{}), e.joinToken("other", api.TokenSpec{})
+	kpA := newKey(t)
+	_, a := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"})
+	if a.MemberToken == "" {
+		t.Fatal("first registration failed")
+	}
+	kpB := newKey(t)
+	signed := func(nonce, name string, kp nkeys.KeyPair) api.RegisterRequest {
+		pub, _ := kp.PublicKey()
+		req := api.RegisterRequest{Name: name, Region: "eu-west", NATSPublicKey: pub, Nonce: nonce, ProtocolVersion: 4}
+		req.Signature = sign(t, kp, req)
+		return req
+	}
+	nonceOf := func(token, name string) string {
+		r, ch := e.challenge(token, name)
+		if r.status != 200 {
+			t.Fatalf("challenge for %s: want 200, got %d %s", name, r.status, r.body)
+		}
+		if ttl := ch.ExpiresAt.Sub(e.clock.Now()); ttl <= 0 || ttl > members.ChallengeTTL+time.Minute {
+			t.Errorf("challenge expiresAt %s: want within %s", ch.ExpiresAt, members.ChallengeTTL)
+		}
+		return ch.Nonce
+	}
+	refused := func(what, token string, req api.RegisterRequest) {
+		t.Helper()
+		if r, _ := e.postRegister(token, req); r.status != 401 || !strings.Contains(r.problem.Detail, "nonce") {
+			t.Errorf("%s: want 401 about the nonce, got %d %s", what, r.status, r.body)
+		}
+	}
+
+	// Replayed: the same request twice.
+	req := signed(nonceOf(join, "edge-b"), "edge-b", kpB)
+	if r, _ := e.postRegister(join, req); r.status != 200 {
+		t.Fatalf("registration: want 200, got %d %s", r.status, r.body)
+	}
+	refused("replayed", join, req)
+	// A nonce asked for with one token, sent with another.
+	n := nonceOf(join, "edge-c")
+	refused("another token's nonce", other, signed(n, "edge-c", newKey(t)))
+	// ... which did not use it up for its own token.
+	if r, _ := e.postRegister(join, signed(n, "edge-c", newKey(t))); r.status != 200 {
+		t.Errorf("the nonce after another token tried it: want 200, got %d %s", r.status, r.body)
+	}
+	// A nonce for one name, sent for another.
+	refused("another name's nonce", join, signed(nonceOf(join, "edge-d"), "edge-e", newKey(t)))
+	// The member token's nonce is its own too.
+	refused("a join token's nonce with the member token", a.MemberToken, signed(nonceOf(join, "edge-a"), "edge-a", kpA))
+	if r, _ := e.challenge(a.MemberToken, "edge-b"); r.status != 403 {
+		t.Errorf("a member token's challenge for another cluster: want 403, got %d %s", r.status, r.body)
+	}
+	// Made up.
+	refused("made-up nonce", join, signed("bm9uY2U", "edge-f", newKey(t)))
+	// Expired.
+	late := nonceOf(join, "edge-g")
+	e.clock.Advance(members.ChallengeTTL + time.Second)
+	refused("expired nonce", join, signed(late, "edge-g", newKey(t)))
+	if r, _ := e.register(join, newKey(t), api.RegisterRequest{Name: "edge-g", Region: "eu-west"}); r.status != 200 {
+		t.Errorf("with a fresh nonce after the expired one: want 200, got %d %s", r.status, r.body)
+	}
+	// A token asking without end keeps a bounded number of nonces.
+	for i := range members.ChallengesPerToken + 10 {
+		nonceOf(other, fmt.Sprintf("n-%d", i))
+	}
+	var tok api.Token
+	if err := e.admin.Get(context.Background(), "tokens", "other", &tok); err != nil {
+		t.Fatal(err)
+	}
+	var kept int
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM register_nonces WHERE token_uid = $1`, tok.Metadata.UID).Scan(&kept); err != nil {
+		t.Fatalf("count nonces: %v", err)
+	}
+	if kept != members.ChallengesPerToken {
+		t.Errorf("after %d challenges: want the newest %d nonces kept for the token, got %d", members.ChallengesPerToken+10, members.ChallengesPerToken, kept)
+	}
+}
+
+// TestRegisterChallengeAcrossHubs: two hubs on one database (behind one
+// load balancer) accept each other's nonces, and a nonce used through one
+// is used up for the other.
+func TestRegisterChallengeAcrossHubs(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	one := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true)
+	two := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true)
+	join := one.joinToken("eu", api.TokenSpec{})
+	kp := newKey(t)
+	pub, _ := kp.PublicKey()
+	_, ch := one.challenge(join, "edge-a")
+	req := api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: pub, Nonce: ch.Nonce, ProtocolVersion: 4}
+	req.Signature = sign(t, kp, req)
+	if r, _ := two.postRegister(join, req); r.status != 200 {
+		t.Fatalf("a nonce from hub one, registering through hub two: want 200, got %d %s", r.status, r.body)
+	}
+	if r, _ := one.postRegister(join, req); r.status != 401 {
+		t.Errorf("the same nonce again through hub one: want 401, got %d %s", r.status, r.body)
+	}
+}
+
+// TestRegisterOldMember: a member of protocol 3 (no nonce, no signature)
+// is refused with a message that says to upgrade it.
+func TestRegisterOldMember(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join := e.joinToken("eu", api.TokenSpec{})
+	pub, _ := newKey(t).PublicKey()
+	body := []byte(`{"name":"edge-a","region":"eu-west","natsPublicKey":"` + pub + `","memberVersion":"v0.3","protocolVersion":3}`)
+	r := e.do("POST", "/api/v1/clusters/register", join, "application/json", body)
+	if r.status != 422 || !strings.Contains(string(r.body), "upgrade this member") {
+		t.Errorf("a protocol 3 registration: want 422 saying to upgrade, got %d %s", r.status, r.body)
+	}
+}
+
+// TestRegisterAuthenticatesBeforeParsing: the registration routes read no
 // body before the token is checked, so an anonymous YAML alias bomb gets
-// a 401 for the cost of a request; with a token it takes JSON only, and
+// a 401 for the cost of a request; with a token they take JSON only, and
 // bodies up to 64 KiB. (Not parallel: it measures the process's
 // allocations.)
 func TestRegisterAuthenticatesBeforeParsing(t *testing.T) {
@@ -38,7 +277,7 @@ func TestRegisterAuthenticatesBeforeParsing(t *testing.T) {
 		}
 		bomb.WriteString("]\n")
 	}
-	paths := []string{"/api/v1/clusters/register"}
+	paths := []string{"/api/v1/clusters/register", "/api/v1/clusters/register/challenge"}
 	// Warm up the routes, then measure.
 	for _, p := range paths {
 		e.do("POST", p, "", "application/yaml", []byte("{}"))
@@ -65,9 +304,9 @@ func TestRegisterAuthenticatesBeforeParsing(t *testing.T) {
 	// process) and a token lookup: tens of KiB. Parsing the bomb would
 	// cost gigabytes.
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
-		t.Errorf("%d anonymous alias bombs allocated %d MiB; want under 64 MiB (the body must not be parsed)", rounds*2*len(paths), grew>>20)
+		t.Errorf("%d anonymous alias bombs allocated %d MiB; want under 64 MiB (the body must not be parsed)", rounds*4, grew>>20)
 	}
-	t.Logf("%d anonymous alias bombs: %d KiB allocated, heap %d -> %d KiB", rounds*2*len(paths), (after.TotalAlloc-before.TotalAlloc)>>10, before.HeapAlloc>>10, after.HeapAlloc>>10)
+	t.Logf("%d anonymous alias bombs: %d KiB allocated, heap %d -> %d KiB", rounds*4, (after.TotalAlloc-before.TotalAlloc)>>10, before.HeapAlloc>>10, after.HeapAlloc>>10)
 
 	// With a token: JSON only, so the bomb is no bomb.
 	if r := e.do("POST", paths[0], join, "application/yaml", bomb.Bytes()); r.status != 415 || !strings.Contains(r.problem.Detail, "application/json only") {
@@ -79,14 +318,14 @@ func TestRegisterAuthenticatesBeforeParsing(t *testing.T) {
 	if r := e.do("POST", paths[0], join, "application/json", []byte(`{"name":`+strings.Repeat(" ", 64<<10)+`"a"}`)); r.status != 413 {
 		t.Errorf("a body over 64 KiB: want 413, got %d %s", r.status, r.body)
 	}
-	if r := e.do("POST", paths[0], join, "application/json", []byte(`{"name":"a","extra":1}`)); r.status != 400 || !strings.Contains(r.problem.Detail, "unknown field") {
-		t.Errorf("an unknown field: want 400, got %d %s", r.status, r.body)
+	if r := e.do("POST", paths[1], join, "application/json", []byte(`{"name":"a","extra":1}`)); r.status != 400 || !strings.Contains(r.problem.Detail, "unknown field") {
+		t.Errorf("an unknown field in a challenge request: want 400, got %d %s", r.status, r.body)
 	}
-	if r := e.do("POST", paths[0], join, "application/json", nil); r.status != 400 {
-		t.Errorf("an empty body: want 400, got %d %s", r.status, r.body)
+	if r := e.do("POST", paths[1], join, "application/json", nil); r.status != 400 {
+		t.Errorf("an empty challenge request: want 400, got %d %s", r.status, r.body)
 	}
 
-	// The OpenAPI document still shows the body's schema.
+	// The OpenAPI document still shows the bodies' schemas.
 	r := e.do("GET", "/openapi.json", "", "", nil)
 	var doc struct {
 		Paths map[string]map[string]struct {

@@ -76,10 +76,11 @@ type Health interface {
 
 // Members is registration as the API serves it (*members.Registrar has
 // it). Authenticate checks a registration's token before its body is
-// read; Register takes the token it returned. Errors are domain errors
-// (package api).
+// read; Challenge and Register take the token it returned. Errors are
+// domain errors (package api).
 type Members interface {
 	Authenticate(ctx context.Context, authorization string) (*api.Token, error)
+	Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error)
 	Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error)
 	Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 }

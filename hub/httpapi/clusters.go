@@ -24,21 +24,38 @@ func (s *API) registerClusters(hapi huma.API) {
 		},
 		decorate: s.liveCluster,
 	})
+	tags := []string{"Clusters"}
+	huma.Register(hapi, huma.Operation{
+		OperationID: "register-cluster-challenge", Method: http.MethodPost, Path: "/api/v1/clusters/register/challenge",
+		Summary: "Ask for a registration nonce",
+		Description: "The first step of registering: with the token the registration will use, for the cluster it names. " +
+			"The nonce is good once, for that token and name, until expiresAt. JSON only; the token is checked before the body is read.",
+		Tags: tags, Security: bearer, MaxBodyBytes: 4 << 10,
+		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
+		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
+		Errors:      []int{400, 401, 403, 413, 415, 422, 503},
+	}, s.registerChallenge)
 	huma.Register(hapi, huma.Operation{
 		OperationID: "register-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/register",
 		Summary: "Register a member cluster",
 		Description: "A member joins with a join token (Authorization: Bearer atollj_...) or, after a restart, comes back with its member token. " +
+			"Either way it sends a nonce from the challenge route and its signature with the NATS key it registers. " +
 			"The answer carries its NATS identity and where to connect. JSON only; the token is checked before the body is read.",
-		Tags: []string{"Clusters"}, Security: bearer, MaxBodyBytes: api.MaxRegisterBody,
+		Tags: tags, Security: bearer, MaxBodyBytes: api.MaxRegisterBody,
 		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
 		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
 		Errors:      []int{400, 401, 403, 409, 413, 415, 422, 503},
 	}, s.register)
-	// The body is read raw (and decoded after the token check); the
-	// document still shows its schema.
+	// The bodies are read raw (and decoded after the token check); the
+	// document still shows their schemas.
 	registry := hapi.OpenAPI().Components.Schemas
-	if item := hapi.OpenAPI().Paths["/api/v1/clusters/register"]; item != nil && item.Post != nil && item.Post.RequestBody != nil {
-		item.Post.RequestBody.Content = map[string]*huma.MediaType{"application/json": {Schema: registry.Schema(reflect.TypeFor[api.RegisterRequest](), true, "")}}
+	for path, body := range map[string]reflect.Type{
+		"/api/v1/clusters/register/challenge": reflect.TypeFor[api.RegisterChallengeRequest](),
+		"/api/v1/clusters/register":           reflect.TypeFor[api.RegisterRequest](),
+	} {
+		if item := hapi.OpenAPI().Paths[path]; item != nil && item.Post != nil && item.Post.RequestBody != nil {
+			item.Post.RequestBody.Content = map[string]*huma.MediaType{"application/json": {Schema: registry.Schema(body, true, "")}}
+		}
 	}
 }
 
@@ -88,7 +105,7 @@ func (s *API) registrationAuth(hapi huma.API) func(huma.Context, func(huma.Conte
 	}
 }
 
-// registrationBody is the registration route's input: the body as bytes,
+// registrationBody is a registration route's input: the body as bytes,
 // decoded by the handler (JSON only).
 type registrationBody struct {
 	ContentType string `header:"Content-Type"`
@@ -106,6 +123,19 @@ func decodeRegistration[T any](ctx context.Context, in *registrationBody, dec fu
 	}
 	v, err := dec(in.RawBody)
 	return v, tok, err
+}
+
+// registerChallenge issues a registration nonce.
+func (s *API) registerChallenge(ctx context.Context, in *registrationBody) (*struct{ Body api.RegisterChallenge }, error) {
+	req, tok, err := decodeRegistration(ctx, in, api.DecodeRegisterChallengeRequest)
+	if err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	ch, err := s.members.Challenge(ctx, tok, req)
+	if err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	return &struct{ Body api.RegisterChallenge }{Body: *ch}, nil
 }
 
 // register admits a member (package members decides and writes).

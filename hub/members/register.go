@@ -2,6 +2,8 @@ package members
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,11 +24,12 @@ import (
 	"github.com/atollhq/atoll/telemetry"
 )
 
-// Registrar admits member clusters and removes them: a member joins with a
-// join token (its Cluster, member token and NATS identity are created in
-// one transaction), comes back after a restart with its member token, and
-// is deregistered by an admin (its identity revoked in the store and on the
-// running NATS server).
+// Registrar admits member clusters and removes them: a member asks for a
+// challenge and joins with a join token and its signature of the nonce
+// (its Cluster, member token and NATS identity are created in one
+// transaction), comes back after a restart with its member token (signing
+// again), and is deregistered by an admin (its identity revoked in the
+// store and on the running NATS server).
 type Registrar struct {
 	store         RegistryStore
 	bus           *natsbus.Bus // nil: members cannot join
@@ -44,7 +47,19 @@ type RegistryStore interface {
 	TokenByHash(ctx context.Context, hash []byte) (*pgstore.Record, error)
 	AuditRefusal(ctx context.Context, actor pgstore.Actor, verb, kind, name, result, detail string)
 	NATSRevocations(ctx context.Context) (map[string]time.Time, error)
+	PutRegisterNonce(ctx context.Context, n pgstore.RegisterNonce, keep int) error
+	TakeRegisterNonce(ctx context.Context, hash []byte, tokenUID, cluster string, now time.Time) error
 }
+
+// ChallengeTTL is how long a registration nonce may be used: a member
+// asks for it right before registering. Hubs behind one load balancer
+// compare it with their own clocks, so it leaves room for some skew.
+const ChallengeTTL = 2 * time.Minute
+
+// ChallengesPerToken is how many unused nonces one token may have (the
+// newest): a member needs one at a time, but a fleet may join at once
+// with one join token.
+const ChallengesPerToken = 256
 
 // NewRegistrar makes a registrar. leafURLs are the NATS leafnode URLs
 // members connect to (empty: the hub's leafnode port on the host each
@@ -61,10 +76,10 @@ func NewRegistrar(store RegistryStore, bus *natsbus.Bus, monitor *Monitor, log *
 	return r
 }
 
-// Authenticate checks the token of a registration (a join or member
-// token), before anything of the request's body is read. authorization
-// is the request's Authorization header. Anonymous knocking is counted,
-// not audited.
+// Authenticate checks the token of a registration or of its challenge (a
+// join or member token), before anything of the request's body is read.
+// authorization is the request's Authorization header. Anonymous knocking
+// is counted, not audited.
 func (s *Registrar) Authenticate(ctx context.Context, authorization string) (*api.Token, error) {
 	if s.bus == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
@@ -77,11 +92,40 @@ func (s *Registrar) Authenticate(ctx context.Context, authorization string) (*ap
 	return tok, nil
 }
 
+// Challenge issues a registration nonce to tok for the cluster req names.
+func (s *Registrar) Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error) {
+	if fe := req.Validate(); fe != nil {
+		return nil, fe
+	}
+	switch tok.Spec.TypeOrDefault() {
+	case api.TokenMember:
+		if tok.Spec.Cluster != req.Name {
+			return nil, api.Errorf(api.CodeForbidden, "this member token belongs to cluster %s, not %s", tok.Spec.Cluster, req.Name)
+		}
+	case api.TokenJoin:
+		if tok.Spec.Uses > 0 && tok.Status.Used >= tok.Spec.Uses {
+			return nil, api.Errorf(api.CodeUnauthorized, "the join token is used up (%d of %d registrations)", tok.Status.Used, tok.Spec.Uses)
+		}
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	nonce := base64.RawURLEncoding.EncodeToString(b[:])
+	now := s.now().UTC()
+	expires := now.Add(ChallengeTTL).Truncate(time.Millisecond)
+	if err := s.store.PutRegisterNonce(ctx, pgstore.RegisterNonce{Hash: tokens.Hash(nonce), TokenUID: tok.Metadata.UID, Cluster: req.Name,
+		Created: now, Expires: expires}, ChallengesPerToken); err != nil {
+		return nil, err
+	}
+	return &api.RegisterChallenge{Nonce: nonce, ExpiresAt: expires}, nil
+}
+
 // Register admits a member that tok authenticated (Authenticate): with a
 // join token the first time (creating its Cluster and member token), with
-// its member token afterwards. host is the host name the request came in
-// on (members connect their leaf node there when no leaf URL is
-// configured). Errors are domain errors (package api).
+// its member token afterwards. Either way the request must carry a
+// nonce issued to tok for this name and the signature of it by the NATS
+// key registered. host is the host name the request came in on (members
+// connect their leaf node there when no leaf URL is configured). Errors
+// are domain errors (package api).
 func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
 	if s.bus == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
@@ -101,6 +145,17 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 	}
 	if fe := req.Validate(); fe != nil {
 		return nil, refuse(fe)
+	}
+	// The proof first, then the nonce: a bad signature does not use up
+	// the real member's nonce.
+	if err := req.Verify(); err != nil {
+		return nil, refuse(api.Errorf(api.CodeForbidden, "%v: the signature is not %s's over the nonce (this member does not hold the key it registers)", err, req.NATSPublicKey))
+	}
+	if err := s.store.TakeRegisterNonce(ctx, tokens.Hash(req.Nonce), tok.Metadata.UID, req.Name, s.now()); err != nil {
+		if api.ErrorCode(err) == api.CodeNotFound {
+			err = api.Errorf(api.CodeUnauthorized, "the nonce is unknown, used, expired, or was issued for another token or cluster: ask for a new one (POST /api/v1/clusters/register/challenge) right before registering")
+		}
+		return nil, refuse(err)
 	}
 	var resp api.RegisterResponse
 	var cluster *pgstore.Record
@@ -166,7 +221,7 @@ func (s *Registrar) registrationToken(ctx context.Context, header string) (*api.
 func MemberTokenName(cluster string) string { return "member-" + cluster }
 
 // join registers with a join token: the cluster must be new, or be this
-// same member (same key) retrying.
+// same member (same key, which it proved it holds) retrying.
 func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
 	if tok.Spec.Region != "" && tok.Spec.Region != req.Region {
 		return nil, "", api.Errorf(api.CodeForbidden, "this join token is for region %s, not %s", tok.Spec.Region, req.Region)
