@@ -20,6 +20,28 @@ import (
 	"github.com/atollhq/atoll/hub/pgtest"
 )
 
+// clusterEvents lists the events of a cluster, oldest first.
+func (e *env) clusterEvents(name string) []api.Event {
+	e.t.Helper()
+	var events api.EventList
+	if err := e.admin.List(context.Background(), "events", client.ListOptions{LabelSelector: api.LabelEventName + "=" + name}, &events); err != nil {
+		e.t.Fatal(err)
+	}
+	return events.Items
+}
+
+// warnings are the RegistrationRefused events of a cluster.
+func (e *env) warnings(name string) []api.Event {
+	e.t.Helper()
+	var out []api.Event
+	for _, ev := range e.clusterEvents(name) {
+		if ev.Reason == "RegistrationRefused" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 func (e *env) cluster(name string) api.Cluster {
 	e.t.Helper()
 	var c api.Cluster
@@ -49,9 +71,10 @@ func (e *env) auditResults(name, verb string) []pgstore.AuditEntry {
 // TestRegisterTakeover: the holder of a join token cannot take over a
 // registered cluster, neither by naming its public key (which any viewer
 // reads) without its private key, nor with a key of its own; each try is
-// refused and audited. The real member keeps its registration and
-// registers again after a restart, with its member token or, when it was
-// killed before it saved that, with the join token.
+// refused, audited and a Warning event on the cluster. The real member
+// keeps its registration and registers again after a restart, with its
+// member token or, when it was killed before it saved that, with the join
+// token.
 func TestRegisterTakeover(t *testing.T) {
 	t.Parallel()
 	e := newMemberEnv(t, members.HealthConfig{})
@@ -93,13 +116,22 @@ func TestRegisterTakeover(t *testing.T) {
 	}
 	// A key of its own.
 	r, _ = e.register(stolen, attacker, api.RegisterRequest{Name: "edge-a", Region: "us-east"})
-	if r.status != 409 || !strings.Contains(r.problem.Detail, "another identity") {
-		t.Errorf("another key: want 409, got %d %s", r.status, r.body)
+	if r.status != 409 || !strings.Contains(r.problem.Detail, "atoll cluster reissue edge-a") {
+		t.Errorf("another key: want 409 naming the re-issue, got %d %s", r.status, r.body)
 	}
 
 	after := e.cluster("edge-a")
 	if after.Metadata.ResourceVersion != before.Metadata.ResourceVersion || after.Status.Identity != keyA || after.Metadata.Labels["region"] != "eu-west" {
 		t.Errorf("refused takeovers changed the cluster: before %+v, after %+v", before, after)
+	}
+	warnings := e.warnings("edge-a")
+	if len(warnings) != 3 {
+		t.Fatalf("want 3 RegistrationRefused events (two bad proofs, one other key); got %d: %+v", len(warnings), warnings)
+	}
+	for _, w := range warnings {
+		if w.Type != api.EventWarning || !strings.Contains(w.Message, "join token intruder") {
+			t.Errorf("want a Warning naming the join token intruder; got %s %q", w.Type, w.Message)
+		}
 	}
 	results := map[string]int{}
 	for _, a := range e.auditResults("edge-a", "register") {
@@ -114,6 +146,9 @@ func TestRegisterTakeover(t *testing.T) {
 	// cluster.
 	if r, _ := e.register(stolen, attacker, api.RegisterRequest{Name: "edge-us", Region: "us-east"}); r.status != 200 {
 		t.Errorf("the one-use token after its refusals: want 200, got %d %s", r.status, r.body)
+	}
+	if w := e.warnings("edge-us"); len(w) != 0 {
+		t.Errorf("a registration that was not refused wrote warnings: %+v", w)
 	}
 
 	// The real member restarts: member token, same key.
@@ -235,6 +270,81 @@ func TestRegisterChallengeAcrossHubs(t *testing.T) {
 	}
 	if r, _ := one.postRegister(join, req); r.status != 401 {
 		t.Errorf("the same nonce again through hub one: want 401, got %d %s", r.status, r.body)
+	}
+}
+
+// TestReissue: only an admin re-issues a cluster's identity; it revokes
+// the old key and member token (audited, with an event), and the next
+// member to join under the name with a new key takes it, as the same
+// cluster.
+func TestReissue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join := e.joinToken("eu", api.TokenSpec{})
+	kpA := newKey(t)
+	keyA, _ := kpA.PublicKey()
+	_, a := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"})
+	if a.MemberToken == "" {
+		t.Fatal("first registration failed")
+	}
+	kpNew := newKey(t)
+	keyNew, _ := kpNew.PublicKey()
+	if r, _ := e.register(join, kpNew, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 409 {
+		t.Fatalf("a new key before the re-issue: want 409, got %d %s", r.status, r.body)
+	}
+	operator := e.token("o", api.RoleOperator)
+	if r := e.do("POST", "/api/v1/clusters/edge-a/reissue", operator, "", nil); r.status != 403 {
+		t.Errorf("operator re-issue: want 403, got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/clusters/edge-a/reissue", join, "", nil); r.status != 401 {
+		t.Errorf("re-issue with a join token: want 401, got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/clusters/nope/reissue", adminSecret, "", nil); r.status != 404 {
+		t.Errorf("re-issue of an unknown cluster: want 404, got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/clusters/edge-a/reissue?resourceVersion=1", adminSecret, "", nil); r.status != 409 {
+		t.Errorf("re-issue at a stale version: want 409, got %d %s", r.status, r.body)
+	}
+	r := e.do("POST", "/api/v1/clusters/edge-a/reissue", adminSecret, "", nil)
+	var reissued api.Cluster
+	if r.status != 200 || json.Unmarshal(r.body, &reissued) != nil || reissued.Status.Identity != "" || reissued.Metadata.UID != a.Cluster.Metadata.UID {
+		t.Fatalf("admin re-issue: want 200 with the same cluster and no identity, got %d %s", r.status, r.body)
+	}
+	revoked, err := e.store.NATSRevocations(ctx)
+	if err != nil || revoked[keyA].IsZero() {
+		t.Errorf("want the old key %s revoked; got %v %v", keyA, revoked, err)
+	}
+	if got := e.auditResults("edge-a", "reissue"); len(got) != 2 || got[0].Actor != "token:bootstrap-admin" || got[0].Result != "ok" ||
+		got[1].Actor != "token:o" || got[1].Result != api.CodeForbidden {
+		t.Errorf("want the re-issue audited: the operator's refused, the admin's done; got %+v", got)
+	}
+	var found bool
+	for _, ev := range e.clusterEvents("edge-a") {
+		found = found || ev.Reason == "IdentityReissued" && strings.Contains(ev.Message, keyA)
+	}
+	if !found {
+		t.Errorf("want an IdentityReissued event naming the revoked key; got %+v", e.clusterEvents("edge-a"))
+	}
+	// The old member is out: its member token, and its key even with a
+	// join token.
+	if r, _ := e.register(a.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 401 {
+		t.Errorf("the old member token after the re-issue: want 401, got %d %s", r.status, r.body)
+	}
+	if r, _ := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 409 || !strings.Contains(r.problem.Detail, "revoked") {
+		t.Errorf("the old key with a join token after the re-issue: want 409 (revoked), got %d %s", r.status, r.body)
+	}
+	// The new key takes the name, as the same cluster.
+	r, n := e.register(join, kpNew, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "z1"})
+	if r.status != 200 || n.MemberToken == "" || n.Cluster.Status.Identity != keyNew || n.Cluster.Metadata.UID != a.Cluster.Metadata.UID || n.Cluster.Metadata.Labels["zone"] != "z1" {
+		t.Fatalf("a new key after the re-issue: want 200 with identity %s, got %d %s", keyNew, r.status, r.body)
+	}
+	// ... and holds it against the next one.
+	if r, _ := e.register(join, newKey(t), api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 409 {
+		t.Errorf("a third key after the new one registered: want 409, got %d %s", r.status, r.body)
+	}
+	if r, _ := e.register(n.MemberToken, kpNew, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 200 {
+		t.Errorf("the new member restarts: want 200, got %d %s", r.status, r.body)
 	}
 }
 

@@ -82,6 +82,7 @@ type Members interface {
 	Authenticate(ctx context.Context, authorization string) (*api.Token, error)
 	Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error)
 	Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error)
+	Reissue(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 	Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 }
 

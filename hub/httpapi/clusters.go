@@ -57,6 +57,26 @@ func (s *API) registerClusters(hapi huma.API) {
 			item.Post.RequestBody.Content = map[string]*huma.MediaType{"application/json": {Schema: registry.Schema(body, true, "")}}
 		}
 	}
+	huma.Register(hapi, huma.Operation{
+		OperationID: "reissue-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/{name}/reissue",
+		Summary: "Re-issue a cluster's identity",
+		Description: "For a member that lost its key, or whose key is no longer trusted: revokes the cluster's NATS identity and member token, " +
+			"and lets the next member that registers under this name with a join token set a new key. The cluster, its spec and placements stay.",
+		Tags: tags, Security: bearer, Metadata: opMeta(api.RoleAdmin, "reissue", "Cluster"),
+		Errors: []int{401, 403, 404, 409, 503},
+	}, func(ctx context.Context, in *struct {
+		Name            string `path:"name" maxLength:"253"`
+		ResourceVersion string `query:"resourceVersion" doc:"Re-issue only if the cluster is still at this version."`
+	}) (*struct{ Body api.Cluster }, error) {
+		if s.members == nil {
+			return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so it has no members"))
+		}
+		rec, err := s.members.Reissue(ctx, s.actor(ctx), in.Name, in.ResourceVersion)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		return answer[api.Cluster](ctx, rec)
+	})
 }
 
 // liveCluster overlays what this hub's monitor knows now.

@@ -29,7 +29,9 @@ import (
 // (its Cluster, member token and NATS identity are created in one
 // transaction), comes back after a restart with its member token (signing
 // again), and is deregistered by an admin (its identity revoked in the
-// store and on the running NATS server).
+// store and on the running NATS server). An admin may also re-issue a
+// cluster's identity: the next member to join under its name sets a new
+// one.
 type Registrar struct {
 	store         RegistryStore
 	bus           *natsbus.Bus // nil: members cannot join
@@ -119,6 +121,13 @@ func (s *Registrar) Challenge(ctx context.Context, tok *api.Token, req *api.Regi
 	return &api.RegisterChallenge{Nonce: nonce, ExpiresAt: expires}, nil
 }
 
+// takeover marks a refusal that may be an attempt to take over a cluster
+// (a bad proof of the key, or another key than the cluster's): when the
+// cluster exists, the refusal is a Warning event on it.
+type takeover struct{ error }
+
+func (t takeover) Unwrap() error { return t.error }
+
 // Register admits a member that tok authenticated (Authenticate): with a
 // join token the first time (creating its Cluster and member token), with
 // its member token afterwards. Either way the request must carry a
@@ -140,6 +149,10 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 		if code != api.CodeUnavailable {
 			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
 		}
+		var t takeover
+		if errors.As(err, &t) {
+			s.warnRefused(ctx, who, tok, req, err)
+		}
 		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
 		return err
 	}
@@ -149,17 +162,24 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 	// The proof first, then the nonce: a bad signature does not use up
 	// the real member's nonce.
 	if err := req.Verify(); err != nil {
-		return nil, refuse(api.Errorf(api.CodeForbidden, "%v: the signature is not %s's over the nonce (this member does not hold the key it registers)", err, req.NATSPublicKey))
+		return nil, refuse(takeover{api.Errorf(api.CodeForbidden, "%v: the signature is not %s's over the nonce (this member does not hold the key it registers)", err, req.NATSPublicKey)})
 	}
 	if err := s.store.TakeRegisterNonce(ctx, tokens.Hash(req.Nonce), tok.Metadata.UID, req.Name, s.now()); err != nil {
 		if api.ErrorCode(err) == api.CodeNotFound {
-			err = api.Errorf(api.CodeUnauthorized, "the nonce is unknown, used, expired, or was issued for another token or cluster: ask for a new one (POST /api/v1/clusters/register/challenge) right before registering")
+			err = takeover{api.Errorf(api.CodeUnauthorized, "the nonce is unknown, used, expired, or was issued for another token or cluster: ask for a new one (POST /api/v1/clusters/register/challenge) right before registering")}
 		}
 		return nil, refuse(err)
 	}
+	revoked, err := s.store.NATSRevocations(ctx)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	if _, ok := revoked[req.NATSPublicKey]; ok {
+		return nil, refuse(takeover{api.Errorf(api.CodeConflict, "NATS key %s was revoked (its cluster was deregistered or its identity re-issued): register with a new key", req.NATSPublicKey)})
+	}
 	var resp api.RegisterResponse
 	var cluster *pgstore.Record
-	err := s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+	err = s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
 		var err error
 		switch tok.Spec.TypeOrDefault() {
 		case api.TokenJoin:
@@ -186,6 +206,24 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 	s.monitor.Add(req.Name)
 	s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
 	return &resp, nil
+}
+
+// warnRefused writes a refused registration of an existing cluster as a
+// Warning event on it (the audit row is written too, by the caller). A
+// registration of a cluster that does not exist has nothing to take over:
+// the audit row is all.
+func (s *Registrar) warnRefused(ctx context.Context, who pgstore.Actor, tok *api.Token, req *api.RegisterRequest, cause error) {
+	err := s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+		cluster, err := tx.Get(ctx, "Cluster", req.Name)
+		if err != nil {
+			return err
+		}
+		return events.Record(ctx, tx, s.now(), api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventWarning, "RegistrationRefused",
+			fmt.Sprintf("a registration with %s token %s and NATS key %s was refused: %v", tok.Spec.TypeOrDefault(), tok.Metadata.Name, req.NATSPublicKey, cause), "hub/register")
+	})
+	if err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		s.log.WarnContext(ctx, "recording a refused registration as an event failed", "cluster", req.Name, "err", err)
+	}
 }
 
 // registrationToken authenticates a registration: a join or member token.
@@ -221,7 +259,8 @@ func (s *Registrar) registrationToken(ctx context.Context, header string) (*api.
 func MemberTokenName(cluster string) string { return "member-" + cluster }
 
 // join registers with a join token: the cluster must be new, or be this
-// same member (same key, which it proved it holds) retrying.
+// same member (same key, which it proved it holds) retrying, or have had
+// its identity re-issued by an admin.
 func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
 	if tok.Spec.Region != "" && tok.Spec.Region != req.Region {
 		return nil, "", api.Errorf(api.CodeForbidden, "this join token is for region %s, not %s", tok.Spec.Region, req.Region)
@@ -248,14 +287,21 @@ func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, re
 	case err == nil:
 		var st api.ClusterStatus
 		_ = json.Unmarshal(cluster.Status, &st)
-		if st.Identity != req.NATSPublicKey {
-			return nil, "", api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity; deregister it first ('atoll cluster deregister %s')", req.Name, req.Name)
+		reissued := st.Identity == ""
+		if !reissued && st.Identity != req.NATSPublicKey {
+			return nil, "", takeover{api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity: only its member can register it again; if that member lost its key, an admin re-issues the identity first ('atoll cluster reissue %s')", req.Name, req.Name)}
 		}
 		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(req.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return nil, "", err
 		}
-		if cluster, err = s.updateRegistration(ctx, tx, req); err != nil {
+		if cluster, err = s.updateRegistration(ctx, tx, req, reissued); err != nil {
 			return nil, "", err
+		}
+		if reissued {
+			if err := events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventNormal, "ClusterRegistered",
+				fmt.Sprintf("registered again after its identity was re-issued, in region %s with join token %s and NATS key %s", req.Region, tok.Metadata.Name, req.NATSPublicKey), "hub/register"); err != nil {
+				return nil, "", err
+			}
 		}
 	case api.ErrorCode(err) == api.CodeNotFound:
 		st := api.ClusterStatus{Health: api.HealthUnknown, Identity: req.NATSPublicKey, RegisteredAt: &now,
@@ -296,19 +342,24 @@ func (s *Registrar) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, 
 	var st api.ClusterStatus
 	_ = json.Unmarshal(cluster.Status, &st)
 	if st.Identity != req.NATSPublicKey {
-		return nil, api.Errorf(api.CodeConflict, "cluster %q is registered with another NATS identity", req.Name)
+		return nil, takeover{api.Errorf(api.CodeConflict, "cluster %q is registered with another NATS identity", req.Name)}
 	}
-	return s.updateRegistration(ctx, tx, req)
+	return s.updateRegistration(ctx, tx, req, false)
 }
 
 // updateRegistration refreshes what the member reports about itself: its
-// topology labels and versions.
-func (s *Registrar) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest) (*pgstore.Record, error) {
+// topology labels and versions; with identity, also its NATS key and the
+// time it registered (after a re-issue).
+func (s *Registrar) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest, identity bool) (*pgstore.Record, error) {
 	return tx.Mutate(ctx, "register", "Cluster", req.Name, func(cur *pgstore.Record) error {
 		cur.Meta.Labels = clusterLabels(cur.Meta.Labels, req)
 		var st api.ClusterStatus
 		_ = json.Unmarshal(cur.Status, &st)
 		st.MemberVersion, st.ProtocolVersion = req.MemberVersion, req.ProtocolVersion
+		if identity {
+			now := s.now().UTC().Truncate(time.Millisecond)
+			st.Identity, st.RegisteredAt = req.NATSPublicKey, &now
+		}
 		b, err := json.Marshal(st)
 		cur.Status = b
 		return err
@@ -352,15 +403,7 @@ func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, preco
 		if err := pgstore.CheckVersion(cur, precondition); err != nil {
 			return err
 		}
-		var st api.ClusterStatus
-		_ = json.Unmarshal(cur.Status, &st)
-		identity = st.Identity
-		if identity != "" {
-			if err := tx.RevokeNATSUser(ctx, identity, name, now); err != nil {
-				return err
-			}
-		}
-		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		if identity, err = revokeIdentity(ctx, tx, cur, now); err != nil {
 			return err
 		}
 		// Deregistration is final: finalizers do not hold it (the member's
@@ -383,19 +426,89 @@ func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, preco
 		return nil, err
 	}
 	s.monitor.Forget(name)
-	if identity != "" && s.bus != nil {
-		// Push every revocation the store holds, not only this one: other
-		// hubs revoked members too, and the account JWT pushed here
-		// replaces theirs.
-		revoked, err := s.store.NATSRevocations(ctx)
-		if err == nil {
-			err = s.bus.RevokeAll(revoked)
-		}
+	s.pushRevocations(ctx, name, identity)
+	return last, nil
+}
+
+// Reissue clears a cluster's identity, for a member that lost its key (its
+// data folder) or whose key is no longer trusted: its NATS identity is
+// revoked and its member token deleted, and the next member to register
+// under its name with a join token sets a new key. The cluster stays, with
+// its spec and placements; until a member registers again it is silent,
+// and becomes Unreachable as any silent cluster does.
+func (s *Registrar) Reissue(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+	var last *pgstore.Record
+	var identity string
+	now := s.now().UTC()
+	err := s.store.InTx(ctx, a, func(tx *pgstore.Tx) error {
+		cur, err := tx.Get(ctx, "Cluster", name)
 		if err != nil {
-			s.log.ErrorContext(ctx, "revoking a deregistered member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
+			return err
+		}
+		if err := pgstore.CheckVersion(cur, precondition); err != nil {
+			return err
+		}
+		if cur.Meta.DeletionTimestamp != nil {
+			return api.Errorf(api.CodeConflict, "cluster %s is being deregistered", name)
+		}
+		if identity, err = revokeIdentity(ctx, tx, cur, now); err != nil {
+			return err
+		}
+		last, err = tx.Mutate(ctx, "reissue", "Cluster", name, func(c *pgstore.Record) error {
+			var st api.ClusterStatus
+			_ = json.Unmarshal(c.Status, &st)
+			st.Identity = ""
+			b, err := json.Marshal(st)
+			c.Status = b
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("identity re-issued by %s: the next member to register with a join token sets a new NATS key", a.Name)
+		if identity != "" {
+			msg = fmt.Sprintf("identity re-issued by %s: NATS key %s and the member token are revoked; the next member to register with a join token sets a new key", a.Name, identity)
+		}
+		return events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "IdentityReissued", msg, "hub/register")
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pushRevocations(ctx, name, identity)
+	return last, nil
+}
+
+// revokeIdentity revokes a cluster's NATS key (when it has one) and
+// deletes its member token, inside tx; it returns the key.
+func revokeIdentity(ctx context.Context, tx *pgstore.Tx, cluster *pgstore.Record, now time.Time) (string, error) {
+	var st api.ClusterStatus
+	_ = json.Unmarshal(cluster.Status, &st)
+	if st.Identity != "" {
+		if err := tx.RevokeNATSUser(ctx, st.Identity, cluster.Meta.Name, now); err != nil {
+			return "", err
 		}
 	}
-	return last, nil
+	if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(cluster.Meta.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		return "", err
+	}
+	return st.Identity, nil
+}
+
+// pushRevocations makes the running NATS server drop a revoked member.
+func (s *Registrar) pushRevocations(ctx context.Context, name, identity string) {
+	if identity == "" || s.bus == nil {
+		return
+	}
+	// Push every revocation the store holds, not only this one: other
+	// hubs revoked members too, and the account JWT pushed here replaces
+	// theirs.
+	revoked, err := s.store.NATSRevocations(ctx)
+	if err == nil {
+		err = s.bus.RevokeAll(revoked)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "revoking a member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
+	}
 }
 
 // leafURLsFor lists where members connect their leaf node: the configured
