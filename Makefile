@@ -32,5 +32,8 @@ build:
 bench:
 	$(GO) test ./hub -run '^$$' -bench BenchmarkAPI -benchtime 3000x -count 3
 
+# fuzz runs each fuzz target for 60 s (go test takes one -fuzz target at a
+# time); plain `go test` runs their seed corpora.
 fuzz:
-	$(GO) test ./api -run '^$$' -fuzz FuzzDecodeManifests -fuzztime 60s
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeManifests$$' -fuzztime 60s
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzRegisterRequest$$' -fuzztime 60s

@@ -3,8 +3,6 @@ package api
 import (
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nkeys"
 )
 
 // Cluster labels the hub sets from registration.
@@ -118,56 +116,6 @@ func (c *Cluster) Validate() FieldErrors {
 		seen[t.Key+":"+t.Effect] = true
 	}
 	return e.result()
-}
-
-// RegisterRequest is what a member sends to join (with a join token) or to
-// come back after a restart (with its member token).
-type RegisterRequest struct {
-	Name            string            `json:"name" doc:"The cluster's name: a DNS-1123 label."`
-	Region          string            `json:"region" doc:"The cluster's region, e.g. eu-west."`
-	Zone            string            `json:"zone,omitempty"`
-	Provider        string            `json:"provider,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	NATSPublicKey   string            `json:"natsPublicKey" doc:"The member's NATS user public key (U...). Its seed never leaves the member."`
-	MemberVersion   string            `json:"memberVersion,omitempty"`
-	ProtocolVersion int               `json:"protocolVersion"`
-}
-
-// Validate checks a registration.
-func (r *RegisterRequest) Validate() FieldErrors {
-	var e errs
-	if !isDNSLabel(r.Name) {
-		e.addValue("name", r.Name, "must be a DNS-1123 label")
-	}
-	if !isDNSLabel(r.Region) {
-		e.addValue("region", r.Region, "must be a DNS-1123 label")
-	}
-	for _, f := range []struct{ name, v string }{{"zone", r.Zone}, {"provider", r.Provider}} {
-		if err := checkLabelValue(f.v); err != nil {
-			e.addValue(f.name, f.v, "%v", err)
-		}
-	}
-	validateLabels(&e, "labels", r.Labels)
-	for _, k := range []string{LabelRegion, LabelZone, LabelProvider} {
-		if _, ok := r.Labels[k]; ok {
-			e.addValue("labels", k, "%q comes from its own field", k)
-		}
-	}
-	if !nkeys.IsValidPublicUserKey(r.NATSPublicKey) {
-		e.addValue("natsPublicKey", r.NATSPublicKey, "must be a NATS user public key (56 characters starting with U, with a valid checksum)")
-	}
-	return e.result()
-}
-
-// RegisterResponse tells a member who it is and how to reach the hub's
-// NATS.
-type RegisterResponse struct {
-	Cluster           Cluster  `json:"cluster"`
-	MemberToken       string   `json:"memberToken,omitempty" doc:"The member's own API credential; only in the answer to a first registration."`
-	NATSUserJWT       string   `json:"natsUserJwt" doc:"The member's NATS identity, for its key."`
-	LeafURLs          []string `json:"leafUrls" doc:"Hub NATS leafnode URLs to connect to, in order of preference."`
-	HeartbeatInterval Duration `json:"heartbeatInterval"`
-	ProtocolVersion   int      `json:"protocolVersion"`
 }
 
 // Tolerates is Kubernetes' Toleration.ToleratesTaint: an empty effect

@@ -47,11 +47,10 @@ func BenchmarkHeartbeatFleet(b *testing.B) {
 	var fleet []fleetMember
 	for i := range nMembers {
 		kp, _ := nkeys.CreateUser()
-		pub, _ := kp.PublicKey()
 		seed, _ := kp.Seed()
 		name := fmt.Sprintf("m-%03d", i)
 		b.StopTimer()
-		r, resp := e.register(join, api.RegisterRequest{Name: name, Region: fmt.Sprintf("r-%d", i%5), NATSPublicKey: pub})
+		r, resp := e.register(join, kp, api.RegisterRequest{Name: name, Region: fmt.Sprintf("r-%d", i%5)})
 		if r.status != 200 {
 			b.Fatalf("register %s: %d %s", name, r.status, r.body)
 		}

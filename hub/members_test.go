@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -15,14 +16,14 @@ import (
 	"github.com/atollhq/atoll/protocol"
 )
 
-func userKey(t *testing.T) string {
+// newKey is a member's NATS key pair.
+func newKey(t testing.TB) nkeys.KeyPair {
 	t.Helper()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := kp.PublicKey()
-	return pub
+	return kp
 }
 
 // joinToken creates a join token and returns its secret.
@@ -36,11 +37,58 @@ func (e *env) joinToken(name string, spec api.TokenSpec) string {
 	return created.Status.Secret
 }
 
-func (e *env) register(token string, req api.RegisterRequest) (response, api.RegisterResponse) {
+// challenge asks for a registration nonce for name with token.
+func (e *env) challenge(token, name string) (response, api.RegisterChallenge) {
+	e.t.Helper()
+	b, _ := json.Marshal(api.RegisterChallengeRequest{Name: name})
+	r := e.do("POST", "/api/v1/clusters/register/challenge", token, "application/json", b)
+	var ch api.RegisterChallenge
+	if r.status == 200 {
+		if err := json.Unmarshal(r.body, &ch); err != nil || ch.Nonce == "" {
+			e.t.Fatalf("challenge answer without a nonce: %s (%v)", r.body, err)
+		}
+	}
+	return r, ch
+}
+
+// register registers as a member does: a challenge for req.Name with
+// token, then the registration signed by kp. A refused challenge is the
+// answer. req's key defaults to kp's; a nonce or signature already in req
+// is sent as it is.
+func (e *env) register(token string, kp nkeys.KeyPair, req api.RegisterRequest) (response, api.RegisterResponse) {
 	e.t.Helper()
 	if req.ProtocolVersion == 0 {
 		req.ProtocolVersion = protocol.Version
 	}
+	if req.NATSPublicKey == "" {
+		req.NATSPublicKey, _ = kp.PublicKey()
+	}
+	if req.Nonce == "" {
+		r, ch := e.challenge(token, req.Name)
+		if r.status != 200 {
+			return r, api.RegisterResponse{}
+		}
+		req.Nonce = ch.Nonce
+	}
+	if req.Signature == "" {
+		req.Signature = sign(e.t, kp, req)
+	}
+	return e.postRegister(token, req)
+}
+
+// sign is kp's signature of req's proof (whatever key req names).
+func sign(t testing.TB, kp nkeys.KeyPair, req api.RegisterRequest) string {
+	t.Helper()
+	sig, err := kp.Sign(api.RegistrationProof(req.Nonce, req.Name, req.NATSPublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// postRegister sends req to the registration route as it is.
+func (e *env) postRegister(token string, req api.RegisterRequest) (response, api.RegisterResponse) {
+	e.t.Helper()
 	b, _ := json.Marshal(req)
 	r := e.do("POST", "/api/v1/clusters/register", token, "application/json", b)
 	var out api.RegisterResponse
@@ -63,8 +111,9 @@ func TestRegistration(t *testing.T) {
 	if err != nil || jt.Hub != e.url {
 		t.Fatalf("join token must carry the hub's address %s: %+v, %v", e.url, jt, err)
 	}
-	keyA := userKey(t)
-	r, a := e.register(join, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1a", Labels: map[string]string{"tier": "gold"}, NATSPublicKey: keyA})
+	kpA := newKey(t)
+	keyA, _ := kpA.PublicKey()
+	r, a := e.register(join, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1a", Labels: map[string]string{"tier": "gold"}})
 	if r.status != 200 || a.MemberToken == "" || a.NATSUserJWT == "" || len(a.LeafURLs) == 0 || a.HeartbeatInterval == "" {
 		t.Fatalf("first registration: %d %s", r.status, r.body)
 	}
@@ -74,23 +123,24 @@ func TestRegistration(t *testing.T) {
 
 	cases := []struct {
 		name, token string
+		kp          nkeys.KeyPair
 		req         api.RegisterRequest
 		status      int
 		detail      string
 	}{
-		{"no token", "", api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: userKey(t)}, 401, "join token"},
-		{"garbage token", "atollj_nonsense", api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: userKey(t)}, 401, "not valid"},
-		{"API token", adminSecret, api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: userKey(t)}, 401, "cannot register"},
-		{"wrong region", join, api.RegisterRequest{Name: "x", Region: "us-east", NATSPublicKey: userKey(t)}, 403, "region eu-west"},
-		{"name taken by another identity", join, api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: userKey(t)}, 409, "another identity"},
-		{"bad key", join, api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: "not-a-key"}, 422, ""},
-		{"key with a bad checksum", join, api.RegisterRequest{Name: "squat", Region: "eu-west", NATSPublicKey: "U" + strings.Repeat("A", 55)}, 422, ""},
-		{"bad name", join, api.RegisterRequest{Name: "Edge_A", Region: "eu-west", NATSPublicKey: userKey(t)}, 422, ""},
-		{"member token of another cluster", a.MemberToken, api.RegisterRequest{Name: "edge-z", Region: "eu-west", NATSPublicKey: keyA}, 403, "belongs to cluster edge-a"},
-		{"member token with another key", a.MemberToken, api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: userKey(t)}, 409, "another NATS identity"},
+		{"no token", "", newKey(t), api.RegisterRequest{Name: "x", Region: "eu-west"}, 401, "join token"},
+		{"garbage token", "atollj_nonsense", newKey(t), api.RegisterRequest{Name: "x", Region: "eu-west"}, 401, "not valid"},
+		{"API token", adminSecret, newKey(t), api.RegisterRequest{Name: "x", Region: "eu-west"}, 401, "cannot register"},
+		{"wrong region", join, newKey(t), api.RegisterRequest{Name: "x", Region: "us-east"}, 403, "region eu-west"},
+		{"name taken by another identity", join, newKey(t), api.RegisterRequest{Name: "edge-a", Region: "eu-west"}, 409, "another identity"},
+		{"bad key", join, newKey(t), api.RegisterRequest{Name: "x", Region: "eu-west", NATSPublicKey: "not-a-key"}, 422, ""},
+		{"key with a bad checksum", join, newKey(t), api.RegisterRequest{Name: "squat", Region: "eu-west", NATSPublicKey: "U" + strings.Repeat("A", 55)}, 422, ""},
+		{"bad name", join, newKey(t), api.RegisterRequest{Name: "Edge_A", Region: "eu-west"}, 422, ""},
+		{"member token of another cluster", a.MemberToken, kpA, api.RegisterRequest{Name: "edge-z", Region: "eu-west"}, 403, "belongs to cluster edge-a"},
+		{"member token with another key", a.MemberToken, newKey(t), api.RegisterRequest{Name: "edge-a", Region: "eu-west"}, 409, "another NATS identity"},
 	}
 	for _, c := range cases {
-		r, _ := e.register(c.token, c.req)
+		r, _ := e.register(c.token, c.kp, c.req)
 		if r.status != c.status || !strings.Contains(r.problem.Detail, c.detail) {
 			t.Errorf("%s: want %d mentioning %q, got %d %s", c.name, c.status, c.detail, r.status, r.body)
 		}
@@ -99,11 +149,10 @@ func TestRegistration(t *testing.T) {
 		t.Error("a refused registration left a cluster behind")
 	}
 	// None of the refusals spent a use: one registration is left.
-	keyB := userKey(t)
-	if r, _ := e.register(join, api.RegisterRequest{Name: "edge-b", Region: "eu-west", NATSPublicKey: keyB}); r.status != 200 {
+	if r, _ := e.register(join, newKey(t), api.RegisterRequest{Name: "edge-b", Region: "eu-west"}); r.status != 200 {
 		t.Fatalf("second registration: %d %s", r.status, r.body)
 	}
-	if r, _ := e.register(join, api.RegisterRequest{Name: "edge-c", Region: "eu-west", NATSPublicKey: userKey(t)}); r.status != 401 || !strings.Contains(r.problem.Detail, "used up") {
+	if r, _ := e.register(join, newKey(t), api.RegisterRequest{Name: "edge-c", Region: "eu-west"}); r.status != 401 || !strings.Contains(r.problem.Detail, "used up") {
 		t.Errorf("third registration with a 2-use token: want 401 used up, got %d %s", r.status, r.body)
 	}
 	// The join token is no API token.
@@ -111,14 +160,14 @@ func TestRegistration(t *testing.T) {
 		t.Errorf("join token used on the API: want 401, got %d", r.status)
 	}
 	// Coming back with the member token: same cluster, no new token.
-	r, back := e.register(a.MemberToken, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1b", NATSPublicKey: keyA})
+	r, back := e.register(a.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west", Zone: "eu-west-1b"})
 	if r.status != 200 || back.MemberToken != "" || back.Cluster.Metadata.UID != a.Cluster.Metadata.UID || back.Cluster.Metadata.Labels["zone"] != "eu-west-1b" {
 		t.Errorf("re-registration: %d %s", r.status, r.body)
 	}
 	// An expired join token.
 	late := e.joinToken("late", api.TokenSpec{TTL: "1h"})
 	e.clock.Advance(2 * time.Hour)
-	if r, _ := e.register(late, api.RegisterRequest{Name: "edge-d", Region: "eu-west", NATSPublicKey: userKey(t)}); r.status != 401 || !strings.Contains(r.problem.Detail, "expired") {
+	if r, _ := e.register(late, newKey(t), api.RegisterRequest{Name: "edge-d", Region: "eu-west"}); r.status != 401 || !strings.Contains(r.problem.Detail, "expired") {
 		t.Errorf("expired join token: want 401 expired, got %d %s", r.status, r.body)
 	}
 
@@ -151,7 +200,7 @@ func TestRegistration(t *testing.T) {
 	if err := e.admin.Get(ctx, "clusters", "edge-a", &got); err == nil {
 		t.Error("a deregistered cluster is still there")
 	}
-	if r, _ := e.register(a.MemberToken, api.RegisterRequest{Name: "edge-a", Region: "eu-west", NATSPublicKey: keyA}); r.status != 401 {
+	if r, _ := e.register(a.MemberToken, kpA, api.RegisterRequest{Name: "edge-a", Region: "eu-west"}); r.status != 401 {
 		t.Errorf("member token after deregistration: want 401, got %d %s", r.status, r.body)
 	}
 	revoked, err := e.store.NATSRevocations(ctx)

@@ -78,11 +78,22 @@ func writeFile0600(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// publicKey is the member's NATS user public key.
-func (id identity) publicKey() (string, error) {
+// keyPair is the member's NATS user key pair: its public key is the
+// member's identity on the hub, and registering proves the member holds
+// it by signing the hub's nonce.
+func (id identity) keyPair() (nkeys.KeyPair, error) {
 	kp, err := nkeys.FromSeed([]byte(id.NATSSeed))
 	if err != nil {
-		return "", fmt.Errorf("identity: bad NATS seed: %w", err)
+		return nil, fmt.Errorf("identity: bad NATS seed: %w", err)
+	}
+	return kp, nil
+}
+
+// publicKey is the member's NATS user public key.
+func (id identity) publicKey() (string, error) {
+	kp, err := id.keyPair()
+	if err != nil {
+		return "", err
 	}
 	return kp.PublicKey()
 }

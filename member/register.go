@@ -17,18 +17,22 @@ import (
 // token, name taken, deregistered): retrying cannot help.
 var ErrRefused = errors.New("registration refused")
 
-// register calls the hub's registration endpoint with token.
+// register calls the hub's registration endpoints with token: it asks for
+// a challenge, signs it with the member's NATS key and registers (each
+// call, and so each retry, with a fresh nonce).
 func (m *Member) register(ctx context.Context, hub, token string, id identity) (*api.RegisterResponse, error) {
-	pub, err := id.publicKey()
+	kp, err := id.keyPair()
+	if err != nil {
+		return nil, err
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
 	if err != nil {
 		return nil, err
 	}
 	req := api.RegisterRequest{
 		Name: m.cfg.Name, Region: m.cfg.Region, Zone: m.cfg.Zone, Provider: m.cfg.Provider, Labels: m.cfg.Labels,
 		NATSPublicKey: pub, MemberVersion: m.cfg.Version, ProtocolVersion: protocol.Version,
-	}
-	if fe := req.Validate(); fe != nil {
-		return nil, fmt.Errorf("%w: %v", ErrRefused, fe)
 	}
 	if id.CA != "" && !strings.HasPrefix(hub, "https://") {
 		return nil, fmt.Errorf("%w: the hub's CA is pinned, but %s is not an https URL: refusing to send a token in clear", ErrRefused, hub)
@@ -43,10 +47,10 @@ func (m *Member) register(ctx context.Context, hub, token string, id identity) (
 			}
 		}
 	}
-	c := client.New(hub, token, httpClient)
-	var resp api.RegisterResponse
-	if err := c.Create(ctx, "clusters/register", req, &resp); err != nil {
-		if errors.Is(err, client.ErrUntrustedHub) {
+	resp, err := client.New(hub, token, httpClient).Register(ctx, req, kp)
+	if err != nil {
+		var fe api.FieldErrors
+		if errors.As(err, &fe) || errors.Is(err, client.ErrUntrustedHub) {
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		var p *api.Problem
@@ -58,5 +62,5 @@ func (m *Member) register(ctx context.Context, hub, token string, id identity) (
 	if resp.NATSUserJWT == "" || len(resp.LeafURLs) == 0 {
 		return nil, fmt.Errorf("register: the hub's answer lacks NATS credentials or leaf URLs")
 	}
-	return &resp, nil
+	return resp, nil
 }

@@ -28,4 +28,12 @@
 //	   bindings say whether they are exclusive. Drill commands
 //	   (atoll.h.<cluster>.drill) take a member dark or cut it off for a
 //	   while. A version 2 member keeps working but is never fenced.
+//	4: registration (over the hub's HTTP API, with the join or member
+//	   token) proves possession of the member's NATS key: the member asks
+//	   POST /api/v1/clusters/register/challenge for a nonce bound to its
+//	   token and name, and registers with the nonce and its signature of
+//	   api.RegistrationProof. The hub refuses registrations without them,
+//	   so a version 3 member keeps heartbeating but must be upgraded
+//	   before it registers again (at its next start). NATS messages are
+//	   unchanged.
 package protocol

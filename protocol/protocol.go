@@ -8,7 +8,13 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 3
+const Version = 4
+
+// RegistrationProofSince is the first version whose members prove, when
+// they register, that they hold their NATS key (they sign a nonce the hub
+// issued): a hub refuses registrations without that proof, so a member
+// of an older version keeps running but cannot register again.
+const RegistrationProofSince = 4
 
 // MaxFenceAfter is the longest fence a member may have: a hub that has
 // not heard a member since it started waits this long (plus its margin)

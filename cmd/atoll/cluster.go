@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -124,7 +126,26 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(cordon, uncordon, drain, taint, deregister)
+	reissue := &cobra.Command{
+		Use:   "reissue NAME",
+		Short: "Re-issue a cluster's identity: revoke its NATS key and member token, and let the next member that joins under its name with a join token set a new key (admin)",
+		Long: "For a member that lost its data folder (and so its key), or whose key is no longer trusted. " +
+			"The cluster, its spec and its placements stay; until a member joins again it is silent. " +
+			"Without a re-issue, a join under a registered name with another key is refused.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Raw(cmd.Context(), http.MethodPost, "/api/v1/clusters/"+url.PathEscape(args[0])+"/reissue", nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s identity re-issued: the next member to join as %s with a join token sets its key\n", args[0], args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(cordon, uncordon, drain, taint, deregister, reissue)
 	return cmd
 }
 

@@ -75,9 +75,14 @@ type Health interface {
 }
 
 // Members is registration as the API serves it (*members.Registrar has
-// it). Errors are domain errors (package api).
+// it). Authenticate checks a registration's token before its body is
+// read; Challenge and Register take the token it returned. Errors are
+// domain errors (package api).
 type Members interface {
-	Register(ctx context.Context, authorization, host string, req *api.RegisterRequest) (*api.RegisterResponse, error)
+	Authenticate(ctx context.Context, authorization string) (*api.Token, error)
+	Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error)
+	Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error)
+	Reissue(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 	Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 }
 

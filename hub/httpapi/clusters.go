@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -23,14 +24,59 @@ func (s *API) registerClusters(hapi huma.API) {
 		},
 		decorate: s.liveCluster,
 	})
+	tags := []string{"Clusters"}
+	huma.Register(hapi, huma.Operation{
+		OperationID: "register-cluster-challenge", Method: http.MethodPost, Path: "/api/v1/clusters/register/challenge",
+		Summary: "Ask for a registration nonce",
+		Description: "The first step of registering: with the token the registration will use, for the cluster it names. " +
+			"The nonce is good once, for that token and name, until expiresAt. JSON only; the token is checked before the body is read.",
+		Tags: tags, Security: bearer, MaxBodyBytes: 4 << 10,
+		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
+		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
+		Errors:      []int{400, 401, 403, 413, 415, 422, 503},
+	}, s.registerChallenge)
 	huma.Register(hapi, huma.Operation{
 		OperationID: "register-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/register",
-		Summary:     "Register a member cluster",
-		Description: "A member joins with a join token (Authorization: Bearer atollj_...) or, after a restart, comes back with its member token. The answer carries its NATS identity and where to connect.",
-		Tags:        []string{"Clusters"}, Security: bearer, MaxBodyBytes: 64 << 10,
-		Metadata: map[string]any{"verb": "register", "kind": "Cluster"},
-		Errors:   []int{400, 401, 403, 409, 413, 415, 422, 503},
+		Summary: "Register a member cluster",
+		Description: "A member joins with a join token (Authorization: Bearer atollj_...) or, after a restart, comes back with its member token. " +
+			"Either way it sends a nonce from the challenge route and its signature with the NATS key it registers. " +
+			"The answer carries its NATS identity and where to connect. JSON only; the token is checked before the body is read.",
+		Tags: tags, Security: bearer, MaxBodyBytes: api.MaxRegisterBody,
+		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
+		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
+		Errors:      []int{400, 401, 403, 409, 413, 415, 422, 503},
 	}, s.register)
+	// The bodies are read raw (and decoded after the token check); the
+	// document still shows their schemas.
+	registry := hapi.OpenAPI().Components.Schemas
+	for path, body := range map[string]reflect.Type{
+		"/api/v1/clusters/register/challenge": reflect.TypeFor[api.RegisterChallengeRequest](),
+		"/api/v1/clusters/register":           reflect.TypeFor[api.RegisterRequest](),
+	} {
+		if item := hapi.OpenAPI().Paths[path]; item != nil && item.Post != nil && item.Post.RequestBody != nil {
+			item.Post.RequestBody.Content = map[string]*huma.MediaType{"application/json": {Schema: registry.Schema(body, true, "")}}
+		}
+	}
+	huma.Register(hapi, huma.Operation{
+		OperationID: "reissue-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/{name}/reissue",
+		Summary: "Re-issue a cluster's identity",
+		Description: "For a member that lost its key, or whose key is no longer trusted: revokes the cluster's NATS identity and member token, " +
+			"and lets the next member that registers under this name with a join token set a new key. The cluster, its spec and placements stay.",
+		Tags: tags, Security: bearer, Metadata: opMeta(api.RoleAdmin, "reissue", "Cluster"),
+		Errors: []int{401, 403, 404, 409, 503},
+	}, func(ctx context.Context, in *struct {
+		Name            string `path:"name" maxLength:"253"`
+		ResourceVersion string `query:"resourceVersion" doc:"Re-issue only if the cluster is still at this version."`
+	}) (*struct{ Body api.Cluster }, error) {
+		if s.members == nil {
+			return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so it has no members"))
+		}
+		rec, err := s.members.Reissue(ctx, s.actor(ctx), in.Name, in.ResourceVersion)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		return answer[api.Cluster](ctx, rec)
+	})
 }
 
 // liveCluster overlays what this hub's monitor knows now.
@@ -56,15 +102,67 @@ func (s *API) liveCluster(c *api.Cluster) {
 	}
 }
 
-type registerInput struct {
-	Authorization string `header:"Authorization"`
-	Body          api.RegisterRequest
+// registrantKey holds the token registrationAuth authenticated.
+type registrantKey struct{}
+
+// registrationAuth checks a registration's token (join or member) before
+// huma reads the body: an anonymous request costs no parsing at all.
+func (s *API) registrationAuth(hapi huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		if s.members == nil {
+			writeErr(hapi, ctx, toProblem(ctx.Context(), api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")))
+			return
+		}
+		tok, err := s.members.Authenticate(ctx.Context(), ctx.Header("Authorization"))
+		if err != nil {
+			if api.ErrorCode(err) == api.CodeUnauthorized {
+				ctx.SetHeader("WWW-Authenticate", `Bearer realm="atoll"`)
+			}
+			writeErr(hapi, ctx, toProblem(ctx.Context(), err))
+			return
+		}
+		next(huma.WithValue(ctx, registrantKey{}, tok))
+	}
+}
+
+// registrationBody is a registration route's input: the body as bytes,
+// decoded by the handler (JSON only).
+type registrationBody struct {
+	ContentType string `header:"Content-Type"`
+	RawBody     []byte
+}
+
+// decode checks the media type and decodes the body with dec.
+func decodeRegistration[T any](ctx context.Context, in *registrationBody, dec func([]byte) (*T, error)) (*T, *api.Token, error) {
+	tok, _ := ctx.Value(registrantKey{}).(*api.Token)
+	if tok == nil {
+		return nil, nil, api.Errorf(api.CodeUnauthorized, "registration needs a join token: send 'Authorization: Bearer atollj_...'")
+	}
+	if mt := mediaType(in.ContentType); mt != "" && mt != "application/json" {
+		return nil, nil, api.Errorf(api.CodeUnsupportedMediaType, "registration takes application/json only, not %s", mt)
+	}
+	v, err := dec(in.RawBody)
+	return v, tok, err
+}
+
+// registerChallenge issues a registration nonce.
+func (s *API) registerChallenge(ctx context.Context, in *registrationBody) (*struct{ Body api.RegisterChallenge }, error) {
+	req, tok, err := decodeRegistration(ctx, in, api.DecodeRegisterChallengeRequest)
+	if err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	ch, err := s.members.Challenge(ctx, tok, req)
+	if err != nil {
+		return nil, toProblem(ctx, err)
+	}
+	return &struct{ Body api.RegisterChallenge }{Body: *ch}, nil
 }
 
 // register admits a member (package members decides and writes).
-func (s *API) register(ctx context.Context, in *registerInput) (*struct{ Body api.RegisterResponse }, error) {
-	if s.members == nil {
-		return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it"))
+func (s *API) register(ctx context.Context, in *registrationBody) (*struct{ Body api.RegisterResponse }, error) {
+	req, tok, err := decodeRegistration(ctx, in, api.DecodeRegisterRequest)
+	if err != nil {
+		return nil, toProblem(ctx, err)
 	}
 	host := ""
 	if base, _ := ctx.Value(baseURLKey{}).(string); base != "" {
@@ -72,7 +170,7 @@ func (s *API) register(ctx context.Context, in *registerInput) (*struct{ Body ap
 			host = u.Hostname()
 		}
 	}
-	resp, err := s.members.Register(ctx, in.Authorization, host, &in.Body)
+	resp, err := s.members.Register(ctx, tok, host, req)
 	if err != nil {
 		return nil, toProblem(ctx, err)
 	}

@@ -2,6 +2,8 @@ package members
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,11 +24,14 @@ import (
 	"github.com/atollhq/atoll/telemetry"
 )
 
-// Registrar admits member clusters and removes them: a member joins with a
-// join token (its Cluster, member token and NATS identity are created in
-// one transaction), comes back after a restart with its member token, and
-// is deregistered by an admin (its identity revoked in the store and on the
-// running NATS server).
+// Registrar admits member clusters and removes them: a member asks for a
+// challenge and joins with a join token and its signature of the nonce
+// (its Cluster, member token and NATS identity are created in one
+// transaction), comes back after a restart with its member token (signing
+// again), and is deregistered by an admin (its identity revoked in the
+// store and on the running NATS server). An admin may also re-issue a
+// cluster's identity: the next member to join under its name sets a new
+// one.
 type Registrar struct {
 	store         RegistryStore
 	bus           *natsbus.Bus // nil: members cannot join
@@ -44,7 +49,19 @@ type RegistryStore interface {
 	TokenByHash(ctx context.Context, hash []byte) (*pgstore.Record, error)
 	AuditRefusal(ctx context.Context, actor pgstore.Actor, verb, kind, name, result, detail string)
 	NATSRevocations(ctx context.Context) (map[string]time.Time, error)
+	PutRegisterNonce(ctx context.Context, n pgstore.RegisterNonce, keep int) error
+	TakeRegisterNonce(ctx context.Context, hash []byte, tokenUID, cluster string, now time.Time) error
 }
+
+// ChallengeTTL is how long a registration nonce may be used: a member
+// asks for it right before registering. Hubs behind one load balancer
+// compare it with their own clocks, so it leaves room for some skew.
+const ChallengeTTL = 2 * time.Minute
+
+// ChallengesPerToken is how many unused nonces one token may have (the
+// newest): a member needs one at a time, but a fleet may join at once
+// with one join token.
+const ChallengesPerToken = 256
 
 // NewRegistrar makes a registrar. leafURLs are the NATS leafnode URLs
 // members connect to (empty: the hub's leafnode port on the host each
@@ -61,26 +78,80 @@ func NewRegistrar(store RegistryStore, bus *natsbus.Bus, monitor *Monitor, log *
 	return r
 }
 
-// register admits a member: with a join token the first time (creating
-// its Cluster and member token), with its member token afterwards.
-// authorization is the request's Authorization header; host is the host
-// name the request came in on (members connect their leaf node there when
-// no leaf URL is configured). Errors are domain errors (package api).
-func (s *Registrar) Register(ctx context.Context, authorization, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+// Authenticate checks the token of a registration or of its challenge (a
+// join or member token), before anything of the request's body is read.
+// authorization is the request's Authorization header. Anonymous knocking
+// is counted, not audited.
+func (s *Registrar) Authenticate(ctx context.Context, authorization string) (*api.Token, error) {
 	if s.bus == nil {
 		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
 	}
-	who := pgstore.Actor{Name: "register:" + req.Name, RequestID: telemetry.RequestIDFrom(ctx)}
+	tok, err := s.registrationToken(ctx, authorization)
+	if err != nil {
+		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", api.ErrorCode(err))))
+		return nil, err
+	}
+	return tok, nil
+}
+
+// Challenge issues a registration nonce to tok for the cluster req names.
+func (s *Registrar) Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error) {
+	if fe := req.Validate(); fe != nil {
+		return nil, fe
+	}
+	switch tok.Spec.TypeOrDefault() {
+	case api.TokenMember:
+		if tok.Spec.Cluster != req.Name {
+			return nil, api.Errorf(api.CodeForbidden, "this member token belongs to cluster %s, not %s", tok.Spec.Cluster, req.Name)
+		}
+	case api.TokenJoin:
+		if tok.Spec.Uses > 0 && tok.Status.Used >= tok.Spec.Uses {
+			return nil, api.Errorf(api.CodeUnauthorized, "the join token is used up (%d of %d registrations)", tok.Status.Used, tok.Spec.Uses)
+		}
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	nonce := base64.RawURLEncoding.EncodeToString(b[:])
+	now := s.now().UTC()
+	expires := now.Add(ChallengeTTL).Truncate(time.Millisecond)
+	if err := s.store.PutRegisterNonce(ctx, pgstore.RegisterNonce{Hash: tokens.Hash(nonce), TokenUID: tok.Metadata.UID, Cluster: req.Name,
+		Created: now, Expires: expires}, ChallengesPerToken); err != nil {
+		return nil, err
+	}
+	return &api.RegisterChallenge{Nonce: nonce, ExpiresAt: expires}, nil
+}
+
+// takeover marks a refusal that may be an attempt to take over a cluster
+// (a bad proof of the key, or another key than the cluster's): when the
+// cluster exists, the refusal is a Warning event on it.
+type takeover struct{ error }
+
+func (t takeover) Unwrap() error { return t.error }
+
+// Register admits a member that tok authenticated (Authenticate): with a
+// join token the first time (creating its Cluster and member token), with
+// its member token afterwards. Either way the request must carry a
+// nonce issued to tok for this name and the signature of it by the NATS
+// key registered. host is the host name the request came in on (members
+// connect their leaf node there when no leaf URL is configured). Errors
+// are domain errors (package api).
+func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+	if s.bus == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")
+	}
+	who := pgstore.Actor{Name: tok.Spec.TypeOrDefault() + ":" + tok.Metadata.Name, RequestID: telemetry.RequestIDFrom(ctx)}
 	refuse := func(err error) error {
 		code := api.ErrorCode(err)
 		var fe api.FieldErrors
 		if errors.As(err, &fe) {
 			code = api.CodeInvalid
 		}
-		// Anonymous knocking (no valid token) is counted, not written to
-		// the database on every request.
-		if code != api.CodeUnavailable && code != api.CodeUnauthorized {
+		if code != api.CodeUnavailable {
 			s.store.AuditRefusal(ctx, who, "register", "Cluster", req.Name, code, err.Error())
+		}
+		var t takeover
+		if errors.As(err, &t) {
+			s.warnRefused(ctx, who, tok, req, err)
 		}
 		s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", code)))
 		return err
@@ -88,11 +159,24 @@ func (s *Registrar) Register(ctx context.Context, authorization, host string, re
 	if fe := req.Validate(); fe != nil {
 		return nil, refuse(fe)
 	}
-	tok, err := s.registrationToken(ctx, authorization)
+	// The proof first, then the nonce: a bad signature does not use up
+	// the real member's nonce.
+	if err := req.Verify(); err != nil {
+		return nil, refuse(takeover{api.Errorf(api.CodeForbidden, "%v: the signature is not %s's over the nonce (this member does not hold the key it registers)", err, req.NATSPublicKey)})
+	}
+	if err := s.store.TakeRegisterNonce(ctx, tokens.Hash(req.Nonce), tok.Metadata.UID, req.Name, s.now()); err != nil {
+		if api.ErrorCode(err) == api.CodeNotFound {
+			err = takeover{api.Errorf(api.CodeUnauthorized, "the nonce is unknown, used, expired, or was issued for another token or cluster: ask for a new one (POST /api/v1/clusters/register/challenge) right before registering")}
+		}
+		return nil, refuse(err)
+	}
+	revoked, err := s.store.NATSRevocations(ctx)
 	if err != nil {
 		return nil, refuse(err)
 	}
-	who.Name = tok.Spec.TypeOrDefault() + ":" + tok.Metadata.Name
+	if _, ok := revoked[req.NATSPublicKey]; ok {
+		return nil, refuse(takeover{api.Errorf(api.CodeConflict, "NATS key %s was revoked (its cluster was deregistered or its identity re-issued): register with a new key", req.NATSPublicKey)})
+	}
 	var resp api.RegisterResponse
 	var cluster *pgstore.Record
 	err = s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
@@ -122,6 +206,24 @@ func (s *Registrar) Register(ctx context.Context, authorization, host string, re
 	s.monitor.Add(req.Name)
 	s.registrations.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
 	return &resp, nil
+}
+
+// warnRefused writes a refused registration of an existing cluster as a
+// Warning event on it (the audit row is written too, by the caller). A
+// registration of a cluster that does not exist has nothing to take over:
+// the audit row is all.
+func (s *Registrar) warnRefused(ctx context.Context, who pgstore.Actor, tok *api.Token, req *api.RegisterRequest, cause error) {
+	err := s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+		cluster, err := tx.Get(ctx, "Cluster", req.Name)
+		if err != nil {
+			return err
+		}
+		return events.Record(ctx, tx, s.now(), api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventWarning, "RegistrationRefused",
+			fmt.Sprintf("a registration with %s token %s and NATS key %s was refused: %v", tok.Spec.TypeOrDefault(), tok.Metadata.Name, req.NATSPublicKey, cause), "hub/register")
+	})
+	if err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		s.log.WarnContext(ctx, "recording a refused registration as an event failed", "cluster", req.Name, "err", err)
+	}
 }
 
 // registrationToken authenticates a registration: a join or member token.
@@ -157,7 +259,8 @@ func (s *Registrar) registrationToken(ctx context.Context, header string) (*api.
 func MemberTokenName(cluster string) string { return "member-" + cluster }
 
 // join registers with a join token: the cluster must be new, or be this
-// same member (same key) retrying.
+// same member (same key, which it proved it holds) retrying, or have had
+// its identity re-issued by an admin.
 func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, req *api.RegisterRequest) (*pgstore.Record, string, error) {
 	if tok.Spec.Region != "" && tok.Spec.Region != req.Region {
 		return nil, "", api.Errorf(api.CodeForbidden, "this join token is for region %s, not %s", tok.Spec.Region, req.Region)
@@ -184,14 +287,21 @@ func (s *Registrar) join(ctx context.Context, tx *pgstore.Tx, tok *api.Token, re
 	case err == nil:
 		var st api.ClusterStatus
 		_ = json.Unmarshal(cluster.Status, &st)
-		if st.Identity != req.NATSPublicKey {
-			return nil, "", api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity; deregister it first ('atoll cluster deregister %s')", req.Name, req.Name)
+		reissued := st.Identity == ""
+		if !reissued && st.Identity != req.NATSPublicKey {
+			return nil, "", takeover{api.Errorf(api.CodeConflict, "cluster %q is already registered with another identity: only its member can register it again; if that member lost its key, an admin re-issues the identity first ('atoll cluster reissue %s')", req.Name, req.Name)}
 		}
 		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(req.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			return nil, "", err
 		}
-		if cluster, err = s.updateRegistration(ctx, tx, req); err != nil {
+		if cluster, err = s.updateRegistration(ctx, tx, req, reissued); err != nil {
 			return nil, "", err
+		}
+		if reissued {
+			if err := events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: req.Name, UID: cluster.Meta.UID}, api.EventNormal, "ClusterRegistered",
+				fmt.Sprintf("registered again after its identity was re-issued, in region %s with join token %s and NATS key %s", req.Region, tok.Metadata.Name, req.NATSPublicKey), "hub/register"); err != nil {
+				return nil, "", err
+			}
 		}
 	case api.ErrorCode(err) == api.CodeNotFound:
 		st := api.ClusterStatus{Health: api.HealthUnknown, Identity: req.NATSPublicKey, RegisteredAt: &now,
@@ -232,19 +342,24 @@ func (s *Registrar) rejoin(ctx context.Context, tx *pgstore.Tx, tok *api.Token, 
 	var st api.ClusterStatus
 	_ = json.Unmarshal(cluster.Status, &st)
 	if st.Identity != req.NATSPublicKey {
-		return nil, api.Errorf(api.CodeConflict, "cluster %q is registered with another NATS identity", req.Name)
+		return nil, takeover{api.Errorf(api.CodeConflict, "cluster %q is registered with another NATS identity", req.Name)}
 	}
-	return s.updateRegistration(ctx, tx, req)
+	return s.updateRegistration(ctx, tx, req, false)
 }
 
 // updateRegistration refreshes what the member reports about itself: its
-// topology labels and versions.
-func (s *Registrar) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest) (*pgstore.Record, error) {
+// topology labels and versions; with identity, also its NATS key and the
+// time it registered (after a re-issue).
+func (s *Registrar) updateRegistration(ctx context.Context, tx *pgstore.Tx, req *api.RegisterRequest, identity bool) (*pgstore.Record, error) {
 	return tx.Mutate(ctx, "register", "Cluster", req.Name, func(cur *pgstore.Record) error {
 		cur.Meta.Labels = clusterLabels(cur.Meta.Labels, req)
 		var st api.ClusterStatus
 		_ = json.Unmarshal(cur.Status, &st)
 		st.MemberVersion, st.ProtocolVersion = req.MemberVersion, req.ProtocolVersion
+		if identity {
+			now := s.now().UTC().Truncate(time.Millisecond)
+			st.Identity, st.RegisteredAt = req.NATSPublicKey, &now
+		}
 		b, err := json.Marshal(st)
 		cur.Status = b
 		return err
@@ -288,15 +403,7 @@ func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, preco
 		if err := pgstore.CheckVersion(cur, precondition); err != nil {
 			return err
 		}
-		var st api.ClusterStatus
-		_ = json.Unmarshal(cur.Status, &st)
-		identity = st.Identity
-		if identity != "" {
-			if err := tx.RevokeNATSUser(ctx, identity, name, now); err != nil {
-				return err
-			}
-		}
-		if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		if identity, err = revokeIdentity(ctx, tx, cur, now); err != nil {
 			return err
 		}
 		// Deregistration is final: finalizers do not hold it (the member's
@@ -319,19 +426,89 @@ func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, preco
 		return nil, err
 	}
 	s.monitor.Forget(name)
-	if identity != "" && s.bus != nil {
-		// Push every revocation the store holds, not only this one: other
-		// hubs revoked members too, and the account JWT pushed here
-		// replaces theirs.
-		revoked, err := s.store.NATSRevocations(ctx)
-		if err == nil {
-			err = s.bus.RevokeAll(revoked)
-		}
+	s.pushRevocations(ctx, name, identity)
+	return last, nil
+}
+
+// Reissue clears a cluster's identity, for a member that lost its key (its
+// data folder) or whose key is no longer trusted: its NATS identity is
+// revoked and its member token deleted, and the next member to register
+// under its name with a join token sets a new key. The cluster stays, with
+// its spec and placements; until a member registers again it is silent,
+// and becomes Unreachable as any silent cluster does.
+func (s *Registrar) Reissue(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+	var last *pgstore.Record
+	var identity string
+	now := s.now().UTC()
+	err := s.store.InTx(ctx, a, func(tx *pgstore.Tx) error {
+		cur, err := tx.Get(ctx, "Cluster", name)
 		if err != nil {
-			s.log.ErrorContext(ctx, "revoking a deregistered member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
+			return err
+		}
+		if err := pgstore.CheckVersion(cur, precondition); err != nil {
+			return err
+		}
+		if cur.Meta.DeletionTimestamp != nil {
+			return api.Errorf(api.CodeConflict, "cluster %s is being deregistered", name)
+		}
+		if identity, err = revokeIdentity(ctx, tx, cur, now); err != nil {
+			return err
+		}
+		last, err = tx.Mutate(ctx, "reissue", "Cluster", name, func(c *pgstore.Record) error {
+			var st api.ClusterStatus
+			_ = json.Unmarshal(c.Status, &st)
+			st.Identity = ""
+			b, err := json.Marshal(st)
+			c.Status = b
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("identity re-issued by %s: the next member to register with a join token sets a new NATS key", a.Name)
+		if identity != "" {
+			msg = fmt.Sprintf("identity re-issued by %s: NATS key %s and the member token are revoked; the next member to register with a join token sets a new key", a.Name, identity)
+		}
+		return events.Record(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: name, UID: cur.Meta.UID}, api.EventNormal, "IdentityReissued", msg, "hub/register")
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pushRevocations(ctx, name, identity)
+	return last, nil
+}
+
+// revokeIdentity revokes a cluster's NATS key (when it has one) and
+// deletes its member token, inside tx; it returns the key.
+func revokeIdentity(ctx context.Context, tx *pgstore.Tx, cluster *pgstore.Record, now time.Time) (string, error) {
+	var st api.ClusterStatus
+	_ = json.Unmarshal(cluster.Status, &st)
+	if st.Identity != "" {
+		if err := tx.RevokeNATSUser(ctx, st.Identity, cluster.Meta.Name, now); err != nil {
+			return "", err
 		}
 	}
-	return last, nil
+	if _, _, err := tx.Delete(ctx, "Token", MemberTokenName(cluster.Meta.Name), ""); err != nil && api.ErrorCode(err) != api.CodeNotFound {
+		return "", err
+	}
+	return st.Identity, nil
+}
+
+// pushRevocations makes the running NATS server drop a revoked member.
+func (s *Registrar) pushRevocations(ctx context.Context, name, identity string) {
+	if identity == "" || s.bus == nil {
+		return
+	}
+	// Push every revocation the store holds, not only this one: other
+	// hubs revoked members too, and the account JWT pushed here replaces
+	// theirs.
+	revoked, err := s.store.NATSRevocations(ctx)
+	if err == nil {
+		err = s.bus.RevokeAll(revoked)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "revoking a member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)
+	}
 }
 
 // leafURLsFor lists where members connect their leaf node: the configured
