@@ -31,6 +31,17 @@ const ExclusiveSince = 3
 // version behind, so members can be upgraded after hubs.
 const MinVersion = Version - 1
 
+// SpokenWith is the version the hub speaks to a member that heartbeats
+// with peer: the member's own when it is older (it refuses newer
+// messages; it ignores fields it does not know), else Version (peer 0:
+// not heard yet).
+func SpokenWith(peer int) int {
+	if peer >= MinVersion && peer < Version {
+		return peer
+	}
+	return Version
+}
+
 // Subject prefixes.
 const (
 	memberPrefix = "atoll.m."

@@ -79,3 +79,12 @@ func TestDecodeDesired(t *testing.T) {
 		t.Errorf("garbage: want ErrMalformed, got %v", err)
 	}
 }
+
+func TestSpokenWith(t *testing.T) {
+	t.Parallel()
+	for peer, want := range map[int]int{0: Version, MinVersion - 1: Version, MinVersion: MinVersion, Version: Version, Version + 1: Version} {
+		if got := SpokenWith(peer); got != want {
+			t.Errorf("SpokenWith(%d): want %d, got %d", peer, want, got)
+		}
+	}
+}

@@ -187,7 +187,6 @@ func (d *Controller) command(ctx context.Context, r *drillRun, kind string, clus
 	if kind != protocol.DrillRestore {
 		cmd.DurationMillis = r.spec.DurationOrDefault().Milliseconds()
 	}
-	data, _ := json.Marshal(cmd)
 	var mu sync.Mutex
 	var acked []string
 	var errs []error
@@ -198,6 +197,12 @@ func (d *Controller) command(ctx context.Context, r *drillRun, kind string, clus
 			defer wg.Done()
 			rctx, cancel := context.WithTimeout(ctx, d.cfg.CommandTimeout)
 			defer cancel()
+			// In the member's version: a member one version behind refuses
+			// newer commands.
+			cmd := cmd
+			live, _ := d.monitor.Live(c)
+			cmd.Version = protocol.SpokenWith(live.Version)
+			data, _ := json.Marshal(cmd)
 			reply, err := d.bus.Request(rctx, c, protocol.DrillSubject(c), data)
 			var ack protocol.DrillAck
 			if err == nil {

@@ -84,10 +84,7 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 	}
 	// Speak the member's version when it is older (it ignores the newer
 	// fields: a member before protocol 3 is never fenced).
-	version := protocol.Version
-	if live.Version >= protocol.MinVersion && live.Version < version {
-		version = live.Version
-	}
+	version := protocol.SpokenWith(live.Version)
 	// Send everything pending at once, a bounded number in flight, and
 	// record the acknowledgements in one write. A delivery waits mostly on
 	// the member's store write, not on CPU: a failover sends a thousand at
