@@ -5,10 +5,11 @@ SHELL := /bin/bash
 GO    ?= go
 PKGS  ?= ./...
 
-.PHONY: test deps check deploy-check build bench fuzz
+.PHONY: test deps check deploy-check build bench fuzz fuzz-short
 
 test: deps check deploy-check
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-short
 
 # deps installs the system packages the tests need when they are missing.
 deps:
@@ -34,6 +35,15 @@ bench:
 
 # fuzz runs each fuzz target for 60 s (go test takes one -fuzz target at a
 # time); plain `go test` runs their seed corpora.
+# fuzz runs each decoder's fuzz target for FUZZTIME (make test runs them
+# briefly: fuzz-short). A failure leaves its input in the package's
+# testdata/fuzz, where plain go test replays it from then on.
+FUZZTIME ?= 60s
+FUZZ_TARGETS = FuzzDecodeManifests FuzzRegisterRequest FuzzParseSelector
 fuzz:
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeManifests$$' -fuzztime 60s
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzRegisterRequest$$' -fuzztime 60s
+	@for t in $(FUZZ_TARGETS); do \
+	  $(GO) test ./api -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
