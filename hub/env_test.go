@@ -65,13 +65,28 @@ type env struct {
 }
 
 func newEnv(t testing.TB) *env {
-	return newEnvOn(t, pgtest.NewDatabase(t))
+	return newEnvOn(t, newHubDatabase(t))
+}
+
+// newHubDatabase makes a database as pgserver prepares the one of `atoll
+// dev`, migrates it as its owner, and returns its URL as the hub's
+// unprivileged role: the hub under test runs without privileges it would
+// not have in production.
+func newHubDatabase(t testing.TB) string {
+	t.Helper()
+	r := pgtest.NewDatabaseRoles(t)
+	store, err := pgstore.Open(context.Background(), pgstore.Config{DatabaseURL: r.Hub, MigrateURL: r.Owner, MaxConns: 1})
+	if err != nil {
+		t.Fatalf("migrate as the owner: %v", err)
+	}
+	store.Close()
+	return r.Hub
 }
 
 // newMemberEnv is an env whose hub runs NATS, for member tests.
 func newMemberEnv(t testing.TB, health members.HealthConfig) *env {
 	t.Helper()
-	dbURL := pgtest.NewDatabase(t)
+	dbURL := newHubDatabase(t)
 	return newEnvWith(t, dbURL, newBus(t, dbURL), health, true)
 }
 

@@ -27,6 +27,14 @@
 // error has code Unavailable, which the API turns into 503 with
 // Retry-After, never 500.
 //
+// # Roles
+//
+// The hub's pool need not own anything: Open runs the migrations as
+// Config.MigrateURL's role (the schema's owner) and then grants the pool's
+// role what the hub uses, on today's tables and, through default
+// privileges, on those of later migrations. Open warns when the pool's
+// role is a superuser.
+//
 // It owns the schema, the change log and the audit log. It must not
 // decide anything about the objects it stores: controllers and the API do.
 package pgstore
