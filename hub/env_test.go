@@ -15,6 +15,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
@@ -90,6 +91,19 @@ func newMemberEnv(t testing.TB, health members.HealthConfig) *env {
 	return newEnvWith(t, dbURL, newBus(t, dbURL), health, true)
 }
 
+// testKeys seals the NATS signing keys of the tests' databases.
+var testKeys = func() *keyring.Ring {
+	k, err := keyring.NewKey()
+	if err != nil {
+		panic(err)
+	}
+	r, err := keyring.New(k)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
 // newBus starts an in-process NATS server with the keys stored in dbURL's
 // database, as a hub does.
 func newBus(t testing.TB, dbURL string) *natsbus.Bus {
@@ -99,7 +113,7 @@ func newBus(t testing.TB, dbURL string) *natsbus.Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
+	seeds, err := store.NATSKeys(ctx, testKeys, func() (pgstore.NATSSeeds, error) {
 		s, err := natsbus.NewSeeds()
 		return pgstore.NATSSeeds(s), err
 	})

@@ -417,7 +417,13 @@ func TestSeveralHubs(t *testing.T) {
 	// As deploy/README.md says: the hubs connect as a role that is not a
 	// superuser (a stuck leader's session is ended by a hub of the same
 	// role), and migrate as the schema's owner.
-	dbArgs := []string{"--database-url", pg.HubURL(), "--migrate-database-url", pg.OwnerURL()}
+	// Every hub (and nats-config) gets the one key-encryption key that
+	// seals the NATS signing keys in the database.
+	keyFile := filepath.Join(dir, "atoll.key")
+	if out, err := exec.Command(atollBin, "hub", "gen-key", "--output", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("want `atoll hub gen-key` to write %s; got %v\n%s", keyFile, err, out)
+	}
+	dbArgs := []string{"--database-url", pg.HubURL(), "--migrate-database-url", pg.OwnerURL(), "--key-file", keyFile}
 	nc := startNATSCluster(t, dir, dbArgs...)
 
 	hubArgs := func(name, addr string) []string {

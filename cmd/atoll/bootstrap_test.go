@@ -166,10 +166,11 @@ func TestProbe(t *testing.T) {
 func TestNATSConfigOutput(t *testing.T) {
 	t.Parallel()
 	r := pgtest.NewDatabaseRoles(t)
+	key, _ := genKey(t, t.TempDir(), "atoll.key")
 	out := filepath.Join(t.TempDir(), "atoll-nats.conf")
 	var first []byte
 	for i := range 2 {
-		if _, _, err := runAtoll(t, "hub", "nats-config", "--database-url", r.Hub, "--migrate-database-url", r.Owner, "--output", out); err != nil {
+		if _, _, err := runAtoll(t, "hub", "nats-config", "--database-url", r.Hub, "--migrate-database-url", r.Owner, "--key-file", key, "--output", out); err != nil {
 			t.Fatalf("run %d: want the configuration written; got %v", i+1, err)
 		}
 		got, err := os.ReadFile(out)

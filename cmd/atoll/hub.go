@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,8 @@ import (
 
 type hubOptions struct {
 	db                dbFlags
+	keyFiles          []string
+	generateKey       bool // atoll dev: make <data-dir>/atoll.key when missing
 	listen            string
 	dataDir           string
 	logLevel          string
@@ -80,8 +83,9 @@ func newHubCmd() *cobra.Command {
 		},
 	}
 	o.db.add(cmd.Flags())
-	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token)")
-	cmd.AddCommand(newNATSConfigCmd())
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token, the default key file)")
+	addKeyFlag(cmd.Flags(), &o.keyFiles, "; else <data-dir>/"+keyFileName)
+	cmd.AddCommand(newNATSConfigCmd(), newGenKeyCmd(), newRotateKeyCmd())
 	o.addFlags(cmd, "0.0.0.0:8080", "127.0.0.1:4222", "0.0.0.0:7422")
 	return cmd
 }
@@ -102,6 +106,16 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
 	}
+	keyFile := filepath.Join(o.dataDir, keyFileName)
+	keys, created, err := keySource{files: o.keyFiles, env: os.Getenv(keyEnv), defaultFile: keyFile, generate: o.generateKey}.ring()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if created {
+		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
+	}
+	log.InfoContext(ctx, "key-encryption keys", "seals_with", keys.PrimaryID(), "opens_with", keys.IDs())
 	var tlsCfg *tls.Config
 	var fingerprint string
 	if o.tlsCert != "" || o.tlsKey != "" {
@@ -148,10 +162,10 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		_ = srv.Close()
 		return err
 	}
-	seeds, err := store.NATSKeys(ctx, newSeeds)
+	seeds, err := store.NATSKeys(ctx, keys, newSeeds)
 	if err != nil {
 		_ = srv.Close()
-		return err
+		return explainKeyError(err)
 	}
 	revoked, err := store.NATSRevocations(ctx)
 	if err != nil {
@@ -291,22 +305,27 @@ func newSeeds() (pgstore.NATSSeeds, error) {
 func newNATSConfigCmd() *cobra.Command {
 	var db dbFlags
 	var output string
+	var keyFiles []string
 	cmd := &cobra.Command{
-		Use:   "nats-config --database-url URL",
+		Use:   "nats-config --database-url URL --key-file FILE",
 		Short: "Print the nats-server configuration an existing NATS cluster needs for 'atoll hub --nats-url'",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := db.resolve(); err != nil {
 				return fmt.Errorf("%w: the NATS signing keys live in the hub's database", err)
 			}
+			keys, _, err := keySource{files: keyFiles, env: os.Getenv(keyEnv)}.ring()
+			if err != nil {
+				return err
+			}
 			store, err := pgstore.Open(cmd.Context(), db.config())
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			seeds, err := store.NATSKeys(cmd.Context(), newSeeds)
+			seeds, err := store.NATSKeys(cmd.Context(), keys, newSeeds)
 			if err != nil {
-				return err
+				return explainKeyError(err)
 			}
 			revoked, err := store.NATSRevocations(cmd.Context())
 			if err != nil {
@@ -326,6 +345,7 @@ func newNATSConfigCmd() *cobra.Command {
 		},
 	}
 	db.add(cmd.Flags())
+	addKeyFlag(cmd.Flags(), &keyFiles, "")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the configuration to this file (atomically) instead of standard output")
 	return cmd
 }

@@ -31,7 +31,7 @@ const (
 var (
 	// ErrUnknownKey means a value was sealed with a key the ring does not
 	// hold.
-	ErrUnknownKey = errors.New("the key-encryption key it was sealed with is not given")
+	ErrUnknownKey = errors.New("unknown key-encryption key")
 	// ErrCorrupt means the ring holds the key a value names, but the value
 	// does not open with it: it was altered, truncated or moved from
 	// another row.
@@ -156,7 +156,7 @@ func (r *Ring) Seal(plaintext, aad []byte) (keyID string, sealed []byte, err err
 func (r *Ring) Open(keyID string, sealed, aad []byte) ([]byte, error) {
 	aead, ok := r.aeads[keyID]
 	if !ok {
-		return nil, fmt.Errorf("open: sealed with key %s, but the keys given are %s: %w", keyID, strings.Join(r.ids, ", "), ErrUnknownKey)
+		return nil, fmt.Errorf("open: sealed with key %s; the keys given are %s: %w", keyID, strings.Join(r.ids, ", "), ErrUnknownKey)
 	}
 	if len(sealed) < 1+nonceSize+aead.Overhead() || sealed[0] != format {
 		return nil, fmt.Errorf("open: sealed with key %s: %w", keyID, ErrCorrupt)

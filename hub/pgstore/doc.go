@@ -27,7 +27,14 @@
 // error has code Unavailable, which the API turns into 503 with
 // Retry-After, never 500.
 //
-// # Roles
+// # Secrets and roles
+//
+// The NATS signing seeds are never stored in clear: NATSKeys seals them
+// with a Sealer (package hub/keyring, under a key kept outside the
+// database), bound to their row, and seals on the way a row an earlier
+// version wrote in clear; RewrapSecrets seals everything again under a new
+// key in one transaction. A Sealer that lacks the key is an error, never a
+// reason to make new seeds.
 //
 // The hub's pool need not own anything: Open runs the migrations as
 // Config.MigrateURL's role (the schema's owner) and then grants the pool's
