@@ -15,6 +15,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
@@ -65,15 +66,43 @@ type env struct {
 }
 
 func newEnv(t testing.TB) *env {
-	return newEnvOn(t, pgtest.NewDatabase(t))
+	return newEnvOn(t, newHubDatabase(t))
+}
+
+// newHubDatabase makes a database as pgserver prepares the one of `atoll
+// dev`, migrates it as its owner, and returns its URL as the hub's
+// unprivileged role: the hub under test runs without privileges it would
+// not have in production.
+func newHubDatabase(t testing.TB) string {
+	t.Helper()
+	r := pgtest.NewDatabaseRoles(t)
+	store, err := pgstore.Open(context.Background(), pgstore.Config{DatabaseURL: r.Hub, MigrateURL: r.Owner, MaxConns: 1})
+	if err != nil {
+		t.Fatalf("migrate as the owner: %v", err)
+	}
+	store.Close()
+	return r.Hub
 }
 
 // newMemberEnv is an env whose hub runs NATS, for member tests.
 func newMemberEnv(t testing.TB, health members.HealthConfig) *env {
 	t.Helper()
-	dbURL := pgtest.NewDatabase(t)
+	dbURL := newHubDatabase(t)
 	return newEnvWith(t, dbURL, newBus(t, dbURL), health, true)
 }
+
+// testKeys seals the NATS signing keys of the tests' databases.
+var testKeys = func() *keyring.Ring {
+	k, err := keyring.NewKey()
+	if err != nil {
+		panic(err)
+	}
+	r, err := keyring.New(k)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
 
 // newBus starts an in-process NATS server with the keys stored in dbURL's
 // database, as a hub does.
@@ -84,7 +113,7 @@ func newBus(t testing.TB, dbURL string) *natsbus.Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
+	seeds, err := store.NATSKeys(ctx, testKeys, func() (pgstore.NATSSeeds, error) {
 		s, err := natsbus.NewSeeds()
 		return pgstore.NATSSeeds(s), err
 	})

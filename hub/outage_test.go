@@ -18,7 +18,7 @@ func TestDatabaseDown(t *testing.T) {
 		t.Fatalf("start postgres: %v", err)
 	}
 	t.Cleanup(func() { _ = pg.Stop() })
-	e := newEnvOn(t, pg.URL())
+	e := newEnvOn(t, pg.OwnerURL())
 	before := e.create(workload("kept", 1, nil))
 
 	if err := pg.Stop(); err != nil {

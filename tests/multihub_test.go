@@ -228,9 +228,9 @@ type natsCluster struct {
 	opts    []*server.Options // the servers write the ports they picked here
 }
 
-func startNATSCluster(t *testing.T, dir, dbURL string) *natsCluster {
+func startNATSCluster(t *testing.T, dir string, dbArgs ...string) *natsCluster {
 	t.Helper()
-	cmd := exec.Command(atollBin, "hub", "nats-config", "--database-url", dbURL)
+	cmd := exec.Command(atollBin, append([]string{"hub", "nats-config"}, dbArgs...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	shared, err := cmd.Output()
@@ -414,12 +414,21 @@ func TestSeveralHubs(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	pg := startPostgres(t, dir)
-	dbURL := pg.URL()
-	nc := startNATSCluster(t, dir, dbURL)
+	// As deploy/README.md says: the hubs connect as a role that is not a
+	// superuser (a stuck leader's session is ended by a hub of the same
+	// role), and migrate as the schema's owner.
+	// Every hub (and nats-config) gets the one key-encryption key that
+	// seals the NATS signing keys in the database.
+	keyFile := filepath.Join(dir, "atoll.key")
+	if out, err := exec.Command(atollBin, "hub", "gen-key", "--output", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("want `atoll hub gen-key` to write %s; got %v\n%s", keyFile, err, out)
+	}
+	dbArgs := []string{"--database-url", pg.HubURL(), "--migrate-database-url", pg.OwnerURL(), "--key-file", keyFile}
+	nc := startNATSCluster(t, dir, dbArgs...)
 
 	hubArgs := func(name, addr string) []string {
-		return []string{"hub", "--database-url", dbURL, "--listen", addr, "--data-dir", filepath.Join(dir, name), "--name", name,
-			"--nats-url", nc.clientURLs(), "--leaf-advertise", nc.leafURLs()}
+		return append([]string{"hub", "--listen", addr, "--data-dir", filepath.Join(dir, name), "--name", name,
+			"--nats-url", nc.clientURLs(), "--leaf-advertise", nc.leafURLs()}, dbArgs...)
 	}
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	hubA := startHub(t, t, "hub-a", addrA, filepath.Join(dir, "hub-a"), hubArgs("hub-a", addrA)...)

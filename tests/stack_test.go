@@ -87,7 +87,7 @@ func startDev(dataDir, listen string, extra ...string) (*devStack, error) {
 		stderr:  &lineLog{max: 400},
 	}
 	d.cmd = exec.Command(atollBin, append([]string{"dev", "--data-dir", dataDir, "--listen", listen}, extra...)...)
-	d.cmd.Env = append(os.Environ(), "ATOLL_ADMIN_TOKEN=") // the token comes from the file
+	d.cmd.Env = append(os.Environ(), "ATOLL_ADMIN_TOKEN=", "ATOLL_KEY=") // the token and the key come from files
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true, // so that stop and kill reach the whole group
 		// If the test binary dies (a go test timeout), the dev stack goes too.

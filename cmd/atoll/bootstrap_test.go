@@ -165,11 +165,12 @@ func TestProbe(t *testing.T) {
 // signing keys are made once and kept in PostgreSQL).
 func TestNATSConfigOutput(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
+	r := pgtest.NewDatabaseRoles(t)
+	key, _ := genKey(t, t.TempDir(), "atoll.key")
 	out := filepath.Join(t.TempDir(), "atoll-nats.conf")
 	var first []byte
 	for i := range 2 {
-		if _, _, err := runAtoll(t, "hub", "nats-config", "--database-url", db, "--output", out); err != nil {
+		if _, _, err := runAtoll(t, "hub", "nats-config", "--database-url", r.Hub, "--migrate-database-url", r.Owner, "--key-file", key, "--output", out); err != nil {
 			t.Fatalf("run %d: want the configuration written; got %v", i+1, err)
 		}
 		got, err := os.ReadFile(out)

@@ -330,7 +330,7 @@ func TestDeployComposeFlagsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkAll(t, ins, "hub", "hub nats-config", "token create", "member", "node", "probe")
+	checkAll(t, ins, "hub", "hub nats-config", "hub gen-key", "token create", "member", "node", "probe")
 }
 
 func TestDeployHelmFlagsExist(t *testing.T) {
@@ -380,6 +380,76 @@ func TestDeploySystemdFlagsExist(t *testing.T) {
 		ins = append(ins, systemdInvocations(rel, readRepoFile(t, rel))...)
 	}
 	checkAll(t, ins, "hub", "member", "node")
+}
+
+// secretFlags take a secret as their value: on a command line it is
+// visible to every local user (ps, /proc), so shipping files use the
+// -file form or the environment instead.
+var secretFlags = []string{"--join-token", "--token"}
+
+// checkSecrets returns what is wrong with the secrets of one invocation:
+// a secret given as a flag's value, or a hub command that opens the
+// database's NATS signing keys without --key-file.
+func checkSecrets(in invocation) []string {
+	var bad []string
+	for _, a := range in.argv {
+		name, _, _ := strings.Cut(a, "=")
+		if slices.Contains(secretFlags, name) {
+			bad = append(bad, fmt.Sprintf("%s: %s puts a secret on the command line; use %s-file", in.where, name, name))
+		}
+	}
+	cmd, _, err := newRoot().Find(in.argv)
+	if err != nil {
+		return bad
+	}
+	needsKey := map[string]bool{"atoll hub": true, "atoll hub nats-config": true}
+	if needsKey[cmd.CommandPath()] && !slices.ContainsFunc(in.argv, func(a string) bool { return a == "--key-file" || strings.HasPrefix(a, "--key-file=") }) {
+		bad = append(bad, fmt.Sprintf("%s: `%s` without --key-file (the key-encryption key of the NATS signing keys)", in.where, cmd.CommandPath()))
+	}
+	return bad
+}
+
+// TestDeploySecretsOffTheCommandLine: no shipping file passes a token as a
+// flag's value, and every hub command gets its key-encryption key from a
+// file.
+func TestDeploySecretsOffTheCommandLine(t *testing.T) {
+	t.Parallel()
+	ins, err := composeInvocations("docker-compose.yml", readRepoFile(t, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(readRepoFile(t, "deploy/helm/atoll/values.yaml"), &values); err != nil {
+		t.Fatal(err)
+	}
+	ins = append(ins, helmInvocations("deployment.yaml", readRepoFile(t, "deploy/helm/atoll/templates/deployment.yaml"), values)...)
+	units, _ := filepath.Glob(filepath.Join(repoRoot, "deploy", "systemd", "*.service"))
+	for _, path := range units {
+		rel, _ := filepath.Rel(repoRoot, path)
+		ins = append(ins, systemdInvocations(rel, readRepoFile(t, rel))...)
+	}
+	if len(ins) < 10 {
+		t.Fatalf("want the command lines of every shipping file; found %d", len(ins))
+	}
+	for _, in := range ins {
+		for _, bad := range checkSecrets(in) {
+			t.Error(bad)
+		}
+	}
+	// The check can fail.
+	for argv, want := range map[string]string{
+		"member --name a --region r --join-token atollj_x":  "puts a secret on the command line",
+		"token create x --join --token=secret":              "puts a secret on the command line",
+		"hub --listen :8080 --data-dir /d":                  "without --key-file",
+		"hub nats-config --output /x":                       "without --key-file",
+		"hub --listen :8080 --key-file=/k":                  "",
+		"member --name a --join-token-file /etc/atoll/join": "",
+	} {
+		got := checkSecrets(invocation{where: "inline", argv: strings.Fields(argv)})
+		if (want == "") != (len(got) == 0) || (want != "" && !strings.Contains(strings.Join(got, "\n"), want)) {
+			t.Errorf("atoll %s: want %q; got %v", argv, want, got)
+		}
+	}
 }
 
 // TestDeployCheckCatchesMistakes feeds the extractors small inline files

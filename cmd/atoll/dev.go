@@ -31,7 +31,10 @@ func newDevCmd() *cobra.Command {
 
 Without --database-url it starts a private PostgreSQL from this machine's
 binaries, keeping its data in <data-dir>/postgres, so a restart keeps
-everything. Three member clusters (us-east, eu-west, ap-south) run in the
+everything; the hub connects to it as atoll_hub, which is not a superuser,
+and migrates as atoll_owner. The NATS signing keys kept in the database are
+sealed with the key in <data-dir>/atoll.key (mode 0600), made at the first
+start: keep it with the data folder. Three member clusters (us-east, eu-west, ap-south) run in the
 same process and join through the same registration path as separate
 'atoll member' processes. Ctrl-C stops it all.`,
 		Args: cobra.NoArgs,
@@ -62,7 +65,7 @@ same process and join through the same registration path as separate
 					return err
 				}
 			}
-			if o.databaseURL == "" {
+			if o.db.url == "" {
 				pg, err := pgserver.Start(ctx, pgserver.Config{DataDir: filepath.Join(o.dataDir, "postgres"), Durable: true, Logger: log})
 				if err != nil {
 					ln.Close()
@@ -72,7 +75,9 @@ same process and join through the same registration path as separate
 					return err
 				}
 				defer pg.Stop()
-				o.databaseURL = pg.URL()
+				// The hub connects as a role that is not a superuser;
+				// migrations run as the database's owner.
+				o.db.url, o.db.migrateURL = pg.HubURL(), pg.OwnerURL()
 				log.InfoContext(ctx, "private PostgreSQL running", "data", filepath.Join(o.dataDir, "postgres"))
 			}
 			url := "http://" + ln.Addr().String()
@@ -96,9 +101,12 @@ same process and join through the same registration path as separate
 			})
 		},
 	}
-	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultDevDir(), "folder for PostgreSQL's data and the admin token")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultDevDir(), "folder for PostgreSQL's data, the admin token and the key-encryption key")
 	cmd.Flags().BoolVar(&noDemo, "no-demo", false, "do not apply the demo workloads at first start")
-	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "use this PostgreSQL instead of a private one")
+	cmd.Flags().StringVar(&o.db.url, "database-url", "", "use this PostgreSQL instead of a private one")
+	cmd.Flags().StringVar(&o.db.migrateURL, "migrate-database-url", "", "with --database-url: the schema owner's URL, for migrations (default: --database-url)")
+	addKeyFlag(cmd.Flags(), &o.keyFiles, "; else <data-dir>/"+keyFileName+", made at the first start")
+	o.generateKey = true
 	o.addFlags(cmd, "127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:0")
 	return cmd
 }

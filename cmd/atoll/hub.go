@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 )
 
 type hubOptions struct {
-	databaseURL       string
+	db                dbFlags
+	keyFiles          []string
+	generateKey       bool // atoll dev: make <data-dir>/atoll.key when missing
 	listen            string
 	dataDir           string
 	logLevel          string
@@ -65,11 +68,8 @@ func newHubCmd() *cobra.Command {
 		Short: "Run the hub: API, console and controllers, backed by PostgreSQL",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.databaseURL == "" {
-				o.databaseURL = os.Getenv("ATOLL_DATABASE_URL")
-			}
-			if o.databaseURL == "" {
-				return errors.New("--database-url (or ATOLL_DATABASE_URL) is required; for a self-contained hub, run 'atoll dev'")
+			if err := o.db.resolve(); err != nil {
+				return err
 			}
 			log, err := newLogger(o.logLevel)
 			if err != nil {
@@ -82,9 +82,10 @@ func newHubCmd() *cobra.Command {
 			return runHub(cmd.Context(), log, o, ln, nil)
 		},
 	}
-	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (or ATOLL_DATABASE_URL)")
-	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token)")
-	cmd.AddCommand(newNATSConfigCmd())
+	o.db.add(cmd.Flags())
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/atoll", "folder for the hub's files (the first admin token, the default key file)")
+	addKeyFlag(cmd.Flags(), &o.keyFiles, "; else <data-dir>/"+keyFileName)
+	cmd.AddCommand(newNATSConfigCmd(), newGenKeyCmd(), newRotateKeyCmd())
 	o.addFlags(cmd, "0.0.0.0:8080", "127.0.0.1:4222", "0.0.0.0:7422")
 	return cmd
 }
@@ -105,6 +106,16 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
 	}
+	keyFile := filepath.Join(o.dataDir, keyFileName)
+	keys, created, err := keySource{files: o.keyFiles, env: os.Getenv(keyEnv), defaultFile: keyFile, generate: o.generateKey}.ring()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if created {
+		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
+	}
+	log.InfoContext(ctx, "key-encryption keys", "seals_with", keys.PrimaryID(), "opens_with", keys.IDs())
 	var tlsCfg *tls.Config
 	var fingerprint string
 	if o.tlsCert != "" || o.tlsKey != "" {
@@ -138,7 +149,9 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "hub listening", "addr", ln.Addr().String())
 
-	store, err := openStore(ctx, log, pgstore.Config{DatabaseURL: o.databaseURL, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter})
+	storeCfg := o.db.config()
+	storeCfg.Logger, storeCfg.Tracer, storeCfg.Meter = log, tel.Tracer, tel.Meter
+	store, err := openStore(ctx, log, storeCfg)
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -149,13 +162,10 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		_ = srv.Close()
 		return err
 	}
-	seeds, err := store.NATSKeys(ctx, func() (pgstore.NATSSeeds, error) {
-		s, err := natsbus.NewSeeds()
-		return pgstore.NATSSeeds(s), err
-	})
+	seeds, err := store.NATSKeys(ctx, keys, newSeeds)
 	if err != nil {
 		_ = srv.Close()
-		return err
+		return explainKeyError(err)
 	}
 	revoked, err := store.NATSRevocations(ctx)
 	if err != nil {
@@ -180,7 +190,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	defer bus.Close()
 	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort(), "external", len(o.natsURLs) > 0)
 	// Any number of hubs may share the database; one leads the controllers.
-	elector, err := leader.New(leader.Config{DatabaseURL: o.databaseURL, HolderID: o.name, Logger: log})
+	elector, err := leader.New(leader.Config{DatabaseURL: o.db.url, HolderID: o.name, Logger: log})
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -284,32 +294,38 @@ func startingHandler() http.HandlerFunc {
 	}
 }
 
+// newSeeds makes the NATS signing keys of a new database.
+func newSeeds() (pgstore.NATSSeeds, error) {
+	s, err := natsbus.NewSeeds()
+	return pgstore.NATSSeeds(s), err
+}
+
 // newNATSConfigCmd prints the nats-server configuration an existing NATS
 // cluster needs to serve this hub (atoll hub --nats-url).
 func newNATSConfigCmd() *cobra.Command {
-	var dbURL, output string
+	var db dbFlags
+	var output string
+	var keyFiles []string
 	cmd := &cobra.Command{
-		Use:   "nats-config --database-url URL",
+		Use:   "nats-config --database-url URL --key-file FILE",
 		Short: "Print the nats-server configuration an existing NATS cluster needs for 'atoll hub --nats-url'",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dbURL == "" {
-				dbURL = os.Getenv("ATOLL_DATABASE_URL")
+			if err := db.resolve(); err != nil {
+				return fmt.Errorf("%w: the NATS signing keys live in the hub's database", err)
 			}
-			if dbURL == "" {
-				return errors.New("--database-url (or ATOLL_DATABASE_URL) is required: the NATS signing keys live in the hub's database")
+			keys, _, err := keySource{files: keyFiles, env: os.Getenv(keyEnv)}.ring()
+			if err != nil {
+				return err
 			}
-			store, err := pgstore.Open(cmd.Context(), pgstore.Config{DatabaseURL: dbURL})
+			store, err := pgstore.Open(cmd.Context(), db.config())
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			seeds, err := store.NATSKeys(cmd.Context(), func() (pgstore.NATSSeeds, error) {
-				s, err := natsbus.NewSeeds()
-				return pgstore.NATSSeeds(s), err
-			})
+			seeds, err := store.NATSKeys(cmd.Context(), keys, newSeeds)
 			if err != nil {
-				return err
+				return explainKeyError(err)
 			}
 			revoked, err := store.NATSRevocations(cmd.Context())
 			if err != nil {
@@ -328,7 +344,8 @@ func newNATSConfigCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL of the hub (or ATOLL_DATABASE_URL)")
+	db.add(cmd.Flags())
+	addKeyFlag(cmd.Flags(), &keyFiles, "")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the configuration to this file (atomically) instead of standard output")
 	return cmd
 }

@@ -19,15 +19,17 @@ func newMemberCmd() *cobra.Command {
 	var labels []string
 	var logLevel, joinTokenFile string
 	cmd := &cobra.Command{
-		Use:   "member --join-token T --name NAME --region R --data-dir DIR",
+		Use:   "member --join-token-file FILE --name NAME --region R --data-dir DIR",
 		Short: "Run a regional member cluster: joins the hub, runs the region's NATS, heartbeats",
 		Long: `Runs one regional member cluster.
 
 The first start joins the hub with a join token ('atoll token create NAME
---join' on the hub). The member keeps its identity in --data-dir (mode
-0600) and later starts use it instead of the join token. When the hub is
-unreachable at a later start, the member runs on its kept credentials and
-keeps retrying.`,
+--join --secret-file FILE' on the hub), read from --join-token-file (or
+ATOLL_JOIN_TOKEN): a token on the command line (--join-token) is visible
+to every local user in ps. The member keeps its identity in --data-dir
+(mode 0600) and later starts use it instead of the join token. When the
+hub is unreachable at a later start, the member runs on its kept
+credentials and keeps retrying.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -59,8 +61,8 @@ keeps retrying.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Hub, "hub", "", "the hub's API URL (default: the one in the join token)")
-	f.StringVar(&cfg.JoinToken, "join-token", "", "join token for the first start (or ATOLL_JOIN_TOKEN)")
-	f.StringVar(&joinTokenFile, "join-token-file", "", "read the join token from this file (a mounted secret); a missing file is no token, as a member that already joined needs none")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "read the join token for the first start from this file (a mounted secret), trimmed; a missing file is no token, as a member that already joined needs none")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "the join token itself (or ATOLL_JOIN_TOKEN); prefer --join-token-file: a command line is visible to every local user (ps)")
 	f.StringVar(&cfg.Name, "name", "", "the cluster's name (DNS-1123 label)")
 	f.StringVar(&cfg.Region, "region", "", "the cluster's region, e.g. eu-west")
 	f.StringVar(&cfg.Zone, "zone", "", "the cluster's zone")

@@ -21,16 +21,30 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // loss is taken over within 5 s").
 const takeoverDeadline = 5 * time.Second
 
-// newDatabase returns the URL of a fresh, migrated database and a pool on it.
+// newDatabase returns the URL of a fresh, migrated database and a pool on
+// it, both as the hub's unprivileged role (migrations run as the owner),
+// as hubs connect: a takeover's pg_terminate_backend then works on a
+// session of the same role, without superuser or pg_signal_backend.
 func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
-	s, err := pgstore.Open(t.Context(), pgstore.Config{DatabaseURL: url})
+	r, pool := newDatabaseRoles(t)
+	return r.Hub, pool
+}
+
+// newDatabaseRoles is newDatabase with the database's URLs as every role.
+func newDatabaseRoles(t *testing.T) (pgtest.Roles, *pgxpool.Pool) {
+	t.Helper()
+	r := pgtest.NewDatabaseRoles(t)
+	s, err := pgstore.Open(t.Context(), pgstore.Config{DatabaseURL: r.Hub, MigrateURL: r.Owner})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(s.Close)
-	return url, s.Pool()
+	var super bool
+	if err := s.Pool().QueryRow(t.Context(), `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil || super {
+		t.Fatalf("want the tests' pool not a superuser; got %v, %v", super, err)
+	}
+	return r, s.Pool()
 }
 
 func newElector(t *testing.T, cfg Config) *Elector {
@@ -439,13 +453,20 @@ func TestHubs(t *testing.T) {
 // transaction is rolled back when the test ends.
 func fencedTx(t *testing.T) (*pgxpool.Pool, *Elector, *Elector, pgx.Tx) {
 	t.Helper()
-	url, pool := newDatabase(t)
+	r, pool := newDatabaseRoles(t)
 	ctx := t.Context()
-	if _, err := pool.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
+	// Created by the owner, as a migration would: the hub's role gets it
+	// through the default privileges pgstore set.
+	owner, err := pgx.Connect(ctx, r.Owner)
+	if err != nil {
 		t.Fatal(err)
 	}
-	a := newElector(t, Config{DatabaseURL: url, HolderID: "a"})
-	b := newElector(t, Config{DatabaseURL: url, HolderID: "b"})
+	defer owner.Close(context.WithoutCancel(ctx))
+	if _, err := owner.Exec(ctx, `CREATE TABLE fenced_writes (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	a := newElector(t, Config{DatabaseURL: r.Hub, HolderID: "a"})
+	b := newElector(t, Config{DatabaseURL: r.Hub, HolderID: "b"})
 	runOnce(t, a, true)
 	tx, err := pool.Begin(ctx)
 	if err != nil {

@@ -132,7 +132,7 @@ func (s *Server) initdb(ctx context.Context, dir string) error {
 		"-D", dir,
 		"--auth=scram-sha-256",
 		"--pwfile=" + passwordFile(s.dataDir),
-		"-U", superuser,
+		"-U", string(Superuser),
 		"--encoding=UTF8",
 		"--locale=C",
 	}
@@ -199,12 +199,13 @@ func (o *initdbOutput) String() string {
 	return o.buf.String()
 }
 
-// createDatabase creates the database "atoll" unless it exists, then
+// createDatabase creates the roles and the database "atoll" unless they
+// exist, hands the database to the Owner role (PrepareDatabase), then
 // writes the ready marker if the cluster lacked it (marked false). A
 // cluster without the marker that has no database "postgres" or rejects
 // us is one that initdb left half-built: the error says to delete it.
 func (s *Server) createDatabase(ctx context.Context, marked bool) error {
-	conn, err := pgx.Connect(ctx, s.DatabaseURL("postgres"))
+	conn, err := pgx.Connect(ctx, s.SuperuserURL("postgres"))
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if !marked && errors.As(err, &pgErr) && halfBuilt(pgErr.Code) {
@@ -213,6 +214,9 @@ func (s *Server) createDatabase(ctx context.Context, marked bool) error {
 		return fmt.Errorf("create database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := s.ensureRoles(ctx, conn); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
 	var exists bool
 	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", defaultDatabase).Scan(&exists)
 	if err != nil {
@@ -220,7 +224,7 @@ func (s *Server) createDatabase(ctx context.Context, marked bool) error {
 	}
 	if !exists {
 		s.log.Info("pgserver: creating the database", "database", defaultDatabase)
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{defaultDatabase}.Sanitize())
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{defaultDatabase}.Sanitize()+" OWNER "+pgx.Identifier{string(Owner)}.Sanitize())
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database
 			err = nil
@@ -228,6 +232,9 @@ func (s *Server) createDatabase(ctx context.Context, marked bool) error {
 		if err != nil {
 			return fmt.Errorf("create database: %w", err)
 		}
+	}
+	if err := s.PrepareDatabase(ctx, defaultDatabase); err != nil {
+		return fmt.Errorf("create database: %w", err)
 	}
 	if !marked {
 		if err := writeMarker(filepath.Join(s.dataDir, readyMarker), s.acct, s.durable); err != nil {

@@ -34,14 +34,34 @@
 // port is picked at the first start and kept by Restart, so URLs stay
 // valid; a port lost to a race is retried with a new one.
 //
-// Authentication is by password (scram-sha-256) for the superuser "atoll".
-// The password is generated at the first initdb and kept, mode 0600, in the
-// file <DataDir>.password beside the data folder, so that it survives
-// restarts while the data folder itself holds only the cluster and the
-// marker.
+// Authentication is by password (scram-sha-256). initdb makes the
+// superuser "atoll"; its password is generated at the first initdb and
+// kept, mode 0600, in the file <DataDir>.password beside the data folder,
+// so that it survives restarts while the data folder itself holds only the
+// cluster and the marker.
+//
+// Nothing of Atoll's runs as that superuser once Start returns. Every
+// Start makes sure of two more login roles, neither of them a superuser
+// nor allowed to create databases or roles: Owner ("atoll_owner"), which
+// owns the database "atoll" and its schema and runs the migrations
+// (OwnerURL), and Hub ("atoll_hub"), the hub's own login (HubURL), which
+// may not create anything and uses only what the migrations grant it
+// (package pgstore grants it the tables and sequences after migrating).
+// Their passwords are derived from the superuser's (an HMAC, so neither
+// tells anything of it) and set at every start as SCRAM verifiers, so no
+// password appears in a statement. PrepareDatabase hands a database, its
+// schema public and every table, view and sequence in it to Owner, and
+// takes CREATE on public from PUBLIC (the default since PostgreSQL 15):
+// Start runs it for "atoll" at every start, so a data folder made before
+// the roles existed, whose objects the superuser owns, is converted the
+// first time. Every hub session is Hub, so the leader election may end a
+// stuck leader's session (pg_terminate_backend works on sessions of one's
+// own role) without pg_signal_backend.
+//
 // The database "atoll" is created on the first start, and again on any
-// start that finds it missing; URL points at it and DatabaseURL at any
-// other database of the same server.
+// start that finds it missing; HubURL and OwnerURL point at it, URLAs at
+// any database as any role, and SuperuserURL at any database as the
+// superuser.
 //
 // initdb and postgres refuse to run as root. When the current process is
 // root, both run as the unprivileged "postgres" account instead: the data

@@ -74,7 +74,7 @@ func TestInterruptedInitdb(t *testing.T) {
 			}
 
 			s = start(t, pgserver.Config{DataDir: dir})
-			conn := connect(t, s.URL())
+			conn := connect(t, s.OwnerURL())
 			var db string
 			if err := conn.QueryRow(t.Context(), "SELECT current_database()").Scan(&db); err != nil {
 				t.Fatalf("query after the second Start: %v", err)
@@ -104,7 +104,7 @@ func TestMissingDatabaseIsCreated(t *testing.T) {
 	s := start(t, cfg)
 	marker := filepath.Join(dir, pgserver.ReadyMarker)
 	for _, removeMarker := range []bool{false, true} {
-		admin := connect(t, s.DatabaseURL("postgres"))
+		admin := connect(t, s.SuperuserURL("postgres"))
 		if _, err := admin.Exec(t.Context(), "DROP DATABASE atoll"); err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func TestMissingDatabaseIsCreated(t *testing.T) {
 		}
 
 		s = start(t, cfg)
-		conn := connect(t, s.URL())
+		conn := connect(t, s.OwnerURL())
 		if err := conn.Ping(t.Context()); err != nil {
 			t.Fatalf("marker removed %v: database atoll after the next Start: %v", removeMarker, err)
 		}
@@ -148,7 +148,7 @@ func TestUnusableDataDir(t *testing.T) {
 			// As an initdb interrupted in its last step by an older
 			// version, which ran it in the data folder itself, left it.
 			s := start(t, pgserver.Config{DataDir: dir})
-			conn := connect(t, s.URL())
+			conn := connect(t, s.SuperuserURL("atoll"))
 			if _, err := conn.Exec(t.Context(), "DROP DATABASE postgres"); err != nil {
 				t.Fatal(err)
 			}

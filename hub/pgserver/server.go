@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	superuser       = "atoll"
 	defaultDatabase = "atoll"
 
 	readyMessage = "database system is ready to accept connections"
@@ -129,16 +128,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// URL is the connection URL of the database "atoll".
-func (s *Server) URL() string {
-	return s.DatabaseURL(defaultDatabase)
-}
+// HubURL is the connection URL of the database "atoll" as the Hub role:
+// what the hub's pool and leader election connect with.
+func (s *Server) HubURL() string { return s.URLAs(Hub, defaultDatabase) }
 
-// DatabaseURL is the connection URL of the database name on this server.
-func (s *Server) DatabaseURL(name string) string {
+// OwnerURL is the connection URL of the database "atoll" as the Owner
+// role: what migrations run with.
+func (s *Server) OwnerURL() string { return s.URLAs(Owner, defaultDatabase) }
+
+// SuperuserURL is the connection URL of the database name as the
+// superuser, for creating databases and for tests that work behind the
+// hub's back.
+func (s *Server) SuperuserURL(name string) string { return s.URLAs(Superuser, name) }
+
+// URLAs is the connection URL of the database name as role.
+func (s *Server) URLAs(role Role, name string) string {
+	password := s.password
+	if role != Superuser {
+		password = rolePassword(s.password, role)
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(superuser, s.password),
+		User:     url.UserPassword(string(role), password),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(int(s.port.Load()))),
 		Path:     "/" + name,
 		RawQuery: "sslmode=disable",

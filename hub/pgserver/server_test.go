@@ -41,7 +41,7 @@ func runChild(dir string) {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(1)
 	}
-	fmt.Println(s.URL())
+	fmt.Println(s.OwnerURL())
 	// Wait to be killed; if the test goes away first, stdin ends.
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	s.Stop()
@@ -96,10 +96,10 @@ func TestDurableRestartKeepsData(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nested", "pg")
 	s := start(t, pgserver.Config{DataDir: dir, Durable: true})
 
-	if !strings.HasPrefix(s.URL(), "postgres://atoll:") || !strings.HasSuffix(s.URL(), "/atoll?sslmode=disable") {
-		t.Errorf("URL() = %q", s.URL())
+	if !strings.HasPrefix(s.OwnerURL(), "postgres://atoll_owner:") || !strings.HasSuffix(s.OwnerURL(), "/atoll?sslmode=disable") {
+		t.Errorf("OwnerURL() = %q", s.OwnerURL())
 	}
-	conn := connect(t, s.URL())
+	conn := connect(t, s.OwnerURL())
 	if got := show(t, conn, "fsync"); got != "on" {
 		t.Errorf("durable server: fsync = %s", got)
 	}
@@ -107,7 +107,7 @@ func TestDurableRestartKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close(t.Context())
-	url := s.URL()
+	url := s.OwnerURL()
 
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestDurableRestartKeepsData(t *testing.T) {
 	checkFiles(t, dir)
 
 	s2 := start(t, pgserver.Config{DataDir: dir, Durable: true})
-	conn = connect(t, s2.URL())
+	conn = connect(t, s2.OwnerURL())
 	var body string
 	if err := conn.QueryRow(t.Context(), "SELECT body FROM notes").Scan(&body); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestNonDurableServer(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pg")
 	s := start(t, pgserver.Config{DataDir: dir})
 
-	conn := connect(t, s.DatabaseURL("postgres"))
+	conn := connect(t, s.SuperuserURL("postgres"))
 	for setting, want := range map[string]string{
 		"fsync":                   "off",
 		"synchronous_commit":      "off",
@@ -183,15 +183,15 @@ func TestNonDurableServer(t *testing.T) {
 	conn.Close(t.Context())
 
 	// Restart keeps the port, so URLs handed out stay valid.
-	url := s.URL()
+	url := s.OwnerURL()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Restart(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if s.URL() != url {
-		t.Errorf("URL changed across Restart: %s, then %s", url, s.URL())
+	if s.OwnerURL() != url {
+		t.Errorf("URL changed across Restart: %s, then %s", url, s.OwnerURL())
 	}
 	conn = connect(t, url)
 	if err := conn.Ping(t.Context()); err != nil {
@@ -306,7 +306,7 @@ func TestKilledParentLeavesNoServer(t *testing.T) {
 	}
 
 	s := start(t, pgserver.Config{DataDir: dir, Durable: true})
-	conn2 := connect(t, s.URL())
+	conn2 := connect(t, s.OwnerURL())
 	var v int
 	if err := conn2.QueryRow(t.Context(), "SELECT v FROM t").Scan(&v); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,21 @@
 // error has code Unavailable, which the API turns into 503 with
 // Retry-After, never 500.
 //
+// # Secrets and roles
+//
+// The NATS signing seeds are never stored in clear: NATSKeys seals them
+// with a Sealer (package hub/keyring, under a key kept outside the
+// database), bound to their row, and seals on the way a row an earlier
+// version wrote in clear; RewrapSecrets seals everything again under a new
+// key in one transaction. A Sealer that lacks the key is an error, never a
+// reason to make new seeds.
+//
+// The hub's pool need not own anything: Open runs the migrations as
+// Config.MigrateURL's role (the schema's owner) and then grants the pool's
+// role what the hub uses, on today's tables and, through default
+// privileges, on those of later migrations. Open warns when the pool's
+// role is a superuser.
+//
 // It owns the schema, the change log and the audit log. It must not
 // decide anything about the objects it stores: controllers and the API do.
 package pgstore

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -43,10 +44,27 @@ const idleInTxTimeout = 5 * time.Second
 // NotifyChannel is the LISTEN/NOTIFY channel that wakes watchers.
 const NotifyChannel = "atoll_changes"
 
+// grantLockKey is the transaction-scoped advisory lock that serialises the
+// grants hubs make after migrating: PostgreSQL refuses concurrent changes
+// to one catalog row ("tuple concurrently updated").
+const grantLockKey = 0x61746f6c6c4752 // "atollGR"
+
 // Config configures a Store.
 type Config struct {
-	// DatabaseURL is a PostgreSQL connection string.
+	// DatabaseURL is a PostgreSQL connection string: the hub's own role,
+	// which needs no more than to read and write the tables (see
+	// MigrateURL).
 	DatabaseURL string
+	// MigrateURL is the connection string migrations run with: a role that
+	// owns the schema (pgserver's atoll_owner, say), used only while Open
+	// migrates. When its role differs from DatabaseURL's, Open then grants
+	// DatabaseURL's role what the hub needs and no more: SELECT, INSERT,
+	// UPDATE and DELETE on the tables (SELECT alone on goose_db_version)
+	// and USAGE, SELECT and UPDATE on the sequences, now and, through
+	// default privileges, on what later migrations create. Empty means
+	// DatabaseURL, whose role must then be allowed to create tables when a
+	// migration is pending.
+	MigrateURL string
 	// MaxConns bounds the pool; 0 means 20.
 	MaxConns int32
 	// Logger receives migration and connection messages; nil discards them.
@@ -102,11 +120,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, cfg.MigrateURL); err != nil {
 		pool.Close()
 		return nil, err
 	}
+	s.warnSuperuser(ctx)
 	return s, nil
+}
+
+// warnSuperuser says in the log when the hub's role is a superuser, which
+// would let anything that gets the hub to run a statement do anything to
+// the server and the machine it runs on.
+func (s *Store) warnSuperuser(ctx context.Context) {
+	var role string
+	var super bool
+	err := s.pool.QueryRow(ctx, `SELECT rolname, rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&role, &super)
+	if err == nil && super {
+		s.log.WarnContext(ctx, "the hub connects to PostgreSQL as a superuser: give it a role that is not one, and run migrations as the schema's owner (SECURITY.md, \"Database roles\")", "role", role)
+	}
 }
 
 // redactURLError keeps passwords out of error messages about URLs.
@@ -120,8 +151,21 @@ func redactURLError(err error) string {
 	return msg
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// migrate applies the embedded migrations, as migrateURL's role when
+// given, then grants the pool's role what it needs.
+func (s *Store) migrate(ctx context.Context, migrateURL string) error {
 	db := stdlib.OpenDBFromPool(s.pool)
+	if migrateURL != "" {
+		cc, err := pgx.ParseConfig(migrateURL)
+		if err != nil {
+			return fmt.Errorf("migrate: parse migrate database url: %w", errors.New(redactURLError(err)))
+		}
+		if cc.ConnectTimeout == 0 {
+			cc.ConnectTimeout = 5 * time.Second
+		}
+		db = stdlib.OpenDB(*cc)
+		db.SetMaxOpenConns(2)
+	}
 	defer db.Close()
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
@@ -132,13 +176,69 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	results, err := p.Up(ctx)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("migrate: %w: this role may not change the schema; run migrations with the connection string of the schema's owner (the migrate database URL)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", classify(err))
 	}
 	for _, r := range results {
 		s.log.InfoContext(ctx, "applied migration", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
+	if migrateURL != "" {
+		if err := s.grantPool(ctx, db); err != nil {
+			return err
+		}
+	}
 	s.migrated.Store(true)
+	return nil
+}
+
+// grantPool grants the pool's role, from db (the migrating role's
+// connection), the rights the hub uses on the schema's tables and
+// sequences, and the same on what later migrations create. Nothing is
+// granted when both are one role.
+func (s *Store) grantPool(ctx context.Context, db *sql.DB) error {
+	var runtime string
+	if err := s.pool.QueryRow(ctx, `SELECT current_user`).Scan(&runtime); err != nil {
+		return fmt.Errorf("grant: %w", classify(err))
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("grant: %w", classify(err))
+	}
+	defer tx.Rollback()
+	var owner string
+	var schema sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT current_user, current_schema()`).Scan(&owner, &schema); err != nil {
+		return fmt.Errorf("grant: %w", classify(err))
+	}
+	if owner == runtime {
+		return nil
+	}
+	if !schema.Valid {
+		return errors.New("grant: the migrating role has no current schema (search_path)")
+	}
+	role, sch := pgx.Identifier{runtime}.Sanitize(), pgx.Identifier{schema.String}.Sanitize()
+	for _, stmt := range []string{
+		`SELECT pg_advisory_xact_lock(` + strconv.FormatInt(grantLockKey, 10) + `)`,
+		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + role,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + sch + ` TO ` + role,
+		`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ` + sch + ` TO ` + role,
+		// The hub reads the migration history (a start with nothing to
+		// apply), never writes it.
+		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON goose_db_version FROM ` + role,
+		`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + sch + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + role,
+		`ALTER DEFAULT PRIVILEGES IN SCHEMA ` + sch + ` GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ` + role,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("grant %s: %w", runtime, classify(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("grant %s: %w", runtime, classify(err))
+	}
+	s.log.DebugContext(ctx, "granted the hub's role its rights on the schema", "role", runtime, "owner", owner, "schema", schema.String)
 	return nil
 }
 

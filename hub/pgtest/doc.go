@@ -13,7 +13,11 @@
 // isolated without being slow.
 //
 // NewDatabase creates a fresh, empty database for the calling test and
-// returns its URL; the database is dropped, WITH (FORCE) so that pools the
+// returns its URL as the superuser; NewDatabaseRoles creates one owned by
+// pgserver's Owner role, as the database "atoll" of `atoll dev` is, and
+// returns its URLs as the hub's unprivileged role (for the store's pool
+// and the leader elector), as the owner (for migrations) and as the
+// superuser. Either database is dropped, WITH (FORCE) so that pools the
 // test forgot to close do not block it, when the test ends. Database names
 // are t_<counter>_<random>, valid unquoted identifiers that never collide
 // across parallel tests. NewDatabase is safe to call from parallel tests.

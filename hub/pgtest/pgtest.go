@@ -85,14 +85,57 @@ func Server() *pgserver.Server {
 }
 
 // NewDatabase creates a fresh empty database for this test and returns its
-// URL; the database is dropped (WITH (FORCE)) in t.Cleanup. It is safe to
-// call from parallel tests.
+// URL, as the superuser; the database is dropped (WITH (FORCE)) in
+// t.Cleanup. It is safe to call from parallel tests.
 func NewDatabase(t testing.TB) string {
+	t.Helper()
+	s := mustServer(t)
+	name := createDatabase(t, s, "")
+	return s.SuperuserURL(name)
+}
+
+// Roles are the URLs of one test database as each of the roles the hub's
+// deployments use (package pgserver's Hub, Owner and Superuser).
+type Roles struct {
+	// Hub is the hub's unprivileged login: give it to pgstore.Config's
+	// DatabaseURL and to the leader elector.
+	Hub string
+	// Owner owns the database and its schema: give it to
+	// pgstore.Config's MigrateURL.
+	Owner string
+	// Admin is the superuser, for what a test does behind the hub's back.
+	Admin string
+}
+
+// NewDatabaseRoles creates a fresh empty database for this test owned by
+// the Owner role, as pgserver prepares the database "atoll", and returns
+// its URLs as each role; it is dropped in t.Cleanup. It is safe to call
+// from parallel tests.
+func NewDatabaseRoles(t testing.TB) Roles {
+	t.Helper()
+	s := mustServer(t)
+	name := createDatabase(t, s, string(pgserver.Owner))
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	if err := s.PrepareDatabase(ctx, name); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return Roles{Hub: s.URLAs(pgserver.Hub, name), Owner: s.URLAs(pgserver.Owner, name), Admin: s.SuperuserURL(name)}
+}
+
+func mustServer(t testing.TB) *pgserver.Server {
 	t.Helper()
 	s := server.Load()
 	if s == nil {
 		t.Fatal("pgtest: no server: call pgtest.Main from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }")
 	}
+	return s
+}
+
+// createDatabase creates a database with a fresh name, owned by owner
+// (the superuser when empty), and drops it in t.Cleanup.
+func createDatabase(t testing.TB, s *pgserver.Server, owner string) string {
+	t.Helper()
 	name := fmt.Sprintf("t_%d_%s", databases.Add(1), strings.ToLower(rand.Text()[:6]))
 	ident := pgx.Identifier{name}.Sanitize()
 	err := admin(s, func(ctx context.Context, conn *pgx.Conn) error {
@@ -103,6 +146,9 @@ func NewDatabase(t testing.TB) string {
 			return err
 		}
 		sql := "CREATE DATABASE " + ident
+		if owner != "" {
+			sql += " OWNER " + pgx.Identifier{owner}.Sanitize()
+		}
 		if version >= 150000 {
 			sql += " STRATEGY FILE_COPY"
 		}
@@ -121,14 +167,14 @@ func NewDatabase(t testing.TB) string {
 			t.Errorf("pgtest: drop database %s: %v (a test that stops the server must restart it)", name, err)
 		}
 	})
-	return s.DatabaseURL(name)
+	return name
 }
 
 // admin runs f on a connection to the maintenance database "postgres".
 func admin(s *pgserver.Server, f func(context.Context, *pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.DatabaseURL("postgres"))
+	conn, err := pgx.Connect(ctx, s.SuperuserURL("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

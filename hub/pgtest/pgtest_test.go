@@ -77,7 +77,7 @@ func TestDatabaseDroppedAfterTest(t *testing.T) {
 	if name == "" {
 		t.Fatal("the subtest did not get a database")
 	}
-	conn := connect(t, pgtest.Server().DatabaseURL("postgres"))
+	conn := connect(t, pgtest.Server().SuperuserURL("postgres"))
 	var n int
 	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -135,5 +135,38 @@ func TestServerDownAndBack(t *testing.T) {
 	}
 	if id != 7 {
 		t.Errorf("id = %d, want 7", id)
+	}
+}
+
+func TestDatabaseRoles(t *testing.T) {
+	t.Parallel()
+	r := pgtest.NewDatabaseRoles(t)
+	type who struct {
+		user, db, dbOwner string
+		super             bool
+	}
+	ask := func(url string) who {
+		var w who
+		err := connect(t, url).QueryRow(t.Context(), `SELECT current_user, current_database(), pg_get_userbyid(d.datdba), r.rolsuper
+			FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = current_user`).Scan(&w.user, &w.db, &w.dbOwner, &w.super)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	hub, owner, admin := ask(r.Hub), ask(r.Owner), ask(r.Admin)
+	if hub.user != "atoll_hub" || hub.super || owner.user != "atoll_owner" || owner.super || admin.user != "atoll" || !admin.super {
+		t.Errorf("want atoll_hub and atoll_owner (not superusers) and the superuser atoll; got %+v, %+v, %+v", hub, owner, admin)
+	}
+	if hub.db != owner.db || hub.db != admin.db || !namePattern.MatchString(hub.db) || hub.dbOwner != "atoll_owner" {
+		t.Errorf("want one fresh database owned by atoll_owner behind the three URLs; got %+v, %+v, %+v", hub, owner, admin)
+	}
+	if _, err := connect(t, r.Owner).Exec(t.Context(), "CREATE TABLE items (id int)"); err != nil {
+		t.Errorf("want the owner to create tables; got %v", err)
+	}
+	_, err := connect(t, r.Hub).Exec(t.Context(), "CREATE TABLE mine (id int)")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("want the hub's role refused CREATE TABLE (42501); got %v", err)
 	}
 }

@@ -41,6 +41,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.nats.urls (not .Values.nats.leafAdvertise) -}}
 {{- fail "nats.urls needs nats.leafAdvertise: the leafnode URLs of that cluster, which members connect to" -}}
 {{- end -}}
+{{- if not .Values.keyEncryption.keys -}}
+{{- fail "keyEncryption.keys needs at least one key of the Secret: the first seals the NATS signing keys" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the key-encryption keys: the given one, or the one
+this chart makes. */}}
+{{- define "atoll.keySecret" -}}
+{{- .Values.keyEncryption.existingSecret | default (printf "%s-key" (include "atoll.fullname" .)) -}}
 {{- end -}}
 
 {{/* The Secret holding the first admin token: the given one, or the one
