@@ -208,7 +208,7 @@ func TestNATSKeysSealsClearRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What migration 00002 let earlier versions write; 00007 keeps it
+	// What migration 00002 let earlier versions write; 00008 keeps it
 	// valid until it is sealed.
 	execAdmin(t, r.Admin, `INSERT INTO nats_keys (id, operator_seed, system_seed, account_seed) VALUES (1, $1, $2, $3)`,
 		legacy.Operator, legacy.System, legacy.Account)
