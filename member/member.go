@@ -296,7 +296,7 @@ func (m *Member) admit(ctx context.Context) (identity, error) {
 		}
 	}
 	if m.cfg.JoinToken == "" {
-		return id, fmt.Errorf("%s has no member identity yet: pass --join-token (from 'atoll token create NAME --join')", m.cfg.DataDir)
+		return id, fmt.Errorf("%s has no member identity yet: pass --join-token-file (a join token from 'atoll token create NAME --join')", m.cfg.DataDir)
 	}
 	jt, err := api.ParseJoinToken(m.cfg.JoinToken)
 	if err != nil {

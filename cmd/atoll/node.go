@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -35,10 +36,9 @@ func newNodeCmd() *cobra.Command {
 					return fmt.Errorf("--memory: %w", err)
 				}
 			}
-			if joinTokenFile != "" {
-				if cfg.JoinToken, err = readSecretFile("--join-token-file", joinTokenFile); err != nil {
-					return err
-				}
+			// A missing file is no token: an enrolled node needs none.
+			if cfg.JoinToken, err = joinToken("", os.Getenv("ATOLL_NODE_JOIN_TOKEN"), joinTokenFile); err != nil {
+				return err
 			}
 			cfg.Logger, cfg.Version = log, version
 			a, err := node.New(cfg)
@@ -51,7 +51,7 @@ func newNodeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.MemberURL, "member", "nats://127.0.0.1:4223", "the region's NATS URL (the member's --nats-listen)")
 	f.StringVar(&cfg.Name, "name", "", "the node's name (DNS-1123 label)")
-	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the member's node join token (its data folder's node-join-token): enrolls this node's key the first time; later starts connect with the key in --data-dir")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the member's node join token (its data folder's node-join-token; or ATOLL_NODE_JOIN_TOKEN): enrolls this node's key the first time; later starts connect with the key in --data-dir, and a missing file is no token")
 	f.StringVar(&cfg.Zone, "zone", "", "the node's zone")
 	f.StringSliceVar(&labels, "label", nil, "node label k=v (repeatable)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for replica state and logs")
