@@ -127,7 +127,7 @@ func New(cfg Config) *Server {
 	var finalizers []string
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
-		s.heartbeats = members.NewHeartbeats(s.bus.Conn(), s.monitor, s.hubID, s.now, s.placer.Wake)
+		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
 		finalizers = []string{placer.Finalizer}
 	}
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)

@@ -52,6 +52,7 @@ type Bus struct {
 	server   *server.Server
 	resolver *server.MemAccResolver
 	conn     *nats.Conn
+	beats    *nats.Conn // members' heartbeats alone: never behind bulk work on conn
 	opts     *server.Options // the server writes the ports it picked here
 	req      *requester
 	sys      *nats.Conn // system-account connection to an external cluster
@@ -125,6 +126,10 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	b.conn = conn
+	if b.beats, err = b.connect("hub-heartbeats"); err != nil {
+		b.Close()
+		return nil, err
+	}
 	if b.req, err = newRequester(conn); err != nil {
 		b.Close()
 		return nil, err
@@ -155,6 +160,11 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 
 // Conn is the hub's own connection.
 func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// HeartbeatConn is the connection that serves members' heartbeats, apart
+// from Conn, so that an ack never waits behind deliveries, status reports
+// or log streams.
+func (b *Bus) HeartbeatConn() *nats.Conn { return b.beats }
 
 // ClientURL is where NATS clients connect.
 func (b *Bus) ClientURL() string {
@@ -246,6 +256,9 @@ func (b *Bus) pushAccount(ac *jwt.AccountClaims, token string) error {
 func (b *Bus) Close() {
 	if b.sys != nil {
 		b.sys.Close()
+	}
+	if b.beats != nil {
+		b.beats.Close()
 	}
 	if b.conn != nil {
 		// Drain works in the background: wait for it to finish (it is

@@ -71,6 +71,10 @@ func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("connect to nats %s: %w", servers, err)
 	}
+	if b.beats, err = nats.Connect(servers, append(opts, nats.Name("atoll-hub-heartbeats"), nats.UserJWTAndSeed(userJWT, string(seed)))...); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connect to nats %s: %w", servers, err)
+	}
 	if b.req, err = newRequester(b.conn); err != nil {
 		b.Close()
 		return nil, err
