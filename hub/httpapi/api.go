@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/metric"
-	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/failover"
@@ -200,8 +198,8 @@ func (s *API) routes() chi.Router {
 	cfg.CreateHooks = nil // no $schema links in bodies: objects must round-trip unchanged
 	cfg.RejectUnknownQueryParameters = true
 	cfg.Formats = map[string]huma.Format{
-		"application/json":   huma.DefaultJSONFormat,
-		"json":               huma.DefaultJSONFormat,
+		"application/json":   jsonFormat,
+		"json":               jsonFormat,
 		"application/yaml":   yamlFormat,
 		"yaml":               yamlFormat,
 		"application/x-yaml": yamlFormat,
@@ -265,27 +263,3 @@ func mustKind(name string) api.Kind {
 }
 
 func reflectTypeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
-
-// yamlFormat reads YAML request bodies (through JSON, so the schema and
-// field names are the JSON ones) and writes YAML when asked to.
-var yamlFormat = huma.Format{
-	Marshal: func(w io.Writer, v any) error {
-		js, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		out, err := yaml.JSONToYAML(js)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(out)
-		return err
-	},
-	Unmarshal: func(data []byte, v any) error {
-		js, err := api.YAMLToJSON(data)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(js, v)
-	},
-}
