@@ -168,7 +168,7 @@ func (s *API) Stop() {
 
 func (s *API) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(telemetry.HTTPMiddleware(s.tel))
+	r.Use(telemetry.HTTPMiddleware(s.tel), noSniff)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path))
 	})
@@ -246,6 +246,16 @@ func (s *API) routes() chi.Router {
 	r.Mount("/", s.console.Handler())
 	return r
 }
+
+// noSniff tells browsers to take every answer (API bodies, problems,
+// streams, console pages) as the type it says it is, never to guess one.
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
 func readyReason(err error) string {
 	var de *api.Error
 	if errors.As(err, &de) {
