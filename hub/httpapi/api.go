@@ -122,6 +122,7 @@ type API struct {
 type apiMetrics struct {
 	watches     metric.Int64UpDownCounter
 	watchEvents metric.Int64Counter
+	refused     metric.Int64Counter
 }
 
 var installErrors sync.Once
@@ -144,10 +145,12 @@ func New(cfg Config) *API {
 	if s.keepalive == 0 {
 		s.keepalive = 15 * time.Second
 	}
-	installErrors.Do(func() { installErrorModel(s.log) })
+	installErrors.Do(installErrorModel)
 	meter := s.tel.Meter.Meter("github.com/atollhq/atoll/hub")
 	s.metrics.watches, _ = meter.Int64UpDownCounter("watch.active", metric.WithUnit("{watch}"), metric.WithDescription("Open watch streams."))
 	s.metrics.watchEvents, _ = meter.Int64Counter("watch.events", metric.WithUnit("{event}"), metric.WithDescription("Change-log rows read by watches."))
+	s.metrics.refused, _ = meter.Int64Counter("http.input.refused", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests refused before decoding, by reason: parameter, body_unreadable, yaml, body_too_costly, body_text."))
 	s.router = s.routes()
 	return s
 }
@@ -168,7 +171,7 @@ func (s *API) Stop() {
 
 func (s *API) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(telemetry.HTTPMiddleware(s.tel), noSniff)
+	r.Use(telemetry.HTTPMiddleware(s.tel), noSniff, s.withLog)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path))
 	})
@@ -197,6 +200,11 @@ func (s *API) routes() chi.Router {
 	cfg.DocsPath = ""
 	cfg.CreateHooks = nil // no $schema links in bodies: objects must round-trip unchanged
 	cfg.RejectUnknownQueryParameters = true
+	// checkInput reads bodies, within bodyReadTimeout, and clears the
+	// connection's read deadline once it has; huma then reads them from
+	// memory and must not set one again: a deadline left on the
+	// connection fires while the handler runs and cancels its context.
+	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
 	cfg.Formats = map[string]huma.Format{
 		"application/json":   jsonFormat,
 		"json":               jsonFormat,
@@ -209,7 +217,7 @@ func (s *API) routes() chi.Router {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An Atoll API token."},
 	}
 	hapi := humachi.New(r, cfg)
-	hapi.UseMiddleware(s.authMiddleware(hapi))
+	hapi.UseMiddleware(s.authMiddleware(hapi), s.checkInput(hapi))
 
 	registerKind(s, hapi, kindRoutes[api.Workload, *api.Workload, api.WorkloadList]{
 		kind: mustKind("Workload"), create: s.createWorkload,
