@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -203,12 +205,41 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path on this
+// origin ("/workloads?sort=name"), or "/". Browsers are lenient where an
+// attacker wants them to be: they drop tabs and newlines anywhere in a
+// URL ("/\t/evil.example" becomes "//evil.example"), read backslashes as
+// slashes ("/\evil.example"), and take "//host" as another site. So: no
+// control characters, spaces or backslashes, raw or percent-encoded; no
+// scheme, host or user; a path that starts with exactly one "/"; and the
+// URL as it will be sent must still be all of that.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !relativePath(next) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Opaque != "" || u.Host != "" || u.User != nil || !relativePath(u.Path) {
+		return "/"
+	}
+	out := u.String()
+	if !relativePath(out) {
+		return "/"
+	}
+	return out
+}
+
+// relativePath tells a string that starts with one "/" and holds no
+// character a browser could bend (controls, spaces, backslashes).
+func relativePath(s string) bool {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+		return false
+	}
+	for _, r := range s {
+		if r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 type signinView struct {
