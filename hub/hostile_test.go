@@ -76,7 +76,10 @@ func TestHostileInput(t *testing.T) {
 	t.Parallel()
 	logs := &errorRecords{}
 	dbURL := pgtest.NewDatabase(t)
-	e := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true, func(c *hub.Config) { c.Logger = slog.New(logs) })
+	e := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true, func(c *hub.Config) {
+		c.Logger = slog.New(logs)
+		c.AuthThrottle.Burst = 1 << 20 // the wrong tokens sent here must not slow the rest (TestFailedTokensAreThrottled)
+	})
 	e.create(workload("existing", 1, nil))
 	if _, err := e.store.Create(context.Background(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
 		Meta: api.ObjectMeta{Name: "c1", Labels: map[string]string{api.LabelRegion: "eu"}}, Spec: []byte("{}")}); err != nil {

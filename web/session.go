@@ -9,8 +9,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -283,6 +286,16 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 			[]api.ProblemDetail{{Location: "form.token", Message: "is required"}})
 		return
 	}
+	if c.cfg.Throttle != nil {
+		if wait, ok := c.cfg.Throttle.Allow(r.Context(), "console", r.RemoteAddr); !ok {
+			result = api.CodeTooManyRequests
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.signinFailed(w, r, next, http.StatusTooManyRequests, api.CodeTooManyRequests,
+				fmt.Sprintf("Too many failed sign-ins from your address: try again in %d seconds.", secs), nil)
+			return
+		}
+	}
 	p, err := c.cfg.Authenticate(r.Context(), token)
 	if err != nil {
 		if api.ErrorCode(err) != api.CodeUnauthorized {
@@ -292,6 +305,9 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		result = api.CodeUnauthorized
+		if c.cfg.Throttle != nil {
+			c.cfg.Throttle.Fail(r.RemoteAddr)
+		}
 		c.log.InfoContext(r.Context(), "console: sign-in refused", "reason", err.Error(), "request_id", telemetry.RequestID(r))
 		c.signinFailed(w, r, next, http.StatusUnauthorized, api.CodeUnauthorized, "That token was not accepted: "+err.Error()+".",
 			[]api.ProblemDetail{{Location: "form.token", Message: err.Error()}})

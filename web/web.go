@@ -40,6 +40,9 @@ type Config struct {
 	// Authenticate resolves an API token to its principal; it fails with
 	// api.CodeUnauthorized for an unknown, expired or revoked token.
 	Authenticate func(ctx context.Context, token string) (Principal, error)
+	// Throttle slows down token guessing at sign-in, per client address
+	// (the hub shares its own with its API); nil: none.
+	Throttle Throttle
 	// LiveCluster overlays what the hub's health monitor knows now
 	// (health, heartbeat, capacity) onto a stored cluster, as the API does.
 	LiveCluster func(*api.Cluster)
@@ -59,6 +62,14 @@ type Config struct {
 	LiveEvery time.Duration
 	// PageSize is the rows per page of the lists; default 50.
 	PageSize int
+}
+
+// Throttle is what sign-in needs of the hub's throttle: whether the
+// client at remoteAddr may try now (if not, how long until it may), and
+// that one of its sign-ins failed.
+type Throttle interface {
+	Allow(ctx context.Context, surface, remoteAddr string) (retryAfter time.Duration, ok bool)
+	Fail(remoteAddr string)
 }
 
 // Console serves the web console.

@@ -20,6 +20,7 @@ import (
 	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 	"github.com/atollhq/atoll/web"
@@ -64,6 +65,10 @@ type Config struct {
 	// WorkloadFinalizers are added to every workload created, so that the
 	// controllers that need them see its deletion.
 	WorkloadFinalizers []string
+	// Throttle tunes how failed token checks and console sign-ins are
+	// slowed down, per client address (its clock and meter default to
+	// the API's).
+	Throttle throttle.Config
 }
 
 // Health is the live cluster health the API shows (*members.Monitor has
@@ -112,6 +117,7 @@ type API struct {
 	caFingerprint string
 	finalizers    []string
 	metrics       apiMetrics
+	throttle      *throttle.Throttle
 	router        chi.Router
 	console       *web.Console
 
@@ -147,6 +153,14 @@ func New(cfg Config) *API {
 	}
 	installErrors.Do(installErrorModel)
 	meter := s.tel.Meter.Meter("github.com/atollhq/atoll/hub")
+	tc := cfg.Throttle
+	if tc.Now == nil {
+		tc.Now = s.now
+	}
+	if tc.Meter == nil {
+		tc.Meter = meter
+	}
+	s.throttle = throttle.New(tc)
 	s.metrics.watches, _ = meter.Int64UpDownCounter("watch.active", metric.WithUnit("{watch}"), metric.WithDescription("Open watch streams."))
 	s.metrics.watchEvents, _ = meter.Int64Counter("watch.events", metric.WithUnit("{event}"), metric.WithDescription("Change-log rows read by watches."))
 	s.metrics.refused, _ = meter.Int64Counter("http.input.refused", metric.WithUnit("{request}"),
@@ -247,7 +261,7 @@ func (s *API) routes() chi.Router {
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
-		LiveCluster: s.liveCluster, NotFound: notFound, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+		LiveCluster: s.liveCluster, NotFound: notFound, Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
 			p, err := tokens.Authenticate(ctx, s.store, s.now(), "Bearer "+token)
 			return web.Principal(p), err
 		}})

@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	api.CodeNotAcceptable:        http.StatusNotAcceptable,
 	api.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	api.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	api.CodeTooManyRequests:      http.StatusTooManyRequests,
 	api.CodeUnavailable:          http.StatusServiceUnavailable,
 	api.CodeInternal:             http.StatusInternalServerError,
 }
