@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -197,20 +196,11 @@ func (s *API) routes() chi.Router {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.store.Ready(ctx); err != nil {
-			writeProblem(w, r, newProblem(http.StatusServiceUnavailable, api.CodeUnavailable, "not ready: "+readyReason(err)))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(s.readyBody())
-	})
+	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", s.tel.Metrics)
 
 	cfg := huma.DefaultConfig("Atoll", s.version)
-	cfg.Info.Description = "Atoll federation hub API. Every route but /healthz, /readyz and /metrics needs a bearer token."
+	cfg.Info.Description = "Atoll federation hub API. Every route but /healthz, /readyz and /metrics needs a bearer token; /readyz shows which hub answered, and whether it leads, only to one."
 	cfg.DocsPath = ""
 	cfg.CreateHooks = nil // no $schema links in bodies: objects must round-trip unchanged
 	cfg.RejectUnknownQueryParameters = true
@@ -276,14 +266,6 @@ func noSniff(next http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
-}
-
-func readyReason(err error) string {
-	var de *api.Error
-	if errors.As(err, &de) {
-		return de.Message
-	}
-	return err.Error()
 }
 
 func mustKind(name string) api.Kind {
