@@ -34,3 +34,4 @@ bench:
 
 fuzz:
 	$(GO) test ./api -run '^$$' -fuzz FuzzDecodeManifests -fuzztime 60s
+	$(GO) test ./hub/httpapi -run '^$$' -fuzz FuzzBodyText -fuzztime 60s -fuzzminimizetime 2s
