@@ -33,16 +33,15 @@ build:
 bench:
 	$(GO) test ./hub -run '^$$' -bench BenchmarkAPI -benchtime 3000x -count 3
 
-# fuzz runs each fuzz target for 60 s (go test takes one -fuzz target at a
-# time); plain `go test` runs their seed corpora.
-# fuzz runs each decoder's fuzz target for FUZZTIME (make test runs them
-# briefly: fuzz-short). A failure leaves its input in the package's
-# testdata/fuzz, where plain go test replays it from then on.
+# fuzz runs each decoder's fuzz target for FUZZTIME (go test takes one
+# -fuzz target at a time; plain go test runs their seed corpora). make test
+# runs them briefly (fuzz-short). A failure leaves its input in the
+# package's testdata/fuzz, where plain go test replays it from then on.
 FUZZTIME ?= 60s
-FUZZ_TARGETS = FuzzDecodeManifests FuzzRegisterRequest FuzzParseSelector
+FUZZ_TARGETS = ./api:FuzzDecodeManifests ./api:FuzzRegisterRequest ./api:FuzzParseSelector ./hub/httpapi:FuzzBodyText
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-	  $(GO) test ./api -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+	  $(GO) test $${pt%%:*} -run '^$$' -fuzz "^$${pt#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s || exit 1; \
 	done
 
 fuzz-short:

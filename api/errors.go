@@ -61,6 +61,7 @@ const (
 	CodeNotAcceptable        = "NotAcceptable"
 	CodePayloadTooLarge      = "PayloadTooLarge"
 	CodeUnsupportedMediaType = "UnsupportedMediaType"
+	CodeTooManyRequests      = "TooManyRequests"
 	CodeUnavailable          = "Unavailable"
 	CodeInternal             = "Internal"
 )

@@ -27,6 +27,8 @@ func FuzzDecodeManifests(f *testing.F) {
 		"apiVersion: v1\nkind: Token\n",
 		"apiVersion: atoll.dev/v1\nkind: Token\nmetadata: {name: a}\nspec: {role: admin, nope: 1}\n",
 		"a: &a [*a]\n",
+		"a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b, *b]\n",
+		"a: &a {k: v}\nb: {<<: *a, l: w}\n---\nc: &c x\nd: [*c]\n",
 		"apiVersion: atoll.dev/v1\nkind: Token\nmetadata: {name: a, annotations: {1: a, 2.0: b}}\nspec: {role: admin}\n",
 		"{1: 2, [3]: 4}\n",
 		"",

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ type readyz struct {
 
 func (e *env) readyz() readyz {
 	e.t.Helper()
-	r := e.do("GET", "/readyz", "", "", nil)
+	r := e.do("GET", "/readyz", adminSecret, "", nil) // the details are for authenticated callers
 	var got readyz
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
 		e.t.Fatalf("GET /readyz: %d %s, want 200 and JSON", r.status, r.body)
@@ -430,4 +432,34 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	// Once the grace is over, only the leader acks.
 	a.clock.Advance(members.LeaderAckGrace + time.Second)
 	beats("hub-b")
+}
+
+// TestReadyzDetailsNeedAToken: /readyz tells anyone whether the hub is
+// ready, and only a caller with a valid token which hub it is (its name
+// defaults to its host name and PID), its role and its epoch.
+func TestReadyzDetailsNeedAToken(t *testing.T) {
+	t.Parallel()
+	host, _ := os.Hostname()
+	name := host + "/" + strconv.Itoa(os.Getpid()) // what the elector names a hub by default
+	e := newEnvWith(t, pgtest.NewDatabase(t), nil, members.HealthConfig{}, false, func(c *hub.Config) { c.HubID = name })
+	viewer := e.token("watcher", api.RoleViewer)
+
+	r := e.do("GET", "/readyz", "", "", nil)
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"status":"ready"}` {
+		t.Errorf("GET /readyz without a token: want 200 {\"status\":\"ready\"}, got %d %s", r.status, r.body)
+	}
+	for _, secret := range []string{host, strconv.Itoa(os.Getpid()), "leader", "epoch"} {
+		if strings.Contains(string(r.body), secret) {
+			t.Errorf("GET /readyz without a token tells %q: %s", secret, r.body)
+		}
+	}
+	r = e.do("GET", "/readyz", viewer, "", nil)
+	var got readyz
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil || got.Hub != name || got.Role != "leader" || got.Status != "ready" {
+		t.Errorf("GET /readyz as a viewer: want the hub %q, leader, ready; got %d %s", name, r.status, r.body)
+	}
+	r = e.do("GET", "/readyz", "atoll_wrongwrongwrongwrongwrong", "", nil)
+	if r.status != http.StatusUnauthorized || strings.Contains(string(r.body), host) {
+		t.Errorf("GET /readyz with a wrong token: want 401 without details, got %d %s", r.status, r.body)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/placer"
+	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	Leader leader.Leadership
 	// Drills tunes the drill controller.
 	Drills drill.Config
+	// AuthThrottle tunes how failed token checks and sign-ins are slowed
+	// down per client address (package throttle's defaults: 20 in a row,
+	// then one every 2 s).
+	AuthThrottle throttle.Config
 }
 
 // Server is one hub: the API and the controllers, built from Config.
@@ -135,7 +140,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers})
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle})
 	return s
 }
 

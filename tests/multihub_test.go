@@ -93,7 +93,7 @@ type readyzView struct {
 
 func (h *hubProc) readyz() (readyzView, error) {
 	var v readyzView
-	status, body, err := h.api.request(http.MethodGet, "/readyz", "", nil)
+	status, body, err := h.api.request(http.MethodGet, "/readyz", h.api.token, nil) // the details need a token
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("GET /readyz answered %d %s", status, body)
 	}

@@ -275,6 +275,8 @@ func (c *Console) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		c.fail(w, r, http.StatusNotFound, api.CodeNotFound, err.Error(), nil)
 	case api.CodeBadRequest:
 		c.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, err.Error(), nil)
+	case api.CodeInvalid:
+		c.fail(w, r, http.StatusUnprocessableEntity, api.CodeInvalid, err.Error(), nil)
 	case api.CodeUnavailable:
 		c.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, errUnavailable.Error(), nil)
 	default:

@@ -9,10 +9,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -203,12 +208,41 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path on this
+// origin ("/workloads?sort=name"), or "/". Browsers are lenient where an
+// attacker wants them to be: they drop tabs and newlines anywhere in a
+// URL ("/\t/evil.example" becomes "//evil.example"), read backslashes as
+// slashes ("/\evil.example"), and take "//host" as another site. So: no
+// control characters, spaces or backslashes, raw or percent-encoded; no
+// scheme, host or user; a path that starts with exactly one "/"; and the
+// URL as it will be sent must still be all of that.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !relativePath(next) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Opaque != "" || u.Host != "" || u.User != nil || !relativePath(u.Path) {
+		return "/"
+	}
+	out := u.String()
+	if !relativePath(out) {
+		return "/"
+	}
+	return out
+}
+
+// relativePath tells a string that starts with one "/" and holds no
+// character a browser could bend (controls, spaces, backslashes).
+func relativePath(s string) bool {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+		return false
+	}
+	for _, r := range s {
+		if r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 type signinView struct {
@@ -252,6 +286,16 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 			[]api.ProblemDetail{{Location: "form.token", Message: "is required"}})
 		return
 	}
+	if c.cfg.Throttle != nil {
+		if wait, ok := c.cfg.Throttle.Allow(r.Context(), "console", r.RemoteAddr); !ok {
+			result = api.CodeTooManyRequests
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.signinFailed(w, r, next, http.StatusTooManyRequests, api.CodeTooManyRequests,
+				fmt.Sprintf("Too many failed sign-ins from your address: try again in %d seconds.", secs), nil)
+			return
+		}
+	}
 	p, err := c.cfg.Authenticate(r.Context(), token)
 	if err != nil {
 		if api.ErrorCode(err) != api.CodeUnauthorized {
@@ -261,6 +305,9 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		result = api.CodeUnauthorized
+		if c.cfg.Throttle != nil {
+			c.cfg.Throttle.Fail(r.RemoteAddr)
+		}
 		c.log.InfoContext(r.Context(), "console: sign-in refused", "reason", err.Error(), "request_id", telemetry.RequestID(r))
 		c.signinFailed(w, r, next, http.StatusUnauthorized, api.CodeUnauthorized, "That token was not accepted: "+err.Error()+".",
 			[]api.ProblemDetail{{Location: "form.token", Message: err.Error()}})

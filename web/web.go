@@ -40,6 +40,9 @@ type Config struct {
 	// Authenticate resolves an API token to its principal; it fails with
 	// api.CodeUnauthorized for an unknown, expired or revoked token.
 	Authenticate func(ctx context.Context, token string) (Principal, error)
+	// Throttle slows down token guessing at sign-in, per client address
+	// (the hub shares its own with its API); nil: none.
+	Throttle Throttle
 	// LiveCluster overlays what the hub's health monitor knows now
 	// (health, heartbeat, capacity) onto a stored cluster, as the API does.
 	LiveCluster func(*api.Cluster)
@@ -59,6 +62,14 @@ type Config struct {
 	LiveEvery time.Duration
 	// PageSize is the rows per page of the lists; default 50.
 	PageSize int
+}
+
+// Throttle is what sign-in needs of the hub's throttle: whether the
+// client at remoteAddr may try now (if not, how long until it may), and
+// that one of its sign-ins failed.
+type Throttle interface {
+	Allow(ctx context.Context, surface, remoteAddr string) (retryAfter time.Duration, ok bool)
+	Fail(remoteAddr string)
 }
 
 // Console serves the web console.
@@ -139,7 +150,7 @@ func (c *Console) routes() chi.Router {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, api.CodeForbidden, "cross-origin request refused: the console only accepts changes from its own pages", nil)
 	}))
-	r.Use(cop.Handler)
+	r.Use(cop.Handler, c.checkText)
 
 	r.NotFound(c.notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
@@ -154,7 +165,7 @@ func (c *Console) routes() chi.Router {
 	r.Post("/signout", c.signout)
 
 	r.Group(func(r chi.Router) {
-		r.Use(c.requireSession)
+		r.Use(c.requireSession, c.checkText) // here, after routing, path parameters are known
 		for _, p := range c.pages.nav {
 			for _, route := range p.routes {
 				r.Get(route.pattern, c.page(route))
@@ -185,6 +196,40 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkText refuses query parameters and path parameters that are not
+// text (NUL, invalid UTF-8, control characters: api.TextProblem) with a
+// 400 located at the parameter ("query.next", "path.name"), before
+// anything looks them up.
+func (c *Console) checkText(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bad := func(location, msg string) {
+			c.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "The address holds characters that are not text.",
+				[]api.ProblemDetail{{Location: location, Message: msg}})
+		}
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			for i, k := range rc.URLParams.Keys {
+				if msg := api.TextProblem(rc.URLParams.Values[i], false); msg != "" && k != "*" {
+					bad("path."+k, msg)
+					return
+				}
+			}
+		}
+		for k, vs := range r.URL.Query() {
+			if msg := api.TextProblem(k, false); msg != "" {
+				bad("query", "a parameter name "+msg)
+				return
+			}
+			for _, v := range vs {
+				if msg := api.TextProblem(v, false); msg != "" {
+					bad("query."+k, msg)
+					return
+				}
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -202,9 +202,16 @@ func TestSignInAndOut(t *testing.T) {
 		t.Errorf("want an empty token refused with 422; got %d", a.status)
 	}
 
-	a = b.post("/signin", url.Values{"token": {adminSecret}, "next": {"//evil.example/"}})
+	// The signed-in page also sends a browser on: both stay on the site
+	// (TestSafeNext has every class of bypass).
+	for _, next := range []string{"//evil.example/", "/%2F%2Fevil.example", "/\\evil.example", "https://evil.example"} {
+		if a := b.get("/signin?next=" + url.QueryEscape(next)); a.status != http.StatusOK || !strings.Contains(a.body, `name="next" value="/"`) {
+			t.Errorf("want the sign-in form to carry next=/ for next=%q; got %d", next, a.status)
+		}
+	}
+	a = b.post("/signin", url.Values{"token": {adminSecret}, "next": {"/\t/evil.example/"}})
 	if a.status != http.StatusSeeOther || a.header.Get("Location") != "/" {
-		t.Errorf("want sign-in to redirect only within the site (next=//evil.example/ goes to /); got %d %q", a.status, a.header.Get("Location"))
+		t.Errorf("want sign-in to redirect only within the site (next=/\\t/evil.example/ goes to /); got %d %q", a.status, a.header.Get("Location"))
 	}
 	var cookie *http.Cookie
 	for _, c := range (&http.Response{Header: a.header}).Cookies() {

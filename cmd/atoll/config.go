@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 )
 
@@ -50,8 +51,14 @@ func loadConfig() (*cliConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	// The bounded YAML reader of manifests: aliases cannot blow up here
+	// either, and unknown fields are errors.
 	var c cliConfig
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+	js, err := api.YAMLToJSON(data)
+	if err == nil {
+		err = api.DecodeStrict(js, &c)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", configPath(), err)
 	}
 	return &c, nil

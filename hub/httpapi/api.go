@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,12 +14,12 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/otel/metric"
-	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
 	"github.com/atollhq/atoll/web"
@@ -66,6 +64,10 @@ type Config struct {
 	// WorkloadFinalizers are added to every workload created, so that the
 	// controllers that need them see its deletion.
 	WorkloadFinalizers []string
+	// Throttle tunes how failed token checks and console sign-ins are
+	// slowed down, per client address (its clock and meter default to
+	// the API's).
+	Throttle throttle.Config
 }
 
 // Health is the live cluster health the API shows (*members.Monitor has
@@ -119,6 +121,7 @@ type API struct {
 	caFingerprint string
 	finalizers    []string
 	metrics       apiMetrics
+	throttle      *throttle.Throttle
 	router        chi.Router
 	console       *web.Console
 
@@ -129,6 +132,7 @@ type API struct {
 type apiMetrics struct {
 	watches     metric.Int64UpDownCounter
 	watchEvents metric.Int64Counter
+	refused     metric.Int64Counter
 }
 
 var installErrors sync.Once
@@ -151,10 +155,20 @@ func New(cfg Config) *API {
 	if s.keepalive == 0 {
 		s.keepalive = 15 * time.Second
 	}
-	installErrors.Do(func() { installErrorModel(s.log) })
+	installErrors.Do(installErrorModel)
 	meter := s.tel.Meter.Meter("github.com/atollhq/atoll/hub")
+	tc := cfg.Throttle
+	if tc.Now == nil {
+		tc.Now = s.now
+	}
+	if tc.Meter == nil {
+		tc.Meter = meter
+	}
+	s.throttle = throttle.New(tc)
 	s.metrics.watches, _ = meter.Int64UpDownCounter("watch.active", metric.WithUnit("{watch}"), metric.WithDescription("Open watch streams."))
 	s.metrics.watchEvents, _ = meter.Int64Counter("watch.events", metric.WithUnit("{event}"), metric.WithDescription("Change-log rows read by watches."))
+	s.metrics.refused, _ = meter.Int64Counter("http.input.refused", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests refused before decoding, by reason: parameter, body_unreadable, yaml, body_too_costly, body_text."))
 	s.router = s.routes()
 	return s
 }
@@ -175,7 +189,7 @@ func (s *API) Stop() {
 
 func (s *API) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(telemetry.HTTPMiddleware(s.tel))
+	r.Use(telemetry.HTTPMiddleware(s.tel), noSniff, s.withLog)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path))
 	})
@@ -187,26 +201,22 @@ func (s *API) routes() chi.Router {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.store.Ready(ctx); err != nil {
-			writeProblem(w, r, newProblem(http.StatusServiceUnavailable, api.CodeUnavailable, "not ready: "+readyReason(err)))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(s.readyBody())
-	})
+	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", s.tel.Metrics)
 
 	cfg := huma.DefaultConfig("Atoll", s.version)
-	cfg.Info.Description = "Atoll federation hub API. Every route but /healthz, /readyz and /metrics needs a bearer token."
+	cfg.Info.Description = "Atoll federation hub API. Every route but /healthz, /readyz and /metrics needs a bearer token; /readyz shows which hub answered, and whether it leads, only to one."
 	cfg.DocsPath = ""
 	cfg.CreateHooks = nil // no $schema links in bodies: objects must round-trip unchanged
 	cfg.RejectUnknownQueryParameters = true
+	// checkInput reads bodies, within bodyReadTimeout, and clears the
+	// connection's read deadline once it has; huma then reads them from
+	// memory and must not set one again: a deadline left on the
+	// connection fires while the handler runs and cancels its context.
+	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { op.BodyReadTimeout = -1 })
 	cfg.Formats = map[string]huma.Format{
-		"application/json":   huma.DefaultJSONFormat,
-		"json":               huma.DefaultJSONFormat,
+		"application/json":   jsonFormat,
+		"json":               jsonFormat,
 		"application/yaml":   yamlFormat,
 		"yaml":               yamlFormat,
 		"application/x-yaml": yamlFormat,
@@ -216,7 +226,9 @@ func (s *API) routes() chi.Router {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An Atoll API token."},
 	}
 	hapi := humachi.New(r, cfg)
-	hapi.UseMiddleware(s.authMiddleware(hapi))
+	// Every token check (the API's, then registration's) comes before
+	// checkInput reads a body.
+	hapi.UseMiddleware(s.authMiddleware(hapi), s.registrationAuth(hapi), s.checkInput(hapi))
 
 	registerKind(s, hapi, kindRoutes[api.Workload, *api.Workload, api.WorkloadList]{
 		kind: mustKind("Workload"), create: s.createWorkload,
@@ -246,19 +258,21 @@ func (s *API) routes() chi.Router {
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
-		LiveCluster: s.liveCluster, NotFound: notFound, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+		LiveCluster: s.liveCluster, NotFound: notFound, Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
 			p, err := tokens.Authenticate(ctx, s.store, s.now(), "Bearer "+token)
 			return web.Principal(p), err
 		}})
 	r.Mount("/", s.console.Handler())
 	return r
 }
-func readyReason(err error) string {
-	var de *api.Error
-	if errors.As(err, &de) {
-		return de.Message
-	}
-	return err.Error()
+
+// noSniff tells browsers to take every answer (API bodies, problems,
+// streams, console pages) as the type it says it is, never to guess one.
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 func mustKind(name string) api.Kind {
@@ -270,27 +284,3 @@ func mustKind(name string) api.Kind {
 }
 
 func reflectTypeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
-
-// yamlFormat reads YAML request bodies (through JSON, so the schema and
-// field names are the JSON ones) and writes YAML when asked to.
-var yamlFormat = huma.Format{
-	Marshal: func(w io.Writer, v any) error {
-		js, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		out, err := yaml.JSONToYAML(js)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(out)
-		return err
-	},
-	Unmarshal: func(data []byte, v any) error {
-		js, err := api.YAMLToJSON(data)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(js, v)
-	},
-}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -27,7 +31,11 @@ func actor(ctx context.Context, requestID string) pgstore.Actor {
 }
 
 // authMiddleware checks the bearer token and the role each operation
-// declares in its metadata ("role"). Refused writes are audited.
+// declares in its metadata ("role"). Refused writes are audited. A client
+// address whose tokens failed too often is refused with 429 before its
+// token is looked at (package throttle); a missing token is no attempt.
+// Operations without a role (registration) check their tokens
+// themselves: their 401s count as failures too.
 func (s *API) authMiddleware(hapi huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		scheme := "http"
@@ -37,15 +45,28 @@ func (s *API) authMiddleware(hapi huma.API) func(huma.Context, func(huma.Context
 		rctx := withInstance(ctx.Context(), ctx.URL().Path)
 		rctx = context.WithValue(rctx, baseURLKey{}, scheme+"://"+ctx.Host())
 		ctx = huma.WithContext(ctx, rctx)
+		authz := ctx.Header("Authorization")
+		if authz != "" {
+			if wait, ok := s.throttle.Allow(ctx.Context(), "api", ctx.RemoteAddr()); !ok {
+				writeErr(hapi, ctx, toProblem(ctx.Context(), tooManyFailures(wait)))
+				return
+			}
+		}
 		need, _ := ctx.Operation().Metadata["role"].(string)
 		if need == "" {
 			next(ctx)
+			if authz != "" && ctx.Status() == http.StatusUnauthorized {
+				s.throttle.Fail(ctx.RemoteAddr())
+			}
 			return
 		}
-		p, err := tokens.Authenticate(ctx.Context(), s.store, s.now(), ctx.Header("Authorization"))
+		p, err := tokens.Authenticate(ctx.Context(), s.store, s.now(), authz)
 		if err != nil {
 			if api.ErrorCode(err) == api.CodeUnauthorized {
 				ctx.SetHeader("WWW-Authenticate", `Bearer realm="atoll"`)
+				if authz != "" {
+					s.throttle.Fail(ctx.RemoteAddr())
+				}
 			}
 			writeErr(hapi, ctx, toProblem(ctx.Context(), err))
 			return
@@ -62,6 +83,15 @@ func (s *API) authMiddleware(hapi huma.API) func(huma.Context, func(huma.Context
 		}
 		next(huma.WithValue(ctx, principalKey{}, p))
 	}
+}
+
+// tooManyFailures is the 429 of a throttled client address.
+func tooManyFailures(wait time.Duration) *problem {
+	secs := int(math.Ceil(wait.Seconds()))
+	p := newProblem(http.StatusTooManyRequests, api.CodeTooManyRequests,
+		fmt.Sprintf("too many failed authentications from this address; retry in %d s", secs))
+	p.headers = http.Header{"Retry-After": []string{strconv.Itoa(secs)}}
+	return p
 }
 
 func writeErr(hapi huma.API, ctx huma.Context, err error) {

@@ -31,9 +31,8 @@ func (s *API) registerClusters(hapi huma.API) {
 		Description: "The first step of registering: with the token the registration will use, for the cluster it names. " +
 			"The nonce is good once, for that token and name, until expiresAt. JSON only; the token is checked before the body is read.",
 		Tags: tags, Security: bearer, MaxBodyBytes: 4 << 10,
-		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
-		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
-		Errors:      []int{400, 401, 403, 413, 415, 422, 503},
+		Metadata: map[string]any{"verb": "register", "kind": "Cluster", "auth": "registration", "jsonOnly": true},
+		Errors:   []int{400, 401, 403, 413, 415, 422, 503},
 	}, s.registerChallenge)
 	huma.Register(hapi, huma.Operation{
 		OperationID: "register-cluster", Method: http.MethodPost, Path: "/api/v1/clusters/register",
@@ -42,9 +41,8 @@ func (s *API) registerClusters(hapi huma.API) {
 			"Either way it sends a nonce from the challenge route and its signature with the NATS key it registers. " +
 			"The answer carries its NATS identity and where to connect. JSON only; the token is checked before the body is read.",
 		Tags: tags, Security: bearer, MaxBodyBytes: api.MaxRegisterBody,
-		Metadata:    map[string]any{"verb": "register", "kind": "Cluster"},
-		Middlewares: huma.Middlewares{s.registrationAuth(hapi)},
-		Errors:      []int{400, 401, 403, 409, 413, 415, 422, 503},
+		Metadata: map[string]any{"verb": "register", "kind": "Cluster", "auth": "registration", "jsonOnly": true},
+		Errors:   []int{400, 401, 403, 409, 413, 415, 422, 503},
 	}, s.register)
 	// The bodies are read raw (and decoded after the token check); the
 	// document still shows their schemas.
@@ -109,6 +107,10 @@ type registrantKey struct{}
 // huma reads the body: an anonymous request costs no parsing at all.
 func (s *API) registrationAuth(hapi huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
+		if auth, _ := ctx.Operation().Metadata["auth"].(string); auth != "registration" {
+			next(ctx)
+			return
+		}
 		if s.members == nil {
 			writeErr(hapi, ctx, toProblem(ctx.Context(), api.Errorf(api.CodeUnavailable, "this hub runs without NATS, so members cannot join it")))
 			return

@@ -14,7 +14,16 @@
 //
 // Each route declares the role it needs (viewer, operator, admin) in its
 // operation metadata; one huma middleware authenticates the bearer token
-// (package tokens) and enforces it, and refused writes are audited.
+// (package tokens) and enforces it, and refused writes are audited. An
+// address whose tokens fail too often gets 429 (package throttle, shared
+// with the console's sign-in).
+//
+// Nothing is parsed before the caller is authenticated: huma runs the
+// middlewares before it reads a body, and the second one, checkInput,
+// reads it within its limit, refuses bad bytes in parameters and strings
+// (400, located), converts YAML to JSON once with its aliases bounded, and
+// bounds the values of JSON (body.go). What one request may cost the hub
+// is measured in BENCHMARKS.md.
 //
 // It owns request parsing, validation, authorisation and answers. It
 // reaches the controllers only through the small interfaces in api.go

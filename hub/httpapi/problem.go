@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	api.CodeNotAcceptable:        http.StatusNotAcceptable,
 	api.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	api.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	api.CodeTooManyRequests:      http.StatusTooManyRequests,
 	api.CodeUnavailable:          http.StatusServiceUnavailable,
 	api.CodeInternal:             http.StatusInternalServerError,
 }
@@ -91,9 +92,9 @@ func newProblem(status int, code, detail string) *problem {
 }
 
 // installErrorModel makes every error huma raises an api.Problem. It sets
-// huma's package-level constructors, once per process.
-func installErrorModel(log *slog.Logger) {
-	errorLog = log
+// huma's package-level constructors, once per process; internal errors go
+// to the logger of the API that served the request (logFrom).
+func installErrorModel() {
 	huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		p := newProblem(status, codeOf(status), msg)
 		if hctx != nil {
@@ -114,7 +115,7 @@ func installErrorModel(log *slog.Logger) {
 				if hctx != nil {
 					ctx = hctx.Context()
 				}
-				log.ErrorContext(ctx, "internal error", "err", err, "request_id", p.RequestID)
+				logFrom(ctx).ErrorContext(ctx, "internal error", "err", err, "request_id", p.RequestID)
 			default:
 				p.Errors = append(p.Errors, api.ProblemDetail{Message: err.Error()})
 			}
@@ -194,13 +195,29 @@ func toProblem(ctx context.Context, err error) error {
 		return stamp(ctx, newProblem(499, api.CodeBadRequest, "request cancelled"))
 	}
 	p := stamp(ctx, newProblem(http.StatusInternalServerError, api.CodeInternal, "internal error; quote the request id when reporting it"))
-	errorLog.ErrorContext(ctx, "internal error", "err", err, "request_id", p.RequestID)
+	logFrom(ctx).ErrorContext(ctx, "internal error", "err", err, "request_id", p.RequestID)
 	return p
 }
 
-// errorLog receives internal errors; huma's error hooks are process-wide,
-// so this is too (set once, by the first server).
-var errorLog = slog.New(slog.DiscardHandler)
+type logKey struct{}
+
+// withLog gives the requests this API serves its logger, for errors
+// raised where only the context is at hand (huma's error hooks are
+// process-wide; several hubs may share a process, as in tests).
+func (s *API) withLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), logKey{}, s.log)))
+	})
+}
+
+// logFrom is the logger of the API serving ctx's request (the process's
+// default logger outside one).
+func logFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
 
 // writeProblem writes a problem outside huma (router fallbacks, watch
 // streams before they start).

@@ -16,10 +16,6 @@ import (
 	"github.com/atollhq/atoll/telemetry"
 )
 
-// maxBody is the largest request body the API reads: 1 MiB (huma refuses a
-// body that reaches its limit, hence the +1).
-const maxBody = 1<<20 + 1
-
 // objPtr is a pointer to a resource type.
 type objPtr[T any] interface {
 	*T
@@ -329,7 +325,7 @@ func patchJSON(contentType string, body []byte) ([]byte, error) {
 	switch mediaType(contentType) {
 	case "application/merge-patch+json", "application/json", "":
 	case "application/yaml", "application/x-yaml", "text/yaml":
-		js, err := api.YAMLToJSON(body)
+		js, err := yamlToJSON(body)
 		if err != nil {
 			return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, "the patch is not valid YAML: "+err.Error())
 		}
@@ -337,6 +333,9 @@ func patchJSON(contentType string, body []byte) ([]byte, error) {
 	default:
 		return nil, bodyProblem(http.StatusUnsupportedMediaType, api.CodeUnsupportedMediaType,
 			fmt.Sprintf("content type %q is not accepted: send application/merge-patch+json, application/json or application/yaml", contentType))
+	}
+	if err := checkJSONCost(body); err != nil {
+		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {

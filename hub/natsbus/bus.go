@@ -52,7 +52,7 @@ type Bus struct {
 	server   *server.Server
 	resolver *server.MemAccResolver
 	conn     *nats.Conn
-	beats    *nats.Conn // members' heartbeats alone: never behind bulk work on conn
+	beats    *nats.Conn      // members' heartbeats alone: never behind bulk work on conn
 	opts     *server.Options // the server writes the ports it picked here
 	req      *requester
 	sys      *nats.Conn // system-account connection to an external cluster

@@ -383,7 +383,9 @@ func newUUID() ([16]byte, string) {
 }
 
 // classify turns driver errors into domain errors: connection trouble
-// becomes Unavailable, a cancelled request stays context.Canceled.
+// becomes Unavailable, text PostgreSQL cannot store (NUL, invalid UTF-8)
+// Invalid, a cancelled request stays context.Canceled. The API refuses
+// such text before it comes here; this keeps a miss from being a 500.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -398,6 +400,9 @@ func classify(err error) error {
 			strings.HasPrefix(pgErr.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
 			strings.HasPrefix(pgErr.Code, "53"):  // insufficient resources
 			return unavailable(err)
+		case pgErr.Code == "22021", // character_not_in_repertoire: NUL or invalid UTF-8 in text
+			pgErr.Code == "22P05": // untranslatable_character: \u0000 in jsonb
+			return fmt.Errorf("%w (%v)", api.Errorf(api.CodeInvalid, "the request holds text the database cannot store (a NUL byte or invalid UTF-8)"), err)
 		}
 		return err
 	}

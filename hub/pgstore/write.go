@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -341,10 +342,17 @@ func (s *Store) auditFailure(ctx context.Context, actor Actor, verb, kind, name 
 // conflicting) so that the audit log shows attempts as well as changes.
 func (s *Store) AuditRefusal(ctx context.Context, actor Actor, verb, kind, name, result, detail string) {
 	_, err := s.pool.Exec(ctx, `INSERT INTO audit_log (actor, verb, kind, name, result, detail, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		actor.Name, verb, kind, name, result, truncate(detail, 1000), actor.RequestID)
+		storable(actor.Name), verb, kind, storable(name), result, storable(truncate(detail, 1000)), storable(actor.RequestID))
 	if err != nil {
 		s.log.WarnContext(ctx, "audit write failed", "err", err, "verb", verb, "kind", kind, "name", name)
 	}
+}
+
+// storable is s as PostgreSQL text can hold it: invalid UTF-8 (a name
+// refused for it, a detail cut inside a character) and NUL become U+FFFD,
+// so that the refusal is still recorded.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func truncate(s string, n int) string {
