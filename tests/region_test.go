@@ -4,6 +4,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -444,6 +445,14 @@ func startRegion(t *testing.T) *region {
 	auth, err := member.NkeyOption(strings.TrimSpace(string(admin)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The region's NATS lets nobody in without a key: a stranger on the
+	// machine is refused.
+	if anon, err := nats.Connect(url, nats.Name("atoll-e2e-stranger")); err == nil {
+		anon.Close()
+		t.Errorf("member %s's NATS: want an anonymous connection refused; it was accepted", r.name)
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("member %s's NATS: want an anonymous connection refused as unauthorized; got %v", r.name, err)
 	}
 	nc, err := nats.Connect(url, nats.Name("atoll-e2e-"+r.name), auth)
 	if err != nil {
