@@ -51,11 +51,11 @@ func BenchmarkHugeWorkload(b *testing.B) {
 		}
 		select {
 		case <-allIn:
-		case <-time.After(15 * time.Minute):
+		case <-time.After(4 * time.Minute):
 			mu.Lock()
 			n := len(ready)
 			mu.Unlock()
-			b.Fatalf("%d of %d replicas Ready after 15m", n, replicas)
+			b.Fatalf("%d of %d replicas Ready after 4m", n, replicas)
 		}
 		readyAt := time.Now()
 		if err := e.admin.Delete(ctx, "workloads", "huge", nil); err != nil {

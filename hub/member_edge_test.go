@@ -77,7 +77,7 @@ func TestMemberNATSIsClosedToStrangers(t *testing.T) {
 	for _, name := range []string{"n1", "n2"} {
 		dirs[name] = t.TempDir()
 		a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: name, DataDir: dirs[name],
-			MilliCPU: 1000, Memory: 1 << 30, Interval: 200 * time.Millisecond})
+			MilliCPU: 1000, Memory: 1 << 30, Interval: 200 * time.Millisecond, RevokedAfter: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,13 +161,49 @@ func TestMemberNATSIsClosedToStrangers(t *testing.T) {
 		t.Error("n1's key: want the member's JetStream out of reach; it opened the bindings bucket")
 	}
 	v.saw(t, "$JS.API")
-	// None of it reached the member.
+	// None of it reached the member, while the same message from the
+	// region's admin does (a control: the check can fail).
+	admin, err := nats.Connect(url, m.AdminOption())
+	if err != nil {
+		t.Fatalf("the admin key: want a connection; got %v", err)
+	}
+	defer admin.Close()
+	control, _ := json.Marshal(protocol.DesiredWorkload{Version: protocol.Version, Workload: "control", Epoch: 1, Generation: 1, Replicas: 0,
+		Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := admin.Request(protocol.DesiredSubject("edge"), control, 5*time.Second); err != nil {
+		t.Fatalf("the admin's desired state: %v", err)
+	}
 	held, err := m.State().Desired(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := held["control"]; !ok {
+		t.Error("the control: want the admin's desired state stored")
+	}
 	if _, ok := held["evil"]; ok {
 		t.Errorf("want the forged desired state refused; the member stored it: %+v", held["evil"])
+	}
+
+	// The member answers a node only into that node's inbox: a request
+	// whose reply names the member's own KV (which the member's
+	// connection could write) is dropped, not answered there. The same
+	// request with the node's inbox, sent after it on the same connection,
+	// is answered: by then the forged one has been handled.
+	keysBefore, _, err := m.State().NodeKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{protocol.NodeBindingsSubject("n1"), protocol.NodeHeartbeatSubject("n1")} {
+		if err := nc.PublishRequest(subject, "$KV."+state.NodeKeysBucket+".n2", []byte(`{"v":4,"node":"n1"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nc.Request(protocol.NodeBindingsSubject("n1"), nil, 5*time.Second); err != nil {
+		t.Fatalf("n1's own bindings after the forged requests: %v", err)
+	}
+	keysAfter, bad, err := m.State().NodeKeys(ctx)
+	if err != nil || bad != 0 || keysAfter["n2"].PublicKey != keysBefore["n2"].PublicKey || keysAfter["n2"].PublicKey == "" {
+		t.Errorf("n2's key after requests with a forged reply: want it intact (%s); got %+v, %d bad entries (%v)", keysBefore["n2"].PublicKey, keysAfter["n2"], bad, err)
 	}
 
 	// A join-token holder cannot enroll another key under n1's name.
@@ -186,6 +222,25 @@ func TestMemberNATSIsClosedToStrangers(t *testing.T) {
 		t.Errorf("joining as n1 with another key: want a refusal naming the other key; got %+v (%v)", j, err)
 	}
 	refused("the stranger's key after its refused join", nats.Nkey(strangerPub, stranger.Sign))
+	// n1's public key cannot be enrolled under another name either.
+	req, _ = json.Marshal(protocol.NodeJoin{Version: protocol.Version, Node: "n3", PublicKey: n1Pub})
+	if msg, err = jc.Request(protocol.NodeJoinSubject, req, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(msg.Data, &j); err != nil || j.Accepted || !strings.Contains(j.Reason, "enrolled as node n1") {
+		t.Errorf("joining as n3 with n1's key: want a refusal; got %+v (%v)", j, err)
+	}
+	// A join with a forged reply is not answered there.
+	req, _ = json.Marshal(protocol.NodeJoin{Version: protocol.Version, Node: "n4", PublicKey: strangerPub})
+	if err := jc.PublishRequest(protocol.NodeJoinSubject, "$KV."+state.NodeKeysBucket+".n1", req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jc.Request(protocol.NodeJoinSubject, []byte(`{}`), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if keys, bad, _ := m.State().NodeKeys(ctx); bad != 0 || keys["n1"].PublicKey != n1Pub {
+		t.Errorf("n1's key after a join with a forged reply: want it intact; got %+v, %d bad entries", keys["n1"], bad)
+	}
 	var jv violations
 	jc2, err := nats.Connect(url, nats.UserInfo(protocol.NodeJoinUser, m.NodeJoinToken()), nats.CustomInboxPrefix(protocol.NodeJoinInboxPrefix), jv.handler())
 	if err != nil {
@@ -198,13 +253,13 @@ func TestMemberNATSIsClosedToStrangers(t *testing.T) {
 	// Revoking n2 ('atoll member revoke-node', with the admin key from
 	// the member's data folder) closes its connection at once, and its key
 	// is refused from then on.
-	if err := member.RevokeNode(ctx, url, memberDir, "nobody"); err == nil || !strings.Contains(err.Error(), "no node of that name") {
+	if err := member.RevokeNode(ctx, url, memberDir, "nobody", false); err == nil || !strings.Contains(err.Error(), "no node of that name") {
 		t.Errorf("revoking a node that never joined: want a clear error; got %v", err)
 	}
-	if err := member.RevokeNode(ctx, url, t.TempDir(), "n2"); err == nil {
+	if err := member.RevokeNode(ctx, url, t.TempDir(), "n2", false); err == nil {
 		t.Error("revoking without the member's admin key: want it refused")
 	}
-	if err := member.RevokeNode(ctx, url, memberDir, "n2"); err != nil {
+	if err := member.RevokeNode(ctx, url, memberDir, "n2", false); err != nil {
 		t.Fatalf("revoking n2: %v", err)
 	}
 	n2Seed, _ := os.ReadFile(filepath.Join(dirs["n2"], "node.nk"))
@@ -230,4 +285,41 @@ func TestMemberNATSIsClosedToStrangers(t *testing.T) {
 		t.Error("n2's agent: want it to stop once its key is refused; it runs on")
 	}
 	waitFor(t, "n2 NotReady once its connection is closed", 20*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	// The revocation sticks: n2's key, and its name with any key, cannot
+	// join again with the join token, until an admin forgets it.
+	joinAs := func(name, pub string) protocol.NodeJoined {
+		t.Helper()
+		req, _ := json.Marshal(protocol.NodeJoin{Version: protocol.Version, Node: name, PublicKey: pub})
+		msg, err := jc.Request(protocol.NodeJoinSubject, req, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j protocol.NodeJoined
+		if err := json.Unmarshal(msg.Data, &j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	fresh, _ := nkeys.CreateUser()
+	freshPub, _ := fresh.PublicKey()
+	if j := joinAs("n2", n2Pub); j.Accepted || !strings.Contains(j.Reason, "revoked") {
+		t.Errorf("n2 joining again with its revoked key: want a refusal; got %+v", j)
+	}
+	if j := joinAs("n2", freshPub); j.Accepted || !strings.Contains(j.Reason, "revoked") {
+		t.Errorf("n2's name with a new key: want a refusal until an admin forgets it; got %+v", j)
+	}
+	if err := member.RevokeNode(ctx, url, memberDir, "n2", true); err != nil {
+		t.Fatalf("forgetting n2: %v", err)
+	}
+	if j := joinAs("n2", freshPub); !j.Accepted {
+		t.Errorf("n2's name with a new key once forgotten: want it enrolled; got %+v", j)
+	}
+	waitFor(t, "the new key accepted", 10*time.Second, func() bool {
+		c, err := nats.Connect(url, nats.Nkey(freshPub, fresh.Sign))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 }

@@ -97,7 +97,7 @@ type Member struct {
 
 	// Access to the region's NATS (nodeauth.go).
 	auth      *regionAuth
-	joinMu    sync.Mutex
+	keysMu    sync.Mutex // one reload of the node keys at a time (joins, the watcher)
 	joinToken string
 	adminSeed string
 }
@@ -139,7 +139,7 @@ func New(cfg Config) (*Member, error) {
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5))
 	m.missed, _ = meter.Int64Counter("member.heartbeat.missed", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats the hub did not ack in time."))
 	refused, _ := meter.Int64Counter("member.nats.refused", metric.WithUnit("{connection}"), metric.WithDescription("Connections the region's NATS refused, by reason."))
-	m.auth = &regionAuth{refused: refused, nodes: map[string]string{}, keys: map[string]string{}, conns: map[string]map[uint64]string{},
+	m.auth = &regionAuth{refused: refused, nodes: map[string]string{}, keys: map[string]string{}, loaded: make(chan struct{}),
 		srv: func() *server.Server { return m.server }}
 	return m, nil
 }

@@ -53,12 +53,20 @@ type regionAuth struct {
 	joinToken     []byte
 	srv           func() *server.Server
 	refused       metric.Int64Counter
+	// loaded is closed once the enrolled keys were read: until then a
+	// node's key waits (a restarted member opens its listener before it
+	// can read its KV, and must not refuse its own nodes meanwhile).
+	loaded     chan struct{}
+	loadedOnce sync.Once
 
 	mu    sync.Mutex
-	nodes map[string]string            // node -> public key
-	keys  map[string]string            // public key -> node
-	conns map[string]map[uint64]string // public key -> client id -> node, for revocation
+	nodes map[string]string // node -> public key (enrolled, not revoked)
+	keys  map[string]string // public key -> node
 }
+
+// keysWait bounds how long a node's connection waits for the keys at a
+// member's start.
+const keysWait = 10 * time.Second
 
 // Check implements server.Authentication.
 func (a *regionAuth) Check(c server.ClientAuthentication) bool {
@@ -73,20 +81,18 @@ func (a *regionAuth) Check(c server.ClientAuthentication) bool {
 			c.RegisterUser(&server.User{Username: opts.Nkey})
 			return true
 		}
+		select {
+		case <-a.loaded:
+		case <-time.After(keysWait):
+		}
 		a.mu.Lock()
 		node, ok := a.keys[opts.Nkey]
-		if ok {
-			if a.conns[opts.Nkey] == nil {
-				a.conns[opts.Nkey] = map[uint64]string{}
-			}
-			a.conns[opts.Nkey][c.GetID()] = node
-		}
 		a.mu.Unlock()
 		if !ok {
 			a.refuse("unknown_key")
 			return false
 		}
-		c.RegisterUser(&server.User{Username: "node:" + node, Permissions: nodePermissions(node)})
+		c.RegisterUser(&server.User{Username: nodeUser(node), Permissions: nodePermissions(node)})
 		return true
 	}
 	if opts.Username == protocol.NodeJoinUser && len(a.joinToken) > 0 &&
@@ -97,6 +103,9 @@ func (a *regionAuth) Check(c server.ClientAuthentication) bool {
 	a.refuse("no_credentials")
 	return false
 }
+
+// nodeUser is the user name a node's connections carry.
+func nodeUser(node string) string { return "node:" + node }
 
 func (a *regionAuth) refuse(reason string) {
 	if a.refused != nil {
@@ -146,35 +155,41 @@ func joinPermissions() *server.Permissions {
 	}
 }
 
-// setNodes replaces the enrolled keys and closes the connections of every
-// node whose key is no longer enrolled (revoked, or enrolled anew).
+// setNodes replaces the enrolled keys (revoked ones left out) and closes
+// the open connections of every node whose key left them. It returns
+// those nodes.
 func (a *regionAuth) setNodes(nodes map[string]string) []string {
 	a.mu.Lock()
+	old := a.nodes
 	a.nodes = nodes
 	a.keys = make(map[string]string, len(nodes))
 	for node, key := range nodes {
 		a.keys[key] = node
 	}
-	var gone []uint64
-	var names []string
-	for key, ids := range a.conns {
-		if _, ok := a.keys[key]; ok {
-			continue
-		}
-		for id, node := range ids {
-			gone = append(gone, id)
-			names = append(names, node)
-		}
-		delete(a.conns, key)
-	}
-	srv := a.srv()
 	a.mu.Unlock()
-	for _, id := range gone {
-		if srv != nil {
-			_ = srv.DisconnectClientByID(id) // gone already: nothing to close
+	a.loadedOnce.Do(func() { close(a.loaded) })
+	var gone []string
+	for node, key := range old {
+		if nodes[node] != key {
+			gone = append(gone, node)
 		}
 	}
-	return names
+	if srv := a.srv(); srv != nil && len(gone) > 0 {
+		// The server names an nkey user's connection by its public key.
+		keys := map[string]bool{}
+		for _, node := range gone {
+			keys[old[node]] = true
+		}
+		conns, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
+		if err == nil {
+			for _, c := range conns.Conns {
+				if keys[c.AuthorizedUser] {
+					_ = srv.DisconnectClientByID(c.Cid) // gone already: nothing to close
+				}
+			}
+		}
+	}
+	return gone
 }
 
 // enrolled is the key a node is enrolled with ("" when none).
@@ -239,32 +254,45 @@ func NkeyOption(seed string) (nats.Option, error) {
 
 // RevokeNode revokes a node's key on the region's NATS at natsURL, as the
 // admin whose key is in dataDir (the member's data folder): the member
-// closes the node's connections at once and refuses its key from then on.
-// The node may join again with a new key.
-func RevokeNode(ctx context.Context, natsURL, dataDir, node string) error {
+// closes the node's connections at once, and refuses its key, and its
+// name, from then on, join token or not. forget instead drops the node's
+// entry, revoked or not, so that its name may join again with a new key.
+func RevokeNode(ctx context.Context, natsURL, dataDir, node string, forget bool) error {
+	what := "revoke"
+	if forget {
+		what = "forget"
+	}
 	seed, err := os.ReadFile(filepath.Join(dataDir, adminKeyFile))
 	if err != nil {
-		return fmt.Errorf("revoke node %s: the region's admin key: %w", node, err)
+		return fmt.Errorf("%s node %s: the region's admin key: %w", what, node, err)
 	}
 	auth, err := NkeyOption(strings.TrimSpace(string(seed)))
 	if err != nil {
-		return fmt.Errorf("revoke node %s: %w", node, err)
+		return fmt.Errorf("%s node %s: %w", what, node, err)
 	}
 	nc, err := nats.Connect(natsURL, nats.Name("atoll-revoke-node"), auth)
 	if err != nil {
-		return fmt.Errorf("revoke node %s: connect to the region's NATS at %s: %w", node, natsURL, err)
+		return fmt.Errorf("%s node %s: connect to the region's NATS at %s: %w", what, node, natsURL, err)
 	}
 	defer nc.Close()
 	st, err := state.Open(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("revoke node %s: %w", node, err)
+		return fmt.Errorf("%s node %s: %w", what, node, err)
 	}
-	keys, err := st.NodeKeys(ctx)
+	keys, _, err := st.NodeKeys(ctx)
 	if err != nil {
-		return fmt.Errorf("revoke node %s: %w", node, err)
+		return fmt.Errorf("%s node %s: %w", what, node, err)
 	}
-	if _, ok := keys[node]; !ok {
-		return fmt.Errorf("revoke node %s: no node of that name is enrolled", node)
+	k, ok := keys[node]
+	if !ok {
+		return fmt.Errorf("%s node %s: no node of that name is enrolled", what, node)
 	}
-	return st.DeleteNodeKey(ctx, node)
+	if forget {
+		return st.DeleteNodeKey(ctx, node)
+	}
+	if k.RevokedAt == nil {
+		now := time.Now().UTC()
+		k.RevokedAt = &now
+	}
+	return st.PutNodeKey(ctx, k)
 }

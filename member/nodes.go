@@ -19,7 +19,9 @@ import (
 // serveNodes answers node agents' heartbeats on the region's NATS, keeps
 // the registry, and wakes the controller when a node appears or changes.
 func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *controller.Nodes, ctl *controller.Controller) (*nats.Subscription, error) {
-	sub, err := m.conn.Subscribe(protocol.NodeHeartbeatWildcard, func(msg *nats.Msg) {
+	// On the heartbeat connection: a node's lease comes with the ack, which
+	// must not wait behind a pass's batch of binding writes on m.conn.
+	sub, err := m.beats.Subscribe(protocol.NodeHeartbeatWildcard, func(msg *nats.Msg) {
 		var hb protocol.NodeHeartbeat
 		if err := json.Unmarshal(msg.Data, &hb); err != nil || !api.IsDNSLabel(hb.Node) || msg.Subject != protocol.NodeHeartbeatSubject(hb.Node) {
 			return // garbage, or a node speaking for another
@@ -39,7 +41,7 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 				ctl.WakeFor(ws...)
 			}
 		}
-		if msg.Reply != "" {
+		if protocol.NodeReplyOK(hb.Node, msg.Reply) {
 			now := time.Now()
 			left, renewed := m.fence.lease(now)
 			ack := protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: left.Milliseconds(), Hold: m.fence.held(now), Dark: m.drill.dark(now)}

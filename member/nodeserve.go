@@ -22,7 +22,7 @@ import (
 // revoked by a tool (atoll member revoke-node) closes that node's
 // connections at once.
 func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
-	if err := m.loadNodeKeys(ctx, st); err != nil {
+	if _, err := m.loadNodeKeys(ctx, st); err != nil {
 		return err
 	}
 	keys, err := st.WatchNodeKeys(ctx)
@@ -35,18 +35,23 @@ func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
 			case <-ctx.Done():
 				return
 			case <-keys:
-				if err := m.loadNodeKeys(ctx, st); err != nil && ctx.Err() == nil {
+				if _, err := m.loadNodeKeys(ctx, st); err != nil && ctx.Err() == nil {
 					m.log.WarnContext(ctx, "reloading node keys failed", "err", err)
 				}
 			}
 		}
 	}()
-	if _, err := m.conn.Subscribe(protocol.NodeJoinSubject, func(msg *nats.Msg) { m.join(ctx, st, msg) }); err != nil {
+	if _, err := m.conn.Subscribe(protocol.NodeJoinSubject, func(msg *nats.Msg) {
+		if !strings.HasPrefix(msg.Reply, protocol.NodeJoinInboxPrefix+".") {
+			return // answer only into a join inbox (see NodeReplyOK)
+		}
+		m.join(ctx, st, msg)
+	}); err != nil {
 		return fmt.Errorf("serve node joins: %w", err)
 	}
 	if _, err := m.conn.Subscribe(protocol.NodeBindingsWildcard, func(msg *nats.Msg) {
 		node := strings.TrimSuffix(strings.TrimPrefix(msg.Subject, "atoll.node."), ".bindings")
-		if !api.IsDNSLabel(node) || msg.Subject != protocol.NodeBindingsSubject(node) || msg.Reply == "" {
+		if !api.IsDNSLabel(node) || msg.Subject != protocol.NodeBindingsSubject(node) || !protocol.NodeReplyOK(node, msg.Reply) {
 			return
 		}
 		bs, err := st.NodeBindings(ctx, node)
@@ -64,32 +69,45 @@ func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
 	return nil
 }
 
-// loadNodeKeys gives the region's NATS the enrolled keys.
-func (m *Member) loadNodeKeys(ctx context.Context, st *state.Store) error {
-	keys, err := st.NodeKeys(ctx)
+// loadNodeKeys gives the region's NATS the enrolled keys (revoked ones
+// left out), one reload at a time, and returns them all.
+func (m *Member) loadNodeKeys(ctx context.Context, st *state.Store) (map[string]state.NodeKey, error) {
+	m.keysMu.Lock()
+	defer m.keysMu.Unlock()
+	return m.loadNodeKeysLocked(ctx, st)
+}
+
+func (m *Member) loadNodeKeysLocked(ctx context.Context, st *state.Store) (map[string]state.NodeKey, error) {
+	keys, bad, err := st.NodeKeys(ctx)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if bad > 0 {
+		m.log.WarnContext(ctx, "node key entries that name no key of their own were ignored", "count", bad)
 	}
 	nodes := make(map[string]string, len(keys))
 	for name, k := range keys {
-		nodes[name] = k.PublicKey
+		if k.RevokedAt == nil {
+			nodes[name] = k.PublicKey
+		}
 	}
 	for _, node := range m.auth.setNodes(nodes) {
-		m.log.WarnContext(ctx, "closed the connection of a node whose key was revoked", "node", node)
+		m.log.WarnContext(ctx, "closed the connections of a node whose key was revoked", "node", node)
 	}
-	return nil
+	return keys, nil
 }
 
-// join enrolls a node agent's key: a new name takes any valid key, an
-// enrolled name only the key it has (a join-token holder cannot take over
-// another node; revoke it first).
+// join enrolls a node agent's key: a new name takes a valid key that no
+// other name holds; an enrolled name only the key it has (a join-token
+// holder cannot take over another node: an admin revokes and forgets it
+// first); a revoked name or key is refused until an admin forgets it.
 func (m *Member) join(ctx context.Context, st *state.Store, msg *nats.Msg) {
 	answer := func(j protocol.NodeJoined) {
 		data, _ := json.Marshal(j)
 		_ = msg.Respond(data)
 	}
 	var req protocol.NodeJoin
-	if err := json.Unmarshal(msg.Data, &req); err != nil || len(msg.Data) > 4096 {
+	if len(msg.Data) > 4096 || json.Unmarshal(msg.Data, &req) != nil {
 		answer(protocol.NodeJoined{Reason: "malformed join request"})
 		return
 	}
@@ -101,23 +119,43 @@ func (m *Member) join(ctx context.Context, st *state.Store, msg *nats.Msg) {
 		answer(protocol.NodeJoined{Reason: "the public key is not an nkey user key"})
 		return
 	}
-	m.joinMu.Lock()
-	defer m.joinMu.Unlock()
-	switch have := m.auth.enrolled(req.Node); have {
-	case req.PublicKey:
-		answer(protocol.NodeJoined{Accepted: true})
+	m.keysMu.Lock()
+	defer m.keysMu.Unlock()
+	keys, _, err := st.NodeKeys(ctx)
+	if err != nil {
+		answer(protocol.NodeJoined{Reason: "reading the enrolled keys failed; try again"})
 		return
-	case "":
-	default:
-		m.log.WarnContext(ctx, "refused a node join: the name is enrolled with another key", "node", req.Node)
-		answer(protocol.NodeJoined{Reason: fmt.Sprintf("node %s is enrolled with another key; if it was reinstalled, revoke the old key first ('atoll member revoke-node %s')", req.Node, req.Node)})
+	}
+	refuse := func(reason string) {
+		m.log.WarnContext(ctx, "refused a node join", "node", req.Node, "reason", reason)
+		answer(protocol.NodeJoined{Reason: reason})
+	}
+	for name, k := range keys {
+		if k.PublicKey == req.PublicKey && name != req.Node {
+			refuse(fmt.Sprintf("this key is enrolled as node %s; a key joins under one name", name))
+			return
+		}
+		if k.PublicKey == req.PublicKey && k.RevokedAt != nil {
+			refuse(fmt.Sprintf("this key was revoked (node %s); an admin must forget it first ('atoll member revoke-node --forget %s')", name, name))
+			return
+		}
+	}
+	if have, ok := keys[req.Node]; ok {
+		switch {
+		case have.RevokedAt != nil:
+			refuse(fmt.Sprintf("node %s was revoked; an admin must forget it first ('atoll member revoke-node --forget %s')", req.Node, req.Node))
+		case have.PublicKey == req.PublicKey:
+			answer(protocol.NodeJoined{Accepted: true})
+		default:
+			refuse(fmt.Sprintf("node %s is enrolled with another key; if it was reinstalled, an admin revokes and forgets the old key first ('atoll member revoke-node --forget %s')", req.Node, req.Node))
+		}
 		return
 	}
 	if err := st.PutNodeKey(ctx, state.NodeKey{Node: req.Node, PublicKey: req.PublicKey, EnrolledAt: time.Now().UTC()}); err != nil {
 		answer(protocol.NodeJoined{Reason: "storing the key failed; try again"})
 		return
 	}
-	if err := m.loadNodeKeys(ctx, st); err != nil {
+	if _, err := m.loadNodeKeysLocked(ctx, st); err != nil {
 		answer(protocol.NodeJoined{Reason: "loading the key failed; try again"})
 		return
 	}

@@ -1,14 +1,17 @@
 package protocol
 
 import (
+	"strings"
+
 	"github.com/atollhq/atoll/api"
 )
 
 // Inside a region, node agents talk to their member over the member's own
 // NATS (never the hub's), each with its own key and permissions scoped to
 // its own subjects: it heartbeats on NodeHeartbeatSubject, asks for the
-// replicas bound to it on NodeBindingsSubject (the member reads them from
-// its bindings KV bucket, keys "<node>.<replica>"), hears on
+// replicas bound to it on NodeBindingsSubject (the member answers from its
+// in-memory copy of its bindings KV bucket, keys "<node>.<replica>", and
+// only into that node's inbox: NodeReplyOK), hears on
 // NodeChangedSubject that they changed, serves logs on NodeLogsSubject,
 // and receives replies in its own inbox (NodeInboxPrefix). A node never
 // touches the member's JetStream. A node joins once on NodeJoinSubject,
@@ -52,6 +55,15 @@ const NodeJoinInboxPrefix = "_NODE_JOIN"
 // NodeInboxPrefix is a node agent's reply inbox prefix
 // (nats.CustomInboxPrefix): replies to it reach that node alone.
 func NodeInboxPrefix(node string) string { return "_NODE_INBOX." + node }
+
+// NodeReplyOK says whether the member may answer a request of node's into
+// reply: only into that node's own inbox. The member's connection may
+// publish anywhere, and NATS checks no one's right to a reply subject, so
+// a reply of the requester's choosing would have the member write, say,
+// into its own KV buckets.
+func NodeReplyOK(node, reply string) bool {
+	return strings.HasPrefix(reply, NodeInboxPrefix(node)+".")
+}
 
 // NodeBindings answers a node's bindings request.
 type NodeBindings struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/node"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,9 +26,16 @@ func main() {
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error: "+oneLine(err))
+		if errors.Is(err, node.ErrRevoked) {
+			os.Exit(exitRevoked) // a service manager must not restart it
+		}
 		os.Exit(1)
 	}
 }
+
+// exitRevoked is the exit status of a node agent whose key its member
+// revoked (the node unit's RestartPreventExitStatus).
+const exitRevoked = 3
 
 // oneLine renders an error as a single actionable line.
 func oneLine(err error) string {

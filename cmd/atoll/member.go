@@ -79,21 +79,31 @@ credentials and keeps retrying.`,
 
 func newRevokeNodeCmd() *cobra.Command {
 	var dataDir, natsURL string
+	var forget bool
 	cmd := &cobra.Command{
-		Use:   "revoke-node NAME --data-dir DIR",
+		Use:   "revoke-node NAME --data-dir DIR [--forget]",
 		Short: "Revoke a node agent's key: the member closes its connections and refuses it from then on",
 		Long: `Revokes a node agent's key on the region's NATS, with the region's
 admin key from the member's data folder (run it on the member's machine).
-The member closes the node's connections at once and its agent stops. The
-node may join again with a new key: delete node.nk in its data folder and
-start it with --join-token-file.`,
+The member closes the node's connections at once, its agent stops (exit
+status 3, which the node unit does not restart), and neither its key nor
+its name may join again, join token or not.
+
+--forget drops the node's entry instead, revoked or not: its name may then
+join again with a new key (delete node.nk in the node's data folder and
+start it with --join-token-file). Rotate the node join token too if the
+old key may have been stolen with it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" {
 				return errors.New("--data-dir is required: the member's data folder holds the region's admin key")
 			}
-			if err := member.RevokeNode(cmd.Context(), natsURL, dataDir, args[0]); err != nil {
+			if err := member.RevokeNode(cmd.Context(), natsURL, dataDir, args[0], forget); err != nil {
 				return err
+			}
+			if forget {
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s forgotten: it may join again with a new key\n", args[0])
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s revoked\n", args[0])
 			return nil
@@ -101,6 +111,7 @@ start it with --join-token-file.`,
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the member's data folder")
 	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4223", "the region's NATS (the member's --nats-listen)")
+	cmd.Flags().BoolVar(&forget, "forget", false, "drop the node's entry (revoked or not), so its name may join again with a new key")
 	return cmd
 }
 

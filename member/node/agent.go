@@ -56,6 +56,10 @@ type Config struct {
 	// agent never leaves replicas running unsupervised while the member
 	// places them elsewhere.
 	KeepReplicasOnExit bool
+	// RevokedAfter is how long the member must refuse the node's key on
+	// reconnects before the agent stops with ErrRevoked; default 30s (a
+	// restarting member refuses its nodes for a moment).
+	RevokedAfter time.Duration
 	// Version is the agent's software version.
 	Version string
 	Logger  *slog.Logger
@@ -65,7 +69,7 @@ type Config struct {
 // ('atoll member revoke-node'), so the agent stops instead of knocking
 // forever. To come back, the node joins again with a new key (delete
 // node.nk in its data folder and start it with the node join token).
-var ErrRevoked = errors.New("the member refused this node's key: it was revoked; to join again, delete node.nk in the node's data folder and start it with --join-token-file")
+var ErrRevoked = errors.New("the member has refused this node's key for a while: it was revoked ('atoll member revoke-node'); to join again, an admin forgets it ('atoll member revoke-node --forget NAME') and the node starts without its node.nk, with --join-token-file")
 
 // Agent is a running node agent.
 type Agent struct {
@@ -73,7 +77,10 @@ type Agent struct {
 	log     *slog.Logger
 	runtime *runtime.Runtime
 	ready   chan struct{}
-	refused chan struct{} // the member refused the key on a reconnect
+	refused chan struct{} // the member refused the key on reconnects for revokedAfter
+	// revokedAfter is how long the member must refuse the key on
+	// reconnects before the agent takes it as revoked and stops.
+	revokedAfter time.Duration
 }
 
 // New checks the configuration.
@@ -96,7 +103,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Memory <= 0 {
 		cfg.Memory = machineMemory()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1), revokedAfter: cfg.RevokedAfter}
+	if a.revokedAfter <= 0 {
+		a.revokedAfter = 30 * time.Second
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -222,8 +222,10 @@ func (f *Fleet) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fleet: open bindings: %w", err)
 	}
-	f.inbox = nc.NewRespInbox()
-	ackSub, err := nc.Subscribe(f.inbox, func(*nats.Msg) { f.acked.Add(1) })
+	// The member answers a node's heartbeat only into that node's inbox:
+	// every simulated node gets one, under one subscription.
+	f.inbox = "fleet-" + nats.NewInbox()[len(nats.InboxPrefix):]
+	ackSub, err := nc.Subscribe(protocol.NodeInboxPrefix("*")+"."+f.inbox, func(*nats.Msg) { f.acked.Add(1) })
 	if err != nil {
 		return fmt.Errorf("fleet: subscribe to acks: %w", err)
 	}
@@ -527,7 +529,7 @@ func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 	if err != nil {
 		return
 	}
-	if err := nc.PublishRequest(protocol.NodeHeartbeatSubject(n.cfg.Name), f.inbox, data); err != nil {
+	if err := nc.PublishRequest(protocol.NodeHeartbeatSubject(n.cfg.Name), protocol.NodeInboxPrefix(n.cfg.Name)+"."+f.inbox, data); err != nil {
 		f.log.Debug("node heartbeat not sent", "node", n.cfg.Name, "err", err)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,29 +29,41 @@ func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
 		return nil, err
 	}
 	pub, _ := kp.PublicKey()
+	// A refusal on a reconnect may be a member restarting (it reads its
+	// keys only once its NATS runs): only refusals for revokedAfter in a
+	// row mean the key was revoked, and then retrying would knock forever.
+	var refusedSince atomic.Int64
 	open := func() (*nats.Conn, error) {
 		return nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.Nkey(pub, kp.Sign),
 			nats.CustomInboxPrefix(protocol.NodeInboxPrefix(a.cfg.Name)),
-			nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+			nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.IgnoreAuthErrorAbort(),
+			nats.ReconnectHandler(func(*nats.Conn) { refusedSince.Store(0) }),
 			nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
-				if errors.Is(err, nats.ErrAuthorization) {
-					// Refused on a reconnect: the member revoked this key.
-					// Retrying would knock forever; the agent stops.
+				if !errors.Is(err, nats.ErrAuthorization) {
+					logNATSError(a.log, sub, err)
+					return
+				}
+				now := time.Now().UnixNano()
+				if refusedSince.CompareAndSwap(0, now) {
+					a.log.Warn("the member refused this node's key; retrying (a restarting member refuses nodes briefly)")
+					return
+				}
+				if time.Duration(now-refusedSince.Load()) >= a.revokedAfter {
 					select {
 					case a.refused <- struct{}{}:
 					default:
 					}
-					return
 				}
-				logNATSError(a.log, sub, err)
 			}))
 	}
 	nc, err := open()
-	if err == nil || !errors.Is(err, nats.ErrAuthorization) || a.cfg.JoinToken == "" {
-		if err != nil {
-			return nil, fmt.Errorf("connect to the member at %s: %w", a.cfg.MemberURL, err)
-		}
+	switch {
+	case err == nil:
 		return nc, nil
+	case errors.Is(err, nats.ErrAuthorization) && a.cfg.JoinToken == "":
+		return nil, fmt.Errorf("connect to the member at %s: this node's key is not enrolled (or was revoked): start it once with --join-token-file (the member's node-join-token)", a.cfg.MemberURL)
+	case !errors.Is(err, nats.ErrAuthorization):
+		return nil, fmt.Errorf("connect to the member at %s: %w", a.cfg.MemberURL, err)
 	}
 	if err := a.join(ctx, pub); err != nil {
 		return nil, err

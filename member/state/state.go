@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/protocol"
@@ -151,7 +152,7 @@ type mirrored struct {
 // Mirror loads the desired and bindings buckets into memory; afterwards
 // Desired and Bindings answer from memory and every write through this
 // Store updates it. Only the bucket's single writer may use it: the
-// member (node agents read the buckets, never write them). A controller
+// member (node agents never touch the buckets; they ask the member). A controller
 // pass then costs no KV reads and no JSON decoding, however many
 // replicas the region runs.
 func (s *Store) Mirror(ctx context.Context) error {
@@ -221,7 +222,7 @@ func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open member state: %w", err)
 	}
-	batch, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(bindingsInFlight))
+	batch, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(bindingsInFlight), jetstream.WithPublishAsyncTimeout(bindingAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open member state: %w", err)
 	}
@@ -229,8 +230,12 @@ func Open(ctx context.Context, nc *nats.Conn) (*Store, error) {
 }
 
 // bindingsInFlight bounds the binding writes WriteBindings has sent and
-// not yet seen acknowledged.
-const bindingsInFlight = 512
+// not yet seen acknowledged; bindingAckTimeout bounds the wait for one
+// ack (a lost one must not hold a controller pass forever).
+const (
+	bindingsInFlight  = 512
+	bindingAckTimeout = 30 * time.Second
+)
 
 // WriteBindings deletes bindings, then puts others, each phase in one
 // batch: every write is published without waiting for its ack (at most
@@ -271,17 +276,44 @@ func (s *Store) writeBatch(ctx context.Context, bs []protocol.Binding, del bool)
 		}
 		pending = append(pending, sent{b, f})
 	}
-	var done []protocol.Binding
+	var done, unsure []protocol.Binding
 wait:
-	for _, p := range pending {
+	for i, p := range pending {
 		select {
 		case <-p.f.Ok():
 			done = append(done, p.b)
 		case err := <-p.f.Err():
 			errs = append(errs, fmt.Errorf("write binding %s: %w", p.b.Replica, err))
+			unsure = append(unsure, p.b)
 		case <-ctx.Done():
 			errs = append(errs, ctx.Err())
+			for _, q := range pending[i:] {
+				unsure = append(unsure, q.b)
+			}
 			break wait
+		}
+	}
+	// A write whose ack failed may have landed all the same: the mirror
+	// learns what the bucket holds, so it never lags what the nodes run.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	type found struct {
+		b    protocol.Binding
+		held bool
+	}
+	var reread []found
+	for _, b := range unsure {
+		e, err := s.bindings.Get(rctx, protocol.BindingKey(b.Node, b.Replica))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			reread = append(reread, found{b: b})
+		case err != nil:
+			continue // the next pass reads the mirror; a restart the bucket
+		default:
+			var got protocol.Binding
+			if json.Unmarshal(e.Value(), &got) == nil {
+				reread = append(reread, found{b: got, held: true})
+			}
 		}
 	}
 	nodes := map[string]bool{}
@@ -296,6 +328,17 @@ wait:
 			}
 		}
 		nodes[b.Node] = true
+	}
+	for _, f := range reread {
+		key := protocol.BindingKey(f.b.Node, f.b.Replica)
+		if s.mirror != nil {
+			if f.held {
+				s.mirror.putBinding(key, f.b)
+			} else {
+				s.mirror.deleteBinding(f.b.Node, key)
+			}
+		}
+		nodes[f.b.Node] = true
 	}
 	changed := s.changed
 	s.mu.Unlock()
@@ -547,24 +590,35 @@ func (s *Store) NodeBindings(ctx context.Context, node string) ([]protocol.Bindi
 	return list[protocol.Binding](ctx, s.bindings, node+".")
 }
 
-// NodeKey is a node agent's enrolled public key.
+// NodeKey is a node agent's enrolled public key. A revoked key stays,
+// marked, so that neither it nor its name can join again until an admin
+// forgets it.
 type NodeKey struct {
-	Node       string    `json:"node"`
-	PublicKey  string    `json:"publicKey"`
-	EnrolledAt time.Time `json:"enrolledAt"`
+	Node       string     `json:"node"`
+	PublicKey  string     `json:"publicKey"`
+	EnrolledAt time.Time  `json:"enrolledAt"`
+	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
 }
 
-// NodeKeys returns every enrolled node key, by node name.
-func (s *Store) NodeKeys(ctx context.Context) (map[string]NodeKey, error) {
-	keys, err := list[NodeKey](ctx, s.keys, "")
+// NodeKeys returns every enrolled (or revoked) node key, by node name.
+// An entry that does not name its own key, or holds no user nkey, is
+// left out and counted in bad: only the member writes the bucket, so a
+// bad entry is damage, never a revocation (a revocation is marked).
+func (s *Store) NodeKeys(ctx context.Context) (keys map[string]NodeKey, bad int, err error) {
+	entries, err := snapshot(ctx, s.keys, "")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := make(map[string]NodeKey, len(keys))
-	for _, k := range keys {
-		out[k.Node] = k
+	keys = make(map[string]NodeKey, len(entries))
+	for _, e := range entries {
+		var k NodeKey
+		if json.Unmarshal(e.Value(), &k) != nil || k.Node != e.Key() || !nkeys.IsValidPublicUserKey(k.PublicKey) {
+			bad++
+			continue
+		}
+		keys[k.Node] = k
 	}
-	return out, nil
+	return keys, bad, nil
 }
 
 // PutNodeKey enrolls a node's key.
@@ -579,10 +633,11 @@ func (s *Store) PutNodeKey(ctx context.Context, k NodeKey) error {
 	return nil
 }
 
-// DeleteNodeKey revokes a node's key.
+// DeleteNodeKey forgets a node's key, revoked or not: its name may join
+// again with a new key.
 func (s *Store) DeleteNodeKey(ctx context.Context, node string) error {
 	if err := s.keys.Delete(ctx, node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("revoke node %s: %w", node, err)
+		return fmt.Errorf("forget node %s: %w", node, err)
 	}
 	return nil
 }
