@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,11 +32,11 @@ func BenchmarkHugeWorkload(b *testing.B) {
 		var mu sync.Mutex
 		ready := map[string]bool{}
 		allIn := make(chan struct{})
-		regions := startSimRegions(b, e, nMembers, nodesPer, func(_, replica string, _ time.Time) {
+		regions := startSimRegions(b, e, nMembers, nodesPer, func(cluster, replica string, _ time.Time) {
 			mu.Lock()
 			defer mu.Unlock()
-			if !ready[replica] {
-				ready[replica] = true
+			if key := cluster + "/" + replica; !ready[key] {
+				ready[key] = true
 				if len(ready) == replicas {
 					close(allIn)
 				}
@@ -55,7 +57,15 @@ func BenchmarkHugeWorkload(b *testing.B) {
 			mu.Lock()
 			n := len(ready)
 			mu.Unlock()
-			b.Fatalf("%d of %d replicas Ready after 4m", n, replicas)
+			var where []string
+			for _, r := range regions {
+				for _, s := range r.member.Workloads() {
+					bs, _ := r.member.State().Bindings(ctx)
+					where = append(where, fmt.Sprintf("%s: desired %d scheduled %d ready %d present %d pending %q, %d bindings",
+						r.name, s.Desired, s.Scheduled, s.Ready, s.Present, s.Pending, len(bs)))
+				}
+			}
+			b.Fatalf("%d of %d replicas Ready after 4m; the members say: %s", n, replicas, strings.Join(where, "; "))
 		}
 		readyAt := time.Now()
 		if err := e.admin.Delete(ctx, "workloads", "huge", nil); err != nil {

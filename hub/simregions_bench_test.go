@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 		name := fmt.Sprintf("r%d", i)
 		ctx, cancel := context.WithCancel(context.Background())
 		b.Cleanup(cancel)
-		m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
+		m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: b.TempDir(), NATSListen: "127.0.0.1:0", Logger: benchLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -59,4 +61,13 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 		})
 	}
 	return out
+}
+
+// benchLogger is the members' logger in benchmarks: warnings and worse on
+// standard error with ATOLL_BENCH_LOG=1, else nothing.
+func benchLogger() *slog.Logger {
+	if os.Getenv("ATOLL_BENCH_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -114,8 +114,12 @@ func (c *Controller) Status() []protocol.WorkloadStatus {
 	return append([]protocol.WorkloadStatus(nil), c.status...)
 }
 
+// newReplicaID names a new replica: 48 random bits, so that the 100,000
+// replicas of a workload at the API's maximum count (spread over regions
+// that name theirs independently) almost surely never share a name (32
+// bits did, about once per such workload).
 func newReplicaID(workload string) string {
-	var b [4]byte
+	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return workload + "-" + hex.EncodeToString(b[:])
 }
