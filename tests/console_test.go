@@ -85,9 +85,19 @@ func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, consoleTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-		b.t.Fatalf("%s: want to %s within %s; got %v", b.name, what, consoleTimeout, err)
+	for {
+		err := chromedp.Do(ctx, actions...)
+		// A live update can replace a node between its query and the
+		// click on it: the browser then no longer knows the node's id, and
+		// nothing was clicked. Query again.
+		if err != nil && strings.Contains(err.Error(), "Could not find node with given id") && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+			b.t.Fatalf("%s: want to %s within %s; got %v", b.name, what, consoleTimeout, err)
+		}
+		return
 	}
 }
 
