@@ -138,10 +138,13 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	if got := workloadStatus(m2, "web"); got.Ready != 4 {
 		t.Errorf("after evacuating r1: want web's 4 replicas ready in r2; r2 reports %+v", got)
 	}
-	if r := e.do("GET", "/metrics", "", "", nil); !strings.Contains(string(r.body), `atoll_drill_rto_seconds_bucket{kind="evacuate"`) ||
-		!strings.Contains(string(r.body), `atoll_drills_total{outcome="Succeeded"} 1`) {
-		t.Errorf("/metrics: want the drill's RTO histogram and its outcome counted")
-	}
+	// The outcome is counted just after the final status is written: wait
+	// for it rather than read once.
+	waitFor(t, "/metrics with the drill's RTO histogram and its outcome counted", 10*time.Second, func() bool {
+		r := e.do("GET", "/metrics", "", "", nil)
+		return strings.Contains(string(r.body), `atoll_drill_rto_seconds_bucket{kind="evacuate"`) &&
+			strings.Contains(string(r.body), `atoll_drills_total{outcome="Succeeded"} 1`)
+	})
 	// The drill's events are kept as Events too.
 	var events api.EventList
 	if err := e.admin.List(ctx, "events", client.ListOptions{LabelSelector: api.LabelEventKind + "=Drill," + api.LabelEventName + "=evac"}, &events); err != nil || len(events.Items) != 2 {
