@@ -359,9 +359,10 @@ func malformedBodies(t *testing.T, base, cookie string) int {
 		{"truncated", "Content-Length: 100\r\n", `{"metadata":{"name":"x"`},
 		{"negative length", "Content-Length: -1\r\n", "{}"},
 		// Go reads the chunks and drops the length (RFC 9112 6.3); the body
-		// is broken JSON either way, so every target must refuse it (a valid
-		// "{}" here made the PATCH answer 200, or 429 when earlier bad
-		// tokens had throttled the address: a flaky expectation).
+		// is broken JSON either way, so every target must refuse it. (A
+		// valid "{}" here is a valid merge patch: the PATCH of the existing
+		// workload answered 200 or a 4xx depending on what the hostile
+		// requests before it had left of that workload.)
 		{"length and chunked", "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", "2\r\n{\"\r\n0\r\n\r\n"},
 	}
 	n := 0
