@@ -62,6 +62,18 @@ type Resources struct {
 	Memory string `json:"memory,omitempty" doc:"Memory request: '256Mi', '1Gi', '512M' or bytes."`
 }
 
+// Quantities is the request in base units: millicores and bytes (0 for
+// what is not set; validation refuses what does not parse).
+func (r Resources) Quantities() (milliCPU, memory int64) {
+	if r.CPU != "" {
+		milliCPU, _ = ParseCPU(r.CPU)
+	}
+	if r.Memory != "" {
+		memory, _ = ParseMemory(r.Memory)
+	}
+	return milliCPU, memory
+}
+
 // Port is a port a replica listens on.
 type Port struct {
 	Name     string `json:"name,omitempty"`

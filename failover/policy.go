@@ -97,15 +97,7 @@ func PlacementPolicy(w *api.Workload) *api.PlacementPolicy {
 }
 
 // Requests is what one replica of a template asks for, in base units.
-func Requests(t api.ReplicaTemplate) (cpu, mem int64) {
-	if t.Resources.CPU != "" {
-		cpu, _ = api.ParseCPU(t.Resources.CPU)
-	}
-	if t.Resources.Memory != "" {
-		mem, _ = api.ParseMemory(t.Resources.Memory)
-	}
-	return cpu, mem
-}
+func Requests(t api.ReplicaTemplate) (cpu, mem int64) { return t.Resources.Quantities() }
 
 // Room is how many more replicas of a shape fit in a cluster's free
 // capacity (placement.Unbounded when the replica requests nothing).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
@@ -78,7 +79,7 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		}
 		defer sub.Unsubscribe()
 		nodeReq := req
-		nodeReq.Replica, nodeReq.Stop = b.Replica, protocol.NodeLogsStopSubject(b.Node, nats.NewInbox()[len(nats.InboxPrefix):])
+		nodeReq.Replica, nodeReq.Stop = b.Replica, protocol.NodeLogsStopSubject(b.Node, nuid.Next())
 		data, _ := json.Marshal(nodeReq)
 		if err := m.conn.PublishRequest(protocol.NodeLogsSubject(b.Node), inbox, data); err != nil {
 			return

@@ -319,12 +319,7 @@ func count(list []protocol.Binding, f func(protocol.Binding) bool) int {
 
 func requests(t api.ReplicaTemplate) scheduler.Resources {
 	var r scheduler.Resources
-	if t.Resources.CPU != "" {
-		r.MilliCPU, _ = api.ParseCPU(t.Resources.CPU)
-	}
-	if t.Resources.Memory != "" {
-		r.Memory, _ = api.ParseMemory(t.Resources.Memory)
-	}
+	r.MilliCPU, r.Memory = t.Resources.Quantities()
 	return r
 }
 

@@ -108,12 +108,7 @@ func (m *mirror) account(b protocol.Binding, sign int64) {
 // Requests is what one bound replica asks for.
 func Requests(b protocol.Binding) protocol.Resources {
 	var r protocol.Resources
-	if b.Template.Resources.CPU != "" {
-		r.MilliCPU, _ = api.ParseCPU(b.Template.Resources.CPU)
-	}
-	if b.Template.Resources.Memory != "" {
-		r.Memory, _ = api.ParseMemory(b.Template.Resources.Memory)
-	}
+	r.MilliCPU, r.Memory = b.Template.Resources.Quantities()
 	return r
 }
 
@@ -521,44 +516,15 @@ func (s *Store) DesiredFor(ctx context.Context, workloads []string) (map[string]
 	return out, nil
 }
 
-// PutBinding records that a replica runs on a node.
+// PutBinding records that a replica runs on a node (a batch of one).
 func (s *Store) PutBinding(ctx context.Context, b protocol.Binding) error {
-	value, err := json.Marshal(b)
-	if err != nil {
-		return err
-	}
-	key := protocol.BindingKey(b.Node, b.Replica)
-	if _, err := s.bindings.Put(ctx, key, value); err != nil {
-		return fmt.Errorf("store binding %s: %w", b.Replica, err)
-	}
-	s.mu.Lock()
-	if s.mirror != nil {
-		s.mirror.putBinding(key, b)
-	}
-	changed := s.changed
-	s.mu.Unlock()
-	if changed != nil {
-		changed(b.Node)
-	}
-	return nil
+	return s.WriteBindings(ctx, nil, []protocol.Binding{b})
 }
 
-// DeleteBinding removes a replica from a node; its agent stops it.
+// DeleteBinding removes a replica from a node; its agent stops it (a
+// batch of one).
 func (s *Store) DeleteBinding(ctx context.Context, node, replica string) error {
-	key := protocol.BindingKey(node, replica)
-	if err := s.bindings.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("delete binding %s: %w", replica, err)
-	}
-	s.mu.Lock()
-	if s.mirror != nil {
-		s.mirror.deleteBinding(node, key)
-	}
-	changed := s.changed
-	s.mu.Unlock()
-	if changed != nil {
-		changed(node)
-	}
-	return nil
+	return s.WriteBindings(ctx, []protocol.Binding{{Node: node, Replica: replica}}, nil)
 }
 
 // Bindings returns every binding, in no particular order.
