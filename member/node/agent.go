@@ -73,11 +73,12 @@ var ErrRevoked = errors.New("the member has refused this node's key for a while:
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	runtime *runtime.Runtime
-	ready   chan struct{}
-	refused chan struct{} // the member refused the key on reconnects for revokedAfter
+	cfg         Config
+	log         *slog.Logger
+	runtime     *runtime.Runtime
+	ready       chan struct{}
+	refused     chan struct{} // the member refused the key on reconnects for revokedAfter
+	reconnected chan struct{} // the connection came back: bindings may have changed meanwhile
 	// revokedAfter is how long the member must refuse the key on
 	// reconnects before the agent takes it as revoked and stops.
 	revokedAfter time.Duration
@@ -103,7 +104,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Memory <= 0 {
 		cfg.Memory = machineMemory()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1), revokedAfter: cfg.RevokedAfter}
+	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1), reconnected: make(chan struct{}, 1), revokedAfter: cfg.RevokedAfter}
 	if a.revokedAfter <= 0 {
 		a.revokedAfter = 30 * time.Second
 	}
@@ -235,6 +236,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.refused:
 			return ErrRevoked
 		case <-changed:
+			apply(true)
+		case <-a.reconnected:
 			apply(true)
 		case <-resync.C:
 			apply(true)

@@ -37,7 +37,14 @@ func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
 		return nats.Connect(a.cfg.MemberURL, nats.Name("atoll-node-"+a.cfg.Name), nats.Nkey(pub, kp.Sign),
 			nats.CustomInboxPrefix(protocol.NodeInboxPrefix(a.cfg.Name)),
 			nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.IgnoreAuthErrorAbort(),
-			nats.ReconnectHandler(func(*nats.Conn) { refusedSince.Store(0) }),
+			nats.ReconnectHandler(func(*nats.Conn) {
+				refusedSince.Store(0)
+				// Change notices sent while it was away are lost: ask again.
+				select {
+				case a.reconnected <- struct{}{}:
+				default:
+				}
+			}),
 			nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 				if !errors.Is(err, nats.ErrAuthorization) {
 					logNATSError(a.log, sub, err)
