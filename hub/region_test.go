@@ -147,13 +147,14 @@ func TestMemberRestartKeepsReplicas(t *testing.T) {
 	actx, acancel := context.WithCancel(context.Background())
 	defer acancel()
 	var agents []*node.Agent
+	ended := make(chan error, 2) // an agent must outlive the member's restart
 	for i := 1; i <= 2; i++ {
 		a, err := node.New(node.Config{MemberURL: "nats://" + natsAddr, JoinToken: m.NodeJoinToken(), Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		agents = append(agents, a)
-		go func() { _ = a.Run(actx) }()
+		go func() { ended <- a.Run(actx) }()
 	}
 	waitFor(t, "2 nodes", 10*time.Second, func() bool { return m.Capacity().NodesReady == 2 })
 	tmpl := api.ReplicaTemplate{Driver: "sim", Sim: &api.SimSpec{StartLatency: "10ms"}}
@@ -191,5 +192,10 @@ func TestMemberRestartKeepsReplicas(t *testing.T) {
 		if fmt.Sprint(before) != fmt.Sprint(after) {
 			t.Fatalf("replicas changed across a member restart:\nbefore %v\nafter  %v", before, after)
 		}
+	}
+	select {
+	case err := <-ended:
+		t.Fatalf("a node agent stopped across the member's restart: %v", err)
+	default:
 	}
 }
