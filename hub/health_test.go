@@ -144,7 +144,7 @@ func TestHeartbeatsOverNATS(t *testing.T) {
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	jwtA, err := e.bus.MemberJWT("a", pub)
+	jwtA, err := e.bus.MemberJWT("a", pub, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

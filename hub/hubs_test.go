@@ -21,6 +21,7 @@ import (
 	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // electedEnv is a hub on dbURL whose controllers follow an elector named
@@ -344,46 +345,95 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 		t.Fatalf("hub-b's first round: leader %v, %v; want follower", eb.IsLeader(), err)
 	}
 	// A member registers (both hubs learn of it), then falls silent: the
-	// test speaks for it from here on, on the hubs' own connection.
+	// test speaks for it from here on, with a key of the member's account.
 	_, stop := runMember(t, a.joinToken("j", api.TokenSpec{}), "m1", t.TempDir())
 	stop()
-	nc := bus.Conn()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	creds, err := bus.MemberJWT("m1", pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(bus.ClientURL(), nats.UserJWTAndSeed(creds, string(seed)), nats.CustomInboxPrefix(protocol.InboxPrefix("m1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// A member's request reaches the hubs with a reply NATS made for its
+	// import, which takes one answer: every hub's ack is seen where they
+	// publish it, in the hubs' account.
+	acks, err := bus.Conn().SubscribeSync("_R_.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = acks.Unsubscribe() })
+	if err := bus.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var seq uint64 = 1 << 40 // above any the member sent
-	beats := func(leaderID string) {
+	// beat sends one heartbeat as m1 and returns the ack m1 got.
+	beat := func() protocol.HeartbeatAck {
 		t.Helper()
-		const n = 20
-		var inboxes []*nats.Subscription
-		for range n {
-			seq++
-			inbox := protocol.InboxPrefix("m1") + "." + nats.NewInbox()
-			sub, err := nc.SubscribeSync(inbox)
+		seq++
+		data, _ := json.Marshal(protocol.Heartbeat{Version: protocol.Version, Cluster: "m1", Seq: seq, SentAt: time.Now().UTC(), IntervalMillis: 500})
+		msg, err := nc.Request(protocol.HeartbeatSubject("m1"), data, 5*time.Second)
+		if err != nil {
+			t.Fatalf("heartbeat %d: no ack: %v", seq, err)
+		}
+		var ack protocol.HeartbeatAck
+		if err := json.Unmarshal(msg.Data, &ack); err != nil || ack.Seq != seq {
+			t.Fatalf("heartbeat %d: ack %s (%v)", seq, msg.Data, err)
+		}
+		return ack
+	}
+	// acked reads the acks the hubs published for heartbeat seq, until
+	// done says enough.
+	acked := func(seq uint64, done func(from map[string]int) bool) map[string]int {
+		t.Helper()
+		from := map[string]int{}
+		for !done(from) {
+			msg, err := acks.NextMsg(5 * time.Second)
 			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = sub.Unsubscribe() }()
-			data, _ := json.Marshal(protocol.Heartbeat{Version: protocol.Version, Cluster: "m1", Seq: seq, SentAt: time.Now().UTC(), IntervalMillis: 500})
-			if err := nc.PublishRequest(protocol.HeartbeatSubject("m1"), inbox, data); err != nil {
-				t.Fatal(err)
-			}
-			msg, err := sub.NextMsg(5 * time.Second)
-			if err != nil {
-				t.Fatalf("heartbeat %d: no ack: %v", seq, err)
+				t.Fatalf("heartbeat %d: acks %v so far, then %v", seq, from, err)
 			}
 			var ack protocol.HeartbeatAck
-			if err := json.Unmarshal(msg.Data, &ack); err != nil || ack.HubID != leaderID || ack.Seq != seq {
-				t.Fatalf("heartbeat %d: ack %s (%v); want one from the leader %s", seq, msg.Data, err, leaderID)
+			if err := json.Unmarshal(msg.Data, &ack); err == nil && ack.Seq == seq {
+				from[ack.HubID]++
 			}
-			inboxes = append(inboxes, sub)
 		}
-		// Replies already sent are in the subscriptions' queues once a
-		// round trip on the connection completes.
-		if err := nc.Flush(); err != nil {
+		return from
+	}
+	beats := func(leaderID string) {
+		t.Helper()
+		for range 20 {
+			if ack := beat(); ack.HubID != leaderID {
+				t.Fatalf("heartbeat %d: acked by %s; want the leader %s", seq, ack.HubID, leaderID)
+			}
+		}
+		// A marker published after the last ack on the hubs' heartbeat
+		// connection follows every ack they sent before it.
+		if err := bus.HeartbeatConn().Publish("_R_.marker", []byte(`{"seq":0}`)); err != nil {
 			t.Fatal(err)
 		}
-		for i, sub := range inboxes {
-			if msg, err := sub.NextMsg(time.Millisecond); err == nil {
-				t.Errorf("heartbeat %d: a second ack, from a follower: %s", seq-n+uint64(i)+1, msg.Data)
+		first, got := seq-19, map[string]int{}
+		for s := first; s <= seq; s++ {
+			for h, n := range acked(s, func(from map[string]int) bool { return len(from) > 0 }) {
+				got[h] += n
 			}
+		}
+		if got[leaderID] != 20 || len(got) != 1 {
+			t.Errorf("heartbeats %d to %d: acks %v; want 20 from the leader %s alone", first, seq, got, leaderID)
+		}
+		for {
+			msg, err := acks.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("the marker after the acks: %v", err)
+			}
+			if msg.Subject == "_R_.marker" {
+				break
+			}
+			t.Errorf("an extra ack, from a follower: %s", msg.Data)
 		}
 	}
 	beats("hub-a")
@@ -408,27 +458,8 @@ func TestOnlyTheLeaderAcksHeartbeats(t *testing.T) {
 	}
 	// ...for hub-a goes on acking for LeaderAckGrace after it stopped
 	// leading (a PostgreSQL blip must not fence every region).
-	seq++
-	inbox := protocol.InboxPrefix("m1") + "." + nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(protocol.Heartbeat{Version: protocol.Version, Cluster: "m1", Seq: seq, SentAt: time.Now().UTC(), IntervalMillis: 500})
-	if err := nc.PublishRequest(protocol.HeartbeatSubject("m1"), inbox, data); err != nil {
-		t.Fatal(err)
-	}
-	from := map[string]bool{}
-	for len(from) < 2 {
-		msg, err := sub.NextMsg(5 * time.Second)
-		if err != nil {
-			t.Fatalf("want acks from the new leader and, within its grace, the old one; got %v, then %v", from, err)
-		}
-		var ack protocol.HeartbeatAck
-		_ = json.Unmarshal(msg.Data, &ack)
-		from[ack.HubID] = true
-	}
-	_ = sub.Unsubscribe()
+	beat()
+	acked(seq, func(from map[string]int) bool { return from["hub-a"] > 0 && from["hub-b"] > 0 })
 	// Once the grace is over, only the leader acks.
 	a.clock.Advance(members.LeaderAckGrace + time.Second)
 	beats("hub-b")

@@ -204,7 +204,7 @@ func TestRegistration(t *testing.T) {
 		t.Errorf("member token after deregistration: want 401, got %d %s", r.status, r.body)
 	}
 	revoked, err := e.store.NATSRevocations(ctx)
-	if err != nil || revoked[keyA].IsZero() {
+	if err != nil || revoked["edge-a"][keyA].IsZero() {
 		t.Errorf("deregistration did not record the NATS revocation of %s: %v %v", keyA, revoked, err)
 	}
 	// Events tell the story.

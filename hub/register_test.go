@@ -312,7 +312,7 @@ func TestReissue(t *testing.T) {
 		t.Fatalf("admin re-issue: want 200 with the same cluster and no identity, got %d %s", r.status, r.body)
 	}
 	revoked, err := e.store.NATSRevocations(ctx)
-	if err != nil || revoked[keyA].IsZero() {
+	if err != nil || revoked["edge-a"][keyA].IsZero() {
 		t.Errorf("want the old key %s revoked; got %v %v", keyA, revoked, err)
 	}
 	if got := e.auditResults("edge-a", "reissue"); len(got) != 2 || got[0].Actor != "token:bootstrap-admin" || got[0].Result != "ok" ||

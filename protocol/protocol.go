@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,12 @@ func InboxPrefix(cluster string) string { return inboxPrefix + cluster }
 
 // MemberInbox is the subject space of the member's reply inbox.
 func MemberInbox(cluster string) string { return inboxPrefix + cluster + ".>" }
+
+// ImportedReply says whether reply is one NATS made for a request that
+// came into the hubs' account through a member's service import: it then
+// routes back only to the account the request came from, whatever the
+// member asked. (Members live in accounts of their own; see natsbus.)
+func ImportedReply(reply string) bool { return strings.HasPrefix(reply, "_R_.") }
 
 // ReplySubject is where a member answers the hub's request id: the hub
 // cannot use NATS inboxes for requests to members, because a member may

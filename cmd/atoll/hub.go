@@ -167,7 +167,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		_ = srv.Close()
 		return explainKeyError(err)
 	}
-	revoked, err := store.NATSRevocations(ctx)
+	ids, err := natsIdentities(ctx, store)
 	if err != nil {
 		_ = srv.Close()
 		return err
@@ -178,9 +178,9 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 			_ = srv.Close()
 			return errors.New("--nats-url needs --leaf-advertise: the leafnode URLs of that cluster, which members connect to")
 		}
-		bus, err = natsbus.Connect(ctx, natsbus.ExternalConfig{URLs: o.natsURLs, Seeds: natsbus.Seeds(seeds), Revoked: revoked, Logger: log})
+		bus, err = natsbus.Connect(ctx, natsbus.ExternalConfig{URLs: o.natsURLs, Seeds: natsbus.Seeds(seeds), Identities: ids, Logger: log})
 	} else {
-		bus, err = natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Revoked: revoked, DataDir: o.dataDir,
+		bus, err = natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Identities: ids, DataDir: o.dataDir,
 			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
 	}
 	if err != nil {
@@ -327,11 +327,11 @@ func newNATSConfigCmd() *cobra.Command {
 			if err != nil {
 				return explainKeyError(err)
 			}
-			revoked, err := store.NATSRevocations(cmd.Context())
+			ids, err := natsIdentities(cmd.Context(), store)
 			if err != nil {
 				return err
 			}
-			conf, err := natsbus.ServerConfig(natsbus.Seeds(seeds), revoked)
+			conf, err := natsbus.ServerConfig(natsbus.Seeds(seeds), ids)
 			if err != nil {
 				return err
 			}
@@ -348,4 +348,16 @@ func newNATSConfigCmd() *cobra.Command {
 	addKeyFlag(cmd.Flags(), &keyFiles, "")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the configuration to this file (atomically) instead of standard output")
 	return cmd
+}
+
+// natsIdentities reads the members' NATS identities the hub's NATS starts
+// with: each cluster's account, and the keys it revokes.
+func natsIdentities(ctx context.Context, store *pgstore.Store) (natsbus.Identities, error) {
+	var ids natsbus.Identities
+	var err error
+	if ids.Current, err = store.NATSIdentities(ctx); err != nil {
+		return ids, err
+	}
+	ids.Revoked, err = store.NATSRevocations(ctx)
+	return ids, err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,9 +104,10 @@ func (h *Heartbeats) serve(msg *nats.Msg) {
 	// leader started the work elsewhere. Followers still observe (warm
 	// health for a takeover).
 	//
-	// Answer only into the member's own inbox: a reply subject of its
-	// choosing would have the hub publish on another member's subjects.
-	if h.monitor.mayAck(at) && strings.HasPrefix(msg.Reply, protocol.InboxPrefix(hb.Cluster)+".") {
+	// Answer only through the member's import, never on a reply subject
+	// of its choosing, which would have the hub publish on another
+	// member's subjects.
+	if h.monitor.mayAck(at) && protocol.ImportedReply(msg.Reply) {
 		ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: h.hubID})
 		_ = msg.Respond(ack)
 	}

@@ -48,7 +48,8 @@ type RegistryStore interface {
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 	TokenByHash(ctx context.Context, hash []byte) (*pgstore.Record, error)
 	AuditRefusal(ctx context.Context, actor pgstore.Actor, verb, kind, name, result, detail string)
-	NATSRevocations(ctx context.Context) (map[string]time.Time, error)
+	NATSRevocations(ctx context.Context) (map[string]map[string]time.Time, error)
+	NATSRevoked(ctx context.Context, userKey string) (bool, error)
 	PutRegisterNonce(ctx context.Context, n pgstore.RegisterNonce, keep int) error
 	TakeRegisterNonce(ctx context.Context, hash []byte, tokenUID, cluster string, now time.Time) error
 }
@@ -170,16 +171,14 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 		}
 		return nil, refuse(err)
 	}
-	revoked, err := s.store.NATSRevocations(ctx)
-	if err != nil {
+	if gone, err := s.store.NATSRevoked(ctx, req.NATSPublicKey); err != nil {
 		return nil, refuse(err)
-	}
-	if _, ok := revoked[req.NATSPublicKey]; ok {
+	} else if gone {
 		return nil, refuse(takeover{api.Errorf(api.CodeConflict, "NATS key %s was revoked (its cluster was deregistered or its identity re-issued): register with a new key", req.NATSPublicKey)})
 	}
 	var resp api.RegisterResponse
 	var cluster *pgstore.Record
-	err = s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
+	err := s.store.InTx(ctx, who, func(tx *pgstore.Tx) error {
 		var err error
 		switch tok.Spec.TypeOrDefault() {
 		case api.TokenJoin:
@@ -190,8 +189,14 @@ func (s *Registrar) Register(ctx context.Context, tok *api.Token, host string, r
 		if err != nil {
 			return err
 		}
-		// Signed before commit: if it fails, nothing was written.
-		resp.NATSUserJWT, err = s.bus.MemberJWT(req.Name, req.NATSPublicKey)
+		// Signed before commit: if it fails, nothing was written. The
+		// member's account carries every revocation of the cluster, also
+		// those other hubs made.
+		revoked, err := s.store.NATSRevocations(ctx)
+		if err != nil {
+			return err
+		}
+		resp.NATSUserJWT, err = s.bus.MemberJWT(req.Name, req.NATSPublicKey, revoked[req.Name])
 		return err
 	})
 	if err != nil {
@@ -499,12 +504,12 @@ func (s *Registrar) pushRevocations(ctx context.Context, name, identity string) 
 	if identity == "" || s.bus == nil {
 		return
 	}
-	// Push every revocation the store holds, not only this one: other
-	// hubs revoked members too, and the account JWT pushed here replaces
-	// theirs.
+	// Push every revocation of the cluster the store holds, not only this
+	// one: other hubs revoked its keys too, and the member account's JWT
+	// pushed here replaces theirs.
 	revoked, err := s.store.NATSRevocations(ctx)
 	if err == nil {
-		err = s.bus.RevokeAll(revoked)
+		err = s.bus.RevokeAll(map[string]map[string]time.Time{name: revoked[name]})
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "revoking a member's NATS identity failed; it is revoked in the store and will be at the next hub start", "cluster", name, "err", err)

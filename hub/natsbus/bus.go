@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,8 @@ import (
 type Config struct {
 	// Seeds are the signing keys (shared by all hubs through the store).
 	Seeds Seeds
-	// Revoked are member user keys revoked so far, with when.
-	Revoked map[string]time.Time
+	// Identities are the members known so far.
+	Identities Identities
 	// DataDir holds the JetStream store (<DataDir>/jetstream).
 	DataDir string
 	// ClientListen is host:port for NATS clients; default 127.0.0.1:4222,
@@ -46,6 +47,40 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Identities are the members' NATS identities as the store keeps them.
+type Identities struct {
+	// Current maps each registered cluster to its member's user key.
+	Current map[string]string
+	// Revoked maps a cluster to its revoked user keys, with when.
+	Revoked map[string]map[string]time.Time
+}
+
+// legacy lists every member key the store knows: each was signed in the
+// ATOLL account itself before members had accounts of their own.
+func (ids Identities) legacy() []string {
+	var keys []string
+	for _, k := range ids.Current {
+		keys = append(keys, k)
+	}
+	for _, r := range ids.Revoked {
+		for k := range r {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// clusters lists every cluster the store knows of.
+func (ids Identities) clusters() []string {
+	names := slices.Collect(maps.Keys(ids.Current))
+	for c := range ids.Revoked {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // Bus is the running hub NATS.
 type Bus struct {
 	auth     *authority
@@ -57,8 +92,17 @@ type Bus struct {
 	req      *requester
 	sys      *nats.Conn // system-account connection to an external cluster
 
-	mu      sync.Mutex
-	revoked map[string]time.Time
+	mu       sync.Mutex
+	revoked  map[string]map[string]time.Time // cluster to user key to when
+	accounts map[string]bool                 // member accounts given to the servers
+}
+
+func newBus(auth *authority, ids Identities) *Bus {
+	b := &Bus{auth: auth, revoked: map[string]map[string]time.Time{}, accounts: map[string]bool{}}
+	for c, r := range ids.Revoked {
+		b.revoked[c] = maps.Clone(r)
+	}
+	return b
 }
 
 // Start runs the embedded server and connects the hub to it.
@@ -67,15 +111,13 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{auth: auth, resolver: &server.MemAccResolver{}, revoked: maps.Clone(cfg.Revoked)}
-	if b.revoked == nil {
-		b.revoked = map[string]time.Time{}
-	}
+	b := newBus(auth, cfg.Identities)
+	b.resolver = &server.MemAccResolver{}
 	sysJWT, err := auth.systemAccountJWT()
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)
 	}
-	_, accJWT, err := auth.accountJWT(b.revoked)
+	_, accJWT, err := auth.accountJWT(cfg.Identities.legacy())
 	if err != nil {
 		return nil, fmt.Errorf("start nats: %w", err)
 	}
@@ -84,6 +126,11 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	if err := b.resolver.Store(auth.accountPub, accJWT); err != nil {
 		return nil, err
+	}
+	for _, c := range cfg.Identities.clusters() {
+		if err := b.pushMember(c); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
 	}
 	host, port, err := splitListen(cmp.Or(cfg.ClientListen, "127.0.0.1:4222"))
 	if err != nil {
@@ -146,7 +193,7 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 	}
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	token, err := b.auth.userJWT("atoll-"+name, pub, nil, nil)
+	token, err := b.auth.userJWT("atoll-"+name, pub)
 	if err != nil {
 		return nil, err
 	}
@@ -200,55 +247,96 @@ func (b *Bus) LeafURL(host string) string {
 // Server is the embedded server (for tests and diagnostics).
 func (b *Bus) Server() *server.Server { return b.server }
 
-// MemberJWT signs the user JWT of a member's key, limited to the member's
-// own subjects.
-func (b *Bus) MemberJWT(cluster, userPub string) (string, error) {
+// MemberJWT signs the user JWT of a member's key in the member's own
+// account, limited to the member's own subjects. revoked are the
+// cluster's revoked keys as the store has them (the account is given to
+// the servers again with them when this bus knew fewer).
+func (b *Bus) MemberJWT(cluster, userPub string, revoked map[string]time.Time) (string, error) {
 	// The name is one subject token: a wildcard or a dot would widen the
 	// permissions over other members' subjects.
 	if cluster == "" || strings.ContainsAny(cluster, ".*> \t\r\n") {
 		return "", fmt.Errorf("member JWT: cluster name %q is not a single NATS subject token", cluster)
 	}
-	pub, sub := memberPermissions(cluster)
-	return b.auth.userJWT("member:"+cluster, userPub, pub, sub)
-}
-
-// RevokeAll revokes every key of revoked (the store's whole list) at
-// once, besides those this bus revoked already. Several hubs share the
-// servers' account JWT: each push replaces the last, so a hub pushes every
-// revocation it knows of, not just its own.
-func (b *Bus) RevokeAll(revoked map[string]time.Time) error {
+	token, err := b.auth.memberUserJWT(cluster, userPub)
+	if err != nil {
+		return "", err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k, at := range revoked {
-		if old, ok := b.revoked[k]; !ok || at.After(old) {
-			b.revoked[k] = at
-		}
+	if !b.merge(cluster, revoked) && b.accounts[cluster] {
+		return token, nil
 	}
-	ac, token, err := b.auth.accountJWT(b.revoked)
-	if err != nil {
-		return fmt.Errorf("revoke: %w", err)
+	if err := b.pushMember(cluster); err != nil {
+		return "", fmt.Errorf("member JWT: %w", err)
 	}
-	if err := b.pushAccount(ac, token); err != nil {
-		return fmt.Errorf("revoke: %w", err)
-	}
-	return nil
+	return token, nil
 }
 
-// pushAccount gives the servers a new ATOLL account JWT: straight into the
-// embedded server, or through the system account to an external cluster
-// (whose full resolver spreads it to every server).
-func (b *Bus) pushAccount(ac *jwt.AccountClaims, token string) error {
-	if b.server == nil {
-		return pushClaims(b.sys, token)
+// merge adds revoked to what the bus knows of cluster's revocations and
+// says whether that changed anything. b.mu is held.
+func (b *Bus) merge(cluster string, revoked map[string]time.Time) bool {
+	changed := false
+	for k, at := range revoked {
+		if b.revoked[cluster] == nil {
+			b.revoked[cluster] = map[string]time.Time{}
+		}
+		if old, ok := b.revoked[cluster][k]; !ok || at.After(old) {
+			b.revoked[cluster][k] = at
+			changed = true
+		}
 	}
-	if err := b.resolver.Store(b.auth.accountPub, token); err != nil {
-		return err
+	return changed
+}
+
+// RevokeAll revokes every key of revoked (the store's whole list, cluster
+// to user key to when) besides those this bus revoked already, and gives
+// the servers each member account whose list grew. Several hubs share the
+// servers' account JWTs: each push replaces the last, so a hub pushes
+// every revocation of the account it knows of, not just its own.
+func (b *Bus) RevokeAll(revoked map[string]map[string]time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, c := range slices.Sorted(maps.Keys(revoked)) {
+		if !b.merge(c, revoked[c]) && b.accounts[c] {
+			continue
+		}
+		if err := b.pushMember(c); err != nil {
+			errs = append(errs, fmt.Errorf("revoke in %q: %w", c, err))
+		}
 	}
-	acc, err := b.server.LookupAccount(b.auth.accountPub)
+	return errors.Join(errs...)
+}
+
+// pushMember gives the servers cluster's member account with the
+// revocations the bus knows: straight into the embedded server, or
+// through the system account to an external cluster (whose full resolver
+// spreads it to every server). b.mu is held, or the bus is starting.
+func (b *Bus) pushMember(cluster string) error {
+	ac, token, err := b.auth.memberAccountJWT(cluster, b.revoked[cluster])
 	if err != nil {
 		return err
 	}
-	b.server.UpdateAccountClaims(acc, ac)
+	if b.server == nil && b.sys != nil {
+		if err := pushClaims(b.sys, token); err != nil {
+			return err
+		}
+		b.accounts[cluster] = true
+		return nil
+	}
+	if err := b.resolver.Store(ac.Subject, token); err != nil {
+		return err
+	}
+	b.accounts[cluster] = true
+	if b.server == nil {
+		return nil // starting: the server reads the resolver
+	}
+	// A member account the server has not loaded yet is read from the
+	// resolver when first used; a loaded one takes the new claims now,
+	// which drops connections of keys they revoke.
+	if acc, err := b.server.LookupAccount(ac.Subject); err == nil {
+		b.server.UpdateAccountClaims(acc, ac)
+	}
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -19,16 +18,17 @@ import (
 type ExternalConfig struct {
 	// URLs of the cluster's servers.
 	URLs []string
-	// Seeds and Revoked as in Config.
-	Seeds   Seeds
-	Revoked map[string]time.Time
-	Logger  *slog.Logger
+	// Seeds and Identities as in Config.
+	Seeds      Seeds
+	Identities Identities
+	Logger     *slog.Logger
 }
 
 // Connect uses an existing NATS cluster instead of an embedded server.
 // The cluster must run in operator mode with this hub's operator and a
 // full account resolver (see ServerConfig); the hub pushes the ATOLL
-// account's JWT (and every revocation) to it through the system account.
+// account's JWT and every member account (with its revocations) to it
+// through the system account.
 func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("connect to nats: no URLs")
@@ -37,10 +37,7 @@ func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{auth: auth, revoked: maps.Clone(cfg.Revoked)}
-	if b.revoked == nil {
-		b.revoked = map[string]time.Time{}
-	}
+	b := newBus(auth, cfg.Identities)
 	servers := strings.Join(cfg.URLs, ",")
 	sysJWT, sysSeed, err := signSystemUser(auth)
 	if err != nil {
@@ -50,7 +47,7 @@ func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
 	if b.sys, err = nats.Connect(servers, append(opts, nats.Name("atoll-hub-system"), nats.UserJWTAndSeed(sysJWT, sysSeed))...); err != nil {
 		return nil, fmt.Errorf("connect to nats %s as the system account: %w (is the cluster configured with 'atoll hub nats-config'?)", servers, err)
 	}
-	_, token, err := auth.accountJWT(b.revoked)
+	_, token, err := auth.accountJWT(cfg.Identities.legacy())
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -59,10 +56,16 @@ func Connect(ctx context.Context, cfg ExternalConfig) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("push the ATOLL account to nats: %w", err)
 	}
+	for _, c := range cfg.Identities.clusters() {
+		if err := b.pushMember(c); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("push the account of member %q to nats: %w", c, err)
+		}
+	}
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	userJWT, err := auth.userJWT("atoll-hub", pub, nil, nil)
+	userJWT, err := auth.userJWT("atoll-hub", pub)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -124,12 +127,12 @@ func pushClaims(sys *nats.Conn, token string) error {
 // ServerConfig renders what every server of an existing NATS cluster must
 // share to serve Atoll, for each server's configuration to include: this
 // hub's operator, the system account, and the JWTs of both accounts to
-// preload into the resolver. It holds no block a server's own
+// preload into the resolver (the hubs push the members' accounts). It holds no block a server's own
 // configuration has (nats-server's configuration replaces a repeated key
 // as a whole, so an included leafnodes or jetstream block would be lost,
 // or would drop the server's own settings); the per-server part it needs
 // is in the comment it starts with, and in deploy/nats/README.md.
-func ServerConfig(seeds Seeds, revoked map[string]time.Time) (string, error) {
+func ServerConfig(seeds Seeds, ids Identities) (string, error) {
 	a, err := newAuthority(seeds)
 	if err != nil {
 		return "", err
@@ -142,7 +145,7 @@ func ServerConfig(seeds Seeds, revoked map[string]time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, accJWT, err := a.accountJWT(revoked)
+	_, accJWT, err := a.accountJWT(ids.legacy())
 	if err != nil {
 		return "", err
 	}

@@ -24,7 +24,7 @@ func TestExternalCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := ServerConfig(seeds, nil)
+	conf, err := ServerConfig(seeds, Identities{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ resolver { type: full, dir: %q, allow_delete: false, interval: "2m" }
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	token, err := bus.MemberJWT("a", pub)
+	token, err := bus.MemberJWT("a", pub, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ resolver { type: full, dir: %q, allow_delete: false, interval: "2m" }
 	}
 
 	// Revocation goes through the system account to the server's resolver.
-	if err := bus.RevokeAll(map[string]time.Time{pub: time.Now().Add(time.Second)}); err != nil {
+	if err := bus.RevokeAll(map[string]map[string]time.Time{"a": {pub: time.Now().Add(time.Second)}}); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	select {
@@ -123,7 +123,7 @@ resolver { type: full, dir: %q, allow_delete: false, interval: "2m" }
 		t.Error("the revoked member connected again")
 	}
 	// A hub connecting anew pushes the same revocations (from the store).
-	bus2, err := Connect(context.Background(), ExternalConfig{URLs: []string{s.ClientURL()}, Seeds: seeds, Revoked: map[string]time.Time{pub: time.Now().Add(time.Second)}})
+	bus2, err := Connect(context.Background(), ExternalConfig{URLs: []string{s.ClientURL()}, Seeds: seeds, Identities: Identities{Revoked: map[string]map[string]time.Time{"a": {pub: time.Now().Add(time.Second)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,15 @@ func newSeeds(t *testing.T) natsbus.Seeds {
 	return seeds
 }
 
+// none is a store that knows no member yet.
+var none natsbus.Identities
+
 // startBus runs a hub NATS on free ports with its store in dataDir.
-func startBus(t *testing.T, seeds natsbus.Seeds, revoked map[string]time.Time, dataDir string) *natsbus.Bus {
+func startBus(t *testing.T, seeds natsbus.Seeds, ids natsbus.Identities, dataDir string) *natsbus.Bus {
 	t.Helper()
 	bus, err := natsbus.Start(t.Context(), natsbus.Config{
 		Seeds:        seeds,
-		Revoked:      revoked,
+		Identities:   ids,
 		DataDir:      dataDir,
 		ClientListen: "127.0.0.1:0",
 		LeafListen:   "127.0.0.1:0",
@@ -81,7 +84,7 @@ func register(t *testing.T, bus *natsbus.Bus, cluster string) identity {
 // again).
 func (id *identity) resign(t *testing.T, bus *natsbus.Bus) {
 	t.Helper()
-	token, err := bus.MemberJWT(id.cluster, id.pub)
+	token, err := bus.MemberJWT(id.cluster, id.pub, nil)
 	if err != nil {
 		t.Fatalf("MemberJWT(%q): %v", id.cluster, err)
 	}
@@ -230,11 +233,6 @@ func watchSystem(t *testing.T, bus *natsbus.Bus, seeds natsbus.Seeds) *systemEve
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := nkeys.FromSeed([]byte(seeds.Account))
-	if err != nil {
-		t.Fatal(err)
-	}
-	accPub, _ := acc.PublicKey()
 	user, _ := nkeys.CreateUser()
 	userPub, _ := user.PublicKey()
 	userSeed, _ := user.Seed()
@@ -252,8 +250,8 @@ func watchSystem(t *testing.T, bus *natsbus.Bus, seeds natsbus.Seeds) *systemEve
 		authErrors:  make(chan server.DisconnectEventMsg, 256),
 	}
 	for subject, ch := range map[string]chan server.DisconnectEventMsg{
-		"$SYS.ACCOUNT." + accPub + ".DISCONNECT": ev.disconnects,
-		"$SYS.SERVER.*.CLIENT.AUTH.ERR":          ev.authErrors,
+		"$SYS.ACCOUNT.*.DISCONNECT":     ev.disconnects, // every member has its own account
+		"$SYS.SERVER.*.CLIENT.AUTH.ERR": ev.authErrors,
 	} {
 		if _, err := conn.Subscribe(subject, func(m *nats.Msg) {
 			var e server.DisconnectEventMsg

@@ -71,7 +71,7 @@ func publishAll(t *testing.T, conn *nats.Conn, marker string, subjects []string,
 // hub sees only what A may say.
 func TestMemberClientIsolation(t *testing.T) {
 	t.Parallel()
-	bus := startBus(t, newSeeds(t), nil, t.TempDir())
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
 	a, b := register(t, bus, "a"), register(t, bus, "b")
 	hubSaw := subscribeAll(t, bus.Conn(), ">")
 
@@ -174,7 +174,7 @@ func TestMemberClientIsolation(t *testing.T) {
 // each direction.
 func TestMemberLeafIsolation(t *testing.T) {
 	t.Parallel()
-	bus := startBus(t, newSeeds(t), nil, t.TempDir())
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
 	a := register(t, bus, "a")
 	hubSaw := subscribeAll(t, bus.Conn(), ">")
 	hubResponder(t, bus, "atoll.m.a.ping")
@@ -239,16 +239,11 @@ func TestMemberLeafIsolation(t *testing.T) {
 // TestHubEnforcesLeafPermissions speaks the leafnode protocol by hand as
 // member A, the way a member whose server ignores the permissions the hub
 // announced would: the hub itself refuses what A may not send and filters
-// what A may not receive.
-//
-// One gap this does not cover because it is not closed: nats-server lets a
-// leaf publish on $JS.ACK.> and _R_.> without checking its permissions
-// (they are taken for internal routing subjects), so such a member can
-// inject those into the ATOLL account. It matters once the hub runs
-// JetStream consumers or exports services in that account.
+// what A may not receive. (Two subjects the hub does not check on a leaf
+// are TestLeafCannotReachHubInternals' part.)
 func TestHubEnforcesLeafPermissions(t *testing.T) {
 	t.Parallel()
-	bus := startBus(t, newSeeds(t), nil, t.TempDir())
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
 	a := register(t, bus, "a")
 	hubSaw := subscribeAll(t, bus.Conn(), ">")
 
@@ -309,12 +304,126 @@ func TestHubEnforcesLeafPermissions(t *testing.T) {
 	})
 }
 
+// TestLeafCannotReachHubInternals: nats-server does not check a leaf's
+// publish permissions on $JS.ACK.> and _R_.> (it takes them for internal
+// routing subjects), so a member whose own server ignores its permissions
+// can publish there. With each member in an account of its own, they land
+// in that account, where nothing listens: not the hub's JetStream
+// consumers' acks, and not the replies the hub owes another member.
+func TestLeafCannotReachHubInternals(t *testing.T) {
+	t.Parallel()
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
+	a, b := register(t, bus, "a"), register(t, bus, "b")
+	ctx := t.Context()
+
+	// A JetStream consumer of the hub's, with one message delivered and
+	// not yet acknowledged: its ack subject is what A aims at.
+	js, err := jetstream.New(bus.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HUBWORK", Subjects: []string{"hubwork.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "hubwork.1", []byte("job")); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ackSubject string
+	for m := range batch.Messages() {
+		ackSubject = m.Reply()
+	}
+	if !strings.HasPrefix(ackSubject, "$JS.ACK.HUBWORK.worker.") {
+		t.Fatalf("the consumer's message has ack subject %q", ackSubject)
+	}
+
+	// B asks the hub; the hub holds the request, so its reply subject in
+	// the ATOLL account (a _R_ one, through B's import) is live.
+	held := make(chan *nats.Msg, 1)
+	hold, err := bus.Conn().Subscribe("atoll.m.b.ask", func(m *nats.Msg) { held <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hold.Unsubscribe() })
+	hubResponder(t, bus, "atoll.m.b.ping")
+	lb := startLeaf(t, bus, b)
+	lb.awaitLinked(t, "atoll.m.b.ping")
+	answer := make(chan *nats.Msg, 4)
+	inbox := "_INBOX.b.ask"
+	if _, err := lb.local.ChanSubscribe(inbox, answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.local.PublishRequest("atoll.m.b.ask", inbox, []byte("question")); err != nil {
+		t.Fatal(err)
+	}
+	var question *nats.Msg
+	select {
+	case question = <-held:
+	case <-time.After(wait):
+		t.Fatal("B's question never reached the hub")
+	}
+	if !strings.HasPrefix(question.Reply, "_R_.") {
+		t.Fatalf("B's question came with reply %q, want a _R_ one", question.Reply)
+	}
+
+	hubSaw := subscribeAll(t, bus.Conn(), ">")
+	raw := dialRawLeaf(t, bus, a)
+	for _, s := range []string{ackSubject, "$JS.ACK.HUBWORK.worker.>", question.Reply, "_R_.x.y"} {
+		raw.publish(t, s, "from-a "+s)
+	}
+	raw.publish(t, "atoll.m.a.hb", "from-a atoll.m.a.hb")
+	expectFirst(t, hubSaw, "from-a ", "atoll.m.a.hb")
+
+	// The ack never landed: the message is still pending. (The hub's own
+	// ack, below, shows the check would see one.)
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 1 {
+		t.Fatalf("the consumer has %d messages pending after A's forged ack, want 1", info.NumAckPending)
+	}
+	// B gets the hub's answer, not A's.
+	if err := question.Respond([]byte("from the hub")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-answer:
+		if string(m.Data) != "from the hub" {
+			t.Fatalf("B's question was answered with %q by someone else than the hub", m.Data)
+		}
+	case <-time.After(wait):
+		t.Fatal("B never got the hub's answer")
+	}
+	if err := bus.Conn().Publish(ackSubject, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if info, err = cons.Info(ctx); err == nil && info.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub's own ack did not land within %v: %+v %v", wait, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestMemberJetStreamIsolation: a member's JetStream domain works on its
 // own server, and neither side reaches the other's JetStream over the
 // leaf.
 func TestMemberJetStreamIsolation(t *testing.T) {
 	t.Parallel()
-	bus := startBus(t, newSeeds(t), nil, t.TempDir())
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
 	a := register(t, bus, "a")
 	hubSaw := subscribeAll(t, bus.Conn(), ">")
 	hubResponder(t, bus, "atoll.m.a.ping")

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/atollhq/atoll/hub/natsbus"
 )
 
 // signals of a plain client connection's life.
@@ -54,7 +56,7 @@ func awaitUntil(t *testing.T, ch <-chan server.DisconnectEventMsg, what string, 
 func TestRevokeDropsMemberAtOnce(t *testing.T) {
 	t.Parallel()
 	seeds := newSeeds(t)
-	bus := startBus(t, seeds, nil, t.TempDir())
+	bus := startBus(t, seeds, none, t.TempDir())
 	ev := watchSystem(t, bus, seeds)
 	a, b := register(t, bus, "a"), register(t, bus, "b")
 	hubSaw := subscribeAll(t, bus.Conn(), ">")
@@ -75,7 +77,7 @@ func TestRevokeDropsMemberAtOnce(t *testing.T) {
 	la.awaitLinked(t, "atoll.m.a.ping")
 	lb.awaitLinked(t, "atoll.m.b.ping")
 
-	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now()}); err != nil {
+	if err := bus.RevokeAll(map[string]map[string]time.Time{"a": {a.pub: time.Now()}}); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 
@@ -148,12 +150,12 @@ func TestRevokeDropsMemberAtOnce(t *testing.T) {
 func TestRevocationSparesLaterJWTs(t *testing.T) {
 	t.Parallel()
 	seeds := newSeeds(t)
-	bus := startBus(t, seeds, nil, t.TempDir())
+	bus := startBus(t, seeds, none, t.TempDir())
 	ev := watchSystem(t, bus, seeds)
 	hubResponder(t, bus, "atoll.m.a.ping")
 	a := register(t, bus, "a")
 
-	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now().Add(-2 * time.Second)}); err != nil {
+	if err := bus.RevokeAll(map[string]map[string]time.Time{"a": {a.pub: time.Now().Add(-2 * time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
 	a.resign(t, bus)
@@ -171,7 +173,7 @@ func TestRevocationSparesLaterJWTs(t *testing.T) {
 
 	// Control: revoked now, the same JWT is refused, so the revocation
 	// above was in force for this key and spared the JWT only for its date.
-	if err := bus.RevokeAll(map[string]time.Time{a.pub: time.Now()}); err != nil {
+	if err := bus.RevokeAll(map[string]map[string]time.Time{"a": {a.pub: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	dropped := map[string]bool{}
@@ -190,15 +192,18 @@ func TestRestartKeepsRevocations(t *testing.T) {
 	t.Parallel()
 	seeds := newSeeds(t)
 	dir := t.TempDir()
-	first := startBus(t, seeds, nil, dir)
+	first := startBus(t, seeds, none, dir)
 	a, b := register(t, first, "a"), register(t, first, "b")
 	at := time.Now()
-	if err := first.RevokeAll(map[string]time.Time{a.pub: at}); err != nil {
+	if err := first.RevokeAll(map[string]map[string]time.Time{"a": {a.pub: at}}); err != nil {
 		t.Fatal(err)
 	}
 	first.Close()
 
-	bus := startBus(t, seeds, map[string]time.Time{a.pub: at}, dir)
+	bus := startBus(t, seeds, natsbus.Identities{
+		Current: map[string]string{"b": b.pub},
+		Revoked: map[string]map[string]time.Time{"a": {a.pub: at}},
+	}, dir)
 	ev := watchSystem(t, bus, seeds)
 	hubResponder(t, bus, "atoll.m.*.ping")
 
@@ -238,19 +243,19 @@ func TestRestartKeepsRevocations(t *testing.T) {
 // space and is counted as a).
 func TestMemberJWTRefusesNamesThatWiden(t *testing.T) {
 	t.Parallel()
-	bus := startBus(t, newSeeds(t), nil, t.TempDir())
+	bus := startBus(t, newSeeds(t), none, t.TempDir())
 	key := register(t, bus, "ok").pub
 	for _, name := range []string{"", "*", ">", "a.b", "a.*", "a.>", "a b", "a\tb", "a\r\nb", "a*", "a>"} {
-		if _, err := bus.MemberJWT(name, key); err == nil {
+		if _, err := bus.MemberJWT(name, key, nil); err == nil {
 			t.Errorf("MemberJWT(%q) signed a JWT, want an error", name)
 		}
 	}
 	for _, name := range []string{"a", "eu-west-1", "x9"} {
-		if _, err := bus.MemberJWT(name, key); err != nil {
+		if _, err := bus.MemberJWT(name, key, nil); err != nil {
 			t.Errorf("MemberJWT(%q): %v", name, err)
 		}
 	}
-	if _, err := bus.MemberJWT("a", "not-a-key"); err == nil {
+	if _, err := bus.MemberJWT("a", "not-a-key", nil); err == nil {
 		t.Error("MemberJWT signed for something that is not a user public key")
 	}
 }

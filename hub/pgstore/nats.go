@@ -205,21 +205,56 @@ func (s *Store) RewrapSecrets(ctx context.Context, ring Sealer) ([]Rewrapped, er
 	return out, nil
 }
 
-// NATSRevocations returns every revoked member user key with its time.
-func (s *Store) NATSRevocations(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT user_key, revoked_at FROM nats_revocations`)
+// NATSRevocations returns every revoked member user key with its time,
+// by cluster.
+func (s *Store) NATSRevocations(ctx context.Context) (map[string]map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT cluster, user_key, revoked_at FROM nats_revocations`)
 	if err != nil {
 		return nil, fmt.Errorf("read nats revocations: %w", classify(err))
 	}
 	defer rows.Close()
-	out := map[string]time.Time{}
+	out := map[string]map[string]time.Time{}
 	for rows.Next() {
-		var k string
+		var c, k string
 		var at time.Time
-		if err := rows.Scan(&k, &at); err != nil {
+		if err := rows.Scan(&c, &k, &at); err != nil {
 			return nil, fmt.Errorf("read nats revocations: %w", classify(err))
 		}
-		out[k] = at
+		if out[c] == nil {
+			out[c] = map[string]time.Time{}
+		}
+		out[c][k] = at
+	}
+	return out, classify(rows.Err())
+}
+
+// NATSRevoked says whether a member user key was revoked, in any cluster.
+func (s *Store) NATSRevoked(ctx context.Context, userKey string) (bool, error) {
+	var revoked bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM nats_revocations WHERE user_key = $1)`, userKey).Scan(&revoked)
+	if err != nil {
+		return false, fmt.Errorf("read nats revocations: %w", classify(err))
+	}
+	return revoked, nil
+}
+
+// NATSIdentities maps every registered cluster to its member's NATS user
+// key (clusters whose identity was re-issued and not yet claimed have
+// none).
+func (s *Store) NATSIdentities(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, status->>'identity' FROM objects
+		WHERE kind = 'Cluster' AND coalesce(status->>'identity', '') <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("read member identities: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var c, k string
+		if err := rows.Scan(&c, &k); err != nil {
+			return nil, fmt.Errorf("read member identities: %w", classify(err))
+		}
+		out[c] = k
 	}
 	return out, classify(rows.Err())
 }
