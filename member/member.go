@@ -90,7 +90,12 @@ type Member struct {
 	fence      *fence
 	drill      drillState
 	seq        atomic.Uint64
-	interval   time.Duration
+	// capacity is the summary the next heartbeat carries, refreshed apart
+	// from the heartbeats: summing it waits on the controller, the nodes
+	// and the bindings, which bulk work holds (over a second while a
+	// region binds 30,000 replicas), and a heartbeat must not wait.
+	capacity atomic.Pointer[protocol.Capacity]
+	interval time.Duration
 
 	rtt    metric.Float64Histogram
 	missed metric.Int64Counter
@@ -483,6 +488,8 @@ func (m *Member) heartbeat(ctx context.Context) error {
 		interval = 500 * time.Millisecond
 	}
 	subject := protocol.HeartbeatSubject(m.cfg.Name)
+	m.refreshCapacity()
+	go m.keepCapacity(ctx, interval)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	silentFor := max(10*interval, 2*time.Second)
@@ -505,6 +512,26 @@ func (m *Member) heartbeat(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// keepCapacity refreshes the heartbeats' capacity summary every interval
+// until ctx ends.
+func (m *Member) keepCapacity(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.refreshCapacity()
+		}
+	}
+}
+
+func (m *Member) refreshCapacity() {
+	c := m.cfg.Capacity()
+	m.capacity.Store(&c)
 }
 
 // recheck re-registers with the member token after a long silence.
@@ -534,7 +561,7 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 		return // a drill cut this member off: silence, as in a real outage
 	}
 	hb := protocol.Heartbeat{Version: protocol.Version, Cluster: m.cfg.Name, Seq: m.seq.Add(1), SentAt: now.UTC(),
-		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: m.cfg.Capacity(),
+		MemberVersion: m.cfg.Version, IntervalMillis: interval.Milliseconds(), Capacity: *m.capacity.Load(),
 		FenceAfterMillis: m.cfg.FenceAfter.Milliseconds(), Term: m.fence.Term(), Resync: m.fence.needsResync(now)}
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, interval)
