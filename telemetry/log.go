@@ -9,19 +9,31 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// NewLogger returns a slog logger writing text when w is a terminal and
-// JSON otherwise, adding trace_id and span_id from the context of every
+// NewLogger returns a slog logger writing in format (LogAuto: text when
+// w is a terminal, JSON otherwise), adding trace_id and span_id from the context of every
 // ...Context call.
-func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+func NewLogger(w io.Writer, level slog.Level, format LogFormat) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
-	if isTerminal(w) {
+	if format == LogText || format == LogAuto && isTerminal(w) {
 		h = slog.NewTextHandler(w, opts)
 	} else {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(traceHandler{h})
 }
+
+// LogFormat is how NewLogger writes records.
+type LogFormat int
+
+const (
+	// LogAuto writes text to a terminal and JSON to anything else.
+	LogAuto LogFormat = iota
+	// LogText writes logfmt-like text (slog's TextHandler).
+	LogText
+	// LogJSON writes one JSON object per line.
+	LogJSON
+)
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

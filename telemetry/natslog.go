@@ -20,8 +20,9 @@ func (l NATSLogger) log(level slog.Level, format string, v []any) {
 	l.Log.Log(context.Background(), level, "nats: "+fmt.Sprintf(format, v...), "nats_server", l.Role)
 }
 
-// Noticef logs at info.
-func (l NATSLogger) Noticef(format string, v ...any) { l.log(slog.LevelInfo, format, v) }
+// Noticef logs at debug: nats-server's notices are its start-up banner
+// and routine connection news, which would bury the hub's own lines.
+func (l NATSLogger) Noticef(format string, v ...any) { l.log(slog.LevelDebug, format, v) }
 
 // Warnf logs at warn.
 func (l NATSLogger) Warnf(format string, v ...any) { l.log(slog.LevelWarn, format, v) }

@@ -5,6 +5,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,8 @@ const (
 	cliTimeout   = 30 * time.Second // for one client command
 )
 
-// readyBanner is the first line `atoll dev` prints once it serves.
+// readyBanner is the first line `atoll dev` prints on its standard output
+// once it serves (its logs go to standard error).
 const readyBanner = "Atoll dev is ready."
 
 // atollBin is the binary TestMain built.
@@ -47,8 +49,17 @@ type devStack struct {
 	stderr *lineLog
 	child
 
+	// stopSignal is what stop sends the process group: SIGTERM (zero) as
+	// a service manager would, or SIGINT as Ctrl-C in a terminal does
+	// (`go run` passes that on and exits as its child did).
+	stopSignal syscall.Signal
+	// goRun is set when cmd is `go run`, which exits 1 whenever it was
+	// interrupted, whatever its child did (cmd/go sets that status when
+	// its build loop sees the signal): then only its child's own error
+	// line counts.
+	goRun    bool
 	stopOnce sync.Once
-	stopErr  error
+	stopErr    error
 }
 
 // child is a started process: exited closes once it has exited, waitErr
@@ -82,11 +93,18 @@ func (c *child) start(cmd *exec.Cmd) error {
 // one), with extra flags, and returns once it printed its readiness banner. On failure the
 // process is gone and the error quotes its standard error.
 func startDev(dataDir, listen string, extra ...string) (*devStack, error) {
+	return startDevCmd(exec.Command(atollBin, append([]string{"dev", "--data-dir", dataDir, "--listen", listen}, extra...)...), dataDir)
+}
+
+// startDevCmd is startDev for a command of the caller's (`go run
+// ./cmd/atoll dev ...`, as the README says), whose data folder is
+// dataDir.
+func startDevCmd(cmd *exec.Cmd, dataDir string) (*devStack, error) {
 	d := &devStack{
 		dataDir: dataDir,
 		stderr:  &lineLog{max: 400},
 	}
-	d.cmd = exec.Command(atollBin, append([]string{"dev", "--data-dir", dataDir, "--listen", listen}, extra...)...)
+	d.cmd = cmd
 	d.cmd.Env = append(os.Environ(), "ATOLL_ADMIN_TOKEN=", "ATOLL_KEY=") // the token and the key come from files
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true, // so that stop and kill reach the whole group
@@ -97,18 +115,29 @@ func startDev(dataDir, listen string, extra ...string) (*devStack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start atoll dev: %w", err)
 	}
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("start atoll dev: %w", err)
+	}
 	if err := d.start(d.cmd); err != nil {
 		return nil, fmt.Errorf("start atoll dev: %w", err)
 	}
-
-	ready := make(chan string, 1) // the API URL from the banner
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			d.stderr.add(sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, stderr) // after a too-long line, keep draining
+	}()
+
+	ready := make(chan string, 1) // the API URL from the banner
+	go func() {
+		sc := bufio.NewScanner(stdout)
 		inBanner := false
 		for sc.Scan() {
 			line := sc.Text()
-			d.stderr.add(line)
+			d.stderr.add("stdout: " + line)
 			if strings.TrimSpace(line) == readyBanner {
 				inBanner = true
 				continue
@@ -119,7 +148,7 @@ func startDev(dataDir, listen string, extra ...string) (*devStack, error) {
 				ready <- strings.TrimSuffix(f[1], "/api/v1")
 			}
 		}
-		_, _ = io.Copy(io.Discard, stderr) // after a too-long line, keep draining
+		_, _ = io.Copy(io.Discard, stdout)
 	}()
 
 	begin := time.Now()
@@ -171,16 +200,19 @@ func (d *devStack) stop() error {
 		case <-d.exited:
 		default:
 			pg = d.postgresProcs()
-			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+			sig := cmp.Or(d.stopSignal, syscall.SIGTERM)
+			_ = syscall.Kill(-d.cmd.Process.Pid, sig)
 			select {
 			case <-d.exited:
-				if d.waitErr != nil {
-					errs = append(errs, fmt.Errorf("atoll dev exited with %v after SIGTERM; its standard error:\n%s", d.waitErr, d.stderr))
+				var exit *exec.ExitError
+				interrupted := d.goRun && sig == syscall.SIGINT && errors.As(d.waitErr, &exit) && exit.ExitCode() == 1
+				if d.waitErr != nil && !(interrupted && !d.stderr.has("error: ")) {
+					errs = append(errs, fmt.Errorf("atoll dev exited with %v after %v; its standard error:\n%s", d.waitErr, sig, d.stderr))
 				}
 			case <-time.After(stopTimeout):
 				_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 				<-d.exited
-				errs = append(errs, fmt.Errorf("atoll dev did not exit within %s of SIGTERM and was killed; its standard error:\n%s", stopTimeout, d.stderr))
+				errs = append(errs, fmt.Errorf("atoll dev did not exit within %s of %v and was killed; its standard error:\n%s", stopTimeout, sig, d.stderr))
 			}
 		}
 		if err := waitGone(pg, d.pgDataDir(), goneTimeout); err != nil {
@@ -311,6 +343,18 @@ type lineLog struct {
 	mu    sync.Mutex
 	max   int
 	lines []string
+}
+
+// has says whether a line kept starts with prefix.
+func (l *lineLog) has(prefix string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.HasPrefix(line, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *lineLog) add(line string) {

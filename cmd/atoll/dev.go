@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/atollhq/atoll/hub/pgserver"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/member/runtime"
 )
 
 func newDevCmd() *cobra.Command {
@@ -40,7 +42,7 @@ same process and join through the same registration path as separate
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := newLogger(o.logLevel)
+			log, err := o.logs.newLogger()
 			if err != nil {
 				return err
 			}
@@ -49,6 +51,10 @@ same process and join through the same registration path as separate
 			}
 			if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 				return fmt.Errorf("data dir: %w", err)
+			}
+			bin, err := installSelf(o.dataDir)
+			if err != nil {
+				return err
 			}
 			ln, err := net.Listen("tcp", o.listen)
 			if err != nil {
@@ -84,7 +90,7 @@ same process and join through the same registration path as separate
 			var members sync.WaitGroup
 			defer members.Wait()
 			return runHub(ctx, log, o, ln, func(tokenPath string) {
-				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir); err != nil {
+				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin); err != nil {
 					log.ErrorContext(ctx, "the dev regions did not start", "err", err)
 				}
 				if !noDemo {
@@ -92,12 +98,8 @@ same process and join through the same registration path as separate
 						log.ErrorContext(ctx, "the demo workloads were not applied", "err", err)
 					}
 				}
-				fmt.Fprintf(os.Stderr, "\nAtoll dev is ready.\n  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n  Regions:      %s (joining)\n", url, url, strings.Join(devRegions, ", "))
-				if tokenPath != "" {
-					fmt.Fprintf(os.Stderr, "  Admin token:  %s\n\n  export ATOLL_SERVER=%s ATOLL_TOKEN=$(cat %s)\n\n", tokenPath, url, tokenPath)
-				} else {
-					fmt.Fprintf(os.Stderr, "  Admin token:  from ATOLL_ADMIN_TOKEN\n\n")
-				}
+				printDevBanner(cmd.OutOrStdout(), url, tokenPath)
+				log.InfoContext(ctx, "atoll dev is ready", "console", url+"/", "api", url+"/api/v1", "admin_token", tokenPath, "regions", devRegions)
 			})
 		},
 	}
@@ -111,14 +113,29 @@ same process and join through the same registration path as separate
 	return cmd
 }
 
-// applyDemo creates, at first start only, two demo workloads: a small web
-// service the binary itself serves (demo-http) on three replicas, one per
-// region, and simulated replicas weighted by free capacity.
-func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
-	marker := filepath.Join(dataDir, "demo-applied")
-	if _, err := os.Stat(marker); err == nil {
-		return nil
+// printDevBanner tells a person where everything is and what to try next.
+// It goes to standard output, apart from the logs on standard error.
+func printDevBanner(w io.Writer, url, tokenPath string) {
+	fmt.Fprintf(w, "\nAtoll dev is ready.\n")
+	fmt.Fprintf(w, "  Console:      %s/\n", url)
+	fmt.Fprintf(w, "  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n", url, url)
+	fmt.Fprintf(w, "  Regions:      %s (joining)\n", strings.Join(devRegions, ", "))
+	if tokenPath == "" {
+		fmt.Fprintf(w, "  Admin token:  from ATOLL_ADMIN_TOKEN\n\n")
+		return
 	}
+	fmt.Fprintf(w, "  Admin token:  %s (sign in to the console with it)\n\n", tokenPath)
+	fmt.Fprintf(w, "Next, in another terminal:\n")
+	fmt.Fprintf(w, "  go build -o atoll ./cmd/atoll\n")
+	fmt.Fprintf(w, "  export ATOLL_SERVER=%s ATOLL_TOKEN=$(cat %s)\n", url, tokenPath)
+	fmt.Fprintf(w, "  ./atoll get clusters\n\n")
+}
+
+// applyDemo creates, at first start only, two demo workloads: a small web
+// service the binary itself serves (demo-http, from the copy installSelf
+// keeps) on three replicas, one per region, and simulated replicas
+// weighted by free capacity.
+func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
 	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
 	if admin == "" {
 		b, err := os.ReadFile(tokenPath)
@@ -127,15 +144,15 @@ func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
 		}
 		admin = strings.TrimSpace(string(b))
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	c := client.New(hubURL, admin, nil)
+	marker := filepath.Join(dataDir, "demo-applied")
+	if _, err := os.Stat(marker); err == nil {
+		return repairDemoCommand(ctx, c)
+	}
 	demos := []api.Workload{
 		{Metadata: api.ObjectMeta{Name: "demo-web", Labels: map[string]string{"app": "demo-web"}}, Spec: api.WorkloadSpec{
 			Replicas: 3,
-			Template: api.ReplicaTemplate{Driver: "process", Command: exe, Args: []string{"demo-http"},
+			Template: api.ReplicaTemplate{Driver: "process", Command: "atoll", Args: []string{"demo-http"},
 				Env:       []api.EnvVar{{Name: "GREETING", Value: "hello from atoll dev"}},
 				Resources: api.Resources{CPU: "50m", Memory: "32Mi"},
 				Readiness: &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz"}, PeriodSeconds: 2}},
@@ -163,7 +180,7 @@ var devRegions = []string{"us-east", "eu-west", "ap-south"}
 // startDevMembers runs one in-process member per dev region. They join
 // through the same path as separate member processes: a join token and
 // the registration API.
-func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir string) error {
+func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir, bin string) error {
 	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
 	if admin == "" && tokenPath != "" {
 		b, err := os.ReadFile(tokenPath)
@@ -214,20 +231,25 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 				return
 			case <-m.Ready():
 			}
-			runDevNodes(ctx, log, region, m.NATSURL(), m.NodeJoinToken(), filepath.Join(dataDir, "members", region, "nodes"))
+			runDevNodes(ctx, log, region, m.NATSURL(), m.NodeJoinToken(), filepath.Join(dataDir, "members", region, "nodes"), bin)
 		}()
 	}
 	return nil
 }
 
 // runDevNodes runs a region's three node agents in-process (8 cores and
-// 16 GiB each, one per zone) until ctx ends.
-func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinToken, dir string) {
+// 16 GiB each, one per zone) until ctx ends. Their replicas' commands are
+// looked up in bin (installSelf's copy of atoll) first.
+func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinToken, dir, bin string) {
+	path := bin
+	if p := os.Getenv("PATH"); p != "" {
+		path += string(filepath.ListSeparator) + p
+	}
 	var wg sync.WaitGroup
 	for i, zone := range []string{"a", "b", "c"} {
 		name := fmt.Sprintf("%s-node-%d", region, i+1)
 		a, err := node.New(node.Config{MemberURL: memberURL, JoinToken: joinToken, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
-			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log})
+			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log, Runtime: runtime.Config{Path: path}})
 		if err != nil {
 			log.ErrorContext(ctx, "dev node", "node", name, "err", err)
 			continue

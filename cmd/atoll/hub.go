@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
@@ -31,7 +32,7 @@ type hubOptions struct {
 	generateKey       bool // atoll dev: make <data-dir>/atoll.key when missing
 	listen            string
 	dataDir           string
-	logLevel          string
+	logs              logFlags
 	advertiseURL      string
 	natsListen        string
 	leafListen        string
@@ -47,7 +48,7 @@ type hubOptions struct {
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", defaultListen, "address for the API, console and metrics")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.logs.add(f)
 	f.StringVar(&o.name, "name", "", "this hub's name among the hubs sharing the database (leader election, /api/v1/hubs, audit); at most 50 bytes; default: <hostname>/<pid>")
 	f.StringVar(&o.advertiseURL, "advertise-url", "", "the API's URL as members and clients reach it (goes into join tokens); default: the address each request came in on")
 	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
@@ -71,7 +72,7 @@ func newHubCmd() *cobra.Command {
 			if err := o.db.resolve(); err != nil {
 				return err
 			}
-			log, err := newLogger(o.logLevel)
+			log, err := o.logs.newLogger()
 			if err != nil {
 				return err
 			}
@@ -90,12 +91,32 @@ func newHubCmd() *cobra.Command {
 	return cmd
 }
 
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+// logFlags are every long-running command's logging options.
+type logFlags struct{ level, format string }
+
+func (l *logFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&l.format, "log-format", "auto", "text, json, or auto: text on a terminal, JSON otherwise")
+}
+
+// newLogger logs to standard error as the flags say.
+func (l logFlags) newLogger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", l.level)
 	}
-	return telemetry.NewLogger(os.Stderr, l), nil
+	var format telemetry.LogFormat
+	switch l.format {
+	case "auto", "":
+		format = telemetry.LogAuto
+	case "text":
+		format = telemetry.LogText
+	case "json":
+		format = telemetry.LogJSON
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not text, json or auto", l.format)
+	}
+	return telemetry.NewLogger(os.Stderr, level, format), nil
 }
 
 // runHub serves the hub on ln until ctx ends. Until PostgreSQL answers and

@@ -17,7 +17,8 @@ import (
 func newMemberCmd() *cobra.Command {
 	var cfg member.Config
 	var labels []string
-	var logLevel, joinTokenFile string
+	var joinTokenFile string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "member --join-token-file FILE --name NAME --region R --data-dir DIR",
 		Short: "Run a regional member cluster: joins the hub, runs the region's NATS, heartbeats",
@@ -32,7 +33,7 @@ hub is unreachable at a later start, the member runs on its kept
 credentials and keeps retrying.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := logs.newLogger()
 			if err != nil {
 				return err
 			}
@@ -72,7 +73,7 @@ credentials and keeps retrying.`,
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 3*time.Second, "stop exclusive workloads after this long without a heartbeat ack from the hub (the hub waits this plus a margin before re-placing them)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
 	cmd.AddCommand(newRevokeNodeCmd())
 	return cmd
 }

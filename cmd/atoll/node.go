@@ -13,13 +13,14 @@ import (
 func newNodeCmd() *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var cpu, memory, logLevel, joinTokenFile string
+	var cpu, memory, joinTokenFile string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "node --member NATS_URL --name NAME --data-dir DIR",
 		Short: "Run a node agent: runs the replicas its member binds to this machine",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := logs.newLogger()
 			if err != nil {
 				return err
 			}
@@ -58,6 +59,6 @@ func newNodeCmd() *cobra.Command {
 	f.StringVar(&cpu, "cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's cores)")
 	f.StringVar(&memory, "memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
 	f.BoolVar(&cfg.KeepReplicasOnExit, "keep-replicas-on-exit", false, "let replica processes outlive the agent (a restarted agent adopts them); by default they die with it")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
 	return cmd
 }

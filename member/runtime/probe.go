@@ -231,6 +231,7 @@ func (p *prober) check(ctx context.Context, pr *api.Probe, env []string, dir str
 	case pr.Exec != nil && len(pr.Exec.Command) > 0:
 		argv := pr.Exec.Command
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Path, cmd.Err = lookPath(argv[0], env)
 		cmd.Env, cmd.Dir = env, dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		// At the timeout, kill the probe's whole process group: a

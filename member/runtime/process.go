@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,6 +93,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 	}
 	mk := func(cgroupFD int) *exec.Cmd {
 		cmd := exec.Command(t.Command, t.Args...)
+		cmd.Path, cmd.Err = lookPath(t.Command, env)
 		cmd.Env, cmd.Dir = env, t.WorkingDir
 		if stdout != nil {
 			cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -179,7 +182,7 @@ func (r *Runtime) runningLocked(rep *replica, run *procRun) {
 // variables, then PORT, ATOLL_REPLICA and ATOLL_WORKLOAD (these win).
 // Nothing else of the agent's environment leaks into replicas.
 func (r *Runtime) envFor(rep *replica) []string {
-	path := os.Getenv("PATH")
+	path := cmp.Or(r.cfg.Path, os.Getenv("PATH"))
 	if path == "" {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
@@ -191,6 +194,32 @@ func (r *Runtime) envFor(rep *replica) []string {
 		"PORT="+strconv.Itoa(rep.port),
 		"ATOLL_REPLICA="+rep.spec.ID,
 		"ATOLL_WORKLOAD="+rep.spec.Workload)
+}
+
+// lookPath finds a command in the PATH of env (the replica's), as the
+// shell would: a name with a slash is taken as it is. Relative entries
+// (and empty ones, the working directory) are skipped, as os/exec does
+// since Go 1.19: a replica's working directory must not choose its binary.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	var path string
+	for _, e := range env {
+		if p, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = p
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		file := filepath.Join(dir, name)
+		if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			return file, nil
+		}
+	}
+	return name, &exec.Error{Name: name, Err: exec.ErrNotFound}
 }
 
 // waitChild waits for a child the runtime started. It first waits

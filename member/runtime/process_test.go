@@ -409,3 +409,46 @@ func TestStopBeforeStartAndInvalidSpecs(t *testing.T) {
 		t.Fatal("Logs with stream stdin must fail")
 	}
 }
+
+// TestCommandsAreLookedUpInTheConfiguredPath: with Config.Path, a bare
+// command name (and an exec probe's) is found in its folders, which the
+// replica's PATH also lists; a relative entry never chooses the binary,
+// and a name found nowhere fails as os/exec words it.
+func TestCommandsAreLookedUpInTheConfiguredPath(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho \"found me with PATH=$PATH\"\nexec sleep 300\n"
+	if err := os.WriteFile(filepath.Join(bin, "atoll-path-probe"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A decoy in a relative entry, which must be skipped.
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "rel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "rel", "atoll-path-probe"), []byte("#!/bin/sh\necho decoy\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := "rel:" + bin + ":/usr/bin:/bin"
+	h := start(t, func(c *Config) { c.Path = path })
+	found := ReplicaSpec{ID: "path-1", Workload: "web", Generation: 1, Template: api.ReplicaTemplate{
+		Driver: "process", Command: "atoll-path-probe", WorkingDir: work,
+		Readiness: &api.Probe{Exec: &api.ExecProbe{Command: []string{"atoll-path-probe-ready"}}, PeriodSeconds: 1},
+	}}
+	// The exec probe's command is looked up the same way: not ready until
+	// it exists in bin.
+	h.rt.Apply([]ReplicaSpec{found, {ID: "path-2", Workload: "web", Generation: 1, Template: api.ReplicaTemplate{
+		Driver: "process", Command: "atoll-no-such-command"}}})
+	h.waitFor("path-1 running", running("path-1"))
+	if got, want := firstLine(t, h.rt, "path-1", "stdout"), "found me with PATH="+path; got != want {
+		t.Fatalf("stdout first line = %q, want %q", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "atoll-path-probe-ready"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("path-1 ready", func(m map[string]ReplicaStatus) bool { return m["path-1"].Ready })
+	st := h.waitFor("path-2 not found", func(m map[string]ReplicaStatus) bool { return m["path-2"].ExitCode == 127 })["path-2"]
+	if want := `exec: "atoll-no-such-command": executable file not found in $PATH`; !strings.Contains(st.Message, want) {
+		t.Fatalf("path-2's message = %q, want it to contain %q", st.Message, want)
+	}
+}

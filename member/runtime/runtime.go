@@ -73,6 +73,11 @@ type Config struct {
 	// them. (The signal reaches the replica's main process; processes it
 	// started itself are reached only through its cgroup.)
 	DieWithAgent bool
+	// Path is the PATH replicas' commands and exec probes are looked up
+	// in, and that replicas get (empty: the agent's own PATH). atoll dev
+	// puts a folder holding a copy of itself first, so that "command:
+	// atoll" runs wherever the dev stack was started from.
+	Path string
 }
 
 // ReplicaSpec is one replica this node should run.
