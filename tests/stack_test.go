@@ -59,7 +59,7 @@ type devStack struct {
 	// line counts.
 	goRun    bool
 	stopOnce sync.Once
-	stopErr    error
+	stopErr  error
 }
 
 // child is a started process: exited closes once it has exited, waitErr
