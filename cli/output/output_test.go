@@ -181,10 +181,11 @@ func TestWatchAlignsEventColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Columns widen for a longer value and never narrow again.
+	// EVENT is as wide as MODIFIED from the start; a column widens for a
+	// longer value and never narrows again.
 	want := "" +
-		"EVENT   NAME          REPLICAS\n" +
-		"ADDED   api-gateway   ##\n" +
+		"EVENT      NAME          REPLICAS\n" +
+		"ADDED      api-gateway   ##\n" +
 		"MODIFIED   api-gateway   ##\n" +
 		"ADDED      web           ##########\n" +
 		"DELETED    db            ###\n"

@@ -61,7 +61,9 @@ type Watcher struct {
 // Watch prints the group the watch starts from and returns the Watcher
 // to print its events with.
 func (p *Printer) Watch(w io.Writer, g Group) (*Watcher, error) {
-	wa := &Watcher{p: p, w: w, g: g}
+	// EVENT is as wide as its longest value from the start, so the rows
+	// of changes line up with the header.
+	wa := &Watcher{p: p, w: w, g: g, widths: []int{len("MODIFIED")}}
 	if err := p.sort(&wa.g); err != nil {
 		return nil, err
 	}
