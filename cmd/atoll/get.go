@@ -71,7 +71,7 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 				for _, name := range r.names {
 					var raw json.RawMessage
 					if err := c.Get(ctx, r.kind.Plural, name, &raw); err != nil {
-						return fmt.Errorf("%s/%s: %w", strings.ToLower(r.kind.Name), name, err)
+						return err // the hub names the kind and the object
 					}
 					g.Items = append(g.Items, raw)
 					names++
@@ -158,7 +158,7 @@ func watchGet(ctx context.Context, c *client.Client, out io.Writer, p *output.Pr
 			// Not there when listed: say why (not found, most likely).
 			var raw json.RawMessage
 			if err := c.Get(ctx, k.Plural, name, &raw); err != nil {
-				return fmt.Errorf("%s/%s: %w", strings.ToLower(k.Name), name, err)
+				return err
 			}
 		}
 		items = found
