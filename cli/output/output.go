@@ -157,7 +157,9 @@ func (p *Printer) Print(w io.Writer, groups []Group, single bool) error {
 	}
 	switch p.format {
 	case "json", "yaml", "jsonpath":
-		doc, err := document(groups, single)
+		// JSONPath walks decoded values; json and yaml print the objects as
+		// the hub wrote them, fields in its order.
+		doc, err := document(groups, single, p.format == "jsonpath")
 		if err != nil {
 			return err
 		}
@@ -220,13 +222,17 @@ func (p *Printer) Print(w io.Writer, groups []Group, single bool) error {
 
 // document is what json, yaml and jsonpath see: the one object, a kind's
 // list (KindList with its resource version), or a List of named objects.
-func document(groups []Group, single bool) (any, error) {
+// The objects are decoded when asked, else kept as JSON.
+func document(groups []Group, single, decoded bool) (any, error) {
 	var items []any
 	for _, g := range groups {
 		for _, raw := range g.Items {
-			v, err := decode(raw)
-			if err != nil {
-				return nil, err
+			var v any = raw
+			if decoded {
+				var err error
+				if v, err = decode(raw); err != nil {
+					return nil, err
+				}
 			}
 			items = append(items, v)
 		}

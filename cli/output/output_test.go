@@ -72,12 +72,12 @@ func TestPrint(t *testing.T) {
 			"web=10\napi-gateway=2\ndb=3\n\n"},
 		{name: "jsonpath of the list's kind", format: "jsonpath={.kind} {.metadata.resourceVersion}", groups: []Group{workloads}, want: "WorkloadList 42\n"},
 		{name: "jsonpath of one object", format: "jsonpath={.metadata.name}", single: true, groups: []Group{{Kind: "Workload", Items: workloads.Items[:1]}}, want: "web\n"},
-		{name: "json of one object", format: "json", single: true, groups: []Group{{Kind: "Workload", Items: workloads.Items[2:]}}, want: `{
+		{name: "json of one object, fields in its order", format: "json", single: true, groups: []Group{{Kind: "Workload", Items: workloads.Items[2:]}}, want: `{
   "metadata": {
+    "name": "db",
     "labels": {
       "app": "shop"
-    },
-    "name": "db"
+    }
   },
   "spec": {
     "replicas": 3

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
@@ -121,6 +123,25 @@ func TestGetGolden(t *testing.T) {
 			continue
 		}
 		golden(t, "get/"+c.golden, stdout)
+	}
+
+	// json and yaml carry uids and times: check their shape instead.
+	stdout, _, err := runAtoll(t, append([]string{"get", "workload", "web", "-o", "json"}, hubFlags...)...)
+	if err != nil || !strings.HasPrefix(stdout, "{\n  \"apiVersion\": \"atoll.dev/v1\",\n  \"kind\": \"Workload\",\n  \"metadata\": {\n    \"name\": \"web\",") {
+		t.Errorf("get workload web -o json: want the object itself, its fields in the hub's order; got %v:\n%s", err, stdout)
+	}
+	stdout, _, err = runAtoll(t, append([]string{"get", "workload/web", "token/reader", "-o", "yaml"}, hubFlags...)...)
+	var list struct {
+		Kind  string `json:"kind"`
+		Items []struct {
+			Kind string `json:"kind"`
+		} `json:"items"`
+	}
+	if err == nil {
+		err = yaml.Unmarshal([]byte(stdout), &list)
+	}
+	if err != nil || list.Kind != "List" || len(list.Items) != 2 || list.Items[0].Kind != "Workload" || list.Items[1].Kind != "Token" {
+		t.Errorf("get workload/web token/reader -o yaml: want a List of the workload and the token; got %v:\n%s", err, stdout)
 	}
 }
 
