@@ -20,10 +20,11 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	var format, selector, sortBy string
 	var watch, noHeaders bool
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME...] | KIND/NAME...",
+		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME...",
 		Short: "List objects of a kind, or show some by name",
 		Example: `  atoll get workloads -l app=web --sort-by=.spec.replicas
   atoll get workloads web api
+  atoll get workloads,clusters
   atoll get workload/web cluster/eu-west -o name
   atoll get workloads -o custom-columns=NAME:.metadata.name,READY:.status.readyReplicas
   atoll get workload web -o jsonpath='{.status.readyReplicas}'
@@ -39,7 +40,10 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			named := len(reqs) > 1 || len(reqs[0].names) > 0
+			named := false
+			for _, r := range reqs {
+				named = named || len(r.names) > 0
+			}
 			if named && selector != "" {
 				return errors.New("-l selects from a whole kind: give names or -l, not both")
 			}
@@ -96,9 +100,23 @@ type getRequest struct {
 	names []string
 }
 
-// parseGetArgs reads KIND [NAME...] or KIND/NAME..., the kinds in the
-// order first named.
+// parseGetArgs reads KIND [NAME...], KIND,KIND... or KIND/NAME..., the
+// kinds in the order first named.
 func parseGetArgs(args []string) ([]getRequest, error) {
+	if strings.Contains(args[0], ",") && !strings.Contains(args[0], "/") {
+		if len(args) > 1 {
+			return nil, fmt.Errorf("names go with one kind: use KIND/NAME... to name objects of %s", args[0])
+		}
+		var reqs []getRequest
+		for _, kind := range strings.Split(args[0], ",") {
+			k, err := kindArg(kind)
+			if err != nil {
+				return nil, err
+			}
+			reqs = append(reqs, getRequest{kind: k})
+		}
+		return reqs, nil
+	}
 	if !strings.Contains(args[0], "/") {
 		k, err := kindArg(args[0])
 		if err != nil {

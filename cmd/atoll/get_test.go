@@ -115,6 +115,8 @@ func TestGetGolden(t *testing.T) {
 		{"jsonpath-list.txt", []string{"get", "workloads", "--sort-by=.metadata.name", "-o", `jsonpath={.kind}:{range .items[*]} {.metadata.name}={.spec.replicas}{end}`}},
 		{"jsonpath-named.txt", []string{"get", "workload/web", "workload/db", "-o", `jsonpath={.kind}:{range .items[*]} {.metadata.name}{end}`}},
 		{"empty.txt", []string{"get", "workloads", "-l", "app=nothing"}},
+		{"kinds.txt", []string{"get", "tokens,workloads", "-l", "app!=shop", "-o", "name"}},
+		{"kinds-tables.txt", []string{"get", "workloads,clusters", "-l", "tier=frontend"}},
 	}
 	for _, c := range cases {
 		stdout, stderr, err := runAtoll(t, append(c.args, hubFlags...)...)
@@ -161,6 +163,9 @@ func TestGetRefuses(t *testing.T) {
 		{[]string{"get", "workload", "nosuch"}, `Workload "nosuch" not found`},
 		{[]string{"get", "workload", "nosuch", "-w"}, `Workload "nosuch" not found`},
 		{[]string{"get", "workloads", "-o", "xml"}, "-o xml: use table, wide, name"},
+		{[]string{"get", "workloads,tokens", "web"}, "names go with one kind"},
+		{[]string{"get", "workloads,nothings"}, `unknown kind "nothings"`},
+		{[]string{"get", "workloads,tokens", "-w"}, "-w watches one kind or one object"},
 		{[]string{"get", "workloads", "-o", "jsonpath={.metadata"}, "jsonpath: unclosed action"},
 	}
 	for _, c := range cases {
