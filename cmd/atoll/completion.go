@@ -19,7 +19,8 @@ import (
 // --context flag with the names in the config file, as only the root can.
 func newCompletionCmd(root *cobra.Command) *cobra.Command {
 	_ = root.RegisterFlagCompletionFunc("context", completeContexts)
-	return &cobra.Command{
+	var noDesc bool
+	cmd := &cobra.Command{
 		Use:   "completion bash|zsh|fish",
 		Short: "Print a shell completion script (kinds, names, flag values)",
 		Long: `Print a script that completes atoll's commands, kinds, object names (read
@@ -34,15 +35,20 @@ from the hub of the current context) and flag values in your shell.
 			out := cmd.OutOrStdout()
 			switch args[0] {
 			case "bash":
-				return root.GenBashCompletionV2(out, true)
+				return root.GenBashCompletionV2(out, !noDesc)
 			case "zsh":
+				if noDesc {
+					return root.GenZshCompletionNoDesc(out)
+				}
 				return root.GenZshCompletion(out)
 			case "fish":
-				return root.GenFishCompletion(out, true)
+				return root.GenFishCompletion(out, !noDesc)
 			}
 			return fmt.Errorf("no completion for shell %q: use bash, zsh or fish", args[0])
 		},
 	}
+	cmd.Flags().BoolVar(&noDesc, "no-descriptions", false, "complete without the descriptions of kinds and contexts")
+	return cmd
 }
 
 // completeObjects completes KIND [NAME...] and KIND/NAME... arguments;
