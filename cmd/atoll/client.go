@@ -43,59 +43,6 @@ func (f *clientFlags) kindClient(kind string) (api.Kind, *client.Client, error) 
 	return k, c, err
 }
 
-func checkOutput(o string) error {
-	switch o {
-	case "table", "wide", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("-o %s: use table, wide, json or yaml", o)
-}
-
-func newGetCmd(cf *clientFlags) *cobra.Command {
-	var output, selector string
-	var watch bool
-	cmd := &cobra.Command{
-		Use:   "get KIND [NAME]",
-		Short: "List objects of a kind, or show one",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			k, c, err := cf.kindClient(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, out := cmd.Context(), cmd.OutOrStdout()
-			if len(args) == 2 {
-				if watch {
-					return errors.New("-w watches a whole kind: drop the name, or use -l to narrow")
-				}
-				var raw json.RawMessage
-				if err := c.Get(ctx, k.Plural, args[1], &raw); err != nil {
-					return err
-				}
-				return printObjects(out, k, output, []json.RawMessage{raw}, nil)
-			}
-			items, rv, err := listAll(ctx, c, k, selector)
-			if err != nil {
-				return err
-			}
-			if err := printObjects(out, k, output, items, &rv); err != nil {
-				return err
-			}
-			if !watch {
-				return nil
-			}
-			return watchObjects(ctx, c, out, k, output, selector, rv)
-		},
-	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
-	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen")
-	return cmd
-}
-
 // listAll follows continue tokens to the end. The version it returns is
 // the first page's: a watch from there misses nothing that changed while
 // the later pages were read.
@@ -122,70 +69,13 @@ func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string)
 	}
 }
 
-func printObjects(out io.Writer, k api.Kind, output string, items []json.RawMessage, listRV *string) error {
-	switch output {
-	case "json", "yaml":
-		if listRV == nil {
-			return printData(out, output, items[0])
-		}
-		return printData(out, output, map[string]any{
-			"apiVersion": api.Group, "kind": k.Name + "List",
-			"metadata": api.ListMeta{ResourceVersion: *listRV}, "items": items,
-		})
-	}
-	if len(items) == 0 && listRV != nil {
-		fmt.Fprintf(out, "No %s found.\n", k.Plural)
-		return nil
-	}
-	p := printers[k.Name]
-	if p.less != nil {
-		sort.SliceStable(items, func(i, j int) bool { return p.less(items[i], items[j]) })
-	}
-	wide := output == "wide"
-	t := newTable(out, p.header(wide)...)
-	now := time.Now()
-	for _, raw := range items {
-		t.row(p.row(raw, now, wide)...)
-	}
-	return t.flush()
-}
-
-func watchObjects(ctx context.Context, c *client.Client, out io.Writer, k api.Kind, output, selector, rv string) error {
-	p := printers[k.Name]
-	wide := output == "wide"
-	// A hub restart or a dropped connection ends the stream: resume from
-	// the last event seen, so nothing is missed or shown twice.
-	for {
-		err := c.Watch(ctx, k.Plural, selector, rv, func(ev client.Event) error {
-			rv = ev.ResourceVersion
-			switch output {
-			case "json", "yaml":
-				return printData(out, output, map[string]any{"type": ev.Type, "object": ev.Object})
-			}
-			t := newTable(out)
-			t.row(append([]string{ev.Type}, p.row(ev.Object, time.Now(), wide)...)...)
-			return t.flush()
-		})
-		if ctx.Err() != nil {
-			return nil
-		}
-		var prob *api.Problem
-		if errors.As(err, &prob) && prob.Status < 500 {
-			return err // 410 Gone and the like: the caller must list again
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 func newDescribeCmd(cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "describe KIND NAME",
 		Short: "Show one object in detail",
 		Args:  cobra.ExactArgs(2),
+		// Completes the kind, then one name.
+		ValidArgsFunction: cf.completeObjects(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, c, err := cf.kindClient(args[0])
 			if err != nil {

@@ -164,12 +164,21 @@ func (f *clientFlags) client() (*client.Client, error) {
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Manage the contexts in " + "~/.config/atoll/config.yaml"}
-	var server, token, caFile string
+	var server, token, tokenFile, caFile string
 	set := &cobra.Command{
-		Use:   "set-context NAME --server URL [--token T]",
+		Use:   "set-context NAME --server URL [--token T | --token-file F]",
 		Short: "Add or change a context (and use it when none is in use)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tokenFile != "" {
+				if token != "" {
+					return errors.New("--token and --token-file do not go together: give one")
+				}
+				var err error
+				if token, err = readSecretFile("--token-file", tokenFile); err != nil {
+					return err
+				}
+			}
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
@@ -203,10 +212,12 @@ func newConfigCmd() *cobra.Command {
 	}
 	set.Flags().StringVar(&server, "server", "", "hub URL")
 	set.Flags().StringVar(&token, "token", "", "API token")
+	set.Flags().StringVar(&tokenFile, "token-file", "", "read the API token to store from this file")
 	set.Flags().StringVar(&caFile, "certificate-authority", "", "PEM file of the CA to trust for the hub's TLS")
 	// These flags shadow the global ones on purpose: here they are values to store.
 	use := &cobra.Command{
 		Use: "use-context NAME", Short: "Make NAME the current context", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: completeContexts,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
@@ -242,6 +253,6 @@ func newConfigCmd() *cobra.Command {
 			return t.flush()
 		},
 	}
-	cmd.AddCommand(set, use, get)
+	cmd.AddCommand(set, use, get, newConfigViewCmd(), newCurrentContextCmd(), newDeleteContextCmd())
 	return cmd
 }

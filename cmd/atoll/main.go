@@ -68,7 +68,7 @@ func newRoot() *cobra.Command {
 		newHubCmd(), newDevCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
-		newDrillCmd(cf),
+		newDrillCmd(cf), newCompletionCmd(root),
 	)
 	return root
 }
