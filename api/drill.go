@@ -304,10 +304,10 @@ func validatePositive(e *errs, path string, d Duration, max time.Duration) {
 	if d == "" {
 		return
 	}
-	v, err := time.ParseDuration(string(d))
+	v, err := ParseDuration(string(d))
 	switch {
 	case err != nil:
-		e.addValue(path, string(d), "not a duration: use a number and a unit, like 500ms, 30s or 2m")
+		e.addValue(path, string(d), durationHint)
 	case v <= 0:
 		e.addValue(path, string(d), "must be positive")
 	case max > 0 && v > max:

@@ -92,12 +92,19 @@ func (p *Problem) Error() string {
 	if p.Detail == "" {
 		b.WriteString(p.Title)
 	}
-	for i, e := range p.Errors {
-		if i == 0 {
+	n := 0
+	for _, e := range p.Errors {
+		// Each cause once: a detail that already says it (a conflict's,
+		// or a single field's) is not repeated.
+		if e.Message != "" && strings.Contains(p.Detail, e.Message) && (e.Location == "" || strings.Contains(p.Detail, e.Location)) {
+			continue
+		}
+		if n == 0 {
 			b.WriteString(": ")
 		} else {
 			b.WriteString("; ")
 		}
+		n++
 		if e.Location != "" {
 			b.WriteString(e.Location + ": ")
 		}

@@ -24,3 +24,21 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+func TestProblemSaysEachCauseOnce(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Detail: "workload web changed since you read it", Errors: []ProblemDetail{{Message: "workload web changed since you read it"}}}, "workload web changed since you read it"},
+		{Problem{Detail: "body.spec.ttl: not a duration", Errors: []ProblemDetail{{Location: "body.spec.ttl", Message: "not a duration"}}}, "body.spec.ttl: not a duration"},
+		{Problem{Detail: "validation failed", Errors: []ProblemDetail{{Location: "body.spec.replicas", Message: "must be 0 or more"}, {Location: "body.metadata.name", Message: "too long"}}},
+			"validation failed: body.spec.replicas: must be 0 or more; body.metadata.name: too long"},
+		{Problem{Title: "Conflict", Errors: []ProblemDetail{{Message: "taken"}}}, "Conflict: taken"},
+	} {
+		if got := c.p.Error(); got != c.want {
+			t.Errorf("%+v.Error() = %q, want %q", c.p, got, c.want)
+		}
+	}
+}

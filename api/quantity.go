@@ -56,7 +56,8 @@ func ParseMemory(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// Duration is a Go duration written as a string ("5s", "1m30s").
+// Duration is a Go duration written as a string ("5s", "1m30s"), with
+// days too ("30d", "1d12h").
 type Duration string
 
 // Get returns the duration, or def when it is empty or invalid (validation
@@ -65,20 +66,55 @@ func (d Duration) Get(def time.Duration) time.Duration {
 	if d == "" {
 		return def
 	}
-	v, err := time.ParseDuration(string(d))
+	v, err := ParseDuration(string(d))
 	if err != nil {
 		return def
 	}
 	return v
 }
 
+// ParseDuration reads a Go duration ("90s", "1h30m") that may start with
+// a whole number of days ("30d", "1d12h"), a day being 24 hours.
+func ParseDuration(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	neg := strings.HasPrefix(days, "-")
+	n, err := strconv.ParseUint(strings.TrimPrefix(days, "-"), 10, 32)
+	if err != nil || days == "" || strings.HasPrefix(rest, "-") {
+		return 0, fmt.Errorf("time: invalid duration %q", s)
+	}
+	const maxDays = uint64(math.MaxInt64 / int64(24*time.Hour))
+	if n > maxDays {
+		return 0, fmt.Errorf("time: invalid duration %q (over %d days)", s, maxDays)
+	}
+	var more time.Duration
+	if rest != "" {
+		if more, err = time.ParseDuration(rest); err != nil {
+			return 0, fmt.Errorf("time: invalid duration %q", s)
+		}
+	}
+	d := time.Duration(n)*24*time.Hour + more
+	if d < 0 { // overflowed
+		return 0, fmt.Errorf("time: invalid duration %q (too long)", s)
+	}
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+// durationHint is how a refused duration is explained.
+const durationHint = "not a duration: use a number and a unit, like 500ms, 5s, 2m, 12h or 30d"
+
 func validateDuration(e *errs, path string, d Duration) {
 	if d == "" {
 		return
 	}
-	v, err := time.ParseDuration(string(d))
+	v, err := ParseDuration(string(d))
 	if err != nil {
-		e.addValue(path, string(d), "not a duration: use a number and a unit, like 500ms, 5s or 2m")
+		e.addValue(path, string(d), durationHint)
 		return
 	}
 	if v < 0 {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseCPU(t *testing.T) {
@@ -241,6 +242,24 @@ func TestIntOrPercentIsZeroCount(t *testing.T) {
 	for _, tt := range tests {
 		if got := IntOrPercentOf(tt.in).IsZeroCount(); got != tt.want {
 			t.Errorf("IntOrPercentOf(%q).IsZeroCount() = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseDurationTakesDays(t *testing.T) {
+	t.Parallel()
+	day := 24 * time.Hour
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * day, "1d12h": day + 12*time.Hour, "0d": 0, "-2d": -2 * day, "2d30m15s": 2*day + 30*time.Minute + 15*time.Second,
+		"90s": 90 * time.Second, "720h": 720 * time.Hour, "106751d": 106751 * day,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"d", "1.5d", "d5h", "1d-5h", "1dd", "5x", "", "106752d", "106751d23h59m59s", "1d2d"} {
+		if got, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v; want an error", in, got)
 		}
 	}
 }

@@ -116,6 +116,11 @@ func TestReadmeQuickStart(t *testing.T) {
 	// The demo's commands read replicas and their logs: the quick start's
 	// workloads and the demo's run first.
 	readmeWorkloadsReady(t, d, 3*time.Minute)
+	// A start that went well says nothing alarming (nats-server's banner
+	// and a node's first, refused, connection used to).
+	if line := d.stderr.find(`"level":"ERROR"`); line != "" {
+		t.Errorf("atoll dev logged an error during the quick start: %s", line)
+	}
 	run(demo)
 	run(drill)
 

@@ -345,6 +345,18 @@ type lineLog struct {
 	lines []string
 }
 
+// find returns the first line kept that contains sub, or "".
+func (l *lineLog) find(sub string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}
+
 // has says whether a line kept starts with prefix.
 func (l *lineLog) has(prefix string) bool {
 	l.mu.Lock()

@@ -15,16 +15,25 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 )
 
 // Client talks to one hub with one token.
 type Client struct {
-	server string
-	token  string
-	http   *http.Client
+	server  string
+	token   string
+	http    *http.Client
+	timeout time.Duration // of one request and answer; 0: none
 }
+
+// SetRequestTimeout bounds every request that is not a stream (watches,
+// logs and drill timelines) from sending to its whole answer; 0 means no
+// bound but the caller's context. Streams are bounded until their answer
+// starts only when the http.Client's transport says so
+// (ResponseHeaderTimeout).
+func (c *Client) SetRequestTimeout(d time.Duration) { c.timeout = d }
 
 // New makes a client for server (e.g. http://127.0.0.1:8080) with a bearer
 // token. A nil httpClient means a default with no overall timeout (watches
@@ -132,18 +141,24 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) error {
+	parent := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	req, err := c.newRequest(ctx, method, path, query, contentType, body)
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.unreachable(err)
+		return c.timedOut(parent, ctx, c.unreachable(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return fmt.Errorf("read answer from %s: %w", c.server, err)
+		return c.timedOut(parent, ctx, fmt.Errorf("read answer from %s: %w", c.server, err))
 	}
 	if resp.StatusCode >= 300 {
 		return problemOf(resp, data)
@@ -154,6 +169,20 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 	}
 	return nil
+}
+
+// ErrTimeout is returned (wrapped) when the hub did not answer within the
+// request timeout.
+var ErrTimeout = errors.New("the hub did not answer in time")
+
+// timedOut words err as a timeout when the request's own deadline (not
+// the caller's) ended it, or the transport gave up waiting for an answer.
+func (c *Client) timedOut(parent, ctx context.Context, err error) error {
+	var ne interface{ Timeout() bool }
+	if parent.Err() == nil && (ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%w: %s did not answer within %s (--request-timeout)", ErrTimeout, c.server, c.timeout)
+	}
+	return err
 }
 
 func (c *Client) unreachable(err error) error {
@@ -202,7 +231,7 @@ func (c *Client) Watch(ctx context.Context, plural, labelSelector, resourceVersi
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.unreachable(err)
+		return c.timedOut(ctx, ctx, c.unreachable(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -286,7 +315,7 @@ func (c *Client) FollowDrill(ctx context.Context, name, after string, fn func(Dr
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.unreachable(err)
+		return c.timedOut(ctx, ctx, c.unreachable(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -363,7 +392,7 @@ func (c *Client) Logs(ctx context.Context, workload string, opts LogsOptions) (i
 	req.Header.Set("Accept", "text/plain")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.unreachable(err)
+		return nil, c.timedOut(ctx, ctx, c.unreachable(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -89,6 +90,7 @@ func (c *cliConfig) find(name string) *cliContext {
 type clientFlags struct {
 	server, token, context, caFile string
 	tokenFile                      string
+	requestTimeout                 time.Duration
 }
 
 // client resolves server and token: flags (--token, then --token-file),
@@ -145,7 +147,14 @@ func (f *clientFlags) client() (*client.Client, error) {
 	if token == "" {
 		return nil, errors.New("no API token: pass --token or --token-file, set ATOLL_TOKEN, or add one to a context with 'atoll config set-context'")
 	}
-	var httpClient *http.Client
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if f.requestTimeout < 0 {
+		return nil, fmt.Errorf("--request-timeout: %s is negative (0 means no limit)", f.requestTimeout)
+	}
+	// Streams (watches, logs -f, drill run) last as long as they must, but
+	// their answer must start within the timeout too: a paused hub does
+	// not hang any command.
+	tr.ResponseHeaderTimeout = f.requestTimeout
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -155,11 +164,11 @@ func (f *clientFlags) client() (*client.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("certificate authority %s holds no PEM certificate", caFile)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-		httpClient = &http.Client{Transport: tr}
 	}
-	return client.New(server, token, httpClient), nil
+	c := client.New(server, token, &http.Client{Transport: tr})
+	c.SetRequestTimeout(f.requestTimeout)
+	return c, nil
 }
 
 func newConfigCmd() *cobra.Command {

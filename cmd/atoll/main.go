@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +49,12 @@ func oneLine(err error) string {
 		}
 		return msg
 	}
-	return err.Error()
+	// cobra's "unknown command" adds its suggestions on lines of their own.
+	msg, suggestions, ok := strings.Cut(err.Error(), "\n\nDid you mean this?\n")
+	if ok {
+		msg += " (did you mean " + strings.Join(strings.Fields(suggestions), " or ") + "?)"
+	}
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 func newRoot() *cobra.Command {
@@ -64,11 +71,33 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&cf.tokenFile, "token-file", "", "read the API token from this file (e.g. a hub's admin-token, a mounted secret)")
 	root.PersistentFlags().StringVar(&cf.context, "context", "", "context from the config file to use")
 	root.PersistentFlags().StringVar(&cf.caFile, "certificate-authority", "", "PEM file of the CA to trust for the hub's TLS (or ATOLL_CA_FILE)")
+	root.PersistentFlags().DurationVar(&cf.requestTimeout, "request-timeout", 30*time.Second, "give up on a request the hub has not answered within this long (streams: until their answer starts); 0 waits forever")
 	root.AddCommand(
 		newHubCmd(), newDevCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf), newCompletionCmd(root),
 	)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (one with
+// subcommands and nothing to run itself) refuse an unknown subcommand with
+// one line and exit 1: cobra would print the group's help and exit 0,
+// which a script takes for success.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())
+		}
+		return c.Help()
+	}
 }

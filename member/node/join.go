@@ -24,11 +24,19 @@ const keyFile = "node.nk"
 // key, enrolling the key with the join token first when the member does
 // not know it yet.
 func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
-	kp, err := a.key()
+	kp, made, err := a.key()
 	if err != nil {
 		return nil, err
 	}
 	pub, _ := kp.PublicKey()
+	if made && a.cfg.JoinToken != "" {
+		// A key made just now is known to nobody: enroll it before the
+		// first connection, which the member would refuse (and log as an
+		// authentication error).
+		if err := a.join(ctx, pub); err != nil {
+			return nil, err
+		}
+	}
 	// A refusal on a reconnect may be a member restarting (it reads its
 	// keys only once its NATS runs): only refusals for revokedAfter in a
 	// row mean the key was revoked, and then retrying would knock forever.
@@ -112,34 +120,33 @@ func (a *Agent) join(ctx context.Context, pub string) error {
 }
 
 // key reads the node's key from its data folder, or makes it (mode 0600)
-// on first start.
-func (a *Agent) key() (nkeys.KeyPair, error) {
+// on first start, and then says it made it.
+func (a *Agent) key() (kp nkeys.KeyPair, made bool, err error) {
 	path := filepath.Join(a.cfg.DataDir, keyFile)
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(data))))
 		if err != nil {
-			return nil, fmt.Errorf("read the node key %s: %w", path, err)
+			return nil, false, fmt.Errorf("read the node key %s: %w", path, err)
 		}
-		return kp, nil
+		return kp, false, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("read the node key %s: %w", path, err)
+		return nil, false, fmt.Errorf("read the node key %s: %w", path, err)
 	}
-	kp, err := nkeys.CreateUser()
-	if err != nil {
-		return nil, err
+	if kp, err = nkeys.CreateUser(); err != nil {
+		return nil, false, err
 	}
 	seed, _ := kp.Seed()
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("write the node key: %w", err)
+		return nil, false, fmt.Errorf("write the node key: %w", err)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(seed, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write the node key: %w", err)
+		return nil, false, fmt.Errorf("write the node key: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("write the node key: %w", err)
+		return nil, false, fmt.Errorf("write the node key: %w", err)
 	}
-	return kp, nil
+	return kp, true, nil
 }
