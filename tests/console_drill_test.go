@@ -51,6 +51,7 @@ func TestConsoleDrill(t *testing.T) {
 	a := &tab{t: t, ctx: startBrowser(t), name: "operator", dir: artifactsDir(t)}
 	a.do("sign in as an operator", chromedp.Navigate(d.url+"/signin"), chromedp.WaitVisible(`#token`),
 		chromedp.SendKeys(`#token`, operator), chromedp.Submit(`#token`), chromedp.WaitVisible(`.topbar`))
+	a.scriptReady()
 	a.do("press g d to open the drills page", chromedp.KeyEvent("g"), chromedp.KeyEvent("d"), chromedp.WaitVisible(`table[aria-label="Drills"]`))
 	if loc := a.eval(`location.pathname`); loc != "/drills" {
 		t.Errorf("want g d to open /drills; got %s", loc)

@@ -101,6 +101,15 @@ func (b *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// scriptReady waits until the page's script runs (its keyboard
+// shortcuts are listened for): the page's elements show before its module
+// script has run, and a key pressed then is lost, more so on a busy
+// machine. readyState is complete only after module scripts ran.
+func (b *tab) scriptReady() {
+	b.t.Helper()
+	b.waitJS("the page's script to run", `document.readyState === 'complete'`)
+}
+
 // waitJS waits until a JavaScript expression is true, re-checking on
 // every change of the page (a DOM mutation), for at most consoleTimeout.
 func (b *tab) waitJS(what, expr string) {
@@ -235,16 +244,19 @@ spec:
 	a.shot("06-workload")
 
 	a.do("search the workloads", chromedp.Navigate(d.url+"/workloads"), chromedp.WaitVisible(`[data-search]`))
+	a.scriptReady()
 	a.do("type a search", chromedp.KeyEvent("/"), chromedp.SendKeys(`[data-search]`, name))
 	a.waitJS("the search applied in the list and the address", fmt.Sprintf(`location.search.includes('q=%s') && document.querySelectorAll('tr[data-workload]').length === 1`, name))
 	a.shot("07-workloads-search")
 	a.do("clear the search", chromedp.Navigate(d.url+"/workloads"), chromedp.WaitVisible(`tr[data-workload]`))
 	a.shot("08-workloads")
 
+	a.scriptReady()
 	a.do("press g c to open the clusters page", chromedp.KeyEvent("g"), chromedp.KeyEvent("c"), chromedp.WaitVisible(`table[aria-label="Clusters"]`))
 	if loc := a.eval(`location.pathname`); loc != "/clusters" {
 		t.Errorf("want g c to open /clusters; got %s", loc)
 	}
+	a.scriptReady()
 	a.do("press ?", chromedp.WaitVisible(`.topbar`), chromedp.KeyEvent("?"))
 	a.waitJS("? to open the shortcuts", `document.getElementById('shortcuts')?.open === true`)
 	a.shot("09-shortcuts")
