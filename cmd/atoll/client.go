@@ -273,34 +273,6 @@ func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, 
 	return t.flush()
 }
 
-func newDeleteCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete KIND NAME...",
-		Short: "Delete objects (tokens: revoke them)",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			k, c, err := cf.kindClient(args[0])
-			if err != nil {
-				return err
-			}
-			for _, name := range args[1:] {
-				var last struct {
-					Metadata api.ObjectMeta `json:"metadata"`
-				}
-				if err := c.Delete(cmd.Context(), k.Plural, name, &last); err != nil {
-					return err
-				}
-				if len(last.Metadata.Finalizers) > 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleting (waiting for %s)\n", strings.ToLower(k.Name), name, strings.Join(last.Metadata.Finalizers, ", "))
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", strings.ToLower(k.Name), name)
-				}
-			}
-			return nil
-		},
-	}
-}
-
 func newApplyCmd(cf *clientFlags) *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
