@@ -24,6 +24,7 @@ type Client struct {
 	server string
 	token  string
 	http   *http.Client
+	dryRun bool // creates, updates and patches ask for dryRun=All
 }
 
 // New makes a client for server (e.g. http://127.0.0.1:8080) with a bearer
@@ -132,6 +133,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) error {
+	if c.dryRun && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+		query = withDryRun(query)
+	}
 	req, err := c.newRequest(ctx, method, path, query, contentType, body)
 	if err != nil {
 		return err

@@ -16,3 +16,21 @@ const (
 func (c *Client) PatchAs(ctx context.Context, plural, name, patchType string, patch []byte, out any) error {
 	return c.do(ctx, http.MethodPatch, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, patchType, patch, out)
 }
+
+// DryRun is a copy of the client whose creates, updates and patches are
+// server-side dry runs (dryRun=All): the hub checks them and answers
+// what it would store, storing nothing. Reads and deletes are as usual.
+func (c *Client) DryRun() *Client {
+	d := *c
+	d.dryRun = true
+	return &d
+}
+
+func withDryRun(q url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = v
+	}
+	out.Set("dryRun", "All")
+	return out
+}

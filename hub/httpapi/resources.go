@@ -37,6 +37,9 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 	// decorate adds live data to objects read (nil: none).
 	decorate func(obj P)
+	// noDryRun, when set, says why creates of this kind cannot be dry
+	// runs (a token's create makes its secret).
+	noDryRun string
 }
 
 func opMeta(role, verb, kind string) map[string]any {
@@ -74,7 +77,10 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			Summary: "Create a " + kind, Tags: tags, Security: bearer, DefaultStatus: http.StatusCreated,
 			MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbCreate, kind),
 			Errors: []int{400, 401, 403, 409, 413, 415, 422, 503},
-		}, func(ctx context.Context, in *struct{ Body T }) (*struct {
+		}, func(ctx context.Context, in *struct {
+			DryRun string `query:"dryRun" enum:"All" doc:"All: check the object and answer what would be stored, storing nothing."`
+			Body   T
+		}) (*struct {
 			Location string `header:"Location"`
 			Body     T
 		}, error) {
@@ -86,7 +92,16 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			if obj.GetMetadata().ResourceVersion != "" {
 				return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
 			}
-			created, err := k.create(ctx, s, a, obj)
+			create := k.create
+			if in.DryRun != "" {
+				if k.noDryRun != "" {
+					return nil, located(http.StatusUnprocessableEntity, api.CodeInvalid, "dry run not supported", "query.dryRun", k.noDryRun)
+				}
+				create = func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error) {
+					return dryRunCreate[T, P](ctx, s, a, kind, obj)
+				}
+			}
+			created, err := create(ctx, s, a, obj)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
@@ -146,8 +161,9 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbUpdate, kind),
 			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 		}, func(ctx context.Context, in *struct {
-			Name string `path:"name" maxLength:"253"`
-			Body T
+			Name   string `path:"name" maxLength:"253"`
+			DryRun string `query:"dryRun" enum:"All" doc:"All: check the change and answer what would be stored, storing nothing."`
+			Body   T
 		}) (*struct{ Body T }, error) {
 			obj := P(&in.Body)
 			a := s.actor(ctx)
@@ -161,7 +177,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 				return nil, err
 			}
 			want := recordOf(kind, obj)
-			rec, err := s.store.Mutate(ctx, a, pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
+			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
 					return err
 				}
@@ -194,6 +210,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			}},
 		}, func(ctx context.Context, in *struct {
 			Name        string `path:"name" maxLength:"253"`
+			DryRun      string `query:"dryRun" enum:"All" doc:"All: check the patch and answer what would be stored, storing nothing."`
 			ContentType string `header:"Content-Type"`
 			RawBody     []byte
 		}) (*struct{ Body T }, error) {
@@ -203,7 +220,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 				return nil, toProblem(ctx, err)
 			}
 			schema := hapi.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
-			rec, err := s.store.Mutate(ctx, a, pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
+			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
 				obj, err := applyPatch[T, P](hapi, schema, cur, apply)
 				if err != nil {
 					return err
@@ -239,6 +256,37 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 
 	registerWatch(s, hapi, k.kind)
+}
+
+// dryRunCreate answers what creating the object would store (with the
+// finalizers a workload gets), storing nothing.
+func dryRunCreate[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Actor, kind string, obj P) (P, error) {
+	if w, ok := any(obj).(*api.Workload); ok {
+		s.addFinalizers(w)
+	}
+	var rec *pgstore.Record
+	err := s.store.DryRun(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, func(tx *pgstore.Tx) (err error) {
+		rec, err = tx.Create(ctx, recordOf(kind, obj))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := P(new(T))
+	return out, rec.Decode(out)
+}
+
+// mutate is the store's Mutate, or with dry its dry run.
+func (s *API) mutate(ctx context.Context, a pgstore.Actor, dry bool, verb, kind, name string, fn pgstore.MutateFunc) (*pgstore.Record, error) {
+	if !dry {
+		return s.store.Mutate(ctx, a, verb, kind, name, fn)
+	}
+	var rec *pgstore.Record
+	err := s.store.DryRun(ctx, a, verb, kind, name, func(tx *pgstore.Tx) (err error) {
+		rec, err = tx.Mutate(ctx, verb, kind, name, fn)
+		return err
+	})
+	return rec, err
 }
 
 // storeCreate creates the object as sent.
@@ -441,12 +489,17 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 // controllers need from the start (the placement finalizer when the hub
 // places workloads), so no delete can ever skip its tombstones.
 func (s *API) createWorkload(ctx context.Context, _ *API, a pgstore.Actor, w *api.Workload) (*api.Workload, error) {
+	s.addFinalizers(w)
+	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
+}
+
+// addFinalizers adds the finalizers this hub's controllers need.
+func (s *API) addFinalizers(w *api.Workload) {
 	for _, f := range s.finalizers {
 		if !slices.Contains(w.Metadata.Finalizers, f) {
 			w.Metadata.Finalizers = append(w.Metadata.Finalizers, f)
 		}
 	}
-	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
 }
 
 // tokenCreate makes the secret, fixes the expiry and stores the hash.
