@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf),
-		newLabelCmd(cf), newPatchCmd(cf), newDiffCmd(cf), newEditCmd(cf),
+		newLabelCmd(cf), newPatchCmd(cf), newDiffCmd(cf), newEditCmd(cf), newExplainCmd(cf), newVersionCmd(cf), newAPIResourcesCmd(cf),
 	)
 	return root
 }
