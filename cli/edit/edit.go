@@ -1,6 +1,6 @@
 // Package edit is the loop of `atoll edit`: show an object as YAML in the
-// user's editor, send what they saved as an update carrying the version
-// they edited, and on a conflict or a refusal open the editor again with
+// user's editor, send what they changed as a merge patch carrying the
+// version they edited, and on a conflict or a refusal open the editor again with
 // the error as a comment, as kubectl edit does.
 //
 // It owns the document shown (header comments, status left out), how an
@@ -21,6 +21,7 @@ import (
 	"reflect"
 	"strings"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
@@ -34,9 +35,8 @@ var ErrCancelled = errors.New("edit cancelled, no changes made")
 type Hub interface {
 	// Get reads the object as JSON.
 	Get(ctx context.Context) (json.RawMessage, error)
-	// Update sends the edited object (with the resourceVersion it was
-	// edited at) and returns the object as stored.
-	Update(ctx context.Context, obj json.RawMessage) (json.RawMessage, error)
+	// Patch sends a JSON merge patch and returns the object as stored.
+	Patch(ctx context.Context, patch json.RawMessage) (json.RawMessage, error)
 }
 
 // Loop runs the edit. open starts the editor on path and returns when it
@@ -73,7 +73,11 @@ func Loop(ctx context.Context, hub Hub, dir, ref string, open func(path string) 
 			lastInvalid, doc = body, string(body)
 			continue
 		}
-		stored, err := hub.Update(ctx, js)
+		patch, err := mergePatch(original, js)
+		if err != nil {
+			return nil, err
+		}
+		stored, err := hub.Patch(ctx, patch)
 		switch {
 		case err == nil:
 			return stored, nil
@@ -99,6 +103,41 @@ func Loop(ctx context.Context, hub Hub, dir, ref string, open func(path string) 
 			return nil, err
 		}
 	}
+}
+
+// mergePatch is the merge patch from the document shown to the one saved,
+// with the version shown as its precondition: the edit fails with 409
+// when the object changed since, and changes only what the user did (a
+// patch, not a replace, so kinds served without PUT, clusters, can be
+// edited too).
+func mergePatch(shown string, edited []byte) (json.RawMessage, error) {
+	orig, err := api.YAMLToJSON([]byte(shown))
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.CreateMergePatch(orig, edited)
+	if err != nil {
+		return nil, fmt.Errorf("the edit is not an object: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		return nil, err
+	}
+	var o struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(orig, &o)
+	meta, _ := m["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["metadata"] = meta
+	}
+	if _, changed := meta["resourceVersion"]; !changed {
+		meta["resourceVersion"] = o.Metadata.ResourceVersion
+	}
+	return json.Marshal(m)
 }
 
 // render shows an object as YAML, without status (the hub's).

@@ -28,9 +28,9 @@ func (h editHub) Get(ctx context.Context) (json.RawMessage, error) {
 	return raw, err
 }
 
-func (h editHub) Update(ctx context.Context, obj json.RawMessage) (json.RawMessage, error) {
+func (h editHub) Patch(ctx context.Context, patch json.RawMessage) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := h.c.Update(ctx, h.kind.Plural, h.name, obj, &out)
+	err := h.c.PatchAs(ctx, h.kind.Plural, h.name, client.MergePatch, patch, &out)
 	return out, err
 }
 
@@ -48,7 +48,7 @@ func newEditCmd(cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "edit KIND NAME",
 		Short: "Edit an object in $EDITOR (or $VISUAL, or vi) and save it to the hub",
-		Long: "Opens the object as YAML in $EDITOR (else $VISUAL, else vi). Saving sends it with the version it was read at: " +
+		Long: "Opens the object as YAML in $EDITOR (else $VISUAL, else vi). Saving sends the changes as a merge patch with the version they were made on: " +
 			"when the object changed meanwhile, or the hub refuses the edit, the editor opens again with the error as a comment. " +
 			"Saving it unchanged cancels.",
 		Args: cobra.ExactArgs(2),

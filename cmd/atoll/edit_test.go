@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub/pgstore"
 )
 
 // editorScript writes an $EDITOR for the tests: body runs with the file
@@ -117,6 +119,21 @@ fi`))
 		}
 		if r := replicas(); r != 3 {
 			t.Fatalf("want replicas 3; got %d", r)
+		}
+	})
+
+	t.Run("a cluster, served without PUT", func(t *testing.T) {
+		status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthUnknown, Identity: "Ueu"})
+		if _, err := h.store.Create(t.Context(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+			Meta: api.ObjectMeta{Name: "eu", Labels: map[string]string{"region": "eu"}}, Spec: []byte("{}"), Status: status}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		t.Setenv("EDITOR", editorScript(t, dir, `sed -i 's/^spec: {}$/spec:\n  unschedulable: true/' "$1"`))
+		golden(t, h.must(t, "edit", "cluster", "eu"), "cluster/eu edited\n")
+		var c api.Cluster
+		if err := h.admin.Get(t.Context(), "clusters", "eu", &c); err != nil || !c.Spec.Unschedulable || c.Status.Identity != "Ueu" {
+			t.Fatalf("want the cluster cordoned, its status kept; got %+v, %v", c, err)
 		}
 	})
 
