@@ -86,6 +86,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 		}, error) {
 			obj := P(&in.Body)
 			a := s.actor(ctx)
+			ctx = withDryRun(ctx, in.DryRun)
 			if err := s.validateWrite(ctx, a, pgstore.VerbCreate, kind, obj); err != nil {
 				return nil, err
 			}
@@ -167,6 +168,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 		}) (*struct{ Body T }, error) {
 			obj := P(&in.Body)
 			a := s.actor(ctx)
+			ctx = withDryRun(ctx, in.DryRun)
 			if obj.GetMetadata().Name == "" {
 				obj.GetMetadata().Name = in.Name
 			}
@@ -345,10 +347,23 @@ func (s *API) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind str
 	return nil
 }
 
-// refuse audits a refused write and returns its problem.
+// refuse audits a refused write and returns its problem. A dry run's
+// refusal is not audited: no write was attempted.
 func (s *API) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name string, err error) error {
-	s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
+	if dry, _ := ctx.Value(dryRunKey{}).(bool); !dry {
+		s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
+	}
 	return toProblem(ctx, err)
+}
+
+type dryRunKey struct{}
+
+// withDryRun marks a request's context as a dry run's (dryRun non-empty).
+func withDryRun(ctx context.Context, dryRun string) context.Context {
+	if dryRun == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, dryRunKey{}, true)
 }
 
 // recordOf splits a typed object into what the store keeps.
