@@ -67,8 +67,10 @@ func TestApplyDryRunDiffPrune(t *testing.T) {
 		t.Fatalf("diff wrote: %v", names)
 	}
 
-	// --prune deletes what matches -l and is not in the files.
+	// -l alone applies only the manifests it matches.
 	all := workloadYAML("a", "app: web") + "---\n" + workloadYAML("b", "app: web") + "---\n" + workloadYAML("other", "app: db")
+	golden(t, h.must(t, "apply", "-f", writeTemp(t, "all.yaml", all), "-l", "app=db"), "workload/other created\n")
+	// --prune deletes what matches -l and is not in the files.
 	h.must(t, "apply", "-f", writeTemp(t, "all.yaml", all))
 	if _, _, err := h.run(t, "apply", "-f", a, "--prune"); err == nil || !contains(err.Error(), "-l") {
 		t.Fatalf("want --prune without -l refused; got %v", err)
