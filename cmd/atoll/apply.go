@@ -162,13 +162,13 @@ func newDiffCmd(cf *clientFlags) *cobra.Command {
 					return fmt.Errorf("%s: %w", m.Source, err)
 				}
 				r, err := apply.Apply(cmd.Context(), c, m, apply.ServerDryRun)
-				if err != nil && m.Kind.Name == "Token" && live == nil {
-					// Tokens are not dry-run (their create makes a
-					// secret): show the manifest as it stands.
-					r, err = apply.Result{Action: "created", Object: mustJSON(m.Object)}, nil
-				}
 				if err != nil {
 					return fmt.Errorf("%s: %w", m.Source, err)
+				}
+				if r.Object == nil {
+					// A kind the hub does not dry-run: the manifest as
+					// it stands.
+					r.Object = mustJSON(m.Object)
 				}
 				d, err := apply.Diff(name, live, r.Object)
 				if err != nil {

@@ -16,6 +16,19 @@ func TestApplyDryRunDiffPrune(t *testing.T) {
 	if names := listNames(t, h, "workloads"); len(names) != 0 {
 		t.Fatalf("dry runs created %v", names)
 	}
+	// Kinds the hub does not dry-run (creating them acts at once) are
+	// said so, and not created.
+	tokDrill := writeTemp(t, "td.yaml", "apiVersion: atoll.dev/v1\nkind: Token\nmetadata: {name: ci}\nspec: {role: viewer}\n---\n"+
+		"apiVersion: atoll.dev/v1\nkind: Drill\nmetadata: {name: d1}\nspec: {kind: evacuate, target: {region: eu}}\n")
+	golden(t, h.must(t, "apply", "-f", tokDrill, "--dry-run=server"),
+		"token/ci created (checked by the client only: the hub cannot dry-run tokens, whose create acts at once) (server dry run)\n"+
+			"drill/d1 created (checked by the client only: the hub cannot dry-run drills, whose create acts at once) (server dry run)\n")
+	if names := listNames(t, h, "drills"); len(names) != 0 {
+		t.Fatalf("a dry run started drills %v", names)
+	}
+	if names := listNames(t, h, "tokens"); len(names) != 1 {
+		t.Fatalf("a dry run created tokens: %v", names)
+	}
 	h.must(t, "apply", "-f", a)
 	bad := writeTemp(t, "bad.yaml", "apiVersion: atoll.dev/v1\nkind: Workload\nmetadata: {name: a}\nspec:\n  replicas: 2\n  template: {driver: process, command: sleep, args: [\"100\"]}\n  failover: {gracePeriod: 1h, mode: nope}\n")
 	if _, _, err := h.run(t, "apply", "-f", bad, "--dry-run=server"); err == nil {
