@@ -28,16 +28,9 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 				if len(args) > 0 || selector != "" {
 					return errors.New("-f names the objects itself: drop the KIND, NAME and -l arguments")
 				}
-				var manifests []api.Manifest
-				for _, f := range files {
-					ms, err := readManifests(cmd.InOrStdin(), f)
-					if err != nil {
-						return err
-					}
-					manifests = append(manifests, ms...)
-				}
-				if len(manifests) == 0 {
-					return errors.New("no objects found in the given files")
+				manifests, err := readAllManifests(cmd.InOrStdin(), files)
+				if err != nil {
+					return err
 				}
 				c, err := cf.client()
 				if err != nil {
