@@ -164,6 +164,8 @@ func TestHostileInput(t *testing.T) {
 		{"replace", "PUT", "/api/v1/workloads/existing", "application/json", `{"metadata":{"annotations":{"a":%s}},"spec":{"replicas":1,"template":{"driver":"sim"}}}`, "body.metadata.annotations.a"},
 		{"merge patch", "PATCH", "/api/v1/workloads/existing", "application/merge-patch+json", `{"metadata":{"annotations":{"a":%s}}}`, "body.metadata.annotations.a"},
 		{"taint", "PATCH", "/api/v1/clusters/c1", "application/merge-patch+json", `{"spec":{"taints":[{"key":%s,"effect":"NoSchedule"}]}}`, "body.spec.taints[0].key"},
+		{"JSON patch value", "PATCH", "/api/v1/workloads/existing", "application/json-patch+json", `[{"op":"add","path":"/metadata/annotations","value":{"a":%s}}]`, "body[0].value.a"},
+		{"JSON patch path", "PATCH", "/api/v1/workloads/existing", "application/json-patch+json", `[{"op":"add","path":%s,"value":"x"}]`, "body[0].path"},
 		{"token annotation", "POST", "/api/v1/tokens", "application/json", `{"metadata":{"name":"@","annotations":{"a":%s}},"spec":{"role":"viewer"}}`, "body.metadata.annotations.a"},
 		{"drill target", "POST", "/api/v1/drills", "application/json", `{"metadata":{"name":"@"},"spec":{"kind":"outage","target":{"cluster":%s}}}`, "body.spec.target.cluster"},
 		{"drill plan", "POST", "/api/v1/drills/plan", "application/json", `{"kind":"outage","target":{"region":%s}}`, "body.target.region"},

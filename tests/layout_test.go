@@ -68,8 +68,9 @@ func under(pkg, dir string) bool {
 // and the pure decisions import nothing of the hub or the members; the
 // console reaches the hub only through its store; the hub's controllers
 // and its HTTP surface never import one another (they meet in package
-// hub, which wires them, through interfaces each defines); and nothing
-// inside hub/ imports the wiring.
+// hub, which wires them, through interfaces each defines); nothing
+// inside hub/ imports the wiring; and the client's logic (cli/) imports
+// neither the hub nor the members.
 func TestImportRules(t *testing.T) {
 	t.Parallel()
 	all := deps(t)
@@ -84,6 +85,9 @@ func TestImportRules(t *testing.T) {
 			}
 			if (under(pkg, "failover") || under(pkg, "placement")) && (strings.HasPrefix(d, "github.com/jackc/pgx") || strings.HasPrefix(d, "github.com/nats-io/nats")) {
 				t.Errorf("%s imports %s: decisions do no I/O", pkg, d)
+			}
+			if under(pkg, "cli") && (under(d, "hub") || under(d, "member")) {
+				t.Errorf("%s imports %s: the client's logic reaches the hub only through its API", pkg, d)
 			}
 			if under(pkg, "web") && under(d, "hub") && !under(d, "hub/pgstore") {
 				t.Errorf("%s imports %s: the console reaches the hub through the store and the API router only", pkg, d)

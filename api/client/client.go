@@ -26,6 +26,7 @@ type Client struct {
 	token   string
 	http    *http.Client
 	timeout time.Duration // of one request and answer; 0: none
+	dryRun  bool          // creates, updates and patches ask for dryRun=All
 }
 
 // SetRequestTimeout bounds every request that is not a stream (watches,
@@ -146,6 +147,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
+	}
+	if c.dryRun && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+		query = withDryRun(query)
 	}
 	req, err := c.newRequest(ctx, method, path, query, contentType, body)
 	if err != nil {

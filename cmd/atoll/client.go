@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -163,74 +162,6 @@ func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, 
 	return t.flush()
 }
 
-func newDeleteCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete KIND NAME...",
-		Short: "Delete objects (tokens: revoke them)",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			k, c, err := cf.kindClient(args[0])
-			if err != nil {
-				return err
-			}
-			for _, name := range args[1:] {
-				var last struct {
-					Metadata api.ObjectMeta `json:"metadata"`
-				}
-				if err := c.Delete(cmd.Context(), k.Plural, name, &last); err != nil {
-					return err
-				}
-				if len(last.Metadata.Finalizers) > 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleting (waiting for %s)\n", strings.ToLower(k.Name), name, strings.Join(last.Metadata.Finalizers, ", "))
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s deleted\n", strings.ToLower(k.Name), name)
-				}
-			}
-			return nil
-		},
-	}
-}
-
-func newApplyCmd(cf *clientFlags) *cobra.Command {
-	var files []string
-	cmd := &cobra.Command{
-		Use:   "apply -f FILE|DIR|-",
-		Short: "Create or update objects from YAML or JSON manifests",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(files) == 0 {
-				return errors.New("-f is required: a file, a folder of .yaml/.yml/.json files, or - for standard input")
-			}
-			// Read and check everything before changing anything.
-			var manifests []api.Manifest
-			for _, f := range files {
-				ms, err := readManifests(cmd.InOrStdin(), f)
-				if err != nil {
-					return err
-				}
-				manifests = append(manifests, ms...)
-			}
-			if len(manifests) == 0 {
-				return errors.New("no objects found in the given files")
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			for _, m := range manifests {
-				result, err := applyOne(cmd.Context(), c, m)
-				if err != nil {
-					return fmt.Errorf("%s: %w", m.Source, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s %s\n", strings.ToLower(m.Kind.Name), m.Object.GetMetadata().Name, result)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "file, folder or - (repeatable)")
-	return cmd
-}
-
 func readManifests(stdin io.Reader, path string) ([]api.Manifest, error) {
 	if path == "-" {
 		data, err := io.ReadAll(io.LimitReader(stdin, 64<<20))
@@ -271,57 +202,6 @@ func readManifests(stdin io.Reader, path string) ([]api.Manifest, error) {
 		out = append(out, ms...)
 	}
 	return out, nil
-}
-
-// applyOne creates the object, or replaces labels, annotations and spec of
-// the existing one when they differ. A conflict (someone wrote in between)
-// is retried from a fresh read.
-func applyOne(ctx context.Context, c *client.Client, m api.Manifest) (string, error) {
-	name := m.Object.GetMetadata().Name
-	for attempt := 0; ; attempt++ {
-		cur := m.Kind.New()
-		err := c.Get(ctx, m.Kind.Plural, name, cur)
-		var p *api.Problem
-		if errors.As(err, &p) && p.Code == api.CodeNotFound {
-			if err := c.Create(ctx, m.Kind.Plural, m.Object, nil); err != nil {
-				return "", err
-			}
-			return "created", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		switch m.Kind.Name {
-		case "Token":
-			return "unchanged (a token cannot be changed: delete it and create a new one)", nil
-		case "Drill":
-			return "unchanged (a drill cannot be changed: run a new one)", nil
-		}
-		if sameIntent(cur, m.Object) {
-			return "unchanged", nil
-		}
-		m.Object.GetMetadata().ResourceVersion = cur.GetMetadata().ResourceVersion
-		err = c.Update(ctx, m.Kind.Plural, name, m.Object, nil)
-		if errors.As(err, &p) && p.Code == api.CodeConflict && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return "configured", nil
-	}
-}
-
-// sameIntent compares what a manifest controls: labels, annotations and spec.
-func sameIntent(a, b api.Object) bool {
-	pick := func(o api.Object) map[string]any {
-		js, _ := json.Marshal(o)
-		var m map[string]any
-		_ = json.Unmarshal(js, &m)
-		meta, _ := m["metadata"].(map[string]any)
-		return map[string]any{"labels": meta["labels"], "annotations": meta["annotations"], "spec": m["spec"]}
-	}
-	return reflect.DeepEqual(pick(a), pick(b))
 }
 
 func newTokenCmd(cf *clientFlags) *cobra.Command {

@@ -30,7 +30,7 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("apply: %v", err)
 	}
 	// Names come from the current context, as a shell asks without flags.
-	if _, _, err := runAtoll(t, "config", "set-context", "test", "--server", hubFlags[1], "--token", cliHubSecret); err != nil {
+	if _, _, err := runAtoll(t, "config", "set-context", "test", "--server", hubFlags[1], "--token", testAdminSecret); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := runAtoll(t, "config", "set-context", "down", "--server", "http://127.0.0.1:1", "--token", "atoll_x"); err != nil {

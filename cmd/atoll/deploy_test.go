@@ -37,7 +37,7 @@ func checkInvocation(argv []string) error {
 	if err != nil {
 		return err
 	}
-	if !cmd.Runnable() {
+	if !cmd.Runnable() || cmd.Annotations[groupAnnotation] != "" {
 		return fmt.Errorf("%q is a group of commands, not one that runs", cmd.CommandPath())
 	}
 	// Find stops at the last command it knows: a word right after it that

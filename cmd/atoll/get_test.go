@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,47 +13,16 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
-
-	"github.com/atollhq/atoll/hub"
-	"github.com/atollhq/atoll/hub/pgstore"
-	"github.com/atollhq/atoll/hub/pgtest"
-	"github.com/atollhq/atoll/hub/tokens"
-	"github.com/atollhq/atoll/telemetry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/ with the output got")
 
-// cliHubSecret is the admin token of the hubs the CLI tests start.
-const cliHubSecret = "atoll_clitestadminsecret0123456789abcdef"
-
-// startCLIHub runs a real hub (API only, no NATS) on a private database,
-// served over HTTP, and returns the flags that reach it as admin.
+// startCLIHub starts a hub (startHub) and returns the flags that point
+// the CLI at it as its admin.
 func startCLIHub(t *testing.T) []string {
 	t.Helper()
-	r := pgtest.NewDatabaseRoles(t)
-	ctx := context.Background()
-	tel, err := telemetry.Setup(ctx, "atoll-cli-test", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: r.Hub, MigrateURL: r.Owner, MaxConns: 4, Tracer: tel.Tracer, Meter: tel.Meter})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	if _, err := tokens.Bootstrap(ctx, store, t.TempDir(), cliHubSecret); err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	s := hub.New(hub.Config{Store: store, Telemetry: tel, WatchKeepalive: time.Second})
-	if err := s.Start(ctx); err != nil {
-		t.Fatalf("start hub: %v", err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		s.Stop() // ends watches, so Close does not wait on them
-		ts.Close()
-		store.Close()
-	})
-	return []string{"--server", ts.URL, "--token", cliHubSecret}
+	h := startHub(t)
+	return []string{"--server", h.url, "--token", testAdminSecret}
 }
 
 // volatile are the parts of get's output that change from run to run,

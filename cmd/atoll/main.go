@@ -27,6 +27,9 @@ func main() {
 	defer stop()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
+		if errors.As(err, new(errDiffers)) {
+			os.Exit(1) // diff printed the differences: like diff(1), no error line
+		}
 		fmt.Fprintln(os.Stderr, "error: "+oneLine(err))
 		if errors.Is(err, node.ErrRevoked) {
 			os.Exit(exitRevoked) // a service manager must not restart it
@@ -77,10 +80,15 @@ func newRoot() *cobra.Command {
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf), newCompletionCmd(root),
+		newLabelCmd(cf), newPatchCmd(cf), newDiffCmd(cf), newEditCmd(cf), newExplainCmd(cf), newVersionCmd(cf), newAPIResourcesCmd(cf),
 	)
 	refuseUnknownSubcommands(root)
 	return root
 }
+
+// groupAnnotation marks a command group: it runs only to refuse an
+// unknown subcommand or show its help.
+const groupAnnotation = "atoll.dev/group"
 
 // refuseUnknownSubcommands makes every command group (one with
 // subcommands and nothing to run itself) refuse an unknown subcommand with
@@ -93,6 +101,10 @@ func refuseUnknownSubcommands(cmd *cobra.Command) {
 	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil || !cmd.HasParent() {
 		return
 	}
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[groupAnnotation] = "true"
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

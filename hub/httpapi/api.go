@@ -238,7 +238,7 @@ func (s *API) routes() chi.Router {
 		},
 	})
 	registerKind(s, hapi, kindRoutes[api.Token, *api.Token, api.TokenList]{
-		kind: mustKind("Token"), create: tokenCreate,
+		kind: mustKind("Token"), create: tokenCreate, noDryRun: "creating a token makes its secret: tokens cannot be created as a dry run",
 		roles: map[string]string{pgstore.VerbCreate: api.RoleAdmin, pgstore.VerbDelete: api.RoleAdmin},
 		list: func(items []api.Token, meta api.ListMeta) api.TokenList {
 			return api.TokenList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "TokenList"}, Metadata: meta, Items: items}

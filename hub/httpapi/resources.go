@@ -37,6 +37,9 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
 	// decorate adds live data to objects read (nil: none).
 	decorate func(obj P)
+	// noDryRun, when set, says why creates of this kind cannot be dry
+	// runs (a token's create makes its secret).
+	noDryRun string
 }
 
 func opMeta(role, verb, kind string) map[string]any {
@@ -74,19 +77,32 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			Summary: "Create a " + kind, Tags: tags, Security: bearer, DefaultStatus: http.StatusCreated,
 			MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbCreate, kind),
 			Errors: []int{400, 401, 403, 409, 413, 415, 422, 503},
-		}, func(ctx context.Context, in *struct{ Body T }) (*struct {
+		}, func(ctx context.Context, in *struct {
+			DryRun string `query:"dryRun" enum:"All" doc:"All: check the object and answer what would be stored, storing nothing."`
+			Body   T
+		}) (*struct {
 			Location string `header:"Location"`
 			Body     T
 		}, error) {
 			obj := P(&in.Body)
 			a := s.actor(ctx)
+			ctx = withDryRun(ctx, in.DryRun)
 			if err := s.validateWrite(ctx, a, pgstore.VerbCreate, kind, obj); err != nil {
 				return nil, err
 			}
 			if obj.GetMetadata().ResourceVersion != "" {
 				return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
 			}
-			created, err := k.create(ctx, s, a, obj)
+			create := k.create
+			if in.DryRun != "" {
+				if k.noDryRun != "" {
+					return nil, located(http.StatusUnprocessableEntity, api.CodeInvalid, "dry run not supported", "query.dryRun", k.noDryRun)
+				}
+				create = func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error) {
+					return dryRunCreate[T, P](ctx, s, a, kind, obj)
+				}
+			}
+			created, err := create(ctx, s, a, obj)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
@@ -146,11 +162,13 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbUpdate, kind),
 			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 		}, func(ctx context.Context, in *struct {
-			Name string `path:"name" maxLength:"253"`
-			Body T
+			Name   string `path:"name" maxLength:"253"`
+			DryRun string `query:"dryRun" enum:"All" doc:"All: check the change and answer what would be stored, storing nothing."`
+			Body   T
 		}) (*struct{ Body T }, error) {
 			obj := P(&in.Body)
 			a := s.actor(ctx)
+			ctx = withDryRun(ctx, in.DryRun)
 			if obj.GetMetadata().Name == "" {
 				obj.GetMetadata().Name = in.Name
 			}
@@ -161,7 +179,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 				return nil, err
 			}
 			want := recordOf(kind, obj)
-			rec, err := s.store.Mutate(ctx, a, pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
+			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
 					return err
 				}
@@ -183,25 +201,29 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	if role, ok := k.roles[pgstore.VerbPatch]; ok {
 		huma.Register(hapi, huma.Operation{
 			OperationID: "patch-" + k.kind.Short[0], Method: http.MethodPatch, Path: base + "/{name}",
-			Summary: "Patch a " + kind, Description: "RFC 7386 JSON merge patch (application/merge-patch+json; application/json and application/yaml are read the same way) over metadata (labels, annotations, finalizers) and spec. A metadata.resourceVersion in the patch is a precondition.",
+			Summary: "Patch a " + kind, Description: "RFC 7386 JSON merge patch (application/merge-patch+json; application/json and application/yaml are read the same way), or RFC 6902 JSON patch (application/json-patch+json), over metadata (labels, annotations, finalizers) and spec. A metadata.resourceVersion in the patch is a precondition.",
 			Tags: tags, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(role, pgstore.VerbPatch, kind),
 			Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 			RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-				"application/merge-patch+json": {Schema: &huma.Schema{Type: huma.TypeObject, Description: "A merge patch over the object."}},
+				// No types: huma checks a raw body against the schema of any
+				// one of these, so the handler checks the shape itself.
+				"application/merge-patch+json": {Schema: &huma.Schema{Description: "A merge patch over the object (a JSON object)."}},
+				"application/json-patch+json":  {Schema: &huma.Schema{Description: "RFC 6902 operations (a JSON array), applied in order, all or none."}},
 			}},
 		}, func(ctx context.Context, in *struct {
 			Name        string `path:"name" maxLength:"253"`
+			DryRun      string `query:"dryRun" enum:"All" doc:"All: check the patch and answer what would be stored, storing nothing."`
 			ContentType string `header:"Content-Type"`
 			RawBody     []byte
 		}) (*struct{ Body T }, error) {
 			a := s.actor(ctx)
-			patch, err := patchJSON(in.ContentType, in.RawBody)
+			apply, err := readPatch(in.ContentType, in.RawBody)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
 			schema := hapi.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
-			rec, err := s.store.Mutate(ctx, a, pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
-				obj, err := applyPatch[T, P](hapi, schema, cur, patch)
+			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
+				obj, err := applyPatch[T, P](hapi, schema, cur, apply)
 				if err != nil {
 					return err
 				}
@@ -236,6 +258,37 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 
 	registerWatch(s, hapi, k.kind)
+}
+
+// dryRunCreate answers what creating the object would store (with the
+// finalizers a workload gets), storing nothing.
+func dryRunCreate[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Actor, kind string, obj P) (P, error) {
+	if w, ok := any(obj).(*api.Workload); ok {
+		s.addFinalizers(w)
+	}
+	var rec *pgstore.Record
+	err := s.store.DryRun(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, func(tx *pgstore.Tx) (err error) {
+		rec, err = tx.Create(ctx, recordOf(kind, obj))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := P(new(T))
+	return out, rec.Decode(out)
+}
+
+// mutate is the store's Mutate, or with dry its dry run.
+func (s *API) mutate(ctx context.Context, a pgstore.Actor, dry bool, verb, kind, name string, fn pgstore.MutateFunc) (*pgstore.Record, error) {
+	if !dry {
+		return s.store.Mutate(ctx, a, verb, kind, name, fn)
+	}
+	var rec *pgstore.Record
+	err := s.store.DryRun(ctx, a, verb, kind, name, func(tx *pgstore.Tx) (err error) {
+		rec, err = tx.Mutate(ctx, verb, kind, name, fn)
+		return err
+	})
+	return rec, err
 }
 
 // storeCreate creates the object as sent.
@@ -294,10 +347,23 @@ func (s *API) validateWrite(ctx context.Context, a pgstore.Actor, verb, kind str
 	return nil
 }
 
-// refuse audits a refused write and returns its problem.
+// refuse audits a refused write and returns its problem. A dry run's
+// refusal is not audited: no write was attempted.
 func (s *API) refuse(ctx context.Context, a pgstore.Actor, verb, kind, name string, err error) error {
-	s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
+	if dry, _ := ctx.Value(dryRunKey{}).(bool); !dry {
+		s.store.AuditRefusal(ctx, a, verb, kind, name, api.CodeInvalid, err.Error())
+	}
 	return toProblem(ctx, err)
+}
+
+type dryRunKey struct{}
+
+// withDryRun marks a request's context as a dry run's (dryRun non-empty).
+func withDryRun(ctx context.Context, dryRun string) context.Context {
+	if dryRun == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, dryRunKey{}, true)
 }
 
 // recordOf splits a typed object into what the store keeps.
@@ -320,6 +386,32 @@ func recordOf(kind string, obj api.Object) *pgstore.Record {
 	return &pgstore.Record{Kind: kind, Meta: m, Spec: parts.Spec}
 }
 
+// readPatch reads a patch body in any of the accepted media types and
+// returns the function that applies it to a document.
+func readPatch(contentType string, body []byte) (func(doc []byte) ([]byte, error), error) {
+	if mediaType(contentType) == "application/json-patch+json" {
+		if err := checkJSONCost(body); err != nil {
+			return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		}
+		patch, err := readJSONPatch(body)
+		if err != nil {
+			return nil, err
+		}
+		return func(doc []byte) ([]byte, error) { return applyJSONPatch(doc, patch) }, nil
+	}
+	merge, err := patchJSON(contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	return func(doc []byte) ([]byte, error) {
+		out, err := api.MergePatch(doc, merge)
+		if err != nil {
+			return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		}
+		return out, nil
+	}, nil
+}
+
 // patchJSON reads a merge patch body in any of the accepted media types.
 func patchJSON(contentType string, body []byte) ([]byte, error) {
 	switch mediaType(contentType) {
@@ -332,13 +424,16 @@ func patchJSON(contentType string, body []byte) ([]byte, error) {
 		body = js
 	default:
 		return nil, bodyProblem(http.StatusUnsupportedMediaType, api.CodeUnsupportedMediaType,
-			fmt.Sprintf("content type %q is not accepted: send application/merge-patch+json, application/json or application/yaml", contentType))
+			fmt.Sprintf("content type %q is not accepted: send application/merge-patch+json, application/json, application/yaml or application/json-patch+json", contentType))
 	}
 	if err := checkJSONCost(body); err != nil {
 		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
 	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		if json.Valid(body) {
+			return nil, bodyProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "a merge patch must be a JSON object (send a JSON patch, an array, as application/json-patch+json)")
+		}
 		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, "the patch must be a JSON object")
 	}
 	if _, ok := m["status"]; ok {
@@ -355,19 +450,19 @@ func bodyProblem(status int, code, msg string) *problem {
 	return p
 }
 
-// applyPatch merges patch over the current object, then checks the result
-// against the schema (so unknown fields are reported with their path) and
-// the kind's validation.
-func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgstore.Record, patch []byte) (P, error) {
+// applyPatch applies a patch over the current object, then checks the
+// result against the schema (so unknown fields are reported with their
+// path) and the kind's validation.
+func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgstore.Record, patch func([]byte) ([]byte, error)) (P, error) {
 	doc := *cur
 	doc.Status = nil
 	base, err := doc.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	merged, err := api.MergePatch(base, patch)
+	merged, err := patch(base)
 	if err != nil {
-		return nil, bodyProblem(http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		return nil, err
 	}
 	var generic any
 	_ = json.Unmarshal(merged, &generic)
@@ -409,12 +504,17 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 // controllers need from the start (the placement finalizer when the hub
 // places workloads), so no delete can ever skip its tombstones.
 func (s *API) createWorkload(ctx context.Context, _ *API, a pgstore.Actor, w *api.Workload) (*api.Workload, error) {
+	s.addFinalizers(w)
+	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
+}
+
+// addFinalizers adds the finalizers this hub's controllers need.
+func (s *API) addFinalizers(w *api.Workload) {
 	for _, f := range s.finalizers {
 		if !slices.Contains(w.Metadata.Finalizers, f) {
 			w.Metadata.Finalizers = append(w.Metadata.Finalizers, f)
 		}
 	}
-	return storeCreate[api.Workload, *api.Workload](ctx, s, a, "Workload", w)
 }
 
 // tokenCreate makes the secret, fixes the expiry and stores the hash.
