@@ -19,7 +19,7 @@ func TestRecoveryChart(t *testing.T) {
 			{At: at(1.2), Type: api.DrillEventDetected}, {At: at(3), Type: api.DrillEventFirstReplacement}, {At: at(3), Type: api.DrillEventRecovered},
 			{At: at(10), Type: api.DrillEventRestored}, {At: at(11), Type: api.DrillEventFailedBack}}}
 	spec := api.DrillSpec{Kind: api.DrillOutage, Duration: "10s"}
-	ch := buildChart(st, spec, t0, at(12))
+	ch := buildChart(wideChart, st, spec, t0, at(12))
 	if ch.Empty {
 		t.Fatal("want a chart from 3 samples; got an empty one")
 	}
@@ -53,7 +53,7 @@ func TestRecoveryChart(t *testing.T) {
 			t.Errorf("want the chart's summary to say %q; got %q", want, ch.Summary)
 		}
 	}
-	if empty := buildChart(api.DrillStatus{}, spec, t0, t0); !empty.Empty {
+	if empty := buildChart(wideChart, api.DrillStatus{}, spec, t0, t0); !empty.Empty {
 		t.Errorf("want no chart without samples")
 	}
 }
