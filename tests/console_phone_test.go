@@ -41,8 +41,10 @@ func TestConsolePhone(t *testing.T) {
 	web := uniqueName("phone-checkout-frontend")
 	d.mustAtoll(t, drillWorkload(web, region, taintKey), "apply", "-f", "-")
 	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
-	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
-		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2
+	// Where its replicas land does not matter here, so long as some are in
+	// the region the drill takes down.
+	d.waitWorkload(t, web, "4 Ready replicas, some in "+region, workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] > 0
 	})
 
 	// A finished drill, for the history and the report. Whether it met its
