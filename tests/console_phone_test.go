@@ -30,8 +30,10 @@ const minChartLabelPx = 11
 // it and us-east, and a finished outage drill of that region. Each page
 // must fit the phone's width (no sideways scrolling of the page: wide
 // tables scroll inside their card or stack), and the recovery chart's
-// labels must be legible. A screenshot of each page is saved under
-// artifacts/console/phone-*.png.
+// labels must be legible. The same pages are then opened on a 1440 px
+// desktop: they fit, and the chart keeps its wide drawing and label size.
+// A screenshot of each page is saved under artifacts/console, as
+// phone-*.png and desktop-*.png.
 func TestConsolePhone(t *testing.T) {
 	t.Parallel()
 	d := sharedStack(t)
@@ -63,7 +65,7 @@ func TestConsolePhone(t *testing.T) {
 	p.do("emulate a phone", chromedp.EmulateViewport(phoneW, phoneH, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait, chromedp.EmulateScale(2)))
 
 	p.do("open the sign-in page", chromedp.Navigate(d.url+"/signin"), chromedp.WaitVisible(`#token`))
-	p.fits("signin")
+	p.fits("phone-signin", phoneW)
 	p.do("sign in", chromedp.SendKeys(`#token`, d.token), chromedp.Submit(`#token`), chromedp.WaitVisible(`.topbar`))
 
 	pages := []struct {
@@ -85,7 +87,7 @@ func TestConsolePhone(t *testing.T) {
 		if out := p.eval(fmt.Sprintf(`[...document.querySelectorAll('.topbar nav a')].filter(a => { const r = a.getBoundingClientRect(); return r.width === 0 || r.left < 0 || r.right > %d; }).map(a => a.textContent).join(', ')`, phoneW)); out != "" {
 			t.Errorf("%s page: want every navigation link within the phone's %d px; cut off or hidden: %s", pg.name, phoneW, out)
 		}
-		p.fits(pg.name)
+		p.fits("phone-"+pg.name, phoneW)
 	}
 
 	// The drill's recovery chart: its labels legible on the phone.
@@ -107,17 +109,38 @@ func TestConsolePhone(t *testing.T) {
 	// The keyboard shortcuts dialog fits too (phones have keyboards).
 	p.do("open the shortcuts", chromedp.Click(`[data-open="shortcuts"]`))
 	p.waitJS("the shortcuts open", `document.getElementById('shortcuts')?.open === true`)
-	p.fits("shortcuts")
+	p.fits("phone-shortcuts", phoneW)
+
+	// The desktop keeps its layout: the wide chart, with its labels as
+	// large as before, and no page scrolling sideways.
+	p.do("emulate a desktop", chromedp.EmulateViewport(desktopW, desktopH))
+	for _, pg := range pages {
+		p.do("open the "+pg.name+" page on a desktop", chromedp.Navigate(d.url+pg.path), chromedp.WaitVisible(pg.ready))
+		p.fits("desktop-"+pg.name, desktopW)
+	}
+	p.do("open the drill's report on a desktop", chromedp.Navigate(d.url+"/drills/"+drill), chromedp.WaitVisible(`svg.recovery.wide`))
+	if p.evalBool(`document.querySelector('svg.recovery.narrow').getClientRects().length > 0`) {
+		t.Errorf("want only the wide recovery chart shown on a %d px desktop; the narrow one shows too", desktopW)
+	}
+	got := p.eval(`(() => {
+		const e = document.querySelector('svg.recovery.wide text.chart-axis'), m = e.getScreenCTM();
+		return (parseFloat(getComputedStyle(e).fontSize) * Math.hypot(m.a, m.b)).toFixed(1);
+	})()`)
+	if f, err := strconv.ParseFloat(got, 64); err != nil || f < 10 {
+		t.Errorf("want the wide chart's axis labels at least 10 CSS px on a %d px desktop, as before; got %s px", desktopW, got)
+	}
 }
 
+// The desktop the console was designed on, in CSS pixels.
+const desktopW, desktopH = 1440, 1000
+
 // fits checks that the page in the tab does not scroll sideways (its
-// width is the viewport's), naming the elements that stick out when it
-// does, and saves a screenshot as phone-<name>.png.
-func (b *tab) fits(name string) {
+// width is the viewport's, width), naming the elements that stick out
+// when it does, and saves a screenshot as <name>.png.
+func (b *tab) fits(name string, width int) {
 	b.t.Helper()
-	// Let the live stream's first updates and the fonts settle.
 	b.waitJS(name+" page's fonts loaded", `document.fonts.status === 'loaded'`)
-	b.shot("phone-" + name)
+	b.shot(name)
 	got := b.eval(fmt.Sprintf(`(() => {
 		const w = document.documentElement.scrollWidth, vw = window.innerWidth;
 		if (w <= vw && w <= %d) return '';
@@ -134,8 +157,8 @@ func (b *tab) fits(name string) {
 			}
 		}
 		return 'scrollWidth ' + w + ', innerWidth ' + vw + '; sticking out: ' + out.slice(0, 12).join(', ');
-	})()`, phoneW, phoneW, phoneW))
+	})()`, width, width, width))
 	if got != "" {
-		b.t.Errorf("%s page: want it to fit the phone's %d px width (no sideways scrolling); %s", name, phoneW, got)
+		b.t.Errorf("%s: want the page to fit the viewport's %d px width (no sideways scrolling); %s", name, width, got)
 	}
 }
