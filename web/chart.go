@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -16,16 +17,33 @@ import (
 // the fault's span and the drill's milestones marked, and the same story
 // told in words for screen readers and in a table of the samples.
 
-// Chart geometry, in SVG user units (the chart scales to its card).
-const (
-	chartW, chartH = 800.0, 260.0
-	plotL, plotR   = 52.0, 16.0
-	plotT, plotB   = 46.0, 34.0
-	plotW, plotH   = chartW - plotL - plotR, chartH - plotT - plotB
+// chartGeom is a chart's geometry, in SVG user units (the chart scales
+// to its card). The console draws each chart twice, wide and narrow, and
+// the stylesheet shows the one that suits the card's width: on a phone
+// the wide one would shrink its labels to a few pixels.
+type chartGeom struct {
+	Name                          string  // "wide" or "narrow": the SVG's class
+	W, H                          float64 // the view box
+	L, R, T, B                    float64 // the plot's margins
+	XTicks                        int     // at most this many steps on the time axis
+	MarkRows                      int     // rows of milestone labels above the plot
+	MarkRowH, MarkTop1, CharW     float64 // a row's height, the first row's baseline, a label character's width
+	XLabelGap, YLabelGap, TickLen float64
+}
+
+var (
+	// wideChart is the desktop's chart.
+	wideChart = chartGeom{Name: "wide", W: 800, H: 260, L: 52, R: 16, T: 46, B: 34, XTicks: 8,
+		MarkRows: 3, MarkRowH: 13, MarkTop1: 12, CharW: 7, XLabelGap: 22, YLabelGap: 8, TickLen: 5}
+	// narrowChart is a phone's: about one user unit a CSS pixel at 390
+	// px wide, so that its labels are drawn at their CSS size.
+	narrowChart = chartGeom{Name: "narrow", W: 340, H: 280, L: 30, R: 12, T: 78, B: 30, XTicks: 4,
+		MarkRows: 4, MarkRowH: 16, MarkTop1: 13, CharW: 7, XLabelGap: 20, YLabelGap: 6, TickLen: 4}
 )
 
 // recoveryChart is a chart ready for its template.
 type recoveryChart struct {
+	Geom                                              string // wideChart.Name or narrowChart.Name
 	Empty                                             bool
 	W, H                                              float64
 	PlotL, PlotT, PlotW, PlotH, PlotBottom, PlotRight float64
@@ -80,9 +98,11 @@ var chartMilestones = map[string]string{
 // place (or, before that, when the drill was created); end is where the
 // time axis stops: now while the drill runs, its last moment once it
 // ended. The planned fault span is shaded.
-func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recoveryChart {
-	ch := recoveryChart{W: chartW, H: chartH, PlotL: plotL, PlotT: plotT, PlotW: plotW, PlotH: plotH, PlotBottom: plotT + plotH, PlotRight: plotL + plotW,
-		YLabelX: plotL - 8, XLabelY: plotT + plotH + 22, XTickEnd: plotT + plotH + 5, MarkTop: plotT - 5}
+func buildChart(g chartGeom, st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recoveryChart {
+	plotL, plotT := g.L, g.T
+	plotW, plotH := g.W-g.L-g.R, g.H-g.T-g.B
+	ch := recoveryChart{Geom: g.Name, W: g.W, H: g.H, PlotL: plotL, PlotT: plotT, PlotW: plotW, PlotH: plotH, PlotBottom: plotT + plotH, PlotRight: plotL + plotW,
+		YLabelX: plotL - g.YLabelGap, XLabelY: plotT + plotH + g.XLabelGap, XTickEnd: plotT + plotH + g.TickLen, MarkTop: plotT - 5}
 	samples := st.Samples
 	if len(samples) == 0 {
 		ch.Empty = true
@@ -152,14 +172,14 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 		x0, x1 := x(t0), x(faultEnd)
 		ch.Fault = &chartBand{X: x0, W: math.Max(1, x1-x0)}
 	}
-	xStep := niceStep(span, 8)
+	xStep := niceStep(span, g.XTicks)
 	for v := 0.0; v <= span+1e-9; v += xStep {
 		ch.XTicks = append(ch.XTicks, chartTick{Pos: plotL + v/span*plotW, Label: axisSeconds(v)})
 	}
 	for v := 0.0; v <= top+1e-9; v += yStep {
 		ch.YTicks = append(ch.YTicks, chartTick{Pos: plotT + plotH - v/top*plotH, Label: strconv.FormatFloat(v, 'f', -1, 64)})
 	}
-	ch.Marks = layoutMarks(st.Timeline, t0, x)
+	ch.Marks = layoutMarks(g, st.Timeline, t0, x)
 	for _, s := range samples {
 		ch.Samples = append(ch.Samples, sampleRow{Offset: offsetText(s.At.Sub(t0)), At: s.At, Desired: s.Desired, Ready: s.Ready, Unavailable: s.Unavailable})
 	}
@@ -167,13 +187,10 @@ func buildChart(st api.DrillStatus, spec api.DrillSpec, t0, end time.Time) recov
 	return ch
 }
 
-// markRows is how many rows of milestone labels fit above the plot.
-const markRows = 3
-
 // layoutMarks places the milestones of a timeline: milestones at the same
 // moment share one line and one label, and each label takes the first row
 // where it does not run into the label before it.
-func layoutMarks(timeline []api.DrillEvent, t0 time.Time, x func(time.Time) float64) []chartMark {
+func layoutMarks(g chartGeom, timeline []api.DrillEvent, t0 time.Time, x func(time.Time) float64) []chartMark {
 	var marks []chartMark
 	for _, e := range timeline {
 		label, ok := chartMilestones[e.Type]
@@ -187,19 +204,19 @@ func layoutMarks(timeline []api.DrillEvent, t0 time.Time, x func(time.Time) floa
 		}
 		marks = append(marks, chartMark{X: px, Label: label, Class: timelineClass(e.Type)})
 	}
-	var rowEnd [markRows]float64
+	rowEnd := make([]float64, g.MarkRows)
 	for i := range rowEnd {
 		rowEnd[i] = math.Inf(-1)
 	}
 	for i := range marks {
 		m := &marks[i]
-		w := 7 * float64(len(m.Label)) // about 7 units a character at the labels' size
+		w := g.CharW * float64(utf8.RuneCountInString(m.Label)) // at the labels' size
 		from := m.X - w/2
 		m.Anchor = "middle"
 		switch {
 		case m.X-w/2 < 4:
 			m.Anchor, from = "start", m.X
-		case m.X+w/2 > chartW-4:
+		case m.X+w/2 > g.W-4:
 			m.Anchor, from = "end", m.X-w
 		}
 		row := 0
@@ -213,7 +230,7 @@ func layoutMarks(timeline []api.DrillEvent, t0 time.Time, x func(time.Time) floa
 			}
 		}
 		rowEnd[row] = from + w
-		m.LabelY = 12 + float64(row)*13
+		m.LabelY = g.MarkTop1 + float64(row)*g.MarkRowH
 	}
 	return marks
 }

@@ -19,7 +19,7 @@ func TestRecoveryChart(t *testing.T) {
 			{At: at(1.2), Type: api.DrillEventDetected}, {At: at(3), Type: api.DrillEventFirstReplacement}, {At: at(3), Type: api.DrillEventRecovered},
 			{At: at(10), Type: api.DrillEventRestored}, {At: at(11), Type: api.DrillEventFailedBack}}}
 	spec := api.DrillSpec{Kind: api.DrillOutage, Duration: "10s"}
-	ch := buildChart(st, spec, t0, at(12))
+	ch := buildChart(wideChart, st, spec, t0, at(12))
 	if ch.Empty {
 		t.Fatal("want a chart from 3 samples; got an empty one")
 	}
@@ -53,8 +53,51 @@ func TestRecoveryChart(t *testing.T) {
 			t.Errorf("want the chart's summary to say %q; got %q", want, ch.Summary)
 		}
 	}
-	if empty := buildChart(api.DrillStatus{}, spec, t0, t0); !empty.Empty {
+	if empty := buildChart(wideChart, api.DrillStatus{}, spec, t0, t0); !empty.Empty {
 		t.Errorf("want no chart without samples")
+	}
+}
+
+// TestNarrowRecoveryChart lays the same drill out for a phone: fewer
+// time ticks, and milestone labels that stay inside the view box and do
+// not run into each other on a row.
+func TestNarrowRecoveryChart(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	ended := at(10)
+	st := api.DrillStatus{StartedAt: &t0, EndedAt: &ended,
+		Samples: []api.DrillSample{{At: at(0.1), Desired: 4, Ready: 4}, {At: at(1.5), Desired: 4, Ready: 2, Unavailable: 2}, {At: at(3), Desired: 4, Ready: 4}},
+		Timeline: []api.DrillEvent{{At: at(0), Type: api.DrillEventStarted}, {At: at(1.2), Type: api.DrillEventDetected},
+			{At: at(2.4), Type: api.DrillEventFirstReplacement}, {At: at(3), Type: api.DrillEventRecovered},
+			{At: at(10), Type: api.DrillEventRestored}, {At: at(11), Type: api.DrillEventFailedBack}}}
+	ch := buildChart(narrowChart, st, api.DrillSpec{Kind: api.DrillOutage, Duration: "10s"}, t0, at(12))
+	if ch.Geom != "narrow" || ch.W != narrowChart.W || ch.PlotRight != narrowChart.W-narrowChart.R {
+		t.Fatalf("want the narrow geometry; got %s %vx%v, plot to %v", ch.Geom, ch.W, ch.H, ch.PlotRight)
+	}
+	if len(ch.XTicks) > narrowChart.XTicks+1 {
+		t.Errorf("want at most %d time ticks on a phone; got %+v", narrowChart.XTicks+1, ch.XTicks)
+	}
+	type span struct{ from, to float64 }
+	rows := map[float64][]span{}
+	for _, m := range ch.Marks {
+		w := narrowChart.CharW * float64(len([]rune(m.Label)))
+		from := map[string]float64{"start": m.X, "middle": m.X - w/2, "end": m.X - w}[m.Anchor]
+		if from < 0 || from+w > ch.W {
+			t.Errorf("want the label %q inside the chart (0–%v); it spans %.0f–%.0f", m.Label, ch.W, from, from+w)
+		}
+		if m.LabelY >= ch.PlotT-5 {
+			t.Errorf("want the label %q above the plot (top %v); its baseline is at %v", m.Label, ch.PlotT, m.LabelY)
+		}
+		for _, o := range rows[m.LabelY] {
+			if from < o.to && o.from < from+w {
+				t.Errorf("want the labels on row %v apart; %q (%.0f–%.0f) runs into one at %.0f–%.0f", m.LabelY, m.Label, from, from+w, o.from, o.to)
+			}
+		}
+		rows[m.LabelY] = append(rows[m.LabelY], span{from, from + w})
+	}
+	if len(ch.Marks) != 5 {
+		t.Errorf("want 5 milestones marked; got %+v", ch.Marks)
 	}
 }
 

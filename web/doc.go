@@ -26,7 +26,10 @@
 // cache sees the drill (or the fleet) change: its progress, its timeline,
 // the report once it is there, and the recovery chart (chart.go), drawn on
 // the server as SVG from the drill's samples, with a text summary and a
-// table of the samples for those who do not see it. The new-drill form
+// table of the samples for those who do not see it. The chart is drawn
+// twice, wide and narrow, and the stylesheet shows the one that suits
+// its card's width (a container query), so that its labels stay legible
+// on a phone. The new-drill form
 // (drillactions.go) is not live, since it holds what is being typed: Plan
 // is a GET that asks the API for the dry run, so the form stays in the
 // address; Run posts the planned drill with the target's name typed again,

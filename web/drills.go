@@ -195,7 +195,8 @@ type drillData struct {
 	Peak            int32
 	AbortRequested  bool
 	AbortBy         string
-	Chart           recoveryChart
+	Chart           recoveryChart // for a wide card
+	NarrowChart     recoveryChart // the same for a phone's
 	Timeline        []timelineRow
 	Report          *reportView
 	Plan            *planView
@@ -267,7 +268,8 @@ func newDrillData(dr *api.Drill, now time.Time) drillData {
 			d.Peak = max(d.Peak, s.Unavailable)
 		}
 	}
-	d.Chart = buildChart(st, dr.Spec, t0, end)
+	d.Chart = buildChart(wideChart, st, dr.Spec, t0, end)
+	d.NarrowChart = buildChart(narrowChart, st, dr.Spec, t0, end)
 	d.Timeline = timelineRows(st, t0)
 	if st.Report != nil {
 		d.Report = newReportView(st.Report, d.Phase)

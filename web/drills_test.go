@@ -25,6 +25,12 @@ func TestDrillPages(t *testing.T) {
 	viewer, operator := e.browser(), e.browser()
 	viewer.signIn(e.token("vic", api.RoleViewer))
 	operator.signIn(e.token("olga", api.RoleOperator))
+	// The pages read the console's cache, which follows the store: wait
+	// until it has loaded and holds both clusters.
+	operator.waitPage("/drills/new", "the new-drill form listing both clusters, the cache loaded", func(a answer) bool {
+		return a.status == http.StatusOK && !strings.Contains(a.body, "Loading the clusters") &&
+			strings.Contains(a.body, `<option value="cluster:eu-west-1"`) && strings.Contains(a.body, `<option value="cluster:us-east-1"`)
+	})
 
 	run := url.Values{"kind": {api.DrillEvacuate}, "target": {"cluster:eu-west-1"}, "duration": {"10m"}, "failbackTimeout": {"1s"},
 		"maxRTO": {"30s"}, "maxUnavailable": {"0"}, "name": {"evac-1"}, "confirm": {"eu-west-1"}}

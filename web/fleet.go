@@ -114,22 +114,33 @@ func (f *fleet) start(ctx context.Context, done <-chan struct{}) {
 		defer f.wg.Done()
 		f.sampleLive(ctx)
 	}()
-	// Wait for the first loads, briefly: pages show "loading" otherwise.
+	// The cache is loaded once every kind has had its first load, however
+	// long that takes (the database may be slow or down at the start).
+	loaded := make(chan struct{})
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for range followedKinds {
+			select {
+			case <-first:
+			case <-ctx.Done():
+				return
+			}
+		}
+		f.mu.Lock()
+		f.loaded = true
+		f.bumpLocked()
+		f.mu.Unlock()
+		close(loaded)
+	}()
+	// Wait for it, briefly: pages show "loading" until then.
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
-	for range followedKinds {
-		select {
-		case <-first:
-		case <-timeout.C:
-			return
-		case <-ctx.Done():
-			return
-		}
+	select {
+	case <-loaded:
+	case <-timeout.C:
+	case <-ctx.Done():
 	}
-	f.mu.Lock()
-	f.loaded = true
-	f.bumpLocked()
-	f.mu.Unlock()
 }
 
 func (f *fleet) wait() { f.wg.Wait() }

@@ -227,7 +227,7 @@ func regionMap(groups []regionGroup) []mapPoint {
 			}
 		}
 		if !placed {
-			p.X, p.Y = 80+float64(unknown%10)*90, 420
+			p.X, p.Y = 80+float64(unknown%10)*90, 395 // the bottom row, its labels inside the map
 			unknown++
 		}
 		// Regions close to one another move apart so labels stay legible.

@@ -167,6 +167,29 @@ func (b *browser) getCached(path string) answer {
 	}
 }
 
+// cacheTimeout bounds the wait for the console's cache to show what was
+// just written to the store: it follows the change log, woken by the
+// notifier (or its 5 s resync), on a machine that may be busy.
+const cacheTimeout = 30 * time.Second
+
+// waitPage gets path until ok holds of the answer, for at most
+// cacheTimeout, and returns that answer; the test fails with the last
+// answer when ok never holds.
+func (b *browser) waitPage(path, what string, ok func(answer) bool) answer {
+	b.e.t.Helper()
+	deadline := time.Now().Add(cacheTimeout)
+	for {
+		a := b.get(path)
+		if ok(a) {
+			return a
+		}
+		if time.Now().After(deadline) {
+			b.e.t.Fatalf("want %s within %s at %s; got %d: %.800s", what, cacheTimeout, path, a.status, a.body)
+		}
+		time.Sleep(20 * time.Millisecond) // the cache announces nothing to a client; poll its page
+	}
+}
+
 func (b *browser) post(path string, form url.Values) answer {
 	if form == nil {
 		form = url.Values{}
