@@ -98,7 +98,9 @@ func TestConsolePhone(t *testing.T) {
 		t.Errorf("want the drill's recovery chart drawn with labels on the phone; none shows")
 	}
 
-	// The keyboard shortcuts dialog fits too (phones have keyboards).
+	// The keyboard shortcuts dialog fits too (phones have keyboards). Its
+	// button works once the page's script runs.
+	p.scriptReady()
 	p.do("open the shortcuts", chromedp.Click(`[data-open="shortcuts"]`))
 	p.waitJS("the shortcuts open", `document.getElementById('shortcuts')?.open === true`)
 	p.fits("phone-shortcuts", phoneW)
