@@ -1,0 +1,127 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SpecHook runs inside the transaction of a write that creates an object
+// of its kind (cur is nil) or changes its spec, after the object's row is
+// written; an error aborts the whole write. Hooks keep rows that must
+// never disagree with the object (package revisions).
+type SpecHook func(ctx context.Context, tx *Tx, cur, next *Record) error
+
+// hooks are the spec hooks by kind.
+type hooks struct {
+	mu     sync.RWMutex
+	byKind map[string][]SpecHook
+}
+
+// OnSpecChange adds a hook for kind's creations and spec changes. Add
+// hooks before the store takes writes.
+func (s *Store) OnSpecChange(kind string, h SpecHook) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	if s.hooks.byKind == nil {
+		s.hooks.byKind = map[string][]SpecHook{}
+	}
+	s.hooks.byKind[kind] = append(s.hooks.byKind[kind], h)
+}
+
+// runHooks runs kind's spec hooks inside tx.
+func (t *Tx) runHooks(ctx context.Context, cur, next *Record) error {
+	t.s.hooks.mu.RLock()
+	hs := t.s.hooks.byKind[next.Kind]
+	t.s.hooks.mu.RUnlock()
+	for _, h := range hs {
+		if err := h(ctx, t, cur, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Actor is who performs the transaction's writes.
+func (t *Tx) Actor() Actor { return t.actor }
+
+// Now is the store's clock.
+func (t *Tx) Now() time.Time { return t.s.now() }
+
+// RevisionRow is one stored revision of a workload's template.
+type RevisionRow struct {
+	Number       int64
+	TemplateHash string
+	Template     json.RawMessage
+	Generation   int64
+	Actor        string
+	ChangeCause  string
+	CreatedAt    time.Time
+}
+
+// LatestRevision is the workload's newest revision (ok false when it has
+// none).
+func (t *Tx) LatestRevision(ctx context.Context, workloadUID string) (RevisionRow, bool, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+revisionColumns+` FROM workload_revisions WHERE workload_uid = $1 ORDER BY number DESC LIMIT 1`, workloadUID)
+	if err != nil {
+		return RevisionRow{}, false, err
+	}
+	list, err := pgx.CollectRows(rows, scanRevision)
+	if err != nil || len(list) == 0 {
+		return RevisionRow{}, false, err
+	}
+	return list[0], true, nil
+}
+
+// PutRevision adds a revision, then keeps only the newest keep of the
+// workload's revisions.
+func (t *Tx) PutRevision(ctx context.Context, workloadUID string, r RevisionRow, keep int) error {
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		workloadUID, r.Number, r.TemplateHash, r.Template, r.Generation, storable(r.Actor), storable(r.ChangeCause), r.CreatedAt)
+	b.Queue(`DELETE FROM workload_revisions WHERE workload_uid = $1 AND number <= $2`, workloadUID, r.Number-int64(max(keep, 1)))
+	return t.tx.SendBatch(ctx, b).Close()
+}
+
+// Revisions reads a workload's revisions, oldest first, with the
+// workload's uid; the workload must exist.
+func (s *Store) Revisions(ctx context.Context, workload string) (string, []RevisionRow, error) {
+	var uid string
+	var out []RevisionRow
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var b [16]byte
+		if err := tx.QueryRow(ctx, `SELECT uid FROM objects WHERE kind = 'Workload' AND name = $1`, workload).Scan(&b); err != nil {
+			if isNoRows(err) {
+				return notFound("Workload", workload)
+			}
+			return err
+		}
+		uid = formatUUID(b)
+		rows, err := tx.Query(ctx, `SELECT `+revisionColumns+` FROM workload_revisions WHERE workload_uid = $1 ORDER BY number`, uid)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scanRevision)
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("read revisions of workload %s: %w", workload, classify(err))
+	}
+	return uid, out, nil
+}
+
+const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at`
+
+func scanRevision(row pgx.CollectableRow) (RevisionRow, error) {
+	var r RevisionRow
+	var tmpl []byte
+	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt)
+	r.Template = tmpl
+	r.CreatedAt = r.CreatedAt.UTC()
+	return r, err
+}
