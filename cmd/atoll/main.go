@@ -69,6 +69,7 @@ func newRoot() *cobra.Command {
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf),
+		newScaleCmd(cf), newRolloutCmd(cf),
 	)
 	return root
 }
