@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -13,7 +14,7 @@ import (
 const plural = "workloads"
 
 // Scale sets a workload's replicas. With current >= 0 it is refused
-// (Conflict) unless the workload has that many now, and the patch carries
+// (a 409 Conflict problem) unless the workload has that many now, and the patch carries
 // the resourceVersion read, so a change in between is refused too.
 func Scale(ctx context.Context, c *client.Client, name string, replicas, current int32) (api.Workload, error) {
 	patch := map[string]any{"spec": map[string]any{"replicas": replicas}}
@@ -23,7 +24,9 @@ func Scale(ctx context.Context, c *client.Client, name string, replicas, current
 			return api.Workload{}, err
 		}
 		if w.Spec.Replicas != current {
-			return api.Workload{}, api.Errorf(api.CodeConflict, "workload %q has %d replicas, not %d (--current-replicas): not scaled", name, w.Spec.Replicas, current)
+			// Refused as the hub refuses a stale precondition: 409 Conflict.
+			return api.Workload{}, &api.Problem{Status: http.StatusConflict, Title: "Conflict", Code: api.CodeConflict,
+				Detail: fmt.Sprintf("workload %q has %d replicas, not %d (--current-replicas): not scaled", name, w.Spec.Replicas, current)}
 		}
 		patch["metadata"] = map[string]any{"resourceVersion": w.Metadata.ResourceVersion}
 	}
