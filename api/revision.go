@@ -42,7 +42,7 @@ type Revision struct {
 	Actor        string          `json:"actor" doc:"Who made the change (the token's name)."`
 	CreatedAt    time.Time       `json:"createdAt"`
 	ChangeCause  string          `json:"changeCause,omitempty" doc:"The workload's atoll.dev/change-cause annotation at the change."`
-	Generation   int64           `json:"generation" doc:"The workload's generation that introduced the template."`
+	Generation   int64           `json:"generation" doc:"The workload's generation that introduced the template (for a template from before revisions were kept: the last generation it ran at)."`
 }
 
 // RevisionList is a workload's revisions, oldest first.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub/revisions"
 )
 
 // revisionsOf reads a workload's revisions through the API.
@@ -86,6 +88,24 @@ func TestRevisions(t *testing.T) {
 		t.Fatalf("after the changes: %s", got)
 	}
 
+	// Each template change says so on the workload, with its actor and
+	// cause; the creation does not.
+	var evs api.EventList
+	if err := e.admin.List(ctx, "events", client.ListOptions{LabelSelector: api.LabelEventName + "=web"}, &evs); err != nil {
+		t.Fatal(err)
+	}
+	var changed []string
+	for _, ev := range evs.Items {
+		if ev.Reason == revisions.ReasonTemplateChanged {
+			changed = append(changed, ev.Message)
+		}
+	}
+	sort.Strings(changed) // the test's clock is frozen: one time, any order
+	if len(changed) != 2 || !strings.HasPrefix(changed[0], "revision 2 (template ") || !strings.HasSuffix(changed[0], "by token:ops: v2 please") ||
+		!strings.HasSuffix(changed[1], "by token:bootstrap-admin: undo") {
+		t.Errorf("want TemplateChanged events for revisions 2 and 3; got %q", changed)
+	}
+
 	// The limit keeps the newest; numbers keep counting.
 	if err := ops.Patch(ctx, "workloads", "web", []byte(`{"spec":{"revisionHistoryLimit":2}}`), nil); err != nil {
 		t.Fatal(err)
@@ -150,5 +170,34 @@ func TestRevisions(t *testing.T) {
 	b, _ := json.Marshal(e.revisionsOf("web")[0])
 	if !strings.Contains(string(b), `"template":{"driver":"sim"}`) {
 		t.Errorf("revision as JSON: %s", b)
+	}
+}
+
+// TestRevisionsOfWorkloadsFromBefore: a workload stored before revisions
+// were kept (no rows) gets its template so far as revision 1, by an actor
+// the hub cannot name, when its template first changes.
+func TestRevisionsOfWorkloadsFromBefore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	w := workload("old", 1, nil)
+	w.Spec.Template.Env = []api.EnvVar{{Name: "V", Value: "1"}}
+	created := e.create(w)
+	if _, err := e.store.Pool().Exec(ctx, `DELETE FROM workload_revisions WHERE workload_uid = $1`, created.Metadata.UID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Patch(ctx, "workloads", "old", []byte(`{"spec":{"replicas":2}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if rs := e.revisionsOf("old"); len(rs) != 0 {
+		t.Fatalf("a change that keeps the template made revisions: %s", revisionSummary(rs))
+	}
+	if err := e.admin.Patch(ctx, "workloads", "old", []byte(`{"spec":{"template":{"env":[{"name":"V","value":"2"}]}}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.revisionsOf("old")
+	if len(rs) != 2 || rs[0].Number != 1 || !strings.HasPrefix(rs[0].Actor, "unknown") || rs[0].Template.Env[0].Value != "1" || rs[0].Generation != 2 ||
+		rs[1].Number != 2 || rs[1].Actor != "token:bootstrap-admin" || rs[1].Template.Env[0].Value != "2" || rs[1].Generation != 3 {
+		t.Fatalf("want the template from before as revision 1 and the change as 2; got %+v", rs)
 	}
 }

@@ -10,7 +10,8 @@
 // (replicas, placement) makes no revision. Each revision keeps the
 // template, its hash, the generation that introduced it, who made the
 // change (the transaction's actor), when, and the workload's
-// atoll.dev/change-cause annotation. Only the newest
+// atoll.dev/change-cause annotation; a change after the first records a
+// TemplateChanged Event on the workload. Only the newest
 // spec.revisionHistoryLimit (default 10) are kept; the rows go with the
 // workload's when it is deleted.
 //
@@ -30,11 +31,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/events"
 	"github.com/atollhq/atoll/hub/pgstore"
 )
 
 // Kind is the kind whose revisions are kept.
 const Kind = "Workload"
+
+// ReasonTemplateChanged is the reason of the Event a template change
+// records on its workload (the first template, at creation, records none).
+const ReasonTemplateChanged = "TemplateChanged"
 
 // Keeper records and reads revisions.
 type Keeper struct {
@@ -96,6 +102,18 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 	span.SetAttributes(attribute.Int64("revision", r.Number))
 	if err := tx.PutRevision(ctx, next.Meta.UID, r, nextSpec.HistoryLimit()); err != nil {
 		return err
+	}
+	if cur != nil {
+		// A template change starts a rollout in every cluster: say so
+		// where users read what happened to the workload.
+		msg := fmt.Sprintf("revision %d (template %s) by %s", r.Number, r.TemplateHash, r.Actor)
+		if r.ChangeCause != "" {
+			msg += ": " + r.ChangeCause
+		}
+		if err := events.Record(ctx, tx, tx.Now(), api.ObjectReference{Kind: Kind, Name: next.Meta.Name, UID: next.Meta.UID},
+			api.EventNormal, ReasonTemplateChanged, msg, "hub/revisions"); err != nil {
+			return err
+		}
 	}
 	k.recorded.Add(ctx, 1)
 	return nil
