@@ -71,7 +71,11 @@ func Evaluate(w api.Workload) Progress {
 	case st.Placement == nil || st.Placement.Epoch == 0:
 		return Progress{Message: wait + "the hub has not placed it yet..."}
 	case len(behind) > 0:
-		return Progress{Message: wait + fmt.Sprintf("%s not yet on generation %d...", clusterList(behind), gen)}
+		verb := " is"
+		if len(behind) > 1 {
+			verb = " are"
+		}
+		return Progress{Message: wait + fmt.Sprintf("%s%s not yet on generation %d...", clusterList(behind), verb, gen)}
 	case len(pendingReport) > 0:
 		return Progress{Message: wait + fmt.Sprintf("waiting for %s to report...", clusterList(pendingReport))}
 	case st.Placement.Unplaced > 0:
@@ -97,9 +101,9 @@ func unreachable(c api.ClusterReplicas) bool {
 
 func clusterList(cs []string) string {
 	if len(cs) == 1 {
-		return "cluster " + cs[0] + " is"
+		return "cluster " + cs[0]
 	}
-	return "clusters " + strings.Join(cs, ", ") + " are"
+	return "clusters " + strings.Join(cs, ", ")
 }
 
 // StatusOptions tune Status.
