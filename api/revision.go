@@ -19,10 +19,11 @@ const (
 
 // DefaultRevisionHistoryLimit is how many revisions of a workload's
 // template the hub keeps when spec.revisionHistoryLimit is not set;
-// MaxRevisionHistoryLimit bounds what it may be set to.
+// MaxRevisionHistoryLimit bounds what it may be set to (a template may be
+// near a megabyte: a hundred of them per workload is plenty to keep).
 const (
 	DefaultRevisionHistoryLimit = 10
-	MaxRevisionHistoryLimit     = 1000
+	MaxRevisionHistoryLimit     = 100
 )
 
 // HistoryLimit is the number of revisions kept for the workload.

@@ -32,7 +32,7 @@ type WorkloadSpec struct {
 	Update    *UpdateStrategy  `json:"update,omitempty"`
 	// RevisionHistoryLimit is how many revisions of the template the hub
 	// keeps (the current one included); nil means DefaultRevisionHistoryLimit.
-	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"1000" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"100" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
 }
 
 // ReplicaTemplate describes one replica.

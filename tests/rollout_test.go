@@ -88,6 +88,7 @@ func TestRolloutCLI(t *testing.T) {
 	if r.code != 0 || !hasLine(r.stdout, done) || !strings.Contains(r.stdout, "Waiting for workload") {
 		t.Fatalf("want the restart followed with progress lines to its end; got %s", r)
 	}
+	t.Logf("atoll rollout status after a restart:\n%s", r.stdout)
 	after, _, _ := d.getWorkload(name)
 	if after.Spec.Template.Annotations[api.AnnotationRestartedAt] == "" || after.Metadata.Generation <= before.Metadata.Generation ||
 		after.Status.ObservedGeneration != after.Metadata.Generation || after.Status.UpdatedReplicas != 4 || after.Status.ReadyReplicas != 4 {
@@ -124,6 +125,24 @@ func TestRolloutCLI(t *testing.T) {
 	if status, body, err := d.request("GET", "/api/v1/workloads/"+name+"/revisions", d.token, nil); err != nil || status != 200 || json.Unmarshal(body, &revs) != nil ||
 		len(revs.Items) != 3 || revs.Items[2].TemplateHash != revs.Items[0].TemplateHash || revs.Items[2].ChangeCause != "atoll rollout undo --to-revision 1" {
 		t.Errorf("want 3 revisions, the third revision 1's template with the undo as its cause; got %d %s (%v)", status, body, err)
+	}
+
+	// Every change was an ordinary, audited write: the scale and the
+	// restart merge patches, the undo an update.
+	var audit struct {
+		Items []struct{ Verb, Result string } `json:"items"`
+	}
+	if status, body, err := d.request("GET", "/api/v1/audit?kind=Workload&name="+name, d.token, nil); err != nil || status != 200 || json.Unmarshal(body, &audit) != nil {
+		t.Fatalf("want the audit log; got %d %s (%v)", status, body, err)
+	}
+	verbs := map[string]int{}
+	for _, a := range audit.Items {
+		if a.Result == "ok" {
+			verbs[a.Verb]++
+		}
+	}
+	if verbs["patch"] < 2 || verbs["update"] < 1 {
+		t.Errorf("want the scale and restart audited as patches and the undo as an update; got %v", verbs)
 	}
 
 	// Refusals: one line, non-zero, nothing changed.

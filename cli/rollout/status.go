@@ -33,7 +33,7 @@ func Evaluate(w api.Workload) Progress {
 	name, gen, st := w.Metadata.Name, w.Metadata.Generation, w.Status
 	var stalled []string
 	var desired, updated, scheduled, ready int32
-	var behind, pendingReport []string
+	var behind, pendingReport, lagging []string
 	reporting := map[string]bool{}
 	for _, c := range st.Clusters {
 		if unreachable(c) {
@@ -49,6 +49,16 @@ func Evaluate(w api.Workload) Progress {
 				stalled = append(stalled, fmt.Sprintf("cluster %s: %s (%s)", c.Cluster, cond.Message, cond.Reason))
 			}
 		}
+		if c.Updated < c.Desired || c.Scheduled > c.Updated || c.Ready < c.Desired {
+			lag := fmt.Sprintf("%s: %d/%d updated", c.Cluster, c.Updated, c.Desired)
+			if c.Scheduled > c.Updated {
+				lag += fmt.Sprintf(", %d old", c.Scheduled-c.Updated)
+			}
+			if c.Ready < c.Desired {
+				lag += fmt.Sprintf(", %d ready", c.Ready)
+			}
+			lagging = append(lagging, lag)
+		}
 		desired += c.Desired
 		updated += c.Updated
 		scheduled += c.Scheduled
@@ -62,6 +72,12 @@ func Evaluate(w api.Workload) Progress {
 		}
 	}
 	sort.Strings(behind)
+	sort.Strings(lagging)
+	// Which clusters hold the rollout up, and how.
+	in := ""
+	if len(lagging) > 0 && len(reporting) > 1 {
+		in = " (" + strings.Join(lagging, "; ") + ")"
+	}
 	sort.Strings(pendingReport)
 	wait := fmt.Sprintf("Waiting for workload %q rollout to finish: ", name)
 	switch {
@@ -81,11 +97,11 @@ func Evaluate(w api.Workload) Progress {
 	case st.Placement.Unplaced > 0:
 		return Progress{Message: wait + fmt.Sprintf("%d replicas could not be placed (%s)...", st.Placement.Unplaced, st.Placement.Reason)}
 	case updated < desired:
-		return Progress{Message: wait + fmt.Sprintf("%d out of %d new replicas have been updated...", updated, desired)}
+		return Progress{Message: wait + fmt.Sprintf("%d out of %d new replicas have been updated...%s", updated, desired, in)}
 	case scheduled > updated:
-		return Progress{Message: wait + fmt.Sprintf("%d old replicas are pending termination...", scheduled-updated)}
+		return Progress{Message: wait + fmt.Sprintf("%d old replicas are pending termination...%s", scheduled-updated, in)}
 	case ready < desired:
-		return Progress{Message: wait + fmt.Sprintf("%d of %d updated replicas are available...", ready, desired)}
+		return Progress{Message: wait + fmt.Sprintf("%d of %d updated replicas are available...%s", ready, desired, in)}
 	}
 	return Progress{Message: fmt.Sprintf("workload %q successfully rolled out", name), Done: true}
 }

@@ -30,7 +30,7 @@ func TestEvaluate(t *testing.T) {
 		{"not placed", api.Workload{Metadata: api.ObjectMeta{Name: "web", Generation: 1}}, "has not placed it yet", false, false},
 		{"one cluster behind", wl(cl("eu", 3, 2, 2, 2, 2), cl("us", 2, 2, 2, 2, 2)), "cluster us is not yet on generation 3", false, false},
 		{"one cluster silent", wl(cl("eu", 3, 2, 2, 2, 2)), "waiting for cluster us to report", false, false},
-		{"updating", wl(cl("eu", 3, 2, 3, 1, 2), cl("us", 3, 2, 2, 0, 2)), "1 out of 4 new replicas have been updated", false, false},
+		{"updating", wl(cl("eu", 3, 2, 3, 1, 2), cl("us", 3, 2, 2, 0, 2)), "1 out of 4 new replicas have been updated... (eu: 1/2 updated, 2 old; us: 0/2 updated, 2 old)", false, false},
 		{"old ones going", wl(cl("eu", 3, 2, 3, 2, 2), cl("us", 3, 2, 2, 2, 2)), "1 old replicas are pending termination", false, false},
 		{"not ready", wl(cl("eu", 3, 2, 2, 2, 1), cl("us", 3, 2, 2, 2, 2)), "3 of 4 updated replicas are available", false, false},
 		{"done", wl(cl("eu", 3, 2, 2, 2, 2), cl("us", 3, 2, 2, 2, 2)), `workload "web" successfully rolled out`, true, false},
