@@ -106,9 +106,13 @@ func TestRevisions(t *testing.T) {
 		t.Errorf("want TemplateChanged events for revisions 2 and 3; got %q", changed)
 	}
 
-	// The limit keeps the newest; numbers keep counting.
+	// The limit keeps the newest, at once when lowered; numbers keep
+	// counting.
 	if err := ops.Patch(ctx, "workloads", "web", []byte(`{"spec":{"revisionHistoryLimit":2}}`), nil); err != nil {
 		t.Fatal(err)
+	}
+	if rs := e.revisionsOf("web"); len(rs) != 2 || rs[0].Number != 2 {
+		t.Fatalf("with revisionHistoryLimit lowered to 2: %s", revisionSummary(rs))
 	}
 	for _, c := range []string{"v4", "v5"} {
 		if err := ops.Patch(ctx, "workloads", "web", []byte(`{"spec":{"template":{"command":"`+c+`"}}}`), nil); err != nil {

@@ -12,7 +12,8 @@
 // change (the transaction's actor), when, and the workload's
 // atoll.dev/change-cause annotation; a change after the first records a
 // TemplateChanged Event on the workload. Only the newest
-// spec.revisionHistoryLimit (default 10) are kept; the rows go with the
+// spec.revisionHistoryLimit (default 10) are kept (a lower limit trims at
+// once); the rows go with the
 // workload's when it is deleted.
 //
 // It owns deciding what a revision is and reading them back. It must not
@@ -74,7 +75,14 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 	}
 	switch {
 	case ok && latest.TemplateHash == hash:
-		return nil // the template did not change: replicas, placement, ...
+		// The template did not change (replicas, placement, ...); a
+		// lower limit takes effect at once.
+		if cur != nil {
+			if curSpec, err := specOf(cur); err == nil && nextSpec.HistoryLimit() < curSpec.HistoryLimit() {
+				return tx.TrimRevisions(ctx, next.Meta.UID, latest.Number, nextSpec.HistoryLimit())
+			}
+		}
+		return nil
 	case !ok && cur != nil:
 		// A workload from before revisions were kept: its template so far
 		// is revision 1, made by someone the hub cannot name.
