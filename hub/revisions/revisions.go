@@ -13,8 +13,7 @@
 // atoll.dev/change-cause annotation; a change after the first records a
 // TemplateChanged Event on the workload. Only the newest
 // spec.revisionHistoryLimit (default 10) are kept (a lower limit trims at
-// once); the rows go with the
-// workload's when it is deleted.
+// once); the rows go with the workload's when it is deleted.
 //
 // It owns deciding what a revision is and reading them back. It must not
 // write workloads: an undo is an ordinary update of the template, made by
