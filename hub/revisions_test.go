@@ -8,8 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub/pgserver"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/hub/revisions"
 )
 
@@ -203,5 +208,47 @@ func TestRevisionsOfWorkloadsFromBefore(t *testing.T) {
 	if len(rs) != 2 || rs[0].Number != 1 || !strings.HasPrefix(rs[0].Actor, "unknown") || rs[0].Template.Env[0].Value != "1" || rs[0].Generation != 2 ||
 		rs[1].Number != 2 || rs[1].Actor != "token:bootstrap-admin" || rs[1].Template.Env[0].Value != "2" || rs[1].Generation != 3 {
 		t.Fatalf("want the template from before as revision 1 and the change as 2; got %+v", rs)
+	}
+}
+
+// TestRevisionFailureAbortsTheChange: when the revision cannot be
+// written, the template change does not happen either (one transaction),
+// while a change that needs no revision still goes through.
+func TestRevisionFailureAbortsTheChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	roles := pgtest.NewDatabaseRoles(t)
+	owner, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: roles.Hub, MigrateURL: roles.Owner, MaxConns: 1})
+	if err != nil {
+		t.Fatalf("migrate as the owner: %v", err)
+	}
+	owner.Close()
+	e := newEnvOn(t, roles.Hub)
+	e.create(workload("web", 1, nil))
+
+	conn, err := pgx.Connect(ctx, roles.Owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `REVOKE INSERT ON workload_revisions FROM `+string(pgserver.Hub)); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("PATCH", "/api/v1/workloads/web", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"template":{"command":"v2"}}}`))
+	if r.status < 500 {
+		t.Fatalf("want the template change to fail when its revision cannot be written; got %d %s", r.status, r.body)
+	}
+	var w api.Workload
+	if err := e.admin.Get(ctx, "workloads", "web", &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Spec.Template.Command != "" || w.Metadata.Generation != 1 {
+		t.Fatalf("the template changed without its revision: %+v", w.Spec.Template)
+	}
+	if err := e.admin.Patch(ctx, "workloads", "web", []byte(`{"spec":{"replicas":3}}`), nil); err != nil {
+		t.Fatalf("a scale needs no revision, and must still work: %v", err)
+	}
+	if rs := e.revisionsOf("web"); len(rs) != 1 || rs[0].Template.Command != "" {
+		t.Fatalf("revisions: %s", revisionSummary(rs))
 	}
 }
