@@ -74,6 +74,9 @@ func TestRolloutCLI(t *testing.T) {
 	if r := status(); r.code != 0 || !hasLine(r.stdout, done) {
 		t.Fatalf("want the scale followed to its end; got %s", r)
 	}
+	if r := d.mustAtoll(t, "", "rollout", "status", "workload", name, "--watch=false"); strings.TrimSpace(r.stdout) != done {
+		t.Errorf("want one look with --watch=false to say %q; got %s", done, r)
+	}
 	before, _, _ := d.getWorkload(name)
 	if before.Spec.Replicas != 4 || before.Status.ReadyReplicas != 4 {
 		t.Fatalf("want 4 replicas, 4 ready after the scale; got %d, %d ready", before.Spec.Replicas, before.Status.ReadyReplicas)
@@ -155,6 +158,8 @@ func TestRolloutCLI(t *testing.T) {
 		{[]string{"rollout", "status", "token", name}, "only workloads"},
 		{[]string{"scale", "workload", name, "--replicas", "-1"}, "must be 0 or more"},
 		{[]string{"scale", "workload", name}, "--replicas is required"},
+		{[]string{"rollout", "status", "workload", name, "--timeout", "-1s"}, "must not be negative"},
+		{[]string{"rollout", "history", "workload", name, "--revision", "99"}, "no revision 99"},
 	} {
 		if r := d.atoll(t, nil, "", c.args...); r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("want %q refused saying %q; got %s", strings.Join(c.args, " "), c.want, r)

@@ -68,9 +68,12 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 		return err
 	}
 	hash := api.TemplateHash(nextSpec.Template)
-	latest, ok, err := tx.LatestRevision(ctx, next.Meta.UID)
-	if err != nil {
-		return err
+	var latest pgstore.RevisionRow // a new workload (a new uid) has none
+	ok := false
+	if cur != nil {
+		if latest, ok, err = tx.LatestRevision(ctx, next.Meta.UID); err != nil {
+			return err
+		}
 	}
 	switch {
 	case ok && latest.TemplateHash == hash:
