@@ -153,8 +153,8 @@ func Status(ctx context.Context, c *client.Client, name string, out io.Writer, o
 	for {
 		var w api.Workload
 		err := c.Get(ctx, plural, name, &w)
-		if err != nil && ctx.Err() == nil {
-			return err
+		if err != nil && ctx.Err() == nil && api.ErrorCode(err) != api.CodeUnavailable {
+			return err // a 503 (the database restarting, say) is asked again
 		}
 		if err == nil {
 			p := Evaluate(w)
