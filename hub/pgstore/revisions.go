@@ -53,10 +53,9 @@ func (t *Tx) TrimRevisions(ctx context.Context, workloadUID string, newest int64
 	return err
 }
 
-// Revisions reads a workload's revisions, oldest first, with the
-// workload's uid; the workload must exist.
-func (s *Store) Revisions(ctx context.Context, workload string) (string, []RevisionRow, error) {
-	var uid string
+// Revisions reads a workload's revisions, oldest first; the workload must
+// exist (NotFound otherwise).
+func (s *Store) Revisions(ctx context.Context, workload string) ([]RevisionRow, error) {
 	var out []RevisionRow
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var b [16]byte
@@ -66,8 +65,7 @@ func (s *Store) Revisions(ctx context.Context, workload string) (string, []Revis
 			}
 			return err
 		}
-		uid = formatUUID(b)
-		rows, err := tx.Query(ctx, `SELECT `+revisionColumns+` FROM workload_revisions WHERE workload_uid = $1 ORDER BY number`, uid)
+		rows, err := tx.Query(ctx, `SELECT `+revisionColumns+` FROM workload_revisions WHERE workload_uid = $1 ORDER BY number`, formatUUID(b))
 		if err != nil {
 			return err
 		}
@@ -75,9 +73,9 @@ func (s *Store) Revisions(ctx context.Context, workload string) (string, []Revis
 		return err
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("read revisions of workload %s: %w", workload, classify(err))
+		return nil, fmt.Errorf("read revisions of workload %s: %w", workload, classify(err))
 	}
-	return uid, out, nil
+	return out, nil
 }
 
 const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at`

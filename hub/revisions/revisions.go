@@ -147,7 +147,7 @@ func specOf(r *pgstore.Record) (*api.WorkloadSpec, error) {
 func (k *Keeper) List(ctx context.Context, workload string) (api.RevisionList, error) {
 	ctx, span := k.tracer.Start(ctx, "revisions.List", trace.WithAttributes(attribute.String("workload", workload)))
 	defer span.End()
-	_, rows, err := k.store.Revisions(ctx, workload)
+	rows, err := k.store.Revisions(ctx, workload)
 	if err != nil {
 		return api.RevisionList{}, err
 	}
