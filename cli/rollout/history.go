@@ -29,6 +29,11 @@ func History(ctx context.Context, c *client.Client, name string, revision int64,
 		}
 		return printRevision(out, name, r)
 	}
+	if len(revs.Items) == 0 {
+		// Stored before the hub kept revisions, and not changed since.
+		fmt.Fprintf(out, "workload/%s has no revisions yet: its next template change records its template so far and the new one\n", name)
+		return nil
+	}
 	fmt.Fprintf(out, "workload/%s\n", name)
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "REVISION\tCHANGE-CAUSE\tBY\tAGE\tTEMPLATE-HASH")
