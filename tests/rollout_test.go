@@ -18,11 +18,12 @@ const followTimeout = 90 * time.Second
 // rolloutWorkload is a workload of sim replicas over the three dev
 // regions, rolled one replica at a time (maxSurge 1, maxUnavailable 0),
 // each new replica taking latency to be ready; failing makes every start
-// fail, and the update gives up after 3 s without progress.
+// fail, and the update then gives up after 3 s without progress (60 s
+// otherwise: a busy machine must not stall a good rollout).
 func rolloutWorkload(name, cause string, replicas int, latency string, failing bool) string {
-	failure := ""
+	failure, deadline := "", "60s"
 	if failing {
-		failure = ", failureRate: 1"
+		failure, deadline = ", failureRate: 1", "3s"
 	}
 	return fmt.Sprintf(`apiVersion: atoll.dev/v1
 kind: Workload
@@ -39,8 +40,8 @@ spec:
     clusterSelector:
       matchExpressions:
       - {key: region, operator: In, values: [us-east, eu-west, ap-south]}
-  update: {maxSurge: 1, maxUnavailable: 0, progressDeadline: 3s}
-`, name, cause, replicas, latency, failure)
+  update: {maxSurge: 1, maxUnavailable: 0, progressDeadline: %s}
+`, name, cause, replicas, latency, failure, deadline)
 }
 
 // TestRolloutCLI drives scale and rollout status|restart|history|undo with
@@ -174,7 +175,11 @@ func TestRolloutCLI(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "rollout stalled") || !strings.Contains(r.stderr, "ProgressDeadlineExceeded") {
 		t.Errorf("want status of a stalled rollout to exit non-zero with the members' reason; got %s", r)
 	}
-	// Undo returns to the good template, and it rolls out again.
+	// Undo returns to the good template, and it rolls out again (with
+	// the generous deadline back first).
+	if status, body, err := d.request("PATCH", "/api/v1/workloads/"+name, d.token, []byte(`{"spec":{"update":{"progressDeadline":"60s"}}}`)); err != nil || status != 200 {
+		t.Fatalf("want the progress deadline patched back; got %d %s (%v)", status, body, err)
+	}
 	d.mustAtoll(t, "", "rollout", "undo", "workload", name)
 	if r := status(); r.code != 0 || !hasLine(r.stdout, done) {
 		t.Fatalf("want the undo of the stalled rollout to finish; got %s", r)
