@@ -106,7 +106,7 @@ func TestRolloutCLI(t *testing.T) {
 		!strings.HasPrefix(lines[3], "2 ") || !strings.Contains(lines[3], "atoll rollout restart") || !strings.Contains(lines[3], "token:") {
 		t.Errorf("want a header and revisions 1 (first) and 2 (atoll rollout restart) with their actor; got %s", r)
 	}
-	if r := d.mustAtoll(t, "", "rollout", "history", "workload", name, "--revision", "2"); !strings.Contains(r.stdout, api.AnnotationRestartedAt) {
+	if r := d.mustAtoll(t, "", "rollout", "history", "wl/"+name, "--revision", "2"); !strings.Contains(r.stdout, api.AnnotationRestartedAt) {
 		t.Errorf("want revision 2's template with its restartedAt; got %s", r)
 	}
 
@@ -157,6 +157,7 @@ func TestRolloutCLI(t *testing.T) {
 		{[]string{"rollout", "undo", "workload", name, "--to-revision", "99"}, "no revision 99"},
 		{[]string{"rollout", "undo", "workload", "no-such-workload"}, "not found"},
 		{[]string{"rollout", "status", "token", name}, "only workloads"},
+		{[]string{"rollout", "status", name}, "name the workload as workload NAME or workload/NAME"},
 		{[]string{"scale", "workload", name, "--replicas", "-1"}, "must be 0 or more"},
 		{[]string{"scale", "workload", name}, "--replicas is required"},
 		{[]string{"rollout", "status", "workload", name, "--timeout", "-1s"}, "must not be negative"},

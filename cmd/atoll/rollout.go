@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,9 +12,16 @@ import (
 	"github.com/atollhq/atoll/cli/rollout"
 )
 
-// workloadArgs checks the KIND NAME arguments of the rollout verbs: the
-// kind must be workload (any of its names).
+// workloadArgs checks the KIND NAME (or KIND/NAME) arguments of the
+// rollout verbs: the kind must be workload (any of its names).
 func (f *clientFlags) workloadArgs(args []string) (string, *client.Client, error) {
+	if len(args) == 1 {
+		kind, name, ok := strings.Cut(args[0], "/")
+		if !ok || name == "" {
+			return "", nil, fmt.Errorf("%q: name the workload as workload NAME or workload/NAME", args[0])
+		}
+		args = []string{kind, name}
+	}
 	k, err := kindArg(args[0])
 	if err != nil {
 		return "", nil, err
@@ -25,13 +33,16 @@ func (f *clientFlags) workloadArgs(args []string) (string, *client.Client, error
 	return args[1], c, err
 }
 
+// workloadArgCount accepts workload NAME and workload/NAME.
+var workloadArgCount = cobra.RangeArgs(1, 2)
+
 func newScaleCmd(cf *clientFlags) *cobra.Command {
 	var replicas, current int32
 	cmd := &cobra.Command{
 		Use:   "scale workload NAME --replicas N [--current-replicas M]",
 		Short: "Set a workload's replicas",
 		Long:  "Set a workload's replicas. With --current-replicas, refused (409 Conflict) unless the workload has exactly that many when it is changed.",
-		Args:  cobra.ExactArgs(2),
+		Args:  workloadArgCount,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("replicas") {
 				return errors.New("--replicas is required")
@@ -71,7 +82,7 @@ func newRolloutCmd(cf *clientFlags) *cobra.Command {
 		Use:   "status workload NAME",
 		Short: "Follow a rollout until every cluster runs the new template and is available",
 		Long:  "Follow a rollout, printing a line whenever its progress changes, until every cluster runs the workload's current template with every replica ready (exit 0). Exits non-zero with the reason when the rollout stalls (a cluster's Progressing=False) or --timeout passes.",
-		Args:  cobra.ExactArgs(2),
+		Args:  workloadArgCount,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout < 0 {
 				return fmt.Errorf("--timeout %s: must not be negative", timeout)
@@ -90,7 +101,7 @@ func newRolloutCmd(cf *clientFlags) *cobra.Command {
 	history := &cobra.Command{
 		Use:   "history workload NAME [--revision N]",
 		Short: "List a workload's template revisions, or show one",
-		Args:  cobra.ExactArgs(2),
+		Args:  workloadArgCount,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if revision < 0 {
 				return fmt.Errorf("--revision %d: must be 1 or more", revision)
@@ -108,7 +119,7 @@ func newRolloutCmd(cf *clientFlags) *cobra.Command {
 	undo := &cobra.Command{
 		Use:   "undo workload NAME [--to-revision N]",
 		Short: "Return a workload's template to an earlier revision (default: the previous one)",
-		Args:  cobra.ExactArgs(2),
+		Args:  workloadArgCount,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to < 0 {
 				return fmt.Errorf("--to-revision %d: must be 1 or more", to)
@@ -134,7 +145,7 @@ func newRolloutCmd(cf *clientFlags) *cobra.Command {
 	restart := &cobra.Command{
 		Use:   "restart workload NAME",
 		Short: "Replace every replica of a workload with a rolling update, changing nothing else",
-		Args:  cobra.ExactArgs(2),
+		Args:  workloadArgCount,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, c, err := cf.workloadArgs(args)
 			if err != nil {
