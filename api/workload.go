@@ -30,6 +30,9 @@ type WorkloadSpec struct {
 	Placement *PlacementPolicy `json:"placement,omitempty"`
 	Failover  *FailoverPolicy  `json:"failover,omitempty"`
 	Update    *UpdateStrategy  `json:"update,omitempty"`
+	// RevisionHistoryLimit is how many revisions of the template the hub
+	// keeps (the current one included); nil means DefaultRevisionHistoryLimit.
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"100" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
 }
 
 // ReplicaTemplate describes one replica.
@@ -48,6 +51,9 @@ type ReplicaTemplate struct {
 	NodeSelector  map[string]string `json:"nodeSelector,omitempty" doc:"Node labels a node must have to run a replica."`
 	Tolerations   []Toleration      `json:"tolerations,omitempty" doc:"Node taints the replicas tolerate."`
 	Sim           *SimSpec          `json:"sim,omitempty" doc:"Behaviour of simulated replicas (sim driver)."`
+	// Annotations are part of the template: changing one rolls the
+	// replicas (atoll rollout restart sets AnnotationRestartedAt).
+	Annotations map[string]string `json:"annotations,omitempty" doc:"Key/value pairs of the template; changing them rolls the replicas (atoll rollout restart sets atoll.dev/restartedAt)."`
 }
 
 // EnvVar is one environment variable of a replica.
@@ -247,6 +253,9 @@ func (w *Workload) Validate() FieldErrors {
 	if s.Replicas < 0 {
 		e.addValue("spec.replicas", s.Replicas, "must be 0 or more")
 	}
+	if l := s.RevisionHistoryLimit; l != nil && (*l < 1 || *l > MaxRevisionHistoryLimit) {
+		e.addValue("spec.revisionHistoryLimit", *l, "must be between 1 and %d (the current revision is always kept)", MaxRevisionHistoryLimit)
+	}
 	validateTemplate(&e, "spec.template", &s.Template)
 	if p := s.Placement; p != nil {
 		validatePlacement(&e, "spec.placement", p)
@@ -341,6 +350,7 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 	oneOf(e, path+".restartPolicy", t.RestartPolicy, "Always", "OnFailure", "Never")
 	validateLabels(e, path+".nodeSelector", t.NodeSelector)
 	validateTolerations(e, path+".tolerations", t.Tolerations)
+	validateAnnotations(e, path+".annotations", t.Annotations)
 }
 
 func validateProbe(e *errs, path string, p *Probe) {
@@ -499,16 +509,7 @@ func validateMeta(e *errs, m *ObjectMeta) {
 		e.addValue("metadata.name", m.Name, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters")
 	}
 	validateLabels(e, "metadata.labels", m.Labels)
-	size := 0
-	for k, v := range m.Annotations {
-		if err := checkLabelKey(k); err != nil {
-			e.addValue("metadata.annotations", k, "%v", err)
-		}
-		size += len(k) + len(v)
-	}
-	if size > 256*1024 {
-		e.add("metadata.annotations", "total size %d bytes is above the 262144-byte limit", size)
-	}
+	validateAnnotations(e, "metadata.annotations", m.Annotations)
 	for i, f := range m.Finalizers {
 		if err := checkLabelKey(f); err != nil {
 			e.addValue(fmt.Sprintf("metadata.finalizers[%d]", i), f, "%v", err)
@@ -539,3 +540,17 @@ func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabel.MatchString(s) 
 
 // IsDNSLabel reports whether s is a valid object name.
 func IsDNSLabel(s string) bool { return isDNSLabel(s) }
+
+// validateAnnotations checks annotation keys and their total size.
+func validateAnnotations(e *errs, path string, ann map[string]string) {
+	size := 0
+	for k, v := range ann {
+		if err := checkLabelKey(k); err != nil {
+			e.addValue(path, k, "%v", err)
+		}
+		size += len(k) + len(v)
+	}
+	if size > 256*1024 {
+		e.add(path, "total size %d bytes is above the 262144-byte limit", size)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/placer"
+	"github.com/atollhq/atoll/hub/revisions"
 	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -140,7 +141,8 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle})
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle,
+		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 	// WorkloadFinalizers are added to every workload created, so that the
 	// controllers that need them see its deletion.
 	WorkloadFinalizers []string
+	// Revisions reads workloads' template revisions (nil: the route
+	// answers 503).
+	Revisions Revisions
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -115,6 +118,7 @@ type API struct {
 	monitor       Health
 	members       Members
 	drills        Drills
+	revisions     Revisions
 	lead          Leadership
 	hubID         string
 	advertiseURL  string
@@ -140,7 +144,7 @@ var installErrors sync.Once
 // New builds the API and its routes, the console's included.
 func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
-		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, lead: cfg.Leader,
+		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
 		finalizers: cfg.WorkloadFinalizers, done: make(chan struct{})}
 	if s.log == nil {
@@ -255,6 +259,7 @@ func (s *API) routes() chi.Router {
 	registerAudit(s, hapi)
 	registerHubs(s, hapi)
 	registerLogs(s, hapi)
+	registerRevisions(s, hapi)
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,

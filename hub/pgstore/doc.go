@@ -12,6 +12,11 @@
 // seen every version below N. Taking it before any row lock also rules out
 // deadlocks between writers. Reads never take it.
 //
+// A SpecHook (OnSpecChange) runs inside the transaction of every write
+// that creates an object of its kind or changes its spec, so rows that
+// must agree with the object (a workload's revisions) commit with it or
+// not at all.
+//
 // # Watches
 //
 // LISTEN/NOTIFY carries only wake-ups. A woken watcher reads the changes

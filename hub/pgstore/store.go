@@ -83,6 +83,7 @@ type Store struct {
 	log      *slog.Logger
 	now      func() time.Time
 	migrated atomic.Bool
+	hooks    hooks
 }
 
 // Open connects to PostgreSQL and applies the embedded migrations. The pool

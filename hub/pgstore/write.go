@@ -128,6 +128,9 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 			return nil, err
 		}
 	}
+	if err := t.runHooks(ctx, nil, &out); err != nil {
+		return nil, err
+	}
 	return &out, t.s.logChange(ctx, t.tx, t.actor, VerbCreate, api.Added, &out)
 }
 
@@ -166,7 +169,17 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 	if err := fn(&next); err != nil {
 		return nil, err
 	}
-	return t.s.write(ctx, t.tx, t.actor, verb, cur, &next)
+	out, err := t.s.write(ctx, t.tx, t.actor, verb, cur, &next)
+	if err != nil {
+		return nil, err
+	}
+	if out != cur && out.Meta.DeletionTimestamp == nil && out.Meta.Generation != cur.Meta.Generation {
+		// The spec changed (write bumps the generation only then).
+		if err := t.runHooks(ctx, cur, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Delete removes an object, or marks it for deletion (deletionTimestamp)
