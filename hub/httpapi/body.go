@@ -42,8 +42,20 @@ var jsonFormat = huma.Format{
 		if err := checkJSONCost(data); err != nil {
 			return err
 		}
-		return json.Unmarshal(data, v)
+		return unmarshalForValidation(data, v)
 	},
+}
+
+// unmarshalForValidation decodes data into v, escaping the keys of the
+// generic value huma decodes only to validate (see escapeKeys).
+func unmarshalForValidation(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	if g, ok := v.(*any); ok {
+		escapeKeys(*g)
+	}
+	return nil
 }
 
 // yamlFormat reads YAML request bodies (through JSON, so the schema and
@@ -66,7 +78,7 @@ var yamlFormat = huma.Format{
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(js, v)
+		return unmarshalForValidation(js, v)
 	},
 }
 

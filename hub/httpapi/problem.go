@@ -108,7 +108,7 @@ func installErrorModel() {
 			var d *huma.ErrorDetail
 			switch {
 			case errors.As(err, &d):
-				p.Errors = append(p.Errors, api.ProblemDetail{Location: d.Location, Message: d.Message, Value: sanitizeValue(d.Value)})
+				p.Errors = append(p.Errors, api.ProblemDetail{Location: unescapeLocation(d.Location), Message: d.Message, Value: sanitizeValue(d.Value)})
 			case status >= 500:
 				// Internal detail stays in the log; the user gets the request id.
 				ctx := context.Background()

@@ -466,6 +466,7 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 	}
 	var generic any
 	_ = json.Unmarshal(merged, &generic)
+	escapeKeys(generic)
 	pb := huma.NewPathBuffer([]byte("body"), 0)
 	res := &huma.ValidateResult{}
 	huma.Validate(hapi.OpenAPI().Components.Schemas, schema, pb, huma.ModeWriteToServer, generic, res)
@@ -473,7 +474,7 @@ func applyPatch[T any, P objPtr[T]](hapi huma.API, schema *huma.Schema, cur *pgs
 		p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "validation failed")
 		for _, e := range res.Errors {
 			if d, ok := e.(*huma.ErrorDetail); ok {
-				p.Errors = append(p.Errors, api.ProblemDetail{Location: d.Location, Message: d.Message, Value: sanitizeValue(d.Value)})
+				p.Errors = append(p.Errors, api.ProblemDetail{Location: unescapeLocation(d.Location), Message: d.Message, Value: sanitizeValue(d.Value)})
 			} else {
 				p.Errors = append(p.Errors, api.ProblemDetail{Message: e.Error()})
 			}
