@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/clusterevents"
 	"github.com/atollhq/atoll/hub/compactor"
 	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/httpapi"
@@ -136,6 +137,7 @@ func New(cfg Config) *Server {
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
 		finalizers = []string{placer.Finalizer}
 	}
+	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
 	s.api = httpapi.New(httpapi.Config{Store: s.store, Notifier: s.notifier, Telemetry: cfg.Telemetry, Logger: s.log, Now: s.now,
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
