@@ -36,4 +36,10 @@
 //	   so a version 3 member keeps heartbeating but must be upgraded
 //	   before it registers again (at its next start). NATS messages are
 //	   unchanged.
+//	5: log requests may carry tail, since, timestamps and previous (the
+//	   run before the replica's last restart); nodes keep each line's time
+//	   and where each run began. A log stream's end may carry
+//	   LogEndCodeHeader (not-found, no-previous). A version 4 member
+//	   ignores the new fields, so the hub sends them only from 5 on and
+//	   says so for an older member.
 package protocol

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -24,6 +25,16 @@ func LogsStopSubject(cluster, id string) string { return hubPrefix + cluster + "
 const (
 	LogReplicaHeader = "Atoll-Replica"
 	LogEndHeader     = "Atoll-End"
+	// LogEndCodeHeader, on an end that is not "ok", says what kind of
+	// end it is when the requester may act on it (LogEndNotFound,
+	// LogEndNoPrevious); absent otherwise (and from version 4 senders).
+	LogEndCodeHeader = "Atoll-End-Code"
+)
+
+// Codes of LogEndCodeHeader.
+const (
+	LogEndNotFound   = "not-found"   // no such replica here
+	LogEndNoPrevious = "no-previous" // the replica has no earlier run on record
 )
 
 // LogsRequest asks for the logs of a workload's replicas (one, when
@@ -36,6 +47,25 @@ type LogsRequest struct {
 	Follow   bool   `json:"follow,omitempty"`
 	// Stop is the subject that ends a followed stream.
 	Stop string `json:"stop,omitempty"`
+
+	// Since version 5 (LogOptionsSince):
+
+	// Tail, when set, keeps only the last *Tail lines (per replica) of
+	// what was written before the request; followed lines come after.
+	Tail *int `json:"tail,omitempty"`
+	// Since drops lines written before it.
+	Since *time.Time `json:"since,omitempty"`
+	// Timestamps prefixes each line with the RFC 3339 time it was
+	// written (UTC, nanoseconds).
+	Timestamps bool `json:"timestamps,omitempty"`
+	// Previous reads the run before the replica's last restart instead
+	// of the current (or last) one; it never follows.
+	Previous bool `json:"previous,omitempty"`
+}
+
+// HasOptions says whether r uses anything a version 4 peer ignores.
+func (r LogsRequest) HasOptions() bool {
+	return r.Tail != nil || r.Since != nil || r.Timestamps || r.Previous
 }
 
 // DecodeLogsRequest reads and checks a LogsRequest.
@@ -51,6 +81,12 @@ func DecodeLogsRequest(data []byte) (LogsRequest, error) {
 	case "", "stdout", "stderr":
 	default:
 		return r, fmt.Errorf("stream %q: stdout or stderr", r.Stream)
+	}
+	if r.Tail != nil && *r.Tail < 0 {
+		return r, fmt.Errorf("tail %d: not negative", *r.Tail)
+	}
+	if r.Previous && r.Follow {
+		return r, fmt.Errorf("previous: a finished run cannot be followed")
 	}
 	return r, nil
 }

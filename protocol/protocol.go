@@ -9,13 +9,18 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 4
+const Version = 5
 
 // RegistrationProofSince is the first version whose members prove, when
 // they register, that they hold their NATS key (they sign a nonce the hub
 // issued): a hub refuses registrations without that proof, so a member
 // of an older version keeps running but cannot register again.
 const RegistrationProofSince = 4
+
+// LogOptionsSince is the first version whose members (and node agents)
+// honour a LogsRequest's Tail, Since, Timestamps and Previous: an older
+// one ignores them, so the hub does not ask it with them (it says why).
+const LogOptionsSince = 5
 
 // MaxFenceAfter is the longest fence a member may have: a hub that has
 // not heard a member since it started waits this long (plus its margin)

@@ -67,7 +67,7 @@ func TestRestartedAgentAdoptsRunningReplicas(t *testing.T) {
 // the number of its last "request N" line.
 func lastRequestLogged(t *testing.T, rt *Runtime, id string) int {
 	t.Helper()
-	rc, err := rt.Logs(id, "stdout", false)
+	rc, err := rt.Logs(id, "stdout", LogOptions{Tail: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,7 +299,7 @@ func readLines(t *testing.T, rc io.ReadCloser, n int) []string {
 // comes cannot hang the test.
 func follow(t *testing.T, rt *Runtime, id, stream string) io.ReadCloser {
 	t.Helper()
-	rc, err := rt.Logs(id, stream, true)
+	rc, err := rt.Logs(id, stream, LogOptions{Follow: true, Tail: -1})
 	if err != nil {
 		t.Fatalf("Logs(%s, %s, follow): %v", id, stream, err)
 	}

@@ -1,12 +1,15 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -145,6 +148,15 @@ func (l *replicaLogs) close(drain time.Duration) {
 	})
 }
 
+// markRun marks the start of a new run of the replica's process in both
+// streams. The last run's process has exited by then, and the pumps read
+// its pipes as soon as it wrote, so its output comes before the mark.
+func (l *replicaLogs) markRun(now time.Time) {
+	for _, s := range l.streams {
+		s.sink.markRun(now)
+	}
+}
+
 func (l *replicaLogs) dropped() int64 {
 	return l.streams[0].sink.dropped.Load() + l.streams[1].sink.dropped.Load()
 }
@@ -165,19 +177,27 @@ type logFile struct {
 	failing bool
 	lost    int64 // bytes dropped since writes started failing
 	closed  bool
+	midLine bool          // the last byte written was not a newline
+	runs    int           // run markers written since this logFile was made
 	notify  chan struct{} // closed and replaced after each write, rotation and close
 }
 
 func newLogFile(path string, maxBytes int64, keep int, log interface{ Warn(string, ...any) }) *logFile {
 	l := &logFile{path: path, max: maxBytes, keep: max(keep, 1), log: log, notify: make(chan struct{})}
 	l.mu.Lock()
-	_ = l.openLocked()
+	if l.openLocked() == nil && l.size > 0 {
+		// Reopened after an agent restart: does the file end mid-line?
+		var last [1]byte
+		if _, err := l.f.ReadAt(last[:], l.size-1); err == nil {
+			l.midLine = last[0] != '\n'
+		}
+	}
 	l.mu.Unlock()
 	return l
 }
 
 func (l *logFile) openLocked() error {
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return err
 	}
@@ -219,14 +239,60 @@ func (l *logFile) wakeLocked() {
 	l.notify = make(chan struct{})
 }
 
-// Write appends p, rotating at the cap. It never fails: what cannot be
-// written is dropped and counted.
+// Write appends the output p, each line's start stamped with the time
+// now, rotating at the cap. It never fails: what cannot be written is
+// dropped and counted.
 func (l *logFile) Write(p []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || len(p) == 0 {
+		return
+	}
+	l.writeLocked(l.frameLocked(p, time.Now()))
+}
+
+// frameLocked stamps the start of each line of p.
+func (l *logFile) frameLocked(p []byte, now time.Time) []byte {
+	prefix := stamp(now, tagLine)
+	out := make([]byte, 0, len(p)+len(prefix)*(1+bytes.Count(p, []byte{'\n'})))
+	for len(p) > 0 {
+		if !l.midLine {
+			out = append(out, prefix...)
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			out = append(out, p...)
+			l.midLine = true
+			break
+		}
+		out = append(out, p[:i+1]...)
+		p = p[i+1:]
+		l.midLine = false
+	}
+	return out
+}
+
+// markRun records that a new run of the replica's process begins at now
+// (ending a line the last run left unfinished), so that readers can tell
+// the current run from the previous one.
+func (l *logFile) markRun(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
+	var rec []byte
+	if l.midLine {
+		rec = append(rec, '\n')
+		l.midLine = false
+	}
+	l.runs++
+	rec = append(rec, stamp(now, tagRun)...)
+	rec = strconv.AppendInt(rec, int64(l.runs), 10)
+	l.writeLocked(append(rec, '\n'))
+}
+
+func (l *logFile) writeLocked(p []byte) {
 	wrote := false
 	var err error
 	for len(p) > 0 {
@@ -300,13 +366,15 @@ func (l *logFile) watch() (<-chan struct{}, bool) {
 	return l.notify, l.closed
 }
 
-// Logs reads a replica's stdout or stderr: the rotated files oldest
-// first, then the current one. With follow, the reader then waits for new
-// output and follows rotations, until it is closed or the replica goes
-// away (a follower slower than two rotations skips what it missed).
-// Logs of a replica this runtime does not know are read from disk without
-// follow.
-func (r *Runtime) Logs(replica string, stream string, follow bool) (io.ReadCloser, error) {
+// Logs reads a replica's stdout or stderr as opts say: by default the
+// current (or last) run of its process, from the rotated files oldest
+// first, then the current one. With opts.Follow, the reader then waits
+// for new output and follows rotations, until it is closed or the
+// replica goes away (a follower slower than two rotations skips what it
+// missed). Logs of a replica this runtime does not know are read from
+// disk without follow. A read with Previous of a replica without an
+// earlier run fails with ErrNoPreviousRun (from Read).
+func (r *Runtime) Logs(replica string, stream string, opts LogOptions) (io.ReadCloser, error) {
 	idx := -1
 	for i, n := range streamNames {
 		if n == stream {
@@ -316,6 +384,7 @@ func (r *Runtime) Logs(replica string, stream string, follow bool) (io.ReadClose
 	if idx < 0 {
 		return nil, fmt.Errorf("logs: unknown stream %q: use stdout or stderr", stream)
 	}
+	follow := opts.Follow && !opts.Previous
 	r.mu.Lock()
 	var sink *logFile
 	rep := r.reps[replica]
@@ -341,8 +410,119 @@ func (r *Runtime) Logs(replica string, stream string, follow bool) (io.ReadClose
 		fl.queue = append(fl.queue, fmt.Sprintf("%s.%d", live, i))
 	}
 	fl.queue = append(fl.queue, live)
-	return fl, nil
+	opts.Follow = follow
+	return &logReader{src: fl, sel: selector{opts: opts}}, nil
 }
+
+// NoOutputReason says why a replica's read found no lines, for the
+// reader: "simulated", "never started" (with the reason when known), or
+// how its last run ended. "" for a replica this runtime does not know.
+func (r *Runtime) NoOutputReason(replica string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := r.reps[replica]
+	if rep == nil {
+		return ""
+	}
+	st := rep.st
+	why := func(s string) string {
+		if st.Message != "" {
+			return s + ": " + st.Message
+		}
+		return s
+	}
+	switch {
+	case rep.isSim():
+		return "replica " + replica + " is simulated: it has no process and writes no output"
+	case !rep.launched:
+		return why("replica " + replica + " never started (" + strings.ToLower(st.Phase) + ")")
+	case st.Pid == 0:
+		return why(fmt.Sprintf("replica %s wrote nothing in its last run (exit code %d, %d restarts)", replica, st.ExitCode, st.Restarts))
+	default:
+		return fmt.Sprintf("replica %s has written nothing yet in this run (started %s)", replica, st.StartedAt.UTC().Format(time.RFC3339))
+	}
+}
+
+// errCaughtUp is the follower's word that it read everything written so
+// far and would now wait (once per follower).
+var errCaughtUp = errors.New("caught up")
+
+// logReader turns a follower's records into the lines a read asked for.
+type logReader struct {
+	src     *follower
+	sel     selector
+	buf     [32 << 10]byte
+	partial []byte // a line not ended yet
+	out     []byte // lines ready to return
+	err     error  // returned once out is empty
+}
+
+// maxLine is where a line without a newline is cut for reading.
+const maxLine = 64 << 10
+
+func (lr *logReader) Read(p []byte) (int, error) {
+	for len(lr.out) == 0 {
+		if lr.err != nil {
+			return 0, lr.err
+		}
+		n, err := lr.src.Read(lr.buf[:])
+		data := lr.buf[:n]
+		for len(data) > 0 {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				lr.partial = append(lr.partial, data...)
+				if len(lr.partial) >= maxLine {
+					lr.line(lr.partial)
+					lr.partial = lr.partial[:0]
+				}
+				break
+			}
+			if len(lr.partial) > 0 {
+				lr.line(append(lr.partial, data[:i]...))
+				lr.partial = lr.partial[:0]
+			} else {
+				lr.line(data[:i])
+			}
+			data = data[i+1:]
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, errCaughtUp):
+			lr.catchUp()
+		default:
+			if len(lr.partial) > 0 {
+				lr.line(lr.partial)
+				lr.partial = nil
+			}
+			lr.catchUp()
+			if lr.err == nil {
+				lr.err = err
+			}
+		}
+	}
+	n := copy(p, lr.out)
+	lr.out = lr.out[n:]
+	return n, nil
+}
+
+func (lr *logReader) line(b []byte) {
+	lr.out = append(lr.out, lr.sel.add(parseLogLine(b))...)
+}
+
+func (lr *logReader) catchUp() {
+	out, err := lr.sel.catchUp()
+	lr.out = append(lr.out, out...)
+	if err != nil {
+		lr.err = err
+		return
+	}
+	if lr.sel.opts.Previous {
+		lr.err = io.EOF
+	}
+}
+
+// Close ends the read; a Read blocked in follow returns io.EOF.
+func (lr *logReader) Close() error { return lr.src.Close() }
 
 // follower reads a stream's files in order, then follows the live one.
 type follower struct {
@@ -353,6 +533,7 @@ type follower struct {
 	cur     *os.File
 	curLive bool // cur is the live file (follow mode)
 
+	caughtUp  bool       // errCaughtUp was returned
 	mu        sync.Mutex // guards cur against Close
 	done      chan struct{}
 	closeOnce sync.Once
@@ -423,6 +604,10 @@ func (f *follower) Read(p []byte) (int, error) {
 }
 
 func (f *follower) wait(notify <-chan struct{}) error {
+	if !f.caughtUp {
+		f.caughtUp = true
+		return errCaughtUp
+	}
 	select {
 	case <-notify:
 		return nil

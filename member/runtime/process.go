@@ -86,6 +86,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 
 	var stdout, stderr *os.File
 	if rep.logs != nil {
+		rep.logs.markRun(now)
 		var err error
 		if stdout, stderr, err = rep.logs.childFiles(); err != nil {
 			r.log.Warn("replica output will not be captured", "replica", rep.spec.ID, "err", err)

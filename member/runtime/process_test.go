@@ -78,8 +78,20 @@ func TestLogsRotateAtTheCap(t *testing.T) {
 	if _, err := os.Stat(base + ".3"); !os.IsNotExist(err) {
 		t.Fatalf("%s.3 exists (err %v): LogMaxFiles=3 keeps stdout.log, .1 and .2", base, err)
 	}
-	// The kept files hold a contiguous tail of the output.
+	// The kept files hold a contiguous tail of the output, each line
+	// stamped with its time.
 	lines := strings.Split(strings.TrimSpace(all), "\n")
+	var texts []string
+	for i, l := range lines {
+		rec := parseLogLine([]byte(l))
+		if i > 0 && rec.at.IsZero() {
+			t.Fatalf("line %q has no time stamp", l)
+		}
+		if !rec.run {
+			texts = append(texts, string(rec.text))
+		}
+	}
+	lines = texts
 	if lines[len(lines)-1] != "done" {
 		t.Fatalf("last line %q, want done", lines[len(lines)-1])
 	}
@@ -103,7 +115,7 @@ func TestLogsRotateAtTheCap(t *testing.T) {
 
 func TestLogsFollowStreamsNewLinesAcrossRotations(t *testing.T) {
 	t.Parallel()
-	h := start(t, func(c *Config) { c.LogMaxBytes, c.LogMaxFiles = 100, 2 })
+	h := start(t, func(c *Config) { c.LogMaxBytes, c.LogMaxFiles = 200, 2 })
 	h.rt.Apply([]ReplicaSpec{shSpec("tick-1", `i=1; while [ $i -le 40 ]; do echo "tick $i"; i=$((i+1)); sleep 0.02; done; exec sleep 300`)})
 	h.waitFor("tick-1 running", running("tick-1"))
 	sc := bufio.NewScanner(follow(t, h.rt, "tick-1", "stdout"))
@@ -122,7 +134,7 @@ func TestLogsFollowStreamsNewLinesAcrossRotations(t *testing.T) {
 		t.Fatalf("follow stopped at tick %d (%v), want 40", prev, sc.Err())
 	}
 	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "logs", "tick-1", "stdout.log.1")); err != nil {
-		t.Fatalf("400 bytes of output at a 100-byte cap must have rotated: %v", err)
+		t.Fatalf("1600 bytes of stamped output at a 200-byte cap must have rotated: %v", err)
 	}
 }
 
@@ -340,10 +352,14 @@ func TestNewGenerationReplacesAndRemovalStops(t *testing.T) {
 	if st2.Restarts != 0 {
 		t.Fatalf("a replacement is a new replica: restarts %d, want 0", st2.Restarts)
 	}
-	// Logs continue across the replacement.
-	got := readLines(t, follow(t, h.rt, "gen-1", "stdout"), 2)
-	if strings.Join(got, ",") != "gen 1,gen 2" {
-		t.Fatalf("logs across the replacement = %q, want gen 1, gen 2", got)
+	// The logs are kept across the replacement: the current run is
+	// generation 2's, the previous one generation 1's.
+	got := readLines(t, follow(t, h.rt, "gen-1", "stdout"), 1)
+	if strings.Join(got, ",") != "gen 2" {
+		t.Fatalf("logs after the replacement = %q, want gen 2", got)
+	}
+	if prev, err := readAll(t, h.rt, "gen-1", LogOptions{Tail: -1, Previous: true}); err != nil || prev != "gen 1\n" {
+		t.Fatalf("previous run after the replacement = %q (%v), want gen 1", prev, err)
 	}
 
 	h.rt.Apply(nil)
@@ -405,7 +421,7 @@ func TestStopBeforeStartAndInvalidSpecs(t *testing.T) {
 	if !strings.Contains(st["bad-driver"].Message, "unknown driver") || !strings.Contains(st["no-command"].Message, "needs a command") {
 		t.Fatalf("messages: %q, %q", st["bad-driver"].Message, st["no-command"].Message)
 	}
-	if _, err := h.rt.Logs("bad-driver", "stdin", false); err == nil {
+	if _, err := h.rt.Logs("bad-driver", "stdin", LogOptions{Tail: -1}); err == nil {
 		t.Fatal("Logs with stream stdin must fail")
 	}
 }
