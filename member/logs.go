@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,7 +24,7 @@ func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscrip
 		}
 		req, err := protocol.DecodeLogsRequest(msg.Data)
 		if err != nil {
-			m.endLogs(msg.Reply, err.Error())
+			m.endLogs(msg.Reply, err.Error(), "")
 			return
 		}
 		// Listen for the hub's stop first, so an early one is not missed;
@@ -50,7 +51,7 @@ func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscrip
 func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, req protocol.LogsRequest) {
 	bindings, err := st.Bindings(ctx)
 	if err != nil {
-		m.endLogs(reply, err.Error())
+		m.endLogs(reply, err.Error(), "")
 		return
 	}
 	var targets []protocol.Binding
@@ -60,11 +61,12 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		}
 	}
 	if len(targets) == 0 {
-		m.endLogs(reply, fmt.Sprintf("no replica of %s%s runs in cluster %s", req.Workload, replicaSuffix(req.Replica), m.cfg.Name))
+		m.endLogs(reply, fmt.Sprintf("no replica of %s%s runs in cluster %s", req.Workload, replicaSuffix(req.Replica), m.cfg.Name), protocol.LogEndNotFound)
 		return
 	}
 	var mu sync.Mutex
 	var problems []string
+	noPrevious := "" // the one replica asked for has no previous run
 	problem := func(s string) {
 		mu.Lock()
 		problems = append(problems, s)
@@ -95,8 +97,15 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 					return
 				}
 				if end := in.Header.Get(protocol.LogEndHeader); end != "" {
-					if end != "ok" {
+					if end != "ok" && req.Replica != "" && in.Header.Get(protocol.LogEndCodeHeader) == protocol.LogEndNoPrevious {
+						mu.Lock()
+						noPrevious = end
+						mu.Unlock()
+					} else if end != "ok" {
 						problem(fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, end))
+					}
+					if req.HasOptions() && in.Header.Get(protocol.LogVersionHeader) == "" {
+						problem(fmt.Sprintf("node %s runs an older agent that ignores --tail, --since, --timestamps and --previous: replica %s's lines above are unfiltered; upgrade the agent", b.Node, b.Replica))
 					}
 					return
 				}
@@ -127,7 +136,11 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		out.Data = []byte("# " + p + "\n")
 		_ = m.conn.PublishMsg(out)
 	}
-	m.endLogs(reply, "ok")
+	if noPrevious != "" {
+		m.endLogs(reply, noPrevious, protocol.LogEndNoPrevious)
+		return
+	}
+	m.endLogs(reply, "ok", "")
 }
 
 func replicaSuffix(r string) string {
@@ -137,11 +150,17 @@ func replicaSuffix(r string) string {
 	return " (replica " + r + ")"
 }
 
-func (m *Member) endLogs(reply, reason string) {
+// endLogs ends a stream to the hub with reason ("ok" or why it ended
+// early) and the kind of end when there is one.
+func (m *Member) endLogs(reply, reason, code string) {
 	if reply == "" {
 		return
 	}
 	out := nats.NewMsg(reply)
 	out.Header.Set(protocol.LogEndHeader, reason)
+	out.Header.Set(protocol.LogVersionHeader, strconv.Itoa(protocol.Version))
+	if code != "" {
+		out.Header.Set(protocol.LogEndCodeHeader, code)
+	}
 	_ = m.conn.PublishMsg(out)
 }

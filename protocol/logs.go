@@ -29,6 +29,10 @@ const (
 	// end it is when the requester may act on it (LogEndNotFound,
 	// LogEndNoPrevious); absent otherwise (and from version 4 senders).
 	LogEndCodeHeader = "Atoll-End-Code"
+	// LogVersionHeader, on every end since version 5, is the protocol
+	// version of the end's sender: a reader that asked for options can
+	// tell an older peer that ignored them.
+	LogVersionHeader = "Atoll-Log-Version"
 )
 
 // Codes of LogEndCodeHeader.

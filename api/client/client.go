@@ -375,19 +375,32 @@ func (c *Client) FollowDrill(ctx context.Context, name, after string, fn func(Dr
 type LogsOptions struct {
 	Replica, Cluster, Stream string
 	Follow                   bool
+	// Tail keeps the last Tail lines of each replica; nil: all.
+	Tail *int
+	// Since is an RFC 3339 time or a duration back from now ("10m").
+	Since string
+	// Timestamps prefixes each line with its time.
+	Timestamps bool
+	// Previous reads the run before each replica's last restart.
+	Previous bool
 }
 
 // Logs streams a workload's replica logs (lines prefixed [cluster/replica]
 // unless one replica is asked for). The caller closes the reader.
 func (c *Client) Logs(ctx context.Context, workload string, opts LogsOptions) (io.ReadCloser, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"replica": opts.Replica, "cluster": opts.Cluster, "stream": opts.Stream} {
+	for k, v := range map[string]string{"replica": opts.Replica, "cluster": opts.Cluster, "stream": opts.Stream, "since": opts.Since} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	if opts.Follow {
-		q.Set("follow", "true")
+	for k, v := range map[string]bool{"follow": opts.Follow, "timestamps": opts.Timestamps, "previous": opts.Previous} {
+		if v {
+			q.Set(k, "true")
+		}
+	}
+	if opts.Tail != nil {
+		q.Set("tail", strconv.Itoa(*opts.Tail))
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/workloads/"+url.PathEscape(workload)+"/logs", q, "", nil)
 	if err != nil {

@@ -137,6 +137,7 @@ type apiMetrics struct {
 	watches     metric.Int64UpDownCounter
 	watchEvents metric.Int64Counter
 	refused     metric.Int64Counter
+	logReads    metric.Int64Counter
 }
 
 var installErrors sync.Once
@@ -173,6 +174,8 @@ func New(cfg Config) *API {
 	s.metrics.watchEvents, _ = meter.Int64Counter("watch.events", metric.WithUnit("{event}"), metric.WithDescription("Change-log rows read by watches."))
 	s.metrics.refused, _ = meter.Int64Counter("http.input.refused", metric.WithUnit("{request}"),
 		metric.WithDescription("Requests refused before decoding, by reason: parameter, body_unreadable, yaml, body_too_costly, body_text."))
+	s.metrics.logReads, _ = meter.Int64Counter("logs.reads", metric.WithUnit("{request}"),
+		metric.WithDescription("Replica log reads, by outcome: lines, empty, problem, member_too_old."))
 	s.router = s.routes()
 	return s
 }

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/natsbus"
@@ -21,62 +25,225 @@ import (
 )
 
 type logsInput struct {
-	Name    string `path:"name" maxLength:"63"`
-	Replica string `query:"replica" maxLength:"128" doc:"Only this replica."`
-	Cluster string `query:"cluster" maxLength:"63" doc:"Only replicas in this cluster (default: every cluster)."`
-	Follow  bool   `query:"follow" doc:"Keep streaming new lines."`
-	Stream  string `query:"stream" enum:"stdout,stderr" doc:"Default stdout."`
+	Name       string `path:"name" maxLength:"63"`
+	Replica    string `query:"replica" maxLength:"128" doc:"Only this replica."`
+	Cluster    string `query:"cluster" maxLength:"63" doc:"Only replicas in this cluster (default: every cluster)."`
+	Follow     bool   `query:"follow" doc:"Keep streaming new lines."`
+	Stream     string `query:"stream" enum:"stdout,stderr" doc:"Default stdout."`
+	Tail       int    `query:"tail" default:"-1" minimum:"-1" doc:"Only the last N lines of each replica (-1: all)."`
+	Since      string `query:"since" maxLength:"40" doc:"Only lines written since this time (RFC 3339) or for this long (a duration like 10m or 1h30m)."`
+	Timestamps bool   `query:"timestamps" doc:"Prefix each line with the time it was written (RFC 3339, UTC)."`
+	Previous   bool   `query:"previous" doc:"The run before each replica's last restart instead of the current one (not with follow)."`
+}
+
+// parseSince reads the since parameter: an RFC 3339 time, or a positive
+// duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return time.Time{}, errors.New("must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration (10m, 1h30m)")
+	}
+	if d <= 0 {
+		return time.Time{}, errors.New("a duration must be positive")
+	}
+	return now.Add(-d), nil
+}
+
+// logsRequest checks in and makes the request members are asked with.
+func logsRequest(in *logsInput, now time.Time) (protocol.LogsRequest, *problem) {
+	req := protocol.LogsRequest{Version: protocol.Version, Workload: in.Name, Replica: in.Replica, Stream: in.Stream,
+		Follow: in.Follow, Timestamps: in.Timestamps, Previous: in.Previous}
+	if in.Tail >= 0 {
+		tail := in.Tail
+		req.Tail = &tail
+	}
+	if in.Since != "" {
+		t, err := parseSince(in.Since, now)
+		if err != nil {
+			return req, located(http.StatusUnprocessableEntity, api.CodeInvalid, "invalid since", "query.since", err.Error())
+		}
+		req.Since = &t
+	}
+	if in.Previous && in.Follow {
+		return req, located(http.StatusUnprocessableEntity, api.CodeInvalid, "previous and follow together", "query.previous",
+			"the previous run has ended and cannot be followed: leave out follow")
+	}
+	return req, nil
+}
+
+// logOptionNames lists the options of req an older member would ignore.
+func logOptionNames(req protocol.LogsRequest) string {
+	var names []string
+	if req.Tail != nil {
+		names = append(names, "tail")
+	}
+	if req.Since != nil {
+		names = append(names, "since")
+	}
+	if req.Timestamps {
+		names = append(names, "timestamps")
+	}
+	if req.Previous {
+		names = append(names, "previous")
+	}
+	return strings.Join(names, ", ")
+}
+
+// logCluster is a cluster logs are read from, and the protocol version
+// its member speaks (0: not known).
+type logCluster struct {
+	name    string
+	version int
+}
+
+func logClusterOf(rec *pgstore.Record) logCluster {
+	var st api.ClusterStatus
+	_ = json.Unmarshal(rec.Status, &st)
+	return logCluster{name: rec.Meta.Name, version: st.ProtocolVersion}
 }
 
 // registerLogs serves replica logs, read through each member from its node
 // agents. Lines are prefixed with [cluster/replica] unless one replica was
 // asked for; problems with a cluster end the text as lines starting "# ".
+// A replica that no cluster has (or, with previous, whose previous run no
+// cluster has) is a 404, sent once every cluster answered.
 func registerLogs(s *API, hapi huma.API) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "workload-logs", Method: http.MethodGet, Path: "/api/v1/workloads/{name}/logs",
 		Summary: "Read (or follow) a workload's replica logs", Tags: []string{"Workloads"}, Security: bearer,
+		Description: "By default the current (or last) run of each replica's process; previous reads the run before its last restart. " +
+			"Members older than protocol 5 cannot honour tail, since, timestamps or previous: their clusters are not read, and the text says so.",
 		// Logs can hold what a viewer should not see: operators and above.
 		Metadata: opMeta(api.RoleOperator, "", "Workload"), Errors: []int{401, 403, 404, 422, 503},
 		Responses: map[string]*huma.Response{"200": {Description: "Log lines", Content: map[string]*huma.MediaType{"text/plain": {}}}},
 	}, func(ctx context.Context, in *logsInput) (*huma.StreamResponse, error) {
+		req, bad := logsRequest(in, s.now())
+		if bad != nil {
+			return nil, toProblem(ctx, bad)
+		}
 		if s.bus == nil {
 			return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS: no member can be asked"))
 		}
 		if _, err := s.store.Get(ctx, "Workload", in.Name); err != nil {
 			return nil, toProblem(ctx, err)
 		}
-		var clusters []string
+		var clusters []logCluster
 		if in.Cluster != "" {
-			if _, err := s.store.Get(ctx, "Cluster", in.Cluster); err != nil {
+			rec, err := s.store.Get(ctx, "Cluster", in.Cluster)
+			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
-			clusters = []string{in.Cluster}
+			clusters = []logCluster{logClusterOf(rec)}
 		} else {
 			res, err := s.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
 			for _, c := range res.Items {
-				clusters = append(clusters, c.Meta.Name)
+				clusters = append(clusters, logClusterOf(c))
 			}
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
-			hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
-			hctx.SetHeader("X-Accel-Buffering", "no")
-			hctx.SetStatus(http.StatusOK)
+			sctx, span := s.tel.Tracer.Tracer("github.com/atollhq/atoll/hub/httpapi").Start(hctx.Context(), "logs.read",
+				trace.WithAttributes(attribute.String("workload", in.Name), attribute.String("replica", in.Replica),
+					attribute.Int("clusters", len(clusters)), attribute.Bool("follow", in.Follow), attribute.Bool("previous", in.Previous)))
+			defer span.End()
 			w := &lineWriter{out: hctx.BodyWriter(), flush: flusher{hctx.BodyWriter()}, prefix: in.Replica == ""}
-			s.streamLogs(hctx.Context(), w, clusters, in)
+			w.begin = func() {
+				hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
+				hctx.SetHeader("X-Accel-Buffering", "no")
+				hctx.SetStatus(http.StatusOK)
+			}
+			if in.Follow {
+				// A followed stream starts within a moment even when no
+				// line comes: the client sees the headers.
+				t := time.AfterFunc(2*time.Second, w.start)
+				defer t.Stop()
+			}
+			sum := s.streamLogs(sctx, w, clusters, req)
+			span.SetAttributes(attribute.Int("lines", w.lines), attribute.Int("problems", len(sum.problems)))
+			s.metrics.logReads.Add(sctx, 1, metric.WithAttributes(attribute.String("outcome", sum.outcome(w.lines))))
+			if p := sum.refusal(req, len(clusters)); p != nil && !w.started() {
+				p.Instance = hctx.URL().Path
+				hctx.SetHeader("Content-Type", "application/problem+json")
+				hctx.SetStatus(p.Status)
+				_ = json.NewEncoder(hctx.BodyWriter()).Encode(p.Problem)
+				return
+			}
+			sum.finish(w, in.Name, len(clusters))
 		}}, nil
 	})
 }
 
-func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []string, in *logsInput) {
-	req := protocol.LogsRequest{Version: protocol.Version, Workload: in.Name, Replica: in.Replica, Stream: in.Stream, Follow: in.Follow}
-	var problems []string
+// logsSummary is how each cluster's stream ended.
+type logsSummary struct {
+	problems   []string
+	notFound   int // clusters without the replica (or any of the workload's)
+	noPrevious int // clusters whose replica has no previous run
+	tooOld     int // clusters whose member cannot honour the options
+}
+
+// refusal is the error answer a read that found nothing gets: the replica
+// is in no cluster, or has no previous run. nil when the text answers.
+func (sum *logsSummary) refusal(req protocol.LogsRequest, clusters int) *problem {
+	if req.Replica == "" || clusters == 0 || sum.notFound+sum.noPrevious < clusters || sum.tooOld > 0 {
+		return nil
+	}
+	if sum.noPrevious > 0 {
+		return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("replica %s of %s has no previous run: it has not restarted (or that run's output was rotated away)", req.Replica, req.Workload))
+	}
+	where := "any cluster"
+	if clusters == 1 {
+		where = "that cluster"
+	}
+	return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %s has no replica %s in %s", req.Workload, req.Replica, where))
+}
+
+func (sum *logsSummary) outcome(lines int) string {
+	switch {
+	case lines > 0:
+		return "lines"
+	case sum.tooOld > 0:
+		return "member_too_old"
+	case len(sum.problems) > 0:
+		return "problem"
+	}
+	return "empty"
+}
+
+// finish writes the problems and, when nothing was read, says so.
+func (sum *logsSummary) finish(w *lineWriter, workload string, clusters int) {
+	for _, p := range sum.problems {
+		_ = w.write("", "", []byte("# "+p+"\n"))
+	}
+	if w.lines == 0 && len(sum.problems) == 0 {
+		if sum.notFound == clusters {
+			_ = w.write("", "", []byte(fmt.Sprintf("# no replica of %s runs in any of %d cluster(s): nothing to read\n", workload, clusters)))
+		} else {
+			_ = w.write("", "", []byte(fmt.Sprintf("# no logs of %s were found in %d cluster(s)\n", workload, clusters)))
+		}
+	}
+	w.start()
+}
+
+func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []logCluster, req protocol.LogsRequest) *logsSummary {
+	sum := &logsSummary{}
 	var mu sync.Mutex
-	one := func(cluster string) {
+	one := func(c logCluster) {
+		cluster := c.name
+		if req.HasOptions() && c.version > 0 && c.version < protocol.LogOptionsSince {
+			mu.Lock()
+			sum.tooOld++
+			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s was not read: its member speaks protocol %d and cannot honour %s (upgrade it to protocol %d, or ask without them)",
+				cluster, c.version, logOptionNames(req), protocol.LogOptionsSince))
+			mu.Unlock()
+			return
+		}
 		cctx := ctx
-		if !in.Follow {
+		if !req.Follow {
 			var cancel context.CancelFunc
 			cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -84,6 +251,7 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []string, 
 		err := s.bus.Stream(cctx, cluster, protocol.LogsSubject(cluster), protocol.LogEndHeader,
 			func(stop string) []byte {
 				r := req
+				r.Version = protocol.SpokenWith(c.version)
 				r.Stop = stop
 				b, _ := json.Marshal(r)
 				return b
@@ -96,16 +264,24 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []string, 
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		var end *natsbus.StreamEndError
 		switch {
-		case errors.Is(err, natsbus.ErrStreamEnded) && len(clusters) > 1:
-			// "no replica here" from a cluster not asked for by name is no news.
+		case errors.As(err, &end) && (end.Header.Get(protocol.LogEndCodeHeader) == protocol.LogEndNotFound || strings.HasPrefix(end.Reason, "no replica of ")):
+			// "no replica here" (a version 4 member says so in words).
+			sum.notFound++
+			if len(clusters) == 1 && req.Replica == "" {
+				sum.problems = append(sum.problems, end.Reason)
+			}
+		case errors.As(err, &end) && end.Header.Get(protocol.LogEndCodeHeader) == protocol.LogEndNoPrevious:
+			sum.noPrevious++
+			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s: %s", cluster, end.Reason))
 		case errors.Is(err, natsbus.ErrNoReply):
-			problems = append(problems, fmt.Sprintf("cluster %s did not answer (is its member running?)", cluster))
+			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s did not answer (is its member running?)", cluster))
 		default:
-			problems = append(problems, fmt.Sprintf("cluster %s: %v", cluster, err))
+			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s: %v", cluster, err))
 		}
 	}
-	if in.Follow {
+	if req.Follow {
 		var wg sync.WaitGroup
 		for _, c := range clusters {
 			wg.Add(1)
@@ -117,12 +293,7 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []string, 
 			one(c)
 		}
 	}
-	for _, p := range problems {
-		_ = w.write("", "", []byte("# "+p+"\n"))
-	}
-	if w.lines == 0 && len(problems) == 0 {
-		_ = w.write("", "", []byte(fmt.Sprintf("# no logs of %s were found in %d cluster(s)\n", in.Name, len(clusters))))
-	}
+	return sum
 }
 
 // lineWriter writes whole lines, prefixed with their source when several
@@ -133,11 +304,37 @@ type lineWriter struct {
 	flush  flusher
 	prefix bool
 	lines  int
+	begin  func() // sends the headers, before the first write
+	begun  bool
+}
+
+// start sends the headers if they were not sent yet.
+func (w *lineWriter) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.startLocked()
+}
+
+func (w *lineWriter) startLocked() {
+	if !w.begun {
+		w.begun = true
+		if w.begin != nil {
+			w.begin()
+		}
+		w.flush.Flush()
+	}
+}
+
+func (w *lineWriter) started() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.begun
 }
 
 func (w *lineWriter) write(cluster, replica string, data []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.startLocked()
 	var buf bytes.Buffer
 	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
 		if len(line) == 0 {

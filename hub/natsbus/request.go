@@ -105,6 +105,18 @@ func (b *Bus) Request(ctx context.Context, cluster, subject string, data []byte)
 // ErrStreamEnded wraps the reason a member gave for ending a stream early.
 var ErrStreamEnded = errors.New("the member ended the stream")
 
+// StreamEndError is a stream's early end: the member's reason and the
+// headers of its end message (errors.Is ErrStreamEnded).
+type StreamEndError struct {
+	Reason string
+	Header nats.Header
+}
+
+func (e *StreamEndError) Error() string { return ErrStreamEnded.Error() + ": " + e.Reason }
+
+// Unwrap makes errors.Is(e, ErrStreamEnded) true.
+func (e *StreamEndError) Unwrap() error { return ErrStreamEnded }
+
 // Stream sends a request whose answer is a stream of messages ending with
 // one that carries the header endHeader. build makes the request body
 // given the subject that stops the stream early (published when ctx ends
@@ -141,7 +153,7 @@ func (b *Bus) Stream(ctx context.Context, cluster, subject, endHeader string, bu
 				if end == "ok" {
 					return nil
 				}
-				return fmt.Errorf("%w: %s", ErrStreamEnded, end)
+				return &StreamEndError{Reason: end, Header: msg.Header}
 			}
 			if err := fn(msg); err != nil {
 				_ = r.conn.Publish(stop, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,7 +26,7 @@ func serveLogs(ctx context.Context, nc *nats.Conn, node string, r *runtime.Runti
 			err = errors.New("a node serves one replica's logs at a time")
 		}
 		if err != nil {
-			endStream(nc, msg.Reply, err.Error())
+			endStream(nc, msg.Reply, err.Error(), "")
 			return
 		}
 		// Listen for the stop before anything else, in the handler, so an
@@ -50,31 +51,67 @@ func streamLogs(ctx context.Context, nc *nats.Conn, reply string, req protocol.L
 	if stream == "" {
 		stream = "stdout"
 	}
-	rc, err := r.Logs(req.Replica, stream, req.Follow)
+	rc, err := r.Logs(req.Replica, stream, logOptions(req))
 	if err != nil {
-		endStream(nc, reply, err.Error())
+		endStream(nc, reply, err.Error(), "")
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { <-ctx.Done(); rc.Close() }() // unblocks a follower's read
-	err = copyLines(nc, reply, req.Replica, rc)
+	sent, err := copyLines(nc, reply, req.Replica, rc)
 	switch {
-	case err == nil, ctx.Err() != nil:
-		endStream(nc, reply, "ok")
+	case errors.Is(err, runtime.ErrNoPreviousRun):
+		endStream(nc, reply, "replica "+req.Replica+": "+err.Error(), protocol.LogEndNoPrevious)
+	case ctx.Err() != nil:
+		endStream(nc, reply, "ok", "")
+	case err != nil:
+		endStream(nc, reply, err.Error(), "")
+	case sent == 0 && !req.Follow && (req.Tail == nil || *req.Tail > 0):
+		endStream(nc, reply, noOutput(req, r), "")
 	default:
-		endStream(nc, reply, err.Error())
+		endStream(nc, reply, "ok", "")
 	}
 }
 
-// copyLines sends whole lines, batched up to 32 KiB per message.
-func copyLines(nc *nats.Conn, reply, replica string, rc io.Reader) error {
+// logOptions are the runtime's options for req (a version 4 request has
+// none: all of the current run).
+func logOptions(req protocol.LogsRequest) runtime.LogOptions {
+	o := runtime.LogOptions{Follow: req.Follow, Tail: -1, Timestamps: req.Timestamps, Previous: req.Previous}
+	if req.Tail != nil {
+		o.Tail = *req.Tail
+	}
+	if req.Since != nil {
+		o.Since = *req.Since
+	}
+	return o
+}
+
+// noOutput says why a read found no lines.
+func noOutput(req protocol.LogsRequest, r *runtime.Runtime) string {
+	switch {
+	case req.Previous:
+		return "replica " + req.Replica + " wrote nothing in its previous run"
+	case req.Since != nil:
+		return "replica " + req.Replica + " wrote nothing since " + req.Since.UTC().Format(time.RFC3339)
+	}
+	if why := r.NoOutputReason(req.Replica); why != "" {
+		return why
+	}
+	return "replica " + req.Replica + " wrote nothing"
+}
+
+// copyLines sends whole lines, batched up to 32 KiB per message, and
+// counts the bytes sent.
+func copyLines(nc *nats.Conn, reply, replica string, rc io.Reader) (int, error) {
 	br := bufio.NewReaderSize(rc, 64<<10)
 	var batch []byte
+	sent := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
+		sent += len(batch)
 		m := nats.NewMsg(reply)
 		m.Header.Set(protocol.LogReplicaHeader, replica)
 		m.Data = batch
@@ -86,27 +123,34 @@ func copyLines(nc *nats.Conn, reply, replica string, rc io.Reader) error {
 		batch = append(batch, line...)
 		if len(batch) >= 32<<10 || (err == nil && br.Buffered() == 0) {
 			if ferr := flush(); ferr != nil {
-				return ferr
+				return sent, ferr
 			}
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrClosedPipe), errors.Is(err, io.ErrUnexpectedEOF):
-			return flush()
+			err = flush()
+			return sent, err
 		default:
 			if ferr := flush(); ferr != nil {
-				return ferr
+				return sent, ferr
 			}
-			return err
+			return sent, err
 		}
 	}
 }
 
-func endStream(nc *nats.Conn, reply, reason string) {
+// endStream ends a stream with reason ("ok" or why it ended early) and
+// the kind of end (protocol.LogEndCodeHeader) when there is one.
+func endStream(nc *nats.Conn, reply, reason, code string) {
 	if reply == "" {
 		return
 	}
 	m := nats.NewMsg(reply)
 	m.Header.Set(protocol.LogEndHeader, reason)
+	m.Header.Set(protocol.LogVersionHeader, strconv.Itoa(protocol.Version))
+	if code != "" {
+		m.Header.Set(protocol.LogEndCodeHeader, code)
+	}
 	_ = nc.PublishMsg(m)
 }
