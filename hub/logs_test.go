@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/member/runtime"
 )
 
 // TestLogsThroughTheMember: replica logs are read hub -> member -> node
@@ -28,7 +30,8 @@ func TestLogsThroughTheMember(t *testing.T) {
 	}
 	go func() { _ = m.Run(ctx) }()
 	waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
+		Runtime: runtime.Config{Backoff: runtime.BackoffConfig{Initial: 500 * time.Millisecond, Max: time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +72,75 @@ func TestLogsThroughTheMember(t *testing.T) {
 	if ticks < 3 {
 		t.Errorf("following: want 3 new tick lines, got %d", ticks)
 	}
+	// The options: the replica's name from the prefixed read.
+	_, rest, _ := strings.Cut(string(body), "[r1/")
+	replica, _, _ := strings.Cut(rest, "]")
+	text := func(opts client.LogsOptions) string {
+		t.Helper()
+		rc, err := read(opts)
+		if err != nil {
+			t.Fatalf("logs %+v: %v", opts, err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		return string(b)
+	}
+	two := 2
+	if got := text(client.LogsOptions{Replica: replica, Tail: &two}); strings.Count(got, "\n") != 2 || !strings.HasPrefix(got, "tick ") {
+		t.Errorf("tail 2: want two tick lines, got:\n%s", got)
+	}
+	got := text(client.LogsOptions{Replica: replica, Timestamps: true, Since: "1h"})
+	first, _, _ := strings.Cut(got, "\n")
+	ts, line, _ := strings.Cut(first, " ")
+	if at, err := time.Parse(time.RFC3339Nano, ts); err != nil || time.Since(at) > time.Minute || line != "hello from "+replica {
+		t.Errorf("timestamps: want a recent time and the hello line first, got %q (%v)", first, err)
+	}
+	if got := text(client.LogsOptions{Replica: replica, Since: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}); !strings.Contains(got, "# replica "+replica+" on node n1: replica "+replica+" wrote nothing since") {
+		t.Errorf("since an hour from now: want a line saying nothing was written since, got:\n%s", got)
+	}
+	// No previous run, and a replica that does not exist: 404s (the CLI
+	// exits non-zero).
+	if _, err := read(client.LogsOptions{Replica: replica, Previous: true}); api.ErrorCode(err) != api.CodeNotFound || !strings.Contains(err.Error(), "no previous run") {
+		t.Errorf("previous of a replica that never restarted: want a not-found error, got %v", err)
+	}
+	if _, err := read(client.LogsOptions{Replica: "talker-nope"}); api.ErrorCode(err) != api.CodeNotFound || !strings.Contains(err.Error(), "no replica talker-nope") {
+		t.Errorf("a replica that does not exist: want a not-found error, got %v", err)
+	}
+
+	// A replica that restarts: --previous is the run before.
+	count := t.TempDir() + "/count"
+	crash := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh", Args: []string{"-c", `n=$(cat ` + count + ` 2>/dev/null || echo 0); n=$((n+1)); echo $n > ` + count + `; echo "run $n"; sleep 0.3; exit 3`}}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "crasher"}, Spec: api.WorkloadSpec{Replicas: 1, Template: crash}})
+	waitFor(t, "the crasher restarted twice", 30*time.Second, func() bool { return workloadStatus(m, "crasher").Restarts >= 2 })
+	waitFor(t, "the previous run one behind the current", 30*time.Second, func() bool {
+		cur, err := e.admin.Logs(ctx, "crasher", client.LogsOptions{Cluster: "r1"})
+		if err != nil {
+			return false
+		}
+		cb, _ := io.ReadAll(cur)
+		cur.Close()
+		prev, err := e.admin.Logs(ctx, "crasher", client.LogsOptions{Cluster: "r1", Previous: true})
+		if err != nil {
+			return false
+		}
+		pb, _ := io.ReadAll(prev)
+		prev.Close()
+		var c, p int
+		_, cerr := fmt.Sscanf(after(string(cb), "] "), "run %d", &c)
+		_, perr := fmt.Sscanf(after(string(pb), "] "), "run %d", &p)
+		return cerr == nil && perr == nil && p == c-1
+	})
+
+	// No logs say why: a command that does not exist, a simulated replica.
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "broken"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/no/such/command"}}})
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "simmy"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}})
+	waitFor(t, "the broken replica's reason", 30*time.Second, func() bool {
+		return strings.Contains(readWorkload(ctx, e, "broken"), "/no/such/command")
+	})
+	waitFor(t, "the simulated replica's reason", 30*time.Second, func() bool {
+		return strings.Contains(readWorkload(ctx, e, "simmy"), "is simulated")
+	})
+
 	// Refusals.
 	viewer := e.token("v", api.RoleViewer)
 	for _, c := range []struct {
@@ -79,9 +151,39 @@ func TestLogsThroughTheMember(t *testing.T) {
 		{"/api/v1/workloads/nothing/logs", adminSecret, 404},
 		{"/api/v1/workloads/talker/logs?cluster=nowhere", adminSecret, 404},
 		{"/api/v1/workloads/talker/logs?stream=stdin", adminSecret, 422},
+		{"/api/v1/workloads/talker/logs?tail=-2", adminSecret, 422},
+		{"/api/v1/workloads/talker/logs?tail=many", adminSecret, 422},
+		{"/api/v1/workloads/talker/logs?since=yesterday", adminSecret, 422},
+		{"/api/v1/workloads/talker/logs?since=-5m", adminSecret, 422},
+		{"/api/v1/workloads/talker/logs?previous=true&follow=true", adminSecret, 422},
 	} {
-		if r := e.do("GET", c.path, c.token, "", nil); r.status != c.status {
+		r := e.do("GET", c.path, c.token, "", nil)
+		if r.status != c.status {
 			t.Errorf("GET %s: want %d, got %d %s", c.path, c.status, r.status, r.body)
 		}
+		if c.status == 422 {
+			_, q, _ := strings.Cut(c.path, "?")
+			field, _, _ := strings.Cut(q, "=")
+			if !strings.Contains(string(r.body), `"location":"query.`+field+`"`) {
+				t.Errorf("GET %s: want the field path query.%s, got %s", c.path, field, r.body)
+			}
+		}
 	}
+}
+
+// after is what follows the first sep in s ("" without it).
+func after(s, sep string) string {
+	_, a, _ := strings.Cut(s, sep)
+	return a
+}
+
+// readWorkload reads a workload's logs whole, as text.
+func readWorkload(ctx context.Context, e *env, name string) string {
+	rc, err := e.admin.Logs(ctx, name, client.LogsOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return string(b)
 }
