@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,9 +13,11 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/runtime"
+	"github.com/atollhq/atoll/protocol"
 )
 
 // TestLogsThroughTheMember: replica logs are read hub -> member -> node
@@ -168,6 +171,30 @@ func TestLogsThroughTheMember(t *testing.T) {
 				t.Errorf("GET %s: want the field path query.%s, got %s", c.path, field, r.body)
 			}
 		}
+	}
+}
+
+// TestLogsOptionsAndAnOlderMember: a member of protocol 4 would ignore
+// the options, so its cluster is not asked with them, and the text says so.
+func TestLogsOptionsAndAnOlderMember(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady, Identity: "Uold", ProtocolVersion: protocol.LogOptionsSince - 1})
+	if _, err := e.store.Create(context.Background(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+		Meta: api.ObjectMeta{Name: "old", Labels: map[string]string{api.LabelRegion: "eu"}}, Spec: []byte("{}"), Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}})
+	ten := 10
+	rc, err := e.admin.Logs(context.Background(), "web", client.LogsOptions{Tail: &ten, Timestamps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	want := fmt.Sprintf("# cluster old was not read: its member speaks protocol %d and cannot honour tail, timestamps", protocol.LogOptionsSince-1)
+	if !strings.Contains(string(body), want) {
+		t.Errorf("want %q, got:\n%s", want, body)
 	}
 }
 
