@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Workload is a set of identical replicas the hub places over member
@@ -236,6 +237,19 @@ type ClusterReplicas struct {
 	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
 	Pending    string      `json:"pending,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
+	// ReportedAt is when the hub last heard the cluster's report of the
+	// workload (as of the status's last write: it is written again when
+	// the cluster's health changes).
+	ReportedAt *time.Time `json:"reportedAt,omitempty" doc:"When the hub last heard this cluster report the workload."`
+	// ClusterHealth is the cluster's health when it is not Ready: these
+	// figures are then last known, as of ReportedAt.
+	ClusterHealth string `json:"clusterHealth,omitempty" enum:"Suspect,Unreachable,Unknown" doc:"Set when the cluster is not Ready: the figures are last known, as of reportedAt."`
+}
+
+// LastKnown labels the figures of a cluster that is not Ready ("last
+// known, 20 s ago"); "" while it is Ready.
+func (c ClusterReplicas) LastKnown(now time.Time) string {
+	return LastKnown(c.ClusterHealth, c.ReportedAt, now)
 }
 
 // GetTypeMeta implements Object.

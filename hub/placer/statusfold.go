@@ -42,7 +42,8 @@ type StatusFolder struct {
 	mu      sync.Mutex
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
 	dirty   map[string]bool
-	judged  map[string]string // cluster -> the health its reports were last folded under
+	judged  map[string]string    // cluster -> the health its reports were last folded under
+	heard   map[string]time.Time // cluster -> when its last report arrived
 
 	sub  *nats.Subscription
 	loop loop.Loop
@@ -64,7 +65,7 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 		lead = leader.Sole{}
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, judged: map[string]string{}, leader: lead}
+		dirty: map[string]bool{}, judged: map[string]string{}, heard: map[string]time.Time{}, leader: lead}
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -87,6 +88,7 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.heard[r.Cluster] = f.now().UTC().Truncate(time.Millisecond)
 	seen := map[string]bool{}
 	for _, ws := range r.Workloads {
 		seen[ws.Workload] = true
@@ -140,7 +142,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	// reports count for: fold its workloads again.
 	for w, byCluster := range f.reports {
 		for c := range byCluster {
-			if h := healthOf(c); (h == api.HealthUnreachable) != (f.judged[c] == api.HealthUnreachable) {
+			if h := healthOf(c); refold(f.judged[c], h) {
 				f.dirty[w] = true
 			}
 		}
@@ -160,6 +162,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	f.dirty = map[string]bool{}
+	heard := maps.Clone(f.heard)
 	f.mu.Unlock()
 
 	regions := f.regions(ctx)
@@ -169,6 +172,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			_ = json.Unmarshal(cur.Status, &st)
 			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement = st.Placement // the placer's part stays
+			stampClusters(folded.Clusters, st.Clusters, heard, healthOf)
 			b, err := json.Marshal(folded)
 			cur.Status = b
 			return err
@@ -215,6 +219,37 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return written, errors.Join(errs...)
+}
+
+// refold says whether a cluster's reports must be folded again after its
+// health went from was to is: Unreachable changes what they count for,
+// and any change between Ready and not Ready changes how they are
+// labelled (live or last known).
+func refold(was, is string) bool {
+	if was == "" {
+		was = api.HealthReady
+	}
+	return was != is && (api.Stale(was) || api.Stale(is))
+}
+
+// stampClusters says, for each cluster row, when its cluster last
+// reported (what this hub heard, else what the stored rows old say) and,
+// when it is not Ready, its health: the row's figures are then last known.
+func stampClusters(rows, old []api.ClusterReplicas, heard map[string]time.Time, health func(string) string) {
+	for i := range rows {
+		if t, ok := heard[rows[i].Cluster]; ok {
+			rows[i].ReportedAt = &t
+		} else {
+			for _, o := range old {
+				if o.Cluster == rows[i].Cluster {
+					rows[i].ReportedAt = o.ReportedAt
+				}
+			}
+		}
+		if h := health(rows[i].Cluster); api.Stale(h) {
+			rows[i].ClusterHealth = h
+		}
+	}
 }
 
 // regions maps cluster names to their region label.
