@@ -114,6 +114,13 @@ func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.Raw
 	if m.DeletionTimestamp != nil {
 		t.row("Deleting since:", m.DeletionTimestamp.Format(time.RFC3339))
 	}
+	for i, l := range staleLines(k.Name, status, time.Now()) {
+		title := ""
+		if i == 0 {
+			title = "Last known:"
+		}
+		t.row(title, l)
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}

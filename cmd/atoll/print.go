@@ -94,6 +94,11 @@ var printers = map[string]printer{
 			if cp := c.Status.Capacity; cp != nil {
 				nodes = fmt.Sprintf("%d/%d", cp.NodesReady, cp.NodesTotal)
 				replicas = fmt.Sprintf("%d/%d", cp.ReplicasReady, cp.Replicas)
+				if lk := api.LastKnown(c.HealthOrUnknown(), c.Status.LastHeartbeatTime, now); lk != "" {
+					// Figures of a cluster not heard from are history.
+					nodes += " (" + lk + ")"
+					replicas += " (" + lk + ")"
+				}
 				cpu = fmt.Sprintf("%dm/%dm", cp.CPUAllocated, cp.CPUAllocatable)
 				mem = fmt.Sprintf("%dMi/%dMi", cp.MemoryAllocated>>20, cp.MemoryAllocatable>>20)
 			}
@@ -135,14 +140,15 @@ var printers = map[string]printer{
 	},
 	"Workload": {
 		headers:     []string{"NAME", "REPLICAS", "READY", "DRIVER", "AGE"},
-		wideHeaders: []string{"GENERATION", "OBSERVED", "REGIONS", "HEALTH", "LABELS"},
+		wideHeaders: []string{"GENERATION", "OBSERVED", "REGIONS", "HEALTH", "LAST KNOWN", "LABELS"},
 		row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 			var w api.Workload
 			_ = json.Unmarshal(raw, &w)
 			cells := []string{w.Metadata.Name, fmt.Sprint(w.Spec.Replicas), fmt.Sprintf("%d/%d", w.Status.ReadyReplicas, w.Spec.Replicas),
 				w.Spec.Template.Driver, age(w.Metadata.CreationTimestamp, now)}
 			if wide {
-				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), api.FormatRegionSplit(api.RegionSplit(w.Status.Clusters)), w.Health().State, labelString(w.Metadata.Labels))
+				cells = append(cells, fmt.Sprint(w.Metadata.Generation), fmt.Sprint(w.Status.ObservedGeneration), api.FormatRegionSplit(api.RegionSplit(w.Status.Clusters)), w.Health().State,
+					lastKnownClusters(w.Status.Clusters, now), labelString(w.Metadata.Labels))
 			}
 			return cells
 		},
