@@ -118,6 +118,9 @@ type clusterRow struct {
 	Cordoned, Draining           bool
 	Taints                       []string
 	Workloads                    int // workloads with replicas placed here
+	// LastKnown labels the figures of a cluster that is not Ready
+	// ("last known, 20 s ago"); "" while they are live.
+	LastKnown string
 }
 
 func newClusterRow(c *api.Cluster) clusterRow {
@@ -136,7 +139,50 @@ func newClusterRow(c *api.Cluster) clusterRow {
 	for _, t := range c.Spec.Taints {
 		r.Taints = append(r.Taints, t.String())
 	}
+	if r.HasCapacity {
+		r.LastKnown = lastKnownAfter(r.Health, r.HeartbeatAge)
+	}
 	return r
+}
+
+// lastKnownAfter labels figures of a cluster in health heard age seconds
+// ago (negative: never heard), or "" while they are live.
+func lastKnownAfter(health string, age float64) string {
+	if age < 0 {
+		return api.LastKnown(health, nil, time.Time{})
+	}
+	now := time.Unix(0, 0)
+	at := now.Add(-time.Duration(age * float64(time.Second)))
+	return api.LastKnown(health, &at, now)
+}
+
+// workloadCluster is a workload's row of one cluster, with the label of
+// figures that are last known (the cluster is not Ready now).
+type workloadCluster struct {
+	api.ClusterReplicas
+	LastKnown string
+}
+
+// workloadClusters labels the rows of clusters that are not Ready, by the
+// console's live view of them (else the health the row was folded under),
+// with the age of the cluster's last report (else of its last heartbeat).
+func workloadClusters(rows []api.ClusterReplicas, clusters []*api.Cluster, now time.Time) []workloadCluster {
+	byName := map[string]*api.Cluster{}
+	for _, c := range clusters {
+		byName[c.Metadata.Name] = c
+	}
+	out := make([]workloadCluster, len(rows))
+	for i, r := range rows {
+		health, at := r.ClusterHealth, r.ReportedAt
+		if c := byName[r.Cluster]; c != nil {
+			health = c.HealthOrUnknown()
+			if at == nil {
+				at = c.Status.LastHeartbeatTime
+			}
+		}
+		out[i] = workloadCluster{ClusterReplicas: r, LastKnown: api.LastKnown(health, at, now)}
+	}
+	return out
 }
 
 // ageText renders a duration the way the pages show ages: 0.4s, 12s,
@@ -795,7 +841,7 @@ type workloadData struct {
 	Regions     []api.RegionReplicas
 	Placement   *api.PlacementStatus
 	Candidates  []candidate
-	Clusters    []api.ClusterReplicas
+	Clusters    []workloadCluster
 	Conditions  []api.Condition
 	Events      []eventRow
 	Manifest    string
@@ -828,9 +874,10 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 	d := workloadData{Name: name, Health: w.Health(), Desired: w.DesiredReplicas(), Ready: w.Status.ReadyReplicas, Spec: w.Spec,
 		Generation: w.Metadata.Generation, Observed: w.Status.ObservedGeneration, Created: w.Metadata.CreationTimestamp,
 		Deleting: w.Metadata.DeletionTimestamp != nil, Labels: labelPairs(w.Metadata.Labels), Regions: api.RegionSplit(w.Status.Clusters),
-		Placement: w.Status.Placement, Clusters: w.Status.Clusters, Conditions: w.Status.Conditions}
+		Placement: w.Status.Placement, Conditions: w.Status.Conditions}
 	d.CommandLine = strings.TrimSpace(w.Spec.Template.Command + " " + strings.Join(w.Spec.Template.Args, " "))
 	s := c.fleet.snapshot()
+	d.Clusters = workloadClusters(w.Status.Clusters, s.Clusters, c.now())
 	for _, cl := range s.Clusters {
 		cd := candidate{Cluster: cl.Metadata.Name, Region: regionOf(cl), Health: cl.HealthOrUnknown()}
 		if p := w.Status.Placement; p != nil {
