@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,22 @@ spec:
 	b.shot("10-overview-unreachable")
 	if att := b.eval(`document.getElementById('live-c-attention')?.textContent ?? ''`); !strings.Contains(att, edge) || !strings.Contains(att, "Unreachable") {
 		t.Errorf("want %s listed as Unreachable under Needs attention; got %q", edge, att)
+	}
+
+	// What it last reported is greyed and says how old it is, on the
+	// overview, the clusters list, its page and in the CLI.
+	lastKnown := `/^last known, \d+ (s|min) ago$/`
+	b.waitJS("the tile's figures greyed and labelled", fmt.Sprintf(`(() => { const t = document.querySelector('.tile[data-cluster=%q]'); return t?.classList.contains('stale') && %s.test(t.querySelector('.last-known')?.textContent ?? '') })()`, edge, lastKnown))
+	b.shot("11-overview-last-known")
+	b.do("open the clusters list", chromedp.Navigate(d.url+"/clusters"), chromedp.WaitVisible(fmt.Sprintf(`tr[data-cluster=%q]`, edge)))
+	b.waitJS("the row greyed and labelled", fmt.Sprintf(`(() => { const r = document.querySelector('tr[data-cluster=%q]'); return r?.classList.contains('stale') && %s.test(r.querySelector('.last-known')?.textContent ?? '') })()`, edge, lastKnown))
+	if grey := b.eval(fmt.Sprintf(`getComputedStyle(document.querySelector('tr[data-cluster=%q] td')).filter`, edge)); !strings.Contains(grey, "grayscale") {
+		t.Errorf("want the stale row greyed by the stylesheet; its filter is %q", grey)
+	}
+	b.do("open its page", chromedp.Navigate(d.url+"/clusters/"+edge), chromedp.WaitVisible(`h1`))
+	b.waitJS("the page's figures labelled", `/The cluster is Unreachable: these figures are last known, \d+ (s|min) ago/.test(document.querySelector('.last-known')?.textContent ?? '')`)
+	b.shot("12-cluster-last-known")
+	if out := d.mustAtoll(t, "", "get", "clusters").stdout; !regexp.MustCompile(edge + `\s.*Unreachable.*\(last known, \d+ (s|min) ago\)`).MatchString(out) {
+		t.Errorf("want get clusters to label %s's figures as last known; got:\n%s", edge, out)
 	}
 }
