@@ -216,10 +216,13 @@ func (sum *logsSummary) outcome(lines int) string {
 
 // finish writes the problems and, when nothing was read, says so.
 func (sum *logsSummary) finish(w *lineWriter, workload string, clusters int) {
+	w.mu.Lock()
+	said := w.lines > 0 || w.notes > 0 // members' notes say why there are no lines
+	w.mu.Unlock()
 	for _, p := range sum.problems {
 		_ = w.write("", "", []byte("# "+p+"\n"))
 	}
-	if w.lines == 0 && len(sum.problems) == 0 {
+	if !said && len(sum.problems) == 0 {
 		if sum.notFound == clusters {
 			_ = w.write("", "", []byte(fmt.Sprintf("# no replica of %s runs in any of %d cluster(s): nothing to read\n", workload, clusters)))
 		} else {
@@ -303,7 +306,8 @@ type lineWriter struct {
 	out    io.Writer
 	flush  flusher
 	prefix bool
-	lines  int
+	lines  int    // lines of replicas
+	notes  int    // lines about the read ("# ..."), from members
 	begin  func() // sends the headers, before the first write
 	begun  bool
 }
@@ -346,6 +350,8 @@ func (w *lineWriter) write(cluster, replica string, data []byte) error {
 		buf.Write(line)
 		if replica != "" {
 			w.lines++
+		} else {
+			w.notes++
 		}
 	}
 	if _, err := w.out.Write(buf.Bytes()); err != nil {

@@ -391,7 +391,7 @@ func (r *Runtime) Logs(replica string, stream string, opts LogOptions) (io.ReadC
 	switch {
 	case rep != nil && rep.isSim():
 		r.mu.Unlock()
-		return nil, fmt.Errorf("logs: replica %q is simulated and writes no logs", replica)
+		return nil, fmt.Errorf("replica %s is simulated: it has no process and writes no output", replica)
 	case rep != nil && rep.logs != nil:
 		sink = rep.logs.streams[idx].sink
 	case r.keepLogs[replica] != nil:

@@ -1,0 +1,99 @@
+package tests
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLogsCLI: `atoll logs` against atoll dev: --tail and --timestamps on
+// a running process; a replica, a workload or a previous run that does
+// not exist is an error (exit status 1); a simulated replica's logs say
+// why there are none.
+func TestLogsCLI(t *testing.T) {
+	t.Parallel()
+	d := sharedStack(t)
+	d.checkReady(t)
+	talker, sim := uniqueName("logs-talker"), uniqueName("logs-sim")
+	d.mustAtoll(t, fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 1
+  template: {driver: process, command: /bin/sh, args: ["-c", "echo hello; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]}
+---
+apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 1
+  template: {driver: sim}
+`, talker, sim), "apply", "-f", "-")
+	t.Cleanup(func() {
+		d.atoll(t, nil, "", "delete", "workload", talker)
+		d.atoll(t, nil, "", "delete", "workload", sim)
+	})
+
+	// The replica's name, from the prefix of a whole read.
+	prefix := regexp.MustCompile(`^\[([a-z0-9-]+)/(` + talker + `-[a-z0-9]+)\] hello$`)
+	var cluster, replica string
+	deadline := time.Now().Add(60 * time.Second)
+	for replica == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s's hello line within 60 s", talker)
+		}
+		r := d.atoll(t, nil, "", "logs", talker)
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if m := prefix.FindStringSubmatch(l); m != nil {
+				cluster, replica = m[1], m[2]
+			}
+		}
+		if replica == "" {
+			time.Sleep(200 * time.Millisecond) // polling the CLI for the replica to start
+		}
+	}
+
+	r := d.mustAtoll(t, "", "logs", talker, "--replica", replica, "--cluster", cluster, "--tail", "2", "--timestamps")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (hello|tick \d+)$`)
+	if len(lines) != 2 || !stamped.MatchString(lines[0]) || !stamped.MatchString(lines[1]) {
+		t.Errorf("want two time-stamped lines from --tail 2 --timestamps; got:\n%s", r.stdout)
+	}
+	if r := d.mustAtoll(t, "", "logs", talker, "--replica", replica, "--since", "1h"); !strings.HasPrefix(r.stdout, "hello\n") {
+		t.Errorf("want --since 1h to start with the hello line; got:\n%s", r.stdout)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", talker, "--replica", talker + "-nope"}, "no replica " + talker + "-nope"},
+		{[]string{"logs", "no-such-workload"}, "not found"},
+		{[]string{"logs", talker, "--replica", replica, "--previous"}, "no previous run"},
+		{[]string{"logs", talker, "--since", "yesterday"}, "since"},
+		{[]string{"logs", talker, "--tail", "-3"}, "--tail -3"},
+		{[]string{"logs", talker, "--previous", "-f"}, "cannot be followed"},
+	} {
+		r := d.atoll(t, nil, "", c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("want `atoll %s` to fail saying %q; got:\n%s", strings.Join(c.args, " "), c.want, r)
+		}
+	}
+
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r := d.mustAtoll(t, "", "logs", sim)
+		if strings.Contains(r.stdout, "is simulated: it has no process and writes no output") {
+			if strings.Contains(r.stdout, "no logs of") {
+				t.Errorf("want the reason alone, not also a bare \"no logs\"; got:\n%s", r.stdout)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want the simulated replica's logs to say why there are none; got:\n%s", r.stdout)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the CLI for the replica to be placed
+	}
+}
