@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
@@ -49,8 +51,15 @@ func (m *Member) serveLogs(ctx context.Context, st *state.Store) (*nats.Subscrip
 }
 
 func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, req protocol.LogsRequest) {
+	outcome := "ok"
+	defer func() {
+		if m.logReads != nil {
+			m.logReads.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+		}
+	}()
 	bindings, err := st.Bindings(ctx)
 	if err != nil {
+		outcome = "error"
 		m.endLogs(reply, err.Error(), "")
 		return
 	}
@@ -61,6 +70,7 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		}
 	}
 	if len(targets) == 0 {
+		outcome = "not_found"
 		m.endLogs(reply, fmt.Sprintf("no replica of %s%s runs in cluster %s", req.Workload, replicaSuffix(req.Replica), m.cfg.Name), protocol.LogEndNotFound)
 		return
 	}
@@ -105,6 +115,9 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 						problem(fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, end))
 					}
 					if req.HasOptions() && in.Header.Get(protocol.LogVersionHeader) == "" {
+						mu.Lock()
+						outcome = "old_node"
+						mu.Unlock()
 						problem(fmt.Sprintf("node %s runs an older agent that ignores --tail, --since, --timestamps and --previous: replica %s's lines above are unfiltered; upgrade the agent", b.Node, b.Replica))
 					}
 					return
@@ -136,7 +149,11 @@ func (m *Member) relayLogs(ctx context.Context, st *state.Store, reply string, r
 		out.Data = []byte("# " + p + "\n")
 		_ = m.conn.PublishMsg(out)
 	}
+	if outcome == "ok" && len(problems) > 0 {
+		outcome = "node_problem"
+	}
 	if noPrevious != "" {
+		outcome = "no_previous"
 		m.endLogs(reply, noPrevious, protocol.LogEndNoPrevious)
 		return
 	}

@@ -99,6 +99,8 @@ type Member struct {
 
 	rtt    metric.Float64Histogram
 	missed metric.Int64Counter
+	// logReads counts the hub's log requests relayed, by outcome.
+	logReads metric.Int64Counter
 
 	// Access to the region's NATS (nodeauth.go).
 	auth      *regionAuth
@@ -143,6 +145,8 @@ func New(cfg Config) (*Member, error) {
 	m.rtt, _ = meter.Float64Histogram("member.heartbeat.rtt", metric.WithUnit("s"), metric.WithDescription("From sending a heartbeat to its ack."),
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5))
 	m.missed, _ = meter.Int64Counter("member.heartbeat.missed", metric.WithUnit("{heartbeat}"), metric.WithDescription("Heartbeats the hub did not ack in time."))
+	m.logReads, _ = meter.Int64Counter("member.logs.reads", metric.WithUnit("{request}"),
+		metric.WithDescription("Log requests relayed to node agents, by outcome: ok, not_found, no_previous, node_problem, old_node, error."))
 	refused, _ := meter.Int64Counter("member.nats.refused", metric.WithUnit("{connection}"), metric.WithDescription("Connections the region's NATS refused, by reason."))
 	m.auth = &regionAuth{refused: refused, nodes: map[string]string{}, keys: map[string]string{}, loaded: make(chan struct{}),
 		srv: func() *server.Server { return m.server }}
