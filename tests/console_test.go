@@ -262,6 +262,30 @@ spec:
 	a.waitJS("? to open the shortcuts", `document.getElementById('shortcuts')?.open === true`)
 	a.shot("09-shortcuts")
 
+	// A workload only the member's cluster may run, reported by it.
+	pin := uniqueName("console-pin")
+	d.mustAtoll(t, "", "label", "cluster", edge, "pin="+pin)
+	pinned := uniqueName("console-pinned")
+	d.mustAtoll(t, fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 1
+  template: {driver: sim}
+  placement: {clusterSelector: {matchLabels: {pin: %s}}}
+`, pinned, pin), "apply", "-f", "-")
+	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", pinned) })
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		status, body, err := d.request(http.MethodGet, "/api/v1/workloads/"+pinned, d.token, nil)
+		if err == nil && status == http.StatusOK && strings.Contains(string(body), `"reportedAt"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s's report of %s within 30 s; got %d %s (%v)", edge, pinned, status, body, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the API for the member's report
+	}
+
 	// Kill the member: the overview's tile turns Unreachable by itself.
 	b.do("open the overview", chromedp.Navigate(d.url+"/"), chromedp.WaitVisible(fmt.Sprintf(`.tile[data-cluster=%q][data-health="Ready"]`, edge)))
 	b.waitJS("the live stream connected", `document.getElementById('conn')?.dataset.state === 'live'`)
@@ -288,6 +312,15 @@ spec:
 	b.do("open its page", chromedp.Navigate(d.url+"/clusters/"+edge), chromedp.WaitVisible(`h1`))
 	b.waitJS("the page's figures labelled", `/The cluster is Unreachable: these figures are last known, \d+ (s|min) ago/.test(document.querySelector('.last-known')?.textContent ?? '')`)
 	b.shot("12-cluster-last-known")
+	b.do("open the pinned workload", chromedp.Navigate(d.url+"/workloads/"+pinned), chromedp.WaitVisible(`h1`))
+	b.waitJS("its row of the lost cluster greyed and labelled", fmt.Sprintf(`(() => { const r = document.querySelector('tr[data-cluster=%q]'); return r?.classList.contains('stale') && %s.test(r.querySelector('.last-known')?.textContent ?? '') })()`, edge, lastKnown))
+	b.shot("13-workload-last-known")
+	if out := d.mustAtoll(t, "", "get", "workloads", pinned, "-o", "wide").stdout; !regexp.MustCompile(edge + `: last known, \d+ (s|min) ago`).MatchString(out) {
+		t.Errorf("want get workloads -o wide to label %s's row of %s as last known; got:\n%s", pinned, edge, out)
+	}
+	if out := d.mustAtoll(t, "", "describe", "workload", pinned).stdout; !regexp.MustCompile(`Last known:\s+` + edge + ` \(Unreachable\): its row below is last known, \d+ (s|min) ago`).MatchString(out) {
+		t.Errorf("want describe to say %s's row is last known; got:\n%s", edge, out)
+	}
 	if out := d.mustAtoll(t, "", "get", "clusters").stdout; !regexp.MustCompile(edge + `\s.*Unreachable.*\(last known, \d+ (s|min) ago\)`).MatchString(out) {
 		t.Errorf("want get clusters to label %s's figures as last known; got:\n%s", edge, out)
 	}
