@@ -157,21 +157,30 @@ func registerLogs(s *API, hapi huma.API) {
 				hctx.SetHeader("X-Accel-Buffering", "no")
 				hctx.SetStatus(http.StatusOK)
 			}
+			// The answer starts with the first line, or once every cluster
+			// answered (a replica none has is then a 404), or after a
+			// while all the same: a follower sees its headers within a
+			// moment, and a slow cluster does not run a client's
+			// request timeout out.
+			wait := 10 * time.Second
 			if in.Follow {
-				// A followed stream starts within a moment even when no
-				// line comes: the client sees the headers.
-				t := time.AfterFunc(2*time.Second, w.start)
-				defer t.Stop()
+				wait = 2 * time.Second
 			}
+			t := time.AfterFunc(wait, w.start)
+			defer t.Stop()
 			sum := s.streamLogs(sctx, w, clusters, req)
 			span.SetAttributes(attribute.Int("lines", w.lines), attribute.Int("problems", len(sum.problems)))
 			s.metrics.logReads.Add(sctx, 1, metric.WithAttributes(attribute.String("outcome", sum.outcome(w.lines))))
-			if p := sum.refusal(req, len(clusters)); p != nil && !w.started() {
-				p.Instance = hctx.URL().Path
-				hctx.SetHeader("Content-Type", "application/problem+json")
-				hctx.SetStatus(p.Status)
-				_ = json.NewEncoder(hctx.BodyWriter()).Encode(p.Problem)
-				return
+			if p := sum.refusal(req, len(clusters)); p != nil {
+				refused := w.instead(func() {
+					p.Instance = hctx.URL().Path
+					hctx.SetHeader("Content-Type", "application/problem+json")
+					hctx.SetStatus(p.Status)
+					_ = json.NewEncoder(hctx.BodyWriter()).Encode(p.Problem)
+				})
+				if refused {
+					return
+				}
 			}
 			sum.finish(w, in.Name, len(clusters))
 		}}, nil
@@ -329,10 +338,16 @@ func (w *lineWriter) startLocked() {
 	}
 }
 
-func (w *lineWriter) started() bool {
+// instead answers with answer rather than lines, if nothing was sent yet.
+func (w *lineWriter) instead(answer func()) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.begun
+	if w.begun {
+		return false
+	}
+	w.begun = true
+	answer()
+	return true
 }
 
 func (w *lineWriter) write(cluster, replica string, data []byte) error {
