@@ -77,7 +77,7 @@ func streamLogs(ctx context.Context, nc *nats.Conn, reply string, req protocol.L
 // logOptions are the runtime's options for req (a version 4 request has
 // none: all of the current run).
 func logOptions(req protocol.LogsRequest) runtime.LogOptions {
-	o := runtime.LogOptions{Follow: req.Follow, Tail: -1, Timestamps: req.Timestamps, Previous: req.Previous}
+	o := runtime.LogOptions{Follow: req.Follow, Tail: -1, Timestamps: req.Timestamps, Previous: req.Previous, SayWhy: true}
 	if req.Tail != nil {
 		o.Tail = *req.Tail
 	}

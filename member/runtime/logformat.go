@@ -62,6 +62,10 @@ type LogOptions struct {
 	// Previous reads the run before the last start of the process
 	// instead of the current (or last) run; it never follows.
 	Previous bool
+	// SayWhy, when following, gives a read that caught up without a
+	// line one line "# <why there is none>" (for people; scripts leave
+	// it out).
+	SayWhy bool
 }
 
 // ErrNoPreviousRun is Logs' answer to Previous for a replica whose files

@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +98,31 @@ func TestLogsOfAReplicaThatNeverRan(t *testing.T) {
 	})
 	if got := h.rt.NoOutputReason("nobody"); got != "" {
 		t.Errorf("reason for an unknown replica: %q", got)
+	}
+}
+
+// TestFollowingNothingSaysWhy: a follower of a replica with no output
+// yet is told why, then gets the lines as they come.
+func TestFollowingNothingSaysWhy(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	flag := filepath.Join(t.TempDir(), "go")
+	h.rt.Apply([]ReplicaSpec{shSpec("quiet-1", fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.05; done; echo finally; exec sleep 300`, flag))})
+	h.waitFor("quiet-1 running", running("quiet-1"))
+	rc, err := h.rt.Logs("quiet-1", "stdout", LogOptions{Follow: true, Tail: -1, SayWhy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := time.AfterFunc(20*time.Second, func() { rc.Close() })
+	t.Cleanup(func() { stop.Stop(); rc.Close() })
+	sc := bufio.NewScanner(rc)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "# replica quiet-1 has written nothing yet in this run") {
+		t.Fatalf("following a quiet replica: %q (%v)", sc.Text(), sc.Err())
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !sc.Scan() || sc.Text() != "finally" {
+		t.Fatalf("after the note: %q (%v)", sc.Text(), sc.Err())
 	}
 }

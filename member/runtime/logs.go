@@ -411,7 +411,11 @@ func (r *Runtime) Logs(replica string, stream string, opts LogOptions) (io.ReadC
 	}
 	fl.queue = append(fl.queue, live)
 	opts.Follow = follow
-	return &logReader{src: fl, sel: selector{opts: opts}}, nil
+	lr := &logReader{src: fl, sel: selector{opts: opts}}
+	if follow && opts.SayWhy {
+		lr.why = func() string { return r.NoOutputReason(replica) }
+	}
+	return lr, nil
 }
 
 // NoOutputReason says why a replica's read found no lines, for the
@@ -455,6 +459,9 @@ type logReader struct {
 	partial []byte // a line not ended yet
 	out     []byte // lines ready to return
 	err     error  // returned once out is empty
+	// why, when following, says why there is nothing to show yet: a
+	// follower that caught up without a line gets it as a "# " line.
+	why func() string
 }
 
 // maxLine is where a line without a newline is cut for reading.
@@ -510,7 +517,13 @@ func (lr *logReader) line(b []byte) {
 }
 
 func (lr *logReader) catchUp() {
+	live := lr.sel.live
 	out, err := lr.sel.catchUp()
+	if !live && len(out) == 0 && err == nil && lr.why != nil && lr.sel.opts.Tail != 0 {
+		if why := lr.why(); why != "" {
+			out = []byte("# " + why + " (following: new lines will show here)\n")
+		}
+	}
 	lr.out = append(lr.out, out...)
 	if err != nil {
 		lr.err = err
