@@ -138,7 +138,8 @@ func TestLogsThroughTheMember(t *testing.T) {
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "broken"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/no/such/command"}}})
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "simmy"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}})
 	waitFor(t, "the broken replica's reason", 30*time.Second, func() bool {
-		return strings.Contains(readWorkload(ctx, e, "broken"), "/no/such/command")
+		out := readWorkload(ctx, e, "broken")
+		return strings.Contains(out, "never started") && strings.Contains(out, "/no/such/command")
 	})
 	waitFor(t, "the simulated replica's reason", 30*time.Second, func() bool {
 		return strings.Contains(readWorkload(ctx, e, "simmy"), "is simulated")

@@ -94,7 +94,8 @@ func TestLogsOfAReplicaThatNeverRan(t *testing.T) {
 		t.Errorf("previous of a replica that never restarted: %v", err)
 	}
 	poll(t, "a reason for no output", func() bool {
-		return strings.Contains(h.rt.NoOutputReason("missing-1"), "no/such/command")
+		why := h.rt.NoOutputReason("missing-1")
+		return strings.Contains(why, "missing-1 never started") && strings.Contains(why, "no/such/command")
 	})
 	if got := h.rt.NoOutputReason("nobody"); got != "" {
 		t.Errorf("reason for an unknown replica: %q", got)

@@ -439,7 +439,9 @@ func (r *Runtime) NoOutputReason(replica string) string {
 	case rep.isSim():
 		return "replica " + replica + " is simulated: it has no process and writes no output"
 	case !rep.launched:
-		return why("replica " + replica + " never started (" + strings.ToLower(st.Phase) + ")")
+		return why("replica " + replica + " has not started yet (" + strings.ToLower(st.Phase) + ")")
+	case rep.run == nil:
+		return why(fmt.Sprintf("replica %s never started (%d attempts)", replica, st.Restarts+1))
 	case st.Pid == 0:
 		return why(fmt.Sprintf("replica %s wrote nothing in its last run (exit code %d, %d restarts)", replica, st.ExitCode, st.Restarts))
 	default:
