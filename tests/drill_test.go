@@ -132,7 +132,7 @@ func (d *devStack) drillRegion(t *testing.T, prefix, taint string) string {
 	t.Helper()
 	region := uniqueName(prefix)
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", region, status, body, err)
 		}

@@ -110,22 +110,29 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 			}
 			return map[string]any{"taints": taints}, nil
 		})
+	var guard clusterGuard
 	deregister := &cobra.Command{
-		Use:   "deregister NAME",
+		Use:   "deregister NAME --yes [--force]",
 		Short: "Remove a cluster: its NATS identity and member token are revoked at once (admin)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Deregistering revokes the member's identity for good: it must join again with a new join token. " +
+			"It asks for the cluster's name at a terminal, or needs --yes; the hub refuses a cluster whose member still heartbeats unless --force.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := guard.confirm(cmd, args[0]); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			if err := c.Delete(cmd.Context(), "clusters", args[0], nil); err != nil {
+			if err := guard.deregister(cmd.Context(), c, args[0], nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s deregistered\n", args[0])
 			return nil
 		},
 	}
+	guard.addFlags(deregister)
 	reissue := &cobra.Command{
 		Use:   "reissue NAME",
 		Short: "Re-issue a cluster's identity: revoke its NATS key and member token, and let the next member that joins under its name with a join token set a new key (admin)",

@@ -33,8 +33,12 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	// create stores a validated object and returns it as stored; nil
 	// means storeCreate.
 	create func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error)
-	// remove deletes an object; nil means the store's Delete.
-	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
+	// remove deletes an object; nil means the store's Delete. force is
+	// the delete's force parameter, which only kinds with forceDoc take.
+	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error)
+	// forceDoc, when set, says what a delete's force=true overrides; kinds
+	// without it refuse the parameter.
+	forceDoc string
 	// decorate adds live data to objects read (nil: none).
 	decorate func(obj P)
 	// noDryRun, when set, says why creates of this kind cannot be dry
@@ -59,7 +63,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 	remove := k.remove
 	if remove == nil {
-		remove = func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+		remove = func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, _ bool) (*pgstore.Record, error) {
 			rec, _, err := s.store.Delete(ctx, a, kind, name, precondition)
 			return rec, err
 		}
@@ -248,8 +252,14 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 		}, func(ctx context.Context, in *struct {
 			Name            string `path:"name" maxLength:"253"`
 			ResourceVersion string `query:"resourceVersion" doc:"Delete only if the object is still at this version."`
+			Force           bool   `query:"force" doc:"Clusters only: deregister even while the member still heartbeats. Other kinds refuse it."`
 		}) (*struct{ Body T }, error) {
-			rec, err := remove(ctx, s, s.actor(ctx), in.Name, in.ResourceVersion)
+			if in.Force && k.forceDoc == "" {
+				p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "force applies to clusters only")
+				p.Errors = []api.ProblemDetail{{Location: "query.force", Message: "only clusters take force", Value: true}}
+				return nil, p
+			}
+			rec, err := remove(ctx, s, s.actor(ctx), in.Name, in.ResourceVersion, in.Force)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
