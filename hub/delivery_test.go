@@ -162,8 +162,8 @@ func TestDeregisteredMemberStops(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, member.ErrRefused) {
-			t.Errorf("a deregistered member must stop with ErrRefused, got %v", err)
+		if !errors.Is(err, member.ErrRefused) || !strings.Contains(err.Error(), "cluster gone was deregistered") || !strings.Contains(err.Error(), "new join token") {
+			t.Errorf("a deregistered member must stop with ErrRefused, saying what happened and how to join again; got %v", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the deregistered member still runs 20s later")
