@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -570,10 +571,14 @@ func tokenCreate(ctx context.Context, s *API, a pgstore.Actor, t *api.Token) (*a
 
 // auditParams are the query parameters of the audit log.
 type auditParams struct {
-	Kind   string `query:"kind" maxLength:"64"`
-	Name   string `query:"name" maxLength:"253"`
-	Before int64  `query:"before" minimum:"0" doc:"Only entries with an id below this (for paging)."`
-	Limit  int    `query:"limit" minimum:"0" maximum:"5000"`
+	Kind   string    `query:"kind" maxLength:"64"`
+	Name   string    `query:"name" maxLength:"253"`
+	Actor  string    `query:"actor" maxLength:"128" doc:"Only this actor's entries, e.g. token:ops."`
+	Verb   string    `query:"verb" maxLength:"32" doc:"Only this verb's entries, e.g. delete."`
+	Result string    `query:"result" maxLength:"64" doc:"ok, refused (every result but ok), or one result code such as Forbidden."`
+	Since  time.Time `query:"since" doc:"Only entries at or after this time (RFC 3339)."`
+	Before int64     `query:"before" minimum:"0" doc:"Only entries with an id below this (for paging)."`
+	Limit  int       `query:"limit" minimum:"0" maximum:"5000"`
 }
 
 // AuditList is a page of the audit log.
@@ -587,7 +592,8 @@ func registerAudit(s *API, hapi huma.API) {
 		Summary: "Read the audit log, newest first", Tags: []string{"Audit"}, Security: bearer,
 		Metadata: opMeta(api.RoleAdmin, "", "Audit"), Errors: []int{401, 403, 503},
 	}, func(ctx context.Context, in *auditParams) (*struct{ Body AuditList }, error) {
-		items, err := s.store.AuditLog(ctx, in.Kind, in.Name, in.Before, in.Limit)
+		items, err := s.store.AuditQuery(ctx, pgstore.AuditFilter{Kind: in.Kind, Name: in.Name, Actor: in.Actor, Verb: in.Verb,
+			Result: in.Result, Since: in.Since, Before: in.Before, Limit: in.Limit})
 		if err != nil {
 			return nil, toProblem(ctx, err)
 		}
