@@ -399,9 +399,17 @@ func clusterLabels(have map[string]string, req *api.RegisterRequest) map[string]
 // member still heartbeats (Ready or Suspect) is refused (409) unless
 // force: deregistering cuts a running region off for good.
 func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error) {
-	if l, ok := s.monitor.Live(name); ok && !force && (l.Health == api.HealthReady || l.Health == api.HealthSuspect) {
+	// Live: Ready or Suspect, or heard within the grace (a member that
+	// just joined is heartbeating before the monitor's next pass says so).
+	l, ok := s.monitor.Live(name)
+	heard := ok && !l.Seen.IsZero() && s.now().Sub(l.Seen) < s.monitor.Config().UnreachableAfter
+	if ok && !force && (heard || l.Health == api.HealthReady || l.Health == api.HealthSuspect) {
+		state := l.Health
+		if state != api.HealthReady && state != api.HealthSuspect {
+			state = "heartbeating"
+		}
 		err := api.Errorf(api.CodeConflict, "cluster %s is %s (its member heartbeated %s ago): deregistering cuts a running region off for good; stop its member first, or force it (atoll cluster deregister %s --force)",
-			name, l.Health, s.now().Sub(l.Seen).Round(100*time.Millisecond), name)
+			name, state, s.now().Sub(l.Seen).Round(100*time.Millisecond), name)
 		s.store.AuditRefusal(ctx, a, pgstore.VerbDelete, "Cluster", name, api.CodeConflict, err.Error())
 		return nil, err
 	}
