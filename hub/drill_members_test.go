@@ -110,8 +110,11 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	entries, samples, final := followDrill(t, e, "evac", 40*time.Second)
 	rep := final.Status.Report
 	t.Logf("report: %s", mustJSONOf(rep))
-	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed {
-		t.Fatalf("evacuate drill: want Succeeded and passed; got %s %+v", final.Status.Phase, rep)
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed {
+		t.Fatalf("evacuate drill: want Completed and Passed; got %s/%s %+v", final.Status.Phase, final.Status.Verdict, rep)
+	}
+	if len(rep.Workloads) != 1 || rep.Workloads[0].Workload != "web" || rep.Workloads[0].RTOSeconds == nil || len(rep.Workloads[0].BlockedBy) != 0 {
+		t.Errorf("evacuate report: want web's own RTO and nothing blocking it; got %+v", rep.Workloads)
 	}
 	if rep.AffectedWorkloads != 1 || rep.AffectedReplicas != 2 || rep.DetectionSeconds == nil || rep.FirstReplacementSeconds == nil ||
 		rep.RTOSeconds == nil || rep.ExclusiveDuplicates != 0 || rep.Failback != "manual" {
@@ -143,7 +146,7 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	waitFor(t, "/metrics with the drill's RTO histogram and its outcome counted", 10*time.Second, func() bool {
 		r := e.do("GET", "/metrics", "", "", nil)
 		return strings.Contains(string(r.body), `atoll_drill_rto_seconds_bucket{kind="evacuate"`) &&
-			strings.Contains(string(r.body), `atoll_drills_total{outcome="Succeeded"} 1`)
+			strings.Contains(string(r.body), `atoll_drills_total{outcome="Passed"} 1`)
 	})
 	// The drill's events are kept as Events too.
 	var events api.EventList
@@ -203,8 +206,8 @@ func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
 	entries, _, final := followDrill(t, e, "dark", 90*time.Second)
 	rep := final.Status.Report
 	t.Logf("outage of %s: %s", target, mustJSONOf(rep))
-	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed {
-		t.Fatalf("outage drill: want Succeeded and passed; got %s %+v; timeline %+v", final.Status.Phase, rep, entries)
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed {
+		t.Fatalf("outage drill: want Completed and Passed; got %s/%s %+v; timeline %+v", final.Status.Phase, final.Status.Verdict, rep, entries)
 	}
 	if rep.AffectedWorkloads != 2 || rep.AffectedReplicas != 3 || rep.DetectionSeconds == nil || rep.RTOSeconds == nil ||
 		*rep.DetectionSeconds > *rep.RTOSeconds || rep.ExclusiveDuplicates != 0 || rep.Failback != "complete" || rep.FailbackSeconds == nil {

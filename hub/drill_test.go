@@ -348,8 +348,8 @@ func TestDrillInterruptedByRestart(t *testing.T) {
 
 	e2 := newEnvWith(t, dbURL, nil, members.HealthConfig{}, true)
 	d := e2.waitDrill("cut", "ended by the new hub", 10*time.Second, func(d api.Drill) bool { return d.Status.Final() })
-	if d.Status.Phase != api.DrillFailed || d.Status.Report == nil || !d.Status.Report.Interrupted || d.Status.Report.Passed || len(d.Status.Report.Notes) == 0 {
-		t.Errorf("interrupted drill: want Failed with an interrupted, not passed report and a note; got phase %s report %+v", d.Status.Phase, d.Status.Report)
+	if d.Status.Phase != api.DrillError || d.Status.Verdict != "" || d.Status.Report == nil || !d.Status.Report.Interrupted || d.Status.Report.Passed || len(d.Status.Report.Notes) == 0 {
+		t.Errorf("interrupted drill: want Error with no verdict, an interrupted, not passed report and a note; got phase %s/%s report %+v", d.Status.Phase, d.Status.Verdict, d.Status.Report)
 	}
 	if d.Status.Report != nil && (d.Status.Report.DetectionSeconds == nil || *d.Status.Report.DetectionSeconds != 0) {
 		t.Errorf("interrupted drill: want the detection kept from the stored timeline; got %v", d.Status.Report.DetectionSeconds)
