@@ -175,7 +175,7 @@ type DrillReport struct {
 	PeakUnavailableReplicas int32                 `json:"peakUnavailableReplicas" doc:"The most desired replicas of the affected workloads not ready at once."`
 	ExclusiveDuplicates     int32                 `json:"exclusiveDuplicates" doc:"Exclusive workloads seen ready in two clusters at once (must be 0)."`
 	FailbackSeconds         *float64              `json:"failbackSeconds,omitempty" doc:"From the end of the fault until the targets were Ready and held their share again."`
-	Failback                string                `json:"failback,omitempty" enum:"complete,manual,timedOut,notMeasured" doc:"complete: measured; manual: every affected workload fails back by hand; timedOut: not within failbackTimeout; notMeasured: aborted or interrupted."`
+	Failback                string                `json:"failback,omitempty" enum:"complete,manual,timedOut,notMeasured,notApplicable" doc:"complete: measured; manual: every affected workload fails back by hand; timedOut: not within failbackTimeout; notMeasured: aborted, interrupted or the fault never went in; notApplicable: nothing was affected."`
 	AffectedWorkloads       int32                 `json:"affectedWorkloads"`
 	AffectedReplicas        int32                 `json:"affectedReplicas" doc:"Replicas placed on the targets at the start."`
 	RTONotApplicable        bool                  `json:"rtoNotApplicable,omitempty" doc:"The fault affected no replica: there was nothing to recover, so there is no RTO (and no first replacement)."`

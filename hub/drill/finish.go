@@ -138,7 +138,7 @@ func (r *drillRun) report() *api.DrillReport {
 		rep.Workloads = append(rep.Workloads, wr)
 	}
 	if rep.RTONotApplicable {
-		rep.Notes = append(rep.Notes, "the fault affected no replica: there was nothing to recover, so RTO does not apply")
+		rep.Notes = append(rep.Notes, "the fault affected no replica: there was nothing to recover or fail back, so RTO and failback do not apply")
 	}
 	if len(before) > 0 {
 		rep.Notes = append(rep.Notes, "unavailable before the fault, so not counted in the RTO: "+strings.Join(before, ", "))
@@ -153,6 +153,8 @@ func (r *drillRun) report() *api.DrillReport {
 	switch {
 	case r.abort || r.failed:
 		rep.Failback = "notMeasured"
+	case len(r.affected) == 0:
+		rep.Failback = "notApplicable"
 	case r.manualOnly():
 		rep.Failback = "manual"
 		rep.Notes = append(rep.Notes, "every affected workload fails back by hand (failover.failback: manual)")

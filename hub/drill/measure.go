@@ -245,7 +245,7 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 		m.sample.Desired += desired
 		m.sample.Ready += min(readyAll, desired)
 		m.sample.Unavailable += max(0, desired-readyAll)
-		if !a.manual {
+		if !a.manual && !a.unavailableBefore { // failback of a broken workload is not the drill's to wait for
 			for c, n := range o.failedOver[a.name] {
 				if isTarget[c] && n > 0 {
 					m.failedBack = false // failback still owes the targets replicas

@@ -405,7 +405,8 @@ func (d *Controller) step(ctx context.Context, r *drillRun) error {
 		switch {
 		case r.abort:
 			r.final = api.DrillAborted
-		case r.failedBack != nil:
+		case r.failedBack != nil || len(r.affected) == 0:
+			// Nothing affected: nothing to fail back either.
 			r.final = api.DrillCompleted
 		case !now.Before(r.restoredAt.Add(r.spec.FailbackTimeoutOrDefault())):
 			r.final = api.DrillCompleted

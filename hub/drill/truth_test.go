@@ -130,6 +130,13 @@ func TestMeasureNamesBlockers(t *testing.T) {
 			placements: map[string]map[string]int32{"broken": {"b": 2}}, ready: map[string]map[string]int32{"broken": {"b": 1}},
 		}, false, map[string][]blocked{"broken": {{"b", api.BlockedNotReady}}}},
 	}
+	// Nor does it hold up failback.
+	back := measure([]*affectedWorkload{web, broken}, []string{"a"}, observation{at: t0, health: map[string]string{"a": api.HealthReady},
+		placements: map[string]map[string]int32{"web": {"a": 2, "b": 2}, "broken": {"a": 1, "b": 1}},
+		ready:      map[string]map[string]int32{"web": {"a": 2, "b": 2}}, failedOver: map[string]map[string]int32{}})
+	if !back.failedBack {
+		t.Errorf("want failback complete on web alone, broken not ready anywhere; got %+v", back)
+	}
 	for _, c := range cases {
 		c.o.at = t0
 		m := measure(c.affected, []string{"a"}, c.o)
