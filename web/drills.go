@@ -33,6 +33,7 @@ type drillSummary struct {
 	Passed         bool
 	RTO            string
 	RTOSeconds     float64 // -1: none, for sorting
+	NoRTO          bool    // nothing was affected: no RTO to trend
 	Peak           string
 	Duration       time.Duration
 	Created        time.Time
@@ -55,7 +56,7 @@ func summarizeDrill(d *api.Drill) *drillSummary {
 		s.HasReport, s.Passed = true, verdict == api.DrillVerdictPassed
 		s.RTO = api.SecondsText(r.RTOSeconds)
 		if r.RTONotApplicable {
-			s.RTO = "n/a"
+			s.RTO, s.NoRTO = "n/a", true
 		}
 		if r.RTOSeconds != nil {
 			s.RTOSeconds = *r.RTOSeconds
@@ -110,6 +111,7 @@ type drillsData struct {
 	Columns []column
 	Rows    []drillRow
 	Pager   pager
+	Trends  []rtoTrend
 }
 
 var drillSorts = []string{"age", "name", "phase", "rto"}
@@ -159,7 +161,8 @@ func drillsView(c *Console, req viewRequest) (*view, error) {
 	}
 	d := drillsData{Loaded: s.Loaded, Params: p, Chips: chips(p, "/drills", countDrills(s), len(s.Drills)), Rows: rows, Pager: pg,
 		Columns: columns(p, "/drills", [][3]string{{"Drill", "name", ""}, {"Kind", "", ""}, {"Target", "", ""}, {"Phase", "phase", ""}, {"Result", "", ""},
-			{"RTO", "rto", "num"}, {"Peak unavailable", "", "num"}, {"Fault", "", "num"}, {"Age", "age", "num"}})}
+			{"RTO", "rto", "num"}, {"Peak unavailable", "", "num"}, {"Fault", "", "num"}, {"Age", "age", "num"}}),
+		Trends: rtoTrends(s.Drills)}
 	return &view{template: "drills", title: "Drills", active: "Drills", data: d, ticks: true, live: true}, nil
 }
 
@@ -384,9 +387,10 @@ var sloTitles = map[string]string{
 }
 
 var failbackTexts = map[string]string{
-	"manual":      "by hand (failback: manual)",
-	"timedOut":    "not within the failback timeout",
-	"notMeasured": "not measured",
+	"manual":        "by hand (failback: manual)",
+	"timedOut":      "not within the failback timeout",
+	"notMeasured":   "not measured",
+	"notApplicable": "not applicable (nothing affected)",
 }
 
 func newReportView(r *api.DrillReport, phase, verdict string) *reportView {
