@@ -179,7 +179,7 @@ type DrillReport struct {
 	AffectedWorkloads       int32                 `json:"affectedWorkloads"`
 	AffectedReplicas        int32                 `json:"affectedReplicas" doc:"Replicas placed on the targets at the start."`
 	RTONotApplicable        bool                  `json:"rtoNotApplicable,omitempty" doc:"The fault affected no replica: there was nothing to recover, so there is no RTO (and no first replacement)."`
-	Workloads               []DrillWorkloadReport `json:"workloads,omitempty" doc:"Each affected workload's recovery: its own RTO, or what blocked it."`
+	Workloads               []DrillWorkloadReport `json:"workloads,omitempty" doc:"Each affected workload's recovery: its own RTO, or what blocked it. At most 100: those that did not recover first, then the slowest."`
 	SLOs                    []SLOResult           `json:"slos,omitempty"`
 	Missed                  []string              `json:"missed,omitempty" doc:"The objectives missed, as 'maxRTO not recovered (target 20s)'."`
 	Passed                  bool                  `json:"passed" doc:"Every objective met (the verdict Passed) and the drill Completed."`

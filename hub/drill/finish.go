@@ -137,6 +137,10 @@ func (r *drillRun) report() *api.DrillReport {
 		}
 		rep.Workloads = append(rep.Workloads, wr)
 	}
+	rep.Workloads = boundWorkloads(rep.Workloads)
+	if n := len(r.affected) - len(rep.Workloads); n > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s that recovered fastest not listed (the report lists %d)", count(n, "more workload"), maxReportWorkloads))
+	}
 	if rep.RTONotApplicable {
 		rep.Notes = append(rep.Notes, "the fault affected no replica: there was nothing to recover or fail back, so RTO and failback do not apply")
 	}
@@ -168,6 +172,35 @@ func (r *drillRun) report() *api.DrillReport {
 		rep.Notes = append(rep.Notes, "exclusive workloads ran in two clusters at once: "+targetsText(sortedNames(r.duplicates)))
 	}
 	return rep
+}
+
+// maxWorkloadEvents is how many affected workloads a drill may have and
+// still put each one's recovery on its timeline.
+const maxWorkloadEvents = 10
+
+// maxReportWorkloads bounds the report's workloads: those that did not
+// recover come first, then the slowest.
+const maxReportWorkloads = 100
+
+// boundWorkloads orders a report's workloads, the ones that did not
+// recover first (by name), then by RTO, slowest first, and keeps the
+// first maxReportWorkloads.
+func boundWorkloads(ws []api.DrillWorkloadReport) []api.DrillWorkloadReport {
+	slices.SortStableFunc(ws, func(a, b api.DrillWorkloadReport) int {
+		switch {
+		case a.RTOSeconds == nil && b.RTOSeconds == nil:
+			return strings.Compare(a.Workload, b.Workload)
+		case a.RTOSeconds == nil:
+			return -1
+		case b.RTOSeconds == nil:
+			return 1
+		}
+		return cmp.Or(cmp.Compare(*b.RTOSeconds, *a.RTOSeconds), strings.Compare(a.Workload, b.Workload))
+	})
+	if len(ws) > maxReportWorkloads {
+		ws = ws[:maxReportWorkloads]
+	}
+	return ws
 }
 
 // finish writes the report and ends the drill in r.final (Completed

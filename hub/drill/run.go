@@ -456,7 +456,7 @@ func (d *Controller) record(ctx context.Context, r *drillRun, m measurement) boo
 			}
 			if wr.recovered {
 				r.workloadRTO[a.name], r.blockedBy[a.name] = seconds(since), nil
-				if len(r.affected) > 1 {
+				if n := len(r.affected); n > 1 && n <= maxWorkloadEvents {
 					r.event(at, api.DrillEventWorkloadRecovered, "%s recovered: every replica ready outside the targets", a.name)
 					milestone = true
 				}

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -188,5 +189,24 @@ func TestVerdict(t *testing.T) {
 	evaluate(api.DrillSpec{SLO: &api.DrillSLO{MaxRTO: "10s", MaxUnavailableReplicas: &two}}, rep)
 	if rep.Passed || !slices.Equal(rep.Missed, []string{"maxRTO not recovered (target 10s)", "maxUnavailableReplicas 3 (target 2)"}) {
 		t.Errorf("want both misses listed; got %q", rep.Missed)
+	}
+}
+
+// TestBoundWorkloads: the report lists the workloads that did not recover
+// first, then the slowest, and no more than it keeps.
+func TestBoundWorkloads(t *testing.T) {
+	t.Parallel()
+	secs := func(f float64) *float64 { return &f }
+	var ws []api.DrillWorkloadReport
+	for i := range maxReportWorkloads + 5 {
+		ws = append(ws, api.DrillWorkloadReport{Workload: fmt.Sprintf("w%03d", i), RTOSeconds: secs(float64(i))})
+	}
+	ws = append(ws, api.DrillWorkloadReport{Workload: "stuck-b"}, api.DrillWorkloadReport{Workload: "stuck-a"})
+	got := boundWorkloads(ws)
+	if len(got) != maxReportWorkloads || got[0].Workload != "stuck-a" || got[1].Workload != "stuck-b" || got[2].Workload != fmt.Sprintf("w%03d", maxReportWorkloads+4) {
+		t.Fatalf("want %d workloads, stuck-a and stuck-b first, then the slowest; got %d starting %+v", maxReportWorkloads, len(got), got[:3])
+	}
+	if last := got[len(got)-1]; *last.RTOSeconds != 7 {
+		t.Errorf("want the fastest left out; the last kept has RTO %v", *last.RTOSeconds)
 	}
 }
