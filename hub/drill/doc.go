@@ -14,8 +14,8 @@
 // end or on abort, measures failback and writes the report (finish.go):
 // a phase (Completed, Aborted, Error) and, for a Completed drill, a
 // verdict (Passed, or Failed with the objectives missed). A drill found
-// Running without the hub
-// that ran it is restored and ended as interrupted.
+// Running without the hub that ran it is restored and ended in Error,
+// interrupted.
 //
 // It owns a drill's lifecycle and its report. It must not place replicas
 // (the placer moves them, as it would in a real fault) or serve HTTP
