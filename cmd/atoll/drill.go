@@ -32,13 +32,14 @@ func (f *drillFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.kind, "kind", "", "evacuate, outage or partition")
 	fl.StringVar(&f.cluster, "cluster", "", "target: one cluster")
 	fl.StringVar(&f.region, "region", "", "target: every cluster of a region")
+	// The SLOs: the plan warns of those that cannot be met.
+	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
+	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
 	if !run {
 		return
 	}
 	fl.StringVar(&f.name, "name", "", "the drill's name (default: kind-target-time)")
 	fl.StringVar(&f.duration, "duration", "", "how long the fault lasts (default 60s, at most 1h)")
-	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
-	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
 	fl.StringVar(&f.failbackTimeout, "failback-timeout", "", "how long to wait for failback after the fault (default 3m)")
 	fl.BoolVar(&f.force, "force", false, "run even when the plan shows the rest cannot absorb the load")
 }
@@ -82,8 +83,8 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 	var pf drillFlags
 	var planOut string
 	plan := &cobra.Command{
-		Use:   "plan (-f FILE | --kind K --cluster C|--region R)",
-		Short: "Show where the targets' replicas would go and whether the rest absorbs them; changes nothing",
+		Use:   "plan (-f FILE | --kind K --cluster C|--region R) [--max-rto 10s] [--max-unavailable N]",
+		Short: "Show where the targets' replicas would go, whether the rest absorbs them, and what to beware of; changes nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := pf.drill(cmd, time.Now())

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atollhq/atoll/api"
 )
 
@@ -82,5 +84,27 @@ func TestProgressLines(t *testing.T) {
 	}
 	if got := sampleLine(api.DrillSample{Desired: 8, Ready: 6, Unavailable: 2}); got != "Replicas: 6/8 ready, 2 unavailable" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestDrillPlanWarns: plan takes the SLOs (the plan warns of those that
+// cannot be met) and prints each warning.
+func TestDrillPlanWarns(t *testing.T) {
+	t.Parallel()
+	plan := &cobra.Command{Use: "plan"}
+	var pf drillFlags
+	pf.register(plan, false) // as `drill plan` registers them
+	if err := plan.ParseFlags([]string{"--kind", "outage", "--region", "ap-south", "--max-rto", "20s", "--max-unavailable", "1"}); err != nil {
+		t.Fatalf("plan's SLO flags: %v", err)
+	}
+	d, err := pf.drill(plan, time.Now())
+	if err != nil || d.Spec.SLO == nil || d.Spec.SLO.MaxRTO != "20s" || d.Spec.SLO.MaxUnavailableReplicas == nil || *d.Spec.SLO.MaxUnavailableReplicas != 1 {
+		t.Fatalf("want the plan's spec to carry the SLOs; got %+v, %v", d.Spec.SLO, err)
+	}
+	var out bytes.Buffer
+	p := &api.DrillPlan{Targets: []string{"ap-south"}, Absorbed: true, AffectedWorkloads: 1, AffectedReplicas: 2,
+		Warnings: []api.DrillWarning{{Type: api.WarnSLOUnreachable, Field: "slo.maxUnavailableReplicas", Message: "maxUnavailableReplicas 1 cannot be met"}}}
+	if err := printPlan(&out, d.Spec, p); err != nil || !strings.Contains(out.String(), "Warning: maxUnavailableReplicas 1 cannot be met") {
+		t.Errorf("want the warning printed; got %v\n%s", err, out.String())
 	}
 }
