@@ -144,10 +144,24 @@ func TestConsoleDrill(t *testing.T) {
 	if !a.evalBool(`document.querySelectorAll('.tl-item[data-type="Restored"], .tl-item[data-type="Finished"]').length === 2`) {
 		t.Errorf("want the timeline to show the fault lifted and the drill finished")
 	}
+	// Each affected workload's own recovery, as the API's report gives it.
+	for _, w := range rep.Workloads {
+		row := a.eval(fmt.Sprintf(`document.querySelector('tr[data-workload=%q]')?.textContent ?? ''`, w.Workload))
+		if w.RTOSeconds != nil && !strings.Contains(row, api.SecondsText(w.RTOSeconds)) {
+			t.Errorf("want workload %s's RTO %s on the report; the row says %q", w.Workload, api.SecondsText(w.RTOSeconds), row)
+		}
+	}
 
 	a.do("open the history", chromedp.Navigate(d.url+"/drills"), chromedp.WaitVisible(fmt.Sprintf(`tr[data-drill=%q]`, name)))
 	if phase := a.eval(fmt.Sprintf(`document.querySelector('tr[data-drill=%q]').dataset.phase`, name)); phase != dr.Status.Phase {
 		t.Errorf("want the history to list %s as %s; got %s", name, dr.Status.Phase, phase)
+	}
+	// Its target's RTO over past drills, as a trend.
+	if dr.Status.Phase == api.DrillCompleted && !rep.RTONotApplicable {
+		sel := fmt.Sprintf(`tr[data-trend=%q] svg.spark`, dr.Spec.Kind+" "+dr.Spec.Target.String())
+		if !a.evalBool(fmt.Sprintf(`!!document.querySelector(%q)`, sel)) {
+			t.Errorf("want the history to show %s's RTO trend (%s)", dr.Spec.Target, sel)
+		}
 	}
 	a.shot("drill-06-history")
 	// The API's refusals read next to the fields they are about.
