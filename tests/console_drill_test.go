@@ -43,8 +43,8 @@ func TestConsoleDrill(t *testing.T) {
 	web := uniqueName("drill-console")
 	d.mustAtoll(t, drillWorkload(web, region, taintKey), "apply", "-f", "-")
 	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
-	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
-		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2
+	d.waitWorkload(t, web, "4 Ready replicas, at least 2 on the test's region (all 4 when us-east looked busy as it was placed: nothing rebalances yet)", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] >= 2
 	})
 	operator := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("console-operator"), "--role", api.RoleOperator).stdout)
 	viewer := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("console-viewer"), "--role", api.RoleViewer).stdout)

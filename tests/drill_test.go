@@ -34,8 +34,8 @@ func TestDrillCLI(t *testing.T) {
 	// back within a second.
 	web := uniqueName("drill-web")
 	d.mustAtoll(t, drillWorkload(web, region, ""), "apply", "-f", "-")
-	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
-		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2
+	d.waitWorkload(t, web, "4 Ready replicas, at least 2 on the test's region (all 4 when us-east looked busy as it was placed: nothing rebalances yet)", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] >= 2
 	})
 
 	r := d.mustAtoll(t, "", "drill", "plan", "--kind", "outage", "--region", region)
