@@ -19,14 +19,28 @@ const (
 	DrillPartition = "partition"
 )
 
-// Drill phases. Succeeded, Failed and Aborted are final.
+// Drill phases say where a drill is; Completed, Aborted and Error are
+// final. Whether it met its objectives is its verdict, apart.
 const (
 	DrillPending   = "Pending"   // created, not started yet
 	DrillRunning   = "Running"   // the fault is in place; recovery is measured
 	DrillRestoring = "Restoring" // the fault is lifted; failback is measured
-	DrillSucceeded = "Succeeded" // ended, every SLO met
-	DrillFailed    = "Failed"    // ended with an SLO missed, an error, or interrupted
+	DrillCompleted = "Completed" // ran to its end; the verdict says whether it passed
 	DrillAborted   = "Aborted"   // ended early on request
+	DrillError     = "Error"     // the drill itself broke: the fault could not be put in place, or the hub running it stopped
+)
+
+// Phases of drills stored before phase and verdict were apart. They are
+// still read (Outcome maps them) but never written.
+const (
+	DrillSucceeded = "Succeeded" // ended, every SLO met: Completed and Passed
+	DrillFailed    = "Failed"    // ended with an SLO missed (Completed and Failed), an error or interrupted (Error)
+)
+
+// Drill verdicts, given to a Completed drill.
+const (
+	DrillVerdictPassed = "Passed" // every objective met
+	DrillVerdictFailed = "Failed" // an objective missed (report.missed says which)
 )
 
 // Drill limits and defaults.
@@ -100,7 +114,8 @@ type DrillSLO struct {
 
 // DrillStatus is the drill's progress and, once it ended, its report.
 type DrillStatus struct {
-	Phase   string   `json:"phase,omitempty" enum:"Pending,Running,Restoring,Succeeded,Failed,Aborted"`
+	Phase   string   `json:"phase,omitempty" enum:"Pending,Running,Restoring,Completed,Aborted,Error,Succeeded,Failed" doc:"Where the drill is. Completed: it ran to its end; Aborted: ended early on request; Error: the drill itself broke (the fault could not be put in place, or the hub running it stopped). Succeeded and Failed are only found on drills stored by older hubs."`
+	Verdict string   `json:"verdict,omitempty" enum:"Passed,Failed" doc:"Set once the drill Completed: Passed when every objective was met, Failed when one was missed (report.missed lists them). An aborted drill or one in Error has no verdict."`
 	Targets []string `json:"targets,omitempty" doc:"The clusters the target resolved to when the drill was created."`
 	// StartedAt is when the fault was in place (taint stored, or every
 	// target acknowledged); the report's times count from there.
@@ -120,25 +135,26 @@ type DrillStatus struct {
 // DrillEvent is one step of a drill's timeline.
 type DrillEvent struct {
 	At      time.Time `json:"at"`
-	Type    string    `json:"type" doc:"Started, Detected, FirstReplacement, Recovered, Restored, FailedBack, ..."`
+	Type    string    `json:"type" doc:"Created, Started, Detected, FirstReplacement, WorkloadRecovered, Recovered, ExclusiveDuplicate, AbortRequested, Restored, FailedBack, FailbackTimeout, Interrupted, Error, Finished."`
 	Message string    `json:"message"`
 }
 
 // Timeline event types.
 const (
-	DrillEventCreated          = "Created"
-	DrillEventStarted          = "Started"
-	DrillEventDetected         = "Detected"
-	DrillEventFirstReplacement = "FirstReplacement"
-	DrillEventRecovered        = "Recovered"
-	DrillEventDuplicate        = "ExclusiveDuplicate"
-	DrillEventAbortRequested   = "AbortRequested"
-	DrillEventRestored         = "Restored"
-	DrillEventFailedBack       = "FailedBack"
-	DrillEventFailbackTimeout  = "FailbackTimeout"
-	DrillEventInterrupted      = "Interrupted"
-	DrillEventError            = "Error"
-	DrillEventFinished         = "Finished"
+	DrillEventCreated           = "Created"
+	DrillEventStarted           = "Started"
+	DrillEventDetected          = "Detected"
+	DrillEventFirstReplacement  = "FirstReplacement"
+	DrillEventRecovered         = "Recovered"
+	DrillEventWorkloadRecovered = "WorkloadRecovered"
+	DrillEventDuplicate         = "ExclusiveDuplicate"
+	DrillEventAbortRequested    = "AbortRequested"
+	DrillEventRestored          = "Restored"
+	DrillEventFailedBack        = "FailedBack"
+	DrillEventFailbackTimeout   = "FailbackTimeout"
+	DrillEventInterrupted       = "Interrupted"
+	DrillEventError             = "Error"
+	DrillEventFinished          = "Finished"
 )
 
 // DrillSample is the affected workloads' replicas at one moment, as the
@@ -153,19 +169,65 @@ type DrillSample struct {
 // DrillReport is what a drill measured. Times are seconds from StartedAt
 // (failback: from EndedAt); a missing time was not reached.
 type DrillReport struct {
-	DetectionSeconds        *float64    `json:"detectionSeconds,omitempty" doc:"Until the hub saw every target Unreachable (outage, partition) or stored the taint (evacuate)."`
-	FirstReplacementSeconds *float64    `json:"firstReplacementSeconds,omitempty" doc:"Until an affected workload had more ready replicas outside the targets than ran (or were placed) there at the start."`
-	RTOSeconds              *float64    `json:"rtoSeconds,omitempty" doc:"Until every affected workload had, outside the targets, every replica its placement wants there ready, and no placement on the targets."`
-	PeakUnavailableReplicas int32       `json:"peakUnavailableReplicas" doc:"The most desired replicas of the affected workloads not ready at once."`
-	ExclusiveDuplicates     int32       `json:"exclusiveDuplicates" doc:"Exclusive workloads seen ready in two clusters at once (must be 0)."`
-	FailbackSeconds         *float64    `json:"failbackSeconds,omitempty" doc:"From the end of the fault until the targets were Ready and held their share again."`
-	Failback                string      `json:"failback,omitempty" enum:"complete,manual,timedOut,notMeasured" doc:"complete: measured; manual: every affected workload fails back by hand; timedOut: not within failbackTimeout; notMeasured: aborted or interrupted."`
-	AffectedWorkloads       int32       `json:"affectedWorkloads"`
-	AffectedReplicas        int32       `json:"affectedReplicas" doc:"Replicas placed on the targets at the start."`
-	SLOs                    []SLOResult `json:"slos,omitempty"`
-	Passed                  bool        `json:"passed"`
-	Interrupted             bool        `json:"interrupted,omitempty" doc:"The hub running the drill stopped (restart or leader change); another restored the targets."`
-	Notes                   []string    `json:"notes,omitempty"`
+	DetectionSeconds        *float64              `json:"detectionSeconds,omitempty" doc:"Until the hub saw every target Unreachable (outage, partition) or stored the taint (evacuate)."`
+	FirstReplacementSeconds *float64              `json:"firstReplacementSeconds,omitempty" doc:"Until an affected workload had more ready replicas outside the targets than ran (or were placed) there at the start."`
+	RTOSeconds              *float64              `json:"rtoSeconds,omitempty" doc:"Until every affected workload had, outside the targets, every replica its placement wants there ready, and no placement on the targets."`
+	PeakUnavailableReplicas int32                 `json:"peakUnavailableReplicas" doc:"The most desired replicas of the affected workloads not ready at once."`
+	ExclusiveDuplicates     int32                 `json:"exclusiveDuplicates" doc:"Exclusive workloads seen ready in two clusters at once (must be 0)."`
+	FailbackSeconds         *float64              `json:"failbackSeconds,omitempty" doc:"From the end of the fault until the targets were Ready and held their share again."`
+	Failback                string                `json:"failback,omitempty" enum:"complete,manual,timedOut,notMeasured,notApplicable" doc:"complete: measured; manual: every affected workload fails back by hand; timedOut: not within failbackTimeout; notMeasured: aborted, interrupted or the fault never went in; notApplicable: nothing was affected."`
+	AffectedWorkloads       int32                 `json:"affectedWorkloads"`
+	AffectedReplicas        int32                 `json:"affectedReplicas" doc:"Replicas placed on the targets at the start."`
+	RTONotApplicable        bool                  `json:"rtoNotApplicable,omitempty" doc:"The fault affected no replica: there was nothing to recover, so there is no RTO (and no first replacement)."`
+	Workloads               []DrillWorkloadReport `json:"workloads,omitempty" doc:"Each affected workload's recovery: its own RTO, or what blocked it. At most 100: those that did not recover first, then the slowest."`
+	SLOs                    []SLOResult           `json:"slos,omitempty"`
+	Missed                  []string              `json:"missed,omitempty" doc:"The objectives missed, as 'maxRTO not recovered (target 20s)'."`
+	Passed                  bool                  `json:"passed" doc:"Every objective met (the verdict Passed) and the drill Completed."`
+	Interrupted             bool                  `json:"interrupted,omitempty" doc:"The hub running the drill stopped (restart or leader change); another restored the targets."`
+	Notes                   []string              `json:"notes,omitempty"`
+}
+
+// DrillWorkloadReport is one affected workload's recovery.
+type DrillWorkloadReport struct {
+	Workload string `json:"workload"`
+	// OnTargets is what it had placed on the targets at the start.
+	OnTargets  int32    `json:"onTargets" doc:"Replicas it had placed on the targets at the start."`
+	RTOSeconds *float64 `json:"rtoSeconds,omitempty" doc:"Until it had, outside the targets, every replica its placement wants there ready, and none placed on the targets; missing when it did not recover while the fault was in."`
+	// UnavailableBefore: it had fewer ready replicas than desired before
+	// the fault; its recovery is reported but does not hold up the
+	// drill's RTO.
+	UnavailableBefore bool           `json:"unavailableBefore,omitempty" doc:"It had fewer ready replicas than desired before the fault: reported, but not counted in the drill's RTO."`
+	BlockedBy         []DrillBlocker `json:"blockedBy,omitempty" doc:"What kept it from recovering, as last seen while the fault was in (empty once it recovered)."`
+}
+
+// DrillBlocker is one reason a workload had not recovered.
+type DrillBlocker struct {
+	Cluster string `json:"cluster,omitempty" doc:"The cluster it concerns, if one."`
+	Reason  string `json:"reason" enum:"StillOnTarget,Unplaced,NotReady" doc:"StillOnTarget: placement still keeps replicas on a target; Unplaced: placement found no cluster for some replicas; NotReady: replicas placed outside the targets are not ready."`
+	Message string `json:"message"`
+}
+
+// Drill blocker reasons.
+const (
+	BlockedStillOnTarget = "StillOnTarget"
+	BlockedUnplaced      = "Unplaced"
+	BlockedNotReady      = "NotReady"
+)
+
+// String is the blocker as one line: "eu-west: 1 of 3 ready".
+func (b DrillBlocker) String() string {
+	if b.Cluster == "" {
+		return b.Message
+	}
+	return b.Cluster + ": " + b.Message
+}
+
+// RTOText is the report's RTO as the CLI and the console say it.
+func (r *DrillReport) RTOText() string {
+	if r.RTONotApplicable {
+		return "not applicable (nothing affected)"
+	}
+	return SecondsText(r.RTOSeconds)
 }
 
 // SLOResult is one objective of a drill, met or not.
@@ -184,11 +246,27 @@ type DrillPlan struct {
 	AffectedWorkloads int32               `json:"affectedWorkloads"`
 	AffectedReplicas  int32               `json:"affectedReplicas"`
 	UnplacedReplicas  int32               `json:"unplacedReplicas,omitempty"`
+	Warnings          []DrillWarning      `json:"warnings,omitempty" doc:"What will make the drill's results hard to read or its objectives impossible: workloads already unavailable, SLOs that cannot be met by construction, policies that cannot hold during the fault."`
 	Reason            string              `json:"reason,omitempty" doc:"Why the load is not absorbed, or why there is nothing to drill."`
 	Workloads         []DrillPlanWorkload `json:"workloads,omitempty"`
 	Clusters          []DrillPlanCluster  `json:"clusters,omitempty"`
 	Notes             []string            `json:"notes,omitempty"`
 }
+
+// DrillWarning is one thing the plan warns of.
+type DrillWarning struct {
+	Type     string `json:"type" enum:"AlreadyUnavailable,SLOUnreachable,PolicyUnsatisfiable" doc:"AlreadyUnavailable: a workload has fewer ready replicas than desired before the fault; SLOUnreachable: an objective cannot be met by construction; PolicyUnsatisfiable: a workload's placement policy cannot hold during the fault."`
+	Workload string `json:"workload,omitempty"`
+	Field    string `json:"field,omitempty" doc:"The spec field the warning is about (an SLO), as a path relative to the spec."`
+	Message  string `json:"message"`
+}
+
+// Drill warning types.
+const (
+	WarnAlreadyUnavailable  = "AlreadyUnavailable"
+	WarnSLOUnreachable      = "SLOUnreachable"
+	WarnPolicyUnsatisfiable = "PolicyUnsatisfiable"
+)
 
 // DrillPlanWorkload is one workload with replicas on the targets.
 type DrillPlanWorkload struct {
@@ -218,10 +296,68 @@ type DrillPlanCluster struct {
 // Final reports whether a phase is one a drill ends in.
 func (s DrillStatus) Final() bool {
 	switch s.Phase {
-	case DrillSucceeded, DrillFailed, DrillAborted:
+	case DrillCompleted, DrillAborted, DrillError, DrillSucceeded, DrillFailed:
 		return true
 	}
 	return false
+}
+
+// Outcome is the drill's phase and verdict, with drills stored by older
+// hubs (Succeeded, Failed) read in today's words: Succeeded is Completed
+// and Passed; Failed is Completed and Failed when an objective was
+// missed, else Error (interrupted, or the fault never went in).
+func (s DrillStatus) Outcome() (phase, verdict string) {
+	switch s.Phase {
+	case "":
+		return DrillPending, ""
+	case DrillSucceeded:
+		return DrillCompleted, DrillVerdictPassed
+	case DrillFailed:
+		if r := s.Report; r != nil && !r.Interrupted {
+			for _, o := range r.SLOs {
+				if !o.Passed {
+					return DrillCompleted, DrillVerdictFailed
+				}
+			}
+		}
+		return DrillError, ""
+	case DrillCompleted:
+		return s.Phase, s.Verdict
+	}
+	return s.Phase, ""
+}
+
+// OutcomeText is phase and verdict in one: "Completed, Passed",
+// "Completed, Failed", "Aborted", "Error".
+func (s DrillStatus) OutcomeText() string {
+	phase, verdict := s.Outcome()
+	if verdict == "" {
+		return phase
+	}
+	return phase + ", " + verdict
+}
+
+// MissedText lists a report's missed objectives as they are stored, or
+// computed from its SLOs for reports stored by older hubs.
+func (r *DrillReport) MissedText() []string {
+	if r == nil {
+		return nil
+	}
+	if len(r.Missed) > 0 {
+		return r.Missed
+	}
+	var out []string
+	for _, s := range r.SLOs {
+		if !s.Passed {
+			out = append(out, s.MissedText())
+		}
+	}
+	return out
+}
+
+// MissedText is a missed objective in words: "maxRTO 12.000s (target 10s)".
+func (s SLOResult) MissedText() string {
+	return fmt.Sprintf("%s %s (target %s)", s.Name, s.Actual, s.Target)
 }
 
 // DurationOrDefault is the drill's duration (validated specs only).

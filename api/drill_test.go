@@ -81,9 +81,45 @@ func TestDrillDefaults(t *testing.T) {
 		t.Errorf("defaults: duration %s, failback timeout %s", s.DurationOrDefault(), s.FailbackTimeoutOrDefault())
 	}
 	for phase, final := range map[string]bool{"": false, DrillPending: false, DrillRunning: false, DrillRestoring: false,
-		DrillSucceeded: true, DrillFailed: true, DrillAborted: true} {
+		DrillCompleted: true, DrillError: true, DrillSucceeded: true, DrillFailed: true, DrillAborted: true} {
 		if (DrillStatus{Phase: phase}).Final() != final {
 			t.Errorf("phase %q: want Final %v", phase, final)
 		}
+	}
+}
+
+func TestDrillOutcome(t *testing.T) {
+	t.Parallel()
+	missed := &DrillReport{SLOs: []SLOResult{{Name: "maxRTO", Target: "10s", Actual: "not recovered"}, {Name: "exclusiveDuplicates", Target: "0", Actual: "0", Passed: true}}}
+	met := &DrillReport{SLOs: []SLOResult{{Name: "exclusiveDuplicates", Target: "0", Actual: "0", Passed: true}}}
+	interrupted := &DrillReport{Interrupted: true, SLOs: missed.SLOs}
+	for _, c := range []struct {
+		name           string
+		st             DrillStatus
+		phase, verdict string
+		text           string
+	}{
+		{"not started", DrillStatus{}, DrillPending, "", "Pending"},
+		{"running", DrillStatus{Phase: DrillRunning}, DrillRunning, "", "Running"},
+		{"completed, passed", DrillStatus{Phase: DrillCompleted, Verdict: DrillVerdictPassed, Report: met}, DrillCompleted, DrillVerdictPassed, "Completed, Passed"},
+		{"completed, failed", DrillStatus{Phase: DrillCompleted, Verdict: DrillVerdictFailed, Report: missed}, DrillCompleted, DrillVerdictFailed, "Completed, Failed"},
+		{"aborted has no verdict", DrillStatus{Phase: DrillAborted, Verdict: DrillVerdictFailed, Report: missed}, DrillAborted, "", "Aborted"},
+		{"error has no verdict", DrillStatus{Phase: DrillError, Report: interrupted}, DrillError, "", "Error"},
+		{"stored Succeeded", DrillStatus{Phase: DrillSucceeded, Report: met}, DrillCompleted, DrillVerdictPassed, "Completed, Passed"},
+		{"stored Failed with an SLO missed", DrillStatus{Phase: DrillFailed, Report: missed}, DrillCompleted, DrillVerdictFailed, "Completed, Failed"},
+		{"stored Failed, interrupted", DrillStatus{Phase: DrillFailed, Report: interrupted}, DrillError, "", "Error"},
+		{"stored Failed, every SLO met: it broke", DrillStatus{Phase: DrillFailed, Report: met}, DrillError, "", "Error"},
+		{"stored Failed without a report", DrillStatus{Phase: DrillFailed}, DrillError, "", "Error"},
+	} {
+		phase, verdict := c.st.Outcome()
+		if phase != c.phase || verdict != c.verdict || c.st.OutcomeText() != c.text {
+			t.Errorf("%s: want %s/%q (%q), got %s/%q (%q)", c.name, c.phase, c.verdict, c.text, phase, verdict, c.st.OutcomeText())
+		}
+	}
+	if got := missed.MissedText(); len(got) != 1 || got[0] != "maxRTO not recovered (target 10s)" {
+		t.Errorf("missed objectives of an old report: want maxRTO only, got %q", got)
+	}
+	if got := (&DrillReport{RTONotApplicable: true}).RTOText(); !strings.Contains(got, "not applicable") {
+		t.Errorf("RTO of a drill that affected nothing: want not applicable, got %q", got)
 	}
 }

@@ -71,3 +71,35 @@ func Reason(evictedBy string) string {
 	}
 	return "noexecute"
 }
+
+// Move reasons (event reasons) of replicas moved off clusters.
+const (
+	MoveFailedOver = "FailedOver" // a cluster was lost, or an operator's NoExecute taint evicted them
+	MoveDrained    = "Drained"    // an operator's drain (atoll cluster drain)
+	MoveEvacuated  = "Evacuated"  // an evacuate drill
+)
+
+// MoveReason names a move off the lost clusters for its event, and the
+// event's type: a drain or an evacuate drill that evicted every one of
+// them is a planned move (Normal); anything else is a failover (Warning).
+func MoveReason(lost map[string]int32, d placement.Decision) (reason, eventType string) {
+	planned := ""
+	for c := range lost {
+		why := ""
+		switch filtered := d.Filtered[c]; {
+		case d.Evicted[c] == api.HealthUnreachable:
+		case strings.HasPrefix(filtered, "tainted: "+api.DrainTaintKey+":"), strings.HasPrefix(filtered, "tainted: "+api.DrainTaintKey+"="):
+			why = MoveDrained
+		case strings.HasPrefix(filtered, "tainted: "+api.DrillTaintKey+":"), strings.HasPrefix(filtered, "tainted: "+api.DrillTaintKey+"="):
+			why = MoveEvacuated
+		}
+		if why == "" || (planned != "" && planned != why) {
+			return MoveFailedOver, api.EventWarning
+		}
+		planned = why
+	}
+	if planned == "" {
+		return MoveFailedOver, api.EventWarning
+	}
+	return planned, api.EventNormal
+}

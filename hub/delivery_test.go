@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -144,13 +146,24 @@ func TestDeregisteredMemberStops(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := e.admin.Delete(context.Background(), "clusters", "gone", nil); err != nil {
+	// While its member heartbeats, the cluster is deregistered only by
+	// force, and the refusal is audited.
+	if err := e.admin.Delete(context.Background(), "clusters", "gone", nil); api.ErrorCode(err) != api.CodeConflict || !strings.Contains(err.Error(), "force") {
+		t.Fatalf("deregistering a cluster whose member heartbeats: want 409 naming force; got %v", err)
+	}
+	if got := e.auditResults("gone", "delete"); len(got) != 1 || got[0].Result != api.CodeConflict {
+		t.Errorf("want the refused deregistration audited; got %+v", got)
+	}
+	if r := e.do("DELETE", "/api/v1/workloads/x?force=true", adminSecret, "", nil); r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "query.force") {
+		t.Errorf("force on a workload: want 422 at query.force; got %d %s", r.status, r.body)
+	}
+	if err := e.admin.Raw(context.Background(), http.MethodDelete, "/api/v1/clusters/gone", url.Values{"force": {"true"}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, member.ErrRefused) {
-			t.Errorf("a deregistered member must stop with ErrRefused, got %v", err)
+		if !errors.Is(err, member.ErrRefused) || !strings.Contains(err.Error(), "cluster gone was deregistered") || !strings.Contains(err.Error(), "new join token") {
+			t.Errorf("a deregistered member must stop with ErrRefused, saying what happened and how to join again; got %v", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the deregistered member still runs 20s later")

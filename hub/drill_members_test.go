@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,8 +111,11 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	entries, samples, final := followDrill(t, e, "evac", 40*time.Second)
 	rep := final.Status.Report
 	t.Logf("report: %s", mustJSONOf(rep))
-	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed {
-		t.Fatalf("evacuate drill: want Succeeded and passed; got %s %+v", final.Status.Phase, rep)
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed {
+		t.Fatalf("evacuate drill: want Completed and Passed; got %s/%s %+v", final.Status.Phase, final.Status.Verdict, rep)
+	}
+	if len(rep.Workloads) != 1 || rep.Workloads[0].Workload != "web" || rep.Workloads[0].RTOSeconds == nil || len(rep.Workloads[0].BlockedBy) != 0 {
+		t.Errorf("evacuate report: want web's own RTO and nothing blocking it; got %+v", rep.Workloads)
 	}
 	if rep.AffectedWorkloads != 1 || rep.AffectedReplicas != 2 || rep.DetectionSeconds == nil || rep.FirstReplacementSeconds == nil ||
 		rep.RTOSeconds == nil || rep.ExclusiveDuplicates != 0 || rep.Failback != "manual" {
@@ -143,7 +147,7 @@ func TestDrillEvacuateEndToEnd(t *testing.T) {
 	waitFor(t, "/metrics with the drill's RTO histogram and its outcome counted", 10*time.Second, func() bool {
 		r := e.do("GET", "/metrics", "", "", nil)
 		return strings.Contains(string(r.body), `atoll_drill_rto_seconds_bucket{kind="evacuate"`) &&
-			strings.Contains(string(r.body), `atoll_drills_total{outcome="Succeeded"} 1`)
+			strings.Contains(string(r.body), `atoll_drills_total{outcome="Passed"} 1`)
 	})
 	// The drill's events are kept as Events too.
 	var events api.EventList
@@ -203,8 +207,8 @@ func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
 	entries, _, final := followDrill(t, e, "dark", 90*time.Second)
 	rep := final.Status.Report
 	t.Logf("outage of %s: %s", target, mustJSONOf(rep))
-	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed {
-		t.Fatalf("outage drill: want Succeeded and passed; got %s %+v; timeline %+v", final.Status.Phase, rep, entries)
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed {
+		t.Fatalf("outage drill: want Completed and Passed; got %s/%s %+v; timeline %+v", final.Status.Phase, final.Status.Verdict, rep, entries)
 	}
 	if rep.AffectedWorkloads != 2 || rep.AffectedReplicas != 3 || rep.DetectionSeconds == nil || rep.RTOSeconds == nil ||
 		*rep.DetectionSeconds > *rep.RTOSeconds || rep.ExclusiveDuplicates != 0 || rep.Failback != "complete" || rep.FailbackSeconds == nil {
@@ -234,8 +238,80 @@ func TestDrillOutageAndPartitionEndToEnd(t *testing.T) {
 	_, _, final = followDrill(t, e, "cut", 90*time.Second)
 	rep = final.Status.Report
 	t.Logf("partition of %s: %s", other, mustJSONOf(rep))
-	if final.Status.Phase != api.DrillSucceeded || rep == nil || !rep.Passed || rep.AffectedReplicas != 3 || rep.RTOSeconds == nil ||
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed || rep.AffectedReplicas != 3 || rep.RTOSeconds == nil ||
 		rep.ExclusiveDuplicates != 0 || rep.Failback != "complete" {
-		t.Errorf("partition drill: want Succeeded, 3 replicas affected, an RTO, no duplicates after the heal, failback complete; got %s %+v", final.Status.Phase, rep)
+		t.Errorf("partition drill: want Completed and Passed, 3 replicas affected, an RTO, no duplicates after the heal, failback complete; got %s/%s %+v", final.Status.Phase, final.Status.Verdict, rep)
+	}
+	if rep != nil {
+		for _, w := range rep.Workloads {
+			if w.RTOSeconds == nil || *w.RTOSeconds > *rep.RTOSeconds || len(w.BlockedBy) != 0 {
+				t.Errorf("partition drill: want every workload's own RTO, none after the drill's, nothing blocking; got %+v", rep.Workloads)
+			}
+		}
+	}
+}
+
+// TestDrillNamesWhatWasBrokenBefore: a workload that never gets ready
+// (its replicas take an hour to start) is named by the plan as already
+// unavailable; the outage drill's report gives each workload its own RTO,
+// names what blocked the broken one (which cluster, not ready), leaves it
+// out of the drill's RTO and failback, and so does not wait out the
+// failback timeout for it.
+func TestDrillNamesWhatWasBrokenBefore(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	ctx := context.Background()
+	join := e.joinToken("j", api.TokenSpec{})
+	drillRegion(t, e, join, "r1")
+	drillRegion(t, e, join, "r2")
+	fast := &api.FailoverPolicy{GracePeriod: "1s", StabilizationWindow: "1s"}
+	tmpl := func(latency string) api.ReplicaTemplate {
+		return api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "100m", Memory: "64Mi"}, Sim: &api.SimSpec{StartLatency: api.Duration(latency)}}
+	}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 4, Template: tmpl("50ms"), Failover: fast}})
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "stuck"}, Spec: api.WorkloadSpec{Replicas: 2, Template: tmpl("1h"), Failover: fast}})
+	waitFor(t, "web 4 ready over both regions, stuck placed on both", 30*time.Second, func() bool {
+		var web, stuck api.Workload
+		_ = e.admin.Get(ctx, "workloads", "web", &web)
+		_ = e.admin.Get(ctx, "workloads", "stuck", &stuck)
+		return web.Status.ReadyReplicas == 4 && len(web.Status.Clusters) == 2 && stuck.Status.Placement != nil && len(stuck.Status.Placement.Clusters) == 2
+	})
+
+	d := drill("broken-before", api.DrillOutage, api.DrillTarget{Cluster: "r1"}, "10s")
+	d.Spec.SLO = &api.DrillSLO{MaxRTO: "10s"}
+	d.Spec.FailbackTimeout = "5m"
+	var created api.Drill
+	if err := e.admin.Create(ctx, "drills", d, &created); err != nil {
+		t.Fatal(err)
+	}
+	if p := created.Status.Plan; p == nil || !slices.ContainsFunc(p.Warnings, func(w api.DrillWarning) bool {
+		return w.Type == api.WarnAlreadyUnavailable && w.Workload == "stuck" && strings.Contains(w.Message, "0 of 2")
+	}) || slices.ContainsFunc(p.Warnings, func(w api.DrillWarning) bool { return w.Workload == "web" }) {
+		t.Errorf("want the plan to warn that stuck (and only stuck) is unavailable before the fault; got %+v", created.Status.Plan)
+	}
+	entries, _, final := followDrill(t, e, "broken-before", 2*time.Minute)
+	rep := final.Status.Report
+	t.Logf("outage with stuck broken: %s", mustJSONOf(rep))
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || rep.RTOSeconds == nil {
+		t.Fatalf("want Completed and Passed on web's recovery; got %s/%s %+v; timeline %+v", final.Status.Phase, final.Status.Verdict, rep, entries)
+	}
+	byName := map[string]api.DrillWorkloadReport{}
+	for _, w := range rep.Workloads {
+		byName[w.Workload] = w
+	}
+	if w := byName["web"]; w.RTOSeconds == nil || w.UnavailableBefore || len(w.BlockedBy) != 0 {
+		t.Errorf("web: want its own RTO and nothing blocking it; got %+v", w)
+	}
+	stuck := byName["stuck"]
+	if stuck.RTOSeconds != nil || !stuck.UnavailableBefore || !slices.ContainsFunc(stuck.BlockedBy, func(b api.DrillBlocker) bool {
+		return b.Cluster == "r2" && b.Reason == api.BlockedNotReady && strings.Contains(b.Message, "ready")
+	}) {
+		t.Errorf("stuck: want no RTO, unavailable before, blocked by replicas not ready on r2; got %+v", stuck)
+	}
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "not counted in the RTO: stuck") }) {
+		t.Errorf("want a note that stuck is not counted in the RTO; got %q", rep.Notes)
+	}
+	if rep.Failback != "complete" || final.Status.FinishedAt.Sub(*final.Status.EndedAt) > time.Minute {
+		t.Errorf("want failback complete on web alone, well within the 5m timeout; got %s, ended %v finished %v", rep.Failback, final.Status.EndedAt, final.Status.FinishedAt)
 	}
 }

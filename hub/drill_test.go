@@ -348,13 +348,76 @@ func TestDrillInterruptedByRestart(t *testing.T) {
 
 	e2 := newEnvWith(t, dbURL, nil, members.HealthConfig{}, true)
 	d := e2.waitDrill("cut", "ended by the new hub", 10*time.Second, func(d api.Drill) bool { return d.Status.Final() })
-	if d.Status.Phase != api.DrillFailed || d.Status.Report == nil || !d.Status.Report.Interrupted || d.Status.Report.Passed || len(d.Status.Report.Notes) == 0 {
-		t.Errorf("interrupted drill: want Failed with an interrupted, not passed report and a note; got phase %s report %+v", d.Status.Phase, d.Status.Report)
+	if d.Status.Phase != api.DrillError || d.Status.Verdict != "" || d.Status.Report == nil || !d.Status.Report.Interrupted || d.Status.Report.Passed || len(d.Status.Report.Notes) == 0 {
+		t.Errorf("interrupted drill: want Error with no verdict, an interrupted, not passed report and a note; got phase %s/%s report %+v", d.Status.Phase, d.Status.Verdict, d.Status.Report)
 	}
 	if d.Status.Report != nil && (d.Status.Report.DetectionSeconds == nil || *d.Status.Report.DetectionSeconds != 0) {
 		t.Errorf("interrupted drill: want the detection kept from the stored timeline; got %v", d.Status.Report.DetectionSeconds)
 	}
 	if hasDrillTaint(e2.taints("c"), "cut") {
 		t.Errorf("after the restart: want c's drill taint gone; taints %v", e2.taints("c"))
+	}
+}
+
+// TestDrillTellsTheTruth: the plan the API serves warns of workloads
+// already unavailable and of objectives that cannot be met; a drill that
+// affects nothing completes and passes with its RTO not applicable (no
+// Recovered before Detected), and ends without waiting out the failback
+// timeout.
+func TestDrillTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, pgtest.NewDatabase(t), nil, members.HealthConfig{}, true)
+	ctx := context.Background()
+	drillFleet(e) // no members: nothing reports web or pinned ready
+
+	zero := int32(0)
+	var plan api.DrillPlan
+	body, _ := json.Marshal(api.DrillSpec{Kind: api.DrillEvacuate, Target: api.DrillTarget{Cluster: "a"},
+		SLO: &api.DrillSLO{MaxRTO: "30s", MaxUnavailableReplicas: &zero}})
+	if err := e.admin.Raw(ctx, "POST", "/api/v1/drills/plan", nil, body, &plan); err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	has := func(typ, workload, field string) bool {
+		return slices.ContainsFunc(plan.Warnings, func(w api.DrillWarning) bool {
+			return w.Type == typ && w.Workload == workload && w.Field == field && w.Message != ""
+		})
+	}
+	if !has(api.WarnAlreadyUnavailable, "web", "") || !has(api.WarnAlreadyUnavailable, "pinned", "") ||
+		!has(api.WarnSLOUnreachable, "", "slo.maxUnavailableReplicas") || !has(api.WarnSLOUnreachable, "", "slo.maxRTO") {
+		t.Errorf("plan of evacuating a: want web and pinned named unavailable, maxUnavailableReplicas and maxRTO unreachable; got %+v", plan.Warnings)
+	}
+
+	// b holds nothing: the drill affects no replica.
+	d := drill("empty", api.DrillEvacuate, api.DrillTarget{Cluster: "b"}, "1s")
+	d.Spec.SLO = &api.DrillSLO{MaxRTO: "10s"}
+	d.Spec.FailbackTimeout = "1h"
+	if err := e.admin.Create(ctx, "drills", d, nil); err != nil {
+		t.Fatal(err)
+	}
+	final := e.waitDrill("empty", "ended", 30*time.Second, func(d api.Drill) bool { return d.Status.Final() })
+	rep := final.Status.Report
+	if final.Status.Phase != api.DrillCompleted || final.Status.Verdict != api.DrillVerdictPassed || rep == nil || !rep.Passed {
+		t.Fatalf("drill affecting nothing: want Completed and Passed; got %s/%s %+v", final.Status.Phase, final.Status.Verdict, rep)
+	}
+	if !rep.RTONotApplicable || rep.RTOSeconds != nil || rep.FirstReplacementSeconds != nil || rep.Failback != "notApplicable" ||
+		rep.AffectedWorkloads != 0 || len(rep.Workloads) != 0 || !strings.Contains(rep.RTOText(), "not applicable") {
+		t.Errorf("drill affecting nothing: want no RTO (not applicable), no first replacement, failback notApplicable; got %+v", rep)
+	}
+	for _, s := range rep.SLOs {
+		if s.Name == "maxRTO" && (!s.Passed || !strings.Contains(s.Actual, "not applicable")) {
+			t.Errorf("maxRTO of a drill affecting nothing: want met as not applicable; got %+v", s)
+		}
+	}
+	for _, ev := range final.Status.Timeline {
+		if ev.Type == api.DrillEventRecovered || ev.Type == api.DrillEventFirstReplacement || ev.Type == api.DrillEventFailbackTimeout {
+			t.Errorf("drill affecting nothing: want no %s in the timeline; got %+v", ev.Type, final.Status.Timeline)
+		}
+	}
+	if final.Status.FinishedAt == nil || final.Status.EndedAt == nil || final.Status.FinishedAt.Sub(*final.Status.EndedAt) > 20*time.Second {
+		t.Errorf("drill affecting nothing: want it ended soon after the fault was lifted, not after the failback timeout; ended %v, finished %v",
+			final.Status.EndedAt, final.Status.FinishedAt)
+	}
+	if r := e.do("GET", "/metrics", "", "", nil); !strings.Contains(string(r.body), `atoll_drills_total{outcome="Passed"} 1`) {
+		t.Errorf("/metrics: want atoll_drills_total{outcome=\"Passed\"} 1")
 	}
 }

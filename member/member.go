@@ -546,7 +546,8 @@ func (m *Member) recheck(ctx context.Context) error {
 	switch {
 	case errors.Is(err, ErrRefused):
 		m.log.ErrorContext(ctx, "the hub no longer accepts this member", "err", err)
-		return err
+		return fmt.Errorf("cluster %s was deregistered, or its identity re-issued: the hub no longer accepts this member (%w); to join again, delete %s and start it with a new join token (--join-token-file)",
+			m.cfg.Name, err, filepath.Join(m.cfg.DataDir, identityFile))
 	case err != nil:
 		m.log.WarnContext(ctx, "no heartbeat acks and the hub's API is unreachable; running on", "err", err)
 		return nil

@@ -68,7 +68,7 @@ func TestComposeBootstrapSteps(t *testing.T) {
 	cluster := uniqueName("compose-m")
 	// Registered before the member starts, so it runs after the member is killed.
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+cluster, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+cluster+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", cluster, status, body, err)
 		}

@@ -168,7 +168,7 @@ func TestConsole(t *testing.T) {
 	d.checkReady(t)
 	const edge = "console-edge"
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+edge, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+edge+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", edge, status, body, err)
 		}

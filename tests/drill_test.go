@@ -34,8 +34,8 @@ func TestDrillCLI(t *testing.T) {
 	// back within a second.
 	web := uniqueName("drill-web")
 	d.mustAtoll(t, drillWorkload(web, region, ""), "apply", "-f", "-")
-	d.waitWorkload(t, web, "4 Ready replicas, 2 in each of its clusters", workloadReadyTimeout, nil, func(w api.Workload) bool {
-		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] == 2
+	d.waitWorkload(t, web, "4 Ready replicas, at least 2 on the test's region (all 4 when us-east looked busy as it was placed: nothing rebalances yet)", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 4 && w.Status.Placement != nil && w.Status.Placement.Clusters[region] >= 2
 	})
 
 	r := d.mustAtoll(t, "", "drill", "plan", "--kind", "outage", "--region", region)
@@ -51,8 +51,8 @@ func TestDrillCLI(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("want `atoll drill run` of a passing outage drill to exit 0; got %s", r)
 	}
-	for _, want := range []string{"drill/" + name + " created", api.DrillEventStarted, api.DrillEventDetected, api.DrillEventRecovered, api.DrillEventRestored,
-		"ready", "Succeeded (PASSED)", "RTO:", "maxRTO"} {
+	for _, want := range []string{"drill/" + name + " created", "Fault in place:", "Detected:", "Recovered:", "Fault lifted:",
+		"ready", "Phase:", api.DrillCompleted, "Verdict:", "Passed: every objective met", "RTO:", "maxRTO"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("want the run's progress and report to show %q; got %s", want, r)
 		}
@@ -61,6 +61,7 @@ func TestDrillCLI(t *testing.T) {
 	r = d.mustAtoll(t, "", "drill", "report", name, "-o", "json")
 	var view struct {
 		Phase   string          `json:"phase"`
+		Verdict string          `json:"verdict"`
 		Targets []string        `json:"targets"`
 		Report  api.DrillReport `json:"report"`
 	}
@@ -68,13 +69,13 @@ func TestDrillCLI(t *testing.T) {
 		t.Fatalf("want `atoll drill report -o json` to print JSON; got %v in %s", err, r)
 	}
 	rep := view.Report
-	if view.Phase != api.DrillSucceeded || !rep.Passed || len(view.Targets) != 1 || view.Targets[0] != region || rep.AffectedReplicas < 2 ||
+	if view.Phase != api.DrillCompleted || view.Verdict != api.DrillVerdictPassed || !rep.Passed || len(view.Targets) != 1 || view.Targets[0] != region || rep.AffectedReplicas < 2 ||
 		rep.DetectionSeconds == nil || rep.RTOSeconds == nil || rep.ExclusiveDuplicates != 0 || rep.PeakUnavailableReplicas < 1 {
-		t.Errorf("want the kept report: Succeeded, passed, target %s, at least web's 2 replicas affected, detection, an RTO, no duplicates, some unavailable; got %s", region, r.stdout)
+		t.Errorf("want the kept report: Completed, Passed, target %s, at least web's 2 replicas affected, detection, an RTO, no duplicates, some unavailable; got %s", region, r.stdout)
 	}
 	t.Logf("outage of %s: %s", region, r.stdout)
-	if r := d.mustAtoll(t, "", "get", "drills"); !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, api.DrillSucceeded) {
-		t.Errorf("want `atoll get drills` to list %s as Succeeded; got %s", name, r)
+	if r := d.mustAtoll(t, "", "get", "drills"); !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, api.DrillCompleted) || !strings.Contains(r.stdout, api.DrillVerdictPassed) {
+		t.Errorf("want `atoll get drills` to list %s as Completed and Passed; got %s", name, r)
 	}
 	if r := d.mustAtoll(t, "", "drill", "status", name); !strings.Contains(r.stdout, "Timeline:") || !strings.Contains(r.stdout, api.DrillEventFinished) {
 		t.Errorf("want `atoll drill status` to show the timeline; got %s", r)
@@ -85,7 +86,7 @@ func TestDrillCLI(t *testing.T) {
 	missed := uniqueName("evacuate")
 	r = d.atollWithin(t, drillRunTimeout, nil, "", "drill", "run", "--kind", "evacuate", "--cluster", region, "--name", missed,
 		"--duration", "3s", "--max-rto", "1ms", "--failback-timeout", "3s")
-	if r.code != 1 || !strings.Contains(r.stderr, "SLO missed") || !strings.Contains(r.stderr, "maxRTO") || !strings.Contains(r.stdout, "FAILED") {
+	if r.code != 1 || !strings.Contains(r.stderr, "completed and failed: missed maxRTO") || !strings.Contains(r.stdout, "Failed: missed maxRTO") {
 		t.Errorf("want `atoll drill run` with a missed SLO to exit 1 naming maxRTO; got %s", r)
 	}
 	// A drill on a cluster that does not exist is refused with its plan.
@@ -132,7 +133,7 @@ func (d *devStack) drillRegion(t *testing.T, prefix, taint string) string {
 	t.Helper()
 	region := uniqueName(prefix)
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+region+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered after the test; got %d %s (%v)", region, status, body, err)
 		}

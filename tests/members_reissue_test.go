@@ -22,7 +22,7 @@ func TestMemberLostKeyReissue(t *testing.T) {
 	d.checkReady(t)
 	const name = "edge-lost"
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+name, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+name+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered (or already gone) after the test; got %d %s (%v)", name, status, body, err)
 		}

@@ -53,7 +53,7 @@ func TestMembersJoinAndHealth(t *testing.T) {
 	// members are killed.
 	t.Cleanup(func() {
 		for _, name := range []string{"edge-a", "edge-b"} {
-			status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+name, d.token, nil)
+			status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+name+"?force=true", d.token, nil)
 			if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 				t.Errorf("want cluster %s deregistered (or already gone) after the test; got %d %s (%v)", name, status, body, err)
 			}
@@ -234,7 +234,15 @@ func TestMembersJoinAndHealth(t *testing.T) {
 	t.Run("deregister", func(t *testing.T) {
 		d.waitHealth(t, edgeA, "edge-a", "Ready", healthTimeout)
 		mark := edgeA.out.len()
-		if r := d.mustAtoll(t, "", "cluster", "deregister", "edge-a"); !hasLine(r.stdout, "cluster/edge-a deregistered") {
+		// Guards: no confirmation, no deregistration; a live member's
+		// cluster needs --force.
+		if r := d.atoll(t, nil, "", "cluster", "deregister", "edge-a"); r.code != 1 || !strings.Contains(r.stderr, "pass --yes to confirm") {
+			t.Errorf("want `atoll cluster deregister edge-a` without --yes refused, exit 1; got %s", r)
+		}
+		if r := d.atoll(t, nil, "", "cluster", "deregister", "edge-a", "--yes"); r.code != 1 || !strings.Contains(r.stderr, "is Ready") || !strings.Contains(r.stderr, "--force") {
+			t.Errorf("want deregistering edge-a while its member heartbeats refused, naming --force; got %s", r)
+		}
+		if r := d.mustAtoll(t, "", "cluster", "deregister", "edge-a", "--yes", "--force"); !hasLine(r.stdout, "cluster/edge-a deregistered") {
 			t.Errorf("want %q; got %s", "cluster/edge-a deregistered", r)
 		}
 		if names := clusterNames(t, d.mustAtoll(t, "", "get", "clusters", "-o", "json")); slices.Contains(names, "edge-a") {

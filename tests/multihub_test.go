@@ -787,7 +787,7 @@ func isolatedOnCluster(t *testing.T, nc *natsCluster, creds string) {
 func revokeThroughBoth(t *testing.T, nc *natsCluster, hubs []*hubProc, members map[string]*memberProc, dir string) {
 	for i, name := range []string{"mh-2", "mh-1"} {
 		h := hubs[i]
-		if r := h.api.mustAtoll(t, "", "cluster", "deregister", name); !hasLine(r.stdout, "cluster/"+name+" deregistered") {
+		if r := h.api.mustAtoll(t, "", "cluster", "deregister", name, "--yes", "--force"); !hasLine(r.stdout, "cluster/"+name+" deregistered") {
 			t.Errorf("want %q through %s; got %s", "cluster/"+name+" deregistered", h.name, r)
 		}
 	}

@@ -96,7 +96,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		"./atoll get events":                      {"ClusterReady"},
 		"./atoll drill plan":                      {"ap-south"},
 		"./atoll drill run":                       {"ap-south-outage"},
-		"./atoll drill status ap-south-outage":    {"Succeeded"},
+		"./atoll drill status ap-south-outage":    {"Completed", "Passed"},
 		"./atoll drill report ap-south-outage -o": {"ap-south-outage"},
 		"./atoll get drills -o wide":              {"ap-south-outage"},
 	}

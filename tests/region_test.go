@@ -404,7 +404,7 @@ func startRegion(t *testing.T) *region {
 	// Cleanups run last-registered first: the processes go, then this
 	// checks for survivors, then the cluster is deregistered.
 	t.Cleanup(func() {
-		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+r.name, d.token, nil)
+		status, body, err := d.request(http.MethodDelete, "/api/v1/clusters/"+r.name+"?force=true", d.token, nil)
 		if err != nil || (status/100 != 2 && status != http.StatusNotFound) {
 			t.Errorf("want cluster %s deregistered (or already gone) after the test; got %d %s (%v)", r.name, status, body, err)
 		}

@@ -148,9 +148,9 @@ func BenchmarkConsoleDrills(b *testing.B) {
 		dr := benchDrill(now.Add(-time.Duration(i) * time.Hour))
 		dr.Metadata.Name = fmt.Sprintf("drill-%04d", i)
 		if i%7 == 0 {
-			dr.Status.Phase, dr.Status.Report.Passed = api.DrillFailed, false
+			dr.Status.Phase, dr.Status.Verdict, dr.Status.Report.Passed = api.DrillCompleted, api.DrillVerdictFailed, false
 		}
 		c.fleet.drills[dr.Metadata.Name] = summarizeDrill(dr)
 	}
-	benchRender(b, c, "/drills?phase=Failed&sort=rto&dir=desc")
+	benchRender(b, c, "/drills?phase=Completed&sort=rto&dir=desc")
 }

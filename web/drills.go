@@ -25,13 +25,15 @@ type drillSummary struct {
 	Kind           string
 	Target         string // "region ap-south", "cluster eu-west-1"
 	Targets        []string
-	Phase          string // Pending when the hub has not set one
+	Phase          string // Pending when the hub has not set one; old Succeeded/Failed read as today's phases
+	Verdict        string // Passed or Failed once Completed, else ""
 	State          string // the list's filter: Running (any phase before the end), or the final phase
 	Final          bool
 	HasReport      bool
 	Passed         bool
 	RTO            string
 	RTOSeconds     float64 // -1: none, for sorting
+	NoRTO          bool    // nothing was affected: no RTO to trend
 	Peak           string
 	Duration       time.Duration
 	Created        time.Time
@@ -42,32 +44,36 @@ type drillSummary struct {
 
 func summarizeDrill(d *api.Drill) *drillSummary {
 	st := d.Status
+	phase, verdict := st.Outcome()
 	s := &drillSummary{Name: d.Metadata.Name, Kind: d.Spec.Kind, Target: d.Spec.Target.String(), Targets: st.Targets,
-		Phase: cmp.Or(st.Phase, api.DrillPending), Final: st.Final(), RTO: "—", RTOSeconds: -1, Peak: "—",
+		Phase: phase, Verdict: verdict, Final: st.Final(), RTO: "—", RTOSeconds: -1, Peak: "—",
 		Duration: d.Spec.DurationOrDefault(), Started: st.StartedAt, AbortRequested: st.AbortRequestedAt != nil}
 	s.State = drillState(s.Phase)
 	if d.Metadata.CreationTimestamp != nil {
 		s.Created = *d.Metadata.CreationTimestamp
 	}
 	if r := st.Report; r != nil {
-		s.HasReport, s.Passed = true, r.Passed
+		s.HasReport, s.Passed = true, verdict == api.DrillVerdictPassed
 		s.RTO = api.SecondsText(r.RTOSeconds)
+		if r.RTONotApplicable {
+			s.RTO, s.NoRTO = "n/a", true
+		}
 		if r.RTOSeconds != nil {
 			s.RTOSeconds = *r.RTOSeconds
 		}
 		s.Peak = itoa(int(r.PeakUnavailableReplicas))
 	}
-	s.search = strings.ToLower(strings.Join(append([]string{s.Name, s.Kind, s.Target, s.Phase}, s.Targets...), " "))
+	s.search = strings.ToLower(strings.Join(append([]string{s.Name, s.Kind, s.Target, s.Phase, s.Verdict}, s.Targets...), " "))
 	return s
 }
 
 // drillStates are the list's filters, in the order of its chips.
-var drillStates = []string{api.DrillRunning, api.DrillSucceeded, api.DrillFailed, api.DrillAborted}
+var drillStates = []string{api.DrillRunning, api.DrillCompleted, api.DrillAborted, api.DrillError}
 
 // drillState folds the phases before the end into Running.
 func drillState(phase string) string {
 	switch phase {
-	case api.DrillSucceeded, api.DrillFailed, api.DrillAborted:
+	case api.DrillCompleted, api.DrillAborted, api.DrillError:
 		return phase
 	}
 	return api.DrillRunning
@@ -105,11 +111,12 @@ type drillsData struct {
 	Columns []column
 	Rows    []drillRow
 	Pager   pager
+	Trends  []rtoTrend
 }
 
 var drillSorts = []string{"age", "name", "phase", "rto"}
 
-var drillRank = map[string]int{api.DrillPending: 0, api.DrillRunning: 1, api.DrillRestoring: 2, api.DrillSucceeded: 3, api.DrillFailed: 4, api.DrillAborted: 5}
+var drillRank = map[string]int{api.DrillPending: 0, api.DrillRunning: 1, api.DrillRestoring: 2, api.DrillCompleted: 3, api.DrillAborted: 4, api.DrillError: 5}
 
 func drillsView(c *Console, req viewRequest) (*view, error) {
 	p, err := readList(req.query, drillSorts)
@@ -154,7 +161,8 @@ func drillsView(c *Console, req viewRequest) (*view, error) {
 	}
 	d := drillsData{Loaded: s.Loaded, Params: p, Chips: chips(p, "/drills", countDrills(s), len(s.Drills)), Rows: rows, Pager: pg,
 		Columns: columns(p, "/drills", [][3]string{{"Drill", "name", ""}, {"Kind", "", ""}, {"Target", "", ""}, {"Phase", "phase", ""}, {"Result", "", ""},
-			{"RTO", "rto", "num"}, {"Peak unavailable", "", "num"}, {"Fault", "", "num"}, {"Age", "age", "num"}})}
+			{"RTO", "rto", "num"}, {"Peak unavailable", "", "num"}, {"Fault", "", "num"}, {"Age", "age", "num"}}),
+		Trends: rtoTrends(s.Drills)}
 	return &view{template: "drills", title: "Drills", active: "Drills", data: d, ticks: true, live: true}, nil
 }
 
@@ -228,8 +236,9 @@ func drillView(c *Console, req viewRequest) (*view, error) {
 
 func newDrillData(dr *api.Drill, now time.Time) drillData {
 	st := dr.Status
+	phase, verdict := st.Outcome()
 	d := drillData{Name: dr.Metadata.Name, Kind: dr.Spec.Kind, KindText: kindTexts[dr.Spec.Kind], Target: dr.Spec.Target.String(),
-		Targets: st.Targets, Phase: cmp.Or(st.Phase, api.DrillPending), Final: st.Final(), Duration: dr.Spec.DurationOrDefault(),
+		Targets: st.Targets, Phase: phase, Final: st.Final(), Duration: dr.Spec.DurationOrDefault(),
 		FailbackTimeout: dr.Spec.FailbackTimeoutOrDefault(), Objectives: objectives(dr.Spec), Created: dr.Metadata.CreationTimestamp,
 		Started: st.StartedAt, Ended: st.EndedAt, Finished: st.FinishedAt, AbortRequested: st.AbortRequestedAt != nil, AbortBy: st.AbortRequestedBy}
 	t0 := now
@@ -272,7 +281,7 @@ func newDrillData(dr *api.Drill, now time.Time) drillData {
 	d.NarrowChart = buildChart(narrowChart, st, dr.Spec, t0, end)
 	d.Timeline = timelineRows(st, t0)
 	if st.Report != nil {
-		d.Report = newReportView(st.Report, d.Phase)
+		d.Report = newReportView(st.Report, d.Phase, verdict)
 		d.Peak = st.Report.PeakUnavailableReplicas
 	}
 	if st.Plan != nil {
@@ -346,12 +355,21 @@ func timelineClass(typ string) string {
 // reportView is a drill's report as its page shows it.
 type reportView struct {
 	Passed      bool
-	Verdict     string
+	Verdict     string // Passed, Failed, or "none" (aborted, error)
 	Phase       string
+	Missed      []string
 	Facts       []labelPair
 	SLOs        []sloRow
+	Workloads   []drillWorkloadRow
 	Notes       []string
 	Interrupted bool
+}
+
+// drillWorkloadRow is one affected workload's recovery.
+type drillWorkloadRow struct {
+	Name, RTO, Blocked string
+	Recovered          bool
+	Before             bool // unavailable before the fault
 }
 
 // sloRow is one objective, met or missed.
@@ -369,15 +387,29 @@ var sloTitles = map[string]string{
 }
 
 var failbackTexts = map[string]string{
-	"manual":      "by hand (failback: manual)",
-	"timedOut":    "not within the failback timeout",
-	"notMeasured": "not measured",
+	"manual":        "by hand (failback: manual)",
+	"timedOut":      "not within the failback timeout",
+	"notMeasured":   "not measured",
+	"notApplicable": "not applicable (nothing affected)",
 }
 
-func newReportView(r *api.DrillReport, phase string) *reportView {
-	v := &reportView{Passed: r.Passed, Verdict: "Failed", Phase: phase, Notes: r.Notes, Interrupted: r.Interrupted}
-	if r.Passed {
-		v.Verdict = "Passed"
+func newReportView(r *api.DrillReport, phase, verdict string) *reportView {
+	v := &reportView{Passed: verdict == api.DrillVerdictPassed, Verdict: cmp.Or(verdict, "none"), Phase: phase, Missed: r.MissedText(),
+		Notes: r.Notes, Interrupted: r.Interrupted}
+	for _, w := range r.Workloads {
+		row := drillWorkloadRow{Name: w.Workload, RTO: api.SecondsText(w.RTOSeconds), Recovered: w.RTOSeconds != nil, Before: w.UnavailableBefore, Blocked: "—"}
+		if len(w.BlockedBy) > 0 {
+			parts := make([]string, len(w.BlockedBy))
+			for i, b := range w.BlockedBy {
+				parts[i] = b.String()
+			}
+			row.Blocked = strings.Join(parts, "; ")
+		}
+		v.Workloads = append(v.Workloads, row)
+	}
+	first := api.SecondsText(r.FirstReplacementSeconds)
+	if r.RTONotApplicable {
+		first = "not applicable"
 	}
 	failback := cmp.Or(failbackTexts[r.Failback], r.Failback, "—")
 	if r.FailbackSeconds != nil {
@@ -386,8 +418,8 @@ func newReportView(r *api.DrillReport, phase string) *reportView {
 	v.Facts = []labelPair{
 		{"Affected", fmt.Sprintf("%s, %s", plural(int(r.AffectedWorkloads), "workload"), plural(int(r.AffectedReplicas), "replica"))},
 		{"Detection", api.SecondsText(r.DetectionSeconds)},
-		{"First replacement", api.SecondsText(r.FirstReplacementSeconds)},
-		{"RTO", api.SecondsText(r.RTOSeconds)},
+		{"First replacement", first},
+		{"RTO", r.RTOText()},
 		{"Peak unavailable", plural(int(r.PeakUnavailableReplicas), "replica")},
 		{"Exclusive duplicates", itoa(int(r.ExclusiveDuplicates))},
 		{"Failback", failback},
@@ -428,6 +460,7 @@ type planView struct {
 	Workloads         []planWorkload
 	Clusters          []planCluster
 	Notes             []string
+	Warnings          []api.DrillWarning
 }
 
 type planWorkload struct {
@@ -457,7 +490,7 @@ type planCluster struct {
 
 func newPlanView(p *api.DrillPlan) *planView {
 	v := &planView{Targets: p.Targets, Absorbed: p.Absorbed, Reason: p.Reason, AffectedWorkloads: p.AffectedWorkloads,
-		AffectedReplicas: p.AffectedReplicas, Unplaced: p.UnplacedReplicas, Notes: p.Notes}
+		AffectedReplicas: p.AffectedReplicas, Unplaced: p.UnplacedReplicas, Notes: p.Notes, Warnings: p.Warnings}
 	split := func(m map[string]int32) []splitItem {
 		var out []splitItem
 		for _, c := range slices.Sorted(maps.Keys(m)) {

@@ -135,7 +135,7 @@ func TestDrillPages(t *testing.T) {
 		return id == "live-a-head" && strings.Contains(html, api.DrillAborted) && !strings.Contains(html, `data-action="abort"`)
 	})
 	events.wait(t, "the report, once the drill ended Aborted", func(id, html string) bool {
-		return id == "live-c-report" && strings.Contains(html, `data-verdict="Failed"`) && strings.Contains(html, "aborted")
+		return id == "live-c-report" && strings.Contains(html, `data-verdict="none"`) && strings.Contains(html, "aborted")
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for a := viewer.get("/drills"); !strings.Contains(a.body, `data-drill="evac-1" data-phase="Aborted"`); a = viewer.get("/drills") {
@@ -147,8 +147,8 @@ func TestDrillPages(t *testing.T) {
 	if a := viewer.get("/drills?phase=Aborted"); !strings.Contains(a.body, `data-drill="evac-1"`) {
 		t.Errorf("want the Aborted filter to list evac-1")
 	}
-	if a := viewer.get("/drills?phase=Succeeded"); strings.Contains(a.body, `data-drill="evac-1"`) {
-		t.Errorf("want the Succeeded filter to leave evac-1 out")
+	if a := viewer.get("/drills?phase=Completed"); strings.Contains(a.body, `data-drill="evac-1"`) {
+		t.Errorf("want the Completed filter to leave evac-1 out")
 	}
 	if a := viewer.get("/drills?phase=Sideways"); a.status != http.StatusBadRequest {
 		t.Errorf("want an unknown phase filter refused with 400; got %d", a.status)

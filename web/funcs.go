@@ -20,6 +20,7 @@ var stateClass = map[string]string{
 	api.WorkloadHealthy: "ok", api.WorkloadProgressing: "info", api.WorkloadDegraded: "warn", api.WorkloadUnavailable: "crit", api.WorkloadDeleting: "unknown",
 	"Cordoned": "info", "Draining": "warn", "Nodes": "warn", "Normal": "neutral", "Warning": "warn", "All": "all",
 	api.DrillPending: "unknown", api.DrillRunning: "info", api.DrillRestoring: "info", api.DrillSucceeded: "ok", api.DrillFailed: "crit", api.DrillAborted: "warn",
+	api.DrillCompleted: "neutral", api.DrillError: "crit",
 	"Passed": "ok", "Met": "ok", "Missed": "crit", "Absorbed": "ok", "Not absorbed": "crit",
 	"ok": "ok", "crit": "crit", "warn": "warn", "info": "info", "unknown": "unknown", "neutral": "neutral",
 }

@@ -113,6 +113,9 @@ func New(format string, noHeaders bool, sortBy string) (*Printer, error) {
 	if hasArg && p.template == nil && p.columns == nil {
 		return nil, fmt.Errorf("-o %s: only jsonpath= and custom-columns= take a value", format)
 	}
+	if noHeaders && p.format != "table" && p.format != "wide" && p.format != "custom-columns" {
+		return nil, fmt.Errorf("--no-headers leaves out a table's header: -o %s has none", name)
+	}
 	if sortBy != "" {
 		jp, err := parsePath("--sort-by", sortBy, true)
 		if err != nil {

@@ -158,6 +158,17 @@ func TestNewRefuses(t *testing.T) {
 			t.Errorf("New(%q, sort-by %q): want an error with %q; got %v", c.format, c.sortBy, c.want, err)
 		}
 	}
+	// A flag that would do nothing is refused.
+	for _, f := range []string{"json", "yaml", "name", "jsonpath={.metadata.name}"} {
+		if _, err := New(f, true, ""); err == nil || !strings.Contains(err.Error(), "--no-headers") {
+			t.Errorf("New(%q, --no-headers): want a refusal naming --no-headers; got %v", f, err)
+		}
+	}
+	for _, f := range []string{"table", "wide", "custom-columns=N:.metadata.name"} {
+		if _, err := New(f, true, ""); err != nil {
+			t.Errorf("New(%q, --no-headers): %v", f, err)
+		}
+	}
 }
 
 func TestWatchAlignsEventColumn(t *testing.T) {

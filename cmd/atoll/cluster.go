@@ -102,6 +102,7 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 			taints := append(withoutDrain(cl.Spec.Taints), api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"})
 			return map[string]any{"unschedulable": true, "taints": taints}, nil
 		})
+	guardDrain(drain, cf)
 	taint := editTaints("taint NAME key=value:Effect ... | key:Effect- ...", "Add taints (NoSchedule, NoExecute) or remove them with a trailing '-'", "tainted", cobra.MinimumNArgs(2),
 		func(cl *api.Cluster, args []string) (map[string]any, error) {
 			taints, err := applyTaintArgs(cl.Spec.Taints, args)
@@ -110,22 +111,29 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 			}
 			return map[string]any{"taints": taints}, nil
 		})
+	var guard clusterGuard
 	deregister := &cobra.Command{
-		Use:   "deregister NAME",
+		Use:   "deregister NAME --yes [--force]",
 		Short: "Remove a cluster: its NATS identity and member token are revoked at once (admin)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Deregistering revokes the member's identity for good: it must join again with a new join token. " +
+			"It asks for the cluster's name at a terminal, or needs --yes; the hub refuses a cluster whose member still heartbeats unless --force.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := guard.confirm(cmd, args[0]); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			if err := c.Delete(cmd.Context(), "clusters", args[0], nil); err != nil {
+			if err := guard.deregister(cmd.Context(), c, args[0], nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster/%s deregistered\n", args[0])
 			return nil
 		},
 	}
+	guard.addFlags(deregister)
 	reissue := &cobra.Command{
 		Use:   "reissue NAME",
 		Short: "Re-issue a cluster's identity: revoke its NATS key and member token, and let the next member that joins under its name with a join token set a new key (admin)",
@@ -190,4 +198,58 @@ func applyTaintArgs(have []api.Taint, args []string) ([]api.Taint, error) {
 		}
 	}
 	return out, nil
+}
+
+// guardDrain plans a drain before it starts, as an evacuate drill of the
+// cluster would move its replicas: --dry-run prints that plan and changes
+// nothing; a drain that would leave a workload with no replica anywhere
+// is refused, naming the workloads, unless --force.
+func guardDrain(drain *cobra.Command, cf *clientFlags) {
+	var dryRun, force bool
+	drain.Flags().BoolVar(&dryRun, "dry-run", false, "print where every replica would go, and change nothing")
+	drain.Flags().BoolVar(&force, "force", false, "drain even when a workload would be left with no replica anywhere")
+	drain.Use = "drain NAME [--dry-run] [--force]"
+	apply := drain.RunE
+	drain.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		spec := api.DrillSpec{Kind: api.DrillEvacuate, Target: api.DrillTarget{Cluster: args[0]}}
+		plan, err := planDrill(cmd.Context(), c, spec)
+		if err != nil {
+			return fmt.Errorf("plan the drain of %s: %w", args[0], err)
+		}
+		if dryRun {
+			fmt.Fprintf(cmd.OutOrStdout(), "Draining %s would move its replicas as follows (nothing changed):\n\n", args[0])
+			return printPlan(cmd.OutOrStdout(), spec, plan)
+		}
+		if stranded := strandedBy(plan); len(stranded) > 0 && !force {
+			return fmt.Errorf("draining %s would leave %s with no replica anywhere (see 'atoll cluster drain %s --dry-run'); uncordon something, or drain anyway with --force",
+				args[0], strings.Join(stranded, ", "), args[0])
+		}
+		return apply(cmd, args)
+	}
+}
+
+// strandedBy lists the workloads a plan leaves with no replica on any
+// cluster (those that tolerate the taint stay, and are not).
+func strandedBy(p *api.DrillPlan) []string {
+	var out []string
+	for _, w := range p.Workloads {
+		if w.Stays {
+			continue
+		}
+		var before, after int32
+		for _, n := range w.Before {
+			before += n
+		}
+		for _, n := range w.After {
+			after += n
+		}
+		if before > 0 && after == 0 {
+			out = append(out, w.Workload)
+		}
+	}
+	return out
 }

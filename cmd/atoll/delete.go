@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +16,7 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 	var files []string
 	var selector string
 	var ignoreNotFound bool
+	var guard clusterGuard
 	cmd := &cobra.Command{
 		Use:   "delete (KIND NAME... | KIND -l SELECTOR | -f FILE|DIR|-)",
 		Short: "Delete objects by name, by label selector or as named in manifests (tokens: revoke them)",
@@ -37,7 +36,7 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 					return err
 				}
 				for _, m := range manifests {
-					if err := deleteOne(cmd.Context(), c, out, m.Kind, m.Object.GetMetadata().Name, ignoreNotFound); err != nil {
+					if err := deleteOne(cmd, c, &guard, m.Kind, m.Object.GetMetadata().Name, ignoreNotFound); err != nil {
 						return fmt.Errorf("%s: %w", m.Source, err)
 					}
 				}
@@ -59,7 +58,7 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 					return nil
 				}
 				for _, raw := range items {
-					if err := deleteOne(cmd.Context(), c, out, k, objectName(raw), true); err != nil {
+					if err := deleteOne(cmd, c, &guard, k, objectName(raw), true); err != nil {
 						return err
 					}
 				}
@@ -73,7 +72,7 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			for _, name := range args[1:] {
-				if err := deleteOne(cmd.Context(), c, out, k, name, ignoreNotFound); err != nil {
+				if err := deleteOne(cmd, c, &guard, k, name, ignoreNotFound); err != nil {
 					return err
 				}
 			}
@@ -83,22 +82,41 @@ func newDeleteCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "delete the objects named in this file, folder or - (repeatable)")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "delete the objects of KIND matching this label selector, e.g. app=web")
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "an object already gone is no error")
+	guard.addFlags(cmd)
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if k, err := kindArg(firstOr(args, "")); guard.force && len(files) == 0 && (err != nil || k.Name != "Cluster") {
+			return errors.New("--force applies to clusters only")
+		}
+		return nil
+	}
 	return cmd
 }
 
-// deleteOne deletes one object and says what became of it.
-func deleteOne(ctx context.Context, c *client.Client, out io.Writer, k api.Kind, name string, ignoreNotFound bool) error {
+// deleteOne deletes one object and says what became of it; a cluster
+// only once its guard lets it.
+func deleteOne(cmd *cobra.Command, c *client.Client, g *clusterGuard, k api.Kind, name string, ignoreNotFound bool) error {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	var last struct {
 		Metadata api.ObjectMeta `json:"metadata"`
 	}
-	err := c.Delete(ctx, k.Plural, name, &last)
+	var err error
+	if k.Name == "Cluster" {
+		if err := g.confirm(cmd, name); err != nil {
+			return err
+		}
+		err = g.deregister(ctx, c, name, &last)
+	} else {
+		err = c.Delete(ctx, k.Plural, name, &last)
+	}
 	if ignoreNotFound && api.ErrorCode(err) == api.CodeNotFound {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if len(last.Metadata.Finalizers) > 0 {
+	if k.Name == "Cluster" {
+		fmt.Fprintf(out, "cluster/%s deregistered\n", name)
+	} else if len(last.Metadata.Finalizers) > 0 {
 		fmt.Fprintf(out, "%s/%s deleting (waiting for %s)\n", strings.ToLower(k.Name), name, strings.Join(last.Metadata.Finalizers, ", "))
 	} else {
 		fmt.Fprintf(out, "%s/%s deleted\n", strings.ToLower(k.Name), name)
@@ -115,4 +133,11 @@ func objectName(raw json.RawMessage) string {
 	}
 	_ = json.Unmarshal(raw, &o)
 	return o.Metadata.Name
+}
+
+func firstOr(args []string, def string) string {
+	if len(args) == 0 {
+		return def
+	}
+	return args[0]
 }

@@ -32,13 +32,14 @@ func (f *drillFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.kind, "kind", "", "evacuate, outage or partition")
 	fl.StringVar(&f.cluster, "cluster", "", "target: one cluster")
 	fl.StringVar(&f.region, "region", "", "target: every cluster of a region")
+	// The SLOs: the plan warns of those that cannot be met.
+	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
+	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
 	if !run {
 		return
 	}
 	fl.StringVar(&f.name, "name", "", "the drill's name (default: kind-target-time)")
 	fl.StringVar(&f.duration, "duration", "", "how long the fault lasts (default 60s, at most 1h)")
-	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
-	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
 	fl.StringVar(&f.failbackTimeout, "failback-timeout", "", "how long to wait for failback after the fault (default 3m)")
 	fl.BoolVar(&f.force, "force", false, "run even when the plan shows the rest cannot absorb the load")
 }
@@ -82,8 +83,8 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 	var pf drillFlags
 	var planOut string
 	plan := &cobra.Command{
-		Use:   "plan (-f FILE | --kind K --cluster C|--region R)",
-		Short: "Show where the targets' replicas would go and whether the rest absorbs them; changes nothing",
+		Use:   "plan (-f FILE | --kind K --cluster C|--region R) [--max-rto 10s] [--max-unavailable N]",
+		Short: "Show where the targets' replicas would go, whether the rest absorbs them, and what to beware of; changes nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := pf.drill(cmd, time.Now())
@@ -113,7 +114,7 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 	var rf drillFlags
 	run := &cobra.Command{
 		Use:   "run (-f FILE | --kind K --cluster C|--region R) [--duration 30s] [--max-rto 10s] [--max-unavailable N] [--force]",
-		Short: "Start a drill and follow it to its report; exits non-zero when it failed or missed an SLO",
+		Short: "Start a drill and follow it to its report; exits non-zero unless it completed and passed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := rf.drill(cmd, time.Now())
@@ -142,6 +143,11 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 			}
 			fmt.Fprintf(out, "drill/%s created: %s of %s for %s\n", created.Metadata.Name, created.Spec.Kind,
 				strings.Join(created.Status.Targets, ", "), created.Spec.DurationOrDefault())
+			if p := created.Status.Plan; p != nil {
+				for _, w := range p.Warnings {
+					fmt.Fprintf(out, "Warning: %s\n", w.Message)
+				}
+			}
 			final, err := followDrill(ctx, c, created.Metadata.Name, out)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -177,9 +183,9 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 		Use: "report NAME", Short: "Show a drill's report (once it ended)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch reportOut {
-			case "", "json", "yaml":
+			case "", "json", "yaml", "md", "markdown":
 			default:
-				return fmt.Errorf("-o %s: use json or yaml (or leave it out for text)", reportOut)
+				return fmt.Errorf("-o %s: use json, yaml or md (or leave it out for text)", reportOut)
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -189,17 +195,21 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Get(cmd.Context(), "drills", args[0], &d); err != nil {
 				return err
 			}
-			if reportOut != "" {
+			if reportOut == "json" || reportOut == "yaml" {
 				return printData(cmd.OutOrStdout(), reportOut, reportView(d))
 			}
 			if d.Status.Report == nil {
 				return fmt.Errorf("drill %s is %s: it has no report yet (atoll drill status %s)", d.Metadata.Name, orPending(d.Status.Phase), d.Metadata.Name)
 			}
+			if reportOut != "" {
+				_, err := io.WriteString(cmd.OutOrStdout(), drillMarkdown(d))
+				return err
+			}
 			printReport(cmd.OutOrStdout(), d)
 			return nil
 		},
 	}
-	report.Flags().StringVarP(&reportOut, "output", "o", "", "json or yaml")
+	report.Flags().StringVarP(&reportOut, "output", "o", "", "json, yaml or md (a Markdown document to keep or paste)")
 
 	abort := &cobra.Command{
 		Use: "abort NAME", Short: "Abort a drill: its targets are restored at once", Args: cobra.ExactArgs(1),
@@ -213,7 +223,7 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if d.Status.Final() {
-				fmt.Fprintf(cmd.OutOrStdout(), "drill/%s %s\n", args[0], strings.ToLower(d.Status.Phase))
+				fmt.Fprintf(cmd.OutOrStdout(), "drill/%s %s\n", args[0], strings.ToLower(d.Status.OutcomeText()))
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "drill/%s aborting: its targets are being restored\n", args[0])
 			}
@@ -248,15 +258,17 @@ func followDrill(ctx context.Context, c *client.Client, name string, out io.Writ
 				if base.IsZero() || ev.Entry.Type == api.DrillEventStarted {
 					base = ev.Entry.At
 				}
-				fmt.Fprintf(out, "  %8s  %-18s %s\n", offset(ev.Entry.At, base), ev.Entry.Type, ev.Entry.Message)
+				fmt.Fprintf(out, "  %8s  %s\n", offset(ev.Entry.At, base), progressLine(*ev.Entry))
 			case ev.Sample != nil:
 				s := *ev.Sample
 				if s.Desired != shown.Desired || s.Ready != shown.Ready || s.Unavailable != shown.Unavailable {
 					shown = s
-					fmt.Fprintf(out, "  %8s  %-18s %d/%d ready, %d unavailable\n", offset(s.At, base), "replicas", s.Ready, s.Desired, s.Unavailable)
+					fmt.Fprintf(out, "  %8s  %s\n", offset(s.At, base), sampleLine(s))
 				}
 			case ev.Phase != "":
-				fmt.Fprintf(out, "  %8s  %-18s %s\n", "", "phase", ev.Phase)
+				if line := phaseLine(ev.Phase); line != "" {
+					fmt.Fprintf(out, "  %8s  %s\n", "", line)
+				}
 			case ev.Drill != nil:
 				final = ev.Drill
 			}
@@ -277,6 +289,56 @@ func followDrill(ctx context.Context, c *client.Client, name string, out io.Writ
 	}
 }
 
+// progressLine is a timeline entry as `drill run` prints it: what
+// happened, in words, with the entry's own message.
+func progressLine(e api.DrillEvent) string {
+	head, ok := progressHeads[e.Type]
+	if !ok {
+		return e.Type + ": " + e.Message
+	}
+	return head + ": " + e.Message
+}
+
+var progressHeads = map[string]string{
+	api.DrillEventCreated:           "Created",
+	api.DrillEventStarted:           "Fault in place",
+	api.DrillEventDetected:          "Detected",
+	api.DrillEventFirstReplacement:  "First replacement ready",
+	api.DrillEventWorkloadRecovered: "Workload recovered",
+	api.DrillEventRecovered:         "Recovered",
+	api.DrillEventDuplicate:         "DUPLICATE",
+	api.DrillEventAbortRequested:    "Abort requested",
+	api.DrillEventRestored:          "Fault lifted",
+	api.DrillEventFailedBack:        "Failed back",
+	api.DrillEventFailbackTimeout:   "Failback timed out",
+	api.DrillEventInterrupted:       "Interrupted",
+	api.DrillEventError:             "ERROR",
+	api.DrillEventFinished:          "Finished",
+}
+
+// sampleLine is a change in the affected replicas: "replicas 6/8 ready,
+// 2 unavailable".
+func sampleLine(s api.DrillSample) string {
+	if s.Unavailable == 0 {
+		return fmt.Sprintf("Replicas: %d/%d ready", s.Ready, s.Desired)
+	}
+	return fmt.Sprintf("Replicas: %d/%d ready, %d unavailable", s.Ready, s.Desired, s.Unavailable)
+}
+
+// phaseLine says what a phase change means while following ("" for the
+// phases the timeline already tells).
+func phaseLine(phase string) string {
+	switch phase {
+	case api.DrillPending:
+		return "Waiting for the leader hub to start the drill"
+	case api.DrillRunning:
+		return "Measuring recovery while the fault is in"
+	case api.DrillRestoring:
+		return "Measuring failback"
+	}
+	return ""
+}
+
 func offset(at, base time.Time) string {
 	if base.IsZero() {
 		return ""
@@ -284,24 +346,28 @@ func offset(at, base time.Time) string {
 	return fmt.Sprintf("%+.1fs", at.Sub(base).Seconds())
 }
 
-// drillOutcome is nil for a drill that succeeded, else an error saying
-// why it did not (the exit code of `atoll drill run`).
+// drillOutcome is nil for a drill that completed and passed, else an
+// error saying why not (the exit code of `atoll drill run`): the missed
+// objectives of one that failed, or its phase (Aborted, Error).
 func drillOutcome(d api.Drill) error {
-	if d.Status.Phase == api.DrillSucceeded {
+	phase, verdict := d.Status.Outcome()
+	if phase == api.DrillCompleted && verdict == api.DrillVerdictPassed {
 		return nil
 	}
-	var missed []string
-	if r := d.Status.Report; r != nil {
-		for _, s := range r.SLOs {
-			if !s.Passed {
-				missed = append(missed, fmt.Sprintf("%s %s (target %s)", s.Name, s.Actual, s.Target))
-			}
+	missed := d.Status.Report.MissedText()
+	switch {
+	case verdict == api.DrillVerdictFailed && len(missed) > 0:
+		return fmt.Errorf("drill %s completed and failed: missed %s", d.Metadata.Name, strings.Join(missed, ", "))
+	case verdict == api.DrillVerdictFailed:
+		return fmt.Errorf("drill %s completed and failed", d.Metadata.Name)
+	case phase == api.DrillError:
+		why := "the drill itself broke"
+		if r := d.Status.Report; r != nil && r.Interrupted {
+			why = "interrupted: the hub running it stopped"
 		}
+		return fmt.Errorf("drill %s ended in Error (%s): no verdict", d.Metadata.Name, why)
 	}
-	if len(missed) > 0 {
-		return fmt.Errorf("drill %s %s: SLO missed: %s", d.Metadata.Name, strings.ToLower(d.Status.Phase), strings.Join(missed, ", "))
-	}
-	return fmt.Errorf("drill %s %s", d.Metadata.Name, strings.ToLower(d.Status.Phase))
+	return fmt.Errorf("drill %s %s: no verdict", d.Metadata.Name, strings.ToLower(phase))
 }
 
 // plural is "1 replica", "3 replicas".
@@ -337,6 +403,9 @@ func printPlan(out io.Writer, spec api.DrillSpec, p *api.DrillPlan) error {
 	}
 	fmt.Fprintf(out, "Plan: %s of %s (%s)\n", spec.Kind, spec.Target.String(), strings.Join(p.Targets, ", "))
 	fmt.Fprintf(out, "Affected: %s, %s on the targets\nAbsorbed by the rest: %s\n", plural(p.AffectedWorkloads, "workload"), plural(p.AffectedReplicas, "replica"), verdict)
+	for _, w := range p.Warnings {
+		fmt.Fprintf(out, "Warning: %s\n", w.Message)
+	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(out, "Note: %s\n", n)
 	}
@@ -377,7 +446,11 @@ func printStatus(out io.Writer, d api.Drill, now time.Time) {
 	t := newTable(out)
 	t.row("Drill:", d.Metadata.Name)
 	t.row("Kind:", fmt.Sprintf("%s of %s (%s)", d.Spec.Kind, d.Spec.Target.String(), strings.Join(st.Targets, ", ")))
-	t.row("Phase:", orPending(st.Phase))
+	phase, verdict := st.Outcome()
+	t.row("Phase:", phase)
+	if verdict != "" {
+		t.row("Verdict:", verdict)
+	}
 	t.row("Duration:", d.Spec.DurationOrDefault().String())
 	if st.StartedAt != nil {
 		t.row("Started:", st.StartedAt.Format(time.RFC3339)+" ("+age(st.StartedAt, now)+" ago)")
@@ -411,16 +484,19 @@ func printReport(out io.Writer, d api.Drill) {
 		fmt.Fprintf(out, "drill %s is %s: no report yet\n", d.Metadata.Name, orPending(st.Phase))
 		return
 	}
-	verdict := "PASSED"
-	if !r.Passed {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(out, "Drill %s: %s of %s, %s (%s)\n", d.Metadata.Name, d.Spec.Kind, strings.Join(st.Targets, ", "), st.Phase, verdict)
+	fmt.Fprintf(out, "Drill %s: %s of %s\n", d.Metadata.Name, d.Spec.Kind, strings.Join(st.Targets, ", "))
+	phase, verdict := st.Outcome()
 	t := newTable(out)
+	t.row("  Phase:", phase)
+	t.row("  Verdict:", verdictText(verdict, r))
 	t.row("  Affected:", plural(r.AffectedWorkloads, "workload")+", "+plural(r.AffectedReplicas, "replica"))
 	t.row("  Detection:", api.SecondsText(r.DetectionSeconds))
-	t.row("  First replacement:", api.SecondsText(r.FirstReplacementSeconds))
-	t.row("  RTO:", api.SecondsText(r.RTOSeconds))
+	first := api.SecondsText(r.FirstReplacementSeconds)
+	if r.RTONotApplicable {
+		first = "not applicable"
+	}
+	t.row("  First replacement:", first)
+	t.row("  RTO:", r.RTOText())
 	t.row("  Peak unavailable:", plural(r.PeakUnavailableReplicas, "replica"))
 	t.row("  Exclusive duplicates:", fmt.Sprint(r.ExclusiveDuplicates))
 	failback := r.Failback
@@ -432,6 +508,14 @@ func printReport(out io.Writer, d api.Drill) {
 		t.row("  Interrupted:", "yes: the hub running it stopped; the targets were restored")
 	}
 	_ = t.flush()
+	if len(r.Workloads) > 0 {
+		fmt.Fprintln(out, "  Workloads:")
+		t := newTable(out, "    WORKLOAD", "ON TARGETS", "RTO", "BLOCKED BY")
+		for _, w := range r.Workloads {
+			t.row("    "+w.Workload, fmt.Sprint(w.OnTargets), workloadRTO(w), blockedText(w))
+		}
+		_ = t.flush()
+	}
 	if len(r.SLOs) > 0 {
 		fmt.Fprintln(out, "  SLOs:")
 		t := newTable(out)
@@ -449,31 +533,167 @@ func printReport(out io.Writer, d api.Drill) {
 	}
 }
 
+// verdictText is the verdict with what it rests on: "Passed", "Failed:
+// missed maxRTO not recovered (target 20s)", "none (aborted)".
+func verdictText(verdict string, r *api.DrillReport) string {
+	switch verdict {
+	case api.DrillVerdictPassed:
+		return verdict + ": every objective met"
+	case api.DrillVerdictFailed:
+		if missed := r.MissedText(); len(missed) > 0 {
+			return verdict + ": missed " + strings.Join(missed, ", ")
+		}
+		return verdict
+	}
+	return "none: only a drill that ran to its end is judged"
+}
+
+// workloadRTO is one workload's RTO as the report prints it.
+func workloadRTO(w api.DrillWorkloadReport) string {
+	text := api.SecondsText(w.RTOSeconds)
+	if w.UnavailableBefore {
+		text += " (unavailable before the fault: not counted)"
+	}
+	return text
+}
+
+// blockedText says what kept a workload from recovering, or "-".
+func blockedText(w api.DrillWorkloadReport) string {
+	if len(w.BlockedBy) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(w.BlockedBy))
+	for i, b := range w.BlockedBy {
+		parts[i] = b.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
 // reportView is what `drill report -o json|yaml` prints.
 func reportView(d api.Drill) any {
-	return map[string]any{
-		"name": d.Metadata.Name, "kind": d.Spec.Kind, "targets": d.Status.Targets, "phase": orPending(d.Status.Phase),
+	phase, verdict := d.Status.Outcome()
+	v := map[string]any{
+		"name": d.Metadata.Name, "kind": d.Spec.Kind, "targets": d.Status.Targets, "phase": phase,
 		"startedAt": d.Status.StartedAt, "endedAt": d.Status.EndedAt, "finishedAt": d.Status.FinishedAt, "report": d.Status.Report,
 	}
+	if verdict != "" {
+		v["verdict"] = verdict
+	}
+	if p := d.Status.Plan; p != nil && len(p.Warnings) > 0 {
+		v["planWarnings"] = p.Warnings
+	}
+	return v
 }
+
+// drillMarkdown is `drill report -o md`: the report as a Markdown
+// document, to keep with a post-incident review or paste in a ticket.
+func drillMarkdown(d api.Drill) string {
+	st, r := d.Status, d.Status.Report
+	phase, verdict := st.Outcome()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Drill %s\n\n", mdCell(d.Metadata.Name))
+	fmt.Fprintf(&b, "- **Kind:** %s of %s (%s)\n", d.Spec.Kind, mdCell(d.Spec.Target.String()), mdCell(strings.Join(st.Targets, ", ")))
+	if st.StartedAt != nil {
+		fmt.Fprintf(&b, "- **Fault in place:** %s, for %s\n", st.StartedAt.UTC().Format(time.RFC3339), d.Spec.DurationOrDefault())
+	}
+	fmt.Fprintf(&b, "- **Phase:** %s\n- **Verdict:** %s\n\n", phase, mdCell(verdictText(verdict, r)))
+	b.WriteString("## Measurements\n\n| measure | value |\n|---|---|\n")
+	first := api.SecondsText(r.FirstReplacementSeconds)
+	if r.RTONotApplicable {
+		first = "not applicable"
+	}
+	failback := r.Failback
+	if r.FailbackSeconds != nil {
+		failback = fmt.Sprintf("%.3fs (%s)", *r.FailbackSeconds, r.Failback)
+	}
+	for _, row := range [][2]string{
+		{"Affected", plural(r.AffectedWorkloads, "workload") + ", " + plural(r.AffectedReplicas, "replica")},
+		{"Detection", api.SecondsText(r.DetectionSeconds)},
+		{"First replacement", first},
+		{"RTO", r.RTOText()},
+		{"Peak unavailable", plural(r.PeakUnavailableReplicas, "replica")},
+		{"Exclusive duplicates", fmt.Sprint(r.ExclusiveDuplicates)},
+		{"Failback", failback},
+	} {
+		fmt.Fprintf(&b, "| %s | %s |\n", row[0], mdCell(row[1]))
+	}
+	if len(r.SLOs) > 0 {
+		b.WriteString("\n## Objectives\n\n| objective | target | measured | result |\n|---|---|---|---|\n")
+		for _, s := range r.SLOs {
+			result := "met"
+			if !s.Passed {
+				result = "**missed**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, mdCell(s.Target), mdCell(s.Actual), result)
+		}
+	}
+	if len(r.Workloads) > 0 {
+		b.WriteString("\n## Workloads\n\n| workload | on targets | RTO | blocked by |\n|---|---|---|---|\n")
+		for _, w := range r.Workloads {
+			fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", mdCell(w.Workload), w.OnTargets, mdCell(workloadRTO(w)), mdCell(blockedText(w)))
+		}
+	}
+	if p := st.Plan; p != nil && len(p.Warnings) > 0 {
+		b.WriteString("\n## Plan warnings\n\n")
+		for _, w := range p.Warnings {
+			fmt.Fprintf(&b, "- %s\n", mdText(w.Message))
+		}
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", mdText(n))
+		}
+	}
+	if len(st.Timeline) > 0 {
+		b.WriteString("\n## Timeline\n\n| at | event | message |\n|---|---|---|\n")
+		base := time.Time{}
+		for _, e := range st.Timeline {
+			if base.IsZero() || e.Type == api.DrillEventStarted {
+				base = e.At
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", offset(e.At, base), e.Type, mdCell(e.Message))
+		}
+	}
+	return b.String()
+}
+
+// mdText escapes what Markdown would read as markup in running text.
+func mdText(s string) string {
+	return mdEscaper.Replace(s)
+}
+
+// mdCell is mdText fit for a table cell (no pipes, no line breaks).
+func mdCell(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(mdText(s))
+}
+
+var mdEscaper = strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;", ">", "&gt;", "[", "\\[", "]", "\\]")
 
 // drillPrinter renders drills in `atoll get drills`.
 var drillPrinter = printer{
-	headers:     []string{"NAME", "KIND", "TARGETS", "PHASE", "RTO", "PASSED", "AGE"},
+	headers:     []string{"NAME", "KIND", "TARGETS", "PHASE", "VERDICT", "RTO", "AGE"},
 	wideHeaders: []string{"DETECTION", "PEAK UNAVAILABLE", "FAILBACK"},
 	row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 		var d api.Drill
 		_ = json.Unmarshal(raw, &d)
-		rto, passed, detection, peak, failback := "-", "-", "-", "-", "-"
+		rto, detection, peak, failback := "-", "-", "-", "-"
+		phase, verdict := d.Status.Outcome()
+		if verdict == "" {
+			verdict = "-"
+		}
 		if r := d.Status.Report; r != nil {
-			rto, passed, detection = api.SecondsText(r.RTOSeconds), fmt.Sprint(r.Passed), api.SecondsText(r.DetectionSeconds)
+			rto, detection = api.SecondsText(r.RTOSeconds), api.SecondsText(r.DetectionSeconds)
+			if r.RTONotApplicable {
+				rto = "n/a"
+			}
 			peak, failback = fmt.Sprint(r.PeakUnavailableReplicas), r.Failback
 		}
 		targets := strings.Join(d.Status.Targets, ",")
 		if targets == "" {
 			targets = "-"
 		}
-		cells := []string{d.Metadata.Name, d.Spec.Kind, targets, orPending(d.Status.Phase), rto, passed, age(d.Metadata.CreationTimestamp, now)}
+		cells := []string{d.Metadata.Name, d.Spec.Kind, targets, phase, verdict, rto, age(d.Metadata.CreationTimestamp, now)}
 		if wide {
 			cells = append(cells, detection, peak, failback)
 		}

@@ -1,25 +1,110 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/atollhq/atoll/api"
 )
 
 func TestDrillOutcome(t *testing.T) {
 	t.Parallel()
-	ok := api.Drill{Metadata: api.ObjectMeta{Name: "d"}, Status: api.DrillStatus{Phase: api.DrillSucceeded}}
-	if err := drillOutcome(ok); err != nil {
-		t.Errorf("succeeded drill: want no error, got %v", err)
+	met := []api.SLOResult{{Name: "exclusiveDuplicates", Target: "0", Actual: "0", Passed: true}}
+	missedSLOs := []api.SLOResult{{Name: "maxRTO", Target: "10s", Actual: "12.000s"}, {Name: "exclusiveDuplicates", Target: "0", Actual: "0", Passed: true}}
+	drill := func(st api.DrillStatus) api.Drill { return api.Drill{Metadata: api.ObjectMeta{Name: "d"}, Status: st} }
+	for _, c := range []struct {
+		name string
+		d    api.Drill
+		want string // "" for exit 0
+		not  string
+	}{
+		{"completed and passed", drill(api.DrillStatus{Phase: api.DrillCompleted, Verdict: api.DrillVerdictPassed, Report: &api.DrillReport{SLOs: met, Passed: true}}), "", ""},
+		{"completed and failed", drill(api.DrillStatus{Phase: api.DrillCompleted, Verdict: api.DrillVerdictFailed,
+			Report: &api.DrillReport{SLOs: missedSLOs, Missed: []string{"maxRTO 12.000s (target 10s)"}}}), "completed and failed: missed maxRTO 12.000s (target 10s)", "exclusiveDuplicates"},
+		{"aborted", drill(api.DrillStatus{Phase: api.DrillAborted, Report: &api.DrillReport{SLOs: met}}), "aborted: no verdict", ""},
+		{"error", drill(api.DrillStatus{Phase: api.DrillError, Report: &api.DrillReport{Interrupted: true}}), "Error (interrupted", ""},
+		{"stored Succeeded", drill(api.DrillStatus{Phase: api.DrillSucceeded, Report: &api.DrillReport{SLOs: met, Passed: true}}), "", ""},
+		{"stored Failed with an SLO missed", drill(api.DrillStatus{Phase: api.DrillFailed, Report: &api.DrillReport{SLOs: missedSLOs}}), "missed maxRTO 12.000s (target 10s)", "exclusiveDuplicates"},
+	} {
+		err := drillOutcome(c.d)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: want exit 0, got %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: want an error with %q, got %v", c.name, c.want, err)
+		case c.not != "" && err != nil && strings.Contains(err.Error(), c.not):
+			t.Errorf("%s: want %q left out, got %v", c.name, c.not, err)
+		}
 	}
-	missed := api.Drill{Metadata: api.ObjectMeta{Name: "d"}, Status: api.DrillStatus{Phase: api.DrillFailed, Report: &api.DrillReport{
-		SLOs: []api.SLOResult{{Name: "maxRTO", Target: "10s", Actual: "12.000s"}, {Name: "exclusiveDuplicates", Target: "0", Actual: "0", Passed: true}}}}}
-	if err := drillOutcome(missed); err == nil || !strings.Contains(err.Error(), "maxRTO 12.000s (target 10s)") || strings.Contains(err.Error(), "exclusiveDuplicates") {
-		t.Errorf("missed SLO: want an error naming maxRTO only, got %v", err)
+}
+
+func TestDrillReportText(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rto := 7.5
+	d := api.Drill{Metadata: api.ObjectMeta{Name: "ap-south-outage"}, Spec: api.DrillSpec{Kind: api.DrillOutage, Target: api.DrillTarget{Region: "ap-south"}},
+		Status: api.DrillStatus{Phase: api.DrillCompleted, Verdict: api.DrillVerdictFailed, Targets: []string{"ap-south"}, StartedAt: &start,
+			Plan:     &api.DrillPlan{Warnings: []api.DrillWarning{{Type: api.WarnAlreadyUnavailable, Workload: "broken", Message: "broken has 0 of 2 replicas ready"}}},
+			Timeline: []api.DrillEvent{{At: start, Type: api.DrillEventStarted, Message: "outage | in"}},
+			Report: &api.DrillReport{AffectedWorkloads: 2, AffectedReplicas: 3, Missed: []string{"maxRTO not recovered (target 20s)"},
+				SLOs: []api.SLOResult{{Name: "maxRTO", Target: "20s", Actual: "not recovered"}},
+				Workloads: []api.DrillWorkloadReport{{Workload: "web", OnTargets: 2, RTOSeconds: &rto},
+					{Workload: "api", OnTargets: 1, BlockedBy: []api.DrillBlocker{{Cluster: "eu-west", Reason: api.BlockedNotReady, Message: "0 of 1 placed replicas ready"}}}}}}}
+	var text bytes.Buffer
+	printReport(&text, d)
+	for _, want := range []string{"Phase:", "Completed", "Verdict:", "Failed: missed maxRTO not recovered (target 20s)", "web", "7.500s", "api", "eu-west: 0 of 1 placed replicas ready"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report: want %q in\n%s", want, text.String())
+		}
 	}
-	aborted := api.Drill{Metadata: api.ObjectMeta{Name: "d"}, Status: api.DrillStatus{Phase: api.DrillAborted}}
-	if err := drillOutcome(aborted); err == nil || !strings.Contains(err.Error(), "aborted") {
-		t.Errorf("aborted drill: want an error saying so, got %v", err)
+	md := drillMarkdown(d)
+	for _, want := range []string{"# Drill ap-south-outage", "- **Phase:** Completed", "| RTO | not reached |", "| maxRTO | 20s | not recovered | **missed** |",
+		"| api | 1 | not reached | eu-west: 0 of 1 placed replicas ready |", "## Plan warnings", `outage \| in`} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown report: want %q in\n%s", want, md)
+		}
+	}
+	// Nothing affected: no RTO, and it says so.
+	d.Status.Report = &api.DrillReport{RTONotApplicable: true}
+	text.Reset()
+	printReport(&text, d)
+	if !strings.Contains(text.String(), "not applicable") || strings.Contains(text.String(), "RTO:                  not reached") {
+		t.Errorf("want RTO not applicable; got\n%s", text.String())
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	t.Parallel()
+	if got := progressLine(api.DrillEvent{Type: api.DrillEventRestored, Message: "ap-south restored"}); got != "Fault lifted: ap-south restored" {
+		t.Errorf("got %q", got)
+	}
+	if got := sampleLine(api.DrillSample{Desired: 8, Ready: 6, Unavailable: 2}); got != "Replicas: 6/8 ready, 2 unavailable" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// TestDrillPlanWarns: plan takes the SLOs (the plan warns of those that
+// cannot be met) and prints each warning.
+func TestDrillPlanWarns(t *testing.T) {
+	t.Parallel()
+	plan := &cobra.Command{Use: "plan"}
+	var pf drillFlags
+	pf.register(plan, false) // as `drill plan` registers them
+	if err := plan.ParseFlags([]string{"--kind", "outage", "--region", "ap-south", "--max-rto", "20s", "--max-unavailable", "1"}); err != nil {
+		t.Fatalf("plan's SLO flags: %v", err)
+	}
+	d, err := pf.drill(plan, time.Now())
+	if err != nil || d.Spec.SLO == nil || d.Spec.SLO.MaxRTO != "20s" || d.Spec.SLO.MaxUnavailableReplicas == nil || *d.Spec.SLO.MaxUnavailableReplicas != 1 {
+		t.Fatalf("want the plan's spec to carry the SLOs; got %+v, %v", d.Spec.SLO, err)
+	}
+	var out bytes.Buffer
+	p := &api.DrillPlan{Targets: []string{"ap-south"}, Absorbed: true, AffectedWorkloads: 1, AffectedReplicas: 2,
+		Warnings: []api.DrillWarning{{Type: api.WarnSLOUnreachable, Field: "slo.maxUnavailableReplicas", Message: "maxUnavailableReplicas 1 cannot be met"}}}
+	if err := printPlan(&out, d.Spec, p); err != nil || !strings.Contains(out.String(), "Warning: maxUnavailableReplicas 1 cannot be met") {
+		t.Errorf("want the warning printed; got %v\n%s", err, out.String())
 	}
 }

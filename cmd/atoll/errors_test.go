@@ -94,3 +94,32 @@ func TestUnknownCommandsFail(t *testing.T) {
 		t.Errorf("atoll cluster: want its help and no error; got %v, %q", err, out.String())
 	}
 }
+
+// TestClusterRemovalNeedsConfirmation: deregistering a cluster (delete
+// cluster, cluster deregister) asks first: without a terminal it needs
+// --yes, and nothing is sent before (no hub is reachable here). --force
+// belongs to clusters.
+func TestClusterRemovalNeedsConfirmation(t *testing.T) {
+	t.Parallel()
+	noHub := []string{"--server", "http://127.0.0.1:1", "--token", "atoll_x", "--request-timeout", "2s"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"delete", "cluster", "us-east"}, "deregistering cluster us-east revokes its member's identity at once and for good (it must join again with a new join token): pass --yes to confirm"},
+		{[]string{"cluster", "deregister", "us-east"}, "pass --yes to confirm"},
+		{[]string{"delete", "workload", "web", "--force"}, "--force applies to clusters only"},
+		// Confirmed: the request is made (and fails here, with no hub).
+		{[]string{"cluster", "deregister", "us-east", "--yes"}, "cannot reach the hub"},
+	} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetIn(strings.NewReader("us-east\n")) // not a terminal: typing is not confirming
+		root.SetArgs(append(c.args, noHub...))
+		if err := root.Execute(); err == nil || !strings.Contains(oneLine(err), c.want) {
+			t.Errorf("atoll %s: want an error containing %q; got %v", strings.Join(c.args, " "), c.want, err)
+		}
+	}
+}

@@ -19,8 +19,9 @@ import (
 func newGetCmd(cf *clientFlags) *cobra.Command {
 	var format, selector, sortBy string
 	var watch, noHeaders bool
+	var audit auditFlags
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME...",
+		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME... | audit [--for KIND/NAME] [--actor A] [--refused] [--since 1h]",
 		Short: "List objects of a kind, or show some by name",
 		Example: `  atoll get workloads -l app=web --sort-by=.spec.replicas
   atoll get workloads web api
@@ -28,13 +29,37 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
   atoll get workload/web cluster/eu-west -o name
   atoll get workloads -o custom-columns=NAME:.metadata.name,READY:.status.readyReplicas
   atoll get workload web -o jsonpath='{.status.readyReplicas}'
-  atoll get workload web -w`,
+  atoll get workload web -w
+  atoll get audit --for cluster/us-east --since 1d`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: cf.completeObjects(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := output.New(format, noHeaders, sortBy)
 			if err != nil {
 				return err
+			}
+			if args[0] == "audit" {
+				if len(args) > 1 || watch || selector != "" {
+					return errors.New("atoll get audit takes no names, -w or -l: narrow it with --for, --actor, --verb, --result, --refused and --since")
+				}
+				q, err := audit.query(time.Now())
+				if err != nil {
+					return err
+				}
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				var page struct {
+					Items []json.RawMessage `json:"items"`
+				}
+				if err := c.Raw(cmd.Context(), "GET", "/api/v1/audit", q, nil, &page); err != nil {
+					return err
+				}
+				return p.Print(cmd.OutOrStdout(), []output.Group{{Kind: "AuditEntry", Plural: "audit", Table: auditTable, Items: page.Items, List: true}}, false)
+			}
+			if audit.set(cmd) {
+				return errors.New("--for, --actor, --verb, --result, --refused, --since and --limit filter 'atoll get audit' only")
 			}
 			reqs, err := parseGetArgs(args)
 			if err != nil {
@@ -90,6 +115,7 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen (a whole kind, or one object)")
 	cmd.Flags().BoolVar(&noHeaders, "no-headers", false, "leave out the header row of tables")
 	cmd.Flags().StringVar(&sortBy, "sort-by", "", "order by a JSONPath, e.g. .metadata.creationTimestamp or .spec.replicas")
+	audit.add(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("output", completeFormats)
 	return cmd
 }

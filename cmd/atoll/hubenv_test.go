@@ -120,3 +120,13 @@ func listNames(t *testing.T, h *testHub, plural string) []string {
 	}
 	return names
 }
+
+// mustIn runs atoll with stdin and fails the test on an error.
+func (h *testHub) mustIn(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, stderr, err := h.runIn(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("atoll %s: %v (stderr %q)", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}

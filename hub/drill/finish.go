@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -116,16 +117,48 @@ func (r *drillRun) owed() string {
 func (r *drillRun) report() *api.DrillReport {
 	rep := &api.DrillReport{DetectionSeconds: r.detected, FirstReplacementSeconds: r.replaced, RTOSeconds: r.recovered,
 		PeakUnavailableReplicas: r.peak, ExclusiveDuplicates: int32(len(r.duplicates)), FailbackSeconds: r.failedBack,
-		AffectedWorkloads: int32(len(r.affected)), Notes: slices.Clone(r.notes)}
-	if r.recovered == nil && len(r.affected) > 0 && !r.failed {
-		rep.Notes = append(rep.Notes, "not every affected replica was ready outside the targets before the fault was lifted")
-	}
+		AffectedWorkloads: int32(len(r.affected)), Notes: slices.Clone(r.notes), RTONotApplicable: len(r.affected) == 0 && !r.failed}
+	var blocked, before []string
 	for _, a := range r.affected {
 		rep.AffectedReplicas += a.onTargets
+		wr := api.DrillWorkloadReport{Workload: a.name, OnTargets: a.onTargets, RTOSeconds: r.workloadRTO[a.name], UnavailableBefore: a.unavailableBefore}
+		if wr.RTOSeconds == nil {
+			wr.BlockedBy = slices.Clone(r.blockedBy[a.name])
+			if len(wr.BlockedBy) > 0 {
+				why := make([]string, len(wr.BlockedBy))
+				for i, b := range wr.BlockedBy {
+					why[i] = b.String()
+				}
+				blocked = append(blocked, a.name+" ("+strings.Join(why, "; ")+")")
+			}
+		}
+		if a.unavailableBefore {
+			before = append(before, a.name)
+		}
+		rep.Workloads = append(rep.Workloads, wr)
+	}
+	rep.Workloads = boundWorkloads(rep.Workloads)
+	if n := len(r.affected) - len(rep.Workloads); n > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s that recovered fastest not listed (the report lists %d)", count(n, "more workload"), maxReportWorkloads))
+	}
+	if rep.RTONotApplicable {
+		rep.Notes = append(rep.Notes, "the fault affected no replica: there was nothing to recover or fail back, so RTO and failback do not apply")
+	}
+	if len(before) > 0 {
+		rep.Notes = append(rep.Notes, "unavailable before the fault, so not counted in the RTO: "+strings.Join(before, ", "))
+	}
+	if r.recovered == nil && len(r.affected) > 0 && !r.failed {
+		msg := "not every affected replica was ready outside the targets before the fault was lifted"
+		if len(blocked) > 0 {
+			msg += "; blocked: " + strings.Join(blocked, "; ")
+		}
+		rep.Notes = append(rep.Notes, msg)
 	}
 	switch {
 	case r.abort || r.failed:
 		rep.Failback = "notMeasured"
+	case len(r.affected) == 0:
+		rep.Failback = "notApplicable"
 	case r.manualOnly():
 		rep.Failback = "manual"
 		rep.Notes = append(rep.Notes, "every affected workload fails back by hand (failover.failback: manual)")
@@ -141,35 +174,67 @@ func (r *drillRun) report() *api.DrillReport {
 	return rep
 }
 
-// finish writes the report and ends the drill in r.final (Succeeded
-// turns into Failed when an SLO was missed).
+// maxWorkloadEvents is how many affected workloads a drill may have and
+// still put each one's recovery on its timeline.
+const maxWorkloadEvents = 10
+
+// maxReportWorkloads bounds the report's workloads: those that did not
+// recover come first, then the slowest.
+const maxReportWorkloads = 100
+
+// boundWorkloads orders a report's workloads, the ones that did not
+// recover first (by name), then by RTO, slowest first, and keeps the
+// first maxReportWorkloads.
+func boundWorkloads(ws []api.DrillWorkloadReport) []api.DrillWorkloadReport {
+	slices.SortStableFunc(ws, func(a, b api.DrillWorkloadReport) int {
+		switch {
+		case a.RTOSeconds == nil && b.RTOSeconds == nil:
+			return strings.Compare(a.Workload, b.Workload)
+		case a.RTOSeconds == nil:
+			return -1
+		case b.RTOSeconds == nil:
+			return 1
+		}
+		return cmp.Or(cmp.Compare(*b.RTOSeconds, *a.RTOSeconds), strings.Compare(a.Workload, b.Workload))
+	})
+	if len(ws) > maxReportWorkloads {
+		ws = ws[:maxReportWorkloads]
+	}
+	return ws
+}
+
+// finish writes the report and ends the drill in r.final (Completed
+// turns into Error when something went wrong; a Completed drill gets its
+// verdict).
 func (d *Controller) finish(ctx context.Context, r *drillRun) error {
 	ctx, span := d.tracer.Start(ctx, "drill.finish", trace.WithAttributes(attribute.String("drill", r.name)))
 	defer span.End()
 	now := d.now()
 	rep := r.report()
 	evaluate(r.spec, rep)
-	phase := r.final
-	if phase == api.DrillSucceeded && (!rep.Passed || r.failed) {
-		phase = api.DrillFailed
+	final := r.final
+	if final == api.DrillCompleted && r.failed {
+		final = api.DrillError
 	}
-	if phase != api.DrillSucceeded {
+	phase, verdict := verdict(final, rep)
+	if verdict != api.DrillVerdictPassed {
 		rep.Passed = false
 	}
 	if phase == api.DrillAborted {
 		rep.Notes = append(rep.Notes, "aborted by "+orSomeone(r.status.AbortRequestedBy)+": the fault was lifted early")
 	}
 	st := r.status
-	st.Report, st.Phase, st.FinishedAt = rep, phase, timePtr(now)
-	st.Timeline = append(slices.Clone(st.Timeline), api.DrillEvent{At: now.UTC().Truncate(time.Millisecond), Type: api.DrillEventFinished, Message: finishedText(phase, rep)})
+	st.Report, st.Phase, st.Verdict, st.FinishedAt = rep, phase, verdict, timePtr(now)
+	text := finishedText(phase, verdict, rep)
+	st.Timeline = append(slices.Clone(st.Timeline), api.DrillEvent{At: now.UTC().Truncate(time.Millisecond), Type: api.DrillEventFinished, Message: text})
 	keep := r.status
 	r.status = st
 	err := d.save(ctx, r, func(tx *pgstore.Tx) error {
 		typ := api.EventNormal
-		if phase != api.DrillSucceeded {
+		if verdict != api.DrillVerdictPassed {
 			typ = api.EventWarning
 		}
-		return events.Record(ctx, tx, now, api.ObjectReference{Kind: "Drill", Name: r.name, UID: r.uid}, typ, "DrillFinished", finishedText(phase, rep), "hub/drill")
+		return events.Record(ctx, tx, now, api.ObjectReference{Kind: "Drill", Name: r.name, UID: r.uid}, typ, "DrillFinished", text, "hub/drill")
 	})
 	if err != nil && !errors.Is(err, errDrillMoved) {
 		r.status = keep
@@ -178,28 +243,27 @@ func (d *Controller) finish(ctx context.Context, r *drillRun) error {
 	}
 	d.forget(ctx, r.name)
 	if err == nil {
-		d.metrics.ended(ctx, phase)
-		d.log.InfoContext(ctx, "drill ended", "drill", r.name, "phase", phase, "passed", rep.Passed)
+		d.metrics.ended(ctx, cmp.Or(verdict, phase))
+		d.log.InfoContext(ctx, "drill ended", "drill", r.name, "phase", phase, "verdict", verdict)
 	}
 	return nil
 }
 
-func finishedText(phase string, rep *api.DrillReport) string {
-	var failed []string
-	for _, s := range rep.SLOs {
-		if !s.Passed {
-			failed = append(failed, fmt.Sprintf("%s %s (target %s)", s.Name, s.Actual, s.Target))
-		}
-	}
+// finishedText is the Finished event's message: "Completed, Passed: every
+// objective met", "Completed, Failed: missed maxRTO not recovered (target
+// 20s)", "Error: interrupted (...)".
+func finishedText(phase, verdict string, rep *api.DrillReport) string {
 	switch {
 	case rep.Interrupted:
 		return phase + ": interrupted (the hub running it stopped)"
-	case len(failed) > 0:
-		return phase + ": SLO missed: " + targetsText(failed)
-	case phase == api.DrillSucceeded:
-		return phase + ": every SLO met"
+	case verdict == api.DrillVerdictPassed:
+		return phase + ", " + verdict + ": every objective met"
+	case verdict != "":
+		return phase + ", " + verdict + ": missed " + strings.Join(rep.Missed, ", ")
+	case len(rep.Missed) > 0:
+		return phase + " (no verdict); missed so far: " + strings.Join(rep.Missed, ", ")
 	}
-	return phase
+	return phase + " (no verdict)"
 }
 
 // interrupted ends a drill this hub found Running or Restoring without
@@ -225,8 +289,9 @@ func (d *Controller) interrupted(ctx context.Context, dr api.Drill) error {
 	if r.status.EndedAt == nil {
 		r.status.EndedAt = timePtr(now)
 	}
-	r.status.Phase, r.status.Report, r.status.FinishedAt = api.DrillFailed, rep, timePtr(now)
-	r.event(now, api.DrillEventFinished, "%s", finishedText(api.DrillFailed, rep))
+	rep.Passed = false
+	r.status.Phase, r.status.Verdict, r.status.Report, r.status.FinishedAt = api.DrillError, "", rep, timePtr(now)
+	r.event(now, api.DrillEventFinished, "%s", finishedText(api.DrillError, "", rep))
 	err := d.save(ctx, r, func(tx *pgstore.Tx) error {
 		if extra != nil {
 			if err := extra(tx); err != nil {
@@ -243,7 +308,7 @@ func (d *Controller) interrupted(ctx context.Context, dr api.Drill) error {
 		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
-	d.metrics.ended(ctx, api.DrillFailed)
+	d.metrics.ended(ctx, api.DrillError)
 	d.log.WarnContext(ctx, "interrupted drill restored and ended", "drill", r.name, "targets", r.targets)
 	return nil
 }

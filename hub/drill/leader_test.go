@@ -100,7 +100,7 @@ func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 	}
 	lead.on.Store(true)
 	pass()
-	if p, tainted := phase(); p != api.DrillFailed || tainted {
+	if p, tainted := phase(); p != api.DrillError || tainted {
 		t.Errorf("leading again: want the drill ended (interrupted) and a restored; got %s, tainted %v", p, tainted)
 	}
 }

@@ -113,6 +113,12 @@ type affectedWorkload struct {
 	// outsideBefore is how many ran outside the targets at the start:
 	// ready there, or placed there (and still starting), whichever is more.
 	outsideBefore int32
+	// unavailableBefore: fewer ready than desired before the fault (the
+	// plan warned); it does not hold up the drill's RTO.
+	unavailableBefore bool
+	// unplacedReason is why the plan found no cluster for some of its
+	// replicas during the fault, if it did not.
+	unplacedReason string
 }
 
 // observation is what the hub sees at one moment of a drill.
@@ -148,6 +154,15 @@ type measurement struct {
 	failedBack bool
 	// duplicates are exclusive workloads ready in two clusters at once.
 	duplicates []string
+	// workloads is each affected workload's own recovery (deleted ones
+	// left out).
+	workloads map[string]workloadRecovery
+}
+
+// workloadRecovery is one affected workload at one moment.
+type workloadRecovery struct {
+	recovered bool
+	blockedBy []api.DrillBlocker // why not, when not
 }
 
 // measure evaluates o: pure, so tests can feed it observations.
@@ -156,7 +171,9 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 	for _, t := range targets {
 		isTarget[t] = true
 	}
-	m := measurement{sample: api.DrillSample{At: o.at.UTC().Truncate(time.Millisecond)}, detected: len(targets) > 0, recovered: true, failedBack: o.failedOver != nil}
+	m := measurement{sample: api.DrillSample{At: o.at.UTC().Truncate(time.Millisecond)}, detected: len(targets) > 0, recovered: true, failedBack: o.failedOver != nil,
+		workloads: map[string]workloadRecovery{}}
+	counted := 0 // workloads the drill's RTO waits for
 	for _, t := range targets {
 		if o.health[t] != api.HealthUnreachable {
 			m.detected = false
@@ -189,18 +206,38 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 				readyOut += n
 			}
 		}
-		for c, n := range pl {
+		var wr workloadRecovery
+		for _, c := range slices.Sorted(maps.Keys(pl)) {
+			n := pl[c]
 			if isTarget[c] {
 				placedTargets += n
+				wr.blockedBy = append(wr.blockedBy, api.DrillBlocker{Cluster: c, Reason: api.BlockedStillOnTarget,
+					Message: fmt.Sprintf("%d %s still placed on the target (failover has not moved %s)", n, noun(n, "replica"), them(n))})
 				continue
 			}
 			placedOut += n
 			if ready[c] < n {
-				m.recovered = false
+				why := fmt.Sprintf("%d of %d placed replicas ready", ready[c], n)
+				if a.unavailableBefore {
+					why += " (the workload was unavailable before the fault)"
+				}
+				wr.blockedBy = append(wr.blockedBy, api.DrillBlocker{Cluster: c, Reason: api.BlockedNotReady, Message: why})
 			}
 		}
-		if placedTargets > 0 || (!a.duplicated && placedOut < a.desired) {
-			m.recovered = false
+		if !a.duplicated && placedOut < a.desired && placedTargets == 0 {
+			why := fmt.Sprintf("%d of %d replicas have no cluster outside the targets", a.desired-placedOut, a.desired)
+			if a.unplacedReason != "" {
+				why += ": " + a.unplacedReason
+			}
+			wr.blockedBy = append(wr.blockedBy, api.DrillBlocker{Reason: api.BlockedUnplaced, Message: why})
+		}
+		wr.recovered = len(wr.blockedBy) == 0
+		m.workloads[a.name] = wr
+		if !a.unavailableBefore {
+			counted++
+			if !wr.recovered {
+				m.recovered = false
+			}
 		}
 		if readyOut > a.outsideBefore {
 			m.replaced = true
@@ -208,7 +245,7 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 		m.sample.Desired += desired
 		m.sample.Ready += min(readyAll, desired)
 		m.sample.Unavailable += max(0, desired-readyAll)
-		if !a.manual {
+		if !a.manual && !a.unavailableBefore { // failback of a broken workload is not the drill's to wait for
 			for c, n := range o.failedOver[a.name] {
 				if isTarget[c] && n > 0 {
 					m.failedBack = false // failback still owes the targets replicas
@@ -230,7 +267,29 @@ func measure(affected []*affectedWorkload, targets []string, o observation) meas
 			}
 		}
 	}
+	if counted == 0 {
+		// Every affected workload was unavailable before the fault: the
+		// drill recovered when they all did.
+		for _, wr := range m.workloads {
+			m.recovered = m.recovered && wr.recovered
+		}
+	}
 	return m
+}
+
+// noun is "replica" or "replicas" after n.
+func noun(n int32, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func them(n int32) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
 }
 
 // drillMetrics are the controller's instruments.
@@ -293,7 +352,9 @@ func evaluate(spec api.DrillSpec, r *api.DrillReport) {
 	if slo := spec.SLO; slo != nil && slo.MaxRTO != "" {
 		max := slo.MaxRTO.Get(0)
 		res := api.SLOResult{Name: "maxRTO", Target: max.String(), Actual: "not recovered"}
-		if r.RTOSeconds != nil {
+		if r.RTONotApplicable {
+			res.Actual, res.Passed = "not applicable (nothing affected)", true
+		} else if r.RTOSeconds != nil {
 			res.Actual = fmt.Sprintf("%.3fs", *r.RTOSeconds)
 			res.Passed = *r.RTOSeconds <= max.Seconds()
 		}
@@ -306,9 +367,26 @@ func evaluate(spec api.DrillSpec, r *api.DrillReport) {
 	}
 	r.SLOs = append(r.SLOs, api.SLOResult{Name: "exclusiveDuplicates", Target: "0", Actual: fmt.Sprint(r.ExclusiveDuplicates), Passed: r.ExclusiveDuplicates == 0})
 	r.Passed = !r.Interrupted
+	r.Missed = nil
 	for _, s := range r.SLOs {
 		r.Passed = r.Passed && s.Passed
+		if !s.Passed {
+			r.Missed = append(r.Missed, s.MissedText())
+		}
 	}
+}
+
+// verdict is the phase a drill ends in and its verdict: only a drill
+// that ran to its end (final Completed) is judged, Passed when its report
+// met every objective.
+func verdict(final string, rep *api.DrillReport) (phase, verdict string) {
+	if final != api.DrillCompleted {
+		return final, ""
+	}
+	if rep.Passed {
+		return final, api.DrillVerdictPassed
+	}
+	return final, api.DrillVerdictFailed
 }
 
 // reportFromStatus rebuilds what a stored status shows of a drill whose

@@ -211,7 +211,7 @@ func TestPlanDrillCapacity(t *testing.T) {
 	workloads := map[string]api.Workload{"w1": wl("w1"), "w2": wl("w2")}
 	current := map[string]map[string]int32{"w1": {"a": 2}, "w2": {"a": 2}}
 	// b has room for 2 replicas of 500m: w1 fits, w2 does not.
-	plan := planDrill(api.DrillOutage, "d", []string{"a"}, view, workloads, current, now)
+	plan := planDrill(api.DrillOutage, "d", nil, []string{"a"}, view, workloads, current, now)
 	if plan.Absorbed || plan.AffectedWorkloads != 2 || plan.AffectedReplicas != 4 || plan.UnplacedReplicas != 2 {
 		t.Fatalf("want 2 of 4 replicas unplaced (b holds only 2); got %+v", plan)
 	}
@@ -232,7 +232,7 @@ func TestPlanDrillCapacity(t *testing.T) {
 	tolerant := wl("w2")
 	tolerant.Spec.Placement = &api.PlacementPolicy{Tolerations: []api.Toleration{{Key: api.DrillTaintKey, Operator: "Exists"}}}
 	workloads["w2"] = tolerant
-	plan = planDrill(api.DrillEvacuate, "d", []string{"a"}, view, workloads, current, now)
+	plan = planDrill(api.DrillEvacuate, "d", nil, []string{"a"}, view, workloads, current, now)
 	if !plan.Absorbed || plan.AffectedWorkloads != 1 || !plan.Workloads[1].Stays || plan.Workloads[1].After["a"] != 2 {
 		t.Errorf("evacuation with a tolerant workload: want absorbed, 1 affected, w2 staying on a; got %+v", plan)
 	}
@@ -243,12 +243,14 @@ func TestPlanDrillCapacity(t *testing.T) {
 	// fault: absorbed, with a note that its spread is not met.
 	spread := wl("w1")
 	spread.Spec.Placement = &api.PlacementPolicy{Spread: []api.SpreadConstraint{{TopologyKey: api.LabelRegion, MinGroups: 2}}}
-	plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, map[string]api.Workload{"w1": spread}, map[string]map[string]int32{"w1": {"a": 1, "b": 1}}, now)
-	if !plan.Absorbed || !slices.ContainsFunc(plan.Notes, func(n string) bool { return strings.HasPrefix(n, "w1: placed, but its policy cannot be met") }) {
-		t.Errorf("want the spread that cannot be met during the fault noted; got absorbed %v, notes %q", plan.Absorbed, plan.Notes)
+	plan = planDrill(api.DrillOutage, "d", nil, []string{"a"}, view, map[string]api.Workload{"w1": spread}, map[string]map[string]int32{"w1": {"a": 1, "b": 1}}, now)
+	if !plan.Absorbed || !slices.ContainsFunc(plan.Warnings, func(w api.DrillWarning) bool {
+		return w.Type == api.WarnPolicyUnsatisfiable && w.Workload == "w1" && strings.HasPrefix(w.Message, "w1: placed, but its policy cannot hold")
+	}) {
+		t.Errorf("want the spread that cannot hold during the fault warned of; got absorbed %v, warnings %+v", plan.Absorbed, plan.Warnings)
 	}
-	if plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, workloads, current, now); slices.ContainsFunc(plan.Notes, func(n string) bool { return strings.Contains(n, "cannot be met") }) {
-		t.Errorf("want no such note without a spread; got %q", plan.Notes)
+	if plan = planDrill(api.DrillOutage, "d", nil, []string{"a"}, view, workloads, current, now); slices.ContainsFunc(plan.Warnings, func(w api.DrillWarning) bool { return w.Type == api.WarnPolicyUnsatisfiable }) {
+		t.Errorf("want no such warning without a spread; got %+v", plan.Warnings)
 	}
 	// An exclusive workload moves too: the plan's fault outlasts every
 	// lease, however recent the monitor's view of it (LeaseFrom, as
@@ -256,7 +258,7 @@ func TestPlanDrillCapacity(t *testing.T) {
 	view[0].Live.LeaseFrom = now
 	ledger := wl("ledger")
 	ledger.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
-	plan = planDrill(api.DrillOutage, "d", []string{"a"}, view, map[string]api.Workload{"ledger": ledger}, map[string]map[string]int32{"ledger": {"a": 2}}, now)
+	plan = planDrill(api.DrillOutage, "d", nil, []string{"a"}, view, map[string]api.Workload{"ledger": ledger}, map[string]map[string]int32{"ledger": {"a": 2}}, now)
 	if len(plan.Workloads) != 1 || plan.Workloads[0].After["a"] != 0 || plan.Workloads[0].After["b"] != 2 {
 		t.Errorf("want the exclusive workload planned onto b; got %+v", plan.Workloads)
 	}

@@ -79,9 +79,12 @@ func currentPlacements(rows []pgstore.Placement) map[string]map[string]int32 {
 }
 
 // planDrill is the dry run of a drill named name of kind over targets,
-// given the clusters as the hub sees them now, the workloads and their
-// current placement. It changes nothing.
-func planDrill(kind, name string, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
+// given the clusters as the hub sees them now, the workloads (with their
+// status) and their current placement. It changes nothing. Its warnings
+// name the workloads already unavailable, the objectives of slo that
+// cannot be met by construction and the policies that cannot hold during
+// the fault.
+func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
 	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
 	isTarget := map[string]bool{}
 	for _, t := range targets {
@@ -109,6 +112,11 @@ func planDrill(kind, name string, targets []string, view []failover.Cluster, wor
 	ledger := failover.NewLedger(view)
 	before, after := map[string]int32{}, map[string]int32{}
 	var unplacedWhy []string
+	// The least the drill can measure: replicas that cannot be ready at
+	// the fault's worst, and the longest failover grace.
+	var minPeak int32
+	var graceMax time.Duration
+	var graceOf string
 	for _, wname := range slices.Sorted(maps.Keys(current)) {
 		cur := current[wname]
 		onTargets := int32(0)
@@ -129,6 +137,24 @@ func planDrill(kind, name string, targets []string, view []failover.Cluster, wor
 		}
 		plan.AffectedWorkloads++
 		plan.AffectedReplicas += onTargets
+		desired := w.Spec.Replicas
+		if duplicated(w) {
+			desired = 0
+			for _, n := range cur {
+				desired += n
+			}
+		}
+		ready := w.Status.ReadyReplicas
+		if ready < desired {
+			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnAlreadyUnavailable, Workload: wname,
+				Message: fmt.Sprintf("%s has %d of %d replicas ready before the fault: its recovery is reported, not counted in the drill's RTO", wname, ready, desired)})
+		}
+		minPeak += worstUnavailable(kind, desired, ready, cur, isTarget)
+		if kind != api.DrillEvacuate {
+			if g := failover.PolicyOf(&w).Grace; g > graceMax || graceOf == "" {
+				graceMax, graceOf = g, wname
+			}
+		}
 		cpu, mem := failover.Requests(w.Spec.Template)
 		// Replicas placement leaves out already are not the drill's doing.
 		policy := failover.PlacementPolicy(&w)
@@ -147,7 +173,8 @@ func planDrill(kind, name string, targets []string, view []failover.Cluster, wor
 			unplacedWhy = append(unplacedWhy, fmt.Sprintf("%s: %d of %d replicas would have no cluster (%s)", wname, lost, onTargets, d.UnplacedReason))
 		}
 		if msg := unsatisfiable(d); msg != "" && unsatisfiable(base) == "" {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("%s: placed, but its policy cannot be met during the fault (%s)", wname, msg))
+			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnPolicyUnsatisfiable, Workload: wname,
+				Message: fmt.Sprintf("%s: placed, but its policy cannot hold during the fault (%s)", wname, msg)})
 		}
 		ledger.Take(pw.After, cur, cpu, mem)
 		plan.Workloads = append(plan.Workloads, pw)
@@ -178,6 +205,7 @@ func planDrill(kind, name string, targets []string, view []failover.Cluster, wor
 		}
 		plan.Clusters = append(plan.Clusters, pc)
 	}
+	plan.Warnings = append(plan.Warnings, unreachableSLOs(kind, slo, plan, minPeak, graceMax, graceOf)...)
 	switch {
 	case plan.UnplacedReplicas > 0:
 		plan.Absorbed = false
@@ -187,6 +215,55 @@ func planDrill(kind, name string, targets []string, view []failover.Cluster, wor
 		plan.Notes = append(plan.Notes, "no workload has replicas to move off the targets")
 	}
 	return plan
+}
+
+// worstUnavailable is the fewest of a workload's desired replicas that
+// cannot be ready at the fault's worst: those not ready now and, unless
+// the drill is an evacuation (which drains gracefully), every replica on
+// the targets, which go dark (outage) or cannot be heard (partition).
+func worstUnavailable(kind string, desired, ready int32, cur map[string]int32, isTarget map[string]bool) int32 {
+	canBeReady := ready
+	if kind != api.DrillEvacuate {
+		var outside int32
+		for c, n := range cur {
+			if !isTarget[c] {
+				outside += n
+			}
+		}
+		canBeReady = min(ready, outside)
+	}
+	return max(0, desired-canBeReady)
+}
+
+// unreachableSLOs are the objectives a drill cannot meet by construction:
+// a maxUnavailableReplicas below what the fault takes down at once, a
+// maxRTO within the failover grace (nothing moves before it runs out), any
+// RTO when replicas will have no cluster.
+func unreachableSLOs(kind string, slo *api.DrillSLO, plan *api.DrillPlan, minPeak int32, grace time.Duration, graceOf string) []api.DrillWarning {
+	if slo == nil || plan.AffectedWorkloads == 0 {
+		return nil
+	}
+	var out []api.DrillWarning
+	if m := slo.MaxUnavailableReplicas; m != nil && *m < minPeak {
+		why := "replicas not ready now"
+		if kind != api.DrillEvacuate {
+			why = fmt.Sprintf("the targets hold %d affected replicas, which all stop counting at once in an %s", plan.AffectedReplicas, kind)
+		}
+		out = append(out, api.DrillWarning{Type: api.WarnSLOUnreachable, Field: "slo.maxUnavailableReplicas",
+			Message: fmt.Sprintf("maxUnavailableReplicas %d cannot be met: at least %d replicas will be unavailable at once (%s); allow %d or more", *m, minPeak, why, minPeak)})
+	}
+	if slo.MaxRTO != "" {
+		max := slo.MaxRTO.Get(0)
+		switch {
+		case plan.UnplacedReplicas > 0:
+			out = append(out, api.DrillWarning{Type: api.WarnSLOUnreachable, Field: "slo.maxRTO",
+				Message: fmt.Sprintf("maxRTO %s cannot be met: %d affected replicas would have no cluster, so recovery never completes", max, plan.UnplacedReplicas)})
+		case kind != api.DrillEvacuate && max <= grace:
+			out = append(out, api.DrillWarning{Type: api.WarnSLOUnreachable, Field: "slo.maxRTO",
+				Message: fmt.Sprintf("maxRTO %s cannot be met: %s waits its failover grace of %s after the hub sees the targets Unreachable before its replicas move", max, graceOf, grace)})
+		}
+	}
+	return out
 }
 
 // unsatisfiable is why a decision cannot meet its workload's policy (a

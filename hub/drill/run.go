@@ -146,16 +146,21 @@ type drillRun struct {
 
 	detected, replaced, recovered, failedBack *float64
 	peak                                      int32
-	failedOver                                map[string]map[string]int32 // as last read, while restoring
-	failedOverAt                              time.Time
-	duplicates                                map[string]bool
-	dirty                                     bool
-	lastWrite                                 time.Time
+	// Each affected workload's own RTO, and what blocked it when last
+	// seen while the fault was in.
+	workloadRTO  map[string]*float64
+	blockedBy    map[string][]api.DrillBlocker
+	failedOver   map[string]map[string]int32 // as last read, while restoring
+	failedOverAt time.Time
+	duplicates   map[string]bool
+	dirty        bool
+	lastWrite    time.Time
 }
 
 func newRun(dr api.Drill) *drillRun {
 	r := &drillRun{name: dr.Metadata.Name, uid: dr.Metadata.UID, spec: dr.Spec, targets: dr.Status.Targets, status: dr.Status,
-		stored: dr.Status.Phase, isTarget: map[string]bool{}, duplicates: map[string]bool{}}
+		stored: dr.Status.Phase, isTarget: map[string]bool{}, duplicates: map[string]bool{},
+		workloadRTO: map[string]*float64{}, blockedBy: map[string][]api.DrillBlocker{}}
 	for _, t := range r.targets {
 		r.isTarget[t] = true
 	}
@@ -400,10 +405,11 @@ func (d *Controller) step(ctx context.Context, r *drillRun) error {
 		switch {
 		case r.abort:
 			r.final = api.DrillAborted
-		case r.failedBack != nil:
-			r.final = api.DrillSucceeded
+		case r.failedBack != nil || len(r.affected) == 0:
+			// Nothing affected: nothing to fail back either.
+			r.final = api.DrillCompleted
 		case !now.Before(r.restoredAt.Add(r.spec.FailbackTimeoutOrDefault())):
-			r.final = api.DrillSucceeded
+			r.final = api.DrillCompleted
 			r.event(now, api.DrillEventFailbackTimeout, "failback not complete within %s", r.spec.FailbackTimeoutOrDefault())
 		}
 		if r.final != "" {
@@ -443,11 +449,27 @@ func (d *Controller) record(ctx context.Context, r *drillRun, m measurement) boo
 			r.event(dat, api.DrillEventDetected, "the hub sees %s Unreachable", targetsText(r.targets))
 			d.metrics.detection.Record(ctx, *r.detected, metric.WithAttributes(attribute.String("kind", r.spec.Kind)))
 		}
-		if r.replaced == nil && m.replaced {
+		for _, a := range r.affected {
+			wr, ok := m.workloads[a.name]
+			if !ok || r.workloadRTO[a.name] != nil {
+				continue
+			}
+			if wr.recovered {
+				r.workloadRTO[a.name], r.blockedBy[a.name] = seconds(since), nil
+				if n := len(r.affected); n > 1 && n <= maxWorkloadEvents {
+					r.event(at, api.DrillEventWorkloadRecovered, "%s recovered: every replica ready outside the targets", a.name)
+					milestone = true
+				}
+			} else {
+				r.blockedBy[a.name] = wr.blockedBy
+			}
+		}
+		// Nothing affected, nothing to recover: no replacement, no RTO.
+		if r.replaced == nil && m.replaced && len(r.affected) > 0 {
 			r.replaced, milestone = seconds(since), true
 			r.event(at, api.DrillEventFirstReplacement, "a replacement replica is ready outside the targets")
 		}
-		if r.recovered == nil && m.recovered {
+		if r.recovered == nil && m.recovered && len(r.affected) > 0 {
 			r.recovered, milestone = seconds(since), true
 			r.event(at, api.DrillEventRecovered, "every affected replica is ready outside the targets (%d desired, %d ready)", m.sample.Desired, m.sample.Ready)
 			d.metrics.rto.Record(ctx, *r.recovered, metric.WithAttributes(attribute.String("kind", r.spec.Kind)))
@@ -500,7 +522,7 @@ func (d *Controller) Plan(ctx context.Context, name string, spec api.DrillSpec) 
 	if fe != nil {
 		return &api.DrillPlan{Targets: []string{}, Reason: fe[0].Message}, fe, nil
 	}
-	return planDrill(spec.Kind, name, targets, view, workloads, current, d.now()), nil, nil
+	return planDrill(spec.Kind, name, spec.SLO, targets, view, workloads, current, d.now()), nil, nil
 }
 
 // ServesKind refuses outage and partition drills on a hub without NATS,

@@ -29,15 +29,21 @@ func (d *Controller) start(ctx context.Context, dr api.Drill) error {
 		return err
 	}
 	// What moves, as of now (the stored plan is from creation).
-	plan := planDrill(r.spec.Kind, r.name, r.targets, view, workloads, current, d.now())
+	plan := planDrill(r.spec.Kind, r.name, r.spec.SLO, r.targets, view, workloads, current, d.now())
 	names := map[string]bool{}
+	unavailable := map[string]bool{}
+	for _, w := range plan.Warnings {
+		if w.Type == api.WarnAlreadyUnavailable {
+			unavailable[w.Workload] = true
+		}
+	}
 	for _, pw := range plan.Workloads {
 		if pw.Stays {
 			continue
 		}
 		w := workloads[pw.Workload]
 		a := &affectedWorkload{name: pw.Workload, duplicated: duplicated(w), exclusive: failoverMode(w) == "exclusive", manual: failsBackByHand(w),
-			desired: w.Spec.Replicas, before: pw.Before}
+			desired: w.Spec.Replicas, before: pw.Before, unavailableBefore: unavailable[pw.Workload], unplacedReason: pw.Reason}
 		for c, n := range pw.Before {
 			if r.isTarget[c] {
 				a.onTargets += n
@@ -107,7 +113,7 @@ func (d *Controller) start(ctx context.Context, dr api.Drill) error {
 			}
 			r.restoredAt = d.now()
 			r.status.EndedAt = timePtr(r.restoredAt)
-			r.final = api.DrillFailed
+			r.final = api.DrillError
 			return d.finish(ctx, r)
 		}
 		now = d.now()

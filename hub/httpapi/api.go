@@ -88,7 +88,7 @@ type Members interface {
 	Challenge(ctx context.Context, tok *api.Token, req *api.RegisterChallengeRequest) (*api.RegisterChallenge, error)
 	Register(ctx context.Context, tok *api.Token, host string, req *api.RegisterRequest) (*api.RegisterResponse, error)
 	Reissue(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
-	Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
+	Deregister(ctx context.Context, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error)
 }
 
 // Drills is the drill controller as the API uses it (*drill.Controller

@@ -19,9 +19,10 @@ func (s *API) registerClusters(hapi huma.API) {
 		list: func(items []api.Cluster, meta api.ListMeta) api.ClusterList {
 			return api.ClusterList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "ClusterList"}, Metadata: meta, Items: items}
 		},
-		remove: func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
-			return s.members.Deregister(ctx, a, name, precondition)
+		remove: func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error) {
+			return s.members.Deregister(ctx, a, name, precondition, force)
 		},
+		forceDoc: "deregister a cluster whose member still heartbeats",
 		decorate: s.liveCluster,
 	})
 	tags := []string{"Clusters"}

@@ -186,7 +186,7 @@ func (s *API) abortDrill(ctx context.Context, a pgstore.Actor, name string) (*pg
 
 // deleteDrill removes an ended drill (and its report); a drill still
 // running must be aborted first, so a delete never leaves a fault behind.
-func deleteDrill(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+func deleteDrill(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, _ bool) (*pgstore.Record, error) {
 	var last *pgstore.Record
 	err := s.store.InTx(ctx, a, func(tx *pgstore.Tx) error {
 		cur, err := tx.Get(ctx, "Drill", name)

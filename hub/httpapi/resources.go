@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -33,8 +34,12 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	// create stores a validated object and returns it as stored; nil
 	// means storeCreate.
 	create func(ctx context.Context, s *API, a pgstore.Actor, obj P) (P, error)
-	// remove deletes an object; nil means the store's Delete.
-	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error)
+	// remove deletes an object; nil means the store's Delete. force is
+	// the delete's force parameter, which only kinds with forceDoc take.
+	remove func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error)
+	// forceDoc, when set, says what a delete's force=true overrides; kinds
+	// without it refuse the parameter.
+	forceDoc string
 	// decorate adds live data to objects read (nil: none).
 	decorate func(obj P)
 	// noDryRun, when set, says why creates of this kind cannot be dry
@@ -59,7 +64,7 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 	remove := k.remove
 	if remove == nil {
-		remove = func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+		remove = func(ctx context.Context, s *API, a pgstore.Actor, name, precondition string, _ bool) (*pgstore.Record, error) {
 			rec, _, err := s.store.Delete(ctx, a, kind, name, precondition)
 			return rec, err
 		}
@@ -248,8 +253,14 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 		}, func(ctx context.Context, in *struct {
 			Name            string `path:"name" maxLength:"253"`
 			ResourceVersion string `query:"resourceVersion" doc:"Delete only if the object is still at this version."`
+			Force           bool   `query:"force" doc:"Clusters only: deregister even while the member still heartbeats. Other kinds refuse it."`
 		}) (*struct{ Body T }, error) {
-			rec, err := remove(ctx, s, s.actor(ctx), in.Name, in.ResourceVersion)
+			if in.Force && k.forceDoc == "" {
+				p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "force applies to clusters only")
+				p.Errors = []api.ProblemDetail{{Location: "query.force", Message: "only clusters take force", Value: true}}
+				return nil, p
+			}
+			rec, err := remove(ctx, s, s.actor(ctx), in.Name, in.ResourceVersion, in.Force)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
@@ -560,10 +571,14 @@ func tokenCreate(ctx context.Context, s *API, a pgstore.Actor, t *api.Token) (*a
 
 // auditParams are the query parameters of the audit log.
 type auditParams struct {
-	Kind   string `query:"kind" maxLength:"64"`
-	Name   string `query:"name" maxLength:"253"`
-	Before int64  `query:"before" minimum:"0" doc:"Only entries with an id below this (for paging)."`
-	Limit  int    `query:"limit" minimum:"0" maximum:"5000"`
+	Kind   string    `query:"kind" maxLength:"64"`
+	Name   string    `query:"name" maxLength:"253"`
+	Actor  string    `query:"actor" maxLength:"128" doc:"Only this actor's entries, e.g. token:ops."`
+	Verb   string    `query:"verb" maxLength:"32" doc:"Only this verb's entries, e.g. delete."`
+	Result string    `query:"result" maxLength:"64" doc:"ok, refused (every result but ok), or one result code such as Forbidden."`
+	Since  time.Time `query:"since" doc:"Only entries at or after this time (RFC 3339)."`
+	Before int64     `query:"before" minimum:"0" doc:"Only entries with an id below this (for paging)."`
+	Limit  int       `query:"limit" minimum:"0" maximum:"5000"`
 }
 
 // AuditList is a page of the audit log.
@@ -577,7 +592,8 @@ func registerAudit(s *API, hapi huma.API) {
 		Summary: "Read the audit log, newest first", Tags: []string{"Audit"}, Security: bearer,
 		Metadata: opMeta(api.RoleAdmin, "", "Audit"), Errors: []int{401, 403, 503},
 	}, func(ctx context.Context, in *auditParams) (*struct{ Body AuditList }, error) {
-		items, err := s.store.AuditLog(ctx, in.Kind, in.Name, in.Before, in.Limit)
+		items, err := s.store.AuditQuery(ctx, pgstore.AuditFilter{Kind: in.Kind, Name: in.Name, Actor: in.Actor, Verb: in.Verb,
+			Result: in.Result, Since: in.Since, Before: in.Before, Limit: in.Limit})
 		if err != nil {
 			return nil, toProblem(ctx, err)
 		}

@@ -395,8 +395,24 @@ func clusterLabels(have map[string]string, req *api.RegisterRequest) map[string]
 
 // Deregister removes a cluster: its NATS identity is revoked, its member
 // token deleted and the Cluster object with them, in one transaction; then
-// the running NATS server drops the member's connections.
-func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, precondition string) (*pgstore.Record, error) {
+// the running NATS server drops the member's connections. A cluster whose
+// member still heartbeats (Ready or Suspect) is refused (409) unless
+// force: deregistering cuts a running region off for good.
+func (s *Registrar) Deregister(ctx context.Context, a pgstore.Actor, name, precondition string, force bool) (*pgstore.Record, error) {
+	// Live: Ready or Suspect, or heard within the grace (a member that
+	// just joined is heartbeating before the monitor's next pass says so).
+	l, ok := s.monitor.Live(name)
+	heard := ok && !l.Seen.IsZero() && s.now().Sub(l.Seen) < s.monitor.Config().UnreachableAfter
+	if ok && !force && (heard || l.Health == api.HealthReady || l.Health == api.HealthSuspect) {
+		state := l.Health
+		if state != api.HealthReady && state != api.HealthSuspect {
+			state = "heartbeating"
+		}
+		err := api.Errorf(api.CodeConflict, "cluster %s is %s (its member heartbeated %s ago): deregistering cuts a running region off for good; stop its member first, or force it (atoll cluster deregister %s --force)",
+			name, state, s.now().Sub(l.Seen).Round(100*time.Millisecond), name)
+		s.store.AuditRefusal(ctx, a, pgstore.VerbDelete, "Cluster", name, api.CodeConflict, err.Error())
+		return nil, err
+	}
 	var last *pgstore.Record
 	var identity string
 	now := s.now().UTC()

@@ -215,15 +215,40 @@ type AuditEntry struct {
 // AuditLog returns audit entries newest first, optionally for one kind and
 // name, with ids below before (0: from the newest).
 func (s *Store) AuditLog(ctx context.Context, kind, name string, before int64, limit int) ([]AuditEntry, error) {
+	return s.AuditQuery(ctx, AuditFilter{Kind: kind, Name: name, Before: before, Limit: limit})
+}
+
+// AuditFilter narrows the audit log; zero fields match everything.
+type AuditFilter struct {
+	Kind, Name, Actor, Verb string
+	// Result is "ok", "refused" (every result but ok) or one result code.
+	Result string
+	// Since keeps entries at or after it.
+	Since time.Time
+	// Before keeps entries with an id below it (paging; 0: from the newest).
+	Before int64
+	Limit  int
+}
+
+// AuditQuery returns the audit entries f selects, newest first.
+func (s *Store) AuditQuery(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	limit, before := f.Limit, f.Before
 	if limit <= 0 || limit > MaxLimit {
 		limit = DefaultLimit
 	}
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
+	var since *time.Time
+	if !f.Since.IsZero() {
+		since = &f.Since
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id, at, actor, verb, kind, name, resource_version, result, detail, request_id
 		FROM audit_log WHERE id < $1 AND ($2 = '' OR kind = $2) AND ($3 = '' OR name = $3)
-		ORDER BY id DESC LIMIT $4`, before, kind, name, limit)
+		AND ($4 = '' OR actor = $4) AND ($5 = '' OR verb = $5)
+		AND ($6 = '' OR ($6 = 'refused' AND result <> 'ok') OR result = $6)
+		AND ($7::timestamptz IS NULL OR at >= $7)
+		ORDER BY id DESC LIMIT $8`, before, f.Kind, f.Name, f.Actor, f.Verb, f.Result, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", classify(err))
 	}

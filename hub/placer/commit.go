@@ -150,7 +150,8 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		for c, n := range ch.lost {
 			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failover.Reason(d.Evicted[c]))))
 		}
-		return events.Record(ctx, tx, p.now(), ref, api.EventWarning, "FailedOver", msg, "hub/placement")
+		reason, typ := failover.MoveReason(ch.lost, d)
+		return events.Record(ctx, tx, p.now(), ref, typ, reason, msg, "hub/placement")
 	}
 	if len(ch.back) > 0 {
 		return events.Record(ctx, tx, p.now(), ref, api.EventNormal, "FailedBack", failover.FailbackText(ch.back, d), "hub/placement")
