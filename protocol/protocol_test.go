@@ -88,3 +88,19 @@ func TestSpokenWith(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaStateOf(t *testing.T) {
+	for _, c := range []struct {
+		phase string
+		ready bool
+		want  string
+	}{
+		{"Running", true, StateReady}, {"Running", false, StateRunning}, {"Backoff", false, StateBackOff},
+		{"Pending", false, StatePending}, {"Starting", false, StateStarting}, {"Failed", false, StateFailed},
+		{"Succeeded", false, StateSucceeded}, {"Stopping", false, StateStopping}, {"", false, StatePending}, {"Weird", false, StateUnknown},
+	} {
+		if got := ReplicaStateOf(c.phase, c.ready); got != c.want {
+			t.Errorf("ReplicaStateOf(%q, %v) = %s, want %s", c.phase, c.ready, got, c.want)
+		}
+	}
+}

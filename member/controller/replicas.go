@@ -1,0 +1,95 @@
+package controller
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/atollhq/atoll/member/runtime"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// observed is one bound replica as its node last reported it.
+type observed struct {
+	Node string
+	Lost bool // the node is lost: what it said last is stale
+	protocol.ReplicaState
+}
+
+// severity orders states for examples: the most troubled first.
+var severity = map[string]int{
+	protocol.StateFailed: 0, protocol.StateBackOff: 1, protocol.StateUnknown: 2, protocol.StateRunning: 3,
+	protocol.StateStarting: 4, protocol.StatePending: 5, protocol.StateStopping: 6, protocol.StateSucceeded: 7, protocol.StateReady: 8,
+}
+
+// summarizeReplicas folds a workload's replicas into counts by state, at
+// most protocol.MaxReplicaExamples examples (the most troubled first,
+// then by name, so a report does not change while nothing does) and one
+// problem per warning reason. It is what a status report says of the
+// replicas, bounded whatever their number.
+func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSummary, []protocol.ReplicaProblem) {
+	if len(reps) == 0 {
+		return nil, nil, nil
+	}
+	states := map[string]int32{}
+	all := make([]protocol.ReplicaSummary, 0, len(reps))
+	problems := map[string]*protocol.ReplicaProblem{}
+	note := func(reason string, r observed, msg string) {
+		p := problems[reason]
+		if p == nil {
+			p = &protocol.ReplicaProblem{Reason: reason, Replica: r.ID, Node: r.Node, Message: msg}
+			problems[reason] = p
+		}
+		p.Replicas++
+		p.Restarts += int32(r.Restarts)
+	}
+	for _, r := range reps {
+		st := protocol.ReplicaStateOf(r.Phase, r.Ready)
+		if r.Lost {
+			st = protocol.StateUnknown
+		}
+		states[st]++
+		s := protocol.ReplicaSummary{Replica: r.ID, Node: r.Node, State: st, Restarts: int32(r.Restarts), ExitCode: r.ExitCode,
+			Reason: r.Reason, Message: cmp.Or(r.LastError, r.Message), StartedAt: r.StartedAt, NextStartAt: r.NextStartAt}
+		if r.Lost {
+			s.Message = fmt.Sprintf("node %s is lost: its replicas' state is unknown", r.Node)
+		} else if st == protocol.StateReady || st == protocol.StateRunning && r.Reason != runtime.ReasonProbeFailed {
+			// A replica that runs well keeps its last error only as history:
+			// the words shown are what is wrong now.
+			s.Message = r.Message
+		}
+		all = append(all, s)
+		if r.Lost {
+			continue
+		}
+		switch r.Reason {
+		case runtime.ReasonFenced:
+			note(protocol.ProblemFenced, r, r.LastError)
+		case runtime.ReasonProbeFailed:
+			if st != protocol.StateReady {
+				note(protocol.ProblemProbeFailed, r, r.LastError)
+			}
+		case "":
+		default:
+			if st == protocol.StateBackOff || st == protocol.StateFailed {
+				note(protocol.ProblemReplicaFailed, r, r.LastError)
+			}
+		}
+		if st == protocol.StateBackOff {
+			note(protocol.ProblemBackOff, r, "back-off restarting failed replica: "+cmp.Or(r.LastError, r.Message, "it exited"))
+		}
+	}
+	slices.SortFunc(all, func(a, b protocol.ReplicaSummary) int {
+		return cmp.Or(cmp.Compare(severity[a.State], severity[b.State]), cmp.Compare(a.Replica, b.Replica))
+	})
+	if len(all) > protocol.MaxReplicaExamples {
+		all = all[:protocol.MaxReplicaExamples:protocol.MaxReplicaExamples]
+	}
+	var out []protocol.ReplicaProblem
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
+		if p := problems[reason]; p != nil {
+			out = append(out, *p)
+		}
+	}
+	return states, all, out
+}
