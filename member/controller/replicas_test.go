@@ -36,13 +36,13 @@ func TestSummarizeReplicas(t *testing.T) {
 			wantProblems: map[string]int32{protocol.ProblemReplicaFailed: 1, protocol.ProblemBackOff: 1},
 		},
 		{
-			name: "recovered replica keeps its history but is no problem",
-			reps: []observed{rep("a", "n1", runtime.PhaseRunning, true, 2, runtime.ReasonExited, "exited with code 1")},
+			name:       "recovered replica keeps its history but is no problem",
+			reps:       []observed{rep("a", "n1", runtime.PhaseRunning, true, 2, runtime.ReasonExited, "exited with code 1")},
 			wantStates: map[string]int32{protocol.StateReady: 1}, wantFirst: "a", wantFirstMsg: "",
 		},
 		{
-			name: "readiness failing",
-			reps: []observed{rep("a", "n1", runtime.PhaseRunning, false, 0, runtime.ReasonProbeFailed, "readiness probe failed: HTTP 500")},
+			name:       "readiness failing",
+			reps:       []observed{rep("a", "n1", runtime.PhaseRunning, false, 0, runtime.ReasonProbeFailed, "readiness probe failed: HTTP 500")},
 			wantStates: map[string]int32{protocol.StateRunning: 1}, wantFirst: "a", wantFirstMsg: "readiness probe failed: HTTP 500",
 			wantProblems: map[string]int32{protocol.ProblemProbeFailed: 1},
 		},
