@@ -91,3 +91,22 @@ func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 		t.Errorf("want a new filter reason judged a change")
 	}
 }
+
+func TestWarningCount(t *testing.T) {
+	for _, c := range []struct {
+		prev     int32
+		seen     bool
+		restarts int32
+		want     int32
+	}{
+		{0, false, 0, 1}, // new: once
+		{0, false, 9, 1}, // new after a hub restart: once, not nine
+		{3, true, 3, 0},  // nothing happened again
+		{3, true, 7, 4},  // four more restarts
+		{7, true, 2, 1},  // replicas replaced: their restarts start over
+	} {
+		if got := warningCount(c.prev, c.seen, c.restarts); got != c.want {
+			t.Errorf("warningCount(%d, %v, %d) = %d, want %d", c.prev, c.seen, c.restarts, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package hub_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// TestMissingCommandShowsItsReason: a workload whose command does not
+// exist, on a real member and node agent running real processes, shows
+// the exec error in Workload.status (state counts and examples) and as
+// one deduplicated Warning event per reason whose count grows with the
+// crash loop, within 5 s of the member seeing the first failure.
+func TestMissingCommandShowsItsReason(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m, err := member.New(member.Config{JoinToken: e.joinToken("j", api.TokenSpec{}), Name: "r1", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = m.Run(ctx) }()
+	waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Run(ctx) }()
+	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "broken"}, Spec: api.WorkloadSpec{Replicas: 2,
+		Template: api.ReplicaTemplate{Driver: "process", Command: "nope-atoll-missing"}}})
+	const want = `exec: "nope-atoll-missing": executable file not found in $PATH`
+
+	hubShows := func() (api.ClusterReplicas, bool) {
+		var w api.Workload
+		if err := e.admin.Get(ctx, "workloads", "broken", &w); err != nil || len(w.Status.Clusters) == 0 {
+			return api.ClusterReplicas{}, false
+		}
+		c := w.Status.Clusters[0]
+		return c, len(c.Examples) > 0 && c.Examples[0].Message == want
+	}
+	events := func() []api.Event {
+		var l api.EventList
+		sel := api.LabelEventKind + "=Workload," + api.LabelEventName + "=broken"
+		if err := e.admin.List(ctx, "events", client.ListOptions{LabelSelector: sel}, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Items
+	}
+	eventOf := func(reason string) (api.Event, int) {
+		var out api.Event
+		n := 0
+		for _, ev := range events() {
+			if ev.Reason == reason {
+				out, n = ev, n+1
+			}
+		}
+		return out, n
+	}
+
+	// The member sees the first failure; from then on the hub has 5 s.
+	waitFor(t, "the member's first failure", 30*time.Second, func() bool { return len(workloadStatus(m, "broken").Problems) > 0 })
+	first := time.Now()
+	waitFor(t, "the reason in Workload.status and the ReplicaFailed event", 30*time.Second, func() bool {
+		_, ok := hubShows()
+		ev, _ := eventOf(protocol.ProblemReplicaFailed)
+		return ok && strings.Contains(ev.Message, want)
+	})
+	if took := time.Since(first); took > 5*time.Second {
+		t.Errorf("the reason reached the API %v after the member saw the failure, want within 5s", took)
+	}
+	c, _ := hubShows()
+	if c.States[protocol.StateBackOff]+c.States[protocol.StatePending] != 2 || c.States[protocol.StateReady] != 0 {
+		t.Errorf("states %v: want both replicas failing", c.States)
+	}
+	ex := c.Examples[0]
+	if ex.Node != "n1" || ex.Cluster != "r1" || ex.Reason != "ExecFailed" || ex.ExitCode == nil || *ex.ExitCode != 127 {
+		t.Errorf("example %+v: want node n1, cluster r1, ExecFailed, exit 127", ex)
+	}
+	if !slices.ContainsFunc(c.Problems, func(p api.ReplicaProblem) bool { return p.Reason == protocol.ProblemReplicaFailed && p.Message == want }) {
+		t.Errorf("problems %+v: want ReplicaFailed with the exec error", c.Problems)
+	}
+
+	// The crash loop goes on: still one event per reason, its count grows.
+	ev, _ := eventOf(protocol.ProblemReplicaFailed)
+	waitFor(t, "the event's count to grow", 60*time.Second, func() bool {
+		now, _ := eventOf(protocol.ProblemReplicaFailed)
+		return now.Count >= ev.Count+2
+	})
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff} {
+		ev, n := eventOf(reason)
+		if n != 1 {
+			t.Errorf("%d %s events, want 1 (deduplicated)", n, reason)
+		}
+		if ev.Type != api.EventWarning || ev.Cluster != "r1" || ev.FirstTimestamp == nil || ev.EventTime == nil || ev.EventTime.Before(*ev.FirstTimestamp) {
+			t.Errorf("%s event %+v: want a Warning of r1 with first and last seen", reason, ev)
+		}
+	}
+}
