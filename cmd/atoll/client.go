@@ -17,6 +17,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/replicas"
 )
 
 func kindArg(name string) (api.Kind, error) {
@@ -91,6 +92,13 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status); err != nil {
 				return err
 			}
+			if k.Name == "Workload" {
+				var st api.WorkloadStatus
+				_ = json.Unmarshal(obj.Status, &st)
+				if err := replicas.Describe(cmd.OutOrStdout(), st, time.Now()); err != nil {
+					return err
+				}
+			}
 			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
 	}
@@ -157,7 +165,7 @@ func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, 
 	}
 	t := newTable(out, "  AGE", "TYPE", "REASON", "MESSAGE")
 	for _, e := range events.Items {
-		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, e.Message)
+		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, eventMessage(e, time.Now()))
 	}
 	return t.flush()
 }
@@ -298,4 +306,13 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 	}
 	cmd.AddCommand(create, revoke)
 	return cmd
+}
+
+// eventMessage is an event's message, with how often and over how long
+// it happened for a deduplicated one: "... (x8 over 3m)".
+func eventMessage(e api.Event, now time.Time) string {
+	if e.Count <= 1 || e.FirstTimestamp == nil {
+		return e.Message
+	}
+	return fmt.Sprintf("%s (x%d over %s)", e.Message, e.Count, replicas.Age(e.FirstTimestamp, now))
 }
