@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/replicas"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
@@ -69,18 +72,50 @@ func TestMissingCommandShowsItsReason(t *testing.T) {
 		return out, n
 	}
 
-	// The member sees the first failure; from then on the hub has 5 s.
+	cookie := signIn(t, e.url, adminSecret)
+	page := func() string {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/workloads/broken", nil)
+		req.Header.Set("Accept", "text/html")
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	const inHTML = `executable file not found in $PATH`
+
+	// The member sees the first failure; from then on the hub has 5 s to
+	// show it in the API (describe reads it), the events and the console.
 	waitFor(t, "the member's first failure", 30*time.Second, func() bool { return len(workloadStatus(m, "broken").Problems) > 0 })
 	first := time.Now()
-	waitFor(t, "the reason in Workload.status and the ReplicaFailed event", 30*time.Second, func() bool {
+	waitFor(t, "the reason in Workload.status, the ReplicaFailed event and the console", 30*time.Second, func() bool {
 		_, ok := hubShows()
 		ev, _ := eventOf(protocol.ProblemReplicaFailed)
-		return ok && strings.Contains(ev.Message, want)
+		return ok && strings.Contains(ev.Message, want) && strings.Contains(page(), inHTML)
 	})
 	if took := time.Since(first); took > 5*time.Second {
-		t.Errorf("the reason reached the API %v after the member saw the failure, want within 5s", took)
+		t.Errorf("the reason reached the API, events and console %v after the member saw the failure, want within 5s", took)
 	}
 	c, _ := hubShows()
+	var w api.Workload
+	if err := e.admin.Get(ctx, "workloads", "broken", &w); err != nil {
+		t.Fatal(err)
+	}
+	var described strings.Builder
+	if err := replicas.Describe(&described, w.Status, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"r1 (region eu): 0/2 ready", "ReplicaFailed: 2 replica(s)", want, "127 (command not found)"} {
+		if !strings.Contains(described.String(), s) {
+			t.Errorf("describe lacks %q:\n%s", s, described.String())
+		}
+	}
+	if p := page(); !strings.Contains(p, `data-replica="broken-`) {
+		t.Errorf("the console's workload page has no replicas table")
+	}
 	if c.States[protocol.StateBackOff]+c.States[protocol.StatePending] != 2 || c.States[protocol.StateReady] != 0 {
 		t.Errorf("states %v: want both replicas failing", c.States)
 	}
