@@ -104,3 +104,24 @@ func TestReplicaStateOf(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeReplicasQuery(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		ok      bool
+		wantLim int
+	}{
+		{`{"v":4}`, true, MaxReplicasListed},
+		{`{"v":4,"workload":"web","node":"n1","limit":5}`, true, 5},
+		{`{"v":4,"limit":999999}`, true, MaxReplicasListed},
+		{`{"v":4,"workload":"../x"}`, false, 0},
+		{`{"v":4,"node":"A B"}`, false, 0},
+		{`{"v":99}`, false, 0},
+		{`nope`, false, 0},
+	} {
+		q, err := DecodeReplicasQuery([]byte(c.in))
+		if (err == nil) != c.ok || (c.ok && q.Limit != c.wantLim) {
+			t.Errorf("%s: %+v, %v", c.in, q, err)
+		}
+	}
+}

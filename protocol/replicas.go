@@ -54,6 +54,7 @@ const MaxReplicaExamples = 10
 // ReplicaSummary is one replica in a member's status report.
 type ReplicaSummary struct {
 	Replica     string    `json:"replica"`
+	Workload    string    `json:"workload,omitempty"` // in a ReplicaList; a status report's are its workload's
 	Node        string    `json:"node"`
 	State       string    `json:"state"`
 	Restarts    int32     `json:"restarts,omitempty"`

@@ -44,21 +44,9 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 		p.Restarts += int32(r.Restarts)
 	}
 	for _, r := range reps {
-		st := protocol.ReplicaStateOf(r.Phase, r.Ready)
-		if r.Lost {
-			st = protocol.StateUnknown
-		}
+		st := stateOf(r)
 		states[st]++
-		s := protocol.ReplicaSummary{Replica: r.ID, Node: r.Node, State: st, Restarts: int32(r.Restarts), ExitCode: r.ExitCode,
-			Reason: r.Reason, Message: cmp.Or(r.LastError, r.Message), StartedAt: r.StartedAt, NextStartAt: r.NextStartAt}
-		if r.Lost {
-			s.Message = fmt.Sprintf("node %s is lost: its replicas' state is unknown", r.Node)
-		} else if st == protocol.StateReady || st == protocol.StateRunning && r.Reason != runtime.ReasonProbeFailed {
-			// A replica that runs well keeps its last error only as history:
-			// the words shown are what is wrong now.
-			s.Message = r.Message
-		}
-		all = append(all, s)
+		all = append(all, summaryOf(r))
 		if r.Lost {
 			continue
 		}
@@ -79,9 +67,7 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 			note(protocol.ProblemBackOff, r, "back-off restarting failed replica: "+cmp.Or(r.LastError, r.Message, "it exited"))
 		}
 	}
-	slices.SortFunc(all, func(a, b protocol.ReplicaSummary) int {
-		return cmp.Or(cmp.Compare(severity[a.State], severity[b.State]), cmp.Compare(a.Replica, b.Replica))
-	})
+	sortSummaries(all)
 	if len(all) > protocol.MaxReplicaExamples {
 		all = all[:protocol.MaxReplicaExamples:protocol.MaxReplicaExamples]
 	}
@@ -92,4 +78,42 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 		}
 	}
 	return states, all, out
+}
+
+func stateOf(r observed) string {
+	if r.Lost {
+		return protocol.StateUnknown
+	}
+	return protocol.ReplicaStateOf(r.Phase, r.Ready)
+}
+
+// describeReplicas is every replica as a summary, the most troubled
+// first.
+func describeReplicas(reps []observed) []protocol.ReplicaSummary {
+	all := make([]protocol.ReplicaSummary, 0, len(reps))
+	for _, r := range reps {
+		all = append(all, summaryOf(r))
+	}
+	sortSummaries(all)
+	return all
+}
+
+func sortSummaries(all []protocol.ReplicaSummary) {
+	slices.SortFunc(all, func(a, b protocol.ReplicaSummary) int {
+		return cmp.Or(cmp.Compare(severity[a.State], severity[b.State]), cmp.Compare(a.Replica, b.Replica))
+	})
+}
+
+// summaryOf is one replica in words: what is wrong now (a replica that
+// runs well keeps its last error only as history, not shown).
+func summaryOf(r observed) protocol.ReplicaSummary {
+	st := stateOf(r)
+	s := protocol.ReplicaSummary{Replica: r.ID, Node: r.Node, State: st, Restarts: int32(r.Restarts), ExitCode: r.ExitCode,
+		Reason: r.Reason, Message: cmp.Or(r.LastError, r.Message), StartedAt: r.StartedAt, NextStartAt: r.NextStartAt}
+	if r.Lost {
+		s.Message = fmt.Sprintf("node %s is lost: its replicas' state is unknown", r.Node)
+	} else if st == protocol.StateReady || st == protocol.StateRunning && r.Reason != runtime.ReasonProbeFailed {
+		s.Message = r.Message
+	}
+	return s
 }
