@@ -248,6 +248,7 @@ type ClusterReplicas struct {
 // ReplicaInfo is one replica as its member reports it.
 type ReplicaInfo struct {
 	Replica     string     `json:"replica"`
+	Workload    string     `json:"workload,omitempty"`
 	Cluster     string     `json:"cluster,omitempty"`
 	Node        string     `json:"node"`
 	State       string     `json:"state"`

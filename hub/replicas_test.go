@@ -142,4 +142,53 @@ func TestMissingCommandShowsItsReason(t *testing.T) {
 			t.Errorf("%s event %+v: want a Warning of r1 with first and last seen", reason, ev)
 		}
 	}
+
+	// What the member runs now, asked over NATS: replicas and nodes.
+	l, err := e.admin.Replicas(ctx, client.ReplicasOptions{Workload: "broken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != 2 || l.Total != 2 || len(l.Unavailable) != 0 {
+		t.Fatalf("replicas %+v: want the 2 of broken", l)
+	}
+	for _, r := range l.Items {
+		if r.Workload != "broken" || r.Cluster != "r1" || r.Node != "n1" || r.Message != want || (r.State != protocol.StateBackOff && r.State != protocol.StatePending) {
+			t.Errorf("replica %+v: want broken on r1/n1 failing with the exec error", r)
+		}
+	}
+	if l, err := e.admin.Replicas(ctx, client.ReplicasOptions{Node: "elsewhere"}); err != nil || len(l.Items) != 0 {
+		t.Errorf("replicas on another node: %+v, %v", l, err)
+	}
+	nl, err := e.admin.Nodes(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nl.Items) != 1 || nl.Items[0].Name != "n1" || nl.Items[0].Cluster != "r1" || !nl.Items[0].Ready || nl.Items[0].Replicas != 2 || nl.Items[0].CPUMillis != 2000 {
+		t.Errorf("nodes %+v: want n1, Ready, holding 2", nl)
+	}
+	viewer := e.token("v", api.RoleViewer)
+	for _, c := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/api/v1/replicas?workload=broken", viewer, 200},
+		{"/api/v1/nodes", viewer, 200},
+		{"/api/v1/replicas", "", 401},
+		{"/api/v1/replicas?workload=nothing", adminSecret, 404},
+		{"/api/v1/replicas?cluster=nowhere", adminSecret, 404},
+		{"/api/v1/nodes?cluster=nowhere", adminSecret, 404},
+		{"/api/v1/replicas?workload=..%2Fx", adminSecret, 422},
+		{"/api/v1/replicas?node=A%20B", adminSecret, 422},
+		{"/api/v1/replicas?limit=-1", adminSecret, 422},
+		{"/api/v1/replicas?limit=99999999999999999999", adminSecret, 422},
+		{"/api/v1/nodes?cluster=" + strings.Repeat("a", 64), adminSecret, 422},
+	} {
+		r := e.do("GET", c.path, c.token, "", nil)
+		if r.status != c.status {
+			t.Errorf("GET %s: want %d, got %d %s", c.path, c.status, r.status, r.body)
+		}
+		if c.status == 422 && !strings.Contains(string(r.body), "query.") {
+			t.Errorf("GET %s: the problem names no field: %s", c.path, r.body)
+		}
+	}
 }

@@ -191,3 +191,68 @@ func Describe(out io.Writer, st api.WorkloadStatus, now time.Time) error {
 	}
 	return nil
 }
+
+// ListHeaders are the columns of `atoll get replicas`.
+var ListHeaders = []string{"REPLICA", "WORKLOAD", "CLUSTER", "NODE", "STATE", "RESTARTS", "AGE", "LAST ERROR"}
+
+// ListWideHeaders follow ListHeaders with -o wide.
+var ListWideHeaders = []string{"LAST EXIT", "REASON", "NEXT START"}
+
+// ListRow is one replica under ListHeaders (and ListWideHeaders).
+func ListRow(r api.ReplicaInfo, now time.Time, wide bool) []string {
+	cells := []string{r.Replica, r.Workload, r.Cluster, r.Node, r.State, fmt.Sprint(r.Restarts), cmp.Or(Age(r.StartedAt, now), "-"), cmp.Or(r.Message, "-")}
+	if wide {
+		cells = append(cells, cmp.Or(Exit(r.ExitCode), "-"), cmp.Or(r.Reason, "-"), cmp.Or(NextStart(r.NextStartAt, now), "-"))
+	}
+	return cells
+}
+
+// NodeHeaders are the columns of `atoll get nodes`.
+var NodeHeaders = []string{"NAME", "CLUSTER", "STATUS", "ZONE", "REPLICAS", "CPU", "MEMORY"}
+
+// NodeWideHeaders follow NodeHeaders with -o wide.
+var NodeWideHeaders = []string{"LIMITS", "TAINTS", "LABELS"}
+
+// NodeRow is one node under NodeHeaders (and NodeWideHeaders).
+func NodeRow(n api.NodeInfo, wide bool) []string {
+	status := "NotReady"
+	switch {
+	case n.Lost:
+		status = "Lost"
+	case n.Ready:
+		status = "Ready"
+	}
+	cells := []string{n.Name, n.Cluster, status, cmp.Or(n.Zone, "-"), fmt.Sprintf("%d/%d ready", n.ReplicasReady, n.Replicas),
+		fmt.Sprintf("%gc", float64(n.CPUMillis)/1000), Bytes(n.MemoryBytes)}
+	if wide {
+		limits := "enforced"
+		if !n.LimitsEnforced {
+			limits = "not enforced"
+		}
+		var taints, labels []string
+		for _, t := range n.Taints {
+			taints = append(taints, t.Key+"="+t.Value+":"+t.Effect)
+		}
+		for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
+			labels = append(labels, k+"="+n.Labels[k])
+		}
+		cells = append(cells, limits, cmp.Or(strings.Join(taints, ","), "<none>"), cmp.Or(strings.Join(labels, ","), "<none>"))
+	}
+	return cells
+}
+
+// Bytes renders a size in binary units: 512Mi, 2Gi, 1.5Gi.
+func Bytes(n int64) string {
+	const ki = 1024
+	units := []string{"", "Ki", "Mi", "Gi", "Ti", "Pi"}
+	f := float64(n)
+	i := 0
+	for f >= ki && i < len(units)-1 {
+		f /= ki
+		i++
+	}
+	if f == float64(int64(f)) {
+		return fmt.Sprintf("%d%s", int64(f), units[i])
+	}
+	return fmt.Sprintf("%.1f%s", f, units[i])
+}

@@ -19,6 +19,7 @@ import (
 func newGetCmd(cf *clientFlags) *cobra.Command {
 	var format, selector, sortBy string
 	var watch, noHeaders bool
+	var live liveFlags
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME...",
 		Short: "List objects of a kind, or show some by name",
@@ -28,13 +29,28 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
   atoll get workload/web cluster/eu-west -o name
   atoll get workloads -o custom-columns=NAME:.metadata.name,READY:.status.readyReplicas
   atoll get workload web -o jsonpath='{.status.readyReplicas}'
-  atoll get workload web -w`,
+  atoll get workload web -w
+  atoll get replicas --workload web --cluster eu-west
+  atoll get nodes --cluster eu-west`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: cf.completeObjects(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := output.New(format, noHeaders, sortBy)
 			if err != nil {
 				return err
+			}
+			if k := liveKind(args[0]); k != "" {
+				if len(args) > 1 || watch || selector != "" {
+					return fmt.Errorf("get %s lists what members run now: filter it with --workload, --cluster and --node (no names, -l or -w)", k)
+				}
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				return getLive(cmd.Context(), c, cmd.OutOrStdout(), p, k, live)
+			}
+			if live != (liveFlags{}) {
+				return errors.New("--workload, --cluster and --node go with get replicas and get nodes")
 			}
 			reqs, err := parseGetArgs(args)
 			if err != nil {
@@ -90,6 +106,9 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen (a whole kind, or one object)")
 	cmd.Flags().BoolVar(&noHeaders, "no-headers", false, "leave out the header row of tables")
 	cmd.Flags().StringVar(&sortBy, "sort-by", "", "order by a JSONPath, e.g. .metadata.creationTimestamp or .spec.replicas")
+	cmd.Flags().StringVar(&live.workload, "workload", "", "get replicas: only this workload's")
+	cmd.Flags().StringVar(&live.cluster, "cluster", "", "get replicas|nodes: only this cluster's")
+	cmd.Flags().StringVar(&live.node, "node", "", "get replicas: only those on this node")
 	_ = cmd.RegisterFlagCompletionFunc("output", completeFormats)
 	return cmd
 }

@@ -259,6 +259,7 @@ func (s *API) routes() chi.Router {
 	registerAudit(s, hapi)
 	registerHubs(s, hapi)
 	registerLogs(s, hapi)
+	registerReplicas(s, hapi)
 	registerRevisions(s, hapi)
 
 	// The web console, at /: its changes are requests to this same router.
