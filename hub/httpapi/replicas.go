@@ -50,14 +50,14 @@ func registerReplicas(s *API, hapi huma.API) {
 		Summary: "List replicas as their members see them now", Tags: []string{"Workloads"}, Security: bearer,
 		Metadata: opMeta(api.RoleViewer, "", "Workload"), Errors: []int{401, 403, 404, 422, 503},
 	}, func(ctx context.Context, in *replicasInput) (*replicasOutput, error) {
-		clusters, err := s.askable(ctx, in.Cluster)
-		if err != nil {
-			return nil, toProblem(ctx, err)
-		}
 		if in.Workload != "" {
 			if _, err := s.store.Get(ctx, "Workload", in.Workload); err != nil {
 				return nil, toProblem(ctx, err)
 			}
+		}
+		clusters, err := s.askable(ctx, in.Cluster)
+		if err != nil {
+			return nil, toProblem(ctx, err)
 		}
 		q, _ := json.Marshal(protocol.ReplicasQuery{Version: protocol.Version, Workload: in.Workload, Node: in.Node, Limit: in.Limit})
 		out := api.ReplicaInfoList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "ReplicaInfoList"}, Items: []api.ReplicaInfo{}}
@@ -132,13 +132,15 @@ func registerReplicas(s *API, hapi huma.API) {
 // askable is the clusters to ask: the one named (404 when unknown), or
 // every registered one.
 func (s *API) askable(ctx context.Context, cluster string) ([]string, error) {
-	if s.bus == nil {
-		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS: no member can be asked")
-	}
 	if cluster != "" {
 		if _, err := s.store.Get(ctx, "Cluster", cluster); err != nil {
 			return nil, err
 		}
+	}
+	if s.bus == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "this hub runs without NATS: no member can be asked")
+	}
+	if cluster != "" {
 		return []string{cluster}, nil
 	}
 	res, err := s.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
