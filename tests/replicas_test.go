@@ -1,0 +1,76 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// TestMissingCommandReasonInTheCLI: on `atoll dev` (real hub, members,
+// node agents and processes), a workload whose command does not exist
+// shows the exec error in `atoll describe workload`, `atoll get events`
+// and `atoll get replicas`, and `atoll get nodes` lists the regions'
+// nodes.
+func TestMissingCommandReasonInTheCLI(t *testing.T) {
+	t.Parallel()
+	d := startDevT(t, t.TempDir(), "127.0.0.1:0")
+	d.checkReady(t)
+	for _, name := range devRegionNames {
+		d.waitHealth(t, nil, name, "Ready", clustersReadyTimeout)
+	}
+	const manifest = `apiVersion: atoll.dev/v1
+kind: Workload
+metadata:
+  name: broken
+spec:
+  replicas: 2
+  template:
+    driver: process
+    command: nope-atoll-missing
+`
+	d.mustAtoll(t, manifest, "apply", "-f", "-")
+	const reason = `exec: "nope-atoll-missing": executable file not found in $PATH`
+	// The member's first failure is seconds after the apply; 5 s after it
+	// every view shows the reason (the deadline here allows for a busy
+	// machine placing and starting the replicas first).
+	_, seen := d.waitWorkload(t, "broken", "the exec error in the workload's status", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		for _, c := range w.Status.Clusters {
+			for _, e := range c.Examples {
+				if e.Message == reason {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	deadline := seen.Add(5 * time.Second)
+	var describe, events, replicas cliResult
+	for {
+		describe = d.mustAtoll(t, "", "describe", "workload", "broken")
+		events = d.mustAtoll(t, "", "get", "events")
+		replicas = d.mustAtoll(t, "", "get", "replicas", "--workload", "broken")
+		if strings.Contains(describe.stdout, reason) && strings.Contains(describe.stdout, "ReplicaFailed") &&
+			strings.Contains(events.stdout, "ReplicaFailed") && strings.Contains(events.stdout, reason) &&
+			strings.Count(replicas.stdout, reason) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want the reason %q in describe, get events and get replicas within 5s of the status showing it; got\n%s\n%s\n%s", reason, describe, events, replicas)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(describe.stdout, "127 (command not found)") || !strings.Contains(describe.stdout, "0/1 ready") {
+		t.Errorf("want describe to say 0/1 ready per cluster and the exit in words; got %s", describe)
+	}
+	nodes := d.mustAtoll(t, "", "get", "nodes")
+	for _, region := range devRegionNames {
+		if !strings.Contains(nodes.stdout, region) || !strings.Contains(nodes.stdout, "Ready") {
+			t.Errorf("want get nodes to list Ready nodes of %s; got %s", region, nodes)
+		}
+	}
+	if r := d.mustAtoll(t, "", "get", "nodes", "--cluster", devRegionNames[0]); strings.Contains(r.stdout, devRegionNames[1]) {
+		t.Errorf("want get nodes --cluster %s to list that cluster only; got %s", devRegionNames[0], r)
+	}
+}
