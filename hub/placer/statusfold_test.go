@@ -110,3 +110,29 @@ func TestWarningCount(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusFolderTakesOlderMembers: a member one version behind reports
+// without states, examples or problems; its report folds all the same
+// (counts only), and a current member's carries them into the API's
+// status.
+func TestStatusFolderTakesOlderMembers(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	old, _ := json.Marshal(map[string]any{"v": protocol.MinVersion, "cluster": "a", "workloads": []map[string]any{{"workload": "w", "desired": 2, "ready": 1}}})
+	f.Observe("atoll.m.a.status", old)
+	if f.reports["w"]["a"].Ready != 1 {
+		t.Fatalf("a version %d report was not taken: %+v", protocol.MinVersion, f.reports)
+	}
+	code := 127
+	cur := protocol.WorkloadStatus{Workload: "w", Desired: 2, States: map[string]int32{protocol.StateBackOff: 2},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, ExitCode: &code, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 2, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{f.reports["w"]["a"], cur}, []string{"a", "b"}, nil, func(string) string { return api.HealthReady }, 1, nil, nil, time.Now())
+	if len(st.Clusters) != 2 || st.Clusters[0].States != nil || st.Clusters[0].Examples != nil {
+		t.Fatalf("the older member's cluster: %+v", st.Clusters)
+	}
+	b := st.Clusters[1]
+	if b.States[protocol.StateBackOff] != 2 || len(b.Examples) != 1 || b.Examples[0].Cluster != "b" || *b.Examples[0].ExitCode != 127 || len(b.Problems) != 1 {
+		t.Fatalf("the current member's cluster: %+v", b)
+	}
+}
