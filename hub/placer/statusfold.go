@@ -35,6 +35,7 @@ type StatusFolder struct {
 	now     func() time.Time
 	every   time.Duration
 	dropped metric.Int64Counter
+	warned  metric.Int64Counter
 	leader  leader.Leadership
 
 	// health is a cluster's live health (the monitor's); nil: all Ready.
@@ -69,6 +70,8 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, leader: lead}
+	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
+		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -202,6 +205,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			if err := events.Dedup(ctx, tx, f.now(), api.ObjectReference{Kind: "Workload", Name: w}, api.EventWarning, wn.Reason, wn.cluster, msg, "member/"+wn.cluster, wn.add); err != nil {
 				return err
 			}
+			f.warned.Add(ctx, int64(wn.add), metric.WithAttributes(attribute.String("reason", wn.Reason)))
 		}
 		return nil
 	}
