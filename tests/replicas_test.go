@@ -1,9 +1,12 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -32,6 +35,13 @@ spec:
 `
 	d.mustAtoll(t, manifest, "apply", "-f", "-")
 	const reason = `exec: "nope-atoll-missing": executable file not found in $PATH`
+
+	// The console's workload page, open before anything failed, shows the
+	// reason live (no reload).
+	b := &tab{t: t, ctx: startBrowser(t), name: "console", dir: artifactsDir(t)}
+	b.do("sign in", chromedp.Navigate(d.url+"/signin?next=%2Fworkloads%2Fbroken"), chromedp.WaitVisible(`#token`),
+		chromedp.SendKeys(`#token`, d.token), chromedp.Submit(`#token`), chromedp.WaitVisible(`.topbar`))
+	b.waitJS("the live stream connected", `document.getElementById('conn')?.dataset.state === 'live'`)
 	// The member's first failure is seconds after the apply; 5 s after it
 	// every view shows the reason (the deadline here allows for a busy
 	// machine placing and starting the replicas first).
@@ -46,6 +56,9 @@ spec:
 		return false
 	})
 	deadline := seen.Add(5 * time.Second)
+	b.waitJSWithin(5*time.Second, "the reason in the console's replicas table",
+		fmt.Sprintf(`[...document.querySelectorAll('tr[data-replica] .replica-error')].filter(e => e.textContent === %q).length === 2`, reason))
+	b.shot("replicas-reason")
 	var describe, events, replicas cliResult
 	for {
 		describe = d.mustAtoll(t, "", "describe", "workload", "broken")
