@@ -77,7 +77,9 @@ spec:
 	if !strings.Contains(describe.stdout, "127 (command not found)") || !strings.Contains(describe.stdout, "0/1 ready") {
 		t.Errorf("want describe to say 0/1 ready per cluster and the exit in words; got %s", describe)
 	}
-	nodes := d.mustAtoll(t, "", "get", "nodes")
+	t.Logf("atoll get replicas --workload broken:\n%s", replicas.stdout)
+	nodes := d.mustAtoll(t, "", "get", "nodes", "-o", "wide")
+	t.Logf("atoll get nodes -o wide:\n%s", nodes.stdout)
 	for _, region := range devRegionNames {
 		if !strings.Contains(nodes.stdout, region) || !strings.Contains(nodes.stdout, "Ready") {
 			t.Errorf("want get nodes to list Ready nodes of %s; got %s", region, nodes)

@@ -32,7 +32,9 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 		return nil, nil, nil
 	}
 	states := map[string]int32{}
-	all := make([]protocol.ReplicaSummary, 0, len(reps))
+	// Only the MaxReplicaExamples most troubled are kept, so a workload
+	// of 100,000 replicas costs no list of 100,000 summaries per pass.
+	all := make([]protocol.ReplicaSummary, 0, protocol.MaxReplicaExamples+1)
 	problems := map[string]*protocol.ReplicaProblem{}
 	note := func(reason string, r observed, msg string) {
 		p := problems[reason]
@@ -46,7 +48,14 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 	for _, r := range reps {
 		st := stateOf(r)
 		states[st]++
-		all = append(all, summaryOf(r))
+		if len(all) < protocol.MaxReplicaExamples || before(st, r.ID, all[len(all)-1]) {
+			sm := summaryOf(r)
+			i, _ := slices.BinarySearchFunc(all, sm, compareSummaries)
+			all = slices.Insert(all, i, sm)
+			if len(all) > protocol.MaxReplicaExamples {
+				all = all[:protocol.MaxReplicaExamples]
+			}
+		}
 		if r.Lost {
 			continue
 		}
@@ -66,10 +75,6 @@ func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSum
 		if st == protocol.StateBackOff {
 			note(protocol.ProblemBackOff, r, "back-off restarting failed replica: "+cmp.Or(r.LastError, r.Message, "it exited"))
 		}
-	}
-	sortSummaries(all)
-	if len(all) > protocol.MaxReplicaExamples {
-		all = all[:protocol.MaxReplicaExamples:protocol.MaxReplicaExamples]
 	}
 	var out []protocol.ReplicaProblem
 	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
@@ -98,10 +103,16 @@ func describeReplicas(reps []observed) []protocol.ReplicaSummary {
 	return all
 }
 
-func sortSummaries(all []protocol.ReplicaSummary) {
-	slices.SortFunc(all, func(a, b protocol.ReplicaSummary) int {
-		return cmp.Or(cmp.Compare(severity[a.State], severity[b.State]), cmp.Compare(a.Replica, b.Replica))
-	})
+func sortSummaries(all []protocol.ReplicaSummary) { slices.SortFunc(all, compareSummaries) }
+
+// compareSummaries orders the most troubled first, then by name.
+func compareSummaries(a, b protocol.ReplicaSummary) int {
+	return cmp.Or(cmp.Compare(severity[a.State], severity[b.State]), cmp.Compare(a.Replica, b.Replica))
+}
+
+// before says whether a replica in state named id sorts before s.
+func before(state, id string, s protocol.ReplicaSummary) bool {
+	return cmp.Or(cmp.Compare(severity[state], severity[s.State]), cmp.Compare(id, s.Replica)) < 0
 }
 
 // summaryOf is one replica in words: what is wrong now (a replica that

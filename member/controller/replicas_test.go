@@ -107,6 +107,9 @@ func TestSummarizeReplicasIsBounded(t *testing.T) {
 	if len(examples) != protocol.MaxReplicaExamples {
 		t.Fatalf("%d examples, want %d", len(examples), protocol.MaxReplicaExamples)
 	}
+	if examples[0].Replica != "r000007" || examples[9].Replica != "r009007" {
+		t.Fatalf("examples from %s to %s, want r000007 to r009007 (the failing ones, by name)", examples[0].Replica, examples[9].Replica)
+	}
 	for _, e := range examples {
 		if e.State != protocol.StateBackOff {
 			t.Fatalf("example %+v: want the failing replicas first", e)
