@@ -145,6 +145,9 @@ func Describe(out io.Writer, st api.WorkloadStatus, now time.Time) error {
 			where += " (region " + c.Region + ")"
 		}
 		line := fmt.Sprintf("  %s: %d/%d ready", where, c.Ready, c.Desired)
+		if c.Generation > 0 {
+			line += fmt.Sprintf(", generation %d (%d updated)", c.Generation, c.Updated)
+		}
 		if len(c.States) > 0 {
 			line += "; " + States(c.States)
 		}

@@ -89,7 +89,11 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
 				return err
 			}
-			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status); err != nil {
+			status := obj.Status
+			if k.Name == "Workload" {
+				status = withoutKey(status, "clusters") // said in words below
+			}
+			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, status); err != nil {
 				return err
 			}
 			if k.Name == "Workload" {
@@ -315,4 +319,19 @@ func eventMessage(e api.Event, now time.Time) string {
 		return e.Message
 	}
 	return fmt.Sprintf("%s (x%d over %s)", e.Message, e.Count, replicas.Age(e.FirstTimestamp, now))
+}
+
+// withoutKey is a JSON object without one of its keys (doc as it is when
+// it is no object).
+func withoutKey(doc json.RawMessage, key string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(doc, &m) != nil {
+		return doc
+	}
+	delete(m, key)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return doc
+	}
+	return b
 }
