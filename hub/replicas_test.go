@@ -73,8 +73,8 @@ func TestMissingCommandShowsItsReason(t *testing.T) {
 	}
 
 	cookie := signIn(t, e.url, adminSecret)
-	page := func() string {
-		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/workloads/broken", nil)
+	pageAt := func(path string) string {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+path, nil)
 		req.Header.Set("Accept", "text/html")
 		req.Header.Set("Cookie", cookie)
 		resp, err := http.DefaultClient.Do(req)
@@ -85,6 +85,7 @@ func TestMissingCommandShowsItsReason(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
+	page := func() string { return pageAt("/workloads/broken") }
 	const inHTML = `executable file not found in $PATH`
 
 	// The member sees the first failure; from then on the hub has 5 s to
@@ -165,6 +166,9 @@ func TestMissingCommandShowsItsReason(t *testing.T) {
 	}
 	if len(nl.Items) != 1 || nl.Items[0].Name != "n1" || nl.Items[0].Cluster != "r1" || !nl.Items[0].Ready || nl.Items[0].Replicas != 2 || nl.Items[0].CPUMillis != 2000 {
 		t.Errorf("nodes %+v: want n1, Ready, holding 2", nl)
+	}
+	if p := pageAt("/clusters/r1"); !strings.Contains(p, `data-node="n1"`) {
+		t.Errorf("the console's cluster page does not list node n1")
 	}
 	viewer := e.token("v", api.RoleViewer)
 	for _, c := range []struct {

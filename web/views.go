@@ -651,6 +651,8 @@ type clusterData struct {
 	Workloads  []placedWorkload
 	MoreWL     int
 	Events     []eventRow
+	Nodes      []nodeRow
+	NodesNote  string
 }
 
 type labelPair struct{ Key, Value string }
@@ -703,6 +705,7 @@ func clusterView(c *Console, req viewRequest) (*view, error) {
 		d.Workloads = append(d.Workloads, placedWorkload{Name: w.Name, Health: w.Health, Placed: n, Ready: st.Ready, Desired: st.Desired})
 	}
 	d.Cluster.Workloads = len(d.Workloads) + d.MoreWL
+	d.Nodes, d.NodesNote = c.clusterNodes(req.ctx, name, d.Cluster.Health)
 	evs, err := c.objectEvents(req, "Cluster", name, 30)
 	if err != nil {
 		return nil, err

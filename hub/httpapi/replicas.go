@@ -114,8 +114,7 @@ func registerReplicas(s *API, hapi huma.API) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, n := range l.Nodes {
-				out.Items = append(out.Items, api.NodeInfo{Name: n.Name, Cluster: cluster, Zone: n.Zone, Labels: n.Labels, Taints: n.Taints, Ready: n.Ready, Lost: n.Lost,
-					CPUMillis: n.Allocatable.MilliCPU, MemoryBytes: n.Allocatable.Memory, Replicas: n.Replicas, ReplicasReady: n.ReplicasReady, LimitsEnforced: n.LimitsEnforced})
+				out.Items = append(out.Items, nodeInfo(cluster, n))
 			}
 			return nil
 		}, &out.Unavailable)
@@ -185,4 +184,36 @@ func (s *API) askMembers(ctx context.Context, span string, clusters []string, su
 	wg.Wait()
 	slices.SortFunc(*unavailable, func(a, b api.ClusterProblem) int { return strings.Compare(a.Cluster, b.Cluster) })
 	sp.SetAttributes(attribute.Int("unavailable", len(*unavailable)))
+}
+
+// memberNodes is one cluster's nodes as its member lists them now (for
+// the console's cluster page).
+func (s *API) memberNodes(ctx context.Context, cluster string) ([]api.NodeInfo, error) {
+	if s.bus == nil {
+		return nil, errors.New("this hub runs without NATS")
+	}
+	var out []api.NodeInfo
+	var unavailable []api.ClusterProblem
+	s.askMembers(ctx, "hub.console_nodes", []string{cluster}, protocol.NodesSubject, []byte("{}"), func(c string, data []byte) error {
+		var l protocol.NodeList
+		if err := json.Unmarshal(data, &l); err != nil {
+			return fmt.Errorf("unreadable answer: %v", err)
+		}
+		if l.Error != "" {
+			return errors.New(l.Error)
+		}
+		for _, n := range l.Nodes {
+			out = append(out, nodeInfo(c, n))
+		}
+		return nil
+	}, &unavailable)
+	if len(unavailable) > 0 {
+		return nil, errors.New(unavailable[0].Message)
+	}
+	return out, nil
+}
+
+func nodeInfo(cluster string, n protocol.NodeInfo) api.NodeInfo {
+	return api.NodeInfo{Name: n.Name, Cluster: cluster, Zone: n.Zone, Labels: n.Labels, Taints: n.Taints, Ready: n.Ready, Lost: n.Lost,
+		CPUMillis: n.Allocatable.MilliCPU, MemoryBytes: n.Allocatable.Memory, Replicas: n.Replicas, ReplicasReady: n.ReplicasReady, LimitsEnforced: n.LimitsEnforced}
 }
