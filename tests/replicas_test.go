@@ -78,6 +78,22 @@ spec:
 		t.Errorf("want describe to say 0/1 ready per cluster and the exit in words; got %s", describe)
 	}
 	t.Logf("atoll get replicas --workload broken:\n%s", replicas.stdout)
+	lines := strings.Split(strings.TrimSpace(replicas.stdout), "\n")
+	if f := strings.Fields(lines[len(lines)-1]); len(f) > 3 {
+		id, node := f[0], f[3]
+		r := d.mustAtoll(t, "", "describe", "replica", id)
+		for _, want := range []string{"Workload:", "broken", "Node:", node, "127 (command not found)", reason, "ExecFailed"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("want describe replica %s to show %q; got %s", id, want, r)
+			}
+		}
+		if r := d.mustAtoll(t, "", "describe", "node", node); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "Status:") {
+			t.Errorf("want describe node %s to show its status and replica %s; got %s", node, id, r)
+		}
+	}
+	if r := d.atoll(t, nil, "", "describe", "replica", "nothing-here"); r.code == 0 || !strings.Contains(r.stderr, `replica "nothing-here" not found`) {
+		t.Errorf("want describe of an unknown replica to fail saying so; got %s", r)
+	}
 	nodes := d.mustAtoll(t, "", "get", "nodes", "-o", "wide")
 	t.Logf("atoll get nodes -o wide:\n%s", nodes.stdout)
 	for _, region := range devRegionNames {

@@ -259,3 +259,46 @@ func Bytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f%s", f, units[i])
 }
+
+// DescribeReplica writes one replica in words.
+func DescribeReplica(out io.Writer, r api.ReplicaInfo, now time.Time) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, cmp.Or(v, "-")) }
+	row("Replica:", r.Replica)
+	row("Workload:", r.Workload)
+	row("Cluster:", r.Cluster)
+	row("Node:", r.Node)
+	row("State:", r.State)
+	row("Restarts:", fmt.Sprint(r.Restarts))
+	if r.StartedAt != nil {
+		row("Started:", r.StartedAt.Format(time.RFC3339)+" ("+Age(r.StartedAt, now)+" ago)")
+	}
+	row("Last exit:", Exit(r.ExitCode))
+	row("Reason:", r.Reason)
+	row("Last error:", r.Message)
+	row("Next start:", NextStart(r.NextStartAt, now))
+	return tw.Flush()
+}
+
+// DescribeNode writes one node in words, then the replicas on it.
+func DescribeNode(out io.Writer, n api.NodeInfo, reps []api.ReplicaInfo, now time.Time) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	cells := NodeRow(n, true)
+	for i, h := range append(slices.Clone(NodeHeaders), NodeWideHeaders...) {
+		fmt.Fprintf(tw, "%s:\t%s\n", strings.ToUpper(h[:1])+strings.ToLower(h[1:]), cells[i])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Replicas:")
+	if len(reps) == 0 {
+		_, err := fmt.Fprintln(out, "  <none>")
+		return err
+	}
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  "+strings.Join(ListHeaders, "\t"))
+	for _, r := range reps {
+		fmt.Fprintln(tw, "  "+strings.Join(ListRow(r, now, false), "\t"))
+	}
+	return tw.Flush()
+}

@@ -70,13 +70,24 @@ func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string)
 }
 
 func newDescribeCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	var cluster string
+	cmd := &cobra.Command{
 		Use:   "describe KIND NAME",
-		Short: "Show one object in detail",
+		Short: "Show one object in detail (also a replica or node, as its member sees it now)",
 		Args:  cobra.ExactArgs(2),
 		// Completes the kind, then one name.
 		ValidArgsFunction: cf.completeObjects(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if k := liveKind(args[0]); k != "" {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				return describeLive(cmd.Context(), c, cmd.OutOrStdout(), k, args[1], cluster)
+			}
+			if cluster != "" {
+				return errors.New("--cluster goes with describe replica and describe node")
+			}
 			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
@@ -106,6 +117,8 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
 	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "describe replica|node: the cluster to ask (default: every cluster)")
+	return cmd
 }
 
 func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.RawMessage) error {

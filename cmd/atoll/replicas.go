@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -78,4 +80,58 @@ func getLive(ctx context.Context, c *client.Client, out io.Writer, p *output.Pri
 		fmt.Fprintf(os.Stderr, "cluster %s: %s\n", u.Cluster, u.Message)
 	}
 	return p.Print(out, []output.Group{g}, false)
+}
+
+// describeLive prints `atoll describe replica|node NAME`.
+func describeLive(ctx context.Context, c *client.Client, out io.Writer, kind, name, cluster string) error {
+	now := time.Now()
+	switch kind {
+	case "replicas":
+		l, err := c.Replicas(ctx, client.ReplicasOptions{Cluster: cluster})
+		if err != nil {
+			return err
+		}
+		for _, r := range l.Items {
+			if r.Replica == name {
+				return replicas.DescribeReplica(out, r, now)
+			}
+		}
+		return notAnswered(fmt.Sprintf("replica %q not found", name), l.Unavailable)
+	default:
+		l, err := c.Nodes(ctx, cluster)
+		if err != nil {
+			return err
+		}
+		var found []api.NodeInfo
+		for _, n := range l.Items {
+			if n.Name == name {
+				found = append(found, n)
+			}
+		}
+		switch len(found) {
+		case 0:
+			return notAnswered(fmt.Sprintf("node %q not found", name), l.Unavailable)
+		case 1:
+		default:
+			return fmt.Errorf("node %q is in %d clusters: name one with --cluster", name, len(found))
+		}
+		reps, err := c.Replicas(ctx, client.ReplicasOptions{Cluster: found[0].Cluster, Node: name})
+		if err != nil {
+			return err
+		}
+		return replicas.DescribeNode(out, found[0], reps.Items, now)
+	}
+}
+
+// notAnswered is a not-found error that names the clusters that did not
+// answer (the object may be there).
+func notAnswered(msg string, unavailable []api.ClusterProblem) error {
+	if len(unavailable) == 0 {
+		return errors.New(msg)
+	}
+	var cs []string
+	for _, u := range unavailable {
+		cs = append(cs, u.Cluster)
+	}
+	return fmt.Errorf("%s (clusters %s did not answer)", msg, strings.Join(cs, ", "))
 }
