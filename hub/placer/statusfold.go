@@ -375,6 +375,12 @@ type warning struct {
 // count grows), and one that did not recur writes nothing.
 func (f *StatusFolder) newWarningsLocked(workload, cluster string, problems []protocol.ReplicaProblem) []warning {
 	var out []warning
+	// A problem that went away and comes back is a new occurrence.
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
+		if !slices.ContainsFunc(problems, func(p protocol.ReplicaProblem) bool { return p.Reason == reason }) {
+			delete(f.seen, problemKey{workload, cluster, reason})
+		}
+	}
 	for _, p := range problems {
 		k := problemKey{workload, cluster, p.Reason}
 		prev, ok := f.seen[k]

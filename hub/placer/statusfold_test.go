@@ -136,3 +136,41 @@ func TestStatusFolderTakesOlderMembers(t *testing.T) {
 		t.Fatalf("the current member's cluster: %+v", b)
 	}
 }
+
+// TestNewWarnings: a crash loop is one event whose count grows with the
+// restarts; a problem that went away and came back counts again.
+func TestNewWarnings(t *testing.T) {
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	failed := func(restarts int32) []protocol.ReplicaProblem {
+		return []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 1, Restarts: restarts, Message: "boom"}}
+	}
+	fenced := []protocol.ReplicaProblem{{Reason: protocol.ProblemFenced, Replicas: 1, Message: "held"}}
+	steps := []struct {
+		problems []protocol.ReplicaProblem
+		want     map[string]int32
+	}{
+		{failed(0), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{failed(0), nil},
+		{failed(3), map[string]int32{protocol.ProblemReplicaFailed: 3}},
+		{nil, nil},
+		{failed(4), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+		{fenced, nil},
+		{nil, nil},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+	}
+	for i, s := range steps {
+		got := map[string]int32{}
+		for _, w := range f.newWarningsLocked("w", "c", s.problems) {
+			got[w.Reason] += w.add
+		}
+		if len(got) != len(s.want) {
+			t.Fatalf("step %d: %v, want %v", i, got, s.want)
+		}
+		for r, n := range s.want {
+			if got[r] != n {
+				t.Fatalf("step %d: %v, want %v", i, got, s.want)
+			}
+		}
+	}
+}
