@@ -2,6 +2,9 @@ package tests
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +93,25 @@ spec:
 		if r := d.mustAtoll(t, "", "describe", "node", node); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "Status:") {
 			t.Errorf("want describe node %s to show its status and replica %s; got %s", node, id, r)
 		}
+	}
+	// Watching: the listing comes as ADDED rows; Ctrl-C ends it cleanly.
+	watch := exec.Command(atollBin, "get", "replicas", "-w", "--workload", "broken")
+	watch.Env = append(os.Environ(), "ATOLL_CONFIG="+filepath.Join(t.TempDir(), "none.yaml"), "ATOLL_SERVER="+d.url, "ATOLL_TOKEN="+d.token)
+	watched := &lockedBuffer{}
+	watch.Stdout, watch.Stderr = watched, watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil := time.Now().Add(cliTimeout)
+	for strings.Count(watched.String(), "ADDED") < 2 && time.Now().Before(waitUntil) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = watch.Process.Signal(os.Interrupt)
+	if err := watch.Wait(); err != nil && !strings.Contains(err.Error(), "interrupt") {
+		t.Errorf("atoll get replicas -w ended with %v", err)
+	}
+	if out := watched.String(); strings.Count(out, "ADDED") != 2 || !strings.Contains(out, reason) || !strings.HasPrefix(out, "EVENT") {
+		t.Errorf("want get replicas -w to print a header and both replicas as ADDED with the reason; got:\n%s", out)
 	}
 	if r := d.atoll(t, nil, "", "describe", "replica", "nothing-here"); r.code == 0 || !strings.Contains(r.stderr, `replica "nothing-here" not found`) {
 		t.Errorf("want describe of an unknown replica to fail saying so; got %s", r)

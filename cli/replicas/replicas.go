@@ -302,3 +302,39 @@ func DescribeNode(out io.Writer, n api.NodeInfo, reps []api.ReplicaInfo, now tim
 	}
 	return tw.Flush()
 }
+
+// Change is one replica that changed between two listings, for
+// `get replicas -w`: Type is ADDED, MODIFIED or DELETED.
+type Change struct {
+	Type    string
+	Replica api.ReplicaInfo
+}
+
+// Changes lists what changed from before to after: replicas that
+// appeared, went, or changed state, node, restarts or error (the order
+// of after, then the gone ones in the order of before).
+func Changes(before, after []api.ReplicaInfo) []Change {
+	key := func(r api.ReplicaInfo) string { return r.Cluster + "/" + r.Replica }
+	old := make(map[string]api.ReplicaInfo, len(before))
+	for _, r := range before {
+		old[key(r)] = r
+	}
+	var out []Change
+	seen := make(map[string]bool, len(after))
+	for _, r := range after {
+		seen[key(r)] = true
+		b, ok := old[key(r)]
+		switch {
+		case !ok:
+			out = append(out, Change{"ADDED", r})
+		case b.State != r.State || b.Node != r.Node || b.Restarts != r.Restarts || b.Message != r.Message:
+			out = append(out, Change{"MODIFIED", r})
+		}
+	}
+	for _, r := range before {
+		if !seen[key(r)] {
+			out = append(out, Change{"DELETED", r})
+		}
+	}
+	return out
+}

@@ -83,3 +83,24 @@ func TestFilter(t *testing.T) {
 		t.Errorf("all: %v", got)
 	}
 }
+
+func TestChanges(t *testing.T) {
+	a := api.ReplicaInfo{Replica: "a", Cluster: "c1", State: "Ready"}
+	b := api.ReplicaInfo{Replica: "b", Cluster: "c1", State: "BackOff", Restarts: 1}
+	b2 := b
+	b2.Restarts = 2
+	c := api.ReplicaInfo{Replica: "a", Cluster: "c2", State: "Pending"} // same name, another cluster
+	got := Changes([]api.ReplicaInfo{a, b}, []api.ReplicaInfo{b2, c})
+	want := []string{"MODIFIED c1/b", "ADDED c2/a", "DELETED c1/a"}
+	if len(got) != len(want) {
+		t.Fatalf("changes %+v, want %v", got, want)
+	}
+	for i, ch := range got {
+		if s := ch.Type + " " + ch.Replica.Cluster + "/" + ch.Replica.Replica; s != want[i] {
+			t.Errorf("change %d: %s, want %s", i, s, want[i])
+		}
+	}
+	if got := Changes([]api.ReplicaInfo{a}, []api.ReplicaInfo{a}); len(got) != 0 {
+		t.Errorf("nothing changed: %+v", got)
+	}
+}

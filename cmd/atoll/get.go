@@ -40,12 +40,18 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if k := liveKind(args[0]); k != "" {
-				if len(args) > 1 || watch || selector != "" {
-					return fmt.Errorf("get %s lists what members run now: filter it with --workload, --cluster and --node (no names, -l or -w)", k)
+				if len(args) > 1 || selector != "" || (watch && k != "replicas") {
+					return fmt.Errorf("get %s lists what members run now: filter it with --workload, --cluster and --node (no names or -l; -w with replicas only)", k)
 				}
 				c, err := cf.client()
 				if err != nil {
 					return err
+				}
+				if watch {
+					if format != "table" && format != "wide" {
+						return errors.New("get replicas -w prints table rows: use -o table or -o wide")
+					}
+					return watchReplicas(cmd.Context(), c, cmd.OutOrStdout(), format == "wide", noHeaders, live, 2*time.Second)
 				}
 				return getLive(cmd.Context(), c, cmd.OutOrStdout(), p, k, live)
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -134,4 +135,51 @@ func notAnswered(msg string, unavailable []api.ClusterProblem) error {
 		cs = append(cs, u.Cluster)
 	}
 	return fmt.Errorf("%s (clusters %s did not answer)", msg, strings.Join(cs, ", "))
+}
+
+// watchReplicas prints the replicas, then every change as it is seen,
+// asking the members every period (they are not stored, so there is
+// nothing to watch but their answers), until ctx ends.
+func watchReplicas(ctx context.Context, c *client.Client, out io.Writer, wide, noHeaders bool, f liveFlags, every time.Duration) error {
+	opts := client.ReplicasOptions{Workload: f.workload, Cluster: f.cluster, Node: f.node}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	headers := append([]string{"EVENT"}, replicas.ListHeaders...)
+	if wide {
+		headers = append(headers, replicas.ListWideHeaders...)
+	}
+	if !noHeaders {
+		fmt.Fprintln(tw, strings.Join(headers, "\t"))
+	}
+	var last []api.ReplicaInfo
+	warned := map[string]bool{}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		l, err := c.Replicas(ctx, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, u := range l.Unavailable {
+			if !warned[u.Cluster] {
+				warned[u.Cluster] = true
+				fmt.Fprintf(os.Stderr, "cluster %s: %s\n", u.Cluster, u.Message)
+			}
+		}
+		now := time.Now()
+		for _, ch := range replicas.Changes(last, l.Items) {
+			fmt.Fprintln(tw, strings.Join(append([]string{ch.Type}, replicas.ListRow(ch.Replica, now, wide)...), "\t"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		last = l.Items
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
