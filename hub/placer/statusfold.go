@@ -289,6 +289,7 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",
 				Message: fmt.Sprintf("the cluster is Unreachable (or gone); it last reported %d ready of %d desired", r.Ready, r.Desired), LastTransitionTime: &t})
 			cr.Ready, cr.Updated = 0, 0
+			cr.States, cr.Examples, cr.Problems = staleReplicas(cr.States), staleExamples(cr.Examples), nil
 			st.Clusters = append(st.Clusters, cr)
 			continue // counts for nothing: neither ready nor desired
 		}
@@ -436,6 +437,33 @@ func replicaProblems(in []protocol.ReplicaProblem) []api.ReplicaProblem {
 	out := make([]api.ReplicaProblem, 0, len(in))
 	for _, p := range in {
 		out = append(out, api.ReplicaProblem(p))
+	}
+	return out
+}
+
+// staleReplicas counts an Unreachable cluster's replicas as Unknown: what
+// it reported last is no longer known to hold.
+func staleReplicas(states map[string]int32) map[string]int32 {
+	var n int32
+	for _, c := range states {
+		n += c
+	}
+	if n == 0 {
+		return nil
+	}
+	return map[string]int32{protocol.StateUnknown: n}
+}
+
+// staleExamples marks an Unreachable cluster's example replicas Unknown,
+// keeping what they last said as history.
+func staleExamples(in []api.ReplicaInfo) []api.ReplicaInfo {
+	out := slices.Clone(in)
+	for i := range out {
+		last := out[i].State
+		if out[i].Message != "" {
+			last += ": " + out[i].Message
+		}
+		out[i].State, out[i].Message, out[i].NextStartAt = protocol.StateUnknown, "the cluster is Unreachable; last known "+last, nil
 	}
 	return out
 }

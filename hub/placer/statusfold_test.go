@@ -174,3 +174,20 @@ func TestNewWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldUnreachableReplicasAreUnknown: what an Unreachable cluster
+// reported last shows as Unknown, with its last words as history, and
+// raises no problems.
+func TestFoldUnreachableReplicasAreUnknown(t *testing.T) {
+	r := protocol.WorkloadStatus{Workload: "w", Desired: 2, Ready: 2, States: map[string]int32{protocol.StateReady: 1, protocol.StateBackOff: 1},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemBackOff, Replicas: 1, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{r}, []string{"a"}, nil, func(string) string { return api.HealthUnreachable }, 1, nil, nil, time.Now())
+	c := st.Clusters[0]
+	if c.States[protocol.StateUnknown] != 2 || len(c.States) != 1 || c.Problems != nil {
+		t.Fatalf("states %v problems %v: want 2 Unknown and no problems", c.States, c.Problems)
+	}
+	if e := c.Examples[0]; e.State != protocol.StateUnknown || !strings.Contains(e.Message, "last known BackOff: boom") {
+		t.Fatalf("example %+v", e)
+	}
+}
