@@ -28,61 +28,78 @@ var severity = map[string]int{
 // problem per warning reason. It is what a status report says of the
 // replicas, bounded whatever their number.
 func summarizeReplicas(reps []observed) (map[string]int32, []protocol.ReplicaSummary, []protocol.ReplicaProblem) {
-	if len(reps) == 0 {
-		return nil, nil, nil
-	}
-	states := map[string]int32{}
-	// Only the MaxReplicaExamples most troubled are kept, so a workload
-	// of 100,000 replicas costs no list of 100,000 summaries per pass.
-	all := make([]protocol.ReplicaSummary, 0, protocol.MaxReplicaExamples+1)
-	problems := map[string]*protocol.ReplicaProblem{}
-	note := func(reason string, r observed, msg string) {
-		p := problems[reason]
-		if p == nil {
-			p = &protocol.ReplicaProblem{Reason: reason, Replica: r.ID, Node: r.Node, Message: msg}
-			problems[reason] = p
-		}
-		p.Replicas++
-		p.Restarts += int32(r.Restarts)
-	}
+	var s summary
 	for _, r := range reps {
-		st := stateOf(r)
-		states[st]++
-		if len(all) < protocol.MaxReplicaExamples || before(st, r.ID, all[len(all)-1]) {
-			sm := summaryOf(r)
-			i, _ := slices.BinarySearchFunc(all, sm, compareSummaries)
-			all = slices.Insert(all, i, sm)
-			if len(all) > protocol.MaxReplicaExamples {
-				all = all[:protocol.MaxReplicaExamples]
-			}
+		s.add(r)
+	}
+	return s.result()
+}
+
+// summary is summarizeReplicas one replica at a time, so a pass over a
+// workload of 100,000 replicas keeps no list of them: only counts and the
+// MaxReplicaExamples most troubled.
+type summary struct {
+	states   map[string]int32
+	all      []protocol.ReplicaSummary
+	problems map[string]*protocol.ReplicaProblem
+}
+
+func (s *summary) note(reason string, r *observed, msg string) {
+	p := s.problems[reason]
+	if p == nil {
+		if s.problems == nil {
+			s.problems = map[string]*protocol.ReplicaProblem{}
 		}
-		if r.Lost {
-			continue
-		}
-		switch r.Reason {
-		case runtime.ReasonFenced:
-			note(protocol.ProblemFenced, r, r.LastError)
-		case runtime.ReasonProbeFailed:
-			if st != protocol.StateReady {
-				note(protocol.ProblemProbeFailed, r, r.LastError)
-			}
-		case "":
-		default:
-			if st == protocol.StateBackOff || st == protocol.StateFailed {
-				note(protocol.ProblemReplicaFailed, r, r.LastError)
-			}
-		}
-		if st == protocol.StateBackOff {
-			note(protocol.ProblemBackOff, r, "back-off restarting failed replica: "+cmp.Or(r.LastError, r.Message, "it exited"))
+		p = &protocol.ReplicaProblem{Reason: reason, Replica: r.ID, Node: r.Node, Message: msg}
+		s.problems[reason] = p
+	}
+	p.Replicas++
+	p.Restarts += int32(r.Restarts)
+}
+
+func (s *summary) add(r observed) {
+	st := stateOf(r)
+	if s.states == nil {
+		s.states = map[string]int32{}
+	}
+	s.states[st]++
+	if len(s.all) < protocol.MaxReplicaExamples || before(st, r.ID, s.all[len(s.all)-1]) {
+		sm := summaryOf(r)
+		i, _ := slices.BinarySearchFunc(s.all, sm, compareSummaries)
+		s.all = slices.Insert(s.all, i, sm)
+		if len(s.all) > protocol.MaxReplicaExamples {
+			s.all = s.all[:protocol.MaxReplicaExamples]
 		}
 	}
+	if r.Lost {
+		return
+	}
+	switch r.Reason {
+	case runtime.ReasonFenced:
+		s.note(protocol.ProblemFenced, &r, r.LastError)
+	case runtime.ReasonProbeFailed:
+		if st != protocol.StateReady {
+			s.note(protocol.ProblemProbeFailed, &r, r.LastError)
+		}
+	case "":
+	default:
+		if st == protocol.StateBackOff || st == protocol.StateFailed {
+			s.note(protocol.ProblemReplicaFailed, &r, r.LastError)
+		}
+	}
+	if st == protocol.StateBackOff {
+		s.note(protocol.ProblemBackOff, &r, "back-off restarting failed replica: "+cmp.Or(r.LastError, r.Message, "it exited"))
+	}
+}
+
+func (s *summary) result() (map[string]int32, []protocol.ReplicaSummary, []protocol.ReplicaProblem) {
 	var out []protocol.ReplicaProblem
 	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
-		if p := problems[reason]; p != nil {
+		if p := s.problems[reason]; p != nil {
 			out = append(out, *p)
 		}
 	}
-	return states, all, out
+	return s.states, s.all, out
 }
 
 func stateOf(r observed) string {
