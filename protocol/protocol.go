@@ -9,7 +9,7 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 4
+const Version = 5
 
 // RegistrationProofSince is the first version whose members prove, when
 // they register, that they hold their NATS key (they sign a nonce the hub
@@ -27,6 +27,12 @@ const MaxFenceAfter = 30 * time.Second
 // desired state stored under an older one does not know which of its
 // workloads to fence until the hub sends it again.
 const ExclusiveSince = 3
+
+// ReplicaTruthSince is the first version whose members report each
+// workload's replicas by state with examples and problems, and answer
+// the hub's replicas and nodes requests: an older member's status has
+// counts only, and it does not answer those requests.
+const ReplicaTruthSince = 5
 
 // MinVersion is the oldest member protocol the hub still accepts: one
 // version behind, so members can be upgraded after hubs.

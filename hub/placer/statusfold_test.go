@@ -91,3 +91,103 @@ func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 		t.Errorf("want a new filter reason judged a change")
 	}
 }
+
+func TestWarningCount(t *testing.T) {
+	for _, c := range []struct {
+		prev     int32
+		seen     bool
+		restarts int32
+		want     int32
+	}{
+		{0, false, 0, 1}, // new: once
+		{0, false, 9, 1}, // new after a hub restart: once, not nine
+		{3, true, 3, 0},  // nothing happened again
+		{3, true, 7, 4},  // four more restarts
+		{7, true, 2, 1},  // replicas replaced: their restarts start over
+	} {
+		if got := warningCount(c.prev, c.seen, c.restarts); got != c.want {
+			t.Errorf("warningCount(%d, %v, %d) = %d, want %d", c.prev, c.seen, c.restarts, got, c.want)
+		}
+	}
+}
+
+// TestStatusFolderTakesOlderMembers: a member one version behind reports
+// without states, examples or problems; its report folds all the same
+// (counts only), and a current member's carries them into the API's
+// status.
+func TestStatusFolderTakesOlderMembers(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	old, _ := json.Marshal(map[string]any{"v": protocol.MinVersion, "cluster": "a", "workloads": []map[string]any{{"workload": "w", "desired": 2, "ready": 1}}})
+	f.Observe("atoll.m.a.status", old)
+	if f.reports["w"]["a"].Ready != 1 {
+		t.Fatalf("a version %d report was not taken: %+v", protocol.MinVersion, f.reports)
+	}
+	code := 127
+	cur := protocol.WorkloadStatus{Workload: "w", Desired: 2, States: map[string]int32{protocol.StateBackOff: 2},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, ExitCode: &code, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 2, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{f.reports["w"]["a"], cur}, []string{"a", "b"}, nil, func(string) string { return api.HealthReady }, 1, nil, nil, time.Now())
+	if len(st.Clusters) != 2 || st.Clusters[0].States != nil || st.Clusters[0].Examples != nil {
+		t.Fatalf("the older member's cluster: %+v", st.Clusters)
+	}
+	b := st.Clusters[1]
+	if b.States[protocol.StateBackOff] != 2 || len(b.Examples) != 1 || b.Examples[0].Cluster != "b" || *b.Examples[0].ExitCode != 127 || len(b.Problems) != 1 {
+		t.Fatalf("the current member's cluster: %+v", b)
+	}
+}
+
+// TestNewWarnings: a crash loop is one event whose count grows with the
+// restarts; a problem that went away and came back counts again.
+func TestNewWarnings(t *testing.T) {
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	failed := func(restarts int32) []protocol.ReplicaProblem {
+		return []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 1, Restarts: restarts, Message: "boom"}}
+	}
+	fenced := []protocol.ReplicaProblem{{Reason: protocol.ProblemFenced, Replicas: 1, Message: "held"}}
+	steps := []struct {
+		problems []protocol.ReplicaProblem
+		want     map[string]int32
+	}{
+		{failed(0), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{failed(0), nil},
+		{failed(3), map[string]int32{protocol.ProblemReplicaFailed: 3}},
+		{nil, nil},
+		{failed(4), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+		{fenced, nil},
+		{nil, nil},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+	}
+	for i, s := range steps {
+		got := map[string]int32{}
+		for _, w := range f.newWarningsLocked("w", "c", s.problems) {
+			got[w.Reason] += w.add
+		}
+		if len(got) != len(s.want) {
+			t.Fatalf("step %d: %v, want %v", i, got, s.want)
+		}
+		for r, n := range s.want {
+			if got[r] != n {
+				t.Fatalf("step %d: %v, want %v", i, got, s.want)
+			}
+		}
+	}
+}
+
+// TestFoldUnreachableReplicasAreUnknown: what an Unreachable cluster
+// reported last shows as Unknown, with its last words as history, and
+// raises no problems.
+func TestFoldUnreachableReplicasAreUnknown(t *testing.T) {
+	r := protocol.WorkloadStatus{Workload: "w", Desired: 2, Ready: 2, States: map[string]int32{protocol.StateReady: 1, protocol.StateBackOff: 1},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemBackOff, Replicas: 1, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{r}, []string{"a"}, nil, func(string) string { return api.HealthUnreachable }, 1, nil, nil, time.Now())
+	c := st.Clusters[0]
+	if c.States[protocol.StateUnknown] != 2 || len(c.States) != 1 || c.Problems != nil {
+		t.Fatalf("states %v problems %v: want 2 Unknown and no problems", c.States, c.Problems)
+	}
+	if e := c.Examples[0]; e.State != protocol.StateUnknown || !strings.Contains(e.Message, "last known BackOff: boom") {
+		t.Fatalf("example %+v", e)
+	}
+}
