@@ -25,7 +25,12 @@ type Event struct {
 	Reason         string          `json:"reason" doc:"A short CamelCase reason, e.g. ClusterUnreachable."`
 	Message        string          `json:"message"`
 	Source         string          `json:"source,omitempty" doc:"The component that wrote it, e.g. hub/health."`
-	EventTime      *time.Time      `json:"eventTime,omitempty"`
+	EventTime      *time.Time      `json:"eventTime,omitempty" doc:"When it last happened."`
+	// Count, FirstTimestamp and Cluster are set on deduplicated events: one
+	// per object, cluster and reason, updated in place as it recurs.
+	Count          int32      `json:"count,omitempty" doc:"How often it happened (deduplicated events)."`
+	FirstTimestamp *time.Time `json:"firstTimestamp,omitempty" doc:"When it first happened (deduplicated events)."`
+	Cluster        string     `json:"cluster,omitempty" doc:"The cluster it happened in."`
 }
 
 // EventList is a page of events.

@@ -38,3 +38,9 @@ func Ago(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
 }
+
+// LastKnown labels the figures of a cluster that is not Ready ("last
+// known, 20 s ago"); "" while it is Ready.
+func (c ClusterReplicas) LastKnown(now time.Time) string {
+	return LastKnown(c.ClusterHealth, c.ReportedAt, now)
+}

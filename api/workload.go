@@ -237,6 +237,12 @@ type ClusterReplicas struct {
 	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
 	Pending    string      `json:"pending,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
+	// States counts the cluster's replicas by state; Examples are a
+	// bounded sample of them, the most troubled first; Problems one entry
+	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced).
+	States   map[string]int32 `json:"states,omitempty" doc:"Replicas by state: Pending, Starting, Running, Ready, BackOff, Failed, Succeeded, Stopping, Unknown."`
+	Examples []ReplicaInfo    `json:"examples,omitempty" doc:"At most 10 replicas, the most troubled first."`
+	Problems []ReplicaProblem `json:"problems,omitempty"`
 	// ReportedAt is when the hub last heard the cluster's report of the
 	// workload (as of the status's last write: it is written again when
 	// the cluster's health changes).
@@ -246,10 +252,30 @@ type ClusterReplicas struct {
 	ClusterHealth string `json:"clusterHealth,omitempty" enum:"Suspect,Unreachable,Unknown" doc:"Set when the cluster is not Ready: the figures are last known, as of reportedAt."`
 }
 
-// LastKnown labels the figures of a cluster that is not Ready ("last
-// known, 20 s ago"); "" while it is Ready.
-func (c ClusterReplicas) LastKnown(now time.Time) string {
-	return LastKnown(c.ClusterHealth, c.ReportedAt, now)
+// ReplicaInfo is one replica as its member reports it.
+type ReplicaInfo struct {
+	Replica     string     `json:"replica"`
+	Workload    string     `json:"workload,omitempty"`
+	Cluster     string     `json:"cluster,omitempty"`
+	Node        string     `json:"node"`
+	State       string     `json:"state"`
+	Restarts    int32      `json:"restarts,omitempty"`
+	ExitCode    *int       `json:"exitCode,omitempty" doc:"The last run's exit code; 128+n when signal n killed it."`
+	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec."`
+	Message     string     `json:"message,omitempty" doc:"What is wrong, in words."`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	NextStartAt *time.Time `json:"nextStartAt,omitempty" doc:"When a replica backing off starts again."`
+}
+
+// ReplicaProblem is one kind of trouble of a workload's replicas in a
+// cluster.
+type ReplicaProblem struct {
+	Reason   string `json:"reason"`
+	Replicas int32  `json:"replicas"`
+	Restarts int32  `json:"restarts,omitempty"`
+	Replica  string `json:"replica,omitempty" doc:"One replica that has it."`
+	Node     string `json:"node,omitempty"`
+	Message  string `json:"message"`
 }
 
 // GetTypeMeta implements Object.

@@ -133,6 +133,11 @@ func TestHostileInput(t *testing.T) {
 		{"GET", "/api/v1/workloads/existing/logs", "replica"},
 		{"GET", "/api/v1/workloads/existing/logs", "cluster"},
 		{"GET", "/api/v1/drills/x/timeline", "after"},
+		{"GET", "/api/v1/replicas", "workload"},
+		{"GET", "/api/v1/replicas", "cluster"},
+		{"GET", "/api/v1/replicas", "node"},
+		{"GET", "/api/v1/replicas", "limit"},
+		{"GET", "/api/v1/nodes", "cluster"},
 	}
 	for _, r := range queryRoutes {
 		for _, h := range badInParams {

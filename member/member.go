@@ -257,6 +257,9 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveDigest(ctx, st); err != nil {
 		return err
 	}
+	if err := m.serveInventory(ctx, st, m.nodes); err != nil {
+		return err
+	}
 	if _, err := m.serveDrills(ctx, m.controller.Wake); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func replicasChanged(before map[string]protocol.ReplicaState, now []protocol.Rep
 	for _, r := range now {
 		seen[r.ID] = true
 		b, ok := before[r.ID]
-		if !ok || b.Ready != r.Ready || b.Phase != r.Phase || b.Restarts != r.Restarts || b.Workload != r.Workload {
+		if !ok || b.Ready != r.Ready || b.Phase != r.Phase || b.Restarts != r.Restarts || b.Workload != r.Workload || b.LastError != r.LastError {
 			add(r.Workload)
 		}
 	}
@@ -124,7 +124,7 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, e
 		if m.drill.cutOff(time.Now()) {
 			continue
 		}
-		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: ctl.Status()})
+		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: withFence(ctl.Status(), m.fence.held(time.Now()))})
 		if bytes.Equal(data, last) && time.Since(sent) < every {
 			continue
 		}
@@ -132,4 +132,23 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, e
 			last, sent = data, time.Now()
 		}
 	}
+}
+
+// withFence adds a Fenced problem to the workloads the member holds
+// (exclusive ones it stopped when it lost its lease on the hub, until the
+// hub confirms them). It copies what it changes: status is shared.
+func withFence(status []protocol.WorkloadStatus, held []string) []protocol.WorkloadStatus {
+	if len(held) == 0 {
+		return status
+	}
+	out := slices.Clone(status)
+	for i, ws := range out {
+		if !slices.Contains(held, ws.Workload) || slices.ContainsFunc(ws.Problems, func(p protocol.ReplicaProblem) bool { return p.Reason == protocol.ProblemFenced }) {
+			continue
+		}
+		ws.Problems = append(slices.Clone(ws.Problems), protocol.ReplicaProblem{Reason: protocol.ProblemFenced, Replicas: ws.Desired,
+			Message: "exclusive workload held: the member lost its lease on the hub and runs it again only once the hub confirms it"})
+		out[i] = ws
+	}
+	return out
 }

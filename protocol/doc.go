@@ -36,7 +36,17 @@
 //	   so a version 3 member keeps heartbeating but must be upgraded
 //	   before it registers again (at its next start). NATS messages are
 //	   unchanged.
-//	5: log requests may carry tail, since, timestamps and previous (the
+//	5: replica truth. Node heartbeats carry each replica's last failure
+//	   (reason, words, exit code), start and next start; status reports
+//	   carry per workload the replicas' counts by state, at most
+//	   MaxReplicaExamples example replicas (the most troubled first) and
+//	   one problem per warning reason, which the hub turns into
+//	   deduplicated Warning events. The hub asks a member for its replicas
+//	   (atoll.h.<cluster>.replicas, bounded by MaxReplicasListed) and its
+//	   nodes (atoll.h.<cluster>.nodes). All new fields are optional: a
+//	   version 4 member's reports fold as before (counts only) and the hub
+//	   names it as not answering replicas and nodes requests.
+//	   Log requests may carry tail, since, timestamps and previous (the
 //	   run before the replica's last restart); nodes keep each line's time
 //	   and where each run began. A log stream's end may carry
 //	   LogEndCodeHeader (not-found, no-previous). A version 4 member

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"strings"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -117,6 +118,19 @@ type ReplicaState struct {
 	// Limits says why CPU and memory limits are not enforced ("" when they
 	// are, or for simulated replicas).
 	Limits string `json:"limits,omitempty"`
+	// What follows are optional fields (no version bump: a member reads
+	// an older agent's heartbeat without them, and its replicas show
+	// without reasons).
+	//
+	// Reason is the kind of the last failure (runtime's Reason constants:
+	// ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced,
+	// InvalidSpec), LastError its words; ExitCode the last run's code
+	// (128+n: killed by signal n; nil while the first run lasts).
+	Reason      string    `json:"reason,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+	ExitCode    *int      `json:"exitCode,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	NextStartAt time.Time `json:"nextStartAt,omitzero"`
 }
 
 // NodeAck answers a node heartbeat.

@@ -33,6 +33,12 @@ const MaxFenceAfter = 30 * time.Second
 // workloads to fence until the hub sends it again.
 const ExclusiveSince = 3
 
+// ReplicaTruthSince is the first version whose members report each
+// workload's replicas by state with examples and problems, and answer
+// the hub's replicas and nodes requests: an older member's status has
+// counts only, and it does not answer those requests.
+const ReplicaTruthSince = 5
+
 // MinVersion is the oldest member protocol the hub still accepts: one
 // version behind, so members can be upgraded after hubs.
 const MinVersion = Version - 1

@@ -88,3 +88,40 @@ func TestSpokenWith(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaStateOf(t *testing.T) {
+	for _, c := range []struct {
+		phase string
+		ready bool
+		want  string
+	}{
+		{"Running", true, StateReady}, {"Running", false, StateRunning}, {"Backoff", false, StateBackOff},
+		{"Pending", false, StatePending}, {"Starting", false, StateStarting}, {"Failed", false, StateFailed},
+		{"Succeeded", false, StateSucceeded}, {"Stopping", false, StateStopping}, {"", false, StatePending}, {"Weird", false, StateUnknown},
+	} {
+		if got := ReplicaStateOf(c.phase, c.ready); got != c.want {
+			t.Errorf("ReplicaStateOf(%q, %v) = %s, want %s", c.phase, c.ready, got, c.want)
+		}
+	}
+}
+
+func TestDecodeReplicasQuery(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		ok      bool
+		wantLim int
+	}{
+		{`{"v":5}`, true, MaxReplicasListed},
+		{`{"v":5,"workload":"web","node":"n1","limit":5}`, true, 5},
+		{`{"v":5,"limit":999999}`, true, MaxReplicasListed},
+		{`{"v":5,"workload":"../x"}`, false, 0},
+		{`{"v":5,"node":"A B"}`, false, 0},
+		{`{"v":99}`, false, 0},
+		{`nope`, false, 0},
+	} {
+		q, err := DecodeReplicasQuery([]byte(c.in))
+		if (err == nil) != c.ok || (c.ok && q.Limit != c.wantLim) {
+			t.Errorf("%s: %+v, %v", c.in, q, err)
+		}
+	}
+}

@@ -116,6 +116,13 @@ type WorkloadStatus struct {
 	Pending string `json:"pending,omitempty"`
 	// Conditions such as Progressing=False when a rolling update stalled.
 	Conditions []api.Condition `json:"conditions,omitempty"`
+	// States counts the replicas by state (ReplicaStateOf), Examples are
+	// at most MaxReplicaExamples of them (the most troubled first), and
+	// Problems one entry per warning reason. Members before these fields
+	// leave them out; the hub then shows counts only.
+	States   map[string]int32 `json:"states,omitempty"`
+	Examples []ReplicaSummary `json:"examples,omitempty"`
+	Problems []ReplicaProblem `json:"problems,omitempty"`
 }
 
 // StatusReport carries a member's status of every workload it holds.

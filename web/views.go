@@ -380,6 +380,9 @@ func eventRows(evs []api.Event, now time.Time, limit int) []eventRow {
 		}
 		t := eventTime(e)
 		row := eventRow{Time: t, Age: ageText(now.Sub(t)), Type: e.Type, Reason: e.Reason, Kind: e.InvolvedObject.Kind, Name: e.InvolvedObject.Name, Message: e.Message}
+		if e.Count > 1 && e.FirstTimestamp != nil {
+			row.Message += fmt.Sprintf(" (×%d over %s)", e.Count, ageText(now.Sub(*e.FirstTimestamp)))
+		}
 		switch e.InvolvedObject.Kind {
 		case "Cluster":
 			row.Link = "/clusters/" + url.PathEscape(e.InvolvedObject.Name)
@@ -694,6 +697,8 @@ type clusterData struct {
 	Workloads  []placedWorkload
 	MoreWL     int
 	Events     []eventRow
+	Nodes      []nodeRow
+	NodesNote  string
 }
 
 type labelPair struct{ Key, Value string }
@@ -746,6 +751,7 @@ func clusterView(c *Console, req viewRequest) (*view, error) {
 		d.Workloads = append(d.Workloads, placedWorkload{Name: w.Name, Health: w.Health, Placed: n, Ready: st.Ready, Desired: st.Desired})
 	}
 	d.Cluster.Workloads = len(d.Workloads) + d.MoreWL
+	d.Nodes, d.NodesNote = c.clusterNodes(req.ctx, name, d.Cluster.Health)
 	evs, err := c.objectEvents(req, "Cluster", name, 30)
 	if err != nil {
 		return nil, err
@@ -846,6 +852,54 @@ type workloadData struct {
 	Events      []eventRow
 	Manifest    string
 	CommandLine string
+	// Replicas are the members' examples (at most 10 per cluster, the
+	// most troubled first) of ReplicasTotal replicas.
+	Replicas      []replicaRow
+	ReplicasTotal int32
+}
+
+// replicaRow is one replica in the workload page's table.
+type replicaRow struct {
+	Replica, Cluster, Node, State string
+	Restarts                      int32
+	Exit                          string
+	Age                           string
+	Next                          string
+	Message                       string
+	Trouble                       bool
+}
+
+// replicaRows turns the clusters' example replicas into table rows.
+func replicaRows(clusters []api.ClusterReplicas, now time.Time) ([]replicaRow, int32) {
+	var out []replicaRow
+	var total int32
+	for _, c := range clusters {
+		for _, n := range c.States {
+			total += n
+		}
+		for _, r := range c.Examples {
+			row := replicaRow{Replica: r.Replica, Cluster: c.Cluster, Node: r.Node, State: r.State, Restarts: r.Restarts, Message: r.Message,
+				Trouble: r.State == "BackOff" || r.State == "Failed" || r.State == "Unknown"}
+			if r.ExitCode != nil {
+				row.Exit = strconv.Itoa(*r.ExitCode)
+				if r.Reason != "" {
+					row.Exit += " · " + r.Reason
+				}
+			}
+			if r.StartedAt != nil {
+				row.Age = ageText(now.Sub(*r.StartedAt))
+			}
+			if r.NextStartAt != nil {
+				if d := r.NextStartAt.Sub(now); d > 0 {
+					row.Next = "in " + ageText(d)
+				} else {
+					row.Next = "now"
+				}
+			}
+			out = append(out, row)
+		}
+	}
+	return out, total
 }
 
 // candidate is one cluster as the placement saw it: given replicas, or
@@ -890,6 +944,7 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 		return cmp.Or(cmp.Compare(b.Placed, a.Placed), strings.Compare(a.Region, b.Region), strings.Compare(a.Cluster, b.Cluster))
 	})
 	d.Manifest = manifestYAML(&w)
+	d.Replicas, d.ReplicasTotal = replicaRows(w.Status.Clusters, c.now())
 	d.Events, err = c.objectEvents(req, "Workload", name, 30)
 	if err != nil {
 		return nil, err

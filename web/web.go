@@ -46,6 +46,9 @@ type Config struct {
 	// LiveCluster overlays what the hub's health monitor knows now
 	// (health, heartbeat, capacity) onto a stored cluster, as the API does.
 	LiveCluster func(*api.Cluster)
+	// Nodes lists a cluster's nodes as its member sees them now (the API
+	// asks the member over NATS); nil: the cluster page lists none.
+	Nodes func(ctx context.Context, cluster string) ([]api.NodeInfo, error)
 	// NotFound answers requests for paths nobody serves that do not ask
 	// for HTML (the hub's problem+json); nil: a plain 404.
 	NotFound http.Handler
@@ -80,6 +83,7 @@ type Console struct {
 	router   chi.Router
 	sessions *sessions
 	fleet    *fleet
+	nodes    nodeCache
 	pages    *pages
 	tracer   trace.Tracer
 	metrics  consoleMetrics

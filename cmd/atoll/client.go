@@ -17,6 +17,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/replicas"
 )
 
 func kindArg(name string) (api.Kind, error) {
@@ -69,13 +70,24 @@ func listAll(ctx context.Context, c *client.Client, k api.Kind, selector string)
 }
 
 func newDescribeCmd(cf *clientFlags) *cobra.Command {
-	return &cobra.Command{
+	var cluster string
+	cmd := &cobra.Command{
 		Use:   "describe KIND NAME",
-		Short: "Show one object in detail",
+		Short: "Show one object in detail (also a replica or node, as its member sees it now)",
 		Args:  cobra.ExactArgs(2),
 		// Completes the kind, then one name.
 		ValidArgsFunction: cf.completeObjects(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if k := liveKind(args[0]); k != "" {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				return describeLive(cmd.Context(), c, cmd.OutOrStdout(), k, args[1], cluster)
+			}
+			if cluster != "" {
+				return errors.New("--cluster goes with describe replica and describe node")
+			}
 			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
@@ -88,12 +100,25 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
 				return err
 			}
-			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, obj.Status); err != nil {
+			status := obj.Status
+			if k.Name == "Workload" {
+				status = withoutKey(status, "clusters") // said in words below
+			}
+			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, status); err != nil {
 				return err
+			}
+			if k.Name == "Workload" {
+				var st api.WorkloadStatus
+				_ = json.Unmarshal(obj.Status, &st)
+				if err := replicas.Describe(cmd.OutOrStdout(), st, time.Now()); err != nil {
+					return err
+				}
 			}
 			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
 	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "describe replica|node: the cluster to ask (default: every cluster)")
+	return cmd
 }
 
 func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.RawMessage) error {
@@ -164,7 +189,7 @@ func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, 
 	}
 	t := newTable(out, "  AGE", "TYPE", "REASON", "MESSAGE")
 	for _, e := range events.Items {
-		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, e.Message)
+		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, eventMessage(e, time.Now()))
 	}
 	return t.flush()
 }
@@ -305,4 +330,28 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 	}
 	cmd.AddCommand(create, revoke)
 	return cmd
+}
+
+// eventMessage is an event's message, with how often and over how long
+// it happened for a deduplicated one: "... (x8 over 3m)".
+func eventMessage(e api.Event, now time.Time) string {
+	if e.Count <= 1 || e.FirstTimestamp == nil {
+		return e.Message
+	}
+	return fmt.Sprintf("%s (x%d over %s)", e.Message, e.Count, replicas.Age(e.FirstTimestamp, now))
+}
+
+// withoutKey is a JSON object without one of its keys (doc as it is when
+// it is no object).
+func withoutKey(doc json.RawMessage, key string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(doc, &m) != nil {
+		return doc
+	}
+	delete(m, key)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return doc
+	}
+	return b
 }

@@ -19,9 +19,10 @@ import (
 func newGetCmd(cf *clientFlags) *cobra.Command {
 	var format, selector, sortBy string
 	var watch, noHeaders bool
+	var live liveFlags
 	var audit auditFlags
 	cmd := &cobra.Command{
-		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME... | audit [--for KIND/NAME] [--actor A] [--refused] [--since 1h]",
+		Use:   "get KIND [NAME...] | KIND,KIND... | KIND/NAME... | replicas|nodes [--workload W] [--cluster C] [--node N] | audit [--for KIND/NAME] [--actor A] [--refused] [--since 1h]",
 		Short: "List objects of a kind, or show some by name",
 		Example: `  atoll get workloads -l app=web --sort-by=.spec.replicas
   atoll get workloads web api
@@ -30,6 +31,8 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
   atoll get workloads -o custom-columns=NAME:.metadata.name,READY:.status.readyReplicas
   atoll get workload web -o jsonpath='{.status.readyReplicas}'
   atoll get workload web -w
+  atoll get replicas --workload web --cluster eu-west
+  atoll get nodes --cluster eu-west
   atoll get audit --for cluster/us-east --since 1d`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: cf.completeObjects(-1),
@@ -39,8 +42,8 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if args[0] == "audit" {
-				if len(args) > 1 || watch || selector != "" {
-					return errors.New("atoll get audit takes no names, -w or -l: narrow it with --for, --actor, --verb, --result, --refused and --since")
+				if len(args) > 1 || watch || selector != "" || live != (liveFlags{}) {
+					return errors.New("atoll get audit takes no names, -w, -l or replica filters: narrow it with --for, --actor, --verb, --result, --refused and --since")
 				}
 				q, err := audit.query(time.Now())
 				if err != nil {
@@ -60,6 +63,25 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 			}
 			if audit.set(cmd) {
 				return errors.New("--for, --actor, --verb, --result, --refused, --since and --limit filter 'atoll get audit' only")
+			}
+			if k := liveKind(args[0]); k != "" {
+				if len(args) > 1 || selector != "" || (watch && k != "replicas") {
+					return fmt.Errorf("get %s lists what members run now: filter it with --workload, --cluster and --node (no names or -l; -w with replicas only)", k)
+				}
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				if watch {
+					if format != "table" && format != "wide" {
+						return errors.New("get replicas -w prints table rows: use -o table or -o wide")
+					}
+					return watchReplicas(cmd.Context(), c, cmd.OutOrStdout(), format == "wide", noHeaders, live, 2*time.Second)
+				}
+				return getLive(cmd.Context(), c, cmd.OutOrStdout(), p, k, live)
+			}
+			if live != (liveFlags{}) {
+				return errors.New("--workload, --cluster and --node go with get replicas and get nodes")
 			}
 			reqs, err := parseGetArgs(args)
 			if err != nil {
@@ -115,6 +137,9 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen (a whole kind, or one object)")
 	cmd.Flags().BoolVar(&noHeaders, "no-headers", false, "leave out the header row of tables")
 	cmd.Flags().StringVar(&sortBy, "sort-by", "", "order by a JSONPath, e.g. .metadata.creationTimestamp or .spec.replicas")
+	cmd.Flags().StringVar(&live.workload, "workload", "", "get replicas: only this workload's")
+	cmd.Flags().StringVar(&live.cluster, "cluster", "", "get replicas|nodes: only this cluster's")
+	cmd.Flags().StringVar(&live.node, "node", "", "get replicas: only those on this node")
 	audit.add(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("output", completeFormats)
 	return cmd

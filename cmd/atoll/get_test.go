@@ -135,6 +135,14 @@ func TestGetRefuses(t *testing.T) {
 		{[]string{"get", "workloads,nothings"}, `unknown kind "nothings"`},
 		{[]string{"get", "workloads,tokens", "-w"}, "-w watches one kind or one object"},
 		{[]string{"get", "workloads", "-o", "jsonpath={.metadata"}, "jsonpath: unclosed action"},
+		{[]string{"get", "replicas", "web-1"}, "get replicas lists what members run now: filter it with --workload"},
+		{[]string{"get", "nodes", "-w"}, "get nodes lists what members run now"},
+		{[]string{"get", "replicas", "-w", "-o", "json"}, "get replicas -w prints table rows"},
+		{[]string{"get", "workloads", "--cluster", "x"}, "--workload, --cluster and --node go with get replicas and get nodes"},
+		{[]string{"get", "nodes", "--node", "n1"}, "get nodes takes --cluster only"},
+		{[]string{"get", "replicas", "--workload", "nosuch"}, `Workload "nosuch" not found`},
+		{[]string{"get", "nodes", "--cluster", "nowhere"}, `Cluster "nowhere" not found`},
+		{[]string{"get", "replicas", "--workload", "Bad_Name"}, "workload"},
 	}
 	for _, c := range cases {
 		_, _, err := runAtoll(t, append(c.args, hubFlags...)...)

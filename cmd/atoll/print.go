@@ -126,7 +126,7 @@ var printers = map[string]printer{
 		row: func(raw json.RawMessage, now time.Time, _ bool) []string {
 			var e api.Event
 			_ = json.Unmarshal(raw, &e)
-			return []string{age(e.EventTime, now), e.Type, e.Reason, strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name, e.Message}
+			return []string{age(e.EventTime, now), e.Type, e.Reason, strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name, eventMessage(e, now)}
 		},
 		less: func(a, b json.RawMessage) bool {
 			var ea, eb api.Event

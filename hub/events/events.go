@@ -8,6 +8,7 @@ package events
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -49,4 +50,70 @@ func Record(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectRe
 		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
 	}
 	return nil
+}
+
+// Dedup records an event that recurs as one Event per object, key (the
+// cluster, or "") and reason, updated in place like Kubernetes' events:
+// the first occurrence creates it with count n and its first time; later
+// ones add n to its count and move its time and message to now. It runs
+// inside tx, like Record.
+func Dedup(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, key, msg, source string, n int32) error {
+	at := now.UTC().Truncate(time.Millisecond)
+	sum := sha256.Sum256([]byte(obj.Kind + "\x00" + obj.Name + "\x00" + key + "\x00" + reason))
+	suffix := "-" + hex.EncodeToString(sum[:6])
+	name := obj.Name
+	if len(name)+len(suffix) > 63 {
+		name = name[:63-len(suffix)]
+	}
+	name += suffix
+	ev := api.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg, Source: source, EventTime: &at, Count: n, FirstTimestamp: &at, Cluster: key}
+	cur, err := tx.Get(ctx, "Event", name)
+	switch {
+	case err == nil:
+		var old api.Event
+		_ = json.Unmarshal(cur.Spec, &old)
+		ev.Count += old.Count
+		if old.FirstTimestamp != nil {
+			ev.FirstTimestamp = old.FirstTimestamp
+		}
+		body, err := json.Marshal(dedupBody(ev))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Mutate(ctx, pgstore.VerbUpdate, "Event", name, func(r *pgstore.Record) error {
+			r.Spec = body
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("update event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
+		}
+		return nil
+	case api.ErrorCode(err) != api.CodeNotFound:
+		return err
+	}
+	body, err := json.Marshal(dedupBody(ev))
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{api.LabelEventKind: obj.Kind, api.LabelEventName: obj.Name}
+	rec := &pgstore.Record{Kind: "Event", Meta: api.ObjectMeta{Name: name, Labels: labels}, Spec: body}
+	if _, err := tx.Create(ctx, rec); err != nil {
+		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
+	}
+	return nil
+}
+
+// dedupBody is what an Event row keeps: everything but its metadata.
+func dedupBody(e api.Event) any {
+	return struct {
+		InvolvedObject api.ObjectReference `json:"involvedObject"`
+		Type           string              `json:"type"`
+		Reason         string              `json:"reason"`
+		Message        string              `json:"message"`
+		Source         string              `json:"source"`
+		EventTime      *time.Time          `json:"eventTime"`
+		Count          int32               `json:"count"`
+		FirstTimestamp *time.Time          `json:"firstTimestamp"`
+		Cluster        string              `json:"cluster,omitempty"`
+	}{e.InvolvedObject, e.Type, e.Reason, e.Message, e.Source, e.EventTime, e.Count, e.FirstTimestamp, e.Cluster}
 }

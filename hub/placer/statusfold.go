@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/events"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/loop"
 	"github.com/atollhq/atoll/hub/pgstore"
@@ -34,6 +35,7 @@ type StatusFolder struct {
 	now     func() time.Time
 	every   time.Duration
 	dropped metric.Int64Counter
+	warned  metric.Int64Counter
 	leader  leader.Leadership
 
 	// health is a cluster's live health (the monitor's); nil: all Ready.
@@ -42,8 +44,11 @@ type StatusFolder struct {
 	mu      sync.Mutex
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
 	dirty   map[string]bool
-	judged  map[string]string    // cluster -> the health its reports were last folded under
-	heard   map[string]time.Time // cluster -> when its last report arrived
+	judged  map[string]string // cluster -> the health its reports were last folded under
+	// seen is each problem's restarts when last turned into an event
+	// (workload/cluster/reason): an event's count grows by what they grew.
+	seen  map[problemKey]int32
+	heard map[string]time.Time // cluster -> when its last report arrived
 
 	sub  *nats.Subscription
 	loop loop.Loop
@@ -65,7 +70,9 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 		lead = leader.Sole{}
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, judged: map[string]string{}, heard: map[string]time.Time{}, leader: lead}
+		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead}
+	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
+		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
 	return f
 }
@@ -163,6 +170,20 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	}
 	f.dirty = map[string]bool{}
 	heard := maps.Clone(f.heard)
+	warnings := map[string][]warning{}
+	for w, reports := range work {
+		for i, st := range reports {
+			if healthOf(clusters[w][i]) == api.HealthUnreachable {
+				continue // history: nothing happens there the hub could know of
+			}
+			warnings[w] = append(warnings[w], f.newWarningsLocked(w, clusters[w][i], st.Problems)...)
+		}
+	}
+	for k := range f.seen {
+		if _, ok := f.reports[k.workload][k.cluster]; !ok {
+			delete(f.seen, k)
+		}
+	}
 	f.mu.Unlock()
 
 	regions := f.regions(ctx)
@@ -177,7 +198,20 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			cur.Status = b
 			return err
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		for _, wn := range warnings[w] {
+			msg := fmt.Sprintf("%d replica(s) in %s: %s", wn.Replicas, wn.cluster, wn.Message)
+			if wn.Replica != "" {
+				msg = fmt.Sprintf("%s (replica %s on node %s; %d replica(s) in %s)", wn.Message, wn.Replica, wn.Node, wn.Replicas, wn.cluster)
+			}
+			if err := events.Dedup(ctx, tx, f.now(), api.ObjectReference{Kind: "Workload", Name: w}, api.EventWarning, wn.Reason, wn.cluster, msg, "member/"+wn.cluster, wn.add); err != nil {
+				return err
+			}
+			f.warned.Add(ctx, int64(wn.add), metric.WithAttributes(attribute.String("reason", wn.Reason)))
+		}
+		return nil
 	}
 	inTx := func(names []string) error {
 		return f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
@@ -284,11 +318,13 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	t := now.UTC().Truncate(time.Millisecond)
 	for i, r := range reports {
 		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions}
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions,
+			States: r.States, Examples: replicaInfos(clusters[i], r.Examples), Problems: replicaProblems(r.Problems)}
 		if health(clusters[i]) == api.HealthUnreachable {
 			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",
 				Message: fmt.Sprintf("the cluster is Unreachable (or gone); it last reported %d ready of %d desired", r.Ready, r.Desired), LastTransitionTime: &t})
 			cr.Ready, cr.Updated = 0, 0
+			cr.States, cr.Examples, cr.Problems = staleReplicas(cr.States), staleExamples(cr.Examples), nil
 			st.Clusters = append(st.Clusters, cr)
 			continue // counts for nothing: neither ready nor desired
 		}
@@ -358,4 +394,111 @@ func placedTotal(p *api.PlacementStatus) int32 {
 		n += c
 	}
 	return n
+}
+
+type problemKey struct{ workload, cluster, reason string }
+
+// warning is a problem to record as an event, add times more.
+type warning struct {
+	protocol.ReplicaProblem
+	cluster string
+	add     int32
+}
+
+// newWarningsLocked turns a report's problems into the events to write:
+// a problem not seen before counts once, one seen before counts as many
+// times as its replicas restarted since (a crash loop is one event whose
+// count grows), and one that did not recur writes nothing.
+func (f *StatusFolder) newWarningsLocked(workload, cluster string, problems []protocol.ReplicaProblem) []warning {
+	var out []warning
+	// A problem that went away and comes back is a new occurrence.
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
+		if !slices.ContainsFunc(problems, func(p protocol.ReplicaProblem) bool { return p.Reason == reason }) {
+			delete(f.seen, problemKey{workload, cluster, reason})
+		}
+	}
+	for _, p := range problems {
+		k := problemKey{workload, cluster, p.Reason}
+		prev, ok := f.seen[k]
+		f.seen[k] = p.Restarts
+		if add := warningCount(prev, ok, p.Restarts); add > 0 {
+			out = append(out, warning{ReplicaProblem: p, cluster: cluster, add: add})
+		}
+	}
+	return out
+}
+
+// warningCount is how many more times a problem happened: once when new,
+// then by its restarts' growth (restarts that fell, as replicas were
+// replaced, count once).
+func warningCount(prev int32, seen bool, restarts int32) int32 {
+	switch {
+	case !seen:
+		return 1
+	case restarts > prev:
+		return restarts - prev
+	case restarts < prev:
+		return 1
+	}
+	return 0
+}
+
+// replicaInfos converts a member's examples for the API.
+func replicaInfos(cluster string, in []protocol.ReplicaSummary) []api.ReplicaInfo {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]api.ReplicaInfo, 0, len(in))
+	for _, r := range in {
+		ri := api.ReplicaInfo{Replica: r.Replica, Cluster: cluster, Node: r.Node, State: r.State, Restarts: r.Restarts, ExitCode: r.ExitCode,
+			Reason: r.Reason, Message: r.Message}
+		if !r.StartedAt.IsZero() {
+			t := r.StartedAt.UTC()
+			ri.StartedAt = &t
+		}
+		if !r.NextStartAt.IsZero() {
+			t := r.NextStartAt.UTC()
+			ri.NextStartAt = &t
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
+func replicaProblems(in []protocol.ReplicaProblem) []api.ReplicaProblem {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]api.ReplicaProblem, 0, len(in))
+	for _, p := range in {
+		out = append(out, api.ReplicaProblem(p))
+	}
+	return out
+}
+
+// staleReplicas counts an Unreachable cluster's replicas as Unknown: what
+// it reported last is no longer known to hold.
+func staleReplicas(states map[string]int32) map[string]int32 {
+	var n int32
+	for _, c := range states {
+		n += c
+	}
+	if n == 0 {
+		return nil
+	}
+	return map[string]int32{protocol.StateUnknown: n}
+}
+
+// staleExamples marks an Unreachable cluster's example replicas Unknown,
+// keeping what they last said as history.
+func staleExamples(in []api.ReplicaInfo) []api.ReplicaInfo {
+	out := slices.Clone(in)
+	for i := range out {
+		last := out[i].State
+		if out[i].Message != "" {
+			last += ": " + out[i].Message
+		}
+		out[i].State, out[i].Message, out[i].NextStartAt = protocol.StateUnknown, "the cluster is Unreachable; last known "+last, nil
+	}
+	return out
 }

@@ -92,41 +92,102 @@ func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 	}
 }
 
-func TestRefold(t *testing.T) {
+func TestWarningCount(t *testing.T) {
 	for _, c := range []struct {
-		was, is string
-		want    bool
+		prev     int32
+		seen     bool
+		restarts int32
+		want     int32
 	}{
-		{"", api.HealthReady, false},
-		{"", api.HealthUnreachable, true},
-		{api.HealthReady, api.HealthSuspect, true},
-		{api.HealthSuspect, api.HealthUnreachable, true},
-		{api.HealthUnreachable, api.HealthReady, true},
-		{api.HealthUnreachable, api.HealthUnreachable, false},
-		{api.HealthReady, api.HealthReady, false},
+		{0, false, 0, 1}, // new: once
+		{0, false, 9, 1}, // new after a hub restart: once, not nine
+		{3, true, 3, 0},  // nothing happened again
+		{3, true, 7, 4},  // four more restarts
+		{7, true, 2, 1},  // replicas replaced: their restarts start over
 	} {
-		if got := refold(c.was, c.is); got != c.want {
-			t.Errorf("refold(%q, %q) = %v, want %v", c.was, c.is, got, c.want)
+		if got := warningCount(c.prev, c.seen, c.restarts); got != c.want {
+			t.Errorf("warningCount(%d, %v, %d) = %d, want %d", c.prev, c.seen, c.restarts, got, c.want)
 		}
 	}
 }
 
-// TestStampClusters: rows say when their cluster last reported, and
-// whether their figures are last known.
-func TestStampClusters(t *testing.T) {
-	t1 := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
-	t0 := t1.Add(-time.Minute)
-	rows := []api.ClusterReplicas{{Cluster: "a"}, {Cluster: "b"}, {Cluster: "c"}}
-	old := []api.ClusterReplicas{{Cluster: "c", ReportedAt: &t0}}
-	health := map[string]string{"a": api.HealthReady, "b": api.HealthSuspect, "c": api.HealthUnreachable}
-	stampClusters(rows, old, map[string]time.Time{"a": t1, "b": t1}, func(c string) string { return health[c] })
-	if !rows[0].ReportedAt.Equal(t1) || rows[0].ClusterHealth != "" {
-		t.Errorf("a Ready cluster: %+v", rows[0])
+// TestStatusFolderTakesOlderMembers: a member one version behind reports
+// without states, examples or problems; its report folds all the same
+// (counts only), and a current member's carries them into the API's
+// status.
+func TestStatusFolderTakesOlderMembers(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	old, _ := json.Marshal(map[string]any{"v": protocol.MinVersion, "cluster": "a", "workloads": []map[string]any{{"workload": "w", "desired": 2, "ready": 1}}})
+	f.Observe("atoll.m.a.status", old)
+	if f.reports["w"]["a"].Ready != 1 {
+		t.Fatalf("a version %d report was not taken: %+v", protocol.MinVersion, f.reports)
 	}
-	if !rows[1].ReportedAt.Equal(t1) || rows[1].ClusterHealth != api.HealthSuspect || rows[1].LastKnown(t1.Add(20*time.Second)) != "last known, 20 s ago" {
-		t.Errorf("a Suspect cluster: %+v", rows[1])
+	code := 127
+	cur := protocol.WorkloadStatus{Workload: "w", Desired: 2, States: map[string]int32{protocol.StateBackOff: 2},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, ExitCode: &code, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 2, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{f.reports["w"]["a"], cur}, []string{"a", "b"}, nil, func(string) string { return api.HealthReady }, 1, nil, nil, time.Now())
+	if len(st.Clusters) != 2 || st.Clusters[0].States != nil || st.Clusters[0].Examples != nil {
+		t.Fatalf("the older member's cluster: %+v", st.Clusters)
 	}
-	if rows[2].ReportedAt == nil || !rows[2].ReportedAt.Equal(t0) || rows[2].ClusterHealth != api.HealthUnreachable {
-		t.Errorf("an Unreachable cluster this hub did not hear keeps the stored time: %+v", rows[2])
+	b := st.Clusters[1]
+	if b.States[protocol.StateBackOff] != 2 || len(b.Examples) != 1 || b.Examples[0].Cluster != "b" || *b.Examples[0].ExitCode != 127 || len(b.Problems) != 1 {
+		t.Fatalf("the current member's cluster: %+v", b)
+	}
+}
+
+// TestNewWarnings: a crash loop is one event whose count grows with the
+// restarts; a problem that went away and came back counts again.
+func TestNewWarnings(t *testing.T) {
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	failed := func(restarts int32) []protocol.ReplicaProblem {
+		return []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 1, Restarts: restarts, Message: "boom"}}
+	}
+	fenced := []protocol.ReplicaProblem{{Reason: protocol.ProblemFenced, Replicas: 1, Message: "held"}}
+	steps := []struct {
+		problems []protocol.ReplicaProblem
+		want     map[string]int32
+	}{
+		{failed(0), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{failed(0), nil},
+		{failed(3), map[string]int32{protocol.ProblemReplicaFailed: 3}},
+		{nil, nil},
+		{failed(4), map[string]int32{protocol.ProblemReplicaFailed: 1}},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+		{fenced, nil},
+		{nil, nil},
+		{fenced, map[string]int32{protocol.ProblemFenced: 1}},
+	}
+	for i, s := range steps {
+		got := map[string]int32{}
+		for _, w := range f.newWarningsLocked("w", "c", s.problems) {
+			got[w.Reason] += w.add
+		}
+		if len(got) != len(s.want) {
+			t.Fatalf("step %d: %v, want %v", i, got, s.want)
+		}
+		for r, n := range s.want {
+			if got[r] != n {
+				t.Fatalf("step %d: %v, want %v", i, got, s.want)
+			}
+		}
+	}
+}
+
+// TestFoldUnreachableReplicasAreUnknown: what an Unreachable cluster
+// reported last shows as Unknown, with its last words as history, and
+// raises no problems.
+func TestFoldUnreachableReplicasAreUnknown(t *testing.T) {
+	r := protocol.WorkloadStatus{Workload: "w", Desired: 2, Ready: 2, States: map[string]int32{protocol.StateReady: 1, protocol.StateBackOff: 1},
+		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, Message: "boom"}},
+		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemBackOff, Replicas: 1, Message: "boom"}}}
+	st := fold([]protocol.WorkloadStatus{r}, []string{"a"}, nil, func(string) string { return api.HealthUnreachable }, 1, nil, nil, time.Now())
+	c := st.Clusters[0]
+	if c.States[protocol.StateUnknown] != 2 || len(c.States) != 1 || c.Problems != nil {
+		t.Fatalf("states %v problems %v: want 2 Unknown and no problems", c.States, c.Problems)
+	}
+	if e := c.Examples[0]; e.State != protocol.StateUnknown || !strings.Contains(e.Message, "last known BackOff: boom") {
+		t.Fatalf("example %+v", e)
 	}
 }

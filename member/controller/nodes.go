@@ -77,11 +77,13 @@ type NodeView struct {
 	// Lost: silent for longer than the grace. Its replicas move.
 	Lost     bool
 	Replicas map[string]protocol.ReplicaState
+	// LimitsEnforced: the agent said it can write cgroups.
+	LimitsEnforced bool
 }
 
 func (n *Nodes) view(ns *nodeState, now time.Time) NodeView {
 	fresh := now.Sub(ns.seen) <= n.grace
-	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas}
+	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas, LimitsEnforced: ns.limits}
 }
 
 // Get is one node as of now (ok false when unknown).

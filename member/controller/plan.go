@@ -249,8 +249,13 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas,
 		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending, Present: ch.present[d.Workload]}
 	limits := ""
+	var reps summary
 	for _, b := range append(cur, old...) {
 		rs := snap.Nodes[b.Node].Replicas[b.Replica]
+		if rs.ID == "" {
+			rs.ID, rs.Workload = b.Replica, b.Workload
+		}
+		reps.add(observed{Node: b.Node, Lost: nodeLost(snap, b.Node), ReplicaState: rs})
 		if rs.Limits != "" {
 			limits = fmt.Sprintf("replica %s on node %s: %s", b.Replica, b.Node, rs.Limits)
 		}
@@ -262,6 +267,7 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 		}
 		st.Restarts += int32(rs.Restarts)
 	}
+	st.States, st.Examples, st.Problems = reps.result()
 	if limits != "" {
 		st.Conditions = append(st.Conditions, api.Condition{Type: "LimitsEnforced", Status: "False", Reason: "NoCgroup", Message: limits})
 	}

@@ -268,8 +268,7 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true}
 	for _, s := range r.Status() {
-		rs := protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
-			Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message}
+		rs := replicaState(s)
 		if s.Pid != 0 && !s.LimitsEnforced { // a real process without its cgroup
 			rs.Limits, hb.LimitsEnforced = s.LimitsMessage, false
 		}
@@ -305,4 +304,16 @@ func logNATSError(log *slog.Logger, sub *nats.Subscription, err error) {
 		return
 	}
 	log.Warn("nats", "err", err)
+}
+
+// replicaState is what a heartbeat says of one replica the runtime runs.
+func replicaState(s runtime.ReplicaStatus) protocol.ReplicaState {
+	rs := protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
+		Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message,
+		Reason: s.Reason, LastError: s.LastError, StartedAt: s.StartedAt, NextStartAt: s.NextStartAt}
+	if !s.FinishedAt.IsZero() {
+		code := s.ExitCode
+		rs.ExitCode = &code
+	}
+	return rs
 }

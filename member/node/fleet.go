@@ -436,8 +436,9 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 	limits := map[string]bool{}
 	for _, s := range f.runtime.Status() {
 		node, replica, _ := strings.Cut(s.ID, ".")
-		per[node] = append(per[node], protocol.ReplicaState{ID: replica, Workload: s.Workload, Generation: s.Generation,
-			Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message})
+		rs := replicaState(s)
+		rs.ID = replica
+		per[node] = append(per[node], rs)
 		if !s.LimitsEnforced {
 			limits[node] = false
 		}
@@ -453,8 +454,9 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 	for node, m := range f.bindings {
 		for _, b := range m {
 			if b.Template.Driver != "sim" {
+				msg := fmt.Sprintf("driver %q: a simulated node runs only the sim driver", b.Template.Driver)
 				per[node] = append(per[node], protocol.ReplicaState{ID: b.Replica, Workload: b.Workload, Generation: b.Generation,
-					Phase: runtime.PhaseFailed, Message: fmt.Sprintf("driver %q: a simulated node runs only the sim driver", b.Template.Driver)})
+					Phase: runtime.PhaseFailed, Message: msg, Reason: runtime.ReasonConfig, LastError: msg})
 			}
 		}
 	}

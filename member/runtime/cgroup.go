@@ -212,3 +212,25 @@ func removeCgroup(dir string) error {
 	}
 	return fmt.Errorf("remove cgroup %s: %w", dir, err)
 }
+
+// oomKilled says whether the kernel's OOM killer killed a process of
+// rep's cgroup since the last time it was asked (memory.events'
+// oom_kill grew).
+func (r *Runtime) oomKilled(rep *replica) bool {
+	if rep.cgroup == "" {
+		return false
+	}
+	b, err := os.ReadFile(rep.cgroup + "/memory.events")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			v, _ := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
+			grew := v > rep.oomKills
+			rep.oomKills = v
+			return grew
+		}
+	}
+	return false
+}

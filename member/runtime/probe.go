@@ -180,6 +180,9 @@ func (r *Runtime) setReady(rep *replica, run *procRun, ready bool, msg string) {
 		return
 	}
 	rep.st.Ready, rep.st.Message = ready, m
+	if !ready && msg != "" {
+		rep.st.Reason, rep.st.LastError = ReasonProbeFailed, msg
+	}
 	r.notify()
 }
 

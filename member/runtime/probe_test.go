@@ -51,6 +51,9 @@ func TestLivenessFailureRestarts(t *testing.T) {
 	if !strings.HasPrefix(st.Message, "liveness probe failed: connect 127.0.0.1:") && st.Message != "" {
 		t.Fatalf("message %q, want the liveness failure", st.Message)
 	}
+	if st.Reason != ReasonProbeFailed || !strings.HasPrefix(st.LastError, "liveness probe failed: connect 127.0.0.1:") {
+		t.Fatalf("reason %q last error %q, want %s and the probe's output", st.Reason, st.LastError, ReasonProbeFailed)
+	}
 	if l := h.logs.lines("replica unhealthy", "replica=live-1", "liveness probe failed"); len(l) == 0 {
 		t.Fatal("the runtime did not log the liveness failure")
 	}

@@ -35,6 +35,7 @@ type procRun struct {
 	killed    bool // SIGKILL sent
 	detached  bool // the runtime stopped supervising; the process is left alone
 	reason    string
+	failure   string // the Reason constant that goes with reason ("" : ProbeFailed)
 	env       []string
 	dir       string
 
@@ -77,7 +78,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		rep.st.Restarts++
 	}
 	rep.launched = true
-	rep.st.StartedAt = now
+	rep.st.StartedAt, rep.st.NextStartAt = now, time.Time{}
 	env := r.envFor(rep)
 	cgfd := r.cgroupForLocked(rep)
 	if cgfd >= 0 {
@@ -136,6 +137,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 			code = 127
 		}
 		rep.st.FinishedAt, rep.st.ExitCode = now, code
+		rep.st.Reason, rep.st.LastError = ReasonExecFailed, err.Error()
 		r.log.Warn("replica failed to start", "replica", rep.spec.ID, "err", err)
 		r.afterRunLocked(rep, now, true, err.Error())
 		return
@@ -150,7 +152,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		// Without a record, a restarted agent could not find this
 		// process again: kill it rather than risk an orphan.
 		r.log.Error("cannot write replica record: killing the replica", "replica", rep.spec.ID, "err", err)
-		run.reason = "cannot keep the replica's pid record: " + err.Error()
+		run.reason, run.failure = "cannot keep the replica's pid record: "+err.Error(), ReasonExecFailed
 		run.stopping, run.killed = true, true
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
@@ -289,6 +291,7 @@ func (r *Runtime) killForRestartLocked(rep *replica, run *procRun, reason string
 	if rep.run != run || run.exited || run.stopping || rep.intent != intentNone {
 		return
 	}
+	run.failure = ReasonProbeFailed
 	r.log.Warn("replica unhealthy: restarting it", "replica", rep.spec.ID, "pid", run.pid, "reason", reason)
 	r.beginStop(rep, intentNone, reason)
 }

@@ -184,6 +184,12 @@ func TestKilledReplicaRestartsWithGrowingBackoff(t *testing.T) {
 		if st.ExitCode != 137 {
 			t.Fatalf("exit code after kill -9 = %d, want 137", st.ExitCode)
 		}
+		if st.Reason != ReasonSignaled && st.Reason != ReasonOOMKilled || st.LastError != "killed by signal SIGKILL" {
+			t.Fatalf("after kill -9: reason %q last error %q, want %s and the signal", st.Reason, st.LastError, ReasonSignaled)
+		}
+		if !st.NextStartAt.IsZero() {
+			t.Fatalf("a running replica has a next start %v", st.NextStartAt)
+		}
 		delays = append(delays, st.StartedAt.Sub(st.FinishedAt))
 	}
 	if delays[0] < 100*time.Millisecond {
@@ -205,6 +211,10 @@ func TestMissingCommandBacksOffWithTheExecError(t *testing.T) {
 	wantMsg := `exec: "nope-does-not-exist": executable file not found in $PATH`
 	if first.Message != wantMsg || first.ExitCode != 127 {
 		t.Fatalf("message %q exit %d, want %q and 127", first.Message, first.ExitCode, wantMsg)
+	}
+	if first.Reason != ReasonExecFailed || first.LastError != wantMsg || !first.NextStartAt.After(first.FinishedAt) {
+		t.Fatalf("reason %q last error %q next start %v (finished %v), want %s, the exec error and a next start after the failure",
+			first.Reason, first.LastError, first.NextStartAt, first.FinishedAt, ReasonExecFailed)
 	}
 	last := h.waitFor("6 restarts", func(m map[string]ReplicaStatus) bool { return m["nope-1"].Restarts >= 6 })["nope-1"]
 	if last.Message != wantMsg || (last.Phase != PhaseBackoff && last.Phase != PhasePending) {

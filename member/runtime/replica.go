@@ -36,6 +36,7 @@ type replica struct {
 	run      *procRun     // the current (or last) process; nil for sim
 	logs     *replicaLogs // nil for sim, or when the log pipes could not be made
 	cgroup   string       // this replica's cgroup directory, "" when none
+	oomKills int64        // memory.events oom_kill last seen
 	rng      *rand.Rand   // sim only: deterministic per replica ID
 }
 
@@ -105,6 +106,9 @@ func (r *Runtime) createLocked(spec ReplicaSpec) {
 // terminalLocked parks rep in a phase it leaves only through Apply.
 func (r *Runtime) terminalLocked(rep *replica, phase, msg string) {
 	rep.st.Phase, rep.st.Message, rep.st.Ready, rep.st.Pid = phase, msg, false, 0
+	if phase == PhaseFailed {
+		rep.st.Reason, rep.st.LastError = ReasonConfig, msg
+	}
 	r.unschedule(rep)
 }
 
@@ -187,12 +191,26 @@ func (r *Runtime) exitedLocked(rep *replica, run *procRun, code int, how string)
 	}
 	msg := how
 	failed := code != 0
-	if run.reason != "" {
+	reason := ReasonExited
+	switch {
+	case run.reason != "":
 		msg, failed = run.reason, true
+		reason = cmp.Or(run.failure, ReasonProbeFailed)
+	case code > 128 && strings.HasPrefix(how, "killed by signal"):
+		reason = ReasonSignaled
+		if r.oomKilled(rep) {
+			reason, msg = ReasonOOMKilled, how+": out of memory (the kernel's OOM killer, memory limit reached)"
+		}
+	}
+	if failed {
+		rep.st.Reason, rep.st.LastError = reason, msg
 	}
 	r.log.Info("replica exited", "replica", rep.spec.ID, "pid", run.pid, "exit", how, "reason", run.reason)
 	if now.Sub(run.started) >= r.cfg.Backoff.ResetAfter {
 		rep.backoff = r.cfg.Backoff.Initial
+		if !failed {
+			rep.st.Reason, rep.st.LastError = "", ""
+		}
 	}
 	r.afterRunLocked(rep, now, failed, msg)
 }
@@ -213,7 +231,7 @@ func (r *Runtime) afterRunLocked(rep *replica, now time.Time, failed bool, msg s
 	}
 	delay := rep.backoff
 	rep.backoff = min(rep.backoff*2, r.cfg.Backoff.Max)
-	rep.st.Phase = PhaseBackoff
+	rep.st.Phase, rep.st.NextStartAt = PhaseBackoff, now.Add(delay)
 	r.schedule(rep, now.Add(delay))
 	r.notify()
 }

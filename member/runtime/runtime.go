@@ -88,6 +88,17 @@ type ReplicaSpec struct {
 	Template   api.ReplicaTemplate
 }
 
+// Reasons of a replica's last failure (ReplicaStatus.Reason).
+const (
+	ReasonExecFailed  = "ExecFailed"  // the process could not be started
+	ReasonExited      = "Exited"      // it exited with a non-zero code
+	ReasonSignaled    = "Signaled"    // a signal killed it
+	ReasonOOMKilled   = "OOMKilled"   // the kernel killed it over its memory limit
+	ReasonProbeFailed = "ProbeFailed" // a startup or liveness probe gave up, or readiness fails
+	ReasonFenced      = "Fenced"      // killed because the node's lease on the hub ran out
+	ReasonConfig      = "InvalidSpec" // the template cannot run here
+)
+
 // ReplicaStatus is what the runtime observed of one replica.
 type ReplicaStatus struct {
 	ID         string
@@ -111,6 +122,15 @@ type ReplicaStatus struct {
 	// Message says why the replica is in its phase, e.g. the exec error
 	// `exec: "nope": executable file not found in $PATH`.
 	Message string
+	// Reason is the kind of the last failure (one of the Reason
+	// constants; "" when none happened): Message may be cleared by the
+	// next start, Reason and LastError stay until a run succeeds long
+	// enough to reset the backoff.
+	Reason    string
+	LastError string
+	// NextStartAt is when a replica in Backoff (or Pending on a port)
+	// starts again; zero otherwise.
+	NextStartAt time.Time
 	// LimitsEnforced says whether the replica runs in its own cgroup with
 	// its CPU and memory limits; LimitsMessage says why not.
 	LimitsEnforced bool
@@ -491,6 +511,7 @@ func (r *Runtime) Kill(ids []string) {
 			continue
 		}
 		rep.run.killed = true
+		rep.run.reason, rep.run.failure = "killed: the node's lease on the hub ran out (fenced)", ReasonFenced
 		r.log.Warn("killing replica: its lease ran out", "replica", id, "pid", rep.run.pid)
 		r.killGroup(rep, rep.run)
 	}
