@@ -318,7 +318,7 @@ spec:
 	if out := d.mustAtoll(t, "", "get", "workloads", pinned, "-o", "wide").stdout; !regexp.MustCompile(edge + `: last known, \d+ (s|min) ago`).MatchString(out) {
 		t.Errorf("want get workloads -o wide to label %s's row of %s as last known; got:\n%s", pinned, edge, out)
 	}
-	if out := d.mustAtoll(t, "", "describe", "workload", pinned).stdout; !regexp.MustCompile(`Last known:\s+` + edge + ` \(Unreachable\): its row below is last known, \d+ (s|min) ago`).MatchString(out) {
+	if out := d.mustAtoll(t, "", "describe", "workload", pinned).stdout; !regexp.MustCompile(edge + `.*: \d+/\d+ ready.*\(Unreachable: last known, \d+ (s|min) ago\)`).MatchString(out) {
 		t.Errorf("want describe to say %s's row is last known; got:\n%s", edge, out)
 	}
 	if out := d.mustAtoll(t, "", "get", "clusters").stdout; !regexp.MustCompile(edge + `\s.*Unreachable.*\(last known, \d+ (s|min) ago\)`).MatchString(out) {

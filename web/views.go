@@ -867,6 +867,7 @@ type replicaRow struct {
 	Next                          string
 	Message                       string
 	Trouble                       bool
+	LastKnown                     string // the cluster is not Ready: this row is history
 }
 
 // replicaRows turns the clusters' example replicas into table rows.
@@ -945,6 +946,15 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 	})
 	d.Manifest = manifestYAML(&w)
 	d.Replicas, d.ReplicasTotal = replicaRows(w.Status.Clusters, c.now())
+	stale := map[string]string{}
+	for _, wc := range d.Clusters {
+		if wc.LastKnown != "" {
+			stale[wc.Cluster] = wc.LastKnown
+		}
+	}
+	for i := range d.Replicas {
+		d.Replicas[i].LastKnown = stale[d.Replicas[i].Cluster]
+	}
 	d.Events, err = c.objectEvents(req, "Workload", name, 30)
 	if err != nil {
 		return nil, err

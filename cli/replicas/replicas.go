@@ -154,6 +154,9 @@ func Describe(out io.Writer, st api.WorkloadStatus, now time.Time) error {
 		if c.Restarts > 0 {
 			line += fmt.Sprintf("; %d restarts", c.Restarts)
 		}
+		if lk := c.LastKnown(now); lk != "" {
+			line += " (" + c.ClusterHealth + ": " + lk + ")" // history, not live
+		}
 		fmt.Fprintln(out, line)
 		for _, cond := range c.Conditions {
 			if cond.Status != "True" {

@@ -24,12 +24,12 @@ func lastKnownClusters(rows []api.ClusterReplicas, now time.Time) string {
 	return strings.Join(out, "; ")
 }
 
-// staleLines are describe's lines about figures that are history: a
-// cluster that is not Ready, a workload's rows of such clusters.
+// staleLines are describe's lines about figures that are history: those
+// of a cluster that is not Ready (a workload's rows of such clusters say
+// so in replicas.Describe).
 func staleLines(kind string, status json.RawMessage, now time.Time) []string {
 	var lines []string
-	switch kind {
-	case "Cluster":
+	if kind == "Cluster" {
 		var st api.ClusterStatus
 		_ = json.Unmarshal(status, &st)
 		health := st.Health
@@ -38,14 +38,6 @@ func staleLines(kind string, status json.RawMessage, now time.Time) []string {
 		}
 		if lk := api.LastKnown(health, st.LastHeartbeatTime, now); lk != "" {
 			lines = append(lines, fmt.Sprintf("the cluster is %s: its capacity, nodes and replicas below are %s", health, lk))
-		}
-	case "Workload":
-		var st api.WorkloadStatus
-		_ = json.Unmarshal(status, &st)
-		for _, r := range st.Clusters {
-			if lk := r.LastKnown(now); lk != "" {
-				lines = append(lines, fmt.Sprintf("%s (%s): its row below is %s", r.Cluster, r.ClusterHealth, lk))
-			}
 		}
 	}
 	return lines

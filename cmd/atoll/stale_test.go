@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/cli/replicas"
 )
 
 // TestStaleIsLabelled: figures of a cluster not heard from carry their
@@ -40,9 +41,12 @@ func TestStaleIsLabelled(t *testing.T) {
 	if got := strings.Join(printers["Workload"].row(raw, now, true), "|"); !strings.Contains(got, "|us-east: last known, 20 s ago|") {
 		t.Errorf("get workloads -o wide: %s", got)
 	}
-	st, _ := json.Marshal(w.Status)
-	if got := staleLines("Workload", st, now); len(got) != 1 || !strings.HasPrefix(got[0], "us-east (Unreachable): ") || !strings.HasSuffix(got[0], "last known, 20 s ago") {
-		t.Errorf("describe of the workload: %q", got)
+	var out strings.Builder
+	if err := replicas.Describe(&out, w.Status, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "  us-east: 0/0 ready (Unreachable: last known, 20 s ago)\n") || strings.Contains(got, "eu-west: 0/0 ready (") {
+		t.Errorf("describe of the workload:\n%s", got)
 	}
 	w.Status.Clusters = w.Status.Clusters[:1]
 	raw, _ = json.Marshal(w)
