@@ -85,20 +85,23 @@ func TestReadmeQuickStart(t *testing.T) {
 
 	// What each command must show, by its first words.
 	expect := map[string][]string{
-		"./atoll apply -f deploy/examples/":       {"workload/web created", "workload/ledger created"},
-		"./atoll get workloads -o wide":           {"NAME", "web", "ledger", "demo-web", "demo-ledger"},
-		"./atoll describe workload web":           {"web"},
-		"./atoll get workloads -w":                {"web"},
-		"./atoll token create ci":                 {"atoll_"},
-		"./atoll get clusters":                    {"us-east", "eu-west", "ap-south"},
-		"./atoll describe workload demo-web":      {"demo-web"},
-		"./atoll logs demo-web -f":                {"demo-http serving on"},
-		"./atoll get events":                      {"ClusterReady"},
-		"./atoll drill plan":                      {"ap-south"},
-		"./atoll drill run":                       {"ap-south-outage"},
-		"./atoll drill status ap-south-outage":    {"Completed", "Passed"},
-		"./atoll drill report ap-south-outage -o": {"ap-south-outage"},
-		"./atoll get drills -o wide":              {"ap-south-outage"},
+		"./atoll apply -f deploy/examples/":        {"workload/web created", "workload/ledger created"},
+		"./atoll get workloads -o wide":            {"NAME", "web", "ledger", "demo-web", "demo-ledger"},
+		"./atoll describe workload web":            {"web"},
+		"./atoll get workloads -w":                 {"web"},
+		"./atoll token create ci":                  {"atoll_"},
+		"./atoll get clusters":                     {"us-east", "eu-west", "ap-south"},
+		"./atoll describe workload demo-web":       {"demo-web"},
+		"./atoll logs demo-web -f":                 {"demo-http serving on"},
+		"./atoll get replicas --workload demo-web": {"demo-web"},
+		"./atoll get nodes --cluster eu-west":      {"eu-west-node-1"},
+		"./atoll describe node eu-west-node-1":     {"eu-west-node-1"},
+		"./atoll get events":                       {"ClusterReady"},
+		"./atoll drill plan":                       {"ap-south"},
+		"./atoll drill run":                        {"ap-south-outage"},
+		"./atoll drill status ap-south-outage":     {"Completed", "Passed"},
+		"./atoll drill report ap-south-outage -o":  {"ap-south-outage"},
+		"./atoll get drills -o wide":               {"ap-south-outage"},
 	}
 	run := func(block []string) {
 		t.Helper()
