@@ -34,6 +34,44 @@ type WorkloadSpec struct {
 	// RevisionHistoryLimit is how many revisions of the template the hub
 	// keeps (the current one included); nil means DefaultRevisionHistoryLimit.
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"100" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
+	// DisruptionBudget bounds what planned disruptions (a drain, an
+	// evacuate drill) may take away at once.
+	DisruptionBudget *DisruptionBudget `json:"disruptionBudget,omitempty" doc:"How many replicas planned disruptions (atoll cluster drain, evacuate drills) must leave available: exactly one of minAvailable and maxUnavailable, as in a Kubernetes PodDisruptionBudget. A drain or evacuate drill whose plan breaks it is refused unless forced."`
+}
+
+// DisruptionBudget is a workload's disruption budget: exactly one of
+// MinAvailable and MaxUnavailable is set.
+type DisruptionBudget struct {
+	MinAvailable   IntOrPercent `json:"minAvailable,omitzero" doc:"Replicas that must stay placed through a planned disruption: a count, or a percentage of the desired replicas (rounded up)."`
+	MaxUnavailable IntOrPercent `json:"maxUnavailable,omitzero" doc:"Replicas a planned disruption may leave without a place: a count, or a percentage of the desired replicas (rounded up)."`
+}
+
+// Floor is the fewest of desired replicas the budget lets a planned
+// disruption leave available. Percentages round up, as Kubernetes does
+// for a PodDisruptionBudget; a nil budget allows everything (0).
+func (b *DisruptionBudget) Floor(desired int32) int32 {
+	switch {
+	case b == nil:
+		return 0
+	case b.MinAvailable.Set():
+		return int32(b.MinAvailable.Resolve(int(desired), true, 0))
+	case b.MaxUnavailable.Set():
+		return max(0, desired-int32(b.MaxUnavailable.Resolve(int(desired), true, int(desired))))
+	}
+	return 0
+}
+
+// String is the budget in words: "minAvailable 2" or "maxUnavailable 25%".
+func (b *DisruptionBudget) String() string {
+	switch {
+	case b == nil:
+		return ""
+	case b.MinAvailable.Set():
+		return "minAvailable " + b.MinAvailable.String()
+	case b.MaxUnavailable.Set():
+		return "maxUnavailable " + b.MaxUnavailable.String()
+	}
+	return ""
 }
 
 // ReplicaTemplate describes one replica.
@@ -308,6 +346,17 @@ func (w *Workload) Validate() FieldErrors {
 		oneOf(&e, "spec.failover.failback", f.Failback, "auto", "manual")
 		if f.FailbackRate < 0 {
 			e.addValue("spec.failover.failbackRate", f.FailbackRate, "must be 0 or more")
+		}
+	}
+	if b := s.DisruptionBudget; b != nil {
+		if err := b.MinAvailable.Check(); err != nil {
+			e.addValue("spec.disruptionBudget.minAvailable", b.MinAvailable.String(), "%v", err)
+		}
+		if err := b.MaxUnavailable.Check(); err != nil {
+			e.addValue("spec.disruptionBudget.maxUnavailable", b.MaxUnavailable.String(), "%v", err)
+		}
+		if b.MinAvailable.Set() == b.MaxUnavailable.Set() {
+			e.add("spec.disruptionBudget", "set exactly one of minAvailable and maxUnavailable")
 		}
 	}
 	if u := s.Update; u != nil {

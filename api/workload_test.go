@@ -108,6 +108,11 @@ func TestWorkloadValidateValid(t *testing.T) {
 		{"only maxSurge 0", func(w *Workload) { w.Spec.Update.MaxSurge = IntOrPercentOf("0") }},
 		{"only maxUnavailable 0%", func(w *Workload) { w.Spec.Update.MaxUnavailable = IntOrPercentOf("0%") }},
 		{"empty update", func(w *Workload) { w.Spec.Update = &UpdateStrategy{} }},
+		{"budget minAvailable count", func(w *Workload) { w.Spec.DisruptionBudget = &DisruptionBudget{MinAvailable: IntOrPercentOf("2")} }},
+		{"budget maxUnavailable percentage", func(w *Workload) {
+			w.Spec.DisruptionBudget = &DisruptionBudget{MaxUnavailable: IntOrPercentOf("25%")}
+		}},
+		{"budget maxUnavailable 0", func(w *Workload) { w.Spec.DisruptionBudget = &DisruptionBudget{MaxUnavailable: IntOrPercentOf("0")} }},
 		{"name of 63 characters", func(w *Workload) { w.Metadata.Name = strings.Repeat("a", 63) }},
 		{"no apiVersion and kind", func(w *Workload) { w.TypeMeta = TypeMeta{} }},
 	}
@@ -252,6 +257,16 @@ func TestWorkloadValidateInvalid(t *testing.T) {
 			w.Spec.Update.MaxUnavailable = IntOrPercentOf("-0%")
 		}, []string{"spec.update"}},
 		{"progress deadline invalid", func(w *Workload) { w.Spec.Update.ProgressDeadline = "10" }, []string{"spec.update.progressDeadline"}},
+		{"budget empty", func(w *Workload) { w.Spec.DisruptionBudget = &DisruptionBudget{} }, []string{"spec.disruptionBudget"}},
+		{"budget both", func(w *Workload) {
+			w.Spec.DisruptionBudget = &DisruptionBudget{MinAvailable: IntOrPercentOf("1"), MaxUnavailable: IntOrPercentOf("1")}
+		}, []string{"spec.disruptionBudget"}},
+		{"budget minAvailable 150%", func(w *Workload) {
+			w.Spec.DisruptionBudget = &DisruptionBudget{MinAvailable: IntOrPercentOf("150%")}
+		}, []string{"spec.disruptionBudget.minAvailable"}},
+		{"budget maxUnavailable negative", func(w *Workload) {
+			w.Spec.DisruptionBudget = &DisruptionBudget{MaxUnavailable: IntOrPercentOf("-1")}
+		}, []string{"spec.disruptionBudget.maxUnavailable"}},
 		{"several problems", func(w *Workload) {
 			w.Metadata.Name = ""
 			w.Spec.Replicas = -1
@@ -357,6 +372,31 @@ func TestDurationGet(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.d.Get(7e9).String(); got != tt.want {
 			t.Errorf("Duration(%q).Get(7s) = %s, want %s", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestDisruptionBudgetFloor(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		budget  *DisruptionBudget
+		desired int32
+		want    int32
+	}{
+		{"no budget", nil, 4, 0},
+		{"minAvailable count", &DisruptionBudget{MinAvailable: IntOrPercentOf("3")}, 4, 3},
+		{"minAvailable above desired", &DisruptionBudget{MinAvailable: IntOrPercentOf("6")}, 4, 6},
+		{"minAvailable percentage rounds up", &DisruptionBudget{MinAvailable: IntOrPercentOf("50%")}, 3, 2},
+		{"maxUnavailable count", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("1")}, 4, 3},
+		{"maxUnavailable above desired", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("9")}, 4, 0},
+		{"maxUnavailable percentage rounds up", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("25%")}, 3, 2},
+		{"maxUnavailable 0", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("0")}, 5, 5},
+		{"empty budget", &DisruptionBudget{}, 4, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.budget.Floor(tt.desired); got != tt.want {
+			t.Errorf("%s: Floor(%d) = %d, want %d", tt.name, tt.desired, got, tt.want)
 		}
 	}
 }
