@@ -76,7 +76,7 @@ type DrillSpec struct {
 	SLO      *DrillSLO   `json:"slo,omitempty"`
 	// Force starts the drill even when its plan shows that the remaining
 	// clusters cannot absorb the load.
-	Force           bool     `json:"force,omitempty" doc:"Start even when the plan shows the remaining clusters cannot absorb the load."`
+	Force           bool     `json:"force,omitempty" doc:"Start even when the plan shows the remaining clusters cannot absorb the load, or (evacuate) that it breaks a workload's disruption budget."`
 	FailbackTimeout Duration `json:"failbackTimeout,omitempty" doc:"How long after the fault is lifted to wait for failback before reporting it incomplete; default 3m, at most 1h."`
 }
 
@@ -279,6 +279,27 @@ type DrillPlanWorkload struct {
 	// Stays is set for an evacuate drill when the workload tolerates the
 	// drill's taint: it keeps its replicas on the targets.
 	Stays bool `json:"stays,omitempty"`
+	// Budget and BudgetHolds are set for an evacuate drill (and so a
+	// drain's plan) when the workload has a disruption budget.
+	Budget      string `json:"budget,omitempty" doc:"The workload's disruption budget in words (evacuate plans only), such as 'minAvailable 2'."`
+	BudgetHolds *bool  `json:"budgetHolds,omitempty" doc:"Whether the replicas placed after the evacuation meet the disruption budget; unset when the workload has none or the drill is not an evacuation."`
+	// BudgetNote says why the budget holds or breaks.
+	BudgetNote string `json:"budgetNote,omitempty" doc:"The budget's arithmetic: replicas placed after the evacuation against the fewest the budget allows."`
+}
+
+// BrokenBudgets lists the workloads whose disruption budget the plan
+// breaks.
+func (p *DrillPlan) BrokenBudgets() []DrillPlanWorkload {
+	if p == nil {
+		return nil
+	}
+	var out []DrillPlanWorkload
+	for _, w := range p.Workloads {
+		if w.BudgetHolds != nil && !*w.BudgetHolds {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // DrillPlanCluster is one cluster before and after the fault.

@@ -421,3 +421,66 @@ func TestDrillTellsTheTruth(t *testing.T) {
 		t.Errorf("/metrics: want atoll_drills_total{outcome=\"Passed\"} 1")
 	}
 }
+
+// TestDrillRefusedByBudget: an evacuation whose plan leaves a workload
+// fewer placed replicas than its disruption budget allows is refused
+// (the plan says so per workload) unless forced, and the forced drill's
+// timeline says what it broke; a hostile budget is a 422 with its field.
+func TestDrillRefusedByBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.readyCluster("a", "r1")
+	e.readyCluster("c", "r2")
+	// One replica in each cluster; all of them must stay placed.
+	dup := workload("dup", 1, nil)
+	dup.Spec.Placement = &api.PlacementPolicy{ReplicaMode: "Duplicated"}
+	dup.Spec.DisruptionBudget = &api.DisruptionBudget{MinAvailable: api.IntOrPercentOf("100%")}
+	e.create(dup)
+	e.place("dup", map[string]int32{"a": 1, "c": 1})
+
+	for _, c := range []struct{ name, body, location string }{
+		{"not a count", `"minAvailable":"most"`, "body.spec.disruptionBudget.minAvailable"},
+		{"both", `"minAvailable":1,"maxUnavailable":1`, "body.spec.disruptionBudget"},
+		{"neither", ``, "body.spec.disruptionBudget"},
+	} {
+		body := `{"apiVersion":"atoll.dev/v1","kind":"Workload","metadata":{"name":"bad"},"spec":{"replicas":1,"template":{"driver":"sim"},"disruptionBudget":{` + c.body + `}}}`
+		r := e.do("POST", "/api/v1/workloads", adminSecret, "application/json", []byte(body))
+		if r.status != 422 || !hasLocation(r.problem, c.location) {
+			t.Errorf("budget %s: want 422 at %s; got %d %s", c.name, c.location, r.status, r.body)
+		}
+	}
+
+	var plan api.DrillPlan
+	spec := api.DrillSpec{Kind: api.DrillEvacuate, Target: api.DrillTarget{Cluster: "a"}}
+	body, _ := json.Marshal(spec)
+	if err := e.admin.Raw(ctx, "POST", "/api/v1/drills/plan", nil, body, &plan); err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	broken := plan.BrokenBudgets()
+	if !plan.Absorbed || len(broken) != 1 || broken[0].Workload != "dup" || broken[0].Budget != "minAvailable 100%" || !strings.Contains(broken[0].BudgetNote, "1 of 2") {
+		t.Fatalf("plan of evacuating a: want absorbed, dup's budget minAvailable 100%% broken (1 of 2 placed); got %+v", plan)
+	}
+
+	d := drill("budget", api.DrillEvacuate, api.DrillTarget{Cluster: "a"}, "1h")
+	created, _ := json.Marshal(d)
+	r := e.do("POST", "/api/v1/drills", adminSecret, "application/json", created)
+	if r.status != 422 || !hasLocation(r.problem, "body.spec.force") || !strings.Contains(string(r.body), "disruption budget") || !strings.Contains(string(r.body), "dup") {
+		t.Errorf("evacuation breaking dup's budget: want 422 at body.spec.force naming dup's disruption budget; got %d %s", r.status, r.body)
+	}
+	if ts := e.taints("a"); hasDrillTaint(ts, "budget") {
+		t.Errorf("a refused drill tainted a: %v", ts)
+	}
+	d.Spec.Force = true
+	var out api.Drill
+	if err := e.admin.Create(ctx, "drills", d, &out); err != nil {
+		t.Fatalf("forced drill: %v", err)
+	}
+	forced := false
+	for _, ev := range out.Status.Timeline {
+		forced = forced || strings.Contains(ev.Message, "forced although the plan breaks disruption budgets")
+	}
+	if !forced {
+		t.Errorf("forced drill: want its timeline to say it broke a budget; got %+v", out.Status.Timeline)
+	}
+}

@@ -83,7 +83,8 @@ func currentPlacements(rows []pgstore.Placement) map[string]map[string]int32 {
 // status) and their current placement. It changes nothing. Its warnings
 // name the workloads already unavailable, the objectives of slo that
 // cannot be met by construction and the policies that cannot hold during
-// the fault.
+// the fault. An evacuation also judges each workload's disruption budget
+// (a field and, when it breaks, a note).
 func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
 	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
 	isTarget := map[string]bool{}
@@ -132,6 +133,11 @@ func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []fa
 		pw := api.DrillPlanWorkload{Workload: wname, Mode: failoverMode(w), Before: maps.Clone(cur)}
 		if kind == api.DrillEvacuate && toleratesDrill(w, name) {
 			pw.Stays, pw.After = true, maps.Clone(cur)
+			if b := w.Spec.DisruptionBudget; b != nil {
+				holds := true
+				pw.Budget, pw.BudgetHolds = b.String(), &holds
+				pw.BudgetNote = fmt.Sprintf("%s: budget %s holds: it tolerates the evacuation and keeps its replicas", wname, b)
+			}
 			plan.Workloads = append(plan.Workloads, pw)
 			continue
 		}
@@ -176,6 +182,12 @@ func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []fa
 			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnPolicyUnsatisfiable, Workload: wname,
 				Message: fmt.Sprintf("%s: placed, but its policy cannot hold during the fault (%s)", wname, msg)})
 		}
+		if kind == api.DrillEvacuate {
+			judgeBudget(&pw, w, desired)
+			if pw.BudgetHolds != nil && !*pw.BudgetHolds {
+				plan.Notes = append(plan.Notes, pw.BudgetNote)
+			}
+		}
 		ledger.Take(pw.After, cur, cpu, mem)
 		plan.Workloads = append(plan.Workloads, pw)
 		for c, n := range cur {
@@ -215,6 +227,28 @@ func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []fa
 		plan.Notes = append(plan.Notes, "no workload has replicas to move off the targets")
 	}
 	return plan
+}
+
+// judgeBudget says whether the replicas a workload has placed after an
+// evacuation meet its disruption budget, out of desired replicas; it
+// leaves pw alone for a workload without a budget.
+func judgeBudget(pw *api.DrillPlanWorkload, w api.Workload, desired int32) {
+	b := w.Spec.DisruptionBudget
+	if b == nil {
+		return
+	}
+	var placed int32
+	for _, n := range pw.After {
+		placed += n
+	}
+	floor := b.Floor(desired)
+	holds := placed >= floor
+	pw.Budget, pw.BudgetHolds = b.String(), &holds
+	verdict := "holds"
+	if !holds {
+		verdict = "breaks"
+	}
+	pw.BudgetNote = fmt.Sprintf("%s: budget %s %s: %d of %d replicas would have a place after the evacuation, %d must", w.Metadata.Name, b, verdict, placed, desired, floor)
 }
 
 // worstUnavailable is the fewest of a workload's desired replicas that

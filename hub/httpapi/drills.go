@@ -113,9 +113,18 @@ func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.
 	switch {
 	case fe != nil:
 		return refuse(drillRefusal("the drill is refused: its target does not exist", "body.", fe, plan))
-	case !plan.Absorbed && !dr.Spec.Force:
-		return refuse(drillRefusal("the drill is refused: "+plan.Reason, "body.",
-			api.FieldErrors{{Field: "spec.force", Message: "the plan shows the remaining clusters cannot absorb the load; set force to run the drill anyway"}}, plan))
+	case (!plan.Absorbed || len(plan.BrokenBudgets()) > 0) && !dr.Spec.Force:
+		var why, what []string
+		if !plan.Absorbed {
+			why = append(why, plan.Reason)
+			what = append(what, "the remaining clusters cannot absorb the load")
+		}
+		if len(plan.BrokenBudgets()) > 0 {
+			why = append(why, brokenBudgets(plan))
+			what = append(what, "it breaks a workload's disruption budget")
+		}
+		return refuse(drillRefusal("the drill is refused: "+strings.Join(why, "; "), "body.",
+			api.FieldErrors{{Field: "spec.force", Message: "the plan shows " + strings.Join(what, " and ") + "; set force to run the drill anyway"}}, plan))
 	}
 	now := s.now()
 	st := api.DrillStatus{Phase: api.DrillPending, Targets: plan.Targets, Plan: plan}
@@ -123,6 +132,9 @@ func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.
 		Message: fmt.Sprintf("created by %s: %s of %s for %s", a.Name, dr.Spec.Kind, strings.Join(plan.Targets, ", "), dr.Spec.DurationOrDefault())})
 	if !plan.Absorbed {
 		st.Timeline = append(st.Timeline, api.DrillEvent{At: st.Timeline[0].At, Type: api.DrillEventCreated, Message: "forced although " + plan.Reason})
+	}
+	if len(plan.BrokenBudgets()) > 0 {
+		st.Timeline = append(st.Timeline, api.DrillEvent{At: st.Timeline[0].At, Type: api.DrillEventCreated, Message: "forced although " + brokenBudgets(plan)})
 	}
 	rec := recordOf("Drill", dr)
 	rec.Status, _ = json.Marshal(st)
@@ -363,4 +375,13 @@ func (s *API) streamTimeline(hctx huma.Context, name, uid string, pos timelinePo
 			fl.Flush()
 		}
 	}
+}
+
+// brokenBudgets says which disruption budgets a plan breaks.
+func brokenBudgets(plan *api.DrillPlan) string {
+	var notes []string
+	for _, w := range plan.BrokenBudgets() {
+		notes = append(notes, w.BudgetNote)
+	}
+	return "the plan breaks disruption budgets: " + strings.Join(notes, "; ")
 }
