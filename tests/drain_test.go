@@ -83,3 +83,92 @@ spec:
 		t.Errorf("want Cordoned and DrainStarted events on %s; got %v", region, reasons)
 	}
 }
+
+// TestDrainRefusedByBudget: a workload running one replica in the test's
+// region and one in us-east, whose disruption budget needs both placed,
+// keeps a replica after a drain of the region, yet the drain would break
+// its budget: --dry-run says so, a plain drain is refused naming the
+// workload and its budget and changes nothing (no cordon, no taint, no
+// event, both replicas still placed and ready); with a budget that allows
+// one replica away, the same drain goes.
+func TestDrainRefusedByBudget(t *testing.T) {
+	t.Parallel()
+	d := sharedStack(t)
+	region := d.drillRegion(t, "budget", "")
+	web := uniqueName("budgeted")
+	manifest := func(budget string) string {
+		return fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 1
+  disruptionBudget: {%s}
+  template:
+    driver: sim
+    sim: {startLatency: 50ms}
+    resources: {cpu: 100m, memory: 32Mi}
+  placement:
+    replicaMode: Duplicated
+    clusterSelector:
+      matchExpressions:
+      - {key: region, operator: In, values: [%s, us-east]}
+`, web, budget, region)
+	}
+	d.mustAtoll(t, manifest("minAvailable: 100%"), "apply", "-f", "-")
+	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
+	onBoth := func(w api.Workload) bool {
+		clusters := map[string]bool{}
+		for _, c := range w.Status.Clusters {
+			if c.Desired > 0 {
+				clusters[c.Cluster] = true
+			}
+		}
+		return w.Status.ReadyReplicas == 2 && clusters[region] && clusters["us-east"]
+	}
+	d.waitWorkload(t, web, "2 Ready replicas, one on its region and one on us-east", workloadReadyTimeout, nil, onBoth)
+
+	getCluster := func() api.Cluster {
+		t.Helper()
+		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
+		var c api.Cluster
+		if err != nil || status != http.StatusOK || jsonInto(body, &c) != nil {
+			t.Fatalf("GET cluster %s: %d %s %v", region, status, body, err)
+		}
+		return c
+	}
+	before := getCluster()
+	r := d.mustAtoll(t, "", "cluster", "drain", region, "--dry-run")
+	if !strings.Contains(r.stdout, "minAvailable 100%: BREAKS") || !strings.Contains(r.stdout, web+": budget minAvailable 100% breaks") {
+		t.Errorf("want the drain's plan to say %s's budget breaks; got %s", web, r)
+	}
+	r = d.atoll(t, nil, "", "cluster", "drain", region)
+	if r.code != 1 || !strings.Contains(r.stderr, "would break disruption budgets ("+web+": budget minAvailable 100% breaks: 1 of 2 replicas") ||
+		!strings.Contains(r.stderr, "--force") || strings.Contains(r.stderr, "no replica anywhere") {
+		t.Errorf("want the drain refused naming %s and its budget, and --force; got %s", web, r)
+	}
+	// The refusal changed nothing.
+	c := getCluster()
+	if c.Spec.Unschedulable || len(c.Spec.Taints) != len(before.Spec.Taints) {
+		t.Fatalf("a refused drain changed %s: unschedulable %v, taints %v", region, c.Spec.Unschedulable, c.Spec.Taints)
+	}
+	for _, e := range d.eventsOf(t, c.Metadata.UID) {
+		if e.Reason == "Cordoned" || e.Reason == "DrainStarted" {
+			t.Errorf("a refused drain left a %s event on %s", e.Reason, region)
+		}
+	}
+	if w, status, err := d.getWorkload(web); err != nil || !onBoth(w) {
+		t.Errorf("after a refused drain: want %s still ready on %s and us-east; got %d %v %+v", web, region, status, err, w.Status)
+	}
+
+	// A budget that allows one replica away lets the drain go.
+	d.mustAtoll(t, manifest("maxUnavailable: 1"), "apply", "-f", "-")
+	d.waitWorkload(t, web, "the new budget in the spec", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Spec.DisruptionBudget != nil && w.Spec.DisruptionBudget.MaxUnavailable.String() == "1"
+	})
+	if r := d.mustAtoll(t, "", "cluster", "drain", region); !strings.Contains(r.stdout, "draining") {
+		t.Errorf("want the drain within the budget to go; got %s", r)
+	}
+	if !getCluster().Spec.Unschedulable {
+		t.Errorf("the drain within the budget did not cordon %s", region)
+	}
+}

@@ -202,12 +202,13 @@ func applyTaintArgs(have []api.Taint, args []string) ([]api.Taint, error) {
 
 // guardDrain plans a drain before it starts, as an evacuate drill of the
 // cluster would move its replicas: --dry-run prints that plan and changes
-// nothing; a drain that would leave a workload with no replica anywhere
-// is refused, naming the workloads, unless --force.
+// nothing; a drain that would leave a workload with no replica anywhere,
+// or fewer placed replicas than its disruption budget allows, is refused,
+// naming the workloads (and their budgets), unless --force.
 func guardDrain(drain *cobra.Command, cf *clientFlags) {
 	var dryRun, force bool
 	drain.Flags().BoolVar(&dryRun, "dry-run", false, "print where every replica would go, and change nothing")
-	drain.Flags().BoolVar(&force, "force", false, "drain even when a workload would be left with no replica anywhere")
+	drain.Flags().BoolVar(&force, "force", false, "drain even when a workload would be left with no replica anywhere, or below its disruption budget")
 	drain.Use = "drain NAME [--dry-run] [--force]"
 	apply := drain.RunE
 	drain.RunE = func(cmd *cobra.Command, args []string) error {
@@ -224,9 +225,23 @@ func guardDrain(drain *cobra.Command, cf *clientFlags) {
 			fmt.Fprintf(cmd.OutOrStdout(), "Draining %s would move its replicas as follows (nothing changed):\n\n", args[0])
 			return printPlan(cmd.OutOrStdout(), spec, plan)
 		}
-		if stranded := strandedBy(plan); len(stranded) > 0 && !force {
-			return fmt.Errorf("draining %s would leave %s with no replica anywhere (see 'atoll cluster drain %s --dry-run'); uncordon something, or drain anyway with --force",
-				args[0], strings.Join(stranded, ", "), args[0])
+		if force {
+			return apply(cmd, args)
+		}
+		var why []string
+		if stranded := strandedBy(plan); len(stranded) > 0 {
+			why = append(why, fmt.Sprintf("leave %s with no replica anywhere", strings.Join(stranded, ", ")))
+		}
+		if broken := plan.BrokenBudgets(); len(broken) > 0 {
+			var notes []string
+			for _, w := range broken {
+				notes = append(notes, w.BudgetNote)
+			}
+			why = append(why, "break disruption budgets ("+strings.Join(notes, "; ")+")")
+		}
+		if len(why) > 0 {
+			return fmt.Errorf("draining %s would %s (see 'atoll cluster drain %s --dry-run'); uncordon something, or drain anyway with --force",
+				args[0], strings.Join(why, " and "), args[0])
 		}
 		return apply(cmd, args)
 	}

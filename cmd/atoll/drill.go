@@ -411,13 +411,22 @@ func printPlan(out io.Writer, spec api.DrillSpec, p *api.DrillPlan) error {
 	}
 	if len(p.Workloads) > 0 {
 		fmt.Fprintln(out)
-		t := newTable(out, "WORKLOAD", "MODE", "NOW", "AFTER", "UNPLACED")
+		budgets := slices.ContainsFunc(p.Workloads, func(w api.DrillPlanWorkload) bool { return w.BudgetHolds != nil })
+		cols := []string{"WORKLOAD", "MODE", "NOW", "AFTER", "UNPLACED"}
+		if budgets {
+			cols = append(cols, "BUDGET")
+		}
+		t := newTable(out, cols...)
 		for _, w := range p.Workloads {
 			after := splitMap(w.After)
 			if w.Stays {
 				after += " (tolerates the drill's taint: stays)"
 			}
-			t.row(w.Workload, w.Mode, splitMap(w.Before), after, fmt.Sprint(w.Unplaced))
+			row := []string{w.Workload, w.Mode, splitMap(w.Before), after, fmt.Sprint(w.Unplaced)}
+			if budgets {
+				row = append(row, budgetCell(w))
+			}
+			t.row(row...)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -699,4 +708,16 @@ var drillPrinter = printer{
 		}
 		return cells
 	},
+}
+
+// budgetCell is a plan's word on a workload's disruption budget.
+func budgetCell(w api.DrillPlanWorkload) string {
+	switch {
+	case w.BudgetHolds == nil:
+		return "-"
+	case *w.BudgetHolds:
+		return w.Budget + ": holds"
+	default:
+		return w.Budget + ": BREAKS"
+	}
 }
