@@ -42,19 +42,21 @@ type WorkloadSpec struct {
 // DisruptionBudget is a workload's disruption budget: exactly one of
 // MinAvailable and MaxUnavailable is set.
 type DisruptionBudget struct {
-	MinAvailable   IntOrPercent `json:"minAvailable,omitzero" doc:"Replicas that must stay placed through a planned disruption: a count, or a percentage of the desired replicas (rounded up)."`
+	MinAvailable   IntOrPercent `json:"minAvailable,omitzero" doc:"Replicas that must stay placed through a planned disruption: a count (at most the desired replicas count), or a percentage of the desired replicas (rounded up)."`
 	MaxUnavailable IntOrPercent `json:"maxUnavailable,omitzero" doc:"Replicas a planned disruption may leave without a place: a count, or a percentage of the desired replicas (rounded up)."`
 }
 
 // Floor is the fewest of desired replicas the budget lets a planned
 // disruption leave available. Percentages round up, as Kubernetes does
-// for a PodDisruptionBudget; a nil budget allows everything (0).
+// for a PodDisruptionBudget; a budget asks no more than the desired
+// replicas (a workload scaled to 0 needs none); a nil budget allows
+// everything (0).
 func (b *DisruptionBudget) Floor(desired int32) int32 {
 	switch {
 	case b == nil:
 		return 0
 	case b.MinAvailable.Set():
-		return int32(b.MinAvailable.Resolve(int(desired), true, 0))
+		return min(desired, int32(b.MinAvailable.Resolve(int(desired), true, 0)))
 	case b.MaxUnavailable.Set():
 		return max(0, desired-int32(b.MaxUnavailable.Resolve(int(desired), true, int(desired))))
 	}

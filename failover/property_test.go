@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/placement"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -123,6 +124,12 @@ func genWorkload(t *rapid.T, name string) *api.Workload {
 	if rapid.Bool().Draw(t, "hasRecord") {
 		w.Status.Placement = &api.PlacementStatus{FailedOverFrom: counts(t, "failedOver", 4), FailingBack: counts(t, "failingBack", 4)}
 	}
+	switch rapid.IntRange(0, 3).Draw(t, "budget") {
+	case 1:
+		w.Spec.DisruptionBudget = &api.DisruptionBudget{MinAvailable: api.IntOrPercentOf(rapid.SampledFrom([]string{"0", "1", "3", "50%", "100%"}).Draw(t, "minAvailable"))}
+	case 2:
+		w.Spec.DisruptionBudget = &api.DisruptionBudget{MaxUnavailable: api.IntOrPercentOf(rapid.SampledFrom([]string{"0", "1", "2", "25%"}).Draw(t, "maxUnavailable"))}
+	}
 	return w
 }
 
@@ -166,11 +173,61 @@ func takesNew(c Cluster) bool {
 
 // evacuating says whether graceful purge may keep the workload's replicas
 // on the cluster: Ready, evacuated by a NoExecute taint that drains
-// gracefully (any, for purge: graceful), the workload not exclusive.
+// gracefully (any, for purge: graceful, or when the workload has a
+// disruption budget), the workload not exclusive.
 func evacuating(w *api.Workload, c Cluster) bool {
 	f := PolicyOf(w)
 	return !f.Exclusive && c.Ready() && c.Metadata.DeletionTimestamp == nil && slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
-		return t.Effect == "NoExecute" && (f.Graceful || t.Key == api.DrainTaintKey || t.Key == api.DrillTaintKey)
+		return t.Effect == "NoExecute" && (f.Graceful || w.Spec.DisruptionBudget != nil || t.Key == api.DrainTaintKey || t.Key == api.DrillTaintKey)
+	})
+}
+
+// TestPropertyBudgetHonoured: an evacuation by NoExecute taints takes away
+// at once only what a workload's disruption budget allows. What stays
+// available after graceful purge (the replicas ready elsewhere, and those
+// kept on the evacuating clusters) is at least the budget's floor, or, when
+// not even keeping every replica there reaches it, everything there is
+// kept; and nothing is kept beyond what a cluster runs.
+func TestPropertyBudgetHonoured(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(t *rapid.T) {
+		in := draw(t)
+		w := in.Workload
+		if w.Spec.DisruptionBudget == nil || PolicyOf(w).Exclusive {
+			t.Skip("no budget, or exclusive (moves at once)")
+		}
+		snap, _ := Snapshot(in.Clusters, w, in.Now)
+		d := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: PlacementPolicy(w), Clusters: snap, Current: in.Current})
+		before := maps.Clone(d.Assignment)
+		evac := map[string]bool{}
+		for _, c := range in.Clusters {
+			if n := c.Metadata.Name; c.Ready() && d.Evicted[n] == placement.ReasonTainted && in.Current[n] > before[n] {
+				evac[n] = true
+			}
+		}
+		PurgeGracefully(w, &d, in.Current, in.Clusters)
+		_, available := readyOutside(w, &d, evac)
+		most := available // available if every evacuating replica stayed
+		for c := range evac {
+			available += d.Assignment[c]
+			most += in.Current[c]
+			if d.Assignment[c] > in.Current[c] {
+				t.Fatalf("%s keeps %d, more than the %d it runs", c, d.Assignment[c], in.Current[c])
+			}
+		}
+		desired := w.Spec.Replicas
+		if w.Spec.Placement != nil && w.Spec.Placement.ReplicaMode == placement.ModeDuplicated {
+			desired = total(in.Current)
+		}
+		if floor := w.Spec.DisruptionBudget.Floor(desired); available < min(floor, most) {
+			t.Fatalf("budget %s (floor %d of %d): %d available after the decision, %d could have been kept\n%v\n%v",
+				w.Spec.DisruptionBudget, floor, desired, available, most, d.Assignment, d.Explanation)
+		}
+		for c, n := range d.Assignment {
+			if !evac[c] && n != before[c] {
+				t.Fatalf("purge changed %s (not evacuating) from %d to %d", c, before[c], n)
+			}
+		}
 	})
 }
 

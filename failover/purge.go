@@ -29,50 +29,110 @@ func Lost(d placement.Decision, current map[string]int32) map[string]int32 {
 // NoExecute taint, the replicas they run until the replacements elsewhere
 // are ready (purge: graceful, or a drain or evacuation drill), so an
 // evacuation never drops capacity (an exclusive workload moves at once:
-// it may never run twice). It edits the decision and returns the clusters
-// it kept replicas on.
+// it may never run twice). A workload with a disruption budget also keeps,
+// on any such cluster (a plain NoExecute taint with purge immediate
+// included), as many replicas as the budget needs available while the
+// replacements are not ready (BudgetKeep). It edits the decision and
+// returns the clusters it kept replicas on.
 func PurgeGracefully(w *api.Workload, d *placement.Decision, current map[string]int32, clusters []Cluster) []string {
 	f := PolicyOf(w)
 	if f.Exclusive {
 		return nil // two copies at once, even briefly, is what exclusive forbids
 	}
-	evacuating := map[string]bool{}
+	evacuating, graceful := map[string]bool{}, map[string]bool{}
 	for _, c := range clusters {
 		name := c.Metadata.Name
 		if current[name] <= d.Assignment[name] || !c.Ready() || d.Evicted[name] != placement.ReasonTainted {
 			continue
 		}
-		drain := f.Graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
+		evacuating[name] = true
+		if f.Graceful || slices.ContainsFunc(c.Spec.Taints, func(t api.Taint) bool {
 			return t.Effect == "NoExecute" && (t.Key == api.DrillTaintKey || t.Key == api.DrainTaintKey)
-		})
-		if drain {
-			evacuating[name] = true
+		}) {
+			graceful[name] = true
 		}
 	}
 	if len(evacuating) == 0 {
 		return nil
 	}
-	var want, ready int32
+	var kept []string
+	if want, ready := readyOutside(w, d, graceful); len(graceful) > 0 && ready < want {
+		kept = slices.Sorted(maps.Keys(graceful))
+		for _, c := range kept {
+			d.Assignment[c] = current[c]
+		}
+		d.Explanation = append(d.Explanation, fmt.Sprintf("purge graceful: keeping the replicas on %s until the replacements are ready (%d/%d ready elsewhere)",
+			strings.Join(kept, ", "), ready, want))
+	}
+	if w.Spec.DisruptionBudget == nil {
+		return kept
+	}
+	// What stays available: the replicas ready outside every evacuating
+	// cluster, and those the decision keeps on the evacuating ones.
+	_, available := readyOutside(w, d, evacuating)
+	for c := range evacuating {
+		available += d.Assignment[c]
+	}
+	desired := w.Spec.Replicas
+	if w.Spec.Placement != nil && w.Spec.Placement.ReplicaMode == placement.ModeDuplicated {
+		desired = 0
+		for _, n := range current {
+			desired += n
+		}
+	}
+	floor := w.Spec.DisruptionBudget.Floor(desired)
+	keep := BudgetKeep(floor, available, current, d.Assignment, slices.Sorted(maps.Keys(evacuating)))
+	if len(keep) == 0 {
+		return kept
+	}
+	var words []string
+	for _, c := range slices.Sorted(maps.Keys(keep)) {
+		d.Assignment[c] += keep[c]
+		words = append(words, fmt.Sprintf("%d on %s", keep[c], c))
+		if !slices.Contains(kept, c) {
+			kept = append(kept, c)
+		}
+	}
+	slices.Sort(kept)
+	d.Explanation = append(d.Explanation, fmt.Sprintf("disruption budget %s: keeping %s until replacements are ready (%d of %d replicas available, %d must be)",
+		w.Spec.DisruptionBudget, strings.Join(words, ", "), available, desired, floor))
+	return kept
+}
+
+// readyOutside is what the decision assigns outside the clusters in skip
+// and how many of those replicas run ready at the workload's generation.
+func readyOutside(w *api.Workload, d *placement.Decision, skip map[string]bool) (want, ready int32) {
 	for c, n := range d.Assignment {
-		if !evacuating[c] {
+		if !skip[c] {
 			want += n
 		}
 	}
 	for _, cr := range w.Status.Clusters {
-		if !evacuating[cr.Cluster] && cr.Generation == w.Metadata.Generation {
+		if !skip[cr.Cluster] && cr.Generation == w.Metadata.Generation {
 			ready += min(cr.Ready, d.Assignment[cr.Cluster])
 		}
 	}
-	if ready >= want {
-		return nil // the replacements run: purge
+	return want, ready
+}
+
+// BudgetKeep is how many more replicas to keep on each evacuating cluster
+// (taken in the order given) so that available reaches floor, each
+// cluster keeping at most what it runs (current) beyond what it is
+// assigned: a budget lets an evacuation take away only what it allows at
+// once. Clusters that keep nothing are left out.
+func BudgetKeep(floor, available int32, current, assigned map[string]int32, evacuating []string) map[string]int32 {
+	need := floor - available
+	out := map[string]int32{}
+	for _, c := range evacuating {
+		if need <= 0 {
+			break
+		}
+		if k := min(need, current[c]-assigned[c]); k > 0 {
+			out[c] = k
+			need -= k
+		}
 	}
-	kept := slices.Sorted(maps.Keys(evacuating))
-	for _, c := range kept {
-		d.Assignment[c] = current[c]
-	}
-	d.Explanation = append(d.Explanation, fmt.Sprintf("purge graceful: keeping the replicas on %s until the replacements are ready (%d/%d ready elsewhere)",
-		strings.Join(kept, ", "), ready, want))
-	return kept
+	return out
 }
 
 // SequenceExclusive makes an exclusive workload's move stop-then-start,

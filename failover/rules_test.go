@@ -458,3 +458,70 @@ func total(m map[string]int32) (n int32) {
 	}
 	return n
 }
+
+// TestPurgeHonoursBudget: a workload with a disruption budget loses, at
+// once, only what its budget allows from clusters a NoExecute taint
+// evacuates (a plain taint with purge immediate included): the rest stay
+// until replacements are ready elsewhere; a drain keeps everything until
+// then anyway; an exclusive workload still moves at once.
+func TestPurgeHonoursBudget(t *testing.T) {
+	t.Parallel()
+	plain := api.Taint{Key: "maintenance", Effect: "NoExecute"}
+	drain := api.Taint{Key: api.DrainTaintKey, Effect: "NoExecute"}
+	minAv := func(s string) *api.DisruptionBudget {
+		return &api.DisruptionBudget{MinAvailable: api.IntOrPercentOf(s)}
+	}
+	maxUn := func(s string) *api.DisruptionBudget {
+		return &api.DisruptionBudget{MaxUnavailable: api.IntOrPercentOf(s)}
+	}
+	cases := []struct {
+		name      string
+		budget    *api.DisruptionBudget
+		exclusive bool
+		taintA    api.Taint
+		taintB    *api.Taint
+		current   map[string]int32
+		ready     map[string]int32 // ready replicas reported elsewhere
+		want      map[string]int32 // kept on the evacuated clusters
+	}{
+		{"no budget: purge immediate", nil, false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{}},
+		{"maxUnavailable 1, nothing ready: 3 stay", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{"a": 3}},
+		{"maxUnavailable 1, 2 ready elsewhere: 1 stays", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"b": 2}, map[string]int32{"a": 1}},
+		{"maxUnavailable 1, 3 ready elsewhere: purge", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"b": 2, "c": 1}, map[string]int32{}},
+		{"minAvailable 50%: 2 stay", minAv("50%"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{"a": 2}},
+		{"minAvailable 0: purge", minAv("0"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{}},
+		{"maxUnavailable 25%: rounds up to 1 away", maxUn("25%"), false, plain, nil, map[string]int32{"a": 2, "c": 2}, map[string]int32{"c": 2}, map[string]int32{"a": 1}},
+		{"two clusters evacuated: kept in name order", maxUn("1"), false, plain, &plain, map[string]int32{"a": 2, "b": 2}, nil, map[string]int32{"a": 2, "b": 1}},
+		{"a drain keeps everything until replacements are ready", maxUn("1"), false, drain, nil, map[string]int32{"a": 4}, nil, map[string]int32{"a": 4}},
+		{"exclusive moves at once", minAv("100%"), true, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{}},
+	}
+	for _, c := range cases {
+		clusters := []Cluster{lc("a", api.HealthReady, t0, t0, c.taintA), lc("b", api.HealthReady, t0, t0), lc("c", api.HealthReady, t0, t0), lc("d", api.HealthReady, t0, t0)}
+		if c.taintB != nil {
+			clusters[1].Spec.Taints = []api.Taint{*c.taintB}
+		}
+		w := &api.Workload{Spec: api.WorkloadSpec{Replicas: 4, DisruptionBudget: c.budget}}
+		w.Metadata.Generation = 1
+		if c.exclusive {
+			w.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
+		}
+		for cl, n := range c.ready {
+			w.Status.Clusters = append(w.Status.Clusters, api.ClusterReplicas{Cluster: cl, Generation: 1, Ready: n})
+		}
+		snap, _ := Snapshot(clusters, w, t0)
+		d := placement.Decide(placement.Input{Replicas: 4, Clusters: snap, Current: c.current})
+		kept := PurgeGracefully(w, &d, c.current, clusters)
+		got := map[string]int32{}
+		for _, cl := range []string{"a", "b"} {
+			if n := d.Assignment[cl]; n > 0 && (cl == "a" || c.taintB != nil) {
+				got[cl] = n
+			}
+		}
+		if !maps.Equal(got, c.want) || len(kept) != len(c.want) {
+			t.Errorf("%s: want %v kept on the evacuated clusters, got %v (kept %v)\n%v", c.name, c.want, got, kept, d.Explanation)
+		}
+		if len(c.want) > 0 && c.budget != nil && !c.exclusive && c.taintA == plain && !strings.Contains(strings.Join(d.Explanation, "\n"), "disruption budget "+c.budget.String()) {
+			t.Errorf("%s: want the explanation to name the budget; got %v", c.name, d.Explanation)
+		}
+	}
+}
