@@ -8,7 +8,10 @@
 // nothing of:
 //
 //   - graceful purge: a cluster evacuated by a NoExecute taint keeps its
-//     replicas until the replacements elsewhere are ready;
+//     replicas until the replacements elsewhere are ready (purge: graceful,
+//     a drain or an evacuate drill), and a workload with a disruption
+//     budget loses at once, from any such cluster, only what its budget
+//     allows;
 //   - exclusive sequencing: an exclusive workload starts somewhere new only
 //     once every cluster it leaves can run none of it any more;
 //   - failback: replicas failover moved off a cluster go back once it has
