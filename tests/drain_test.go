@@ -172,3 +172,53 @@ spec:
 		t.Errorf("the drain within the budget did not cordon %s", region)
 	}
 }
+
+// TestForcedDrainKeepsTheBudget: a forced drain of the only region a
+// workload may run in takes away at once only what its disruption budget
+// allows: with minAvailable 1 of 2, the placer keeps one replica on the
+// drained cluster (there is nowhere for a replacement to become ready),
+// says so in the placement's explanation, and it stays Ready.
+func TestForcedDrainKeepsTheBudget(t *testing.T) {
+	t.Parallel()
+	d := sharedStack(t)
+	region := d.drillRegion(t, "keep", "")
+	web := uniqueName("kept")
+	manifest := fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 2
+  disruptionBudget: {minAvailable: 1}
+  template:
+    driver: sim
+    sim: {startLatency: 50ms}
+    resources: {cpu: 100m, memory: 32Mi}
+  placement:
+    clusterSelector:
+      matchExpressions:
+      - {key: region, operator: In, values: [%s]}
+`, web, region)
+	d.mustAtoll(t, manifest, "apply", "-f", "-")
+	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
+	d.waitWorkload(t, web, "2 Ready replicas on its region", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 2
+	})
+	r := d.atoll(t, nil, "", "cluster", "drain", region)
+	if r.code != 1 || !strings.Contains(r.stderr, "no replica anywhere") || !strings.Contains(r.stderr, web+": budget minAvailable 1 breaks") {
+		t.Errorf("want the drain refused for both reasons, naming %s; got %s", web, r)
+	}
+	d.mustAtoll(t, "", "cluster", "drain", region, "--force")
+	sawNone := false
+	d.waitWorkload(t, web, "one replica kept on the drained "+region+" by its budget, Ready", workloadReadyTimeout, func(w api.Workload) {
+		if p := w.Status.Placement; p != nil && p.Clusters[region] == 0 {
+			sawNone = true
+		}
+	}, func(w api.Workload) bool {
+		p := w.Status.Placement
+		return p != nil && p.Clusters[region] == 1 && w.Status.ReadyReplicas >= 1 &&
+			strings.Contains(strings.Join(p.Explanation, "\n"), "disruption budget minAvailable 1: keeping 1 on "+region)
+	})
+	if sawNone {
+		t.Errorf("the drain took every replica of %s off %s at some point, below its budget", web, region)
+	}
+}
