@@ -56,9 +56,9 @@ func (b *DisruptionBudget) Floor(desired int32) int32 {
 	case b == nil:
 		return 0
 	case b.MinAvailable.Set():
-		return min(desired, int32(b.MinAvailable.Resolve(int(desired), true, 0)))
+		return int32(min(int(desired), b.MinAvailable.Resolve(int(desired), true, 0)))
 	case b.MaxUnavailable.Set():
-		return max(0, desired-int32(b.MaxUnavailable.Resolve(int(desired), true, int(desired))))
+		return desired - int32(min(int(desired), b.MaxUnavailable.Resolve(int(desired), true, int(desired))))
 	}
 	return 0
 }

@@ -388,6 +388,8 @@ func TestDisruptionBudgetFloor(t *testing.T) {
 		{"minAvailable count", &DisruptionBudget{MinAvailable: IntOrPercentOf("3")}, 4, 3},
 		{"minAvailable above desired", &DisruptionBudget{MinAvailable: IntOrPercentOf("6")}, 4, 4},
 		{"scaled to 0", &DisruptionBudget{MinAvailable: IntOrPercentOf("1")}, 0, 0},
+		{"minAvailable beyond int32", &DisruptionBudget{MinAvailable: IntOrPercentOf("3000000000")}, 4, 4},
+		{"maxUnavailable beyond int32", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("3000000000")}, 4, 0},
 		{"minAvailable percentage rounds up", &DisruptionBudget{MinAvailable: IntOrPercentOf("50%")}, 3, 2},
 		{"maxUnavailable count", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("1")}, 4, 3},
 		{"maxUnavailable above desired", &DisruptionBudget{MaxUnavailable: IntOrPercentOf("9")}, 4, 0},

@@ -443,6 +443,9 @@ func TestDrillRefusedByBudget(t *testing.T) {
 		{"not a count", `"minAvailable":"most"`, "body.spec.disruptionBudget.minAvailable"},
 		{"both", `"minAvailable":1,"maxUnavailable":1`, "body.spec.disruptionBudget"},
 		{"neither", ``, "body.spec.disruptionBudget"},
+		{"huge", `"maxUnavailable":99999999999999999999`, "body.spec.disruptionBudget.maxUnavailable"},
+		{"negative", `"minAvailable":-1`, "body.spec.disruptionBudget.minAvailable"},
+		{"a boolean", `"minAvailable":true`, "body.spec.disruptionBudget.minAvailable"},
 	} {
 		body := `{"apiVersion":"atoll.dev/v1","kind":"Workload","metadata":{"name":"bad"},"spec":{"replicas":1,"template":{"driver":"sim"},"disruptionBudget":{` + c.body + `}}}`
 		r := e.do("POST", "/api/v1/workloads", adminSecret, "application/json", []byte(body))
