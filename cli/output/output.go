@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/util/jsonpath"
 	"sigs.k8s.io/yaml"
@@ -173,7 +174,7 @@ func (p *Printer) Print(w io.Writer, groups []Group, single bool) error {
 			_, err := fmt.Fprintln(w)
 			return err
 		}
-		return writeData(w, p.format, doc)
+		return WriteData(w, p.format, doc)
 	case "name":
 		for _, g := range groups {
 			for _, raw := range g.Items {
@@ -266,8 +267,8 @@ func decode(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-// writeData writes v as indented JSON or as YAML.
-func writeData(w io.Writer, format string, v any) error {
+// WriteData writes v as indented JSON or as YAML (format "yaml").
+func WriteData(w io.Writer, format string, v any) error {
 	js, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -412,4 +413,21 @@ func number(v any) (float64, bool) {
 	}
 	f, err := n.Float64()
 	return f, err == nil
+}
+
+// Duration renders d kubectl's way, as ages are shown: 45s, 12m, 3h, 2d
+// (a negative one as 0s).
+func Duration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
 }

@@ -110,7 +110,7 @@ func (wa *Watcher) row(event string, raw json.RawMessage) ([]string, error) {
 func (wa *Watcher) Event(event string, raw json.RawMessage) error {
 	switch wa.p.format {
 	case "json", "yaml":
-		return writeData(wa.w, wa.p.format, map[string]any{"type": event, "object": raw})
+		return WriteData(wa.w, wa.p.format, map[string]any{"type": event, "object": raw})
 	case "name":
 		_, err := fmt.Fprintln(wa.w, objectName(wa.g.Kind, raw))
 		return err

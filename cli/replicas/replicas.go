@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/cli/output"
 )
 
 // stateOrder is the order states are listed in.
@@ -79,24 +80,7 @@ func Age(t *time.Time, now time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return Duration(now.Sub(*t))
-}
-
-// Duration renders d as 45s, 12m, 3h or 2d.
-func Duration(d time.Duration) string {
-	switch {
-	case d < 0:
-		d = 0
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
-	return "0s"
+	return output.Duration(now.Sub(*t))
 }
 
 // NextStart renders when a replica starts again: "in 4s", "now", "".
@@ -105,7 +89,7 @@ func NextStart(t *time.Time, now time.Time) string {
 		return ""
 	}
 	if d := t.Sub(now); d > 0 {
-		return "in " + Duration(d)
+		return "in " + output.Duration(d)
 	}
 	return "now"
 }

@@ -58,7 +58,7 @@ func TestDescribe(t *testing.T) {
 		"eu-west (region eu): 0/4 ready; 4 BackOff; 8 restarts",
 		"ReplicaFailed: 4 replica(s) (e.g. web-a on node n1): " + msg,
 		"1 of 4 replicas, the most troubled first",
-		"127 (command not found)", "in 4s", "1m",
+		"127 (command not found)", "in 4s", "90s",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("describe lacks %q:\n%s", want, b.String())

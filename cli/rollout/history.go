@@ -13,6 +13,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/output"
 )
 
 // History prints a workload's revisions as a table, oldest first; with
@@ -65,19 +66,5 @@ func orNone(s string) string {
 	return q[1 : len(q)-1]
 }
 
-// age renders how long ago t was, kubectl style: 45s, 12m, 3h, 2d.
-func age(t, now time.Time) string {
-	d := now.Sub(t)
-	switch {
-	case d < 0:
-		return "0s"
-	case d < 2*time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < 2*time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
-}
+// age renders how long ago t was, kubectl style.
+func age(t, now time.Time) string { return output.Duration(now.Sub(t)) }

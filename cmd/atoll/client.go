@@ -17,6 +17,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/output"
 	"github.com/atollhq/atoll/cli/replicas"
 )
 
@@ -238,7 +239,7 @@ func readManifests(stdin io.Reader, path string) ([]api.Manifest, error) {
 
 func newTokenCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create and revoke API tokens (admin)"}
-	var role, ttl, description, output, region, secretFile string
+	var role, ttl, description, format, region, secretFile string
 	var join bool
 	var uses int32
 	create := &cobra.Command{
@@ -247,7 +248,7 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if secretFile != "" {
-				if output != "" {
+				if format != "" {
 					return errors.New("--secret-file and -o do not go together: the secret goes to the file")
 				}
 				// A bootstrap step (a one-shot container) runs at every
@@ -281,8 +282,8 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			switch {
-			case output == "json" || output == "yaml":
-				return printData(cmd.OutOrStdout(), output, created)
+			case format == "json" || format == "yaml":
+				return output.WriteData(cmd.OutOrStdout(), format, created)
 			case secretFile != "":
 				if err := writeFileAtomic(secretFile, []byte(created.Status.Secret+"\n"), 0o600); err != nil {
 					return fmt.Errorf("token %q was created but its secret could not be saved (revoke it with 'atoll token revoke %s'): %w", args[0], args[0], err)
@@ -312,7 +313,7 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 	create.Flags().Int32Var(&uses, "uses", 0, "join: how many members may register with it (0: no limit)")
 	create.Flags().StringVar(&region, "region", "", "join: only members of this region may use it")
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
-	create.Flags().StringVarP(&output, "output", "o", "", "json or yaml to print the whole object")
+	create.Flags().StringVarP(&format, "output", "o", "", "json or yaml to print the whole object")
 	create.Flags().StringVar(&secretFile, "secret-file", "", "write the secret to this file (mode 0600) instead of printing it; when the file exists, create nothing (for a bootstrap step that runs at every start)")
 	revoke := &cobra.Command{
 		Use: "revoke NAME", Short: "Revoke a token at once", Args: cobra.ExactArgs(1),

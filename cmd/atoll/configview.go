@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/atollhq/atoll/cli/output"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 )
@@ -34,7 +35,7 @@ func newConfigViewCmd() *cobra.Command {
 				}
 			}
 			if format == "json" {
-				return printData(cmd.OutOrStdout(), "json", cfg)
+				return output.WriteData(cmd.OutOrStdout(), "json", cfg)
 			}
 			y, err := yaml.Marshal(cfg)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/output"
 )
 
 // drillFlags describe a drill on the command line (or -f a manifest).
@@ -103,7 +104,7 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if planOut == "json" || planOut == "yaml" {
-				return printData(cmd.OutOrStdout(), planOut, p)
+				return output.WriteData(cmd.OutOrStdout(), planOut, p)
 			}
 			return printPlan(cmd.OutOrStdout(), d.Spec, p)
 		},
@@ -196,7 +197,7 @@ func newDrillCmd(cf *clientFlags) *cobra.Command {
 				return err
 			}
 			if reportOut == "json" || reportOut == "yaml" {
-				return printData(cmd.OutOrStdout(), reportOut, reportView(d))
+				return output.WriteData(cmd.OutOrStdout(), reportOut, reportView(d))
 			}
 			if d.Status.Report == nil {
 				return fmt.Errorf("drill %s is %s: it has no report yet (atoll drill status %s)", d.Metadata.Name, orPending(d.Status.Phase), d.Metadata.Name)

@@ -10,19 +10,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/cli/output"
 )
 
 // newHubsCmd lists the hub replicas sharing the database and which one
 // leads the controllers (GET /api/v1/hubs).
 func newHubsCmd(cf *clientFlags) *cobra.Command {
-	var output string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "hubs",
 		Short: "List the hub replicas and which one leads the controllers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" && output != "yaml" {
-				return fmt.Errorf("-o %s: use table, json or yaml", output)
+			if format != "table" && format != "json" && format != "yaml" {
+				return fmt.Errorf("-o %s: use table, json or yaml", format)
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -32,13 +33,13 @@ func newHubsCmd(cf *clientFlags) *cobra.Command {
 			if err := c.Raw(cmd.Context(), http.MethodGet, "/api/v1/hubs", nil, nil, &list); err != nil {
 				return err
 			}
-			if output != "table" {
-				return printData(cmd.OutOrStdout(), output, list)
+			if format != "table" {
+				return output.WriteData(cmd.OutOrStdout(), format, list)
 			}
 			return printHubs(cmd.OutOrStdout(), list, time.Now())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json or yaml")
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "table, json or yaml")
 	return cmd
 }
 

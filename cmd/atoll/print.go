@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/cli/output"
 )
 
 type table struct {
@@ -35,19 +34,7 @@ func age(t *time.Time, now time.Time) string {
 	if t == nil {
 		return "<none>"
 	}
-	d := now.Sub(*t)
-	switch {
-	case d < 0:
-		return "0s"
-	case d < 2*time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < 2*time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
+	return output.Duration(now.Sub(*t))
 }
 
 func labelString(m map[string]string) string {
@@ -188,24 +175,6 @@ func (p printer) header(wide bool) []string {
 		return append(append([]string{}, p.headers...), p.wideHeaders...)
 	}
 	return p.headers
-}
-
-// printData writes v as JSON or YAML.
-func printData(out io.Writer, format string, v any) error {
-	js, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		y, err := yaml.JSONToYAML(js)
-		if err != nil {
-			return err
-		}
-		_, err = out.Write(y)
-		return err
-	}
-	_, err = fmt.Fprintln(out, string(js))
-	return err
 }
 
 func usesText(n int32) string {
