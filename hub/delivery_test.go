@@ -15,6 +15,8 @@ import (
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -43,6 +45,25 @@ func runMember(t testing.TB, join, name, dir string) (m *member.Member, stop fun
 		}
 	}
 	return m, stop
+}
+
+// runMemberWithNode runs member r1 (runMember) with one node agent, n1
+// (2 cores, 2 GiB, its runtime as rt says), until the test's end, and
+// waits for the node to be Ready.
+func runMemberWithNode(t *testing.T, e *env, rt runtime.Config) *member.Member {
+	t.Helper()
+	m, _ := runMember(t, e.joinToken("j", api.TokenSpec{}), "r1", t.TempDir())
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(),
+		MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond, Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	return m
 }
 
 // TestDesiredStateDelivery: the hub sends a member desired state over the

@@ -14,8 +14,6 @@ import (
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/pgstore"
-	"github.com/atollhq/atoll/member"
-	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -25,21 +23,8 @@ import (
 func TestLogsThroughTheMember(t *testing.T) {
 	t.Parallel()
 	e := newMemberEnv(t, members.HealthConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m, err := member.New(member.Config{JoinToken: e.joinToken("j", api.TokenSpec{}), Name: "r1", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = m.Run(ctx) }()
-	waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
-		Runtime: runtime.Config{Backoff: runtime.BackoffConfig{Initial: 500 * time.Millisecond, Max: time.Second}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Run(ctx) }()
-	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	ctx := t.Context()
+	m := runMemberWithNode(t, e, runtime.Config{Backoff: runtime.BackoffConfig{Initial: 500 * time.Millisecond, Max: time.Second}})
 
 	tmpl := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh", Args: []string{"-c", `echo "hello from $ATOLL_REPLICA"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done`}}
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "talker"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}}) // the hub places it on r1

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -13,8 +12,7 @@ import (
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/cli/replicas"
 	"github.com/atollhq/atoll/hub/members"
-	"github.com/atollhq/atoll/member"
-	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -26,20 +24,8 @@ import (
 func TestMissingCommandShowsItsReason(t *testing.T) {
 	t.Parallel()
 	e := newMemberEnv(t, members.HealthConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m, err := member.New(member.Config{JoinToken: e.joinToken("j", api.TokenSpec{}), Name: "r1", Region: "eu", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = m.Run(ctx) }()
-	waitFor(t, "the member's leaf link", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(), MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.Run(ctx) }()
-	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	ctx := t.Context()
+	m := runMemberWithNode(t, e, runtime.Config{})
 
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "broken"}, Spec: api.WorkloadSpec{Replicas: 2,
 		Template: api.ReplicaTemplate{Driver: "process", Command: "nope-atoll-missing"}}})
