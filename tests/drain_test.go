@@ -21,35 +21,14 @@ func TestDrainIsPlannedAndGuarded(t *testing.T) {
 	d := sharedStack(t)
 	region := d.drillRegion(t, "drain", "")
 	web := uniqueName("drain-only")
-	manifest := fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata: {name: %s}
-spec:
-  replicas: 2
-  template:
-    driver: sim
-    sim: {startLatency: 50ms}
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    clusterSelector:
-      matchExpressions:
-      - {key: region, operator: In, values: [%s]}
-`, web, region)
+	manifest := confinedWorkload(web, region, "")
 	d.mustAtoll(t, manifest, "apply", "-f", "-")
 	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
 	d.waitWorkload(t, web, "2 Ready replicas on its region", workloadReadyTimeout, nil, func(w api.Workload) bool {
 		return w.Status.ReadyReplicas == 2
 	})
 
-	unschedulable := func() bool {
-		t.Helper()
-		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
-		var c api.Cluster
-		if err != nil || status != http.StatusOK || jsonInto(body, &c) != nil {
-			t.Fatalf("GET cluster %s: %d %s %v", region, status, body, err)
-		}
-		return c.Spec.Unschedulable
-	}
+	unschedulable := func() bool { return d.apiCluster(t, region).Spec.Unschedulable }
 	r := d.mustAtoll(t, "", "cluster", "drain", region, "--dry-run")
 	if !strings.Contains(r.stdout, "would move its replicas") || !strings.Contains(r.stdout, web) {
 		t.Errorf("want the drain's plan naming %s; got %s", web, r)
@@ -70,11 +49,7 @@ spec:
 	if !unschedulable() {
 		t.Errorf("the forced drain did not cordon %s", region)
 	}
-	status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
-	var c api.Cluster
-	if err != nil || status != http.StatusOK || jsonInto(body, &c) != nil {
-		t.Fatalf("GET cluster %s: %d %s %v", region, status, body, err)
-	}
+	c := d.apiCluster(t, region)
 	reasons := map[string]bool{}
 	for _, e := range d.eventsOf(t, c.Metadata.UID) {
 		reasons[e.Reason] = true
@@ -127,15 +102,7 @@ spec:
 	}
 	d.waitWorkload(t, web, "2 Ready replicas, one on its region and one on us-east", workloadReadyTimeout, nil, onBoth)
 
-	getCluster := func() api.Cluster {
-		t.Helper()
-		status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+region, d.token, nil)
-		var c api.Cluster
-		if err != nil || status != http.StatusOK || jsonInto(body, &c) != nil {
-			t.Fatalf("GET cluster %s: %d %s %v", region, status, body, err)
-		}
-		return c
-	}
+	getCluster := func() api.Cluster { return d.apiCluster(t, region) }
 	before := getCluster()
 	r := d.mustAtoll(t, "", "cluster", "drain", region, "--dry-run")
 	if !strings.Contains(r.stdout, "minAvailable 100%: BREAKS") || !strings.Contains(r.stdout, web+": budget minAvailable 100% breaks") {
@@ -183,21 +150,7 @@ func TestForcedDrainKeepsTheBudget(t *testing.T) {
 	d := sharedStack(t)
 	region := d.drillRegion(t, "keep", "")
 	web := uniqueName("kept")
-	manifest := fmt.Sprintf(`apiVersion: atoll.dev/v1
-kind: Workload
-metadata: {name: %s}
-spec:
-  replicas: 2
-  disruptionBudget: {minAvailable: 1}
-  template:
-    driver: sim
-    sim: {startLatency: 50ms}
-    resources: {cpu: 100m, memory: 32Mi}
-  placement:
-    clusterSelector:
-      matchExpressions:
-      - {key: region, operator: In, values: [%s]}
-`, web, region)
+	manifest := confinedWorkload(web, region, "disruptionBudget: {minAvailable: 1}")
 	d.mustAtoll(t, manifest, "apply", "-f", "-")
 	t.Cleanup(func() { d.atoll(t, nil, "", "delete", "workload", web) })
 	d.waitWorkload(t, web, "2 Ready replicas on its region", workloadReadyTimeout, nil, func(w api.Workload) bool {
@@ -221,4 +174,37 @@ spec:
 	if sawNone {
 		t.Errorf("the drain took every replica of %s off %s at some point, below its budget", web, region)
 	}
+}
+
+// confinedWorkload is a workload of 2 sim replicas that may run in region
+// only, with extra (one spec line) when not empty.
+func confinedWorkload(name, region, extra string) string {
+	if extra != "" {
+		extra = "\n  " + extra
+	}
+	return fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: %s}
+spec:
+  replicas: 2%s
+  template:
+    driver: sim
+    sim: {startLatency: 50ms}
+    resources: {cpu: 100m, memory: 32Mi}
+  placement:
+    clusterSelector:
+      matchExpressions:
+      - {key: region, operator: In, values: [%s]}
+`, name, extra, region)
+}
+
+// apiCluster reads one cluster, spec and all, as the admin.
+func (d *devStack) apiCluster(t *testing.T, name string) api.Cluster {
+	t.Helper()
+	status, body, err := d.request(http.MethodGet, "/api/v1/clusters/"+name, d.token, nil)
+	var c api.Cluster
+	if err != nil || status != http.StatusOK || jsonInto(body, &c) != nil {
+		t.Fatalf("GET cluster %s: %d %s %v", name, status, body, err)
+	}
+	return c
 }
