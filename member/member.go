@@ -496,7 +496,9 @@ func (m *Member) heartbeat(ctx context.Context) error {
 	}
 	subject := protocol.HeartbeatSubject(m.cfg.Name)
 	m.refreshCapacity()
-	go m.keepCapacity(ctx, interval)
+	capCtx, stopCap := context.WithCancel(ctx)
+	defer stopCap() // a member stopped by the hub's refusal stops summing too
+	go m.keepCapacity(capCtx, interval)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	silentFor := max(10*interval, 2*time.Second)
