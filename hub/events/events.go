@@ -67,29 +67,25 @@ func Dedup(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectRef
 	}
 	name += suffix
 	ev := api.Event{InvolvedObject: obj, Type: typ, Reason: reason, Message: msg, Source: source, EventTime: &at, Count: n, FirstTimestamp: &at, Cluster: key}
-	cur, err := tx.Get(ctx, "Event", name)
+	// One read: the update sees the row as it is (the count so far), and a
+	// missing row is created below.
+	_, err := tx.Mutate(ctx, pgstore.VerbUpdate, "Event", name, func(r *pgstore.Record) error {
+		var old api.Event
+		_ = json.Unmarshal(r.Spec, &old)
+		upd := ev
+		upd.Count += old.Count
+		if old.FirstTimestamp != nil {
+			upd.FirstTimestamp = old.FirstTimestamp
+		}
+		body, err := json.Marshal(dedupBody(upd))
+		r.Spec = body
+		return err
+	})
 	switch {
 	case err == nil:
-		var old api.Event
-		_ = json.Unmarshal(cur.Spec, &old)
-		ev.Count += old.Count
-		if old.FirstTimestamp != nil {
-			ev.FirstTimestamp = old.FirstTimestamp
-		}
-		body, err := json.Marshal(dedupBody(ev))
-		if err != nil {
-			return err
-		}
-		_, err = tx.Mutate(ctx, pgstore.VerbUpdate, "Event", name, func(r *pgstore.Record) error {
-			r.Spec = body
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("update event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
-		}
 		return nil
 	case api.ErrorCode(err) != api.CodeNotFound:
-		return err
+		return fmt.Errorf("update event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
 	}
 	body, err := json.Marshal(dedupBody(ev))
 	if err != nil {
