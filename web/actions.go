@@ -211,6 +211,11 @@ func (c *Console) clusterAction(act clusterAct) http.HandlerFunc {
 			}
 			patch = versioned(map[string]any{"unschedulable": true, "taints": append(withoutDrain, drainTaint)})
 			a.done = fmt.Sprintf("Draining %s: cordoned, and its replicas move to other clusters.", name)
+			if r.PostForm.Get("force") == "on" {
+				// The hub refuses a drain that leaves a workload with no
+				// replica anywhere or below its budget, unless forced.
+				path += "?force=true"
+			}
 		case actTaint:
 			t := api.Taint{Key: strings.TrimSpace(r.PostForm.Get("key")), Value: strings.TrimSpace(r.PostForm.Get("value")), Effect: r.PostForm.Get("effect")}
 			taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == t.Key && x.Effect == t.Effect })

@@ -95,6 +95,9 @@ type Members interface {
 // has it).
 type Drills interface {
 	Plan(ctx context.Context, name string, spec api.DrillSpec) (*api.DrillPlan, api.FieldErrors, error)
+	// PlanEvacuation plans what adding NoExecute taints to a cluster
+	// moves (a drain's plan), changing nothing.
+	PlanEvacuation(ctx context.Context, cluster string, taints []api.Taint) (*api.DrillPlan, error)
 	ServesKind(kind, field string) error
 	Wake()
 }
