@@ -132,10 +132,12 @@ func New(cfg Config) *Server {
 		return api.HealthUnreachable // deregistered: its reports are history
 	}, s.lead, s.log, s.now, meter, 0)
 	var finalizers []string
+	var rebalancer httpapi.Rebalancer // nil, not a nil *Placer, without NATS
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
 		finalizers = []string{placer.Finalizer}
+		rebalancer = s.placer
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
@@ -143,7 +145,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer,
 		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }
