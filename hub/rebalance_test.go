@@ -97,6 +97,9 @@ func TestRebalanceEndToEnd(t *testing.T) {
 	if solo.Moved() != 0 || !strings.Contains(solo.Blocked, "exclusive") {
 		t.Errorf("an exclusive workload's plan: want nothing moved and the reason; got %+v", solo)
 	}
+	if r := e.do("POST", "/api/v1/workloads/solo/rebalance", adminSecret, "", nil); r.status != 422 || !hasLocation(r.problem, "path.name") {
+		t.Errorf("asking to rebalance an exclusive workload: want 422 at path.name; got %d %s", r.status, r.body)
+	}
 
 	if err := e.admin.Raw(ctx, "POST", "/api/v1/workloads/web/rebalance", nil, nil, &plan); err != nil {
 		t.Fatal(err)
