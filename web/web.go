@@ -185,6 +185,7 @@ func (c *Console) routes() chi.Router {
 		// The rebalance page is not a live page: it is one plan, asked for
 		// once (a dry run of the API's).
 		r.Get("/workloads/{name}/rebalance", c.rebalancePlan)
+		r.Get("/workloads/{name}/logs", c.logs)
 		r.Post("/workloads/{name}/rebalance", c.rebalance)
 		// The new-drill form is not a live page: it holds what is being
 		// typed. A drill named "new" is shown by the API and the CLI only.
