@@ -22,6 +22,8 @@ func newRebalanceCmd(cf *clientFlags) *cobra.Command {
 			"(a failover under way, an unhealthy cluster) waits and says why; an exclusive workload never moves while it runs. " +
 			"spec.failover.rebalance: auto does this by itself.",
 		Args: cobra.RangeArgs(1, 2),
+		// Completes the kind, then one name.
+		ValidArgsFunction: cf.completeObjects(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "" && format != "json" && format != "yaml" {
 				return fmt.Errorf("-o %s: want json or yaml (or nothing, for words)", format)
