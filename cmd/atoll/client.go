@@ -80,7 +80,8 @@ failover, disruption and rollout policies), its conditions with their
 reasons, where it is placed and why, its replicas per cluster and its recent
 events; a cluster's health, taints and capacity; a drill's plan, report and
 timeline; a token's role and expiry. Figures of a cluster that is not Ready
-are labelled last known.
+are labelled last known. describe replica NAME and describe node NAME ask
+the members what they see now.
 
 For the raw object, use atoll get KIND NAME -o yaml (or -o json).`,
 		Args: cobra.ExactArgs(2),
