@@ -150,10 +150,10 @@ func when(t *time.Time, now time.Time) string {
 	return s + " (" + output.Duration(now.Sub(*t)) + " ago)"
 }
 
-// ago is kubectl's age of t ("45s", "12m"), "<unknown>" for none.
+// ago is kubectl's age of t ("45s", "12m"), "-" for none.
 func ago(t *time.Time, now time.Time) string {
 	if t == nil {
-		return "<unknown>"
+		return "-"
 	}
 	return output.Duration(now.Sub(*t))
 }

@@ -107,6 +107,7 @@ func finishedDrill() *api.Drill {
 			},
 			Timeline: []api.DrillEvent{
 				{At: start.Add(-2 * time.Second), Type: api.DrillEventCreated, Message: "created"},
+				{At: start.Add(-20 * time.Millisecond), Type: api.DrillEventAbortRequested, Message: "just before"},
 				{At: start, Type: api.DrillEventStarted, Message: "us-east went dark"},
 				{At: start.Add(5200 * time.Millisecond), Type: api.DrillEventDetected, Message: "us-east Unreachable"},
 			},
@@ -232,6 +233,7 @@ func TestDescribe(t *testing.T) {
 			"Last known: the cluster is Unreachable: its capacity, nodes and replicas below are last known, 20 s ago",
 			"Scheduling: draining: nothing new is placed here and its replicas move elsewhere (atoll cluster uncordon ends it)",
 			"Nodes: 2/3 ready (last known, 20 s ago)",
+			"atoll.dev/drain:NoExecute NoExecute: replicas moved off -",
 			"Memory: 3 GiB of 16 GiB allocated (19%) (last known, 20 s ago)",
 		},
 	}, {
@@ -242,14 +244,14 @@ func TestDescribe(t *testing.T) {
 			"Objectives: every affected replica ready elsewhere within 20s; at most 4 replicas unavailable at any moment; no exclusive workload ready in two clusters at once",
 			"Phase: Completed: ran to its end",
 			"Verdict: Failed: missed maxRTO not recovered (target 20s), maxUnavailableReplicas 6 (target 4)",
-			"Warning: AlreadyUnavailable: broken: broken has 0/2 ready before the fault",
+			"Warning: AlreadyUnavailable: broken has 0/2 ready before the fault",
 			"Note: ledger is exclusive: it stops before it starts elsewhere",
 			"Detection: 5.200s", "First replacement: 7.000s", "RTO: not reached",
 			"Failback: 31.500s (complete)",
 			"broken 2 not reached (unavailable before the fault: not counted) NotReady (eu-west: 0/2 ready)",
 			"web 4 12.250s -",
 			"maxUnavailableReplicas 4 6 MISSED",
-			"-2.0s Created created", "+0.0s Started us-east went dark", "+5.2s Detected us-east Unreachable",
+			"-2.0s Created created", "+0.0s AbortRequested just before", "+0.0s Started us-east went dark", "+5.2s Detected us-east Unreachable",
 		},
 		not: []string{"Replicas now:"},
 	}, {

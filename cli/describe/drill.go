@@ -3,6 +3,7 @@ package describe
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -73,11 +74,20 @@ func Drill(out io.Writer, dr *api.Drill, now time.Time) error {
 		}
 		rows := make([][]string, len(st.Timeline))
 		for i, e := range st.Timeline {
-			rows[i] = []string{fmt.Sprintf("%+.1fs", e.At.Sub(base).Seconds()), e.Type, e.Message}
+			rows[i] = []string{offset(e.At.Sub(base)), e.Type, e.Message}
 		}
 		d.table(1, []string{"AT", "EVENT", "MESSAGE"}, rows)
 	}
 	return d.flush()
+}
+
+// offset is a time from the fault: "+5.2s", "-2.0s", never "-0.0s".
+func offset(d time.Duration) string {
+	s := math.Round(d.Seconds()*10) / 10
+	if s == 0 {
+		s = 0 // not -0
+	}
+	return fmt.Sprintf("%+.1fs", s)
 }
 
 func faultMeaning(kind string) string {
@@ -160,11 +170,7 @@ func drillPlan(d *doc, p *api.DrillPlan) {
 		d.row(1, "Harm", "would "+harm)
 	}
 	for _, w := range p.Warnings {
-		who := ""
-		if w.Workload != "" {
-			who = w.Workload + ": "
-		}
-		d.row(1, "Warning", w.Type+": "+who+w.Message)
+		d.row(1, "Warning", w.Type+": "+w.Message) // the message names the workload
 	}
 	for _, n := range p.Notes {
 		d.row(1, "Note", n)
