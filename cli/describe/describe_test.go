@@ -213,6 +213,19 @@ func TestDescribe(t *testing.T) {
 		},
 		not: []string{"Command:", "Failed over:"},
 	}, {
+		name: "duplicated workload", kind: "Workload",
+		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "dup"}, Spec: api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"},
+			Placement: &api.PlacementPolicy{ReplicaMode: "Duplicated", Clusters: []string{"us-east", "eu-west"}, MaxReplicasPerCluster: 3,
+				Preferences: []api.ClusterPreference{{Selector: api.LabelSelector{MatchLabels: map[string]string{"tier": "gold"}}}}}},
+			Status: api.WorkloadStatus{ReadyReplicas: 4, Placement: &api.PlacementStatus{Clusters: map[string]int32{"us-east": 2, "eu-west": 2}}}},
+		want: []string{
+			"Desired: 2 in each selected cluster (4 in all); 4 ready, 0 available, 0 updated",
+			"Clusters: only clusters named us-east, eu-west",
+			"Preferred: clusters labelled tier=gold (filled first, overflow to the next)",
+			"Replica mode: Duplicated: 2 replicas in every selected cluster",
+			"Per cluster: at most 3 replicas",
+		},
+	}, {
 		name: "cluster in human units", kind: "Cluster", obj: healthyCluster(),
 		want: []string{
 			"Region: us", "Zone: us-east-1a",

@@ -66,7 +66,10 @@ func desiredText(w *api.Workload) string {
 	s, st := &w.Spec, &w.Status
 	ask := fmt.Sprintf("%d in total, divided over the clusters", s.Replicas)
 	if p := s.Placement; p != nil && p.ReplicaMode == "Duplicated" {
-		ask = fmt.Sprintf("%d in each selected cluster (%d in all)", s.Replicas, w.DesiredReplicas())
+		ask = fmt.Sprintf("%d in each selected cluster", s.Replicas)
+		if st.Placement != nil {
+			ask += fmt.Sprintf(" (%d in all)", w.DesiredReplicas())
+		}
 	}
 	return fmt.Sprintf("%s; %d ready, %d available, %d updated", ask, st.ReadyReplicas, st.AvailableReplicas, st.UpdatedReplicas)
 }
