@@ -126,7 +126,9 @@ func TestWorkloadsAcrossRegions(t *testing.T) {
 		}
 
 		r = d.mustAtoll(t, "", "describe", "workload", name)
-		want := []string{"placement:", "explanation:"}
+		// describe reads as words: the spec in human units, the
+		// placement with its clusters and why, not a YAML dump.
+		want := []string{"Placement:", "Why:", "Resources:", "Failover policy:", "Conditions:"}
 		for _, region := range devRegionNames {
 			want = append(want, region+": 3")
 		}

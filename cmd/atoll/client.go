@@ -13,12 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/describe"
 	"github.com/atollhq/atoll/cli/output"
-	"github.com/atollhq/atoll/cli/replicas"
 )
 
 func kindArg(name string) (api.Kind, error) {
@@ -74,8 +73,18 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 	var cluster string
 	cmd := &cobra.Command{
 		Use:   "describe KIND NAME",
-		Short: "Show one object in detail (also a replica or node, as its member sees it now)",
-		Args:  cobra.ExactArgs(2),
+		Short: "Show one object in words: what it asks for, its conditions and reasons, recent events (also a replica or node, as its member sees it now)",
+		Long: `Show one object as a summary for people, kubectl's way: a workload's spec
+in words (replicas, command, resources in CPU and MiB, probes, placement,
+failover, disruption and rollout policies), its conditions with their
+reasons, where it is placed and why, its replicas per cluster and its recent
+events; a cluster's health, taints and capacity; a drill's plan, report and
+timeline; a token's role and expiry. Figures of a cluster that is not Ready
+are labelled last known. describe replica NAME and describe node NAME ask
+the members what they see now.
+
+For the raw object, use atoll get KIND NAME -o yaml (or -o json).`,
+		Args: cobra.ExactArgs(2),
 		// Completes the kind, then one name.
 		ValidArgsFunction: cf.completeObjects(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,27 +102,15 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var obj struct {
-				Metadata api.ObjectMeta  `json:"metadata"`
-				Spec     json.RawMessage `json:"spec"`
-				Status   json.RawMessage `json:"status"`
-			}
+			var obj json.RawMessage
 			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
 				return err
 			}
-			status := obj.Status
-			if k.Name == "Workload" {
-				status = withoutKey(status, "clusters") // said in words below
-			}
-			if err := describe(cmd.OutOrStdout(), k, obj.Metadata, obj.Spec, status); err != nil {
+			if err := describe.Object(cmd.OutOrStdout(), k.Name, obj, time.Now()); err != nil {
 				return err
 			}
-			if k.Name == "Workload" {
-				var st api.WorkloadStatus
-				_ = json.Unmarshal(obj.Status, &st)
-				if err := replicas.Describe(cmd.OutOrStdout(), st, time.Now()); err != nil {
-					return err
-				}
+			if !describe.HasEvents(k.Name) {
+				return nil
 			}
 			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
@@ -122,77 +119,14 @@ func newDescribeCmd(cf *clientFlags) *cobra.Command {
 	return cmd
 }
 
-func describe(out io.Writer, k api.Kind, m api.ObjectMeta, spec, status json.RawMessage) error {
-	t := newTable(out)
-	t.row("Kind:", k.Name)
-	t.row("Name:", m.Name)
-	t.row("UID:", m.UID)
-	t.row("Labels:", labelString(m.Labels))
-	t.row("Annotations:", labelString(m.Annotations))
-	if m.CreationTimestamp != nil {
-		t.row("Created:", m.CreationTimestamp.Format(time.RFC3339)+" ("+age(m.CreationTimestamp, time.Now())+" ago)")
-	}
-	t.row("Generation:", fmt.Sprint(m.Generation))
-	t.row("Resource version:", m.ResourceVersion)
-	if len(m.Finalizers) > 0 {
-		t.row("Finalizers:", strings.Join(m.Finalizers, ", "))
-	}
-	if m.DeletionTimestamp != nil {
-		t.row("Deleting since:", m.DeletionTimestamp.Format(time.RFC3339))
-	}
-	for i, l := range staleLines(k.Name, status, time.Now()) {
-		title := ""
-		if i == 0 {
-			title = "Last known:"
-		}
-		t.row(title, l)
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	for _, part := range []struct {
-		title string
-		doc   json.RawMessage
-	}{{"Spec", spec}, {"Status", status}} {
-		if len(part.doc) == 0 || string(part.doc) == "{}" || string(part.doc) == "null" {
-			continue
-		}
-		y, err := yaml.JSONToYAML(part.doc)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s:\n", part.title)
-		for _, line := range strings.Split(strings.TrimRight(string(y), "\n"), "\n") {
-			fmt.Fprintln(out, "  "+line)
-		}
-	}
-	return nil
-}
-
-// describeEvents prints the object's last ten events, oldest first.
+// describeEvents prints the object's latest events (describe.Events).
 func describeEvents(ctx context.Context, c *client.Client, out io.Writer, kind, name string) error {
 	var events api.EventList
 	sel := api.LabelEventKind + "=" + kind + "," + api.LabelEventName + "=" + name
 	if err := c.List(ctx, "events", client.ListOptions{LabelSelector: sel}, &events); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "Events:")
-	if len(events.Items) == 0 {
-		fmt.Fprintln(out, "  <none>")
-		return nil
-	}
-	sort.SliceStable(events.Items, func(i, j int) bool {
-		a, b := events.Items[i].EventTime, events.Items[j].EventTime
-		return a != nil && b != nil && a.Before(*b)
-	})
-	if len(events.Items) > 10 {
-		events.Items = events.Items[len(events.Items)-10:]
-	}
-	t := newTable(out, "  AGE", "TYPE", "REASON", "MESSAGE")
-	for _, e := range events.Items {
-		t.row("  "+age(e.EventTime, time.Now()), e.Type, e.Reason, eventMessage(e, time.Now()))
-	}
-	return t.flush()
+	return describe.Events(out, events.Items, time.Now())
 }
 
 func readManifests(stdin io.Reader, path string) ([]api.Manifest, error) {
@@ -335,24 +269,4 @@ func newTokenCmd(cf *clientFlags) *cobra.Command {
 
 // eventMessage is an event's message, with how often and over how long
 // it happened for a deduplicated one: "... (x8 over 3m)".
-func eventMessage(e api.Event, now time.Time) string {
-	if e.Count <= 1 || e.FirstTimestamp == nil {
-		return e.Message
-	}
-	return fmt.Sprintf("%s (x%d over %s)", e.Message, e.Count, replicas.Age(e.FirstTimestamp, now))
-}
-
-// withoutKey is a JSON object without one of its keys (doc as it is when
-// it is no object).
-func withoutKey(doc json.RawMessage, key string) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(doc, &m) != nil {
-		return doc
-	}
-	delete(m, key)
-	b, err := json.Marshal(m)
-	if err != nil {
-		return doc
-	}
-	return b
-}
+func eventMessage(e api.Event, now time.Time) string { return describe.EventMessage(e, now) }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -22,23 +20,4 @@ func lastKnownClusters(rows []api.ClusterReplicas, now time.Time) string {
 		return "-"
 	}
 	return strings.Join(out, "; ")
-}
-
-// staleLines are describe's lines about figures that are history: those
-// of a cluster that is not Ready (a workload's rows of such clusters say
-// so in replicas.Describe).
-func staleLines(kind string, status json.RawMessage, now time.Time) []string {
-	var lines []string
-	if kind == "Cluster" {
-		var st api.ClusterStatus
-		_ = json.Unmarshal(status, &st)
-		health := st.Health
-		if health == "" {
-			health = api.HealthUnknown
-		}
-		if lk := api.LastKnown(health, st.LastHeartbeatTime, now); lk != "" {
-			lines = append(lines, fmt.Sprintf("the cluster is %s: its capacity, nodes and replicas below are %s", health, lk))
-		}
-	}
-	return lines
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/cli/describe"
 	"github.com/atollhq/atoll/cli/replicas"
 )
 
@@ -28,9 +29,13 @@ func TestStaleIsLabelled(t *testing.T) {
 	if got := strings.Join(row, "|"); strings.Contains(got, "last known") || !strings.Contains(got, "|3/3|6/8|") {
 		t.Errorf("a Ready cluster's row: %s", got)
 	}
-	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthSuspect, LastHeartbeatTime: &heard})
-	if got := staleLines("Cluster", status, now); len(got) != 1 || !strings.Contains(got[0], "Suspect") || !strings.Contains(got[0], "last known, 20 s ago") {
-		t.Errorf("describe of a Suspect cluster: %q", got)
+	var described strings.Builder
+	if err := describe.Object(&described, "Cluster", cluster(api.HealthSuspect), now); err != nil {
+		t.Fatal(err)
+	}
+	if got := described.String(); !strings.Contains(got, "the cluster is Suspect: its capacity, nodes and replicas below are last known, 20 s ago") ||
+		!strings.Contains(got, "3/3 ready (last known, 20 s ago)") {
+		t.Errorf("describe of a Suspect cluster:\n%s", got)
 	}
 
 	w := api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Status: api.WorkloadStatus{Clusters: []api.ClusterReplicas{
