@@ -78,11 +78,14 @@ func (b *DisruptionBudget) String() string {
 
 // ReplicaTemplate describes one replica.
 type ReplicaTemplate struct {
-	Driver        string            `json:"driver" enum:"process,sim" doc:"process runs a real OS process; sim simulates a replica for scale tests."`
-	Command       string            `json:"command,omitempty" doc:"Executable to run (process driver). Found on the node's PATH when not absolute."`
-	Args          []string          `json:"args,omitempty"`
+	Driver        string            `json:"driver" enum:"process,sim,oci" doc:"process runs a real OS process; oci runs a container from an OCI image (runc); sim simulates a replica for scale tests."`
+	Image         string            `json:"image,omitempty" doc:"OCI image reference (oci driver): by tag (registry.example/app:1.2) or digest (registry.example/app@sha256:...)."`
+	Command       string            `json:"command,omitempty" doc:"Executable to run (process driver). Found on the node's PATH when not absolute. For oci: replaces the image's entrypoint."`
+	Args          []string          `json:"args,omitempty" doc:"Arguments. For oci: replace the image's cmd."`
 	Env           []EnvVar          `json:"env,omitempty"`
-	WorkingDir    string            `json:"workingDir,omitempty"`
+	WorkingDir    string            `json:"workingDir,omitempty" doc:"For oci: inside the container (default: the image's)."`
+	User          string            `json:"user,omitempty" doc:"oci driver: uid[:gid] (or a user name of the image) the container runs as. Default: the image's user when it is not root, else 65534 (nobody)."`
+	ReadOnlyRoot  bool              `json:"readOnlyRootFilesystem,omitempty" doc:"oci driver: mount the container's root filesystem read-only (/tmp stays writable)."`
 	Resources     Resources         `json:"resources,omitzero"`
 	Ports         []Port            `json:"ports,omitempty"`
 	Liveness      *Probe            `json:"livenessProbe,omitempty"`
@@ -387,6 +390,18 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 		if t.Sim != nil {
 			e.add(path+".sim", "only applies to the sim driver")
 		}
+	case "oci":
+		if strings.TrimSpace(t.Image) == "" {
+			e.add(path+".image", "is required for the oci driver")
+		} else if err := CheckImageRef(t.Image); err != nil {
+			e.addValue(path+".image", t.Image, "%v", err)
+		}
+		if t.Sim != nil {
+			e.add(path+".sim", "only applies to the sim driver")
+		}
+		if t.User != "" && !userSpec.MatchString(t.User) {
+			e.addValue(path+".user", t.User, "must be uid, uid:gid or a user name")
+		}
 	case "sim":
 		if t.Sim != nil {
 			validateDuration(e, path+".sim.startLatency", t.Sim.StartLatency)
@@ -395,9 +410,20 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 			}
 		}
 	case "":
-		e.add(path+".driver", "is required: process or sim")
+		e.add(path+".driver", "is required: process, oci or sim")
 	default:
-		e.addValue(path+".driver", t.Driver, "must be process or sim")
+		e.addValue(path+".driver", t.Driver, "must be process, oci or sim")
+	}
+	if t.Driver != "oci" {
+		if t.Image != "" {
+			e.add(path+".image", "only applies to the oci driver")
+		}
+		if t.User != "" {
+			e.add(path+".user", "only applies to the oci driver")
+		}
+		if t.ReadOnlyRoot {
+			e.add(path+".readOnlyRootFilesystem", "only applies to the oci driver")
+		}
 	}
 	seenEnv := map[string]bool{}
 	for i, v := range t.Env {
