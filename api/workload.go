@@ -282,8 +282,8 @@ type ClusterReplicas struct {
 	Conditions []Condition `json:"conditions,omitempty"`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
-	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced).
-	States   map[string]int32 `json:"states,omitempty" doc:"Replicas by state: Pending, Starting, Running, Ready, BackOff, Failed, Succeeded, Stopping, Unknown."`
+	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced, PullFailed).
+	States   map[string]int32 `json:"states,omitempty" doc:"Replicas by state: Pending, Pulling, Starting, Running, Ready, BackOff, Failed, Succeeded, Stopping, Unknown."`
 	Examples []ReplicaInfo    `json:"examples,omitempty" doc:"At most 10 replicas, the most troubled first."`
 	Problems []ReplicaProblem `json:"problems,omitempty"`
 	// ReportedAt is when the hub last heard the cluster's report of the
@@ -304,7 +304,7 @@ type ReplicaInfo struct {
 	State       string     `json:"state"`
 	Restarts    int32      `json:"restarts,omitempty"`
 	ExitCode    *int       `json:"exitCode,omitempty" doc:"The last run's exit code; 128+n when signal n killed it."`
-	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec."`
+	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec, PullFailed."`
 	Message     string     `json:"message,omitempty" doc:"What is wrong, in words."`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	NextStartAt *time.Time `json:"nextStartAt,omitempty" doc:"When a replica backing off starts again."`
