@@ -510,3 +510,17 @@ func runcError(path string) string {
 	}
 	return last
 }
+
+// ContainerSupport says whether this machine can run oci replicas with
+// the given runc (empty: looked up) and, when it cannot, why: runc must
+// be installed and the agent must run as root (the container's root is
+// an overlay mount; runc makes namespaces and cgroups).
+func ContainerSupport(runc string) (bool, string) {
+	if _, why := findRunc(runc); why != "" {
+		return false, why
+	}
+	if os.Geteuid() != 0 {
+		return false, "the node agent does not run as root (containers need mounts, namespaces and cgroups)"
+	}
+	return true, ""
+}
