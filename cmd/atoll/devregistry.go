@@ -75,7 +75,9 @@ func startDevRegistry(ctx context.Context, log *slog.Logger, dataDir, bin string
 		defer close(d.pushed)
 		d.err = pushSelfImage(ctx, filepath.Join(bin, "atoll"), d.ref)
 		if d.err != nil {
-			log.ErrorContext(ctx, "the container demo's image was not pushed", "err", d.err)
+			if ctx.Err() == nil {
+				log.ErrorContext(ctx, "the container demo's image was not pushed", "err", d.err)
+			}
 			return
 		}
 		log.InfoContext(ctx, "container demo image pushed", "image", d.ref)
