@@ -511,6 +511,22 @@ func runcError(path string) string {
 	return last
 }
 
+// probesInContainer returns t with its exec probes run inside the
+// container (runc exec); http and tcp probes reach the container on the
+// host's network as they are.
+func (r *Runtime) probesInContainer(t api.ReplicaTemplate, id string) api.ReplicaTemplate {
+	wrap := func(p *api.Probe) *api.Probe {
+		if p == nil || p.Exec == nil {
+			return p
+		}
+		c := *p
+		c.Exec = &api.ExecProbe{Command: append([]string{r.runc, "--root", r.runcRoot, "exec", id}, p.Exec.Command...)}
+		return &c
+	}
+	t.Startup, t.Liveness, t.Readiness = wrap(t.Startup), wrap(t.Liveness), wrap(t.Readiness)
+	return t
+}
+
 // ContainerSupport says whether this machine can run oci replicas with
 // the given runc (empty: looked up) and, when it cannot, why: runc must
 // be installed and the agent must run as root (the container's root is

@@ -132,6 +132,22 @@ func ociSpec(id, ref string) ReplicaSpec {
 	}}
 }
 
+// TestOCIExecProbeRunsInTheContainer: an exec probe runs inside the
+// container (runc exec): its command is a path only the image has.
+func TestOCIExecProbeRunsInTheContainer(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("x", reg.host+"/web:v1")
+	// The image holds no shell: the probe runs the image's own binary,
+	// which exists at /app/runtime.test only inside the container.
+	spec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"/app/runtime.test", "probe-ok"}}, PeriodSeconds: 1}
+	h.rt.Apply([]ReplicaSpec{spec})
+	waitLong(t, h.rt, "ready through an exec probe inside the container", ready("x"))
+}
+
 // startOCI is a runtime with an image store that trusts the test
 // registries over plain HTTP.
 func startOCI(t *testing.T, edit func(*image.Config)) *harness {

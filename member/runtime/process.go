@@ -200,6 +200,9 @@ func (r *Runtime) runningLocked(rep *replica, run *procRun) {
 	if t.Startup != nil || t.Liveness != nil || t.Readiness != nil {
 		ctx, cancel := context.WithCancel(r.ctx)
 		run.probeCancel = cancel
+		if rep.isOCI() && rep.bundle != nil {
+			t = r.probesInContainer(t, rep.bundle.id)
+		}
 		r.wg.Add(1)
 		go r.probeLoop(ctx, rep, run, t, rep.port)
 	}
