@@ -48,6 +48,9 @@ type Config struct {
 	MaxBytes int64
 	// MaxAge is how long an unused image or layer stays (default 7 days).
 	MaxAge time.Duration
+	// PullTimeout bounds one pull, from the first request to the
+	// unpacked image (default 10 minutes).
+	PullTimeout time.Duration
 	// Logger receives the store's logs (nil: discarded).
 	Logger *slog.Logger
 	// Now is the clock of last uses and GC (nil: time.Now).
@@ -108,6 +111,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, 10<<30)
 	cfg.MaxAge = cmp.Or(cfg.MaxAge, 7*24*time.Hour)
+	cfg.PullTimeout = cmp.Or(cfg.PullTimeout, 10*time.Minute)
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
@@ -154,6 +158,7 @@ func blobDir(dir string) string { return filepath.Join(dir, "blobs", "sha256") }
 // transport is HTTPS with the system roots plus caFile.
 func transport(caFile string) (http.RoundTripper, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Minute // a registry that accepts and never answers
 	if caFile != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
@@ -272,7 +277,9 @@ func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
 		go func() {
 			// Detached from the first caller: a pull others wait for
 			// must not end because that caller gave up.
-			c.img, c.err = s.fetch(context.WithoutCancel(ctx), ref)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PullTimeout)
+			c.img, c.err = s.fetch(fctx, ref)
+			cancel()
 			s.mu.Lock()
 			delete(s.inflight, ref)
 			s.mu.Unlock()

@@ -170,6 +170,14 @@ func (r *Runtime) adoptOneLocked(rec record) bool {
 		rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
 		if rec.Image != "" {
 			r.pins[pinKey(spec)] = rec.Image
+			// The running container's root lies over this image: GC
+			// must keep it, and a restart starts from it.
+			if r.cfg.Images != nil {
+				if img, ok := r.cfg.Images.Local(r.pullRef(spec)); ok {
+					r.cfg.Images.Acquire(img.Digest)
+					rep.img = img
+				}
+			}
 		}
 	}
 	r.reps[spec.ID] = rep
