@@ -86,7 +86,10 @@ same process and join through the same registration path as separate
 				o.db.url, o.db.migrateURL = pg.HubURL(), pg.OwnerURL()
 				log.InfoContext(ctx, "private PostgreSQL running", "data", filepath.Join(o.dataDir, "postgres"))
 			}
-			reg := startDevRegistry(ctx, log, o.dataDir, bin)
+			reg := &devRegistry{skipped: "--no-demo"}
+			if !noDemo {
+				reg = startDevRegistry(ctx, log, o.dataDir, bin)
+			}
 			url := "http://" + ln.Addr().String()
 			var members sync.WaitGroup
 			defer members.Wait()
@@ -109,7 +112,7 @@ same process and join through the same registration path as separate
 					}()
 				}
 				printDevBanner(cmd.OutOrStdout(), url, tokenPath)
-				if reg.skipped != "" {
+				if reg.skipped != "" && !noDemo {
 					fmt.Fprintf(cmd.OutOrStdout(), "Container demo skipped: %s.\n\n", reg.skipped)
 				} else if !noDemo {
 					fmt.Fprintf(cmd.OutOrStdout(), "Container demo: workload demo-container runs image %s (embedded registry) with runc.\n\n", reg.ref)
