@@ -106,7 +106,7 @@ same process and join through the same registration path as separate
 					members.Add(1)
 					go func() {
 						defer members.Done()
-						if err := applyContainerDemo(ctx, reg, url, tokenPath, o.dataDir); err != nil && ctx.Err() == nil {
+						if err := applyContainerDemo(ctx, log, reg, url, tokenPath, o.dataDir); err != nil && ctx.Err() == nil {
 							log.ErrorContext(ctx, "the container demo workload was not applied", "err", err)
 						}
 					}()

@@ -28,23 +28,20 @@ import (
 // devRegistry is atoll dev's container demo: an embedded registry on
 // loopback holding an image of this binary.
 type devRegistry struct {
-	host    string        // host:port, "" when the demo is skipped
-	skipped string        // why it is skipped
-	ref     string        // the demo image's reference
-	pushed  chan struct{} // closed once the image is pushed (or failed)
-	err     error         // the push's error
+	host    string // host:port, "" when the demo is skipped
+	skipped string // why it is skipped
+	ref     string // the demo image's reference
+	exe     string // the binary the image holds
 }
 
 // startDevRegistry serves a registry on a loopback port kept across
-// restarts (the demo workload names it) and pushes an image of the copy
-// of atoll in bin in the background. When this machine cannot run
-// containers, it says why and starts nothing: dev runs on without the
-// container demo.
+// restarts (the demo workload names it); applyContainerDemo pushes the
+// image later. When this machine cannot run containers, it says why and
+// starts nothing: dev runs on without the container demo.
 func startDevRegistry(ctx context.Context, log *slog.Logger, dataDir, bin string) *devRegistry {
-	d := &devRegistry{pushed: make(chan struct{})}
+	d := &devRegistry{exe: filepath.Join(bin, "atoll")}
 	if ok, why := runtime.ContainerSupport(""); !ok {
 		d.skipped = why
-		close(d.pushed)
 		log.WarnContext(ctx, "the container demo is skipped", "why", why)
 		return d
 	}
@@ -55,7 +52,6 @@ func startDevRegistry(ctx context.Context, log *slog.Logger, dataDir, bin string
 	}
 	if err != nil {
 		d.skipped = "no port for the embedded registry: " + err.Error()
-		close(d.pushed)
 		log.WarnContext(ctx, "the container demo is skipped", "why", d.skipped)
 		return d
 	}
@@ -70,17 +66,6 @@ func startDevRegistry(ctx context.Context, log *slog.Logger, dataDir, bin string
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
-	}()
-	go func() {
-		defer close(d.pushed)
-		d.err = pushSelfImage(ctx, filepath.Join(bin, "atoll"), d.ref)
-		if d.err != nil {
-			if ctx.Err() == nil {
-				log.ErrorContext(ctx, "the container demo's image was not pushed", "err", d.err)
-			}
-			return
-		}
-		log.InfoContext(ctx, "container demo image pushed", "image", d.ref)
 	}()
 	return d
 }
@@ -99,22 +84,14 @@ func pushSelfImage(ctx context.Context, exe, ref string) error {
 	return remote.Write(r, img, remote.WithContext(ctx))
 }
 
-// applyContainerDemo creates, once, demo-container: one replica of the
-// pushed image serving demo-http.
-func applyContainerDemo(ctx context.Context, d *devRegistry, hubURL, tokenPath, dataDir string) error {
+// applyContainerDemo pushes the image (the registry keeps it in memory:
+// every start pushes it again) and creates, once, demo-container: one
+// replica of it serving demo-http. It first lets the stack settle (until
+// demo-web is ready, or a while has passed): building and pulling an
+// image of the whole binary is heavy work for a small machine, which the
+// regions' first heartbeats and node joins should not wait behind.
+func applyContainerDemo(ctx context.Context, log *slog.Logger, d *devRegistry, hubURL, tokenPath, dataDir string) error {
 	if d.host == "" {
-		return nil
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.pushed:
-	}
-	if d.err != nil {
-		return d.err
-	}
-	marker := filepath.Join(dataDir, "demo-container-applied")
-	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
 	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
@@ -125,6 +102,35 @@ func applyContainerDemo(ctx context.Context, d *devRegistry, hubURL, tokenPath, 
 		}
 		admin = strings.TrimSpace(string(b))
 	}
+	c := client.New(hubURL, admin, nil)
+	settle := time.NewTimer(2 * time.Minute)
+	defer settle.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for settled := false; !settled; {
+		var w api.Workload
+		err := c.Get(ctx, "workloads", "demo-web", &w)
+		var p *api.Problem
+		settled = (err == nil && w.Status.ReadyReplicas >= w.Spec.Replicas) || (errors.As(err, &p) && p.Code == api.CodeNotFound)
+		if settled {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-settle.C:
+			settled = true
+		case <-tick.C:
+		}
+	}
+	if err := pushSelfImage(ctx, d.exe, d.ref); err != nil {
+		return fmt.Errorf("push the container demo's image: %w", err)
+	}
+	log.InfoContext(ctx, "container demo image pushed", "image", d.ref)
+	marker := filepath.Join(dataDir, "demo-container-applied")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
 	w := api.Workload{Metadata: api.ObjectMeta{Name: "demo-container", Labels: map[string]string{"app": "demo-container"}}, Spec: api.WorkloadSpec{
 		Replicas: 1,
 		Template: api.ReplicaTemplate{Driver: "oci", Image: d.ref,
@@ -132,7 +138,7 @@ func applyContainerDemo(ctx context.Context, d *devRegistry, hubURL, tokenPath, 
 			Resources: api.Resources{CPU: "100m", Memory: "64Mi"},
 			Readiness: &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz"}, PeriodSeconds: 2}},
 	}}
-	err := client.New(hubURL, admin, nil).Create(ctx, "workloads", w, nil)
+	err := c.Create(ctx, "workloads", w, nil)
 	var p *api.Problem
 	if err != nil && !(errors.As(err, &p) && p.Code == api.CodeAlreadyExists) {
 		return fmt.Errorf("demo workload demo-container: %w", err)
