@@ -78,11 +78,14 @@ func (b *DisruptionBudget) String() string {
 
 // ReplicaTemplate describes one replica.
 type ReplicaTemplate struct {
-	Driver        string            `json:"driver" enum:"process,sim" doc:"process runs a real OS process; sim simulates a replica for scale tests."`
-	Command       string            `json:"command,omitempty" doc:"Executable to run (process driver). Found on the node's PATH when not absolute."`
-	Args          []string          `json:"args,omitempty"`
+	Driver        string            `json:"driver" enum:"process,sim,oci" doc:"process runs a real OS process; oci runs a container from an OCI image (runc); sim simulates a replica for scale tests."`
+	Image         string            `json:"image,omitempty" doc:"OCI image reference (oci driver): by tag (registry.example/app:1.2) or digest (registry.example/app@sha256:...)."`
+	Command       string            `json:"command,omitempty" doc:"Executable to run (process driver). Found on the node's PATH when not absolute. For oci: replaces the image's entrypoint."`
+	Args          []string          `json:"args,omitempty" doc:"Arguments. For oci: replace the image's cmd."`
 	Env           []EnvVar          `json:"env,omitempty"`
-	WorkingDir    string            `json:"workingDir,omitempty"`
+	WorkingDir    string            `json:"workingDir,omitempty" doc:"For oci: inside the container (default: the image's)."`
+	User          string            `json:"user,omitempty" doc:"oci driver: uid[:gid] (or a user name of the image) the container runs as. Default: the image's user when it is not root, else 65534 (nobody)."`
+	ReadOnlyRoot  bool              `json:"readOnlyRootFilesystem,omitempty" doc:"oci driver: mount the container's root filesystem read-only (/tmp stays writable)."`
 	Resources     Resources         `json:"resources,omitzero"`
 	Ports         []Port            `json:"ports,omitempty"`
 	Liveness      *Probe            `json:"livenessProbe,omitempty"`
@@ -283,8 +286,8 @@ type ClusterReplicas struct {
 	Conditions []Condition `json:"conditions,omitempty"`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
-	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced).
-	States   map[string]int32 `json:"states,omitempty" doc:"Replicas by state: Pending, Starting, Running, Ready, BackOff, Failed, Succeeded, Stopping, Unknown."`
+	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced, PullFailed).
+	States   map[string]int32 `json:"states,omitempty" doc:"Replicas by state: Pending, Pulling, Starting, Running, Ready, BackOff, Failed, Succeeded, Stopping, Unknown."`
 	Examples []ReplicaInfo    `json:"examples,omitempty" doc:"At most 10 replicas, the most troubled first."`
 	Problems []ReplicaProblem `json:"problems,omitempty"`
 	// ReportedAt is when the hub last heard the cluster's report of the
@@ -305,7 +308,7 @@ type ReplicaInfo struct {
 	State       string     `json:"state"`
 	Restarts    int32      `json:"restarts,omitempty"`
 	ExitCode    *int       `json:"exitCode,omitempty" doc:"The last run's exit code; 128+n when signal n killed it."`
-	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec."`
+	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec, PullFailed."`
 	Message     string     `json:"message,omitempty" doc:"What is wrong, in words."`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	NextStartAt *time.Time `json:"nextStartAt,omitempty" doc:"When a replica backing off starts again."`
@@ -395,6 +398,18 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 		if t.Sim != nil {
 			e.add(path+".sim", "only applies to the sim driver")
 		}
+	case "oci":
+		if strings.TrimSpace(t.Image) == "" {
+			e.add(path+".image", "is required for the oci driver")
+		} else if err := CheckImageRef(t.Image); err != nil {
+			e.addValue(path+".image", t.Image, "%v", err)
+		}
+		if t.Sim != nil {
+			e.add(path+".sim", "only applies to the sim driver")
+		}
+		if t.User != "" && !userSpec.MatchString(t.User) {
+			e.addValue(path+".user", t.User, "must be uid, uid:gid or a user name")
+		}
 	case "sim":
 		if t.Sim != nil {
 			validateDuration(e, path+".sim.startLatency", t.Sim.StartLatency)
@@ -403,9 +418,20 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 			}
 		}
 	case "":
-		e.add(path+".driver", "is required: process or sim")
+		e.add(path+".driver", "is required: process, oci or sim")
 	default:
-		e.addValue(path+".driver", t.Driver, "must be process or sim")
+		e.addValue(path+".driver", t.Driver, "must be process, oci or sim")
+	}
+	if t.Driver != "oci" {
+		if t.Image != "" {
+			e.add(path+".image", "only applies to the oci driver")
+		}
+		if t.User != "" {
+			e.add(path+".user", "only applies to the oci driver")
+		}
+		if t.ReadOnlyRoot {
+			e.add(path+".readOnlyRootFilesystem", "only applies to the oci driver")
+		}
 	}
 	seenEnv := map[string]bool{}
 	for i, v := range t.Env {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -401,5 +402,33 @@ func TestDisruptionBudgetFloor(t *testing.T) {
 		if got := tt.budget.Floor(tt.desired); got != tt.want {
 			t.Errorf("%s: Floor(%d) = %d, want %d", tt.name, tt.desired, got, tt.want)
 		}
+	}
+}
+
+func TestOCITemplateValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tpl  ReplicaTemplate
+		want string // a field path in the errors, "" for none
+	}{
+		{"tag", ReplicaTemplate{Driver: "oci", Image: "registry.example:5000/team/app:1.2"}, ""},
+		{"digest", ReplicaTemplate{Driver: "oci", Image: "app@sha256:" + strings.Repeat("ab", 32), User: "1000:1000", ReadOnlyRoot: true}, ""},
+		{"missing image", ReplicaTemplate{Driver: "oci"}, "spec.template.image"},
+		{"bad reference", ReplicaTemplate{Driver: "oci", Image: "Not A//Ref:"}, "spec.template.image"},
+		{"bad digest", ReplicaTemplate{Driver: "oci", Image: "app@sha256:123"}, "spec.template.image"},
+		{"bad user", ReplicaTemplate{Driver: "oci", Image: "app", User: "a b"}, "spec.template.user"},
+		{"image on process", ReplicaTemplate{Driver: "process", Command: "x", Image: "app"}, "spec.template.image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := Workload{Metadata: ObjectMeta{Name: "w"}, Spec: WorkloadSpec{Replicas: 1, Template: tc.tpl}}
+			errs := w.Validate()
+			got := fmt.Sprint(errs)
+			if tc.want == "" && errs != nil {
+				t.Fatalf("valid template refused: %v", errs)
+			}
+			if tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Fatalf("want an error on %s, got %v", tc.want, got)
+			}
+		})
 	}
 }

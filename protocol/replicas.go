@@ -7,6 +7,7 @@ import "time"
 // folded into one word.
 const (
 	StatePending   = "Pending"   // bound, not started yet (or waiting for a port)
+	StatePulling   = "Pulling"   // oci: its image is being pulled
 	StateStarting  = "Starting"  // started; its startup probe has not passed yet
 	StateRunning   = "Running"   // running, not ready
 	StateReady     = "Ready"     // running and ready
@@ -28,7 +29,7 @@ func ReplicaStateOf(phase string, ready bool) string {
 		return StateRunning
 	case "Backoff", StateBackOff:
 		return StateBackOff
-	case StatePending, StateStarting, StateFailed, StateSucceeded, StateStopping:
+	case StatePending, StatePulling, StateStarting, StateFailed, StateSucceeded, StateStopping:
 		return phase
 	case "":
 		return StatePending
@@ -44,6 +45,7 @@ const (
 	ProblemBackOff       = "BackOff"       // replicas wait to restart after failures
 	ProblemProbeFailed   = "ProbeFailed"   // a probe fails (readiness) or gave up (startup, liveness)
 	ProblemFenced        = "Fenced"        // exclusive replicas stopped because the member lost its lease on the hub
+	ProblemPullFailed    = "PullFailed"    // oci: the image could not be pulled (the registry's answer)
 )
 
 // MaxReplicaExamples bounds WorkloadStatus.Examples: a workload of

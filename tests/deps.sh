@@ -4,8 +4,8 @@
 # servers from them), the unprivileged `postgres` account they run under
 # when the tests run as root, docker-compose (tests/deploy-check.sh
 # validates docker-compose.yml with it; no Docker engine needed),
-# Chromium with a font for the console's browser tests, and iproute2 for
-# the partition test's network namespaces. Go modules come
+# Chromium with a font for the console's browser tests, iproute2 for
+# the partition test's network namespaces, and runc for the oci driver. Go modules come
 # through the Go module proxy when `go test` builds.
 set -euo pipefail
 
@@ -76,5 +76,16 @@ if ! command -v ip >/dev/null 2>&1; then
   apt_install iproute2
 fi
 command -v ip >/dev/null 2>&1 || { echo "tests/deps.sh: ip (iproute2) is still missing" >&2; exit 1; }
+
+# The oci driver's tests run containers with runc (Debian's package; crun
+# refuses this kernel's hybrid cgroup layout).
+have_runc() {
+  command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ]
+}
+if ! have_runc; then
+  echo "tests/deps.sh: installing runc"
+  apt_install runc
+fi
+have_runc || { echo "tests/deps.sh: runc is still missing" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/deps.sh: Go is not on PATH (expected at /usr/local/go/bin)" >&2; exit 1; }

@@ -86,11 +86,15 @@ same process and join through the same registration path as separate
 				o.db.url, o.db.migrateURL = pg.HubURL(), pg.OwnerURL()
 				log.InfoContext(ctx, "private PostgreSQL running", "data", filepath.Join(o.dataDir, "postgres"))
 			}
+			reg := &devRegistry{skipped: "--no-demo"}
+			if !noDemo {
+				reg = startDevRegistry(ctx, log, o.dataDir, bin)
+			}
 			url := "http://" + ln.Addr().String()
 			var members sync.WaitGroup
 			defer members.Wait()
 			return runHub(ctx, log, o, ln, func(tokenPath string) {
-				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin); err != nil {
+				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin, reg.host); err != nil {
 					log.ErrorContext(ctx, "the dev regions did not start", "err", err)
 				}
 				if !noDemo {
@@ -98,7 +102,21 @@ same process and join through the same registration path as separate
 						log.ErrorContext(ctx, "the demo workloads were not applied", "err", err)
 					}
 				}
+				if !noDemo {
+					members.Add(1)
+					go func() {
+						defer members.Done()
+						if err := applyContainerDemo(ctx, log, reg, url, tokenPath, o.dataDir); err != nil && ctx.Err() == nil {
+							log.ErrorContext(ctx, "the container demo workload was not applied", "err", err)
+						}
+					}()
+				}
 				printDevBanner(cmd.OutOrStdout(), url, tokenPath)
+				if reg.skipped != "" && !noDemo {
+					fmt.Fprintf(cmd.OutOrStdout(), "Container demo skipped: %s.\n\n", reg.skipped)
+				} else if !noDemo {
+					fmt.Fprintf(cmd.OutOrStdout(), "Container demo: workload demo-container runs image %s (embedded registry) with runc.\n\n", reg.ref)
+				}
 				log.InfoContext(ctx, "atoll dev is ready", "console", url+"/", "api", url+"/api/v1", "admin_token", tokenPath, "regions", devRegions)
 			})
 		},
@@ -180,7 +198,7 @@ var devRegions = []string{"us-east", "eu-west", "ap-south"}
 // startDevMembers runs one in-process member per dev region. They join
 // through the same path as separate member processes: a join token and
 // the registration API.
-func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir, bin string) error {
+func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir, bin, registry string) error {
 	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
 	if admin == "" && tokenPath != "" {
 		b, err := os.ReadFile(tokenPath)
@@ -231,7 +249,7 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 				return
 			case <-m.Ready():
 			}
-			runDevNodes(ctx, log, region, m.NATSURL(), m.NodeJoinToken(), filepath.Join(dataDir, "members", region, "nodes"), bin)
+			runDevNodes(ctx, log, region, m.NATSURL(), m.NodeJoinToken(), filepath.Join(dataDir, "members", region, "nodes"), bin, registry)
 		}()
 	}
 	return nil
@@ -239,8 +257,9 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 
 // runDevNodes runs a region's three node agents in-process (8 cores and
 // 16 GiB each, one per zone) until ctx ends. Their replicas' commands are
-// looked up in bin (installSelf's copy of atoll) first.
-func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinToken, dir, bin string) {
+// looked up in bin (installSelf's copy of atoll) first; they pull oci
+// images from registry (the embedded one, plain HTTP on loopback).
+func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinToken, dir, bin, registry string) {
 	path := bin
 	if p := os.Getenv("PATH"); p != "" {
 		path += string(filepath.ListSeparator) + p
@@ -248,8 +267,12 @@ func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinT
 	var wg sync.WaitGroup
 	for i, zone := range []string{"a", "b", "c"} {
 		name := fmt.Sprintf("%s-node-%d", region, i+1)
-		a, err := node.New(node.Config{MemberURL: memberURL, JoinToken: joinToken, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
-			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log, Runtime: runtime.Config{Path: path}})
+		ncfg := node.Config{MemberURL: memberURL, JoinToken: joinToken, Name: name, Zone: region + "-" + zone, DataDir: filepath.Join(dir, name),
+			MilliCPU: 8000, Memory: 16 << 30, Version: version, Logger: log, Runtime: runtime.Config{Path: path}}
+		if registry != "" {
+			ncfg.Images.Insecure = []string{registry}
+		}
+		a, err := node.New(ncfg)
 		if err != nil {
 			log.ErrorContext(ctx, "dev node", "node", name, "err", err)
 			continue

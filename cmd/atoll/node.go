@@ -13,7 +13,7 @@ import (
 func newNodeCmd() *cobra.Command {
 	var cfg node.Config
 	var labels []string
-	var cpu, memory, joinTokenFile string
+	var cpu, memory, joinTokenFile, cacheMax string
 	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "node --member NATS_URL --name NAME --data-dir DIR",
@@ -35,6 +35,11 @@ func newNodeCmd() *cobra.Command {
 			if memory != "" {
 				if cfg.Memory, err = api.ParseMemory(memory); err != nil {
 					return fmt.Errorf("--memory: %w", err)
+				}
+			}
+			if cacheMax != "" {
+				if cfg.Images.MaxBytes, err = api.ParseMemory(cacheMax); err != nil {
+					return fmt.Errorf("--image-cache-max: %w", err)
 				}
 			}
 			// A missing file is no token: an enrolled node needs none.
@@ -59,6 +64,11 @@ func newNodeCmd() *cobra.Command {
 	f.StringVar(&cpu, "cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's cores)")
 	f.StringVar(&memory, "memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
 	f.BoolVar(&cfg.KeepReplicasOnExit, "keep-replicas-on-exit", false, "let replica processes outlive the agent (a restarted agent adopts them); by default they die with it")
+	f.StringSliceVar(&cfg.Images.Insecure, "registry-insecure", nil, "registry (host or host:port) oci images may be pulled from over plain HTTP (repeatable); every other registry is HTTPS only")
+	f.StringVar(&cfg.Images.CAFile, "registry-ca", "", "PEM file of CAs trusted for registries, besides the system's roots")
+	f.StringVar(&cfg.Images.CredentialsFile, "registry-credentials", "", "docker config.json style file with registry credentials (read at each pull, never logged)")
+	f.StringVar(&cacheMax, "image-cache-max", "", "size the node's image cache is kept under, e.g. 20Gi (default 10Gi)")
+	f.DurationVar(&cfg.Images.MaxAge, "image-cache-max-age", 0, "how long an unused image stays in the cache (default 168h)")
 	logs.add(f)
 	return cmd
 }

@@ -412,7 +412,7 @@ type warning struct {
 func (f *StatusFolder) newWarningsLocked(workload, cluster string, problems []protocol.ReplicaProblem) []warning {
 	var out []warning
 	// A problem that went away and comes back is a new occurrence.
-	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced, protocol.ProblemPullFailed} {
 		if !slices.ContainsFunc(problems, func(p protocol.ReplicaProblem) bool { return p.Reason == reason }) {
 			delete(f.seen, problemKey{workload, cluster, reason})
 		}

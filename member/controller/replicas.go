@@ -19,7 +19,7 @@ type observed struct {
 // severity orders states for examples: the most troubled first.
 var severity = map[string]int{
 	protocol.StateFailed: 0, protocol.StateBackOff: 1, protocol.StateUnknown: 2, protocol.StateRunning: 3,
-	protocol.StateStarting: 4, protocol.StatePending: 5, protocol.StateStopping: 6, protocol.StateSucceeded: 7, protocol.StateReady: 8,
+	protocol.StateStarting: 4, protocol.StatePulling: 5, protocol.StatePending: 5, protocol.StateStopping: 6, protocol.StateSucceeded: 7, protocol.StateReady: 8,
 }
 
 // summarizeReplicas folds a workload's replicas into counts by state, at
@@ -77,6 +77,10 @@ func (s *summary) add(r observed) {
 	switch r.Reason {
 	case runtime.ReasonFenced:
 		s.note(protocol.ProblemFenced, &r, r.LastError)
+	case runtime.ReasonPullFailed:
+		if st == protocol.StateBackOff || st == protocol.StatePulling {
+			s.note(protocol.ProblemPullFailed, &r, r.LastError)
+		}
 	case runtime.ReasonProbeFailed:
 		if st != protocol.StateReady {
 			s.note(protocol.ProblemProbeFailed, &r, r.LastError)
@@ -94,7 +98,7 @@ func (s *summary) add(r observed) {
 
 func (s *summary) result() (map[string]int32, []protocol.ReplicaSummary, []protocol.ReplicaProblem) {
 	var out []protocol.ReplicaProblem
-	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced} {
+	for _, reason := range []string{protocol.ProblemReplicaFailed, protocol.ProblemBackOff, protocol.ProblemProbeFailed, protocol.ProblemFenced, protocol.ProblemPullFailed} {
 		if p := s.problems[reason]; p != nil {
 			out = append(out, *p)
 		}

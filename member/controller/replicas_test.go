@@ -52,6 +52,15 @@ func TestSummarizeReplicas(t *testing.T) {
 			wantStates: map[string]int32{protocol.StateUnknown: 1}, wantFirst: "z", wantFirstMsg: "node n9 is lost: its replicas' state is unknown",
 		},
 		{
+			name: "image pull failing, another pulling",
+			reps: []observed{
+				rep("p", "n1", runtime.PhaseBackoff, false, 0, runtime.ReasonPullFailed, "pull r/x:1: NAME_UNKNOWN: Unknown name"),
+				rep("q", "n2", runtime.PhasePulling, false, 0, "", ""),
+			},
+			wantStates: map[string]int32{protocol.StateBackOff: 1, protocol.StatePulling: 1}, wantFirst: "p", wantFirstMsg: "pull r/x:1: NAME_UNKNOWN: Unknown name",
+			wantProblems: map[string]int32{protocol.ProblemPullFailed: 1, protocol.ProblemBackOff: 1},
+		},
+		{
 			name:       "fenced",
 			reps:       []observed{rep("f", "n1", runtime.PhaseStopping, false, 0, runtime.ReasonFenced, "killed: fenced")},
 			wantStates: map[string]int32{protocol.StateStopping: 1}, wantFirst: "f", wantFirstMsg: "killed: fenced",

@@ -12,12 +12,14 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	rt "runtime"
 	"strconv"
 	"strings"
@@ -26,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -51,6 +54,9 @@ type Config struct {
 	Interval time.Duration
 	// Runtime tunes the replica runtime (DataDir is set from DataDir).
 	Runtime runtime.Config
+	// Images configures the image cache oci replicas pull through, when
+	// Runtime.Images is nil (Dir defaults to <DataDir>/images).
+	Images image.Config
 	// KeepReplicasOnExit lets replica processes outlive the agent (a
 	// restarted agent adopts them). By default they die with it, so a lost
 	// agent never leaves replicas running unsupervised while the member
@@ -161,6 +167,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	rcfg := a.cfg.Runtime
 	rcfg.DataDir, rcfg.Logger = a.cfg.DataDir, a.log
 	rcfg.DieWithAgent = !a.cfg.KeepReplicasOnExit
+	if rcfg.Images == nil {
+		icfg := a.cfg.Images
+		icfg.Dir = cmp.Or(icfg.Dir, filepath.Join(a.cfg.DataDir, "images"))
+		icfg.Logger = cmp.Or(icfg.Logger, a.log)
+		if rcfg.Images, err = image.Open(icfg); err != nil {
+			return err
+		}
+	}
 	r, err := runtime.New(rcfg)
 	if err != nil {
 		return err

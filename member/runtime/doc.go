@@ -1,6 +1,6 @@
 // Package runtime runs the replicas of one node: the part of a node agent
-// that turns "these replicas should run here" into processes (or
-// simulated replicas), keeps them running and reports what it sees.
+// that turns "these replicas should run here" into processes, containers
+// (or simulated replicas), keeps them running and reports what it sees.
 //
 // # Shape
 //
@@ -77,6 +77,38 @@
 // the first Apply; from then on an adopted replica that is not desired is
 // stopped gracefully. A start whose record cannot be written is killed at
 // once: a replica the next agent run could not find would be an orphan.
+//
+// # Container replicas
+//
+// An oci replica is a process replica whose process is `runc run` in the
+// foreground: runc forwards signals to the container and exits with its
+// status, so process groups, exit codes, backoff, probes, records and
+// adoption apply unchanged. Before its first start the replica is
+// Pulling: Config.Images (member/image) pulls its image in the
+// background; a failure is a Backoff with Reason PullFailed and the
+// registry's answer as LastError. The digest a tag resolved to is pinned
+// for the replica's workload generation, so restarts and the other
+// replicas of that generation on the node start from the cache without
+// asking the registry again.
+//
+// Each run gets a bundle in DataDir/bundles/<replica>: an overlay of the
+// image's shared, read-only root (from the cache) with an upper directory
+// of its own, so a run's writes never reach the cache nor the next run,
+// and a start costs no copy. The generated runtime spec gives the
+// container pid, ipc, uts and mount namespaces, the host's network (the
+// replica's PORT is a host port, as for processes; probes reach it on
+// 127.0.0.1), no capabilities and no new privileges, the template's user
+// (else the image's when it is not root, else 65534), a read-only root
+// when the template asks (with a writable /tmp), and the template's cpu
+// and memory as cgroup limits that runc sets. The container's stdio are
+// the replica's log pipes. runc's own errors (its JSON log) become the
+// run's reason. A fence (Kill) SIGKILLs the container's init, which takes
+// its whole pid namespace; when runc exits the container is deleted and
+// the overlay and bundle removed. At Start, bundles and runc containers
+// no adopted replica owns are removed, and a stale record's container is
+// deleted with it. With DieWithAgent, runc dies with the agent but the
+// container does not (OCI has no parent-death signal): the next agent
+// run deletes it through the stale record.
 //
 // # Simulated replicas
 //

@@ -80,7 +80,25 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 	rep.launched = true
 	rep.st.StartedAt, rep.st.NextStartAt = now, time.Time{}
 	env := r.envFor(rep)
-	cgfd := r.cgroupForLocked(rep)
+	var ociCmd *exec.Cmd
+	cgfd := -1
+	if rep.isOCI() {
+		// runc makes the container's cgroup with the template's limits.
+		rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
+		env = containerEnv(rep, rep.img)
+		c, err := r.containerCmd(rep, env)
+		if err != nil {
+			r.startFailures++
+			rep.st.FinishedAt, rep.st.ExitCode = now, 126
+			rep.st.Reason, rep.st.LastError = ReasonExecFailed, "prepare the container: "+err.Error()
+			r.log.Warn("container failed to start", "replica", rep.spec.ID, "err", err)
+			r.afterRunLocked(rep, now, true, rep.st.LastError)
+			return
+		}
+		ociCmd = c
+	} else {
+		cgfd = r.cgroupForLocked(rep)
+	}
 	if cgfd >= 0 {
 		defer unix.Close(cgfd)
 	}
@@ -94,9 +112,12 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		}
 	}
 	mk := func(cgroupFD int) *exec.Cmd {
-		cmd := exec.Command(t.Command, t.Args...)
-		cmd.Path, cmd.Err = lookPath(t.Command, env)
-		cmd.Env, cmd.Dir = env, t.WorkingDir
+		cmd := ociCmd
+		if cmd == nil {
+			cmd = exec.Command(t.Command, t.Args...)
+			cmd.Path, cmd.Err = lookPath(t.Command, env)
+			cmd.Env, cmd.Dir = env, t.WorkingDir
+		}
 		if stdout != nil {
 			cmd.Stdout, cmd.Stderr = stdout, stderr
 		}
@@ -131,6 +152,9 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		stderr.Close()
 	}
 	if err != nil {
+		if rep.bundle != nil {
+			r.removeContainer(rep.bundle)
+		}
 		r.startFailures++
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -176,6 +200,9 @@ func (r *Runtime) runningLocked(rep *replica, run *procRun) {
 	if t.Startup != nil || t.Liveness != nil || t.Readiness != nil {
 		ctx, cancel := context.WithCancel(r.ctx)
 		run.probeCancel = cancel
+		if rep.isOCI() && rep.bundle != nil {
+			t = r.probesInContainer(t, rep.bundle.id)
+		}
 		r.wg.Add(1)
 		go r.probeLoop(ctx, rep, run, t, rep.port)
 	}
@@ -247,6 +274,9 @@ func (r *Runtime) waitChild(rep *replica, run *procRun, cmd *exec.Cmd) {
 		}
 	}
 	err := cmd.Wait()
+	if !detached && rep.isOCI() {
+		r.ociWaitCleanup(rep, run)
+	}
 	code, how := exitOf(cmd.ProcessState, err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,6 +310,9 @@ func signalGroup(run *procRun, sig syscall.Signal) error {
 // group).
 func (r *Runtime) killGroup(rep *replica, run *procRun) {
 	_ = signalGroup(run, sigKILL)
+	if rep.bundle != nil {
+		r.killContainer(rep.bundle)
+	}
 	if rep.cgroup != "" {
 		_ = os.WriteFile(rep.cgroup+"/cgroup.kill", []byte("1"), 0)
 	}

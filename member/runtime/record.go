@@ -31,6 +31,8 @@ type record struct {
 	Cgroup     string    `json:"cgroup,omitempty"`
 	Restarts   int       `json:"restarts"`
 	StartedAt  time.Time `json:"startedAt"`
+	// Image is the digest an oci replica runs.
+	Image string `json:"image,omitempty"`
 }
 
 func (r *Runtime) recordPath(fs string) string { return filepath.Join(r.recDir, fs+".json") }
@@ -48,6 +50,9 @@ func (r *Runtime) writeRecord(rep *replica, run *procRun) error {
 		Spec: rep.spec, SpecHash: specHash(rep.spec),
 		Pid: run.pid, Pgid: run.pgid, StartTicks: run.ticks,
 		Port: rep.port, Cgroup: rep.cgroup, Restarts: rep.st.Restarts, StartedAt: rep.st.StartedAt,
+	}
+	if rep.img != nil {
+		rec.Image = rep.img.Digest
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -160,6 +165,21 @@ func (r *Runtime) adoptOneLocked(rec record) bool {
 		env: r.envFor(rep), dir: spec.Template.WorkingDir,
 	}
 	rep.run = run
+	if spec.Template.Driver == "oci" {
+		rep.bundle = &ociBundle{dir: filepath.Join(r.bundleDir, rep.fs), id: containerID(spec.ID)}
+		rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
+		if rec.Image != "" {
+			r.pins[pinKey(spec)] = rec.Image
+			// The running container's root lies over this image: GC
+			// must keep it, and a restart starts from it.
+			if r.cfg.Images != nil {
+				if img, ok := r.cfg.Images.Local(r.pullRef(spec)); ok {
+					r.cfg.Images.Acquire(img.Digest)
+					rep.img = img
+				}
+			}
+		}
+	}
 	r.reps[spec.ID] = rep
 	r.log.Info("replica adopted", "replica", spec.ID, "pid", rec.Pid, "port", rec.Port)
 
@@ -223,6 +243,9 @@ func (r *Runtime) watchProc(ctx context.Context, rep *replica, run *procRun) {
 // adoptedExited handles the exit of a process that is not our child: its
 // exit code is unknown.
 func (r *Runtime) adoptedExited(rep *replica, run *procRun) {
+	if rep.isOCI() {
+		r.ociWaitCleanup(rep, nil)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != stateRunning || rep.run != run || run.detached || run.exited {
@@ -259,4 +282,7 @@ func (r *Runtime) cleanStaleLocked(rec record) {
 		}
 	}
 	_ = os.RemoveAll(filepath.Join(r.runDir, fsName(rec.Spec.ID)))
+	if rec.Spec.Template.Driver == "oci" {
+		r.removeContainer(&ociBundle{dir: filepath.Join(r.bundleDir, fsName(rec.Spec.ID)), id: containerID(rec.Spec.ID)})
+	}
 }

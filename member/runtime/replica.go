@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/atollhq/atoll/member/image"
 )
 
 // stopIntent says what happens once a replica's process is gone.
@@ -38,6 +40,9 @@ type replica struct {
 	cgroup   string       // this replica's cgroup directory, "" when none
 	oomKills int64        // memory.events oom_kill last seen
 	rng      *rand.Rand   // sim only: deterministic per replica ID
+	img      *image.Image // oci: the pulled image (held in the cache while set)
+	pulling  bool         // oci: a pull is under way
+	bundle   *ociBundle   // oci: the current run's bundle
 }
 
 func (rep *replica) isSim() bool { return rep.spec.Template.Driver == "sim" }
@@ -83,9 +88,13 @@ func (r *Runtime) createLocked(spec ReplicaSpec) {
 			rep.port = int(spec.Template.Ports[0].HostPort)
 			rep.st.Port = rep.port
 		}
-	case "process":
-		if strings.TrimSpace(spec.Template.Command) == "" {
+	case "process", "oci":
+		if spec.Template.Driver == "process" && strings.TrimSpace(spec.Template.Command) == "" {
 			r.terminalLocked(rep, PhaseFailed, "the process driver needs a command")
+			return
+		}
+		if spec.Template.Driver == "oci" && spec.Template.Image == "" {
+			r.terminalLocked(rep, PhaseFailed, "the oci driver needs an image")
 			return
 		}
 		if l := r.keepLogs[spec.ID]; l != nil {
@@ -97,7 +106,7 @@ func (r *Runtime) createLocked(spec ReplicaSpec) {
 			rep.logs = l
 		}
 	default:
-		r.terminalLocked(rep, PhaseFailed, fmt.Sprintf("unknown driver %q: use process or sim", spec.Template.Driver))
+		r.terminalLocked(rep, PhaseFailed, fmt.Sprintf("unknown driver %q: use process, oci or sim", spec.Template.Driver))
 		return
 	}
 	r.schedule(rep, now)
@@ -119,9 +128,12 @@ func (r *Runtime) dueLocked(rep *replica, now time.Time) {
 		if rep.intent != intentNone {
 			return
 		}
-		if rep.isSim() {
+		switch {
+		case rep.isSim():
 			r.startSimLocked(rep, now)
-		} else {
+		case rep.isOCI():
+			r.startContainerLocked(rep, now)
+		default:
 			r.startProcessLocked(rep, now)
 		}
 	case PhaseStarting:
@@ -248,8 +260,12 @@ func (r *Runtime) finalizeLocked(rep *replica) {
 			r.log.Warn("remove replica record", "replica", rep.spec.ID, "err", err)
 		}
 	}
+	if rep.img != nil && r.cfg.Images != nil {
+		r.cfg.Images.Release(rep.img.Digest)
+		rep.img = nil
+	}
 	next, wanted := r.desired[rep.spec.ID]
-	if wanted && rep.intent == intentReplace && next.Template.Driver == "process" && !rep.isSim() {
+	if wanted && rep.intent == intentReplace && (next.Template.Driver == "process" || next.Template.Driver == "oci") && !rep.isSim() {
 		// The successor continues the logs and reuses the cgroup: start
 		// it right away, so the replica does not vanish from Status.
 		if rep.logs != nil {

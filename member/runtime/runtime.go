@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/image"
 )
 
 // Phases a replica goes through.
 const (
 	PhasePending   = "Pending"   // desired, not started yet (or waiting for a port)
+	PhasePulling   = "Pulling"   // oci: its image is being pulled
 	PhaseStarting  = "Starting"  // started, startup probe (or sim start latency) not passed yet
 	PhaseRunning   = "Running"   // running; Ready says whether it takes traffic
 	PhaseBackoff   = "Backoff"   // exited or failed to start; restarts when the backoff ends
@@ -78,6 +80,12 @@ type Config struct {
 	// puts a folder holding a copy of itself first, so that "command:
 	// atoll" runs wherever the dev stack was started from.
 	Path string
+	// Images is the node's image cache, which oci replicas pull through
+	// (nil: oci replicas fail, saying the node cannot run them).
+	Images *image.Store
+	// Runc is the OCI runtime binary (empty: runc on PATH or in
+	// /usr/sbin). Without one, oci replicas fail and say why.
+	Runc string
 }
 
 // ReplicaSpec is one replica this node should run.
@@ -97,6 +105,7 @@ const (
 	ReasonProbeFailed = "ProbeFailed" // a startup or liveness probe gave up, or readiness fails
 	ReasonFenced      = "Fenced"      // killed because the node's lease on the hub ran out
 	ReasonConfig      = "InvalidSpec" // the template cannot run here
+	ReasonPullFailed  = "PullFailed"  // oci: the image could not be pulled (the registry's answer in LastError)
 )
 
 // ReplicaStatus is what the runtime observed of one replica.
@@ -175,6 +184,12 @@ type Runtime struct {
 	wg            sync.WaitGroup // probes, log pumps, watchers, cleanups
 	stopOnce      sync.Once
 	startFailures int // for tests: starts that failed before the process ran
+
+	runc      string            // the OCI runtime binary, "" when none
+	runcWhy   string            // why there is none
+	runcRoot  string            // runc's state directory (DataDir/runc)
+	bundleDir string            // containers' bundles (DataDir/bundles)
+	pins      map[string]string // pinKey → image digest: one digest per workload generation
 }
 
 const (
@@ -216,23 +231,27 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	cfg.DataDir = dir
 	r := &Runtime{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		recDir:   filepath.Join(dir, "replicas"),
-		logDir:   filepath.Join(dir, "logs"),
-		runDir:   filepath.Join(dir, "run"),
-		pollDur:  time.Second,
-		desired:  map[string]ReplicaSpec{},
-		reps:     map[string]*replica{},
-		ports:    map[int]string{},
-		keepLogs: map[string]*replicaLogs{},
-		cleaning: map[string]bool{},
-		removed:  make(chan struct{}),
-		changes:  make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		recDir:    filepath.Join(dir, "replicas"),
+		logDir:    filepath.Join(dir, "logs"),
+		runDir:    filepath.Join(dir, "run"),
+		runcRoot:  filepath.Join(dir, "runc"),
+		bundleDir: filepath.Join(dir, "bundles"),
+		pins:      map[string]string{},
+		pollDur:   time.Second,
+		desired:   map[string]ReplicaSpec{},
+		reps:      map[string]*replica{},
+		ports:     map[int]string{},
+		keepLogs:  map[string]*replicaLogs{},
+		cleaning:  map[string]bool{},
+		removed:   make(chan struct{}),
+		changes:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
 	}
-	for _, d := range []string{r.recDir, r.logDir, r.runDir} {
+	r.runc, r.runcWhy = findRunc(cfg.Runc)
+	for _, d := range []string{r.recDir, r.logDir, r.runDir, r.runcRoot, r.bundleDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("new runtime: %w", err)
 		}
@@ -265,6 +284,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		r.mu.Unlock()
 		return fmt.Errorf("start runtime: %w", err)
 	}
+	r.sweepContainersLocked()
 	r.reconcile = true
 	r.mu.Unlock()
 	go r.loop(r.ctx)

@@ -1,0 +1,63 @@
+package image
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// credFile is the part of a docker config.json the store reads.
+type credFile struct {
+	Auths map[string]struct {
+		Auth     string `json:"auth"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+	} `json:"auths"`
+}
+
+// keychain answers a registry's credentials from a credentials file.
+type keychain map[string]authn.AuthConfig
+
+// readKeychain reads path (empty: anonymous everywhere). Errors never
+// quote the file's content.
+func readKeychain(path string) (keychain, error) {
+	if path == "" {
+		return keychain{}, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	var f credFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, errors.New("registry credentials: " + path + " is not a docker config.json file")
+	}
+	kc := keychain{}
+	for host, a := range f.Auths {
+		c := authn.AuthConfig{Username: a.Username, Password: a.Password}
+		if a.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(a.Auth)
+			user, pass, ok := strings.Cut(string(raw), ":")
+			if err != nil || !ok {
+				return nil, fmt.Errorf("registry credentials: the auth of %s in %s is not base64(user:password)", host, path)
+			}
+			c.Username, c.Password = user, pass
+		}
+		host = strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
+		kc[strings.TrimSuffix(host, "/")] = c
+	}
+	return kc, nil
+}
+
+// Resolve implements authn.Keychain.
+func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if c, ok := k[r.RegistryStr()]; ok {
+		return authn.FromConfig(c), nil
+	}
+	return authn.Anonymous, nil
+}

@@ -1,0 +1,542 @@
+package runtime
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/member/image"
+	"github.com/google/go-containerregistry/pkg/name"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/sys/unix"
+)
+
+// nobody is the uid and gid a container runs as when neither the
+// template nor the image names a user other than root.
+const nobody = 65534
+
+// ociBundle is one run's OCI bundle: config.json, the overlay's upper
+// and work directories and the merged root the container sees.
+type ociBundle struct {
+	dir string // DataDir/bundles/<fs>
+	id  string // the runc container ID
+}
+
+func (b *ociBundle) rootfs() string { return filepath.Join(b.dir, "rootfs") }
+
+var badContainerID = regexp.MustCompile(`[^A-Za-z0-9_.+-]`)
+
+// containerID is the runc ID of a replica: "atoll-" and the replica ID,
+// with a hash when characters had to be replaced.
+func containerID(replicaID string) string {
+	id := badContainerID.ReplaceAllString(replicaID, "_")
+	if id != replicaID || len(id) > 100 {
+		h := sha256.Sum256([]byte(replicaID))
+		id = id[:min(len(id), 80)] + "-" + hex.EncodeToString(h[:6])
+	}
+	return "atoll-" + id
+}
+
+func (rep *replica) isOCI() bool { return rep.spec.Template.Driver == "oci" }
+
+// findRunc is the runc binary: configured, else on PATH, else "".
+func findRunc(configured string) (string, string) {
+	if configured != "" {
+		if _, err := os.Stat(configured); err != nil {
+			return "", fmt.Sprintf("runc %s: %v", configured, err)
+		}
+		return configured, ""
+	}
+	for _, p := range []string{"runc", "/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path, ""
+		}
+	}
+	return "", "runc is not installed on this node (Debian: apt-get install runc)"
+}
+
+// pinKey names a workload generation's image: a tag resolves to one
+// digest per generation on this node.
+func pinKey(spec ReplicaSpec) string {
+	return spec.Workload + "\x00" + strconv.FormatInt(spec.Generation, 10) + "\x00" + spec.Template.Image
+}
+
+// pullRef is what to pull for spec: the digest pinned for its generation
+// when there is one, else its image as written.
+func (r *Runtime) pullRef(spec ReplicaSpec) string {
+	d, ok := r.pins[pinKey(spec)]
+	if !ok {
+		return spec.Template.Image
+	}
+	ref, err := name.ParseReference(spec.Template.Image)
+	if err != nil {
+		return spec.Template.Image
+	}
+	return ref.Context().Name() + "@" + d
+}
+
+// startContainerLocked starts an oci replica: its image first (pulled in
+// the background; the replica is Pulling meanwhile), then runc.
+func (r *Runtime) startContainerLocked(rep *replica, now time.Time) {
+	switch {
+	case r.cfg.Images == nil:
+		r.terminalLocked(rep, PhaseFailed, "this node has no image store: it cannot run oci replicas")
+		return
+	case r.runc == "":
+		r.terminalLocked(rep, PhaseFailed, "this node cannot run oci replicas: "+r.runcWhy)
+		return
+	case rep.img == nil:
+		r.pullLocked(rep)
+		return
+	}
+	r.startProcessLocked(rep, now)
+}
+
+// pullLocked pulls rep's image in the background. A failure is a
+// PullFailed backoff; success makes the replica due to start at once.
+func (r *Runtime) pullLocked(rep *replica) {
+	if rep.pulling {
+		return
+	}
+	rep.pulling = true
+	ref := r.pullRef(rep.spec)
+	rep.st.Phase, rep.st.Message, rep.st.NextStartAt = PhasePulling, "pulling image "+ref, time.Time{}
+	r.notify()
+	ctx := r.ctx
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, span := otel.Tracer("github.com/atollhq/atoll/member/runtime").Start(ctx, "runtime.pull_image")
+		span.SetAttributes(attribute.String("replica", rep.spec.ID), attribute.String("image.ref", ref))
+		img, err := r.cfg.Images.Pull(ctx, ref)
+		span.End()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		rep.pulling = false
+		if r.state != stateRunning || r.reps[rep.spec.ID] != rep || rep.intent != intentNone {
+			return
+		}
+		now := r.now()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			msg := err.Error()
+			r.log.Warn("image pull failed", "replica", rep.spec.ID, "image", ref, "err", msg)
+			rep.st.Reason, rep.st.LastError = ReasonPullFailed, msg
+			delay := rep.backoff
+			rep.backoff = min(rep.backoff*2, r.cfg.Backoff.Max)
+			rep.st.Phase, rep.st.Message, rep.st.NextStartAt = PhaseBackoff, "pull failed: "+msg, now.Add(delay)
+			r.schedule(rep, now.Add(delay))
+			r.notify()
+			return
+		}
+		r.pins[pinKey(rep.spec)] = img.Digest
+		r.cfg.Images.Acquire(img.Digest)
+		rep.img = img
+		if rep.st.Reason == ReasonPullFailed {
+			rep.st.Reason, rep.st.LastError = "", ""
+		}
+		rep.st.Phase, rep.st.Message = PhasePending, "image "+img.Digest+" present"
+		r.schedule(rep, now)
+		r.notify()
+	}()
+}
+
+// containerCmd prepares rep's bundle and returns the runc command that
+// runs it in the foreground: runc forwards signals to the container and
+// exits with its status, so the process machinery (process group, exit
+// codes, records, adoption) applies to it unchanged.
+func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
+	b := &ociBundle{dir: filepath.Join(r.bundleDir, rep.fs), id: containerID(rep.spec.ID)}
+	r.removeContainer(b) // whatever an earlier run left
+	if err := os.MkdirAll(b.dir, 0o711); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	opts := "lowerdir=" + rep.img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
+	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
+		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
+	}
+	spec, err := containerSpec(rep, rep.img, env)
+	if err != nil {
+		r.removeContainer(b)
+		return nil, err
+	}
+	data, err := json.Marshal(spec)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(b.dir, "config.json"), data, 0o600)
+	}
+	if err != nil {
+		r.removeContainer(b)
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, "id"), []byte(b.id), 0o600); err != nil {
+		r.removeContainer(b)
+		return nil, err
+	}
+	rep.bundle = b
+	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Dir = b.dir
+	return cmd, nil
+}
+
+// containerPid is the container's init process (0 when not known yet).
+func containerPid(b *ociBundle) int {
+	if b == nil {
+		return 0
+	}
+	raw, err := os.ReadFile(filepath.Join(b.dir, "pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	return pid
+}
+
+// killContainer SIGKILLs the container's init: the kernel then kills
+// everything in its pid namespace, and runc exits with 137.
+func (r *Runtime) killContainer(b *ociBundle) {
+	if pid := containerPid(b); pid > 1 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// removeContainer deletes a container and its bundle: runc's state (and
+// whatever still runs), the overlay and the directories. Safe on a
+// bundle that is already gone.
+func (r *Runtime) removeContainer(b *ociBundle) {
+	if r.runc != "" {
+		if _, err := os.Stat(filepath.Join(r.runcRoot, b.id)); err == nil {
+			out, err := exec.Command(r.runc, "--root", r.runcRoot, "delete", "--force", b.id).CombinedOutput()
+			if err != nil {
+				r.log.Warn("runc delete", "container", b.id, "err", err, "output", strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	for range 50 {
+		err := unix.Unmount(b.rootfs(), unix.MNT_DETACH)
+		if err != nil {
+			break
+		}
+	}
+	if err := os.RemoveAll(b.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.log.Warn("remove container bundle", "dir", b.dir, "err", err)
+	}
+}
+
+// sweepContainersLocked removes the bundles and runc containers no
+// adopted replica owns (left by an agent that died while they ran).
+func (r *Runtime) sweepContainersLocked() {
+	owned := map[string]bool{}
+	for _, rep := range r.reps {
+		if rep.isOCI() {
+			owned[rep.fs] = true
+			owned[containerID(rep.spec.ID)] = true
+		}
+	}
+	entries, _ := os.ReadDir(r.bundleDir)
+	for _, e := range entries {
+		if !owned[e.Name()] {
+			r.log.Info("leftover container bundle removed", "bundle", e.Name())
+			b := &ociBundle{dir: filepath.Join(r.bundleDir, e.Name())}
+			if raw, err := os.ReadFile(filepath.Join(b.dir, "id")); err == nil {
+				b.id = string(raw)
+			}
+			r.removeContainer(b)
+		}
+	}
+	if r.runc == "" {
+		return
+	}
+	states, _ := os.ReadDir(r.runcRoot)
+	for _, e := range states {
+		if !owned[e.Name()] && strings.HasPrefix(e.Name(), "atoll-") {
+			r.log.Info("leftover container removed", "container", e.Name())
+			_ = exec.Command(r.runc, "--root", r.runcRoot, "delete", "--force", e.Name()).Run()
+		}
+	}
+}
+
+// containerSpec is the OCI runtime spec of rep's container: the image's
+// entrypoint, cmd, env and working directory under the template's
+// overrides; pid, ipc, uts and mount namespaces with the host's network;
+// no capabilities and no new privileges; the template's cpu and memory
+// as cgroup limits.
+func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, error) {
+	t := rep.spec.Template
+	ic := img.Config
+	var args []string
+	switch {
+	case t.Command != "":
+		args = append([]string{t.Command}, t.Args...)
+	case len(t.Args) > 0:
+		args = append(append([]string{}, ic.Entrypoint...), t.Args...)
+	default:
+		args = append(append([]string{}, ic.Entrypoint...), ic.Cmd...)
+	}
+	if len(args) == 0 {
+		return nil, errors.New("nothing to run: the image has no entrypoint or cmd and the template no command")
+	}
+	uid, gid, err := resolveUser(img.Rootfs, t.User, ic.User)
+	if err != nil {
+		return nil, err
+	}
+	cwd := t.WorkingDir
+	if cwd == "" {
+		cwd = ic.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !filepath.IsAbs(cwd) {
+		return nil, fmt.Errorf("working directory %q is not absolute", cwd)
+	}
+	noCaps := &specs.LinuxCapabilities{Bounding: []string{}, Effective: []string{}, Permitted: []string{}, Inheritable: []string{}, Ambient: []string{}}
+	hostname := rep.spec.ID
+	if len(hostname) > 63 || !api.IsDNSLabel(hostname) {
+		hostname = strings.ToLower(containerID(rep.spec.ID))[:min(63, len(containerID(rep.spec.ID)))]
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: hostname,
+		Root:     &specs.Root{Path: "rootfs", Readonly: t.ReadOnlyRoot},
+		Process: &specs.Process{
+			Args:            args,
+			Env:             env,
+			Cwd:             cwd,
+			User:            specs.User{UID: uid, GID: gid},
+			Capabilities:    noCaps,
+			NoNewPrivileges: true,
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: "/atoll-oci/" + containerID(rep.spec.ID),
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			Resources: &specs.LinuxResources{
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+			},
+			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	// Host networking: the container resolves names as the node does.
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+		}
+	}
+	milli, mem := t.Resources.Quantities()
+	if milli > 0 {
+		period := uint64(100000)
+		quota := max(milli*100, 1000)
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	if mem > 0 {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	}
+	return s, nil
+}
+
+// containerEnv is a container's environment: the image's, a default
+// PATH, the template's variables, then PORT, ATOLL_REPLICA and
+// ATOLL_WORKLOAD (these win, as for processes).
+func containerEnv(rep *replica, img *image.Image) []string {
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	for _, e := range img.Config.Env {
+		k, v, _ := strings.Cut(e, "=")
+		set(k, v)
+	}
+	for _, e := range rep.spec.Template.Env {
+		set(e.Name, e.Value)
+	}
+	set("PORT", strconv.Itoa(rep.port))
+	set("ATOLL_REPLICA", rep.spec.ID)
+	set("ATOLL_WORKLOAD", rep.spec.Workload)
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+// resolveUser turns the template's user (else the image's) into a uid
+// and gid, names looked up in the image's /etc/passwd and /etc/group.
+// Root is used only when the template asks for it: an image whose user is
+// root (or unset) runs as nobody.
+func resolveUser(rootfs, tmpl, img string) (uint32, uint32, error) {
+	u := tmpl
+	if u == "" {
+		u = img
+	}
+	if u == "" {
+		return nobody, nobody, nil
+	}
+	user, group, hasGroup := strings.Cut(u, ":")
+	uid, pgid, err := lookupID(filepath.Join(rootfs, "etc/passwd"), user, true)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %q: %w", u, err)
+	}
+	gid := pgid
+	if hasGroup {
+		if gid, _, err = lookupID(filepath.Join(rootfs, "etc/group"), group, false); err != nil {
+			return 0, 0, fmt.Errorf("group %q: %w", group, err)
+		}
+	}
+	if uid == 0 && tmpl == "" {
+		return nobody, nobody, nil
+	}
+	return uid, gid, nil
+}
+
+// lookupID finds a user (passwd: name:x:uid:gid:...) or group
+// (group: name:x:gid:...) by name or number; for a user it also returns
+// the primary group (the uid when the user is a number not in the file).
+func lookupID(file, who string, user bool) (uint32, uint32, error) {
+	if n, err := strconv.ParseUint(who, 10, 32); err == nil {
+		id := uint32(n)
+		gid := id
+		if user {
+			if _, g, err := lookupID(file, who+"\x00byid", true); err == nil {
+				gid = g
+			}
+		}
+		return id, gid, nil
+	}
+	byID, isByID := strings.CutSuffix(who, "\x00byid")
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, 0, fmt.Errorf("no such user in the image (%s: %v)", filepath.Base(file), err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 3 {
+			continue
+		}
+		if (isByID && fields[2] == byID) || (!isByID && fields[0] == who) {
+			id, err := strconv.ParseUint(fields[2], 10, 32)
+			if err != nil {
+				break
+			}
+			gid := id
+			if user && len(fields) > 3 {
+				if g, err := strconv.ParseUint(fields[3], 10, 32); err == nil {
+					gid = g
+				}
+			}
+			return uint32(id), uint32(gid), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("not found in the image's /%s", filepath.Join("etc", filepath.Base(file)))
+}
+
+// ociWaitCleanup runs after an oci run's runc exited: the container is
+// deleted and its bundle removed (a restart makes a fresh one). When
+// runc itself failed (the container could not start), its error becomes
+// the run's reason.
+func (r *Runtime) ociWaitCleanup(rep *replica, run *procRun) {
+	r.mu.Lock()
+	b := rep.bundle
+	r.mu.Unlock()
+	if b == nil {
+		return
+	}
+	r.killContainer(b)
+	why := runcError(filepath.Join(b.dir, "runc.log"))
+	r.removeContainer(b)
+	if why != "" && run != nil {
+		r.mu.Lock()
+		if run.reason == "" {
+			run.reason, run.failure = "runc: "+why, ReasonExecFailed
+		}
+		r.mu.Unlock()
+	}
+}
+
+// runcError is the last error runc logged (its JSON log), "" when none.
+func runcError(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var last string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Level == "error" {
+			last = e.Msg
+		}
+	}
+	return last
+}
+
+// probesInContainer returns t with its exec probes run inside the
+// container (runc exec); http and tcp probes reach the container on the
+// host's network as they are.
+func (r *Runtime) probesInContainer(t api.ReplicaTemplate, id string) api.ReplicaTemplate {
+	wrap := func(p *api.Probe) *api.Probe {
+		if p == nil || p.Exec == nil {
+			return p
+		}
+		c := *p
+		c.Exec = &api.ExecProbe{Command: append([]string{r.runc, "--root", r.runcRoot, "exec", id}, p.Exec.Command...)}
+		return &c
+	}
+	t.Startup, t.Liveness, t.Readiness = wrap(t.Startup), wrap(t.Liveness), wrap(t.Readiness)
+	return t
+}
+
+// ContainerSupport says whether this machine can run oci replicas with
+// the given runc (empty: looked up) and, when it cannot, why: runc must
+// be installed and the agent must run as root (the container's root is
+// an overlay mount; runc makes namespaces and cgroups).
+func ContainerSupport(runc string) (bool, string) {
+	if _, why := findRunc(runc); why != "" {
+		return false, why
+	}
+	if os.Geteuid() != 0 {
+		return false, "the node agent does not run as root (containers need mounts, namespaces and cgroups)"
+	}
+	return true, ""
+}
