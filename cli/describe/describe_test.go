@@ -197,6 +197,12 @@ func TestDescribe(t *testing.T) {
 		wantIn: []string{"127 (command not found)", "\nPlacement:\n", "\nReplicas:\n"},
 		not:    []string{"spec:", "status:", "readyReplicas", "{"},
 	}, {
+		name: "a container's image", kind: "Workload",
+		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "box"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "oci",
+			Image: "registry.example/app:1.2", User: "1000", ReadOnlyRoot: true}}},
+		want: []string{"Driver: oci (a container from an OCI image, run with runc)", "Image: registry.example/app:1.2", "User: 1000",
+			"Root filesystem: read-only (/tmp writable)"},
+	}, {
 		name: "workload with default policies", kind: "Workload",
 		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "idle"}, Spec: api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim", Sim: &api.SimSpec{StartLatency: "200ms", FailureRate: 0.1}}}},
 		want: []string{

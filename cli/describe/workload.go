@@ -77,6 +77,15 @@ func desiredText(w *api.Workload) string {
 // template writes what one replica is.
 func template(d *doc, t *api.ReplicaTemplate) {
 	d.row(1, "Driver", driverText(t.Driver))
+	if t.Image != "" {
+		d.row(1, "Image", t.Image)
+	}
+	if t.User != "" {
+		d.row(1, "User", t.User)
+	}
+	if t.ReadOnlyRoot {
+		d.row(1, "Root filesystem", "read-only (/tmp writable)")
+	}
 	if t.Command != "" || len(t.Args) > 0 {
 		d.row(1, "Command", commandLine(append([]string{t.Command}, t.Args...)))
 	}
@@ -140,6 +149,8 @@ func driverText(driver string) string {
 		return "process (a real OS process on a node)"
 	case "sim":
 		return "sim (simulated replicas)"
+	case "oci":
+		return "oci (a container from an OCI image, run with runc)"
 	}
 	return driver
 }
