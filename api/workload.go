@@ -31,6 +31,9 @@ type WorkloadSpec struct {
 	Placement *PlacementPolicy `json:"placement,omitempty"`
 	Failover  *FailoverPolicy  `json:"failover,omitempty"`
 	Update    *UpdateStrategy  `json:"update,omitempty"`
+	// Rollout takes a new template revision to the clusters wave by
+	// wave, each held to health gates for a bake time.
+	Rollout *ProgressiveRollout `json:"rollout,omitempty" doc:"A progressive rollout across clusters: waves of clusters, health gates that must hold for a bake time, automatic rollback. Without it a template change reaches every cluster at once."`
 	// RevisionHistoryLimit is how many revisions of the template the hub
 	// keeps (the current one included); nil means DefaultRevisionHistoryLimit.
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"100" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
@@ -245,6 +248,8 @@ type WorkloadStatus struct {
 	Clusters []ClusterReplicas `json:"clusters,omitempty"`
 	// Placement is the hub's latest placement decision and why.
 	Placement *PlacementStatus `json:"placement,omitempty"`
+	// Rollout is a progressive rollout's progress (spec.rollout).
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // PlacementStatus explains where the hub placed a workload's replicas.
@@ -357,6 +362,9 @@ func (w *Workload) Validate() FieldErrors {
 		if f.FailbackRate < 0 {
 			e.addValue("spec.failover.failbackRate", f.FailbackRate, "must be 0 or more")
 		}
+	}
+	if r := s.Rollout; r != nil {
+		validateProgressive(&e, "spec.rollout", r)
 	}
 	if b := s.DisruptionBudget; b != nil {
 		if err := b.MinAvailable.Check(); err != nil {
