@@ -104,8 +104,11 @@ type RolloutStatus struct {
 type RolloutCluster struct {
 	Cluster string `json:"cluster"`
 	Wave    string `json:"wave"`
-	// Revision is the revision the hub gives the cluster.
-	Revision int64 `json:"revision"`
+	// Revision is the revision the hub gives the cluster, and Generation
+	// the workload generation it is delivered at (members report their
+	// replicas against it).
+	Revision   int64 `json:"revision"`
+	Generation int64 `json:"generation,omitempty"`
 	// StartedAt is when it was given the new revision.
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	// Gate says how its gates stand, in words ("3/3 ready, 0 restarts").
@@ -188,4 +191,20 @@ func validateProgressive(e *errs, path string, r *ProgressiveRollout) {
 			}
 		}
 	}
+}
+
+// GivenGeneration is the generation of the workload a cluster is given:
+// under a progressive rollout (status.rollout) a cluster may still be
+// given the stable revision's, older than the workload's; otherwise the
+// workload's own. Its members' reports of that generation are the ones
+// that count.
+func (w *Workload) GivenGeneration(cluster string) int64 {
+	if r := w.Status.Rollout; r != nil {
+		for _, c := range r.Clusters {
+			if c.Cluster == cluster && c.Generation > 0 {
+				return c.Generation
+			}
+		}
+	}
+	return w.Metadata.Generation
 }

@@ -274,18 +274,22 @@ type PlacementStatus struct {
 
 // ClusterReplicas is one cluster's share of a workload.
 type ClusterReplicas struct {
-	Cluster    string      `json:"cluster"`
-	Region     string      `json:"region,omitempty"`
-	Epoch      int64       `json:"epoch,omitempty"`
-	Generation int64       `json:"generation,omitempty"`
-	Desired    int32       `json:"desired"`
-	Scheduled  int32       `json:"scheduled"`
-	Ready      int32       `json:"ready"`
-	Updated    int32       `json:"updated"`
-	Restarts   int32       `json:"restarts,omitempty"`
-	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
-	Pending    string      `json:"pending,omitempty"`
-	Conditions []Condition `json:"conditions,omitempty"`
+	Cluster    string `json:"cluster"`
+	Region     string `json:"region,omitempty"`
+	Epoch      int64  `json:"epoch,omitempty"`
+	Generation int64  `json:"generation,omitempty"`
+	Desired    int32  `json:"desired"`
+	Scheduled  int32  `json:"scheduled"`
+	Ready      int32  `json:"ready"`
+	Updated    int32  `json:"updated"`
+	Restarts   int32  `json:"restarts,omitempty"`
+	Present    int32  `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
+	// UpdatedReady and UpdatedRestarts count only the replicas of the
+	// generation's template (a progressive rollout's gates judge them).
+	UpdatedReady    int32       `json:"updatedReady,omitempty" doc:"Ready replicas of this generation's template (not the old ones a rolling update keeps)."`
+	UpdatedRestarts int32       `json:"updatedRestarts,omitempty" doc:"Restarts of this generation's template's replicas."`
+	Pending         string      `json:"pending,omitempty"`
+	Conditions      []Condition `json:"conditions,omitempty"`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
 	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced).

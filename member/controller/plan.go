@@ -250,8 +250,14 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending, Present: ch.present[d.Workload]}
 	limits := ""
 	var reps summary
-	for _, b := range append(cur, old...) {
+	for i, b := range append(cur, old...) {
 		rs := snap.Nodes[b.Node].Replicas[b.Replica]
+		if i < len(cur) {
+			if rs.Ready {
+				st.UpdatedReady++
+			}
+			st.UpdatedRestarts += int32(rs.Restarts)
+		}
 		if rs.ID == "" {
 			rs.ID, rs.Workload = b.Replica, b.Workload
 		}
