@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -139,4 +140,40 @@ func TestProgressiveRolloutEndToEnd(t *testing.T) {
 	if r := e.do("POST", "/api/v1/workloads/web/rollout/abort", adminSecret, "", nil); r.status != 409 {
 		t.Errorf("abort after the rollback: want 409; got %d %s", r.status, r.body)
 	}
+
+	// A good change, paused by an operator: it holds, a drill on its
+	// clusters is refused while it runs, and resumed it completes.
+	if err := e.admin.Patch(ctx, "workloads", "web", []byte(`{"spec":{"template":{"sim":{"failureRate":0,"startLatency":"70ms"}}}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "revision 4 rolling out", 30*time.Second, func() bool {
+		r := get().Status.Rollout
+		return r != nil && r.Revision == 4
+	})
+	viewer := e.token("vic", api.RoleViewer)
+	if r := e.do("POST", "/api/v1/workloads/web/rollout/pause", viewer, "", nil); r.status != 403 {
+		t.Errorf("a viewer's pause: want 403; got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/workloads/web/rollout/promote?wave=nope", adminSecret, "", nil); r.status != 422 || !hasLocation(r.problem, "query.wave") {
+		t.Errorf("promote of a wave that does not exist: want 422 at query.wave; got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/workloads/web/rollout/pause", adminSecret, "", nil); r.status != 200 {
+		t.Fatalf("pause: want 200; got %d %s", r.status, r.body)
+	}
+	waitFor(t, "the rollout paused", 30*time.Second, func() bool {
+		r := get().Status.Rollout
+		return r != nil && r.Revision == 4 && r.Phase == api.RolloutPaused
+	})
+	body, _ := json.Marshal(drill("during", api.DrillEvacuate, api.DrillTarget{Cluster: "r1"}, "10s"))
+	if r := e.do("POST", "/api/v1/drills", adminSecret, "application/json", body); r.status != 422 || !strings.Contains(string(r.body), "progressive rollout") {
+		t.Errorf("a drill on a cluster of a rollout under way: want 422 naming the rollout; got %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/api/v1/workloads/web/rollout/resume", adminSecret, "", nil); r.status != 200 {
+		t.Fatalf("resume: want 200; got %d %s", r.status, r.body)
+	}
+	waitFor(t, "revision 4 rolled out once resumed", 60*time.Second, func() bool {
+		got := get()
+		r := got.Status.Rollout
+		return r != nil && r.Revision == 4 && r.Phase == api.RolloutCompleted && got.Status.ReadyReplicas == 6
+	})
 }

@@ -81,6 +81,11 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 		if v, frozen := lc.Metadata.Labels[api.LabelRolloutFreeze]; frozen {
 			c.Deferred = "frozen: " + api.LabelRolloutFreeze + "=" + v
 		}
+		for _, t := range lc.Spec.Taints {
+			if t.Key == api.DrillTaintKey {
+				c.Deferred = "drill " + t.Value + " runs on it" // a rollout waits out a drill (outages and partitions hold it as unhealthy)
+			}
+		}
 		for _, cr := range w.Status.Clusters {
 			if cr.Cluster != name || cr.Generation != w.Metadata.Generation {
 				continue
