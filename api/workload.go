@@ -287,7 +287,7 @@ type ClusterReplicas struct {
 	// UpdatedReady and UpdatedRestarts count only the replicas of the
 	// generation's template (a progressive rollout's gates judge them).
 	UpdatedReady    int32       `json:"updatedReady,omitempty" doc:"Ready replicas of this generation's template (not the old ones a rolling update keeps)."`
-	UpdatedRestarts int32       `json:"updatedRestarts,omitempty" doc:"Restarts of this generation's template's replicas."`
+	UpdatedRestarts int32       `json:"updatedRestarts,omitempty" doc:"Restarts of this generation's template's replicas, a replica waiting to restart after a failure counting its restart to come."`
 	Pending         string      `json:"pending,omitempty"`
 	Conditions      []Condition `json:"conditions,omitempty"`
 	// States counts the cluster's replicas by state; Examples are a

@@ -114,7 +114,8 @@ type WorkloadStatus struct {
 	// UpdatedReady and UpdatedRestarts count the replicas at this
 	// generation's template only (Ready and Restarts count old ones too,
 	// while a rolling update keeps them): a progressive rollout's gates
-	// judge them.
+	// judge them. A replica waiting out its backoff after a failure (or
+	// failed for good) counts one restart more: the restart to come.
 	UpdatedReady    int32 `json:"updatedReady,omitempty"`
 	UpdatedRestarts int32 `json:"updatedRestarts,omitempty"`
 	// Pending explains replicas not placed, e.g. "2 pending: 0/5 nodes:

@@ -256,7 +256,13 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 			if rs.Ready {
 				st.UpdatedReady++
 			}
+			// A replica waiting out its backoff after a failure counts its
+			// coming restart already: a crash shows at once, not after
+			// the first backoff.
 			st.UpdatedRestarts += int32(rs.Restarts)
+			if rs.Phase == runtime.PhaseBackoff || rs.Phase == runtime.PhaseFailed {
+				st.UpdatedRestarts++
+			}
 		}
 		if rs.ID == "" {
 			rs.ID, rs.Workload = b.Replica, b.Workload
