@@ -255,7 +255,7 @@ type DrillPlan struct {
 
 // DrillWarning is one thing the plan warns of.
 type DrillWarning struct {
-	Type     string `json:"type" enum:"AlreadyUnavailable,SLOUnreachable,PolicyUnsatisfiable" doc:"AlreadyUnavailable: a workload has fewer ready replicas than desired before the fault; SLOUnreachable: an objective cannot be met by construction; PolicyUnsatisfiable: a workload's placement policy cannot hold during the fault."`
+	Type     string `json:"type" enum:"AlreadyUnavailable,SLOUnreachable,PolicyUnsatisfiable,RolloutInProgress" doc:"AlreadyUnavailable: a workload has fewer ready replicas than desired before the fault; SLOUnreachable: an objective cannot be met by construction; PolicyUnsatisfiable: a workload's placement policy cannot hold during the fault; RolloutInProgress: a workload on the targets is in a progressive rollout (the drill is refused unless forced: a fault would blur its gates)."`
 	Workload string `json:"workload,omitempty"`
 	Field    string `json:"field,omitempty" doc:"The spec field the warning is about (an SLO), as a path relative to the spec."`
 	Message  string `json:"message"`
@@ -266,7 +266,22 @@ const (
 	WarnAlreadyUnavailable  = "AlreadyUnavailable"
 	WarnSLOUnreachable      = "SLOUnreachable"
 	WarnPolicyUnsatisfiable = "PolicyUnsatisfiable"
+	WarnRolloutInProgress   = "RolloutInProgress"
 )
+
+// RolloutsInProgress lists the plan's workloads in a progressive rollout.
+func (p *DrillPlan) RolloutsInProgress() []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, w := range p.Warnings {
+		if w.Type == WarnRolloutInProgress {
+			out = append(out, w.Workload)
+		}
+	}
+	return out
+}
 
 // DrillPlanWorkload is one workload with replicas on the targets.
 type DrillPlanWorkload struct {

@@ -31,6 +31,9 @@ type WorkloadSpec struct {
 	Placement *PlacementPolicy `json:"placement,omitempty"`
 	Failover  *FailoverPolicy  `json:"failover,omitempty"`
 	Update    *UpdateStrategy  `json:"update,omitempty"`
+	// Rollout takes a new template revision to the clusters wave by
+	// wave, each held to health gates for a bake time.
+	Rollout *ProgressiveRollout `json:"rollout,omitempty" doc:"A progressive rollout across clusters: waves of clusters, health gates that must hold for a bake time, automatic rollback. Without it a template change reaches every cluster at once."`
 	// RevisionHistoryLimit is how many revisions of the template the hub
 	// keeps (the current one included); nil means DefaultRevisionHistoryLimit.
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty" minimum:"1" maximum:"100" doc:"How many template revisions the hub keeps, the current one included (rollout history and undo). Default 10."`
@@ -248,6 +251,8 @@ type WorkloadStatus struct {
 	Clusters []ClusterReplicas `json:"clusters,omitempty"`
 	// Placement is the hub's latest placement decision and why.
 	Placement *PlacementStatus `json:"placement,omitempty"`
+	// Rollout is a progressive rollout's progress (spec.rollout).
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // PlacementStatus explains where the hub placed a workload's replicas.
@@ -272,18 +277,22 @@ type PlacementStatus struct {
 
 // ClusterReplicas is one cluster's share of a workload.
 type ClusterReplicas struct {
-	Cluster    string      `json:"cluster"`
-	Region     string      `json:"region,omitempty"`
-	Epoch      int64       `json:"epoch,omitempty"`
-	Generation int64       `json:"generation,omitempty"`
-	Desired    int32       `json:"desired"`
-	Scheduled  int32       `json:"scheduled"`
-	Ready      int32       `json:"ready"`
-	Updated    int32       `json:"updated"`
-	Restarts   int32       `json:"restarts,omitempty"`
-	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
-	Pending    string      `json:"pending,omitempty"`
-	Conditions []Condition `json:"conditions,omitempty"`
+	Cluster    string `json:"cluster"`
+	Region     string `json:"region,omitempty"`
+	Epoch      int64  `json:"epoch,omitempty"`
+	Generation int64  `json:"generation,omitempty"`
+	Desired    int32  `json:"desired"`
+	Scheduled  int32  `json:"scheduled"`
+	Ready      int32  `json:"ready"`
+	Updated    int32  `json:"updated"`
+	Restarts   int32  `json:"restarts,omitempty"`
+	Present    int32  `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
+	// UpdatedReady and UpdatedRestarts count only the replicas of the
+	// generation's template (a progressive rollout's gates judge them).
+	UpdatedReady    int32       `json:"updatedReady,omitempty" doc:"Ready replicas of this generation's template (not the old ones a rolling update keeps)."`
+	UpdatedRestarts int32       `json:"updatedRestarts,omitempty" doc:"Restarts of this generation's template's replicas, a replica waiting to restart after a failure counting its restart to come."`
+	Pending         string      `json:"pending,omitempty"`
+	Conditions      []Condition `json:"conditions,omitempty"`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
 	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced, PullFailed).
@@ -360,6 +369,9 @@ func (w *Workload) Validate() FieldErrors {
 		if f.FailbackRate < 0 {
 			e.addValue("spec.failover.failbackRate", f.FailbackRate, "must be 0 or more")
 		}
+	}
+	if r := s.Rollout; r != nil {
+		validateProgressive(&e, "spec.rollout", r)
 	}
 	if b := s.DisruptionBudget; b != nil {
 		if err := b.MinAvailable.Check(); err != nil {

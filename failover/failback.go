@@ -229,7 +229,7 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 	}
 	ready := map[string]int32{}
 	for _, cr := range w.Status.Clusters {
-		if cr.Generation == w.Metadata.Generation {
+		if cr.Generation == w.GivenGeneration(cr.Cluster) {
 			ready[cr.Cluster] += cr.Ready
 		}
 	}

@@ -108,7 +108,7 @@ func readyOutside(w *api.Workload, d *placement.Decision, skip map[string]bool) 
 		}
 	}
 	for _, cr := range w.Status.Clusters {
-		if !skip[cr.Cluster] && cr.Generation == w.Metadata.Generation {
+		if !skip[cr.Cluster] && cr.Generation == w.GivenGeneration(cr.Cluster) {
 			ready += min(cr.Ready, d.Assignment[cr.Cluster])
 		}
 	}

@@ -111,6 +111,13 @@ type WorkloadStatus struct {
 	Ready    int32 `json:"ready"`
 	Updated  int32 `json:"updated"`
 	Restarts int32 `json:"restarts"`
+	// UpdatedReady and UpdatedRestarts count the replicas at this
+	// generation's template only (Ready and Restarts count old ones too,
+	// while a rolling update keeps them): a progressive rollout's gates
+	// judge them. A replica waiting out its backoff after a failure (or
+	// failed for good) counts one restart more: the restart to come.
+	UpdatedReady    int32 `json:"updatedReady,omitempty"`
+	UpdatedRestarts int32 `json:"updatedRestarts,omitempty"`
 	// Pending explains replicas not placed, e.g. "2 pending: 0/5 nodes:
 	// 3 insufficient memory, 2 tainted (no toleration)".
 	Pending string `json:"pending,omitempty"`

@@ -74,7 +74,7 @@ func under(pkg, dir string) bool {
 func TestImportRules(t *testing.T) {
 	t.Parallel()
 	all := deps(t)
-	pure := []string{"api", "placement", "protocol", "failover"}
+	pure := []string{"api", "placement", "protocol", "failover", "progressive"}
 	controllers := []string{"hub/httpapi", "hub/members", "hub/placer", "hub/drill", "hub/compactor"}
 	for pkg, ds := range all {
 		for _, d := range ds {
@@ -83,7 +83,7 @@ func TestImportRules(t *testing.T) {
 					t.Errorf("%s imports %s: the contracts and pure decisions must not depend on the hub or the members", pkg, d)
 				}
 			}
-			if (under(pkg, "failover") || under(pkg, "placement")) && (strings.HasPrefix(d, "github.com/jackc/pgx") || strings.HasPrefix(d, "github.com/nats-io/nats")) {
+			if (under(pkg, "failover") || under(pkg, "placement") || under(pkg, "progressive")) && (strings.HasPrefix(d, "github.com/jackc/pgx") || strings.HasPrefix(d, "github.com/nats-io/nats")) {
 				t.Errorf("%s imports %s: decisions do no I/O", pkg, d)
 			}
 			if under(pkg, "cli") && (under(d, "hub") || under(d, "member")) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -116,4 +117,16 @@ func pick(name string, revs []api.Revision, to int64) (api.Revision, error) {
 		}
 	}
 	return api.Revision{}, api.Errorf(api.CodeNotFound, "workload %q has no revision %d: the hub keeps revisions %d to %d", name, to, revs[0].Number, revs[len(revs)-1].Number)
+}
+
+// Command sends an operator's command (pause, resume, promote, abort) to
+// a workload's progressive rollout; it answers the rollout as it stood.
+func Command(ctx context.Context, c *client.Client, name, action, wave string) (api.RolloutStatus, error) {
+	var q url.Values
+	if wave != "" {
+		q = url.Values{"wave": {wave}}
+	}
+	var st api.RolloutStatus
+	err := c.Raw(ctx, http.MethodPost, "/api/v1/workloads/"+url.PathEscape(name)+"/rollout/"+action, q, nil, &st)
+	return st, err
 }

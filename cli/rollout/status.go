@@ -30,7 +30,19 @@ type Progress struct {
 // generation, then have replaced its old replicas, then have every
 // desired replica ready.
 func Evaluate(w api.Workload) Progress {
-	name, gen, st := w.Metadata.Name, w.Metadata.Generation, w.Status
+	name, st := w.Metadata.Name, w.Status
+	// A progressive rollout under way says where it is first: its
+	// clusters run different revisions by design until it completes.
+	if r := st.Rollout; r != nil && w.Spec.Rollout != nil {
+		switch r.Phase {
+		case api.RolloutRolledBack:
+			msg := fmt.Sprintf("workload %q rollout of revision %d rolled back to %d: %s", name, r.Revision, r.StableRevision, r.Message)
+			return Progress{Message: msg, Stalled: msg}
+		case api.RolloutCompleted:
+		default:
+			return Progress{Message: fmt.Sprintf("Waiting for workload %q rollout to finish: revision %d, wave %s, %s: %s...", name, r.Revision, r.WaveName, r.Phase, r.Message)}
+		}
+	}
 	var stalled []string
 	var desired, updated, scheduled, ready int32
 	var behind, pendingReport, lagging []string
@@ -40,7 +52,7 @@ func Evaluate(w api.Workload) Progress {
 			continue // the hub counts it for nothing; its share moves
 		}
 		reporting[c.Cluster] = true
-		if c.Generation < gen {
+		if gen := w.GivenGeneration(c.Cluster); c.Generation < gen {
 			behind = append(behind, c.Cluster)
 			continue
 		}
@@ -91,7 +103,7 @@ func Evaluate(w api.Workload) Progress {
 		if len(behind) > 1 {
 			verb = " are"
 		}
-		return Progress{Message: wait + fmt.Sprintf("%s%s not yet on generation %d...", clusterList(behind), verb, gen)}
+		return Progress{Message: wait + fmt.Sprintf("%s%s not yet on generation %d...", clusterList(behind), verb, w.Metadata.Generation)}
 	case len(pendingReport) > 0:
 		return Progress{Message: wait + fmt.Sprintf("waiting for %s to report...", clusterList(pendingReport))}
 	case st.Placement.Unplaced > 0:

@@ -72,7 +72,7 @@ func newScaleCmd(cf *clientFlags) *cobra.Command {
 func newRolloutCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
-		Short: "Follow, restart and undo a workload's rolling update",
+		Short: "Follow, restart and undo a workload's rolling update; pause, resume, promote or abort its progressive rollout across clusters",
 		Args:  cobra.NoArgs,
 	}
 
@@ -159,5 +159,35 @@ func newRolloutCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(status, history, undo, restart)
+	for _, c := range []struct{ action, short, done string }{
+		{"pause", "Hold a progressive rollout where it is (a failing gate still rolls it back)", "paused"},
+		{"resume", "Let a paused progressive rollout go on", "resumed"},
+		{"promote", "Pass the wave of a progressive rollout that waits for a manual promote", "promoted"},
+		{"abort", "Roll a progressive rollout's revision back on every cluster", "aborting: every cluster goes back to the stable revision"},
+	} {
+		var wave string
+		sub := &cobra.Command{
+			Use:   c.action + " workload NAME",
+			Short: c.short,
+			Args:  workloadArgCount,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				name, cl, err := cf.workloadArgs(args)
+				if err != nil {
+					return err
+				}
+				st, err := rollout.Command(cmd.Context(), cl, name, c.action, wave)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "workload/%s rollout of revision %d %s (it was %s at wave %s)\n", name, st.Revision, c.done, st.Phase, st.WaveName)
+				return nil
+			},
+		}
+		if c.action == "promote" {
+			sub.Use += " [--wave W]"
+			sub.Flags().StringVar(&wave, "wave", "", "the wave to pass (default: the wave waiting for a promote)")
+		}
+		cmd.AddCommand(sub)
+	}
 	return cmd
 }

@@ -161,6 +161,10 @@ func planFault(kind string, taints []api.Taint, slo *api.DrillSLO, targets []str
 				desired += n
 			}
 		}
+		if r := w.Status.Rollout; w.Spec.Rollout != nil && r != nil && r.Phase != api.RolloutCompleted && r.Phase != api.RolloutRolledBack {
+			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnRolloutInProgress, Workload: wname,
+				Message: fmt.Sprintf("%s is rolling out revision %d (wave %s, %s): a fault now would blur its gates; force the drill, or wait", wname, r.Revision, r.WaveName, r.Phase)})
+		}
 		ready := w.Status.ReadyReplicas
 		if ready < desired {
 			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnAlreadyUnavailable, Workload: wname,

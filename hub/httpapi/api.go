@@ -272,6 +272,7 @@ func (s *API) routes() chi.Router {
 	registerReplicas(s, hapi)
 	registerRevisions(s, hapi)
 	registerRebalance(s, hapi)
+	registerRolloutCommands(s, hapi)
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,

@@ -113,11 +113,15 @@ func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.
 	switch {
 	case fe != nil:
 		return refuse(drillRefusal("the drill is refused: its target does not exist", "body.", fe, plan))
-	case (!plan.Absorbed || len(plan.BrokenBudgets()) > 0) && !dr.Spec.Force:
+	case (!plan.Absorbed || len(plan.BrokenBudgets()) > 0 || len(plan.RolloutsInProgress()) > 0) && !dr.Spec.Force:
 		var why, what []string
 		if !plan.Absorbed {
 			why = append(why, plan.Reason)
 			what = append(what, "the remaining clusters cannot absorb the load")
+		}
+		if rolling := plan.RolloutsInProgress(); len(rolling) > 0 {
+			why = append(why, "workloads on the targets are in a progressive rollout: "+strings.Join(rolling, ", "))
+			what = append(what, "a rollout is under way")
 		}
 		if len(plan.BrokenBudgets()) > 0 {
 			why = append(why, brokenBudgets(plan))
@@ -135,6 +139,9 @@ func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.
 	}
 	if len(plan.BrokenBudgets()) > 0 {
 		st.Timeline = append(st.Timeline, api.DrillEvent{At: st.Timeline[0].At, Type: api.DrillEventCreated, Message: "forced although " + brokenBudgets(plan)})
+	}
+	if rolling := plan.RolloutsInProgress(); len(rolling) > 0 {
+		st.Timeline = append(st.Timeline, api.DrillEvent{At: st.Timeline[0].At, Type: api.DrillEventCreated, Message: "forced although " + strings.Join(rolling, ", ") + " roll out"})
 	}
 	rec := recordOf("Drill", dr)
 	rec.Status, _ = json.Marshal(st)

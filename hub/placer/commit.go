@@ -125,6 +125,7 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		var s api.WorkloadStatus
 		_ = json.Unmarshal(cur.Status, &s)
 		s.Placement = ch.status
+		s.Rollout = ch.rollout
 		now := p.now().UTC().Truncate(time.Millisecond)
 		for _, c := range ch.decision.Conditions {
 			if c.LastTransitionTime == nil {
@@ -136,12 +137,20 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		cur.Status = b
 		return err
 	})
-	if err != nil || len(ch.rows) == 0 {
+	if err != nil {
 		return err
+	}
+	ref := api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}
+	for _, ev := range ch.rolloutEvents {
+		if err := events.Record(ctx, tx, p.now(), ref, ev.Type, ev.Reason, ev.Message, "hub/placement"); err != nil {
+			return err
+		}
+	}
+	if len(ch.rows) == 0 {
+		return nil
 	}
 	p.decisions.Add(ctx, 1)
 	d := ch.decision
-	ref := api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}
 	if len(ch.lost) > 0 {
 		msg := failover.FailoverText(ch.lost, d)
 		if d.Unplaced > 0 {

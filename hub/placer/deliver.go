@@ -107,6 +107,12 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 			Exclusive: failover.PolicyOf(&w).Exclusive, Term: live.Term}
 		if r.Deleted {
 			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
+		} else if r.Generation < w.Metadata.Generation && w.Spec.Rollout != nil {
+			// A progressive rollout keeps this cluster on an older
+			// revision: its template as it was at that generation.
+			if t, ok := p.templates.at(ctx, p.db, w, r.Generation); ok {
+				d.Template = t
+			}
 		}
 		data, _ := json.Marshal(d)
 		wg.Add(1)

@@ -22,6 +22,7 @@ import (
 	"github.com/atollhq/atoll/hub/loop"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/placement"
+	"github.com/atollhq/atoll/progressive"
 )
 
 // Finalizer holds a workload's deletion until every member has confirmed
@@ -46,6 +47,9 @@ type Placer struct {
 	failovers metric.Int64Counter
 
 	rebalanced metric.Int64Counter
+
+	templates templates             // a workload's template at an older generation (progressive rollouts)
+	revisions map[string][]revision // this pass's revisions of workloads that roll out progressively (pass goroutine only)
 
 	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
 	due      map[string]time.Time        // workload -> when a window runs out and it must be decided again (pass goroutine only)
@@ -218,6 +222,19 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	var errs []error
 	var changes []*change
 	ledger := failover.NewLedger(view)
+	// Workloads rolling out progressively are decided against their
+	// template revisions, and on every report of their members while a
+	// rollout runs.
+	for name, w := range p.cache {
+		if r := w.Status.Rollout; w.Spec.Rollout != nil && r != nil && r.Phase != api.RolloutCompleted && r.Phase != api.RolloutRolledBack {
+			touched[name] = true
+		}
+	}
+	revs, err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched)))
+	if err != nil {
+		return err
+	}
+	p.revisions = revs
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
@@ -317,6 +334,10 @@ type change struct {
 	lost     map[string]int32 // replicas taken off lost or evicted clusters
 	back     map[string]int32 // replicas moved back to returned clusters
 	moves    []api.RebalanceMove
+	// rollout is the progressive rollout's status to store (nil: none);
+	// rolloutEvents what it tells.
+	rollout       *api.RolloutStatus
+	rolloutEvents []progressive.Event
 }
 
 // decide computes one workload's placement (package failover decides);
@@ -355,6 +376,21 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 		delete(p.purging, name)
 	}
 	d := res.Decision
+	// A progressive rollout gives each cluster its revision, delivered at
+	// that revision's generation.
+	roll, gens, rolling := rolloutStep(&w, p.revisions[name], d.Assignment, clusters, now)
+	genOf := func(c string) int64 {
+		if g, ok := gens[c]; ok {
+			return g
+		}
+		return w.Metadata.Generation
+	}
+	if rolling {
+		p.wakeAt(roll.Wake)
+		if !roll.Wake.IsZero() && (p.due[name].IsZero() || roll.Wake.Before(p.due[name])) {
+			p.due[name] = roll.Wake
+		}
+	}
 	ch := &change{name: name, decision: d, lost: res.Lost, back: res.Back, moves: res.Rebalance.Moves,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
 			FailedOverFrom: res.FailedOverFrom, FailingBack: res.FailingBack}}
@@ -367,18 +403,22 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
-		if ok && !r.Deleted && r.Replicas == n && r.Generation == w.Metadata.Generation {
+		if ok && !r.Deleted && r.Replicas == n && r.Generation == genOf(c) {
 			continue
 		}
 		if !ok && n == 0 {
 			continue
 		}
-		ch.rows = append(ch.rows, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: w.Metadata.Generation})
+		ch.rows = append(ch.rows, pgstore.Placement{Workload: name, Cluster: c, Replicas: n, Generation: genOf(c)})
+	}
+	if rolling {
+		ch.rollout, ch.rolloutEvents = &roll.Status, roll.Events
 	}
 	if w.Status.Placement != nil {
 		ch.epoch = w.Status.Placement.Epoch
 	}
-	if len(ch.rows) == 0 && slices.Contains(w.Metadata.Finalizers, Finalizer) && samePlacementStatus(w.Status.Placement, ch.status) {
+	if len(ch.rows) == 0 && slices.Contains(w.Metadata.Finalizers, Finalizer) && samePlacementStatus(w.Status.Placement, ch.status) &&
+		sameRollout(w.Status.Rollout, ch.rollout) && len(ch.rolloutEvents) == 0 {
 		return nil
 	}
 	return ch
@@ -491,6 +531,7 @@ type Store interface {
 	Placements(ctx context.Context) ([]pgstore.Placement, error)
 	PlacementsOf(ctx context.Context, workload string) ([]pgstore.Placement, error)
 	Get(ctx context.Context, kind, name string) (*pgstore.Record, error)
+	Revisions(ctx context.Context, workload string) ([]pgstore.RevisionRow, error)
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 	MarkDeliveredAll(ctx context.Context, cluster string, rows []pgstore.Placement) error
 	MarkUndelivered(ctx context.Context, workload, cluster string) error

@@ -192,7 +192,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
 			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
-			folded.Placement = st.Placement // the placer's part stays
+			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
 			stampClusters(folded.Clusters, st.Clusters, heard, healthOf)
 			b, err := json.Marshal(folded)
 			cur.Status = b
@@ -318,7 +318,7 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	t := now.UTC().Truncate(time.Millisecond)
 	for i, r := range reports {
 		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions,
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, UpdatedReady: r.UpdatedReady, UpdatedRestarts: r.UpdatedRestarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions,
 			States: r.States, Examples: replicaInfos(clusters[i], r.Examples), Problems: replicaProblems(r.Problems)}
 		if health(clusters[i]) == api.HealthUnreachable {
 			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",

@@ -250,8 +250,20 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending, Present: ch.present[d.Workload]}
 	limits := ""
 	var reps summary
-	for _, b := range append(cur, old...) {
+	for i, b := range append(cur, old...) {
 		rs := snap.Nodes[b.Node].Replicas[b.Replica]
+		if i < len(cur) {
+			if rs.Ready {
+				st.UpdatedReady++
+			}
+			// A replica waiting out its backoff after a failure counts its
+			// coming restart already: a crash shows at once, not after
+			// the first backoff.
+			st.UpdatedRestarts += int32(rs.Restarts)
+			if rs.Phase == runtime.PhaseBackoff || rs.Phase == runtime.PhaseFailed {
+				st.UpdatedRestarts++
+			}
+		}
 		if rs.ID == "" {
 			rs.ID, rs.Workload = b.Replica, b.Workload
 		}

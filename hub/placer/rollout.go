@@ -1,0 +1,191 @@
+package placer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/progressive"
+)
+
+// revision is one of a workload's template revisions as the rollout
+// step and delivery need it.
+type revision struct {
+	number, generation int64
+	template           api.ReplicaTemplate
+}
+
+// readRevisions reads the revisions of the workloads that roll out
+// progressively (oldest first), for this pass's decisions.
+func (p *Placer) readRevisions(ctx context.Context, names []string) (map[string][]revision, error) {
+	out := map[string][]revision{}
+	for _, name := range names {
+		w, ok := p.cache[name]
+		if !ok || w.Spec.Rollout == nil || w.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		rows, err := p.db.Revisions(ctx, name)
+		if api.ErrorCode(err) == api.CodeNotFound {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		revs := make([]revision, 0, len(rows))
+		for _, r := range rows {
+			var t api.ReplicaTemplate
+			if json.Unmarshal(r.Template, &t) == nil {
+				revs = append(revs, revision{number: r.Number, generation: r.Generation, template: t})
+			}
+		}
+		out[name] = revs
+	}
+	return out, nil
+}
+
+// rolloutStep decides a workload's progressive rollout over the clusters
+// its decision places it on (package progressive decides): the status to
+// store, with each cluster's revision and the generation it is delivered
+// at, and the events. gens holds those generations (a cluster missing
+// from it is given the workload's). ok is false when the workload does
+// not roll out progressively or its revisions are not known.
+func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, clusters []failover.Cluster, now time.Time) (res progressive.Result, gens map[string]int64, ok bool) {
+	if w.Spec.Rollout == nil || len(revs) == 0 {
+		return res, nil, false
+	}
+	target := revs[len(revs)-1]
+	byNumber := map[int64]revision{}
+	for _, r := range revs {
+		byNumber[r.number] = r
+	}
+	live := failover.ByName(clusters)
+	var cs []progressive.Cluster
+	for _, name := range slices.Sorted(maps.Keys(assignment)) {
+		if assignment[name] <= 0 {
+			continue
+		}
+		lc := live[name]
+		c := progressive.Cluster{Name: name, Labels: lc.Metadata.Labels, Health: lc.Status.Health}
+		if lc.Known {
+			c.Health = lc.Live.Health
+		}
+		if v, frozen := lc.Metadata.Labels[api.LabelRolloutFreeze]; frozen {
+			c.Deferred = "frozen: " + api.LabelRolloutFreeze + "=" + v
+		}
+		for _, t := range lc.Spec.Taints {
+			if t.Key == api.DrillTaintKey {
+				c.Deferred = "drill " + t.Value + " runs on it" // a rollout waits out a drill (outages and partitions hold it as unhealthy)
+			}
+		}
+		for _, cr := range w.Status.Clusters {
+			if cr.Cluster != name || cr.Generation != w.Metadata.Generation {
+				continue
+			}
+			r := &progressive.Report{Desired: cr.Desired, Ready: cr.UpdatedReady, Restarts: cr.UpdatedRestarts}
+			if r.Ready == 0 && r.Restarts == 0 && cr.Scheduled == cr.Updated {
+				// A member that does not count its updated replicas apart
+				// (before this protocol): with no old replica left, all
+				// of them are.
+				r.Ready, r.Restarts = cr.Ready, cr.Restarts
+			}
+			c.Report = r
+		}
+		cs = append(cs, c)
+	}
+	stable := target.number // no rollout stored: what runs is taken as done
+	res = progressive.Decide(progressive.Input{Spec: w.Spec.Rollout, Revision: target.number, Stable: stable, Clusters: cs,
+		Status: w.Status.Rollout, Commands: rolloutCommands(w, target.number), Now: now})
+	gens = map[string]int64{}
+	var missing []string
+	for i, rc := range res.Status.Clusters {
+		g := w.Metadata.Generation
+		if rc.Revision != target.number {
+			if r, found := byNumber[rc.Revision]; found {
+				g = r.generation
+			} else {
+				// The stable template is no longer kept (revisionHistoryLimit):
+				// nothing else can be delivered.
+				missing = append(missing, rc.Cluster)
+				res.Status.Clusters[i].Revision = target.number
+			}
+		}
+		res.Status.Clusters[i].Generation = g
+		gens[rc.Cluster] = g
+	}
+	if len(missing) > 0 {
+		res.Status.Message += fmt.Sprintf("; revision %d is no longer kept (spec.revisionHistoryLimit), so %s run revision %d",
+			res.Status.StableRevision, strings.Join(missing, ", "), target.number)
+	}
+	return res, gens, true
+}
+
+// rolloutCommands reads an operator's commands from the workload's
+// annotations: a pause, a promote of the given revision's wave, an abort
+// of that revision.
+func rolloutCommands(w *api.Workload, revision int64) progressive.Commands {
+	a := w.Metadata.Annotations
+	var c progressive.Commands
+	c.Paused = a[api.AnnotationRolloutPaused] == "true"
+	if rev, wave, ok := strings.Cut(a[api.AnnotationRolloutPromote], ":"); ok && rev == strconv.FormatInt(revision, 10) {
+		c.Promote = wave
+	}
+	c.Abort = a[api.AnnotationRolloutAbort] == strconv.FormatInt(revision, 10)
+	return c
+}
+
+// sameRollout says whether two rollout statuses say the same.
+func sameRollout(a, b *api.RolloutStatus) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// templates remembers the template of a workload at a generation: it
+// never changes, so a cluster given an older revision is delivered it
+// without reading the store each time.
+type templates struct {
+	mu sync.Mutex
+	m  map[string]api.ReplicaTemplate // uid/generation -> template
+}
+
+// at is the template of workload w at generation gen: the revision in
+// force then (the newest introduced at or before it). ok is false when
+// no kept revision covers it.
+func (t *templates) at(ctx context.Context, db Store, w api.Workload, gen int64) (api.ReplicaTemplate, bool) {
+	key := w.Metadata.UID + "/" + strconv.FormatInt(gen, 10)
+	t.mu.Lock()
+	tmpl, ok := t.m[key]
+	t.mu.Unlock()
+	if ok {
+		return tmpl, true
+	}
+	rows, err := db.Revisions(ctx, w.Metadata.Name)
+	if err != nil {
+		return api.ReplicaTemplate{}, false
+	}
+	var best *pgstore.RevisionRow
+	for i := range rows {
+		if rows[i].Generation <= gen && (best == nil || rows[i].Generation > best.Generation) {
+			best = &rows[i]
+		}
+	}
+	if best == nil || json.Unmarshal(best.Template, &tmpl) != nil {
+		return api.ReplicaTemplate{}, false
+	}
+	t.mu.Lock()
+	if t.m == nil || len(t.m) > 10000 {
+		t.m = map[string]api.ReplicaTemplate{}
+	}
+	t.m[key] = tmpl
+	t.mu.Unlock()
+	return tmpl, true
+}

@@ -1,0 +1,509 @@
+package progressive
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// Defaults of spec.rollout.
+const (
+	DefaultBakeTime         = 30 * time.Second
+	DefaultProgressDeadline = 5 * time.Minute
+	// MinRequests is how many requests a cluster's new revision must have
+	// answered before its error ratio is judged: fewer is no evidence.
+	MinRequests = 20
+	// restWave and lateWave name the implicit waves: the clusters no
+	// wave selects, and those that missed their wave (skipped because
+	// they deferred, or placed after it was done).
+	restWave = "rest"
+	lateWave = "late"
+)
+
+// Cluster is one cluster the workload is placed on, as the hub sees it.
+type Cluster struct {
+	Name   string
+	Labels map[string]string
+	// Health is the hub's view of it (api.HealthReady, ...).
+	Health string
+	// Deferred says why it defers rollouts ("" when it does not).
+	Deferred string
+	// Report is its member's last report of the workload's replicas on
+	// the new revision; nil: none yet.
+	Report *Report
+}
+
+// Report is what a member says of the new revision's replicas.
+type Report struct {
+	Desired, Ready int32
+	// Restarts counts restarts of the new revision's replicas since the
+	// cluster was given it.
+	Restarts int32
+	// Requests and Errors count the new revision's requests through the
+	// gateways since the cluster was given it; Metrics says whether any
+	// are measured at all.
+	Metrics          bool
+	Requests, Errors int64
+}
+
+// Commands are an operator's, as the workload's annotations hold them.
+type Commands struct {
+	Paused  bool   // hold progress
+	Promote string // the wave promoted past its manual gate
+	Abort   bool   // roll the current revision back
+}
+
+// Input is everything one decision reads.
+type Input struct {
+	Spec *api.ProgressiveRollout
+	// Revision is the workload's current template revision; Stable the
+	// one its clusters ran before it (used when there is no stored
+	// status yet; 0: none, as for a new workload).
+	Revision, Stable int64
+	// Clusters are those the workload is placed on, in any order.
+	Clusters []Cluster
+	// Status is the stored progress (nil: none yet).
+	Status   *api.RolloutStatus
+	Commands Commands
+	Now      time.Time
+}
+
+// Event is something users should read on the workload.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Result is the decision: the status to store (each cluster's revision
+// in it), when to decide again if nothing changes (zero: never), and the
+// events it makes.
+type Result struct {
+	Status api.RolloutStatus
+	Wake   time.Time
+	Events []Event
+}
+
+// RevisionOf is the revision the decision gives a cluster (the stable
+// one for a cluster it does not list).
+func (r Result) RevisionOf(cluster string) int64 {
+	for _, c := range r.Status.Clusters {
+		if c.Cluster == cluster {
+			return c.Revision
+		}
+	}
+	return r.Status.StableRevision
+}
+
+// wave is one step as Decide walks it: spec waves, then the clusters no
+// wave took, then those skipped for deferring.
+type wave struct {
+	name     string
+	spec     api.RolloutWave
+	clusters []string
+}
+
+// Decide takes one step of a workload's progressive rollout.
+func Decide(in Input) Result {
+	d := decider{in: in, now: in.Now.UTC()}
+	return d.decide()
+}
+
+type decider struct {
+	in      Input
+	now     time.Time
+	st      api.RolloutStatus
+	byName  map[string]Cluster
+	started map[string]time.Time // clusters on the new revision, and since when
+	events  []Event
+	wake    time.Time
+}
+
+func (d *decider) decide() Result {
+	in := d.in
+	d.byName = map[string]Cluster{}
+	for _, c := range in.Clusters {
+		if _, dup := d.byName[c.Name]; !dup {
+			d.byName[c.Name] = c
+		}
+	}
+	d.started = map[string]time.Time{}
+	if in.Status != nil {
+		d.st = *in.Status
+		for _, c := range in.Status.Clusters {
+			if c.Revision == in.Status.Revision && c.StartedAt != nil && in.Status.Revision == in.Revision {
+				d.started[c.Cluster] = *c.StartedAt
+			}
+		}
+	}
+	if in.Status == nil || d.st.Revision != in.Revision {
+		stable := in.Stable
+		if in.Status != nil {
+			stable = d.st.StableRevision
+			if d.st.Phase == api.RolloutCompleted {
+				stable = d.st.Revision
+			}
+		}
+		d.st = api.RolloutStatus{Revision: in.Revision, StableRevision: stable, Phase: api.RolloutProgressing, Since: &d.now, Promoted: -1}
+		if stable == 0 || stable == in.Revision {
+			d.finish("revision " + strconv.FormatInt(in.Revision, 10) + " is the first: every cluster runs it")
+		} else {
+			d.event(api.EventNormal, "RolloutStarted", fmt.Sprintf("rolling out revision %d (from %d) in %s", in.Revision, stable, d.plan()))
+		}
+	}
+	waves := d.waves()
+	switch d.st.Phase {
+	case api.RolloutCompleted, api.RolloutRolledBack:
+		return d.result(waves)
+	}
+	if in.Commands.Abort {
+		d.rollback("aborted by an operator")
+		return d.result(waves)
+	}
+	if why := d.failing(); why != "" {
+		d.rollback(why)
+		return d.result(waves)
+	}
+	if in.Commands.Paused {
+		d.setPhase(api.RolloutPaused, "paused by an operator (atoll rollout resume goes on)")
+		return d.result(waves)
+	}
+	d.progress(waves)
+	return d.result(waves)
+}
+
+// plan says the waves in words for the start event.
+func (d *decider) plan() string {
+	var parts []string
+	for _, w := range d.waves() {
+		if len(w.clusters) > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%s)", w.name, strings.Join(w.clusters, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return "no wave: no cluster is placed"
+	}
+	return strconv.Itoa(len(parts)) + " waves: " + strings.Join(parts, ", then ")
+}
+
+// waves assigns every placed cluster to the first wave that selects it
+// and has room; clusters none takes form the rest wave. Clusters that
+// missed their wave (one with onDeferred: skip passed them over while
+// they deferred, or they were placed once it was done) are caught up in
+// the late wave, after every other, gates and all.
+func (d *decider) waves() []wave {
+	names := make([]string, 0, len(d.byName))
+	for n := range d.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	taken := map[string]bool{}
+	var out []wave
+	skip := d.in.Spec.OnDeferred == "skip"
+	var late []string
+	missed := func(n string, i int) bool {
+		_, on := d.started[n]
+		return !on && ((skip && d.byName[n].Deferred != "") || i < d.st.Wave)
+	}
+	for i, ws := range d.in.Spec.Waves {
+		sel := api.Selector{}
+		if ws.Selector != nil {
+			sel = ws.Selector.Selector()
+		}
+		var chosen []string
+		for _, n := range names {
+			if taken[n] {
+				continue
+			}
+			if slices.Contains(ws.Clusters, n) || (ws.Selector != nil && sel.Matches(d.byName[n].Labels)) {
+				chosen = append(chosen, n)
+			}
+		}
+		if ws.Count.Set() {
+			chosen = chosen[:min(len(chosen), ws.Count.Resolve(len(chosen), true, len(chosen)))]
+		}
+		w := wave{name: cmp.Or(ws.Name, "wave "+strconv.Itoa(i+1)), spec: ws}
+		for _, n := range chosen {
+			taken[n] = true
+			if missed(n, i) {
+				late = append(late, n)
+				continue
+			}
+			w.clusters = append(w.clusters, n)
+		}
+		out = append(out, w)
+	}
+	// The implicit waves bake as long as the last wave does.
+	var lastSpec api.RolloutWave
+	if n := len(d.in.Spec.Waves); n > 0 {
+		lastSpec = api.RolloutWave{BakeTime: d.in.Spec.Waves[n-1].BakeTime}
+	}
+	rest := wave{name: restWave, spec: lastSpec}
+	for _, n := range names {
+		if taken[n] {
+			continue
+		}
+		if missed(n, len(out)) {
+			late = append(late, n)
+			continue
+		}
+		rest.clusters = append(rest.clusters, n)
+	}
+	slices.Sort(late)
+	return append(out, rest, wave{name: lateWave, spec: lastSpec, clusters: late})
+}
+
+// failing names the first cluster on the new revision whose gates fail
+// for good ("" when none does).
+func (d *decider) failing() string {
+	for _, n := range slices.Sorted(maps.Keys(d.started)) {
+		if _, fail, _ := d.gate(n); fail != "" {
+			return fail
+		}
+	}
+	return ""
+}
+
+// gate judges one cluster on the new revision: it passes, fails (the
+// rollout rolls back) or waits (why, in words).
+func (d *decider) gate(name string) (pass bool, fail, wait string) {
+	c, ok := d.byName[name]
+	if !ok {
+		return false, "", name + " is no longer placed"
+	}
+	g := d.in.Spec.Gates
+	if g == nil {
+		g = &api.RolloutGates{}
+	}
+	r := c.Report
+	if r != nil {
+		maxRestarts := int32(0)
+		if g.MaxRestarts != nil {
+			maxRestarts = *g.MaxRestarts
+		}
+		if r.Restarts > maxRestarts {
+			return false, fmt.Sprintf("%s: %d restarts of revision %d's replicas (at most %d)", name, r.Restarts, d.st.Revision, maxRestarts), ""
+		}
+		if g.MaxErrorRatio != "" && r.Metrics && r.Requests >= MinRequests {
+			limit, _ := strconv.ParseFloat(g.MaxErrorRatio, 64)
+			if ratio := float64(r.Errors) / float64(r.Requests); ratio > limit {
+				return false, fmt.Sprintf("%s: %d of %d requests to revision %d failed (%.1f%%, at most %s%%)", name, r.Errors, r.Requests, d.st.Revision,
+					100*ratio, strconv.FormatFloat(100*limit, 'f', -1, 64)), ""
+			}
+		}
+	}
+	if c.Health != api.HealthReady {
+		return false, "", fmt.Sprintf("%s is %s", name, cmp.Or(c.Health, "Unknown"))
+	}
+	deadline := d.started[name].Add(g.ProgressDeadline.Get(DefaultProgressDeadline))
+	notReady := func(why string) (bool, string, string) {
+		if !d.now.Before(deadline) {
+			return false, fmt.Sprintf("%s: %s after the progress deadline (%s)", name, why, g.ProgressDeadline.Get(DefaultProgressDeadline)), ""
+		}
+		d.wakeAt(deadline)
+		return false, "", name + ": " + why
+	}
+	if r == nil {
+		return notReady("no report of revision " + strconv.FormatInt(d.st.Revision, 10) + " yet")
+	}
+	if want := int32(g.MinReady.Resolve(int(r.Desired), true, int(r.Desired))); r.Ready < want {
+		return notReady(fmt.Sprintf("%d/%d ready on revision %d (%d needed)", r.Ready, r.Desired, d.st.Revision, want))
+	}
+	if g.MaxErrorRatio != "" && (!r.Metrics || r.Requests < MinRequests) {
+		// No evidence is no pass: the gate waits for traffic (the
+		// progress deadline does not run out on it).
+		return false, "", fmt.Sprintf("%s: waiting for traffic to judge the error ratio (%d requests so far, %d needed)", name, r.Requests, MinRequests)
+	}
+	return true, "", ""
+}
+
+// progress starts clusters, bakes and moves through the waves as far as
+// the gates, holds and the clock allow.
+func (d *decider) progress(waves []wave) {
+	for d.st.Wave < len(waves) {
+		w := waves[d.st.Wave]
+		d.st.WaveName = w.name
+		if done := d.runWave(w); !done {
+			return
+		}
+		last := d.st.Wave == len(waves)-1
+		if !last && w.spec.Manual && d.st.Promoted < d.st.Wave {
+			if d.in.Commands.Promote != w.name {
+				d.setPhase(api.RolloutWaiting, fmt.Sprintf("wave %s is done: promote to go on (atoll rollout promote, wave %s)", w.name, w.name))
+				return
+			}
+			d.st.Promoted = d.st.Wave
+			d.event(api.EventNormal, "RolloutPromoted", "wave "+w.name+" promoted by an operator")
+		}
+		if pause := w.spec.Pause.Get(0); !last && pause > 0 && len(w.clusters) > 0 {
+			if d.st.NextWaveAt == nil {
+				at := d.now.Add(pause)
+				d.st.NextWaveAt = &at
+			}
+			if d.now.Before(*d.st.NextWaveAt) {
+				d.wakeAt(*d.st.NextWaveAt)
+				d.setPhase(api.RolloutPaused, fmt.Sprintf("wave %s is done; the next starts at %s (its pause)", w.name, d.st.NextWaveAt.Format(time.TimeOnly)))
+				return
+			}
+		}
+		d.st.Wave++
+		d.st.GatesSince, d.st.NextWaveAt = nil, nil
+		if d.st.Wave < len(waves) && len(waves[d.st.Wave].clusters) > 0 {
+			d.event(api.EventNormal, "WaveStarted", fmt.Sprintf("wave %s of revision %d: %s", waves[d.st.Wave].name, d.st.Revision, strings.Join(waves[d.st.Wave].clusters, ", ")))
+		}
+	}
+	d.finish("every cluster runs revision " + strconv.FormatInt(d.st.Revision, 10))
+}
+
+// runWave starts the wave's clusters, a batch at a time, and bakes it;
+// it reports whether the wave is done.
+func (d *decider) runWave(w wave) bool {
+	if len(w.clusters) == 0 {
+		return true
+	}
+	// Nothing new starts while a cluster of the wave is not Ready: a
+	// partition holds the rollout where it is.
+	for _, n := range w.clusters {
+		if h := d.byName[n].Health; h != api.HealthReady {
+			d.st.GatesSince = nil
+			d.setPhase(api.RolloutWaiting, fmt.Sprintf("wave %s holds: %s is %s", w.name, n, cmp.Or(h, "Unknown")))
+			return false
+		}
+	}
+	var waiting []string
+	var pending []string // not started yet
+	for _, n := range w.clusters {
+		if _, on := d.started[n]; !on {
+			pending = append(pending, n)
+			continue
+		}
+		if pass, _, wait := d.gate(n); !pass {
+			waiting = append(waiting, wait)
+		}
+	}
+	if len(waiting) > 0 {
+		d.st.GatesSince = nil
+		d.setPhase(api.RolloutProgressing, "wave "+w.name+" waits for its gates: "+strings.Join(waiting, "; "))
+		return false
+	}
+	if len(pending) > 0 {
+		var startable, deferring []string
+		for _, n := range pending {
+			if why := d.byName[n].Deferred; why != "" {
+				deferring = append(deferring, n+" ("+why+")")
+				continue
+			}
+			startable = append(startable, n)
+		}
+		if len(startable) == 0 {
+			d.setPhase(api.RolloutWaiting, "wave "+w.name+" waits for clusters that defer rollouts: "+strings.Join(deferring, ", "))
+			return false
+		}
+		if p := int(d.in.Spec.MaxParallelClusters); p > 0 && len(startable) > p {
+			startable = startable[:p]
+		}
+		for _, n := range startable {
+			d.started[n] = d.now
+		}
+		d.st.GatesSince = nil
+		d.setPhase(api.RolloutProgressing, fmt.Sprintf("wave %s: %s given revision %d", w.name, strings.Join(startable, ", "), d.st.Revision))
+		// Their gates cannot hold yet (no report of the new revision):
+		// the members' reports decide again.
+		return false
+	}
+	if d.st.GatesSince == nil {
+		d.st.GatesSince = &d.now
+	}
+	bake := w.spec.BakeTime.Get(DefaultBakeTime)
+	if end := d.st.GatesSince.Add(bake); d.now.Before(end) {
+		d.wakeAt(end)
+		d.setPhase(api.RolloutBaking, fmt.Sprintf("wave %s bakes: its gates hold on every cluster; done at %s", w.name, end.Format(time.TimeOnly)))
+		return false
+	}
+	return true
+}
+
+// rollback gives every cluster the stable revision.
+func (d *decider) rollback(why string) {
+	clear(d.started)
+	d.st.GatesSince, d.st.NextWaveAt = nil, nil
+	d.setPhase(api.RolloutRolledBack, why)
+	d.event(api.EventWarning, "RolloutRolledBack", fmt.Sprintf("revision %d rolled back to %d: %s", d.st.Revision, d.st.StableRevision, why))
+}
+
+// finish makes the new revision the stable one.
+func (d *decider) finish(why string) {
+	for n := range d.byName {
+		if _, on := d.started[n]; !on {
+			d.started[n] = d.now
+		}
+	}
+	d.st.GatesSince, d.st.NextWaveAt = nil, nil
+	d.st.StableRevision = d.st.Revision
+	if d.st.Phase != api.RolloutCompleted && d.in.Status != nil && d.in.Status.Revision == d.st.Revision {
+		d.event(api.EventNormal, "RolloutCompleted", fmt.Sprintf("revision %d: %s", d.st.Revision, why))
+	}
+	d.setPhase(api.RolloutCompleted, why)
+}
+
+func (d *decider) setPhase(phase, msg string) {
+	if d.st.Phase != phase {
+		d.st.Since = &d.now
+	}
+	d.st.Phase, d.st.Message = phase, msg
+}
+
+func (d *decider) event(typ, reason, msg string) {
+	d.events = append(d.events, Event{Type: typ, Reason: reason, Message: msg})
+}
+
+func (d *decider) wakeAt(t time.Time) {
+	if d.wake.IsZero() || t.Before(d.wake) {
+		d.wake = t
+	}
+}
+
+// result lists every placed cluster with the revision it is given, by
+// wave then name.
+func (d *decider) result(waves []wave) Result {
+	st := d.st
+	st.WaveName = waves[min(st.Wave, len(waves)-1)].name
+	st.Clusters = nil
+	for _, w := range waves {
+		for _, n := range w.clusters {
+			rc := api.RolloutCluster{Cluster: n, Wave: w.name, Revision: st.StableRevision, Deferred: d.byName[n].Deferred}
+			if at, on := d.started[n]; on || st.Phase == api.RolloutCompleted {
+				rc.Revision = st.Revision
+				if on {
+					at := at
+					rc.StartedAt = &at
+				}
+				if st.Phase != api.RolloutCompleted {
+					if pass, fail, wait := d.gate(n); pass {
+						rc.Gate = gateText(d.byName[n].Report)
+					} else {
+						rc.Gate = cmp.Or(fail, wait)
+					}
+				}
+			}
+			st.Clusters = append(st.Clusters, rc)
+		}
+	}
+	return Result{Status: st, Wake: d.wake, Events: d.events}
+}
+
+// gateText is a passing cluster's measurements in words.
+func gateText(r *Report) string {
+	if r == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%d/%d ready, %d restarts", r.Ready, r.Desired, r.Restarts)
+	if r.Metrics {
+		s += fmt.Sprintf(", %d/%d requests failed", r.Errors, r.Requests)
+	}
+	return s
+}
