@@ -320,6 +320,10 @@ type clusterView struct {
 		Identity            string     `json:"identity"`
 		HeartbeatAgeSeconds *float64   `json:"heartbeatAgeSeconds"`
 		LastHeartbeatTime   *time.Time `json:"lastHeartbeatTime"`
+		Capacity            *struct {
+			NodesReady int32 `json:"nodesReady"`
+			NodesTotal int32 `json:"nodesTotal"`
+		} `json:"capacity"`
 	} `json:"status"`
 }
 

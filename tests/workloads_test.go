@@ -74,8 +74,14 @@ func TestWorkloadsAcrossRegions(t *testing.T) {
 	d.checkReady(t)
 	// A Divided placement decided while only some regions have joined
 	// would rightly keep its replicas where they are: start from all three.
+	// Ready is not enough: placement gives a cluster replicas only once
+	// its nodes' capacity is heard (on a busy machine a region's nodes
+	// join later than its member), so wait for every node Ready too.
 	for _, name := range devRegionNames {
-		d.waitHealth(t, nil, name, "Ready", clustersReadyTimeout)
+		d.waitFor(t, nil, name, "Ready with all its nodes Ready", clustersReadyTimeout, func(c clusterView) bool {
+			cp := c.Status.Capacity
+			return c.Status.Health == "Ready" && cp != nil && cp.NodesTotal > 0 && cp.NodesReady == cp.NodesTotal
+		})
 	}
 
 	const name = "hello"
