@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/internal/ports"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -502,15 +502,15 @@ func startAtollProc(t *testing.T, label string, args ...string) *memberProc {
 	return startProc(t, t, label, args...)
 }
 
-// freeAddr is 127.0.0.1 and a port that was free a moment ago.
+// freeAddr is 127.0.0.1 and a port that was free a moment ago (package
+// ports: below the ephemeral range, which outgoing connections on this
+// busy machine take from meanwhile).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := ports.Free("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/pgserver"
+	"github.com/atollhq/atoll/internal/ports"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/runtime"
@@ -300,12 +301,11 @@ func stablePort(dataDir, name, addr string) (string, error) {
 	if b, err := os.ReadFile(file); err == nil {
 		return net.JoinHostPort(host, strings.TrimSpace(string(b))), nil
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	free, err := ports.Free(host)
 	if err != nil {
 		return "", fmt.Errorf("pick a %s port: %w", name, err)
 	}
-	_, picked, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
+	_, picked, _ := net.SplitHostPort(free)
 	if err := os.WriteFile(file, []byte(picked+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("keep the %s port: %w", name, err)
 	}
