@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -39,22 +40,54 @@ type Tx struct {
 	s     *Store
 	tx    pgx.Tx
 	actor Actor
+	xid   int64 // the transaction's id (pg_current_xact_id)
+	drawn int64 // resourceVersions drawn so far
 }
 
 // InTx runs fn in one transaction: all its writes land, or none do.
 //
-// The write lock is taken first, before any row lock: writers are
-// serialised anyway (see the package documentation), and taking the lock
-// in one fixed place means two transactions can never hold one lock each
-// and wait for the other's (a registration locks a token and a cluster, a
-// health write the cluster alone).
+// No lock is shared by all writers: the transaction locks the rows it
+// changes and nothing else (see the package documentation for how
+// resourceVersions still reach watches in order). Its first statement
+// assigns the transaction's id, which its resourceVersions derive from, and
+// bounds its lock waits and statements (Config.LockTimeout,
+// Config.StatementTimeout). A transaction PostgreSQL ended as a deadlock
+// victim (two transactions locking the same rows in different orders)
+// committed nothing and runs again, up to writeAttempts times in all: fn
+// must not keep state across runs beyond what it sets. A transaction whose
+// session was ended for idling in it (a stopped hub) is not run again: its
+// caller has waited that long already and gets Unavailable.
 func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(writeLockKey)); err != nil {
-			return err
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
+			t := &Tx{s: s, tx: tx, actor: actor}
+			if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint,
+				set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+				s.lockTimeout, s.statementTimeout).Scan(&t.xid, nil, nil); err != nil {
+				return err
+			}
+			return fn(t)
+		})
+		if attempt >= writeAttempts || !retryable(err) || ctx.Err() != nil {
+			break
 		}
-		return fn(&Tx{s: s, tx: tx, actor: actor})
-	})
+		s.metrics.retried(ctx, err)
+	}
+	return err
+}
+
+// writeAttempts bounds the runs of one write transaction (see InTx).
+const writeAttempts = 3
+
+// retryable reports whether err ended a transaction that surely committed
+// nothing and may simply run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "40P01" // deadlock_detected: the victim rolled back
 }
 
 // Create stores a new object. The store assigns uid, resourceVersion,
@@ -107,7 +140,7 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	out.Meta.DeletionTimestamp = nil
 	out.Spec = jsonOrEmpty(rec.Spec)
 	out.Status = jsonOrEmpty(rec.Status)
-	rv, err := drawVersion(ctx, t.tx)
+	rv, err := t.drawVersion()
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +202,7 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 	if err := fn(&next); err != nil {
 		return nil, err
 	}
-	out, err := t.s.write(ctx, t.tx, t.actor, verb, cur, &next)
+	out, err := t.write(ctx, verb, cur, &next)
 	if err != nil {
 		return nil, err
 	}
@@ -222,11 +255,15 @@ func (t *Tx) Get(ctx context.Context, kind, name string) (*Record, error) {
 	return lockRecord(ctx, t.tx, kind, name)
 }
 
-// List reads every object of a kind inside the transaction. Taken after
-// the write lock (InTx takes it first), it sees every write committed
-// before this transaction began writing, so a check over it (two drills
-// on one cluster) cannot race another writer.
+// List reads every object of a kind inside the transaction. It first takes
+// a transaction-scoped lock of the kind's own, which only other Tx.List
+// calls of that kind wait for: two transactions that check a kind's
+// objects and then write one (two drills on one cluster) run one after
+// the other, and the second sees what the first committed.
 func (t *Tx) List(ctx context.Context, kind string) ([]*Record, error) {
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(kindLockSpace), kind); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, `SELECT `+recordColumns+` FROM objects WHERE kind = $1 ORDER BY name`, kind)
 	if err != nil {
 		return nil, err
@@ -256,8 +293,9 @@ func lockRecord(ctx context.Context, tx pgx.Tx, kind, name string) (*Record, err
 	return cur, err
 }
 
-// write stores next over cur inside tx.
-func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, cur, next *Record) (*Record, error) {
+// write stores next over cur inside the transaction.
+func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record, error) {
+	s, tx, actor := t.s, t.tx, t.actor
 	next.Spec = jsonOrEmpty(next.Spec)
 	next.Status = jsonOrEmpty(next.Status)
 	// Identity and bookkeeping are the store's, whatever fn did.
@@ -289,7 +327,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, 
 	if specChanged {
 		next.Meta.Generation++
 	}
-	rv, err := drawVersion(ctx, tx)
+	rv, err := t.drawVersion()
 	if err != nil {
 		return nil, err
 	}
@@ -310,13 +348,24 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, 
 	return next, s.logChange(ctx, tx, actor, verb, api.Modified, next)
 }
 
-// drawVersion takes the write lock and draws the next resourceVersion; see
-// the package documentation for why.
-func drawVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
-	var rv int64
-	err := tx.QueryRow(ctx, `SELECT nextval('resource_version_seq') FROM (SELECT pg_advisory_xact_lock($1)) AS l`, int64(writeLockKey)).Scan(&rv)
-	return rv, err
+// drawVersion returns the transaction's next resourceVersion: its id
+// shifted left by versionBits, plus how many it drew before. See the
+// package documentation for why this orders watches without a lock.
+func (t *Tx) drawVersion() (int64, error) {
+	if t.drawn >= 1<<versionBits {
+		return 0, api.Errorf(api.CodeInvalid, "one transaction may write at most %d objects", 1<<versionBits)
+	}
+	if t.xid <= 0 || t.xid >= 1<<(63-versionBits) {
+		return 0, fmt.Errorf("draw resourceVersion: transaction id %d out of range", t.xid)
+	}
+	rv := t.xid<<versionBits + t.drawn
+	t.drawn++
+	return rv, nil
 }
+
+// versionBits is how many low bits of a resourceVersion count the writes
+// of one transaction; the bits above are its transaction id.
+const versionBits = 20
 
 // logChange writes the change-log row, the audit row and the wake-up.
 func (s *Store) logChange(ctx context.Context, tx pgx.Tx, actor Actor, verb, typ string, rec *Record) error {
