@@ -63,6 +63,19 @@ func changesUntil(t *testing.T, s *pgstore.Store, kind string, after int64, done
 	}
 }
 
+// waitHolding waits until a stalled transaction holds what it took, or
+// fails the test with why it ended first.
+func waitHolding(t *testing.T, holding <-chan struct{}, ended <-chan error) {
+	t.Helper()
+	select {
+	case <-holding:
+	case err := <-ended:
+		t.Fatalf("the transaction meant to stall ended first: %v", err)
+	case <-time.After(orderTimeout):
+		t.Fatalf("the transaction meant to stall did not get there within %s", orderTimeout)
+	}
+}
+
 // gate lets a stalled transaction go on; the test's cleanup lets it
 // go too (before the stores close), so a failed test ends.
 type gate struct {
@@ -129,7 +142,7 @@ func TestStoppedWriterHoldsOnlyItsRows(t *testing.T) {
 				return nil
 			})
 		}()
-		<-holding
+		waitHolding(t, holding, stuck)
 		if _, err := other.Create(ctx, testActor, workloadRec("acknowledged")); err != nil {
 			t.Fatalf("want the other hub's create acknowledged while a hub is stopped in a write; got %v", err)
 		}
@@ -170,7 +183,7 @@ func TestStoppedWriterHoldsOnlyItsRows(t *testing.T) {
 				return err
 			})
 		}()
-		<-holding
+		waitHolding(t, holding, stuck)
 		out, err := other.Mutate(ctx, testActor, pgstore.VerbUpdate, "Workload", "shared", func(cur *pgstore.Record) error {
 			cur.Meta.Labels = map[string]string{"by": "other"}
 			return nil
@@ -412,7 +425,7 @@ func TestListThenWatchConverges(t *testing.T) {
 			return nil
 		})
 	}()
-	<-holding
+	waitHolding(t, holding, stuck)
 	newer, err := b.Create(ctx, testActor, workloadRec("newer"))
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +474,7 @@ func TestWriteTimeoutsAreUnavailable(t *testing.T) {
 			return nil
 		})
 	}()
-	<-holding
+	waitHolding(t, holding, done)
 	_, err := waiter.Mutate(ctx, testActor, pgstore.VerbUpdate, "Workload", "held", func(cur *pgstore.Record) error {
 		cur.Meta.Labels = map[string]string{"x": "y"}
 		return nil
