@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,55 +274,6 @@ func TestResumedLeaderWritesAreRefused(t *testing.T) {
 		if r.ID > mark[0].ID && strings.Contains(r.Detail, "hub-a") {
 			t.Errorf("audit row %+v: a write of hub-a's term landed after the takeover", r)
 		}
-	}
-}
-
-// TestStoppedWriterReleasesTheWriteLock: every hub's writes take one write
-// lock, so a hub stopped inside a write transaction (here its transaction
-// function blocks, leaving the session idle in the transaction, as SIGSTOP
-// would) holds up the writes of every hub; PostgreSQL ends such a session
-// after the store's idle-in-transaction timeout (5 s), its write rolls
-// back and the others go on.
-func TestStoppedWriterReleasesTheWriteLock(t *testing.T) {
-	t.Parallel()
-	dbURL := pgtest.NewDatabase(t)
-	a, b := newEnvOn(t, dbURL), newEnvOn(t, dbURL)
-	ctx := t.Context()
-	holding, release := make(chan struct{}), make(chan struct{})
-	stuck := make(chan error, 1)
-	go func() {
-		stuck <- a.store.InTx(ctx, pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
-			if _, err := tx.Create(ctx, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "stuck"}, Spec: []byte(`{"replicas":1,"template":{"driver":"sim"}}`)}); err != nil {
-				return err
-			}
-			close(holding)
-			<-release // "stopped"
-			_, err := tx.Get(ctx, "Workload", "stuck")
-			return err
-		})
-	}()
-	<-holding
-	defer close(release)
-
-	done := make(chan error, 1)
-	go func() {
-		done <- b.admin.Create(context.Background(), "workloads", workload("after", 1, nil), nil)
-	}()
-	const generous = 30 * time.Second // the timeout is 5 s; without it, forever
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the other hub's write: %v", err)
-		}
-	case <-time.After(generous):
-		t.Fatalf("the other hub's write still waits for the stopped writer's lock after %s", generous)
-	}
-	release <- struct{}{}
-	if err := <-stuck; err == nil {
-		t.Error("the stopped writer's transaction committed after its session was ended")
-	}
-	if _, err := b.store.Get(ctx, "Workload", "stuck"); api.ErrorCode(err) != api.CodeNotFound {
-		t.Errorf("want the stopped writer's workload never stored; Get says %v", err)
 	}
 }
 

@@ -54,13 +54,19 @@ func registerWatch(s *API, hapi huma.API, kind api.Kind) {
 		wake, unsubscribe := s.notifier.Subscribe(kind.Name)
 		var initial []*pgstore.Record
 		if from == "" || from == "0" {
-			res, err := s.store.List(ctx, kind.Name, pgstore.ListOptions{Selector: sel, Limit: -1})
+			res, err := s.store.List(ctx, kind.Name, pgstore.ListOptions{Selector: sel, Limit: -1, Covered: true})
 			if err != nil {
 				unsubscribe()
 				return nil, toProblem(ctx, err)
 			}
 			initial = res.Items
 			w.after, _ = strconv.ParseInt(res.ResourceVersion, 10, 64)
+			// The list may already show changes above its version; the
+			// stream would repeat them (pgstore's package documentation).
+			w.covered = make(map[int64]bool, len(res.Covered))
+			for _, rv := range res.Covered {
+				w.covered[rv] = true
+			}
 		} else {
 			rv, err := strconv.ParseInt(from, 10, 64)
 			if err != nil || rv < 0 {
@@ -86,10 +92,11 @@ func registerWatch(s *API, hapi huma.API, kind api.Kind) {
 var reflectWatchEvent = reflectTypeOf[api.WatchEvent]()
 
 type watcher struct {
-	s     *API
-	kind  string
-	sel   api.Selector
-	after int64
+	s       *API
+	kind    string
+	sel     api.Selector
+	after   int64
+	covered map[int64]bool // changes the initial list already showed
 }
 
 func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-chan struct{}) {
@@ -129,6 +136,10 @@ func (w *watcher) stream(hctx huma.Context, initial []*pgstore.Record, wake <-ch
 			}
 			for _, c := range changes {
 				w.after = c.ResourceVersion
+				if w.covered[c.ResourceVersion] {
+					delete(w.covered, c.ResourceVersion)
+					continue
+				}
 				if !w.sel.Empty() && !w.sel.Matches(labelsOf(c.Object)) {
 					continue
 				}

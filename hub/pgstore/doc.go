@@ -4,13 +4,78 @@
 // # Writes
 //
 // Every mutation is one transaction that writes the object, a change-log
-// row and an audit row, then NOTIFYs watchers. The resourceVersion comes
-// from one global sequence. To make the change log a gap-free, ordered
-// stream, a writing transaction takes a transaction-scoped advisory lock
-// first thing and holds it until commit: resourceVersions are therefore
-// committed in increasing order, and a reader that has seen version N has
-// seen every version below N. Taking it before any row lock also rules out
-// deadlocks between writers. Reads never take it.
+// row and an audit row, then NOTIFYs watchers. Writers take no lock that
+// all of them share: a transaction locks the rows it changes (FOR UPDATE,
+// or the insert's own) and nothing else, so writes to different objects
+// run in parallel and a hub stopped in a transaction (SIGSTOP, a VM pause)
+// holds up only writes of the rows it holds. Each write transaction bounds
+// itself: lock_timeout (Config.LockTimeout, 3 s) and statement_timeout
+// (10 s) for its own waits, and the pool's
+// idle_in_transaction_session_timeout (Config.IdleInTxTimeout, 1 s) ends
+// the session of a hub that stopped between two statements, which
+// releases its rows. A deadlock victim runs again (Store.InTx).
+//
+// # resourceVersions and the watch horizon
+//
+// A transaction's first statement assigns its transaction id (xid,
+// pg_current_xact_id); the k-th object it writes gets resourceVersion
+// xid<<20 + k. Versions are unique and grow with transaction ids, but
+// transactions commit in any order, so the change log is not always a
+// gap-free prefix: version N may be committed while a lower one, of a
+// transaction still running, is not yet.
+//
+// Readers therefore read only below the watch horizon: for the snapshot a
+// read runs in, H = pg_snapshot_xmin(pg_current_snapshot())<<20, the
+// oldest transaction id still in progress, shifted. The proof of order:
+//
+//   - Every transaction with an id below xmin has ended, so every change
+//     below H is either committed, and visible in the reading snapshot, or
+//     never will be (its transaction rolled back). Nothing can later
+//     appear below H.
+//   - Every transaction in progress, and every one yet to begin, has an id
+//     at or above xmin, so all the versions it will ever write are at or
+//     above H.
+//   - Snapshots' xmin never decreases, so neither does H.
+//
+// A reader at version A that reads the changes in (A, H) in order and
+// moves A to the last one read has therefore seen every change at or
+// below A, and the next read returns only higher versions: no gap and no
+// reorder, on any hub, since the horizon is the database's, not a
+// process's. Resuming from any version A a watcher was sent gives the
+// same rest. The compactor cuts only below the horizon (and below the
+// newest row), so 410 means what it did: the log no longer reaches A.
+//
+// The price is latency, not throughput: a change becomes readable once
+// every transaction that began before it has ended. The hub's own write
+// transactions last milliseconds, and a stopped hub's at most
+// IdleInTxTimeout; the horizon is the server's, so a long transaction
+// that holds a transaction id in any database of the same PostgreSQL
+// server (a batch job, a manual BEGIN left open) delays watches, never
+// reorders them. Reads in transactions that write nothing take no id and
+// hold nothing back.
+//
+// A list reads its page in one REPEATABLE READ snapshot and returns H-1
+// of that snapshot as its resourceVersion: every change at or below it is
+// in the list. The list may also show changes above it (transactions that
+// began before the oldest one still running, and committed before the
+// snapshot); a watch from the list's version repeats those, in order, so
+// applying the stream to the list still ends at the log's state. The
+// API's watch that starts with a list (ListOptions.Covered) skips exactly
+// those. Clients that list and then watch themselves may see such an event
+// again, with the resourceVersion they already hold.
+//
+// Why not the alternatives: the global advisory lock this replaced made
+// writes one at a time and let one stopped hub stall every hub's writes
+// (tens of seconds, BENCHMARKS.md); ordering per kind keeps both
+// problems for the kind everyone writes (Workloads); a sequence plus a
+// gap-filling reader that waits a fixed time for missing numbers turns a
+// slow writer into a lost change. Transaction ids give the order
+// PostgreSQL already keeps, for free.
+//
+// Versions from transaction ids are large numbers (a database's first
+// writes are near 2^30) and grow by about a million per write
+// transaction; they stay below 2^53, exact in JavaScript, for the first
+// 8 billion transaction ids. A transaction writes at most 2^20 objects.
 //
 // A SpecHook (OnSpecChange) runs inside the transaction of every write
 // that creates an object of its kind or changes its spec, so rows that
@@ -20,8 +85,11 @@
 // # Watches
 //
 // LISTEN/NOTIFY carries only wake-ups. A woken watcher reads the changes
-// table from the last version it delivered, so a lost notification delays
-// an event but never loses it. A compactor trims the change log; a watch
+// table from the last version it delivered, up to the horizon, so a lost
+// notification delays an event but never loses it. A change that was
+// committed above the horizon is read on a later wake-up: the one of the
+// transaction whose end moves the horizon past it (every write NOTIFYs),
+// or the watcher's keepalive. A compactor trims the change log; a watch
 // that resumes from before the trimmed horizon gets ErrGone (HTTP 410) and
 // must list again.
 //

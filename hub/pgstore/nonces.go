@@ -25,7 +25,7 @@ type RegisterNonce struct {
 // outstanding ones (the newest), so that a token holder asking again and
 // again fills nothing.
 func (s *Store) PutRegisterNonce(ctx context.Context, n RegisterNonce, keep int) error {
-	// Not under the objects' write lock: nonces are no object.
+	// Not through InTx: nonces are no object (no resourceVersion).
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM register_nonces WHERE expires_at <= $1`, n.Created); err != nil {
 			return fmt.Errorf("sweep register nonces: %w", classify(err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,12 +15,24 @@ import (
 // data: subscribers read the change log. After a reconnect every
 // subscriber is woken, since notifications sent while the connection was
 // down are lost.
+//
+// A notification names the change's kind and resourceVersion. A change
+// becomes readable only once the watch horizon passes it (see the package
+// documentation), which may be after its own notification, when an older
+// transaction, of any kind or of none, ends; so the Notifier wakes a
+// kind's subscribers when the horizon has passed the version it was told
+// of, reading the horizon again (a few milliseconds apart, then less
+// often) while a change waits behind it.
 type Notifier struct {
 	store *Store
 	log   *slog.Logger
 
 	mu   sync.Mutex
 	subs map[*subscription]struct{}
+	// held are the newest versions notified, by kind, that the horizon
+	// had not passed when last read; heldSignal tells the pump.
+	held       map[string]int64
+	heldSignal chan struct{}
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -36,7 +49,8 @@ func (s *Store) NewNotifier(log *slog.Logger) *Notifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{store: s, log: log, subs: map[*subscription]struct{}{}, done: make(chan struct{})}
+	return &Notifier{store: s, log: log, subs: map[*subscription]struct{}{}, held: map[string]int64{},
+		heldSignal: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // Subscribe returns a channel that receives a value (coalesced) after each
@@ -76,8 +90,14 @@ func (n *Notifier) wake(kind string) {
 // Start listens until Stop or ctx ends, reconnecting with backoff.
 func (n *Notifier) Start(ctx context.Context) {
 	ctx, n.cancel = context.WithCancel(ctx)
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		n.pump(ctx)
+	}()
 	go func() {
 		defer close(n.done)
+		defer func() { <-pumped }()
 		backoff := 100 * time.Millisecond
 		for ctx.Err() == nil {
 			err := n.listen(ctx)
@@ -124,7 +144,77 @@ func (n *Notifier) listen(ctx context.Context) error {
 			}
 			return err
 		}
-		kind, _, _ := strings.Cut(note.Payload, " ")
-		n.wake(kind)
+		kind, rv, _ := strings.Cut(note.Payload, " ")
+		n.hold(kind, rv)
+	}
+}
+
+// hold notes that kind changed at version rv, for the pump to wake its
+// subscribers once the horizon has passed it.
+func (n *Notifier) hold(kind, rv string) {
+	v, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil {
+		n.wake(kind) // not a version: wake now, readers find what there is
+		return
+	}
+	n.mu.Lock()
+	n.held[kind] = max(n.held[kind], v)
+	n.mu.Unlock()
+	select {
+	case n.heldSignal <- struct{}{}:
+	default:
+	}
+}
+
+// pump wakes the subscribers of every held kind whose version the horizon
+// has passed, reading the horizon again while some wait.
+func (n *Notifier) pump(ctx context.Context) {
+	const first, most = 2 * time.Millisecond, 200 * time.Millisecond
+	wait := first
+	for {
+		n.mu.Lock()
+		pending := len(n.held)
+		n.mu.Unlock()
+		if pending == 0 {
+			wait = first
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.heldSignal:
+			}
+		}
+		h, err := n.store.horizon(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h = 1<<63 - 1 // wake them all: readers find what there is
+		}
+		var ready []string
+		n.mu.Lock()
+		for kind, rv := range n.held {
+			if rv < h {
+				ready = append(ready, kind)
+				delete(n.held, kind)
+			}
+		}
+		pending = len(n.held)
+		n.mu.Unlock()
+		for _, kind := range ready {
+			n.wake(kind)
+		}
+		if pending == 0 {
+			continue
+		}
+		if len(ready) > 0 {
+			wait = first
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.heldSignal:
+		case <-time.After(wait):
+			wait = min(2*wait, most)
+		}
 	}
 }

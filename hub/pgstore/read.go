@@ -20,6 +20,8 @@ type ListOptions struct {
 	Selector api.Selector
 	Limit    int    // 0 means DefaultLimit, below 0 means everything (internal use)
 	Continue string // from the previous page
+	// Covered asks for ListResult.Covered (a list a watch continues).
+	Covered bool
 }
 
 // Page limits.
@@ -33,6 +35,11 @@ type ListResult struct {
 	Items           []*Record
 	ResourceVersion string // the version the page was read at
 	Continue        string // token for the next page, "" on the last
+	// Covered, when ListOptions.Covered asked, are the resourceVersions
+	// of this kind above ResourceVersion that the page already shows: a
+	// watch from ResourceVersion repeats them (see the package
+	// documentation), and one that continues this list skips them.
+	Covered []int64
 }
 
 type continueToken struct {
@@ -81,8 +88,19 @@ func (s *Store) List(ctx context.Context, kind string, opts ListOptions) (*ListR
 		}
 		res.Items = items
 		rv, err := currentVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
 		res.ResourceVersion = strconv.FormatInt(rv, 10)
-		return err
+		if opts.Covered {
+			rows, err := tx.Query(ctx, `SELECT resource_version FROM changes WHERE kind = $1 AND resource_version > $2 ORDER BY resource_version`, kind, rv)
+			if err != nil {
+				return err
+			}
+			res.Covered, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kind, classify(err))
@@ -90,13 +108,28 @@ func (s *Store) List(ctx context.Context, kind string, opts ListOptions) (*ListR
 	return res, nil
 }
 
-// currentVersion is the newest resourceVersion visible in tx's snapshot.
-// Because versions commit in order, every lower version is visible too.
+// currentVersion is the version a list read in tx's snapshot is at: just
+// below the snapshot's watch horizon, so that every version at or below it
+// is in the snapshot and final (see the package documentation). Versions
+// above it may be in the snapshot too; a watch from it repeats those.
 func currentVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
 	var rv int64
-	err := tx.QueryRow(ctx, `SELECT greatest(coalesce((SELECT max(resource_version) FROM changes), 0), compacted_rv) FROM watch_horizon`).Scan(&rv)
+	err := tx.QueryRow(ctx, `SELECT greatest(`+horizonSQL+` - 1, compacted_rv) FROM watch_horizon`).Scan(&rv)
 	return rv, err
 }
+
+// horizon reads the watch horizon now.
+func (s *Store) horizon(ctx context.Context) (int64, error) {
+	var h int64
+	err := s.pool.QueryRow(ctx, `SELECT `+horizonSQL).Scan(&h)
+	return h, classify(err)
+}
+
+// horizonSQL is the watch horizon of the statement's snapshot: the lowest
+// resourceVersion a transaction still in progress might hold (the oldest
+// running transaction id, shifted as Tx.drawVersion shifts it). Every
+// version below it is committed and visible, or will never be.
+var horizonSQL = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << ` + strconv.Itoa(versionBits) + `)`
 
 // selectorSQL renders a label selector as SQL conditions over the labels
 // column, appending its parameters to args.
@@ -141,11 +174,17 @@ var ErrGone = api.Errorf(api.CodeGone, "the requested resourceVersion is too old
 
 // Changes returns up to limit changes of a kind after version after, in
 // order. It fails with ErrGone when after is behind the compaction horizon.
+// It returns only changes below the watch horizon (see the package
+// documentation), so a change it has not returned yet never sorts before
+// one it has.
 func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error) {
+	// Only below the horizon: a version above it may yet be joined by a
+	// lower one that commits later, and must wait until it cannot.
 	rows, err := s.pool.Query(ctx, `SELECT h.compacted_rv, c.resource_version, c.name, c.type, c.object
-		FROM watch_horizon h LEFT JOIN LATERAL (
+		FROM (SELECT compacted_rv, `+horizonSQL+` AS below FROM watch_horizon) h LEFT JOIN LATERAL (
 			SELECT resource_version, name, type, object FROM changes
-			WHERE kind = $1 AND resource_version > $2 ORDER BY resource_version LIMIT $3) c ON true`, kind, after, limit)
+			WHERE kind = $1 AND resource_version > $2 AND resource_version < h.below
+			ORDER BY resource_version LIMIT $3) c ON true`, kind, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read changes: %w", classify(err))
 	}
@@ -181,7 +220,8 @@ func (s *Store) Compact(ctx context.Context, keep time.Duration) (int64, error) 
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var cut *int64
 		err := tx.QueryRow(ctx, `SELECT max(resource_version) FROM changes
-			WHERE at < $1 AND resource_version < (SELECT max(resource_version) FROM changes)`, cutoff).Scan(&cut)
+			WHERE at < $1 AND resource_version < (SELECT max(resource_version) FROM changes)
+			AND resource_version < `+horizonSQL, cutoff).Scan(&cut)
 		if err != nil || cut == nil {
 			return err
 		}

@@ -35,21 +35,22 @@ func (t *Tx) LatestRevision(ctx context.Context, workloadUID string) (RevisionRo
 }
 
 // PutRevision adds a revision, then keeps only the newest keep of the
-// workload's revisions.
+// workload's revisions, in one round trip.
 func (t *Tx) PutRevision(ctx context.Context, workloadUID string, r RevisionRow, keep int) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		workloadUID, r.Number, r.TemplateHash, r.Template, r.Generation, storable(r.Actor), storable(r.ChangeCause), r.CreatedAt)
-	if err != nil {
-		return err
-	}
-	return t.TrimRevisions(ctx, workloadUID, r.Number, keep)
+	b.Queue(trimRevisionsSQL, workloadUID, r.Number-int64(max(keep, 1)))
+	return t.tx.SendBatch(ctx, b).Close()
 }
+
+const trimRevisionsSQL = `DELETE FROM workload_revisions WHERE workload_uid = $1 AND number <= $2`
 
 // TrimRevisions keeps only the newest keep of the workload's revisions,
 // counted back from number newest.
 func (t *Tx) TrimRevisions(ctx context.Context, workloadUID string, newest int64, keep int) error {
-	_, err := t.tx.Exec(ctx, `DELETE FROM workload_revisions WHERE workload_uid = $1 AND number <= $2`, workloadUID, newest-int64(max(keep, 1)))
+	_, err := t.tx.Exec(ctx, trimRevisionsSQL, workloadUID, newest-int64(max(keep, 1)))
 	return err
 }
 

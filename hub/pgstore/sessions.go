@@ -23,7 +23,7 @@ type ConsoleSession struct {
 // PutConsoleSession stores a new sign-in, and removes the sign-ins that
 // expired by its creation (sign-ins are rare; the sweep rides on them).
 func (s *Store) PutConsoleSession(ctx context.Context, cs ConsoleSession) error {
-	// Not under the objects' write lock: sessions are no object.
+	// Not through InTx: sessions are no object (no resourceVersion).
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires_at <= $1`, cs.Created); err != nil {
 			return fmt.Errorf("sweep console sessions: %w", classify(err))

@@ -34,12 +34,16 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// writeLockKey is the advisory lock that orders resourceVersions by commit.
-const writeLockKey = 0x61746f6c6c // "atoll"
+// kindLockSpace is the first key of the transaction-scoped advisory locks
+// Tx.List takes, one per kind (the second key is the kind's hash).
+const kindLockSpace = 0x61746f6c // "atol"
 
-// idleInTxTimeout is how long a pool session may sit idle inside a
-// transaction before PostgreSQL ends it.
-const idleInTxTimeout = 5 * time.Second
+// Defaults of the bounds on a stalled session (Config).
+const (
+	defaultIdleInTxTimeout  = time.Second
+	defaultLockTimeout      = 3 * time.Second
+	defaultStatementTimeout = 10 * time.Second
+)
 
 // NotifyChannel is the LISTEN/NOTIFY channel that wakes watchers.
 const NotifyChannel = "atoll_changes"
@@ -67,6 +71,21 @@ type Config struct {
 	MigrateURL string
 	// MaxConns bounds the pool; 0 means 20.
 	MaxConns int32
+	// IdleInTxTimeout is how long a pool session may sit idle inside a
+	// transaction before PostgreSQL ends it (and so releases the row locks
+	// of a hub that stopped between two statements: SIGSTOP, a VM pause);
+	// 0 means 1 s. The hub waits on nothing but PostgreSQL inside a
+	// transaction. A connection string that sets
+	// idle_in_transaction_session_timeout wins.
+	IdleInTxTimeout time.Duration
+	// LockTimeout bounds how long a write waits for a row lock; 0 means
+	// 3 s, longer than IdleInTxTimeout so that a write queued behind a
+	// stopped hub's row gets it once that session is ended. A write that
+	// waits longer fails with Unavailable (503).
+	LockTimeout time.Duration
+	// StatementTimeout bounds each statement of a write transaction; 0
+	// means 10 s.
+	StatementTimeout time.Duration
 	// Logger receives migration and connection messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for timestamps; nil means time.Now.
@@ -84,6 +103,9 @@ type Store struct {
 	now      func() time.Time
 	migrated atomic.Bool
 	hooks    hooks
+	metrics  storeMetrics
+	// Settings of every write transaction, as set_config wants them.
+	lockTimeout, statementTimeout string
 }
 
 // Open connects to PostgreSQL and applies the embedded migrations. The pool
@@ -98,14 +120,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
-	// Every writer takes the one write lock first (see InTx), so a hub
-	// stopped in the middle of a transaction (SIGSTOP, a VM pause) would
-	// stall the writes of every hub for as long as its session lives. The
-	// hub never waits on anything but PostgreSQL inside a transaction: a
-	// session idle in one this long belongs to a process that is not
-	// running, and the server ends it.
+	// A hub stopped in the middle of a transaction (SIGSTOP, a VM pause)
+	// holds the row locks it took, and its transaction id holds back the
+	// watch horizon (see the package documentation), for as long as its
+	// session lives. The hub never waits on anything but PostgreSQL inside
+	// a transaction: a session idle in one this long belongs to a process
+	// that is not running, and the server ends it.
 	if _, ok := pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
-		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTxTimeout.Milliseconds()))
+		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(cmp.Or(cfg.IdleInTxTimeout, defaultIdleInTxTimeout).Milliseconds()))
 	}
 	if cfg.Tracer != nil && cfg.Meter != nil {
 		pc.ConnConfig.Tracer = newQueryTracer(cfg.Tracer, cfg.Meter)
@@ -114,7 +136,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{pool: pool, log: cfg.Logger, now: cfg.Now}
+	s := &Store{pool: pool, log: cfg.Logger, now: cfg.Now,
+		lockTimeout:      strconv.FormatInt(cmp.Or(cfg.LockTimeout, defaultLockTimeout).Milliseconds(), 10),
+		statementTimeout: strconv.FormatInt(cmp.Or(cfg.StatementTimeout, defaultStatementTimeout).Milliseconds(), 10),
+	}
+	if cfg.Meter != nil {
+		s.metrics = newStoreMetrics(cfg.Meter)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -399,7 +427,11 @@ func classify(err error) error {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			strings.HasPrefix(pgErr.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			strings.HasPrefix(pgErr.Code, "53"):  // insufficient resources
+			strings.HasPrefix(pgErr.Code, "53"),  // insufficient resources
+			pgErr.Code == "55P03",                // lock_not_available: lock_timeout, a row held too long
+			pgErr.Code == "57014",                // query_canceled: statement_timeout
+			pgErr.Code == "25P03",                // idle_in_transaction_session_timeout
+			pgErr.Code == "40P01":                // deadlock_detected, after InTx's retries
 			return unavailable(err)
 		case pgErr.Code == "22021", // character_not_in_repertoire: NUL or invalid UTF-8 in text
 			pgErr.Code == "22P05": // untranslatable_character: \u0000 in jsonb

@@ -2,10 +2,12 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -65,5 +67,33 @@ func (q *queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.Trac
 	span.End()
 	if start, ok := ctx.Value(queryStartKey{}).(queryStart); ok {
 		q.duration.Record(ctx, time.Since(start.at).Seconds(), metric.WithAttributes(attribute.String("db.operation", start.op)))
+	}
+}
+
+// storeMetrics are the store's own instruments; the zero value records
+// nothing.
+type storeMetrics struct {
+	writeRetries metric.Int64Counter
+}
+
+func newStoreMetrics(mp metric.MeterProvider) storeMetrics {
+	m := mp.Meter("github.com/atollhq/atoll/hub/pgstore")
+	var sm storeMetrics
+	sm.writeRetries, _ = m.Int64Counter("atoll.store.write.retries",
+		metric.WithDescription("Write transactions run again after PostgreSQL ended a run that committed nothing (a deadlock victim, a session ended idle in its transaction)."))
+	return sm
+}
+
+// retried counts one more run of a write transaction and notes it on the
+// current span.
+func (m storeMetrics) retried(ctx context.Context, cause error) {
+	code := "other"
+	var pgErr *pgconn.PgError
+	if errors.As(cause, &pgErr) {
+		code = pgErr.Code
+	}
+	trace.SpanFromContext(ctx).AddEvent("write transaction retried", trace.WithAttributes(attribute.String("db.sqlstate", code)))
+	if m.writeRetries != nil {
+		m.writeRetries.Add(ctx, 1, metric.WithAttributes(attribute.String("db.sqlstate", code)))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -37,24 +38,97 @@ const (
 // resourceVersion, change-log row and audit row.
 type Tx struct {
 	s     *Store
-	tx    pgx.Tx
+	tx    txConn
 	actor Actor
+	xid   int64 // the transaction's id (pg_current_xact_id)
+	drawn int64 // resourceVersions drawn so far
+}
+
+// txConn is what a Tx sends its statements through: the connection it
+// holds while its transaction is open.
+type txConn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // InTx runs fn in one transaction: all its writes land, or none do.
 //
-// The write lock is taken first, before any row lock: writers are
-// serialised anyway (see the package documentation), and taking the lock
-// in one fixed place means two transactions can never hold one lock each
-// and wait for the other's (a registration locks a token and a cluster, a
-// health write the cluster alone).
+// No lock is shared by all writers: the transaction locks the rows it
+// changes and nothing else (see the package documentation for how
+// resourceVersions still reach watches in order). Its first statement
+// assigns the transaction's id, which its resourceVersions derive from, and
+// bounds its lock waits and statements (Config.LockTimeout,
+// Config.StatementTimeout). A transaction PostgreSQL ended as a deadlock
+// victim (two transactions locking the same rows in different orders)
+// committed nothing and runs again, up to writeAttempts times in all: fn
+// must not keep state across runs beyond what it sets. A transaction whose
+// session was ended for idling in it (a stopped hub) is not run again: its
+// caller has waited that long already and gets Unavailable.
 func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(writeLockKey)); err != nil {
-			return err
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = classify(s.writeTx(ctx, actor, fn))
+		if attempt >= writeAttempts || !retryable(err) || ctx.Err() != nil {
+			break
 		}
-		return fn(&Tx{s: s, tx: tx, actor: actor})
-	})
+		s.metrics.retried(ctx, err)
+	}
+	return err
+}
+
+// writeTx runs fn in one write transaction on a connection of its own.
+// BEGIN and the transaction's first statement go in one round trip.
+func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction (a failed ROLLBACK) is
+	// closed by the pool on release, never reused.
+	defer conn.Release()
+	t := &Tx{s: s, tx: conn, actor: actor}
+	done := false
+	defer func() {
+		if !done {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+			cancel()
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`SELECT pg_current_xact_id()::text::bigint, set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+		s.lockTimeout, s.statementTimeout).QueryRow(func(row pgx.Row) error { return row.Scan(&t.xid, nil, nil) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if err := fn(t); err != nil {
+		return err
+	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	done = true
+	if tag.String() == "ROLLBACK" { // a statement failed and fn went on
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// writeAttempts bounds the runs of one write transaction (see InTx).
+const writeAttempts = 3
+
+// retryable reports whether err ended a transaction that surely committed
+// nothing and may simply run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "40P01" // deadlock_detected: the victim rolled back
 }
 
 // Create stores a new object. The store assigns uid, resourceVersion,
@@ -89,7 +163,7 @@ func (t *Tx) Create(ctx context.Context, rec *Record) (*Record, error) {
 
 // CreateToken stores a token object and the hash of its secret.
 func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record, error) {
-	return t.create(ctx, rec, func(ctx context.Context, tx pgx.Tx, r *Record) error {
+	return t.create(ctx, rec, func(ctx context.Context, tx txConn, r *Record) error {
 		_, err := tx.Exec(ctx, `INSERT INTO token_hashes (hash, uid) VALUES ($1, $2)`, hash, r.Meta.UID)
 		return err
 	})
@@ -97,7 +171,7 @@ func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record
 
 // create runs Create with an optional hook that writes more rows once the
 // object row exists.
-func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx pgx.Tx, r *Record) error) (*Record, error) {
+func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx txConn, r *Record) error) (*Record, error) {
 	out := *rec
 	uid, uidText := newUUID()
 	now := t.s.now().UTC().Truncate(time.Microsecond)
@@ -107,20 +181,31 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	out.Meta.DeletionTimestamp = nil
 	out.Spec = jsonOrEmpty(rec.Spec)
 	out.Status = jsonOrEmpty(rec.Status)
-	rv, err := drawVersion(ctx, t.tx)
+	rv, err := t.drawVersion()
 	if err != nil {
 		return nil, err
 	}
 	out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-	tag, err := t.tx.Exec(ctx, `INSERT INTO objects (`+recordColumns+`)
+	// The row and its change-log, audit and wake-up rows in one round
+	// trip; the last three only when the row went in (a taken name writes
+	// nothing).
+	b := &pgx.Batch{}
+	var inserted bool
+	b.Queue(`INSERT INTO objects (`+recordColumns+`)
 		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
 		ON CONFLICT (kind, name) DO NOTHING`,
 		out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
-		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
-	if err != nil {
+		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now).Exec(func(tag pgconn.CommandTag) error {
+		inserted = tag.RowsAffected() == 1
+		return nil
+	})
+	if err := t.queueChange(b, VerbCreate, api.Added, &out, true); err != nil {
 		return nil, err
 	}
-	if tag.RowsAffected() == 0 {
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if !inserted {
 		return nil, api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
 	}
 	if extra != nil {
@@ -131,7 +216,7 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	if err := t.runHooks(ctx, nil, &out); err != nil {
 		return nil, err
 	}
-	return &out, t.s.logChange(ctx, t.tx, t.actor, VerbCreate, api.Added, &out)
+	return &out, nil
 }
 
 // MutateFunc changes a copy of the current object in place. Returning an
@@ -169,7 +254,7 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 	if err := fn(&next); err != nil {
 		return nil, err
 	}
-	out, err := t.s.write(ctx, t.tx, t.actor, verb, cur, &next)
+	out, err := t.write(ctx, verb, cur, &next)
 	if err != nil {
 		return nil, err
 	}
@@ -222,11 +307,15 @@ func (t *Tx) Get(ctx context.Context, kind, name string) (*Record, error) {
 	return lockRecord(ctx, t.tx, kind, name)
 }
 
-// List reads every object of a kind inside the transaction. Taken after
-// the write lock (InTx takes it first), it sees every write committed
-// before this transaction began writing, so a check over it (two drills
-// on one cluster) cannot race another writer.
+// List reads every object of a kind inside the transaction. It first takes
+// a transaction-scoped lock of the kind's own, which only other Tx.List
+// calls of that kind wait for: two transactions that check a kind's
+// objects and then write one (two drills on one cluster) run one after
+// the other, and the second sees what the first committed.
 func (t *Tx) List(ctx context.Context, kind string) ([]*Record, error) {
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(kindLockSpace), kind); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, `SELECT `+recordColumns+` FROM objects WHERE kind = $1 ORDER BY name`, kind)
 	if err != nil {
 		return nil, err
@@ -247,7 +336,7 @@ func CheckVersion(cur *Record, precondition string) error {
 	return nil
 }
 
-func lockRecord(ctx context.Context, tx pgx.Tx, kind, name string) (*Record, error) {
+func lockRecord(ctx context.Context, tx txConn, kind, name string) (*Record, error) {
 	row := tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM objects WHERE kind = $1 AND name = $2 FOR UPDATE`, kind, name)
 	cur, err := scanRecord(row)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -256,8 +345,8 @@ func lockRecord(ctx context.Context, tx pgx.Tx, kind, name string) (*Record, err
 	return cur, err
 }
 
-// write stores next over cur inside tx.
-func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, cur, next *Record) (*Record, error) {
+// write stores next over cur inside the transaction.
+func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record, error) {
 	next.Spec = jsonOrEmpty(next.Spec)
 	next.Status = jsonOrEmpty(next.Status)
 	// Identity and bookkeeping are the store's, whatever fn did.
@@ -289,48 +378,77 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, actor Actor, verb string, 
 	if specChanged {
 		next.Meta.Generation++
 	}
-	rv, err := drawVersion(ctx, tx)
+	rv, err := t.drawVersion()
 	if err != nil {
 		return nil, err
 	}
 	next.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
+	// The row and its change-log, audit and wake-up rows in one round
+	// trip.
+	b := &pgx.Batch{}
+	typ := api.Modified
 	if gone {
-		if _, err := tx.Exec(ctx, `DELETE FROM objects WHERE kind = $1 AND name = $2`, cur.Kind, cur.Meta.Name); err != nil {
-			return nil, err
-		}
-		return next, s.logChange(ctx, tx, actor, verb, api.Deleted, next)
-	}
-	_, err = tx.Exec(ctx, `UPDATE objects SET resource_version = $3, generation = $4, labels = $5, annotations = $6,
+		typ = api.Deleted
+		b.Queue(`DELETE FROM objects WHERE kind = $1 AND name = $2`, cur.Kind, cur.Meta.Name)
+	} else {
+		b.Queue(`UPDATE objects SET resource_version = $3, generation = $4, labels = $5, annotations = $6,
 		finalizers = $7, spec = $8, status = $9, deletion_timestamp = $10 WHERE kind = $1 AND name = $2`,
-		cur.Kind, cur.Meta.Name, rv, next.Meta.Generation, mapOrEmpty(next.Meta.Labels), mapOrEmpty(next.Meta.Annotations),
-		sliceOrEmpty(next.Meta.Finalizers), next.Spec, next.Status, next.Meta.DeletionTimestamp)
-	if err != nil {
+			cur.Kind, cur.Meta.Name, rv, next.Meta.Generation, mapOrEmpty(next.Meta.Labels), mapOrEmpty(next.Meta.Annotations),
+			sliceOrEmpty(next.Meta.Finalizers), next.Spec, next.Status, next.Meta.DeletionTimestamp)
+	}
+	if err := t.queueChange(b, verb, typ, next, false); err != nil {
 		return nil, err
 	}
-	return next, s.logChange(ctx, tx, actor, verb, api.Modified, next)
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
-// drawVersion takes the write lock and draws the next resourceVersion; see
-// the package documentation for why.
-func drawVersion(ctx context.Context, tx pgx.Tx) (int64, error) {
-	var rv int64
-	err := tx.QueryRow(ctx, `SELECT nextval('resource_version_seq') FROM (SELECT pg_advisory_xact_lock($1)) AS l`, int64(writeLockKey)).Scan(&rv)
-	return rv, err
+// drawVersion returns the transaction's next resourceVersion: its id
+// shifted left by versionBits, plus how many it drew before. See the
+// package documentation for why this orders watches without a lock.
+func (t *Tx) drawVersion() (int64, error) {
+	if t.drawn >= 1<<versionBits {
+		return 0, api.Errorf(api.CodeInvalid, "one transaction may write at most %d objects", 1<<versionBits)
+	}
+	if t.xid <= 0 || t.xid >= 1<<(63-versionBits) {
+		return 0, fmt.Errorf("draw resourceVersion: transaction id %d out of range", t.xid)
+	}
+	rv := t.xid<<versionBits + t.drawn
+	t.drawn++
+	return rv, nil
 }
 
-// logChange writes the change-log row, the audit row and the wake-up.
-func (s *Store) logChange(ctx context.Context, tx pgx.Tx, actor Actor, verb, typ string, rec *Record) error {
+// versionBits is how many low bits of a resourceVersion count the writes
+// of one transaction; the bits above are its transaction id.
+const versionBits = 20
+
+// queueChange queues the change-log row, the audit row and the wake-up
+// of a write of rec onto b; with ifStored, each only if the object's row
+// holds rec's version when it runs (a create whose name was taken writes
+// none of them).
+func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored bool) error {
 	obj, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	rv := rec.RV()
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO changes (resource_version, kind, name, type, object) VALUES ($1, $2, $3, $4, $5)`, rv, rec.Kind, rec.Meta.Name, typ, obj)
-	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id) VALUES ($1, $2, $3, $4, $5, 'ok', $6, $7)`,
-		actor.Name, verb, rec.Kind, rec.Meta.Name, rv, actor.On, actor.RequestID)
-	b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, rec.Kind+" "+strconv.FormatInt(rv, 10))
-	return tx.SendBatch(ctx, b).Close()
+	cond := ""
+	if ifStored {
+		cond = ` WHERE EXISTS (SELECT 1 FROM objects WHERE kind = $2 AND name = $3 AND resource_version = $1)`
+	}
+	b.Queue(`INSERT INTO changes (resource_version, kind, name, type, object) SELECT $1::bigint, $2::text, $3::text, $4::text, $5::json`+cond,
+		rv, rec.Kind, rec.Meta.Name, typ, obj)
+	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
+		SELECT $6::text, $4::text, $2::text, $3::text, $1::bigint, 'ok', $5::text, $7::text`+cond,
+		rv, rec.Kind, rec.Meta.Name, verb, t.actor.On, t.actor.Name, t.actor.RequestID)
+	if ifStored {
+		b.Queue(`SELECT pg_notify($4::text, $2::text || ' ' || $1::bigint)`+cond, rv, rec.Kind, rec.Meta.Name, NotifyChannel)
+	} else {
+		b.Queue(`SELECT pg_notify($3::text, $2::text || ' ' || $1::bigint)`, rv, rec.Kind, NotifyChannel)
+	}
+	return nil
 }
 
 // auditFailure records a refused or failed mutation. It runs outside the

@@ -18,8 +18,9 @@ import (
 )
 
 // commitChanges writes the pass's changes: their status, conditions and
-// events, in batches short enough not to hold the store's write lock (and
-// the API's creates behind it) for long. lost are the clusters the
+// events, in batches short enough not to hold the workloads' row locks
+// (an API update of one waits) or the watch horizon (every watch waits for
+// the oldest open write) for long. lost are the clusters the
 // monitor had Unreachable as the pass began.
 //
 // Moves go first (their events and progress matter most), then changes of

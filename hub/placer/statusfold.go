@@ -226,8 +226,9 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			return nil
 		})
 	}
-	// Batches of 20 workloads per transaction: the store's write lock is
-	// taken once per batch, not once per workload, and not held long.
+	// Batches of 20 workloads per transaction: one commit per batch, not
+	// per workload, and the rows' locks (and the watch horizon) not held
+	// long.
 	var errs []error
 	written := 0
 	names := slices.Sorted(maps.Keys(work))
