@@ -6,7 +6,7 @@
 // every object has apiVersion, kind, metadata (name, uid, labels,
 // annotations, resourceVersion, generation, creationTimestamp,
 // deletionTimestamp, finalizers), a spec written by users and a status written
-// by the hub. The hub assigns uid, resourceVersion (from one global sequence),
+// by the hub. The hub assigns uid, resourceVersion (growing with every write, the order watches deliver changes in),
 // generation (bumped only when spec changes) and the timestamps; clients never
 // set them, except resourceVersion on an update, where it is the precondition.
 //

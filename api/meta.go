@@ -22,7 +22,7 @@ type ObjectMeta struct {
 	UID               string            `json:"uid,omitempty" readOnly:"true" doc:"Unique id of this incarnation of the object, assigned by the hub."`
 	Labels            map[string]string `json:"labels,omitempty" doc:"Identifying key/value pairs, used by label selectors."`
 	Annotations       map[string]string `json:"annotations,omitempty" doc:"Non-identifying key/value pairs for tools and people."`
-	ResourceVersion   string            `json:"resourceVersion,omitempty" doc:"Opaque version of the object, from one global sequence. Send it back on update to fail with 409 when someone else wrote in between."`
+	ResourceVersion   string            `json:"resourceVersion,omitempty" doc:"Opaque version of the object: versions grow with every write, and watches deliver changes in their order. Send it back on update to fail with 409 when someone else wrote in between."`
 	Generation        int64             `json:"generation,omitempty" readOnly:"true" doc:"Bumped by the hub each time spec changes."`
 	CreationTimestamp *time.Time        `json:"creationTimestamp,omitempty" readOnly:"true"`
 	DeletionTimestamp *time.Time        `json:"deletionTimestamp,omitempty" readOnly:"true" doc:"Set when deletion was requested while finalizers remain."`
