@@ -67,6 +67,9 @@ type Config struct {
 	// Revisions reads workloads' template revisions (nil: the route
 	// answers 503).
 	Revisions Revisions
+	// Endpoints tells a service's live endpoints (nil: services read
+	// without them).
+	Endpoints ServiceEndpoints
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -124,6 +127,7 @@ type API struct {
 	advertiseURL  string
 	caFingerprint string
 	finalizers    []string
+	endpoints     ServiceEndpoints
 	metrics       apiMetrics
 	throttle      *throttle.Throttle
 	router        chi.Router
@@ -147,7 +151,7 @@ func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
 		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
-		finalizers: cfg.WorkloadFinalizers, done: make(chan struct{})}
+		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -253,6 +257,7 @@ func (s *API) routes() chi.Router {
 	})
 	s.registerClusters(hapi)
 	s.registerDrills(hapi)
+	s.registerServices(hapi)
 	registerKind(s, hapi, kindRoutes[api.Event, *api.Event, api.EventList]{
 		kind: mustKind("Event"),
 		list: func(items []api.Event, meta api.ListMeta) api.EventList {

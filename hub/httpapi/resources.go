@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -45,6 +46,10 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	// noDryRun, when set, says why creates of this kind cannot be dry
 	// runs (a token's create makes its secret).
 	noDryRun string
+	// check, when set, judges a create, update or patch against other
+	// objects (what the kind's Validate cannot see alone): field errors
+	// are refusals, audited as validation's are.
+	check func(ctx context.Context, s *API, obj P) error
 }
 
 func opMeta(role, verb, kind string) map[string]any {
@@ -97,6 +102,9 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			}
 			if obj.GetMetadata().ResourceVersion != "" {
 				return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
+			}
+			if err := k.checkWrite(ctx, s, a, pgstore.VerbCreate, obj); err != nil {
+				return nil, err
 			}
 			create := k.create
 			if in.DryRun != "" {
@@ -183,6 +191,9 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			if err := s.validateWrite(ctx, a, pgstore.VerbUpdate, kind, obj); err != nil {
 				return nil, err
 			}
+			if err := k.checkWrite(ctx, s, a, pgstore.VerbUpdate, obj); err != nil {
+				return nil, err
+			}
 			want := recordOf(kind, obj)
 			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
@@ -232,6 +243,11 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 				if err != nil {
 					return err
 				}
+				if k.check != nil {
+					if err := k.check(ctx, s, obj); err != nil {
+						return err
+					}
+				}
 				want := recordOf(kind, obj)
 				setUserFields(cur, want)
 				return nil
@@ -269,6 +285,21 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 
 	registerWatch(s, hapi, k.kind)
+}
+
+// checkWrite runs the kind's check, when it has one, and audits a refusal.
+func (k kindRoutes[T, P, L]) checkWrite(ctx context.Context, s *API, a pgstore.Actor, verb string, obj P) error {
+	if k.check == nil {
+		return nil
+	}
+	if err := k.check(ctx, s, obj); err != nil {
+		var fe api.FieldErrors
+		if errors.As(err, &fe) {
+			return s.refuse(ctx, a, verb, k.kind.Name, obj.GetMetadata().Name, fe)
+		}
+		return toProblem(ctx, err)
+	}
+	return nil
 }
 
 // dryRunCreate answers what creating the object would store (with the
