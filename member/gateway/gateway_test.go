@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// backend is a real HTTP server standing for a replica: it answers its
+// name and counts what it served.
+type backend struct {
+	name   string
+	srv    *httptest.Server
+	served atomic.Int64
+	status atomic.Int64 // answer with this status when set
+}
+
+func newBackend(t testing.TB, name string) *backend {
+	b := &backend{name: name}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.served.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		if s := b.status.Load(); s != 0 {
+			w.WriteHeader(int(s))
+			return
+		}
+		w.Header().Set("X-Path", r.URL.Path)
+		w.Header().Set("X-Host", r.Host)
+		_, _ = io.WriteString(w, name)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) endpoint(cluster, region string) protocol.Endpoint {
+	host, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	return protocol.Endpoint{Cluster: cluster, Region: region, Replica: b.name, Host: host, Ports: map[string]int{"http": p}}
+}
+
+// deadEndpoint is an address nothing listens on (a port just closed).
+func deadEndpoint(t testing.TB, cluster, region, name string) protocol.Endpoint {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return protocol.Endpoint{Cluster: cluster, Region: region, Replica: name, Host: "127.0.0.1", Ports: map[string]int{"http": p}}
+}
+
+func startGateway(t testing.TB, region string) *Gateway {
+	g := New(Config{Listen: "127.0.0.1:0", Cluster: region + "-1", Region: region, MaxBodyBytes: 1 << 20})
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Stop)
+	return g
+}
+
+func table(epoch int64, svcs ...protocol.ServiceEndpoints) protocol.EndpointTable {
+	return protocol.EndpointTable{Version: protocol.Version, Epoch: epoch, Digest: protocol.EndpointDigest(svcs), Services: svcs}
+}
+
+func web(failover []string, eps ...protocol.Endpoint) protocol.ServiceEndpoints {
+	spec := api.ServiceSpec{Workload: "web", Ports: []api.ServicePort{{Name: "http"}}, Hostnames: []string{"shop.example.com"}}
+	if failover != nil {
+		spec.Locality = &api.LocalityPolicy{Failover: failover}
+	}
+	return protocol.ServiceEndpoints{Name: "web", Spec: spec, Endpoints: eps}
+}
+
+func get(t testing.TB, url, host string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// TestRoutingByLocality: the local region first, then the failover
+// order; by Host (any case, with a port) and by path prefix (stripped).
+func TestRoutingByLocality(t *testing.T) {
+	t.Parallel()
+	eu, us, ap := newBackend(t, "eu"), newBackend(t, "us"), newBackend(t, "ap")
+	g := startGateway(t, "us")
+	g.Update(table(1, web([]string{"ap", "eu"}, eu.endpoint("eu-1", "eu"), us.endpoint("us-1", "us"), ap.endpoint("ap-1", "ap"))))
+	base := "http://" + g.Addr()
+	for i := 0; i < 20; i++ {
+		if code, body, _ := get(t, base+"/x", "WEB.svc.atoll:8080"); code != 200 || body != "us" {
+			t.Fatalf("want the local region's endpoint; got %d %q", code, body)
+		}
+	}
+	code, body, h := get(t, base+"/svc/web/a/b?q=1", "")
+	if code != 200 || body != "us" || h.Get("X-Path") != "/a/b" {
+		t.Fatalf("by path: want us with /a/b; got %d %q %q", code, body, h.Get("X-Path"))
+	}
+	if code, body, _ := get(t, base+"/", "shop.example.com"); code != 200 || body != "us" {
+		t.Fatalf("by host name: got %d %q", code, body)
+	}
+	// The local region gone: the first failover region.
+	g.Update(table(2, web([]string{"ap", "eu"}, eu.endpoint("eu-1", "eu"), ap.endpoint("ap-1", "ap"))))
+	if code, body, _ := get(t, base+"/", "web.svc.atoll"); code != 200 || body != "ap" {
+		t.Fatalf("want the first failover region; got %d %q", code, body)
+	}
+	// An older epoch is ignored.
+	if g.Update(table(1, web(nil))) {
+		t.Fatal("an older table was taken")
+	}
+}
+
+// TestFailoverOnDeadEndpoints: endpoints that refuse connections cost no
+// request: the gateway tries the next one, ejects them, and the service
+// answers every time.
+func TestFailoverOnDeadEndpoints(t *testing.T) {
+	t.Parallel()
+	alive := newBackend(t, "alive")
+	g := startGateway(t, "us")
+	g.Update(table(1, web([]string{"eu"}, deadEndpoint(t, "us-1", "us", "d1"), deadEndpoint(t, "us-1", "us", "d2"), alive.endpoint("eu-1", "eu"))))
+	base := "http://" + g.Addr()
+	for i := 0; i < 50; i++ {
+		req, _ := http.NewRequest("POST", base+"/svc/web/", strings.NewReader(""))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "alive" {
+			t.Fatalf("request %d: want the live endpoint's answer; got %d %q", i, resp.StatusCode, b)
+		}
+	}
+	rt := (*g.routes.Load())["web"]
+	if n := ejectedCount(rt.eps, time.Now()); n != 1 {
+		t.Errorf("want 1 endpoint ejected (the cap is half of 3); got %d", n)
+	}
+}
+
+// TestRetriesAndBudget: a 503 from one endpoint is retried on another for
+// a GET, not for a POST.
+func TestRetriesAndBudget(t *testing.T) {
+	t.Parallel()
+	bad, good := newBackend(t, "bad"), newBackend(t, "good")
+	bad.status.Store(503)
+	g := startGateway(t, "us")
+	svc := web(nil, bad.endpoint("us-1", "us"), good.endpoint("us-1", "us"))
+	svc.Spec.Outlier = &api.OutlierPolicy{ConsecutiveErrors: 1000}
+	g.Update(table(1, svc))
+	base := "http://" + g.Addr()
+	for i := 0; i < 20; i++ {
+		if code, body, _ := get(t, base+"/svc/web/", ""); code != 200 || body != "good" {
+			t.Fatalf("GET %d: want retried onto good; got %d %q", i, code, body)
+		}
+	}
+	sawPost503 := false
+	for i := 0; i < 40 && !sawPost503; i++ {
+		resp, err := http.Post(base+"/svc/web/", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sawPost503 = resp.StatusCode == 503
+	}
+	if !sawPost503 {
+		t.Error("want a POST answered by the failing endpoint's 503 (not retried) at least once in 40")
+	}
+}
+
+// TestHostileRequests: unknown services, hostile Hosts and paths, huge
+// bodies and reserved paths get problems, never a route the client
+// chose.
+func TestHostileRequests(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	g := startGateway(t, "us")
+	g.Update(table(1, web(nil, b.endpoint("us-1", "us")), protocol.ServiceEndpoints{Name: "empty", Spec: api.ServiceSpec{Workload: "e", Ports: []api.ServicePort{{Name: "http"}}}}))
+	base := "http://" + g.Addr()
+	for _, c := range []struct {
+		path, host string
+		want       int
+	}{
+		{"/", "evil.example.com", 404},
+		{"/", b.srv.Listener.Addr().String(), 404}, // an endpoint's own address is no service name
+		{"/svc/../web/", "", 404},
+		{"/svc/web%2f..%2fx/", "", 404},
+		{"/svc/nope/", "", 404},
+		{"/_atoll/table", "", 404},
+		{"/svc/empty/", "", 503},
+		{"/", "empty.svc.atoll", 503},
+	} {
+		code, body, h := get(t, base+c.path, c.host)
+		if code != c.want || h.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s Host %q: want %d problem+json; got %d %s %q", c.path, c.host, c.want, code, h.Get("Content-Type"), body)
+		}
+		if c.want == 503 && !strings.Contains(body, `"service":"empty"`) {
+			t.Errorf("503 must name the service; got %s", body)
+		}
+	}
+	resp, err := http.Post(base+"/svc/web/", "application/octet-stream", bytes.NewReader(make([]byte, 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("a 2 MiB body through a 1 MiB gateway: want 413; got %d", resp.StatusCode)
+	}
+	// A body without a length, larger than allowed, is cut off too.
+	pr, pw := io.Pipe()
+	go func() { _, _ = pw.Write(make([]byte, 2<<20)); pw.Close() }()
+	resp, err = http.Post(base+"/svc/web/", "application/octet-stream", pr)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("a chunked 2 MiB body: want refused; got 200")
+		}
+	}
+	code, body, _ := get(t, base+"/_atoll/healthz", "")
+	var hz struct {
+		Epoch    int64
+		Services int
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &hz) != nil || hz.Epoch != 1 || hz.Services != 2 || strings.Contains(body, "127.0.0.1") {
+		t.Errorf("healthz: want epoch 1, 2 services and no addresses; got %d %s", code, body)
+	}
+}
+
+// TestStaleTableSaysItsAge: a table the hub has not confirmed for longer
+// than StaleAfter is still served, with its age.
+func TestStaleTableSaysItsAge(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "b")
+	now := time.Now()
+	var offset atomic.Int64
+	g := New(Config{Listen: "127.0.0.1:0", Region: "us", Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	g.Update(table(1, web(nil, b.endpoint("us-1", "us"))))
+	offset.Store(int64(time.Minute))
+	code, body, h := get(t, "http://"+g.Addr()+"/svc/web/", "")
+	if code != 200 || body != "b" || h.Get("Atoll-Table-Age") != "60s" {
+		t.Fatalf("want the stale table served with its age; got %d %q age %q", code, body, h.Get("Atoll-Table-Age"))
+	}
+	g.Confirm()
+	if _, _, h := get(t, "http://"+g.Addr()+"/svc/web/", ""); h.Get("Atoll-Table-Age") != "" {
+		t.Errorf("a confirmed table is not stale; got age %q", h.Get("Atoll-Table-Age"))
+	}
+}
+
+// TestTCPProxy: a tcp service port proxies connections to an endpoint,
+// skipping dead ones.
+func TestTCPProxy(t *testing.T) {
+	t.Parallel()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	g := startGateway(t, "us")
+	ep := protocol.Endpoint{Cluster: "us-1", Region: "us", Replica: "e", Host: "127.0.0.1", Ports: map[string]int{"db": echo.Addr().(*net.TCPAddr).Port}}
+	dead := deadEndpoint(t, "us-1", "us", "d")
+	dead.Ports = map[string]int{"db": dead.Ports["http"]}
+	g.Update(table(1, protocol.ServiceEndpoints{Name: "db", Spec: api.ServiceSpec{Workload: "db", Ports: []api.ServicePort{{Name: "db", Protocol: "tcp", Port: int32(port)}}},
+		Endpoints: []protocol.Endpoint{dead, ep}}))
+	for i := 0; i < 5; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial the gateway's tcp port: %v", err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("want the echo back; got %q %v", buf, err)
+		}
+		c.Close()
+	}
+}
