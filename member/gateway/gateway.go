@@ -156,11 +156,12 @@ func (g *Gateway) Start() error {
 	g.ln = ln
 	g.srv = &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)}
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go func() {
 		defer g.wg.Done()
 		_ = g.srv.Serve(ln)
 	}()
+	go g.checkLoop()
 	g.log.Info("gateway listening", "listen", ln.Addr().String(), "region", g.cfg.Region)
 	return nil
 }
@@ -449,9 +450,10 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// idempotent requests, within the budget.
 		canResend := req.Body == nil || req.Body == http.NoBody || c.body != nil
 		retry := false
+		left := pick(rt.eps, g.now(), tried, usable) != nil
 		if why == "connect" {
-			retry = canResend && try < len(rt.eps)+p.attempts
-		} else if c.retry && try < p.attempts {
+			retry = canResend && left && try < len(rt.eps)+p.attempts
+		} else if c.retry && left && try < p.attempts {
 			retry = rt.budget.allow(g.now(), p.budgetPercent)
 			if !retry {
 				g.retries.Add(req.Context(), 1, metric.WithAttributes(attribute.String("service", rt.name), attribute.String("why", "budget_exhausted")))

@@ -25,11 +25,18 @@ type backend struct {
 	srv    *httptest.Server
 	served atomic.Int64
 	status atomic.Int64 // answer with this status when set
+	sick   atomic.Bool  // fail /healthz (and only it)
 }
 
 func newBackend(t testing.TB, name string) *backend {
 	b := &backend{name: name}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			if b.sick.Load() {
+				w.WriteHeader(500)
+			}
+			return
+		}
 		b.served.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
 		if s := b.status.Load(); s != 0 {
@@ -164,6 +171,7 @@ func TestRetriesAndBudget(t *testing.T) {
 	g := startGateway(t, "us")
 	svc := web(nil, bad.endpoint("us-1", "us"), good.endpoint("us-1", "us"))
 	svc.Spec.Outlier = &api.OutlierPolicy{ConsecutiveErrors: 1000}
+	svc.Spec.Retries = &api.RetryPolicy{Attempts: 2, BudgetPercent: 100}
 	g.Update(table(1, svc))
 	base := "http://" + g.Addr()
 	for i := 0; i < 20; i++ {
@@ -182,6 +190,23 @@ func TestRetriesAndBudget(t *testing.T) {
 	}
 	if !sawPost503 {
 		t.Error("want a POST answered by the failing endpoint's 503 (not retried) at least once in 40")
+	}
+
+	// Both endpoints failing: retries stay within the budget (20%, after
+	// the first 10), so the failing service is not hit three times over.
+	good.status.Store(503)
+	svc.Spec.Retries = nil
+	g.Update(table(2, svc))
+	before := bad.served.Load() + good.served.Load()
+	const n = 200
+	for i := 0; i < n; i++ {
+		if code, _, _ := get(t, base+"/svc/web/", ""); code != 503 {
+			t.Fatalf("want the endpoints' 503; got %d", code)
+		}
+	}
+	tries := bad.served.Load() + good.served.Load() - before
+	if tries < n || tries > n+n/5+10 {
+		t.Errorf("want between %d and %d tries for %d requests (retry budget 20%%); got %d", n, n+n/5+10, n, tries)
 	}
 }
 
@@ -308,5 +333,41 @@ func TestTCPProxy(t *testing.T) {
 			t.Fatalf("want the echo back; got %q %v", buf, err)
 		}
 		c.Close()
+	}
+}
+
+// TestActiveHealthCheck: an endpoint failing the service's health check
+// gets no traffic until it passes again.
+func TestActiveHealthCheck(t *testing.T) {
+	t.Parallel()
+	sick, well := newBackend(t, "sick"), newBackend(t, "well")
+	sick.sick.Store(true)
+	g := startGateway(t, "us")
+	svc := web(nil, sick.endpoint("us-1", "us"), well.endpoint("us-1", "us"))
+	svc.Spec.Health = &api.ServiceHealth{Path: "/healthz", Interval: "100ms"}
+	g.Update(table(1, svc))
+	rt := (*g.routes.Load())["web"]
+	deadline := time.Now().Add(10 * time.Second)
+	for ejectedCount(rt.eps, time.Now()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("want the sick endpoint out of rotation within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := sick.served.Load()
+	for i := 0; i < 30; i++ {
+		if code, body, _ := get(t, "http://"+g.Addr()+"/svc/web/", ""); code != 200 || body != "well" {
+			t.Fatalf("want the healthy endpoint; got %d %q", code, body)
+		}
+	}
+	if sick.served.Load() != before {
+		t.Errorf("the endpoint failing its health check got traffic")
+	}
+	sick.sick.Store(false)
+	for ejectedCount(rt.eps, time.Now()) != 0 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("want the endpoint back once its check passes")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

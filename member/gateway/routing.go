@@ -29,12 +29,18 @@ type outlier struct {
 	consecutive int
 	ejections   int
 	until       time.Time
+	// Active health (health.go): the last check failed.
+	unhealthy bool
+	checked   time.Time
+	checking  bool
 }
 
+// ejected says whether the endpoint is out of rotation: ejected by
+// outlier detection or failing its health check.
 func (o *outlier) ejected(now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return now.Before(o.until)
+	return now.Before(o.until) || o.unhealthy
 }
 
 // route is one service as the gateway routes it.
