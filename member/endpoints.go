@@ -71,14 +71,15 @@ type tables struct {
 
 // load hands the gateway the table kept on disk, if any.
 func (t *tables) load() {
-	data, err := os.ReadFile(filepath.Join(t.dir, endpointsFile))
+	path := filepath.Join(t.dir, endpointsFile)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
+	info, err := os.Stat(path)
 	var tb protocol.EndpointTable
-	if json.Unmarshal(data, &tb) == nil {
-		t.gw.Update(tb)
-		t.gw.Confirm()
+	if err == nil && json.Unmarshal(data, &tb) == nil && t.gw.Update(tb) {
+		t.gw.HeardAt(info.ModTime())
 	}
 }
 

@@ -127,7 +127,9 @@ type report struct {
 type delivery struct {
 	digest   string
 	checked  time.Time
-	retryAt  time.Time // after a failed delivery
+	retryAt  time.Time // after failed deliveries: 1s, doubling up to 30s
+	failures int
+	health   string // as last seen: a change retries at once
 	inflight bool
 }
 
@@ -390,13 +392,17 @@ func (t *Table) deliver(ctx context.Context, table protocol.EndpointTable, now t
 	t.mu.Lock()
 	var full, check []string
 	for c := range t.regions {
-		if !t.usable(c) {
-			continue
+		l, ok := t.health.Live(c)
+		if !ok || l.Health == api.HealthUnreachable || l.Version < protocol.EndpointsSince {
+			continue // gone, or a member that takes no tables
 		}
 		d := t.members[c]
 		if d == nil {
 			d = &delivery{}
 			t.members[c] = d
+		}
+		if d.health != l.Health {
+			d.health, d.retryAt, d.failures = l.Health, time.Time{}, 0
 		}
 		if d.inflight || now.Before(d.retryAt) {
 			continue
@@ -438,9 +444,10 @@ func (t *Table) send(ctx context.Context, cluster, kind string, data []byte) {
 		d.inflight = false
 		d.checked = t.now()
 		if err == nil {
-			d.digest = ack.Digest
+			d.digest, d.failures = ack.Digest, 0
 		} else {
-			d.retryAt = d.checked.Add(time.Second)
+			d.retryAt = d.checked.Add(min(time.Second<<min(d.failures, 5), 30*time.Second))
+			d.failures++
 		}
 	}
 	stale := d != nil && err == nil && ack.Digest != t.current.Digest

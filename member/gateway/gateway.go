@@ -220,6 +220,10 @@ func (g *Gateway) Update(t protocol.EndpointTable) bool {
 // its age starts again.
 func (g *Gateway) Confirm() { g.heard.Store(g.now().UnixNano()) }
 
+// HeardAt sets when the hub last sent or confirmed the table held (a
+// table read back from disk is as old as the file).
+func (g *Gateway) HeardAt(at time.Time) { g.heard.Store(at.UnixNano()) }
+
 // Held is the epoch and digest of the table held.
 func (g *Gateway) Held() (int64, string) { return g.epoch.Load(), *g.digest.Load() }
 
