@@ -73,6 +73,9 @@ type Config struct {
 	// a free one); empty: no gateway listens (the member still keeps the
 	// endpoint table).
 	GatewayListen string
+	// DNSListen is host:port where the member answers <service>.svc.atoll
+	// (A and SRV, UDP and TCP) from the gateway's table; empty: no DNS.
+	DNSListen string
 }
 
 // Member is a running member agent.
@@ -270,6 +273,14 @@ func (m *Member) Run(ctx context.Context) error {
 			return err
 		}
 		defer m.gateway.Stop()
+	}
+	if m.cfg.DNSListen != "" {
+		addr, err := m.gateway.ServeDNS(m.cfg.DNSListen)
+		if err != nil {
+			return err
+		}
+		defer m.gateway.Stop()
+		m.log.InfoContext(ctx, "answering DNS for services", "listen", addr, "domain", api.ServiceDomain)
 	}
 	if _, err := m.serveEndpointTables(ctx, tbl); err != nil {
 		return err

@@ -132,7 +132,7 @@ func printDevBanner(w io.Writer, url, tokenPath string, gateways map[string]stri
 	fmt.Fprintf(w, "  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n", url, url)
 	fmt.Fprintf(w, "  Regions:      %s (joining)\n", strings.Join(devRegions, ", "))
 	for _, r := range devRegions {
-		fmt.Fprintf(w, "  Gateway:      http://%s/svc/demo-web/  (%s)\n", gateways[r], r)
+		fmt.Fprintf(w, "  Gateway:      http://%s/svc/demo-web/  (%s; DNS %s)\n", gateways[r], r, gateways["dns-"+r])
 	}
 	if entryAddr != "" {
 		fmt.Fprintf(w, "  Global entry: http://%s/svc/demo-web/  (atoll gateway: the nearest healthy region)\n", entryAddr)
@@ -256,7 +256,7 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 		m, err := member.New(member.Config{
 			Hub: hubURL, JoinToken: joinToken, Name: region, Region: region, Zone: region + "-a", Provider: "dev",
 			DataDir: filepath.Join(dataDir, "members", region), NATSListen: "127.0.0.1:0", Version: version, Logger: log,
-			GatewayListen: gateways[region], Meter: tel.Meter,
+			GatewayListen: gateways[region], DNSListen: gateways["dns-"+region], Meter: tel.Meter,
 		})
 		if err != nil {
 			return err
@@ -310,7 +310,8 @@ func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinT
 }
 
 // devGatewayAddrs are the regions' gateway addresses, one stable port per
-// region (kept in <data-dir>/gateway-<region>.port).
+// region (kept in <data-dir>/gateway-<region>.port), and their DNS
+// servers' (under "dns-<region>").
 func devGatewayAddrs(dataDir string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, r := range devRegions {
@@ -319,6 +320,9 @@ func devGatewayAddrs(dataDir string) (map[string]string, error) {
 			return nil, err
 		}
 		out[r] = addr
+		if out["dns-"+r], err = stablePort(dataDir, "dns-"+r, "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

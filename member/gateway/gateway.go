@@ -81,6 +81,8 @@ type Gateway struct {
 	duration metric.Float64Histogram
 	retries  metric.Int64Counter
 	ejects   metric.Int64Counter
+	// dnsQueries counts DNS questions by outcome (dns.go).
+	dnsQueries metric.Int64Counter
 }
 
 // New makes a gateway; Start opens its listener.
@@ -120,6 +122,7 @@ func New(cfg Config) *Gateway {
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 	g.retries, _ = meter.Int64Counter("gateway.retries", metric.WithUnit("{request}"), metric.WithDescription("Tries made again on another endpoint, by service and why (connect, status, timeout, budget_exhausted)."))
 	g.ejects, _ = meter.Int64Counter("gateway.ejections", metric.WithUnit("{ejection}"), metric.WithDescription("Endpoints ejected by outlier detection, by service and region."))
+	g.dnsQueries, _ = meter.Int64Counter("gateway.dns.queries", metric.WithUnit("{query}"), metric.WithDescription("DNS questions for <service>.svc.atoll, by outcome (answered, nxdomain, refused)."))
 	_, _ = meter.Float64ObservableGauge("gateway.table.age", metric.WithUnit("s"), metric.WithDescription("Since the hub last sent or confirmed the endpoint table (static stability: the gateway serves it however old)."),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
 			if a, ok := g.Age(); ok {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -369,5 +371,50 @@ func TestActiveHealthCheck(t *testing.T) {
 			t.Fatal("want the endpoint back once its check passes")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDNS: A and SRV answers in locality order, the endpoints' own names,
+// NXDOMAIN for unknown services and REFUSED outside svc.atoll.
+func TestDNS(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "us")
+	svc := web([]string{"eu"},
+		protocol.Endpoint{Cluster: "eu-1", Region: "eu", Replica: "r1", Host: "10.0.0.1", Ports: map[string]int{"http": 8001}},
+		protocol.Endpoint{Cluster: "us-1", Region: "us", Replica: "r2", Host: "10.0.0.2", Ports: map[string]int{"http": 8002}},
+		protocol.Endpoint{Cluster: "ap-1", Region: "ap", Replica: "r3", Host: "10.0.0.3", Ports: map[string]int{"http": 8003}})
+	g.Update(table(1, svc))
+	addr, err := g.ServeDNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(name string, qt uint16, proto string) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(name, qt)
+		c := &dns.Client{Net: proto, Timeout: 5 * time.Second}
+		r, _, err := c.Exchange(m, addr)
+		if err != nil {
+			t.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qt], proto, err)
+		}
+		return r
+	}
+	r := ask("web.svc.atoll.", dns.TypeA, "udp")
+	var ips []string
+	for _, rr := range r.Answer {
+		ips = append(ips, rr.(*dns.A).A.String())
+	}
+	if r.Rcode != dns.RcodeSuccess || strings.Join(ips, ",") != "10.0.0.2,10.0.0.1,10.0.0.3" {
+		t.Errorf("A: want the local region, then eu, then ap; got %v %v", dns.RcodeToString[r.Rcode], ips)
+	}
+	r = ask("_http._tcp.web.svc.atoll.", dns.TypeSRV, "tcp")
+	if len(r.Answer) != 3 || r.Answer[0].(*dns.SRV).Port != 8002 || r.Answer[0].(*dns.SRV).Target != "r2.us-1.ep.svc.atoll." || len(r.Extra) != 3 {
+		t.Errorf("SRV: want 3 targets, us-1's first, with their addresses; got %v extra %v", r.Answer, r.Extra)
+	}
+	if r := ask("nope.svc.atoll.", dns.TypeA, "udp"); r.Rcode != dns.RcodeNameError {
+		t.Errorf("unknown service: want NXDOMAIN; got %s", dns.RcodeToString[r.Rcode])
+	}
+	if r := ask("example.com.", dns.TypeA, "udp"); r.Rcode != dns.RcodeRefused {
+		t.Errorf("outside svc.atoll: want REFUSED; got %s", dns.RcodeToString[r.Rcode])
 	}
 }
