@@ -2,6 +2,9 @@ package hub_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
@@ -96,5 +99,34 @@ func TestServiceRefusals(t *testing.T) {
 	}
 	if r := e.do("DELETE", "/api/v1/services/web", adminSecret, "", nil); r.status != 200 {
 		t.Errorf("delete: want 200; got %d %s", r.status, r.body)
+	}
+}
+
+// TestServicesConsolePage: the console lists services with their
+// workload and names, for a signed-in viewer.
+func TestServicesConsolePage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create(workload("web", 1, nil))
+	if r := e.json("POST", "/api/v1/services", service("shop", "web")); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	cookie := signIn(t, e.url, e.token("svc-page", api.RoleViewer))
+	req, _ := http.NewRequest("GET", e.url+"/services", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	if resp.StatusCode != 200 {
+		t.Fatalf("want the services page; got %d %s", resp.StatusCode, page)
+	}
+	for _, want := range []string{`data-service="shop"`, "shop.svc.atoll", `href="/workloads/web"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("want the services page to show %s; got:\n%s", want, page)
+		}
 	}
 }

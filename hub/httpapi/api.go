@@ -272,7 +272,7 @@ func (s *API) routes() chi.Router {
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
-		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, ServiceStatus: s.serviceStatusFunc(), Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
 			p, err := tokens.Authenticate(ctx, s.store, s.now(), "Bearer "+token)
 			return web.Principal(p), err
 		}})

@@ -104,3 +104,12 @@ func checkService(ctx context.Context, s *API, svc *api.Service) error {
 	}
 	return nil
 }
+
+// serviceStatusFunc is what the console shows of a service's endpoints
+// (nil without a table: the console says they are unknown).
+func (s *API) serviceStatusFunc() func(string) api.ServiceStatus {
+	if s.endpoints == nil {
+		return nil
+	}
+	return s.endpoints.ServiceStatus
+}
