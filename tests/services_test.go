@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -242,8 +244,8 @@ spec:
 func waitService(t *testing.T, d *devStack, what string, cond func(api.Service) bool) api.Service {
 	t.Helper()
 	deadline := time.Now().Add(trafficTimeout)
-	var s api.Service
 	for {
+		var s api.Service // afresh: a status left out must read as empty
 		status, body, err := d.request(http.MethodGet, "/api/v1/services/web", d.token, nil)
 		if err == nil && status == http.StatusOK && json.Unmarshal(body, &s) == nil && cond(s) {
 			return s
@@ -274,4 +276,79 @@ func waitHTTP(t *testing.T, url string, want int) {
 		}
 		time.Sleep(workloadSample)
 	}
+}
+
+// TestGatewayServesThroughPartition: a member in a network namespace of
+// its own, cut off from the hub by a real partition, keeps routing its
+// gateway's requests to its own replicas from its last table (static
+// stability), while the hub, which declared it Unreachable, has
+// withdrawn its endpoints for everyone else.
+func TestGatewayServesThroughPartition(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CI runs the suite as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
+	}
+	t.Parallel()
+	ns := newNetns(t)
+	tag := fmt.Sprintf("gp-%d-%d", os.Getpid(), nameSeq.Add(1))
+	t.Cleanup(func() {
+		for _, p := range workloadProcs(t, tag) {
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "demo-applied"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDevT(t, dir, ns.hostIP+":0", "--leaf-listen", ns.hostIP+":0")
+	d.checkReady(t)
+	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("gp-join"), "--join", "--uses", "1").stdout)
+	cut := &e2eMember{name: "gp-cut", region: "gp-r-cut"}
+	cutDir := filepath.Join(t.TempDir(), cut.name)
+	const gateway = "127.0.0.1:18080" // inside the namespace: nobody else's
+	cut.proc = startProcIn(t, t, ns.name, "member "+cut.name, "member", "--name", cut.name, "--region", cut.region,
+		"--data-dir", cutDir, "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag, "--gateway-listen", gateway)
+	if _, ok := cut.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
+		t.Fatalf("want member %s to log \"member running\"; its standard error:\n%s", cut.name, cut.proc.out.tail(30))
+	}
+	cut.nodes = append(cut.nodes, startProcIn(t, t, ns.name, "node gp-cut-n1", "node", "--member", "nats://127.0.0.1:4223", "--join-token-file", filepath.Join(cutDir, "node-join-token"),
+		"--name", "gp-cut-n1", "--zone", cut.region+"-z1", "--data-dir", filepath.Join(t.TempDir(), "gp-cut-n1"), "--cpu", "2", "--memory", "2Gi"))
+	waitMemberCluster(t, d, cut, tag)
+	d.mustAtoll(t, failoverManifest("web", 2, "stateless", tag, tag)+`---
+apiVersion: atoll.dev/v1
+kind: Service
+metadata: {name: web}
+spec:
+  workload: web
+  ports: [{name: http}]
+`, "apply", "-f", "-")
+	waitService(t, d, "2 endpoints on "+cut.name, func(s api.Service) bool { return s.Status.Endpoints == 2 })
+	inside := func() error {
+		out, err := exec.Command("ip", "netns", "exec", ns.name, atollBin, "probe", "--timeout", "5s", "http://"+gateway+"/svc/web/").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(trafficTimeout)
+	for err := inside(); err != nil; err = inside() {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s's gateway serving web inside its namespace; last: %v", cut.name, err)
+		}
+		time.Sleep(workloadSample)
+	}
+
+	ns.link(t, false)
+	cutAt := time.Now()
+	waitService(t, d, "no endpoint left at the hub (the partitioned cluster's withdrawn)", func(s api.Service) bool { return s.Status.Endpoints == 0 })
+	t.Logf("link cut: the hub withdrew %s's endpoints %s later", cut.name, time.Since(cutAt).Round(time.Millisecond))
+	for i := 0; i < 20; i++ {
+		if err := inside(); err != nil {
+			t.Fatalf("want %s's gateway to keep serving its own replicas from its last table while cut off (request %d, %s after the cut); got %v", cut.name, i, time.Since(cutAt).Round(time.Millisecond), err)
+		}
+	}
+	t.Logf("cut off for %s: the gateway inside the partition served every request", time.Since(cutAt).Round(time.Millisecond))
 }
