@@ -43,8 +43,10 @@ func newEndpointsEnv(t testing.TB) *endpointsEnv {
 		t.Cleanup(nc.Close)
 		x.members, x.stops, x.conns = append(x.members, m), append(x.stops, stop), append(x.conns, nc)
 	}
-	w := workload("web", 0, nil)
+	// One replica per member (Duplicated), so every member may serve web.
+	w := workload("web", 1, nil)
 	w.Spec.Template = api.ReplicaTemplate{Driver: "process", Command: "/bin/true"}
+	w.Spec.Placement = &api.PlacementPolicy{ReplicaMode: "Duplicated"}
 	e.create(w)
 	if r := e.json("POST", "/api/v1/services", api.Service{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Service"},
 		Metadata: api.ObjectMeta{Name: "web"}, Spec: api.ServiceSpec{Workload: "web", Ports: []api.ServicePort{{Name: "http"}}}}); r.status != 201 {

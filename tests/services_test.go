@@ -108,8 +108,11 @@ func (c *loadClient) finish() (ok, fail int64, p50, p99 time.Duration) {
 // connections go to the next endpoint, the hub withdraws A's endpoints
 // once it declares A Unreachable); through the global entry at most
 // 0.1%.
+//
+// It is not parallel: its load (two clients, six replicas, three members
+// and four proxies) would otherwise slow the timing-bound tests it
+// overlapped.
 func TestTrafficFollowsFailover(t *testing.T) {
-	t.Parallel()
 	tag := fmt.Sprintf("sv-%d-%d", os.Getpid(), nameSeq.Add(1))
 	t.Cleanup(func() {
 		for _, p := range workloadProcs(t, tag) {

@@ -369,6 +369,9 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 		w := workloads[s.Spec.Workload]
 		if w != nil {
 			for _, c := range clusters {
+				if !placedOn(w, c) {
+					continue // a member may only serve what the hub placed on it
+				}
 				for _, a := range reports[c].workloads[s.Spec.Workload] {
 					ports := map[string]int{}
 					for _, p := range s.Spec.Ports {
@@ -383,6 +386,16 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 		out = append(out, se)
 	}
 	return out
+}
+
+// placedOn says whether the hub placed replicas of w on cluster c, as its
+// status says (a workload not placed yet, whose status has no placement,
+// takes every cluster's). Endpoints a member reports for a workload placed
+// elsewhere are not routed to: a member cannot draw another cluster's
+// traffic by claiming replicas it was never given.
+func placedOn(w *api.Workload, c string) bool {
+	p := w.Status.Placement
+	return p == nil || len(p.Clusters) == 0 || p.Clusters[c] > 0
 }
 
 // deliver sends the table to every usable cluster that does not hold

@@ -421,7 +421,7 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Body = io.NopCloser(strings.NewReader(string(c.body)))
 		}
 		ctx, cancel := req.Context(), context.CancelFunc(func() {})
-		if p.perTry > 0 {
+		if p.perTry > 0 && req.Header.Get("Upgrade") == "" { // an upgraded connection outlives any try
 			ctx, cancel = context.WithTimeout(ctx, p.perTry)
 		}
 		out = out.WithContext(ctx)
@@ -444,6 +444,12 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if why == "" {
 			p.succeeded(e, g.now())
 			c.outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// The body is the upgraded connection: ReverseProxy needs it
+				// writable, so it is not wrapped.
+				go func() { <-req.Context().Done(); cancel() }()
+				return resp, nil
+			}
 			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}

@@ -418,3 +418,45 @@ func TestDNS(t *testing.T) {
 		t.Errorf("outside svc.atoll: want REFUSED; got %s", dns.RcodeToString[r.Rcode])
 	}
 }
+
+// TestUpgradeThroughGateway: a protocol upgrade (as WebSockets do) passes
+// through: after the 101, bytes flow both ways.
+func TestUpgradeThroughGateway(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			w.WriteHeader(400)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = rw.Flush()
+		_, _ = io.Copy(conn, rw)
+	}))
+	defer srv.Close()
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	g := startGateway(t, "us")
+	g.Update(table(1, web(nil, protocol.Endpoint{Cluster: "us-1", Region: "us", Replica: "u", Host: host, Ports: map[string]int{"http": p}})))
+	c, err := net.DialTimeout("tcp", g.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /svc/web/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101") {
+		t.Fatalf("want 101 through the gateway; got %q %v", buf[:n], err)
+	}
+	_, _ = io.WriteString(c, "ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		t.Fatalf("want the echo over the upgraded connection; got %q %v", got, err)
+	}
+}
