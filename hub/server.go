@@ -12,6 +12,7 @@ import (
 	"github.com/atollhq/atoll/hub/clusterevents"
 	"github.com/atollhq/atoll/hub/compactor"
 	"github.com/atollhq/atoll/hub/drill"
+	"github.com/atollhq/atoll/hub/endpoints"
 	"github.com/atollhq/atoll/hub/httpapi"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/members"
@@ -95,7 +96,8 @@ type Server struct {
 	monitor    *members.Monitor
 	heartbeats *members.Heartbeats // nil without NATS
 	folder     *placer.StatusFolder
-	placer     *placer.Placer // nil without NATS
+	placer     *placer.Placer   // nil without NATS
+	endpoints  *endpoints.Table // nil without NATS
 	drills     *drill.Controller
 
 	done     chan struct{} // closed by Stop
@@ -138,6 +140,12 @@ func New(cfg Config) *Server {
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
 		finalizers = []string{placer.Finalizer}
 		rebalancer = s.placer
+		s.endpoints = endpoints.New(s.store, s.monitor, s.bus, s.lead, endpoints.Config{Logger: s.log, Now: s.now, Meter: meter,
+			Tracer: cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub")})
+	}
+	var serviceEndpoints httpapi.ServiceEndpoints
+	if s.endpoints != nil {
+		serviceEndpoints = s.endpoints
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
@@ -145,7 +153,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints,
 		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }
@@ -177,6 +185,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("subscribe to status reports: %w", err)
 	}
 	s.placer.Start(ctx)
+	if err := s.endpoints.Start(ctx, s.bus.Conn()); err != nil {
+		return err
+	}
+	// Services, the workloads they select and clusters (their regions)
+	// are read again at once when they change.
+	s.wakeOn(s.endpoints.Changed, "Service", "Workload", "Cluster")
 	go s.followLeadership(ctx)
 	// Workload and cluster changes wake the placer at once.
 	s.wakeOn(s.placer.Wake, "Workload", "Cluster")
@@ -218,6 +232,9 @@ func (s *Server) Stop() {
 		s.folder.Stop()
 		if s.placer != nil {
 			s.placer.Stop()
+		}
+		if s.endpoints != nil {
+			s.endpoints.Stop()
 		}
 		s.compactor.Stop()
 		s.notifier.Stop()

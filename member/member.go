@@ -25,6 +25,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/member/controller"
+	"github.com/atollhq/atoll/member/gateway"
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
@@ -68,6 +69,13 @@ type Config struct {
 	// HTTPClient for the hub's API; nil means a client with a 10s timeout
 	// that, when the join token names a CA fingerprint, trusts only that CA.
 	HTTPClient *http.Client
+	// GatewayListen is host:port of the region's service gateway (port 0:
+	// a free one); empty: no gateway listens (the member still keeps the
+	// endpoint table).
+	GatewayListen string
+	// DNSListen is host:port where the member answers <service>.svc.atoll
+	// (A and SRV, UDP and TCP) from the gateway's table; empty: no DNS.
+	DNSListen string
 }
 
 // Member is a running member agent.
@@ -107,6 +115,8 @@ type Member struct {
 	keysMu    sync.Mutex // one reload of the node keys at a time (joins, the watcher)
 	joinToken string
 	adminSeed string
+
+	gateway *gateway.Gateway // the region's service gateway (endpoints.go)
 }
 
 // New checks the configuration and makes a member; Run starts it.
@@ -185,6 +195,10 @@ func (m *Member) Conn() *nats.Conn { return m.conn }
 // report it (valid after Ready).
 func (m *Member) Capacity() protocol.Capacity { return m.cfg.Capacity() }
 
+// Gateway is the region's service gateway (valid after Ready; it listens
+// only with GatewayListen).
+func (m *Member) Gateway() *gateway.Gateway { return m.gateway }
+
 // Workloads is the per-workload status of the last controller pass
 // (valid after Ready).
 func (m *Member) Workloads() []protocol.WorkloadStatus { return m.controller.Status() }
@@ -244,6 +258,33 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
+	addrWake := make(chan struct{}, 1)
+	m.nodes.OnAddressChange(func() {
+		select {
+		case addrWake <- struct{}{}:
+		default:
+		}
+	})
+	m.gateway = gateway.New(gateway.Config{Listen: m.cfg.GatewayListen, Cluster: m.cfg.Name, Region: m.cfg.Region, Logger: m.log, Meter: m.cfg.Meter})
+	tbl := &tables{gw: m.gateway, dir: m.cfg.DataDir}
+	tbl.load()
+	if m.cfg.GatewayListen != "" {
+		if err := m.gateway.Start(); err != nil {
+			return err
+		}
+		defer m.gateway.Stop()
+	}
+	if m.cfg.DNSListen != "" {
+		addr, err := m.gateway.ServeDNS(m.cfg.DNSListen)
+		if err != nil {
+			return err
+		}
+		defer m.gateway.Stop()
+		m.log.InfoContext(ctx, "answering DNS for services", "listen", addr, "domain", api.ServiceDomain)
+	}
+	if _, err := m.serveEndpointTables(ctx, tbl); err != nil {
+		return err
+	}
 	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
 	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
 		return err
@@ -266,6 +307,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.controller.Start(ctx)
 	defer m.controller.Stop()
 	go m.reportStatus(ctx, m.controller, 2*time.Second)
+	go m.publishEndpoints(ctx, m.nodes, addrWake)
 	if m.cfg.Capacity == nil {
 		m.cfg.Capacity = func() protocol.Capacity {
 			allocated, _ := st.Allocated(ctx) // from memory: one entry per node

@@ -52,4 +52,13 @@
 //	   LogEndCodeHeader (not-found, no-previous). A version 4 member
 //	   ignores the new fields, so the hub sends them only from 5 on and
 //	   says so for an older member.
+//	6: services. Members publish their ready replicas' addresses
+//	   (atoll.m.<cluster>.endpoints, an EndpointReport: the whole set, on
+//	   every change and every few seconds); the hub sends every member the
+//	   endpoint table its gateway routes with (atoll.h.<cluster>.endpoints,
+//	   an EndpointTable with an epoch and a digest, or a Check asking for
+//	   the digest held), acked with an EndpointAck. Inside a region, node
+//	   heartbeats may carry the node's Host and each replica's Port. A
+//	   version 5 member publishes no endpoints and ignores the tables: its
+//	   replicas serve no service.
 package protocol

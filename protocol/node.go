@@ -104,6 +104,9 @@ type NodeHeartbeat struct {
 	// LimitsEnforced is false when the agent cannot write cgroups.
 	LimitsEnforced bool   `json:"limitsEnforced"`
 	AgentVersion   string `json:"agentVersion,omitempty"`
+	// Host is where other machines reach the node's replicas (its
+	// advertised address); empty: 127.0.0.1.
+	Host string `json:"host,omitempty"`
 }
 
 // ReplicaState is one replica as its node agent sees it.
@@ -131,6 +134,8 @@ type ReplicaState struct {
 	ExitCode    *int      `json:"exitCode,omitempty"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	NextStartAt time.Time `json:"nextStartAt,omitzero"`
+	// Port is the replica's allocated PORT (0: none, a simulated replica).
+	Port int `json:"port,omitempty"`
 }
 
 // NodeAck answers a node heartbeat.

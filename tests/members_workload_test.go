@@ -188,14 +188,15 @@ func startDevNoDemo(t *testing.T) *devStack {
 // joined to d with a single-use join token, and its node agent processes
 // (2 CPUs, 2 GiB each, zones <region>-z<j>), recording each node agent's
 // pid in nodeOf.
-func startE2EMember(t *testing.T, d *devStack, name, region, tag string, nodes int, nodeOf map[int]string) *e2eMember {
+func startE2EMember(t *testing.T, d *devStack, name, region, tag string, nodes int, nodeOf map[int]string, extra ...string) *e2eMember {
 	t.Helper()
 	m := &e2eMember{name: name, region: region}
 	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("e2e-join"), "--join", "--uses", "1").stdout)
 	natsAddr := freeAddr(t)
 	memberDir := filepath.Join(t.TempDir(), m.name)
-	m.proc = startAtollProc(t, "member "+m.name, "member", "--name", m.name, "--region", m.region,
-		"--data-dir", memberDir, "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e="+tag)
+	args := append([]string{"member", "--name", m.name, "--region", m.region,
+		"--data-dir", memberDir, "--nats-listen", natsAddr, "--join-token", join, "--label", "e2e=" + tag}, extra...)
+	m.proc = startAtollProc(t, "member "+m.name, args...)
 	if _, ok := m.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
 		t.Fatalf("want member %s to log \"member running\" within %s; its standard error:\n%s", m.name, membersUpTimeout, m.proc.out.tail(30))
 	}

@@ -97,6 +97,8 @@ func TestReadmeQuickStart(t *testing.T) {
 		"./atoll get nodes --cluster eu-west":      {"eu-west-node-1"},
 		"./atoll describe node eu-west-node-1":     {"eu-west-node-1"},
 		"./atoll get events":                       {"ClusterReady"},
+		"./atoll get services -o wide":             {"demo-web", "demo-web.svc.atoll"},
+		"./atoll describe service demo-web":        {"demo-web", "Service"},
 		"./atoll drill plan":                       {"ap-south"},
 		"./atoll drill run":                        {"ap-south-outage"},
 		"./atoll drill status ap-south-outage":     {"Completed", "Passed"},

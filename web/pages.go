@@ -120,7 +120,7 @@ type pages struct {
 	nav     []navPage
 }
 
-var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "signin", "error"}
+var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "services", "signin", "error"}
 
 func mustPages() *pages {
 	p := &pages{sets: map[string]*template.Template{}, regions: map[string][]string{}, nav: navigation()}

@@ -49,6 +49,9 @@ type Config struct {
 	// Nodes lists a cluster's nodes as its member sees them now (the API
 	// asks the member over NATS); nil: the cluster page lists none.
 	Nodes func(ctx context.Context, cluster string) ([]api.NodeInfo, error)
+	// ServiceStatus is a service's endpoints as the hub's table has them
+	// now; nil: the services page says they are unknown.
+	ServiceStatus func(name string) api.ServiceStatus
 	// NotFound answers requests for paths nobody serves that do not ask
 	// for HTML (the hub's problem+json); nil: a plain 404.
 	NotFound http.Handler
@@ -190,6 +193,7 @@ func (c *Console) routes() chi.Router {
 		// The new-drill form is not a live page: it holds what is being
 		// typed. A drill named "new" is shown by the API and the CLI only.
 		r.Get("/drills/new", c.newDrill)
+		r.Get("/services", c.servicesPage)
 		r.Post("/drills", c.createDrill)
 		r.Post("/drills/{name}/abort", c.abortDrill)
 	})

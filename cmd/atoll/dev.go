@@ -17,11 +17,13 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/entry"
 	"github.com/atollhq/atoll/hub/pgserver"
 	"github.com/atollhq/atoll/internal/ports"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/runtime"
+	"github.com/atollhq/atoll/telemetry"
 )
 
 func newDevCmd() *cobra.Command {
@@ -94,9 +96,18 @@ same process and join through the same registration path as separate
 			url := "http://" + ln.Addr().String()
 			var members sync.WaitGroup
 			defer members.Wait()
-			return runHub(ctx, log, o, ln, func(tokenPath string) {
-				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin, reg.host); err != nil {
+			gateways, err := devGatewayAddrs(o.dataDir)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			return runHub(ctx, log, o, ln, func(tokenPath string, tel *telemetry.Providers) {
+				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin, reg.host, gateways, tel); err != nil {
 					log.ErrorContext(ctx, "the dev regions did not start", "err", err)
+				}
+				entryAddr, err := startDevEntry(ctx, &members, log, o.dataDir, gateways, tel)
+				if err != nil {
+					log.ErrorContext(ctx, "the dev global entry did not start", "err", err)
 				}
 				if !noDemo {
 					if err := applyDemo(ctx, url, tokenPath, o.dataDir); err != nil {
@@ -112,7 +123,7 @@ same process and join through the same registration path as separate
 						}
 					}()
 				}
-				printDevBanner(cmd.OutOrStdout(), url, tokenPath)
+				printDevBanner(cmd.OutOrStdout(), url, tokenPath, gateways, entryAddr)
 				if reg.skipped != "" && !noDemo {
 					fmt.Fprintf(cmd.OutOrStdout(), "Container demo skipped: %s.\n\n", reg.skipped)
 				} else if !noDemo {
@@ -134,11 +145,17 @@ same process and join through the same registration path as separate
 
 // printDevBanner tells a person where everything is and what to try next.
 // It goes to standard output, apart from the logs on standard error.
-func printDevBanner(w io.Writer, url, tokenPath string) {
+func printDevBanner(w io.Writer, url, tokenPath string, gateways map[string]string, entryAddr string) {
 	fmt.Fprintf(w, "\nAtoll dev is ready.\n")
 	fmt.Fprintf(w, "  Console:      %s/\n", url)
 	fmt.Fprintf(w, "  API:          %s/api/v1  (OpenAPI: %s/openapi.json)\n", url, url)
 	fmt.Fprintf(w, "  Regions:      %s (joining)\n", strings.Join(devRegions, ", "))
+	for _, r := range devRegions {
+		fmt.Fprintf(w, "  Gateway:      http://%s/svc/demo-web/  (%s; DNS %s)\n", gateways[r], r, gateways["dns-"+r])
+	}
+	if entryAddr != "" {
+		fmt.Fprintf(w, "  Global entry: http://%s/svc/demo-web/  (atoll gateway: the nearest healthy region)\n", entryAddr)
+	}
 	if tokenPath == "" {
 		fmt.Fprintf(w, "  Admin token:  from ATOLL_ADMIN_TOKEN\n\n")
 		return
@@ -166,7 +183,10 @@ func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
 	c := client.New(hubURL, admin, nil)
 	marker := filepath.Join(dataDir, "demo-applied")
 	if _, err := os.Stat(marker); err == nil {
-		return repairDemoCommand(ctx, c)
+		if err := repairDemoCommand(ctx, c); err != nil {
+			return err
+		}
+		return ensureDemoService(ctx, c)
 	}
 	demos := []api.Workload{
 		{Metadata: api.ObjectMeta{Name: "demo-web", Labels: map[string]string{"app": "demo-web"}}, Spec: api.WorkloadSpec{
@@ -190,7 +210,30 @@ func applyDemo(ctx context.Context, hubURL, tokenPath, dataDir string) error {
 			return fmt.Errorf("demo workload %s: %w", w.Metadata.Name, err)
 		}
 	}
+	if err := ensureDemoService(ctx, c); err != nil {
+		return err
+	}
 	return os.WriteFile(marker, []byte("the demo workloads were applied; delete this file to apply them again\n"), 0o600)
+}
+
+// ensureDemoService exposes demo-web as a service through every gateway
+// and the global entry (its own region first, then the others), when the
+// workload exists and the service does not: a dev folder from before
+// services gets it at its next start.
+func ensureDemoService(ctx context.Context, c *client.Client) error {
+	var p *api.Problem
+	if err := c.Get(ctx, "workloads", "demo-web", &api.Workload{}); errors.As(err, &p) && p.Code == api.CodeNotFound {
+		return nil
+	}
+	svc := api.Service{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Service"}, Metadata: api.ObjectMeta{Name: "demo-web", Labels: map[string]string{"app": "demo-web"}},
+		Spec: api.ServiceSpec{Workload: "demo-web", Ports: []api.ServicePort{{Name: "http", Protocol: "http"}},
+			Health:   &api.ServiceHealth{Path: "/healthz"},
+			Locality: &api.LocalityPolicy{Failover: devRegions}, Retries: &api.RetryPolicy{Attempts: 2}}}
+	err := c.Create(ctx, "services", svc, nil)
+	if err != nil && !(errors.As(err, &p) && p.Code == api.CodeAlreadyExists) {
+		return fmt.Errorf("demo service demo-web: %w", err)
+	}
+	return nil
 }
 
 // devRegions are the member clusters atoll dev runs, one per region.
@@ -199,7 +242,7 @@ var devRegions = []string{"us-east", "eu-west", "ap-south"}
 // startDevMembers runs one in-process member per dev region. They join
 // through the same path as separate member processes: a join token and
 // the registration API.
-func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir, bin, registry string) error {
+func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, hubURL, tokenPath, dataDir, bin, registry string, gateways map[string]string, tel *telemetry.Providers) error {
 	admin := os.Getenv("ATOLL_ADMIN_TOKEN")
 	if admin == "" && tokenPath != "" {
 		b, err := os.ReadFile(tokenPath)
@@ -232,6 +275,7 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 		m, err := member.New(member.Config{
 			Hub: hubURL, JoinToken: joinToken, Name: region, Region: region, Zone: region + "-a", Provider: "dev",
 			DataDir: filepath.Join(dataDir, "members", region), NATSListen: "127.0.0.1:0", Version: version, Logger: log,
+			GatewayListen: gateways[region], DNSListen: gateways["dns-"+region], Meter: tel.Meter,
 		})
 		if err != nil {
 			return err
@@ -287,6 +331,51 @@ func runDevNodes(ctx context.Context, log *slog.Logger, region, memberURL, joinT
 		}()
 	}
 	wg.Wait()
+}
+
+// devGatewayAddrs are the regions' gateway addresses, one stable port per
+// region (kept in <data-dir>/gateway-<region>.port), and their DNS
+// servers' (under "dns-<region>").
+func devGatewayAddrs(dataDir string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, r := range devRegions {
+		addr, err := stablePort(dataDir, "gateway-"+r, "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		out[r] = addr
+		if out["dns-"+r], err = stablePort(dataDir, "dns-"+r, "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// startDevEntry runs the global entry (what `atoll gateway` runs) in
+// front of the dev regions' gateways until ctx ends.
+func startDevEntry(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, dataDir string, gateways map[string]string, tel *telemetry.Providers) (string, error) {
+	addr, err := stablePort(dataDir, "entry", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	var targets []entry.Target
+	for _, r := range devRegions {
+		targets = append(targets, entry.Target{Region: r, URL: "http://" + gateways[r]})
+	}
+	e, err := entry.New(entry.Config{Listen: addr, Targets: targets, Logger: log, Meter: tel.Meter})
+	if err != nil {
+		return "", err
+	}
+	if err := e.Start(); err != nil {
+		return "", err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		e.Stop()
+	}()
+	return e.Addr(), nil
 }
 
 // stablePort turns a "host:0" listen address into one with the port saved

@@ -122,7 +122,7 @@ func (l logFlags) newLogger() (*slog.Logger, error) {
 // runHub serves the hub on ln until ctx ends. Until PostgreSQL answers and
 // migrations are done, /healthz is 200, /readyz and the API are 503. ready
 // (when not nil) is called with the admin token path once serving.
-func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listener, ready func(tokenPath string)) error {
+func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listener, ready func(tokenPath string, tel *telemetry.Providers)) error {
 	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
@@ -234,7 +234,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	handler.Store(&h)
 	log.InfoContext(ctx, "hub ready", "addr", ln.Addr().String())
 	if ready != nil {
-		ready(tokenPath)
+		ready(tokenPath, tel)
 	}
 
 	select {

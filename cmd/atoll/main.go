@@ -76,7 +76,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&cf.caFile, "certificate-authority", "", "PEM file of the CA to trust for the hub's TLS (or ATOLL_CA_FILE)")
 	root.PersistentFlags().DurationVar(&cf.requestTimeout, "request-timeout", 30*time.Second, "give up on a request the hub has not answered within this long (streams: until their answer starts); 0 waits forever")
 	root.AddCommand(
-		newHubCmd(), newDevCmd(),
+		newHubCmd(), newDevCmd(), newGatewayCmd(),
 		newApplyCmd(cf), newGetCmd(cf), newDescribeCmd(cf), newDeleteCmd(cf),
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf), newCompletionCmd(root),

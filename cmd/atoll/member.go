@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 func newMemberCmd() *cobra.Command {
 	var cfg member.Config
 	var labels []string
-	var joinTokenFile string
+	var joinTokenFile, metricsListen string
 	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "member --join-token-file FILE --name NAME --region R --data-dir DIR",
@@ -53,6 +55,13 @@ credentials and keeps retrying.`,
 			if err != nil {
 				return err
 			}
+			if metricsListen != "" {
+				stop, err := serveMetrics(metricsListen, tel)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			err = m.Run(cmd.Context())
 			if errors.Is(err, member.ErrRefused) {
 				return fmt.Errorf("the hub refused this member: %w", err)
@@ -71,6 +80,9 @@ credentials and keeps retrying.`,
 	f.StringSliceVar(&labels, "label", nil, "custom cluster label k=v (repeatable)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the member's identity and state")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
+	f.StringVar(&cfg.GatewayListen, "gateway-listen", "", "address of the region's service gateway (HTTP; tcp service ports listen on the same host); empty: no gateway")
+	f.StringVar(&cfg.DNSListen, "dns-listen", "", "address answering DNS for <service>.svc.atoll (A and SRV, UDP and TCP) from the gateway's table; empty: none")
+	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics (Prometheus) for the member and its gateway; empty: none")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 3*time.Second, "stop exclusive workloads after this long without a heartbeat ack from the hub (the hub waits this plus a margin before re-placing them)")
 	logs.add(f)
@@ -143,4 +155,17 @@ func parseLabels(kvs []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// serveMetrics serves /metrics on addr until stop.
+func serveMetrics(addr string, tel *telemetry.Providers) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", tel.Metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }

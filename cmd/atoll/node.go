@@ -59,6 +59,7 @@ func newNodeCmd() *cobra.Command {
 	f.StringVar(&cfg.Name, "name", "", "the node's name (DNS-1123 label)")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the member's node join token (its data folder's node-join-token; or ATOLL_NODE_JOIN_TOKEN): enrolls this node's key the first time; later starts connect with the key in --data-dir, and a missing file is no token")
 	f.StringVar(&cfg.Zone, "zone", "", "the node's zone")
+	f.StringVar(&cfg.Host, "advertise-host", "", "the address other machines reach this node's replicas at (the region's gateways proxy to it); default 127.0.0.1")
 	f.StringSliceVar(&labels, "label", nil, "node label k=v (repeatable)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for replica state and logs")
 	f.StringVar(&cpu, "cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's cores)")

@@ -70,6 +70,9 @@ type Config struct {
 	// Rebalancer plans rebalances (nil: the route answers 503, as a hub
 	// without NATS places nothing).
 	Rebalancer Rebalancer
+	// Endpoints tells a service's live endpoints (nil: services read
+	// without them).
+	Endpoints ServiceEndpoints
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -131,6 +134,7 @@ type API struct {
 	advertiseURL  string
 	caFingerprint string
 	finalizers    []string
+	endpoints     ServiceEndpoints
 	metrics       apiMetrics
 	throttle      *throttle.Throttle
 	router        chi.Router
@@ -154,7 +158,7 @@ func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
 		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, rebalancer: cfg.Rebalancer, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
-		finalizers: cfg.WorkloadFinalizers, done: make(chan struct{})}
+		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -260,6 +264,7 @@ func (s *API) routes() chi.Router {
 	})
 	s.registerClusters(hapi)
 	s.registerDrills(hapi)
+	s.registerServices(hapi)
 	registerKind(s, hapi, kindRoutes[api.Event, *api.Event, api.EventList]{
 		kind: mustKind("Event"),
 		list: func(items []api.Event, meta api.ListMeta) api.EventList {
@@ -276,7 +281,7 @@ func (s *API) routes() chi.Router {
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
-		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, ServiceStatus: s.serviceStatusFunc(), Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
 			p, err := tokens.Authenticate(ctx, s.store, s.now(), "Bearer "+token)
 			return web.Principal(p), err
 		}})

@@ -53,6 +53,10 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	// change still needs what was checked. force=true skips the check;
 	// kinds without a guard refuse force.
 	guard *writeGuard[T, P]
+	// check, when set, judges a create, update or patch against other
+	// objects (what the kind's Validate cannot see alone): field errors
+	// are refusals, audited as validation's are.
+	check func(ctx context.Context, s *API, obj P) error
 }
 
 // writeGuard is a kind's check of changes that need judging before they
@@ -113,6 +117,9 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			}
 			if obj.GetMetadata().ResourceVersion != "" {
 				return nil, s.refuse(ctx, a, pgstore.VerbCreate, kind, obj.GetMetadata().Name, api.FieldErrors{{Field: "metadata.resourceVersion", Message: "must not be set when creating"}})
+			}
+			if err := k.checkWrite(ctx, s, a, pgstore.VerbCreate, obj); err != nil {
+				return nil, err
 			}
 			create := k.create
 			if in.DryRun != "" {
@@ -199,6 +206,9 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 			if err := s.validateWrite(ctx, a, pgstore.VerbUpdate, kind, obj); err != nil {
 				return nil, err
 			}
+			if err := k.checkWrite(ctx, s, a, pgstore.VerbUpdate, obj); err != nil {
+				return nil, err
+			}
 			want := recordOf(kind, obj)
 			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbUpdate, kind, in.Name, func(cur *pgstore.Record) error {
 				if err := pgstore.CheckVersion(cur, obj.GetMetadata().ResourceVersion); err != nil {
@@ -268,6 +278,11 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 					}
 					if needs := k.guard.needs(old, obj); needs != "" && needs != checked {
 						return api.Errorf(api.CodeConflict, "%s %s changed while the change was being checked; try again", kind, in.Name)
+					}
+				}
+				if k.check != nil {
+					if err := k.check(ctx, s, obj); err != nil {
+						return err
 					}
 				}
 				want := recordOf(kind, obj)
@@ -340,6 +355,21 @@ func guardPatch[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Actor
 		return "", toProblem(ctx, err)
 	}
 	return needs, nil
+}
+
+// checkWrite runs the kind's check, when it has one, and audits a refusal.
+func (k kindRoutes[T, P, L]) checkWrite(ctx context.Context, s *API, a pgstore.Actor, verb string, obj P) error {
+	if k.check == nil {
+		return nil
+	}
+	if err := k.check(ctx, s, obj); err != nil {
+		var fe api.FieldErrors
+		if errors.As(err, &fe) {
+			return s.refuse(ctx, a, verb, k.kind.Name, obj.GetMetadata().Name, fe)
+		}
+		return toProblem(ctx, err)
+	}
+	return nil
 }
 
 // dryRunCreate answers what creating the object would store (with the

@@ -16,6 +16,7 @@ type Nodes struct {
 	nodes   map[string]*nodeState
 	started time.Time
 	grace   time.Duration
+	onAddr  func()
 }
 
 type nodeState struct {
@@ -23,6 +24,7 @@ type nodeState struct {
 	seen     time.Time
 	heard    bool
 	limits   bool
+	host     string // where the node's replicas are reached (its heartbeat's Host)
 	replicas map[string]protocol.ReplicaState
 }
 
@@ -48,13 +50,33 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 		n.nodes[hb.Node] = ns
 	}
 	changed = !ok || !sameRecord(ns.rec, rec)
-	ns.rec, ns.seen, ns.heard, ns.limits = rec, at, true, hb.LimitsEnforced
+	hostMoved := ns.host != hb.Host
+	ns.rec, ns.seen, ns.heard, ns.limits, ns.host = rec, at, true, hb.LimitsEnforced, hb.Host
+	old := ns.replicas
 	ns.replicas = make(map[string]protocol.ReplicaState, len(hb.Replicas))
+	moved := false
 	for _, r := range hb.Replicas {
 		ns.replicas[r.ID] = r
+		if r.Port > 0 {
+			o, ok := old[r.ID]
+			moved = moved || !ok || o.Ready != r.Ready || o.Port != r.Port
+		}
+	}
+	for id, o := range old {
+		if _, ok := ns.replicas[id]; !ok && o.Port > 0 && o.Ready {
+			moved = true
+		}
+	}
+	if (moved || hostMoved) && n.onAddr != nil {
+		n.onAddr()
 	}
 	return rec, changed
 }
+
+// OnAddressChange sets fn to be called (under the registry's lock: it
+// must not block) whenever a heartbeat changes which replicas with a
+// port are ready, or where; set it before heartbeats are observed.
+func (n *Nodes) OnAddressChange(fn func()) { n.onAddr = fn }
 
 func sameRecord(a, b state.NodeRecord) bool {
 	if a.Name != b.Name || a.Zone != b.Zone || a.Allocatable != b.Allocatable || len(a.Labels) != len(b.Labels) || !slices.Equal(a.Taints, b.Taints) {

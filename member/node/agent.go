@@ -69,6 +69,9 @@ type Config struct {
 	// Version is the agent's software version.
 	Version string
 	Logger  *slog.Logger
+	// Host is the address other machines reach this node's replicas at
+	// (gateways proxy to it); empty: 127.0.0.1.
+	Host string
 }
 
 // ErrRevoked says the member refused this node's key: it was revoked
@@ -280,7 +283,7 @@ func (a *Agent) bindings(ctx context.Context, nc *nats.Conn) ([]protocol.Binding
 
 func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) (protocol.NodeAck, bool) {
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
-		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true}
+		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true, Host: a.cfg.Host}
 	for _, s := range r.Status() {
 		rs := replicaState(s)
 		if s.Pid != 0 && !s.LimitsEnforced { // a real process without its cgroup
@@ -324,7 +327,7 @@ func logNATSError(log *slog.Logger, sub *nats.Subscription, err error) {
 func replicaState(s runtime.ReplicaStatus) protocol.ReplicaState {
 	rs := protocol.ReplicaState{ID: s.ID, Workload: s.Workload, Generation: s.Generation,
 		Phase: s.Phase, Ready: s.Ready, Restarts: s.Restarts, Message: s.Message,
-		Reason: s.Reason, LastError: s.LastError, StartedAt: s.StartedAt, NextStartAt: s.NextStartAt}
+		Reason: s.Reason, LastError: s.LastError, StartedAt: s.StartedAt, NextStartAt: s.NextStartAt, Port: s.Port}
 	if !s.FinishedAt.IsZero() {
 		code := s.ExitCode
 		rs.ExitCode = &code

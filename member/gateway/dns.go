@@ -1,0 +1,199 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// DNS answers, for clients that do not go through the gateway, from the
+// same table and in the same order as the proxy picks: the gateway's own
+// region first, then the service's failover regions, then the rest,
+// endpoints out of rotation last.
+//
+//	<service>.svc.atoll         A      every endpoint's address
+//	_<port>._tcp.<service>.svc.atoll  SRV  one target per endpoint:
+//	                                       <replica>.<cluster>.ep.svc.atoll, its port
+//	<replica>.<cluster>.ep.svc.atoll  A    that endpoint's address
+//
+// Names outside svc.atoll are refused (it is no recursive resolver), and
+// so is everything but A, SRV (and ANY, answered as A).
+
+// dnsTTL is short: answers follow failover.
+const dnsTTL = 5
+
+// ServeDNS starts a DNS server on addr (UDP and TCP) until Stop; it
+// returns the address it listens on.
+func (g *Gateway) ServeDNS(addr string) (string, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", fmt.Errorf("dns listen %s: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return "", fmt.Errorf("dns listen %s/tcp: %w", addr, err)
+	}
+	h := dns.HandlerFunc(g.answerDNS)
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	for _, s := range []*dns.Server{udp, tcp} {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			_ = s.ActivateAndServe()
+		}()
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		<-g.done
+		_ = udp.Shutdown()
+		_ = tcp.Shutdown()
+	}()
+	return pc.LocalAddr().String(), nil
+}
+
+func (g *Gateway) answerDNS(w dns.ResponseWriter, req *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	outcome := "answered"
+	defer func() {
+		g.dnsQueries.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+		_ = w.WriteMsg(m)
+	}()
+	if len(req.Question) != 1 {
+		m.Rcode, outcome = dns.RcodeFormatError, "refused"
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
+	if name != api.ServiceDomain && !strings.HasSuffix(name, "."+api.ServiceDomain) {
+		m.Rcode, outcome = dns.RcodeRefused, "refused"
+		return
+	}
+	rrs, ok := g.lookupDNS(name, q.Qtype)
+	if !ok {
+		m.Rcode, outcome = dns.RcodeNameError, "nxdomain"
+		return
+	}
+	m.Answer = rrs
+	if q.Qtype == dns.TypeSRV {
+		for _, rr := range rrs {
+			if srv, ok := rr.(*dns.SRV); ok {
+				a, _ := g.lookupDNS(strings.TrimSuffix(srv.Target, "."), dns.TypeA)
+				m.Extra = append(m.Extra, a...)
+			}
+		}
+	}
+}
+
+// ordered is a route's endpoints in the proxy's order of preference.
+func ordered(rt *route, now time.Time) []*endpoint {
+	eps := slices.Clone(rt.eps)
+	slices.SortStableFunc(eps, func(a, b *endpoint) int {
+		ea, eb := a.out.ejected(now), b.out.ejected(now)
+		switch {
+		case ea != eb:
+			if ea {
+				return 1
+			}
+			return -1
+		case a.ranking != b.ranking:
+			return a.ranking - b.ranking
+		}
+		return 0
+	})
+	return eps
+}
+
+// lookupDNS answers name (lower case, no trailing dot) for qtype; ok is
+// false for a name that does not exist.
+func (g *Gateway) lookupDNS(name string, qtype uint16) ([]dns.RR, bool) {
+	routes := *g.routes.Load()
+	labels := strings.Split(strings.TrimSuffix(name, "."+api.ServiceDomain), ".")
+	now := g.now()
+	hdr := func(t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: dnsTTL}
+	}
+	a := func(host string) dns.RR {
+		ip := net.ParseIP(host)
+		if ip == nil {
+			return nil
+		}
+		if ip4 := ip.To4(); ip4 != nil {
+			return &dns.A{Hdr: hdr(dns.TypeA), A: ip4}
+		}
+		return &dns.AAAA{Hdr: hdr(dns.TypeAAAA), AAAA: ip}
+	}
+	switch {
+	case len(labels) == 1: // <service>
+		rt := routes[labels[0]]
+		if rt == nil {
+			return nil, false
+		}
+		if qtype != dns.TypeA && qtype != dns.TypeANY && qtype != dns.TypeAAAA {
+			return nil, true
+		}
+		var out []dns.RR
+		seen := map[string]bool{}
+		for _, e := range ordered(rt, now) {
+			if rr := a(e.Host); rr != nil && !seen[e.Host] && (qtype != dns.TypeAAAA || rr.Header().Rrtype == dns.TypeAAAA) {
+				seen[e.Host] = true
+				out = append(out, rr)
+			}
+		}
+		return out, true
+	case len(labels) == 3 && strings.HasPrefix(labels[0], "_") && labels[1] == "_tcp": // _<port>._tcp.<service>
+		rt := routes[labels[2]]
+		port := strings.TrimPrefix(labels[0], "_")
+		if rt == nil || !slices.ContainsFunc(rt.spec.Ports, func(p api.ServicePort) bool { return p.Name == port }) {
+			return nil, false
+		}
+		if qtype != dns.TypeSRV {
+			return nil, true
+		}
+		var out []dns.RR
+		for _, e := range ordered(rt, now) {
+			p, ok := e.Ports[port]
+			if !ok {
+				continue
+			}
+			out = append(out, &dns.SRV{Hdr: hdr(dns.TypeSRV), Priority: uint16(min(e.ranking*10+boolInt(e.out.ejected(now))*100, 65535)), Weight: uint16(min(e.weight, 65535)),
+				Port: uint16(p), Target: dns.Fqdn(e.Replica + "." + e.Cluster + ".ep." + api.ServiceDomain)})
+		}
+		return out, true
+	case len(labels) == 3 && labels[2] == "ep": // <replica>.<cluster>.ep
+		for _, rt := range routes {
+			for _, e := range rt.eps {
+				if e.Replica == labels[0] && e.Cluster == labels[1] {
+					if qtype != dns.TypeA && qtype != dns.TypeANY {
+						return nil, true
+					}
+					if rr := a(e.Host); rr != nil {
+						return []dns.RR{rr}, true
+					}
+					return nil, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

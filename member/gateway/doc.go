@@ -1,0 +1,43 @@
+// Package gateway is a region's service gateway: an HTTP reverse proxy
+// and a TCP proxy, built on the standard library (httputil.ReverseProxy,
+// net), that route requests for a service to its endpoints in every
+// cluster, as the hub's endpoint table lists them.
+//
+// # Routing
+//
+// A request names its service by Host (<service>.svc.atoll or one of the
+// service's host names) or by a path prefix /svc/<service>/ (stripped
+// before proxying). Endpoints are ranked by locality: the gateway's own
+// region, then the service's failover regions in order, then every
+// other region; within a rank an endpoint is picked at random, weighted
+// by its region's weight. The choice is pure (pick in routing.go): it
+// takes the endpoints, their outlier state and the time, and returns one.
+//
+// # Failures
+//
+// Passive outlier detection: consecutive errors (connect failures,
+// 502/503/504 answers) eject an endpoint for the base ejection time times
+// the number of its ejections, up to the maximum, and never more than the
+// service's maxEjectionPercent of its endpoints at once. A failed try is
+// retried on another endpoint when nothing reached the replica (a
+// refused connection: always, whatever the method), or for idempotent
+// methods after a 502/503/504 or a timeout, within the retry budget (a
+// share of the service's requests over the last seconds).
+//
+// # Static stability
+//
+// The table is swapped whole (Update) and kept when the hub is away: the
+// gateway serves from its last table, says its age (Age, the
+// Atoll-Table-Age header once it is older than StaleAfter,
+// /_atoll/healthz) and never empties it for want of news.
+//
+// # An open listener
+//
+// The gateway never routes by anything a client sends but an exact
+// service name: the upstream address comes from the table alone; bodies
+// are bounded (MaxBodyBytes, 413 beyond), headers too, slow clients time
+// out, and /_atoll/ is reserved. It does not authenticate clients: put it
+// where the services' own clients are.
+//
+// It must not talk to NATS or the hub: its member hands it tables.
+package gateway

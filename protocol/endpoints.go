@@ -1,0 +1,145 @@
+package protocol
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/atollhq/atoll/api"
+)
+
+// EndpointsSince is the first version whose members report their ready
+// replicas' addresses (EndpointsSubject) and take the hub's endpoint
+// table (EndpointTableSubject) for their gateways.
+const EndpointsSince = 6
+
+// EndpointsSubject is where a member publishes its ready replicas'
+// addresses (an EndpointReport), whenever they change and every few
+// seconds. The hub takes the cluster from the subject, never from the
+// message: a member can only speak for its own cluster.
+func EndpointsSubject(cluster string) string { return memberPrefix + cluster + ".endpoints" }
+
+// EndpointsWildcard matches every member's endpoint reports.
+const EndpointsWildcard = memberPrefix + "*.endpoints"
+
+// EndpointTableSubject is where the hub sends a member the endpoint table
+// its gateway routes with (an EndpointTable, as a request; the member
+// answers with an EndpointAck).
+func EndpointTableSubject(cluster string) string { return hubPrefix + cluster + ".endpoints" }
+
+// MaxEndpointsReported bounds the endpoints one report carries (the
+// member reports the first ones, ordered by workload and replica).
+const MaxEndpointsReported = 10000
+
+// EndpointReport is a member's ready replicas that listen on a port, by
+// workload: the whole set each time (level, not edge), so a lost report
+// is repaired by the next.
+type EndpointReport struct {
+	Version int    `json:"v"`
+	Cluster string `json:"cluster"`
+	// Seq grows with every report of one member run; the hub keeps the
+	// highest it saw per cluster and ignores older ones.
+	Seq       uint64                      `json:"seq"`
+	Run       string                      `json:"run"`
+	Workloads map[string][]ReplicaAddress `json:"workloads"`
+}
+
+// ReplicaAddress is one ready replica's address: its node's host and the
+// replica's allocated PORT.
+type ReplicaAddress struct {
+	Replica string `json:"replica"`
+	Node    string `json:"node,omitempty"`
+	Zone    string `json:"zone,omitempty"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+}
+
+// DecodeEndpointReport reads a report received on subject: well formed,
+// of a supported version, naming the subject's cluster, with bounded
+// sizes and sane addresses.
+func DecodeEndpointReport(subject string, data []byte) (EndpointReport, error) {
+	var r EndpointReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if r.Version < EndpointsSince || r.Version > Version {
+		return r, fmt.Errorf("%w: %d", ErrVersion, r.Version)
+	}
+	if c := ClusterOf(subject); c == "" || c != r.Cluster {
+		return r, fmt.Errorf("%w: subject %q, message %q", ErrWrongCluster, subject, r.Cluster)
+	}
+	n := 0
+	for w, list := range r.Workloads {
+		if !api.IsDNSLabel(w) {
+			return r, fmt.Errorf("%w: workload %q", ErrMalformed, w)
+		}
+		for _, a := range list {
+			n++
+			if a.Port <= 0 || a.Port > 65535 || a.Host == "" || len(a.Host) > 253 {
+				return r, fmt.Errorf("%w: endpoint %q of %s: host %q port %d", ErrMalformed, a.Replica, w, a.Host, a.Port)
+			}
+		}
+	}
+	if n > MaxEndpointsReported {
+		return r, fmt.Errorf("%w: %d endpoints, at most %d", ErrMalformed, n, MaxEndpointsReported)
+	}
+	return r, nil
+}
+
+// EndpointTable is every service a gateway routes, with the endpoints of
+// every reachable cluster. Epochs only grow; a member keeps the highest it
+// took and refuses older ones. A table with Check set carries no
+// services: it asks the member which digest it holds (repair).
+type EndpointTable struct {
+	Version  int                `json:"v"`
+	Epoch    int64              `json:"epoch"`
+	Digest   string             `json:"digest"`
+	Check    bool               `json:"check,omitempty"`
+	Services []ServiceEndpoints `json:"services,omitempty"`
+}
+
+// ServiceEndpoints is one service and its endpoints.
+type ServiceEndpoints struct {
+	Name      string          `json:"name"`
+	Spec      api.ServiceSpec `json:"spec"`
+	Endpoints []Endpoint      `json:"endpoints"`
+}
+
+// Endpoint is one replica serving a service: where it runs and, per
+// service port name, the port it serves it on.
+type Endpoint struct {
+	Cluster string         `json:"cluster"`
+	Region  string         `json:"region"`
+	Zone    string         `json:"zone,omitempty"`
+	Replica string         `json:"replica"`
+	Host    string         `json:"host"`
+	Ports   map[string]int `json:"ports"`
+}
+
+// EndpointAck answers an EndpointTable: the epoch and digest the member
+// holds after it.
+type EndpointAck struct {
+	Version int    `json:"v"`
+	Epoch   int64  `json:"epoch"`
+	Digest  string `json:"digest"`
+}
+
+// EndpointDigest is the digest of a table's services: a hash of their
+// canonical JSON (services by name, endpoints by cluster and replica).
+func EndpointDigest(services []ServiceEndpoints) string {
+	sort.Slice(services, func(i, j int) bool { return services[i].Name < services[j].Name })
+	for _, s := range services {
+		sort.Slice(s.Endpoints, func(i, j int) bool {
+			a, b := s.Endpoints[i], s.Endpoints[j]
+			if a.Cluster != b.Cluster {
+				return a.Cluster < b.Cluster
+			}
+			return a.Replica < b.Replica
+		})
+	}
+	b, _ := json.Marshal(services)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}

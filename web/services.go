@@ -1,0 +1,62 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
+)
+
+// serviceRow is one service in the services list.
+type serviceRow struct {
+	Name, Workload, Ports, Names, Failover, Age string
+	Endpoints                                   int32
+	Clusters                                    []string
+	Known                                       bool // endpoints are known (the hub keeps the table)
+}
+
+// servicesPage lists the services: what each selects, its ports and
+// names, and its endpoints as the hub's table has them now.
+func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request) {
+	res, err := c.cfg.Store.List(r.Context(), "Service", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		c.failErr(w, r, err)
+		return
+	}
+	now := c.now()
+	rows := make([]serviceRow, 0, len(res.Items))
+	for _, rec := range res.Items {
+		var s api.Service
+		if rec.Decode(&s) != nil {
+			continue
+		}
+		row := serviceRow{Name: s.Metadata.Name, Workload: s.Spec.Workload, Names: strings.Join(s.Names(), ", "), Failover: "own region first"}
+		var ports []string
+		for _, p := range s.Spec.Ports {
+			ports = append(ports, p.Name+"/"+cmpOr(p.Protocol, "http"))
+		}
+		row.Ports = strings.Join(ports, ", ")
+		if l := s.Spec.Locality; l != nil && len(l.Failover) > 0 {
+			row.Failover += ", then " + strings.Join(l.Failover, ", ")
+		}
+		if s.Metadata.CreationTimestamp != nil {
+			row.Age = ageText(now.Sub(*s.Metadata.CreationTimestamp))
+		}
+		if c.cfg.ServiceStatus != nil {
+			st := c.cfg.ServiceStatus(s.Metadata.Name)
+			row.Endpoints, row.Clusters, row.Known = st.Endpoints, st.Clusters, true
+		}
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b serviceRow) int { return strings.Compare(a.Name, b.Name) })
+	c.render(w, r, http.StatusOK, "services", "Services", rows)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
