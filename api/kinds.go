@@ -32,6 +32,8 @@ var Kinds = []Kind{
 	{Name: "Cluster", Plural: "clusters", Short: []string{"cluster", "cl"}, New: func() Object { return &Cluster{} }, ReadRole: RoleViewer},
 	{Name: "Event", Plural: "events", Short: []string{"event", "ev"}, New: func() Object { return &Event{} }, ReadRole: RoleViewer, Inline: true},
 	{Name: "Drill", Plural: "drills", Short: []string{"drill"}, New: func() Object { return &Drill{} }, ReadRole: RoleViewer, Settable: true},
+	{Name: "Config", Plural: "configs", Short: []string{"config", "cfg"}, New: func() Object { return &Config{} }, ReadRole: RoleViewer, Settable: true},
+	{Name: "Secret", Plural: "secrets", Short: []string{"secret"}, New: func() Object { return &Secret{} }, ReadRole: RoleViewer, Settable: true},
 }
 
 // LookupKind finds a kind by its name, plural or a short name,

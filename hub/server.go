@@ -13,12 +13,14 @@ import (
 	"github.com/atollhq/atoll/hub/compactor"
 	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/httpapi"
+	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/placer"
 	"github.com/atollhq/atoll/hub/revisions"
+	"github.com/atollhq/atoll/hub/secrets"
 	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -77,6 +79,10 @@ type Config struct {
 	// down per client address (package throttle's defaults: 20 in a row,
 	// then one every 2 s).
 	AuthThrottle throttle.Config
+	// Keys are the key-encryption keys (the first seals) that wrap
+	// secrets' data keys; nil: the hub stores no secrets (their writes
+	// answer 503).
+	Keys *keyring.Ring
 }
 
 // Server is one hub: the API and the controllers, built from Config.
@@ -131,6 +137,10 @@ func New(cfg Config) *Server {
 		}
 		return api.HealthUnreachable // deregistered: its reports are history
 	}, s.lead, s.log, s.now, meter, 0)
+	var vault *secrets.Vault
+	if cfg.Keys != nil {
+		vault = secrets.New(cfg.Keys)
+	}
 	var finalizers []string
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
@@ -143,7 +153,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Vault: vault,
 		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }

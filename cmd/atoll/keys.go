@@ -81,9 +81,9 @@ func (s keySource) ring() (r *keyring.Ring, created bool, err error) {
 func explainKeyError(err error) error {
 	switch {
 	case errors.Is(err, keyring.ErrUnknownKey):
-		return fmt.Errorf("the NATS signing keys in the database are sealed with a key-encryption key this hub was not given: start it with that key (--key-file or %s; SECURITY.md, \"Rotating secrets\"): %w", keyEnv, err)
+		return fmt.Errorf("the secrets in the database (NATS signing keys, Secret objects' data keys) are sealed with a key-encryption key this hub was not given: start it with that key (--key-file or %s; SECURITY.md, \"Rotating secrets\"): %w", keyEnv, err)
 	case errors.Is(err, keyring.ErrCorrupt):
-		return fmt.Errorf("the NATS signing keys in the database do not open with the key that sealed them: the row was altered, or comes from another database: %w", err)
+		return fmt.Errorf("a secret in the database (NATS signing keys, a Secret object's data key) does not open with the key that sealed it: the row was altered, or comes from another database: %w", err)
 	}
 	return err
 }

@@ -1,0 +1,287 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/members"
+)
+
+// lockedBuffer collects a hub's log lines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// rawDatabase is every row of every table of the hub's schema as
+// PostgreSQL prints it (bytea in hex), read behind the hub's back: what a
+// dump of the database would hold.
+func rawDatabase(t *testing.T, e *env) string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := e.store.Pool().Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(tables) < 5 {
+		t.Fatalf("want the schema's tables; got %v, %v", tables, err)
+	}
+	var out strings.Builder
+	for _, tb := range tables {
+		rows, err := e.store.Pool().Query(ctx, `SELECT t::text FROM `+pgx.Identifier{tb}.Sanitize()+` t`)
+		if err != nil {
+			t.Fatalf("read %s: %v", tb, err)
+		}
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("read %s: %v", tb, err)
+		}
+		for _, s := range texts {
+			out.WriteString(tb + ": " + s + "\n")
+		}
+	}
+	return out.String()
+}
+
+// leaks says where value shows in text: as is, hex-encoded (bytea) or in
+// base64.
+func leaks(text, value string) bool {
+	return strings.Contains(text, value) || strings.Contains(text, hex.EncodeToString([]byte(value))) ||
+		strings.Contains(text, base64.StdEncoding.EncodeToString([]byte(value))[:len(value)])
+}
+
+func secretObj(name string, data, binary map[string]string) api.Secret {
+	return api.Secret{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Secret"}, Metadata: api.ObjectMeta{Name: name},
+		Spec: api.DataSpec{Data: data, BinaryData: binary}}
+}
+
+// TestSecretValuesStayHidden: a secret's values go in through the API and
+// come back only to an admin who asks for them; the database (every table,
+// as a dump would hold it), the object's reads, lists and watches, the
+// audit log, events, the console's pages and the hub's log lines never
+// hold them.
+func TestSecretValuesStayHidden(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	e := newEnvWith(t, newHubDatabase(t), nil, members.HealthConfig{}, false, func(c *hub.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx := context.Background()
+	operator := client.New(e.url, e.token("ops", api.RoleOperator), nil)
+	viewer := client.New(e.url, e.token("view", api.RoleViewer), nil)
+	const password = "pw-Zq8rT1vX9kLm2sNe"
+	cert := []byte("-----CERT 7f3a91c0d2e4-----\x00\x01\xfe")
+
+	events := make(chan client.Event, 16)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_ = viewer.Watch(wctx, "secrets", "", "", func(ev client.Event) error { events <- ev; return nil })
+	}()
+
+	var created api.Secret
+	if err := operator.Create(ctx, "secrets", secretObj("db", map[string]string{"password": password},
+		map[string]string{"tls.crt": base64.StdEncoding.EncodeToString(cert)}), &created); err != nil {
+		t.Fatalf("want an operator to create a secret; got %v", err)
+	}
+	if created.Spec.Data != nil || created.Spec.BinaryData != nil || created.Status.Version != 1 || len(created.Status.Keys) != 2 ||
+		created.Status.Keys[0] != (api.DataKey{Name: "password", Bytes: len(password)}) || created.Status.Keys[1] != (api.DataKey{Name: "tls.crt", Bytes: len(cert), Binary: true}) {
+		t.Fatalf("want the answer to create without values, naming keys and sizes at version 1; got %+v", created)
+	}
+	ev := next(t, events)
+	if ev.Type != api.Added || leaks(string(ev.Object), password) || !strings.Contains(string(ev.Object), `"password"`) {
+		t.Errorf("want the watch to see the secret added with its key names, no values; got %s %s", ev.Type, ev.Object)
+	}
+
+	// Reads, lists: keys only, to everyone who reads.
+	for _, c := range []*client.Client{viewer, operator, e.admin} {
+		var got api.Secret
+		var list api.SecretList
+		if err := c.Get(ctx, "secrets", "db", &got); err != nil || got.Spec.Data != nil || got.Status.Version != 1 {
+			t.Errorf("want a read without values; got %+v, %v", got, err)
+		}
+		if err := c.List(ctx, "secrets", client.ListOptions{}, &list); err != nil || len(list.Items) != 1 || list.Items[0].Spec.Data != nil {
+			t.Errorf("want a list without values; got %+v, %v", list, err)
+		}
+	}
+	// The values: admins only, audited.
+	for _, tok := range []string{e.token("view2", api.RoleViewer), e.token("ops2", api.RoleOperator)} {
+		if r := e.do("GET", "/api/v1/secrets/db/data", tok, "", nil); r.status != http.StatusForbidden || leaks(string(r.body), password) {
+			t.Errorf("want a non-admin refused the values (403); got %d %s", r.status, r.body)
+		}
+	}
+	r := e.do("GET", "/api/v1/secrets/db/data", adminSecret, "", nil)
+	var revealed api.Secret
+	_ = json.Unmarshal(r.body, &revealed)
+	got, _ := base64.StdEncoding.DecodeString(revealed.Spec.BinaryData["tls.crt"])
+	if r.status != 200 || revealed.Spec.Data["password"] != password || !bytes.Equal(got, cert) || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("want an admin to read the values (no-store); got %d %s (Cache-Control %q)", r.status, r.body, r.header.Get("Cache-Control"))
+	}
+
+	// An update with the same values changes nothing; new values are the
+	// next version.
+	var same, changed api.Secret
+	if err := operator.Update(ctx, "secrets", "db", secretObj("db", map[string]string{"password": password},
+		map[string]string{"tls.crt": base64.StdEncoding.EncodeToString(cert)}), &same); err != nil || same.Status.Version != 1 || same.Metadata.ResourceVersion != created.Metadata.ResourceVersion {
+		t.Errorf("want the same values to change nothing (version 1, resourceVersion %s); got %+v, %v", created.Metadata.ResourceVersion, same.Metadata, err)
+	}
+	const password2 = "pw2-Hh4Jc7Wq0Pz3Ty"
+	if err := operator.Update(ctx, "secrets", "db", secretObj("db", map[string]string{"password": password2}, nil), &changed); err != nil ||
+		changed.Status.Version != 2 || len(changed.Status.Keys) != 1 || changed.Spec.Data != nil {
+		t.Fatalf("want new values as version 2 with one key; got %+v, %v", changed, err)
+	}
+	r = e.do("GET", "/api/v1/secrets/db/data", adminSecret, "", nil)
+	if !strings.Contains(string(r.body), password2) || leaks(string(r.body), password) {
+		t.Errorf("want the new value read back, the old gone; got %s", r.body)
+	}
+	_ = next(t, events) // the update's MODIFIED
+
+	// Refused writes: a patch (no route), a dry run.
+	if r := e.do("PATCH", "/api/v1/secrets/db", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"data":{"password":"x"}}}`)); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("want patches of secrets refused (405); got %d %s", r.status, r.body)
+	}
+	body, _ := json.Marshal(secretObj("dry", map[string]string{"k": password}, nil))
+	if r := e.do("POST", "/api/v1/secrets?dryRun=All", adminSecret, "application/json", body); r.status != http.StatusUnprocessableEntity || leaks(string(r.body), password) {
+		t.Errorf("want dry runs of secrets refused (422); got %d %s", r.status, r.body)
+	}
+	// A refused write's audit row and answer do not quote values.
+	body, _ = json.Marshal(secretObj("bad", map[string]string{"../k": password, "b": password}, map[string]string{"b": password}))
+	if r := e.do("POST", "/api/v1/secrets", adminSecret, "application/json", body); r.status != http.StatusUnprocessableEntity || leaks(string(r.body), password) ||
+		!hasLocation(r.problem, "body.spec.data[../k]") || !hasLocation(r.problem, "body.spec.binaryData[b]") {
+		t.Errorf("want a bad key, a key twice and bad base64 refused (422) at their fields without quoting values; got %d %s", r.status, r.body)
+	}
+	body, _ = json.Marshal(secretObj("bad", map[string]string{"ok": "bad\x00" + password}, nil))
+	if r := e.do("POST", "/api/v1/secrets", adminSecret, "application/json", body); r.status != http.StatusBadRequest || leaks(string(r.body), password) {
+		t.Errorf("want NUL in a text value refused (400) without quoting it; got %d %s", r.status, r.body)
+	}
+
+	// Nowhere else.
+	var audit struct{ Items []json.RawMessage }
+	if err := e.admin.Raw(ctx, "GET", "/api/v1/audit", nil, nil, &audit); err != nil {
+		t.Fatal(err)
+	}
+	var auditText string
+	for _, it := range audit.Items {
+		auditText += string(it) + "\n"
+	}
+	if !strings.Contains(auditText, `"verb":"reveal"`) {
+		t.Errorf("want the reads of values audited (verb reveal); got %s", auditText)
+	}
+	var evs api.EventList
+	if err := e.admin.List(ctx, "events", client.ListOptions{}, &evs); err != nil {
+		t.Fatal(err)
+	}
+	evText, _ := json.Marshal(evs)
+	console := ""
+	cookie := signIn(t, e.url, adminSecret)
+	for _, path := range []string{"/secrets", "/secrets/db"} {
+		console += getPage(t, e, cookie, path)
+	}
+	dump := rawDatabase(t, e)
+	if !strings.Contains(dump, "secret_values") {
+		t.Fatal("want the dump to include the secret_values table")
+	}
+	for _, v := range []string{password, password2, string(cert[:16])} {
+		for where, text := range map[string]string{"the database": dump, "the audit log": auditText, "events": string(evText), "the hub's log": logs.String(), "the console": console} {
+			if leaks(text, v) {
+				t.Errorf("a secret value shows in %s", where)
+			}
+		}
+	}
+	if !strings.Contains(console, "password") {
+		t.Errorf("want the console to name the secret's keys; got %s", console)
+	}
+
+	// Deleted: the value row goes with the object.
+	if err := operator.Delete(ctx, "secrets", "db", nil); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM secret_values`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("want no value left once the secret is deleted; got %d, %v", n, err)
+	}
+}
+
+// getPage reads a console page with a session cookie.
+func getPage(t *testing.T, e *env, cookie, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.url+path, nil)
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("console %s: want 200; got %d %s", path, resp.StatusCode, b.String())
+	}
+	return b.String()
+}
+
+// TestDataLimits: sizes and key counts past the limits are 422s at their
+// field; configs keep their data in clear, versioned by generation.
+func TestDataLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	big := strings.Repeat("x", api.MaxDataBytes)
+	for _, plural := range []string{"configs", "secrets"} {
+		kind := map[string]string{"configs": "Config", "secrets": "Secret"}[plural]
+		body, _ := json.Marshal(map[string]any{"apiVersion": api.Group, "kind": kind, "metadata": map[string]string{"name": "big"},
+			"spec": map[string]any{"data": map[string]string{"a": big}}})
+		if r := e.do("POST", "/api/v1/"+plural, adminSecret, "application/json", body); r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec") {
+			t.Errorf("%s: want more than %d bytes refused (422 at body.spec); got %d %.300s", plural, api.MaxDataBytes, r.status, r.body)
+		}
+		many := map[string]string{}
+		for i := range api.MaxDataKeys + 1 {
+			many[fmt.Sprint("k", i)] = "v"
+		}
+		body, _ = json.Marshal(map[string]any{"apiVersion": api.Group, "kind": kind, "metadata": map[string]string{"name": "many"},
+			"spec": map[string]any{"data": many, "binaryData": map[string]string{"k1": "dg=="}}})
+		if r := e.do("POST", "/api/v1/"+plural, adminSecret, "application/json", body); r.status != http.StatusUnprocessableEntity ||
+			!hasLocation(r.problem, "body.spec") || !hasLocation(r.problem, "body.spec.binaryData[k1]") {
+			t.Errorf("%s: want too many keys and a key in both maps refused at their fields; got %d %.300s", plural, r.status, r.body)
+		}
+	}
+	var c api.Config
+	if err := e.admin.Create(ctx, "configs", api.Config{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.DataSpec{Data: map[string]string{"region": "eu"}}}, &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Data["region"] = "us"
+	if err := e.admin.Update(ctx, "configs", "app", c, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Get(ctx, "configs", "app", &c); err != nil || c.Spec.Data["region"] != "us" || c.Status.Version != 2 || len(c.Status.Keys) != 1 || c.Status.Keys[0].Name != "region" {
+		t.Errorf("want a config's data in clear, version 2 after a change; got %+v, %v", c, err)
+	}
+}
