@@ -158,7 +158,6 @@ func TestHubRefusesKeyThatDoesNotOpenSecrets(t *testing.T) {
 	}
 }
 
-
 // TestSecretsFromTheCLI: apply a config and a secret, list them (keys and
 // versions, no values), read the secret's values only with --show-values,
 // apply the same manifest again (no new version), delete them.
