@@ -19,6 +19,7 @@ import (
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/hub/secrets"
 )
 
 // lockedBuffer collects a hub's log lines.
@@ -284,4 +285,35 @@ func TestDataLimits(t *testing.T) {
 	if err := e.admin.Get(ctx, "configs", "app", &c); err != nil || c.Spec.Data["region"] != "us" || c.Status.Version != 2 || len(c.Status.Keys) != 1 || c.Status.Keys[0].Name != "region" {
 		t.Errorf("want a config's data in clear, version 2 after a change; got %+v, %v", c, err)
 	}
+}
+
+// BenchmarkSecretRead is decrypt-on-read from PostgreSQL: the value row
+// read, its data key unwrapped by the key-encryption key, its data
+// opened (one secret of two keys, 64 bytes each).
+func BenchmarkSecretRead(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	var s api.Secret
+	if err := e.admin.Create(ctx, "secrets", secretObj("bench", map[string]string{"user": strings.Repeat("u", 64), "password": strings.Repeat("p", 64)}, nil), &s); err != nil {
+		b.Fatal(err)
+	}
+	vault := secrets.New(testKeys)
+	b.Run("database+decrypt", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := vault.Read(ctx, e.store, s.Metadata.UID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	sv, err := e.store.SecretValue(ctx, testKeys, s.Metadata.UID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("decrypt", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := secrets.Open(sv.DataKey, s.Metadata.UID, sv.Sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

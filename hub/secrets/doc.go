@@ -2,8 +2,8 @@
 // encryption over the store's secret_values rows.
 //
 // Every Secret has a data key of its own (32 random bytes, new at every
-// change of its data). Its data (a JSON document of text and binary
-// values) is sealed under that data key with AES-256-GCM, bound to the
+// change of its data). Its data (text and binary values, length-prefixed)
+// is sealed under that data key with AES-256-GCM, bound to the
 // object's uid; the data key is sealed in turn by the hub's
 // key-encryption key (package hub/keyring, through pgstore's
 // PutSecretValue), which never enters the database. A database dump thus
