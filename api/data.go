@@ -188,3 +188,122 @@ func (d DataSpec) Bytes() map[string][]byte {
 	}
 	return out
 }
+
+// EnvSource is where an environment variable's value comes from: exactly
+// one of a Config's key or a Secret's key.
+type EnvSource struct {
+	Config *KeyRef `json:"config,omitempty" doc:"A key of a Config."`
+	Secret *KeyRef `json:"secret,omitempty" doc:"A key of a Secret."`
+}
+
+// KeyRef names one key of a Config or a Secret.
+type KeyRef struct {
+	Name string `json:"name" doc:"The Config's or Secret's name."`
+	Key  string `json:"key" doc:"The key."`
+}
+
+// FileSource is a whole Config or Secret given to the replica as files:
+// one file per key in the folder dir under $ATOLL_FILES (0400 for a
+// secret's, 0444 for a config's, owned by the replica's user).
+type FileSource struct {
+	Config string `json:"config,omitempty" doc:"A Config's name (or secret)."`
+	Secret string `json:"secret,omitempty" doc:"A Secret's name (or config)."`
+	Dir    string `json:"dir" doc:"The folder under $ATOLL_FILES, a relative path without '..' (e.g. db or tls/server)."`
+}
+
+// DataRef is one reference of a template to a Config or a Secret.
+type DataRef struct {
+	Kind  string // Config or Secret
+	Name  string
+	Key   string // "" for a whole object (files)
+	Field string // the field path of the reference, for errors
+}
+
+// DataRefs lists the template's references to Configs and Secrets, in
+// field order (path prefixes the field paths, e.g. spec.template).
+func (t *ReplicaTemplate) DataRefs(path string) []DataRef {
+	var out []DataRef
+	for i, v := range t.Env {
+		if v.ValueFrom == nil {
+			continue
+		}
+		at := fmt.Sprintf("%s.env[%d].valueFrom", path, i)
+		if r := v.ValueFrom.Config; r != nil {
+			out = append(out, DataRef{Kind: "Config", Name: r.Name, Key: r.Key, Field: at + ".config"})
+		}
+		if r := v.ValueFrom.Secret; r != nil {
+			out = append(out, DataRef{Kind: "Secret", Name: r.Name, Key: r.Key, Field: at + ".secret"})
+		}
+	}
+	for i, f := range t.Files {
+		at := fmt.Sprintf("%s.files[%d]", path, i)
+		if f.Config != "" {
+			out = append(out, DataRef{Kind: "Config", Name: f.Config, Field: at + ".config"})
+		}
+		if f.Secret != "" {
+			out = append(out, DataRef{Kind: "Secret", Name: f.Secret, Field: at + ".secret"})
+		}
+	}
+	return out
+}
+
+// validateDataRefs checks the shape of a template's references (that the
+// objects and keys exist is the hub's check at apply).
+func validateDataRefs(e *errs, path string, t *ReplicaTemplate) {
+	for i, v := range t.Env {
+		if v.ValueFrom == nil {
+			continue
+		}
+		at := fmt.Sprintf("%s.env[%d]", path, i)
+		src := v.ValueFrom
+		if v.Value != "" {
+			e.add(at+".value", "must be empty when valueFrom is set")
+		}
+		if (src.Config == nil) == (src.Secret == nil) {
+			e.add(at+".valueFrom", "set exactly one of config and secret")
+			continue
+		}
+		ref, field := src.Config, "config"
+		if ref == nil {
+			ref, field = src.Secret, "secret"
+		}
+		if !isDNSLabel(ref.Name) {
+			e.addValue(at+".valueFrom."+field+".name", ref.Name, "must name a %s (a DNS-1123 label)", field)
+		}
+		if !IsDataKey(ref.Key) {
+			e.addValue(at+".valueFrom."+field+".key", ref.Key, "must be a key (letters, digits, '-', '_' or '.')")
+		}
+	}
+	dirs := map[string]int{}
+	for i, f := range t.Files {
+		at := fmt.Sprintf("%s.files[%d]", path, i)
+		if (f.Config == "") == (f.Secret == "") {
+			e.add(at, "set exactly one of config and secret")
+		}
+		for field, name := range map[string]string{"config": f.Config, "secret": f.Secret} {
+			if name != "" && !isDNSLabel(name) {
+				e.addValue(at+"."+field, name, "must name a %s (a DNS-1123 label)", field)
+			}
+		}
+		if !IsFilesDir(f.Dir) {
+			e.addValue(at+".dir", f.Dir, "must be a relative folder path: names of letters, digits, '-', '_' or '.' separated by '/', without '.' or '..'")
+		} else if j, dup := dirs[f.Dir]; dup {
+			e.addValue(at+".dir", f.Dir, "is also files[%d]'s folder", j)
+		}
+		dirs[f.Dir] = i
+	}
+}
+
+// IsFilesDir reports whether dir may be a files folder: a relative,
+// clean path of data-key names.
+func IsFilesDir(dir string) bool {
+	if dir == "" || len(dir) > 253 {
+		return false
+	}
+	for _, part := range strings.Split(dir, "/") {
+		if !IsDataKey(part) {
+			return false
+		}
+	}
+	return true
+}

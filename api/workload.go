@@ -95,12 +95,16 @@ type ReplicaTemplate struct {
 	// Annotations are part of the template: changing one rolls the
 	// replicas (atoll rollout restart sets AnnotationRestartedAt).
 	Annotations map[string]string `json:"annotations,omitempty" doc:"Key/value pairs of the template; changing them rolls the replicas (atoll rollout restart sets atoll.dev/restartedAt)."`
+	// Files are whole Configs or Secrets as files the replica reads.
+	Files []FileSource `json:"files,omitempty" doc:"Whole Configs or Secrets as folders of files, one per key, under the replica's files folder ($ATOLL_FILES)."`
 }
 
-// EnvVar is one environment variable of a replica.
+// EnvVar is one environment variable of a replica: a value, or a key of a
+// Config or a Secret (valueFrom).
 type EnvVar struct {
-	Name  string `json:"name" minLength:"1"`
-	Value string `json:"value"`
+	Name      string     `json:"name" minLength:"1"`
+	Value     string     `json:"value"`
+	ValueFrom *EnvSource `json:"valueFrom,omitempty" doc:"Take the value from a key of a Config or a Secret instead (value must then be empty)."`
 }
 
 // Resources are what one replica requests (scheduling) and is limited to.
@@ -409,6 +413,7 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 		}
 		seenEnv[v.Name] = true
 	}
+	validateDataRefs(e, path, t)
 	if t.Resources.CPU != "" {
 		if _, err := ParseCPU(t.Resources.CPU); err != nil {
 			e.addValue(path+".resources.cpu", t.Resources.CPU, "%v", err)

@@ -317,3 +317,51 @@ func BenchmarkSecretRead(b *testing.B) {
 		}
 	})
 }
+
+// TestWorkloadReferencesChecked: a workload's env and files name configs,
+// secrets and keys that exist, or its create, update, patch or dry run is
+// a 422 at the reference's field.
+func TestWorkloadReferencesChecked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.admin.Create(ctx, "secrets", secretObj("db", map[string]string{"password": "pw"}, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Create(ctx, "configs", api.Config{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.DataSpec{Data: map[string]string{"region": "eu"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := workload("web", 1, nil)
+	w.Spec.Template.Env = []api.EnvVar{
+		{Name: "PASSWORD", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "db", Key: "nope"}}},
+		{Name: "REGION", ValueFrom: &api.EnvSource{Config: &api.KeyRef{Name: "gone", Key: "region"}}},
+	}
+	w.Spec.Template.Files = []api.FileSource{{Secret: "missing", Dir: "db"}}
+	for _, path := range []string{"/api/v1/workloads", "/api/v1/workloads?dryRun=All"} {
+		r := e.json("POST", path, w)
+		if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.env[0].valueFrom.secret.key") ||
+			!hasLocation(r.problem, "body.spec.template.env[1].valueFrom.config.name") || !hasLocation(r.problem, "body.spec.template.files[0].secret") ||
+			!strings.Contains(string(r.body), `has no key \"nope\" (its keys: password)`) {
+			t.Errorf("POST %s: want the three bad references refused (422) at their fields; got %d %s", path, r.status, r.body)
+		}
+	}
+	w.Spec.Template.Env[0].ValueFrom.Secret.Key = "password"
+	w.Spec.Template.Env[1].ValueFrom.Config.Name = "app"
+	w.Spec.Template.Files[0].Secret = "db"
+	if r := e.json("POST", "/api/v1/workloads", w); r.status != http.StatusCreated {
+		t.Fatalf("want a workload with good references created; got %d %s", r.status, r.body)
+	}
+	r := e.do("PATCH", "/api/v1/workloads/web", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"template":{"files":[{"config":"nope","dir":"x"}]}}}`))
+	if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.files[0].config") {
+		t.Errorf("want a patch to a missing config refused at its field; got %d %s", r.status, r.body)
+	}
+	// Shapes: value and valueFrom, both sources, a folder escaping.
+	bad := workload("bad", 1, nil)
+	bad.Spec.Template.Env = []api.EnvVar{{Name: "A", Value: "x", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "db", Key: "password"}, Config: &api.KeyRef{Name: "app", Key: "region"}}}}
+	bad.Spec.Template.Files = []api.FileSource{{Secret: "db", Dir: "../etc"}}
+	r = e.json("POST", "/api/v1/workloads", bad)
+	if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.env[0].value") ||
+		!hasLocation(r.problem, "body.spec.template.env[0].valueFrom") || !hasLocation(r.problem, "body.spec.template.files[0].dir") {
+		t.Errorf("want bad reference shapes refused at their fields; got %d %s", r.status, r.body)
+	}
+}

@@ -148,6 +148,9 @@ func New(cfg Config) *Server {
 		finalizers = []string{placer.Finalizer}
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
+	// A workload's references to configs and secrets are checked in its
+	// write's transaction.
+	s.store.OnSpecChange("Workload", secrets.CheckReferences)
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
 	s.api = httpapi.New(httpapi.Config{Store: s.store, Notifier: s.notifier, Telemetry: cfg.Telemetry, Logger: s.log, Now: s.now,
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
