@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,6 +23,9 @@ import (
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/secrets"
+	"github.com/atollhq/atoll/member/node"
+	"github.com/atollhq/atoll/member/runtime"
+	"github.com/atollhq/atoll/protocol"
 )
 
 // lockedBuffer collects a hub's log lines.
@@ -364,4 +370,107 @@ func TestWorkloadReferencesChecked(t *testing.T) {
 		!hasLocation(r.problem, "body.spec.template.env[0].valueFrom") || !hasLocation(r.problem, "body.spec.template.files[0].dir") {
 		t.Errorf("want bad reference shapes refused at their fields; got %d %s", r.status, r.body)
 	}
+}
+
+// TestSecretReachesReplica: a secret's value reaches a real process on a
+// real node as an env var and as a file (0400), through the hub's
+// delivery to the one member that needs it; the member's JetStream holds
+// it sealed; a key the replica needs that is gone stops its next start
+// with a reason naming it; and once no workload of the cluster uses the
+// secret, the member gives it back.
+func TestSecretReachesReplica(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	ctx := t.Context()
+	memberDir := t.TempDir()
+	m, _ := runMember(t, e.joinToken("j", api.TokenSpec{}), "r1", memberDir)
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: t.TempDir(),
+		MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
+		Runtime: runtime.Config{Backoff: runtime.BackoffConfig{Initial: 200 * time.Millisecond, Max: 500 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(nctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the node", 10*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	const password = "pw-Rn7Qe2Kd5Vx"
+	if err := e.admin.Create(ctx, "secrets", secretObj("db", map[string]string{"password": password, "user": "app"}, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Create(ctx, "configs", api.Config{Metadata: api.ObjectMeta{Name: "unused"}, Spec: api.DataSpec{Data: map[string]string{"k": "v"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	script := `printf %s "$PASSWORD" > ` + out + `/env.tmp && mv ` + out + `/env.tmp ` + out + `/env; ` +
+		`cat "$ATOLL_FILES/db/password" > ` + out + `/file.tmp && mv ` + out + `/file.tmp ` + out + `/file; ` +
+		`stat -c %a "$ATOLL_FILES/db/password" > ` + out + `/mode.tmp && mv ` + out + `/mode.tmp ` + out + `/mode; exec sleep 600`
+	tmpl := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh", Args: []string{"-c", script},
+		Env:   []api.EnvVar{{Name: "PASSWORD", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "db", Key: "password"}}}},
+		Files: []api.FileSource{{Secret: "db", Dir: "db"}}}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}})
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(out, name))
+		return strings.TrimSpace(string(b))
+	}
+	waitFor(t, "the replica to write what it got", 30*time.Second, func() bool { return read("mode") != "" })
+	if read("env") != password || read("file") != password || read("mode") != "400" {
+		t.Fatalf("want the secret as env and as a 0400 file; got env %q, file %q, mode %q", read("env"), read("file"), read("mode"))
+	}
+	// The member holds it sealed: no JetStream file of its data folder
+	// holds the value, and it holds only what its workloads use.
+	held := dataHeld(t, e, "r1")
+	if len(held) != 1 || held["Secret/db"] == 0 {
+		t.Errorf("want the member to hold the secret alone (not the unused config); got %v", held)
+	}
+	if dirHolds(t, memberDir, password) {
+		t.Error("a file of the member's data folder (its JetStream) holds the secret's value in clear")
+	}
+
+	// The workload no longer uses it: the member gives it back.
+	var w api.Workload
+	if err := e.admin.Get(ctx, "workloads", "app", &w); err != nil {
+		t.Fatal(err)
+	}
+	w.Spec.Template.Env, w.Spec.Template.Files = nil, nil
+	w.Spec.Template.Args = []string{"-c", "exec sleep 600"}
+	if err := e.admin.Update(ctx, "workloads", "app", w, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the member to drop the secret", 30*time.Second, func() bool { return len(dataHeld(t, e, "r1")) == 0 })
+}
+
+// dataHeld asks a member what configs and secrets it holds.
+func dataHeld(t *testing.T, e *env, cluster string) map[string]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := e.bus.Request(ctx, cluster, protocol.DataSubject(cluster), []byte(`{"v":5}`))
+	if err != nil {
+		t.Fatalf("ask %s what it holds: %v", cluster, err)
+	}
+	var h protocol.DataHeld
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Held
+}
+
+// dirHolds says whether any file under dir holds value (as is, in hex
+// or in base64).
+func dirHolds(t *testing.T, dir, value string) bool {
+	t.Helper()
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && leaks(string(b), value) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/clusterevents"
 	"github.com/atollhq/atoll/hub/compactor"
+	"github.com/atollhq/atoll/hub/datasync"
 	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/httpapi"
 	"github.com/atollhq/atoll/hub/keyring"
@@ -101,7 +102,8 @@ type Server struct {
 	monitor    *members.Monitor
 	heartbeats *members.Heartbeats // nil without NATS
 	folder     *placer.StatusFolder
-	placer     *placer.Placer // nil without NATS
+	placer     *placer.Placer   // nil without NATS
+	datasync   *datasync.Syncer // nil without NATS
 	drills     *drill.Controller
 
 	done     chan struct{} // closed by Stop
@@ -145,6 +147,7 @@ func New(cfg Config) *Server {
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
+		s.datasync = datasync.New(s.store, secrets.Reader{Vault: vault, Store: s.store}, s.bus, s.monitor, s.lead, s.log, cfg.PlaceEvery)
 		finalizers = []string{placer.Finalizer}
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
@@ -188,7 +191,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("subscribe to status reports: %w", err)
 	}
 	s.placer.Start(ctx)
+	s.datasync.Start(ctx)
 	go s.followLeadership(ctx)
+	// Configs and secrets go to the members that use them.
+	s.wakeOn(s.datasync.Wake, "Workload", "Config", "Secret", "Cluster")
 	// Workload and cluster changes wake the placer at once.
 	s.wakeOn(s.placer.Wake, "Workload", "Cluster")
 	return nil
@@ -229,6 +235,7 @@ func (s *Server) Stop() {
 		s.folder.Stop()
 		if s.placer != nil {
 			s.placer.Stop()
+			s.datasync.Stop()
 		}
 		s.compactor.Stop()
 		s.notifier.Stop()

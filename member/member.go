@@ -83,13 +83,17 @@ type Member struct {
 	beats *nats.Conn
 	ready chan struct{}
 
-	state      *state.Store
-	nodes      *controller.Nodes
-	controller *controller.Controller
-	lastAck    atomic.Int64 // unix nanos of the last heartbeat ack
-	fence      *fence
-	drill      drillState
-	seq        atomic.Uint64
+	state *state.Store
+	// data holds the configs and secrets the hub sent (sealed).
+	data *state.DataStore
+	// nodeChanged tells a node to read its bindings again.
+	nodeChanged func(node string)
+	nodes       *controller.Nodes
+	controller  *controller.Controller
+	lastAck     atomic.Int64 // unix nanos of the last heartbeat ack
+	fence       *fence
+	drill       drillState
+	seq         atomic.Uint64
 	// capacity is the summary the next heartbeat carries, refreshed apart
 	// from the heartbeats: summing it waits on the controller, the nodes
 	// and the bindings, which bulk work holds (over a second while a
@@ -240,7 +244,13 @@ func (m *Member) Run(ctx context.Context) error {
 			m.fence.stale(d.Workload) // stored by a member before fencing: ask which are exclusive
 		}
 	}
+	if err := m.openData(ctx); err != nil {
+		return err
+	}
 	if err := m.serveNodeAccess(ctx, st); err != nil {
+		return err
+	}
+	if _, err := m.serveData(ctx, st); err != nil {
 		return err
 	}
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)

@@ -196,3 +196,18 @@ func decode(b []byte) (api.DataSpec, bool) {
 	}
 	return d, true
 }
+
+// Reader reads secrets' values from one store (datasync.Values).
+type Reader struct {
+	Vault *Vault
+	Store *pgstore.Store
+}
+
+// Read returns the data of the Secret whose uid is given; without a
+// vault (a hub started without a key-encryption key) it fails.
+func (r Reader) Read(ctx context.Context, uid string) (api.DataSpec, error) {
+	if r.Vault == nil {
+		return api.DataSpec{}, errors.New("this hub runs without a key-encryption key: secrets cannot be read")
+	}
+	return r.Vault.Read(ctx, r.Store, uid)
+}

@@ -86,6 +86,28 @@ type ReplicaSpec struct {
 	Workload   string
 	Generation int64
 	Template   api.ReplicaTemplate
+	// Data are the values of the template's Configs and Secrets; never
+	// written to the replica's record (json "-"), refreshed at every
+	// Apply.
+	Data *ReplicaData `json:"-"`
+}
+
+// ReplicaData is what one replica gets of Configs and Secrets: the values
+// of its env references (by variable name) and its files. Missing names
+// what its member could not give: the replica does not start
+// (ReasonMissingData) until it arrives.
+type ReplicaData struct {
+	Env     map[string]string
+	Files   []ReplicaFiles
+	Missing []string
+}
+
+// ReplicaFiles is one folder of files under the replica's $ATOLL_FILES:
+// one file per key, 0400 for a secret's, 0444 for a config's.
+type ReplicaFiles struct {
+	Dir    string
+	Secret bool
+	Values map[string][]byte
 }
 
 // Reasons of a replica's last failure (ReplicaStatus.Reason).
@@ -97,6 +119,7 @@ const (
 	ReasonProbeFailed = "ProbeFailed" // a startup or liveness probe gave up, or readiness fails
 	ReasonFenced      = "Fenced"      // killed because the node's lease on the hub ran out
 	ReasonConfig      = "InvalidSpec" // the template cannot run here
+	ReasonMissingData = "MissingData" // a config or secret (or a key) it uses is not in this cluster
 )
 
 // ReplicaStatus is what the runtime observed of one replica.
@@ -153,6 +176,9 @@ type Runtime struct {
 	recDir  string
 	logDir  string
 	runDir  string
+	// filesDir holds each replica's files (configs and secrets),
+	// filesDir/<replica>, mode 0700.
+	filesDir string
 	pollDur time.Duration // /proc polling interval for adopted processes without pidfd
 
 	mu            sync.Mutex
@@ -222,6 +248,7 @@ func New(cfg Config) (*Runtime, error) {
 		recDir:   filepath.Join(dir, "replicas"),
 		logDir:   filepath.Join(dir, "logs"),
 		runDir:   filepath.Join(dir, "run"),
+		filesDir: filepath.Join(dir, "files"),
 		pollDur:  time.Second,
 		desired:  map[string]ReplicaSpec{},
 		reps:     map[string]*replica{},
@@ -469,6 +496,8 @@ func (r *Runtime) reconcileLocked() bool {
 			case ok && want.Generation != rep.spec.Generation && rep.intent == intentNone:
 				r.beginStop(rep, intentReplace, "")
 				changed = true
+			case ok:
+				rep.spec.Data = want.Data // what its next start uses
 			}
 		}
 		for id, l := range r.keepLogs {
