@@ -140,4 +140,3 @@ func hasValueFrom(t api.ReplicaTemplate) bool {
 	}
 	return false
 }
-

@@ -168,18 +168,18 @@ type ReplicaStatus struct {
 
 // Runtime runs the replicas of one node. Make one with New.
 type Runtime struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	cg      cgroupSupport
-	prober  *prober
-	recDir  string
-	logDir  string
-	runDir  string
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	cg     cgroupSupport
+	prober *prober
+	recDir string
+	logDir string
+	runDir string
 	// filesDir holds each replica's files (configs and secrets),
 	// filesDir/<replica>, mode 0700.
 	filesDir string
-	pollDur time.Duration // /proc polling interval for adopted processes without pidfd
+	pollDur  time.Duration // /proc polling interval for adopted processes without pidfd
 
 	mu            sync.Mutex
 	state         int // stateNew, stateRunning, stateStopped
