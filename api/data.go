@@ -307,3 +307,9 @@ func IsFilesDir(dir string) bool {
 	}
 	return true
 }
+
+// AnnotationData, in the template a member runs, names the versions of
+// the Configs and Secrets its replicas were given ("Config/app=12,
+// Secret/db=40"): a member sets it, so that new values roll the replicas
+// as a template change does. Users do not set it.
+const AnnotationData = "atoll.dev/data"

@@ -281,6 +281,9 @@ type ClusterReplicas struct {
 	Present    int32       `json:"present,omitempty" doc:"Replicas whose process may still run in the cluster, stopping ones included."`
 	Pending    string      `json:"pending,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
+	// Data names the versions of the Configs and Secrets the cluster's
+	// up-to-date replicas run with (api.AnnotationData).
+	Data string `json:"data,omitempty" doc:"The versions of the configs and secrets the cluster's updated replicas were given, e.g. Config/app=12,Secret/db=40 (resourceVersions)."`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
 	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced).

@@ -428,6 +428,23 @@ func TestSecretReachesReplica(t *testing.T) {
 		t.Error("a file of the member's data folder (its JetStream) holds the secret's value in clear")
 	}
 
+	// A new value rolls the replica: its successor gets it, and the
+	// workload's status names the secret's version the cluster runs.
+	const password2 = "pw2-Lc4Tz8Hw1"
+	var updated api.Secret
+	if err := e.admin.Update(ctx, "secrets", "db", secretObj("db", map[string]string{"password": password2, "user": "app"}, nil), &updated); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rolled replica to get the new value", 30*time.Second, func() bool { return read("env") == password2 && read("file") == password2 })
+	want := "Secret/db=" + updated.Metadata.ResourceVersion
+	waitFor(t, "the status to name the version r1 runs", 30*time.Second, func() bool {
+		var w api.Workload
+		if err := e.admin.Get(ctx, "workloads", "app", &w); err != nil {
+			t.Fatal(err)
+		}
+		return len(w.Status.Clusters) == 1 && w.Status.Clusters[0].Data == want && w.Status.Clusters[0].Updated == 1
+	})
+
 	// The workload no longer uses it: the member gives it back.
 	var w api.Workload
 	if err := e.admin.Get(ctx, "workloads", "app", &w); err != nil {

@@ -68,6 +68,9 @@ func (m *Member) serveData(ctx context.Context, st *state.Store) (*nats.Subscrip
 		}
 		if req.Put != nil || req.Delete != "" {
 			m.touchNodes(ctx, st)
+			if m.controller != nil {
+				m.controller.Wake() // new versions roll the replicas that use them
+			}
 		}
 		ans.Held = m.data.Held()
 		data, _ := json.Marshal(ans)

@@ -250,15 +250,16 @@ func (m *Member) Run(ctx context.Context) error {
 	if err := m.serveNodeAccess(ctx, st); err != nil {
 		return err
 	}
-	if _, err := m.serveData(ctx, st); err != nil {
-		return err
-	}
+
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
-	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
+	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held})
 	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
 		return err
 	}
 	if _, err := m.serveDesired(ctx, st, m.controller.WakeFor); err != nil {
+		return err
+	}
+	if _, err := m.serveData(ctx, st); err != nil {
 		return err
 	}
 	if _, err := m.serveLogs(ctx, st); err != nil {
