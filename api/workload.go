@@ -37,6 +37,9 @@ type WorkloadSpec struct {
 	// DisruptionBudget bounds what planned disruptions (a drain, an
 	// evacuate drill) may take away at once.
 	DisruptionBudget *DisruptionBudget `json:"disruptionBudget,omitempty" doc:"How many replicas planned disruptions (atoll cluster drain, evacuate drills) must leave available: exactly one of minAvailable and maxUnavailable, as in a Kubernetes PodDisruptionBudget. A drain or evacuate drill whose plan breaks it is refused unless forced."`
+	// Overrides change the template per cluster, region or cluster labels
+	// (api/override.go).
+	Overrides []Override `json:"overrides,omitempty" doc:"Per-cluster changes, applied in order to the clusters each selects (by name, region or labels): replicas, command, args, env, resources, node selector. atoll describe workload W --cluster C shows the result."`
 }
 
 // DisruptionBudget is a workload's disruption budget: exactly one of
@@ -344,6 +347,7 @@ func (w *Workload) Validate() FieldErrors {
 		e.addValue("spec.revisionHistoryLimit", *l, "must be between 1 and %d (the current revision is always kept)", MaxRevisionHistoryLimit)
 	}
 	validateTemplate(&e, "spec.template", &s.Template)
+	validateOverrides(&e, s)
 	if p := s.Placement; p != nil {
 		validatePlacement(&e, "spec.placement", p)
 	}

@@ -108,7 +108,7 @@ func Need(placements []pgstore.Placement, workloads map[string]api.Workload) map
 		if !ok {
 			continue
 		}
-		for _, r := range w.Spec.Template.DataRefs("") {
+		for _, r := range w.Spec.DataRefs() {
 			if out[p.Cluster] == nil {
 				out[p.Cluster] = map[string]bool{}
 			}

@@ -21,7 +21,7 @@ func CheckReferences(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Recor
 	if err := next.Decode(&w); err != nil {
 		return err
 	}
-	refs := w.Spec.Template.DataRefs("spec.template")
+	refs := w.Spec.DataRefs()
 	if len(refs) == 0 {
 		return nil
 	}

@@ -1,0 +1,91 @@
+package hub_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/member"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// runRegionMember runs a member of region until the test's end and waits
+// for its first heartbeat ack.
+func runRegionMember(t *testing.T, join, name, region string) *member.Member {
+	t.Helper()
+	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: region, DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); <-done }) })
+	waitFor(t, "member "+name+"'s first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
+	return m
+}
+
+// desiredOf is what a member holds for a workload.
+func desiredOf(t *testing.T, m *member.Member, workload string) (protocol.DesiredWorkload, bool) {
+	t.Helper()
+	all, err := m.State().Desired(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := all[workload]
+	return d, ok
+}
+
+func envOf(t api.ReplicaTemplate, name string) string {
+	for _, e := range t.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// TestOverridesPerRegion: an override selecting region us gives its
+// cluster another env value and replica count; eu's cluster runs the
+// template as written. A bad override is a 422 at its index.
+func TestOverridesPerRegion(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join := e.joinToken("j", api.TokenSpec{})
+	eu := runRegionMember(t, join, "eu-1", "eu")
+	us := runRegionMember(t, join, "us-1", "us")
+	three := int32(3)
+	w := workload("web", 2, nil)
+	w.Spec.Template.Env = []api.EnvVar{{Name: "REGION_NAME", Value: "eu"}, {Name: "TIER", Value: "gold"}}
+	w.Spec.Overrides = []api.Override{
+		{Name: "us-env", Regions: []string{"us"}, Env: []api.EnvVar{{Name: "REGION_NAME", Value: "us"}}},
+		{Name: "us-size", ClusterSelector: &api.LabelSelector{MatchLabels: map[string]string{api.LabelRegion: "us"}}, Replicas: &three},
+		{Name: "nowhere", Clusters: []string{"ap-9"}, Replicas: &three},
+	}
+	e.create(w)
+	waitFor(t, "both members to hold the workload", 30*time.Second, func() bool {
+		_, a := desiredOf(t, eu, "web")
+		_, b := desiredOf(t, us, "web")
+		return a && b
+	})
+	de, _ := desiredOf(t, eu, "web")
+	du, _ := desiredOf(t, us, "web")
+	if de.Replicas != 1 || envOf(de.Template, "REGION_NAME") != "eu" {
+		t.Errorf("eu-1: want its share (1) and REGION_NAME=eu; got %d, %q", de.Replicas, envOf(de.Template, "REGION_NAME"))
+	}
+	if du.Replicas != 3 || envOf(du.Template, "REGION_NAME") != "us" || envOf(du.Template, "TIER") != "gold" {
+		t.Errorf("us-1: want 3 replicas, REGION_NAME=us and TIER kept; got %d, %+v", du.Replicas, du.Template.Env)
+	}
+
+	bad := workload("bad", 1, nil)
+	bad.Spec.Overrides = []api.Override{{Regions: []string{"us"}, Resources: &api.Resources{CPU: "lots"}}, {Regions: []string{"eu"}}}
+	r := e.json("POST", "/api/v1/workloads", bad)
+	if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.overrides[0]") || !hasLocation(r.problem, "body.spec.overrides[1]") {
+		t.Errorf("want an override making the template invalid and one changing nothing refused at their index; got %d %s", r.status, r.body)
+	}
+}
