@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +82,17 @@ func TestOverridesPerRegion(t *testing.T) {
 	if du.Replicas != 3 || envOf(du.Template, "REGION_NAME") != "us" || envOf(du.Template, "TIER") != "gold" {
 		t.Errorf("us-1: want 3 replicas, REGION_NAME=us and TIER kept; got %d, %+v", du.Replicas, du.Template.Env)
 	}
+
+	// The console's workload page says what differs per cluster.
+	cookie := signIn(t, e.url, adminSecret)
+	waitFor(t, "the console to show us-1's overrides", 20*time.Second, func() bool {
+		_, table, _ := strings.Cut(getPage(t, e, cookie, "/workloads/web"), `aria-label="Per cluster"`)
+		table, _, _ = strings.Cut(table, "</table>")
+		_, row, _ := strings.Cut(table, `data-cluster="us-1"`)
+		row, _, _ = strings.Cut(row, "</tr>")
+		return strings.Contains(row, "us-env, us-size") && strings.Contains(row, "env REGION_NAME=us") && strings.Contains(row, "replicas 3") &&
+			!strings.Contains(table, "eu-1") // it runs the template as written
+	})
 
 	bad := workload("bad", 1, nil)
 	bad.Spec.Overrides = []api.Override{{Regions: []string{"us"}, Resources: &api.Resources{CPU: "lots"}}, {Regions: []string{"eu"}}}

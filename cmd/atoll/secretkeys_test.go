@@ -204,3 +204,50 @@ spec:
 	}
 	h.must(t, "delete", "-f", path)
 }
+
+// TestDescribeWorkloadInCluster: describe workload W --cluster C shows
+// the overrides that select C and the template C runs.
+func TestDescribeWorkloadInCluster(t *testing.T) {
+	t.Parallel()
+	h := startHub(t)
+	ctx := context.Background()
+	for name, region := range map[string]string{"eu-1": "eu", "us-1": "us"} {
+		if _, err := h.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+			Meta: api.ObjectMeta{Name: name, Labels: map[string]string{api.LabelRegion: region}}, Spec: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := `apiVersion: atoll.dev/v1
+kind: Workload
+metadata: {name: web}
+spec:
+  replicas: 2
+  template:
+    driver: process
+    command: /bin/app
+    env: [{name: REGION_NAME, value: eu}]
+  overrides:
+  - name: us
+    regions: [us]
+    replicas: 4
+    env: [{name: REGION_NAME, value: us}]
+`
+	path := t.TempDir() + "/web.yaml"
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.must(t, "apply", "-f", path)
+	us := h.must(t, "describe", "workload", "web", "--cluster", "us-1")
+	for _, want := range []string{"Overrides:  us (in this order)", "an override makes it 4", "value: us"} {
+		if !strings.Contains(us, want) {
+			t.Errorf("describe --cluster us-1: want %q; got\n%s", want, us)
+		}
+	}
+	eu := h.must(t, "describe", "workload", "web", "--cluster", "eu-1")
+	if !strings.Contains(eu, "none select this cluster") || !strings.Contains(eu, "value: eu") {
+		t.Errorf("describe --cluster eu-1: want the template as written; got\n%s", eu)
+	}
+	if _, _, err := h.run(t, "describe", "config", "x", "--cluster", "eu-1"); err == nil {
+		t.Error("want --cluster refused for a config")
+	}
+}
