@@ -60,6 +60,34 @@ type SecretList struct {
 type DataSpec struct {
 	Data       map[string]string `json:"data,omitempty" doc:"Key to UTF-8 text. Keys are file names: letters, digits, '-', '_' and '.' (not '.' or '..'). For a Secret, written but never read back but by GET /api/v1/secrets/{name}/data (admin)."`
 	BinaryData map[string]string `json:"binaryData,omitempty" doc:"Key to base64 (standard alphabet, padded) of any bytes."`
+	// Residency keeps the data in the clusters whose labels match.
+	Residency *LabelSelector `json:"residency,omitempty" doc:"Data residency: only clusters whose labels match may hold this (e.g. matchLabels: {region: eu}). A workload that could run elsewhere is refused at apply; placement never puts a workload that uses it elsewhere; the hub never sends it elsewhere."`
+}
+
+// Resident reports whether a cluster with these labels may hold data
+// restricted by residency (nil: any).
+func Resident(residency *LabelSelector, clusterLabels map[string]string) bool {
+	return residency == nil || residency.Selector().Matches(clusterLabels)
+}
+
+// Restrict returns a copy of p (nil: none) whose cluster selector also
+// requires sel: the clusters both admit.
+func Restrict(p *PlacementPolicy, sel *LabelSelector) *PlacementPolicy {
+	var out PlacementPolicy
+	if p != nil {
+		out = *p
+	}
+	cs := &LabelSelector{}
+	if out.ClusterSelector != nil {
+		cs.MatchLabels = maps.Clone(out.ClusterSelector.MatchLabels)
+		cs.MatchExpressions = slices.Clone(out.ClusterSelector.MatchExpressions)
+	}
+	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
+		cs.MatchExpressions = append(cs.MatchExpressions, Requirement{Key: k, Operator: "In", Values: []string{sel.MatchLabels[k]}})
+	}
+	cs.MatchExpressions = append(cs.MatchExpressions, sel.MatchExpressions...)
+	out.ClusterSelector = cs
+	return &out
 }
 
 // DataStatus describes data without showing it.
@@ -151,6 +179,12 @@ func validateData(e *errs, path string, d DataSpec) {
 	}
 	if size > MaxDataBytes {
 		e.add(path, "holds %d bytes, more than the %d allowed (keys and values, binary values decoded)", size, MaxDataBytes)
+	}
+	if d.Residency != nil {
+		validateSelector(e, path+".residency", d.Residency)
+		if len(d.Residency.MatchLabels) == 0 && len(d.Residency.MatchExpressions) == 0 {
+			e.add(path+".residency", "selects every cluster: give matchLabels or matchExpressions, or leave residency out")
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/protocol"
@@ -100,4 +101,65 @@ func TestOverridesPerRegion(t *testing.T) {
 	if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.overrides[0]") || !hasLocation(r.problem, "body.spec.overrides[1]") {
 		t.Errorf("want an override making the template invalid and one changing nothing refused at their index; got %d %s", r.status, r.body)
 	}
+}
+
+// TestResidency: a secret restricted to region eu is refused to a
+// workload that could run in us (naming the cluster), delivered only to
+// eu's member for one that cannot; and a residency set later moves a
+// workload's replicas out of us and the secret with them.
+func TestResidency(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	ctx := t.Context()
+	join := e.joinToken("j", api.TokenSpec{})
+	eu := runRegionMember(t, join, "eu-1", "eu")
+	us := runRegionMember(t, join, "us-1", "us")
+	waitFor(t, "both clusters registered", 20*time.Second, func() bool {
+		var l api.ClusterList
+		return e.admin.List(ctx, "clusters", client.ListOptions{}, &l) == nil && len(l.Items) == 2
+	})
+	euOnly := &api.LabelSelector{MatchLabels: map[string]string{api.LabelRegion: "eu"}}
+	s := secretObj("eu-db", map[string]string{"password": "pw"}, nil)
+	s.Spec.Residency = euOnly
+	if err := e.admin.Create(ctx, "secrets", s, nil); err != nil {
+		t.Fatal(err)
+	}
+	uses := func(name, secret string) api.Workload {
+		w := workload(name, 2, nil)
+		w.Spec.Template.Env = []api.EnvVar{{Name: "PW", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: secret, Key: "password"}}}}
+		return w
+	}
+	r := e.json("POST", "/api/v1/workloads", uses("anywhere", "eu-db"))
+	if r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.env[0].valueFrom.secret.name") ||
+		!strings.Contains(string(r.body), "may run in us-1") || strings.Contains(string(r.body), "eu-1") {
+		t.Fatalf("want a workload that could run in us refused, naming us-1; got %d %s", r.status, r.body)
+	}
+	inEU := uses("in-eu", "eu-db")
+	inEU.Spec.Placement = &api.PlacementPolicy{ClusterSelector: euOnly}
+	e.create(inEU)
+	waitFor(t, "eu-1 to hold the secret", 30*time.Second, func() bool { return dataHeld(t, e, "eu-1")["Secret/eu-db"] != 0 })
+	if held := dataHeld(t, e, "us-1"); len(held) != 0 {
+		t.Errorf("want nothing sent to us-1; it holds %v", held)
+	}
+
+	// A secret without residency goes where its workload runs; a
+	// residency set later takes the workload, and the secret, out of us.
+	var db2 api.Secret
+	if err := e.admin.Create(ctx, "secrets", secretObj("db2", map[string]string{"password": "pw2"}, nil), &db2); err != nil {
+		t.Fatal(err)
+	}
+	e.create(uses("spread", "db2"))
+	waitFor(t, "both members to run spread and hold db2", 30*time.Second, func() bool {
+		d, ok := desiredOf(t, us, "spread")
+		return ok && d.Replicas > 0 && dataHeld(t, e, "us-1")["Secret/db2"] != 0 && dataHeld(t, e, "eu-1")["Secret/db2"] != 0
+	})
+	db2.Spec = api.DataSpec{Data: map[string]string{"password": "pw2"}, Residency: euOnly}
+	if err := e.admin.Update(ctx, "secrets", "db2", db2, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "spread's replicas out of us-1, and db2 with them", 30*time.Second, func() bool {
+		du, _ := desiredOf(t, us, "spread")
+		de, _ := desiredOf(t, eu, "spread")
+		return (du.Deleted || du.Replicas == 0) && de.Replicas == 2 && dataHeld(t, e, "us-1")["Secret/db2"] == 0
+	})
 }

@@ -93,6 +93,7 @@ type item struct {
 	kind, name, uid string
 	version         int64
 	config          api.DataSpec // a config's values (a secret's are read when sent)
+	residency       *api.LabelSelector
 }
 
 // Need is which items (protocol.DataID) each cluster needs: those named
@@ -143,12 +144,13 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 		if err := s.each(ctx, kind, func(rec *pgstore.Record) error {
 			rv, _ := strconv.ParseInt(rec.Meta.ResourceVersion, 10, 64)
 			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID, version: rv}
+			var spec api.DataSpec
+			if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+				return err
+			}
+			it.residency = spec.Residency
 			if kind == "Config" {
-				var c api.Config
-				if err := rec.Decode(&c); err != nil {
-					return err
-				}
-				it.config = c.Spec
+				it.config = spec
 			}
 			items[protocol.DataID(kind, it.name)] = it
 			return nil
@@ -156,7 +158,24 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 			return err
 		}
 	}
+	labels := map[string]map[string]string{}
+	if err := s.each(ctx, "Cluster", func(rec *pgstore.Record) error {
+		labels[rec.Meta.Name] = rec.Meta.Labels
+		return nil
+	}); err != nil {
+		return err
+	}
 	need := Need(placements, workloads)
+	// Residency: an item never goes to a cluster it may not be in (the
+	// placer keeps its workloads out; this holds even if one got there).
+	for c, ids := range need {
+		for id := range ids {
+			if it, ok := items[id]; ok && !api.Resident(it.residency, labels[c]) {
+				delete(ids, id)
+				s.log.WarnContext(ctx, "configuration kept out of a cluster by its residency", "item", id, "cluster", c)
+			}
+		}
+	}
 	clusters := map[string]bool{}
 	for _, p := range placements {
 		clusters[p.Cluster] = true

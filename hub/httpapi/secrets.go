@@ -61,7 +61,8 @@ func (s *API) createSecret(ctx context.Context, _ *API, a pgstore.Actor, obj *ap
 	ctx, span := s.tracer().Start(ctx, "secret.create", trace.WithAttributes(attribute.String("atoll.secret", obj.Metadata.Name)))
 	defer span.End()
 	data := obj.Spec
-	obj.Spec = api.DataSpec{}
+	obj.Spec = api.DataSpec{Residency: data.Residency} // the values go to the vault alone
+	data.Residency = nil
 	obj.Status = api.DataStatus{Keys: data.Describe(), Version: 1}
 	rec := recordOf("Secret", obj)
 	rec.Status, _ = json.Marshal(obj.Status)
@@ -109,7 +110,8 @@ func (s *API) registerSecretUpdate(hapi huma.API) {
 		ctx, span := s.tracer().Start(ctx, "secret.update", trace.WithAttributes(attribute.String("atoll.secret", in.Name)))
 		defer span.End()
 		data := obj.Spec
-		obj.Spec = api.DataSpec{}
+		obj.Spec = api.DataSpec{Residency: data.Residency} // the values go to the vault alone
+		data.Residency = nil
 		want := recordOf("Secret", obj)
 		var rec *pgstore.Record
 		err := s.store.WriteTx(ctx, a, pgstore.VerbUpdate, "Secret", in.Name, func(tx *pgstore.Tx) (err error) {
@@ -182,6 +184,7 @@ func (s *API) registerSecretData(hapi huma.API) {
 		if err != nil {
 			return nil, toProblem(ctx, fmt.Errorf("reveal secret %s: %w", in.Name, err))
 		}
+		data.Residency = out.Body.Spec.Residency
 		out.Body.Spec = data
 		s.store.AuditRead(ctx, s.actor(ctx), VerbReveal, "Secret", in.Name)
 		return out, nil

@@ -2,7 +2,9 @@ package secrets
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"slices"
 	"strings"
 
@@ -26,9 +28,11 @@ func CheckReferences(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Recor
 		return nil
 	}
 	type object struct {
-		keys  []string
-		found bool
+		keys      []string
+		found     bool
+		residency *api.LabelSelector
 	}
+	var clusters []api.Cluster // read once, when a residency needs them
 	seen := map[string]object{}
 	var fe api.FieldErrors
 	for _, r := range refs {
@@ -41,7 +45,7 @@ func CheckReferences(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Recor
 			case err != nil:
 				return err
 			default:
-				o = object{keys: keysOf(rec), found: true}
+				o = object{keys: keysOf(rec), found: true, residency: residencyOf(rec)}
 			}
 			seen[id] = o
 		}
@@ -50,6 +54,18 @@ func CheckReferences(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Recor
 			fe = append(fe, api.FieldError{Field: r.Field + nameField(r), Message: fmt.Sprintf("there is no %s %q", r.Kind, r.Name), Value: r.Name})
 		case r.Key != "" && !slices.Contains(o.keys, r.Key):
 			fe = append(fe, api.FieldError{Field: r.Field + ".key", Message: fmt.Sprintf("%s %q has no key %q (its keys: %s)", r.Kind, r.Name, r.Key, strings.Join(o.keys, ", ")), Value: r.Key})
+		case o.residency != nil:
+			if clusters == nil {
+				var err error
+				if clusters, err = listClusters(ctx, tx); err != nil {
+					return err
+				}
+			}
+			if out := outside(&w.Spec, r, o.residency, clusters); len(out) > 0 {
+				fe = append(fe, api.FieldError{Field: r.Field + nameField(r), Value: r.Name, Message: fmt.Sprintf(
+					"%s %q may only be in clusters matching %s (its residency), and this workload may run in %s: restrict spec.placement (clusterSelector or clusters) to clusters that match",
+					r.Kind, r.Name, o.residency.Selector().String(), strings.Join(out, ", "))})
+			}
 		}
 	}
 	if len(fe) > 0 {
@@ -85,4 +101,76 @@ func keysOf(rec *pgstore.Record) []string {
 		out[i] = k.Name
 	}
 	return out
+}
+
+// residencyOf is a Config's or a Secret's residency (nil: none).
+func residencyOf(rec *pgstore.Record) *api.LabelSelector {
+	var spec api.DataSpec
+	_ = json.Unmarshal(rec.Spec, &spec)
+	return spec.Residency
+}
+
+func listClusters(ctx context.Context, tx *pgstore.Tx) ([]api.Cluster, error) {
+	recs, err := tx.List(ctx, "Cluster")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Cluster, 0, len(recs))
+	for _, rec := range recs {
+		var c api.Cluster
+		if err := rec.Decode(&c); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// outside lists the registered clusters where the workload could carry
+// the reference although its residency does not allow them: those its
+// placement policy admits (and, for a reference of an override, that the
+// override selects).
+func outside(s *api.WorkloadSpec, r api.DataRef, residency *api.LabelSelector, clusters []api.Cluster) []string {
+	var out []string
+	for _, c := range clusters {
+		if api.Resident(residency, c.Metadata.Labels) || !admits(s.Placement, c) {
+			continue
+		}
+		if i, ok := overrideIndex(r.Field); ok && i < len(s.Overrides) &&
+			!s.Overrides[i].Selects(api.Target{Name: c.Metadata.Name, Labels: c.Metadata.Labels}) {
+			continue
+		}
+		out = append(out, c.Metadata.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// admits says whether a placement policy lets a workload into a cluster
+// by name and labels (taints, capacity and health aside: those change).
+func admits(p *api.PlacementPolicy, c api.Cluster) bool {
+	if p == nil {
+		return true
+	}
+	name := c.Metadata.Name
+	if len(p.Clusters) > 0 && !slices.Contains(p.Clusters, name) {
+		return false
+	}
+	if slices.Contains(p.ExcludeClusters, name) {
+		return false
+	}
+	return p.ClusterSelector == nil || p.ClusterSelector.Selector().Matches(c.Metadata.Labels)
+}
+
+// overrideIndex reads i from a field path "spec.overrides[i]...".
+func overrideIndex(field string) (int, bool) {
+	rest, ok := strings.CutPrefix(field, "spec.overrides[")
+	if !ok {
+		return 0, false
+	}
+	n, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(n)
+	return i, err == nil
 }
