@@ -491,3 +491,54 @@ func dirHolds(t *testing.T, dir, value string) bool {
 	})
 	return found
 }
+
+// BenchmarkSecretUpdateToReplica is update-to-rolling latency end to
+// end: a secret's new value, through the API, the hub's delivery to the
+// member, the member's rolling of the replica that uses it, the node's
+// start of its successor, until the new process has read the value (one
+// member, one node, one replica of the process driver).
+func BenchmarkSecretUpdateToReplica(b *testing.B) {
+	e := newMemberEnv(b, members.HealthConfig{})
+	ctx := context.Background()
+	m, _ := runMember(b, e.joinToken("j", api.TokenSpec{}), "r1", b.TempDir())
+	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: "n1", DataDir: b.TempDir(),
+		MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
+		Runtime: runtime.Config{Backoff: runtime.BackoffConfig{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(nctx) }()
+	defer func() { cancel(); <-done }()
+	if err := e.admin.Create(ctx, "secrets", secretObj("db", map[string]string{"password": "v0"}, nil), nil); err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(b.TempDir(), "env")
+	tmpl := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh",
+		Args: []string{"-c", `printf %s "$PASSWORD" > ` + out + `.$$ && mv ` + out + `.$$ ` + out + `; exec sleep 600`},
+		Env:  []api.EnvVar{{Name: "PASSWORD", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "db", Key: "password"}}}}}
+	// A new replica may start before the old one stops (surge 1).
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}})
+	wait := func(want string) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if got, _ := os.ReadFile(out); string(got) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the replica did not get %q within 60s", want)
+			}
+			time.Sleep(2 * time.Millisecond) // polling the file the replica writes
+		}
+	}
+	wait("v0")
+	b.ResetTimer()
+	for i := range b.N {
+		v := fmt.Sprint("v", i+1)
+		if err := e.admin.Update(ctx, "secrets", "db", secretObj("db", map[string]string{"password": v}, nil), nil); err != nil {
+			b.Fatal(err)
+		}
+		wait(v)
+	}
+}
