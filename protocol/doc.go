@@ -52,4 +52,11 @@
 //	   LogEndCodeHeader (not-found, no-previous). A version 4 member
 //	   ignores the new fields, so the hub sends them only from 5 on and
 //	   says so for an older member.
+//	   Later additions, still within version 5 (additive: an older member
+//	   does not answer them, and the hub then sends it nothing):
+//	   configs and secrets on atoll.h.<cluster>.data (DataRequest: put,
+//	   delete or ask; DataHeld: what the member holds), Binding.Data (the
+//	   values a node's replicas use, filled in the member's answer to the
+//	   node, never stored) and WorkloadStatus.Data (the versions the
+//	   updated replicas run with). The next version bump should name them.
 package protocol
