@@ -206,6 +206,9 @@ func TestSecretValuesStayHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	evText, _ := json.Marshal(evs)
+	if !strings.Contains(string(evText), "SecretCreated") || !strings.Contains(string(evText), "values at version 2, keys: password") {
+		t.Errorf("want events for the secret's creation and its new values; got %s", evText)
+	}
 	console := ""
 	cookie := signIn(t, e.url, adminSecret)
 	for _, path := range []string{"/secrets", "/secrets/db"} {

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/events"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/secrets"
 )
@@ -71,7 +73,10 @@ func (s *API) createSecret(ctx context.Context, _ *API, a pgstore.Actor, obj *ap
 		if out, err = tx.Create(ctx, rec); err != nil {
 			return err
 		}
-		return s.vault.Write(ctx, tx, out.Meta.UID, data)
+		if err := s.vault.Write(ctx, tx, out.Meta.UID, data); err != nil {
+			return err
+		}
+		return s.secretEvent(ctx, tx, out, "SecretCreated", obj.Status)
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +144,12 @@ func (s *API) registerSecretUpdate(hapi huma.API) {
 			if err != nil || !changed {
 				return err
 			}
-			return s.vault.Write(ctx, tx, rec.Meta.UID, data)
+			if err := s.vault.Write(ctx, tx, rec.Meta.UID, data); err != nil {
+				return err
+			}
+			var st api.DataStatus
+			_ = json.Unmarshal(rec.Status, &st)
+			return s.secretEvent(ctx, tx, rec, "SecretUpdated", st)
 		})
 		if err != nil {
 			return nil, toProblem(ctx, err)
@@ -194,4 +204,18 @@ func (s *API) registerSecretData(hapi huma.API) {
 // tracer is the API's tracer for spans of its own.
 func (s *API) tracer() trace.Tracer {
 	return s.tel.Tracer.Tracer("github.com/atollhq/atoll/hub/httpapi")
+}
+
+// secretEvent records a change of a secret's values as an Event on it,
+// in the change's transaction: keys and version, never a value.
+func (s *API) secretEvent(ctx context.Context, tx *pgstore.Tx, rec *pgstore.Record, reason string, st api.DataStatus) error {
+	names := make([]string, len(st.Keys))
+	for i, k := range st.Keys {
+		names[i] = k.Name
+	}
+	msg := fmt.Sprintf("values at version %d, keys: %s", st.Version, strings.Join(names, ", "))
+	if len(names) == 0 {
+		msg = fmt.Sprintf("values at version %d, no keys", st.Version)
+	}
+	return events.Record(ctx, tx, s.now(), api.ObjectReference{Kind: "Secret", Name: rec.Meta.Name, UID: rec.Meta.UID}, api.EventNormal, reason, msg, "hub/api")
 }
