@@ -134,7 +134,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return err
 	}
 	if created {
-		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
+		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys and secrets: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
 	}
 	log.InfoContext(ctx, "key-encryption keys", "seals_with", keys.PrimaryID(), "opens_with", keys.IDs())
 	var tlsCfg *tls.Config

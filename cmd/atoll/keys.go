@@ -22,7 +22,7 @@ const keyFileName = "atoll.key"
 
 // addKeyFlag adds --key-file, repeatable, to f.
 func addKeyFlag(f *pflag.FlagSet, files *[]string, defaultNote string) {
-	f.StringArrayVar(files, "key-file", nil, "file holding a key-encryption key (base64 of 32 bytes, from 'atoll hub gen-key') that seals the NATS signing keys in the database; repeat it during a rotation, the new key first (it seals) and the old after (it only opens); else "+keyEnv+" (comma-separated keys, the sealing one first)"+defaultNote)
+	f.StringArrayVar(files, "key-file", nil, "file holding a key-encryption key (base64 of 32 bytes, from 'atoll hub gen-key') that seals the NATS signing keys and the Secrets' data keys in the database; repeat it during a rotation, the new key first (it seals) and the old after (it only opens); else "+keyEnv+" (comma-separated keys, the sealing one first)"+defaultNote)
 }
 
 // keySource says where keys come from: --key-file (in order), else
@@ -93,7 +93,7 @@ func newGenKeyCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "gen-key [--output FILE]",
-		Short: "Make a key-encryption key for the NATS signing keys kept in the database (32 random bytes, base64)",
+		Short: "Make a key-encryption key for the NATS signing keys and secrets kept in the database (32 random bytes, base64)",
 		Long: `Makes a key-encryption key: 32 random bytes in base64, what --key-file
 and ATOLL_KEY take. With --output it is written to FILE (mode 0600) unless
 FILE exists, which is then kept as it is (so a one-shot job may run at
