@@ -55,6 +55,9 @@ type Syncer struct {
 
 	mu   sync.Mutex
 	sent map[string]int64 // items sent by the last pass, for tests and metrics
+	// empty are the clusters last known to hold nothing: while they need
+	// nothing either, a pass does not ask them.
+	empty map[string]bool
 }
 
 // New returns a syncer; every is the resync period (default 2 s).
@@ -68,7 +71,7 @@ func New(store Store, values Values, bus Bus, health Health, lead leader.Leaders
 	if lead == nil {
 		lead = leader.Sole{}
 	}
-	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1)}
+	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1), empty: map[string]bool{}}
 }
 
 // Start runs passes until Stop or ctx ends.
@@ -191,6 +194,9 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 		if live, ok := s.health.Live(c); !ok || live.Health != api.HealthReady {
 			continue // a member cut off keeps what it has
 		}
+		if len(need[c]) == 0 && s.isEmpty(c) {
+			continue
+		}
 		n, err := s.syncCluster(ctx, c, need[c], items)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", c, err))
@@ -240,7 +246,17 @@ func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[strin
 			}
 		}
 	}
+	s.mu.Lock()
+	s.empty[cluster] = len(held) == 0
+	s.mu.Unlock()
 	return sent, nil
+}
+
+// isEmpty says whether the cluster held nothing when last asked.
+func (s *Syncer) isEmpty(cluster string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.empty[cluster]
 }
 
 // payload is an item with its values.
