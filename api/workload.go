@@ -311,7 +311,7 @@ type ReplicaInfo struct {
 	State       string     `json:"state"`
 	Restarts    int32      `json:"restarts,omitempty"`
 	ExitCode    *int       `json:"exitCode,omitempty" doc:"The last run's exit code; 128+n when signal n killed it."`
-	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec."`
+	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec, MissingData (a config or secret, or a key of one, it uses is not in its cluster)."`
 	Message     string     `json:"message,omitempty" doc:"What is wrong, in words."`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	NextStartAt *time.Time `json:"nextStartAt,omitempty" doc:"When a replica backing off starts again."`

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -447,6 +448,28 @@ func TestSecretReachesReplica(t *testing.T) {
 		}
 		return len(w.Status.Clusters) == 1 && w.Status.Clusters[0].Data == want && w.Status.Clusters[0].Updated == 1
 	})
+
+	// The key it reads is taken out of the secret: the successor the new
+	// version rolls in cannot start, and says which key it misses; the
+	// running replica stays (the update needs the new one ready first).
+	if err := e.admin.Update(ctx, "secrets", "db", secretObj("db", map[string]string{"user": "app"}, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a replica held for its missing key", 30*time.Second, func() bool {
+		var l api.ReplicaInfoList
+		if err := e.admin.Raw(ctx, "GET", "/api/v1/replicas", url.Values{"workload": {"app"}}, nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range l.Items {
+			if r.Reason == runtime.ReasonMissingData && strings.Contains(r.Message, `secret "db" has no key "password"`) {
+				return true
+			}
+		}
+		return false
+	})
+	if read("env") != password2 {
+		t.Errorf("want the running replica kept while its successor cannot start; its value is now %q", read("env"))
+	}
 
 	// The workload no longer uses it: the member gives it back.
 	var w api.Workload
