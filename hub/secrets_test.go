@@ -165,6 +165,14 @@ func TestSecretValuesStayHidden(t *testing.T) {
 		changed.Status.Version != 2 || len(changed.Status.Keys) != 1 || changed.Spec.Data != nil {
 		t.Fatalf("want new values as version 2 with one key; got %+v, %v", changed, err)
 	}
+	// What a client that read the secret sends back (atoll edit, a new
+	// label) has no values: it keeps them.
+	changed.Metadata.Labels = map[string]string{"team": "db"}
+	var labelled api.Secret
+	if err := operator.Update(ctx, "secrets", "db", changed, &labelled); err != nil || labelled.Status.Version != 2 || labelled.Metadata.Labels["team"] != "db" {
+		t.Errorf("want a labels-only update to keep the values (version 2); got %+v, %v", labelled, err)
+	}
+	_ = next(t, events) // the label's MODIFIED
 	r = e.do("GET", "/api/v1/secrets/db/data", adminSecret, "", nil)
 	if !strings.Contains(string(r.body), password2) || leaks(string(r.body), password) {
 		t.Errorf("want the new value read back, the old gone; got %s", r.body)

@@ -91,7 +91,7 @@ func (s *API) createSecret(ctx context.Context, _ *API, a pgstore.Actor, obj *ap
 func (s *API) registerSecretUpdate(hapi huma.API) {
 	huma.Register(hapi, huma.Operation{
 		OperationID: "replace-secret", Method: http.MethodPut, Path: "/api/v1/secrets/{name}",
-		Summary: "Replace a Secret", Description: "Replaces labels, annotations, finalizers and the values (spec.data and spec.binaryData, all of them). With metadata.resourceVersion set, fails with 409 when the object changed since. Values equal to the stored ones leave status.version as it is.",
+		Summary: "Replace a Secret", Description: "Replaces labels, annotations, finalizers, residency and the values (spec.data and spec.binaryData, all of them; neither given keeps the stored values, an empty data empties them). With metadata.resourceVersion set, fails with 409 when the object changed since. Values equal to the stored ones leave status.version as it is.",
 		Tags: []string{"Secrets"}, Security: bearer, MaxBodyBytes: maxBody, Metadata: opMeta(api.RoleOperator, pgstore.VerbUpdate, "Secret"),
 		Errors: []int{400, 401, 403, 404, 409, 413, 415, 422, 503},
 	}, func(ctx context.Context, in *struct {
@@ -117,6 +117,10 @@ func (s *API) registerSecretUpdate(hapi huma.API) {
 		data := obj.Spec
 		obj.Spec = api.DataSpec{Residency: data.Residency} // the values go to the vault alone
 		data.Residency = nil
+		// Values are write-only, so a client that read the secret (atoll
+		// edit, a label) sends none back: no data and no binaryData at all
+		// keeps the stored values; "data: {}" empties them.
+		keep := data.Data == nil && data.BinaryData == nil
 		want := recordOf("Secret", obj)
 		var rec *pgstore.Record
 		err := s.store.WriteTx(ctx, a, pgstore.VerbUpdate, "Secret", in.Name, func(tx *pgstore.Tx) (err error) {
@@ -125,14 +129,16 @@ func (s *API) registerSecretUpdate(hapi huma.API) {
 				if err := pgstore.CheckVersion(cur, obj.Metadata.ResourceVersion); err != nil {
 					return err
 				}
-				old, err := s.vault.ReadTx(ctx, tx, cur.Meta.UID)
-				if err != nil && api.ErrorCode(err) != api.CodeNotFound {
-					return err
-				}
 				var st api.DataStatus
 				_ = json.Unmarshal(cur.Status, &st)
-				if changed = err != nil || !secrets.Equal(old, data); changed {
-					st = api.DataStatus{Keys: data.Describe(), Version: st.Version + 1}
+				if !keep {
+					old, err := s.vault.ReadTx(ctx, tx, cur.Meta.UID)
+					if err != nil && api.ErrorCode(err) != api.CodeNotFound {
+						return err
+					}
+					if changed = err != nil || !secrets.Equal(old, data); changed {
+						st = api.DataStatus{Keys: data.Describe(), Version: st.Version + 1}
+					}
 				}
 				if want.Meta.Finalizers == nil {
 					want.Meta.Finalizers = cur.Meta.Finalizers
