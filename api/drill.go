@@ -302,6 +302,49 @@ func (p *DrillPlan) BrokenBudgets() []DrillPlanWorkload {
 	return out
 }
 
+// Stranded lists the workloads the plan leaves with no replica on any
+// cluster (a workload that tolerates the fault stays, and is not).
+func (p *DrillPlan) Stranded() []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, w := range p.Workloads {
+		if w.Stays {
+			continue
+		}
+		var before, after int32
+		for _, n := range w.Before {
+			before += n
+		}
+		for _, n := range w.After {
+			after += n
+		}
+		if before > 0 && after == 0 {
+			out = append(out, w.Workload)
+		}
+	}
+	return out
+}
+
+// EvacuationHarm says what an evacuation by this plan would break: the
+// workloads it leaves with no replica anywhere and the disruption budgets
+// it breaks, in one phrase ("" when nothing), for a drain's refusal.
+func (p *DrillPlan) EvacuationHarm() string {
+	var why []string
+	if stranded := p.Stranded(); len(stranded) > 0 {
+		why = append(why, "leave "+strings.Join(stranded, ", ")+" with no replica anywhere")
+	}
+	if broken := p.BrokenBudgets(); len(broken) > 0 {
+		var notes []string
+		for _, w := range broken {
+			notes = append(notes, w.BudgetNote)
+		}
+		why = append(why, "break disruption budgets ("+strings.Join(notes, "; ")+")")
+	}
+	return strings.Join(why, " and ")
+}
+
 // DrillPlanCluster is one cluster before and after the fault.
 type DrillPlanCluster struct {
 	Cluster         string `json:"cluster"`

@@ -230,6 +230,7 @@ type FailoverPolicy struct {
 	Failback            string   `json:"failback,omitempty" enum:"auto,manual" doc:"Default auto."`
 	StabilizationWindow Duration `json:"stabilizationWindow,omitempty" doc:"How long a returned cluster must stay Ready before failback. Default 30s."`
 	FailbackRate        int32    `json:"failbackRate,omitempty" minimum:"0" doc:"Replicas moved back per minute; 0 means no limit."`
+	Rebalance           string   `json:"rebalance,omitempty" enum:"manual,auto" doc:"auto: move replicas toward a fresh split whenever it differs from where they run over clusters Ready for the stabilization window (a cluster came back or joined), at failbackRate, make-before-break. manual: only when asked (atoll rebalance). Default manual."`
 }
 
 // UpdateStrategy governs rolling updates inside each member.
@@ -268,6 +269,9 @@ type PlacementStatus struct {
 	// that are not ready there yet: the clusters they came from keep
 	// theirs until they are (make-before-break).
 	FailingBack map[string]int32 `json:"failingBack,omitempty" doc:"Replicas moved back to each cluster and not ready there yet; the clusters they left keep theirs until then."`
+	// Rebalanced is the last rebalance request carried out (the value of
+	// the atoll.dev/rebalance-requested-at annotation it answered).
+	Rebalanced string `json:"rebalanced,omitempty" doc:"The last rebalance request carried out: the atoll.dev/rebalance-requested-at value it answered."`
 }
 
 // ClusterReplicas is one cluster's share of a workload.
@@ -357,6 +361,10 @@ func (w *Workload) Validate() FieldErrors {
 		oneOf(&e, "spec.failover.mode", f.Mode, "stateless", "exclusive")
 		oneOf(&e, "spec.failover.purge", f.Purge, "immediate", "graceful")
 		oneOf(&e, "spec.failover.failback", f.Failback, "auto", "manual")
+		oneOf(&e, "spec.failover.rebalance", f.Rebalance, RebalanceManual, RebalanceAuto)
+		if f.Rebalance == RebalanceAuto && f.Mode == "exclusive" {
+			e.addValue("spec.failover.rebalance", f.Rebalance, "an exclusive workload never moves while it runs (moving it stops it): rebalance must be manual")
+		}
 		if f.FailbackRate < 0 {
 			e.addValue("spec.failover.failbackRate", f.FailbackRate, "must be 0 or more")
 		}

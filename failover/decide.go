@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"maps"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -26,6 +27,10 @@ type Input struct {
 	Bucket *Bucket
 	// Now is the time the decision is taken at.
 	Now time.Time
+	// RebalanceAsked says an operator asked for a rebalance that has not
+	// been carried out yet (the workload's annotation is newer than its
+	// placement status's record).
+	RebalanceAsked bool
 }
 
 // Result is one workload's decision and what the rules made of it.
@@ -50,12 +55,15 @@ type Result struct {
 	// Bucket is the failback rate limit to keep for the next decision
 	// (nil: forget it).
 	Bucket *Bucket
+	// Rebalance is what the decision made of a rebalance (asked for, or
+	// the auto policy's).
+	Rebalance Rebalance
 }
 
 // Decide places one workload: placement's split over the clusters as the
 // failover rules show them, then graceful purge, exclusive sequencing,
-// failback and make-before-break, in that order (each sees what the ones
-// before left). The replicas it adds are taken off ledger, so the next
+// failback, rebalance and make-before-break, in that order (each sees
+// what the ones before left). The replicas it adds are taken off ledger, so the next
 // workload decided in the same pass sees the capacity this one used.
 func Decide(in Input, ledger Ledger) Result {
 	w := in.Workload
@@ -73,9 +81,32 @@ func Decide(in Input, ledger Ledger) Result {
 	}
 	from, back, windowEnds, bucket := failback(failbackState{w: w, current: in.Current, prev: prev, lost: lost, snap: snap,
 		clusters: in.Clusters, now: in.Now, bucket: in.Bucket}, &d)
-	failingBack := keepUntilFailedBack(w, &d, in.Current, prevBack, back, in.Clusters)
-	ledger.Take(d.Assignment, in.Current, cpu, mem) // failback's moves included
+	rb, rbWake, bucket := rebalance(rebalanceState{w: w, current: in.Current, snap: snap, clusters: in.Clusters, lost: lost, from: from,
+		back: back, pending: prevBack, asked: in.RebalanceAsked, now: in.Now, bucket: bucket}, &d)
+	moved := back
+	if len(rb.Moves) > 0 {
+		// Rebalanced replicas start before the ones they replace stop, as
+		// failback's do; an operator's rebalance also answers failback's
+		// record for what it brought back.
+		moved = maps.Clone(back)
+		if moved == nil {
+			moved = map[string]int32{}
+		}
+		for _, m := range rb.Moves {
+			moved[m.To] += m.Replicas
+			if in.RebalanceAsked && from[m.To] > 0 {
+				if from[m.To] -= m.Replicas; from[m.To] <= 0 {
+					delete(from, m.To)
+				}
+			}
+		}
+		if len(from) == 0 {
+			from = nil
+		}
+	}
+	failingBack := keepUntilFailedBack(w, &d, in.Current, prevBack, moved, in.Clusters)
+	ledger.Take(d.Assignment, in.Current, cpu, mem) // failback's and rebalance's moves included
 	d.Conditions = append(d.Conditions, FailedOverCondition(from, w.Spec.Failover))
-	return Result{Decision: d, Lost: lost, Back: back, FailedOverFrom: from, FailingBack: failingBack,
-		Waiting: held || len(kept) > 0 || len(failingBack) > 0, WakeAt: earliest(wake, windowEnds), Bucket: bucket}
+	return Result{Decision: d, Lost: lost, Back: back, FailedOverFrom: from, FailingBack: failingBack, Rebalance: rb,
+		Waiting: held || len(kept) > 0 || len(failingBack) > 0, WakeAt: earliest(earliest(wake, windowEnds), rbWake), Bucket: bucket}
 }

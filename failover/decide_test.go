@@ -194,7 +194,7 @@ func TestDecide(t *testing.T) {
 			outcome{Assignment: onBC, FailedOverFrom: map[string]int32{"a": 2}, WakeAt: t0.Add(30 * time.Second)}},
 		{"failback auto: after the window a takes its 2 back, b and c keep theirs until they are ready", backA, failedOver, onBC, nil, t0.Add(30 * time.Second),
 			outcome{Assignment: surged, Back: map[string]int32{"a": 2}, FailingBack: map[string]int32{"a": 2}, Waiting: true,
-				Explains: "failback: keeping the replicas on b, c until the ones moved back are ready (a 0/2 ready)"}},
+				Explains: "make-before-break: keeping the replicas on b, c until the ones moved are ready (a 0/2 ready)"}},
 		{"make-before-break: 1 of 2 ready on a, one kept on b", backA,
 			with(failedOver, func(w *api.Workload) {
 				away(nil, map[string]int32{"a": 2})(w)

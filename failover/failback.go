@@ -208,9 +208,9 @@ func holdReturns(d *placement.Decision, current map[string]int32, held map[strin
 	}
 }
 
-// keepUntilFailedBack makes failback make-before-break for a stateless
-// workload: the clusters replicas move back from keep theirs until the
-// returned clusters run the moved ones ready. What is still to be ready
+// keepUntilFailedBack makes failback and rebalance make-before-break for
+// a stateless workload: the clusters replicas move from keep theirs until
+// the clusters they moved to run them ready. What is still to be ready
 // (returned cluster -> replicas moved back) is kept in the placement
 // status between passes (prev), with this pass's moves (back) added; it
 // returns what is still pending. The wait lasts while the moved replicas
@@ -294,7 +294,7 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 		for _, c := range slices.Sorted(maps.Keys(pending)) {
 			wait = append(wait, fmt.Sprintf("%s %d/%d", c, ready[c], d.Assignment[c]))
 		}
-		d.Explanation = append(d.Explanation, fmt.Sprintf("failback: keeping the replicas on %s until the ones moved back are ready (%s ready)",
+		d.Explanation = append(d.Explanation, fmt.Sprintf("make-before-break: keeping the replicas on %s until the ones moved are ready (%s ready)",
 			strings.Join(kept, ", "), strings.Join(wait, ", ")))
 	}
 	return pending

@@ -103,6 +103,7 @@ func genWorkload(t *rapid.T, name string) *api.Workload {
 			Failback:            rapid.SampledFrom([]string{"", "auto", "manual"}).Draw(t, "failback"),
 			StabilizationWindow: api.Duration(rapid.SampledFrom([]string{"", "0s", "30s"}).Draw(t, "window")),
 			FailbackRate:        int32(rapid.IntRange(0, 2).Draw(t, "rate")),
+			Rebalance:           rapid.SampledFrom([]string{"", "manual", "auto"}).Draw(t, "rebalance"),
 		}
 	}
 	if rapid.IntRange(0, 3).Draw(t, "hasSpread") == 0 {
@@ -135,7 +136,8 @@ func genWorkload(t *rapid.T, name string) *api.Workload {
 
 // genInput draws one workload's decision input over a fleet.
 func genInput(t *rapid.T, fleet []Cluster, now time.Time, name string) Input {
-	in := Input{Workload: genWorkload(t, name), Clusters: fleet, Current: counts(t, "current", 5), Now: now}
+	in := Input{Workload: genWorkload(t, name), Clusters: fleet, Current: counts(t, "current", 5), Now: now,
+		RebalanceAsked: rapid.IntRange(0, 3).Draw(t, "rebalanceAsked") == 0}
 	if rapid.Bool().Draw(t, "hasEpochs") {
 		// Every cluster has a row: the ones in Current, rows of 0 replicas
 		// (listed with 0) and tombstones (left out).
@@ -284,6 +286,11 @@ func TestPropertyAllPlacedWhenNothingIsWrong(t *testing.T) {
 		}
 		in.Clusters = clusters
 		in.Workload.Status.Placement = nil
+		// A rebalance is a rule at work (its moves surge, make-before-break).
+		in.RebalanceAsked = false
+		if fp := in.Workload.Spec.Failover; fp != nil {
+			fp.Rebalance = ""
+		}
 		delete(in.Current, "z")
 		// Rows of 0 replicas become tombstones: one whose member has not
 		// reported its epoch yet would rightly hold an exclusive move.

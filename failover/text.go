@@ -103,3 +103,12 @@ func MoveReason(lost map[string]int32, d placement.Decision) (reason, eventType 
 	}
 	return planned, api.EventNormal
 }
+
+// RebalanceText describes a rebalance's moves for its event.
+func RebalanceText(moves []api.RebalanceMove) string {
+	parts := make([]string, 0, len(moves))
+	for _, m := range moves {
+		parts = append(parts, fmt.Sprintf("%d %s→%s", m.Replicas, m.From, m.To))
+	}
+	return "rebalanced toward a fresh split: " + strings.Join(parts, ", ") + "; each kept where it ran until its replacement is ready"
+}

@@ -487,3 +487,58 @@ func TestDrillRefusedByBudget(t *testing.T) {
 		t.Errorf("forced drill: want its timeline to say it broke a budget; got %+v", out.Status.Timeline)
 	}
 }
+
+// TestDrainRefusedAtTheHub: the hub itself refuses a cluster write that
+// adds NoExecute taints whose evacuation breaks a workload (as the
+// console's drain button and any API client send it), with the plan and
+// query.force in the problem, audited, changing nothing; a dry run says
+// the same; force=true writes it; force on another kind is a 422.
+func TestDrainRefusedAtTheHub(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.readyCluster("a", "r1")
+	e.readyCluster("c", "r2")
+	only := workload("only-a", 2, nil)
+	only.Spec.Placement = &api.PlacementPolicy{ClusterSelector: &api.LabelSelector{MatchLabels: map[string]string{"region": "r1"}}}
+	e.create(only)
+	e.place("only-a", map[string]int32{"a": 2})
+
+	drain := `{"spec":{"unschedulable":true,"taints":[{"key":"` + api.DrainTaintKey + `","effect":"NoExecute"}]}}`
+	for _, path := range []string{"/api/v1/clusters/a", "/api/v1/clusters/a?dryRun=All"} {
+		r := e.do("PATCH", path, adminSecret, "application/merge-patch+json", []byte(drain))
+		if r.status != 422 || !hasLocation(r.problem, "query.force") || !strings.Contains(string(r.body), "would leave only-a with no replica anywhere") ||
+			!strings.Contains(string(r.body), `"plan"`) {
+			t.Errorf("PATCH %s draining a: want 422 at query.force naming only-a, with the plan; got %d %s", path, r.status, r.body)
+		}
+	}
+	if ts := e.taints("a"); len(ts) != 0 {
+		t.Fatalf("a refused drain tainted a: %v", ts)
+	}
+	// A NoSchedule taint moves nothing and is not judged.
+	if r := e.do("PATCH", "/api/v1/clusters/a", adminSecret, "application/merge-patch+json",
+		[]byte(`{"spec":{"taints":[{"key":"gpu","effect":"NoSchedule"}]}}`)); r.status != 200 {
+		t.Fatalf("a NoSchedule taint: want 200; got %d %s", r.status, r.body)
+	}
+	audit, err := e.store.AuditQuery(context.Background(), pgstore.AuditFilter{Kind: "Cluster", Name: "a", Result: "refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, row := range audit {
+		if row.Verb == pgstore.VerbPatch && strings.Contains(row.Detail, "only-a") {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("want one audited refusal of the drain (the dry run is not audited); got %d in %+v", refused, audit)
+	}
+	if r := e.do("PATCH", "/api/v1/workloads/only-a?force=true", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"replicas":3}}`)); r.status != 422 || !hasLocation(r.problem, "query.force") {
+		t.Errorf("force on a workload patch: want 422 at query.force; got %d %s", r.status, r.body)
+	}
+	if r := e.do("PATCH", "/api/v1/clusters/a?force=true", adminSecret, "application/merge-patch+json", []byte(drain)); r.status != 200 {
+		t.Fatalf("forced drain: want 200; got %d %s", r.status, r.body)
+	}
+	if ts := e.taints("a"); !slices.ContainsFunc(ts, func(t api.Taint) bool { return t.Key == api.DrainTaintKey }) {
+		t.Errorf("the forced drain did not taint a: %v", ts)
+	}
+}

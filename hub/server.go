@@ -144,11 +144,13 @@ func New(cfg Config) *Server {
 		vault = secrets.New(cfg.Keys)
 	}
 	var finalizers []string
+	var rebalancer httpapi.Rebalancer // nil, not a nil *Placer, without NATS
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
 		s.datasync = datasync.New(s.store, secrets.Reader{Vault: vault, Store: s.store}, s.bus, s.monitor, s.lead, s.log, cfg.PlaceEvery)
 		finalizers = []string{placer.Finalizer}
+		rebalancer = s.placer
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
 	// A workload's references to configs and secrets are checked in its
@@ -159,7 +161,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Vault: vault,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Vault: vault,
 		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }

@@ -6,12 +6,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestLogsCLI: `atoll logs` against atoll dev: --tail and --timestamps on
 // a running process; a replica, a workload or a previous run that does
 // not exist is an error (exit status 1); a simulated replica's logs say
-// why there are none.
+// why there are none. The console's logs panel (Chromium) shows the
+// process's lines with their times and follows new ones; one replica
+// that does not exist shows the API's reason.
 func TestLogsCLI(t *testing.T) {
 	t.Parallel()
 	d := sharedStack(t)
@@ -96,4 +100,20 @@ spec:
 		}
 		time.Sleep(200 * time.Millisecond) // polling the CLI for the replica to be placed
 	}
+
+	a := &tab{t: t, ctx: startBrowser(t), name: "console", dir: artifactsDir(t)}
+	a.do("sign in", chromedp.Navigate(d.url+"/signin"), chromedp.WaitVisible(`#token`), chromedp.SendKeys(`#token`, d.token), chromedp.Submit(`#token`), chromedp.WaitVisible(`.topbar`))
+	a.do("open the talker's page", chromedp.Navigate(d.url+"/workloads/"+talker), chromedp.WaitVisible(`[data-logs]`))
+	a.waitJS("the logs panel following, with the hello line stamped with its time",
+		`document.querySelector('[data-logs]').dataset.state === 'following' && /\d{4}-\d\d-\d\dT[^ ]+Z hello/.test(document.querySelector('[data-logs]').textContent)`)
+	ticks := func() int {
+		n := 0
+		fmt.Sscan(a.eval(`String((document.querySelector('[data-logs]').textContent.match(/ tick \d+/g) || []).length)`), &n)
+		return n
+	}
+	seen := ticks()
+	a.waitJS("new lines followed without a reload", fmt.Sprintf(`(document.querySelector('[data-logs]').textContent.match(/ tick \d+/g) || []).length > %d`, seen))
+	a.shot("logs-panel")
+	a.do("ask for a replica that does not exist", chromedp.SetValue(`[data-logs-form] input[name=replica]`, talker+"-nope"), chromedp.Click(`[data-action="logs"]`))
+	a.waitJS("the panel saying why there are no logs", `document.querySelector('[data-logs]').dataset.state === 'error' && document.querySelector('[data-logs-status]').textContent.includes('no replica')`)
 }

@@ -470,7 +470,29 @@ func startRegion(t *testing.T) *region {
 			"--zone", fmt.Sprintf("z%d", i), "--data-dir", filepath.Join(t.TempDir(), name), "--cpu", "2", "--memory", "2Gi")
 	}
 	r.waitFor(t, regionUpTimeout, "heartbeats from n1, n2 and n3", func(v regionView) bool { return len(v.nodes) == 3 })
-	return r
+	// The member schedules with its own view of the nodes, which may lag
+	// the heartbeats the test saw (more so on a busy machine): wait until
+	// it counts all three Ready, or a zone spread could miss a node.
+	deadline := time.Now().Add(regionUpTimeout)
+	for {
+		var nodes api.NodeInfoList
+		status, body, err := d.request(http.MethodGet, "/api/v1/nodes?cluster="+r.name, d.token, nil)
+		ready := 0
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &nodes) == nil {
+			for _, n := range nodes.Items {
+				if n.Ready {
+					ready++
+				}
+			}
+		}
+		if ready == 3 {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want member %s to count n1, n2 and n3 Ready within %s; last answer %d %s (%v)", r.name, regionUpTimeout, status, body, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the API for the member's view
+	}
 }
 
 // startAtollProc starts the atoll binary with args in its own process

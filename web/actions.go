@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -53,30 +54,40 @@ func (c *Console) callAPI(r *http.Request, ss *session, method, path string, bod
 	} else {
 		rd = bytes.NewReader(nil)
 	}
-	// A fresh routing context: the API's router must route this request
-	// from the top, not as a sub-router of the console's.
-	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
-	req, err := http.NewRequestWithContext(ctx, method, path, rd)
+	req, err := c.apiRequest(r, ss, method, path, rd)
 	if err != nil {
 		return apiAnswer{status: http.StatusInternalServerError}
 	}
-	req.Host, req.RemoteAddr, req.TLS = r.Host, r.RemoteAddr, r.TLS
-	req.Header.Set("Authorization", "Bearer "+ss.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "atoll-console")
 	switch {
 	case body != nil && method == http.MethodPatch:
 		req.Header.Set("Content-Type", "application/merge-patch+json")
 	case body != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
+	rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+	c.cfg.API.ServeHTTP(rec, req)
+	return apiAnswer{status: rec.status, body: rec.body.Bytes()}
+}
+
+// apiRequest is a request to the hub's API, in process, on behalf of the
+// console request r, as the session's token.
+func (c *Console) apiRequest(r *http.Request, ss *session, method, path string, body io.Reader) (*http.Request, error) {
+	// A fresh routing context: the API's router must route this request
+	// from the top, not as a sub-router of the console's.
+	ctx := context.WithValue(r.Context(), chi.RouteCtxKey, nil)
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Host, req.RemoteAddr, req.TLS = r.Host, r.RemoteAddr, r.TLS
+	req.Header.Set("Authorization", "Bearer "+ss.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "atoll-console")
 	if id := telemetry.RequestID(r); id != "" {
 		req.Header.Set("X-Request-ID", id) // the audit row carries the console request's id
 	}
 	c.cfg.Telemetry.Propagator.Inject(r.Context(), propagation.HeaderCarrier(req.Header))
-	rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
-	c.cfg.API.ServeHTTP(rec, req)
-	return apiAnswer{status: rec.status, body: rec.body.Bytes()}
+	return req, nil
 }
 
 // bufferedResponse keeps an in-process API answer.
@@ -211,6 +222,11 @@ func (c *Console) clusterAction(act clusterAct) http.HandlerFunc {
 			}
 			patch = versioned(map[string]any{"unschedulable": true, "taints": append(withoutDrain, drainTaint)})
 			a.done = fmt.Sprintf("Draining %s: cordoned, and its replicas move to other clusters.", name)
+			if r.PostForm.Get("force") == "on" {
+				// The hub refuses a drain that leaves a workload with no
+				// replica anywhere or below its budget, unless forced.
+				path += "?force=true"
+			}
 		case actTaint:
 			t := api.Taint{Key: strings.TrimSpace(r.PostForm.Get("key")), Value: strings.TrimSpace(r.PostForm.Get("value")), Effect: r.PostForm.Get("effect")}
 			taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == t.Key && x.Effect == t.Effect })

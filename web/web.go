@@ -182,6 +182,11 @@ func (c *Console) routes() chi.Router {
 		r.Post("/clusters/{name}/taints", c.clusterAction(actTaint))
 		r.Post("/clusters/{name}/taints/remove", c.clusterAction(actUntaint))
 		r.Post("/workloads/{name}/scale", c.scale)
+		// The rebalance page is not a live page: it is one plan, asked for
+		// once (a dry run of the API's).
+		r.Get("/workloads/{name}/rebalance", c.rebalancePlan)
+		r.Get("/workloads/{name}/logs", c.logs)
+		r.Post("/workloads/{name}/rebalance", c.rebalance)
 		// The new-drill form is not a live page: it holds what is being
 		// typed. A drill named "new" is shown by the API and the CLI only.
 		r.Get("/drills/new", c.newDrill)

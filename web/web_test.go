@@ -468,8 +468,27 @@ func TestRolesAndChanges(t *testing.T) {
 	if a := operator.post("/clusters/eu-west-1/drain", url.Values{"confirm": {"eu-west"}}); a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "form.confirm") {
 		t.Errorf("want a drain without the typed name refused with 422 on form.confirm; got %d", a.status)
 	}
-	if a := operator.post("/clusters/eu-west-1/drain", url.Values{"confirm": {"eu-west-1"}}); a.status != http.StatusSeeOther {
-		t.Errorf("want a confirmed drain to answer 303; got %d: %.300s", a.status, a.body)
+	// web runs on eu-west-1 alone: the hub refuses the drain, naming it,
+	// and changes nothing, until the operator forces it.
+	err := e.store.InTx(context.Background(), pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
+		epoch, err := tx.NextPlacementEpoch(context.Background())
+		if err != nil {
+			return err
+		}
+		return tx.PutPlacements(context.Background(), []pgstore.Placement{{Workload: "web", Cluster: "eu-west-1", Replicas: 2, Epoch: epoch, Generation: 1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := operator.post("/clusters/eu-west-1/drain", url.Values{"confirm": {"eu-west-1"}}); a.status != http.StatusUnprocessableEntity ||
+		!strings.Contains(a.body, "would leave web with no replica anywhere") {
+		t.Errorf("want a drain that strands web refused with 422 naming it; got %d: %.600s", a.status, a.body)
+	}
+	if c := e.getCluster("eu-west-1"); c.Draining() {
+		t.Fatalf("a refused drain drained eu-west-1")
+	}
+	if a := operator.post("/clusters/eu-west-1/drain", url.Values{"confirm": {"eu-west-1"}, "force": {"on"}}); a.status != http.StatusSeeOther {
+		t.Errorf("want a confirmed, forced drain to answer 303; got %d: %.300s", a.status, a.body)
 	}
 	c := e.getCluster("eu-west-1")
 	if !c.Draining() || !c.Spec.Unschedulable || len(c.Spec.Taints) != 2 {

@@ -17,6 +17,13 @@ func (c *Client) PatchAs(ctx context.Context, plural, name, patchType string, pa
 	return c.do(ctx, http.MethodPatch, "/api/v1/"+plural+"/"+url.PathEscape(name), nil, patchType, patch, out)
 }
 
+// PatchForced is Patch with force=true: the hub writes a change its
+// guard would refuse (a cluster's drain that its plan says breaks a
+// workload).
+func (c *Client) PatchForced(ctx context.Context, plural, name string, patch []byte, out any) error {
+	return c.do(ctx, http.MethodPatch, "/api/v1/"+plural+"/"+url.PathEscape(name), url.Values{"force": {"true"}}, "application/merge-patch+json", patch, out)
+}
+
 // DryRun is a copy of the client whose creates, updates and patches are
 // server-side dry runs (dryRun=All): the hub checks them and answers
 // what it would store, storing nothing. Reads and deletes are as usual.

@@ -40,8 +40,12 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 	}, "cordoned")
 	// drain and uncordon rewrite the taints: read, change, write with the
 	// version read (a concurrent change gets a 409, not a lost update).
+	// The hub refuses NoExecute taints (a drain among them) whose
+	// evacuation leaves a workload with no replica anywhere or below its
+	// disruption budget; --force writes them anyway.
 	editTaints := func(use, short, done string, nargs cobra.PositionalArgs, edit func(cl *api.Cluster, args []string) (map[string]any, error)) *cobra.Command {
-		return &cobra.Command{
+		var force bool
+		cmd := &cobra.Command{
 			Use: use, Short: short, Args: nargs,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				c, err := cf.client()
@@ -71,7 +75,11 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 						"metadata": map[string]string{"resourceVersion": cl.Metadata.ResourceVersion},
 						"spec":     spec,
 					})
-					err = c.Patch(cmd.Context(), "clusters", args[0], b, nil)
+					if force {
+						err = c.PatchForced(cmd.Context(), "clusters", args[0], b, nil)
+					} else {
+						err = c.Patch(cmd.Context(), "clusters", args[0], b, nil)
+					}
 					if api.ErrorCode(err) == api.CodeConflict && attempt < 10 {
 						continue
 					}
@@ -83,6 +91,8 @@ func newClusterCmd(cf *clientFlags) *cobra.Command {
 				}
 			},
 		}
+		cmd.Flags().BoolVar(&force, "force", false, "write NoExecute taints even when their evacuation leaves a workload with no replica anywhere, or below its disruption budget")
+		return cmd
 	}
 	withoutDrain := func(ts []api.Taint) []api.Taint {
 		out := []api.Taint{}
@@ -206,12 +216,14 @@ func applyTaintArgs(have []api.Taint, args []string) ([]api.Taint, error) {
 // or fewer placed replicas than its disruption budget allows, is refused,
 // naming the workloads (and their budgets), unless --force.
 func guardDrain(drain *cobra.Command, cf *clientFlags) {
-	var dryRun, force bool
+	var dryRun bool
 	drain.Flags().BoolVar(&dryRun, "dry-run", false, "print where every replica would go, and change nothing")
-	drain.Flags().BoolVar(&force, "force", false, "drain even when a workload would be left with no replica anywhere, or below its disruption budget")
 	drain.Use = "drain NAME [--dry-run] [--force]"
 	apply := drain.RunE
 	drain.RunE = func(cmd *cobra.Command, args []string) error {
+		if !dryRun {
+			return apply(cmd, args) // the hub plans it and refuses what breaks a workload
+		}
 		c, err := cf.client()
 		if err != nil {
 			return err
@@ -221,50 +233,13 @@ func guardDrain(drain *cobra.Command, cf *clientFlags) {
 		if err != nil {
 			return fmt.Errorf("plan the drain of %s: %w", args[0], err)
 		}
-		if dryRun {
-			fmt.Fprintf(cmd.OutOrStdout(), "Draining %s would move its replicas as follows (nothing changed):\n\n", args[0])
-			return printPlan(cmd.OutOrStdout(), spec, plan)
+		fmt.Fprintf(cmd.OutOrStdout(), "Draining %s would move its replicas as follows (nothing changed):\n\n", args[0])
+		if err := printPlan(cmd.OutOrStdout(), spec, plan); err != nil {
+			return err
 		}
-		if force {
-			return apply(cmd, args)
+		if harm := plan.EvacuationHarm(); harm != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "\nThe hub would refuse this drain: it would %s. --force drains anyway.\n", harm)
 		}
-		var why []string
-		if stranded := strandedBy(plan); len(stranded) > 0 {
-			why = append(why, fmt.Sprintf("leave %s with no replica anywhere", strings.Join(stranded, ", ")))
-		}
-		if broken := plan.BrokenBudgets(); len(broken) > 0 {
-			var notes []string
-			for _, w := range broken {
-				notes = append(notes, w.BudgetNote)
-			}
-			why = append(why, "break disruption budgets ("+strings.Join(notes, "; ")+")")
-		}
-		if len(why) > 0 {
-			return fmt.Errorf("draining %s would %s (see 'atoll cluster drain %s --dry-run'); uncordon something, or drain anyway with --force",
-				args[0], strings.Join(why, " and "), args[0])
-		}
-		return apply(cmd, args)
+		return nil
 	}
-}
-
-// strandedBy lists the workloads a plan leaves with no replica on any
-// cluster (those that tolerate the taint stay, and are not).
-func strandedBy(p *api.DrillPlan) []string {
-	var out []string
-	for _, w := range p.Workloads {
-		if w.Stays {
-			continue
-		}
-		var before, after int32
-		for _, n := range w.Before {
-			before += n
-		}
-		for _, n := range w.After {
-			after += n
-		}
-		if before > 0 && after == 0 {
-			out = append(out, w.Workload)
-		}
-	}
-	return out
 }

@@ -81,7 +81,7 @@ func newRoot() *cobra.Command {
 		newTokenCmd(cf), newHubsCmd(cf), newConfigCmd(), newMemberCmd(), newNodeCmd(), newClusterCmd(cf), newDemoHTTPCmd(), newLogsCmd(cf), newProbeCmd(cf),
 		newDrillCmd(cf), newCompletionCmd(root),
 		newLabelCmd(cf), newPatchCmd(cf), newDiffCmd(cf), newEditCmd(cf), newExplainCmd(cf), newVersionCmd(cf), newAPIResourcesCmd(cf),
-		newScaleCmd(cf), newRolloutCmd(cf),
+		newScaleCmd(cf), newRolloutCmd(cf), newRebalanceCmd(cf),
 	)
 	refuseUnknownSubcommands(root)
 	return root

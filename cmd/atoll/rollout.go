@@ -27,7 +27,7 @@ func (f *clientFlags) workloadArgs(args []string) (string, *client.Client, error
 		return "", nil, err
 	}
 	if k.Name != "Workload" {
-		return "", nil, fmt.Errorf("%s cannot be rolled out or scaled: only workloads can", k.Plural)
+		return "", nil, fmt.Errorf("%s cannot be rolled out, scaled or rebalanced: only workloads can", k.Plural)
 	}
 	c, err := f.client()
 	return args[1], c, err

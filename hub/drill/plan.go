@@ -52,14 +52,18 @@ func drillTaint(drill string) api.Taint {
 	return api.Taint{Key: api.DrillTaintKey, Value: drill, Effect: "NoExecute"}
 }
 
-// toleratesDrill reports whether a workload keeps its replicas on a
-// cluster with the drill's taint.
-func toleratesDrill(w api.Workload, drill string) bool {
+// tolerates reports whether a workload keeps its replicas on a cluster
+// given every one of taints.
+func tolerates(w api.Workload, taints []api.Taint) bool {
 	if w.Spec.Placement == nil {
 		return false
 	}
-	t := drillTaint(drill)
-	return slices.ContainsFunc(w.Spec.Placement.Tolerations, func(tol api.Toleration) bool { return tol.Tolerates(t) })
+	for _, t := range taints {
+		if !slices.ContainsFunc(w.Spec.Placement.Tolerations, func(tol api.Toleration) bool { return tol.Tolerates(t) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // currentPlacements maps workload -> cluster -> replicas from placement
@@ -86,6 +90,13 @@ func currentPlacements(rows []pgstore.Placement) map[string]map[string]int32 {
 // the fault. An evacuation also judges each workload's disruption budget
 // (a field and, when it breaks, a note).
 func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
+	return planFault(kind, []api.Taint{drillTaint(name)}, slo, targets, view, workloads, current, now)
+}
+
+// planFault is planDrill with the taints an evacuation puts on the
+// targets given (a drill's own, or the NoExecute taints a cluster write
+// adds): a workload that tolerates all of them stays.
+func planFault(kind string, taints []api.Taint, slo *api.DrillSLO, targets []string, view []failover.Cluster, workloads map[string]api.Workload, current map[string]map[string]int32, now time.Time) *api.DrillPlan {
 	plan := &api.DrillPlan{Targets: targets, Absorbed: true}
 	isTarget := map[string]bool{}
 	for _, t := range targets {
@@ -99,7 +110,7 @@ func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []fa
 			continue
 		}
 		if kind == api.DrillEvacuate {
-			fault[i].Spec.Taints = append(slices.Clone(c.Spec.Taints), drillTaint(name))
+			fault[i].Spec.Taints = append(slices.Clone(c.Spec.Taints), taints...)
 		} else {
 			// Silent long enough that every failover grace (and fence) ran
 			// out: the plan shows where replicas end up.
@@ -131,7 +142,7 @@ func planDrill(kind, name string, slo *api.DrillSLO, targets []string, view []fa
 			continue
 		}
 		pw := api.DrillPlanWorkload{Workload: wname, Mode: failoverMode(w), Before: maps.Clone(cur)}
-		if kind == api.DrillEvacuate && toleratesDrill(w, name) {
+		if kind == api.DrillEvacuate && tolerates(w, taints) {
 			pw.Stays, pw.After = true, maps.Clone(cur)
 			if b := w.Spec.DisruptionBudget; b != nil {
 				holds := true

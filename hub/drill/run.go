@@ -525,6 +525,17 @@ func (d *Controller) Plan(ctx context.Context, name string, spec api.DrillSpec) 
 	return planDrill(spec.Kind, name, spec.SLO, targets, view, workloads, current, d.now()), nil, nil
 }
 
+// PlanEvacuation plans what adding taints (NoExecute ones: a drain, an
+// operator's taint) to a cluster would move, over the fleet as it is now,
+// changing nothing: the plan of an evacuate drill whose taints are these.
+func (d *Controller) PlanEvacuation(ctx context.Context, cluster string, taints []api.Taint) (*api.DrillPlan, error) {
+	view, workloads, current, err := readFleet(ctx, d.store, d.monitor)
+	if err != nil {
+		return nil, err
+	}
+	return planFault(api.DrillEvacuate, taints, nil, []string{cluster}, view, workloads, current, d.now()), nil
+}
+
 // ServesKind refuses outage and partition drills on a hub without NATS,
 // which cannot reach members (field: where the kind is in the request).
 func (d *Controller) ServesKind(kind, field string) error {

@@ -68,6 +68,9 @@ type Config struct {
 	// Revisions reads workloads' template revisions (nil: the route
 	// answers 503).
 	Revisions Revisions
+	// Rebalancer plans rebalances (nil: the route answers 503, as a hub
+	// without NATS places nothing).
+	Rebalancer Rebalancer
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -99,6 +102,9 @@ type Members interface {
 // has it).
 type Drills interface {
 	Plan(ctx context.Context, name string, spec api.DrillSpec) (*api.DrillPlan, api.FieldErrors, error)
+	// PlanEvacuation plans what adding NoExecute taints to a cluster
+	// moves (a drain's plan), changing nothing.
+	PlanEvacuation(ctx context.Context, cluster string, taints []api.Taint) (*api.DrillPlan, error)
 	ServesKind(kind, field string) error
 	Wake()
 }
@@ -123,6 +129,7 @@ type API struct {
 	members       Members
 	drills        Drills
 	revisions     Revisions
+	rebalancer    Rebalancer
 	lead          Leadership
 	hubID         string
 	advertiseURL  string
@@ -150,7 +157,7 @@ var installErrors sync.Once
 // New builds the API and its routes, the console's included.
 func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
-		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, lead: cfg.Leader,
+		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, rebalancer: cfg.Rebalancer, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
 		finalizers: cfg.WorkloadFinalizers, vault: cfg.Vault, done: make(chan struct{})}
 	if s.log == nil {
@@ -270,6 +277,7 @@ func (s *API) routes() chi.Router {
 	registerLogs(s, hapi)
 	registerReplicas(s, hapi)
 	registerRevisions(s, hapi)
+	registerRebalance(s, hapi)
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,

@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/atollhq/atoll/api"
@@ -24,6 +27,7 @@ func (s *API) registerClusters(hapi huma.API) {
 		},
 		forceDoc: "deregister a cluster whose member still heartbeats",
 		decorate: s.liveCluster,
+		guard:    &writeGuard[api.Cluster, *api.Cluster]{needs: addedNoExecute, check: checkEvacuation},
 	})
 	tags := []string{"Clusters"}
 	huma.Register(hapi, huma.Operation{
@@ -178,4 +182,54 @@ func (s *API) register(ctx context.Context, in *registrationBody) (*struct{ Body
 		return nil, toProblem(ctx, err)
 	}
 	return &struct{ Body api.RegisterResponse }{Body: *resp}, nil
+}
+
+// addedNoExecute names the NoExecute taints a cluster change adds (a
+// drain, or an operator's taint): they move replicas off it. "" when it
+// adds none.
+func addedNoExecute(old, next *api.Cluster) string {
+	var added []string
+	for _, t := range newNoExecute(old, next) {
+		added = append(added, t.Key+"="+t.Value)
+	}
+	return strings.Join(added, ",")
+}
+
+func newNoExecute(old, next *api.Cluster) []api.Taint {
+	var out []api.Taint
+	for _, t := range next.Spec.Taints {
+		if t.Effect != "NoExecute" {
+			continue
+		}
+		if !slices.ContainsFunc(old.Spec.Taints, func(o api.Taint) bool {
+			return o.Key == t.Key && o.Value == t.Value && o.Effect == t.Effect
+		}) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// checkEvacuation refuses NoExecute taints whose evacuation would leave a
+// workload with no replica anywhere or below its disruption budget (the
+// plan an evacuate drill of the cluster would show, with these taints),
+// unless the write is forced. The refusal carries the plan.
+func checkEvacuation(ctx context.Context, s *API, name string, old, next *api.Cluster) error {
+	if s.drills == nil {
+		return nil
+	}
+	plan, err := s.drills.PlanEvacuation(ctx, name, newNoExecute(old, next))
+	if err != nil {
+		return err
+	}
+	harm := plan.EvacuationHarm()
+	if harm == "" {
+		return nil
+	}
+	what := "tainting " + name + " NoExecute"
+	if next.Draining() {
+		what = "draining " + name
+	}
+	return drillRefusal(fmt.Sprintf("%s would %s", what, harm), "",
+		api.FieldErrors{{Field: "query.force", Message: "see the plan (atoll cluster drain " + name + " --dry-run); uncordon something, or force the change (--force)"}}, plan)
 }

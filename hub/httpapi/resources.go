@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -45,6 +46,21 @@ type kindRoutes[T any, P objPtr[T], L any] struct {
 	// noDryRun, when set, says why creates of this kind cannot be dry
 	// runs (a token's create makes its secret).
 	noDryRun string
+	// guard, when set, checks a change before it is written (patches
+	// only): needs names what of the change calls for a check ("" for
+	// nothing), check judges it outside the write's transaction (it may
+	// read the whole fleet), and the write goes ahead only if the stored
+	// change still needs what was checked. force=true skips the check;
+	// kinds without a guard refuse force.
+	guard *writeGuard[T, P]
+}
+
+// writeGuard is a kind's check of changes that need judging before they
+// are written (a cluster's drain, say).
+type writeGuard[T any, P objPtr[T]] struct {
+	needs func(old, next P) string
+	check func(ctx context.Context, s *API, name string, old, next P) error
+	doc   string // what force=true overrides
 }
 
 func opMeta(role, verb, kind string) map[string]any {
@@ -218,19 +234,41 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 		}, func(ctx context.Context, in *struct {
 			Name        string `path:"name" maxLength:"253"`
 			DryRun      string `query:"dryRun" enum:"All" doc:"All: check the patch and answer what would be stored, storing nothing."`
+			Force       bool   `query:"force" doc:"Clusters only: write a change the hub would refuse (a drain that leaves a workload with no replica anywhere, or below its disruption budget). Other kinds refuse it."`
 			ContentType string `header:"Content-Type"`
 			RawBody     []byte
 		}) (*struct{ Body T }, error) {
 			a := s.actor(ctx)
+			ctx = withDryRun(ctx, in.DryRun)
+			if in.Force && k.guard == nil {
+				p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "force applies to clusters only")
+				p.Errors = []api.ProblemDetail{{Location: "query.force", Message: "only clusters take force", Value: true}}
+				return nil, p
+			}
 			apply, err := readPatch(in.ContentType, in.RawBody)
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
 			schema := hapi.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
+			checked := ""
+			if k.guard != nil && !in.Force {
+				if checked, err = guardPatch(ctx, s, a, k.guard, hapi, schema, kind, in.Name, apply); err != nil {
+					return nil, err
+				}
+			}
 			rec, err := s.mutate(ctx, a, in.DryRun != "", pgstore.VerbPatch, kind, in.Name, func(cur *pgstore.Record) error {
 				obj, err := applyPatch[T, P](hapi, schema, cur, apply)
 				if err != nil {
 					return err
+				}
+				if k.guard != nil && !in.Force {
+					old := P(new(T))
+					if err := cur.Decode(old); err != nil {
+						return err
+					}
+					if needs := k.guard.needs(old, obj); needs != "" && needs != checked {
+						return api.Errorf(api.CodeConflict, "%s %s changed while the change was being checked; try again", kind, in.Name)
+					}
 				}
 				want := recordOf(kind, obj)
 				setUserFields(cur, want)
@@ -269,6 +307,39 @@ func registerKind[T any, P objPtr[T], L any](s *API, hapi huma.API, k kindRoutes
 	}
 
 	registerWatch(s, hapi, k.kind)
+}
+
+// guardPatch checks a patch with the kind's guard against the object as
+// it is now, outside the write's transaction, and returns what it
+// checked (the write compares it with what the stored change needs). A
+// refusal is audited; an object that is missing or a patch that does not
+// apply is left for the write to report.
+func guardPatch[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Actor, g *writeGuard[T, P], hapi huma.API, schema *huma.Schema, kind, name string, apply func([]byte) ([]byte, error)) (string, error) {
+	cur, err := s.store.Get(ctx, kind, name)
+	if err != nil {
+		return "", nil
+	}
+	next, err := applyPatch[T, P](hapi, schema, cur, apply)
+	if err != nil {
+		return "", nil
+	}
+	old := P(new(T))
+	if err := cur.Decode(old); err != nil {
+		return "", nil
+	}
+	needs := g.needs(old, next)
+	if needs == "" {
+		return "", nil
+	}
+	if err := g.check(ctx, s, name, old, next); err != nil {
+		var p *problem
+		var fe api.FieldErrors
+		if errors.As(err, &p) || errors.As(err, &fe) {
+			return "", s.refuse(ctx, a, pgstore.VerbPatch, kind, name, err) // audited: a write was refused
+		}
+		return "", toProblem(ctx, err)
+	}
+	return needs, nil
 }
 
 // dryRunCreate answers what creating the object would store (with the

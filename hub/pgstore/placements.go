@@ -18,7 +18,18 @@ type Placement struct {
 
 // Placements returns every placement row.
 func (s *Store) Placements(ctx context.Context) ([]Placement, error) {
-	rows, err := s.pool.Query(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements ORDER BY workload, cluster`)
+	return s.placements(ctx, "")
+}
+
+// PlacementsOf returns one workload's placement rows.
+func (s *Store) PlacementsOf(ctx context.Context, workload string) ([]Placement, error) {
+	return s.placements(ctx, workload)
+}
+
+// placements reads the rows of one workload, or of all ("").
+func (s *Store) placements(ctx context.Context, workload string) ([]Placement, error) {
+	rows, err := s.pool.Query(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
+		WHERE $1 = '' OR workload = $1 ORDER BY workload, cluster`, workload)
 	if err != nil {
 		return nil, fmt.Errorf("read placements: %w", classify(err))
 	}

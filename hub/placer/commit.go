@@ -156,6 +156,14 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 	if len(ch.back) > 0 {
 		return events.Record(ctx, tx, p.now(), ref, api.EventNormal, "FailedBack", failover.FailbackText(ch.back, d), "hub/placement")
 	}
+	if len(ch.moves) > 0 {
+		var n int32
+		for _, m := range ch.moves {
+			n += m.Replicas
+		}
+		p.rebalanced.Add(ctx, int64(n))
+		return events.Record(ctx, tx, p.now(), ref, api.EventNormal, "Rebalanced", failover.RebalanceText(ch.moves), "hub/placement")
+	}
 	msg := "placed: " + failover.SplitText(d.Assignment)
 	typ := api.EventNormal
 	if d.Unplaced > 0 {

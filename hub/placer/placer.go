@@ -45,7 +45,10 @@ type Placer struct {
 	delivered metric.Int64Counter
 	failovers metric.Int64Counter
 
+	rebalanced metric.Int64Counter
+
 	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
+	due      map[string]time.Time        // workload -> when a window runs out and it must be decided again (pass goroutine only)
 	purging  map[string]bool             // workloads whose graceful purge waits on their status (pass goroutine only)
 	timerMu  sync.Mutex
 	timer    *time.Timer // wakes a pass when a failover grace runs out
@@ -84,10 +87,11 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
+	p.rebalanced, _ = meter.Int64Counter("placement.rebalanced", metric.WithUnit("{replica}"), metric.WithDescription("Replicas moved toward a fresh split by a rebalance (asked for, or a workload's auto policy)."))
 	return p
 }
 
@@ -211,6 +215,8 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			touched[name] = true // its finalizer waits for the members' acks, not for a change
 		case w.Status.Placement != nil && len(w.Status.Placement.FailedOverFrom) > 0:
 			touched[name] = true // failback runs by the clock too
+		case !p.due[name].IsZero() && !now.Before(p.due[name]):
+			touched[name] = true // a window ran out (an auto rebalance's)
 		}
 	}
 	if len(lostNow) > 0 {
@@ -279,6 +285,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 					delete(p.cache, c.Name)
 					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
 					delete(p.purging, c.Name)
+					delete(p.due, c.Name)
 				} else {
 					p.cache[c.Name] = w
 				}
@@ -320,6 +327,7 @@ type change struct {
 	epoch    int64            // the epoch kept when no row changed
 	lost     map[string]int32 // replicas taken off lost or evicted clusters
 	back     map[string]int32 // replicas moved back to returned clusters
+	moves    []api.RebalanceMove
 }
 
 // decide computes one workload's placement (package failover decides);
@@ -336,8 +344,15 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 			current[r.Cluster] = r.Replicas
 		}
 	}
-	res := failover.Decide(failover.Input{Workload: &w, Clusters: clusters, Current: current, Epochs: epochs, Bucket: p.buckets[name], Now: now}, ledger)
+	asked := rebalanceAsked(w)
+	res := failover.Decide(failover.Input{Workload: &w, Clusters: clusters, Current: current, Epochs: epochs, Bucket: p.buckets[name], Now: now,
+		RebalanceAsked: asked != ""}, ledger)
 	p.wakeAt(res.WakeAt)
+	if res.WakeAt.IsZero() {
+		delete(p.due, name)
+	} else {
+		p.due[name] = res.WakeAt
+	}
 	if res.Bucket != nil {
 		p.buckets[name] = res.Bucket
 	} else {
@@ -351,9 +366,15 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 		delete(p.purging, name)
 	}
 	d := res.Decision
-	ch := &change{name: name, decision: d, lost: res.Lost, back: res.Back,
+	ch := &change{name: name, decision: d, lost: res.Lost, back: res.Back, moves: res.Rebalance.Moves,
 		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
 			FailedOverFrom: res.FailedOverFrom, FailingBack: res.FailingBack}}
+	if w.Status.Placement != nil {
+		ch.status.Rebalanced = w.Status.Placement.Rebalanced
+	}
+	if res.Rebalance.Done {
+		ch.status.Rebalanced = asked // answered: the next pass does not move again
+	}
 	for _, c := range sortedKeys(d.Assignment, current) {
 		n := d.Assignment[c]
 		r, ok := have[c]
@@ -372,6 +393,16 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 		return nil
 	}
 	return ch
+}
+
+// rebalanceAsked is a workload's rebalance request not carried out yet
+// ("" when none).
+func rebalanceAsked(w api.Workload) string {
+	req := w.Metadata.Annotations[api.AnnotationRebalanceRequestedAt]
+	if req == "" || (w.Status.Placement != nil && w.Status.Placement.Rebalanced == req) {
+		return ""
+	}
+	return req
 }
 
 // Start runs a pass now, then every period and soon after Wake, until
@@ -412,7 +443,7 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// empty maps; a fresh decision has them).
 	key := func(s *api.PlacementStatus) string {
 		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
-			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack)}
+			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack), Rebalanced: s.Rebalanced}
 		j, _ := json.Marshal(struct {
 			C  map[string]int32
 			U  int32
@@ -420,7 +451,8 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 			F  map[string]string
 			FO map[string]int32
 			FB map[string]int32
-		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom, s.FailingBack})
+			RB string
+		}{s.Clusters, s.Unplaced, s.Reason, s.Filtered, s.FailedOverFrom, s.FailingBack, s.Rebalanced})
 		return string(j)
 	}
 	return key(a) == key(b)
@@ -446,9 +478,11 @@ func writePlacementKey(key, capKey *strings.Builder, c failover.Cluster) {
 }
 
 // placementInputChanged says whether a workload changed in a way its
-// placement reads: its spec (generation), deletion or finalizers.
+// placement reads: its spec (generation), deletion, finalizers or a
+// rebalance request.
 func placementInputChanged(old, cur api.Workload) bool {
 	return old.Metadata.Generation != cur.Metadata.Generation ||
+		old.Metadata.Annotations[api.AnnotationRebalanceRequestedAt] != cur.Metadata.Annotations[api.AnnotationRebalanceRequestedAt] ||
 		(old.Metadata.DeletionTimestamp == nil) != (cur.Metadata.DeletionTimestamp == nil) ||
 		!slices.Equal(old.Metadata.Finalizers, cur.Metadata.Finalizers)
 }
@@ -466,6 +500,8 @@ type Store interface {
 	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
 	Changes(ctx context.Context, kind string, after int64, limit int) ([]pgstore.Change, error)
 	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	PlacementsOf(ctx context.Context, workload string) ([]pgstore.Placement, error)
+	Get(ctx context.Context, kind, name string) (*pgstore.Record, error)
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 	MarkDeliveredAll(ctx context.Context, cluster string, rows []pgstore.Placement) error
 	MarkUndelivered(ctx context.Context, workload, cluster string) error

@@ -183,3 +183,60 @@ if (searchForm) {
     refresh();
   });
 }
+
+// Logs panel (workload page): the last lines of every replica (or one),
+// streamed from the console's logs route while Follow is on. Lines are
+// appended as text, never as HTML; the panel keeps the newest 2,000 and
+// sticks to the bottom unless the reader scrolled up.
+const logsForm = document.querySelector('[data-logs-form]');
+if (logsForm) {
+  const pre = document.querySelector('[data-logs]');
+  const status = document.querySelector('[data-logs-status]');
+  let reading = null;
+  const keep = 2000;
+  const append = (text) => {
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(document.createTextNode(text));
+    const lines = pre.textContent.split('\n');
+    if (lines.length > keep + 1) pre.textContent = lines.slice(-keep - 1).join('\n');
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  };
+  const read = async () => {
+    reading?.abort();
+    reading = new AbortController();
+    const params = new URLSearchParams(new FormData(logsForm));
+    for (const [k, v] of [...params]) if (!v) params.delete(k);
+    const url = new URL(logsForm.action);
+    url.search = params.toString();
+    pre.textContent = '';
+    pre.dataset.state = 'loading';
+    status.textContent = 'Asking every member for the lines…';
+    try {
+      const res = await fetch(url, { signal: reading.signal, headers: { Accept: 'text/plain' } });
+      if (!res.ok) {
+        let detail = `${res.status} ${res.statusText}`;
+        try { detail = (await res.json()).detail || detail; } catch { /* not a problem body */ }
+        pre.dataset.state = 'error';
+        status.textContent = `No logs: ${detail}`;
+        return;
+      }
+      pre.dataset.state = params.get('follow') ? 'following' : 'done';
+      status.textContent = params.get('follow') ? 'Following: new lines appear as they are written.' : 'The last lines, as of now.';
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        append(value);
+      }
+      if (pre.dataset.state === 'following') status.textContent = 'The stream ended (the hub closed it): Show reads again.';
+      pre.dataset.state = 'done';
+    } catch (err) {
+      if (err.name !== 'AbortError') {
+        pre.dataset.state = 'error';
+        status.textContent = 'Reading the logs failed: Show tries again.';
+      }
+    }
+  };
+  logsForm.addEventListener('submit', (e) => { e.preventDefault(); read(); });
+  read();
+}
