@@ -33,6 +33,8 @@ var Kinds = []Kind{
 	{Name: "Event", Plural: "events", Short: []string{"event", "ev"}, New: func() Object { return &Event{} }, ReadRole: RoleViewer, Inline: true},
 	{Name: "Drill", Plural: "drills", Short: []string{"drill"}, New: func() Object { return &Drill{} }, ReadRole: RoleViewer, Settable: true},
 	{Name: "Service", Plural: "services", Short: []string{"service", "svc"}, New: func() Object { return &Service{} }, ReadRole: RoleViewer, Settable: true},
+	{Name: "Config", Plural: "configs", Short: []string{"config", "cfg"}, New: func() Object { return &Config{} }, ReadRole: RoleViewer, Settable: true},
+	{Name: "Secret", Plural: "secrets", Short: []string{"secret"}, New: func() Object { return &Secret{} }, ReadRole: RoleViewer, Settable: true},
 }
 
 // LookupKind finds a kind by its name, plural or a short name,

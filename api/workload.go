@@ -40,6 +40,9 @@ type WorkloadSpec struct {
 	// DisruptionBudget bounds what planned disruptions (a drain, an
 	// evacuate drill) may take away at once.
 	DisruptionBudget *DisruptionBudget `json:"disruptionBudget,omitempty" doc:"How many replicas planned disruptions (atoll cluster drain, evacuate drills) must leave available: exactly one of minAvailable and maxUnavailable, as in a Kubernetes PodDisruptionBudget. A drain or evacuate drill whose plan breaks it is refused unless forced."`
+	// Overrides change the template per cluster, region or cluster labels
+	// (api/override.go).
+	Overrides []Override `json:"overrides,omitempty" doc:"Per-cluster changes, applied in order to the clusters each selects (by name, region or labels): replicas, command, args, env, resources, node selector. atoll describe workload W --cluster C shows the result."`
 }
 
 // DisruptionBudget is a workload's disruption budget: exactly one of
@@ -101,12 +104,16 @@ type ReplicaTemplate struct {
 	// Annotations are part of the template: changing one rolls the
 	// replicas (atoll rollout restart sets AnnotationRestartedAt).
 	Annotations map[string]string `json:"annotations,omitempty" doc:"Key/value pairs of the template; changing them rolls the replicas (atoll rollout restart sets atoll.dev/restartedAt)."`
+	// Files are whole Configs or Secrets as files the replica reads.
+	Files []FileSource `json:"files,omitempty" doc:"Whole Configs or Secrets as folders of files, one per key, under the replica's files folder ($ATOLL_FILES)."`
 }
 
-// EnvVar is one environment variable of a replica.
+// EnvVar is one environment variable of a replica: a value, or a key of a
+// Config or a Secret (valueFrom).
 type EnvVar struct {
-	Name  string `json:"name" minLength:"1"`
-	Value string `json:"value"`
+	Name      string     `json:"name" minLength:"1"`
+	Value     string     `json:"value"`
+	ValueFrom *EnvSource `json:"valueFrom,omitempty" doc:"Take the value from a key of a Config or a Secret instead (value must then be empty)."`
 }
 
 // Resources are what one replica requests (scheduling) and is limited to.
@@ -293,6 +300,9 @@ type ClusterReplicas struct {
 	UpdatedRestarts int32       `json:"updatedRestarts,omitempty" doc:"Restarts of this generation's template's replicas, a replica waiting to restart after a failure counting its restart to come."`
 	Pending         string      `json:"pending,omitempty"`
 	Conditions      []Condition `json:"conditions,omitempty"`
+	// Data names the versions of the Configs and Secrets the cluster's
+	// up-to-date replicas run with (api.AnnotationData).
+	Data string `json:"data,omitempty" doc:"The versions of the configs and secrets the cluster's updated replicas were given, e.g. Config/app=12,Secret/db=40 (resourceVersions)."`
 	// States counts the cluster's replicas by state; Examples are a
 	// bounded sample of them, the most troubled first; Problems one entry
 	// per warning reason (ReplicaFailed, BackOff, ProbeFailed, Fenced, PullFailed).
@@ -317,7 +327,7 @@ type ReplicaInfo struct {
 	State       string     `json:"state"`
 	Restarts    int32      `json:"restarts,omitempty"`
 	ExitCode    *int       `json:"exitCode,omitempty" doc:"The last run's exit code; 128+n when signal n killed it."`
-	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec, PullFailed."`
+	Reason      string     `json:"reason,omitempty" doc:"The kind of the last failure: ExecFailed, Exited, Signaled, OOMKilled, ProbeFailed, Fenced, InvalidSpec, PullFailed, MissingData (a config or secret, or a key of one, it uses is not in its cluster)."`
 	Message     string     `json:"message,omitempty" doc:"What is wrong, in words."`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	NextStartAt *time.Time `json:"nextStartAt,omitempty" doc:"When a replica backing off starts again."`
@@ -353,6 +363,7 @@ func (w *Workload) Validate() FieldErrors {
 		e.addValue("spec.revisionHistoryLimit", *l, "must be between 1 and %d (the current revision is always kept)", MaxRevisionHistoryLimit)
 	}
 	validateTemplate(&e, "spec.template", &s.Template)
+	validateOverrides(&e, s)
 	if p := s.Placement; p != nil {
 		validatePlacement(&e, "spec.placement", p)
 	}
@@ -455,6 +466,7 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 		}
 		seenEnv[v.Name] = true
 	}
+	validateDataRefs(e, path, t)
 	if t.Resources.CPU != "" {
 		if _, err := ParseCPU(t.Resources.CPU); err != nil {
 			e.addValue(path+".resources.cpu", t.Resources.CPU, "%v", err)

@@ -151,7 +151,7 @@ func newEnvWith(t testing.TB, dbURL string, bus *natsbus.Bus, health members.Hea
 	if _, err := tokens.Bootstrap(ctx, store, t.TempDir(), adminSecret); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	cfg := hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health}
+	cfg := hub.Config{Store: store, Telemetry: tel, Now: clk.Now, WatchKeepalive: time.Second, Bus: bus, Health: health, Keys: testKeys}
 	for _, o := range opts {
 		o(&cfg)
 	}

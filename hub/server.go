@@ -11,15 +11,18 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/clusterevents"
 	"github.com/atollhq/atoll/hub/compactor"
+	"github.com/atollhq/atoll/hub/datasync"
 	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/endpoints"
 	"github.com/atollhq/atoll/hub/httpapi"
+	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/placer"
 	"github.com/atollhq/atoll/hub/revisions"
+	"github.com/atollhq/atoll/hub/secrets"
 	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -78,6 +81,10 @@ type Config struct {
 	// down per client address (package throttle's defaults: 20 in a row,
 	// then one every 2 s).
 	AuthThrottle throttle.Config
+	// Keys are the key-encryption keys (the first seals) that wrap
+	// secrets' data keys; nil: the hub stores no secrets (their writes
+	// answer 503).
+	Keys *keyring.Ring
 }
 
 // Server is one hub: the API and the controllers, built from Config.
@@ -98,6 +105,7 @@ type Server struct {
 	folder     *placer.StatusFolder
 	placer     *placer.Placer   // nil without NATS
 	endpoints  *endpoints.Table // nil without NATS
+	datasync   *datasync.Syncer // nil without NATS
 	drills     *drill.Controller
 
 	done     chan struct{} // closed by Stop
@@ -133,11 +141,16 @@ func New(cfg Config) *Server {
 		}
 		return api.HealthUnreachable // deregistered: its reports are history
 	}, s.lead, s.log, s.now, meter, 0)
+	var vault *secrets.Vault
+	if cfg.Keys != nil {
+		vault = secrets.New(cfg.Keys)
+	}
 	var finalizers []string
 	var rebalancer httpapi.Rebalancer // nil, not a nil *Placer, without NATS
 	if s.bus != nil {
 		s.placer = placer.NewPlacer(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.PlaceEvery)
 		s.heartbeats = members.NewHeartbeats(s.bus.HeartbeatConn(), s.monitor, s.hubID, s.now, s.placer.Wake)
+		s.datasync = datasync.New(s.store, secrets.Reader{Vault: vault, Store: s.store}, s.bus, s.monitor, s.lead, s.log, cfg.PlaceEvery)
 		finalizers = []string{placer.Finalizer}
 		rebalancer = s.placer
 		s.endpoints = endpoints.New(s.store, s.monitor, s.bus, s.lead, endpoints.Config{Logger: s.log, Now: s.now, Meter: meter,
@@ -148,12 +161,15 @@ func New(cfg Config) *Server {
 		serviceEndpoints = s.endpoints
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
+	// A workload's references to configs and secrets are checked in its
+	// write's transaction.
+	s.store.OnSpecChange("Workload", secrets.CheckReferences)
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
 	s.api = httpapi.New(httpapi.Config{Store: s.store, Notifier: s.notifier, Telemetry: cfg.Telemetry, Logger: s.log, Now: s.now,
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints, Vault: vault,
 		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }
@@ -191,7 +207,10 @@ func (s *Server) Start(ctx context.Context) error {
 	// Services, the workloads they select and clusters (their regions)
 	// are read again at once when they change.
 	s.wakeOn(s.endpoints.Changed, "Service", "Workload", "Cluster")
+	s.datasync.Start(ctx)
 	go s.followLeadership(ctx)
+	// Configs and secrets go to the members that use them.
+	s.wakeOn(s.datasync.Wake, "Workload", "Config", "Secret", "Cluster")
 	// Workload and cluster changes wake the placer at once.
 	s.wakeOn(s.placer.Wake, "Workload", "Cluster")
 	return nil
@@ -232,6 +251,7 @@ func (s *Server) Stop() {
 		s.folder.Stop()
 		if s.placer != nil {
 			s.placer.Stop()
+			s.datasync.Stop()
 		}
 		if s.endpoints != nil {
 			s.endpoints.Stop()

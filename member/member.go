@@ -91,13 +91,17 @@ type Member struct {
 	beats *nats.Conn
 	ready chan struct{}
 
-	state      *state.Store
-	nodes      *controller.Nodes
-	controller *controller.Controller
-	lastAck    atomic.Int64 // unix nanos of the last heartbeat ack
-	fence      *fence
-	drill      drillState
-	seq        atomic.Uint64
+	state *state.Store
+	// data holds the configs and secrets the hub sent (sealed).
+	data *state.DataStore
+	// nodeChanged tells a node to read its bindings again.
+	nodeChanged func(node string)
+	nodes       *controller.Nodes
+	controller  *controller.Controller
+	lastAck     atomic.Int64 // unix nanos of the last heartbeat ack
+	fence       *fence
+	drill       drillState
+	seq         atomic.Uint64
 	// capacity is the summary the next heartbeat carries, refreshed apart
 	// from the heartbeats: summing it waits on the controller, the nodes
 	// and the bindings, which bulk work holds (over a second while a
@@ -254,9 +258,13 @@ func (m *Member) Run(ctx context.Context) error {
 			m.fence.stale(d.Workload) // stored by a member before fencing: ask which are exclusive
 		}
 	}
+	if err := m.openData(ctx); err != nil {
+		return err
+	}
 	if err := m.serveNodeAccess(ctx, st); err != nil {
 		return err
 	}
+
 	m.nodes = controller.NewNodes(recs, time.Now(), m.cfg.NodeGrace)
 	addrWake := make(chan struct{}, 1)
 	m.nodes.OnAddressChange(func() {
@@ -285,11 +293,14 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveEndpointTables(ctx, tbl); err != nil {
 		return err
 	}
-	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log})
+	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held})
 	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
 		return err
 	}
 	if _, err := m.serveDesired(ctx, st, m.controller.WakeFor); err != nil {
+		return err
+	}
+	if _, err := m.serveData(ctx, st); err != nil {
 		return err
 	}
 	if _, err := m.serveLogs(ctx, st); err != nil {

@@ -58,13 +58,14 @@ func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
 		if err != nil {
 			return // the agent asks again at its next resync
 		}
-		data, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: bs})
+		data, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: m.withData(bs)})
 		_ = msg.Respond(data)
 	}); err != nil {
 		return fmt.Errorf("serve node bindings: %w", err)
 	}
 	n := &changeNotifier{nc: m.conn, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
 	st.OnBindingChange(n.changed)
+	m.nodeChanged = n.changed
 	go n.run(ctx)
 	return nil
 }

@@ -61,4 +61,12 @@
 //	   heartbeats may carry the node's Host and each replica's Port. A
 //	   version 5 member publishes no endpoints and ignores the tables: its
 //	   replicas serve no service.
+//	   Also new in 6, additive (a member that does not answer them is
+//	   sent nothing): configs and secrets on atoll.h.<cluster>.data
+//	   (DataRequest: put, delete or ask; DataHeld: what the member holds),
+//	   Binding.Data (the values a node's replicas use, filled in the
+//	   member's answer to the node, never stored), WorkloadStatus.Data
+//	   (the versions the updated replicas run with) and
+//	   WorkloadStatus.UpdatedReady/UpdatedRestarts (the updated replicas'
+//	   readiness and restarts, for progressive rollouts' gates).
 package protocol

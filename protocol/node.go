@@ -169,6 +169,10 @@ type Binding struct {
 	Generation int64               `json:"generation"`
 	Template   api.ReplicaTemplate `json:"template"`
 	Exclusive  bool                `json:"exclusive,omitempty"`
+	// Data is filled in by the member in its answer to a node's bindings
+	// request (never stored): the values of the template's Configs and
+	// Secrets.
+	Data *BindingData `json:"data,omitempty"`
 }
 
 // BindingKey is the KV key of a binding.

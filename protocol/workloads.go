@@ -121,6 +121,9 @@ type WorkloadStatus struct {
 	// Pending explains replicas not placed, e.g. "2 pending: 0/5 nodes:
 	// 3 insufficient memory, 2 tainted (no toleration)".
 	Pending string `json:"pending,omitempty"`
+	// Data is the desired template's api.AnnotationData: the versions of
+	// the configs and secrets its updated replicas run with.
+	Data string `json:"data,omitempty"`
 	// Conditions such as Progressing=False when a rolling update stalled.
 	Conditions []api.Condition `json:"conditions,omitempty"`
 	// States counts the replicas by state (ReplicaStateOf), Examples are

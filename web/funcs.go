@@ -95,8 +95,12 @@ func templateFuncs() template.FuncMap {
 			}
 			return "unknown"
 		},
-		"path":   url.PathEscape,
-		"join":   strings.Join,
+		"path":  url.PathEscape,
+		"join":  strings.Join,
+		"lower": strings.ToLower,
+		"dataTable": func(title, path string, rows []dataRow) map[string]any {
+			return map[string]any{"Title": title, "Path": path, "Rows": rows}
+		},
 		"upper1": upper1,
 		"canOperate": func(pd *pageData) bool {
 			return pd != nil && pd.CanOperate

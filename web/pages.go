@@ -53,6 +53,7 @@ func navigation() []navPage {
 		{key: "c", path: "/clusters", title: "Clusters", routes: []pageRoute{{"/clusters", clustersView}, {"/clusters/{name}", clusterView}}},
 		{key: "w", path: "/workloads", title: "Workloads", routes: []pageRoute{{"/workloads", workloadsView}, {"/workloads/{name}", workloadView}}},
 		{key: "d", path: "/drills", title: "Drills", routes: []pageRoute{{"/drills", drillsView}, {"/drills/{name}", drillView}}},
+		{key: "s", path: "/secrets", title: "Configs & secrets", routes: []pageRoute{{"/secrets", dataView}, {"/secrets/{name}", dataOneView("Secret")}, {"/configs/{name}", dataOneView("Config")}}},
 	}
 }
 
@@ -120,7 +121,7 @@ type pages struct {
 	nav     []navPage
 }
 
-var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "services", "signin", "error"}
+var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "services", "data", "signin", "error"}
 
 func mustPages() *pages {
 	p := &pages{sets: map[string]*template.Template{}, regions: map[string][]string{}, nav: navigation()}

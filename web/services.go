@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request) {
 		row := serviceRow{Name: s.Metadata.Name, Workload: s.Spec.Workload, Names: strings.Join(s.Names(), ", "), Failover: "own region first"}
 		var ports []string
 		for _, p := range s.Spec.Ports {
-			ports = append(ports, p.Name+"/"+cmpOr(p.Protocol, "http"))
+			ports = append(ports, p.Name+"/"+cmp.Or(p.Protocol, "http"))
 		}
 		row.Ports = strings.Join(ports, ", ")
 		if l := s.Spec.Locality; l != nil && len(l.Failover) > 0 {
@@ -52,11 +53,4 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(rows, func(a, b serviceRow) int { return strings.Compare(a.Name, b.Name) })
 	c.render(w, r, http.StatusOK, "services", "Services", rows)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

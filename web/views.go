@@ -856,6 +856,8 @@ type workloadData struct {
 	// most troubled first) of ReplicasTotal replicas.
 	Replicas      []replicaRow
 	ReplicasTotal int32
+	// PerCluster is what differs per cluster (overrides, data versions).
+	PerCluster []clusterTemplate
 }
 
 // replicaRow is one replica in the workload page's table.
@@ -944,6 +946,7 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 	slices.SortStableFunc(d.Candidates, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(b.Placed, a.Placed), strings.Compare(a.Region, b.Region), strings.Compare(a.Cluster, b.Cluster))
 	})
+	d.PerCluster = perCluster(&w, s.Clusters)
 	d.Manifest = manifestYAML(&w)
 	d.Replicas, d.ReplicasTotal = replicaRows(w.Status.Clusters, c.now())
 	stale := map[string]string{}

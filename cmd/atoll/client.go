@@ -95,12 +95,15 @@ For the raw object, use atoll get KIND NAME -o yaml (or -o json).`,
 				}
 				return describeLive(cmd.Context(), c, cmd.OutOrStdout(), k, args[1], cluster)
 			}
-			if cluster != "" {
-				return errors.New("--cluster goes with describe replica and describe node")
-			}
 			k, c, err := cf.kindClient(args[0])
 			if err != nil {
 				return err
+			}
+			if cluster != "" && k.Name != "Workload" {
+				return errors.New("--cluster goes with describe workload (its template there), replica and node")
+			}
+			if cluster != "" {
+				return describeEffective(cmd.Context(), c, cmd.OutOrStdout(), args[1], cluster)
 			}
 			var obj json.RawMessage
 			if err := c.Get(cmd.Context(), k.Plural, args[1], &obj); err != nil {
@@ -115,7 +118,7 @@ For the raw object, use atoll get KIND NAME -o yaml (or -o json).`,
 			return describeEvents(cmd.Context(), c, cmd.OutOrStdout(), k.Name, args[1])
 		},
 	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "describe replica|node: the cluster to ask (default: every cluster)")
+	cmd.Flags().StringVar(&cluster, "cluster", "", "describe workload: its effective template in this cluster (overrides applied); describe replica|node: the cluster to ask (default: every cluster)")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 
 func newGetCmd(cf *clientFlags) *cobra.Command {
 	var format, selector, sortBy string
-	var watch, noHeaders bool
+	var watch, noHeaders, showValues bool
 	var live liveFlags
 	var audit auditFlags
 	cmd := &cobra.Command{
@@ -33,6 +34,7 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
   atoll get workload web -w
   atoll get replicas --workload web --cluster eu-west
   atoll get nodes --cluster eu-west
+  atoll get secret db --show-values -o yaml
   atoll get audit --for cluster/us-east --since 1d`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: cf.completeObjects(-1),
@@ -91,6 +93,13 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 			for _, r := range reqs {
 				named = named || len(r.names) > 0
 			}
+			if showValues {
+				for _, r := range reqs {
+					if r.kind.Name != "Secret" || len(r.names) == 0 || watch {
+						return errors.New("--show-values reads named secrets' values (admins only): atoll get secret NAME... --show-values")
+					}
+				}
+			}
 			if named && selector != "" {
 				return errors.New("-l selects from a whole kind: give names or -l, not both")
 			}
@@ -121,7 +130,12 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 				}
 				for _, name := range r.names {
 					var raw json.RawMessage
-					if err := c.Get(ctx, r.kind.Plural, name, &raw); err != nil {
+					if showValues {
+						err = c.Raw(ctx, "GET", "/api/v1/secrets/"+url.PathEscape(name)+"/data", nil, nil, &raw)
+					} else {
+						err = c.Get(ctx, r.kind.Plural, name, &raw)
+					}
+					if err != nil {
 						return err // the hub names the kind and the object
 					}
 					g.Items = append(g.Items, raw)
@@ -136,6 +150,7 @@ func newGetCmd(cf *clientFlags) *cobra.Command {
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, e.g. app=web,tier!=db")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen (a whole kind, or one object)")
 	cmd.Flags().BoolVar(&noHeaders, "no-headers", false, "leave out the header row of tables")
+	cmd.Flags().BoolVar(&showValues, "show-values", false, "get secret NAME: include the values (admins only; audited); -o yaml or json to see them")
 	cmd.Flags().StringVar(&sortBy, "sort-by", "", "order by a JSONPath, e.g. .metadata.creationTimestamp or .spec.replicas")
 	cmd.Flags().StringVar(&live.workload, "workload", "", "get replicas: only this workload's")
 	cmd.Flags().StringVar(&live.cluster, "cluster", "", "get replicas|nodes: only this cluster's")

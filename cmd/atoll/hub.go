@@ -134,7 +134,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return err
 	}
 	if created {
-		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
+		log.InfoContext(ctx, "made a key-encryption key for the NATS signing keys and secrets: keep a copy apart from the database's backups", "file", keyFile, "key_id", keys.PrimaryID())
 	}
 	log.InfoContext(ctx, "key-encryption keys", "seals_with", keys.PrimaryID(), "opens_with", keys.IDs())
 	var tlsCfg *tls.Config
@@ -178,6 +178,14 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return err
 	}
 	defer store.Close()
+	// Before anything is written: a key-encryption key that does not open
+	// the secrets stops the hub here, having changed nothing.
+	if n, err := store.CheckSecretKeys(ctx, keys); err != nil {
+		_ = srv.Close()
+		return explainKeyError(err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "secrets' data keys open with the keys given", "secrets", n)
+	}
 	tokenPath, err := tokens.Bootstrap(ctx, store, o.dataDir, os.Getenv("ATOLL_ADMIN_TOKEN"))
 	if err != nil {
 		_ = srv.Close()
@@ -222,7 +230,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		go warnSharedEmbeddedNATS(ctx, log, store, elector.Holder())
 	}
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector, HubID: elector.Holder(),
-		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint,
+		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint, Keys: keys,
 		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
 	if err := server.Start(ctx); err != nil {
 		_ = srv.Close()

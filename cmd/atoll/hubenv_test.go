@@ -9,6 +9,7 @@ import (
 
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/hub/tokens"
@@ -49,7 +50,15 @@ func startHub(t *testing.T) *testHub {
 	}
 	// Watches send keepalives every second, so a test's watch sees its
 	// first bytes soon.
-	s := hub.New(hub.Config{Store: store, Telemetry: tel, Version: "v9.9.9-test", WatchKeepalive: time.Second})
+	keys, err := keyring.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.New(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := hub.New(hub.Config{Store: store, Telemetry: tel, Version: "v9.9.9-test", WatchKeepalive: time.Second, Keys: ring})
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

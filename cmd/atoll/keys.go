@@ -22,7 +22,7 @@ const keyFileName = "atoll.key"
 
 // addKeyFlag adds --key-file, repeatable, to f.
 func addKeyFlag(f *pflag.FlagSet, files *[]string, defaultNote string) {
-	f.StringArrayVar(files, "key-file", nil, "file holding a key-encryption key (base64 of 32 bytes, from 'atoll hub gen-key') that seals the NATS signing keys in the database; repeat it during a rotation, the new key first (it seals) and the old after (it only opens); else "+keyEnv+" (comma-separated keys, the sealing one first)"+defaultNote)
+	f.StringArrayVar(files, "key-file", nil, "file holding a key-encryption key (base64 of 32 bytes, from 'atoll hub gen-key') that seals the NATS signing keys and the Secrets' data keys in the database; repeat it during a rotation, the new key first (it seals) and the old after (it only opens); else "+keyEnv+" (comma-separated keys, the sealing one first)"+defaultNote)
 }
 
 // keySource says where keys come from: --key-file (in order), else
@@ -81,9 +81,9 @@ func (s keySource) ring() (r *keyring.Ring, created bool, err error) {
 func explainKeyError(err error) error {
 	switch {
 	case errors.Is(err, keyring.ErrUnknownKey):
-		return fmt.Errorf("the NATS signing keys in the database are sealed with a key-encryption key this hub was not given: start it with that key (--key-file or %s; SECURITY.md, \"Rotating secrets\"): %w", keyEnv, err)
+		return fmt.Errorf("the secrets in the database (NATS signing keys, Secret objects' data keys) are sealed with a key-encryption key this hub was not given: start it with that key (--key-file or %s; SECURITY.md, \"Rotating secrets\"): %w", keyEnv, err)
 	case errors.Is(err, keyring.ErrCorrupt):
-		return fmt.Errorf("the NATS signing keys in the database do not open with the key that sealed them: the row was altered, or comes from another database: %w", err)
+		return fmt.Errorf("a secret in the database (NATS signing keys, a Secret object's data key) does not open with the key that sealed it: the row was altered, or comes from another database: %w", err)
 	}
 	return err
 }
@@ -93,7 +93,7 @@ func newGenKeyCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "gen-key [--output FILE]",
-		Short: "Make a key-encryption key for the NATS signing keys kept in the database (32 random bytes, base64)",
+		Short: "Make a key-encryption key for the NATS signing keys and secrets kept in the database (32 random bytes, base64)",
 		Long: `Makes a key-encryption key: 32 random bytes in base64, what --key-file
 and ATOLL_KEY take. With --output it is written to FILE (mode 0600) unless
 FILE exists, which is then kept as it is (so a one-shot job may run at

@@ -140,6 +140,8 @@ var printers = map[string]printer{
 			return cells
 		},
 	},
+	"Config": dataPrinter,
+	"Secret": dataPrinter,
 	"Token": {
 		headers:     []string{"NAME", "TYPE", "ROLE", "PREFIX", "EXPIRES", "AGE"},
 		wideHeaders: []string{"DESCRIPTION"},
@@ -182,4 +184,33 @@ func usesText(n int32) string {
 		return "∞"
 	}
 	return fmt.Sprint(n)
+}
+
+// dataPrinter shows a Config or a Secret by its keys and version, never
+// its values (which -o yaml shows for a config, and --show-values for a
+// secret, to admins).
+var dataPrinter = printer{
+	headers:     []string{"NAME", "KEYS", "VERSION", "AGE"},
+	wideHeaders: []string{"LABELS"},
+	row: func(raw json.RawMessage, now time.Time, wide bool) []string {
+		var d struct {
+			Metadata api.ObjectMeta `json:"metadata"`
+			Spec     api.DataSpec   `json:"spec"`
+			Status   api.DataStatus `json:"status"`
+		}
+		_ = json.Unmarshal(raw, &d)
+		keys := d.Status.Keys
+		if len(keys) == 0 {
+			keys = d.Spec.Describe()
+		}
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = k.Name
+		}
+		cells := []string{d.Metadata.Name, strings.Join(names, ","), fmt.Sprint(d.Status.Version), age(d.Metadata.CreationTimestamp, now)}
+		if wide {
+			cells = append(cells, labelString(d.Metadata.Labels))
+		}
+		return cells
+	},
 }

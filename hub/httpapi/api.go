@@ -19,6 +19,7 @@ import (
 	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/secrets"
 	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/hub/tokens"
 	"github.com/atollhq/atoll/telemetry"
@@ -77,6 +78,9 @@ type Config struct {
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
 	Throttle throttle.Config
+	// Vault keeps secrets' values (nil: secrets' writes and value reads
+	// answer 503).
+	Vault *secrets.Vault
 }
 
 // Health is the live cluster health the API shows (*members.Monitor has
@@ -139,6 +143,7 @@ type API struct {
 	throttle      *throttle.Throttle
 	router        chi.Router
 	console       *web.Console
+	vault         *secrets.Vault
 
 	done     chan struct{} // closed by Stop: ends watches and streams
 	stopOnce sync.Once
@@ -158,7 +163,7 @@ func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
 		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, rebalancer: cfg.Rebalancer, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
-		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, done: make(chan struct{})}
+		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, vault: cfg.Vault, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -265,6 +270,7 @@ func (s *API) routes() chi.Router {
 	s.registerClusters(hapi)
 	s.registerDrills(hapi)
 	s.registerServices(hapi)
+	s.registerData(hapi)
 	registerKind(s, hapi, kindRoutes[api.Event, *api.Event, api.EventList]{
 		kind: mustKind("Event"),
 		list: func(items []api.Event, meta api.ListMeta) api.EventList {

@@ -165,7 +165,8 @@ type Rewrapped struct {
 	To string
 }
 
-// RewrapSecrets seals every secret the store keeps again, under ring's
+// RewrapSecrets seals every secret the store keeps again (the NATS
+// signing keys, then the data keys of Secret objects), under ring's
 // first key, opening each with any key of ring: the middle step of a
 // key-encryption key rotation. It runs in one transaction, so a hub that
 // starts meanwhile reads all the old or all the new; secrets not made yet
@@ -173,6 +174,11 @@ type Rewrapped struct {
 func (s *Store) RewrapSecrets(ctx context.Context, ring Sealer) ([]Rewrapped, error) {
 	var out []Rewrapped
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		values, err := rewrapSecretValues(ctx, tx, ring)
+		if err != nil {
+			return err
+		}
+		defer func() { out = append(out, values...) }()
 		row, err := scanNATSKeys(tx.QueryRow(ctx, selectNATSKeys+` FOR UPDATE`))
 		if isNoRows(err) {
 			return nil

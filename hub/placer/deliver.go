@@ -22,8 +22,10 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 		return err
 	}
 	known := map[string]bool{}
+	targets := map[string]api.Target{}
 	for _, c := range clusters {
 		known[c.Metadata.Name] = true
+		targets[c.Metadata.Name] = api.Target{Name: c.Metadata.Name, Labels: c.Metadata.Labels}
 	}
 	byCluster := map[string][]pgstore.Placement{}
 	for _, r := range rows {
@@ -36,7 +38,11 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.deliverTo(ctx, cluster, known[cluster], list, workloads); err != nil {
+			target, ok := targets[cluster]
+			if !ok {
+				target = api.Target{Name: cluster} // deregistered
+			}
+			if err := p.deliverTo(ctx, target, known[cluster], list, workloads); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -47,7 +53,8 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 	return errors.Join(errs...)
 }
 
-func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) error {
+func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) error {
+	cluster := target.Name
 	if live, ok := p.monitor.Live(cluster); !known || !ok || live.Health == api.HealthUnreachable {
 		if !known {
 			// A deregistered cluster runs nothing of ours any more: its
@@ -102,17 +109,21 @@ func (p *Placer) deliverTo(ctx context.Context, cluster string, known bool, rows
 		if !ok && !r.Deleted {
 			continue
 		}
-		d := protocol.DesiredWorkload{Version: version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
-			Replicas: r.Replicas, Template: w.Spec.Template, Update: w.Spec.Update, Deleted: r.Deleted,
-			Exclusive: failover.PolicyOf(&w).Exclusive, Term: live.Term}
-		if r.Deleted {
-			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
-		} else if r.Generation < w.Metadata.Generation && w.Spec.Rollout != nil {
+		spec := w.Spec
+		if !r.Deleted && r.Generation < w.Metadata.Generation && w.Spec.Rollout != nil {
 			// A progressive rollout keeps this cluster on an older
 			// revision: its template as it was at that generation.
 			if t, ok := p.templates.at(ctx, p.db, w, r.Generation); ok {
-				d.Template = t
+				spec.Template = t
 			}
+		}
+		// The cluster's own template and replicas: spec.overrides applied.
+		tmpl, replicas, _ := spec.Effective(target, r.Replicas)
+		d := protocol.DesiredWorkload{Version: version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
+			Replicas: replicas, Template: tmpl, Update: w.Spec.Update, Deleted: r.Deleted,
+			Exclusive: failover.PolicyOf(&w).Exclusive, Term: live.Term}
+		if r.Deleted {
+			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
 		}
 		data, _ := json.Marshal(d)
 		wg.Add(1)

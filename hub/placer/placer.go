@@ -65,13 +65,14 @@ type Placer struct {
 	lastCheck map[string]time.Time // cluster -> last digest
 
 	// The workloads as of afterRV in the change log (pass goroutine only).
-	cache      map[string]api.Workload
-	afterRV    int64
-	lastFull   time.Time
-	owed       map[string]bool // status-only changes cut short for a lost cluster: decided again next pass
-	clusterKey string          // what placement reads of the clusters, but capacity
-	capKey     string          // the clusters' free capacity
-	loop       loop.Loop
+	cache        map[string]api.Workload
+	afterRV      int64
+	lastFull     time.Time
+	owed         map[string]bool // status-only changes cut short for a lost cluster: decided again next pass
+	clusterKey   string          // what placement reads of the clusters, but capacity
+	residencyKey string          // the configs' and secrets' residency selectors
+	capKey       string          // the clusters' free capacity
+	loop         loop.Loop
 }
 
 // NewPlacer makes a placement controller; every <= 0 means 2s, a nil log
@@ -177,6 +178,16 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			view = append(view, lc)
 		}
 	}
+	residency, resKey, err := p.residencies(ctx)
+	if err != nil {
+		return err
+	}
+	if resKey != p.residencyKey {
+		p.residencyKey = resKey // a residency changed: every workload may place differently
+		for name := range p.cache {
+			touched[name] = true
+		}
+	}
 	if k := clusterKey.String(); k != p.clusterKey {
 		p.clusterKey = k // a cluster changed: every workload may place differently
 		for name := range p.cache {
@@ -246,7 +257,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			}
 			continue
 		}
-		if ch := p.decide(w, view, byWorkload[w.Metadata.Name], now, ledger); ch != nil {
+		if ch := p.decide(resident(w, residency), view, byWorkload[w.Metadata.Name], now, ledger); ch != nil {
 			changes = append(changes, ch)
 		}
 	}

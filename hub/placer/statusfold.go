@@ -319,7 +319,7 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	t := now.UTC().Truncate(time.Millisecond)
 	for i, r := range reports {
 		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, UpdatedReady: r.UpdatedReady, UpdatedRestarts: r.UpdatedRestarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions,
+			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, UpdatedReady: r.UpdatedReady, UpdatedRestarts: r.UpdatedRestarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions, Data: r.Data,
 			States: r.States, Examples: replicaInfos(clusters[i], r.Examples), Problems: replicaProblems(r.Problems)}
 		if health(clusters[i]) == api.HealthUnreachable {
 			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",

@@ -23,6 +23,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Data is what the member holds of configs and secrets, DataID ->
+	// version (nil: nothing): their versions are stamped on templates
+	// (stampData), so that new values roll the replicas.
+	Data func() map[string]int64
 	// Every is the resync period (a pass over every workload); default 1s.
 	// Wake forces such a pass sooner, WakeFor one over some workloads.
 	Every time.Duration
@@ -167,6 +171,9 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 	if err != nil {
 		c.redo(only)
 		return Changes{}, err
+	}
+	if c.cfg.Data != nil {
+		stampData(desired, c.cfg.Data())
 	}
 	now := c.now()
 	if only == nil {

@@ -35,11 +35,18 @@ type Snapshot struct {
 // per generation: a template never changes within a generation, so a pass
 // over a thousand workloads encodes only the ones that changed.
 type TemplateKeys struct {
-	keys map[string]map[int64]string // workload -> generation -> key
+	keys map[string]map[genData]string // workload -> generation and data versions -> key
+}
+
+// genData is a template's generation and the data versions the member
+// stamped on it (api.AnnotationData), which change within a generation.
+type genData struct {
+	generation int64
+	data       string
 }
 
 // NewTemplateKeys makes an empty memory.
-func NewTemplateKeys() *TemplateKeys { return &TemplateKeys{keys: map[string]map[int64]string{}} }
+func NewTemplateKeys() *TemplateKeys { return &TemplateKeys{keys: map[string]map[genData]string{}} }
 
 // key is the canonical form of workload's template at generation.
 func (k *TemplateKeys) key(workload string, generation int64, t api.ReplicaTemplate) string {
@@ -47,15 +54,16 @@ func (k *TemplateKeys) key(workload string, generation int64, t api.ReplicaTempl
 		return templateKey(t)
 	}
 	byGen := k.keys[workload]
-	if key, ok := byGen[generation]; ok {
+	gd := genData{generation, t.Annotations[api.AnnotationData]}
+	if key, ok := byGen[gd]; ok {
 		return key
 	}
 	if byGen == nil {
-		byGen = map[int64]string{}
+		byGen = map[genData]string{}
 		k.keys[workload] = byGen
 	}
 	key := templateKey(t)
-	byGen[generation] = key
+	byGen[gd] = key
 	return key
 }
 
@@ -82,7 +90,7 @@ func (k *TemplateKeys) keep(desired map[string]protocol.DesiredWorkload, binding
 			low = g
 		}
 		for g := range byGen {
-			if g < low {
+			if g.generation < low {
 				delete(byGen, g)
 			}
 		}
@@ -246,7 +254,7 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 			pending = fmt.Sprintf("%d pending: %s", len(p.Pending), p.Pending[0].Reason)
 		}
 	}
-	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas,
+	st := protocol.WorkloadStatus{Workload: d.Workload, Epoch: d.Epoch, Generation: d.Generation, Desired: d.Replicas, Data: d.Template.Annotations[api.AnnotationData],
 		Scheduled: int32(len(cur) + len(old)), Updated: int32(len(cur)), Pending: pending, Present: ch.present[d.Workload]}
 	limits := ""
 	var reps summary

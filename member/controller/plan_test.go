@@ -251,7 +251,7 @@ func TestTemplateKeys(t *testing.T) {
 		t.Errorf("want both generations kept while generation 1 runs; got %v", k.keys["web"])
 	}
 	k.keep(desired, nil)
-	if _, ok := k.keys["web"][1]; ok || len(k.keys["web"]) != 1 {
+	if _, ok := k.keys["web"][genData{generation: 1}]; ok || len(k.keys["web"]) != 1 {
 		t.Errorf("want generation 1 forgotten once nothing runs it; got %v", k.keys["web"])
 	}
 	k.keep(nil, nil)

@@ -109,7 +109,20 @@ func (l *nodeLease) allowed(bs []protocol.Binding, now time.Time) []runtime.Repl
 		if b.Exclusive && (!valid || slices.Contains(l.hold, b.Workload)) {
 			continue
 		}
-		specs = append(specs, runtime.ReplicaSpec{ID: b.Replica, Workload: b.Workload, Generation: b.Generation, Template: b.Template})
+		specs = append(specs, runtime.ReplicaSpec{ID: b.Replica, Workload: b.Workload, Generation: b.Generation, Template: b.Template, Data: replicaData(b.Data)})
 	}
 	return specs
+}
+
+// replicaData is a binding's configs and secrets as the runtime takes
+// them.
+func replicaData(d *protocol.BindingData) *runtime.ReplicaData {
+	if d == nil {
+		return nil
+	}
+	out := &runtime.ReplicaData{Env: d.Env, Missing: d.Missing}
+	for _, f := range d.Files {
+		out.Files = append(out.Files, runtime.ReplicaFiles{Dir: f.Dir, Secret: f.Secret, Values: f.Values})
+	}
+	return out
 }

@@ -74,12 +74,26 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		}
 		rep.port, rep.st.Port = p, p
 	}
+	if d := rep.spec.Data; d != nil && len(d.Missing) > 0 {
+		// Not a run: it waits, with backoff, for its configuration.
+		msg := "missing configuration: " + strings.Join(d.Missing, "; ")
+		rep.st.Reason, rep.st.LastError = ReasonMissingData, msg
+		r.afterRunLocked(rep, now, true, msg)
+		return
+	}
 	if rep.launched {
 		rep.st.Restarts++
 	}
 	rep.launched = true
 	rep.st.StartedAt, rep.st.NextStartAt = now, time.Time{}
-	env := r.envFor(rep)
+	files, err := r.writeFiles(rep)
+	if err != nil {
+		msg := "cannot write the replica's files: " + err.Error()
+		rep.st.FinishedAt, rep.st.Reason, rep.st.LastError = now, ReasonExecFailed, msg
+		r.afterRunLocked(rep, now, true, msg)
+		return
+	}
+	env := r.envFor(rep, files)
 	var ociCmd *exec.Cmd
 	cgfd := -1
 	if rep.isOCI() {
@@ -137,7 +151,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		return cmd.Start()
 	}
 	cmd := mk(cgfd)
-	err := start(cmd)
+	err = start(cmd)
 	if err != nil && cgfd >= 0 && cmd.Err == nil && (errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EINVAL)) {
 		// No clone3(CLONE_INTO_CGROUP): start it, then move it in.
 		cmd = mk(-1)
@@ -209,16 +223,24 @@ func (r *Runtime) runningLocked(rep *replica, run *procRun) {
 }
 
 // envFor is a replica's environment: the node's PATH, the template's
-// variables, then PORT, ATOLL_REPLICA and ATOLL_WORKLOAD (these win).
+// variables (those from configs and secrets filled in), ATOLL_FILES when
+// it has files, then PORT, ATOLL_REPLICA and ATOLL_WORKLOAD (these win).
 // Nothing else of the agent's environment leaks into replicas.
-func (r *Runtime) envFor(rep *replica) []string {
+func (r *Runtime) envFor(rep *replica, files string) []string {
 	path := cmp.Or(r.cfg.Path, os.Getenv("PATH"))
 	if path == "" {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
 	env := []string{"PATH=" + path}
 	for _, e := range rep.spec.Template.Env {
-		env = append(env, e.Name+"="+e.Value)
+		v := e.Value
+		if e.ValueFrom != nil && rep.spec.Data != nil {
+			v = rep.spec.Data.Env[e.Name]
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	if files != "" {
+		env = append(env, "ATOLL_FILES="+files)
 	}
 	return append(env,
 		"PORT="+strconv.Itoa(rep.port),

@@ -162,7 +162,7 @@ func (r *Runtime) adoptOneLocked(rec record) bool {
 	}
 	run := &procRun{
 		pid: rec.Pid, pgid: rec.Pgid, ticks: rec.StartTicks, started: rec.StartedAt, adopted: true,
-		env: r.envFor(rep), dir: spec.Template.WorkingDir,
+		env: r.envFor(rep, ""), dir: spec.Template.WorkingDir,
 	}
 	rep.run = run
 	if spec.Template.Driver == "oci" {

@@ -275,6 +275,9 @@ func (r *Runtime) finalizeLocked(rep *replica) {
 	} else if rep.logs != nil || rep.cgroup != "" {
 		r.cleanupLocked(rep.spec.ID, rep.logs, rep.cgroup)
 	}
+	if !wanted || rep.intent != intentReplace {
+		r.removeFiles(rep.spec.ID) // its configs and secrets go with it
+	}
 	r.reconcile = true
 	r.poke()
 	r.signalRemovedLocked()

@@ -94,6 +94,28 @@ type ReplicaSpec struct {
 	Workload   string
 	Generation int64
 	Template   api.ReplicaTemplate
+	// Data are the values of the template's Configs and Secrets; never
+	// written to the replica's record (json "-"), refreshed at every
+	// Apply.
+	Data *ReplicaData `json:"-"`
+}
+
+// ReplicaData is what one replica gets of Configs and Secrets: the values
+// of its env references (by variable name) and its files. Missing names
+// what its member could not give: the replica does not start
+// (ReasonMissingData) until it arrives.
+type ReplicaData struct {
+	Env     map[string]string
+	Files   []ReplicaFiles
+	Missing []string
+}
+
+// ReplicaFiles is one folder of files under the replica's $ATOLL_FILES:
+// one file per key, 0400 for a secret's, 0444 for a config's.
+type ReplicaFiles struct {
+	Dir    string
+	Secret bool
+	Values map[string][]byte
 }
 
 // Reasons of a replica's last failure (ReplicaStatus.Reason).
@@ -106,6 +128,7 @@ const (
 	ReasonFenced      = "Fenced"      // killed because the node's lease on the hub ran out
 	ReasonConfig      = "InvalidSpec" // the template cannot run here
 	ReasonPullFailed  = "PullFailed"  // oci: the image could not be pulled (the registry's answer in LastError)
+	ReasonMissingData = "MissingData" // a config or secret (or a key) it uses is not in this cluster
 )
 
 // ReplicaStatus is what the runtime observed of one replica.
@@ -154,15 +177,18 @@ type ReplicaStatus struct {
 
 // Runtime runs the replicas of one node. Make one with New.
 type Runtime struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	cg      cgroupSupport
-	prober  *prober
-	recDir  string
-	logDir  string
-	runDir  string
-	pollDur time.Duration // /proc polling interval for adopted processes without pidfd
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	cg     cgroupSupport
+	prober *prober
+	recDir string
+	logDir string
+	runDir string
+	// filesDir holds each replica's files (configs and secrets),
+	// filesDir/<replica>, mode 0700.
+	filesDir string
+	pollDur  time.Duration // /proc polling interval for adopted processes without pidfd
 
 	mu            sync.Mutex
 	state         int // stateNew, stateRunning, stateStopped
@@ -237,6 +263,7 @@ func New(cfg Config) (*Runtime, error) {
 		recDir:    filepath.Join(dir, "replicas"),
 		logDir:    filepath.Join(dir, "logs"),
 		runDir:    filepath.Join(dir, "run"),
+		filesDir:  filepath.Join(dir, "files"),
 		runcRoot:  filepath.Join(dir, "runc"),
 		bundleDir: filepath.Join(dir, "bundles"),
 		pins:      map[string]string{},
@@ -489,6 +516,8 @@ func (r *Runtime) reconcileLocked() bool {
 			case ok && want.Generation != rep.spec.Generation && rep.intent == intentNone:
 				r.beginStop(rep, intentReplace, "")
 				changed = true
+			case ok:
+				rep.spec.Data = want.Data // what its next start uses
 			}
 		}
 		for id, l := range r.keepLogs {
