@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -57,10 +56,6 @@ type RolloutGates struct {
 	// ProgressDeadline is how long a cluster has to become ready on the
 	// new revision before the rollout fails (default 5m).
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" doc:"How long a cluster of the wave has to pass the readiness gate before the rollout fails and rolls back. Default 5m."`
-	// MaxErrorRatio and MaxLatencyRatio compare the new revision's
-	// traffic with the stable one's through the global services'
-	// metrics; a gate with no traffic waits (and says so).
-	MaxErrorRatio string `json:"maxErrorRatio,omitempty" maxLength:"16" doc:"The highest share of failed requests (0 to 1, such as 0.01) the new revision's replicas may answer through the gateways during the bake. No traffic: the gate waits."`
 }
 
 // Rollout phases.
@@ -185,11 +180,6 @@ func validateProgressive(e *errs, path string, r *ProgressiveRollout) {
 			e.addValue(path+".gates.maxRestarts", *g.MaxRestarts, "must be 0 or more")
 		}
 		validateDuration(e, path+".gates.progressDeadline", g.ProgressDeadline)
-		if g.MaxErrorRatio != "" {
-			if v, err := strconv.ParseFloat(g.MaxErrorRatio, 64); err != nil || v < 0 || v > 1 {
-				e.addValue(path+".gates.maxErrorRatio", g.MaxErrorRatio, "must be a number from 0 to 1, such as 0.01")
-			}
-		}
 	}
 }
 

@@ -12,7 +12,7 @@ func TestProgressiveRolloutValidation(t *testing.T) {
 	canary := func() *ProgressiveRollout {
 		return &ProgressiveRollout{Waves: []RolloutWave{{Name: "canary", Clusters: []string{"us-east"}, BakeTime: "1m"},
 			{Name: "eu", Selector: &LabelSelector{MatchLabels: map[string]string{LabelRegion: "eu-west"}}, Count: IntOrPercentOf("50%"), Manual: true}},
-			MaxParallelClusters: 2, OnDeferred: "skip", Gates: &RolloutGates{MinReady: IntOrPercentOf("90%"), MaxErrorRatio: "0.01"}}
+			MaxParallelClusters: 2, OnDeferred: "skip", Gates: &RolloutGates{MinReady: IntOrPercentOf("90%")}}
 	}
 	w := validWorkload()
 	w.Spec.Rollout = canary()
@@ -40,7 +40,6 @@ func TestProgressiveRolloutValidation(t *testing.T) {
 		{"onDeferred", func(r *ProgressiveRollout) { r.OnDeferred = "ignore" }, "spec.rollout.onDeferred"},
 		{"minReady", func(r *ProgressiveRollout) { r.Gates.MinReady = IntOrPercentOf("120%") }, "spec.rollout.gates.minReady"},
 		{"maxRestarts", func(r *ProgressiveRollout) { r.Gates.MaxRestarts = &neg }, "spec.rollout.gates.maxRestarts"},
-		{"maxErrorRatio", func(r *ProgressiveRollout) { r.Gates.MaxErrorRatio = "5%" }, "spec.rollout.gates.maxErrorRatio"},
 		{"progressDeadline", func(r *ProgressiveRollout) { r.Gates.ProgressDeadline = "soon" }, "spec.rollout.gates.progressDeadline"},
 	} {
 		w := validWorkload()

@@ -16,9 +16,6 @@ import (
 const (
 	DefaultBakeTime         = 30 * time.Second
 	DefaultProgressDeadline = 5 * time.Minute
-	// MinRequests is how many requests a cluster's new revision must have
-	// answered before its error ratio is judged: fewer is no evidence.
-	MinRequests = 20
 	// restWave and lateWave name the implicit waves: the clusters no
 	// wave selects, and those that missed their wave (skipped because
 	// they deferred, or placed after it was done).
@@ -45,11 +42,6 @@ type Report struct {
 	// Restarts counts restarts of the new revision's replicas since the
 	// cluster was given it.
 	Restarts int32
-	// Requests and Errors count the new revision's requests through the
-	// gateways since the cluster was given it; Metrics says whether any
-	// are measured at all.
-	Metrics          bool
-	Requests, Errors int64
 }
 
 // Commands are an operator's, as the workload's annotations hold them.
@@ -288,13 +280,6 @@ func (d *decider) gate(name string) (pass bool, fail, wait string) {
 		if r.Restarts > maxRestarts {
 			return false, fmt.Sprintf("%s: %d restarts of revision %d's replicas (at most %d)", name, r.Restarts, d.st.Revision, maxRestarts), ""
 		}
-		if g.MaxErrorRatio != "" && r.Metrics && r.Requests >= MinRequests {
-			limit, _ := strconv.ParseFloat(g.MaxErrorRatio, 64)
-			if ratio := float64(r.Errors) / float64(r.Requests); ratio > limit {
-				return false, fmt.Sprintf("%s: %d of %d requests to revision %d failed (%.1f%%, at most %s%%)", name, r.Errors, r.Requests, d.st.Revision,
-					100*ratio, strconv.FormatFloat(100*limit, 'f', -1, 64)), ""
-			}
-		}
 	}
 	if c.Health != api.HealthReady {
 		return false, "", fmt.Sprintf("%s is %s", name, cmp.Or(c.Health, "Unknown"))
@@ -312,11 +297,6 @@ func (d *decider) gate(name string) (pass bool, fail, wait string) {
 	}
 	if want := int32(g.MinReady.Resolve(int(r.Desired), true, int(r.Desired))); r.Ready < want {
 		return notReady(fmt.Sprintf("%d/%d ready on revision %d (%d needed)", r.Ready, r.Desired, d.st.Revision, want))
-	}
-	if g.MaxErrorRatio != "" && (!r.Metrics || r.Requests < MinRequests) {
-		// No evidence is no pass: the gate waits for traffic (the
-		// progress deadline does not run out on it).
-		return false, "", fmt.Sprintf("%s: waiting for traffic to judge the error ratio (%d requests so far, %d needed)", name, r.Requests, MinRequests)
 	}
 	return true, "", ""
 }
@@ -501,9 +481,5 @@ func gateText(r *Report) string {
 	if r == nil {
 		return ""
 	}
-	s := fmt.Sprintf("%d/%d ready, %d restarts", r.Ready, r.Desired, r.Restarts)
-	if r.Metrics {
-		s += fmt.Sprintf(", %d/%d requests failed", r.Errors, r.Requests)
-	}
-	return s
+	return fmt.Sprintf("%d/%d ready, %d restarts", r.Ready, r.Desired, r.Restarts)
 }

@@ -23,16 +23,15 @@ type fleet struct {
 	cmds     Commands
 	now      time.Time
 	events   []Event
-	// bad makes the new revision crash (restarts) or fail requests on a
-	// cluster once it runs it.
-	crash, errors bool
-	traffic       bool
+	// crash makes the new revision crash (restarts) on a cluster once it
+	// runs it; notReady keeps its replicas from ever getting ready.
+	crash, notReady bool
 	// everGiven is every cluster that was ever given the new revision.
 	everGiven map[string]bool
 }
 
 func newFleet(t *testing.T, spec *api.ProgressiveRollout, regions map[string]string) *fleet {
-	f := &fleet{t: t, spec: spec, clusters: map[string]*Cluster{}, given: map[string]time.Time{}, now: t0, everGiven: map[string]bool{}, traffic: true}
+	f := &fleet{t: t, spec: spec, clusters: map[string]*Cluster{}, given: map[string]time.Time{}, now: t0, everGiven: map[string]bool{}}
 	for name, region := range regions {
 		f.clusters[name] = &Cluster{Name: name, Labels: map[string]string{api.LabelRegion: region}, Health: api.HealthReady}
 	}
@@ -47,15 +46,12 @@ func (f *fleet) step() Result {
 	for _, name := range slices.Sorted(mapKeys(f.clusters)) {
 		c := *f.clusters[name]
 		if at, ok := f.given[name]; ok && c.Health == api.HealthReady && !f.now.Before(at.Add(time.Second)) {
-			r := &Report{Desired: 2, Ready: 2, Metrics: true}
+			r := &Report{Desired: 2, Ready: 2}
 			if f.crash {
 				r.Ready, r.Restarts = 0, 3
 			}
-			if f.traffic {
-				r.Requests = int64(f.now.Sub(at) / time.Second * 50)
-				if f.errors {
-					r.Errors = r.Requests / 4
-				}
+			if f.notReady {
+				r.Ready = 0
 			}
 			c.Report = r
 		}
@@ -124,7 +120,7 @@ func threeWaves(bake string) *api.ProgressiveRollout {
 	return &api.ProgressiveRollout{Waves: []api.RolloutWave{
 		{Name: "canary", Clusters: []string{"us-1"}, BakeTime: api.Duration(bake)},
 		{Name: "eu", Selector: &api.LabelSelector{MatchLabels: map[string]string{api.LabelRegion: "eu"}}, BakeTime: api.Duration(bake)},
-	}, Gates: &api.RolloutGates{MaxErrorRatio: "0.01"}}
+	}}
 }
 
 var regions = map[string]string{"us-1": "us", "us-2": "us", "eu-1": "eu", "eu-2": "eu", "ap-1": "ap"}
@@ -170,52 +166,49 @@ func TestGoodRevisionGoesWaveByWave(t *testing.T) {
 	}
 }
 
-// TestBadRevisionNeverLeavesTheFirstWave: a crashing revision and one
-// that answers errors are rolled back from the canary, and no later
-// cluster is ever given them.
+// TestBadRevisionNeverLeavesTheFirstWave: a crashing revision is rolled
+// back from the canary, and no later cluster is ever given it.
 func TestBadRevisionNeverLeavesTheFirstWave(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		set    func(f *fleet)
-		reason string
-	}{
-		{"crashing", func(f *fleet) { f.crash = true }, "us-1: 3 restarts of revision 2's replicas (at most 0)"},
-		{"5xx", func(f *fleet) { f.errors = true }, "us-1: 12 of 50 requests to revision 2 failed (24.0%, at most 1%)"},
-	} {
-		f := newFleet(t, threeWaves("10s"), regions)
-		c.set(f)
-		res := f.run(time.Minute)
-		if res.Status.Phase != api.RolloutRolledBack || !strings.Contains(res.Status.Message, c.reason) {
-			t.Errorf("%s: want RolledBack saying %q; got %s %q", c.name, c.reason, res.Status.Phase, res.Status.Message)
-		}
-		if took := f.now.Sub(t0); took > 10*time.Second {
-			t.Errorf("%s: rolled back %s after it started, want within 10 s", c.name, took)
-		}
-		if len(f.everGiven) != 1 || !f.everGiven["us-1"] {
-			t.Errorf("%s: want only the canary ever given the bad revision; got %v", c.name, f.everGiven)
-		}
-		if rb := f.events[len(f.events)-1]; rb.Type != api.EventWarning || rb.Reason != "RolloutRolledBack" {
-			t.Errorf("%s: want a RolloutRolledBack warning last; got %+v", c.name, f.events)
-		}
-		// Stays rolled back.
-		f.crash, f.errors = false, false
-		f.now = f.now.Add(time.Minute)
-		if res := f.step(); res.Status.Phase != api.RolloutRolledBack || len(f.given) != 0 {
-			t.Errorf("%s: want the rollout to stay rolled back; got %s, given %v", c.name, res.Status.Phase, f.given)
-		}
+	f := newFleet(t, threeWaves("10s"), regions)
+	f.crash = true
+	res := f.run(time.Minute)
+	if want := "us-1: 3 restarts of revision 2's replicas (at most 0)"; res.Status.Phase != api.RolloutRolledBack || !strings.Contains(res.Status.Message, want) {
+		t.Errorf("want RolledBack saying %q; got %s %q", want, res.Status.Phase, res.Status.Message)
+	}
+	if took := f.now.Sub(t0); took > 10*time.Second {
+		t.Errorf("rolled back %s after it started, want within 10 s", took)
+	}
+	if len(f.everGiven) != 1 || !f.everGiven["us-1"] {
+		t.Errorf("want only the canary ever given the bad revision; got %v", f.everGiven)
+	}
+	if rb := f.events[len(f.events)-1]; rb.Type != api.EventWarning || rb.Reason != "RolloutRolledBack" {
+		t.Errorf("want a RolloutRolledBack warning last; got %+v", f.events)
+	}
+	// Stays rolled back.
+	f.crash = false
+	f.now = f.now.Add(time.Minute)
+	if res := f.step(); res.Status.Phase != api.RolloutRolledBack || len(f.given) != 0 {
+		t.Errorf("want the rollout to stay rolled back; got %s, given %v", res.Status.Phase, f.given)
 	}
 }
 
-// TestNoTrafficWaits: an error-ratio gate without traffic never passes:
-// the canary bakes forever and says why; the clock does not fail it.
-func TestNoTrafficWaits(t *testing.T) {
+// TestProgressDeadline: a revision whose replicas never get ready (and
+// never crash) fails its wave at the progress deadline, not before.
+func TestProgressDeadline(t *testing.T) {
 	t.Parallel()
-	f := newFleet(t, threeWaves("10s"), regions)
-	f.traffic = false
-	res := f.run(10 * time.Minute)
-	if res.Status.Phase != api.RolloutProgressing || !strings.Contains(res.Status.Message, "waiting for traffic") || len(f.everGiven) != 1 {
-		t.Errorf("want the canary alone, waiting for traffic; got %s %q, given %v", res.Status.Phase, res.Status.Message, f.everGiven)
+	spec := threeWaves("10s")
+	spec.Gates = &api.RolloutGates{ProgressDeadline: "30s"}
+	f := newFleet(t, spec, regions)
+	f.notReady = true
+	res := f.run(29 * time.Second)
+	if res.Status.Phase != api.RolloutProgressing || len(f.everGiven) != 1 {
+		t.Fatalf("before the deadline: want the canary waiting; got %s %q, given %v", res.Status.Phase, res.Status.Message, f.everGiven)
+	}
+	f.now = f.now.Add(time.Second)
+	res = f.run(5 * time.Second)
+	if res.Status.Phase != api.RolloutRolledBack || !strings.Contains(res.Status.Message, "after the progress deadline (30s)") {
+		t.Errorf("at the deadline: want RolledBack naming it; got %s %q", res.Status.Phase, res.Status.Message)
 	}
 }
 

@@ -23,13 +23,14 @@
 //
 // On each cluster given the new revision: its health Ready, at least
 // minReady of its desired replicas ready on the new revision, at most
-// maxRestarts restarts of them, and (with traffic metrics) at most
-// maxErrorRatio of failed requests. A cluster that is not ready within
-// the progress deadline, restarts more than allowed or answers more
-// errors than allowed fails the rollout: every cluster goes back to the
-// stable revision at once, with the failing measurement as the reason. A
-// gate that has no data yet (no traffic, no report) waits and says so:
-// it never passes for lack of evidence.
+// maxRestarts restarts of them (a replica waiting out its backoff after a
+// failure counts its restart to come). A cluster that is not ready within
+// the progress deadline, or restarts more than allowed, fails the
+// rollout: every cluster goes back to the stable revision at once, with
+// the failing measurement as the reason. A gate that has no data yet (no
+// report of the new revision) waits and says so: it never passes for
+// lack of evidence. (Gates on the gateways' request metrics are not
+// here yet: members do not report them per revision.)
 //
 // # Partitions, deferrals, operators
 //
