@@ -7,6 +7,8 @@ import (
 
 	"github.com/pmezard/go-difflib/difflib"
 	"sigs.k8s.io/yaml"
+
+	"github.com/atollhq/atoll/api"
 )
 
 // volatile are the fields every write moves or the hub alone sets: a
@@ -63,4 +65,46 @@ func lines(s string) []string {
 		out = append(out, line)
 	}
 	return out
+}
+
+// ClusterDiff is the unified diff of what one cluster runs of a
+// workload, from the live object to the one apply would store: the
+// effective template (spec.overrides that select the cluster applied) and
+// the replicas an override gives it, as YAML. live is nil for a workload
+// that does not exist yet. It is "" when the cluster would run the same.
+func ClusterDiff(ref string, target api.Target, live, applied json.RawMessage) (string, error) {
+	render := func(doc json.RawMessage) (string, error) {
+		if len(doc) == 0 || string(doc) == "null" {
+			return "", nil
+		}
+		var w api.Workload
+		if err := json.Unmarshal(doc, &w); err != nil {
+			return "", err
+		}
+		tmpl, replicas, applied := w.Spec.Effective(target, -1)
+		view := map[string]any{"template": tmpl, "overrides": applied}
+		if replicas >= 0 {
+			view["replicas"] = replicas // an override's; else the cluster's share of placement
+		}
+		b, err := json.Marshal(view)
+		if err != nil {
+			return "", err
+		}
+		y, err := yaml.JSONToYAML(b)
+		return string(y), err
+	}
+	a, err := render(live)
+	if err != nil {
+		return "", fmt.Errorf("%s: live object: %w", ref, err)
+	}
+	b, err := render(applied)
+	if err != nil {
+		return "", fmt.Errorf("%s: applied object: %w", ref, err)
+	}
+	if a == b {
+		return "", nil
+	}
+	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: lines(a), B: lines(b), FromFile: "live/" + ref + "@" + target.Name, ToFile: "applied/" + ref + "@" + target.Name, Context: 3,
+	})
 }

@@ -138,12 +138,14 @@ func (e errDiffers) Error() string { return fmt.Sprintf("%d object(s) differ fro
 
 func newDiffCmd(cf *clientFlags) *cobra.Command {
 	var files []string
+	var cluster string
 	cmd := &cobra.Command{
-		Use:   "diff -f FILE|DIR|-",
+		Use:   "diff -f FILE|DIR|- [--cluster C]",
 		Short: "Show how apply would change live objects, as a unified diff (exit 1 when it would)",
 		Long: "Shows, for each object in the manifests, a unified diff from the live object to the one apply would store, " +
 			"as the hub answers a server-side dry run (status and the fields every write moves left out). " +
-			"Exits 0 when nothing would change and 1 when something would.",
+			"Exits 0 when nothing would change and 1 when something would. " +
+			"With --cluster, each workload's effective template in that cluster instead (spec.overrides that select it applied), and the replicas an override gives it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			manifests, err := readAllManifests(cmd.InOrStdin(), files)
@@ -153,6 +155,14 @@ func newDiffCmd(cf *clientFlags) *cobra.Command {
 			c, err := cf.client()
 			if err != nil {
 				return err
+			}
+			var target api.Target
+			if cluster != "" {
+				var cl api.Cluster
+				if err := c.Get(cmd.Context(), "clusters", cluster, &cl); err != nil {
+					return fmt.Errorf("--cluster %s: %w", cluster, err)
+				}
+				target = api.Target{Name: cluster, Labels: cl.Metadata.Labels}
 			}
 			differ := 0
 			for _, m := range manifests {
@@ -170,7 +180,15 @@ func newDiffCmd(cf *clientFlags) *cobra.Command {
 					// it stands.
 					r.Object = mustJSON(m.Object)
 				}
-				d, err := apply.Diff(name, live, r.Object)
+				var d string
+				if cluster != "" {
+					if m.Kind.Name != "Workload" {
+						continue // only a workload runs something per cluster
+					}
+					d, err = apply.ClusterDiff(name, target, live, r.Object)
+				} else {
+					d, err = apply.Diff(name, live, r.Object)
+				}
 				if err != nil {
 					return err
 				}
@@ -186,6 +204,7 @@ func newDiffCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "file, folder or - (repeatable)")
+	cmd.Flags().StringVar(&cluster, "cluster", "", "show what this cluster would run of each workload (overrides applied)")
 	return cmd
 }
 
