@@ -22,6 +22,8 @@ var stateClass = map[string]string{
 	api.DrillPending: "unknown", api.DrillRunning: "info", api.DrillRestoring: "info", api.DrillSucceeded: "ok", api.DrillFailed: "crit", api.DrillAborted: "warn",
 	api.DrillCompleted: "neutral", api.DrillError: "crit",
 	"Passed": "ok", "Met": "ok", "Missed": "crit", "Absorbed": "ok", "Not absorbed": "crit",
+	api.RolloutBaking: "info", api.RolloutWaiting: "warn", api.RolloutPaused: "warn", api.RolloutRolledBack: "crit",
+	"Moves": "info", "Waits": "warn", "Balanced": "ok",
 	"ok": "ok", "crit": "crit", "warn": "warn", "info": "info", "unknown": "unknown", "neutral": "neutral",
 }
 

@@ -858,6 +858,10 @@ type workloadData struct {
 	ReplicasTotal int32
 	// PerCluster is what differs per cluster (overrides, data versions).
 	PerCluster []clusterTemplate
+	// Rollout is the progressive rollout card (nil without spec.rollout);
+	// Revisions the template's history, newest first, with diffs.
+	Rollout   *rolloutView
+	Revisions []revisionRow
 }
 
 // replicaRow is one replica in the workload page's table.
@@ -957,6 +961,10 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 	}
 	for i := range d.Replicas {
 		d.Replicas[i].LastKnown = stale[d.Replicas[i].Cluster]
+	}
+	d.Rollout = rolloutCard(&w, c.now())
+	if d.Revisions, err = c.revisionHistory(req.ctx, name, c.now()); err != nil {
+		return nil, err
 	}
 	d.Events, err = c.objectEvents(req, "Workload", name, 30)
 	if err != nil {
