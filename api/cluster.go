@@ -115,6 +115,11 @@ func (c *Cluster) Validate() FieldErrors {
 		}
 		seen[t.Key+":"+t.Effect] = true
 	}
+	if v, ok := c.Metadata.Annotations[AnnotationRolloutWindow]; ok {
+		if _, err := ParseRolloutWindows(v); err != nil {
+			e.addValue("metadata.annotations["+AnnotationRolloutWindow+"]", v, "%v", err)
+		}
+	}
 	return e.result()
 }
 

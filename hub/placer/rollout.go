@@ -69,6 +69,7 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 	}
 	live := failover.ByName(clusters)
 	var cs []progressive.Cluster
+	var opens time.Time // the next rollout window to open on a deferring cluster
 	for _, name := range slices.Sorted(maps.Keys(assignment)) {
 		if assignment[name] <= 0 {
 			continue
@@ -84,6 +85,16 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 		for _, t := range lc.Spec.Taints {
 			if t.Key == api.DrillTaintKey {
 				c.Deferred = "drill " + t.Value + " runs on it" // a rollout waits out a drill (outages and partitions hold it as unhealthy)
+			}
+		}
+		if v, ok := lc.Metadata.Annotations[api.AnnotationRolloutWindow]; ok && c.Deferred == "" {
+			if ws, err := api.ParseRolloutWindows(v); err == nil {
+				if open, next := ws.Open(now); !open {
+					c.Deferred = fmt.Sprintf("outside its rollout window (%s); the next opens at %s", v, next.Format(time.RFC3339))
+					if opens = earliestTime(opens, next); opens.IsZero() {
+						opens = next
+					}
+				}
 			}
 		}
 		for _, cr := range w.Status.Clusters {
@@ -104,6 +115,10 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 	stable := target.number // no rollout stored: what runs is taken as done
 	res = progressive.Decide(progressive.Input{Spec: w.Spec.Rollout, Revision: target.number, Stable: stable, Clusters: cs,
 		Status: w.Status.Rollout, Commands: rolloutCommands(w, target.number), Now: now})
+	// A window opening changes what the rollout may do: decide again then.
+	if r := res.Status.Phase; !opens.IsZero() && r != api.RolloutCompleted && r != api.RolloutRolledBack {
+		res.Wake = earliestTime(res.Wake, opens)
+	}
 	gens = map[string]int64{}
 	var missing []string
 	for i, rc := range res.Status.Clusters {
@@ -188,4 +203,12 @@ func (t *templates) at(ctx context.Context, db Store, w api.Workload, gen int64)
 	t.m[key] = tmpl
 	t.mu.Unlock()
 	return tmpl, true
+}
+
+// earliestTime is the earlier of two times, zero meaning none.
+func earliestTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
