@@ -16,7 +16,7 @@ func TestClusterDiff(t *testing.T) {
 	three := int32(3)
 	workload := func(greeting string, replicas *int32) json.RawMessage {
 		w := api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 4,
-			Template: api.ReplicaTemplate{Driver: "process", Command: "web", Env: []api.EnvVar{{Name: "GREETING", Value: "hi"}}},
+			Template:  api.ReplicaTemplate{Driver: "process", Command: "web", Env: []api.EnvVar{{Name: "GREETING", Value: "hi"}}},
 			Overrides: []api.Override{{Name: "europe", Regions: []string{"eu"}, Replicas: replicas, Env: []api.EnvVar{{Name: "GREETING", Value: greeting}}}}}}
 		b, _ := json.Marshal(w)
 		return b
