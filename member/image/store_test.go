@@ -272,3 +272,34 @@ func TestGCBySizeAndAge(t *testing.T) {
 		t.Fatalf("%d layers left after every image went", len(entries))
 	}
 }
+
+// TestUnpackWhiteoutStaysInside: a whiteout names a file of its own
+// folder; ".wh..." (whiting out "..") must not remove the root's parent,
+// which holds the node's other images, nor ".wh." / ".wh.." the folder.
+func TestUnpackWhiteoutStaysInside(t *testing.T) {
+	for _, name := range []string{".wh...", "etc/.wh...", ".wh..", ".wh."} {
+		dir := t.TempDir()
+		root := filepath.Join(dir, "root")
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sibling := filepath.Join(dir, "other-image")
+		if err := os.WriteFile(sibling, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg})
+		tw.Close()
+		_, err := applyTar(root, tar.NewReader(&buf))
+		if err == nil {
+			t.Errorf("whiteout %q applied; want it refused", name)
+		}
+		if _, serr := os.Stat(sibling); serr != nil {
+			t.Errorf("whiteout %q removed %s, outside the root: %v", name, sibling, serr)
+		}
+		if _, serr := os.Stat(root); serr != nil {
+			t.Errorf("whiteout %q removed the root: %v", name, serr)
+		}
+	}
+}

@@ -85,6 +85,11 @@ func applyTar(root string, tr *tar.Reader) (int64, error) {
 			continue
 		}
 		if victim, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
+			// ".wh.." would name the parent: under the root, the
+			// folder holding every image.
+			if victim == "" || victim == "." || victim == ".." {
+				return written, fmt.Errorf("whiteout %q: names no file", h.Name)
+			}
 			if err := os.RemoveAll(filepath.Join(root, dir, victim)); err != nil {
 				return written, err
 			}
