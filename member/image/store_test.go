@@ -303,3 +303,30 @@ func TestUnpackWhiteoutStaysInside(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpackOpaqueThroughLaterLink: an opaque marker is honoured after
+// the layer's entries, so an entry after it that turns its folder into a
+// link must not make the emptying follow the link out of the root.
+func TestUnpackOpaqueThroughLaterLink(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	outside := filepath.Join(dir, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := filepath.Join(outside, "precious")
+	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a/" + whiteoutOpaque, Mode: 0o644, Typeflag: tar.TypeReg})
+	tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside})
+	tw.Close()
+	_, err := applyTar(root, tar.NewReader(&buf))
+	if _, serr := os.Stat(victim); serr != nil {
+		t.Fatalf("the opaque marker of a/ removed %s through the link a -> %s (applyTar: %v)", victim, outside, err)
+	}
+}

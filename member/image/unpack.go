@@ -180,6 +180,11 @@ func applyTar(root string, tr *tar.Reader) (int64, error) {
 		}
 	}
 	for _, dir := range opaque {
+		// Checked again: an entry after the marker may have made the
+		// folder, or one above it, a link out of the root.
+		if err := checkParents(root, dir); err != nil {
+			return written, err
+		}
 		d := filepath.Join(root, dir)
 		entries, err := os.ReadDir(d)
 		if err != nil {
