@@ -390,12 +390,13 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 
 // placedOn says whether the hub placed replicas of w on cluster c, as its
 // status says (a workload not placed yet, whose status has no placement,
-// takes every cluster's). Endpoints a member reports for a workload placed
-// elsewhere are not routed to: a member cannot draw another cluster's
-// traffic by claiming replicas it was never given.
+// takes every cluster's; one placed nowhere, scaled to zero or
+// unschedulable, takes none). Endpoints a member reports for a workload
+// placed elsewhere are not routed to: a member cannot draw another
+// cluster's traffic by claiming replicas it was never given.
 func placedOn(w *api.Workload, c string) bool {
 	p := w.Status.Placement
-	return p == nil || len(p.Clusters) == 0 || p.Clusters[c] > 0
+	return p == nil || p.Clusters[c] > 0
 }
 
 // deliver sends the table to every usable cluster that does not hold
