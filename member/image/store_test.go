@@ -152,7 +152,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 		}
 		tw.Close()
 		root := t.TempDir()
-		if _, err := applyTar(root, tar.NewReader(&buf)); err == nil {
+		if _, err := applyTar(root, tar.NewReader(&buf), 1<<20); err == nil {
 			t.Errorf("layer %v applied; want it refused", files)
 		}
 	}
@@ -230,6 +230,19 @@ func TestPullFailures(t *testing.T) {
 			t.Fatalf("pull with the right credentials: %v", err)
 		}
 	})
+	t.Run("decompression bomb", func(t *testing.T) {
+		// 8 MiB of zeros compress to a few kilobytes; the cache holds 1 MiB.
+		push(t, host, "bomb:v1", tarLayer(t, file{"zeros", strings.Repeat("\x00", 8<<20)}))
+		s := newStore(t, host, func(c *Config) { c.MaxBytes = 1 << 20 })
+		if _, err := s.Pull(ctx(t), host+"/bomb:v1"); err == nil || !strings.Contains(err.Error(), "more than the cache may hold") {
+			t.Fatalf("pull of an image unpacking to 8 MiB into a cache of 1 MiB: %v; want it refused", err)
+		}
+		// The layer is a valid blob and may stay (GC takes it); no
+		// unpacked file may.
+		if entries, _ := os.ReadDir(filepath.Join(s.cfg.Dir, "images")); len(entries) > 0 {
+			t.Fatalf("images/ holds %s after the refused pull", entries[0].Name())
+		}
+	})
 	t.Run("registry down", func(t *testing.T) {
 		down := httptest.NewServer(http.NotFoundHandler())
 		addr := strings.TrimPrefix(down.URL, "http://")
@@ -291,7 +304,7 @@ func TestUnpackWhiteoutStaysInside(t *testing.T) {
 		tw := tar.NewWriter(&buf)
 		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg})
 		tw.Close()
-		_, err := applyTar(root, tar.NewReader(&buf))
+		_, err := applyTar(root, tar.NewReader(&buf), 1<<20)
 		if err == nil {
 			t.Errorf("whiteout %q applied; want it refused", name)
 		}
@@ -325,7 +338,7 @@ func TestUnpackOpaqueThroughLaterLink(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "a/" + whiteoutOpaque, Mode: 0o644, Typeflag: tar.TypeReg})
 	tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside})
 	tw.Close()
-	_, err := applyTar(root, tar.NewReader(&buf))
+	_, err := applyTar(root, tar.NewReader(&buf), 1<<20)
 	if _, serr := os.Stat(victim); serr != nil {
 		t.Fatalf("the opaque marker of a/ removed %s through the link a -> %s (applyTar: %v)", victim, outside, err)
 	}
