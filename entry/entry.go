@@ -145,7 +145,10 @@ func New(cfg Config) (*Entry, error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			problem(w, http.StatusBadGateway, "no regional gateway answered", err.Error())
+			// The error names the gateways' internal addresses: the log
+			// has it, the client (anyone) does not.
+			e.log.WarnContext(r.Context(), "global entry: no regional gateway answered", "err", err)
+			problem(w, http.StatusBadGateway, "no regional gateway answered", "every regional gateway failed or is unreachable; try again")
 		},
 		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}

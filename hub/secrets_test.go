@@ -576,3 +576,26 @@ func BenchmarkSecretUpdateToReplica(b *testing.B) {
 		wait(v)
 	}
 }
+
+// TestSecretReplaceRefusesDryRun: a dry run of a secret's replace (the
+// client's DryRun sends one) is refused (the route takes no dryRun: an
+// unknown parameter), never taken as a real write of the values.
+func TestSecretReplaceRefusesDryRun(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, newHubDatabase(t), nil, members.HealthConfig{}, false)
+	ctx := context.Background()
+	operator := client.New(e.url, e.token("ops", api.RoleOperator), nil)
+	if err := operator.Create(ctx, "secrets", secretObj("db", map[string]string{"password": "kept"}, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	err := operator.DryRun().Update(ctx, "secrets", "db", secretObj("db", map[string]string{"password": "replaced"}, nil), nil)
+	if api.ErrorCode(err) != api.CodeInvalid {
+		t.Errorf("dry run of a secret's replace: want it refused (Invalid); got %v", err)
+	}
+	r := e.do("GET", "/api/v1/secrets/db/data", adminSecret, "", nil)
+	var got api.Secret
+	_ = json.Unmarshal(r.body, &got)
+	if r.status != 200 || got.Spec.Data["password"] != "kept" || got.Status.Version != 1 {
+		t.Errorf("after a dry run of a replace: want the stored value kept at version 1; got %d %s", r.status, r.body)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -77,8 +79,11 @@ func DecodeEndpointReport(subject string, data []byte) (EndpointReport, error) {
 		}
 		for _, a := range list {
 			n++
-			if a.Port <= 0 || a.Port > 65535 || a.Host == "" || len(a.Host) > 253 {
-				return r, fmt.Errorf("%w: endpoint %q of %s: host %q port %d", ErrMalformed, a.Replica, w, a.Host, a.Port)
+			if a.Port <= 0 || a.Port > 65535 || !validHost(a.Host) {
+				return r, fmt.Errorf("%w: endpoint %.64q of %s: host %.64q port %d", ErrMalformed, a.Replica, w, a.Host, a.Port)
+			}
+			if a.Replica == "" || len(a.Replica) > 253 || len(a.Node) > 253 || len(a.Zone) > 253 {
+				return r, fmt.Errorf("%w: endpoint of %s: replica, node or zone name empty or longer than 253", ErrMalformed, w)
 			}
 		}
 	}
@@ -142,4 +147,27 @@ func EndpointDigest(services []ServiceEndpoints) string {
 	b, _ := json.Marshal(services)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// validHost says whether h is an IP address or a host name: what a
+// gateway may dial as it is. Anything else (a port, user info, a path, a
+// space) would be read by a URL or a dialer as more than a host.
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -41,6 +41,13 @@ func TestBuild(t *testing.T) {
 	if got := build([]api.Service{svc}, map[string]*api.Workload{"web": w}, regions, reports, usable); len(got[0].Endpoints) != 3 {
 		t.Errorf("want a, b and c's endpoints for a workload without a placement; got %+v", got[0].Endpoints)
 	}
+	// A workload placed nowhere (scaled to zero, unschedulable: the
+	// placer writes no clusters) takes no cluster's: a member claiming
+	// its replicas draws none of its traffic.
+	w.Status.Placement = &api.PlacementStatus{Unplaced: 3, Reason: "no cluster fits"}
+	if got := build([]api.Service{svc}, map[string]*api.Workload{"web": w}, regions, reports, usable); len(got[0].Endpoints) != 0 {
+		t.Errorf("want no endpoints for a workload placed nowhere; got %+v", got[0].Endpoints)
+	}
 	// A service whose workload is gone has no endpoints (and is still listed).
 	if got := build([]api.Service{svc}, nil, regions, reports, usable); len(got) != 1 || len(got[0].Endpoints) != 0 {
 		t.Errorf("want web listed without endpoints; got %+v", got)

@@ -104,7 +104,8 @@ type Table struct {
 	dirty     bool
 	current   protocol.EndpointTable
 	members   map[string]*delivery
-	counts    map[string]int // service -> endpoints, as last evented
+	counts    map[string]int       // service -> endpoints, as last evented
+	refusedAt map[string]time.Time // cluster -> when a refused report was last logged
 	started   time.Time
 
 	wake chan struct{}
@@ -154,7 +155,7 @@ func New(store Store, health Health, bus Bus, lead Leadership, cfg Config) *Tabl
 	}
 	t := &Table{cfg: cfg, store: store, health: health, bus: bus, lead: lead, log: cfg.Logger, now: cfg.Now,
 		reports: map[string]report{}, workloads: map[string]*api.Workload{}, regions: map[string]string{},
-		members: map[string]*delivery{}, counts: map[string]int{}, dirty: true, wake: make(chan struct{}, 1)}
+		members: map[string]*delivery{}, counts: map[string]int{}, refusedAt: map[string]time.Time{}, dirty: true, wake: make(chan struct{}, 1)}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -170,13 +171,27 @@ func New(store Store, health Health, bus Bus, lead Leadership, cfg Config) *Tabl
 	return t
 }
 
+// refusedLogEvery is how often a member's refused reports are logged.
+const refusedLogEvery = time.Minute
+
 // Observe takes one member's report (a NATS message on its endpoints
 // subject).
 func (t *Table) Observe(msg *nats.Msg) {
 	r, err := protocol.DecodeEndpointReport(msg.Subject, msg.Data)
 	if err != nil {
 		t.count(t.received, "refused")
-		t.log.Warn("endpoint report refused", "subject", msg.Subject, "err", err)
+		// Logged once a minute per member: one that sends refused
+		// reports without end must not fill the hub's log.
+		cluster, now := protocol.ClusterOf(msg.Subject), t.now()
+		t.mu.Lock()
+		quiet := now.Sub(t.refusedAt[cluster]) < refusedLogEvery
+		if !quiet {
+			t.refusedAt[cluster] = now
+		}
+		t.mu.Unlock()
+		if !quiet {
+			t.log.Warn("endpoint report refused (more from this member are counted, logged again in a minute)", "subject", msg.Subject, "err", err)
+		}
 		return
 	}
 	t.mu.Lock()
@@ -390,12 +405,13 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 
 // placedOn says whether the hub placed replicas of w on cluster c, as its
 // status says (a workload not placed yet, whose status has no placement,
-// takes every cluster's). Endpoints a member reports for a workload placed
-// elsewhere are not routed to: a member cannot draw another cluster's
-// traffic by claiming replicas it was never given.
+// takes every cluster's; one placed nowhere, scaled to zero or
+// unschedulable, takes none). Endpoints a member reports for a workload
+// placed elsewhere are not routed to: a member cannot draw another
+// cluster's traffic by claiming replicas it was never given.
 func placedOn(w *api.Workload, c string) bool {
 	p := w.Status.Placement
-	return p == nil || len(p.Clusters) == 0 || p.Clusters[c] > 0
+	return p == nil || p.Clusters[c] > 0
 }
 
 // deliver sends the table to every usable cluster that does not hold

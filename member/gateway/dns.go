@@ -70,6 +70,9 @@ func (g *Gateway) answerDNS(w dns.ResponseWriter, req *dns.Msg) {
 	outcome := "answered"
 	defer func() {
 		g.dnsQueries.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			m.Truncate(udpAnswerSize(req))
+		}
 		_ = w.WriteMsg(m)
 	}()
 	if len(req.Question) != 1 {
@@ -96,6 +99,24 @@ func (g *Gateway) answerDNS(w dns.ResponseWriter, req *dns.Msg) {
 			}
 		}
 	}
+}
+
+// maxUDPAnswer bounds an answer over UDP whatever size the client
+// announces (the size DNS Flag Day 2020 recommends): a UDP source
+// address can be forged, and a service's endpoints fill tens of
+// kilobytes, so an unbounded answer would amplify a spoofed question
+// a thousandfold toward its victim. A truncated answer sends the
+// client to TCP.
+const maxUDPAnswer = 1232
+
+// udpAnswerSize is the size an answer to req over UDP may have: 512
+// bytes without EDNS, else what the client announced, at most
+// maxUDPAnswer.
+func udpAnswerSize(req *dns.Msg) int {
+	if o := req.IsEdns0(); o != nil {
+		return min(max(int(o.UDPSize()), dns.MinMsgSize), maxUDPAnswer)
+	}
+	return dns.MinMsgSize
 }
 
 // ordered is a route's endpoints in the proxy's order of preference.
@@ -166,7 +187,9 @@ func (g *Gateway) lookupDNS(name string, qtype uint16) ([]dns.RR, bool) {
 		var out []dns.RR
 		for _, e := range ordered(rt, now) {
 			p, ok := e.Ports[port]
-			if !ok {
+			if !ok || !api.IsDNSLabel(e.Replica) || !api.IsDNSLabel(e.Cluster) {
+				// A replica's name comes from its member: one that is
+				// no label would make the whole answer unpackable.
 				continue
 			}
 			out = append(out, &dns.SRV{Hdr: hdr(dns.TypeSRV), Priority: uint16(min(e.ranking*10+boolInt(e.out.ejected(now))*100, 65535)), Weight: uint16(min(e.weight, 65535)),

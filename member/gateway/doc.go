@@ -36,7 +36,9 @@
 // The gateway never routes by anything a client sends but an exact
 // service name: the upstream address comes from the table alone; bodies
 // are bounded (MaxBodyBytes, 413 beyond), headers too, slow clients time
-// out, and /_atoll/ is reserved. It does not authenticate clients: put it
+// out, connections to tcp service ports are bounded (MaxTCPConns), DNS
+// answers over UDP fit 512 bytes or the client's EDNS size up to 1232
+// (no amplifier for forged sources), and /_atoll/ is reserved. It does not authenticate clients: put it
 // where the services' own clients are.
 //
 // It must not talk to NATS or the hub: its member hands it tables.

@@ -43,6 +43,10 @@ type Config struct {
 	// RetryBodyBytes is the largest body buffered so that an idempotent
 	// request can be retried; default 64 KiB.
 	RetryBodyBytes int64
+	// MaxTCPConns bounds the connections the tcp service ports proxy at
+	// once (each holds a connection to an endpoint too); one more is
+	// closed as soon as it is accepted. Default 10000.
+	MaxTCPConns int
 	// StaleAfter is the table age from which answers carry
 	// Atoll-Table-Age; default 10s.
 	StaleAfter time.Duration
@@ -68,6 +72,7 @@ type Gateway struct {
 	digest   atomic.Pointer[string]
 	heard    atomic.Int64 // unix nanos the hub last sent or confirmed the table
 	tcp      map[int]*tcpListener
+	tcpConns chan struct{} // a slot per proxied tcp connection
 
 	proxy *httputil.ReverseProxy
 	rt    *http.Transport
@@ -96,13 +101,16 @@ func New(cfg Config) *Gateway {
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = 10 * time.Second
 	}
+	if cfg.MaxTCPConns <= 0 {
+		cfg.MaxTCPConns = 10000
+	}
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = tnoop.NewTracerProvider()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, outliers: map[string]*outlier{}, tcp: map[int]*tcpListener{}, done: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, outliers: map[string]*outlier{}, tcp: map[int]*tcpListener{}, tcpConns: make(chan struct{}, cfg.MaxTCPConns), done: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

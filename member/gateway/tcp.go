@@ -78,7 +78,19 @@ func (g *Gateway) acceptTCP(l *tcpListener) {
 		l.mu.Lock()
 		service, portName := l.service, l.portName
 		l.mu.Unlock()
-		go g.proxyTCP(conn, service, portName)
+		select {
+		case g.tcpConns <- struct{}{}:
+		default:
+			// At the bound: a client opening connections without end
+			// would otherwise hold as many to the endpoints.
+			_ = conn.Close()
+			g.requests.Add(context.Background(), 1, metric.WithAttributes(attribute.String("service", service), attribute.String("region", "none"), attribute.String("outcome", "refused")))
+			continue
+		}
+		go func() {
+			defer func() { <-g.tcpConns }()
+			g.proxyTCP(conn, service, portName)
+		}()
 	}
 }
 

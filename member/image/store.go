@@ -44,7 +44,8 @@ type Config struct {
 	// credentials; read at each pull. Empty: anonymous.
 	CredentialsFile string
 	// MaxBytes bounds the cache (unpacked images and layers); GC removes
-	// the least recently used beyond it (default 10 GiB).
+	// the least recently used beyond it (default 10 GiB). An image that
+	// takes more alone is refused while it unpacks.
 	MaxBytes int64
 	// MaxAge is how long an unused image or layer stays (default 7 days).
 	MaxAge time.Duration
@@ -440,7 +441,7 @@ func (s *Store) unpackImage(img *Image, blobs []string) error {
 		return err
 	}
 	for i, b := range blobs {
-		n, err := unpackLayer(tmp, b)
+		n, err := unpackLayer(tmp, b, s.cfg.MaxBytes-img.Size)
 		if err != nil {
 			return fmt.Errorf("unpack layer %s: %w", img.Layers[i], err)
 		}

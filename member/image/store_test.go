@@ -152,7 +152,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 		}
 		tw.Close()
 		root := t.TempDir()
-		if _, err := applyTar(root, tar.NewReader(&buf)); err == nil {
+		if _, err := applyTar(root, tar.NewReader(&buf), 1<<20); err == nil {
 			t.Errorf("layer %v applied; want it refused", files)
 		}
 	}
@@ -230,6 +230,19 @@ func TestPullFailures(t *testing.T) {
 			t.Fatalf("pull with the right credentials: %v", err)
 		}
 	})
+	t.Run("decompression bomb", func(t *testing.T) {
+		// 8 MiB of zeros compress to a few kilobytes; the cache holds 1 MiB.
+		push(t, host, "bomb:v1", tarLayer(t, file{"zeros", strings.Repeat("\x00", 8<<20)}))
+		s := newStore(t, host, func(c *Config) { c.MaxBytes = 1 << 20 })
+		if _, err := s.Pull(ctx(t), host+"/bomb:v1"); err == nil || !strings.Contains(err.Error(), "more than the cache may hold") {
+			t.Fatalf("pull of an image unpacking to 8 MiB into a cache of 1 MiB: %v; want it refused", err)
+		}
+		// The layer is a valid blob and may stay (GC takes it); no
+		// unpacked file may.
+		if entries, _ := os.ReadDir(filepath.Join(s.cfg.Dir, "images")); len(entries) > 0 {
+			t.Fatalf("images/ holds %s after the refused pull", entries[0].Name())
+		}
+	})
 	t.Run("registry down", func(t *testing.T) {
 		down := httptest.NewServer(http.NotFoundHandler())
 		addr := strings.TrimPrefix(down.URL, "http://")
@@ -270,5 +283,63 @@ func TestGCBySizeAndAge(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(blobDir(s.cfg.Dir)); len(entries) != 0 {
 		t.Fatalf("%d layers left after every image went", len(entries))
+	}
+}
+
+// TestUnpackWhiteoutStaysInside: a whiteout names a file of its own
+// folder; ".wh..." (whiting out "..") must not remove the root's parent,
+// which holds the node's other images, nor ".wh." / ".wh.." the folder.
+func TestUnpackWhiteoutStaysInside(t *testing.T) {
+	for _, name := range []string{".wh...", "etc/.wh...", ".wh..", ".wh."} {
+		dir := t.TempDir()
+		root := filepath.Join(dir, "root")
+		if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sibling := filepath.Join(dir, "other-image")
+		if err := os.WriteFile(sibling, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg})
+		tw.Close()
+		_, err := applyTar(root, tar.NewReader(&buf), 1<<20)
+		if err == nil {
+			t.Errorf("whiteout %q applied; want it refused", name)
+		}
+		if _, serr := os.Stat(sibling); serr != nil {
+			t.Errorf("whiteout %q removed %s, outside the root: %v", name, sibling, serr)
+		}
+		if _, serr := os.Stat(root); serr != nil {
+			t.Errorf("whiteout %q removed the root: %v", name, serr)
+		}
+	}
+}
+
+// TestUnpackOpaqueThroughLaterLink: an opaque marker is honoured after
+// the layer's entries, so an entry after it that turns its folder into a
+// link must not make the emptying follow the link out of the root.
+func TestUnpackOpaqueThroughLaterLink(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	outside := filepath.Join(dir, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := filepath.Join(outside, "precious")
+	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a/" + whiteoutOpaque, Mode: 0o644, Typeflag: tar.TypeReg})
+	tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside})
+	tw.Close()
+	_, err := applyTar(root, tar.NewReader(&buf), 1<<20)
+	if _, serr := os.Stat(victim); serr != nil {
+		t.Fatalf("the opaque marker of a/ removed %s through the link a -> %s (applyTar: %v)", victim, outside, err)
 	}
 }

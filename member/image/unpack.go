@@ -17,14 +17,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errTooLarge is an image whose files exceed what the cache may hold.
+var errTooLarge = errors.New("the image unpacks to more than the cache may hold")
+
 const (
 	whiteoutPrefix = ".wh."
 	whiteoutOpaque = ".wh..wh..opq"
 )
 
 // unpackLayer applies the layer in blob (gzip, zstd or plain tar) onto
-// root and returns the bytes of regular files it wrote.
-func unpackLayer(root, blob string) (int64, error) {
+// root and returns the bytes of regular files it wrote, at most limit.
+func unpackLayer(root, blob string, limit int64) (int64, error) {
 	f, err := os.Open(blob)
 	if err != nil {
 		return 0, err
@@ -49,13 +52,15 @@ func unpackLayer(root, blob string) (int64, error) {
 		defer zr.Close()
 		r = zr
 	}
-	return applyTar(root, tar.NewReader(r))
+	return applyTar(root, tar.NewReader(r), limit)
 }
 
 // applyTar writes a layer's entries under root, honouring whiteouts: an
 // opaque marker empties what lower layers put in its directory (not
-// what this layer adds), .wh.<name> removes <name>.
-func applyTar(root string, tr *tar.Reader) (int64, error) {
+// what this layer adds), .wh.<name> removes <name>. Its regular files
+// may hold limit bytes in all: a layer of a few kilobytes can decompress
+// to terabytes and fill the node's disk.
+func applyTar(root string, tr *tar.Reader, limit int64) (int64, error) {
 	var written int64
 	added := map[string]bool{} // paths this layer created
 	opaque := []string{}
@@ -85,6 +90,11 @@ func applyTar(root string, tr *tar.Reader) (int64, error) {
 			continue
 		}
 		if victim, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
+			// ".wh.." would name the parent: under the root, the
+			// folder holding every image.
+			if victim == "" || victim == "." || victim == ".." {
+				return written, fmt.Errorf("whiteout %q: names no file", h.Name)
+			}
 			if err := os.RemoveAll(filepath.Join(root, dir, victim)); err != nil {
 				return written, err
 			}
@@ -117,11 +127,14 @@ func applyTar(root string, tr *tar.Reader) (int64, error) {
 				return written, err
 			}
 		case tar.TypeReg, tar.TypeRegA:
+			if h.Size > limit-written {
+				return written, fmt.Errorf("%s: %w (%d bytes)", rel, errTooLarge, limit)
+			}
 			out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
 				return written, err
 			}
-			n, err := io.Copy(out, tr)
+			n, err := io.Copy(out, io.LimitReader(tr, limit-written))
 			written += n
 			if cerr := out.Close(); err == nil {
 				err = cerr
@@ -175,6 +188,11 @@ func applyTar(root string, tr *tar.Reader) (int64, error) {
 		}
 	}
 	for _, dir := range opaque {
+		// Checked again: an entry after the marker may have made the
+		// folder, or one above it, a link out of the root.
+		if err := checkParents(root, dir); err != nil {
+			return written, err
+		}
 		d := filepath.Join(root, dir)
 		entries, err := os.ReadDir(d)
 		if err != nil {
