@@ -24,7 +24,8 @@ import (
 // its first heartbeat ack.
 func runMember(t testing.TB, join, name, dir string) (m *member.Member, stop func()) {
 	t.Helper()
-	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: "eu", DataDir: dir, NATSListen: "127.0.0.1:0"})
+	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: "eu", DataDir: dir, NATSListen: "127.0.0.1:0",
+		GatewayLocalPeers: true}) // every test member runs on this machine
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,10 @@ type Config struct {
 	// a free one); empty: no gateway listens (the member still keeps the
 	// endpoint table).
 	GatewayListen string
+	// GatewayLocalPeers lets the gateway route to other clusters'
+	// replicas on this machine's loopback (atoll dev and tests, where
+	// every region runs on one machine); otherwise it refuses them.
+	GatewayLocalPeers bool
 	// DNSListen is host:port where the member answers <service>.svc.atoll
 	// (A and SRV, UDP and TCP) from the gateway's table; empty: no DNS.
 	DNSListen string
@@ -273,7 +277,8 @@ func (m *Member) Run(ctx context.Context) error {
 		default:
 		}
 	})
-	m.gateway = gateway.New(gateway.Config{Listen: m.cfg.GatewayListen, Cluster: m.cfg.Name, Region: m.cfg.Region, Logger: m.log, Meter: m.cfg.Meter})
+	m.gateway = gateway.New(gateway.Config{Listen: m.cfg.GatewayListen, Cluster: m.cfg.Name, Region: m.cfg.Region, LocalPeers: m.cfg.GatewayLocalPeers,
+		Logger: m.log, Meter: m.cfg.Meter})
 	tbl := &tables{gw: m.gateway, dir: m.cfg.DataDir}
 	tbl.load()
 	if m.cfg.GatewayListen != "" {

@@ -126,7 +126,7 @@ func TestTrafficFollowsFailover(t *testing.T) {
 	var ms []*e2eMember
 	for _, s := range []string{"a", "b", "c"} {
 		addr := freeAddr(t)
-		m := startE2EMember(t, d, "sv-"+s, "sv-r-"+s, tag, 1, nodeOf, "--gateway-listen", addr)
+		m := startE2EMember(t, d, "sv-"+s, "sv-r-"+s, tag, 1, nodeOf, "--gateway-listen", addr, "--gateway-local-peers")
 		gw[m.name] = addr
 		ms = append(ms, m)
 	}
@@ -313,7 +313,7 @@ func TestGatewayServesThroughPartition(t *testing.T) {
 	cutDir := filepath.Join(t.TempDir(), cut.name)
 	const gateway = "127.0.0.1:18080" // inside the namespace: nobody else's
 	cut.proc = startProcIn(t, t, ns.name, "member "+cut.name, "member", "--name", cut.name, "--region", cut.region,
-		"--data-dir", cutDir, "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag, "--gateway-listen", gateway)
+		"--data-dir", cutDir, "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag, "--gateway-listen", gateway, "--gateway-local-peers")
 	if _, ok := cut.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
 		t.Fatalf("want member %s to log \"member running\"; its standard error:\n%s", cut.name, cut.proc.out.tail(30))
 	}

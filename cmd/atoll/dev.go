@@ -275,7 +275,7 @@ func startDevMembers(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, 
 		m, err := member.New(member.Config{
 			Hub: hubURL, JoinToken: joinToken, Name: region, Region: region, Zone: region + "-a", Provider: "dev",
 			DataDir: filepath.Join(dataDir, "members", region), NATSListen: "127.0.0.1:0", Version: version, Logger: log,
-			GatewayListen: gateways[region], DNSListen: gateways["dns-"+region], Meter: tel.Meter,
+			GatewayListen: gateways[region], GatewayLocalPeers: true, DNSListen: gateways["dns-"+region], Meter: tel.Meter,
 		})
 		if err != nil {
 			return err

@@ -81,6 +81,7 @@ credentials and keeps retrying.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "folder for the member's identity and state")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4223", "address of the region's NATS, where node agents connect (port 0 picks one)")
 	f.StringVar(&cfg.GatewayListen, "gateway-listen", "", "address of the region's service gateway (HTTP; tcp service ports listen on the same host); empty: no gateway")
+	f.BoolVar(&cfg.GatewayLocalPeers, "gateway-local-peers", false, "let the gateway route to other regions' replicas on this machine's loopback (every region on one machine, for trials); otherwise it refuses them")
 	f.StringVar(&cfg.DNSListen, "dns-listen", "", "address answering DNS for <service>.svc.atoll (A and SRV, UDP and TCP) from the gateway's table; empty: none")
 	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics (Prometheus) for the member and its gateway; empty: none")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the heartbeat interval the hub asks for")

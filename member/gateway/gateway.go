@@ -38,6 +38,11 @@ type Config struct {
 	// Cluster and Region are the gateway's own: endpoints of Region come
 	// first.
 	Cluster, Region string
+	// LocalPeers lets other clusters' endpoints be on this machine
+	// (loopback): for atoll dev and tests, where every region runs on one
+	// machine. Otherwise such endpoints are left out of the routes, so a
+	// member cannot aim every gateway at its own machine's services.
+	LocalPeers bool
 	// MaxBodyBytes bounds a request body; default 64 MiB.
 	MaxBodyBytes int64
 	// RetryBodyBytes is the largest body buffered so that an idempotent
@@ -208,7 +213,7 @@ func (g *Gateway) Update(t protocol.EndpointTable) bool {
 	if t.Epoch < g.epoch.Load() {
 		return false
 	}
-	routes, kept := buildRoutes(t, g.cfg.Region, g.outliers)
+	routes, kept := buildRoutes(t, routeSelf{cluster: g.cfg.Cluster, region: g.cfg.Region, localPeers: g.cfg.LocalPeers}, g.outliers)
 	names := map[string]string{}
 	for _, s := range t.Services {
 		svc := api.Service{Metadata: api.ObjectMeta{Name: s.Name}, Spec: s.Spec}

@@ -71,7 +71,7 @@ func deadEndpoint(t testing.TB, cluster, region, name string) protocol.Endpoint 
 }
 
 func startGateway(t testing.TB, region string) *Gateway {
-	g := New(Config{Listen: "127.0.0.1:0", Cluster: region + "-1", Region: region, MaxBodyBytes: 1 << 20})
+	g := New(Config{Listen: "127.0.0.1:0", Cluster: region + "-1", Region: region, MaxBodyBytes: 1 << 20, LocalPeers: true})
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +134,30 @@ func TestRoutingByLocality(t *testing.T) {
 	// An older epoch is ignored.
 	if g.Update(table(1, web(nil))) {
 		t.Fatal("an older table was taken")
+	}
+}
+
+// TestOtherClustersOnThisMachineRefused: without LocalPeers, another
+// cluster's endpoint on this machine's loopback or at a link-local
+// address (a cloud's metadata service) is left out of the routes, so a
+// member cannot aim gateways at their own machine's services; the
+// gateway's own cluster may be on loopback, and routable addresses of
+// other clusters stay.
+func TestOtherClustersOnThisMachineRefused(t *testing.T) {
+	t.Parallel()
+	g := New(Config{Listen: "127.0.0.1:0", Cluster: "us-1", Region: "us"})
+	ep := func(cluster, host string) protocol.Endpoint {
+		return protocol.Endpoint{Cluster: cluster, Region: "eu", Replica: cluster + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(host), Host: host, Ports: map[string]int{"http": 8080}}
+	}
+	g.Update(table(1, web(nil, ep("us-1", "127.0.0.1"), ep("eu-1", "127.0.0.1"), ep("eu-1", "localhost"), ep("eu-1", "169.254.169.254"),
+		ep("eu-1", "::1"), ep("eu-1", "0.0.0.0"), ep("eu-1", "fe80::1"), ep("eu-1", "10.0.0.5"), ep("eu-1", "node-3.eu.internal"))))
+	if n := g.Endpoints("web"); n != 3 {
+		t.Errorf("want 3 endpoints routed (us-1's on loopback, eu-1's at 10.0.0.5 and node-3.eu.internal); got %d", n)
+	}
+	local := New(Config{Listen: "127.0.0.1:0", Cluster: "us-1", Region: "us", LocalPeers: true})
+	local.Update(table(1, web(nil, ep("us-1", "127.0.0.1"), ep("eu-1", "127.0.0.1"))))
+	if n := local.Endpoints("web"); n != 2 {
+		t.Errorf("with LocalPeers: want both endpoints; got %d", n)
 	}
 }
 
@@ -277,7 +301,7 @@ func TestStaleTableSaysItsAge(t *testing.T) {
 	b := newBackend(t, "b")
 	now := time.Now()
 	var offset atomic.Int64
-	g := New(Config{Listen: "127.0.0.1:0", Region: "us", Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	g := New(Config{Listen: "127.0.0.1:0", Region: "us", LocalPeers: true, Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package gateway
 import (
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +98,8 @@ func policyOf(s api.ServiceSpec) policy {
 
 // buildRoutes turns a table into routes for a gateway in region, reusing
 // the outlier state of endpoints it already knew (outliers, by key).
-func buildRoutes(t protocol.EndpointTable, region string, outliers map[string]*outlier) (map[string]*route, map[string]*outlier) {
+func buildRoutes(t protocol.EndpointTable, self routeSelf, outliers map[string]*outlier) (map[string]*route, map[string]*outlier) {
+	region := self.region
 	routes := make(map[string]*route, len(t.Services))
 	kept := map[string]*outlier{}
 	for _, s := range t.Services {
@@ -119,6 +122,13 @@ func buildRoutes(t protocol.EndpointTable, region string, outliers map[string]*o
 			}
 		}
 		for _, e := range s.Endpoints {
+			if e.Cluster != self.cluster && !self.localPeers && machineLocal(e.Host) {
+				// Another cluster's replica cannot be on this machine's
+				// loopback (or at a link-local address such as a cloud's
+				// metadata service): a member claiming so would turn the
+				// gateway against this machine's own services.
+				continue
+			}
 			ep := &endpoint{Endpoint: e, key: e.Cluster + "/" + e.Replica + "@" + e.Host}
 			if hp != nil {
 				if port, ok := e.Ports[hp.Name]; ok {
@@ -145,6 +155,28 @@ func buildRoutes(t protocol.EndpointTable, region string, outliers map[string]*o
 		routes[s.Name] = r
 	}
 	return routes, kept
+}
+
+// routeSelf is what building routes knows of the gateway itself: its
+// cluster and region, and whether other clusters' endpoints may be on this
+// machine (atoll dev, tests: every region on one machine).
+type routeSelf struct {
+	cluster, region string
+	localPeers      bool
+}
+
+// machineLocal says whether host names this machine or its link: a
+// loopback, unspecified or link-local address, or localhost.
+func machineLocal(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast()
 }
 
 // pick chooses the endpoint for a try: the best-ranked rank that has an

@@ -35,7 +35,7 @@ func TestTCPConnectionBound(t *testing.T) {
 	free, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := free.Addr().(*net.TCPAddr).Port
 	free.Close()
-	g := New(Config{Listen: "127.0.0.1:0", Cluster: "us-1", Region: "us", MaxTCPConns: 2})
+	g := New(Config{Listen: "127.0.0.1:0", Cluster: "us-1", Region: "us", MaxTCPConns: 2, LocalPeers: true})
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
 	}
