@@ -122,6 +122,7 @@ func (d *Controller) startProbe(ctx context.Context, dr api.Drill) *probe {
 	go func() {
 		<-ctx.Done()
 		p.wg.Wait()
+		p.client.CloseIdleConnections()
 		r := p.report()
 		span.SetAttributes(attribute.Int64("probe.fault.requests", r.Fault.Requests), attribute.Int64("probe.fault.failed", r.Fault.Failed))
 		span.End()
