@@ -76,8 +76,52 @@ type DrillSpec struct {
 	SLO      *DrillSLO   `json:"slo,omitempty"`
 	// Force starts the drill even when its plan shows that the remaining
 	// clusters cannot absorb the load.
-	Force           bool     `json:"force,omitempty" doc:"Start even when the plan shows the remaining clusters cannot absorb the load, or (evacuate) that it breaks a workload's disruption budget."`
-	FailbackTimeout Duration `json:"failbackTimeout,omitempty" doc:"How long after the fault is lifted to wait for failback before reporting it incomplete; default 3m, at most 1h."`
+	Force           bool        `json:"force,omitempty" doc:"Start even when the plan shows the remaining clusters cannot absorb the load, or (evacuate) that it breaks a workload's disruption budget."`
+	FailbackTimeout Duration    `json:"failbackTimeout,omitempty" doc:"How long after the fault is lifted to wait for failback before reporting it incomplete; default 3m, at most 1h."`
+	Probe           *DrillProbe `json:"probe,omitempty" doc:"Real HTTP requests sent to a service through entry points during the drill: before the fault (a short baseline), during it and after it."`
+}
+
+// Probe limits and defaults.
+const (
+	MinProbeRate         = 1
+	MaxProbeRate         = 2000
+	DefaultProbeBaseline = 2 * time.Second
+	MaxProbeBaseline     = time.Minute
+	MaxProbeThrough      = 8
+)
+
+// Probe phases: a probe's requests are counted apart before the fault,
+// while it is in, and after it is lifted.
+const (
+	ProbeBaseline = "baseline"
+	ProbeFault    = "fault"
+	ProbeAfter    = "after"
+)
+
+// DrillProbe is traffic a drill sends and counts: GET requests to a
+// service through named entry points (regional gateways, the global
+// entry) that the hub running the drill knows by name (its
+// --probe-entry-point flags; atoll dev names its gateways by region and
+// its global entry "global").
+type DrillProbe struct {
+	Service  string   `json:"service" doc:"A Service's name: requests go to <entry point>/svc/<service><path>."`
+	Rate     int32    `json:"rate" minimum:"1" maximum:"2000" doc:"Requests per second, through each entry point."`
+	Path     string   `json:"path,omitempty" doc:"The request path under the service; default /."`
+	Through  []string `json:"through" minItems:"1" maxItems:"8" doc:"The entry points to send through, by name, as the hub knows them (a name it does not know is refused, with the names it knows)."`
+	Baseline Duration `json:"baseline,omitempty" doc:"How long requests are sent before the fault goes in; default 2s, at most 1m."`
+}
+
+// BaselineOrDefault is how long the probe runs before the fault.
+func (p DrillProbe) BaselineOrDefault() time.Duration {
+	return p.Baseline.Get(DefaultProbeBaseline)
+}
+
+// PathOrDefault is the probe's request path under the service.
+func (p DrillProbe) PathOrDefault() string {
+	if p.Path == "" {
+		return "/"
+	}
+	return p.Path
 }
 
 // DrillTarget names what the fault hits: one cluster, or every cluster of
@@ -110,6 +154,8 @@ func SecondsText(s *float64) string {
 type DrillSLO struct {
 	MaxRTO                 Duration `json:"maxRTO,omitempty" doc:"Every desired replica of the affected workloads ready elsewhere within this long of the fault."`
 	MaxUnavailableReplicas *int32   `json:"maxUnavailableReplicas,omitempty" minimum:"0" doc:"At most this many desired replicas of the affected workloads not ready at any moment."`
+	MaxFailedRequests      *int64   `json:"maxFailedRequests,omitempty" minimum:"0" doc:"At most this many of the probe's requests failed while the fault was in (every entry point; needs spec.probe)."`
+	MinSuccessRatio        *float64 `json:"minSuccessRatio,omitempty" minimum:"0" maximum:"1" doc:"At least this share of the probe's requests succeeded while the fault was in (every entry point, 0 to 1; needs spec.probe)."`
 }
 
 // DrillStatus is the drill's progress and, once it ended, its report.
@@ -130,6 +176,52 @@ type DrillStatus struct {
 	Timeline         []DrillEvent  `json:"timeline,omitempty"`
 	Samples          []DrillSample `json:"samples,omitempty" doc:"A bounded series of the affected workloads' replicas, for a recovery chart."`
 	Report           *DrillReport  `json:"report,omitempty"`
+	// Probe is the probe's counts so far (the report keeps the last).
+	Probe        *DrillProbeReport  `json:"probe,omitempty" doc:"The probe's counts so far, per entry point and phase."`
+	ProbeSamples []DrillProbeSample `json:"probeSamples,omitempty" doc:"A bounded series of the probe's success ratio per entry point, for a chart."`
+}
+
+// DrillProbeSample is what one entry point's requests did over a stretch
+// of time ending At.
+type DrillProbeSample struct {
+	At           time.Time `json:"at"`
+	Through      string    `json:"through"`
+	Requests     int64     `json:"requests"`
+	Failed       int64     `json:"failed"`
+	SuccessRatio float64   `json:"successRatio"`
+}
+
+// DrillProbeReport is what a drill's probe measured.
+type DrillProbeReport struct {
+	Service string            `json:"service"`
+	Rate    int32             `json:"rate"`
+	Through []DrillProbeEntry `json:"through"`
+	// Fault sums every entry point's requests while the fault was in.
+	Fault DrillProbeStats `json:"fault" doc:"Every entry point's requests while the fault was in, together."`
+}
+
+// DrillProbeEntry is one entry point's requests, per phase.
+type DrillProbeEntry struct {
+	Name     string          `json:"name"`
+	Baseline DrillProbeStats `json:"baseline"`
+	Fault    DrillProbeStats `json:"fault"`
+	After    DrillProbeStats `json:"after"`
+}
+
+// DrillProbeStats counts requests and their latency.
+type DrillProbeStats struct {
+	Requests     int64   `json:"requests"`
+	Succeeded    int64   `json:"succeeded"`
+	Failed       int64   `json:"failed" doc:"Transport errors, timeouts and answers other than 2xx or 3xx."`
+	SuccessRatio float64 `json:"successRatio" doc:"Succeeded over requests; 1 when there were none."`
+	P50Millis    float64 `json:"p50Millis"`
+	P99Millis    float64 `json:"p99Millis"`
+}
+
+// Text is the stats in one phrase: "1200 requests, 0 failed (100.000%
+// succeeded), p50 1.2ms, p99 8.0ms".
+func (s DrillProbeStats) Text() string {
+	return fmt.Sprintf("%d requests, %d failed (%.3f%% succeeded), p50 %.1fms, p99 %.1fms", s.Requests, s.Failed, 100*s.SuccessRatio, s.P50Millis, s.P99Millis)
 }
 
 // DrillEvent is one step of a drill's timeline.
@@ -185,6 +277,7 @@ type DrillReport struct {
 	Passed                  bool                  `json:"passed" doc:"Every objective met (the verdict Passed) and the drill Completed."`
 	Interrupted             bool                  `json:"interrupted,omitempty" doc:"The hub running the drill stopped (restart or leader change); another restored the targets."`
 	Notes                   []string              `json:"notes,omitempty"`
+	Probe                   *DrillProbeReport     `json:"probe,omitempty" doc:"What the probe's requests did, per entry point and phase (drills with spec.probe)."`
 }
 
 // DrillWorkloadReport is one affected workload's recovery.
@@ -232,7 +325,7 @@ func (r *DrillReport) RTOText() string {
 
 // SLOResult is one objective of a drill, met or not.
 type SLOResult struct {
-	Name   string `json:"name" doc:"maxRTO, maxUnavailableReplicas or exclusiveDuplicates."`
+	Name   string `json:"name" doc:"maxRTO, maxUnavailableReplicas, maxFailedRequests, minSuccessRatio or exclusiveDuplicates."`
 	Target string `json:"target"`
 	Actual string `json:"actual"`
 	Passed bool   `json:"passed"`
@@ -510,6 +603,52 @@ func (s *DrillSpec) validate(e *errs, p string) {
 		if m := slo.MaxUnavailableReplicas; m != nil && *m < 0 {
 			e.addValue(p+"slo.maxUnavailableReplicas", *m, "must be 0 or more")
 		}
+		if m := slo.MaxFailedRequests; m != nil && *m < 0 {
+			e.addValue(p+"slo.maxFailedRequests", *m, "must be 0 or more")
+		}
+		if m := slo.MinSuccessRatio; m != nil && (*m < 0 || *m > 1) {
+			e.addValue(p+"slo.minSuccessRatio", *m, "must be between 0 and 1")
+		}
+		if s.Probe == nil {
+			if slo.MaxFailedRequests != nil {
+				e.add(p+"slo.maxFailedRequests", "needs a probe (spec.probe) to count requests")
+			}
+			if slo.MinSuccessRatio != nil {
+				e.add(p+"slo.minSuccessRatio", "needs a probe (spec.probe) to count requests")
+			}
+		}
+	}
+	if pr := s.Probe; pr != nil {
+		pp := p + "probe."
+		switch {
+		case pr.Service == "":
+			e.add(pp+"service", "is required: a service's name")
+		case !isDNSLabel(pr.Service):
+			e.addValue(pp+"service", pr.Service, "must be a service name (DNS-1123 label)")
+		}
+		if pr.Rate < MinProbeRate || pr.Rate > MaxProbeRate {
+			e.addValue(pp+"rate", pr.Rate, "must be %d to %d requests per second", MinProbeRate, MaxProbeRate)
+		}
+		if pr.Path != "" && (!strings.HasPrefix(pr.Path, "/") || strings.ContainsAny(pr.Path, " \t\r\n?#")) {
+			e.addValue(pp+"path", pr.Path, "must be a path starting with / (no query)")
+		}
+		switch {
+		case len(pr.Through) == 0:
+			e.add(pp+"through", "name at least one entry point")
+		case len(pr.Through) > MaxProbeThrough:
+			e.addValue(pp+"through", len(pr.Through), "at most %d entry points", MaxProbeThrough)
+		}
+		seen := map[string]bool{}
+		for i, n := range pr.Through {
+			switch {
+			case !isDNSLabel(n):
+				e.addValue(fmt.Sprintf("%sthrough[%d]", pp, i), n, "must be an entry point's name (DNS-1123 label)")
+			case seen[n]:
+				e.addValue(fmt.Sprintf("%sthrough[%d]", pp, i), n, "is named twice")
+			}
+			seen[n] = true
+		}
+		validatePositive(e, pp+"baseline", pr.Baseline, MaxProbeBaseline)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,12 @@ import (
 	"github.com/atollhq/atoll/telemetry"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(probeServerEnv) != "" {
+		serveProbeReplica() // a replica of a probe test, not a test run
+	}
+	pgtest.Main(m)
+}
 
 const adminSecret = "atoll_testadminsecret0123456789abcdef"
 

@@ -100,10 +100,10 @@ func TestReadmeQuickStart(t *testing.T) {
 		"./atoll get services -o wide":             {"demo-web", "demo-web.svc.atoll"},
 		"./atoll describe service demo-web":        {"demo-web", "Service"},
 		"./atoll drill plan":                       {"ap-south"},
-		"./atoll drill run":                        {"ap-south-outage"},
-		"./atoll drill status ap-south-outage":     {"Completed", "Passed"},
-		"./atoll drill report ap-south-outage -o":  {"ap-south-outage"},
-		"./atoll get drills -o wide":               {"ap-south-outage"},
+		"./atoll drill run":                        {"ap-south-outage", "Failed requests:"},
+		"./atoll drill status ap-south-outage":     {"Completed", "Passed", "Failed requests:"},
+		"./atoll drill report ap-south-outage -o":  {"ap-south-outage", "| Failed requests |"},
+		"./atoll get drills -o wide":               {"ap-south-outage", "FAILED REQUESTS"},
 	}
 	run := func(block []string) {
 		t.Helper()

@@ -205,6 +205,10 @@ type drillData struct {
 	AbortBy         string
 	Chart           recoveryChart // for a wide card
 	NarrowChart     recoveryChart // the same for a phone's
+	Requests        ratioChart    // the probe's success ratio, for a wide card
+	NarrowRequests  ratioChart
+	Probe           string               // the probe in words ("" without one)
+	ProbeFault      *api.DrillProbeStats // the requests while the fault was in, so far
 	Timeline        []timelineRow
 	Report          *reportView
 	Plan            *planView
@@ -279,6 +283,17 @@ func newDrillData(dr *api.Drill, now time.Time) drillData {
 	}
 	d.Chart = buildChart(wideChart, st, dr.Spec, t0, end)
 	d.NarrowChart = buildChart(narrowChart, st, dr.Spec, t0, end)
+	if p := dr.Spec.Probe; p != nil {
+		d.Probe = fmt.Sprintf("%d requests/s to %s through %s", p.Rate, p.Service, strings.Join(p.Through, ", "))
+		d.Requests = buildRatioChart(wideChart, st, dr.Spec, t0, end)
+		d.NarrowRequests = buildRatioChart(narrowChart, st, dr.Spec, t0, end)
+		if st.Probe != nil {
+			d.ProbeFault = &st.Probe.Fault
+		}
+		if st.Report != nil && st.Report.Probe != nil {
+			d.ProbeFault = &st.Report.Probe.Fault
+		}
+	}
 	d.Timeline = timelineRows(st, t0)
 	if st.Report != nil {
 		d.Report = newReportView(st.Report, d.Phase, verdict)
@@ -311,6 +326,12 @@ func objectives(spec api.DrillSpec) []string {
 		}
 		if m := slo.MaxUnavailableReplicas; m != nil {
 			out = append(out, fmt.Sprintf("at most %d unavailable", *m))
+		}
+		if m := slo.MaxFailedRequests; m != nil {
+			out = append(out, fmt.Sprintf("at most %d failed requests", *m))
+		}
+		if m := slo.MinSuccessRatio; m != nil {
+			out = append(out, fmt.Sprintf("at least %.2f%% of requests succeeded", 100**m))
 		}
 	}
 	return append(out, "no exclusive workload twice")
@@ -363,6 +384,7 @@ type reportView struct {
 	Workloads   []drillWorkloadRow
 	Notes       []string
 	Interrupted bool
+	Probe       []probeRow // per entry point and phase (drills with a probe)
 }
 
 // drillWorkloadRow is one affected workload's recovery.
@@ -380,10 +402,18 @@ type sloRow struct {
 	Verdict        string
 }
 
+// probeRow is one entry point's requests in one phase.
+type probeRow struct {
+	Through, Phase string
+	Stats          api.DrillProbeStats
+}
+
 var sloTitles = map[string]string{
 	"maxRTO":                 "Recovery time (RTO)",
 	"maxUnavailableReplicas": "Unavailable replicas at once",
 	"exclusiveDuplicates":    "Exclusive workloads ready twice",
+	"maxFailedRequests":      "Failed requests during the fault",
+	"minSuccessRatio":        "Requests that succeeded during the fault",
 }
 
 var failbackTexts = map[string]string{
@@ -423,6 +453,14 @@ func newReportView(r *api.DrillReport, phase, verdict string) *reportView {
 		{"Peak unavailable", plural(int(r.PeakUnavailableReplicas), "replica")},
 		{"Exclusive duplicates", itoa(int(r.ExclusiveDuplicates))},
 		{"Failback", failback},
+	}
+	if p := r.Probe; p != nil {
+		v.Facts = append(v.Facts, labelPair{"Failed requests", fmt.Sprintf("%d of %d during the fault (%.3f%% succeeded; p50 %.1f ms, p99 %.1f ms)",
+			p.Fault.Failed, p.Fault.Requests, 100*p.Fault.SuccessRatio, p.Fault.P50Millis, p.Fault.P99Millis)})
+		for _, e := range p.Through {
+			v.Probe = append(v.Probe, probeRow{Through: e.Name, Phase: api.ProbeBaseline, Stats: e.Baseline},
+				probeRow{Through: e.Name, Phase: api.ProbeFault, Stats: e.Fault}, probeRow{Through: e.Name, Phase: api.ProbeAfter, Stats: e.After})
+		}
 	}
 	for _, s := range r.SLOs {
 		row := sloRow{Name: s.Name, Title: cmp.Or(sloTitles[s.Name], s.Name), Target: s.Target, Actual: s.Actual, Passed: s.Passed, Verdict: "Missed"}

@@ -67,7 +67,8 @@ func templateFuncs() template.FuncMap {
 			}
 			return ageText(now.Sub(*t)) + " ago"
 		},
-		"num": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"mul100": func(f float64) float64 { return 100 * f },
+		"num":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 		"ratio": func(a, b int32) float64 {
 			if b <= 0 {
 				if a > 0 {

@@ -404,3 +404,24 @@ func TestEvents(t *testing.T) {
 		t.Errorf("no events: %q", b.String())
 	}
 }
+
+// TestDescribeDrillProbe: a drill's probe, its request objectives and
+// the requests it counted are described in words.
+func TestDescribeDrillProbe(t *testing.T) {
+	d := finishedDrill()
+	d.Spec.Probe = &api.DrillProbe{Service: "web", Rate: 50, Through: []string{"eu-west", "global"}}
+	d.Spec.SLO.MaxFailedRequests, d.Spec.SLO.MinSuccessRatio = ptr(int64(0)), ptr(0.999)
+	d.Status.Report.Probe = &api.DrillProbeReport{Service: "web", Rate: 50,
+		Fault: api.DrillProbeStats{Requests: 900, Succeeded: 899, Failed: 1, SuccessRatio: 899.0 / 900, P50Millis: 1.25, P99Millis: 8}}
+	var b strings.Builder
+	if err := Drill(&b, d, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"50 requests/s to service web/ through eu-west, global, from 2s before the fault",
+		"at most 0 probe requests failed while the fault was in", "at least 99.90% of probe requests succeeded",
+		"1 of 900 while the fault was in (99.889% succeeded; p50 1.2ms, p99 8.0ms)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("want %q in\n%s", want, b.String())
+		}
+	}
+}

@@ -26,6 +26,10 @@ func Drill(out io.Writer, dr *api.Drill, now time.Time) error {
 	d.row(0, "Fault", fault+": "+faultMeaning(s.Kind))
 	d.row(0, "Duration", Duration(s.DurationOrDefault())+", then "+Duration(s.FailbackTimeoutOrDefault())+" at most to fail back")
 	d.row(0, "Objectives", sloText(s.SLO))
+	if p := s.Probe; p != nil {
+		d.row(0, "Probe", fmt.Sprintf("%d requests/s to service %s%s through %s, from %s before the fault to the drill's end",
+			p.Rate, p.Service, p.PathOrDefault(), strings.Join(p.Through, ", "), Duration(p.BaselineOrDefault())))
+	}
 	if s.Force {
 		d.row(0, "Forced", "yes: started even if the plan showed the rest could not absorb the load or a disruption budget would break")
 	}
@@ -111,6 +115,12 @@ func sloText(slo *api.DrillSLO) string {
 	if slo != nil && slo.MaxUnavailableReplicas != nil {
 		parts = append(parts, "at most "+plural(*slo.MaxUnavailableReplicas, "replica")+" unavailable at any moment")
 	}
+	if slo != nil && slo.MaxFailedRequests != nil {
+		parts = append(parts, fmt.Sprintf("at most %d probe requests failed while the fault was in", *slo.MaxFailedRequests))
+	}
+	if slo != nil && slo.MinSuccessRatio != nil {
+		parts = append(parts, fmt.Sprintf("at least %.2f%% of probe requests succeeded while the fault was in", 100**slo.MinSuccessRatio))
+	}
 	parts = append(parts, "no exclusive workload ready in two clusters at once")
 	return strings.Join(parts, "; ")
 }
@@ -192,6 +202,10 @@ func drillReport(d *doc, r *api.DrillReport) {
 	d.row(1, "Peak unavailable", plural(r.PeakUnavailableReplicas, "replica"))
 	d.row(1, "Exclusive duplicates", fmt.Sprint(r.ExclusiveDuplicates))
 	d.row(1, "Failback", failbackText(r))
+	if p := r.Probe; p != nil {
+		d.row(1, "Failed requests", fmt.Sprintf("%d of %d while the fault was in (%.3f%% succeeded; p50 %.1fms, p99 %.1fms)",
+			p.Fault.Failed, p.Fault.Requests, 100*p.Fault.SuccessRatio, p.Fault.P50Millis, p.Fault.P99Millis))
+	}
 	if r.Interrupted {
 		d.row(1, "Interrupted", "yes: the hub running it stopped; the targets were restored")
 	}

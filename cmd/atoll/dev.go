@@ -101,6 +101,17 @@ same process and join through the same registration path as separate
 				ln.Close()
 				return err
 			}
+			// Drills' probes send through each region's gateway (named by
+			// its region) and the global entry ("global").
+			entryListen, err := stablePort(o.dataDir, "entry", "127.0.0.1:0")
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			o.entryPoints = map[string]string{"global": "http://" + entryListen}
+			for _, r := range devRegions {
+				o.entryPoints[r] = "http://" + gateways[r]
+			}
 			return runHub(ctx, log, o, ln, func(tokenPath string, tel *telemetry.Providers) {
 				if err := startDevMembers(ctx, &members, log, url, tokenPath, o.dataDir, bin, reg.host, gateways, tel); err != nil {
 					log.ErrorContext(ctx, "the dev regions did not start", "err", err)

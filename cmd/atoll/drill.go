@@ -25,6 +25,12 @@ type drillFlags struct {
 	failbackTimeout             string
 	maxUnavailable              int32
 	force                       bool
+	// The probe and its objectives.
+	probe, probePath string
+	probeRate        int32
+	probeThrough     []string
+	maxFailed        int64
+	minSuccessRatio  float64
 }
 
 func (f *drillFlags) register(cmd *cobra.Command, run bool) {
@@ -36,6 +42,12 @@ func (f *drillFlags) register(cmd *cobra.Command, run bool) {
 	// The SLOs: the plan warns of those that cannot be met.
 	fl.StringVar(&f.maxRTO, "max-rto", "", "SLO: every affected replica ready elsewhere within this long")
 	fl.Int32Var(&f.maxUnavailable, "max-unavailable", 0, "SLO: at most this many affected replicas unavailable at once (no SLO unless given)")
+	fl.StringVar(&f.probe, "probe", "", "send real requests to this service during the drill, and count them")
+	fl.Int32Var(&f.probeRate, "probe-rate", 50, "the probe's requests per second through each entry point (1-2000)")
+	fl.StringVar(&f.probePath, "probe-path", "", "the probe's request path under the service (default /)")
+	fl.StringSliceVar(&f.probeThrough, "probe-through", nil, "the entry points the probe sends through, by the names the hub knows (atoll dev: its regions and global)")
+	fl.Int64Var(&f.maxFailed, "max-failed-requests", 0, "SLO: at most this many probe requests failed while the fault was in (needs --probe)")
+	fl.Float64Var(&f.minSuccessRatio, "min-success-ratio", 0, "SLO: at least this share (0-1) of probe requests succeeded while the fault was in (needs --probe)")
 	if !run {
 		return
 	}
@@ -48,7 +60,8 @@ func (f *drillFlags) register(cmd *cobra.Command, run bool) {
 // drill builds the Drill the flags (or the file) describe.
 func (f *drillFlags) drill(cmd *cobra.Command, now time.Time) (api.Drill, error) {
 	if f.file != "" {
-		for _, name := range []string{"kind", "cluster", "region", "name", "duration", "max-rto", "max-unavailable", "failback-timeout", "force"} {
+		for _, name := range []string{"kind", "cluster", "region", "name", "duration", "max-rto", "max-unavailable", "failback-timeout", "force",
+			"probe", "probe-rate", "probe-path", "probe-through", "max-failed-requests", "min-success-ratio"} {
 			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
 				return api.Drill{}, fmt.Errorf("-f and --%s do not go together: put it in the manifest", name)
 			}
@@ -65,12 +78,23 @@ func (f *drillFlags) drill(cmd *cobra.Command, now time.Time) (api.Drill, error)
 	d := api.Drill{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Drill"}, Metadata: api.ObjectMeta{Name: f.name},
 		Spec: api.DrillSpec{Kind: f.kind, Target: api.DrillTarget{Cluster: f.cluster, Region: f.region}, Duration: api.Duration(f.duration),
 			FailbackTimeout: api.Duration(f.failbackTimeout), Force: f.force}}
-	maxUnavailable := cmd.Flags().Changed("max-unavailable")
-	if f.maxRTO != "" || maxUnavailable {
+	changed := cmd.Flags().Changed
+	if f.maxRTO != "" || changed("max-unavailable") || changed("max-failed-requests") || changed("min-success-ratio") {
 		d.Spec.SLO = &api.DrillSLO{MaxRTO: api.Duration(f.maxRTO)}
-		if maxUnavailable {
+		if changed("max-unavailable") {
 			d.Spec.SLO.MaxUnavailableReplicas = &f.maxUnavailable
 		}
+		if changed("max-failed-requests") {
+			d.Spec.SLO.MaxFailedRequests = &f.maxFailed
+		}
+		if changed("min-success-ratio") {
+			d.Spec.SLO.MinSuccessRatio = &f.minSuccessRatio
+		}
+	}
+	if f.probe != "" {
+		d.Spec.Probe = &api.DrillProbe{Service: f.probe, Rate: f.probeRate, Path: f.probePath, Through: f.probeThrough}
+	} else if changed("probe-rate") || changed("probe-path") || changed("probe-through") {
+		return api.Drill{}, errors.New("--probe-rate, --probe-path and --probe-through need --probe SERVICE")
 	}
 	if d.Metadata.Name == "" {
 		d.Metadata.Name = api.DefaultDrillName(f.kind, f.cluster+f.region, now)
@@ -472,6 +496,9 @@ func printStatus(out io.Writer, d api.Drill, now time.Time) {
 		s := st.Samples[n-1]
 		t.row("Replicas:", fmt.Sprintf("%d/%d ready, %d unavailable (%s ago)", s.Ready, s.Desired, s.Unavailable, age(&s.At, now)))
 	}
+	if p := st.Probe; p != nil && st.Report == nil {
+		t.row("Requests:", probeSummary(p))
+	}
 	_ = t.flush()
 	fmt.Fprintln(out, "Timeline:")
 	base := time.Time{}
@@ -517,7 +544,21 @@ func printReport(out io.Writer, d api.Drill) {
 	if r.Interrupted {
 		t.row("  Interrupted:", "yes: the hub running it stopped; the targets were restored")
 	}
+	if r.Probe != nil {
+		t.row("  Failed requests:", probeSummary(r.Probe))
+	}
 	_ = t.flush()
+	if p := r.Probe; p != nil {
+		fmt.Fprintf(out, "  Probe: %d requests/s to service %s, per entry point and phase:\n", p.Rate, p.Service)
+		t := newTable(out, "    THROUGH", "PHASE", "REQUESTS", "FAILED", "SUCCESS", "P50", "P99")
+		for _, e := range p.Through {
+			for _, ph := range probePhaseStats(e) {
+				t.row("    "+e.Name, ph.name, fmt.Sprint(ph.s.Requests), fmt.Sprint(ph.s.Failed), ratioText(ph.s.SuccessRatio),
+					fmt.Sprintf("%.1fms", ph.s.P50Millis), fmt.Sprintf("%.1fms", ph.s.P99Millis))
+			}
+		}
+		_ = t.flush()
+	}
 	if len(r.Workloads) > 0 {
 		fmt.Fprintln(out, "  Workloads:")
 		t := newTable(out, "    WORKLOAD", "ON TARGETS", "RTO", "BLOCKED BY")
@@ -627,6 +668,9 @@ func drillMarkdown(d api.Drill) string {
 	} {
 		fmt.Fprintf(&b, "| %s | %s |\n", row[0], mdCell(row[1]))
 	}
+	if r.Probe != nil {
+		fmt.Fprintf(&b, "| Failed requests | %s |\n", mdCell(probeSummary(r.Probe)))
+	}
 	if len(r.SLOs) > 0 {
 		b.WriteString("\n## Objectives\n\n| objective | target | measured | result |\n|---|---|---|---|\n")
 		for _, s := range r.SLOs {
@@ -635,6 +679,14 @@ func drillMarkdown(d api.Drill) string {
 				result = "**missed**"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.Name, mdCell(s.Target), mdCell(s.Actual), result)
+		}
+	}
+	if p := r.Probe; p != nil {
+		fmt.Fprintf(&b, "\n## Requests\n\n%d requests/s to service %s.\n\n| through | phase | requests | failed | success | p50 | p99 |\n|---|---|---|---|---|---|---|\n", p.Rate, mdCell(p.Service))
+		for _, e := range p.Through {
+			for _, ph := range probePhaseStats(e) {
+				fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %.1fms | %.1fms |\n", mdCell(e.Name), ph.name, ph.s.Requests, ph.s.Failed, ratioText(ph.s.SuccessRatio), ph.s.P50Millis, ph.s.P99Millis)
+			}
 		}
 	}
 	if len(r.Workloads) > 0 {
@@ -668,6 +720,25 @@ func drillMarkdown(d api.Drill) string {
 	return b.String()
 }
 
+// probeSummary is the probe's count while the fault was in: "0 of 1500
+// failed (100.000% succeeded)".
+func probeSummary(p *api.DrillProbeReport) string {
+	return fmt.Sprintf("%d of %d failed while the fault was in (%s succeeded)", p.Fault.Failed, p.Fault.Requests, ratioText(p.Fault.SuccessRatio))
+}
+
+// ratioText is a success ratio as a percentage.
+func ratioText(r float64) string { return fmt.Sprintf("%.3f%%", 100*r) }
+
+type namedStats struct {
+	name string
+	s    api.DrillProbeStats
+}
+
+// probePhaseStats is an entry point's phases in order.
+func probePhaseStats(e api.DrillProbeEntry) []namedStats {
+	return []namedStats{{api.ProbeBaseline, e.Baseline}, {api.ProbeFault, e.Fault}, {api.ProbeAfter, e.After}}
+}
+
 // mdText escapes what Markdown would read as markup in running text.
 func mdText(s string) string {
 	return mdEscaper.Replace(s)
@@ -683,11 +754,11 @@ var mdEscaper = strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "
 // drillPrinter renders drills in `atoll get drills`.
 var drillPrinter = printer{
 	headers:     []string{"NAME", "KIND", "TARGETS", "PHASE", "VERDICT", "RTO", "AGE"},
-	wideHeaders: []string{"DETECTION", "PEAK UNAVAILABLE", "FAILBACK"},
+	wideHeaders: []string{"DETECTION", "PEAK UNAVAILABLE", "FAILBACK", "FAILED REQUESTS"},
 	row: func(raw json.RawMessage, now time.Time, wide bool) []string {
 		var d api.Drill
 		_ = json.Unmarshal(raw, &d)
-		rto, detection, peak, failback := "-", "-", "-", "-"
+		rto, detection, peak, failback, failedReqs := "-", "-", "-", "-", "-"
 		phase, verdict := d.Status.Outcome()
 		if verdict == "" {
 			verdict = "-"
@@ -698,6 +769,9 @@ var drillPrinter = printer{
 				rto = "n/a"
 			}
 			peak, failback = fmt.Sprint(r.PeakUnavailableReplicas), r.Failback
+			if p := r.Probe; p != nil {
+				failedReqs = fmt.Sprintf("%d/%d", p.Fault.Failed, p.Fault.Requests)
+			}
 		}
 		targets := strings.Join(d.Status.Targets, ",")
 		if targets == "" {
@@ -705,7 +779,7 @@ var drillPrinter = printer{
 		}
 		cells := []string{d.Metadata.Name, d.Spec.Kind, targets, phase, verdict, rto, age(d.Metadata.CreationTimestamp, now)}
 		if wide {
-			cells = append(cells, detection, peak, failback)
+			cells = append(cells, detection, peak, failback, failedReqs)
 		}
 		return cells
 	},

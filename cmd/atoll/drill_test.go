@@ -108,3 +108,48 @@ func TestDrillPlanWarns(t *testing.T) {
 		t.Errorf("want the warning printed; got %v\n%s", err, out.String())
 	}
 }
+
+// TestDrillProbeFlagsAndReport: the probe's flags make spec.probe and the
+// request objectives; the text and Markdown reports count the requests.
+func TestDrillProbeFlagsAndReport(t *testing.T) {
+	t.Parallel()
+	run := &cobra.Command{Use: "run"}
+	var f drillFlags
+	f.register(run, true)
+	if err := run.ParseFlags([]string{"--kind", "outage", "--region", "ap-south", "--probe", "demo-web", "--probe-through", "us-east,global",
+		"--probe-rate", "40", "--max-failed-requests", "0", "--min-success-ratio", "0.99"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.drill(run, time.Now())
+	if err != nil || d.Spec.Probe == nil || d.Spec.Probe.Service != "demo-web" || d.Spec.Probe.Rate != 40 || len(d.Spec.Probe.Through) != 2 ||
+		d.Spec.SLO == nil || d.Spec.SLO.MaxFailedRequests == nil || *d.Spec.SLO.MaxFailedRequests != 0 || d.Spec.SLO.MinSuccessRatio == nil || *d.Spec.SLO.MinSuccessRatio != 0.99 {
+		t.Fatalf("want spec.probe and both request objectives; got %+v %+v, %v", d.Spec.Probe, d.Spec.SLO, err)
+	}
+	alone := &cobra.Command{Use: "run"}
+	var g drillFlags
+	g.register(alone, true)
+	_ = alone.ParseFlags([]string{"--kind", "outage", "--region", "ap-south", "--probe-through", "us-east"})
+	if _, err := g.drill(alone, time.Now()); err == nil || !strings.Contains(err.Error(), "need --probe") {
+		t.Errorf("want --probe-through without --probe refused; got %v", err)
+	}
+
+	stats := api.DrillProbeStats{Requests: 1000, Succeeded: 998, Failed: 2, SuccessRatio: 0.998, P50Millis: 1.5, P99Millis: 12}
+	d.Metadata.Name = "ap-south-outage"
+	d.Status = api.DrillStatus{Phase: api.DrillCompleted, Verdict: api.DrillVerdictPassed, Targets: []string{"ap-south"},
+		Report: &api.DrillReport{Passed: true, Probe: &api.DrillProbeReport{Service: "demo-web", Rate: 40, Fault: stats,
+			Through: []api.DrillProbeEntry{{Name: "us-east", Fault: stats, Baseline: api.DrillProbeStats{Requests: 80, Succeeded: 80, SuccessRatio: 1}}}}}}
+	var text bytes.Buffer
+	printReport(&text, d)
+	for _, want := range []string{"Failed requests:", "2 of 1000 failed while the fault was in (99.800% succeeded)", "us-east", "baseline", "12.0ms"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report: want %q in\n%s", want, text.String())
+		}
+	}
+	md := drillMarkdown(d)
+	for _, want := range []string{"| Failed requests | 2 of 1000 failed while the fault was in (99.800% succeeded) |", "## Requests",
+		"| us-east | fault | 1000 | 2 | 99.800% | 1.5ms | 12.0ms |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown report: want %q in\n%s", want, md)
+		}
+	}
+}

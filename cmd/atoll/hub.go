@@ -18,6 +18,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub"
+	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/natsbus"
@@ -43,6 +44,9 @@ type hubOptions struct {
 	tlsCA             string
 	natsURLs          []string
 	name              string
+	// entryPoints are what drills' probes may send through, name=URL
+	// (atoll dev sets its gateways and global entry).
+	entryPoints map[string]string
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -59,6 +63,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.DurationVar(&o.unreachableAfter, "unreachable-after", 1500*time.Millisecond, "a cluster silent this long (three missed heartbeats) is Unreachable")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the API and the leafnode listener; turns TLS on")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringToStringVar(&o.entryPoints, "probe-entry-point", nil, "an entry point drills' probes may send requests through, as name=URL (a member's --gateway-listen, or 'atoll gateway'); repeat for more")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
 }
 
@@ -231,7 +236,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	}
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector, HubID: elector.Holder(),
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint, Keys: keys,
-		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}})
+		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}, Drills: drill.Config{EntryPoints: o.entryPoints}})
 	if err := server.Start(ctx); err != nil {
 		_ = srv.Close()
 		server.Stop()

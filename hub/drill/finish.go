@@ -42,6 +42,7 @@ func (d *Controller) restore(ctx context.Context, r *drillRun) error {
 		r.cutOff = false
 		now = d.now()
 	}
+	r.probe.setPhase(ctx, api.ProbeAfter)
 	r.restoredAt = now
 	r.status.EndedAt = timePtr(now)
 	r.status.Phase = api.DrillRestoring
@@ -118,6 +119,10 @@ func (r *drillRun) report() *api.DrillReport {
 	rep := &api.DrillReport{DetectionSeconds: r.detected, FirstReplacementSeconds: r.replaced, RTOSeconds: r.recovered,
 		PeakUnavailableReplicas: r.peak, ExclusiveDuplicates: int32(len(r.duplicates)), FailbackSeconds: r.failedBack,
 		AffectedWorkloads: int32(len(r.affected)), Notes: slices.Clone(r.notes), RTONotApplicable: len(r.affected) == 0 && !r.failed}
+	if r.probe != nil {
+		rep.Probe = r.probe.report()
+		r.status.Probe, r.status.ProbeSamples = rep.Probe, r.probe.series()
+	}
 	var blocked, before []string
 	for _, a := range r.affected {
 		rep.AffectedReplicas += a.onTargets

@@ -298,6 +298,7 @@ type drillMetrics struct {
 	detection metric.Float64Histogram
 	outcomes  metric.Int64Counter
 	active    metric.Int64UpDownCounter
+	probe     probeMetrics
 }
 
 func newDrillMetrics(meter metric.Meter) drillMetrics {
@@ -308,6 +309,7 @@ func newDrillMetrics(meter metric.Meter) drillMetrics {
 	m.detection, _ = meter.Float64Histogram("drill.detection", metric.WithUnit("s"), buckets,
 		metric.WithDescription("Drills' detection time: from the fault to the hub seeing every target Unreachable."))
 	m.outcomes, _ = meter.Int64Counter("drills", metric.WithUnit("{drill}"), metric.WithDescription("Drills ended, by outcome (the phase they ended in)."))
+	m.probe = newProbeMetrics(meter)
 	m.active, _ = meter.Int64UpDownCounter("drills.active", metric.WithUnit("{drill}"), metric.WithDescription("Drills this hub runs now."))
 	return m
 }
@@ -365,6 +367,24 @@ func evaluate(spec api.DrillSpec, r *api.DrillReport) {
 		r.SLOs = append(r.SLOs, api.SLOResult{Name: "maxUnavailableReplicas", Target: fmt.Sprint(max), Actual: fmt.Sprint(r.PeakUnavailableReplicas),
 			Passed: r.PeakUnavailableReplicas <= max})
 	}
+	if slo := spec.SLO; slo != nil && slo.MaxFailedRequests != nil {
+		res := api.SLOResult{Name: "maxFailedRequests", Target: fmt.Sprint(*slo.MaxFailedRequests), Actual: "not measured"}
+		if r.Probe != nil {
+			res.Actual = fmt.Sprintf("%d of %d", r.Probe.Fault.Failed, r.Probe.Fault.Requests)
+			res.Passed = r.Probe.Fault.Failed <= *slo.MaxFailedRequests
+		}
+		r.SLOs = append(r.SLOs, res)
+	}
+	if slo := spec.SLO; slo != nil && slo.MinSuccessRatio != nil {
+		res := api.SLOResult{Name: "minSuccessRatio", Target: fmt.Sprintf("%.4f", *slo.MinSuccessRatio), Actual: "not measured"}
+		if p := r.Probe; p != nil && p.Fault.Requests > 0 {
+			res.Actual = fmt.Sprintf("%.4f", p.Fault.SuccessRatio)
+			res.Passed = p.Fault.SuccessRatio >= *slo.MinSuccessRatio
+		} else if p != nil {
+			res.Actual = "no request while the fault was in"
+		}
+		r.SLOs = append(r.SLOs, res)
+	}
 	r.SLOs = append(r.SLOs, api.SLOResult{Name: "exclusiveDuplicates", Target: "0", Actual: fmt.Sprint(r.ExclusiveDuplicates), Passed: r.ExclusiveDuplicates == 0})
 	r.Passed = !r.Interrupted
 	r.Missed = nil
@@ -399,6 +419,9 @@ func reportFromStatus(st api.DrillStatus) *api.DrillReport {
 	if st.Report != nil {
 		*r = *st.Report
 		r.Notes = slices.Clone(st.Report.Notes)
+	}
+	if r.Probe == nil {
+		r.Probe = st.Probe // as last written: the probe ran on the hub that stopped
 	}
 	if st.StartedAt != nil {
 		since := func(t time.Time) *float64 { return seconds(t.Sub(*st.StartedAt)) }

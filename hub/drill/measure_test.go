@@ -263,3 +263,30 @@ func TestPlanDrillCapacity(t *testing.T) {
 		t.Errorf("want the exclusive workload planned onto b; got %+v", plan.Workloads)
 	}
 }
+
+// TestEvaluateRequestObjectives: the probe's objectives are judged on
+// the requests sent while the fault was in, and a missed one is named.
+func TestEvaluateRequestObjectives(t *testing.T) {
+	maxFailed, minRatio := int64(2), 0.999
+	spec := api.DrillSpec{Probe: &api.DrillProbe{Service: "web", Rate: 10, Through: []string{"r2"}},
+		SLO: &api.DrillSLO{MaxFailedRequests: &maxFailed, MinSuccessRatio: &minRatio}}
+	cases := []struct {
+		name   string
+		probe  *api.DrillProbeReport
+		missed []string
+	}{
+		{"none failed", &api.DrillProbeReport{Fault: api.DrillProbeStats{Requests: 1000, Succeeded: 1000, SuccessRatio: 1}}, nil},
+		{"one failed", &api.DrillProbeReport{Fault: api.DrillProbeStats{Requests: 1000, Succeeded: 999, Failed: 1, SuccessRatio: 0.999}}, nil},
+		{"three failed", &api.DrillProbeReport{Fault: api.DrillProbeStats{Requests: 1000, Succeeded: 997, Failed: 3, SuccessRatio: 0.997}},
+			[]string{"maxFailedRequests 3 of 1000 (target 2)", "minSuccessRatio 0.9970 (target 0.9990)"}},
+		{"not measured", nil, []string{"maxFailedRequests not measured (target 2)", "minSuccessRatio not measured (target 0.9990)"}},
+		{"nothing sent", &api.DrillProbeReport{Fault: api.DrillProbeStats{SuccessRatio: 1}}, []string{"minSuccessRatio no request while the fault was in (target 0.9990)"}},
+	}
+	for _, c := range cases {
+		rep := api.DrillReport{Probe: c.probe}
+		evaluate(spec, &rep)
+		if fmt.Sprint(rep.Missed) != fmt.Sprint(c.missed) || rep.Passed != (len(c.missed) == 0) {
+			t.Errorf("%s: want missed %q (passed %v); got %q (passed %v)", c.name, c.missed, len(c.missed) == 0, rep.Missed, rep.Passed)
+		}
+	}
+}

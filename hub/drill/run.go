@@ -33,6 +33,11 @@ type Config struct {
 	WriteEvery time.Duration
 	// CommandTimeout bounds a member's answer to a drill command; default 3s.
 	CommandTimeout time.Duration
+	// EntryPoints are the entry points drills' probes may send through,
+	// by name: a regional gateway's or the global entry's base URL
+	// ("http://127.0.0.1:8091"). atoll dev names its gateways by region
+	// and its global entry "global".
+	EntryPoints map[string]string
 }
 
 func (c Config) withDefaults() Config {
@@ -72,7 +77,10 @@ type Controller struct {
 	relist   atomic.Bool
 	lastList time.Time
 	runs     map[string]*drillRun // pass goroutine only
-	loop     loop.Loop
+	// Probes sending their baseline before their drill's fault, by drill
+	// name (pass goroutine only).
+	baselines map[string]*probe
+	loop      loop.Loop
 }
 
 // New makes the controller (a nil log discards, a nil now is time.Now, a
@@ -88,7 +96,7 @@ func New(store Store, bus *natsbus.Bus, monitor Health, lead leader.Leadership, 
 	}
 	return &Controller{store: store, bus: bus, monitor: monitor, log: log, now: now, cfg: cfg.withDefaults(), hubID: hubID,
 		tracer: tracer, metrics: newDrillMetrics(meter), leader: lead, reports: newReportLog(now),
-		wake: make(chan struct{}, 1), runs: map[string]*drillRun{}}
+		wake: make(chan struct{}, 1), runs: map[string]*drillRun{}, baselines: map[string]*probe{}}
 }
 
 // Wake asks for a pass soon that re-reads the drills (one was created,
@@ -134,6 +142,7 @@ type drillRun struct {
 	targets   []string
 	isTarget  map[string]bool
 	affected  []*affectedWorkload
+	probe     *probe          // nil: the drill sends no requests
 	status    api.DrillStatus // as this hub will write it
 	stored    string          // the phase last written
 
@@ -181,13 +190,17 @@ func (r *drillRun) event(at time.Time, typ, format string, args ...any) {
 func (d *Controller) RunOnce(ctx context.Context) error {
 	if !d.leader.IsLeader() {
 		for name := range d.runs {
-			delete(d.runs, name)
-			d.metrics.active.Add(ctx, -1)
+			d.forget(ctx, name)
+		}
+		for name, p := range d.baselines {
+			p.stop()
+			delete(d.baselines, name)
 		}
 		return nil
 	}
 	var errs []error
-	if now := d.now(); d.relist.Swap(false) || now.Sub(d.lastList) >= 2*time.Second {
+	// A probe's baseline ends within a pass or two of its time.
+	if now := d.now(); d.relist.Swap(false) || len(d.baselines) > 0 || now.Sub(d.lastList) >= 2*time.Second {
 		d.lastList = now
 		if err := d.reconcile(ctx); err != nil {
 			errs = append(errs, err)
@@ -226,8 +239,23 @@ func (d *Controller) reconcile(ctx context.Context) error {
 				r.status.AbortRequestedAt, r.status.AbortRequestedBy = dr.Status.AbortRequestedAt, dr.Status.AbortRequestedBy
 			}
 		case dr.Status.Phase == "" || dr.Status.Phase == api.DrillPending:
-			if err := d.start(ctx, dr); err != nil {
+			var p *probe
+			if dr.Spec.Probe != nil {
+				// The probe's baseline first: the fault goes in after it.
+				if p = d.baselines[name]; p == nil || p.uid != dr.Metadata.UID {
+					p.stop()
+					d.baselines[name] = d.startProbe(ctx, dr)
+					continue
+				}
+				if d.now().Sub(p.started) < dr.Spec.Probe.BaselineOrDefault() && dr.Status.AbortRequestedAt == nil {
+					continue
+				}
+			}
+			if err := d.start(ctx, dr, p); err != nil {
 				errs = append(errs, fmt.Errorf("start drill %s: %w", name, err))
+			}
+			if d.runs[name] != nil {
+				delete(d.baselines, name) // the run has it now
 			}
 		default:
 			if err := d.interrupted(ctx, dr); err != nil {
@@ -240,11 +268,18 @@ func (d *Controller) reconcile(ctx context.Context) error {
 			d.forget(ctx, name)
 		}
 	}
+	for name, p := range d.baselines {
+		if !live[name] {
+			p.stop()
+			delete(d.baselines, name)
+		}
+	}
 	return errors.Join(errs...)
 }
 
 func (d *Controller) forget(ctx context.Context, name string) {
-	if _, ok := d.runs[name]; ok {
+	if r, ok := d.runs[name]; ok {
+		r.probe.stop()
 		delete(d.runs, name)
 		d.metrics.active.Add(ctx, -1)
 	}
@@ -396,6 +431,12 @@ func (d *Controller) step(ctx context.Context, r *drillRun) error {
 		return err
 	}
 	milestone := d.record(ctx, r, measure(r.affected, r.targets, o))
+	if r.probe != nil {
+		r.status.Probe = r.probe.report()
+		if s := r.probe.series(); len(s) != len(r.status.ProbeSamples) {
+			r.status.ProbeSamples, r.dirty = s, true
+		}
+	}
 	switch r.status.Phase {
 	case api.DrillRunning:
 		if r.abort || !now.Before(r.endAt) {
@@ -519,6 +560,13 @@ func (d *Controller) Plan(ctx context.Context, name string, spec api.DrillSpec) 
 		clusters[i] = c.Cluster
 	}
 	targets, fe := resolveTargets(spec.Target, clusters)
+	if spec.Probe != nil {
+		pfe, err := d.checkProbe(ctx, spec.Probe)
+		if err != nil {
+			return nil, nil, err
+		}
+		fe = append(fe, pfe...)
+	}
 	if fe != nil {
 		return &api.DrillPlan{Targets: []string{}, Reason: fe[0].Message}, fe, nil
 	}

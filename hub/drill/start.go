@@ -19,11 +19,12 @@ import (
 )
 
 // start puts a Pending drill's fault in place.
-func (d *Controller) start(ctx context.Context, dr api.Drill) error {
+func (d *Controller) start(ctx context.Context, dr api.Drill, p *probe) error {
 	ctx, span := d.tracer.Start(ctx, "drill.start", trace.WithAttributes(attribute.String("drill", dr.Metadata.Name),
 		attribute.String("drill.kind", dr.Spec.Kind), attribute.StringSlice("drill.targets", dr.Status.Targets)))
 	defer span.End()
 	r := newRun(dr)
+	r.probe = p
 	view, workloads, current, err := readFleet(ctx, d.store, d.monitor)
 	if err != nil {
 		return err
@@ -147,6 +148,7 @@ func (d *Controller) notStarted(span trace.Span, err error) error {
 
 // begin marks the fault in place at t.
 func (r *drillRun) begin(t time.Time, msg string) {
+	r.probe.setPhase(context.Background(), api.ProbeFault)
 	r.t0 = t
 	r.endAt = t.Add(r.spec.DurationOrDefault())
 	r.status.StartedAt = timePtr(t)

@@ -48,7 +48,7 @@ func (s *API) registerDrills(hapi huma.API) {
 			return nil, toProblem(ctx, err)
 		}
 		if fe != nil {
-			return nil, toProblem(ctx, drillRefusal("the drill's target does not exist", "body.", fe, plan))
+			return nil, toProblem(ctx, drillRefusal("the drill's "+missing(fe), "body.", fe, plan))
 		}
 		return &struct{ Body api.DrillPlan }{Body: *plan}, nil
 	})
@@ -69,6 +69,24 @@ func (s *API) registerDrills(hapi huma.API) {
 		return answer[api.Drill](ctx, rec)
 	})
 	registerTimeline(s, hapi)
+}
+
+// missing says what of a drill does not exist: "target does not exist",
+// "probe names what does not exist", or both.
+func missing(fe api.FieldErrors) string {
+	var target, probe bool
+	for _, e := range fe {
+		f := strings.TrimPrefix(e.Field, "spec.")
+		target = target || strings.HasPrefix(f, "target")
+		probe = probe || strings.HasPrefix(f, "probe")
+	}
+	switch {
+	case target && probe:
+		return "target does not exist, and its probe names what does not exist"
+	case probe:
+		return "probe names what does not exist"
+	}
+	return "target does not exist"
 }
 
 // drillRefusal is the 422 a refused drill gets: the reason, the fields at
@@ -112,7 +130,7 @@ func (s *API) createDrill(ctx context.Context, _ *API, a pgstore.Actor, dr *api.
 	}
 	switch {
 	case fe != nil:
-		return refuse(drillRefusal("the drill is refused: its target does not exist", "body.", fe, plan))
+		return refuse(drillRefusal("the drill is refused: its "+missing(fe), "body.", fe, plan))
 	case (!plan.Absorbed || len(plan.BrokenBudgets()) > 0 || len(plan.RolloutsInProgress()) > 0) && !dr.Spec.Force:
 		var why, what []string
 		if !plan.Absorbed {
