@@ -34,14 +34,9 @@ const dnsTTL = 5
 // ServeDNS starts a DNS server on addr (UDP and TCP) until Stop; it
 // returns the address it listens on.
 func (g *Gateway) ServeDNS(addr string) (string, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenDNS(addr)
 	if err != nil {
-		return "", fmt.Errorf("dns listen %s: %w", addr, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return "", fmt.Errorf("dns listen %s/tcp: %w", addr, err)
+		return "", err
 	}
 	h := dns.HandlerFunc(g.answerDNS)
 	udp := &dns.Server{PacketConn: pc, Handler: h}
@@ -61,6 +56,30 @@ func (g *Gateway) ServeDNS(addr string) (string, error) {
 		_ = tcp.Shutdown()
 	}()
 	return pc.LocalAddr().String(), nil
+}
+
+// listenDNS binds UDP and TCP on the same port. With port 0 the UDP port
+// is picked first and its TCP twin may be taken already (on a busy
+// machine, by any outgoing connection): another pair is tried.
+func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	var err error
+	for range tries {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			return nil, nil, fmt.Errorf("dns listen %s: %w", addr, err)
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+	}
+	return nil, nil, fmt.Errorf("dns listen %s/tcp: %w", addr, err)
 }
 
 func (g *Gateway) answerDNS(w dns.ResponseWriter, req *dns.Msg) {
