@@ -52,12 +52,7 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 	if fp == nil {
 		fp = &api.FailoverPolicy{}
 	}
-	window := DefaultWindow
-	if fp.StabilizationWindow != "" {
-		if v, err := time.ParseDuration(string(fp.StabilizationWindow)); err == nil && v >= 0 {
-			window = v
-		}
-	}
+	window := fp.StabilizationWindow.Get(DefaultWindow)
 	live := ByName(s.clusters)
 	exclusive := PolicyOf(w).Exclusive
 	var due []string
@@ -100,55 +95,17 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 	if len(due) == 0 {
 		return from, nil, wake, bucket
 	}
-	if d.Assignment == nil {
-		d.Assignment = map[string]int32{}
-	}
-	// Where a fresh split would put the replicas, counted from now: from
-	// the decision's assignment, so each cluster's room (counted beyond
-	// what runs now) is cut by what the decision already adds there, or
-	// that room would be used twice over.
-	snap := slices.Clone(s.snap)
-	room := map[string]int32{} // what a bounded cluster may still take
-	for i := range snap {
-		if c := &snap[i]; c.Room >= 0 {
-			c.Room = max(c.Room-max(d.Assignment[c.Name]-s.current[c.Name], 0), 0)
-			room[c.Name] = c.Room
-		}
-	}
-	target := placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: PlacementPolicy(w),
-		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
-	budget := int32(1 << 30)
-	if fp.FailbackRate > 0 {
-		b := Bucket{Tokens: 1, At: now}
-		if bucket != nil {
-			b = *bucket
-		}
-		b.Tokens = min(b.Tokens+now.Sub(b.At).Minutes()*float64(fp.FailbackRate), float64(fp.FailbackRate))
-		b.At = now
-		budget = int32(b.Tokens)
-		bucket = &b
-	}
+	target, room := freshSplit(w, s.snap, s.current, d)
+	budget, bucket := refill(bucket, fp.FailbackRate, now)
 	for _, c := range due {
 		want := min(target[c]-d.Assignment[c], from[c], budget)
 		if r, bounded := room[c]; bounded {
 			want = min(want, r) // never past its room, whatever the split says
 		}
 		for want > 0 {
-			// Take one from the cluster with the most beyond its fresh share.
-			donor, surplus := "", int32(0)
-			for _, x := range slices.Sorted(maps.Keys(d.Assignment)) {
-				if s := d.Assignment[x] - target[x]; x != c && s > surplus {
-					donor, surplus = x, s
-				}
-			}
-			if donor == "" {
+			if moveOne(d, target, c) == "" {
 				break
 			}
-			d.Assignment[donor]--
-			if d.Assignment[donor] == 0 {
-				delete(d.Assignment, donor)
-			}
-			d.Assignment[c]++
 			if back == nil {
 				back = map[string]int32{}
 			}
@@ -161,11 +118,7 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 			delete(from, c) // back to its share (or the split no longer wants more there)
 		}
 	}
-	if fp.FailbackRate > 0 {
-		for _, n := range back {
-			bucket.Tokens -= float64(n)
-		}
-	}
+	spend(bucket, back)
 	if len(back) > 0 {
 		d.Explanation = append(d.Explanation, "failback: "+FailbackText(back, *d))
 	}
@@ -173,6 +126,74 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 		from = nil
 	}
 	return from, back, wake, bucket
+}
+
+// freshSplit is where a fresh split (placement with Input.Rebalance)
+// would put w's replicas, counted from the decision's assignment: each
+// bounded cluster's room (counted beyond what runs now, current) is cut by
+// what the decision already adds there, or that room would be used twice
+// over. room is what each bounded cluster may still take.
+func freshSplit(w *api.Workload, snap []placement.Cluster, current map[string]int32, d *placement.Decision) (target, room map[string]int32) {
+	snap = slices.Clone(snap)
+	room = map[string]int32{}
+	for i := range snap {
+		if c := &snap[i]; c.Room >= 0 {
+			c.Room = max(c.Room-max(d.Assignment[c.Name]-current[c.Name], 0), 0)
+			room[c.Name] = c.Room
+		}
+	}
+	if d.Assignment == nil {
+		d.Assignment = map[string]int32{}
+	}
+	target = placement.Decide(placement.Input{Workload: w.Metadata.Name, Replicas: w.Spec.Replicas, Policy: PlacementPolicy(w),
+		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
+	return target, room
+}
+
+// refill is what the failback rate (replicas a minute; 0: no limit)
+// allows to move now, and the bucket to keep (refilled to now; unchanged
+// without a rate).
+func refill(bucket *Bucket, rate int32, now time.Time) (budget int32, kept *Bucket) {
+	if rate <= 0 {
+		return 1 << 30, bucket
+	}
+	b := Bucket{Tokens: 1, At: now}
+	if bucket != nil {
+		b = *bucket
+	}
+	b.Tokens = min(b.Tokens+now.Sub(b.At).Minutes()*float64(rate), float64(rate))
+	b.At = now
+	return int32(b.Tokens), &b
+}
+
+// spend takes what moved off the bucket (nil: no rate, nothing to take).
+func spend[K comparable](bucket *Bucket, moved map[K]int32) {
+	if bucket == nil {
+		return
+	}
+	for _, n := range moved {
+		bucket.Tokens -= float64(n)
+	}
+}
+
+// moveOne moves one replica to cluster c from the cluster furthest above
+// its share of target, and names it ("": none is above its share).
+func moveOne(d *placement.Decision, target map[string]int32, c string) (donor string) {
+	surplus := int32(0)
+	for _, x := range slices.Sorted(maps.Keys(d.Assignment)) {
+		if s := d.Assignment[x] - target[x]; x != c && s > surplus {
+			donor, surplus = x, s
+		}
+	}
+	if donor == "" {
+		return ""
+	}
+	d.Assignment[donor]--
+	if d.Assignment[donor] == 0 {
+		delete(d.Assignment, donor)
+	}
+	d.Assignment[c]++
+	return donor
 }
 
 // holdReturns undoes what a decision moved onto returned clusters that

@@ -88,25 +88,8 @@ func rebalance(s rebalanceState, d *placement.Decision) (out Rebalance, wake tim
 		}
 		return out, wake, bucket
 	}
-	window := DefaultWindow
-	if fp.StabilizationWindow != "" {
-		if v, err := time.ParseDuration(string(fp.StabilizationWindow)); err == nil && v >= 0 {
-			window = v
-		}
-	}
-	// The fresh split, counted from the decision's assignment as
-	// failback counts it: each bounded cluster's room is cut by what the
-	// decision already adds there.
-	snap := slices.Clone(s.snap)
-	room := map[string]int32{}
-	for i := range snap {
-		if c := &snap[i]; c.Room >= 0 {
-			c.Room = max(c.Room-max(d.Assignment[c.Name]-s.current[c.Name], 0), 0)
-			room[c.Name] = c.Room
-		}
-	}
-	target := placement.Decide(placement.Input{Workload: s.w.Metadata.Name, Replicas: s.w.Spec.Replicas, Policy: PlacementPolicy(s.w),
-		Clusters: snap, Current: d.Assignment, Rebalance: true}).Assignment
+	window := fp.StabilizationWindow.Get(DefaultWindow)
+	target, room := freshSplit(s.w, s.snap, s.current, d)
 	// Which clusters take replicas: eligible, Ready and, for auto, Ready
 	// for the window and not held by failback's record.
 	var takers []string
@@ -128,19 +111,9 @@ func rebalance(s rebalanceState, d *placement.Decision) (out Rebalance, wake tim
 		}
 		takers = append(takers, c)
 	}
-	budget := int32(1 << 30)
-	if !s.asked && fp.FailbackRate > 0 {
-		b := Bucket{Tokens: 1, At: s.now}
-		if bucket != nil {
-			b = *bucket
-		}
-		b.Tokens = min(b.Tokens+s.now.Sub(b.At).Minutes()*float64(fp.FailbackRate), float64(fp.FailbackRate))
-		b.At = s.now
-		budget = int32(b.Tokens)
-		bucket = &b
-	}
-	if d.Assignment == nil {
-		d.Assignment = map[string]int32{}
+	budget := int32(1 << 30) // an operator's request moves everything at once
+	if !s.asked {
+		budget, bucket = refill(bucket, fp.FailbackRate, s.now)
 	}
 	moved := map[[2]string]int32{}
 	for _, c := range takers {
@@ -149,29 +122,16 @@ func rebalance(s rebalanceState, d *placement.Decision) (out Rebalance, wake tim
 			want = min(want, r)
 		}
 		for ; want > 0; want-- {
-			// From the cluster furthest above its fresh share.
-			donor, surplus := "", int32(0)
-			for _, x := range slices.Sorted(maps.Keys(d.Assignment)) {
-				if sp := d.Assignment[x] - target[x]; x != c && sp > surplus {
-					donor, surplus = x, sp
-				}
-			}
+			donor := moveOne(d, target, c)
 			if donor == "" {
 				break
 			}
-			d.Assignment[donor]--
-			if d.Assignment[donor] == 0 {
-				delete(d.Assignment, donor)
-			}
-			d.Assignment[c]++
 			moved[[2]string{donor, c}]++
 			budget--
 		}
 	}
-	if bucket != nil && !s.asked {
-		for _, n := range moved {
-			bucket.Tokens -= float64(n)
-		}
+	if !s.asked {
+		spend(bucket, moved)
 	}
 	var words []string
 	for _, k := range slices.SortedFunc(maps.Keys(moved), func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) }) {
