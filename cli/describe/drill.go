@@ -36,7 +36,7 @@ func Drill(out io.Writer, dr *api.Drill, now time.Time) error {
 	phase, verdict := st.Outcome()
 	d.row(0, "Phase", phase+": "+phaseMeaning(phase, st))
 	if st.Final() {
-		d.row(0, "Verdict", verdictText(verdict, st.Report))
+		d.row(0, "Verdict", VerdictText(verdict, st.Report))
 	}
 	if st.StartedAt != nil {
 		d.row(0, "Fault in", when(st.StartedAt, now))
@@ -78,15 +78,15 @@ func Drill(out io.Writer, dr *api.Drill, now time.Time) error {
 		}
 		rows := make([][]string, len(st.Timeline))
 		for i, e := range st.Timeline {
-			rows[i] = []string{offset(e.At.Sub(base)), e.Type, e.Message}
+			rows[i] = []string{Offset(e.At.Sub(base)), e.Type, e.Message}
 		}
 		d.table(1, []string{"AT", "EVENT", "MESSAGE"}, rows)
 	}
 	return d.flush()
 }
 
-// offset is a time from the fault: "+5.2s", "-2.0s", never "-0.0s".
-func offset(d time.Duration) string {
+// Offset is a time from the fault: "+5.2s", "-2.0s", never "-0.0s".
+func Offset(d time.Duration) string {
 	s := math.Round(d.Seconds()*10) / 10
 	if s == 0 {
 		s = 0 // not -0
@@ -146,8 +146,9 @@ func phaseMeaning(phase string, st *api.DrillStatus) string {
 	return ""
 }
 
-// verdictText is the verdict with what it rests on.
-func verdictText(verdict string, r *api.DrillReport) string {
+// VerdictText is a drill's verdict with what it rests on: "Passed:
+// every objective met", "Failed: missed maxRTO ...", "none: ...".
+func VerdictText(verdict string, r *api.DrillReport) string {
 	switch verdict {
 	case api.DrillVerdictPassed:
 		return verdict + ": every objective met"

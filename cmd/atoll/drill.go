@@ -15,6 +15,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/describe"
 	"github.com/atollhq/atoll/cli/output"
 )
 
@@ -368,7 +369,7 @@ func offset(at, base time.Time) string {
 	if base.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("%+.1fs", at.Sub(base).Seconds())
+	return describe.Offset(at.Sub(base))
 }
 
 // drillOutcome is nil for a drill that completed and passed, else an
@@ -525,7 +526,7 @@ func printReport(out io.Writer, d api.Drill) {
 	phase, verdict := st.Outcome()
 	t := newTable(out)
 	t.row("  Phase:", phase)
-	t.row("  Verdict:", verdictText(verdict, r))
+	t.row("  Verdict:", describe.VerdictText(verdict, r))
 	t.row("  Affected:", plural(r.AffectedWorkloads, "workload")+", "+plural(r.AffectedReplicas, "replica"))
 	t.row("  Detection:", api.SecondsText(r.DetectionSeconds))
 	first := api.SecondsText(r.FirstReplacementSeconds)
@@ -584,21 +585,6 @@ func printReport(out io.Writer, d api.Drill) {
 	}
 }
 
-// verdictText is the verdict with what it rests on: "Passed", "Failed:
-// missed maxRTO not recovered (target 20s)", "none (aborted)".
-func verdictText(verdict string, r *api.DrillReport) string {
-	switch verdict {
-	case api.DrillVerdictPassed:
-		return verdict + ": every objective met"
-	case api.DrillVerdictFailed:
-		if missed := r.MissedText(); len(missed) > 0 {
-			return verdict + ": missed " + strings.Join(missed, ", ")
-		}
-		return verdict
-	}
-	return "none: only a drill that ran to its end is judged"
-}
-
 // workloadRTO is one workload's RTO as the report prints it.
 func workloadRTO(w api.DrillWorkloadReport) string {
 	text := api.SecondsText(w.RTOSeconds)
@@ -647,7 +633,7 @@ func drillMarkdown(d api.Drill) string {
 	if st.StartedAt != nil {
 		fmt.Fprintf(&b, "- **Fault in place:** %s, for %s\n", st.StartedAt.UTC().Format(time.RFC3339), d.Spec.DurationOrDefault())
 	}
-	fmt.Fprintf(&b, "- **Phase:** %s\n- **Verdict:** %s\n\n", phase, mdCell(verdictText(verdict, r)))
+	fmt.Fprintf(&b, "- **Phase:** %s\n- **Verdict:** %s\n\n", phase, mdCell(describe.VerdictText(verdict, r)))
 	b.WriteString("## Measurements\n\n| measure | value |\n|---|---|\n")
 	first := api.SecondsText(r.FirstReplacementSeconds)
 	if r.RTONotApplicable {
