@@ -400,12 +400,13 @@ func startPostgres(t *testing.T, dir string) *pgserver.Server {
 	return pg
 }
 
-// TestSeveralHubs: see the top of this file.
-func TestSeveralHubs(t *testing.T) {
-	// Not parallel: it measures promised bounds (1 s, 5 s), which other
-	// tests' processes on two cores would only blur.
-	begin := time.Now()
-	dir, err := os.MkdirTemp("", "atoll-e2e-multihub-")
+// hubsDatabase makes a folder (removed when the test ends) with a private
+// PostgreSQL in it and the key-encryption key every hub of the test
+// shares, for tests that run several `atoll hub` processes on one
+// database.
+func hubsDatabase(t *testing.T, prefix string) (dir string, pg *pgserver.Server, keyFile string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
 	if err == nil {
 		err = os.Chmod(dir, 0o755) // PostgreSQL may run as another user
 	}
@@ -413,16 +414,25 @@ func TestSeveralHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := startPostgres(t, dir)
+	pg = startPostgres(t, dir)
+	keyFile = filepath.Join(dir, "atoll.key")
+	if out, err := exec.Command(atollBin, "hub", "gen-key", "--output", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("want `atoll hub gen-key` to write %s; got %v\n%s", keyFile, err, out)
+	}
+	return dir, pg, keyFile
+}
+
+// TestSeveralHubs: see the top of this file.
+func TestSeveralHubs(t *testing.T) {
+	// Not parallel: it measures promised bounds (1 s, 5 s), which other
+	// tests' processes on two cores would only blur.
+	begin := time.Now()
 	// As deploy/README.md says: the hubs connect as a role that is not a
 	// superuser (a stuck leader's session is ended by a hub of the same
 	// role), and migrate as the schema's owner.
 	// Every hub (and nats-config) gets the one key-encryption key that
 	// seals the NATS signing keys in the database.
-	keyFile := filepath.Join(dir, "atoll.key")
-	if out, err := exec.Command(atollBin, "hub", "gen-key", "--output", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("want `atoll hub gen-key` to write %s; got %v\n%s", keyFile, err, out)
-	}
+	dir, pg, keyFile := hubsDatabase(t, "atoll-e2e-multihub-")
 	dbArgs := []string{"--database-url", pg.HubURL(), "--migrate-database-url", pg.OwnerURL(), "--key-file", keyFile}
 	nc := startNATSCluster(t, dir, dbArgs...)
 

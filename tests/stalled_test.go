@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,19 +49,7 @@ const (
 func TestStalledHubDelaysNoOtherHub(t *testing.T) {
 	// Not parallel: it measures a bound that other tests' processes on two
 	// cores would only blur.
-	dir, err := os.MkdirTemp("", "atoll-e2e-stalled-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755) // PostgreSQL may run as another user
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := startPostgres(t, dir)
-	keyFile := filepath.Join(dir, "atoll.key")
-	if out, err := exec.Command(atollBin, "hub", "gen-key", "--output", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("want `atoll hub gen-key` to write %s; got %v\n%s", keyFile, err, out)
-	}
+	dir, pg, keyFile := hubsDatabase(t, "atoll-e2e-stalled-")
 	startOne := func(name string) *hubProc {
 		addr := freeAddr(t)
 		return startHub(t, t, name, addr, filepath.Join(dir, name), "hub", "--listen", addr, "--data-dir", filepath.Join(dir, name),
