@@ -48,8 +48,8 @@ type Placer struct {
 
 	rebalanced metric.Int64Counter
 
-	templates templates             // a workload's template at an older generation (progressive rollouts)
-	revisions map[string][]revision // this pass's revisions of workloads that roll out progressively (pass goroutine only)
+	templates templates              // a workload's template at an older generation (progressive rollouts)
+	revisions map[string]revisionsOf // revisions of workloads that roll out progressively, read again on a new generation (pass goroutine only)
 
 	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
 	due      map[string]time.Time        // workload -> when a window runs out and it must be decided again (pass goroutine only)
@@ -91,7 +91,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -241,11 +241,9 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			touched[name] = true
 		}
 	}
-	revs, err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched)))
-	if err != nil {
+	if err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched))); err != nil {
 		return err
 	}
-	p.revisions = revs
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
@@ -303,6 +301,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
 					delete(p.purging, c.Name)
 					delete(p.due, c.Name)
+					delete(p.revisions, c.Name)
 				} else {
 					p.cache[c.Name] = w
 				}
@@ -389,7 +388,7 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 	d := res.Decision
 	// A progressive rollout gives each cluster its revision, delivered at
 	// that revision's generation.
-	roll, gens, rolling := rolloutStep(&w, p.revisions[name], d.Assignment, clusters, now)
+	roll, gens, rolling := rolloutStep(&w, p.revisions[name].revs, d.Assignment, clusters, now)
 	genOf := func(c string) int64 {
 		if g, ok := gens[c]; ok {
 			return g

@@ -24,21 +24,35 @@ type revision struct {
 	template           api.ReplicaTemplate
 }
 
-// readRevisions reads the revisions of the workloads that roll out
-// progressively (oldest first), for this pass's decisions.
-func (p *Placer) readRevisions(ctx context.Context, names []string) (map[string][]revision, error) {
-	out := map[string][]revision{}
+// revisionsOf is a workload's revisions as last read, and the
+// workload's uid and generation then: revisions change only with a new
+// generation (a template change adds one, a trim follows a spec change).
+type revisionsOf struct {
+	uid  string
+	gen  int64
+	revs []revision
+}
+
+// readRevisions brings p.revisions up to date for the workloads that roll
+// out progressively among names (oldest revision first), reading the
+// store only for a workload whose uid or generation changed since.
+func (p *Placer) readRevisions(ctx context.Context, names []string) error {
 	for _, name := range names {
 		w, ok := p.cache[name]
 		if !ok || w.Spec.Rollout == nil || w.Metadata.DeletionTimestamp != nil {
+			delete(p.revisions, name)
+			continue
+		}
+		if have, ok := p.revisions[name]; ok && have.uid == w.Metadata.UID && have.gen == w.Metadata.Generation {
 			continue
 		}
 		rows, err := p.db.Revisions(ctx, name)
 		if api.ErrorCode(err) == api.CodeNotFound {
+			delete(p.revisions, name)
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		revs := make([]revision, 0, len(rows))
 		for _, r := range rows {
@@ -47,9 +61,9 @@ func (p *Placer) readRevisions(ctx context.Context, names []string) (map[string]
 				revs = append(revs, revision{number: r.Number, generation: r.Generation, template: t})
 			}
 		}
-		out[name] = revs
+		p.revisions[name] = revisionsOf{uid: w.Metadata.UID, gen: w.Metadata.Generation, revs: revs}
 	}
-	return out, nil
+	return nil
 }
 
 // rolloutStep decides a workload's progressive rollout over the clusters
