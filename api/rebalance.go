@@ -1,5 +1,10 @@
 package api
 
+import (
+	"maps"
+	"slices"
+)
+
 // AnnotationRebalanceRequestedAt, on a workload, asks the placement
 // controller to rebalance it once: its value is when it was asked
 // (RFC 3339). The controller records the request it carried out in
@@ -56,4 +61,17 @@ func (p *RebalancePlan) Moved() int32 {
 		n += m.Replicas
 	}
 	return n
+}
+
+// Clusters names every cluster the plan speaks of (now or after), in
+// name order.
+func (p *RebalancePlan) Clusters() []string {
+	names := map[string]bool{}
+	for c := range p.Current {
+		names[c] = true
+	}
+	for c := range p.Target {
+		names[c] = true
+	}
+	return slices.Sorted(maps.Keys(names))
 }

@@ -3,10 +3,8 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -81,15 +79,8 @@ func (c *Console) rebalance(w http.ResponseWriter, r *http.Request) {
 // rebalanceRows lists every cluster of a plan, before and after, with
 // the moves in and out of it.
 func rebalanceRows(p api.RebalancePlan) []rebalanceRow {
-	names := map[string]bool{}
-	for c := range p.Current {
-		names[c] = true
-	}
-	for c := range p.Target {
-		names[c] = true
-	}
 	var rows []rebalanceRow
-	for _, c := range slices.Sorted(maps.Keys(names)) {
+	for _, c := range p.Clusters() {
 		row := rebalanceRow{Cluster: c, Before: p.Current[c], After: p.Target[c]}
 		row.Gains, row.Loses = row.After > row.Before, row.After < row.Before
 		var in, out []string

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -96,15 +95,8 @@ func Write(w io.Writer, p api.RebalancePlan, dryRun bool) {
 
 // counts is "r1 0→2, r2 4→2": each cluster before and after.
 func counts(p api.RebalancePlan) string {
-	clusters := map[string]bool{}
-	for c := range p.Current {
-		clusters[c] = true
-	}
-	for c := range p.Target {
-		clusters[c] = true
-	}
 	var parts []string
-	for _, c := range slices.Sorted(maps.Keys(clusters)) {
+	for _, c := range p.Clusters() {
 		if p.Current[c] == p.Target[c] {
 			parts = append(parts, fmt.Sprintf("%s %d", c, p.Current[c]))
 		} else {
