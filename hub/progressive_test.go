@@ -12,6 +12,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/hub/pgstore"
 )
 
 // TestProgressiveRolloutEndToEnd: over three real members, a workload
@@ -156,6 +157,9 @@ func TestProgressiveRolloutEndToEnd(t *testing.T) {
 	}
 	if r := e.do("POST", "/api/v1/workloads/web/rollout/promote?wave=nope", adminSecret, "", nil); r.status != 422 || !hasLocation(r.problem, "query.wave") {
 		t.Errorf("promote of a wave that does not exist: want 422 at query.wave; got %d %s", r.status, r.body)
+	}
+	if rows, err := e.store.AuditQuery(ctx, pgstore.AuditFilter{Kind: "Workload", Name: "web", Verb: "rollout-promote", Result: "refused"}); err != nil || len(rows) != 1 {
+		t.Errorf("the refused promote: want one audit row; got %d (%v)", len(rows), err)
 	}
 	if r := e.do("POST", "/api/v1/workloads/web/rollout/pause", adminSecret, "", nil); r.status != 200 {
 		t.Fatalf("pause: want 200; got %d %s", r.status, r.body)

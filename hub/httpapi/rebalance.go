@@ -44,15 +44,17 @@ func registerRebalance(s *API, hapi huma.API) {
 		if in.DryRun != "" {
 			return &struct{ Body api.RebalancePlan }{Body: *plan}, nil
 		}
-		if rec, err := s.store.Get(ctx, "Workload", in.Name); err == nil {
-			var w api.Workload
-			if rec.Decode(&w) == nil && w.Spec.Failover != nil && w.Spec.Failover.Mode == "exclusive" {
-				return nil, s.refuse(ctx, s.actor(ctx), "rebalance", "Workload", in.Name, located(http.StatusUnprocessableEntity, api.CodeInvalid, "an exclusive workload is not rebalanced", "path.name",
-					"an exclusive workload does not move while it runs (moving it would stop it); drain its cluster to move it"))
-			}
-		}
 		at := s.now().UTC().Format(time.RFC3339Nano)
+		exclusive := located(http.StatusUnprocessableEntity, api.CodeInvalid, "an exclusive workload is not rebalanced", "path.name",
+			"an exclusive workload does not move while it runs (moving it would stop it); drain its cluster to move it")
 		_, err = s.store.Mutate(ctx, s.actor(ctx), "rebalance", "Workload", in.Name, func(cur *pgstore.Record) error {
+			var w api.Workload
+			if err := cur.Decode(&w); err != nil {
+				return err
+			}
+			if w.Spec.Failover != nil && w.Spec.Failover.Mode == "exclusive" {
+				return exclusive // refused, and audited by the store
+			}
 			if cur.Meta.Annotations == nil {
 				cur.Meta.Annotations = map[string]string{}
 			}

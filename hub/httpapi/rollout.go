@@ -69,13 +69,15 @@ func registerRolloutCommands(s *API, hapi huma.API) {
 			return nil
 		})
 		if err != nil {
+			// The store audited the refusal; the field errors name query
+			// parameters, not the body.
 			var fe api.FieldErrors
 			if errors.As(err, &fe) {
 				p := newProblem(http.StatusUnprocessableEntity, api.CodeInvalid, "validation failed")
 				for _, e := range fe {
 					p.Errors = append(p.Errors, api.ProblemDetail{Location: e.Field, Message: e.Message, Value: sanitizeValue(e.Value)})
 				}
-				return nil, s.refuse(ctx, a, "rollout-"+in.Action, "Workload", in.Name, p)
+				return nil, toProblem(ctx, p)
 			}
 			return nil, toProblem(ctx, err)
 		}
