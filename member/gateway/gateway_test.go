@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/internal/ports"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -68,6 +69,38 @@ func deadEndpoint(t testing.TB, cluster, region, name string) protocol.Endpoint 
 	p := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	return protocol.Endpoint{Cluster: cluster, Region: region, Replica: name, Host: "127.0.0.1", Ports: map[string]int{"http": p}}
+}
+
+// echoServer is a tcp server that sends back what it reads, until the
+// test ends.
+func echoServer(t testing.TB) net.Listener {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return echo
+}
+
+// freePort is a port free a moment ago, for a tcp service port the
+// gateway binds later (below the ephemeral range: package ports).
+func freePort(t testing.TB) int {
+	addr, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 func startGateway(t testing.TB, region string) *Gateway {
@@ -322,23 +355,8 @@ func TestStaleTableSaysItsAge(t *testing.T) {
 // skipping dead ones.
 func TestTCPProxy(t *testing.T) {
 	t.Parallel()
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	free, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := free.Addr().(*net.TCPAddr).Port
-	free.Close()
+	echo := echoServer(t)
+	port := freePort(t)
 	g := startGateway(t, "us")
 	ep := protocol.Endpoint{Cluster: "us-1", Region: "us", Replica: "e", Host: "127.0.0.1", Ports: map[string]int{"db": echo.Addr().(*net.TCPAddr).Port}}
 	dead := deadEndpoint(t, "us-1", "us", "d")

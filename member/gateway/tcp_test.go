@@ -18,23 +18,8 @@ import (
 // no connection to an endpoint), and a slot freed is taken again.
 func TestTCPConnectionBound(t *testing.T) {
 	t.Parallel()
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	free, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := free.Addr().(*net.TCPAddr).Port
-	free.Close()
+	echo := echoServer(t)
+	port := freePort(t)
 	g := New(Config{Listen: "127.0.0.1:0", Cluster: "us-1", Region: "us", MaxTCPConns: 2, LocalPeers: true})
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
