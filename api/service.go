@@ -37,6 +37,13 @@ type ServiceSpec struct {
 	Outlier   *OutlierPolicy  `json:"outlierDetection,omitempty"`
 	Retries   *RetryPolicy    `json:"retries,omitempty"`
 	Timeouts  *ServiceTimeout `json:"timeouts,omitempty"`
+	Gateways  *LabelSelector  `json:"gateways,omitempty" doc:"The clusters whose gateways serve this service, by their labels (e.g. matchLabels: {region: eu}); default every cluster. Only those receive its endpoints: the others' gateways and DNS do not know it."`
+}
+
+// ServedBy says whether the gateway of a cluster with these labels
+// serves the service.
+func (s *ServiceSpec) ServedBy(clusterLabels map[string]string) bool {
+	return s.Gateways == nil || s.Gateways.Selector().Matches(clusterLabels)
 }
 
 // ServicePort is one named port of a service.
@@ -55,9 +62,12 @@ type ServiceHealth struct {
 }
 
 // LocalityPolicy orders where requests go: the gateway's own region
-// first, then the regions of Failover in order, then any other region.
+// first, then (mode ordered) the regions of Failover in order, or (mode
+// nearest) the other regions by the latency each gateway measures to
+// them, then any other region.
 type LocalityPolicy struct {
-	Failover []string         `json:"failover,omitempty" doc:"Regions, in order, tried when the local region has no healthy endpoint."`
+	Mode     string           `json:"mode,omitempty" enum:"ordered,nearest" doc:"ordered (default): after the local region, the failover list in order. nearest: after the local region, the regions by the round-trip time each gateway measures itself (health checks and requests, smoothed); regions within 10% (at least 1ms) of one another share a rank, split by weight; regions not measured yet come after, in failover order."`
+	Failover []string         `json:"failover,omitempty" doc:"Regions, in order, tried when the local region has no healthy endpoint (nearest: the order of regions not measured yet)."`
 	Weights  map[string]int32 `json:"weights,omitempty" doc:"Relative weights of regions that share a rank (region -> 1..1000); default 1."`
 }
 
@@ -93,6 +103,15 @@ type ServiceStatus struct {
 	Clusters   []string    `json:"clusters,omitempty" doc:"Clusters with ready endpoints."`
 	Conditions []Condition `json:"conditions,omitempty"`
 }
+
+// Locality modes.
+const (
+	LocalityOrdered = "ordered"
+	LocalityNearest = "nearest"
+)
+
+// Nearest says whether the policy orders regions by measured latency.
+func (l *LocalityPolicy) Nearest() bool { return l != nil && l.Mode == LocalityNearest }
 
 // Defaults of a service's policies.
 const (
@@ -201,6 +220,7 @@ func (s *Service) Validate() FieldErrors {
 		positive(&e, "spec.healthCheck.timeout", h.Timeout)
 	}
 	if l := sp.Locality; l != nil {
+		oneOf(&e, "spec.locality.mode", l.Mode, LocalityOrdered, LocalityNearest)
 		seenR := map[string]bool{}
 		for i, r := range l.Failover {
 			rp := fmt.Sprintf("spec.locality.failover[%d]", i)
@@ -220,6 +240,9 @@ func (s *Service) Validate() FieldErrors {
 				e.addValue("spec.locality.weights."+r, w, "must be between 1 and 1000")
 			}
 		}
+	}
+	if sp.Gateways != nil {
+		validateSelector(&e, "spec.gateways", sp.Gateways)
 	}
 	if o := sp.Outlier; o != nil {
 		if o.ConsecutiveErrors < 0 {

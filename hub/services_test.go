@@ -39,6 +39,8 @@ func TestServiceRefusals(t *testing.T) {
 	}
 	withHost := service("web2", "web")
 	withHost.Spec.Hostnames = []string{"shop.example.com"}
+	withHost.Spec.Locality = &api.LocalityPolicy{Mode: api.LocalityNearest, Failover: []string{"eu"}}
+	withHost.Spec.Gateways = &api.LabelSelector{MatchLabels: map[string]string{"region": "us"}}
 	if r := e.json("POST", "/api/v1/services", withHost); r.status != 201 {
 		t.Fatalf("want a service with a host name created; got %d %s", r.status, r.body)
 	}
@@ -65,6 +67,16 @@ func TestServiceRefusals(t *testing.T) {
 			s.Spec.Locality = &api.LocalityPolicy{Weights: map[string]int32{"eu": 0}}
 			return s
 		}(), "body.spec.locality.weights.eu"},
+		{"unknown locality mode", func() api.Service {
+			s := service("k", "web")
+			s.Spec.Locality = &api.LocalityPolicy{Mode: "fastest"}
+			return s
+		}(), "body.spec.locality.mode"},
+		{"bad gateways selector", func() api.Service {
+			s := service("l", "web")
+			s.Spec.Gateways = &api.LabelSelector{MatchExpressions: []api.Requirement{{Key: "region", Operator: "Near"}}}
+			return s
+		}(), "body.spec.gateways.matchExpressions[0].operator"},
 	}
 	for _, c := range cases {
 		r := e.json("POST", "/api/v1/services", c.svc)

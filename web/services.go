@@ -39,7 +39,10 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request) {
 			ports = append(ports, p.Name+"/"+cmp.Or(p.Protocol, "http"))
 		}
 		row.Ports = strings.Join(ports, ", ")
-		if l := s.Spec.Locality; l != nil && len(l.Failover) > 0 {
+		switch l := s.Spec.Locality; {
+		case l.Nearest():
+			row.Failover += ", then the nearest by measured latency"
+		case l != nil && len(l.Failover) > 0:
 			row.Failover += ", then " + strings.Join(l.Failover, ", ")
 		}
 		if s.Metadata.CreationTimestamp != nil {

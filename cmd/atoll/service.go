@@ -28,8 +28,11 @@ func init() {
 			cells := []string{s.Metadata.Name, s.Spec.Workload, strings.Join(ports, ","), fmt.Sprint(s.Status.Endpoints), cmpOr(clusters, "<none>"), age(s.Metadata.CreationTimestamp, now)}
 			if wide {
 				failover := "<none>"
-				if s.Spec.Locality != nil && len(s.Spec.Locality.Failover) > 0 {
-					failover = strings.Join(s.Spec.Locality.Failover, ">")
+				switch l := s.Spec.Locality; {
+				case l.Nearest():
+					failover = "nearest"
+				case l != nil && len(l.Failover) > 0:
+					failover = strings.Join(l.Failover, ">")
 				}
 				cells = append(cells, strings.Join(s.Names(), ","), failover)
 			}

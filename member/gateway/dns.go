@@ -138,10 +138,20 @@ func udpAnswerSize(req *dns.Msg) int {
 	return dns.MinMsgSize
 }
 
+// ranked is an endpoint and its locality rank.
+type ranked struct {
+	*endpoint
+	rank int
+}
+
 // ordered is a route's endpoints in the proxy's order of preference.
-func ordered(rt *route, now time.Time) []*endpoint {
-	eps := slices.Clone(rt.eps)
-	slices.SortStableFunc(eps, func(a, b *endpoint) int {
+func ordered(rt *route, now time.Time) []ranked {
+	ranks := *rt.ranks.Load()
+	eps := make([]ranked, len(rt.eps))
+	for i, e := range rt.eps {
+		eps[i] = ranked{e, ranks[i]}
+	}
+	slices.SortStableFunc(eps, func(a, b ranked) int {
 		ea, eb := a.out.ejected(now), b.out.ejected(now)
 		switch {
 		case ea != eb:
@@ -149,8 +159,8 @@ func ordered(rt *route, now time.Time) []*endpoint {
 				return 1
 			}
 			return -1
-		case a.ranking != b.ranking:
-			return a.ranking - b.ranking
+		case a.rank != b.rank:
+			return a.rank - b.rank
 		}
 		return 0
 	})
@@ -211,7 +221,7 @@ func (g *Gateway) lookupDNS(name string, qtype uint16) ([]dns.RR, bool) {
 				// no label would make the whole answer unpackable.
 				continue
 			}
-			out = append(out, &dns.SRV{Hdr: hdr(dns.TypeSRV), Priority: uint16(min(e.ranking*10+boolInt(e.out.ejected(now))*100, 65535)), Weight: uint16(min(e.weight, 65535)),
+			out = append(out, &dns.SRV{Hdr: hdr(dns.TypeSRV), Priority: uint16(min(e.rank*10+boolInt(e.out.ejected(now))*100, 65535)), Weight: uint16(min(e.weight, 65535)),
 				Port: uint16(p), Target: dns.Fqdn(e.Replica + "." + e.Cluster + ".ep." + api.ServiceDomain)})
 		}
 		return out, true

@@ -8,10 +8,27 @@
 // A request names its service by Host (<service>.svc.atoll or one of the
 // service's host names) or by a path prefix /svc/<service>/ (stripped
 // before proxying). Endpoints are ranked by locality: the gateway's own
-// region, then the service's failover regions in order, then every
-// other region; within a rank an endpoint is picked at random, weighted
-// by its region's weight. The choice is pure (pick in routing.go): it
-// takes the endpoints, their outlier state and the time, and returns one.
+// region, then (locality mode ordered, the default) the service's
+// failover regions in order, or (mode nearest) the other regions by the
+// latency this gateway measured to them, then every other region; within
+// a rank an endpoint is picked at random, weighted by its region's
+// weight. The choice is pure (pick in routing.go): it takes the
+// endpoints, their ranks, their outlier state and the time, and returns
+// one.
+//
+// # Nearest by measured latency
+//
+// Each endpoint keeps a smoothed round trip (an exponentially weighted
+// moving average, a quarter per sample): requests that got an answer
+// (to its headers), passing health checks (the request on its connection
+// to the first byte, or a TCP connect), and, for a nearest-mode service
+// without a health check, a TCP connect to each endpoint of another
+// region every DefaultHealthInterval. A region's latency is the mean of
+// its endpoints'. Every checkTick the check loop ranks the regions of
+// nearest-mode services again (rankRegions, pure): measured regions
+// nearest first, those within 10% (at least 1 ms) of a rank's nearest
+// sharing it, then regions not measured yet in failover order. The ranks
+// are swapped whole, so a request reads one consistent order.
 //
 // # Failures
 //

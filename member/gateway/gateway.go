@@ -418,16 +418,16 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("gateway: request without routing state")
 	}
 	rt, p := c.route, c.route.policy
-	tried := map[*endpoint]bool{}
-	usable := func(e *endpoint) bool { return e.httpAt != "" }
+	ranks := *rt.ranks.Load()
+	var done tried
 	var lastErr error = errNoEndpoint{}
 	for try := 0; ; try++ {
 		now := g.now()
-		e := pick(rt.eps, now, tried, usable)
+		e := pick(rt.eps, ranks, now, done, hasHTTP)
 		if e == nil {
 			return nil, lastErr
 		}
-		tried[e] = true
+		done = append(done, e)
 		out := req.Clone(req.Context())
 		out.URL.Host = e.httpAt
 		if c.body != nil {
@@ -455,7 +455,7 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			why = "status"
 		}
 		if why == "" {
-			p.succeeded(e, g.now())
+			p.succeeded(e, g.now(), g.now().Sub(now))
 			c.outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The body is the upgraded connection: ReverseProxy needs it
@@ -476,7 +476,7 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// idempotent requests, within the budget.
 		canResend := req.Body == nil || req.Body == http.NoBody || c.body != nil
 		retry := false
-		left := pick(rt.eps, g.now(), tried, usable) != nil
+		left := pick(rt.eps, ranks, g.now(), done, hasHTTP) != nil
 		if why == "connect" {
 			retry = canResend && left && try < len(rt.eps)+p.attempts
 		} else if c.retry && left && try < p.attempts {
@@ -507,6 +507,9 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// hasHTTP says whether an endpoint serves the service's http port.
+func hasHTTP(e *endpoint) bool { return e.httpAt != "" }
 
 // isConnectFailure says whether err happened before the request left:
 // a refused or unreachable dial.

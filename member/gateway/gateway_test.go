@@ -29,11 +29,15 @@ type backend struct {
 	served atomic.Int64
 	status atomic.Int64 // answer with this status when set
 	sick   atomic.Bool  // fail /healthz (and only it)
+	delay  atomic.Int64 // answer everything (/healthz too) this many ns late
 }
 
 func newBackend(t testing.TB, name string) *backend {
 	b := &backend{name: name}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := b.delay.Load(); d > 0 {
+			time.Sleep(time.Duration(d)) // a far region
+		}
 		if r.URL.Path == "/healthz" {
 			if b.sick.Load() {
 				w.WriteHeader(500)

@@ -109,16 +109,18 @@ func (g *Gateway) proxyTCP(client net.Conn, service, portName string) {
 	if rt == nil {
 		return
 	}
-	tried := map[*endpoint]bool{}
+	var done tried
 	usable := func(e *endpoint) bool { _, ok := e.Ports[portName]; return ok }
+	ranks := *rt.ranks.Load()
 	for {
-		e := pick(rt.eps, g.now(), tried, usable)
+		e := pick(rt.eps, ranks, g.now(), done, usable)
 		if e == nil {
 			outcome = "error"
 			return
 		}
-		tried[e] = true
+		done = append(done, e)
 		addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Ports[portName]))
+		dialed := g.now()
 		up, err := net.DialTimeout("tcp", addr, rt.policy.connect)
 		if err != nil {
 			if rt.policy.failed(e, g.now(), ejectedCount(rt.eps, g.now()), len(rt.eps)) {
@@ -126,7 +128,7 @@ func (g *Gateway) proxyTCP(client net.Conn, service, portName string) {
 			}
 			continue
 		}
-		rt.policy.succeeded(e, g.now())
+		rt.policy.succeeded(e, g.now(), g.now().Sub(dialed))
 		region, outcome = e.Region, "connected"
 		done := make(chan struct{}, 2)
 		pipe := func(dst, src net.Conn) {
