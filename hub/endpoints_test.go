@@ -121,6 +121,7 @@ func (x *endpointsEnv) everywhere(t testing.TB, n int, skip ...int) time.Duratio
 
 // TestEndpointsReachEveryGateway: a member's ready replicas reach every
 // member's gateway; a member cannot report for another cluster; a
+// service with spec.gateways reaches only the gateways it selects; a
 // cluster the hub declares Unreachable has its endpoints withdrawn from
 // every gateway.
 func TestEndpointsReachEveryGateway(t *testing.T) {
@@ -148,13 +149,40 @@ func TestEndpointsReachEveryGateway(t *testing.T) {
 		t.Errorf("want 4 endpoints in m1 and m2 (nothing forged); got %d %s", r.status, r.body)
 	}
 
+	// A service served by the gateways of clusters labelled tier=edge
+	// reaches m1's gateway only; m2 labelled too gets it (a member moving
+	// to another part of the table takes its newer epoch).
+	label := func(cluster string) {
+		if r := x.e.do("PATCH", "/api/v1/clusters/"+cluster, adminSecret, "application/merge-patch+json", []byte(`{"metadata":{"labels":{"tier":"edge"}}}`)); r.status != 200 {
+			t.Fatalf("label %s: %d %s", cluster, r.status, r.body)
+		}
+	}
+	label("m1")
+	edge := api.Service{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "Service"}, Metadata: api.ObjectMeta{Name: "edge"},
+		Spec: api.ServiceSpec{Workload: "web", Ports: []api.ServicePort{{Name: "http"}}, Gateways: &api.LabelSelector{MatchLabels: map[string]string{"tier": "edge"}}}}
+	if r := x.e.json("POST", "/api/v1/services", edge); r.status != 201 {
+		t.Fatalf("create service edge: %d %s", r.status, r.body)
+	}
+	serves := func(i int) bool { return slices.Contains(x.members[i].Gateway().Services(), "edge") }
+	waitFor(t, "m1's gateway serving edge", 20*time.Second, func() bool { return serves(0) && x.members[0].Gateway().Endpoints("edge") == 4 })
+	x.report(t, 2, 1) // a later change, in every member's part
+	x.everywhere(t, 5)
+	if serves(1) || serves(2) {
+		t.Errorf("want edge only in m1's gateway (tier=edge); m2 %v, m3 %v", x.members[1].Gateway().Services(), x.members[2].Gateway().Services())
+	}
+	label("m2")
+	waitFor(t, "m2's gateway serving edge once labelled", 20*time.Second, func() bool { return serves(1) })
+	if serves(2) {
+		t.Errorf("m3 is not labelled: want edge not in its gateway")
+	}
+
 	// m2 stops: once Unreachable, its endpoints leave every gateway.
 	x.stops[1]()
 	waitFor(t, "m2 Unreachable", 30*time.Second, func() bool {
 		l, _ := x.e.server.Monitor().Live("m2")
 		return l.Health == api.HealthUnreachable
 	})
-	d := x.everywhere(t, 2, 1)
+	d := x.everywhere(t, 3, 1)
 	t.Logf("m2's endpoints withdrawn from the other gateways %s after the hub saw it Unreachable", d)
 }
 

@@ -93,8 +93,9 @@ func DecodeEndpointReport(subject string, data []byte) (EndpointReport, error) {
 	return r, nil
 }
 
-// EndpointTable is every service a gateway routes, with the endpoints of
-// every reachable cluster. Epochs only grow; a member keeps the highest it
+// EndpointTable is every service a member's gateway routes (those whose
+// spec.gateways selects its cluster), with the endpoints of every
+// reachable cluster. Epochs only grow; a member keeps the highest it
 // took and refuses older ones. A table with Check set carries no
 // services: it asks the member which digest it holds (repair).
 type EndpointTable struct {

@@ -6,10 +6,22 @@
 // away from the heartbeat path and the database's write path: it is
 // rebuilt from the members' next reports (every 2 s) after a hub starts.
 //
-// The leader sends every member the whole table (protocol.EndpointTable)
-// with an epoch and a digest, as the placer sends desired state: on each
-// change, and a digest check every RepairEvery that resends the table to
-// a member whose digest differs. A cluster the health monitor declares
+// The leader sends each member the part of the table its gateway serves
+// (protocol.EndpointTable): the services whose spec.gateways selects the
+// member's cluster (every service that has none). Each member's part has
+// its own digest and an epoch taken when that part last changed, as the
+// placer sends desired state: on each change, and a digest check every
+// RepairEvery that resends the part to a member whose digest differs. A
+// member is never sent a service its gateway does not serve, so its
+// gateway and DNS do not know it.
+//
+// Reports are rate-bound per member (a token bucket: ReportBurst, then
+// ReportRate a second): a member flapping its reports would otherwise
+// make the hub rebuild and resend tables without end. A report over the
+// bound is not dropped for good: the member's newest is kept pending and
+// taken on the first pass after the bucket refills (a newer one replaces
+// it, counted superseded); deferrals are counted, logged once a minute
+// and recorded as a deduplicated Warning event on the cluster. A cluster the health monitor declares
 // Unreachable has its endpoints withdrawn from the table at once (the next
 // pass, within PassEvery), so every gateway stops routing to it without
 // waiting for the member. A service whose endpoints all go, or come back,
@@ -78,10 +90,17 @@ type Config struct {
 	RefreshEvery time.Duration
 	// SendTimeout bounds one delivery; default 2s.
 	SendTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
-	Meter       metric.Meter
-	Tracer      trace.Tracer
+	// ReportBurst is how many reports a member may send at once before
+	// the rate bound applies; default 20.
+	ReportBurst int
+	// ReportRate is how many reports a second a member earns back;
+	// default 5 (an honest member reports every 2s and on each change of
+	// its ready replicas).
+	ReportRate float64
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Meter      metric.Meter
+	Tracer     trace.Tracer
 }
 
 // Table is the hub's endpoint table and its delivery: a service with
@@ -96,13 +115,19 @@ type Table struct {
 	now    func() time.Time
 
 	mu        sync.Mutex
-	reports   map[string]report // cluster -> its last report
-	services  []api.Service     // as last read
+	reports   map[string]report // cluster -> its last report taken
+	pending   map[string]report // cluster -> its newest report over the rate bound
+	buckets   map[string]*bucket
+	throttled map[string]*throttling // cluster -> deferred reports not evented yet
+	services  []api.Service          // as last read
 	workloads map[string]*api.Workload
-	regions   map[string]string // cluster -> region label
+	regions   map[string]string            // cluster -> region label
+	labels    map[string]map[string]string // cluster -> its labels
+	parts     map[string]part              // cluster -> what its gateway serves, as of current
 	readAt    time.Time
 	dirty     bool
-	current   protocol.EndpointTable
+	current   protocol.EndpointTable // every service's endpoints
+	lastEpoch int64                  // the highest epoch a member's part got
 	members   map[string]*delivery
 	counts    map[string]int       // service -> endpoints, as last evented
 	refusedAt map[string]time.Time // cluster -> when a refused report was last logged
@@ -124,8 +149,28 @@ type report struct {
 	workloads map[string][]protocol.ReplicaAddress
 }
 
+// part is the services one member's gateway serves and their digest.
+type part struct {
+	digest   string
+	services []protocol.ServiceEndpoints
+}
+
+// bucket is a member's token bucket of reports.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// throttling is what a member's deferred reports await to be told.
+type throttling struct {
+	deferred int32
+	logged   time.Time
+	evented  time.Time
+}
+
 // delivery is one member's side of the table: what it acked and when.
 type delivery struct {
+	want     protocol.EndpointTable // its part, with the epoch it got when it last changed
 	digest   string
 	checked  time.Time
 	retryAt  time.Time // after failed deliveries: 1s, doubling up to 30s
@@ -150,11 +195,18 @@ func New(store Store, health Health, bus Bus, lead Leadership, cfg Config) *Tabl
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = 2 * time.Second
 	}
+	if cfg.ReportBurst <= 0 {
+		cfg.ReportBurst = 20
+	}
+	if cfg.ReportRate <= 0 {
+		cfg.ReportRate = 5
+	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = tnoop.NewTracerProvider().Tracer("")
 	}
 	t := &Table{cfg: cfg, store: store, health: health, bus: bus, lead: lead, log: cfg.Logger, now: cfg.Now,
-		reports: map[string]report{}, workloads: map[string]*api.Workload{}, regions: map[string]string{},
+		reports: map[string]report{}, pending: map[string]report{}, buckets: map[string]*bucket{}, throttled: map[string]*throttling{},
+		workloads: map[string]*api.Workload{}, regions: map[string]string{}, labels: map[string]map[string]string{}, parts: map[string]part{},
 		members: map[string]*delivery{}, counts: map[string]int{}, refusedAt: map[string]time.Time{}, dirty: true, wake: make(chan struct{}, 1)}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -164,7 +216,7 @@ func New(store Store, health Health, bus Bus, lead Leadership, cfg Config) *Tabl
 	}
 	t.started = t.now()
 	if cfg.Meter != nil {
-		t.received, _ = cfg.Meter.Int64Counter("endpoints.reports", metric.WithUnit("{report}"), metric.WithDescription("Endpoint reports from members, by result (taken, stale, refused)."))
+		t.received, _ = cfg.Meter.Int64Counter("endpoints.reports", metric.WithUnit("{report}"), metric.WithDescription("Endpoint reports from members, by result (taken, stale, refused; deferred: over the member's rate bound, kept pending; superseded: a pending one replaced by a newer)."))
 		t.sent, _ = cfg.Meter.Int64Counter("endpoints.deliveries", metric.WithUnit("{request}"), metric.WithDescription("Endpoint tables and digest checks sent to members, by kind and result."))
 		t.changes, _ = cfg.Meter.Int64Counter("endpoints.table.changes", metric.WithUnit("{change}"), metric.WithDescription("New epochs of the endpoint table."))
 	}
@@ -194,17 +246,80 @@ func (t *Table) Observe(msg *nats.Msg) {
 		}
 		return
 	}
+	now := t.now()
 	t.mu.Lock()
-	old, ok := t.reports[r.Cluster]
+	old, ok := t.pending[r.Cluster]
+	if !ok {
+		old, ok = t.reports[r.Cluster]
+	}
 	if ok && old.run == r.Run && r.Seq <= old.seq {
 		t.mu.Unlock()
 		t.count(t.received, "stale")
 		return
 	}
-	t.reports[r.Cluster] = report{run: r.Run, seq: r.Seq, at: t.now(), workloads: r.Workloads}
+	rep := report{run: r.Run, seq: r.Seq, at: now, workloads: r.Workloads}
+	if !t.spend(r.Cluster, now) {
+		_, superseded := t.pending[r.Cluster]
+		t.pending[r.Cluster] = rep
+		th := t.throttled[r.Cluster]
+		if th == nil {
+			th = &throttling{}
+			t.throttled[r.Cluster] = th
+		}
+		th.deferred++
+		logNow := now.Sub(th.logged) >= refusedLogEvery
+		if logNow {
+			th.logged = now
+		}
+		t.mu.Unlock()
+		t.count(t.received, "deferred")
+		if superseded {
+			t.count(t.received, "superseded")
+		}
+		if logNow {
+			t.log.Warn("endpoint reports over the member's rate bound: its newest is kept and taken when the bound allows (more are counted, logged again in a minute)",
+				"cluster", r.Cluster, "burst", t.cfg.ReportBurst, "perSecond", t.cfg.ReportRate)
+		}
+		return
+	}
+	delete(t.pending, r.Cluster) // older than this one
+	t.reports[r.Cluster] = rep
 	t.mu.Unlock()
 	t.count(t.received, "taken")
 	t.Wake()
+}
+
+// spend takes a token from cluster's bucket if it has one (under t.mu).
+func (t *Table) spend(cluster string, now time.Time) bool {
+	b := t.buckets[cluster]
+	if b == nil {
+		b = &bucket{tokens: float64(t.cfg.ReportBurst), at: now}
+		t.buckets[cluster] = b
+	}
+	if el := now.Sub(b.at); el > 0 {
+		b.tokens = min(float64(t.cfg.ReportBurst), b.tokens+el.Seconds()*t.cfg.ReportRate)
+		b.at = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// takePending takes the pending reports whose members' buckets refilled
+// (under t.mu); it says whether any was taken.
+func (t *Table) takePending(now time.Time) bool {
+	took := false
+	for c, r := range t.pending {
+		if t.spend(c, now) {
+			t.reports[c] = r
+			delete(t.pending, c)
+			took = true
+			t.count(t.received, "taken")
+		}
+	}
+	return took
 }
 
 func (t *Table) count(c metric.Int64Counter, result string, kv ...attribute.KeyValue) {
@@ -265,24 +380,86 @@ func (t *Table) RunOnce(ctx context.Context) error {
 		}
 	}
 	t.mu.Lock()
+	t.takePending(now)
 	services := build(t.services, t.workloads, t.regions, t.reports, t.usable)
 	digest := protocol.EndpointDigest(services)
-	if digest != t.current.Digest {
+	changed := digest != t.current.Digest
+	if changed {
 		epoch := max(t.current.Epoch+1, now.UnixNano())
 		t.current = protocol.EndpointTable{Version: protocol.Version, Epoch: epoch, Digest: digest, Services: services}
 		if t.changes != nil {
 			t.changes.Add(ctx, 1)
 		}
 	}
-	table := t.current
-	noted := t.noteCounts(table.Services)
+	if changed || refresh {
+		t.parts = split(t.current.Services, t.labels)
+	}
+	noted := t.noteCounts(t.current.Services)
+	throttled := t.throttledDue(now)
 	warm := t.warm(now)
 	t.mu.Unlock()
 	if !t.lead.IsLeader() || !warm {
 		return nil
 	}
-	t.deliver(ctx, table, now)
-	return t.event(ctx, noted, now)
+	t.deliver(ctx, now)
+	return t.event(ctx, noted, throttled, now)
+}
+
+// throttleEventEvery is how often a member's deferred reports are
+// recorded in its event (the event's count holds them all).
+const throttleEventEvery = 10 * time.Second
+
+// throttledDue returns the members whose deferred reports are due an
+// event, and forgets them (under t.mu).
+func (t *Table) throttledDue(now time.Time) map[string]int32 {
+	var due map[string]int32
+	for c, th := range t.throttled {
+		if th.deferred == 0 {
+			if now.Sub(th.logged) > refusedLogEvery && now.Sub(th.evented) > throttleEventEvery {
+				delete(t.throttled, c)
+			}
+			continue
+		}
+		if now.Sub(th.evented) < throttleEventEvery {
+			continue
+		}
+		if due == nil {
+			due = map[string]int32{}
+		}
+		due[c], th.deferred, th.evented = th.deferred, 0, now
+	}
+	return due
+}
+
+// split is each cluster's part of the table: the services its gateway
+// serves (spec.gateways against the cluster's labels), pure. Clusters
+// whose labels select the same services share their part's slice.
+func split(services []protocol.ServiceEndpoints, labels map[string]map[string]string) map[string]part {
+	out := make(map[string]part, len(labels))
+	byKey := map[string]part{}
+	for c, l := range labels {
+		var key []byte
+		for i := range services {
+			if services[i].Spec.ServedBy(l) {
+				key = append(key, '1')
+			} else {
+				key = append(key, '0')
+			}
+		}
+		p, ok := byKey[string(key)]
+		if !ok {
+			p.services = make([]protocol.ServiceEndpoints, 0, len(services))
+			for i, k := range key {
+				if k == '1' {
+					p.services = append(p.services, services[i])
+				}
+			}
+			p.digest = protocol.EndpointDigest(p.services)
+			byKey[string(key)] = p
+		}
+		out[c] = p
+	}
+	return out
 }
 
 // Warmup is how long a hub that just started waits for every usable
@@ -347,15 +524,18 @@ func (t *Table) read(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("read clusters: %w", err)
 	}
-	regions := map[string]string{}
+	regions, labels := map[string]string{}, map[string]map[string]string{}
 	for _, rec := range cls.Items {
 		regions[rec.Meta.Name] = rec.Meta.Labels[api.LabelRegion]
+		labels[rec.Meta.Name] = rec.Meta.Labels
 	}
 	t.mu.Lock()
-	t.services, t.workloads, t.regions, t.readAt = services, workloads, regions, now
+	t.services, t.workloads, t.regions, t.labels, t.readAt = services, workloads, regions, labels, now
 	for c := range t.reports {
 		if _, ok := regions[c]; !ok {
 			delete(t.reports, c) // deregistered
+			delete(t.pending, c)
+			delete(t.buckets, c)
 		}
 	}
 	for c := range t.members {
@@ -414,12 +594,15 @@ func placedOn(w *api.Workload, c string) bool {
 	return p == nil || p.Clusters[c] > 0
 }
 
-// deliver sends the table to every usable cluster that does not hold
-// it, and a digest check to those due one; one request per member in
-// flight.
-func (t *Table) deliver(ctx context.Context, table protocol.EndpointTable, now time.Time) {
+// deliver sends each usable cluster its part of the table when it does
+// not hold it, and a digest check to those due one; one request per
+// member in flight. A part that changed gets a new epoch (one per pass,
+// higher than any sent before), so epochs only grow for every member,
+// even one whose labels moved it to another part.
+func (t *Table) deliver(ctx context.Context, now time.Time) {
 	t.mu.Lock()
 	var full, check []string
+	var epoch int64
 	for c := range t.regions {
 		l, ok := t.health.Live(c)
 		if !ok || l.Health == api.HealthUnreachable || l.Version < protocol.EndpointsSince {
@@ -433,11 +616,22 @@ func (t *Table) deliver(ctx context.Context, table protocol.EndpointTable, now t
 		if d.health != l.Health {
 			d.health, d.retryAt, d.failures = l.Health, time.Time{}, 0
 		}
+		p, ok := t.parts[c]
+		if !ok {
+			continue // registered since the last read: its labels are not known yet
+		}
+		if d.want.Epoch == 0 || d.want.Digest != p.digest {
+			if epoch == 0 {
+				epoch = max(t.lastEpoch+1, now.UnixNano())
+				t.lastEpoch = epoch
+			}
+			d.want = protocol.EndpointTable{Version: protocol.Version, Epoch: epoch, Digest: p.digest, Services: p.services}
+		}
 		if d.inflight || now.Before(d.retryAt) {
 			continue
 		}
 		switch {
-		case d.digest != table.Digest:
+		case d.digest != d.want.Digest:
 			full = append(full, c)
 		case now.Sub(d.checked) >= t.cfg.RepairEvery:
 			check = append(check, c)
@@ -446,14 +640,31 @@ func (t *Table) deliver(ctx context.Context, table protocol.EndpointTable, now t
 		}
 		d.inflight = true
 	}
-	t.mu.Unlock()
-	fullData, _ := json.Marshal(table)
-	checkData, _ := json.Marshal(protocol.EndpointTable{Version: table.Version, Epoch: table.Epoch, Digest: table.Digest, Check: true})
+	// Members of one part share its encoding.
+	encoded := map[string][]byte{}
+	encode := func(tb protocol.EndpointTable) []byte {
+		k := fmt.Sprint(tb.Epoch, tb.Digest, tb.Check)
+		if b, ok := encoded[k]; ok {
+			return b
+		}
+		b, _ := json.Marshal(tb)
+		encoded[k] = b
+		return b
+	}
+	sends := make([][]byte, 0, len(full)+len(check))
 	for _, c := range full {
-		go t.send(ctx, c, "table", fullData)
+		sends = append(sends, encode(t.members[c].want))
 	}
 	for _, c := range check {
-		go t.send(ctx, c, "check", checkData)
+		w := t.members[c].want
+		sends = append(sends, encode(protocol.EndpointTable{Version: w.Version, Epoch: w.Epoch, Digest: w.Digest, Check: true}))
+	}
+	t.mu.Unlock()
+	for i, c := range full {
+		go t.send(ctx, c, "table", sends[i])
+	}
+	for i, c := range check {
+		go t.send(ctx, c, "check", sends[len(full)+i])
 	}
 }
 
@@ -479,7 +690,7 @@ func (t *Table) send(ctx context.Context, cluster, kind string, data []byte) {
 			d.failures++
 		}
 	}
-	stale := d != nil && err == nil && ack.Digest != t.current.Digest
+	stale := d != nil && err == nil && ack.Digest != d.want.Digest
 	t.mu.Unlock()
 	result := "ok"
 	if err != nil {
@@ -516,12 +727,19 @@ func (t *Table) noteCounts(services []protocol.ServiceEndpoints) map[string]int 
 	return changed
 }
 
-// event records, on the service, that its endpoints went or came back.
-func (t *Table) event(ctx context.Context, changed map[string]int, now time.Time) error {
-	if len(changed) == 0 {
+// event records, on the service, that its endpoints went or came back,
+// and on a cluster, that its reports went over the rate bound.
+func (t *Table) event(ctx context.Context, changed map[string]int, throttled map[string]int32, now time.Time) error {
+	if len(changed) == 0 && len(throttled) == 0 {
 		return nil
 	}
 	return t.store.InTx(ctx, actor, func(tx *pgstore.Tx) error {
+		for c, n := range throttled {
+			msg := fmt.Sprintf("endpoint reports over the rate bound (%d at once, %g a second): the newest is taken when the bound allows", t.cfg.ReportBurst, t.cfg.ReportRate)
+			if err := events.Dedup(ctx, tx, now, api.ObjectReference{Kind: "Cluster", Name: c}, api.EventWarning, "EndpointReportsThrottled", c, msg, "hub/endpoints", n); err != nil {
+				return err
+			}
+		}
 		for name, n := range changed {
 			ref := api.ObjectReference{Kind: "Service", Name: name}
 			typ, reason, msg := api.EventNormal, "EndpointsAvailable", fmt.Sprintf("%d ready endpoints", n)

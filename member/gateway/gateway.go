@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,6 +260,17 @@ func (g *Gateway) Endpoints(service string) int {
 		return len(r.eps)
 	}
 	return 0
+}
+
+// Services is the names of the services the table held routes, sorted.
+func (g *Gateway) Services() []string {
+	routes := *g.routes.Load()
+	out := make([]string, 0, len(routes))
+	for name := range routes {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 type ctxKey struct{}
