@@ -94,8 +94,9 @@ type Config struct {
 	// the rate bound applies; default 20.
 	ReportBurst int
 	// ReportRate is how many reports a second a member earns back;
-	// default 5 (an honest member reports every 2s and on each change of
-	// its ready replicas).
+	// default 10 (an honest member reports every 2s and on each change of
+	// its ready replicas, checked at most 4 times a second: past the
+	// burst, a deferred report waits at most 1/ReportRate plus a pass).
 	ReportRate float64
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -199,7 +200,7 @@ func New(store Store, health Health, bus Bus, lead Leadership, cfg Config) *Tabl
 		cfg.ReportBurst = 20
 	}
 	if cfg.ReportRate <= 0 {
-		cfg.ReportRate = 5
+		cfg.ReportRate = 10
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = tnoop.NewTracerProvider().Tracer("")
