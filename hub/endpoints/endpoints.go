@@ -95,7 +95,7 @@ type Config struct {
 	ReportBurst int
 	// ReportRate is how many reports a second a member earns back;
 	// default 10 (an honest member reports every 2s and on each change of
-	// its ready replicas, checked at most 4 times a second: past the
+	// its ready replicas: past the
 	// burst, a deferred report waits at most 1/ReportRate plus a pass).
 	ReportRate float64
 	Logger     *slog.Logger
