@@ -95,8 +95,8 @@ type Config struct {
 	ReportBurst int
 	// ReportRate is how many reports a second a member earns back;
 	// default 10 (an honest member reports every 2s and on each change of
-	// its ready replicas: past the
-	// burst, a deferred report waits at most 1/ReportRate plus a pass).
+	// its ready replicas: past the burst, a deferred report waits at most
+	// 1/ReportRate plus a pass).
 	ReportRate float64
 	Logger     *slog.Logger
 	Now        func() time.Time
