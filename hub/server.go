@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -170,7 +172,8 @@ func New(cfg Config) *Server {
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
 		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints, Vault: vault,
-		Revisions: revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
+		ProbeEntryPoints: slices.Sorted(maps.Keys(cfg.Drills.EntryPoints)),
+		Revisions:        revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
 }
 

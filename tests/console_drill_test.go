@@ -31,7 +31,8 @@ const (
 // plans the drill (the workload's replicas move to us-east), Run asks
 // for the region's name, and the drill's page follows it live through
 // its timeline and recovery chart to the report and its SLO verdicts,
-// which must be the API's. The drill is then in the history; a viewer
+// which must be the API's; the form attaches a probe (service, rate,
+// entry point, request objectives) whose counts the report shows. The drill is then in the history; a viewer
 // sees no way to start or abort one, and is refused (403) when it posts
 // the form anyway.
 func TestConsoleDrill(t *testing.T) {
@@ -67,6 +68,12 @@ func TestConsoleDrill(t *testing.T) {
 		chromedp.SendKeys(`#drill-duration`, consoleDrillFault.String()), chromedp.SendKeys(`#drill-failbackTimeout`, "10s"),
 		chromedp.SendKeys(`#drill-maxRTO`, consoleDrillFault.String()), chromedp.SendKeys(`#drill-maxUnavailable`, "2"),
 		chromedp.SendKeys(`#drill-name`, name))
+	// A probe of the dev stack's demo-web through us-east's gateway (the
+	// region the workload fails over to): the objectives are loose, the
+	// report must show what was counted.
+	a.do("attach a probe", chromedp.SetValue(`#drill-probeService`, "demo-web"), chromedp.SendKeys(`#drill-probeRate`, "20"),
+		chromedp.Click(`input[name="probeThrough"][value="us-east"]`), chromedp.SendKeys(`#drill-maxFailedRequests`, "1000"),
+		chromedp.SendKeys(`#drill-minSuccessRatio`, "50%"))
 	a.do("plan it", chromedp.Click(`[data-action="plan"]`), chromedp.WaitVisible(`#plan`))
 	a.waitJS("the plan: the workload's replicas all in us-east after the fault, absorbed", fmt.Sprintf(
 		`(() => {
@@ -80,6 +87,9 @@ func TestConsoleDrill(t *testing.T) {
 	a.do("open the run dialog", chromedp.Click(`[data-action="run"]`), chromedp.WaitVisible(`#run-confirm`))
 	if a.eval(`String(document.querySelector('[data-action="run-confirm"]').disabled)`) != "true" {
 		t.Errorf("want Run disabled until the region's name is typed")
+	}
+	if got := a.eval(`[...document.querySelectorAll('#run-dialog input[name^="probe"], #run-dialog input[name="minSuccessRatio"]')].map(i => i.name + '=' + i.value).join('&')`); got != "probeService=demo-web&probeRate=20&probeThrough=us-east&minSuccessRatio=50%" {
+		t.Errorf("want the run to carry the planned probe and its objective; its form has %q", got)
 	}
 	a.do("type the region's name", chromedp.SendKeys(`#run-confirm`, region))
 	a.waitJS("Run enabled by the typed name", `document.querySelector('[data-action="run-confirm"]')?.disabled === false`)
@@ -128,8 +138,17 @@ func TestConsoleDrill(t *testing.T) {
 	if got := a.eval(`document.querySelector('.report').dataset.verdict`); got != verdict {
 		t.Errorf("want the page's verdict %s, as the API's report says; got %s", verdict, got)
 	}
-	if len(rep.SLOs) != 3 {
-		t.Errorf("want 3 SLOs in the report (maxRTO, maxUnavailableReplicas, exclusiveDuplicates); got %+v", rep.SLOs)
+	if len(rep.SLOs) != 5 {
+		t.Errorf("want 5 SLOs in the report (maxRTO, maxUnavailableReplicas, exclusiveDuplicates, maxFailedRequests, minSuccessRatio); got %+v", rep.SLOs)
+	}
+	if dr.Spec.Probe == nil || dr.Spec.Probe.Service != "demo-web" || dr.Spec.Probe.Rate != 20 || rep.Probe == nil || len(rep.Probe.Through) != 1 || rep.Probe.Through[0].Name != "us-east" {
+		t.Errorf("want the drill's probe of demo-web at 20/s through us-east, as the form gave it, and its counts in the report; got %+v, report %+v", dr.Spec.Probe, rep.Probe)
+	} else {
+		fault := rep.Probe.Through[0].Fault
+		t.Logf("console drill's probe through us-east during the fault: %s", fault.Text())
+		if got := a.eval(`document.querySelector('tr[data-through="us-east"][data-phase="fault"] [data-testid="probe-failed"]')?.textContent ?? ''`); got != fmt.Sprint(fault.Failed) || fault.Requests == 0 {
+			t.Errorf("want the page's failed requests through us-east during the fault to be the report's %d (of %d); the page says %q", fault.Failed, fault.Requests, got)
+		}
 	}
 	for _, s := range rep.SLOs {
 		want := map[bool]string{true: "Met", false: "Missed"}[s.Passed]

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 )
 
 // Starting and aborting drills. The new-drill form plans with GET (the
@@ -36,12 +40,26 @@ type drillForm struct {
 	MaxUnavailable  string
 	Force           bool
 	Confirm         string
+	// The probe: real requests to a service through the hub's entry
+	// points while the drill runs, and the objectives on them.
+	ProbeService      string
+	ProbeRate         string
+	ProbeThrough      []string
+	MaxFailedRequests string
+	MinSuccessRatio   string
 }
 
 func readDrillForm(v url.Values) drillForm {
 	get := func(k string) string { return strings.TrimSpace(v.Get(k)) }
-	return drillForm{Name: get("name"), Kind: get("kind"), Target: get("target"), Duration: get("duration"), FailbackTimeout: get("failbackTimeout"),
-		MaxRTO: get("maxRTO"), MaxUnavailable: get("maxUnavailable"), Force: v.Get("force") != "", Confirm: get("confirm")}
+	f := drillForm{Name: get("name"), Kind: get("kind"), Target: get("target"), Duration: get("duration"), FailbackTimeout: get("failbackTimeout"),
+		MaxRTO: get("maxRTO"), MaxUnavailable: get("maxUnavailable"), Force: v.Get("force") != "", Confirm: get("confirm"),
+		ProbeService: get("probeService"), ProbeRate: get("probeRate"), MaxFailedRequests: get("maxFailedRequests"), MinSuccessRatio: get("minSuccessRatio")}
+	for _, t := range v["probeThrough"] {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(f.ProbeThrough, t) && len(f.ProbeThrough) < 64 {
+			f.ProbeThrough = append(f.ProbeThrough, t)
+		}
+	}
+	return f
 }
 
 // target is the form's target.
@@ -67,7 +85,7 @@ func (f drillForm) spec() (api.DrillSpec, []api.ProblemDetail) {
 	if targetName(spec.Target) == "" {
 		bad = append(bad, api.ProblemDetail{Location: "form.target", Message: "choose a region or a cluster", Value: f.Target})
 	}
-	if f.MaxRTO != "" || f.MaxUnavailable != "" {
+	if f.MaxRTO != "" || f.MaxUnavailable != "" || f.MaxFailedRequests != "" || f.MinSuccessRatio != "" {
 		spec.SLO = &api.DrillSLO{MaxRTO: api.Duration(f.MaxRTO)}
 		if f.MaxUnavailable != "" {
 			n, err := strconv.ParseInt(f.MaxUnavailable, 10, 32)
@@ -78,8 +96,53 @@ func (f drillForm) spec() (api.DrillSpec, []api.ProblemDetail) {
 				spec.SLO.MaxUnavailableReplicas = &m
 			}
 		}
+		if f.MaxFailedRequests != "" {
+			n, err := strconv.ParseInt(f.MaxFailedRequests, 10, 64)
+			if err != nil {
+				bad = append(bad, api.ProblemDetail{Location: "form.maxFailedRequests", Message: "must be a whole number", Value: f.MaxFailedRequests})
+			} else {
+				spec.SLO.MaxFailedRequests = &n
+			}
+		}
+		if f.MinSuccessRatio != "" {
+			if r, ok := parseRatio(f.MinSuccessRatio); ok {
+				spec.SLO.MinSuccessRatio = &r
+			} else {
+				bad = append(bad, api.ProblemDetail{Location: "form.minSuccessRatio", Message: "must be a share such as 0.999 or 99.9%", Value: f.MinSuccessRatio})
+			}
+		}
+	}
+	switch {
+	case f.ProbeService != "":
+		spec.Probe = &api.DrillProbe{Service: f.ProbeService, Through: f.ProbeThrough}
+		switch n, err := strconv.ParseInt(f.ProbeRate, 10, 32); {
+		case f.ProbeRate == "":
+			bad = append(bad, api.ProblemDetail{Location: "form.probeRate", Message: "give the requests per second to send through each entry point"})
+		case err != nil:
+			bad = append(bad, api.ProblemDetail{Location: "form.probeRate", Message: "must be a whole number of requests per second", Value: f.ProbeRate})
+		default:
+			spec.Probe.Rate = int32(n)
+		}
+		if len(f.ProbeThrough) == 0 {
+			bad = append(bad, api.ProblemDetail{Location: "form.probeThrough", Message: "choose at least one entry point to send through"})
+		}
+	case f.ProbeRate != "" || len(f.ProbeThrough) > 0:
+		bad = append(bad, api.ProblemDetail{Location: "form.probeService", Message: "choose the service to probe, or clear the probe's rate and entry points"})
 	}
 	return spec, bad
+}
+
+// parseRatio reads a share as 0.999 or 99.9%.
+func parseRatio(s string) (float64, bool) {
+	pct := strings.HasSuffix(s, "%")
+	r, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+	if err != nil || math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0, false
+	}
+	if pct {
+		r = math.Round(r*1e7) / 1e9 // 99.9% is 0.999, not 0.9990000000000001
+	}
+	return r, true
 }
 
 // formFields maps the API's field paths (of a plan's spec, or of a
@@ -88,6 +151,9 @@ var formFields = map[string]string{
 	"kind": "kind", "target": "target", "target.cluster": "target", "target.region": "target",
 	"duration": "duration", "failbackTimeout": "failbackTimeout", "slo.maxRTO": "maxRTO",
 	"slo.maxUnavailableReplicas": "maxUnavailable", "slo": "maxRTO", "force": "force", "metadata.name": "name",
+	"slo.maxFailedRequests": "maxFailedRequests", "slo.minSuccessRatio": "minSuccessRatio",
+	"probe": "probeService", "probe.service": "probeService", "probe.rate": "probeRate", "probe.through": "probeThrough",
+	"probe.path": "probeService", "probe.baseline": "probeService",
 }
 
 func formField(location string) string {
@@ -95,6 +161,9 @@ func formField(location string) string {
 		return f
 	}
 	loc := strings.TrimPrefix(location, "body.")
+	if i := strings.IndexByte(loc, '['); i > 0 {
+		loc = loc[:i] // probe.through[1]: the field of the list
+	}
 	if f, ok := formFields[strings.TrimPrefix(loc, "spec.")]; ok {
 		return f
 	}
@@ -109,6 +178,8 @@ type drillFormPage struct {
 	Kinds        []kindOption
 	Regions      []targetOption
 	Clusters     []targetOption
+	Services     []targetOption      // to probe
+	EntryPoints  []targetOption      // the hub's, to probe through
 	Errors       map[string]string   // form field -> what is wrong
 	Problem      *api.Problem        // the refusal, when there was one
 	Headline     string              // what the refusal means
@@ -132,7 +203,7 @@ type targetOption struct {
 	Selected     bool
 }
 
-func (c *Console) newDrillForm(f drillForm, operate bool) drillFormPage {
+func (c *Console) newDrillForm(ctx context.Context, f drillForm, operate bool) drillFormPage {
 	if f.Kind == "" {
 		f.Kind = api.DrillEvacuate
 	}
@@ -151,7 +222,31 @@ func (c *Console) newDrillForm(f drillForm, operate bool) drillFormPage {
 			d.Clusters = append(d.Clusters, targetOption{Value: v, Selected: v == f.Target, Label: fmt.Sprintf("%s (%s) — %s", cl.Name, cl.Region, cl.Health)})
 		}
 	}
+	if operate {
+		d.Services = c.probeServices(ctx, f.ProbeService)
+		for _, e := range c.cfg.ProbeEntryPoints {
+			d.EntryPoints = append(d.EntryPoints, targetOption{Value: e, Label: e, Selected: slices.Contains(f.ProbeThrough, e)})
+		}
+	}
 	return d
+}
+
+// probeServices are the services a drill may probe, the form's choice
+// among them (kept when it is no longer listed: the API judges it).
+func (c *Console) probeServices(ctx context.Context, chosen string) []targetOption {
+	var out []targetOption
+	if c.cfg.Store != nil {
+		if res, err := c.cfg.Store.List(ctx, "Service", pgstore.ListOptions{Limit: -1}); err == nil {
+			for _, rec := range res.Items {
+				out = append(out, targetOption{Value: rec.Meta.Name, Label: rec.Meta.Name, Selected: rec.Meta.Name == chosen})
+			}
+		}
+	}
+	if chosen != "" && !slices.ContainsFunc(out, func(o targetOption) bool { return o.Selected }) {
+		out = append(out, targetOption{Value: chosen, Label: chosen, Selected: true})
+	}
+	slices.SortFunc(out, func(a, b targetOption) int { return strings.Compare(a.Value, b.Value) })
+	return out
 }
 
 // drillFieldData is one text field of the form.
@@ -163,7 +258,8 @@ type drillFieldData struct {
 // drillField is the template's view of one text field.
 func drillField(name, label, placeholder, hint string, page drillFormPage) drillFieldData {
 	values := map[string]string{"duration": page.Form.Duration, "failbackTimeout": page.Form.FailbackTimeout, "maxRTO": page.Form.MaxRTO,
-		"maxUnavailable": page.Form.MaxUnavailable, "name": page.Form.Name}
+		"maxUnavailable": page.Form.MaxUnavailable, "name": page.Form.Name, "probeRate": page.Form.ProbeRate,
+		"maxFailedRequests": page.Form.MaxFailedRequests, "minSuccessRatio": page.Form.MinSuccessRatio}
 	return drillFieldData{Name: name, Label: label, Placeholder: placeholder, Hint: hint, Value: values[name], Page: page}
 }
 
@@ -214,7 +310,7 @@ func (d *drillFormPage) showPlan(spec api.DrillSpec, p *api.DrillPlan) {
 func (c *Console) newDrill(w http.ResponseWriter, r *http.Request) {
 	ss := current(r.Context())
 	q := r.URL.Query()
-	d := c.newDrillForm(readDrillForm(q), canOperate(ss))
+	d := c.newDrillForm(r.Context(), readDrillForm(q), canOperate(ss))
 	status := http.StatusOK
 	if q.Get("plan") != "" && d.CanOperate {
 		status = c.planDrill(r, &d)
@@ -269,7 +365,7 @@ func (c *Console) createDrill(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The plan again, with its Run, and why the run did not start.
-		d := c.newDrillForm(f, canOperate(ss))
+		d := c.newDrillForm(r.Context(), f, canOperate(ss))
 		d.Form.Confirm = ""
 		c.planDrill(r, &d)
 		d.refused("The drill was not started.", api.Problem{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Detail: detail, Errors: bad})
@@ -304,7 +400,7 @@ func (c *Console) drillRefused(w http.ResponseWriter, r *http.Request, f drillFo
 		return
 	}
 	f.Confirm = ""
-	d := c.newDrillForm(f, canOperate(current(r.Context())))
+	d := c.newDrillForm(r.Context(), f, canOperate(current(r.Context())))
 	d.refused(headline, p.Problem)
 	d.showPlan(spec, p.Plan)
 	c.renderPage(w, r, p.Status, &view{template: "drillnew", title: "New drill · Drills", active: "Drills", data: d})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
@@ -20,6 +21,41 @@ func TestDrillForm(t *testing.T) {
 	if _, bad := readDrillForm(url.Values{"target": {"somewhere"}}).spec(); len(bad) != 2 || bad[0].Location != "form.kind" || bad[1].Location != "form.target" {
 		t.Errorf("want a missing kind and an unreadable target named; got %+v", bad)
 	}
+	probe := readDrillForm(url.Values{"kind": {"outage"}, "target": {"region:eu-west"}, "probeService": {"web"}, "probeRate": {"50"},
+		"probeThrough": {"global", " us-east ", "global", ""}, "maxFailedRequests": {"0"}, "minSuccessRatio": {"99.9%"}})
+	spec, bad = probe.spec()
+	if bad != nil || spec.Probe == nil || spec.Probe.Service != "web" || spec.Probe.Rate != 50 || len(spec.Probe.Through) != 2 || spec.Probe.Through[1] != "us-east" ||
+		spec.SLO == nil || spec.SLO.MaxFailedRequests == nil || *spec.SLO.MaxFailedRequests != 0 || spec.SLO.MinSuccessRatio == nil || *spec.SLO.MinSuccessRatio != 0.999 {
+		t.Errorf("want a probe of web at 50/s through global and us-east, at most 0 failed and 99.9%% succeeded; got %+v %+v (%v)", spec.Probe, spec.SLO, bad)
+	}
+	for _, tc := range []struct {
+		v    url.Values
+		want []string
+	}{
+		{url.Values{"probeRate": {"10"}}, []string{"form.probeService"}},
+		{url.Values{"probeThrough": {"global"}}, []string{"form.probeService"}},
+		{url.Values{"probeService": {"web"}}, []string{"form.probeRate", "form.probeThrough"}},
+		{url.Values{"probeService": {"web"}, "probeRate": {"fast"}, "probeThrough": {"global"}}, []string{"form.probeRate"}},
+		{url.Values{"minSuccessRatio": {"most"}, "maxFailedRequests": {"1.5"}}, []string{"form.maxFailedRequests", "form.minSuccessRatio"}},
+		{url.Values{"minSuccessRatio": {"NaN"}}, []string{"form.minSuccessRatio"}},
+	} {
+		tc.v.Set("kind", "outage")
+		tc.v.Set("target", "cluster:c1")
+		_, bad := readDrillForm(tc.v).spec()
+		var got []string
+		for _, b := range bad {
+			got = append(got, b.Location)
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("form %v: want problems at %v; got %v", tc.v, tc.want, got)
+		}
+	}
+	for loc, want := range map[string]string{"body.spec.probe.through[1]": "probeThrough", "body.spec.probe.service": "probeService", "body.spec.slo.minSuccessRatio": "minSuccessRatio"} {
+		if got := formField(loc); got != want {
+			t.Errorf("formField(%s): want %q; got %q", loc, want, got)
+		}
+	}
+	spec, _ = readDrillForm(url.Values{"kind": {"outage"}, "target": {"region:eu-west"}, "force": {"1"}}).spec()
 	for loc, want := range map[string]string{"body.spec.slo.maxRTO": "maxRTO", "body.slo.maxUnavailableReplicas": "maxUnavailable", "body.spec.target.region": "target",
 		"body.metadata.name": "name", "form.confirm": "confirm", "body.spec.force": "force", "body.spec.template": ""} {
 		if got := formField(loc); got != want {

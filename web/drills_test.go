@@ -73,6 +73,11 @@ func TestDrillPages(t *testing.T) {
 		{"kind=evacuate&target=cluster%3Aeu-west-1&duration=soon&plan=1", "duration", "not a duration", http.StatusUnprocessableEntity},
 		{"kind=evacuate&plan=1", "target", "choose a region or a cluster", http.StatusUnprocessableEntity},
 		{"kind=evacuate&target=region%3Aeu-west&maxUnavailable=two&plan=1", "maxUnavailable", "must be a whole number", http.StatusUnprocessableEntity},
+		{"kind=evacuate&target=region%3Aeu-west&probeRate=10&plan=1", "probeService", "choose the service to probe", http.StatusUnprocessableEntity},
+		{"kind=evacuate&target=region%3Aeu-west&minSuccessRatio=most&plan=1", "minSuccessRatio", "must be a share", http.StatusUnprocessableEntity},
+		// The API's: no such service, and this hub knows no entry points.
+		{"kind=evacuate&target=region%3Aeu-west&probeService=ghost&probeRate=10&probeThrough=global&plan=1", "probeService", "no service named ghost", http.StatusUnprocessableEntity},
+		{"kind=evacuate&target=region%3Aeu-west&probeService=ghost&probeRate=10&probeThrough=global&plan=1", "probeThrough", "this hub knows no entry points", http.StatusUnprocessableEntity},
 	} {
 		a := operator.get("/drills/new?" + tc.query)
 		if a.status != tc.status || !strings.Contains(a.body, `id="err-`+tc.field+`">`+tc.want) || strings.Contains(a.body, `data-action="run"`) {

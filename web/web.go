@@ -52,6 +52,10 @@ type Config struct {
 	// ServiceStatus is a service's endpoints as the hub's table has them
 	// now; nil: the services page says they are unknown.
 	ServiceStatus func(name string) api.ServiceStatus
+	// ProbeEntryPoints are the names of the entry points drills' probes
+	// may send through (the hub's --probe-entry-point flags), offered by
+	// the new-drill form; none: the form says the hub knows none.
+	ProbeEntryPoints []string
 	// NotFound answers requests for paths nobody serves that do not ask
 	// for HTML (the hub's problem+json); nil: a plain 404.
 	NotFound http.Handler

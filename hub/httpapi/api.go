@@ -74,6 +74,9 @@ type Config struct {
 	// Endpoints tells a service's live endpoints (nil: services read
 	// without them).
 	Endpoints ServiceEndpoints
+	// ProbeEntryPoints names the entry points drills' probes may send
+	// through, for the console's new-drill form.
+	ProbeEntryPoints []string
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -139,6 +142,7 @@ type API struct {
 	caFingerprint string
 	finalizers    []string
 	endpoints     ServiceEndpoints
+	entryPoints   []string
 	metrics       apiMetrics
 	throttle      *throttle.Throttle
 	router        chi.Router
@@ -163,7 +167,7 @@ func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
 		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, rebalancer: cfg.Rebalancer, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
-		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, vault: cfg.Vault, done: make(chan struct{})}
+		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, entryPoints: cfg.ProbeEntryPoints, vault: cfg.Vault, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -287,7 +291,7 @@ func (s *API) routes() chi.Router {
 
 	// The web console, at /: its changes are requests to this same router.
 	s.console = web.New(web.Config{Store: s.store, Notifier: s.notifier, API: r, Telemetry: s.tel, Logger: s.log, Now: s.now,
-		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, ServiceStatus: s.serviceStatusFunc(), Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
+		LiveCluster: s.liveCluster, Nodes: s.memberNodes, NotFound: notFound, ServiceStatus: s.serviceStatusFunc(), ProbeEntryPoints: s.entryPoints, Throttle: s.throttle, Authenticate: func(ctx context.Context, token string) (web.Principal, error) {
 			p, err := tokens.Authenticate(ctx, s.store, s.now(), "Bearer "+token)
 			return web.Principal(p), err
 		}})
