@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,6 +158,7 @@ func New(cfg Config) *Gateway {
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:       g.rewrite,
 		Transport:     (*tryTransport)(g),
+		BufferPool:    copyBuffers{},
 		FlushInterval: -1,
 		ErrorHandler:  g.proxyError,
 		ErrorLog:      slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
@@ -440,16 +442,22 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, lastErr
 		}
 		done = append(done, e)
-		out := req.Clone(req.Context())
-		out.URL.Host = e.httpAt
+		// The request is ReverseProxy's own copy, which no one else
+		// changes: each try is a shallow copy of it with the endpoint's
+		// address (the transport only reads headers, so they are shared).
+		out, u := new(http.Request), *req.URL
+		*out = *req
+		u.Host = e.httpAt
+		out.URL = &u
 		if c.body != nil {
-			out.Body = io.NopCloser(strings.NewReader(string(c.body)))
+			out.Body = io.NopCloser(bytes.NewReader(c.body))
 		}
-		ctx, cancel := req.Context(), context.CancelFunc(func() {})
+		cancel := noCancel
 		if p.perTry > 0 && req.Header.Get("Upgrade") == "" { // an upgraded connection outlives any try
-			ctx, cancel = context.WithTimeout(ctx, p.perTry)
+			var ctx context.Context
+			ctx, cancel = context.WithTimeout(req.Context(), p.perTry)
+			out = out.WithContext(ctx)
 		}
-		out = out.WithContext(ctx)
 		resp, err := g.rt.RoundTrip(out)
 		c.region = e.Region
 		why := ""
@@ -519,6 +527,18 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// noCancel is the cancel of a try without its own timeout.
+func noCancel() {}
+
+// copyBuffers lends ReverseProxy the buffers it copies answers with
+// (without a pool it makes a 32 KiB buffer for every request).
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // hasHTTP says whether an endpoint serves the service's http port.
 func hasHTTP(e *endpoint) bool { return e.httpAt != "" }
