@@ -156,10 +156,13 @@ func New(cfg Config) *Gateway {
 		DisableCompression:    true,
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:       g.rewrite,
-		Transport:     (*tryTransport)(g),
-		BufferPool:    copyBuffers{},
-		FlushInterval: -1,
+		Rewrite:    g.rewrite,
+		Transport:  (*tryTransport)(g),
+		BufferPool: copyBuffers{},
+		// 0: an answer of known length is written once, whole; streams
+		// (no length, or text/event-stream) are flushed on every write
+		// all the same. (-1 cost a second write and a timer per request.)
+		FlushInterval: 0,
 		ErrorHandler:  g.proxyError,
 		ErrorLog:      slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}

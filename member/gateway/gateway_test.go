@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -504,5 +505,46 @@ func TestUpgradeThroughGateway(t *testing.T) {
 	got := make([]byte, 4)
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 		t.Fatalf("want the echo over the upgraded connection; got %q %v", got, err)
+	}
+}
+
+// TestStreamsFlowThrough: an answer of unknown length reaches the client
+// as the replica writes it, not when it ends.
+func TestStreamsFlowThrough(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+		_, _ = io.WriteString(w, "second\n")
+	}))
+	t.Cleanup(be.Close)
+	t.Cleanup(func() { close(release) })
+	host, port, _ := net.SplitHostPort(be.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	g := startGateway(t, "us")
+	g.Update(table(1, web(nil, protocol.Endpoint{Cluster: "us-1", Region: "us", Replica: "s", Host: host, Ports: map[string]int{"http": p}})))
+	resp, err := http.Get("http://" + g.Addr() + "/svc/web/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		got <- line
+	}()
+	select {
+	case line := <-got:
+		if line != "first\n" {
+			t.Fatalf("want the stream's first line; got %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("want the stream's first line while the replica still writes; nothing came within 20s")
 	}
 }
