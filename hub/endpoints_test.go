@@ -184,10 +184,33 @@ func TestEndpointsReachEveryGateway(t *testing.T) {
 	})
 	d := x.everywhere(t, 3, 1)
 	t.Logf("m2's endpoints withdrawn from the other gateways %s after the hub saw it Unreachable", d)
+
+	// m3 flaps its reports: past the burst the hub defers them, and says
+	// so in an event on the cluster.
+	for i := 1; i <= 60; i++ {
+		data, _ := json.Marshal(protocol.EndpointReport{Version: protocol.Version, Cluster: "m3", Seq: uint64(i), Run: "flap",
+			Workloads: map[string][]protocol.ReplicaAddress{"web": {{Replica: fmt.Sprint("flap-", i%2), Host: "127.0.0.1", Port: 20000 + i%2}}}})
+		_ = x.members[2].Conn().Publish(protocol.EndpointsSubject("m3"), data)
+	}
+	waitFor(t, "an EndpointReportsThrottled event on cluster m3", 20*time.Second, func() bool {
+		var list api.EventList
+		r := x.e.do("GET", "/api/v1/events?labelSelector="+api.LabelEventName+"%3Dm3", adminSecret, "", nil)
+		if r.status != 200 || json.Unmarshal(r.body, &list) != nil {
+			t.Fatalf("list events: %d %s", r.status, r.body)
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == "EndpointReportsThrottled" && ev.InvolvedObject.Kind == "Cluster" && ev.Type == api.EventWarning && ev.Count > 0 {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // BenchmarkEndpointPropagation: from a member's endpoint report to every
-// gateway (three members) holding the change, through the hub.
+// gateway (three members) holding the change, through the hub. Changes
+// come at most every 150ms (an honest member's pace: the hub holds each
+// member to 10 reports a second past a burst of 20).
 //
 //	go test ./hub -run '^$' -bench EndpointPropagation -benchtime 200x
 func BenchmarkEndpointPropagation(b *testing.B) {
@@ -195,8 +218,11 @@ func BenchmarkEndpointPropagation(b *testing.B) {
 	x.report(b, 0, 1)
 	x.everywhere(b, 1)
 	lat := make([]time.Duration, 0, b.N)
+	pace := time.NewTicker(150 * time.Millisecond)
+	defer pace.Stop()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		<-pace.C
 		n := 2 + i%2
 		x.report(b, 0, n)
 		lat = append(lat, x.everywhere(b, n))
