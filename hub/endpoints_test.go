@@ -149,6 +149,17 @@ func TestEndpointsReachEveryGateway(t *testing.T) {
 		t.Errorf("want 4 endpoints in m1 and m2 (nothing forged); got %d %s", r.status, r.body)
 	}
 
+	// m1's gateway holds another table at a later epoch (as one sent by
+	// a hub that led in between): the next change reaches it all the same.
+	ahead := time.Now().Add(time.Minute).UnixNano()
+	if !x.members[0].Gateway().Update(protocol.EndpointTable{Version: protocol.Version, Epoch: ahead, Digest: "another-hubs"}) {
+		t.Fatal("the gateway refused a later table")
+	}
+	x.report(t, 1, 1)
+	x.everywhere(t, 3)
+	x.report(t, 1, 2)
+	x.everywhere(t, 4)
+
 	// A service served by the gateways of clusters labelled tier=edge
 	// reaches m1's gateway only; m2 labelled too gets it (a member moving
 	// to another part of the table takes its newer epoch).

@@ -669,6 +669,11 @@ func (t *Table) deliver(ctx context.Context, now time.Time) {
 	}
 }
 
+// epochAhead bounds how far past the hub's clock a member's epoch may be
+// for its part to follow it (epochs are clock readings: a later one comes
+// from another hub's clock, a far later one from no hub).
+const epochAhead = time.Hour
+
 func (t *Table) send(ctx context.Context, cluster, kind string, data []byte) {
 	ctx, span := t.cfg.Tracer.Start(ctx, "endpoints.deliver", trace.WithAttributes(attribute.String("atoll.cluster", cluster), attribute.String("atoll.kind", kind)))
 	defer span.End()
@@ -686,6 +691,13 @@ func (t *Table) send(ctx context.Context, cluster, kind string, data []byte) {
 		d.checked = t.now()
 		if err == nil {
 			d.digest, d.failures = ack.Digest, 0
+			if ack.Digest != d.want.Digest && ack.Epoch >= d.want.Epoch && ack.Epoch < d.checked.Add(epochAhead).UnixNano() {
+				// The member holds another table at a later epoch (sent
+				// by a hub that led in between): it would refuse this
+				// part, so the part takes an epoch above the member's.
+				d.want.Epoch = max(ack.Epoch+1, t.lastEpoch+1)
+				t.lastEpoch = d.want.Epoch
+			}
 		} else {
 			d.retryAt = d.checked.Add(min(time.Second<<min(d.failures, 5), 30*time.Second))
 			d.failures++
