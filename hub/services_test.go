@@ -120,7 +120,10 @@ func TestServicesConsolePage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.create(workload("web", 1, nil))
-	if r := e.json("POST", "/api/v1/services", service("shop", "web")); r.status != 201 {
+	shop := service("shop", "web")
+	shop.Spec.Locality = &api.LocalityPolicy{Mode: api.LocalityNearest}
+	shop.Spec.Gateways = &api.LabelSelector{MatchLabels: map[string]string{"tier": "edge"}}
+	if r := e.json("POST", "/api/v1/services", shop); r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
 	cookie := signIn(t, e.url, e.token("svc-page", api.RoleViewer))
@@ -136,7 +139,7 @@ func TestServicesConsolePage(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("want the services page; got %d %s", resp.StatusCode, page)
 	}
-	for _, want := range []string{`data-service="shop"`, "shop.svc.atoll", `href="/workloads/web"`} {
+	for _, want := range []string{`data-service="shop"`, "shop.svc.atoll", `href="/workloads/web"`, "then the nearest by measured latency", "<td data-gateways>clusters with tier=edge</td>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("want the services page to show %s; got:\n%s", want, page)
 		}

@@ -13,6 +13,7 @@ import (
 // serviceRow is one service in the services list.
 type serviceRow struct {
 	Name, Workload, Ports, Names, Failover, Age string
+	Gateways                                    string // the clusters whose gateways serve it
 	Endpoints                                   int32
 	Clusters                                    []string
 	Known                                       bool // endpoints are known (the hub keeps the table)
@@ -39,6 +40,10 @@ func (c *Console) servicesPage(w http.ResponseWriter, r *http.Request) {
 			ports = append(ports, p.Name+"/"+cmp.Or(p.Protocol, "http"))
 		}
 		row.Ports = strings.Join(ports, ", ")
+		row.Gateways = "every cluster"
+		if g := s.Spec.Gateways; g != nil {
+			row.Gateways = "clusters with " + g.Selector().String()
+		}
 		switch l := s.Spec.Locality; {
 		case l.Nearest():
 			row.Failover += ", then the nearest by measured latency"
