@@ -21,12 +21,18 @@ import (
 // the endpoint's round trip (the connect, or the request on an open
 // connection to its first byte), which nearest-mode services rank regions
 // by; a nearest-mode service without a health check has its other
-// regions' endpoints measured by a TCP connect every DefaultHealthInterval
-// (only their latency: a failed connect leaves outlier detection to the
-// requests).
+// regions' endpoints measured by a TCP connect every DefaultHealthInterval,
+// at most latencyProbesPerTick a region each tick (only their latency: a
+// failed connect leaves outlier detection to the requests).
 
 // checkTick is how often the checker looks for endpoints due a check.
 const checkTick = 250 * time.Millisecond
+
+// latencyProbesPerTick bounds the latency-only probes (nearest mode
+// without a health check) a service sends one region each tick: a
+// region of many endpoints has them measured in turn, a few a second,
+// not all at once.
+const latencyProbesPerTick = 2
 
 // checked ends a check begun by due: health says whether it judged the
 // endpoint's health (a health check) or only measured it.
@@ -78,12 +84,24 @@ func (g *Gateway) checkLoop() {
 			if h != nil {
 				every, timeout, path = h.Interval.Get(every), h.Timeout.Get(timeout), h.Path
 			}
+			var measuring map[string]int // latency-only probes begun this tick, by region
 			for _, e := range rt.eps {
-				if h == nil && e.Region == rt.region {
-					continue // the local region ranks first whatever its latency
+				if h == nil {
+					if e.Region == rt.region {
+						continue // the local region ranks first whatever its latency
+					}
+					if measuring[e.Region] >= latencyProbesPerTick {
+						continue // its turn comes at a later tick
+					}
 				}
 				if !e.out.due(now, every) {
 					continue
+				}
+				if h == nil {
+					if measuring == nil {
+						measuring = map[string]int{}
+					}
+					measuring[e.Region]++
 				}
 				target := e.httpAt
 				if target == "" {

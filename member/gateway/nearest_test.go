@@ -119,3 +119,45 @@ func TestNearestFollowsMeasuredLatency(t *testing.T) {
 	near.delay.Store(int64(60 * time.Millisecond))
 	waitAnswers("eu")
 }
+
+// TestNearestMeasuresWithoutHealthCheck: a nearest-mode service without
+// a health check has its other regions' endpoints measured by TCP
+// connects (its own region's are not: they rank first anyway), and a
+// dead endpoint is measured by nobody and stays in rotation.
+func TestNearestMeasuresWithoutHealthCheck(t *testing.T) {
+	t.Parallel()
+	local, eu, ap := newBackend(t, "us"), newBackend(t, "eu"), newBackend(t, "ap")
+	g := startGateway(t, "us")
+	svc := web(nil, local.endpoint("us-1", "us"), eu.endpoint("eu-1", "eu"), ap.endpoint("ap-1", "ap"), deadEndpoint(t, "ap-1", "ap", "gone"))
+	svc.Spec.Locality = &api.LocalityPolicy{Mode: api.LocalityNearest}
+	g.Update(table(1, svc))
+	rt := (*g.routes.Load())["web"]
+	var gone *endpoint
+	for _, e := range rt.eps {
+		if e.Replica == "gone" {
+			gone = e
+		}
+	}
+	probed := func() bool {
+		gone.out.mu.Lock()
+		defer gone.out.mu.Unlock()
+		return !gone.out.checked.IsZero() && !gone.out.checking
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lat := regionLatencies(rt.eps)
+		if lat["eu"] > 0 && lat["ap"] > 0 && probed() {
+			if _, ok := lat["us"]; ok {
+				t.Errorf("want the local region not probed; got a latency for it: %v", lat)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want eu and ap measured by connects, and the dead endpoint probed, within 20s; got %v, probed %v", lat, probed())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, ok := gone.out.latency(); ok || gone.out.ejected(time.Now()) {
+		t.Errorf("the dead endpoint, probed: want no latency and no ejection from latency probes; got measured %v, ejected %v", ok, gone.out.ejected(time.Now()))
+	}
+}
