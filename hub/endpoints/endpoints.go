@@ -13,7 +13,11 @@
 // placer sends desired state: on each change, and a digest check every
 // RepairEvery that resends the part to a member whose digest differs. A
 // member is never sent a service its gateway does not serve, so its
-// gateway and DNS do not know it.
+// gateway and DNS do not know it. A cluster the health monitor declares
+// Unreachable has its endpoints withdrawn from the table at once (the next
+// pass, within PassEvery), so every gateway stops routing to it without
+// waiting for the member. A service whose endpoints all go, or come back,
+// gets an event.
 //
 // Reports are rate-bound per member (a token bucket: ReportBurst, then
 // ReportRate a second): a member flapping its reports would otherwise
@@ -21,11 +25,7 @@
 // bound is not dropped for good: the member's newest is kept pending and
 // taken on the first pass after the bucket refills (a newer one replaces
 // it, counted superseded); deferrals are counted, logged once a minute
-// and recorded as a deduplicated Warning event on the cluster. A cluster the health monitor declares
-// Unreachable has its endpoints withdrawn from the table at once (the next
-// pass, within PassEvery), so every gateway stops routing to it without
-// waiting for the member. A service whose endpoints all go, or come back,
-// gets an event.
+// and recorded as a deduplicated Warning event on the cluster.
 //
 // It must not decide where replicas run, nor write cluster health.
 package endpoints
@@ -641,6 +641,15 @@ func (t *Table) deliver(ctx context.Context, now time.Time) {
 		}
 		d.inflight = true
 	}
+	tables := make([]protocol.EndpointTable, 0, len(full)+len(check))
+	for _, c := range full {
+		tables = append(tables, t.members[c].want)
+	}
+	for _, c := range check {
+		w := t.members[c].want
+		tables = append(tables, protocol.EndpointTable{Version: w.Version, Epoch: w.Epoch, Digest: w.Digest, Check: true})
+	}
+	t.mu.Unlock()
 	// Members of one part share its encoding.
 	encoded := map[string][]byte{}
 	encode := func(tb protocol.EndpointTable) []byte {
@@ -652,15 +661,10 @@ func (t *Table) deliver(ctx context.Context, now time.Time) {
 		encoded[k] = b
 		return b
 	}
-	sends := make([][]byte, 0, len(full)+len(check))
-	for _, c := range full {
-		sends = append(sends, encode(t.members[c].want))
+	sends := make([][]byte, len(tables))
+	for i, tb := range tables {
+		sends[i] = encode(tb)
 	}
-	for _, c := range check {
-		w := t.members[c].want
-		sends = append(sends, encode(protocol.EndpointTable{Version: w.Version, Epoch: w.Epoch, Digest: w.Digest, Check: true}))
-	}
-	t.mu.Unlock()
 	for i, c := range full {
 		go t.send(ctx, c, "table", sends[i])
 	}
