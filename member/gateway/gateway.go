@@ -436,15 +436,15 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rt, p := c.route, c.route.policy
 	ranks := *rt.ranks.Load()
-	var done tried
+	var tries tried
 	var lastErr error = errNoEndpoint{}
 	for try := 0; ; try++ {
 		now := g.now()
-		e := pick(rt.eps, ranks, now, done, hasHTTP)
+		e := pick(rt.eps, ranks, now, tries, hasHTTP)
 		if e == nil {
 			return nil, lastErr
 		}
-		done = append(done, e)
+		tries = append(tries, e)
 		// The request is ReverseProxy's own copy, which no one else
 		// changes: each try is a shallow copy of it with the endpoint's
 		// address (the transport only reads headers, so they are shared).
@@ -499,7 +499,7 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// idempotent requests, within the budget.
 		canResend := req.Body == nil || req.Body == http.NoBody || c.body != nil
 		retry := false
-		left := pick(rt.eps, ranks, g.now(), done, hasHTTP) != nil
+		left := pick(rt.eps, ranks, g.now(), tries, hasHTTP) != nil
 		if why == "connect" {
 			retry = canResend && left && try < len(rt.eps)+p.attempts
 		} else if c.retry && left && try < p.attempts {

@@ -109,16 +109,16 @@ func (g *Gateway) proxyTCP(client net.Conn, service, portName string) {
 	if rt == nil {
 		return
 	}
-	var done tried
+	var tries tried
 	usable := func(e *endpoint) bool { _, ok := e.Ports[portName]; return ok }
 	ranks := *rt.ranks.Load()
 	for {
-		e := pick(rt.eps, ranks, g.now(), done, usable)
+		e := pick(rt.eps, ranks, g.now(), tries, usable)
 		if e == nil {
 			outcome = "error"
 			return
 		}
-		done = append(done, e)
+		tries = append(tries, e)
 		addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Ports[portName]))
 		dialed := g.now()
 		up, err := net.DialTimeout("tcp", addr, rt.policy.connect)
