@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/atollhq/atoll/api"
 )
 
@@ -160,4 +162,56 @@ func TestNearestMeasuresWithoutHealthCheck(t *testing.T) {
 	if _, ok := gone.out.latency(); ok || gone.out.ejected(time.Now()) {
 		t.Errorf("the dead endpoint, probed: want no latency and no ejection from latency probes; got measured %v, ejected %v", ok, gone.out.ejected(time.Now()))
 	}
+}
+
+// TestRankRegionsProperties: in nearest mode, for any latencies and
+// failover list, the own region ranks 0 and alone; a nearer measured
+// region never ranks after a farther one; every measured region ranks
+// before every region not measured; regions sharing a rank lie within
+// the tolerance of the rank's nearest.
+func TestRankRegionsProperties(t *testing.T) {
+	t.Parallel()
+	regions := []string{"us", "eu", "ap", "sa", "af", "me", "oc"}
+	rapid.Check(t, func(t *rapid.T) {
+		lat := map[string]time.Duration{}
+		for _, r := range regions {
+			if rapid.Bool().Draw(t, "measured "+r) {
+				lat[r] = time.Duration(rapid.Int64Range(1, int64(300*time.Millisecond)).Draw(t, "latency "+r))
+			}
+		}
+		failover := rapid.SliceOfNDistinct(rapid.SampledFrom(regions), 0, len(regions), rapid.ID[string]).Draw(t, "failover")
+		rank := rankRegions("us", &api.LocalityPolicy{Mode: api.LocalityNearest, Failover: failover}, lat)
+		if rank("us") != 0 {
+			t.Fatalf("own region ranks %d", rank("us"))
+		}
+		nearest := map[int]time.Duration{}
+		for _, a := range regions[1:] {
+			if rank(a) == 0 {
+				t.Fatalf("%s shares rank 0 with the own region", a)
+			}
+			da, ma := lat[a]
+			if ma {
+				if n, ok := nearest[rank(a)]; !ok || da < n {
+					nearest[rank(a)] = da
+				}
+			}
+			for _, b := range regions[1:] {
+				db, mb := lat[b]
+				switch {
+				case ma && mb && da < db && rank(a) > rank(b):
+					t.Fatalf("%s (%s) ranks %d after %s (%s) at %d", a, da, rank(a), b, db, rank(b))
+				case ma && !mb && rank(a) >= rank(b):
+					t.Fatalf("measured %s ranks %d, not before unmeasured %s at %d", a, rank(a), b, rank(b))
+				}
+			}
+		}
+		for _, a := range regions[1:] {
+			if d, ok := lat[a]; ok {
+				lead := nearest[rank(a)]
+				if d > lead+max(lead*nearShare/100, nearFloor) {
+					t.Fatalf("%s at %s shares rank %d whose nearest is %s: beyond the tolerance", a, d, rank(a), lead)
+				}
+			}
+		}
+	})
 }
