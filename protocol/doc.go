@@ -60,7 +60,9 @@
 //	   the digest held), acked with an EndpointAck. Inside a region, node
 //	   heartbeats may carry the node's Host and each replica's Port. A
 //	   version 5 member publishes no endpoints and ignores the tables: its
-//	   replicas serve no service.
+//	   replicas serve no service. Still 6, same messages: a member's table
+//	   holds only the services its gateway serves (Service spec.gateways),
+//	   with its own digest, and an epoch of its own that only grows.
 //	   Also new in 6, additive (a member that does not answer them is
 //	   sent nothing): configs and secrets on atoll.h.<cluster>.data
 //	   (DataRequest: put, delete or ask; DataHeld: what the member holds),
