@@ -179,9 +179,13 @@ func TestSecretValuesStayHidden(t *testing.T) {
 	}
 	_ = next(t, events) // the update's MODIFIED
 
-	// Refused writes: a patch (no route), a dry run.
-	if r := e.do("PATCH", "/api/v1/secrets/db", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"data":{"password":"x"}}}`)); r.status != http.StatusMethodNotAllowed {
-		t.Errorf("want patches of secrets refused (405); got %d %s", r.status, r.body)
+	// Refused writes: a JSON patch (its test operation would compare
+	// values), a patch as a dry run, a dry run.
+	if r := e.do("PATCH", "/api/v1/secrets/db", adminSecret, "application/json-patch+json", []byte(`[{"op":"test","path":"/spec/data/password","value":"x"}]`)); r.status != http.StatusUnsupportedMediaType {
+		t.Errorf("want JSON patches of secrets refused (415); got %d %s", r.status, r.body)
+	}
+	if r := e.do("PATCH", "/api/v1/secrets/db?dryRun=All", adminSecret, "application/merge-patch+json", []byte(`{"spec":{"data":{"password":"x"}}}`)); r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "query.dryRun") {
+		t.Errorf("want a dry-run patch of a secret refused (422 at query.dryRun); got %d %s", r.status, r.body)
 	}
 	body, _ := json.Marshal(secretObj("dry", map[string]string{"k": password}, nil))
 	if r := e.do("POST", "/api/v1/secrets?dryRun=All", adminSecret, "application/json", body); r.status != http.StatusUnprocessableEntity || leaks(string(r.body), password) {
