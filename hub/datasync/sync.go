@@ -127,10 +127,12 @@ type revisionsOf struct {
 // not tombstones, with replicas or not: a workload scaled to 0 keeps
 // them), the versions pinned by the revision the cluster is given (under
 // a progressive rollout, status.rollout names it; else the current
-// template), and, while the cluster is not settled on it (its report is
-// of another generation, or not every replica is updated) or a rollout
-// is under way, those of the revisions it may still run or return to:
-// the one before it, and the rollout's stable and new revisions. newest
+// template); while the cluster is not settled on it (its report is of
+// another generation, or not every replica is updated), those of the
+// revision before, which its old replicas may still run; and while a
+// rollout is under way, those of its stable revision, which a rollback
+// returns to. A cluster of a later wave is not sent the new values before
+// its wave starts. newest
 // stands in for a reference the template does not pin (written before
 // the hub pinned versions).
 func Need(placements []pgstore.Placement, workloads map[string]api.Workload, revisions map[string][]Revision, newest map[string]int64) map[string]map[string]map[int64]bool {
@@ -204,18 +206,13 @@ func Need(placements []pgstore.Placement, workloads map[string]api.Workload, rev
 				settled = cr.Generation == givenGen && cr.Updated >= cr.Desired && cr.Present <= cr.Desired
 			}
 		}
-		underWay := ro != nil && w.Spec.Rollout != nil && ro.Phase != api.RolloutCompleted && ro.Phase != api.RolloutRolledBack
-		if settled && !underWay {
-			continue
-		}
-		if r, ok := byNumber(given.Number - 1); ok {
+		if r, ok := byNumber(given.Number - 1); ok && !settled {
 			add(r.Pins)
 		}
-		if ro != nil && w.Spec.Rollout != nil {
-			for _, n := range []int64{ro.StableRevision, ro.Revision} {
-				if r, ok := byNumber(n); ok {
-					add(r.Pins)
-				}
+		underWay := ro != nil && w.Spec.Rollout != nil && ro.Phase != api.RolloutCompleted && ro.Phase != api.RolloutRolledBack
+		if underWay {
+			if r, ok := byNumber(ro.StableRevision); ok {
+				add(r.Pins)
 			}
 		}
 	}
