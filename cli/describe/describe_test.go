@@ -302,7 +302,7 @@ func TestDescribe(t *testing.T) {
 	}, {
 		name: "data versions per cluster", kind: "Workload",
 		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "app", Generation: 2},
-			Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Annotations: map[string]string{api.AnnotationData: "Secret/db=40"}}},
+			Spec:   api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Annotations: map[string]string{api.AnnotationData: "Secret/db=40"}}},
 			Status: api.WorkloadStatus{Clusters: []api.ClusterReplicas{{Cluster: "eu", Data: "Secret/db=40"}, {Cluster: "us", Data: "Secret/db=31"}}}},
 		want: []string{"Template pins: Secret/db=40", "eu: Secret/db=40", "us: Secret/db=31 (not the template's: rolling, or an older revision of the rollout)"},
 	}, {
