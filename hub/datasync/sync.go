@@ -313,9 +313,7 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	// placer keeps its workloads out; this holds even if one got there).
 	for c, ids := range need {
 		for id := range ids {
-			if it, ok := items[id]; !ok {
-				delete(ids, id) // gone from the hub: replicas say so
-			} else if !api.Resident(it.residency, labels[c]) {
+			if it, ok := items[id]; ok && !api.Resident(it.residency, labels[c]) {
 				delete(ids, id)
 				s.log.WarnContext(ctx, "configuration kept out of a cluster by its residency", "item", id, "cluster", c)
 			}
@@ -372,7 +370,10 @@ func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[strin
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		it := items[id]
+		it, ok := items[id]
+		if !ok {
+			continue // gone from the hub (replicas say so): what the member holds of it stays while used
+		}
 		versions := slices.Sorted(maps.Keys(need[id]))
 		if !held.versioned() {
 			versions = versions[len(versions)-1:]
