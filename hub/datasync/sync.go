@@ -103,7 +103,6 @@ func (s *Syncer) Wake() {
 // item is one Config or Secret as the hub holds it.
 type item struct {
 	kind, name, uid string
-	newest          int64 // the version of its current values
 	residency       *api.LabelSelector
 }
 
@@ -132,9 +131,8 @@ type revisionsOf struct {
 // revision before, which its old replicas may still run; and while a
 // rollout is under way, those of its stable revision, which a rollback
 // returns to. A cluster of a later wave is not sent the new values before
-// its wave starts. newest
-// stands in for a reference the template does not pin (written before
-// the hub pinned versions).
+// its wave starts. newest stands in for a reference the template does not
+// pin (a workload written before the hub pinned versions).
 func Need(placements []pgstore.Placement, workloads map[string]api.Workload, revisions map[string][]Revision, newest map[string]int64) map[string]map[string]map[int64]bool {
 	out := map[string]map[string]map[int64]bool{}
 	for _, p := range placements {
@@ -285,7 +283,7 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	items := map[string]item{}
 	for _, kind := range []string{"Config", "Secret"} {
 		if err := s.each(ctx, kind, func(rec *pgstore.Record) error {
-			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID, newest: newest[protocol.DataID(kind, rec.Meta.Name)]}
+			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID}
 			var spec api.DataSpec
 			if err := json.Unmarshal(rec.Spec, &spec); err != nil {
 				return err
