@@ -21,7 +21,7 @@ func (t *Tx) PutConfigValue(ctx context.Context, uid string, version int64, spec
 // NotFound when that version is not kept.
 func (s *Store) ConfigValueAt(ctx context.Context, uid string, version int64) (json.RawMessage, int64, error) {
 	var spec []byte
-	err := s.pool.QueryRow(ctx, `SELECT version, spec FROM config_values WHERE uid = $1 AND ($2 = 0 OR version = $2)
+	err := s.pool.QueryRow(ctx, `SELECT version, spec FROM config_values WHERE uid = $1 AND ($2::bigint = 0 OR version = $2::bigint)
 		ORDER BY version DESC LIMIT 1`, uid, version).Scan(&version, &spec)
 	if isNoRows(err) {
 		return nil, 0, api.Errorf(api.CodeNotFound, "the config has no kept value at version %d", version)

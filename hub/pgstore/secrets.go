@@ -74,7 +74,7 @@ type queryRower interface {
 func secretValue(ctx context.Context, q queryRower, ring Sealer, uid string, version int64) (SecretValue, error) {
 	var keyID string
 	var wrapped, sealed []byte
-	err := q.QueryRow(ctx, `SELECT version, key_id, data_key, sealed FROM secret_values WHERE uid = $1 AND ($2 = 0 OR version = $2)
+	err := q.QueryRow(ctx, `SELECT version, key_id, data_key, sealed FROM secret_values WHERE uid = $1 AND ($2::bigint = 0 OR version = $2::bigint)
 		ORDER BY version DESC LIMIT 1`, uid, version).Scan(&version, &keyID, &wrapped, &sealed)
 	if isNoRows(err) {
 		return SecretValue{}, api.Errorf(api.CodeNotFound, "the secret has no stored value at that version")
