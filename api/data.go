@@ -6,6 +6,8 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -342,8 +344,41 @@ func IsFilesDir(dir string) bool {
 	return true
 }
 
-// AnnotationData, in the template a member runs, names the versions of
-// the Configs and Secrets its replicas were given ("Config/app=12,
-// Secret/db=40"): a member sets it, so that new values roll the replicas
-// as a template change does. Users do not set it.
+// AnnotationData, in a workload's template, pins the versions of the
+// Configs and Secrets its replicas are given ("Config/app=12,
+// Secret/db=40", each the resourceVersion of the write that set the
+// values): the hub sets it on every write of the workload and writes it
+// again when a referenced config or secret gets new values, so new values
+// are a new template, a new revision, and roll as any template change
+// does (wave by wave under spec.rollout; a rollback returns to the old
+// values). A member resolves env and files at the pinned versions; one
+// given a template without it (an older hub) pins what it holds. Users do
+// not set it: the hub overwrites it.
 const AnnotationData = "atoll.dev/data"
+
+// ParseDataPins reads an AnnotationData value: DataID ("Secret/db") ->
+// version. Malformed parts are left out.
+func ParseDataPins(s string) map[string]int64 {
+	if s == "" {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, part := range strings.Split(s, ",") {
+		id, v, ok := strings.Cut(part, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if ok && err == nil && strings.Contains(id, "/") {
+			out[id] = n
+		}
+	}
+	return out
+}
+
+// FormatDataPins writes an AnnotationData value, its parts sorted.
+func FormatDataPins(pins map[string]int64) string {
+	parts := make([]string, 0, len(pins))
+	for id, v := range pins {
+		parts = append(parts, id+"="+strconv.FormatInt(v, 10))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}

@@ -166,6 +166,11 @@ func New(cfg Config) *Server {
 	// A workload's references to configs and secrets are checked in its
 	// write's transaction.
 	s.store.OnSpecChange("Workload", secrets.CheckReferences)
+	// Its template pins the versions of those it uses; a config's new
+	// values are kept by version and roll the workloads that use it (a
+	// secret's, by its write in the API).
+	s.store.OnSpecPrepare("Workload", secrets.Pin)
+	s.store.OnSpecChange("Config", secrets.KeepConfig)
 	s.drills = drill.New(s.store, s.bus, s.monitor, s.lead, s.log, s.now, meter, cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub"), s.hubID, cfg.Drills)
 	s.api = httpapi.New(httpapi.Config{Store: s.store, Notifier: s.notifier, Telemetry: cfg.Telemetry, Logger: s.log, Now: s.now,
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,

@@ -59,7 +59,7 @@ func (m *Member) serveData(ctx context.Context, st *state.Store) (*nats.Subscrip
 					err = m.data.Put(ctx, *req.Put)
 				}
 			case req.Delete != "":
-				err = m.data.Delete(ctx, req.Delete)
+				err = m.data.Delete(ctx, req.Delete, req.DeleteVersion)
 			}
 		}
 		if err != nil {
@@ -72,7 +72,7 @@ func (m *Member) serveData(ctx context.Context, st *state.Store) (*nats.Subscrip
 				m.controller.Wake() // new versions roll the replicas that use them
 			}
 		}
-		ans.Held = m.data.Held()
+		ans.Held, ans.Versions = m.data.Held(), m.data.Versions()
 		data, _ := json.Marshal(ans)
 		_ = msg.Respond(data)
 	})
@@ -106,7 +106,7 @@ func (m *Member) withData(bs []protocol.Binding) []protocol.Binding {
 	if m.data == nil {
 		return bs
 	}
-	var items map[string]protocol.DataItem
+	var items map[string]map[int64]protocol.DataItem
 	for i := range bs {
 		if items == nil {
 			items = m.data.Items()

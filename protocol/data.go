@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/atollhq/atoll/api"
@@ -30,6 +31,9 @@ type DataRequest struct {
 	Version int       `json:"v"`
 	Put     *DataItem `json:"put,omitempty"`
 	Delete  string    `json:"delete,omitempty"` // a DataID
+	// DeleteVersion, with Delete, removes that version alone (0: every
+	// version of the item).
+	DeleteVersion int64 `json:"deleteVersion,omitempty"`
 }
 
 // DataItem is a Config's or a Secret's values at one version.
@@ -60,11 +64,19 @@ func (d DataItem) Validate() error {
 }
 
 // DataHeld answers a DataRequest: what the member holds once it is done,
-// DataID -> version, or why it could not.
+// DataID -> newest version, and every version it holds (Versions, sorted;
+// nil from a member that keeps one per item), or why it could not.
 type DataHeld struct {
-	Version int              `json:"v"`
-	Held    map[string]int64 `json:"held"`
-	Error   string           `json:"error,omitempty"`
+	Version  int                `json:"v"`
+	Held     map[string]int64   `json:"held"`
+	Versions map[string][]int64 `json:"versions,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// Pins are the versions a template pins (api.AnnotationData), DataID ->
+// version; nil when it pins none.
+func Pins(t api.ReplicaTemplate) map[string]int64 {
+	return api.ParseDataPins(t.Annotations[api.AnnotationData])
 }
 
 // BindingData is what a node needs of Configs and Secrets to run one
@@ -85,13 +97,48 @@ type BindingFiles struct {
 	Values map[string][]byte `json:"values"`
 }
 
-// ResolveData fills a template's references from items (DataID -> item)
-// as a node needs them; nil when the template has none.
-func ResolveData(t api.ReplicaTemplate, items map[string]DataItem) *BindingData {
+// ResolveData fills a template's references from items (DataID ->
+// version -> item) as a node needs them, each at the version the template
+// pins (api.AnnotationData; the newest held when it pins none); nil when
+// the template has none.
+func ResolveData(t api.ReplicaTemplate, held map[string]map[int64]DataItem) *BindingData {
 	if len(t.Files) == 0 && !hasValueFrom(t) {
 		return nil
 	}
+	pins := Pins(t)
+	items := map[string]DataItem{}
+	var unheld []string // pinned versions not held (yet)
+	for id, versions := range held {
+		if v, ok := pins[id]; ok {
+			if it, ok := versions[v]; ok {
+				items[id] = it
+			}
+			continue
+		}
+		var newest int64 = -1
+		for v, it := range versions {
+			if v > newest {
+				newest, items[id] = v, it
+			}
+		}
+	}
+	for id, v := range pins {
+		if _, ok := items[id]; !ok {
+			if _, any := held[id]; any {
+				unheld = append(unheld, fmt.Sprintf("%s version %d", id, v))
+			}
+		}
+	}
 	out := &BindingData{}
+	if len(unheld) > 0 {
+		sort.Strings(unheld)
+		// The values it pins have not reached the cluster yet (or were
+		// taken back): the replica waits for them, naming them.
+		for _, u := range unheld {
+			out.Missing = append(out.Missing, u+" is not in this cluster yet")
+		}
+		return out
+	}
 	for _, e := range t.Env {
 		if e.ValueFrom == nil {
 			continue

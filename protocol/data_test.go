@@ -11,9 +11,12 @@ import (
 // TestResolveData: env and files filled from the items held; what is
 // missing is named, the object or the key.
 func TestResolveData(t *testing.T) {
-	items := map[string]DataItem{
-		"Secret/db":  {Kind: DataSecret, Name: "db", Values: map[string][]byte{"password": []byte("pw")}},
-		"Config/app": {Kind: DataConfig, Name: "app", Values: map[string][]byte{"region": []byte("eu")}},
+	items := map[string]map[int64]DataItem{
+		"Secret/db": {
+			3: {Kind: DataSecret, Name: "db", Version: 3, Values: map[string][]byte{"password": []byte("old")}},
+			7: {Kind: DataSecret, Name: "db", Version: 7, Values: map[string][]byte{"password": []byte("pw")}},
+		},
+		"Config/app": {4: {Kind: DataConfig, Name: "app", Version: 4, Values: map[string][]byte{"region": []byte("eu")}}},
 	}
 	tmpl := api.ReplicaTemplate{Env: []api.EnvVar{
 		{Name: "PLAIN", Value: "x"},
@@ -35,5 +38,30 @@ func TestResolveData(t *testing.T) {
 	}
 	if ResolveData(api.ReplicaTemplate{Env: []api.EnvVar{{Name: "A", Value: "b"}}}, items) != nil {
 		t.Error("a template without references needs no data")
+	}
+}
+
+// TestResolveDataAtPins: a template that pins versions gets those, an
+// older one while a newer is held too; a pinned version not held holds
+// the replica, naming it.
+func TestResolveDataAtPins(t *testing.T) {
+	items := map[string]map[int64]DataItem{"Secret/db": {
+		3: {Kind: DataSecret, Name: "db", Version: 3, Values: map[string][]byte{"password": []byte("old")}},
+		7: {Kind: DataSecret, Name: "db", Version: 7, Values: map[string][]byte{"password": []byte("new")}},
+	}}
+	tmpl := func(pin string) api.ReplicaTemplate {
+		return api.ReplicaTemplate{Annotations: map[string]string{api.AnnotationData: pin},
+			Env:   []api.EnvVar{{Name: "PW", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "db", Key: "password"}}}},
+			Files: []api.FileSource{{Secret: "db", Dir: "db"}}}
+	}
+	for pin, want := range map[string]string{"Secret/db=3": "old", "Secret/db=7": "new"} {
+		d := ResolveData(tmpl(pin), items)
+		if d.Env["PW"] != want || len(d.Files) != 1 || string(d.Files[0].Values["password"]) != want || len(d.Missing) != 0 {
+			t.Errorf("pinned %s: want env and file %q; got %+v", pin, want, d)
+		}
+	}
+	d := ResolveData(tmpl("Secret/db=9"), items)
+	if len(d.Env) != 0 || len(d.Files) != 0 || !slices.Equal(d.Missing, []string{"Secret/db version 9 is not in this cluster yet"}) {
+		t.Errorf("pinned a version not held: want nothing given and the version named; got %+v", d)
 	}
 }

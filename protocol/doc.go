@@ -71,4 +71,11 @@
 //	   (the versions the updated replicas run with) and
 //	   WorkloadStatus.UpdatedReady/UpdatedRestarts (the updated replicas'
 //	   readiness and restarts, for progressive rollouts' gates).
+//	   Later in 6, additive: a member keeps several versions of an item
+//	   (a progressive rollout's old and new values, each template naming
+//	   the versions it runs with in api.AnnotationData) and answers
+//	   DataHeld.Versions; the hub removes one version with
+//	   DataRequest.DeleteVersion, which it sends only to members that
+//	   answer Versions (an earlier member holds one version per item and
+//	   is served as before).
 package protocol

@@ -117,7 +117,25 @@ func intent(o api.Object) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(js, &m)
 	meta, _ := m["metadata"].(map[string]any)
+	spec, _ := m["spec"].(map[string]any)
+	dropHubPins(spec)
 	return map[string]any{"labels": meta["labels"], "annotations": meta["annotations"], "spec": m["spec"]}
+}
+
+// dropHubPins removes from a workload's spec (decoded) what the hub alone
+// writes there: the data versions its template pins (api.AnnotationData).
+// A manifest does not carry them, and they say nothing of what apply
+// changes.
+func dropHubPins(spec map[string]any) {
+	tmpl, _ := spec["template"].(map[string]any)
+	ann, _ := tmpl["annotations"].(map[string]any)
+	if _, ok := ann[api.AnnotationData]; !ok {
+		return
+	}
+	delete(ann, api.AnnotationData)
+	if len(ann) == 0 {
+		delete(tmpl, "annotations")
+	}
 }
 
 // Live reads the object a manifest names; nil when there is none.

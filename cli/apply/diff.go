@@ -26,6 +26,9 @@ func Comparable(obj json.RawMessage) (string, error) {
 		return "", err
 	}
 	delete(m, "status")
+	if spec, ok := m["spec"].(map[string]any); ok {
+		dropHubPins(spec)
+	}
 	if meta, ok := m["metadata"].(map[string]any); ok {
 		for _, f := range volatile {
 			delete(meta, f)

@@ -300,6 +300,12 @@ func TestDescribe(t *testing.T) {
 		obj:  &api.Token{Metadata: api.ObjectMeta{Name: "join-eu"}, Spec: api.TokenSpec{Type: api.TokenJoin, Region: "eu", Uses: 5}, Status: api.TokenStatus{Used: 2}},
 		want: []string{"Type: join: registers new members, nothing else", "Region: eu", "Uses: 2 registrations made, of 5 allowed", "Expires: never"},
 	}, {
+		name: "data versions per cluster", kind: "Workload",
+		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "app", Generation: 2},
+			Spec:   api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Annotations: map[string]string{api.AnnotationData: "Secret/db=40"}}},
+			Status: api.WorkloadStatus{Clusters: []api.ClusterReplicas{{Cluster: "eu", Data: "Secret/db=40"}, {Cluster: "us", Data: "Secret/db=31"}}}},
+		want: []string{"Template pins: Secret/db=40", "eu: Secret/db=40", "us: Secret/db=31 (not the template's: rolling, or an older revision of the rollout)"},
+	}, {
 		name: "expired token", kind: "Token", obj: expired,
 		want: []string{"Expires: expired: 2026-12-03T06:00:00Z (2d ago)"},
 	}, {

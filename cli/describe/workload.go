@@ -54,6 +54,7 @@ func Workload(out io.Writer, w *api.Workload, now time.Time) error {
 
 	conditions(d, st.Conditions, now)
 	placementStatus(d, w, now)
+	dataVersions(d, w)
 	if err := d.flush(); err != nil {
 		return err
 	}
@@ -440,6 +441,29 @@ func placementStatus(d *doc, w *api.Workload, now time.Time) {
 		for _, e := range p.Explanation {
 			d.line(2, e)
 		}
+	}
+}
+
+// dataVersions says which versions of its configs and secrets each
+// cluster's updated replicas run with, beside those the template pins
+// now (a cluster on another is still rolling to it, or on an older
+// revision of a progressive rollout).
+func dataVersions(d *doc, w *api.Workload) {
+	pinned := w.Spec.Template.Annotations[api.AnnotationData]
+	if pinned == "" {
+		return
+	}
+	d.head(0, "Configs and secrets")
+	d.row(1, "Template pins", pinned)
+	for _, c := range w.Status.Clusters {
+		if c.Data == "" {
+			continue
+		}
+		text := c.Data
+		if c.Data != pinned {
+			text += " (not the template's: rolling, or an older revision of the rollout)"
+		}
+		d.row(1, c.Cluster, text)
 	}
 }
 

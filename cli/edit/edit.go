@@ -52,10 +52,11 @@ func Loop(ctx context.Context, hub Hub, dir, ref string, open func(path string) 
 		return nil, err
 	}
 	original := doc // what the user must change for an edit to count
+	note := writeOnly(live)
 	var problem string
 	var lastInvalid []byte
 	for {
-		text := header(ref, problem) + doc
+		text := header(ref, problem) + note + doc
 		edited, err := roundTrip(dir, text, open)
 		if err != nil {
 			return nil, err
@@ -92,6 +93,7 @@ func Loop(ctx context.Context, hub Hub, dir, ref string, open func(path string) 
 			if doc, err = render(live); err != nil {
 				return nil, err
 			}
+			note = writeOnly(live)
 			original, lastInvalid = doc, nil
 		case api.ErrorCode(err) == api.CodeInvalid || api.ErrorCode(err) == api.CodeBadRequest:
 			problem = oneLine(err)
@@ -149,6 +151,30 @@ func render(obj json.RawMessage) (string, error) {
 	delete(m, "status")
 	y, err := yaml.Marshal(m)
 	return string(y), err
+}
+
+// writeOnly is the comment shown above a Secret: its values are
+// write-only (the hub never answers them here), so the document has none;
+// it names the keys, and how to set and remove one. "" for other kinds.
+func writeOnly(obj json.RawMessage) string {
+	var o struct {
+		Kind   string         `json:"kind"`
+		Status api.DataStatus `json:"status"`
+	}
+	if json.Unmarshal(obj, &o) != nil || o.Kind != "Secret" {
+		return ""
+	}
+	keys := make([]string, len(o.Status.Keys))
+	for i, k := range o.Status.Keys {
+		keys[i] = fmt.Sprintf("%s (%d bytes)", k.Name, k.Bytes)
+	}
+	if len(keys) == 0 {
+		keys = []string{"none"}
+	}
+	return "# A secret's values are write-only: none is shown, and the keys you do not name keep theirs.\n" +
+		"# Its keys (version " + fmt.Sprint(o.Status.Version) + "): " + strings.Join(keys, ", ") + ".\n" +
+		"# To set a key, add it under spec.data (text) or spec.binaryData (base64); to remove one, give it null.\n" +
+		"#\n"
 }
 
 func header(ref, problem string) string {

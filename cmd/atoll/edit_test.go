@@ -148,3 +148,35 @@ fi`))
 		}
 	})
 }
+
+// TestEditAndLabelSecret: `atoll label secret` and `atoll edit secret`
+// go through the secret's merge patch. The editor is shown no value (the
+// hub never answers them but through the admins' data route), names the
+// keys and how to set and remove one; a key set or nulled in the editor
+// changes that key alone. Sets $EDITOR, so it does not run in parallel.
+func TestEditAndLabelSecret(t *testing.T) {
+	h := startHub(t)
+	ctx := t.Context()
+	const pw, pw2 = "pw-Xc7Nh2Lb", "pw2-Gf4Sd9Wm"
+	s := api.Secret{Metadata: api.ObjectMeta{Name: "db"}, Spec: api.DataSpec{Data: map[string]string{"password": pw, "user": "app"}}}
+	if err := h.admin.Create(ctx, "secrets", s, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, h.must(t, "label", "secret", "db", "team=db"), "secret/db labeled\n")
+
+	dir := t.TempDir()
+	t.Setenv("EDITOR", editorScript(t, dir, `sed -i 's/^spec: {}$/spec:\n  data:\n    password: `+pw2+`\n    user: null/' "$1"`))
+	sameOutput(t, h.must(t, "edit", "secret", "db"), "secret/db edited\n")
+	seen := readFile(t, filepath.Join(dir, "seen-1.yaml"))
+	if strings.Contains(seen, pw) || !strings.Contains(seen, "write-only") || !strings.Contains(seen, "password (11 bytes), user (3 bytes)") || !strings.Contains(seen, "team: db") {
+		t.Errorf("want the secret shown with its label and keys, no value; got\n%s", seen)
+	}
+	var got api.Secret
+	if err := h.admin.Raw(ctx, "GET", "/api/v1/secrets/db/data", nil, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Data["password"] != pw2 || len(got.Spec.Data) != 1 || got.Status.Version != 2 || got.Metadata.Labels["team"] != "db" {
+		t.Errorf("want password changed, user removed (version 2), the label kept; got %d keys at version %d, labels %v",
+			len(got.Spec.Data), got.Status.Version, got.Metadata.Labels)
+	}
+}

@@ -23,7 +23,7 @@ events      ev           atoll.dev/v1   false        Event      get,list,watch
 drills                   atoll.dev/v1   false        Drill      create,delete,get,list,watch
 services    svc          atoll.dev/v1   false        Service    create,delete,get,list,patch,update,watch
 configs     cfg          atoll.dev/v1   false        Config     create,delete,get,list,patch,update,watch
-secrets                  atoll.dev/v1   false        Secret     create,delete,get,list,update,watch
+secrets                  atoll.dev/v1   false        Secret     create,delete,get,list,patch,update,watch
 `)
 
 	sameOutput(t, h.must(t, "explain", "workload.spec.replicas"), `KIND:     Workload

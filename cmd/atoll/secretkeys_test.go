@@ -35,7 +35,7 @@ func storeSecrets(t *testing.T, r pgtest.Roles, keyFile string, values map[strin
 			if err != nil {
 				return err
 			}
-			return vault.Write(ctx, tx, rec.Meta.UID, api.DataSpec{Data: map[string]string{"value": v}})
+			return vault.Write(ctx, tx, rec.Meta.UID, rec.RV(), api.DataSpec{Data: map[string]string{"value": v}})
 		})
 		if err != nil {
 			t.Fatalf("store secret %s: %v", name, err)

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,12 +24,16 @@ import (
 type Store interface {
 	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
 	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	Revisions(ctx context.Context, workload string) ([]pgstore.RevisionRow, error)
+	NewestDataVersions(ctx context.Context) (map[string]int64, error)
+	ConfigValueAt(ctx context.Context, uid string, version int64) (json.RawMessage, int64, error)
+	PruneDataVersions(ctx context.Context) (int64, error)
 }
 
-// Values reads a Secret's values by the object's uid (*secrets.Vault
-// with the store has it).
+// Values reads a Secret's values at a version by the object's uid
+// (secrets.Reader has it).
 type Values interface {
-	Read(ctx context.Context, uid string) (api.DataSpec, error)
+	ReadAt(ctx context.Context, uid string, version int64) (api.DataSpec, error)
 }
 
 // Bus sends requests to members (*natsbus.Bus has it).
@@ -53,6 +58,10 @@ type Syncer struct {
 	wake   chan struct{}
 	loop   loop.Loop
 
+	// revisions are the pins of each workload's revisions, read again
+	// only when its uid or generation changes.
+	revisions map[string]revisionsOf
+
 	mu   sync.Mutex
 	sent map[string]int64 // items sent by the last pass, for tests and metrics
 	// empty are the clusters last known to hold nothing: while they need
@@ -71,7 +80,7 @@ func New(store Store, values Values, bus Bus, health Health, lead leader.Leaders
 	if lead == nil {
 		lead = leader.Sole{}
 	}
-	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1), empty: map[string]bool{}}
+	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1), empty: map[string]bool{}, revisions: map[string]revisionsOf{}}
 }
 
 // Start runs passes until Stop or ctx ends.
@@ -94,16 +103,38 @@ func (s *Syncer) Wake() {
 // item is one Config or Secret as the hub holds it.
 type item struct {
 	kind, name, uid string
-	version         int64
-	config          api.DataSpec // a config's values (a secret's are read when sent)
 	residency       *api.LabelSelector
 }
 
-// Need is which items (protocol.DataID) each cluster needs: those named
-// by the templates of the workloads it runs (placement rows that are not
-// tombstones, with replicas or not: a workload scaled to 0 keeps them).
-func Need(placements []pgstore.Placement, workloads map[string]api.Workload) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
+// Revision is one of a workload's template revisions as Need uses it:
+// its number, the generation that introduced it and the data versions
+// its template pins (api.AnnotationData).
+type Revision struct {
+	Number, Generation int64
+	Pins               map[string]int64
+}
+
+// revisionsOf are a workload's revisions as last read.
+type revisionsOf struct {
+	uid  string
+	gen  int64
+	revs []Revision
+}
+
+// Need is which versions of which items (protocol.DataID -> versions)
+// each cluster needs: for each workload it runs (placement rows that are
+// not tombstones, with replicas or not: a workload scaled to 0 keeps
+// them), the versions pinned by the revision the cluster is given (under
+// a progressive rollout, status.rollout names it; else the current
+// template); while the cluster is not settled on it (its report is of
+// another generation, or not every replica is updated), those of the
+// revision before, which its old replicas may still run; and while a
+// rollout is under way, those of its stable revision, which a rollback
+// returns to. A cluster of a later wave is not sent the new values before
+// its wave starts. newest stands in for a reference the template does not
+// pin (a workload written before the hub pinned versions).
+func Need(placements []pgstore.Placement, workloads map[string]api.Workload, revisions map[string][]Revision, newest map[string]int64) map[string]map[string]map[int64]bool {
+	out := map[string]map[string]map[int64]bool{}
 	for _, p := range placements {
 		if p.Deleted {
 			continue
@@ -112,17 +143,120 @@ func Need(placements []pgstore.Placement, workloads map[string]api.Workload) map
 		if !ok {
 			continue
 		}
-		for _, r := range w.Spec.DataRefs() {
-			if out[p.Cluster] == nil {
-				out[p.Cluster] = map[string]bool{}
+		refs := w.Spec.DataRefs()
+		if len(refs) == 0 {
+			continue
+		}
+		need := out[p.Cluster]
+		if need == nil {
+			need = map[string]map[int64]bool{}
+			out[p.Cluster] = need
+		}
+		put := func(id string, v int64) {
+			if need[id] == nil {
+				need[id] = map[int64]bool{}
 			}
-			out[p.Cluster][protocol.DataID(r.Kind, r.Name)] = true
+			need[id][v] = true
+		}
+		// add puts what a revision pins (an older one may name items the
+		// template no longer does).
+		add := func(pins map[string]int64) {
+			for id, v := range pins {
+				put(id, v)
+			}
+		}
+		revs := revisions[p.Workload]
+		byNumber := func(n int64) (Revision, bool) {
+			for _, r := range revs {
+				if r.Number == n {
+					return r, true
+				}
+			}
+			return Revision{}, false
+		}
+		given, givenGen := Revision{Pins: api.ParseDataPins(w.Spec.Template.Annotations[api.AnnotationData])}, w.Metadata.Generation
+		if len(revs) > 0 {
+			given = revs[len(revs)-1]
+		}
+		ro := w.Status.Rollout
+		if ro != nil && w.Spec.Rollout != nil {
+			for _, rc := range ro.Clusters {
+				if r, ok := byNumber(rc.Revision); ok && rc.Cluster == p.Cluster {
+					given, givenGen = r, r.Generation
+					if rc.Generation != 0 {
+						givenGen = rc.Generation
+					}
+				}
+			}
+		}
+		add(given.Pins)
+		for _, r := range refs {
+			id := protocol.DataID(r.Kind, r.Name)
+			if _, pinned := given.Pins[id]; !pinned {
+				if v, ok := newest[id]; ok {
+					put(id, v)
+				}
+			}
+		}
+		settled := false
+		for _, cr := range w.Status.Clusters {
+			if cr.Cluster == p.Cluster {
+				settled = cr.Generation == givenGen && cr.Updated >= cr.Desired && cr.Present <= cr.Desired
+			}
+		}
+		if r, ok := byNumber(given.Number - 1); ok && !settled {
+			add(r.Pins)
+		}
+		underWay := ro != nil && w.Spec.Rollout != nil && ro.Phase != api.RolloutCompleted && ro.Phase != api.RolloutRolledBack
+		if underWay {
+			if r, ok := byNumber(ro.StableRevision); ok {
+				add(r.Pins)
+			}
 		}
 	}
 	return out
 }
 
-// RunOnce delivers once (on the leader only).
+// readRevisions brings s.revisions up to date for the workloads that use
+// configs or secrets (oldest revision first), reading the store only for
+// a workload whose uid or generation changed since.
+func (s *Syncer) readRevisions(ctx context.Context, workloads map[string]api.Workload) (map[string][]Revision, error) {
+	out := map[string][]Revision{}
+	for name, w := range workloads {
+		if len(w.Spec.DataRefs()) == 0 {
+			continue
+		}
+		if have, ok := s.revisions[name]; ok && have.uid == w.Metadata.UID && have.gen == w.Metadata.Generation {
+			out[name] = have.revs
+			continue
+		}
+		rows, err := s.store.Revisions(ctx, name)
+		if api.ErrorCode(err) == api.CodeNotFound {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		revs := make([]Revision, 0, len(rows))
+		for _, r := range rows {
+			var t api.ReplicaTemplate
+			if json.Unmarshal(r.Template, &t) == nil {
+				revs = append(revs, Revision{Number: r.Number, Generation: r.Generation, Pins: api.ParseDataPins(t.Annotations[api.AnnotationData])})
+			}
+		}
+		s.revisions[name] = revisionsOf{uid: w.Metadata.UID, gen: w.Metadata.Generation, revs: revs}
+		out[name] = revs
+	}
+	for name := range s.revisions {
+		if _, ok := workloads[name]; !ok {
+			delete(s.revisions, name)
+		}
+	}
+	return out, nil
+}
+
+// RunOnce delivers once (on the leader only), then lets the hub forget
+// the older values no kept revision pins any more.
 func (s *Syncer) RunOnce(ctx context.Context) error {
 	if !s.lead.IsLeader() {
 		return nil
@@ -142,19 +276,19 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	newest, err := s.store.NewestDataVersions(ctx)
+	if err != nil {
+		return err
+	}
 	items := map[string]item{}
 	for _, kind := range []string{"Config", "Secret"} {
 		if err := s.each(ctx, kind, func(rec *pgstore.Record) error {
-			rv, _ := strconv.ParseInt(rec.Meta.ResourceVersion, 10, 64)
-			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID, version: rv}
+			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID}
 			var spec api.DataSpec
 			if err := json.Unmarshal(rec.Spec, &spec); err != nil {
 				return err
 			}
 			it.residency = spec.Residency
-			if kind == "Config" {
-				it.config = spec
-			}
 			items[protocol.DataID(kind, it.name)] = it
 			return nil
 		}); err != nil {
@@ -168,7 +302,11 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	need := Need(placements, workloads)
+	revs, err := s.readRevisions(ctx, workloads)
+	if err != nil {
+		return err
+	}
+	need := Need(placements, workloads, revs, newest)
 	// Residency: an item never goes to a cluster it may not be in (the
 	// placer keeps its workloads out; this holds even if one got there).
 	for c, ids := range need {
@@ -208,12 +346,17 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	s.mu.Lock()
 	s.sent = sent
 	s.mu.Unlock()
+	if _, err := s.store.PruneDataVersions(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// syncCluster brings one member's items in line: what it lacks or holds
-// older is sent, what it no longer needs is taken back.
-func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[string]bool, items map[string]item) (map[string]int64, error) {
+// syncCluster brings one member's items in line: the versions it lacks
+// are sent (oldest first), those it no longer needs taken back. A member
+// that keeps one version per item (it answers no Versions) is sent only
+// the newest version it needs, as before versions were kept apart.
+func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[string]map[int64]bool, items map[string]item) (map[string]int64, error) {
 	held, err := s.request(ctx, cluster, protocol.DataRequest{})
 	if err != nil {
 		return nil, err
@@ -226,30 +369,76 @@ func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[strin
 	sort.Strings(ids)
 	for _, id := range ids {
 		it, ok := items[id]
-		if !ok || held[id] == it.version {
-			continue // gone from the hub (replicas say so), or up to date
+		if !ok {
+			continue // gone from the hub (replicas say so): what the member holds of it stays while used
 		}
-		put, err := s.payload(ctx, it)
-		if err != nil {
-			s.log.WarnContext(ctx, "cannot read a configuration to send", "item", id, "cluster", cluster, "err", err)
-			continue
+		versions := slices.Sorted(maps.Keys(need[id]))
+		if !held.versioned() {
+			versions = versions[len(versions)-1:]
 		}
-		if held, err = s.request(ctx, cluster, protocol.DataRequest{Put: put}); err != nil {
-			return sent, err
+		for _, v := range versions {
+			if held.has(id, v) {
+				continue
+			}
+			put, err := s.payload(ctx, it, v)
+			if err != nil {
+				s.log.WarnContext(ctx, "cannot read a configuration to send", "item", id, "version", v, "cluster", cluster, "err", err)
+				continue
+			}
+			if held, err = s.request(ctx, cluster, protocol.DataRequest{Put: put}); err != nil {
+				return sent, err
+			}
+			sent[id] = v
 		}
-		sent[id] = it.version
 	}
-	for id := range held {
-		if !need[id] {
+	for id, versions := range held.all() {
+		switch {
+		case len(need[id]) == 0:
 			if held, err = s.request(ctx, cluster, protocol.DataRequest{Delete: id}); err != nil {
 				return sent, err
+			}
+		case held.versioned():
+			for _, v := range versions {
+				if !need[id][v] {
+					if held, err = s.request(ctx, cluster, protocol.DataRequest{Delete: id, DeleteVersion: v}); err != nil {
+						return sent, err
+					}
+				}
 			}
 		}
 	}
 	s.mu.Lock()
-	s.empty[cluster] = len(held) == 0
+	s.empty[cluster] = len(held.Held) == 0
 	s.mu.Unlock()
 	return sent, nil
+}
+
+// heldData is a member's answer: what it holds.
+type heldData protocol.DataHeld
+
+// versioned says whether the member keeps several versions of an item
+// (one that holds nothing is taken as such: what it is sent first, it
+// holds).
+func (h heldData) versioned() bool { return h.Versions != nil || len(h.Held) == 0 }
+
+// has says whether the member holds version v of id.
+func (h heldData) has(id string, v int64) bool {
+	if h.Versions != nil {
+		return slices.Contains(h.Versions[id], v)
+	}
+	return h.Held[id] == v
+}
+
+// all is every version held, by DataID.
+func (h heldData) all() map[string][]int64 {
+	if h.Versions != nil {
+		return h.Versions
+	}
+	out := make(map[string][]int64, len(h.Held))
+	for id, v := range h.Held {
+		out[id] = []int64{v}
+	}
+	return out
 }
 
 // isEmpty says whether the cluster held nothing when last asked.
@@ -259,36 +448,44 @@ func (s *Syncer) isEmpty(cluster string) bool {
 	return s.empty[cluster]
 }
 
-// payload is an item with its values.
-func (s *Syncer) payload(ctx context.Context, it item) (*protocol.DataItem, error) {
-	data := it.config
+// payload is an item with its values at version.
+func (s *Syncer) payload(ctx context.Context, it item, version int64) (*protocol.DataItem, error) {
+	var data api.DataSpec
 	if it.kind == "Secret" {
 		var err error
-		if data, err = s.values.Read(ctx, it.uid); err != nil {
+		if data, err = s.values.ReadAt(ctx, it.uid, version); err != nil {
+			return nil, err
+		}
+	} else {
+		spec, _, err := s.store.ConfigValueAt(ctx, it.uid, version)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(spec, &data); err != nil {
 			return nil, err
 		}
 	}
-	return &protocol.DataItem{Kind: it.kind, Name: it.name, Version: it.version, Values: data.Bytes()}, nil
+	return &protocol.DataItem{Kind: it.kind, Name: it.name, Version: version, Values: data.Bytes()}, nil
 }
 
 // request sends one data request and returns what the member holds.
-func (s *Syncer) request(ctx context.Context, cluster string, req protocol.DataRequest) (map[string]int64, error) {
+func (s *Syncer) request(ctx context.Context, cluster string, req protocol.DataRequest) (heldData, error) {
 	req.Version = protocol.Version
 	data, _ := json.Marshal(req)
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	reply, err := s.bus.Request(rctx, cluster, protocol.DataSubject(cluster), data)
 	if err != nil {
-		return nil, err
+		return heldData{}, err
 	}
 	var ans protocol.DataHeld
 	if err := json.Unmarshal(reply, &ans); err != nil {
-		return nil, err
+		return heldData{}, err
 	}
 	if ans.Error != "" {
-		return ans.Held, errors.New("member: " + ans.Error)
+		return heldData(ans), errors.New("member: " + ans.Error)
 	}
-	return ans.Held, nil
+	return heldData(ans), nil
 }
 
 // Sent is what the last pass sent, "cluster:Kind/name" -> version.

@@ -33,9 +33,9 @@ func (s *API) registerData(hapi huma.API) {
 			return api.ConfigList{TypeMeta: api.TypeMeta{APIVersion: api.Group, Kind: "ConfigList"}, Metadata: meta, Items: items}
 		},
 	})
-	// Secrets: no dry runs and no patches, whose paths through the store
-	// would carry the values into SQL (a rolled-back row still lands in
-	// the database's files) or merge over values nobody may read.
+	// Secrets: no dry runs, whose paths through the store would carry the
+	// values into SQL (a rolled-back row still lands in the database's
+	// files); their own update and merge patch keep values write-only.
 	registerKind(s, hapi, kindRoutes[api.Secret, *api.Secret, api.SecretList]{
 		kind: mustKind("Secret"), create: s.createSecret,
 		noDryRun: "a secret's value is never written as a dry run",
@@ -45,6 +45,7 @@ func (s *API) registerData(hapi huma.API) {
 		},
 	})
 	s.registerSecretUpdate(hapi)
+	s.registerSecretPatch(hapi)
 	s.registerSecretData(hapi)
 }
 
@@ -73,10 +74,16 @@ func (s *API) createSecret(ctx context.Context, _ *API, a pgstore.Actor, obj *ap
 		if out, err = tx.Create(ctx, rec); err != nil {
 			return err
 		}
-		if err := s.vault.Write(ctx, tx, out.Meta.UID, data); err != nil {
+		if err := s.vault.Write(ctx, tx, out.Meta.UID, out.RV(), data); err != nil {
 			return err
 		}
-		return s.secretEvent(ctx, tx, out, "SecretCreated", obj.Status)
+		if err := s.secretEvent(ctx, tx, out, "SecretCreated", obj.Status); err != nil {
+			return err
+		}
+		// Workloads that named a secret of this name before (deleted and
+		// made again) pin the new one's values.
+		_, err = secrets.Repin(ctx, tx, "Secret", out.Meta.Name, fmt.Sprintf("secret %s v%d", out.Meta.Name, obj.Status.Version))
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -150,12 +157,7 @@ func (s *API) registerSecretUpdate(hapi huma.API) {
 			if err != nil || !changed {
 				return err
 			}
-			if err := s.vault.Write(ctx, tx, rec.Meta.UID, data); err != nil {
-				return err
-			}
-			var st api.DataStatus
-			_ = json.Unmarshal(rec.Status, &st)
-			return s.secretEvent(ctx, tx, rec, "SecretUpdated", st)
+			return s.secretValuesChanged(ctx, tx, rec, data)
 		})
 		if err != nil {
 			return nil, toProblem(ctx, err)
@@ -205,6 +207,25 @@ func (s *API) registerSecretData(hapi huma.API) {
 		s.store.AuditRead(ctx, s.actor(ctx), VerbReveal, "Secret", in.Name)
 		return out, nil
 	})
+}
+
+// secretValuesChanged stores a secret's new values in the transaction of
+// the write that changed them (rec, as written), records the change as an
+// event (keys and version, no value), and rolls the workloads that use
+// the secret onto the new version (secrets.Repin: a new revision each,
+// cause "secret NAME vN", out by their rollout's waves).
+func (s *API) secretValuesChanged(ctx context.Context, tx *pgstore.Tx, rec *pgstore.Record, data api.DataSpec) error {
+	if err := s.vault.Write(ctx, tx, rec.Meta.UID, rec.RV(), data); err != nil {
+		return err
+	}
+	var st api.DataStatus
+	_ = json.Unmarshal(rec.Status, &st)
+	if err := s.secretEvent(ctx, tx, rec, "SecretUpdated", st); err != nil {
+		return err
+	}
+	n, err := secrets.Repin(ctx, tx, "Secret", rec.Meta.Name, fmt.Sprintf("secret %s v%d", rec.Meta.Name, st.Version))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("atoll.workloads_rolled", n))
+	return err
 }
 
 // tracer is the API's tracer for spans of its own.

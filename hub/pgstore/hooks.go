@@ -12,11 +12,64 @@ import (
 // never disagree with the object (package revisions).
 type SpecHook func(ctx context.Context, tx *Tx, cur, next *Record) error
 
+// SpecPrepare runs inside the transaction of a write that creates an
+// object of its kind or changes its spec (and of Tx.Refresh), before the
+// row is written: it may change next's spec, for fields the hub keeps in
+// it (a workload template's pinned data versions, package hub/secrets).
+// An error aborts the whole write.
+type SpecPrepare func(ctx context.Context, tx *Tx, next *Record) error
+
 // hooks are the spec hooks by kind.
 type hooks struct {
-	mu     sync.RWMutex
-	byKind map[string][]SpecHook
+	mu      sync.RWMutex
+	byKind  map[string][]SpecHook
+	prepare map[string][]SpecPrepare
 }
+
+// OnSpecPrepare adds a hook that prepares kind's spec before a creation
+// or a spec change is written. Add hooks before the store takes writes.
+func (s *Store) OnSpecPrepare(kind string, h SpecPrepare) {
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	if s.hooks.prepare == nil {
+		s.hooks.prepare = map[string][]SpecPrepare{}
+	}
+	s.hooks.prepare[kind] = append(s.hooks.prepare[kind], h)
+}
+
+// runPrepare runs kind's prepare hooks on next inside tx.
+func (t *Tx) runPrepare(ctx context.Context, next *Record) error {
+	t.s.hooks.mu.RLock()
+	hs := t.s.hooks.prepare[next.Kind]
+	t.s.hooks.mu.RUnlock()
+	for _, h := range hs {
+		if err := h(ctx, t, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Refresh writes an object again with its kind's prepare hooks run on its
+// unchanged spec: when they change it (the data versions a workload pins
+// moved on), that is a spec change with its generation and spec hooks,
+// audited under verb, and cause says why (ChangeCause, e.g. "secret db
+// v7"). Nothing changes, and nothing is written, when the hooks keep the
+// spec as it is.
+func (t *Tx) Refresh(ctx context.Context, verb, kind, name, cause string) (*Record, error) {
+	t.refresh, t.cause = true, cause
+	defer func() { t.refresh, t.cause = false, "" }()
+	return t.Mutate(ctx, verb, kind, name, func(cur *Record) error { return t.runPrepare(ctx, cur) })
+}
+
+// Refreshing says whether the write under way is a Refresh: the hub's own
+// change of a spec, not a client's (hooks that check what a client asked
+// for, such as references, let it be).
+func (t *Tx) Refreshing() bool { return t.refresh }
+
+// ChangeCause is why a Refresh under way changes the spec ("" for any
+// other write).
+func (t *Tx) ChangeCause() string { return t.cause }
 
 // OnSpecChange adds a hook for kind's creations and spec changes. Add
 // hooks before the store takes writes.

@@ -16,6 +16,8 @@ import (
 type SecretValue struct {
 	DataKey []byte
 	Sealed  []byte
+	// Version is the resourceVersion of the write that set the value.
+	Version int64
 	// KeyID names the key-encryption key that wraps the data key.
 	KeyID string
 }
@@ -26,30 +28,39 @@ func dataKeyAAD(uid string) []byte {
 	return []byte("atoll pgstore secret_values uid=" + uid + " data_key")
 }
 
-// PutSecretValue stores the value of the Secret whose uid is given, in
-// the transaction of the object's write: the data key wrapped under ring's
-// sealing key, the sealed data as is.
-func (t *Tx) PutSecretValue(ctx context.Context, ring Sealer, uid string, dataKey, sealed []byte) error {
+// PutSecretValue stores the value of the Secret whose uid is given at
+// version (the resourceVersion of the object's write that sets it), in
+// the transaction of that write: the data key wrapped under ring's
+// sealing key, the sealed data as is. Older versions stay while a kept
+// workload revision pins them (PruneDataVersions).
+func (t *Tx) PutSecretValue(ctx context.Context, ring Sealer, uid string, version int64, dataKey, sealed []byte) error {
 	keyID, wrapped, err := ring.Seal(dataKey, dataKeyAAD(uid))
 	if err != nil {
 		return fmt.Errorf("put secret value: %w", err)
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO secret_values (uid, key_id, data_key, sealed) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (uid) DO UPDATE SET key_id = EXCLUDED.key_id, data_key = EXCLUDED.data_key, sealed = EXCLUDED.sealed`,
-		uid, keyID, wrapped, sealed)
+	_, err = t.tx.Exec(ctx, `INSERT INTO secret_values (uid, version, key_id, data_key, sealed) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (uid, version) DO UPDATE SET key_id = EXCLUDED.key_id, data_key = EXCLUDED.data_key, sealed = EXCLUDED.sealed`,
+		uid, version, keyID, wrapped, sealed)
 	return err
 }
 
-// SecretValue reads the value of the Secret whose uid is given, within
-// the transaction.
+// SecretValue reads the newest value of the Secret whose uid is given,
+// within the transaction.
 func (t *Tx) SecretValue(ctx context.Context, ring Sealer, uid string) (SecretValue, error) {
-	return secretValue(ctx, t.tx, ring, uid)
+	return secretValue(ctx, t.tx, ring, uid, 0)
 }
 
-// SecretValue reads the value of the Secret whose uid is given and opens
-// its data key with ring. NotFound when the secret has no value row.
+// SecretValue reads the newest value of the Secret whose uid is given
+// and opens its data key with ring. NotFound when the secret has no value
+// row.
 func (s *Store) SecretValue(ctx context.Context, ring Sealer, uid string) (SecretValue, error) {
-	v, err := secretValue(ctx, s.pool, ring, uid)
+	return s.SecretValueAt(ctx, ring, uid, 0)
+}
+
+// SecretValueAt reads the Secret's value at version (0: the newest).
+// NotFound when that version is not kept.
+func (s *Store) SecretValueAt(ctx context.Context, ring Sealer, uid string, version int64) (SecretValue, error) {
+	v, err := secretValue(ctx, s.pool, ring, uid, version)
 	if err != nil {
 		return SecretValue{}, classify(err)
 	}
@@ -60,12 +71,13 @@ type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func secretValue(ctx context.Context, q queryRower, ring Sealer, uid string) (SecretValue, error) {
+func secretValue(ctx context.Context, q queryRower, ring Sealer, uid string, version int64) (SecretValue, error) {
 	var keyID string
 	var wrapped, sealed []byte
-	err := q.QueryRow(ctx, `SELECT key_id, data_key, sealed FROM secret_values WHERE uid = $1`, uid).Scan(&keyID, &wrapped, &sealed)
+	err := q.QueryRow(ctx, `SELECT version, key_id, data_key, sealed FROM secret_values WHERE uid = $1 AND ($2::bigint = 0 OR version = $2::bigint)
+		ORDER BY version DESC LIMIT 1`, uid, version).Scan(&version, &keyID, &wrapped, &sealed)
 	if isNoRows(err) {
-		return SecretValue{}, api.Errorf(api.CodeNotFound, "the secret has no stored value")
+		return SecretValue{}, api.Errorf(api.CodeNotFound, "the secret has no stored value at that version")
 	}
 	if err != nil {
 		return SecretValue{}, err
@@ -74,7 +86,7 @@ func secretValue(ctx context.Context, q queryRower, ring Sealer, uid string) (Se
 	if err != nil {
 		return SecretValue{}, fmt.Errorf("secret data key: %w", err)
 	}
-	return SecretValue{DataKey: dk, Sealed: sealed, KeyID: keyID}, nil
+	return SecretValue{DataKey: dk, Sealed: sealed, KeyID: keyID, Version: version}, nil
 }
 
 // CheckSecretKeys opens the data key of every Secret with ring, changing
@@ -111,19 +123,20 @@ func (s *Store) CheckSecretKeys(ctx context.Context, ring Sealer) (int, error) {
 // not touched, nor are the objects (no new resourceVersion: a rotation
 // changes no secret).
 func rewrapSecretValues(ctx context.Context, tx pgx.Tx, ring Sealer) ([]Rewrapped, error) {
-	rows, err := tx.Query(ctx, `SELECT v.uid::text, o.name, v.key_id, v.data_key FROM secret_values v JOIN objects o ON o.uid = v.uid
-		ORDER BY o.name FOR UPDATE OF v`)
+	rows, err := tx.Query(ctx, `SELECT v.uid::text, v.version, o.name, v.key_id, v.data_key FROM secret_values v JOIN objects o ON o.uid = v.uid
+		ORDER BY o.name, v.version FOR UPDATE OF v`)
 	if err != nil {
 		return nil, err
 	}
 	type row struct {
 		uid, name, keyID string
+		version          int64
 		wrapped          []byte
 	}
 	var all []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.uid, &r.name, &r.keyID, &r.wrapped); err != nil {
+		if err := rows.Scan(&r.uid, &r.version, &r.name, &r.keyID, &r.wrapped); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -132,6 +145,10 @@ func rewrapSecretValues(ctx context.Context, tx pgx.Tx, ring Sealer) ([]Rewrappe
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	newest := map[string]int64{}
+	for _, r := range all {
+		newest[r.uid] = max(newest[r.uid], r.version)
 	}
 	var out []Rewrapped
 	for _, r := range all {
@@ -143,10 +160,14 @@ func rewrapSecretValues(ctx context.Context, tx pgx.Tx, ring Sealer) ([]Rewrappe
 		if err != nil {
 			return nil, fmt.Errorf("secret %s: %w", r.name, err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE secret_values SET key_id = $2, data_key = $3 WHERE uid = $1`, r.uid, keyID, wrapped); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE secret_values SET key_id = $2, data_key = $3 WHERE uid = $1 AND version = $4`, r.uid, keyID, wrapped, r.version); err != nil {
 			return nil, err
 		}
-		out = append(out, Rewrapped{Secret: "secret " + r.name, From: r.keyID, To: keyID})
+		what := "secret " + r.name
+		if r.version != newest[r.uid] {
+			what += fmt.Sprintf(" (version %d, kept for a workload revision)", r.version)
+		}
+		out = append(out, Rewrapped{Secret: what, From: r.keyID, To: keyID})
 	}
 	return out, nil
 }

@@ -42,6 +42,9 @@ type Tx struct {
 	actor Actor
 	xid   int64 // the transaction's id (pg_current_xact_id)
 	drawn int64 // resourceVersions drawn so far
+	// refresh and cause are set while Refresh runs.
+	refresh bool
+	cause   string
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -181,6 +184,9 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	out.Meta.DeletionTimestamp = nil
 	out.Spec = jsonOrEmpty(rec.Spec)
 	out.Status = jsonOrEmpty(rec.Status)
+	if err := t.runPrepare(ctx, &out); err != nil {
+		return nil, err
+	}
 	rv, err := t.drawVersion()
 	if err != nil {
 		return nil, err
@@ -253,6 +259,11 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 	next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
 	if err := fn(&next); err != nil {
 		return nil, err
+	}
+	if !t.refresh && next.Meta.DeletionTimestamp == nil && !jsonEqual(cur.Spec, jsonOrEmpty(next.Spec)) {
+		if err := t.runPrepare(ctx, &next); err != nil {
+			return nil, err
+		}
 	}
 	out, err := t.write(ctx, verb, cur, &next)
 	if err != nil {

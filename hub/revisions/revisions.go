@@ -10,7 +10,9 @@
 // (replicas, placement) makes no revision. Each revision keeps the
 // template, its hash, the generation that introduced it, who made the
 // change (the transaction's actor), when, and the workload's
-// atoll.dev/change-cause annotation; a change after the first records a
+// atoll.dev/change-cause annotation (or, for the hub's own change of the
+// config and secret versions the template pins, what changed: "secret db
+// v7", pgstore.Tx.ChangeCause); a change after the first records a
 // TemplateChanged Event on the workload. Only the newest
 // spec.revisionHistoryLimit (default 10) are kept (a lower limit trims at
 // once); the rows go with the workload's when it is deleted.
@@ -107,7 +109,11 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 	}
 	ctx, span := k.tracer.Start(ctx, "revisions.Record", trace.WithAttributes(attribute.String("workload", next.Meta.Name)))
 	defer span.End()
-	r := row(nextSpec.Template, next.Meta.Generation, tx.Actor().Name, next.Meta.Annotations[api.AnnotationChangeCause], tx.Now().UTC().Truncate(time.Microsecond))
+	cause := tx.ChangeCause() // the hub's own change (new values of a config or secret it uses)
+	if cause == "" {
+		cause = next.Meta.Annotations[api.AnnotationChangeCause]
+	}
+	r := row(nextSpec.Template, next.Meta.Generation, tx.Actor().Name, cause, tx.Now().UTC().Truncate(time.Microsecond))
 	r.Number = latest.Number + 1
 	span.SetAttributes(attribute.Int64("revision", r.Number))
 	if err := tx.PutRevision(ctx, next.Meta.UID, r, nextSpec.HistoryLimit()); err != nil {

@@ -34,8 +34,10 @@ type Vault struct {
 func New(ring pgstore.Sealer) *Vault { return &Vault{ring: ring} }
 
 // Write seals data under a new data key and stores it for the Secret
-// whose uid is given, in tx (the transaction of the object's write).
-func (v *Vault) Write(ctx context.Context, tx *pgstore.Tx, uid string, data api.DataSpec) error {
+// whose uid is given at version (the resourceVersion of the object's
+// write), in tx (the transaction of that write). The versions before stay
+// while a workload revision pins them.
+func (v *Vault) Write(ctx context.Context, tx *pgstore.Tx, uid string, version int64, data api.DataSpec) error {
 	dk := make([]byte, dataKeySize)
 	if _, err := rand.Read(dk); err != nil {
 		return fmt.Errorf("secret data key: %w", err)
@@ -44,12 +46,22 @@ func (v *Vault) Write(ctx context.Context, tx *pgstore.Tx, uid string, data api.
 	if err != nil {
 		return err
 	}
-	return tx.PutSecretValue(ctx, v.ring, uid, dk, sealed)
+	return tx.PutSecretValue(ctx, v.ring, uid, version, dk, sealed)
 }
 
 // Read returns the data of the Secret whose uid is given.
 func (v *Vault) Read(ctx context.Context, store *pgstore.Store, uid string) (api.DataSpec, error) {
 	sv, err := store.SecretValue(ctx, v.ring, uid)
+	if err != nil {
+		return api.DataSpec{}, err
+	}
+	return Open(sv.DataKey, uid, sv.Sealed)
+}
+
+// ReadAt returns the data of the Secret whose uid is given at version (0:
+// the newest); NotFound when that version is no longer kept.
+func (v *Vault) ReadAt(ctx context.Context, store *pgstore.Store, uid string, version int64) (api.DataSpec, error) {
+	sv, err := store.SecretValueAt(ctx, v.ring, uid, version)
 	if err != nil {
 		return api.DataSpec{}, err
 	}
@@ -210,4 +222,13 @@ func (r Reader) Read(ctx context.Context, uid string) (api.DataSpec, error) {
 		return api.DataSpec{}, errors.New("this hub runs without a key-encryption key: secrets cannot be read")
 	}
 	return r.Vault.Read(ctx, r.Store, uid)
+}
+
+// ReadAt returns the data of the Secret whose uid is given at version (0:
+// the newest).
+func (r Reader) ReadAt(ctx context.Context, uid string, version int64) (api.DataSpec, error) {
+	if r.Vault == nil {
+		return api.DataSpec{}, errors.New("this hub runs without a key-encryption key: secrets cannot be read")
+	}
+	return r.Vault.ReadAt(ctx, r.Store, uid, version)
 }

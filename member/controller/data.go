@@ -11,15 +11,19 @@ import (
 )
 
 // stampData sets, on the template of each desired workload that uses
-// configs or secrets, api.AnnotationData: the versions of those the
-// member holds (0 when it holds none). New values are then a new template,
-// and the replicas roll as for any template change (the update strategy's
-// surge and unavailability apply). Workloads without references are left
-// as they are; desired is changed in place (the store hands out copies),
-// each stamped template's annotations cloned.
+// configs or secrets and that the hub did not pin (a hub from before it
+// pinned them), api.AnnotationData: the newest versions of those the
+// member holds (0 when it holds none). New values are then a new
+// template, and the replicas roll as for any template change (the update
+// strategy's surge and unavailability apply). A template the hub pinned
+// keeps its pins: the hub rolls new values as revisions (wave by wave
+// under a progressive rollout), and replicas get the pinned versions.
+// Workloads without references are left as they are; desired is changed
+// in place (the store hands out copies), each stamped template's
+// annotations cloned.
 func stampData(desired map[string]protocol.DesiredWorkload, held map[string]int64) {
 	for name, d := range desired {
-		if d.Deleted {
+		if d.Deleted || d.Template.Annotations[api.AnnotationData] != "" {
 			continue
 		}
 		refs := d.Template.DataRefs("")

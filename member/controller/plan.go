@@ -266,9 +266,12 @@ func (ch *Changes) plan(sched func() *scheduler.Scheduler, snap Snapshot, d prot
 			}
 			// A replica waiting out its backoff after a failure counts its
 			// coming restart already: a crash shows at once, not after
-			// the first backoff.
+			// the first backoff. One that waits for the configs or secrets
+			// its template pins (the hub sends them beside the template)
+			// has not failed: it is not ready, and a rollout's gates wait
+			// for it (up to their progress deadline).
 			st.UpdatedRestarts += int32(rs.Restarts)
-			if rs.Phase == runtime.PhaseBackoff || rs.Phase == runtime.PhaseFailed {
+			if (rs.Phase == runtime.PhaseBackoff || rs.Phase == runtime.PhaseFailed) && rs.Reason != runtime.ReasonMissingData {
 				st.UpdatedRestarts++
 			}
 		}

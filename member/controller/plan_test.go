@@ -274,3 +274,20 @@ func TestPlanExclusiveFlag(t *testing.T) {
 		t.Errorf("want db-1 kept and rewritten as exclusive; got put %+v, delete %+v", ch.Put, ch.Delete)
 	}
 }
+
+// TestPlanWaitingForDataIsNoRestart: a replica held for the configs or
+// secrets its template pins (they travel beside the template) has not
+// failed, so a progressive rollout's gates do not count a restart for
+// it; one waiting out a crash does.
+func TestPlanWaitingForDataIsNoRestart(t *testing.T) {
+	t.Parallel()
+	for reason, want := range map[string]int32{"MissingData": 0, "Exited": 1} {
+		states := map[string]protocol.ReplicaState{"a": {Phase: "Backoff", Reason: reason}}
+		snap := Snapshot{Desired: map[string]protocol.DesiredWorkload{"w": desired("w", 1, 1)}, Bindings: []protocol.Binding{binding("w", "a", "n1", 1)},
+			Nodes: nodes(map[string]bool{"n1": true}, states)}
+		ch := plan(snap, ids())
+		if len(ch.Status) != 1 || ch.Status[0].UpdatedRestarts != want {
+			t.Errorf("a replica in backoff for %s: want %d updated restarts; got %+v", reason, want, ch.Status)
+		}
+	}
+}

@@ -58,3 +58,21 @@ func TestReplicaData(t *testing.T) {
 		t.Errorf("want the replica's files removed with it; got %v", err)
 	}
 }
+
+// TestDataArrivalEndsTheWait: a replica held for its configuration starts
+// as soon as the configuration comes, not at the end of its backoff
+// (here an hour): waiting for data is no failure.
+func TestDataArrivalEndsTheWait(t *testing.T) {
+	h := start(t, func(c *Config) { c.Backoff.Initial, c.Backoff.Max = time.Hour, time.Hour })
+	tmpl := api.ReplicaTemplate{Driver: "process", Command: "/bin/sh", Args: []string{"-c", "exec sleep 600"},
+		Env: []api.EnvVar{{Name: "TOKEN", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "creds", Key: "token"}}}}}
+	spec := ReplicaSpec{ID: "r1", Workload: "w", Generation: 1, Template: tmpl,
+		Data: &ReplicaData{Missing: []string{"Secret/creds version 9 is not in this cluster yet"}}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	h.waitFor("the start held for missing data", func(st map[string]ReplicaStatus) bool {
+		return st["r1"].Phase == PhaseBackoff && st["r1"].Reason == ReasonMissingData
+	})
+	spec.Data = &ReplicaData{Env: map[string]string{"TOKEN": "t"}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	h.waitFor("the replica running once its data came", func(st map[string]ReplicaStatus) bool { return st["r1"].Phase == PhaseRunning })
+}

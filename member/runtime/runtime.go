@@ -518,6 +518,15 @@ func (r *Runtime) reconcileLocked() bool {
 				changed = true
 			case ok:
 				rep.spec.Data = want.Data // what its next start uses
+				if rep.st.Phase == PhaseBackoff && rep.st.Reason == ReasonMissingData && rep.intent == intentNone &&
+					(want.Data == nil || len(want.Data.Missing) == 0) {
+					// It waited for its configuration, which has come: start
+					// it now, not at the end of a backoff that was no failure.
+					rep.backoff = r.cfg.Backoff.Initial
+					rep.st.NextStartAt = time.Time{}
+					r.schedule(rep, r.now())
+					changed = true
+				}
 			}
 		}
 		for id, l := range r.keepLogs {

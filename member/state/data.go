@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -24,17 +27,25 @@ const DataBucket = "atoll_data"
 const DataKeySize = 32
 
 // DataStore keeps the Configs' and Secrets' values the hub sent this
-// member, one KV entry each (key <Kind>.<name>), sealed with AES-256-GCM
-// under the member's data key (a file in its data folder, never sent
-// anywhere) and bound to the entry's key: the region's JetStream files
-// hold only ciphertext. It keeps what it holds when the hub is gone;
-// only the hub's Delete removes an item.
+// member, one KV entry per item and version (key <Kind>.<name>.<version>;
+// a rollout's clusters may run old and new values side by side), sealed
+// with AES-256-GCM under the member's data key (a file in its data
+// folder, never sent anywhere) and bound to the entry's key: the region's
+// JetStream files hold only ciphertext. It keeps what it holds when the
+// hub is gone; only the hub's Delete removes an item or a version.
 type DataStore struct {
 	kv   jetstream.KeyValue
 	aead cipher.AEAD
 
 	mu    sync.Mutex
-	items map[string]protocol.DataItem // by DataID, opened
+	items map[string]map[int64]held // by DataID and version, opened
+}
+
+// held is one version of an item and the KV key it is stored under (an
+// entry written before versions were kept apart has the key of its item).
+type held struct {
+	item protocol.DataItem
+	key  string
 }
 
 // OpenData opens (or makes) the data bucket with the member's key and
@@ -56,13 +67,13 @@ func OpenData(ctx context.Context, nc *nats.Conn, key []byte) (*DataStore, error
 		return nil, fmt.Errorf("open member data: %w", err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: DataBucket, Description: "configs and secrets from the hub, sealed with the member's data key, keys <Kind>.<name>",
+		Bucket: DataBucket, Description: "configs and secrets from the hub, sealed with the member's data key, keys <Kind>.<name>.<version>",
 		History: 1, Storage: jetstream.FileStorage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open member data: %w", err)
 	}
-	d := &DataStore{kv: kv, aead: aead, items: map[string]protocol.DataItem{}}
+	d := &DataStore{kv: kv, aead: aead, items: map[string]map[int64]held{}}
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open member data: %w", err)
@@ -78,13 +89,25 @@ func OpenData(ctx context.Context, nc *nats.Conn, key []byte) (*DataStore, error
 		if err != nil {
 			return nil, fmt.Errorf("open member data %s: %w", k, err)
 		}
-		d.items[item.ID()] = item
+		d.keep(item, k)
 	}
 	return d, nil
 }
 
-// kvKey is an item's KV key: "Secret/db" -> "Secret.db".
-func kvKey(id string) string { return strings.Replace(id, "/", ".", 1) }
+// kvKey is an item version's KV key: "Secret/db" at 40 -> "Secret.db.40".
+func kvKey(id string, version int64) string {
+	return strings.Replace(id, "/", ".", 1) + "." + strconv.FormatInt(version, 10)
+}
+
+// keep records an opened item under its KV key.
+func (d *DataStore) keep(item protocol.DataItem, key string) {
+	vs := d.items[item.ID()]
+	if vs == nil {
+		vs = map[int64]held{}
+		d.items[item.ID()] = vs
+	}
+	vs[item.Version] = held{item: item, key: key}
+}
 
 func (d *DataStore) seal(key string, item protocol.DataItem) ([]byte, error) {
 	plain, err := json.Marshal(item)
@@ -116,9 +139,9 @@ func (d *DataStore) open(key string, sealed []byte) (protocol.DataItem, error) {
 	return item, nil
 }
 
-// Put stores an item (replacing the one of its ID).
+// Put stores an item at its version (beside the other versions held).
 func (d *DataStore) Put(ctx context.Context, item protocol.DataItem) error {
-	key := kvKey(item.ID())
+	key := kvKey(item.ID(), item.Version)
 	sealed, err := d.seal(key, item)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", item.ID(), err)
@@ -127,40 +150,76 @@ func (d *DataStore) Put(ctx context.Context, item protocol.DataItem) error {
 		return fmt.Errorf("store %s: %w", item.ID(), err)
 	}
 	d.mu.Lock()
-	d.items[item.ID()] = item
+	d.keep(item, key)
 	d.mu.Unlock()
 	return nil
 }
 
-// Delete removes an item; removing one not held is no error.
-func (d *DataStore) Delete(ctx context.Context, id string) error {
-	if err := d.kv.Purge(ctx, kvKey(id)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("remove %s: %w", id, err)
+// Delete removes a version of an item (version 0: every version);
+// removing one not held is no error.
+func (d *DataStore) Delete(ctx context.Context, id string, version int64) error {
+	d.mu.Lock()
+	var keys []string
+	for v, h := range d.items[id] {
+		if version == 0 || v == version {
+			keys = append(keys, h.key)
+		}
+	}
+	d.mu.Unlock()
+	for _, k := range keys {
+		if err := d.kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("remove %s: %w", id, err)
+		}
 	}
 	d.mu.Lock()
-	delete(d.items, id)
+	if version == 0 {
+		delete(d.items, id)
+	} else if vs := d.items[id]; vs != nil {
+		delete(vs, version)
+		if len(vs) == 0 {
+			delete(d.items, id)
+		}
+	}
 	d.mu.Unlock()
 	return nil
 }
 
-// Held is what the store holds: DataID -> version.
+// Held is what the store holds: DataID -> newest version.
 func (d *DataStore) Held() map[string]int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[string]int64, len(d.items))
-	for id, it := range d.items {
-		out[id] = it.Version
+	for id, vs := range d.items {
+		for v := range vs {
+			out[id] = max(out[id], v)
+		}
 	}
 	return out
 }
 
-// Items is a copy of the map of what the store holds (the values shared).
-func (d *DataStore) Items() map[string]protocol.DataItem {
+// Versions is every version the store holds: DataID -> versions, sorted.
+func (d *DataStore) Versions() map[string][]int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]protocol.DataItem, len(d.items))
-	for id, it := range d.items {
-		out[id] = it
+	out := make(map[string][]int64, len(d.items))
+	for id, vs := range d.items {
+		out[id] = slices.Sorted(maps.Keys(vs))
+	}
+	return out
+}
+
+// Items is a copy of the map of what the store holds, DataID -> version
+// -> item (the values shared).
+func (d *DataStore) Items() map[string]map[int64]protocol.DataItem {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]map[int64]protocol.DataItem, len(d.items))
+	for id, vs := range d.items {
+		m := make(map[int64]protocol.DataItem, len(vs))
+		for v, h := range vs {
+			m[v] = h.item
+		}
+		out[id] = m
 	}
 	return out
 }
