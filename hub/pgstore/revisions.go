@@ -18,6 +18,9 @@ type RevisionRow struct {
 	Actor        string
 	ChangeCause  string
 	CreatedAt    time.Time
+	// ImageDigest is what the template's image tag resolved to (empty
+	// until resolved, or when there is no tag to resolve).
+	ImageDigest string
 }
 
 // LatestRevision is the workload's newest revision (ok false when it has
@@ -79,13 +82,79 @@ func (s *Store) Revisions(ctx context.Context, workload string) ([]RevisionRow, 
 	return out, nil
 }
 
-const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at`
+const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at, image_digest`
 
 func scanRevision(row pgx.CollectableRow) (RevisionRow, error) {
 	var r RevisionRow
 	var tmpl []byte
-	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt)
+	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt, &r.ImageDigest)
 	r.Template = tmpl
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, err
+}
+
+// UnpinnedRevision is a revision whose oci image is named by a tag that
+// has not been resolved to a digest yet.
+type UnpinnedRevision struct {
+	Workload    string
+	WorkloadUID string
+	Number      int64
+	Generation  int64
+	Image       string
+}
+
+// UnpinnedRevisions lists at most limit revisions whose oci image tag is
+// not resolved yet, oldest first.
+func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRevision, error) {
+	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image'
+		FROM workload_revisions r JOIN objects o ON o.uid = r.workload_uid
+		WHERE r.template->>'driver' = 'oci' AND r.image_digest = '' AND strpos(coalesce(r.template->>'image', ''), '@') = 0
+		ORDER BY r.created_at, r.number LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read unpinned revisions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpinnedRevision, error) {
+		var u UnpinnedRevision
+		var img *string
+		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img)
+		if img != nil {
+			u.Image = *img
+		}
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read unpinned revisions: %w", classify(err))
+	}
+	return out, nil
+}
+
+// PinRevisionImage records the digest a revision's image tag resolved
+// to. A pin is never changed: a revision pinned already keeps its digest
+// (pinned reports whether this call pinned it).
+func (s *Store) PinRevisionImage(ctx context.Context, workloadUID string, number int64, digest string) (pinned bool, err error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE workload_revisions SET image_digest = $3 WHERE workload_uid = $1 AND number = $2 AND image_digest = ''`,
+		workloadUID, number, digest)
+	if err != nil {
+		return false, fmt.Errorf("pin the image of revision %d: %w", number, classify(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RevisionImageAt is the image and its pinned digest of the revision in
+// force at a workload's generation (the newest introduced at or before
+// it); ok is false when no kept revision covers it.
+func (s *Store) RevisionImageAt(ctx context.Context, workloadUID string, generation int64) (image, digest string, ok bool, err error) {
+	var img *string
+	err = s.pool.QueryRow(ctx, `SELECT template->>'image', image_digest FROM workload_revisions
+		WHERE workload_uid = $1 AND generation <= $2 ORDER BY generation DESC, number DESC LIMIT 1`, workloadUID, generation).Scan(&img, &digest)
+	if isNoRows(err) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("read the image of a revision: %w", classify(err))
+	}
+	if img != nil {
+		image = *img
+	}
+	return image, digest, true, nil
 }
