@@ -1,0 +1,70 @@
+package standby
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
+	"github.com/atollhq/atoll/protocol"
+)
+
+func cluster(name string, health string, mod func(*api.Cluster)) failover.Cluster {
+	now := time.Now()
+	c := failover.Cluster{Cluster: api.Cluster{Metadata: api.ObjectMeta{Name: name, Labels: map[string]string{api.LabelRegion: name}}},
+		Known: true, Live: failover.Live{Health: health, Heard: true, Seen: now, Since: now.Add(-time.Hour)}}
+	if mod != nil {
+		mod(&c.Cluster)
+	}
+	return c
+}
+
+func oci(name string, replicas int32, pol *api.PlacementPolicy) api.Workload {
+	return api.Workload{Metadata: api.ObjectMeta{Name: name, Generation: 3}, Spec: api.WorkloadSpec{Replicas: replicas, Placement: pol,
+		Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/" + name + ":v1"}}}
+}
+
+// TestLists: a workload's pinned image goes to the clusters its placement
+// allows and that run none of its replicas; not to clusters it runs in,
+// excludes, that are tainted, cordoned or Unreachable; never unpinned,
+// for process workloads or workloads scaled to zero.
+func TestLists(t *testing.T) {
+	clusters := []failover.Cluster{
+		cluster("a", api.HealthReady, nil),
+		cluster("b", api.HealthReady, nil),
+		cluster("c", api.HealthReady, nil),
+		cluster("tainted", api.HealthReady, func(c *api.Cluster) { c.Spec.Taints = []api.Taint{{Key: "k", Effect: "NoSchedule"}} }),
+		cluster("cordoned", api.HealthReady, func(c *api.Cluster) { c.Spec.Unschedulable = true }),
+		cluster("lost", api.HealthUnreachable, nil),
+	}
+	web := oci("web", 2, &api.PlacementPolicy{ExcludeClusters: []string{"c"}})
+	unpinned := oci("unpinned", 1, nil)
+	idle := oci("idle", 0, nil)
+	proc := api.Workload{Metadata: api.ObjectMeta{Name: "proc"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/true"}}}
+	pinned := map[string]string{"web": "r.example/web:v1@sha256:aa", "idle": "r.example/idle:v1@sha256:bb", "proc": "x"}
+	got := Lists(Input{Workloads: []api.Workload{web, unpinned, idle, proc}, Pinned: pinned, Clusters: clusters,
+		Placed: map[string]map[string]int32{"web": {"a": 2}}, Now: time.Now()})
+	var with []string
+	for c, list := range got {
+		for _, im := range list {
+			if im.Workload != "web" {
+				t.Errorf("cluster %s holds %s: only web is pinned, oci and has replicas", c, im.Workload)
+				continue
+			}
+			with = append(with, c)
+			if im.Image != pinned["web"] || im.Replicas != 2 || im.Generation != 3 || im.Template.Image != pinned["web"] {
+				t.Errorf("cluster %s: %+v; want web's pinned image, 2 replicas, generation 3", c, im)
+			}
+		}
+	}
+	slices.Sort(with)
+	if !slices.Equal(with, []string{"b"}) {
+		t.Errorf("web is kept warm on %v; want b alone (a runs it, c is excluded, the rest cannot take it)", with)
+	}
+	for c, list := range got {
+		if d := protocol.StandbyDigest(list); d == protocol.StandbyDigest(nil) && len(list) > 0 {
+			t.Errorf("cluster %s: a non-empty list has the empty list's digest", c)
+		}
+	}
+}
