@@ -209,7 +209,7 @@ func TestDescribe(t *testing.T) {
 				{Cluster: "eu", Image: "r.example/app:1@sha256:ab", Wanted: 2, Present: 2},
 				{Cluster: "us", Image: "r.example/app:1@sha256:ab", Wanted: 2, Present: 0, Pulling: 1, Failed: 1, Message: "n1: MANIFEST_UNKNOWN"},
 			}}},
-		want: []string{"Warm standby", "warm: 2 of 2 node(s) hold r.example/app:1@sha256:ab",
+		wantIn: []string{"Warm standby:", "warm: 2 of 2 node(s) hold r.example/app:1@sha256:ab",
 			"cold: 0 of 2 node(s) hold r.example/app:1@sha256:ab, 1 pulling, 1 failed: n1: MANIFEST_UNKNOWN"},
 	}, {
 		name: "workload with default policies", kind: "Workload",
