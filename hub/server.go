@@ -176,7 +176,7 @@ func New(cfg Config) *Server {
 		}
 		pins := imagepin.NewPins(s.store)
 		s.placer.PinImages(pins)
-		s.standby = standby.New(s.store, pins, s.bus, s.monitor, s.lead, standby.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter, Every: cfg.PlaceEvery})
+		s.standby = standby.New(s.store, pins, s.bus, s.monitor, s.lead, standby.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter})
 		s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
 			OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
 	}
@@ -235,10 +235,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.resolver.Start(ctx)
 	s.standby.Start(ctx)
 	go s.followLeadership(ctx)
-	// A new revision is resolved at once; a workload, a cluster or a
-	// placement (its status) changed the standby lists.
+	// A new revision is resolved at once. The standby lists follow
+	// clusters' changes at once and workloads' (whose status is written
+	// all the time) at the controller's period, or when an image is pinned.
 	s.wakeOn(s.resolver.Wake, "Workload")
-	s.wakeOn(s.standby.Wake, "Workload", "Cluster")
+	s.wakeOn(s.standby.Wake, "Cluster")
 	// Configs and secrets go to the members that use them.
 	s.wakeOn(s.datasync.Wake, "Workload", "Config", "Secret", "Cluster")
 	// Workload and cluster changes wake the placer at once.

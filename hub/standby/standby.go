@@ -11,8 +11,8 @@
 // failover changes both) and that have no replica of it now. Each entry
 // is the current revision's image pinned to its digest (package
 // imagepin): a tag not resolved yet is not pulled ahead. The controller
-// (the leader's, every few seconds and when a workload, a cluster or a
-// placement changes) sends every Ready member whose list changed its new
+// (the leader's, every few seconds, when a cluster changes and when an
+// image is pinned) sends every Ready member whose list changed its new
 // list, with an epoch and a digest, and checks the others' digest now
 // and then, as desired state and endpoint tables are delivered. The
 // member picks the nodes (those its scheduler would pick for the
@@ -58,8 +58,9 @@ type Input struct {
 }
 
 // Lists is, per cluster, the images it should hold ahead of need
-// (sorted by workload, at most protocol.MaxStandbyImages: the oldest
-// workloads first).
+// (sorted by workload, at most protocol.MaxStandbyImages per cluster).
+// A workload with no replica placed yet has no standby: its first
+// placement is still to come.
 func Lists(in Input) map[string][]protocol.StandbyImage {
 	out := map[string][]protocol.StandbyImage{}
 	workloads := slices.Clone(in.Workloads)
@@ -68,6 +69,9 @@ func Lists(in Input) map[string][]protocol.StandbyImage {
 		ref := in.Pinned[w.Metadata.Name]
 		if w.Metadata.DeletionTimestamp != nil || w.Spec.Template.Driver != "oci" || ref == "" || w.Spec.Replicas <= 0 {
 			continue
+		}
+		if len(in.Placed[w.Metadata.Name]) == 0 {
+			continue // not placed yet (or nowhere): nothing to fail over from, and any cluster may be its home
 		}
 		for _, c := range Candidates(w, in.Clusters, in.Placed[w.Metadata.Name], in.Now) {
 			if len(out[c.Metadata.Name]) >= protocol.MaxStandbyImages {
@@ -129,7 +133,7 @@ type Health interface {
 
 // Config tunes the controller. Zero values mean the defaults.
 type Config struct {
-	Every      time.Duration // pass period (default 2 s)
+	Every      time.Duration // pass period (default 5 s)
 	CheckEvery time.Duration // how often a member's digest is checked (default 10 s)
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -160,7 +164,7 @@ type Controller struct {
 // New makes the controller; a nil lead leads alone.
 func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership, cfg Config) *Controller {
 	if cfg.Every <= 0 {
-		cfg.Every = 2 * time.Second
+		cfg.Every = 5 * time.Second
 	}
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = 10 * time.Second

@@ -1,6 +1,7 @@
 package standby
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func oci(name string, replicas int32, pol *api.PlacementPolicy) api.Workload {
 // TestLists: a workload's pinned image goes to the clusters its placement
 // allows and that run none of its replicas; not to clusters it runs in,
 // excludes, that are tainted, cordoned or Unreachable; never unpinned,
-// for process workloads or workloads scaled to zero.
+// for process workloads, workloads scaled to zero or not placed yet.
 func TestLists(t *testing.T) {
 	clusters := []failover.Cluster{
 		cluster("a", api.HealthReady, nil),
@@ -41,9 +42,10 @@ func TestLists(t *testing.T) {
 	web := oci("web", 2, &api.PlacementPolicy{ExcludeClusters: []string{"c"}})
 	unpinned := oci("unpinned", 1, nil)
 	idle := oci("idle", 0, nil)
+	fresh := oci("fresh", 1, nil)
 	proc := api.Workload{Metadata: api.ObjectMeta{Name: "proc"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/true"}}}
-	pinned := map[string]string{"web": "r.example/web:v1@sha256:aa", "idle": "r.example/idle:v1@sha256:bb", "proc": "x"}
-	got := Lists(Input{Workloads: []api.Workload{web, unpinned, idle, proc}, Pinned: pinned, Clusters: clusters,
+	pinned := map[string]string{"web": "r.example/web:v1@sha256:aa", "idle": "r.example/idle:v1@sha256:bb", "proc": "x", "fresh": "r.example/fresh:v1@sha256:cc"}
+	got := Lists(Input{Workloads: []api.Workload{web, unpinned, idle, proc, fresh}, Pinned: pinned, Clusters: clusters,
 		Placed: map[string]map[string]int32{"web": {"a": 2}}, Now: time.Now()})
 	var with []string
 	for c, list := range got {
@@ -65,6 +67,34 @@ func TestLists(t *testing.T) {
 	for c, list := range got {
 		if d := protocol.StandbyDigest(list); d == protocol.StandbyDigest(nil) && len(list) > 0 {
 			t.Errorf("cluster %s: a non-empty list has the empty list's digest", c)
+		}
+	}
+}
+
+// BenchmarkLists: the standby lists of 1,000 oci workloads over 20
+// clusters, each placed in 2 and allowed in 10 (a pass of the
+// controller decides this once).
+func BenchmarkLists(b *testing.B) {
+	var clusters []failover.Cluster
+	var names []string
+	for i := range 20 {
+		n := fmt.Sprintf("c%02d", i)
+		names = append(names, n)
+		clusters = append(clusters, cluster(n, api.HealthReady, nil))
+	}
+	in := Input{Pinned: map[string]string{}, Placed: map[string]map[string]int32{}, Clusters: clusters, Now: time.Now()}
+	for i := range 1000 {
+		allowed := slices.Clone(names[i%10 : i%10+10])
+		w := oci(fmt.Sprintf("w%04d", i), 4, &api.PlacementPolicy{Clusters: allowed})
+		in.Workloads = append(in.Workloads, w)
+		in.Pinned[w.Metadata.Name] = "r.example/" + w.Metadata.Name + ":v1@sha256:aa"
+		in.Placed[w.Metadata.Name] = map[string]int32{allowed[0]: 2, allowed[1]: 2}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		lists := Lists(in)
+		if len(lists) != 17 { // c00, c01 always run what allows them; c19 is allowed nowhere
+			b.Fatalf("%d clusters have lists", len(lists))
 		}
 	}
 }
