@@ -188,6 +188,9 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 			if first {
 				r.log.WarnContext(ctx, "image not resolved", "workload", u.Workload, "revision", u.Number, "image", u.Image, "err", err)
 			}
+			if !u.Latest {
+				continue // the workload's condition and events are about its newest revision
+			}
 			if err := r.record(ctx, u, "False", api.ReasonResolveFailed, msg, api.EventWarning); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 				r.log.WarnContext(ctx, "recording an image resolution failure", "workload", u.Workload, "err", err)
 			}
@@ -206,6 +209,9 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 		pinned++
 		r.resolved.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "pinned")))
 		r.log.InfoContext(ctx, "image pinned", "workload", u.Workload, "revision", u.Number, "image", u.Image, "digest", digest)
+		if !u.Latest {
+			continue
+		}
 		msg := fmt.Sprintf("revision %d: image %s is %s; every cluster runs it pinned", u.Number, u.Image, digest)
 		if err := r.record(ctx, u, "True", api.ReasonImageResolved, msg, api.EventNormal); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			r.log.WarnContext(ctx, "recording an image resolution", "workload", u.Workload, "err", err)
@@ -237,9 +243,9 @@ func (r *Resolver) resolve(ctx context.Context, ref string) (string, error) {
 }
 
 // record sets the workload's ImageResolved condition and records the
-// event (deduplicated: a registry that stays down counts up one event).
-// A workload whose generation moved past the revision's keeps its
-// condition: it is about its newer revision.
+// event (deduplicated: a registry that stays down counts up one event),
+// for the workload's newest revision only: an older one a rollout still
+// delivers is resolved silently (but for the log and metrics).
 func (r *Resolver) record(ctx context.Context, u pgstore.UnpinnedRevision, status, reason, msg, typ string) error {
 	return r.store.InTx(ctx, actor, func(tx *pgstore.Tx) error {
 		if err := r.lead.Fence(ctx, tx); err != nil {

@@ -101,12 +101,16 @@ type UnpinnedRevision struct {
 	Number      int64
 	Generation  int64
 	Image       string
+	// Latest: the workload's newest revision (older ones are resolved for
+	// a progressive rollout that still delivers them).
+	Latest bool
 }
 
 // UnpinnedRevisions lists at most limit revisions whose oci image tag is
 // not resolved yet, oldest first.
 func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRevision, error) {
-	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image'
+	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image',
+		r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid)
 		FROM workload_revisions r JOIN objects o ON o.uid = r.workload_uid
 		WHERE r.template->>'driver' = 'oci' AND r.image_digest = '' AND strpos(coalesce(r.template->>'image', ''), '@') = 0
 		ORDER BY r.created_at, r.number LIMIT $1`, limit)
@@ -116,7 +120,7 @@ func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRev
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpinnedRevision, error) {
 		var u UnpinnedRevision
 		var img *string
-		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img)
+		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img, &u.Latest)
 		if img != nil {
 			u.Image = *img
 		}
