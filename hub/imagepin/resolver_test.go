@@ -56,7 +56,10 @@ func TestResolverPinsOncePerRevision(t *testing.T) {
 	pins := NewPins(store)
 	admin := pgstore.Actor{Name: "admin"}
 
-	w := api.Workload{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/gone:v1"}}}
+	// A progressive rollout may deliver an older revision: those are
+	// resolved too.
+	w := api.Workload{Metadata: api.ObjectMeta{Name: "app"}, Spec: api.WorkloadSpec{Replicas: 1, Rollout: &api.ProgressiveRollout{},
+		Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/gone:v1"}}}
 	spec, _ := json.Marshal(w.Spec)
 	if _, err := store.Create(ctx, admin, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "app"}, Spec: spec, Status: []byte("{}")}); err != nil {
 		t.Fatal(err)
@@ -132,5 +135,19 @@ func TestResolverPinsOncePerRevision(t *testing.T) {
 	}
 	if c := cond(get()); c.Status != "True" {
 		t.Errorf("revision 1's later failure took the condition back: %+v", c)
+	}
+
+	// Without a progressive rollout, an older revision is never delivered
+	// again: it is not asked for any more.
+	w = get()
+	w.Spec.Rollout = nil
+	b, _ = json.Marshal(w.Spec)
+	if _, err := store.Mutate(ctx, admin, "update", "Workload", "app", func(cur *pgstore.Record) error { cur.Spec = b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour)
+	asked := reg.asks["r.example/gone:v1"]
+	if err := r.RunOnce(ctx); err != nil || reg.asks["r.example/gone:v1"] != asked {
+		t.Errorf("revision 1 of a workload without a rollout was asked again (%d times, %d before): %v", reg.asks["r.example/gone:v1"], asked, err)
 	}
 }

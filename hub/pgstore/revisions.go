@@ -107,12 +107,15 @@ type UnpinnedRevision struct {
 }
 
 // UnpinnedRevisions lists at most limit revisions whose oci image tag is
-// not resolved yet, oldest first.
+// not resolved yet, oldest first: each workload's newest, and the older
+// ones of workloads that roll out progressively (a cluster may still be
+// delivered one); the others are never delivered again.
 func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRevision, error) {
 	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image',
 		r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid)
 		FROM workload_revisions r JOIN objects o ON o.uid = r.workload_uid
 		WHERE r.template->>'driver' = 'oci' AND r.image_digest = '' AND strpos(coalesce(r.template->>'image', ''), '@') = 0
+		  AND (o.spec ? 'rollout' OR r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid))
 		ORDER BY r.created_at, r.number LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read unpinned revisions: %w", classify(err))
