@@ -93,8 +93,16 @@ func (s *standby) presence(nodes map[string]controller.NodeView) []protocol.Imag
 func (s *standby) assign(nodes map[string]controller.NodeView, bindings []protocol.Binding) []string {
 	s.mu.Lock()
 	images := s.images
+	held := map[string][]string{}
+	for node, refs := range s.assigned {
+		for _, ni := range s.reported[node] {
+			if ni.State == protocol.ImagePresent && slices.Contains(refs, ni.Image) {
+				held[node] = append(held[node], ni.Image)
+			}
+		}
+	}
 	s.mu.Unlock()
-	next := controller.StandbyNodes(nodes, bindings, images)
+	next := controller.StandbyNodes(nodes, bindings, images, held)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var changed []string

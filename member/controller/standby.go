@@ -17,10 +17,13 @@ import (
 // replicas onto the region as it is, not onto the other standby
 // workloads'). Replicas with no room now are placed as if they asked for
 // nothing, so the nodes their selectors and tolerations allow still hold
-// the image when room is made. A node gets at most
-// protocol.MaxNodeImages images, in the list's order. The answer maps
-// node -> image references, sorted.
-func StandbyNodes(nodes map[string]NodeView, bindings []protocol.Binding, images []protocol.StandbyImage) map[string][]string {
+// the image when room is made. A Ready node that holds an image already
+// (held: node -> images it was asked for and reported present) keeps it,
+// so the picks moving with the region's load do not pull it again
+// elsewhere and again. A node gets at most protocol.MaxNodeImages
+// images, in the list's order. The answer maps node -> image
+// references, sorted.
+func StandbyNodes(nodes map[string]NodeView, bindings []protocol.Binding, images []protocol.StandbyImage, held map[string][]string) map[string][]string {
 	out := map[string][]string{}
 	if len(images) == 0 {
 		return out
@@ -49,6 +52,11 @@ func StandbyNodes(nodes map[string]NodeView, bindings []protocol.Binding, images
 			}
 			for _, b := range s.Schedule(retry).Bindings {
 				picked[b.Node] = true
+			}
+		}
+		for node, refs := range held {
+			if nodes[node].Ready && slices.Contains(refs, im.Image) {
+				picked[node] = true
 			}
 		}
 		for node := range picked {

@@ -11,7 +11,8 @@ import (
 // TestStandbyNodes: an image goes to as many nodes as the scheduler
 // would pick for a failover's replicas (spread over nodes), only to
 // nodes its template's selector allows, still where there is no room
-// now, and never to nodes that are not Ready; presence counts the nodes
+// now, never to nodes that are not Ready, and stays on a Ready node that
+// holds it already; presence counts the nodes
 // asked by what they reported.
 func TestStandbyNodes(t *testing.T) {
 	views := nodes(map[string]bool{"a": true, "b": true, "c": true, "d": false}, nil)
@@ -28,7 +29,7 @@ func TestStandbyNodes(t *testing.T) {
 		img("huge", 1, huge),
 		img("all", 10, api.ReplicaTemplate{Driver: "oci"}),
 	}
-	got := StandbyNodes(views, nil, list)
+	got := StandbyNodes(views, nil, list, map[string][]string{"b": {list[1].Image}, "d": {list[0].Image}})
 	count := func(image string) (n int, on []string) {
 		for node, refs := range got {
 			if slices.Contains(refs, image) {
@@ -42,8 +43,8 @@ func TestStandbyNodes(t *testing.T) {
 	if n, on := count(list[0].Image); n != 2 || slices.Contains(on, "d") {
 		t.Errorf("two replicas: want 2 Ready nodes; got %v", on)
 	}
-	if _, on := count(list[1].Image); !slices.Equal(on, []string{"c"}) {
-		t.Errorf("node selector disk=ssd: want c alone; got %v", on)
+	if _, on := count(list[1].Image); !slices.Equal(on, []string{"b", "c"}) {
+		t.Errorf("node selector disk=ssd: want c, and b, which holds it already; got %v", on)
 	}
 	if n, _ := count(list[2].Image); n != 1 {
 		t.Errorf("a replica bigger than any node: want the image on 1 node anyway (room is made before it lands); got %d", n)
