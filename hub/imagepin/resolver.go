@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,12 +41,14 @@ import (
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/loop"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
 )
 
 // Store is what the resolver reads and writes.
 type Store interface {
 	UnpinnedRevisions(ctx context.Context, limit int) ([]pgstore.UnpinnedRevision, error)
 	PinRevisionImage(ctx context.Context, workloadUID string, number int64, digest string) (bool, error)
+	StaleImageConditions(ctx context.Context) ([]string, error)
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 }
 
@@ -85,6 +88,7 @@ type Resolver struct {
 
 	mu     sync.Mutex
 	failed map[string]failure // uid/number -> the last failure
+	swept  time.Time          // the last pass that cleared stale conditions
 
 	resolved metric.Int64Counter
 	duration metric.Float64Histogram
@@ -220,7 +224,49 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 	if pinned > 0 && r.cfg.OnPinned != nil {
 		r.cfg.OnPinned()
 	}
+	if now := r.cfg.Now(); now.Sub(r.swept) >= sweepEvery {
+		r.swept = now
+		return r.sweep(ctx)
+	}
 	return nil
+}
+
+// sweepEvery is how often a pass looks for conditions to clear.
+const sweepEvery = 30 * time.Second
+
+// sweep removes the ImageResolved condition of workloads whose template
+// has no tag to resolve any more (changed to a digest, or to another
+// driver): it would speak of an image they no longer run.
+func (r *Resolver) sweep(ctx context.Context) error {
+	names, err := r.store.StaleImageConditions(ctx)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	return r.store.InTx(ctx, actor, func(tx *pgstore.Tx) error {
+		if err := r.lead.Fence(ctx, tx); err != nil {
+			return err
+		}
+		for _, name := range names {
+			_, err := tx.Mutate(ctx, "resolve image", "Workload", name, func(cur *pgstore.Record) error {
+				var spec api.WorkloadSpec
+				if json.Unmarshal(cur.Spec, &spec) != nil || (spec.Template.Driver == "oci" && !protocol.IsPinnedImage(spec.Template.Image)) {
+					return nil // a tag again meanwhile
+				}
+				var s api.WorkloadStatus
+				if err := json.Unmarshal(cur.Status, &s); err != nil {
+					return nil
+				}
+				s.Conditions = slices.DeleteFunc(s.Conditions, func(c api.Condition) bool { return c.Type == api.ConditionImageResolved })
+				b, err := json.Marshal(s)
+				cur.Status = b
+				return err
+			})
+			if err != nil && api.ErrorCode(err) != api.CodeNotFound {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // resolve asks the registry, bounded by the timeout.

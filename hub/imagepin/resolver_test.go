@@ -150,4 +150,20 @@ func TestResolverPinsOncePerRevision(t *testing.T) {
 	if err := r.RunOnce(ctx); err != nil || reg.asks["r.example/gone:v1"] != asked {
 		t.Errorf("revision 1 of a workload without a rollout was asked again (%d times, %d before): %v", reg.asks["r.example/gone:v1"], asked, err)
 	}
+
+	// Named by digest now: nothing to resolve, and the condition, which
+	// spoke of the tag, goes.
+	w = get()
+	w.Spec.Template.Image = "r.example/app@sha256:" + strings.Repeat("3", 64)
+	b, _ = json.Marshal(w.Spec)
+	if _, err := store.Mutate(ctx, admin, "update", "Workload", "app", func(cur *pgstore.Record) error { cur.Spec = b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if err := r.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := cond(get()); c.Type != "" {
+		t.Errorf("a template named by digest keeps the tag's condition: %+v", c)
+	}
 }

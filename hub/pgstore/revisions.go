@@ -165,3 +165,20 @@ func (s *Store) RevisionImageAt(ctx context.Context, workloadUID string, generat
 	}
 	return image, digest, true, nil
 }
+
+// StaleImageConditions names the workloads that carry an ImageResolved
+// condition though their template has no tag to resolve any more (no
+// image, or one named by digest).
+func (s *Store) StaleImageConditions(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM objects WHERE kind = 'Workload'
+		AND status->'conditions' @> '[{"type":"ImageResolved"}]'
+		AND NOT (spec->'template'->>'driver' = 'oci' AND strpos(coalesce(spec->'template'->>'image', ''), '@') = 0)`)
+	if err != nil {
+		return nil, fmt.Errorf("read stale image conditions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read stale image conditions: %w", classify(err))
+	}
+	return out, nil
+}
