@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -69,6 +70,10 @@ func (s *standby) forNode(node string) []string {
 func (s *standby) observe(node string, images []protocol.NodeImage) {
 	if len(images) > protocol.MaxNodeImages {
 		images = images[:protocol.MaxNodeImages]
+	}
+	images = slices.Clone(images)
+	for i := range images {
+		images[i].Message = truncate(images[i].Message, 512) // goes on to the hub
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,4 +175,15 @@ func (m *Member) serveStandby(ctx context.Context, st *state.Store) (*nats.Subsc
 		}
 	}()
 	return sub, m.conn.Flush()
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

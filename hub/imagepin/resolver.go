@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -182,7 +183,7 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 		if err != nil {
 			f.attempts++
 			f.next = r.cfg.Now().Add(min(r.cfg.Backoff<<min(f.attempts-1, 16), r.cfg.MaxBackoff))
-			msg := fmt.Sprintf("revision %d: image %s could not be resolved to a digest (delivery waits; retried): %v", u.Number, u.Image, err)
+			msg := fmt.Sprintf("revision %d: image %s could not be resolved to a digest (delivery waits; retried): %s", u.Number, u.Image, bounded(err.Error()))
 			first := !failedBefore || f.message != msg
 			f.message = msg
 			r.mu.Lock()
@@ -331,4 +332,18 @@ func (r *Resolver) record(ctx context.Context, u pgstore.UnpinnedRevision, statu
 		}
 		return events.Record(ctx, tx, now, ref, typ, "ImageResolved", msg, "hub/imagepin")
 	})
+}
+
+// bounded cuts a registry's answer to a length a condition and an event
+// carry.
+func bounded(s string) string {
+	const limit = 1000
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -32,9 +32,15 @@ type imageEvent struct {
 // asked, a pull ahead that failed (again, with a new answer).
 func (f *StatusFolder) observeImagesLocked(cluster string, images []protocol.ImagePresence) {
 	seen := map[string]bool{}
+	if len(images) > protocol.MaxStandbyImages {
+		images = images[:protocol.MaxStandbyImages]
+	}
 	for _, p := range images {
-		if !api.IsDNSLabel(p.Workload) {
+		if !api.IsDNSLabel(p.Workload) || len(p.Image) > 1024 {
 			continue
+		}
+		if len(p.Message) > 1024 {
+			p.Message = p.Message[:1024]
 		}
 		seen[p.Workload] = true
 		byCluster := f.images[p.Workload]

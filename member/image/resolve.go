@@ -3,9 +3,12 @@ package image
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	goruntime "runtime"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,8 +42,28 @@ func NewResolver(cfg RegistryConfig) (*Resolver, error) {
 	for _, h := range cfg.Insecure {
 		r.insecure[h] = true
 	}
+	if t, ok := tr.(*http.Transport); ok {
+		// Whoever may write a workload names the host the hub asks: not
+		// a link-local address (a cloud's metadata service) or none.
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: refuseLinkLocal}
+		t.DialContext = d.DialContext
+	}
 	r.client = &http.Client{Transport: &schemeGuard{next: tr, insecure: r.insecure}}
 	return r, nil
+}
+
+// refuseLinkLocal refuses connections to link-local, multicast and
+// unspecified addresses.
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified()) {
+		return fmt.Errorf("registry address %s refused: link-local, multicast and unspecified addresses are not registries", host)
+	}
+	return nil
 }
 
 // Resolve returns ref's manifest digest ("sha256:<hex>"): the image
