@@ -93,6 +93,11 @@ type Config struct {
 	// HTTPS with the system's roots and CAFile, plain HTTP only to the
 	// registries listed in Insecure, credentials from CredentialsFile.
 	Registry image.RegistryConfig
+	// NodesResolveTags turns that off, for a hub that cannot reach the
+	// registries: templates are delivered as written and each node
+	// resolves a tag itself (clusters may then run different bits, and
+	// only images named by digest are kept warm).
+	NodesResolveTags bool
 }
 
 // Server is one hub: the API and the controllers, built from Config.
@@ -175,10 +180,14 @@ func New(cfg Config) *Server {
 			registry = r
 		}
 		pins := imagepin.NewPins(s.store)
-		s.placer.PinImages(pins)
+		if !cfg.NodesResolveTags {
+			s.placer.PinImages(pins)
+		}
 		s.standby = standby.New(s.store, pins, s.bus, s.monitor, s.lead, standby.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter})
-		s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
-			OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
+		if !cfg.NodesResolveTags {
+			s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
+				OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
+		}
 	}
 	var serviceEndpoints httpapi.ServiceEndpoints
 	if s.endpoints != nil {
@@ -232,7 +241,9 @@ func (s *Server) Start(ctx context.Context) error {
 	// are read again at once when they change.
 	s.wakeOn(s.endpoints.Changed, "Service", "Workload", "Cluster")
 	s.datasync.Start(ctx)
-	s.resolver.Start(ctx)
+	if s.resolver != nil {
+		s.resolver.Start(ctx)
+	}
 	s.standby.Start(ctx)
 	go s.followLeadership(ctx)
 	// A new revision is resolved at once. The standby lists follow
@@ -283,7 +294,9 @@ func (s *Server) Stop() {
 		if s.placer != nil {
 			s.placer.Stop()
 			s.datasync.Stop()
-			s.resolver.Stop()
+			if s.resolver != nil {
+				s.resolver.Stop()
+			}
 			s.standby.Stop()
 		}
 		if s.endpoints != nil {
