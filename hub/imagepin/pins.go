@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -13,6 +14,7 @@ import (
 // PinStore reads a revision's image and pin.
 type PinStore interface {
 	RevisionImageAt(ctx context.Context, workloadUID string, generation int64) (image, digest string, ok bool, err error)
+	PinnedRevisions(ctx context.Context) ([]pgstore.PinnedRevision, error)
 }
 
 // Pins answers which image a workload's template runs at a generation,
@@ -22,6 +24,11 @@ type Pins struct {
 	store PinStore
 	mu    sync.Mutex
 	known map[string]string // uid/generation -> pinned reference
+	// loaded holds every revision's pin as of the first use (a failover
+	// right after a hub starts leading delivers hundreds of templates at
+	// once: one query, not one each); what it cannot settle asks the
+	// store.
+	loaded map[string][]pgstore.PinnedRevision // uid -> its revisions
 }
 
 // NewPins reads pins from store.
@@ -43,9 +50,13 @@ func (p *Pins) Pin(ctx context.Context, w api.Workload, gen int64, t api.Replica
 		t.Image = ref
 		return t, true, nil
 	}
-	img, digest, found, err := p.store.RevisionImageAt(ctx, w.Metadata.UID, gen)
-	if err != nil || !found || digest == "" || img != t.Image {
-		return t, false, err
+	img, digest, found := p.preloaded(ctx, w.Metadata.UID, gen)
+	if !found || img != t.Image {
+		var err error
+		img, digest, found, err = p.store.RevisionImageAt(ctx, w.Metadata.UID, gen)
+		if err != nil || !found || digest == "" || img != t.Image {
+			return t, false, err
+		}
 	}
 	ref = image.Pin(t.Image, digest)
 	p.mu.Lock()
@@ -56,4 +67,36 @@ func (p *Pins) Pin(ctx context.Context, w api.Workload, gen int64, t api.Replica
 	p.mu.Unlock()
 	t.Image = ref
 	return t, true, nil
+}
+
+// preloaded is the pin in force at gen among the revisions read at the
+// first use (read then, once). It answers only what that read settles:
+// a generation past the newest revision read may have a newer revision
+// (made since), and a revision not pinned then may be now; those ask the
+// store.
+func (p *Pins) preloaded(ctx context.Context, uid string, gen int64) (image, digest string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.loaded == nil {
+		p.loaded = map[string][]pgstore.PinnedRevision{}
+		all, err := p.store.PinnedRevisions(ctx)
+		if err != nil {
+			return "", "", false // ask one by one
+		}
+		for _, r := range all {
+			p.loaded[r.WorkloadUID] = append(p.loaded[r.WorkloadUID], r)
+		}
+	}
+	var best *pgstore.PinnedRevision
+	var newest int64
+	for i, r := range p.loaded[uid] {
+		newest = max(newest, r.Generation)
+		if r.Generation <= gen && (best == nil || r.Generation > best.Generation) {
+			best = &p.loaded[uid][i]
+		}
+	}
+	if best == nil || gen > newest || best.Digest == "" {
+		return "", "", false
+	}
+	return best.Image, best.Digest, true
 }

@@ -130,11 +130,29 @@ func TestResolverPinsOncePerRevision(t *testing.T) {
 	if err := r.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pinned, ok, _ := NewPins(store).Pin(ctx, w, w.Metadata.Generation, w.Spec.Template); !ok || pinned.Image != want || reg.asks["r.example/app:v1"] != 1 {
+	later := NewPins(store) // reads every revision at its first use: now
+	if pinned, ok, _ := later.Pin(ctx, w, w.Metadata.Generation, w.Spec.Template); !ok || pinned.Image != want || reg.asks["r.example/app:v1"] != 1 {
 		t.Errorf("after the tag moved: pin %q (want %q), the tag asked %d times (want 1)", pinned.Image, want, reg.asks["r.example/app:v1"])
 	}
 	if c := cond(get()); c.Status != "True" {
 		t.Errorf("revision 1's later failure took the condition back: %+v", c)
+	}
+
+	// A restart makes a new revision of the same tag: resolved anew, and
+	// a Pins that read the revisions before answers the new digest.
+	w = get()
+	w.Spec.Template.Annotations = map[string]string{api.AnnotationRestartedAt: "now"}
+	b, _ = json.Marshal(w.Spec)
+	if _, err := store.Mutate(ctx, admin, "update", "Workload", "app", func(cur *pgstore.Record) error { cur.Spec = b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w = get()
+	moved := "r.example/app:v1@sha256:" + strings.Repeat("2", 64)
+	if pinned, ok, err := later.Pin(ctx, w, w.Metadata.Generation, w.Spec.Template); err != nil || !ok || pinned.Image != moved {
+		t.Errorf("after a restart: pin %q, %v, %v; want %q", pinned.Image, ok, err, moved)
 	}
 
 	// Without a progressive rollout, an older revision is never delivered

@@ -182,3 +182,27 @@ func (s *Store) StaleImageConditions(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// PinnedRevision is a revision's generation, image and pinned digest
+// (empty when not pinned).
+type PinnedRevision struct {
+	WorkloadUID string
+	Generation  int64
+	Image       string
+	Digest      string
+}
+
+// PinnedRevisions lists every revision's image and pin, so a hub that
+// starts leading reads them in one query rather than one per delivery.
+func (s *Store) PinnedRevisions(ctx context.Context) ([]PinnedRevision, error) {
+	rows, err := s.pool.Query(ctx, `SELECT workload_uid::text, generation, coalesce(template->>'image', ''), image_digest
+		FROM workload_revisions`)
+	if err != nil {
+		return nil, fmt.Errorf("read pinned revisions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[PinnedRevision])
+	if err != nil {
+		return nil, fmt.Errorf("read pinned revisions: %w", classify(err))
+	}
+	return out, nil
+}
