@@ -156,6 +156,7 @@ type Controller struct {
 	lists   map[string]protocol.StandbyList // cluster -> the list as last built
 	held    map[string]string               // cluster -> digest the member acked
 	checked map[string]time.Time            // cluster -> last digest check
+	failed  map[string]time.Time            // cluster -> last failed request (asked again after CheckEvery)
 
 	sent   metric.Int64Counter
 	images metric.Int64Gauge
@@ -182,7 +183,7 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 		lead = leader.Sole{}
 	}
 	c := &Controller{store: store, pins: pins, bus: bus, health: health, lead: lead, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
-		lists: map[string]protocol.StandbyList{}, held: map[string]string{}, checked: map[string]time.Time{}}
+		lists: map[string]protocol.StandbyList{}, held: map[string]string{}, checked: map[string]time.Time{}, failed: map[string]time.Time{}}
 	m := cfg.Meter.Meter("github.com/atollhq/atoll/hub/standby")
 	c.sent, _ = m.Int64Counter("standby.lists.sent", metric.WithUnit("{list}"), metric.WithDescription("Standby lists sent to members (new lists and repairs)."))
 	c.images, _ = m.Int64Gauge("standby.images", metric.WithUnit("{image}"), metric.WithDescription("Images clusters are asked to hold ahead of a failover, over all clusters."))
@@ -269,7 +270,10 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	}
 	lists := Lists(in)
 	total := 0
+	var mu sync.Mutex
 	var errs []error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, deliveriesInFlight)
 	for _, cl := range in.Clusters {
 		name := cl.Metadata.Name
 		images := lists[name]
@@ -282,20 +286,33 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 			c.lists[name] = cur
 		}
 		held, due := c.held[name], in.Now.Sub(c.checked[name]) >= c.cfg.CheckEvery
+		resting := in.Now.Sub(c.failed[name]) < c.cfg.CheckEvery
 		c.mu.Unlock()
 		if live, ok := c.health.Live(name); !ok || live.Health != api.HealthReady {
 			continue // sent when it is back
 		}
-		if held == digest && !due {
+		if (held == digest && !due) || resting {
 			continue
 		}
-		if err := c.deliver(ctx, name, cur, held == digest); err != nil {
-			errs = append(errs, fmt.Errorf("standby list for %s: %w", name, err))
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := c.deliver(ctx, name, cur, held == digest); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("standby list for %s: %w", name, err))
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	c.images.Record(ctx, int64(total))
 	return errors.Join(errs...)
 }
+
+// deliveriesInFlight bounds the members asked at once.
+const deliveriesInFlight = 16
 
 // deliver sends a cluster its list, or only checks its digest when the
 // member held it at the last answer (check).
@@ -310,11 +327,17 @@ func (c *Controller) deliver(ctx context.Context, cluster string, l protocol.Sta
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.checked[cluster] = c.cfg.Now()
+	now := c.cfg.Now()
+	c.checked[cluster] = now
 	if err != nil {
+		// Asked again after CheckEvery: a member that does not answer
+		// (one before warm standby, or a slow one) must not hold every
+		// pass for the request's timeout.
 		delete(c.held, cluster)
+		c.failed[cluster] = now
 		return err
 	}
+	delete(c.failed, cluster)
 	c.held[cluster] = ack.Digest
 	if !ack.Accepted {
 		return fmt.Errorf("refused: %s", ack.Reason)
