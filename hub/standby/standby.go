@@ -207,13 +207,6 @@ func (c *Controller) Wake() {
 	}
 }
 
-// List is the standby list last built for a cluster (tests, the API).
-func (c *Controller) List(cluster string) protocol.StandbyList {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lists[cluster]
-}
-
 // RunOnce builds every cluster's list and delivers the changed ones (on
 // the leader only).
 func (c *Controller) RunOnce(ctx context.Context) error {
