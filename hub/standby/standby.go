@@ -99,10 +99,14 @@ func Candidates(w api.Workload, clusters []failover.Cluster, placed map[string]i
 		if placed[name] > 0 || c.Metadata.DeletionTimestamp != nil {
 			continue
 		}
-		if _, evicted := d.Evicted[name]; evicted {
+		// Spread limits (an exclusive workload's one cluster at a time
+		// among them) and room change in a failover: they do not count.
+		by, evicted := d.Evicted[name]
+		spread := evicted && by == placement.ReasonBeyondMaxGroups
+		if evicted && !spread {
 			continue
 		}
-		if why, filtered := d.Filtered[name]; filtered && why != placement.ReasonNoRoom && !strings.Contains(why, placement.ReasonBeyondMaxGroups) {
+		if why, filtered := d.Filtered[name]; filtered && !spread && why != placement.ReasonNoRoom {
 			continue
 		}
 		out = append(out, c)

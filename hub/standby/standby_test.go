@@ -43,15 +43,23 @@ func TestLists(t *testing.T) {
 	unpinned := oci("unpinned", 1, nil)
 	idle := oci("idle", 0, nil)
 	fresh := oci("fresh", 1, nil)
+	// Exclusive: one cluster at a time (spread maxGroups 1), so every
+	// other allowed cluster is its standby.
+	db := oci("db", 1, &api.PlacementPolicy{Clusters: []string{"a", "b", "c"}})
+	db.Spec.Failover = &api.FailoverPolicy{Mode: "exclusive"}
 	proc := api.Workload{Metadata: api.ObjectMeta{Name: "proc"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "/bin/true"}}}
-	pinned := map[string]string{"web": "r.example/web:v1@sha256:aa", "idle": "r.example/idle:v1@sha256:bb", "proc": "x", "fresh": "r.example/fresh:v1@sha256:cc"}
-	got := Lists(Input{Workloads: []api.Workload{web, unpinned, idle, proc, fresh}, Pinned: pinned, Clusters: clusters,
-		Placed: map[string]map[string]int32{"web": {"a": 2}}, Now: time.Now()})
-	var with []string
+	pinned := map[string]string{"db": "r.example/db:v1@sha256:dd", "web": "r.example/web:v1@sha256:aa", "idle": "r.example/idle:v1@sha256:bb", "proc": "x", "fresh": "r.example/fresh:v1@sha256:cc"}
+	got := Lists(Input{Workloads: []api.Workload{web, unpinned, idle, proc, fresh, db}, Pinned: pinned, Clusters: clusters,
+		Placed: map[string]map[string]int32{"web": {"a": 2}, "db": {"b": 1}}, Now: time.Now()})
+	var with, dbOn []string
 	for c, list := range got {
 		for _, im := range list {
+			if im.Workload == "db" {
+				dbOn = append(dbOn, c)
+				continue
+			}
 			if im.Workload != "web" {
-				t.Errorf("cluster %s holds %s: only web is pinned, oci and has replicas", c, im.Workload)
+				t.Errorf("cluster %s holds %s: only web and db are pinned, oci and placed", c, im.Workload)
 				continue
 			}
 			with = append(with, c)
@@ -61,6 +69,10 @@ func TestLists(t *testing.T) {
 		}
 	}
 	slices.Sort(with)
+	slices.Sort(dbOn)
+	if !slices.Equal(dbOn, []string{"a", "c"}) {
+		t.Errorf("exclusive db runs in b: want it warm in a and c; got %v", dbOn)
+	}
 	if !slices.Equal(with, []string{"b"}) {
 		t.Errorf("web is kept warm on %v; want b alone (a runs it, c is excluded, the rest cannot take it)", with)
 	}
