@@ -348,10 +348,11 @@ type DrillPlan struct {
 
 // DrillWarning is one thing the plan warns of.
 type DrillWarning struct {
-	Type     string `json:"type" enum:"AlreadyUnavailable,SLOUnreachable,PolicyUnsatisfiable,RolloutInProgress" doc:"AlreadyUnavailable: a workload has fewer ready replicas than desired before the fault; SLOUnreachable: an objective cannot be met by construction; PolicyUnsatisfiable: a workload's placement policy cannot hold during the fault; RolloutInProgress: a workload on the targets is in a progressive rollout (the drill is refused unless forced: a fault would blur its gates)."`
-	Workload string `json:"workload,omitempty"`
-	Field    string `json:"field,omitempty" doc:"The spec field the warning is about (an SLO), as a path relative to the spec."`
-	Message  string `json:"message"`
+	Type     string   `json:"type" enum:"AlreadyUnavailable,SLOUnreachable,PolicyUnsatisfiable,RolloutInProgress,ImageNotPresent" doc:"AlreadyUnavailable: a workload has fewer ready replicas than desired before the fault; SLOUnreachable: an objective cannot be met by construction; PolicyUnsatisfiable: a workload's placement policy cannot hold during the fault; RolloutInProgress: a workload on the targets is in a progressive rollout (the drill is refused unless forced: a fault would blur its gates); ImageNotPresent: clusters the plan moves replicas to do not hold the workload's image yet (their nodes would pull it during the failover, adding the pull to the RTO; Clusters names them)."`
+	Workload string   `json:"workload,omitempty"`
+	Field    string   `json:"field,omitempty" doc:"The spec field the warning is about (an SLO), as a path relative to the spec."`
+	Clusters []string `json:"clusters,omitempty" doc:"The clusters the warning is about (ImageNotPresent: those that would have to pull)."`
+	Message  string   `json:"message"`
 }
 
 // Drill warning types.
@@ -360,6 +361,7 @@ const (
 	WarnSLOUnreachable      = "SLOUnreachable"
 	WarnPolicyUnsatisfiable = "PolicyUnsatisfiable"
 	WarnRolloutInProgress   = "RolloutInProgress"
+	WarnImageNotPresent     = "ImageNotPresent"
 )
 
 // RolloutsInProgress lists the plan's workloads in a progressive rollout.

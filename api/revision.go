@@ -44,6 +44,7 @@ type Revision struct {
 	CreatedAt    time.Time       `json:"createdAt"`
 	ChangeCause  string          `json:"changeCause,omitempty" doc:"The workload's atoll.dev/change-cause annotation at the change."`
 	Generation   int64           `json:"generation" doc:"The workload's generation that introduced the template (for a template from before revisions were kept: the last generation it ran at)."`
+	ImageDigest  string          `json:"imageDigest,omitempty" doc:"The digest the oci image's tag resolved to, once for this revision: every cluster runs the image pinned to it (empty until resolved, or when the image names a digest)."`
 }
 
 // RevisionList is a workload's revisions, oldest first.

@@ -260,7 +260,36 @@ type WorkloadStatus struct {
 	Placement *PlacementStatus `json:"placement,omitempty"`
 	// Rollout is a progressive rollout's progress (spec.rollout).
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+	// Images says, per cluster that may take the workload's replicas in
+	// a failover without running any now, whether its nodes hold the
+	// current revision's image ahead of need (warm standby).
+	Images []ClusterImage `json:"images,omitempty" doc:"Warm standby: per cluster the placement allows but that runs no replica now, whether its nodes hold the current revision's image."`
 }
+
+// ClusterImage is a cluster's warm standby of a workload's image.
+type ClusterImage struct {
+	Cluster    string     `json:"cluster"`
+	Image      string     `json:"image" doc:"The image, pinned to the revision's digest."`
+	Generation int64      `json:"generation,omitempty"`
+	Wanted     int32      `json:"wanted" doc:"Nodes asked to hold it: those the member's scheduler would pick for the replicas a failover could bring."`
+	Present    int32      `json:"present" doc:"Of those, the nodes that hold it."`
+	Pulling    int32      `json:"pulling,omitempty"`
+	Failed     int32      `json:"failed,omitempty"`
+	Message    string     `json:"message,omitempty" doc:"The last failure to pull it, with the registry's answer."`
+	ReportedAt *time.Time `json:"reportedAt,omitempty"`
+}
+
+// Warm says whether every node asked holds the image (a cluster whose
+// scheduler picked no node is not warm).
+func (c ClusterImage) Warm() bool { return c.Wanted > 0 && c.Present >= c.Wanted }
+
+// Image resolution: the ImageResolved condition of a workload whose oci
+// image is named by a tag.
+const (
+	ConditionImageResolved = "ImageResolved"
+	ReasonImageResolved    = "Resolved"
+	ReasonResolveFailed    = "ResolveFailed"
+)
 
 // PlacementStatus explains where the hub placed a workload's replicas.
 type PlacementStatus struct {

@@ -10,6 +10,8 @@
 //     through package failover (pure) and package placement (pure);
 //   - drill: failover drills (plan, run, measure);
 //   - compactor: change-log and event retention;
+//   - imagepin, standby: oci images' tags resolved once per revision and
+//     delivered pinned; images kept warm where workloads may fail over;
 //   - pgstore, natsbus, leader: PostgreSQL, NATS and leader election.
 //
 // Several hubs may share one PostgreSQL: all serve the API and watches

@@ -43,8 +43,11 @@ func TestImagePullFailureShowsItsReason(t *testing.T) {
 	e := newMemberEnv(t, members.HealthConfig{})
 	ctx := t.Context()
 	runMemberWithNode(t, e, runtime.Config{Images: store})
+	// By digest: the hub delivers it as it is (a tag would wait for the
+	// hub to resolve it, and the hub would say why it cannot).
+	missing := host + "/team/missing@sha256:" + strings.Repeat("0", 64)
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "noimage"}, Spec: api.WorkloadSpec{Replicas: 1,
-		Template: api.ReplicaTemplate{Driver: "oci", Image: host + "/team/missing:v1"}}})
+		Template: api.ReplicaTemplate{Driver: "oci", Image: missing}}})
 
 	var w api.Workload
 	var event api.Event
@@ -71,7 +74,7 @@ func TestImagePullFailureShowsItsReason(t *testing.T) {
 	if err := replicas.Describe(&described, w.Status, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"PullFailed", "NAME_UNKNOWN", host + "/team/missing:v1"} {
+	for _, s := range []string{"PullFailed", "NAME_UNKNOWN", missing} {
 		if !strings.Contains(described.String(), s) {
 			t.Errorf("describe lacks %q:\n%s", s, described.String())
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/atollhq/atoll/hub/drill"
 	"github.com/atollhq/atoll/hub/endpoints"
 	"github.com/atollhq/atoll/hub/httpapi"
+	"github.com/atollhq/atoll/hub/imagepin"
 	"github.com/atollhq/atoll/hub/keyring"
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/members"
@@ -25,7 +26,9 @@ import (
 	"github.com/atollhq/atoll/hub/placer"
 	"github.com/atollhq/atoll/hub/revisions"
 	"github.com/atollhq/atoll/hub/secrets"
+	"github.com/atollhq/atoll/hub/standby"
 	"github.com/atollhq/atoll/hub/throttle"
+	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -87,6 +90,16 @@ type Config struct {
 	// secrets' data keys; nil: the hub stores no secrets (their writes
 	// answer 503).
 	Keys *keyring.Ring
+	// Registry is how the hub reaches registries to resolve oci images'
+	// tags to digests, once per template revision (package imagepin):
+	// HTTPS with the system's roots and CAFile, plain HTTP only to the
+	// registries listed in Insecure, credentials from CredentialsFile.
+	Registry image.RegistryConfig
+	// NodesResolveTags turns that off, for a hub that cannot reach the
+	// registries: templates are delivered as written and each node
+	// resolves a tag itself (clusters may then run different bits, and
+	// only images named by digest are kept warm).
+	NodesResolveTags bool
 }
 
 // Server is one hub: the API and the controllers, built from Config.
@@ -105,9 +118,11 @@ type Server struct {
 	monitor    *members.Monitor
 	heartbeats *members.Heartbeats // nil without NATS
 	folder     *placer.StatusFolder
-	placer     *placer.Placer   // nil without NATS
-	endpoints  *endpoints.Table // nil without NATS
-	datasync   *datasync.Syncer // nil without NATS
+	placer     *placer.Placer      // nil without NATS
+	endpoints  *endpoints.Table    // nil without NATS
+	datasync   *datasync.Syncer    // nil without NATS
+	resolver   *imagepin.Resolver  // nil without NATS
+	standby    *standby.Controller // nil without NATS
 	drills     *drill.Controller
 
 	done     chan struct{} // closed by Stop
@@ -157,6 +172,24 @@ func New(cfg Config) *Server {
 		rebalancer = s.placer
 		s.endpoints = endpoints.New(s.store, s.monitor, s.bus, s.lead, endpoints.Config{Logger: s.log, Now: s.now, Meter: meter,
 			Tracer: cfg.Telemetry.Tracer.Tracer("github.com/atollhq/atoll/hub")})
+		// Images: tags resolved once per revision, delivered pinned, and
+		// kept warm where workloads may fail over.
+		var registry imagepin.Registry
+		if r, err := image.NewResolver(cfg.Registry); err != nil {
+			s.log.Error("registry configuration: images cannot be resolved", "err", err)
+			registry = brokenRegistry{err}
+		} else {
+			registry = r
+		}
+		pins := imagepin.NewPins(s.store)
+		if !cfg.NodesResolveTags {
+			s.placer.PinImages(pins)
+		}
+		s.standby = standby.New(s.store, pins, s.bus, s.monitor, s.lead, standby.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter})
+		if !cfg.NodesResolveTags {
+			s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
+				OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
+		}
 	}
 	var serviceEndpoints httpapi.ServiceEndpoints
 	if s.endpoints != nil {
@@ -216,7 +249,16 @@ func (s *Server) Start(ctx context.Context) error {
 	// are read again at once when they change.
 	s.wakeOn(s.endpoints.Changed, "Service", "Workload", "Cluster")
 	s.datasync.Start(ctx)
+	if s.resolver != nil {
+		s.resolver.Start(ctx)
+	}
+	s.standby.Start(ctx)
 	go s.followLeadership(ctx)
+	// A new revision is resolved at once. The standby lists follow
+	// clusters' changes at once and workloads' (whose status is written
+	// all the time) at the controller's period, or when an image is pinned.
+	s.wakeOn(s.resolver.Wake, "Workload")
+	s.wakeOn(s.standby.Wake, "Cluster")
 	// Configs and secrets go to the members that use them.
 	s.wakeOn(s.datasync.Wake, "Workload", "Config", "Secret", "Cluster")
 	// Workload and cluster changes wake the placer at once.
@@ -260,6 +302,10 @@ func (s *Server) Stop() {
 		if s.placer != nil {
 			s.placer.Stop()
 			s.datasync.Stop()
+			if s.resolver != nil {
+				s.resolver.Stop()
+			}
+			s.standby.Stop()
 		}
 		if s.endpoints != nil {
 			s.endpoints.Stop()
@@ -271,3 +317,10 @@ func (s *Server) Stop() {
 
 // Handler is the HTTP handler for everything the hub serves.
 func (s *Server) Handler() http.Handler { return s.api.Handler() }
+
+// brokenRegistry answers every resolution with the configuration's
+// error, so workloads say why their images wait instead of the hub
+// failing to start.
+type brokenRegistry struct{ err error }
+
+func (b brokenRegistry) Resolve(context.Context, string) (string, error) { return "", b.err }

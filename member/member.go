@@ -125,6 +125,7 @@ type Member struct {
 	adminSeed string
 
 	gateway *gateway.Gateway // the region's service gateway (endpoints.go)
+	standby *standby         // the images kept warm for failover (standby.go)
 }
 
 // New checks the configuration and makes a member; Run starts it.
@@ -154,7 +155,7 @@ func New(cfg Config) (*Member, error) {
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), fence: newFence(cfg.FenceAfter)}
+	m := &Member{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), fence: newFence(cfg.FenceAfter), standby: newStandby()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -306,6 +307,9 @@ func (m *Member) Run(ctx context.Context) error {
 		return err
 	}
 	if _, err := m.serveData(ctx, st); err != nil {
+		return err
+	}
+	if _, err := m.serveStandby(ctx, st); err != nil {
 		return err
 	}
 	if _, err := m.serveLogs(ctx, st); err != nil {

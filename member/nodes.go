@@ -27,6 +27,7 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 			return // garbage, or a node speaking for another
 		}
 		before, _ := nodes.Get(hb.Node, time.Now()) // one node, not the whole registry: this runs per heartbeat
+		m.standby.observe(hb.Node, hb.Images)
 		rec, changed := nodes.Observe(hb, time.Now())
 		if changed {
 			if err := st.PutNode(ctx, rec); err != nil {
@@ -124,7 +125,8 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, e
 		if m.drill.cutOff(time.Now()) {
 			continue
 		}
-		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: withFence(ctl.Status(), m.fence.held(time.Now()))})
+		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: withFence(ctl.Status(), m.fence.held(time.Now())),
+			Images: m.standby.presence(m.nodes.Snapshot(time.Now()))})
 		if bytes.Equal(data, last) && time.Since(sent) < every {
 			continue
 		}

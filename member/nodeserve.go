@@ -58,7 +58,7 @@ func (m *Member) serveNodeAccess(ctx context.Context, st *state.Store) error {
 		if err != nil {
 			return // the agent asks again at its next resync
 		}
-		data, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: m.withData(bs)})
+		data, _ := json.Marshal(protocol.NodeBindings{Version: protocol.Version, Bindings: m.withData(bs), Prepull: m.standby.forNode(node)})
 		_ = msg.Respond(data)
 	}); err != nil {
 		return fmt.Errorf("serve node bindings: %w", err)

@@ -78,4 +78,15 @@
 //	   DataRequest.DeleteVersion, which it sends only to members that
 //	   answer Versions (an earlier member holds one version per item and
 //	   is served as before).
+//	   Also additive in 6 (a member that does not answer is sent
+//	   nothing, and its status simply lacks the new field): warm standby.
+//	   The hub sends each member the images it keeps warm
+//	   (atoll.h.<cluster>.standby, a StandbyList with an epoch and a
+//	   digest, or a Check asking for the digest held; a StandbyAck
+//	   answers); inside a region the member names each node the images it
+//	   should pull ahead (NodeBindings.Prepull), node heartbeats carry
+//	   their state (NodeHeartbeat.Images), and status reports carry each
+//	   workload's image presence (StatusReport.Images). Desired
+//	   workloads' oci images arrive pinned to the digest the hub resolved
+//	   once for the revision (repository:tag@sha256:...).
 package protocol

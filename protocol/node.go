@@ -70,6 +70,10 @@ func NodeReplyOK(node, reply string) bool {
 type NodeBindings struct {
 	Version  int       `json:"v"`
 	Bindings []Binding `json:"bindings"`
+	// Prepull names the images (pinned to digests) the node should hold
+	// ahead of need, for workloads that may fail over to its cluster:
+	// at most MaxNodeImages.
+	Prepull []string `json:"prepull,omitempty"`
 }
 
 // NodeJoin enrolls a node's public key (an nkey, "U...") under its name.
@@ -107,6 +111,9 @@ type NodeHeartbeat struct {
 	// Host is where other machines reach the node's replicas (its
 	// advertised address); empty: 127.0.0.1.
 	Host string `json:"host,omitempty"`
+	// Images is the state of each image the member asked the node to
+	// hold ahead (NodeBindings.Prepull).
+	Images []NodeImage `json:"images,omitempty"`
 }
 
 // ReplicaState is one replica as its node agent sees it.

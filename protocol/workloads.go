@@ -140,6 +140,9 @@ type StatusReport struct {
 	Version   int              `json:"v"`
 	Cluster   string           `json:"cluster"`
 	Workloads []WorkloadStatus `json:"workloads"`
+	// Images is the presence of each standby workload's image on the
+	// nodes the member asked to hold it (warm standby).
+	Images []ImagePresence `json:"images,omitempty"`
 }
 
 // DigestSubject is where the hub asks a member which epoch it holds for

@@ -24,6 +24,7 @@ var stateClass = map[string]string{
 	"Passed": "ok", "Met": "ok", "Missed": "crit", "Absorbed": "ok", "Not absorbed": "crit",
 	api.RolloutBaking: "info", api.RolloutWaiting: "warn", api.RolloutPaused: "warn", api.RolloutRolledBack: "crit",
 	"Moves": "info", "Waits": "warn", "Balanced": "ok",
+	"Warm": "ok", "Cold": "warn",
 	"ok": "ok", "crit": "crit", "warn": "warn", "info": "info", "unknown": "unknown", "neutral": "neutral",
 }
 

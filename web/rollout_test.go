@@ -54,3 +54,38 @@ func TestWorkloadRolloutAndRevisions(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadWarmStandby: an oci workload's page shows, per cluster it
+// may fail over to, whether the cluster's nodes hold its image (warm or
+// cold, with the registry's answer when a pull failed).
+func TestWorkloadWarmStandby(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	w := api.Workload{Metadata: api.ObjectMeta{Name: "box"}, Spec: api.WorkloadSpec{Replicas: 1,
+		Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/app:1"}}}
+	if err := e.admin.Create(ctx, "workloads", w, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.store.Mutate(ctx, pgstore.Actor{Name: "test"}, "status", "Workload", "box", func(cur *pgstore.Record) error {
+		var st api.WorkloadStatus
+		_ = json.Unmarshal(cur.Status, &st)
+		st.Images = []api.ClusterImage{{Cluster: "eu", Image: "r.example/app:1@sha256:ab", Wanted: 2, Present: 2},
+			{Cluster: "us", Image: "r.example/app:1@sha256:ab", Wanted: 2, Failed: 2, Message: "n1: MANIFEST_UNKNOWN"}}
+		b, err := json.Marshal(st)
+		cur.Status = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := e.browser()
+	viewer.signIn(e.token("vera", api.RoleViewer))
+	a := viewer.waitPage("/workloads/box", "the warm standby card", func(a answer) bool { return strings.Contains(a.body, `data-standby-cluster="us"`) })
+	body := html.UnescapeString(a.body)
+	for _, want := range []string{"Warm standby", `data-standby-cluster="eu"`, "2/2", "<span>Warm</span>", "<span>Cold</span>", "2 failed: n1: MANIFEST_UNKNOWN"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("workload page: want %q; got:\n%.2500s", want, body[strings.Index(body, "Warm standby"):])
+		}
+	}
+}

@@ -862,6 +862,9 @@ type workloadData struct {
 	// Revisions the template's history, newest first, with diffs.
 	Rollout   *rolloutView
 	Revisions []revisionRow
+	// Images is warm standby: per cluster the placement allows that runs
+	// none of its replicas, whether its nodes hold the image.
+	Images []api.ClusterImage
 }
 
 // replicaRow is one replica in the workload page's table.
@@ -935,7 +938,7 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 	d := workloadData{Name: name, Health: w.Health(), Desired: w.DesiredReplicas(), Ready: w.Status.ReadyReplicas, Spec: w.Spec,
 		Generation: w.Metadata.Generation, Observed: w.Status.ObservedGeneration, Created: w.Metadata.CreationTimestamp,
 		Deleting: w.Metadata.DeletionTimestamp != nil, Labels: labelPairs(w.Metadata.Labels), Regions: api.RegionSplit(w.Status.Clusters),
-		Placement: w.Status.Placement, Conditions: w.Status.Conditions}
+		Placement: w.Status.Placement, Conditions: w.Status.Conditions, Images: w.Status.Images}
 	d.CommandLine = strings.TrimSpace(w.Spec.Template.Command + " " + strings.Join(w.Spec.Template.Args, " "))
 	s := c.fleet.snapshot()
 	d.Clusters = workloadClusters(w.Status.Clusters, s.Clusters, c.now())

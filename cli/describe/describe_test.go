@@ -203,6 +203,15 @@ func TestDescribe(t *testing.T) {
 		want: []string{"Driver: oci (a container from an OCI image, run with runc)", "Image: registry.example/app:1.2", "User: 1000",
 			"Root filesystem: read-only (/tmp writable)"},
 	}, {
+		name: "a container's warm standby", kind: "Workload",
+		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "box"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/app:1"}},
+			Status: api.WorkloadStatus{Images: []api.ClusterImage{
+				{Cluster: "eu", Image: "r.example/app:1@sha256:ab", Wanted: 2, Present: 2},
+				{Cluster: "us", Image: "r.example/app:1@sha256:ab", Wanted: 2, Present: 0, Pulling: 1, Failed: 1, Message: "n1: MANIFEST_UNKNOWN"},
+			}}},
+		wantIn: []string{"Warm standby:", "warm: 2 of 2 node(s) hold r.example/app:1@sha256:ab",
+			"cold: 0 of 2 node(s) hold r.example/app:1@sha256:ab, 1 pulling, 1 failed: n1: MANIFEST_UNKNOWN"},
+	}, {
 		name: "workload with default policies", kind: "Workload",
 		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "idle"}, Spec: api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim", Sim: &api.SimSpec{StartLatency: "200ms", FailureRate: 0.1}}}},
 		want: []string{

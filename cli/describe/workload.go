@@ -55,6 +55,7 @@ func Workload(out io.Writer, w *api.Workload, now time.Time) error {
 	conditions(d, st.Conditions, now)
 	placementStatus(d, w, now)
 	dataVersions(d, w)
+	warmStandby(d, st.Images, now)
 	if err := d.flush(); err != nil {
 		return err
 	}
@@ -489,4 +490,34 @@ func rebalanceText(w *api.Workload, now time.Time) string {
 		return s
 	}
 	return "the last request, asked for at " + stamp(done) + ", was carried out"
+}
+
+// warmStandby says, per cluster that could take the workload in a
+// failover without running it now, whether its nodes hold the image.
+func warmStandby(d *doc, images []api.ClusterImage, now time.Time) {
+	if len(images) == 0 {
+		return
+	}
+	d.head(0, "Warm standby")
+	for _, ci := range images {
+		var text string
+		switch {
+		case ci.Warm():
+			text = fmt.Sprintf("warm: %d of %d node(s) hold %s", ci.Present, ci.Wanted, ci.Image)
+		case ci.Wanted == 0:
+			text = "cold: no node takes its replicas now, so none holds " + ci.Image
+		default:
+			text = fmt.Sprintf("cold: %d of %d node(s) hold %s", ci.Present, ci.Wanted, ci.Image)
+			if ci.Pulling > 0 {
+				text += fmt.Sprintf(", %d pulling", ci.Pulling)
+			}
+			if ci.Failed > 0 {
+				text += fmt.Sprintf(", %d failed: %s", ci.Failed, ci.Message)
+			}
+		}
+		if ci.ReportedAt != nil {
+			text += " (reported " + ago(ci.ReportedAt, now) + " ago)"
+		}
+		d.row(1, ci.Cluster, text)
+	}
 }

@@ -50,8 +50,13 @@ func printRevision(out io.Writer, name string, r api.Revision) error {
 		return err
 	}
 	fmt.Fprintf(out, "workload/%s with revision #%d\n", name, r.Number)
-	fmt.Fprintf(out, "Change-Cause:\t%s\nBy:\t%s\nCreated:\t%s\nGeneration:\t%d\nTemplate-Hash:\t%s\nTemplate:\n",
+	fmt.Fprintf(out, "Change-Cause:\t%s\nBy:\t%s\nCreated:\t%s\nGeneration:\t%d\nTemplate-Hash:\t%s\n",
 		orNone(r.ChangeCause), r.Actor, r.CreatedAt.Format(time.RFC3339), r.Generation, r.TemplateHash)
+	if r.ImageDigest != "" {
+		// What every cluster runs of the template's image tag.
+		fmt.Fprintf(out, "Image-Digest:\t%s\n", r.ImageDigest)
+	}
+	fmt.Fprintln(out, "Template:")
 	for _, line := range strings.Split(strings.TrimRight(string(t), "\n"), "\n") {
 		fmt.Fprintln(out, "  "+line)
 	}

@@ -93,6 +93,10 @@ same process and join through the same registration path as separate
 			if !noDemo {
 				reg = startDevRegistry(ctx, log, o.dataDir, bin)
 			}
+			if reg.host != "" {
+				// The hub resolves the demo image's tag there.
+				o.registry.Insecure = []string{reg.host}
+			}
 			url := "http://" + ln.Addr().String()
 			var members sync.WaitGroup
 			defer members.Wait()

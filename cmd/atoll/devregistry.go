@@ -21,6 +21,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/cli/rollout"
 	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/member/runtime"
 )
@@ -71,17 +72,22 @@ func startDevRegistry(ctx context.Context, log *slog.Logger, dataDir, bin string
 }
 
 // pushSelfImage builds an image of exe (with its shared libraries when
-// it is not static) whose command is `atoll demo-http`, and pushes it.
-func pushSelfImage(ctx context.Context, exe, ref string) error {
+// it is not static) whose command is `atoll demo-http`, pushes it and
+// returns its digest.
+func pushSelfImage(ctx context.Context, exe, ref string) (string, error) {
 	img, err := image.ExecutableImage(exe, "atoll", v1.Config{Cmd: []string{"demo-http"}})
 	if err != nil {
-		return err
+		return "", err
 	}
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return remote.Write(r, img, remote.WithContext(ctx))
+	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
+		return "", err
+	}
+	d, err := img.Digest()
+	return d.String(), err
 }
 
 // applyContainerDemo pushes the image (the registry keeps it in memory:
@@ -123,13 +129,14 @@ func applyContainerDemo(ctx context.Context, log *slog.Logger, d *devRegistry, h
 		case <-tick.C:
 		}
 	}
-	if err := pushSelfImage(ctx, d.exe, d.ref); err != nil {
+	digest, err := pushSelfImage(ctx, d.exe, d.ref)
+	if err != nil {
 		return fmt.Errorf("push the container demo's image: %w", err)
 	}
-	log.InfoContext(ctx, "container demo image pushed", "image", d.ref)
+	log.InfoContext(ctx, "container demo image pushed", "image", d.ref, "digest", digest)
 	marker := filepath.Join(dataDir, "demo-container-applied")
 	if _, err := os.Stat(marker); err == nil {
-		return nil
+		return restartOnNewDigest(ctx, log, c, digest)
 	}
 	w := api.Workload{Metadata: api.ObjectMeta{Name: "demo-container", Labels: map[string]string{"app": "demo-container"}}, Spec: api.WorkloadSpec{
 		Replicas: 1,
@@ -138,10 +145,34 @@ func applyContainerDemo(ctx context.Context, log *slog.Logger, d *devRegistry, h
 			Resources: api.Resources{CPU: "100m", Memory: "64Mi"},
 			Readiness: &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz"}, PeriodSeconds: 2}},
 	}}
-	err := c.Create(ctx, "workloads", w, nil)
+	err = c.Create(ctx, "workloads", w, nil)
 	var p *api.Problem
 	if err != nil && !(errors.As(err, &p) && p.Code == api.CodeAlreadyExists) {
 		return fmt.Errorf("demo workload demo-container: %w", err)
 	}
 	return os.WriteFile(marker, []byte("the container demo workload was applied; delete this file to apply it again\n"), 0o600)
+}
+
+// restartOnNewDigest restarts demo-container when its revision runs
+// another digest than the one just pushed (a rebuilt atoll): the hub
+// pinned the revision to the old image, which the embedded registry
+// (in memory) no longer holds, so a node without it in its cache could
+// not start it. A restart is a new revision, which the hub resolves again.
+func restartOnNewDigest(ctx context.Context, log *slog.Logger, c *client.Client, digest string) error {
+	revs, err := c.Revisions(ctx, "demo-container")
+	var p *api.Problem
+	if errors.As(err, &p) && p.Code == api.CodeNotFound {
+		return nil // deleted by its user
+	}
+	if err != nil || len(revs.Items) == 0 {
+		return err
+	}
+	if pinned := revs.Items[len(revs.Items)-1].ImageDigest; pinned == "" || pinned == digest {
+		return nil
+	}
+	if _, err := rollout.Restart(ctx, c, "demo-container", time.Now()); err != nil {
+		return fmt.Errorf("restart demo-container on the rebuilt image: %w", err)
+	}
+	log.InfoContext(ctx, "demo-container restarted: atoll was rebuilt, so its image has a new digest", "digest", digest)
+	return nil
 }

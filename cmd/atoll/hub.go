@@ -24,6 +24,7 @@ import (
 	"github.com/atollhq/atoll/hub/natsbus"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/tokens"
+	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -47,6 +48,10 @@ type hubOptions struct {
 	// entryPoints are what drills' probes may send through, name=URL
 	// (atoll dev sets its gateways and global entry).
 	entryPoints map[string]string
+	// registry is how the hub resolves oci images' tags (atoll dev lists
+	// its embedded registry as insecure).
+	registry         image.RegistryConfig
+	nodesResolveTags bool
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -93,6 +98,11 @@ func newHubCmd() *cobra.Command {
 	addKeyFlag(cmd.Flags(), &o.keyFiles, "; else <data-dir>/"+keyFileName)
 	cmd.AddCommand(newNATSConfigCmd(), newGenKeyCmd(), newRotateKeyCmd())
 	o.addFlags(cmd, "0.0.0.0:8080", "127.0.0.1:4222", "0.0.0.0:7422")
+	f := cmd.Flags()
+	f.StringSliceVar(&o.registry.Insecure, "registry-insecure", nil, "registry (host or host:port) the hub may resolve image tags at over plain HTTP (repeatable); every other registry is HTTPS only")
+	f.StringVar(&o.registry.CAFile, "registry-ca", "", "PEM file of CAs trusted for registries when resolving image tags, besides the system's roots")
+	f.StringVar(&o.registry.CredentialsFile, "registry-credentials", "", "docker config.json style file with registry credentials for resolving image tags (read at each resolution, never logged)")
+	f.BoolVar(&o.nodesResolveTags, "nodes-resolve-tags", false, "do not resolve image tags at the hub (for a hub that cannot reach the registries): nodes resolve them, clusters may run different bits, and only images named by digest are kept warm")
 	return cmd
 }
 
@@ -236,7 +246,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	}
 	server := hub.New(hub.Config{Store: store, Telemetry: tel, Logger: log, Version: version, Bus: bus, Leader: elector, HubID: elector.Holder(),
 		AdvertiseURL: o.advertiseURL, LeafURLs: o.leafAdvertise, CAFingerprint: fingerprint, Keys: keys,
-		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}, Drills: drill.Config{EntryPoints: o.entryPoints}})
+		Health: members.HealthConfig{Interval: o.heartbeatInterval, UnreachableAfter: o.unreachableAfter}, Drills: drill.Config{EntryPoints: o.entryPoints}, Registry: o.registry, NodesResolveTags: o.nodesResolveTags})
 	if err := server.Start(ctx); err != nil {
 		_ = srv.Close()
 		server.Stop()

@@ -197,6 +197,11 @@ func planFault(kind string, taints []api.Taint, slo *api.DrillSLO, targets []str
 			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnPolicyUnsatisfiable, Workload: wname,
 				Message: fmt.Sprintf("%s: placed, but its policy cannot hold during the fault (%s)", wname, msg)})
 		}
+		if cold := coldClusters(w, cur, pw.After); len(cold) > 0 {
+			plan.Warnings = append(plan.Warnings, api.DrillWarning{Type: api.WarnImageNotPresent, Workload: wname, Clusters: cold,
+				Message: fmt.Sprintf("%s: %s would have to pull image %s when its replicas move there (not held ahead of need: no warm standby yet): the pull adds to the RTO",
+					wname, strings.Join(cold, ", "), w.Spec.Template.Image)})
+		}
 		if kind == api.DrillEvacuate {
 			judgeBudget(&pw, w, desired)
 			if pw.BudgetHolds != nil && !*pw.BudgetHolds {
@@ -351,4 +356,32 @@ func failsBackByHand(w api.Workload) bool {
 // cluster (nothing moves when one is lost).
 func duplicated(w api.Workload) bool {
 	return w.Spec.Placement != nil && w.Spec.Placement.ReplicaMode == placement.ModeDuplicated
+}
+
+// coldClusters are the clusters an oci workload's replicas would move to
+// (in after, running none now) whose nodes do not hold its current
+// revision's image ahead of need, as their members last reported
+// (Workload.status.images): their replicas would start with a pull.
+func coldClusters(w api.Workload, cur, after map[string]int32) []string {
+	if w.Spec.Template.Driver != "oci" {
+		return nil
+	}
+	var out []string
+	for _, c := range slices.Sorted(maps.Keys(after)) {
+		if after[c] <= 0 || cur[c] > 0 {
+			continue
+		}
+		i := slices.IndexFunc(w.Status.Images, func(ci api.ClusterImage) bool { return ci.Cluster == c })
+		if i < 0 || !w.Status.Images[i].Warm() || !sameImage(w.Status.Images[i].Image, w.Spec.Template.Image) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// sameImage says whether a pinned reference is of the image ref names
+// (its tag, or its digest).
+func sameImage(pinned, ref string) bool {
+	base, _, _ := strings.Cut(pinned, "@")
+	return pinned == ref || base == ref
 }

@@ -18,6 +18,9 @@ type RevisionRow struct {
 	Actor        string
 	ChangeCause  string
 	CreatedAt    time.Time
+	// ImageDigest is what the template's image tag resolved to (empty
+	// until resolved, or when there is no tag to resolve).
+	ImageDigest string
 }
 
 // LatestRevision is the workload's newest revision (ok false when it has
@@ -79,13 +82,127 @@ func (s *Store) Revisions(ctx context.Context, workload string) ([]RevisionRow, 
 	return out, nil
 }
 
-const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at`
+const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at, image_digest`
 
 func scanRevision(row pgx.CollectableRow) (RevisionRow, error) {
 	var r RevisionRow
 	var tmpl []byte
-	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt)
+	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt, &r.ImageDigest)
 	r.Template = tmpl
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, err
+}
+
+// UnpinnedRevision is a revision whose oci image is named by a tag that
+// has not been resolved to a digest yet.
+type UnpinnedRevision struct {
+	Workload    string
+	WorkloadUID string
+	Number      int64
+	Generation  int64
+	Image       string
+	// Latest: the workload's newest revision (older ones are resolved for
+	// a progressive rollout that still delivers them).
+	Latest bool
+}
+
+// UnpinnedRevisions lists at most limit revisions whose oci image tag is
+// not resolved yet, oldest first: each workload's newest, and the older
+// ones of workloads that roll out progressively (a cluster may still be
+// delivered one); the others are never delivered again.
+func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRevision, error) {
+	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image',
+		r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid)
+		FROM workload_revisions r JOIN objects o ON o.uid = r.workload_uid
+		WHERE r.template->>'driver' = 'oci' AND r.image_digest = '' AND strpos(coalesce(r.template->>'image', ''), '@') = 0
+		  AND (o.spec ? 'rollout' OR r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid))
+		ORDER BY r.created_at, r.number LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read unpinned revisions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpinnedRevision, error) {
+		var u UnpinnedRevision
+		var img *string
+		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img, &u.Latest)
+		if img != nil {
+			u.Image = *img
+		}
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read unpinned revisions: %w", classify(err))
+	}
+	return out, nil
+}
+
+// PinRevisionImage records the digest a revision's image tag resolved
+// to. A pin is never changed: a revision pinned already keeps its digest
+// (pinned reports whether this call pinned it).
+func (s *Store) PinRevisionImage(ctx context.Context, workloadUID string, number int64, digest string) (pinned bool, err error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE workload_revisions SET image_digest = $3 WHERE workload_uid = $1 AND number = $2 AND image_digest = ''`,
+		workloadUID, number, digest)
+	if err != nil {
+		return false, fmt.Errorf("pin the image of revision %d: %w", number, classify(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RevisionImageAt is the image and its pinned digest of the revision in
+// force at a workload's generation (the newest introduced at or before
+// it); ok is false when no kept revision covers it.
+func (s *Store) RevisionImageAt(ctx context.Context, workloadUID string, generation int64) (image, digest string, ok bool, err error) {
+	var img *string
+	err = s.pool.QueryRow(ctx, `SELECT template->>'image', image_digest FROM workload_revisions
+		WHERE workload_uid = $1 AND generation <= $2 ORDER BY generation DESC, number DESC LIMIT 1`, workloadUID, generation).Scan(&img, &digest)
+	if isNoRows(err) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("read the image of a revision: %w", classify(err))
+	}
+	if img != nil {
+		image = *img
+	}
+	return image, digest, true, nil
+}
+
+// StaleImageConditions names the workloads that carry an ImageResolved
+// condition though their template has no tag to resolve any more (no
+// image, or one named by digest).
+func (s *Store) StaleImageConditions(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM objects WHERE kind = 'Workload'
+		AND status->'conditions' @> '[{"type":"ImageResolved"}]'
+		AND NOT (spec->'template'->>'driver' = 'oci' AND strpos(coalesce(spec->'template'->>'image', ''), '@') = 0)`)
+	if err != nil {
+		return nil, fmt.Errorf("read stale image conditions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read stale image conditions: %w", classify(err))
+	}
+	return out, nil
+}
+
+// PinnedRevision is a revision's generation, image and pinned digest
+// (empty when not pinned).
+type PinnedRevision struct {
+	WorkloadUID string
+	Generation  int64
+	Image       string
+	Digest      string
+}
+
+// PinnedRevisions lists every revision's image and pin, so a hub that
+// starts leading reads them in one query rather than one per delivery.
+func (s *Store) PinnedRevisions(ctx context.Context) ([]PinnedRevision, error) {
+	rows, err := s.pool.Query(ctx, `SELECT workload_uid::text, generation, coalesce(template->>'image', ''), image_digest
+		FROM workload_revisions`)
+	if err != nil {
+		return nil, fmt.Errorf("read pinned revisions: %w", classify(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[PinnedRevision])
+	if err != nil {
+		return nil, fmt.Errorf("read pinned revisions: %w", classify(err))
+	}
+	return out, nil
 }

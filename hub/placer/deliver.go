@@ -119,6 +119,20 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 		}
 		// The cluster's own template and replicas: spec.overrides applied.
 		tmpl, replicas, _ := spec.Effective(target, r.Replicas)
+		if p.pins != nil && !r.Deleted {
+			// Every cluster runs the revision's image pinned to the digest
+			// its tag resolved to once; until then the delivery waits (the
+			// workload's ImageResolved condition says why).
+			pinned, ok, err := p.pins.Pin(ctx, w, r.Generation, tmpl)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("deliver %s to %s: %w", r.Workload, cluster, err))
+				continue
+			}
+			if !ok {
+				continue
+			}
+			tmpl = pinned
+		}
 		d := protocol.DesiredWorkload{Version: version, Workload: r.Workload, UID: w.Metadata.UID, Epoch: r.Epoch, Generation: r.Generation,
 			Replicas: replicas, Template: tmpl, Update: w.Spec.Update, Deleted: r.Deleted,
 			Exclusive: failover.PolicyOf(&w).Exclusive, Term: live.Term}

@@ -11,12 +11,16 @@
 // Every few seconds it compares each Ready member's digest and marks what
 // the member lacks for redelivery, so a lost message converges. A deleted
 // workload is retired through tombstones, and its finalizer released once
-// every member confirmed.
+// every member confirmed. An oci template is delivered with its image
+// pinned to the digest its revision's tag resolved to (Pins, package
+// imagepin); until then its delivery waits.
 //
 // The StatusFolder keeps the members' latest status reports in memory and
 // folds them into Workload.status (per-cluster breakdown, totals,
 // Available) in batches; a report from an Unreachable cluster is history
-// and counts for nothing.
+// and counts for nothing. It also folds each member's warm standby
+// (which of its nodes hold a workload's image ahead of a failover) into
+// Workload.status.images, with ImagePrepulled and PrepullFailed events.
 //
 // It owns when and how placement decisions are committed and delivered.
 // It must not decide (package failover and package placement do), serve

@@ -73,7 +73,19 @@ type Placer struct {
 	residencyKey string          // the configs' and secrets' residency selectors
 	capKey       string          // the clusters' free capacity
 	loop         loop.Loop
+	pins         Pins // nil: templates are delivered as written
 }
+
+// Pins pins a template's image to its revision's digest
+// (*imagepin.Pins has it): ok is false while the tag is not resolved.
+type Pins interface {
+	Pin(ctx context.Context, w api.Workload, generation int64, t api.ReplicaTemplate) (api.ReplicaTemplate, bool, error)
+}
+
+// PinImages makes the placer deliver oci templates with their image
+// pinned by pins, and hold a delivery until its image is pinned. Call
+// it before Start.
+func (p *Placer) PinImages(pins Pins) { p.pins = pins }
 
 // NewPlacer makes a placement controller; every <= 0 means 2s, a nil log
 // discards, a nil now is time.Now and a nil lead leads alone.

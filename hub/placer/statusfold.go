@@ -49,6 +49,10 @@ type StatusFolder struct {
 	// (workload/cluster/reason): an event's count grows by what they grew.
 	seen  map[problemKey]int32
 	heard map[string]time.Time // cluster -> when its last report arrived
+	// images is each workload's warm standby per cluster (workload ->
+	// cluster -> presence), and imageEvents the transitions to record.
+	images      map[string]map[string]protocol.ImagePresence
+	imageEvents map[string][]imageEvent
 
 	sub  *nats.Subscription
 	loop loop.Loop
@@ -70,7 +74,8 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 		lead = leader.Sole{}
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
-		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead}
+		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
+		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{}}
 	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
 		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
@@ -116,6 +121,7 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 			f.dirty[w] = true
 		}
 	}
+	f.observeImagesLocked(r.Cluster, r.Images)
 }
 
 func sameStatus(a, b protocol.WorkloadStatus) bool {
@@ -168,6 +174,12 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			work[w] = nil
 		}
 	}
+	images := map[string][]api.ClusterImage{}
+	imageEvents := f.imageEvents
+	f.imageEvents = map[string][]imageEvent{}
+	for w := range work {
+		images[w] = f.imageRowsLocked(w)
+	}
 	f.dirty = map[string]bool{}
 	heard := maps.Clone(f.heard)
 	warnings := map[string][]warning{}
@@ -193,6 +205,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			_ = json.Unmarshal(cur.Status, &st)
 			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
+			folded.Images = images[w]
 			stampClusters(folded.Clusters, st.Clusters, heard, healthOf)
 			b, err := json.Marshal(folded)
 			cur.Status = b
@@ -211,7 +224,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			}
 			f.warned.Add(ctx, int64(wn.add), metric.WithAttributes(attribute.String("reason", wn.Reason)))
 		}
-		return nil
+		return f.recordImageEvents(ctx, tx, w, imageEvents[w])
 	}
 	inTx := func(names []string) error {
 		return f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {

@@ -159,7 +159,7 @@ func (k *Keeper) List(ctx context.Context, workload string) (api.RevisionList, e
 	}
 	out := api.RevisionList{Workload: workload, Items: make([]api.Revision, 0, len(rows))}
 	for _, r := range rows {
-		rev := api.Revision{Number: r.Number, TemplateHash: r.TemplateHash, Actor: r.Actor, CreatedAt: r.CreatedAt, ChangeCause: r.ChangeCause, Generation: r.Generation}
+		rev := api.Revision{Number: r.Number, TemplateHash: r.TemplateHash, Actor: r.Actor, CreatedAt: r.CreatedAt, ChangeCause: r.ChangeCause, Generation: r.Generation, ImageDigest: r.ImageDigest}
 		if err := json.Unmarshal(r.Template, &rev.Template); err != nil {
 			return api.RevisionList{}, fmt.Errorf("revision %d of workload %s: %w", r.Number, workload, err)
 		}

@@ -15,14 +15,22 @@
 // one fetch. A reference by digest that is already unpacked needs no
 // registry at all: that is the warm start.
 //
-// Where a tag becomes a digest: on the node, at the first pull of each
-// workload generation. The runtime pins the digest it got for that
-// generation and every later start (restarts, more replicas of the same
-// generation on the node) uses the pinned digest, so a node never mixes
-// the bits of two pushes of one tag within a revision. Clusters resolve
-// independently: for the same bits everywhere, reference images by
-// digest (the hub does not talk to registries; pinning at apply is left
-// to a later change).
+// Where a tag becomes a digest: at the hub, once per workload template
+// revision (Resolver, the same transport rules as a node's), which
+// delivers the template pinned (repository:tag@sha256:...), so every
+// cluster runs the same bits and a tag moved later changes nothing a
+// revision runs. A node still pins what it pulled for a generation (the
+// runtime keeps the digest it got), which matters only for a template a
+// hub could not pin.
+//
+// # Warm standby
+//
+// Prepull hands the store its warm list: images pinned to digests that
+// the node should hold before any replica needs them, because a workload
+// may fail over to its cluster. Those absent are pulled in the
+// background, a bounded number at a time, failures retried with backoff;
+// Warm reports each one's state; GC keeps them whatever their age or the
+// cache's size (the member bounds the list).
 //
 // # Transport and credentials
 //
@@ -50,5 +58,6 @@
 // refused). Images are shared read-only by every container of the node
 // (the runtime lays an overlay on top per replica). GC removes images
 // and blobs not used for MaxAge, then the least recently used until the
-// cache fits MaxBytes; images in use (Acquire/Release) are kept.
+// cache fits MaxBytes; images in use (Acquire/Release) and those of the
+// warm list are kept.
 package image

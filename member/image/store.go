@@ -58,6 +58,10 @@ type Config struct {
 	Now func() time.Time
 	// Meter records pull metrics (nil: the global provider).
 	Meter metric.MeterProvider
+	// PrepullConcurrency bounds the images of the warm list pulled at
+	// once (default 2): pulling ahead must not starve the pulls replicas
+	// wait for.
+	PrepullConcurrency int
 }
 
 // Image is an image present in the cache, ready to run.
@@ -87,11 +91,15 @@ type Store struct {
 
 	mu       sync.Mutex
 	inflight map[string]*pullCall
-	inUse    map[string]int // digest hex → containers using it
+	inUse    map[string]int        // digest hex → containers using it
+	warm     map[string]*warmEntry // ref → the warm list's state (Prepull)
+	prepulls chan struct{}         // a slot per prepull in flight
 
 	pulls    metric.Int64Counter
 	duration metric.Float64Histogram
 	fetched  metric.Int64Counter
+
+	prepulled metric.Int64Counter
 }
 
 type pullCall struct {
@@ -138,6 +146,8 @@ func Open(cfg Config) (*Store, error) {
 		insecure: map[string]bool{},
 		inflight: map[string]*pullCall{},
 		inUse:    map[string]int{},
+		warm:     map[string]*warmEntry{},
+		prepulls: make(chan struct{}, cmp.Or(max(cfg.PrepullConcurrency, 0), 2)),
 	}
 	for _, r := range cfg.Insecure {
 		s.insecure[r] = true
@@ -151,6 +161,7 @@ func Open(cfg Config) (*Store, error) {
 	s.pulls, _ = m.Int64Counter("image.pulls", metric.WithDescription("Image pulls by result (hit: already in the cache, pulled, failed)."))
 	s.duration, _ = m.Float64Histogram("image.pull.duration", metric.WithUnit("s"), metric.WithDescription("From asking for an image to having it unpacked."))
 	s.fetched, _ = m.Int64Counter("image.layer.bytes", metric.WithUnit("By"), metric.WithDescription("Compressed layer bytes fetched from registries."))
+	s.prepulled, _ = m.Int64Counter("image.prepulls", metric.WithDescription("Images of the warm list pulled ahead of need (warm standby), by result (pulled, failed, canceled)."))
 	return s, nil
 }
 
@@ -481,8 +492,8 @@ func (s *Store) Release(digest string) {
 }
 
 // GC removes images not used for MaxAge, then the least recently used
-// until the cache fits MaxBytes, keeping images in use (and the digests
-// in keep); then the layers no remaining image references and not used
+// until the cache fits MaxBytes, keeping images in use, those of the warm
+// list (Prepull) and the digests in keep; then the layers no remaining image references and not used
 // for MaxAge. It returns how many images it removed.
 func (s *Store) GC(keep ...string) int {
 	images := filepath.Join(s.cfg.Dir, "images")
@@ -523,6 +534,9 @@ func (s *Store) GC(keep ...string) int {
 	}
 	for _, d := range keep {
 		inUse[strings.TrimPrefix(d, "sha256:")] = true
+	}
+	for _, e := range s.warm { // warm standby: held ahead of need
+		inUse[e.digest] = true
 	}
 	s.mu.Unlock()
 	removed := 0

@@ -211,13 +211,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	var lease nodeLease
 	var applied leaseView
 	var bs []protocol.Binding
+	images := rcfg.Images
 	apply := func(reread bool) {
 		if reread {
-			var err error
-			if bs, err = a.bindings(ctx, nc); err != nil {
+			nb, err := a.bindings(ctx, nc)
+			if err != nil {
 				a.log.WarnContext(ctx, "reading bindings failed", "err", err)
 				return
 			}
+			bs = nb.Bindings
+			// Warm standby: images of workloads that may fail over here,
+			// pulled in the background (and kept from GC) before any
+			// replica needs them.
+			images.Prepull(ctx, nb.Prepull)
 		}
 		now := time.Now()
 		if v := lease.view(now); applied.valid && !v.valid {
@@ -238,7 +244,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer expiry.Stop()
 	for {
 		sent := time.Now()
-		if ack, ok := a.heartbeat(ctx, nc, r); ok {
+		if ack, ok := a.heartbeat(ctx, nc, r, images.Warm()); ok {
 			lease.update(ack, sent)
 		}
 		// What may run changed (a hold, a drill, a lease regained or run
@@ -266,24 +272,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// bindings asks the member for the replicas bound to this node.
-func (a *Agent) bindings(ctx context.Context, nc *nats.Conn) ([]protocol.Binding, error) {
+// bindings asks the member for the replicas bound to this node and the
+// images it should hold ahead of need.
+func (a *Agent) bindings(ctx context.Context, nc *nats.Conn) (protocol.NodeBindings, error) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	msg, err := nc.RequestWithContext(rctx, protocol.NodeBindingsSubject(a.cfg.Name), nil)
 	if err != nil {
-		return nil, fmt.Errorf("ask the member for this node's bindings: %w", err)
+		return protocol.NodeBindings{}, fmt.Errorf("ask the member for this node's bindings: %w", err)
 	}
 	var nb protocol.NodeBindings
 	if err := json.Unmarshal(msg.Data, &nb); err != nil {
-		return nil, fmt.Errorf("read this node's bindings: %w", err)
+		return protocol.NodeBindings{}, fmt.Errorf("read this node's bindings: %w", err)
 	}
-	return nb.Bindings, nil
+	if len(nb.Prepull) > protocol.MaxNodeImages {
+		nb.Prepull = nb.Prepull[:protocol.MaxNodeImages]
+	}
+	return nb, nil
 }
 
-func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime) (protocol.NodeAck, bool) {
+func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime, warm []image.WarmImage) (protocol.NodeAck, bool) {
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: a.cfg.Name, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Taints: a.cfg.Taints,
 		Allocatable: protocol.Resources{MilliCPU: a.cfg.MilliCPU, Memory: a.cfg.Memory}, AgentVersion: a.cfg.Version, LimitsEnforced: true, Host: a.cfg.Host}
+	for _, w := range warm {
+		hb.Images = append(hb.Images, protocol.NodeImage{Image: w.Ref, State: w.State, Message: w.Message})
+	}
 	for _, s := range r.Status() {
 		rs := replicaState(s)
 		if s.Pid != 0 && !s.LimitsEnforced { // a real process without its cgroup
