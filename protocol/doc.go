@@ -69,4 +69,11 @@
 //	   (the versions the updated replicas run with) and
 //	   WorkloadStatus.UpdatedReady/UpdatedRestarts (the updated replicas'
 //	   readiness and restarts, for progressive rollouts' gates).
+//	7: traffic. An endpoint (ReplicaAddress, Endpoint) carries its
+//	   replica's workload generation, so a gateway knows which revision
+//	   answered; members publish their gateway's counts per service,
+//	   serving cluster and generation (atoll.m.<cluster>.traffic, a
+//	   TrafficReport: requests, errors, a latency histogram, each report
+//	   the interval since the previous one). A version 6 member reports
+//	   no traffic: a traffic gate on its clusters waits.
 package protocol

@@ -394,7 +394,7 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 							ports[p.Name] = port
 						}
 					}
-					se.Endpoints = append(se.Endpoints, protocol.Endpoint{Cluster: c, Region: regions[c], Zone: a.Zone, Replica: a.Replica, Host: a.Host, Ports: ports})
+					se.Endpoints = append(se.Endpoints, protocol.Endpoint{Cluster: c, Region: regions[c], Zone: a.Zone, Replica: a.Replica, Host: a.Host, Ports: ports, Generation: a.Generation})
 				}
 			}
 		}
@@ -561,4 +561,18 @@ func (t *Table) Current() protocol.EndpointTable {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.current
+}
+
+// Selecting names the services that select workload, as last read.
+func (t *Table) Selecting(workload string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, s := range t.services {
+		if s.Spec.Workload == workload {
+			out = append(out, s.Metadata.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -49,6 +49,7 @@ type Placer struct {
 	rebalanced metric.Int64Counter
 
 	templates templates              // a workload's template at an older generation (progressive rollouts)
+	traffic   Traffic                // the gateways' traffic, for rollouts' traffic gates (nil: none measured)
 	revisions map[string]revisionsOf // revisions of workloads that roll out progressively, read again on a new generation (pass goroutine only)
 
 	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
@@ -98,6 +99,11 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 	p.rebalanced, _ = meter.Int64Counter("placement.rebalanced", metric.WithUnit("{replica}"), metric.WithDescription("Replicas moved toward a fresh split by a rebalance (asked for, or a workload's auto policy)."))
 	return p
 }
+
+// MeasureTraffic hands the placer the gateways' traffic, which
+// progressive rollouts' traffic gates judge; call it before Start.
+// Without it a traffic gate waits.
+func (p *Placer) MeasureTraffic(t Traffic) { p.traffic = t }
 
 // wakeAt asks for a pass at `at` (a failover grace runs out); zero is a
 // no-op. The earliest pending time wins.
@@ -388,7 +394,7 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 	d := res.Decision
 	// A progressive rollout gives each cluster its revision, delivered at
 	// that revision's generation.
-	roll, gens, rolling := rolloutStep(&w, p.revisions[name].revs, d.Assignment, clusters, now)
+	roll, gens, rolling := rolloutStep(&w, p.revisions[name].revs, d.Assignment, clusters, p.traffic, now)
 	genOf := func(c string) int64 {
 		if g, ok := gens[c]; ok {
 			return g

@@ -27,14 +27,14 @@ func TestRolloutWindowDefersAndWakes(t *testing.T) {
 		c.Metadata.Name, c.Metadata.Annotations = "eu", map[string]string{api.AnnotationRolloutWindow: window}
 		return []failover.Cluster{c}
 	}
-	res, gens, ok := rolloutStep(w, revs, map[string]int32{"eu": 2}, cluster("Mon-Fri 09:00-17:00"), now)
+	res, gens, ok := rolloutStep(w, revs, map[string]int32{"eu": 2}, cluster("Mon-Fri 09:00-17:00"), nil, now)
 	if !ok || res.Status.Phase != api.RolloutWaiting || gens["eu"] != 1 || !strings.Contains(res.Status.Message, "outside its rollout window") {
 		t.Fatalf("outside the window: want eu waiting on the stable revision (generation 1); got %s %q, generations %v", res.Status.Phase, res.Status.Message, gens)
 	}
 	if want := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC); !res.Wake.Equal(want) {
 		t.Errorf("want the decision taken again when the window opens, %s; got %s", want, res.Wake)
 	}
-	res, gens, _ = rolloutStep(w, revs, map[string]int32{"eu": 2}, cluster("Sat 09:00-11:00"), now)
+	res, gens, _ = rolloutStep(w, revs, map[string]int32{"eu": 2}, cluster("Sat 09:00-11:00"), nil, now)
 	if gens["eu"] != 2 || res.Status.Phase != api.RolloutProgressing {
 		t.Errorf("inside the window: want eu given revision 2 (generation 2); got %s %q, generations %v", res.Status.Phase, res.Status.Message, gens)
 	}
