@@ -158,7 +158,8 @@ func (s *API) serviceTraffic(ctx context.Context, name, window string) (api.Serv
 	if window != "" {
 		d, err := api.ParseDuration(window)
 		if err != nil || d < time.Second || d > s.traffic.Keep() {
-			return api.ServiceTraffic{}, api.FieldErrors{{Field: "window", Value: window, Message: fmt.Sprintf("must be a duration from 1s to %s, such as 30s or 5m", s.traffic.Keep())}}
+			return api.ServiceTraffic{}, located(http.StatusUnprocessableEntity, api.CodeInvalid, "invalid window", "query.window",
+				fmt.Sprintf("%q: must be a duration from 1s to %s, such as 30s or 5m", window, s.traffic.Keep()))
 		}
 		span = d
 	}
