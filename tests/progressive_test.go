@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -311,3 +313,151 @@ func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	}
 }
 
+
+// simRolloutManifest is workload web of sim replicas, one per cluster of
+// a, b, c, rolling out progressively: the canary a (held for a promote),
+// then b, then the rest (c), each baking 2 s on readiness gates.
+func simRolloutManifest(version string, a, b, c string) string {
+	return fmt.Sprintf(`apiVersion: atoll.dev/v1
+kind: Workload
+metadata:
+  name: web
+spec:
+  replicas: 3
+  template:
+    driver: sim
+    sim: {startLatency: 200ms}
+    env: [{name: VERSION, value: %q}]
+    resources: {cpu: 10m, memory: 8Mi}
+  placement:
+    clusters: [%s, %s, %s]
+    weights:
+      type: static
+      static:
+      - {cluster: %s, weight: 1}
+      - {cluster: %s, weight: 1}
+      - {cluster: %s, weight: 1}
+  rollout:
+    waves:
+    - {name: canary, clusters: [%s], bakeTime: 2s, manual: true}
+    - {name: second, clusters: [%s], bakeTime: 2s}
+    gates: {progressDeadline: 60s}
+`, version, a, b, c, a, b, c, a, b)
+}
+
+// TestProgressiveRolloutHoldsThroughPartitionAndHubRestart: the cluster
+// of the next wave is cut off by a real network partition (its member in
+// a network namespace, the link down) before the canary is promoted: the
+// rollout holds, saying which cluster it waits for, and gives no later
+// cluster the revision. The hub is then SIGKILLed and started again on
+// its data: the rollout resumes from its stored state (same revision,
+// wave and clusters given). Once the link heals, it completes wave by
+// wave.
+func TestProgressiveRolloutHoldsThroughPartitionAndHubRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CI runs the suite as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
+	}
+	t.Parallel()
+	ns := newNetns(t)
+	tag := fmt.Sprintf("ph-%d-%d", os.Getpid(), nameSeq.Add(1))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "demo-applied"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	devArgs := []string{"--leaf-listen", ns.hostIP + ":0"}
+	d := startDevT(t, dir, ns.hostIP+":0", devArgs...)
+	d.checkReady(t)
+	nodeOf := map[int]string{}
+	a := startE2EMember(t, d, "ph-a", "ph-r-a", tag, 1, nodeOf)
+	c := startE2EMember(t, d, "ph-c", "ph-r-c", tag, 1, nodeOf)
+	join := strings.TrimSpace(d.mustAtoll(t, "", "token", "create", uniqueName("ph-join"), "--join", "--uses", "1").stdout)
+	b := &e2eMember{name: "ph-b", region: "ph-r-b"}
+	bDir := filepath.Join(t.TempDir(), b.name)
+	b.proc = startProcIn(t, t, ns.name, "member "+b.name, "member", "--name", b.name, "--region", b.region,
+		"--data-dir", bDir, "--nats-listen", "127.0.0.1:4223", "--join-token", join, "--label", "e2e="+tag)
+	if _, ok := b.proc.out.waitLine(0, membersUpTimeout, func(l string) bool { return strings.Contains(l, "member running") }); !ok {
+		t.Fatalf("want member %s to log \"member running\"; its standard error:\n%s", b.name, b.proc.out.tail(30))
+	}
+	b.nodes = append(b.nodes, startProcIn(t, t, ns.name, "node ph-b-n1", "node", "--member", "nats://127.0.0.1:4223", "--join-token-file", filepath.Join(bDir, "node-join-token"),
+		"--name", "ph-b-n1", "--zone", b.region+"-z1", "--data-dir", filepath.Join(t.TempDir(), "ph-b-n1"), "--cpu", "2", "--memory", "2Gi"))
+	for _, m := range []*e2eMember{a, b, c} {
+		waitMemberCluster(t, d, m, tag)
+	}
+	d.mustAtoll(t, simRolloutManifest("1", a.name, b.name, c.name), "apply", "-f", "-")
+	d.waitWorkload(t, "web", "3 Ready replicas, one per cluster", workloadReadyTimeout, nil, func(w api.Workload) bool {
+		return w.Status.ReadyReplicas == 3 && w.Status.Placement != nil && len(w.Status.Placement.Clusters) == 3
+	})
+
+	rw := watchRollout(d, "web")
+	d.mustAtoll(t, simRolloutManifest("2", a.name, b.name, c.name), "apply", "-f", "-")
+	rw.waitPhase(t, 2, api.RolloutWaiting, progressiveTimeout)
+	ns.link(t, false)
+	d.waitHealth(t, b.proc, b.name, api.HealthUnreachable, 60*time.Second)
+	d.mustAtoll(t, "", "rollout", "promote", "workload", "web")
+	held := rw.waitUntil(t, "the second wave held for "+b.name, progressiveTimeout, func(r api.RolloutStatus) bool {
+		return r.Revision == 2 && r.WaveName == "second" && r.Phase == api.RolloutWaiting && strings.Contains(r.Message, b.name+" is Unreachable")
+	})
+	t.Logf("held: %s", held.Message)
+	rw.finish()
+	rw.mu.Lock()
+	given := rw.given[2]
+	rw.mu.Unlock()
+	if _, ok := given[b.name]; ok {
+		t.Errorf("want the partitioned %s never given revision 2 while cut off; it was", b.name)
+	}
+	if _, ok := given[c.name]; ok {
+		t.Errorf("want %s (a later wave) never given revision 2 while the second wave holds; it was", c.name)
+	}
+
+	// The hub dies and comes back on its data: the rollout is where it was.
+	pg := d.postgresProcs()
+	d.kill()
+	if err := waitGone(pg, d.pgDataDir(), goneTimeout); err != nil {
+		t.Fatalf("want the killed hub's PostgreSQL gone before it starts again; %v", err)
+	}
+	d = startDevT(t, dir, d.addr, devArgs...)
+	d.checkReady(t)
+	rw = watchRollout(d, "web")
+	defer rw.finish()
+	resumed := rw.waitUntil(t, "the rollout read back after the restart", progressiveTimeout, func(r api.RolloutStatus) bool { return r.Revision == 2 })
+	if resumed.WaveName != "second" || resumed.StableRevision != 1 || resumed.Phase == api.RolloutCompleted || resumed.Phase == api.RolloutRolledBack {
+		t.Errorf("want the restarted hub to resume revision 2 at wave second (stable 1); got %s at %s: %q", resumed.Phase, resumed.WaveName, resumed.Message)
+	}
+	for _, rc := range resumed.Clusters {
+		if want := map[string]int64{a.name: 2, b.name: 1, c.name: 1}[rc.Cluster]; rc.Revision != want {
+			t.Errorf("want %s given revision %d after the restart; got %d", rc.Cluster, want, rc.Revision)
+		}
+	}
+
+	// The link heals: b takes the revision, then c, and it completes.
+	ns.link(t, true)
+	done := rw.waitPhase(t, 2, api.RolloutCompleted, progressiveTimeout)
+	rw.mu.Lock()
+	given = rw.given[2]
+	rw.mu.Unlock()
+	if !given[b.name].Before(given[c.name]) {
+		t.Errorf("want %s given revision 2 before %s after the heal; got %v", b.name, c.name, given)
+	}
+	t.Logf("after the heal: %s", done.Message)
+}
+
+// waitUntil waits for the rollout's status to satisfy ok.
+func (rw *rolloutWatch) waitUntil(t *testing.T, what string, timeout time.Duration, ok func(api.RolloutStatus) bool) api.RolloutStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rw.mu.Lock()
+		last := rw.last
+		rw.mu.Unlock()
+		if ok(last) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s within %s; last %s at %s %q", what, timeout, last.Phase, last.WaveName, last.Message)
+		}
+		time.Sleep(workloadSample)
+	}
+}
