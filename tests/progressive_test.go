@@ -313,7 +313,6 @@ func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	}
 }
 
-
 // simRolloutManifest is workload web of sim replicas, one per cluster of
 // a, b, c, rolling out progressively: the canary a (held for a promote),
 // then b, then the rest (c), each baking 2 s on readiness gates.
