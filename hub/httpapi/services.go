@@ -152,7 +152,9 @@ func (s *API) registerServiceTraffic(hapi huma.API) {
 // ("" the default).
 func (s *API) serviceTraffic(ctx context.Context, name, window string) (api.ServiceTraffic, error) {
 	if s.traffic == nil {
-		return api.ServiceTraffic{}, api.Errorf(api.CodeUnavailable, "this hub measures no traffic (it runs without NATS)")
+		// Said as it is (an Unavailable error would read as a database
+		// outage).
+		return api.ServiceTraffic{}, newProblem(http.StatusServiceUnavailable, api.CodeUnavailable, "this hub measures no traffic (it runs without NATS)")
 	}
 	span := defaultTrafficWindow
 	if window != "" {
