@@ -576,3 +576,19 @@ func (t *Table) Selecting(workload string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Known says whether service exists and cluster is registered, as last
+// read: what a member's traffic report may speak of.
+func (t *Table) Known(service, cluster string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.regions[cluster]; !ok {
+		return false
+	}
+	for _, s := range t.services {
+		if s.Metadata.Name == service {
+			return true
+		}
+	}
+	return false
+}

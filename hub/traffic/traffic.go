@@ -38,13 +38,23 @@ import (
 // DefaultKeep is how much traffic history a window holds by default.
 const DefaultKeep = 15 * time.Minute
 
-// maxSeries bounds the (service, cluster, generation) series held; a
-// report adding more is refused for its new series.
-const maxSeries = 50000
+// Bounds on what members' reports can make a hub hold: the (service,
+// cluster, generation) series, and their slots in all. Slots older than
+// fineFor are merged into coarseSlot-long ones, so a series holds about
+// fineFor/1s + Keep/coarseSlot of them.
+const (
+	maxSeries  = 20000
+	maxSlots   = 1_000_000
+	fineFor    = 2 * time.Minute
+	coarseSlot = 10 // seconds
+)
 
-// Services says which services select a workload (*endpoints.Table has it).
+// Services says which services select a workload, and whether a service
+// and a cluster exist (*endpoints.Table has it): counts for others are
+// dropped.
 type Services interface {
 	Selecting(workload string) []string
+	Known(service, cluster string) bool
 }
 
 // Config tunes a window. Zero values mean the defaults.
@@ -144,6 +154,7 @@ type Window struct {
 
 	mu        sync.Mutex
 	series    map[seriesKey][]slot // oldest slot first
+	slots     int                  // in all series
 	reporters map[string]reporter
 	prunedAt  time.Time
 
@@ -224,13 +235,20 @@ func (w *Window) Take(r protocol.TrafficReport) bool {
 	}
 	w.reporters[r.Cluster] = reporter{run: r.Run, seq: r.Seq, at: now}
 	for _, c := range r.Counts {
+		if w.services != nil && !w.services.Known(c.Service, c.Cluster) {
+			continue // a service or cluster that does not exist (or not yet read)
+		}
 		k := seriesKey{service: c.Service, cluster: c.Cluster, generation: c.Generation}
 		s, ok := w.series[k]
 		if !ok && len(w.series) >= maxSeries {
 			continue
 		}
 		if n := len(s); n == 0 || s[n-1].sec != sec {
+			if w.slots >= maxSlots {
+				continue
+			}
 			s = append(s, slot{sec: sec})
+			w.slots++
 		}
 		last := &s[len(s)-1]
 		last.Requests += c.Requests
@@ -248,22 +266,33 @@ func (w *Window) Take(r protocol.TrafficReport) bool {
 	return true
 }
 
-// prune drops slots older than Keep (under w.mu).
+// prune drops slots older than Keep and merges those older than
+// fineFor into coarse slots (under w.mu).
 func (w *Window) prune(now time.Time) {
 	w.prunedAt = now
-	oldest := now.Add(-w.cfg.Keep).Unix()
+	oldest, fine := now.Add(-w.cfg.Keep).Unix(), now.Add(-fineFor).Unix()
+	w.slots = 0
 	for k, s := range w.series {
-		i := 0
-		for i < len(s) && s[i].sec < oldest {
-			i++
+		out := make([]slot, 0, len(s))
+		for _, sl := range s {
+			switch {
+			case sl.sec < oldest:
+				continue
+			case sl.sec < fine:
+				sl.sec -= sl.sec % coarseSlot
+				if n := len(out); n > 0 && out[n-1].sec == sl.sec {
+					out[n-1].Add(sl.Counts)
+					continue
+				}
+			}
+			out = append(out, sl)
 		}
-		if i == len(s) {
+		if len(out) == 0 {
 			delete(w.series, k)
 			continue
 		}
-		if i > 0 {
-			w.series[k] = slices.Clone(s[i:])
-		}
+		w.series[k] = out
+		w.slots += len(out)
 	}
 	for c, r := range w.reporters {
 		if now.Sub(r.at) > w.cfg.Keep {
@@ -273,7 +302,9 @@ func (w *Window) prune(now time.Time) {
 }
 
 // Samples sums each series of the given services over [from, to] (whole
-// seconds, both ends in), ordered by service, cluster and generation.
+// seconds, both ends in; a coarse slot older than two minutes counts
+// when it starts in the span), ordered by service, cluster and
+// generation.
 func (w *Window) Samples(services []string, from, to time.Time) []Sample {
 	want := map[string]bool{}
 	for _, s := range services {

@@ -14,6 +14,18 @@ type fixedServices map[string][]string
 
 func (f fixedServices) Selecting(w string) []string { return f[w] }
 
+// Known: the services listed, in clusters eu and us.
+func (f fixedServices) Known(service, cluster string) bool {
+	for _, list := range f {
+		for _, s := range list {
+			if s == service && (cluster == "eu" || cluster == "us") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func count(service, cluster string, gen int64, requests, errors uint64, latency time.Duration) protocol.TrafficCount {
 	c := protocol.TrafficCount{Service: service, Cluster: cluster, Generation: gen, Requests: requests, Errors: errors, Latency: make([]uint64, len(protocol.LatencyBounds)+1)}
 	c.Latency[protocol.LatencyBucket(latency)] = requests
@@ -50,9 +62,32 @@ func TestWindowSumsOverTheSpanAsked(t *testing.T) {
 		t.Errorf("p99 of tries all in the 25-50 ms bucket: got %s", p)
 	}
 	now = now.Add(2 * time.Minute)
-	send("us", 3, count("web", "us", 4, 1, 0, time.Millisecond))
-	if got := w.Samples([]string{"web"}, now.Add(-time.Hour), now); len(got) != 1 || got[0].Cluster != "us" {
-		t.Errorf("want only what is younger than Keep; got %+v", got)
+	send("us", 3, count("web", "us", 4, 1, 0, time.Millisecond), count("ghost", "us", 1, 5, 0, time.Millisecond), count("web", "mars", 1, 5, 0, time.Millisecond))
+	if got := w.Samples([]string{"web", "ghost"}, now.Add(-time.Hour), now); len(got) != 1 || got[0].Cluster != "us" {
+		t.Errorf("want only what is younger than Keep, of services and clusters that exist; got %+v", got)
+	}
+}
+
+// TestWindowMergesOldSlots: slots older than two minutes are merged into
+// ten-second ones (a series of a report a second holds about 200 slots
+// over 15 minutes, not 900), and sums over them stay whole.
+func TestWindowMergesOldSlots(t *testing.T) {
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := start
+	w := New(fixedServices{"web": {"web"}}, Config{Now: func() time.Time { return now }})
+	for i := range 600 {
+		w.Take(protocol.TrafficReport{Version: protocol.Version, Cluster: "eu", Run: "r", Seq: uint64(i + 1), Counts: []protocol.TrafficCount{count("web", "eu", 1, 2, 1, time.Millisecond)}})
+		now = now.Add(time.Second)
+	}
+	w.mu.Lock()
+	slots := w.slots
+	w.mu.Unlock()
+	if slots > 2*60+48+10+1 {
+		t.Errorf("want at most 120 fine and 48 coarse slots for 10 minutes of reports (and the 10 s since the last pruning); hold %d", slots)
+	}
+	got := w.Samples([]string{"web"}, start, now)
+	if len(got) != 1 || got[0].Requests != 1200 || got[0].Errors != 600 {
+		t.Errorf("want every one of the 1200 requests and 600 errors summed; got %+v", got)
 	}
 }
 
