@@ -431,8 +431,8 @@ func TestDescribeDrillProbe(t *testing.T) {
 func TestTraffic(t *testing.T) {
 	t.Parallel()
 	st := api.ServiceTraffic{Service: "web", Window: "1m0s",
-		Total:   api.TrafficRow{Requests: 120, Errors: 6, ErrorRatio: 0.05, RequestsPerSecond: 2, P50Millis: 3.2, P99Millis: 41},
-		Regions: []api.TrafficRow{{Region: "eu", Requests: 60, Errors: 6, ErrorRatio: 0.1, RequestsPerSecond: 1, P50Millis: 3, P99Millis: 41}, {Region: "us", Requests: 60, RequestsPerSecond: 1, P50Millis: 3.4, P99Millis: 9}},
+		Total:     api.TrafficRow{Requests: 120, Errors: 6, ErrorRatio: 0.05, RequestsPerSecond: 2, P50Millis: 3.2, P99Millis: 41},
+		Regions:   []api.TrafficRow{{Region: "eu", Requests: 60, Errors: 6, ErrorRatio: 0.1, RequestsPerSecond: 1, P50Millis: 3, P99Millis: 41}, {Region: "us", Requests: 60, RequestsPerSecond: 1, P50Millis: 3.4, P99Millis: 9}},
 		Revisions: []api.TrafficRow{{Region: "eu", Revision: 3, Requests: 6, Errors: 6, ErrorRatio: 1}, {Region: "eu", Revision: 2, Requests: 54}}}
 	var b strings.Builder
 	if err := Traffic(&b, &st); err != nil {
