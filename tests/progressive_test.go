@@ -161,6 +161,7 @@ func (rw *rolloutWatch) waitPhase(t *testing.T, rev int64, phase string, timeout
 // reaches the later waves. The service's traffic per region and revision
 // is readable through the API and `atoll describe service`.
 func TestProgressiveRolloutTrafficGates(t *testing.T) {
+	t.Parallel()
 	tag := fmt.Sprintf("pg-%d-%d", os.Getpid(), nameSeq.Add(1))
 	t.Cleanup(func() {
 		for _, p := range workloadProcs(t, tag) {
@@ -188,12 +189,13 @@ func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	})
 	waitService(t, d, "3 endpoints", func(s api.Service) bool { return s.Status.Endpoints == 3 })
 	// Each gateway sends its own region's replica first: every cluster's
-	// revision gets traffic of its own, 50 requests/s.
+	// revision gets traffic of its own, 25 requests/s (light: this test
+	// runs beside others).
 	var loads []*loadClient
 	for _, m := range ms {
 		u := "http://" + gw[m.name] + "/svc/web/"
 		waitHTTP(t, u, 200)
-		loads = append(loads, startLoad(m.name+"'s gateway", u, 20*time.Millisecond))
+		loads = append(loads, startLoad(m.name+"'s gateway", u, 40*time.Millisecond))
 	}
 	stopped := false
 	stopLoads := func() {
