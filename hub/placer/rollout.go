@@ -240,6 +240,26 @@ func rolloutCommands(w *api.Workload, revision int64) progressive.Commands {
 	return c
 }
 
+// gateWordsEvery is how often a rollout's status is written when only
+// its words changed: the message and the clusters' gates.
+const gateWordsEvery = 5 * time.Second
+
+// sameRolloutButWords says whether two rollout statuses say the same but
+// for their words (the message, the clusters' gates): the same phase,
+// wave and clusters' revisions.
+func sameRolloutButWords(a, b *api.RolloutStatus) bool {
+	strip := func(r *api.RolloutStatus) *api.RolloutStatus {
+		c := *r
+		c.Message = ""
+		c.Clusters = slices.Clone(r.Clusters)
+		for i := range c.Clusters {
+			c.Clusters[i].Gate = ""
+		}
+		return &c
+	}
+	return sameRollout(strip(a), strip(b))
+}
+
 // sameRollout says whether two rollout statuses say the same.
 func sameRollout(a, b *api.RolloutStatus) bool {
 	ja, _ := json.Marshal(a)

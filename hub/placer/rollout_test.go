@@ -109,3 +109,30 @@ func TestMeasureTrafficPerRevision(t *testing.T) {
 		t.Errorf("want RolledBack saying %q; got %s %q", want, res.Status.Phase, res.Status.Message)
 	}
 }
+
+// TestSameRolloutButWords: statuses differing in words alone (message,
+// gates) are the same but for words; a phase, a wave or a cluster's
+// revision is not.
+func TestSameRolloutButWords(t *testing.T) {
+	t.Parallel()
+	base := func() *api.RolloutStatus {
+		return &api.RolloutStatus{Revision: 2, StableRevision: 1, Phase: api.RolloutBaking, Message: "bakes", Promoted: -1,
+			Clusters: []api.RolloutCluster{{Cluster: "eu", Revision: 2, Gate: "1/1 ready; 20 requests"}}}
+	}
+	words := base()
+	words.Message, words.Clusters[0].Gate = "bakes still", "1/1 ready; 40 requests"
+	a := base()
+	if !sameRolloutButWords(a, words) {
+		t.Error("want a status differing in message and gate words the same but for words")
+	}
+	if a.Clusters[0].Gate != "1/1 ready; 20 requests" || a.Message != "bakes" {
+		t.Error("the comparison must not change what it compares")
+	}
+	phase := base()
+	phase.Phase = api.RolloutCompleted
+	rev := base()
+	rev.Clusters[0].Revision = 1
+	if sameRolloutButWords(base(), phase) || sameRolloutButWords(base(), rev) {
+		t.Error("want a phase or a revision change to count")
+	}
+}
