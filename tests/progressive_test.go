@@ -293,8 +293,11 @@ func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	for _, r := range tr.Regions {
 		regions[r.Region] = r
 	}
-	if len(regions) != 3 || regions[ms[0].region].Errors == 0 || regions[ms[1].region].Errors != 0 || regions[ms[1].region].Requests < 100 {
-		t.Errorf("want traffic in 3 regions, errors only in the canary's; got %+v", tr.Regions)
+	// (A try of b's or c's may fail while its own replica is replaced by
+	// the good revision, retried elsewhere: tries are counted, not what
+	// clients saw.)
+	if ra, rb := regions[ms[0].region], regions[ms[1].region]; len(regions) != 3 || ra.Errors < 20 || rb.ErrorRatio > 0.02 || rb.Requests < 100 {
+		t.Errorf("want traffic in 3 regions, the canary's with the bad revision's errors, b's with next to none; got %+v", tr.Regions)
 	}
 	bad := false
 	for _, r := range tr.Revisions {
