@@ -56,7 +56,39 @@ type RolloutGates struct {
 	// ProgressDeadline is how long a cluster has to become ready on the
 	// new revision before the rollout fails (default 5m).
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" doc:"How long a cluster of the wave has to pass the readiness gate before the rollout fails and rolls back. Default 5m."`
+	// Traffic gates judge the new revision's requests through the
+	// gateways against the stable revision's in the same window.
+	Traffic *TrafficGates `json:"traffic,omitempty" doc:"Gates on the requests the gateways send the new revision (the services selecting the workload), compared with the stable revision's in the same window. Without enough requests they wait, never pass."`
 }
+
+// TrafficGates are gates on a revision's requests through the gateways:
+// each cluster's new revision against the stable revision (everywhere)
+// over the same window.
+type TrafficGates struct {
+	// MaxErrorRatio is how far the new revision's error ratio (connect
+	// failures, timeouts, 5xx over requests) may exceed the stable's.
+	MaxErrorRatio *float64 `json:"maxErrorRatio,omitempty" minimum:"0" maximum:"1" doc:"How far the new revision's error ratio (connect failures, timeouts and 5xx answers over requests, in a cluster) may exceed the stable revision's in the same window: 0.01 allows one point more. Default 0.01."`
+	// MaxLatencyRatio and MaxLatencyIncrease bound the new revision's
+	// p99 latency against the stable's: by a factor, by an amount; when
+	// both are set, the gate fails only when both are exceeded (so a
+	// doubling of 1 ms fails neither with maxLatencyIncrease 50ms).
+	MaxLatencyRatio    *float64 `json:"maxLatencyRatio,omitempty" minimum:"1" doc:"The new revision's p99 latency at most this many times the stable revision's (1.5: half again). With maxLatencyIncrease also set, the gate fails only when both are exceeded."`
+	MaxLatencyIncrease Duration `json:"maxLatencyIncrease,omitempty" doc:"The new revision's p99 latency at most this much above the stable revision's. With maxLatencyRatio also set, the gate fails only when both are exceeded."`
+	// MinRequests is how many requests the new revision must have
+	// answered in a cluster within the window before it is judged.
+	MinRequests int32 `json:"minRequests,omitempty" minimum:"0" doc:"Requests the new revision must have been sent in a cluster within the window before its traffic is judged; fewer: the gate waits (and says so). Default 20."`
+	// Window is how far back the requests are counted (from when the
+	// cluster was given the new revision at the earliest).
+	Window Duration `json:"window,omitempty" doc:"How far back requests count (never from before the cluster was given the new revision). Default 30s, at most 10m."`
+}
+
+// Defaults of spec.rollout.gates.traffic.
+const (
+	DefaultTrafficMaxErrorRatio = 0.01
+	DefaultTrafficMinRequests   = 20
+	DefaultTrafficWindow        = 30 * time.Second
+	MaxTrafficWindow            = 10 * time.Minute
+)
 
 // Rollout phases.
 const (
@@ -180,6 +212,23 @@ func validateProgressive(e *errs, path string, r *ProgressiveRollout) {
 			e.addValue(path+".gates.maxRestarts", *g.MaxRestarts, "must be 0 or more")
 		}
 		validateDuration(e, path+".gates.progressDeadline", g.ProgressDeadline)
+		if t := g.Traffic; t != nil {
+			tp := path + ".gates.traffic"
+			if r := t.MaxErrorRatio; r != nil && (*r < 0 || *r > 1 || *r != *r) {
+				e.addValue(tp+".maxErrorRatio", *r, "must be between 0 and 1")
+			}
+			if r := t.MaxLatencyRatio; r != nil && (*r < 1 || *r > 1000 || *r != *r) {
+				e.addValue(tp+".maxLatencyRatio", *r, "must be between 1 and 1000")
+			}
+			validateDuration(e, tp+".maxLatencyIncrease", t.MaxLatencyIncrease)
+			if t.MinRequests < 0 {
+				e.addValue(tp+".minRequests", t.MinRequests, "must be 0 or more")
+			}
+			validateDuration(e, tp+".window", t.Window)
+			if d, err := ParseDuration(string(t.Window)); err == nil && t.Window != "" && (d < time.Second || d > MaxTrafficWindow) {
+				e.addValue(tp+".window", string(t.Window), "must be between 1s and %s", MaxTrafficWindow)
+			}
+		}
 	}
 }
 

@@ -12,7 +12,8 @@ func TestProgressiveRolloutValidation(t *testing.T) {
 	canary := func() *ProgressiveRollout {
 		return &ProgressiveRollout{Waves: []RolloutWave{{Name: "canary", Clusters: []string{"us-east"}, BakeTime: "1m"},
 			{Name: "eu", Selector: &LabelSelector{MatchLabels: map[string]string{LabelRegion: "eu-west"}}, Count: IntOrPercentOf("50%"), Manual: true}},
-			MaxParallelClusters: 2, OnDeferred: "skip", Gates: &RolloutGates{MinReady: IntOrPercentOf("90%")}}
+			MaxParallelClusters: 2, OnDeferred: "skip", Gates: &RolloutGates{MinReady: IntOrPercentOf("90%"),
+				Traffic: &TrafficGates{MaxErrorRatio: ptrTo(0.02), MaxLatencyRatio: ptrTo(1.5), MaxLatencyIncrease: "20ms", MinRequests: 50, Window: "1m"}}}
 	}
 	w := validWorkload()
 	w.Spec.Rollout = canary()
@@ -41,6 +42,12 @@ func TestProgressiveRolloutValidation(t *testing.T) {
 		{"minReady", func(r *ProgressiveRollout) { r.Gates.MinReady = IntOrPercentOf("120%") }, "spec.rollout.gates.minReady"},
 		{"maxRestarts", func(r *ProgressiveRollout) { r.Gates.MaxRestarts = &neg }, "spec.rollout.gates.maxRestarts"},
 		{"progressDeadline", func(r *ProgressiveRollout) { r.Gates.ProgressDeadline = "soon" }, "spec.rollout.gates.progressDeadline"},
+		{"error ratio above 1", func(r *ProgressiveRollout) { r.Gates.Traffic.MaxErrorRatio = ptrTo(1.5) }, "spec.rollout.gates.traffic.maxErrorRatio"},
+		{"latency ratio below 1", func(r *ProgressiveRollout) { r.Gates.Traffic.MaxLatencyRatio = ptrTo(0.5) }, "spec.rollout.gates.traffic.maxLatencyRatio"},
+		{"latency increase", func(r *ProgressiveRollout) { r.Gates.Traffic.MaxLatencyIncrease = "fast" }, "spec.rollout.gates.traffic.maxLatencyIncrease"},
+		{"negative min requests", func(r *ProgressiveRollout) { r.Gates.Traffic.MinRequests = -1 }, "spec.rollout.gates.traffic.minRequests"},
+		{"window too long", func(r *ProgressiveRollout) { r.Gates.Traffic.Window = "1h" }, "spec.rollout.gates.traffic.window"},
+		{"window too short", func(r *ProgressiveRollout) { r.Gates.Traffic.Window = "100ms" }, "spec.rollout.gates.traffic.window"},
 	} {
 		w := validWorkload()
 		w.Spec.Rollout = canary()
@@ -55,3 +62,5 @@ func TestProgressiveRolloutValidation(t *testing.T) {
 		}
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,10 +22,18 @@ import (
 // replicas of the probe tests' process workload run it).
 const probeServerEnv = "ATOLL_TEST_PROBE_SERVER"
 
+// probeStatusEnv makes such a replica answer every request but
+// /healthz with that status (a ready replica failing its requests).
+const probeStatusEnv = "ATOLL_TEST_PROBE_STATUS"
+
 // serveProbeReplica is what a replica of the probe tests runs: it answers
-// every request 200 until killed.
+// every request 200 (or $ATOLL_TEST_PROBE_STATUS) until killed.
 func serveProbeReplica() {
-	err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	status, _ := strconv.Atoi(os.Getenv(probeStatusEnv))
+	err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status != 0 && r.URL.Path != "/healthz" {
+			w.WriteHeader(status)
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	fmt.Fprintln(os.Stderr, err)
@@ -33,7 +42,7 @@ func serveProbeReplica() {
 
 // probeRegion runs a member named name in its own region, with its
 // gateway on gateway and one node agent running real processes.
-func probeRegion(t *testing.T, e *env, join, name, gateway string) *member.Member {
+func probeRegion(t testing.TB, e *env, join, name, gateway string) *member.Member {
 	t.Helper()
 	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", GatewayListen: gateway})
 	if err != nil {

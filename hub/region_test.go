@@ -18,7 +18,7 @@ import (
 
 // waitFor polls a condition of in-process components (a bounded wait on
 // state that changes through NATS and timers).
-func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {

@@ -28,6 +28,7 @@ import (
 	"github.com/atollhq/atoll/hub/secrets"
 	"github.com/atollhq/atoll/hub/standby"
 	"github.com/atollhq/atoll/hub/throttle"
+	"github.com/atollhq/atoll/hub/traffic"
 	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/telemetry"
 )
@@ -120,6 +121,7 @@ type Server struct {
 	folder     *placer.StatusFolder
 	placer     *placer.Placer      // nil without NATS
 	endpoints  *endpoints.Table    // nil without NATS
+	traffic    *traffic.Window     // nil without NATS
 	datasync   *datasync.Syncer    // nil without NATS
 	resolver   *imagepin.Resolver  // nil without NATS
 	standby    *standby.Controller // nil without NATS
@@ -190,6 +192,12 @@ func New(cfg Config) *Server {
 			s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
 				OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
 		}
+		s.traffic = traffic.New(s.endpoints, traffic.Config{Logger: s.log, Now: s.now, Meter: meter})
+		s.placer.MeasureTraffic(s.traffic)
+	}
+	var serviceTraffic httpapi.ServiceTraffic
+	if s.traffic != nil {
+		serviceTraffic = s.traffic
 	}
 	var serviceEndpoints httpapi.ServiceEndpoints
 	if s.endpoints != nil {
@@ -209,7 +217,7 @@ func New(cfg Config) *Server {
 		Version: cfg.Version, WatchKeepalive: cfg.WatchKeepalive, Bus: s.bus, Health: s.monitor,
 		Members: members.NewRegistrar(s.store, s.bus, s.monitor, s.log, s.now, meter, cfg.LeafURLs),
 		Drills:  s.drills, Leader: s.lead, HubID: s.hubID, AdvertiseURL: cfg.AdvertiseURL, CAFingerprint: cfg.CAFingerprint,
-		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints, Vault: vault,
+		WorkloadFinalizers: finalizers, Throttle: cfg.AuthThrottle, Rebalancer: rebalancer, Endpoints: serviceEndpoints, Traffic: serviceTraffic, Vault: vault,
 		ProbeEntryPoints: slices.Sorted(maps.Keys(cfg.Drills.EntryPoints)),
 		Revisions:        revisions.New(s.store, cfg.Telemetry.Tracer, cfg.Telemetry.Meter)})
 	return s
@@ -243,6 +251,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.placer.Start(ctx)
 	if err := s.endpoints.Start(ctx, s.bus.Conn()); err != nil {
+		return err
+	}
+	if err := s.traffic.Start(s.bus.Conn()); err != nil {
 		return err
 	}
 	// Services, the workloads they select and clusters (their regions)
@@ -309,6 +320,7 @@ func (s *Server) Stop() {
 		}
 		if s.endpoints != nil {
 			s.endpoints.Stop()
+			s.traffic.Stop()
 		}
 		s.compactor.Stop()
 		s.notifier.Stop()

@@ -138,3 +138,37 @@ func (m *Member) serveEndpointTables(ctx context.Context, t *tables) (*nats.Subs
 	}
 	return sub, nil
 }
+
+// trafficEvery is how often a member reports its gateway's traffic.
+const trafficEvery = time.Second
+
+// publishTraffic reports the gateway's tries (per service, serving
+// cluster and generation) every trafficEvery, until ctx ends. A report
+// that cannot be sent is lost (the hub's windows are samples, and the
+// next report covers only its own interval).
+func (m *Member) publishTraffic(ctx context.Context, gw *gateway.Gateway) {
+	subject := protocol.TrafficSubject(m.cfg.Name)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var seq uint64
+	t := time.NewTicker(trafficEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		counts, seconds, dropped := gw.TakeTraffic()
+		if dropped > 0 {
+			m.log.WarnContext(ctx, "gateway traffic counts dropped: too many services, clusters and generations at once", "dropped", dropped)
+		}
+		if len(counts) == 0 || m.drill.cutOff(time.Now()) {
+			continue
+		}
+		seq++
+		data, _ := json.Marshal(protocol.TrafficReport{Version: protocol.Version, Cluster: m.cfg.Name, Run: run, Seq: seq, Seconds: seconds, Counts: counts})
+		if err := m.conn.Publish(subject, data); err != nil {
+			m.log.WarnContext(ctx, "publishing traffic failed", "err", err)
+		}
+	}
+}

@@ -328,6 +328,7 @@ func (m *Member) Run(ctx context.Context) error {
 	defer m.controller.Stop()
 	go m.reportStatus(ctx, m.controller, 2*time.Second)
 	go m.publishEndpoints(ctx, m.nodes, addrWake)
+	go m.publishTraffic(ctx, m.gateway)
 	if m.cfg.Capacity == nil {
 		m.cfg.Capacity = func() protocol.Capacity {
 			allocated, _ := st.Allocated(ctx) // from memory: one entry per node

@@ -34,7 +34,37 @@ type Cluster struct {
 	// Report is its member's last report of the workload's replicas on
 	// the new revision; nil: none yet.
 	Report *Report
+	// Traffic is what the gateways sent the new revision's endpoints in
+	// this cluster over the traffic gates' window (from when the cluster
+	// was given it at the earliest); Baseline the stable revision's, in
+	// every cluster, over the same span (or, when that holds too few
+	// requests to compare with, the longest span known: Widened). nil:
+	// nothing measured.
+	Traffic, Baseline *Traffic
 }
+
+// Traffic is what the gateways sent one revision over a span.
+type Traffic struct {
+	Requests, Errors uint64
+	// P99 is the latency below which 99% of the requests answered.
+	P99 time.Duration
+	// Span is how long the requests were counted over.
+	Span    time.Duration
+	Widened bool
+}
+
+// ErrorRatio is errors over requests (0 without requests).
+func (t *Traffic) ErrorRatio() float64 {
+	if t == nil || t.Requests == 0 {
+		return 0
+	}
+	return float64(t.Errors) / float64(t.Requests)
+}
+
+// TrafficRecheck is how often a rollout with traffic gates is decided
+// again while a wave runs: the gateways' counts move without any other
+// change.
+const TrafficRecheck = time.Second
 
 // Report is what a member says of the new revision's replicas.
 type Report struct {
@@ -281,6 +311,10 @@ func (d *decider) gate(name string) (pass bool, fail, wait string) {
 			return false, fmt.Sprintf("%s: %d restarts of revision %d's replicas (at most %d)", name, r.Restarts, d.st.Revision, maxRestarts), ""
 		}
 	}
+	tfail, twait := d.trafficGate(name, c, g.Traffic)
+	if tfail != "" {
+		return false, tfail, ""
+	}
 	if c.Health != api.HealthReady {
 		return false, "", fmt.Sprintf("%s is %s", name, cmp.Or(c.Health, "Unknown"))
 	}
@@ -298,7 +332,90 @@ func (d *decider) gate(name string) (pass bool, fail, wait string) {
 	if want := int32(g.MinReady.Resolve(int(r.Desired), true, int(r.Desired))); r.Ready < want {
 		return notReady(fmt.Sprintf("%d/%d ready on revision %d (%d needed)", r.Ready, r.Desired, d.st.Revision, want))
 	}
+	if twait != "" {
+		// No deadline: too little traffic is no evidence against the
+		// revision, and none for it either.
+		return false, "", twait
+	}
 	return true, "", ""
+}
+
+// trafficGate judges a cluster's requests to the new revision against
+// the stable revision's: fail (the rollout rolls back) or wait (too few
+// requests to judge, in words); both "" when the gate holds or there is
+// none.
+func (d *decider) trafficGate(name string, c Cluster, tg *api.TrafficGates) (fail, wait string) {
+	if tg == nil {
+		return "", ""
+	}
+	minReq := uint64(cmp.Or(tg.MinRequests, api.DefaultTrafficMinRequests))
+	window := tg.Window.Get(api.DefaultTrafficWindow)
+	t, b := c.Traffic, c.Baseline
+	if t == nil || t.Requests < minReq {
+		var n uint64
+		if t != nil {
+			n = t.Requests
+		}
+		return "", fmt.Sprintf("%s: %d/%d requests to revision %d through the gateways in the last %s (the traffic gate waits for them)", name, n, minReq, d.st.Revision, window)
+	}
+	maxRatio := api.DefaultTrafficMaxErrorRatio
+	if tg.MaxErrorRatio != nil {
+		maxRatio = *tg.MaxErrorRatio
+	}
+	if nr, sr := t.ErrorRatio(), b.ErrorRatio(); nr > sr+maxRatio+1e-9 {
+		return fmt.Sprintf("%s: error ratio %s of revision %d (%d errors in %d requests over %s) against %s of revision %d (%s); at most %s points more",
+			name, percent(nr), d.st.Revision, t.Errors, t.Requests, roundSpan(t.Span), percent(sr), d.st.StableRevision, baselineWords(b), percent(maxRatio)), ""
+	}
+	if tg.MaxLatencyRatio == nil && tg.MaxLatencyIncrease == "" {
+		return "", ""
+	}
+	if b == nil || b.Requests < minReq {
+		var n uint64
+		if b != nil {
+			n = b.Requests
+		}
+		return "", fmt.Sprintf("%s: the latency gate waits for a baseline: revision %d (stable) had %d/%d requests", name, d.st.StableRevision, n, minReq)
+	}
+	overRatio := tg.MaxLatencyRatio == nil || float64(t.P99) > float64(b.P99)**tg.MaxLatencyRatio
+	overIncrease := tg.MaxLatencyIncrease == "" || t.P99-b.P99 > tg.MaxLatencyIncrease.Get(0)
+	if overRatio && overIncrease {
+		return fmt.Sprintf("%s: p99 latency %s of revision %d against %s of revision %d (%s)%s", name, roundLatency(t.P99), d.st.Revision,
+			roundLatency(b.P99), d.st.StableRevision, baselineWords(b), latencyLimits(tg)), ""
+	}
+	return "", ""
+}
+
+func percent(r float64) string { return strconv.FormatFloat(r*100, 'f', 1, 64) + "%" }
+
+func roundSpan(d time.Duration) time.Duration { return d.Round(time.Second) }
+
+func roundLatency(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+func baselineWords(b *Traffic) string {
+	if b == nil || b.Requests == 0 {
+		return "no requests: taken as none failed"
+	}
+	w := fmt.Sprintf("%d requests over %s", b.Requests, roundSpan(b.Span))
+	if b.Widened {
+		w += ", a longer span for want of requests in the same one"
+	}
+	return w
+}
+
+func latencyLimits(tg *api.TrafficGates) string {
+	var parts []string
+	if tg.MaxLatencyRatio != nil {
+		parts = append(parts, "at most "+strconv.FormatFloat(*tg.MaxLatencyRatio, 'f', -1, 64)+" times")
+	}
+	if tg.MaxLatencyIncrease != "" {
+		parts = append(parts, "at most "+string(tg.MaxLatencyIncrease)+" more")
+	}
+	return "; " + strings.Join(parts, " or ")
 }
 
 // progress starts clusters, bakes and moves through the waves as far as
@@ -450,6 +567,9 @@ func (d *decider) wakeAt(t time.Time) {
 // result lists every placed cluster with the revision it is given, by
 // wave then name.
 func (d *decider) result(waves []wave) Result {
+	if g := d.in.Spec.Gates; g != nil && g.Traffic != nil && len(d.started) > 0 && d.st.Phase != api.RolloutCompleted && d.st.Phase != api.RolloutRolledBack {
+		d.wakeAt(d.now.Add(TrafficRecheck))
+	}
 	st := d.st
 	st.WaveName = waves[min(st.Wave, len(waves)-1)].name
 	st.Clusters = nil
@@ -464,7 +584,7 @@ func (d *decider) result(waves []wave) Result {
 				}
 				if st.Phase != api.RolloutCompleted {
 					if pass, fail, wait := d.gate(n); pass {
-						rc.Gate = gateText(d.byName[n].Report)
+						rc.Gate = gateText(d.byName[n], d.in.Spec.Gates)
 					} else {
 						rc.Gate = cmp.Or(fail, wait)
 					}
@@ -477,9 +597,18 @@ func (d *decider) result(waves []wave) Result {
 }
 
 // gateText is a passing cluster's measurements in words.
-func gateText(r *Report) string {
+func gateText(c Cluster, g *api.RolloutGates) string {
+	r := c.Report
 	if r == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d ready, %d restarts", r.Ready, r.Desired, r.Restarts)
+	text := fmt.Sprintf("%d/%d ready, %d restarts", r.Ready, r.Desired, r.Restarts)
+	if t := c.Traffic; g != nil && g.Traffic != nil && t != nil {
+		text += fmt.Sprintf("; %d requests over %s, %s errors (stable %s), p99 %s", t.Requests, roundSpan(t.Span), percent(t.ErrorRatio()),
+			percent(c.Baseline.ErrorRatio()), roundLatency(t.P99))
+		if b := c.Baseline; b != nil && b.Requests > 0 {
+			text += " (stable " + roundLatency(b.P99).String() + ")"
+		}
+	}
+	return text
 }

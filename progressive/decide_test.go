@@ -28,6 +28,10 @@ type fleet struct {
 	crash, notReady bool
 	// everGiven is every cluster that was ever given the new revision.
 	everGiven map[string]bool
+	// traffic, when set, measures a cluster's traffic to the new
+	// revision and the stable one's, given the cluster ran the new
+	// revision for so long.
+	traffic func(cluster string, running time.Duration) (revision, stable *Traffic)
 }
 
 func newFleet(t *testing.T, spec *api.ProgressiveRollout, regions map[string]string) *fleet {
@@ -54,6 +58,9 @@ func (f *fleet) step() Result {
 				r.Ready = 0
 			}
 			c.Report = r
+		}
+		if at, ok := f.given[name]; ok && f.traffic != nil {
+			c.Traffic, c.Baseline = f.traffic(name, f.now.Sub(at))
 		}
 		cs = append(cs, c)
 	}

@@ -29,8 +29,17 @@
 // rollout: every cluster goes back to the stable revision at once, with
 // the failing measurement as the reason. A gate that has no data yet (no
 // report of the new revision) waits and says so: it never passes for
-// lack of evidence. (Gates on the gateways' request metrics are not
-// here yet: members do not report them per revision.)
+// lack of evidence.
+//
+// Traffic gates (gates.traffic) judge the requests the gateways sent the
+// new revision in a cluster over a window (from when the cluster took
+// it at the earliest) against the stable revision's in every cluster over
+// the same span (the caller measures both: Cluster.Traffic, Baseline): an
+// error ratio more than maxErrorRatio above the stable's, or a p99 past
+// the latency limits, fails the rollout with both measurements as the
+// reason; fewer than minRequests requests wait (no deadline: silence is
+// no evidence either way). A rollout with traffic gates asks to be
+// decided again every TrafficRecheck while a cluster runs the revision.
 //
 // # Partitions, deferrals, operators
 //

@@ -89,4 +89,11 @@
 //	   workload's image presence (StatusReport.Images). Desired
 //	   workloads' oci images arrive pinned to the digest the hub resolved
 //	   once for the revision (repository:tag@sha256:...).
+//	7: traffic. An endpoint (ReplicaAddress, Endpoint) carries its
+//	   replica's workload generation, so a gateway knows which revision
+//	   answered; members publish their gateway's counts per service,
+//	   serving cluster and generation (atoll.m.<cluster>.traffic, a
+//	   TrafficReport: requests, errors, a latency histogram, each report
+//	   the interval since the previous one). A version 6 member reports
+//	   no traffic: a traffic gate on its clusters waits.
 package protocol

@@ -56,6 +56,9 @@ type ReplicaAddress struct {
 	Zone    string `json:"zone,omitempty"`
 	Host    string `json:"host"`
 	Port    int    `json:"port"`
+	// Generation is the workload generation the replica runs (0: a
+	// member before TrafficSince).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // DecodeEndpointReport reads a report received on subject: well formed,
@@ -81,6 +84,9 @@ func DecodeEndpointReport(subject string, data []byte) (EndpointReport, error) {
 			n++
 			if a.Port <= 0 || a.Port > 65535 || !validHost(a.Host) {
 				return r, fmt.Errorf("%w: endpoint %.64q of %s: host %.64q port %d", ErrMalformed, a.Replica, w, a.Host, a.Port)
+			}
+			if a.Generation < 0 {
+				return r, fmt.Errorf("%w: endpoint %.64q of %s: generation %d", ErrMalformed, a.Replica, w, a.Generation)
 			}
 			if a.Replica == "" || len(a.Replica) > 253 || len(a.Node) > 253 || len(a.Zone) > 253 {
 				return r, fmt.Errorf("%w: endpoint of %s: replica, node or zone name empty or longer than 253", ErrMalformed, w)
@@ -122,6 +128,9 @@ type Endpoint struct {
 	Replica string         `json:"replica"`
 	Host    string         `json:"host"`
 	Ports   map[string]int `json:"ports"`
+	// Generation is the workload generation the replica runs: its
+	// gateway counts requests per generation (0: unknown).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // EndpointAck answers an EndpointTable: the epoch and digest the member

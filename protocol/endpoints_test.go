@@ -43,3 +43,36 @@ func TestDecodeEndpointReport(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeTrafficReport(t *testing.T) {
+	subject := TrafficSubject("eu")
+	ok := func() TrafficReport {
+		c := TrafficCount{Service: "web", Cluster: "us", Generation: 2, Requests: 3, Errors: 1, Latency: make([]uint64, len(LatencyBounds)+1)}
+		c.Latency[0], c.Latency[14] = 2, 1
+		return TrafficReport{Version: Version, Cluster: "eu", Run: "r", Seq: 1, Seconds: 1, Counts: []TrafficCount{c}}
+	}
+	enc := func(r TrafficReport) []byte { b, _ := json.Marshal(r); return b }
+	if _, err := DecodeTrafficReport(subject, enc(ok())); err != nil {
+		t.Fatalf("a good report refused: %v", err)
+	}
+	for name, mutate := range map[string]func(*TrafficReport){
+		"other cluster":     func(r *TrafficReport) { r.Cluster = "us" },
+		"old version":       func(r *TrafficReport) { r.Version = TrafficSince - 1 },
+		"errors > requests": func(r *TrafficReport) { r.Counts[0].Errors = 4 },
+		"buckets off":       func(r *TrafficReport) { r.Counts[0].Latency[0] = 9 },
+		"bucket count":      func(r *TrafficReport) { r.Counts[0].Latency = r.Counts[0].Latency[:3] },
+		"service name":      func(r *TrafficReport) { r.Counts[0].Service = "../x" },
+		"negative gen":      func(r *TrafficReport) { r.Counts[0].Generation = -1 },
+		"too many": func(r *TrafficReport) {
+			for len(r.Counts) <= MaxTrafficCounts {
+				r.Counts = append(r.Counts, r.Counts[0])
+			}
+		},
+	} {
+		r := ok()
+		mutate(&r)
+		if _, err := DecodeTrafficReport(subject, enc(r)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // Version is the protocol version this build speaks.
-const Version = 6
+const Version = 7
 
 // RegistrationProofSince is the first version whose members prove, when
 // they register, that they hold their NATS key (they sign a nonce the hub

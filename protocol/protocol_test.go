@@ -111,11 +111,11 @@ func TestDecodeReplicasQuery(t *testing.T) {
 		ok      bool
 		wantLim int
 	}{
-		{`{"v":5}`, true, MaxReplicasListed},
-		{`{"v":5,"workload":"web","node":"n1","limit":5}`, true, 5},
-		{`{"v":5,"limit":999999}`, true, MaxReplicasListed},
-		{`{"v":5,"workload":"../x"}`, false, 0},
-		{`{"v":5,"node":"A B"}`, false, 0},
+		{`{"v":6}`, true, MaxReplicasListed},
+		{`{"v":6,"workload":"web","node":"n1","limit":5}`, true, 5},
+		{`{"v":6,"limit":999999}`, true, MaxReplicasListed},
+		{`{"v":6,"workload":"../x"}`, false, 0},
+		{`{"v":6,"node":"A B"}`, false, 0},
 		{`{"v":99}`, false, 0},
 		{`nope`, false, 0},
 	} {

@@ -78,6 +78,7 @@ func TestConsolePhone(t *testing.T) {
 		{"workload", "/workloads/" + web, fmt.Sprintf(`[data-candidate=%q]`, region)},
 		{"drills", "/drills", fmt.Sprintf(`tr[data-drill=%q]`, drill)},
 		{"drill", "/drills/" + drill, `.report[data-verdict]`},
+		{"service", "/services/demo-web", `[data-service-traffic="demo-web"]`},
 		{"drill-new", "/drills/new?" + url.Values{"kind": {"outage"}, "target": {"region:" + region}, "duration": {"1m"}, "plan": {"1"}}.Encode(), `#plan`},
 		{"not-found", "/no-such-page", `.error-page`},
 	}

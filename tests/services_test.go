@@ -34,6 +34,7 @@ type loadClient struct {
 	mu       sync.Mutex
 	lat      []time.Duration
 	failures []string
+	firstAt  time.Time // when the first failed request was sent
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -73,6 +74,9 @@ func startLoad(name, url string, every time.Duration) *loadClient {
 				c.lat = append(c.lat, d)
 				if what != "" {
 					c.fail.Add(1)
+					if c.firstAt.IsZero() || start.Before(c.firstAt) {
+						c.firstAt = start
+					}
 					if len(c.failures) < 5 {
 						c.failures = append(c.failures, start.Format("15:04:05.000")+" "+what)
 					}

@@ -70,6 +70,8 @@ func templateFuncs() template.FuncMap {
 		},
 		"mul100": func(f float64) float64 { return 100 * f },
 		"num":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		// percentText is a ratio (0..1) as a percent, one decimal.
+		"percentText": func(r float64) string { return strconv.FormatFloat(r*100, 'f', 1, 64) + "%" },
 		"ratio": func(a, b int32) float64 {
 			if b <= 0 {
 				if a > 0 {

@@ -121,7 +121,7 @@ type pages struct {
 	nav     []navPage
 }
 
-var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "services", "data", "signin", "error"}
+var pageNames = []string{"overview", "clusters", "cluster", "workloads", "workload", "drills", "drill", "drillnew", "rebalance", "services", "service", "data", "signin", "error"}
 
 func mustPages() *pages {
 	p := &pages{sets: map[string]*template.Template{}, regions: map[string][]string{}, nav: navigation()}

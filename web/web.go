@@ -198,6 +198,7 @@ func (c *Console) routes() chi.Router {
 		// typed. A drill named "new" is shown by the API and the CLI only.
 		r.Get("/drills/new", c.newDrill)
 		r.Get("/services", c.servicesPage)
+		r.Get("/services/{name}", c.servicePage)
 		r.Post("/drills", c.createDrill)
 		r.Post("/drills/{name}/abort", c.abortDrill)
 	})

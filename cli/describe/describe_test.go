@@ -440,3 +440,27 @@ func TestDescribeDrillProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestTraffic: a service's traffic as rows per region and a total, then
+// per revision when two answered; none says so.
+func TestTraffic(t *testing.T) {
+	t.Parallel()
+	st := api.ServiceTraffic{Service: "web", Window: "1m0s",
+		Total:     api.TrafficRow{Requests: 120, Errors: 6, ErrorRatio: 0.05, RequestsPerSecond: 2, P50Millis: 3.2, P99Millis: 41},
+		Regions:   []api.TrafficRow{{Region: "eu", Requests: 60, Errors: 6, ErrorRatio: 0.1, RequestsPerSecond: 1, P50Millis: 3, P99Millis: 41}, {Region: "us", Requests: 60, RequestsPerSecond: 1, P50Millis: 3.4, P99Millis: 9}},
+		Revisions: []api.TrafficRow{{Region: "eu", Revision: 3, Requests: 6, Errors: 6, ErrorRatio: 1}, {Region: "eu", Revision: 2, Requests: 54}}}
+	var b strings.Builder
+	if err := Traffic(&b, &st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"Traffic (last 1m0s, through every gateway):", "eu      60        1.0         6       10.00%", "(all)   120", "Traffic per revision:", "eu      3         6", "100.00%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	if err := Traffic(&b, &api.ServiceTraffic{Window: "1m0s"}); err != nil || !strings.Contains(b.String(), "<no request>") {
+		t.Errorf("want no traffic said; got %q (%v)", b.String(), err)
+	}
+}

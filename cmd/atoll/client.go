@@ -112,6 +112,16 @@ For the raw object, use atoll get KIND NAME -o yaml (or -o json).`,
 			if err := describe.Object(cmd.OutOrStdout(), k.Name, obj, time.Now()); err != nil {
 				return err
 			}
+			if k.Name == "Service" {
+				// Its traffic through the gateways; a hub that measures
+				// none says so in words.
+				t, err := c.ServiceTraffic(cmd.Context(), args[1], "")
+				if err != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "Traffic:\n  unknown: %v\n", err)
+				} else if err := describe.Traffic(cmd.OutOrStdout(), &t); err != nil {
+					return err
+				}
+			}
 			if !describe.HasEvents(k.Name) {
 				return nil
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,17 @@ func newDemoHTTPCmd() *cobra.Command {
 			if greeting == "" {
 				greeting = "hello from atoll"
 			}
+			// DEMO_STATUS makes every answer but /healthz that status: a
+			// replica that is ready yet fails its requests (tests of
+			// rollouts' traffic gates).
+			status := http.StatusOK
+			if v := os.Getenv("DEMO_STATUS"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 200 || n > 599 {
+					return fmt.Errorf("DEMO_STATUS %q: want an HTTP status from 200 to 599", v)
+				}
+				status = n
+			}
 			replica, _ := os.Hostname()
 			if r := os.Getenv("ATOLL_REPLICA"); r != "" {
 				replica = r
@@ -36,6 +48,7 @@ func newDemoHTTPCmd() *cobra.Command {
 			mux := http.NewServeMux()
 			mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(status)
 				fmt.Fprintf(w, "%s (replica %s)\n", greeting, replica)
 			})
 			ln, err := net.Listen("tcp", net.JoinHostPort("", port))

@@ -575,7 +575,7 @@ func build(services []api.Service, workloads map[string]*api.Workload, regions m
 							ports[p.Name] = port
 						}
 					}
-					se.Endpoints = append(se.Endpoints, protocol.Endpoint{Cluster: c, Region: regions[c], Zone: a.Zone, Replica: a.Replica, Host: a.Host, Ports: ports})
+					se.Endpoints = append(se.Endpoints, protocol.Endpoint{Cluster: c, Region: regions[c], Zone: a.Zone, Replica: a.Replica, Host: a.Host, Ports: ports, Generation: a.Generation})
 				}
 			}
 		}
@@ -796,4 +796,34 @@ func (t *Table) Current() protocol.EndpointTable {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.current
+}
+
+// Selecting names the services that select workload, as last read.
+func (t *Table) Selecting(workload string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, s := range t.services {
+		if s.Spec.Workload == workload {
+			out = append(out, s.Metadata.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Known says whether service exists and cluster is registered, as last
+// read: what a member's traffic report may speak of.
+func (t *Table) Known(service, cluster string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.regions[cluster]; !ok {
+		return false
+	}
+	for _, s := range t.services {
+		if s.Metadata.Name == service {
+			return true
+		}
+	}
+	return false
 }

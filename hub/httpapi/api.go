@@ -77,6 +77,9 @@ type Config struct {
 	// ProbeEntryPoints names the entry points drills' probes may send
 	// through, for the console's new-drill form.
 	ProbeEntryPoints []string
+	// Traffic is the gateways' traffic (nil: the traffic route answers
+	// 503).
+	Traffic ServiceTraffic
 	// Throttle tunes how failed token checks and console sign-ins are
 	// slowed down, per client address (its clock and meter default to
 	// the API's).
@@ -143,6 +146,7 @@ type API struct {
 	finalizers    []string
 	endpoints     ServiceEndpoints
 	entryPoints   []string
+	traffic       ServiceTraffic
 	metrics       apiMetrics
 	throttle      *throttle.Throttle
 	router        chi.Router
@@ -167,7 +171,7 @@ func New(cfg Config) *API {
 	s := &API{store: cfg.Store, notifier: cfg.Notifier, tel: cfg.Telemetry, log: cfg.Logger, now: cfg.Now, version: cfg.Version,
 		keepalive: cfg.WatchKeepalive, bus: cfg.Bus, monitor: cfg.Health, members: cfg.Members, drills: cfg.Drills, revisions: cfg.Revisions, rebalancer: cfg.Rebalancer, lead: cfg.Leader,
 		hubID: cfg.HubID, advertiseURL: strings.TrimRight(cfg.AdvertiseURL, "/"), caFingerprint: cfg.CAFingerprint,
-		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, entryPoints: cfg.ProbeEntryPoints, vault: cfg.Vault, done: make(chan struct{})}
+		finalizers: cfg.WorkloadFinalizers, endpoints: cfg.Endpoints, entryPoints: cfg.ProbeEntryPoints, traffic: cfg.Traffic, vault: cfg.Vault, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -286,6 +290,7 @@ func (s *API) routes() chi.Router {
 	registerLogs(s, hapi)
 	registerReplicas(s, hapi)
 	registerRevisions(s, hapi)
+	s.registerServiceTraffic(hapi)
 	registerRebalance(s, hapi)
 	registerRolloutCommands(s, hapi)
 

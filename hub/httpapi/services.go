@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/traffic"
 )
 
 // ServiceEndpoints is the live endpoint table as the API shows it
@@ -112,4 +115,93 @@ func (s *API) serviceStatusFunc() func(string) api.ServiceStatus {
 		return nil
 	}
 	return s.endpoints.ServiceStatus
+}
+
+// ServiceTraffic is the gateways' traffic as the API shows it
+// (*traffic.Window has it).
+type ServiceTraffic interface {
+	Samples(services []string, from, to time.Time) []traffic.Sample
+	Keep() time.Duration
+}
+
+// defaultTrafficWindow is the span GET .../traffic counts by default.
+const defaultTrafficWindow = time.Minute
+
+// registerServiceTraffic serves GET /api/v1/services/{name}/traffic: the
+// requests the gateways sent the service's endpoints over a recent
+// window, per region (and revision, during a rollout).
+func (s *API) registerServiceTraffic(hapi huma.API) {
+	huma.Register(hapi, huma.Operation{
+		OperationID: "service-traffic", Method: http.MethodGet, Path: "/api/v1/services/{name}/traffic",
+		Summary: "A service's requests through the gateways, per region and revision", Tags: []string{"Services"}, Security: bearer,
+		Description: "What every member's gateway sent the service's endpoints over the window (default 1m): requests, errors (connect failures, timeouts, 5xx), the error ratio and p50/p99 latency, in total, per region of the endpoints that answered and, when more than one revision of the workload answered, per region and revision. Counted per try: a retry is a request of its own. Kept in the hub's memory (the last 15 minutes).",
+		Metadata:    opMeta(api.RoleViewer, "", "Service"), Errors: []int{401, 403, 404, 422, 503},
+	}, func(ctx context.Context, in *struct {
+		Name   string `path:"name" maxLength:"253"`
+		Window string `query:"window" maxLength:"16" doc:"How far back to count, such as 30s or 5m (default 1m, at most 15m)."`
+	}) (*struct{ Body api.ServiceTraffic }, error) {
+		st, err := s.serviceTraffic(ctx, in.Name, in.Window)
+		if err != nil {
+			return nil, toProblem(ctx, err)
+		}
+		return &struct{ Body api.ServiceTraffic }{Body: st}, nil
+	})
+}
+
+// serviceTraffic sums a service's traffic over the window asked for
+// ("" the default).
+func (s *API) serviceTraffic(ctx context.Context, name, window string) (api.ServiceTraffic, error) {
+	if s.traffic == nil {
+		// Said as it is (an Unavailable error would read as a database
+		// outage).
+		return api.ServiceTraffic{}, newProblem(http.StatusServiceUnavailable, api.CodeUnavailable, "this hub measures no traffic (it runs without NATS)")
+	}
+	span := defaultTrafficWindow
+	if window != "" {
+		d, err := api.ParseDuration(window)
+		if err != nil || d < time.Second || d > s.traffic.Keep() {
+			return api.ServiceTraffic{}, located(http.StatusUnprocessableEntity, api.CodeInvalid, "invalid window", "query.window",
+				fmt.Sprintf("%q: must be a duration from 1s to %s, such as 30s or 5m", window, s.traffic.Keep()))
+		}
+		span = d
+	}
+	rec, err := s.store.Get(ctx, "Service", name)
+	if err != nil {
+		return api.ServiceTraffic{}, err
+	}
+	var svc api.Service
+	if err := rec.Decode(&svc); err != nil {
+		return api.ServiceTraffic{}, fmt.Errorf("service traffic: %w", err)
+	}
+	cls, err := s.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
+	if err != nil {
+		return api.ServiceTraffic{}, fmt.Errorf("service traffic: %w", err)
+	}
+	regions := map[string]string{}
+	for _, c := range cls.Items {
+		regions[c.Meta.Name] = c.Meta.Labels[api.LabelRegion]
+	}
+	var revs []traffic.Revision
+	if rows, err := s.store.Revisions(ctx, svc.Spec.Workload); err == nil {
+		for _, r := range rows {
+			revs = append(revs, traffic.Revision{Number: r.Number, Generation: r.Generation})
+		}
+	} else if api.ErrorCode(err) != api.CodeNotFound {
+		return api.ServiceTraffic{}, fmt.Errorf("service traffic: %w", err)
+	}
+	to := s.now()
+	from := to.Add(-span)
+	return traffic.Summarize(name, svc.Spec.Workload, s.traffic.Samples([]string{name}, from, to),
+		func(c string) string { return regions[c] }, traffic.RevisionAt(revs), from, to), nil
+}
+
+// serviceTrafficFunc is what the console shows of a service's traffic
+// (nil without traffic: the console says it is not measured).
+func (s *API) serviceTrafficFunc() func(context.Context, string) (api.ServiceTraffic, error) {
+	if s.traffic == nil {
+		return nil
+	}
+	return func(ctx context.Context, name string) (api.ServiceTraffic, error) {
+		return s.serviceTraffic(ctx, name, "")
+	}
 }

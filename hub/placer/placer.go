@@ -49,10 +49,12 @@ type Placer struct {
 	rebalanced metric.Int64Counter
 
 	templates templates              // a workload's template at an older generation (progressive rollouts)
+	traffic   Traffic                // the gateways' traffic, for rollouts' traffic gates (nil: none measured)
 	revisions map[string]revisionsOf // revisions of workloads that roll out progressively, read again on a new generation (pass goroutine only)
 
 	buckets  map[string]*failover.Bucket // workload -> failback rate limit (pass goroutine only)
 	due      map[string]time.Time        // workload -> when a window runs out and it must be decided again (pass goroutine only)
+	gatesAt  map[string]time.Time        // workload -> when its rollout's gate words alone were last written (pass goroutine only)
 	purging  map[string]bool             // workloads whose graceful purge waits on their status (pass goroutine only)
 	timerMu  sync.Mutex
 	timer    *time.Timer // wakes a pass when a failover grace runs out
@@ -103,13 +105,18 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
 	p.rebalanced, _ = meter.Int64Counter("placement.rebalanced", metric.WithUnit("{replica}"), metric.WithDescription("Replicas moved toward a fresh split by a rebalance (asked for, or a workload's auto policy)."))
 	return p
 }
+
+// MeasureTraffic hands the placer the gateways' traffic, which
+// progressive rollouts' traffic gates judge; call it before Start.
+// Without it a traffic gate waits.
+func (p *Placer) MeasureTraffic(t Traffic) { p.traffic = t }
 
 // wakeAt asks for a pass at `at` (a failover grace runs out); zero is a
 // no-op. The earliest pending time wins.
@@ -313,6 +320,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
 					delete(p.purging, c.Name)
 					delete(p.due, c.Name)
+					delete(p.gatesAt, c.Name)
 					delete(p.revisions, c.Name)
 				} else {
 					p.cache[c.Name] = w
@@ -400,7 +408,7 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 	d := res.Decision
 	// A progressive rollout gives each cluster its revision, delivered at
 	// that revision's generation.
-	roll, gens, rolling := rolloutStep(&w, p.revisions[name].revs, d.Assignment, clusters, now)
+	roll, gens, rolling := rolloutStep(&w, p.revisions[name].revs, d.Assignment, clusters, p.traffic, now)
 	genOf := func(c string) int64 {
 		if g, ok := gens[c]; ok {
 			return g
@@ -435,6 +443,16 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 	}
 	if rolling {
 		ch.rollout, ch.rolloutEvents = &roll.Status, roll.Events
+		// The words move with every measurement (traffic counts change
+		// each second): a status that differs in them alone is written at
+		// most every gateWordsEvery; a new phase, wave or revision at once.
+		if old := w.Status.Rollout; old != nil && len(roll.Events) == 0 && sameRolloutButWords(old, &roll.Status) && !sameRollout(old, &roll.Status) {
+			if now.Sub(p.gatesAt[name]) < gateWordsEvery {
+				ch.rollout = old
+			} else {
+				p.gatesAt[name] = now
+			}
+		}
 	}
 	if w.Status.Placement != nil {
 		ch.epoch = w.Status.Placement.Epoch

@@ -1,6 +1,7 @@
 package placer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/traffic"
 	"github.com/atollhq/atoll/progressive"
 )
 
@@ -72,7 +74,7 @@ func (p *Placer) readRevisions(ctx context.Context, names []string) error {
 // at, and the events. gens holds those generations (a cluster missing
 // from it is given the workload's). ok is false when the workload does
 // not roll out progressively or its revisions are not known.
-func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, clusters []failover.Cluster, now time.Time) (res progressive.Result, gens map[string]int64, ok bool) {
+func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, clusters []failover.Cluster, tr Traffic, now time.Time) (res progressive.Result, gens map[string]int64, ok bool) {
 	if w.Spec.Rollout == nil || len(revs) == 0 {
 		return res, nil, false
 	}
@@ -126,6 +128,7 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 		}
 		cs = append(cs, c)
 	}
+	measureTraffic(w, revs, cs, tr, now)
 	stable := target.number // no rollout stored: what runs is taken as done
 	res = progressive.Decide(progressive.Input{Spec: w.Spec.Rollout, Revision: target.number, Stable: stable, Clusters: cs,
 		Status: w.Status.Rollout, Commands: rolloutCommands(w, target.number), Now: now})
@@ -157,6 +160,72 @@ func rolloutStep(w *api.Workload, revs []revision, assignment map[string]int32, 
 	return res, gens, true
 }
 
+// Traffic is the gateways' traffic to a workload's services
+// (*traffic.Window has it).
+type Traffic interface {
+	Workload(workload string, from, to time.Time) []traffic.Sample
+	Keep() time.Duration
+}
+
+// measureTraffic fills in, for the clusters given the new revision of a
+// workload with traffic gates, the new revision's requests there and the
+// stable revision's everywhere over the same span (from when the cluster
+// was given the revision, at most the gates' window); when the stable
+// revision had too few requests in it, over the longest span kept.
+func measureTraffic(w *api.Workload, revs []revision, cs []progressive.Cluster, tr Traffic, now time.Time) {
+	st := w.Status.Rollout
+	g := w.Spec.Rollout.Gates
+	if tr == nil || st == nil || g == nil || g.Traffic == nil || len(revs) == 0 || st.Revision != revs[len(revs)-1].number {
+		return
+	}
+	window := g.Traffic.Window.Get(api.DefaultTrafficWindow)
+	minReq := uint64(cmp.Or(g.Traffic.MinRequests, api.DefaultTrafficMinRequests))
+	numbered := make([]traffic.Revision, len(revs))
+	for i, r := range revs {
+		numbered[i] = traffic.Revision{Number: r.number, Generation: r.generation}
+	}
+	revisionAt := traffic.RevisionAt(numbered)
+	sum := func(samples []traffic.Sample, rev int64, cluster string) traffic.Counts {
+		var c traffic.Counts
+		for _, s := range samples {
+			if revisionAt(s.Generation) == rev && (cluster == "" || s.Cluster == cluster) {
+				c.Add(s.Counts)
+			}
+		}
+		return c
+	}
+	of := func(c traffic.Counts, span time.Duration) *progressive.Traffic {
+		return &progressive.Traffic{Requests: c.Requests, Errors: c.Errors, P99: c.Quantile(0.99), Span: span}
+	}
+	for i := range cs {
+		var started *time.Time
+		for _, rc := range st.Clusters {
+			if rc.Cluster == cs[i].Name && rc.Revision == st.Revision && rc.StartedAt != nil {
+				started = rc.StartedAt
+			}
+		}
+		if started == nil {
+			continue
+		}
+		from := now.Add(-window)
+		if started.After(from) {
+			from = *started
+		}
+		samples := tr.Workload(w.Metadata.Name, from, now)
+		span := now.Sub(from)
+		nc := sum(samples, st.Revision, cs[i].Name)
+		cs[i].Traffic = of(nc, span)
+		bc := sum(samples, st.StableRevision, "")
+		cs[i].Baseline = of(bc, span)
+		if bc.Requests < minReq {
+			wide := now.Add(-min(tr.Keep(), api.MaxTrafficWindow+window))
+			bc = sum(tr.Workload(w.Metadata.Name, wide, now), st.StableRevision, "")
+			cs[i].Baseline = of(bc, now.Sub(wide))
+			cs[i].Baseline.Widened = true
+		}
+	}
+}
+
 // rolloutCommands reads an operator's commands from the workload's
 // annotations: a pause, a promote of the given revision's wave, an abort
 // of that revision.
@@ -169,6 +238,26 @@ func rolloutCommands(w *api.Workload, revision int64) progressive.Commands {
 	}
 	c.Abort = a[api.AnnotationRolloutAbort] == strconv.FormatInt(revision, 10)
 	return c
+}
+
+// gateWordsEvery is how often a rollout's status is written when only
+// its words changed: the message and the clusters' gates.
+const gateWordsEvery = 5 * time.Second
+
+// sameRolloutButWords says whether two rollout statuses say the same but
+// for their words (the message, the clusters' gates): the same phase,
+// wave and clusters' revisions.
+func sameRolloutButWords(a, b *api.RolloutStatus) bool {
+	strip := func(r *api.RolloutStatus) *api.RolloutStatus {
+		c := *r
+		c.Message = ""
+		c.Clusters = slices.Clone(r.Clusters)
+		for i := range c.Clusters {
+			c.Clusters[i].Gate = ""
+		}
+		return &c
+	}
+	return sameRollout(strip(a), strip(b))
 }
 
 // sameRollout says whether two rollout statuses say the same.

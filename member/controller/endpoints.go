@@ -28,7 +28,7 @@ func (n *Nodes) Addresses(now time.Time) map[string][]protocol.ReplicaAddress {
 				continue
 			}
 			total++
-			out[r.Workload] = append(out[r.Workload], protocol.ReplicaAddress{Replica: r.ID, Node: name, Zone: ns.rec.Zone, Host: host, Port: r.Port})
+			out[r.Workload] = append(out[r.Workload], protocol.ReplicaAddress{Replica: r.ID, Node: name, Zone: ns.rec.Zone, Host: host, Port: r.Port, Generation: r.Generation})
 		}
 	}
 	for _, list := range out {

@@ -59,7 +59,7 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 		ns.replicas[r.ID] = r
 		if r.Port > 0 {
 			o, ok := old[r.ID]
-			moved = moved || !ok || o.Ready != r.Ready || o.Port != r.Port
+			moved = moved || !ok || o.Ready != r.Ready || o.Port != r.Port || o.Generation != r.Generation
 		}
 	}
 	for id, o := range old {

@@ -95,6 +95,9 @@ type Gateway struct {
 	ejects   metric.Int64Counter
 	// dnsQueries counts DNS questions by outcome (dns.go).
 	dnsQueries metric.Int64Counter
+	// traffic counts tries per service, serving cluster and generation
+	// for the member's traffic reports (traffic.go).
+	traffic trafficBook
 }
 
 // New makes a gateway; Start opens its listener.
@@ -125,6 +128,7 @@ func New(cfg Config) *Gateway {
 		g.now = time.Now
 	}
 	g.tracer = cfg.Tracer.Tracer("github.com/atollhq/atoll/member/gateway")
+	g.traffic.since = g.now()
 	empty, none := map[string]*route{}, map[string]string{}
 	g.routes.Store(&empty)
 	g.names.Store(&none)
@@ -464,9 +468,13 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := g.rt.RoundTrip(out)
 		c.region = e.Region
 		why := ""
+		tk := trafficKey{service: rt.name, cluster: e.Cluster, generation: e.Generation}
 		switch {
 		case err != nil && req.Context().Err() != nil:
 			cancel()
+			if errors.Is(req.Context().Err(), context.DeadlineExceeded) {
+				g.traffic.record(tk, true, g.now().Sub(now)) // the request's own timeout: the endpoint was too slow
+			}
 			return nil, req.Context().Err() // the client left, or the request's own timeout
 		case err != nil && isConnectFailure(err):
 			why = "connect"
@@ -477,6 +485,7 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout:
 			why = "status"
 		}
+		g.traffic.record(tk, why != "" || resp.StatusCode >= 500, g.now().Sub(now))
 		if why == "" {
 			p.succeeded(e, g.now(), g.now().Sub(now))
 			c.outcome = strconv.Itoa(resp.StatusCode/100) + "xx"
