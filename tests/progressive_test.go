@@ -30,11 +30,16 @@ const progressiveTimeout = 90 * time.Second
 // then the rest (c), each baking 3 s with traffic gates (20 requests in
 // a 10 s window, at most 5 points more errors than the stable revision),
 // and service web over it. status makes every answer of the revision
-// that status (0: 200); manual holds the rollout after the canary.
-func progressiveManifest(tag, greeting string, status int, manual bool, a, b, c string) string {
+// that status (0: 200); crash makes its replicas exit at start (an
+// unknown flag) so they never become ready and restart.
+func progressiveManifest(tag, greeting string, status int, crash bool, a, b, c string) string {
 	env := fmt.Sprintf("    - {name: GREETING, value: services-e2e-%s}\n    - {name: %s, value: %q}\n", greeting, workloadTagEnv, tag)
 	if status != 0 {
 		env += fmt.Sprintf("    - {name: DEMO_STATUS, value: %q}\n", strconv.Itoa(status))
+	}
+	args := "[demo-http]"
+	if crash {
+		args = "[demo-http, --no-such-flag]"
 	}
 	return fmt.Sprintf(`apiVersion: atoll.dev/v1
 kind: Workload
@@ -45,7 +50,7 @@ spec:
   template:
     driver: process
     command: %s
-    args: [demo-http]
+    args: %s
     env:
 %s    readinessProbe:
       http: {path: /healthz}
@@ -61,7 +66,7 @@ spec:
       - {cluster: %s, weight: 1}
   rollout:
     waves:
-    - {name: canary, clusters: [%s], bakeTime: 3s, manual: %v}
+    - {name: canary, clusters: [%s], bakeTime: 3s}
     - {name: second, clusters: [%s], bakeTime: 3s}
     gates:
       progressDeadline: 60s
@@ -73,7 +78,7 @@ metadata: {name: web}
 spec:
   workload: web
   ports: [{name: http}]
-`, strconv.Quote(atollBin), env, a, b, c, a, b, c, a, manual, b)
+`, strconv.Quote(atollBin), args, env, a, b, c, a, b, c, a, b)
 }
 
 // rolloutWatch samples a workload's status.rollout until stopped,
@@ -158,7 +163,8 @@ func (rw *rolloutWatch) waitPhase(t *testing.T, rev int64, phase string, timeout
 // the canary baked with its gates observed, then c); a revision whose
 // replicas are ready but answer 500 is rolled back from the canary by
 // its error ratio, within 10 s of its first failed request, and never
-// reaches the later waves. The service's traffic per region and revision
+// reaches the later waves; so is a revision whose replicas crash, by
+// their restarts. The service's traffic per region and revision
 // is readable through the API and `atoll describe service`.
 func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	t.Parallel()
@@ -310,6 +316,28 @@ func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	}
 	if status, body, _ := d.request(http.MethodGet, "/api/v1/services/web/traffic?window=forever", d.token, nil); status != 422 || !strings.Contains(string(body), `"query.window"`) {
 		t.Errorf("want a bad window refused with 422 naming it; got %d %s", status, body)
+	}
+	// A crashing revision (4): its replicas exit at start. Rolled back
+	// from the canary by its restarts (gates allow none by default),
+	// never given to b or c; the clients of b and c see no failure.
+	d.mustAtoll(t, progressiveManifest(tag, "v4", 0, true, a, b, c), "apply", "-f", "-")
+	st = rw.waitPhase(t, 4, api.RolloutRolledBack, progressiveTimeout)
+	t.Logf("crashing revision: %s", st.Message)
+	if !strings.Contains(st.Message, a+": ") || !strings.Contains(st.Message, "restarts of revision 4") {
+		t.Errorf("want the crashing revision rolled back by the canary's restarts; got %q", st.Message)
+	}
+	rw.mu.Lock()
+	given4 := rw.given[4]
+	rw.mu.Unlock()
+	for _, cl := range []string{b, c} {
+		if _, ok := given4[cl]; ok {
+			t.Errorf("want %s never given the crashing revision; it was at %v", cl, given4[cl])
+		}
+	}
+	for _, l := range loads[1:] {
+		if n := l.fail.Load(); n != 0 {
+			t.Errorf("want no failed request through %s during the crashing revision; got %d: %v", l.name, n, l.failures)
+		}
 	}
 	stopLoads()
 	r := d.mustAtoll(t, "", "describe", "service", "web")
