@@ -172,6 +172,39 @@ func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record
 // create runs Create with an optional hook that writes more rows once the
 // object row exists.
 func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx txConn, r *Record) error) (*Record, error) {
+	// The row and its change-log, audit and wake-up rows in one round
+	// trip; the last three only when the row went in (a taken name writes
+	// nothing).
+	b := &pgx.Batch{}
+	out, inserted, err := t.queueCreate(b, rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if !*inserted {
+		return nil, alreadyExists(out)
+	}
+	if extra != nil {
+		if err := extra(ctx, t.tx, out); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.runHooks(ctx, nil, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func alreadyExists(rec *Record) error {
+	return api.Errorf(api.CodeAlreadyExists, "%s %q already exists", rec.Kind, rec.Meta.Name)
+}
+
+// queueCreate queues the statements of a create of rec onto b: the row
+// (unless its name is taken) and, only if it went in, its change-log,
+// audit and wake-up rows. inserted is set once b has been sent.
+func (t *Tx) queueCreate(b *pgx.Batch, rec *Record) (*Record, *bool, error) {
 	out := *rec
 	uid, uidText := newUUID()
 	now := t.s.now().UTC().Truncate(time.Microsecond)
@@ -183,40 +216,22 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	out.Status = jsonOrEmpty(rec.Status)
 	rv, err := t.drawVersion()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-	// The row and its change-log, audit and wake-up rows in one round
-	// trip; the last three only when the row went in (a taken name writes
-	// nothing).
-	b := &pgx.Batch{}
-	var inserted bool
+	inserted := new(bool)
 	b.Queue(`INSERT INTO objects (`+recordColumns+`)
 		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
 		ON CONFLICT (kind, name) DO NOTHING`,
 		out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
 		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now).Exec(func(tag pgconn.CommandTag) error {
-		inserted = tag.RowsAffected() == 1
+		*inserted = tag.RowsAffected() == 1
 		return nil
 	})
 	if err := t.queueChange(b, VerbCreate, api.Added, &out, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	if !inserted {
-		return nil, api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
-	}
-	if extra != nil {
-		if err := extra(ctx, t.tx, &out); err != nil {
-			return nil, err
-		}
-	}
-	if err := t.runHooks(ctx, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return &out, inserted, nil
 }
 
 // MutateFunc changes a copy of the current object in place. Returning an
@@ -345,8 +360,23 @@ func lockRecord(ctx context.Context, tx txConn, kind, name string) (*Record, err
 	return cur, err
 }
 
-// write stores next over cur inside the transaction.
+// write stores next over cur inside the transaction: the row and its
+// change-log, audit and wake-up rows in one round trip.
 func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record, error) {
+	b := &pgx.Batch{}
+	out, err := t.queueWrite(b, verb, cur, next)
+	if err != nil || b.Len() == 0 {
+		return out, err
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// queueWrite queues the statements that store next over cur onto b; it
+// returns cur itself, queueing nothing, when next changes nothing.
+func (t *Tx) queueWrite(b *pgx.Batch, verb string, cur, next *Record) (*Record, error) {
 	next.Spec = jsonOrEmpty(next.Spec)
 	next.Status = jsonOrEmpty(next.Status)
 	// Identity and bookkeeping are the store's, whatever fn did.
@@ -383,9 +413,6 @@ func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record
 		return nil, err
 	}
 	next.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-	// The row and its change-log, audit and wake-up rows in one round
-	// trip.
-	b := &pgx.Batch{}
 	typ := api.Modified
 	if gone {
 		typ = api.Deleted
@@ -397,9 +424,6 @@ func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record
 			sliceOrEmpty(next.Meta.Finalizers), next.Spec, next.Status, next.Meta.DeletionTimestamp)
 	}
 	if err := t.queueChange(b, verb, typ, next, false); err != nil {
-		return nil, err
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	return next, nil
