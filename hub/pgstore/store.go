@@ -104,6 +104,7 @@ type Store struct {
 	migrated atomic.Bool
 	hooks    hooks
 	metrics  storeMetrics
+	tokens   tokenCache
 	// Settings of every write transaction, as set_config wants them.
 	lockTimeout, statementTimeout string
 }

@@ -42,6 +42,8 @@ type Tx struct {
 	actor Actor
 	xid   int64 // the transaction's id (pg_current_xact_id)
 	drawn int64 // resourceVersions drawn so far
+	// tokens: a Token was written (the token cache is emptied on commit).
+	tokens bool
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -108,6 +110,9 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 		return err
 	}
 	tag, err := conn.Exec(ctx, "COMMIT")
+	if t.tokens {
+		s.tokens.forget() // whatever COMMIT answered: it may have committed
+	}
 	if err != nil {
 		return err
 	}
@@ -456,6 +461,9 @@ func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored b
 	obj, err := json.Marshal(rec)
 	if err != nil {
 		return err
+	}
+	if rec.Kind == "Token" {
+		t.tokens = true
 	}
 	rv := rec.RV()
 	cond := ""
