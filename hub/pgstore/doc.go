@@ -82,6 +82,15 @@
 // must agree with the object (a workload's revisions) commit with it or
 // not at all.
 //
+// Round trips are what a write costs on a busy machine, so a write sends
+// as few as its checks allow: BEGIN goes with the transaction's first
+// statement; an object's row goes with its change-log, audit and wake-up
+// rows; statements whose results no one reads (a revision's row and trim)
+// are held back to go with the next statement or with COMMIT
+// (pendingConn); a Batch writes many objects at once after one LockAll.
+// A workload create is three round trips: BEGIN, the rows, the revision
+// with COMMIT. API tokens are read from a short-lived cache (tokenCache).
+//
 // # Watches
 //
 // LISTEN/NOTIFY carries only wake-ups. A woken watcher reads the changes

@@ -37,11 +37,14 @@ const (
 // Tx is a set of writes that commit together, each with its own
 // resourceVersion, change-log row and audit row.
 type Tx struct {
-	s     *Store
-	tx    txConn
-	actor Actor
-	xid   int64 // the transaction's id (pg_current_xact_id)
-	drawn int64 // resourceVersions drawn so far
+	s  *Store
+	tx txConn
+	// pending holds statements back to go with the next one (tx is
+	// pending too; see pendingConn).
+	pending *pendingConn
+	actor   Actor
+	xid     int64 // the transaction's id (pg_current_xact_id)
+	drawn   int64 // resourceVersions drawn so far
 	// tokens: a Token was written (the token cache is emptied on commit).
 	tokens bool
 }
@@ -90,7 +93,8 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	// A connection left inside a transaction (a failed ROLLBACK) is
 	// closed by the pool on release, never reused.
 	defer conn.Release()
-	t := &Tx{s: s, tx: conn, actor: actor}
+	pc := &pendingConn{conn: conn}
+	t := &Tx{s: s, tx: pc, pending: pc, actor: actor}
 	done := false
 	defer func() {
 		if !done {
@@ -109,7 +113,7 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	if err := fn(t); err != nil {
 		return err
 	}
-	tag, err := conn.Exec(ctx, "COMMIT")
+	tag, err := pc.commit(ctx)
 	if t.tokens {
 		s.tokens.forget() // whatever COMMIT answered: it may have committed
 	}
