@@ -120,6 +120,7 @@ func (b *Batch) Send(ctx context.Context) error {
 		if !*c.inserted {
 			return alreadyExists(c.rec)
 		}
+		b.t.note(c.rec.Kind, c.rec.RV())
 	}
 	for _, h := range b.hooks {
 		if err := b.t.runHooks(ctx, h[0], h[1]); err != nil {

@@ -47,6 +47,8 @@ type Tx struct {
 	drawn   int64 // resourceVersions drawn so far
 	// tokens: a Token was written (the token cache is emptied on commit).
 	tokens bool
+	// notes are the wake-ups to send after COMMIT (note).
+	notes map[string]int64
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -113,7 +115,7 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	if err := fn(t); err != nil {
 		return err
 	}
-	tag, err := pc.commit(ctx)
+	tag, err := pc.commit(ctx, t.notes)
 	if t.tokens {
 		s.tokens.forget() // whatever COMMIT answered: it may have committed
 	}
@@ -195,6 +197,7 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	if !*inserted {
 		return nil, alreadyExists(out)
 	}
+	t.note(out.Kind, out.RV())
 	if extra != nil {
 		if err := extra(ctx, t.tx, out); err != nil {
 			return nil, err
@@ -457,10 +460,11 @@ func (t *Tx) drawVersion() (int64, error) {
 // of one transaction; the bits above are its transaction id.
 const versionBits = 20
 
-// queueChange queues the change-log row, the audit row and the wake-up
-// of a write of rec onto b; with ifStored, each only if the object's row
-// holds rec's version when it runs (a create whose name was taken writes
-// none of them).
+// queueChange queues the change-log row and the audit row of a write of
+// rec onto b; with ifStored, each only if the object's row holds rec's
+// version when it runs (a create whose name was taken writes neither).
+// Without ifStored it notes the wake-up (note); a create notes its own
+// once it knows its row went in.
 func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored bool) error {
 	obj, err := json.Marshal(rec)
 	if err != nil {
@@ -479,12 +483,25 @@ func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored b
 	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
 		SELECT $6::text, $4::text, $2::text, $3::text, $1::bigint, 'ok', $5::text, $7::text`+cond,
 		rv, rec.Kind, rec.Meta.Name, verb, t.actor.On, t.actor.Name, t.actor.RequestID)
-	if ifStored {
-		b.Queue(`SELECT pg_notify($4::text, $2::text || ' ' || $1::bigint)`+cond, rv, rec.Kind, rec.Meta.Name, NotifyChannel)
-	} else {
-		b.Queue(`SELECT pg_notify($3::text, $2::text || ' ' || $1::bigint)`, rv, rec.Kind, NotifyChannel)
+	if !ifStored {
+		t.note(rec.Kind, rv)
 	}
 	return nil
+}
+
+// note remembers that kind changed at version rv in this transaction: its
+// wake-up (NOTIFY, the newest version of each kind) is sent right after
+// COMMIT, in the same round trip (pendingConn.commit). Not inside the
+// transaction: PostgreSQL serialises the commits of all transactions
+// that NOTIFY on one lock, which would make every write wait for every
+// other's commit. A hub that dies between the two loses only a wake-up,
+// which the package's design already allows for (readers read the change
+// log on the next wake-up or keepalive).
+func (t *Tx) note(kind string, rv int64) {
+	if t.notes == nil {
+		t.notes = map[string]int64{}
+	}
+	t.notes[kind] = max(t.notes[kind], rv)
 }
 
 // auditFailure records a refused or failed mutation. It runs outside the
