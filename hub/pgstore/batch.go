@@ -30,7 +30,7 @@ func (t *Tx) LockAll(ctx context.Context, kind string, names []string) (map[stri
 }
 
 // Batch is writes of one transaction sent to PostgreSQL together: every
-// row with its change-log, audit and wake-up rows in one round trip
+// row with its change-log and audit rows in one round trip
 // (Send), where Mutate and Create each take their own. A controller that
 // writes a hundred objects in a transaction pays two round trips (LockAll
 // and Send) instead of two hundred.

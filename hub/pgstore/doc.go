@@ -84,12 +84,16 @@
 //
 // Round trips are what a write costs on a busy machine, so a write sends
 // as few as its checks allow: BEGIN goes with the transaction's first
-// statement; an object's row goes with its change-log, audit and wake-up
-// rows; statements whose results no one reads (a revision's row and trim)
-// are held back to go with the next statement or with COMMIT
-// (pendingConn); a Batch writes many objects at once after one LockAll.
-// A workload create is three round trips: BEGIN, the rows, the revision
-// with COMMIT. API tokens are read from a short-lived cache (tokenCache).
+// statement; an object's row goes with its change-log and audit rows;
+// statements whose results no one reads (a revision's row and trim) are
+// held back to go with the next statement or with COMMIT (pendingConn);
+// the wake-ups go right after COMMIT in the same round trip (Tx.note: a
+// NOTIFY inside the transaction would serialise every writer's commit);
+// a Batch writes many objects at once after one LockAll. A workload
+// create is three round trips: BEGIN, the rows, the revision with COMMIT
+// and the wake-up. API tokens are read from a short-lived cache
+// (tokenCache). Readers of the change log share one reader per kind
+// (changeFeed).
 //
 // # Watches
 //
@@ -97,7 +101,8 @@
 // table from the last version it delivered, up to the horizon, so a lost
 // notification delays an event but never loses it. A change that was
 // committed above the horizon is read on a later wake-up: the one of the
-// transaction whose end moves the horizon past it (every write NOTIFYs),
+// transaction whose end moves the horizon past it (every write NOTIFYs
+// once it committed),
 // or the watcher's keepalive. A compactor trims the change log; a watch
 // that resumes from before the trimmed horizon gets ErrGone (HTTP 410) and
 // must list again.

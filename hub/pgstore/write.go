@@ -183,9 +183,9 @@ func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record
 // create runs Create with an optional hook that writes more rows once the
 // object row exists.
 func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx txConn, r *Record) error) (*Record, error) {
-	// The row and its change-log, audit and wake-up rows in one round
-	// trip; the last three only when the row went in (a taken name writes
-	// nothing).
+	// The row and its change-log and audit rows in one round trip, the
+	// last two only when the row went in (a taken name writes nothing);
+	// its wake-up goes after COMMIT (note).
 	b := &pgx.Batch{}
 	out, inserted, err := t.queueCreate(b, rec)
 	if err != nil {
@@ -214,8 +214,9 @@ func alreadyExists(rec *Record) error {
 }
 
 // queueCreate queues the statements of a create of rec onto b: the row
-// (unless its name is taken) and, only if it went in, its change-log,
-// audit and wake-up rows. inserted is set once b has been sent.
+// (unless its name is taken) and, only if it went in, its change-log and
+// audit rows. inserted is set once b has been sent; the caller notes the
+// wake-up once it knows the row went in.
 func (t *Tx) queueCreate(b *pgx.Batch, rec *Record) (*Record, *bool, error) {
 	out := *rec
 	uid, uidText := newUUID()
@@ -373,7 +374,8 @@ func lockRecord(ctx context.Context, tx txConn, kind, name string) (*Record, err
 }
 
 // write stores next over cur inside the transaction: the row and its
-// change-log, audit and wake-up rows in one round trip.
+// change-log and audit rows in one round trip (its wake-up goes after
+// COMMIT).
 func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record, error) {
 	b := &pgx.Batch{}
 	out, err := t.queueWrite(b, verb, cur, next)
