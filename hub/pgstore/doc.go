@@ -102,10 +102,9 @@
 // notification delays an event but never loses it. A change that was
 // committed above the horizon is read on a later wake-up: the one of the
 // transaction whose end moves the horizon past it (every write NOTIFYs
-// once it committed),
-// or the watcher's keepalive. A compactor trims the change log; a watch
-// that resumes from before the trimmed horizon gets ErrGone (HTTP 410) and
-// must list again.
+// once it committed), or the watcher's keepalive. A compactor trims the
+// change log; a watch that resumes from before the trimmed horizon gets
+// ErrGone (HTTP 410) and must list again.
 //
 // # Errors
 //
