@@ -239,12 +239,21 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	for _, r := range regions[len(regions)-nLost:] {
 		lost[r.name] = true
 	}
+	mu.Unlock()
+	// What the stopped clusters run, as the hub placed it (replicas that
+	// first became Ready there may have moved since, on a loaded host).
+	rows, err := e.store.Placements(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	lostReplicas := 0
-	for _, c := range ready {
-		if lost[c] {
-			lostReplicas++
+	for _, r := range rows {
+		if lost[r.Cluster] && !r.Deleted {
+			lostReplicas += int(r.Replicas)
 		}
 	}
+	mu.Lock()
+	replaced = replaced[:0] // only Ready after the stop counts
 	killedAt := time.Now()
 	mu.Unlock()
 	for _, r := range regions[len(regions)-nLost:] {
