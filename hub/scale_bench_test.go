@@ -108,7 +108,8 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 			allReady <- at
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
+	wctx, cancel := context.WithCancel(ctx) // the watchers'
 	defer cancel()
 
 	// Watchers: each records when it saw every workload ADDED.
@@ -127,7 +128,7 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 			defer watching.Done()
 			c := client.New(e.url, adminSecret, nil)
 			n, warm := 0, false
-			err := c.Watch(ctx, "workloads", "", "", func(ev client.Event) error {
+			err := c.Watch(wctx, "workloads", "", "", func(ev client.Event) error {
 				if ev.Type != "ADDED" {
 					return nil
 				}
