@@ -32,7 +32,8 @@ import (
 // members r1..r3 (regions r1..r3, each its own data dir and NATS) and, on
 // each member, a node.Fleet of 100 simulated nodes (default 500ms
 // heartbeats). Then 1,000 Workloads are created with e.admin.Create, one
-// every 10ms (a ticker; each create runs in its own goroutine so a slow
+// every 10ms (each at its due time from the first, so a late one is
+// caught up rather than dropped; each create runs in its own goroutine so a slow
 // create does not lower the rate): driver sim, start latency 50ms,
 // requests 100m/64Mi, replicas 3, placement Divided (the default mode,
 // equal weights), so each workload gets one replica in every cluster and
@@ -56,13 +57,18 @@ import (
 // delivery), from there to the workload's last binding written (the
 // members' replica controllers), and from there to the last replica Ready
 // (the fleets: watch, apply, sim start latency, status pass).
+//
+// ATOLL_E2E_RATE sets the create rate (default 100/s); issue 20's target
+// is 1,000/s with every workload's replicas Ready at p99 under 1 s:
+//
+//	ATOLL_E2E_RATE=1000 ATOLL_E2E_PHASES=1 go test ./hub -run '^$' -bench BenchmarkWorkloads1000 -benchtime 1x -count 3 -timeout 20m
 func BenchmarkWorkloads1000(b *testing.B) {
 	const (
 		nMembers, nodesPer = 3, 100
 		workloads          = 1000
 		perWorkload        = 3
-		rate               = 100 // creates per second
 	)
+	rate := envInt("ATOLL_E2E_RATE", 100) // creates per second
 	e := newMemberEnv(b, members.HealthConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -166,11 +172,11 @@ func BenchmarkWorkloads1000(b *testing.B) {
 		names := make([]string, workloads)
 		var failed atomic.Int32
 		var wg sync.WaitGroup
-		tick := time.NewTicker(time.Second / rate)
+		every := time.Second / time.Duration(rate)
 		t0 := time.Now()
 		for k := range workloads {
 			if k > 0 {
-				<-tick.C
+				time.Sleep(time.Until(t0.Add(time.Duration(k) * every)))
 			}
 			names[k] = fmt.Sprintf("e2e%d-%04d", iter, k)
 			wg.Go(func() {
@@ -186,7 +192,6 @@ func BenchmarkWorkloads1000(b *testing.B) {
 				createDur[k] = accepted[k].Sub(start)
 			})
 		}
-		tick.Stop()
 		wg.Wait()
 		lastCreate := time.Now()
 		if failed.Load() > 0 {

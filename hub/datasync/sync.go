@@ -61,6 +61,12 @@ type Syncer struct {
 	// revisions are the pins of each workload's revisions, read again
 	// only when its uid or generation changes.
 	revisions map[string]revisionsOf
+	// specs are the workloads' specs as last decoded, by name, kept
+	// while their uid and generation hold: a pass (woken by every status
+	// write) decodes only the workloads created or changed since the last.
+	// pass holds one RunOnce at a time.
+	pass  sync.Mutex
+	specs map[string]cachedSpec
 
 	mu   sync.Mutex
 	sent map[string]int64 // items sent by the last pass, for tests and metrics
@@ -98,6 +104,14 @@ func (s *Syncer) Wake() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// cachedSpec is a workload's spec decoded at one uid and generation
+// (the generation moves with every change of the spec).
+type cachedSpec struct {
+	uid        string
+	generation int64
+	spec       api.WorkloadSpec
 }
 
 // item is one Config or Secret as the hub holds it.
@@ -261,21 +275,29 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	if !s.lead.IsLeader() {
 		return nil
 	}
+	s.pass.Lock()
+	defer s.pass.Unlock()
 	placements, err := s.store.Placements(ctx)
 	if err != nil {
 		return err
 	}
 	workloads := map[string]api.Workload{}
+	specs := make(map[string]cachedSpec, len(s.specs))
 	if err := s.each(ctx, "Workload", func(rec *pgstore.Record) error {
-		var w api.Workload
-		if err := rec.Decode(&w); err != nil {
-			return err
+		c, ok := s.specs[rec.Meta.Name]
+		if !ok || c.uid != rec.Meta.UID || c.generation != rec.Meta.Generation {
+			c = cachedSpec{uid: rec.Meta.UID, generation: rec.Meta.Generation}
+			if err := json.Unmarshal(rec.Spec, &c.spec); err != nil {
+				return fmt.Errorf("workload %s: %w", rec.Meta.Name, err)
+			}
 		}
-		workloads[w.Metadata.Name] = w
+		specs[rec.Meta.Name] = c
+		workloads[rec.Meta.Name] = api.Workload{Metadata: api.ObjectMeta{Name: rec.Meta.Name, UID: rec.Meta.UID, Generation: rec.Meta.Generation}, Spec: c.spec}
 		return nil
 	}); err != nil {
 		return err
 	}
+	s.specs = specs
 	newest, err := s.store.NewestDataVersions(ctx)
 	if err != nil {
 		return err

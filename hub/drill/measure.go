@@ -28,17 +28,40 @@ type reportLog struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	heard map[string]heardReport // cluster -> its latest report
+	heard map[string]*heardReport // cluster -> its latest report
 	sub   *nats.Subscription
 }
 
+// heardReport is a report as it came; its workloads' ready counts are
+// read from it when a drill first asks (most reports are never asked
+// about: no drill runs, or a newer one came first), not as each arrives.
 type heardReport struct {
-	at        time.Time
-	workloads map[string]protocol.WorkloadStatus
+	at    time.Time
+	raw   []byte
+	ready map[string]int32 // workload -> ready replicas; nil until read
+}
+
+// readyOf is the report's ready replicas by workload (under l.mu).
+func (h *heardReport) readyOf() map[string]int32 {
+	if h.ready == nil {
+		var r struct {
+			Workloads []struct {
+				Workload string `json:"workload"`
+				Ready    int32  `json:"ready"`
+			} `json:"workloads"`
+		}
+		_ = json.Unmarshal(h.raw, &r) // checked when it came
+		h.ready = make(map[string]int32, len(r.Workloads))
+		for _, w := range r.Workloads {
+			h.ready[w.Workload] = w.Ready
+		}
+		h.raw = nil
+	}
+	return h.ready
 }
 
 func newReportLog(now func() time.Time) *reportLog {
-	return &reportLog{now: now, heard: map[string]heardReport{}}
+	return &reportLog{now: now, heard: map[string]*heardReport{}}
 }
 
 // start subscribes to every member's status reports.
@@ -59,18 +82,17 @@ func (l *reportLog) stop() {
 
 func (l *reportLog) observe(subject string, data []byte) {
 	at := l.now()
-	var r protocol.StatusReport
+	var r struct {
+		Version int    `json:"v"`
+		Cluster string `json:"cluster"`
+	}
 	if json.Unmarshal(data, &r) != nil || r.Version < protocol.MinVersion || r.Version > protocol.Version || protocol.ClusterOf(subject) != r.Cluster {
 		// The status folder counts these drops by reason; here they are
 		// simply not heard.
 		return
 	}
-	ws := make(map[string]protocol.WorkloadStatus, len(r.Workloads))
-	for _, w := range r.Workloads {
-		ws[w.Workload] = w
-	}
 	l.mu.Lock()
-	l.heard[r.Cluster] = heardReport{at: at, workloads: ws}
+	l.heard[r.Cluster] = &heardReport{at: at, raw: data}
 	l.mu.Unlock()
 }
 
@@ -84,14 +106,14 @@ func (l *reportLog) ready(workloads map[string]bool, fresh func(cluster string, 
 		if !fresh(c, h.at) {
 			continue
 		}
-		for w, st := range h.workloads {
-			if !workloads[w] || st.Ready <= 0 {
+		for w, ready := range h.readyOf() {
+			if !workloads[w] || ready <= 0 {
 				continue
 			}
 			if out[w] == nil {
 				out[w] = map[string]int32{}
 			}
-			out[w][c] = st.Ready
+			out[w][c] = ready
 		}
 	}
 	return out

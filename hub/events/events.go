@@ -21,6 +21,31 @@ import (
 
 // Record writes an Event about obj inside tx.
 func Record(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
+	rec, err := newEvent(now, obj, typ, reason, msg, source)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Create(ctx, rec); err != nil {
+		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
+	}
+	return nil
+}
+
+// Queue is Record onto a batch of the transaction's writes (stored when
+// the batch is sent).
+func Queue(ctx context.Context, b *pgstore.Batch, now time.Time, obj api.ObjectReference, typ, reason, msg, source string) error {
+	rec, err := newEvent(now, obj, typ, reason, msg, source)
+	if err != nil {
+		return err
+	}
+	if _, err := b.Create(ctx, rec); err != nil {
+		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
+	}
+	return nil
+}
+
+// newEvent is the record of an Event about obj.
+func newEvent(now time.Time, obj api.ObjectReference, typ, reason, msg, source string) (*pgstore.Record, error) {
 	at := now.UTC().Truncate(time.Millisecond)
 	name := obj.Name
 	// Names sort by time within an object; the random tail keeps two events
@@ -40,16 +65,12 @@ func Record(ctx context.Context, tx *pgstore.Tx, now time.Time, obj api.ObjectRe
 		EventTime      *time.Time          `json:"eventTime"`
 	}{obj, typ, reason, msg, source, &at})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rec := &pgstore.Record{Kind: "Event", Meta: api.ObjectMeta{
+	return &pgstore.Record{Kind: "Event", Meta: api.ObjectMeta{
 		Name:   name + suffix,
 		Labels: map[string]string{api.LabelEventKind: obj.Kind, api.LabelEventName: obj.Name},
-	}, Spec: body}
-	if _, err := tx.Create(ctx, rec); err != nil {
-		return fmt.Errorf("record event %s for %s %s: %w", reason, obj.Kind, obj.Name, err)
-	}
-	return nil
+	}, Spec: body}, nil
 }
 
 // Dedup records an event that recurs as one Event per object, key (the

@@ -82,16 +82,29 @@
 // must agree with the object (a workload's revisions) commit with it or
 // not at all.
 //
+// Round trips are what a write costs on a busy machine, so a write sends
+// as few as its checks allow: BEGIN goes with the transaction's first
+// statement; an object's row goes with its change-log and audit rows;
+// statements whose results no one reads (a revision's row and trim) are
+// held back to go with the next statement or with COMMIT (pendingConn);
+// the wake-ups go right after COMMIT in the same round trip (Tx.note: a
+// NOTIFY inside the transaction would serialise every writer's commit);
+// a Batch writes many objects at once after one LockAll. A workload
+// create is three round trips: BEGIN, the rows, the revision with COMMIT
+// and the wake-up. API tokens are read from a short-lived cache
+// (tokenCache). Readers of the change log share one reader per kind
+// (changeFeed).
+//
 // # Watches
 //
 // LISTEN/NOTIFY carries only wake-ups. A woken watcher reads the changes
 // table from the last version it delivered, up to the horizon, so a lost
 // notification delays an event but never loses it. A change that was
 // committed above the horizon is read on a later wake-up: the one of the
-// transaction whose end moves the horizon past it (every write NOTIFYs),
-// or the watcher's keepalive. A compactor trims the change log; a watch
-// that resumes from before the trimmed horizon gets ErrGone (HTTP 410) and
-// must list again.
+// transaction whose end moves the horizon past it (every write NOTIFYs
+// once it committed), or the watcher's keepalive. A compactor trims the
+// change log; a watch that resumes from before the trimmed horizon gets
+// ErrGone (HTTP 410) and must list again.
 //
 // # Errors
 //

@@ -135,7 +135,8 @@ func (n *Notifier) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return err
 	}
-	n.wake("") // anything that happened while we were not listening
+	n.store.tokens.forget() // a revocation may have gone unheard
+	n.wake("")              // anything that happened while we were not listening
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -152,6 +153,9 @@ func (n *Notifier) listen(ctx context.Context) error {
 // hold notes that kind changed at version rv, for the pump to wake its
 // subscribers once the horizon has passed it.
 func (n *Notifier) hold(kind, rv string) {
+	if kind == "Token" {
+		n.store.tokens.forget() // another hub's revocation: at once, not at the horizon
+	}
 	v, err := strconv.ParseInt(rv, 10, 64)
 	if err != nil {
 		n.wake(kind) // not a version: wake now, readers find what there is

@@ -177,7 +177,18 @@ var ErrGone = api.Errorf(api.CodeGone, "the requested resourceVersion is too old
 // It returns only changes below the watch horizon (see the package
 // documentation), so a change it has not returned yet never sorts before
 // one it has.
+//
+// Calls are served from one reader per kind (changeFeed): a hundred
+// watchers woken by one write cost one read of the log, not a hundred.
 func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error) {
+	return s.feed(kind).since(ctx, s, after, limit)
+}
+
+// readChanges reads up to limit changes of a kind after version after
+// from the log, in order, only below the watch horizon, and the
+// compaction horizon (a caller behind it gets ErrGone; the rows returned
+// then are not all there were).
+func (s *Store) readChanges(ctx context.Context, kind string, after int64, limit int) ([]Change, int64, error) {
 	// Only below the horizon: a version above it may yet be joined by a
 	// lower one that commits later, and must wait until it cannot.
 	rows, err := s.pool.Query(ctx, `SELECT h.compacted_rv, c.resource_version, c.name, c.type, c.object
@@ -186,20 +197,17 @@ func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int
 			WHERE kind = $1 AND resource_version > $2 AND resource_version < h.below
 			ORDER BY resource_version LIMIT $3) c ON true`, kind, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read changes: %w", classify(err))
+		return nil, 0, fmt.Errorf("read changes: %w", classify(err))
 	}
 	defer rows.Close()
 	var out []Change
+	var compacted int64
 	for rows.Next() {
-		var compacted int64
 		var rv *int64
 		var name, typ *string
 		var obj []byte
 		if err := rows.Scan(&compacted, &rv, &name, &typ, &obj); err != nil {
-			return nil, fmt.Errorf("read changes: %w", classify(err))
-		}
-		if after < compacted {
-			return nil, ErrGone
+			return nil, 0, fmt.Errorf("read changes: %w", classify(err))
 		}
 		if rv == nil {
 			break
@@ -207,9 +215,9 @@ func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int
 		out = append(out, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read changes: %w", classify(err))
+		return nil, 0, fmt.Errorf("read changes: %w", classify(err))
 	}
-	return out, nil
+	return out, compacted, nil
 }
 
 // Compact deletes change-log rows older than keep, always leaving the

@@ -38,14 +38,15 @@ func (t *Tx) LatestRevision(ctx context.Context, workloadUID string) (RevisionRo
 }
 
 // PutRevision adds a revision, then keeps only the newest keep of the
-// workload's revisions, in one round trip.
-func (t *Tx) PutRevision(ctx context.Context, workloadUID string, r RevisionRow, keep int) error {
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
+// workload's revisions. Both statements go with the transaction's next
+// statement or its COMMIT (no round trip of their own); an error of
+// theirs fails the transaction there.
+func (t *Tx) PutRevision(_ context.Context, workloadUID string, r RevisionRow, keep int) error {
+	t.pending.hold(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		workloadUID, r.Number, r.TemplateHash, r.Template, r.Generation, storable(r.Actor), storable(r.ChangeCause), r.CreatedAt)
-	b.Queue(trimRevisionsSQL, workloadUID, r.Number-int64(max(keep, 1)))
-	return t.tx.SendBatch(ctx, b).Close()
+	t.pending.hold(trimRevisionsSQL, workloadUID, r.Number-int64(max(keep, 1)))
+	return nil
 }
 
 const trimRevisionsSQL = `DELETE FROM workload_revisions WHERE workload_uid = $1 AND number <= $2`

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +105,9 @@ type Store struct {
 	migrated atomic.Bool
 	hooks    hooks
 	metrics  storeMetrics
+	tokens   tokenCache
+	feedsMu  sync.Mutex
+	feeds    map[string]*changeFeed // by kind (Changes)
 	// Settings of every write transaction, as set_config wants them.
 	lockTimeout, statementTimeout string
 }

@@ -37,14 +37,21 @@ const (
 // Tx is a set of writes that commit together, each with its own
 // resourceVersion, change-log row and audit row.
 type Tx struct {
-	s     *Store
-	tx    txConn
-	actor Actor
-	xid   int64 // the transaction's id (pg_current_xact_id)
-	drawn int64 // resourceVersions drawn so far
+	s  *Store
+	tx txConn
+	// pending holds statements back to go with the next one (tx is
+	// pending too; see pendingConn).
+	pending *pendingConn
+	actor   Actor
+	xid     int64 // the transaction's id (pg_current_xact_id)
+	drawn   int64 // resourceVersions drawn so far
 	// refresh and cause are set while Refresh runs.
 	refresh bool
 	cause   string
+	// tokens: a Token was written (the token cache is emptied on commit).
+	tokens bool
+	// notes are the wake-ups to send after COMMIT (note).
+	notes map[string]int64
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -91,7 +98,8 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	// A connection left inside a transaction (a failed ROLLBACK) is
 	// closed by the pool on release, never reused.
 	defer conn.Release()
-	t := &Tx{s: s, tx: conn, actor: actor}
+	pc := &pendingConn{conn: conn}
+	t := &Tx{s: s, tx: pc, pending: pc, actor: actor}
 	done := false
 	defer func() {
 		if !done {
@@ -110,7 +118,10 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	if err := fn(t); err != nil {
 		return err
 	}
-	tag, err := conn.Exec(ctx, "COMMIT")
+	tag, err := pc.commit(ctx, t.notes)
+	if t.tokens {
+		s.tokens.forget() // whatever COMMIT answered: it may have committed
+	}
 	if err != nil {
 		return err
 	}
@@ -175,6 +186,41 @@ func (t *Tx) CreateToken(ctx context.Context, rec *Record, hash []byte) (*Record
 // create runs Create with an optional hook that writes more rows once the
 // object row exists.
 func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Context, tx txConn, r *Record) error) (*Record, error) {
+	// The row and its change-log and audit rows in one round trip, the
+	// last two only when the row went in (a taken name writes nothing);
+	// its wake-up goes after COMMIT (note).
+	b := &pgx.Batch{}
+	out, inserted, err := t.queueCreate(ctx, b, rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if !*inserted {
+		return nil, alreadyExists(out)
+	}
+	t.note(out.Kind, out.RV())
+	if extra != nil {
+		if err := extra(ctx, t.tx, out); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.runHooks(ctx, nil, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func alreadyExists(rec *Record) error {
+	return api.Errorf(api.CodeAlreadyExists, "%s %q already exists", rec.Kind, rec.Meta.Name)
+}
+
+// queueCreate queues the statements of a create of rec onto b: the row
+// (unless its name is taken) and, only if it went in, its change-log and
+// audit rows. inserted is set once b has been sent; the caller notes the
+// wake-up once it knows the row went in.
+func (t *Tx) queueCreate(ctx context.Context, b *pgx.Batch, rec *Record) (*Record, *bool, error) {
 	out := *rec
 	uid, uidText := newUUID()
 	now := t.s.now().UTC().Truncate(time.Microsecond)
@@ -185,44 +231,26 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	out.Spec = jsonOrEmpty(rec.Spec)
 	out.Status = jsonOrEmpty(rec.Status)
 	if err := t.runPrepare(ctx, &out); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rv, err := t.drawVersion()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-	// The row and its change-log, audit and wake-up rows in one round
-	// trip; the last three only when the row went in (a taken name writes
-	// nothing).
-	b := &pgx.Batch{}
-	var inserted bool
+	inserted := new(bool)
 	b.Queue(`INSERT INTO objects (`+recordColumns+`)
 		VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, NULL)
 		ON CONFLICT (kind, name) DO NOTHING`,
 		out.Kind, out.Meta.Name, uid, rv, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
 		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now).Exec(func(tag pgconn.CommandTag) error {
-		inserted = tag.RowsAffected() == 1
+		*inserted = tag.RowsAffected() == 1
 		return nil
 	})
 	if err := t.queueChange(b, VerbCreate, api.Added, &out, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	if !inserted {
-		return nil, api.Errorf(api.CodeAlreadyExists, "%s %q already exists", out.Kind, out.Meta.Name)
-	}
-	if extra != nil {
-		if err := extra(ctx, t.tx, &out); err != nil {
-			return nil, err
-		}
-	}
-	if err := t.runHooks(ctx, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return &out, inserted, nil
 }
 
 // MutateFunc changes a copy of the current object in place. Returning an
@@ -356,8 +384,24 @@ func lockRecord(ctx context.Context, tx txConn, kind, name string) (*Record, err
 	return cur, err
 }
 
-// write stores next over cur inside the transaction.
+// write stores next over cur inside the transaction: the row and its
+// change-log and audit rows in one round trip (its wake-up goes after
+// COMMIT).
 func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record, error) {
+	b := &pgx.Batch{}
+	out, err := t.queueWrite(b, verb, cur, next)
+	if err != nil || b.Len() == 0 {
+		return out, err
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// queueWrite queues the statements that store next over cur onto b; it
+// returns cur itself, queueing nothing, when next changes nothing.
+func (t *Tx) queueWrite(b *pgx.Batch, verb string, cur, next *Record) (*Record, error) {
 	next.Spec = jsonOrEmpty(next.Spec)
 	next.Status = jsonOrEmpty(next.Status)
 	// Identity and bookkeeping are the store's, whatever fn did.
@@ -394,9 +438,6 @@ func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record
 		return nil, err
 	}
 	next.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
-	// The row and its change-log, audit and wake-up rows in one round
-	// trip.
-	b := &pgx.Batch{}
 	typ := api.Modified
 	if gone {
 		typ = api.Deleted
@@ -408,9 +449,6 @@ func (t *Tx) write(ctx context.Context, verb string, cur, next *Record) (*Record
 			sliceOrEmpty(next.Meta.Finalizers), next.Spec, next.Status, next.Meta.DeletionTimestamp)
 	}
 	if err := t.queueChange(b, verb, typ, next, false); err != nil {
-		return nil, err
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	return next, nil
@@ -435,14 +473,18 @@ func (t *Tx) drawVersion() (int64, error) {
 // of one transaction; the bits above are its transaction id.
 const versionBits = 20
 
-// queueChange queues the change-log row, the audit row and the wake-up
-// of a write of rec onto b; with ifStored, each only if the object's row
-// holds rec's version when it runs (a create whose name was taken writes
-// none of them).
+// queueChange queues the change-log row and the audit row of a write of
+// rec onto b; with ifStored, each only if the object's row holds rec's
+// version when it runs (a create whose name was taken writes neither).
+// Without ifStored it notes the wake-up (note); a create notes its own
+// once it knows its row went in.
 func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored bool) error {
 	obj, err := json.Marshal(rec)
 	if err != nil {
 		return err
+	}
+	if rec.Kind == "Token" {
+		t.tokens = true
 	}
 	rv := rec.RV()
 	cond := ""
@@ -454,12 +496,25 @@ func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored b
 	b.Queue(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
 		SELECT $6::text, $4::text, $2::text, $3::text, $1::bigint, 'ok', $5::text, $7::text`+cond,
 		rv, rec.Kind, rec.Meta.Name, verb, t.actor.On, t.actor.Name, t.actor.RequestID)
-	if ifStored {
-		b.Queue(`SELECT pg_notify($4::text, $2::text || ' ' || $1::bigint)`+cond, rv, rec.Kind, rec.Meta.Name, NotifyChannel)
-	} else {
-		b.Queue(`SELECT pg_notify($3::text, $2::text || ' ' || $1::bigint)`, rv, rec.Kind, NotifyChannel)
+	if !ifStored {
+		t.note(rec.Kind, rv)
 	}
 	return nil
+}
+
+// note remembers that kind changed at version rv in this transaction: its
+// wake-up (NOTIFY, the newest version of each kind) is sent right after
+// COMMIT, in the same round trip (pendingConn.commit). Not inside the
+// transaction: PostgreSQL serialises the commits of all transactions
+// that NOTIFY on one lock, which would make every write wait for every
+// other's commit. A hub that dies between the two loses only a wake-up,
+// which the package's design already allows for (readers read the change
+// log on the next wake-up or keepalive).
+func (t *Tx) note(kind string, rv int64) {
+	if t.notes == nil {
+		t.notes = map[string]int64{}
+	}
+	t.notes[kind] = max(t.notes[kind], rv)
 }
 
 // auditFailure records a refused or failed mutation. It runs outside the

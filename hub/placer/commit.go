@@ -100,26 +100,40 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 }
 
 // commitStatus writes the changes' placement status, finalizers and
-// events in one transaction.
+// events in one transaction: the workloads' rows locked by one statement,
+// and every write with its events in one batch.
 func (p *Placer) commitStatus(ctx context.Context, batch []*change) error {
 	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
+		names := make([]string, len(batch))
+		for i, ch := range batch {
+			names[i] = ch.name
+		}
+		locked, err := tx.LockAll(ctx, "Workload", names)
+		if err != nil {
+			return err
+		}
+		b := tx.Batch()
 		for _, ch := range batch {
-			if err := p.record(ctx, tx, ch); err != nil {
+			cur, ok := locked[ch.name]
+			if !ok {
+				return api.Errorf(api.CodeNotFound, "Workload %q not found", ch.name)
+			}
+			if err := p.record(ctx, b, cur, ch); err != nil {
 				return err
 			}
 		}
-		return nil
+		return b.Send(ctx)
 	})
 }
 
-// record writes a change's placement status, conditions, finalizer and
-// (when replicas moved) its event.
-func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
+// record queues a change's placement status, conditions, finalizer and
+// (when replicas moved) its event onto b; cur is the workload as locked.
+func (p *Placer) record(ctx context.Context, b *pgstore.Batch, cur *pgstore.Record, ch *change) error {
 	ch.status.Epoch = ch.epoch
-	rec, err := tx.Mutate(ctx, "place", "Workload", ch.name, func(cur *pgstore.Record) error {
+	rec, err := b.Update(ctx, "place", cur, func(cur *pgstore.Record) error {
 		if !slices.Contains(cur.Meta.Finalizers, Finalizer) && cur.Meta.DeletionTimestamp == nil {
 			cur.Meta.Finalizers = append(cur.Meta.Finalizers, Finalizer)
 		}
@@ -143,7 +157,7 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 	}
 	ref := api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}
 	for _, ev := range ch.rolloutEvents {
-		if err := events.Record(ctx, tx, p.now(), ref, ev.Type, ev.Reason, ev.Message, "hub/placement"); err != nil {
+		if err := events.Queue(ctx, b, p.now(), ref, ev.Type, ev.Reason, ev.Message, "hub/placement"); err != nil {
 			return err
 		}
 	}
@@ -161,10 +175,10 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 			p.failovers.Add(ctx, int64(n), metric.WithAttributes(attribute.String("reason", failover.Reason(d.Evicted[c]))))
 		}
 		reason, typ := failover.MoveReason(ch.lost, d)
-		return events.Record(ctx, tx, p.now(), ref, typ, reason, msg, "hub/placement")
+		return events.Queue(ctx, b, p.now(), ref, typ, reason, msg, "hub/placement")
 	}
 	if len(ch.back) > 0 {
-		return events.Record(ctx, tx, p.now(), ref, api.EventNormal, "FailedBack", failover.FailbackText(ch.back, d), "hub/placement")
+		return events.Queue(ctx, b, p.now(), ref, api.EventNormal, "FailedBack", failover.FailbackText(ch.back, d), "hub/placement")
 	}
 	if len(ch.moves) > 0 {
 		var n int32
@@ -172,7 +186,7 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 			n += m.Replicas
 		}
 		p.rebalanced.Add(ctx, int64(n))
-		return events.Record(ctx, tx, p.now(), ref, api.EventNormal, "Rebalanced", failover.RebalanceText(ch.moves), "hub/placement")
+		return events.Queue(ctx, b, p.now(), ref, api.EventNormal, "Rebalanced", failover.RebalanceText(ch.moves), "hub/placement")
 	}
 	msg := "placed: " + failover.SplitText(d.Assignment)
 	typ := api.EventNormal
@@ -180,7 +194,7 @@ func (p *Placer) record(ctx context.Context, tx *pgstore.Tx, ch *change) error {
 		msg += "; " + d.UnplacedReason
 		typ = api.EventWarning
 	}
-	return events.Record(ctx, tx, p.now(), ref, typ, "Placed", msg, "hub/placement")
+	return events.Queue(ctx, b, p.now(), ref, typ, "Placed", msg, "hub/placement")
 }
 
 // retire sends tombstones for a deleted workload and, once every cluster

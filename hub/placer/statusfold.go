@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -124,10 +125,12 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	f.observeImagesLocked(r.Cluster, r.Images)
 }
 
+// sameStatus compares two reports of one workload. Both were decoded
+// from members' JSON, so they are equal exactly when deeply equal; this
+// runs for every workload of every report (encoding both to compare was
+// half of Observe's time with 800 workloads a cluster).
 func sameStatus(a, b protocol.WorkloadStatus) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return string(ja) == string(jb)
+	return reflect.DeepEqual(a, b)
 }
 
 var foldActor = pgstore.Actor{Name: "system:status"}

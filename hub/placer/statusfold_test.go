@@ -35,6 +35,16 @@ func TestStatusFolderObserve(t *testing.T) {
 	if f.dirty["w"] {
 		t.Error("an unchanged report marked the workload for a write")
 	}
+	// The same again with conditions and times, as members send them.
+	at := time.Date(2026, 12, 5, 7, 0, 0, 123e6, time.UTC)
+	rich := protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 2, Pending: "1 pending",
+		Conditions: []api.Condition{{Type: "Progressing", Status: "False", Reason: "Stalled", LastTransitionTime: &at}}}
+	f.Observe("atoll.m.a.status", report("a", rich))
+	f.dirty = map[string]bool{}
+	f.Observe("atoll.m.a.status", report("a", rich))
+	if f.dirty["w"] {
+		t.Error("an unchanged report with conditions marked the workload for a write")
+	}
 	f.Observe("atoll.m.a.status", report("a"))
 	if _, ok := f.reports["w"]["a"]; ok || !f.dirty["w"] {
 		t.Error("a workload the cluster no longer reports is still in its breakdown")

@@ -70,7 +70,9 @@ func Authenticate(ctx context.Context, store *pgstore.Store, now time.Time, head
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return Principal{}, api.Errorf(api.CodeUnauthorized, "missing bearer token: send 'Authorization: Bearer <token>'")
 	}
-	rec, err := store.TokenByHash(ctx, Hash(strings.TrimSpace(tok)))
+	// Remembered for a few seconds, forgotten when a Token changes: most
+	// requests cost no database read for their token.
+	rec, err := store.TokenByHashCached(ctx, Hash(strings.TrimSpace(tok)))
 	if err != nil {
 		if api.ErrorCode(err) == api.CodeUnauthorized {
 			return Principal{}, api.Errorf(api.CodeUnauthorized, "the token is not valid (unknown or revoked)")

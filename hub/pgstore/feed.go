@@ -1,0 +1,170 @@
+package pgstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// changeFeed is one reader of a kind's change log shared by every caller
+// of Changes in this process. It holds the newest changes it read, every
+// change of the kind in (start, tail] with none missing, and answers a
+// caller whose version is in that range from memory, after a read of the
+// log that began after the call did: so a caller sees all that a read of
+// its own would have shown (it was woken by a change that committed
+// before its call; the read after sees it), in the same order, while a
+// storm of calls costs one read at a time. A caller behind start reads
+// the log itself; one behind the compaction horizon gets ErrGone, as
+// from the log.
+//
+// Why this holds: a read returns only changes below the watch horizon,
+// and a change that becomes readable later has a version above every
+// change any read has returned (the package documentation), so reading
+// on from the tail never skips one.
+type changeFeed struct {
+	kind string
+
+	mu        sync.Mutex
+	anchored  bool
+	start     int64 // the feed holds every change in (start, tail]
+	tail      int64
+	compacted int64 // the compaction horizon as of the last read
+	entries   []Change
+	begun     uint64        // reads begun
+	finished  uint64        // reads finished
+	reading   chan struct{} // closed when the read in flight ends; nil when none
+	lastErr   error         // the error of read number errAt
+	errAt     uint64
+}
+
+const (
+	// feedBatch is the rows of one query of a read.
+	feedBatch = 1000
+	// feedKeep bounds the changes a feed holds; past it the oldest go
+	// (their callers, far behind, read the log themselves).
+	feedKeep = 20000
+)
+
+// feed returns kind's change feed.
+func (s *Store) feed(kind string) *changeFeed {
+	s.feedsMu.Lock()
+	defer s.feedsMu.Unlock()
+	if s.feeds == nil {
+		s.feeds = map[string]*changeFeed{}
+	}
+	f, ok := s.feeds[kind]
+	if !ok {
+		f = &changeFeed{kind: kind}
+		s.feeds[kind] = f
+	}
+	return f
+}
+
+// since is Store.Changes through the feed.
+func (f *changeFeed) since(ctx context.Context, s *Store, after int64, limit int) ([]Change, error) {
+	f.mu.Lock()
+	if !f.anchored {
+		f.anchored, f.start, f.tail = true, after, after
+	}
+	need := f.begun + 1 // a read that begins after this call
+	for f.finished < need {
+		if f.reading == nil {
+			f.refresh(ctx, s)
+			continue
+		}
+		done := f.reading
+		f.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	if f.lastErr != nil && f.errAt >= need {
+		err := f.lastErr
+		f.mu.Unlock()
+		return nil, err
+	}
+	if after < f.compacted {
+		f.mu.Unlock()
+		return nil, ErrGone
+	}
+	if after < f.start {
+		f.mu.Unlock()
+		out, compacted, err := s.readChanges(ctx, f.kind, after, limit)
+		if err == nil && after < compacted {
+			return nil, ErrGone
+		}
+		return out, err
+	}
+	i, _ := slices.BinarySearchFunc(f.entries, after, func(c Change, rv int64) int {
+		switch {
+		case c.ResourceVersion <= rv:
+			return -1
+		default:
+			return 1
+		}
+	})
+	out := slices.Clone(f.entries[i:min(len(f.entries), i+limit)])
+	f.mu.Unlock()
+	return out, nil
+}
+
+// refresh runs one read of the log from the tail (under f.mu, which it
+// releases while reading). The read goes on while whole batches come,
+// so one read brings the feed up to the horizon.
+func (f *changeFeed) refresh(ctx context.Context, s *Store) {
+	f.begun++
+	n := f.begun
+	done := make(chan struct{})
+	f.reading = done
+	tail := f.tail
+	f.mu.Unlock()
+	// A caller that stops waiting must not end the read others wait on.
+	rctx := context.WithoutCancel(ctx)
+	var got []Change
+	var compacted int64
+	var err error
+	for {
+		var batch []Change
+		batch, compacted, err = s.readChanges(rctx, f.kind, tail, feedBatch)
+		if err != nil {
+			break
+		}
+		got = append(got, batch...)
+		if len(batch) > 0 {
+			tail = batch[len(batch)-1].ResourceVersion
+		}
+		if len(batch) < feedBatch || len(got) >= feedKeep {
+			break
+		}
+	}
+	f.mu.Lock()
+	if err != nil {
+		f.lastErr, f.errAt = err, n
+	} else {
+		f.entries = append(f.entries, got...)
+		f.tail = tail
+		f.compacted = compacted
+		if f.start < compacted {
+			// The log no longer reaches below compacted: the feed
+			// answers from there on.
+			i, _ := slices.BinarySearchFunc(f.entries, compacted, func(c Change, rv int64) int {
+				if c.ResourceVersion <= rv {
+					return -1
+				}
+				return 1
+			})
+			f.entries = slices.Delete(f.entries, 0, i)
+			f.start = compacted
+		}
+		if over := len(f.entries) - feedKeep; over > 0 {
+			f.start = f.entries[over-1].ResourceVersion
+			f.entries = slices.Delete(f.entries, 0, over)
+		}
+	}
+	f.finished = n
+	f.reading = nil
+	close(done)
+}

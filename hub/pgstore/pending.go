@@ -1,0 +1,103 @@
+package pgstore
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pendingConn is a write transaction's connection with some statements
+// held back: those whose results no one reads (a revision's row and its
+// trim) wait and go to PostgreSQL in one batch with the next statement
+// the transaction sends, or with its COMMIT, a round trip fewer each. The
+// order of statements is kept, so the transaction reads what it wrote;
+// an error of a held statement is the error of the statement it went
+// with (so fails the transaction). Batches sent through it are read by
+// their callbacks (BatchResults.Close), never by position.
+type pendingConn struct {
+	conn    txConn
+	pending pgx.Batch
+}
+
+// hold queues a statement to go with the next one sent.
+func (p *pendingConn) hold(sql string, args ...any) { p.pending.Queue(sql, args...) }
+
+// take returns the held statements as a batch of their own and holds
+// none.
+func (p *pendingConn) take() *pgx.Batch {
+	b := &pgx.Batch{QueuedQueries: p.pending.QueuedQueries}
+	p.pending = pgx.Batch{}
+	return b
+}
+
+func (p *pendingConn) flush(ctx context.Context) error {
+	if p.pending.Len() == 0 {
+		return nil
+	}
+	return p.conn.SendBatch(ctx, p.take()).Close()
+}
+
+func (p *pendingConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := p.flush(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return p.conn.Exec(ctx, sql, args...)
+}
+
+func (p *pendingConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := p.flush(ctx); err != nil {
+		return nil, err
+	}
+	return p.conn.Query(ctx, sql, args...)
+}
+
+func (p *pendingConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := p.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return p.conn.QueryRow(ctx, sql, args...)
+}
+
+// SendBatch sends the held statements first in the same batch.
+func (p *pendingConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if p.pending.Len() == 0 {
+		return p.conn.SendBatch(ctx, b)
+	}
+	all := p.take()
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	return p.conn.SendBatch(ctx, all)
+}
+
+// commit sends COMMIT, with the held statements before it and the
+// wake-ups (kind -> newest version, see Tx.note) after it, in one round
+// trip; tag is COMMIT's answer ("ROLLBACK" when a statement had failed
+// and the transaction went on). The wake-ups run only if every statement
+// before them succeeded; one that fails after COMMIT answered does not
+// fail the transaction (it committed; a wake-up is lost, see Tx.note).
+func (p *pendingConn) commit(ctx context.Context, notes map[string]int64) (pgconn.CommandTag, error) {
+	if p.pending.Len() == 0 && len(notes) == 0 {
+		return p.conn.Exec(ctx, "COMMIT")
+	}
+	var tag pgconn.CommandTag
+	answered := false
+	b := p.take()
+	b.Queue("COMMIT").Exec(func(t pgconn.CommandTag) error {
+		tag, answered = t, true
+		return nil
+	})
+	for kind, rv := range notes {
+		b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, kind+" "+strconv.FormatInt(rv, 10))
+	}
+	err := p.conn.SendBatch(ctx, b).Close()
+	if answered {
+		return tag, nil
+	}
+	return tag, err
+}
+
+// errRow is a pgx.Row whose Scan fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
