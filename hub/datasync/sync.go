@@ -112,6 +112,15 @@ type cachedSpec struct {
 	uid        string
 	generation int64
 	spec       api.WorkloadSpec
+	data       bool // the spec refers to configs or secrets
+}
+
+// dataStatus is the part of a workload's status delivery reads: which
+// revision each cluster is given during a rollout, and whether a
+// cluster has settled on its generation.
+type dataStatus struct {
+	Rollout  *api.RolloutStatus    `json:"rollout"`
+	Clusters []api.ClusterReplicas `json:"clusters"`
 }
 
 // item is one Config or Secret as the hub holds it.
@@ -290,9 +299,21 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 			if err := json.Unmarshal(rec.Spec, &c.spec); err != nil {
 				return fmt.Errorf("workload %s: %w", rec.Meta.Name, err)
 			}
+			c.data = len(c.spec.DataRefs()) > 0
 		}
 		specs[rec.Meta.Name] = c
-		workloads[rec.Meta.Name] = api.Workload{Metadata: api.ObjectMeta{Name: rec.Meta.Name, UID: rec.Meta.UID, Generation: rec.Meta.Generation}, Spec: c.spec}
+		w := api.Workload{Metadata: api.ObjectMeta{Name: rec.Meta.Name, UID: rec.Meta.UID, Generation: rec.Meta.Generation}, Spec: c.spec}
+		// The status changes with every report; only a workload that uses
+		// configs or secrets needs it read (Need: the revision each
+		// cluster is given, whether it settled).
+		if c.data && len(rec.Status) > 0 {
+			var st dataStatus
+			if err := json.Unmarshal(rec.Status, &st); err != nil {
+				return fmt.Errorf("workload %s status: %w", rec.Meta.Name, err)
+			}
+			w.Status.Rollout, w.Status.Clusters = st.Rollout, st.Clusters
+		}
+		workloads[rec.Meta.Name] = w
 		return nil
 	}); err != nil {
 		return err
