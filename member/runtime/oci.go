@@ -279,7 +279,8 @@ func (r *Runtime) sweepContainersLocked() {
 
 // containerSpec is the OCI runtime spec of rep's container: the image's
 // entrypoint, cmd, env and working directory under the template's
-// overrides; pid, ipc, uts and mount namespaces with the host's network;
+// overrides; pid, ipc, uts and mount namespaces with the host's network
+// (or a network of its own when its ports are mapped);
 // no capabilities and no new privileges; the template's cpu and memory
 // as cgroup limits.
 func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, error) {
@@ -350,7 +351,12 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 	}
-	// Host networking: the container resolves names as the node does.
+	if t.PortsMapped() {
+		// A network of its own: runc brings its loopback up, and the
+		// agent forwards the host ports into it (package portfwd).
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	// The container resolves names as the node does.
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
@@ -388,7 +394,11 @@ func containerEnv(rep *replica, img *image.Image) []string {
 	for _, e := range rep.spec.Template.Env {
 		set(e.Name, e.Value)
 	}
-	set("PORT", strconv.Itoa(rep.port))
+	port := rep.port
+	if rep.mapped() {
+		port = int(rep.spec.Template.Ports[0].ContainerPort)
+	}
+	set("PORT", strconv.Itoa(port))
 	set("ATOLL_REPLICA", rep.spec.ID)
 	set("ATOLL_WORKLOAD", rep.spec.Workload)
 	out := make([]string, 0, len(order))

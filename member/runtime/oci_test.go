@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -503,4 +504,66 @@ func BenchmarkOCIStart(b *testing.B) {
 	}
 	b.Run("cold", func(b *testing.B) { run(b, true); b.ReportMetric(float64(size)/(1<<20), "image-MiB") })
 	b.Run("warm", func(b *testing.B) { run(b, false) })
+}
+
+// freeHostPort is a port nothing on this machine listens on now.
+func freeHostPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestOCIPortMapping: a container whose port maps a container port has
+// a network of its own; HTTP answers through the host port (probes too,
+// one aimed at the container port), never on the container port from the
+// node, across a restart; the host port is free once the replica goes.
+func TestOCIPortMapping(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	inside := freeHostPort(t)
+	spec := ociSpec("m1", reg.host+"/web:v1")
+	spec.Template.Ports = []api.Port{{Name: "http", ContainerPort: int32(inside)}}
+	spec.Template.Readiness = &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz", Port: int32(inside)}, PeriodSeconds: 1}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the mapped container to be ready (probed through its host port)", ready("m1"))["m1"]
+	if st.Port == inside || st.Port == 0 {
+		t.Fatalf("the replica's port is %d, want a host port other than the container port %d", st.Port, inside)
+	}
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz through the host port %d: %d, %v", st.Port, code, err)
+	}
+	if code, err := get(t, inside, "/healthz"); err == nil {
+		t.Fatalf("GET /healthz on the container port %d from the node answered %d: the container shares the node's network", inside, code)
+	}
+	cpid := h.containerPid("m1")
+	own, _ := os.Readlink("/proc/self/ns/net")
+	theirs, _ := os.Readlink("/proc/" + strconv.Itoa(cpid) + "/ns/net")
+	if theirs == "" || theirs == own {
+		t.Errorf("the container's network namespace is %q, the node's %q: want one of its own", theirs, own)
+	}
+	lines := readLines(t, follow(t, h.rt, "m1", "stdout"), 1)
+	if len(lines) == 0 || !strings.Contains(lines[0], "listening on "+strconv.Itoa(inside)) {
+		t.Errorf("stdout of the container: %q, want it to listen on PORT=%d (the container port)", lines, inside)
+	}
+
+	// The forward outlives a restart of the container.
+	syscall.Kill(cpid, syscall.SIGKILL)
+	st = waitLong(t, h.rt, "a restart after the kill", func(m map[string]ReplicaStatus) bool {
+		s := m["m1"]
+		return s.Restarts >= 1 && s.Ready
+	})["m1"]
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz through the host port after the restart: %d, %v", code, err)
+	}
+
+	h.rt.Apply(nil)
+	waitLong(t, h.rt, "the container to go", gone("m1"))
+	poll(t, "the host port to be released", func() bool { return portFree(st.Port, false) })
 }

@@ -182,6 +182,14 @@ func (r *Runtime) adoptOneLocked(rec record) bool {
 	}
 	r.reps[spec.ID] = rep
 	r.log.Info("replica adopted", "replica", spec.ID, "pid", rec.Pid, "port", rec.Port)
+	if rep.mapped() {
+		if err := r.forwardLocked(rep); err != nil {
+			// It runs, unreachable: probes say so, and its next start
+			// tries again.
+			r.log.Warn("adopted container's ports are not forwarded", "replica", spec.ID, "err", err)
+			rep.st.Message = "ports not forwarded: " + err.Error()
+		}
+	}
 
 	ctx, cancel := context.WithCancel(r.ctx)
 	run.watchStop = cancel

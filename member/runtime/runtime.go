@@ -346,6 +346,7 @@ func (r *Runtime) Stop() {
 			if rep.run != nil {
 				rep.run.detach()
 			}
+			r.unforwardLocked(rep) // the next agent run forwards again
 			if rep.logs != nil {
 				rep.logs.close(0)
 			}
