@@ -116,7 +116,11 @@
 // agent run.
 //
 // runc's own errors (its JSON log) become the
-// run's reason. A fence (Kill) SIGKILLs the container's init, which takes
+// run's reason. runc runs with --keep, so the stopped container's cgroup
+// outlives it until the runtime deletes it: a failed container whose
+// cgroup counted an OOM kill (memory.oom_control under cgroup v1, where
+// a hybrid host keeps the memory controller; memory.events under v2)
+// ends with reason OOMKilled. A fence (Kill) SIGKILLs the container's init, which takes
 // its whole pid namespace; when runc exits the container is deleted and
 // the overlay and bundle removed. At Start, bundles and runc containers
 // no adopted replica owns are removed, and a stale record's container is

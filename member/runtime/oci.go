@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -194,7 +195,9 @@ func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	rep.bundle = b
-	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
+	// --keep: the stopped container (and its cgroup, whose OOM count
+	// says why it died) stays until ociWaitCleanup deletes it.
+	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--keep", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = b.dir
 	return cmd, nil
@@ -339,7 +342,7 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: "/atoll-oci/" + containerID(rep.spec.ID),
+			CgroupsPath: containerCgroupsPath(containerID(rep.spec.ID)),
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
@@ -480,27 +483,71 @@ func lookupID(file, who string, user bool) (uint32, uint32, error) {
 	return 0, 0, fmt.Errorf("not found in the image's /%s", filepath.Join("etc", filepath.Base(file)))
 }
 
-// ociWaitCleanup runs after an oci run's runc exited: the container is
-// deleted and its bundle removed (a restart makes a fresh one). When
-// runc itself failed (the container could not start), its error becomes
-// the run's reason.
-func (r *Runtime) ociWaitCleanup(rep *replica, run *procRun) {
+// ociWaitCleanup runs after an oci run's runc exited (code is its exit
+// code, -1 when unknown): the container is deleted and its bundle
+// removed (a restart makes a fresh one). When runc itself failed (the
+// container could not start), its error becomes the run's reason; when
+// the container failed and its cgroup counted an OOM kill, the reason is
+// OOMKilled.
+func (r *Runtime) ociWaitCleanup(rep *replica, run *procRun, code int) {
 	r.mu.Lock()
 	b := rep.bundle
+	limit := rep.spec.Template.Resources.Memory
 	r.mu.Unlock()
 	if b == nil {
 		return
 	}
 	r.killContainer(b)
 	why := runcError(filepath.Join(b.dir, "runc.log"))
+	kills, _ := containerOOMKills(containerCgroupsPath(b.id))
 	r.removeContainer(b)
-	if why != "" && run != nil {
-		r.mu.Lock()
-		if run.reason == "" {
-			run.reason, run.failure = "runc: "+why, ReasonExecFailed
-		}
-		r.mu.Unlock()
+	if run == nil {
+		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case run.reason != "" || code == 0:
+	case kills > 0:
+		run.reason, run.failure = "out of memory: the kernel's OOM killer killed the container (memory limit "+cmp.Or(limit, "none")+")", ReasonOOMKilled
+	case why != "" && !run.adopted:
+		run.reason, run.failure = "runc: "+why, ReasonExecFailed
+	}
+}
+
+// containerCgroupsPath is the cgroup of a container (runc's
+// cgroupsPath, under each hierarchy's root).
+func containerCgroupsPath(id string) string { return "/atoll-oci/" + id }
+
+// containerOOMKills reads how many processes the kernel's OOM killer
+// killed in the container cgroup at path: memory.oom_control's oom_kill
+// under the cgroup v1 memory hierarchy where one is mounted (a hybrid
+// host, where runc puts the memory limit), else memory.events' oom_kill
+// under cgroup v2. ok is false when neither can be read (no memory
+// controller, or the cgroup is gone).
+func containerOOMKills(path string) (n int64, ok bool) {
+	read := func(file string) (int64, bool) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return 0, false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, found := strings.CutPrefix(line, "oom_kill "); found {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n, err == nil
+			}
+		}
+		return 0, false
+	}
+	if m := cgroup1Mount("memory"); m != "" {
+		return read(filepath.Join(m, path, "memory.oom_control"))
+	}
+	for _, m := range cgroup2Mounts() {
+		if n, ok := read(filepath.Join(m, path, "memory.events")); ok {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // runcError is the last error runc logged (its JSON log), "" when none.

@@ -567,3 +567,29 @@ func TestOCIPortMapping(t *testing.T) {
 	waitLong(t, h.rt, "the container to go", gone("m1"))
 	poll(t, "the host port to be released", func() bool { return portFree(st.Port, false) })
 }
+
+// TestOCIOOMKilled: a container killed by the OOM killer at its memory
+// limit ends with reason OOMKilled.
+func TestOCIOOMKilled(t *testing.T) {
+	needRunc(t)
+	if _, ok := containerOOMKills("/"); !ok {
+		t.Skip("no memory controller whose OOM kills can be read here (neither cgroup v1 memory.oom_control nor cgroup v2 memory.events)")
+	}
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("hog", reg.host+"/web:v1")
+	spec.Template.Readiness = nil
+	spec.Template.RestartPolicy = "Never"
+	spec.Template.Resources.Memory = "48Mi"
+	spec.Template.Env = []api.EnvVar{{Name: helperEnv, Value: "oom"}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the container to fail", func(m map[string]ReplicaStatus) bool { return m["hog"].Phase == PhaseFailed })["hog"]
+	if st.Reason != ReasonOOMKilled || !strings.Contains(st.LastError, "48Mi") {
+		t.Fatalf("reason %q (%q), want %s naming the limit 48Mi", st.Reason, st.LastError, ReasonOOMKilled)
+	}
+	if st.ExitCode != 137 {
+		t.Errorf("exit code %d, want 137 (SIGKILL)", st.ExitCode)
+	}
+}

@@ -304,10 +304,10 @@ func (r *Runtime) waitChild(rep *replica, run *procRun, cmd *exec.Cmd) {
 		}
 	}
 	err := cmd.Wait()
-	if !detached && rep.isOCI() {
-		r.ociWaitCleanup(rep, run)
-	}
 	code, how := exitOf(cmd.ProcessState, err)
+	if !detached && rep.isOCI() {
+		r.ociWaitCleanup(rep, run, code)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == stateRunning && rep.run == run && !run.detached && !run.exited {

@@ -252,7 +252,7 @@ func (r *Runtime) watchProc(ctx context.Context, rep *replica, run *procRun) {
 // exit code is unknown.
 func (r *Runtime) adoptedExited(rep *replica, run *procRun) {
 	if rep.isOCI() {
-		r.ociWaitCleanup(rep, nil)
+		r.ociWaitCleanup(rep, run, -1)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
