@@ -419,6 +419,10 @@ func TestOCITemplateValidation(t *testing.T) {
 		{"bad digest", ReplicaTemplate{Driver: "oci", Image: "app@sha256:123"}, "spec.template.image"},
 		{"bad user", ReplicaTemplate{Driver: "oci", Image: "app", User: "a b"}, "spec.template.user"},
 		{"image on process", ReplicaTemplate{Driver: "process", Command: "x", Image: "app"}, "spec.template.image"},
+		{"pull secret", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "regcred", Key: ".dockerconfigjson"}}, ""},
+		{"pull secret on process", ReplicaTemplate{Driver: "process", Command: "x", ImagePullSecret: &KeyRef{Name: "regcred", Key: "k"}}, "spec.template.imagePullSecret"},
+		{"pull secret bad name", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "Reg", Key: "k"}}, "spec.template.imagePullSecret.name"},
+		{"pull secret bad key", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "regcred", Key: "a/b"}}, "spec.template.imagePullSecret.key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := Workload{Metadata: ObjectMeta{Name: "w"}, Spec: WorkloadSpec{Replicas: 1, Template: tc.tpl}}

@@ -69,4 +69,7 @@
 //	   (the versions the updated replicas run with) and
 //	   WorkloadStatus.UpdatedReady/UpdatedRestarts (the updated replicas'
 //	   readiness and restarts, for progressive rollouts' gates).
+//	   Also additive in 6: BindingData.RegistryAuth (the template's
+//	   imagePullSecret, for the node's pulls of that replica's image); a
+//	   node that ignores it pulls with its own credentials only.
 package protocol

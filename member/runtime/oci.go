@@ -100,10 +100,12 @@ func (r *Runtime) startContainerLocked(rep *replica, now time.Time) {
 	case r.runc == "":
 		r.terminalLocked(rep, PhaseFailed, "this node cannot run oci replicas: "+r.runcWhy)
 		return
-	case rep.img == nil:
+	case rep.img == nil && (rep.spec.Data == nil || len(rep.spec.Data.Missing) == 0):
 		r.pullLocked(rep)
 		return
 	}
+	// Pulled, or waiting for its configuration (which may hold its pull
+	// credentials): startProcessLocked holds a start that misses data.
 	r.startProcessLocked(rep, now)
 }
 
@@ -115,6 +117,10 @@ func (r *Runtime) pullLocked(rep *replica) {
 	}
 	rep.pulling = true
 	ref := r.pullRef(rep.spec)
+	var opts []image.PullOption
+	if d := rep.spec.Data; d != nil && d.RegistryAuth != nil {
+		opts = append(opts, image.WithCredentials(d.RegistryAuth, "the workload's imagePullSecret"))
+	}
 	rep.st.Phase, rep.st.Message, rep.st.NextStartAt = PhasePulling, "pulling image "+ref, time.Time{}
 	r.notify()
 	ctx := r.ctx
@@ -123,7 +129,7 @@ func (r *Runtime) pullLocked(rep *replica) {
 		defer r.wg.Done()
 		ctx, span := otel.Tracer("github.com/atollhq/atoll/member/runtime").Start(ctx, "runtime.pull_image")
 		span.SetAttributes(attribute.String("replica", rep.spec.ID), attribute.String("image.ref", ref))
-		img, err := r.cfg.Images.Pull(ctx, ref)
+		img, err := r.cfg.Images.Pull(ctx, ref, opts...)
 		span.End()
 		r.mu.Lock()
 		defer r.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -591,5 +592,60 @@ func TestOCIOOMKilled(t *testing.T) {
 	}
 	if st.ExitCode != 137 {
 		t.Errorf("exit code %d, want 137 (SIGKILL)", st.ExitCode)
+	}
+}
+
+// TestOCIPullSecret: a registry that asks for a password refuses the
+// pull without the workload's credentials (PullFailed with its 401), and
+// the replica runs once they arrive; the credentials are in no status,
+// record or log line.
+func TestOCIPullSecret(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "private:v1")
+	reg.mu.Lock()
+	reg.password = "s3cret-pw"
+	reg.mu.Unlock()
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("p1", reg.host+"/private:v1")
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the pull to fail without credentials", func(m map[string]ReplicaStatus) bool {
+		return m["p1"].Reason == ReasonPullFailed
+	})["p1"]
+	if !strings.Contains(st.LastError, "UNAUTHORIZED") && !strings.Contains(st.LastError, "401") {
+		t.Fatalf("last error %q, want the registry's 401", st.LastError)
+	}
+
+	auth := base64.StdEncoding.EncodeToString([]byte("u:s3cret-pw"))
+	spec.Data = &ReplicaData{RegistryAuth: []byte(`{"auths":{"` + reg.host + `":{"auth":"` + auth + `"}}}`)}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st = waitLong(t, h.rt, "the container to run with the workload's credentials", ready("p1"))["p1"]
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz: %d, %v", code, err)
+	}
+	for _, secret := range []string{"s3cret-pw", auth} {
+		if s := fmt.Sprintf("%+v", h.rt.Status()); strings.Contains(s, secret) {
+			t.Errorf("the status holds the credentials: %s", s)
+		}
+		if l := h.logs.lines(secret); len(l) > 0 {
+			t.Errorf("the runtime logged the credentials: %q", l)
+		}
+		rec, _ := os.ReadFile(h.rt.recordPath(fsName("p1")))
+		if strings.Contains(string(rec), secret) {
+			t.Errorf("the replica's record holds the credentials")
+		}
+	}
+
+	// Wrong credentials: the registry's refusal, never the password.
+	bad := ociSpec("p2", reg.host+"/private:v2")
+	wrong := base64.StdEncoding.EncodeToString([]byte("u:wrong-pw"))
+	bad.Data = &ReplicaData{RegistryAuth: []byte(`{"auths":{"` + reg.host + `":{"auth":"` + wrong + `"}}}`)}
+	h.rt.Apply([]ReplicaSpec{spec, bad})
+	st = waitLong(t, h.rt, "the pull with wrong credentials to fail", func(m map[string]ReplicaStatus) bool {
+		return m["p2"].Reason == ReasonPullFailed
+	})["p2"]
+	if strings.Contains(st.LastError, "wrong-pw") || strings.Contains(st.LastError, wrong) {
+		t.Errorf("the error quotes the credentials: %q", st.LastError)
 	}
 }
