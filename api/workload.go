@@ -92,9 +92,6 @@ type ReplicaTemplate struct {
 	WorkingDir    string            `json:"workingDir,omitempty" doc:"For oci: inside the container (default: the image's)."`
 	User          string            `json:"user,omitempty" doc:"oci driver: uid[:gid] (or a user name of the image) the container runs as. Default: the image's user when it is not root, else 65534 (nobody)."`
 	ReadOnlyRoot  bool              `json:"readOnlyRootFilesystem,omitempty" doc:"oci driver: mount the container's root filesystem read-only (/tmp stays writable)."`
-	// ImagePullSecret is a key of a Secret holding a docker config.json
-	// ({"auths": {"<registry>": {"auth": base64(user:password)}}}).
-	ImagePullSecret *KeyRef `json:"imagePullSecret,omitempty" doc:"oci driver: a Secret's key holding registry credentials as a docker config.json ({\"auths\": {\"registry.example\": {\"auth\": \"base64(user:password)\"}}}); the nodes use it for this workload's pulls, before their own credentials file. Checked at apply like every secret reference; never logged or shown."`
 	Resources     Resources         `json:"resources,omitzero"`
 	Ports         []Port            `json:"ports,omitempty"`
 	Liveness      *Probe            `json:"livenessProbe,omitempty"`
@@ -109,6 +106,9 @@ type ReplicaTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty" doc:"Key/value pairs of the template; changing them rolls the replicas (atoll rollout restart sets atoll.dev/restartedAt)."`
 	// Files are whole Configs or Secrets as files the replica reads.
 	Files []FileSource `json:"files,omitempty" doc:"Whole Configs or Secrets as folders of files, one per key, under the replica's files folder ($ATOLL_FILES)."`
+	// ImagePullSecret is a key of a Secret holding a docker config.json
+	// ({"auths": {"<registry>": {"auth": base64(user:password)}}}).
+	ImagePullSecret *KeyRef `json:"imagePullSecret,omitempty" doc:"oci driver: a Secret's key holding registry credentials as a docker config.json ({\"auths\": {\"registry.example\": {\"auth\": \"base64(user:password)\"}}}); the nodes use it for this workload's pulls, before their own credentials file. Checked at apply like every secret reference; never logged or shown."`
 }
 
 // EnvVar is one environment variable of a replica: a value, or a key of a
