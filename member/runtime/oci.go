@@ -33,8 +33,9 @@ const nobody = 65534
 // ociBundle is one run's OCI bundle: config.json, the overlay's upper
 // and work directories and the merged root the container sees.
 type ociBundle struct {
-	dir string // DataDir/bundles/<fs>
-	id  string // the runc container ID
+	dir   string // DataDir/bundles/<fs>
+	id    string // the runc container ID
+	lower string // the image root under the overlay
 }
 
 func (b *ociBundle) rootfs() string { return filepath.Join(b.dir, "rootfs") }
@@ -131,10 +132,17 @@ func (r *Runtime) pullLocked(rep *replica) {
 		span.SetAttributes(attribute.String("replica", rep.spec.ID), attribute.String("image.ref", ref))
 		img, err := r.cfg.Images.Pull(ctx, ref, opts...)
 		span.End()
+		var prepared *ociBundle
+		if err == nil {
+			// Its first run's root, outside the lock (containerCmd makes
+			// it under the lock when this fails).
+			prepared, _ = r.mountBundle(rep.fs, rep.spec.ID, img)
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		rep.pulling = false
 		if r.state != stateRunning || r.reps[rep.spec.ID] != rep || rep.intent != intentNone {
+			r.dropPreparedLocked(prepared)
 			return
 		}
 		now := r.now()
@@ -154,7 +162,7 @@ func (r *Runtime) pullLocked(rep *replica) {
 		}
 		r.pins[pinKey(rep.spec)] = img.Digest
 		r.cfg.Images.Acquire(img.Digest)
-		rep.img = img
+		rep.img, rep.prepared = img, prepared
 		if rep.st.Reason == ReasonPullFailed {
 			rep.st.Reason, rep.st.LastError = "", ""
 		}
@@ -164,24 +172,33 @@ func (r *Runtime) pullLocked(rep *replica) {
 	}()
 }
 
+// dropPreparedLocked removes a bundle no run will use, in the background.
+func (r *Runtime) dropPreparedLocked(b *ociBundle) {
+	if b == nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.removeContainer(b)
+	}()
+}
+
 // containerCmd prepares rep's bundle and returns the runc command that
 // runs it in the foreground: runc forwards signals to the container and
 // exits with its status, so the process machinery (process group, exit
 // codes, records, adoption) applies to it unchanged.
 func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
-	b := &ociBundle{dir: filepath.Join(r.bundleDir, rep.fs), id: containerID(rep.spec.ID)}
-	r.removeContainer(b) // whatever an earlier run left
-	if err := os.MkdirAll(b.dir, 0o711); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+	b := rep.prepared
+	rep.prepared = nil
+	if b == nil || b.lower != rep.img.Rootfs {
+		if b != nil {
+			r.removeContainer(b)
+		}
+		var err error
+		if b, err = r.mountBundle(rep.fs, rep.spec.ID, rep.img); err != nil {
 			return nil, err
 		}
-	}
-	opts := "lowerdir=" + rep.img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
-	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
-		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
 	}
 	spec, err := containerSpec(rep, rep.img, env)
 	if err != nil {
@@ -207,6 +224,31 @@ func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = b.dir
 	return cmd, nil
+}
+
+// mountBundle makes a fresh bundle directory for a replica's run with
+// the image's root as the lower layer of an overlay (whatever an earlier
+// run left is removed first). It touches only that replica's bundle, so
+// a first start's runs outside the runtime's lock, in the pull's
+// goroutine: an overlay mount can wait long on a node busy with mounts,
+// and under the lock every probe and status read waited with it.
+func (r *Runtime) mountBundle(fs, replicaID string, img *image.Image) (*ociBundle, error) {
+	b := &ociBundle{dir: filepath.Join(r.bundleDir, fs), id: containerID(replicaID), lower: img.Rootfs}
+	r.removeContainer(b)
+	if err := os.MkdirAll(b.dir, 0o711); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	opts := "lowerdir=" + img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
+	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
+		_ = os.RemoveAll(b.dir)
+		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
+	}
+	return b, nil
 }
 
 // containerPid is the container's init process (0 when not known yet).

@@ -44,6 +44,7 @@ type replica struct {
 	img      *image.Image // oci: the pulled image (held in the cache while set)
 	pulling  bool         // oci: a pull is under way
 	bundle   *ociBundle   // oci: the current run's bundle
+	prepared *ociBundle   // oci: the first run's bundle, mounted after the pull
 	// fwds forward the host ports of a container with mapped ports
 	// (oci, its own network); extraPorts are the host ports of its ports
 	// after the first, held in Runtime.ports.
@@ -259,6 +260,8 @@ func (r *Runtime) finalizeLocked(rep *replica) {
 	r.unschedule(rep)
 	delete(r.reps, rep.spec.ID)
 	r.unforwardLocked(rep)
+	r.dropPreparedLocked(rep.prepared)
+	rep.prepared = nil
 	if rep.port != 0 && r.ports[rep.port] == rep.spec.ID {
 		delete(r.ports, rep.port)
 	}
