@@ -94,7 +94,10 @@
 // Each run gets a bundle in DataDir/bundles/<replica>: an overlay of the
 // image's shared, read-only root (from the cache) with an upper directory
 // of its own, so a run's writes never reach the cache nor the next run,
-// and a start costs no copy. The generated runtime spec gives the
+// and a start costs no copy (the first run's overlay is mounted as soon
+// as the pull ends, outside the runtime's lock, so that many containers
+// starting at once do not hold up probes and status behind their
+// mounts). The generated runtime spec gives the
 // container pid, ipc, uts and mount namespaces, the host's network
 // unless its ports are mapped (the replica's PORT is then a host port, as
 // for processes; probes reach it on 127.0.0.1), no capabilities and no new privileges, the template's user
