@@ -271,6 +271,9 @@ func (t *ReplicaTemplate) DataRefs(path string) []DataRef {
 			out = append(out, DataRef{Kind: "Secret", Name: r.Name, Key: r.Key, Field: at + ".secret"})
 		}
 	}
+	if r := t.ImagePullSecret; r != nil {
+		out = append(out, DataRef{Kind: "Secret", Name: r.Name, Key: r.Key, Field: path + ".imagePullSecret"})
+	}
 	for i, f := range t.Files {
 		at := fmt.Sprintf("%s.files[%d]", path, i)
 		if f.Config != "" {
@@ -308,6 +311,14 @@ func validateDataRefs(e *errs, path string, t *ReplicaTemplate) {
 		}
 		if !IsDataKey(ref.Key) {
 			e.addValue(at+".valueFrom."+field+".key", ref.Key, "must be a key (letters, digits, '-', '_' or '.')")
+		}
+	}
+	if r := t.ImagePullSecret; r != nil {
+		if !isDNSLabel(r.Name) {
+			e.addValue(path+".imagePullSecret.name", r.Name, "must name a secret (a DNS-1123 label)")
+		}
+		if !IsDataKey(r.Key) {
+			e.addValue(path+".imagePullSecret.key", r.Key, "must be a key (letters, digits, '-', '_' or '.')")
 		}
 	}
 	dirs := map[string]int{}

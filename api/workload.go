@@ -106,6 +106,9 @@ type ReplicaTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty" doc:"Key/value pairs of the template; changing them rolls the replicas (atoll rollout restart sets atoll.dev/restartedAt)."`
 	// Files are whole Configs or Secrets as files the replica reads.
 	Files []FileSource `json:"files,omitempty" doc:"Whole Configs or Secrets as folders of files, one per key, under the replica's files folder ($ATOLL_FILES)."`
+	// ImagePullSecret is a key of a Secret holding a docker config.json
+	// ({"auths": {"<registry>": {"auth": base64(user:password)}}}).
+	ImagePullSecret *KeyRef `json:"imagePullSecret,omitempty" doc:"oci driver: a Secret's key holding registry credentials as a docker config.json ({\"auths\": {\"registry.example\": {\"auth\": \"base64(user:password)\"}}}); the nodes use it for this workload's pulls, before their own credentials file. Checked at apply like every secret reference; never logged or shown."`
 }
 
 // EnvVar is one environment variable of a replica: a value, or a key of a
@@ -138,7 +141,27 @@ func (r Resources) Quantities() (milliCPU, memory int64) {
 type Port struct {
 	Name     string `json:"name,omitempty"`
 	HostPort int32  `json:"hostPort,omitempty" minimum:"0" maximum:"65535" doc:"Fixed port on the node; 0 lets the node allocate one, passed as PORT."`
-	Protocol string `json:"protocol,omitempty" enum:"TCP,UDP" doc:"Default TCP."`
+	// ContainerPort maps the port: the container gets a network of its
+	// own and the node forwards HostPort to it.
+	ContainerPort int32  `json:"containerPort,omitempty" minimum:"0" maximum:"65535" doc:"oci driver: the port the container listens on inside a network namespace of its own; the node forwards the host port (hostPort, or one it allocates for the first port) to it, and PORT is this port. Set on every port or on none (none: the container shares the node's network)."`
+	Protocol      string `json:"protocol,omitempty" enum:"TCP,UDP" doc:"Default TCP."`
+}
+
+// PortsMapped reports whether the template's ports map container ports
+// to host ports (oci: the container gets a network of its own).
+func (t *ReplicaTemplate) PortsMapped() bool {
+	return len(t.Ports) > 0 && t.Ports[0].ContainerPort > 0
+}
+
+// MappedPort is the index of the port that maps container port cp, -1
+// when none does.
+func (t *ReplicaTemplate) MappedPort(cp int32) int {
+	for i, p := range t.Ports {
+		if p.ContainerPort == cp {
+			return i
+		}
+	}
+	return -1
 }
 
 // Probe checks a replica. Exactly one of http, tcp and exec is set.
@@ -484,6 +507,9 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 		if t.ReadOnlyRoot {
 			e.add(path+".readOnlyRootFilesystem", "only applies to the oci driver")
 		}
+		if t.ImagePullSecret != nil {
+			e.add(path+".imagePullSecret", "only applies to the oci driver")
+		}
 	}
 	seenEnv := map[string]bool{}
 	for i, v := range t.Env {
@@ -506,29 +532,110 @@ func validateTemplate(e *errs, path string, t *ReplicaTemplate) {
 			e.addValue(path+".resources.memory", t.Resources.Memory, "%v", err)
 		}
 	}
-	seenPort := map[string]bool{}
+	validatePorts(e, path, t)
+	validateProbe(e, path+".livenessProbe", t.Liveness)
+	validateProbe(e, path+".readinessProbe", t.Readiness)
+	validateProbe(e, path+".startupProbe", t.Startup)
+	if t.PortsMapped() {
+		for _, pr := range []struct {
+			field string
+			p     *Probe
+		}{{"livenessProbe", t.Liveness}, {"readinessProbe", t.Readiness}, {"startupProbe", t.Startup}} {
+			validateMappedProbe(e, path+"."+pr.field, t, pr.p)
+		}
+	}
+	oneOf(e, path+".restartPolicy", t.RestartPolicy, "Always", "OnFailure", "Never")
+	validateLabels(e, path+".nodeSelector", t.NodeSelector)
+	validateTolerations(e, path+".tolerations", t.Tolerations)
+	validateAnnotations(e, path+".annotations", t.Annotations)
+}
+
+// validatePorts checks a template's ports: ranges, names, host ports and
+// container ports used twice (per protocol), and port mapping (oci only,
+// on every port or none, TCP only, a fixed host port for every port but
+// the first).
+func validatePorts(e *errs, path string, t *ReplicaTemplate) {
+	seenName := map[string]bool{}
+	seenHost := map[string]int{}
+	seenContainer := map[string]int{}
+	mapped := t.PortsMapped()
 	for i, p := range t.Ports {
 		pp := fmt.Sprintf("%s.ports[%d]", path, i)
+		proto := p.Protocol
+		if proto == "" {
+			proto = "TCP"
+		}
 		if p.HostPort < 0 || p.HostPort > 65535 {
 			e.addValue(pp+".hostPort", p.HostPort, "must be between 0 and 65535")
+		} else if p.HostPort > 0 {
+			k := fmt.Sprintf("%s/%d", proto, p.HostPort)
+			if j, dup := seenHost[k]; dup {
+				e.addValue(pp+".hostPort", p.HostPort, "is also the host port of %s.ports[%d]", path, j)
+			} else {
+				seenHost[k] = i
+			}
 		}
 		oneOf(e, pp+".protocol", p.Protocol, "TCP", "UDP")
 		if p.Name != "" {
 			if !isDNSLabel(p.Name) {
 				e.addValue(pp+".name", p.Name, "must be a DNS-1123 label")
-			} else if seenPort[p.Name] {
+			} else if seenName[p.Name] {
 				e.addValue(pp+".name", p.Name, "is used twice")
 			}
-			seenPort[p.Name] = true
+			seenName[p.Name] = true
+		}
+		switch {
+		case p.ContainerPort < 0 || p.ContainerPort > 65535:
+			e.addValue(pp+".containerPort", p.ContainerPort, "must be between 1 and 65535")
+			continue
+		case p.ContainerPort == 0 && mapped:
+			e.add(pp+".containerPort", "is required: %s.ports[0] maps a container port, so every port must (the container has a network of its own)", path)
+			continue
+		case p.ContainerPort == 0:
+			continue
+		case t.Driver != "oci":
+			e.add(pp+".containerPort", "only applies to the oci driver (a process shares the node's network)")
+			continue
+		case !mapped:
+			e.add(pp+".containerPort", "set containerPort on %s.ports[0] too, or on no port: a container either has a network of its own or shares the node's", path)
+			continue
+		case proto != "TCP":
+			e.addValue(pp+".protocol", p.Protocol, "must be TCP when containerPort is set: the node forwards TCP only")
+		case i > 0 && p.HostPort == 0:
+			e.add(pp+".hostPort", "is required when containerPort is set on a port after the first (only the first port's host port is allocated)")
+		}
+		k := fmt.Sprintf("%s/%d", proto, p.ContainerPort)
+		if j, dup := seenContainer[k]; dup {
+			e.addValue(pp+".containerPort", p.ContainerPort, "is also the container port of %s.ports[%d]", path, j)
+		} else {
+			seenContainer[k] = i
 		}
 	}
-	validateProbe(e, path+".livenessProbe", t.Liveness)
-	validateProbe(e, path+".readinessProbe", t.Readiness)
-	validateProbe(e, path+".startupProbe", t.Startup)
-	oneOf(e, path+".restartPolicy", t.RestartPolicy, "Always", "OnFailure", "Never")
-	validateLabels(e, path+".nodeSelector", t.NodeSelector)
-	validateTolerations(e, path+".tolerations", t.Tolerations)
-	validateAnnotations(e, path+".annotations", t.Annotations)
+}
+
+// validateMappedProbe checks that an http or tcp probe of a container
+// with mapped ports names a container port that is mapped (0, the
+// default, is the first port): the node probes through the host port.
+func validateMappedProbe(e *errs, path string, t *ReplicaTemplate, p *Probe) {
+	if p == nil {
+		return
+	}
+	var port int32
+	var field string
+	switch {
+	case p.HTTP != nil:
+		port, field = p.HTTP.Port, path+".http.port"
+	case p.TCP != nil:
+		port, field = p.TCP.Port, path+".tcp.port"
+	default:
+		return
+	}
+	if port == 0 {
+		return
+	}
+	if t.MappedPort(port) < 0 {
+		e.addValue(field, port, "must be one of the template's container ports: the node probes a mapped container through its host port")
+	}
 }
 
 func validateProbe(e *errs, path string, p *Probe) {

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -418,6 +419,10 @@ func TestOCITemplateValidation(t *testing.T) {
 		{"bad digest", ReplicaTemplate{Driver: "oci", Image: "app@sha256:123"}, "spec.template.image"},
 		{"bad user", ReplicaTemplate{Driver: "oci", Image: "app", User: "a b"}, "spec.template.user"},
 		{"image on process", ReplicaTemplate{Driver: "process", Command: "x", Image: "app"}, "spec.template.image"},
+		{"pull secret", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "regcred", Key: ".dockerconfigjson"}}, ""},
+		{"pull secret on process", ReplicaTemplate{Driver: "process", Command: "x", ImagePullSecret: &KeyRef{Name: "regcred", Key: "k"}}, "spec.template.imagePullSecret"},
+		{"pull secret bad name", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "Reg", Key: "k"}}, "spec.template.imagePullSecret.name"},
+		{"pull secret bad key", ReplicaTemplate{Driver: "oci", Image: "app", ImagePullSecret: &KeyRef{Name: "regcred", Key: "a/b"}}, "spec.template.imagePullSecret.key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := Workload{Metadata: ObjectMeta{Name: "w"}, Spec: WorkloadSpec{Replicas: 1, Template: tc.tpl}}
@@ -428,6 +433,48 @@ func TestOCITemplateValidation(t *testing.T) {
 			}
 			if tc.want != "" && !strings.Contains(got, tc.want) {
 				t.Fatalf("want an error on %s, got %v", tc.want, got)
+			}
+		})
+	}
+}
+
+func TestPortMappingValidation(t *testing.T) {
+	t.Parallel()
+	oci := func(ports ...Port) ReplicaTemplate {
+		return ReplicaTemplate{Driver: "oci", Image: "app:1", Ports: ports}
+	}
+	withProbe := func(tpl ReplicaTemplate, p *Probe) ReplicaTemplate { tpl.Readiness = p; return tpl }
+	for _, tc := range []struct {
+		name string
+		tpl  ReplicaTemplate
+		want []string // every field path reported, sorted; nil: valid
+	}{
+		{"mapped, host port allocated", oci(Port{ContainerPort: 8080}), nil},
+		{"mapped, second port fixed", oci(Port{ContainerPort: 8080}, Port{Name: "admin", ContainerPort: 9000, HostPort: 19000}), nil},
+		{"host network", oci(Port{HostPort: 8080}, Port{}), nil},
+		{"probe on a container port", withProbe(oci(Port{ContainerPort: 8080}, Port{ContainerPort: 9000, HostPort: 19000}), &Probe{TCP: &TCPProbe{Port: 9000}}), nil},
+		{"container port too large", oci(Port{ContainerPort: 70000}), []string{"spec.template.ports[0].containerPort"}},
+		{"negative container port", oci(Port{ContainerPort: -1}), []string{"spec.template.ports[0].containerPort"}},
+		{"container port on process", ReplicaTemplate{Driver: "process", Command: "x", Ports: []Port{{ContainerPort: 80}}}, []string{"spec.template.ports[0].containerPort"}},
+		{"only a later port mapped", oci(Port{}, Port{ContainerPort: 80, HostPort: 8080}), []string{"spec.template.ports[1].containerPort"}},
+		{"a later port not mapped", oci(Port{ContainerPort: 80}, Port{HostPort: 9000}), []string{"spec.template.ports[1].containerPort"}},
+		{"later mapped port without host port", oci(Port{ContainerPort: 80}, Port{ContainerPort: 81}), []string{"spec.template.ports[1].hostPort"}},
+		{"udp mapped", oci(Port{ContainerPort: 53, Protocol: "UDP"}), []string{"spec.template.ports[0].protocol"}},
+		{"container port twice", oci(Port{ContainerPort: 80}, Port{ContainerPort: 80, HostPort: 9000}), []string{"spec.template.ports[1].containerPort"}},
+		{"host port twice", oci(Port{ContainerPort: 80, HostPort: 9000}, Port{ContainerPort: 81, HostPort: 9000}), []string{"spec.template.ports[1].hostPort"}},
+		{"host port twice, host network", ReplicaTemplate{Driver: "process", Command: "x", Ports: []Port{{HostPort: 9000}, {HostPort: 9000}}}, []string{"spec.template.ports[1].hostPort"}},
+		{"same host port, tcp and udp", ReplicaTemplate{Driver: "process", Command: "x", Ports: []Port{{HostPort: 9000}, {HostPort: 9000, Protocol: "UDP"}}}, nil},
+		{"probe on an unmapped port", withProbe(oci(Port{ContainerPort: 8080}), &Probe{HTTP: &HTTPProbe{Port: 9999}}), []string{"spec.template.readinessProbe.http.port"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := Workload{Metadata: ObjectMeta{Name: "w"}, Spec: WorkloadSpec{Replicas: 1, Template: tc.tpl}}
+			var got []string
+			for _, fe := range w.Validate() {
+				got = append(got, fe.Field)
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("errors on %v, want on %v: %v", got, tc.want, w.Validate())
 			}
 		})
 	}

@@ -340,6 +340,36 @@ func BenchmarkSecretRead(b *testing.B) {
 	})
 }
 
+// TestImagePullSecretChecked: an oci template's imagePullSecret names a
+// secret and a key that exist, or the write is a 422 at its field; the
+// workload's answer never holds the credentials.
+func TestImagePullSecretChecked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	auth := `{"auths":{"registry.example":{"auth":"dTpzM2NyZXQ="}}}`
+	if err := e.admin.Create(ctx, "secrets", secretObj("regcred", map[string]string{"config.json": auth}, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	w := workload("app", 1, nil)
+	w.Spec.Template = api.ReplicaTemplate{Driver: "oci", Image: "registry.example/app:1", ImagePullSecret: &api.KeyRef{Name: "nope", Key: "config.json"}}
+	if r := e.json("POST", "/api/v1/workloads", w); r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.imagePullSecret.name") {
+		t.Errorf("a missing pull secret: want 422 at spec.template.imagePullSecret.name; got %d %s", r.status, r.body)
+	}
+	w.Spec.Template.ImagePullSecret = &api.KeyRef{Name: "regcred", Key: ".dockerconfigjson"}
+	if r := e.json("POST", "/api/v1/workloads", w); r.status != http.StatusUnprocessableEntity || !hasLocation(r.problem, "body.spec.template.imagePullSecret.key") {
+		t.Errorf("a missing key of the pull secret: want 422 at spec.template.imagePullSecret.key; got %d %s", r.status, r.body)
+	}
+	w.Spec.Template.ImagePullSecret.Key = "config.json"
+	r := e.json("POST", "/api/v1/workloads", w)
+	if r.status != http.StatusCreated {
+		t.Fatalf("want the workload with its pull secret created; got %d %s", r.status, r.body)
+	}
+	if strings.Contains(string(r.body), "dTpzM2NyZXQ=") {
+		t.Errorf("the workload's answer holds the credentials: %s", r.body)
+	}
+}
+
 // TestWorkloadReferencesChecked: a workload's env and files name configs,
 // secrets and keys that exist, or its create, update, patch or dry run is
 // a 422 at the reference's field.

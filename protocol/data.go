@@ -85,9 +85,12 @@ func Pins(t api.ReplicaTemplate) map[string]int64 {
 // bindings request, never stored with the binding. Missing names what the
 // member could not find (the replica then does not start, saying so).
 type BindingData struct {
-	Env     map[string]string `json:"env,omitempty"`
-	Files   []BindingFiles    `json:"files,omitempty"`
-	Missing []string          `json:"missing,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+	Files []BindingFiles    `json:"files,omitempty"`
+	// RegistryAuth is the template's imagePullSecret key: a docker
+	// config.json the node pulls the replica's image with.
+	RegistryAuth []byte   `json:"registryAuth,omitempty"`
+	Missing      []string `json:"missing,omitempty"`
 }
 
 // BindingFiles is one folder of files: a Config's or a Secret's keys.
@@ -102,7 +105,7 @@ type BindingFiles struct {
 // pins (api.AnnotationData; the newest held when it pins none); nil when
 // the template has none.
 func ResolveData(t api.ReplicaTemplate, held map[string]map[int64]DataItem) *BindingData {
-	if len(t.Files) == 0 && !hasValueFrom(t) {
+	if len(t.Files) == 0 && !hasValueFrom(t) && t.ImagePullSecret == nil {
 		return nil
 	}
 	pins := Pins(t)
@@ -138,6 +141,18 @@ func ResolveData(t api.ReplicaTemplate, held map[string]map[int64]DataItem) *Bin
 			out.Missing = append(out.Missing, u+" is not in this cluster yet")
 		}
 		return out
+	}
+	if ref := t.ImagePullSecret; ref != nil {
+		item, ok := items[DataID(DataSecret, ref.Name)]
+		v, has := item.Values[ref.Key]
+		switch {
+		case !ok:
+			out.Missing = append(out.Missing, fmt.Sprintf("imagePullSecret: secret %q is not in this cluster", ref.Name))
+		case !has:
+			out.Missing = append(out.Missing, fmt.Sprintf("imagePullSecret: secret %q has no key %q", ref.Name, ref.Key))
+		default:
+			out.RegistryAuth = v
+		}
 	}
 	for _, e := range t.Env {
 		if e.ValueFrom == nil {

@@ -36,6 +36,14 @@ func TestResolveData(t *testing.T) {
 	if !slices.Equal(d.Missing, want) {
 		t.Errorf("missing:\n got %s\nwant %s", strings.Join(d.Missing, "\n     "), strings.Join(want, "\n     "))
 	}
+	pull := api.ReplicaTemplate{Driver: "oci", ImagePullSecret: &api.KeyRef{Name: "db", Key: "password"}}
+	if d := ResolveData(pull, items); d == nil || string(d.RegistryAuth) != "pw" || len(d.Missing) != 0 {
+		t.Errorf("a pull secret's key: %+v", d)
+	}
+	pull.ImagePullSecret.Key = "auth"
+	if d := ResolveData(pull, items); d == nil || d.RegistryAuth != nil || !slices.Equal(d.Missing, []string{`imagePullSecret: secret "db" has no key "auth"`}) {
+		t.Errorf("a pull secret without its key: %+v", d)
+	}
 	if ResolveData(api.ReplicaTemplate{Env: []api.EnvVar{{Name: "A", Value: "b"}}}, items) != nil {
 		t.Error("a template without references needs no data")
 	}

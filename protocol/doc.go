@@ -89,6 +89,9 @@
 //	   workload's image presence (StatusReport.Images). Desired
 //	   workloads' oci images arrive pinned to the digest the hub resolved
 //	   once for the revision (repository:tag@sha256:...).
+//	   Also additive in 6: BindingData.RegistryAuth (the template's
+//	   imagePullSecret, for the node's pulls of that replica's image); a
+//	   node that ignores it pulls with its own credentials only.
 //	7: traffic. An endpoint (ReplicaAddress, Endpoint) carries its
 //	   replica's workload generation, so a gateway knows which revision
 //	   answered; members publish their gateway's counts per service,

@@ -199,9 +199,13 @@ func TestDescribe(t *testing.T) {
 	}, {
 		name: "a container's image", kind: "Workload",
 		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "box"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "oci",
-			Image: "registry.example/app:1.2", User: "1000", ReadOnlyRoot: true}}},
+			Image: "registry.example/app:1.2", User: "1000", ReadOnlyRoot: true,
+			ImagePullSecret: &api.KeyRef{Name: "regcred", Key: "config.json"},
+			Ports:           []api.Port{{Name: "http", ContainerPort: 8080}, {Name: "admin", HostPort: 9001, ContainerPort: 9000}}}}},
 		want: []string{"Driver: oci (a container from an OCI image, run with runc)", "Image: registry.example/app:1.2", "User: 1000",
-			"Root filesystem: read-only (/tmp writable)"},
+			"Root filesystem: read-only (/tmp writable)", "Pull credentials: secret regcred, key config.json",
+			"Ports: http node-allocated (PORT)/TCP -> container 8080, admin 9001/TCP -> container 9000",
+			"Network: its own (loopback only); the node forwards each host port to the container port"},
 	}, {
 		name: "a container's warm standby", kind: "Workload",
 		obj: &api.Workload{Metadata: api.ObjectMeta{Name: "box"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "oci", Image: "r.example/app:1"}},

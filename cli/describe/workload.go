@@ -82,6 +82,9 @@ func template(d *doc, t *api.ReplicaTemplate) {
 	if t.Image != "" {
 		d.row(1, "Image", t.Image)
 	}
+	if r := t.ImagePullSecret; r != nil {
+		d.row(1, "Pull credentials", fmt.Sprintf("secret %s, key %s", r.Name, r.Key))
+	}
 	if t.User != "" {
 		d.row(1, "User", t.User)
 	}
@@ -108,6 +111,9 @@ func template(d *doc, t *api.ReplicaTemplate) {
 			ports[i] = portText(p)
 		}
 		d.row(1, "Ports", strings.Join(ports, ", "))
+		if t.PortsMapped() {
+			d.row(1, "Network", "its own (loopback only); the node forwards each host port to the container port")
+		}
 	}
 	for _, p := range []struct {
 		name  string
@@ -193,6 +199,9 @@ func portText(p api.Port) string {
 		s = fmt.Sprint(p.HostPort)
 	}
 	s += "/" + cmp.Or(p.Protocol, "TCP")
+	if p.ContainerPort > 0 {
+		s += fmt.Sprintf(" -> container %d", p.ContainerPort)
+	}
 	if p.Name != "" {
 		s = p.Name + " " + s
 	}

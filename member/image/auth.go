@@ -1,7 +1,9 @@
 package image
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,12 @@ func readKeychain(path string) (keychain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry credentials: %w", err)
 	}
+	return parseKeychain(b, path)
+}
+
+// parseKeychain reads a docker config.json from source (a file, or a
+// workload's secret). Errors never quote the content.
+func parseKeychain(b []byte, path string) (keychain, error) {
 	var f credFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, errors.New("registry credentials: " + path + " is not a docker config.json file")
@@ -60,4 +68,42 @@ func (k keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 		return authn.FromConfig(c), nil
 	}
 	return authn.Anonymous, nil
+}
+
+// PullOption changes one Pull.
+type PullOption func(*pullOptions)
+
+type pullOptions struct {
+	creds  []byte // a docker config.json, nil for none
+	source string // what creds came from, for errors
+}
+
+// WithCredentials pulls with the registry credentials of a docker
+// config.json (a workload's, from source, e.g. "secret regcred"), asked
+// before the node's credentials file. Pulls with different credentials
+// never share a fetch.
+func WithCredentials(configJSON []byte, source string) PullOption {
+	return func(o *pullOptions) { o.creds, o.source = configJSON, source }
+}
+
+// keychain is the pull's credentials before the node's file.
+func (o pullOptions) keychain(file keychain) (authn.Keychain, error) {
+	if o.creds == nil {
+		return file, nil
+	}
+	own, err := parseKeychain(o.creds, o.source)
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewMultiKeychain(own, file), nil
+}
+
+// key tells pulls with different credentials apart (a hash, never the
+// credentials).
+func (o pullOptions) key() string {
+	if o.creds == nil {
+		return ""
+	}
+	h := sha256.Sum256(o.creds)
+	return "\x00" + hex.EncodeToString(h[:])
 }

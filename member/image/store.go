@@ -266,8 +266,13 @@ func (s *Store) load(digest string) (*Image, error) {
 }
 
 // Pull makes ref present in the cache and returns it. Concurrent pulls
-// of one reference share one fetch. Errors carry the registry's answer.
-func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
+// of one reference (with the same credentials) share one fetch. Errors
+// carry the registry's answer.
+func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image, error) {
+	var po pullOptions
+	for _, o := range opts {
+		o(&po)
+	}
 	start := time.Now()
 	ctx, span := otel.Tracer("github.com/atollhq/atoll/member/image").Start(ctx, "image.pull")
 	span.SetAttributes(attribute.String("image.ref", ref))
@@ -282,18 +287,19 @@ func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
 		return img, nil
 	}
 	s.mu.Lock()
-	c, ok := s.inflight[ref]
+	key := ref + po.key()
+	c, ok := s.inflight[key]
 	if !ok {
 		c = &pullCall{done: make(chan struct{})}
-		s.inflight[ref] = c
+		s.inflight[key] = c
 		go func() {
 			// Detached from the first caller: a pull others wait for
 			// must not end because that caller gave up.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PullTimeout)
-			c.img, c.err = s.fetch(fctx, ref)
+			c.img, c.err = s.fetch(fctx, ref, po)
 			cancel()
 			s.mu.Lock()
-			delete(s.inflight, ref)
+			delete(s.inflight, key)
 			s.mu.Unlock()
 			close(c.done)
 		}()
@@ -319,8 +325,12 @@ func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
 }
 
 // credentials resolves the store's credentials file (read at each pull).
-func (s *Store) options(ctx context.Context) ([]remote.Option, error) {
-	kc, err := readKeychain(s.cfg.CredentialsFile)
+func (s *Store) options(ctx context.Context, po pullOptions) ([]remote.Option, error) {
+	file, err := readKeychain(s.cfg.CredentialsFile)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := po.keychain(file)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +343,12 @@ func (s *Store) options(ctx context.Context) ([]remote.Option, error) {
 }
 
 // fetch pulls ref from its registry into the cache.
-func (s *Store) fetch(ctx context.Context, ref string) (*Image, error) {
+func (s *Store) fetch(ctx context.Context, ref string, po pullOptions) (*Image, error) {
 	r, err := s.parse(ref)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := s.options(ctx)
+	opts, err := s.options(ctx, po)
 	if err != nil {
 		return nil, err
 	}

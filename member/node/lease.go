@@ -120,7 +120,7 @@ func replicaData(d *protocol.BindingData) *runtime.ReplicaData {
 	if d == nil {
 		return nil
 	}
-	out := &runtime.ReplicaData{Env: d.Env, Missing: d.Missing}
+	out := &runtime.ReplicaData{Env: d.Env, Missing: d.Missing, RegistryAuth: d.RegistryAuth}
 	for _, f := range d.Files {
 		out.Files = append(out.Files, runtime.ReplicaFiles{Dir: f.Dir, Secret: f.Secret, Values: f.Values})
 	}

@@ -44,6 +44,28 @@ func cgroup2Mounts() []string {
 	return out
 }
 
+// cgroup1Mount is where the cgroup v1 hierarchy holding controller is
+// mounted, "" when none is.
+func cgroup1Mount(controller string) string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, super := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(super) < 3 || super[0] != "cgroup" {
+			continue
+		}
+		if slices.Contains(strings.Split(super[2], ","), controller) {
+			return unescapeMount(fields[4])
+		}
+	}
+	return ""
+}
+
 // unescapeMount undoes the octal escapes of mountinfo (\040 for space).
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {

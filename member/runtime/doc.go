@@ -94,15 +94,36 @@
 // Each run gets a bundle in DataDir/bundles/<replica>: an overlay of the
 // image's shared, read-only root (from the cache) with an upper directory
 // of its own, so a run's writes never reach the cache nor the next run,
-// and a start costs no copy. The generated runtime spec gives the
-// container pid, ipc, uts and mount namespaces, the host's network (the
-// replica's PORT is a host port, as for processes; probes reach it on
-// 127.0.0.1), no capabilities and no new privileges, the template's user
+// and a start costs no copy (the first run's overlay is mounted as soon
+// as the pull ends, outside the runtime's lock, so that many containers
+// starting at once do not hold up probes and status behind their
+// mounts). The generated runtime spec gives the
+// container pid, ipc, uts and mount namespaces, the host's network
+// unless its ports are mapped (the replica's PORT is then a host port, as
+// for processes; probes reach it on 127.0.0.1), no capabilities and no new privileges, the template's user
 // (else the image's when it is not root, else 65534), a read-only root
 // when the template asks (with a writable /tmp), and the template's cpu
 // and memory as cgroup limits that runc sets. The container's stdio are
-// the replica's log pipes. runc's own errors (its JSON log) become the
-// run's reason. A fence (Kill) SIGKILLs the container's init, which takes
+// the replica's log pipes.
+//
+// A template whose ports set containerPort maps them: the container gets
+// a network namespace of its own (runc brings its loopback up; it reaches
+// nothing outside), PORT is the first port's container port, and the
+// runtime opens a forward (package portfwd) from each host port (the
+// first allocated as for any replica, the others fixed) to its container
+// port. The forwards hold the host ports from the first start until the
+// replica is forgotten, across the container's restarts; the replica's
+// Port (what probes use and gateways are told) is the host port, and a
+// probe aimed at a container port goes through its host port. Forwards
+// live in the agent: an adopted container is forwarded again by the next
+// agent run.
+//
+// runc's own errors (its JSON log) become the
+// run's reason. runc runs with --keep, so the stopped container's cgroup
+// outlives it until the runtime deletes it: a failed container whose
+// cgroup counted an OOM kill (memory.oom_control under cgroup v1, where
+// a hybrid host keeps the memory controller; memory.events under v2)
+// ends with reason OOMKilled. A fence (Kill) SIGKILLs the container's init, which takes
 // its whole pid namespace; when runc exits the container is deleted and
 // the overlay and bundle removed. At Start, bundles and runc containers
 // no adopted replica owns are removed, and a stale record's container is

@@ -61,6 +61,19 @@ func runHelper(mode string) {
 				}
 			}
 		}
+	case "oom":
+		// Grows until the memory limit's OOM killer ends it (1 GiB at
+		// most: without a limit it exits 3).
+		var hold [][]byte
+		for range 1024 {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			hold = append(hold, b)
+		}
+		fmt.Println("not killed after", len(hold), "MiB")
+		os.Exit(3)
 	case "http":
 		var n atomic.Int64
 		http.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,8 +33,9 @@ const nobody = 65534
 // ociBundle is one run's OCI bundle: config.json, the overlay's upper
 // and work directories and the merged root the container sees.
 type ociBundle struct {
-	dir string // DataDir/bundles/<fs>
-	id  string // the runc container ID
+	dir   string // DataDir/bundles/<fs>
+	id    string // the runc container ID
+	lower string // the image root under the overlay
 }
 
 func (b *ociBundle) rootfs() string { return filepath.Join(b.dir, "rootfs") }
@@ -99,10 +101,12 @@ func (r *Runtime) startContainerLocked(rep *replica, now time.Time) {
 	case r.runc == "":
 		r.terminalLocked(rep, PhaseFailed, "this node cannot run oci replicas: "+r.runcWhy)
 		return
-	case rep.img == nil:
+	case rep.img == nil && (rep.spec.Data == nil || len(rep.spec.Data.Missing) == 0):
 		r.pullLocked(rep)
 		return
 	}
+	// Pulled, or waiting for its configuration (which may hold its pull
+	// credentials): startProcessLocked holds a start that misses data.
 	r.startProcessLocked(rep, now)
 }
 
@@ -114,6 +118,10 @@ func (r *Runtime) pullLocked(rep *replica) {
 	}
 	rep.pulling = true
 	ref := r.pullRef(rep.spec)
+	var opts []image.PullOption
+	if d := rep.spec.Data; d != nil && d.RegistryAuth != nil {
+		opts = append(opts, image.WithCredentials(d.RegistryAuth, "the workload's imagePullSecret"))
+	}
 	rep.st.Phase, rep.st.Message, rep.st.NextStartAt = PhasePulling, "pulling image "+ref, time.Time{}
 	r.notify()
 	ctx := r.ctx
@@ -122,12 +130,19 @@ func (r *Runtime) pullLocked(rep *replica) {
 		defer r.wg.Done()
 		ctx, span := otel.Tracer("github.com/atollhq/atoll/member/runtime").Start(ctx, "runtime.pull_image")
 		span.SetAttributes(attribute.String("replica", rep.spec.ID), attribute.String("image.ref", ref))
-		img, err := r.cfg.Images.Pull(ctx, ref)
+		img, err := r.cfg.Images.Pull(ctx, ref, opts...)
 		span.End()
+		var prepared *ociBundle
+		if err == nil {
+			// Its first run's root, outside the lock (containerCmd makes
+			// it under the lock when this fails).
+			prepared, _ = r.mountBundle(rep.fs, rep.spec.ID, img)
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		rep.pulling = false
 		if r.state != stateRunning || r.reps[rep.spec.ID] != rep || rep.intent != intentNone {
+			r.dropPreparedLocked(prepared)
 			return
 		}
 		now := r.now()
@@ -147,7 +162,7 @@ func (r *Runtime) pullLocked(rep *replica) {
 		}
 		r.pins[pinKey(rep.spec)] = img.Digest
 		r.cfg.Images.Acquire(img.Digest)
-		rep.img = img
+		rep.img, rep.prepared = img, prepared
 		if rep.st.Reason == ReasonPullFailed {
 			rep.st.Reason, rep.st.LastError = "", ""
 		}
@@ -157,24 +172,33 @@ func (r *Runtime) pullLocked(rep *replica) {
 	}()
 }
 
+// dropPreparedLocked removes a bundle no run will use, in the background.
+func (r *Runtime) dropPreparedLocked(b *ociBundle) {
+	if b == nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.removeContainer(b)
+	}()
+}
+
 // containerCmd prepares rep's bundle and returns the runc command that
 // runs it in the foreground: runc forwards signals to the container and
 // exits with its status, so the process machinery (process group, exit
 // codes, records, adoption) applies to it unchanged.
 func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
-	b := &ociBundle{dir: filepath.Join(r.bundleDir, rep.fs), id: containerID(rep.spec.ID)}
-	r.removeContainer(b) // whatever an earlier run left
-	if err := os.MkdirAll(b.dir, 0o711); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+	b := rep.prepared
+	rep.prepared = nil
+	if b == nil || b.lower != rep.img.Rootfs {
+		if b != nil {
+			r.removeContainer(b)
+		}
+		var err error
+		if b, err = r.mountBundle(rep.fs, rep.spec.ID, rep.img); err != nil {
 			return nil, err
 		}
-	}
-	opts := "lowerdir=" + rep.img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
-	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
-		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
 	}
 	spec, err := containerSpec(rep, rep.img, env)
 	if err != nil {
@@ -194,10 +218,37 @@ func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	rep.bundle = b
-	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
+	// --keep: the stopped container (and its cgroup, whose OOM count
+	// says why it died) stays until ociWaitCleanup deletes it.
+	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--keep", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = b.dir
 	return cmd, nil
+}
+
+// mountBundle makes a fresh bundle directory for a replica's run with
+// the image's root as the lower layer of an overlay (whatever an earlier
+// run left is removed first). It touches only that replica's bundle, so
+// a first start's runs outside the runtime's lock, in the pull's
+// goroutine: an overlay mount can wait long on a node busy with mounts,
+// and under the lock every probe and status read waited with it.
+func (r *Runtime) mountBundle(fs, replicaID string, img *image.Image) (*ociBundle, error) {
+	b := &ociBundle{dir: filepath.Join(r.bundleDir, fs), id: containerID(replicaID), lower: img.Rootfs}
+	r.removeContainer(b)
+	if err := os.MkdirAll(b.dir, 0o711); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	opts := "lowerdir=" + img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
+	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
+		_ = os.RemoveAll(b.dir)
+		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
+	}
+	return b, nil
 }
 
 // containerPid is the container's init process (0 when not known yet).
@@ -279,7 +330,8 @@ func (r *Runtime) sweepContainersLocked() {
 
 // containerSpec is the OCI runtime spec of rep's container: the image's
 // entrypoint, cmd, env and working directory under the template's
-// overrides; pid, ipc, uts and mount namespaces with the host's network;
+// overrides; pid, ipc, uts and mount namespaces with the host's network
+// (or a network of its own when its ports are mapped);
 // no capabilities and no new privileges; the template's cpu and memory
 // as cgroup limits.
 func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, error) {
@@ -338,7 +390,7 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: "/atoll-oci/" + containerID(rep.spec.ID),
+			CgroupsPath: containerCgroupsPath(containerID(rep.spec.ID)),
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
@@ -350,7 +402,12 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 	}
-	// Host networking: the container resolves names as the node does.
+	if t.PortsMapped() {
+		// A network of its own: runc brings its loopback up, and the
+		// agent forwards the host ports into it (package portfwd).
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	// The container resolves names as the node does.
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
@@ -388,7 +445,11 @@ func containerEnv(rep *replica, img *image.Image) []string {
 	for _, e := range rep.spec.Template.Env {
 		set(e.Name, e.Value)
 	}
-	set("PORT", strconv.Itoa(rep.port))
+	port := rep.port
+	if rep.mapped() {
+		port = int(rep.spec.Template.Ports[0].ContainerPort)
+	}
+	set("PORT", strconv.Itoa(port))
 	set("ATOLL_REPLICA", rep.spec.ID)
 	set("ATOLL_WORKLOAD", rep.spec.Workload)
 	out := make([]string, 0, len(order))
@@ -470,27 +531,71 @@ func lookupID(file, who string, user bool) (uint32, uint32, error) {
 	return 0, 0, fmt.Errorf("not found in the image's /%s", filepath.Join("etc", filepath.Base(file)))
 }
 
-// ociWaitCleanup runs after an oci run's runc exited: the container is
-// deleted and its bundle removed (a restart makes a fresh one). When
-// runc itself failed (the container could not start), its error becomes
-// the run's reason.
-func (r *Runtime) ociWaitCleanup(rep *replica, run *procRun) {
+// ociWaitCleanup runs after an oci run's runc exited (code is its exit
+// code, -1 when unknown): the container is deleted and its bundle
+// removed (a restart makes a fresh one). When runc itself failed (the
+// container could not start), its error becomes the run's reason; when
+// the container failed and its cgroup counted an OOM kill, the reason is
+// OOMKilled.
+func (r *Runtime) ociWaitCleanup(rep *replica, run *procRun, code int) {
 	r.mu.Lock()
 	b := rep.bundle
+	limit := rep.spec.Template.Resources.Memory
 	r.mu.Unlock()
 	if b == nil {
 		return
 	}
 	r.killContainer(b)
 	why := runcError(filepath.Join(b.dir, "runc.log"))
+	kills, _ := containerOOMKills(containerCgroupsPath(b.id))
 	r.removeContainer(b)
-	if why != "" && run != nil {
-		r.mu.Lock()
-		if run.reason == "" {
-			run.reason, run.failure = "runc: "+why, ReasonExecFailed
-		}
-		r.mu.Unlock()
+	if run == nil {
+		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case run.reason != "" || code == 0:
+	case kills > 0:
+		run.reason, run.failure = "out of memory: the kernel's OOM killer killed the container (memory limit "+cmp.Or(limit, "none")+")", ReasonOOMKilled
+	case why != "" && !run.adopted:
+		run.reason, run.failure = "runc: "+why, ReasonExecFailed
+	}
+}
+
+// containerCgroupsPath is the cgroup of a container (runc's
+// cgroupsPath, under each hierarchy's root).
+func containerCgroupsPath(id string) string { return "/atoll-oci/" + id }
+
+// containerOOMKills reads how many processes the kernel's OOM killer
+// killed in the container cgroup at path: memory.oom_control's oom_kill
+// under the cgroup v1 memory hierarchy where one is mounted (a hybrid
+// host, where runc puts the memory limit), else memory.events' oom_kill
+// under cgroup v2. ok is false when neither can be read (no memory
+// controller, or the cgroup is gone).
+func containerOOMKills(path string) (n int64, ok bool) {
+	read := func(file string) (int64, bool) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return 0, false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, found := strings.CutPrefix(line, "oom_kill "); found {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n, err == nil
+			}
+		}
+		return 0, false
+	}
+	if m := cgroup1Mount("memory"); m != "" {
+		return read(filepath.Join(m, path, "memory.oom_control"))
+	}
+	for _, m := range cgroup2Mounts() {
+		if n, ok := read(filepath.Join(m, path, "memory.events")); ok {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // runcError is the last error runc logged (its JSON log), "" when none.

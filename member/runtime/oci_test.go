@@ -6,9 +6,11 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -503,4 +505,147 @@ func BenchmarkOCIStart(b *testing.B) {
 	}
 	b.Run("cold", func(b *testing.B) { run(b, true); b.ReportMetric(float64(size)/(1<<20), "image-MiB") })
 	b.Run("warm", func(b *testing.B) { run(b, false) })
+}
+
+// freeHostPort is a port nothing on this machine listens on now.
+func freeHostPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestOCIPortMapping: a container whose port maps a container port has
+// a network of its own; HTTP answers through the host port (probes too,
+// one aimed at the container port), never on the container port from the
+// node, across a restart; the host port is free once the replica goes.
+func TestOCIPortMapping(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	inside := freeHostPort(t)
+	spec := ociSpec("m1", reg.host+"/web:v1")
+	spec.Template.Ports = []api.Port{{Name: "http", ContainerPort: int32(inside)}}
+	spec.Template.Readiness = &api.Probe{HTTP: &api.HTTPProbe{Path: "/healthz", Port: int32(inside)}, PeriodSeconds: 1}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the mapped container to be ready (probed through its host port)", ready("m1"))["m1"]
+	if st.Port == inside || st.Port == 0 {
+		t.Fatalf("the replica's port is %d, want a host port other than the container port %d", st.Port, inside)
+	}
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz through the host port %d: %d, %v", st.Port, code, err)
+	}
+	if code, err := get(t, inside, "/healthz"); err == nil {
+		t.Fatalf("GET /healthz on the container port %d from the node answered %d: the container shares the node's network", inside, code)
+	}
+	cpid := h.containerPid("m1")
+	own, _ := os.Readlink("/proc/self/ns/net")
+	theirs, _ := os.Readlink("/proc/" + strconv.Itoa(cpid) + "/ns/net")
+	if theirs == "" || theirs == own {
+		t.Errorf("the container's network namespace is %q, the node's %q: want one of its own", theirs, own)
+	}
+	lines := readLines(t, follow(t, h.rt, "m1", "stdout"), 1)
+	if len(lines) == 0 || !strings.Contains(lines[0], "listening on "+strconv.Itoa(inside)) {
+		t.Errorf("stdout of the container: %q, want it to listen on PORT=%d (the container port)", lines, inside)
+	}
+
+	// The forward outlives a restart of the container.
+	syscall.Kill(cpid, syscall.SIGKILL)
+	st = waitLong(t, h.rt, "a restart after the kill", func(m map[string]ReplicaStatus) bool {
+		s := m["m1"]
+		return s.Restarts >= 1 && s.Ready
+	})["m1"]
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz through the host port after the restart: %d, %v", code, err)
+	}
+
+	h.rt.Apply(nil)
+	waitLong(t, h.rt, "the container to go", gone("m1"))
+	poll(t, "the host port to be released", func() bool { return portFree(st.Port, false) })
+}
+
+// TestOCIOOMKilled: a container killed by the OOM killer at its memory
+// limit ends with reason OOMKilled.
+func TestOCIOOMKilled(t *testing.T) {
+	needRunc(t)
+	if _, ok := containerOOMKills("/"); !ok {
+		t.Skip("no memory controller whose OOM kills can be read here (neither cgroup v1 memory.oom_control nor cgroup v2 memory.events)")
+	}
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("hog", reg.host+"/web:v1")
+	spec.Template.Readiness = nil
+	spec.Template.RestartPolicy = "Never"
+	spec.Template.Resources.Memory = "48Mi"
+	spec.Template.Env = []api.EnvVar{{Name: helperEnv, Value: "oom"}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the container to fail", func(m map[string]ReplicaStatus) bool { return m["hog"].Phase == PhaseFailed })["hog"]
+	if st.Reason != ReasonOOMKilled || !strings.Contains(st.LastError, "48Mi") {
+		t.Fatalf("reason %q (%q), want %s naming the limit 48Mi", st.Reason, st.LastError, ReasonOOMKilled)
+	}
+	if st.ExitCode != 137 {
+		t.Errorf("exit code %d, want 137 (SIGKILL)", st.ExitCode)
+	}
+}
+
+// TestOCIPullSecret: a registry that asks for a password refuses the
+// pull without the workload's credentials (PullFailed with its 401), and
+// the replica runs once they arrive; the credentials are in no status,
+// record or log line.
+func TestOCIPullSecret(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "private:v1")
+	reg.mu.Lock()
+	reg.password = "s3cret-pw"
+	reg.mu.Unlock()
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("p1", reg.host+"/private:v1")
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the pull to fail without credentials", func(m map[string]ReplicaStatus) bool {
+		return m["p1"].Reason == ReasonPullFailed
+	})["p1"]
+	if !strings.Contains(st.LastError, "UNAUTHORIZED") && !strings.Contains(st.LastError, "401") {
+		t.Fatalf("last error %q, want the registry's 401", st.LastError)
+	}
+
+	auth := base64.StdEncoding.EncodeToString([]byte("u:s3cret-pw"))
+	spec.Data = &ReplicaData{RegistryAuth: []byte(`{"auths":{"` + reg.host + `":{"auth":"` + auth + `"}}}`)}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st = waitLong(t, h.rt, "the container to run with the workload's credentials", ready("p1"))["p1"]
+	if code, err := get(t, st.Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz: %d, %v", code, err)
+	}
+	for _, secret := range []string{"s3cret-pw", auth} {
+		if s := fmt.Sprintf("%+v", h.rt.Status()); strings.Contains(s, secret) {
+			t.Errorf("the status holds the credentials: %s", s)
+		}
+		if l := h.logs.lines(secret); len(l) > 0 {
+			t.Errorf("the runtime logged the credentials: %q", l)
+		}
+		rec, _ := os.ReadFile(h.rt.recordPath(fsName("p1")))
+		if strings.Contains(string(rec), secret) {
+			t.Errorf("the replica's record holds the credentials")
+		}
+	}
+
+	// Wrong credentials: the registry's refusal, never the password.
+	bad := ociSpec("p2", reg.host+"/private:v2")
+	wrong := base64.StdEncoding.EncodeToString([]byte("u:wrong-pw"))
+	bad.Data = &ReplicaData{RegistryAuth: []byte(`{"auths":{"` + reg.host + `":{"auth":"` + wrong + `"}}}`)}
+	h.rt.Apply([]ReplicaSpec{spec, bad})
+	st = waitLong(t, h.rt, "the pull with wrong credentials to fail", func(m map[string]ReplicaStatus) bool {
+		return m["p2"].Reason == ReasonPullFailed
+	})["p2"]
+	if strings.Contains(st.LastError, "wrong-pw") || strings.Contains(st.LastError, wrong) {
+		t.Errorf("the error quotes the credentials: %q", st.LastError)
+	}
 }

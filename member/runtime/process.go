@@ -74,6 +74,14 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		}
 		rep.port, rep.st.Port = p, p
 	}
+	if rep.mapped() {
+		if err := r.forwardLocked(rep); err != nil {
+			rep.st.Phase, rep.st.Message = PhasePending, "forward the container's ports: "+err.Error()
+			r.schedule(rep, now.Add(rep.backoff))
+			rep.backoff = min(rep.backoff*2, r.cfg.Backoff.Max)
+			return
+		}
+	}
 	if d := rep.spec.Data; d != nil && len(d.Missing) > 0 {
 		// Not a run: it waits, with backoff, for its configuration.
 		msg := "missing configuration: " + strings.Join(d.Missing, "; ")
@@ -215,7 +223,7 @@ func (r *Runtime) runningLocked(rep *replica, run *procRun) {
 		ctx, cancel := context.WithCancel(r.ctx)
 		run.probeCancel = cancel
 		if rep.isOCI() && rep.bundle != nil {
-			t = r.probesInContainer(t, rep.bundle.id)
+			t = r.probesInContainer(probesThroughHostPorts(t), rep.bundle.id)
 		}
 		r.wg.Add(1)
 		go r.probeLoop(ctx, rep, run, t, rep.port)
@@ -296,10 +304,10 @@ func (r *Runtime) waitChild(rep *replica, run *procRun, cmd *exec.Cmd) {
 		}
 	}
 	err := cmd.Wait()
-	if !detached && rep.isOCI() {
-		r.ociWaitCleanup(rep, run)
-	}
 	code, how := exitOf(cmd.ProcessState, err)
+	if !detached && rep.isOCI() {
+		r.ociWaitCleanup(rep, run, code)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == stateRunning && rep.run == run && !run.detached && !run.exited {

@@ -44,7 +44,14 @@ func specHash(s ReplicaSpec) string {
 	return hex.EncodeToString(h[:12])
 }
 
-// writeRecord saves rep's record for run: temp file, fsync, rename.
+// writeRecord saves rep's record for run: temp file, then rename. No
+// fsync: the record must outlive the agent, not the machine (a machine
+// that crashes takes its replicas with it, and a record it tore is
+// removed as unreadable at the next start). Under the runtime's lock an
+// fsync per start serialized a node's starts behind a busy disk: a
+// goroutine dump of 100 containers starting at once on this project's
+// shared machine had the supervisor in fsync and 158 goroutines waiting
+// for the lock.
 func (r *Runtime) writeRecord(rep *replica, run *procRun) error {
 	rec := record{
 		Spec: rep.spec, SpecHash: specHash(rep.spec),
@@ -65,9 +72,6 @@ func (r *Runtime) writeRecord(rep *replica, run *procRun) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -182,6 +186,14 @@ func (r *Runtime) adoptOneLocked(rec record) bool {
 	}
 	r.reps[spec.ID] = rep
 	r.log.Info("replica adopted", "replica", spec.ID, "pid", rec.Pid, "port", rec.Port)
+	if rep.mapped() {
+		if err := r.forwardLocked(rep); err != nil {
+			// It runs, unreachable: probes say so, and its next start
+			// tries again.
+			r.log.Warn("adopted container's ports are not forwarded", "replica", spec.ID, "err", err)
+			rep.st.Message = "ports not forwarded: " + err.Error()
+		}
+	}
 
 	ctx, cancel := context.WithCancel(r.ctx)
 	run.watchStop = cancel
@@ -244,7 +256,7 @@ func (r *Runtime) watchProc(ctx context.Context, rep *replica, run *procRun) {
 // exit code is unknown.
 func (r *Runtime) adoptedExited(rep *replica, run *procRun) {
 	if rep.isOCI() {
-		r.ociWaitCleanup(rep, nil)
+		r.ociWaitCleanup(rep, run, -1)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

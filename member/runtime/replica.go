@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/atollhq/atoll/member/image"
+	"github.com/atollhq/atoll/member/portfwd"
 )
 
 // stopIntent says what happens once a replica's process is gone.
@@ -43,6 +44,12 @@ type replica struct {
 	img      *image.Image // oci: the pulled image (held in the cache while set)
 	pulling  bool         // oci: a pull is under way
 	bundle   *ociBundle   // oci: the current run's bundle
+	prepared *ociBundle   // oci: the first run's bundle, mounted after the pull
+	// fwds forward the host ports of a container with mapped ports
+	// (oci, its own network); extraPorts are the host ports of its ports
+	// after the first, held in Runtime.ports.
+	fwds       []*portfwd.Forward
+	extraPorts []int
 }
 
 func (rep *replica) isSim() bool { return rep.spec.Template.Driver == "sim" }
@@ -252,6 +259,9 @@ func (r *Runtime) afterRunLocked(rep *replica, now time.Time, failed bool, msg s
 func (r *Runtime) finalizeLocked(rep *replica) {
 	r.unschedule(rep)
 	delete(r.reps, rep.spec.ID)
+	r.unforwardLocked(rep)
+	r.dropPreparedLocked(rep.prepared)
+	rep.prepared = nil
 	if rep.port != 0 && r.ports[rep.port] == rep.spec.ID {
 		delete(r.ports, rep.port)
 	}

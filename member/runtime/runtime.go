@@ -105,9 +105,12 @@ type ReplicaSpec struct {
 // what its member could not give: the replica does not start
 // (ReasonMissingData) until it arrives.
 type ReplicaData struct {
-	Env     map[string]string
-	Files   []ReplicaFiles
-	Missing []string
+	Env   map[string]string
+	Files []ReplicaFiles
+	// RegistryAuth is the template's imagePullSecret (a docker
+	// config.json): oci replicas pull with it.
+	RegistryAuth []byte
+	Missing      []string
 }
 
 // ReplicaFiles is one folder of files under the replica's $ATOLL_FILES:
@@ -346,6 +349,7 @@ func (r *Runtime) Stop() {
 			if rep.run != nil {
 				rep.run.detach()
 			}
+			r.unforwardLocked(rep) // the next agent run forwards again
 			if rep.logs != nil {
 				rep.logs.close(0)
 			}
