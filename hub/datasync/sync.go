@@ -539,20 +539,5 @@ func (s *Syncer) Sent() map[string]int64 {
 }
 
 func (s *Syncer) each(ctx context.Context, kind string, fn func(*pgstore.Record) error) error {
-	cont := ""
-	for {
-		res, err := s.store.List(ctx, kind, pgstore.ListOptions{Limit: 1000, Continue: cont})
-		if err != nil {
-			return err
-		}
-		for _, rec := range res.Items {
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		if res.Continue == "" {
-			return nil
-		}
-		cont = res.Continue
-	}
+	return pgstore.Each(ctx, s.store, kind, fn)
 }

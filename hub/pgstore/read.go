@@ -361,3 +361,30 @@ func (s *Store) Expire(ctx context.Context, kind string, keep time.Duration) (in
 	}
 	return tag.RowsAffected(), nil
 }
+
+// Lister lists a kind's objects a page at a time (*Store is one).
+type Lister interface {
+	List(ctx context.Context, kind string, opts ListOptions) (*ListResult, error)
+}
+
+// Each calls fn with every object of kind, reading pages of 1,000 (a
+// controller's pass over all of a kind without holding them all in one
+// answer); fn's error ends it.
+func Each(ctx context.Context, l Lister, kind string, fn func(*Record) error) error {
+	cont := ""
+	for {
+		res, err := l.List(ctx, kind, ListOptions{Limit: 1000, Continue: cont})
+		if err != nil {
+			return err
+		}
+		for _, rec := range res.Items {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if res.Continue == "" {
+			return nil
+		}
+		cont = res.Continue
+	}
+}

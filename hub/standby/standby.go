@@ -218,7 +218,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 		return nil
 	}
 	in := Input{Pinned: map[string]string{}, Placed: map[string]map[string]int32{}, Now: c.cfg.Now()}
-	if err := each(ctx, c.store, "Workload", func(rec *pgstore.Record) error {
+	if err := pgstore.Each(ctx, c.store, "Workload", func(rec *pgstore.Record) error {
 		var w api.Workload
 		if err := rec.Decode(&w); err != nil {
 			return err
@@ -238,7 +238,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := each(ctx, c.store, "Cluster", func(rec *pgstore.Record) error {
+	if err := pgstore.Each(ctx, c.store, "Cluster", func(rec *pgstore.Record) error {
 		var cl api.Cluster
 		if err := rec.Decode(&cl); err != nil {
 			return err
@@ -359,23 +359,4 @@ func (c *Controller) request(ctx context.Context, cluster string, l protocol.Sta
 		return ack, err
 	}
 	return ack, nil
-}
-
-func each(ctx context.Context, store Store, kind string, fn func(*pgstore.Record) error) error {
-	cont := ""
-	for {
-		res, err := store.List(ctx, kind, pgstore.ListOptions{Limit: 1000, Continue: cont})
-		if err != nil {
-			return err
-		}
-		for _, rec := range res.Items {
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		if res.Continue == "" {
-			return nil
-		}
-		cont = res.Continue
-	}
 }
