@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,26 +167,8 @@ func (rw *rolloutWatch) waitPhase(t *testing.T, rev int64, phase string, timeout
 // is readable through the API and `atoll describe service`.
 func TestProgressiveRolloutTrafficGates(t *testing.T) {
 	t.Parallel()
-	tag := fmt.Sprintf("pg-%d-%d", os.Getpid(), nameSeq.Add(1))
-	t.Cleanup(func() {
-		for _, p := range workloadProcs(t, tag) {
-			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		}
-	})
-	d := startDevNoDemo(t)
-	nodeOf := map[int]string{}
-	gw := map[string]string{}
-	var ms []*e2eMember
-	for _, s := range []string{"a", "b", "c"} {
-		addr := freeAddr(t)
-		m := startE2EMember(t, d, "pg-"+s, "pg-r-"+s, tag, 1, nodeOf, "--gateway-listen", addr, "--gateway-local-peers")
-		gw[m.name] = addr
-		ms = append(ms, m)
-	}
-	for _, m := range ms {
-		waitMemberCluster(t, d, m, tag)
-	}
+	trio := startGatewayTrio(t, "pg")
+	d, tag, ms, gw := trio.d, trio.tag, trio.ms, trio.gw
 	a, b, c := ms[0].name, ms[1].name, ms[2].name
 	d.mustAtoll(t, progressiveManifest(tag, "v1", 0, false, a, b, c), "apply", "-f", "-")
 	d.waitWorkload(t, "web", "3 Ready replicas, one per cluster", workloadReadyTimeout, nil, func(w api.Workload) bool {

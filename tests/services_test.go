@@ -117,26 +117,8 @@ func (c *loadClient) finish() (ok, fail int64, p50, p99 time.Duration) {
 // and four proxies) would otherwise slow the timing-bound tests it
 // overlapped.
 func TestTrafficFollowsFailover(t *testing.T) {
-	tag := fmt.Sprintf("sv-%d-%d", os.Getpid(), nameSeq.Add(1))
-	t.Cleanup(func() {
-		for _, p := range workloadProcs(t, tag) {
-			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		}
-	})
-	d := startDevNoDemo(t)
-	nodeOf := map[int]string{}
-	gw := map[string]string{}
-	var ms []*e2eMember
-	for _, s := range []string{"a", "b", "c"} {
-		addr := freeAddr(t)
-		m := startE2EMember(t, d, "sv-"+s, "sv-r-"+s, tag, 1, nodeOf, "--gateway-listen", addr, "--gateway-local-peers")
-		gw[m.name] = addr
-		ms = append(ms, m)
-	}
-	for _, m := range ms {
-		waitMemberCluster(t, d, m, tag)
-	}
+	tr := startGatewayTrio(t, "sv")
+	d, tag, ms, gw, nodeOf := tr.d, tr.tag, tr.ms, tr.gw, tr.nodeOf
 	a, b, c := ms[0], ms[1], ms[2]
 	entryAddr := freeAddr(t)
 	entryProc := startAtollProc(t, "gateway", "gateway", "--listen", entryAddr, "--check-every", "200ms",
@@ -358,4 +340,39 @@ spec:
 		}
 	}
 	t.Logf("cut off for %s: the gateway inside the partition served every request", time.Since(cutAt).Round(time.Millisecond))
+}
+
+// gatewayTrio is atoll dev without its demo and three members named
+// <prefix>-a, -b and -c (regions <prefix>-r-a...), each with one node
+// and a gateway on a port of its own.
+type gatewayTrio struct {
+	d      *devStack
+	tag    string            // marks the replicas' processes, killed when the test ends
+	ms     []*e2eMember      // a, b, c
+	gw     map[string]string // member -> its gateway's address
+	nodeOf map[int]string    // node agent pid -> member
+}
+
+// startGatewayTrio starts a gatewayTrio and waits until the hub lists
+// each member.
+func startGatewayTrio(t *testing.T, prefix string) gatewayTrio {
+	t.Helper()
+	tr := gatewayTrio{tag: fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), nameSeq.Add(1)), gw: map[string]string{}, nodeOf: map[int]string{}}
+	t.Cleanup(func() {
+		for _, p := range workloadProcs(t, tr.tag) {
+			_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	})
+	tr.d = startDevNoDemo(t)
+	for _, s := range []string{"a", "b", "c"} {
+		addr := freeAddr(t)
+		m := startE2EMember(t, tr.d, prefix+"-"+s, prefix+"-r-"+s, tr.tag, 1, tr.nodeOf, "--gateway-listen", addr, "--gateway-local-peers")
+		tr.gw[m.name] = addr
+		tr.ms = append(tr.ms, m)
+	}
+	for _, m := range tr.ms {
+		waitMemberCluster(t, tr.d, m, tr.tag)
+	}
+	return tr
 }
