@@ -96,7 +96,8 @@ type Config struct {
 	// Registry is how the hub reaches registries to resolve oci images'
 	// tags to digests, once per template revision (package imagepin):
 	// HTTPS with the system's roots and CAFile, plain HTTP only to the
-	// registries listed in Insecure, credentials from CredentialsFile.
+	// registries listed in Insecure; credentials from the workload's
+	// imagePullSecret (read through Keys' vault), then CredentialsFile.
 	Registry image.RegistryConfig
 	// NodesResolveTags turns that off, for a hub that cannot reach the
 	// registries: templates are delivered as written and each node
