@@ -11,6 +11,11 @@
 // registries (member/image.Resolver: HTTPS with the system's roots or the
 // configured CA, plain HTTP only to registries listed insecure) and
 // records each digest on its revision row.
+// Until then the placer holds the revision's delivery; the workload's
+// ImageResolved condition says why, with the registry's answer when it
+// refused or could not be reached (retried with backoff), and a Warning
+// event (deduplicated) says so too. Pins reads what was pinned, for the
+// placer and the warm standby.
 //
 // It asks with the credentials the revision's replicas pull with: the
 // template's imagePullSecret, at the version the revision pins (the
@@ -21,11 +26,6 @@
 // attempt. The credentials are never logged, traced or written in a
 // condition or an event; a secret or key that cannot be read is named
 // (never its value) in the ImageResolved condition.
-// Until then the placer holds the revision's delivery; the workload's
-// ImageResolved condition says why, with the registry's answer when it
-// refused or could not be reached (retried with backoff), and a Warning
-// event (deduplicated) says so too. Pins reads what was pinned, for the
-// placer and the warm standby.
 //
 // It must not deliver anything or decide placement; it writes nothing
 // but pins, the condition and events.
