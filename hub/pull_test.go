@@ -22,6 +22,7 @@ import (
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/cli/replicas"
+	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/member/runtime"
@@ -88,11 +89,15 @@ func TestImagePullFailureShowsItsReason(t *testing.T) {
 	}
 }
 
-// TestImagePullSecretEndToEnd: an image in a registry that asks for a
-// password fails to pull (PullFailed with the registry's 401) until the
-// workload names a Secret holding the credentials; the hub then sends
-// the secret to the member, the node pulls with it and the replica
-// becomes ready. No event or status holds the password.
+// TestImagePullSecretEndToEnd, with a registry that asks for a
+// password: (a) an image named by digest is delivered as it is and the
+// node's pull is refused (PullFailed with the registry's 401); (b) a tag
+// cannot be resolved by the hub without the workload's secret
+// (ImageResolved=False and an ImageResolveFailed event with the
+// registry's UNAUTHORIZED) and nothing is delivered; (c) once the
+// workload names its imagePullSecret, the hub resolves the tag with it,
+// the node pulls with it, and the replica becomes ready. No event,
+// status or condition holds the credentials.
 func TestImagePullSecretEndToEnd(t *testing.T) {
 	if ok, why := runtime.ContainerSupport(""); !ok {
 		if os.Geteuid() != 0 {
@@ -121,66 +126,111 @@ func TestImagePullSecretEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host+"/team/private:v1", name.Insecure)
+	tag := host + "/team/private:v1"
+	ref, err := name.ParseReference(tag, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "ci", Password: password})); err != nil {
 		t.Fatal(err)
 	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
 	store, err := image.Open(image.Config{Dir: filepath.Join(t.TempDir(), "images"), Insecure: []string{host}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newMemberEnv(t, members.HealthConfig{})
+	// The hub reaches the registry over plain HTTP (listed insecure) and
+	// has no credentials file of its own.
+	dbURL := newHubDatabase(t)
+	e := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true, func(c *hub.Config) { c.Registry.Insecure = []string{host} })
 	ctx := t.Context()
-	runMemberWithNode(t, e, runtime.Config{Images: store, Backoff: runtime.BackoffConfig{Initial: 200 * time.Millisecond, Max: time.Second}})
+	m := runMemberWithNode(t, e, runtime.Config{Images: store, Backoff: runtime.BackoffConfig{Initial: 200 * time.Millisecond, Max: time.Second}})
 	auth := base64.StdEncoding.EncodeToString([]byte("ci:" + password))
 	if err := e.admin.Create(ctx, "secrets", secretObj("regcred", map[string]string{"config.json": `{"auths":{"` + host + `":{"auth":"` + auth + `"}}}`}, nil), nil); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := api.ReplicaTemplate{Driver: "oci", Image: host + "/team/private:v1",
-		Readiness: &api.Probe{HTTP: &api.HTTPProbe{Path: "/"}, PeriodSeconds: 1}}
-	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "private"}, Spec: api.WorkloadSpec{Replicas: 1, Template: tmpl}})
-
-	events := func() []api.Event {
+	events := func(workload string) []api.Event {
 		var l api.EventList
-		sel := api.LabelEventKind + "=Workload," + api.LabelEventName + "=private"
+		sel := api.LabelEventKind + "=Workload," + api.LabelEventName + "=" + workload
 		if err := e.admin.List(ctx, "events", client.ListOptions{LabelSelector: sel}, &l); err != nil {
 			t.Fatal(err)
 		}
 		return l.Items
 	}
-	waitFor(t, "PullFailed with the registry's 401", 60*time.Second, func() bool {
-		for _, ev := range events() {
+	probe := &api.Probe{HTTP: &api.HTTPProbe{Path: "/"}, PeriodSeconds: 1}
+
+	// (a) By digest, without the secret: the hub has nothing to resolve
+	// and delivers it; the node's pull is refused.
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "bydigest"}, Spec: api.WorkloadSpec{Replicas: 1,
+		Template: api.ReplicaTemplate{Driver: "oci", Image: host + "/team/private@" + d.String(), Readiness: probe}}})
+	waitFor(t, "bydigest: the node's PullFailed with the registry's 401", 60*time.Second, func() bool {
+		for _, ev := range events("bydigest") {
 			if ev.Reason == protocol.ProblemPullFailed && strings.Contains(ev.Message, "UNAUTHORIZED") {
 				return true
 			}
 		}
 		return false
 	})
-
-	var w api.Workload
-	if err := e.admin.Get(ctx, "workloads", "private", &w); err != nil {
+	if err := e.admin.Delete(ctx, "workloads", "bydigest", nil); err != nil {
 		t.Fatal(err)
 	}
+
+	// (b) By tag, without the secret: the hub cannot resolve it, says
+	// why, and delivers nothing.
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "private"}, Spec: api.WorkloadSpec{Replicas: 1,
+		Template: api.ReplicaTemplate{Driver: "oci", Image: tag, Readiness: probe}}})
+	var w api.Workload
+	waitFor(t, "private: ImageResolved=False", 60*time.Second, func() bool {
+		return e.admin.Get(ctx, "workloads", "private", &w) == nil && condition(w.Status.Conditions, api.ConditionImageResolved).Status == "False"
+	})
+	if c := condition(w.Status.Conditions, api.ConditionImageResolved); c.Reason != api.ReasonResolveFailed || !strings.Contains(c.Message, "UNAUTHORIZED") {
+		t.Errorf("ImageResolved: want ResolveFailed with the registry's UNAUTHORIZED; got %+v", c)
+	}
+	if ev := findEvent(t, e, "private", "ImageResolveFailed"); ev == nil || ev.Type != api.EventWarning || !strings.Contains(ev.Message, "UNAUTHORIZED") {
+		t.Errorf("want an ImageResolveFailed Warning with the registry's UNAUTHORIZED; got %+v", ev)
+	}
+	if held, err := m.State().Desired(ctx); err != nil || held["private"].Epoch != 0 {
+		t.Errorf("private was delivered before its image was resolved: %+v (%v)", held["private"], err)
+	}
+	for _, ev := range events("private") {
+		if ev.Reason == protocol.ProblemPullFailed || ev.Reason == protocol.StatePulling {
+			t.Errorf("a node pulled a tag the hub did not resolve: %s %s", ev.Reason, ev.Message)
+		}
+	}
+
+	// (c) With the secret: resolved at the hub with it, pulled by the
+	// node with it, ready.
 	w.Spec.Template.ImagePullSecret = &api.KeyRef{Name: "regcred", Key: "config.json"}
 	if err := e.admin.Update(ctx, "workloads", "private", w, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replica ready, pulled with the workload's secret", 90*time.Second, func() bool {
+	waitFor(t, "the replica ready, resolved and pulled with the workload's secret", 90*time.Second, func() bool {
 		if err := e.admin.Get(ctx, "workloads", "private", &w); err != nil {
 			t.Fatal(err)
 		}
 		return w.Status.ReadyReplicas == 1
 	})
-	for _, ev := range events() {
-		if strings.Contains(ev.Message, password) || strings.Contains(ev.Message, auth) {
-			t.Errorf("event %s holds the credentials: %s", ev.Reason, ev.Message)
+	if c := condition(w.Status.Conditions, api.ConditionImageResolved); c.Status != "True" || !strings.Contains(c.Message, d.String()) || !strings.Contains(c.Message, `imagePullSecret "regcred"`) {
+		t.Errorf("ImageResolved: want True naming %s and the secret; got %+v", d, c)
+	}
+	if held, err := m.State().Desired(ctx); err != nil || held["private"].Template.Image != image.Pin(tag, d.String()) {
+		t.Errorf("the member holds image %q (%v); want the tag pinned to %s", held["private"].Template.Image, err, d)
+	}
+	if !store.Present(d.String()) {
+		t.Errorf("the node's cache lacks %s", d)
+	}
+	for _, wname := range []string{"bydigest", "private"} {
+		for _, ev := range events(wname) {
+			if strings.Contains(ev.Message, password) || strings.Contains(ev.Message, auth) {
+				t.Errorf("event %s of %s holds the credentials: %s", ev.Reason, wname, ev.Message)
+			}
 		}
 	}
 	raw, _ := json.Marshal(w)
 	if strings.Contains(string(raw), password) || strings.Contains(string(raw), auth) {
-		t.Errorf("the workload holds the credentials: %s", raw)
+		t.Errorf("the workload (status, conditions) holds the credentials: %s", raw)
 	}
 }

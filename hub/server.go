@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -30,6 +31,7 @@ import (
 	"github.com/atollhq/atoll/hub/throttle"
 	"github.com/atollhq/atoll/hub/traffic"
 	"github.com/atollhq/atoll/member/image"
+	"github.com/atollhq/atoll/protocol"
 	"github.com/atollhq/atoll/telemetry"
 )
 
@@ -94,7 +96,8 @@ type Config struct {
 	// Registry is how the hub reaches registries to resolve oci images'
 	// tags to digests, once per template revision (package imagepin):
 	// HTTPS with the system's roots and CAFile, plain HTTP only to the
-	// registries listed in Insecure, credentials from CredentialsFile.
+	// registries listed in Insecure; credentials from the workload's
+	// imagePullSecret (read through Keys' vault), then CredentialsFile.
 	Registry image.RegistryConfig
 	// NodesResolveTags turns that off, for a hub that cannot reach the
 	// registries: templates are delivered as written and each node
@@ -190,7 +193,8 @@ func New(cfg Config) *Server {
 		s.standby = standby.New(s.store, pins, s.bus, s.monitor, s.lead, standby.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter})
 		if !cfg.NodesResolveTags {
 			s.resolver = imagepin.New(s.store, registry, s.lead, imagepin.Config{Logger: s.log, Now: s.now, Meter: cfg.Telemetry.Meter,
-				OnPinned: func() { s.placer.Wake(); s.standby.Wake() }})
+				Credentials: pullSecrets{secrets.Reader{Vault: vault, Store: s.store}},
+				OnPinned:    func() { s.placer.Wake(); s.standby.Wake() }})
 		}
 		s.traffic = traffic.New(s.endpoints, traffic.Config{Logger: s.log, Now: s.now, Meter: meter})
 		s.placer.MeasureTraffic(s.traffic)
@@ -335,4 +339,43 @@ func (s *Server) Handler() http.Handler { return s.api.Handler() }
 // failing to start.
 type brokenRegistry struct{ err error }
 
-func (b brokenRegistry) Resolve(context.Context, string) (string, error) { return "", b.err }
+func (b brokenRegistry) Resolve(context.Context, string, ...image.PullOption) (string, error) {
+	return "", b.err
+}
+
+// pullSecrets reads templates' imagePullSecrets for the image resolver
+// (imagepin.Credentials), through the secrets vault.
+type pullSecrets struct{ values secrets.Reader }
+
+// PullAuth returns the template's imagePullSecret key at the version the
+// template pins (the newest when it pins none); nil when it names none.
+// Errors never quote a value.
+func (p pullSecrets) PullAuth(ctx context.Context, t api.ReplicaTemplate) ([]byte, error) {
+	ref := t.ImagePullSecret
+	if ref == nil {
+		return nil, nil
+	}
+	rec, err := p.values.Store.Get(ctx, "Secret", ref.Name)
+	if api.ErrorCode(err) == api.CodeNotFound {
+		return nil, errors.New("the secret does not exist")
+	}
+	if err != nil {
+		return nil, err
+	}
+	version := protocol.Pins(t)[protocol.DataID(protocol.DataSecret, ref.Name)]
+	data, err := p.values.ReadAt(ctx, rec.Meta.UID, version)
+	if api.ErrorCode(err) == api.CodeNotFound {
+		if version != 0 {
+			return nil, fmt.Errorf("version %d of the secret, which the revision pins, is no longer kept", version)
+		}
+		return nil, errors.New("the secret has no value")
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, ok := data.Bytes()[ref.Key]
+	if !ok {
+		return nil, errors.New("the secret has no such key")
+	}
+	return v, nil
+}

@@ -9,13 +9,23 @@
 // makes a revision (package revisions records it with no digest): the
 // leader's Resolver finds the revisions not pinned yet, asks their
 // registries (member/image.Resolver: HTTPS with the system's roots or the
-// configured CA, plain HTTP only to registries listed insecure, the
-// hub's credentials file) and records each digest on its revision row.
+// configured CA, plain HTTP only to registries listed insecure) and
+// records each digest on its revision row.
 // Until then the placer holds the revision's delivery; the workload's
 // ImageResolved condition says why, with the registry's answer when it
 // refused or could not be reached (retried with backoff), and a Warning
 // event (deduplicated) says so too. Pins reads what was pinned, for the
 // placer and the warm standby.
+//
+// It asks with the credentials the revision's replicas pull with: the
+// template's imagePullSecret, at the version the revision pins (the
+// newest when it pins none), read through Credentials at each attempt,
+// before the hub's own credentials file. A registry reachable only with
+// a workload's secret is thus resolved at the hub, and a secret given new
+// values (a new revision, which pins them) or fixed is used at the next
+// attempt. The credentials are never logged, traced or written in a
+// condition or an event; a secret or key that cannot be read is named
+// (never its value) in the ImageResolved condition.
 //
 // It must not deliver anything or decide placement; it writes nothing
 // but pins, the condition and events.
@@ -42,6 +52,7 @@ import (
 	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/loop"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/member/image"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -53,10 +64,20 @@ type Store interface {
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 }
 
-// Registry resolves a reference to its manifest digest
-// (*image.Resolver has it).
+// Registry resolves a reference to its manifest digest, asking with the
+// credentials of image.WithCredentials before its own (*image.Resolver
+// has it).
 type Registry interface {
-	Resolve(ctx context.Context, ref string) (string, error)
+	Resolve(ctx context.Context, ref string, opts ...image.PullOption) (string, error)
+}
+
+// Credentials reads the registry credentials a template's replicas pull
+// with: its imagePullSecret's key (a docker config.json), at the version
+// the template pins (api.AnnotationData; the newest when it pins none).
+// Errors say what is missing (the Resolver names the secret and the key
+// before them) and never quote a value.
+type Credentials interface {
+	PullAuth(ctx context.Context, t api.ReplicaTemplate) ([]byte, error)
 }
 
 // Config tunes a Resolver. Zero values mean the defaults.
@@ -72,9 +93,13 @@ type Config struct {
 	// OnPinned is called after a pass pinned a revision (the placer and
 	// the warm standby are woken).
 	OnPinned func()
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Meter    metric.MeterProvider
+	// Credentials reads templates' imagePullSecrets; nil: a template
+	// that names one is not resolved (its condition says the hub cannot
+	// read it).
+	Credentials Credentials
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Meter       metric.MeterProvider
 }
 
 // Resolver is the controller.
@@ -176,7 +201,7 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 		if failedBefore && r.cfg.Now().Before(f.next) {
 			continue
 		}
-		digest, err := r.resolve(ctx, u.Image)
+		digest, secret, err := r.resolve(ctx, u)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -217,7 +242,7 @@ func (r *Resolver) RunOnce(ctx context.Context) error {
 		if !u.Latest {
 			continue
 		}
-		msg := fmt.Sprintf("revision %d: image %s is %s; every cluster runs it pinned", u.Number, u.Image, digest)
+		msg := fmt.Sprintf("revision %d: image %s is %s%s; every cluster runs it pinned", u.Number, u.Image, digest, secret)
 		if err := r.record(ctx, u, "True", api.ReasonImageResolved, msg, api.EventNormal); err != nil && api.ErrorCode(err) != api.CodeNotFound {
 			r.log.WarnContext(ctx, "recording an image resolution", "workload", u.Workload, "err", err)
 		}
@@ -270,23 +295,49 @@ func (r *Resolver) sweep(ctx context.Context) error {
 	})
 }
 
-// resolve asks the registry, bounded by the timeout.
-func (r *Resolver) resolve(ctx context.Context, ref string) (string, error) {
+// resolve asks the registry for u's image, bounded by the timeout, with
+// the credentials of its template's imagePullSecret when it names one
+// (said, for the condition, by secret: " (asked with ...)").
+func (r *Resolver) resolve(ctx context.Context, u pgstore.UnpinnedRevision) (digest, secret string, err error) {
 	ctx, span := otel.Tracer("github.com/atollhq/atoll/hub/imagepin").Start(ctx, "imagepin.resolve")
-	span.SetAttributes(attribute.String("image.ref", ref))
+	span.SetAttributes(attribute.String("image.ref", u.Image))
 	defer span.End()
+	fail := func(err error) (string, string, error) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		return "", "", err
+	}
+	var t api.ReplicaTemplate
+	if len(u.Template) > 0 {
+		if err := json.Unmarshal(u.Template, &t); err != nil {
+			return fail(fmt.Errorf("read the revision's template: %w", err))
+		}
+	}
+	var opts []image.PullOption
+	if ref := t.ImagePullSecret; ref != nil {
+		// Named, never quoted: the credentials go to the registry alone.
+		source := fmt.Sprintf("imagePullSecret (secret %q, key %q)", ref.Name, ref.Key)
+		span.SetAttributes(attribute.String("image.pull_secret", ref.Name))
+		if r.cfg.Credentials == nil {
+			return fail(fmt.Errorf("%s: this hub does not read image pull secrets", source))
+		}
+		auth, err := r.cfg.Credentials.PullAuth(ctx, t)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", source, err))
+		}
+		opts = append(opts, image.WithCredentials(auth, source))
+		secret = fmt.Sprintf(" (asked with the imagePullSecret %q)", ref.Name)
+	}
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	digest, err := r.registry.Resolve(rctx, ref)
+	digest, err = r.registry.Resolve(rctx, u.Image, opts...)
 	r.duration.Record(ctx, time.Since(start).Seconds())
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-		return "", err
+		return fail(err)
 	}
 	span.SetAttributes(attribute.String("image.digest", digest))
-	return digest, nil
+	return digest, secret, nil
 }
 
 // record sets the workload's ImageResolved condition and records the

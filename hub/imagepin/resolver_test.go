@@ -16,6 +16,7 @@ import (
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/hub/revisions"
+	"github.com/atollhq/atoll/member/image"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -27,7 +28,7 @@ type registry struct {
 	asks map[string]int
 }
 
-func (r *registry) Resolve(_ context.Context, ref string) (string, error) {
+func (r *registry) Resolve(_ context.Context, ref string, _ ...image.PullOption) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.asks[ref]++

@@ -102,6 +102,9 @@ type UnpinnedRevision struct {
 	Number      int64
 	Generation  int64
 	Image       string
+	// Template is the revision's template as stored (its imagePullSecret
+	// and the data versions it pins say which credentials resolve it).
+	Template json.RawMessage
 	// Latest: the workload's newest revision (older ones are resolved for
 	// a progressive rollout that still delivers them).
 	Latest bool
@@ -112,7 +115,7 @@ type UnpinnedRevision struct {
 // ones of workloads that roll out progressively (a cluster may still be
 // delivered one); the others are never delivered again.
 func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRevision, error) {
-	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image',
+	rows, err := s.pool.Query(ctx, `SELECT o.name, r.workload_uid::text, r.number, r.generation, r.template->>'image', r.template,
 		r.number = (SELECT max(x.number) FROM workload_revisions x WHERE x.workload_uid = r.workload_uid)
 		FROM workload_revisions r JOIN objects o ON o.uid = r.workload_uid
 		WHERE r.template->>'driver' = 'oci' AND r.image_digest = '' AND strpos(coalesce(r.template->>'image', ''), '@') = 0
@@ -124,7 +127,9 @@ func (s *Store) UnpinnedRevisions(ctx context.Context, limit int) ([]UnpinnedRev
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpinnedRevision, error) {
 		var u UnpinnedRevision
 		var img *string
-		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img, &u.Latest)
+		var tmpl []byte
+		err := row.Scan(&u.Workload, &u.WorkloadUID, &u.Number, &u.Generation, &img, &tmpl, &u.Latest)
+		u.Template = tmpl
 		if img != nil {
 			u.Image = *img
 		}

@@ -69,8 +69,12 @@ func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
 // Resolve returns ref's manifest digest ("sha256:<hex>"): the image
 // index's when the tag names one, so every platform's node finds its own
 // image under it. A reference by digest is returned as it is, without a
-// request. Errors carry the registry's answer.
-func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
+// request. Errors carry the registry's answer, never the credentials.
+//
+// It asks with the credentials of opts (WithCredentials: a workload's
+// imagePullSecret, as a node's pull does) before those of the
+// credentials file.
+func (r *Resolver) Resolve(ctx context.Context, ref string, opts ...PullOption) (string, error) {
 	parsed, err := name.ParseReference(ref)
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", ref, err)
@@ -84,16 +88,24 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (string, error) {
 			return "", fmt.Errorf("image %q: %w", ref, err)
 		}
 	}
-	kc, err := readKeychain(r.cfg.CredentialsFile)
+	var po pullOptions
+	for _, o := range opts {
+		o(&po)
+	}
+	file, err := readKeychain(r.cfg.CredentialsFile)
 	if err != nil {
 		return "", err
 	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(r.client.Transport), remote.WithAuthFromKeychain(kc),
+	kc, err := po.keychain(file)
+	if err != nil {
+		return "", err
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(r.client.Transport), remote.WithAuthFromKeychain(kc),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: goruntime.GOARCH})}
-	desc, err := remote.Head(parsed, opts...)
+	desc, err := remote.Head(parsed, ropts...)
 	if err != nil {
 		// Some registries refuse HEAD on manifests: ask with GET.
-		d, gerr := remote.Get(parsed, opts...)
+		d, gerr := remote.Get(parsed, ropts...)
 		if gerr != nil {
 			return "", fmt.Errorf("resolve %s: %w", ref, gerr)
 		}
