@@ -92,24 +92,35 @@ func BenchmarkSecretUpdateAcrossRegions(b *testing.B) {
 			b.Fatal(err)
 		}
 		seen := map[string]time.Duration{}
+		// Apart, for the log: when each member held the data, and when
+		// it held the last of the new generations.
+		dataAt, desiredAt := map[string]time.Duration{}, map[string]time.Duration{}
 		finished := make(chan struct{})
 		go func() {
 			defer close(finished)
 			for len(seen) < 3*workloads {
 				now := time.Since(start)
 				for _, r := range regions {
-					if r.member.DataHeld()["Secret/db"] < v {
-						continue
+					held := r.member.DataHeld()["Secret/db"] >= v
+					if _, ok := dataAt[r.name]; held && !ok {
+						dataAt[r.name] = now
 					}
 					desired, err := r.member.State().Desired(ctx)
 					if err != nil {
 						continue
 					}
+					n := 0
 					for w, d := range desired {
-						key := w + "/" + r.name
-						if _, ok := seen[key]; !ok && !d.Deleted && strings.Contains(d.Template.Annotations[api.AnnotationData], want) {
-							seen[key] = now
+						if d.Deleted || !strings.Contains(d.Template.Annotations[api.AnnotationData], want) {
+							continue
 						}
+						n++
+						if _, ok := seen[w+"/"+r.name]; !ok && held {
+							seen[w+"/"+r.name] = now
+						}
+					}
+					if _, ok := desiredAt[r.name]; n == workloads && !ok {
+						desiredAt[r.name] = now
 					}
 				}
 				select {
@@ -121,6 +132,9 @@ func BenchmarkSecretUpdateAcrossRegions(b *testing.B) {
 		}()
 		return func() []time.Duration {
 			<-finished
+			for _, r := range regions {
+				b.Logf("  %s: the data at %s, the %d new generations at %s", r.name, dataAt[r.name].Round(time.Millisecond), workloads, desiredAt[r.name].Round(time.Millisecond))
+			}
 			var out []time.Duration
 			for _, d := range seen {
 				out = append(out, d)
