@@ -132,9 +132,11 @@ func BenchmarkSecretUpdateAcrossRegions(b *testing.B) {
 		}()
 		return func() []time.Duration {
 			<-finished
+			var at []string
 			for _, r := range regions {
-				b.Logf("  %s: the data at %s, the %d new generations at %s", r.name, dataAt[r.name].Round(time.Millisecond), workloads, desiredAt[r.name].Round(time.Millisecond))
+				at = append(at, fmt.Sprintf("%s data %s, generations %s", r.name, dataAt[r.name].Round(time.Millisecond), desiredAt[r.name].Round(time.Millisecond)))
 			}
+			b.Logf("members held: %s", strings.Join(at, "; "))
 			var out []time.Duration
 			for _, d := range seen {
 				out = append(out, d)
