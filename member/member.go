@@ -215,6 +215,10 @@ func (m *Member) Workloads() []protocol.WorkloadStatus { return m.controller.Sta
 // State is the member's KV state (valid after Ready).
 func (m *Member) State() *state.Store { return m.state }
 
+// DataHeld is, per config or secret (protocol.DataID), the newest
+// version of its values the member holds (valid after Ready).
+func (m *Member) DataHeld() map[string]int64 { return m.data.Held() }
+
 // LastAck is when the hub last acknowledged a heartbeat: the member's
 // lease on the hub. Zero before the first ack.
 func (m *Member) LastAck() time.Time {

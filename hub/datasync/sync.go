@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 type Store interface {
 	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
 	Placements(ctx context.Context) ([]pgstore.Placement, error)
-	Revisions(ctx context.Context, workload string) ([]pgstore.RevisionRow, error)
+	RevisionsOf(ctx context.Context, workloads []string) (map[string][]pgstore.RevisionRow, error)
 	NewestDataVersions(ctx context.Context) (map[string]int64, error)
 	ConfigValueAt(ctx context.Context, uid string, version int64) (json.RawMessage, int64, error)
 	PruneDataVersions(ctx context.Context) (int64, error)
@@ -67,6 +68,8 @@ type Syncer struct {
 	// pass holds one RunOnce at a time.
 	pass  sync.Mutex
 	specs map[string]cachedSpec
+	// passes counts passes, for pruning every pruneEvery of them.
+	passes int
 
 	mu   sync.Mutex
 	sent map[string]int64 // items sent by the last pass, for tests and metrics
@@ -245,6 +248,7 @@ func Need(placements []pgstore.Placement, workloads map[string]api.Workload, rev
 // a workload whose uid or generation changed since.
 func (s *Syncer) readRevisions(ctx context.Context, workloads map[string]api.Workload) (map[string][]Revision, error) {
 	out := map[string][]Revision{}
+	var stale []string
 	for name, w := range workloads {
 		if len(w.Spec.DataRefs()) == 0 {
 			continue
@@ -253,22 +257,31 @@ func (s *Syncer) readRevisions(ctx context.Context, workloads map[string]api.Wor
 			out[name] = have.revs
 			continue
 		}
-		rows, err := s.store.Revisions(ctx, name)
-		if api.ErrorCode(err) == api.CodeNotFound {
-			continue // deleted meanwhile
-		}
+		stale = append(stale, name)
+	}
+	if len(stale) > 0 {
+		// One statement for all (a secret's write rolls a hundred
+		// workloads at once).
+		byName, err := s.store.RevisionsOf(ctx, stale)
 		if err != nil {
 			return nil, err
 		}
-		revs := make([]Revision, 0, len(rows))
-		for _, r := range rows {
-			var t api.ReplicaTemplate
-			if json.Unmarshal(r.Template, &t) == nil {
-				revs = append(revs, Revision{Number: r.Number, Generation: r.Generation, Pins: api.ParseDataPins(t.Annotations[api.AnnotationData])})
+		for _, name := range stale {
+			rows, ok := byName[name]
+			if !ok {
+				continue // deleted meanwhile
 			}
+			revs := make([]Revision, 0, len(rows))
+			for _, r := range rows {
+				var t api.ReplicaTemplate
+				if json.Unmarshal(r.Template, &t) == nil {
+					revs = append(revs, Revision{Number: r.Number, Generation: r.Generation, Pins: api.ParseDataPins(t.Annotations[api.AnnotationData])})
+				}
+			}
+			w := workloads[name]
+			s.revisions[name] = revisionsOf{uid: w.Metadata.UID, gen: w.Metadata.Generation, revs: revs}
+			out[name] = revs
 		}
-		s.revisions[name] = revisionsOf{uid: w.Metadata.UID, gen: w.Metadata.Generation, revs: revs}
-		out[name] = revs
 	}
 	for name := range s.revisions {
 		if _, ok := workloads[name]; !ok {
@@ -286,13 +299,51 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	}
 	s.pass.Lock()
 	defer s.pass.Unlock()
-	placements, err := s.store.Placements(ctx)
-	if err != nil {
-		return err
-	}
+	// The pass's reads go at once (each waits on its own round trips),
+	// the workloads' in this goroutine.
+	var (
+		placements []pgstore.Placement
+		newest     map[string]int64
+		items      = map[string]item{}
+		labels     = map[string]map[string]string{}
+		reads      [4]error
+		wg         sync.WaitGroup
+	)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		placements, reads[0] = s.store.Placements(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		if newest, reads[1] = s.store.NewestDataVersions(ctx); reads[1] != nil {
+			return
+		}
+		for _, kind := range []string{"Config", "Secret"} {
+			if reads[1] = s.each(ctx, kind, func(rec *pgstore.Record) error {
+				it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID}
+				var spec api.DataSpec
+				if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+					return err
+				}
+				it.residency = spec.Residency
+				items[protocol.DataID(kind, it.name)] = it
+				return nil
+			}); reads[1] != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		reads[2] = s.each(ctx, "Cluster", func(rec *pgstore.Record) error {
+			labels[rec.Meta.Name] = rec.Meta.Labels
+			return nil
+		})
+	}()
 	workloads := map[string]api.Workload{}
 	specs := make(map[string]cachedSpec, len(s.specs))
-	if err := s.each(ctx, "Workload", func(rec *pgstore.Record) error {
+	reads[3] = s.each(ctx, "Workload", func(rec *pgstore.Record) error {
 		c, ok := s.specs[rec.Meta.Name]
 		if !ok || c.uid != rec.Meta.UID || c.generation != rec.Meta.Generation {
 			c = cachedSpec{uid: rec.Meta.UID, generation: rec.Meta.Generation}
@@ -315,36 +366,12 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 		}
 		workloads[rec.Meta.Name] = w
 		return nil
-	}); err != nil {
+	})
+	wg.Wait()
+	if err := errors.Join(reads[:]...); err != nil {
 		return err
 	}
 	s.specs = specs
-	newest, err := s.store.NewestDataVersions(ctx)
-	if err != nil {
-		return err
-	}
-	items := map[string]item{}
-	for _, kind := range []string{"Config", "Secret"} {
-		if err := s.each(ctx, kind, func(rec *pgstore.Record) error {
-			it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID}
-			var spec api.DataSpec
-			if err := json.Unmarshal(rec.Spec, &spec); err != nil {
-				return err
-			}
-			it.residency = spec.Residency
-			items[protocol.DataID(kind, it.name)] = it
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	labels := map[string]map[string]string{}
-	if err := s.each(ctx, "Cluster", func(rec *pgstore.Record) error {
-		labels[rec.Meta.Name] = rec.Meta.Labels
-		return nil
-	}); err != nil {
-		return err
-	}
 	revs, err := s.readRevisions(ctx, workloads)
 	if err != nil {
 		return err
@@ -364,42 +391,84 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	for _, p := range placements {
 		clusters[p.Cluster] = true
 	}
+	// The members are brought in line at once, not one after the other:
+	// each waits on its own round trips; the values each version sent are
+	// read (and a secret's opened) once for them all.
+	var mu sync.Mutex
 	var errs []error
 	sent := map[string]int64{}
-	names := make([]string, 0, len(clusters))
+	payloads := &payloadCache{s: s, read: map[string]payloadRead{}}
 	for c := range clusters {
-		names = append(names, c)
-	}
-	sort.Strings(names)
-	for _, c := range names {
 		if live, ok := s.health.Live(c); !ok || live.Health != api.HealthReady {
 			continue // a member cut off keeps what it has
 		}
 		if len(need[c]) == 0 && s.isEmpty(c) {
 			continue
 		}
-		n, err := s.syncCluster(ctx, c, need[c], items)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster %s: %w", c, err))
-		}
-		for id, v := range n {
-			sent[c+":"+id] = v
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.syncCluster(ctx, c, need[c], items, payloads)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cluster %s: %w", c, err))
+			}
+			for id, v := range n {
+				sent[c+":"+id] = v
+			}
+		}()
 	}
+	wg.Wait()
 	s.mu.Lock()
 	s.sent = sent
 	s.mu.Unlock()
-	if _, err := s.store.PruneDataVersions(ctx); err != nil {
-		errs = append(errs, err)
+	// Pruning is housekeeping: not on every pass (status writes wake
+	// passes all the time, and a pass delivering a new value must not wait
+	// behind the last one's pruning).
+	if s.passes%pruneEvery == 0 {
+		if _, err := s.store.PruneDataVersions(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	s.passes++
 	return errors.Join(errs...)
+}
+
+// pruneEvery: a pass in so many prunes the versions no kept revision pins.
+const pruneEvery = 10
+
+// payloadCache reads each item's values at a version once per pass, for
+// the members synced at once.
+type payloadCache struct {
+	s    *Syncer
+	mu   sync.Mutex
+	read map[string]payloadRead
+}
+
+type payloadRead struct {
+	item *protocol.DataItem
+	err  error
+}
+
+// get is s.payload(it, version), read once.
+func (c *payloadCache) get(ctx context.Context, it item, version int64) (*protocol.DataItem, error) {
+	key := protocol.DataID(it.kind, it.name) + "=" + strconv.FormatInt(version, 10)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.read[key]; ok {
+		return r.item, r.err
+	}
+	item, err := c.s.payload(ctx, it, version)
+	c.read[key] = payloadRead{item: item, err: err}
+	return item, err
 }
 
 // syncCluster brings one member's items in line: the versions it lacks
 // are sent (oldest first), those it no longer needs taken back. A member
 // that keeps one version per item (it answers no Versions) is sent only
 // the newest version it needs, as before versions were kept apart.
-func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[string]map[int64]bool, items map[string]item) (map[string]int64, error) {
+func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[string]map[int64]bool, items map[string]item, payloads *payloadCache) (map[string]int64, error) {
 	held, err := s.request(ctx, cluster, protocol.DataRequest{})
 	if err != nil {
 		return nil, err
@@ -423,7 +492,7 @@ func (s *Syncer) syncCluster(ctx context.Context, cluster string, need map[strin
 			if held.has(id, v) {
 				continue
 			}
-			put, err := s.payload(ctx, it, v)
+			put, err := payloads.get(ctx, it, v)
 			if err != nil {
 				s.log.WarnContext(ctx, "cannot read a configuration to send", "item", id, "version", v, "cluster", cluster, "err", err)
 				continue

@@ -42,9 +42,17 @@ type Batch struct {
 	t       *Tx
 	b       pgx.Batch
 	creates []batchCreate
-	hooks   [][2]*Record // (cur, next) of the writes whose spec hooks run after Send
+	hooks   []batchHook // the writes whose spec hooks run after Send
 	names   map[string]bool
 	sent    bool
+}
+
+// batchHook is a write whose spec hooks run after Send: cur is nil for a
+// creation; refresh and cause are Tx.Refresh's, for Batch.Refresh.
+type batchHook struct {
+	cur, next *Record
+	refresh   bool
+	cause     string
 }
 
 type batchCreate struct {
@@ -88,7 +96,7 @@ func (b *Batch) Update(ctx context.Context, verb string, cur *Record, fn MutateF
 	if out != cur {
 		b.names[key] = true
 		if out.Meta.DeletionTimestamp == nil && out.Meta.Generation != cur.Meta.Generation {
-			b.hooks = append(b.hooks, [2]*Record{cur, out})
+			b.hooks = append(b.hooks, batchHook{cur: cur, next: out, refresh: b.t.refresh, cause: b.t.cause})
 		}
 	}
 	return out, nil
@@ -105,7 +113,7 @@ func (b *Batch) Create(ctx context.Context, rec *Record) (*Record, error) {
 		return nil, err
 	}
 	b.creates = append(b.creates, batchCreate{rec: out, inserted: inserted})
-	b.hooks = append(b.hooks, [2]*Record{nil, out})
+	b.hooks = append(b.hooks, batchHook{next: out})
 	return out, nil
 }
 
@@ -128,9 +136,35 @@ func (b *Batch) Send(ctx context.Context) error {
 		b.t.note(c.rec.Kind, c.rec.RV())
 	}
 	for _, h := range b.hooks {
-		if err := b.t.runHooks(ctx, h[0], h[1]); err != nil {
+		b.t.refresh, b.t.cause = h.refresh, h.cause
+		err := b.t.runHooks(ctx, h.cur, h.next)
+		b.t.refresh, b.t.cause = false, ""
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Refresh queues Tx.Refresh of cur, an object read by LockAll in this
+// transaction: its kind's prepare hooks run on its unchanged spec, and
+// when they change it, the write is a spec change whose hooks (run after
+// Send) see Refreshing and cause as ChangeCause. It returns cur itself,
+// queueing nothing, when the hooks keep the spec as it is.
+func (b *Batch) Refresh(ctx context.Context, verb string, cur *Record, cause string) (*Record, error) {
+	b.t.refresh, b.t.cause = true, cause
+	defer func() { b.t.refresh, b.t.cause = false, "" }()
+	return b.Update(ctx, verb, cur, func(next *Record) error { return b.t.runPrepare(ctx, next) })
+}
+
+// Later is the transaction's batch sent just before its COMMIT, for
+// writes no statement of the transaction reads back (the Events a write
+// records): queued from anywhere in the transaction (spec hooks
+// included), they cost one round trip together. A failure of theirs
+// (an Event's name taken) fails the transaction.
+func (t *Tx) Later() *Batch {
+	if t.later == nil {
+		t.later = t.Batch()
+	}
+	return t.later
 }

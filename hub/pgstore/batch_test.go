@@ -124,3 +124,104 @@ func TestBatchWritesTogether(t *testing.T) {
 		t.Errorf("want workloads a, b, c; got %v", err)
 	}
 }
+
+// TestBatchRefreshAndLater: a Batch.Refresh runs the prepare hooks and
+// hands the spec hooks Refreshing and the cause; a revision put in the
+// transaction is what LatestRevision answers after LatestRevisions read
+// ahead; Later's writes land before COMMIT, and one that fails (a taken
+// name) fails the whole transaction.
+func TestBatchRefreshAndLater(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.NewDatabaseRoles(t))
+	s.OnSpecPrepare("Workload", func(_ context.Context, tx *pgstore.Tx, next *pgstore.Record) error {
+		if tx.Refreshing() {
+			next.Spec = []byte(`{"replicas":1,"template":{"driver":"sim","annotations":{"pin":"2"}}}`)
+		}
+		return nil
+	})
+	var causes []string
+	var readAhead []int64 // the latest revision numbers the hook found
+	s.OnSpecChange("Workload", func(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.Record) error {
+		if cur == nil {
+			return nil
+		}
+		causes = append(causes, strconv.FormatBool(tx.Refreshing())+" "+tx.ChangeCause())
+		latest, _, err := tx.LatestRevision(ctx, next.Meta.UID)
+		if err != nil {
+			return err
+		}
+		readAhead = append(readAhead, latest.Number)
+		if err := tx.PutRevision(ctx, next.Meta.UID, pgstore.RevisionRow{Number: latest.Number + 1, TemplateHash: "h", Template: []byte(`{}`), Generation: next.Meta.Generation}, 10); err != nil {
+			return err
+		}
+		if again, ok, err := tx.LatestRevision(ctx, next.Meta.UID); err != nil || !ok || again.Number != latest.Number+1 {
+			t.Errorf("LatestRevision after PutRevision: want %d; got %d, %v, %v", latest.Number+1, again.Number, ok, err)
+		}
+		_, err = tx.Later().Create(ctx, &pgstore.Record{Kind: "Event", Meta: api.ObjectMeta{Name: "ev-" + next.Meta.Name}, Spec: []byte(`{}`)})
+		return err
+	})
+	ctx := t.Context()
+	for _, n := range []string{"a", "b"} {
+		if _, err := s.Create(ctx, testActor, workloadRec(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh := func() error {
+		return s.InTx(ctx, testActor, func(tx *pgstore.Tx) error {
+			got, err := tx.LockAll(ctx, "Workload", []string{"a", "b"})
+			if err != nil {
+				return err
+			}
+			if err := tx.LatestRevisions(ctx, []string{got["a"].Meta.UID, got["b"].Meta.UID}); err != nil {
+				return err
+			}
+			b := tx.Batch()
+			for _, n := range []string{"a", "b"} {
+				if _, err := b.Refresh(ctx, "update", got[n], "secret db v2"); err != nil {
+					return err
+				}
+			}
+			return b.Send(ctx)
+		})
+	}
+	if err := refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"true secret db v2", "true secret db v2"}; !slices.Equal(causes, want) {
+		t.Errorf("spec hooks: want %q; got %q", want, causes)
+	}
+	if !slices.Equal(readAhead, []int64{0, 0}) {
+		t.Errorf("LatestRevision after LatestRevisions read none: want 0, 0; got %v", readAhead)
+	}
+	for _, n := range []string{"a", "b"} {
+		w, err := s.Get(ctx, "Workload", n)
+		if err != nil || w.Meta.Generation != 2 || !strings.Contains(strings.ReplaceAll(string(w.Spec), " ", ""), `"pin":"2"`) {
+			t.Errorf("workload %s: want generation 2 with the prepared spec; got %v %s", n, err, w.Spec)
+		}
+		if _, err := s.Get(ctx, "Event", "ev-"+n); err != nil {
+			t.Errorf("the event queued on Later for %s: %v", n, err)
+		}
+		revs, err := s.Revisions(ctx, n)
+		if err != nil || len(revs) != 1 {
+			t.Errorf("revisions of %s: want 1; got %d, %v", n, len(revs), err)
+		}
+	}
+
+	// Again with the events' names taken: nothing of it lands.
+	causes, readAhead = nil, nil
+	s.OnSpecPrepare("Workload", func(_ context.Context, tx *pgstore.Tx, next *pgstore.Record) error {
+		if tx.Refreshing() {
+			next.Spec = []byte(`{"replicas":1,"template":{"driver":"sim","annotations":{"pin":"3"}}}`)
+		}
+		return nil
+	})
+	if err := refresh(); api.ErrorCode(err) != api.CodeAlreadyExists {
+		t.Fatalf("a Later create whose name is taken: want AlreadyExists; got %v", err)
+	}
+	if !slices.Equal(readAhead, []int64{1, 1}) {
+		t.Errorf("LatestRevision after LatestRevisions: want the revisions read ahead, 1, 1; got %v", readAhead)
+	}
+	if w, err := s.Get(ctx, "Workload", "a"); err != nil || w.Meta.Generation != 2 {
+		t.Errorf("after the failed transaction: want workload a at generation 2; got %v", err)
+	}
+}

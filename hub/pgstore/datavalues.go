@@ -12,6 +12,7 @@ import (
 // the write that set it), in that write's transaction: a workload
 // revision that pins it can still be delivered once the config moved on.
 func (t *Tx) PutConfigValue(ctx context.Context, uid string, version int64, spec json.RawMessage) error {
+	t.dataVersions = nil
 	_, err := t.tx.Exec(ctx, `INSERT INTO config_values (uid, version, spec) VALUES ($1, $2, $3)
 		ON CONFLICT (uid, version) DO UPDATE SET spec = EXCLUDED.spec`, uid, version, spec)
 	return err
@@ -34,7 +35,10 @@ func (s *Store) ConfigValueAt(ctx context.Context, uid string, version int64) (j
 
 // DataVersion is the newest version of the values of the Config or
 // Secret kind/name (ok false when it has none: no such object, or one
-// from before values were versioned that was never written since).
+// from before values were versioned that was never written since). It is
+// read once per transaction and object (a hundred workloads pinning one
+// secret in one write cost one statement); storing a value, or deleting a
+// config or secret, in the transaction reads it again.
 func (t *Tx) DataVersion(ctx context.Context, kind, name string) (int64, bool, error) {
 	table := "config_values"
 	if kind == "Secret" {
@@ -42,11 +46,23 @@ func (t *Tx) DataVersion(ctx context.Context, kind, name string) (int64, bool, e
 	} else if kind != "Config" {
 		return 0, false, fmt.Errorf("data version of a %s", kind)
 	}
+	id := kind + "/" + name
+	if v, ok := t.dataVersions[id]; ok {
+		return v, v != 0, nil
+	}
 	var v *int64
 	err := t.tx.QueryRow(ctx, `SELECT max(v.version) FROM `+table+` v JOIN objects o ON o.uid = v.uid WHERE o.kind = $1 AND o.name = $2`, kind, name).Scan(&v)
-	if err != nil || v == nil {
+	if err != nil {
 		return 0, false, err
 	}
+	if t.dataVersions == nil {
+		t.dataVersions = map[string]int64{}
+	}
+	if v == nil {
+		t.dataVersions[id] = 0
+		return 0, false, nil
+	}
+	t.dataVersions[id] = *v
 	return *v, true, nil
 }
 

@@ -20,6 +20,11 @@ func (s *Store) DryRun(ctx context.Context, actor Actor, verb, kind, name string
 		if err := fn(tx); err != nil {
 			return err
 		}
+		if tx.later != nil { // as a write would, before its COMMIT
+			if err := tx.later.Send(ctx); err != nil {
+				return err
+			}
+		}
 		return errDryRun
 	})
 	if errors.Is(err, errDryRun) {

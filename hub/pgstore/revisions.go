@@ -26,6 +26,9 @@ type RevisionRow struct {
 // LatestRevision is the workload's newest revision (ok false when it has
 // none).
 func (t *Tx) LatestRevision(ctx context.Context, workloadUID string) (RevisionRow, bool, error) {
+	if r, ok := t.latest[workloadUID]; ok {
+		return r, r.Number > 0, nil
+	}
 	rows, err := t.tx.Query(ctx, `SELECT `+revisionColumns+` FROM workload_revisions WHERE workload_uid = $1 ORDER BY number DESC LIMIT 1`, workloadUID)
 	if err != nil {
 		return RevisionRow{}, false, err
@@ -37,11 +40,52 @@ func (t *Tx) LatestRevision(ctx context.Context, workloadUID string) (RevisionRo
 	return list[0], true, nil
 }
 
+// LatestRevisions reads ahead, in one statement, the newest revision of
+// each workload whose uid is given, for LatestRevision to answer from in
+// the rest of the transaction (a write of a hundred workloads reads them
+// once). Call it with the workloads' rows locked (Tx.LockAll): no other
+// transaction adds their revisions until this one ends, and PutRevision
+// keeps what was read up to date.
+func (t *Tx) LatestRevisions(ctx context.Context, workloadUIDs []string) error {
+	rows, err := t.tx.Query(ctx, `SELECT DISTINCT ON (workload_uid) workload_uid::text, `+revisionColumns+`
+		FROM workload_revisions WHERE workload_uid = ANY($1::uuid[]) ORDER BY workload_uid, number DESC`, workloadUIDs)
+	if err != nil {
+		return err
+	}
+	if t.latest == nil {
+		t.latest = make(map[string]RevisionRow, len(workloadUIDs))
+	}
+	for _, uid := range workloadUIDs {
+		t.latest[uid] = RevisionRow{} // none, unless read below
+	}
+	type latest struct {
+		uid string
+		row RevisionRow
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (latest, error) {
+		var l latest
+		var tmpl []byte
+		err := row.Scan(&l.uid, &l.row.Number, &l.row.TemplateHash, &tmpl, &l.row.Generation, &l.row.Actor, &l.row.ChangeCause, &l.row.CreatedAt, &l.row.ImageDigest)
+		l.row.Template, l.row.CreatedAt = tmpl, l.row.CreatedAt.UTC()
+		return l, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range list {
+		t.latest[l.uid] = l.row
+	}
+	return nil
+}
+
 // PutRevision adds a revision, then keeps only the newest keep of the
 // workload's revisions. Both statements go with the transaction's next
 // statement or its COMMIT (no round trip of their own); an error of
 // theirs fails the transaction there.
 func (t *Tx) PutRevision(_ context.Context, workloadUID string, r RevisionRow, keep int) error {
+	if _, ok := t.latest[workloadUID]; ok {
+		t.latest[workloadUID] = r
+	}
 	t.pending.hold(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		workloadUID, r.Number, r.TemplateHash, r.Template, r.Generation, storable(r.Actor), storable(r.ChangeCause), r.CreatedAt)
@@ -79,6 +123,36 @@ func (s *Store) Revisions(ctx context.Context, workload string) ([]RevisionRow, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read revisions of workload %s: %w", workload, classify(err))
+	}
+	return out, nil
+}
+
+// RevisionsOf reads the revisions of several workloads in one statement,
+// by workload name, oldest first; a workload that does not exist (or has
+// no revision) is absent.
+func (s *Store) RevisionsOf(ctx context.Context, workloads []string) (map[string][]RevisionRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT o.name, `+prefixed("r", revisionColumns)+` FROM workload_revisions r
+		JOIN objects o ON o.uid = r.workload_uid WHERE o.kind = 'Workload' AND o.name = ANY($1) ORDER BY o.name, r.number`, workloads)
+	if err != nil {
+		return nil, fmt.Errorf("read revisions of %d workloads: %w", len(workloads), classify(err))
+	}
+	type named struct {
+		name string
+		row  RevisionRow
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (named, error) {
+		var n named
+		var tmpl []byte
+		err := row.Scan(&n.name, &n.row.Number, &n.row.TemplateHash, &tmpl, &n.row.Generation, &n.row.Actor, &n.row.ChangeCause, &n.row.CreatedAt, &n.row.ImageDigest)
+		n.row.Template, n.row.CreatedAt = tmpl, n.row.CreatedAt.UTC()
+		return n, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read revisions of %d workloads: %w", len(workloads), classify(err))
+	}
+	out := make(map[string][]RevisionRow, len(workloads))
+	for _, n := range list {
+		out[n.name] = append(out[n.name], n.row)
 	}
 	return out, nil
 }

@@ -38,6 +38,7 @@ func (t *Tx) PutSecretValue(ctx context.Context, ring Sealer, uid string, versio
 	if err != nil {
 		return fmt.Errorf("put secret value: %w", err)
 	}
+	t.dataVersions = nil
 	_, err = t.tx.Exec(ctx, `INSERT INTO secret_values (uid, version, key_id, data_key, sealed) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (uid, version) DO UPDATE SET key_id = EXCLUDED.key_id, data_key = EXCLUDED.data_key, sealed = EXCLUDED.sealed`,
 		uid, version, keyID, wrapped, sealed)

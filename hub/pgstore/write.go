@@ -52,6 +52,15 @@ type Tx struct {
 	tokens bool
 	// notes are the wake-ups to send after COMMIT (note).
 	notes map[string]int64
+	// dataVersions: the newest version of configs' and secrets' values
+	// read in this transaction, by kind/name (DataVersion); forgotten
+	// when the transaction stores a value.
+	dataVersions map[string]int64
+	// latest: workloads' newest revisions read ahead (LatestRevisions),
+	// by workload uid, kept up to date by PutRevision.
+	latest map[string]RevisionRow
+	// later is the batch sent just before COMMIT (Later).
+	later *Batch
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -117,6 +126,11 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	}
 	if err := fn(t); err != nil {
 		return err
+	}
+	if t.later != nil {
+		if err := t.later.Send(ctx); err != nil {
+			return err
+		}
 	}
 	tag, err := pc.commit(ctx, t.notes)
 	if t.tokens {
@@ -440,6 +454,9 @@ func (t *Tx) queueWrite(b *pgx.Batch, verb string, cur, next *Record) (*Record, 
 	next.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
 	typ := api.Modified
 	if gone {
+		if cur.Kind == "Config" || cur.Kind == "Secret" {
+			t.dataVersions = nil
+		}
 		typ = api.Deleted
 		b.Queue(`DELETE FROM objects WHERE kind = $1 AND name = $2`, cur.Kind, cur.Meta.Name)
 	} else {

@@ -572,6 +572,7 @@ type Store interface {
 	PlacementsOf(ctx context.Context, workload string) ([]pgstore.Placement, error)
 	Get(ctx context.Context, kind, name string) (*pgstore.Record, error)
 	Revisions(ctx context.Context, workload string) ([]pgstore.RevisionRow, error)
+	RevisionsOf(ctx context.Context, workloads []string) (map[string][]pgstore.RevisionRow, error)
 	InTx(ctx context.Context, actor pgstore.Actor, fn func(tx *pgstore.Tx) error) error
 	MarkDeliveredAll(ctx context.Context, cluster string, rows []pgstore.Placement) error
 	MarkUndelivered(ctx context.Context, workload, cluster string) error

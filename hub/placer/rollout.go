@@ -39,6 +39,7 @@ type revisionsOf struct {
 // out progressively among names (oldest revision first), reading the
 // store only for a workload whose uid or generation changed since.
 func (p *Placer) readRevisions(ctx context.Context, names []string) error {
+	var stale []string
 	for _, name := range names {
 		w, ok := p.cache[name]
 		if !ok || w.Spec.Rollout == nil || w.Metadata.DeletionTimestamp != nil {
@@ -48,14 +49,24 @@ func (p *Placer) readRevisions(ctx context.Context, names []string) error {
 		if have, ok := p.revisions[name]; ok && have.uid == w.Metadata.UID && have.gen == w.Metadata.Generation {
 			continue
 		}
-		rows, err := p.db.Revisions(ctx, name)
-		if api.ErrorCode(err) == api.CodeNotFound {
+		stale = append(stale, name)
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	// One statement for all of them (a secret's write moves a hundred
+	// workloads to a new revision at once).
+	byName, err := p.db.RevisionsOf(ctx, stale)
+	if err != nil {
+		return err
+	}
+	for _, name := range stale {
+		rows, ok := byName[name]
+		if !ok {
 			delete(p.revisions, name)
 			continue // deleted meanwhile
 		}
-		if err != nil {
-			return err
-		}
+		w := p.cache[name]
 		revs := make([]revision, 0, len(rows))
 		for _, r := range rows {
 			var t api.ReplicaTemplate
