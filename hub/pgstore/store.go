@@ -106,6 +106,7 @@ type Store struct {
 	hooks    hooks
 	metrics  storeMetrics
 	tokens   tokenCache
+	wakeups  wakeups
 	feedsMu  sync.Mutex
 	feeds    map[string]*changeFeed // by kind (Changes)
 	// Settings of every write transaction, as set_config wants them.
@@ -144,6 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		lockTimeout:      strconv.FormatInt(cmp.Or(cfg.LockTimeout, defaultLockTimeout).Milliseconds(), 10),
 		statementTimeout: strconv.FormatInt(cmp.Or(cfg.StatementTimeout, defaultStatementTimeout).Milliseconds(), 10),
 	}
+	s.wakeups.s = s
 	if cfg.Meter != nil {
 		s.metrics = newStoreMetrics(cfg.Meter)
 	}
