@@ -17,7 +17,6 @@ import (
 
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/pgtest"
-	"github.com/jackc/pgx/v5"
 )
 
 // BenchmarkCreatesVsPgbench measures workload creates through the API
@@ -42,13 +41,6 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 	benchDB := pgtest.NewDatabase(b)
 	diag := os.Getenv("ATOLL_BENCH_DIAG") != ""
 	adminURL := pgtest.Server().SuperuserURL("postgres")
-	dbName := func(url string) string {
-		c, err := pgx.ParseConfig(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return c.Database
-	}
 	if out, err := exec.Command(pgbench, "-i", "-q", "-s", "8", benchDB).CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
@@ -120,12 +112,12 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 	for r := range rounds {
 		var d *pgDiag
 		if diag {
-			d = startPgDiag(b, adminURL, dbName(hubDB))
+			d = startPgDiag(b, adminURL, dbNameOf(b, hubDB))
 		}
 		cps, p50 := atoll()
 		if diag {
 			d.end(b, "creates", cps*float64(secs))
-			d = startPgDiag(b, adminURL, dbName(benchDB))
+			d = startPgDiag(b, adminURL, dbNameOf(b, benchDB))
 		}
 		tps := pg()
 		if diag {
