@@ -361,6 +361,16 @@ func (r *Record) Decode(obj any) error {
 	return json.Unmarshal(b, obj)
 }
 
+// DecodeSpec fills v from the record's spec document alone: for a kind
+// whose spec is not inline (every kind but Event), what Decode puts in the
+// typed object's Spec, without rendering and parsing the whole record.
+func (r *Record) DecodeSpec(v any) error {
+	if len(r.Spec) == 0 {
+		return json.Unmarshal([]byte("{}"), v)
+	}
+	return json.Unmarshal(r.Spec, v)
+}
+
 // RV is the record's resourceVersion as a number.
 func (r *Record) RV() int64 {
 	n, _ := strconv.ParseInt(r.Meta.ResourceVersion, 10, 64)
