@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -35,8 +36,11 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 	rounds := envInt("ATOLL_BENCH_ROUNDS", 3)
 	const clients = 8
 
-	e := newEnv(b)
+	hubDB := newHubDatabase(b)
+	e := newEnvOn(b, hubDB)
 	benchDB := pgtest.NewDatabase(b)
+	diag := os.Getenv("ATOLL_BENCH_DIAG") != ""
+	adminURL := pgtest.Server().SuperuserURL("postgres")
 	if out, err := exec.Command(pgbench, "-i", "-q", "-s", "8", benchDB).CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
@@ -44,6 +48,8 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 	c := client.New(e.url, adminSecret, hc)
 	ctx := context.Background()
 	var seq atomic.Int64
+	var pgTx float64       // transactions of the last pgbench run
+	var pgbenchCPU float64 // CPU seconds of pgbench itself in the last run
 
 	atoll := func() (float64, time.Duration) {
 		var mu sync.Mutex
@@ -79,8 +85,13 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 		return float64(len(lat)) / took.Seconds(), lat[len(lat)/2]
 	}
 	tpsLine := regexp.MustCompile(`tps = ([0-9.]+)`)
+	txLine := regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
 	pg := func() float64 {
-		out, err := exec.Command(pgbench, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(secs), "-n", benchDB).CombinedOutput()
+		cmd := exec.Command(pgbench, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(secs), "-n", benchDB)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState != nil {
+			pgbenchCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		}
 		if err != nil {
 			b.Fatalf("pgbench: %v\n%s", err, out)
 		}
@@ -89,6 +100,9 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 			b.Fatalf("pgbench printed no tps:\n%s", out)
 		}
 		tps, _ := strconv.ParseFloat(string(m[1]), 64)
+		if d := txLine.FindSubmatch(out); d != nil {
+			pgTx, _ = strconv.ParseFloat(string(d[1]), 64)
+		}
 		return tps
 	}
 
@@ -96,8 +110,20 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 	var creates, tpss, ratios []float64
 	var p50s []time.Duration
 	for r := range rounds {
+		var d *pgDiag
+		if diag {
+			d = startPgDiag(b, adminURL, dbNameOf(b, hubDB))
+		}
 		cps, p50 := atoll()
+		if diag {
+			d.end(b, "creates", cps*float64(secs))
+			d = startPgDiag(b, adminURL, dbNameOf(b, benchDB))
+		}
 		tps := pg()
+		if diag {
+			d.end(b, "pgbench", pgTx)
+			b.Logf("diag pgbench: the pgbench process itself %.0f µs CPU per transaction", 1e6*pgbenchCPU/pgTx)
+		}
 		creates, tpss, p50s = append(creates, cps), append(tpss, tps), append(p50s, p50)
 		ratios = append(ratios, cps/tps)
 		b.Logf("round %d: %.0f creates/s (p50 %s), pgbench -N -c %d %.0f tps, ratio %.1f%%", r+1, cps, p50.Round(10*time.Microsecond), clients, tps, 100*cps/tps)

@@ -87,11 +87,12 @@
 // statement; an object's row goes with its change-log and audit rows;
 // statements whose results no one reads (a revision's row and trim) are
 // held back to go with the next statement or with COMMIT (pendingConn);
-// the wake-ups go right after COMMIT in the same round trip (Tx.note: a
-// NOTIFY inside the transaction would serialise every writer's commit);
+// the wake-ups go after COMMIT, many writes' in one NOTIFY transaction
+// (wakeups: a NOTIFY inside the transaction would serialise every
+// writer's commit, and one per write cost a second transaction each);
 // a Batch writes many objects at once after one LockAll. A workload
-// create is three round trips: BEGIN, the rows, the revision with COMMIT
-// and the wake-up. API tokens are read from a short-lived cache
+// create is three round trips: BEGIN, the rows, the revision with
+// COMMIT. API tokens are read from a short-lived cache
 // (tokenCache). Readers of the change log share one reader per kind
 // (changeFeed).
 //

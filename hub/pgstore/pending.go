@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,14 +69,11 @@ func (p *pendingConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResu
 	return p.conn.SendBatch(ctx, all)
 }
 
-// commit sends COMMIT, with the held statements before it and the
-// wake-ups (kind -> newest version, see Tx.note) after it, in one round
+// commit sends COMMIT, with the held statements before it, in one round
 // trip; tag is COMMIT's answer ("ROLLBACK" when a statement had failed
-// and the transaction went on). The wake-ups run only if every statement
-// before them succeeded; one that fails after COMMIT answered does not
-// fail the transaction (it committed; a wake-up is lost, see Tx.note).
-func (p *pendingConn) commit(ctx context.Context, notes map[string]int64) (pgconn.CommandTag, error) {
-	if p.pending.Len() == 0 && len(notes) == 0 {
+// and the transaction went on).
+func (p *pendingConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
+	if p.pending.Len() == 0 {
 		return p.conn.Exec(ctx, "COMMIT")
 	}
 	var tag pgconn.CommandTag
@@ -87,11 +83,8 @@ func (p *pendingConn) commit(ctx context.Context, notes map[string]int64) (pgcon
 		tag, answered = t, true
 		return nil
 	})
-	for kind, rv := range notes {
-		b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, kind+" "+strconv.FormatInt(rv, 10))
-	}
 	err := p.conn.SendBatch(ctx, b).Close()
-	if answered {
+	if answered { // it committed, whatever else the batch said
 		return tag, nil
 	}
 	return tag, err

@@ -106,6 +106,7 @@ type Store struct {
 	hooks    hooks
 	metrics  storeMetrics
 	tokens   tokenCache
+	wakeups  wakeups
 	feedsMu  sync.Mutex
 	feeds    map[string]*changeFeed // by kind (Changes)
 	// Settings of every write transaction, as set_config wants them.
@@ -144,6 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		lockTimeout:      strconv.FormatInt(cmp.Or(cfg.LockTimeout, defaultLockTimeout).Milliseconds(), 10),
 		statementTimeout: strconv.FormatInt(cmp.Or(cfg.StatementTimeout, defaultStatementTimeout).Milliseconds(), 10),
 	}
+	s.wakeups.s = s
 	if cfg.Meter != nil {
 		s.metrics = newStoreMetrics(cfg.Meter)
 	}
@@ -357,6 +359,16 @@ func (r *Record) Decode(obj any) error {
 		return err
 	}
 	return json.Unmarshal(b, obj)
+}
+
+// DecodeSpec fills v from the record's spec document alone: for a kind
+// whose spec is not inline (every kind but Event), what Decode puts in the
+// typed object's Spec, without rendering and parsing the whole record.
+func (r *Record) DecodeSpec(v any) error {
+	if len(r.Spec) == 0 {
+		return json.Unmarshal([]byte("{}"), v)
+	}
+	return json.Unmarshal(r.Spec, v)
 }
 
 // RV is the record's resourceVersion as a number.

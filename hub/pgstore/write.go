@@ -132,7 +132,7 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 			return err
 		}
 	}
-	tag, err := pc.commit(ctx, t.notes)
+	tag, err := pc.commit(ctx)
 	if t.tokens {
 		s.tokens.forget() // whatever COMMIT answered: it may have committed
 	}
@@ -143,6 +143,7 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	if tag.String() == "ROLLBACK" { // a statement failed and fn went on
 		return pgx.ErrTxCommitRollback
 	}
+	s.wakeups.add(t.notes)
 	return nil
 }
 
@@ -520,8 +521,8 @@ func (t *Tx) queueChange(b *pgx.Batch, verb, typ string, rec *Record, ifStored b
 }
 
 // note remembers that kind changed at version rv in this transaction: its
-// wake-up (NOTIFY, the newest version of each kind) is sent right after
-// COMMIT, in the same round trip (pendingConn.commit). Not inside the
+// wake-up (NOTIFY, the newest version of each kind) is sent once COMMIT
+// answered, together with other writes' (wakeups). Not inside the
 // transaction: PostgreSQL serialises the commits of all transactions
 // that NOTIFY on one lock, which would make every write wait for every
 // other's commit. A hub that dies between the two loses only a wake-up,

@@ -27,7 +27,7 @@ func CheckReferences(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Recor
 		return nil
 	}
 	var w api.Workload
-	if err := next.Decode(&w); err != nil {
+	if err := next.DecodeSpec(&w.Spec); err != nil {
 		return err
 	}
 	refs := w.Spec.DataRefs()

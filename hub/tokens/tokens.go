@@ -79,8 +79,10 @@ func Authenticate(ctx context.Context, store *pgstore.Store, now time.Time, head
 		}
 		return Principal{}, err
 	}
+	// The spec alone: every request decodes it, the rest is in rec.Meta.
 	var t api.Token
-	if err := rec.Decode(&t); err != nil {
+	t.Metadata = rec.Meta
+	if err := rec.DecodeSpec(&t.Spec); err != nil {
 		return Principal{}, fmt.Errorf("decode token: %w", err)
 	}
 	switch t.Spec.TypeOrDefault() {
