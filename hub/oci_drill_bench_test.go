@@ -21,6 +21,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/image"
@@ -88,7 +89,12 @@ func BenchmarkContainerRegionLoss(b *testing.B) {
 		// heartbeats were late by more than 1.5 s and r1 was lost before
 		// the drill. Detection then takes about 5 s for both drivers; the
 		// comparison is the recovery after it.
-		e := newMemberEnv(b, members.HealthConfig{UnreachableAfter: 5 * time.Second})
+		// The hub pins each workload's tag to a digest before placing
+		// it: it must be allowed to ask the benchmark's registry over
+		// plain HTTP, or nothing is placed.
+		dbURL := newHubDatabase(b)
+		e := newEnvWith(b, dbURL, newBus(b, dbURL), members.HealthConfig{UnreachableAfter: 5 * time.Second}, true,
+			func(c *hub.Config) { c.Registry.Insecure = []string{reg} })
 		join := e.joinToken("j", api.TokenSpec{})
 		nodes := map[string]*ociBenchNode{}
 		for _, c := range []string{"r1", "r2"} {
