@@ -108,7 +108,7 @@
 //
 // Starts do not hold the runtime's lock. The supervisor hands a due
 // container to the node's start pool (Config.StartConcurrency slots,
-// default twice the CPUs): a start takes a slot, makes its bundle and
+// default 8 per CPU): a start takes a slot, makes its bundle and
 // spec and forks `runc run`, then attaches the run under the lock
 // (record, exit watcher, probes) and keeps its slot until runc wrote the
 // container's pid file (the container's process runs) or exited. So at
