@@ -266,20 +266,48 @@ func (r *Runtime) startContainer(j *containerStart) {
 	r.mu.Lock()
 	run := r.containerStartedLocked(j, b, cmd, err)
 	r.mu.Unlock()
-	if run != nil {
-		r.waitContainerInit(b, run.gone)
+	if run == nil {
+		return
+	}
+	r.waitContainerInit(b, run.gone)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.containerInitLocked(j.rep, run)
+}
+
+// containerInitLocked ends a start once the container's process runs
+// (or runc ended): a stop that came during the start is carried out now,
+// not while runc built the container (a runc that a SIGTERM ends in the
+// middle leaves its mounts behind); a restart that came due meanwhile is
+// due again.
+func (r *Runtime) containerInitLocked(rep *replica, run *procRun) {
+	rep.starting = false
+	if r.state != stateRunning || r.reps[rep.spec.ID] != rep {
+		return
+	}
+	switch {
+	case rep.run == run && !run.exited && !run.stopping && rep.intent != intentNone:
+		r.beginStop(rep, rep.intent, "")
+	case rep.run == run && run.exited && rep.intent == intentNone && rep.qidx < 0 &&
+		(rep.st.Phase == PhasePending || rep.st.Phase == PhaseBackoff):
+		due := r.now()
+		if rep.st.NextStartAt.After(due) {
+			due = rep.st.NextStartAt
+		}
+		r.schedule(rep, due)
 	}
 }
 
-// containerStartedLocked ends a start of the pool: a failure is a failed
-// run; a container that started becomes the replica's run, and is
-// stopped at once when the replica was removed or replaced meanwhile,
-// killed when it was fenced, and left running (recorded, for the next
-// agent run to adopt) when the runtime stopped.
+// containerStartedLocked attaches a start of the pool once runc was
+// forked: a failure is a failed run; a container that started becomes
+// the replica's run (the start still holds the replica, starting, until
+// the container's process runs), is killed when it was fenced, and left
+// running (recorded, for the next agent run to adopt) when the runtime
+// stopped.
 func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *exec.Cmd, err error) *procRun {
 	rep := j.rep
-	rep.starting = false
 	if err != nil {
+		rep.starting = false
 		switch {
 		case r.state != stateRunning || r.reps[rep.spec.ID] != rep:
 		case rep.intent != intentNone:
@@ -290,6 +318,7 @@ func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *e
 		return nil
 	}
 	if r.reps[rep.spec.ID] != rep {
+		rep.starting = false
 		// Forgotten meanwhile (a stop waits for the start's end, so
 		// this should not happen): nothing may run for it.
 		r.log.Error("container started for a replica the node forgot: removing it", "replica", rep.spec.ID)
@@ -318,7 +347,7 @@ func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *e
 		r.log.Warn("killing replica: its lease ran out while it started", "replica", rep.spec.ID, "pid", pid)
 		r.killGroup(rep, run)
 	case rep.intent != intentNone:
-		r.beginStop(rep, rep.intent, "")
+		// Stopped once its process runs (containerInitLocked).
 	default:
 		r.log.Info("replica started", "replica", rep.spec.ID, "pid", pid, "port", rep.port, "restarts", rep.st.Restarts)
 		r.runningLocked(rep, run)
@@ -439,6 +468,15 @@ func (r *Runtime) killContainer(b *ociBundle) {
 // whatever still runs), the overlay and the directories. Safe on a
 // bundle that is already gone.
 func (r *Runtime) removeContainer(b *ociBundle) {
+	if b.id != "" {
+		// A runc killed while it started leaves the bind mount of its
+		// own binary (runc.XXXXXX) in its state directory.
+		left, _ := filepath.Glob(filepath.Join(r.runcRoot, b.id, "runc.*"))
+		for _, p := range left {
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+			_ = os.Remove(p)
+		}
+	}
 	if r.runc != "" {
 		if _, err := os.Stat(filepath.Join(r.runcRoot, b.id)); err == nil {
 			out, err := exec.Command(r.runc, "--root", r.runcRoot, "delete", "--force", b.id).CombinedOutput()

@@ -588,13 +588,17 @@ func (r *Runtime) Kill(ids []string) {
 	defer r.mu.Unlock()
 	for _, id := range ids {
 		rep, ok := r.reps[id]
-		if ok && rep.starting {
-			// Its container is being started: killed as soon as it runs.
+		if !ok {
+			continue
+		}
+		if rep.starting && (rep.run == nil || rep.run.exited) {
+			// Its container is being started: killed as soon as runc
+			// was forked.
 			rep.fenceStart = true
 			r.log.Warn("replica will be killed once started: its lease ran out", "replica", id)
 			continue
 		}
-		if !ok || rep.run == nil || rep.run.exited || rep.run.killed {
+		if rep.run == nil || rep.run.exited || rep.run.killed {
 			continue
 		}
 		rep.run.killed = true
