@@ -163,7 +163,7 @@ func startOCIBenchRegion(b *testing.B, e *env, join, name, reg string) *ociBench
 	}
 	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: name + "-n1", DataDir: dir,
 		MilliCPU: 64000, Memory: 256 << 30, Interval: 500 * time.Millisecond,
-		Runtime: runtime.Config{Images: store, StopGrace: 5 * time.Second}})
+		Runtime: runtime.Config{Images: store, StopGrace: 5 * time.Second, StartConcurrency: benchStartSlots(b)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -284,4 +284,18 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 		return ok && l.Health == api.HealthReady
 	})
 	return ociDrillResult{setup: setup, rep: rep}
+}
+
+// benchStartSlots is the node's start pool size from
+// ATOLL_BENCH_OCI_START_SLOTS (0, the runtime's default, when unset).
+func benchStartSlots(b *testing.B) int {
+	v := os.Getenv("ATOLL_BENCH_OCI_START_SLOTS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("ATOLL_BENCH_OCI_START_SLOTS: %q is not a positive number", v)
+	}
+	return n
 }
