@@ -21,6 +21,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
+	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/image"
@@ -88,7 +89,12 @@ func BenchmarkContainerRegionLoss(b *testing.B) {
 		// heartbeats were late by more than 1.5 s and r1 was lost before
 		// the drill. Detection then takes about 5 s for both drivers; the
 		// comparison is the recovery after it.
-		e := newMemberEnv(b, members.HealthConfig{UnreachableAfter: 5 * time.Second})
+		// The hub pins each workload's tag to a digest before placing
+		// it: it must be allowed to ask the benchmark's registry over
+		// plain HTTP, or nothing is placed.
+		dbURL := newHubDatabase(b)
+		e := newEnvWith(b, dbURL, newBus(b, dbURL), members.HealthConfig{UnreachableAfter: 5 * time.Second}, true,
+			func(c *hub.Config) { c.Registry.Insecure = []string{reg} })
 		join := e.joinToken("j", api.TokenSpec{})
 		nodes := map[string]*ociBenchNode{}
 		for _, c := range []string{"r1", "r2"} {
@@ -157,7 +163,7 @@ func startOCIBenchRegion(b *testing.B, e *env, join, name, reg string) *ociBench
 	}
 	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: name + "-n1", DataDir: dir,
 		MilliCPU: 64000, Memory: 256 << 30, Interval: 500 * time.Millisecond,
-		Runtime: runtime.Config{Images: store, StopGrace: 5 * time.Second}})
+		Runtime: runtime.Config{Images: store, StopGrace: 5 * time.Second, StartConcurrency: benchStartSlots(b)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -278,4 +284,18 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 		return ok && l.Health == api.HealthReady
 	})
 	return ociDrillResult{setup: setup, rep: rep}
+}
+
+// benchStartSlots is the node's start pool size from
+// ATOLL_BENCH_OCI_START_SLOTS (0, the runtime's default, when unset).
+func benchStartSlots(b *testing.B) int {
+	v := os.Getenv("ATOLL_BENCH_OCI_START_SLOTS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("ATOLL_BENCH_OCI_START_SLOTS: %q is not a positive number", v)
+	}
+	return n
 }

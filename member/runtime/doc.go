@@ -106,6 +106,24 @@
 // and memory as cgroup limits that runc sets. The container's stdio are
 // the replica's log pipes.
 //
+// Starts do not hold the runtime's lock. The supervisor hands a due
+// container to the node's start pool (Config.StartConcurrency slots,
+// default 8 per CPU): a start takes a slot, makes its bundle and
+// spec and forks `runc run`, then attaches the run under the lock
+// (record, exit watcher, probes) and keeps its slot until runc wrote the
+// container's pid file (the container's process runs) or exited. So at
+// most that many runc processes build containers at once, each one's
+// dozen mounts beside the others', while probes and Status go on. Until
+// its start ends the replica is Pending "starting the container": a stop
+// or replacement waits for the start's end, which then stops what it
+// started (so one bundle and one container ID never have two owners); a
+// fencing Kill marks it, and it is killed as soon as it runs; a start
+// that ends after Stop is recorded and left running, for the next agent
+// run to adopt. `runc run --detach` would spare the resident runc per
+// container (about 10 MiB) but make the container nobody's child: the
+// exit code, and the process machinery above, would need the agent as
+// a child subreaper, which is process-wide.
+//
 // A template whose ports set containerPort maps them: the container gets
 // a network namespace of its own (runc brings its loopback up; it reaches
 // nothing outside), PORT is the first port's container port, and the

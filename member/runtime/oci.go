@@ -184,46 +184,238 @@ func (r *Runtime) dropPreparedLocked(b *ociBundle) {
 	}()
 }
 
-// containerCmd prepares rep's bundle and returns the runc command that
-// runs it in the foreground: runc forwards signals to the container and
-// exits with its status, so the process machinery (process group, exit
-// codes, records, adoption) applies to it unchanged.
-func (r *Runtime) containerCmd(rep *replica, env []string) (*exec.Cmd, error) {
-	b := rep.prepared
+// containerStart is one start of an oci replica handed to the node's
+// start pool: what the start needs, copied under the lock, so that the
+// pool reads nothing of the replica without it.
+type containerStart struct {
+	rep      *replica
+	spec     ReplicaSpec
+	img      *image.Image
+	fs       string
+	env      []string
+	prepared *ociBundle // the first run's bundle, mounted after the pull
+	logs     *replicaLogs
+	now      time.Time
+}
+
+// launchContainerLocked hands rep's start to the start pool. Until it
+// ends the replica is Pending "starting the container" with starting
+// set: a stop waits for the start's end (which then stops what it
+// started), a fencing Kill marks it to be killed as soon as it runs.
+func (r *Runtime) launchContainerLocked(rep *replica, now time.Time) {
+	rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
+	rep.starting, rep.fenceStart = true, false
+	rep.st.Phase, rep.st.Message = PhasePending, "starting the container"
+	if rep.logs != nil {
+		rep.logs.markRun(now)
+	}
+	job := &containerStart{
+		rep: rep, spec: rep.spec, img: rep.img, fs: rep.fs, env: containerEnv(rep, rep.img),
+		prepared: rep.prepared, logs: rep.logs, now: now,
+	}
 	rep.prepared = nil
-	if b == nil || b.lower != rep.img.Rootfs {
+	r.wg.Add(1)
+	go r.startContainer(job)
+	r.notify()
+}
+
+// startContainer is a start in the pool: it waits for one of the node's
+// start slots, prepares the bundle (overlay, config.json) and forks
+// `runc run`, all without the runtime's lock, then attaches the run
+// under the lock and keeps its slot until the container's process runs
+// (runc wrote its pid file) or runc ended: the slots bound how many runc
+// processes build containers at once, not only how many are forked.
+func (r *Runtime) startContainer(j *containerStart) {
+	defer r.wg.Done()
+	select {
+	case r.startSlots <- struct{}{}:
+	case <-r.ctx.Done():
+		if j.prepared != nil {
+			r.removeContainer(j.prepared)
+		}
+		r.mu.Lock()
+		j.rep.starting = false
+		r.mu.Unlock()
+		return
+	}
+	defer func() { <-r.startSlots }()
+	if r.startGate != nil {
+		r.startGate(j.spec.ID)
+	}
+	b, cmd, err := r.prepareContainer(j)
+	if err == nil {
+		var stdout, stderr *os.File
+		if j.logs != nil {
+			var lerr error
+			if stdout, stderr, lerr = j.logs.childFiles(); lerr != nil {
+				r.log.Warn("replica output will not be captured", "replica", j.spec.ID, "err", lerr)
+			}
+		}
+		r.childAttrs(cmd, stdout, stderr)
+		err = r.startCmd(cmd)
+		if stdout != nil {
+			stdout.Close()
+			stderr.Close()
+		}
+		if err != nil {
+			r.removeContainer(b)
+		}
+	} else {
+		err = fmt.Errorf("prepare the container: %w", err)
+	}
+	r.mu.Lock()
+	run := r.containerStartedLocked(j, b, cmd, err)
+	r.mu.Unlock()
+	if run == nil {
+		return
+	}
+	r.waitContainerInit(b, run.gone)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.containerInitLocked(j.rep, run)
+}
+
+// containerInitLocked ends a start once the container's process runs
+// (or runc ended): a stop that came during the start is carried out now,
+// not while runc built the container (a runc that a SIGTERM ends in the
+// middle leaves its mounts behind); a restart that came due meanwhile is
+// due again.
+func (r *Runtime) containerInitLocked(rep *replica, run *procRun) {
+	rep.starting = false
+	if r.state != stateRunning || r.reps[rep.spec.ID] != rep {
+		return
+	}
+	switch {
+	case rep.run == run && !run.exited && !run.stopping && rep.intent != intentNone:
+		r.beginStop(rep, rep.intent, "")
+	case rep.run == run && run.exited && rep.intent == intentNone && rep.qidx < 0 &&
+		(rep.st.Phase == PhasePending || rep.st.Phase == PhaseBackoff):
+		due := r.now()
+		if rep.st.NextStartAt.After(due) {
+			due = rep.st.NextStartAt
+		}
+		r.schedule(rep, due)
+	}
+}
+
+// containerStartedLocked attaches a start of the pool once runc was
+// forked: a failure is a failed run; a container that started becomes
+// the replica's run (the start still holds the replica, starting, until
+// the container's process runs), is killed when it was fenced, and left
+// running (recorded, for the next agent run to adopt) when the runtime
+// stopped.
+func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *exec.Cmd, err error) *procRun {
+	rep := j.rep
+	if err != nil {
+		rep.starting = false
+		switch {
+		case r.state != stateRunning || r.reps[rep.spec.ID] != rep:
+		case rep.intent != intentNone:
+			r.finalizeLocked(rep)
+		default:
+			r.startFailedLocked(rep, r.now(), err)
+		}
+		return nil
+	}
+	if r.reps[rep.spec.ID] != rep {
+		rep.starting = false
+		// Forgotten meanwhile (a stop waits for the start's end, so
+		// this should not happen): nothing may run for it.
+		r.log.Error("container started for a replica the node forgot: removing it", "replica", rep.spec.ID)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			_ = cmd.Wait()
+			r.killContainer(b)
+			r.removeContainer(b)
+		}()
+		return nil
+	}
+	pid := cmd.Process.Pid
+	_, _, ticks, _ := procStat(pid)
+	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: j.now, env: j.env, dir: j.spec.Template.WorkingDir, gone: make(chan struct{})}
+	rep.bundle = b
+	r.attachRunLocked(rep, run, cmd)
+	switch {
+	case r.state != stateRunning:
+		run.detach()
+	case run.reason != "":
+	case rep.fenceStart:
+		run.killed = true
+		run.reason, run.failure = "killed: the node's lease on the hub ran out (fenced)", ReasonFenced
+		r.log.Warn("killing replica: its lease ran out while it started", "replica", rep.spec.ID, "pid", pid)
+		r.killGroup(rep, run)
+	case rep.intent != intentNone:
+		// Stopped once its process runs (containerInitLocked).
+	default:
+		r.log.Info("replica started", "replica", rep.spec.ID, "pid", pid, "port", rep.port, "restarts", rep.st.Restarts)
+		r.runningLocked(rep, run)
+	}
+	r.notify()
+	return run
+}
+
+// waitContainerInit returns once runc wrote the container's pid file
+// (its process runs), runc exited, the runtime stopped, or a minute
+// passed (a runc that hangs gives its slot back).
+func (r *Runtime) waitContainerInit(b *ociBundle, gone <-chan struct{}) {
+	delay := 2 * time.Millisecond
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	deadline := time.Now().Add(time.Minute)
+	for containerPid(b) == 0 && time.Now().Before(deadline) {
+		select {
+		case <-gone:
+			return
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+		t.Reset(delay)
+	}
+}
+
+// prepareContainer makes a start's bundle (its prepared one when it lies
+// over the same image) and returns the runc command that runs it in the
+// foreground: runc forwards signals to the container and exits with its
+// status, so the process machinery (process group, exit codes, records,
+// adoption) applies to it unchanged. It touches only that replica's
+// bundle and runs without the runtime's lock.
+func (r *Runtime) prepareContainer(j *containerStart) (*ociBundle, *exec.Cmd, error) {
+	b := j.prepared
+	if b == nil || b.lower != j.img.Rootfs {
 		if b != nil {
 			r.removeContainer(b)
 		}
 		var err error
-		if b, err = r.mountBundle(rep.fs, rep.spec.ID, rep.img); err != nil {
-			return nil, err
+		if b, err = r.mountBundle(j.fs, j.spec.ID, j.img); err != nil {
+			return nil, nil, err
 		}
 	}
-	spec, err := containerSpec(rep, rep.img, env)
+	spec, err := containerSpec(j.spec, j.img, j.env)
 	if err != nil {
 		r.removeContainer(b)
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := json.Marshal(spec)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(b.dir, "config.json"), data, 0o600)
 	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(b.dir, "id"), []byte(b.id), 0o600)
+	}
 	if err != nil {
 		r.removeContainer(b)
-		return nil, err
+		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(b.dir, "id"), []byte(b.id), 0o600); err != nil {
-		r.removeContainer(b)
-		return nil, err
-	}
-	rep.bundle = b
 	// --keep: the stopped container (and its cgroup, whose OOM count
 	// says why it died) stays until ociWaitCleanup deletes it.
 	cmd := exec.Command(r.runc, "--root", r.runcRoot, "--log", filepath.Join(b.dir, "runc.log"), "--log-format", "json", "run", "--keep", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), b.id)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = b.dir
-	return cmd, nil
+	return b, cmd, nil
 }
 
 // mountBundle makes a fresh bundle directory for a replica's run with
@@ -276,6 +468,15 @@ func (r *Runtime) killContainer(b *ociBundle) {
 // whatever still runs), the overlay and the directories. Safe on a
 // bundle that is already gone.
 func (r *Runtime) removeContainer(b *ociBundle) {
+	if b.id != "" {
+		// A runc killed while it started leaves the bind mount of its
+		// own binary (runc.XXXXXX) in its state directory.
+		left, _ := filepath.Glob(filepath.Join(r.runcRoot, b.id, "runc.*"))
+		for _, p := range left {
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+			_ = os.Remove(p)
+		}
+	}
 	if r.runc != "" {
 		if _, err := os.Stat(filepath.Join(r.runcRoot, b.id)); err == nil {
 			out, err := exec.Command(r.runc, "--root", r.runcRoot, "delete", "--force", b.id).CombinedOutput()
@@ -334,8 +535,8 @@ func (r *Runtime) sweepContainersLocked() {
 // (or a network of its own when its ports are mapped);
 // no capabilities and no new privileges; the template's cpu and memory
 // as cgroup limits.
-func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, error) {
-	t := rep.spec.Template
+func containerSpec(spec ReplicaSpec, img *image.Image, env []string) (*specs.Spec, error) {
+	t := spec.Template
 	ic := img.Config
 	var args []string
 	switch {
@@ -364,9 +565,9 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 		return nil, fmt.Errorf("working directory %q is not absolute", cwd)
 	}
 	noCaps := &specs.LinuxCapabilities{Bounding: []string{}, Effective: []string{}, Permitted: []string{}, Inheritable: []string{}, Ambient: []string{}}
-	hostname := rep.spec.ID
+	hostname := spec.ID
 	if len(hostname) > 63 || !api.IsDNSLabel(hostname) {
-		hostname = strings.ToLower(containerID(rep.spec.ID))[:min(63, len(containerID(rep.spec.ID)))]
+		hostname = strings.ToLower(containerID(spec.ID))[:min(63, len(containerID(spec.ID)))]
 	}
 	s := &specs.Spec{
 		Version:  specs.Version,
@@ -390,7 +591,7 @@ func containerSpec(rep *replica, img *image.Image, env []string) (*specs.Spec, e
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: containerCgroupsPath(containerID(rep.spec.ID)),
+			CgroupsPath: containerCgroupsPath(containerID(spec.ID)),
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},

@@ -649,3 +649,89 @@ func TestOCIPullSecret(t *testing.T) {
 		t.Errorf("the error quotes the credentials: %q", st.LastError)
 	}
 }
+
+// TestOCIStartsOutsideTheLock: container starts run in the node's start
+// pool, at most StartConcurrency at once, while Status answers; a
+// replica fenced while its container starts is killed once it runs, and
+// one removed meanwhile is stopped and leaves nothing behind.
+func TestOCIStartsOutsideTheLock(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := start(t, func(c *Config) {
+		s, err := image.Open(image.Config{Dir: filepath.Join(c.DataDir, "images"), Insecure: []string{reg.host}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Images, c.StartConcurrency = s, 2
+	})
+	var mu sync.Mutex
+	entered := map[string]bool{}
+	release := map[string]chan struct{}{"fenced": make(chan struct{}), "removed": make(chan struct{}), "third": make(chan struct{})}
+	arrived := make(chan string, 3)
+	h.rt.mu.Lock()
+	h.rt.startGate = func(id string) {
+		mu.Lock()
+		entered[id] = true
+		ch := release[id]
+		mu.Unlock()
+		select {
+		case arrived <- id:
+		default: // a restart after the test's starts
+		}
+		<-ch
+	}
+	h.rt.mu.Unlock()
+	specs := []ReplicaSpec{ociSpec("fenced", reg.host+"/web:v1"), ociSpec("removed", reg.host+"/web:v1"), ociSpec("third", reg.host+"/web:v1")}
+	h.rt.Apply(specs)
+
+	// Two starts hold both slots; the node still answers, and the third
+	// waits for a slot.
+	held := map[string]bool{}
+	deadline := time.After(ociWait)
+	for len(held) < 2 {
+		select {
+		case id := <-arrived:
+			held[id] = true
+		case <-deadline:
+			t.Fatalf("starts in the pool after %s: %v, want 2", ociWait, held)
+		}
+	}
+	// Status would block if a start held the lock; all three are handed
+	// to the pool (the third once its pull ended).
+	waitLong(t, h.rt, "all three starting", func(m map[string]ReplicaStatus) bool {
+		for _, s := range specs {
+			if st := m[s.ID]; st.Phase != PhasePending || st.Message != "starting the container" {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	n := len(entered)
+	mu.Unlock()
+	if n != 2 || len(h.rt.startSlots) != 2 {
+		t.Fatalf("%d starts entered, %d slots taken; want 2 and 2 (StartConcurrency 2)", n, len(h.rt.startSlots))
+	}
+
+	// Fence "fenced" and remove "removed" while they start (whichever
+	// of the three are held), then let every start go on.
+	h.rt.Kill([]string{"fenced"})
+	h.rt.Apply([]ReplicaSpec{specs[0], specs[2]})
+	for _, ch := range release {
+		close(ch)
+	}
+	waitLong(t, h.rt, "the fenced replica killed once started, the removed one gone, the third ready", func(m map[string]ReplicaStatus) bool {
+		_, removed := m["removed"]
+		return m["fenced"].Reason == ReasonFenced && !removed && m["third"].Ready
+	})
+	poll(t, "the removed replica's bundle and runc state to go", func() bool {
+		_, berr := os.Stat(filepath.Join(h.rt.bundleDir, fsName("removed")))
+		_, serr := os.Stat(filepath.Join(h.rt.runcRoot, containerID("removed")))
+		return os.IsNotExist(berr) && os.IsNotExist(serr)
+	})
+	if code, err := get(t, statusMap(h.rt)["third"].Port, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("GET /healthz on the third container: %d, %v", code, err)
+	}
+}

@@ -31,9 +31,10 @@ type procRun struct {
 	started   time.Time
 	adopted   bool
 	exited    bool
-	stopping  bool // SIGTERM sent
-	killed    bool // SIGKILL sent
-	detached  bool // the runtime stopped supervising; the process is left alone
+	stopping  bool          // SIGTERM sent
+	killed    bool          // SIGKILL sent
+	detached  bool          // the runtime stopped supervising; the process is left alone
+	gone      chan struct{} // closed once the process exited (children only; nil when adopted)
 	reason    string
 	failure   string // the Reason constant that goes with reason ("" : ProbeFailed)
 	env       []string
@@ -101,26 +102,13 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		r.afterRunLocked(rep, now, true, msg)
 		return
 	}
-	env := r.envFor(rep, files)
-	var ociCmd *exec.Cmd
-	cgfd := -1
 	if rep.isOCI() {
-		// runc makes the container's cgroup with the template's limits.
-		rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
-		env = containerEnv(rep, rep.img)
-		c, err := r.containerCmd(rep, env)
-		if err != nil {
-			r.startFailures++
-			rep.st.FinishedAt, rep.st.ExitCode = now, 126
-			rep.st.Reason, rep.st.LastError = ReasonExecFailed, "prepare the container: "+err.Error()
-			r.log.Warn("container failed to start", "replica", rep.spec.ID, "err", err)
-			r.afterRunLocked(rep, now, true, rep.st.LastError)
-			return
-		}
-		ociCmd = c
-	} else {
-		cgfd = r.cgroupForLocked(rep)
+		// The node's start pool prepares and starts it, outside the lock.
+		r.launchContainerLocked(rep, now)
+		return
 	}
+	env := r.envFor(rep, files)
+	cgfd := r.cgroupForLocked(rep)
 	if cgfd >= 0 {
 		defer unix.Close(cgfd)
 	}
@@ -134,36 +122,21 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		}
 	}
 	mk := func(cgroupFD int) *exec.Cmd {
-		cmd := ociCmd
-		if cmd == nil {
-			cmd = exec.Command(t.Command, t.Args...)
-			cmd.Path, cmd.Err = lookPath(t.Command, env)
-			cmd.Env, cmd.Dir = env, t.WorkingDir
-		}
-		if stdout != nil {
-			cmd.Stdout, cmd.Stderr = stdout, stderr
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if r.cfg.DieWithAgent {
-			cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-		}
+		cmd := exec.Command(t.Command, t.Args...)
+		cmd.Path, cmd.Err = lookPath(t.Command, env)
+		cmd.Env, cmd.Dir = env, t.WorkingDir
+		r.childAttrs(cmd, stdout, stderr)
 		if cgroupFD >= 0 {
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
 		}
 		return cmd
 	}
-	start := func(cmd *exec.Cmd) error {
-		if r.cfg.DieWithAgent {
-			return spawnerThread().start(cmd)
-		}
-		return cmd.Start()
-	}
 	cmd := mk(cgfd)
-	err = start(cmd)
+	err = r.startCmd(cmd)
 	if err != nil && cgfd >= 0 && cmd.Err == nil && (errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EINVAL)) {
 		// No clone3(CLONE_INTO_CGROUP): start it, then move it in.
 		cmd = mk(-1)
-		if err = start(cmd); err == nil {
+		if err = r.startCmd(cmd); err == nil {
 			if werr := os.WriteFile(rep.cgroup+"/cgroup.procs", []byte(strconv.Itoa(cmd.Process.Pid)), 0); werr != nil {
 				rep.st.LimitsEnforced, rep.st.LimitsMessage = false, "limits not enforced: "+werr.Error()
 			}
@@ -174,40 +147,69 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 		stderr.Close()
 	}
 	if err != nil {
-		if rep.bundle != nil {
-			r.removeContainer(rep.bundle)
-		}
-		r.startFailures++
-		code := 126
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			code = 127
-		}
-		rep.st.FinishedAt, rep.st.ExitCode = now, code
-		rep.st.Reason, rep.st.LastError = ReasonExecFailed, err.Error()
-		r.log.Warn("replica failed to start", "replica", rep.spec.ID, "err", err)
-		r.afterRunLocked(rep, now, true, err.Error())
+		r.startFailedLocked(rep, now, err)
 		return
 	}
 
 	pid := cmd.Process.Pid
 	_, _, ticks, _ := procStat(pid)
-	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: now, env: env, dir: t.WorkingDir}
-	rep.run = run
-	rep.st.Pid, rep.st.Message, rep.st.Adopted = pid, "", false
-	if err := r.writeRecord(rep, run); err != nil {
-		// Without a record, a restarted agent could not find this
-		// process again: kill it rather than risk an orphan.
-		r.log.Error("cannot write replica record: killing the replica", "replica", rep.spec.ID, "err", err)
-		run.reason, run.failure = "cannot keep the replica's pid record: "+err.Error(), ReasonExecFailed
-		run.stopping, run.killed = true, true
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	}
-	r.log.Info("replica started", "replica", rep.spec.ID, "pid", pid, "port", rep.port, "restarts", rep.st.Restarts)
-	go r.waitChild(rep, run, cmd)
+	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: now, env: env, dir: t.WorkingDir, gone: make(chan struct{})}
+	r.attachRunLocked(rep, run, cmd)
 	if run.reason == "" {
+		r.log.Info("replica started", "replica", rep.spec.ID, "pid", pid, "port", rep.port, "restarts", rep.st.Restarts)
 		r.runningLocked(rep, run)
 	}
 	r.notify()
+}
+
+// attachRunLocked makes run rep's current run: its record written (a
+// run without one is killed: a restarted agent could not find it again)
+// and its exit watched.
+func (r *Runtime) attachRunLocked(rep *replica, run *procRun, cmd *exec.Cmd) {
+	rep.run = run
+	rep.st.Pid, rep.st.Message, rep.st.Adopted = run.pid, "", false
+	if err := r.writeRecord(rep, run); err != nil {
+		r.log.Error("cannot write replica record: killing the replica", "replica", rep.spec.ID, "err", err)
+		run.reason, run.failure = "cannot keep the replica's pid record: "+err.Error(), ReasonExecFailed
+		run.stopping, run.killed = true, true
+		r.killGroup(rep, run)
+	}
+	go r.waitChild(rep, run, cmd)
+}
+
+// childAttrs gives a replica's command its output pipes, its own
+// process group and, with DieWithAgent, its parent-death signal.
+func (r *Runtime) childAttrs(cmd *exec.Cmd, stdout, stderr *os.File) {
+	if stdout != nil {
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r.cfg.DieWithAgent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+}
+
+// startCmd starts a replica's command: on the spawner's thread with
+// DieWithAgent (its parent-death signal must outlive any Go thread).
+func (r *Runtime) startCmd(cmd *exec.Cmd) error {
+	if r.cfg.DieWithAgent {
+		return spawnerThread().start(cmd)
+	}
+	return cmd.Start()
+}
+
+// startFailedLocked counts a start whose process never ran as a failed
+// run: 127 when the command was not found, 126 otherwise.
+func (r *Runtime) startFailedLocked(rep *replica, now time.Time, err error) {
+	r.startFailures++
+	code := 126
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		code = 127
+	}
+	rep.st.FinishedAt, rep.st.ExitCode = now, code
+	rep.st.Reason, rep.st.LastError = ReasonExecFailed, err.Error()
+	r.log.Warn("replica failed to start", "replica", rep.spec.ID, "err", err)
+	r.afterRunLocked(rep, now, true, err.Error())
 }
 
 // runningLocked sets the phase of a fresh (or adopted) run and starts its
@@ -292,6 +294,9 @@ func (r *Runtime) waitChild(rep *replica, run *procRun, cmd *exec.Cmd) {
 		if err := unix.Waitid(unix.P_PID, run.pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
 			break
 		}
+	}
+	if run.gone != nil {
+		close(run.gone)
 	}
 	r.mu.Lock()
 	detached, cgroup := run.detached, rep.cgroup

@@ -45,6 +45,10 @@ type replica struct {
 	pulling  bool         // oci: a pull is under way
 	bundle   *ociBundle   // oci: the current run's bundle
 	prepared *ociBundle   // oci: the first run's bundle, mounted after the pull
+	// starting is set while the start pool starts its container (oci);
+	// fenceStart when a fencing Kill came meanwhile.
+	starting   bool
+	fenceStart bool
 	// fwds forward the host ports of a container with mapped ports
 	// (oci, its own network); extraPorts are the host ports of its ports
 	// after the first, held in Runtime.ports.
@@ -132,7 +136,7 @@ func (r *Runtime) terminalLocked(rep *replica, phase, msg string) {
 func (r *Runtime) dueLocked(rep *replica, now time.Time) {
 	switch rep.st.Phase {
 	case PhasePending, PhaseBackoff:
-		if rep.intent != intentNone {
+		if rep.intent != intentNone || rep.starting {
 			return
 		}
 		switch {
@@ -162,6 +166,9 @@ func (r *Runtime) dueLocked(rep *replica, now time.Time) {
 func (r *Runtime) beginStop(rep *replica, intent stopIntent, reason string) {
 	if intent > rep.intent {
 		rep.intent = intent
+	}
+	if rep.starting {
+		return // the start's end stops what it started
 	}
 	run := rep.run
 	if run == nil || run.exited {
