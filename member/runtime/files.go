@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,19 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// chownTree gives a container's user the replica's files directory (a
+// container does not run as the agent's user): what writeFiles made,
+// modes unchanged, so that user alone on the node reads it (the files
+// directory above is the agent's, 0700). Links are not followed.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
 }
 
 // removeFiles removes a forgotten replica's files.

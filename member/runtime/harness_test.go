@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,15 @@ func runHelper(mode string) {
 		})
 		http.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 		http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		http.HandleFunc("/data", func(w http.ResponseWriter, r *http.Request) {
+			// The variable ?env= and the file ?file= under $ATOLL_FILES.
+			b, err := os.ReadFile(filepath.Join(os.Getenv("ATOLL_FILES"), r.URL.Query().Get("file")))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintf(w, "%s %s %s", os.Getenv(r.URL.Query().Get("env")), os.Getenv("ATOLL_FILES"), b)
+		})
 		fmt.Println("listening on", os.Getenv("PORT"))
 		err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
 		fmt.Fprintln(os.Stderr, err)

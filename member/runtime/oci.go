@@ -30,6 +30,11 @@ import (
 // template nor the image names a user other than root.
 const nobody = 65534
 
+// containerFilesDir is where a container finds its replica's files
+// (configs and secrets): the files directory bind-mounted read-only;
+// $ATOLL_FILES names it.
+const containerFilesDir = "/run/atoll/files"
+
 // ociBundle is one run's OCI bundle: config.json, the overlay's upper
 // and work directories and the merged root the container sees.
 type ociBundle struct {
@@ -193,6 +198,7 @@ type containerStart struct {
 	img      *image.Image
 	fs       string
 	env      []string
+	files    string     // the replica's files directory on the node, "" without files
 	prepared *ociBundle // the first run's bundle, mounted after the pull
 	logs     *replicaLogs
 	now      time.Time
@@ -202,7 +208,7 @@ type containerStart struct {
 // ends the replica is Pending "starting the container" with starting
 // set: a stop waits for the start's end (which then stops what it
 // started), a fencing Kill marks it to be killed as soon as it runs.
-func (r *Runtime) launchContainerLocked(rep *replica, now time.Time) {
+func (r *Runtime) launchContainerLocked(rep *replica, now time.Time, files string) {
 	rep.st.LimitsEnforced, rep.st.LimitsMessage = true, ""
 	rep.starting, rep.fenceStart = true, false
 	rep.st.Phase, rep.st.Message = PhasePending, "starting the container"
@@ -210,8 +216,8 @@ func (r *Runtime) launchContainerLocked(rep *replica, now time.Time) {
 		rep.logs.markRun(now)
 	}
 	job := &containerStart{
-		rep: rep, spec: rep.spec, img: rep.img, fs: rep.fs, env: containerEnv(rep, rep.img),
-		prepared: rep.prepared, logs: rep.logs, now: now,
+		rep: rep, spec: rep.spec, img: rep.img, fs: rep.fs, env: containerEnv(rep, rep.img, files != ""),
+		files: files, prepared: rep.prepared, logs: rep.logs, now: now,
 	}
 	rep.prepared = nil
 	r.wg.Add(1)
@@ -394,7 +400,10 @@ func (r *Runtime) prepareContainer(j *containerStart) (*ociBundle, *exec.Cmd, er
 			return nil, nil, err
 		}
 	}
-	spec, err := containerSpec(j.spec, j.img, j.env)
+	spec, err := containerSpec(j.spec, j.img, j.env, j.files)
+	if err == nil && j.files != "" {
+		err = chownTree(j.files, int(spec.Process.User.UID), int(spec.Process.User.GID))
+	}
 	if err != nil {
 		r.removeContainer(b)
 		return nil, nil, err
@@ -534,8 +543,9 @@ func (r *Runtime) sweepContainersLocked() {
 // overrides; pid, ipc, uts and mount namespaces with the host's network
 // (or a network of its own when its ports are mapped);
 // no capabilities and no new privileges; the template's cpu and memory
-// as cgroup limits.
-func containerSpec(spec ReplicaSpec, img *image.Image, env []string) (*specs.Spec, error) {
+// as cgroup limits; the replica's files directory (files, "" without
+// files) bind-mounted read-only at containerFilesDir.
+func containerSpec(spec ReplicaSpec, img *image.Image, env []string, files string) (*specs.Spec, error) {
 	t := spec.Template
 	ic := img.Config
 	var args []string
@@ -614,6 +624,10 @@ func containerSpec(spec ReplicaSpec, img *image.Image, env []string) (*specs.Spe
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
 		}
 	}
+	if files != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: containerFilesDir, Type: "bind", Source: files,
+			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
+	}
 	milli, mem := t.Resources.Quantities()
 	if milli > 0 {
 		period := uint64(100000)
@@ -627,9 +641,10 @@ func containerSpec(spec ReplicaSpec, img *image.Image, env []string) (*specs.Spe
 }
 
 // containerEnv is a container's environment: the image's, a default
-// PATH, the template's variables, then PORT, ATOLL_REPLICA and
-// ATOLL_WORKLOAD (these win, as for processes).
-func containerEnv(rep *replica, img *image.Image) []string {
+// PATH, the template's variables (those from configs and secrets filled
+// in, as for processes), ATOLL_FILES when it has files, then PORT,
+// ATOLL_REPLICA and ATOLL_WORKLOAD (these win, as for processes).
+func containerEnv(rep *replica, img *image.Image, files bool) []string {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -644,7 +659,14 @@ func containerEnv(rep *replica, img *image.Image) []string {
 		set(k, v)
 	}
 	for _, e := range rep.spec.Template.Env {
-		set(e.Name, e.Value)
+		v := e.Value
+		if e.ValueFrom != nil && rep.spec.Data != nil {
+			v = rep.spec.Data.Env[e.Name]
+		}
+		set(e.Name, v)
+	}
+	if files {
+		set("ATOLL_FILES", containerFilesDir)
 	}
 	port := rep.port
 	if rep.mapped() {

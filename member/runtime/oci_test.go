@@ -735,3 +735,94 @@ func TestOCIStartsOutsideTheLock(t *testing.T) {
 		t.Fatalf("GET /healthz on the third container: %d, %v", code, err)
 	}
 }
+
+// TestOCIReplicaData: a container replica waits for its configuration
+// (MissingData) without pulling, then gets an env var from a secret and
+// reads a secret and a config from $ATOLL_FILES, a read-only mount of its
+// files directory that its user (nobody) alone owns on the node; the
+// secret is in no record, log or status.
+func TestOCIReplicaData(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	spec := ociSpec("d1", reg.host+"/web:v1")
+	spec.Template.Env = []api.EnvVar{{Name: "TOKEN", ValueFrom: &api.EnvSource{Secret: &api.KeyRef{Name: "creds", Key: "token"}}}}
+	spec.Data = &ReplicaData{Missing: []string{`env TOKEN: secret "creds" has no key "token"`}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	waitLong(t, h.rt, "the start held for missing data", func(m map[string]ReplicaStatus) bool {
+		return m["d1"].Reason == ReasonMissingData
+	})
+
+	const token = "tok-Oc1Zr7Qw"
+	spec.Data = &ReplicaData{Env: map[string]string{"TOKEN": token}, Files: []ReplicaFiles{
+		{Dir: "creds", Secret: true, Values: map[string][]byte{"token": []byte(token)}},
+		{Dir: "cfg", Values: map[string][]byte{"region": []byte("eu")}},
+	}}
+	h.rt.Apply([]ReplicaSpec{spec})
+	st := waitLong(t, h.rt, "the container to run with its data", ready("d1"))["d1"]
+	body := func(query string) string {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(st.Port) + "/data?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /data?%s: %d %s", query, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if got, want := body("env=TOKEN&file=creds/token"), token+" "+containerFilesDir+" "+token; got != want {
+		t.Errorf("the container read %q, want %q (the secret's env var, $ATOLL_FILES, the secret's file)", got, want)
+	}
+	if got := body("env=PORT&file=cfg/region"); !strings.HasSuffix(got, " eu") {
+		t.Errorf("the container read %q, want the config's file (eu)", got)
+	}
+	if uid := procUID(h.containerPid("d1")); uid != strconv.Itoa(nobody) {
+		t.Errorf("the container runs as uid %s, want %d", uid, nobody)
+	}
+
+	// On the node: the files are the container user's alone.
+	files := filepath.Join(h.cfg.DataDir, "files")
+	for _, c := range []struct {
+		path string
+		uid  uint32
+		mode os.FileMode
+	}{
+		{files, 0, 0o700},
+		{filepath.Join(files, fsName("d1")), nobody, 0o700},
+		{filepath.Join(files, fsName("d1"), "creds"), nobody, 0o700},
+		{filepath.Join(files, fsName("d1"), "creds", "token"), nobody, 0o400},
+		{filepath.Join(files, fsName("d1"), "cfg", "region"), nobody, 0o444},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != c.uid || fi.Mode().Perm() != c.mode {
+			t.Errorf("%s: uid %d mode %o, want uid %d mode %o", c.path, uid, fi.Mode().Perm(), c.uid, c.mode)
+		}
+	}
+
+	// The secret is in no record, log file, runtime log or status.
+	for _, dir := range []string{"replicas", "logs"} {
+		filepath.WalkDir(filepath.Join(h.cfg.DataDir, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(token)) {
+					t.Errorf("%s holds the secret", p)
+				}
+			}
+			return nil
+		})
+	}
+	if l := h.logs.lines(token); len(l) > 0 {
+		t.Errorf("the runtime logged the secret: %q", l)
+	}
+	if s := fmt.Sprintf("%+v", h.rt.Status()); strings.Contains(s, token) {
+		t.Errorf("the status holds the secret: %s", s)
+	}
+}

@@ -104,7 +104,7 @@ func (r *Runtime) startProcessLocked(rep *replica, now time.Time) {
 	}
 	if rep.isOCI() {
 		// The node's start pool prepares and starts it, outside the lock.
-		r.launchContainerLocked(rep, now)
+		r.launchContainerLocked(rep, now, files)
 		return
 	}
 	env := r.envFor(rep, files)
