@@ -17,6 +17,7 @@
 package entry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -320,7 +320,7 @@ func (t *tries) RoundTrip(req *http.Request) (*http.Response, error) {
 		out := req.Clone(req.Context())
 		out.URL.Host = g.host
 		if c.body != nil {
-			out.Body = io.NopCloser(strings.NewReader(string(c.body)))
+			out.Body = io.NopCloser(bytes.NewReader(c.body))
 		}
 		resp, err := e.rt.RoundTrip(out)
 		last := i == len(order)-1
