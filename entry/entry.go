@@ -139,8 +139,11 @@ func New(cfg Config) (*Entry, error) {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		Transport:     (*tries)(e),
-		FlushInterval: -1,
+		Transport: (*tries)(e),
+		// 0, as in the regional gateway: streams (no length, or
+		// text/event-stream) are still flushed on every write; -1 costs
+		// every answer a second write.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
