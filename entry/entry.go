@@ -17,6 +17,7 @@
 package entry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +29,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -139,8 +139,11 @@ func New(cfg Config) (*Entry, error) {
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
-		Transport:     (*tries)(e),
-		FlushInterval: -1,
+		Transport: (*tries)(e),
+		// 0, as in the regional gateway: streams (no length, or
+		// text/event-stream) are still flushed on every write; -1 costs
+		// every answer a second write.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
@@ -320,7 +323,7 @@ func (t *tries) RoundTrip(req *http.Request) (*http.Response, error) {
 		out := req.Clone(req.Context())
 		out.URL.Host = g.host
 		if c.body != nil {
-			out.Body = io.NopCloser(strings.NewReader(string(c.body)))
+			out.Body = io.NopCloser(bytes.NewReader(c.body))
 		}
 		resp, err := e.rt.RoundTrip(out)
 		last := i == len(order)-1

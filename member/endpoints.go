@@ -109,11 +109,7 @@ func writeFileAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFile0600(path, data)
 }
 
 // serveEndpointTables takes the hub's endpoint tables for the gateway.

@@ -33,27 +33,8 @@ func BenchmarkOverhead(b *testing.B) {
 	g.Update(table(1, web(nil, be.endpoint("us-1", "us"))))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	direct, via := be.srv.URL+"/", "http://"+g.Addr()+"/svc/web/"
-	do := func(url string) {
-		resp, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
-	p50 := func(url string, n int) time.Duration {
-		lat := make([]time.Duration, n)
-		for i := range lat {
-			t := time.Now()
-			do(url)
-			lat[i] = time.Since(t)
-		}
-		slices.Sort(lat)
-		return lat[n/2]
-	}
+	do := func(url string) { benchGet(b, client, url) }
+	p50 := func(url string, n int) time.Duration { return serialP50(b, client, url, n) }
 	p50(direct, 200)
 	p50(via, 200) // warm both
 	d, v := p50(direct, 2000), p50(via, 2000)
@@ -136,27 +117,8 @@ func BenchmarkGatewayPerCore(b *testing.B) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	direct, via := be.srv.URL+"/", "http://"+strings.TrimSpace(line)+"/svc/web/"
-	do := func(url string) {
-		resp, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
-	p50 := func(url string, n int) time.Duration {
-		lat := make([]time.Duration, n)
-		for i := range lat {
-			t := time.Now()
-			do(url)
-			lat[i] = time.Since(t)
-		}
-		slices.Sort(lat)
-		return lat[n/2]
-	}
+	do := func(url string) { benchGet(b, client, url) }
+	p50 := func(url string, n int) time.Duration { return serialP50(b, client, url, n) }
 	const clients = 8
 	load := func(url string, n int) time.Duration {
 		var next atomic.Int64
@@ -191,6 +153,32 @@ func BenchmarkGatewayPerCore(b *testing.B) {
 	b.ReportMetric(viaRate/directRate, "ratio")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "gateway-cpu-µs/req")
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "req/s-per-gateway-core")
+}
+
+// benchGet sends one GET, reads the body and fails the benchmark on any
+// status but 200.
+func benchGet(b *testing.B, client *http.Client, url string) {
+	resp, err := client.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// serialP50 is the median latency of n GETs sent one after another.
+func serialP50(b *testing.B, client *http.Client, url string, n int) time.Duration {
+	lat := make([]time.Duration, n)
+	for i := range lat {
+		t := time.Now()
+		benchGet(b, client, url)
+		lat[i] = time.Since(t)
+	}
+	slices.Sort(lat)
+	return lat[n/2]
 }
 
 // procCPU is a process's CPU time so far, every thread's, user and
