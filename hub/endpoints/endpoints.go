@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,12 +128,19 @@ type Table struct {
 	parts     map[string]part              // cluster -> what its gateway serves, as of current
 	readAt    time.Time
 	dirty     bool
-	current   protocol.EndpointTable // every service's endpoints
-	lastEpoch int64                  // the highest epoch a member's part got
-	members   map[string]*delivery
-	counts    map[string]int       // service -> endpoints, as last evented
-	refusedAt map[string]time.Time // cluster -> when a refused report was last logged
-	started   time.Time
+	// reportsGen counts changes of reports; built* are the inputs the
+	// current table was built from, so a pass with nothing new skips
+	// building and hashing it again.
+	reportsGen    uint64
+	built         bool
+	builtGen      uint64
+	builtUnusable string
+	current       protocol.EndpointTable // every service's endpoints
+	lastEpoch     int64                  // the highest epoch a member's part got
+	members       map[string]*delivery
+	counts        map[string]int       // service -> endpoints, as last evented
+	refusedAt     map[string]time.Time // cluster -> when a refused report was last logged
+	started       time.Time
 
 	wake chan struct{}
 	lp   loop.Loop
@@ -285,6 +293,7 @@ func (t *Table) Observe(msg *nats.Msg) {
 	}
 	delete(t.pending, r.Cluster) // older than this one
 	t.reports[r.Cluster] = rep
+	t.reportsGen++
 	t.mu.Unlock()
 	t.count(t.received, "taken")
 	t.Wake()
@@ -317,6 +326,7 @@ func (t *Table) takePending(now time.Time) bool {
 			t.reports[c] = r
 			delete(t.pending, c)
 			took = true
+			t.reportsGen++
 			t.count(t.received, "taken")
 		}
 	}
@@ -382,14 +392,21 @@ func (t *Table) RunOnce(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	t.takePending(now)
-	services := build(t.services, t.workloads, t.regions, t.reports, t.usable)
-	digest := protocol.EndpointDigest(services)
-	changed := digest != t.current.Digest
-	if changed {
-		epoch := max(t.current.Epoch+1, now.UnixNano())
-		t.current = protocol.EndpointTable{Version: protocol.Version, Epoch: epoch, Digest: digest, Services: services}
-		if t.changes != nil {
-			t.changes.Add(ctx, 1)
+	changed := false
+	// The table is built again when its inputs may have moved: services,
+	// workloads or clusters read, a report taken, a cluster's health
+	// turned (Unreachable ones are left out).
+	if unusable := t.unusableKey(); refresh || !t.built || t.reportsGen != t.builtGen || unusable != t.builtUnusable {
+		t.built, t.builtGen, t.builtUnusable = true, t.reportsGen, unusable
+		services := build(t.services, t.workloads, t.regions, t.reports, t.usable)
+		digest := protocol.EndpointDigest(services)
+		changed = digest != t.current.Digest
+		if changed {
+			epoch := max(t.current.Epoch+1, now.UnixNano())
+			t.current = protocol.EndpointTable{Version: protocol.Version, Epoch: epoch, Digest: digest, Services: services}
+			if t.changes != nil {
+				t.changes.Add(ctx, 1)
+			}
 		}
 	}
 	if changed || refresh {
@@ -479,6 +496,19 @@ func (t *Table) warm(now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// unusableKey names the reporting clusters whose endpoints build leaves
+// out now (not usable), in order (under t.mu).
+func (t *Table) unusableKey() string {
+	var out []string
+	for c := range t.reports {
+		if !t.usable(c) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }
 
 // usable says whether a cluster's endpoints belong in the table: it is
