@@ -265,6 +265,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 		}
 		in.Placed[r.Workload][r.Cluster] = r.Replicas
 	}
+	c.forgetGone(in.Clusters)
 	lists := Lists(in)
 	total := 0
 	var mu sync.Mutex
@@ -306,6 +307,25 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	wg.Wait()
 	c.images.Record(ctx, int64(total))
 	return errors.Join(errs...)
+}
+
+// forgetGone drops what the controller kept of clusters that no longer
+// exist.
+func (c *Controller) forgetGone(clusters []failover.Cluster) {
+	exists := make(map[string]bool, len(clusters))
+	for _, cl := range clusters {
+		exists[cl.Metadata.Name] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.lists {
+		if !exists[name] {
+			delete(c.lists, name)
+			delete(c.held, name)
+			delete(c.checked, name)
+			delete(c.failed, name)
+		}
+	}
 }
 
 // deliveriesInFlight bounds the members asked at once.

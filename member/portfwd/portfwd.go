@@ -196,9 +196,22 @@ func (f *Forward) handle(c net.Conn) {
 // network of its own, and a dial there would reach the node's ports.
 var ErrHostNamespace = errors.New("the process shares the node's network namespace")
 
+// dialSlots bounds the dials in progress in the process: each holds an
+// OS thread locked for up to its deadline (a container whose listen
+// backlog is full drops the SYNs), and a flood of connections to a
+// mapped port must not reach the runtime's thread limit (fatal) but
+// wait here for a slot, as long as its context lets it.
+var dialSlots = make(chan struct{}, 64)
+
 // DialInNamespace opens a TCP connection to addr from inside the network
 // namespace of pid.
 func DialInNamespace(ctx context.Context, pid int, addr string) (net.Conn, error) {
+	select {
+	case dialSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-dialSlots }()
 	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
 	if err != nil {
 		return nil, fmt.Errorf("open the network namespace of %d: %w", pid, err)
@@ -231,8 +244,8 @@ func DialInNamespace(ctx context.Context, pid int, addr string) (net.Conn, error
 			ch <- result{err: fmt.Errorf("enter the network namespace of %d: %w", pid, err)}
 			return
 		}
-		// The socket is made here, in the container's namespace; the
-		// connect may finish on any thread.
+		// The socket is made here, in the container's namespace (the
+		// goroutine stays on this thread until the dial ends).
 		var d net.Dialer
 		c, derr := d.DialContext(ctx, "tcp", addr)
 		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {

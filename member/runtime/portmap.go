@@ -30,9 +30,7 @@ func (r *Runtime) forwardLocked(rep *replica) error {
 	var fwds []*portfwd.Forward
 	var extra []int
 	undo := func() {
-		for _, f := range fwds {
-			go f.Close()
-		}
+		r.closeForwards(fwds)
 		for _, p := range extra {
 			delete(r.ports, p)
 		}
@@ -69,19 +67,25 @@ func (r *Runtime) forwardLocked(rep *replica) error {
 // unforwardLocked closes rep's forwards (in the background: a forward's
 // connections may be waiting for r.mu) and releases its extra host ports.
 func (r *Runtime) unforwardLocked(rep *replica) {
-	for _, f := range rep.fwds {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			f.Close()
-		}()
-	}
+	r.closeForwards(rep.fwds)
 	for _, p := range rep.extraPorts {
 		if r.ports[p] == rep.spec.ID {
 			delete(r.ports, p)
 		}
 	}
 	rep.fwds, rep.extraPorts = nil, nil
+}
+
+// closeForwards closes fwds in the background (their connections may be
+// waiting for r.mu), counted in r.wg so that Stop waits for them.
+func (r *Runtime) closeForwards(fwds []*portfwd.Forward) {
+	for _, f := range fwds {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			f.Close()
+		}()
+	}
 }
 
 // probesThroughHostPorts returns t with the http and tcp probes of a
