@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"maps"
 
 	"github.com/jackc/pgx/v5"
 
@@ -77,19 +76,11 @@ func (b *Batch) Update(ctx context.Context, verb string, cur *Record, fn MutateF
 	if b.names[key] {
 		return nil, api.Errorf(api.CodeInvalid, "%s %q is written twice in one batch", cur.Kind, cur.Meta.Name)
 	}
-	next := *cur
-	next.Meta.Labels = maps.Clone(cur.Meta.Labels)
-	next.Meta.Annotations = maps.Clone(cur.Meta.Annotations)
-	next.Meta.Finalizers = append([]string(nil), cur.Meta.Finalizers...)
-	if err := fn(&next); err != nil {
+	next, err := b.t.mutated(ctx, cur, fn)
+	if err != nil {
 		return nil, err
 	}
-	if !b.t.refresh && next.Meta.DeletionTimestamp == nil && !jsonEqual(cur.Spec, jsonOrEmpty(next.Spec)) {
-		if err := b.t.runPrepare(ctx, &next); err != nil {
-			return nil, err
-		}
-	}
-	out, err := b.t.queueWrite(&b.b, verb, cur, &next)
+	out, err := b.t.queueWrite(&b.b, verb, cur, next)
 	if err != nil {
 		return nil, err
 	}

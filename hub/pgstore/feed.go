@@ -98,14 +98,7 @@ func (f *changeFeed) since(ctx context.Context, s *Store, after int64, limit int
 		}
 		return out, err
 	}
-	i, _ := slices.BinarySearchFunc(f.entries, after, func(c Change, rv int64) int {
-		switch {
-		case c.ResourceVersion <= rv:
-			return -1
-		default:
-			return 1
-		}
-	})
+	i := firstAfter(f.entries, after)
 	out := slices.Clone(f.entries[i:min(len(f.entries), i+limit)])
 	f.mu.Unlock()
 	return out, nil
@@ -150,13 +143,7 @@ func (f *changeFeed) refresh(ctx context.Context, s *Store) {
 		if f.start < compacted {
 			// The log no longer reaches below compacted: the feed
 			// answers from there on.
-			i, _ := slices.BinarySearchFunc(f.entries, compacted, func(c Change, rv int64) int {
-				if c.ResourceVersion <= rv {
-					return -1
-				}
-				return 1
-			})
-			f.entries = slices.Delete(f.entries, 0, i)
+			f.entries = slices.Delete(f.entries, 0, firstAfter(f.entries, compacted))
 			f.start = compacted
 		}
 		if over := len(f.entries) - feedKeep; over > 0 {
@@ -167,4 +154,16 @@ func (f *changeFeed) refresh(ctx context.Context, s *Store) {
 	f.finished = n
 	f.reading = nil
 	close(done)
+}
+
+// firstAfter is the index of the first of changes (in version order)
+// whose version is above rv; len(changes) when none is.
+func firstAfter(changes []Change, rv int64) int {
+	i, _ := slices.BinarySearchFunc(changes, rv, func(c Change, rv int64) int {
+		if c.ResourceVersion <= rv {
+			return -1
+		}
+		return 1
+	})
+	return i
 }

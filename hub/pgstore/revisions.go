@@ -58,22 +58,12 @@ func (t *Tx) LatestRevisions(ctx context.Context, workloadUIDs []string) error {
 	for _, uid := range workloadUIDs {
 		t.latest[uid] = RevisionRow{} // none, unless read below
 	}
-	type latest struct {
-		uid string
-		row RevisionRow
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (latest, error) {
-		var l latest
-		var tmpl []byte
-		err := row.Scan(&l.uid, &l.row.Number, &l.row.TemplateHash, &tmpl, &l.row.Generation, &l.row.Actor, &l.row.ChangeCause, &l.row.CreatedAt, &l.row.ImageDigest)
-		l.row.Template, l.row.CreatedAt = tmpl, l.row.CreatedAt.UTC()
-		return l, err
-	})
+	list, err := pgx.CollectRows(rows, scanKeyedRevision)
 	if err != nil {
 		return err
 	}
 	for _, l := range list {
-		t.latest[l.uid] = l.row
+		t.latest[l.key] = l.row
 	}
 	return nil
 }
@@ -136,23 +126,13 @@ func (s *Store) RevisionsOf(ctx context.Context, workloads []string) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("read revisions of %d workloads: %w", len(workloads), classify(err))
 	}
-	type named struct {
-		name string
-		row  RevisionRow
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (named, error) {
-		var n named
-		var tmpl []byte
-		err := row.Scan(&n.name, &n.row.Number, &n.row.TemplateHash, &tmpl, &n.row.Generation, &n.row.Actor, &n.row.ChangeCause, &n.row.CreatedAt, &n.row.ImageDigest)
-		n.row.Template, n.row.CreatedAt = tmpl, n.row.CreatedAt.UTC()
-		return n, err
-	})
+	list, err := pgx.CollectRows(rows, scanKeyedRevision)
 	if err != nil {
 		return nil, fmt.Errorf("read revisions of %d workloads: %w", len(workloads), classify(err))
 	}
 	out := make(map[string][]RevisionRow, len(workloads))
 	for _, n := range list {
-		out[n.name] = append(out[n.name], n.row)
+		out[n.key] = append(out[n.key], n.row)
 	}
 	return out, nil
 }
@@ -160,11 +140,29 @@ func (s *Store) RevisionsOf(ctx context.Context, workloads []string) (map[string
 const revisionColumns = `number, template_hash, template, generation, actor, change_cause, created_at, image_digest`
 
 func scanRevision(row pgx.CollectableRow) (RevisionRow, error) {
+	return scanRevisionAfter(row)
+}
+
+// keyedRevision is a revision read with a key ahead of its columns (the
+// workload's uid or name).
+type keyedRevision struct {
+	key string
+	row RevisionRow
+}
+
+func scanKeyedRevision(row pgx.CollectableRow) (keyedRevision, error) {
+	var k keyedRevision
+	var err error
+	k.row, err = scanRevisionAfter(row, &k.key)
+	return k, err
+}
+
+// scanRevisionAfter scans revisionColumns, after the lead columns.
+func scanRevisionAfter(row pgx.CollectableRow, lead ...any) (RevisionRow, error) {
 	var r RevisionRow
 	var tmpl []byte
-	err := row.Scan(&r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt, &r.ImageDigest)
-	r.Template = tmpl
-	r.CreatedAt = r.CreatedAt.UTC()
+	err := row.Scan(append(lead, &r.Number, &r.TemplateHash, &tmpl, &r.Generation, &r.Actor, &r.ChangeCause, &r.CreatedAt, &r.ImageDigest)...)
+	r.Template, r.CreatedAt = tmpl, r.CreatedAt.UTC()
 	return r, err
 }
 

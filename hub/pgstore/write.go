@@ -296,6 +296,26 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 	if err != nil {
 		return nil, err
 	}
+	next, err := t.mutated(ctx, cur, fn)
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.write(ctx, verb, cur, next)
+	if err != nil {
+		return nil, err
+	}
+	if out != cur && out.Meta.DeletionTimestamp == nil && out.Meta.Generation != cur.Meta.Generation {
+		// The spec changed (write bumps the generation only then).
+		if err := t.runHooks(ctx, cur, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// mutated is fn's change of a copy of cur, with the kind's prepare hooks
+// run on it when its spec changed (unless the transaction refreshes).
+func (t *Tx) mutated(ctx context.Context, cur *Record, fn MutateFunc) (*Record, error) {
 	next := *cur
 	next.Meta.Labels = maps.Clone(cur.Meta.Labels)
 	next.Meta.Annotations = maps.Clone(cur.Meta.Annotations)
@@ -308,17 +328,7 @@ func (t *Tx) Mutate(ctx context.Context, verb, kind, name string, fn MutateFunc)
 			return nil, err
 		}
 	}
-	out, err := t.write(ctx, verb, cur, &next)
-	if err != nil {
-		return nil, err
-	}
-	if out != cur && out.Meta.DeletionTimestamp == nil && out.Meta.Generation != cur.Meta.Generation {
-		// The spec changed (write bumps the generation only then).
-		if err := t.runHooks(ctx, cur, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return &next, nil
 }
 
 // Delete removes an object, or marks it for deletion (deletionTimestamp)
