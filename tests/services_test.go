@@ -273,12 +273,7 @@ func waitHTTP(t *testing.T, url string, want int) {
 // stability), while the hub, which declared it Unreachable, has
 // withdrawn its endpoints for everyone else.
 func TestGatewayServesThroughPartition(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CI runs the suite as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
-	}
+	needNetns(t)
 	t.Parallel()
 	ns := newNetns(t)
 	tag := fmt.Sprintf("gp-%d-%d", os.Getpid(), nameSeq.Add(1))
