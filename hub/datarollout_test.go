@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,28 +28,8 @@ import (
 // agent that runs real processes, until the test ends.
 func processRegion(t *testing.T, e *env, join, name string) *member.Member {
 	t.Helper()
-	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wg.Go(func() { _ = m.Run(ctx) })
-	waitFor(t, name+"'s first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: name + "-n1", DataDir: t.TempDir(),
-		MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
+	return regionWithNodes(t, e, join, name, node.Config{Name: name + "-n1", MilliCPU: 2000, Memory: 2 << 30, Interval: 200 * time.Millisecond,
 		Runtime: runtime.Config{Backoff: runtime.BackoffConfig{Initial: 200 * time.Millisecond, Max: 500 * time.Millisecond}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = a.Run(ctx) })
-	waitFor(t, name+"'s node ready", 20*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
-	waitFor(t, "the hub sees "+name+" Ready with its capacity", 20*time.Second, func() bool {
-		live, ok := e.server.Monitor().Live(name)
-		return ok && live.Health == api.HealthReady && live.Heard && live.Capacity.NodesReady == 1
-	})
-	return m
 }
 
 // dataVersions asks a member every version it holds of each config and

@@ -22,6 +22,20 @@ import (
 // drills), until the test ends.
 func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 	t.Helper()
+	nodes := make([]node.Config, 2)
+	for i := range nodes {
+		nodes[i] = node.Config{Name: fmt.Sprintf("%s-n%d", name, i+1), Zone: fmt.Sprintf("z%d", i+1),
+			MilliCPU: 4000, Memory: 8 << 30, Interval: 200 * time.Millisecond}
+	}
+	return regionWithNodes(t, e, join, name, nodes...)
+}
+
+// regionWithNodes runs a member named name in its own region with a node agent
+// for each of nodes (the member's URL, join token and a data directory
+// filled in), until the test ends; it returns once the hub has heard the
+// member Ready with every node's capacity.
+func regionWithNodes(t *testing.T, e *env, join, name string, nodes ...node.Config) *member.Member {
+	t.Helper()
 	m, err := member.New(member.Config{JoinToken: join, Name: name, Region: name, DataDir: t.TempDir(), NATSListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -31,20 +45,21 @@ func drillRegion(t *testing.T, e *env, join, name string) *member.Member {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	wg.Go(func() { _ = m.Run(ctx) })
 	waitFor(t, name+"'s first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
-	for i := 1; i <= 2; i++ {
-		a, err := node.New(node.Config{MemberURL: m.NATSURL(), JoinToken: m.NodeJoinToken(), Name: fmt.Sprintf("%s-n%d", name, i), Zone: fmt.Sprintf("z%d", i), DataDir: t.TempDir(),
-			MilliCPU: 4000, Memory: 8 << 30, Interval: 200 * time.Millisecond})
+	for _, cfg := range nodes {
+		cfg.MemberURL, cfg.JoinToken, cfg.DataDir = m.NATSURL(), m.NodeJoinToken(), t.TempDir()
+		a, err := node.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() { _ = a.Run(ctx) })
 	}
-	waitFor(t, name+"'s 2 nodes ready", 10*time.Second, func() bool { return m.Capacity().NodesReady == 2 })
+	n := len(nodes)
+	waitFor(t, fmt.Sprintf("%s's %d nodes ready", name, n), 20*time.Second, func() bool { return m.Capacity().NodesReady == n })
 	// Ready and its nodes' capacity heard: before that, placement sees no
 	// room there and puts everything elsewhere (and keeps it there).
-	waitFor(t, "the hub sees "+name+" Ready with its capacity", 10*time.Second, func() bool {
+	waitFor(t, "the hub sees "+name+" Ready with its capacity", 20*time.Second, func() bool {
 		live, ok := e.server.Monitor().Live(name)
-		return ok && live.Health == api.HealthReady && live.Heard && live.Capacity.NodesReady == 2
+		return ok && live.Health == api.HealthReady && live.Heard && live.Capacity.NodesReady == n
 	})
 	return m
 }

@@ -173,14 +173,7 @@ func BenchmarkProgressiveRolloutFailingRequests(b *testing.B) {
 		var wg sync.WaitGroup
 		client := &http.Client{Timeout: 5 * time.Second}
 		for _, addr := range gws {
-			benchWait(b, "web through "+addr, time.Minute, func() bool {
-				resp, err := client.Get("http://" + addr + "/svc/web/")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				return resp.StatusCode == 200
-			})
+			waitServesWeb(b, client, addr)
 			wg.Go(func() {
 				tick := time.NewTicker(10 * time.Millisecond)
 				defer tick.Stop()

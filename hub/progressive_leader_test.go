@@ -79,14 +79,7 @@ func TestProgressiveRolloutAcrossLeaderChange(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, addr := range gws {
-		waitFor(t, "web through "+addr, time.Minute, func() bool {
-			resp, err := client.Get("http://" + addr + "/svc/web/")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
+		waitServesWeb(t, client, addr)
 		wg.Go(func() {
 			tick := time.NewTicker(25 * time.Millisecond)
 			defer tick.Stop()
@@ -139,4 +132,18 @@ func TestProgressiveRolloutAcrossLeaderChange(t *testing.T) {
 	if len(gates) == 0 {
 		t.Errorf("want r2's traffic gate judged by hub-b from the traffic it heard")
 	}
+}
+
+// waitServesWeb waits up to a minute for the gateway at addr to answer
+// 200 for service web.
+func waitServesWeb(t testing.TB, client *http.Client, addr string) {
+	t.Helper()
+	waitFor(t, "web through "+addr, time.Minute, func() bool {
+		resp, err := client.Get("http://" + addr + "/svc/web/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }

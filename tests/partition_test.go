@@ -27,6 +27,18 @@ type netns struct {
 	hostIP, nsIP string
 }
 
+// needNetns skips the test unless it runs as root (network namespaces
+// need it) and fails it if iproute2's ip is missing.
+func needNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root (CI runs the suite as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
+	}
+}
+
 // newNetns makes a network namespace with a veth pair to this one, gone
 // at the end of the test.
 func newNetns(t *testing.T) *netns {
@@ -95,12 +107,7 @@ func (ns *netns) link(t *testing.T, up bool) {
 // replicas keep running through the partition (static stability). After
 // the heal, every workload is back to its desired count within 10 s.
 func TestPartitionFencesExclusive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CI runs the suite as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
-	}
+	needNetns(t)
 	t.Parallel()
 	begin := time.Now()
 	ns := newNetns(t)

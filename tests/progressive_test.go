@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -367,12 +366,7 @@ spec:
 // wave and clusters given). Once the link heals, it completes wave by
 // wave.
 func TestProgressiveRolloutHoldsThroughPartitionAndHubRestart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root (CI runs the suite as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("want iproute2's ip for network namespaces (tests/deps.sh installs it)")
-	}
+	needNetns(t)
 	t.Parallel()
 	ns := newNetns(t)
 	tag := fmt.Sprintf("ph-%d-%d", os.Getpid(), nameSeq.Add(1))

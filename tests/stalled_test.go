@@ -32,8 +32,10 @@ const (
 	stalledGapBound = 3 * time.Second
 	// stalledFor is how long the stopped hub stays stopped: past the 1 s
 	// after which PostgreSQL ends its sessions, with room to see the
-	// healthy hub's writes go on after that.
-	stalledFor = 3 * time.Second
+	// healthy hub's writes go on after that. It must exceed
+	// stalledGapBound: a window no longer than the bound would pass a
+	// healthy hub that acknowledged nothing at all in it.
+	stalledFor = stalledGapBound + 2*time.Second
 	// stalledWriters is how many clients write through the hub that is
 	// stopped, so that about that many writes are in flight when it stops.
 	stalledWriters = 8
