@@ -87,6 +87,9 @@ type Config struct {
 	// StatementTimeout bounds each statement of a write transaction; 0
 	// means 10 s.
 	StatementTimeout time.Duration
+	// TokenCacheTTL bounds how long an API token is served from memory
+	// when no notification of its change arrives; 0 means 5 s.
+	TokenCacheTTL time.Duration
 	// Logger receives migration and connection messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for timestamps; nil means time.Now.
@@ -146,6 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		statementTimeout: strconv.FormatInt(cmp.Or(cfg.StatementTimeout, defaultStatementTimeout).Milliseconds(), 10),
 	}
 	s.wakeups.s = s
+	s.tokens.ttl = cmp.Or(cfg.TokenCacheTTL, defaultTokenCacheTTL)
 	if cfg.Meter != nil {
 		s.metrics = newStoreMetrics(cfg.Meter)
 	}

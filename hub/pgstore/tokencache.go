@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// tokenCacheTTL bounds how long an API token looked up by its hash is
-// served from memory (TokenByHashCached).
-const tokenCacheTTL = 5 * time.Second
+// defaultTokenCacheTTL bounds how long an API token looked up by its
+// hash is served from memory (TokenByHashCached; Config.TokenCacheTTL).
+const defaultTokenCacheTTL = 5 * time.Second
 
 // tokenCacheSize bounds the tokens remembered; past it the cache starts
 // over.
@@ -20,8 +20,9 @@ const tokenCacheSize = 10000
 // written by another hub empties it when this hub's Notifier hears of the
 // change (milliseconds), and should notifications be lost (the listening
 // connection dropped, which empties it again once it is back) an entry
-// still lives at most tokenCacheTTL. Only tokens found are remembered.
+// still lives at most ttl. Only tokens found are remembered.
 type tokenCache struct {
+	ttl     time.Duration
 	mu      sync.Mutex
 	gen     uint64 // moves on every forget: a lookup begun before one is not kept
 	entries map[string]tokenEntry
@@ -51,7 +52,7 @@ func (c *tokenCache) put(key string, rec *Record, gen uint64, now time.Time) {
 	if c.entries == nil || len(c.entries) >= tokenCacheSize {
 		c.entries = map[string]tokenEntry{}
 	}
-	c.entries[key] = tokenEntry{rec: rec, until: now.Add(tokenCacheTTL)}
+	c.entries[key] = tokenEntry{rec: rec, until: now.Add(c.ttl)}
 }
 
 func (c *tokenCache) forget() {
