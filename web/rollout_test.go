@@ -50,7 +50,7 @@ func TestWorkloadRolloutAndRevisions(t *testing.T) {
 	for _, want := range []string{`data-rollout-cluster="eu-west-1" data-revision="2"`, "2/2 ready, 0 restarts", "Revision <strong>2</strong> from 1",
 		`data-revision="2"><strong>Revision 2</strong> <span class="chip">current</span>`, "-  startLatency: 50ms", "+  startLatency: 70ms"} {
 		if !strings.Contains(html.UnescapeString(a.body), want) {
-			t.Errorf("workload page: want %q; got:\n%.3000s", want, a.body[strings.Index(a.body, "Progressive rollout"):])
+			t.Errorf("workload page: want %q; got:\n%.3000s", want, a.body[max(strings.Index(a.body, "Progressive rollout"), 0):])
 		}
 	}
 }
