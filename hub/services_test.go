@@ -1,10 +1,14 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
@@ -143,5 +147,84 @@ func TestServicesConsolePage(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("want the services page to show %s; got:\n%s", want, page)
 		}
+	}
+}
+
+// TestServiceClaimsRace: services created at once that claim the same
+// tcp port, or the same host name, under different names: exactly one of
+// each group is stored, every other is refused at its field with a
+// problem (the same 422 a later create gets), none is a 500.
+func TestServiceClaimsRace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create(workload("web", 1, nil))
+	const n = 8
+	var bodies [][]byte
+	var wantAt []string
+	for i := range n {
+		s := service(fmt.Sprintf("port-%d", i), "web", api.ServicePort{Name: "t", Protocol: "tcp", Port: 7000})
+		b, _ := json.Marshal(s)
+		bodies, wantAt = append(bodies, b), append(wantAt, "body.spec.ports[0].port")
+		h := service(fmt.Sprintf("host-%d", i), "web")
+		h.Spec.Hostnames = []string{"race.example.com"}
+		b, _ = json.Marshal(h)
+		bodies, wantAt = append(bodies, b), append(wantAt, "body.spec.hostnames[0]")
+	}
+	type answer struct {
+		status int
+		prob   api.Problem
+		body   []byte
+		err    error
+	}
+	answers := make([]answer, len(bodies))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, err := http.NewRequest("POST", e.url+"/api/v1/services", bytes.NewReader(b))
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+adminSecret)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			defer resp.Body.Close()
+			answers[i].status = resp.StatusCode
+			answers[i].body, answers[i].err = io.ReadAll(resp.Body)
+			if resp.StatusCode >= 400 {
+				_ = json.Unmarshal(answers[i].body, &answers[i].prob)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	created := map[string]int{}
+	for i, a := range answers {
+		group := wantAt[i]
+		switch {
+		case a.err != nil:
+			t.Errorf("create %d: %v", i, a.err)
+		case a.status == http.StatusCreated:
+			created[group]++
+		case a.status != http.StatusUnprocessableEntity || !hasLocation(a.prob, group):
+			t.Errorf("create %d: want 201, or 422 at %s; got %d %s", i, group, a.status, a.body)
+		}
+	}
+	for _, group := range []string{"body.spec.ports[0].port", "body.spec.hostnames[0]"} {
+		if created[group] != 1 {
+			t.Errorf("services claiming one %s at once: want exactly 1 created; got %d", group, created[group])
+		}
+	}
+	var list api.ServiceList
+	if err := e.admin.List(context.Background(), "services", client.ListOptions{}, &list); err != nil || len(list.Items) != 2 {
+		t.Errorf("want 2 services stored (one per claim); got %d, %v", len(list.Items), err)
 	}
 }

@@ -73,8 +73,42 @@ func checkService(ctx context.Context, s *API, svc *api.Service) error {
 	if err != nil {
 		return fmt.Errorf("check service: %w", err)
 	}
+	fe = append(fe, serviceClashes(svc, others.Items)...)
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+// CheckServiceClaims is the Service spec hook (pgstore.Store.OnSpecChange)
+// that keeps services' claims apart for good: checkService reads the
+// other services outside the write, so two services written at once
+// could both pass it with the same host name or tcp port. The hook reads
+// them again inside the write's transaction through Tx.List, whose lock
+// of the kind makes such writes run one after the other, the second
+// seeing what the first committed; its refusal is the same 422, at the
+// same field, as checkService's.
+func CheckServiceClaims(ctx context.Context, tx *pgstore.Tx, _, next *pgstore.Record) error {
+	var svc api.Service
+	if err := next.Decode(&svc); err != nil {
+		return fmt.Errorf("check service claims: %w", err)
+	}
+	others, err := tx.List(ctx, "Service")
+	if err != nil {
+		return fmt.Errorf("check service claims: %w", err)
+	}
+	if fe := serviceClashes(&svc, others); len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+// serviceClashes are svc's host names, DNS name and tcp ports that one
+// of the other services already claims (svc's own record is skipped).
+func serviceClashes(svc *api.Service, others []*pgstore.Record) api.FieldErrors {
+	var fe api.FieldErrors
 	mine := svc.Names()
-	for _, o := range others.Items {
+	for _, o := range others {
 		if o.Meta.Name == svc.Metadata.Name {
 			continue
 		}
@@ -102,10 +136,7 @@ func checkService(ctx context.Context, s *API, svc *api.Service) error {
 			}
 		}
 	}
-	if len(fe) > 0 {
-		return fe
-	}
-	return nil
+	return fe
 }
 
 // serviceStatusFunc is what the console shows of a service's endpoints
