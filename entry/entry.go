@@ -8,8 +8,12 @@
 //
 // Health is active (each gateway's /_atoll/healthz, every CheckEvery,
 // whose round trip is the latency measured) and passive (a refused
-// connection or a 502/504 marks a gateway down until its next good
-// check). The entry knows the regional gateways from its configuration;
+// connection, or a 502/504 the gateway answered itself, marks a gateway
+// down until its next good check). A 502 or 504 that a backend answered
+// through its gateway is the service's answer, not the gateway's
+// failure: it goes to the client as it is, and the gateway stays up.
+// Regional gateways mark their own answers with the Atoll-Gateway-Error
+// header (gatewayErrorHeader). The entry knows the regional gateways from its configuration;
 // it knows nothing of services, the hub or members: the regional
 // gateways route by Host and path, and the entry passes both through.
 //
@@ -252,6 +256,11 @@ func (e *Entry) order() []*target {
 	return out
 }
 
+// gatewayErrorHeader marks an answer a regional gateway wrote itself
+// (member/gateway's OwnErrorHeader; the entry's tests check the two
+// against a real gateway). The entry imports nothing of the members.
+const gatewayErrorHeader = "Atoll-Gateway-Error"
+
 type entryCall struct {
 	body   []byte
 	resend bool
@@ -341,7 +350,8 @@ func (t *tries) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			continue
 		}
-		if (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout) && idempotent && c.resend && !last {
+		own := resp.Header.Get(gatewayErrorHeader) != ""
+		if (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout) && own && idempotent && c.resend && !last {
 			g.mark(false, 0)
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()

@@ -39,7 +39,10 @@
 // retried on another endpoint when nothing reached the replica (a
 // refused connection: always, whatever the method), or for idempotent
 // methods after a 502/503/504 or a timeout, within the retry budget (a
-// share of the service's requests over the last seconds).
+// share of the service's requests over the last seconds). The answers
+// the gateway writes itself carry the Atoll-Gateway-Error header
+// (OwnErrorHeader), which a backend's never do, so the global entry in
+// front tells the gateway's own 502/504 from a backend's.
 //
 // # Static stability
 //

@@ -467,6 +467,9 @@ func (t *tryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := g.rt.RoundTrip(out)
 		c.region = e.Region
+		if err == nil {
+			resp.Header.Del(OwnErrorHeader) // only the gateway's own answers say so
+		}
 		why := ""
 		tk := trafficKey{service: rt.name, cluster: e.Cluster, generation: e.Generation}
 		switch {
@@ -599,7 +602,16 @@ func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// writeProblem answers with an RFC 9457 problem naming the service.
+// OwnErrorHeader marks an answer the gateway wrote itself (its 404, 413,
+// 502, 503 and 504 problems; the value is the problem's title), as apart
+// from a backend's answer it passes on: the global entry (package entry)
+// counts only a marked 502 or 504 as this gateway's failure, and tries
+// another region. A backend's answer never carries it (tryTransport
+// removes it), so a service cannot make the entry eject a gateway.
+const OwnErrorHeader = "Atoll-Gateway-Error"
+
+// writeProblem answers with an RFC 9457 problem naming the service,
+// marked as the gateway's own (OwnErrorHeader).
 func writeProblem(w http.ResponseWriter, status int, title, detail, service string) {
 	p := struct {
 		Type    string `json:"type"`
@@ -611,6 +623,7 @@ func writeProblem(w http.ResponseWriter, status int, title, detail, service stri
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set(OwnErrorHeader, title)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(p)
 }
