@@ -33,7 +33,6 @@ func BenchmarkOverhead(b *testing.B) {
 	g.Update(table(1, web(nil, be.endpoint("us-1", "us"))))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	direct, via := be.srv.URL+"/", "http://"+g.Addr()+"/svc/web/"
-	do := func(url string) { benchGet(b, client, url) }
 	p50 := func(url string, n int) time.Duration { return serialP50(b, client, url, n) }
 	p50(direct, 200)
 	p50(via, 200) // warm both
@@ -41,7 +40,10 @@ func BenchmarkOverhead(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			do(via)
+			if err := benchGet(client, via); err != nil {
+				b.Error(err) // not Fatal: this is not the benchmark's goroutine
+				return
+			}
 		}
 	})
 	b.StopTimer()
@@ -117,23 +119,31 @@ func BenchmarkGatewayPerCore(b *testing.B) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	direct, via := be.srv.URL+"/", "http://"+strings.TrimSpace(line)+"/svc/web/"
-	do := func(url string) { benchGet(b, client, url) }
 	p50 := func(url string, n int) time.Duration { return serialP50(b, client, url, n) }
 	const clients = 8
+	// load sends n GETs from the clients at once; the first failure
+	// stops them all and fails the benchmark, here, in its own goroutine.
 	load := func(url string, n int) time.Duration {
 		var next atomic.Int64
 		var wg sync.WaitGroup
+		var failed atomic.Pointer[error]
 		start := time.Now()
 		for range clients {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for next.Add(1) <= int64(n) {
-					do(url)
+				for failed.Load() == nil && next.Add(1) <= int64(n) {
+					if err := benchGet(client, url); err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
 				}
 			}()
 		}
 		wg.Wait()
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
 		return time.Since(start)
 	}
 	p50(direct, 500)
@@ -155,18 +165,20 @@ func BenchmarkGatewayPerCore(b *testing.B) {
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "req/s-per-gateway-core")
 }
 
-// benchGet sends one GET, reads the body and fails the benchmark on any
-// status but 200.
-func benchGet(b *testing.B, client *http.Client, url string) {
+// benchGet sends one GET and reads the body; any status but 200 is an
+// error. It is called from the load's goroutines, so it fails nothing
+// itself: the benchmark's goroutine does.
+func benchGet(client *http.Client, url string) error {
 	resp, err := client.Get(url)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		b.Fatalf("status %d", resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
+	return nil
 }
 
 // serialP50 is the median latency of n GETs sent one after another.
@@ -174,7 +186,9 @@ func serialP50(b *testing.B, client *http.Client, url string, n int) time.Durati
 	lat := make([]time.Duration, n)
 	for i := range lat {
 		t := time.Now()
-		benchGet(b, client, url)
+		if err := benchGet(client, url); err != nil {
+			b.Fatal(err)
+		}
 		lat[i] = time.Since(t)
 	}
 	slices.Sort(lat)
