@@ -28,3 +28,24 @@ func TextProblem(s string, multiline bool) string {
 	}
 	return ""
 }
+
+// Truncate bounds a message (an event's, a condition's, an audit row's,
+// a member's report) to at most n bytes: a longer s is cut on a rune
+// boundary, never inside a multi-byte character, and ends with "…",
+// which counts toward n.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	cut, tail := n-len(ellipsis), ellipsis
+	if cut < 0 { // no room for the ellipsis
+		cut, tail = max(n, 0), ""
+	}
+	// A character is at most utf8.UTFMax bytes: past that, s is not
+	// UTF-8 here and any cut will do.
+	for back := 0; back < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); back++ {
+		cut--
+	}
+	return s[:cut] + tail
+}

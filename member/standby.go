@@ -7,10 +7,10 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/member/controller"
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
@@ -73,7 +73,7 @@ func (s *standby) observe(node string, images []protocol.NodeImage) {
 	}
 	images = slices.Clone(images)
 	for i := range images {
-		images[i].Message = truncate(images[i].Message, 512) // goes on to the hub
+		images[i].Message = api.Truncate(images[i].Message, 512) // goes on to the hub
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,15 +175,4 @@ func (m *Member) serveStandby(ctx context.Context, st *state.Store) (*nats.Subsc
 		}
 	}()
 	return sub, m.conn.Flush()
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -40,7 +40,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -387,14 +386,4 @@ func (r *Resolver) record(ctx context.Context, u pgstore.UnpinnedRevision, statu
 
 // bounded cuts a registry's answer to a length a condition and an event
 // carry.
-func bounded(s string) string {
-	const limit = 1000
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func bounded(s string) string { return api.Truncate(s, 1000) }

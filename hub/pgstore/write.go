@@ -567,7 +567,7 @@ func (s *Store) auditFailure(ctx context.Context, actor Actor, verb, kind, name 
 // conflicting) so that the audit log shows attempts as well as changes.
 func (s *Store) AuditRefusal(ctx context.Context, actor Actor, verb, kind, name, result, detail string) {
 	_, err := s.pool.Exec(ctx, `INSERT INTO audit_log (actor, verb, kind, name, result, detail, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		storable(actor.Name), verb, kind, storable(name), result, storable(truncate(detail, 1000)), storable(actor.RequestID))
+		storable(actor.Name), verb, kind, storable(name), result, storable(api.Truncate(detail, 1000)), storable(actor.RequestID))
 	if err != nil {
 		s.log.WarnContext(ctx, "audit write failed", "err", err, "verb", verb, "kind", kind, "name", name)
 	}
@@ -578,13 +578,6 @@ func (s *Store) AuditRefusal(ctx context.Context, actor Actor, verb, kind, name,
 // so that the refusal is still recorded.
 func storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // inTx runs fn in a transaction and classifies its error.

@@ -39,9 +39,7 @@ func (f *StatusFolder) observeImagesLocked(cluster string, images []protocol.Ima
 		if !api.IsDNSLabel(p.Workload) || len(p.Image) > 1024 {
 			continue
 		}
-		if len(p.Message) > 1024 {
-			p.Message = p.Message[:1024]
-		}
+		p.Message = api.Truncate(p.Message, 1024)
 		seen[p.Workload] = true
 		byCluster := f.images[p.Workload]
 		if byCluster == nil {

@@ -630,8 +630,5 @@ func writeProblem(w http.ResponseWriter, status int, title, detail, service stri
 
 // quoteHost quotes a client's Host for a message, bounded.
 func quoteHost(h string) string {
-	if len(h) > 80 {
-		h = h[:80] + "…"
-	}
-	return strconv.Quote(h)
+	return strconv.Quote(api.Truncate(h, 80))
 }
