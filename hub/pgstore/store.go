@@ -281,8 +281,12 @@ func (s *Store) grantPool(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the change wake-ups' sender, waiting for it (it sends
+// what is pending first, for up to a second), then closes the pool.
+func (s *Store) Close() {
+	s.wakeups.close(wakeupCloseGrace)
+	s.pool.Close()
+}
 
 // Pool is the connection pool, for components that need their own queries
 // (the notifier's dedicated connection, readiness checks).

@@ -19,7 +19,10 @@ import (
 // for each kind, the newest version noted since its last send; what is
 // noted while it sends goes in its next send. So a wake-up always leaves
 // after the commit it announces, one NOTIFY carries however many writes
-// committed meanwhile, and at rest there is no goroutine.
+// committed meanwhile, and at rest there is no goroutine. Store.Close
+// stops it (close): no sender starts after, the one running sends what
+// is pending for up to wakeupCloseGrace, and Close waits for it before
+// it closes the pool.
 //
 // A wake-up lost (the hub dies before sending it, or PostgreSQL refuses
 // it) delays watchers until the next one or their keepalive, which the
@@ -29,6 +32,12 @@ type wakeups struct {
 	mu      sync.Mutex
 	pending map[string]int64 // kind -> newest version noted
 	sending bool             // a sender goroutine runs
+	closed  bool             // the store is closing: no sender starts
+	sender  sync.WaitGroup   // the sender goroutine
+	// stop, once closing has waited wakeupCloseGrace, cancels the
+	// sender's send (nil until a sender first runs).
+	stop context.CancelFunc
+	ctx  context.Context
 }
 
 // add notes committed versions by kind and makes sure a sender runs.
@@ -38,25 +47,33 @@ func (w *wakeups) add(notes map[string]int64) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		return // the pool is closing: the wake-up is lost, as when a hub stops
+	}
 	if w.pending == nil {
 		w.pending = map[string]int64{}
 	}
 	for kind, rv := range notes {
 		w.pending[kind] = max(w.pending[kind], rv)
 	}
+	if w.ctx == nil {
+		w.ctx, w.stop = context.WithCancel(context.Background())
+	}
 	if !w.sending {
 		w.sending = true
+		w.sender.Add(1)
 		go w.send()
 	}
 }
 
-// send sends what is pending until nothing is.
+// send sends what is pending until nothing is, or until close stops it.
 func (w *wakeups) send() {
+	defer w.sender.Done()
 	for {
 		w.mu.Lock()
 		notes := w.pending
 		w.pending = nil
-		if len(notes) == 0 {
+		if len(notes) == 0 || w.ctx.Err() != nil {
 			w.sending = false
 			w.mu.Unlock()
 			return
@@ -67,7 +84,7 @@ func (w *wakeups) send() {
 		for kind, rv := range notes {
 			b.Queue(`SELECT pg_notify($1, $2)`, NotifyChannel, kind+" "+strconv.FormatInt(rv, 10))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), wakeupTimeout)
+		ctx, cancel := context.WithTimeout(w.ctx, wakeupTimeout)
 		err := w.s.pool.SendBatch(ctx, b).Close()
 		cancel()
 		if err != nil {
@@ -76,5 +93,31 @@ func (w *wakeups) send() {
 	}
 }
 
+// close stops the wake-ups for Store.Close: no sender starts from now
+// on; the one running may send what is pending for up to grace, then its
+// send is cancelled; close returns once it has returned, so nothing uses
+// the pool after.
+func (w *wakeups) close(grace time.Duration) {
+	w.mu.Lock()
+	w.closed = true
+	stop := w.stop
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() { w.sender.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		stop() // not nil: a sender ran
+		<-done
+	}
+	if stop != nil {
+		stop()
+	}
+}
+
 // wakeupTimeout bounds one send of wake-ups.
 const wakeupTimeout = 5 * time.Second
+
+// wakeupCloseGrace is how long Store.Close lets the sender send what is
+// pending before it cancels the send.
+const wakeupCloseGrace = time.Second
