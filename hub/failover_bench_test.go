@@ -116,7 +116,7 @@ func BenchmarkRegionLoss(b *testing.B) {
 			}
 			time.Sleep(5 * time.Millisecond) // the monitor announces nothing in-process; 5 ms is the resolution
 		}
-		benchWait(b, fmt.Sprintf("%d lost replicas Ready on r1 and r2", lostN), 5*time.Minute, func() bool {
+		waitFor(b, fmt.Sprintf("%d lost replicas Ready on r1 and r2", lostN), 5*time.Minute, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(after) >= lostN

@@ -72,7 +72,7 @@ func BenchmarkHugeWorkload(b *testing.B) {
 			b.Fatalf("delete: %v", err)
 		}
 		deleted := time.Now()
-		benchWait(b, "every member's bindings gone", 10*time.Minute, func() bool {
+		waitFor(b, "every member's bindings gone", 10*time.Minute, func() bool {
 			for _, r := range regions {
 				bs, err := r.member.State().Bindings(ctx)
 				if err != nil || len(bs) > 0 {

@@ -155,7 +155,7 @@ func startOCIBenchRegion(b *testing.B, e *env, join, name, reg string) *ociBench
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	wg.Go(func() { _ = m.Run(ctx) })
-	benchWait(b, name+"'s first heartbeat ack", time.Minute, func() bool { return !m.LastAck().IsZero() })
+	waitFor(b, name+"'s first heartbeat ack", time.Minute, func() bool { return !m.LastAck().IsZero() })
 	dir := b.TempDir()
 	store, err := image.Open(image.Config{Dir: filepath.Join(dir, "images"), Insecure: []string{reg}})
 	if err != nil {
@@ -168,7 +168,7 @@ func startOCIBenchRegion(b *testing.B, e *env, join, name, reg string) *ociBench
 		b.Fatal(err)
 	}
 	wg.Go(func() { _ = a.Run(ctx) })
-	benchWait(b, name+"'s node", time.Minute, func() bool { return m.Capacity().NodesReady == 1 })
+	waitFor(b, name+"'s node", time.Minute, func() bool { return m.Capacity().NodesReady == 1 })
 	b.Cleanup(func() {
 		// Before the agent stops (cleanups run last first): a stopped
 		// runtime leaves its replicas running, and a failed run must not
@@ -221,7 +221,7 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 		}
 		return k
 	}
-	benchWait(b, fmt.Sprintf("%d replicas ready on r1", n), 15*time.Minute, func() bool {
+	waitFor(b, fmt.Sprintf("%d replicas ready on r1", n), 15*time.Minute, func() bool {
 		if k := readyOn("r2"); k > 0 {
 			b.Fatalf("%d replicas of %s run on r2 before the drill: r1 was lost while they started (a busy machine?)", k, prefix)
 		}
@@ -269,7 +269,7 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 			b.Errorf("delete %s: %v", w, err)
 		}
 	}
-	benchWait(b, "both nodes running nothing of "+prefix, 10*time.Minute, func() bool {
+	waitFor(b, "both nodes running nothing of "+prefix, 10*time.Minute, func() bool {
 		for _, c := range []string{"r1", "r2"} {
 			for _, s := range nodes[c].agent.Runtime().Status() {
 				if strings.HasPrefix(s.Workload, prefix+"-") {
@@ -279,7 +279,7 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 		}
 		return true
 	})
-	benchWait(b, "r1 Ready again", 5*time.Minute, func() bool {
+	waitFor(b, "r1 Ready again", 5*time.Minute, func() bool {
 		l, ok := e.server.Monitor().Live("r1")
 		return ok && l.Health == api.HealthReady
 	})

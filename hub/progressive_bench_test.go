@@ -44,7 +44,7 @@ func BenchmarkProgressiveRollout(b *testing.B) {
 			_ = e.admin.Get(ctx, "workloads", "wave", &got)
 			return got
 		}
-		benchWait(b, "999 replicas ready, revision 1 everywhere", 3*time.Minute, func() bool {
+		waitFor(b, "999 replicas ready, revision 1 everywhere", 3*time.Minute, func() bool {
 			got := get()
 			return got.Status.ReadyReplicas == 999 && got.Status.Rollout != nil && got.Status.Rollout.Phase == api.RolloutCompleted
 		})
@@ -54,7 +54,7 @@ func BenchmarkProgressiveRollout(b *testing.B) {
 		if err := e.admin.Patch(ctx, "workloads", "wave", []byte(`{"spec":{"template":{"sim":{"startLatency":"60ms"}}}}`), nil); err != nil {
 			b.Fatal(err)
 		}
-		benchWait(b, "revision 2 completed", 3*time.Minute, func() bool {
+		waitFor(b, "revision 2 completed", 3*time.Minute, func() bool {
 			r := get().Status.Rollout
 			return r != nil && r.Revision == 2 && r.Phase == api.RolloutCompleted
 		})
@@ -67,7 +67,7 @@ func BenchmarkProgressiveRollout(b *testing.B) {
 		}
 		var failed time.Time
 		beyond := false
-		benchWait(b, "revision 3 rolled back", 3*time.Minute, func() bool {
+		waitFor(b, "revision 3 rolled back", 3*time.Minute, func() bool {
 			got := get()
 			r := got.Status.Rollout
 			if r == nil || r.Revision != 3 {
@@ -162,7 +162,7 @@ func BenchmarkProgressiveRolloutFailingRequests(b *testing.B) {
 			_ = e.admin.Get(ctx, "workloads", "web", &got)
 			return got
 		}
-		benchWait(b, "6 replicas ready, 2 per region", time.Minute, func() bool {
+		waitFor(b, "6 replicas ready, 2 per region", time.Minute, func() bool {
 			got := get()
 			p := got.Status.Placement
 			return got.Status.ReadyReplicas == 6 && p != nil && p.Clusters["r1"] == 2 && p.Clusters["r2"] == 2 && p.Clusters["r3"] == 2
@@ -206,7 +206,7 @@ func BenchmarkProgressiveRolloutFailingRequests(b *testing.B) {
 		}
 		given := map[string]bool{}
 		var rolledBack time.Time
-		benchWait(b, "the failing revision rolled back", 2*time.Minute, func() bool {
+		waitFor(b, "the failing revision rolled back", 2*time.Minute, func() bool {
 			r := get().Status.Rollout
 			if r == nil || r.Revision != 2 {
 				return false

@@ -65,7 +65,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = m.Run(ctx) }()
-	benchWait(b, "the member's first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
+	waitFor(b, "the member's first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
 
 	var mu sync.Mutex
 	readyAt := map[string]time.Time{} // replica -> when its node saw it Ready
@@ -86,7 +86,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	}
 	go func() { _ = fleet.Run(ctx) }()
 	start := time.Now()
-	benchWait(b, fmt.Sprintf("%d nodes ready", nodes), 2*time.Minute, func() bool { return m.Capacity().NodesReady == nodes })
+	waitFor(b, fmt.Sprintf("%d nodes ready", nodes), 2*time.Minute, func() bool { return m.Capacity().NodesReady == nodes })
 	b.Logf("%d nodes registered in %s", nodes, time.Since(start).Round(time.Millisecond))
 
 	shapes := []struct {
@@ -137,7 +137,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 			names = append(names, name)
 		}
 		lastAccepted := time.Now()
-		benchWait(b, fmt.Sprintf("%d replicas ready in the member's view", replicas), 5*time.Minute, func() bool {
+		waitFor(b, fmt.Sprintf("%d replicas ready in the member's view", replicas), 5*time.Minute, func() bool {
 			n := int32(0)
 			for _, w := range names {
 				n += workloadStatus(m, w).Ready
@@ -178,7 +178,7 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 		for _, w := range names {
 			send(protocol.DesiredWorkload{Workload: w, Epoch: 2, Deleted: true})
 		}
-		benchWait(b, "every binding gone", 5*time.Minute, func() bool {
+		waitFor(b, "every binding gone", 5*time.Minute, func() bool {
 			bs, _ := m.State().Bindings(ctx)
 			return len(bs) == 0
 		})
@@ -248,7 +248,7 @@ func fleetHeap(b *testing.B, n, perNode int) (float64, float64) {
 	fctx, fcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = fleet.Run(fctx) }()
-	benchWait(b, "every sim replica ready", time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return ready == n*perNode })
+	waitFor(b, "every sim replica ready", time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return ready == n*perNode })
 	time.Sleep(time.Second) // two heartbeat rounds in steady state
 	after, g1 := heapInUse(), goruntime.NumGoroutine()
 	fcancel()
@@ -391,18 +391,6 @@ func vmRSS(t testing.TB) int64 {
 	}
 	t.Fatal("no VmRSS in /proc/self/status")
 	return 0
-}
-
-// benchWait polls a condition of in-process components up to limit.
-func benchWait(b *testing.B, what string, limit time.Duration, ok func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func envInt(name string, def int) int {

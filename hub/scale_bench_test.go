@@ -260,7 +260,7 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	for _, r := range regions[len(regions)-nLost:] {
 		r.kill()
 	}
-	benchWait(b, fmt.Sprintf("%d clusters Unreachable at the hub", nLost), 2*time.Minute, func() bool {
+	waitFor(b, fmt.Sprintf("%d clusters Unreachable at the hub", nLost), 2*time.Minute, func() bool {
 		for name := range lost {
 			if l, ok := e.server.Monitor().Live(name); !ok || l.Health != api.HealthUnreachable {
 				return false
@@ -269,7 +269,7 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 		return true
 	})
 	detected := time.Now()
-	benchWait(b, fmt.Sprintf("%d lost replicas Ready on the other clusters", lostReplicas), 5*time.Minute, func() bool {
+	waitFor(b, fmt.Sprintf("%d lost replicas Ready on the other clusters", lostReplicas), 5*time.Minute, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(replaced) >= lostReplicas

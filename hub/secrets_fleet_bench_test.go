@@ -57,7 +57,7 @@ func BenchmarkSecretUpdateAcrossRegions(b *testing.B) {
 		b.Helper()
 		var mu sync.Mutex
 		seen := map[string]time.Duration{}
-		benchWait(b, fmt.Sprintf("all %d workload/cluster pairs running secret version %s", 3*workloads, version), 3*time.Minute, func() bool {
+		waitFor(b, fmt.Sprintf("all %d workload/cluster pairs running secret version %s", 3*workloads, version), 3*time.Minute, func() bool {
 			var list api.WorkloadList
 			if err := e.admin.List(ctx, "workloads", client.ListOptions{Limit: 500}, &list); err != nil {
 				return false

@@ -38,7 +38,7 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 			b.Fatal(err)
 		}
 		go func() { _ = m.Run(ctx) }()
-		benchWait(b, name+"'s first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
+		waitFor(b, name+"'s first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
 		sims := make([]node.SimNode, nodesPer)
 		for k := range sims {
 			sims[k] = node.SimNode{Name: fmt.Sprintf("%s-n%03d", name, k), Zone: fmt.Sprintf("z%d", k%3), MilliCPU: 4000, Memory: 8 << 30}
@@ -52,10 +52,10 @@ func startSimRegions(b *testing.B, e *env, members, nodesPer int, onReady func(c
 		out = append(out, &simRegion{name: name, member: m, kill: cancel})
 	}
 	for _, r := range out {
-		benchWait(b, fmt.Sprintf("%s: %d nodes ready", r.name, nodesPer), 2*time.Minute, func() bool { return r.member.Capacity().NodesReady == nodesPer })
+		waitFor(b, fmt.Sprintf("%s: %d nodes ready", r.name, nodesPer), 2*time.Minute, func() bool { return r.member.Capacity().NodesReady == nodesPer })
 		// The hub must see the member Ready and heard (its capacity in the
 		// placement snapshot), else the placer skips it.
-		benchWait(b, r.name+" Ready at the hub with capacity", time.Minute, func() bool {
+		waitFor(b, r.name+" Ready at the hub with capacity", time.Minute, func() bool {
 			l, ok := e.server.Monitor().Live(r.name)
 			return ok && l.Heard && l.Health == api.HealthReady && l.Capacity.CPUAllocatable > 0
 		})
