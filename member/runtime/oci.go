@@ -276,6 +276,7 @@ func (r *Runtime) startContainer(j *containerStart) {
 		return
 	}
 	r.waitContainerInit(b, run.gone)
+	close(run.initDone)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.containerInitLocked(j.rep, run)
@@ -340,7 +341,8 @@ func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *e
 	}
 	pid := cmd.Process.Pid
 	_, _, ticks, _ := procStat(pid)
-	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: j.now, env: j.env, dir: j.spec.Template.WorkingDir, gone: make(chan struct{})}
+	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: j.now, env: j.env, dir: j.spec.Template.WorkingDir,
+		gone: make(chan struct{}), initDone: make(chan struct{})}
 	rep.bundle = b
 	r.attachRunLocked(rep, run, cmd)
 	switch {

@@ -121,6 +121,13 @@ func (ps *probeState) checked(now time.Time, ok, periodic bool) (count bool) {
 // a hanging check delays the next by at most that.
 func (r *Runtime) probeLoop(ctx context.Context, rep *replica, run *procRun, t api.ReplicaTemplate, port int) {
 	defer r.wg.Done()
+	if run.initDone != nil {
+		select {
+		case <-run.initDone:
+		case <-ctx.Done():
+			return
+		}
+	}
 	begin := time.Now()
 	mk := func(kind string, p *api.Probe) *probeState {
 		return &probeState{kind: kind, p: p, next: begin.Add(time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second)}

@@ -1,10 +1,15 @@
 package runtime
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +187,33 @@ func TestReadyWithinMillisecondsOfAnsweringNotAPeriodLater(t *testing.T) {
 	// doubling from 50 ms, find the replica ready about as long after the
 	// file appeared as the replica had run before it.
 	h.waitFor("ready", func(m map[string]ReplicaStatus) bool { return m["quick-1"].Ready })
+}
+
+func TestContainerProbesBeginWhenItsProcessRuns(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+	run := &procRun{initDone: make(chan struct{})}
+	rep := &replica{run: run}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.rt.wg.Add(1)
+	go h.rt.probeLoop(ctx, rep, run, api.ReplicaTemplate{Readiness: &api.Probe{HTTP: &api.HTTPProbe{}, PeriodSeconds: 1}}, port)
+	// While runc builds the container nothing is probed (a check then
+	// could only fail, and put the next a whole retry later).
+	time.Sleep(300 * time.Millisecond)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d checks before the container's process ran", n)
+	}
+	close(run.initDone)
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no check after the container's process ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
