@@ -145,7 +145,9 @@ func TestOCIExecProbeRunsInTheContainer(t *testing.T) {
 	spec := ociSpec("x", reg.host+"/web:v1")
 	// The image holds no shell: the probe runs the image's own binary,
 	// which exists at /app/runtime.test only inside the container.
-	spec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"/app/runtime.test", "probe-ok"}}, PeriodSeconds: 1}
+	// A runc exec of the test binary takes over a second under -race or on
+	// a busy machine: the default 1 s timeout failed every check there.
+	spec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"/app/runtime.test", "probe-ok"}}, PeriodSeconds: 1, TimeoutSeconds: 20}
 	h.rt.Apply([]ReplicaSpec{spec})
 	waitLong(t, h.rt, "ready through an exec probe inside the container", ready("x"))
 }
