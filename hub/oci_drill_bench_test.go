@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,6 +237,8 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 		b.Fatal(err)
 	}
 	b.StartTimer()
+	faultAt := time.Now()
+	stopTimeline := startOCITimeline(nodes["r2"], prefix)
 	recovered := false
 	fctx, cancel := context.WithTimeout(ctx, fault+5*time.Minute)
 	defer cancel()
@@ -259,6 +262,7 @@ func runOCIDrill(b *testing.B, e *env, nodes map[string]*ociBenchNode, prefix st
 	if err != nil && fctx.Err() == nil {
 		b.Logf("follow drill %s: %v", prefix, err)
 	}
+	stopTimeline(faultAt)
 	final = e.getDrill(prefix)
 	var rep api.DrillReport
 	if final.Status.Report != nil {
@@ -298,4 +302,68 @@ func benchStartSlots(b *testing.B) int {
 		b.Fatalf("ATOLL_BENCH_OCI_START_SLOTS: %q is not a positive number", v)
 	}
 	return n
+}
+
+// startOCITimeline samples node's replicas of prefix every 5 ms when
+// ATOLL_BENCH_OCI_TIMELINE is set, and the function it returns prints,
+// relative to the fault, when the replicas were first seen on the node,
+// first seen with a process and first seen ready (min, p50, p90, max).
+func startOCITimeline(node *ociBenchNode, prefix string) func(time.Time) {
+	if os.Getenv("ATOLL_BENCH_OCI_TIMELINE") == "" {
+		return func(time.Time) {}
+	}
+	type seen struct{ first, pid, ready time.Time }
+	reps := map[string]*seen{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			for _, s := range node.agent.Runtime().Status() {
+				if !strings.HasPrefix(s.Workload, prefix+"-") {
+					continue
+				}
+				x := reps[s.ID]
+				if x == nil {
+					x = &seen{first: now}
+					reps[s.ID] = x
+				}
+				if s.Pid > 0 && x.pid.IsZero() {
+					x.pid = now
+				}
+				if s.Ready && x.ready.IsZero() {
+					x.ready = now
+				}
+			}
+		}
+	})
+	return func(fault time.Time) {
+		close(done)
+		wg.Wait()
+		q := func(what string, get func(*seen) time.Time) {
+			var ds []time.Duration
+			for _, x := range reps {
+				if t := get(x); !t.IsZero() {
+					ds = append(ds, t.Sub(fault))
+				}
+			}
+			slices.Sort(ds)
+			if len(ds) == 0 {
+				fmt.Fprintf(os.Stderr, "  %s %s: none\n", prefix, what)
+				return
+			}
+			at := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond) }
+			fmt.Fprintf(os.Stderr, "  %s %s (%d): min %v p50 %v p90 %v max %v\n", prefix, what, len(ds), ds[0].Round(time.Millisecond), at(0.5), at(0.9), ds[len(ds)-1].Round(time.Millisecond))
+		}
+		q("on r2's node", func(x *seen) time.Time { return x.first })
+		q("process running", func(x *seen) time.Time { return x.pid })
+		q("ready", func(x *seen) time.Time { return x.ready })
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log"
 	"net/http"
@@ -13,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -341,5 +346,54 @@ func TestUnpackOpaqueThroughLaterLink(t *testing.T) {
 	_, err := applyTar(root, tar.NewReader(&buf), 1<<20)
 	if _, serr := os.Stat(victim); serr != nil {
 		t.Fatalf("the opaque marker of a/ removed %s through the link a -> %s (applyTar: %v)", victim, outside, err)
+	}
+}
+
+// TestPullOnAFullDisk: the cache on a 256 KiB tmpfs. A layer larger
+// than that fails in its download, an image whose small layer unpacks
+// larger fails in its unpack; both say the disk is full, and leave no
+// partial layer or image behind (a later pull must not take a torn file
+// for a cached one).
+func TestPullOnAFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	noise := make([]byte, 1<<20)
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	push(t, host, "big:v1", tarLayer(t, file{"bin/app", string(noise)}))
+	push(t, host, "zeros:v1", tarLayer(t, file{"zeros", strings.Repeat("\x00", 2<<20)}))
+	for _, repo := range []string{"big:v1", "zeros:v1"} {
+		t.Run(repo, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+				t.Skipf("mount a tmpfs: %v", err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+			s, err := Open(Config{Dir: dir, Insecure: []string{host}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Pull(ctx(t), host+"/"+repo)
+			if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+				t.Fatalf("pull of %s into 256 KiB: %v; want the full disk named", repo, err)
+			}
+			// A layer that was fetched whole may stay (it is named by
+			// its digest and GC takes it); nothing partial may.
+			blobs, _ := os.ReadDir(blobDir(dir))
+			for _, e := range blobs {
+				b, err := os.ReadFile(filepath.Join(blobDir(dir), e.Name()))
+				if sum := sha256.Sum256(b); err != nil || hex.EncodeToString(sum[:]) != e.Name() {
+					t.Errorf("blobs hold %s, not a whole layer of that digest", e.Name())
+				}
+			}
+			if images, _ := os.ReadDir(filepath.Join(dir, "images")); len(images) > 0 {
+				t.Errorf("images/ holds %s after the failed pull", images[0].Name())
+			}
+		})
 	}
 }

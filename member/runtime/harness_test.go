@@ -210,7 +210,14 @@ func (h *harness) waitFor(what string, cond func(map[string]ReplicaStatus) bool)
 
 func waitStatus(t *testing.T, rt *Runtime, what string, cond func(map[string]ReplicaStatus) bool) map[string]ReplicaStatus {
 	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
+	return waitStatusWithin(t, rt, what, cond, 20*time.Second)
+}
+
+// waitStatusWithin waits, on the Changes signal, at most d until cond
+// holds for the status.
+func waitStatusWithin(t testing.TB, rt *Runtime, what string, cond func(map[string]ReplicaStatus) bool, d time.Duration) map[string]ReplicaStatus {
+	t.Helper()
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
 		st := statusMap(rt)

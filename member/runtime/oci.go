@@ -36,11 +36,15 @@ const nobody = 65534
 const containerFilesDir = "/run/atoll/files"
 
 // ociBundle is one run's OCI bundle: config.json, the overlay's upper
-// and work directories and the merged root the container sees.
+// and work directories, and rootfs, the empty directory runc mounts the
+// container's overlay root onto inside the container's own mount
+// namespace (containerSpec's first mount): the node's mount table never
+// holds containers' roots. Every runc start reads that table and copies
+// it into the new namespace, so with the roots there each start cost more
+// with every container the node ran.
 type ociBundle struct {
-	dir   string // DataDir/bundles/<fs>
-	id    string // the runc container ID
-	lower string // the image root under the overlay
+	dir string // DataDir/bundles/<fs>
+	id  string // the runc container ID
 }
 
 func (b *ociBundle) rootfs() string { return filepath.Join(b.dir, "rootfs") }
@@ -137,17 +141,10 @@ func (r *Runtime) pullLocked(rep *replica) {
 		span.SetAttributes(attribute.String("replica", rep.spec.ID), attribute.String("image.ref", ref))
 		img, err := r.cfg.Images.Pull(ctx, ref, opts...)
 		span.End()
-		var prepared *ociBundle
-		if err == nil {
-			// Its first run's root, outside the lock (containerCmd makes
-			// it under the lock when this fails).
-			prepared, _ = r.mountBundle(rep.fs, rep.spec.ID, img)
-		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		rep.pulling = false
 		if r.state != stateRunning || r.reps[rep.spec.ID] != rep || rep.intent != intentNone {
-			r.dropPreparedLocked(prepared)
 			return
 		}
 		now := r.now()
@@ -167,7 +164,7 @@ func (r *Runtime) pullLocked(rep *replica) {
 		}
 		r.pins[pinKey(rep.spec)] = img.Digest
 		r.cfg.Images.Acquire(img.Digest)
-		rep.img, rep.prepared = img, prepared
+		rep.img = img
 		if rep.st.Reason == ReasonPullFailed {
 			rep.st.Reason, rep.st.LastError = "", ""
 		}
@@ -177,31 +174,18 @@ func (r *Runtime) pullLocked(rep *replica) {
 	}()
 }
 
-// dropPreparedLocked removes a bundle no run will use, in the background.
-func (r *Runtime) dropPreparedLocked(b *ociBundle) {
-	if b == nil {
-		return
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.removeContainer(b)
-	}()
-}
-
 // containerStart is one start of an oci replica handed to the node's
 // start pool: what the start needs, copied under the lock, so that the
 // pool reads nothing of the replica without it.
 type containerStart struct {
-	rep      *replica
-	spec     ReplicaSpec
-	img      *image.Image
-	fs       string
-	env      []string
-	files    string     // the replica's files directory on the node, "" without files
-	prepared *ociBundle // the first run's bundle, mounted after the pull
-	logs     *replicaLogs
-	now      time.Time
+	rep   *replica
+	spec  ReplicaSpec
+	img   *image.Image
+	fs    string
+	env   []string
+	files string // the replica's files directory on the node, "" without files
+	logs  *replicaLogs
+	now   time.Time
 }
 
 // launchContainerLocked hands rep's start to the start pool. Until it
@@ -217,9 +201,8 @@ func (r *Runtime) launchContainerLocked(rep *replica, now time.Time, files strin
 	}
 	job := &containerStart{
 		rep: rep, spec: rep.spec, img: rep.img, fs: rep.fs, env: containerEnv(rep, rep.img, files != ""),
-		files: files, prepared: rep.prepared, logs: rep.logs, now: now,
+		files: files, logs: rep.logs, now: now,
 	}
-	rep.prepared = nil
 	r.wg.Add(1)
 	go r.startContainer(job)
 	r.notify()
@@ -236,9 +219,6 @@ func (r *Runtime) startContainer(j *containerStart) {
 	select {
 	case r.startSlots <- struct{}{}:
 	case <-r.ctx.Done():
-		if j.prepared != nil {
-			r.removeContainer(j.prepared)
-		}
 		r.mu.Lock()
 		j.rep.starting = false
 		r.mu.Unlock()
@@ -276,6 +256,7 @@ func (r *Runtime) startContainer(j *containerStart) {
 		return
 	}
 	r.waitContainerInit(b, run.gone)
+	close(run.initDone)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.containerInitLocked(j.rep, run)
@@ -340,7 +321,8 @@ func (r *Runtime) containerStartedLocked(j *containerStart, b *ociBundle, cmd *e
 	}
 	pid := cmd.Process.Pid
 	_, _, ticks, _ := procStat(pid)
-	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: j.now, env: j.env, dir: j.spec.Template.WorkingDir, gone: make(chan struct{})}
+	run := &procRun{pid: pid, pgid: pid, ticks: ticks, started: j.now, env: j.env, dir: j.spec.Template.WorkingDir,
+		gone: make(chan struct{}), initDone: make(chan struct{})}
 	rep.bundle = b
 	r.attachRunLocked(rep, run, cmd)
 	switch {
@@ -383,24 +365,17 @@ func (r *Runtime) waitContainerInit(b *ociBundle, gone <-chan struct{}) {
 	}
 }
 
-// prepareContainer makes a start's bundle (its prepared one when it lies
-// over the same image) and returns the runc command that runs it in the
-// foreground: runc forwards signals to the container and exits with its
+// prepareContainer makes a start's bundle and returns the runc command
+// that runs it in the foreground: runc forwards signals to the container and exits with its
 // status, so the process machinery (process group, exit codes, records,
 // adoption) applies to it unchanged. It touches only that replica's
 // bundle and runs without the runtime's lock.
 func (r *Runtime) prepareContainer(j *containerStart) (*ociBundle, *exec.Cmd, error) {
-	b := j.prepared
-	if b == nil || b.lower != j.img.Rootfs {
-		if b != nil {
-			r.removeContainer(b)
-		}
-		var err error
-		if b, err = r.mountBundle(j.fs, j.spec.ID, j.img); err != nil {
-			return nil, nil, err
-		}
+	b, err := r.makeBundle(j.fs, j.spec.ID)
+	if err != nil {
+		return nil, nil, err
 	}
-	spec, err := containerSpec(j.spec, j.img, j.env, j.files)
+	spec, err := containerSpec(j.spec, j.img, b, j.env, j.files)
 	if err == nil && j.files != "" {
 		err = chownTree(j.files, int(spec.Process.User.UID), int(spec.Process.User.GID))
 	}
@@ -427,27 +402,20 @@ func (r *Runtime) prepareContainer(j *containerStart) (*ociBundle, *exec.Cmd, er
 	return b, cmd, nil
 }
 
-// mountBundle makes a fresh bundle directory for a replica's run with
-// the image's root as the lower layer of an overlay (whatever an earlier
-// run left is removed first). It touches only that replica's bundle, so
-// a first start's runs outside the runtime's lock, in the pull's
-// goroutine: an overlay mount can wait long on a node busy with mounts,
-// and under the lock every probe and status read waited with it.
-func (r *Runtime) mountBundle(fs, replicaID string, img *image.Image) (*ociBundle, error) {
-	b := &ociBundle{dir: filepath.Join(r.bundleDir, fs), id: containerID(replicaID), lower: img.Rootfs}
+// makeBundle makes a fresh bundle directory for a replica's run
+// (whatever an earlier run left is removed first). It touches only that
+// replica's bundle and runs without the runtime's lock.
+func (r *Runtime) makeBundle(fs, replicaID string) (*ociBundle, error) {
+	b := &ociBundle{dir: filepath.Join(r.bundleDir, fs), id: containerID(replicaID)}
 	r.removeContainer(b)
 	if err := os.MkdirAll(b.dir, 0o711); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"upper", "work", "rootfs"} {
 		if err := os.Mkdir(filepath.Join(b.dir, d), 0o755); err != nil {
+			_ = os.RemoveAll(b.dir)
 			return nil, err
 		}
-	}
-	opts := "lowerdir=" + img.Rootfs + ",upperdir=" + filepath.Join(b.dir, "upper") + ",workdir=" + filepath.Join(b.dir, "work")
-	if err := unix.Mount("overlay", b.rootfs(), "overlay", 0, opts); err != nil {
-		_ = os.RemoveAll(b.dir)
-		return nil, fmt.Errorf("mount the container's root (overlay): %w", err)
 	}
 	return b, nil
 }
@@ -494,6 +462,8 @@ func (r *Runtime) removeContainer(b *ociBundle) {
 			}
 		}
 	}
+	// Agents before the root moved into the container's namespace
+	// mounted it on the node: a bundle one of them left is unmounted.
 	for range 50 {
 		err := unix.Unmount(b.rootfs(), unix.MNT_DETACH)
 		if err != nil {
@@ -539,13 +509,15 @@ func (r *Runtime) sweepContainersLocked() {
 }
 
 // containerSpec is the OCI runtime spec of rep's container: the image's
+// root under an overlay whose upper and work directories are bundle b's,
+// mounted by runc in the container's mount namespace; the image's
 // entrypoint, cmd, env and working directory under the template's
 // overrides; pid, ipc, uts and mount namespaces with the host's network
 // (or a network of its own when its ports are mapped);
 // no capabilities and no new privileges; the template's cpu and memory
 // as cgroup limits; the replica's files directory (files, "" without
 // files) bind-mounted read-only at containerFilesDir.
-func containerSpec(spec ReplicaSpec, img *image.Image, env []string, files string) (*specs.Spec, error) {
+func containerSpec(spec ReplicaSpec, img *image.Image, b *ociBundle, env []string, files string) (*specs.Spec, error) {
 	t := spec.Template
 	ic := img.Config
 	var args []string
@@ -592,6 +564,10 @@ func containerSpec(spec ReplicaSpec, img *image.Image, env []string, files strin
 			NoNewPrivileges: true,
 		},
 		Mounts: []specs.Mount{
+			// The root first, inside the container's mount namespace
+			// (runc mounts it over rootfs before the rest; see ociBundle).
+			{Destination: "/", Type: "overlay", Source: "overlay", Options: []string{
+				"lowerdir=" + img.Rootfs, "upperdir=" + filepath.Join(b.dir, "upper"), "workdir=" + filepath.Join(b.dir, "work")}},
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},

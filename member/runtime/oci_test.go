@@ -145,7 +145,9 @@ func TestOCIExecProbeRunsInTheContainer(t *testing.T) {
 	spec := ociSpec("x", reg.host+"/web:v1")
 	// The image holds no shell: the probe runs the image's own binary,
 	// which exists at /app/runtime.test only inside the container.
-	spec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"/app/runtime.test", "probe-ok"}}, PeriodSeconds: 1}
+	// A runc exec of the test binary takes over a second under -race or on
+	// a busy machine: the default 1 s timeout failed every check there.
+	spec.Template.Readiness = &api.Probe{Exec: &api.ExecProbe{Command: []string{"/app/runtime.test", "probe-ok"}}, PeriodSeconds: 1, TimeoutSeconds: 20}
 	h.rt.Apply([]ReplicaSpec{spec})
 	waitLong(t, h.rt, "ready through an exec probe inside the container", ready("x"))
 }
@@ -314,6 +316,40 @@ func TestOCIContainerLifecycle(t *testing.T) {
 		s, _ := os.ReadDir(h.rt.runcRoot)
 		return len(b) == 0 && len(s) == 0
 	})
+}
+
+// TestOCIRootMountsInTheContainer: a container's overlay root is mounted
+// in its own mount namespace, never on the node (whose mount table every
+// runc start reads and copies), read-only where the template asks.
+func TestOCIRootMountsInTheContainer(t *testing.T) {
+	needRunc(t)
+	t.Parallel()
+	reg := newTestRegistry(t)
+	reg.pushSelf(t, "web:v1")
+	h := startOCI(t, func(c *image.Config) { c.Insecure = []string{reg.host} })
+	rw, ro := ociSpec("rw", reg.host+"/web:v1"), ociSpec("ro", reg.host+"/web:v1")
+	ro.Template.ReadOnlyRoot = true
+	h.rt.Apply([]ReplicaSpec{rw, ro})
+	waitLong(t, h.rt, "both containers ready", func(m map[string]ReplicaStatus) bool { return m["rw"].Ready && m["ro"].Ready })
+	if node := readFile("/proc/self/mountinfo"); strings.Contains(node, h.rt.bundleDir) {
+		t.Errorf("the node's mount table holds a container's root:\n%s", node)
+	}
+	for id, want := range map[string]string{"rw": "rw", "ro": "ro"} {
+		var root string
+		for _, l := range strings.Split(readFile(fmt.Sprintf("/proc/%d/mountinfo", h.containerPid(id))), "\n") {
+			if f := strings.Fields(l); len(f) > 5 && f[4] == "/" {
+				root = l
+			}
+		}
+		// mountinfo: id parent dev root mountpoint options ... - type source superoptions
+		f := strings.Fields(root)
+		if len(f) < 9 || !strings.Contains(root, " - overlay ") || !strings.Contains(root, "upperdir="+filepath.Join(h.rt.bundleDir)) {
+			t.Fatalf("container %s's root: %q, want an overlay with its upper directory in its bundle", id, root)
+		}
+		if opts := strings.Split(f[5], ","); opts[0] != want {
+			t.Errorf("container %s's root is mounted %s, want %s", id, opts[0], want)
+		}
+	}
 }
 
 // TestOCILeftoversCleanedAtStart: a container whose agent died without a

@@ -56,8 +56,63 @@ func threshold(v int32, def int32) int {
 type probeState struct {
 	kind     string // startup, liveness, readiness
 	p        *api.Probe
-	next     time.Time
+	next     time.Time // the next periodic check
 	ok, fail int
+	// Before the probe first passes in a run, a failed HTTP or TCP
+	// readiness or startup check is retried quickly (from quickRetryFirst, doubling), so that
+	// a replica is ready within tens of milliseconds of answering instead
+	// of a whole period later: a failover's replacements wait on this.
+	// retry is when (zero: none is due), backoff the delay after the next
+	// failed one. A failed retry is not counted: the periodic checks alone
+	// count toward the failure threshold, as before.
+	passed  bool
+	retry   time.Time
+	backoff time.Duration
+}
+
+// quickRetryFirst and the doubling after it bound the quick retries
+// before a probe first passes: about five in the first second, none
+// once the delay reaches the period.
+const quickRetryFirst = 50 * time.Millisecond
+
+// due is when ps next checks: its retry when one comes first.
+func (ps *probeState) due() time.Time {
+	if !ps.retry.IsZero() && ps.retry.Before(ps.next) {
+		return ps.retry
+	}
+	return ps.next
+}
+
+// quick reports whether ps retries a failed check quickly: a readiness
+// or startup probe over HTTP or TCP (an exec probe forks a process, in a
+// container a runc exec: too dear to repeat) that has not passed yet.
+func (ps *probeState) quick() bool {
+	return !ps.passed && (ps.kind == "readiness" || ps.kind == "startup") && (ps.p.HTTP != nil || ps.p.TCP != nil)
+}
+
+// checked records one check at now: the next periodic one is a period
+// later unless this was a retry; a failure the quick retries cover
+// schedules the next retry.
+func (ps *probeState) checked(now time.Time, ok, periodic bool) (count bool) {
+	period := seconds(ps.p.PeriodSeconds, 10)
+	if periodic {
+		ps.next = now.Add(period)
+	}
+	if ok {
+		ps.passed, ps.retry = true, time.Time{}
+		return true
+	}
+	ps.retry = time.Time{}
+	if ps.quick() {
+		if ps.backoff == 0 {
+			ps.backoff = quickRetryFirst
+		}
+		if at := now.Add(ps.backoff); at.Before(ps.next) {
+			ps.retry = at
+			ps.backoff *= 2
+		}
+	}
+	return periodic
 }
 
 // probeLoop runs a run's probes until ctx ends: the startup probe alone
@@ -66,6 +121,13 @@ type probeState struct {
 // a hanging check delays the next by at most that.
 func (r *Runtime) probeLoop(ctx context.Context, rep *replica, run *procRun, t api.ReplicaTemplate, port int) {
 	defer r.wg.Done()
+	if run.initDone != nil {
+		select {
+		case <-run.initDone:
+		case <-ctx.Done():
+			return
+		}
+	}
 	begin := time.Now()
 	mk := func(kind string, p *api.Probe) *probeState {
 		return &probeState{kind: kind, p: p, next: begin.Add(time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second)}
@@ -93,11 +155,12 @@ func (r *Runtime) probeLoop(ctx context.Context, rep *replica, run *procRun, t a
 		}
 		ps := active[0]
 		for _, a := range active[1:] {
-			if a.next.Before(ps.next) {
+			if a.due().Before(ps.due()) {
 				ps = a
 			}
 		}
-		timer.Reset(max(time.Until(ps.next), 0))
+		periodic := !ps.next.After(ps.due())
+		timer.Reset(max(time.Until(ps.due()), 0))
 		select {
 		case <-ctx.Done():
 			return
@@ -107,7 +170,9 @@ func (r *Runtime) probeLoop(ctx context.Context, rep *replica, run *procRun, t a
 		if ctx.Err() != nil {
 			return
 		}
-		ps.next = time.Now().Add(seconds(ps.p.PeriodSeconds, 10))
+		if !ps.checked(time.Now(), ok, periodic) {
+			continue
+		}
 		if ok {
 			ps.ok, ps.fail = ps.ok+1, 0
 		} else {

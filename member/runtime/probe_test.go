@@ -1,10 +1,17 @@
 package runtime
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -112,5 +119,101 @@ func TestStartupProbeGatesTheOthers(t *testing.T) {
 	})["startup-1"]
 	if st.Restarts != 0 {
 		t.Fatalf("restarts %d: liveness ran before the startup probe passed", st.Restarts)
+	}
+}
+
+func TestQuickRetriesBeforeAProbeFirstPasses(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ps := &probeState{kind: "readiness", p: &api.Probe{HTTP: &api.HTTPProbe{}, PeriodSeconds: 1}, next: t0}
+	if !ps.checked(t0, false, true) {
+		t.Fatal("a failed periodic check is not counted")
+	}
+	// Retries at 50, 150, 350 and 750 ms; the next (1,550 ms) would pass
+	// the periodic check at 1 s, so none is scheduled.
+	var at []time.Duration
+	for now := t0; ; {
+		if ps.due() == ps.next {
+			break
+		}
+		now = ps.due()
+		at = append(at, now.Sub(t0))
+		if ps.checked(now, false, false) {
+			t.Fatalf("a failed retry at %v was counted", now.Sub(t0))
+		}
+	}
+	if want := []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 350 * time.Millisecond, 750 * time.Millisecond}; !slices.Equal(at, want) {
+		t.Fatalf("retries at %v, want %v", at, want)
+	}
+	if !ps.next.Equal(t0.Add(time.Second)) {
+		t.Fatalf("next periodic check at %v, want a period after the first", ps.next.Sub(t0))
+	}
+	// A retry that passes counts; from then on only periodic checks run.
+	ps.retry = t0.Add(800 * time.Millisecond)
+	if !ps.checked(ps.retry, true, false) || !ps.passed {
+		t.Fatal("a passing retry is not counted")
+	}
+	if ps.checked(t0.Add(time.Second), false, true); ps.due() != ps.next {
+		t.Fatal("a probe that passed once retried a failure quickly")
+	}
+	for _, p := range []*probeState{
+		{kind: "liveness", p: &api.Probe{TCP: &api.TCPProbe{}}},
+		{kind: "readiness", p: &api.Probe{Exec: &api.ExecProbe{Command: []string{"true"}}}},
+		{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}, passed: true},
+	} {
+		p.checked(t0, false, true)
+		if !p.retry.IsZero() {
+			t.Fatalf("%s probe %+v retried quickly", p.kind, p.p)
+		}
+	}
+	if st := (&probeState{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}}); st.checked(t0, false, true) && st.retry.IsZero() {
+		t.Fatal("a startup probe that has not passed is not retried quickly")
+	}
+}
+
+func TestReadyWithinMillisecondsOfAnsweringNotAPeriodLater(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	readyFile := filepath.Join(t.TempDir(), "ready")
+	spec := helperSpec(t, "quick-1", api.EnvVar{Name: "READY_FILE", Value: readyFile})
+	// A minute's period: without the quick retries the replica would be
+	// ready a minute after its first (failed) check.
+	spec.Template.Readiness = &api.Probe{HTTP: &api.HTTPProbe{Path: "/ready"}, PeriodSeconds: 60}
+	h.rt.Apply([]ReplicaSpec{spec})
+	h.waitFor("quick-1 running", running("quick-1"))
+	if err := os.WriteFile(readyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// waitFor gives up after 20 s, a third of the period: the retries,
+	// doubling from 50 ms, find the replica ready about as long after the
+	// file appeared as the replica had run before it.
+	h.waitFor("ready", func(m map[string]ReplicaStatus) bool { return m["quick-1"].Ready })
+}
+
+func TestContainerProbesBeginWhenItsProcessRuns(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+	run := &procRun{initDone: make(chan struct{})}
+	rep := &replica{run: run}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.rt.wg.Add(1)
+	go h.rt.probeLoop(ctx, rep, run, api.ReplicaTemplate{Readiness: &api.Probe{HTTP: &api.HTTPProbe{}, PeriodSeconds: 1}}, port)
+	// While runc builds the container nothing is probed (a check then
+	// could only fail, and put the next a whole retry later).
+	time.Sleep(300 * time.Millisecond)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d checks before the container's process ran", n)
+	}
+	close(run.initDone)
+	deadline := time.Now().Add(20 * time.Second)
+	for hits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no check after the container's process ran")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

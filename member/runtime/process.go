@@ -39,6 +39,10 @@ type procRun struct {
 	failure   string // the Reason constant that goes with reason ("" : ProbeFailed)
 	env       []string
 	dir       string
+	// initDone, for a container's start, is closed once its process runs
+	// (runc wrote the pid file) or runc gave up: its probes begin then,
+	// not while runc still builds the container. nil for processes.
+	initDone chan struct{}
 
 	probeCancel context.CancelFunc
 	watchStop   func() // adopted runs: stops the exit watcher

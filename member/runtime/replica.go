@@ -44,7 +44,6 @@ type replica struct {
 	img      *image.Image // oci: the pulled image (held in the cache while set)
 	pulling  bool         // oci: a pull is under way
 	bundle   *ociBundle   // oci: the current run's bundle
-	prepared *ociBundle   // oci: the first run's bundle, mounted after the pull
 	// starting is set while the start pool starts its container (oci);
 	// fenceStart when a fencing Kill came meanwhile.
 	starting   bool
@@ -267,8 +266,6 @@ func (r *Runtime) finalizeLocked(rep *replica) {
 	r.unschedule(rep)
 	delete(r.reps, rep.spec.ID)
 	r.unforwardLocked(rep)
-	r.dropPreparedLocked(rep.prepared)
-	rep.prepared = nil
 	if rep.port != 0 && r.ports[rep.port] == rep.spec.ID {
 		delete(r.ports, rep.port)
 	}
