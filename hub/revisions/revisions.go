@@ -52,12 +52,14 @@ type Keeper struct {
 }
 
 // New makes a keeper and registers Record as the store's hook for
-// workloads' spec changes. Call it before the store takes writes.
+// workloads' spec changes (one that reads no resourceVersion, so a
+// workload's create stays one round trip). Call it before the store
+// takes writes.
 func New(store *pgstore.Store, tracer trace.TracerProvider, meter metric.MeterProvider) *Keeper {
 	k := &Keeper{store: store, tracer: tracer.Tracer("github.com/atollhq/atoll/hub/revisions")}
 	k.recorded, _ = meter.Meter("github.com/atollhq/atoll/hub/revisions").Int64Counter("workload.revisions.recorded",
 		metric.WithUnit("{revision}"), metric.WithDescription("Workload template revisions recorded."))
-	store.OnSpecChange(Kind, k.Record)
+	store.OnSpecChangeUnversioned(Kind, k.Record)
 	return k
 }
 
