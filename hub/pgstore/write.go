@@ -309,16 +309,10 @@ func (t *Tx) createUnversioned(ctx context.Context, rec *Record) (*Record, error
 		t.tokens = true
 	}
 	p := t.pending
-	p.hold(`INSERT INTO objects (`+recordColumns+`)
-		VALUES ($1, $2, $3, `+sqlVersion("$4")+`, 1, $5, $6, $7, $8, $9, $10, NULL)`,
-		out.Kind, out.Meta.Name, uid, k, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
+	p.hold(createObjectSQL, out.Kind, out.Meta.Name, uid, k, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
 		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
-	p.hold(`INSERT INTO changes (resource_version, kind, name, type, object)
-		VALUES (`+sqlVersion("$1")+`, $2, $3, 'ADDED', ($4::text || `+sqlVersion("$1")+`::text || $5::text)::json)`,
-		k, out.Kind, out.Meta.Name, string(head), string(tail))
-	p.hold(`INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
-		VALUES ($2, 'create', $3, $4, `+sqlVersion("$1")+`, 'ok', $5, $6)`,
-		k, t.actor.Name, out.Kind, out.Meta.Name, t.actor.On, t.actor.RequestID)
+	p.hold(createChangeSQL, k, out.Kind, out.Meta.Name, string(head), string(tail))
+	p.hold(createAuditSQL, k, t.actor.Name, out.Kind, out.Meta.Name, t.actor.On, t.actor.RequestID)
 	t.unversioned = append(t.unversioned, unversioned{rec: &out, k: k})
 	if err := t.runHooks(ctx, nil, &out); err != nil {
 		return nil, err
@@ -329,12 +323,19 @@ func (t *Tx) createUnversioned(ctx context.Context, rec *Record) (*Record, error
 // sqlVersion is drawVersion in SQL: the transaction's id shifted, plus
 // the parameter k; NULL when the id is out of range.
 func sqlVersion(k string) string {
-	return `(CASE WHEN pg_current_xact_id()::text::bigint < ` + maxXID + ` THEN (pg_current_xact_id()::text::bigint << ` +
-		strconv.Itoa(versionBits) + `) + ` + k + `::bigint END)`
+	return `(CASE WHEN pg_current_xact_id()::text::bigint < ` + strconv.FormatInt(1<<(63-versionBits), 10) +
+		` THEN (pg_current_xact_id()::text::bigint << ` + strconv.Itoa(versionBits) + `) + ` + k + `::bigint END)`
 }
 
-// maxXID bounds the transaction ids versions derive from.
-var maxXID = strconv.FormatInt(1<<(63-versionBits), 10)
+// The statements of createUnversioned.
+var (
+	createObjectSQL = `INSERT INTO objects (` + recordColumns + `)
+		VALUES ($1, $2, $3, ` + sqlVersion("$4") + `, 1, $5, $6, $7, $8, $9, $10, NULL)`
+	createChangeSQL = `INSERT INTO changes (resource_version, kind, name, type, object)
+		VALUES (` + sqlVersion("$1") + `, $2, $3, 'ADDED', ($4::text || ` + sqlVersion("$1") + `::text || $5::text)::json)`
+	createAuditSQL = `INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
+		VALUES ($2, 'create', $3, $4, ` + sqlVersion("$1") + `, 'ok', $5, $6)`
+)
 
 // versionCreated sets the versions of the objects createUnversioned
 // wrote, once COMMIT answered (the transaction's id was read by then),
