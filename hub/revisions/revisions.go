@@ -71,10 +71,11 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 	if err != nil {
 		return err
 	}
-	hash := api.TemplateHash(nextSpec.Template)
+	var hash string                // the template's, needed only to compare with an earlier one
 	var latest pgstore.RevisionRow // a new workload (a new uid) has none
 	ok := false
 	if cur != nil {
+		hash = api.TemplateHash(nextSpec.Template)
 		if latest, ok, err = tx.LatestRevision(ctx, next.Meta.UID); err != nil {
 			return err
 		}
@@ -142,7 +143,7 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 
 func row(t api.ReplicaTemplate, generation int64, actor, cause string, at time.Time) pgstore.RevisionRow {
 	b, _ := json.Marshal(t)
-	return pgstore.RevisionRow{TemplateHash: api.TemplateHash(t), Template: b, Generation: generation, Actor: actor, ChangeCause: cause, CreatedAt: at}
+	return pgstore.RevisionRow{TemplateHash: api.TemplateHashOfJSON(b), Template: b, Generation: generation, Actor: actor, ChangeCause: cause, CreatedAt: at}
 }
 
 func specOf(r *pgstore.Record) (*api.WorkloadSpec, error) {
