@@ -57,6 +57,12 @@ type RevisionList struct {
 // form (fields in declaration order, map keys sorted).
 func TemplateHash(t ReplicaTemplate) string {
 	b, _ := json.Marshal(t)
+	return TemplateHashOfJSON(b)
+}
+
+// TemplateHashOfJSON is TemplateHash of the template whose JSON
+// (json.Marshal's) is b, for a caller that has it already.
+func TemplateHashOfJSON(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }

@@ -115,14 +115,22 @@ func BenchmarkCreatesVsPgbench(b *testing.B) {
 			d = startPgDiag(b, adminURL, dbNameOf(b, hubDB))
 		}
 		cps, p50 := atoll()
+		var createCPU float64
 		if diag {
-			d.end(b, "creates", cps*float64(secs))
+			pgc, goc := d.end(b, "creates", cps*float64(secs))
+			createCPU = pgc + goc
 			d = startPgDiag(b, adminURL, dbNameOf(b, benchDB))
 		}
 		tps := pg()
 		if diag {
-			d.end(b, "pgbench", pgTx)
-			b.Logf("diag pgbench: the pgbench process itself %.0f µs CPU per transaction", 1e6*pgbenchCPU/pgTx)
+			pgc, _ := d.end(b, "pgbench", pgTx)
+			b.Logf("diag pgbench: the pgbench process itself %.0f µs CPU per transaction (%.2f cores)", 1e6*pgbenchCPU/pgTx, pgbenchCPU/float64(secs))
+			// What the ratio would be if both phases got the same cores:
+			// the wall-clock ratio is lower when the machine's other work
+			// takes more of them from one phase than from the other.
+			pgbenchTx := pgc + pgbenchCPU/pgTx
+			b.Logf("diag round %d: CPU per transaction: create %.0f µs (PostgreSQL and this process), pgbench -N %.0f µs (PostgreSQL and pgbench); their ratio %.1f%%",
+				r+1, 1e6*createCPU, 1e6*pgbenchTx, 100*pgbenchTx/createCPU)
 		}
 		creates, tpss, p50s = append(creates, cps), append(tpss, tps), append(p50s, p50)
 		ratios = append(ratios, cps/tps)

@@ -31,6 +31,7 @@ type pgDiag struct {
 	pgCPU0  float64
 	goCPU0  float64
 	stats0  [6]float64
+	start   time.Time
 }
 
 // dbStats reads the database's commits and rows read and written (as
@@ -57,6 +58,7 @@ func startPgDiag(tb testing.TB, adminURL, db string) *pgDiag {
 	}
 	d.pgCPU0, d.goCPU0 = d.postgresCPU(tb), selfCPU()
 	d.stats0 = d.dbStats(tb)
+	d.start = time.Now()
 	d.done.Add(1)
 	go func() {
 		defer d.done.Done()
@@ -91,8 +93,10 @@ func startPgDiag(tb testing.TB, adminURL, db string) *pgDiag {
 	return d
 }
 
-// end stops sampling and logs the phase's figures for n transactions.
-func (d *pgDiag) end(tb testing.TB, what string, n float64) {
+// end stops sampling and logs the phase's figures for n transactions;
+// it returns the CPU seconds per transaction of PostgreSQL and of this
+// process.
+func (d *pgDiag) end(tb testing.TB, what string, n float64) (pgPerTx, goPerTx float64) {
 	close(d.stop)
 	d.done.Wait()
 	ctx := context.Background()
@@ -101,6 +105,7 @@ func (d *pgDiag) end(tb testing.TB, what string, n float64) {
 		tb.Fatalf("diag: %v", err)
 	}
 	pgCPU, goCPU := d.postgresCPU(tb)-d.pgCPU0, selfCPU()-d.goCPU0
+	took := time.Since(d.start).Seconds()
 	time.Sleep(1100 * time.Millisecond) // sessions flush their statistics at most once a second
 	st := d.dbStats(tb)
 	keys := slices.Collect(maps.Keys(d.waits))
@@ -111,9 +116,13 @@ func (d *pgDiag) end(tb testing.TB, what string, n float64) {
 	}
 	tb.Logf("diag %s: %.0f transactions; per transaction: %.2f commits, rows returned %.1f, fetched %.1f, inserted %.2f, updated %.2f, deleted %.2f",
 		what, n, (st[0]-d.stats0[0])/n, (st[1]-d.stats0[1])/n, (st[2]-d.stats0[2])/n, (st[3]-d.stats0[3])/n, (st[4]-d.stats0[4])/n, (st[5]-d.stats0[5])/n)
+	// The cores each side got over the phase: on a machine shared with
+	// other work, a phase with fewer runnable threads gets fewer of them.
+	tb.Logf("diag %s: over %.1f s, PostgreSQL used %.2f cores, this process %.2f", what, took, pgCPU/took, goCPU/took)
 	tb.Logf("diag %s: %.0f transactions; WAL %.0f bytes each; PostgreSQL CPU %.0f µs each, this process %.0f µs each; sessions by state and wait (mean per sample, %d samples):%s",
 		what, n, walBytes/n, 1e6*pgCPU/n, 1e6*goCPU/n, d.samples, sb.String())
 	d.conn.Close(ctx)
+	return pgCPU / n, goCPU / n
 }
 
 // postgresCPU is the CPU seconds PostgreSQL's processes used so far: the

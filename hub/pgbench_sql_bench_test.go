@@ -50,14 +50,25 @@ func BenchmarkCreateSQLVsPgbench(b *testing.B) {
 	q := func(s string) string {
 		return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "'", "''"), `":`, `": `) + "'"
 	}
-	script := `BEGIN;
-SELECT (pg_current_xact_id()::text::bigint << 20) + 1 AS rv, gen_random_uuid() AS uid, set_config('lock_timeout', '3000', true) AS a, set_config('statement_timeout', '10000', true) AS b \gset
-INSERT INTO objects (kind, name, uid, resource_version, generation, labels, annotations, finalizers, spec, status, created_at, deletion_timestamp) VALUES ('Workload', ('p' || :rv::text), :uid::uuid, :rv::bigint, 1, '{"app":"bench"}', '{}', '{}', ` + q(spec) + `, '{}', now(), NULL) ON CONFLICT (kind, name) DO NOTHING;
-INSERT INTO changes (resource_version, kind, name, type, object) SELECT :rv::bigint, 'Workload', ('p' || :rv::text), 'ADDED', ` + q(obj) + `::json WHERE EXISTS (SELECT 1 FROM objects WHERE kind = 'Workload' AND name = ('p' || :rv::text) AND resource_version = :rv::bigint);
-INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id) SELECT 'token-admin', 'create', 'Workload', ('p' || :rv::text), :rv::bigint, 'ok', '', 'req' WHERE EXISTS (SELECT 1 FROM objects WHERE kind = 'Workload' AND name = ('p' || :rv::text) AND resource_version = :rv::bigint);
-INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at) VALUES (:uid::uuid, 1, ` + q(hash) + `, ` + q(tmpl) + `, 1, 'token-admin', '', now());
-DELETE FROM workload_revisions WHERE workload_uid = :uid::uuid AND number <= -9;
+	// As pgstore's Store.Create sends them: in one pipeline (one round
+	// trip), the version drawn in SQL from the transaction's id, the
+	// change's object split around it.
+	field := `"resourceVersion":"`
+	ri := strings.Index(obj, field) + len(field)
+	head, tail := obj[:ri], obj[ri+strings.Index(obj[ri:], `"`):]
+	rv := `(CASE WHEN pg_current_xact_id()::text::bigint < 8796093022208 THEN (pg_current_xact_id()::text::bigint << 20) + 0::bigint END)`
+	name := `('p' || :r::text || '-' || :client_id::text)`
+	uid := `md5(:r::text || '-' || :client_id::text)::uuid`
+	script := `\set r random(1, 9000000000000000000)
+\startpipeline
+BEGIN;
+SELECT pg_current_xact_id()::text::bigint, set_config('lock_timeout', '3000', true), set_config('statement_timeout', '10000', true);
+INSERT INTO objects (kind, name, uid, resource_version, generation, labels, annotations, finalizers, spec, status, created_at, deletion_timestamp) VALUES ('Workload', ` + name + `, ` + uid + `, ` + rv + `, 1, '{"app": "bench"}', '{}', '{}', ` + q(spec) + `, '{}', now(), NULL);
+INSERT INTO changes (resource_version, kind, name, type, object) VALUES (` + rv + `, 'Workload', ` + name + `, 'ADDED', (` + q(head) + `::text || ` + rv + `::text || ` + q(tail) + `::text)::json);
+INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id) VALUES ('token-admin', 'create', 'Workload', ` + name + `, ` + rv + `, 'ok', '', 'req');
+INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at) VALUES (` + uid + `, 1, ` + q(hash) + `, ` + q(tmpl) + `, 1, 'token-admin', '', now());
 COMMIT;
+\endpipeline
 `
 	path := filepath.Join(b.TempDir(), "create.sql")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {

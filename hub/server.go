@@ -209,8 +209,9 @@ func New(cfg Config) *Server {
 	}
 	clusterevents.New(s.store) // cordons, drains and taints as events on the cluster
 	// A workload's references to configs and secrets are checked in its
-	// write's transaction.
-	s.store.OnSpecChange("Workload", secrets.CheckReferences)
+	// write's transaction (the check reads no version: a create stays one
+	// round trip).
+	s.store.OnSpecChangeUnversioned("Workload", secrets.CheckReferences)
 	// Its template pins the versions of those it uses; a config's new
 	// values are kept by version and roll the workloads that use it (a
 	// secret's, by its write in the API).

@@ -387,7 +387,7 @@ func dryRunCreate[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Act
 		return nil, err
 	}
 	out := P(new(T))
-	return out, rec.Decode(out)
+	return out, rec.DecodeObject(out)
 }
 
 // mutate is the store's Mutate, or with dry its dry run.
@@ -410,7 +410,7 @@ func storeCreate[T any, P objPtr[T]](ctx context.Context, s *API, a pgstore.Acto
 		return nil, err
 	}
 	out := P(new(T))
-	return out, rec.Decode(out)
+	return out, rec.DecodeObject(out)
 }
 
 // setUserFields copies what users own (labels, annotations, finalizers,

@@ -90,10 +90,14 @@
 // the wake-ups go after COMMIT, many writes' in one NOTIFY transaction
 // (wakeups: a NOTIFY inside the transaction would serialise every
 // writer's commit, and one per write cost a second transaction each);
-// a Batch writes many objects at once after one LockAll. A workload
-// create is three round trips: BEGIN, the rows, the revision with
-// COMMIT. API tokens are read from a short-lived cache
-// (tokenCache). Readers of the change log share one reader per kind
+// a Batch writes many objects at once after one LockAll. Store.Create
+// of a kind whose spec hooks read no resourceVersion
+// (OnSpecChangeUnversioned: a workload's) is one round trip: BEGIN is
+// held back too, the row's version is drawn in SQL from the
+// transaction's id (the same xid<<20 + k), the change-log row's object
+// is rendered in two halves around it, and the hooks' held rows go with
+// COMMIT; the version is known once COMMIT answered. API tokens are read
+// from a short-lived cache (tokenCache). Readers of the change log share one reader per kind
 // (changeFeed).
 //
 // # Watches

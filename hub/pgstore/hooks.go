@@ -24,6 +24,10 @@ type hooks struct {
 	mu      sync.RWMutex
 	byKind  map[string][]SpecHook
 	prepare map[string][]SpecPrepare
+	// versioned: kinds with a hook that reads next's resourceVersion
+	// (OnSpecChange); their creates draw the version before the hooks
+	// run.
+	versioned map[string]bool
 }
 
 // OnSpecPrepare adds a hook that prepares kind's spec before a creation
@@ -74,12 +78,35 @@ func (t *Tx) ChangeCause() string { return t.cause }
 // OnSpecChange adds a hook for kind's creations and spec changes. Add
 // hooks before the store takes writes.
 func (s *Store) OnSpecChange(kind string, h SpecHook) {
+	s.addSpecHook(kind, h, true)
+}
+
+// OnSpecChangeUnversioned adds a hook like OnSpecChange whose hook never
+// reads next's resourceVersion: on a Store.Create it runs before the
+// version is known (next's ResourceVersion is empty then), which lets
+// the create send its transaction in one round trip (see Store.Create).
+// Its other fields (uid, generation, spec, ...) are set as usual.
+func (s *Store) OnSpecChangeUnversioned(kind string, h SpecHook) {
+	s.addSpecHook(kind, h, false)
+}
+
+func (s *Store) addSpecHook(kind string, h SpecHook, versioned bool) {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	if s.hooks.byKind == nil {
 		s.hooks.byKind = map[string][]SpecHook{}
+		s.hooks.versioned = map[string]bool{}
 	}
 	s.hooks.byKind[kind] = append(s.hooks.byKind[kind], h)
+	s.hooks.versioned[kind] = s.hooks.versioned[kind] || versioned
+}
+
+// versionedHooks reports whether a hook of kind reads next's
+// resourceVersion.
+func (s *Store) versionedHooks(kind string) bool {
+	s.hooks.mu.RLock()
+	defer s.hooks.mu.RUnlock()
+	return s.hooks.versioned[kind]
 }
 
 // runHooks runs kind's spec hooks inside tx.

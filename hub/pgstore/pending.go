@@ -15,13 +15,20 @@ import (
 // an error of a held statement is the error of the statement it went
 // with (so fails the transaction). Batches sent through it are read by
 // their callbacks (BatchResults.Close), never by position.
+//
+// A transaction may hold even its BEGIN (Store.Create): until something
+// is sent, the server knows nothing of it (sent is false).
 type pendingConn struct {
 	conn    txConn
 	pending pgx.Batch
+	sent    bool // a statement went to the server
 }
 
-// hold queues a statement to go with the next one sent.
-func (p *pendingConn) hold(sql string, args ...any) { p.pending.Queue(sql, args...) }
+// hold queues a statement to go with the next one sent; its result goes
+// to the callback set on the returned query, if any.
+func (p *pendingConn) hold(sql string, args ...any) *pgx.QueuedQuery {
+	return p.pending.Queue(sql, args...)
+}
 
 // take returns the held statements as a batch of their own and holds
 // none.
@@ -35,6 +42,7 @@ func (p *pendingConn) flush(ctx context.Context) error {
 	if p.pending.Len() == 0 {
 		return nil
 	}
+	p.sent = true
 	return p.conn.SendBatch(ctx, p.take()).Close()
 }
 
@@ -42,6 +50,7 @@ func (p *pendingConn) Exec(ctx context.Context, sql string, args ...any) (pgconn
 	if err := p.flush(ctx); err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	p.sent = true
 	return p.conn.Exec(ctx, sql, args...)
 }
 
@@ -49,6 +58,7 @@ func (p *pendingConn) Query(ctx context.Context, sql string, args ...any) (pgx.R
 	if err := p.flush(ctx); err != nil {
 		return nil, err
 	}
+	p.sent = true
 	return p.conn.Query(ctx, sql, args...)
 }
 
@@ -56,11 +66,13 @@ func (p *pendingConn) QueryRow(ctx context.Context, sql string, args ...any) pgx
 	if err := p.flush(ctx); err != nil {
 		return errRow{err}
 	}
+	p.sent = true
 	return p.conn.QueryRow(ctx, sql, args...)
 }
 
 // SendBatch sends the held statements first in the same batch.
 func (p *pendingConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	p.sent = true
 	if p.pending.Len() == 0 {
 		return p.conn.SendBatch(ctx, b)
 	}
@@ -73,6 +85,7 @@ func (p *pendingConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResu
 // trip; tag is COMMIT's answer ("ROLLBACK" when a statement had failed
 // and the transaction went on).
 func (p *pendingConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
+	p.sent = true
 	if p.pending.Len() == 0 {
 		return p.conn.Exec(ctx, "COMMIT")
 	}

@@ -320,7 +320,7 @@ func (s *Store) AuditQuery(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 // transaction.
 func (s *Store) CreateToken(ctx context.Context, actor Actor, rec *Record, hash []byte) (*Record, error) {
 	var out *Record
-	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, false, func(tx *Tx) (err error) {
 		out, err = tx.CreateToken(ctx, rec, hash)
 		return err
 	})

@@ -79,7 +79,9 @@ func (t *Tx) PutRevision(_ context.Context, workloadUID string, r RevisionRow, k
 	t.pending.hold(`INSERT INTO workload_revisions (workload_uid, number, template_hash, template, generation, actor, change_cause, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		workloadUID, r.Number, r.TemplateHash, r.Template, r.Generation, storable(r.Actor), storable(r.ChangeCause), r.CreatedAt)
-	t.pending.hold(trimRevisionsSQL, workloadUID, r.Number-int64(max(keep, 1)))
+	if cut := r.Number - int64(max(keep, 1)); cut > 0 { // numbers start at 1: below that there is nothing to trim
+		t.pending.hold(trimRevisionsSQL, workloadUID, cut)
+	}
 	return nil
 }
 

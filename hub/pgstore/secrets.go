@@ -184,5 +184,5 @@ func (s *Store) AuditRead(ctx context.Context, actor Actor, verb, kind, name str
 // and wrapped with what was attempted. Kinds whose writes keep rows
 // beside the object (a Secret's value) write through it.
 func (s *Store) WriteTx(ctx context.Context, actor Actor, verb, kind, name string, fn func(tx *Tx) error) error {
-	return s.single(ctx, actor, verb, kind, name, fn)
+	return s.single(ctx, actor, verb, kind, name, false, fn)
 }

@@ -369,6 +369,31 @@ func (r *Record) Decode(obj any) error {
 	return json.Unmarshal(b, obj)
 }
 
+// DecodeObject fills obj as Decode does, without rendering the record
+// and parsing it again for a kind whose spec is not inline: the spec and
+// status documents are parsed into obj and the metadata is copied (its
+// maps and timestamps are then shared with the record's).
+func (r *Record) DecodeObject(obj api.Object) error {
+	if k, ok := api.LookupKind(r.Kind); !ok || k.Inline {
+		return r.Decode(obj)
+	}
+	spec, status := r.Spec, r.Status
+	if len(spec) == 0 {
+		spec = json.RawMessage("{}")
+	}
+	if len(status) == 0 {
+		status = json.RawMessage("null")
+	}
+	doc := make([]byte, 0, len(spec)+len(status)+20)
+	doc = append(append(append(append(append(doc, `{"spec":`...), spec...), `,"status":`...), status...), '}')
+	if err := json.Unmarshal(doc, obj); err != nil {
+		return err
+	}
+	*obj.GetTypeMeta() = api.TypeMeta{APIVersion: api.Group, Kind: r.Kind}
+	*obj.GetMetadata() = r.Meta
+	return nil
+}
+
 // DecodeSpec fills v from the record's spec document alone: for a kind
 // whose spec is not inline (every kind but Event), what Decode puts in the
 // typed object's Spec, without rendering and parsing the whole record.

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,16 @@ type Tx struct {
 	latest map[string]RevisionRow
 	// later is the batch sent just before COMMIT (Later).
 	later *Batch
+	// unversioned are the objects created with their version drawn in
+	// SQL (createUnversioned), versioned once COMMIT answered.
+	unversioned []unversioned
+}
+
+// unversioned is an object createUnversioned wrote: its version is the
+// transaction's id shifted, plus k.
+type unversioned struct {
+	rec *Record
+	k   int64
 }
 
 // txConn is what a Tx sends its statements through: the connection it
@@ -86,9 +97,15 @@ type txConn interface {
 // session was ended for idling in it (a stopped hub) is not run again: its
 // caller has waited that long already and gets Unavailable.
 func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) error {
+	return s.inWriteTx(ctx, actor, false, fn)
+}
+
+// inWriteTx is InTx; with lazy, the transaction's BEGIN is held back to
+// go with its first statement (Store.Create: with its COMMIT too).
+func (s *Store) inWriteTx(ctx context.Context, actor Actor, lazy bool, fn func(tx *Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = classify(s.writeTx(ctx, actor, fn))
+		err = classify(s.writeTx(ctx, actor, lazy, fn))
 		if attempt >= writeAttempts || !retryable(err) || ctx.Err() != nil {
 			break
 		}
@@ -98,8 +115,10 @@ func (s *Store) InTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) er
 }
 
 // writeTx runs fn in one write transaction on a connection of its own.
-// BEGIN and the transaction's first statement go in one round trip.
-func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error) (err error) {
+// BEGIN and the statement that assigns the transaction's id go in one
+// round trip, at once or, with lazy, held back to go with fn's first
+// statement (t.xid is then 0 until something was sent).
+func (s *Store) writeTx(ctx context.Context, actor Actor, lazy bool, fn func(tx *Tx) error) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -111,25 +130,26 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 	t := &Tx{s: s, tx: pc, pending: pc, actor: actor}
 	done := false
 	defer func() {
-		if !done {
+		if !done && pc.sent { // nothing sent: the server has no transaction
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_, _ = conn.Exec(rctx, "ROLLBACK")
 			cancel()
 		}
 	}()
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(`SELECT pg_current_xact_id()::text::bigint, set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+	pc.hold("BEGIN")
+	pc.hold(`SELECT pg_current_xact_id()::text::bigint, set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
 		s.lockTimeout, s.statementTimeout).QueryRow(func(row pgx.Row) error { return row.Scan(&t.xid, nil, nil) })
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return err
+	if !lazy {
+		if err := pc.flush(ctx); err != nil {
+			return err
+		}
 	}
 	if err := fn(t); err != nil {
-		return err
+		return t.createError(err)
 	}
 	if t.later != nil {
 		if err := t.later.Send(ctx); err != nil {
-			return err
+			return t.createError(err)
 		}
 	}
 	tag, err := pc.commit(ctx)
@@ -137,11 +157,14 @@ func (s *Store) writeTx(ctx context.Context, actor Actor, fn func(tx *Tx) error)
 		s.tokens.forget() // whatever COMMIT answered: it may have committed
 	}
 	if err != nil {
-		return err
+		return t.createError(err)
 	}
 	done = true
 	if tag.String() == "ROLLBACK" { // a statement failed and fn went on
 		return pgx.ErrTxCommitRollback
+	}
+	if err := t.versionCreated(); err != nil {
+		return err
 	}
 	s.wakeups.add(t.notes)
 	return nil
@@ -163,10 +186,21 @@ func retryable(err error) bool {
 // Create stores a new object. The store assigns uid, resourceVersion,
 // generation 1 and the creation timestamp; status starts empty unless rec
 // carries one. It fails with AlreadyExists when the name is taken.
+//
+// Unless a spec hook of the kind reads the new version (OnSpecChange,
+// not OnSpecChangeUnversioned), the whole transaction is one round trip:
+// BEGIN, the row, its change-log and audit rows, what the hooks hold
+// back (a workload's first revision) and COMMIT go together (see
+// createUnversioned), and the version is known once COMMIT answered.
 func (s *Store) Create(ctx context.Context, actor Actor, rec *Record) (*Record, error) {
 	var out *Record
-	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, func(tx *Tx) (err error) {
-		out, err = tx.Create(ctx, rec)
+	lazy := !s.versionedHooks(rec.Kind)
+	err := s.single(ctx, actor, VerbCreate, rec.Kind, rec.Meta.Name, lazy, func(tx *Tx) (err error) {
+		if lazy {
+			out, err = tx.createUnversioned(ctx, rec)
+		} else {
+			out, err = tx.Create(ctx, rec)
+		}
 		return err
 	})
 	if err != nil {
@@ -176,9 +210,9 @@ func (s *Store) Create(ctx context.Context, actor Actor, rec *Record) (*Record, 
 }
 
 // single runs one write in its own transaction; a failure is audited and
-// wrapped with what was attempted.
-func (s *Store) single(ctx context.Context, actor Actor, verb, kind, name string, fn func(tx *Tx) error) error {
-	if err := s.InTx(ctx, actor, fn); err != nil {
+// wrapped with what was attempted. lazy is inWriteTx's.
+func (s *Store) single(ctx context.Context, actor Actor, verb, kind, name string, lazy bool, fn func(tx *Tx) error) error {
+	if err := s.inWriteTx(ctx, actor, lazy, fn); err != nil {
 		s.auditFailure(ctx, actor, verb, kind, name, err)
 		return fmt.Errorf("%s %s %s: %w", verb, kind, name, err)
 	}
@@ -225,6 +259,109 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 		return nil, err
 	}
 	return out, nil
+}
+
+// createUnversioned is Store.Create's create, for kinds whose spec hooks
+// do not read the new version: it sends nothing, holding back the row,
+// its change-log and audit rows (pendingConn), so that with the held
+// BEGIN, what the hooks hold and COMMIT, the transaction is one round
+// trip. The version is drawn in SQL as drawVersion draws it in Go (the
+// transaction's id shifted, plus the count drawn before; an id out of
+// range gives NULL, which the NOT NULL columns refuse), and set on the
+// returned record once COMMIT answered (versionCreated). A name already
+// taken fails the insert, and so the transaction, at COMMIT (AlreadyExists,
+// writeTx). Its wake-up is noted then too.
+func (t *Tx) createUnversioned(ctx context.Context, rec *Record) (*Record, error) {
+	out := *rec
+	uid, uidText := newUUID()
+	now := t.s.now().UTC().Truncate(time.Microsecond)
+	out.Meta.UID = uidText
+	out.Meta.Generation = 1
+	out.Meta.CreationTimestamp = &now
+	out.Meta.DeletionTimestamp = nil
+	out.Spec = jsonOrEmpty(rec.Spec)
+	out.Status = jsonOrEmpty(rec.Status)
+	if err := t.runPrepare(ctx, &out); err != nil {
+		return nil, err
+	}
+	if t.drawn >= 1<<versionBits {
+		return nil, api.Errorf(api.CodeInvalid, "one transaction may write at most %d objects", 1<<versionBits)
+	}
+	k := t.drawn
+	t.drawn++
+	// The change-log row holds the object as watchers get it, version
+	// included: rendered here around a marker no client can know (the
+	// new uid), the version goes between the two halves in SQL.
+	marker := "rv-" + uidText
+	out.Meta.ResourceVersion = marker
+	obj, err := json.Marshal(&out)
+	out.Meta.ResourceVersion = ""
+	if err != nil {
+		return nil, err
+	}
+	field := `"resourceVersion":"`
+	i := bytes.Index(obj, []byte(field+marker+`"`))
+	if i < 0 {
+		return nil, fmt.Errorf("create %s %s: the rendered object has no resourceVersion", out.Kind, out.Meta.Name)
+	}
+	head, tail := obj[:i+len(field)], obj[i+len(field)+len(marker):]
+	if out.Kind == "Token" {
+		t.tokens = true
+	}
+	p := t.pending
+	p.hold(createObjectSQL, out.Kind, out.Meta.Name, uid, k, mapOrEmpty(out.Meta.Labels), mapOrEmpty(out.Meta.Annotations),
+		sliceOrEmpty(out.Meta.Finalizers), out.Spec, out.Status, now)
+	p.hold(createChangeSQL, k, out.Kind, out.Meta.Name, string(head), string(tail))
+	p.hold(createAuditSQL, k, t.actor.Name, out.Kind, out.Meta.Name, t.actor.On, t.actor.RequestID)
+	t.unversioned = append(t.unversioned, unversioned{rec: &out, k: k})
+	if err := t.runHooks(ctx, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// sqlVersion is drawVersion in SQL: the transaction's id shifted, plus
+// the parameter k; NULL when the id is out of range.
+func sqlVersion(k string) string {
+	return `(CASE WHEN pg_current_xact_id()::text::bigint < ` + strconv.FormatInt(1<<(63-versionBits), 10) +
+		` THEN (pg_current_xact_id()::text::bigint << ` + strconv.Itoa(versionBits) + `) + ` + k + `::bigint END)`
+}
+
+// The statements of createUnversioned.
+var (
+	createObjectSQL = `INSERT INTO objects (` + recordColumns + `)
+		VALUES ($1, $2, $3, ` + sqlVersion("$4") + `, 1, $5, $6, $7, $8, $9, $10, NULL)`
+	createChangeSQL = `INSERT INTO changes (resource_version, kind, name, type, object)
+		VALUES (` + sqlVersion("$1") + `, $2, $3, 'ADDED', ($4::text || ` + sqlVersion("$1") + `::text || $5::text)::json)`
+	createAuditSQL = `INSERT INTO audit_log (actor, verb, kind, name, resource_version, result, detail, request_id)
+		VALUES ($2, 'create', $3, $4, ` + sqlVersion("$1") + `, 'ok', $5, $6)`
+)
+
+// versionCreated sets the versions of the objects createUnversioned
+// wrote, once COMMIT answered (the transaction's id was read by then),
+// and notes their wake-ups.
+func (t *Tx) versionCreated() error {
+	for _, u := range t.unversioned {
+		if t.xid <= 0 || t.xid >= 1<<(63-versionBits) {
+			return fmt.Errorf("create %s %s: transaction id %d out of range", u.rec.Kind, u.rec.Meta.Name, t.xid)
+		}
+		rv := t.xid<<versionBits + u.k
+		u.rec.Meta.ResourceVersion = strconv.FormatInt(rv, 10)
+		t.note(u.rec.Kind, rv)
+	}
+	return nil
+}
+
+// createError is err, or AlreadyExists when err is the refusal of the
+// row createUnversioned held back (its name was taken; the refusal
+// surfaces with the statement the row went with). Store.Create writes
+// one object per transaction that way.
+func (t *Tx) createError(err error) error {
+	var pgErr *pgconn.PgError
+	if len(t.unversioned) == 1 && errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "objects_pkey" {
+		return alreadyExists(t.unversioned[0].rec)
+	}
+	return err
 }
 
 func alreadyExists(rec *Record) error {
@@ -280,7 +417,7 @@ type MutateFunc func(cur *Record) error
 // deletionTimestamp and no finalizers left, the object is deleted.
 func (s *Store) Mutate(ctx context.Context, actor Actor, verb, kind, name string, fn MutateFunc) (*Record, error) {
 	var out *Record
-	err := s.single(ctx, actor, verb, kind, name, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, verb, kind, name, false, func(tx *Tx) (err error) {
 		out, err = tx.Mutate(ctx, verb, kind, name, fn)
 		return err
 	})
@@ -337,7 +474,7 @@ func (t *Tx) mutated(ctx context.Context, cur *Record, fn MutateFunc) (*Record, 
 func (s *Store) Delete(ctx context.Context, actor Actor, kind, name, precondition string) (*Record, bool, error) {
 	var out *Record
 	var gone bool
-	err := s.single(ctx, actor, VerbDelete, kind, name, func(tx *Tx) (err error) {
+	err := s.single(ctx, actor, VerbDelete, kind, name, false, func(tx *Tx) (err error) {
 		out, gone, err = tx.Delete(ctx, kind, name, precondition)
 		return err
 	})

@@ -52,12 +52,14 @@ type Keeper struct {
 }
 
 // New makes a keeper and registers Record as the store's hook for
-// workloads' spec changes. Call it before the store takes writes.
+// workloads' spec changes (one that reads no resourceVersion, so a
+// workload's create stays one round trip). Call it before the store
+// takes writes.
 func New(store *pgstore.Store, tracer trace.TracerProvider, meter metric.MeterProvider) *Keeper {
 	k := &Keeper{store: store, tracer: tracer.Tracer("github.com/atollhq/atoll/hub/revisions")}
 	k.recorded, _ = meter.Meter("github.com/atollhq/atoll/hub/revisions").Int64Counter("workload.revisions.recorded",
 		metric.WithUnit("{revision}"), metric.WithDescription("Workload template revisions recorded."))
-	store.OnSpecChange(Kind, k.Record)
+	store.OnSpecChangeUnversioned(Kind, k.Record)
 	return k
 }
 
@@ -69,10 +71,11 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 	if err != nil {
 		return err
 	}
-	hash := api.TemplateHash(nextSpec.Template)
+	var hash string                // the template's, needed only to compare with an earlier one
 	var latest pgstore.RevisionRow // a new workload (a new uid) has none
 	ok := false
 	if cur != nil {
+		hash = api.TemplateHash(nextSpec.Template)
 		if latest, ok, err = tx.LatestRevision(ctx, next.Meta.UID); err != nil {
 			return err
 		}
@@ -140,7 +143,7 @@ func (k *Keeper) Record(ctx context.Context, tx *pgstore.Tx, cur, next *pgstore.
 
 func row(t api.ReplicaTemplate, generation int64, actor, cause string, at time.Time) pgstore.RevisionRow {
 	b, _ := json.Marshal(t)
-	return pgstore.RevisionRow{TemplateHash: api.TemplateHash(t), Template: b, Generation: generation, Actor: actor, ChangeCause: cause, CreatedAt: at}
+	return pgstore.RevisionRow{TemplateHash: api.TemplateHashOfJSON(b), Template: b, Generation: generation, Actor: actor, ChangeCause: cause, CreatedAt: at}
 }
 
 func specOf(r *pgstore.Record) (*api.WorkloadSpec, error) {
