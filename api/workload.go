@@ -166,15 +166,15 @@ func (t *ReplicaTemplate) MappedPort(cp int32) int {
 
 // Probe checks a replica. Exactly one of http, tcp and exec is set.
 // Until a run first passes its readiness or startup probe, a failed http
-// or tcp check is retried after 50 ms, doubling, until the next periodic
-// check: a replica is ready soon after it answers, not a period later.
-// Those retries never count toward failureThreshold.
+// or tcp check is retried after 50 ms, doubling up to every 250 ms, for
+// the run's first 10 s: a replica is ready soon after it answers, not a
+// period later. Those retries never count toward failureThreshold.
 type Probe struct {
 	HTTP                *HTTPProbe `json:"http,omitempty"`
 	TCP                 *TCPProbe  `json:"tcp,omitempty"`
 	Exec                *ExecProbe `json:"exec,omitempty"`
 	InitialDelaySeconds int32      `json:"initialDelaySeconds,omitempty" minimum:"0"`
-	PeriodSeconds       int32      `json:"periodSeconds,omitempty" minimum:"0" doc:"Default 10. Before the first pass, a failed http or tcp readiness or startup check is also retried sooner (50 ms, doubling), uncounted."`
+	PeriodSeconds       int32      `json:"periodSeconds,omitempty" minimum:"0" doc:"Default 10. Before the first pass, a failed http or tcp readiness or startup check is also retried sooner (from 50 ms up to every 250 ms, in the run's first 10 s), uncounted."`
 	TimeoutSeconds      int32      `json:"timeoutSeconds,omitempty" minimum:"0" doc:"Default 1."`
 	SuccessThreshold    int32      `json:"successThreshold,omitempty" minimum:"0" doc:"Default 1."`
 	FailureThreshold    int32      `json:"failureThreshold,omitempty" minimum:"0" doc:"Default 3."`

@@ -48,8 +48,9 @@
 // reaches its failure threshold stops the process, and the restart policy
 // decides (it counts as a failure and as a restart). Until a run first
 // passes its readiness (or startup) probe, a failed HTTP or TCP check is
-// retried after 50 ms, doubling, before the next periodic one: a replica
-// is ready within milliseconds of answering rather than a period later
+// retried after 50 ms, doubling up to every 250 ms, in the run's first
+// 10 s: a replica is ready within a fraction of a second of answering
+// rather than a period later
 // (a failover's replacements wait on nothing else). Those retries never
 // count toward the failure threshold; exec probes and liveness keep their
 // period. A container's probes begin when its process runs (runc wrote

@@ -59,21 +59,28 @@ type probeState struct {
 	next     time.Time // the next periodic check
 	ok, fail int
 	// Before the probe first passes in a run, a failed HTTP or TCP
-	// readiness or startup check is retried quickly (from quickRetryFirst, doubling), so that
-	// a replica is ready within tens of milliseconds of answering instead
-	// of a whole period later: a failover's replacements wait on this.
-	// retry is when (zero: none is due), backoff the delay after the next
-	// failed one. A failed retry is not counted: the periodic checks alone
-	// count toward the failure threshold, as before.
-	passed  bool
-	retry   time.Time
-	backoff time.Duration
+	// readiness or startup check is retried quickly (quickRetryFirst,
+	// doubling up to quickRetryMax) during the run's first quickWindow,
+	// so that a replica is ready within a fraction of a second of
+	// answering instead of a whole period later: a failover's
+	// replacements wait on this. retry is when (zero: none is due),
+	// backoff the delay after the next failed one, quickUntil the end of
+	// the window. A failed retry is not counted: the periodic checks
+	// alone count toward the failure threshold, as before.
+	passed     bool
+	retry      time.Time
+	backoff    time.Duration
+	quickUntil time.Time
 }
 
-// quickRetryFirst and the doubling after it bound the quick retries
-// before a probe first passes: about five in the first second, none
-// once the delay reaches the period.
-const quickRetryFirst = 50 * time.Millisecond
+// The quick retries before a probe first passes: 50, 100, 200 ms, then
+// every 250 ms, for the run's first 10 s (at most about 40 checks, and
+// none for a replica that never answers after that).
+const (
+	quickRetryFirst = 50 * time.Millisecond
+	quickRetryMax   = 250 * time.Millisecond
+	quickWindow     = 10 * time.Second
+)
 
 // due is when ps next checks: its retry when one comes first.
 func (ps *probeState) due() time.Time {
@@ -107,9 +114,9 @@ func (ps *probeState) checked(now time.Time, ok, periodic bool) (count bool) {
 		if ps.backoff == 0 {
 			ps.backoff = quickRetryFirst
 		}
-		if at := now.Add(ps.backoff); at.Before(ps.next) {
+		if at := now.Add(ps.backoff); at.Before(ps.next) && !at.After(ps.quickUntil) {
 			ps.retry = at
-			ps.backoff *= 2
+			ps.backoff = min(2*ps.backoff, quickRetryMax)
 		}
 	}
 	return periodic
@@ -130,7 +137,8 @@ func (r *Runtime) probeLoop(ctx context.Context, rep *replica, run *procRun, t a
 	}
 	begin := time.Now()
 	mk := func(kind string, p *api.Probe) *probeState {
-		return &probeState{kind: kind, p: p, next: begin.Add(time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second)}
+		first := begin.Add(time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second)
+		return &probeState{kind: kind, p: p, next: first, quickUntil: first.Add(quickWindow)}
 	}
 	var startup *probeState
 	if t.Startup != nil {

@@ -124,12 +124,12 @@ func TestStartupProbeGatesTheOthers(t *testing.T) {
 
 func TestQuickRetriesBeforeAProbeFirstPasses(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ps := &probeState{kind: "readiness", p: &api.Probe{HTTP: &api.HTTPProbe{}, PeriodSeconds: 1}, next: t0}
+	ps := &probeState{kind: "readiness", p: &api.Probe{HTTP: &api.HTTPProbe{}, PeriodSeconds: 1}, next: t0, quickUntil: t0.Add(quickWindow)}
 	if !ps.checked(t0, false, true) {
 		t.Fatal("a failed periodic check is not counted")
 	}
-	// Retries at 50, 150, 350 and 750 ms; the next (1,550 ms) would pass
-	// the periodic check at 1 s, so none is scheduled.
+	// Retries at 50, 150, 350, 600 and 850 ms; the next (1,100 ms) would
+	// pass the periodic check at 1 s, so none is scheduled.
 	var at []time.Duration
 	for now := t0; ; {
 		if ps.due() == ps.next {
@@ -141,11 +141,18 @@ func TestQuickRetriesBeforeAProbeFirstPasses(t *testing.T) {
 			t.Fatalf("a failed retry at %v was counted", now.Sub(t0))
 		}
 	}
-	if want := []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 350 * time.Millisecond, 750 * time.Millisecond}; !slices.Equal(at, want) {
+	if want := []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 350 * time.Millisecond, 600 * time.Millisecond, 850 * time.Millisecond}; !slices.Equal(at, want) {
 		t.Fatalf("retries at %v, want %v", at, want)
 	}
 	if !ps.next.Equal(t0.Add(time.Second)) {
 		t.Fatalf("next periodic check at %v, want a period after the first", ps.next.Sub(t0))
+	}
+	// After the window, a replica that never answered is checked on its
+	// period only.
+	late := &probeState{kind: "readiness", p: &api.Probe{TCP: &api.TCPProbe{}, PeriodSeconds: 1}, next: t0, quickUntil: t0.Add(quickWindow)}
+	late.checked(t0.Add(quickWindow), false, true)
+	if !late.retry.IsZero() {
+		t.Fatal("a quick retry after the window")
 	}
 	// A retry that passes counts; from then on only periodic checks run.
 	ps.retry = t0.Add(800 * time.Millisecond)
@@ -156,16 +163,16 @@ func TestQuickRetriesBeforeAProbeFirstPasses(t *testing.T) {
 		t.Fatal("a probe that passed once retried a failure quickly")
 	}
 	for _, p := range []*probeState{
-		{kind: "liveness", p: &api.Probe{TCP: &api.TCPProbe{}}},
-		{kind: "readiness", p: &api.Probe{Exec: &api.ExecProbe{Command: []string{"true"}}}},
-		{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}, passed: true},
+		{kind: "liveness", p: &api.Probe{TCP: &api.TCPProbe{}}, quickUntil: t0.Add(quickWindow)},
+		{kind: "readiness", p: &api.Probe{Exec: &api.ExecProbe{Command: []string{"true"}}}, quickUntil: t0.Add(quickWindow)},
+		{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}, passed: true, quickUntil: t0.Add(quickWindow)},
 	} {
 		p.checked(t0, false, true)
 		if !p.retry.IsZero() {
 			t.Fatalf("%s probe %+v retried quickly", p.kind, p.p)
 		}
 	}
-	if st := (&probeState{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}}); st.checked(t0, false, true) && st.retry.IsZero() {
+	if st := (&probeState{kind: "startup", p: &api.Probe{TCP: &api.TCPProbe{}}, quickUntil: t0.Add(quickWindow)}); st.checked(t0, false, true) && st.retry.IsZero() {
 		t.Fatal("a startup probe that has not passed is not retried quickly")
 	}
 }
