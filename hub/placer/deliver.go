@@ -92,15 +92,8 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 	// Speak the member's version when it is older (it ignores the newer
 	// fields: a member before protocol 3 is never fenced).
 	version := protocol.SpokenWith(live.Version)
-	// Send everything pending at once, a bounded number in flight, and
-	// record the acknowledgements in one write. A delivery waits mostly on
-	// the member's store write, not on CPU: a failover sends a thousand at
-	// once, and 256 in flight take a third of the time 32 did.
-	var mu sync.Mutex
-	var acked []pgstore.Placement
 	var errs []error
-	sem := make(chan struct{}, deliveriesInFlight)
-	var wg sync.WaitGroup
+	var pending []outgoing
 	for _, r := range rows {
 		if r.DeliveredEpoch >= r.Epoch && !resync {
 			continue
@@ -140,32 +133,14 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 			d.Template, d.Update, d.Replicas = api.ReplicaTemplate{}, nil, 0
 		}
 		data, _ := json.Marshal(d)
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), data)
-			cancel()
-			var ack protocol.DesiredAck
-			if err == nil {
-				err = json.Unmarshal(reply, &ack)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("deliver %s to %s: %w", r.Workload, cluster, err))
-			case !ack.Accepted && ack.Current < r.Epoch:
-				p.log.WarnContext(ctx, "member refused desired state", "workload", r.Workload, "cluster", cluster, "reason", ack.Reason)
-			default:
-				// Accepted, or the member already holds a newer epoch.
-				acked = append(acked, r)
-			}
-		}()
+		pending = append(pending, outgoing{row: r, desired: d, data: data})
 	}
-	wg.Wait()
+	// Send everything pending at once and record the acknowledgements in
+	// one write: in batches (one request, one round of the member's
+	// store writes, for up to a batch's worth), else one request each, a
+	// bounded number in flight.
+	acked, sendErrs := p.send(ctx, cluster, version, pending)
+	errs = append(errs, sendErrs...)
 	if len(acked) > 0 {
 		if err := p.db.MarkDeliveredAll(ctx, cluster, acked); err != nil {
 			errs = append(errs, err)
@@ -174,6 +149,138 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 	}
 	return errors.Join(errs...)
 }
+
+// outgoing is one desired workload to send: its placement row, the
+// message and its encoding.
+type outgoing struct {
+	row     pgstore.Placement
+	desired protocol.DesiredWorkload
+	data    []byte
+}
+
+// send delivers pending to cluster and returns the rows acknowledged. A
+// member that answers batches gets them in batches of at most
+// protocol.MaxDesiredBatch workloads and desiredBatchBytes; one whose
+// batch request finds no responder (a member from before batches) is sent
+// one request per workload, and only that way for singlesFor.
+func (p *Placer) send(ctx context.Context, cluster string, version int, pending []outgoing) ([]pgstore.Placement, []error) {
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	p.mu.Lock()
+	batches := version >= protocol.Version && p.now().Sub(p.singlesSince[cluster]) > singlesFor
+	p.mu.Unlock()
+	var mu sync.Mutex
+	var acked []pgstore.Placement
+	var errs []error
+	record := func(o outgoing, ack protocol.DesiredAck, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("deliver %s to %s: %w", o.row.Workload, cluster, err))
+		case !ack.Accepted && ack.Current < o.row.Epoch:
+			p.log.WarnContext(ctx, "member refused desired state", "workload", o.row.Workload, "cluster", cluster, "reason", ack.Reason)
+		default:
+			// Accepted, or the member already holds a newer epoch.
+			acked = append(acked, o.row)
+		}
+	}
+	var singles []outgoing
+	if batches {
+		var smu sync.Mutex
+		sem := make(chan struct{}, batchesInFlight)
+		var wg sync.WaitGroup
+		for len(pending) > 0 {
+			n, size := 0, 0
+			for n < len(pending) && n < protocol.MaxDesiredBatch && (n == 0 || size+len(pending[n].data) <= desiredBatchBytes) {
+				size += len(pending[n].data)
+				n++
+			}
+			batch := pending[:n]
+			pending = pending[n:]
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				msg := protocol.DesiredBatch{Version: version, Workloads: make([]protocol.DesiredWorkload, len(batch))}
+				for i, o := range batch {
+					msg.Workloads[i] = o.desired
+				}
+				data, _ := json.Marshal(msg)
+				rctx, cancel := context.WithTimeout(ctx, batchTimeout)
+				defer cancel()
+				reply, err := p.bus.Request(rctx, cluster, protocol.DesiredBatchSubject(cluster), data)
+				if err != nil && rctx.Err() == nil && ctx.Err() == nil {
+					// Answered at once without an answer: nobody listens
+					// for batches there. One by one, then.
+					p.mu.Lock()
+					p.singlesSince[cluster] = p.now()
+					p.mu.Unlock()
+					smu.Lock()
+					singles = append(singles, batch...)
+					smu.Unlock()
+					return
+				}
+				var ack protocol.DesiredBatchAck
+				if err == nil {
+					if err = json.Unmarshal(reply, &ack); err == nil && len(ack.Acks) != len(batch) {
+						err = fmt.Errorf("the member answered %d of %d (%s)", len(ack.Acks), len(batch), ack.Reason)
+					}
+				}
+				for i, o := range batch {
+					if err != nil {
+						record(o, protocol.DesiredAck{}, err)
+						continue
+					}
+					a := ack.Acks[i]
+					if a.Workload != o.row.Workload {
+						record(o, a, fmt.Errorf("the member answered for %q in its place", a.Workload))
+						continue
+					}
+					record(o, a, nil)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		singles = pending
+	}
+	sem := make(chan struct{}, deliveriesInFlight)
+	var wg sync.WaitGroup
+	for _, o := range singles {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), o.data)
+			cancel()
+			var ack protocol.DesiredAck
+			if err == nil {
+				err = json.Unmarshal(reply, &ack)
+			}
+			record(o, ack, err)
+		}()
+	}
+	wg.Wait()
+	return acked, errs
+}
+
+// Batches: how many requests in flight to one member, how large one may
+// grow (the member's NATS takes 1 MiB a message; a single workload larger
+// than this goes alone), how long to wait for one (the member stores a
+// whole batch before it answers), and how long a member that did not
+// answer batches is sent single requests before batches are tried again
+// (it may have been upgraded).
+const (
+	batchesInFlight   = 4
+	desiredBatchBytes = 512 << 10
+	batchTimeout      = 5 * time.Second
+	singlesFor        = time.Minute
+)
 
 // deliveriesInFlight bounds the desired-state requests outstanding to one
 // member; members store as many at once (member.storesInFlight).

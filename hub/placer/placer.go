@@ -60,6 +60,9 @@ type Placer struct {
 	timer    *time.Timer // wakes a pass when a failover grace runs out
 	timerAt  time.Time
 	resynced map[string]time.Time // cluster -> last full resend (deliverTo)
+	// singlesSince: cluster -> when its member last found no responder
+	// for a batch of desired state (send); under mu.
+	singlesSince map[string]time.Time
 
 	leader    leader.Leadership
 	wake      chan struct{}
@@ -105,7 +108,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -280,10 +283,12 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	}
 	clear(p.owed) // decided again above
 	workloads := p.cache
-	// The placement rows first, then delivery, then the workloads' status
-	// and events: members get their work without waiting for bookkeeping.
-	// (Workloads carry the placement finalizer from creation, so a delete
-	// in between still goes through tombstones.)
+	// The placement rows first, then delivery and, alongside it, the
+	// workloads' status and events: members get their work without
+	// waiting for bookkeeping, and the pass lasts as long as the longer of
+	// the two, not their sum, so the workloads created meanwhile wait
+	// less for the next one. (Workloads carry the placement finalizer from
+	// creation, so a delete in between still goes through tombstones.)
 	if len(changes) > 0 {
 		if err := p.commitRows(ctx, changes); err != nil {
 			errs = append(errs, err)
@@ -293,11 +298,18 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			changes = nil
 		}
 	}
+	var statusErr error
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		statusErr = p.commitChanges(ctx, changes, unreachable)
+	}()
 	if err := p.deliver(ctx, workloads, clusters); err != nil {
 		errs = append(errs, err)
 	}
-	if err := p.commitChanges(ctx, changes, unreachable); err != nil {
-		errs = append(errs, err)
+	<-wrote
+	if statusErr != nil {
+		errs = append(errs, statusErr)
 	}
 	return errors.Join(errs...)
 }
