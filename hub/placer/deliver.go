@@ -15,11 +15,14 @@ import (
 )
 
 // deliver sends every placement a member has not acknowledged, and checks
-// each Ready member's digest every few seconds.
-func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
-	rows, err := p.db.Placements(ctx)
-	if err != nil {
-		return err
+// each Ready member's digest every few seconds. rows are the placement
+// rows as they stand (nil: read them).
+func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, rows []pgstore.Placement) error {
+	if rows == nil {
+		var err error
+		if rows, err = p.db.Placements(ctx); err != nil {
+			return err
+		}
 	}
 	known := map[string]bool{}
 	targets := map[string]api.Target{}

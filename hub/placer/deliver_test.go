@@ -144,3 +144,25 @@ func TestDeliveryInBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestWithCommitted: the rows deliver sends from are the pass's rows with
+// what it committed: a changed row replaced at its new epoch and not
+// delivered, a new one added, the others as read.
+func TestWithCommitted(t *testing.T) {
+	t.Parallel()
+	read := []pgstore.Placement{
+		{Workload: "a", Cluster: "x", Replicas: 1, Epoch: 3, Generation: 1, DeliveredEpoch: 3},
+		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
+	}
+	changes := []*change{{name: "a", epoch: 9, rows: []pgstore.Placement{{Workload: "a", Cluster: "x", Replicas: 0, Generation: 2},
+		{Workload: "a", Cluster: "y", Replicas: 1, Generation: 2}}}, {name: "b", epoch: 4}}
+	got := withCommitted(read, changes)
+	want := []pgstore.Placement{
+		{Workload: "a", Cluster: "x", Replicas: 0, Epoch: 9, Generation: 2},
+		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
+		{Workload: "a", Cluster: "y", Replicas: 1, Epoch: 9, Generation: 2},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("want %+v\ngot  %+v", want, got)
+	}
+}

@@ -302,12 +302,14 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched))); err != nil {
 		return err
 	}
+	retired := false // rows written outside commitRows: deliver reads them again
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
 			continue
 		}
 		if w.Metadata.DeletionTimestamp != nil {
+			retired = true
 			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
 				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
 			}
@@ -339,8 +341,13 @@ func (p *Placer) pass(ctx context.Context) error {
 			changes = nil
 		}
 	}
+	if retired {
+		rows = nil
+	} else {
+		rows = withCommitted(rows, changes)
+	}
 	p.writeStatus(ctx, changes, unreachable)
-	if err := p.deliver(ctx, workloads, clusters); err != nil {
+	if err := p.deliver(ctx, workloads, clusters, rows); err != nil {
 		errs = append(errs, err)
 	}
 	// At most one pass's writes wait behind the running ones: a pass
@@ -349,6 +356,29 @@ func (p *Placer) pass(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// withCommitted is rows, the placement rows read as the pass began,
+// with the rows commitRows wrote for changes (each at its change's epoch,
+// not delivered yet): what the table holds now, as only the pass writes
+// placement rows.
+func withCommitted(rows []pgstore.Placement, changes []*change) []pgstore.Placement {
+	at := make(map[[2]string]int, len(rows))
+	for i, r := range rows {
+		at[[2]string{r.Workload, r.Cluster}] = i
+	}
+	for _, ch := range changes {
+		for _, r := range ch.rows {
+			r.Epoch, r.DeliveredEpoch = ch.epoch, 0
+			if i, ok := at[[2]string{r.Workload, r.Cluster}]; ok {
+				rows[i] = r
+				continue
+			}
+			at[[2]string{r.Workload, r.Cluster}] = len(rows)
+			rows = append(rows, r)
+		}
+	}
+	return rows
 }
 
 // statusWrite is one pass's status writes under way.
