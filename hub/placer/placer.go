@@ -419,6 +419,11 @@ func (p *Placer) writeStatus(ctx context.Context, changes []*change, lost map[st
 // pass that puts the workload off for it has a pass woken once it is.
 func (p *Placer) writingStatus(name string) bool {
 	for _, w := range p.writes {
+		select {
+		case <-w.done:
+			continue // written (waitStatus drops it later)
+		default:
+		}
 		if w.names[name] {
 			if !w.woken {
 				w.woken = true

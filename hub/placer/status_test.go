@@ -232,6 +232,12 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 	if err := <-held; err != nil {
 		t.Fatal(err)
 	}
+	// Written, and waitStatus not called yet (the loop keeps the last
+	// pass's writes until the next pass): no longer put off.
+	<-p.writes[len(p.writes)-1].done
+	if p.writingStatus("w") {
+		t.Error("w still counted as being written once its write ended")
+	}
 	if err := p.waitStatus(0); err != nil {
 		t.Fatal(err)
 	}
