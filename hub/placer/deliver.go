@@ -163,7 +163,7 @@ type outgoing struct {
 
 // send delivers pending to cluster and returns the rows acknowledged. A
 // member that answers batches gets them in batches of at most
-// protocol.MaxDesiredBatch workloads and desiredBatchBytes; one whose
+// desiredBatchMax workloads and desiredBatchBytes; one whose
 // batch request finds no responder (a member from before batches) is sent
 // one request per workload, and only that way for singlesFor.
 func (p *Placer) send(ctx context.Context, cluster string, version int, pending []outgoing) ([]pgstore.Placement, []error) {
@@ -196,7 +196,7 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 		var wg sync.WaitGroup
 		for len(pending) > 0 {
 			n, size := 0, 0
-			for n < len(pending) && n < protocol.MaxDesiredBatch && (n == 0 || size+len(pending[n].data) <= desiredBatchBytes) {
+			for n < len(pending) && n < desiredBatchMax && (n == 0 || size+len(pending[n].data) <= desiredBatchBytes) {
 				size += len(pending[n].data)
 				n++
 			}
@@ -272,16 +272,18 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 	return acked, errs
 }
 
-// Batches: how many requests in flight to one member, how large one may
-// grow (the member's NATS takes 1 MiB a message; a single workload larger
-// than this goes alone), how long to wait for one (the member stores a
-// whole batch before it answers), and how long a member that did not
-// answer batches is sent single requests before batches are tried again
-// (it may have been upgraded).
+// Batches: how many workloads one carries and how large it may grow (the
+// member's NATS takes 1 MiB a message; a single workload larger than
+// this goes alone), how many are in flight to one member, how long to
+// wait for one (as for a single request: a member that went quiet holds
+// the pass, and with it a failover, no longer than it did), and how long
+// a member that did not answer batches is sent single requests before
+// batches are tried again (it may have been upgraded).
 const (
-	batchesInFlight   = 4
+	desiredBatchMax   = 128 // at most protocol.MaxDesiredBatch
 	desiredBatchBytes = 512 << 10
-	batchTimeout      = 5 * time.Second
+	batchesInFlight   = 8
+	batchTimeout      = 2 * time.Second
 	singlesFor        = time.Minute
 )
 

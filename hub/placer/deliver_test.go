@@ -65,7 +65,7 @@ func (b *memberBus) Request(_ context.Context, cluster, subject string, data []b
 }
 
 // TestDeliveryInBatches: a member that answers batches gets a pass's
-// desired state in batches no larger than protocol.MaxDesiredBatch, one
+// desired state in batches no larger than desiredBatchMax, one
 // that does not (its batch request finds no responder) gets one request
 // per workload, and stays on those in the next pass; either way every
 // row ends acknowledged.
@@ -128,8 +128,9 @@ func TestDeliveryInBatches(t *testing.T) {
 			}
 			check("first pass", put(rows))
 			if batches {
-				if s := bus.sent[protocol.DesiredSubject("a")]; s != 0 || bus.sent[protocol.DesiredBatchSubject("a")] != 2 || bus.largest > protocol.MaxDesiredBatch {
-					t.Errorf("want %d workloads in 2 batches of at most %d and no single request; got %v, largest %d", n, protocol.MaxDesiredBatch, bus.sent, bus.largest)
+				want := (n + desiredBatchMax - 1) / desiredBatchMax
+				if s := bus.sent[protocol.DesiredSubject("a")]; s != 0 || bus.sent[protocol.DesiredBatchSubject("a")] != want || bus.largest > desiredBatchMax {
+					t.Errorf("want %d workloads in %d batches of at most %d and no single request; got %v, largest %d", n, want, desiredBatchMax, bus.sent, bus.largest)
 				}
 				return
 			}
