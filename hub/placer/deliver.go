@@ -36,6 +36,7 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 	}
 	var mu sync.Mutex
 	var errs []error
+	acked := map[string][]pgstore.Placement{}
 	var wg sync.WaitGroup
 	for cluster, list := range byCluster {
 		wg.Add(1)
@@ -45,18 +46,94 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 			if !ok {
 				target = api.Target{Name: cluster} // deregistered
 			}
-			if err := p.deliverTo(ctx, target, known[cluster], list, workloads); err != nil {
-				mu.Lock()
+			got, err := p.deliverTo(ctx, target, known[cluster], list, workloads)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+			}
+			if len(got) > 0 {
+				acked[cluster] = got
 			}
 		}()
 	}
 	wg.Wait()
+	p.markDelivered(ctx, acked)
 	return errors.Join(errs...)
 }
 
-func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) error {
+// ackKey is one workload's placement on one cluster.
+type ackKey struct{ cluster, workload string }
+
+// markWrite is one pass's acknowledgements being recorded.
+type markWrite struct {
+	done  chan struct{}
+	acked map[ackKey]int64
+}
+
+// markDelivered records the acknowledged rows (MarkDeliveredAll, one
+// write per cluster) while the next pass runs: until they are written,
+// the placer remembers the epochs acknowledged (acking), and deliverTo
+// does not send them again. The pass goroutine only.
+func (p *Placer) markDelivered(ctx context.Context, acked map[string][]pgstore.Placement) {
+	if len(acked) == 0 {
+		return
+	}
+	m := &markWrite{done: make(chan struct{}), acked: map[ackKey]int64{}}
+	n := 0
+	for cluster, rows := range acked {
+		for _, r := range rows {
+			k := ackKey{cluster, r.Workload}
+			m.acked[k] = r.Epoch
+			p.acking[k] = max(p.acking[k], r.Epoch)
+		}
+		n += len(rows)
+	}
+	p.marks = append(p.marks, m)
+	p.delivered.Add(ctx, int64(n))
+	go func() {
+		defer close(m.done)
+		var wg sync.WaitGroup
+		for cluster, rows := range acked {
+			wg.Go(func() {
+				if err := p.db.MarkDeliveredAll(ctx, cluster, rows); err != nil {
+					p.writeMu.Lock()
+					p.writeErr = errors.Join(p.writeErr, err)
+					p.writeMu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}()
+}
+
+// waitMarks waits until at most keep passes' acknowledgements are being
+// written, and forgets the epochs of those written (the table has them
+// now: a pass that reads it after this sees them). The pass goroutine
+// only, before it reads the placement rows.
+func (p *Placer) waitMarks(keep int) {
+	for len(p.marks) > 0 {
+		m := p.marks[0]
+		if len(p.marks) <= keep {
+			select {
+			case <-m.done:
+			default:
+				return
+			}
+		}
+		<-m.done
+		p.marks = p.marks[1:]
+		for k, e := range m.acked {
+			if p.acking[k] <= e {
+				delete(p.acking, k)
+			}
+		}
+	}
+}
+
+// deliverTo sends cluster what it has not acknowledged and returns the
+// rows it acknowledged now (for markDelivered).
+func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) ([]pgstore.Placement, error) {
 	cluster := target.Name
 	if live, ok := p.monitor.Live(cluster); !known || !ok || live.Health == api.HealthUnreachable {
 		if !known {
@@ -69,10 +146,10 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 				}
 			}
 			if len(gone) > 0 {
-				return p.db.MarkDeliveredAll(ctx, cluster, gone)
+				return nil, p.db.MarkDeliveredAll(ctx, cluster, gone)
 			}
 		}
-		return nil // deliver when it is back
+		return nil, nil // deliver when it is back
 	}
 	live, _ := p.monitor.Live(cluster)
 	p.mu.Lock()
@@ -98,7 +175,9 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 	var errs []error
 	var pending []outgoing
 	for _, r := range rows {
-		if r.DeliveredEpoch >= r.Epoch && !resync {
+		// Acknowledged, or acknowledged and not recorded yet (acking is
+		// only read while passes deliver).
+		if (r.DeliveredEpoch >= r.Epoch || p.acking[ackKey{cluster, r.Workload}] >= r.Epoch) && !resync {
 			continue
 		}
 		w, ok := workloads[r.Workload]
@@ -138,19 +217,12 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 		data, _ := json.Marshal(d)
 		pending = append(pending, outgoing{row: r, desired: d, data: data})
 	}
-	// Send everything pending at once and record the acknowledgements in
-	// one write: in batches (one request, one round of the member's
-	// store writes, for up to a batch's worth), else one request each, a
-	// bounded number in flight.
+	// Send everything pending at once: in batches (one request, one round
+	// of the member's store writes, for up to a batch's worth), else one
+	// request each, a bounded number in flight.
 	acked, sendErrs := p.send(ctx, cluster, version, pending)
 	errs = append(errs, sendErrs...)
-	if len(acked) > 0 {
-		if err := p.db.MarkDeliveredAll(ctx, cluster, acked); err != nil {
-			errs = append(errs, err)
-		}
-		p.delivered.Add(ctx, int64(len(acked)))
-	}
-	return errors.Join(errs...)
+	return acked, errors.Join(errs...)
 }
 
 // outgoing is one desired workload to send: its placement row, the

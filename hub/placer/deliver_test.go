@@ -68,7 +68,8 @@ func (b *memberBus) Request(_ context.Context, cluster, subject string, data []b
 // desired state in batches no larger than desiredBatchMax, one
 // that does not (its batch request finds no responder) gets one request
 // per workload, and stays on those in the next pass; either way every
-// row ends acknowledged.
+// row ends acknowledged, and rows acknowledged but not yet recorded are
+// not sent again.
 func TestDeliveryInBatches(t *testing.T) {
 	t.Parallel()
 	for _, batches := range []bool{true, false} {
@@ -113,8 +114,20 @@ func TestDeliveryInBatches(t *testing.T) {
 			target := api.Target{Name: "a"}
 			check := func(round string, got []pgstore.Placement) {
 				t.Helper()
-				if err := p.deliverTo(ctx, target, true, got, workloads); err != nil {
+				acked, err := p.deliverTo(ctx, target, true, got, workloads)
+				if err != nil {
 					t.Fatalf("%s: %v", round, err)
+				}
+				p.markDelivered(ctx, map[string][]pgstore.Placement{"a": acked})
+				// The rows as read before the acknowledgements are recorded:
+				// nothing is sent again.
+				before := fmt.Sprint(bus.sent)
+				if again, err := p.deliverTo(ctx, target, true, got, workloads); err != nil || len(again) != 0 || fmt.Sprint(bus.sent) != before {
+					t.Errorf("%s: acknowledged rows sent again before their record was written: %d acked, sent %v (was %v), %v", round, len(again), bus.sent, before, err)
+				}
+				p.waitMarks(0)
+				if len(p.acking) != 0 {
+					t.Errorf("%s: %d acknowledgements still remembered once written", round, len(p.acking))
 				}
 				after, err := store.Placements(ctx)
 				if err != nil {

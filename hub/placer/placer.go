@@ -72,6 +72,10 @@ type Placer struct {
 	writeMu     sync.Mutex
 	owedByWrite map[string]bool
 	writeErr    error
+	// The passes' acknowledgements being recorded (markDelivered), oldest
+	// first, and the epochs they hold (pass goroutine only).
+	marks  []*markWrite
+	acking map[ackKey]int64
 
 	leader    leader.Leadership
 	wake      chan struct{}
@@ -117,7 +121,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -165,6 +169,7 @@ var placerActor = pgstore.Actor{Name: "system:placement"}
 // or all of them when a cluster changed.
 func (p *Placer) RunOnce(ctx context.Context) error {
 	err := p.pass(ctx)
+	p.waitMarks(0)
 	return errors.Join(err, p.waitStatus(0))
 }
 
@@ -205,6 +210,7 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.waitMarks(len(p.marks)) // forget what the table now holds, before reading it
 	rows, err := p.db.Placements(ctx)
 	if err != nil {
 		return err
@@ -351,7 +357,8 @@ func (p *Placer) pass(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	// At most one pass's writes wait behind the running ones: a pass
-	// that delivers faster than the database takes the status waits here.
+	// that delivers faster than the database takes them waits here.
+	p.waitMarks(1)
 	if err := p.waitStatus(1); err != nil {
 		errs = append(errs, err)
 	}
@@ -635,6 +642,7 @@ func (p *Placer) Start(ctx context.Context) {
 // call twice and before Start.
 func (p *Placer) Stop() {
 	p.loop.Stop()
+	p.waitMarks(0)
 	_ = p.waitStatus(0)
 	p.timerMu.Lock()
 	if p.timer != nil {
