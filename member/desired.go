@@ -112,9 +112,13 @@ func (m *Member) storeDesiredBatch(ctx context.Context, st *state.Store, msg *na
 		valid = append(valid, d)
 		at = append(at, i)
 	}
-	acks, errs := st.PutDesiredBatch(ctx, valid)
-	var stored []string
-	now := time.Now()
+	// Each workload acts as soon as it is stored (its fence first), not
+	// once the whole batch is.
+	acks, errs := st.PutDesiredBatch(ctx, valid, func(k int) {
+		d := valid[k]
+		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, d.Term, time.Now())
+		changed(d.Workload)
+	})
 	for k, d := range valid {
 		i := at[k]
 		switch ack, err := acks[k], errs[k]; {
@@ -125,12 +129,7 @@ func (m *Member) storeDesiredBatch(ctx context.Context, st *state.Store, msg *na
 			out.Acks[i], results[i] = ack, "stale"
 		default:
 			out.Acks[i], results[i] = ack, "accepted"
-			m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, d.Term, now)
-			stored = append(stored, d.Workload)
 		}
-	}
-	if len(stored) > 0 {
-		changed(stored...) // act now, not at the next resync
 	}
 	for _, r := range results {
 		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", r)))

@@ -430,8 +430,13 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 // hundred costs one round of acks, not a hundred. A write whose
 // compare-and-set fails (someone else wrote) or whose ack does not come
 // goes through PutDesired, which reads the bucket. Without a mirror it is
-// PutDesired one by one. The results are in ds's order.
-func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorkload) ([]protocol.DesiredAck, []error) {
+// PutDesired one by one. The results are in ds's order; accepted (nil:
+// none) hears each index as soon as its workload is accepted, so the
+// first ones act before the last are stored.
+func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorkload, accepted func(i int)) ([]protocol.DesiredAck, []error) {
+	if accepted == nil {
+		accepted = func(int) {}
+	}
 	acks := make([]protocol.DesiredAck, len(ds))
 	errs := make([]error, len(ds))
 	m := s.mirrored()
@@ -466,6 +471,7 @@ func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorklo
 			continue
 		case cur.d.Epoch == d.Epoch && !relearns(cur.d, d):
 			acks[i].Accepted, acks[i].Current = true, cur.d.Epoch
+			accepted(i)
 			continue
 		default:
 			rev = cur.rev
@@ -484,6 +490,7 @@ func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorklo
 		case ack := <-p.f.Ok():
 			s.remember(ds[p.i], ack.Sequence)
 			acks[p.i].Accepted, acks[p.i].Current = true, ds[p.i].Epoch
+			accepted(p.i)
 		case <-p.f.Err():
 			again = append(again, p.i) // moved under the mirror, or lost: read the bucket
 		case <-ctx.Done():
@@ -492,6 +499,9 @@ func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorklo
 	}
 	for _, i := range again {
 		acks[i], errs[i] = s.PutDesired(ctx, ds[i])
+		if errs[i] == nil && acks[i].Accepted {
+			accepted(i)
+		}
 	}
 	return acks, errs
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -324,7 +325,11 @@ func TestPutDesiredBatch(t *testing.T) {
 				accepted bool
 				current  int64
 			}{{true, 7}, {true, 7}, {true, 3}, {false, 5}, {false, 3}, {false, 10}}
-			acks, errs := st.PutDesiredBatch(ctx, batch)
+			var heard []int
+			acks, errs := st.PutDesiredBatch(ctx, batch, func(i int) { heard = append(heard, i) })
+			if slices.Sort(heard); fmt.Sprint(heard) != "[0 1 2]" {
+				t.Errorf("want the accepted ones heard (0, 1, 2), each once; heard %v", heard)
+			}
 			for i, d := range batch {
 				if errs[i] != nil {
 					t.Errorf("%s: %v", d.Workload, errs[i])
