@@ -194,6 +194,7 @@ func (p *Placer) pass(ctx context.Context) error {
 	for _, name := range p.monitor.Unreachable() {
 		unreachable[name] = true
 	}
+	p.sawWrites()
 	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err
@@ -393,6 +394,22 @@ type statusWrite struct {
 	done  chan struct{}
 	names map[string]bool
 	woken bool // a later pass put off one of names: wake a pass at the end
+	// ended: done before the pass under way read the change log, so
+	// what it wrote is read as any other write (set by sawWrites).
+	ended bool
+}
+
+// sawWrites notes which status writes had ended before the pass reads
+// the change log: one that ends later is still being written for this
+// pass, whose workloads cache has not read it.
+func (p *Placer) sawWrites() {
+	for _, w := range p.writes {
+		select {
+		case <-w.done:
+			w.ended = true
+		default:
+		}
+	}
 }
 
 // writeStatus starts writing changes' status, conditions and events
@@ -422,14 +439,13 @@ func (p *Placer) writeStatus(ctx context.Context, changes []*change, lost map[st
 	}()
 }
 
-// writingStatus says whether a workload's status is being written; a
-// pass that puts the workload off for it has a pass woken once it is.
+// writingStatus says whether a workload's status is being written, or
+// was when the pass read the change log; a pass that puts the workload
+// off for it has a pass woken once it is written.
 func (p *Placer) writingStatus(name string) bool {
 	for _, w := range p.writes {
-		select {
-		case <-w.done:
-			continue // written (waitStatus drops it later)
-		default:
+		if w.ended {
+			continue // written before this pass read the log
 		}
 		if w.names[name] {
 			if !w.woken {

@@ -233,10 +233,15 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Written, and waitStatus not called yet (the loop keeps the last
-	// pass's writes until the next pass): no longer put off.
+	// pass's writes until the next pass): still put off by a pass that
+	// read the change log before the write ended, not by the next.
 	<-p.writes[len(p.writes)-1].done
+	if !p.writingStatus("w") {
+		t.Error("w decided by a pass whose read of the change log came before its status write ended")
+	}
+	p.sawWrites() // the next pass, before it reads the log
 	if p.writingStatus("w") {
-		t.Error("w still counted as being written once its write ended")
+		t.Error("w still counted as being written by a pass that began after its write ended")
 	}
 	if err := p.waitStatus(0); err != nil {
 		t.Fatal(err)
