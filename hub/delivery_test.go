@@ -112,6 +112,39 @@ func TestDesiredStateDelivery(t *testing.T) {
 		t.Errorf("a newer epoch: %+v", ack)
 	}
 
+	// A batch: each workload judged on its own, one ack each in order.
+	batch := func(b protocol.DesiredBatch) protocol.DesiredBatchAck {
+		t.Helper()
+		data, _ := json.Marshal(b)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		reply, err := e.bus.Request(ctx, "m1", protocol.DesiredBatchSubject("m1"), data)
+		if err != nil {
+			t.Fatalf("deliver a batch: %v", err)
+		}
+		var ack protocol.DesiredBatchAck
+		if err := json.Unmarshal(reply, &ack); err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
+	v := protocol.Version
+	acks := batch(protocol.DesiredBatch{Version: v, Workloads: []protocol.DesiredWorkload{
+		{Version: v, Workload: "api", Epoch: 8, Replicas: 2, Template: tmpl},
+		{Version: v, Workload: "web", Epoch: 6, Replicas: 9, Template: tmpl},
+		{Version: v, Workload: "db", Epoch: 8, Replicas: -1, Template: tmpl},
+		{Version: v, Workload: "web2", Epoch: 8, Replicas: 1, Template: tmpl},
+	}}).Acks
+	if len(acks) != 4 || !acks[0].Accepted || acks[0].Workload != "api" || acks[1].Accepted || acks[1].Current != 7 || !strings.Contains(acks[1].Reason, "stale epoch") ||
+		acks[2].Accepted || !strings.Contains(acks[2].Reason, "invalid") || !acks[3].Accepted || acks[3].Current != 8 {
+		t.Errorf("batch: want api and web2 accepted, web refused as stale (holds 7), db refused as invalid; got %+v", acks)
+	}
+	if a := batch(protocol.DesiredBatch{Version: v, Workloads: []protocol.DesiredWorkload{
+		{Version: v, Workload: "api", Epoch: 8, Replicas: 2, Template: tmpl}, {Version: v, Workload: "api", Epoch: 9, Replicas: 2, Template: tmpl},
+	}}); len(a.Acks) != 0 || !strings.Contains(a.Reason, "twice") {
+		t.Errorf("a batch naming a workload twice must be refused as a whole; got %+v", a)
+	}
+
 	// The digest names the epoch held per workload.
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer dcancel()
@@ -120,16 +153,16 @@ func TestDesiredStateDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var digest protocol.Digest
-	if err := json.Unmarshal(raw, &digest); err != nil || digest.Workloads["web"] != 7 || len(digest.Workloads) != 1 {
-		t.Errorf("digest: want web at epoch 7, got %+v (%v)", digest, err)
+	if err := json.Unmarshal(raw, &digest); err != nil || digest.Workloads["web"] != 7 || digest.Workloads["api"] != 8 || digest.Workloads["web2"] != 8 || len(digest.Workloads) != 3 {
+		t.Errorf("digest: want web at epoch 7, api and web2 at 8, got %+v (%v)", digest, err)
 	}
 
 	// The state outlives a member restart (which needs no join token).
 	stop()
 	back, _ := runMember(t, "", "m1", dir)
 	held, err := back.State().Desired(context.Background())
-	if err != nil || held["web"].Epoch != 7 || held["web"].Replicas != 4 {
-		t.Errorf("after a restart m1 holds %+v (err %v), want web at epoch 7 with 4 replicas", held, err)
+	if err != nil || held["web"].Epoch != 7 || held["web"].Replicas != 4 || held["api"].Epoch != 8 || held["api"].Replicas != 2 {
+		t.Errorf("after a restart m1 holds %+v (err %v), want web at epoch 7 with 4 replicas and api at 8 with 2", held, err)
 	}
 
 	// Another member never sees m1's desired state: it has its own KV.

@@ -14,8 +14,9 @@ import (
 	"github.com/atollhq/atoll/protocol"
 )
 
-// serveDesired stores the desired workloads the hub sends into the
-// member's KV, fenced by epoch, and acknowledges each once it is stored.
+// serveDesired stores the desired workloads the hub sends (one per
+// request, or many in a DesiredBatch) into the member's KV, fenced by
+// epoch, and acknowledges each once it is stored.
 func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func(workloads ...string)) (*nats.Subscription, error) {
 	received, _ := m.cfg.Meter.Meter("github.com/atollhq/atoll/member").Int64Counter("member.desired.received",
 		metric.WithUnit("{message}"), metric.WithDescription("Desired-state messages from the hub, by result."))
@@ -35,6 +36,21 @@ func (m *Member) serveDesired(ctx context.Context, st *state.Store, changed func
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to desired state: %w", err)
+	}
+	// Batches share the bound: one in flight holds one place.
+	_, err = m.conn.Subscribe(protocol.DesiredBatchSubject(m.cfg.Name), func(msg *nats.Msg) {
+		if m.drill.cutOff(time.Now()) {
+			return
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			m.storeDesiredBatch(ctx, st, msg, received, changed)
+		}()
+	})
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to desired state batches: %w", err)
 	}
 	return sub, m.conn.Flush()
 }
@@ -65,6 +81,60 @@ func (m *Member) storeDesired(ctx context.Context, st *state.Store, msg *nats.Ms
 	}
 	data, _ := json.Marshal(ack)
 	_ = msg.Respond(data)
+}
+
+// storeDesiredBatch stores a batch of deliveries (each judged on its
+// own, the KV writes overlapped) and answers it with one ack each.
+func (m *Member) storeDesiredBatch(ctx context.Context, st *state.Store, msg *nats.Msg, received metric.Int64Counter, changed func(workloads ...string)) {
+	answer := func(a protocol.DesiredBatchAck) {
+		if msg.Reply == "" {
+			return
+		}
+		data, _ := json.Marshal(a)
+		_ = msg.Respond(data)
+	}
+	b, err := protocol.DecodeDesiredBatch(msg.Data)
+	if err != nil {
+		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "invalid")))
+		answer(protocol.DesiredBatchAck{Version: protocol.Version, Reason: "invalid desired state batch: " + err.Error()})
+		return
+	}
+	out := protocol.DesiredBatchAck{Version: protocol.Version, Acks: make([]protocol.DesiredAck, len(b.Workloads))}
+	results := make([]string, len(b.Workloads))
+	var valid []protocol.DesiredWorkload
+	var at []int // valid[k] is b.Workloads[at[k]]
+	for i, d := range b.Workloads {
+		out.Acks[i] = protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
+		if err := d.Validate(); err != nil {
+			out.Acks[i].Reason, results[i] = "invalid desired state: "+err.Error(), "invalid"
+			continue
+		}
+		valid = append(valid, d)
+		at = append(at, i)
+	}
+	// Each workload acts as soon as it is stored (its fence first), not
+	// once the whole batch is.
+	acks, errs := st.PutDesiredBatch(ctx, valid, func(k int) {
+		d := valid[k]
+		m.fence.desired(d.Workload, d.Epoch, d.Exclusive, d.Deleted, d.Term, time.Now())
+		changed(d.Workload)
+	})
+	for k, d := range valid {
+		i := at[k]
+		switch ack, err := acks[k], errs[k]; {
+		case err != nil:
+			out.Acks[i].Reason, results[i] = err.Error(), "error"
+			m.log.WarnContext(ctx, "storing desired state failed", "workload", d.Workload, "epoch", d.Epoch, "err", err)
+		case !ack.Accepted:
+			out.Acks[i], results[i] = ack, "stale"
+		default:
+			out.Acks[i], results[i] = ack, "accepted"
+		}
+	}
+	for _, r := range results {
+		received.Add(ctx, 1, metric.WithAttributes(attribute.String("result", r)))
+	}
+	answer(out)
 }
 
 // serveDigest answers the hub's digest requests with the epoch held for

@@ -99,4 +99,9 @@
 //	   TrafficReport: requests, errors, a latency histogram, each report
 //	   the interval since the previous one). A version 6 member reports
 //	   no traffic: a traffic gate on its clusters waits.
+//	   Also additive in 7: the hub sends many desired workloads in one
+//	   request (atoll.h.<cluster>.desired-batch, a DesiredBatch of at most
+//	   MaxDesiredBatch, answered by a DesiredBatchAck with one DesiredAck
+//	   each). A member that does not listen there (the request finds no
+//	   responder) is sent one workload per request, as before.
 package protocol

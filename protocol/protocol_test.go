@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
@@ -76,6 +77,39 @@ func TestDecodeDesired(t *testing.T) {
 		}
 	}
 	if _, err := DecodeDesired([]byte("[")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("garbage: want ErrMalformed, got %v", err)
+	}
+}
+
+func TestDecodeDesiredBatch(t *testing.T) {
+	t.Parallel()
+	one := func(name string) DesiredWorkload {
+		return DesiredWorkload{Version: Version, Workload: name, Epoch: 1, Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}
+	}
+	full := DesiredBatch{Version: Version}
+	for i := range MaxDesiredBatch + 1 {
+		full.Workloads = append(full.Workloads, one(fmt.Sprintf("w%d", i)))
+	}
+	cases := []struct {
+		name  string
+		batch DesiredBatch
+		want  error
+	}{
+		{"valid", DesiredBatch{Version: Version, Workloads: []DesiredWorkload{one("a"), one("b")}}, nil},
+		// An invalid entry is the receiver's to refuse alone.
+		{"one bad entry", DesiredBatch{Version: Version, Workloads: []DesiredWorkload{one("a"), {Version: Version, Workload: "Bad!"}}}, nil},
+		{"old protocol", DesiredBatch{Version: 0, Workloads: []DesiredWorkload{one("a")}}, ErrVersion},
+		{"same workload twice", DesiredBatch{Version: Version, Workloads: []DesiredWorkload{one("a"), one("a")}}, ErrMalformed},
+		{"too many", full, ErrMalformed},
+	}
+	for _, c := range cases {
+		data, _ := json.Marshal(c.batch)
+		_, err := DecodeDesiredBatch(data)
+		if !errors.Is(err, c.want) && !(c.want == nil && err == nil) {
+			t.Errorf("%s: want %v, got %v", c.name, c.want, err)
+		}
+	}
+	if _, err := DecodeDesiredBatch([]byte(`{"v":`)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("garbage: want ErrMalformed, got %v", err)
 	}
 }

@@ -87,6 +87,56 @@ func (d *DesiredWorkload) Validate() error {
 	return nil
 }
 
+// DesiredBatchSubject is where the hub sends a member many desired
+// workloads in one request (a DesiredBatch); the member answers with a
+// DesiredBatchAck once every one it accepts is in its KV. A member that
+// does not listen there is sent one workload per request on
+// DesiredSubject (additive in 7).
+func DesiredBatchSubject(cluster string) string { return hubPrefix + cluster + ".desired-batch" }
+
+// MaxDesiredBatch is the most workloads one DesiredBatch may carry.
+const MaxDesiredBatch = 256
+
+// DesiredBatch carries several DesiredWorkloads, each judged on its own
+// (one refused or invalid does not refuse the others). The same workload
+// appears at most once.
+type DesiredBatch struct {
+	Version   int               `json:"v"`
+	Workloads []DesiredWorkload `json:"workloads"`
+}
+
+// DesiredBatchAck answers a DesiredBatch: one DesiredAck per workload, in
+// the batch's order. Reason alone (no acks) refuses the batch as a whole.
+type DesiredBatchAck struct {
+	Version int          `json:"v"`
+	Acks    []DesiredAck `json:"acks,omitempty"`
+	Reason  string       `json:"reason,omitempty"`
+}
+
+// DecodeDesiredBatch reads a DesiredBatch and checks the batch as a whole
+// (version, size, no workload twice); each workload is checked with
+// Validate by the receiver, so that one bad entry is refused alone.
+func DecodeDesiredBatch(data []byte) (DesiredBatch, error) {
+	var b DesiredBatch
+	if err := json.Unmarshal(data, &b); err != nil {
+		return b, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if b.Version < MinVersion || b.Version > Version {
+		return b, fmt.Errorf("%w: %d", ErrVersion, b.Version)
+	}
+	if len(b.Workloads) > MaxDesiredBatch {
+		return b, fmt.Errorf("%w: %d workloads in one batch (at most %d)", ErrMalformed, len(b.Workloads), MaxDesiredBatch)
+	}
+	seen := make(map[string]bool, len(b.Workloads))
+	for _, d := range b.Workloads {
+		if seen[d.Workload] {
+			return b, fmt.Errorf("%w: workload %q twice in one batch", ErrMalformed, d.Workload)
+		}
+		seen[d.Workload] = true
+	}
+	return b, nil
+}
+
 // DecodeDesired reads and validates a DesiredWorkload.
 func DecodeDesired(data []byte) (DesiredWorkload, error) {
 	var d DesiredWorkload

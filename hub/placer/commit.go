@@ -33,9 +33,11 @@ func (p *Placer) commitChanges(ctx context.Context, changes []*change, lost map[
 	slices.SortStableFunc(changes, func(a, b *change) int { return cmp.Compare(len(b.rows), len(a.rows)) })
 	for len(changes) > 0 {
 		if len(changes[0].rows) == 0 && p.lostMeanwhile(lost) {
+			p.writeMu.Lock()
 			for _, ch := range changes {
-				p.owed[ch.name] = true
+				p.owedByWrite[ch.name] = true
 			}
+			p.writeMu.Unlock()
 			p.Wake()
 			break
 		}

@@ -6,8 +6,15 @@
 // monitor; the placement rows), asks package failover for each changed
 // workload's decision, and commits what it returns: the placement rows
 // first, in one transaction with one new epoch, then delivery of desired
-// state to each member over NATS until acknowledged, then the workloads'
-// placement status, conditions and events, fenced by the leader term.
+// state to each member over NATS until acknowledged (many workloads per
+// request, protocol.DesiredBatch; one per request to a member that does
+// not take batches), and the workloads' placement status, conditions and
+// events, fenced by the leader term. Those status writes, and the
+// record of the members' acknowledgements, run on while the next pass
+// decides and delivers (a burst of creates waits for delivery, not for
+// bookkeeping); a workload whose status is still being written is
+// decided once it is, and an acknowledged epoch not yet recorded is not
+// sent again.
 // Every few seconds it compares each Ready member's digest and marks what
 // the member lacks for redelivery, so a lost message converges. A deleted
 // workload is retired through tombstones, and its finalizer released once

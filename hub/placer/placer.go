@@ -60,6 +60,22 @@ type Placer struct {
 	timer    *time.Timer // wakes a pass when a failover grace runs out
 	timerAt  time.Time
 	resynced map[string]time.Time // cluster -> last full resend (deliverTo)
+	// singlesSince: cluster -> when its member last found no responder
+	// for a batch of desired state (send); under mu.
+	singlesSince map[string]time.Time
+
+	// The passes' status writes, which run on while the next pass
+	// decides and delivers (writeStatus), oldest first (pass goroutine
+	// only); what they owe a later pass and the errors they met (under
+	// writeMu).
+	writes      []*statusWrite
+	writeMu     sync.Mutex
+	owedByWrite map[string]bool
+	writeErr    error
+	// The passes' acknowledgements being recorded (markDelivered), oldest
+	// first, and the epochs they hold (pass goroutine only).
+	marks  []*markWrite
+	acking map[ackKey]int64
 
 	leader    leader.Leadership
 	wake      chan struct{}
@@ -105,7 +121,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -146,20 +162,39 @@ func (p *Placer) Wake() {
 
 var placerActor = pgstore.Actor{Name: "system:placement"}
 
-// RunOnce decides, stores and delivers once (on the leader only). It
-// reads workloads incrementally from the change log (a full list every
-// 10 s, after a gap, or at first), and decides again only the workloads
-// that changed, or all of them when a cluster changed.
+// RunOnce decides, stores and delivers once (on the leader only), and
+// returns once the pass's status writes are done too. It reads workloads
+// incrementally from the change log (a full list every 10 s, after a
+// gap, or at first), and decides again only the workloads that changed,
+// or all of them when a cluster changed.
 func (p *Placer) RunOnce(ctx context.Context) error {
+	err := p.pass(ctx)
+	p.waitMarks(0)
+	return errors.Join(err, p.waitStatus(0))
+}
+
+// pass is RunOnce without waiting for its status writes: the loop's
+// next pass decides and delivers the workloads created meanwhile while
+// they run (writeStatus).
+func (p *Placer) pass(ctx context.Context) error {
 	if !p.leader.IsLeader() {
 		return nil
 	}
+	// What the last pass's status writes owe (they gave way to a lost
+	// cluster) is decided again in this one.
+	p.writeMu.Lock()
+	for name := range p.owedByWrite {
+		p.owed[name] = true
+	}
+	clear(p.owedByWrite)
+	p.writeMu.Unlock()
 	// The clusters Unreachable as the pass begins: one lost after this
 	// has status-only writes give way (commitChanges).
 	unreachable := map[string]bool{}
 	for _, name := range p.monitor.Unreachable() {
 		unreachable[name] = true
 	}
+	p.sawWrites()
 	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err
@@ -176,6 +211,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.waitMarks(len(p.marks)) // forget what the table now holds, before reading it
 	rows, err := p.db.Placements(ctx)
 	if err != nil {
 		return err
@@ -260,15 +296,27 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			touched[name] = true
 		}
 	}
+	// A workload whose status the last pass is still writing is decided
+	// once that write is done and read back (a decision against the
+	// status before it would write an outdated one): owed, and the write
+	// wakes the next pass when it ends.
+	for name := range touched {
+		if p.writingStatus(name) {
+			delete(touched, name)
+			p.owed[name] = true
+		}
+	}
 	if err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched))); err != nil {
 		return err
 	}
+	retired := false // rows written outside commitRows: deliver reads them again
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
 			continue
 		}
 		if w.Metadata.DeletionTimestamp != nil {
+			retired = true
 			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
 				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
 			}
@@ -278,12 +326,19 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			changes = append(changes, ch)
 		}
 	}
-	clear(p.owed) // decided again above
+	for name := range p.owed {
+		if !p.writingStatus(name) {
+			delete(p.owed, name) // decided again above
+		}
+	}
 	workloads := p.cache
-	// The placement rows first, then delivery, then the workloads' status
-	// and events: members get their work without waiting for bookkeeping.
-	// (Workloads carry the placement finalizer from creation, so a delete
-	// in between still goes through tombstones.)
+	// The placement rows first, then delivery and, alongside it, the
+	// workloads' status and events: members get their work without
+	// waiting for bookkeeping. The status writes run on after the pass
+	// (writeStatus), so the workloads created meanwhile wait for the next
+	// pass's delivery, not for this pass's bookkeeping. (Workloads carry
+	// the placement finalizer from creation, so a delete in between still
+	// goes through tombstones.)
 	if len(changes) > 0 {
 		if err := p.commitRows(ctx, changes); err != nil {
 			errs = append(errs, err)
@@ -293,13 +348,131 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 			changes = nil
 		}
 	}
-	if err := p.deliver(ctx, workloads, clusters); err != nil {
+	if retired {
+		rows = nil
+	} else {
+		rows = withCommitted(rows, changes)
+	}
+	p.writeStatus(ctx, changes, unreachable)
+	if err := p.deliver(ctx, workloads, clusters, rows); err != nil {
 		errs = append(errs, err)
 	}
-	if err := p.commitChanges(ctx, changes, unreachable); err != nil {
+	// At most one pass's writes wait behind the running ones: a pass
+	// that delivers faster than the database takes them waits here.
+	p.waitMarks(1)
+	if err := p.waitStatus(1); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// withCommitted is rows, the placement rows read as the pass began,
+// with the rows commitRows wrote for changes (each at its change's epoch,
+// not delivered yet): what the table holds now, as only the pass writes
+// placement rows.
+func withCommitted(rows []pgstore.Placement, changes []*change) []pgstore.Placement {
+	at := make(map[[2]string]int, len(rows))
+	for i, r := range rows {
+		at[[2]string{r.Workload, r.Cluster}] = i
+	}
+	for _, ch := range changes {
+		for _, r := range ch.rows {
+			r.Epoch, r.DeliveredEpoch = ch.epoch, 0
+			if i, ok := at[[2]string{r.Workload, r.Cluster}]; ok {
+				rows[i] = r
+				continue
+			}
+			at[[2]string{r.Workload, r.Cluster}] = len(rows)
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// statusWrite is one pass's status writes under way.
+type statusWrite struct {
+	done  chan struct{}
+	names map[string]bool
+	woken bool // a later pass put off one of names: wake a pass at the end
+	// ended: done before the pass under way read the change log, so
+	// what it wrote is read as any other write (set by sawWrites).
+	ended bool
+}
+
+// sawWrites notes which status writes had ended before the pass reads
+// the change log: one that ends later is still being written for this
+// pass, whose workloads cache has not read it.
+func (p *Placer) sawWrites() {
+	for _, w := range p.writes {
+		select {
+		case <-w.done:
+			w.ended = true
+		default:
+		}
+	}
+}
+
+// writeStatus starts writing changes' status, conditions and events
+// (commitChanges) once the previous pass's are written, and returns.
+func (p *Placer) writeStatus(ctx context.Context, changes []*change, lost map[string]bool) {
+	if len(changes) == 0 {
+		return
+	}
+	w := &statusWrite{done: make(chan struct{}), names: make(map[string]bool, len(changes))}
+	for _, ch := range changes {
+		w.names[ch.name] = true
+	}
+	var prev chan struct{}
+	if n := len(p.writes); n > 0 {
+		prev = p.writes[n-1].done
+	}
+	p.writes = append(p.writes, w)
+	go func() {
+		defer close(w.done)
+		if prev != nil {
+			<-prev
+		}
+		err := p.commitChanges(ctx, changes, lost)
+		p.writeMu.Lock()
+		p.writeErr = errors.Join(p.writeErr, err)
+		p.writeMu.Unlock()
+	}()
+}
+
+// writingStatus says whether a workload's status is being written, or
+// was when the pass read the change log; a pass that puts the workload
+// off for it has a pass woken once it is written.
+func (p *Placer) writingStatus(name string) bool {
+	for _, w := range p.writes {
+		if w.ended {
+			continue // written before this pass read the log
+		}
+		if w.names[name] {
+			if !w.woken {
+				w.woken = true
+				go func() {
+					<-w.done
+					p.Wake()
+				}()
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// waitStatus waits until at most keep passes' status writes are under
+// way and returns the errors of those that ended.
+func (p *Placer) waitStatus(keep int) error {
+	for len(p.writes) > keep {
+		<-p.writes[0].done
+		p.writes = p.writes[1:]
+	}
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	err := p.writeErr
+	p.writeErr = nil
+	return err
 }
 
 // refresh brings the workload cache up to date and returns the names that
@@ -478,12 +651,15 @@ func rebalanceAsked(w api.Workload) string {
 // Stop.
 func (p *Placer) Start(ctx context.Context) {
 	p.Wake()
-	p.loop.Start(ctx, p.log, "placement pass failed", p.every, p.wake, p.RunOnce)
+	p.loop.Start(ctx, p.log, "placement pass failed", p.every, p.wake, p.pass)
 }
 
-// Stop ends the controller; safe to call twice and before Start.
+// Stop ends the controller, its last status writes included; safe to
+// call twice and before Start.
 func (p *Placer) Stop() {
 	p.loop.Stop()
+	p.waitMarks(0)
+	_ = p.waitStatus(0)
 	p.timerMu.Lock()
 	if p.timer != nil {
 		p.timer.Stop()

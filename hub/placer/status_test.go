@@ -78,8 +78,8 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 		if placed(n) {
 			t.Errorf("%s: its status alone was written although cluster b was lost meanwhile", n)
 		}
-		if !p.owed[n] {
-			t.Errorf("%s: not owed to the next pass (owed: %v)", n, p.owed)
+		if !p.owedByWrite[n] {
+			t.Errorf("%s: not owed to the next pass (owed: %v)", n, p.owedByWrite)
 		}
 	}
 	select {
@@ -89,7 +89,7 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 	}
 
 	// The next pass saw b lost: everything is written.
-	clear(p.owed)
+	clear(p.owedByWrite)
 	if err := p.commitChanges(ctx, changes()[:3], map[string]bool{"b": true}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +98,8 @@ func TestStatusAloneGivesWayToALostCluster(t *testing.T) {
 			t.Errorf("%s: status not written when no cluster was lost after the pass began", n)
 		}
 	}
-	if len(p.owed) != 0 {
-		t.Errorf("nothing should be owed; got %v", slices.Sorted(maps.Keys(p.owed)))
+	if len(p.owedByWrite) != 0 {
+		t.Errorf("nothing should be owed; got %v", slices.Sorted(maps.Keys(p.owedByWrite)))
 	}
 }
 
@@ -137,8 +137,8 @@ func TestStatusWrittenWhileAGoneClusterIsUnreachable(t *testing.T) {
 		t.Error("want no pass woken again: no cluster was lost during this one")
 	default:
 	}
-	if len(p.owed) != 0 {
-		t.Errorf("want nothing owed; got %v", p.owed)
+	if len(p.owed) != 0 || len(p.owedByWrite) != 0 {
+		t.Errorf("want nothing owed; got %v and %v", p.owed, p.owedByWrite)
 	}
 }
 
@@ -171,4 +171,90 @@ func openStore(t *testing.T) *pgstore.Store {
 	}
 	t.Cleanup(store.Close)
 	return store
+}
+
+// TestStatusWrittenAfterThePass: a pass's status writes run on after it
+// returns (the next pass delivers meanwhile); while they run the
+// workload counts as being written, so a pass puts it off, and their end
+// wakes a pass for it. waitStatus returns once they are in the store.
+func TestStatusWrittenAfterThePass(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t)
+	test := pgstore.Actor{Name: "test"}
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec, Status: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlacer(store, nil, fakeHealth{"a": {Health: api.HealthReady}}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	// An API write holds the workload's row: the status write waits for it.
+	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- store.InTx(ctx, test, func(tx *pgstore.Tx) error {
+			if _, err := tx.LockAll(ctx, "Workload", []string{"w"}); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-locked:
+	case err := <-held:
+		t.Fatalf("lock the workload: %v", err)
+	}
+	placed := func() bool {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w.Status.Placement != nil
+	}
+	p.writeStatus(ctx, []*change{{name: "w", status: &api.PlacementStatus{Clusters: map[string]int32{"a": 1}}}}, map[string]bool{})
+	if !p.writingStatus("w") || p.writingStatus("other") {
+		t.Error("want w, and only w, counted as being written")
+	}
+	if placed() {
+		t.Error("the status was written through another write's row lock")
+	}
+	select {
+	case <-p.wake:
+		t.Error("a pass was woken before the write ended")
+	default:
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	// Written, and waitStatus not called yet (the loop keeps the last
+	// pass's writes until the next pass): still put off by a pass that
+	// read the change log before the write ended, not by the next.
+	<-p.writes[len(p.writes)-1].done
+	if !p.writingStatus("w") {
+		t.Error("w decided by a pass whose read of the change log came before its status write ended")
+	}
+	p.sawWrites() // the next pass, before it reads the log
+	if p.writingStatus("w") {
+		t.Error("w still counted as being written by a pass that began after its write ended")
+	}
+	if err := p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+	if !placed() {
+		t.Error("waitStatus returned before the status was written")
+	}
+	if p.writingStatus("w") {
+		t.Error("w still counted as being written after waitStatus")
+	}
+	select {
+	case <-p.wake:
+	case <-time.After(30 * time.Second):
+		t.Error("the pass that put w off was never woken")
+	}
 }

@@ -423,6 +423,89 @@ func (s *Store) PutDesired(ctx context.Context, d protocol.DesiredWorkload) (pro
 	return ack, fmt.Errorf("store desired %s: too many concurrent writers", d.Workload)
 }
 
+// PutDesiredBatch is PutDesired for many workloads at once (each a
+// different one): every write the mirror shows is needed is published
+// without waiting for its ack, with compare-and-set on the revision the
+// mirror holds, and the acks are awaited together, so a batch of a
+// hundred costs one round of acks, not a hundred. A write whose
+// compare-and-set fails (someone else wrote) or whose ack does not come
+// goes through PutDesired, which reads the bucket. Without a mirror it is
+// PutDesired one by one. The results are in ds's order; accepted (nil:
+// none) hears each index as soon as its workload is accepted, so the
+// first ones act before the last are stored.
+func (s *Store) PutDesiredBatch(ctx context.Context, ds []protocol.DesiredWorkload, accepted func(i int)) ([]protocol.DesiredAck, []error) {
+	if accepted == nil {
+		accepted = func(int) {}
+	}
+	acks := make([]protocol.DesiredAck, len(ds))
+	errs := make([]error, len(ds))
+	m := s.mirrored()
+	type sent struct {
+		i int
+		f jetstream.PubAckFuture
+	}
+	var pending []sent
+	var again []int // PutDesired decides these
+	for i, d := range ds {
+		acks[i] = protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch}
+		if m == nil {
+			again = append(again, i)
+			continue
+		}
+		value, err := json.Marshal(d)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		s.mu.Lock()
+		cur, ok := m.desired[d.Workload]
+		s.mu.Unlock()
+		var rev uint64 // 0: the key must not exist yet
+		switch {
+		case !ok:
+		case cur.d.Epoch > d.Epoch:
+			acks[i].Current, acks[i].Reason = cur.d.Epoch, fmt.Sprintf("stale epoch %d: this member holds epoch %d", d.Epoch, cur.d.Epoch)
+			continue
+		case cur.d.Epoch == d.Epoch && !sameContent(cur.d, d):
+			acks[i].Current, acks[i].Reason = cur.d.Epoch, fmt.Sprintf("epoch %d already holds other content: a change needs a new epoch", d.Epoch)
+			continue
+		case cur.d.Epoch == d.Epoch && !relearns(cur.d, d):
+			acks[i].Accepted, acks[i].Current = true, cur.d.Epoch
+			accepted(i)
+			continue
+		default:
+			rev = cur.rev
+		}
+		msg := nats.NewMsg("$KV." + DesiredBucket + "." + d.Workload)
+		msg.Data = value
+		f, err := s.batch.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithStallWait(time.Minute))
+		if err != nil {
+			again = append(again, i)
+			continue
+		}
+		pending = append(pending, sent{i: i, f: f})
+	}
+	for _, p := range pending {
+		select {
+		case ack := <-p.f.Ok():
+			s.remember(ds[p.i], ack.Sequence)
+			acks[p.i].Accepted, acks[p.i].Current = true, ds[p.i].Epoch
+			accepted(p.i)
+		case <-p.f.Err():
+			again = append(again, p.i) // moved under the mirror, or lost: read the bucket
+		case <-ctx.Done():
+			errs[p.i] = fmt.Errorf("store desired %s: %w", ds[p.i].Workload, ctx.Err())
+		}
+	}
+	for _, i := range again {
+		acks[i], errs[i] = s.PutDesired(ctx, ds[i])
+		if errs[i] == nil && acks[i].Accepted {
+			accepted(i)
+		}
+	}
+	return acks, errs
+}
+
 // putDesiredMirrored is PutDesired against the mirror; done is false when
 // the bucket moved under it (then PutDesired reads the bucket).
 func (s *Store) putDesiredMirrored(ctx context.Context, m *mirror, d protocol.DesiredWorkload, value []byte) (ack protocol.DesiredAck, done bool, err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -281,5 +282,73 @@ func TestWriteBindingsInBatches(t *testing.T) {
 	defer mu.Unlock()
 	if want := map[string]int{"n0": 2, "n1": 2, "n2": 2, "n9": 1}; !maps.Equal(told, want) {
 		t.Errorf("want each node told once per batch that touched it %v; got %v", want, told)
+	}
+}
+
+// TestPutDesiredBatch: a batch is judged workload by workload as
+// PutDesired judges one (new, newer, the same again, stale, other content
+// under a held epoch), and a workload another writer moved behind the
+// mirror's back is caught by the revision check, never rolled back.
+func TestPutDesiredBatch(t *testing.T) {
+	t.Parallel()
+	for _, mirrored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bucket", true: "mirror"}[mirrored], func(t *testing.T) {
+			ctx := context.Background()
+			nc := jetStream(t)
+			st, err := Open(ctx, nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dw := func(name string, epoch int64, replicas int32) protocol.DesiredWorkload {
+				return protocol.DesiredWorkload{Version: protocol.Version, Workload: name, Epoch: epoch, Replicas: replicas, Template: api.ReplicaTemplate{Driver: "sim"}}
+			}
+			for _, d := range []protocol.DesiredWorkload{dw("newer", 3, 1), dw("same", 3, 1), dw("stale", 5, 1), dw("other", 3, 1), dw("moved", 3, 1)} {
+				if ack, err := st.PutDesired(ctx, d); err != nil || !ack.Accepted {
+					t.Fatalf("%s: %+v %v", d.Workload, ack, err)
+				}
+			}
+			if mirrored {
+				if err := st.Mirror(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Another writer moves "moved" to epoch 10: the mirror still says 3.
+			other, err := Open(ctx, nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack, err := other.PutDesired(ctx, dw("moved", 10, 4)); err != nil || !ack.Accepted {
+				t.Fatalf("other writer: %+v %v", ack, err)
+			}
+			batch := []protocol.DesiredWorkload{dw("fresh", 7, 2), dw("newer", 7, 2), dw("same", 3, 1), dw("stale", 4, 9), dw("other", 3, 9), dw("moved", 7, 9)}
+			want := []struct {
+				accepted bool
+				current  int64
+			}{{true, 7}, {true, 7}, {true, 3}, {false, 5}, {false, 3}, {false, 10}}
+			var heard []int
+			acks, errs := st.PutDesiredBatch(ctx, batch, func(i int) { heard = append(heard, i) })
+			if slices.Sort(heard); fmt.Sprint(heard) != "[0 1 2]" {
+				t.Errorf("want the accepted ones heard (0, 1, 2), each once; heard %v", heard)
+			}
+			for i, d := range batch {
+				if errs[i] != nil {
+					t.Errorf("%s: %v", d.Workload, errs[i])
+					continue
+				}
+				if a := acks[i]; a.Workload != d.Workload || a.Accepted != want[i].accepted || a.Current != want[i].current || (!a.Accepted && a.Reason == "") {
+					t.Errorf("%s: want accepted %v holding epoch %d (a reason when refused); got %+v", d.Workload, want[i].accepted, want[i].current, a)
+				}
+			}
+			// What the bucket holds (the other store is not mirrored).
+			held, err := other.Desired(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, replicas := range map[string]int32{"fresh": 2, "newer": 2, "same": 1, "stale": 1, "other": 1, "moved": 4} {
+				if held[name].Replicas != replicas {
+					t.Errorf("%s holds %+v, want %d replicas", name, held[name], replicas)
+				}
+			}
+		})
 	}
 }

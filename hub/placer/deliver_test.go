@@ -1,0 +1,182 @@
+package placer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// memberBus answers desired state as a member of cluster "a" would:
+// batches only when batches is set (else the batch subject has no
+// responder, as for a member from before them), storing the highest
+// epoch per workload.
+type memberBus struct {
+	batches bool
+	mu      sync.Mutex
+	held    map[string]int64
+	sent    map[string]int // subject -> requests
+	largest int            // workloads in the largest batch
+}
+
+func (b *memberBus) Request(_ context.Context, cluster, subject string, data []byte) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent[subject]++
+	store := func(d protocol.DesiredWorkload) protocol.DesiredAck {
+		if d.Epoch > b.held[d.Workload] {
+			b.held[d.Workload] = d.Epoch
+		}
+		return protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch, Accepted: d.Epoch >= b.held[d.Workload], Current: b.held[d.Workload]}
+	}
+	switch subject {
+	case protocol.DesiredSubject(cluster):
+		d, err := protocol.DecodeDesired(data)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(store(d))
+	case protocol.DesiredBatchSubject(cluster):
+		if !b.batches {
+			return nil, errors.New("nobody listens there")
+		}
+		batch, err := protocol.DecodeDesiredBatch(data)
+		if err != nil {
+			return nil, err
+		}
+		b.largest = max(b.largest, len(batch.Workloads))
+		ack := protocol.DesiredBatchAck{Version: protocol.Version}
+		for _, d := range batch.Workloads {
+			ack.Acks = append(ack.Acks, store(d))
+		}
+		return json.Marshal(ack)
+	}
+	return nil, fmt.Errorf("unexpected subject %s", subject)
+}
+
+// TestDeliveryInBatches: a member that answers batches gets a pass's
+// desired state in batches no larger than desiredBatchMax, one
+// that does not (its batch request finds no responder) gets one request
+// per workload, and stays on those in the next pass; either way every
+// row ends acknowledged, and rows acknowledged but not yet recorded are
+// not sent again.
+func TestDeliveryInBatches(t *testing.T) {
+	t.Parallel()
+	for _, batches := range []bool{true, false} {
+		t.Run(map[bool]string{true: "batches", false: "singles"}[batches], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store := openStore(t)
+			const n = protocol.MaxDesiredBatch + 44
+			workloads := map[string]api.Workload{}
+			var rows []pgstore.Placement
+			for i := range n {
+				name := fmt.Sprintf("w%03d", i)
+				workloads[name] = api.Workload{Metadata: api.ObjectMeta{Name: name, Generation: 1},
+					Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}}
+				rows = append(rows, pgstore.Placement{Workload: name, Cluster: "a", Replicas: 1, Generation: 1})
+			}
+			put := func(rows []pgstore.Placement) []pgstore.Placement {
+				t.Helper()
+				err := store.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+					epoch, err := tx.NextPlacementEpoch(ctx)
+					if err != nil {
+						return err
+					}
+					for i := range rows {
+						rows[i].Epoch = epoch
+					}
+					return tx.PutPlacements(ctx, rows)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := store.Placements(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			bus := &memberBus{batches: batches, held: map[string]int64{}, sent: map[string]int{}}
+			monitor := fakeHealth{"a": failover.Live{Health: api.HealthReady, Version: protocol.Version}}
+			p := NewPlacer(store, bus, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+			p.lastCheck["a"] = time.Now() // no digest check in this test
+			target := api.Target{Name: "a"}
+			check := func(round string, got []pgstore.Placement) {
+				t.Helper()
+				acked, err := p.deliverTo(ctx, target, true, got, workloads)
+				if err != nil {
+					t.Fatalf("%s: %v", round, err)
+				}
+				p.markDelivered(ctx, map[string][]pgstore.Placement{"a": acked})
+				// The rows as read before the acknowledgements are recorded:
+				// nothing is sent again.
+				before := fmt.Sprint(bus.sent)
+				if again, err := p.deliverTo(ctx, target, true, got, workloads); err != nil || len(again) != 0 || fmt.Sprint(bus.sent) != before {
+					t.Errorf("%s: acknowledged rows sent again before their record was written: %d acked, sent %v (was %v), %v", round, len(again), bus.sent, before, err)
+				}
+				p.waitMarks(0)
+				if len(p.acking) != 0 {
+					t.Errorf("%s: %d acknowledgements still remembered once written", round, len(p.acking))
+				}
+				after, err := store.Placements(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range after {
+					if r.DeliveredEpoch != r.Epoch || bus.held[r.Workload] != r.Epoch {
+						t.Errorf("%s: %s at epoch %d: delivered %d, the member holds %d", round, r.Workload, r.Epoch, r.DeliveredEpoch, bus.held[r.Workload])
+					}
+				}
+			}
+			check("first pass", put(rows))
+			if batches {
+				want := (n + desiredBatchMax - 1) / desiredBatchMax
+				if s := bus.sent[protocol.DesiredSubject("a")]; s != 0 || bus.sent[protocol.DesiredBatchSubject("a")] != want || bus.largest > desiredBatchMax {
+					t.Errorf("want %d workloads in %d batches of at most %d and no single request; got %v, largest %d", n, want, desiredBatchMax, bus.sent, bus.largest)
+				}
+				return
+			}
+			if s := bus.sent[protocol.DesiredSubject("a")]; s != n {
+				t.Errorf("want %d single requests after the batch found no responder; got %v", n, bus.sent)
+			}
+			tried := bus.sent[protocol.DesiredBatchSubject("a")]
+			check("second pass", put(rows[:10]))
+			if bus.sent[protocol.DesiredBatchSubject("a")] != tried || bus.sent[protocol.DesiredSubject("a")] != n+10 {
+				t.Errorf("want the next pass sent one by one without trying a batch again; got %v", bus.sent)
+			}
+		})
+	}
+}
+
+// TestWithCommitted: the rows deliver sends from are the pass's rows with
+// what it committed: a changed row replaced at its new epoch and not
+// delivered, a new one added, the others as read.
+func TestWithCommitted(t *testing.T) {
+	t.Parallel()
+	read := []pgstore.Placement{
+		{Workload: "a", Cluster: "x", Replicas: 1, Epoch: 3, Generation: 1, DeliveredEpoch: 3},
+		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
+	}
+	changes := []*change{{name: "a", epoch: 9, rows: []pgstore.Placement{{Workload: "a", Cluster: "x", Replicas: 0, Generation: 2},
+		{Workload: "a", Cluster: "y", Replicas: 1, Generation: 2}}}, {name: "b", epoch: 4}}
+	got := withCommitted(read, changes)
+	want := []pgstore.Placement{
+		{Workload: "a", Cluster: "x", Replicas: 0, Epoch: 9, Generation: 2},
+		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
+		{Workload: "a", Cluster: "y", Replicas: 1, Epoch: 9, Generation: 2},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("want %+v\ngot  %+v", want, got)
+	}
+}
