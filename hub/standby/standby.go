@@ -162,8 +162,19 @@ type Controller struct {
 	checked map[string]time.Time            // cluster -> last digest check
 	failed  map[string]time.Time            // cluster -> last failed request (asked again after CheckEvery)
 
+	// drivers is each workload's template driver by spec, as read on the
+	// last pass.
+	drivers map[string]specDriver
+
 	sent   metric.Int64Counter
 	images metric.Int64Gauge
+}
+
+// specDriver is a workload's template driver at one spec.
+type specDriver struct {
+	uid        string
+	generation int64
+	driver     string
 }
 
 // New makes the controller; a nil lead leads alone.
@@ -218,13 +229,34 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 		return nil
 	}
 	in := Input{Pinned: map[string]string{}, Placed: map[string]map[string]int32{}, Now: c.cfg.Now()}
+	c.mu.Lock()
+	prev := c.drivers // never written once made: a new map each pass
+	c.mu.Unlock()
+	drivers := make(map[string]specDriver, len(prev))
 	if err := pgstore.Each(ctx, c.store, "Workload", func(rec *pgstore.Record) error {
+		// Only oci workloads matter; which they are is read once per
+		// spec (uid and generation), not decoded whole on every pass: the
+		// pass runs on every cluster write, and decoding every workload
+		// each time made it the hub's largest controller at 32 clusters.
+		d, ok := prev[rec.Meta.Name]
+		if !ok || d.uid != rec.Meta.UID || d.generation != rec.Meta.Generation {
+			var spec struct {
+				Template struct {
+					Driver string `json:"driver"`
+				} `json:"template"`
+			}
+			if err := rec.DecodeSpec(&spec); err != nil {
+				return err
+			}
+			d = specDriver{uid: rec.Meta.UID, generation: rec.Meta.Generation, driver: spec.Template.Driver}
+		}
+		drivers[rec.Meta.Name] = d
+		if d.driver != "oci" {
+			return nil
+		}
 		var w api.Workload
 		if err := rec.Decode(&w); err != nil {
 			return err
-		}
-		if w.Spec.Template.Driver != "oci" {
-			return nil
 		}
 		in.Workloads = append(in.Workloads, w)
 		t, ok, err := c.pins.Pin(ctx, w, w.Metadata.Generation, w.Spec.Template)
@@ -238,6 +270,9 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.drivers = drivers
+	c.mu.Unlock()
 	if err := pgstore.Each(ctx, c.store, "Cluster", func(rec *pgstore.Record) error {
 		var cl api.Cluster
 		if err := rec.Decode(&cl); err != nil {
