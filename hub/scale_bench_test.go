@@ -31,9 +31,10 @@ import (
 // BenchmarkScale is issue 20's scale harness: a stated fraction f of the
 // issue's scale (100 clusters of 1,000 sim nodes, 100,000 workloads,
 // 1,000,000 replicas), at three fractions so that the growth of each cost
-// shows. At fraction f it runs 1000·f members of 100 sim nodes each
-// (100,000·f nodes: ten times the clusters of the full scale, each a
-// tenth of its size), and 100,000·f workloads of 10 sim replicas
+// shows. At fraction f it runs 100,000·f sim nodes in members of 100
+// (1000·f members: ten times the clusters of the full scale, each a
+// tenth of its size; ATOLL_SCALE_NODES=1000 gives the issue's shape, 100·f
+// members of 1,000), and 100,000·f workloads of 10 sim replicas
 // (50m/32Mi, 50 ms start, Divided, failover grace 0s), created by 16
 // clients through the API while 100 clients watch workloads.
 //
@@ -69,7 +70,7 @@ import (
 //
 // ATOLL_SCALE_FRACTIONS sets the fractions (default "0.002,0.004,0.008");
 // ATOLL_SCALE_WATCHERS the watchers (default 100); ATOLL_SCALE_NODES the
-// sim nodes per cluster (default 100); ATOLL_SCALE_FLEETS the fleet
+// sim nodes per member (default 100); ATOLL_SCALE_FLEETS the fleet
 // processes besides the loss's (default 3). ATOLL_SCALE_PROFILE=dir
 // writes CPU profiles of the span from the first create to all Ready:
 // the fleets' (pprof) and, when perf is installed, the hub's (perf
@@ -95,7 +96,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	for _, f := range fractions {
 		c := cfg
-		c.clusters = max(2, int(1000*f+0.5)) // a loss needs somewhere to go
+		c.clusters = max(2, int(100000*f/float64(c.nodesPer)+0.5)) // a loss needs somewhere to go
 		c.workloads = max(1, int(100000*f+0.5))
 		c.perWorkload = 10
 		c.label = fmt.Sprintf("f%g", f)
@@ -396,10 +397,19 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		b.Fatal(err)
 	}
 	lostReplicas := 0
+	perCluster := map[string]int{}
 	for _, r := range rows {
+		if !r.Deleted {
+			perCluster[r.Cluster] += int(r.Replicas)
+		}
 		if lostNames[r.Cluster] && !r.Deleted {
 			lostReplicas += int(r.Replicas)
 		}
+	}
+	spread := slices.Sorted(maps.Values(perCluster))
+	b.Logf("replicas per cluster as placed: %d clusters hold some, fewest %d, most %d", len(spread), spread[0], spread[len(spread)-1])
+	if lostReplicas == 0 {
+		b.Fatalf("the %d clusters of the region loss hold no replicas: nothing to measure", nLost)
 	}
 	mu.Lock()
 	maps.Copy(lost, lostNames)
@@ -431,10 +441,12 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		defer mu.Unlock()
 		return len(replaced) >= lostReplicas
 	})
-	mu.Lock()
-	slices.SortFunc(replaced, time.Time.Compare)
-	rto := replaced[lostReplicas-1].Sub(detected)
-	mu.Unlock()
+	rto := func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		slices.SortFunc(replaced, time.Time.Compare)
+		return replaced[lostReplicas-1].Sub(detected)
+	}()
 
 	nodes := c.clusters * c.nodesPer
 	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
