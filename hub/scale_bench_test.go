@@ -62,7 +62,8 @@ import (
 //   - console page time: the overview (/) and the workloads page, each
 //     fetched 5 times after all are Ready, signed in with a session;
 //
-//   - a region loss: the loss process is SIGKILLed with its clusters;
+//   - a region loss: the loss process is SIGKILLed with its clusters
+//     (10%, at least one; those whose names sort first, see below);
 //     detection (to the last of them Unreachable in the hub's API) and RTO
 //     (from detection to every replica they ran Ready on the others).
 //
@@ -173,16 +174,23 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	if err := admin.Create(ctx, "tokens", api.Token{Metadata: api.ObjectMeta{Name: "scale"}, Spec: api.TokenSpec{Type: api.TokenJoin}}, &join); err != nil {
 		b.Fatal(err)
 	}
+	// The loss takes the clusters whose names sort first: placement breaks
+	// ties by name, so with more clusters than a workload's 10 replicas
+	// those are the ones that hold replicas.
 	nLost := max(1, c.clusters/10)
 	nFleets := min(c.fleets, c.clusters-nLost)
+	names := make([]string, c.clusters)
+	for i := range names {
+		names[i] = fmt.Sprintf("r%d", i+1)
+	}
+	slices.Sort(names)
 	groups := make([][]string, nFleets+1)
-	for i := 1; i <= c.clusters; i++ {
-		name := fmt.Sprintf("r%d", i)
-		if i > c.clusters-nLost {
+	for i, name := range names {
+		if i < nLost {
 			groups[nFleets] = append(groups[nFleets], name)
 			lost[name] = true
 		} else {
-			groups[(i-1)%nFleets] = append(groups[(i-1)%nFleets], name)
+			groups[(i-nLost)%nFleets] = append(groups[(i-nLost)%nFleets], name)
 		}
 	}
 	lostNames := maps.Clone(lost)
@@ -239,9 +247,9 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	wctx, cancel := context.WithCancel(ctx) // the watchers'
 	defer cancel()
 	// Watchers: each records when it saw every workload ADDED.
-	names := make([]string, c.workloads)
-	for k := range names {
-		names[k] = fmt.Sprintf("sc-%06d", k)
+	workloadNames := make([]string, c.workloads)
+	for k := range workloadNames {
+		workloadNames[k] = fmt.Sprintf("sc-%06d", k)
 	}
 	accepted := make([]time.Time, c.workloads) // by index; written before wg.Wait
 	seen := make([][]time.Time, c.watchers)    // watcher -> workload index -> when ADDED
@@ -314,7 +322,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w := api.Workload{Metadata: api.ObjectMeta{Name: names[k]}, Spec: api.WorkloadSpec{Replicas: int32(c.perWorkload), Template: tmpl,
+			w := api.Workload{Metadata: api.ObjectMeta{Name: workloadNames[k]}, Spec: api.WorkloadSpec{Replicas: int32(c.perWorkload), Template: tmpl,
 				Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}, Failover: &api.FailoverPolicy{GracePeriod: "0s"}}}
 			if err := admin.Create(ctx, "workloads", w, nil); err != nil {
 				b.Errorf("create %s: %v", w.Metadata.Name, err)
