@@ -139,6 +139,7 @@ type Health interface {
 type Config struct {
 	Every      time.Duration // pass period (default 5 s)
 	CheckEvery time.Duration // how often a member's digest is checked (default 10 s)
+	MinGap     time.Duration // shortest time between two passes' starts when woken (default 1 s)
 	Logger     *slog.Logger
 	Now        func() time.Time
 	Meter      metric.MeterProvider
@@ -155,6 +156,8 @@ type Controller struct {
 	log    *slog.Logger
 	wake   chan struct{}
 	loop   loop.Loop
+	// lastPass is when the loop's last pass began (paced's own).
+	lastPass time.Time
 
 	mu      sync.Mutex
 	lists   map[string]protocol.StandbyList // cluster -> the list as last built
@@ -185,6 +188,9 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = 10 * time.Second
 	}
+	if cfg.MinGap <= 0 {
+		cfg.MinGap = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -208,7 +214,27 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 // Start runs passes until Stop or ctx ends.
 func (c *Controller) Start(ctx context.Context) {
 	c.Wake()
-	c.loop.Start(ctx, c.log, "standby pass failed", c.cfg.Every, c.wake, c.RunOnce)
+	c.loop.Start(ctx, c.log, "standby pass failed", c.cfg.Every, c.wake, c.paced)
+}
+
+// paced is the loop's pass: it begins no sooner than MinGap after the
+// last one began. Every busy cluster's capacity is written every few
+// seconds and each write wakes the controller, whose pass lists every
+// workload: unpaced, a hundred clusters would have it list them all many
+// times a second (at 16 clusters, once its passes got cheaper, the lists
+// tripled PostgreSQL's CPU under the scale benchmark's creates).
+func (c *Controller) paced(ctx context.Context) error {
+	if wait := c.cfg.MinGap - time.Since(c.lastPass); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	c.lastPass = time.Now()
+	return c.RunOnce(ctx)
 }
 
 // Stop ends the controller; safe to call twice and before Start.
