@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -166,7 +165,7 @@ type Change struct {
 	Kind            string
 	Name            string
 	Type            string
-	Object          json.RawMessage // compact JSON
+	Object          json.RawMessage
 }
 
 // ErrGone is returned (wrapped, with code Gone) when the change log no
@@ -212,13 +211,6 @@ func (s *Store) readChanges(ctx context.Context, kind string, after int64, limit
 		}
 		if rv == nil {
 			break
-		}
-		// Compacted once here, for every reader of the feed: a watch
-		// writes it into an event as it is (PostgreSQL's jsonb text has
-		// spaces, which every watcher would otherwise strip again).
-		compact := bytes.NewBuffer(make([]byte, 0, len(obj)))
-		if json.Compact(compact, obj) == nil {
-			obj = compact.Bytes()
 		}
 		out = append(out, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
 	}
