@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(probeServerEnv) != "" {
 		serveProbeReplica() // a replica of a probe test, not a test run
 	}
+	if spec := os.Getenv(scaleFleetEnv); spec != "" {
+		runScaleFleet(spec) // a member fleet process of BenchmarkScale
+	}
 	pgtest.Main(m)
 }
 

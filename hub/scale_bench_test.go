@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"runtime"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,24 +24,35 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
-	"github.com/atollhq/atoll/hub/members"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
 )
 
 // BenchmarkScale is issue 20's scale harness: a stated fraction f of the
 // issue's scale (100 clusters of 1,000 sim nodes, 100,000 workloads,
 // 1,000,000 replicas), at three fractions so that the growth of each cost
-// shows. At fraction f it runs 1000·f in-process members of 100 sim nodes
-// each (100,000·f nodes: ten times the clusters of the full scale, each a
-// tenth of its size), and 100,000·f workloads of 10 sim replicas
+// shows. At fraction f it runs 100,000·f sim nodes in members of 100
+// (1000·f members: ten times the clusters of the full scale, each a
+// tenth of its size; ATOLL_SCALE_NODES=1000 gives the issue's shape, 100·f
+// members of 1,000), and 100,000·f workloads of 10 sim replicas
 // (50m/32Mi, 50 ms start, Divided, failover grace 0s), created by 16
-// clients through the API while 100 clients watch workloads. It records:
+// clients through the API while 100 clients watch workloads.
+//
+// Each part runs in its own OS processes: the hub is the real `atoll hub`
+// binary (built from cmd/atoll at the start) on a private PostgreSQL; the
+// members and their sim node fleets run in ATOLL_SCALE_FLEETS processes
+// (default 3: this test binary run again, see scaleprocs_test.go), and
+// the 10% of the clusters (at least one) that the region loss stops run
+// in one more, which is SIGKILLed; the benchmark process itself is only
+// the clients. It records:
 //
 //   - the creates' rate and the time from the first create to every
-//     replica Ready (from the fleets' OnReady hooks);
+//     replica Ready (from the fleets' OnReady hooks, timed in the fleets);
 //
-//   - the test process's CPU over that span and its resident memory and
-//     Go heap at the end (hub, members and sim nodes are one process
-//     here, so RSS includes the members' and nodes');
+//   - CPU seconds over that span of the hub process, of the fleet
+//     processes, of PostgreSQL (its postmaster and backends) and of the
+//     clients; the hub's RSS before the first create and at all Ready
+//     (and its peak), and the fleets' RSS per 1,000 sim nodes;
 //
 //   - the PostgreSQL database's size;
 //
@@ -49,14 +62,20 @@ import (
 //   - console page time: the overview (/) and the workloads page, each
 //     fetched 5 times after all are Ready, signed in with a session;
 //
-//   - a region loss: 10% of the clusters (at least one) stop at once;
-//     detection (to the last of them Unreachable at the hub) and RTO (from
-//     detection to every replica they ran Ready on the others).
+//   - a region loss: the loss process is SIGKILLed with its clusters
+//     (10%, at least one; those whose names sort first, see below);
+//     detection (to the last of them Unreachable in the hub's API) and RTO
+//     (from detection to every replica they ran Ready on the others).
 //
-//     go test ./hub -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 30m
+//     go test ./hub -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 60m
 //
 // ATOLL_SCALE_FRACTIONS sets the fractions (default "0.002,0.004,0.008");
-// ATOLL_SCALE_WATCHERS the watchers (default 100).
+// ATOLL_SCALE_WATCHERS the watchers (default 100); ATOLL_SCALE_NODES the
+// sim nodes per member (default 100); ATOLL_SCALE_FLEETS the fleet
+// processes besides the loss's (default 3). ATOLL_SCALE_PROFILE=dir
+// writes CPU profiles of the span from the first create to all Ready:
+// the fleets' (pprof) and, when perf is installed, the hub's (perf
+// record; `perf report -i dir/hub-*.perf`).
 func BenchmarkScale(b *testing.B) {
 	fractions := []float64{0.002, 0.004, 0.008}
 	if v := os.Getenv("ATOLL_SCALE_FRACTIONS"); v != "" {
@@ -69,66 +88,181 @@ func BenchmarkScale(b *testing.B) {
 			fractions = append(fractions, x)
 		}
 	}
-	watchers := envInt("ATOLL_SCALE_WATCHERS", 100)
+	cfg := scaleConfig{
+		watchers: envInt("ATOLL_SCALE_WATCHERS", 100),
+		nodesPer: envInt("ATOLL_SCALE_NODES", 100),
+		fleets:   envInt("ATOLL_SCALE_FLEETS", 3),
+		profile:  os.Getenv("ATOLL_SCALE_PROFILE"),
+		atoll:    buildAtoll(b, b.TempDir()),
+	}
 	for _, f := range fractions {
-		clusters := max(1, int(1000*f+0.5))
-		workloads := max(1, int(100000*f+0.5))
-		const nodesPer, perWorkload = 100, 10
-		b.Run(fmt.Sprintf("f=%g/clusters=%d/nodes=%d/replicas=%d", f, clusters, clusters*nodesPer, workloads*perWorkload), func(b *testing.B) {
+		c := cfg
+		c.clusters = max(2, int(100000*f/float64(c.nodesPer)+0.5)) // a loss needs somewhere to go
+		c.workloads = max(1, int(100000*f+0.5))
+		c.perWorkload = 10
+		c.label = fmt.Sprintf("f%g", f)
+		b.Run(fmt.Sprintf("f=%g/clusters=%d/nodes=%d/replicas=%d", f, c.clusters, c.clusters*c.nodesPer, c.workloads*c.perWorkload), func(b *testing.B) {
 			for range b.N {
-				scaleOnce(b, clusters, nodesPer, workloads, perWorkload, watchers)
+				scaleOnce(b, c)
 			}
 		})
 	}
 }
 
-func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watchers int) {
+type scaleConfig struct {
+	clusters, nodesPer, workloads, perWorkload, watchers, fleets int
+	profile, atoll, label                                        string
+}
+
+func scaleOnce(b *testing.B, c scaleConfig) {
 	b.StopTimer()
-	e := newMemberEnv(b, members.HealthConfig{})
-	total := workloads * perWorkload
+	b.Logf("load at the start: %s", loadAverage())
+	ctx := context.Background()
+	db := pgtest.NewDatabaseRoles(b)
+	h := startScaleHub(b, c.atoll, db)
+	admin := client.New(h.url, h.token, nil)
+	store, err := pgstore.Open(ctx, pgstore.Config{DatabaseURL: db.Hub, MaxConns: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	postmaster := postgresPID(b, db.Admin)
+
+	total := c.workloads * c.perWorkload
 	var mu sync.Mutex
-	ready := make(map[string]string, total) // replica -> the cluster it first became Ready on
+	ready := make(map[string]bool, total) // replicas that became Ready
 	allReady := make(chan time.Time, 1)
 	lost := map[string]bool{} // clusters stopped for the region loss
 	var replaced []time.Time  // Ready times on the others after the loss
-	regions := startSimRegions(b, e, clusters, nodesPer, func(cluster, replica string, at time.Time) {
+	up := map[string]bool{}
+	var fleetErr error
+	onLine := func(line string) {
+		rest, ok := strings.CutPrefix(line, scaleLinePrefix)
+		if !ok {
+			return
+		}
+		f := strings.Fields(rest)
 		mu.Lock()
 		defer mu.Unlock()
-		if len(lost) > 0 {
-			if !lost[cluster] {
-				replaced = append(replaced, at)
+		switch {
+		case len(f) == 4 && f[0] == "ready":
+			ns, _ := strconv.ParseInt(f[3], 10, 64)
+			at := time.Unix(0, ns)
+			if len(lost) > 0 {
+				if !lost[f[1]] {
+					replaced = append(replaced, at)
+				}
+				return
 			}
-			return
+			if ready[f[2]] {
+				return
+			}
+			ready[f[2]] = true
+			if len(ready) == total {
+				allReady <- at
+			}
+		case len(f) == 2 && f[0] == "up":
+			up[f[1]] = true
+		case len(f) > 0 && f[0] == "error":
+			fleetErr = errors.New(rest)
 		}
-		if _, ok := ready[replica]; ok {
-			return
+	}
+
+	// The fleets: the survivors round-robin over c.fleets processes, the
+	// clusters of the loss in one more.
+	var join api.Token
+	if err := admin.Create(ctx, "tokens", api.Token{Metadata: api.ObjectMeta{Name: "scale"}, Spec: api.TokenSpec{Type: api.TokenJoin}}, &join); err != nil {
+		b.Fatal(err)
+	}
+	// The loss takes the clusters whose names sort first: placement breaks
+	// ties by name, so with more clusters than a workload's 10 replicas
+	// those are the ones that hold replicas.
+	nLost := max(1, c.clusters/10)
+	nFleets := min(c.fleets, c.clusters-nLost)
+	names := make([]string, c.clusters)
+	for i := range names {
+		names[i] = fmt.Sprintf("r%d", i+1)
+	}
+	slices.Sort(names)
+	groups := make([][]string, nFleets+1)
+	for i, name := range names {
+		if i < nLost {
+			groups[nFleets] = append(groups[nFleets], name)
+			lost[name] = true
+		} else {
+			groups[(i-nLost)%nFleets] = append(groups[(i-nLost)%nFleets], name)
 		}
-		ready[replica] = cluster
-		if len(ready) == total {
-			allReady <- at
+	}
+	lostNames := maps.Clone(lost)
+	clear(lost) // filled again at the loss
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fleets := make([]*scaleProc, len(groups))
+	for i, g := range groups {
+		spec, _ := json.Marshal(scaleFleetSpec{JoinToken: join.Status.Secret, Members: g, NodesPer: c.nodesPer, DataDir: b.TempDir()})
+		name := fmt.Sprintf("fleet%d", i+1)
+		if i == nFleets {
+			name = "fleet-loss"
 		}
+		fleets[i] = startScaleProc(b, name, exe, nil, []string{scaleFleetEnv + "=" + string(spec)}, onLine)
+	}
+	checkProcs := func() {
+		b.Helper()
+		mu.Lock()
+		err := fleetErr
+		mu.Unlock()
+		if err != nil {
+			b.Fatalf("a fleet failed: %v", err)
+		}
+		for _, p := range append([]*scaleProc{h.scaleProc}, fleets...) {
+			if err := p.alive(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	waitFor(b, fmt.Sprintf("%d members with %d sim nodes each up", c.clusters, c.nodesPer), 10*time.Minute, func() bool {
+		checkProcs()
+		mu.Lock()
+		defer mu.Unlock()
+		return len(up) == c.clusters
 	})
-	ctx := context.Background()
+	// The hub must see every member Ready with its capacity, else the
+	// placer skips it.
+	waitFor(b, "every member Ready at the hub with its nodes", 2*time.Minute, func() bool {
+		var list api.ClusterList
+		if err := admin.List(ctx, "clusters", client.ListOptions{}, &list); err != nil {
+			return false
+		}
+		n := 0
+		for _, cl := range list.Items {
+			if cl.Status.Health == api.HealthReady && cl.Status.Capacity != nil && cl.Status.Capacity.NodesReady == c.nodesPer {
+				n++
+			}
+		}
+		return n == c.clusters
+	})
+
 	wctx, cancel := context.WithCancel(ctx) // the watchers'
 	defer cancel()
-
 	// Watchers: each records when it saw every workload ADDED.
-	names := make([]string, workloads)
-	for k := range names {
-		names[k] = fmt.Sprintf("sc-%06d", k)
+	workloadNames := make([]string, c.workloads)
+	for k := range workloadNames {
+		workloadNames[k] = fmt.Sprintf("sc-%06d", k)
 	}
-	accepted := make([]time.Time, workloads) // by index; written before wg.Wait
-	seen := make([][]time.Time, watchers)    // watcher -> workload index -> when ADDED
+	accepted := make([]time.Time, c.workloads) // by index; written before wg.Wait
+	seen := make([][]time.Time, c.watchers)    // watcher -> workload index -> when ADDED
 	var watching, connected sync.WaitGroup
-	for i := range watchers {
-		seen[i] = make([]time.Time, workloads)
+	for i := range c.watchers {
+		seen[i] = make([]time.Time, c.workloads)
 		watching.Add(1)
 		connected.Add(1)
 		go func() {
 			defer watching.Done()
-			c := client.New(e.url, adminSecret, nil)
+			wc := client.New(h.url, h.token, nil)
 			n, warm := 0, false
-			err := c.Watch(wctx, "workloads", "", "", func(ev client.Event) error {
+			err := wc.Watch(wctx, "workloads", "", "", func(ev client.Event) error {
 				if ev.Type != "ADDED" {
 					return nil
 				}
@@ -142,11 +276,11 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 					return nil
 				}
 				k, err := strconv.Atoi(strings.TrimPrefix(w.Metadata.Name, "sc-"))
-				if err != nil || k < 0 || k >= workloads || !seen[i][k].IsZero() {
+				if err != nil || k < 0 || k >= c.workloads || !seen[i][k].IsZero() {
 					return nil
 				}
 				seen[i][k] = time.Now()
-				if n++; n == workloads {
+				if n++; n == c.workloads {
 					return errWatchDone
 				}
 				return nil
@@ -159,26 +293,40 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	}
 	// Every watcher is connected once it saw a workload of no replicas
 	// made for that.
-	if err := e.admin.Create(ctx, "workloads", api.Workload{Metadata: api.ObjectMeta{Name: "sc-warm"},
+	if err := admin.Create(ctx, "workloads", api.Workload{Metadata: api.ObjectMeta{Name: "sc-warm"},
 		Spec: api.WorkloadSpec{Replicas: 0, Template: api.ReplicaTemplate{Driver: "sim"}}}, nil); err != nil {
 		b.Fatal(err)
 	}
 	connected.Wait()
 
+	// Before: the hub's memory with every member joined and nothing placed.
+	hub0, err := readProcUsage(h.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fleet0 := make([]procUsage, len(fleets))
+	var fleetRSS0 int64
+	for i, p := range fleets {
+		fleet0[i], _ = readProcUsage(p.cmd.Process.Pid)
+		fleetRSS0 += fleet0[i].rss
+	}
+	pg0, self0 := postgresCPU(postmaster), processCPU()
+	stopProfiles := startScaleProfiles(b, c, h, fleets)
+
 	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "50m", Memory: "32Mi"}, Sim: &api.SimSpec{StartLatency: "50ms"}}
-	cpu0 := processCPU()
 	b.StartTimer()
 	start := time.Now()
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
-	for k := range workloads {
+	for k := range c.workloads {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w := api.Workload{Metadata: api.ObjectMeta{Name: names[k]}, Spec: api.WorkloadSpec{Replicas: int32(perWorkload), Template: tmpl,
+			w := api.Workload{Metadata: api.ObjectMeta{Name: workloadNames[k]}, Spec: api.WorkloadSpec{Replicas: int32(c.perWorkload), Template: tmpl,
 				Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}, Failover: &api.FailoverPolicy{GracePeriod: "0s"}}}
-			if err := e.admin.Create(ctx, "workloads", w, nil); err != nil {
+			if err := admin.Create(ctx, "workloads", w, nil); err != nil {
 				b.Errorf("create %s: %v", w.Metadata.Name, err)
+				return // the run fails; its watchers are not asked for it
 			}
 			accepted[k] = time.Now()
 		})
@@ -186,22 +334,40 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	wg.Wait()
 	created := time.Since(start)
 	var done time.Time
-	select {
-	case done = <-allReady:
-	case <-time.After(10 * time.Minute):
-		mu.Lock()
-		n := len(ready)
-		mu.Unlock()
-		b.Fatalf("%d of %d replicas Ready after 10m", n, total)
+	for deadline := time.Now().Add(20 * time.Minute); done.IsZero(); {
+		select {
+		case done = <-allReady:
+		case <-time.After(time.Second):
+			checkProcs()
+			if time.Now().After(deadline) {
+				mu.Lock()
+				n := len(ready)
+				mu.Unlock()
+				b.Fatalf("%d of %d replicas Ready after 20m", n, total)
+			}
+		}
 	}
 	b.StopTimer()
-	cpu := processCPU() - cpu0
 	took := done.Sub(start)
-	rss := residentBytes()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+	stopProfiles()
+	// CPU up to now (a little past all Ready: the time to notice it).
+	pgCPU, selfCPU := postgresCPU(postmaster)-pg0, processCPU()-self0
+	hub1, err := readProcUsage(h.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fleetCPU time.Duration
+	var fleetRSS int64
+	for i, p := range fleets {
+		u, err := readProcUsage(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fleetCPU += u.cpu - fleet0[i].cpu
+		fleetRSS += u.rss
+	}
 	var dbBytes int64
-	if err := e.store.Pool().QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBytes); err != nil {
+	if err := store.Pool().QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBytes); err != nil {
 		b.Errorf("database size: %v", err)
 	}
 
@@ -211,7 +377,7 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	select {
 	case <-waitDone:
 	case <-time.After(2 * time.Minute):
-		b.Errorf("some of the %d watchers had not seen every workload within 2m of all Ready", watchers)
+		b.Errorf("some of the %d watchers had not seen every workload within 2m of all Ready", c.watchers)
 		cancel()
 		<-waitDone
 	}
@@ -219,6 +385,9 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	missed := 0
 	for i := range seen {
 		for k, at := range seen[i] {
+			if accepted[k].IsZero() {
+				continue
+			}
 			if at.IsZero() {
 				missed++
 				continue
@@ -232,72 +401,137 @@ func scaleOnce(b *testing.B, clusters, nodesPer, workloads, perWorkload, watcher
 	slices.Sort(lags)
 
 	// Console pages, signed in.
-	pages := consolePageTimes(b, e.url, []string{"/", "/workloads"}, 5)
+	pages := consolePageTimes(b, h.url, h.token, []string{"/", "/workloads"}, 5)
 
-	// Region loss: 10% of the clusters stop at once.
-	nLost := max(1, clusters/10)
-	mu.Lock()
-	for _, r := range regions[len(regions)-nLost:] {
-		lost[r.name] = true
-	}
-	mu.Unlock()
-	// What the stopped clusters run, as the hub placed it (replicas that
-	// first became Ready there may have moved since, on a loaded host).
-	rows, err := e.store.Placements(ctx)
+	// Region loss: the loss process dies with its clusters.
+	rows, err := store.Placements(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	lostReplicas := 0
+	perCluster := map[string]int{}
 	for _, r := range rows {
-		if lost[r.Cluster] && !r.Deleted {
+		if !r.Deleted {
+			perCluster[r.Cluster] += int(r.Replicas)
+		}
+		if lostNames[r.Cluster] && !r.Deleted {
 			lostReplicas += int(r.Replicas)
 		}
 	}
+	spread := slices.Sorted(maps.Values(perCluster))
+	b.Logf("replicas per cluster as placed: %d clusters hold some, fewest %d, most %d", len(spread), spread[0], spread[len(spread)-1])
+	if lostReplicas == 0 {
+		b.Fatalf("the %d clusters of the region loss hold no replicas: nothing to measure", nLost)
+	}
 	mu.Lock()
+	maps.Copy(lost, lostNames)
 	replaced = replaced[:0] // only Ready after the stop counts
 	killedAt := time.Now()
 	mu.Unlock()
-	for _, r := range regions[len(regions)-nLost:] {
-		r.kill()
-	}
+	fleets[nFleets].kill()
 	waitFor(b, fmt.Sprintf("%d clusters Unreachable at the hub", nLost), 2*time.Minute, func() bool {
-		for name := range lost {
-			if l, ok := e.server.Monitor().Live(name); !ok || l.Health != api.HealthUnreachable {
-				return false
+		var list api.ClusterList
+		if err := admin.List(ctx, "clusters", client.ListOptions{}, &list); err != nil {
+			return false
+		}
+		n := 0
+		for _, cl := range list.Items {
+			if lostNames[cl.Metadata.Name] && cl.Status.Health == api.HealthUnreachable {
+				n++
 			}
 		}
-		return true
+		return n == nLost
 	})
 	detected := time.Now()
 	waitFor(b, fmt.Sprintf("%d lost replicas Ready on the other clusters", lostReplicas), 5*time.Minute, func() bool {
+		for _, p := range fleets[:nFleets] {
+			if err := p.alive(); err != nil {
+				b.Fatal(err)
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		return len(replaced) >= lostReplicas
 	})
-	mu.Lock()
-	slices.SortFunc(replaced, time.Time.Compare)
-	rto := replaced[lostReplicas-1].Sub(detected)
-	mu.Unlock()
+	rto := func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		slices.SortFunc(replaced, time.Time.Compare)
+		return replaced[lostReplicas-1].Sub(detected)
+	}()
 
-	b.ReportMetric(float64(workloads)/created.Seconds(), "creates/s")
+	nodes := c.clusters * c.nodesPer
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	b.ReportMetric(float64(c.workloads)/created.Seconds(), "creates/s")
 	b.ReportMetric(took.Seconds(), "s-to-all-Ready")
-	b.ReportMetric(cpu.Seconds()/took.Seconds(), "cores")
-	b.ReportMetric(float64(rss)/(1<<20), "process-RSS-MiB")
-	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
-	b.ReportMetric(float64(dbBytes)/(1<<20), "db-MiB")
+	b.ReportMetric((hub1.cpu - hub0.cpu).Seconds(), "hub-CPU-s")
+	b.ReportMetric(fleetCPU.Seconds(), "fleets-CPU-s")
+	b.ReportMetric(pgCPU.Seconds(), "postgres-CPU-s")
+	b.ReportMetric(selfCPU.Seconds(), "clients-CPU-s")
+	b.ReportMetric(mib(hub1.rss), "hub-RSS-MiB")
+	b.ReportMetric(mib(hub1.hwm), "hub-peak-RSS-MiB")
+	b.ReportMetric(mib(fleetRSS)*1000/float64(nodes), "member-RSS-MiB/1000-nodes")
+	b.ReportMetric(mib(dbBytes), "db-MiB")
 	b.ReportMetric(1000*lags[len(lags)/2], "watch-lag-p50-ms")
 	b.ReportMetric(1000*lags[len(lags)*99/100], "watch-lag-p99-ms")
 	b.ReportMetric(1000*pages["/"], "overview-ms")
 	b.ReportMetric(1000*pages["/workloads"], "workloads-page-ms")
 	b.ReportMetric(detected.Sub(killedAt).Seconds(), "loss-detection-s")
 	b.ReportMetric(rto.Seconds(), "loss-RTO-s")
-	b.Logf("%d clusters x %d sim nodes, %d workloads x %d replicas: creates %.1f s (%.0f/s), all %d Ready %.1f s after the first create; %.2f cores; RSS %d MiB; PostgreSQL %d MiB",
-		clusters, nodesPer, workloads, perWorkload, created.Seconds(), float64(workloads)/created.Seconds(), total, took.Seconds(),
-		cpu.Seconds()/took.Seconds(), rss>>20, dbBytes>>20)
+	b.Logf("load at the end: %s", loadAverage())
+	b.Logf("%d clusters x %d sim nodes in %d fleet processes, %d workloads x %d replicas: creates %.1f s (%.0f/s), all %d Ready %.1f s after the first create",
+		c.clusters, c.nodesPer, len(fleets), c.workloads, c.perWorkload, created.Seconds(), float64(c.workloads)/created.Seconds(), total, took.Seconds())
+	b.Logf("CPU over that span: hub %.1f s, fleets %.1f s, PostgreSQL %.1f s, clients %.1f s; hub RSS %.0f MiB before the creates, %.0f MiB at all Ready (peak %.0f MiB); fleets %.0f MiB before, %.0f MiB at all Ready (%.1f MiB per 1,000 sim nodes); PostgreSQL %.0f MiB",
+		(hub1.cpu - hub0.cpu).Seconds(), fleetCPU.Seconds(), pgCPU.Seconds(), selfCPU.Seconds(), mib(hub0.rss), mib(hub1.rss), mib(hub1.hwm),
+		mib(fleetRSS0), mib(fleetRSS), mib(fleetRSS)*1000/float64(nodes), mib(dbBytes))
 	b.Logf("%d watchers: lag p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d events; console / %.0f ms, /workloads %.0f ms (median of 5)",
-		watchers, 1000*lags[len(lags)/2], 1000*lags[len(lags)*99/100], 1000*lags[len(lags)-1], len(lags), 1000*pages["/"], 1000*pages["/workloads"])
-	b.Logf("region loss: %d of %d clusters with %d replicas stopped; detection %.1f s; all Ready elsewhere %.1f s after detection",
-		nLost, clusters, lostReplicas, detected.Sub(killedAt).Seconds(), rto.Seconds())
+		c.watchers, 1000*lags[len(lags)/2], 1000*lags[len(lags)*99/100], 1000*lags[len(lags)-1], len(lags), 1000*pages["/"], 1000*pages["/workloads"])
+	b.Logf("region loss: %d of %d clusters with %d replicas SIGKILLed; detection %.1f s; all Ready elsewhere %.1f s after detection",
+		nLost, c.clusters, lostReplicas, detected.Sub(killedAt).Seconds(), rto.Seconds())
+}
+
+// startScaleProfiles starts CPU profiles of the hub (perf record, when
+// perf is installed) and of the fleets when c.profile names a folder; the
+// function it returns stops them.
+func startScaleProfiles(b *testing.B, c scaleConfig, h *scaleHub, fleets []*scaleProc) func() {
+	if c.profile == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(c.profile, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i, p := range fleets {
+		p.send(fmt.Sprintf("profile %s", filepath.Join(c.profile, fmt.Sprintf("fleet%d-%s.pprof", i+1, c.label))))
+	}
+	var perf *exec.Cmd
+	if path, err := exec.LookPath("perf"); err == nil {
+		perf = exec.Command(path, "record", "-F", "199", "-g", "-p", strconv.Itoa(h.cmd.Process.Pid),
+			"-o", filepath.Join(c.profile, fmt.Sprintf("hub-%s.perf", c.label)))
+		perf.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := perf.Start(); err != nil {
+			b.Logf("perf record: %v (no hub profile)", err)
+			perf = nil
+		}
+	}
+	return func() {
+		for _, p := range fleets {
+			p.send("profile-stop")
+		}
+		if perf != nil {
+			_ = perf.Process.Signal(syscall.SIGINT)
+			_ = perf.Wait()
+		}
+	}
+}
+
+// loadAverage is /proc/loadavg's three figures.
+func loadAverage() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // errWatchDone ends a watcher that saw what it waited for.
@@ -305,10 +539,10 @@ var errWatchDone = errors.New("seen every workload")
 
 // consolePageTimes signs in to the console with the admin token and
 // fetches each path n times; it returns each path's median, in seconds.
-func consolePageTimes(b *testing.B, base string, paths []string, n int) map[string]float64 {
+func consolePageTimes(b *testing.B, base, token string, paths []string, n int) map[string]float64 {
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar}
-	req, _ := http.NewRequest(http.MethodPost, base+"/signin", strings.NewReader(url.Values{"token": {adminSecret}, "next": {"/"}}.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, base+"/signin", strings.NewReader(url.Values{"token": {token}, "next": {"/"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", base)
 	resp, err := hc.Do(req)
@@ -346,20 +580,4 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// residentBytes is the test process's resident set now (Linux; 0
-// elsewhere).
-func residentBytes() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

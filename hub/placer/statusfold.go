@@ -44,8 +44,11 @@ type StatusFolder struct {
 
 	mu      sync.Mutex
 	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
-	dirty   map[string]bool
-	judged  map[string]string // cluster -> the health its reports were last folded under
+	// reported is what each cluster's last report held: cluster ->
+	// workloads (those of reports, by cluster).
+	reported map[string]map[string]bool
+	dirty    map[string]bool
+	judged   map[string]string // cluster -> the health its reports were last folded under
 	// seen is each problem's restarts when last turned into an event
 	// (workload/cluster/reason): an event's count grows by what they grew.
 	seen  map[problemKey]int32
@@ -74,7 +77,7 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 	if lead == nil {
 		lead = leader.Sole{}
 	}
-	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{},
+	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{}, reported: map[string]map[string]bool{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
 		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{}}
 	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
@@ -115,13 +118,19 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 			f.dirty[ws.Workload] = true
 		}
 	}
-	// A workload the cluster no longer reports has left it.
-	for w, byCluster := range f.reports {
-		if _, ok := byCluster[r.Cluster]; ok && !seen[w] {
-			delete(byCluster, r.Cluster)
+	// A workload the cluster no longer reports has left it. Only the
+	// cluster's own last report is looked at: going over every workload
+	// for every report made each report cost the whole fleet's workloads.
+	for w := range f.reported[r.Cluster] {
+		if !seen[w] {
+			delete(f.reports[w], r.Cluster)
+			if len(f.reports[w]) == 0 {
+				delete(f.reports, w)
+			}
 			f.dirty[w] = true
 		}
 	}
+	f.reported[r.Cluster] = seen
 	f.observeImagesLocked(r.Cluster, r.Images)
 }
 
@@ -156,9 +165,12 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	f.mu.Lock()
 	// A cluster that turned Unreachable (or came back) changes what its
 	// reports count for: fold its workloads again.
-	for w, byCluster := range f.reports {
-		for c := range byCluster {
-			if h := healthOf(c); refold(f.judged[c], h) {
+	for c, ws := range f.reported {
+		if len(ws) == 0 {
+			continue
+		}
+		if h := healthOf(c); refold(f.judged[c], h) {
+			for w := range ws {
 				f.dirty[w] = true
 			}
 		}

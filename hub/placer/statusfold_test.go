@@ -45,9 +45,18 @@ func TestStatusFolderObserve(t *testing.T) {
 	if f.dirty["w"] {
 		t.Error("an unchanged report with conditions marked the workload for a write")
 	}
+	f.Observe("atoll.m.b.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}, protocol.WorkloadStatus{Workload: "v", Desired: 1}))
+	f.dirty = map[string]bool{}
 	f.Observe("atoll.m.a.status", report("a"))
 	if _, ok := f.reports["w"]["a"]; ok || !f.dirty["w"] {
 		t.Error("a workload the cluster no longer reports is still in its breakdown")
+	}
+	if _, ok := f.reports["w"]["b"]; !ok || f.dirty["v"] {
+		t.Errorf("a's report changed b's rows: %+v, dirty %v", f.reports, f.dirty)
+	}
+	f.Observe("atoll.m.b.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
+	if _, ok := f.reports["v"]; ok || !f.dirty["v"] {
+		t.Errorf("a workload no cluster reports is still kept: %+v", f.reports)
 	}
 }
 

@@ -139,6 +139,7 @@ type Health interface {
 type Config struct {
 	Every      time.Duration // pass period (default 5 s)
 	CheckEvery time.Duration // how often a member's digest is checked (default 10 s)
+	MinGap     time.Duration // shortest time between two passes' starts when woken (default 1 s)
 	Logger     *slog.Logger
 	Now        func() time.Time
 	Meter      metric.MeterProvider
@@ -155,6 +156,8 @@ type Controller struct {
 	log    *slog.Logger
 	wake   chan struct{}
 	loop   loop.Loop
+	// lastPass is when the loop's last pass began (paced's own).
+	lastPass time.Time
 
 	mu      sync.Mutex
 	lists   map[string]protocol.StandbyList // cluster -> the list as last built
@@ -162,8 +165,19 @@ type Controller struct {
 	checked map[string]time.Time            // cluster -> last digest check
 	failed  map[string]time.Time            // cluster -> last failed request (asked again after CheckEvery)
 
+	// drivers is each workload's template driver by spec, as read on the
+	// last pass.
+	drivers map[string]specDriver
+
 	sent   metric.Int64Counter
 	images metric.Int64Gauge
+}
+
+// specDriver is a workload's template driver at one spec.
+type specDriver struct {
+	uid        string
+	generation int64
+	driver     string
 }
 
 // New makes the controller; a nil lead leads alone.
@@ -173,6 +187,9 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 	}
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = 10 * time.Second
+	}
+	if cfg.MinGap <= 0 {
+		cfg.MinGap = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -197,7 +214,27 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 // Start runs passes until Stop or ctx ends.
 func (c *Controller) Start(ctx context.Context) {
 	c.Wake()
-	c.loop.Start(ctx, c.log, "standby pass failed", c.cfg.Every, c.wake, c.RunOnce)
+	c.loop.Start(ctx, c.log, "standby pass failed", c.cfg.Every, c.wake, c.paced)
+}
+
+// paced is the loop's pass: it begins no sooner than MinGap after the
+// last one began. Every busy cluster's capacity is written every few
+// seconds and each write wakes the controller, whose pass lists every
+// workload: unpaced, a hundred clusters would have it list them all many
+// times a second (at 16 clusters, once its passes got cheaper, the lists
+// tripled PostgreSQL's CPU under the scale benchmark's creates).
+func (c *Controller) paced(ctx context.Context) error {
+	if wait := c.cfg.MinGap - time.Since(c.lastPass); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	c.lastPass = time.Now()
+	return c.RunOnce(ctx)
 }
 
 // Stop ends the controller; safe to call twice and before Start.
@@ -218,13 +255,34 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 		return nil
 	}
 	in := Input{Pinned: map[string]string{}, Placed: map[string]map[string]int32{}, Now: c.cfg.Now()}
+	c.mu.Lock()
+	prev := c.drivers // never written once made: a new map each pass
+	c.mu.Unlock()
+	drivers := make(map[string]specDriver, len(prev))
 	if err := pgstore.Each(ctx, c.store, "Workload", func(rec *pgstore.Record) error {
+		// Only oci workloads matter; which they are is read once per
+		// spec (uid and generation), not decoded whole on every pass: the
+		// pass runs on every cluster write, and decoding every workload
+		// each time made it the hub's largest controller at 32 clusters.
+		d, ok := prev[rec.Meta.Name]
+		if !ok || d.uid != rec.Meta.UID || d.generation != rec.Meta.Generation {
+			var spec struct {
+				Template struct {
+					Driver string `json:"driver"`
+				} `json:"template"`
+			}
+			if err := rec.DecodeSpec(&spec); err != nil {
+				return err
+			}
+			d = specDriver{uid: rec.Meta.UID, generation: rec.Meta.Generation, driver: spec.Template.Driver}
+		}
+		drivers[rec.Meta.Name] = d
+		if d.driver != "oci" {
+			return nil
+		}
 		var w api.Workload
 		if err := rec.Decode(&w); err != nil {
 			return err
-		}
-		if w.Spec.Template.Driver != "oci" {
-			return nil
 		}
 		in.Workloads = append(in.Workloads, w)
 		t, ok, err := c.pins.Pin(ctx, w, w.Metadata.Generation, w.Spec.Template)
@@ -238,6 +296,9 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.drivers = drivers
+	c.mu.Unlock()
 	if err := pgstore.Each(ctx, c.store, "Cluster", func(rec *pgstore.Record) error {
 		var cl api.Cluster
 		if err := rec.Decode(&cl); err != nil {
