@@ -359,7 +359,9 @@ func startOCITimeline(node *ociBenchNode, prefix string) func(time.Time) {
 				fmt.Fprintf(os.Stderr, "  %s %s: none\n", prefix, what)
 				return
 			}
-			at := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond) }
+			at := func(p float64) time.Duration {
+				return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(time.Millisecond)
+			}
 			fmt.Fprintf(os.Stderr, "  %s %s (%d): min %v p50 %v p90 %v max %v\n", prefix, what, len(ds), ds[0].Round(time.Millisecond), at(0.5), at(0.9), ds[len(ds)-1].Round(time.Millisecond))
 		}
 		q("on r2's node", func(x *seen) time.Time { return x.first })
