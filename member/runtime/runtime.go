@@ -508,7 +508,15 @@ func (r *Runtime) runOnce(ctx context.Context) time.Time {
 		changed = r.reconcileLocked()
 	}
 	now := r.now()
-	for len(r.queue) > 0 && !r.queue[0].due.After(now) {
+	for n := 0; len(r.queue) > 0 && !r.queue[0].due.After(now); n++ {
+		if n == duePerPass {
+			// More is due: the loop comes back at once, after the lock
+			// was free for Status (the node's heartbeat) and probes.
+			if changed {
+				r.notify()
+			}
+			return now
+		}
 		rep := r.queue[0]
 		r.unschedule(rep)
 		r.dueLocked(rep, now)
@@ -522,6 +530,13 @@ func (r *Runtime) runOnce(ctx context.Context) time.Time {
 	}
 	return r.queue[0].due
 }
+
+// duePerPass bounds what one pass of the loop does under the lock: a
+// process starts under it (a fork, its log files, its record), and with
+// hundreds due at once (a failover's replacements) a single pass held the
+// lock for seconds, the node's heartbeat waited, its member took it for
+// lost and bound the replicas again elsewhere.
+const duePerPass = 32
 
 // reconcileLocked starts what is desired and missing and stops what is
 // running and not desired (or desired at another generation).
