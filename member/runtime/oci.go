@@ -470,7 +470,19 @@ func (r *Runtime) removeContainer(b *ociBundle) {
 			break
 		}
 	}
-	if err := os.RemoveAll(b.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The root's overlay lives in the container's mount namespace, which
+	// goes only once its last process is gone, a moment after runc
+	// returns: until then the overlay may still write in its upper and
+	// work directories, and a removal finds them not empty. Retried for
+	// up to about two seconds.
+	var err error
+	for delay := 10 * time.Millisecond; ; delay *= 2 {
+		if err = os.RemoveAll(b.dir); err == nil || errors.Is(err, os.ErrNotExist) || delay > time.Second {
+			break
+		}
+		time.Sleep(delay)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		r.log.Warn("remove container bundle", "dir", b.dir, "err", err)
 	}
 }
