@@ -234,6 +234,18 @@ func makeOlder(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	steps = append(steps, more...)
+	// The migrations' functions too (a trigger's), as an older folder
+	// had them.
+	rows, err = admin.Query(t.Context(), `SELECT format('ALTER FUNCTION %s OWNER TO atoll', p.oid::regprocedure)
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps = append(steps, more...)
 	steps = append(steps, `DROP OWNED BY atoll_hub`, `DROP OWNED BY atoll_owner`, `DROP ROLE atoll_hub`, `DROP ROLE atoll_owner`)
 	for _, sql := range steps {
 		if _, err := admin.Exec(t.Context(), sql); err != nil {

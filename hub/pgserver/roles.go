@@ -94,7 +94,7 @@ func (s *Server) ensureRoles(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // PrepareDatabase hands the database name, its schema public and every
-// table, view and sequence in it to the Owner role, and takes the right to
+// table, view, sequence and function in it to the Owner role, and takes the right to
 // create objects in public from everyone else (PostgreSQL 15 does that by
 // default, earlier versions do not), so that the Hub role can use only
 // what migrations grant it. It is idempotent. Start runs it for the
@@ -143,6 +143,25 @@ func (s *Server) PrepareDatabase(ctx context.Context, name string) error {
 					}
 					s.log.Info("pgserver: handed an object to the owner role", "database", name, "object", r[0], "owner", Owner)
 				}
+			}
+			// Functions (a migration's trigger functions), but not an
+			// extension's: those stay with the extension's owner.
+			rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text
+				FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+				WHERE n.nspname = 'public' AND p.proowner <> $1::regrole
+				AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`, string(Owner))
+			if err != nil {
+				return err
+			}
+			funcs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			for _, f := range funcs {
+				if _, err := tx.Exec(ctx, `ALTER FUNCTION `+f+` OWNER TO `+owner); err != nil {
+					return fmt.Errorf("hand %s to %s: %w", f, Owner, err)
+				}
+				s.log.Info("pgserver: handed an object to the owner role", "database", name, "object", f, "owner", Owner)
 			}
 			return nil
 		})
