@@ -261,6 +261,22 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 	return out, nil
 }
 
+// newObject is rec as a create writes it: a new uid, generation 1, its
+// creation time, empty spec and status as {}, and the prepare hooks run.
+func (t *Tx) newObject(ctx context.Context, rec *Record) (Record, [16]byte, time.Time, error) {
+	out := *rec
+	uid, uidText := newUUID()
+	now := t.s.now().UTC().Truncate(time.Microsecond)
+	out.Meta.UID = uidText
+	out.Meta.Generation = 1
+	out.Meta.CreationTimestamp = &now
+	out.Meta.DeletionTimestamp = nil
+	out.Spec = jsonOrEmpty(rec.Spec)
+	out.Status = jsonOrEmpty(rec.Status)
+	err := t.runPrepare(ctx, &out)
+	return out, uid, now, err
+}
+
 // createUnversioned is Store.Create's create, for kinds whose spec hooks
 // do not read the new version: it sends nothing, holding back the row,
 // its change-log and audit rows (pendingConn), so that with the held
@@ -272,18 +288,11 @@ func (t *Tx) create(ctx context.Context, rec *Record, extra func(ctx context.Con
 // taken fails the insert, and so the transaction, at COMMIT (AlreadyExists,
 // writeTx). Its wake-up is noted then too.
 func (t *Tx) createUnversioned(ctx context.Context, rec *Record) (*Record, error) {
-	out := *rec
-	uid, uidText := newUUID()
-	now := t.s.now().UTC().Truncate(time.Microsecond)
-	out.Meta.UID = uidText
-	out.Meta.Generation = 1
-	out.Meta.CreationTimestamp = &now
-	out.Meta.DeletionTimestamp = nil
-	out.Spec = jsonOrEmpty(rec.Spec)
-	out.Status = jsonOrEmpty(rec.Status)
-	if err := t.runPrepare(ctx, &out); err != nil {
+	out, uid, now, err := t.newObject(ctx, rec)
+	if err != nil {
 		return nil, err
 	}
+	uidText := out.Meta.UID
 	if t.drawn >= 1<<versionBits {
 		return nil, api.Errorf(api.CodeInvalid, "one transaction may write at most %d objects", 1<<versionBits)
 	}
@@ -373,16 +382,8 @@ func alreadyExists(rec *Record) error {
 // audit rows. inserted is set once b has been sent; the caller notes the
 // wake-up once it knows the row went in.
 func (t *Tx) queueCreate(ctx context.Context, b *pgx.Batch, rec *Record) (*Record, *bool, error) {
-	out := *rec
-	uid, uidText := newUUID()
-	now := t.s.now().UTC().Truncate(time.Microsecond)
-	out.Meta.UID = uidText
-	out.Meta.Generation = 1
-	out.Meta.CreationTimestamp = &now
-	out.Meta.DeletionTimestamp = nil
-	out.Spec = jsonOrEmpty(rec.Spec)
-	out.Status = jsonOrEmpty(rec.Status)
-	if err := t.runPrepare(ctx, &out); err != nil {
+	out, uid, now, err := t.newObject(ctx, rec)
+	if err != nil {
 		return nil, nil, err
 	}
 	rv, err := t.drawVersion()
