@@ -203,10 +203,9 @@ func TestImagePullSecretEndToEnd(t *testing.T) {
 
 	// (c) With the secret: resolved at the hub with it, pulled by the
 	// node with it, ready.
-	w.Spec.Template.ImagePullSecret = &api.KeyRef{Name: "regcred", Key: "config.json"}
-	if err := e.admin.Update(ctx, "workloads", "private", w, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.updateWorkload(t, "private", func(w *api.Workload) {
+		w.Spec.Template.ImagePullSecret = &api.KeyRef{Name: "regcred", Key: "config.json"}
+	})
 	waitFor(t, "the replica ready, resolved and pulled with the workload's secret", 90*time.Second, func() bool {
 		if err := e.admin.Get(ctx, "workloads", "private", &w); err != nil {
 			t.Fatal(err)

@@ -84,11 +84,13 @@ func TestRevisions(t *testing.T) {
 		t.Fatalf("invalid template: want 422 at spec.template.env[0].name, got %d %s", r.status, r.body)
 	}
 	// Back to v1 by PUT: a new revision, not the old number.
-	cur.Spec.Template.Command = "v1"
-	cur.Metadata.Annotations[api.AnnotationChangeCause] = "undo"
-	if err := e.admin.Update(ctx, "workloads", "web", cur, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.updateWorkload(t, "web", func(w *api.Workload) {
+		w.Spec.Template.Command = "v1"
+		if w.Metadata.Annotations == nil {
+			w.Metadata.Annotations = map[string]string{}
+		}
+		w.Metadata.Annotations[api.AnnotationChangeCause] = "undo"
+	})
 	if got := revisionSummary(e.revisionsOf("web")); got != `1:token:bootstrap-admin:v1:"first release" 2:token:ops:v2:"v2 please" 3:token:bootstrap-admin:v1:"undo"` {
 		t.Fatalf("after the changes: %s", got)
 	}

@@ -184,15 +184,11 @@ func TestWarmStandbyAndPinnedImages(t *testing.T) {
 	if d2 == d1 {
 		t.Fatal("the second push has the first's digest")
 	}
-	if err := e.admin.Get(ctx, "workloads", "app", &w); err != nil {
-		t.Fatal(err)
-	}
-	w.Spec.Replicas = 2
 	policy.Preferences = nil
-	w.Spec.Placement = policy
-	if err := e.admin.Update(ctx, "workloads", "app", w, &w); err != nil {
-		t.Fatal(err)
-	}
+	w = e.updateWorkload(t, "app", func(w *api.Workload) {
+		w.Spec.Replicas = 2
+		w.Spec.Placement = policy
+	})
 	waitFor(t, "both clusters' bindings of app with the pinned image", 60*time.Second, func() bool {
 		for _, c := range []string{"east", "west"} {
 			bs, err := ms[c].State().Bindings(ctx)
