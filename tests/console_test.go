@@ -19,7 +19,7 @@ import (
 
 // consoleTimeout bounds each wait on the browser: for a page to show
 // what the hub knows (live updates arrive well within a second).
-const consoleTimeout = 15 * time.Second
+const consoleTimeout = 30 * time.Second
 
 // artifactsDir is where browser tests leave screenshots:
 // $ATOLL_TEST_ARTIFACTS, else tests/artifacts (ignored by git).

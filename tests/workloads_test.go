@@ -36,7 +36,7 @@ const (
 	// Bounds for what the product promises nothing faster: the members
 	// report status every 2 s, the folder writes every 1 s, the readiness
 	// probe runs every 1 s.
-	clustersReadyTimeout = 20 * time.Second // the three dev regions Ready after the banner
+	clustersReadyTimeout = 60 * time.Second // the three dev regions Ready after the banner (a bound, not a wait: the CI machine is busy)
 	workloadReadyTimeout = 30 * time.Second // apply or scale -> every replica Ready
 	rolloutTimeout       = 45 * time.Second // template change -> every replica updated and Ready
 	deleteTimeout        = 15 * time.Second // delete -> processes gone, then the object
