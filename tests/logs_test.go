@@ -73,9 +73,12 @@ spec:
 		args []string
 		want string
 	}{
-		{[]string{"logs", talker, "--replica", talker + "-nope"}, "no replica " + talker + "-nope"},
+		// --cluster: a cluster another test left behind, its member gone,
+		// cannot say it has no such replica (the CLI then says it did not
+		// answer and cannot fail for it).
+		{[]string{"logs", talker, "--replica", talker + "-nope", "--cluster", cluster}, "no replica " + talker + "-nope"},
 		{[]string{"logs", "no-such-workload"}, "not found"},
-		{[]string{"logs", talker, "--replica", replica, "--previous"}, "no previous run"},
+		{[]string{"logs", talker, "--replica", replica, "--previous", "--cluster", cluster}, "no previous run"},
 		{[]string{"logs", talker, "--since", "yesterday"}, "since"},
 		{[]string{"logs", talker, "--tail", "-3"}, "--tail -3"},
 		{[]string{"logs", talker, "--previous", "-f"}, "cannot be followed"},
