@@ -80,7 +80,10 @@
 // # Determinism and cost
 //
 // Clusters are handled in name order, whatever the input order; ties are
-// broken by tier, weight, then name; quotas are float64 products and
+// broken by tier, weight, then the workload's own order of clusters (a
+// hash of the workload's and the cluster's names, so that workloads over
+// more equal clusters than they have replicas spread over all of them),
+// then name; quotas are float64 products and
 // quotients with no fused operations, so every machine gives the same
 // answer. A decision costs O(C log C + R·C) for C clusters and R replicas
 // to add one by one, and most of R is added in one pass (the whole parts

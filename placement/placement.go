@@ -2,6 +2,7 @@ package placement
 
 import (
 	"cmp"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -194,6 +195,21 @@ type member struct {
 	n           int32 // what this decision gives it
 	q           float64
 	groups      []int32 // per spread constraint: group index, -1 when the label is missing
+	// rank breaks ties between otherwise equal clusters, before the
+	// name: it differs per workload (tieRank), so that workloads over
+	// more equal clusters than they have replicas spread over all of
+	// them instead of every one taking the first clusters by name.
+	rank uint64
+}
+
+// tieRank is a cluster's place among equals for one workload: a hash of
+// both names (FNV-1a), the same in every decision.
+func tieRank(workload, cluster string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(workload))
+	h.Write([]byte{0})
+	h.Write([]byte(cluster))
+	return h.Sum64()
 }
 
 // spread is one spread constraint with its groups.
@@ -261,7 +277,7 @@ func newDecider(in Input) *decider {
 		if k := len(d.ms); k > 0 && d.ms[k-1].name == c.Name {
 			continue
 		}
-		d.ms = append(d.ms, member{c: c, name: c.Name})
+		d.ms = append(d.ms, member{c: c, name: c.Name, rank: tieRank(in.Workload, c.Name)})
 	}
 	known := len(d.ms)
 	for name, n := range in.Current {
@@ -272,7 +288,7 @@ func newDecider(in Input) *decider {
 			d.ms[i].cur = n
 			continue
 		}
-		d.ms = append(d.ms, member{name: name, cur: n})
+		d.ms = append(d.ms, member{name: name, cur: n, rank: tieRank(in.Workload, name)})
 	}
 	if len(d.ms) > known {
 		slices.SortFunc(d.ms, func(a, b member) int { return strings.Compare(a.name, b.name) })

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -116,7 +117,7 @@ func TestFilters(t *testing.T) {
 			name: "allow-list by name",
 			in: Input{Replicas: 3, Policy: &api.PlacementPolicy{Clusters: []string{"a", "c"}},
 				Clusters: []Cluster{ready("a", Unbounded), ready("b", Unbounded), ready("c", Unbounded)}},
-			want: map[string]int32{"a": 2, "c": 1}, filtered: map[string]string{"b": ReasonNotListed},
+			want: map[string]int32{"a": 1, "c": 2}, filtered: map[string]string{"b": ReasonNotListed},
 		},
 		{
 			name: "cluster selector",
@@ -218,8 +219,9 @@ func TestModesAndWeights(t *testing.T) {
 		{
 			name: "Divided by default, equal weights, largest remainder",
 			in:   Input{Replicas: 5, Clusters: threeRegions()},
-			want: map[string]int32{"ap-1": 2, "eu-1": 1, "eu-2": 1, "us-1": 1},
-			// 1.25 each: whole parts 1, the one left over to the first name.
+			want: map[string]int32{"ap-1": 1, "eu-1": 1, "eu-2": 1, "us-1": 2},
+			// 1.25 each: whole parts 1, the one left over to the first in
+			// this workload's order of equal clusters (tieRank).
 			explain: "quotas for 5 replicas: ap-1 1.25, eu-1 1.25, eu-2 1.25, us-1 1.25",
 		},
 		{
@@ -331,7 +333,7 @@ func TestPreferencesSpreadBounds(t *testing.T) {
 			name: "spread minGroups above the replica count",
 			in: Input{Replicas: 2, Policy: &api.PlacementPolicy{Spread: []api.SpreadConstraint{{TopologyKey: "region", MinGroups: 3}}},
 				Clusters: threeRegions()},
-			want:  map[string]int32{"ap-1": 1, "eu-1": 1},
+			want:  map[string]int32{"eu-1": 1, "us-1": 1},
 			unsat: ReasonSpreadUnsatisfiable,
 		},
 		{
@@ -364,7 +366,7 @@ func TestPreferencesSpreadBounds(t *testing.T) {
 			name: "minReplicasPerCluster: no cluster gets fewer",
 			in: Input{Replicas: 5, Policy: &api.PlacementPolicy{MinReplicasPerCluster: 2},
 				Clusters: threeRegions()},
-			want: map[string]int32{"ap-1": 3, "eu-1": 2},
+			want: map[string]int32{"eu-1": 2, "us-1": 3},
 		},
 		{
 			name: "minReplicasPerCluster raises a cluster below it",
@@ -410,5 +412,35 @@ func TestEvictedNamesTheFilter(t *testing.T) {
 	want := map[string]string{"a": ReasonTainted, "b": api.HealthUnreachable}
 	if len(d.Evicted) != len(want) || d.Evicted["a"] != want["a"] || d.Evicted["b"] != want["b"] {
 		t.Errorf("want evicted %v (c's NoSchedule taint keeps what it runs); got %v", want, d.Evicted)
+	}
+}
+
+// TestEqualClustersShareWorkloads: 100 workloads of 10 replicas over 32
+// equal clusters. Ties between equal clusters are broken per workload, so
+// every cluster gets its share, not the first 10 by name every time
+// (which left 22 of 32 clusters empty at scale); and a workload's own
+// decision does not change from one pass to the next.
+func TestEqualClustersShareWorkloads(t *testing.T) {
+	var clusters []Cluster
+	for i := range 32 {
+		clusters = append(clusters, ready(fmt.Sprintf("c%02d", i), Unbounded))
+	}
+	per := map[string]int32{}
+	for w := range 100 {
+		in := Input{Workload: fmt.Sprintf("web-%d", w), Replicas: 10, Clusters: clusters}
+		d := Decide(in)
+		for c, n := range d.Assignment {
+			per[c] += n
+		}
+		if again := Decide(in); !maps.Equal(again.Assignment, d.Assignment) {
+			t.Fatalf("%s: %v, then %v", in.Workload, d.Assignment, again.Assignment)
+		}
+	}
+	// 31.25 each on average; name order gave 100 to ten clusters and 0 to
+	// the other 22.
+	for _, c := range clusters {
+		if n := per[c.Name]; n < 10 || n > 60 {
+			t.Errorf("cluster %s holds %d of the 1,000 replicas, want about 31: %v", c.Name, n, per)
+		}
 	}
 }

@@ -175,6 +175,7 @@ func (d *decider) lessWanted(a, b *member) bool {
 		cmp.Compare(b.tier, a.tier),
 		cmp.Compare(a.weight, b.weight),
 		cmp.Compare(b.n, a.n),
+		cmp.Compare(b.rank, a.rank),
 		strings.Compare(b.name, a.name),
 	) < 0
 }
@@ -337,6 +338,7 @@ func (d *decider) moreWanted(a *member, ah int, b *member, bh int) bool {
 		cmp.Compare(float64(b.q-float64(b.n)), float64(a.q-float64(a.n))),
 		cmp.Compare(a.tier, b.tier),
 		cmp.Compare(b.weight, a.weight),
+		cmp.Compare(a.rank, b.rank),
 		strings.Compare(a.name, b.name),
 	) < 0
 }
