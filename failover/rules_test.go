@@ -486,8 +486,8 @@ func TestPurgeHonoursBudget(t *testing.T) {
 	}{
 		{"no budget: purge immediate", nil, false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{}},
 		{"maxUnavailable 1, nothing ready: 3 stay", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{"a": 3}},
-		{"maxUnavailable 1, 2 ready elsewhere: 1 stays", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"b": 2}, map[string]int32{"a": 1}},
-		{"maxUnavailable 1, 3 ready elsewhere: purge", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"b": 2, "c": 1}, map[string]int32{}},
+		{"maxUnavailable 1, 2 ready elsewhere: 1 stays", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"d": 2}, map[string]int32{"a": 1}},
+		{"maxUnavailable 1, 3 ready elsewhere: purge", maxUn("1"), false, plain, nil, map[string]int32{"a": 4}, map[string]int32{"d": 2, "c": 1}, map[string]int32{}},
 		{"minAvailable 50%: 2 stay", minAv("50%"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{"a": 2}},
 		{"minAvailable 0: purge", minAv("0"), false, plain, nil, map[string]int32{"a": 4}, nil, map[string]int32{}},
 		{"maxUnavailable 25%: rounds up to 1 away", maxUn("25%"), false, plain, nil, map[string]int32{"a": 2, "c": 2}, map[string]int32{"c": 2}, map[string]int32{"a": 1}},
