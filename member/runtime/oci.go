@@ -473,11 +473,14 @@ func (r *Runtime) removeContainer(b *ociBundle) {
 	// The root's overlay lives in the container's mount namespace, which
 	// goes only once its last process is gone, a moment after runc
 	// returns: until then the overlay may still write in its upper and
-	// work directories, and a removal finds them not empty. Retried for
-	// up to about two seconds.
+	// work directories, and a removal finds them not empty (or busy).
+	// That alone is retried, for up to about two seconds; any other
+	// failure would not pass by waiting (and the sweep at Start runs
+	// this under the runtime's lock).
 	var err error
 	for delay := 10 * time.Millisecond; ; delay *= 2 {
-		if err = os.RemoveAll(b.dir); err == nil || errors.Is(err, os.ErrNotExist) || delay > time.Second {
+		err = os.RemoveAll(b.dir)
+		if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EBUSY) || delay > time.Second {
 			break
 		}
 		time.Sleep(delay)
