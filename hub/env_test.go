@@ -272,3 +272,27 @@ func mustJSON(t *testing.T, r *pgstore.Record) []byte {
 	}
 	return b
 }
+
+// updateWorkload reads workload name, applies change and writes it back,
+// again from a fresh read when the write meets a conflict: the placer's
+// status writes (which run beside its next pass) change the workload's
+// resourceVersion at any moment, as they would under a real client.
+func (e *env) updateWorkload(t testing.TB, name string, change func(*api.Workload)) api.Workload {
+	t.Helper()
+	var w api.Workload
+	waitFor(t, "an update of workload "+name+" without a conflict", 60*time.Second, func() bool {
+		if err := e.admin.Get(context.Background(), "workloads", name, &w); err != nil {
+			t.Fatal(err)
+		}
+		change(&w)
+		err := e.admin.Update(context.Background(), "workloads", name, w, &w)
+		if api.ErrorCode(err) == api.CodeConflict {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+	return w
+}

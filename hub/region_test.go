@@ -18,30 +18,6 @@ import (
 
 // waitFor polls a condition of in-process components (a bounded wait on
 // state that changes through NATS and timers).
-// updateWorkload reads workload name, applies change and writes it back,
-// again from a fresh read when the write meets a conflict: the placer's
-// status writes (which run beside its next pass) change the workload's
-// resourceVersion at any moment, as they would under a real client.
-func (e *env) updateWorkload(t testing.TB, name string, change func(*api.Workload)) api.Workload {
-	t.Helper()
-	var w api.Workload
-	waitFor(t, "an update of workload "+name+" without a conflict", 60*time.Second, func() bool {
-		if err := e.admin.Get(context.Background(), "workloads", name, &w); err != nil {
-			t.Fatal(err)
-		}
-		change(&w)
-		err := e.admin.Update(context.Background(), "workloads", name, w, &w)
-		if api.ErrorCode(err) == api.CodeConflict {
-			return false
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return true
-	})
-	return w
-}
-
 func waitFor(t testing.TB, what string, limit time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
