@@ -103,6 +103,7 @@ type Member struct {
 	nodes       *controller.Nodes
 	controller  *controller.Controller
 	lastAck     atomic.Int64 // unix nanos of the last heartbeat ack
+	hubDeltas   atomic.Bool  // the last ack said the hub takes status deltas
 	fence       *fence
 	drill       drillState
 	seq         atomic.Uint64
@@ -330,7 +331,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	m.controller.Start(ctx)
 	defer m.controller.Stop()
-	go m.reportStatus(ctx, m.controller, 2*time.Second)
+	go m.reportStatus(ctx, m.controller)
 	go m.publishEndpoints(ctx, m.nodes, addrWake)
 	go m.publishTraffic(ctx, m.gateway)
 	if m.cfg.Capacity == nil {
@@ -663,6 +664,7 @@ func (m *Member) beat(ctx context.Context, subject string, interval time.Duratio
 	// starts later, when it receives it): an ack that waited, in a paused
 	// member say, never stretches it.
 	m.lastAck.Store(now.UnixNano())
+	m.hubDeltas.Store(ack.StatusDeltas)
 	if m.fence.acked(now) {
 		m.log.WarnContext(ctx, "the hub is back after longer than the fence: exclusive workloads wait for its confirmation", "fence_after", m.cfg.FenceAfter)
 	}

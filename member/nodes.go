@@ -1,7 +1,6 @@
 package member
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -105,35 +104,6 @@ func capacity(nodes *controller.Nodes, status []protocol.WorkloadStatus, allocat
 		c.ReplicasReady += int(s.Ready)
 	}
 	return c
-}
-
-// reportStatus sends the per-workload status to the hub every interval
-// (the hub folds it into Workload.status).
-func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller, every time.Duration) {
-	// Checked often, sent when it changed (so the hub sees a replica turn
-	// Ready within a fraction of a second) and every period anyway.
-	t := time.NewTicker(every / 8)
-	defer t.Stop()
-	var last []byte
-	var sent time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if m.drill.cutOff(time.Now()) {
-			continue
-		}
-		data, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: m.cfg.Name, Workloads: withFence(ctl.Status(), m.fence.held(time.Now())),
-			Images: m.standby.presence(m.nodes.Snapshot(time.Now()))})
-		if bytes.Equal(data, last) && time.Since(sent) < every {
-			continue
-		}
-		if m.conn.Publish(protocol.StatusSubject(m.cfg.Name), data) == nil {
-			last, sent = data, time.Now()
-		}
-	}
 }
 
 // withFence adds a Fenced problem to the workloads the member holds

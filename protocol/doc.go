@@ -104,4 +104,11 @@
 //	   MaxDesiredBatch, answered by a DesiredBatchAck with one DesiredAck
 //	   each). A member that does not listen there (the request finds no
 //	   responder) is sent one workload per request, as before.
+//	   Also additive in 7: status deltas. A hub that folds them says so
+//	   in its heartbeat acks (HeartbeatAck.StatusDeltas); while the
+//	   leader's acks say it, the member sends what changed in its status
+//	   (atoll.m.<cluster>.status-delta, a StatusDelta numbered within its
+//	   session; its whole status as a run of deltas on a hub's request on
+//	   atoll.h.<cluster>.status-full and now and then) instead of its whole
+//	   StatusReport on every change. Otherwise it reports as before.
 package protocol

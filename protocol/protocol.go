@@ -159,6 +159,9 @@ type HeartbeatAck struct {
 	Seq     uint64    `json:"seq"`
 	HubTime time.Time `json:"hubTime"`
 	HubID   string    `json:"hubId"`
+	// StatusDeltas says the hub folds StatusDelta reports (additive in
+	// 7): the member may send what changed instead of its whole status.
+	StatusDeltas bool `json:"statusDeltas,omitempty"`
 }
 
 // Errors from DecodeHeartbeat, so the hub can count drops by reason.

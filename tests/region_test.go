@@ -676,6 +676,34 @@ func observeRegion(nc *nats.Conn, cluster string) (*regionObserver, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// A member whose hub takes deltas sends what changed: folded here as
+	// the hub folds them (a resend begins anew).
+	if _, err := nc.Subscribe(protocol.StatusDeltaSubject(cluster), func(m *nats.Msg) {
+		d, err := protocol.DecodeStatusDelta(m.Subject, m.Data)
+		if err != nil {
+			return
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if d.Reset {
+			o.status = map[string]protocol.WorkloadStatus{}
+		}
+		for _, s := range d.Workloads {
+			o.status[s.Workload] = s
+		}
+		for _, w := range d.Removed {
+			delete(o.status, w)
+		}
+		o.statusAt = time.Now()
+		close(o.changed)
+		o.changed = make(chan struct{})
+	}); err != nil {
+		return nil, err
+	}
+	// The whole status now, not only what changes from here on.
+	if err := nc.Publish(protocol.StatusFullSubject(cluster), []byte(`{"v":`+strconv.Itoa(protocol.Version)+`}`)); err != nil {
+		return nil, err
+	}
 	return o, nc.Flush()
 }
 

@@ -59,7 +59,7 @@ func TestDrillsRunOnTheLeaderOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	lead := &switchLeader{}
-	dc := New(store, nil, unknownClusters{}, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), tracenoop.NewTracerProvider().Tracer(""), "hub-1", Config{})
+	dc := New(store, nil, unknownClusters{}, nil, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), tracenoop.NewTracerProvider().Tracer(""), "hub-1", Config{})
 	phase := func() (string, bool) {
 		t.Helper()
 		var d api.Drill

@@ -1,120 +1,29 @@
 package drill
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/protocol"
 )
 
-// reportLog keeps each member's latest status report with the time it
-// arrived, for drills: a drill must tell a fresh report from one a member
-// sent before it went dark (the status folder keeps the reports but not
-// when they came, and a stale "4 ready" from a cluster that just came back
-// would read as a duplicate of an exclusive workload).
-type reportLog struct {
-	now func() time.Time
-
-	mu    sync.Mutex
-	heard map[string]*heardReport // cluster -> its latest report
-	sub   *nats.Subscription
-}
-
-// heardReport is a report as it came; its workloads' ready counts are
-// read from it when a drill first asks (most reports are never asked
-// about: no drill runs, or a newer one came first), not as each arrives.
-type heardReport struct {
-	at    time.Time
-	raw   []byte
-	ready map[string]int32 // workload -> ready replicas; nil until read
-}
-
-// readyOf is the report's ready replicas by workload (under l.mu).
-func (h *heardReport) readyOf() map[string]int32 {
-	if h.ready == nil {
-		var r struct {
-			Workloads []struct {
-				Workload string `json:"workload"`
-				Ready    int32  `json:"ready"`
-			} `json:"workloads"`
-		}
-		_ = json.Unmarshal(h.raw, &r) // checked when it came
-		h.ready = make(map[string]int32, len(r.Workloads))
-		for _, w := range r.Workloads {
-			h.ready[w.Workload] = w.Ready
-		}
-		h.raw = nil
-	}
-	return h.ready
-}
-
-func newReportLog(now func() time.Time) *reportLog {
-	return &reportLog{now: now, heard: map[string]*heardReport{}}
-}
-
-// start subscribes to every member's status reports.
-func (l *reportLog) start(nc *nats.Conn) error {
-	sub, err := nc.Subscribe(protocol.StatusSubject("*"), func(m *nats.Msg) { l.observe(m.Subject, m.Data) })
-	if err != nil {
-		return err
-	}
-	l.sub = sub
-	return nil
-}
-
-func (l *reportLog) stop() {
-	if l.sub != nil {
-		_ = l.sub.Unsubscribe()
-	}
-}
-
-func (l *reportLog) observe(subject string, data []byte) {
-	at := l.now()
-	r, ok := reportHeader(data)
-	if !ok || r.Version < protocol.MinVersion || r.Version > protocol.Version || protocol.ClusterOf(subject) != r.Cluster {
-		// The status folder counts these drops by reason; here they are
-		// simply not heard.
-		return
-	}
-	l.mu.Lock()
-	l.heard[r.Cluster] = &heardReport{at: at, raw: data}
-	l.mu.Unlock()
-}
-
-// ready returns, for the given workloads, the ready replicas per cluster
-// from reports fresh(cluster, arrival) accepts.
-func (l *reportLog) ready(workloads map[string]bool, fresh func(cluster string, at time.Time) bool) map[string]map[string]int32 {
-	out := map[string]map[string]int32{}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c, h := range l.heard {
-		if !fresh(c, h.at) {
-			continue
-		}
-		for w, ready := range h.readyOf() {
-			if !workloads[w] || ready <= 0 {
-				continue
-			}
-			if out[w] == nil {
-				out[w] = map[string]int32{}
-			}
-			out[w][c] = ready
-		}
-	}
-	return out
+// Reports is the members' latest status as this hub heard it (the
+// status folder's, which takes whole reports and deltas alike): for the
+// given workloads, their ready replicas per cluster, from the clusters
+// whose last report fresh accepts by when it came. A drill must tell a
+// fresh report from one a member sent before it went dark: a stale
+// "4 ready" from a cluster that just came back would read as a duplicate
+// of an exclusive workload.
+type Reports interface {
+	ReadyReported(workloads map[string]bool, fresh func(cluster string, at time.Time) bool) map[string]map[string]int32
 }
 
 // reportsStaleAfter is how old a member's last status report may be and
@@ -482,49 +391,4 @@ func sortedNames(set map[string]bool) []string {
 	names := slices.Collect(maps.Keys(set))
 	sort.Strings(names)
 	return names
-}
-
-// statusHeader is a status report's version and cluster.
-type statusHeader struct {
-	Version int
-	Cluster string
-}
-
-// reportHeader reads a status report's version and cluster from its
-// first members (the order protocol.StatusReport is encoded in), without
-// reading the rest: decoding the whole report here, as the status folder
-// does anyway, cost 6% of the hub's CPU at 32 clusters. A report that
-// does not start with them is read whole.
-func reportHeader(data []byte) (statusHeader, bool) {
-	var h statusHeader
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return h, false
-	}
-	for seen := 0; seen < 2; seen++ {
-		key, err := dec.Token()
-		if err != nil {
-			return h, false
-		}
-		switch key {
-		case "v":
-			if dec.Decode(&h.Version) != nil {
-				return h, false
-			}
-		case "cluster":
-			if dec.Decode(&h.Cluster) != nil {
-				return h, false
-			}
-		default:
-			var r struct {
-				Version int    `json:"v"`
-				Cluster string `json:"cluster"`
-			}
-			if json.Unmarshal(data, &r) != nil {
-				return h, false
-			}
-			return statusHeader{Version: r.Version, Cluster: r.Cluster}, true
-		}
-	}
-	return h, true
 }

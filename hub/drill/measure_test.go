@@ -1,7 +1,6 @@
 package drill
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -288,30 +287,6 @@ func TestEvaluateRequestObjectives(t *testing.T) {
 		evaluate(spec, &rep)
 		if fmt.Sprint(rep.Missed) != fmt.Sprint(c.missed) || rep.Passed != (len(c.missed) == 0) {
 			t.Errorf("%s: want missed %q (passed %v); got %q (passed %v)", c.name, c.missed, len(c.missed) == 0, rep.Missed, rep.Passed)
-		}
-	}
-}
-
-// TestReportHeader: a report's version and cluster, from a member's
-// encoding, from one that orders its members otherwise, and none from
-// what is not a report.
-func TestReportHeader(t *testing.T) {
-	t.Parallel()
-	encoded, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "eu-1",
-		Workloads: []protocol.WorkloadStatus{{Workload: "web", Ready: 3}}})
-	for in, want := range map[string]statusHeader{
-		string(encoded): {Version: protocol.Version, Cluster: "eu-1"},
-		`{"workloads":[],"cluster":"us-2","v":3}`: {Version: 3, Cluster: "us-2"},
-		`{"cluster":"us-3","v":2,"workloads":[`:   {Version: 2, Cluster: "us-3"}, // the rest is read on demand
-	} {
-		got, ok := reportHeader([]byte(in))
-		if !ok || got != want {
-			t.Errorf("%.60s: want %+v; got %+v (ok %v)", in, want, got, ok)
-		}
-	}
-	for _, in := range []string{``, `[]`, `{"v":"x","cluster":"a"}`, `{"workloads":[`, `not json`} {
-		if got, ok := reportHeader([]byte(in)); ok {
-			t.Errorf("%q: want no header; got %+v", in, got)
 		}
 	}
 }

@@ -71,7 +71,7 @@ type Controller struct {
 	tracer  trace.Tracer
 	metrics drillMetrics
 	leader  leader.Leadership
-	reports *reportLog
+	reports Reports // nil: none heard
 
 	wake     chan struct{}
 	relist   atomic.Bool
@@ -85,8 +85,8 @@ type Controller struct {
 
 // New makes the controller (a nil log discards, a nil now is time.Now, a
 // nil lead leads alone); Start runs it. A nil bus runs evacuate drills
-// only.
-func New(store Store, bus *natsbus.Bus, monitor Health, lead leader.Leadership, log *slog.Logger, now func() time.Time,
+// only. reports is what the members last reported (nil: nothing heard).
+func New(store Store, bus *natsbus.Bus, monitor Health, reports Reports, lead leader.Leadership, log *slog.Logger, now func() time.Time,
 	meter metric.Meter, tracer trace.Tracer, hubID string, cfg Config) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -95,7 +95,7 @@ func New(store Store, bus *natsbus.Bus, monitor Health, lead leader.Leadership, 
 		now = time.Now
 	}
 	return &Controller{store: store, bus: bus, monitor: monitor, log: log, now: now, cfg: cfg.withDefaults(), hubID: hubID,
-		tracer: tracer, metrics: newDrillMetrics(meter), leader: lead, reports: newReportLog(now),
+		tracer: tracer, metrics: newDrillMetrics(meter), leader: lead, reports: reports,
 		wake: make(chan struct{}, 1), runs: map[string]*drillRun{}, baselines: map[string]*probe{}}
 }
 
@@ -109,14 +109,8 @@ func (d *Controller) Wake() {
 	}
 }
 
-// Start listens to the members' status reports (with a bus) and runs
-// passes every SampleEvery and on Wake, until Stop.
+// Start runs passes every SampleEvery and on Wake, until Stop.
 func (d *Controller) Start(ctx context.Context) error {
-	if d.bus != nil {
-		if err := d.reports.start(d.bus.Conn()); err != nil {
-			return fmt.Errorf("subscribe to status reports for drills: %w", err)
-		}
-	}
 	d.Wake()
 	d.loop.Start(ctx, d.log, "drill pass failed", d.cfg.SampleEvery, d.wake, d.RunOnce)
 	return nil
@@ -126,7 +120,6 @@ func (d *Controller) Start(ctx context.Context) error {
 // drills it ran stay Running in the store: the next leader restores them.
 func (d *Controller) Stop() {
 	d.loop.Stop()
-	d.reports.stop()
 }
 
 var drillActor = pgstore.Actor{Name: "system:drill"}
@@ -357,6 +350,14 @@ func readFleet(ctx context.Context, store Store, monitor Health) ([]failover.Clu
 	return view, workloads, currentPlacements(rows), nil
 }
 
+// ready is Reports.ReadyReported, none without reports.
+func (d *Controller) ready(workloads map[string]bool, fresh func(string, time.Time) bool) map[string]map[string]int32 {
+	if d.reports == nil {
+		return map[string]map[string]int32{}
+	}
+	return d.reports.ReadyReported(workloads, fresh)
+}
+
 // fresh says which member reports count at now: recent ones, from Ready
 // clusters, not from targets the drill has cut off, and, once they are
 // restored, only what they sent since.
@@ -387,7 +388,7 @@ func (d *Controller) observe(ctx context.Context, r *drillRun, now time.Time) (o
 	for _, a := range r.affected {
 		names[a.name] = true
 	}
-	o := observation{at: now, health: map[string]string{}, noted: map[string]time.Time{}, placements: currentPlacements(rows), ready: d.reports.ready(names, d.fresh(r, now))}
+	o := observation{at: now, health: map[string]string{}, noted: map[string]time.Time{}, placements: currentPlacements(rows), ready: d.ready(names, d.fresh(r, now))}
 	if r.status.Phase == api.DrillRestoring {
 		// Failback is the placement controller's: what it still owes
 		// each cluster is in the workloads' placement status (read at

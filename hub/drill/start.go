@@ -54,7 +54,7 @@ func (d *Controller) start(ctx context.Context, dr api.Drill, p *probe) error {
 		names[a.name] = true
 	}
 	now := d.now()
-	ready := d.reports.ready(names, d.fresh(r, now))
+	ready := d.ready(names, d.fresh(r, now))
 	for _, a := range r.affected {
 		// A replacement is a ready replica outside the targets beyond what
 		// ran (or was placed, and still starting) there before.

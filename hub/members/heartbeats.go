@@ -108,7 +108,8 @@ func (h *Heartbeats) serve(msg *nats.Msg) {
 	// of its choosing, which would have the hub publish on another
 	// member's subjects.
 	if h.monitor.mayAck(at) && protocol.ImportedReply(msg.Reply) {
-		ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: h.hubID})
+		// Every hub of this version folds status deltas (placer.StatusFolder).
+		ack, _ := json.Marshal(protocol.HeartbeatAck{Version: protocol.Version, Seq: hb.Seq, HubTime: at.UTC(), HubID: h.hubID, StatusDeltas: true})
 		_ = msg.Respond(ack)
 	}
 }

@@ -57,8 +57,13 @@ type StatusFolder struct {
 	// cluster -> presence), and imageEvents the transitions to record.
 	images      map[string]map[string]protocol.ImagePresence
 	imageEvents map[string][]imageEvent
+	// streams is where each cluster's status deltas stand; asked when
+	// this hub last asked a cluster for its whole status.
+	streams map[string]*statusStream
+	asked   map[string]time.Time
 
-	sub  *nats.Subscription
+	nc   *nats.Conn // to ask members for their whole status
+	subs []*nats.Subscription
 	loop loop.Loop
 }
 
@@ -79,7 +84,8 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{}, reported: map[string]map[string]bool{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
-		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{}}
+		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{},
+		streams: map[string]*statusStream{}, asked: map[string]time.Time{}}
 	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
 		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
@@ -105,33 +111,137 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.heard[r.Cluster] = f.now().UTC().Truncate(time.Millisecond)
-	seen := map[string]bool{}
+	delete(f.streams, r.Cluster) // a whole report: deltas resume after a resend
+	seen := make(map[string]bool, len(r.Workloads))
 	for _, ws := range r.Workloads {
 		seen[ws.Workload] = true
-		byCluster := f.reports[ws.Workload]
-		if byCluster == nil {
-			byCluster = map[string]protocol.WorkloadStatus{}
-			f.reports[ws.Workload] = byCluster
-		}
-		if old, ok := byCluster[r.Cluster]; !ok || !sameStatus(old, ws) {
-			byCluster[r.Cluster] = ws
-			f.dirty[ws.Workload] = true
-		}
+		f.putLocked(r.Cluster, ws)
 	}
 	// A workload the cluster no longer reports has left it. Only the
 	// cluster's own last report is looked at: going over every workload
 	// for every report made each report cost the whole fleet's workloads.
-	for w := range f.reported[r.Cluster] {
-		if !seen[w] {
-			delete(f.reports[w], r.Cluster)
-			if len(f.reports[w]) == 0 {
-				delete(f.reports, w)
-			}
-			f.dirty[w] = true
+	f.dropUnseenLocked(r.Cluster, seen)
+	f.observeImagesLocked(r.Cluster, r.Images)
+}
+
+// statusStream is where a member's status deltas stand: its session, the
+// last delta applied, and during a resend the workloads it named so far.
+type statusStream struct {
+	session   string
+	seq       uint64
+	resending map[string]bool // nil: no resend under way
+}
+
+// ObserveDelta takes one member's StatusDelta (called from the NATS
+// handler). A delta that does not follow the last one applied from the
+// same session (a hub that started, missed one, or a member that
+// restarted) is dropped and the member asked for its whole status, at
+// most once a second per cluster; the resend begins with Reset and
+// applies whatever came before.
+func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
+	d, err := protocol.DecodeStatusDelta(subject, data)
+	if err != nil {
+		reason := "malformed"
+		switch {
+		case errors.Is(err, protocol.ErrVersion):
+			reason = "version"
+		case errors.Is(err, protocol.ErrWrongCluster):
+			reason = "wrong_cluster"
+		}
+		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+		return
+	}
+	f.mu.Lock()
+	st := f.streams[d.Cluster]
+	if !d.Reset && (st == nil || st.session != d.Session || d.Seq != st.seq+1) {
+		ask := f.now().Sub(f.asked[d.Cluster]) >= time.Second
+		if ask {
+			f.asked[d.Cluster] = f.now()
+		}
+		f.mu.Unlock()
+		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", "gap")))
+		if ask {
+			f.askWhole(d.Cluster)
+		}
+		return
+	}
+	defer f.mu.Unlock()
+	if d.Reset {
+		st = &statusStream{session: d.Session, resending: map[string]bool{}}
+		f.streams[d.Cluster] = st
+	}
+	st.seq = d.Seq
+	f.heard[d.Cluster] = f.now().UTC().Truncate(time.Millisecond)
+	reported := f.reported[d.Cluster]
+	if reported == nil {
+		reported = map[string]bool{}
+		f.reported[d.Cluster] = reported
+	}
+	for _, ws := range d.Workloads {
+		f.putLocked(d.Cluster, ws)
+		reported[ws.Workload] = true
+		if st.resending != nil {
+			st.resending[ws.Workload] = true
 		}
 	}
-	f.reported[r.Cluster] = seen
-	f.observeImagesLocked(r.Cluster, r.Images)
+	for _, w := range d.Removed {
+		if reported[w] {
+			f.removeLocked(d.Cluster, w)
+			delete(reported, w)
+		}
+	}
+	if st.resending != nil && !d.More {
+		f.dropUnseenLocked(d.Cluster, st.resending)
+		st.resending = nil
+	}
+	if d.ImagesSet {
+		f.observeImagesLocked(d.Cluster, d.Images)
+	}
+}
+
+// askWhole asks a cluster's member for its whole status (no answer: the
+// resend comes as deltas).
+func (f *StatusFolder) askWhole(cluster string) {
+	if f.nc == nil {
+		return
+	}
+	data, _ := json.Marshal(protocol.StatusFullRequest{Version: protocol.Version})
+	if err := f.nc.Publish(protocol.StatusFullSubject(cluster), data); err != nil {
+		f.log.Warn("asking a member for its whole status failed", "cluster", cluster, "err", err)
+	}
+}
+
+// putLocked takes one workload's status from cluster.
+func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus) {
+	byCluster := f.reports[ws.Workload]
+	if byCluster == nil {
+		byCluster = map[string]protocol.WorkloadStatus{}
+		f.reports[ws.Workload] = byCluster
+	}
+	if old, ok := byCluster[cluster]; !ok || !sameStatus(old, ws) {
+		byCluster[cluster] = ws
+		f.dirty[ws.Workload] = true
+	}
+}
+
+// removeLocked forgets a workload's status from cluster: it left.
+func (f *StatusFolder) removeLocked(cluster, w string) {
+	delete(f.reports[w], cluster)
+	if len(f.reports[w]) == 0 {
+		delete(f.reports, w)
+	}
+	f.dirty[w] = true
+}
+
+// dropUnseenLocked forgets the workloads cluster reported before and not
+// in seen, which becomes what it reports.
+func (f *StatusFolder) dropUnseenLocked(cluster string, seen map[string]bool) {
+	for w := range f.reported[cluster] {
+		if !seen[w] {
+			f.removeLocked(cluster, w)
+		}
+	}
+	f.reported[cluster] = seen
 }
 
 // sameStatus compares two reports of one workload. Both were decoded
@@ -395,11 +505,18 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 // Start subscribes to the members' reports and writes every period until
 // Stop.
 func (f *StatusFolder) Start(ctx context.Context, nc *nats.Conn) error {
-	sub, err := nc.Subscribe(protocol.StatusSubject("*"), func(m *nats.Msg) { f.Observe(m.Subject, m.Data) })
-	if err != nil {
-		return err
+	f.nc = nc
+	for subject, observe := range map[string]func(string, []byte){
+		protocol.StatusSubject("*"):      f.Observe,
+		protocol.StatusDeltaSubject("*"): f.ObserveDelta,
+	} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { observe(m.Subject, m.Data) })
+		if err != nil {
+			f.Stop()
+			return err
+		}
+		f.subs = append(f.subs, sub)
 	}
-	f.sub = sub
 	f.loop.Start(ctx, f.log, "folding workload status failed", f.every, nil, func(ctx context.Context) error {
 		_, err := f.RunOnce(ctx)
 		return err
@@ -409,9 +526,10 @@ func (f *StatusFolder) Start(ctx context.Context, nc *nats.Conn) error {
 
 // Stop ends the folder; safe to call twice and before Start.
 func (f *StatusFolder) Stop() {
-	if f.sub != nil {
-		_ = f.sub.Unsubscribe()
+	for _, sub := range f.subs {
+		_ = sub.Unsubscribe()
 	}
+	f.subs = nil
 	f.loop.Stop()
 }
 
@@ -528,6 +646,43 @@ func staleExamples(in []api.ReplicaInfo) []api.ReplicaInfo {
 			last += ": " + out[i].Message
 		}
 		out[i].State, out[i].Message, out[i].NextStartAt = protocol.StateUnknown, "the cluster is Unreachable; last known "+last, nil
+	}
+	return out
+}
+
+// ReadyReported is, for the given workloads, their ready replicas per
+// cluster as the clusters last reported them, from the clusters whose
+// last report fresh accepts by when it came (drill.Reports).
+func (f *StatusFolder) ReadyReported(workloads map[string]bool, fresh func(cluster string, at time.Time) bool) map[string]map[string]int32 {
+	type heardReady struct {
+		workload, cluster string
+		ready             int32
+	}
+	var found []heardReady
+	heard := map[string]time.Time{}
+	f.mu.Lock()
+	for w := range workloads {
+		for c, st := range f.reports[w] {
+			if st.Ready > 0 {
+				found = append(found, heardReady{w, c, st.Ready})
+				heard[c] = f.heard[c]
+			}
+		}
+	}
+	f.mu.Unlock()
+	ok := make(map[string]bool, len(heard))
+	for c, at := range heard {
+		ok[c] = fresh(c, at) // outside f.mu: it may ask the monitor
+	}
+	out := map[string]map[string]int32{}
+	for _, h := range found {
+		if !ok[h.cluster] {
+			continue
+		}
+		if out[h.workload] == nil {
+			out[h.workload] = map[string]int32{}
+		}
+		out[h.workload][h.cluster] = h.ready
 	}
 	return out
 }

@@ -1,0 +1,180 @@
+package placer
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/internal/natstest"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// TestStatusFolderDeltas: deltas apply in order on top of a resend; one
+// that does not follow (a gap, another session, none held yet) is
+// dropped and the member asked for its whole status, at most once a
+// second; a resend in several parts drops what it did not name only at
+// its end.
+func TestStatusFolderDeltas(t *testing.T) {
+	t.Parallel()
+	_, nc := natstest.JetStream(t)
+	asks := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("a"), asks); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(nil, nil, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	if err := f.Start(t.Context(), nc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	delta := func(d protocol.StatusDelta) {
+		t.Helper()
+		d.Version, d.Cluster = protocol.Version, "a"
+		if d.Session == "" {
+			d.Session = "s1"
+		}
+		b, _ := json.Marshal(d)
+		f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
+	}
+	ws := func(name string, ready int32) protocol.WorkloadStatus {
+		return protocol.WorkloadStatus{Workload: name, Desired: 2, Ready: ready}
+	}
+	asked := func(want bool) {
+		t.Helper()
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-asks:
+			if !want {
+				t.Fatalf("asked for the whole status again: %s", m.Data)
+			}
+			var req protocol.StatusFullRequest
+			if json.Unmarshal(m.Data, &req) != nil || req.Version != protocol.Version {
+				t.Fatalf("the request: %s", m.Data)
+			}
+		case <-time.After(map[bool]time.Duration{true: 30 * time.Second, false: 200 * time.Millisecond}[want]):
+			if want {
+				t.Fatal("the member was not asked for its whole status")
+			}
+		}
+	}
+
+	// A hub that holds nothing of the cluster cannot apply a delta.
+	delta(protocol.StatusDelta{Seq: 7, Workloads: []protocol.WorkloadStatus{ws("w", 1)}})
+	if len(f.reports) != 0 {
+		t.Fatalf("a delta with nothing under it was applied: %+v", f.reports)
+	}
+	asked(true)
+	delta(protocol.StatusDelta{Seq: 8})
+	asked(false) // once a second at most
+
+	// The resend, in two parts: w and v, then u; x (held from before)
+	// goes only at its end.
+	f.mu.Lock()
+	f.putLocked("a", ws("x", 2))
+	f.reported["a"] = map[string]bool{"x": true}
+	f.mu.Unlock()
+	delta(protocol.StatusDelta{Seq: 1, Reset: true, More: true, Workloads: []protocol.WorkloadStatus{ws("w", 1), ws("v", 2)}})
+	if _, ok := f.reports["x"]["a"]; !ok || f.reports["w"]["a"].Ready != 1 {
+		t.Fatalf("the first part of a resend: %+v", f.reports)
+	}
+	delta(protocol.StatusDelta{Seq: 2, Workloads: []protocol.WorkloadStatus{ws("u", 0)}, ImagesSet: true,
+		Images: []protocol.ImagePresence{{Workload: "u", Image: "img", Wanted: 1, Present: 1}}})
+	if _, ok := f.reports["x"]; ok || len(f.reports) != 3 || f.images["u"]["a"].Present != 1 {
+		t.Fatalf("after the resend's end: reports %+v, images %+v", f.reports, f.images)
+	}
+
+	// Deltas in order: a change, a removal; nothing else is touched.
+	f.dirty = map[string]bool{}
+	delta(protocol.StatusDelta{Seq: 3, Workloads: []protocol.WorkloadStatus{ws("w", 2)}, Removed: []string{"v"}})
+	if f.reports["w"]["a"].Ready != 2 || f.reports["v"] != nil || !f.dirty["w"] || !f.dirty["v"] || f.dirty["u"] {
+		t.Fatalf("after a delta: reports %+v, dirty %v", f.reports, f.dirty)
+	}
+	if f.images["u"]["a"].Present != 1 {
+		t.Fatalf("a delta without images changed them: %+v", f.images)
+	}
+	// A gap: seq 5 after 3 is dropped, and so is another session's.
+	now = now.Add(2 * time.Second)
+	delta(protocol.StatusDelta{Seq: 5, Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
+	delta(protocol.StatusDelta{Seq: 4, Session: "s2", Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
+	if f.reports["w"]["a"].Ready != 2 {
+		t.Fatalf("a delta after a gap was applied: %+v", f.reports["w"])
+	}
+	asked(true)
+	delta(protocol.StatusDelta{Seq: 4, Workloads: []protocol.WorkloadStatus{ws("w", 1)}})
+	if f.reports["w"]["a"].Ready != 1 {
+		t.Fatalf("the next delta of the session was not applied: %+v", f.reports["w"])
+	}
+
+	// A whole report (a member back on a hub without deltas) replaces
+	// everything; deltas then wait for a resend.
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{ws("w", 2)}})
+	f.Observe(protocol.StatusSubject("a"), b)
+	if _, ok := f.reports["u"]; ok || f.reports["w"]["a"].Ready != 2 {
+		t.Fatalf("after a whole report: %+v", f.reports)
+	}
+	delta(protocol.StatusDelta{Seq: 5, Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
+	if f.reports["w"]["a"].Ready != 2 {
+		t.Fatalf("a delta after a whole report was applied: %+v", f.reports["w"])
+	}
+}
+
+// TestStatusDeltaRefused: hostile or broken deltas are dropped whole.
+func TestStatusDeltaRefused(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	many := make([]protocol.WorkloadStatus, protocol.MaxStatusDeltaWorkloads+1)
+	for i := range many {
+		many[i].Workload = fmt.Sprintf("w%d", i)
+	}
+	for name, d := range map[string]protocol.StatusDelta{
+		"another cluster":  {Version: protocol.Version, Cluster: "b", Session: "s", Seq: 1, Reset: true, Workloads: many[:1]},
+		"no session":       {Version: protocol.Version, Cluster: "a", Seq: 1, Reset: true, Workloads: many[:1]},
+		"seq 0":            {Version: protocol.Version, Cluster: "a", Session: "s", Reset: true, Workloads: many[:1]},
+		"a bad name":       {Version: protocol.Version, Cluster: "a", Session: "s", Seq: 1, Reset: true, Workloads: []protocol.WorkloadStatus{{Workload: "../x"}}},
+		"a bad removal":    {Version: protocol.Version, Cluster: "a", Session: "s", Seq: 1, Reset: true, Removed: []string{"A B"}},
+		"too many":         {Version: protocol.Version, Cluster: "a", Session: "s", Seq: 1, Reset: true, Workloads: many},
+		"a future version": {Version: protocol.Version + 1, Cluster: "a", Session: "s", Seq: 1, Reset: true, Workloads: many[:1]},
+	} {
+		b, _ := json.Marshal(d)
+		f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
+		if len(f.reports) != 0 || len(f.streams) != 0 {
+			t.Fatalf("%s: taken: %+v", name, f.reports)
+		}
+	}
+	f.ObserveDelta(protocol.StatusDeltaSubject("a"), []byte("{"))
+	if len(f.streams) != 0 {
+		t.Fatal("garbage taken")
+	}
+}
+
+// TestReadyReported: drills read the ready replicas of the workloads
+// they ask for, from clusters whose last report fresh accepts.
+func TestReadyReported(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(nil, nil, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	report := func(cluster string, ws ...protocol.WorkloadStatus) {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: cluster, Workloads: ws})
+		f.Observe(protocol.StatusSubject(cluster), b)
+	}
+	report("a", protocol.WorkloadStatus{Workload: "w", Ready: 2}, protocol.WorkloadStatus{Workload: "v", Ready: 1}, protocol.WorkloadStatus{Workload: "u"})
+	now = now.Add(time.Second)
+	report("b", protocol.WorkloadStatus{Workload: "w", Ready: 3})
+	heardAt := map[string]time.Time{}
+	got := f.ReadyReported(map[string]bool{"w": true, "u": true}, func(c string, at time.Time) bool {
+		heardAt[c] = at
+		return c == "a"
+	})
+	if fmt.Sprint(got) != "map[w:map[a:2]]" {
+		t.Errorf("ready: %v", got)
+	}
+	if !heardAt["b"].Equal(now) || !heardAt["a"].Equal(now.Add(-time.Second)) {
+		t.Errorf("fresh was asked with %v", heardAt)
+	}
+}
