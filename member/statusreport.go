@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -73,6 +72,13 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller) {
 	}
 }
 
+// toldStatus is a workload's status as told, and the look that last saw
+// the workload.
+type toldStatus struct {
+	status protocol.WorkloadStatus
+	seen   uint64
+}
+
 // statusMsg is one report to publish: a StatusDelta, or else a whole
 // StatusReport.
 type statusMsg struct {
@@ -89,8 +95,9 @@ type statusReporter struct {
 	// told is each workload's status as the hub was last told it in
 	// this session, and toldImages the image presence; synced says the
 	// session's first resend went out.
-	told       map[string]protocol.WorkloadStatus
+	told       map[string]toldStatus
 	toldImages []protocol.ImagePresence
+	pass       uint64 // counts next's looks, to find what is no longer there
 	synced     bool
 	asked      bool // a hub asked for a resend
 	lastSent   time.Time
@@ -102,7 +109,7 @@ type statusReporter struct {
 func newStatusReporter() *statusReporter {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &statusReporter{session: hex.EncodeToString(b[:]), told: map[string]protocol.WorkloadStatus{}}
+	return &statusReporter{session: hex.EncodeToString(b[:]), told: map[string]toldStatus{}}
 }
 
 // ask notes a hub's request for the whole status.
@@ -133,22 +140,26 @@ func (r *statusReporter) next(now time.Time, cluster string, status []protocol.W
 	}
 	var changed []protocol.WorkloadStatus
 	var removed []string
-	current := make(map[string]bool, len(status))
+	r.pass++
 	for _, ws := range status {
-		current[ws.Workload] = true
-		if old, ok := r.told[ws.Workload]; !ok || !reflect.DeepEqual(old, ws) {
+		old, ok := r.told[ws.Workload]
+		if !ok || !old.status.Equal(ws) {
 			changed = append(changed, ws)
-			r.told[ws.Workload] = ws
+			old.status = ws
 		}
+		old.seen = r.pass
+		r.told[ws.Workload] = old
 	}
-	for w := range r.told {
-		if !current[w] {
-			removed = append(removed, w)
-			delete(r.told, w)
+	if len(r.told) > len(status) {
+		for w, old := range r.told {
+			if old.seen != r.pass {
+				removed = append(removed, w)
+				delete(r.told, w)
+			}
 		}
+		slices.Sort(removed)
 	}
-	slices.Sort(removed)
-	imagesChanged := !reflect.DeepEqual(images, r.toldImages)
+	imagesChanged := !slices.Equal(images, r.toldImages)
 	if len(changed) == 0 && len(removed) == 0 && !imagesChanged && now.Sub(r.lastSent) < statusEvery {
 		return nil
 	}
@@ -183,7 +194,7 @@ func (r *statusReporter) resend(now time.Time, cluster string, status []protocol
 			d.ImagesSet, d.Images = true, images
 		}
 		for _, ws := range d.Workloads {
-			r.told[ws.Workload] = ws
+			r.told[ws.Workload] = toldStatus{status: ws}
 		}
 		out = append(out, r.encode(d))
 	}

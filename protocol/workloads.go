@@ -3,6 +3,9 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -183,6 +186,36 @@ type WorkloadStatus struct {
 	States   map[string]int32 `json:"states,omitempty"`
 	Examples []ReplicaSummary `json:"examples,omitempty"`
 	Problems []ReplicaProblem `json:"problems,omitempty"`
+}
+
+// Equal says whether two statuses say the same: times as instants, an
+// empty map or list as none (as their JSON does). Members send, and hubs
+// fold, only what changed, so it runs for every workload of a region
+// several times a second: by hand, not through reflection (a test checks
+// it looks at every field).
+func (s WorkloadStatus) Equal(o WorkloadStatus) bool {
+	return s.Workload == o.Workload && s.Epoch == o.Epoch && s.Generation == o.Generation && s.Desired == o.Desired &&
+		s.Scheduled == o.Scheduled && s.Running == o.Running && s.Present == o.Present && s.Ready == o.Ready &&
+		s.Updated == o.Updated && s.Restarts == o.Restarts && s.UpdatedReady == o.UpdatedReady &&
+		s.UpdatedRestarts == o.UpdatedRestarts && s.Pending == o.Pending && s.Data == o.Data &&
+		maps.Equal(s.States, o.States) && slices.Equal(s.Problems, o.Problems) &&
+		slices.EqualFunc(s.Conditions, o.Conditions, sameCondition) && slices.EqualFunc(s.Examples, o.Examples, sameSummary)
+}
+
+func sameCondition(a, b api.Condition) bool {
+	return a.Type == b.Type && a.Status == b.Status && a.Reason == b.Reason && a.Message == b.Message &&
+		sameTime(a.LastTransitionTime, b.LastTransitionTime)
+}
+
+func sameSummary(a, b ReplicaSummary) bool {
+	return a.Replica == b.Replica && a.Workload == b.Workload && a.Node == b.Node && a.State == b.State &&
+		a.Restarts == b.Restarts && a.Reason == b.Reason && a.Message == b.Message &&
+		a.StartedAt.Equal(b.StartedAt) && a.NextStartAt.Equal(b.NextStartAt) &&
+		(a.ExitCode == nil) == (b.ExitCode == nil) && (a.ExitCode == nil || *a.ExitCode == *b.ExitCode)
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
 }
 
 // StatusReport carries a member's status of every workload it holds.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -218,7 +217,7 @@ func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus) {
 		byCluster = map[string]protocol.WorkloadStatus{}
 		f.reports[ws.Workload] = byCluster
 	}
-	if old, ok := byCluster[cluster]; !ok || !sameStatus(old, ws) {
+	if old, ok := byCluster[cluster]; !ok || !old.Equal(ws) {
 		byCluster[cluster] = ws
 		f.dirty[ws.Workload] = true
 	}
@@ -242,14 +241,6 @@ func (f *StatusFolder) dropUnseenLocked(cluster string, seen map[string]bool) {
 		}
 	}
 	f.reported[cluster] = seen
-}
-
-// sameStatus compares two reports of one workload. Both were decoded
-// from members' JSON, so they are equal exactly when deeply equal; this
-// runs for every workload of every report (encoding both to compare was
-// half of Observe's time with 800 workloads a cluster).
-func sameStatus(a, b protocol.WorkloadStatus) bool {
-	return reflect.DeepEqual(a, b)
 }
 
 var foldActor = pgstore.Actor{Name: "system:status"}
