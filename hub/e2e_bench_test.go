@@ -269,6 +269,18 @@ func BenchmarkWorkloads1000(b *testing.B) {
 		rates = append(rates, float64(workloads)/lastCreate.Sub(t0).Seconds())
 		cpus = append(cpus, 100*cpu.Seconds()/wall.Seconds())
 		minPer = append(minPer, float64(lo))
+		var writes []string
+		if rows, err := e.store.Pool().Query(ctx, `SELECT actor || ' ' || verb, count(*) FROM audit_log WHERE kind = 'Workload' AND at >= $1 GROUP BY 1 ORDER BY 2 DESC`, t0); err == nil {
+			for rows.Next() {
+				var who string
+				var n int
+				if rows.Scan(&who, &n) == nil {
+					writes = append(writes, fmt.Sprintf("%s %.2f", who, float64(n)/workloads))
+				}
+			}
+			rows.Close()
+		}
+		b.Logf("iteration %d: workload writes per workload by actor and verb: %s", iter, strings.Join(writes, ", "))
 		b.Logf("iteration %d: %d creates in %s; all Ready %s after the first create; per workload p50 %.0fms p99 %.0fms max %.0fms; create p50 %.1fms p99 %.1fms; replicas per cluster %v; CPU %.0f%%",
 			iter, workloads, lastCreate.Sub(t0).Round(time.Millisecond), wall.Round(time.Millisecond),
 			1000*lat[len(lat)/2], 1000*lat[len(lat)*99/100], 1000*lat[len(lat)-1], 1000*cd[len(cd)/2], 1000*cd[len(cd)*99/100], per, cpus[len(cpus)-1])

@@ -24,7 +24,8 @@ import (
 // Store is what a pass reads.
 type Store interface {
 	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
-	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	Changes(ctx context.Context, kind string, after int64, limit int) ([]pgstore.Change, error)
+	PlacementsFor(ctx context.Context, workloads []string) ([]pgstore.Placement, error)
 	RevisionsOf(ctx context.Context, workloads []string) (map[string][]pgstore.RevisionRow, error)
 	NewestDataVersions(ctx context.Context) (map[string]int64, error)
 	ConfigValueAt(ctx context.Context, uid string, version int64) (json.RawMessage, int64, error)
@@ -62,12 +63,16 @@ type Syncer struct {
 	// revisions are the pins of each workload's revisions, read again
 	// only when its uid or generation changes.
 	revisions map[string]revisionsOf
-	// specs are the workloads' specs as last decoded, by name, kept
-	// while their uid and generation hold: a pass (woken by every status
-	// write) decodes only the workloads created or changed since the last.
-	// pass holds one RunOnce at a time.
-	pass  sync.Mutex
-	specs map[string]cachedSpec
+	// workloads follows every workload (read whole at first and every
+	// relistEvery, else only what changed since the last pass: a pass is
+	// woken by every status write); specs is what each one's spec says
+	// as last decoded, kept while its uid and generation hold, and data
+	// the workloads that use configs or secrets, with the status parts
+	// Need reads. pass holds one RunOnce at a time.
+	pass      sync.Mutex
+	workloads *pgstore.Follow
+	specs     map[string]cachedSpec
+	data      map[string]api.Workload
 	// passes counts passes, for pruning every pruneEvery of them.
 	passes int
 
@@ -89,7 +94,8 @@ func New(store Store, values Values, bus Bus, health Health, lead leader.Leaders
 	if lead == nil {
 		lead = leader.Sole{}
 	}
-	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1), empty: map[string]bool{}, revisions: map[string]revisionsOf{}}
+	return &Syncer{store: store, values: values, bus: bus, health: health, lead: lead, log: log, every: every, wake: make(chan struct{}, 1), empty: map[string]bool{}, revisions: map[string]revisionsOf{},
+		workloads: pgstore.NewFollow(store, "Workload", relistEvery, nil), specs: map[string]cachedSpec{}, data: map[string]api.Workload{}}
 }
 
 // Start runs passes until Stop or ctx ends.
@@ -109,13 +115,17 @@ func (s *Syncer) Wake() {
 	}
 }
 
-// cachedSpec is a workload's spec decoded at one uid and generation
-// (the generation moves with every change of the spec).
+// relistEvery is how often a pass reads every workload whole anyway.
+const relistEvery = time.Minute
+
+// cachedSpec is what a workload's spec says at one uid and generation
+// (the generation moves with every change of the spec): whether it refers
+// to configs or secrets, and then the spec.
 type cachedSpec struct {
 	uid        string
 	generation int64
-	spec       api.WorkloadSpec
-	data       bool // the spec refers to configs or secrets
+	data       bool
+	spec       api.WorkloadSpec // only with data
 }
 
 // dataStatus is the part of a workload's status delivery reads: which
@@ -302,25 +312,20 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	// The pass's reads go at once (each waits on its own round trips),
 	// the workloads' in this goroutine.
 	var (
-		placements []pgstore.Placement
-		newest     map[string]int64
-		items      = map[string]item{}
-		labels     = map[string]map[string]string{}
-		reads      [4]error
-		wg         sync.WaitGroup
+		newest map[string]int64
+		items  = map[string]item{}
+		labels = map[string]map[string]string{}
+		reads  [3]error
+		wg     sync.WaitGroup
 	)
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		placements, reads[0] = s.store.Placements(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		if newest, reads[1] = s.store.NewestDataVersions(ctx); reads[1] != nil {
+		if newest, reads[0] = s.store.NewestDataVersions(ctx); reads[0] != nil {
 			return
 		}
 		for _, kind := range []string{"Config", "Secret"} {
-			if reads[1] = s.each(ctx, kind, func(rec *pgstore.Record) error {
+			if reads[0] = s.each(ctx, kind, func(rec *pgstore.Record) error {
 				it := item{kind: kind, name: rec.Meta.Name, uid: rec.Meta.UID}
 				var spec api.DataSpec
 				if err := json.Unmarshal(rec.Spec, &spec); err != nil {
@@ -329,49 +334,30 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 				it.residency = spec.Residency
 				items[protocol.DataID(kind, it.name)] = it
 				return nil
-			}); reads[1] != nil {
+			}); reads[0] != nil {
 				return
 			}
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		reads[2] = s.each(ctx, "Cluster", func(rec *pgstore.Record) error {
+		reads[1] = s.each(ctx, "Cluster", func(rec *pgstore.Record) error {
 			labels[rec.Meta.Name] = rec.Meta.Labels
 			return nil
 		})
 	}()
-	workloads := map[string]api.Workload{}
-	specs := make(map[string]cachedSpec, len(s.specs))
-	reads[3] = s.each(ctx, "Workload", func(rec *pgstore.Record) error {
-		c, ok := s.specs[rec.Meta.Name]
-		if !ok || c.uid != rec.Meta.UID || c.generation != rec.Meta.Generation {
-			c = cachedSpec{uid: rec.Meta.UID, generation: rec.Meta.Generation}
-			if err := json.Unmarshal(rec.Spec, &c.spec); err != nil {
-				return fmt.Errorf("workload %s: %w", rec.Meta.Name, err)
-			}
-			c.data = len(c.spec.DataRefs()) > 0
-		}
-		specs[rec.Meta.Name] = c
-		w := api.Workload{Metadata: api.ObjectMeta{Name: rec.Meta.Name, UID: rec.Meta.UID, Generation: rec.Meta.Generation}, Spec: c.spec}
-		// The status changes with every report; only a workload that uses
-		// configs or secrets needs it read (Need: the revision each
-		// cluster is given, whether it settled).
-		if c.data && len(rec.Status) > 0 {
-			var st dataStatus
-			if err := json.Unmarshal(rec.Status, &st); err != nil {
-				return fmt.Errorf("workload %s status: %w", rec.Meta.Name, err)
-			}
-			w.Status.Rollout, w.Status.Clusters = st.Rollout, st.Clusters
-		}
-		workloads[rec.Meta.Name] = w
-		return nil
-	})
+	reads[2] = s.followWorkloads(ctx)
 	wg.Wait()
 	if err := errors.Join(reads[:]...); err != nil {
 		return err
 	}
-	s.specs = specs
+	workloads := s.data
+	// Only the workloads that use configs or secrets are placed anywhere
+	// that needs them.
+	placements, err := s.store.PlacementsFor(ctx, slices.Sorted(maps.Keys(workloads)))
+	if err != nil {
+		return err
+	}
 	revs, err := s.readRevisions(ctx, workloads)
 	if err != nil {
 		return err
@@ -387,9 +373,15 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 			}
 		}
 	}
+	// The clusters to bring in line: those that need something, and every
+	// other registered one not known to hold nothing (a member that
+	// holds what nothing needs any more is emptied).
 	clusters := map[string]bool{}
 	for _, p := range placements {
 		clusters[p.Cluster] = true
+	}
+	for c := range labels {
+		clusters[c] = true
 	}
 	// The members are brought in line at once, not one after the other:
 	// each waits on its own round trips; the values each version sent are
@@ -609,4 +601,93 @@ func (s *Syncer) Sent() map[string]int64 {
 
 func (s *Syncer) each(ctx context.Context, kind string, fn func(*pgstore.Record) error) error {
 	return pgstore.Each(ctx, s.store, kind, fn)
+}
+
+// followWorkloads brings s.data up to date: the workloads that use
+// configs or secrets, their specs and the status parts Need reads.
+func (s *Syncer) followWorkloads(ctx context.Context) error {
+	upd, err := s.workloads.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if upd.Full {
+		specs := make(map[string]cachedSpec, len(s.specs))
+		data := map[string]api.Workload{}
+		for _, rec := range upd.Records {
+			c, err := s.specOf(rec.Meta, rec.Spec)
+			if err != nil {
+				s.workloads.Relist()
+				return err
+			}
+			specs[rec.Meta.Name] = c
+			if c.data {
+				if data[rec.Meta.Name], err = dataWorkload(rec.Meta, c, rec.Status); err != nil {
+					s.workloads.Relist()
+					return err
+				}
+			}
+		}
+		s.specs, s.data = specs, data
+		return nil
+	}
+	for _, ch := range upd.Changes {
+		if ch.Type == api.Deleted {
+			delete(s.specs, ch.Name)
+			delete(s.data, ch.Name)
+			continue
+		}
+		var obj struct {
+			Metadata api.ObjectMeta  `json:"metadata"`
+			Spec     json.RawMessage `json:"spec"`
+			Status   json.RawMessage `json:"status"`
+		}
+		if err := json.Unmarshal(ch.Object, &obj); err != nil {
+			s.workloads.Relist()
+			return fmt.Errorf("workload %s: %w", ch.Name, err)
+		}
+		c, err := s.specOf(obj.Metadata, obj.Spec)
+		if err == nil && c.data {
+			s.data[ch.Name], err = dataWorkload(obj.Metadata, c, obj.Status)
+		}
+		if err != nil {
+			s.workloads.Relist()
+			return err
+		}
+		s.specs[ch.Name] = c
+		if !c.data {
+			delete(s.data, ch.Name)
+		}
+	}
+	return nil
+}
+
+// specOf is what a workload's spec says, decoded again only when its uid
+// or generation moved.
+func (s *Syncer) specOf(meta api.ObjectMeta, raw json.RawMessage) (cachedSpec, error) {
+	if c, ok := s.specs[meta.Name]; ok && c.uid == meta.UID && c.generation == meta.Generation {
+		return c, nil
+	}
+	var spec api.WorkloadSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return cachedSpec{}, fmt.Errorf("workload %s: %w", meta.Name, err)
+	}
+	c := cachedSpec{uid: meta.UID, generation: meta.Generation, data: len(spec.DataRefs()) > 0}
+	if c.data {
+		c.spec = spec
+	}
+	return c, nil
+}
+
+// dataWorkload is a workload that uses configs or secrets as Need reads
+// it: its spec, and of its status the rollout and the clusters' rows.
+func dataWorkload(meta api.ObjectMeta, c cachedSpec, status json.RawMessage) (api.Workload, error) {
+	w := api.Workload{Metadata: api.ObjectMeta{Name: meta.Name, UID: meta.UID, Generation: meta.Generation}, Spec: c.spec}
+	if len(status) > 0 && string(status) != "null" {
+		var st dataStatus
+		if err := json.Unmarshal(status, &st); err != nil {
+			return w, fmt.Errorf("workload %s status: %w", meta.Name, err)
+		}
+		w.Status.Rollout, w.Status.Clusters = st.Rollout, st.Clusters
+	}
+	return w, nil
 }

@@ -26,10 +26,23 @@ func (s *Store) PlacementsOf(ctx context.Context, workload string) ([]Placement,
 	return s.placements(ctx, workload)
 }
 
+// PlacementsFor returns the placement rows of the given workloads.
+func (s *Store) PlacementsFor(ctx context.Context, workloads []string) ([]Placement, error) {
+	if len(workloads) == 0 {
+		return nil, nil
+	}
+	return s.readPlacements(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
+		WHERE workload = ANY($1) ORDER BY workload, cluster`, workloads)
+}
+
 // placements reads the rows of one workload, or of all ("").
 func (s *Store) placements(ctx context.Context, workload string) ([]Placement, error) {
-	rows, err := s.pool.Query(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
+	return s.readPlacements(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
 		WHERE $1 = '' OR workload = $1 ORDER BY workload, cluster`, workload)
+}
+
+func (s *Store) readPlacements(ctx context.Context, query string, arg any) ([]Placement, error) {
+	rows, err := s.pool.Query(ctx, query, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read placements: %w", classify(err))
 	}

@@ -1,0 +1,88 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Follow keeps a controller's view of one kind up to date without reading
+// every object on every pass: its first Read lists the kind whole, later
+// ones read only the changes since (the change log, through the shared
+// change feed), and it lists whole again when the log was compacted past
+// it, it fell more than followBehind changes behind, or every relists
+// have passed (a safety net, 0: never). A controller woken by every write
+// of a kind then costs per pass what changed, not what exists.
+type Follow struct {
+	src   followSource
+	kind  string
+	every time.Duration
+	now   func() time.Time
+
+	after  int64     // the last version read
+	listed time.Time // zero: list at the next Read
+}
+
+// followSource is what Follow reads (*Store has it).
+type followSource interface {
+	List(ctx context.Context, kind string, opts ListOptions) (*ListResult, error)
+	Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error)
+}
+
+// followBehind is the most changes one Read takes from the log; beyond
+// it a list is cheaper.
+const followBehind = 5000
+
+// NewFollow follows kind in src (a *Store, or what stands in for one),
+// listing whole at least every relist; a nil now is time.Now.
+func NewFollow(src followSource, kind string, relist time.Duration, now func() time.Time) *Follow {
+	if now == nil {
+		now = time.Now
+	}
+	return &Follow{src: src, kind: kind, every: relist, now: now}
+}
+
+// FollowUpdate is what one Read found: with Full, every object of the
+// kind (the caller forgets any it holds that is not among Records);
+// else the changes since the last Read, in order (a change the last list
+// already showed may come again: applying changes in order is
+// idempotent).
+type FollowUpdate struct {
+	Full    bool
+	Records []*Record
+	Changes []Change
+}
+
+// Read brings the caller up to date (see Follow). On an error the next
+// Read starts from the same place.
+func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
+	if !f.listed.IsZero() && (f.every <= 0 || f.now().Sub(f.listed) < f.every) {
+		changes, err := f.src.Changes(ctx, f.kind, f.after, followBehind)
+		switch {
+		case err == nil && len(changes) < followBehind:
+			if len(changes) > 0 {
+				f.after = changes[len(changes)-1].ResourceVersion
+			}
+			return FollowUpdate{Changes: changes}, nil
+		case err != nil && !errors.Is(err, ErrGone):
+			return FollowUpdate{}, err
+		}
+		// Compacted past, or too far behind: list again.
+	}
+	at := f.now()
+	res, err := f.src.List(ctx, f.kind, ListOptions{Limit: -1})
+	if err != nil {
+		return FollowUpdate{}, err
+	}
+	rv, err := strconv.ParseInt(res.ResourceVersion, 10, 64)
+	if err != nil {
+		return FollowUpdate{}, err
+	}
+	f.after, f.listed = rv, at
+	return FollowUpdate{Full: true, Records: res.Items}, nil
+}
+
+// Relist makes the next Read list whole (a controller that lost track,
+// or that took over and must not trust what it held).
+func (f *Follow) Relist() { f.listed = time.Time{} }

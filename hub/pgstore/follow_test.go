@@ -1,0 +1,84 @@
+package pgstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/hub/pgtest"
+)
+
+// TestFollow: the first read lists the kind whole, later ones bring only
+// the changes since, in order; compaction past the follower, its relist
+// period and Relist each make the next read a whole list again.
+func TestFollow(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.NewDatabaseRoles(t))
+	ctx := t.Context()
+	create := func(name string) {
+		t.Helper()
+		if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("w1")
+	create("w2")
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := pgstore.NewFollow(s, "Workload", time.Minute, func() time.Time { return now })
+	read := func() pgstore.FollowUpdate {
+		t.Helper()
+		u, err := f.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	if u := read(); !u.Full || len(u.Records) != 2 {
+		t.Fatalf("the first read: full %v, %d records", u.Full, len(u.Records))
+	}
+	create("w3")
+	if _, _, err := s.Delete(ctx, testActor, "Workload", "w1", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Changes become readable once the watch horizon passes them.
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 2; {
+		u := read()
+		if u.Full {
+			t.Fatal("a read after a few writes listed whole")
+		}
+		for _, c := range u.Changes {
+			got = append(got, c.Type+" "+c.Name)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes after 30 s: %v", got)
+		}
+	}
+	if len(got) != 2 || got[0] != "ADDED w3" || got[1] != "DELETED w1" {
+		t.Fatalf("changes: %v", got)
+	}
+	if u := read(); u.Full || len(u.Changes) != 0 {
+		t.Fatalf("nothing changed, yet: %+v", u)
+	}
+
+	// Compacted past the follower: a whole list (w2..w5).
+	create("w4")
+	create("w5")
+	if _, err := s.Compact(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u := read(); !u.Full || len(u.Records) != 4 {
+		t.Fatalf("after compaction: full %v, %d records, %d changes", u.Full, len(u.Records), len(u.Changes))
+	}
+	now = now.Add(time.Minute)
+	if u := read(); !u.Full {
+		t.Fatal("no whole list after the relist period")
+	}
+	if u := read(); u.Full {
+		t.Fatal("a whole list again right after one")
+	}
+	f.Relist()
+	if u := read(); !u.Full {
+		t.Fatal("no whole list after Relist")
+	}
+}
