@@ -636,18 +636,14 @@ func (s *Syncer) followWorkloads(ctx context.Context) error {
 			delete(s.data, ch.Name)
 			continue
 		}
-		var obj struct {
-			Metadata api.ObjectMeta  `json:"metadata"`
-			Spec     json.RawMessage `json:"spec"`
-			Status   json.RawMessage `json:"status"`
-		}
-		if err := json.Unmarshal(ch.Object, &obj); err != nil {
+		rec, err := ch.Record()
+		if err != nil {
 			s.workloads.Relist()
-			return fmt.Errorf("workload %s: %w", ch.Name, err)
+			return err
 		}
-		c, err := s.specOf(obj.Metadata, obj.Spec)
+		c, err := s.specOf(rec.Meta, rec.Spec)
 		if err == nil && c.data {
-			s.data[ch.Name], err = dataWorkload(obj.Metadata, c, obj.Status)
+			s.data[ch.Name], err = dataWorkload(rec.Meta, c, rec.Status)
 		}
 		if err != nil {
 			s.workloads.Relist()

@@ -57,6 +57,14 @@ func TestFollow(t *testing.T) {
 	if len(got) != 2 || got[0] != "ADDED w3" || got[1] != "DELETED w1" {
 		t.Fatalf("changes: %v", got)
 	}
+	last, err := s.Changes(ctx, "Workload", 0, 100)
+	if err != nil || len(last) == 0 {
+		t.Fatalf("changes from 0: %d, %v", len(last), err)
+	}
+	rec, err := last[len(last)-1].Record()
+	if err != nil || rec.Meta.Name != "w1" || rec.Meta.UID == "" || string(rec.Spec) != `{"replicas":1,"template":{"driver":"sim"}}` {
+		t.Fatalf("a change's record: %+v, %v", rec, err)
+	}
 	if u := read(); u.Full || len(u.Changes) != 0 {
 		t.Fatalf("nothing changed, yet: %+v", u)
 	}

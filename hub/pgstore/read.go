@@ -168,6 +168,19 @@ type Change struct {
 	Object          json.RawMessage
 }
 
+// Record is the change's object as a Record: its metadata, and its spec
+// and status documents as written (not for a kind whose spec is inline).
+func (c Change) Record() (*Record, error) {
+	if k, ok := api.LookupKind(c.Kind); !ok || k.Inline {
+		return nil, fmt.Errorf("change of %s %s: no record of an unknown or inline kind", c.Kind, c.Name)
+	}
+	var o objectJSON
+	if err := json.Unmarshal(c.Object, &o); err != nil {
+		return nil, fmt.Errorf("change of %s %s: %w", c.Kind, c.Name, err)
+	}
+	return &Record{Kind: c.Kind, Meta: o.Metadata, Spec: o.Spec, Status: o.Status}, nil
+}
+
 // ErrGone is returned (wrapped, with code Gone) when the change log no
 // longer reaches back to the requested version.
 var ErrGone = api.Errorf(api.CodeGone, "the requested resourceVersion is too old: the change log was compacted past it; list again and watch from the list's resourceVersion")

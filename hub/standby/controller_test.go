@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,10 +23,23 @@ type store struct {
 }
 
 func (s *store) List(_ context.Context, kind string, _ pgstore.ListOptions) (*pgstore.ListResult, error) {
-	return &pgstore.ListResult{Items: s.records[kind]}, nil
+	return &pgstore.ListResult{Items: s.records[kind], ResourceVersion: "1"}, nil
 }
 
-func (s *store) Placements(context.Context) ([]pgstore.Placement, error) { return s.rows, nil }
+// Changes: the records never change.
+func (s *store) Changes(context.Context, string, int64, int) ([]pgstore.Change, error) {
+	return nil, nil
+}
+
+func (s *store) PlacementsFor(_ context.Context, workloads []string) ([]pgstore.Placement, error) {
+	var out []pgstore.Placement
+	for _, r := range s.rows {
+		if slices.Contains(workloads, r.Workload) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
 
 var digest = "sha256:" + strings.Repeat("a", 64)
 

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -117,7 +118,8 @@ func Candidates(w api.Workload, clusters []failover.Cluster, placed map[string]i
 // Store is what a pass reads.
 type Store interface {
 	List(ctx context.Context, kind string, opts pgstore.ListOptions) (*pgstore.ListResult, error)
-	Placements(ctx context.Context) ([]pgstore.Placement, error)
+	Changes(ctx context.Context, kind string, after int64, limit int) ([]pgstore.Change, error)
+	PlacementsFor(ctx context.Context, workloads []string) ([]pgstore.Placement, error)
 }
 
 // Pins pins a template's image (*imagepin.Pins has it).
@@ -165,9 +167,14 @@ type Controller struct {
 	checked map[string]time.Time            // cluster -> last digest check
 	failed  map[string]time.Time            // cluster -> last failed request (asked again after CheckEvery)
 
-	// drivers is each workload's template driver by spec, as read on the
-	// last pass.
-	drivers map[string]specDriver
+	// workloads follows every workload (whole at first and every
+	// relistEvery, else what changed since the last pass); drivers is
+	// each one's template driver by spec, and oci the oci workloads
+	// decoded. pass holds one RunOnce at a time.
+	pass      sync.Mutex
+	workloads *pgstore.Follow
+	drivers   map[string]specDriver
+	oci       map[string]api.Workload
 
 	sent   metric.Int64Counter
 	images metric.Int64Gauge
@@ -204,7 +211,8 @@ func New(store Store, pins Pins, bus Bus, health Health, lead leader.Leadership,
 		lead = leader.Sole{}
 	}
 	c := &Controller{store: store, pins: pins, bus: bus, health: health, lead: lead, cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
-		lists: map[string]protocol.StandbyList{}, held: map[string]string{}, checked: map[string]time.Time{}, failed: map[string]time.Time{}}
+		lists: map[string]protocol.StandbyList{}, held: map[string]string{}, checked: map[string]time.Time{}, failed: map[string]time.Time{},
+		workloads: pgstore.NewFollow(store, "Workload", relistEvery, cfg.Now), drivers: map[string]specDriver{}, oci: map[string]api.Workload{}}
 	m := cfg.Meter.Meter("github.com/atollhq/atoll/hub/standby")
 	c.sent, _ = m.Int64Counter("standby.lists.sent", metric.WithUnit("{list}"), metric.WithDescription("Standby lists sent to members (new lists and repairs)."))
 	c.images, _ = m.Int64Gauge("standby.images", metric.WithUnit("{image}"), metric.WithDescription("Images clusters are asked to hold ahead of a failover, over all clusters."))
@@ -254,36 +262,15 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	if !c.lead.IsLeader() {
 		return nil
 	}
+	c.pass.Lock()
+	defer c.pass.Unlock()
 	in := Input{Pinned: map[string]string{}, Placed: map[string]map[string]int32{}, Now: c.cfg.Now()}
-	c.mu.Lock()
-	prev := c.drivers // never written once made: a new map each pass
-	c.mu.Unlock()
-	drivers := make(map[string]specDriver, len(prev))
-	if err := pgstore.Each(ctx, c.store, "Workload", func(rec *pgstore.Record) error {
-		// Only oci workloads matter; which they are is read once per
-		// spec (uid and generation), not decoded whole on every pass: the
-		// pass runs on every cluster write, and decoding every workload
-		// each time made it the hub's largest controller at 32 clusters.
-		d, ok := prev[rec.Meta.Name]
-		if !ok || d.uid != rec.Meta.UID || d.generation != rec.Meta.Generation {
-			var spec struct {
-				Template struct {
-					Driver string `json:"driver"`
-				} `json:"template"`
-			}
-			if err := rec.DecodeSpec(&spec); err != nil {
-				return err
-			}
-			d = specDriver{uid: rec.Meta.UID, generation: rec.Meta.Generation, driver: spec.Template.Driver}
-		}
-		drivers[rec.Meta.Name] = d
-		if d.driver != "oci" {
-			return nil
-		}
-		var w api.Workload
-		if err := rec.Decode(&w); err != nil {
-			return err
-		}
+	if err := c.followWorkloads(ctx); err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(c.oci))
+	for _, name := range names {
+		w := c.oci[name]
 		in.Workloads = append(in.Workloads, w)
 		t, ok, err := c.pins.Pin(ctx, w, w.Metadata.Generation, w.Spec.Template)
 		if err != nil {
@@ -292,13 +279,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 		if ok {
 			in.Pinned[w.Metadata.Name] = t.Image
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
-	c.mu.Lock()
-	c.drivers = drivers
-	c.mu.Unlock()
 	if err := pgstore.Each(ctx, c.store, "Cluster", func(rec *pgstore.Record) error {
 		var cl api.Cluster
 		if err := rec.Decode(&cl); err != nil {
@@ -313,7 +294,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	rows, err := c.store.Placements(ctx)
+	rows, err := c.store.PlacementsFor(ctx, names)
 	if err != nil {
 		return err
 	}
@@ -440,4 +421,75 @@ func (c *Controller) request(ctx context.Context, cluster string, l protocol.Sta
 		return ack, err
 	}
 	return ack, nil
+}
+
+// relistEvery is how often a pass reads every workload whole anyway.
+const relistEvery = time.Minute
+
+// followWorkloads brings c.oci up to date: the oci workloads, decoded.
+// Which workloads are oci is read once per spec (uid and generation),
+// not decoded whole on every pass: the pass runs on every cluster write,
+// and decoding every workload each time made it the hub's largest
+// controller at 32 clusters.
+func (c *Controller) followWorkloads(ctx context.Context) error {
+	upd, err := c.workloads.Read(ctx)
+	if err != nil {
+		return err
+	}
+	take := func(rec *pgstore.Record) error {
+		name := rec.Meta.Name
+		d, ok := c.drivers[name]
+		if !ok || d.uid != rec.Meta.UID || d.generation != rec.Meta.Generation {
+			var spec struct {
+				Template struct {
+					Driver string `json:"driver"`
+				} `json:"template"`
+			}
+			if err := rec.DecodeSpec(&spec); err != nil {
+				return err
+			}
+			d = specDriver{uid: rec.Meta.UID, generation: rec.Meta.Generation, driver: spec.Template.Driver}
+		}
+		c.drivers[name] = d
+		if d.driver != "oci" {
+			delete(c.oci, name)
+			return nil
+		}
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			return err
+		}
+		c.oci[name] = w
+		return nil
+	}
+	if upd.Full {
+		prev := c.drivers
+		c.drivers, c.oci = make(map[string]specDriver, len(upd.Records)), map[string]api.Workload{}
+		for _, rec := range upd.Records {
+			if d, ok := prev[rec.Meta.Name]; ok {
+				c.drivers[rec.Meta.Name] = d
+			}
+			if err := take(rec); err != nil {
+				c.workloads.Relist()
+				return err
+			}
+		}
+		return nil
+	}
+	for _, ch := range upd.Changes {
+		if ch.Type == api.Deleted {
+			delete(c.drivers, ch.Name)
+			delete(c.oci, ch.Name)
+			continue
+		}
+		rec, err := ch.Record()
+		if err == nil {
+			err = take(rec)
+		}
+		if err != nil {
+			c.workloads.Relist()
+			return fmt.Errorf("workload %s: %w", ch.Name, err)
+		}
+	}
+	return nil
 }
