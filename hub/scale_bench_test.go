@@ -419,7 +419,12 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		}
 	}
 	spread := slices.Sorted(maps.Values(perCluster))
-	b.Logf("replicas per cluster as placed: %d clusters hold some, fewest %d, most %d", len(spread), spread[0], spread[len(spread)-1])
+	placed := 0
+	for _, n := range spread {
+		placed += n
+	}
+	b.Logf("replicas per cluster as placed: %d clusters hold some, fewest %d, most %d; %d of %d placed; %d replicas were Ready at some time",
+		len(spread), spread[0], spread[len(spread)-1], placed, total, len(ready))
 	if lostReplicas == 0 {
 		b.Fatalf("the %d clusters of the region loss hold no replicas: nothing to measure", nLost)
 	}
