@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -82,10 +81,9 @@ type Placer struct {
 	mu        sync.Mutex
 	lastCheck map[string]time.Time // cluster -> last digest
 
-	// The workloads as of afterRV in the change log (pass goroutine only).
+	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
-	afterRV      int64
-	lastFull     time.Time
+	workloads    *pgstore.Follow
 	owed         map[string]bool // status-only changes cut short for a lost cluster: decided again next pass
 	clusterKey   string          // what placement reads of the clusters, but capacity
 	residencyKey string          // the configs' and secrets' residency selectors
@@ -122,6 +120,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
 		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
@@ -479,53 +478,50 @@ func (p *Placer) waitStatus(keep int) error {
 // changed since the last pass.
 func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 	touched := map[string]bool{}
-	if p.cache != nil && p.now().Sub(p.lastFull) < 10*time.Second {
-		changes, err := p.db.Changes(ctx, "Workload", p.afterRV, 5000)
-		if err == nil && len(changes) < 5000 {
-			for _, c := range changes {
-				var w api.Workload
-				if json.Unmarshal(c.Object, &w) != nil {
-					continue
-				}
-				old, had := p.cache[c.Name]
-				if c.Type == api.Deleted {
-					delete(p.cache, c.Name)
-					delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
-					delete(p.purging, c.Name)
-					delete(p.due, c.Name)
-					delete(p.gatesAt, c.Name)
-					delete(p.revisions, c.Name)
-				} else {
-					p.cache[c.Name] = w
-				}
-				// A status write (the members' reports folded, the placer's
-				// own) changes nothing placement reads, unless a graceful
-				// purge waits for the replacements to be ready.
-				if c.Type == api.Deleted || !had || placementInputChanged(old, w) || p.purging[c.Name] {
-					touched[c.Name] = true
-				}
-				p.afterRV = c.ResourceVersion
-			}
-			return touched, nil
-		}
-		// Too far behind, or the log was compacted: list again.
-	}
-	res, err := p.db.List(ctx, "Workload", pgstore.ListOptions{Limit: -1})
+	upd, err := p.workloads.Read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.cache = make(map[string]api.Workload, len(res.Items))
-	for _, rec := range res.Items {
+	if upd.Full {
+		p.cache = make(map[string]api.Workload, len(upd.Records))
+		for _, rec := range upd.Records {
+			var w api.Workload
+			if err := rec.Decode(&w); err == nil {
+				p.cache[w.Metadata.Name] = w
+				touched[w.Metadata.Name] = true
+			}
+		}
+		return touched, nil
+	}
+	for _, c := range upd.Changes {
 		var w api.Workload
-		if err := rec.Decode(&w); err == nil {
-			p.cache[w.Metadata.Name] = w
-			touched[w.Metadata.Name] = true
+		if json.Unmarshal(c.Object, &w) != nil {
+			continue
+		}
+		old, had := p.cache[c.Name]
+		if c.Type == api.Deleted {
+			delete(p.cache, c.Name)
+			delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
+			delete(p.purging, c.Name)
+			delete(p.due, c.Name)
+			delete(p.gatesAt, c.Name)
+			delete(p.revisions, c.Name)
+		} else {
+			p.cache[c.Name] = w
+		}
+		// A status write (the members' reports folded, the placer's
+		// own) changes nothing placement reads, unless a graceful
+		// purge waits for the replacements to be ready.
+		if c.Type == api.Deleted || !had || placementInputChanged(old, w) || p.purging[c.Name] {
+			touched[c.Name] = true
 		}
 	}
-	p.afterRV, _ = strconv.ParseInt(res.ResourceVersion, 10, 64)
-	p.lastFull = p.now()
 	return touched, nil
 }
+
+// placerRelist is how often the placer reads every workload whole again
+// (else only the change log since its last pass).
+const placerRelist = 10 * time.Second
 
 // change is what a pass decided for one workload.
 type change struct {
