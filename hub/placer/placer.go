@@ -119,7 +119,8 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}}
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{},
+		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
@@ -482,13 +483,42 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	// take applies one workload as read (nil: deleted) and says whether
+	// it must be decided again: a status write (the members' reports
+	// folded, the placer's own) changes nothing placement reads, unless a
+	// graceful purge waits for the replacements to be ready.
+	take := func(name string, w *api.Workload) {
+		old, had := p.cache[name]
+		if w == nil {
+			delete(p.cache, name)
+			delete(p.buckets, name) // the pass's per-workload memory goes with it
+			delete(p.purging, name)
+			delete(p.due, name)
+			delete(p.gatesAt, name)
+			delete(p.revisions, name)
+			touched[name] = true
+			return
+		}
+		p.cache[name] = *w
+		if !had || placementInputChanged(old, *w) || p.purging[name] {
+			touched[name] = true
+		}
+	}
 	if upd.Full {
-		p.cache = make(map[string]api.Workload, len(upd.Records))
+		// A whole list decides again only what differs from the cache,
+		// as the change log would have: at 100,000 workloads, deciding
+		// them all on every list would keep a core busy.
+		listed := make(map[string]bool, len(upd.Records))
 		for _, rec := range upd.Records {
 			var w api.Workload
 			if err := rec.Decode(&w); err == nil {
-				p.cache[w.Metadata.Name] = w
-				touched[w.Metadata.Name] = true
+				listed[w.Metadata.Name] = true
+				take(w.Metadata.Name, &w)
+			}
+		}
+		for name := range p.cache {
+			if !listed[name] {
+				take(name, nil)
 			}
 		}
 		return touched, nil
@@ -498,22 +528,10 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 		if json.Unmarshal(c.Object, &w) != nil {
 			continue
 		}
-		old, had := p.cache[c.Name]
 		if c.Type == api.Deleted {
-			delete(p.cache, c.Name)
-			delete(p.buckets, c.Name) // the pass's per-workload memory goes with it
-			delete(p.purging, c.Name)
-			delete(p.due, c.Name)
-			delete(p.gatesAt, c.Name)
-			delete(p.revisions, c.Name)
+			take(c.Name, nil)
 		} else {
-			p.cache[c.Name] = w
-		}
-		// A status write (the members' reports folded, the placer's
-		// own) changes nothing placement reads, unless a graceful
-		// purge waits for the replacements to be ready.
-		if c.Type == api.Deleted || !had || placementInputChanged(old, w) || p.purging[c.Name] {
-			touched[c.Name] = true
+			take(c.Name, &w)
 		}
 	}
 	return touched, nil
@@ -521,7 +539,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 
 // placerRelist is how often the placer reads every workload whole again
 // (else only the change log since its last pass).
-const placerRelist = 10 * time.Second
+const placerRelist = time.Minute
 
 // change is what a pass decided for one workload.
 type change struct {
