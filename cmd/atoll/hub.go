@@ -52,6 +52,10 @@ type hubOptions struct {
 	// its embedded registry as insecure).
 	registry         image.RegistryConfig
 	nodesResolveTags bool
+	// debugListen serves Go's profiles (off when empty); loopback only
+	// unless debugAllowRemote.
+	debugListen      string
+	debugAllowRemote bool
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -70,6 +74,8 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringToStringVar(&o.entryPoints, "probe-entry-point", nil, "an entry point drills' probes may send requests through, as name=URL (a member's --gateway-listen, or 'atoll gateway'); repeat for more")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
+	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiles (net/http/pprof: /debug/pprof/heap, profile, goroutine, trace) on this address, apart from the API; off by default. Unauthenticated: keep it on loopback (e.g. 127.0.0.1:6060) and reach it over SSH; any other address is refused without --debug-allow-remote")
+	f.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-listen bind an address that is not loopback (anyone who reaches it can read the hub's profiles and load it with CPU profiles and traces)")
 }
 
 func newHubCmd() *cobra.Command {
@@ -141,6 +147,14 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
+	}
+	if o.debugListen != "" {
+		stop, err := serveDebug(log, o.debugListen, o.debugAllowRemote)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
 	}
 	keyFile := filepath.Join(o.dataDir, keyFileName)
 	keys, created, err := keySource{files: o.keyFiles, env: os.Getenv(keyEnv), defaultFile: keyFile, generate: o.generateKey}.ring()
@@ -275,6 +289,25 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// serveDebug serves telemetry.DebugHandler on addr (see
+// telemetry.DebugListen) until the function it returns is called.
+func serveDebug(log *slog.Logger, addr string, allowRemote bool) (stop func(), err error) {
+	ln, err := telemetry.DebugListen(addr, allowRemote)
+	if err != nil {
+		if errors.Is(err, telemetry.ErrDebugNotLoopback) {
+			return nil, fmt.Errorf("--debug-listen %w: profiles carry no authentication, keep them on loopback (127.0.0.1:6060), or give --debug-allow-remote", err)
+		}
+		return nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+	}
+	// No write timeout: a CPU profile or trace streams for the seconds it
+	// was asked for.
+	srv := &http.Server{Handler: telemetry.DebugHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("debug listener serving Go's profiles at /debug/pprof/", "addr", ln.Addr().String(), "loopback_only", !allowRemote)
+	return func() { _ = srv.Close() }, nil
 }
 
 // warnSharedEmbeddedNATS warns, once, when another hub shares the database
