@@ -277,7 +277,9 @@ type scaleHub struct {
 }
 
 // startScaleHub runs `atoll hub` (bin) on a fresh database, its NATS
-// embedded, and waits until it serves.
+// embedded, and waits until it serves. ATOLL_SCALE_HUB_ENV adds to its
+// environment (KEY=VALUE separated by spaces, e.g. "GOGC=50
+// GOMEMLIMIT=300MiB"), and to its alone.
 func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	b.Helper()
 	dir := b.TempDir()
@@ -297,7 +299,7 @@ func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	h := &scaleHub{url: "http://" + addr, debug: "http://" + debug}
 	h.scaleProc = startScaleProc(b, "hub", bin, []string{"hub", "--listen", addr, "--data-dir", dir, "--name", "scale-hub",
 		"--nats-listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0", "--database-url", db.Hub, "--migrate-database-url", db.Owner,
-		"--key-file", key, "--log-level", "warn", "--log-format", "json", "--debug-listen", debug}, nil, nil)
+		"--key-file", key, "--log-level", "warn", "--log-format", "json", "--debug-listen", debug}, strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ENV")), nil)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if err := h.alive(); err != nil {
 			b.Fatal(err)
