@@ -37,3 +37,14 @@ func TestHubAPIDoesNotServeProfiles(t *testing.T) {
 		}
 	}
 }
+
+func TestHubRefusesAMemoryLimitRatioOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, ratio := range []string{"1.5", "-0.1", "NaN"} {
+		_, _, err := runAtoll(t, "hub", "--database-url", "postgres://atoll@127.0.0.1:1/none", "--data-dir", t.TempDir(),
+			"--listen", "127.0.0.1:0", "--memory-limit-ratio", ratio)
+		if err == nil || !strings.Contains(err.Error(), "--memory-limit-ratio") {
+			t.Errorf("atoll hub --memory-limit-ratio %s: %v; want a refusal naming the flag", ratio, err)
+		}
+	}
+}

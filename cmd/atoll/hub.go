@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -56,6 +58,9 @@ type hubOptions struct {
 	// unless debugAllowRemote.
 	debugListen      string
 	debugAllowRemote bool
+	// memoryLimitRatio: the Go runtime's soft memory limit as this share
+	// of the process's cgroup memory limit (0: not set).
+	memoryLimitRatio float64
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -75,6 +80,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringToStringVar(&o.entryPoints, "probe-entry-point", nil, "an entry point drills' probes may send requests through, as name=URL (a member's --gateway-listen, or 'atoll gateway'); repeat for more")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiles (net/http/pprof: /debug/pprof/heap, profile, goroutine, trace) on this address, apart from the API; off by default. Unauthenticated: keep it on loopback (e.g. 127.0.0.1:6060) and reach it over SSH; any other address is refused without --debug-allow-remote")
+	f.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit (GOMEMLIMIT) to this share of the memory limit of the hub's cgroup (a container's or a systemd unit's MemoryMax), so that the garbage collector works harder near the limit instead of the process being killed; 0 leaves it unset; a GOMEMLIMIT in the environment wins")
 	f.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-listen bind an address that is not loopback (anyone who reaches it can read the hub's profiles and load it with CPU profiles and traces)")
 }
 
@@ -147,6 +153,10 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
+	}
+	if err := setMemoryLimit(log, o.memoryLimitRatio); err != nil {
+		ln.Close()
+		return err
 	}
 	if o.debugListen != "" {
 		stop, err := serveDebug(log, o.debugListen, o.debugAllowRemote)
@@ -287,6 +297,35 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	server.Stop()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to ratio of the
+// process's cgroup memory limit, when it has one and GOMEMLIMIT is not
+// set. Without a limit the garbage collector lets the heap grow to twice
+// what is live (GOGC=100) before collecting: the hub's RSS at the scale
+// harness's sizes is 2-3 times its live heap (BENCHMARKS.md), enough to
+// be killed by a limit the live heap is well under.
+func setMemoryLimit(log *slog.Logger, ratio float64) error {
+	if ratio == 0 {
+		return nil
+	}
+	if math.IsNaN(ratio) || ratio < 0 || ratio > 1 {
+		return fmt.Errorf("--memory-limit-ratio %v: want a share in (0, 1], or 0 for none", ratio)
+	}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("Go memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
+		return nil
+	}
+	limit, err := memlimit.Set(memlimit.WithRatio(ratio), memlimit.WithProvider(memlimit.FromCgroup))
+	if err != nil {
+		// No cgroup to read (not Linux, no memory controller): no limit.
+		log.Warn("Go memory limit not set from the cgroup", "err", err)
+		return nil
+	}
+	if limit < math.MaxInt64 {
+		log.Info("Go memory limit set from the cgroup's", "limit_bytes", limit, "ratio", ratio)
 	}
 	return nil
 }
