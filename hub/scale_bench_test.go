@@ -82,7 +82,8 @@ import (
 // -sample_index=inuse_space -top [-diff_base before] profile`. The hub's
 // Go heap (in use, and live after a GC, from its MemStats) is reported
 // next to its RSS, each also per workload; ATOLL_SCALE_HUB_ENV adds to
-// the hub's environment alone (e.g. "GOGC=50 GOMEMLIMIT=300MiB").
+// the hub's environment alone (e.g. "GOGC=50 GOMEMLIMIT=300MiB"),
+// ATOLL_SCALE_HUB_ARGS to its flags (e.g. "--leaf-compression off").
 func BenchmarkScale(b *testing.B) {
 	fractions := []float64{0.002, 0.004, 0.008}
 	if v := os.Getenv("ATOLL_SCALE_FRACTIONS"); v != "" {

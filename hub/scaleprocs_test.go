@@ -279,7 +279,8 @@ type scaleHub struct {
 // startScaleHub runs `atoll hub` (bin) on a fresh database, its NATS
 // embedded, and waits until it serves. ATOLL_SCALE_HUB_ENV adds to its
 // environment (KEY=VALUE separated by spaces, e.g. "GOGC=50
-// GOMEMLIMIT=300MiB"), and to its alone.
+// GOMEMLIMIT=300MiB"), and to its alone; ATOLL_SCALE_HUB_ARGS adds to
+// its flags (e.g. "--leaf-compression off").
 func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	b.Helper()
 	dir := b.TempDir()
@@ -297,9 +298,10 @@ func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	}
 	addr, debug := freeAddr(), freeAddr()
 	h := &scaleHub{url: "http://" + addr, debug: "http://" + debug}
-	h.scaleProc = startScaleProc(b, "hub", bin, []string{"hub", "--listen", addr, "--data-dir", dir, "--name", "scale-hub",
+	h.scaleProc = startScaleProc(b, "hub", bin, append([]string{"hub", "--listen", addr, "--data-dir", dir, "--name", "scale-hub",
 		"--nats-listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0", "--database-url", db.Hub, "--migrate-database-url", db.Owner,
-		"--key-file", key, "--log-level", "warn", "--log-format", "json", "--debug-listen", debug}, strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ENV")), nil)
+		"--key-file", key, "--log-level", "warn", "--log-format", "json", "--debug-listen", debug}, strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ARGS"))...),
+		strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ENV")), nil)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if err := h.alive(); err != nil {
 			b.Fatal(err)

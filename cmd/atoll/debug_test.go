@@ -48,3 +48,12 @@ func TestHubRefusesAMemoryLimitRatioOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+func TestHubRefusesAnUnknownLeafCompression(t *testing.T) {
+	t.Parallel()
+	_, _, err := runAtoll(t, "hub", "--database-url", "postgres://atoll@127.0.0.1:1/none", "--data-dir", t.TempDir(),
+		"--listen", "127.0.0.1:0", "--leaf-compression", "s2")
+	if err == nil || !strings.Contains(err.Error(), "--leaf-compression") {
+		t.Errorf("atoll hub --leaf-compression s2: %v; want a refusal naming the flag", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +43,7 @@ type hubOptions struct {
 	natsListen        string
 	leafListen        string
 	leafAdvertise     []string
+	leafCompression   string
 	heartbeatInterval time.Duration
 	unreachableAfter  time.Duration
 	tlsCert, tlsKey   string
@@ -72,6 +75,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
 	f.StringSliceVar(&o.natsURLs, "nats-url", nil, "use this existing NATS cluster (comma-separated URLs) instead of the embedded server; configure it with 'atoll hub nats-config' and give members its leafnode URLs with --leaf-advertise")
 	f.StringVar(&o.leafListen, "leaf-listen", defaultLeaf, "address where members' NATS leaf nodes connect (port 0 picks one)")
+	f.StringVar(&o.leafCompression, "leaf-compression", "auto", "compression of members' leaf connections to the embedded NATS: auto (S2 by round-trip time), off, fast, better or best; S2 costs the hub a few MB of buffers per member and saves bandwidth on slow links (a connection compresses only when both ends want it)")
 	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
 	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
 	f.DurationVar(&o.unreachableAfter, "unreachable-after", 1500*time.Millisecond, "a cluster silent this long (three missed heartbeats) is Unreachable")
@@ -153,6 +157,10 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
+	}
+	if o.leafCompression != "" && !slices.Contains(natsbus.LeafCompressionModes, o.leafCompression) {
+		ln.Close()
+		return fmt.Errorf("--leaf-compression %q: want one of %s", o.leafCompression, strings.Join(natsbus.LeafCompressionModes, ", "))
 	}
 	if err := setMemoryLimit(log, o.memoryLimitRatio); err != nil {
 		ln.Close()
@@ -249,7 +257,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		bus, err = natsbus.Connect(ctx, natsbus.ExternalConfig{URLs: o.natsURLs, Seeds: natsbus.Seeds(seeds), Identities: ids, Logger: log})
 	} else {
 		bus, err = natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Identities: ids, DataDir: o.dataDir,
-			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
+			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, LeafCompression: o.leafCompression, Logger: log})
 	}
 	if err != nil {
 		_ = srv.Close()
