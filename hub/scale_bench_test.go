@@ -75,7 +75,15 @@ import (
 // processes besides the loss's (default 3). ATOLL_SCALE_PROFILE=dir
 // writes CPU profiles of the span from the first create to all Ready:
 // the fleets' (pprof) and, when perf is installed, the hub's (perf
-// record; `perf report -i dir/hub-*.perf`).
+// record; `perf report -i dir/hub-*.perf`), and the hub's heap profiles
+// (after a GC, from the hub's --debug-listen) before the first create,
+// at all Ready and once settled (the watchers caught up):
+// dir/hub-heap-{before-,,settled-}*.pprof, read with `go tool pprof
+// -sample_index=inuse_space -top [-diff_base before] profile`. The hub's
+// Go heap (in use, and live after a GC, from its MemStats) is reported
+// next to its RSS, each also per workload; ATOLL_SCALE_HUB_ENV adds to
+// the hub's environment alone (e.g. "GOGC=50 GOMEMLIMIT=300MiB"),
+// ATOLL_SCALE_HUB_ARGS to its flags (e.g. "--leaf-compression off").
 func BenchmarkScale(b *testing.B) {
 	fractions := []float64{0.002, 0.004, 0.008}
 	if v := os.Getenv("ATOLL_SCALE_FRACTIONS"); v != "" {
@@ -304,6 +312,10 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	heap0 := h.heap(b, true)
+	if c.profile != "" {
+		h.saveHeapProfile(b, filepath.Join(c.profile, fmt.Sprintf("hub-heap-before-%s.pprof", c.label)))
+	}
 	fleet0 := make([]procUsage, len(fleets))
 	var fleetRSS0 int64
 	for i, p := range fleets {
@@ -356,6 +368,11 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	heap1 := h.heap(b, false) // as it stands, garbage and all
+	live1 := h.heap(b, true)  // what survives a collection
+	if c.profile != "" {
+		h.saveHeapProfile(b, filepath.Join(c.profile, fmt.Sprintf("hub-heap-%s.pprof", c.label)))
+	}
 	var fleetCPU time.Duration
 	var fleetRSS int64
 	for i, p := range fleets {
@@ -369,6 +386,13 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	var dbBytes int64
 	if err := store.Pool().QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbBytes); err != nil {
 		b.Errorf("database size: %v", err)
+	}
+	// What every copy of a workload costs (the change feed's entries, the
+	// placer's cache, watch events): its stored JSON, status apart.
+	var wlBytes, wlStatus float64
+	if err := store.Pool().QueryRow(ctx, `SELECT coalesce(avg(length(spec::text) + length(status::text) + length(labels::text) + length(annotations::text)), 0),
+		coalesce(avg(length(status::text)), 0) FROM objects WHERE kind = 'Workload' AND name LIKE 'sc-%'`).Scan(&wlBytes, &wlStatus); err != nil {
+		b.Errorf("workloads' size: %v", err)
 	}
 
 	// The watchers' lag (they end by themselves once they saw every workload).
@@ -399,6 +423,15 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		b.Errorf("watchers missed %d ADDED events", missed)
 	}
 	slices.Sort(lags)
+
+	// Settled: the watchers caught up, the members' reports no longer
+	// queued; what the hub holds for its workloads, without the work in
+	// flight at all Ready.
+	settled := h.heap(b, true)
+	if c.profile != "" {
+		h.saveHeapProfile(b, filepath.Join(c.profile, fmt.Sprintf("hub-heap-settled-%s.pprof", c.label)))
+	}
+	hub2, _ := readProcUsage(h.cmd.Process.Pid)
 
 	// Console pages, signed in.
 	pages := consolePageTimes(b, h.url, h.token, []string{"/", "/workloads"}, 5)
@@ -475,6 +508,11 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.ReportMetric(selfCPU.Seconds(), "clients-CPU-s")
 	b.ReportMetric(mib(hub1.rss), "hub-RSS-MiB")
 	b.ReportMetric(mib(hub1.hwm), "hub-peak-RSS-MiB")
+	b.ReportMetric(mib(heap1.inuse), "hub-heap-inuse-MiB")
+	b.ReportMetric(mib(live1.alloc), "hub-heap-live-MiB")
+	b.ReportMetric(float64(hub1.rss-hub0.rss)/1024/float64(c.workloads), "hub-RSS-KiB/workload")
+	b.ReportMetric(float64(live1.alloc-heap0.alloc)/1024/float64(c.workloads), "hub-live-heap-KiB/workload")
+	b.ReportMetric(float64(settled.alloc-heap0.alloc)/1024/float64(c.workloads), "hub-settled-heap-KiB/workload")
 	b.ReportMetric(mib(fleetRSS)*1000/float64(nodes), "member-RSS-MiB/1000-nodes")
 	b.ReportMetric(mib(dbBytes), "db-MiB")
 	b.ReportMetric(1000*lags[len(lags)/2], "watch-lag-p50-ms")
@@ -489,6 +527,12 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.Logf("CPU over that span: hub %.1f s, fleets %.1f s, PostgreSQL %.1f s, clients %.1f s; hub RSS %.0f MiB before the creates, %.0f MiB at all Ready (peak %.0f MiB); fleets %.0f MiB before, %.0f MiB at all Ready (%.1f MiB per 1,000 sim nodes); PostgreSQL %.0f MiB",
 		(hub1.cpu - hub0.cpu).Seconds(), fleetCPU.Seconds(), pgCPU.Seconds(), selfCPU.Seconds(), mib(hub0.rss), mib(hub1.rss), mib(hub1.hwm),
 		mib(fleetRSS0), mib(fleetRSS), mib(fleetRSS)*1000/float64(nodes), mib(dbBytes))
+	b.Logf("hub memory: RSS %.0f -> %.0f MiB (%.1f KiB per workload); Go heap in use %.0f MiB of %.0f MiB obtained (%.0f MiB released to the OS), live after a GC %.0f -> %.0f MiB (%.1f KiB per workload); %d GCs",
+		mib(hub0.rss), mib(hub1.rss), float64(hub1.rss-hub0.rss)/1024/float64(c.workloads), mib(heap1.inuse), mib(heap1.sys), mib(heap1.released),
+		mib(heap0.alloc), mib(live1.alloc), float64(live1.alloc-heap0.alloc)/1024/float64(c.workloads), heap1.gcs)
+	b.Logf("a workload as stored: %.0f bytes of JSON (its status %.0f)", wlBytes, wlStatus)
+	b.Logf("hub memory settled (watchers caught up): live heap %.0f MiB (%.1f KiB per workload over before the creates), RSS %.0f MiB",
+		mib(settled.alloc), float64(settled.alloc-heap0.alloc)/1024/float64(c.workloads), mib(hub2.rss))
 	b.Logf("%d watchers: lag p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d events; console / %.0f ms, /workloads %.0f ms (median of 5)",
 		c.watchers, 1000*lags[len(lags)/2], 1000*lags[len(lags)*99/100], 1000*lags[len(lags)-1], len(lags), 1000*pages["/"], 1000*pages["/workloads"])
 	b.Logf("region loss: %d of %d clusters with %d replicas SIGKILLed; detection %.1f s; all Ready elsewhere %.1f s after detection",

@@ -273,10 +273,14 @@ type scaleHub struct {
 	*scaleProc
 	url   string
 	token string
+	debug string // its --debug-listen, as a URL
 }
 
 // startScaleHub runs `atoll hub` (bin) on a fresh database, its NATS
-// embedded, and waits until it serves.
+// embedded, and waits until it serves. ATOLL_SCALE_HUB_ENV adds to its
+// environment (KEY=VALUE separated by spaces, e.g. "GOGC=50
+// GOMEMLIMIT=300MiB"), and to its alone; ATOLL_SCALE_HUB_ARGS adds to
+// its flags (e.g. "--leaf-compression off").
 func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	b.Helper()
 	dir := b.TempDir()
@@ -284,16 +288,20 @@ func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	if out, err := exec.Command(bin, "hub", "gen-key", "--output", key).CombinedOutput(); err != nil {
 		b.Fatalf("atoll hub gen-key: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
+	freeAddr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	h := &scaleHub{url: "http://" + addr}
-	h.scaleProc = startScaleProc(b, "hub", bin, []string{"hub", "--listen", addr, "--data-dir", dir, "--name", "scale-hub",
+	addr, debug := freeAddr(), freeAddr()
+	h := &scaleHub{url: "http://" + addr, debug: "http://" + debug}
+	h.scaleProc = startScaleProc(b, "hub", bin, append([]string{"hub", "--listen", addr, "--data-dir", dir, "--name", "scale-hub",
 		"--nats-listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0", "--database-url", db.Hub, "--migrate-database-url", db.Owner,
-		"--key-file", key, "--log-level", "warn", "--log-format", "json"}, nil, nil)
+		"--key-file", key, "--log-level", "warn", "--log-format", "json", "--debug-listen", debug}, strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ARGS"))...),
+		strings.Fields(os.Getenv("ATOLL_SCALE_HUB_ENV")), nil)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if err := h.alive(); err != nil {
 			b.Fatal(err)
@@ -314,6 +322,63 @@ func startScaleHub(b *testing.B, bin string, db pgtest.Roles) *scaleHub {
 	}
 	h.token = strings.TrimSpace(string(tok))
 	return h
+}
+
+// goHeap is the hub's Go heap as runtime.MemStats says it, in bytes.
+type goHeap struct {
+	alloc, inuse, sys, released int64 // HeapAlloc, HeapInuse, HeapSys, HeapReleased
+	gcs                         int64 // NumGC
+}
+
+// heap reads the hub's MemStats from its debug listener (the text form of
+// the heap profile ends with them); with gc, after a garbage collection,
+// so that alloc is the live heap.
+func (h *scaleHub) heap(b *testing.B, gc bool) goHeap {
+	b.Helper()
+	u := h.debug + "/debug/pprof/heap?debug=1"
+	if gc {
+		u += "&gc=1"
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		b.Fatalf("the hub's heap: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("the hub's heap: %d %v %.200s", resp.StatusCode, err, body)
+	}
+	stats := map[string]int64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, value, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
+		if n, err := strconv.ParseInt(value, 10, 64); ok && err == nil && strings.HasPrefix(line, "# ") {
+			stats[name] = n
+		}
+	}
+	g := goHeap{alloc: stats["HeapAlloc"], inuse: stats["HeapInuse"], sys: stats["HeapSys"], released: stats["HeapReleased"], gcs: stats["NumGC"]}
+	if g.inuse == 0 || g.sys == 0 {
+		b.Fatalf("the hub's heap: no HeapInuse or HeapSys in its MemStats: %.300s", body)
+	}
+	return g
+}
+
+// saveHeapProfile writes the hub's heap profile (after a garbage
+// collection) to path.
+func (h *scaleHub) saveHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	resp, err := http.Get(h.debug + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatalf("the hub's heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("the hub's heap profile: %d %v", resp.StatusCode, err)
+	}
 }
 
 // procUsage is a process's CPU time and memory from /proc.

@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -39,6 +43,7 @@ type hubOptions struct {
 	natsListen        string
 	leafListen        string
 	leafAdvertise     []string
+	leafCompression   string
 	heartbeatInterval time.Duration
 	unreachableAfter  time.Duration
 	tlsCert, tlsKey   string
@@ -52,6 +57,13 @@ type hubOptions struct {
 	// its embedded registry as insecure).
 	registry         image.RegistryConfig
 	nodesResolveTags bool
+	// debugListen serves Go's profiles (off when empty); loopback only
+	// unless debugAllowRemote.
+	debugListen      string
+	debugAllowRemote bool
+	// memoryLimitRatio: the Go runtime's soft memory limit as this share
+	// of the process's cgroup memory limit (0: not set).
+	memoryLimitRatio float64
 }
 
 func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, defaultLeaf string) {
@@ -63,6 +75,7 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.natsListen, "nats-listen", defaultNATS, "address of the embedded NATS server's client port (port 0 picks one)")
 	f.StringSliceVar(&o.natsURLs, "nats-url", nil, "use this existing NATS cluster (comma-separated URLs) instead of the embedded server; configure it with 'atoll hub nats-config' and give members its leafnode URLs with --leaf-advertise")
 	f.StringVar(&o.leafListen, "leaf-listen", defaultLeaf, "address where members' NATS leaf nodes connect (port 0 picks one)")
+	f.StringVar(&o.leafCompression, "leaf-compression", "auto", "compression of members' leaf connections to the embedded NATS: auto (S2 by round-trip time), off, fast, better or best; S2 costs the hub a few MB of buffers per member and saves bandwidth on slow links (a connection compresses only when both ends want it)")
 	f.StringSliceVar(&o.leafAdvertise, "leaf-advertise", nil, "leafnode URLs members should connect to (default: the leaf port on the host they registered through)")
 	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 500*time.Millisecond, "how often members heartbeat; a cluster is Suspect after two missed")
 	f.DurationVar(&o.unreachableAfter, "unreachable-after", 1500*time.Millisecond, "a cluster silent this long (three missed heartbeats) is Unreachable")
@@ -70,6 +83,9 @@ func (o *hubOptions) addFlags(cmd *cobra.Command, defaultListen, defaultNATS, de
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringToStringVar(&o.entryPoints, "probe-entry-point", nil, "an entry point drills' probes may send requests through, as name=URL (a member's --gateway-listen, or 'atoll gateway'); repeat for more")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM certificate of the CA that issued --tls-cert (its fingerprint goes into join tokens); default: the last certificate of --tls-cert")
+	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiles (net/http/pprof: /debug/pprof/heap, profile, goroutine, trace) on this address, apart from the API; off by default. Unauthenticated: keep it on loopback (e.g. 127.0.0.1:6060) and reach it over SSH; any other address is refused without --debug-allow-remote")
+	f.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "set the Go runtime's soft memory limit (GOMEMLIMIT) to this share of the memory limit of the hub's cgroup (a container's or a systemd unit's MemoryMax), so that the garbage collector works harder near the limit instead of the process being killed; 0 leaves it unset; a GOMEMLIMIT in the environment wins")
+	f.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-listen bind an address that is not loopback (anyone who reaches it can read the hub's profiles and load it with CPU profiles and traces)")
 }
 
 func newHubCmd() *cobra.Command {
@@ -141,6 +157,22 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	if o.heartbeatInterval <= 0 || o.unreachableAfter <= 2*o.heartbeatInterval {
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
+	}
+	if o.leafCompression != "" && !slices.Contains(natsbus.LeafCompressionModes, o.leafCompression) {
+		ln.Close()
+		return fmt.Errorf("--leaf-compression %q: want one of %s", o.leafCompression, strings.Join(natsbus.LeafCompressionModes, ", "))
+	}
+	if err := setMemoryLimit(log, o.memoryLimitRatio); err != nil {
+		ln.Close()
+		return err
+	}
+	if o.debugListen != "" {
+		stop, err := serveDebug(log, o.debugListen, o.debugAllowRemote)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
 	}
 	keyFile := filepath.Join(o.dataDir, keyFileName)
 	keys, created, err := keySource{files: o.keyFiles, env: os.Getenv(keyEnv), defaultFile: keyFile, generate: o.generateKey}.ring()
@@ -225,7 +257,7 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		bus, err = natsbus.Connect(ctx, natsbus.ExternalConfig{URLs: o.natsURLs, Seeds: natsbus.Seeds(seeds), Identities: ids, Logger: log})
 	} else {
 		bus, err = natsbus.Start(ctx, natsbus.Config{Seeds: natsbus.Seeds(seeds), Identities: ids, DataDir: o.dataDir,
-			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, Logger: log})
+			ClientListen: o.natsListen, LeafListen: o.leafListen, LeafTLS: tlsCfg, LeafCompression: o.leafCompression, Logger: log})
 	}
 	if err != nil {
 		_ = srv.Close()
@@ -275,6 +307,54 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to ratio of the
+// process's cgroup memory limit, when it has one and GOMEMLIMIT is not
+// set. Without a limit the garbage collector lets the heap grow to twice
+// what is live (GOGC=100) before collecting: the hub's RSS at the scale
+// harness's sizes is 2-3 times its live heap (BENCHMARKS.md), enough to
+// be killed by a limit the live heap is well under.
+func setMemoryLimit(log *slog.Logger, ratio float64) error {
+	if ratio == 0 {
+		return nil
+	}
+	if math.IsNaN(ratio) || ratio < 0 || ratio > 1 {
+		return fmt.Errorf("--memory-limit-ratio %v: want a share in (0, 1], or 0 for none", ratio)
+	}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("Go memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
+		return nil
+	}
+	limit, err := memlimit.Set(memlimit.WithRatio(ratio), memlimit.WithProvider(memlimit.FromCgroup))
+	if err != nil {
+		// No cgroup to read (not Linux, no memory controller): no limit.
+		log.Warn("Go memory limit not set from the cgroup", "err", err)
+		return nil
+	}
+	if limit < math.MaxInt64 {
+		log.Info("Go memory limit set from the cgroup's", "limit_bytes", limit, "ratio", ratio)
+	}
+	return nil
+}
+
+// serveDebug serves telemetry.DebugHandler on addr (see
+// telemetry.DebugListen) until the function it returns is called.
+func serveDebug(log *slog.Logger, addr string, allowRemote bool) (stop func(), err error) {
+	ln, err := telemetry.DebugListen(addr, allowRemote)
+	if err != nil {
+		if errors.Is(err, telemetry.ErrDebugNotLoopback) {
+			return nil, fmt.Errorf("--debug-listen %w: profiles carry no authentication, keep them on loopback (127.0.0.1:6060), or give --debug-allow-remote", err)
+		}
+		return nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+	}
+	// No write timeout: a CPU profile or trace streams for the seconds it
+	// was asked for.
+	srv := &http.Server{Handler: telemetry.DebugHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("debug listener serving Go's profiles at /debug/pprof/", "addr", ln.Addr().String(), "loopback_only", !allowRemote)
+	return func() { _ = srv.Close() }, nil
 }
 
 // warnSharedEmbeddedNATS warns, once, when another hub shares the database

@@ -43,8 +43,38 @@ type Config struct {
 	ServerName string
 	// LeafTLS, when set, makes the leafnode listener TLS-only.
 	LeafTLS *tls.Config
+	// LeafCompression is the leafnode connections' compression (see
+	// LeafCompressionModes); "" is "auto".
+	LeafCompression string
 	// Logger receives the server's log lines; nil discards.
 	Logger *slog.Logger
+}
+
+// LeafCompressionModes are Config.LeafCompression's values: "auto" (S2,
+// its level by the connection's round-trip time: no compression below
+// 10 ms, but S2's framing and buffers all the same), "off", or S2 at a
+// fixed level, "fast", "better", "best". A connection compresses only
+// when both ends want it: "off" here turns it off for every member. S2
+// costs each leaf connection a few MB of buffers at the hub (4.6 MB a
+// member under the scale harness's load, BENCHMARKS.md) and saves
+// bandwidth on a slow link.
+var LeafCompressionModes = []string{"auto", "off", "fast", "better", "best"}
+
+// leafCompression is the server's option for a LeafCompressionModes value.
+func leafCompression(mode string) (server.CompressionOpts, error) {
+	switch mode {
+	case "", "auto":
+		return server.CompressionOpts{Mode: server.CompressionS2Auto}, nil
+	case "off":
+		return server.CompressionOpts{Mode: server.CompressionOff}, nil
+	case "fast":
+		return server.CompressionOpts{Mode: server.CompressionS2Fast}, nil
+	case "better":
+		return server.CompressionOpts{Mode: server.CompressionS2Better}, nil
+	case "best":
+		return server.CompressionOpts{Mode: server.CompressionS2Best}, nil
+	}
+	return server.CompressionOpts{}, fmt.Errorf("leaf compression %q: want one of %s", mode, strings.Join(LeafCompressionModes, ", "))
 }
 
 // Identities are the members' NATS identities as the store keeps them.
@@ -107,6 +137,10 @@ func newBus(auth *authority, ids Identities) *Bus {
 
 // Start runs the embedded server and connects the hub to it.
 func Start(ctx context.Context, cfg Config) (*Bus, error) {
+	compression, err := leafCompression(cfg.LeafCompression)
+	if err != nil {
+		return nil, err
+	}
 	auth, err := newAuthority(cfg.Seeds)
 	if err != nil {
 		return nil, err
@@ -147,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (*Bus, error) {
 		JetStream:        true,
 		JetStreamDomain:  "hub",
 		StoreDir:         filepath.Join(cfg.DataDir, "jetstream"),
-		LeafNode:         server.LeafNodeOpts{Host: leafHost, Port: leafPort, TLSConfig: cfg.LeafTLS, TLSTimeout: 5},
+		LeafNode:         server.LeafNodeOpts{Host: leafHost, Port: leafPort, TLSConfig: cfg.LeafTLS, TLSTimeout: 5, Compression: compression},
 		TrustedOperators: []*jwt.OperatorClaims{auth.operatorClaims},
 		SystemAccount:    auth.systemPub,
 		AccountResolver:  b.resolver,

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // open opens a store on r as the hub does: the pool as the hub's role,
 // migrations as the owner.
-func open(t *testing.T, r pgtest.Roles) *pgstore.Store {
+func open(t testing.TB, r pgtest.Roles) *pgstore.Store {
 	t.Helper()
 	s, err := pgstore.Open(t.Context(), pgstore.Config{DatabaseURL: r.Hub, MigrateURL: r.Owner, MaxConns: 4})
 	if err != nil {

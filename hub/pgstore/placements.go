@@ -5,15 +5,17 @@ import (
 	"fmt"
 )
 
-// Placement is one workload's share in one cluster.
+// Placement is one workload's share in one cluster. (Its fields are
+// ordered so that the struct packs into 64 bytes: every pass of several
+// controllers reads every row.)
 type Placement struct {
 	Workload, Cluster string
-	Replicas          int32
 	Epoch             int64
 	Generation        int64
+	DeliveredEpoch    int64
+	Replicas          int32
 	// Deleted marks a tombstone: the cluster must drop the workload.
-	Deleted        bool
-	DeliveredEpoch int64
+	Deleted bool
 }
 
 // Placements returns every placement row.
@@ -31,31 +33,67 @@ func (s *Store) PlacementsFor(ctx context.Context, workloads []string) ([]Placem
 	if len(workloads) == 0 {
 		return nil, nil
 	}
-	return s.readPlacements(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
+	return s.readPlacements(ctx, false, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
 		WHERE workload = ANY($1) ORDER BY workload, cluster`, workloads)
 }
 
 // placements reads the rows of one workload, or of all ("").
 func (s *Store) placements(ctx context.Context, workload string) ([]Placement, error) {
-	return s.readPlacements(ctx, `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
+	return s.readPlacements(ctx, workload == "", `SELECT workload, cluster, replicas, epoch, generation, deleted, delivered_epoch FROM placements
 		WHERE $1 = '' OR workload = $1 ORDER BY workload, cluster`, workload)
 }
 
-func (s *Store) readPlacements(ctx context.Context, query string, arg any) ([]Placement, error) {
+// readPlacements reads the rows query selects (all: every row). The
+// placer and delivery read every row on every pass, ten or so rows per
+// workload, so a read costs what its rows do: the rows come sorted by
+// workload, and each workload's name is one string for all its rows and
+// each cluster's name one for the whole read (not a string per row and
+// column), in a slice sized from the last read of every row.
+func (s *Store) readPlacements(ctx context.Context, all bool, query string, arg any) ([]Placement, error) {
 	rows, err := s.pool.Query(ctx, query, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read placements: %w", classify(err))
 	}
 	defer rows.Close()
 	var out []Placement
+	if all {
+		n := s.placementRows.Load()
+		out = make([]Placement, 0, n+n/32) // a little room to grow before doubling
+	}
+	clusters := map[string]string{}
+	var name string
+	var p Placement // scanned into through dest, made once (not a row's allocations)
+	dest := []any{nil, nil, &p.Replicas, &p.Epoch, &p.Generation, &p.Deleted, &p.DeliveredEpoch}
 	for rows.Next() {
-		var p Placement
-		if err := rows.Scan(&p.Workload, &p.Cluster, &p.Replicas, &p.Epoch, &p.Generation, &p.Deleted, &p.DeliveredEpoch); err != nil {
+		raw := rows.RawValues() // text: the bytes as stored, in either format
+		if len(raw) != 7 || raw[0] == nil || raw[1] == nil {
+			return nil, fmt.Errorf("read placements: want 7 columns, workload and cluster not null; got %d", len(raw))
+		}
+		if string(raw[0]) != name {
+			name = string(raw[0])
+		}
+		p.Workload = name
+		c, ok := clusters[string(raw[1])]
+		if !ok {
+			c = string(raw[1])
+			clusters[c] = c
+		}
+		p.Cluster = c
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read placements: %w", classify(err))
 		}
 		out = append(out, p)
 	}
-	return out, classify(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read placements: %w", classify(err))
+	}
+	if all {
+		s.placementRows.Store(int64(len(out)))
+	}
+	if len(out) == 0 {
+		return nil, nil // as before: none read is nil (the placer's deliver reads again on nil)
+	}
+	return out, nil
 }
 
 // NextPlacementEpoch draws an epoch inside the transaction.

@@ -112,6 +112,9 @@ type Store struct {
 	wakeups  wakeups
 	feedsMu  sync.Mutex
 	feeds    map[string]*changeFeed // by kind (Changes)
+	// placementRows is how many rows the last read of every placement
+	// gave: the next read's slice is made that size.
+	placementRows atomic.Int64
 	// Settings of every write transaction, as set_config wants them.
 	lockTimeout, statementTimeout string
 }

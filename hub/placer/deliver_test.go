@@ -180,3 +180,27 @@ func TestWithCommitted(t *testing.T) {
 		t.Errorf("want %+v\ngot  %+v", want, got)
 	}
 }
+
+// TestGroupByWorkload: each workload's rows, in order, shared with the
+// rows read when they are one run; an append to a group never writes
+// over the next workload's rows.
+func TestGroupByWorkload(t *testing.T) {
+	t.Parallel()
+	rows := []pgstore.Placement{
+		{Workload: "a", Cluster: "x", Replicas: 1}, {Workload: "a", Cluster: "y", Replicas: 2},
+		{Workload: "b", Cluster: "x", Replicas: 3},
+		{Workload: "a", Cluster: "z", Replicas: 4}, // out of order: copied together
+	}
+	got := groupByWorkload(rows)
+	want := map[string][]pgstore.Placement{"a": {rows[0], rows[1], rows[3]}, "b": {rows[2]}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("want %+v\ngot  %+v", want, got)
+	}
+	if &got["b"][0] != &rows[2] {
+		t.Errorf("b's one run was copied; want it shared with the rows read")
+	}
+	_ = append(got["b"], pgstore.Placement{Workload: "b", Cluster: "w"})
+	if rows[3].Workload != "a" {
+		t.Errorf("an append to b's rows wrote over the next row: %+v", rows[3])
+	}
+}

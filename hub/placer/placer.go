@@ -216,10 +216,7 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	byWorkload := map[string][]pgstore.Placement{}
-	for _, r := range rows {
-		byWorkload[r.Workload] = append(byWorkload[r.Workload], r)
-	}
+	byWorkload := groupByWorkload(rows)
 	var clusters []api.Cluster
 	var view []failover.Cluster // read from the monitor once per pass
 	var clusterKey, capKey strings.Builder
@@ -364,6 +361,27 @@ func (p *Placer) pass(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// groupByWorkload indexes rows by workload. The store returns them sorted
+// by workload, so each workload's rows are a run of rows, taken as it is
+// (capped: an append copies) rather than copied: every pass groups every
+// row. A workload whose rows are not one run gets them copied together.
+func groupByWorkload(rows []pgstore.Placement) map[string][]pgstore.Placement {
+	out := map[string][]pgstore.Placement{}
+	for i := 0; i < len(rows); {
+		j := i + 1
+		for j < len(rows) && rows[j].Workload == rows[i].Workload {
+			j++
+		}
+		if prev, ok := out[rows[i].Workload]; ok {
+			out[rows[i].Workload] = append(slices.Clip(prev), rows[i:j]...)
+		} else {
+			out[rows[i].Workload] = rows[i:j:j]
+		}
+		i = j
+	}
+	return out
 }
 
 // withCommitted is rows, the placement rows read as the pass began,
