@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -165,7 +166,7 @@ type Change struct {
 	Kind            string
 	Name            string
 	Type            string
-	Object          json.RawMessage
+	Object          json.RawMessage // compact JSON
 }
 
 // ErrGone is returned (wrapped, with code Gone) when the change log no
@@ -235,6 +236,13 @@ func (s *Store) readChanges(ctx context.Context, kind string, after int64, limit
 		}
 		if rv == nil {
 			break
+		}
+		// Compacted once here, for every reader of the feed: a watch
+		// writes it into an event as it is (PostgreSQL's jsonb text has
+		// spaces, which every watcher would otherwise strip again).
+		compact := bytes.NewBuffer(make([]byte, 0, len(obj)))
+		if json.Compact(compact, obj) == nil {
+			obj = compact.Bytes()
 		}
 		r.changes = append(r.changes, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
 	}
