@@ -151,8 +151,8 @@ var followedKinds = []string{"Cluster", "Workload", "Drill", "Event"}
 // follow keeps one kind current: a full read, then the change log from
 // its version on. When the log was compacted past it, it reads again.
 func (f *fleet) follow(ctx context.Context, kind string, first chan<- struct{}) {
-	wake, unsubscribe := f.notifier.Subscribe(kind)
-	defer unsubscribe()
+	sub := f.notifier.SubscribeChanges(kind)
+	defer sub.Close()
 	resync := time.NewTicker(5 * time.Second) // a lost notification costs at most this
 	defer resync.Stop()
 	backoff := 250 * time.Millisecond
@@ -176,8 +176,13 @@ func (f *fleet) follow(ctx context.Context, kind string, first chan<- struct{}) 
 			first <- struct{}{}
 			signalled = true
 		}
+		// Woken, it needs only the changes below the horizon its
+		// wake-up passed, which one read shared with every reader woken
+		// with it brings (Store.ChangesBelow); after a resync, all that
+		// committed before.
+		passed := int64(0)
 		for ctx.Err() == nil {
-			changes, err := f.store.Changes(ctx, kind, after, 500)
+			changes, err := f.store.ChangesBelow(ctx, kind, after, 500, passed)
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, pgstore.ErrGone) {
 					f.log.WarnContext(ctx, "console: reading changes failed", "kind", kind, "err", err)
@@ -194,8 +199,10 @@ func (f *fleet) follow(ctx context.Context, kind string, first chan<- struct{}) 
 			select {
 			case <-ctx.Done():
 				return
-			case <-wake:
+			case <-sub.C:
+				passed = sub.Passed()
 			case <-resync.C:
+				passed = 0
 			}
 		}
 	}

@@ -107,7 +107,13 @@
 // notification delays an event but never loses it. A change that was
 // committed above the horizon is read on a later wake-up: the one of the
 // transaction whose end moves the horizon past it (every write NOTIFYs
-// once it committed), or the watcher's keepalive. A compactor trims the
+// once it committed), or the watcher's keepalive. A wake-up carries the
+// horizon it was sent at (Subscription.Passed), and a woken reader asks
+// only for the changes below it (Store.ChangesBelow): the kind's one
+// reader of the log (changeFeed) answers every reader woken together
+// from one read that reaches that horizon, however they come back,
+// where a read begun after each call (Store.Changes) would read again
+// for each that comes while a read is under way. A compactor trims the
 // change log; a watch that resumes from before the trimmed horizon gets
 // ErrGone (HTTP 410) and must list again.
 //

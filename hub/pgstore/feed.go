@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // changeFeed is one reader of a kind's change log shared by every caller
@@ -21,6 +22,18 @@ import (
 // and a change that becomes readable later has a version above every
 // change any read has returned (the package documentation), so reading
 // on from the tail never skips one.
+//
+// A caller woken by the Notifier (ChangesBelow) needs less: the changes
+// below the horizon its wake-up passed. The feed keeps the horizon up to
+// which it holds every change (below: the watch horizon of the read that
+// brought it up to date), and answers such a caller from memory once
+// below reaches the caller's horizon, reading only when it does not yet
+// (the horizon never decreases, so any read that begins after the
+// wake-up reaches it). Why it matters: a hundred watchers woken at once
+// come back at different times, as fast as each one's stream drains;
+// under "a read begun after the call" every one that comes while a read
+// is under way needs the next one, so the feed read the log about twice
+// per wake-up, back to back, where once serves them all.
 type changeFeed struct {
 	kind string
 
@@ -29,10 +42,12 @@ type changeFeed struct {
 	start     int64 // the feed holds every change in (start, tail]
 	tail      int64
 	compacted int64 // the compaction horizon as of the last read
+	below     int64 // the feed holds every change in (start, below)
 	entries   []Change
 	begun     uint64        // reads begun
 	finished  uint64        // reads finished
 	reading   chan struct{} // closed when the read in flight ends; nil when none
+	reads     atomic.Uint64 // reads of the log, for tests
 	lastErr   error         // the error of read number errAt
 	errAt     uint64
 }
@@ -60,16 +75,35 @@ func (s *Store) feed(kind string) *changeFeed {
 	return f
 }
 
-// since is Store.Changes through the feed.
-func (f *changeFeed) since(ctx context.Context, s *Store, after int64, limit int) ([]Change, error) {
+// since is Store.Changes (passed 0) and Store.ChangesBelow through the
+// feed.
+func (f *changeFeed) since(ctx context.Context, s *Store, after int64, limit int, passed int64) ([]Change, error) {
 	f.mu.Lock()
 	if !f.anchored {
 		f.anchored, f.start, f.tail = true, after, after
 	}
-	need := f.begun + 1 // a read that begins after this call
-	for f.finished < need {
+	// Read until what the caller needs is in: a read that began after
+	// this call, or (woken at a horizon) every change below it.
+	need := f.begun + 1
+	for {
+		if passed > 0 && f.below >= passed {
+			break
+		}
+		if passed == 0 && f.finished >= need {
+			if f.lastErr != nil && f.errAt >= need {
+				err := f.lastErr
+				f.mu.Unlock()
+				return nil, err
+			}
+			break
+		}
 		if f.reading == nil {
 			f.refresh(ctx, s)
+			if passed > 0 && f.lastErr != nil && f.errAt == f.begun && f.below < passed {
+				err := f.lastErr // this caller's own read failed
+				f.mu.Unlock()
+				return nil, err
+			}
 			continue
 		}
 		done := f.reading
@@ -81,22 +115,17 @@ func (f *changeFeed) since(ctx context.Context, s *Store, after int64, limit int
 		}
 		f.mu.Lock()
 	}
-	if f.lastErr != nil && f.errAt >= need {
-		err := f.lastErr
-		f.mu.Unlock()
-		return nil, err
-	}
 	if after < f.compacted {
 		f.mu.Unlock()
 		return nil, ErrGone
 	}
 	if after < f.start {
 		f.mu.Unlock()
-		out, compacted, err := s.readChanges(ctx, f.kind, after, limit)
-		if err == nil && after < compacted {
+		r, err := s.readChanges(ctx, f.kind, after, limit)
+		if err == nil && after < r.compacted {
 			return nil, ErrGone
 		}
-		return out, err
+		return r.changes, err
 	}
 	i := firstAfter(f.entries, after)
 	out := slices.Clone(f.entries[i:min(len(f.entries), i+limit)])
@@ -117,22 +146,29 @@ func (f *changeFeed) refresh(ctx context.Context, s *Store) {
 	// A caller that stops waiting must not end the read others wait on.
 	rctx := context.WithoutCancel(ctx)
 	var got []Change
-	var compacted int64
+	var compacted, below int64
 	var err error
 	for {
-		var batch []Change
-		batch, compacted, err = s.readChanges(rctx, f.kind, tail, feedBatch)
+		var r changeRead
+		r, err = s.readChanges(rctx, f.kind, tail, feedBatch)
 		if err != nil {
 			break
 		}
-		got = append(got, batch...)
-		if len(batch) > 0 {
-			tail = batch[len(batch)-1].ResourceVersion
+		compacted = r.compacted
+		got = append(got, r.changes...)
+		if len(r.changes) > 0 {
+			tail = r.changes[len(r.changes)-1].ResourceVersion
 		}
-		if len(batch) < feedBatch || len(got) >= feedKeep {
+		if len(r.changes) < feedBatch {
+			below = r.below // all there is below it is in
+			break
+		}
+		if len(got) >= feedKeep {
+			below = tail + 1 // all up to the tail is in
 			break
 		}
 	}
+	f.reads.Add(1)
 	f.mu.Lock()
 	if err != nil {
 		f.lastErr, f.errAt = err, n
@@ -140,6 +176,7 @@ func (f *changeFeed) refresh(ctx context.Context, s *Store) {
 		f.entries = append(f.entries, got...)
 		f.tail = tail
 		f.compacted = compacted
+		f.below = max(f.below, below)
 		if f.start < compacted {
 			// The log no longer reaches below compacted: the feed
 			// answers from there on.

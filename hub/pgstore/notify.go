@@ -22,13 +22,16 @@ import (
 // transaction, of any kind or of none, ends; so the Notifier wakes a
 // kind's subscribers when the horizon has passed the version it was told
 // of, reading the horizon again (a few milliseconds apart, then less
-// often) while a change waits behind it.
+// often) while a change waits behind it. A wake-up carries the horizon
+// it was sent at (Subscription.Passed), so that subscribers woken
+// together need one read of the log between them, not one each
+// (Store.ChangesBelow).
 type Notifier struct {
 	store *Store
 	log   *slog.Logger
 
 	mu   sync.Mutex
-	subs map[*subscription]struct{}
+	subs map[*Subscription]struct{}
 	// held are the newest versions notified, by kind, that the horizon
 	// had not passed when last read; heldSignal tells the pump.
 	held       map[string]int64
@@ -39,9 +42,56 @@ type Notifier struct {
 	done     chan struct{}
 }
 
-type subscription struct {
+// Subscription is one subscriber's wake-ups for a kind.
+type Subscription struct {
+	// C receives a value (coalesced) after each change to the kind.
+	C <-chan struct{}
+
+	n    *Notifier
 	kind string
 	ch   chan struct{}
+
+	mu     sync.Mutex
+	passed int64 // the highest horizon a wake-up passed
+	blind  bool  // a wake-up since the last Passed carried no horizon
+}
+
+// Passed is the watch horizon as the latest wake-up read it: every change
+// it woke the subscriber for is below it, so a read of the log that
+// reaches it (Store.ChangesBelow) finds them. It is 0 when a wake-up
+// since the last call knew no horizon (the listener reconnected, or the
+// horizon could not be read): then only a read of the log begun after
+// the wake-up (Store.Changes) is sure to find what it announced.
+func (sub *Subscription) Passed() int64 {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.blind {
+		sub.blind = false
+		return 0
+	}
+	return sub.passed
+}
+
+// Close ends the subscription.
+func (sub *Subscription) Close() {
+	sub.n.mu.Lock()
+	delete(sub.n.subs, sub)
+	sub.n.mu.Unlock()
+}
+
+// woken notes a wake-up at horizon h (0: none known) and signals C.
+func (sub *Subscription) woken(h int64) {
+	sub.mu.Lock()
+	if h > 0 {
+		sub.passed = max(sub.passed, h)
+	} else {
+		sub.blind = true
+	}
+	sub.mu.Unlock()
+	select {
+	case sub.ch <- struct{}{}:
+	default:
+	}
 }
 
 // NewNotifier makes a Notifier; Start begins listening.
@@ -49,22 +99,26 @@ func (s *Store) NewNotifier(log *slog.Logger) *Notifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{store: s, log: log, subs: map[*subscription]struct{}{}, held: map[string]int64{},
+	return &Notifier{store: s, log: log, subs: map[*Subscription]struct{}{}, held: map[string]int64{},
 		heldSignal: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // Subscribe returns a channel that receives a value (coalesced) after each
 // change to kind, and a function that ends the subscription.
 func (n *Notifier) Subscribe(kind string) (<-chan struct{}, func()) {
-	sub := &subscription{kind: kind, ch: make(chan struct{}, 1)}
+	sub := n.SubscribeChanges(kind)
+	return sub.C, sub.Close
+}
+
+// SubscribeChanges subscribes to kind's wake-ups with the horizon each
+// was sent at; Close ends it.
+func (n *Notifier) SubscribeChanges(kind string) *Subscription {
+	ch := make(chan struct{}, 1)
+	sub := &Subscription{C: ch, n: n, kind: kind, ch: ch}
 	n.mu.Lock()
 	n.subs[sub] = struct{}{}
 	n.mu.Unlock()
-	return sub.ch, func() {
-		n.mu.Lock()
-		delete(n.subs, sub)
-		n.mu.Unlock()
-	}
+	return sub
 }
 
 // Subscribers counts current subscriptions.
@@ -74,15 +128,14 @@ func (n *Notifier) Subscribers() int {
 	return len(n.subs)
 }
 
-func (n *Notifier) wake(kind string) {
+// wake wakes kind's subscribers (every one for ""), telling them the
+// horizon h has passed what they are woken for (0: no horizon known).
+func (n *Notifier) wake(kind string, h int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for sub := range n.subs {
 		if kind == "" || sub.kind == kind {
-			select {
-			case sub.ch <- struct{}{}:
-			default:
-			}
+			sub.woken(h)
 		}
 	}
 }
@@ -136,7 +189,7 @@ func (n *Notifier) listen(ctx context.Context) error {
 		return err
 	}
 	n.store.tokens.forget() // a revocation may have gone unheard
-	n.wake("")              // anything that happened while we were not listening
+	n.wake("", 0)           // anything that happened while we were not listening
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -158,7 +211,7 @@ func (n *Notifier) hold(kind, rv string) {
 	}
 	v, err := strconv.ParseInt(rv, 10, 64)
 	if err != nil {
-		n.wake(kind) // not a version: wake now, readers find what there is
+		n.wake(kind, 0) // not a version: wake now, readers find what there is
 		return
 	}
 	n.mu.Lock()
@@ -188,11 +241,13 @@ func (n *Notifier) pump(ctx context.Context) {
 			}
 		}
 		h, err := n.store.horizon(ctx)
+		passed := h
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			h = 1<<63 - 1 // wake them all: readers find what there is
+			// Wake them all, with no horizon: readers find what there is.
+			h, passed = 1<<63-1, 0
 		}
 		var ready []string
 		n.mu.Lock()
@@ -205,7 +260,7 @@ func (n *Notifier) pump(ctx context.Context) {
 		pending = len(n.held)
 		n.mu.Unlock()
 		for _, kind := range ready {
-			n.wake(kind)
+			n.wake(kind, passed)
 		}
 		if pending == 0 {
 			continue

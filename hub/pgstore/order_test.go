@@ -224,7 +224,16 @@ func TestWatchOrderUnderConcurrentWriters(t *testing.T) {
 	}
 	from := listVersion(t, stores[0], "Workload")
 
-	// Watchers start before the writers and follow the log as it grows.
+	// Watchers start before the writers and follow the log as it grows:
+	// half of them poll (Changes), half wait for their hub's wake-ups and
+	// read below the horizon each passed (ChangesBelow), as the API's
+	// watches do.
+	notifiers := make([]*pgstore.Notifier, hubs)
+	for i, s := range stores {
+		notifiers[i] = s.NewNotifier(nil)
+		notifiers[i].Start(ctx)
+		t.Cleanup(notifiers[i].Stop)
+	}
 	type seen struct {
 		changes []pgstore.Change
 		err     error
@@ -233,9 +242,15 @@ func TestWatchOrderUnderConcurrentWriters(t *testing.T) {
 	results := make([]chan seen, watchers)
 	for w := range watchers {
 		results[w] = make(chan seen, 1)
+		woken := w%2 == 1
+		var sub *pgstore.Subscription
+		if woken {
+			sub = notifiers[w%hubs].SubscribeChanges("Workload")
+			t.Cleanup(sub.Close)
+		}
 		go func() {
 			s := stores[w%hubs]
-			after := from
+			after, passed := from, int64(0)
 			var got []pgstore.Change
 			for {
 				// A read that begins after stop was closed is the last
@@ -246,18 +261,31 @@ func TestWatchOrderUnderConcurrentWriters(t *testing.T) {
 					final = true
 				default:
 				}
-				cs, err := s.Changes(ctx, "Workload", after, 50)
+				var cs []pgstore.Change
+				var err error
+				if woken && !final {
+					cs, err = s.ChangesBelow(ctx, "Workload", after, 50, passed)
+				} else {
+					cs, err = s.Changes(ctx, "Workload", after, 50)
+				}
 				if err != nil {
 					results[w] <- seen{got, err}
 					return
 				}
 				got = append(got, cs...)
-				if len(cs) > 0 {
+				switch {
+				case len(cs) > 0:
 					after = cs[len(cs)-1].ResourceVersion
-				} else if final {
+				case final:
 					results[w] <- seen{got, nil}
 					return
-				} else {
+				case woken:
+					select {
+					case <-sub.C:
+						passed = sub.Passed()
+					case <-stop:
+					}
+				default:
 					time.Sleep(time.Duration(1+rand.IntN(3)) * time.Millisecond)
 				}
 			}

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -165,7 +166,7 @@ type Change struct {
 	Kind            string
 	Name            string
 	Type            string
-	Object          json.RawMessage
+	Object          json.RawMessage // compact JSON
 }
 
 // Record is the change's object as a Record: its metadata, and its spec
@@ -193,44 +194,75 @@ var ErrGone = api.Errorf(api.CodeGone, "the requested resourceVersion is too old
 //
 // Calls are served from one reader per kind (changeFeed): a hundred
 // watchers woken by one write cost one read of the log, not a hundred.
+// Each call is answered after a read of the log that began after it, so
+// a caller sees every change that committed before its call; a caller
+// woken by the Notifier needs less, and says so with ChangesBelow.
 func (s *Store) Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error) {
-	return s.feed(kind).since(ctx, s, after, limit)
+	return s.feed(kind).since(ctx, s, after, limit, 0)
+}
+
+// ChangesBelow is Changes for a caller that needs only the changes below
+// passed, a watch horizon (Subscription.Passed): it is answered from the
+// kind's reader as soon as that reader has read the log up to passed,
+// with no read of its own when it already has. Subscribers woken by one
+// wake-up thus share one read of the log however they arrive, where
+// Changes, promising each caller a read begun after its call, reads the
+// log again for every caller that comes while a read is under way. The
+// answer holds every change below passed after `after` (up to limit),
+// and may hold newer ones, in order as ever; passed 0 is Changes.
+func (s *Store) ChangesBelow(ctx context.Context, kind string, after int64, limit int, passed int64) ([]Change, error) {
+	return s.feed(kind).since(ctx, s, after, limit, passed)
+}
+
+// changeRead is what one query of the change log returned.
+type changeRead struct {
+	changes   []Change
+	compacted int64 // the compaction horizon: a caller behind it gets ErrGone
+	below     int64 // the watch horizon of the query's snapshot
 }
 
 // readChanges reads up to limit changes of a kind after version after
-// from the log, in order, only below the watch horizon, and the
+// from the log, in order, only below the watch horizon, with the
 // compaction horizon (a caller behind it gets ErrGone; the rows returned
-// then are not all there were).
-func (s *Store) readChanges(ctx context.Context, kind string, after int64, limit int) ([]Change, int64, error) {
+// then are not all there were) and the watch horizon of the read. When it
+// returns fewer than limit changes, they are every change of the kind in
+// (after, below).
+func (s *Store) readChanges(ctx context.Context, kind string, after int64, limit int) (changeRead, error) {
 	// Only below the horizon: a version above it may yet be joined by a
 	// lower one that commits later, and must wait until it cannot.
-	rows, err := s.pool.Query(ctx, `SELECT h.compacted_rv, c.resource_version, c.name, c.type, c.object
+	rows, err := s.pool.Query(ctx, `SELECT h.compacted_rv, h.below, c.resource_version, c.name, c.type, c.object
 		FROM (SELECT compacted_rv, `+horizonSQL+` AS below FROM watch_horizon) h LEFT JOIN LATERAL (
 			SELECT resource_version, name, type, object FROM changes
 			WHERE kind = $1 AND resource_version > $2 AND resource_version < h.below
 			ORDER BY resource_version LIMIT $3) c ON true`, kind, after, limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read changes: %w", classify(err))
+		return changeRead{}, fmt.Errorf("read changes: %w", classify(err))
 	}
 	defer rows.Close()
-	var out []Change
-	var compacted int64
+	var r changeRead
 	for rows.Next() {
 		var rv *int64
 		var name, typ *string
 		var obj []byte
-		if err := rows.Scan(&compacted, &rv, &name, &typ, &obj); err != nil {
-			return nil, 0, fmt.Errorf("read changes: %w", classify(err))
+		if err := rows.Scan(&r.compacted, &r.below, &rv, &name, &typ, &obj); err != nil {
+			return changeRead{}, fmt.Errorf("read changes: %w", classify(err))
 		}
 		if rv == nil {
 			break
 		}
-		out = append(out, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
+		// Compacted once here, for every reader of the feed: a watch
+		// writes it into an event as it is (PostgreSQL's jsonb text has
+		// spaces, which every watcher would otherwise strip again).
+		compact := bytes.NewBuffer(make([]byte, 0, len(obj)))
+		if json.Compact(compact, obj) == nil {
+			obj = compact.Bytes()
+		}
+		r.changes = append(r.changes, Change{ResourceVersion: *rv, Kind: kind, Name: *name, Type: *typ, Object: obj})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read changes: %w", classify(err))
+		return changeRead{}, fmt.Errorf("read changes: %w", classify(err))
 	}
-	return out, compacted, nil
+	return r, nil
 }
 
 // Compact deletes change-log rows older than keep, always leaving the

@@ -1,0 +1,4 @@
+package pgstore
+
+// FeedReads counts the reads of kind's change log its change feed made.
+func (s *Store) FeedReads(kind string) uint64 { return s.feed(kind).reads.Load() }
