@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(scaleFleetEnv); spec != "" {
 		runScaleFleet(spec) // a member fleet process of BenchmarkScale
 	}
+	if spec := os.Getenv(scaleWatchEnv); spec != "" {
+		runScaleWatchers(spec) // the watchers' process of BenchmarkScale
+	}
 	pgtest.Main(m)
 }
 

@@ -43,8 +43,9 @@ import (
 // members and their sim node fleets run in ATOLL_SCALE_FLEETS processes
 // (default 3: this test binary run again, see scaleprocs_test.go), and
 // the 10% of the clusters (at least one) that the region loss stops run
-// in one more, which is SIGKILLed; the benchmark process itself is only
-// the clients. It records:
+// in one more, which is SIGKILLed; the watchers run in a process of
+// their own (scalewatch_test.go); the benchmark process itself is only
+// the creating clients. It records:
 //
 //   - the creates' rate and the time from the first create to every
 //     replica Ready (from the fleets' OnReady hooks, timed in the fleets);
@@ -143,6 +144,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	lost := map[string]bool{} // clusters stopped for the region loss
 	var replaced []time.Time  // Ready times on the others after the loss
 	up := map[string]bool{}
+	watchState := "" // the watchers' last line
 	var fleetErr error
 	onLine := func(line string) {
 		rest, ok := strings.CutPrefix(line, scaleLinePrefix)
@@ -169,6 +171,8 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 			if len(ready) == total {
 				allReady <- at
 			}
+		case len(f) > 0 && (f[0] == "connected" || f[0] == "watched"):
+			watchState = rest
 		case len(f) == 2 && f[0] == "up":
 			up[f[1]] = true
 		case len(f) > 0 && f[0] == "error":
@@ -252,60 +256,29 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		return n == c.clusters
 	})
 
-	wctx, cancel := context.WithCancel(ctx) // the watchers'
-	defer cancel()
-	// Watchers: each records when it saw every workload ADDED.
 	workloadNames := make([]string, c.workloads)
 	for k := range workloadNames {
 		workloadNames[k] = fmt.Sprintf("sc-%06d", k)
 	}
 	accepted := make([]time.Time, c.workloads) // by index; written before wg.Wait
-	seen := make([][]time.Time, c.watchers)    // watcher -> workload index -> when ADDED
-	var watching, connected sync.WaitGroup
-	for i := range c.watchers {
-		seen[i] = make([]time.Time, c.workloads)
-		watching.Add(1)
-		connected.Add(1)
-		go func() {
-			defer watching.Done()
-			wc := client.New(h.url, h.token, nil)
-			n, warm := 0, false
-			err := wc.Watch(wctx, "workloads", "", "", func(ev client.Event) error {
-				if ev.Type != "ADDED" {
-					return nil
-				}
-				var w struct {
-					Metadata struct{ Name string } `json:"metadata"`
-				}
-				_ = json.Unmarshal(ev.Object, &w)
-				if w.Metadata.Name == "sc-warm" && !warm {
-					warm = true
-					connected.Done()
-					return nil
-				}
-				k, err := strconv.Atoi(strings.TrimPrefix(w.Metadata.Name, "sc-"))
-				if err != nil || k < 0 || k >= c.workloads || !seen[i][k].IsZero() {
-					return nil
-				}
-				seen[i][k] = time.Now()
-				if n++; n == c.workloads {
-					return errWatchDone
-				}
-				return nil
-			})
-			if !warm {
-				b.Errorf("a watcher ended before it was connected: %v", err)
-				connected.Done()
-			}
-		}()
-	}
-	// Every watcher is connected once it saw a workload of no replicas
-	// made for that.
+	// The watchers, in a process of their own (scalewatch_test.go): each
+	// records when it saw every workload ADDED. They are connected once
+	// they saw a workload of no replicas made for that.
+	watch := startScaleProc(b, "watchers", exe, nil, []string{scaleWatchEnv + "=" + mustJSONString(b, scaleWatchSpec{URL: h.url, Token: h.token,
+		Watchers: c.watchers, Workloads: c.workloads, Out: filepath.Join(b.TempDir(), "seen.json")})}, onLine)
 	if err := admin.Create(ctx, "workloads", api.Workload{Metadata: api.ObjectMeta{Name: "sc-warm"},
 		Spec: api.WorkloadSpec{Replicas: 0, Template: api.ReplicaTemplate{Driver: "sim"}}}, nil); err != nil {
 		b.Fatal(err)
 	}
-	connected.Wait()
+	waitFor(b, fmt.Sprintf("%d watchers connected", c.watchers), 2*time.Minute, func() bool {
+		checkProcs()
+		if err := watch.alive(); err != nil {
+			b.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return watchState == "connected"
+	})
 
 	// Before: the hub's memory with every member joined and nothing placed.
 	hub0, err := readProcUsage(h.cmd.Process.Pid)
@@ -323,6 +296,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		fleetRSS0 += fleet0[i].rss
 	}
 	pg0, self0 := postgresCPU(postmaster), processCPU()
+	watch0, _ := readProcUsage(watch.cmd.Process.Pid)
 	stopProfiles := startScaleProfiles(b, c, h, fleets)
 
 	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "50m", Memory: "32Mi"}, Sim: &api.SimSpec{StartLatency: "50ms"}}
@@ -364,6 +338,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	stopProfiles()
 	// CPU up to now (a little past all Ready: the time to notice it).
 	pgCPU, selfCPU := postgresCPU(postmaster)-pg0, processCPU()-self0
+	watch1, _ := readProcUsage(watch.cmd.Process.Pid)
 	hub1, err := readProcUsage(h.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
@@ -396,14 +371,19 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	}
 
 	// The watchers' lag (they end by themselves once they saw every workload).
-	waitDone := make(chan struct{})
-	go func() { watching.Wait(); close(waitDone) }()
-	select {
-	case <-waitDone:
-	case <-time.After(2 * time.Minute):
-		b.Errorf("some of the %d watchers had not seen every workload within 2m of all Ready", c.watchers)
-		cancel()
-		<-waitDone
+	var seenPath string
+	waitFor(b, fmt.Sprintf("the %d watchers to see every workload (2m after all Ready)", c.watchers), 2*time.Minute, func() bool {
+		if err := watch.alive(); err != nil {
+			b.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seenPath = strings.TrimPrefix(watchState, "watched ")
+		return strings.HasPrefix(watchState, "watched ")
+	})
+	var seen [][]int64
+	if data, err := os.ReadFile(seenPath); err != nil || json.Unmarshal(data, &seen) != nil || len(seen) != c.watchers {
+		b.Fatalf("the watchers' times: %v", err)
 	}
 	var lags []float64
 	missed := 0
@@ -412,11 +392,11 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 			if accepted[k].IsZero() {
 				continue
 			}
-			if at.IsZero() {
+			if at == 0 {
 				missed++
 				continue
 			}
-			lags = append(lags, max(0, at.Sub(accepted[k]).Seconds()))
+			lags = append(lags, max(0, time.Unix(0, at).Sub(accepted[k]).Seconds()))
 		}
 	}
 	if missed > 0 {
@@ -506,6 +486,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.ReportMetric(fleetCPU.Seconds(), "fleets-CPU-s")
 	b.ReportMetric(pgCPU.Seconds(), "postgres-CPU-s")
 	b.ReportMetric(selfCPU.Seconds(), "clients-CPU-s")
+	b.ReportMetric((watch1.cpu - watch0.cpu).Seconds(), "watchers-CPU-s")
 	b.ReportMetric(mib(hub1.rss), "hub-RSS-MiB")
 	b.ReportMetric(mib(hub1.hwm), "hub-peak-RSS-MiB")
 	b.ReportMetric(mib(heap1.inuse), "hub-heap-inuse-MiB")
@@ -524,8 +505,8 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.Logf("load at the end: %s", loadAverage())
 	b.Logf("%d clusters x %d sim nodes in %d fleet processes, %d workloads x %d replicas: creates %.1f s (%.0f/s), all %d Ready %.1f s after the first create",
 		c.clusters, c.nodesPer, len(fleets), c.workloads, c.perWorkload, created.Seconds(), float64(c.workloads)/created.Seconds(), total, took.Seconds())
-	b.Logf("CPU over that span: hub %.1f s, fleets %.1f s, PostgreSQL %.1f s, clients %.1f s; hub RSS %.0f MiB before the creates, %.0f MiB at all Ready (peak %.0f MiB); fleets %.0f MiB before, %.0f MiB at all Ready (%.1f MiB per 1,000 sim nodes); PostgreSQL %.0f MiB",
-		(hub1.cpu - hub0.cpu).Seconds(), fleetCPU.Seconds(), pgCPU.Seconds(), selfCPU.Seconds(), mib(hub0.rss), mib(hub1.rss), mib(hub1.hwm),
+	b.Logf("CPU over that span: hub %.1f s, fleets %.1f s, PostgreSQL %.1f s, creating clients %.1f s, watchers %.1f s; hub RSS %.0f MiB before the creates, %.0f MiB at all Ready (peak %.0f MiB); fleets %.0f MiB before, %.0f MiB at all Ready (%.1f MiB per 1,000 sim nodes); PostgreSQL %.0f MiB",
+		(hub1.cpu - hub0.cpu).Seconds(), fleetCPU.Seconds(), pgCPU.Seconds(), selfCPU.Seconds(), (watch1.cpu - watch0.cpu).Seconds(), mib(hub0.rss), mib(hub1.rss), mib(hub1.hwm),
 		mib(fleetRSS0), mib(fleetRSS), mib(fleetRSS)*1000/float64(nodes), mib(dbBytes))
 	b.Logf("hub memory: RSS %.0f -> %.0f MiB (%.1f KiB per workload); Go heap in use %.0f MiB of %.0f MiB obtained (%.0f MiB released to the OS), live after a GC %.0f -> %.0f MiB (%.1f KiB per workload); %d GCs",
 		mib(hub0.rss), mib(hub1.rss), float64(hub1.rss-hub0.rss)/1024/float64(c.workloads), mib(heap1.inuse), mib(heap1.sys), mib(heap1.released),
@@ -629,4 +610,13 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func mustJSONString(b *testing.B, v any) string {
+	b.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(data)
 }
