@@ -77,6 +77,10 @@ func TestFollow(t *testing.T) {
 	// Compacted past the follower: a whole list (w2..w5).
 	create("w4")
 	create("w5")
+	// Compaction stops below the watch horizon: wait until it passed w5.
+	changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool {
+		return len(cs) > 0 && cs[len(cs)-1].Name == "w5"
+	})
 	if _, err := s.Compact(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
