@@ -59,15 +59,20 @@ type workloadSummary struct {
 	Health     api.WorkloadHealth
 	Regions    []api.RegionReplicas
 	Placed     map[string]int32 // replicas per cluster, as placed
-	PerCluster map[string]api.ClusterReplicas
+	PerCluster map[string]clusterCounts // as reported
 	search     string // lower-case name and labels
 }
+
+// clusterCounts is what the console's lists show of a cluster's report of
+// a workload (the whole row, with its examples, stays in the store: the
+// summaries of every workload live in memory).
+type clusterCounts struct{ Desired, Ready int32 }
 
 func summarize(w *api.Workload) *workloadSummary {
 	s := &workloadSummary{
 		Name: w.Metadata.Name, Labels: w.Metadata.Labels, Driver: w.Spec.Template.Driver,
 		Desired: w.DesiredReplicas(), Ready: w.Status.ReadyReplicas, Health: w.Health(),
-		Regions: api.RegionSplit(w.Status.Clusters), PerCluster: map[string]api.ClusterReplicas{},
+		Regions: api.RegionSplit(w.Status.Clusters), PerCluster: make(map[string]clusterCounts, len(w.Status.Clusters)),
 	}
 	if w.Metadata.CreationTimestamp != nil {
 		s.Created = *w.Metadata.CreationTimestamp
@@ -76,7 +81,7 @@ func summarize(w *api.Workload) *workloadSummary {
 		s.Placed = p.Clusters
 	}
 	for _, c := range w.Status.Clusters {
-		s.PerCluster[c.Cluster] = c
+		s.PerCluster[c.Cluster] = clusterCounts{Desired: c.Desired, Ready: c.Ready}
 	}
 	var b strings.Builder
 	b.WriteString(w.Metadata.Name)

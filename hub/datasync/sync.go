@@ -125,7 +125,7 @@ type cachedSpec struct {
 	uid        string
 	generation int64
 	data       bool
-	spec       api.WorkloadSpec // only with data
+	spec       *api.WorkloadSpec // only with data (a spec is large: one per workload is not kept)
 }
 
 // dataStatus is the part of a workload's status delivery reads: which
@@ -669,7 +669,7 @@ func (s *Syncer) specOf(meta api.ObjectMeta, raw json.RawMessage) (cachedSpec, e
 	}
 	c := cachedSpec{uid: meta.UID, generation: meta.Generation, data: len(spec.DataRefs()) > 0}
 	if c.data {
-		c.spec = spec
+		c.spec = &spec
 	}
 	return c, nil
 }
@@ -677,7 +677,7 @@ func (s *Syncer) specOf(meta api.ObjectMeta, raw json.RawMessage) (cachedSpec, e
 // dataWorkload is a workload that uses configs or secrets as Need reads
 // it: its spec, and of its status the rollout and the clusters' rows.
 func dataWorkload(meta api.ObjectMeta, c cachedSpec, status json.RawMessage) (api.Workload, error) {
-	w := api.Workload{Metadata: api.ObjectMeta{Name: meta.Name, UID: meta.UID, Generation: meta.Generation}, Spec: c.spec}
+	w := api.Workload{Metadata: api.ObjectMeta{Name: meta.Name, UID: meta.UID, Generation: meta.Generation}, Spec: *c.spec}
 	if len(status) > 0 && string(status) != "null" {
 		var st dataStatus
 		if err := json.Unmarshal(status, &st); err != nil {
