@@ -441,6 +441,20 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	if lostReplicas == 0 {
 		b.Fatalf("the %d clusters of the region loss hold no replicas: nothing to measure", nLost)
 	}
+	// A member that missed its heartbeats (an overloaded host) went
+	// Unreachable and, failover grace 0s, its replicas moved: the
+	// churn above.
+	unreachable := 0
+	if err := pgstore.Each(ctx, store, "Event", func(rec *pgstore.Record) error {
+		var ev api.Event
+		if rec.Decode(&ev) == nil && ev.Reason == "ClusterUnreachable" {
+			unreachable++
+		}
+		return nil
+	}); err != nil {
+		b.Errorf("events: %v", err)
+	}
+	b.Logf("before the loss: %d ClusterUnreachable events", unreachable)
 	mu.Lock()
 	maps.Copy(lost, lostNames)
 	replaced = replaced[:0] // only Ready after the stop counts
