@@ -171,6 +171,18 @@ var (
 	ErrWrongCluster = errors.New("message names another cluster than its subject")
 )
 
+// DropReason names, for a counter of dropped messages, why a Decode
+// function refused one: "version", "wrong_cluster", else "malformed".
+func DropReason(err error) string {
+	switch {
+	case errors.Is(err, ErrVersion):
+		return "version"
+	case errors.Is(err, ErrWrongCluster):
+		return "wrong_cluster"
+	}
+	return "malformed"
+}
+
 // DecodeHeartbeat reads a heartbeat received on subject and checks that it
 // is well formed, of a supported version and about the subject's cluster.
 func DecodeHeartbeat(subject string, data []byte) (Heartbeat, error) {

@@ -610,50 +610,31 @@ func (s *Syncer) followWorkloads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	specs, data := s.specs, s.data
 	if upd.Full {
-		specs := make(map[string]cachedSpec, len(s.specs))
-		data := map[string]api.Workload{}
-		for _, rec := range upd.Records {
-			c, err := s.specOf(rec.Meta, rec.Spec)
-			if err != nil {
-				s.workloads.Relist()
-				return err
-			}
-			specs[rec.Meta.Name] = c
-			if c.data {
-				if data[rec.Meta.Name], err = dataWorkload(rec.Meta, c, rec.Status); err != nil {
-					s.workloads.Relist()
-					return err
-				}
-			}
-		}
-		s.specs, s.data = specs, data
-		return nil
+		specs, data = make(map[string]cachedSpec, len(s.specs)), map[string]api.Workload{}
 	}
-	for _, ch := range upd.Changes {
-		if ch.Type == api.Deleted {
-			delete(s.specs, ch.Name)
-			delete(s.data, ch.Name)
-			continue
-		}
-		rec, err := ch.Record()
-		if err != nil {
-			s.workloads.Relist()
-			return err
-		}
+	put := func(rec *pgstore.Record) error {
 		c, err := s.specOf(rec.Meta, rec.Spec)
-		if err == nil && c.data {
-			s.data[ch.Name], err = dataWorkload(rec.Meta, c, rec.Status)
-		}
 		if err != nil {
-			s.workloads.Relist()
 			return err
 		}
-		s.specs[ch.Name] = c
+		specs[rec.Meta.Name] = c
 		if !c.data {
-			delete(s.data, ch.Name)
+			delete(data, rec.Meta.Name)
+			return nil
 		}
+		data[rec.Meta.Name], err = dataWorkload(rec.Meta, c, rec.Status)
+		return err
 	}
+	gone := func(name string) {
+		delete(specs, name)
+		delete(data, name)
+	}
+	if err := s.workloads.Apply(upd, put, gone); err != nil {
+		return err
+	}
+	s.specs, s.data = specs, data
 	return nil
 }
 

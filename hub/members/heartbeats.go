@@ -3,7 +3,6 @@ package members
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -75,14 +74,7 @@ func (h *Heartbeats) serve(msg *nats.Msg) {
 	ctx := context.Background()
 	hb, err := protocol.DecodeHeartbeat(msg.Subject, msg.Data)
 	if err != nil {
-		reason := "malformed"
-		switch {
-		case errors.Is(err, protocol.ErrVersion):
-			reason = "version"
-		case errors.Is(err, protocol.ErrWrongCluster):
-			reason = "wrong_cluster"
-		}
-		h.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+		h.monitor.metrics.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", protocol.DropReason(err))))
 		return
 	}
 	if !h.monitor.Observe(hb, at) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/atollhq/atoll/api"
 )
 
 // Follow keeps a controller's view of one kind up to date without reading
@@ -81,6 +83,43 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 	}
 	f.after, f.listed = rv, at
 	return FollowUpdate{Full: true, Records: res.Items}, nil
+}
+
+// Apply hands what u brings to put (with Full, every object of the kind,
+// which the caller then holds alone; else each changed object, as its
+// change's Record) and the name of each deleted one to gone. When put
+// fails, the next Read lists whole again.
+func (f *Follow) Apply(u FollowUpdate, put func(*Record) error, gone func(name string)) error {
+	err := u.apply(put, gone)
+	if err != nil {
+		f.Relist()
+	}
+	return err
+}
+
+func (u FollowUpdate) apply(put func(*Record) error, gone func(name string)) error {
+	if u.Full {
+		for _, rec := range u.Records {
+			if err := put(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, ch := range u.Changes {
+		if ch.Type == api.Deleted {
+			gone(ch.Name)
+			continue
+		}
+		rec, err := ch.Record()
+		if err == nil {
+			err = put(rec)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Relist makes the next Read list whole (a controller that lost track,

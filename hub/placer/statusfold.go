@@ -140,14 +140,7 @@ type statusStream struct {
 func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	d, err := protocol.DecodeStatusDelta(subject, data)
 	if err != nil {
-		reason := "malformed"
-		switch {
-		case errors.Is(err, protocol.ErrVersion):
-			reason = "version"
-		case errors.Is(err, protocol.ErrWrongCluster):
-			reason = "wrong_cluster"
-		}
-		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", protocol.DropReason(err))))
 		return
 	}
 	f.mu.Lock()

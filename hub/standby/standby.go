@@ -436,9 +436,13 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	take := func(rec *pgstore.Record) error {
+	prev := c.drivers
+	if upd.Full {
+		c.drivers, c.oci = make(map[string]specDriver, len(upd.Records)), map[string]api.Workload{}
+	}
+	put := func(rec *pgstore.Record) error {
 		name := rec.Meta.Name
-		d, ok := c.drivers[name]
+		d, ok := prev[name]
 		if !ok || d.uid != rec.Meta.UID || d.generation != rec.Meta.Generation {
 			var spec struct {
 				Template struct {
@@ -446,7 +450,7 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 				} `json:"template"`
 			}
 			if err := rec.DecodeSpec(&spec); err != nil {
-				return err
+				return fmt.Errorf("workload %s: %w", name, err)
 			}
 			d = specDriver{uid: rec.Meta.UID, generation: rec.Meta.Generation, driver: spec.Template.Driver}
 		}
@@ -457,39 +461,14 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 		}
 		var w api.Workload
 		if err := rec.Decode(&w); err != nil {
-			return err
+			return fmt.Errorf("workload %s: %w", name, err)
 		}
 		c.oci[name] = w
 		return nil
 	}
-	if upd.Full {
-		prev := c.drivers
-		c.drivers, c.oci = make(map[string]specDriver, len(upd.Records)), map[string]api.Workload{}
-		for _, rec := range upd.Records {
-			if d, ok := prev[rec.Meta.Name]; ok {
-				c.drivers[rec.Meta.Name] = d
-			}
-			if err := take(rec); err != nil {
-				c.workloads.Relist()
-				return err
-			}
-		}
-		return nil
+	gone := func(name string) {
+		delete(c.drivers, name)
+		delete(c.oci, name)
 	}
-	for _, ch := range upd.Changes {
-		if ch.Type == api.Deleted {
-			delete(c.drivers, ch.Name)
-			delete(c.oci, ch.Name)
-			continue
-		}
-		rec, err := ch.Record()
-		if err == nil {
-			err = take(rec)
-		}
-		if err != nil {
-			c.workloads.Relist()
-			return fmt.Errorf("workload %s: %w", ch.Name, err)
-		}
-	}
-	return nil
+	return c.workloads.Apply(upd, put, gone)
 }
