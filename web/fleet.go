@@ -58,9 +58,9 @@ type workloadSummary struct {
 	Ready      int32
 	Health     api.WorkloadHealth
 	Regions    []api.RegionReplicas
-	Placed     map[string]int32 // replicas per cluster, as placed
+	Placed     map[string]int32         // replicas per cluster, as placed
 	PerCluster map[string]clusterCounts // as reported
-	search     string // lower-case name and labels
+	search     string                   // lower-case name and labels
 }
 
 // clusterCounts is what the console's lists show of a cluster's report of

@@ -84,6 +84,7 @@ type Placer struct {
 	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
 	workloads    *pgstore.Follow
+	term         int64           // the leader epoch the cache was decided under
 	owed         map[string]bool // status-only changes cut short for a lost cluster: decided again next pass
 	clusterKey   string          // what placement reads of the clusters, but capacity
 	residencyKey string          // the configs' and secrets' residency selectors
@@ -195,6 +196,14 @@ func (p *Placer) pass(ctx context.Context) error {
 		unreachable[name] = true
 	}
 	p.sawWrites()
+	if e := p.leader.Epoch(); e != p.term {
+		// A term of its own: every workload is decided again from a
+		// whole list (what happened while another hub led is not in
+		// this hub's cache as decisions).
+		p.term = e
+		clear(p.cache)
+		p.workloads.Relist()
+	}
 	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err

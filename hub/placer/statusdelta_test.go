@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -176,5 +178,28 @@ func TestReadyReported(t *testing.T) {
 	}
 	if !heardAt["b"].Equal(now) || !heardAt["a"].Equal(now.Add(-time.Second)) {
 		t.Errorf("fresh was asked with %v", heardAt)
+	}
+}
+
+// TestMadeUpWorkloadsForgotten: a workload a member names that the store
+// does not hold (deleted, or made up) is forgotten at the next write, so
+// deltas naming ever new ones do not pile up.
+func TestMadeUpWorkloadsForgotten(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	f := NewStatusFolder(store, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "a", Session: "s", Seq: 1, Reset: true,
+		Workloads: []protocol.WorkloadStatus{{Workload: "real", Desired: 1}, {Workload: "fake-1", Desired: 1}, {Workload: "fake-2", Desired: 1}}})
+	f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
+	if n, err := f.RunOnce(ctx); n != 1 || err != nil {
+		t.Fatalf("written %d, %v; want the real one", n, err)
+	}
+	if _, ok := f.reports["real"]["a"]; !ok || len(f.reports) != 1 || len(f.reported["a"]) != 1 || len(f.dirty) != 0 {
+		t.Fatalf("after the write: reports %v, reported %v, dirty %v", f.reports, f.reported, f.dirty)
 	}
 }

@@ -203,6 +203,21 @@ func (f *StatusFolder) askWhole(cluster string) {
 	}
 }
 
+// forget drops every cluster's report of a workload the store does not
+// hold (deleted meanwhile, or named by a member that made it up: a delta
+// adds workloads without replacing the rest, so names no write finds
+// must not pile up).
+func (f *StatusFolder) forget(w string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.reports[w] {
+		delete(f.reported[c], w)
+	}
+	delete(f.reports, w)
+	delete(f.images, w)
+	delete(f.dirty, w)
+}
+
 // putLocked takes one workload's status from cluster.
 func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus) {
 	byCluster := f.reports[ws.Workload]
@@ -367,6 +382,7 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			case err == nil:
 				written++
 			case api.ErrorCode(err) == api.CodeNotFound:
+				f.forget(w) // deleted, or never was: no member's report of it is kept
 			default:
 				errs = append(errs, err)
 				f.mu.Lock()
