@@ -190,11 +190,18 @@ func DecodeHeartbeat(subject string, data []byte) (Heartbeat, error) {
 	if err := json.Unmarshal(data, &hb); err != nil {
 		return hb, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if hb.Version < MinVersion || hb.Version > Version {
-		return hb, fmt.Errorf("%w: %d (this hub speaks %d..%d)", ErrVersion, hb.Version, MinVersion, Version)
+	return hb, checkFromMember(subject, hb.Version, hb.Cluster)
+}
+
+// checkFromMember checks a member's message received on subject: of a
+// supported version and about the subject's cluster (a member speaks
+// only for itself).
+func checkFromMember(subject string, version int, cluster string) error {
+	if version < MinVersion || version > Version {
+		return fmt.Errorf("%w: %d (this hub speaks %d..%d)", ErrVersion, version, MinVersion, Version)
 	}
-	if c := ClusterOf(subject); c == "" || c != hb.Cluster {
-		return hb, fmt.Errorf("%w: subject %q, message %q", ErrWrongCluster, subject, hb.Cluster)
+	if c := ClusterOf(subject); c == "" || c != cluster {
+		return fmt.Errorf("%w: subject %q, message %q", ErrWrongCluster, subject, cluster)
 	}
-	return hb, nil
+	return nil
 }

@@ -159,3 +159,32 @@ func TestDecodeReplicasQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStatusReport: a whole report is refused, with the reason its
+// drop is counted under, when garbled, of another version or about
+// another cluster than its subject's.
+func TestDecodeStatusReport(t *testing.T) {
+	t.Parallel()
+	report := func(version int, cluster string) []byte {
+		b, _ := json.Marshal(StatusReport{Version: version, Cluster: cluster, Workloads: []WorkloadStatus{{Workload: "w", Ready: 1}}})
+		return b
+	}
+	for _, c := range []struct {
+		name, subject string
+		data          []byte
+		reason        string // "": taken
+	}{
+		{"good", StatusSubject("a"), report(Version, "a"), ""},
+		{"garbage", StatusSubject("a"), []byte("{"), "malformed"},
+		{"newer protocol", StatusSubject("a"), report(Version+1, "a"), "version"},
+		{"names another cluster", StatusSubject("a"), report(Version, "b"), "wrong_cluster"},
+	} {
+		r, err := DecodeStatusReport(c.subject, c.data)
+		switch {
+		case c.reason == "" && (err != nil || r.Cluster != "a" || len(r.Workloads) != 1):
+			t.Errorf("%s: want it taken; got %+v, %v", c.name, r, err)
+		case c.reason != "" && (err == nil || DropReason(err) != c.reason):
+			t.Errorf("%s: want refused as %s; got %v", c.name, c.reason, err)
+		}
+	}
+}

@@ -67,11 +67,8 @@ func DecodeStatusDelta(subject string, data []byte) (StatusDelta, error) {
 	if err := json.Unmarshal(data, &d); err != nil {
 		return d, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if d.Version < MinVersion || d.Version > Version {
-		return d, fmt.Errorf("%w: %d (this hub speaks %d..%d)", ErrVersion, d.Version, MinVersion, Version)
-	}
-	if c := ClusterOf(subject); c == "" || c != d.Cluster {
-		return d, fmt.Errorf("%w: subject %q, message %q", ErrWrongCluster, subject, d.Cluster)
+	if err := checkFromMember(subject, d.Version, d.Cluster); err != nil {
+		return d, err
 	}
 	switch {
 	case d.Session == "" || len(d.Session) > 64:

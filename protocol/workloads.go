@@ -228,6 +228,17 @@ type StatusReport struct {
 	Images []ImagePresence `json:"images,omitempty"`
 }
 
+// DecodeStatusReport reads a report received on subject and checks that
+// it is well formed, of a supported version and about the subject's
+// cluster.
+func DecodeStatusReport(subject string, data []byte) (StatusReport, error) {
+	var r StatusReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return r, checkFromMember(subject, r.Version, r.Cluster)
+}
+
 // DigestSubject is where the hub asks a member which epoch it holds for
 // every workload; a difference from the hub's placements is repaired by
 // sending the state again (delivery is level-triggered).

@@ -701,7 +701,8 @@ func observeRegion(nc *nats.Conn, cluster string) (*regionObserver, error) {
 		return nil, err
 	}
 	// The whole status now, not only what changes from here on.
-	if err := nc.Publish(protocol.StatusFullSubject(cluster), []byte(`{"v":`+strconv.Itoa(protocol.Version)+`}`)); err != nil {
+	ask, _ := json.Marshal(protocol.StatusFullRequest{Version: protocol.Version})
+	if err := nc.Publish(protocol.StatusFullSubject(cluster), ask); err != nil {
 		return nil, err
 	}
 	return o, nc.Flush()

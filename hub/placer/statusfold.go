@@ -93,18 +93,9 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 
 // Observe takes one member's report (called from the NATS handler).
 func (f *StatusFolder) Observe(subject string, data []byte) {
-	var r protocol.StatusReport
-	reason := ""
-	switch err := json.Unmarshal(data, &r); {
-	case err != nil:
-		reason = "malformed"
-	case r.Version < protocol.MinVersion || r.Version > protocol.Version:
-		reason = "version"
-	case protocol.ClusterOf(subject) != r.Cluster:
-		reason = "wrong_cluster" // a member speaks only for itself
-	}
-	if reason != "" {
-		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+	r, err := protocol.DecodeStatusReport(subject, data)
+	if err != nil {
+		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", protocol.DropReason(err))))
 		return
 	}
 	f.mu.Lock()
