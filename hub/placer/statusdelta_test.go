@@ -3,8 +3,10 @@ package placer
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -201,5 +203,39 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	}
 	if _, ok := f.reports["real"]["a"]; !ok || len(f.reports) != 1 || len(f.reported["a"]) != 1 || len(f.dirty) != 0 {
 		t.Fatalf("after the write: reports %v, reported %v, dirty %v", f.reports, f.reported, f.dirty)
+	}
+}
+
+// TestReportsShareTheirParts: reports alike share their counts by state
+// and their examples' node and state names; the folder's copies are
+// never written to.
+func TestReportsShareTheirParts(t *testing.T) {
+	t.Parallel()
+	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	for _, c := range []string{"a", "b"} {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: c, Workloads: []protocol.WorkloadStatus{
+			{Workload: "w", Ready: 1, States: map[string]int32{protocol.StateReady: 1}, Examples: []protocol.ReplicaSummary{{Replica: "w-" + c, Node: "n1", State: protocol.StateReady}}},
+			{Workload: "v", Ready: 0, States: map[string]int32{protocol.StateBackOff: 1}},
+		}})
+		f.Observe(protocol.StatusSubject(c), b)
+	}
+	a, b := f.reports["w"]["a"], f.reports["w"]["b"]
+	if reflect.ValueOf(a.States).UnsafePointer() != reflect.ValueOf(b.States).UnsafePointer() {
+		t.Error("two {Ready: 1} are two maps")
+	}
+	if unsafe.StringData(a.Examples[0].Node) != unsafe.StringData(b.Examples[0].Node) {
+		t.Error("node n1 is held twice")
+	}
+	if f.reports["v"]["a"].States[protocol.StateBackOff] != 1 || f.reports["w"]["a"].States[protocol.StateReady] != 1 {
+		t.Errorf("the states: %v, %v", f.reports["v"]["a"].States, f.reports["w"]["a"].States)
+	}
+	st := fold([]protocol.WorkloadStatus{a, b}, []string{"a", "b"}, nil, func(c string) string {
+		if c == "b" {
+			return api.HealthUnreachable
+		}
+		return api.HealthReady
+	}, 1, nil, nil, time.Now())
+	if len(st.Clusters) != 2 || a.States[protocol.StateReady] != 1 || len(a.States) != 1 {
+		t.Fatalf("folding changed the shared counts: %v (%+v)", a.States, st.Clusters)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,10 @@ type StatusFolder struct {
 	// this hub last asked a cluster for its whole status.
 	streams map[string]*statusStream
 	asked   map[string]time.Time
+	// sharedStates and sharedStrings are the reports' shared parts
+	// (shareLocked).
+	sharedStates  map[string]map[string]int32
+	sharedStrings map[string]string
 
 	nc   *nats.Conn // to ask members for their whole status
 	subs []*nats.Subscription
@@ -84,7 +90,8 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{}, reported: map[string]map[string]bool{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
 		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{},
-		streams: map[string]*statusStream{}, asked: map[string]time.Time{}}
+		streams: map[string]*statusStream{}, asked: map[string]time.Time{},
+		sharedStates: map[string]map[string]int32{}, sharedStrings: map[string]string{}}
 	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
 		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
@@ -194,6 +201,54 @@ func (f *StatusFolder) askWhole(cluster string) {
 	}
 }
 
+// Shared parts of the reports the folder keeps: one per workload and
+// cluster, a million at the full scale, most of them alike ({Ready: 1},
+// the same nodes and states). Each table stops growing at its bound.
+const (
+	maxSharedStates  = 10000
+	maxSharedStrings = 200000
+)
+
+// shareLocked makes ws use the folder's copy of its replica counts by
+// state and of its examples' node and state names when it has one (the
+// reports are never written to: fold copies what it changes).
+func (f *StatusFolder) shareLocked(ws *protocol.WorkloadStatus) {
+	if len(ws.States) > 0 {
+		key := statesKey(ws.States)
+		if m, ok := f.sharedStates[key]; ok {
+			ws.States = m
+		} else if len(f.sharedStates) < maxSharedStates {
+			f.sharedStates[key] = ws.States
+		}
+	}
+	for i := range ws.Examples {
+		e := &ws.Examples[i]
+		e.Node, e.State = f.sharedLocked(e.Node), f.sharedLocked(e.State)
+	}
+}
+
+func (f *StatusFolder) sharedLocked(s string) string {
+	if c, ok := f.sharedStrings[s]; ok {
+		return c
+	}
+	if len(f.sharedStrings) < maxSharedStrings {
+		f.sharedStrings[s] = s
+	}
+	return s
+}
+
+// statesKey is a canonical text of replica counts by state.
+func statesKey(states map[string]int32) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(states)) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(int(states[k])))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
 // forget drops every cluster's report of a workload the store does not
 // hold (deleted meanwhile, or named by a member that made it up: a delta
 // adds workloads without replacing the rest, so names no write finds
@@ -211,6 +266,7 @@ func (f *StatusFolder) forget(w string) {
 
 // putLocked takes one workload's status from cluster.
 func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus) {
+	f.shareLocked(&ws)
 	byCluster := f.reports[ws.Workload]
 	if byCluster == nil {
 		byCluster = map[string]protocol.WorkloadStatus{}
