@@ -539,7 +539,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 		listed := make(map[string]bool, len(upd.Records))
 		for _, rec := range upd.Records {
 			var w api.Workload
-			if err := rec.Decode(&w); err == nil {
+			if err := rec.DecodeObject(&w); err == nil {
 				listed[w.Metadata.Name] = true
 				take(w.Metadata.Name, &w)
 			}

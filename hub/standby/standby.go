@@ -460,7 +460,7 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 			return nil
 		}
 		var w api.Workload
-		if err := rec.Decode(&w); err != nil {
+		if err := rec.DecodeObject(&w); err != nil {
 			return fmt.Errorf("workload %s: %w", name, err)
 		}
 		c.oci[name] = w
