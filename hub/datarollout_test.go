@@ -18,6 +18,7 @@ import (
 	"github.com/atollhq/atoll/hub"
 	"github.com/atollhq/atoll/hub/members"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/internal/syncbuf"
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/member/runtime"
@@ -61,7 +62,7 @@ func dataVersions(t *testing.T, e *env, cluster string) map[string][]int64 {
 // appears in events, audit rows, revisions or the hub's log.
 func TestSecretRolloutEndToEnd(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	dbURL := newHubDatabase(t)
 	e := newEnvWith(t, dbURL, newBus(t, dbURL), members.HealthConfig{}, true, func(c *hub.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

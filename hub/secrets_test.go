@@ -13,9 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/atollhq/atoll/internal/syncbuf"
 
 	"github.com/jackc/pgx/v5"
 
@@ -28,24 +29,6 @@ import (
 	"github.com/atollhq/atoll/member/runtime"
 	"github.com/atollhq/atoll/protocol"
 )
-
-// lockedBuffer collects a hub's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // rawDatabase is every row of every table of the hub's schema as
 // PostgreSQL prints it (bytea in hex), read behind the hub's back: what a
@@ -97,7 +80,7 @@ func secretObj(name string, data, binary map[string]string) api.Secret {
 // hold them.
 func TestSecretValuesStayHidden(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	e := newEnvWith(t, newHubDatabase(t), nil, members.HealthConfig{}, false, func(c *hub.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/atollhq/atoll/internal/syncbuf"
 
 	"sigs.k8s.io/yaml"
 )
@@ -286,7 +287,7 @@ func TestWatchCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("want `atoll get workloads -w` started; got %v", err)
@@ -540,23 +541,4 @@ func mustJSON(t *testing.T, doc string) []byte {
 		t.Fatal(err)
 	}
 	return js
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process to write while a test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

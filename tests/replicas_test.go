@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/internal/syncbuf"
 )
 
 // TestMissingCommandReasonInTheCLI: on `atoll dev` (real hub, members,
@@ -97,7 +98,7 @@ spec:
 	// Watching: the listing comes as ADDED rows; Ctrl-C ends it cleanly.
 	watch := exec.Command(atollBin, "get", "replicas", "-w", "--workload", "broken")
 	watch.Env = append(os.Environ(), "ATOLL_CONFIG="+filepath.Join(t.TempDir(), "none.yaml"), "ATOLL_SERVER="+d.url, "ATOLL_TOKEN="+d.token)
-	watched := &lockedBuffer{}
+	watched := &syncbuf.Buffer{}
 	watch.Stdout, watch.Stderr = watched, watched
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/atollhq/atoll/internal/syncbuf"
 
 	"sigs.k8s.io/yaml"
 )
@@ -152,24 +152,6 @@ func TestGetRefuses(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a watch writes to while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestGetWatchOneObject: `get workload web -w` prints web, then its
 // changes only, each row under an EVENT column named in the header and
 // aligned with it.
@@ -181,7 +163,7 @@ func TestGetWatchOneObject(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		root := newRoot()

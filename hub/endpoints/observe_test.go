@@ -1,33 +1,23 @@
 package endpoints
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/atollhq/atoll/internal/syncbuf"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/atollhq/atoll/protocol"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+// syncBuffer collects the table's log lines.
+type syncBuffer struct{ syncbuf.Buffer }
 
 func (s *syncBuffer) lines() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), "endpoint report refused")
+	return strings.Count(s.String(), "endpoint report refused")
 }
 
 // TestRefusedReportsLogSparingly: a member sending refused reports

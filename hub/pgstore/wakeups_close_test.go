@@ -1,33 +1,15 @@
 package pgstore
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/atollhq/atoll/internal/syncbuf"
+
 	"github.com/atollhq/atoll/hub/pgtest"
 )
-
-// lockedBuffer is a log sink the sender may write to from its goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestCloseStopsTheWakeupSender: Close waits for a wake-up sender that
 // is waiting for a connection (the pool's only one is taken) before it
@@ -36,7 +18,7 @@ func (l *lockedBuffer) String() string {
 func TestCloseStopsTheWakeupSender(t *testing.T) {
 	t.Parallel()
 	r := pgtest.NewDatabaseRoles(t)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	s, err := Open(t.Context(), Config{DatabaseURL: r.Hub, MigrateURL: r.Owner, MaxConns: 1,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {

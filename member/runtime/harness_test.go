@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,10 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/atollhq/atoll/internal/syncbuf"
 
 	"github.com/atollhq/atoll/api"
 )
@@ -107,23 +107,12 @@ func runHelper(mode string) {
 }
 
 // syncBuffer collects the runtime's own logs for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // lines returns the log lines that contain every one of parts.
 func (s *syncBuffer) lines(parts ...string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []string
-	for _, l := range strings.Split(s.b.String(), "\n") {
+	for _, l := range strings.Split(s.String(), "\n") {
 		ok := true
 		for _, p := range parts {
 			ok = ok && strings.Contains(l, p)
