@@ -196,17 +196,23 @@ func (p *Placer) pass(ctx context.Context) error {
 		unreachable[name] = true
 	}
 	p.sawWrites()
-	if e := p.leader.Epoch(); e != p.term {
-		// A term of its own: every workload is decided again from a
-		// whole list (what happened while another hub led is not in
-		// this hub's cache as decisions).
-		p.term = e
-		clear(p.cache)
+	term := p.leader.Epoch()
+	if term != p.term {
 		p.workloads.Relist()
 	}
 	touched, err := p.refresh(ctx)
 	if err != nil {
 		return err
+	}
+	if term != p.term {
+		// A term of its own: every workload is decided again, from the
+		// whole list just read (what happened while another hub led is
+		// not in this hub's cache as decisions; the workloads deleted
+		// meanwhile went with the list, their per-workload memory too).
+		p.term = term
+		for name := range p.cache {
+			touched[name] = true
+		}
 	}
 	// What the change log gave is consumed: owed until decided, so a read
 	// error below does not lose it.
