@@ -228,9 +228,10 @@ func (c *Controller) Start(ctx context.Context) {
 // paced is the loop's pass: it begins no sooner than MinGap after the
 // last one began. Every busy cluster's capacity is written every few
 // seconds and each write wakes the controller, whose pass lists every
-// workload: unpaced, a hundred clusters would have it list them all many
-// times a second (at 16 clusters, once its passes got cheaper, the lists
-// tripled PostgreSQL's CPU under the scale benchmark's creates).
+// cluster and checks each member's list: unpaced, a hundred clusters
+// would have it do so many times a second (at 16 clusters, when a pass
+// also listed every workload, its lists tripled PostgreSQL's CPU under
+// the scale benchmark's creates).
 func (c *Controller) paced(ctx context.Context) error {
 	if wait := c.cfg.MinGap - time.Since(c.lastPass); wait > 0 {
 		t := time.NewTimer(wait)
