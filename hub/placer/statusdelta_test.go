@@ -3,10 +3,8 @@ package placer
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -70,8 +68,8 @@ func TestStatusFolderDeltas(t *testing.T) {
 
 	// A hub that holds nothing of the cluster cannot apply a delta.
 	delta(protocol.StatusDelta{Seq: 7, Workloads: []protocol.WorkloadStatus{ws("w", 1)}})
-	if len(f.reports) != 0 {
-		t.Fatalf("a delta with nothing under it was applied: %+v", f.reports)
+	if n := len(held(f)); n != 0 {
+		t.Fatalf("a delta with nothing under it was applied: %v", held(f))
 	}
 	asked(true)
 	delta(protocol.StatusDelta{Seq: 8})
@@ -80,24 +78,23 @@ func TestStatusFolderDeltas(t *testing.T) {
 	// The resend, in two parts: w and v, then u; x (held from before)
 	// goes only at its end.
 	f.mu.Lock()
-	f.putLocked("a", ws("x", 2))
-	f.reported["a"] = map[string]bool{"x": true}
+	f.putLocked("a", ws("x", 2), 1)
 	f.mu.Unlock()
 	delta(protocol.StatusDelta{Seq: 1, Reset: true, More: true, Workloads: []protocol.WorkloadStatus{ws("w", 1), ws("v", 2)}})
-	if _, ok := f.reports["x"]["a"]; !ok || f.reports["w"]["a"].Ready != 1 {
-		t.Fatalf("the first part of a resend: %+v", f.reports)
+	if _, ok := readyOf(f, "x", "a"); !ok || ready(f, "w", "a") != 1 {
+		t.Fatalf("the first part of a resend: %v", held(f))
 	}
 	delta(protocol.StatusDelta{Seq: 2, Workloads: []protocol.WorkloadStatus{ws("u", 0)}, ImagesSet: true,
 		Images: []protocol.ImagePresence{{Workload: "u", Image: "img", Wanted: 1, Present: 1}}})
-	if _, ok := f.reports["x"]; ok || len(f.reports) != 3 || f.images["u"]["a"].Present != 1 {
-		t.Fatalf("after the resend's end: reports %+v, images %+v", f.reports, f.images)
+	if h := held(f); h["x"] || len(h) != 3 || f.images["u"]["a"].Present != 1 || f.pending["x"]["a"] != nil {
+		t.Fatalf("after the resend's end: held %v, images %+v", h, f.images)
 	}
 
 	// Deltas in order: a change, a removal; nothing else is touched.
 	f.dirty = map[string]bool{}
 	delta(protocol.StatusDelta{Seq: 3, Workloads: []protocol.WorkloadStatus{ws("w", 2)}, Removed: []string{"v"}})
-	if f.reports["w"]["a"].Ready != 2 || f.reports["v"] != nil || !f.dirty["w"] || !f.dirty["v"] || f.dirty["u"] {
-		t.Fatalf("after a delta: reports %+v, dirty %v", f.reports, f.dirty)
+	if ready(f, "w", "a") != 2 || held(f)["v"] || !f.dirty["w"] || !f.dirty["v"] || f.dirty["u"] {
+		t.Fatalf("after a delta: held %v, dirty %v", held(f), f.dirty)
 	}
 	if f.images["u"]["a"].Present != 1 {
 		t.Fatalf("a delta without images changed them: %+v", f.images)
@@ -106,25 +103,25 @@ func TestStatusFolderDeltas(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	delta(protocol.StatusDelta{Seq: 5, Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
 	delta(protocol.StatusDelta{Seq: 4, Session: "s2", Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
-	if f.reports["w"]["a"].Ready != 2 {
-		t.Fatalf("a delta after a gap was applied: %+v", f.reports["w"])
+	if ready(f, "w", "a") != 2 {
+		t.Fatalf("a delta after a gap was applied: %v", f.pending["w"])
 	}
 	asked(true)
 	delta(protocol.StatusDelta{Seq: 4, Workloads: []protocol.WorkloadStatus{ws("w", 1)}})
-	if f.reports["w"]["a"].Ready != 1 {
-		t.Fatalf("the next delta of the session was not applied: %+v", f.reports["w"])
+	if ready(f, "w", "a") != 1 {
+		t.Fatalf("the next delta of the session was not applied: %v", f.pending["w"])
 	}
 
 	// A whole report (a member back on a hub without deltas) replaces
 	// everything; deltas then wait for a resend.
 	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{ws("w", 2)}})
 	f.Observe(protocol.StatusSubject("a"), b)
-	if _, ok := f.reports["u"]; ok || f.reports["w"]["a"].Ready != 2 {
-		t.Fatalf("after a whole report: %+v", f.reports)
+	if held(f)["u"] || ready(f, "w", "a") != 2 {
+		t.Fatalf("after a whole report: %v", held(f))
 	}
 	delta(protocol.StatusDelta{Seq: 5, Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
-	if f.reports["w"]["a"].Ready != 2 {
-		t.Fatalf("a delta after a whole report was applied: %+v", f.reports["w"])
+	if ready(f, "w", "a") != 2 {
+		t.Fatalf("a delta after a whole report was applied: %v", f.pending["w"])
 	}
 }
 
@@ -147,8 +144,8 @@ func TestStatusDeltaRefused(t *testing.T) {
 	} {
 		b, _ := json.Marshal(d)
 		f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
-		if len(f.reports) != 0 || len(f.streams) != 0 {
-			t.Fatalf("%s: taken: %+v", name, f.reports)
+		if len(held(f)) != 0 || len(f.pending) != 0 || len(f.streams) != 0 {
+			t.Fatalf("%s: taken: %v", name, held(f))
 		}
 	}
 	f.ObserveDelta(protocol.StatusDeltaSubject("a"), []byte("{"))
@@ -201,41 +198,37 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	if n, err := f.RunOnce(ctx); n != 1 || err != nil {
 		t.Fatalf("written %d, %v; want the real one", n, err)
 	}
-	if _, ok := f.reports["real"]["a"]; !ok || len(f.reports) != 1 || len(f.reported["a"]) != 1 || len(f.dirty) != 0 {
-		t.Fatalf("after the write: reports %v, reported %v, dirty %v", f.reports, f.reported, f.dirty)
+	if h := held(f); !h["real"] || len(h) != 1 || len(f.pending) != 0 || len(f.dirty) != 0 {
+		t.Fatalf("after the write: held %v, pending %v, dirty %v", h, f.pending, f.dirty)
 	}
 }
 
-// TestReportsShareTheirParts: reports alike share their counts by state
-// and their examples' node and state names; the folder's copies are
-// never written to.
-func TestReportsShareTheirParts(t *testing.T) {
-	t.Parallel()
-	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
-	for _, c := range []string{"a", "b"} {
-		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: c, Workloads: []protocol.WorkloadStatus{
-			{Workload: "w", Ready: 1, States: map[string]int32{protocol.StateReady: 1}, Examples: []protocol.ReplicaSummary{{Replica: "w-" + c, Node: "n1", State: protocol.StateReady}}},
-			{Workload: "v", Ready: 0, States: map[string]int32{protocol.StateBackOff: 1}},
-		}})
-		f.Observe(protocol.StatusSubject(c), b)
-	}
-	a, b := f.reports["w"]["a"], f.reports["w"]["b"]
-	if reflect.ValueOf(a.States).UnsafePointer() != reflect.ValueOf(b.States).UnsafePointer() {
-		t.Error("two {Ready: 1} are two maps")
-	}
-	if unsafe.StringData(a.Examples[0].Node) != unsafe.StringData(b.Examples[0].Node) {
-		t.Error("node n1 is held twice")
-	}
-	if f.reports["v"]["a"].States[protocol.StateBackOff] != 1 || f.reports["w"]["a"].States[protocol.StateReady] != 1 {
-		t.Errorf("the states: %v, %v", f.reports["v"]["a"].States, f.reports["w"]["a"].States)
-	}
-	st := fold([]protocol.WorkloadStatus{a, b}, []string{"a", "b"}, nil, func(c string) string {
-		if c == "b" {
-			return api.HealthUnreachable
+// held is every workload some cluster's last report names.
+func held(f *StatusFolder) map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	for _, ws := range f.reported {
+		for w := range ws {
+			out[w] = true
 		}
-		return api.HealthReady
-	}, 1, nil, nil, time.Now())
-	if len(st.Clusters) != 2 || a.States[protocol.StateReady] != 1 || len(a.States) != 1 {
-		t.Fatalf("folding changed the shared counts: %v (%+v)", a.States, st.Clusters)
 	}
+	return out
+}
+
+// readyOf is the ready replicas of cluster's last report of w, and
+// whether it has one.
+func readyOf(f *StatusFolder, w, cluster string) (int32, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.reported[cluster][w]
+	return m.ready, ok
+}
+
+// ready is readyOf's count (-1: none).
+func ready(f *StatusFolder, w, cluster string) int32 {
+	if n, ok := readyOf(f, w, cluster); ok {
+		return n
+	}
+	return -1
 }

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,9 +27,26 @@ import (
 
 // StatusFolder folds the members' per-workload status reports into
 // Workload.status: a per-cluster breakdown, the totals, observedGeneration
-// (the oldest generation any cluster runs) and an Available condition. It
-// keeps the latest report per (workload, cluster) in memory and writes
-// only workloads whose folded status changed, in batches every FlushEvery.
+// (the oldest generation any cluster runs) and an Available condition.
+//
+// The stored status is the folder's memory of what each cluster last
+// said: a report that changed is kept only until it is folded (pending),
+// then written into its cluster's row of status.clusters, and a fold
+// reads the other clusters' rows from the stored status it rewrites (a
+// report a workload and cluster, a million at the full scale, held by
+// the hub as decoded reports was most of its memory). Of each cluster's
+// last report of a workload the folder keeps a mark: its ready replicas
+// (drills read them) and a fingerprint, so that a report that says what
+// the last one said (a member's whole status every minute) folds nothing.
+// Stored rows lose what a cluster said while it is Unreachable (they
+// become history: nothing ready, replicas Unknown); when it is back the
+// folder forgets its fingerprints and asks it for its whole status, and
+// until that comes its rows stay history. A hub that begins to lead does
+// the same for every cluster: what the last leader heard and did not
+// write is asked again. A hub that does not lead keeps marks only.
+//
+// Writes go in batches of 20 workloads every FlushEvery, only for
+// workloads whose folded status changed.
 type StatusFolder struct {
 	store   *pgstore.Store
 	log     *slog.Logger
@@ -43,13 +59,17 @@ type StatusFolder struct {
 	// health is a cluster's live health (the monitor's); nil: all Ready.
 	health func(cluster string) string
 
-	mu      sync.Mutex
-	reports map[string]map[string]protocol.WorkloadStatus // workload -> cluster -> status
-	// reported is what each cluster's last report held: cluster ->
-	// workloads (those of reports, by cluster).
-	reported map[string]map[string]bool
+	mu sync.Mutex
+	// pending are the reports taken and not folded yet: workload ->
+	// cluster -> report (nil: the workload left the cluster).
+	pending map[string]map[string]*protocol.WorkloadStatus
+	// reported is what each cluster reports: cluster -> workload -> the
+	// mark of its last report.
+	reported map[string]map[string]mark
 	dirty    map[string]bool
 	judged   map[string]string // cluster -> the health its reports were last folded under
+	led      bool              // whether this hub led at its last RunOnce
+	seed     maphash.Seed      // of the reports' fingerprints
 	// seen is each problem's restarts when last turned into an event
 	// (workload/cluster/reason): an event's count grows by what they grew.
 	seen  map[problemKey]int32
@@ -62,10 +82,6 @@ type StatusFolder struct {
 	// this hub last asked a cluster for its whole status.
 	streams map[string]*statusStream
 	asked   map[string]time.Time
-	// sharedStates and sharedStrings are the reports' shared parts
-	// (shareLocked).
-	sharedStates  map[string]map[string]int32
-	sharedStrings map[string]string
 
 	nc   *nats.Conn // to ask members for their whole status
 	subs []*nats.Subscription
@@ -87,11 +103,11 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 	if lead == nil {
 		lead = leader.Sole{}
 	}
-	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, reports: map[string]map[string]protocol.WorkloadStatus{}, reported: map[string]map[string]bool{},
+	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, pending: map[string]map[string]*protocol.WorkloadStatus{}, reported: map[string]map[string]mark{},
+		seed:  maphash.MakeSeed(),
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
 		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{},
-		streams: map[string]*statusStream{}, asked: map[string]time.Time{},
-		sharedStates: map[string]map[string]int32{}, sharedStrings: map[string]string{}}
+		streams: map[string]*statusStream{}, asked: map[string]time.Time{}}
 	f.warned, _ = meter.Int64Counter("status.replica_warnings", metric.WithUnit("{occurrence}"),
 		metric.WithDescription("Replica problems members reported, as counted into deduplicated Warning events, by reason."))
 	f.dropped, _ = meter.Int64Counter("status.reports.dropped", metric.WithUnit("{report}"), metric.WithDescription("Member status reports dropped, by reason."))
@@ -105,14 +121,15 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", protocol.DropReason(err))))
 		return
 	}
+	sums := f.fingerprints(r.Workloads)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.heard[r.Cluster] = f.now().UTC().Truncate(time.Millisecond)
 	delete(f.streams, r.Cluster) // a whole report: deltas resume after a resend
 	seen := make(map[string]bool, len(r.Workloads))
-	for _, ws := range r.Workloads {
+	for i, ws := range r.Workloads {
 		seen[ws.Workload] = true
-		f.putLocked(r.Cluster, ws)
+		f.putLocked(r.Cluster, ws, sums[i])
 	}
 	// A workload the cluster no longer reports has left it. Only the
 	// cluster's own last report is looked at: going over every workload
@@ -141,13 +158,11 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", protocol.DropReason(err))))
 		return
 	}
+	sums := f.fingerprints(d.Workloads)
 	f.mu.Lock()
 	st := f.streams[d.Cluster]
 	if !d.Reset && (st == nil || st.session != d.Session || d.Seq != st.seq+1) {
-		ask := f.now().Sub(f.asked[d.Cluster]) >= time.Second
-		if ask {
-			f.asked[d.Cluster] = f.now()
-		}
+		ask := f.askDueLocked(d.Cluster)
 		f.mu.Unlock()
 		f.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", "gap")))
 		if ask {
@@ -162,22 +177,15 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	}
 	st.seq = d.Seq
 	f.heard[d.Cluster] = f.now().UTC().Truncate(time.Millisecond)
-	reported := f.reported[d.Cluster]
-	if reported == nil {
-		reported = map[string]bool{}
-		f.reported[d.Cluster] = reported
-	}
-	for _, ws := range d.Workloads {
-		f.putLocked(d.Cluster, ws)
-		reported[ws.Workload] = true
+	for i, ws := range d.Workloads {
+		f.putLocked(d.Cluster, ws, sums[i])
 		if st.resending != nil {
 			st.resending[ws.Workload] = true
 		}
 	}
 	for _, w := range d.Removed {
-		if reported[w] {
+		if _, ok := f.reported[d.Cluster][w]; ok {
 			f.removeLocked(d.Cluster, w)
-			delete(reported, w)
 		}
 	}
 	if st.resending != nil && !d.More {
@@ -187,6 +195,16 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	if d.ImagesSet {
 		f.observeImagesLocked(d.Cluster, d.Images)
 	}
+}
+
+// askDueLocked says whether a cluster may be asked for its whole status
+// now (at most once a second), and notes that it is.
+func (f *StatusFolder) askDueLocked(cluster string) bool {
+	if f.now().Sub(f.asked[cluster]) < time.Second {
+		return false
+	}
+	f.asked[cluster] = f.now()
+	return true
 }
 
 // askWhole asks a cluster's member for its whole status (no answer: the
@@ -201,52 +219,27 @@ func (f *StatusFolder) askWhole(cluster string) {
 	}
 }
 
-// Shared parts of the reports the folder keeps: one per workload and
-// cluster, a million at the full scale, most of them alike ({Ready: 1},
-// the same nodes and states). Each table stops growing at its bound.
-const (
-	maxSharedStates  = 10000
-	maxSharedStrings = 200000
-)
+// mark is what the folder keeps of a cluster's last report of a
+// workload: its ready replicas and its fingerprint (0: fold the next
+// report whatever it says).
+type mark struct {
+	sum   uint64
+	ready int32
+}
 
-// shareLocked makes ws use the folder's copy of its replica counts by
-// state and of its examples' node and state names when it has one (the
-// reports are never written to: fold copies what it changes).
-func (f *StatusFolder) shareLocked(ws *protocol.WorkloadStatus) {
-	if len(ws.States) > 0 {
-		key := statesKey(ws.States)
-		if m, ok := f.sharedStates[key]; ok {
-			ws.States = m
-		} else if len(f.sharedStates) < maxSharedStates {
-			f.sharedStates[key] = ws.States
+// fingerprints are the reports' fingerprints: a hash of each one's JSON
+// (what it says, every field; two alike reports encode alike). Outside
+// f.mu: a whole status is thousands of them.
+func (f *StatusFolder) fingerprints(reports []protocol.WorkloadStatus) []uint64 {
+	out := make([]uint64, len(reports))
+	for i := range reports {
+		b, err := json.Marshal(&reports[i])
+		if err != nil {
+			continue // 0: always folded
 		}
+		out[i] = maphash.Bytes(f.seed, b)
 	}
-	for i := range ws.Examples {
-		e := &ws.Examples[i]
-		e.Node, e.State = f.sharedLocked(e.Node), f.sharedLocked(e.State)
-	}
-}
-
-func (f *StatusFolder) sharedLocked(s string) string {
-	if c, ok := f.sharedStrings[s]; ok {
-		return c
-	}
-	if len(f.sharedStrings) < maxSharedStrings {
-		f.sharedStrings[s] = s
-	}
-	return s
-}
-
-// statesKey is a canonical text of replica counts by state.
-func statesKey(states map[string]int32) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(states)) {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Itoa(int(states[k])))
-		b.WriteByte(',')
-	}
-	return b.String()
+	return out
 }
 
 // forget drops every cluster's report of a workload the store does not
@@ -256,54 +249,71 @@ func statesKey(states map[string]int32) string {
 func (f *StatusFolder) forget(w string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for c := range f.reports[w] {
-		delete(f.reported[c], w)
+	for _, ws := range f.reported {
+		delete(ws, w)
 	}
-	delete(f.reports, w)
+	delete(f.pending, w)
 	delete(f.images, w)
 	delete(f.dirty, w)
 }
 
-// putLocked takes one workload's status from cluster.
-func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus) {
-	f.shareLocked(&ws)
-	byCluster := f.reports[ws.Workload]
+// putLocked takes one workload's status from cluster (sum: its
+// fingerprint): pending until folded, unless it says what the cluster's
+// last report of the workload said.
+func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus, sum uint64) {
+	byWorkload := f.reported[cluster]
+	if byWorkload == nil {
+		byWorkload = map[string]mark{}
+		f.reported[cluster] = byWorkload
+	}
+	if m, ok := byWorkload[ws.Workload]; ok && m.sum != 0 && m.sum == sum {
+		return
+	}
+	byWorkload[ws.Workload] = mark{sum: sum, ready: ws.Ready}
+	f.pendLocked(ws.Workload, cluster, &ws)
+}
+
+// pendLocked keeps a report (nil: the workload left the cluster) until
+// folded.
+func (f *StatusFolder) pendLocked(w, cluster string, ws *protocol.WorkloadStatus) {
+	byCluster := f.pending[w]
 	if byCluster == nil {
-		byCluster = map[string]protocol.WorkloadStatus{}
-		f.reports[ws.Workload] = byCluster
+		byCluster = map[string]*protocol.WorkloadStatus{}
+		f.pending[w] = byCluster
 	}
-	if old, ok := byCluster[cluster]; !ok || !old.Equal(ws) {
-		byCluster[cluster] = ws
-		f.dirty[ws.Workload] = true
-	}
+	byCluster[cluster] = ws
+	f.dirty[w] = true
 }
 
 // removeLocked forgets a workload's status from cluster: it left.
 func (f *StatusFolder) removeLocked(cluster, w string) {
-	delete(f.reports[w], cluster)
-	if len(f.reports[w]) == 0 {
-		delete(f.reports, w)
-	}
-	f.dirty[w] = true
+	delete(f.reported[cluster], w)
+	f.pendLocked(w, cluster, nil)
 }
 
 // dropUnseenLocked forgets the workloads cluster reported before and not
-// in seen, which becomes what it reports.
+// in seen.
 func (f *StatusFolder) dropUnseenLocked(cluster string, seen map[string]bool) {
 	for w := range f.reported[cluster] {
 		if !seen[w] {
 			f.removeLocked(cluster, w)
 		}
 	}
-	f.reported[cluster] = seen
 }
 
 var foldActor = pgstore.Actor{Name: "system:status"}
 
 // RunOnce writes the folded status of every changed workload (on the
-// leader only; the others keep their reports until they lead).
+// leader only; the others keep their marks, and drop the reports they
+// take: the leader folds them).
 func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	if !f.leader.IsLeader() {
+		f.mu.Lock()
+		f.led = false
+		clear(f.pending)
+		clear(f.dirty)
+		clear(f.imageEvents)
+		f.mu.Unlock()
 		return 0, nil
 	}
 	health := map[string]string{}
@@ -318,74 +328,163 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		}
 		return h
 	}
+	var ask []string
 	f.mu.Lock()
+	if !f.led {
+		// Leading now: what the last leader heard and did not write, this
+		// hub took and dropped. Every cluster's next report is folded, and
+		// each is asked for its whole status.
+		f.led = true
+		clear(f.judged)
+		for c := range f.reported {
+			f.unmarkLocked(c)
+			ask = append(ask, c)
+		}
+	}
 	// A cluster that turned Unreachable (or came back) changes what its
-	// reports count for: fold its workloads again.
+	// reports count for: fold its workloads again. One back from
+	// Unreachable has history in its stored rows: its next reports are
+	// folded, and it is asked for its whole status.
 	for c, ws := range f.reported {
 		if len(ws) == 0 {
 			continue
 		}
-		if h := healthOf(c); refold(f.judged[c], h) {
-			for w := range ws {
-				f.dirty[w] = true
-			}
+		h := healthOf(c)
+		if !refold(f.judged[c], h) {
+			continue
+		}
+		for w := range ws {
+			f.dirty[w] = true
+		}
+		if f.judged[c] == api.HealthUnreachable {
+			f.unmarkLocked(c)
+			ask = append(ask, c)
 		}
 	}
 	for c, h := range health {
 		f.judged[c] = h
 	}
-	work := map[string][]protocol.WorkloadStatus{}
-	clusters := map[string][]string{}
-	for w := range f.dirty {
-		for c, st := range f.reports[w] {
-			work[w] = append(work[w], st)
-			clusters[w] = append(clusters[w], c)
-		}
-		if _, ok := work[w]; !ok {
-			work[w] = nil
-		}
-	}
-	images := map[string][]api.ClusterImage{}
-	imageEvents := f.imageEvents
-	f.imageEvents = map[string][]imageEvent{}
-	for w := range work {
-		images[w] = f.imageRowsLocked(w)
-	}
-	f.dirty = map[string]bool{}
+	ask = slices.DeleteFunc(ask, func(c string) bool { return !f.askDueLocked(c) })
+	names := slices.Sorted(maps.Keys(f.dirty))
+	clear(f.dirty)
 	heard := maps.Clone(f.heard)
-	warnings := map[string][]warning{}
-	for w, reports := range work {
-		for i, st := range reports {
-			if healthOf(clusters[w][i]) == api.HealthUnreachable {
-				continue // history: nothing happens there the hub could know of
-			}
-			warnings[w] = append(warnings[w], f.newWarningsLocked(w, clusters[w][i], st.Problems)...)
-		}
-	}
 	for k := range f.seen {
-		if _, ok := f.reports[k.workload][k.cluster]; !ok {
+		if _, ok := f.reported[k.cluster][k.workload]; !ok {
 			delete(f.seen, k)
 		}
 	}
 	f.mu.Unlock()
+	for _, c := range ask {
+		f.askWhole(c)
+	}
 
 	regions := f.regions(ctx)
+	// Batches of 20 workloads per transaction: one commit per batch, not
+	// per workload, and the rows' locks (and the watch horizon) not held
+	// long; each batch's reports are taken from pending as it begins.
+	var errs []error
+	written := 0
+	for len(names) > 0 {
+		b := f.take(names[:min(len(names), 20)], healthOf)
+		names = names[len(b.names):]
+		if f.writeBatch(ctx, b, b.names, regions, heard, healthOf) == nil {
+			written += len(b.names)
+			continue
+		}
+		// One bad workload (deleted meanwhile) must not hold the others.
+		for _, w := range b.names {
+			switch err := f.writeBatch(ctx, b, []string{w}, regions, heard, healthOf); {
+			case err == nil:
+				written++
+			case api.ErrorCode(err) == api.CodeNotFound:
+				f.forget(w) // deleted, or never was: no member's report of it is kept
+			default:
+				errs = append(errs, err)
+				f.putBack(b, w) // try again next time
+			}
+		}
+	}
+	return written, errors.Join(errs...)
+}
+
+// unmarkLocked forgets the fingerprints of a cluster's reports: its next
+// report of each workload is folded whatever it says.
+func (f *StatusFolder) unmarkLocked(cluster string) {
+	for w, m := range f.reported[cluster] {
+		m.sum = 0
+		f.reported[cluster][w] = m
+	}
+}
+
+// foldBatch is what one batch of workloads folds: each one's reports
+// taken from pending (by cluster; nil: left it), its image rows, the
+// warnings and image events to record.
+type foldBatch struct {
+	names       []string
+	reports     map[string]map[string]*protocol.WorkloadStatus
+	images      map[string][]api.ClusterImage
+	imageEvents map[string][]imageEvent
+	warnings    map[string][]warning
+}
+
+// take takes the batch's workloads' pending reports, and turns their
+// problems into warnings.
+func (f *StatusFolder) take(names []string, healthOf func(string) string) *foldBatch {
+	b := &foldBatch{names: names, reports: map[string]map[string]*protocol.WorkloadStatus{}, images: map[string][]api.ClusterImage{},
+		imageEvents: map[string][]imageEvent{}, warnings: map[string][]warning{}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range names {
+		b.reports[w] = f.pending[w]
+		delete(f.pending, w)
+		b.images[w] = f.imageRowsLocked(w)
+		if evs, ok := f.imageEvents[w]; ok {
+			b.imageEvents[w] = evs
+			delete(f.imageEvents, w)
+		}
+		for c, st := range b.reports[w] {
+			if st == nil || healthOf(c) == api.HealthUnreachable {
+				continue // history: nothing happens there the hub could know of
+			}
+			b.warnings[w] = append(b.warnings[w], f.newWarningsLocked(w, c, st.Problems)...)
+		}
+	}
+	return b
+}
+
+// putBack returns a workload's taken reports to pending where no newer
+// one came meanwhile, to be folded next time.
+func (f *StatusFolder) putBack(b *foldBatch, w string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c, st := range b.reports[w] {
+		if _, newer := f.pending[w][c]; !newer {
+			f.pendLocked(w, c, st)
+		}
+	}
+	f.imageEvents[w] = append(b.imageEvents[w], f.imageEvents[w]...)
+	f.dirty[w] = true
+}
+
+// writeBatch folds and writes names (of b) in one fenced transaction.
+func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []string, regions map[string]string, heard map[string]time.Time, healthOf func(string) string) error {
 	write := func(tx *pgstore.Tx, w string) error {
 		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
-			folded := fold(work[w], clusters[w], regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
+			rows := mergeRows(st.Clusters, b.reports[w])
+			folded := fold(rows, regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
-			folded.Images = images[w]
+			folded.Images = b.images[w]
 			stampClusters(folded.Clusters, st.Clusters, heard, healthOf)
-			b, err := json.Marshal(folded)
-			cur.Status = b
+			out, err := json.Marshal(folded)
+			cur.Status = out
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		for _, wn := range warnings[w] {
+		for _, wn := range b.warnings[w] {
 			msg := fmt.Sprintf("%d replica(s) in %s: %s", wn.Replicas, wn.cluster, wn.Message)
 			if wn.Replica != "" {
 				msg = fmt.Sprintf("%s (replica %s on node %s; %d replica(s) in %s)", wn.Message, wn.Replica, wn.Node, wn.Replicas, wn.cluster)
@@ -395,50 +494,44 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			}
 			f.warned.Add(ctx, int64(wn.add), metric.WithAttributes(attribute.String("reason", wn.Reason)))
 		}
-		return f.recordImageEvents(ctx, tx, w, imageEvents[w])
+		return f.recordImageEvents(ctx, tx, w, b.imageEvents[w])
 	}
-	inTx := func(names []string) error {
-		return f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
-			if err := f.leader.Fence(ctx, tx); err != nil {
+	return f.store.InTx(ctx, foldActor, func(tx *pgstore.Tx) error {
+		if err := f.leader.Fence(ctx, tx); err != nil {
+			return err
+		}
+		for _, w := range names {
+			if err := write(tx, w); err != nil {
 				return err
 			}
-			for _, w := range names {
-				if err := write(tx, w); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	// Batches of 20 workloads per transaction: one commit per batch, not
-	// per workload, and the rows' locks (and the watch horizon) not held
-	// long.
-	var errs []error
-	written := 0
-	names := slices.Sorted(maps.Keys(work))
-	for len(names) > 0 {
-		batch := names[:min(len(names), 20)]
-		names = names[len(batch):]
-		if inTx(batch) == nil {
-			written += len(batch)
-			continue
 		}
-		// One bad workload (deleted meanwhile) must not hold the others.
-		for _, w := range batch {
-			switch err := inTx([]string{w}); {
-			case err == nil:
-				written++
-			case api.ErrorCode(err) == api.CodeNotFound:
-				f.forget(w) // deleted, or never was: no member's report of it is kept
-			default:
-				errs = append(errs, err)
-				f.mu.Lock()
-				f.dirty[w] = true // try again next time
-				f.mu.Unlock()
-			}
+		return nil
+	})
+}
+
+// mergeRows is a workload's cluster rows: the stored ones, with the
+// clusters that reported since replaced (or gone, where it left them).
+func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus) []api.ClusterReplicas {
+	rows := make([]api.ClusterReplicas, 0, len(stored)+len(reports))
+	for _, r := range stored {
+		if _, ok := reports[r.Cluster]; !ok {
+			rows = append(rows, r)
 		}
 	}
-	return written, errors.Join(errs...)
+	for c, r := range reports {
+		if r != nil {
+			rows = append(rows, reportRow(c, r))
+		}
+	}
+	return rows
+}
+
+// reportRow is a cluster's report as its row of status.clusters.
+func reportRow(cluster string, r *protocol.WorkloadStatus) api.ClusterReplicas {
+	return api.ClusterReplicas{Cluster: cluster, Epoch: r.Epoch, Generation: r.Generation,
+		Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, UpdatedReady: r.UpdatedReady,
+		UpdatedRestarts: r.UpdatedRestarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions, Data: r.Data,
+		States: r.States, Examples: replicaInfos(cluster, r.Examples), Problems: replicaProblems(r.Problems)}
 }
 
 // refold says whether a cluster's reports must be folded again after its
@@ -485,45 +578,47 @@ func (f *StatusFolder) regions(ctx context.Context) map[string]string {
 	return out
 }
 
-// fold computes a workload's status from its clusters' reports.
-// A report from an Unreachable (or deregistered) cluster is history: the
+// fold computes a workload's status from its clusters' rows (mergeRows).
+// A row of an Unreachable (or deregistered) cluster is history: the
 // cluster is listed with a Reporting=False condition and counts for
 // nothing, neither ready (the hub cannot know they are) nor desired (the
 // placement has moved them, or will), so a lost cluster never shows as
 // serving, and a workload whose replicas failed over is Available again.
+// A history row stays one until its cluster reports the workload again.
 //
 // Available compares the ready replicas with what the placement wants
 // (every cluster's share, and whatever it could not place), not with
 // what the reports say: replicas of a lost cluster are still wanted until
 // they run elsewhere.
-func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[string]string, health func(string) string, generation int64,
+func fold(rows []api.ClusterReplicas, regions map[string]string, health func(string) string, generation int64,
 	placed *api.PlacementStatus, conds []api.Condition, now time.Time) api.WorkloadStatus {
 	var st api.WorkloadStatus
 	var desired int32
 	observed := int64(-1)
 	t := now.UTC().Truncate(time.Millisecond)
-	for i, r := range reports {
-		cr := api.ClusterReplicas{Cluster: clusters[i], Region: regions[clusters[i]], Epoch: r.Epoch, Generation: r.Generation,
-			Desired: r.Desired, Scheduled: r.Scheduled, Ready: r.Ready, Updated: r.Updated, Restarts: r.Restarts, UpdatedReady: r.UpdatedReady, UpdatedRestarts: r.UpdatedRestarts, Present: r.Present, Pending: r.Pending, Conditions: r.Conditions, Data: r.Data,
-			States: r.States, Examples: replicaInfos(clusters[i], r.Examples), Problems: replicaProblems(r.Problems)}
-		if health(clusters[i]) == api.HealthUnreachable {
-			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: "ClusterUnreachable",
-				Message: fmt.Sprintf("the cluster is Unreachable (or gone); it last reported %d ready of %d desired", r.Ready, r.Desired), LastTransitionTime: &t})
+	for _, cr := range rows {
+		cr.Region, cr.ClusterHealth = regions[cr.Cluster], ""
+		history := isHistory(cr)
+		if health(cr.Cluster) == api.HealthUnreachable && !history {
+			cr.Conditions = append(slices.Clone(cr.Conditions), api.Condition{Type: "Reporting", Status: "False", Reason: reasonClusterUnreachable,
+				Message: fmt.Sprintf("the cluster is Unreachable (or gone); it last reported %d ready of %d desired", cr.Ready, cr.Desired), LastTransitionTime: &t})
 			cr.Ready, cr.Updated = 0, 0
 			cr.States, cr.Examples, cr.Problems = staleReplicas(cr.States), staleExamples(cr.Examples), nil
-			st.Clusters = append(st.Clusters, cr)
-			continue // counts for nothing: neither ready nor desired
+			history = true
 		}
 		st.Clusters = append(st.Clusters, cr)
-		desired += r.Desired
-		st.Replicas += r.Scheduled
-		st.ReadyReplicas += r.Ready
-		st.AvailableReplicas += r.Ready
-		if r.Generation == generation {
-			st.UpdatedReplicas += r.Updated
+		if history {
+			continue // counts for nothing: neither ready nor desired
 		}
-		if observed < 0 || r.Generation < observed {
-			observed = r.Generation
+		desired += cr.Desired
+		st.Replicas += cr.Scheduled
+		st.ReadyReplicas += cr.Ready
+		st.AvailableReplicas += cr.Ready
+		if cr.Generation == generation {
+			st.UpdatedReplicas += cr.Updated
+		}
+		if observed < 0 || cr.Generation < observed {
+			observed = cr.Generation
 		}
 	}
 	sort.Slice(st.Clusters, func(i, j int) bool { return st.Clusters[i].Cluster < st.Clusters[j].Cluster })
@@ -536,7 +631,7 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 		wanted = placedTotal(placed)
 	}
 	switch {
-	case len(reports) == 0:
+	case len(rows) == 0:
 		avail.Status, avail.Reason, avail.Message = "Unknown", "NoReports", "no cluster reports this workload"
 	case placed != nil && st.ReadyReplicas < wanted:
 		avail.Message = fmt.Sprintf("%d of %d placed replicas ready", st.ReadyReplicas, wanted)
@@ -547,6 +642,17 @@ func fold(reports []protocol.WorkloadStatus, clusters []string, regions map[stri
 	}
 	st.Conditions = api.SetCondition(append([]api.Condition(nil), conds...), avail)
 	return st
+}
+
+// reasonClusterUnreachable marks a history row (fold).
+const reasonClusterUnreachable = "ClusterUnreachable"
+
+// isHistory says whether a cluster row is history: folded while its
+// cluster was Unreachable, and not reported since.
+func isHistory(cr api.ClusterReplicas) bool {
+	return slices.ContainsFunc(cr.Conditions, func(c api.Condition) bool {
+		return c.Type == "Reporting" && c.Status == "False" && c.Reason == reasonClusterUnreachable
+	})
 }
 
 // Start subscribes to the members' reports and writes every period until
@@ -708,11 +814,24 @@ func (f *StatusFolder) ReadyReported(workloads map[string]bool, fresh func(clust
 	var found []heardReady
 	heard := map[string]time.Time{}
 	f.mu.Lock()
-	for w := range workloads {
-		for c, st := range f.reports[w] {
-			if st.Ready > 0 {
-				found = append(found, heardReady{w, c, st.Ready})
+	for c, byWorkload := range f.reported {
+		add := func(w string, m mark) {
+			if m.ready > 0 {
+				found = append(found, heardReady{w, c, m.ready})
 				heard[c] = f.heard[c]
+			}
+		}
+		if len(workloads) < len(byWorkload) {
+			for w := range workloads {
+				if m, ok := byWorkload[w]; ok {
+					add(w, m)
+				}
+			}
+			continue
+		}
+		for w, m := range byWorkload {
+			if workloads[w] {
+				add(w, m)
 			}
 		}
 	}

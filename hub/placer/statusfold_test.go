@@ -22,13 +22,13 @@ func TestStatusFolderObserve(t *testing.T) {
 		return b
 	}
 	f.Observe("atoll.m.a.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
-	if len(f.reports) != 0 {
-		t.Errorf("a report naming another cluster than its subject was taken: %+v", f.reports)
+	if len(held(f)) != 0 || len(f.pending) != 0 {
+		t.Errorf("a report naming another cluster than its subject was taken: %v", held(f))
 	}
 	f.Observe("atoll.m.a.status", []byte("garbage"))
 	f.Observe("atoll.m.a.status", report("a", protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 3}))
-	if f.reports["w"]["a"].Ready != 3 || !f.dirty["w"] {
-		t.Fatalf("report not taken: %+v", f.reports)
+	if ready(f, "w", "a") != 3 || f.pending["w"]["a"].Ready != 3 || !f.dirty["w"] {
+		t.Fatalf("report not taken: %v", f.pending)
 	}
 	f.dirty = map[string]bool{}
 	f.Observe("atoll.m.a.status", report("a", protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 3}))
@@ -48,24 +48,24 @@ func TestStatusFolderObserve(t *testing.T) {
 	f.Observe("atoll.m.b.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}, protocol.WorkloadStatus{Workload: "v", Desired: 1}))
 	f.dirty = map[string]bool{}
 	f.Observe("atoll.m.a.status", report("a"))
-	if _, ok := f.reports["w"]["a"]; ok || !f.dirty["w"] {
+	if _, ok := readyOf(f, "w", "a"); ok || !f.dirty["w"] || f.pending["w"]["a"] != nil {
 		t.Error("a workload the cluster no longer reports is still in its breakdown")
 	}
-	if _, ok := f.reports["w"]["b"]; !ok || f.dirty["v"] {
-		t.Errorf("a's report changed b's rows: %+v, dirty %v", f.reports, f.dirty)
+	if _, ok := readyOf(f, "w", "b"); !ok || f.dirty["v"] {
+		t.Errorf("a's report changed b's rows: %v, dirty %v", held(f), f.dirty)
 	}
 	f.Observe("atoll.m.b.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
-	if _, ok := f.reports["v"]; ok || !f.dirty["v"] {
-		t.Errorf("a workload no cluster reports is still kept: %+v", f.reports)
+	if held(f)["v"] || !f.dirty["v"] {
+		t.Errorf("a workload no cluster reports is still kept: %v", held(f))
 	}
 }
 
 func TestFold(t *testing.T) {
 	t.Parallel()
-	st := fold([]protocol.WorkloadStatus{
+	st := fold(rowsOf([]protocol.WorkloadStatus{
 		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
 		{Workload: "w", Generation: 1, Desired: 2, Scheduled: 2, Ready: 1, Updated: 0},
-	}, []string{"b", "a"}, map[string]string{"a": "eu", "b": "us"}, func(string) string { return api.HealthReady }, 2, nil, nil, time.Now())
+	}, []string{"b", "a"}), map[string]string{"a": "eu", "b": "us"}, func(string) string { return api.HealthReady }, 2, nil, nil, time.Now())
 	if st.Replicas != 5 || st.ReadyReplicas != 4 || st.UpdatedReplicas != 3 || st.ObservedGeneration != 1 ||
 		st.Clusters[0].Cluster != "a" || st.Clusters[0].Region != "eu" || st.Conditions[0].Status != "False" {
 		t.Errorf("folded: %+v", st)
@@ -77,20 +77,20 @@ func TestFold(t *testing.T) {
 		}
 		return api.HealthReady
 	}
-	st = fold([]protocol.WorkloadStatus{
+	st = fold(rowsOf([]protocol.WorkloadStatus{
 		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
 		{Workload: "w", Generation: 2, Desired: 2, Scheduled: 2, Ready: 2, Updated: 2},
-	}, []string{"b", "a"}, nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2}}, nil, time.Now())
+	}, []string{"b", "a"}), nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2}}, nil, time.Now())
 	b := st.Clusters[1]
 	if st.ReadyReplicas != 2 || st.Replicas != 2 || st.Conditions[0].Status != "True" || b.Cluster != "b" || b.Ready != 0 || len(b.Conditions) != 1 || b.Conditions[0].Reason != "ClusterUnreachable" ||
 		!strings.Contains(b.Conditions[0].Message, "last reported 3 ready") {
 		t.Errorf("want an Unreachable cluster's report shown as not reporting, with nothing ready; got %+v", st)
 	}
 	// Before the failover the placement still wants b's 3: not Available.
-	st = fold([]protocol.WorkloadStatus{
+	st = fold(rowsOf([]protocol.WorkloadStatus{
 		{Workload: "w", Generation: 2, Desired: 3, Scheduled: 3, Ready: 3, Updated: 3},
 		{Workload: "w", Generation: 2, Desired: 2, Scheduled: 2, Ready: 2, Updated: 2},
-	}, []string{"b", "a"}, nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2, "b": 3}}, nil, time.Now())
+	}, []string{"b", "a"}), nil, lost, 2, &api.PlacementStatus{Clusters: map[string]int32{"a": 2, "b": 3}}, nil, time.Now())
 	if st.Conditions[0].Status != "False" || !strings.Contains(st.Conditions[0].Message, "2 of 5 placed replicas ready") {
 		t.Errorf("want Available=False while the lost cluster's share is not running elsewhere; got %+v", st.Conditions)
 	}
@@ -139,14 +139,14 @@ func TestStatusFolderTakesOlderMembers(t *testing.T) {
 	f := NewStatusFolder(nil, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	old, _ := json.Marshal(map[string]any{"v": protocol.MinVersion, "cluster": "a", "workloads": []map[string]any{{"workload": "w", "desired": 2, "ready": 1}}})
 	f.Observe("atoll.m.a.status", old)
-	if f.reports["w"]["a"].Ready != 1 {
-		t.Fatalf("a version %d report was not taken: %+v", protocol.MinVersion, f.reports)
+	if f.pending["w"]["a"] == nil || f.pending["w"]["a"].Ready != 1 {
+		t.Fatalf("a version %d report was not taken: %v", protocol.MinVersion, f.pending)
 	}
 	code := 127
 	cur := protocol.WorkloadStatus{Workload: "w", Desired: 2, States: map[string]int32{protocol.StateBackOff: 2},
 		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, ExitCode: &code, Message: "boom"}},
 		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemReplicaFailed, Replicas: 2, Message: "boom"}}}
-	st := fold([]protocol.WorkloadStatus{f.reports["w"]["a"], cur}, []string{"a", "b"}, nil, func(string) string { return api.HealthReady }, 1, nil, nil, time.Now())
+	st := fold(rowsOf([]protocol.WorkloadStatus{*f.pending["w"]["a"], cur}, []string{"a", "b"}), nil, func(string) string { return api.HealthReady }, 1, nil, nil, time.Now())
 	if len(st.Clusters) != 2 || st.Clusters[0].States != nil || st.Clusters[0].Examples != nil {
 		t.Fatalf("the older member's cluster: %+v", st.Clusters)
 	}
@@ -201,7 +201,7 @@ func TestFoldUnreachableReplicasAreUnknown(t *testing.T) {
 	r := protocol.WorkloadStatus{Workload: "w", Desired: 2, Ready: 2, States: map[string]int32{protocol.StateReady: 1, protocol.StateBackOff: 1},
 		Examples: []protocol.ReplicaSummary{{Replica: "w-1", Node: "n1", State: protocol.StateBackOff, Message: "boom"}},
 		Problems: []protocol.ReplicaProblem{{Reason: protocol.ProblemBackOff, Replicas: 1, Message: "boom"}}}
-	st := fold([]protocol.WorkloadStatus{r}, []string{"a"}, nil, func(string) string { return api.HealthUnreachable }, 1, nil, nil, time.Now())
+	st := fold(rowsOf([]protocol.WorkloadStatus{r}, []string{"a"}), nil, func(string) string { return api.HealthUnreachable }, 1, nil, nil, time.Now())
 	c := st.Clusters[0]
 	if c.States[protocol.StateUnknown] != 2 || len(c.States) != 1 || c.Problems != nil {
 		t.Fatalf("states %v problems %v: want 2 Unknown and no problems", c.States, c.Problems)
@@ -209,4 +209,13 @@ func TestFoldUnreachableReplicasAreUnknown(t *testing.T) {
 	if e := c.Examples[0]; e.State != protocol.StateUnknown || !strings.Contains(e.Message, "last known BackOff: boom") {
 		t.Fatalf("example %+v", e)
 	}
+}
+
+// rowsOf is the clusters' reports as their rows.
+func rowsOf(reports []protocol.WorkloadStatus, clusters []string) []api.ClusterReplicas {
+	rows := make([]api.ClusterReplicas, len(reports))
+	for i := range reports {
+		rows[i] = reportRow(clusters[i], &reports[i])
+	}
+	return rows
 }

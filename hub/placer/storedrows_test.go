@@ -1,0 +1,231 @@
+package placer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/leader"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/internal/natstest"
+	"github.com/atollhq/atoll/protocol"
+)
+
+// switchLead is a Leadership a test turns on and off.
+type switchLead struct{ on atomic.Bool }
+
+func (l *switchLead) IsLeader() bool { return l.on.Load() }
+func (l *switchLead) Fence(context.Context, leader.Querier) error {
+	if !l.on.Load() {
+		return errors.New("not the leader")
+	}
+	return nil
+}
+func (l *switchLead) Epoch() int64                { return 1 }
+func (l *switchLead) Changes() <-chan struct{}    { return nil }
+func (l *switchLead) Resign(context.Context) bool { return false }
+
+// TestFoldFromStoredRows: the folder keeps no cluster's report once
+// folded; a fold takes the other clusters' rows from the stored status,
+// a report that says nothing new folds nothing, an Unreachable cluster's
+// row turns into history and stays so until the cluster, back and asked
+// for its whole status, reports again.
+func TestFoldFromStoredRows(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	_, nc := natstest.JetStream(t)
+	asks := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	health := map[string]string{"a": api.HealthReady, "b": api.HealthReady}
+	setHealth := func(c, h string) {
+		mu.Lock()
+		defer mu.Unlock()
+		health[c] = h
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(store, func(c string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return health[c]
+	}, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f.nc = nc
+	report := func(cluster string, ready int32) {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: cluster,
+			Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: ready, Scheduled: ready, Ready: ready,
+				States: map[string]int32{protocol.StateReady: ready}}}})
+		f.Observe(protocol.StatusSubject(cluster), b)
+	}
+	run := func(want int) {
+		t.Helper()
+		if n, err := f.RunOnce(ctx); err != nil || n != want {
+			t.Fatalf("RunOnce wrote %d, %v; want %d", n, err, want)
+		}
+		if len(f.pending) != 0 || len(f.dirty) != 0 {
+			t.Fatalf("reports kept after the fold: pending %v, dirty %v", f.pending, f.dirty)
+		}
+	}
+	status := func() api.WorkloadStatus {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	row := func(st api.WorkloadStatus, c string) api.ClusterReplicas {
+		t.Helper()
+		for _, r := range st.Clusters {
+			if r.Cluster == c {
+				return r
+			}
+		}
+		t.Fatalf("no row of %s: %+v", c, st.Clusters)
+		return api.ClusterReplicas{}
+	}
+	drainAsks := func() map[string]bool {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for {
+			select {
+			case m := <-asks:
+				got[strings.Split(m.Subject, ".")[2]] = true
+			case <-time.After(200 * time.Millisecond):
+				return got
+			}
+		}
+	}
+	tick := func() { now = now.Add(2 * time.Second) } // past the asks' once a second
+
+	report("a", 2)
+	report("b", 1)
+	run(1)
+	drainAsks() // the first run leads: it asks a and b
+	if st := status(); st.ReadyReplicas != 3 || row(st, "a").Ready != 2 || row(st, "b").Ready != 1 {
+		t.Fatalf("first fold: %+v", st)
+	}
+
+	// Leading began with the first run: every cluster's next report
+	// folds (b's says what it said). Then a alone reports: b's row
+	// comes from the stored status.
+	report("b", 1)
+	run(1)
+	report("a", 1)
+	run(1)
+	if st := status(); st.ReadyReplicas != 2 || row(st, "a").Ready != 1 || row(st, "b").Ready != 1 {
+		t.Fatalf("a's change: %+v", st)
+	}
+	// The same again folds nothing.
+	report("a", 1)
+	report("b", 1)
+	run(0)
+
+	// b is lost: its row is history, and stays so while a reports.
+	setHealth("b", api.HealthUnreachable)
+	tick()
+	run(1)
+	if st := status(); st.ReadyReplicas != 1 || !isHistory(row(st, "b")) || row(st, "b").Ready != 0 {
+		t.Fatalf("b lost: %+v", st)
+	}
+	report("a", 2)
+	run(1)
+	st := status()
+	if b := row(st, "b"); st.ReadyReplicas != 2 || !isHistory(b) || len(b.Conditions) != 1 || !strings.Contains(b.Conditions[0].Message, "last reported 1 ready") {
+		t.Fatalf("b's history folded again: %+v", st)
+	}
+
+	// b is back: asked for its whole status; its row is history until
+	// it reports, even what it said before.
+	setHealth("b", api.HealthReady)
+	tick()
+	run(1)
+	if got := drainAsks(); !got["b"] || got["a"] {
+		t.Fatalf("asked %v; want b only", got)
+	}
+	if st := status(); st.ReadyReplicas != 2 || !isHistory(row(st, "b")) {
+		t.Fatalf("b back, not reported yet: %+v", st)
+	}
+	report("b", 1)
+	run(1)
+	if st := status(); st.ReadyReplicas != 3 || isHistory(row(st, "b")) || row(st, "b").Ready != 1 || row(st, "b").States[protocol.StateReady] != 1 {
+		t.Fatalf("b reported again: %+v", st)
+	}
+}
+
+// TestFolderLeadingAgain: a hub that does not lead keeps no report; when
+// it leads it asks every cluster for its whole status and folds the next
+// report of each workload even when it says what the last one did (the
+// last leader may not have written it).
+func TestFolderLeadingAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	_, nc := natstest.JetStream(t)
+	asks := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	lead := &switchLead{}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(store, nil, lead, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f.nc = nc
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
+	f.Observe(protocol.StatusSubject("a"), b)
+	if n, err := f.RunOnce(ctx); n != 0 || err != nil {
+		t.Fatalf("a hub that does not lead wrote %d, %v", n, err)
+	}
+	if len(f.pending) != 0 || ready(f, "w", "a") != 1 {
+		t.Fatalf("not leading: pending %v, ready %d; want no report kept, its mark kept", f.pending, ready(f, "w", "a"))
+	}
+	f.Observe(protocol.StatusSubject("a"), b) // the same: nothing to fold
+	lead.on.Store(true)
+	if n, err := f.RunOnce(ctx); n != 0 || err != nil {
+		t.Fatalf("the first run as leader wrote %d, %v; want nothing (no report yet)", n, err)
+	}
+	select {
+	case m := <-asks:
+		if m.Subject != protocol.StatusFullSubject("a") {
+			t.Fatalf("asked on %s", m.Subject)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new leader did not ask a for its whole status")
+	}
+	f.Observe(protocol.StatusSubject("a"), b) // what it said before, folded now
+	if n, err := f.RunOnce(ctx); n != 1 || err != nil {
+		t.Fatalf("the resend folded %d, %v; want 1", n, err)
+	}
+	rec, err := store.Get(ctx, "Workload", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.WorkloadStatus
+	if err := json.Unmarshal(rec.Status, &st); err != nil || st.ReadyReplicas != 1 || len(st.Clusters) != 1 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+}
