@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"hash/maphash"
 	"reflect"
 	"testing"
 	"time"
@@ -27,14 +28,25 @@ func TestWorkloadStatusEqualSeesEveryField(t *testing.T) {
 	same.States, same.Conditions = map[string]int32{StateReady: 1}, nil
 	other := base()
 	other.Conditions = []api.Condition{}
-	if !same.Equal(other) {
+	if !same.Equal(other) || hashOf(&same) != hashOf(&other) {
 		t.Error("no conditions and an empty list differ")
 	}
 	local := at.In(time.FixedZone("x", 3600))
 	other = base()
 	other.Conditions = []api.Condition{{Type: "Progressing", Status: "True", LastTransitionTime: &local}}
-	if !base().Equal(other) {
+	if b := base(); !b.Equal(other) || hashOf(&b) != hashOf(&other) {
 		t.Error("one instant in two zones differs")
+	}
+	two := base()
+	two.States = map[string]int32{StateReady: 1, StateBackOff: 2}
+	other = base()
+	other.States = map[string]int32{StateBackOff: 2, StateReady: 1}
+	if hashOf(&two) != hashOf(&other) {
+		t.Error("one map's entries in two orders differ")
+	}
+	other.States = map[string]int32{StateBackOff: 1, StateReady: 2}
+	if hashOf(&two) == hashOf(&other) {
+		t.Error("two maps with their counts swapped hash alike")
 	}
 
 	// Every field of the status, then of each nested element.
@@ -44,8 +56,12 @@ func TestWorkloadStatusEqualSeesEveryField(t *testing.T) {
 		for i := range typ.NumField() {
 			s := base()
 			mutate(change(&s).Field(i))
-			if base().Equal(s) {
+			b := base()
+			if b.Equal(s) {
 				t.Errorf("%s.%s changed, yet Equal", name, typ.Field(i).Name)
+			}
+			if hashOf(&b) == hashOf(&s) {
+				t.Errorf("%s.%s changed, yet the same Hash", name, typ.Field(i).Name)
 			}
 		}
 	}
@@ -104,4 +120,14 @@ func mutate(v reflect.Value) {
 	default:
 		panic("mutate: no way to change a " + v.Type().String())
 	}
+}
+
+var testSeed = maphash.MakeSeed()
+
+// hashOf is s's Hash.
+func hashOf(s *WorkloadStatus) uint64 {
+	var h maphash.Hash
+	h.SetSeed(testSeed)
+	s.Hash(&h)
+	return h.Sum64()
 }

@@ -227,17 +227,16 @@ type mark struct {
 	ready int32
 }
 
-// fingerprints are the reports' fingerprints: a hash of each one's JSON
-// (what it says, every field; two alike reports encode alike). Outside
-// f.mu: a whole status is thousands of them.
+// fingerprints are the reports' fingerprints (WorkloadStatus.Hash).
+// Outside f.mu: a whole status is thousands of them.
 func (f *StatusFolder) fingerprints(reports []protocol.WorkloadStatus) []uint64 {
 	out := make([]uint64, len(reports))
+	var h maphash.Hash
+	h.SetSeed(f.seed)
 	for i := range reports {
-		b, err := json.Marshal(&reports[i])
-		if err != nil {
-			continue // 0: always folded
-		}
-		out[i] = maphash.Bytes(f.seed, b)
+		h.Reset()
+		reports[i].Hash(&h)
+		out[i] = h.Sum64()
 	}
 	return out
 }
