@@ -58,6 +58,9 @@ func (h *held) invalidate(why string) {
 // drop forgets every row (leadership lost: a hub that does not lead
 // holds none); the next term reads them whole.
 func (h *held) drop() {
+	if !h.valid && len(h.rows) == 0 && h.why == reloadTerm {
+		return // nothing held already (a follower's every pass)
+	}
 	h.rows, h.clusters = map[string][]pgstore.Placement{}, map[string]string{}
 	h.valid, h.why = false, reloadTerm
 	h.n.Store(0)
