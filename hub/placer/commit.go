@@ -73,9 +73,11 @@ func (p *Placer) lostMeanwhile(lost map[string]bool) bool {
 
 // commitRows writes the placement rows of a batch of changes in one
 // transaction with one new epoch (a pass that places a thousand new
-// workloads costs one commit, not a thousand).
+// workloads costs one commit, not a thousand), and, once committed, into
+// the rows held. A failed write may have committed or not: the next pass
+// reads the rows whole.
 func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
-	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+	err := p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
@@ -99,6 +101,14 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 		}
 		return tx.PutPlacements(ctx, rows)
 	})
+	if err != nil {
+		p.held.invalidate(reloadUnknown)
+		return err
+	}
+	for _, ch := range batch {
+		p.held.put(ch.rows, ch.epoch)
+	}
+	return nil
 }
 
 // commitStatus writes the changes' placement status, finalizers and
@@ -200,7 +210,8 @@ func (p *Placer) record(ctx context.Context, b *pgstore.Batch, cur *pgstore.Reco
 }
 
 // retire sends tombstones for a deleted workload and, once every cluster
-// confirmed, releases its finalizer.
+// confirmed, releases its finalizer; the rows held follow each committed
+// write (a failed one: the next pass reads them whole).
 func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Placement) error {
 	name := w.Metadata.Name
 	pending := false
@@ -214,12 +225,13 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 		}
 	}
 	if len(fresh) > 0 {
-		return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+		var epoch int64
+		err := p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 			if err := p.leader.Fence(ctx, tx); err != nil {
 				return err
 			}
-			epoch, err := tx.NextPlacementEpoch(ctx)
-			if err != nil {
+			var err error
+			if epoch, err = tx.NextPlacementEpoch(ctx); err != nil {
 				return err
 			}
 			for i := range fresh {
@@ -227,11 +239,17 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 			}
 			return tx.PutPlacements(ctx, fresh)
 		})
+		if err != nil {
+			p.held.invalidate(reloadUnknown)
+			return err
+		}
+		p.held.put(fresh, epoch)
+		return nil
 	}
 	if pending || !slices.Contains(w.Metadata.Finalizers, Finalizer) {
 		return nil
 	}
-	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+	err := p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
@@ -244,4 +262,10 @@ func (p *Placer) retire(ctx context.Context, w api.Workload, rows []pgstore.Plac
 		})
 		return err
 	})
+	if err != nil {
+		p.held.invalidate(reloadUnknown)
+		return err
+	}
+	p.held.remove(name)
+	return nil
 }

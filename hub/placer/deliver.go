@@ -15,38 +15,69 @@ import (
 )
 
 // deliver sends every placement a member has not acknowledged, and checks
-// each Ready member's digest every few seconds. rows are the placement
-// rows as they stand (nil: read them).
-func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, rows []pgstore.Placement) error {
-	if rows == nil {
-		var err error
-		if rows, err = p.db.Placements(ctx); err != nil {
-			return err
-		}
+// each Ready member's digest every few seconds, from the rows held. Each
+// member gets only its rows to send, or all of its rows when its digest
+// is checked or it asked for everything again (a resync); a deregistered
+// cluster's tombstones are recorded as delivered.
+func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
+	type member struct {
+		target api.Target
+		live   failover.Live
+		check  bool // its digest is checked this pass
+		resync bool // it asked for everything again
+		rows   []pgstore.Placement
 	}
+	members := map[string]*member{}
 	known := map[string]bool{}
-	targets := map[string]api.Target{}
+	now := p.now()
+	p.mu.Lock()
 	for _, c := range clusters {
-		known[c.Metadata.Name] = true
-		targets[c.Metadata.Name] = api.Target{Name: c.Metadata.Name, Labels: c.Metadata.Labels}
+		name := c.Metadata.Name
+		known[name] = true
+		live, ok := p.monitor.Live(name)
+		if !ok || live.Health == api.HealthUnreachable {
+			continue // deliver when it is back
+		}
+		m := &member{target: api.Target{Name: name, Labels: c.Metadata.Labels}, live: live}
+		// The digest is a check, not a delivery: only of a member heard
+		// lately (one gone quiet would hold the pass for the request's
+		// timeout).
+		if live.Health == api.HealthReady && now.Sub(p.lastCheck[name]) > 5*time.Second {
+			m.check, p.lastCheck[name] = true, now
+		}
+		// A member that lost its lease asks for everything again, stamped
+		// with its new term, before its exclusive workloads may run.
+		if live.Resync && now.Sub(p.resynced[name]) > 2*time.Second {
+			m.resync, p.resynced[name] = true, now
+		}
+		members[name] = m
 	}
-	byCluster := map[string][]pgstore.Placement{}
-	for _, r := range rows {
-		byCluster[r.Cluster] = append(byCluster[r.Cluster], r)
-	}
+	p.mu.Unlock()
+	// A deregistered cluster runs nothing of ours any more: its
+	// tombstones count as delivered.
+	gone := map[string][]pgstore.Placement{}
+	p.held.each(func(r *pgstore.Placement) {
+		pending := r.DeliveredEpoch < r.Epoch
+		if m := members[r.Cluster]; m != nil {
+			if pending || m.check || m.resync {
+				m.rows = append(m.rows, *r)
+			}
+		} else if !known[r.Cluster] && r.Deleted && pending {
+			gone[r.Cluster] = append(gone[r.Cluster], *r)
+		}
+	})
 	var mu sync.Mutex
 	var errs []error
 	acked := map[string][]pgstore.Placement{}
+	settled := map[string][]pgstore.Placement{}
+	missing := map[string][]string{}
 	var wg sync.WaitGroup
-	for cluster, list := range byCluster {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			target, ok := targets[cluster]
-			if !ok {
-				target = api.Target{Name: cluster} // deregistered
-			}
-			got, err := p.deliverTo(ctx, target, known[cluster], list, workloads)
+	for cluster, m := range members {
+		if len(m.rows) == 0 {
+			continue // nothing to send, nor to check
+		}
+		wg.Go(func() {
+			got, lacked, err := p.deliverTo(ctx, m.target, m.live, m.rows, workloads, m.check, m.resync)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -55,26 +86,63 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 			if len(got) > 0 {
 				acked[cluster] = got
 			}
-		}()
+			if len(lacked) > 0 {
+				missing[cluster] = lacked
+			}
+		})
+	}
+	for cluster, rows := range gone {
+		wg.Go(func() {
+			err := p.db.MarkDeliveredAll(ctx, cluster, rows)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w: %w", errWriteUnknown, err))
+				return
+			}
+			settled[cluster] = rows
+		})
 	}
 	wg.Wait()
+	// The writes above that committed: the rows held follow them (the
+	// pass goroutine's again); one that failed may have committed or not.
+	err := errors.Join(errs...)
+	if errors.Is(err, errWriteUnknown) {
+		p.held.invalidate(reloadUnknown)
+	}
+	for cluster, rows := range settled {
+		for _, r := range rows {
+			p.held.delivered(cluster, r.Workload, r.Epoch)
+		}
+	}
+	for cluster, names := range missing {
+		for _, name := range names {
+			p.held.undelivered(cluster, name)
+		}
+	}
 	p.markDelivered(ctx, acked)
-	return errors.Join(errs...)
+	return err
 }
+
+// errWriteUnknown marks a failed write of placement rows during delivery:
+// it may have committed or not.
+var errWriteUnknown = errors.New("placement rows written or not")
 
 // ackKey is one workload's placement on one cluster.
 type ackKey struct{ cluster, workload string }
 
 // markWrite is one pass's acknowledgements being recorded.
 type markWrite struct {
-	done  chan struct{}
-	acked map[ackKey]int64
+	done   chan struct{}
+	acked  map[ackKey]int64
+	failed bool // a write failed (set before done is closed)
 }
 
 // markDelivered records the acknowledged rows (MarkDeliveredAll, one
 // write per cluster) while the next pass runs: until they are written,
 // the placer remembers the epochs acknowledged (acking), and deliverTo
-// does not send them again. The pass goroutine only.
+// does not send them again; once written, the rows held take them
+// (waitMarks). The pass goroutine only.
 func (p *Placer) markDelivered(ctx context.Context, acked map[string][]pgstore.Placement) {
 	if len(acked) == 0 {
 		return
@@ -93,10 +161,14 @@ func (p *Placer) markDelivered(ctx context.Context, acked map[string][]pgstore.P
 	p.delivered.Add(ctx, int64(n))
 	go func() {
 		defer close(m.done)
+		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for cluster, rows := range acked {
 			wg.Go(func() {
 				if err := p.db.MarkDeliveredAll(ctx, cluster, rows); err != nil {
+					mu.Lock()
+					m.failed = true
+					mu.Unlock()
 					p.writeMu.Lock()
 					p.writeErr = errors.Join(p.writeErr, err)
 					p.writeMu.Unlock()
@@ -108,9 +180,11 @@ func (p *Placer) markDelivered(ctx context.Context, acked map[string][]pgstore.P
 }
 
 // waitMarks waits until at most keep passes' acknowledgements are being
-// written, and forgets the epochs of those written (the table has them
-// now: a pass that reads it after this sees them). The pass goroutine
-// only, before it reads the placement rows.
+// written, and moves those written from acking into the rows held (as
+// the SQL did: only where a row is still at the epoch acknowledged, so a
+// row placed again meanwhile is still sent). A failed write may have
+// committed or not: the next pass reads the rows whole. The pass
+// goroutine only.
 func (p *Placer) waitMarks(keep int) {
 	for len(p.marks) > 0 {
 		m := p.marks[0]
@@ -123,7 +197,13 @@ func (p *Placer) waitMarks(keep int) {
 		}
 		<-m.done
 		p.marks = p.marks[1:]
+		if m.failed {
+			p.held.invalidate(reloadUnknown)
+		}
 		for k, e := range m.acked {
+			if !m.failed {
+				p.held.delivered(k.cluster, k.workload, e)
+			}
 			if p.acking[k] <= e {
 				delete(p.acking, k)
 			}
@@ -131,48 +211,24 @@ func (p *Placer) waitMarks(keep int) {
 	}
 }
 
-// deliverTo sends cluster what it has not acknowledged and returns the
-// rows it acknowledged now (for markDelivered).
-func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, rows []pgstore.Placement, workloads map[string]api.Workload) ([]pgstore.Placement, error) {
+// deliverTo sends cluster what it has not acknowledged of rows (its
+// rows: those pending, or all of them when check or resync) and returns
+// the rows it acknowledged now (for markDelivered); with check, it asks
+// the member's digest first and also returns the workloads it marked
+// undelivered (the rows held take them once deliver's members are done).
+func (p *Placer) deliverTo(ctx context.Context, target api.Target, live failover.Live, rows []pgstore.Placement, workloads map[string]api.Workload, check, resync bool) ([]pgstore.Placement, []string, error) {
 	cluster := target.Name
-	if live, ok := p.monitor.Live(cluster); !known || !ok || live.Health == api.HealthUnreachable {
-		if !known {
-			// A deregistered cluster runs nothing of ours any more: its
-			// tombstones count as delivered.
-			var gone []pgstore.Placement
-			for _, r := range rows {
-				if r.Deleted && r.DeliveredEpoch < r.Epoch {
-					gone = append(gone, r)
-				}
-			}
-			if len(gone) > 0 {
-				return nil, p.db.MarkDeliveredAll(ctx, cluster, gone)
-			}
+	var errs []error
+	var lacked []string
+	if check {
+		var err error
+		if lacked, err = p.repair(ctx, cluster, rows); err != nil {
+			errs = append(errs, err)
 		}
-		return nil, nil // deliver when it is back
-	}
-	live, _ := p.monitor.Live(cluster)
-	p.mu.Lock()
-	// The digest is a check, not a delivery: only of a member heard
-	// lately (one gone quiet would hold the pass for the request's timeout).
-	due := live.Health == api.HealthReady && p.now().Sub(p.lastCheck[cluster]) > 5*time.Second
-	if due {
-		p.lastCheck[cluster] = p.now()
-	}
-	// A member that lost its lease asks for everything again, stamped with
-	// its new term, before its exclusive workloads may run.
-	resync := live.Resync && p.now().Sub(p.resynced[cluster]) > 2*time.Second
-	if resync {
-		p.resynced[cluster] = p.now()
-	}
-	p.mu.Unlock()
-	if due {
-		p.repair(ctx, cluster, rows)
 	}
 	// Speak the member's version when it is older (it ignores the newer
 	// fields: a member before protocol 3 is never fenced).
 	version := protocol.SpokenWith(live.Version)
-	var errs []error
 	var pending []outgoing
 	for _, r := range rows {
 		// Acknowledged, or acknowledged and not recorded yet (acking is
@@ -222,7 +278,7 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, known bool, r
 	// request each, a bounded number in flight.
 	acked, sendErrs := p.send(ctx, cluster, version, pending)
 	errs = append(errs, sendErrs...)
-	return acked, errors.Join(errs...)
+	return acked, lacked, errors.Join(errs...)
 }
 
 // outgoing is one desired workload to send: its placement row, the
@@ -365,21 +421,29 @@ const deliveriesInFlight = 256
 
 // repair asks a member which epochs it holds and marks for redelivery
 // every placement it lacks: a lost message or a member that was away
-// converges without replaying history.
-func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Placement) {
+// converges without replaying history. It returns the workloads marked
+// (their writes committed); a row whose acknowledgement is still being
+// recorded is left to that record. A failed mark may have been written or
+// not: the next pass reads the rows whole.
+func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Placement) ([]string, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	reply, err := p.bus.Request(rctx, cluster, protocol.DigestSubject(cluster), []byte(`{}`))
 	if err != nil {
-		return
+		return nil, nil
 	}
 	var d protocol.Digest
 	if json.Unmarshal(reply, &d) != nil {
-		return
+		return nil, nil
 	}
+	var marked []string
 	for _, r := range rows {
-		if r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch {
-			_ = p.db.MarkUndelivered(ctx, r.Workload, cluster)
+		if r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch && p.acking[ackKey{cluster, r.Workload}] < r.Epoch {
+			if err := p.db.MarkUndelivered(ctx, r.Workload, cluster); err != nil {
+				return marked, fmt.Errorf("digest of %s: %w: %w", cluster, errWriteUnknown, err)
+			}
+			marked = append(marked, r.Workload)
 		}
 	}
+	return marked, nil
 }

@@ -110,11 +110,10 @@ func TestDeliveryInBatches(t *testing.T) {
 			bus := &memberBus{batches: batches, held: map[string]int64{}, sent: map[string]int{}}
 			monitor := fakeHealth{"a": failover.Live{Health: api.HealthReady, Version: protocol.Version}}
 			p := NewPlacer(store, bus, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
-			p.lastCheck["a"] = time.Now() // no digest check in this test
 			target := api.Target{Name: "a"}
 			check := func(round string, got []pgstore.Placement) {
 				t.Helper()
-				acked, err := p.deliverTo(ctx, target, true, got, workloads)
+				acked, _, err := p.deliverTo(ctx, target, monitor["a"], got, workloads, false, false) // no digest check in this test
 				if err != nil {
 					t.Fatalf("%s: %v", round, err)
 				}
@@ -122,7 +121,7 @@ func TestDeliveryInBatches(t *testing.T) {
 				// The rows as read before the acknowledgements are recorded:
 				// nothing is sent again.
 				before := fmt.Sprint(bus.sent)
-				if again, err := p.deliverTo(ctx, target, true, got, workloads); err != nil || len(again) != 0 || fmt.Sprint(bus.sent) != before {
+				if again, _, err := p.deliverTo(ctx, target, monitor["a"], got, workloads, false, false); err != nil || len(again) != 0 || fmt.Sprint(bus.sent) != before {
 					t.Errorf("%s: acknowledged rows sent again before their record was written: %d acked, sent %v (was %v), %v", round, len(again), bus.sent, before, err)
 				}
 				p.waitMarks(0)
@@ -156,28 +155,6 @@ func TestDeliveryInBatches(t *testing.T) {
 				t.Errorf("want the next pass sent one by one without trying a batch again; got %v", bus.sent)
 			}
 		})
-	}
-}
-
-// TestWithCommitted: the rows deliver sends from are the pass's rows with
-// what it committed: a changed row replaced at its new epoch and not
-// delivered, a new one added, the others as read.
-func TestWithCommitted(t *testing.T) {
-	t.Parallel()
-	read := []pgstore.Placement{
-		{Workload: "a", Cluster: "x", Replicas: 1, Epoch: 3, Generation: 1, DeliveredEpoch: 3},
-		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
-	}
-	changes := []*change{{name: "a", epoch: 9, rows: []pgstore.Placement{{Workload: "a", Cluster: "x", Replicas: 0, Generation: 2},
-		{Workload: "a", Cluster: "y", Replicas: 1, Generation: 2}}}, {name: "b", epoch: 4}}
-	got := withCommitted(read, changes)
-	want := []pgstore.Placement{
-		{Workload: "a", Cluster: "x", Replicas: 0, Epoch: 9, Generation: 2},
-		{Workload: "b", Cluster: "x", Replicas: 2, Epoch: 4, Generation: 1, DeliveredEpoch: 4},
-		{Workload: "a", Cluster: "y", Replicas: 1, Epoch: 9, Generation: 2},
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("want %+v\ngot  %+v", want, got)
 	}
 }
 

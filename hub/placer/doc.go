@@ -3,7 +3,7 @@
 // The Placer runs on the leader hub, a pass at a time (Start, Stop,
 // RunOnce). A pass gathers its inputs (the workloads, read incrementally
 // from the change log; the clusters with their live health from the
-// monitor; the placement rows), asks package failover for each changed
+// monitor; the placement rows it holds, below), asks package failover for each changed
 // workload's decision, and commits what it returns: the placement rows
 // first, in one transaction with one new epoch, then delivery of desired
 // state to each member over NATS until acknowledged (many workloads per
@@ -15,6 +15,30 @@
 // bookkeeping); a workload whose status is still being written is
 // decided once it is, and an acknowledged epoch not yet recorded is not
 // sent again.
+// The leader holds its placement rows in memory (held.go) as the
+// authority for its passes, instead of reading every row on every pass
+// (a million at the full scale): only the leader placer writes them, in
+// fenced transactions (the rows and tombstones of a new epoch, a retired
+// workload's removal) and in unfenced marks (a member's acknowledgement,
+// MarkDeliveredAll; a digest's lack, MarkUndelivered). A write is applied
+// to the rows held only once it committed, as its SQL does (an
+// acknowledgement only where the row is still at the acknowledged epoch,
+// so a row placed again meanwhile is still sent); until then an
+// acknowledged epoch is remembered apart (acking) and not sent again. The
+// rows are read whole at the start of each term of its own (another hub
+// may have written them meanwhile), on the next pass after a write whose
+// outcome is unknown (any failed commit or mark: it may have committed),
+// and every minute as a safety net, which counts and logs the rows that
+// differ (placement.held.drift: a bug, but for the case below) and
+// decides their workloads again. A hub that stops leading holds none.
+// A previous leader's marks are not fenced and may land after the new
+// leader read the rows: a late acknowledgement makes the new leader send
+// that epoch again (a member answers an epoch it already holds as
+// acknowledged: the resend is harmless), and a late "undelivered" is found by the new
+// leader's own digest check of that member within about 5 s, or taken
+// from the table by the minute's read. Other readers (drills, datasync,
+// the standby, PlanRebalance, which any hub answers) read the table.
+//
 // Every few seconds it compares each Ready member's digest and marks what
 // the member lacks for redelivery, so a lost message converges. A deleted
 // workload is retired through tombstones, and its finalizer released once

@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/failover"
@@ -76,6 +78,12 @@ type Placer struct {
 	marks  []*markWrite
 	acking map[ackKey]int64
 
+	// The placement rows while it leads (held.go), the authority for
+	// its passes; the pass goroutine only.
+	held        *held
+	heldMetrics heldMetrics
+	tracer      trace.Tracer
+
 	leader    leader.Leadership
 	wake      chan struct{}
 	mu        sync.Mutex
@@ -126,6 +134,9 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
 	p.delivered, _ = meter.Int64Counter("placement.deliveries", metric.WithUnit("{delivery}"), metric.WithDescription("Desired-state deliveries acknowledged by members."))
 	p.failovers, _ = meter.Int64Counter("failover.replicas", metric.WithUnit("{replica}"), metric.WithDescription("Replicas re-placed off lost or evacuated clusters, by reason."))
+	p.held = newHeld()
+	p.heldMetrics = newHeldMetrics(meter, p.held)
+	p.tracer = otel.Tracer("github.com/atollhq/atoll/hub/placer")
 	p.rebalanced, _ = meter.Int64Counter("placement.rebalanced", metric.WithUnit("{replica}"), metric.WithDescription("Replicas moved toward a fresh split by a rebalance (asked for, or a workload's auto policy)."))
 	return p
 }
@@ -179,6 +190,7 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 // they run (writeStatus).
 func (p *Placer) pass(ctx context.Context) error {
 	if !p.leader.IsLeader() {
+		p.held.drop() // the next term reads them whole
 		return nil
 	}
 	// What the last pass's status writes owe (they gave way to a lost
@@ -226,12 +238,13 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.waitMarks(len(p.marks)) // forget what the table now holds, before reading it
-	rows, err := p.db.Placements(ctx)
+	drifted, err := p.holdRows(ctx, term)
 	if err != nil {
 		return err
 	}
-	byWorkload := groupByWorkload(rows)
+	for name := range drifted {
+		touched[name] = true // its rows were not what the pass held
+	}
 	var clusters []api.Cluster
 	var view []failover.Cluster // read from the monitor once per pass
 	var clusterKey, capKey strings.Builder
@@ -291,11 +304,11 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 	}
 	if len(lostNow) > 0 {
-		for _, r := range rows {
+		p.held.each(func(r *pgstore.Placement) {
 			if !r.Deleted && r.Replicas > 0 && lostNow[r.Cluster] {
 				touched[r.Workload] = true
 			}
-		}
+		})
 	}
 	var errs []error
 	var changes []*change
@@ -321,20 +334,18 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched))); err != nil {
 		return err
 	}
-	retired := false // rows written outside commitRows: deliver reads them again
 	for _, name := range slices.Sorted(maps.Keys(touched)) {
 		w, ok := p.cache[name]
 		if !ok {
 			continue
 		}
 		if w.Metadata.DeletionTimestamp != nil {
-			retired = true
-			if err := p.retire(ctx, w, byWorkload[w.Metadata.Name]); err != nil {
+			if err := p.retire(ctx, w, p.held.of(w.Metadata.Name)); err != nil {
 				errs = append(errs, fmt.Errorf("retire %s: %w", w.Metadata.Name, err))
 			}
 			continue
 		}
-		if ch := p.decide(resident(w, residency), view, byWorkload[w.Metadata.Name], now, ledger); ch != nil {
+		if ch := p.decide(resident(w, residency), view, p.held.of(w.Metadata.Name), now, ledger); ch != nil {
 			changes = append(changes, ch)
 		}
 	}
@@ -360,13 +371,8 @@ func (p *Placer) pass(ctx context.Context) error {
 			changes = nil
 		}
 	}
-	if retired {
-		rows = nil
-	} else {
-		rows = withCommitted(rows, changes)
-	}
 	p.writeStatus(ctx, changes, unreachable)
-	if err := p.deliver(ctx, workloads, clusters, rows); err != nil {
+	if err := p.deliver(ctx, workloads, clusters); err != nil {
 		errs = append(errs, err)
 	}
 	// At most one pass's writes wait behind the running ones: a pass
@@ -380,8 +386,9 @@ func (p *Placer) pass(ctx context.Context) error {
 
 // groupByWorkload indexes rows by workload. The store returns them sorted
 // by workload, so each workload's rows are a run of rows, taken as it is
-// (capped: an append copies) rather than copied: every pass groups every
-// row. A workload whose rows are not one run gets them copied together.
+// (capped: an append copies) rather than copied: the rows held share one
+// backing array after a whole read. A workload whose rows are not one run
+// gets them copied together.
 func groupByWorkload(rows []pgstore.Placement) map[string][]pgstore.Placement {
 	out := map[string][]pgstore.Placement{}
 	for i := 0; i < len(rows); {
@@ -397,29 +404,6 @@ func groupByWorkload(rows []pgstore.Placement) map[string][]pgstore.Placement {
 		i = j
 	}
 	return out
-}
-
-// withCommitted is rows, the placement rows read as the pass began,
-// with the rows commitRows wrote for changes (each at its change's epoch,
-// not delivered yet): what the table holds now, as only the pass writes
-// placement rows.
-func withCommitted(rows []pgstore.Placement, changes []*change) []pgstore.Placement {
-	at := make(map[[2]string]int, len(rows))
-	for i, r := range rows {
-		at[[2]string{r.Workload, r.Cluster}] = i
-	}
-	for _, ch := range changes {
-		for _, r := range ch.rows {
-			r.Epoch, r.DeliveredEpoch = ch.epoch, 0
-			if i, ok := at[[2]string{r.Workload, r.Cluster}]; ok {
-				rows[i] = r
-				continue
-			}
-			at[[2]string{r.Workload, r.Cluster}] = len(rows)
-			rows = append(rows, r)
-		}
-	}
-	return rows
 }
 
 // statusWrite is one pass's status writes under way.

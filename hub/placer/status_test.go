@@ -163,7 +163,7 @@ func (f fakeHealth) Unreachable() []string {
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openStore opens a store on a new private database, closed at the end.
-func openStore(t *testing.T) *pgstore.Store {
+func openStore(t testing.TB) *pgstore.Store {
 	t.Helper()
 	store, err := pgstore.Open(context.Background(), pgstore.Config{DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4})
 	if err != nil {

@@ -68,8 +68,8 @@ func TestStatusFolderDeltas(t *testing.T) {
 
 	// A hub that holds nothing of the cluster cannot apply a delta.
 	delta(protocol.StatusDelta{Seq: 7, Workloads: []protocol.WorkloadStatus{ws("w", 1)}})
-	if n := len(held(f)); n != 0 {
-		t.Fatalf("a delta with nothing under it was applied: %v", held(f))
+	if n := len(reportedBy(f)); n != 0 {
+		t.Fatalf("a delta with nothing under it was applied: %v", reportedBy(f))
 	}
 	asked(true)
 	delta(protocol.StatusDelta{Seq: 8})
@@ -82,19 +82,19 @@ func TestStatusFolderDeltas(t *testing.T) {
 	f.mu.Unlock()
 	delta(protocol.StatusDelta{Seq: 1, Reset: true, More: true, Workloads: []protocol.WorkloadStatus{ws("w", 1), ws("v", 2)}})
 	if _, ok := readyOf(f, "x", "a"); !ok || ready(f, "w", "a") != 1 {
-		t.Fatalf("the first part of a resend: %v", held(f))
+		t.Fatalf("the first part of a resend: %v", reportedBy(f))
 	}
 	delta(protocol.StatusDelta{Seq: 2, Workloads: []protocol.WorkloadStatus{ws("u", 0)}, ImagesSet: true,
 		Images: []protocol.ImagePresence{{Workload: "u", Image: "img", Wanted: 1, Present: 1}}})
-	if h := held(f); h["x"] || len(h) != 3 || f.images["u"]["a"].Present != 1 || f.pending["x"]["a"] != nil {
+	if h := reportedBy(f); h["x"] || len(h) != 3 || f.images["u"]["a"].Present != 1 || f.pending["x"]["a"] != nil {
 		t.Fatalf("after the resend's end: held %v, images %+v", h, f.images)
 	}
 
 	// Deltas in order: a change, a removal; nothing else is touched.
 	f.dirty = map[string]bool{}
 	delta(protocol.StatusDelta{Seq: 3, Workloads: []protocol.WorkloadStatus{ws("w", 2)}, Removed: []string{"v"}})
-	if ready(f, "w", "a") != 2 || held(f)["v"] || !f.dirty["w"] || !f.dirty["v"] || f.dirty["u"] {
-		t.Fatalf("after a delta: held %v, dirty %v", held(f), f.dirty)
+	if ready(f, "w", "a") != 2 || reportedBy(f)["v"] || !f.dirty["w"] || !f.dirty["v"] || f.dirty["u"] {
+		t.Fatalf("after a delta: held %v, dirty %v", reportedBy(f), f.dirty)
 	}
 	if f.images["u"]["a"].Present != 1 {
 		t.Fatalf("a delta without images changed them: %+v", f.images)
@@ -116,8 +116,8 @@ func TestStatusFolderDeltas(t *testing.T) {
 	// everything; deltas then wait for a resend.
 	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{ws("w", 2)}})
 	f.Observe(protocol.StatusSubject("a"), b)
-	if held(f)["u"] || ready(f, "w", "a") != 2 {
-		t.Fatalf("after a whole report: %v", held(f))
+	if reportedBy(f)["u"] || ready(f, "w", "a") != 2 {
+		t.Fatalf("after a whole report: %v", reportedBy(f))
 	}
 	delta(protocol.StatusDelta{Seq: 5, Workloads: []protocol.WorkloadStatus{ws("w", 0)}})
 	if ready(f, "w", "a") != 2 {
@@ -144,8 +144,8 @@ func TestStatusDeltaRefused(t *testing.T) {
 	} {
 		b, _ := json.Marshal(d)
 		f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
-		if len(held(f)) != 0 || len(f.pending) != 0 || len(f.streams) != 0 {
-			t.Fatalf("%s: taken: %v", name, held(f))
+		if len(reportedBy(f)) != 0 || len(f.pending) != 0 || len(f.streams) != 0 {
+			t.Fatalf("%s: taken: %v", name, reportedBy(f))
 		}
 	}
 	f.ObserveDelta(protocol.StatusDeltaSubject("a"), []byte("{"))
@@ -198,13 +198,13 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	if n, err := f.RunOnce(ctx); n != 1 || err != nil {
 		t.Fatalf("written %d, %v; want the real one", n, err)
 	}
-	if h := held(f); !h["real"] || len(h) != 1 || len(f.pending) != 0 || len(f.dirty) != 0 {
+	if h := reportedBy(f); !h["real"] || len(h) != 1 || len(f.pending) != 0 || len(f.dirty) != 0 {
 		t.Fatalf("after the write: held %v, pending %v, dirty %v", h, f.pending, f.dirty)
 	}
 }
 
-// held is every workload some cluster's last report names.
-func held(f *StatusFolder) map[string]bool {
+// reportedBy is every workload some cluster's last report names.
+func reportedBy(f *StatusFolder) map[string]bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]bool{}

@@ -22,8 +22,8 @@ func TestStatusFolderObserve(t *testing.T) {
 		return b
 	}
 	f.Observe("atoll.m.a.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
-	if len(held(f)) != 0 || len(f.pending) != 0 {
-		t.Errorf("a report naming another cluster than its subject was taken: %v", held(f))
+	if len(reportedBy(f)) != 0 || len(f.pending) != 0 {
+		t.Errorf("a report naming another cluster than its subject was taken: %v", reportedBy(f))
 	}
 	f.Observe("atoll.m.a.status", []byte("garbage"))
 	f.Observe("atoll.m.a.status", report("a", protocol.WorkloadStatus{Workload: "w", Desired: 3, Ready: 3}))
@@ -52,11 +52,11 @@ func TestStatusFolderObserve(t *testing.T) {
 		t.Error("a workload the cluster no longer reports is still in its breakdown")
 	}
 	if _, ok := readyOf(f, "w", "b"); !ok || f.dirty["v"] {
-		t.Errorf("a's report changed b's rows: %v, dirty %v", held(f), f.dirty)
+		t.Errorf("a's report changed b's rows: %v, dirty %v", reportedBy(f), f.dirty)
 	}
 	f.Observe("atoll.m.b.status", report("b", protocol.WorkloadStatus{Workload: "w", Desired: 3}))
-	if held(f)["v"] || !f.dirty["v"] {
-		t.Errorf("a workload no cluster reports is still kept: %v", held(f))
+	if reportedBy(f)["v"] || !f.dirty["v"] {
+		t.Errorf("a workload no cluster reports is still kept: %v", reportedBy(f))
 	}
 }
 
