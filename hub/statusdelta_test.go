@@ -31,17 +31,17 @@ func TestMemberSendsStatusDeltas(t *testing.T) {
 	runMember(t, e.joinToken("j", api.TokenSpec{}), "m1", t.TempDir())
 	next := func() protocol.StatusDelta {
 		t.Helper()
+		var m *nats.Msg
 		select {
-		case m := <-deltas:
-			d, err := protocol.DecodeStatusDelta(m.Subject, m.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return d
+		case m = <-deltas:
 		case <-time.After(30 * time.Second):
 			t.Fatal("no status delta from the member within 30s")
 		}
-		panic("unreachable")
+		d, err := protocol.DecodeStatusDelta(m.Subject, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
 	first := next()
 	// Whole reports sent before the ack turned deltas on are drained;
