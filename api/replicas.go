@@ -40,3 +40,9 @@ type NodeInfoList struct {
 	Items       []NodeInfo       `json:"items"`
 	Unavailable []ClusterProblem `json:"unavailable,omitempty" doc:"Clusters that did not answer, and why."`
 }
+
+// LogsUnreadTrailer is the HTTP trailer a logs read ends with: how many of
+// the clusters asked could not be read (no answer, an error, a member too
+// old for the options). The lines came with 200 before it was known;
+// "0" when every cluster was read.
+const LogsUnreadTrailer = "Atoll-Logs-Unread"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -70,7 +71,10 @@ func TestLogsThroughTheMember(t *testing.T) {
 			t.Fatalf("logs %+v: %v", opts, err)
 		}
 		defer rc.Close()
-		b, _ := io.ReadAll(rc)
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Errorf("logs %+v: every cluster was read, yet the read ended with %v", opts, err)
+		}
 		return string(b)
 	}
 	two := 2
@@ -176,11 +180,25 @@ func TestLogsOptionsAndAnOlderMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(rc)
+	body, err := io.ReadAll(rc)
 	rc.Close()
 	want := fmt.Sprintf("# cluster old was not read: its member speaks protocol %d and cannot honour tail, timestamps", protocol.LogOptionsSince-1)
 	if !strings.Contains(string(body), want) {
 		t.Errorf("want %q, got:\n%s", want, body)
+	}
+	if !errors.Is(err, client.ErrLogsIncomplete) || !strings.Contains(err.Error(), "1 cluster(s) could not be read") {
+		t.Errorf("a read one cluster could not serve ended with %v; want ErrLogsIncomplete for 1 cluster", err)
+	}
+	// A replica no cluster that answered holds, and one cluster silent:
+	// not a 404 (the silent one may hold it), and not a success either.
+	rc, err = e.admin.Logs(context.Background(), "web", client.LogsOptions{Replica: "web-nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(body), "# cluster old did not answer") || !errors.Is(err, client.ErrLogsIncomplete) {
+		t.Errorf("a replica not found where answered, a cluster silent: got %v and:\n%s", err, body)
 	}
 }
 

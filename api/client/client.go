@@ -416,5 +416,27 @@ func (c *Client) Logs(ctx context.Context, workload string, opts LogsOptions) (i
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, problemOf(resp, data)
 	}
-	return resp.Body, nil
+	return &logsBody{ReadCloser: resp.Body, resp: resp}, nil
+}
+
+// ErrLogsIncomplete is returned (wrapped) at the end of a logs read that
+// some cluster could not serve: the lines read are what the others had,
+// and the "# " lines say why.
+var ErrLogsIncomplete = errors.New("logs incomplete")
+
+// logsBody is a logs answer that ends with ErrLogsIncomplete instead of
+// io.EOF when the hub's trailer counts clusters it could not read.
+type logsBody struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *logsBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		if unread, _ := strconv.Atoi(b.resp.Trailer.Get(api.LogsUnreadTrailer)); unread > 0 {
+			return n, fmt.Errorf("%w: %d cluster(s) could not be read (the lines starting \"# \" say why)", ErrLogsIncomplete, unread)
+		}
+	}
+	return n, err
 }

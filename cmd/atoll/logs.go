@@ -23,7 +23,9 @@ func newLogsCmd(cf *clientFlags) *cobra.Command {
 By default each replica's current (or last) run; --previous prints the run
 before its last restart. Lines starting "# " say what could not be read and
 why (a replica that never started, a simulated one, a cluster that did not
-answer). A workload or replica that does not exist is an error.`,
+answer). A workload or replica that does not exist is an error, and so is
+a read some cluster could not serve: what the others had is printed, then
+the command exits 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("tail") {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +116,8 @@ func registerLogs(s *API, hapi huma.API) {
 		OperationID: "workload-logs", Method: http.MethodGet, Path: "/api/v1/workloads/{name}/logs",
 		Summary: "Read (or follow) a workload's replica logs", Tags: []string{"Workloads"}, Security: bearer,
 		Description: "By default the current (or last) run of each replica's process; previous reads the run before its last restart. " +
-			"Members older than protocol 5 cannot honour tail, since, timestamps or previous: their clusters are not read, and the text says so.",
+			"Members older than protocol 5 cannot honour tail, since, timestamps or previous: their clusters are not read, and the text says so. " +
+			"The answer ends with the trailer Atoll-Logs-Unread: how many clusters could not be read (its lines starting \"# \" say why).",
 		// Logs can hold what a viewer should not see: operators and above.
 		Metadata: opMeta(api.RoleOperator, "", "Workload"), Errors: []int{401, 403, 404, 422, 503},
 		Responses: map[string]*huma.Response{"200": {Description: "Log lines", Content: map[string]*huma.MediaType{"text/plain": {}}}},
@@ -155,6 +157,7 @@ func registerLogs(s *API, hapi huma.API) {
 			w.begin = func() {
 				hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
 				hctx.SetHeader("X-Accel-Buffering", "no")
+				hctx.SetHeader("Trailer", api.LogsUnreadTrailer)
 				hctx.SetStatus(http.StatusOK)
 			}
 			// The answer starts with the first line, or once every cluster
@@ -183,6 +186,7 @@ func registerLogs(s *API, hapi huma.API) {
 				}
 			}
 			sum.finish(w, in.Name, len(clusters))
+			hctx.SetHeader(api.LogsUnreadTrailer, strconv.Itoa(sum.unread))
 		}}, nil
 	})
 }
@@ -193,6 +197,7 @@ type logsSummary struct {
 	notFound   int // clusters without the replica (or any of the workload's)
 	noPrevious int // clusters whose replica has no previous run
 	tooOld     int // clusters whose member cannot honour the options
+	unread     int // clusters not read: too old, no answer, an error
 }
 
 // refusal is the error answer a read that found nothing gets: the replica
@@ -249,6 +254,7 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []logClust
 		if req.HasOptions() && c.version > 0 && c.version < protocol.LogOptionsSince {
 			mu.Lock()
 			sum.tooOld++
+			sum.unread++
 			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s was not read: its member speaks protocol %d and cannot honour %s (upgrade it to protocol %d, or ask without them)",
 				cluster, c.version, logOptionNames(req), protocol.LogOptionsSince))
 			mu.Unlock()
@@ -288,8 +294,10 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []logClust
 			sum.noPrevious++
 			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s: %s", cluster, end.Reason))
 		case errors.Is(err, natsbus.ErrNoReply):
+			sum.unread++
 			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s did not answer (is its member running?)", cluster))
 		default:
+			sum.unread++
 			sum.problems = append(sum.problems, fmt.Sprintf("cluster %s: %v", cluster, err))
 		}
 	}
