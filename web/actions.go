@@ -183,16 +183,29 @@ func (c *Console) clusterAction(act clusterAct) http.HandlerFunc {
 		if !c.readForm(w, r) {
 			return
 		}
+		if act == actDrain {
+			if got := r.PostForm.Get("confirm"); got != name {
+				c.fail(w, r, http.StatusUnprocessableEntity, api.CodeInvalid, "Draining moves every replica off the cluster: type its name to confirm.",
+					[]api.ProblemDetail{{Location: "form.confirm", Message: fmt.Sprintf("must be the cluster's name, %q", name), Value: got}})
+				return
+			}
+		}
 		ss := current(r.Context())
 		path := "/api/v1/clusters/" + url.PathEscape(name)
+		patchPath := path
+		if act == actDrain && r.PostForm.Get("force") == "on" {
+			// The hub refuses a drain that leaves a workload with no
+			// replica anywhere or below its budget, unless forced.
+			patchPath += "?force=true"
+		}
 		a := action{name: "cluster." + string(act), kind: "Cluster", object: name, redirect: "/clusters/" + url.PathEscape(name)}
 		// A status write between the read and the patch (the hub writes
 		// a busy cluster's capacity every few seconds) moves the version
 		// the patch is made from: read again and make it anew, a few
 		// times. The patch is made from the newest spec each time, so
-		// another operator's change is kept, never undone.
+		// another operator's change is kept, never undone. A cordon is
+		// not versioned: it reads nothing.
 		for try := 1; ; try++ {
-			var patch map[string]any
 			var cur api.Cluster
 			if act != actCordon {
 				got := c.callAPI(r, ss, http.MethodGet, path, nil)
@@ -205,50 +218,13 @@ func (c *Console) clusterAction(act clusterAct) http.HandlerFunc {
 					return
 				}
 			}
-			versioned := func(spec map[string]any) map[string]any {
-				return map[string]any{"metadata": map[string]any{"resourceVersion": cur.Metadata.ResourceVersion}, "spec": spec}
+			patch, done, refused := clusterPatch(act, name, cur, r.PostForm)
+			if refused != "" {
+				c.fail(w, r, http.StatusConflict, api.CodeConflict, refused, nil)
+				return
 			}
-			drainTaint := api.Taint{Key: api.DrainTaintKey, Value: "console", Effect: "NoExecute"}
-			withoutDrain := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(t api.Taint) bool { return t.Key == api.DrainTaintKey })
-			switch act {
-			case actCordon:
-				patch = map[string]any{"spec": map[string]any{"unschedulable": true}}
-				a.done = fmt.Sprintf("Cordoned %s: it takes no new replicas; what runs there stays.", name)
-			case actUncordon:
-				patch = versioned(map[string]any{"unschedulable": nil, "taints": orEmpty(withoutDrain)})
-				a.done = fmt.Sprintf("Uncordoned %s: it takes new replicas again.", name)
-				if cur.Draining() {
-					a.done = fmt.Sprintf("Uncordoned %s and ended its drain.", name)
-				}
-			case actDrain:
-				if got := r.PostForm.Get("confirm"); got != name {
-					c.fail(w, r, http.StatusUnprocessableEntity, api.CodeInvalid, "Draining moves every replica off the cluster: type its name to confirm.",
-						[]api.ProblemDetail{{Location: "form.confirm", Message: fmt.Sprintf("must be the cluster's name, %q", name), Value: got}})
-					return
-				}
-				patch = versioned(map[string]any{"unschedulable": true, "taints": append(withoutDrain, drainTaint)})
-				a.done = fmt.Sprintf("Draining %s: cordoned, and its replicas move to other clusters.", name)
-				if r.PostForm.Get("force") == "on" {
-					// The hub refuses a drain that leaves a workload with no
-					// replica anywhere or below its budget, unless forced.
-					path += "?force=true"
-				}
-			case actTaint:
-				t := api.Taint{Key: strings.TrimSpace(r.PostForm.Get("key")), Value: strings.TrimSpace(r.PostForm.Get("value")), Effect: r.PostForm.Get("effect")}
-				taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == t.Key && x.Effect == t.Effect })
-				patch = versioned(map[string]any{"taints": append(taints, t)})
-				a.done = fmt.Sprintf("Tainted %s with %s.", name, t)
-			case actUntaint:
-				key, effect := r.PostForm.Get("key"), r.PostForm.Get("effect")
-				taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == key && x.Effect == effect })
-				if len(taints) == len(cur.Spec.Taints) {
-					c.fail(w, r, http.StatusConflict, api.CodeConflict, fmt.Sprintf("%s has no taint %s:%s (someone may have removed it).", name, key, effect), nil)
-					return
-				}
-				patch = versioned(map[string]any{"taints": orEmpty(taints)})
-				a.done = fmt.Sprintf("Removed the taint %s:%s from %s.", key, effect, name)
-			}
-			ans := c.callAPI(r, ss, http.MethodPatch, path, patch)
+			a.done = done
+			ans := c.callAPI(r, ss, http.MethodPatch, patchPath, patch)
 			if ans.status == http.StatusConflict && act != actCordon && try < 3 {
 				continue
 			}
@@ -256,6 +232,42 @@ func (c *Console) clusterAction(act clusterAct) http.HandlerFunc {
 			return
 		}
 	}
+}
+
+// clusterPatch is the merge patch an action makes of the cluster as read
+// (cur; the zero Cluster for a cordon), what to tell the operator once it
+// is done, or why it cannot be made (refused).
+func clusterPatch(act clusterAct, name string, cur api.Cluster, form url.Values) (patch map[string]any, done, refused string) {
+	versioned := func(spec map[string]any) map[string]any {
+		return map[string]any{"metadata": map[string]any{"resourceVersion": cur.Metadata.ResourceVersion}, "spec": spec}
+	}
+	withoutDrain := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(t api.Taint) bool { return t.Key == api.DrainTaintKey })
+	switch act {
+	case actCordon:
+		return map[string]any{"spec": map[string]any{"unschedulable": true}}, fmt.Sprintf("Cordoned %s: it takes no new replicas; what runs there stays.", name), ""
+	case actUncordon:
+		done = fmt.Sprintf("Uncordoned %s: it takes new replicas again.", name)
+		if cur.Draining() {
+			done = fmt.Sprintf("Uncordoned %s and ended its drain.", name)
+		}
+		return versioned(map[string]any{"unschedulable": nil, "taints": orEmpty(withoutDrain)}), done, ""
+	case actDrain:
+		drainTaint := api.Taint{Key: api.DrainTaintKey, Value: "console", Effect: "NoExecute"}
+		return versioned(map[string]any{"unschedulable": true, "taints": append(withoutDrain, drainTaint)}),
+			fmt.Sprintf("Draining %s: cordoned, and its replicas move to other clusters.", name), ""
+	case actTaint:
+		t := api.Taint{Key: strings.TrimSpace(form.Get("key")), Value: strings.TrimSpace(form.Get("value")), Effect: form.Get("effect")}
+		taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == t.Key && x.Effect == t.Effect })
+		return versioned(map[string]any{"taints": append(taints, t)}), fmt.Sprintf("Tainted %s with %s.", name, t), ""
+	case actUntaint:
+		key, effect := form.Get("key"), form.Get("effect")
+		taints := slices.DeleteFunc(slices.Clone(cur.Spec.Taints), func(x api.Taint) bool { return x.Key == key && x.Effect == effect })
+		if len(taints) == len(cur.Spec.Taints) {
+			return nil, "", fmt.Sprintf("%s has no taint %s:%s (someone may have removed it).", name, key, effect)
+		}
+		return versioned(map[string]any{"taints": orEmpty(taints)}), fmt.Sprintf("Removed the taint %s:%s from %s.", key, effect, name), ""
+	}
+	return nil, "", fmt.Sprintf("no such action: %s", act)
 }
 
 func orEmpty(ts []api.Taint) []api.Taint {
