@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/atollhq/atoll/api"
@@ -162,7 +163,8 @@ func TestDecodeReplicasQuery(t *testing.T) {
 
 // TestDecodeStatusReport: a whole report is refused, with the reason its
 // drop is counted under, when garbled, of another version or about
-// another cluster than its subject's.
+// another cluster than its subject's, or naming a workload by no name a
+// workload can have.
 func TestDecodeStatusReport(t *testing.T) {
 	t.Parallel()
 	report := func(version int, cluster string) []byte {
@@ -178,6 +180,7 @@ func TestDecodeStatusReport(t *testing.T) {
 		{"garbage", StatusSubject("a"), []byte("{"), "malformed"},
 		{"newer protocol", StatusSubject("a"), report(Version+1, "a"), "version"},
 		{"names another cluster", StatusSubject("a"), report(Version, "b"), "wrong_cluster"},
+		{"a workload name no DNS label", StatusSubject("a"), []byte(`{"v":` + strconv.Itoa(Version) + `,"cluster":"a","workloads":[{"workload":"w"},{"workload":"../x"}]}`), "malformed"},
 	} {
 		r, err := DecodeStatusReport(c.subject, c.data)
 		switch {

@@ -78,10 +78,8 @@ func DecodeStatusDelta(subject string, data []byte) (StatusDelta, error) {
 	case len(d.Workloads)+len(d.Removed) > MaxStatusDeltaWorkloads:
 		return d, fmt.Errorf("%w: %d workloads, at most %d a delta", ErrMalformed, len(d.Workloads)+len(d.Removed), MaxStatusDeltaWorkloads)
 	}
-	for _, ws := range d.Workloads {
-		if !api.IsDNSLabel(ws.Workload) {
-			return d, fmt.Errorf("%w: workload %q is no DNS label", ErrMalformed, api.Truncate(ws.Workload, 100))
-		}
+	if err := checkWorkloadNames(d.Workloads); err != nil {
+		return d, err
 	}
 	for _, w := range d.Removed {
 		if !api.IsDNSLabel(w) {

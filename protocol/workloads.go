@@ -229,14 +229,28 @@ type StatusReport struct {
 }
 
 // DecodeStatusReport reads a report received on subject and checks that
-// it is well formed, of a supported version and about the subject's
-// cluster.
+// it is well formed (workloads named by DNS labels), of a supported
+// version and about the subject's cluster.
 func DecodeStatusReport(subject string, data []byte) (StatusReport, error) {
 	var r StatusReport
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return r, checkFromMember(subject, r.Version, r.Cluster)
+	if err := checkFromMember(subject, r.Version, r.Cluster); err != nil {
+		return r, err
+	}
+	return r, checkWorkloadNames(r.Workloads)
+}
+
+// checkWorkloadNames refuses statuses of workloads no workload can be
+// (names that are not DNS labels): a member's message is dropped whole.
+func checkWorkloadNames(ws []WorkloadStatus) error {
+	for i := range ws {
+		if !api.IsDNSLabel(ws[i].Workload) {
+			return fmt.Errorf("%w: workload %q is no DNS label", ErrMalformed, api.Truncate(ws[i].Workload, 100))
+		}
+	}
+	return nil
 }
 
 // DigestSubject is where the hub asks a member which epoch it holds for
