@@ -69,7 +69,13 @@ type StatusFolder struct {
 	dirty    map[string]bool
 	judged   map[string]string // cluster -> the health its reports were last folded under
 	led      bool              // whether this hub led at its last RunOnce
-	seed     maphash.Seed      // of the reports' fingerprints
+	// whole are the clusters whose whole status this hub has heard: its
+	// marks name every workload they report, so a stored row of one
+	// without a mark is of a workload it left (a removal heard and never
+	// written: the last leader stopped first, or this hub restarted).
+	// sweep are those whose stored rows are to be checked for such rows.
+	whole, sweep map[string]bool
+	seed         maphash.Seed // of the reports' fingerprints
 	// seen is each problem's restarts when last turned into an event
 	// (workload/cluster/reason): an event's count grows by what they grew.
 	seen  map[problemKey]int32
@@ -104,7 +110,7 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 		lead = leader.Sole{}
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, pending: map[string]map[string]*protocol.WorkloadStatus{}, reported: map[string]map[string]mark{},
-		seed:  maphash.MakeSeed(),
+		seed: maphash.MakeSeed(), whole: map[string]bool{}, sweep: map[string]bool{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
 		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{},
 		streams: map[string]*statusStream{}, asked: map[string]time.Time{}}
@@ -135,7 +141,17 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	// cluster's own last report is looked at: going over every workload
 	// for every report made each report cost the whole fleet's workloads.
 	f.dropUnseenLocked(r.Cluster, seen)
+	f.heardWholeLocked(r.Cluster)
 	f.observeImagesLocked(r.Cluster, r.Images)
+}
+
+// heardWholeLocked notes that a cluster's whole status came: the first
+// time, its stored rows are checked against its marks.
+func (f *StatusFolder) heardWholeLocked(cluster string) {
+	if !f.whole[cluster] {
+		f.whole[cluster] = true
+		f.sweep[cluster] = true
+	}
 }
 
 // statusStream is where a member's status deltas stand: its session, the
@@ -191,6 +207,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	if st.resending != nil && !d.More {
 		f.dropUnseenLocked(d.Cluster, st.resending)
 		st.resending = nil
+		f.heardWholeLocked(d.Cluster)
 	}
 	if d.ImagesSet {
 		f.observeImagesLocked(d.Cluster, d.Images)
@@ -339,6 +356,11 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 			f.unmarkLocked(c)
 			ask = append(ask, c)
 		}
+		// The last leader may have heard a cluster leave a workload and
+		// not written it: each cluster's rows are checked against its
+		// marks when its whole status, asked for now, comes (not before:
+		// a report this hub missed would take a row away meanwhile).
+		clear(f.whole)
 	}
 	// A cluster that turned Unreachable (or came back) changes what its
 	// reports count for: fold its workloads again. One back from
@@ -367,6 +389,8 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	names := slices.Sorted(maps.Keys(f.dirty))
 	clear(f.dirty)
 	heard := maps.Clone(f.heard)
+	sweep := slices.Sorted(maps.Keys(f.sweep))
+	clear(f.sweep)
 	for k := range f.seen {
 		if _, ok := f.reported[k.cluster][k.workload]; !ok {
 			delete(f.seen, k)
@@ -376,12 +400,17 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	for _, c := range ask {
 		f.askWhole(c)
 	}
+	var errs []error
+	if more, err := f.swept(ctx, sweep); err != nil {
+		errs = append(errs, err)
+	} else if len(more) > 0 {
+		names = slices.Compact(slices.Sorted(slices.Values(append(names, more...))))
+	}
 
 	regions := f.regions(ctx)
 	// Batches of 20 workloads per transaction: one commit per batch, not
 	// per workload, and the rows' locks (and the watch horizon) not held
 	// long; each batch's reports are taken from pending as it begins.
-	var errs []error
 	written := 0
 	for len(names) > 0 {
 		b := f.take(names[:min(len(names), 20)], healthOf)
@@ -406,6 +435,33 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	return written, errors.Join(errs...)
 }
 
+// swept names the workloads with a stored row of one of clusters (whose
+// whole status this hub has heard) that the cluster does not report: the
+// fold drops those rows. A cluster whose rows could not be read is
+// swept next time.
+func (f *StatusFolder) swept(ctx context.Context, clusters []string) ([]string, error) {
+	var out []string
+	for i, c := range clusters {
+		names, err := f.store.WorkloadsWithClusterRow(ctx, c)
+		if err != nil {
+			f.mu.Lock()
+			for _, c := range clusters[i:] {
+				f.sweep[c] = true
+			}
+			f.mu.Unlock()
+			return out, fmt.Errorf("fold status: %w", err)
+		}
+		f.mu.Lock()
+		for _, w := range names {
+			if _, ok := f.reported[c][w]; !ok {
+				out = append(out, w)
+			}
+		}
+		f.mu.Unlock()
+	}
+	return out, nil
+}
+
 // unmarkLocked forgets the fingerprints of a cluster's reports: its next
 // report of each workload is folded whatever it says.
 func (f *StatusFolder) unmarkLocked(cluster string) {
@@ -421,6 +477,7 @@ func (f *StatusFolder) unmarkLocked(cluster string) {
 type foldBatch struct {
 	names       []string
 	reports     map[string]map[string]*protocol.WorkloadStatus
+	left        map[string]map[string]bool // workload -> the clusters whose whole status does not report it
 	images      map[string][]api.ClusterImage
 	imageEvents map[string][]imageEvent
 	warnings    map[string][]warning
@@ -429,13 +486,21 @@ type foldBatch struct {
 // take takes the batch's workloads' pending reports, and turns their
 // problems into warnings.
 func (f *StatusFolder) take(names []string, healthOf func(string) string) *foldBatch {
-	b := &foldBatch{names: names, reports: map[string]map[string]*protocol.WorkloadStatus{}, images: map[string][]api.ClusterImage{},
+	b := &foldBatch{names: names, reports: map[string]map[string]*protocol.WorkloadStatus{}, left: map[string]map[string]bool{}, images: map[string][]api.ClusterImage{},
 		imageEvents: map[string][]imageEvent{}, warnings: map[string][]warning{}}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, w := range names {
 		b.reports[w] = f.pending[w]
 		delete(f.pending, w)
+		for c := range f.whole {
+			if _, ok := f.reported[c][w]; !ok {
+				if b.left[w] == nil {
+					b.left[w] = map[string]bool{}
+				}
+				b.left[w][c] = true
+			}
+		}
 		b.images[w] = f.imageRowsLocked(w)
 		if evs, ok := f.imageEvents[w]; ok {
 			b.imageEvents[w] = evs
@@ -471,7 +536,7 @@ func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []str
 		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
-			rows := mergeRows(st.Clusters, b.reports[w])
+			rows := mergeRows(st.Clusters, b.reports[w], b.left[w])
 			folded := fold(rows, regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
 			folded.Images = b.images[w]
@@ -509,11 +574,13 @@ func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []str
 }
 
 // mergeRows is a workload's cluster rows: the stored ones, with the
-// clusters that reported since replaced (or gone, where it left them).
-func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus) []api.ClusterReplicas {
+// clusters that reported since replaced (or gone, where it left them),
+// and without those of the clusters left names (their whole status does
+// not report the workload).
+func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus, left map[string]bool) []api.ClusterReplicas {
 	rows := make([]api.ClusterReplicas, 0, len(stored)+len(reports))
 	for _, r := range stored {
-		if _, ok := reports[r.Cluster]; !ok {
+		if _, ok := reports[r.Cluster]; !ok && !left[r.Cluster] {
 			rows = append(rows, r)
 		}
 	}

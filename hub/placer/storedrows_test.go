@@ -229,3 +229,92 @@ func TestFolderLeadingAgain(t *testing.T) {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 }
+
+// TestFoldDropsRowsLeftUnwritten: a cluster's row of a workload it no
+// longer runs goes even when the removal was heard and not written (the
+// last leader stopped first; a follower drops what it takes), once the
+// cluster's whole status says it does not report the workload. Kept, the
+// row counted the cluster's replicas as ready, and its epoch and
+// generation as current, for good.
+func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	for _, w := range []string{"w", "v"} {
+		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: w}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	report := func(f *StatusFolder, cluster string, workloads ...string) {
+		r := protocol.StatusReport{Version: protocol.Version, Cluster: cluster}
+		for _, w := range workloads {
+			r.Workloads = append(r.Workloads, protocol.WorkloadStatus{Workload: w, Desired: 1, Scheduled: 1, Ready: 1})
+		}
+		b, _ := json.Marshal(r)
+		f.Observe(protocol.StatusSubject(cluster), b)
+	}
+	clustersOf := func(w string) (map[string]bool, int32) {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, r := range st.Clusters {
+			got[r.Cluster] = true
+		}
+		return got, st.ReadyReplicas
+	}
+	run := func(f *StatusFolder) {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	lead := &switchLead{}
+	lead.on.Store(true)
+	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	report(f, "a", "w", "v")
+	report(f, "b", "w", "v")
+	run(f)
+	if got, ready := clustersOf("w"); !got["a"] || !got["b"] || ready != 2 {
+		t.Fatalf("first fold: rows %v, ready %d", got, ready)
+	}
+
+	// This hub stops leading; b's report says w left it, and what this
+	// hub took it drops (the leader then stopped before it wrote it).
+	lead.on.Store(false)
+	report(f, "b", "v")
+	run(f)
+	// Leading again: b's whole status still says it runs v only.
+	lead.on.Store(true)
+	run(f)
+	report(f, "a", "w", "v")
+	report(f, "b", "v")
+	run(f)
+	if got, ready := clustersOf("w"); got["b"] || ready != 1 {
+		t.Fatalf("after the new term's whole reports, w has rows %v, ready %d; want a's alone, 1 ready", got, ready)
+	}
+
+	// A hub that starts afresh knows no marks: b's row of v, which b
+	// left while no hub ran, goes once b's whole status says so.
+	f2 := NewStatusFolder(store, nil, nil, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	run(f2)
+	report(f2, "a", "w", "v")
+	report(f2, "b")
+	run(f2)
+	if got, ready := clustersOf("v"); got["b"] || ready != 1 {
+		t.Fatalf("after a restart, v has rows %v, ready %d; want a's alone, 1 ready", got, ready)
+	}
+	if got, _ := clustersOf("w"); !got["a"] {
+		t.Fatalf("w lost a's row: %v", got)
+	}
+}
