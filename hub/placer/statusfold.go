@@ -128,6 +128,7 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 		return
 	}
 	sums := f.fingerprints(r.Workloads)
+	lost := f.lost(r.Cluster)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.heard[r.Cluster] = f.now().UTC().Truncate(time.Millisecond)
@@ -135,7 +136,7 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	seen := make(map[string]bool, len(r.Workloads))
 	for i, ws := range r.Workloads {
 		seen[ws.Workload] = true
-		f.putLocked(r.Cluster, ws, sums[i])
+		f.putLocked(r.Cluster, ws, sums[i], lost)
 	}
 	// A workload the cluster no longer reports has left it. Only the
 	// cluster's own last report is looked at: going over every workload
@@ -175,6 +176,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 		return
 	}
 	sums := f.fingerprints(d.Workloads)
+	lost := f.lost(d.Cluster)
 	f.mu.Lock()
 	st := f.streams[d.Cluster]
 	if !d.Reset && (st == nil || st.session != d.Session || d.Seq != st.seq+1) {
@@ -194,7 +196,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	st.seq = d.Seq
 	f.heard[d.Cluster] = f.now().UTC().Truncate(time.Millisecond)
 	for i, ws := range d.Workloads {
-		f.putLocked(d.Cluster, ws, sums[i])
+		f.putLocked(d.Cluster, ws, sums[i], lost)
 		if st.resending != nil {
 			st.resending[ws.Workload] = true
 		}
@@ -238,10 +240,19 @@ func (f *StatusFolder) askWhole(cluster string) {
 
 // mark is what the folder keeps of a cluster's last report of a
 // workload: its ready replicas and its fingerprint (0: fold the next
-// report whatever it says).
+// report whatever it says), and whether its row is history (the report
+// came, or its row was folded, while the cluster was Unreachable): a
+// report that says the same once the cluster is back is folded, live.
 type mark struct {
-	sum   uint64
-	ready int32
+	sum     uint64
+	ready   int32
+	history bool
+}
+
+// lost says whether cluster is Unreachable now (the monitor's live
+// health, asked outside f.mu).
+func (f *StatusFolder) lost(cluster string) bool {
+	return f.health != nil && f.health(cluster) == api.HealthUnreachable
 }
 
 // fingerprints are the reports' fingerprints (WorkloadStatus.Hash).
@@ -274,18 +285,19 @@ func (f *StatusFolder) forget(w string) {
 }
 
 // putLocked takes one workload's status from cluster (sum: its
-// fingerprint): pending until folded, unless it says what the cluster's
-// last report of the workload said.
-func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus, sum uint64) {
+// fingerprint; lost: the cluster is Unreachable): pending until folded,
+// unless it says what the cluster's last report of the workload said
+// and its row is history, or live, as the last one's.
+func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus, sum uint64, lost bool) {
 	byWorkload := f.reported[cluster]
 	if byWorkload == nil {
 		byWorkload = map[string]mark{}
 		f.reported[cluster] = byWorkload
 	}
-	if m, ok := byWorkload[ws.Workload]; ok && m.sum != 0 && m.sum == sum {
+	if m, ok := byWorkload[ws.Workload]; ok && m.sum != 0 && m.sum == sum && m.history == lost {
 		return
 	}
-	byWorkload[ws.Workload] = mark{sum: sum, ready: ws.Ready}
+	byWorkload[ws.Workload] = mark{sum: sum, ready: ws.Ready, history: lost}
 	f.pendLocked(ws.Workload, cluster, &ws)
 }
 
@@ -374,8 +386,12 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		if !refold(f.judged[c], h) {
 			continue
 		}
-		for w := range ws {
+		for w, m := range ws {
 			f.dirty[w] = true
+			if h == api.HealthUnreachable {
+				m.history = true // folded into history now
+				ws[w] = m
+			}
 		}
 		if f.judged[c] == api.HealthUnreachable {
 			f.unmarkLocked(c)

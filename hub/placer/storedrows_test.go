@@ -318,3 +318,87 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 		t.Fatalf("w lost a's row: %v", got)
 	}
 }
+
+// TestFoldBackFromUnreachableResentEarly: a cluster back from
+// Unreachable whose whole status comes before the folder's pass sees it
+// back (its member restarted: a new session's delta is a gap, and the
+// folder asks at once) has its rows folded live from that resend, though
+// it says what the cluster said before it was lost, and though the pass
+// may not ask again within the second.
+func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	_, nc := natstest.JetStream(t)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	health := map[string]string{"a": api.HealthReady, "b": api.HealthReady}
+	setHealth := func(c, h string) {
+		mu.Lock()
+		defer mu.Unlock()
+		health[c] = h
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(store, func(c string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return health[c]
+	}, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f.nc = nc
+	ws := protocol.WorkloadStatus{Workload: "w", Desired: 1, Scheduled: 1, Ready: 1}
+	resend := func(session string) {
+		b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "b", Session: session, Seq: 1, Reset: true,
+			Workloads: []protocol.WorkloadStatus{ws}})
+		f.ObserveDelta(protocol.StatusDeltaSubject("b"), b)
+	}
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{ws}})
+	f.Observe(protocol.StatusSubject("a"), b)
+	resend("s1")
+	status := func() api.WorkloadStatus {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := status(); st.ReadyReplicas != 2 {
+		t.Fatalf("first fold: %+v", st)
+	}
+	resend("s1") // folded again (the first pass led anew): its mark now has its fingerprint
+	if st := status(); st.ReadyReplicas != 2 {
+		t.Fatalf("second fold: %+v", st)
+	}
+	setHealth("b", api.HealthUnreachable)
+	now = now.Add(2 * time.Second)
+	if st := status(); st.ReadyReplicas != 1 {
+		t.Fatalf("b lost: %+v", st)
+	}
+
+	// b is back; its member restarted: a delta of a new session is a gap
+	// (asked now), and the resend answers before the folder's pass.
+	setHealth("b", api.HealthReady)
+	now = now.Add(2 * time.Second)
+	gap, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "b", Session: "s2", Seq: 4})
+	f.ObserveDelta(protocol.StatusDeltaSubject("b"), gap)
+	resend("s2")
+	st := status()
+	for _, r := range st.Clusters {
+		if r.Cluster == "b" && isHistory(r) {
+			t.Fatalf("b reported again and its row is still history: %+v", st)
+		}
+	}
+	if st.ReadyReplicas != 2 {
+		t.Fatalf("b reported again: %d ready, want 2: %+v", st.ReadyReplicas, st)
+	}
+}
