@@ -69,6 +69,7 @@ type StatusFolder struct {
 	dirty    map[string]bool
 	judged   map[string]string // cluster -> the health its reports were last folded under
 	led      bool              // whether this hub led at its last RunOnce
+	term     int64             // the leader term it led in then
 	// whole are the clusters whose whole status this hub has heard: its
 	// marks name every workload they report, so a stored row of one
 	// without a mark is of a workload it left (a removal heard and never
@@ -357,12 +358,15 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		return h
 	}
 	var ask []string
+	term := f.leader.Epoch()
 	f.mu.Lock()
-	if !f.led {
-		// Leading now: what the last leader heard and did not write, this
-		// hub took and dropped. Every cluster's next report is folded, and
-		// each is asked for its whole status.
-		f.led = true
+	if !f.led || term != f.term {
+		// Leading now (a term lost and another won between two passes
+		// too): what the last leader heard and did not write, this hub
+		// took and dropped, and what it wrote is not what the marks say.
+		// Every cluster's next report is folded, and each is asked for
+		// its whole status.
+		f.led, f.term = true, term
 		clear(f.judged)
 		for c := range f.reported {
 			f.unmarkLocked(c)

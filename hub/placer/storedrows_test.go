@@ -20,8 +20,12 @@ import (
 	"github.com/atollhq/atoll/protocol"
 )
 
-// switchLead is a Leadership a test turns on and off.
-type switchLead struct{ on atomic.Bool }
+// switchLead is a Leadership a test turns on and off; its term is 1
+// plus the times the test moved it on.
+type switchLead struct {
+	on   atomic.Bool
+	term atomic.Int64
+}
 
 func (l *switchLead) IsLeader() bool { return l.on.Load() }
 func (l *switchLead) Fence(context.Context, leader.Querier) error {
@@ -30,7 +34,7 @@ func (l *switchLead) Fence(context.Context, leader.Querier) error {
 	}
 	return nil
 }
-func (l *switchLead) Epoch() int64                { return 1 }
+func (l *switchLead) Epoch() int64                { return 1 + l.term.Load() }
 func (l *switchLead) Changes() <-chan struct{}    { return nil }
 func (l *switchLead) Resign(context.Context) bool { return false }
 
@@ -400,5 +404,67 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 	}
 	if st.ReadyReplicas != 2 {
 		t.Fatalf("b reported again: %d ready, want 2: %+v", st.ReadyReplicas, st)
+	}
+}
+
+// TestFolderNewTermBetweenPasses: a hub that lost its term and won
+// another between two of its folder's passes leads anew: what the hub
+// that led meanwhile wrote is not what its marks say, so the next report
+// of each workload is folded even when it says what the last one did.
+func TestFolderNewTermBetweenPasses(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
+	lead := &switchLead{}
+	lead.on.Store(true)
+	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	for range 2 { // the second time with its fingerprint kept
+		f.Observe(protocol.StatusSubject("a"), b)
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readyNow := func() int32 {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.ReadyReplicas
+	}
+	if n := readyNow(); n != 1 {
+		t.Fatalf("folded %d ready, want 1", n)
+	}
+	// Another hub leads for a while: it had a Unreachable and wrote its
+	// row as history. Then this hub leads again, in a new term.
+	other := NewStatusFolder(store, func(string) string { return api.HealthUnreachable }, nil, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	other.Observe(protocol.StatusSubject("a"), b)
+	if _, err := other.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyNow(); n != 0 {
+		t.Fatalf("the other hub folded %d ready, want 0", n)
+	}
+	lead.term.Add(1)
+	if _, err := f.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Observe(protocol.StatusSubject("a"), b) // a's whole status, as asked by the new term
+	if _, err := f.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyNow(); n != 1 {
+		t.Fatalf("after a new term, a's report folded %d ready, want 1", n)
 	}
 }
