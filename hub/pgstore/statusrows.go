@@ -22,3 +22,24 @@ func (s *Store) WorkloadsWithClusterRow(ctx context.Context, cluster string) ([]
 	}
 	return out, nil
 }
+
+// WorkloadsAmong is which of names the store holds as workloads (the
+// status folder forgets the others: a member's reports name them).
+func (s *Store) WorkloadsAmong(ctx context.Context, names []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(names))
+	if len(names) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT name FROM objects WHERE kind = 'Workload' AND name = ANY($1)`, names)
+	if err != nil {
+		return nil, fmt.Errorf("read workload names: %w", classify(err))
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read workload names: %w", classify(err))
+	}
+	for _, n := range found {
+		out[n] = true
+	}
+	return out, nil
+}

@@ -283,6 +283,26 @@ func (f *StatusFolder) forget(w string) {
 	delete(f.pending, w)
 	delete(f.images, w)
 	delete(f.dirty, w)
+	for _, st := range f.streams {
+		delete(st.resending, w)
+	}
+}
+
+// existing keeps of names (workloads some report named since the last
+// pass) those the store holds, and forgets the others: on every hub, so
+// that a member naming ever new workloads grows no hub's memory. A read
+// that fails keeps them all (the leader's writes then find them gone).
+func (f *StatusFolder) existing(ctx context.Context, names []string) ([]string, error) {
+	found, err := f.store.WorkloadsAmong(ctx, names)
+	if err != nil {
+		return names, fmt.Errorf("fold status: %w", err)
+	}
+	return slices.DeleteFunc(names, func(w string) bool {
+		if !found[w] {
+			f.forget(w)
+		}
+		return !found[w]
+	}), nil
 }
 
 // putLocked takes one workload's status from cluster (sum: its
@@ -339,11 +359,13 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	if !f.leader.IsLeader() {
 		f.mu.Lock()
 		f.led = false
+		names := slices.Collect(maps.Keys(f.dirty))
 		clear(f.pending)
 		clear(f.dirty)
 		clear(f.imageEvents)
 		f.mu.Unlock()
-		return 0, nil
+		_, err := f.existing(ctx, names)
+		return 0, err
 	}
 	health := map[string]string{}
 	healthOf := func(c string) string {
@@ -425,6 +447,10 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		errs = append(errs, err)
 	} else if len(more) > 0 {
 		names = slices.Compact(slices.Sorted(slices.Values(append(names, more...))))
+	}
+	names, err := f.existing(ctx, names)
+	if err != nil {
+		errs = append(errs, err)
 	}
 
 	regions := f.regions(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -466,5 +467,43 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	}
 	if n := readyNow(); n != 1 {
 		t.Fatalf("after a new term, a's report folded %d ready, want 1", n)
+	}
+}
+
+// TestMadeUpWorkloadsForgottenByFollowers: a hub that does not lead
+// forgets the workloads a member names that the store does not hold, as
+// the leader does, and a resend that never ends keeps none of them: a
+// hostile member naming ever new workloads in deltas does not grow a
+// hub's memory without bound.
+func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	for _, leads := range []bool{false, true} {
+		lead := &switchLead{}
+		lead.on.Store(leads)
+		f := NewStatusFolder(store, nil, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+		for seq := uint64(1); seq <= 3; seq++ {
+			ws := []protocol.WorkloadStatus{{Workload: "real", Desired: 1, Ready: int32(seq)}}
+			for i := range 50 {
+				ws = append(ws, protocol.WorkloadStatus{Workload: fmt.Sprintf("fake-%d-%d", seq, i), Desired: 1})
+			}
+			// A resend begun and never ended (More on every part).
+			b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "a", Session: "s", Seq: seq, Reset: seq == 1, More: true, Workloads: ws})
+			f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
+			if _, err := f.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.mu.Lock()
+		resending := len(f.streams["a"].resending)
+		f.mu.Unlock()
+		if h := reportedBy(f); len(h) != 1 || !h["real"] || resending != 1 || ready(f, "real", "a") != 3 {
+			t.Fatalf("leading %v: held %v, %d named by the resend; want the real workload alone, 3 ready", leads, h, resending)
+		}
 	}
 }
