@@ -187,6 +187,7 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a")
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
 		t.Fatal(err)

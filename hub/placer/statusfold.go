@@ -381,6 +381,10 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	}
 	var ask []string
 	term := f.leader.Epoch()
+	// The clusters (their regions): a cluster the list does not hold and
+	// that has not reported since it was read is deregistered.
+	listedAt := f.now().UTC().Truncate(time.Millisecond)
+	regions, listed := f.regions(ctx)
 	f.mu.Lock()
 	if !f.led || term != f.term {
 		// Leading now (a term lost and another won between two passes
@@ -427,6 +431,13 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	for c, h := range health {
 		f.judged[c] = h
 	}
+	if listed {
+		for c := range f.reported {
+			if _, ok := regions[c]; !ok && f.heard[c].Before(listedAt) {
+				f.forgetClusterLocked(c) // its rows go with the sweep's folds
+			}
+		}
+	}
 	ask = slices.DeleteFunc(ask, func(c string) bool { return !f.askDueLocked(c) })
 	names := slices.Sorted(maps.Keys(f.dirty))
 	clear(f.dirty)
@@ -453,7 +464,6 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		errs = append(errs, err)
 	}
 
-	regions := f.regions(ctx)
 	// Batches of 20 workloads per transaction: one commit per batch, not
 	// per workload, and the rows' locks (and the watch horizon) not held
 	// long; each batch's reports are taken from pending as it begins.
@@ -461,13 +471,13 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	for len(names) > 0 {
 		b := f.take(names[:min(len(names), 20)], healthOf)
 		names = names[len(b.names):]
-		if f.writeBatch(ctx, b, b.names, regions, heard, healthOf) == nil {
+		if f.writeBatch(ctx, b, b.names, regions, listed, heard, healthOf) == nil {
 			written += len(b.names)
 			continue
 		}
 		// One bad workload (deleted meanwhile) must not hold the others.
 		for _, w := range b.names {
-			switch err := f.writeBatch(ctx, b, []string{w}, regions, heard, healthOf); {
+			switch err := f.writeBatch(ctx, b, []string{w}, regions, listed, heard, healthOf); {
 			case err == nil:
 				written++
 			case api.ErrorCode(err) == api.CodeNotFound:
@@ -577,12 +587,17 @@ func (f *StatusFolder) putBack(b *foldBatch, w string) {
 }
 
 // writeBatch folds and writes names (of b) in one fenced transaction.
-func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []string, regions map[string]string, heard map[string]time.Time, healthOf func(string) string) error {
+// A stored row of a cluster regions does not hold (listed: the clusters
+// were read) is dropped: the cluster was deregistered.
+func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []string, regions map[string]string, listed bool, heard map[string]time.Time, healthOf func(string) string) error {
 	write := func(tx *pgstore.Tx, w string) error {
 		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
-			rows := mergeRows(st.Clusters, b.reports[w], b.left[w])
+			rows := mergeRows(st.Clusters, b.reports[w], func(c string) bool {
+				_, ok := regions[c]
+				return b.left[w][c] || (listed && !ok)
+			})
 			folded := fold(rows, regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
 			folded.Images = b.images[w]
@@ -621,12 +636,12 @@ func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []str
 
 // mergeRows is a workload's cluster rows: the stored ones, with the
 // clusters that reported since replaced (or gone, where it left them),
-// and without those of the clusters left names (their whole status does
-// not report the workload).
-func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus, left map[string]bool) []api.ClusterReplicas {
+// and without those of the clusters drop says (their whole status does
+// not report the workload, or they were deregistered).
+func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus, drop func(cluster string) bool) []api.ClusterReplicas {
 	rows := make([]api.ClusterReplicas, 0, len(stored)+len(reports))
 	for _, r := range stored {
-		if _, ok := reports[r.Cluster]; !ok && !left[r.Cluster] {
+		if _, ok := reports[r.Cluster]; !ok && !drop(r.Cluster) {
 			rows = append(rows, r)
 		}
 	}
@@ -677,17 +692,36 @@ func stampClusters(rows, old []api.ClusterReplicas, heard map[string]time.Time, 
 	}
 }
 
-// regions maps cluster names to their region label.
-func (f *StatusFolder) regions(ctx context.Context) map[string]string {
-	out := map[string]string{}
+// regions maps cluster names to their region label (listed: they were
+// read; a failed read lists none).
+func (f *StatusFolder) regions(ctx context.Context) (out map[string]string, listed bool) {
+	out = map[string]string{}
 	res, err := f.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
-		return out
+		return out, false
 	}
 	for _, c := range res.Items {
 		out[c.Meta.Name] = c.Meta.Labels[api.LabelRegion]
 	}
-	return out
+	return out, true
+}
+
+// forgetClusterLocked forgets everything of a deregistered cluster, and
+// has its stored rows swept (their workloads folded without them).
+func (f *StatusFolder) forgetClusterLocked(c string) {
+	delete(f.reported, c)
+	delete(f.judged, c)
+	delete(f.heard, c)
+	delete(f.streams, c)
+	delete(f.asked, c)
+	delete(f.whole, c)
+	for _, byCluster := range f.images {
+		delete(byCluster, c)
+	}
+	for _, byCluster := range f.pending {
+		delete(byCluster, c)
+	}
+	f.sweep[c] = true
 }
 
 // fold computes a workload's status from its clusters' rows (mergeRows).

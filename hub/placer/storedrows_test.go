@@ -39,6 +39,17 @@ func (l *switchLead) Epoch() int64                { return 1 + l.term.Load() }
 func (l *switchLead) Changes() <-chan struct{}    { return nil }
 func (l *switchLead) Resign(context.Context) bool { return false }
 
+// registerClusters creates the clusters' objects (the folder forgets a
+// cluster the store does not hold: deregistered).
+func registerClusters(t *testing.T, store *pgstore.Store, names ...string) {
+	t.Helper()
+	for _, c := range names {
+		if _, err := store.Create(t.Context(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFoldFromStoredRows: the folder keeps no cluster's report once
 // folded; a fold takes the other clusters' rows from the stored status,
 // a report that says nothing new folds nothing, an Unreachable cluster's
@@ -48,6 +59,7 @@ func TestFoldFromStoredRows(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
 	asks := make(chan *nats.Msg, 16)
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
@@ -187,6 +199,7 @@ func TestFolderLeadingAgain(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
 	asks := make(chan *nats.Msg, 16)
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
@@ -245,6 +258,7 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	for _, w := range []string{"w", "v"} {
 		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
 		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: w}, Spec: spec}); err != nil {
@@ -334,6 +348,7 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
@@ -416,6 +431,7 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
 		t.Fatal(err)
@@ -479,6 +495,7 @@ func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a")
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
 		t.Fatal(err)
@@ -505,5 +522,76 @@ func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
 		if h := reportedBy(f); len(h) != 1 || !h["real"] || resending != 1 || ready(f, "real", "a") != 3 {
 			t.Fatalf("leading %v: held %v, %d named by the resend; want the real workload alone, 3 ready", leads, h, resending)
 		}
+	}
+}
+
+// TestFoldForgetsDeregisteredClusters: a cluster whose Cluster object is
+// gone (deregistered) leaves no row in its workloads' status and nothing
+// in the folder: before, its rows stayed history in every workload it
+// ran, and its marks in memory, for good.
+func TestFoldForgetsDeregisteredClusters(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	test := pgstore.Actor{Name: "test"}
+	registerClusters(t, store, "a", "b")
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	unreachable := map[string]bool{}
+	f := NewStatusFolder(store, func(c string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if unreachable[c] {
+			return api.HealthUnreachable
+		}
+		return api.HealthReady
+	}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	for _, c := range []string{"a", "b"} {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: c, Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
+		f.Observe(protocol.StatusSubject(c), b)
+	}
+	rows := func() map[string]bool {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, r := range st.Clusters {
+			out[r.Cluster] = true
+		}
+		return out
+	}
+	if got := rows(); !got["a"] || !got["b"] {
+		t.Fatalf("rows %v; want a and b", got)
+	}
+	// b is lost, its rows history; then it is deregistered.
+	mu.Lock()
+	unreachable["b"] = true
+	mu.Unlock()
+	if got := rows(); !got["b"] {
+		t.Fatalf("rows %v; want b's as history", got)
+	}
+	if _, _, err := store.Delete(ctx, test, "Cluster", "b", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(); !got["a"] || got["b"] {
+		t.Fatalf("rows %v after b was deregistered; want a's alone", got)
+	}
+	f.mu.Lock()
+	_, kept := f.reported["b"]
+	f.mu.Unlock()
+	if kept {
+		t.Fatal("the folder still holds b's marks")
 	}
 }
