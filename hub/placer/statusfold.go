@@ -44,6 +44,13 @@ import (
 // until that comes its rows stay history. A hub that begins to lead does
 // the same for every cluster: what the last leader heard and did not
 // write is asked again. A hub that does not lead keeps marks only.
+// A removal (a workload that left a cluster) heard and not written (the
+// leader stopped first, or the hub restarted) leaves a stored row no
+// report replaces: once a cluster's whole status has come, its stored
+// rows of workloads it has no mark of are dropped (read, sweep, when it
+// first comes and when a hub begins to lead). A deregistered cluster is
+// forgotten and its rows dropped. Names no workload has are forgotten on
+// every hub.
 //
 // Writes go in batches of 20 workloads every FlushEvery, only for
 // workloads whose folded status changed.
