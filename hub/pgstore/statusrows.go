@@ -7,18 +7,28 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// WorkloadsWithClusterRow names the workloads whose stored status has a
-// row of cluster in status.clusters (the status folder checks them
-// against what the cluster reports).
-func (s *Store) WorkloadsWithClusterRow(ctx context.Context, cluster string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name FROM objects WHERE kind = 'Workload'
-		AND status->'clusters' @> jsonb_build_array(jsonb_build_object('cluster', $1::text))`, cluster)
-	if err != nil {
-		return nil, fmt.Errorf("read workloads with a row of %s: %w", cluster, classify(err))
+// WorkloadsWithClusterRow names, for each of clusters, the workloads
+// whose stored status has a row of it in status.clusters (the status
+// folder checks them against what the cluster reports): one read of
+// every workload's status for all of them.
+func (s *Store) WorkloadsWithClusterRow(ctx context.Context, clusters []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(clusters) == 0 {
+		return out, nil
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	rows, err := s.pool.Query(ctx, `SELECT o.name, c->>'cluster' FROM objects o, jsonb_array_elements(
+			CASE WHEN jsonb_typeof(o.status->'clusters') = 'array' THEN o.status->'clusters' ELSE '[]'::jsonb END) AS c
+		WHERE o.kind = 'Workload' AND c->>'cluster' = ANY($1)`, clusters)
 	if err != nil {
-		return nil, fmt.Errorf("read workloads with a row of %s: %w", cluster, classify(err))
+		return nil, fmt.Errorf("read workloads' cluster rows: %w", classify(err))
+	}
+	var name, cluster string
+	_, err = pgx.ForEachRow(rows, []any{&name, &cluster}, func() error {
+		out[cluster] = append(out[cluster], name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read workloads' cluster rows: %w", classify(err))
 	}
 	return out, nil
 }

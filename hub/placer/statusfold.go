@@ -499,28 +499,28 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 }
 
 // swept names the workloads with a stored row of one of clusters (whose
-// whole status this hub has heard) that the cluster does not report: the
-// fold drops those rows. A cluster whose rows could not be read is
-// swept next time.
+// whole status this hub has heard, or deregistered) that the cluster does
+// not report: the fold drops those rows. Clusters whose rows could not be
+// read are swept next time.
 func (f *StatusFolder) swept(ctx context.Context, clusters []string) ([]string, error) {
-	var out []string
-	for i, c := range clusters {
-		names, err := f.store.WorkloadsWithClusterRow(ctx, c)
-		if err != nil {
-			f.mu.Lock()
-			for _, c := range clusters[i:] {
-				f.sweep[c] = true
-			}
-			f.mu.Unlock()
-			return out, fmt.Errorf("fold status: %w", err)
-		}
+	byCluster, err := f.store.WorkloadsWithClusterRow(ctx, clusters)
+	if err != nil {
 		f.mu.Lock()
+		for _, c := range clusters {
+			f.sweep[c] = true
+		}
+		f.mu.Unlock()
+		return nil, fmt.Errorf("fold status: %w", err)
+	}
+	var out []string
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c, names := range byCluster {
 		for _, w := range names {
 			if _, ok := f.reported[c][w]; !ok {
 				out = append(out, w)
 			}
 		}
-		f.mu.Unlock()
 	}
 	return out, nil
 }
