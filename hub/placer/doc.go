@@ -46,10 +46,15 @@
 // pinned to the digest its revision's tag resolved to (Pins, package
 // imagepin); until then its delivery waits.
 //
-// The StatusFolder keeps the members' latest status reports in memory and
-// folds them into Workload.status (per-cluster breakdown, totals,
-// Available) in batches; a report from an Unreachable cluster is history
-// and counts for nothing. It also folds each member's warm standby
+// The StatusFolder folds the members' status reports into
+// Workload.status (per-cluster breakdown, totals, Available) in batches:
+// a report that changed waits only until its batch folds it into the
+// stored rows, and the folder keeps per workload and cluster a mark (the
+// ready replicas and a fingerprint). A report from an Unreachable cluster
+// is history and counts for nothing. The stored rows are checked against
+// the marks when a cluster's whole status comes (a removal heard and not
+// written: the last leader stopped first), and a deregistered cluster's
+// rows go. It also folds each member's warm standby
 // (which of its nodes hold a workload's image ahead of a failover) into
 // Workload.status.images, with ImagePrepulled and PrepullFailed events.
 //

@@ -78,7 +78,7 @@ func TestStatusFolderDeltas(t *testing.T) {
 	// The resend, in two parts: w and v, then u; x (held from before)
 	// goes only at its end.
 	f.mu.Lock()
-	f.putLocked("a", ws("x", 2), 1)
+	f.putLocked("a", ws("x", 2), 1, false)
 	f.mu.Unlock()
 	delta(protocol.StatusDelta{Seq: 1, Reset: true, More: true, Workloads: []protocol.WorkloadStatus{ws("w", 1), ws("v", 2)}})
 	if _, ok := readyOf(f, "x", "a"); !ok || ready(f, "w", "a") != 1 {
@@ -187,6 +187,7 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a")
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,13 @@ import (
 // until that comes its rows stay history. A hub that begins to lead does
 // the same for every cluster: what the last leader heard and did not
 // write is asked again. A hub that does not lead keeps marks only.
+// A removal (a workload that left a cluster) heard and not written (the
+// leader stopped first, or the hub restarted) leaves a stored row no
+// report replaces: once a cluster's whole status has come, its stored
+// rows of workloads it has no mark of are dropped (read, sweep, when it
+// first comes and when a hub begins to lead). A deregistered cluster is
+// forgotten and its rows dropped. Names no workload has are forgotten on
+// every hub.
 //
 // Writes go in batches of 20 workloads every FlushEvery, only for
 // workloads whose folded status changed.
@@ -69,7 +76,14 @@ type StatusFolder struct {
 	dirty    map[string]bool
 	judged   map[string]string // cluster -> the health its reports were last folded under
 	led      bool              // whether this hub led at its last RunOnce
-	seed     maphash.Seed      // of the reports' fingerprints
+	term     int64             // the leader term it led in then
+	// whole are the clusters whose whole status this hub has heard: its
+	// marks name every workload they report, so a stored row of one
+	// without a mark is of a workload it left (a removal heard and never
+	// written: the last leader stopped first, or this hub restarted).
+	// sweep are those whose stored rows are to be checked for such rows.
+	whole, sweep map[string]bool
+	seed         maphash.Seed // of the reports' fingerprints
 	// seen is each problem's restarts when last turned into an event
 	// (workload/cluster/reason): an event's count grows by what they grew.
 	seen  map[problemKey]int32
@@ -104,7 +118,7 @@ func NewStatusFolder(store *pgstore.Store, health func(cluster string) string, l
 		lead = leader.Sole{}
 	}
 	f := &StatusFolder{store: store, health: health, log: log, now: now, every: every, pending: map[string]map[string]*protocol.WorkloadStatus{}, reported: map[string]map[string]mark{},
-		seed:  maphash.MakeSeed(),
+		seed: maphash.MakeSeed(), whole: map[string]bool{}, sweep: map[string]bool{},
 		dirty: map[string]bool{}, judged: map[string]string{}, seen: map[problemKey]int32{}, heard: map[string]time.Time{}, leader: lead,
 		images: map[string]map[string]protocol.ImagePresence{}, imageEvents: map[string][]imageEvent{},
 		streams: map[string]*statusStream{}, asked: map[string]time.Time{}}
@@ -122,6 +136,7 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 		return
 	}
 	sums := f.fingerprints(r.Workloads)
+	lost := f.lost(r.Cluster)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.heard[r.Cluster] = f.now().UTC().Truncate(time.Millisecond)
@@ -129,13 +144,23 @@ func (f *StatusFolder) Observe(subject string, data []byte) {
 	seen := make(map[string]bool, len(r.Workloads))
 	for i, ws := range r.Workloads {
 		seen[ws.Workload] = true
-		f.putLocked(r.Cluster, ws, sums[i])
+		f.putLocked(r.Cluster, ws, sums[i], lost)
 	}
 	// A workload the cluster no longer reports has left it. Only the
 	// cluster's own last report is looked at: going over every workload
 	// for every report made each report cost the whole fleet's workloads.
 	f.dropUnseenLocked(r.Cluster, seen)
+	f.heardWholeLocked(r.Cluster)
 	f.observeImagesLocked(r.Cluster, r.Images)
+}
+
+// heardWholeLocked notes that a cluster's whole status came: the first
+// time, its stored rows are checked against its marks.
+func (f *StatusFolder) heardWholeLocked(cluster string) {
+	if !f.whole[cluster] {
+		f.whole[cluster] = true
+		f.sweep[cluster] = true
+	}
 }
 
 // statusStream is where a member's status deltas stand: its session, the
@@ -159,6 +184,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 		return
 	}
 	sums := f.fingerprints(d.Workloads)
+	lost := f.lost(d.Cluster)
 	f.mu.Lock()
 	st := f.streams[d.Cluster]
 	if !d.Reset && (st == nil || st.session != d.Session || d.Seq != st.seq+1) {
@@ -178,7 +204,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	st.seq = d.Seq
 	f.heard[d.Cluster] = f.now().UTC().Truncate(time.Millisecond)
 	for i, ws := range d.Workloads {
-		f.putLocked(d.Cluster, ws, sums[i])
+		f.putLocked(d.Cluster, ws, sums[i], lost)
 		if st.resending != nil {
 			st.resending[ws.Workload] = true
 		}
@@ -191,6 +217,7 @@ func (f *StatusFolder) ObserveDelta(subject string, data []byte) {
 	if st.resending != nil && !d.More {
 		f.dropUnseenLocked(d.Cluster, st.resending)
 		st.resending = nil
+		f.heardWholeLocked(d.Cluster)
 	}
 	if d.ImagesSet {
 		f.observeImagesLocked(d.Cluster, d.Images)
@@ -221,10 +248,19 @@ func (f *StatusFolder) askWhole(cluster string) {
 
 // mark is what the folder keeps of a cluster's last report of a
 // workload: its ready replicas and its fingerprint (0: fold the next
-// report whatever it says).
+// report whatever it says), and whether its row is history (the report
+// came, or its row was folded, while the cluster was Unreachable): a
+// report that says the same once the cluster is back is folded, live.
 type mark struct {
-	sum   uint64
-	ready int32
+	sum     uint64
+	ready   int32
+	history bool
+}
+
+// lost says whether cluster is Unreachable now (the monitor's live
+// health, asked outside f.mu).
+func (f *StatusFolder) lost(cluster string) bool {
+	return f.health != nil && f.health(cluster) == api.HealthUnreachable
 }
 
 // fingerprints are the reports' fingerprints (WorkloadStatus.Hash).
@@ -254,21 +290,42 @@ func (f *StatusFolder) forget(w string) {
 	delete(f.pending, w)
 	delete(f.images, w)
 	delete(f.dirty, w)
+	for _, st := range f.streams {
+		delete(st.resending, w)
+	}
+}
+
+// existing keeps of names (workloads some report named since the last
+// pass) those the store holds, and forgets the others: on every hub, so
+// that a member naming ever new workloads grows no hub's memory. A read
+// that fails keeps them all (the leader's writes then find them gone).
+func (f *StatusFolder) existing(ctx context.Context, names []string) ([]string, error) {
+	found, err := f.store.WorkloadsAmong(ctx, names)
+	if err != nil {
+		return names, fmt.Errorf("fold status: %w", err)
+	}
+	return slices.DeleteFunc(names, func(w string) bool {
+		if !found[w] {
+			f.forget(w)
+		}
+		return !found[w]
+	}), nil
 }
 
 // putLocked takes one workload's status from cluster (sum: its
-// fingerprint): pending until folded, unless it says what the cluster's
-// last report of the workload said.
-func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus, sum uint64) {
+// fingerprint; lost: the cluster is Unreachable): pending until folded,
+// unless it says what the cluster's last report of the workload said
+// and its row is history, or live, as the last one's.
+func (f *StatusFolder) putLocked(cluster string, ws protocol.WorkloadStatus, sum uint64, lost bool) {
 	byWorkload := f.reported[cluster]
 	if byWorkload == nil {
 		byWorkload = map[string]mark{}
 		f.reported[cluster] = byWorkload
 	}
-	if m, ok := byWorkload[ws.Workload]; ok && m.sum != 0 && m.sum == sum {
+	if m, ok := byWorkload[ws.Workload]; ok && m.sum != 0 && m.sum == sum && m.history == lost {
 		return
 	}
-	byWorkload[ws.Workload] = mark{sum: sum, ready: ws.Ready}
+	byWorkload[ws.Workload] = mark{sum: sum, ready: ws.Ready, history: lost}
 	f.pendLocked(ws.Workload, cluster, &ws)
 }
 
@@ -309,11 +366,13 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	if !f.leader.IsLeader() {
 		f.mu.Lock()
 		f.led = false
+		names := slices.Collect(maps.Keys(f.dirty))
 		clear(f.pending)
 		clear(f.dirty)
 		clear(f.imageEvents)
 		f.mu.Unlock()
-		return 0, nil
+		_, err := f.existing(ctx, names)
+		return 0, err
 	}
 	health := map[string]string{}
 	healthOf := func(c string) string {
@@ -328,17 +387,29 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		return h
 	}
 	var ask []string
+	term := f.leader.Epoch()
+	// The clusters (their regions): a cluster the list does not hold and
+	// that has not reported since it was read is deregistered.
+	listedAt := f.now().UTC().Truncate(time.Millisecond)
+	regions, listed := f.regions(ctx)
 	f.mu.Lock()
-	if !f.led {
-		// Leading now: what the last leader heard and did not write, this
-		// hub took and dropped. Every cluster's next report is folded, and
-		// each is asked for its whole status.
-		f.led = true
+	if !f.led || term != f.term {
+		// Leading now (a term lost and another won between two passes
+		// too): what the last leader heard and did not write, this hub
+		// took and dropped, and what it wrote is not what the marks say.
+		// Every cluster's next report is folded, and each is asked for
+		// its whole status.
+		f.led, f.term = true, term
 		clear(f.judged)
 		for c := range f.reported {
 			f.unmarkLocked(c)
 			ask = append(ask, c)
 		}
+		// The last leader may have heard a cluster leave a workload and
+		// not written it: each cluster's rows are checked against its
+		// marks when its whole status, asked for now, comes (not before:
+		// a report this hub missed would take a row away meanwhile).
+		clear(f.whole)
 	}
 	// A cluster that turned Unreachable (or came back) changes what its
 	// reports count for: fold its workloads again. One back from
@@ -352,8 +423,12 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		if !refold(f.judged[c], h) {
 			continue
 		}
-		for w := range ws {
+		for w, m := range ws {
 			f.dirty[w] = true
+			if h == api.HealthUnreachable {
+				m.history = true // folded into history now
+				ws[w] = m
+			}
 		}
 		if f.judged[c] == api.HealthUnreachable {
 			f.unmarkLocked(c)
@@ -363,10 +438,19 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	for c, h := range health {
 		f.judged[c] = h
 	}
+	if listed {
+		for c := range f.reported {
+			if _, ok := regions[c]; !ok && f.heard[c].Before(listedAt) {
+				f.forgetClusterLocked(c) // its rows go with the sweep's folds
+			}
+		}
+	}
 	ask = slices.DeleteFunc(ask, func(c string) bool { return !f.askDueLocked(c) })
 	names := slices.Sorted(maps.Keys(f.dirty))
 	clear(f.dirty)
 	heard := maps.Clone(f.heard)
+	sweep := slices.Sorted(maps.Keys(f.sweep))
+	clear(f.sweep)
 	for k := range f.seen {
 		if _, ok := f.reported[k.cluster][k.workload]; !ok {
 			delete(f.seen, k)
@@ -376,23 +460,31 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 	for _, c := range ask {
 		f.askWhole(c)
 	}
+	var errs []error
+	if more, err := f.swept(ctx, sweep); err != nil {
+		errs = append(errs, err)
+	} else if len(more) > 0 {
+		names = slices.Compact(slices.Sorted(slices.Values(append(names, more...))))
+	}
+	names, err := f.existing(ctx, names)
+	if err != nil {
+		errs = append(errs, err)
+	}
 
-	regions := f.regions(ctx)
 	// Batches of 20 workloads per transaction: one commit per batch, not
 	// per workload, and the rows' locks (and the watch horizon) not held
 	// long; each batch's reports are taken from pending as it begins.
-	var errs []error
 	written := 0
 	for len(names) > 0 {
 		b := f.take(names[:min(len(names), 20)], healthOf)
 		names = names[len(b.names):]
-		if f.writeBatch(ctx, b, b.names, regions, heard, healthOf) == nil {
+		if f.writeBatch(ctx, b, b.names, regions, listed, heard, healthOf) == nil {
 			written += len(b.names)
 			continue
 		}
 		// One bad workload (deleted meanwhile) must not hold the others.
 		for _, w := range b.names {
-			switch err := f.writeBatch(ctx, b, []string{w}, regions, heard, healthOf); {
+			switch err := f.writeBatch(ctx, b, []string{w}, regions, listed, heard, healthOf); {
 			case err == nil:
 				written++
 			case api.ErrorCode(err) == api.CodeNotFound:
@@ -404,6 +496,33 @@ func (f *StatusFolder) RunOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return written, errors.Join(errs...)
+}
+
+// swept names the workloads with a stored row of one of clusters (whose
+// whole status this hub has heard, or deregistered) that the cluster does
+// not report: the fold drops those rows. Clusters whose rows could not be
+// read are swept next time.
+func (f *StatusFolder) swept(ctx context.Context, clusters []string) ([]string, error) {
+	byCluster, err := f.store.WorkloadsWithClusterRow(ctx, clusters)
+	if err != nil {
+		f.mu.Lock()
+		for _, c := range clusters {
+			f.sweep[c] = true
+		}
+		f.mu.Unlock()
+		return nil, fmt.Errorf("fold status: %w", err)
+	}
+	var out []string
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c, names := range byCluster {
+		for _, w := range names {
+			if _, ok := f.reported[c][w]; !ok {
+				out = append(out, w)
+			}
+		}
+	}
+	return out, nil
 }
 
 // unmarkLocked forgets the fingerprints of a cluster's reports: its next
@@ -421,6 +540,7 @@ func (f *StatusFolder) unmarkLocked(cluster string) {
 type foldBatch struct {
 	names       []string
 	reports     map[string]map[string]*protocol.WorkloadStatus
+	left        map[string]map[string]bool // workload -> the clusters whose whole status does not report it
 	images      map[string][]api.ClusterImage
 	imageEvents map[string][]imageEvent
 	warnings    map[string][]warning
@@ -429,13 +549,21 @@ type foldBatch struct {
 // take takes the batch's workloads' pending reports, and turns their
 // problems into warnings.
 func (f *StatusFolder) take(names []string, healthOf func(string) string) *foldBatch {
-	b := &foldBatch{names: names, reports: map[string]map[string]*protocol.WorkloadStatus{}, images: map[string][]api.ClusterImage{},
+	b := &foldBatch{names: names, reports: map[string]map[string]*protocol.WorkloadStatus{}, left: map[string]map[string]bool{}, images: map[string][]api.ClusterImage{},
 		imageEvents: map[string][]imageEvent{}, warnings: map[string][]warning{}}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, w := range names {
 		b.reports[w] = f.pending[w]
 		delete(f.pending, w)
+		for c := range f.whole {
+			if _, ok := f.reported[c][w]; !ok {
+				if b.left[w] == nil {
+					b.left[w] = map[string]bool{}
+				}
+				b.left[w][c] = true
+			}
+		}
 		b.images[w] = f.imageRowsLocked(w)
 		if evs, ok := f.imageEvents[w]; ok {
 			b.imageEvents[w] = evs
@@ -466,12 +594,17 @@ func (f *StatusFolder) putBack(b *foldBatch, w string) {
 }
 
 // writeBatch folds and writes names (of b) in one fenced transaction.
-func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []string, regions map[string]string, heard map[string]time.Time, healthOf func(string) string) error {
+// A stored row of a cluster regions does not hold (listed: the clusters
+// were read) is dropped: the cluster was deregistered.
+func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []string, regions map[string]string, listed bool, heard map[string]time.Time, healthOf func(string) string) error {
 	write := func(tx *pgstore.Tx, w string) error {
 		_, err := tx.Mutate(ctx, "status", "Workload", w, func(cur *pgstore.Record) error {
 			var st api.WorkloadStatus
 			_ = json.Unmarshal(cur.Status, &st)
-			rows := mergeRows(st.Clusters, b.reports[w])
+			rows := mergeRows(st.Clusters, b.reports[w], func(c string) bool {
+				_, ok := regions[c]
+				return b.left[w][c] || (listed && !ok)
+			})
 			folded := fold(rows, regions, healthOf, cur.Meta.Generation, st.Placement, st.Conditions, f.now())
 			folded.Placement, folded.Rollout = st.Placement, st.Rollout // the placer's parts stay
 			folded.Images = b.images[w]
@@ -509,11 +642,13 @@ func (f *StatusFolder) writeBatch(ctx context.Context, b *foldBatch, names []str
 }
 
 // mergeRows is a workload's cluster rows: the stored ones, with the
-// clusters that reported since replaced (or gone, where it left them).
-func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus) []api.ClusterReplicas {
+// clusters that reported since replaced (or gone, where it left them),
+// and without those of the clusters drop says (their whole status does
+// not report the workload, or they were deregistered).
+func mergeRows(stored []api.ClusterReplicas, reports map[string]*protocol.WorkloadStatus, drop func(cluster string) bool) []api.ClusterReplicas {
 	rows := make([]api.ClusterReplicas, 0, len(stored)+len(reports))
 	for _, r := range stored {
-		if _, ok := reports[r.Cluster]; !ok {
+		if _, ok := reports[r.Cluster]; !ok && !drop(r.Cluster) {
 			rows = append(rows, r)
 		}
 	}
@@ -564,17 +699,36 @@ func stampClusters(rows, old []api.ClusterReplicas, heard map[string]time.Time, 
 	}
 }
 
-// regions maps cluster names to their region label.
-func (f *StatusFolder) regions(ctx context.Context) map[string]string {
-	out := map[string]string{}
+// regions maps cluster names to their region label (listed: they were
+// read; a failed read lists none).
+func (f *StatusFolder) regions(ctx context.Context) (out map[string]string, listed bool) {
+	out = map[string]string{}
 	res, err := f.store.List(ctx, "Cluster", pgstore.ListOptions{Limit: -1})
 	if err != nil {
-		return out
+		return out, false
 	}
 	for _, c := range res.Items {
 		out[c.Meta.Name] = c.Meta.Labels[api.LabelRegion]
 	}
-	return out
+	return out, true
+}
+
+// forgetClusterLocked forgets everything of a deregistered cluster, and
+// has its stored rows swept (their workloads folded without them).
+func (f *StatusFolder) forgetClusterLocked(c string) {
+	delete(f.reported, c)
+	delete(f.judged, c)
+	delete(f.heard, c)
+	delete(f.streams, c)
+	delete(f.asked, c)
+	delete(f.whole, c)
+	for _, byCluster := range f.images {
+		delete(byCluster, c)
+	}
+	for _, byCluster := range f.pending {
+		delete(byCluster, c)
+	}
+	f.sweep[c] = true
 }
 
 // fold computes a workload's status from its clusters' rows (mergeRows).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +21,12 @@ import (
 	"github.com/atollhq/atoll/protocol"
 )
 
-// switchLead is a Leadership a test turns on and off.
-type switchLead struct{ on atomic.Bool }
+// switchLead is a Leadership a test turns on and off; its term is 1
+// plus the times the test moved it on.
+type switchLead struct {
+	on   atomic.Bool
+	term atomic.Int64
+}
 
 func (l *switchLead) IsLeader() bool { return l.on.Load() }
 func (l *switchLead) Fence(context.Context, leader.Querier) error {
@@ -30,9 +35,20 @@ func (l *switchLead) Fence(context.Context, leader.Querier) error {
 	}
 	return nil
 }
-func (l *switchLead) Epoch() int64                { return 1 }
+func (l *switchLead) Epoch() int64                { return 1 + l.term.Load() }
 func (l *switchLead) Changes() <-chan struct{}    { return nil }
 func (l *switchLead) Resign(context.Context) bool { return false }
+
+// registerClusters creates the clusters' objects (the folder forgets a
+// cluster the store does not hold: deregistered).
+func registerClusters(t *testing.T, store *pgstore.Store, names ...string) {
+	t.Helper()
+	for _, c := range names {
+		if _, err := store.Create(t.Context(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // TestFoldFromStoredRows: the folder keeps no cluster's report once
 // folded; a fold takes the other clusters' rows from the stored status,
@@ -43,6 +59,7 @@ func TestFoldFromStoredRows(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
 	asks := make(chan *nats.Msg, 16)
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
@@ -182,6 +199,7 @@ func TestFolderLeadingAgain(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
 	asks := make(chan *nats.Msg, 16)
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
@@ -227,5 +245,353 @@ func TestFolderLeadingAgain(t *testing.T) {
 	var st api.WorkloadStatus
 	if err := json.Unmarshal(rec.Status, &st); err != nil || st.ReadyReplicas != 1 || len(st.Clusters) != 1 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// TestFoldDropsRowsLeftUnwritten: a cluster's row of a workload it no
+// longer runs goes even when the removal was heard and not written (the
+// last leader stopped first; a follower drops what it takes), once the
+// cluster's whole status says it does not report the workload. Kept, the
+// row counted the cluster's replicas as ready, and its epoch and
+// generation as current, for good.
+func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	registerClusters(t, store, "a", "b")
+	for _, w := range []string{"w", "v"} {
+		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: w}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	report := func(f *StatusFolder, cluster string, workloads ...string) {
+		r := protocol.StatusReport{Version: protocol.Version, Cluster: cluster}
+		for _, w := range workloads {
+			r.Workloads = append(r.Workloads, protocol.WorkloadStatus{Workload: w, Desired: 1, Scheduled: 1, Ready: 1})
+		}
+		b, _ := json.Marshal(r)
+		f.Observe(protocol.StatusSubject(cluster), b)
+	}
+	clustersOf := func(w string) (map[string]bool, int32) {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, r := range st.Clusters {
+			got[r.Cluster] = true
+		}
+		return got, st.ReadyReplicas
+	}
+	run := func(f *StatusFolder) {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	lead := &switchLead{}
+	lead.on.Store(true)
+	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	report(f, "a", "w", "v")
+	report(f, "b", "w", "v")
+	run(f)
+	if got, ready := clustersOf("w"); !got["a"] || !got["b"] || ready != 2 {
+		t.Fatalf("first fold: rows %v, ready %d", got, ready)
+	}
+
+	// This hub stops leading; b's report says w left it, and what this
+	// hub took it drops (the leader then stopped before it wrote it).
+	lead.on.Store(false)
+	report(f, "b", "v")
+	run(f)
+	// Leading again: b's whole status still says it runs v only.
+	lead.on.Store(true)
+	run(f)
+	report(f, "a", "w", "v")
+	report(f, "b", "v")
+	run(f)
+	if got, ready := clustersOf("w"); got["b"] || ready != 1 {
+		t.Fatalf("after the new term's whole reports, w has rows %v, ready %d; want a's alone, 1 ready", got, ready)
+	}
+
+	// A hub that starts afresh knows no marks: b's row of v, which b
+	// left while no hub ran, goes once b's whole status says so.
+	f2 := NewStatusFolder(store, nil, nil, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	run(f2)
+	report(f2, "a", "w", "v")
+	report(f2, "b")
+	run(f2)
+	if got, ready := clustersOf("v"); got["b"] || ready != 1 {
+		t.Fatalf("after a restart, v has rows %v, ready %d; want a's alone, 1 ready", got, ready)
+	}
+	if got, _ := clustersOf("w"); !got["a"] {
+		t.Fatalf("w lost a's row: %v", got)
+	}
+}
+
+// TestFoldBackFromUnreachableResentEarly: a cluster back from
+// Unreachable whose whole status comes before the folder's pass sees it
+// back (its member restarted: a new session's delta is a gap, and the
+// folder asks at once) has its rows folded live from that resend, though
+// it says what the cluster said before it was lost, and though the pass
+// may not ask again within the second.
+func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	registerClusters(t, store, "a", "b")
+	_, nc := natstest.JetStream(t)
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	health := map[string]string{"a": api.HealthReady, "b": api.HealthReady}
+	setHealth := func(c, h string) {
+		mu.Lock()
+		defer mu.Unlock()
+		health[c] = h
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := NewStatusFolder(store, func(c string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return health[c]
+	}, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f.nc = nc
+	ws := protocol.WorkloadStatus{Workload: "w", Desired: 1, Scheduled: 1, Ready: 1}
+	resend := func(session string) {
+		b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "b", Session: session, Seq: 1, Reset: true,
+			Workloads: []protocol.WorkloadStatus{ws}})
+		f.ObserveDelta(protocol.StatusDeltaSubject("b"), b)
+	}
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{ws}})
+	f.Observe(protocol.StatusSubject("a"), b)
+	resend("s1")
+	status := func() api.WorkloadStatus {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := status(); st.ReadyReplicas != 2 {
+		t.Fatalf("first fold: %+v", st)
+	}
+	resend("s1") // folded again (the first pass led anew): its mark now has its fingerprint
+	if st := status(); st.ReadyReplicas != 2 {
+		t.Fatalf("second fold: %+v", st)
+	}
+	setHealth("b", api.HealthUnreachable)
+	now = now.Add(2 * time.Second)
+	if st := status(); st.ReadyReplicas != 1 {
+		t.Fatalf("b lost: %+v", st)
+	}
+
+	// b is back; its member restarted: a delta of a new session is a gap
+	// (asked now), and the resend answers before the folder's pass.
+	setHealth("b", api.HealthReady)
+	now = now.Add(2 * time.Second)
+	gap, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "b", Session: "s2", Seq: 4})
+	f.ObserveDelta(protocol.StatusDeltaSubject("b"), gap)
+	resend("s2")
+	st := status()
+	for _, r := range st.Clusters {
+		if r.Cluster == "b" && isHistory(r) {
+			t.Fatalf("b reported again and its row is still history: %+v", st)
+		}
+	}
+	if st.ReadyReplicas != 2 {
+		t.Fatalf("b reported again: %d ready, want 2: %+v", st.ReadyReplicas, st)
+	}
+}
+
+// TestFolderNewTermBetweenPasses: a hub that lost its term and won
+// another between two of its folder's passes leads anew: what the hub
+// that led meanwhile wrote is not what its marks say, so the next report
+// of each workload is folded even when it says what the last one did.
+func TestFolderNewTermBetweenPasses(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	registerClusters(t, store, "a", "b")
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
+	lead := &switchLead{}
+	lead.on.Store(true)
+	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	for range 2 { // the second time with its fingerprint kept
+		f.Observe(protocol.StatusSubject("a"), b)
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readyNow := func() int32 {
+		t.Helper()
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.ReadyReplicas
+	}
+	if n := readyNow(); n != 1 {
+		t.Fatalf("folded %d ready, want 1", n)
+	}
+	// Another hub leads for a while: it had a Unreachable and wrote its
+	// row as history. Then this hub leads again, in a new term.
+	other := NewStatusFolder(store, func(string) string { return api.HealthUnreachable }, nil, nil, clock, noop.NewMeterProvider().Meter(""), 0)
+	other.Observe(protocol.StatusSubject("a"), b)
+	if _, err := other.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyNow(); n != 0 {
+		t.Fatalf("the other hub folded %d ready, want 0", n)
+	}
+	lead.term.Add(1)
+	if _, err := f.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Observe(protocol.StatusSubject("a"), b) // a's whole status, as asked by the new term
+	if _, err := f.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := readyNow(); n != 1 {
+		t.Fatalf("after a new term, a's report folded %d ready, want 1", n)
+	}
+}
+
+// TestMadeUpWorkloadsForgottenByFollowers: a hub that does not lead
+// forgets the workloads a member names that the store does not hold, as
+// the leader does, and a resend that never ends keeps none of them: a
+// hostile member naming ever new workloads in deltas does not grow a
+// hub's memory without bound.
+func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	registerClusters(t, store, "a")
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	for _, leads := range []bool{false, true} {
+		lead := &switchLead{}
+		lead.on.Store(leads)
+		f := NewStatusFolder(store, nil, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+		for seq := uint64(1); seq <= 3; seq++ {
+			ws := []protocol.WorkloadStatus{{Workload: "real", Desired: 1, Ready: int32(seq)}}
+			for i := range 50 {
+				ws = append(ws, protocol.WorkloadStatus{Workload: fmt.Sprintf("fake-%d-%d", seq, i), Desired: 1})
+			}
+			// A resend begun and never ended (More on every part).
+			b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "a", Session: "s", Seq: seq, Reset: seq == 1, More: true, Workloads: ws})
+			f.ObserveDelta(protocol.StatusDeltaSubject("a"), b)
+			if _, err := f.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.mu.Lock()
+		resending := len(f.streams["a"].resending)
+		f.mu.Unlock()
+		if h := reportedBy(f); len(h) != 1 || !h["real"] || resending != 1 || ready(f, "real", "a") != 3 {
+			t.Fatalf("leading %v: held %v, %d named by the resend; want the real workload alone, 3 ready", leads, h, resending)
+		}
+	}
+}
+
+// TestFoldForgetsDeregisteredClusters: a cluster whose Cluster object is
+// gone (deregistered) leaves no row in its workloads' status and nothing
+// in the folder: before, its rows stayed history in every workload it
+// ran, and its marks in memory, for good.
+func TestFoldForgetsDeregisteredClusters(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t)
+	test := pgstore.Actor{Name: "test"}
+	registerClusters(t, store, "a", "b")
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
+	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	unreachable := map[string]bool{}
+	f := NewStatusFolder(store, func(c string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if unreachable[c] {
+			return api.HealthUnreachable
+		}
+		return api.HealthReady
+	}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	for _, c := range []string{"a", "b"} {
+		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: c, Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
+		f.Observe(protocol.StatusSubject(c), b)
+	}
+	rows := func() map[string]bool {
+		t.Helper()
+		if _, err := f.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := store.Get(ctx, "Workload", "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.WorkloadStatus
+		if err := json.Unmarshal(rec.Status, &st); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, r := range st.Clusters {
+			out[r.Cluster] = true
+		}
+		return out
+	}
+	if got := rows(); !got["a"] || !got["b"] {
+		t.Fatalf("rows %v; want a and b", got)
+	}
+	// b is lost, its rows history; then it is deregistered.
+	mu.Lock()
+	unreachable["b"] = true
+	mu.Unlock()
+	if got := rows(); !got["b"] {
+		t.Fatalf("rows %v; want b's as history", got)
+	}
+	if _, _, err := store.Delete(ctx, test, "Cluster", "b", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(); !got["a"] || got["b"] {
+		t.Fatalf("rows %v after b was deregistered; want a's alone", got)
+	}
+	f.mu.Lock()
+	_, kept := f.reported["b"]
+	f.mu.Unlock()
+	if kept {
+		t.Fatal("the folder still holds b's marks")
 	}
 }

@@ -21,6 +21,7 @@ func TestCrashLoopIsOneEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	store := openStore(t)
+	registerClusters(t, store, "a", "b")
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "process", Command: "nope"}})
 	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec, Status: []byte("{}")}); err != nil {
 		t.Fatal(err)
