@@ -43,6 +43,7 @@ type NodeInfoList struct {
 
 // LogsUnreadTrailer is the HTTP trailer a logs read ends with: how many of
 // the clusters asked could not be read (no answer, an error, a member too
-// old for the options). The lines came with 200 before it was known;
-// "0" when every cluster was read.
+// old for the options), the lines having come with 200 before it was
+// known; "0" when every cluster was read, or when a replica was asked
+// for and a cluster served it.
 const LogsUnreadTrailer = "Atoll-Logs-Unread"

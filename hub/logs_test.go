@@ -162,6 +162,24 @@ func TestLogsThroughTheMember(t *testing.T) {
 			}
 		}
 	}
+
+	// A cluster whose member is gone: a read of the workload lacks it; a
+	// read of the replica, served by r1, does not.
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady, Identity: "Ughost", ProtocolVersion: protocol.Version})
+	if _, err := e.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+		Meta: api.ObjectMeta{Name: "ghost", Labels: map[string]string{api.LabelRegion: "eu"}}, Spec: []byte("{}"), Status: status}); err != nil {
+		t.Fatal(err)
+	}
+	text(client.LogsOptions{Replica: replica, Tail: &two})
+	rc, err = read(client.LogsOptions{Tail: &two})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, client.ErrLogsIncomplete) || !strings.Contains(string(body), "# cluster ghost did not answer") || !strings.Contains(string(body), "tick ") {
+		t.Errorf("a read of the workload with a cluster silent: want r1's lines, the ghost's line and ErrLogsIncomplete; got %v and:\n%s", err, body)
+	}
 }
 
 // TestLogsOptionsAndAnOlderMember: a member of protocol 4 would ignore

@@ -186,7 +186,7 @@ func registerLogs(s *API, hapi huma.API) {
 				}
 			}
 			sum.finish(w, in.Name, len(clusters))
-			hctx.SetHeader(api.LogsUnreadTrailer, strconv.Itoa(sum.unread))
+			hctx.SetHeader(api.LogsUnreadTrailer, strconv.Itoa(sum.missing(req)))
 		}}, nil
 	})
 }
@@ -198,6 +198,17 @@ type logsSummary struct {
 	noPrevious int // clusters whose replica has no previous run
 	tooOld     int // clusters whose member cannot honour the options
 	unread     int // clusters not read: too old, no answer, an error
+	served     int // clusters whose stream ended as it should
+}
+
+// missing is how many clusters the read lacks: those not read, unless a
+// replica was asked for and a cluster served it (a replica runs in one
+// cluster: the others' silence takes nothing from the read).
+func (sum *logsSummary) missing(req protocol.LogsRequest) int {
+	if req.Replica != "" && sum.served > 0 {
+		return 0
+	}
+	return sum.unread
 }
 
 // refusal is the error answer a read that found nothing gets: the replica
@@ -277,11 +288,15 @@ func (s *API) streamLogs(ctx context.Context, w *lineWriter, clusters []logClust
 			func(msg *nats.Msg) error {
 				return w.write(cluster, msg.Header.Get(protocol.LogReplicaHeader), msg.Data)
 			})
-		if err == nil || errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		if err == nil {
+			sum.served++
+			return
+		}
 		var end *natsbus.StreamEndError
 		switch {
 		case errors.As(err, &end) && (end.Header.Get(protocol.LogEndCodeHeader) == protocol.LogEndNotFound || strings.HasPrefix(end.Reason, "no replica of ")):
