@@ -94,8 +94,10 @@
 // of a kind whose spec hooks read no resourceVersion
 // (OnSpecChangeUnversioned: a workload's) is one round trip: BEGIN is
 // held back too, the row's version is drawn in SQL from the
-// transaction's id (the same xid<<20 + k), the change-log row's object
-// is rendered in two halves around it, and the hooks' held rows go with
+// transaction's id (the same xid<<20 + k), one statement writes the row
+// and, from the version it was given, its change-log and audit rows
+// (createSQL), the change-log row's object rendered in two halves
+// around the version, and the hooks' held rows go with
 // COMMIT; the version is known once COMMIT answered. API tokens are read
 // from a short-lived cache (tokenCache). Readers of the change log share one reader per kind
 // (changeFeed).
