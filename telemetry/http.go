@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -44,6 +45,7 @@ func HTTPMiddleware(p *Providers) func(http.Handler) http.Handler {
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	inflight, _ := meter.Int64UpDownCounter("http.server.active_requests", metric.WithUnit("{request}"),
 		metric.WithDescription("Requests being answered, watches included."))
+	sets := &attrSets{}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -61,9 +63,9 @@ func HTTPMiddleware(p *Providers) func(http.Handler) http.Handler {
 					attribute.String("atoll.request_id", id)))
 			defer span.End()
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-			method := attribute.String("http.request.method", r.Method)
-			inflight.Add(ctx, 1, metric.WithAttributes(method))
-			defer inflight.Add(ctx, -1, metric.WithAttributes(method))
+			methodOpt := sets.method(r.Method)
+			inflight.Add(ctx, 1, methodOpt)
+			defer inflight.Add(ctx, -1, methodOpt)
 
 			next.ServeHTTP(sw, r.WithContext(ctx))
 
@@ -76,10 +78,57 @@ func HTTPMiddleware(p *Providers) func(http.Handler) http.Handler {
 			if sw.status >= 500 {
 				span.SetStatus(codes.Error, http.StatusText(sw.status))
 			}
-			duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-				method, attribute.String("http.route", route), attribute.String("http.response.status_code", strconv.Itoa(sw.status))))
+			duration.Record(ctx, time.Since(start).Seconds(), sets.outcome(r.Method, route, sw.status))
 		})
 	}
+}
+
+// attrSets holds the metric attributes of each method, and of each
+// method, route and status, made once: making a set sorts and copies its
+// attributes, three times a request otherwise. Only the standard methods
+// are kept (a client picks the method; routes are chi's patterns and
+// statuses three digits), so what is kept stays bounded.
+type attrSets struct {
+	methods  sync.Map // method -> metric.MeasurementOption
+	outcomes sync.Map // outcomeKey -> metric.MeasurementOption
+}
+
+type outcomeKey struct {
+	method, route string
+	status        int
+}
+
+func (a *attrSets) method(m string) metric.MeasurementOption {
+	if o, ok := a.methods.Load(m); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("http.request.method", m)))
+	if standardMethod(m) {
+		a.methods.Store(m, o)
+	}
+	return o
+}
+
+func (a *attrSets) outcome(m, route string, status int) metric.MeasurementOption {
+	k := outcomeKey{m, route, status}
+	if o, ok := a.outcomes.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("http.request.method", m),
+		attribute.String("http.route", route), attribute.String("http.response.status_code", strconv.Itoa(status))))
+	if standardMethod(m) {
+		a.outcomes.Store(k, o)
+	}
+	return o
+}
+
+func standardMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 func saneID(id string) bool {

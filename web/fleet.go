@@ -92,6 +92,33 @@ func summarize(w *api.Workload) *workloadSummary {
 	return s
 }
 
+// summaryFields is what summarize reads of a workload. A change is
+// decoded into it, not into a whole Workload: the template, most of a
+// workload's document, is skipped without being built.
+type summaryFields struct {
+	Metadata api.ObjectMeta `json:"metadata"`
+	Spec     struct {
+		Replicas  int32                `json:"replicas"`
+		Placement *api.PlacementPolicy `json:"placement"`
+		Template  struct {
+			Driver string `json:"driver"`
+		} `json:"template"`
+	} `json:"spec"`
+	Status api.WorkloadStatus `json:"status"`
+}
+
+// workloadOfChange decodes a workload change's object with what
+// summarize reads of it filled in (summaryFields).
+func workloadOfChange(obj []byte) (*api.Workload, error) {
+	var v summaryFields
+	if err := json.Unmarshal(obj, &v); err != nil {
+		return nil, err
+	}
+	w := &api.Workload{Metadata: v.Metadata, Status: v.Status}
+	w.Spec.Replicas, w.Spec.Placement, w.Spec.Template.Driver = v.Spec.Replicas, v.Spec.Placement, v.Spec.Template.Driver
+	return w, nil
+}
+
 func newFleet(store *pgstore.Store, n *pgstore.Notifier, overlay func(*api.Cluster), now func() time.Time, log *slog.Logger, every time.Duration) *fleet {
 	return &fleet{store: store, notifier: n, overlay: overlay, now: now, log: log, every: every,
 		clusters: map[string]*api.Cluster{}, workloads: map[string]*workloadSummary{}, drills: map[string]*drillSummary{}, liveSig: map[string]string{},
@@ -325,8 +352,8 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 				f.sorted = nil
 				continue
 			}
-			var w api.Workload
-			if json.Unmarshal(ch.Object, &w) != nil {
+			w, err := workloadOfChange(ch.Object)
+			if err != nil {
 				continue
 			}
 			if _, ok := f.workloads[ch.Name]; !ok {
@@ -334,11 +361,11 @@ func (f *fleet) apply(kind string, changes []pgstore.Change) {
 			} else if f.sorted != nil {
 				i, _ := slices.BinarySearchFunc(f.sorted, ch.Name, func(s *workloadSummary, name string) int { return strings.Compare(s.Name, name) })
 				f.sorted = slices.Clone(f.sorted) // readers may hold the old slice
-				f.sorted[i] = summarize(&w)
+				f.sorted[i] = summarize(w)
 				f.workloads[ch.Name] = f.sorted[i]
 				continue
 			}
-			f.workloads[ch.Name] = summarize(&w)
+			f.workloads[ch.Name] = summarize(w)
 		case "Drill":
 			var d api.Drill
 			if ch.Type == api.Deleted {

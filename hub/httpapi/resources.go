@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -480,9 +481,9 @@ func withDryRun(ctx context.Context, dryRun string) context.Context {
 
 // recordOf splits a typed object into what the store keeps.
 func recordOf(kind string, obj api.Object) *pgstore.Record {
-	b, _ := json.Marshal(obj)
 	m := *obj.GetMetadata()
 	if k, ok := api.LookupKind(kind); ok && k.Inline {
+		b, _ := json.Marshal(obj)
 		var fields map[string]json.RawMessage
 		_ = json.Unmarshal(b, &fields)
 		delete(fields, "apiVersion")
@@ -491,12 +492,47 @@ func recordOf(kind string, obj api.Object) *pgstore.Record {
 		spec, _ := json.Marshal(fields)
 		return &pgstore.Record{Kind: kind, Meta: m, Spec: spec}
 	}
+	if spec, ok := specField(obj); ok {
+		b, _ := json.Marshal(spec)
+		return &pgstore.Record{Kind: kind, Meta: m, Spec: b}
+	}
+	b, _ := json.Marshal(obj)
 	var parts struct {
 		Spec json.RawMessage `json:"spec"`
 	}
 	_ = json.Unmarshal(b, &parts)
 	return &pgstore.Record{Kind: kind, Meta: m, Spec: parts.Spec}
 }
+
+// specField returns a pointer to obj's spec field (a struct field tagged
+// exactly `json:"spec"`), which marshals to the same bytes as the field
+// inside the whole object: recordOf then renders the spec alone instead
+// of the object and parsing it again. The field is found once per type.
+func specField(obj api.Object) (any, bool) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	t := v.Elem().Type()
+	i, ok := specFields.Load(t)
+	if !ok {
+		i = -1
+		for n := range t.NumField() {
+			if f := t.Field(n); f.IsExported() && f.Tag.Get("json") == "spec" {
+				i = n
+				break
+			}
+		}
+		specFields.Store(t, i)
+	}
+	if i.(int) < 0 {
+		return nil, false
+	}
+	return v.Elem().Field(i.(int)).Addr().Interface(), true
+}
+
+// specFields caches specField's index per type (-1: none).
+var specFields sync.Map
 
 // readPatch reads a patch body in any of the accepted media types and
 // returns the function that applies it to a document.

@@ -87,15 +87,19 @@
 // statement; an object's row goes with its change-log and audit rows;
 // statements whose results no one reads (a revision's row and trim) are
 // held back to go with the next statement or with COMMIT (pendingConn);
-// the wake-ups go after COMMIT, many writes' in one NOTIFY transaction
-// (wakeups: a NOTIFY inside the transaction would serialise every
-// writer's commit, and one per write cost a second transaction each);
+// the wake-ups go after COMMIT, many writes' in one NOTIFY transaction,
+// at least wakeupGap (5 ms) apart under a stream of writes (wakeups: a
+// NOTIFY inside the transaction would serialise every writer's commit,
+// one per write cost a second transaction each, and every one costs each
+// hub a horizon read and its followers a change-log read);
 // a Batch writes many objects at once after one LockAll. Store.Create
 // of a kind whose spec hooks read no resourceVersion
 // (OnSpecChangeUnversioned: a workload's) is one round trip: BEGIN is
 // held back too, the row's version is drawn in SQL from the
-// transaction's id (the same xid<<20 + k), the change-log row's object
-// is rendered in two halves around it, and the hooks' held rows go with
+// transaction's id (the same xid<<20 + k), one statement writes the row
+// and, from the version it was given, its change-log and audit rows
+// (createSQL), the change-log row's object rendered in two halves
+// around the version, and the hooks' held rows go with
 // COMMIT; the version is known once COMMIT answered. API tokens are read
 // from a short-lived cache (tokenCache). Readers of the change log share one reader per kind
 // (changeFeed).

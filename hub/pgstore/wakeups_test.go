@@ -18,8 +18,9 @@ import (
 // TestWakeupsCoverEveryWrite: eight writers create workloads at once; a
 // session LISTENing on the change channel hears, after the last create
 // returned, a wake-up for Workload at or above every version the creates
-// were given, and no more wake-ups than writes (many writes' wake-ups go
-// in one NOTIFY).
+// were given, no more wake-ups than writes (many writes' wake-ups go in
+// one NOTIFY), and no more than one per WakeupGap from the first create
+// to the last wake-up heard, plus the first (and one under way before).
 func TestWakeupsCoverEveryWrite(t *testing.T) {
 	t.Parallel()
 	r := pgtest.NewDatabaseRoles(t)
@@ -35,6 +36,7 @@ func TestWakeupsCoverEveryWrite(t *testing.T) {
 	}
 
 	const writers, each = 8, 25
+	began := time.Now()
 	var mu sync.Mutex
 	var newest int64
 	var wg sync.WaitGroup
@@ -83,6 +85,10 @@ func TestWakeupsCoverEveryWrite(t *testing.T) {
 	}
 	if heard > writers*each {
 		t.Errorf("want at most one wake-up per write (%d); heard %d", writers*each, heard)
+	}
+	took := time.Since(began)
+	if most := int(took/pgstore.WakeupGap) + 2; heard > most {
+		t.Errorf("heard %d wake-ups in %s; want at most one per %s, the first and one under way before (%d)", heard, took, pgstore.WakeupGap, most)
 	}
 	t.Logf("%d writes, %d wake-ups heard up to the newest", writers*each, heard)
 }
