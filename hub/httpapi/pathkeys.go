@@ -1,6 +1,9 @@
 package httpapi
 
-import "strings"
+import (
+	"maps"
+	"strings"
+)
 
 // huma's validator builds an error's location by pushing each map key on
 // a path and popping back to the last '.' or '[' afterwards, so a key
@@ -21,18 +24,18 @@ var (
 func escapeKeys(v any) {
 	switch x := v.(type) {
 	case map[string]any:
-		var rename []string
+		// Every key to rename is taken out before any escaped one goes
+		// in: "a.b" escapes to a key that may be sent too ("a%2Eb", itself
+		// renamed), and one at a time the first would overwrite it.
+		renamed := map[string]any{}
 		for k, e := range x {
 			escapeKeys(e)
 			if strings.ContainsAny(k, "%.[") {
-				rename = append(rename, k)
+				renamed[keyEscaper.Replace(k)] = e
+				delete(x, k)
 			}
 		}
-		for _, k := range rename {
-			e := x[k]
-			delete(x, k)
-			x[keyEscaper.Replace(k)] = e
-		}
+		maps.Copy(x, renamed) // escaped keys hold '%', the ones left none: no clash
 	case []any:
 		for _, e := range x {
 			escapeKeys(e)
