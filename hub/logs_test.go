@@ -163,13 +163,18 @@ func TestLogsThroughTheMember(t *testing.T) {
 		}
 	}
 
-	// A cluster whose member is gone: a read of the workload lacks it; a
+	// A cluster whose member is gone: not asked while it holds nothing of
+	// the workload; once it does, a read of the workload lacks it, and a
 	// read of the replica, served by r1, does not.
 	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady, Identity: "Ughost", ProtocolVersion: protocol.Version})
 	if _, err := e.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
 		Meta: api.ObjectMeta{Name: "ghost", Labels: map[string]string{api.LabelRegion: "eu"}}, Spec: []byte("{}"), Status: status}); err != nil {
 		t.Fatal(err)
 	}
+	if got := text(client.LogsOptions{Tail: &two}); strings.Contains(got, "ghost") {
+		t.Errorf("a cluster that holds nothing of the workload was asked:\n%s", got)
+	}
+	holdIn(t, e, "talker", "ghost")
 	text(client.LogsOptions{Replica: replica, Tail: &two})
 	rc, err = read(client.LogsOptions{Tail: &two})
 	if err != nil {
@@ -193,6 +198,7 @@ func TestLogsOptionsAndAnOlderMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}})
+	holdIn(t, e, "web", "old")
 	ten := 10
 	rc, err := e.admin.Logs(context.Background(), "web", client.LogsOptions{Tail: &ten, Timestamps: true})
 	if err != nil {
@@ -217,6 +223,26 @@ func TestLogsOptionsAndAnOlderMember(t *testing.T) {
 	rc.Close()
 	if !strings.Contains(string(body), "# cluster old did not answer") || !errors.Is(err, client.ErrLogsIncomplete) {
 		t.Errorf("a replica not found where answered, a cluster silent: got %v and:\n%s", err, body)
+	}
+}
+
+// holdIn makes a workload's stored status say cluster reports it (a
+// logs read asks only the clusters that may hold the workload).
+func holdIn(t *testing.T, e *env, workload, cluster string) {
+	t.Helper()
+	err := e.store.InTx(t.Context(), pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
+		_, err := tx.Mutate(t.Context(), "status", "Workload", workload, func(cur *pgstore.Record) error {
+			var st api.WorkloadStatus
+			_ = json.Unmarshal(cur.Status, &st)
+			st.Clusters = append(st.Clusters, api.ClusterReplicas{Cluster: cluster, Desired: 1})
+			b, err := json.Marshal(st)
+			cur.Status = b
+			return err
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -106,6 +106,28 @@ func logClusterOf(rec *pgstore.Record) logCluster {
 	return logCluster{name: rec.Meta.Name, version: st.ProtocolVersion}
 }
 
+// clustersHolding names the clusters a workload's replicas may be in:
+// those its placement gives replicas and those that report it (replicas
+// still stopping where it moved from). Only they are asked for its logs:
+// the others have none, and one whose member is gone would leave the
+// read incomplete for nothing.
+func clustersHolding(rec *pgstore.Record) map[string]bool {
+	var st api.WorkloadStatus
+	_ = json.Unmarshal(rec.Status, &st)
+	out := map[string]bool{}
+	if st.Placement != nil {
+		for c, n := range st.Placement.Clusters {
+			if n > 0 {
+				out[c] = true
+			}
+		}
+	}
+	for _, cr := range st.Clusters {
+		out[cr.Cluster] = true
+	}
+	return out
+}
+
 // registerLogs serves replica logs, read through each member from its node
 // agents. Lines are prefixed with [cluster/replica] unless one replica was
 // asked for; problems with a cluster end the text as lines starting "# ".
@@ -116,6 +138,7 @@ func registerLogs(s *API, hapi huma.API) {
 		OperationID: "workload-logs", Method: http.MethodGet, Path: "/api/v1/workloads/{name}/logs",
 		Summary: "Read (or follow) a workload's replica logs", Tags: []string{"Workloads"}, Security: bearer,
 		Description: "By default the current (or last) run of each replica's process; previous reads the run before its last restart. " +
+			"The clusters asked are the one named, else those the workload's placement gives replicas and those that report it. " +
 			"Members older than protocol 5 cannot honour tail, since, timestamps or previous: their clusters are not read, and the text says so. " +
 			"The answer ends with the trailer Atoll-Logs-Unread: how many clusters could not be read (its lines starting \"# \" say why).",
 		// Logs can hold what a viewer should not see: operators and above.
@@ -129,7 +152,8 @@ func registerLogs(s *API, hapi huma.API) {
 		if s.bus == nil {
 			return nil, toProblem(ctx, api.Errorf(api.CodeUnavailable, "this hub runs without NATS: no member can be asked"))
 		}
-		if _, err := s.store.Get(ctx, "Workload", in.Name); err != nil {
+		wrec, err := s.store.Get(ctx, "Workload", in.Name)
+		if err != nil {
 			return nil, toProblem(ctx, err)
 		}
 		var clusters []logCluster
@@ -144,8 +168,11 @@ func registerLogs(s *API, hapi huma.API) {
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
+			holding := clustersHolding(wrec)
 			for _, c := range res.Items {
-				clusters = append(clusters, logClusterOf(c))
+				if holding[c.Meta.Name] {
+					clusters = append(clusters, logClusterOf(c))
+				}
 			}
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
