@@ -631,7 +631,7 @@ func (s *Syncer) followWorkloads(ctx context.Context) error {
 		delete(specs, name)
 		delete(data, name)
 	}
-	if err := s.workloads.Apply(upd, put, gone); err != nil {
+	if err := s.workloads.Apply(ctx, upd, put, gone); err != nil {
 		return err
 	}
 	s.specs, s.data = specs, data

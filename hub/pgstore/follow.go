@@ -21,6 +21,7 @@ type Follow struct {
 	kind  string
 	every time.Duration
 	now   func() time.Time
+	page  int // objects a page of a whole list
 
 	after  int64     // the last version read
 	listed time.Time // zero: list at the next Read
@@ -36,24 +37,60 @@ type followSource interface {
 // it a list is cheaper.
 const followBehind = 5000
 
+// followPage is how many objects a whole list reads at a time: a list of
+// 100,000 workloads held whole was ~180 MB of records in flight, in each
+// controller that follows them.
+const followPage = 1000
+
 // NewFollow follows kind in src (a *Store, or what stands in for one),
 // listing whole at least every relist; a nil now is time.Now.
 func NewFollow(src followSource, kind string, relist time.Duration, now func() time.Time) *Follow {
 	if now == nil {
 		now = time.Now
 	}
-	return &Follow{src: src, kind: kind, every: relist, now: now}
+	return &Follow{src: src, kind: kind, every: relist, now: now, page: followPage}
 }
 
 // FollowUpdate is what one Read found: with Full, every object of the
-// kind (the caller forgets any it holds that is not among Records);
-// else the changes since the last Read, in order (a change the last list
-// already showed may come again: applying changes in order is
-// idempotent).
+// kind, which Each reads a page at a time (the caller forgets any it
+// holds that Each does not give); else the changes since the last Read,
+// in order (a change the list already showed may come again: applying
+// changes in order is idempotent).
+//
+// The pages of a list are read one after the other, each as it stood
+// when read; the Follow goes on from the first page's version, so that
+// whatever changed while the others were read comes again as changes.
 type FollowUpdate struct {
 	Full    bool
-	Records []*Record
 	Changes []Change
+
+	page []*Record // the first page, read by Read
+	cont string    // the next page's continue token ("": none)
+	src  followSource
+	kind string
+	size int // of a page
+}
+
+// Each hands every object of a Full update to fn, reading the pages after
+// the first as it goes. An error (fn's, or a page's read) ends it; the
+// caller then holds part of a list: Follow.Relist, or Apply, which does.
+func (u FollowUpdate) Each(ctx context.Context, fn func(*Record) error) error {
+	page, cont := u.page, u.cont
+	for {
+		for _, rec := range page {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if cont == "" {
+			return nil
+		}
+		res, err := u.src.List(ctx, u.kind, ListOptions{Limit: u.size, Continue: cont})
+		if err != nil {
+			return err
+		}
+		page, cont = res.Items, res.Continue
+	}
 }
 
 // Read brings the caller up to date (see Follow). On an error the next
@@ -73,7 +110,7 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 		// Compacted past, or too far behind: list again.
 	}
 	at := f.now()
-	res, err := f.src.List(ctx, f.kind, ListOptions{Limit: -1})
+	res, err := f.src.List(ctx, f.kind, ListOptions{Limit: f.page})
 	if err != nil {
 		return FollowUpdate{}, err
 	}
@@ -82,29 +119,24 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 		return FollowUpdate{}, err
 	}
 	f.after, f.listed = rv, at
-	return FollowUpdate{Full: true, Records: res.Items}, nil
+	return FollowUpdate{Full: true, page: res.Items, cont: res.Continue, src: f.src, kind: f.kind, size: f.page}, nil
 }
 
 // Apply hands what u brings to put (with Full, every object of the kind,
 // which the caller then holds alone; else each changed object, as its
 // change's Record) and the name of each deleted one to gone. When put
-// fails, the next Read lists whole again.
-func (f *Follow) Apply(u FollowUpdate, put func(*Record) error, gone func(name string)) error {
-	err := u.apply(put, gone)
+// (or a page's read) fails, the next Read lists whole again.
+func (f *Follow) Apply(ctx context.Context, u FollowUpdate, put func(*Record) error, gone func(name string)) error {
+	err := u.apply(ctx, put, gone)
 	if err != nil {
 		f.Relist()
 	}
 	return err
 }
 
-func (u FollowUpdate) apply(put func(*Record) error, gone func(name string)) error {
+func (u FollowUpdate) apply(ctx context.Context, put func(*Record) error, gone func(name string)) error {
 	if u.Full {
-		for _, rec := range u.Records {
-			if err := put(rec); err != nil {
-				return err
-			}
-		}
-		return nil
+		return u.Each(ctx, put)
 	}
 	for _, ch := range u.Changes {
 		if ch.Type == api.Deleted {

@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -34,8 +35,8 @@ func TestFollow(t *testing.T) {
 		}
 		return u
 	}
-	if u := read(); !u.Full || len(u.Records) != 2 {
-		t.Fatalf("the first read: full %v, %d records", u.Full, len(u.Records))
+	if u := read(); !u.Full || fmt.Sprint(listed(t, u)) != "[w1 w2]" {
+		t.Fatalf("the first read: full %v, %v", u.Full, listed(t, u))
 	}
 	create("w3")
 	if _, _, err := s.Delete(ctx, testActor, "Workload", "w1", ""); err != nil {
@@ -84,8 +85,8 @@ func TestFollow(t *testing.T) {
 	if _, err := s.Compact(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	if u := read(); !u.Full || len(u.Records) != 4 {
-		t.Fatalf("after compaction: full %v, %d records, %d changes", u.Full, len(u.Records), len(u.Changes))
+	if u := read(); !u.Full || fmt.Sprint(listed(t, u)) != "[w2 w3 w4 w5]" {
+		t.Fatalf("after compaction: full %v, %v, %d changes", u.Full, listed(t, u), len(u.Changes))
 	}
 	now = now.Add(time.Minute)
 	if u := read(); !u.Full {
@@ -97,5 +98,75 @@ func TestFollow(t *testing.T) {
 	f.Relist()
 	if u := read(); !u.Full {
 		t.Fatal("no whole list after Relist")
+	}
+}
+
+// listed is what a whole list's Each gives, by name.
+func listed(t *testing.T, u pgstore.FollowUpdate) []string {
+	t.Helper()
+	var names []string
+	if err := u.Each(t.Context(), func(rec *pgstore.Record) error {
+		names = append(names, rec.Meta.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestFollowPages: a whole list is read a page at a time, and what
+// changes while its later pages are read comes again as changes, from
+// the first page's version on.
+func TestFollowPages(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.NewDatabaseRoles(t))
+	ctx := t.Context()
+	for _, name := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == "p5" })
+	f := pgstore.NewFollow(s, "Workload", time.Minute, nil)
+	f.SetPage(2)
+	u, err := f.Read(ctx)
+	if err != nil || !u.Full {
+		t.Fatalf("the first read: full %v, %v", u.Full, err)
+	}
+	// While the first page is handed over, p5 (on the last page) is
+	// deleted and p6 (after every page) created.
+	var got []string
+	err = u.Each(ctx, func(rec *pgstore.Record) error {
+		got = append(got, rec.Meta.Name)
+		if rec.Meta.Name == "p1" {
+			if _, _, err := s.Delete(ctx, testActor, "Workload", "p5", ""); err != nil {
+				return err
+			}
+			if _, err := s.Create(ctx, testActor, workloadRec("p6")); err != nil {
+				return err
+			}
+			changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == "p6" })
+		}
+		return nil
+	})
+	if err != nil || fmt.Sprint(got) != "[p1 p2 p3 p4 p6]" {
+		t.Fatalf("the pages: %v, %v", got, err)
+	}
+	// From the first page's version: p5's deletion and p6 come again.
+	var changes []string
+	for deadline := time.Now().Add(30 * time.Second); !slices.Contains(changes, "ADDED p6"); {
+		u, err := f.Read(ctx)
+		if err != nil || u.Full {
+			t.Fatalf("the read after the list: full %v, %v", u.Full, err)
+		}
+		for _, c := range u.Changes {
+			changes = append(changes, c.Type+" "+c.Name)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes after 30 s: %v", changes)
+		}
+	}
+	if !slices.Contains(changes, "DELETED p5") {
+		t.Fatalf("changes after the list: %v; want p5's deletion among them", changes)
 	}
 }

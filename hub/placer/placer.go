@@ -526,13 +526,24 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 		// A whole list decides again only what differs from the cache,
 		// as the change log would have: at 100,000 workloads, deciding
 		// them all on every list would keep a core busy.
-		listed := make(map[string]bool, len(upd.Records))
-		for _, rec := range upd.Records {
+		listed := make(map[string]bool, len(p.cache))
+		err := upd.Each(ctx, func(rec *pgstore.Record) error {
 			var w api.Workload
 			if err := rec.DecodeObject(&w); err == nil {
 				listed[w.Metadata.Name] = true
 				take(w.Metadata.Name, &w)
 			}
+			return nil
+		})
+		if err != nil {
+			// A page's read failed: what the pages before it changed is
+			// in the cache, so it is owed a decision (the next list finds
+			// those workloads as cached); the rest comes with that list.
+			for name := range touched {
+				p.owed[name] = true
+			}
+			p.workloads.Relist()
+			return nil, err
 		}
 		for name := range p.cache {
 			if !listed[name] {

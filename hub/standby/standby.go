@@ -439,7 +439,7 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 	}
 	prev := c.drivers
 	if upd.Full {
-		c.drivers, c.oci = make(map[string]specDriver, len(upd.Records)), map[string]api.Workload{}
+		c.drivers, c.oci = make(map[string]specDriver, len(prev)), map[string]api.Workload{}
 	}
 	put := func(rec *pgstore.Record) error {
 		name := rec.Meta.Name
@@ -471,5 +471,5 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 		delete(c.drivers, name)
 		delete(c.oci, name)
 	}
-	return c.workloads.Apply(upd, put, gone)
+	return c.workloads.Apply(ctx, upd, put, gone)
 }
