@@ -65,23 +65,10 @@ func TestFoldFromStoredRows(t *testing.T) {
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	health := map[string]string{"a": api.HealthReady, "b": api.HealthReady}
-	setHealth := func(c, h string) {
-		mu.Lock()
-		defer mu.Unlock()
-		health[c] = h
-	}
+	createWorkloads(t, store, 3, "w")
+	var health healths
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	f := NewStatusFolder(store, func(c string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return health[c]
-	}, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f := NewStatusFolder(store, health.get, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
 	f.nc = nc
 	report := func(cluster string, ready int32) {
 		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: cluster,
@@ -98,18 +85,7 @@ func TestFoldFromStoredRows(t *testing.T) {
 			t.Fatalf("reports kept after the fold: pending %v, dirty %v", f.pending, f.dirty)
 		}
 	}
-	status := func() api.WorkloadStatus {
-		t.Helper()
-		rec, err := store.Get(ctx, "Workload", "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.WorkloadStatus
-		if err := json.Unmarshal(rec.Status, &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() api.WorkloadStatus { return storedStatus(t, store, "w") }
 	row := func(st api.WorkloadStatus, c string) api.ClusterReplicas {
 		t.Helper()
 		for _, r := range st.Clusters {
@@ -160,7 +136,7 @@ func TestFoldFromStoredRows(t *testing.T) {
 	run(0)
 
 	// b is lost: its row is history, and stays so while a reports.
-	setHealth("b", api.HealthUnreachable)
+	health.set("b", api.HealthUnreachable)
 	tick()
 	run(1)
 	if st := status(); st.ReadyReplicas != 1 || !isHistory(row(st, "b")) || row(st, "b").Ready != 0 {
@@ -175,7 +151,7 @@ func TestFoldFromStoredRows(t *testing.T) {
 
 	// b is back: asked for its whole status; its row is history until
 	// it reports, even what it said before.
-	setHealth("b", api.HealthReady)
+	health.set("b", api.HealthReady)
 	tick()
 	run(1)
 	if got := drainAsks(); !got["b"] || got["a"] {
@@ -205,10 +181,7 @@ func TestFolderLeadingAgain(t *testing.T) {
 	if _, err := nc.ChanSubscribe(protocol.StatusFullSubject("*"), asks); err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
+	createWorkloads(t, store, 1, "w")
 	lead := &switchLead{}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	f := NewStatusFolder(store, nil, lead, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
@@ -238,13 +211,8 @@ func TestFolderLeadingAgain(t *testing.T) {
 	if n, err := f.RunOnce(ctx); n != 1 || err != nil {
 		t.Fatalf("the resend folded %d, %v; want 1", n, err)
 	}
-	rec, err := store.Get(ctx, "Workload", "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st api.WorkloadStatus
-	if err := json.Unmarshal(rec.Status, &st); err != nil || st.ReadyReplicas != 1 || len(st.Clusters) != 1 {
-		t.Fatalf("status %+v, %v", st, err)
+	if st := storedStatus(t, store, "w"); st.ReadyReplicas != 1 || len(st.Clusters) != 1 {
+		t.Fatalf("status %+v", st)
 	}
 }
 
@@ -259,12 +227,7 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 	ctx := t.Context()
 	store := openStore(t)
 	registerClusters(t, store, "a", "b")
-	for _, w := range []string{"w", "v"} {
-		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
-		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: w}, Spec: spec}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createWorkloads(t, store, 2, "w", "v")
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	report := func(f *StatusFolder, cluster string, workloads ...string) {
@@ -277,19 +240,8 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 	}
 	clustersOf := func(w string) (map[string]bool, int32) {
 		t.Helper()
-		rec, err := store.Get(ctx, "Workload", w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.WorkloadStatus
-		if err := json.Unmarshal(rec.Status, &st); err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]bool{}
-		for _, r := range st.Clusters {
-			got[r.Cluster] = true
-		}
-		return got, st.ReadyReplicas
+		st := storedStatus(t, store, w)
+		return rowClusters(st), st.ReadyReplicas
 	}
 	run := func(f *StatusFolder) {
 		t.Helper()
@@ -350,23 +302,10 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 	store := openStore(t)
 	registerClusters(t, store, "a", "b")
 	_, nc := natstest.JetStream(t)
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	health := map[string]string{"a": api.HealthReady, "b": api.HealthReady}
-	setHealth := func(c, h string) {
-		mu.Lock()
-		defer mu.Unlock()
-		health[c] = h
-	}
+	createWorkloads(t, store, 2, "w")
+	var health healths
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	f := NewStatusFolder(store, func(c string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return health[c]
-	}, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
+	f := NewStatusFolder(store, health.get, nil, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
 	f.nc = nc
 	ws := protocol.WorkloadStatus{Workload: "w", Desired: 1, Scheduled: 1, Ready: 1}
 	resend := func(session string) {
@@ -382,15 +321,7 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 		if _, err := f.RunOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := store.Get(ctx, "Workload", "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.WorkloadStatus
-		if err := json.Unmarshal(rec.Status, &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
+		return storedStatus(t, store, "w")
 	}
 	if st := status(); st.ReadyReplicas != 2 {
 		t.Fatalf("first fold: %+v", st)
@@ -399,7 +330,7 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 	if st := status(); st.ReadyReplicas != 2 {
 		t.Fatalf("second fold: %+v", st)
 	}
-	setHealth("b", api.HealthUnreachable)
+	health.set("b", api.HealthUnreachable)
 	now = now.Add(2 * time.Second)
 	if st := status(); st.ReadyReplicas != 1 {
 		t.Fatalf("b lost: %+v", st)
@@ -407,7 +338,7 @@ func TestFoldBackFromUnreachableResentEarly(t *testing.T) {
 
 	// b is back; its member restarted: a delta of a new session is a gap
 	// (asked now), and the resend answers before the folder's pass.
-	setHealth("b", api.HealthReady)
+	health.set("b", api.HealthReady)
 	now = now.Add(2 * time.Second)
 	gap, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "b", Session: "s2", Seq: 4})
 	f.ObserveDelta(protocol.StatusDeltaSubject("b"), gap)
@@ -432,10 +363,7 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	ctx := t.Context()
 	store := openStore(t)
 	registerClusters(t, store, "a", "b")
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
+	createWorkloads(t, store, 1, "w")
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
@@ -450,15 +378,7 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	}
 	readyNow := func() int32 {
 		t.Helper()
-		rec, err := store.Get(ctx, "Workload", "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.WorkloadStatus
-		if err := json.Unmarshal(rec.Status, &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.ReadyReplicas
+		return storedStatus(t, store, "w").ReadyReplicas
 	}
 	if n := readyNow(); n != 1 {
 		t.Fatalf("folded %d ready, want 1", n)
@@ -496,10 +416,7 @@ func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
 	ctx := t.Context()
 	store := openStore(t)
 	registerClusters(t, store, "a")
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
+	createWorkloads(t, store, 1, "real")
 	for _, leads := range []bool{false, true} {
 		lead := &switchLead{}
 		lead.on.Store(leads)
@@ -535,20 +452,9 @@ func TestFoldForgetsDeregisteredClusters(t *testing.T) {
 	store := openStore(t)
 	test := pgstore.Actor{Name: "test"}
 	registerClusters(t, store, "a", "b")
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "w"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	unreachable := map[string]bool{}
-	f := NewStatusFolder(store, func(c string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		if unreachable[c] {
-			return api.HealthUnreachable
-		}
-		return api.HealthReady
-	}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	createWorkloads(t, store, 2, "w")
+	var health healths
+	f := NewStatusFolder(store, health.get, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	for _, c := range []string{"a", "b"} {
 		b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: c, Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
 		f.Observe(protocol.StatusSubject(c), b)
@@ -558,27 +464,13 @@ func TestFoldForgetsDeregisteredClusters(t *testing.T) {
 		if _, err := f.RunOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := store.Get(ctx, "Workload", "w")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.WorkloadStatus
-		if err := json.Unmarshal(rec.Status, &st); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]bool{}
-		for _, r := range st.Clusters {
-			out[r.Cluster] = true
-		}
-		return out
+		return rowClusters(storedStatus(t, store, "w"))
 	}
 	if got := rows(); !got["a"] || !got["b"] {
 		t.Fatalf("rows %v; want a and b", got)
 	}
 	// b is lost, its rows history; then it is deregistered.
-	mu.Lock()
-	unreachable["b"] = true
-	mu.Unlock()
+	health.set("b", api.HealthUnreachable)
 	if got := rows(); !got["b"] {
 		t.Fatalf("rows %v; want b's as history", got)
 	}
@@ -594,4 +486,62 @@ func TestFoldForgetsDeregisteredClusters(t *testing.T) {
 	if kept {
 		t.Fatal("the folder still holds b's marks")
 	}
+}
+
+// createWorkloads creates sim workloads of replicas each.
+func createWorkloads(t *testing.T, store *pgstore.Store, replicas int32, names ...string) {
+	t.Helper()
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: replicas, Template: api.ReplicaTemplate{Driver: "sim"}})
+	for _, name := range names {
+		if _, err := store.Create(t.Context(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: name}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// storedStatus is a workload's status as stored.
+func storedStatus(t *testing.T, store *pgstore.Store, name string) api.WorkloadStatus {
+	t.Helper()
+	rec, err := store.Get(t.Context(), "Workload", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.WorkloadStatus
+	if err := json.Unmarshal(rec.Status, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// rowClusters names the clusters a status has rows of.
+func rowClusters(st api.WorkloadStatus) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range st.Clusters {
+		out[r.Cluster] = true
+	}
+	return out
+}
+
+// healths is the clusters' health a test sets (Ready unless set).
+type healths struct {
+	mu sync.Mutex
+	of map[string]string
+}
+
+func (h *healths) set(c, health string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.of == nil {
+		h.of = map[string]string{}
+	}
+	h.of[c] = health
+}
+
+func (h *healths) get(c string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v, ok := h.of[c]; ok {
+		return v
+	}
+	return api.HealthReady
 }
