@@ -220,12 +220,36 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, live failover
 	cluster := target.Name
 	var errs []error
 	var lacked []string
+	var have []pgstore.Placement // rows its digest says it holds, unacknowledged
+	answered := false            // its digest came
 	if check {
 		var err error
-		if lacked, err = p.repair(ctx, cluster, rows); err != nil {
+		if lacked, have, answered, err = p.repair(ctx, cluster, rows); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	holds := make(map[string]bool, len(have))
+	for _, r := range have {
+		holds[r.Workload] = true
+	}
+	// Rows sent lately without an answer wait for the member's digest
+	// (or the doubt's end) rather than going again at once: a member too
+	// busy to answer in time is still applying them.
+	doubted := map[string]bool{}
+	now := p.now()
+	p.mu.Lock()
+	for _, r := range rows {
+		k := ackKey{cluster, r.Workload}
+		d, ok := p.inDoubt[k]
+		switch {
+		case !ok:
+		case d.epoch != r.Epoch || !now.Before(d.until) || holds[r.Workload] || answered:
+			delete(p.inDoubt, k) // over: placed again, past, held, or the digest says it lacks it
+		case !resync:
+			doubted[r.Workload] = true
+		}
+	}
+	p.mu.Unlock()
 	// Speak the member's version when it is older (it ignores the newer
 	// fields: a member before protocol 3 is never fenced).
 	version := protocol.SpokenWith(live.Version)
@@ -234,6 +258,12 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, live failover
 		// Acknowledged, or acknowledged and not recorded yet (acking is
 		// only read while passes deliver).
 		if (r.DeliveredEpoch >= r.Epoch || p.acking[ackKey{cluster, r.Workload}] >= r.Epoch) && !resync {
+			continue
+		}
+		if holds[r.Workload] && !resync {
+			continue
+		}
+		if doubted[r.Workload] {
 			continue
 		}
 		w, ok := workloads[r.Workload]
@@ -278,7 +308,31 @@ func (p *Placer) deliverTo(ctx context.Context, target api.Target, live failover
 	// request each, a bounded number in flight.
 	acked, sendErrs := p.send(ctx, cluster, version, pending)
 	errs = append(errs, sendErrs...)
-	return acked, lacked, errors.Join(errs...)
+	return append(have, acked...), lacked, errors.Join(errs...)
+}
+
+// doubt is a row sent without an answer in time: its epoch, and until
+// when it is not sent again unless the member's digest says it lacks it.
+type doubt struct {
+	epoch int64
+	until time.Time
+}
+
+// doubtFor is how long a row sent without an answer waits for the
+// member's digest before it is sent again.
+const doubtFor = 5 * time.Second
+
+// doubt notes rows sent to cluster without an answer in time, and has
+// the member's digest checked on the next pass: what it holds is
+// acknowledged from it, what it lacks sent again.
+func (p *Placer) doubt(cluster string, sent []outgoing) {
+	until := p.now().Add(doubtFor)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range sent {
+		p.inDoubt[ackKey{cluster, o.row.Workload}] = doubt{epoch: o.row.Epoch, until: until}
+	}
+	p.lastCheck[cluster] = time.Time{}
 }
 
 // outgoing is one desired workload to send: its placement row, the
@@ -354,6 +408,9 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 					smu.Unlock()
 					return
 				}
+				if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+					p.doubt(cluster, batch)
+				}
 				var ack protocol.DesiredBatchAck
 				if err == nil {
 					if err = json.Unmarshal(reply, &ack); err == nil && len(ack.Acks) != len(batch) {
@@ -388,6 +445,9 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 			defer func() { <-sem }()
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			reply, err := p.bus.Request(rctx, cluster, protocol.DesiredSubject(cluster), o.data)
+			if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+				p.doubt(cluster, []outgoing{o})
+			}
 			cancel()
 			var ack protocol.DesiredAck
 			if err == nil {
@@ -425,25 +485,31 @@ const deliveriesInFlight = 256
 // (their writes committed); a row whose acknowledgement is still being
 // recorded is left to that record. A failed mark may have been written or
 // not: the next pass reads the rows whole.
-func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Placement) ([]string, error) {
+func (p *Placer) repair(ctx context.Context, cluster string, rows []pgstore.Placement) (marked []string, held []pgstore.Placement, answered bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	reply, err := p.bus.Request(rctx, cluster, protocol.DigestSubject(cluster), []byte(`{}`))
 	if err != nil {
-		return nil, nil
+		return nil, nil, false, nil
 	}
 	var d protocol.Digest
 	if json.Unmarshal(reply, &d) != nil {
-		return nil, nil
+		return nil, nil, false, nil
 	}
-	var marked []string
 	for _, r := range rows {
-		if r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch && p.acking[ackKey{cluster, r.Workload}] < r.Epoch {
+		acking := p.acking[ackKey{cluster, r.Workload}] >= r.Epoch
+		switch {
+		case r.DeliveredEpoch >= r.Epoch && d.Workloads[r.Workload] < r.Epoch && !acking:
 			if err := p.db.MarkUndelivered(ctx, r.Workload, cluster); err != nil {
-				return marked, fmt.Errorf("digest of %s: %w: %w", cluster, errWriteUnknown, err)
+				return marked, held, true, fmt.Errorf("digest of %s: %w: %w", cluster, errWriteUnknown, err)
 			}
 			marked = append(marked, r.Workload)
+		case r.DeliveredEpoch < r.Epoch && d.Workloads[r.Workload] == r.Epoch && !acking:
+			// Sent, and its answer lost (a request that timed out at a
+			// busy member that applied it all the same): held, so
+			// acknowledged, not sent again.
+			held = append(held, r)
 		}
 	}
-	return marked, nil
+	return marked, held, true, nil
 }

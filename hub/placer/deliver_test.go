@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +24,28 @@ import (
 // epoch per workload.
 type memberBus struct {
 	batches bool
+	// slow: the member applies what it is sent, and answers only after
+	// the request timed out (too busy to answer in time).
+	slow    bool
 	mu      sync.Mutex
 	held    map[string]int64
 	sent    map[string]int // subject -> requests
 	largest int            // workloads in the largest batch
 }
 
-func (b *memberBus) Request(_ context.Context, cluster, subject string, data []byte) ([]byte, error) {
+func (b *memberBus) Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	slow := b.slow && subject != protocol.DigestSubject(cluster)
+	reply, err := b.answer(cluster, subject, data)
+	b.mu.Unlock()
+	if slow && err == nil {
+		<-ctx.Done() // applied; the answer comes too late
+		return nil, ctx.Err()
+	}
+	return reply, err
+}
+
+func (b *memberBus) answer(cluster, subject string, data []byte) ([]byte, error) {
 	b.sent[subject]++
 	store := func(d protocol.DesiredWorkload) protocol.DesiredAck {
 		if d.Epoch > b.held[d.Workload] {
@@ -40,6 +54,8 @@ func (b *memberBus) Request(_ context.Context, cluster, subject string, data []b
 		return protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch, Accepted: d.Epoch >= b.held[d.Workload], Current: b.held[d.Workload]}
 	}
 	switch subject {
+	case protocol.DigestSubject(cluster):
+		return json.Marshal(protocol.Digest{Version: protocol.Version, Workloads: maps.Clone(b.held)})
 	case protocol.DesiredSubject(cluster):
 		d, err := protocol.DecodeDesired(data)
 		if err != nil {
@@ -179,5 +195,63 @@ func TestGroupByWorkload(t *testing.T) {
 	_ = append(got["b"], pgstore.Placement{Workload: "b", Cluster: "w"})
 	if rows[3].Workload != "a" {
 		t.Errorf("an append to b's rows wrote over the next row: %+v", rows[3])
+	}
+}
+
+// TestDeliveryUnansweredWaitsForTheDigest: desired state a member too
+// busy to answer in time applied all the same is not sent again blindly
+// on the next pass (its member still at work on it would apply it twice):
+// the member's digest, checked on the next pass, acknowledges what it
+// holds; only what it lacks goes again.
+func TestDeliveryUnansweredWaitsForTheDigest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t)
+	workloads := map[string]api.Workload{}
+	var rows []pgstore.Placement
+	for i := range 3 {
+		name := fmt.Sprintf("w%d", i)
+		workloads[name] = api.Workload{Metadata: api.ObjectMeta{Name: name, Generation: 1},
+			Spec: api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}}}
+		rows = append(rows, pgstore.Placement{Workload: name, Cluster: "a", Replicas: 1, Generation: 1, Epoch: 7})
+	}
+	bus := &memberBus{batches: true, slow: true, held: map[string]int64{}, sent: map[string]int{}}
+	monitor := fakeHealth{"a": failover.Live{Health: api.HealthReady, Version: protocol.Version}}
+	p := NewPlacer(store, bus, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	target := api.Target{Name: "a"}
+	batchSubject := protocol.DesiredBatchSubject("a")
+
+	acked, _, err := p.deliverTo(ctx, target, monitor["a"], rows, workloads, false, false)
+	if len(acked) != 0 || err == nil || bus.sent[batchSubject] != 1 {
+		t.Fatalf("the unanswered batch: %d acked, %v, sent %v", len(acked), err, bus.sent)
+	}
+	p.mu.Lock()
+	checkDue := p.lastCheck["a"].IsZero()
+	p.mu.Unlock()
+	if !checkDue {
+		t.Error("an unanswered batch did not have the member's digest checked next")
+	}
+	// The next pass without its digest: nothing goes again yet.
+	bus.mu.Lock()
+	bus.slow = false
+	bus.mu.Unlock()
+	if acked, _, err := p.deliverTo(ctx, target, monitor["a"], rows, workloads, false, false); len(acked) != 0 || err != nil || bus.sent[batchSubject] != 1 {
+		t.Fatalf("sent again before the digest: %d acked, %v, sent %v", len(acked), err, bus.sent)
+	}
+	// With its digest: what it holds is acknowledged, nothing sent; a
+	// row it lacks (w2, taken back behind the hub's back) goes again.
+	bus.mu.Lock()
+	delete(bus.held, "w2")
+	bus.mu.Unlock()
+	acked, _, err = p.deliverTo(ctx, target, monitor["a"], rows, workloads, true, false)
+	got := map[string]bool{}
+	for _, r := range acked {
+		got[r.Workload] = true
+	}
+	if err != nil || len(acked) != 3 || !got["w0"] || !got["w1"] || !got["w2"] || bus.sent[batchSubject] != 2 {
+		t.Fatalf("with the digest: acked %v, %v, sent %v; want all three, one batch (w2's) sent again", got, err, bus.sent)
+	}
+	if bus.held["w2"] != 7 {
+		t.Fatalf("w2 not sent again: the member holds %v", bus.held)
 	}
 }

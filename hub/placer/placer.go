@@ -64,6 +64,10 @@ type Placer struct {
 	// singlesSince: cluster -> when its member last found no responder
 	// for a batch of desired state (send); under mu.
 	singlesSince map[string]time.Time
+	// inDoubt: rows whose desired state went to their member without an
+	// answer in time (send): not sent again until the member's digest
+	// says it lacks them, or until the doubt ends; under mu.
+	inDoubt map[ackKey]doubt
 
 	// The passes' status writes, which run on while the next pass
 	// decides and delivers (writeStatus), oldest first (pass goroutine
@@ -128,7 +132,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{},
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{},
 		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
