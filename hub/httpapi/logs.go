@@ -240,9 +240,16 @@ func (sum *logsSummary) missing(req protocol.LogsRequest) int {
 
 // refusal is the error answer a read that found nothing gets: the replica
 // is in no cluster, or has no previous run. nil when the text answers.
+//
+// No cluster to ask is a 404 too: the clusters asked are all those that
+// may hold the workload's replicas (or the one named), so none means the
+// replica is nowhere (a workload not placed yet has none).
 func (sum *logsSummary) refusal(req protocol.LogsRequest, clusters int) *problem {
-	if req.Replica == "" || clusters == 0 || sum.notFound+sum.noPrevious < clusters || sum.tooOld > 0 {
+	if req.Replica == "" || sum.notFound+sum.noPrevious < clusters || sum.tooOld > 0 {
 		return nil
+	}
+	if clusters == 0 {
+		return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %s has no replica %s: no cluster holds any of its replicas", req.Workload, req.Replica))
 	}
 	if sum.noPrevious > 0 {
 		return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("replica %s of %s has no previous run: it has not restarted (or that run's output was rotated away)", req.Replica, req.Workload))

@@ -76,7 +76,8 @@ func TestLogsRefusal(t *testing.T) {
 		{"a cluster did not answer", one, logsSummary{notFound: 1, problems: []string{"x"}}, 2, ""},
 		{"an older member was not asked", one, logsSummary{notFound: 1, tooOld: 1}, 2, ""},
 		{"a whole workload without replicas is text", all, logsSummary{notFound: 2}, 2, ""},
-		{"no clusters", one, logsSummary{}, 0, ""},
+		{"no cluster holds the workload", one, logsSummary{}, 0, "has no replica web-1: no cluster holds any"},
+		{"a whole workload no cluster holds is text", all, logsSummary{}, 0, ""},
 	} {
 		p := c.sum.refusal(c.req, c.clusters)
 		switch {
