@@ -107,14 +107,22 @@ func logClusterOf(rec *pgstore.Record) logCluster {
 }
 
 // clustersHolding names the clusters a workload's replicas may be in:
-// those its placement gives replicas and those that report it (replicas
-// still stopping where it moved from). Only they are asked for its logs:
-// the others have none, and one whose member is gone would leave the
-// read incomplete for nothing.
-func clustersHolding(rec *pgstore.Record) map[string]bool {
+// those its placement rows give replicas (what members are sent), those
+// its placement status does, and those that report it (replicas still
+// stopping where it moved from). Only they are asked for its logs: the
+// others have none, and one whose member is gone would leave the read
+// incomplete for nothing. The rows count because the placer commits them
+// before the status that tells of them, in another transaction: a member
+// may run a replica the status does not place yet.
+func clustersHolding(rec *pgstore.Record, rows []pgstore.Placement) map[string]bool {
 	var st api.WorkloadStatus
 	_ = json.Unmarshal(rec.Status, &st)
 	out := map[string]bool{}
+	for _, r := range rows {
+		if r.Replicas > 0 && !r.Deleted {
+			out[r.Cluster] = true
+		}
+	}
 	if st.Placement != nil {
 		for c, n := range st.Placement.Clusters {
 			if n > 0 {
@@ -168,7 +176,11 @@ func registerLogs(s *API, hapi huma.API) {
 			if err != nil {
 				return nil, toProblem(ctx, err)
 			}
-			holding := clustersHolding(wrec)
+			rows, err := s.store.PlacementsOf(ctx, in.Name)
+			if err != nil {
+				return nil, toProblem(ctx, err)
+			}
+			holding := clustersHolding(wrec, rows)
 			for _, c := range res.Items {
 				if holding[c.Meta.Name] {
 					clusters = append(clusters, logClusterOf(c))
@@ -240,9 +252,16 @@ func (sum *logsSummary) missing(req protocol.LogsRequest) int {
 
 // refusal is the error answer a read that found nothing gets: the replica
 // is in no cluster, or has no previous run. nil when the text answers.
+//
+// No cluster to ask is a 404 too: the clusters asked are all those that
+// may hold the workload's replicas (or the one named), so none means the
+// replica is nowhere (a workload not placed yet has none).
 func (sum *logsSummary) refusal(req protocol.LogsRequest, clusters int) *problem {
-	if req.Replica == "" || clusters == 0 || sum.notFound+sum.noPrevious < clusters || sum.tooOld > 0 {
+	if req.Replica == "" || sum.notFound+sum.noPrevious < clusters || sum.tooOld > 0 {
 		return nil
+	}
+	if clusters == 0 {
+		return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %s has no replica %s: no cluster holds any of its replicas", req.Workload, req.Replica))
 	}
 	if sum.noPrevious > 0 {
 		return newProblem(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("replica %s of %s has no previous run: it has not restarted (or that run's output was rotated away)", req.Replica, req.Workload))

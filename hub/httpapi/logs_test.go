@@ -1,11 +1,16 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -76,7 +81,8 @@ func TestLogsRefusal(t *testing.T) {
 		{"a cluster did not answer", one, logsSummary{notFound: 1, problems: []string{"x"}}, 2, ""},
 		{"an older member was not asked", one, logsSummary{notFound: 1, tooOld: 1}, 2, ""},
 		{"a whole workload without replicas is text", all, logsSummary{notFound: 2}, 2, ""},
-		{"no clusters", one, logsSummary{}, 0, ""},
+		{"no cluster holds the workload", one, logsSummary{}, 0, "has no replica web-1: no cluster holds any"},
+		{"a whole workload no cluster holds is text", all, logsSummary{}, 0, ""},
 	} {
 		p := c.sum.refusal(c.req, c.clusters)
 		switch {
@@ -85,5 +91,28 @@ func TestLogsRefusal(t *testing.T) {
 		case c.want != "" && (p == nil || p.Status != http.StatusNotFound || !strings.Contains(p.Detail, c.want)):
 			t.Errorf("%s: want a 404 saying %q, got %+v", c.name, c.want, p)
 		}
+	}
+}
+
+// TestClustersHolding: the clusters a logs read asks are those the
+// placement rows give replicas (committed before the status that tells
+// of them), those the placement status does and those that report the
+// workload; not a row's tombstone, nor a share of none.
+func TestClustersHolding(t *testing.T) {
+	st, err := json.Marshal(api.WorkloadStatus{
+		Placement: &api.PlacementStatus{Clusters: map[string]int32{"placed": 2, "emptied": 0}},
+		Clusters:  []api.ClusterReplicas{{Cluster: "stopping"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []pgstore.Placement{
+		{Workload: "web", Cluster: "rowed", Replicas: 1},
+		{Workload: "web", Cluster: "tombstoned", Deleted: true},
+		{Workload: "web", Cluster: "none", Replicas: 0},
+	}
+	got := slices.Sorted(maps.Keys(clustersHolding(&pgstore.Record{Kind: "Workload", Status: st}, rows)))
+	if want := []string{"placed", "rowed", "stopping"}; !slices.Equal(got, want) {
+		t.Errorf("clusters holding: got %v, want %v", got, want)
 	}
 }
