@@ -40,7 +40,12 @@
 // the standby, PlanRebalance, which any hub answers) read the table.
 //
 // Every few seconds it compares each Ready member's digest and marks what
-// the member lacks for redelivery, so a lost message converges. A deleted
+// the member lacks for redelivery, so a lost message converges, and
+// acknowledges what the member holds at its epoch though no answer came.
+// Desired state sent without an answer in time (a member too busy to
+// answer within the request's 2 s) is not sent again on the next pass:
+// that pass checks the member's digest first, and what is still lacking
+// goes again then, or once the doubt ends (doubtFor, 5 s). A deleted
 // workload is retired through tombstones, and its finalizer released once
 // every member confirmed. An oci template is delivered with its image
 // pinned to the digest its revision's tag resolved to (Pins, package
