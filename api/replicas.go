@@ -47,3 +47,9 @@ type NodeInfoList struct {
 // known; "0" when every cluster was read, or when a replica was asked
 // for and a cluster served it.
 const LogsUnreadTrailer = "Atoll-Logs-Unread"
+
+// LogsRefusedTrailer is the HTTP trailer of a logs read that every
+// cluster asked answered with the replica (or its previous run) not
+// there, when the lines' 200 was already out: the problem (JSON) the
+// read would have been refused with.
+const LogsRefusedTrailer = "Atoll-Logs-Refused"

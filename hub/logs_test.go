@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/api/client"
 	"github.com/atollhq/atoll/hub/members"
@@ -161,6 +163,39 @@ func TestLogsThroughTheMember(t *testing.T) {
 				t.Errorf("GET %s: want the field path query.%s, got %s", c.path, field, r.body)
 			}
 		}
+	}
+
+	// A replica no cluster has, one of them slow to say so: the lines'
+	// 200 is out (2 s, following) before the refusal could be sent, so it
+	// ends the read (a trailer), and the client returns it.
+	slow, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady, Identity: "Uslow", ProtocolVersion: protocol.Version})
+	if _, err := e.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster",
+		Meta: api.ObjectMeta{Name: "slowpoke", Labels: map[string]string{api.LabelRegion: "eu"}}, Spec: []byte("{}"), Status: slow}); err != nil {
+		t.Fatal(err)
+	}
+	holdIn(t, e, "talker", "slowpoke")
+	sub, err := e.bus.Conn().Subscribe(protocol.LogsSubject("slowpoke"), func(m *nats.Msg) {
+		time.Sleep(3 * time.Second) // past the 2 s a follower waits for its headers
+		end := nats.NewMsg(m.Reply)
+		end.Header.Set(protocol.LogEndHeader, "no replica talker-nope here")
+		end.Header.Set(protocol.LogEndCodeHeader, protocol.LogEndNotFound)
+		_ = e.bus.Conn().PublishMsg(end)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err = read(client.LogsOptions{Replica: "talker-nope", Follow: true})
+	if err != nil {
+		t.Fatalf("the lines' 200 was expected before the slow cluster answered: %v", err)
+	}
+	body, err = io.ReadAll(rc)
+	rc.Close()
+	if api.ErrorCode(err) != api.CodeNotFound || !strings.Contains(err.Error(), "no replica talker-nope") {
+		t.Errorf("a replica no cluster has, found late: want the not-found problem at the end, got %v and:\n%s", err, body)
+	}
+	_ = sub.Unsubscribe()
+	if _, _, err := e.store.Delete(ctx, pgstore.Actor{Name: "test"}, "Cluster", "slowpoke", ""); err != nil {
+		t.Fatal(err)
 	}
 
 	// A cluster whose member is gone: not asked while it holds nothing of

@@ -425,7 +425,9 @@ func (c *Client) Logs(ctx context.Context, workload string, opts LogsOptions) (i
 var ErrLogsIncomplete = errors.New("logs incomplete")
 
 // logsBody is a logs answer that ends with ErrLogsIncomplete instead of
-// io.EOF when the hub's trailer counts clusters it could not read.
+// io.EOF when the hub's trailer counts clusters it could not read, or
+// with the problem a refusal trailer carries (the replica is nowhere,
+// found only after the lines' 200 was out).
 type logsBody struct {
 	io.ReadCloser
 	resp *http.Response
@@ -434,6 +436,9 @@ type logsBody struct {
 func (b *logsBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF {
+		if refused := b.resp.Trailer.Get(api.LogsRefusedTrailer); refused != "" {
+			return n, problemOf(b.resp, []byte(refused))
+		}
 		if unread, _ := strconv.Atoi(b.resp.Trailer.Get(api.LogsUnreadTrailer)); unread > 0 {
 			return n, fmt.Errorf("%w: %d cluster(s) could not be read (the lines starting \"# \" say why)", ErrLogsIncomplete, unread)
 		}

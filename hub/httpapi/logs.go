@@ -148,7 +148,8 @@ func registerLogs(s *API, hapi huma.API) {
 		Description: "By default the current (or last) run of each replica's process; previous reads the run before its last restart. " +
 			"The clusters asked are the one named, else those the workload's placement gives replicas and those that report it. " +
 			"Members older than protocol 5 cannot honour tail, since, timestamps or previous: their clusters are not read, and the text says so. " +
-			"The answer ends with the trailer Atoll-Logs-Unread: how many clusters could not be read (its lines starting \"# \" say why).",
+			"The answer ends with the trailer Atoll-Logs-Unread: how many clusters could not be read (its lines starting \"# \" say why); " +
+			"a replica no cluster has is a 404, or, when a slow cluster said so after the lines' 200 was out, the trailer Atoll-Logs-Refused (the problem, as JSON).",
 		// Logs can hold what a viewer should not see: operators and above.
 		Metadata: opMeta(api.RoleOperator, "", "Workload"), Errors: []int{401, 403, 404, 422, 503},
 		Responses: map[string]*huma.Response{"200": {Description: "Log lines", Content: map[string]*huma.MediaType{"text/plain": {}}}},
@@ -196,7 +197,7 @@ func registerLogs(s *API, hapi huma.API) {
 			w.begin = func() {
 				hctx.SetHeader("Content-Type", "text/plain; charset=utf-8")
 				hctx.SetHeader("X-Accel-Buffering", "no")
-				hctx.SetHeader("Trailer", api.LogsUnreadTrailer)
+				hctx.SetHeader("Trailer", api.LogsUnreadTrailer+", "+api.LogsRefusedTrailer)
 				hctx.SetStatus(http.StatusOK)
 			}
 			// The answer starts with the first line, or once every cluster
@@ -222,6 +223,11 @@ func registerLogs(s *API, hapi huma.API) {
 				})
 				if refused {
 					return
+				}
+				// The lines' 200 is out (a slow cluster): the refusal
+				// goes in a trailer, after the text that says it.
+				if b, err := json.Marshal(p.Problem); err == nil {
+					defer hctx.SetHeader(api.LogsRefusedTrailer, string(b))
 				}
 			}
 			sum.finish(w, in.Name, len(clusters))
