@@ -442,6 +442,15 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 			lostBy[r.Workload] += int(r.Replicas)
 		}
 	}
+	// What the lost workloads hold on the other clusters before the loss:
+	// the failover's rows must add what they lost there.
+	elsewhere := 0
+	for _, r := range rows {
+		if lostBy[r.Workload] > 0 && !lostNames[r.Cluster] && !r.Deleted {
+			elsewhere += int(r.Replicas)
+		}
+	}
+	lostOf := maps.Clone(lostBy) // owed counts down; this stays
 	spread := slices.Sorted(maps.Values(perCluster))
 	placed := 0
 	for _, n := range spread {
@@ -487,6 +496,39 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		return n == nLost
 	})
 	detected := time.Now()
+	// The hub's part of the recovery, apart from the members': when the
+	// placement rows give the lost workloads their lost replicas on the
+	// others, and when the members acknowledged them (the rows, read
+	// every 250 ms).
+	var placedAt, deliveredAt time.Time
+	rowsDone := make(chan struct{})
+	go func() {
+		defer close(rowsDone)
+		for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			rows, err := store.Placements(ctx)
+			if err != nil {
+				continue
+			}
+			var placed, delivered int
+			for _, r := range rows {
+				if lostOf[r.Workload] == 0 || lostNames[r.Cluster] || r.Deleted {
+					continue
+				}
+				placed += int(r.Replicas)
+				if r.DeliveredEpoch >= r.Epoch {
+					delivered += int(r.Replicas)
+				}
+			}
+			now := time.Now()
+			if placedAt.IsZero() && placed >= elsewhere+lostReplicas {
+				placedAt = now
+			}
+			if deliveredAt.IsZero() && delivered >= elsewhere+lostReplicas {
+				deliveredAt = now
+				return
+			}
+		}
+	}()
 	waitFor(b, fmt.Sprintf("%d lost replicas Ready on the other clusters", lostReplicas), 5*time.Minute, func() bool {
 		for _, p := range fleets[:nFleets] {
 			if err := p.alive(); err != nil {
@@ -503,6 +545,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		slices.SortFunc(replaced, time.Time.Compare)
 		return replaced[lostReplicas-1].Sub(detected)
 	}()
+	<-rowsDone
 
 	nodes := c.clusters * c.nodesPer
 	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
@@ -549,6 +592,14 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.Logf("the lost replicas Ready elsewhere after detection: 10%% %.1f s, 50%% %.1f s, 90%% %.1f s, 99%% %.1f s, all %.1f s",
 		at(0.1), at(0.5), at(0.9), at(0.99), at(1))
 	mu.Unlock()
+	since := func(t time.Time) string {
+		if t.IsZero() {
+			return "not within 5 min"
+		}
+		return fmt.Sprintf("%.1f s", t.Sub(detected).Seconds())
+	}
+	b.Logf("the hub's part (placement rows read every 250 ms): the lost replicas placed on the others %s after detection, acknowledged by their members %s",
+		since(placedAt), since(deliveredAt))
 }
 
 // startScaleProfiles starts CPU profiles of the hub (perf record, when
