@@ -6,8 +6,8 @@ import (
 )
 
 // Placement is one workload's share in one cluster. (Its fields are
-// ordered so that the struct packs into 64 bytes: every pass of several
-// controllers reads every row.)
+// ordered so that the struct packs into 64 bytes: the leader placer holds
+// every row, a million at the full scale.)
 type Placement struct {
 	Workload, Cluster string
 	Epoch             int64
@@ -44,8 +44,8 @@ func (s *Store) placements(ctx context.Context, workload string) ([]Placement, e
 }
 
 // readPlacements reads the rows query selects (all: every row). The
-// placer and delivery read every row on every pass, ten or so rows per
-// workload, so a read costs what its rows do: the rows come sorted by
+// leader placer reads every row at each term and every minute, ten or so
+// rows per workload, so a read costs what its rows do: the rows come sorted by
 // workload, and each workload's name is one string for all its rows and
 // each cluster's name one for the whole read (not a string per row and
 // column), in a slice sized from the last read of every row.

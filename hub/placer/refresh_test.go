@@ -2,7 +2,6 @@ package placer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
 )
 
@@ -23,13 +21,7 @@ func TestRefreshDecidesWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	test := pgstore.Actor{Name: "test"}
-	create := func(name string) {
-		t.Helper()
-		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-		if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: name}, Spec: spec}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	create := func(name string) { createWorkloads(t, store, 1, name) }
 	create("a")
 	create("b")
 	p := NewPlacer(store, nil, fakeHealth{}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)

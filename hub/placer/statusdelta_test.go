@@ -9,8 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -188,10 +186,7 @@ func TestMadeUpWorkloadsForgotten(t *testing.T) {
 	ctx := t.Context()
 	store := openStore(t)
 	registerClusters(t, store, "a")
-	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-	if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "real"}, Spec: spec}); err != nil {
-		t.Fatal(err)
-	}
+	createWorkloads(t, store, 1, "real")
 	f := NewStatusFolder(store, nil, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	b, _ := json.Marshal(protocol.StatusDelta{Version: protocol.Version, Cluster: "a", Session: "s", Seq: 1, Reset: true,
 		Workloads: []protocol.WorkloadStatus{{Workload: "real", Desired: 1}, {Workload: "fake-1", Desired: 1}, {Workload: "fake-2", Desired: 1}}})
