@@ -59,7 +59,7 @@ func TestPlacementsReadBackEveryRowSortedSharingNames(t *testing.T) {
 		t.Fatalf("PlacementsOf(w3): want %v; got %v, %v", want[9:12], one, err)
 	}
 	if size := unsafe.Sizeof(pgstore.Placement{}); size > 64 {
-		t.Errorf("a Placement takes %d bytes; want at most 64 (every pass reads every row)", size)
+		t.Errorf("a Placement takes %d bytes; want at most 64 (the leader placer holds every row)", size)
 	}
 }
 
