@@ -174,8 +174,12 @@ func TestLogsThroughTheMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	holdIn(t, e, "talker", "slowpoke")
+	headers := make(chan struct{}) // closed once the client has the lines' 200
 	sub, err := e.bus.Conn().Subscribe(protocol.LogsSubject("slowpoke"), func(m *nats.Msg) {
-		time.Sleep(3 * time.Second) // past the 2 s a follower waits for its headers
+		select { // answer only after the 2 s a follower waits for its headers
+		case <-headers:
+		case <-time.After(time.Minute):
+		}
 		end := nats.NewMsg(m.Reply)
 		end.Header.Set(protocol.LogEndHeader, "no replica talker-nope here")
 		end.Header.Set(protocol.LogEndCodeHeader, protocol.LogEndNotFound)
@@ -185,6 +189,7 @@ func TestLogsThroughTheMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc, err = read(client.LogsOptions{Replica: "talker-nope", Follow: true})
+	close(headers)
 	if err != nil {
 		t.Fatalf("the lines' 200 was expected before the slow cluster answered: %v", err)
 	}
