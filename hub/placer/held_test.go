@@ -18,9 +18,10 @@ import (
 	"github.com/atollhq/atoll/protocol"
 )
 
-// testLead is a leadership the test hands over: whether this placer
-// leads, under which epoch, and how its fence fails ("" never; "lost":
-// the term is over; "pg": PostgreSQL refuses the fence's statement).
+// testLead is a leadership the test hands over: whether this hub leads,
+// under which epoch, and how its fence fails besides when it does not
+// lead ("" never; "lost": the term is over; "pg": PostgreSQL refuses the
+// fence's statement).
 type testLead struct {
 	mu    sync.Mutex
 	leads bool
@@ -46,12 +47,14 @@ func (l *testLead) Epoch() int64 {
 func (l *testLead) Changes() <-chan struct{} { return nil }
 func (l *testLead) Fence(ctx context.Context, tx leader.Querier) error {
 	l.mu.Lock()
-	fence := l.fence
+	fence, leads := l.fence, l.leads
 	l.mu.Unlock()
-	switch fence {
-	case "lost":
+	switch {
+	case !leads:
+		return errors.New("not the leader")
+	case fence == "lost":
 		return errors.New("leader term over")
-	case "pg":
+	case fence == "pg":
 		var n int
 		return tx.QueryRow(ctx, `SELECT 1/0`).Scan(&n) // a real error from PostgreSQL
 	}

@@ -1,13 +1,10 @@
 package placer
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,29 +12,10 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/hub/leader"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/protocol"
 )
-
-// switchLead is a Leadership a test turns on and off; its term is 1
-// plus the times the test moved it on.
-type switchLead struct {
-	on   atomic.Bool
-	term atomic.Int64
-}
-
-func (l *switchLead) IsLeader() bool { return l.on.Load() }
-func (l *switchLead) Fence(context.Context, leader.Querier) error {
-	if !l.on.Load() {
-		return errors.New("not the leader")
-	}
-	return nil
-}
-func (l *switchLead) Epoch() int64                { return 1 + l.term.Load() }
-func (l *switchLead) Changes() <-chan struct{}    { return nil }
-func (l *switchLead) Resign(context.Context) bool { return false }
 
 // registerClusters creates the clusters' objects (the folder forgets a
 // cluster the store does not hold: deregistered).
@@ -182,7 +160,7 @@ func TestFolderLeadingAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	createWorkloads(t, store, 1, "w")
-	lead := &switchLead{}
+	lead := &testLead{}
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	f := NewStatusFolder(store, nil, lead, nil, func() time.Time { return now }, noop.NewMeterProvider().Meter(""), 0)
 	f.nc = nc
@@ -195,7 +173,7 @@ func TestFolderLeadingAgain(t *testing.T) {
 		t.Fatalf("not leading: pending %v, ready %d; want no report kept, its mark kept", f.pending, ready(f, "w", "a"))
 	}
 	f.Observe(protocol.StatusSubject("a"), b) // the same: nothing to fold
-	lead.on.Store(true)
+	lead.set(true, 1, "")
 	if n, err := f.RunOnce(ctx); n != 0 || err != nil {
 		t.Fatalf("the first run as leader wrote %d, %v; want nothing (no report yet)", n, err)
 	}
@@ -250,8 +228,8 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 		}
 	}
 
-	lead := &switchLead{}
-	lead.on.Store(true)
+	lead := &testLead{}
+	lead.set(true, 1, "")
 	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
 	report(f, "a", "w", "v")
 	report(f, "b", "w", "v")
@@ -262,11 +240,11 @@ func TestFoldDropsRowsLeftUnwritten(t *testing.T) {
 
 	// This hub stops leading; b's report says w left it, and what this
 	// hub took it drops (the leader then stopped before it wrote it).
-	lead.on.Store(false)
+	lead.set(false, 1, "")
 	report(f, "b", "v")
 	run(f)
 	// Leading again: b's whole status still says it runs v only.
-	lead.on.Store(true)
+	lead.set(true, 1, "")
 	run(f)
 	report(f, "a", "w", "v")
 	report(f, "b", "v")
@@ -367,8 +345,8 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	b, _ := json.Marshal(protocol.StatusReport{Version: protocol.Version, Cluster: "a", Workloads: []protocol.WorkloadStatus{{Workload: "w", Desired: 1, Ready: 1}}})
-	lead := &switchLead{}
-	lead.on.Store(true)
+	lead := &testLead{}
+	lead.set(true, 1, "")
 	f := NewStatusFolder(store, nil, lead, nil, clock, noop.NewMeterProvider().Meter(""), 0)
 	for range 2 { // the second time with its fingerprint kept
 		f.Observe(protocol.StatusSubject("a"), b)
@@ -393,7 +371,7 @@ func TestFolderNewTermBetweenPasses(t *testing.T) {
 	if n := readyNow(); n != 0 {
 		t.Fatalf("the other hub folded %d ready, want 0", n)
 	}
-	lead.term.Add(1)
+	lead.set(true, 2, "")
 	if _, err := f.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -418,8 +396,8 @@ func TestMadeUpWorkloadsForgottenByFollowers(t *testing.T) {
 	registerClusters(t, store, "a")
 	createWorkloads(t, store, 1, "real")
 	for _, leads := range []bool{false, true} {
-		lead := &switchLead{}
-		lead.on.Store(leads)
+		lead := &testLead{}
+		lead.set(leads, 1, "")
 		f := NewStatusFolder(store, nil, lead, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 		for seq := uint64(1); seq <= 3; seq++ {
 			ws := []protocol.WorkloadStatus{{Workload: "real", Desired: 1, Ready: int32(seq)}}
