@@ -42,6 +42,7 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller) {
 		defer func() { _ = sub.Unsubscribe() }()
 	}
 	r := newStatusReporter()
+	wholeSubject, deltaSubject := protocol.StatusSubject(m.cfg.Name), protocol.StatusDeltaSubject(m.cfg.Name)
 	t := time.NewTicker(statusTick)
 	defer t.Stop()
 	for {
@@ -60,9 +61,9 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller) {
 		status := withFence(ctl.Status(), m.fence.held(now))
 		images := m.standby.presence(m.nodes.Snapshot(now))
 		for _, msg := range r.next(now, m.cfg.Name, status, images, m.hubDeltas.Load()) {
-			subject := protocol.StatusSubject(m.cfg.Name)
+			subject := wholeSubject
 			if msg.delta {
-				subject = protocol.StatusDeltaSubject(m.cfg.Name)
+				subject = deltaSubject
 			}
 			if err := m.conn.Publish(subject, msg.data); err != nil {
 				r.failed() // the hub may have missed it: all again next time

@@ -191,3 +191,50 @@ func TestDecodeStatusReport(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStatusDelta: a delta is refused, with the reason its drop is
+// counted under, when garbled, of another version or cluster than its
+// subject's, without a session (or with one too long to keep), numbered
+// zero, beyond its bound of workloads, or naming a workload, changed or
+// removed, by no name a workload can have.
+func TestDecodeStatusDelta(t *testing.T) {
+	t.Parallel()
+	delta := func(change func(d *StatusDelta)) []byte {
+		d := StatusDelta{Version: Version, Cluster: "a", Session: "s1", Seq: 1,
+			Workloads: []WorkloadStatus{{Workload: "w", Ready: 1}}, Removed: []string{"v"}}
+		if change != nil {
+			change(&d)
+		}
+		b, _ := json.Marshal(d)
+		return b
+	}
+	many := make([]WorkloadStatus, MaxStatusDeltaWorkloads)
+	for i := range many {
+		many[i].Workload = fmt.Sprintf("w%d", i)
+	}
+	for _, c := range []struct {
+		name   string
+		data   []byte
+		reason string // "": taken
+	}{
+		{"good", delta(nil), ""},
+		{"at its bound", delta(func(d *StatusDelta) { d.Workloads, d.Removed = many, nil }), ""},
+		{"garbage", []byte("{"), "malformed"},
+		{"newer protocol", delta(func(d *StatusDelta) { d.Version = Version + 1 }), "version"},
+		{"names another cluster", delta(func(d *StatusDelta) { d.Cluster = "b" }), "wrong_cluster"},
+		{"no session", delta(func(d *StatusDelta) { d.Session = "" }), "malformed"},
+		{"a session too long", delta(func(d *StatusDelta) { d.Session = string(make([]byte, 65)) }), "malformed"},
+		{"seq zero", delta(func(d *StatusDelta) { d.Seq = 0 }), "malformed"},
+		{"beyond its bound", delta(func(d *StatusDelta) { d.Workloads = many }), "malformed"},
+		{"a changed workload no DNS label", delta(func(d *StatusDelta) { d.Workloads[0].Workload = "../x" }), "malformed"},
+		{"a removed workload no DNS label", delta(func(d *StatusDelta) { d.Removed = []string{"v", "A_B"} }), "malformed"},
+	} {
+		d, err := DecodeStatusDelta(StatusDeltaSubject("a"), c.data)
+		switch {
+		case c.reason == "" && (err != nil || d.Cluster != "a" || d.Seq != 1):
+			t.Errorf("%s: want it taken; got %+v, %v", c.name, d, err)
+		case c.reason != "" && (err == nil || DropReason(err) != c.reason):
+			t.Errorf("%s: want refused as %s; got %v", c.name, c.reason, err)
+		}
+	}
+}

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -158,9 +156,9 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 		ln.Close()
 		return fmt.Errorf("--unreachable-after (%s) must be more than twice --heartbeat-interval (%s): a cluster is Suspect after two missed heartbeats", o.unreachableAfter, o.heartbeatInterval)
 	}
-	if o.leafCompression != "" && !slices.Contains(natsbus.LeafCompressionModes, o.leafCompression) {
+	if err := natsbus.CheckLeafCompression(o.leafCompression); err != nil {
 		ln.Close()
-		return fmt.Errorf("--leaf-compression %q: want one of %s", o.leafCompression, strings.Join(natsbus.LeafCompressionModes, ", "))
+		return fmt.Errorf("--leaf-compression: %w", err)
 	}
 	if err := setMemoryLimit(log, o.memoryLimitRatio); err != nil {
 		ln.Close()

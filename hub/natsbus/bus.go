@@ -60,6 +60,14 @@ type Config struct {
 // bandwidth on a slow link.
 var LeafCompressionModes = []string{"auto", "off", "fast", "better", "best"}
 
+// CheckLeafCompression refuses a mode that is none of
+// LeafCompressionModes (a command checks its flag before it starts
+// anything).
+func CheckLeafCompression(mode string) error {
+	_, err := leafCompression(mode)
+	return err
+}
+
 // leafCompression is the server's option for a LeafCompressionModes value.
 func leafCompression(mode string) (server.CompressionOpts, error) {
 	switch mode {
