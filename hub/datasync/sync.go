@@ -610,6 +610,9 @@ func (s *Syncer) followWorkloads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if upd.More {
+		s.Wake() // the log holds more: the next pass reads on
+	}
 	specs, data := s.specs, s.data
 	if upd.Full {
 		specs, data = make(map[string]cachedSpec, len(s.specs)), map[string]api.Workload{}

@@ -13,18 +13,22 @@ import (
 // every object on every pass: its first Read lists the kind whole, later
 // ones read only the changes since (the change log, through the shared
 // change feed), and it lists whole again when the log was compacted past
-// it, it fell more than followBehind changes behind, or every relists
-// have passed (a safety net, 0: never). A controller woken by every write
-// of a kind then costs per pass what changed, not what exists.
+// it, it fell further behind than a list costs (see Read), or every
+// relists have passed (a safety net, 0: never). A controller woken by
+// every write of a kind then costs per pass what changed, not what
+// exists.
 type Follow struct {
 	src   followSource
 	kind  string
 	every time.Duration
 	now   func() time.Time
 	page  int // objects a page of a whole list
+	chunk int // the most changes one Read returns
 
 	after  int64     // the last version read
 	listed time.Time // zero: list at the next Read
+	known  int       // objects the last whole list held
+	behind int       // changes read in whole chunks since the follower was last caught up
 }
 
 // followSource is what Follow reads (*Store has it).
@@ -33,8 +37,8 @@ type followSource interface {
 	Changes(ctx context.Context, kind string, after int64, limit int) ([]Change, error)
 }
 
-// followBehind is the most changes one Read takes from the log; beyond
-// it a list is cheaper.
+// followBehind is the most changes one Read takes from the log, and the
+// fewest a follower may read in a row before it lists whole instead.
 const followBehind = 5000
 
 // followPage is how many objects a whole list reads at a time: a list of
@@ -48,14 +52,15 @@ func NewFollow(src followSource, kind string, relist time.Duration, now func() t
 	if now == nil {
 		now = time.Now
 	}
-	return &Follow{src: src, kind: kind, every: relist, now: now, page: followPage}
+	return &Follow{src: src, kind: kind, every: relist, now: now, page: followPage, chunk: followBehind}
 }
 
 // FollowUpdate is what one Read found: with Full, every object of the
 // kind, which Each reads a page at a time (the caller forgets any it
 // holds that Each does not give); else the changes since the last Read,
 // in order (a change the list already showed may come again: applying
-// changes in order is idempotent).
+// changes in order is idempotent). With More, the log holds more changes
+// than one Read returns: the caller reads again soon (its next pass).
 //
 // The pages of a list are read one after the other, each as it stood
 // when read; the Follow goes on from the first page's version, so that
@@ -63,12 +68,14 @@ func NewFollow(src followSource, kind string, relist time.Duration, now func() t
 type FollowUpdate struct {
 	Full    bool
 	Changes []Change
+	More    bool
 
-	page []*Record // the first page, read by Read
-	cont string    // the next page's continue token ("": none)
-	src  followSource
-	kind string
-	size int // of a page
+	page  []*Record // the first page, read by Read
+	count *int      // the Follow's known: set to the objects Each handed out
+	cont  string    // the next page's continue token ("": none)
+	src   followSource
+	kind  string
+	size  int // of a page
 }
 
 // Each hands every object of a Full update to fn, reading the pages after
@@ -76,10 +83,16 @@ type FollowUpdate struct {
 // caller then holds part of a list: Follow.Relist, or Apply, which does.
 func (u FollowUpdate) Each(ctx context.Context, fn func(*Record) error) error {
 	page, cont := u.page, u.cont
+	if u.count != nil {
+		*u.count = 0
+	}
 	for {
 		for _, rec := range page {
 			if err := fn(rec); err != nil {
 				return err
+			}
+			if u.count != nil {
+				*u.count++
 			}
 		}
 		if cont == "" {
@@ -95,15 +108,28 @@ func (u FollowUpdate) Each(ctx context.Context, fn func(*Record) error) error {
 
 // Read brings the caller up to date (see Follow). On an error the next
 // Read starts from the same place.
+//
+// A follower behind by more changes than one Read returns gets them a
+// chunk at a time (More) as long as it has read, in a row, no more
+// changes than the kind had objects (or one chunk, if more): reading
+// a change costs what reading an object does, and a burst of writes to
+// many objects (a lost cluster's workloads' status, rewritten at once) is
+// cheaper read than a list of every object, which a controller needs at
+// once at such a moment. Further behind, it lists.
 func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 	if !f.listed.IsZero() && (f.every <= 0 || f.now().Sub(f.listed) < f.every) {
-		changes, err := f.src.Changes(ctx, f.kind, f.after, followBehind)
+		changes, err := f.src.Changes(ctx, f.kind, f.after, f.chunk)
 		switch {
-		case err == nil && len(changes) < followBehind:
+		case err == nil && len(changes) < f.chunk:
 			if len(changes) > 0 {
 				f.after = changes[len(changes)-1].ResourceVersion
 			}
+			f.behind = 0
 			return FollowUpdate{Changes: changes}, nil
+		case err == nil && f.behind+len(changes) <= max(f.known, f.chunk):
+			f.after = changes[len(changes)-1].ResourceVersion
+			f.behind += len(changes)
+			return FollowUpdate{Changes: changes, More: true}, nil
 		case err != nil && !errors.Is(err, ErrGone):
 			return FollowUpdate{}, err
 		}
@@ -118,8 +144,8 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 	if err != nil {
 		return FollowUpdate{}, err
 	}
-	f.after, f.listed = rv, at
-	return FollowUpdate{Full: true, page: res.Items, cont: res.Continue, src: f.src, kind: f.kind, size: f.page}, nil
+	f.after, f.listed, f.behind = rv, at, 0
+	return FollowUpdate{Full: true, page: res.Items, cont: res.Continue, src: f.src, kind: f.kind, size: f.page, count: &f.known}, nil
 }
 
 // Apply hands what u brings to put (with Full, every object of the kind,

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,4 +170,73 @@ func TestFollowPages(t *testing.T) {
 	if !slices.Contains(changes, "DELETED p5") {
 		t.Fatalf("changes after the list: %v; want p5's deletion among them", changes)
 	}
+}
+
+// TestFollowChunks: a follower behind by more changes than a Read returns
+// reads them a chunk at a time, with More, while it has read in a row no
+// more changes than the kind had objects at its last list; further
+// behind, it lists whole.
+func TestFollowChunks(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.NewDatabaseRoles(t))
+	ctx := t.Context()
+	create := func(names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last := names[len(names)-1]
+		changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
+	}
+	create("p1", "p2", "p3", "p4", "p5", "p6")
+	f := pgstore.NewFollow(s, "Workload", time.Minute, nil)
+	f.SetChunk(2)
+	u, err := f.Read(ctx)
+	if err != nil || !u.Full || len(listed(t, u)) != 6 {
+		t.Fatalf("the first read: full %v, %v", u.Full, err)
+	}
+	reads := func(n int) string {
+		t.Helper()
+		var got []string
+		for range n {
+			u, err := f.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case u.Full:
+				got = append(got, fmt.Sprintf("list of %d", len(listed(t, u))))
+			case u.More:
+				got = append(got, fmt.Sprint(changeNames(u), "+"))
+			default:
+				got = append(got, fmt.Sprint(changeNames(u)))
+			}
+		}
+		return strings.Join(got, " ")
+	}
+	// Five behind, six known: read in chunks, caught up at the third.
+	create("q1", "q2", "q3", "q4", "q5")
+	if got, want := reads(3), "[q1 q2]+ [q3 q4]+ [q5]"; got != want {
+		t.Fatalf("five changes behind: %s; want %s", got, want)
+	}
+	// Eight behind, six known: three chunks, then a list of all 19.
+	create("r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8")
+	if got, want := reads(4), "[r1 r2]+ [r3 r4]+ [r5 r6]+ list of 19"; got != want {
+		t.Fatalf("eight changes behind: %s; want %s", got, want)
+	}
+	// The list counted 19: caught up, nothing more.
+	if got, want := reads(1), "[]"; got != want {
+		t.Fatalf("after the list: %s; want %s", got, want)
+	}
+}
+
+// changeNames is the names of u's changes, in order.
+func changeNames(u pgstore.FollowUpdate) []string {
+	names := []string{}
+	for _, c := range u.Changes {
+		names = append(names, c.Name)
+	}
+	return names
 }

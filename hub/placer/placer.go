@@ -180,7 +180,7 @@ var placerActor = pgstore.Actor{Name: "system:placement"}
 
 // RunOnce decides, stores and delivers once (on the leader only), and
 // returns once the pass's status writes are done too. It reads workloads
-// incrementally from the change log (a full list every 10 s, after a
+// incrementally from the change log (a full list every minute, after a
 // gap, or at first), and decides again only the workloads that changed,
 // or all of them when a cluster changed.
 func (p *Placer) RunOnce(ctx context.Context) error {
@@ -503,6 +503,9 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 	upd, err := p.workloads.Read(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if upd.More {
+		p.Wake() // the log holds more: the next pass reads on
 	}
 	// take applies one workload as read (nil: deleted) and says whether
 	// it must be decided again: a status write (the members' reports

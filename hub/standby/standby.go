@@ -437,6 +437,9 @@ func (c *Controller) followWorkloads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if upd.More {
+		c.Wake() // the log holds more: the next pass reads on
+	}
 	prev := c.drivers
 	if upd.Full {
 		c.drivers, c.oci = make(map[string]specDriver, len(prev)), map[string]api.Workload{}
