@@ -31,6 +31,9 @@ type memberBus struct {
 	held    map[string]int64
 	sent    map[string]int // subject -> requests
 	largest int            // workloads in the largest batch
+	// accepted, if set, hears every desired state the member takes
+	// (under mu).
+	accepted func(workload string, epoch int64)
 }
 
 func (b *memberBus) Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error) {
@@ -50,6 +53,9 @@ func (b *memberBus) answer(cluster, subject string, data []byte) ([]byte, error)
 	store := func(d protocol.DesiredWorkload) protocol.DesiredAck {
 		if d.Epoch > b.held[d.Workload] {
 			b.held[d.Workload] = d.Epoch
+			if b.accepted != nil {
+				b.accepted(d.Workload, d.Epoch)
+			}
 		}
 		return protocol.DesiredAck{Version: protocol.Version, Workload: d.Workload, Epoch: d.Epoch, Accepted: d.Epoch >= b.held[d.Workload], Current: b.held[d.Workload]}
 	}
