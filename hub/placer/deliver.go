@@ -18,8 +18,10 @@ import (
 // each Ready member's digest every few seconds, from the rows held. Each
 // member gets only its rows to send, or all of its rows when its digest
 // is checked or it asked for everything again (a resync); a deregistered
-// cluster's tombstones are recorded as delivered.
-func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
+// cluster's tombstones are recorded as delivered. With only set, it sends
+// only those workloads' unacknowledged rows (a part of a pass delivered
+// ahead of the rest), and checks nothing.
+func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, only []string) error {
 	type member struct {
 		target api.Target
 		live   failover.Live
@@ -39,6 +41,10 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 			continue // deliver when it is back
 		}
 		m := &member{target: api.Target{Name: name, Labels: c.Metadata.Labels}, live: live}
+		if only != nil {
+			members[name] = m
+			continue
+		}
 		// The digest is a check, not a delivery: only of a member heard
 		// lately (one gone quiet would hold the pass for the request's
 		// timeout).
@@ -56,16 +62,26 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 	// A deregistered cluster runs nothing of ours any more: its
 	// tombstones count as delivered.
 	gone := map[string][]pgstore.Placement{}
-	p.held.each(func(r *pgstore.Placement) {
+	take := func(r *pgstore.Placement) {
 		pending := r.DeliveredEpoch < r.Epoch
 		if m := members[r.Cluster]; m != nil {
 			if pending || m.check || m.resync {
 				m.rows = append(m.rows, *r)
 			}
-		} else if !known[r.Cluster] && r.Deleted && pending {
+		} else if !known[r.Cluster] && r.Deleted && pending && only == nil {
 			gone[r.Cluster] = append(gone[r.Cluster], *r)
 		}
-	})
+	}
+	if only == nil {
+		p.held.each(take)
+	} else {
+		for _, name := range only {
+			rows := p.held.of(name)
+			for i := range rows {
+				take(&rows[i])
+			}
+		}
+	}
 	var mu sync.Mutex
 	var errs []error
 	acked := map[string][]pgstore.Placement{}

@@ -307,15 +307,18 @@ func (p *Placer) pass(ctx context.Context) error {
 			touched[name] = true // a window ran out (an auto rebalance's)
 		}
 	}
+	// Those with replicas on a lost cluster are urgent: decided,
+	// stored and delivered first, a chunk at a time.
+	urgent := map[string]bool{}
 	if len(lostNow) > 0 {
 		p.held.each(func(r *pgstore.Placement) {
 			if !r.Deleted && r.Replicas > 0 && lostNow[r.Cluster] {
 				touched[r.Workload] = true
+				urgent[r.Workload] = true
 			}
 		})
 	}
 	var errs []error
-	var changes []*change
 	ledger := failover.NewLedger(view)
 	// Workloads rolling out progressively are decided against their
 	// template revisions, and on every report of their members while a
@@ -338,7 +341,81 @@ func (p *Placer) pass(ctx context.Context) error {
 	if err := p.readRevisions(ctx, slices.Sorted(maps.Keys(touched))); err != nil {
 		return err
 	}
-	for _, name := range slices.Sorted(maps.Keys(touched)) {
+	// The placement rows first, then delivery and, alongside it, the
+	// workloads' status and events: members get their work without
+	// waiting for bookkeeping. The status writes run on after the pass
+	// (writeStatus), so the workloads created meanwhile wait for the next
+	// pass's delivery, not for this pass's bookkeeping. (Workloads carry
+	// the placement finalizer from creation, so a delete in between still
+	// goes through tombstones.) The urgent workloads go first, a chunk at
+	// a time: a lost cluster's first replacements reach their members
+	// while the rest are decided, and its replacements take the free
+	// capacity before anything else.
+	for name := range p.owed {
+		if !p.writingStatus(name) {
+			delete(p.owed, name) // decided again below
+		}
+	}
+	var changes []*change
+	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, failoverChunk)
+	for i, names := range groups {
+		var only []string // the last group's delivery is the pass's whole one
+		if i < len(groups)-1 {
+			only = names
+		}
+		done, err := p.settle(ctx, names, only, residency, view, now, ledger, clusters)
+		changes = append(changes, done...)
+		errs = append(errs, err)
+	}
+	// The status writes start once every group was delivered (they would
+	// take the CPU the later groups' decisions need).
+	p.writeStatus(ctx, changes, unreachable)
+	// At most one pass's writes wait behind the running ones: a pass
+	// that delivers faster than the database takes them waits here.
+	p.waitMarks(len(groups))
+	if err := p.waitStatus(1); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// failoverChunk is the most urgent workloads (with replicas on a lost
+// cluster) a pass decides, stores and delivers at a time.
+const failoverChunk = 2000
+
+// failoverGroups splits a pass's workloads (names, sorted) into what it
+// settles in turn: the urgent ones first, in chunks of at most chunk,
+// then the rest. With nothing urgent, one group of all (possibly empty:
+// the pass still delivers).
+func failoverGroups(names []string, urgent map[string]bool, chunk int) [][]string {
+	var first, rest []string
+	for _, name := range names {
+		if urgent[name] {
+			first = append(first, name)
+		} else {
+			rest = append(rest, name)
+		}
+	}
+	var groups [][]string
+	for len(first) > 0 {
+		n := min(chunk, len(first))
+		groups = append(groups, first[:n:n])
+		first = first[n:]
+	}
+	if len(rest) > 0 || len(groups) == 0 {
+		groups = append(groups, rest)
+	}
+	return groups
+}
+
+// settle decides the workloads named, stores their rows and delivers:
+// only their rows when only is set, else whatever any member lacks (and
+// the digests due). It returns the changes stored, whose status is yet
+// to write.
+func (p *Placer) settle(ctx context.Context, names, only []string, residency map[string]*api.LabelSelector, view []failover.Cluster, now time.Time, ledger failover.Ledger, clusters []api.Cluster) ([]*change, error) {
+	var errs []error
+	var changes []*change
+	for _, name := range names {
 		w, ok := p.cache[name]
 		if !ok {
 			continue
@@ -353,19 +430,6 @@ func (p *Placer) pass(ctx context.Context) error {
 			changes = append(changes, ch)
 		}
 	}
-	for name := range p.owed {
-		if !p.writingStatus(name) {
-			delete(p.owed, name) // decided again above
-		}
-	}
-	workloads := p.cache
-	// The placement rows first, then delivery and, alongside it, the
-	// workloads' status and events: members get their work without
-	// waiting for bookkeeping. The status writes run on after the pass
-	// (writeStatus), so the workloads created meanwhile wait for the next
-	// pass's delivery, not for this pass's bookkeeping. (Workloads carry
-	// the placement finalizer from creation, so a delete in between still
-	// goes through tombstones.)
 	if len(changes) > 0 {
 		if err := p.commitRows(ctx, changes); err != nil {
 			errs = append(errs, err)
@@ -375,17 +439,10 @@ func (p *Placer) pass(ctx context.Context) error {
 			changes = nil
 		}
 	}
-	p.writeStatus(ctx, changes, unreachable)
-	if err := p.deliver(ctx, workloads, clusters); err != nil {
+	if err := p.deliver(ctx, p.cache, clusters, only); err != nil {
 		errs = append(errs, err)
 	}
-	// At most one pass's writes wait behind the running ones: a pass
-	// that delivers faster than the database takes them waits here.
-	p.waitMarks(1)
-	if err := p.waitStatus(1); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return changes, errors.Join(errs...)
 }
 
 // groupByWorkload indexes rows by workload. The store returns them sorted
