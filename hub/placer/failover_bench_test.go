@@ -196,8 +196,20 @@ func BenchmarkFailoverPass(b *testing.B) {
 		hubCPU += processCPU(b) - hub0
 		pgCPU += serverCPU(b, postmaster) - pg0
 		lostWorkloads += workloads
-		b.Logf("lost %s: %d workloads; half the replacements delivered %v, every one %v, rows settled (seen after a pass) %v, status written %v",
-			lostNow, workloads, half.Round(time.Millisecond), delivered.Round(time.Millisecond), rowsAt.Round(time.Millisecond), all.Round(time.Millisecond))
+		// A pass with nothing new while the cluster stays lost: what
+		// every pass costs until it returns.
+		for range 3 { // reads the status writes back (10,000: two chunks of the log)
+			pass()
+		}
+		p.waitMarks(0)
+		if err := p.waitStatus(0); err != nil {
+			b.Fatal(err)
+		}
+		steadyAt := time.Now()
+		pass()
+		steady := time.Since(steadyAt)
+		b.Logf("lost %s: %d workloads; half the replacements delivered %v, every one %v, rows settled (seen after a pass) %v, status written %v; a pass with nothing new after it %v",
+			lostNow, workloads, half.Round(time.Millisecond), delivered.Round(time.Millisecond), rowsAt.Round(time.Millisecond), all.Round(time.Millisecond), steady.Round(time.Millisecond))
 	}
 	b.StopTimer()
 	if profile != nil {

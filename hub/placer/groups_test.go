@@ -3,6 +3,8 @@ package placer
 import (
 	"fmt"
 	"testing"
+
+	"github.com/atollhq/atoll/api"
 )
 
 // TestFailoverGroups: the urgent workloads (replicas on a lost cluster)
@@ -31,5 +33,24 @@ func TestFailoverGroups(t *testing.T) {
 	_ = append(g[0], "x")
 	if g[1][0] != "d" {
 		t.Errorf("appending to the first chunk wrote into the second: %v", g)
+	}
+}
+
+// TestMayFailBack: a failed-over workload is decided by the clock only
+// while a cluster it failed over from is Ready.
+func TestMayFailBack(t *testing.T) {
+	ready := map[string]bool{"a": true}
+	for _, tc := range []struct {
+		ps   *api.PlacementStatus
+		want bool
+	}{
+		{nil, false},
+		{&api.PlacementStatus{}, false},
+		{&api.PlacementStatus{FailedOverFrom: map[string]int32{"b": 2}}, false},
+		{&api.PlacementStatus{FailedOverFrom: map[string]int32{"b": 2, "a": 1}}, true},
+	} {
+		if got := mayFailBack(tc.ps, ready); got != tc.want {
+			t.Errorf("mayFailBack(%+v) = %v; want %v", tc.ps, got, tc.want)
+		}
 	}
 }
