@@ -81,7 +81,8 @@ import (
 // record; `perf report -i dir/hub-*.perf`), and the hub's heap profiles
 // (after a GC, from the hub's --debug-listen) before the first create,
 // at all Ready and once settled (the watchers caught up):
-// dir/hub-heap-{before-,,settled-}*.pprof, read with `go tool pprof
+// dir/hub-heap-{before-,,settled-}*.pprof, and its CPU profile over the
+// 15 s from the region loss's kill, dir/hub-loss-cpu-*.pprof; read them with `go tool pprof
 // -sample_index=inuse_space -top [-diff_base before] profile`. The hub's
 // Go heap (in use, and live after a GC, from its MemStats) is reported
 // next to its RSS, each also per workload; ATOLL_SCALE_HUB_ENV adds to
@@ -482,6 +483,17 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	killedAt := time.Now()
 	mu.Unlock()
 	fleets[nFleets].kill()
+	lossProfiled := make(chan struct{})
+	go func() {
+		defer close(lossProfiled)
+		if c.profile == "" {
+			return
+		}
+		if err := h.saveProfile("profile?seconds=15", filepath.Join(c.profile, fmt.Sprintf("hub-loss-cpu-%s.pprof", c.label))); err != nil {
+			b.Error(err)
+		}
+	}()
+	defer func() { <-lossProfiled }()
 	waitFor(b, fmt.Sprintf("%d clusters Unreachable at the hub", nLost), 2*time.Minute, func() bool {
 		var list api.ClusterList
 		if err := admin.List(ctx, "clusters", client.ListOptions{}, &list); err != nil {

@@ -366,19 +366,28 @@ func (h *scaleHub) heap(b *testing.B, gc bool) goHeap {
 // collection) to path.
 func (h *scaleHub) saveHeapProfile(b *testing.B, path string) {
 	b.Helper()
-	resp, err := http.Get(h.debug + "/debug/pprof/heap?gc=1")
+	if err := h.saveProfile("heap?gc=1", path); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// saveProfile writes the hub's pprof profile named by query (as
+// /debug/pprof/ takes it) to path; safe from any goroutine.
+func (h *scaleHub) saveProfile(query, path string) error {
+	resp, err := http.Get(h.debug + "/debug/pprof/" + query)
 	if err != nil {
-		b.Fatalf("the hub's heap profile: %v", err)
+		return fmt.Errorf("the hub's profile %s: %w", query, err)
 	}
 	defer resp.Body.Close()
 	f, err := os.Create(path)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	defer f.Close()
 	if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
-		b.Fatalf("the hub's heap profile: %d %v", resp.StatusCode, err)
+		return fmt.Errorf("the hub's profile %s: %d %v", query, resp.StatusCode, err)
 	}
+	return nil
 }
 
 // procUsage is a process's CPU time and memory from /proc.

@@ -22,6 +22,28 @@ import (
 // only those workloads' unacknowledged rows (a part of a pass delivered
 // ahead of the rest), and checks nothing.
 func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, only []string) error {
+	d := p.startDelivery(ctx, workloads, clusters, only)
+	d.wg.Wait()
+	return p.endDelivery(ctx, d)
+}
+
+// delivery is one deliver's requests, under way from startDelivery, and
+// what they brought, for endDelivery.
+type delivery struct {
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
+	acked   map[string][]pgstore.Placement
+	settled map[string][]pgstore.Placement
+	missing map[string][]string
+}
+
+// startDelivery is deliver up to its requests, which it leaves running:
+// the pass goroutine may go on deciding and storing other workloads
+// meanwhile (their rows are copied here), but must wait for them
+// (d.wg) and end them (endDelivery) before the next delivery and before
+// it records acknowledgements (waitMarks): the requests read acking.
+func (p *Placer) startDelivery(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, only []string) *delivery {
 	type member struct {
 		target api.Target
 		live   failover.Live
@@ -82,61 +104,62 @@ func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload,
 			}
 		}
 	}
-	var mu sync.Mutex
-	var errs []error
-	acked := map[string][]pgstore.Placement{}
-	settled := map[string][]pgstore.Placement{}
-	missing := map[string][]string{}
-	var wg sync.WaitGroup
+	d := &delivery{acked: map[string][]pgstore.Placement{}, settled: map[string][]pgstore.Placement{}, missing: map[string][]string{}}
 	for cluster, m := range members {
 		if len(m.rows) == 0 {
 			continue // nothing to send, nor to check
 		}
-		wg.Go(func() {
+		d.wg.Go(func() {
 			got, lacked, err := p.deliverTo(ctx, m.target, m.live, m.rows, workloads, m.check, m.resync)
-			mu.Lock()
-			defer mu.Unlock()
+			d.mu.Lock()
+			defer d.mu.Unlock()
 			if err != nil {
-				errs = append(errs, err)
+				d.errs = append(d.errs, err)
 			}
 			if len(got) > 0 {
-				acked[cluster] = got
+				d.acked[cluster] = got
 			}
 			if len(lacked) > 0 {
-				missing[cluster] = lacked
+				d.missing[cluster] = lacked
 			}
 		})
 	}
 	for cluster, rows := range gone {
-		wg.Go(func() {
+		d.wg.Go(func() {
 			err := p.db.MarkDeliveredAll(ctx, cluster, rows)
-			mu.Lock()
-			defer mu.Unlock()
+			d.mu.Lock()
+			defer d.mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%w: %w", errWriteUnknown, err))
+				d.errs = append(d.errs, fmt.Errorf("%w: %w", errWriteUnknown, err))
 				return
 			}
-			settled[cluster] = rows
+			d.settled[cluster] = rows
 		})
 	}
-	wg.Wait()
-	// The writes above that committed: the rows held follow them (the
-	// pass goroutine's again); one that failed may have committed or not.
-	err := errors.Join(errs...)
+	return d
+}
+
+// endDelivery takes what a delivery's requests, all ended (d.wg), brought
+// into the rows held and records the acknowledgements (markDelivered).
+// The pass goroutine only.
+func (p *Placer) endDelivery(ctx context.Context, d *delivery) error {
+	// The writes that committed: the rows held follow them; one that
+	// failed may have committed or not.
+	err := errors.Join(d.errs...)
 	if errors.Is(err, errWriteUnknown) {
 		p.held.invalidate(reloadUnknown)
 	}
-	for cluster, rows := range settled {
+	for cluster, rows := range d.settled {
 		for _, r := range rows {
 			p.held.delivered(cluster, r.Workload, r.Epoch)
 		}
 	}
-	for cluster, names := range missing {
+	for cluster, names := range d.missing {
 		for _, name := range names {
 			p.held.undelivered(cluster, name)
 		}
 	}
-	p.markDelivered(ctx, acked)
+	p.markDelivered(ctx, d.acked)
 	return err
 }
 

@@ -1,10 +1,19 @@
 package placer
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
+	"github.com/atollhq/atoll/failover"
+	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/protocol"
 )
 
 // TestFailoverGroups: the urgent workloads (replicas on a lost cluster)
@@ -53,4 +62,136 @@ func TestMayFailBack(t *testing.T) {
 			t.Errorf("mayFailBack(%+v) = %v; want %v", tc.ps, got, tc.want)
 		}
 	}
+}
+
+// TestFailoverChunksDoNotWaitForMembers: a lost cluster's workloads are
+// stored a chunk at a time, each chunk delivered while the next ones are
+// decided and stored: every replacement row is written while the members
+// have not answered the first chunk's delivery yet, and delivered once
+// they do.
+func TestFailoverChunksDoNotWaitForMembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t)
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
+	monitor := &lockedHealth{live: fakeHealth{}}
+	bus := &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}
+	close(bus.open) // open while the workloads are first placed
+	for _, c := range []string{"a", "b", "c"} {
+		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
+			t.Fatal(err)
+		}
+		monitor.set(c, failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+		bus.fleet[c] = &memberBus{batches: true, held: map[string]int64{}, sent: map[string]int{}}
+	}
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"},
+		Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}, Failover: &api.FailoverPolicy{GracePeriod: "0s"}})
+	const n = 7
+	for i := range n {
+		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: fmt.Sprintf("w%d", i)}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := NewPlacer(store, bus, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	p.chunk = 2 // four chunks of the seven
+	for _, c := range []string{"a", "b", "c"} {
+		p.lastCheck[c] = time.Now().Add(time.Hour)
+	}
+	// rows says whether no row on c holds a replica and each workload's
+	// rows hold its 3, and whether every row off c is acknowledged.
+	rows := func() (moved, delivered bool) {
+		t.Helper()
+		rs, err := store.Placements(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per, onC := map[string]int32{}, int32(0)
+		delivered = true
+		for _, r := range rs {
+			per[r.Workload] += r.Replicas
+			if r.Cluster == "c" {
+				onC += r.Replicas
+			} else if r.DeliveredEpoch != r.Epoch {
+				delivered = false
+			}
+		}
+		moved = onC == 0 && len(per) == n
+		for _, got := range per {
+			moved = moved && got == 3
+		}
+		return moved, delivered
+	}
+	settle(t, p, "every workload placed on a, b and c and acknowledged", func() bool {
+		rs, err := store.Placements(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Replicas != 1 || r.DeliveredEpoch != r.Epoch {
+				return false
+			}
+		}
+		return len(rs) == 3*n
+	})
+
+	// The members stop answering; c is lost.
+	bus.mu.Lock()
+	bus.open, bus.asked = make(chan struct{}), 0
+	bus.mu.Unlock()
+	monitor.set("c", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	passed := make(chan error, 1)
+	go func() { passed <- p.pass(ctx) }()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if moved, _ := rows(); moved {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replacement rows not all written after 30 s while the members held the first chunk's delivery")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		bus.mu.Lock()
+		asked := bus.asked
+		bus.mu.Unlock()
+		if asked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no delivery asked of the members after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bus.mu.Lock()
+	close(bus.open)
+	bus.mu.Unlock()
+	if err := <-passed; err != nil {
+		t.Logf("the pass: %v", err) // a delivery may have outlived its timeout: the next pass sends it again
+	}
+	settle(t, p, "every replacement acknowledged once the members answer", func() bool {
+		moved, delivered := rows()
+		return moved && delivered
+	})
+}
+
+// gatedBus is members that answer desired state only once open is
+// closed (their answer then comes too late if the request timed out
+// meanwhile); asked counts the requests that waited.
+type gatedBus struct {
+	fleet fleetBus
+	mu    sync.Mutex
+	open  chan struct{}
+	asked int
+}
+
+func (g *gatedBus) Request(ctx context.Context, cluster, subject string, data []byte) ([]byte, error) {
+	g.mu.Lock()
+	open := g.open
+	g.asked++
+	g.mu.Unlock()
+	<-open
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return g.fleet.Request(ctx, cluster, subject, data)
 }

@@ -93,6 +93,10 @@ type Placer struct {
 	mu        sync.Mutex
 	lastCheck map[string]time.Time // cluster -> last digest
 
+	// chunk is the most urgent workloads a pass settles at a time
+	// (failoverChunk).
+	chunk int
+
 	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
 	workloads    *pgstore.Follow
@@ -132,7 +136,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{},
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk,
 		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
@@ -360,14 +364,26 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 	}
 	var changes []*change
-	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, failoverChunk)
+	var ahead []*delivery
+	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, p.chunk)
 	for i, names := range groups {
-		var only []string // the last group's delivery is the pass's whole one
-		if i < len(groups)-1 {
-			only = names
-		}
-		done, err := p.settle(ctx, names, only, residency, view, now, ledger, clusters)
+		done, err := p.settle(ctx, names, residency, view, now, ledger)
 		changes = append(changes, done...)
+		errs = append(errs, err)
+		if i < len(groups)-1 {
+			// Delivered while the next groups are decided and stored
+			// (a busy member's answers would hold them otherwise).
+			ahead = append(ahead, p.startDelivery(ctx, p.cache, clusters, names))
+		}
+	}
+	for _, d := range ahead {
+		d.wg.Wait() // all of them before any ends: their requests read acking
+	}
+	for _, d := range ahead {
+		errs = append(errs, p.endDelivery(ctx, d))
+	}
+	// Then what any member lacks, and the digests due.
+	if err := p.deliver(ctx, p.cache, clusters, nil); err != nil {
 		errs = append(errs, err)
 	}
 	// The status writes start once every group was delivered (they would
@@ -429,11 +445,9 @@ func failoverGroups(names []string, urgent map[string]bool, chunk int) [][]strin
 	return groups
 }
 
-// settle decides the workloads named, stores their rows and delivers:
-// only their rows when only is set, else whatever any member lacks (and
-// the digests due). It returns the changes stored, whose status is yet
-// to write.
-func (p *Placer) settle(ctx context.Context, names, only []string, residency map[string]*api.LabelSelector, view []failover.Cluster, now time.Time, ledger failover.Ledger, clusters []api.Cluster) ([]*change, error) {
+// settle decides the workloads named and stores their rows. It returns
+// the changes stored, whose status is yet to write.
+func (p *Placer) settle(ctx context.Context, names []string, residency map[string]*api.LabelSelector, view []failover.Cluster, now time.Time, ledger failover.Ledger) ([]*change, error) {
 	var errs []error
 	var changes []*change
 	for _, name := range names {
@@ -459,9 +473,6 @@ func (p *Placer) settle(ctx context.Context, names, only []string, residency map
 			}
 			changes = nil
 		}
-	}
-	if err := p.deliver(ctx, p.cache, clusters, only); err != nil {
-		errs = append(errs, err)
 	}
 	return changes, errors.Join(errs...)
 }
