@@ -45,6 +45,18 @@ type Cluster struct {
 // Ready says whether the monitor has the cluster Ready.
 func (c Cluster) Ready() bool { return c.Known && c.Live.Health == api.HealthReady }
 
+// named is the cluster of clusters called name (ok false: none). A
+// decision looks up a few clusters; indexing them all (ByName) for that
+// cost more than the rest of a failover's decision at 10 clusters.
+func named(clusters []Cluster, name string) (c *Cluster, ok bool) {
+	for i := range clusters {
+		if clusters[i].Metadata.Name == name {
+			return &clusters[i], true
+		}
+	}
+	return nil, false
+}
+
 // ByName indexes clusters by name.
 func ByName(clusters []Cluster) map[string]Cluster {
 	out := make(map[string]Cluster, len(clusters))

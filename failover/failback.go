@@ -53,12 +53,11 @@ func failback(s failbackState, d *placement.Decision) (from, back map[string]int
 		fp = &api.FailoverPolicy{}
 	}
 	window := fp.StabilizationWindow.Get(DefaultWindow)
-	live := ByName(s.clusters)
 	exclusive := PolicyOf(w).Exclusive
 	var due []string
 	held := map[string]string{} // returned clusters that take nothing back yet, and until when
 	for _, c := range slices.Sorted(maps.Keys(from)) {
-		lc, ok := live[c]
+		lc, ok := named(s.clusters, c)
 		switch {
 		case !ok || from[c] <= 0:
 			delete(from, c) // deregistered, or nothing left to move back
@@ -254,9 +253,8 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 			ready[cr.Cluster] += cr.Ready
 		}
 	}
-	live := ByName(clusters)
 	for _, c := range slices.Sorted(maps.Keys(pending)) {
-		if _, found := live[c]; !found || d.Evicted[c] != "" {
+		if _, found := named(clusters, c); !found || d.Evicted[c] != "" {
 			delete(pending, c) // gone or lost again: failover records what it loses
 			continue
 		}
@@ -302,7 +300,7 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 		if surge <= 0 {
 			break
 		}
-		if pending[x] > 0 || current[x] <= d.Assignment[x] || d.Evicted[x] != "" || !live[x].Ready() {
+		if pending[x] > 0 || current[x] <= d.Assignment[x] || d.Evicted[x] != "" || !readyNamed(clusters, x) {
 			continue
 		}
 		give := min(current[x]-d.Assignment[x], surge)
@@ -319,4 +317,10 @@ func keepUntilFailedBack(w *api.Workload, d *placement.Decision, current, prev, 
 			strings.Join(kept, ", "), strings.Join(wait, ", ")))
 	}
 	return pending
+}
+
+// readyNamed says whether the cluster called name is Ready.
+func readyNamed(clusters []Cluster, name string) bool {
+	c, ok := named(clusters, name)
+	return ok && c.Ready()
 }
