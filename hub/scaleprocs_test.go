@@ -253,6 +253,18 @@ func (p *scaleProc) tail(n int) string {
 }
 
 // send writes one command line to the process's standard input.
+// lines are the lines of p's standard error that hold s.
+func (p *scaleProc) lines(s string) []string {
+	data, _ := os.ReadFile(p.log)
+	var out []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, s) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
 func (p *scaleProc) send(line string) {
 	_, _ = io.WriteString(p.stdin, line+"\n")
 }

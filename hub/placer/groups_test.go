@@ -64,65 +64,44 @@ func TestMayFailBack(t *testing.T) {
 	}
 }
 
-// TestFailoverChunksDoNotWaitForMembers: a lost cluster's workloads are
-// stored a chunk at a time, each chunk delivered while the next ones are
-// decided and stored: every replacement row is written while the members
-// have not answered the first chunk's delivery yet, and delivered once
-// they do.
-func TestFailoverChunksDoNotWaitForMembers(t *testing.T) {
-	t.Parallel()
+// lossFixture is clusters a, b and c, Ready, their members answering
+// through a gatedBus (open), and n workloads of 3 replicas Divided over
+// them (failover grace 0s), placed and acknowledged.
+type lossFixture struct {
+	store   *pgstore.Store
+	monitor *lockedHealth
+	bus     *gatedBus
+	p       *Placer
+	n       int
+}
+
+func newLossFixture(t *testing.T, n, chunk int) *lossFixture {
+	t.Helper()
 	ctx := context.Background()
-	store := openStore(t)
+	f := &lossFixture{store: openStore(t), monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
+	close(f.bus.open)
 	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
-	monitor := &lockedHealth{live: fakeHealth{}}
-	bus := &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}
-	close(bus.open) // open while the workloads are first placed
 	for _, c := range []string{"a", "b", "c"} {
-		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
+		if _, err := f.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
 			t.Fatal(err)
 		}
-		monitor.set(c, failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
-		bus.fleet[c] = &memberBus{batches: true, held: map[string]int64{}, sent: map[string]int{}}
+		f.monitor.set(c, failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+		f.bus.fleet[c] = &memberBus{batches: true, held: map[string]int64{}, sent: map[string]int{}}
 	}
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"},
 		Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}, Failover: &api.FailoverPolicy{GracePeriod: "0s"}})
-	const n = 7
 	for i := range n {
-		if _, err := store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: fmt.Sprintf("w%d", i)}, Spec: spec}); err != nil {
+		if _, err := f.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: fmt.Sprintf("w%d", i)}, Spec: spec}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p := NewPlacer(store, bus, monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
-	p.chunk = 2 // four chunks of the seven
+	f.p = NewPlacer(f.store, f.bus, f.monitor, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	f.p.chunk = chunk
 	for _, c := range []string{"a", "b", "c"} {
-		p.lastCheck[c] = time.Now().Add(time.Hour)
+		f.p.lastCheck[c] = time.Now().Add(time.Hour)
 	}
-	// rows says whether no row on c holds a replica and each workload's
-	// rows hold its 3, and whether every row off c is acknowledged.
-	rows := func() (moved, delivered bool) {
-		t.Helper()
-		rs, err := store.Placements(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		per, onC := map[string]int32{}, int32(0)
-		delivered = true
-		for _, r := range rs {
-			per[r.Workload] += r.Replicas
-			if r.Cluster == "c" {
-				onC += r.Replicas
-			} else if r.DeliveredEpoch != r.Epoch {
-				delivered = false
-			}
-		}
-		moved = onC == 0 && len(per) == n
-		for _, got := range per {
-			moved = moved && got == 3
-		}
-		return moved, delivered
-	}
-	settle(t, p, "every workload placed on a, b and c and acknowledged", func() bool {
-		rs, err := store.Placements(ctx)
+	settle(t, f.p, "every workload placed on a, b and c and acknowledged", func() bool {
+		rs, err := f.store.Placements(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,12 +112,56 @@ func TestFailoverChunksDoNotWaitForMembers(t *testing.T) {
 		}
 		return len(rs) == 3*n
 	})
+	return f
+}
+
+// rows says whether no row on c holds a replica and each workload's rows
+// hold its 3, and whether every row off c is acknowledged.
+func (f *lossFixture) rows(t *testing.T) (moved, delivered bool) {
+	t.Helper()
+	rs, err := f.store.Placements(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	per, onC := map[string]int32{}, int32(0)
+	delivered = true
+	for _, r := range rs {
+		per[r.Workload] += r.Replicas
+		if r.Cluster == "c" {
+			onC += r.Replicas
+		} else if r.DeliveredEpoch != r.Epoch {
+			delivered = false
+		}
+	}
+	moved = onC == 0 && len(per) == f.n
+	for _, got := range per {
+		moved = moved && got == 3
+	}
+	return moved, delivered
+}
+
+// lose marks c Unreachable.
+func (f *lossFixture) lose() {
+	f.monitor.set("c", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+}
+
+// TestFailoverChunksDoNotWaitForMembers: a lost cluster's workloads are
+// stored a chunk at a time, each chunk delivered while the next ones are
+// decided and stored: every replacement row is written while the members
+// have not answered the first chunk's delivery yet, and delivered once
+// they do.
+func TestFailoverChunksDoNotWaitForMembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 7, 2) // four chunks of the seven
+	p, bus := f.p, f.bus
+	rows := func() (bool, bool) { return f.rows(t) }
 
 	// The members stop answering; c is lost.
 	bus.mu.Lock()
 	bus.open, bus.asked = make(chan struct{}), 0
 	bus.mu.Unlock()
-	monitor.set("c", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	f.lose()
 	passed := make(chan error, 1)
 	go func() { passed <- p.pass(ctx) }()
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -194,4 +217,43 @@ func (g *gatedBus) Request(ctx context.Context, cluster, subject string, data []
 		return nil, err
 	}
 	return g.fleet.Request(ctx, cluster, subject, data)
+}
+
+// TestNewLossWaitsForStatusWrites: a pass that finds a cluster newly lost
+// waits for the status writes under way (which give way to the loss)
+// before it reads the workloads, so that theirs are decided with the
+// others in that pass rather than put off to the next.
+func TestNewLossWaitsForStatusWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 4, failoverChunk)
+	// A status write of w1 under way, from an earlier pass.
+	w := &statusWrite{done: make(chan struct{}), names: map[string]bool{"w1": true}}
+	f.p.writes = append(f.p.writes, w)
+	waiting := make(chan struct{})
+	f.p.waitingForWrites = func() { close(waiting) }
+	f.lose()
+	passed := make(chan error, 1)
+	go func() { passed <- f.p.pass(ctx) }()
+	select {
+	case <-waiting:
+	case err := <-passed:
+		t.Fatalf("the pass ended (%v) without waiting for the status write under way", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pass did not wait for the status write under way within 30 s")
+	}
+	close(w.done)
+	if err := <-passed; err != nil {
+		t.Fatal(err)
+	}
+	if moved, _ := f.rows(t); !moved {
+		t.Fatal("not every workload moved off c in the pass that found it lost")
+	}
+	// The next pass, with c still lost, does not wait.
+	f.p.writes = append(f.p.writes, &statusWrite{done: make(chan struct{}), names: map[string]bool{"w2": true}})
+	f.p.waitingForWrites = func() { t.Error("a pass waited for status writes with no new loss") }
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(f.p.writes[len(f.p.writes)-1].done)
 }

@@ -96,6 +96,11 @@ type Placer struct {
 	// chunk is the most urgent workloads a pass settles at a time
 	// (failoverChunk).
 	chunk int
+	// lostKey names the clusters Unreachable at the last pass.
+	lostKey string
+	// waitingForWrites, if set (tests), is called as a pass begins to
+	// wait for the status writes under way.
+	waitingForWrites func()
 
 	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
@@ -197,9 +202,30 @@ func (p *Placer) RunOnce(ctx context.Context) error {
 // next pass decides and delivers the workloads created meanwhile while
 // they run (writeStatus).
 func (p *Placer) pass(ctx context.Context) error {
+	began := time.Now()
 	if !p.leader.IsLeader() {
 		p.held.drop() // the next term reads them whole
 		return nil
+	}
+	// The clusters Unreachable as the pass begins: one lost after this
+	// has status-only writes give way (commitChanges).
+	unreachable := map[string]bool{}
+	for _, name := range p.monitor.Unreachable() {
+		unreachable[name] = true
+	}
+	// A cluster lost since the last pass: the status writes under way
+	// give way to it, and are waited for here, so that their workloads
+	// are decided in this pass with the others rather than put off to
+	// the next one (writingStatus), a whole pass's delivery later.
+	if lost := strings.Join(slices.Sorted(maps.Keys(unreachable)), ","); lost != p.lostKey {
+		p.lostKey = lost
+		if len(unreachable) > 0 && len(p.writes) > 0 && p.waitingForWrites != nil {
+			p.waitingForWrites()
+		}
+		for len(unreachable) > 0 && len(p.writes) > 0 {
+			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
+			p.writes = p.writes[1:]
+		}
 	}
 	// What the last pass's status writes owe (they gave way to a lost
 	// cluster) is decided again in this one.
@@ -209,12 +235,6 @@ func (p *Placer) pass(ctx context.Context) error {
 	}
 	clear(p.owedByWrite)
 	p.writeMu.Unlock()
-	// The clusters Unreachable as the pass begins: one lost after this
-	// has status-only writes give way (commitChanges).
-	unreachable := map[string]bool{}
-	for _, name := range p.monitor.Unreachable() {
-		unreachable[name] = true
-	}
 	p.sawWrites()
 	term := p.leader.Epoch()
 	if term != p.term {
@@ -365,11 +385,16 @@ func (p *Placer) pass(ctx context.Context) error {
 	}
 	var changes []*change
 	var ahead []*delivery
+	decided := time.Now()
+	var stored time.Time // the last urgent chunk's rows
 	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, p.chunk)
 	for i, names := range groups {
 		done, err := p.settle(ctx, names, residency, view, now, ledger)
 		changes = append(changes, done...)
 		errs = append(errs, err)
+		if len(names) > 0 && urgent[names[0]] {
+			stored = time.Now()
+		}
 		if i < len(groups)-1 {
 			// Delivered while the next groups are decided and stored
 			// (a busy member's answers would hold them otherwise).
@@ -385,6 +410,17 @@ func (p *Placer) pass(ctx context.Context) error {
 	// Then what any member lacks, and the digests due.
 	if err := p.deliver(ctx, p.cache, clusters, nil); err != nil {
 		errs = append(errs, err)
+	}
+	moved := 0
+	for _, ch := range changes {
+		if urgent[ch.name] {
+			moved++
+		}
+	}
+	if moved > 0 {
+		p.log.InfoContext(ctx, "failover pass", "workloads", moved, "lost", slices.Sorted(maps.Keys(lostNow)),
+			"read", decided.Sub(began).Round(time.Millisecond), "stored", stored.Sub(began).Round(time.Millisecond),
+			"delivered", time.Since(began).Round(time.Millisecond))
 	}
 	// The status writes start once every group was delivered (they would
 	// take the CPU the later groups' decisions need).
