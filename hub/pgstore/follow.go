@@ -29,6 +29,7 @@ type Follow struct {
 	listed time.Time // zero: list at the next Read
 	known  int       // objects the last whole list held
 	behind int       // changes read in whole chunks since the follower was last caught up
+	hurry  bool      // the next Read lists only if it must (Hurry)
 }
 
 // followSource is what Follow reads (*Store has it).
@@ -117,7 +118,9 @@ func (u FollowUpdate) Each(ctx context.Context, fn func(*Record) error) error {
 // cheaper read than a list of every object, which a controller needs at
 // once at such a moment. Further behind, it lists.
 func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
-	if !f.listed.IsZero() && (f.every <= 0 || f.now().Sub(f.listed) < f.every) {
+	hurry := f.hurry
+	f.hurry = false
+	if !f.listed.IsZero() && (hurry || f.every <= 0 || f.now().Sub(f.listed) < f.every) {
 		changes, err := f.src.Changes(ctx, f.kind, f.after, f.chunk)
 		switch {
 		case err == nil && len(changes) < f.chunk:
@@ -126,7 +129,7 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 			}
 			f.behind = 0
 			return FollowUpdate{Changes: changes}, nil
-		case err == nil && f.behind+len(changes) <= max(f.known, f.chunk):
+		case err == nil && (hurry || f.behind+len(changes) <= max(f.known, f.chunk)):
 			f.after = changes[len(changes)-1].ResourceVersion
 			f.behind += len(changes)
 			return FollowUpdate{Changes: changes, More: true}, nil
@@ -179,6 +182,14 @@ func (u FollowUpdate) apply(ctx context.Context, put func(*Record) error, gone f
 	}
 	return nil
 }
+
+// Hurry makes the next Read list only if it must (it never listed, was
+// told to Relist, or the log was compacted past it): however far behind,
+// or however long since its last list, it reads one chunk of changes
+// (More if there are others). A controller with something urgent to do
+// (a cluster lost) then acts on what it has, in a fraction of a list's
+// time, and reads on in its next passes.
+func (f *Follow) Hurry() { f.hurry = true }
 
 // Relist makes the next Read list whole (a controller that lost track,
 // or that took over and must not trust what it held).

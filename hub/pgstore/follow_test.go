@@ -175,7 +175,7 @@ func TestFollowPages(t *testing.T) {
 // TestFollowChunks: a follower behind by more changes than a Read returns
 // reads them a chunk at a time, with More, while it has read in a row no
 // more changes than the kind had objects at its last list; further
-// behind, it lists whole.
+// behind, it lists whole, unless hurried (Hurry).
 func TestFollowChunks(t *testing.T) {
 	t.Parallel()
 	s := open(t, pgtest.NewDatabaseRoles(t))
@@ -191,7 +191,8 @@ func TestFollowChunks(t *testing.T) {
 		changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
 	}
 	create("p1", "p2", "p3", "p4", "p5", "p6")
-	f := pgstore.NewFollow(s, "Workload", time.Minute, nil)
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	f := pgstore.NewFollow(s, "Workload", time.Minute, func() time.Time { return now })
 	f.SetChunk(2)
 	u, err := f.Read(ctx)
 	if err != nil || !u.Full || len(listed(t, u)) != 6 {
@@ -229,6 +230,38 @@ func TestFollowChunks(t *testing.T) {
 	// The list counted 19: caught up, nothing more.
 	if got, want := reads(1), "[]"; got != want {
 		t.Fatalf("after the list: %s; want %s", got, want)
+	}
+	// Hurried, a follower reads a chunk however far behind, once.
+	names := make([]string, 25)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%02d", i)
+	}
+	create(names...)
+	if got := reads(9); strings.Count(got, "+") != 9 || !strings.HasSuffix(got, "[s16 s17]+") {
+		t.Fatalf("25 behind, 19 known: %s; want nine chunks, to s17", got)
+	}
+	// 18 read in a row: the next chunk would pass the 19 known.
+	f.Hurry()
+	if got, want := reads(1), "[s18 s19]+"; got != want {
+		t.Fatalf("hurried, 20 read in a row, 19 known: %s; want %s", got, want)
+	}
+	if got, want := reads(1), "list of 44"; got != want {
+		t.Fatalf("after the hurried read: %s; want %s", got, want)
+	}
+	// Nor does a hurried read list for the relist period; Relist it
+	// does.
+	now = now.Add(2 * time.Minute)
+	f.Hurry()
+	if got, want := reads(1), "[]"; got != want {
+		t.Fatalf("hurried, past the relist period: %s; want %s", got, want)
+	}
+	if got, want := reads(1), "list of 44"; got != want {
+		t.Fatalf("past the relist period: %s; want %s", got, want)
+	}
+	f.Relist()
+	f.Hurry()
+	if got, want := reads(1), "list of 44"; got != want {
+		t.Fatalf("hurried after Relist: %s; want %s", got, want)
 	}
 }
 

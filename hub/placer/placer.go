@@ -217,8 +217,15 @@ func (p *Placer) pass(ctx context.Context) error {
 	// give way to it, and are waited for here, so that their workloads
 	// are decided in this pass with the others rather than put off to
 	// the next one (writingStatus), a whole pass's delivery later.
+	// It also reads only a chunk of the change log, however far behind
+	// (the status writes a loss sets off) and whatever the time since its
+	// last whole list: a list of every workload held a failover seconds.
+	var waited time.Duration
 	if lost := strings.Join(slices.Sorted(maps.Keys(unreachable)), ","); lost != p.lostKey {
 		p.lostKey = lost
+		if len(unreachable) > 0 {
+			p.workloads.Hurry()
+		}
 		if len(unreachable) > 0 && len(p.writes) > 0 && p.waitingForWrites != nil {
 			p.waitingForWrites()
 		}
@@ -226,6 +233,7 @@ func (p *Placer) pass(ctx context.Context) error {
 			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
 			p.writes = p.writes[1:]
 		}
+		waited = time.Since(began)
 	}
 	// What the last pass's status writes owe (they gave way to a lost
 	// cluster) is decided again in this one.
@@ -240,10 +248,11 @@ func (p *Placer) pass(ctx context.Context) error {
 	if term != p.term {
 		p.workloads.Relist()
 	}
-	touched, err := p.refresh(ctx)
+	touched, full, err := p.refresh(ctx)
 	if err != nil {
 		return err
 	}
+	refreshed := time.Since(began)
 	if term != p.term {
 		// A term of its own: every workload is decided again, from the
 		// whole list just read (what happened while another hub led is
@@ -419,6 +428,7 @@ func (p *Placer) pass(ctx context.Context) error {
 	}
 	if moved > 0 {
 		p.log.InfoContext(ctx, "failover pass", "workloads", moved, "lost", slices.Sorted(maps.Keys(lostNow)),
+			"waited", waited.Round(time.Millisecond), "refreshed", refreshed.Round(time.Millisecond), "listed", full,
 			"read", decided.Sub(began).Round(time.Millisecond), "stored", stored.Sub(began).Round(time.Millisecond),
 			"delivered", time.Since(began).Round(time.Millisecond))
 	}
@@ -622,12 +632,12 @@ func (p *Placer) waitStatus(keep int) error {
 }
 
 // refresh brings the workload cache up to date and returns the names that
-// changed since the last pass.
-func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
+// changed since the last pass, and whether it listed them all.
+func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
 	touched := map[string]bool{}
 	upd, err := p.workloads.Read(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if upd.More {
 		p.Wake() // the log holds more: the next pass reads on
@@ -675,14 +685,14 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 				p.owed[name] = true
 			}
 			p.workloads.Relist()
-			return nil, err
+			return nil, true, err
 		}
 		for name := range p.cache {
 			if !listed[name] {
 				take(name, nil)
 			}
 		}
-		return touched, nil
+		return touched, true, nil
 	}
 	for _, c := range upd.Changes {
 		var w api.Workload
@@ -695,7 +705,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, error) {
 			take(c.Name, &w)
 		}
 	}
-	return touched, nil
+	return touched, false, nil
 }
 
 // slim drops from a cached workload's status what no decision reads:
