@@ -887,9 +887,17 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// outcome changes.
 	// An empty map and none are the same outcome (a stored status drops
 	// empty maps; a fresh decision has them).
+	// A cluster filtered out for its health alone (Suspect, Unknown,
+	// Unreachable, within a grace or not) is no new outcome either: it
+	// flaps by the second, and every workload that could have gone there
+	// says so; at 100,000 workloads one cluster's missed heartbeats were
+	// 100,000 status writes, and as many again when it was back. Its
+	// health is written with the next outcome that changes.
 	key := func(s *api.PlacementStatus) string {
+		filtered := maps.Clone(s.Filtered)
+		maps.DeleteFunc(filtered, func(_, reason string) bool { return healthReason(reason) })
 		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
-			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack), Rebalanced: s.Rebalanced}
+			Filtered: nilIfEmpty(filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack), Rebalanced: s.Rebalanced}
 		j, _ := json.Marshal(struct {
 			C  map[string]int32
 			U  int32
@@ -902,6 +910,17 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 		return string(j)
 	}
 	return key(a) == key(b)
+}
+
+// healthReason says whether a placement filter reason is a cluster's
+// health (placement's health filter: the health itself, or an
+// Unreachable cluster's grace).
+func healthReason(reason string) bool {
+	switch reason {
+	case api.HealthSuspect, api.HealthUnknown, api.HealthUnreachable:
+		return true
+	}
+	return strings.HasPrefix(reason, api.HealthUnreachable+";")
 }
 
 // writePlacementKey appends what placement reads of a cluster to key,

@@ -98,16 +98,30 @@ func TestFold(t *testing.T) {
 
 // TestSamePlacementStatusIgnoresEmptyMaps: a stored status (empty maps
 // dropped) and a fresh decision (empty maps) with the same outcome are
-// the same, so re-deciding a settled workload writes nothing.
+// the same, so re-deciding a settled workload writes nothing; nor does a
+// cluster's health alone.
 func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 	stored := &api.PlacementStatus{Epoch: 3, Clusters: map[string]int32{"a": 1}}
 	fresh := &api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{}, FailedOverFrom: map[string]int32{}}
 	if !samePlacementStatus(stored, fresh) {
 		t.Errorf("want a stored status and a fresh decision with the same outcome judged the same")
 	}
+	// A cluster's health alone is no new outcome: a Suspect blip, or a
+	// loss within its grace, writes nothing.
+	for _, health := range []string{"Suspect", "Unknown", "Unreachable", "Unreachable; failover at 12:00:05"} {
+		fresh.Filtered["b"] = health
+		if !samePlacementStatus(stored, fresh) {
+			t.Errorf("b filtered out as %q judged a change", health)
+		}
+	}
 	fresh.Filtered["b"] = "cordoned"
 	if samePlacementStatus(stored, fresh) {
 		t.Errorf("want a new filter reason judged a change")
+	}
+	// Health next to a changed outcome is written with it.
+	fresh.Filtered["b"], fresh.Clusters["c"] = "Suspect", 1
+	if samePlacementStatus(stored, fresh) {
+		t.Errorf("want a changed outcome judged a change")
 	}
 }
 
