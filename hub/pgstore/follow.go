@@ -191,6 +191,11 @@ func (u FollowUpdate) apply(ctx context.Context, put func(*Record) error, gone f
 // time, and reads on in its next passes.
 func (f *Follow) Hurry() { f.hurry = true }
 
+// Version is the last version Read brought: every change of the kind at
+// or below it is in what the Reads returned (a caller that knows the
+// version of a write can tell whether it has read it).
+func (f *Follow) Version() int64 { return f.after }
+
 // Relist makes the next Read list whole (a controller that lost track,
 // or that took over and must not trust what it held).
 func (f *Follow) Relist() { f.listed = time.Time{} }

@@ -77,8 +77,14 @@ type lossFixture struct {
 
 func newLossFixture(t *testing.T, n, chunk int) *lossFixture {
 	t.Helper()
+	return newLossFixtureOn(t, openStore(t), n, chunk)
+}
+
+// newLossFixtureOn is newLossFixture on store.
+func newLossFixtureOn(t *testing.T, store *pgstore.Store, n, chunk int) *lossFixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &lossFixture{store: openStore(t), monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
+	f := &lossFixture{store: store, monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
 	close(f.bus.open)
 	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
 	for _, c := range []string{"a", "b", "c"} {
@@ -100,7 +106,12 @@ func newLossFixture(t *testing.T, n, chunk int) *lossFixture {
 	for _, c := range []string{"a", "b", "c"} {
 		f.p.lastCheck[c] = time.Now().Add(time.Hour)
 	}
-	settle(t, f.p, "every workload placed on a, b and c and acknowledged", func() bool {
+	// Settled when the workloads cache has read every status write back
+	// (unread): a pass then decides them all.
+	settle(t, f.p, "every workload placed on a, b and c, acknowledged and read back", func() bool {
+		if len(f.p.unread) > 0 {
+			return false
+		}
 		rs, err := f.store.Placements(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -77,6 +77,11 @@ type Placer struct {
 	writeMu     sync.Mutex
 	owedByWrite map[string]bool
 	writeErr    error
+	// unread: workload -> the version of a status write of the placer's
+	// own, ended, that the workloads cache has not read back yet (the
+	// watch horizon below it, or a Read that stopped at a chunk, More):
+	// the workload is not decided until it has (pass goroutine only).
+	unread map[string]int64
 	// The passes' acknowledgements being recorded (markDelivered), oldest
 	// first, and the epochs they hold (pass goroutine only).
 	marks  []*markWrite
@@ -141,7 +146,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk,
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, unread: map[string]int64{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk,
 		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
@@ -231,6 +236,7 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 		for len(unreachable) > 0 && len(p.writes) > 0 {
 			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
+			p.noteWritten(p.writes[0])
 			p.writes = p.writes[1:]
 		}
 		waited = time.Since(began)
@@ -253,6 +259,7 @@ func (p *Placer) pass(ctx context.Context) error {
 		return err
 	}
 	refreshed := time.Since(began)
+	p.readBack()
 	if term != p.term {
 		// A term of its own: every workload is decided again, from the
 		// whole list just read (what happened while another hub led is
@@ -550,9 +557,26 @@ type statusWrite struct {
 	done  chan struct{}
 	names map[string]bool
 	woken bool // a later pass put off one of names: wake a pass at the end
-	// ended: done before the pass under way read the change log, so
-	// what it wrote is read as any other write (set by sawWrites).
+	// ended: done before the pass under way read the change log (set by
+	// sawWrites); what it wrote is then read as any other write, once the
+	// cache has read as far as its version (unread).
 	ended bool
+	// versions: each workload's version as written (set before done);
+	// noted: taken into unread.
+	versions map[string]int64
+	noted    bool
+}
+
+// noteWritten takes a status write that ended into unread: its workloads
+// wait until the cache has read their versions.
+func (p *Placer) noteWritten(w *statusWrite) {
+	if w.noted {
+		return
+	}
+	w.noted = true
+	for name, rv := range w.versions {
+		p.unread[name] = max(p.unread[name], rv)
+	}
 }
 
 // sawWrites notes which status writes had ended before the pass reads
@@ -563,6 +587,7 @@ func (p *Placer) sawWrites() {
 		select {
 		case <-w.done:
 			w.ended = true
+			p.noteWritten(w)
 		default:
 		}
 	}
@@ -589,16 +614,37 @@ func (p *Placer) writeStatus(ctx context.Context, changes []*change, lost map[st
 			<-prev
 		}
 		err := p.commitChanges(ctx, changes, lost)
+		w.versions = make(map[string]int64, len(changes))
+		for _, ch := range changes {
+			if ch.written > 0 {
+				w.versions[ch.name] = ch.written
+			}
+		}
 		p.writeMu.Lock()
 		p.writeErr = errors.Join(p.writeErr, err)
 		p.writeMu.Unlock()
 	}()
 }
 
+// readBack forgets the status writes of the placer's own that the
+// workloads cache has read (unread).
+func (p *Placer) readBack() {
+	for name, rv := range p.unread {
+		if rv <= p.workloads.Version() {
+			delete(p.unread, name)
+		}
+	}
+}
+
 // writingStatus says whether a workload's status is being written, or
-// was when the pass read the change log; a pass that puts the workload
-// off for it has a pass woken once it is written.
+// was when the pass read the change log, or was written and not read
+// back yet (unread); a pass that puts the workload off for a write under
+// way has a pass woken once it is written (one not read back: the next
+// pass reads on).
 func (p *Placer) writingStatus(name string) bool {
+	if _, ok := p.unread[name]; ok {
+		return true // written, not read back yet: a later pass reads on
+	}
 	for _, w := range p.writes {
 		if w.ended {
 			continue // written before this pass read the log
@@ -622,6 +668,7 @@ func (p *Placer) writingStatus(name string) bool {
 func (p *Placer) waitStatus(keep int) error {
 	for len(p.writes) > keep {
 		<-p.writes[0].done
+		p.noteWritten(p.writes[0])
 		p.writes = p.writes[1:]
 	}
 	p.writeMu.Lock()
@@ -735,6 +782,7 @@ type change struct {
 	status   *api.PlacementStatus
 	decision placement.Decision
 	epoch    int64            // the epoch kept when no row changed
+	written  int64            // the workload's version its status write committed (0: none)
 	lost     map[string]int32 // replicas taken off lost or evicted clusters
 	back     map[string]int32 // replicas moved back to returned clusters
 	moves    []api.RebalanceMove
