@@ -268,3 +268,46 @@ func TestNewLossWaitsForStatusWrites(t *testing.T) {
 	}
 	close(f.p.writes[len(f.p.writes)-1].done)
 }
+
+// TestReturnDoesNotWaitForStatusWrites: a pass waits for the status
+// writes under way only when a cluster is newly lost, not when one of the
+// lost clusters returns while another stays lost.
+func TestReturnDoesNotWaitForStatusWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 2, failoverChunk)
+	f.lose()
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b returns, c stays lost; a status write that ended is still kept
+	// (as the loop keeps the last pass's until the next).
+	f.monitor.set("b", failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+	w := &statusWrite{done: make(chan struct{}), names: map[string]bool{"other": true}}
+	close(w.done)
+	f.p.writes = append(f.p.writes, w)
+	waited := false
+	f.p.waitingForWrites = func() { waited = true }
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if waited {
+		t.Error("a pass waited for the status writes under way when a cluster returned and none was newly lost")
+	}
+	// A cluster newly lost again: it waits.
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	f.p.writes = append(f.p.writes, w)
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !waited {
+		t.Error("a pass did not wait for the status writes under way when b was lost again")
+	}
+	if err := f.p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -101,8 +101,8 @@ type Placer struct {
 	// chunk is the most urgent workloads a pass settles at a time
 	// (failoverChunk).
 	chunk int
-	// lostKey names the clusters Unreachable at the last pass.
-	lostKey string
+	// wasLost is the clusters Unreachable as the last pass began.
+	wasLost map[string]bool
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
@@ -225,16 +225,19 @@ func (p *Placer) pass(ctx context.Context) error {
 	// It also reads only a chunk of the change log, however far behind
 	// (the status writes a loss sets off) and whatever the time since its
 	// last whole list: a list of every workload held a failover seconds.
+	// (A cluster's return while another stays lost is no new loss.)
 	var waited time.Duration
-	if lost := strings.Join(slices.Sorted(maps.Keys(unreachable)), ","); lost != p.lostKey {
-		p.lostKey = lost
-		if len(unreachable) > 0 {
-			p.workloads.Hurry()
-		}
-		if len(unreachable) > 0 && len(p.writes) > 0 && p.waitingForWrites != nil {
+	newlyLost := false
+	for name := range unreachable {
+		newlyLost = newlyLost || !p.wasLost[name]
+	}
+	p.wasLost = unreachable
+	if newlyLost {
+		p.workloads.Hurry()
+		if len(p.writes) > 0 && p.waitingForWrites != nil {
 			p.waitingForWrites()
 		}
-		for len(unreachable) > 0 && len(p.writes) > 0 {
+		for len(p.writes) > 0 {
 			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
 			p.noteWritten(p.writes[0])
 			p.writes = p.writes[1:]
