@@ -134,6 +134,7 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 			f.behind += len(changes)
 			return FollowUpdate{Changes: changes, More: true}, nil
 		case err != nil && !errors.Is(err, ErrGone):
+			f.hurry = hurry // the next Read starts from the same place
 			return FollowUpdate{}, err
 		}
 		// Compacted past, or too far behind: list again.
