@@ -192,6 +192,11 @@ func (u FollowUpdate) apply(ctx context.Context, put func(*Record) error, gone f
 // time, and reads on in its next passes.
 func (f *Follow) Hurry() { f.hurry = true }
 
+// SetChunk sets the most changes one Read returns, and the fewest it may
+// read in a row before it lists (followBehind; tests set a few). Call it
+// before the first Read.
+func (f *Follow) SetChunk(n int) { f.chunk = max(n, 1) }
+
 // Version is the last version Read brought: every change of the kind at
 // or below it is in what the Reads returned (a caller that knows the
 // version of a write can tell whether it has read it).

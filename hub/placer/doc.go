@@ -25,8 +25,9 @@
 // whole delivery, and the status writes start once everything was
 // delivered. A pass that finds a cluster newly lost first waits for the
 // status writes under way (the status-only ones give way to the loss),
-// so that their workloads are decided in it, and reads only a chunk of
-// the change log (Follow.Hurry) rather than a whole list. A failed-over
+// so that their workloads are decided in it, and reads the change log a
+// chunk at a time (Follow.Hurry) rather than a whole list; any pass reads
+// on, a chunk at a time, until it has read its own status writes back. A failed-over
 // workload is decided by the clock (its failback's rate and windows) only
 // while a cluster it failed over from is Ready (mayFailBack); a cluster's
 // change of health decides every workload anyway.

@@ -311,3 +311,55 @@ func TestReturnDoesNotWaitForStatusWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNewLossReadsOwnStatusWritesOn: the pass that finds a cluster newly
+// lost reads the change log on, a chunk at a time, until it has read back
+// the status writes it waited for, and decides their workloads with the
+// others in that pass rather than putting them off.
+func TestNewLossReadsOwnStatusWritesOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 6, failoverChunk)
+	f.p.workloads.SetChunk(2) // the six status writes of c's loss: three chunks
+	f.lose()
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.p.unread) != 6 {
+		t.Fatalf("%d status writes not read back after c's loss; want its 6", len(f.p.unread))
+	}
+	// They are readable (the watch horizon, every test's, passed them).
+	last := int64(0)
+	for _, rv := range f.p.unread {
+		last = max(last, rv)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cs, err := f.store.Changes(ctx, "Workload", f.p.workloads.Version(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 && cs[len(cs)-1].ResourceVersion >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the status writes of c's loss not readable after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := f.store.Placements(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Cluster == "b" && r.Replicas > 0 {
+			t.Errorf("%s keeps %d replicas on b after the pass that found b lost", r.Workload, r.Replicas)
+		}
+	}
+	if err := f.p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+}

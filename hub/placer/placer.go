@@ -257,12 +257,29 @@ func (p *Placer) pass(ctx context.Context) error {
 	if term != p.term {
 		p.workloads.Relist()
 	}
-	touched, full, err := p.refresh(ctx)
+	touched, full, more, err := p.refresh(ctx)
 	if err != nil {
 		return err
 	}
-	refreshed := time.Since(began)
 	p.readBack()
+	// Status writes of its own not read back while the log holds more (a
+	// Read that stopped at a chunk): it reads on, a chunk at a time, until
+	// they are, so that their workloads are decided in this pass (after a
+	// new loss, with the others) rather than a pass, or a whole list,
+	// later.
+	for more && len(p.unread) > 0 {
+		p.workloads.Hurry()
+		var again map[string]bool
+		if again, _, more, err = p.refresh(ctx); err != nil {
+			for name := range touched {
+				p.owed[name] = true // consumed from the log: decided in a later pass
+			}
+			return err
+		}
+		maps.Copy(touched, again)
+		p.readBack()
+	}
+	refreshed := time.Since(began)
 	if term != p.term {
 		// A term of its own: every workload is decided again, from the
 		// whole list just read (what happened while another hub led is
@@ -682,12 +699,13 @@ func (p *Placer) waitStatus(keep int) error {
 }
 
 // refresh brings the workload cache up to date and returns the names that
-// changed since the last pass, and whether it listed them all.
-func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
-	touched := map[string]bool{}
+// changed since the last pass, whether it listed them all, and whether
+// the log holds more than it read (More: a pass is woken to read on).
+func (p *Placer) refresh(ctx context.Context) (touched map[string]bool, full, more bool, err error) {
+	touched = map[string]bool{}
 	upd, err := p.workloads.Read(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if upd.More {
 		p.Wake() // the log holds more: the next pass reads on
@@ -735,14 +753,14 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
 				p.owed[name] = true
 			}
 			p.workloads.Relist()
-			return nil, true, err
+			return nil, true, false, err
 		}
 		for name := range p.cache {
 			if !listed[name] {
 				take(name, nil)
 			}
 		}
-		return touched, true, nil
+		return touched, true, false, nil
 	}
 	for _, c := range upd.Changes {
 		var w api.Workload
@@ -755,7 +773,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
 			take(c.Name, &w)
 		}
 	}
-	return touched, false, nil
+	return touched, false, upd.More, nil
 }
 
 // slim drops from a cached workload's status what no decision reads:

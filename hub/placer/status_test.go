@@ -244,7 +244,7 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 		t.Error("w decided by a pass that has not read its status write back yet")
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; { // it reads the log
-		if _, _, err := p.refresh(ctx); err != nil {
+		if _, _, _, err := p.refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
 		p.readBack()
