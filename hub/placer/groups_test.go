@@ -32,6 +32,7 @@ func TestFailoverGroups(t *testing.T) {
 		{[]string{"b", "d"}, 1, "[[b] [d]]"},
 		{[]string{"a", "c"}, 2, "[[a c]]"},
 		{nil, 2, "[[]]"},
+		{[]string{"b", "c", "d"}, 0, "[[b] [d] [c]]"},
 	} {
 		if got := fmt.Sprint(failoverGroups(tc.names, urgent, tc.chunk)); got != tc.want {
 			t.Errorf("failoverGroups(%v, chunk %d) = %s; want %s", tc.names, tc.chunk, got, tc.want)

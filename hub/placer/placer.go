@@ -498,6 +498,7 @@ const failoverChunk = 2000
 // then the rest. With nothing urgent, one group of all (possibly empty:
 // the pass still delivers).
 func failoverGroups(names []string, urgent map[string]bool, chunk int) [][]string {
+	chunk = max(chunk, 1) // 0 would never end
 	var first, rest []string
 	for _, name := range names {
 		if urgent[name] {
