@@ -239,6 +239,7 @@ func TestNewLossWaitsForStatusWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newLossFixture(t, 4, failoverChunk)
+	f.p.lossWait = time.Minute // the test closes the write once the pass waits
 	// A status write of w1 under way, from an earlier pass.
 	w := &statusWrite{done: make(chan struct{}), names: map[string]bool{"w1": true}}
 	f.p.writes = append(f.p.writes, w)
@@ -363,4 +364,52 @@ func TestNewLossReadsOwnStatusWritesOn(t *testing.T) {
 	if err := f.p.waitStatus(0); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNewLossWaitIsBounded: a status write held up does not hold a new
+// loss's failover past lossWait: its workload is put off (as any whose
+// write is under way), the others move.
+func TestNewLossWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 3, failoverChunk)
+	f.p.lossWait = 100 * time.Millisecond
+	stuck := &statusWrite{done: make(chan struct{}), names: map[string]bool{"w1": true}}
+	f.p.writes = append(f.p.writes, stuck)
+	f.lose()
+	passed := make(chan error, 1)
+	go func() { passed <- f.p.pass(ctx) }()
+	movedOffC := func() map[string]bool {
+		rs, err := f.store.Placements(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{"w0": true, "w1": true, "w2": true}
+		for _, r := range rs {
+			if r.Cluster == "c" && r.Replicas > 0 {
+				delete(out, r.Workload)
+			}
+		}
+		return out
+	}
+	var moved map[string]bool
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if moved = movedOffC(); moved["w0"] && moved["w2"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stuck.done)
+			<-passed
+			t.Fatalf("w0 and w2 not moved off c 30 s after its loss while a status write of w1 was held up (moved: %v)", moved)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if moved["w1"] {
+		t.Error("w1 moved while its status write was still under way")
+	}
+	close(stuck.done)
+	if err := <-passed; err != nil {
+		t.Fatal(err)
+	}
+	settle(t, f.p, "w1 moved off c once its write ended", func() bool { return len(movedOffC()) == 3 })
 }

@@ -106,6 +106,9 @@ type Placer struct {
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
+	// lossWait is the longest a pass that finds a cluster newly lost
+	// waits for the status writes under way (newLossWait).
+	lossWait time.Duration
 
 	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
@@ -146,7 +149,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, unread: map[string]int64{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk,
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, unread: map[string]int64{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk, lossWait: newLossWait,
 		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
@@ -219,9 +222,10 @@ func (p *Placer) pass(ctx context.Context) error {
 		unreachable[name] = true
 	}
 	// A cluster lost since the last pass: the status writes under way
-	// give way to it, and are waited for here, so that their workloads
-	// are decided in this pass with the others rather than put off to
-	// the next one (writingStatus), a whole pass's delivery later.
+	// give way to it, and are waited for here (at most lossWait), so
+	// that their workloads are decided in this pass with the others
+	// rather than put off to the next one (writingStatus), a whole pass's
+	// delivery later.
 	// It also reads only a chunk of the change log, however far behind
 	// (the status writes a loss sets off) and whatever the time since its
 	// last whole list: a list of every workload held a failover seconds.
@@ -237,11 +241,24 @@ func (p *Placer) pass(ctx context.Context) error {
 		if len(p.writes) > 0 && p.waitingForWrites != nil {
 			p.waitingForWrites()
 		}
+		// Not longer than lossWait: a write held up (a row lock another
+		// hub holds, until its lock timeout) keeps its workloads, put off
+		// as any under way, not the whole failover.
+		timeout := time.NewTimer(p.lossWait)
+	wait:
 		for len(p.writes) > 0 {
-			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
+			select {
+			case <-p.writes[0].done: // its errors stay for the pass's end (waitStatus)
+			case <-timeout.C:
+				break wait
+			case <-ctx.Done():
+				timeout.Stop()
+				return ctx.Err()
+			}
 			p.noteWritten(p.writes[0])
 			p.writes = p.writes[1:]
 		}
+		timeout.Stop()
 		waited = time.Since(began)
 	}
 	// What the last pass's status writes owe (they gave way to a lost
@@ -488,6 +505,11 @@ func mayFailBack(ps *api.PlacementStatus, ready map[string]bool) bool {
 	}
 	return false
 }
+
+// newLossWait is the longest a pass that finds a cluster newly lost
+// waits for the status writes under way: those of status alone give way
+// to the loss within a batch's write, moves' go on to their end.
+const newLossWait = time.Second
 
 // failoverChunk is the most urgent workloads (with replicas on a lost
 // cluster) a pass decides, stores and delivers at a time.
