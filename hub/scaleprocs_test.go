@@ -252,7 +252,6 @@ func (p *scaleProc) tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// send writes one command line to the process's standard input.
 // lines are the lines of p's standard error that hold s.
 func (p *scaleProc) lines(s string) []string {
 	data, _ := os.ReadFile(p.log)
@@ -265,6 +264,7 @@ func (p *scaleProc) lines(s string) []string {
 	return out
 }
 
+// send writes one command line to the process's standard input.
 func (p *scaleProc) send(line string) {
 	_, _ = io.WriteString(p.stdin, line+"\n")
 }

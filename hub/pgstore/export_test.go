@@ -8,7 +8,3 @@ const WakeupGap = wakeupGap
 
 // SetPage sets how many objects a page of f's whole lists holds.
 func (f *Follow) SetPage(n int) { f.page = n }
-
-// SetChunk sets the most changes one Read of f returns, and the fewest it
-// may read in a row before it lists.
-func (f *Follow) SetChunk(n int) { f.chunk = n }

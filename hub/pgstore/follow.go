@@ -134,6 +134,7 @@ func (f *Follow) Read(ctx context.Context) (FollowUpdate, error) {
 			f.behind += len(changes)
 			return FollowUpdate{Changes: changes, More: true}, nil
 		case err != nil && !errors.Is(err, ErrGone):
+			f.hurry = hurry // the next Read starts from the same place
 			return FollowUpdate{}, err
 		}
 		// Compacted past, or too far behind: list again.
@@ -190,6 +191,16 @@ func (u FollowUpdate) apply(ctx context.Context, put func(*Record) error, gone f
 // (a cluster lost) then acts on what it has, in a fraction of a list's
 // time, and reads on in its next passes.
 func (f *Follow) Hurry() { f.hurry = true }
+
+// SetChunk sets the most changes one Read returns, and the fewest it may
+// read in a row before it lists (followBehind; tests set a few). Call it
+// before the first Read.
+func (f *Follow) SetChunk(n int) { f.chunk = max(n, 1) }
+
+// Version is the last version Read brought: every change of the kind at
+// or below it is in what the Reads returned (a caller that knows the
+// version of a write can tell whether it has read it).
+func (f *Follow) Version() int64 { return f.after }
 
 // Relist makes the next Read list whole (a controller that lost track,
 // or that took over and must not trust what it held).

@@ -1,6 +1,8 @@
 package pgstore_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -272,4 +274,62 @@ func changeNames(u pgstore.FollowUpdate) []string {
 		names = append(names, c.Name)
 	}
 	return names
+}
+
+// TestFollowHurryOutlivesAFailedRead: a hurried Read that fails leaves
+// the next one hurried (On an error the next Read starts from the same
+// place): it reads a chunk rather than the list it was told to spare.
+func TestFollowHurryOutlivesAFailedRead(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.NewDatabaseRoles(t))
+	ctx := t.Context()
+	create := func(names ...string) {
+		t.Helper()
+		for _, name := range names {
+			if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		last := names[len(names)-1]
+		changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
+	}
+	create("p1", "p2")
+	src := &failingChanges{Store: s}
+	f := pgstore.NewFollow(src, "Workload", time.Hour, nil)
+	f.SetChunk(2)
+	if u, err := f.Read(ctx); err != nil || !u.Full || len(listed(t, u)) != 2 {
+		t.Fatalf("the first read: full %v, %v", u.Full, err)
+	}
+	create("q1", "q2", "q3", "q4", "q5")
+	// Two known, two read in a row: the next unhurried Read lists.
+	if u, err := f.Read(ctx); err != nil || !u.More || len(u.Changes) != 2 {
+		t.Fatalf("five behind: more %v, %d changes, %v; want a chunk of 2", u.More, len(u.Changes), err)
+	}
+	f.Hurry()
+	src.fail = true
+	if _, err := f.Read(ctx); err == nil {
+		t.Fatal("a Read whose read of the log failed did not fail")
+	}
+	src.fail = false
+	u, err := f.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Full || !u.More || fmt.Sprint(changeNames(u)) != "[q3 q4]" {
+		t.Fatalf("the Read after a hurried one failed: full %v, more %v, %v; want the chunk [q3 q4]", u.Full, u.More, changeNames(u))
+	}
+}
+
+// failingChanges is a store whose reads of the change log fail while
+// fail is set.
+type failingChanges struct {
+	*pgstore.Store
+	fail bool
+}
+
+func (f *failingChanges) Changes(ctx context.Context, kind string, after int64, limit int) ([]pgstore.Change, error) {
+	if f.fail {
+		return nil, errors.New("the log is unreachable")
+	}
+	return f.Store.Changes(ctx, kind, after, limit)
 }

@@ -115,7 +115,8 @@ func (p *Placer) commitRows(ctx context.Context, batch []*change) error {
 // events in one transaction: the workloads' rows locked by one statement,
 // and every write with its events in one batch.
 func (p *Placer) commitStatus(ctx context.Context, batch []*change) error {
-	return p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
+	versions := make([]int64, len(batch))
+	err := p.db.InTx(ctx, placerActor, func(tx *pgstore.Tx) error {
 		if err := p.leader.Fence(ctx, tx); err != nil {
 			return err
 		}
@@ -128,22 +129,30 @@ func (p *Placer) commitStatus(ctx context.Context, batch []*change) error {
 			return err
 		}
 		b := tx.Batch()
-		for _, ch := range batch {
+		for i, ch := range batch {
 			cur, ok := locked[ch.name]
 			if !ok {
 				return api.Errorf(api.CodeNotFound, "Workload %q not found", ch.name)
 			}
-			if err := p.record(ctx, b, cur, ch); err != nil {
+			if err := p.record(ctx, b, cur, ch, &versions[i]); err != nil {
 				return err
 			}
 		}
 		return b.Send(ctx)
 	})
+	if err != nil {
+		return err
+	}
+	for i, ch := range batch {
+		ch.written = versions[i]
+	}
+	return nil
 }
 
 // record queues a change's placement status, conditions, finalizer and
 // (when replicas moved) its event onto b; cur is the workload as locked.
-func (p *Placer) record(ctx context.Context, b *pgstore.Batch, cur *pgstore.Record, ch *change) error {
+// It sets *written to the workload's version as written.
+func (p *Placer) record(ctx context.Context, b *pgstore.Batch, cur *pgstore.Record, ch *change, written *int64) error {
 	ch.status.Epoch = ch.epoch
 	rec, err := b.Update(ctx, "place", cur, func(cur *pgstore.Record) error {
 		if !slices.Contains(cur.Meta.Finalizers, Finalizer) && cur.Meta.DeletionTimestamp == nil {
@@ -167,6 +176,7 @@ func (p *Placer) record(ctx context.Context, b *pgstore.Batch, cur *pgstore.Reco
 	if err != nil {
 		return err
 	}
+	*written = rec.RV()
 	ref := api.ObjectReference{Kind: "Workload", Name: ch.name, UID: rec.Meta.UID}
 	for _, ev := range ch.rolloutEvents {
 		if err := events.Queue(ctx, b, p.now(), ref, ev.Type, ev.Reason, ev.Message, "hub/placement"); err != nil {

@@ -39,10 +39,12 @@ type delivery struct {
 }
 
 // startDelivery is deliver up to its requests, which it leaves running:
-// the pass goroutine may go on deciding and storing other workloads
-// meanwhile (their rows are copied here), but must wait for them
-// (d.wg) and end them (endDelivery) before the next delivery and before
-// it records acknowledgements (waitMarks): the requests read acking.
+// the pass goroutine may go on deciding, storing and starting the
+// delivery of other workloads meanwhile (the rows sent are copied here;
+// the requests read p.cache, which only refresh writes), but must wait
+// for every delivery under way (d.wg) before it ends any (endDelivery,
+// which records acknowledgements, markDelivered) or applies recorded ones
+// (waitMarks): the requests read acking.
 func (p *Placer) startDelivery(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, only []string) *delivery {
 	type member struct {
 		target api.Target

@@ -13,8 +13,27 @@
 // record of the members' acknowledgements, run on while the next pass
 // decides and delivers (a burst of creates waits for delivery, not for
 // bookkeeping); a workload whose status is still being written is
-// decided once it is, and an acknowledged epoch not yet recorded is not
-// sent again.
+// decided once it is and the workloads cache has read the write back
+// (unread: a decision against the status before it would undo it), and
+// an acknowledged epoch not yet recorded is not sent again.
+//
+// When clusters are lost, the workloads with replicas on them go first,
+// failoverChunk at a time (failoverGroups): each chunk's rows are
+// stored with an epoch of their own and its delivery runs
+// (startDelivery) while the next chunks are decided and stored; every
+// chunk's delivery ends (endDelivery, which records the
+// acknowledgements) before the pass's whole delivery, and the status
+// writes start once everything was delivered. A pass that finds a
+// cluster newly lost first waits for the status writes under way (the
+// status-only ones give way to the loss), at most newLossWait, so that
+// their workloads are decided in it, and reads the change log a chunk
+// at a time (Follow.Hurry) rather than a whole list; any pass reads on,
+// a chunk at a time, until it has read its own status writes back. A
+// failed-over workload is decided by the clock (its failback's rate and
+// windows) only while a cluster it failed over from is Ready
+// (mayFailBack); a cluster's change of health decides every workload
+// anyway.
+//
 // The leader holds its placement rows in memory (held.go) as the
 // authority for its passes, instead of reading every row on every pass
 // (a million at the full scale): only the leader placer writes them, in

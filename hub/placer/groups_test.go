@@ -32,6 +32,7 @@ func TestFailoverGroups(t *testing.T) {
 		{[]string{"b", "d"}, 1, "[[b] [d]]"},
 		{[]string{"a", "c"}, 2, "[[a c]]"},
 		{nil, 2, "[[]]"},
+		{[]string{"b", "c", "d"}, 0, "[[b] [d] [c]]"},
 	} {
 		if got := fmt.Sprint(failoverGroups(tc.names, urgent, tc.chunk)); got != tc.want {
 			t.Errorf("failoverGroups(%v, chunk %d) = %s; want %s", tc.names, tc.chunk, got, tc.want)
@@ -77,8 +78,14 @@ type lossFixture struct {
 
 func newLossFixture(t *testing.T, n, chunk int) *lossFixture {
 	t.Helper()
+	return newLossFixtureOn(t, openStore(t), n, chunk)
+}
+
+// newLossFixtureOn is newLossFixture on store.
+func newLossFixtureOn(t *testing.T, store *pgstore.Store, n, chunk int) *lossFixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &lossFixture{store: openStore(t), monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
+	f := &lossFixture{store: store, monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
 	close(f.bus.open)
 	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
 	for _, c := range []string{"a", "b", "c"} {
@@ -100,7 +107,12 @@ func newLossFixture(t *testing.T, n, chunk int) *lossFixture {
 	for _, c := range []string{"a", "b", "c"} {
 		f.p.lastCheck[c] = time.Now().Add(time.Hour)
 	}
-	settle(t, f.p, "every workload placed on a, b and c and acknowledged", func() bool {
+	// Settled when the workloads cache has read every status write back
+	// (unread): a pass then decides them all.
+	settle(t, f.p, "every workload placed on a, b and c, acknowledged and read back", func() bool {
+		if len(f.p.unread) > 0 {
+			return false
+		}
 		rs, err := f.store.Placements(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -227,6 +239,7 @@ func TestNewLossWaitsForStatusWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newLossFixture(t, 4, failoverChunk)
+	f.p.lossWait = time.Minute // the test closes the write once the pass waits
 	// A status write of w1 under way, from an earlier pass.
 	w := &statusWrite{done: make(chan struct{}), names: map[string]bool{"w1": true}}
 	f.p.writes = append(f.p.writes, w)
@@ -256,4 +269,147 @@ func TestNewLossWaitsForStatusWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(f.p.writes[len(f.p.writes)-1].done)
+}
+
+// TestReturnDoesNotWaitForStatusWrites: a pass waits for the status
+// writes under way only when a cluster is newly lost, not when one of the
+// lost clusters returns while another stays lost.
+func TestReturnDoesNotWaitForStatusWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 2, failoverChunk)
+	f.lose()
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b returns, c stays lost; a status write that ended is still kept
+	// (as the loop keeps the last pass's until the next).
+	f.monitor.set("b", failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+	w := &statusWrite{done: make(chan struct{}), names: map[string]bool{"other": true}}
+	close(w.done)
+	f.p.writes = append(f.p.writes, w)
+	waited := false
+	f.p.waitingForWrites = func() { waited = true }
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if waited {
+		t.Error("a pass waited for the status writes under way when a cluster returned and none was newly lost")
+	}
+	// A cluster newly lost again: it waits.
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	f.p.writes = append(f.p.writes, w)
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !waited {
+		t.Error("a pass did not wait for the status writes under way when b was lost again")
+	}
+	if err := f.p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewLossReadsOwnStatusWritesOn: the pass that finds a cluster newly
+// lost reads the change log on, a chunk at a time, until it has read back
+// the status writes it waited for, and decides their workloads with the
+// others in that pass rather than putting them off.
+func TestNewLossReadsOwnStatusWritesOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 6, failoverChunk)
+	f.p.workloads.SetChunk(2) // the six status writes of c's loss: three chunks
+	f.lose()
+	if err := f.p.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.p.unread) != 6 {
+		t.Fatalf("%d status writes not read back after c's loss; want its 6", len(f.p.unread))
+	}
+	// They are readable (the watch horizon, every test's, passed them).
+	last := int64(0)
+	for _, rv := range f.p.unread {
+		last = max(last, rv)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cs, err := f.store.Changes(ctx, "Workload", f.p.workloads.Version(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 && cs[len(cs)-1].ResourceVersion >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the status writes of c's loss not readable after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.monitor.set("b", failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	if err := f.p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := f.store.Placements(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Cluster == "b" && r.Replicas > 0 {
+			t.Errorf("%s keeps %d replicas on b after the pass that found b lost", r.Workload, r.Replicas)
+		}
+	}
+	if err := f.p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewLossWaitIsBounded: a status write held up does not hold a new
+// loss's failover past lossWait: its workload is put off (as any whose
+// write is under way), the others move.
+func TestNewLossWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 3, failoverChunk)
+	f.p.lossWait = 100 * time.Millisecond
+	stuck := &statusWrite{done: make(chan struct{}), names: map[string]bool{"w1": true}}
+	f.p.writes = append(f.p.writes, stuck)
+	f.lose()
+	passed := make(chan error, 1)
+	go func() { passed <- f.p.pass(ctx) }()
+	movedOffC := func() map[string]bool {
+		rs, err := f.store.Placements(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{"w0": true, "w1": true, "w2": true}
+		for _, r := range rs {
+			if r.Cluster == "c" && r.Replicas > 0 {
+				delete(out, r.Workload)
+			}
+		}
+		return out
+	}
+	var moved map[string]bool
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if moved = movedOffC(); moved["w0"] && moved["w2"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stuck.done)
+			<-passed
+			t.Fatalf("w0 and w2 not moved off c 30 s after its loss while a status write of w1 was held up (moved: %v)", moved)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if moved["w1"] {
+		t.Error("w1 moved while its status write was still under way")
+	}
+	close(stuck.done)
+	if err := <-passed; err != nil {
+		t.Fatal(err)
+	}
+	settle(t, f.p, "w1 moved off c once its write ended", func() bool { return len(movedOffC()) == 3 })
 }

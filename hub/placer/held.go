@@ -28,8 +28,9 @@ const heldReloadEvery = time.Minute
 
 // held is the placement rows as the leader placer holds them: the
 // authority for its passes while it leads (see the package doc). Only
-// the pass goroutine changes it; deliver's goroutines read it while the
-// pass goroutine waits for them.
+// the pass goroutine reads and changes it: a delivery takes copies of
+// the rows it sends (startDelivery), and the pass goroutine may store
+// other chunks' rows while it runs.
 type held struct {
 	// rows: each workload's rows, a run of one slice per workload (the
 	// rows of a whole read share its backing array; the key is the rows'

@@ -77,6 +77,11 @@ type Placer struct {
 	writeMu     sync.Mutex
 	owedByWrite map[string]bool
 	writeErr    error
+	// unread: workload -> the version of a status write of the placer's
+	// own, ended, that the workloads cache has not read back yet (the
+	// watch horizon below it, or a Read that stopped at a chunk, More):
+	// the workload is not decided until it has (pass goroutine only).
+	unread map[string]int64
 	// The passes' acknowledgements being recorded (markDelivered), oldest
 	// first, and the epochs they hold (pass goroutine only).
 	marks  []*markWrite
@@ -96,11 +101,14 @@ type Placer struct {
 	// chunk is the most urgent workloads a pass settles at a time
 	// (failoverChunk).
 	chunk int
-	// lostKey names the clusters Unreachable at the last pass.
-	lostKey string
+	// wasLost is the clusters Unreachable as the last pass began.
+	wasLost map[string]bool
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
+	// lossWait is the longest a pass that finds a cluster newly lost
+	// waits for the status writes under way (newLossWait).
+	lossWait time.Duration
 
 	// The workloads, kept by workloads (pass goroutine only).
 	cache        map[string]api.Workload
@@ -141,7 +149,7 @@ func NewPlacer(store Store, bus Bus, monitor Health, lead leader.Leadership, log
 		lead = leader.Sole{}
 	}
 	p := &Placer{db: store, bus: bus, monitor: monitor, log: log, now: now, every: every, leader: lead, wake: make(chan struct{}, 1),
-		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk,
+		lastCheck: map[string]time.Time{}, resynced: map[string]time.Time{}, singlesSince: map[string]time.Time{}, inDoubt: map[ackKey]doubt{}, owedByWrite: map[string]bool{}, unread: map[string]int64{}, acking: map[ackKey]int64{}, buckets: map[string]*failover.Bucket{}, purging: map[string]bool{}, owed: map[string]bool{}, due: map[string]time.Time{}, gatesAt: map[string]time.Time{}, revisions: map[string]revisionsOf{}, chunk: failoverChunk, lossWait: newLossWait,
 		cache: map[string]api.Workload{}}
 	p.workloads = pgstore.NewFollow(store, "Workload", placerRelist, now)
 	p.decisions, _ = meter.Int64Counter("placement.decisions", metric.WithUnit("{decision}"), metric.WithDescription("Placement decisions that changed where replicas go."))
@@ -214,25 +222,43 @@ func (p *Placer) pass(ctx context.Context) error {
 		unreachable[name] = true
 	}
 	// A cluster lost since the last pass: the status writes under way
-	// give way to it, and are waited for here, so that their workloads
-	// are decided in this pass with the others rather than put off to
-	// the next one (writingStatus), a whole pass's delivery later.
+	// give way to it, and are waited for here (at most lossWait), so
+	// that their workloads are decided in this pass with the others
+	// rather than put off to the next one (writingStatus), a whole pass's
+	// delivery later.
 	// It also reads only a chunk of the change log, however far behind
 	// (the status writes a loss sets off) and whatever the time since its
 	// last whole list: a list of every workload held a failover seconds.
+	// (A cluster's return while another stays lost is no new loss.)
 	var waited time.Duration
-	if lost := strings.Join(slices.Sorted(maps.Keys(unreachable)), ","); lost != p.lostKey {
-		p.lostKey = lost
-		if len(unreachable) > 0 {
-			p.workloads.Hurry()
-		}
-		if len(unreachable) > 0 && len(p.writes) > 0 && p.waitingForWrites != nil {
+	newlyLost := false
+	for name := range unreachable {
+		newlyLost = newlyLost || !p.wasLost[name]
+	}
+	p.wasLost = unreachable
+	if newlyLost {
+		p.workloads.Hurry()
+		if len(p.writes) > 0 && p.waitingForWrites != nil {
 			p.waitingForWrites()
 		}
-		for len(unreachable) > 0 && len(p.writes) > 0 {
-			<-p.writes[0].done // its errors stay for the pass's end (waitStatus)
+		// Not longer than lossWait: a write held up (a row lock another
+		// hub holds, until its lock timeout) keeps its workloads, put off
+		// as any under way, not the whole failover.
+		timeout := time.NewTimer(p.lossWait)
+	wait:
+		for len(p.writes) > 0 {
+			select {
+			case <-p.writes[0].done: // its errors stay for the pass's end (waitStatus)
+			case <-timeout.C:
+				break wait
+			case <-ctx.Done():
+				timeout.Stop()
+				return ctx.Err()
+			}
+			p.noteWritten(p.writes[0])
 			p.writes = p.writes[1:]
 		}
+		timeout.Stop()
 		waited = time.Since(began)
 	}
 	// What the last pass's status writes owe (they gave way to a lost
@@ -248,9 +274,27 @@ func (p *Placer) pass(ctx context.Context) error {
 	if term != p.term {
 		p.workloads.Relist()
 	}
-	touched, full, err := p.refresh(ctx)
+	touched, full, more, err := p.refresh(ctx)
 	if err != nil {
 		return err
+	}
+	p.readBack()
+	// Status writes of its own not read back while the log holds more (a
+	// Read that stopped at a chunk): it reads on, a chunk at a time, until
+	// they are, so that their workloads are decided in this pass (after a
+	// new loss, with the others) rather than a pass, or a whole list,
+	// later.
+	for more && len(p.unread) > 0 {
+		p.workloads.Hurry()
+		var again map[string]bool
+		if again, _, more, err = p.refresh(ctx); err != nil {
+			for name := range touched {
+				p.owed[name] = true // consumed from the log: decided in a later pass
+			}
+			return err
+		}
+		maps.Copy(touched, again)
+		p.readBack()
 	}
 	refreshed := time.Since(began)
 	if term != p.term {
@@ -462,6 +506,11 @@ func mayFailBack(ps *api.PlacementStatus, ready map[string]bool) bool {
 	return false
 }
 
+// newLossWait is the longest a pass that finds a cluster newly lost
+// waits for the status writes under way: those of status alone give way
+// to the loss within a batch's write, moves' go on to their end.
+const newLossWait = time.Second
+
 // failoverChunk is the most urgent workloads (with replicas on a lost
 // cluster) a pass decides, stores and delivers at a time.
 const failoverChunk = 2000
@@ -471,6 +520,7 @@ const failoverChunk = 2000
 // then the rest. With nothing urgent, one group of all (possibly empty:
 // the pass still delivers).
 func failoverGroups(names []string, urgent map[string]bool, chunk int) [][]string {
+	chunk = max(chunk, 1) // 0 would never end
 	var first, rest []string
 	for _, name := range names {
 		if urgent[name] {
@@ -550,9 +600,26 @@ type statusWrite struct {
 	done  chan struct{}
 	names map[string]bool
 	woken bool // a later pass put off one of names: wake a pass at the end
-	// ended: done before the pass under way read the change log, so
-	// what it wrote is read as any other write (set by sawWrites).
+	// ended: done before the pass under way read the change log (set by
+	// sawWrites); what it wrote is then read as any other write, once the
+	// cache has read as far as its version (unread).
 	ended bool
+	// versions: each workload's version as written (set before done);
+	// noted: taken into unread.
+	versions map[string]int64
+	noted    bool
+}
+
+// noteWritten takes a status write that ended into unread: its workloads
+// wait until the cache has read their versions.
+func (p *Placer) noteWritten(w *statusWrite) {
+	if w.noted {
+		return
+	}
+	w.noted = true
+	for name, rv := range w.versions {
+		p.unread[name] = max(p.unread[name], rv)
+	}
 }
 
 // sawWrites notes which status writes had ended before the pass reads
@@ -563,6 +630,7 @@ func (p *Placer) sawWrites() {
 		select {
 		case <-w.done:
 			w.ended = true
+			p.noteWritten(w)
 		default:
 		}
 	}
@@ -589,16 +657,37 @@ func (p *Placer) writeStatus(ctx context.Context, changes []*change, lost map[st
 			<-prev
 		}
 		err := p.commitChanges(ctx, changes, lost)
+		w.versions = make(map[string]int64, len(changes))
+		for _, ch := range changes {
+			if ch.written > 0 {
+				w.versions[ch.name] = ch.written
+			}
+		}
 		p.writeMu.Lock()
 		p.writeErr = errors.Join(p.writeErr, err)
 		p.writeMu.Unlock()
 	}()
 }
 
+// readBack forgets the status writes of the placer's own that the
+// workloads cache has read (unread).
+func (p *Placer) readBack() {
+	for name, rv := range p.unread {
+		if rv <= p.workloads.Version() {
+			delete(p.unread, name)
+		}
+	}
+}
+
 // writingStatus says whether a workload's status is being written, or
-// was when the pass read the change log; a pass that puts the workload
-// off for it has a pass woken once it is written.
+// was when the pass read the change log, or was written and not read
+// back yet (unread); a pass that puts the workload off for a write under
+// way has a pass woken once it is written (one not read back: the next
+// pass reads on).
 func (p *Placer) writingStatus(name string) bool {
+	if _, ok := p.unread[name]; ok {
+		return true // written, not read back yet: a later pass reads on
+	}
 	for _, w := range p.writes {
 		if w.ended {
 			continue // written before this pass read the log
@@ -622,6 +711,7 @@ func (p *Placer) writingStatus(name string) bool {
 func (p *Placer) waitStatus(keep int) error {
 	for len(p.writes) > keep {
 		<-p.writes[0].done
+		p.noteWritten(p.writes[0])
 		p.writes = p.writes[1:]
 	}
 	p.writeMu.Lock()
@@ -632,12 +722,13 @@ func (p *Placer) waitStatus(keep int) error {
 }
 
 // refresh brings the workload cache up to date and returns the names that
-// changed since the last pass, and whether it listed them all.
-func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
-	touched := map[string]bool{}
+// changed since the last pass, whether it listed them all, and whether
+// the log holds more than it read (More: a pass is woken to read on).
+func (p *Placer) refresh(ctx context.Context) (touched map[string]bool, full, more bool, err error) {
+	touched = map[string]bool{}
 	upd, err := p.workloads.Read(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if upd.More {
 		p.Wake() // the log holds more: the next pass reads on
@@ -685,14 +776,14 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
 				p.owed[name] = true
 			}
 			p.workloads.Relist()
-			return nil, true, err
+			return nil, true, false, err
 		}
 		for name := range p.cache {
 			if !listed[name] {
 				take(name, nil)
 			}
 		}
-		return touched, true, nil
+		return touched, true, false, nil
 	}
 	for _, c := range upd.Changes {
 		var w api.Workload
@@ -705,7 +796,7 @@ func (p *Placer) refresh(ctx context.Context) (map[string]bool, bool, error) {
 			take(c.Name, &w)
 		}
 	}
-	return touched, false, nil
+	return touched, false, upd.More, nil
 }
 
 // slim drops from a cached workload's status what no decision reads:
@@ -735,6 +826,7 @@ type change struct {
 	status   *api.PlacementStatus
 	decision placement.Decision
 	epoch    int64            // the epoch kept when no row changed
+	written  int64            // the workload's version its status write committed (0: none)
 	lost     map[string]int32 // replicas taken off lost or evicted clusters
 	back     map[string]int32 // replicas moved back to returned clusters
 	moves    []api.RebalanceMove

@@ -29,7 +29,7 @@ func TestRefreshDecidesWhatChanged(t *testing.T) {
 		t.Helper()
 		got := ""
 		for deadline := time.Now().Add(30 * time.Second); ; {
-			touched, _, err := p.refresh(ctx)
+			touched, _, _, err := p.refresh(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +53,7 @@ func TestRefreshDecidesWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); p.cache["a"].Status.Replicas != 1; {
-		touched, _, err := p.refresh(ctx)
+		touched, _, _, err := p.refresh(ctx)
 		if err != nil || len(touched) > 0 {
 			t.Fatalf("after a status write: decided %v, %v", touched, err)
 		}

@@ -240,8 +240,21 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 		t.Error("w decided by a pass whose read of the change log came before its status write ended")
 	}
 	p.sawWrites() // the next pass, before it reads the log
-	if p.writingStatus("w") {
-		t.Error("w still counted as being written by a pass that began after its write ended")
+	if !p.writingStatus("w") {
+		t.Error("w decided by a pass that has not read its status write back yet")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; { // it reads the log
+		if _, _, _, err := p.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.readBack()
+		if !p.writingStatus("w") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("w still counted as being written 30 s after its write ended, by passes that read the log")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := p.waitStatus(0); err != nil {
 		t.Fatal(err)
