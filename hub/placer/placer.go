@@ -101,8 +101,10 @@ type Placer struct {
 	// chunk is the most urgent workloads a pass settles at a time
 	// (failoverChunk).
 	chunk int
-	// wasLost is the clusters Unreachable as the last pass began.
+	// wasLost is the clusters Unreachable as the last pass began; hurry
+	// says one was newly lost since the last pass that decided.
 	wasLost map[string]bool
+	hurry   bool
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
@@ -226,10 +228,12 @@ func (p *Placer) pass(ctx context.Context) error {
 	// that their workloads are decided in this pass with the others
 	// rather than put off to the next one (writingStatus), a whole pass's
 	// delivery later.
-	// It also reads only a chunk of the change log, however far behind
-	// (the status writes a loss sets off) and whatever the time since its
-	// last whole list: a list of every workload held a failover seconds.
-	// (A cluster's return while another stays lost is no new loss.)
+	// It, and the passes after it until one gets to decide (one may fail
+	// before), read only a chunk of the change log, however far behind
+	// (the status writes a loss sets off) and whatever the time since
+	// their last whole list: a list of every workload held a failover
+	// seconds. (A cluster's return while another stays lost is no new
+	// loss.)
 	var waited time.Duration
 	newlyLost := false
 	for name := range unreachable {
@@ -237,7 +241,7 @@ func (p *Placer) pass(ctx context.Context) error {
 	}
 	p.wasLost = unreachable
 	if newlyLost {
-		p.workloads.Hurry()
+		p.hurry = true // until a pass decides (one may fail before it does)
 		if len(p.writes) > 0 && p.waitingForWrites != nil {
 			p.waitingForWrites()
 		}
@@ -260,6 +264,9 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 		timeout.Stop()
 		waited = time.Since(began)
+	}
+	if p.hurry {
+		p.workloads.Hurry()
 	}
 	// What the last pass's status writes owe (they gave way to a lost
 	// cluster) is decided again in this one.
@@ -454,6 +461,7 @@ func (p *Placer) pass(ctx context.Context) error {
 			ahead = append(ahead, p.startDelivery(ctx, p.cache, clusters, names))
 		}
 	}
+	p.hurry = false // decided
 	for _, d := range ahead {
 		d.wg.Wait() // all of them before any ends: their requests read acking
 	}
