@@ -643,8 +643,10 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	}
 	b.Logf("the hub's part (placement rows read every 250 ms): the lost replicas placed on the others %s after detection, acknowledged by their members %s",
 		since(placedAt), since(deliveredAt))
-	for _, line := range h.lines("failover pass") {
-		b.Logf("the hub logged: %s", line) // with ATOLL_SCALE_HUB_ARGS="--log-level info"
+	// With ATOLL_SCALE_HUB_ARGS="--log-level info": when the hub judged
+	// clusters' health, and what its failover passes took.
+	for _, line := range h.lines("cluster health changed", "failover pass", "placement pass failed") {
+		b.Logf("the hub logged: %s", line)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,12 +253,13 @@ func (p *scaleProc) tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// lines are the lines of p's standard error that hold s.
-func (p *scaleProc) lines(s string) []string {
+// lines are the lines of p's standard error that hold any of the
+// strings given.
+func (p *scaleProc) lines(any ...string) []string {
 	data, _ := os.ReadFile(p.log)
 	var out []string
 	for line := range strings.Lines(string(data)) {
-		if strings.Contains(line, s) {
+		if slices.ContainsFunc(any, func(s string) bool { return strings.Contains(line, s) }) {
 			out = append(out, strings.TrimSpace(line))
 		}
 	}
