@@ -15,7 +15,11 @@
 // bookkeeping); a workload whose status is still being written is
 // decided once it is and the workloads cache has read the write back
 // (unread: a decision against the status before it would undo it), and
-// an acknowledged epoch not yet recorded is not sent again.
+// an acknowledged epoch not yet recorded is not sent again. A status is
+// written only when its outcome changes: neither the explanation's words
+// nor a cluster filtered out for its health alone (Suspect, Unknown,
+// Unreachable) are one, or each missed heartbeat would rewrite every
+// workload that could have gone to that cluster.
 //
 // When clusters are lost, the workloads with replicas on them go first,
 // failoverChunk at a time (failoverGroups): each chunk's rows are
