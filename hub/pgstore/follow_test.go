@@ -182,17 +182,7 @@ func TestFollowChunks(t *testing.T) {
 	t.Parallel()
 	s := open(t, pgtest.NewDatabaseRoles(t))
 	ctx := t.Context()
-	create := func(names ...string) {
-		t.Helper()
-		for _, name := range names {
-			if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		last := names[len(names)-1]
-		changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
-	}
-	create("p1", "p2", "p3", "p4", "p5", "p6")
+	createReadable(t, s, "p1", "p2", "p3", "p4", "p5", "p6")
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	f := pgstore.NewFollow(s, "Workload", time.Minute, func() time.Time { return now })
 	f.SetChunk(2)
@@ -220,12 +210,12 @@ func TestFollowChunks(t *testing.T) {
 		return strings.Join(got, " ")
 	}
 	// Five behind, six known: read in chunks, caught up at the third.
-	create("q1", "q2", "q3", "q4", "q5")
+	createReadable(t, s, "q1", "q2", "q3", "q4", "q5")
 	if got, want := reads(3), "[q1 q2]+ [q3 q4]+ [q5]"; got != want {
 		t.Fatalf("five changes behind: %s; want %s", got, want)
 	}
 	// Eight behind, six known: three chunks, then a list of all 19.
-	create("r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8")
+	createReadable(t, s, "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8")
 	if got, want := reads(4), "[r1 r2]+ [r3 r4]+ [r5 r6]+ list of 19"; got != want {
 		t.Fatalf("eight changes behind: %s; want %s", got, want)
 	}
@@ -238,7 +228,7 @@ func TestFollowChunks(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("s%02d", i)
 	}
-	create(names...)
+	createReadable(t, s, names...)
 	if got := reads(9); strings.Count(got, "+") != 9 || !strings.HasSuffix(got, "[s16 s17]+") {
 		t.Fatalf("25 behind, 19 known: %s; want nine chunks, to s17", got)
 	}
@@ -283,24 +273,14 @@ func TestFollowHurryOutlivesAFailedRead(t *testing.T) {
 	t.Parallel()
 	s := open(t, pgtest.NewDatabaseRoles(t))
 	ctx := t.Context()
-	create := func(names ...string) {
-		t.Helper()
-		for _, name := range names {
-			if _, err := s.Create(ctx, testActor, workloadRec(name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		last := names[len(names)-1]
-		changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
-	}
-	create("p1", "p2")
+	createReadable(t, s, "p1", "p2")
 	src := &failingChanges{Store: s}
 	f := pgstore.NewFollow(src, "Workload", time.Hour, nil)
 	f.SetChunk(2)
 	if u, err := f.Read(ctx); err != nil || !u.Full || len(listed(t, u)) != 2 {
 		t.Fatalf("the first read: full %v, %v", u.Full, err)
 	}
-	create("q1", "q2", "q3", "q4", "q5")
+	createReadable(t, s, "q1", "q2", "q3", "q4", "q5")
 	// Two known, two read in a row: the next unhurried Read lists.
 	if u, err := f.Read(ctx); err != nil || !u.More || len(u.Changes) != 2 {
 		t.Fatalf("five behind: more %v, %d changes, %v; want a chunk of 2", u.More, len(u.Changes), err)
@@ -332,4 +312,17 @@ func (f *failingChanges) Changes(ctx context.Context, kind string, after int64, 
 		return nil, errors.New("the log is unreachable")
 	}
 	return f.Store.Changes(ctx, kind, after, limit)
+}
+
+// createReadable creates workloads named names and waits until the change
+// log shows the last of them (the watch horizon passed it).
+func createReadable(t *testing.T, s *pgstore.Store, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := s.Create(t.Context(), testActor, workloadRec(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := names[len(names)-1]
+	changesUntil(t, s, "Workload", 0, func(cs []pgstore.Change) bool { return len(cs) > 0 && cs[len(cs)-1].Name == last })
 }

@@ -67,14 +67,11 @@ func BenchmarkFailoverPass(b *testing.B) {
 	monitor := fakeHealth{}
 	bus := fleetBus{}
 	var clusters []string
-	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
 	for i := range nClusters {
-		c := fmt.Sprintf("c%d", i)
-		clusters = append(clusters, c)
-		if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
-			b.Fatal(err)
-		}
-		monitor[c] = failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version}
+		clusters = append(clusters, fmt.Sprintf("c%d", i))
+	}
+	for c, l := range readyClusters(b, store, clusters...) {
+		monitor[c] = l
 		bus[c] = &memberBus{batches: true, held: map[string]int64{}, sent: map[string]int{}}
 	}
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: int32(replicas), Template: api.ReplicaTemplate{Driver: "sim"},
@@ -302,4 +299,19 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// readyClusters registers clusters named names in store, Ready, and
+// returns their live health as a monitor would have it.
+func readyClusters(tb testing.TB, store *pgstore.Store, names ...string) fakeHealth {
+	tb.Helper()
+	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
+	live := fakeHealth{}
+	for _, c := range names {
+		if _, err := store.Create(context.Background(), pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
+			tb.Fatal(err)
+		}
+		live[c] = failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version}
+	}
+	return live
 }

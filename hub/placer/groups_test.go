@@ -87,12 +87,8 @@ func newLossFixtureOn(t *testing.T, store *pgstore.Store, n, chunk int) *lossFix
 	ctx := context.Background()
 	f := &lossFixture{store: store, monitor: &lockedHealth{live: fakeHealth{}}, bus: &gatedBus{fleet: fleetBus{}, open: make(chan struct{})}, n: n}
 	close(f.bus.open)
-	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
-	for _, c := range []string{"a", "b", "c"} {
-		if _, err := f.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
-			t.Fatal(err)
-		}
-		f.monitor.set(c, failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+	for c, l := range readyClusters(t, f.store, "a", "b", "c") {
+		f.monitor.set(c, l)
 		f.bus.fleet[c] = &memberBus{batches: true, held: map[string]int64{}, sent: map[string]int{}}
 	}
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"},

@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/atollhq/atoll/api"
-	"github.com/atollhq/atoll/failover"
 	"github.com/atollhq/atoll/hub/pgstore"
 	"github.com/atollhq/atoll/hub/pgtest"
 	"github.com/atollhq/atoll/protocol"
@@ -40,14 +39,7 @@ func BenchmarkSteadyPass(b *testing.B) {
 	postmaster := postmasterOf(b, url)
 	test := pgstore.Actor{Name: "test"}
 	clusters := []string{"a", "b", "c"}
-	monitor := fakeHealth{}
-	status, _ := json.Marshal(api.ClusterStatus{Health: api.HealthReady})
-	for _, c := range clusters {
-		if _, err := store.Create(ctx, test, &pgstore.Record{Kind: "Cluster", Meta: api.ObjectMeta{Name: c}, Spec: []byte("{}"), Status: status}); err != nil {
-			b.Fatal(err)
-		}
-		monitor[c] = failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version}
-	}
+	monitor := readyClusters(b, store, clusters...)
 	const n = 2000
 	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 3, Template: api.ReplicaTemplate{Driver: "sim"}})
 	for i := range n {
