@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,4 +411,53 @@ func TestNewLossWaitIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle(t, f.p, "w1 moved off c once its write ended", func() bool { return len(movedOffC()) == 3 })
+}
+
+// TestLossMidPassCutsThePassShort: a pass that finds a cluster lost while
+// it decides (here, a new placer deciding every workload) leaves what it
+// has not decided yet to the next pass, which it asks for at once, and
+// that pass fails the lost cluster's workloads over.
+func TestLossMidPassCutsThePassShort(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 7, failoverChunk)
+	// The second look at the lost clusters (the first inside the pass's
+	// decisions) finds c lost.
+	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
+	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	p.lossCheckEvery = 2
+	for _, c := range []string{"a", "b", "c"} {
+		p.lastCheck[c] = time.Now().Add(time.Hour)
+	}
+	if err := p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(p.owed)); fmt.Sprint(got) != "[w2 w3 w4 w5 w6]" {
+		t.Errorf("owed after a loss at the second workload's check: %v; want w2..w6", got)
+	}
+	select {
+	case <-p.wake:
+	default:
+		t.Error("no pass asked for after the pass was cut short")
+	}
+	settle(t, p, "every workload moved off c", func() bool {
+		moved, _ := f.rows(t)
+		return moved
+	})
+}
+
+// losingHealth is a lockedHealth that marks lose Unreachable once
+// Unreachable was asked after times.
+type losingHealth struct {
+	*lockedHealth
+	after int32
+	lose  string
+	asked atomic.Int32 // status writes ask too, beside the pass
+}
+
+func (h *losingHealth) Unreachable() []string {
+	if h.asked.Add(1) == h.after+1 {
+		h.set(h.lose, failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
+	}
+	return h.lockedHealth.Unreachable()
 }
