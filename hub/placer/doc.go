@@ -36,7 +36,10 @@
 // failed-over workload is decided by the clock (its failback's rate and
 // windows) only while a cluster it failed over from is Ready
 // (mayFailBack); a cluster's change of health decides every workload
-// anyway.
+// anyway. A pass that finds a cluster lost while it decides (it looks
+// every lossCheckEvery decisions) leaves the rest to the next pass,
+// which it asks for at once, so that the failover does not wait for a
+// pass deciding against the health it read.
 //
 // The leader holds its placement rows in memory (held.go) as the
 // authority for its passes, instead of reading every row on every pass
