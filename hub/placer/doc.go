@@ -16,10 +16,11 @@
 // decided once it is and the workloads cache has read the write back
 // (unread: a decision against the status before it would undo it), and
 // an acknowledged epoch not yet recorded is not sent again. A status is
-// written only when its outcome changes: neither the explanation's words
-// nor a cluster filtered out for its health alone (Suspect, Unknown,
-// Unreachable) are one, or each missed heartbeat would rewrite every
-// workload that could have gone to that cluster.
+// written only when its outcome changes: the explanation's words are
+// none, and a status stores no cluster filtered out for its health
+// (Suspect, Unknown, Unreachable, policyReasons): each missed heartbeat
+// would rewrite every workload that could have gone to that cluster, and
+// a health stored but not rewritten when it changes would be false.
 //
 // When clusters are lost, the workloads with replicas on them go first,
 // failoverChunk at a time (failoverGroups): each chunk's rows are

@@ -461,3 +461,43 @@ func (h *losingHealth) Unreachable() []string {
 	}
 	return h.lockedHealth.Unreachable()
 }
+
+// TestStoredFilterReasonsNeverNameHealth: a status written while a
+// cluster was Suspect (here, a workload created then) does not go on
+// saying so once it is Ready: a health change alone writes no status, so
+// a stored one that named the health would be false from its return on
+// (the console's "why not c: Suspect" beside c's Ready badge).
+func TestStoredFilterReasonsNeverNameHealth(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 0, failoverChunk)
+	f.monitor.set("c", failover.Live{Health: api.HealthSuspect, Heard: true, Version: protocol.Version})
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"},
+		Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}})
+	if _, err := f.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "x"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() *api.PlacementStatus {
+		rec, err := f.store.Get(ctx, "Workload", "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w.Status.Placement
+	}
+	settle(t, f.p, "x placed on a and b while c is Suspect", func() bool {
+		ps := stored()
+		return len(f.p.unread) == 0 && ps != nil && ps.Clusters["a"] == 1 && ps.Clusters["b"] == 1
+	})
+	if why := stored().Filtered["c"]; why != "" {
+		t.Errorf("stored status says c was left out for %q; want no health in a stored status", why)
+	}
+	f.monitor.set("c", failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+	settle(t, f.p, "c's return decided", func() bool { return len(f.p.unread) == 0 })
+	if ps := stored(); ps.Filtered["c"] != "" {
+		t.Errorf("c Ready, yet the stored status says it was left out for %q (placement %v)", ps.Filtered["c"], ps.Clusters)
+	}
+}
