@@ -40,7 +40,9 @@
 // anyway. A pass that finds a cluster lost while it decides (it looks
 // every lossCheckEvery decisions) leaves the rest to the next pass,
 // which it asks for at once, so that the failover does not wait for a
-// pass deciding against the health it read.
+// pass deciding against the health it read. That pass is not cut short
+// itself (p.cut): losses one after another would otherwise cut every
+// pass at the same workloads, name order, and never decide the rest.
 //
 // The leader holds its placement rows in memory (held.go) as the
 // authority for its passes, instead of reading every row on every pass

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,19 +446,68 @@ func TestLossMidPassCutsThePassShort(t *testing.T) {
 }
 
 // losingHealth is a lockedHealth that marks lose Unreachable once
-// Unreachable was asked after times.
+// Unreachable was asked after times (loseAfter: after more from now).
 type losingHealth struct {
 	*lockedHealth
+	mu    sync.Mutex
 	after int32
 	lose  string
-	asked atomic.Int32 // status writes ask too, beside the pass
+	asked int32 // status writes ask too, beside the pass
 }
 
 func (h *losingHealth) Unreachable() []string {
-	if h.asked.Add(1) == h.after+1 {
+	h.mu.Lock()
+	if h.asked++; h.asked == h.after+1 {
 		h.set(h.lose, failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
 	}
+	h.mu.Unlock()
 	return h.lockedHealth.Unreachable()
+}
+
+// loseAfter marks cluster Unreachable once Unreachable is asked after n
+// more times.
+func (h *losingHealth) loseAfter(cluster string, n int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lose, h.after = cluster, h.asked+n
+}
+
+// TestPassAfterACutIsNotCut: the pass after one cut short decides all it
+// has, whatever is lost meanwhile: losses one after another (a partition
+// flapping over clusters) would otherwise cut every pass, and every
+// workload is decided again in name order on a health change, so those
+// late in it would never be.
+func TestPassAfterACutIsNotCut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 7, failoverChunk)
+	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
+	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	p.lossCheckEvery = 2
+	for _, c := range []string{"a", "b", "c"} {
+		p.lastCheck[c] = time.Now().Add(time.Hour)
+	}
+	if err := p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.owed) == 0 {
+		t.Fatal("the first pass was not cut short by c's loss")
+	}
+	// No status write of the first pass asks any more: the next asking
+	// after the second pass's first is its own check, which finds b lost.
+	if err := p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+	mon.loseAfter("b", 1)
+	if err := p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(p.owed)); len(got) > 0 {
+		t.Errorf("the pass after a cut was cut too (b lost meanwhile): %v owed", got)
+	}
+	if _, ok := mon.Live("b"); !ok || !slices.Contains(mon.Unreachable(), "b") {
+		t.Error("b was never lost: the test tested nothing")
+	}
 }
 
 // TestStoredFilterReasonsNeverNameHealth: a status written while a

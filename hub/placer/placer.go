@@ -106,6 +106,9 @@ type Placer struct {
 	// says one was newly lost since the last pass that decided.
 	wasLost map[string]bool
 	hurry   bool
+	// cut says the last pass that decided was cut short by a loss (the
+	// next one is not).
+	cut bool
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
@@ -454,14 +457,12 @@ func (p *Placer) pass(ctx context.Context) error {
 	// rather than once this one decided everything against the health
 	// it read (a pass that decides every workload for a Suspect cluster
 	// held the failover 0.8-1.35 s in the 10% scale runs).
-	lostMeanwhile := func() bool {
-		for _, name := range p.monitor.Unreachable() {
-			if !unreachable[name] {
-				return true
-			}
-		}
-		return false
-	}
+	// The pass after one cut short is not cut itself: losses one after
+	// another (a partition flapping over clusters) would otherwise cut
+	// every pass, and as every workload is decided again, in name order,
+	// on a health change, those late in that order would never be.
+	mayCut, cut := !p.cut, false
+	lostMeanwhile := func() bool { return mayCut && p.lostMeanwhile(unreachable) }
 	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, p.chunk)
 	for i, names := range groups {
 		done, rest, err := p.settle(ctx, names, residency, view, now, ledger, lostMeanwhile)
@@ -480,6 +481,7 @@ func (p *Placer) pass(ctx context.Context) error {
 				}
 			}
 			p.Wake()
+			cut = true
 			break // this group's rows go with the pass's whole delivery
 		}
 		if i < len(groups)-1 {
@@ -489,6 +491,7 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 	}
 	p.hurry = false // decided
+	p.cut = cut
 	for _, d := range ahead {
 		d.wg.Wait() // all of them before any ends: their requests read acking
 	}
