@@ -48,3 +48,22 @@ func TestWorkloadClusters(t *testing.T) {
 		}
 	}
 }
+
+// TestCandidateWhy: a cluster not Ready is left out for its live health
+// (a stored status names none); a Ready one for its stored reason, never
+// a health stored before it came back.
+func TestCandidateWhy(t *testing.T) {
+	for _, c := range []struct{ stored, health, want string }{
+		{"", api.HealthReady, ""},
+		{"cordoned", api.HealthReady, "cordoned"},
+		{"", api.HealthUnreachable, api.HealthUnreachable},
+		{"cordoned", api.HealthSuspect, api.HealthSuspect},
+		{api.HealthSuspect, api.HealthReady, ""},
+		{"Unreachable; failover at 12:00:05", api.HealthReady, ""},
+		{"", api.HealthUnknown, api.HealthUnknown},
+	} {
+		if got := candidateWhy(c.stored, c.health); got != c.want {
+			t.Errorf("candidateWhy(%q, %s) = %q, want %q", c.stored, c.health, got, c.want)
+		}
+	}
+}

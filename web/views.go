@@ -922,6 +922,23 @@ type candidate struct {
 	Why     string // why it takes no (new) replicas; "" when eligible
 }
 
+// candidateWhy is why a cluster takes none of a workload's (new)
+// replicas: its live health when it is not Ready, else the stored filter
+// reason. A stored status names no cluster's health (the placer writes
+// none: it changes by the second), so a lost cluster would read
+// "eligible"; one stored before that may name a health gone since.
+func candidateWhy(stored, health string) string {
+	if health != api.HealthReady {
+		return health
+	}
+	switch {
+	case stored == api.HealthSuspect, stored == api.HealthUnknown, stored == api.HealthUnreachable,
+		strings.HasPrefix(stored, api.HealthUnreachable+";"):
+		return ""
+	}
+	return stored
+}
+
 func workloadView(c *Console, req viewRequest) (*view, error) {
 	name := req.params["name"]
 	rec, err := c.cfg.Store.Get(req.ctx, "Workload", name)
@@ -948,6 +965,7 @@ func workloadView(c *Console, req viewRequest) (*view, error) {
 			cd.Placed = p.Clusters[cd.Cluster]
 			cd.Why = p.Filtered[cd.Cluster]
 		}
+		cd.Why = candidateWhy(cd.Why, cd.Health)
 		d.Candidates = append(d.Candidates, cd)
 	}
 	slices.SortStableFunc(d.Candidates, func(a, b candidate) int {

@@ -16,10 +16,11 @@
 // decided once it is and the workloads cache has read the write back
 // (unread: a decision against the status before it would undo it), and
 // an acknowledged epoch not yet recorded is not sent again. A status is
-// written only when its outcome changes: neither the explanation's words
-// nor a cluster filtered out for its health alone (Suspect, Unknown,
-// Unreachable) are one, or each missed heartbeat would rewrite every
-// workload that could have gone to that cluster.
+// written only when its outcome changes: the explanation's words are
+// none, and a status stores no cluster filtered out for its health
+// (Suspect, Unknown, Unreachable, policyReasons): each missed heartbeat
+// would rewrite every workload that could have gone to that cluster, and
+// a health stored but not rewritten when it changes would be false.
 //
 // When clusters are lost, the workloads with replicas on them go first,
 // failoverChunk at a time (failoverGroups): each chunk's rows are
@@ -39,7 +40,9 @@
 // anyway. A pass that finds a cluster lost while it decides (it looks
 // every lossCheckEvery decisions) leaves the rest to the next pass,
 // which it asks for at once, so that the failover does not wait for a
-// pass deciding against the health it read.
+// pass deciding against the health it read. That pass is not cut short
+// itself (p.cut): losses one after another would otherwise cut every
+// pass at the same workloads, name order, and never decide the rest.
 //
 // The leader holds its placement rows in memory (held.go) as the
 // authority for its passes, instead of reading every row on every pass

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,17 +446,106 @@ func TestLossMidPassCutsThePassShort(t *testing.T) {
 }
 
 // losingHealth is a lockedHealth that marks lose Unreachable once
-// Unreachable was asked after times.
+// Unreachable was asked after times (loseAfter: after more from now).
 type losingHealth struct {
 	*lockedHealth
+	mu    sync.Mutex
 	after int32
 	lose  string
-	asked atomic.Int32 // status writes ask too, beside the pass
+	asked int32 // status writes ask too, beside the pass
 }
 
 func (h *losingHealth) Unreachable() []string {
-	if h.asked.Add(1) == h.after+1 {
+	h.mu.Lock()
+	if h.asked++; h.asked == h.after+1 {
 		h.set(h.lose, failover.Live{Health: api.HealthUnreachable, Heard: true, Version: protocol.Version})
 	}
+	h.mu.Unlock()
 	return h.lockedHealth.Unreachable()
+}
+
+// loseAfter marks cluster Unreachable once Unreachable is asked after n
+// more times.
+func (h *losingHealth) loseAfter(cluster string, n int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lose, h.after = cluster, h.asked+n
+}
+
+// TestPassAfterACutIsNotCut: the pass after one cut short decides all it
+// has, whatever is lost meanwhile: losses one after another (a partition
+// flapping over clusters) would otherwise cut every pass, and every
+// workload is decided again in name order on a health change, so those
+// late in it would never be.
+func TestPassAfterACutIsNotCut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 7, failoverChunk)
+	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
+	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	p.lossCheckEvery = 2
+	for _, c := range []string{"a", "b", "c"} {
+		p.lastCheck[c] = time.Now().Add(time.Hour)
+	}
+	if err := p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.owed) == 0 {
+		t.Fatal("the first pass was not cut short by c's loss")
+	}
+	// No status write of the first pass asks any more: the next asking
+	// after the second pass's first is its own check, which finds b lost.
+	if err := p.waitStatus(0); err != nil {
+		t.Fatal(err)
+	}
+	mon.loseAfter("b", 1)
+	if err := p.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(p.owed)); len(got) > 0 {
+		t.Errorf("the pass after a cut was cut too (b lost meanwhile): %v owed", got)
+	}
+	if _, ok := mon.Live("b"); !ok || !slices.Contains(mon.Unreachable(), "b") {
+		t.Error("b was never lost: the test tested nothing")
+	}
+}
+
+// TestStoredFilterReasonsNeverNameHealth: a status written while a
+// cluster was Suspect (here, a workload created then) does not go on
+// saying so once it is Ready: a health change alone writes no status, so
+// a stored one that named the health would be false from its return on
+// (the console's "why not c: Suspect" beside c's Ready badge).
+func TestStoredFilterReasonsNeverNameHealth(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newLossFixture(t, 0, failoverChunk)
+	f.monitor.set("c", failover.Live{Health: api.HealthSuspect, Heard: true, Version: protocol.Version})
+	spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 2, Template: api.ReplicaTemplate{Driver: "sim"},
+		Placement: &api.PlacementPolicy{ReplicaMode: "Divided"}})
+	if _, err := f.store.Create(ctx, pgstore.Actor{Name: "test"}, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "x"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() *api.PlacementStatus {
+		rec, err := f.store.Get(ctx, "Workload", "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w api.Workload
+		if err := rec.Decode(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w.Status.Placement
+	}
+	settle(t, f.p, "x placed on a and b while c is Suspect", func() bool {
+		ps := stored()
+		return len(f.p.unread) == 0 && ps != nil && ps.Clusters["a"] == 1 && ps.Clusters["b"] == 1
+	})
+	if why := stored().Filtered["c"]; why != "" {
+		t.Errorf("stored status says c was left out for %q; want no health in a stored status", why)
+	}
+	f.monitor.set("c", failover.Live{Health: api.HealthReady, Heard: true, Version: protocol.Version})
+	settle(t, f.p, "c's return decided", func() bool { return len(f.p.unread) == 0 })
+	if ps := stored(); ps.Filtered["c"] != "" {
+		t.Errorf("c Ready, yet the stored status says it was left out for %q (placement %v)", ps.Filtered["c"], ps.Clusters)
+	}
 }

@@ -106,6 +106,9 @@ type Placer struct {
 	// says one was newly lost since the last pass that decided.
 	wasLost map[string]bool
 	hurry   bool
+	// cut says the last pass that decided was cut short by a loss (the
+	// next one is not).
+	cut bool
 	// waitingForWrites, if set (tests), is called as a pass begins to
 	// wait for the status writes under way.
 	waitingForWrites func()
@@ -454,14 +457,12 @@ func (p *Placer) pass(ctx context.Context) error {
 	// rather than once this one decided everything against the health
 	// it read (a pass that decides every workload for a Suspect cluster
 	// held the failover 0.8-1.35 s in the 10% scale runs).
-	lostMeanwhile := func() bool {
-		for _, name := range p.monitor.Unreachable() {
-			if !unreachable[name] {
-				return true
-			}
-		}
-		return false
-	}
+	// The pass after one cut short is not cut itself: losses one after
+	// another (a partition flapping over clusters) would otherwise cut
+	// every pass, and as every workload is decided again, in name order,
+	// on a health change, those late in that order would never be.
+	mayCut, cut := !p.cut, false
+	lostMeanwhile := func() bool { return mayCut && p.lostMeanwhile(unreachable) }
 	groups := failoverGroups(slices.Sorted(maps.Keys(touched)), urgent, p.chunk)
 	for i, names := range groups {
 		done, rest, err := p.settle(ctx, names, residency, view, now, ledger, lostMeanwhile)
@@ -480,6 +481,7 @@ func (p *Placer) pass(ctx context.Context) error {
 				}
 			}
 			p.Wake()
+			cut = true
 			break // this group's rows go with the pass's whole delivery
 		}
 		if i < len(groups)-1 {
@@ -489,6 +491,7 @@ func (p *Placer) pass(ctx context.Context) error {
 		}
 	}
 	p.hurry = false // decided
+	p.cut = cut
 	for _, d := range ahead {
 		d.wg.Wait() // all of them before any ends: their requests read acking
 	}
@@ -930,7 +933,7 @@ func (p *Placer) decide(w api.Workload, clusters []failover.Cluster, rows []pgst
 		}
 	}
 	ch := &change{name: name, decision: d, lost: res.Lost, back: res.Back, moves: res.Rebalance.Moves,
-		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: d.Filtered, Explanation: d.Explanation,
+		status: &api.PlacementStatus{Clusters: d.Assignment, Unplaced: d.Unplaced, Reason: d.UnplacedReason, Filtered: policyReasons(d.Filtered), Explanation: d.Explanation,
 			FailedOverFrom: res.FailedOverFrom, FailingBack: res.FailingBack}}
 	if w.Status.Placement != nil {
 		ch.status.Rebalanced = w.Status.Placement.Rebalanced
@@ -1021,17 +1024,11 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 	// outcome changes.
 	// An empty map and none are the same outcome (a stored status drops
 	// empty maps; a fresh decision has them).
-	// A cluster filtered out for its health alone (Suspect, Unknown,
-	// Unreachable, within a grace or not) is no new outcome either: it
-	// flaps by the second, and every workload that could have gone there
-	// says so; at 100,000 workloads one cluster's missed heartbeats were
-	// 100,000 status writes, and as many again when it was back. Its
-	// health is written with the next outcome that changes.
+	// A cluster's health is not in a stored status (policyReasons): it
+	// is no outcome of its own.
 	key := func(s *api.PlacementStatus) string {
-		filtered := maps.Clone(s.Filtered)
-		maps.DeleteFunc(filtered, func(_, reason string) bool { return healthReason(reason) })
 		s = &api.PlacementStatus{Clusters: nilIfEmpty(s.Clusters), Unplaced: s.Unplaced, Reason: s.Reason,
-			Filtered: nilIfEmpty(filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack), Rebalanced: s.Rebalanced}
+			Filtered: nilIfEmpty(s.Filtered), FailedOverFrom: nilIfEmpty(s.FailedOverFrom), FailingBack: nilIfEmpty(s.FailingBack), Rebalanced: s.Rebalanced}
 		j, _ := json.Marshal(struct {
 			C  map[string]int32
 			U  int32
@@ -1044,6 +1041,22 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 		return string(j)
 	}
 	return key(a) == key(b)
+}
+
+// policyReasons is a decision's filter reasons without those that are a
+// cluster's health (Suspect, Unknown, Unreachable, within a grace or
+// not): what a workload's status stores. Health flaps by the second and
+// every workload that could have gone to the cluster would say so; at
+// 100,000 workloads one cluster's missed heartbeats were 100,000 status
+// writes, and as many again when it was back. Nor may it be stored and
+// left unwritten when it changes: a status written while a cluster was
+// Suspect would say so long after it is Ready. The cluster's health is
+// the cluster's to say (its condition); the decision keeps the reasons
+// for events and failover.
+func policyReasons(filtered map[string]string) map[string]string {
+	out := maps.Clone(filtered)
+	maps.DeleteFunc(out, func(_, reason string) bool { return healthReason(reason) })
+	return out
 }
 
 // healthReason says whether a placement filter reason is a cluster's

@@ -99,7 +99,7 @@ func TestFold(t *testing.T) {
 // TestSamePlacementStatusIgnoresEmptyMaps: a stored status (empty maps
 // dropped) and a fresh decision (empty maps) with the same outcome are
 // the same, so re-deciding a settled workload writes nothing; nor does a
-// cluster's health alone.
+// cluster's health alone, which a stored status never holds.
 func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 	stored := &api.PlacementStatus{Epoch: 3, Clusters: map[string]int32{"a": 1}}
 	fresh := &api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{}, FailedOverFrom: map[string]int32{}}
@@ -107,21 +107,26 @@ func TestSamePlacementStatusIgnoresEmptyMaps(t *testing.T) {
 		t.Errorf("want a stored status and a fresh decision with the same outcome judged the same")
 	}
 	// A cluster's health alone is no new outcome: a Suspect blip, or a
-	// loss within its grace, writes nothing.
+	// loss within its grace, writes nothing (a status stores no health).
 	for _, health := range []string{"Suspect", "Unknown", "Unreachable", "Unreachable; failover at 12:00:05"} {
-		fresh.Filtered["b"] = health
+		fresh.Filtered = policyReasons(map[string]string{"b": health})
 		if !samePlacementStatus(stored, fresh) {
 			t.Errorf("b filtered out as %q judged a change", health)
 		}
 	}
-	fresh.Filtered["b"] = "cordoned"
+	fresh.Filtered = policyReasons(map[string]string{"b": "cordoned"})
 	if samePlacementStatus(stored, fresh) {
 		t.Errorf("want a new filter reason judged a change")
 	}
-	// Health next to a changed outcome is written with it.
-	fresh.Filtered["b"], fresh.Clusters["c"] = "Suspect", 1
-	if samePlacementStatus(stored, fresh) {
-		t.Errorf("want a changed outcome judged a change")
+	// A status stored with a cluster's health (before statuses dropped
+	// it) is written once without it.
+	if samePlacementStatus(&api.PlacementStatus{Clusters: map[string]int32{"a": 1}, Filtered: map[string]string{"b": "Suspect"}}, stored) {
+		t.Errorf("want a stored health reason judged different from none")
+	}
+	// Health next to a changed outcome is not written with it either.
+	fresh.Filtered, fresh.Clusters["c"] = policyReasons(map[string]string{"b": "Suspect"}), 1
+	if samePlacementStatus(stored, fresh) || len(fresh.Filtered) != 0 {
+		t.Errorf("want a changed outcome judged a change, and no health in it: %v", fresh.Filtered)
 	}
 }
 
