@@ -419,15 +419,7 @@ func TestNewLossWaitIsBounded(t *testing.T) {
 func TestLossMidPassCutsThePassShort(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newLossFixture(t, 7, failoverChunk)
-	// The second look at the lost clusters (the first inside the pass's
-	// decisions) finds c lost.
-	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
-	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
-	p.lossCheckEvery = 2
-	for _, c := range []string{"a", "b", "c"} {
-		p.lastCheck[c] = time.Now().Add(time.Hour)
-	}
+	f, p, _ := newCutFixture(t)
 	if err := p.pass(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -443,6 +435,22 @@ func TestLossMidPassCutsThePassShort(t *testing.T) {
 		moved, _ := f.rows(t)
 		return moved
 	})
+}
+
+// newCutFixture is a lossFixture of 7 workloads and a new placer on it
+// (its first pass decides every workload) that looks for a loss every 2
+// decisions, through a losingHealth whose second look at the lost
+// clusters (the first inside the pass's decisions) finds c lost.
+func newCutFixture(t *testing.T) (*lossFixture, *Placer, *losingHealth) {
+	t.Helper()
+	f := newLossFixture(t, 7, failoverChunk)
+	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
+	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
+	p.lossCheckEvery = 2
+	for _, c := range []string{"a", "b", "c"} {
+		p.lastCheck[c] = time.Now().Add(time.Hour)
+	}
+	return f, p, mon
 }
 
 // losingHealth is a lockedHealth that marks lose Unreachable once
@@ -480,13 +488,7 @@ func (h *losingHealth) loseAfter(cluster string, n int32) {
 func TestPassAfterACutIsNotCut(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newLossFixture(t, 7, failoverChunk)
-	mon := &losingHealth{lockedHealth: f.monitor, after: 1, lose: "c"}
-	p := NewPlacer(f.store, f.bus, mon, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
-	p.lossCheckEvery = 2
-	for _, c := range []string{"a", "b", "c"} {
-		p.lastCheck[c] = time.Now().Add(time.Hour)
-	}
+	_, p, mon := newCutFixture(t)
 	if err := p.pass(ctx); err != nil {
 		t.Fatal(err)
 	}
