@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,15 +66,27 @@ same process and join through the same registration path as separate
 				return fmt.Errorf("listen on %s: %w (is another atoll dev running? pick another --listen)", o.listen, err)
 			}
 			// Members keep the leaf URL they registered with: keep the ports
-			// the first run picked, so a restarted dev does not strand them.
-			for _, p := range []struct {
-				addr *string
-				name string
-			}{{&o.leafListen, "leaf"}, {&o.natsListen, "nats"}} {
-				if *p.addr, err = stablePort(o.dataDir, p.name, *p.addr); err != nil {
-					ln.Close()
-					return err
+			// the first run's NATS bound, so a restarted dev does not strand
+			// them. The first run lets NATS pick them as it binds (a port
+			// picked first and bound a moment later could be taken
+			// meanwhile, on a busy machine) and writes them down then.
+			leafKept, leafNew := keptPort(o.dataDir, "leaf", o.leafListen)
+			natsKept, natsNew := keptPort(o.dataDir, "nats", o.natsListen)
+			o.leafListen, o.natsListen = leafKept, natsKept
+			o.natsStarted = func(leafPort int, clientURL string) error {
+				if leafNew {
+					if err := keepPort(o.dataDir, "leaf", strconv.Itoa(leafPort)); err != nil {
+						return err
+					}
 				}
+				if natsNew {
+					u, err := url.Parse(clientURL)
+					if err != nil {
+						return fmt.Errorf("keep the nats port: %w", err)
+					}
+					return keepPort(o.dataDir, "nats", u.Port())
+				}
+				return nil
 			}
 			if o.db.url == "" {
 				pg, err := pgserver.Start(ctx, pgserver.Config{DataDir: filepath.Join(o.dataDir, "postgres"), Durable: true, Logger: log})
@@ -391,6 +405,28 @@ func startDevEntry(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, da
 		e.Stop()
 	}()
 	return e.Addr(), nil
+}
+
+// keptPort is addr with the port a previous run kept for name (keepPort)
+// when addr asks for any port (0); new says none was kept: the caller
+// binds port 0 and keeps the one it got.
+func keptPort(dataDir, name, addr string) (kept string, new bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, false
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir, name+".port")); err == nil {
+		return net.JoinHostPort(host, strings.TrimSpace(string(b))), false
+	}
+	return addr, true
+}
+
+// keepPort writes down port as name's for the next runs (keptPort).
+func keepPort(dataDir, name, port string) error {
+	if err := os.WriteFile(filepath.Join(dataDir, name+".port"), []byte(port+"\n"), 0o600); err != nil {
+		return fmt.Errorf("keep the %s port: %w", name, err)
+	}
+	return nil
 }
 
 // stablePort turns a "host:0" listen address into one with the port saved

@@ -31,15 +31,18 @@ import (
 )
 
 type hubOptions struct {
-	db                dbFlags
-	keyFiles          []string
-	generateKey       bool // atoll dev: make <data-dir>/atoll.key when missing
-	listen            string
-	dataDir           string
-	logs              logFlags
-	advertiseURL      string
-	natsListen        string
-	leafListen        string
+	db           dbFlags
+	keyFiles     []string
+	generateKey  bool // atoll dev: make <data-dir>/atoll.key when missing
+	listen       string
+	dataDir      string
+	logs         logFlags
+	advertiseURL string
+	natsListen   string
+	leafListen   string
+	// natsStarted, if set (atoll dev), hears the embedded NATS server's
+	// leaf port and client URL once it listens; an error stops the hub.
+	natsStarted       func(leafPort int, clientURL string) error
 	leafAdvertise     []string
 	leafCompression   string
 	heartbeatInterval time.Duration
@@ -263,6 +266,12 @@ func runHub(ctx context.Context, log *slog.Logger, o *hubOptions, ln net.Listene
 	}
 	defer bus.Close()
 	log.InfoContext(ctx, "hub NATS running", "client", bus.ClientURL(), "leaf_port", bus.LeafPort(), "external", len(o.natsURLs) > 0)
+	if o.natsStarted != nil && len(o.natsURLs) == 0 {
+		if err := o.natsStarted(bus.LeafPort(), bus.ClientURL()); err != nil {
+			_ = srv.Close()
+			return err
+		}
+	}
 	// Any number of hubs may share the database; one leads the controllers.
 	elector, err := leader.New(leader.Config{DatabaseURL: o.db.url, HolderID: o.name, Logger: log})
 	if err != nil {
