@@ -18,11 +18,9 @@ import (
 // each Ready member's digest every few seconds, from the rows held. Each
 // member gets only its rows to send, or all of its rows when its digest
 // is checked or it asked for everything again (a resync); a deregistered
-// cluster's tombstones are recorded as delivered. With only set, it sends
-// only those workloads' unacknowledged rows (a part of a pass delivered
-// ahead of the rest), and checks nothing.
-func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster, only []string) error {
-	d := p.startDelivery(ctx, workloads, clusters, only)
+// cluster's tombstones are recorded as delivered.
+func (p *Placer) deliver(ctx context.Context, workloads map[string]api.Workload, clusters []api.Cluster) error {
+	d := p.startDelivery(ctx, workloads, clusters, nil)
 	d.wg.Wait()
 	return p.endDelivery(ctx, d)
 }
@@ -38,7 +36,9 @@ type delivery struct {
 	missing map[string][]string
 }
 
-// startDelivery is deliver up to its requests, which it leaves running:
+// startDelivery is deliver up to its requests, which it leaves running
+// (with only set, only those workloads' unacknowledged rows, a part of a
+// pass delivered ahead of the rest, and no check):
 // the pass goroutine may go on deciding, storing and starting the
 // delivery of other workloads meanwhile (the rows sent are copied here;
 // the requests read p.cache, which only refresh writes), but must wait

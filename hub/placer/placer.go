@@ -238,36 +238,9 @@ func (p *Placer) pass(ctx context.Context) error {
 	// their last whole list: a list of every workload held a failover
 	// seconds. (A cluster's return while another stays lost is no new
 	// loss.)
-	var waited time.Duration
-	newlyLost := false
-	for name := range unreachable {
-		newlyLost = newlyLost || !p.wasLost[name]
-	}
-	p.wasLost = unreachable
-	if newlyLost {
-		p.hurry = true // until a pass decides (one may fail before it does)
-		if len(p.writes) > 0 && p.waitingForWrites != nil {
-			p.waitingForWrites()
-		}
-		// Not longer than lossWait: a write held up (a row lock another
-		// hub holds, until its lock timeout) keeps its workloads, put off
-		// as any under way, not the whole failover.
-		timeout := time.NewTimer(p.lossWait)
-	wait:
-		for len(p.writes) > 0 {
-			select {
-			case <-p.writes[0].done: // its errors stay for the pass's end (waitStatus)
-			case <-timeout.C:
-				break wait
-			case <-ctx.Done():
-				timeout.Stop()
-				return ctx.Err()
-			}
-			p.noteWritten(p.writes[0])
-			p.writes = p.writes[1:]
-		}
-		timeout.Stop()
-		waited = time.Since(began)
+	waited, err := p.newLoss(ctx, unreachable)
+	if err != nil {
+		return err
 	}
 	if p.hurry {
 		p.workloads.Hurry()
@@ -499,7 +472,7 @@ func (p *Placer) pass(ctx context.Context) error {
 		errs = append(errs, p.endDelivery(ctx, d))
 	}
 	// Then what any member lacks, and the digests due.
-	if err := p.deliver(ctx, p.cache, clusters, nil); err != nil {
+	if err := p.deliver(ctx, p.cache, clusters); err != nil {
 		errs = append(errs, err)
 	}
 	moved := 0
@@ -542,6 +515,43 @@ func mayFailBack(ps *api.PlacementStatus, ready map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// newLoss notes the clusters Unreachable as a pass begins (unreachable)
+// and, when one of them is newly lost, hurries the passes' reads until one
+// decides and waits (at most lossWait) for the status writes under way.
+// It returns how long it waited.
+func (p *Placer) newLoss(ctx context.Context, unreachable map[string]bool) (time.Duration, error) {
+	newlyLost := false
+	for name := range unreachable {
+		newlyLost = newlyLost || !p.wasLost[name]
+	}
+	p.wasLost = unreachable
+	if !newlyLost {
+		return 0, nil
+	}
+	began := time.Now()
+	p.hurry = true // until a pass decides (one may fail before it does)
+	if len(p.writes) > 0 && p.waitingForWrites != nil {
+		p.waitingForWrites()
+	}
+	// Not longer than lossWait: a write held up (a row lock another hub
+	// holds, until its lock timeout) keeps its workloads, put off as any
+	// under way, not the whole failover.
+	timeout := time.NewTimer(p.lossWait)
+	defer timeout.Stop()
+	for len(p.writes) > 0 {
+		select {
+		case <-p.writes[0].done: // its errors stay for the pass's end (waitStatus)
+		case <-timeout.C:
+			return time.Since(began), nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		p.noteWritten(p.writes[0])
+		p.writes = p.writes[1:]
+	}
+	return time.Since(began), nil
 }
 
 // newLossWait is the longest a pass that finds a cluster newly lost
