@@ -26,6 +26,18 @@ const (
 	// "Unreachable", "Suspect" or "Unknown".
 )
 
+// HealthReason says whether a filter reason is a cluster's health, as the
+// health filter gives it (the health itself, or an Unreachable cluster's
+// grace, Cluster.Grace: "Unreachable; ..."), rather than the workload's
+// own policy: it changes by the second, with the cluster.
+func HealthReason(reason string) bool {
+	switch reason {
+	case api.HealthSuspect, api.HealthUnknown, api.HealthUnreachable:
+		return true
+	}
+	return strings.HasPrefix(reason, api.HealthUnreachable+";")
+}
+
 // clusterFilter is one filter step. check returns eligible when the
 // cluster passes; otherwise keepOnly (no new replicas, keeps what it
 // runs) or evicted (what it runs is re-placed), with a reason.

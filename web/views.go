@@ -17,6 +17,7 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/pgstore"
+	"github.com/atollhq/atoll/placement"
 )
 
 // Every count on every page comes from the functions in this file, over
@@ -931,9 +932,7 @@ func candidateWhy(stored, health string) string {
 	if health != api.HealthReady {
 		return health
 	}
-	switch {
-	case stored == api.HealthSuspect, stored == api.HealthUnknown, stored == api.HealthUnreachable,
-		strings.HasPrefix(stored, api.HealthUnreachable+";"):
+	if placement.HealthReason(stored) {
 		return ""
 	}
 	return stored

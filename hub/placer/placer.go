@@ -1065,19 +1065,8 @@ func samePlacementStatus(a, b *api.PlacementStatus) bool {
 // for events and failover.
 func policyReasons(filtered map[string]string) map[string]string {
 	out := maps.Clone(filtered)
-	maps.DeleteFunc(out, func(_, reason string) bool { return healthReason(reason) })
+	maps.DeleteFunc(out, func(_, reason string) bool { return placement.HealthReason(reason) })
 	return out
-}
-
-// healthReason says whether a placement filter reason is a cluster's
-// health (placement's health filter: the health itself, or an
-// Unreachable cluster's grace).
-func healthReason(reason string) bool {
-	switch reason {
-	case api.HealthSuspect, api.HealthUnknown, api.HealthUnreachable:
-		return true
-	}
-	return strings.HasPrefix(reason, api.HealthUnreachable+";")
 }
 
 // writePlacementKey appends what placement reads of a cluster to key,
