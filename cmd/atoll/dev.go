@@ -433,21 +433,18 @@ func keepPort(dataDir, name, port string) error {
 // in <dataDir>/<name>.port, picking and saving a free one the first time.
 // Other addresses are returned as they are.
 func stablePort(dataDir, name, addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != "0" {
-		return addr, nil
+	kept, fresh := keptPort(dataDir, name, addr)
+	if !fresh {
+		return kept, nil
 	}
-	file := filepath.Join(dataDir, name+".port")
-	if b, err := os.ReadFile(file); err == nil {
-		return net.JoinHostPort(host, strings.TrimSpace(string(b))), nil
-	}
+	host, _, _ := net.SplitHostPort(addr)
 	free, err := ports.Free(host)
 	if err != nil {
 		return "", fmt.Errorf("pick a %s port: %w", name, err)
 	}
 	_, picked, _ := net.SplitHostPort(free)
-	if err := os.WriteFile(file, []byte(picked+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keep the %s port: %w", name, err)
+	if err := keepPort(dataDir, name, picked); err != nil {
+		return "", err
 	}
 	return net.JoinHostPort(host, picked), nil
 }
