@@ -255,11 +255,11 @@ func (p *scaleProc) tail(n int) string {
 
 // lines are the lines of p's standard error that hold any of the
 // strings given.
-func (p *scaleProc) lines(any ...string) []string {
+func (p *scaleProc) lines(subs ...string) []string {
 	data, _ := os.ReadFile(p.log)
 	var out []string
 	for line := range strings.Lines(string(data)) {
-		if slices.ContainsFunc(any, func(s string) bool { return strings.Contains(line, s) }) {
+		if slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(line, s) }) {
 			out = append(out, strings.TrimSpace(line))
 		}
 	}
