@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,30 +53,12 @@ func TestOwnStatusReadBackBeforeDeciding(t *testing.T) {
 	}
 
 	// A write transaction held open: no change after it is readable.
-	holding, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	rollback := errors.New("rolled back")
-	go func() {
-		held <- holder.InTx(ctx, pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
-			spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
-			if _, err := tx.Create(ctx, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "holder"}, Spec: spec}); err != nil {
-				return err
-			}
-			close(holding)
-			<-release
-			return rollback
-		})
-	}()
-	select {
-	case <-holding:
-	case err := <-held:
-		t.Fatalf("hold a transaction open: %v", err)
-	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
+	release := holdTx(t, holder, rollback, func(tx *pgstore.Tx) error {
+		spec, _ := json.Marshal(api.WorkloadSpec{Replicas: 1, Template: api.ReplicaTemplate{Driver: "sim"}})
+		_, err := tx.Create(ctx, &pgstore.Record{Kind: "Workload", Meta: api.ObjectMeta{Name: "holder"}, Spec: spec})
+		return err
+	})
 	// c is lost: both workloads fail over, their status says from c.
 	f.lose()
 	if err := f.p.RunOnce(ctx); err != nil {
@@ -97,9 +80,7 @@ func TestOwnStatusReadBackBeforeDeciding(t *testing.T) {
 	if err := f.p.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
-	released = true
-	if err := <-held; !errors.Is(err, rollback) {
+	if err := release(); !errors.Is(err, rollback) {
 		t.Fatalf("the held transaction: %v", err)
 	}
 	settle(t, f.p, "the pass after the writes are readable", func() bool { return true })
@@ -108,5 +89,35 @@ func TestOwnStatusReadBackBeforeDeciding(t *testing.T) {
 		if got := failedOverFrom(name); got["c"] != 1 {
 			t.Errorf("%s failed over from %v once its status was read back; want 1 replica from c still", name, got)
 		}
+	}
+}
+
+// holdTx runs a transaction on store that does body, then stays open
+// until the returned release is called, and ends with end (nil: it
+// commits); release returns the transaction's error. A test that fails
+// before releasing it has it released at its cleanup.
+func holdTx(t *testing.T, store *pgstore.Store, end error, body func(tx *pgstore.Tx) error) (release func() error) {
+	t.Helper()
+	holding, released, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- store.InTx(context.Background(), pgstore.Actor{Name: "test"}, func(tx *pgstore.Tx) error {
+			if err := body(tx); err != nil {
+				return err
+			}
+			close(holding)
+			<-released
+			return end
+		})
+	}()
+	select {
+	case <-holding:
+	case err := <-held:
+		t.Fatalf("hold a transaction open: %v", err)
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(released) }) })
+	return func() error {
+		once.Do(func() { close(released) })
+		return <-held
 	}
 }

@@ -188,22 +188,10 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 	}
 	p := NewPlacer(store, nil, fakeHealth{"a": {Health: api.HealthReady}}, nil, nil, time.Now, noop.NewMeterProvider().Meter(""), 0)
 	// An API write holds the workload's row: the status write waits for it.
-	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		held <- store.InTx(ctx, test, func(tx *pgstore.Tx) error {
-			if _, err := tx.LockAll(ctx, "Workload", []string{"w"}); err != nil {
-				return err
-			}
-			close(locked)
-			<-release
-			return nil
-		})
-	}()
-	select {
-	case <-locked:
-	case err := <-held:
-		t.Fatalf("lock the workload: %v", err)
-	}
+	release := holdTx(t, store, nil, func(tx *pgstore.Tx) error {
+		_, err := tx.LockAll(ctx, "Workload", []string{"w"})
+		return err
+	})
 	placed := func() bool {
 		t.Helper()
 		rec, err := store.Get(ctx, "Workload", "w")
@@ -228,8 +216,7 @@ func TestStatusWrittenAfterThePass(t *testing.T) {
 		t.Error("a pass was woken before the write ended")
 	default:
 	}
-	close(release)
-	if err := <-held; err != nil {
+	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	// Written, and waitStatus not called yet (the loop keeps the last
