@@ -38,18 +38,10 @@ func TestOwnStatusReadBackBeforeDeciding(t *testing.T) {
 	t.Cleanup(holder.Close)
 	failedOverFrom := func(name string) map[string]int32 {
 		t.Helper()
-		rec, err := store.Get(ctx, "Workload", name)
-		if err != nil {
-			t.Fatal(err)
+		if st := storedStatus(t, store, name); st.Placement != nil {
+			return st.Placement.FailedOverFrom
 		}
-		var w api.Workload
-		if err := rec.Decode(&w); err != nil {
-			t.Fatal(err)
-		}
-		if w.Status.Placement == nil {
-			return nil
-		}
-		return w.Status.Placement.FailedOverFrom
+		return nil
 	}
 
 	// A write transaction held open: no change after it is readable.
