@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -398,13 +399,13 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 	p.mu.Unlock()
 	var mu sync.Mutex
 	var acked []pgstore.Placement
-	var errs []error
+	failed := failedDeliveries{cluster: cluster}
 	record := func(o outgoing, ack protocol.DesiredAck, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("deliver %s to %s: %w", o.row.Workload, cluster, err))
+			failed.add(o.row.Workload, err)
 		case !ack.Accepted && ack.Current < o.row.Epoch:
 			p.log.WarnContext(ctx, "member refused desired state", "workload", o.row.Workload, "cluster", cluster, "reason", ack.Reason)
 		default:
@@ -498,7 +499,49 @@ func (p *Placer) send(ctx context.Context, cluster string, version int, pending 
 		}()
 	}
 	wg.Wait()
-	return acked, errs
+	return acked, failed.errs()
+}
+
+// failedDeliveries gathers the workloads one member did not take, by
+// cause: a batch that timed out fails every workload in it the same way,
+// and a pass's error (logged whole) names each cause once with how many
+// it failed, not a line per workload.
+type failedDeliveries struct {
+	cluster string
+	causes  []error             // in the order first seen
+	by      map[string][]string // cause's text -> workloads
+}
+
+func (f *failedDeliveries) add(workload string, err error) {
+	if f.by == nil {
+		f.by = map[string][]string{}
+	}
+	k := err.Error()
+	if _, ok := f.by[k]; !ok {
+		f.causes = append(f.causes, err)
+	}
+	f.by[k] = append(f.by[k], workload)
+}
+
+// deliveryNamesShown is how many workloads a failed delivery's error
+// names before it only counts them.
+const deliveryNamesShown = 3
+
+func (f *failedDeliveries) errs() []error {
+	var out []error
+	for _, err := range f.causes {
+		ws := f.by[err.Error()]
+		if len(ws) == 1 {
+			out = append(out, fmt.Errorf("deliver %s to %s: %w", ws[0], f.cluster, err))
+			continue
+		}
+		names := strings.Join(ws[:min(len(ws), deliveryNamesShown)], ", ")
+		if len(ws) > deliveryNamesShown {
+			names += fmt.Sprintf(" and %d more", len(ws)-deliveryNamesShown)
+		}
+		out = append(out, fmt.Errorf("deliver %d workloads to %s (%s): %w", len(ws), f.cluster, names, err))
+	}
+	return out
 }
 
 // Batches: how many workloads one carries and how large it may grow (the

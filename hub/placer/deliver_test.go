@@ -204,6 +204,36 @@ func TestGroupByWorkload(t *testing.T) {
 	}
 }
 
+// TestFailedDeliveriesNameEachCauseOnce: a batch that timed out fails
+// each of its workloads the same way; the pass's error (logged whole)
+// says the cause once, with how many it failed and a few of their
+// names, and still wraps the cause.
+func TestFailedDeliveriesNameEachCauseOnce(t *testing.T) {
+	t.Parallel()
+	f := failedDeliveries{cluster: "r9"}
+	for i := range 200 {
+		f.add(fmt.Sprintf("w%03d", i), context.DeadlineExceeded)
+	}
+	refused := errors.New("the member answered for \"x\" in its place")
+	f.add("w900", refused)
+	errs := f.errs()
+	if len(errs) != 2 {
+		t.Fatalf("want one error per cause, got %d: %v", len(errs), errs)
+	}
+	if got, want := errs[0].Error(), "deliver 200 workloads to r9 (w000, w001, w002 and 197 more): context deadline exceeded"; got != want {
+		t.Errorf("first cause:\n got %q\nwant %q", got, want)
+	}
+	if !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Errorf("the grouped error no longer wraps its cause: %v", errs[0])
+	}
+	if got, want := errs[1].Error(), `deliver w900 to r9: the member answered for "x" in its place`; got != want {
+		t.Errorf("a cause with one workload:\n got %q\nwant %q", got, want)
+	}
+	if errs := (&failedDeliveries{cluster: "r9"}).errs(); errs != nil {
+		t.Errorf("nothing failed, yet: %v", errs)
+	}
+}
+
 // TestDeliveryUnansweredWaitsForTheDigest: desired state a member too
 // busy to answer in time applied all the same is not sent again blindly
 // on the next pass (its member still at work on it would apply it twice):
