@@ -304,7 +304,7 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveEndpointTables(ctx, tbl); err != nil {
 		return err
 	}
-	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held})
+	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held, Meter: m.cfg.Meter.Meter("github.com/atollhq/atoll/member/controller")})
 	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 )
@@ -30,6 +33,8 @@ type Config struct {
 	// Every is the resync period (a pass over every workload); default 1s.
 	// Wake forces such a pass sooner, WakeFor one over some workloads.
 	Every time.Duration
+	// Meter; nil means no metrics.
+	Meter metric.Meter
 }
 
 // Controller keeps the region's replicas as desired.
@@ -41,6 +46,8 @@ type Controller struct {
 
 	keys *TemplateKeys // the pass's only
 
+	nodesLost metric.Int64Counter
+
 	mu       sync.Mutex
 	status   []protocol.WorkloadStatus          // sorted by workload
 	statusOf map[string]protocol.WorkloadStatus // the same, by workload
@@ -49,6 +56,10 @@ type Controller struct {
 	// only the ones whose desired state or replicas changed (dirty).
 	full  bool
 	dirty map[string]bool
+	// lost are the nodes the last pass found lost (told once: a Warn
+	// line and member.nodes.lost when a node turns lost, an Info line
+	// when it is heard again).
+	lost map[string]bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -67,7 +78,7 @@ type progress struct {
 // New makes a controller.
 func New(cfg Config) *Controller {
 	c := &Controller{cfg: cfg, log: cfg.Logger, now: cfg.Now, wake: make(chan struct{}, 1), progress: map[string]progress{}, done: make(chan struct{}),
-		keys: NewTemplateKeys(), statusOf: map[string]protocol.WorkloadStatus{}, dirty: map[string]bool{}}
+		keys: NewTemplateKeys(), statusOf: map[string]protocol.WorkloadStatus{}, dirty: map[string]bool{}, lost: map[string]bool{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -77,6 +88,12 @@ func New(cfg Config) *Controller {
 	if c.cfg.Every <= 0 {
 		c.cfg.Every = time.Second
 	}
+	meter := cfg.Meter
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	c.nodesLost, _ = meter.Int64Counter("member.nodes.lost", metric.WithUnit("{node}"),
+		metric.WithDescription("Nodes found silent beyond their grace: their replicas were bound elsewhere."))
 	return c
 }
 
@@ -219,10 +236,58 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 	if freed {
 		c.poke()
 	}
+	c.tellNodes(ctx, snap.Nodes, ch.Delete, now)
 	if len(ch.Put)+len(ch.Delete) > 0 {
 		c.log.InfoContext(ctx, "replicas rebound", "added", len(ch.Put), "removed", len(ch.Delete))
 	}
 	return ch, errors.Join(errs...)
+}
+
+// tellNodes logs and counts the nodes that turned lost since the last
+// pass (with how long they were silent and how many replicas this pass
+// moves off them) and those heard again.
+func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, deleted []protocol.Binding, now time.Time) {
+	c.mu.Lock()
+	lost, back := nodeTransitions(c.lost, nodes)
+	c.mu.Unlock()
+	if len(lost)+len(back) == 0 {
+		return
+	}
+	moved := map[string]int{}
+	for _, b := range deleted {
+		moved[b.Node]++
+	}
+	for _, n := range lost {
+		c.log.WarnContext(ctx, "node lost: silent beyond its grace; its replicas are bound elsewhere", "node", n,
+			"silent_for", now.Sub(nodes[n].Seen).Round(time.Millisecond), "replicas", moved[n])
+	}
+	c.nodesLost.Add(ctx, int64(len(lost)))
+	for _, n := range back {
+		c.log.InfoContext(ctx, "node heard again after it was lost", "node", n)
+	}
+}
+
+// nodeTransitions updates known (the nodes known lost) from nodes and
+// returns the nodes that turned lost and those no longer lost, sorted.
+func nodeTransitions(known map[string]bool, nodes map[string]NodeView) (lost, back []string) {
+	for n, v := range nodes {
+		if v.Lost && !known[n] {
+			known[n] = true
+			lost = append(lost, n)
+		}
+	}
+	for n := range known {
+		v, ok := nodes[n]
+		if !ok || !v.Lost {
+			delete(known, n)
+		}
+		if ok && !v.Lost {
+			back = append(back, n)
+		}
+	}
+	slices.Sort(lost)
+	slices.Sort(back)
+	return lost, back
 }
 
 // redo marks a failed pass's workloads for the next one.

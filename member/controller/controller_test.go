@@ -1,10 +1,17 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/atollhq/atoll/internal/natstest"
 	"github.com/atollhq/atoll/member/state"
@@ -106,5 +113,120 @@ func TestPassOverDirtyWorkloads(t *testing.T) {
 	}
 	if got, _ := statusOf("b"); got.Desired != 5 || got.Scheduled != 4 || got.Pending == "" {
 		t.Errorf("want b at 4 of 5 after a full pass (c took 2 of the 3 slots a freed); got %+v", got)
+	}
+}
+
+// TestNodeLossIsTold: a node silent beyond its grace is told once, as a
+// Warn line naming it, how long it was silent and how many replicas
+// move off it, and counted in member.nodes.lost; when heard again, an
+// Info line says so, and a second loss is told again.
+func TestNodeLossIsTold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nc := natstest.JetStream(t)
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, now, 3*time.Second)
+	beat := func(n string) {
+		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+	}
+	beat("n1")
+	beat("n2")
+	var logs bytes.Buffer
+	reader := sdkmetric.NewManualReader()
+	c := New(Config{Store: st, Nodes: nodes, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Meter:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
+	if ack, err := st.PutDesired(ctx, desired("a", 8, 1)); err != nil || !ack.Accepted {
+		t.Fatalf("store a: %+v %v", ack, err)
+	}
+	pass := func() {
+		t.Helper()
+		if _, err := c.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	bs, err := st.Bindings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onN1 := 0
+	for _, b := range bs {
+		if b.Node == "n1" {
+			onN1++
+		}
+	}
+	if onN1 == 0 {
+		t.Fatalf("no replica bound to n1: %+v", bs)
+	}
+	lines := func(msg string) []map[string]any {
+		t.Helper()
+		var out []map[string]any
+		for line := range strings.Lines(logs.String()) {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if strings.HasPrefix(rec["msg"].(string), msg) {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	lostCount := func() int64 {
+		t.Helper()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "member.nodes.lost" {
+					var n int64
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						n += dp.Value
+					}
+					return n
+				}
+			}
+		}
+		return 0
+	}
+	if got := lines("node lost"); len(got) != 0 || lostCount() != 0 {
+		t.Fatalf("no node is lost yet; told %v, counted %d", got, lostCount())
+	}
+
+	now = now.Add(10 * time.Second) // n1 silent, n2 heard
+	beat("n2")
+	pass()
+	pass() // told once
+	got := lines("node lost")
+	if len(got) != 1 {
+		t.Fatalf("want n1's loss told once, got %v", got)
+	}
+	if got[0]["level"] != "WARN" || got[0]["node"] != "n1" || got[0]["silent_for"] != float64(10*time.Second) || got[0]["replicas"] != float64(onN1) {
+		t.Errorf("want a Warn line: n1, silent 10s, %d replicas moved; got %v", onN1, got[0])
+	}
+	if n := lostCount(); n != 1 {
+		t.Errorf("member.nodes.lost = %d, want 1", n)
+	}
+
+	beat("n1")
+	pass()
+	if back := lines("node heard again"); len(back) != 1 || back[0]["node"] != "n1" || back[0]["level"] != "INFO" {
+		t.Fatalf("want n1's return told once at Info, got %v", back)
+	}
+	now = now.Add(10 * time.Second)
+	beat("n2")
+	pass()
+	if got := lines("node lost"); len(got) != 2 || lostCount() != 2 {
+		t.Fatalf("a second loss of n1: told %v, counted %d", got, lostCount())
 	}
 }

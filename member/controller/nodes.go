@@ -99,13 +99,16 @@ type NodeView struct {
 	// Lost: silent for longer than the grace. Its replicas move.
 	Lost     bool
 	Replicas map[string]protocol.ReplicaState
+	// Seen is when the node was last heard from (for a node known from
+	// an earlier run and not heard since, when this member started).
+	Seen time.Time
 	// LimitsEnforced: the agent said it can write cgroups.
 	LimitsEnforced bool
 }
 
 func (n *Nodes) view(ns *nodeState, now time.Time) NodeView {
 	fresh := now.Sub(ns.seen) <= n.grace
-	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas, LimitsEnforced: ns.limits}
+	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
 }
 
 // Get is one node as of now (ok false when unknown).
