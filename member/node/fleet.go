@@ -58,6 +58,7 @@ type Fleet struct {
 	dirty      chan *simNode // nodes whose replicas changed: heartbeat at the next slot
 
 	sent, acked atomic.Uint64
+	longestGap  atomic.Int64 // nanoseconds; see LongestGap
 }
 
 // FleetConfig configures a Fleet. Zero values mean the defaults.
@@ -122,6 +123,7 @@ type simNode struct {
 	// guarded by Fleet.mu
 	replicas []protocol.ReplicaState // immutable once set; replaced on change
 	limits   bool
+	lastBeat time.Time // the heartbeat loop's own
 }
 
 // NewFleet checks the configuration.
@@ -181,6 +183,12 @@ func (f *Fleet) Runtime() *runtime.Runtime { return f.runtime }
 func (f *Fleet) Stats() FleetStats {
 	return FleetStats{Heartbeats: f.sent.Load(), Acks: f.acked.Load()}
 }
+
+// LongestGap is the longest time between two heartbeats the fleet sent
+// for one node since the last call (silenced nodes aside): beyond the
+// member's node grace, the member finds that node lost though its
+// process never stopped (a fleet starved of CPU).
+func (f *Fleet) LongestGap() time.Duration { return time.Duration(f.longestGap.Swap(0)) }
 
 // Silence stops (or resumes) a node's heartbeats, as if its machine were
 // cut off: the member declares it NotReady after its grace and moves its
@@ -476,20 +484,30 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 
 // heartbeatLoop sends each node's heartbeat once per interval, the nodes
 // spread over Slots ticks, plus an early one for nodes whose replicas
-// changed.
+// changed. The slots due are reckoned from the clock, not counted in
+// ticks: a process too busy to run the loop at every tick (a ticker drops
+// the ticks it could not deliver) sends every slot whose time came, so no
+// node's heartbeats stretch beyond the interval by the loop's lateness.
 func (f *Fleet) heartbeatLoop(ctx context.Context, nc *nats.Conn) {
 	slots := make([][]*simNode, f.cfg.Slots)
 	for _, n := range f.nodes {
 		slots[n.slot] = append(slots[n.slot], n)
 	}
-	tick := time.NewTicker(f.cfg.Interval / time.Duration(f.cfg.Slots))
+	step := f.cfg.Interval / time.Duration(f.cfg.Slots)
+	start := time.Now() // before the ticker: its ticks come at or after start + k·step
+	tick := time.NewTicker(step)
 	defer tick.Stop()
+	next := 0 // the next slot to send, counted from start
 	sentAt := make(map[*simNode]bool)
-	for slot := 0; ; slot = (slot + 1) % len(slots) {
+	for {
 		clear(sentAt)
-		for _, n := range slots[slot] {
-			f.beat(nc, n)
-			sentAt[n] = true
+		var from, to int
+		from, to, next = dueSlots(time.Since(start), step, next, len(slots))
+		for k := from; k < to; k++ {
+			for _, n := range slots[k%len(slots)] {
+				f.beat(nc, n)
+				sentAt[n] = true
+			}
 		}
 	drain:
 		for {
@@ -512,10 +530,25 @@ func (f *Fleet) heartbeatLoop(ctx context.Context, nc *nats.Conn) {
 	}
 }
 
+// dueSlots says which slots to send, counted from the loop's start, when
+// elapsed has passed since it: [from, to), every slot whose time came
+// since next, but no more than one of each (a loop more than an
+// interval late sends every node once); next is where the following
+// call starts.
+func dueSlots(elapsed, step time.Duration, next, slots int) (from, to, newNext int) {
+	to = int(elapsed/step) + 1
+	from = max(next, to-slots)
+	if from > to {
+		from = to
+	}
+	return from, to, max(to, next)
+}
+
 // beat publishes one node's heartbeat; the member's ack goes to the
 // fleet's inbox and is only counted.
 func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 	if n.silent.Load() {
+		n.lastBeat = time.Time{} // silenced: no gap to count
 		return
 	}
 	f.mu.Lock()
@@ -536,4 +569,11 @@ func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 		return
 	}
 	f.sent.Add(1)
+	now := time.Now()
+	if !n.lastBeat.IsZero() {
+		gap := int64(now.Sub(n.lastBeat))
+		for old := f.longestGap.Load(); gap > old && !f.longestGap.CompareAndSwap(old, gap); old = f.longestGap.Load() {
+		}
+	}
+	n.lastBeat = now
 }

@@ -284,3 +284,29 @@ func TestNewFleetChecksConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDueSlots: the heartbeat loop sends the slot whose time came, and
+// after a late wake-up every slot it missed, each node at most once.
+func TestDueSlots(t *testing.T) {
+	t.Parallel()
+	const step = 10 * time.Millisecond
+	for _, c := range []struct {
+		name               string
+		elapsed            time.Duration
+		next, slots        int
+		from, to, wantNext int
+	}{
+		{"the first call sends slot 0", 0, 0, 50, 0, 1, 1},
+		{"on time: the next slot", 10 * time.Millisecond, 1, 50, 1, 2, 2},
+		{"a tick a little early sends nothing yet", 19 * time.Millisecond, 2, 50, 2, 2, 2},
+		{"then the slot it owed", 20 * time.Millisecond, 2, 50, 2, 3, 3},
+		{"woken 5 slots late: all six due", 75 * time.Millisecond, 2, 50, 2, 8, 8},
+		{"woken more than an interval late: every slot once", 2 * time.Second, 3, 50, 151, 201, 201},
+	} {
+		from, to, next := dueSlots(c.elapsed, step, c.next, c.slots)
+		if from != c.from || to != c.to || next != c.wantNext {
+			t.Errorf("%s: dueSlots(%v, next %d) = [%d, %d) next %d; want [%d, %d) next %d",
+				c.name, c.elapsed, c.next, from, to, next, c.from, c.to, c.wantNext)
+		}
+	}
+}
