@@ -304,10 +304,22 @@ func (m *Member) Run(ctx context.Context) error {
 	if _, err := m.serveEndpointTables(ctx, tbl); err != nil {
 		return err
 	}
-	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held, Meter: m.cfg.Meter.Meter("github.com/atollhq/atoll/member/controller")})
-	if _, err := m.serveNodes(ctx, st, m.nodes, m.controller); err != nil {
+	var beatSub atomic.Pointer[nats.Subscription]
+	unread := func() int {
+		if s := beatSub.Load(); s != nil {
+			n, _, _ := s.Pending()
+			return n
+		}
+		return 0
+	}
+	m.nodes.SetUnread(unread)
+	m.controller = controller.New(controller.Config{Store: st, Nodes: m.nodes, Logger: m.log, Data: m.data.Held,
+		Meter: m.cfg.Meter.Meter("github.com/atollhq/atoll/member/controller")})
+	sub, err := m.serveNodes(ctx, st, m.nodes, m.controller)
+	if err != nil {
 		return err
 	}
+	beatSub.Store(sub)
 	if _, err := m.serveDesired(ctx, st, m.controller.WakeFor); err != nil {
 		return err
 	}

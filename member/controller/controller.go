@@ -46,7 +46,7 @@ type Controller struct {
 
 	keys *TemplateKeys // the pass's only
 
-	nodesLost metric.Int64Counter
+	nodesLost, behindTimes metric.Int64Counter
 
 	mu       sync.Mutex
 	status   []protocol.WorkloadStatus          // sorted by workload
@@ -60,6 +60,9 @@ type Controller struct {
 	// line and member.nodes.lost when a node turns lost, an Info line
 	// when it is heard again).
 	lost map[string]bool
+	// behind is since when the registry was last told behind its
+	// nodes' heartbeats (zero: it keeps up).
+	behind time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -94,6 +97,8 @@ func New(cfg Config) *Controller {
 	}
 	c.nodesLost, _ = meter.Int64Counter("member.nodes.lost", metric.WithUnit("{node}"),
 		metric.WithDescription("Nodes found silent beyond their grace: their replicas were bound elsewhere."))
+	c.behindTimes, _ = meter.Int64Counter("member.nodes.behind", metric.WithUnit("{episode}"),
+		metric.WithDescription("Times the member fell behind reading its nodes' heartbeats, and held its judgements of their silence."))
 	return c
 }
 
@@ -247,9 +252,20 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 // pass (with how long they were silent and how many replicas this pass
 // moves off them) and those heard again.
 func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, deleted []protocol.Binding, now time.Time) {
+	since, unread := c.cfg.Nodes.Behind()
 	c.mu.Lock()
 	lost, back := nodeTransitions(c.lost, nodes)
+	was := c.behind
+	c.behind = since
 	c.mu.Unlock()
+	switch {
+	case !since.IsZero() && was.IsZero():
+		c.log.WarnContext(ctx, "node heartbeats read late: nodes silent past their grace keep their replicas until the member catches up (at most two graces)",
+			"unread", unread)
+		c.behindTimes.Add(ctx, 1)
+	case since.IsZero() && !was.IsZero():
+		c.log.InfoContext(ctx, "node heartbeats read in time again", "behind_for", now.Sub(was).Round(time.Millisecond))
+	}
 	if len(lost)+len(back) == 0 {
 		return
 	}
@@ -259,7 +275,7 @@ func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, d
 	}
 	for _, n := range lost {
 		c.log.WarnContext(ctx, "node lost: silent beyond its grace; its replicas are bound elsewhere", "node", n,
-			"silent_for", now.Sub(nodes[n].Seen).Round(time.Millisecond), "replicas", moved[n])
+			"silent_for", now.Sub(nodes[n].Seen).Round(time.Millisecond), "replicas", moved[n], "heartbeats_unread", unread)
 	}
 	c.nodesLost.Add(ctx, int64(len(lost)))
 	for _, n := range back {

@@ -17,6 +17,11 @@ type Nodes struct {
 	started time.Time
 	grace   time.Duration
 	onAddr  func()
+	// unread, when set, is how many heartbeats were received and not
+	// read yet; behindSince is when the reading fell behind (zero: it
+	// keeps up).
+	unread      func() int
+	behindSince time.Time
 }
 
 type nodeState struct {
@@ -90,6 +95,49 @@ func sameRecord(a, b state.NodeRecord) bool {
 	return true
 }
 
+// SetUnread gives the registry the count of heartbeats received and not
+// read yet (set it before heartbeats are observed). While that backlog is
+// large, the registry is behind its nodes, not they silent: see Behind.
+func (n *Nodes) SetUnread(fn func() int) { n.unread = fn }
+
+// A member that has not read its nodes' heartbeats (an overloaded
+// process: the scale harness found 16,000-24,000 unread when it judged
+// nodes lost, and hundreds of healthy nodes lost their replicas every few
+// seconds) would judge them by its own lateness. While more than
+// backlogLimit heartbeats wait, silence past the grace makes a node
+// NotReady (it takes no new replicas) but not lost (its replicas stay),
+// for at most holdFor: past that a member still behind judges as usual,
+// so a node that died is found even on a member that never catches up.
+const holdGraces = 2
+
+// backlogLimit is how many unread heartbeats make the registry behind: a
+// quarter of an interval's worth at 2 Hz, at least 16.
+func backlogLimit(nodes int) int { return max(16, nodes/8) }
+
+// behindLocked says whether loss judgements are held at now, and keeps
+// behindSince.
+func (n *Nodes) behindLocked(now time.Time) bool {
+	if n.unread == nil || n.unread() <= backlogLimit(len(n.nodes)) {
+		n.behindSince = time.Time{}
+		return false
+	}
+	if n.behindSince.IsZero() {
+		n.behindSince = now
+	}
+	return now.Sub(n.behindSince) < holdGraces*n.grace
+}
+
+// Behind says since when the registry has been behind its nodes'
+// heartbeats (zero: it is not), and how many are unread.
+func (n *Nodes) Behind() (since time.Time, unread int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.unread == nil {
+		return time.Time{}, 0
+	}
+	return n.behindSince, n.unread()
+}
+
 // NodeView is one node at an instant.
 type NodeView struct {
 	Record state.NodeRecord
@@ -106,9 +154,9 @@ type NodeView struct {
 	LimitsEnforced bool
 }
 
-func (n *Nodes) view(ns *nodeState, now time.Time) NodeView {
+func (n *Nodes) view(ns *nodeState, now time.Time, behind bool) NodeView {
 	fresh := now.Sub(ns.seen) <= n.grace
-	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
+	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh && !behind, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
 }
 
 // Get is one node as of now (ok false when unknown).
@@ -119,7 +167,7 @@ func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
 	if !ok {
 		return NodeView{}, false
 	}
-	return n.view(ns, now), true
+	return n.view(ns, now, n.behindLocked(now)), true
 }
 
 // NextExpiry is when the next Ready node would turn NotReady if it stays
@@ -142,8 +190,9 @@ func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make(map[string]NodeView, len(n.nodes))
+	behind := n.behindLocked(now)
 	for name, ns := range n.nodes {
-		out[name] = n.view(ns, now)
+		out[name] = n.view(ns, now, behind)
 	}
 	return out
 }
