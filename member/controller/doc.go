@@ -10,8 +10,12 @@
 // when it returns, its bindings are gone, so its agent stops the replicas
 // that moved. After a member restart every known node gets one grace
 // before it can be declared NotReady, so a restart does not reshuffle the
-// region. Only explicit tombstones from the hub remove a workload's
-// replicas.
+// region. A member that has not read its nodes' heartbeats (more than an
+// eighth of a beat's worth unread) judges no node lost for up to two
+// graces: an overloaded member does not move the replicas of healthy
+// nodes for its own lateness. Each node lost is told (a Warn line,
+// member.nodes.lost). Only explicit tombstones from the hub remove a
+// workload's replicas.
 //
 // A pass covers every workload at least every resync period (1 s), and at
 // once when a node appears, changes or is lost. In between, a pass woken
