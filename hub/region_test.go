@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/atollhq/atoll/member"
 	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // waitFor polls a condition of in-process components (a bounded wait on
@@ -199,4 +201,114 @@ func TestMemberRestartKeepsReplicas(t *testing.T) {
 		t.Fatalf("a node agent stopped across the member's restart: %v", err)
 	default:
 	}
+}
+
+// TestNodeHeartbeatsLeaveOutUnchangedReplicas: once the member acks the
+// number of a node's replica list, the node's heartbeats leave the list
+// out while it stays the same, and the member keeps what it holds; a
+// change goes whole under a new number; a restarted member, which holds
+// no number, gets the list again.
+func TestNodeHeartbeatsLeaveOutUnchangedReplicas(t *testing.T) {
+	t.Parallel()
+	e := newMemberEnv(t, members.HealthConfig{})
+	join := e.joinToken("j", api.TokenSpec{})
+	dir, listen := t.TempDir(), freePort(t) // the restarted member listens where the agent reconnects
+	start := func() (*member.Member, context.CancelFunc, chan struct{}) {
+		m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: dir, NATSListen: listen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx) }()
+		waitFor(t, "the member's first heartbeat ack", 20*time.Second, func() bool { return !m.LastAck().IsZero() })
+		return m, cancel, done
+	}
+	m, stop, stopped := start()
+	url := m.NATSURL()
+	var mu sync.Mutex
+	var beats []protocol.NodeHeartbeat
+	watch := func(m *member.Member) {
+		nc, err := nats.Connect(m.NATSURL(), m.AdminOption())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if _, err := nc.Subscribe(protocol.NodeHeartbeatSubject("n1"), func(msg *nats.Msg) {
+			var hb protocol.NodeHeartbeat
+			if err := json.Unmarshal(msg.Data, &hb); err != nil {
+				t.Errorf("a heartbeat: %v", err)
+				return
+			}
+			mu.Lock()
+			beats = append(beats, hb)
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watch(m)
+	a, err := node.New(node.Config{MemberURL: url, JoinToken: m.NodeJoinToken(), Name: "n1", Zone: "z1", DataDir: t.TempDir(),
+		MilliCPU: 2000, Memory: 4 << 30, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	defer acancel()
+	go func() { _ = a.Run(actx) }()
+	waitFor(t, "the node ready", 20*time.Second, func() bool { return m.Capacity().NodesReady == 1 })
+	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "100m", Memory: "64Mi"}, Sim: &api.SimSpec{StartLatency: "10ms"}}
+	e.create(api.Workload{Metadata: api.ObjectMeta{Name: "web"}, Spec: api.WorkloadSpec{Replicas: 2, Template: tmpl}})
+	waitFor(t, "2 replicas ready", 20*time.Second, func() bool { return workloadStatus(m, "web").Ready == 2 })
+	// sameSince counts the heartbeats that left the list out after the
+	// i-th, and says the number they named.
+	sameSince := func(i int) (n int, seq uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, hb := range beats[min(i, len(beats)):] {
+			if hb.ReplicasSame {
+				if hb.Replicas != nil {
+					t.Errorf("a heartbeat said its list was left out and gave one: %+v", hb)
+				}
+				n, seq = n+1, hb.ReplicasSeq
+			}
+		}
+		return n, seq
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(beats)
+	}
+	mark := count()
+	waitFor(t, "ten heartbeats without the unchanged list", 30*time.Second, func() bool { n, _ := sameSince(mark); return n >= 10 })
+	if got := workloadStatus(m, "web"); got.Ready != 2 {
+		t.Fatalf("the member lost the replicas the heartbeats left out: %+v", got)
+	}
+	_, before := sameSince(mark)
+
+	// A change goes whole, under a new number; then it is left out again.
+	if err := e.admin.Patch(context.Background(), "workloads", "web", []byte(`{"spec":{"replicas":3}}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "3 replicas ready", 20*time.Second, func() bool { return workloadStatus(m, "web").Ready == 3 })
+	mark = count()
+	waitFor(t, "the new list left out again", 30*time.Second, func() bool { n, _ := sameSince(mark); return n >= 3 })
+	if _, after := sameSince(mark); after <= before {
+		t.Errorf("the changed list kept its number %d (before the change: %d)", after, before)
+	}
+
+	// A restarted member holds no number: the node sends its list again,
+	// and the member sees its replicas from it.
+	stop()
+	<-stopped
+	m, stop, stopped = start()
+	defer func() { stop(); <-stopped }()
+	if m.NATSURL() != url {
+		t.Fatalf("the restarted member listens at %s, not %s: the agent cannot follow", m.NATSURL(), url)
+	}
+	waitFor(t, "3 replicas ready on the restarted member", 30*time.Second, func() bool { return workloadStatus(m, "web").Ready == 3 })
 }

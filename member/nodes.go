@@ -27,7 +27,7 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 		}
 		before, _ := nodes.Get(hb.Node, time.Now()) // one node, not the whole registry: this runs per heartbeat
 		m.standby.observe(hb.Node, hb.Images)
-		rec, changed := nodes.Observe(hb, time.Now())
+		rec, changed, seq := nodes.Observe(hb, time.Now())
 		if changed {
 			if err := st.PutNode(ctx, rec); err != nil {
 				m.log.WarnContext(ctx, "storing a node failed", "node", hb.Node, "err", err)
@@ -36,6 +36,7 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 		switch {
 		case changed || !before.Ready:
 			ctl.Wake() // room or placement rules changed: any workload may place differently
+		case hb.ReplicasSame: // its replicas as they were
 		default:
 			if ws := replicasChanged(before.Replicas, hb.Replicas); len(ws) > 0 {
 				ctl.WakeFor(ws...)
@@ -44,7 +45,8 @@ func (m *Member) serveNodes(ctx context.Context, st *state.Store, nodes *control
 		if protocol.NodeReplyOK(hb.Node, msg.Reply) {
 			now := time.Now()
 			left, renewed := m.fence.lease(now)
-			ack := protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: left.Milliseconds(), Hold: m.fence.held(now), Dark: m.drill.dark(now)}
+			ack := protocol.NodeAck{Version: protocol.Version, Known: true, LeaseMillis: left.Milliseconds(), Hold: m.fence.held(now), Dark: m.drill.dark(now),
+				ReplicasSeq: seq}
 			if !renewed.IsZero() {
 				ack.LeaseRenewed = renewed.UnixNano()
 			}

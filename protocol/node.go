@@ -114,6 +114,16 @@ type NodeHeartbeat struct {
 	// Images is the state of each image the member asked the node to
 	// hold ahead (NodeBindings.Prepull).
 	Images []NodeImage `json:"images,omitempty"`
+	// ReplicasSeq numbers the replica list this heartbeat gives: the
+	// agent changes it whenever the list changes, and a new agent process
+	// starts from a fresh number (its start time in nanoseconds).
+	// ReplicasSame says Replicas is left out: the list is the one
+	// numbered ReplicasSeq, which the member's last ack said it holds
+	// (NodeAck.ReplicasSeq). A node's list at 2 Hz was most of what a
+	// member decoded; it changes far less often. A member before these
+	// fields never acks a number, so it is always sent the list.
+	ReplicasSeq  uint64 `json:"replicasSeq,omitempty"`
+	ReplicasSame bool   `json:"replicasSame,omitempty"`
 }
 
 // ReplicaState is one replica as its node agent sees it.
@@ -164,6 +174,10 @@ type NodeAck struct {
 	// Dark is set while a drill has taken the region down (outage): the
 	// node stops every replica, as if its machine had died.
 	Dark bool `json:"dark,omitempty"`
+	// ReplicasSeq is the number of the node's replica list the member
+	// holds (NodeHeartbeat.ReplicasSeq; 0: none it can name, send the
+	// list): while the list stays the same, the node may leave it out.
+	ReplicasSeq uint64 `json:"replicasSeq,omitempty"`
 }
 
 // Binding puts one replica on one node: the member writes it, the node

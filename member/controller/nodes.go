@@ -31,6 +31,7 @@ type nodeState struct {
 	limits   bool
 	host     string // where the node's replicas are reached (its heartbeat's Host)
 	replicas map[string]protocol.ReplicaState
+	seq      uint64 // the number of replicas, as the node gave it (0: none to name)
 }
 
 // NewNodes makes a registry; nodes from an earlier run (recs) get one
@@ -44,8 +45,13 @@ func NewNodes(recs []state.NodeRecord, start time.Time, grace time.Duration) *No
 }
 
 // Observe records a heartbeat; it reports whether the node's record
-// (labels, zone, capacity) changed and should be stored.
-func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool) {
+// (labels, zone, capacity) changed and should be stored, and the number
+// of the replica list it now holds for the node (NodeAck.ReplicasSeq; 0:
+// none it can name). A heartbeat that leaves its list out (ReplicasSame)
+// keeps the one held when the numbers agree; when they do not (a member
+// restarted, or a list it never got), it keeps what it holds, stale, and
+// answers 0, so the node sends its list with the next heartbeat.
+func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool, seq uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec = state.NodeRecord{Name: hb.Node, Zone: hb.Zone, Labels: hb.Labels, Taints: hb.Taints, Allocatable: hb.Allocatable}
@@ -57,6 +63,16 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 	changed = !ok || !sameRecord(ns.rec, rec)
 	hostMoved := ns.host != hb.Host
 	ns.rec, ns.seen, ns.heard, ns.limits, ns.host = rec, at, true, hb.LimitsEnforced, hb.Host
+	if hb.ReplicasSame {
+		if hb.ReplicasSeq == 0 || hb.ReplicasSeq != ns.seq {
+			ns.seq = 0
+		}
+		if hostMoved && n.onAddr != nil {
+			n.onAddr()
+		}
+		return rec, changed, ns.seq
+	}
+	ns.seq = hb.ReplicasSeq
 	old := ns.replicas
 	ns.replicas = make(map[string]protocol.ReplicaState, len(hb.Replicas))
 	moved := false
@@ -75,7 +91,7 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 	if (moved || hostMoved) && n.onAddr != nil {
 		n.onAddr()
 	}
-	return rec, changed
+	return rec, changed, ns.seq
 }
 
 // OnAddressChange sets fn to be called (under the registry's lock: it

@@ -49,3 +49,41 @@ func TestBehindHoldsLossJudgements(t *testing.T) {
 	unread = 1000 // behind again: a new hold
 	check(t0.Add(13*time.Second), false, t0.Add(13*time.Second))
 }
+
+// TestObserveReplicasLeftOut: a heartbeat that leaves its list out keeps
+// the one held when it names its number; one naming another number (a
+// list the member never got) keeps the stale list and has 0 answered, so
+// that the node sends its list; an agent before the numbers (0) always
+// sends it and is answered 0.
+func TestObserveReplicasLeftOut(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, now, 3*time.Second)
+	hb := func(seq uint64, same bool, ids ...string) protocol.NodeHeartbeat {
+		h := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}, ReplicasSeq: seq, ReplicasSame: same}
+		for _, id := range ids {
+			h.Replicas = append(h.Replicas, protocol.ReplicaState{ID: id, Workload: "w", Phase: "Running", Ready: true})
+		}
+		return h
+	}
+	observe := func(what string, h protocol.NodeHeartbeat, wantSeq uint64, wantIDs ...string) {
+		t.Helper()
+		_, _, seq := nodes.Observe(h, now)
+		v, _ := nodes.Get("n1", now)
+		if seq != wantSeq || len(v.Replicas) != len(wantIDs) {
+			t.Fatalf("%s: answered %d holding %v; want %d holding %v", what, seq, v.Replicas, wantSeq, wantIDs)
+		}
+		for _, id := range wantIDs {
+			if _, ok := v.Replicas[id]; !ok {
+				t.Fatalf("%s: %s not held: %v", what, id, v.Replicas)
+			}
+		}
+	}
+	observe("an old agent's list", hb(0, false, "a"), 0, "a")
+	observe("a numbered list", hb(7, false, "a", "b"), 7, "a", "b")
+	observe("left out, the number held", hb(7, true), 7, "a", "b")
+	observe("left out, another number: stale kept, 0 answered", hb(8, true), 0, "a", "b")
+	observe("left out again with the number held before: still 0", hb(7, true), 0, "a", "b")
+	observe("the list, whole", hb(8, false, "b"), 8, "b")
+	observe("left out with 0 is never held", hb(0, true), 0, "b")
+}

@@ -91,6 +91,9 @@ type Agent struct {
 	// revokedAfter is how long the member must refuse the key on
 	// reconnects before the agent takes it as revoked and stops.
 	revokedAfter time.Duration
+	// replicas numbers the heartbeats' replica lists (the main loop's).
+	replicas listSeq
+	started  time.Time
 }
 
 // New checks the configuration.
@@ -113,7 +116,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Memory <= 0 {
 		cfg.Memory = machineMemory()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1), reconnected: make(chan struct{}, 1), revokedAfter: cfg.RevokedAfter}
+	a := &Agent{cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), refused: make(chan struct{}, 1), reconnected: make(chan struct{}, 1), revokedAfter: cfg.RevokedAfter,
+		started: time.Now()}
 	if a.revokedAfter <= 0 {
 		a.revokedAfter = 30 * time.Second
 	}
@@ -297,13 +301,15 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	for _, w := range warm {
 		hb.Images = append(hb.Images, protocol.NodeImage{Image: w.Ref, State: w.State, Message: w.Message})
 	}
+	var list []protocol.ReplicaState
 	for _, s := range r.Status() {
 		rs := replicaState(s)
 		if s.Pid != 0 && !s.LimitsEnforced { // a real process without its cgroup
 			rs.Limits, hb.LimitsEnforced = s.LimitsMessage, false
 		}
-		hb.Replicas = append(hb.Replicas, rs)
+		list = append(list, rs)
 	}
+	a.replicas.fill(&hb, list, a.started)
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
 	defer cancel()
@@ -316,8 +322,10 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	}
 	var ack protocol.NodeAck
 	if json.Unmarshal(msg.Data, &ack) != nil {
+		a.replicas.acked(0) // unreadable: the list goes whole next time
 		return ack, false
 	}
+	a.replicas.acked(ack.ReplicasSeq)
 	return ack, true
 }
 

@@ -49,6 +49,7 @@ type Fleet struct {
 
 	runtime *runtime.Runtime
 	inbox   string
+	started time.Time // numbers the nodes' first replica lists
 
 	mu       sync.Mutex
 	bindings map[string]map[string]protocol.Binding // node -> replica -> binding
@@ -57,8 +58,8 @@ type Fleet struct {
 	statusWake chan struct{}
 	dirty      chan *simNode // nodes whose replicas changed: heartbeat at the next slot
 
-	sent, acked atomic.Uint64
-	longestGap  atomic.Int64 // nanoseconds; see LongestGap
+	sent, acked, same atomic.Uint64
+	longestGap        atomic.Int64 // nanoseconds; see LongestGap
 }
 
 // FleetConfig configures a Fleet. Zero values mean the defaults.
@@ -113,6 +114,9 @@ type SimNode struct {
 type FleetStats struct {
 	// Heartbeats sent, and the acks the member sent back.
 	Heartbeats, Acks uint64
+	// Unchanged counts the heartbeats sent without their replica list
+	// (the member held it: NodeHeartbeat.ReplicasSame).
+	Unchanged uint64
 }
 
 type simNode struct {
@@ -124,6 +128,7 @@ type simNode struct {
 	replicas []protocol.ReplicaState // immutable once set; replaced on change
 	limits   bool
 	lastBeat time.Time // the heartbeat loop's own
+	list     listSeq   // its replica list's number (filled by the heartbeat loop)
 }
 
 // NewFleet checks the configuration.
@@ -147,7 +152,7 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if cfg.ApplyEvery <= 0 {
 		cfg.ApplyEvery = 20 * time.Millisecond
 	}
-	f := &Fleet{cfg: cfg, log: cfg.Logger, index: make(map[string]*simNode, len(cfg.Nodes)), ready: make(chan struct{}),
+	f := &Fleet{cfg: cfg, log: cfg.Logger, started: time.Now(), index: make(map[string]*simNode, len(cfg.Nodes)), ready: make(chan struct{}),
 		bindings: map[string]map[string]protocol.Binding{}, applyWake: make(chan struct{}, 1), statusWake: make(chan struct{}, 1), dirty: make(chan *simNode, len(cfg.Nodes))}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -181,7 +186,7 @@ func (f *Fleet) Runtime() *runtime.Runtime { return f.runtime }
 
 // Stats counts heartbeats and acks so far.
 func (f *Fleet) Stats() FleetStats {
-	return FleetStats{Heartbeats: f.sent.Load(), Acks: f.acked.Load()}
+	return FleetStats{Heartbeats: f.sent.Load(), Acks: f.acked.Load(), Unchanged: f.same.Load()}
 }
 
 // LongestGap is the longest time between two heartbeats the fleet sent
@@ -233,7 +238,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	// The member answers a node's heartbeat only into that node's inbox:
 	// every simulated node gets one, under one subscription.
 	f.inbox = "fleet-" + nats.NewInbox()[len(nats.InboxPrefix):]
-	ackSub, err := nc.Subscribe(protocol.NodeInboxPrefix("*")+"."+f.inbox, func(*nats.Msg) { f.acked.Add(1) })
+	ackSub, err := nc.Subscribe(protocol.NodeInboxPrefix("*")+"."+f.inbox, f.ack)
 	if err != nil {
 		return fmt.Errorf("fleet: subscribe to acks: %w", err)
 	}
@@ -544,8 +549,30 @@ func dueSlots(elapsed, step time.Duration, next, slots int) (from, to, newNext i
 	return from, to, max(to, next)
 }
 
+// ack counts a member's answer to a node's heartbeat and takes the
+// number of the node's replica list it holds.
+func (f *Fleet) ack(msg *nats.Msg) {
+	f.acked.Add(1)
+	// The subject is NodeInboxPrefix(node) + "." + the fleet's inbox.
+	rest, ok := strings.CutPrefix(msg.Subject, protocol.NodeInboxPrefix(""))
+	if !ok {
+		return
+	}
+	n := f.index[strings.TrimSuffix(rest, "."+f.inbox)]
+	if n == nil {
+		return
+	}
+	var ack struct {
+		ReplicasSeq uint64 `json:"replicasSeq"`
+	}
+	if json.Unmarshal(msg.Data, &ack) != nil {
+		ack.ReplicasSeq = 0 // unreadable: the list goes whole next time
+	}
+	n.list.acked(ack.ReplicasSeq)
+}
+
 // beat publishes one node's heartbeat; the member's ack goes to the
-// fleet's inbox and is only counted.
+// fleet's inbox (ack).
 func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 	if n.silent.Load() {
 		n.lastBeat = time.Time{} // silenced: no gap to count
@@ -554,12 +581,10 @@ func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 	f.mu.Lock()
 	replicas, limits := n.replicas, n.limits
 	f.mu.Unlock()
-	if replicas == nil {
-		replicas = []protocol.ReplicaState{}
-	}
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: n.cfg.Name, Zone: n.cfg.Zone, Labels: n.cfg.Labels, Taints: n.cfg.Taints,
-		Allocatable: protocol.Resources{MilliCPU: n.cfg.MilliCPU, Memory: n.cfg.Memory}, Replicas: replicas,
+		Allocatable:  protocol.Resources{MilliCPU: n.cfg.MilliCPU, Memory: n.cfg.Memory},
 		AgentVersion: f.cfg.Version, LimitsEnforced: limits}
+	n.list.fill(&hb, replicas, f.started)
 	data, err := json.Marshal(hb)
 	if err != nil {
 		return
@@ -569,6 +594,9 @@ func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 		return
 	}
 	f.sent.Add(1)
+	if hb.ReplicasSame {
+		f.same.Add(1)
+	}
 	now := time.Now()
 	if !n.lastBeat.IsZero() {
 		gap := int64(now.Sub(n.lastBeat))

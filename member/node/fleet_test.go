@@ -52,7 +52,7 @@ func newRegion(t *testing.T, grace time.Duration) *region {
 		r.mu.Lock()
 		r.beats[hb.Node] = append(r.beats[hb.Node], time.Now())
 		r.mu.Unlock()
-		rec, changed := r.nodes.Observe(hb, time.Now())
+		rec, changed, _ := r.nodes.Observe(hb, time.Now()) // acks no number: a member before them
 		if changed {
 			if err := st.PutNode(ctx, rec); err != nil && ctx.Err() == nil {
 				t.Errorf("store node %s: %v", hb.Node, err)
