@@ -167,6 +167,8 @@ func BenchmarkMemberLossShare(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	st := fleet.Stats()
+	b.Logf("node heartbeats: %d sent, %d of them without their unchanged replica list", st.Heartbeats, st.Unchanged)
 	b.ReportMetric(mean(alls), "all-s")
 	b.ReportMetric(mean(halves), "half-s")
 	b.ReportMetric(mean(sends), "send-s")

@@ -162,6 +162,16 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	var replaced []time.Time // Ready times on the others after the loss
 	up := map[string]bool{}
 	watchState := "" // the watchers' last line
+	// gap is the longest a fleet went without a heartbeat of one of its
+	// nodes (reported when over 1 s), reset at each phase below.
+	var gap time.Duration
+	takeGap := func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		g := gap
+		gap = 0
+		return g
+	}
 	var fleetErr error
 	onLine := func(line string) {
 		rest, ok := strings.CutPrefix(line, scaleLinePrefix)
@@ -194,6 +204,9 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 			watchState = rest
 		case len(f) == 2 && f[0] == "up":
 			up[f[1]] = true
+		case len(f) == 3 && f[0] == "gap":
+			ms, _ := strconv.Atoi(f[2])
+			gap = max(gap, time.Duration(ms)*time.Millisecond)
 		case len(f) > 0 && f[0] == "error":
 			fleetErr = errors.New(rest)
 		}
@@ -491,6 +504,34 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		b.Errorf("events: %v", err)
 	}
 	b.Logf("before the loss: %d ClusterUnreachable events", unreachable)
+	restProfiled := make(chan struct{})
+	go func() { // the hub's profile at rest ends before its profile of the loss begins
+		defer close(restProfiled)
+		if c.profile == "" {
+			return
+		}
+		if err := h.saveProfile("profile?seconds=10", filepath.Join(c.profile, fmt.Sprintf("hub-rest-cpu-%s.pprof", c.label))); err != nil {
+			b.Error(err)
+		}
+	}()
+	if c.profile != "" {
+		for i, p := range fleets[:nFleets] {
+			p.send(fmt.Sprintf("profile %s", filepath.Join(c.profile, fmt.Sprintf("fleet%d-rest-%s.pprof", i+1, c.label))))
+		}
+	}
+	lostBefore, gapBefore := nodesLost(fleets), takeGap()
+	rest := atRest(b, h.cmd.Process.Pid, postmaster, fleets[:nFleets], 10*time.Second)
+	lostRested, gapRested := nodesLost(fleets), takeGap()
+	if c.profile != "" {
+		for _, p := range fleets[:nFleets] {
+			p.send("profile-stop")
+		}
+	}
+	<-restProfiled
+	b.Logf("at rest before the loss (%s): hub %.2f cores, surviving fleets %.2f cores (%.3f per 1,000 sim nodes), PostgreSQL %.2f cores; load %s",
+		rest.over, rest.hub, rest.fleets, rest.fleets*1000/float64((c.clusters-nLost)*c.nodesPer), rest.pg, loadAverage())
+	b.Logf("sim nodes their members found lost (silent beyond the grace, their replicas moved): %s before the rest, %s at rest; members behind reading their nodes' heartbeats (judgements held) %d times so far; the longest a fleet went without one node's heartbeat: %v before the rest, %v at rest (0: under 1 s)",
+		silences(lostSince(nil, lostBefore)), silences(lostSince(lostBefore, lostRested)), heldLate(fleets), gapBefore, gapRested)
 	mu.Lock()
 	maps.Copy(lost, lostNames)
 	owed = lostBy
@@ -582,6 +623,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		slices.SortFunc(replaced, time.Time.Compare)
 		return replaced[lostReplicas-1].Sub(detected)
 	}()
+	lostInRecovery, gapInRecovery := lostSince(lostRested, nodesLost(fleets)), takeGap()
 	close(rowsStop) // every lost replica is Ready: its rows were written and acknowledged, or counted otherwise
 	<-rowsDone
 	if c.profile != "" {
@@ -614,6 +656,7 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 	b.ReportMetric(1000*pages["/workloads"], "workloads-page-ms")
 	b.ReportMetric(detected.Sub(killedAt).Seconds(), "loss-detection-s")
 	b.ReportMetric(rto.Seconds(), "loss-RTO-s")
+	b.ReportMetric(rest.fleets*1000/float64((c.clusters-nLost)*c.nodesPer), "rest-fleet-cores/1000-nodes")
 	b.Logf("load at the end: %s", loadAverage())
 	b.Logf("%d clusters x %d sim nodes in %d fleet processes, %d workloads x %d replicas: creates %.1f s (%.0f/s), all %d Ready %.1f s after the first create",
 		c.clusters, c.nodesPer, len(fleets), c.workloads, c.perWorkload, created.Seconds(), float64(c.workloads)/created.Seconds(), total, took.Seconds())
@@ -628,8 +671,8 @@ func scaleOnce(b *testing.B, c scaleConfig) {
 		mib(settled.alloc), float64(settled.alloc-heap0.alloc)/1024/float64(c.workloads), mib(hub2.rss))
 	b.Logf("%d watchers: lag p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d events; console / %.0f ms, /workloads %.0f ms (median of 5)",
 		c.watchers, 1000*lags[len(lags)/2], 1000*lags[len(lags)*99/100], 1000*lags[len(lags)-1], len(lags), 1000*pages["/"], 1000*pages["/workloads"])
-	b.Logf("region loss: %d of %d clusters with %d replicas SIGKILLed; detection %.1f s; all Ready elsewhere %.1f s after detection",
-		nLost, c.clusters, lostReplicas, detected.Sub(killedAt).Seconds(), rto.Seconds())
+	b.Logf("region loss: %d of %d clusters with %d replicas SIGKILLed; detection %.1f s; all Ready elsewhere %.1f s after detection; sim nodes the surviving members found lost meanwhile: %s; the longest a fleet went without one node's heartbeat: %v",
+		nLost, c.clusters, lostReplicas, detected.Sub(killedAt).Seconds(), rto.Seconds(), silences(lostInRecovery), gapInRecovery)
 	mu.Lock()
 	at := func(q float64) float64 { return replaced[int(q*float64(lostReplicas-1))].Sub(detected).Seconds() }
 	b.Logf("the lost replicas Ready elsewhere after detection: 10%% %.1f s, 50%% %.1f s, 90%% %.1f s, 99%% %.1f s, all %.1f s",
@@ -749,4 +792,35 @@ func mustJSONString(b *testing.B, v any) string {
 		b.Fatal(err)
 	}
 	return string(data)
+}
+
+// restUsage is the CPU a settled system takes, in cores (CPU seconds a
+// second).
+type restUsage struct {
+	over            time.Duration
+	hub, fleets, pg float64
+}
+
+// atRest samples the CPU of the hub, the fleets and PostgreSQL over d:
+// what the settled system takes before a region loss asks for more (on
+// this machine the surviving fleets share its cores with the recovery).
+func atRest(b *testing.B, hub, postmaster int, fleets []*scaleProc, d time.Duration) restUsage {
+	sample := func() (h, f, pg time.Duration) {
+		if u, err := readProcUsage(hub); err == nil {
+			h = u.cpu
+		}
+		for _, p := range fleets {
+			if u, err := readProcUsage(p.cmd.Process.Pid); err == nil {
+				f += u.cpu
+			}
+		}
+		return h, f, postgresCPU(postmaster)
+	}
+	h0, f0, pg0 := sample()
+	start := time.Now()
+	time.Sleep(d) // a measurement's span, not a wait for a condition
+	h1, f1, pg1 := sample()
+	over := time.Since(start)
+	cores := func(a, b time.Duration) float64 { return (b - a).Seconds() / over.Seconds() }
+	return restUsage{over: over.Round(10 * time.Millisecond), hub: cores(h0, h1), fleets: cores(f0, f1), pg: cores(pg0, pg1)}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -51,12 +52,66 @@ type scaleFleetSpec struct {
 //
 //	up <cluster>                      its member heartbeats and every sim node is Ready
 //	ready <cluster> <replica> <unix ns> a replica became Ready on a node
+//	gap <cluster> <ms>                the longest time between two heartbeats of one of its nodes over the last 2 s, when over 1 s
 //	error <text>                      the fleet failed (it exits 1)
 //
 // and the benchmark's on its standard input: "profile <path>" starts a
 // CPU profile to path, "profile-stop" ends it. End of input ends the
 // process.
 const scaleLinePrefix = "@scale "
+
+// scaleFleetLogger is the members' log in a fleet process: warnings to
+// standard error (the process's log file), where the benchmark counts
+// the nodes they found lost ("node lost").
+var scaleFleetLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// nodesLost is, for each fleet and each "node lost" warning in its log so
+// far, how long its node had been silent.
+func nodesLost(fleets []*scaleProc) [][]time.Duration {
+	out := make([][]time.Duration, len(fleets))
+	for i, p := range fleets {
+		for _, line := range p.lines("node lost") {
+			_, v, _ := strings.Cut(line, "silent_for=")
+			v, _, _ = strings.Cut(v, " ")
+			d, _ := time.ParseDuration(v)
+			out[i] = append(out[i], d)
+		}
+	}
+	return out
+}
+
+// heldLate counts the times the fleets' members fell behind reading
+// their nodes' heartbeats (and held their judgements of silence).
+func heldLate(fleets []*scaleProc) int {
+	n := 0
+	for _, p := range fleets {
+		n += len(p.lines("heartbeats read late"))
+	}
+	return n
+}
+
+// lostSince is what nodesLost found in now and not in before.
+func lostSince(before, now [][]time.Duration) []time.Duration {
+	var out []time.Duration
+	for i := range now {
+		if i < len(before) {
+			out = append(out, now[i][min(len(before[i]), len(now[i])):]...)
+		} else {
+			out = append(out, now[i]...)
+		}
+	}
+	return out
+}
+
+// silences sums up how long lost nodes had been silent: "n (silent
+// p50 / max)".
+func silences(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "0"
+	}
+	ds = slices.Sorted(slices.Values(ds))
+	return fmt.Sprintf("%d (silent %v p50, %v max)", len(ds), ds[len(ds)/2], ds[len(ds)-1])
+}
 
 // runScaleFleet is the fleet process's main; it never returns.
 func runScaleFleet(specJSON string) {
@@ -99,7 +154,7 @@ func runScaleFleet(specJSON string) {
 	var started []*member.Member
 	for _, name := range spec.Members {
 		m, err := member.New(member.Config{JoinToken: spec.JoinToken, Name: name, Region: name,
-			DataDir: filepath.Join(spec.DataDir, name), NATSListen: "127.0.0.1:0", Logger: benchLogger()})
+			DataDir: filepath.Join(spec.DataDir, name), NATSListen: "127.0.0.1:0", Logger: scaleFleetLogger})
 		if err != nil {
 			fail("member %s: %v", name, err)
 		}
@@ -126,6 +181,13 @@ func runScaleFleet(specJSON string) {
 		go func() {
 			if err := fleet.Run(ctx); err != nil {
 				fail("fleet %s: %v", name, err)
+			}
+		}()
+		go func() {
+			for range time.Tick(2 * time.Second) {
+				if g := fleet.LongestGap(); g > time.Second {
+					out.printf("gap %s %d", name, g.Milliseconds())
+				}
 			}
 		}()
 		started = append(started, m)
