@@ -33,7 +33,7 @@ import (
 // member directly (a request on protocol.DesiredSubject, as the hub would)
 // and observes the region through the node agents' heartbeats (every
 // 500 ms and on every change: each replica's phase, readiness, restarts
-// and generation) and the member's status reports (every 2 s), and the
+// and generation; a list left out while unchanged is the last one heard) and the member's status reports (every 2 s), and the
 // replica processes themselves through /proc.
 
 const (
@@ -654,6 +654,12 @@ func observeRegion(nc *nats.Conn, cluster string) (*regionObserver, error) {
 		}
 		o.mu.Lock()
 		defer o.mu.Unlock()
+		// A heartbeat that leaves its replica list out (the member holds
+		// it) keeps the list last heard under the same number, as the
+		// member does.
+		if prev := o.nodes[hb.Node].hb; hb.ReplicasSame && prev.ReplicasSeq == hb.ReplicasSeq {
+			hb.Replicas = prev.Replicas
+		}
 		o.nodes[hb.Node] = heardNode{hb, time.Now()}
 		close(o.changed)
 		o.changed = make(chan struct{})
