@@ -27,7 +27,7 @@ type Nodes struct {
 type nodeState struct {
 	rec      state.NodeRecord
 	seen     time.Time
-	heard    bool
+	heard    bool // a list of its came whole this run: it may be Ready
 	limits   bool
 	host     string // where the node's replicas are reached (its heartbeat's Host)
 	replicas map[string]protocol.ReplicaState
@@ -50,7 +50,8 @@ func NewNodes(recs []state.NodeRecord, start time.Time, grace time.Duration) *No
 // none it can name). A heartbeat that leaves its list out (ReplicasSame)
 // keeps the one held when the numbers agree; when they do not (a member
 // restarted, or a list it never got), it keeps what it holds, stale, and
-// answers 0, so the node sends its list with the next heartbeat.
+// answers 0, so the node sends its list with the next heartbeat; a node
+// whose list it never got this run is not Ready until then.
 func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool, seq uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -62,8 +63,11 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 	}
 	changed = !ok || !sameRecord(ns.rec, rec)
 	hostMoved := ns.host != hb.Host
-	ns.rec, ns.seen, ns.heard, ns.limits, ns.host = rec, at, true, hb.LimitsEnforced, hb.Host
+	ns.rec, ns.seen, ns.limits, ns.host = rec, at, hb.LimitsEnforced, hb.Host
 	if hb.ReplicasSame {
+		// The node is alive (not lost), but Ready only once a list of
+		// its came whole (heard): a member restarted, or a node first
+		// heard leaving its list out, waits for the list.
 		if hb.ReplicasSeq == 0 || hb.ReplicasSeq != ns.seq {
 			ns.seq = 0
 		}
@@ -72,7 +76,7 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 		}
 		return rec, changed, ns.seq
 	}
-	ns.seq = hb.ReplicasSeq
+	ns.seq, ns.heard = hb.ReplicasSeq, true
 	old := ns.replicas
 	ns.replicas = make(map[string]protocol.ReplicaState, len(hb.Replicas))
 	moved := false

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -143,5 +144,37 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 	unread = 1000
 	if v := nodes.Snapshot(t0.Add(15500 * time.Millisecond))["n2"]; !v.Lost {
 		t.Error("n2, silent past its grace before the member fell behind again, is held by the new episode")
+	}
+}
+
+// TestRestartedMemberWaitsForTheList: a member restarted (its registry
+// made from the stored records, no replica list held) that gets a
+// heartbeat leaving the list out, naming a number from its previous run,
+// takes the node as alive (not lost) but not Ready until the list comes:
+// a Ready node with no replicas would drop its replicas from status and
+// endpoints for a heartbeat.
+func TestRestartedMemberWaitsForTheList(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	alloc := protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}
+	nodes := NewNodes([]state.NodeRecord{{Name: "n1", Zone: "z1", Allocatable: alloc}}, t0, 3*time.Second)
+	at := t0.Add(5 * time.Second) // past the restart's grace
+	_, _, seq := nodes.Observe(protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: alloc, ReplicasSeq: 7, ReplicasSame: true}, at)
+	if v, _ := nodes.Get("n1", at); seq != 0 || v.Ready || v.Lost {
+		t.Fatalf("a left-out list never held: answered %d, ready %v lost %v; want 0, not ready, not lost", seq, v.Ready, v.Lost)
+	}
+	if addrs := nodes.Addresses(at); len(addrs) != 0 {
+		t.Errorf("addresses from a list never held: %v", addrs)
+	}
+	hb := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: alloc, ReplicasSeq: 7,
+		Replicas: []protocol.ReplicaState{{ID: "a", Workload: "w", Phase: "Running", Ready: true}}}
+	_, _, seq = nodes.Observe(hb, at)
+	if v, _ := nodes.Get("n1", at); seq != 7 || !v.Ready || !v.Replicas["a"].Ready {
+		t.Fatalf("the list itself: answered %d, %+v; want 7, ready with a", seq, v)
+	}
+	// A new node unknown to the registry is the same.
+	nodes.Observe(protocol.NodeHeartbeat{Node: "n2", Zone: "z1", Allocatable: alloc, ReplicasSeq: 9, ReplicasSame: true}, at)
+	if v, _ := nodes.Get("n2", at); v.Ready {
+		t.Error("a node first heard with its list left out is Ready")
 	}
 }
