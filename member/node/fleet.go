@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,7 +475,7 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 	for _, n := range f.nodes {
 		list := per[n.cfg.Name]
 		_, unlimited := limits[n.cfg.Name]
-		if slices.Equal(n.replicas, list) && n.limits == !unlimited {
+		if sameList(n.replicas, list) && n.limits == !unlimited {
 			continue
 		}
 		n.replicas, n.limits = list, !unlimited

@@ -27,7 +27,7 @@ func (l *listSeq) fill(hb *protocol.NodeHeartbeat, list []protocol.ReplicaState,
 	switch {
 	case !l.begun:
 		l.seq, l.begun = uint64(start.UnixNano()), true
-	case !slices.Equal(list, l.last):
+	case !sameList(list, l.last):
 		l.seq++
 	}
 	l.last = list
@@ -44,3 +44,18 @@ func (l *listSeq) fill(hb *protocol.NodeHeartbeat, list []protocol.ReplicaState,
 
 // acked takes the number the member says it holds.
 func (l *listSeq) acked(seq uint64) { l.held.Store(seq) }
+
+// sameList says whether two replica lists say the same: field by field,
+// exit codes by value (a list rebuilt from the runtime's status has a
+// new pointer each time) and times as instants.
+func sameList(a, b []protocol.ReplicaState) bool {
+	return slices.EqualFunc(a, b, func(x, y protocol.ReplicaState) bool {
+		if (x.ExitCode == nil) != (y.ExitCode == nil) || (x.ExitCode != nil && *x.ExitCode != *y.ExitCode) ||
+			!x.StartedAt.Equal(y.StartedAt) || !x.NextStartAt.Equal(y.NextStartAt) {
+			return false
+		}
+		x.ExitCode, y.ExitCode = nil, nil
+		x.StartedAt, y.StartedAt, x.NextStartAt, y.NextStartAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		return x == y
+	})
+}

@@ -43,3 +43,43 @@ func TestListSeq(t *testing.T) {
 	l.acked(0) // a restarted member
 	check("the member holds none: whole", fill(b), first+2, false, 2)
 }
+
+// TestListSeqComparesValues: a list rebuilt for each heartbeat (the
+// agent's, from its runtime's status) keeps its number while its values
+// stay the same: a replica that exited once has its exit code behind a
+// pointer that is new each time, and times may differ in their
+// location or monotonic reading.
+func TestListSeqComparesValues(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1700000000, 0)
+	at := time.Now()
+	build := func() []protocol.ReplicaState {
+		code := 137
+		return []protocol.ReplicaState{{ID: "a", Workload: "w", Phase: "Running", Ready: true, Restarts: 1, ExitCode: &code, StartedAt: at}}
+	}
+	var l listSeq
+	var hb protocol.NodeHeartbeat
+	l.fill(&hb, build(), start)
+	l.acked(hb.ReplicasSeq)
+	again := build()
+	again[0].StartedAt = at.Round(0).UTC() // the same instant
+	hb = protocol.NodeHeartbeat{}
+	l.fill(&hb, again, start)
+	if !hb.ReplicasSame || hb.ReplicasSeq != uint64(start.UnixNano()) {
+		t.Errorf("the same list rebuilt: seq %d same %v; want the first number, left out", hb.ReplicasSeq, hb.ReplicasSame)
+	}
+	other := build()
+	*other[0].ExitCode = 1
+	hb = protocol.NodeHeartbeat{}
+	l.fill(&hb, other, start)
+	if hb.ReplicasSame || hb.ReplicasSeq != uint64(start.UnixNano())+1 {
+		t.Errorf("another exit code: seq %d same %v; want the next number, whole", hb.ReplicasSeq, hb.ReplicasSame)
+	}
+	none := build()
+	none[0].ExitCode = nil
+	hb = protocol.NodeHeartbeat{}
+	l.fill(&hb, none, start)
+	if hb.ReplicasSame || hb.ReplicasSeq != uint64(start.UnixNano())+2 {
+		t.Errorf("no exit code: seq %d same %v; want the next number, whole", hb.ReplicasSeq, hb.ReplicasSame)
+	}
+}
