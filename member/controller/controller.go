@@ -241,7 +241,7 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 	if freed {
 		c.poke()
 	}
-	c.tellNodes(ctx, snap.Nodes, ch.Delete, now)
+	c.tellNodes(ctx, snap.Nodes, bindings, now)
 	if len(ch.Put)+len(ch.Delete) > 0 {
 		c.log.InfoContext(ctx, "replicas rebound", "added", len(ch.Put), "removed", len(ch.Delete))
 	}
@@ -249,9 +249,10 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 }
 
 // tellNodes logs and counts the nodes that turned lost since the last
-// pass (with how long they were silent and how many replicas this pass
-// moves off them) and those heard again.
-func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, deleted []protocol.Binding, now time.Time) {
+// pass (with how long they were silent and how many replicas were bound
+// to them: a pass over some workloads moves theirs, the next full pass
+// the rest) and those heard again.
+func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, bindings []protocol.Binding, now time.Time) {
 	since, unread := c.cfg.Nodes.Behind()
 	c.mu.Lock()
 	lost, back := nodeTransitions(c.lost, nodes)
@@ -270,8 +271,10 @@ func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, d
 		return
 	}
 	moved := map[string]int{}
-	for _, b := range deleted {
-		moved[b.Node]++
+	for _, b := range bindings {
+		if nodes[b.Node].Lost {
+			moved[b.Node]++
+		}
 	}
 	for _, n := range lost {
 		c.log.WarnContext(ctx, "node lost: silent beyond its grace; its replicas are bound elsewhere", "node", n,

@@ -230,3 +230,68 @@ func TestNodeLossIsTold(t *testing.T) {
 		t.Fatalf("a second loss of n1: told %v, counted %d", got, lostCount())
 	}
 }
+
+// TestNodeLossToldInAPartialPass: a node found lost by a pass woken for
+// some workloads (the hold on a behind member ends, or the backlog is
+// read, at any time) is told with every replica bound to it, not only
+// the ones of the workloads that pass planned, and not told again by the
+// full pass that moves the rest.
+func TestNodeLossToldInAPartialPass(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nc := natstest.JetStream(t)
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, now, 3*time.Second)
+	beat := func(n string) {
+		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+	}
+	beat("n1")
+	var logs bytes.Buffer
+	c := New(Config{Store: st, Nodes: nodes, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	for _, w := range []string{"a", "b"} {
+		if ack, err := st.PutDesired(ctx, desired(w, 2, 1)); err != nil || !ack.Accepted {
+			t.Fatalf("store %s: %+v %v", w, ack, err)
+		}
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second) // n1 silent; n2 arrives
+	beat("n2")
+	c.WakeFor("a")
+	if _, err := c.runWoken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var told []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if strings.HasPrefix(rec["msg"].(string), "node lost") {
+			told = append(told, rec)
+		}
+	}
+	if len(told) != 1 || told[0]["node"] != "n1" || told[0]["replicas"] != float64(4) {
+		t.Fatalf("want n1's loss told once with its 4 replicas; got %v", told)
+	}
+	bs, err := st.Bindings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.Node != "n2" {
+			t.Errorf("a replica left on the lost node: %+v", b)
+		}
+	}
+}
