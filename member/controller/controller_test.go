@@ -295,3 +295,67 @@ func TestNodeLossToldInAPartialPass(t *testing.T) {
 		}
 	}
 }
+
+// TestBehindToldOncePerEpisode: a member that falls behind its nodes'
+// heartbeats now and then (a backlog that comes and goes between passes)
+// tells it once, Warn and member.nodes.behind, and says it reads in time
+// again only once it has kept up for a grace; a later episode is told
+// again.
+func TestBehindToldOncePerEpisode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, t0, 3*time.Second)
+	unread := 0
+	nodes.SetUnread(func() int { return unread })
+	var logs bytes.Buffer
+	reader := sdkmetric.NewManualReader()
+	c := New(Config{Nodes: nodes, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
+	pass := func(at time.Duration, backlog int) {
+		unread = backlog
+		now := t0.Add(at)
+		c.tellNodes(ctx, nodes.Snapshot(now), nil, now)
+	}
+	told := func() (late, again int, counted int64) {
+		for line := range strings.Lines(logs.String()) {
+			switch {
+			case strings.Contains(line, `"msg":"node heartbeats read late`):
+				late++
+			case strings.Contains(line, `"msg":"node heartbeats read in time again"`):
+				again++
+			}
+		}
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "member.nodes.behind" {
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						counted += dp.Value
+					}
+				}
+			}
+		}
+		return late, again, counted
+	}
+	// Behind at every other pass for 6 s.
+	for s := range 6 {
+		pass(time.Duration(s)*time.Second, 1000*(1-s%2))
+	}
+	if late, again, n := told(); late != 1 || again != 0 || n != 1 {
+		t.Fatalf("a backlog that comes and goes: told late %d times, in time again %d, counted %d; want 1, 0, 1", late, again, n)
+	}
+	for s := 6; s <= 10; s++ { // keeping up from +5s
+		pass(time.Duration(s)*time.Second, 0)
+	}
+	if late, again, n := told(); late != 1 || again != 1 || n != 1 {
+		t.Fatalf("kept up for a grace: told late %d, in time again %d, counted %d; want 1, 1, 1", late, again, n)
+	}
+	pass(11*time.Second, 1000)
+	if late, again, n := told(); late != 2 || again != 1 || n != 2 {
+		t.Fatalf("a new episode: told late %d, in time again %d, counted %d; want 2, 1, 2", late, again, n)
+	}
+}
