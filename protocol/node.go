@@ -121,7 +121,9 @@ type NodeHeartbeat struct {
 	// numbered ReplicasSeq, which the member's last ack said it holds
 	// (NodeAck.ReplicasSeq). A node's list at 2 Hz was most of what a
 	// member decoded; it changes far less often. A member before these
-	// fields never acks a number, so it is always sent the list.
+	// fields never acks a number, so it is always sent the list; a node
+	// takes an ack's number only while its connection has not come back
+	// since (a reconnect may reach a restarted member, or an older one).
 	ReplicasSeq  uint64 `json:"replicasSeq,omitempty"`
 	ReplicasSame bool   `json:"replicasSame,omitempty"`
 }

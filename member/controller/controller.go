@@ -61,8 +61,9 @@ type Controller struct {
 	// when it is heard again).
 	lost map[string]bool
 	// behind is since when the registry was last told behind its
-	// nodes' heartbeats (zero: it keeps up).
-	behind time.Time
+	// nodes' heartbeats (zero: it keeps up), keptUp since when it has
+	// kept up again (the episode ends a grace later).
+	behind, keptUp time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -241,7 +242,7 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 	if freed {
 		c.poke()
 	}
-	c.tellNodes(ctx, snap.Nodes, ch.Delete, now)
+	c.tellNodes(ctx, snap.Nodes, bindings, now)
 	if len(ch.Put)+len(ch.Delete) > 0 {
 		c.log.InfoContext(ctx, "replicas rebound", "added", len(ch.Put), "removed", len(ch.Delete))
 	}
@@ -249,29 +250,50 @@ func (c *Controller) pass(ctx context.Context, only map[string]bool) (Changes, e
 }
 
 // tellNodes logs and counts the nodes that turned lost since the last
-// pass (with how long they were silent and how many replicas this pass
-// moves off them) and those heard again.
-func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, deleted []protocol.Binding, now time.Time) {
+// pass (with how long they were silent and how many replicas were bound
+// to them: a pass over some workloads moves theirs, the next full pass
+// the rest) and those heard again.
+func (c *Controller) tellNodes(ctx context.Context, nodes map[string]NodeView, bindings []protocol.Binding, now time.Time) {
 	since, unread := c.cfg.Nodes.Behind()
 	c.mu.Lock()
 	lost, back := nodeTransitions(c.lost, nodes)
-	was := c.behind
-	c.behind = since
+	// An episode of reading late ends once the registry has kept up for
+	// a grace: a backlog that comes and goes between passes is one
+	// episode, told once.
+	began, ended := false, false
+	var behindFor time.Duration
+	switch {
+	case !since.IsZero():
+		c.keptUp = time.Time{}
+		if c.behind.IsZero() {
+			c.behind, began = since, true
+		}
+	case !c.behind.IsZero():
+		if c.keptUp.IsZero() {
+			c.keptUp = now
+		}
+		if now.Sub(c.keptUp) >= c.cfg.Nodes.grace {
+			ended, behindFor = true, c.keptUp.Sub(c.behind)
+			c.behind, c.keptUp = time.Time{}, time.Time{}
+		}
+	}
 	c.mu.Unlock()
 	switch {
-	case !since.IsZero() && was.IsZero():
+	case began:
 		c.log.WarnContext(ctx, "node heartbeats read late: nodes silent past their grace keep their replicas until the member catches up (at most two graces)",
 			"unread", unread)
 		c.behindTimes.Add(ctx, 1)
-	case since.IsZero() && !was.IsZero():
-		c.log.InfoContext(ctx, "node heartbeats read in time again", "behind_for", now.Sub(was).Round(time.Millisecond))
+	case ended:
+		c.log.InfoContext(ctx, "node heartbeats read in time again", "behind_for", behindFor.Round(time.Millisecond))
 	}
 	if len(lost)+len(back) == 0 {
 		return
 	}
 	moved := map[string]int{}
-	for _, b := range deleted {
-		moved[b.Node]++
+	for _, b := range bindings {
+		if nodes[b.Node].Lost {
+			moved[b.Node]++
+		}
 	}
 	for _, n := range lost {
 		c.log.WarnContext(ctx, "node lost: silent beyond its grace; its replicas are bound elsewhere", "node", n,

@@ -230,3 +230,132 @@ func TestNodeLossIsTold(t *testing.T) {
 		t.Fatalf("a second loss of n1: told %v, counted %d", got, lostCount())
 	}
 }
+
+// TestNodeLossToldInAPartialPass: a node found lost by a pass woken for
+// some workloads (the hold on a behind member ends, or the backlog is
+// read, at any time) is told with every replica bound to it, not only
+// the ones of the workloads that pass planned, and not told again by the
+// full pass that moves the rest.
+func TestNodeLossToldInAPartialPass(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nc := natstest.JetStream(t)
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, now, 3*time.Second)
+	beat := func(n string) {
+		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+	}
+	beat("n1")
+	var logs bytes.Buffer
+	c := New(Config{Store: st, Nodes: nodes, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	for _, w := range []string{"a", "b"} {
+		if ack, err := st.PutDesired(ctx, desired(w, 2, 1)); err != nil || !ack.Accepted {
+			t.Fatalf("store %s: %+v %v", w, ack, err)
+		}
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second) // n1 silent; n2 arrives
+	beat("n2")
+	c.WakeFor("a")
+	if _, err := c.runWoken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var told []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if strings.HasPrefix(rec["msg"].(string), "node lost") {
+			told = append(told, rec)
+		}
+	}
+	if len(told) != 1 || told[0]["node"] != "n1" || told[0]["replicas"] != float64(4) {
+		t.Fatalf("want n1's loss told once with its 4 replicas; got %v", told)
+	}
+	bs, err := st.Bindings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.Node != "n2" {
+			t.Errorf("a replica left on the lost node: %+v", b)
+		}
+	}
+}
+
+// TestBehindToldOncePerEpisode: a member that falls behind its nodes'
+// heartbeats now and then (a backlog that comes and goes between passes)
+// tells it once, Warn and member.nodes.behind, and says it reads in time
+// again only once it has kept up for a grace; a later episode is told
+// again.
+func TestBehindToldOncePerEpisode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	nodes := NewNodes(nil, t0, 3*time.Second)
+	unread := 0
+	nodes.SetUnread(func() int { return unread })
+	var logs bytes.Buffer
+	reader := sdkmetric.NewManualReader()
+	c := New(Config{Nodes: nodes, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
+	pass := func(at time.Duration, backlog int) {
+		unread = backlog
+		now := t0.Add(at)
+		c.tellNodes(ctx, nodes.Snapshot(now), nil, now)
+	}
+	told := func() (late, again int, counted int64) {
+		for line := range strings.Lines(logs.String()) {
+			switch {
+			case strings.Contains(line, `"msg":"node heartbeats read late`):
+				late++
+			case strings.Contains(line, `"msg":"node heartbeats read in time again"`):
+				again++
+			}
+		}
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "member.nodes.behind" {
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						counted += dp.Value
+					}
+				}
+			}
+		}
+		return late, again, counted
+	}
+	// Behind at every other pass for 6 s.
+	for s := range 6 {
+		pass(time.Duration(s)*time.Second, 1000*(1-s%2))
+	}
+	if late, again, n := told(); late != 1 || again != 0 || n != 1 {
+		t.Fatalf("a backlog that comes and goes: told late %d times, in time again %d, counted %d; want 1, 0, 1", late, again, n)
+	}
+	for s := 6; s <= 10; s++ { // keeping up from +5s
+		pass(time.Duration(s)*time.Second, 0)
+	}
+	if late, again, n := told(); late != 1 || again != 1 || n != 1 {
+		t.Fatalf("kept up for a grace: told late %d, in time again %d, counted %d; want 1, 1, 1", late, again, n)
+	}
+	pass(11*time.Second, 1000)
+	if late, again, n := told(); late != 2 || again != 1 || n != 2 {
+		t.Fatalf("a new episode: told late %d, in time again %d, counted %d; want 2, 1, 2", late, again, n)
+	}
+}

@@ -11,9 +11,10 @@
 // that moved. After a member restart every known node gets one grace
 // before it can be declared NotReady, so a restart does not reshuffle the
 // region. A member that has not read its nodes' heartbeats (more than an
-// eighth of a beat's worth unread) judges no node lost for up to two
-// graces: an overloaded member does not move the replicas of healthy
-// nodes for its own lateness. Each node lost is told (a Warn line,
+// eighth of a beat's worth unread) judges no node whose grace runs out
+// meanwhile lost for up to two graces (a node lost before stays lost):
+// an overloaded member does not move the replicas of healthy nodes for
+// its own lateness. Each node lost is told (a Warn line,
 // member.nodes.lost). Only explicit tombstones from the hub remove a
 // workload's replicas.
 //

@@ -19,7 +19,7 @@ func (n *Nodes) Addresses(now time.Time) map[string][]protocol.ReplicaAddress {
 	out := map[string][]protocol.ReplicaAddress{}
 	total := 0
 	for name, ns := range n.nodes {
-		if v := n.view(ns, now, false); !v.Ready { // Ready alone counts here
+		if v := n.view(ns, now, time.Time{}); !v.Ready { // Ready alone counts here
 			continue
 		}
 		host := cmp.Or(ns.host, "127.0.0.1")

@@ -27,7 +27,7 @@ type Nodes struct {
 type nodeState struct {
 	rec      state.NodeRecord
 	seen     time.Time
-	heard    bool
+	heard    bool // a list of its came whole this run: it may be Ready
 	limits   bool
 	host     string // where the node's replicas are reached (its heartbeat's Host)
 	replicas map[string]protocol.ReplicaState
@@ -50,7 +50,8 @@ func NewNodes(recs []state.NodeRecord, start time.Time, grace time.Duration) *No
 // none it can name). A heartbeat that leaves its list out (ReplicasSame)
 // keeps the one held when the numbers agree; when they do not (a member
 // restarted, or a list it never got), it keeps what it holds, stale, and
-// answers 0, so the node sends its list with the next heartbeat.
+// answers 0, so the node sends its list with the next heartbeat; a node
+// whose list it never got this run is not Ready until then.
 func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.NodeRecord, changed bool, seq uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -62,8 +63,11 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 	}
 	changed = !ok || !sameRecord(ns.rec, rec)
 	hostMoved := ns.host != hb.Host
-	ns.rec, ns.seen, ns.heard, ns.limits, ns.host = rec, at, true, hb.LimitsEnforced, hb.Host
+	ns.rec, ns.seen, ns.limits, ns.host = rec, at, hb.LimitsEnforced, hb.Host
 	if hb.ReplicasSame {
+		// The node is alive (not lost), but Ready only once a list of
+		// its came whole (heard): a member restarted, or a node first
+		// heard leaving its list out, waits for the list.
 		if hb.ReplicasSeq == 0 || hb.ReplicasSeq != ns.seq {
 			ns.seq = 0
 		}
@@ -72,7 +76,7 @@ func (n *Nodes) Observe(hb protocol.NodeHeartbeat, at time.Time) (rec state.Node
 		}
 		return rec, changed, ns.seq
 	}
-	ns.seq = hb.ReplicasSeq
+	ns.seq, ns.heard = hb.ReplicasSeq, true
 	old := ns.replicas
 	ns.replicas = make(map[string]protocol.ReplicaState, len(hb.Replicas))
 	moved := false
@@ -120,27 +124,36 @@ func (n *Nodes) SetUnread(fn func() int) { n.unread = fn }
 // process: the scale harness found 16,000-24,000 unread when it judged
 // nodes lost, and hundreds of healthy nodes lost their replicas every few
 // seconds) would judge them by its own lateness. While more than
-// backlogLimit heartbeats wait, silence past the grace makes a node
-// NotReady (it takes no new replicas) but not lost (its replicas stay),
-// for at most holdFor: past that a member still behind judges as usual,
-// so a node that died is found even on a member that never catches up.
+// backlogLimit heartbeats wait, a node whose grace runs out is NotReady
+// (it takes no new replicas) but not lost (its replicas stay), for at
+// most holdGraces from when the member fell behind: past that a member
+// still behind judges as usual, so a node that died is found even on a
+// member that never catches up. Only a node whose grace ran out while
+// the member was behind is held (its heartbeats may wait unread): one
+// already silent past its grace when the member fell behind stays lost,
+// so a backlog that comes and goes neither brings a lost node back nor
+// keeps a dead one from being found for more than three graces.
 const holdGraces = 2
 
 // backlogLimit is how many unread heartbeats make the registry behind: a
 // quarter of an interval's worth at 2 Hz, at least 16.
 func backlogLimit(nodes int) int { return max(16, nodes/8) }
 
-// behindLocked says whether loss judgements are held at now, and keeps
-// behindSince.
-func (n *Nodes) behindLocked(now time.Time) bool {
+// holdLocked says since when loss judgements are held at now (zero:
+// they are not: the registry keeps up, or has been behind for
+// holdGraces), and keeps behindSince.
+func (n *Nodes) holdLocked(now time.Time) time.Time {
 	if n.unread == nil || n.unread() <= backlogLimit(len(n.nodes)) {
 		n.behindSince = time.Time{}
-		return false
+		return time.Time{}
 	}
 	if n.behindSince.IsZero() {
 		n.behindSince = now
 	}
-	return now.Sub(n.behindSince) < holdGraces*n.grace
+	if now.Sub(n.behindSince) >= holdGraces*n.grace {
+		return time.Time{}
+	}
+	return n.behindSince
 }
 
 // Behind says since when the registry has been behind its nodes'
@@ -170,9 +183,12 @@ type NodeView struct {
 	LimitsEnforced bool
 }
 
-func (n *Nodes) view(ns *nodeState, now time.Time, behind bool) NodeView {
+// view is ns at now; hold is since when loss judgements are held (zero:
+// they are not): a node whose grace ran out after that is not lost.
+func (n *Nodes) view(ns *nodeState, now, hold time.Time) NodeView {
 	fresh := now.Sub(ns.seen) <= n.grace
-	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh && !behind, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
+	held := !hold.IsZero() && ns.seen.Add(n.grace).After(hold)
+	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh && !held, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
 }
 
 // Get is one node as of now (ok false when unknown).
@@ -183,20 +199,27 @@ func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
 	if !ok {
 		return NodeView{}, false
 	}
-	return n.view(ns, now, n.behindLocked(now)), true
+	return n.view(ns, now, n.holdLocked(now)), true
 }
 
 // NextExpiry is when the next Ready node would turn NotReady if it stays
-// silent (zero when no node is Ready).
+// silent, or the nodes held while the registry is behind would be
+// judged (see holdGraces), whichever comes first (zero when neither
+// will).
 func (n *Nodes) NextExpiry(now time.Time) time.Time {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var next time.Time
-	for _, ns := range n.nodes {
-		exp := ns.seen.Add(n.grace)
-		if exp.After(now) && (next.IsZero() || exp.Before(next)) {
-			next = exp
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
+	}
+	for _, ns := range n.nodes {
+		consider(ns.seen.Add(n.grace))
+	}
+	if hold := n.holdLocked(now); !hold.IsZero() {
+		consider(hold.Add(holdGraces * n.grace))
 	}
 	return next
 }
@@ -206,9 +229,9 @@ func (n *Nodes) Snapshot(now time.Time) map[string]NodeView {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make(map[string]NodeView, len(n.nodes))
-	behind := n.behindLocked(now)
+	hold := n.holdLocked(now)
 	for name, ns := range n.nodes {
-		out[name] = n.view(ns, now, behind)
+		out[name] = n.view(ns, now, hold)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atollhq/atoll/member/state"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -39,15 +40,17 @@ func TestBehindHoldsLossJudgements(t *testing.T) {
 	unread = backlogLimit(2) // at the limit: still keeping up
 	check(t0.Add(5*time.Second), true, time.Time{})
 
-	unread = backlogLimit(2) + 1 // behind from +5s: held
-	check(t0.Add(5*time.Second), false, t0.Add(5*time.Second))
-	check(t0.Add(10*time.Second), false, t0.Add(5*time.Second))
-	check(t0.Add(11*time.Second), true, t0.Add(5*time.Second)) // two graces behind: judged again
+	// Behind from +2s, before n1's grace ends: held.
+	unread = backlogLimit(2) + 1
+	nodes.Get("n2", t0.Add(2*time.Second))
+	check(t0.Add(5*time.Second), false, t0.Add(2*time.Second))
+	check(t0.Add(7*time.Second), false, t0.Add(2*time.Second))
+	check(t0.Add(8*time.Second), true, t0.Add(2*time.Second)) // two graces behind: judged again
 
 	unread = 0 // caught up
 	check(t0.Add(12*time.Second), true, time.Time{})
-	unread = 1000 // behind again: a new hold
-	check(t0.Add(13*time.Second), false, t0.Add(13*time.Second))
+	unread = 1000 // behind again: a new episode, but n1 was lost before it
+	check(t0.Add(13*time.Second), true, t0.Add(13*time.Second))
 }
 
 // TestObserveReplicasLeftOut: a heartbeat that leaves its list out keeps
@@ -86,4 +89,92 @@ func TestObserveReplicasLeftOut(t *testing.T) {
 	observe("left out again with the number held before: still 0", hb(7, true), 0, "a", "b")
 	observe("the list, whole", hb(8, false, "b"), 8, "b")
 	observe("left out with 0 is never held", hb(0, true), 0, "b")
+}
+
+// TestBehindHoldsOnlyNodesSilentWhileBehind: the hold covers a node whose
+// grace ran out while the member was behind (its heartbeats may wait
+// unread), never one already silent past its grace when the member fell
+// behind: a node found lost stays lost, and a backlog that comes and
+// goes (a member read behind now and then) does not keep a dead node
+// from being found (at most three graces after its last heartbeat).
+// NextExpiry names the hold's end, so the controller's timer runs a pass
+// then.
+func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	const grace = 3 * time.Second
+	nodes := NewNodes(nil, t0, grace)
+	unread := 0
+	nodes.SetUnread(func() int { return unread })
+	nodes.Observe(protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0)
+	lost := func(at time.Time) bool {
+		t.Helper()
+		return nodes.Snapshot(at)["n1"].Lost
+	}
+	if !lost(t0.Add(4 * time.Second)) {
+		t.Fatal("n1 silent past its grace while the member keeps up: want lost")
+	}
+	unread = 1000 // the member falls behind after n1 was found lost
+	if !lost(t0.Add(5 * time.Second)) {
+		t.Error("n1, lost before the member fell behind, is held again")
+	}
+	if g, _ := nodes.Get("n1", t0.Add(5*time.Second)); !g.Lost {
+		t.Error("Get: n1, lost before the member fell behind, is held again")
+	}
+
+	// n2 is heard at +10s; the member falls behind at +12s, before n2's
+	// grace ends (+13s): held.
+	nodes.Observe(protocol.NodeHeartbeat{Node: "n2", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0.Add(10*time.Second))
+	unread = 0
+	nodes.Snapshot(t0.Add(11 * time.Second))
+	unread = 1000
+	if v := nodes.Snapshot(t0.Add(12 * time.Second))["n2"]; v.Lost || !v.Ready {
+		t.Fatalf("n2 heard 2s ago: %+v", v)
+	}
+	if v := nodes.Snapshot(t0.Add(14 * time.Second))["n2"]; v.Lost || v.Ready {
+		t.Errorf("n2 silent past its grace while the member is behind: want held (NotReady, not lost), got ready %v lost %v", v.Ready, v.Lost)
+	}
+	if next := nodes.NextExpiry(t0.Add(14 * time.Second)); !next.Equal(t0.Add(18 * time.Second)) {
+		t.Errorf("NextExpiry while n2 is held = +%v; want the hold's end, +18s", next.Sub(t0))
+	}
+	// The backlog is read for a moment, then builds again: a new
+	// episode, but n2's grace ran out before it: lost.
+	unread = 0
+	nodes.Get("n2", t0.Add(15*time.Second))
+	unread = 1000
+	if v := nodes.Snapshot(t0.Add(15500 * time.Millisecond))["n2"]; !v.Lost {
+		t.Error("n2, silent past its grace before the member fell behind again, is held by the new episode")
+	}
+}
+
+// TestRestartedMemberWaitsForTheList: a member restarted (its registry
+// made from the stored records, no replica list held) that gets a
+// heartbeat leaving the list out, naming a number from its previous run,
+// takes the node as alive (not lost) but not Ready until the list comes:
+// a Ready node with no replicas would drop its replicas from status and
+// endpoints for a heartbeat.
+func TestRestartedMemberWaitsForTheList(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	alloc := protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}
+	nodes := NewNodes([]state.NodeRecord{{Name: "n1", Zone: "z1", Allocatable: alloc}}, t0, 3*time.Second)
+	at := t0.Add(5 * time.Second) // past the restart's grace
+	_, _, seq := nodes.Observe(protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: alloc, ReplicasSeq: 7, ReplicasSame: true}, at)
+	if v, _ := nodes.Get("n1", at); seq != 0 || v.Ready || v.Lost {
+		t.Fatalf("a left-out list never held: answered %d, ready %v lost %v; want 0, not ready, not lost", seq, v.Ready, v.Lost)
+	}
+	if addrs := nodes.Addresses(at); len(addrs) != 0 {
+		t.Errorf("addresses from a list never held: %v", addrs)
+	}
+	hb := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: alloc, ReplicasSeq: 7,
+		Replicas: []protocol.ReplicaState{{ID: "a", Workload: "w", Phase: "Running", Ready: true}}}
+	_, _, seq = nodes.Observe(hb, at)
+	if v, _ := nodes.Get("n1", at); seq != 7 || !v.Ready || !v.Replicas["a"].Ready {
+		t.Fatalf("the list itself: answered %d, %+v; want 7, ready with a", seq, v)
+	}
+	// A new node unknown to the registry is the same.
+	nodes.Observe(protocol.NodeHeartbeat{Node: "n2", Zone: "z1", Allocatable: alloc, ReplicasSeq: 9, ReplicasSame: true}, at)
+	if v, _ := nodes.Get("n2", at); v.Ready {
+		t.Error("a node first heard with its list left out is Ready")
+	}
 }

@@ -309,7 +309,8 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 		}
 		list = append(list, rs)
 	}
-	a.replicas.fill(&hb, list, a.started)
+	conn := nc.Stats().Reconnects // an ack counts only on the connection it came by
+	a.replicas.fill(&hb, list, a.started, conn)
 	data, _ := json.Marshal(hb)
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.Interval)
 	defer cancel()
@@ -322,10 +323,10 @@ func (a *Agent) heartbeat(ctx context.Context, nc *nats.Conn, r *runtime.Runtime
 	}
 	var ack protocol.NodeAck
 	if json.Unmarshal(msg.Data, &ack) != nil {
-		a.replicas.acked(0) // unreadable: the list goes whole next time
+		a.replicas.acked(0, conn) // unreadable: the list goes whole next time
 		return ack, false
 	}
-	a.replicas.acked(ack.ReplicasSeq)
+	a.replicas.acked(ack.ReplicasSeq, conn)
 	return ack, true
 }
 

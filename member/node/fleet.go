@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,7 +237,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	// The member answers a node's heartbeat only into that node's inbox:
 	// every simulated node gets one, under one subscription.
 	f.inbox = "fleet-" + nats.NewInbox()[len(nats.InboxPrefix):]
-	ackSub, err := nc.Subscribe(protocol.NodeInboxPrefix("*")+"."+f.inbox, f.ack)
+	ackSub, err := nc.Subscribe(protocol.NodeInboxPrefix("*")+"."+f.inbox, func(msg *nats.Msg) { f.ack(msg, nc.Stats().Reconnects) })
 	if err != nil {
 		return fmt.Errorf("fleet: subscribe to acks: %w", err)
 	}
@@ -476,7 +475,7 @@ func (f *Fleet) statusOnce(wasReady map[string]bool) map[string]bool {
 	for _, n := range f.nodes {
 		list := per[n.cfg.Name]
 		_, unlimited := limits[n.cfg.Name]
-		if slices.Equal(n.replicas, list) && n.limits == !unlimited {
+		if sameList(n.replicas, list) && n.limits == !unlimited {
 			continue
 		}
 		n.replicas, n.limits = list, !unlimited
@@ -550,8 +549,9 @@ func dueSlots(elapsed, step time.Duration, next, slots int) (from, to, newNext i
 }
 
 // ack counts a member's answer to a node's heartbeat and takes the
-// number of the node's replica list it holds.
-func (f *Fleet) ack(msg *nats.Msg) {
+// number of the node's replica list it holds, said on conn (the
+// connection's count of reconnects).
+func (f *Fleet) ack(msg *nats.Msg, conn uint64) {
 	f.acked.Add(1)
 	// The subject is NodeInboxPrefix(node) + "." + the fleet's inbox.
 	rest, ok := strings.CutPrefix(msg.Subject, protocol.NodeInboxPrefix(""))
@@ -568,7 +568,7 @@ func (f *Fleet) ack(msg *nats.Msg) {
 	if json.Unmarshal(msg.Data, &ack) != nil {
 		ack.ReplicasSeq = 0 // unreadable: the list goes whole next time
 	}
-	n.list.acked(ack.ReplicasSeq)
+	n.list.acked(ack.ReplicasSeq, conn)
 }
 
 // beat publishes one node's heartbeat; the member's ack goes to the
@@ -584,7 +584,7 @@ func (f *Fleet) beat(nc *nats.Conn, n *simNode) {
 	hb := protocol.NodeHeartbeat{Version: protocol.Version, Node: n.cfg.Name, Zone: n.cfg.Zone, Labels: n.cfg.Labels, Taints: n.cfg.Taints,
 		Allocatable:  protocol.Resources{MilliCPU: n.cfg.MilliCPU, Memory: n.cfg.Memory},
 		AgentVersion: f.cfg.Version, LimitsEnforced: limits}
-	n.list.fill(&hb, replicas, f.started)
+	n.list.fill(&hb, replicas, f.started, nc.Stats().Reconnects)
 	data, err := json.Marshal(hb)
 	if err != nil {
 		return
