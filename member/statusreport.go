@@ -45,6 +45,13 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller) {
 	wholeSubject, deltaSubject := protocol.StatusSubject(m.cfg.Name), protocol.StatusDeltaSubject(m.cfg.Name)
 	t := time.NewTicker(statusTick)
 	defer t.Stop()
+	// The controller's status as last taken, and its generation: a tick
+	// with neither it nor the fence's holds changed, and nothing due by
+	// the clock or asked for, looks at nothing (image presence, read from
+	// the nodes, goes with the next report: within statusEvery).
+	var status []protocol.WorkloadStatus
+	var gen uint64
+	var held []string
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,9 +65,18 @@ func (m *Member) reportStatus(ctx context.Context, ctl *controller.Controller) {
 		if asked.Swap(false) {
 			r.ask()
 		}
-		status := withFence(ctl.Status(), m.fence.held(now))
+		deltas := m.hubDeltas.Load()
+		st, g, fresh := ctl.StatusSince(gen)
+		if fresh {
+			status, gen = st, g
+		}
+		h := m.fence.held(now)
+		if !fresh && slices.Equal(h, held) && r.idle(now, deltas) {
+			continue
+		}
+		held = h
 		images := m.standby.presence(m.nodes.Snapshot(now))
-		for _, msg := range r.next(now, m.cfg.Name, status, images, m.hubDeltas.Load()) {
+		for _, msg := range r.next(now, m.cfg.Name, withFence(status, held), images, deltas) {
 			subject := wholeSubject
 			if msg.delta {
 				subject = deltaSubject
@@ -115,6 +131,16 @@ func newStatusReporter() *statusReporter {
 
 // ask notes a hub's request for the whole status.
 func (r *statusReporter) ask() { r.asked = true }
+
+// idle says whether nothing is due at now but what changed: the status
+// as last given needs no look (no resend due or asked for, the last
+// report newer than statusEvery).
+func (r *statusReporter) idle(now time.Time, deltas bool) bool {
+	if !deltas {
+		return r.whole != nil && now.Sub(r.lastSent) < statusEvery
+	}
+	return r.synced && !r.asked && now.Sub(r.lastResend) < statusResendEvery && now.Sub(r.lastSent) < statusEvery
+}
 
 // failed notes a report that may not have gone out: the next sends
 // everything again.

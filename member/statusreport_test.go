@@ -213,3 +213,47 @@ func BenchmarkStatusReporter(b *testing.B) {
 		})
 	}
 }
+
+// TestStatusReporterIdle: a tick may skip looking at the status only
+// while nothing is due by the clock or asked for: not before the first
+// report, not once statusEvery passed since the last one, not when a hub
+// asked for the whole status or a publish failed, not when the minute's
+// resend is due; to a hub that takes no deltas, only while its last
+// whole report is younger than statusEvery.
+func TestStatusReporterIdle(t *testing.T) {
+	r := newStatusReporter()
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	w := protocol.WorkloadStatus{Workload: "w", Desired: 1, Ready: 1}
+	check := func(what string, deltas, want bool) {
+		t.Helper()
+		if got := r.idle(now, deltas); got != want {
+			t.Errorf("%s: idle %v, want %v", what, got, want)
+		}
+	}
+	check("before the first report", true, false)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, true)
+	check("just after it", true, true)
+	now = now.Add(statusEvery)
+	check("statusEvery later: a report to say it lives", true, false)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, true)
+	check("after that report", true, true)
+	r.ask()
+	check("a hub asked for the whole status", true, false)
+	now = now.Add(statusResendMin)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, true)
+	check("after the resend", true, true)
+	r.failed()
+	check("a publish failed", true, false)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, true)
+	check("after the resend that followed", true, true)
+	r.lastResend = now.Add(-statusResendEvery) // the last report is fresh, the last resend a minute old
+	check("the minute's resend due", true, false)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, true)
+	check("the minute's resend went out", true, true)
+
+	check("to a hub that takes no deltas, before a whole report", false, false)
+	r.next(now, "a", []protocol.WorkloadStatus{w}, nil, false)
+	check("after a whole report", false, true)
+	now = now.Add(statusEvery)
+	check("statusEvery after the whole report", false, false)
+}

@@ -359,3 +359,80 @@ func TestBehindToldOncePerEpisode(t *testing.T) {
 		t.Fatalf("a new episode: told late %d, in time again %d, counted %d; want 2, 1, 2", late, again, n)
 	}
 }
+
+// TestStatusSinceChangesOnlyWithStatus: the status generation moves when
+// a workload's status changes, comes or goes, and not on a pass, full or
+// partial, that leaves every status as it was.
+func TestStatusSinceChangesOnlyWithStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, nc := natstest.JetStream(t)
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	nodes := NewNodes(nil, now, time.Hour)
+	hb := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}
+	nodes.Observe(hb, now)
+	c := New(Config{Store: st, Nodes: nodes})
+	put := func(d protocol.DesiredWorkload) {
+		t.Helper()
+		if ack, err := st.PutDesired(ctx, d); err != nil || !ack.Accepted {
+			t.Fatalf("store %s: %+v %v", d.Workload, ack, err)
+		}
+	}
+	var gen uint64
+	pass := func(what string, only []string, wantChange bool) {
+		t.Helper()
+		var err error
+		if only == nil {
+			_, err = c.RunOnce(ctx)
+		} else {
+			c.WakeFor(only...)
+			_, err = c.runWoken(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, g, changed := c.StatusSince(gen)
+		if changed != wantChange {
+			t.Fatalf("%s: changed %v (generation %d -> %d), want %v", what, changed, gen, g, wantChange)
+		}
+		if changed {
+			if g == gen || len(status) != len(c.Status()) {
+				t.Fatalf("%s: generation %d -> %d, %d statuses against %d", what, gen, g, len(status), len(c.Status()))
+			}
+			gen = g
+		} else if status != nil || g != gen {
+			t.Fatalf("%s: unchanged, yet %d statuses, generation %d (was %d)", what, len(status), g, gen)
+		}
+	}
+	put(desired("a", 2, 1))
+	pass("a workload came", nil, true)
+	pass("a full pass with nothing new", nil, false)
+	pass("a partial pass with nothing new", []string{"a"}, false)
+
+	// The node reports a's replicas running and ready.
+	bs, err := st.Bindings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		hb.Replicas = append(hb.Replicas, protocol.ReplicaState{ID: b.Replica, Workload: b.Workload, Generation: b.Generation, Phase: "Running", Ready: true})
+	}
+	nodes.Observe(hb, now)
+	pass("a's replicas ready", []string{"a"}, true)
+	pass("the same again", nil, false)
+
+	put(desired("b", 1, 1))
+	pass("another workload came", []string{"b"}, true)
+	tomb := desired("b", 0, 1)
+	tomb.Epoch, tomb.Deleted = 2, true
+	put(tomb)
+	pass("b tombstoned: its status went", []string{"b"}, true)
+	pass("nothing new", nil, false)
+}
