@@ -32,8 +32,9 @@ import (
 // two replicas, in batches of 128, 8 in flight (as the hub's placer
 // does), and waits until each has its second replica Ready on a node.
 // Reported: from the first batch sent to every new replica Ready (all-s)
-// and to half of them (half-s), the batches' send time, and the process's
-// CPU over the op (hub bus, member and fleet; 200% is both cores).
+// and to half of them (half-s), the batches' send time, the process's
+// CPU over the op (hub bus, member and fleet; 200% is both cores), and
+// its cores over 5 s at rest before the ops (rest-cores).
 //
 //	go test ./hub -run '^$' -bench BenchmarkMemberLossShare -benchtime 3x -timeout 20m
 func BenchmarkMemberLossShare(b *testing.B) {
@@ -135,6 +136,15 @@ func BenchmarkMemberLossShare(b *testing.B) {
 		return len(ready) >= held
 	})
 	b.Logf("%d workloads of one replica on %d sim nodes, all Ready %s after the first send", held, nodes, time.Since(start).Round(time.Millisecond))
+	// At rest: the member (and its fleet, and the in-process hub it
+	// reports to) with nothing to do but heartbeats, passes and reports.
+	var r0, r1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	restStart := time.Now()
+	time.Sleep(5 * time.Second) // a measurement's span, not a wait for a condition
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	restCores := time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()).Seconds() / time.Since(restStart).Seconds()
+	b.Logf("at rest: %.3f cores (the member, its fleet of %d nodes, the hub)", restCores, nodes)
 
 	var alls, halves, sends, cpus []float64
 	b.ResetTimer()
@@ -173,4 +183,5 @@ func BenchmarkMemberLossShare(b *testing.B) {
 	b.ReportMetric(mean(halves), "half-s")
 	b.ReportMetric(mean(sends), "send-s")
 	b.ReportMetric(mean(cpus), "process-cpu-%")
+	b.ReportMetric(restCores, "rest-cores")
 }
