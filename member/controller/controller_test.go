@@ -26,14 +26,7 @@ import (
 func TestPassOverDirtyWorkloads(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, nc := natstest.JetStream(t)
-	st, err := state.Open(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openState(t)
 	now := time.Now()
 	// One node with room for 8 replicas of 500m.
 	nodes := NewNodes(nil, now, time.Hour)
@@ -123,14 +116,7 @@ func TestPassOverDirtyWorkloads(t *testing.T) {
 func TestNodeLossIsTold(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, nc := natstest.JetStream(t)
-	st, err := state.Open(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openState(t)
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	nodes := NewNodes(nil, now, 3*time.Second)
 	beat := func(n string) {
@@ -239,14 +225,7 @@ func TestNodeLossIsTold(t *testing.T) {
 func TestNodeLossToldInAPartialPass(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, nc := natstest.JetStream(t)
-	st, err := state.Open(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openState(t)
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	nodes := NewNodes(nil, now, 3*time.Second)
 	beat := func(n string) {
@@ -366,14 +345,7 @@ func TestBehindToldOncePerEpisode(t *testing.T) {
 func TestStatusSinceChangesOnlyWithStatus(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, nc := natstest.JetStream(t)
-	st, err := state.Open(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Mirror(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openState(t)
 	now := time.Now()
 	nodes := NewNodes(nil, now, time.Hour)
 	hb := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}
@@ -435,4 +407,20 @@ func TestStatusSinceChangesOnlyWithStatus(t *testing.T) {
 	put(tomb)
 	pass("b tombstoned: its status went", []string{"b"}, true)
 	pass("nothing new", nil, false)
+}
+
+// openState is a member's KV state on a fresh in-process JetStream,
+// mirrored in memory as a member's is.
+func openState(t *testing.T) *state.Store {
+	t.Helper()
+	ctx := context.Background()
+	_, nc := natstest.JetStream(t)
+	st, err := state.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Mirror(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

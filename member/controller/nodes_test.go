@@ -16,40 +16,35 @@ func TestBehindHoldsLossJudgements(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	const grace = 3 * time.Second
-	nodes := NewNodes(nil, t0, grace)
-	unread := 0
-	nodes.SetUnread(func() int { return unread })
-	for _, n := range []string{"n1", "n2"} {
-		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0)
-	}
+	nodes, unread := behindNodes(t0, grace, "n1", "n2")
 	check := func(at time.Time, wantLost bool, wantBehind time.Time) {
 		t.Helper()
 		v := nodes.Snapshot(at)["n1"]
 		if v.Lost != wantLost || v.Ready {
-			t.Errorf("at +%v with %d unread: n1 lost %v ready %v; want lost %v, not ready", at.Sub(t0), unread, v.Lost, v.Ready, wantLost)
+			t.Errorf("at +%v with %d unread: n1 lost %v ready %v; want lost %v, not ready", at.Sub(t0), *unread, v.Lost, v.Ready, wantLost)
 		}
 		if g, _ := nodes.Get("n1", at); g.Lost != wantLost {
 			t.Errorf("at +%v: Get says lost %v, Snapshot %v", at.Sub(t0), g.Lost, v.Lost)
 		}
-		if since, n := nodes.Behind(); !since.Equal(wantBehind) || n != unread {
-			t.Errorf("at +%v: Behind() = %v, %d; want %v, %d", at.Sub(t0), since, n, wantBehind, unread)
+		if since, n := nodes.Behind(); !since.Equal(wantBehind) || n != *unread {
+			t.Errorf("at +%v: Behind() = %v, %d; want %v, %d", at.Sub(t0), since, n, wantBehind, *unread)
 		}
 	}
 	check(t0.Add(5*time.Second), true, time.Time{}) // silent past the grace, all read: lost
 
-	unread = backlogLimit(2) // at the limit: still keeping up
+	*unread = backlogLimit(2) // at the limit: still keeping up
 	check(t0.Add(5*time.Second), true, time.Time{})
 
 	// Behind from +2s, before n1's grace ends: held.
-	unread = backlogLimit(2) + 1
+	*unread = backlogLimit(2) + 1
 	nodes.Get("n2", t0.Add(2*time.Second))
 	check(t0.Add(5*time.Second), false, t0.Add(2*time.Second))
 	check(t0.Add(7*time.Second), false, t0.Add(2*time.Second))
 	check(t0.Add(8*time.Second), true, t0.Add(2*time.Second)) // two graces behind: judged again
 
-	unread = 0 // caught up
+	*unread = 0 // caught up
 	check(t0.Add(12*time.Second), true, time.Time{})
-	unread = 1000 // behind again: a new episode, but n1 was lost before it
+	*unread = 1000 // behind again: a new episode, but n1 was lost before it
 	check(t0.Add(13*time.Second), true, t0.Add(13*time.Second))
 }
 
@@ -103,10 +98,7 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	const grace = 3 * time.Second
-	nodes := NewNodes(nil, t0, grace)
-	unread := 0
-	nodes.SetUnread(func() int { return unread })
-	nodes.Observe(protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0)
+	nodes, unread := behindNodes(t0, grace, "n1")
 	lost := func(at time.Time) bool {
 		t.Helper()
 		return nodes.Snapshot(at)["n1"].Lost
@@ -114,7 +106,7 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 	if !lost(t0.Add(4 * time.Second)) {
 		t.Fatal("n1 silent past its grace while the member keeps up: want lost")
 	}
-	unread = 1000 // the member falls behind after n1 was found lost
+	*unread = 1000 // the member falls behind after n1 was found lost
 	if !lost(t0.Add(5 * time.Second)) {
 		t.Error("n1, lost before the member fell behind, is held again")
 	}
@@ -125,9 +117,9 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 	// n2 is heard at +10s; the member falls behind at +12s, before n2's
 	// grace ends (+13s): held.
 	nodes.Observe(protocol.NodeHeartbeat{Node: "n2", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0.Add(10*time.Second))
-	unread = 0
+	*unread = 0
 	nodes.Snapshot(t0.Add(11 * time.Second))
-	unread = 1000
+	*unread = 1000
 	if v := nodes.Snapshot(t0.Add(12 * time.Second))["n2"]; v.Lost || !v.Ready {
 		t.Fatalf("n2 heard 2s ago: %+v", v)
 	}
@@ -139,9 +131,9 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 	}
 	// The backlog is read for a moment, then builds again: a new
 	// episode, but n2's grace ran out before it: lost.
-	unread = 0
+	*unread = 0
 	nodes.Get("n2", t0.Add(15*time.Second))
-	unread = 1000
+	*unread = 1000
 	if v := nodes.Snapshot(t0.Add(15500 * time.Millisecond))["n2"]; !v.Lost {
 		t.Error("n2, silent past its grace before the member fell behind again, is held by the new episode")
 	}
@@ -177,4 +169,16 @@ func TestRestartedMemberWaitsForTheList(t *testing.T) {
 	if v, _ := nodes.Get("n2", at); v.Ready {
 		t.Error("a node first heard with its list left out is Ready")
 	}
+}
+
+// behindNodes is a registry of the named nodes, each heard at t0, whose
+// count of unread heartbeats is *unread (0 to begin with).
+func behindNodes(t0 time.Time, grace time.Duration, names ...string) (*Nodes, *int) {
+	nodes := NewNodes(nil, t0, grace)
+	unread := new(int)
+	nodes.SetUnread(func() int { return *unread })
+	for _, n := range names {
+		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0)
+	}
+	return nodes, unread
 }
