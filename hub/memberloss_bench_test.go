@@ -13,8 +13,6 @@ import (
 
 	"github.com/atollhq/atoll/api"
 	"github.com/atollhq/atoll/hub/members"
-	"github.com/atollhq/atoll/member"
-	"github.com/atollhq/atoll/member/node"
 	"github.com/atollhq/atoll/protocol"
 )
 
@@ -45,35 +43,17 @@ func BenchmarkMemberLossShare(b *testing.B) {
 		b.Fatalf("%d ops of %d new replicas need %d held workloads, have %d", b.N, fresh, b.N*fresh, held)
 	}
 	e := newMemberEnv(b, members.HealthConfig{})
-	join := e.joinToken("j", api.TokenSpec{})
-	m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = m.Run(ctx) }()
-	waitFor(b, "the member's first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
-
 	var mu sync.Mutex
 	ready := map[string]time.Time{} // replica -> when its node saw it Ready
-	sims := make([]node.SimNode, nodes)
-	for i := range sims {
-		sims[i] = node.SimNode{Name: fmt.Sprintf("n-%05d", i), Zone: fmt.Sprintf("z%d", i%3), MilliCPU: 4000, Memory: 8 << 30}
-	}
-	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Auth: m.AdminOption(), Nodes: sims, DataDir: b.TempDir(),
-		OnReady: func(_, replica string, at time.Time) {
-			mu.Lock()
-			if _, ok := ready[replica]; !ok {
-				ready[replica] = at
-			}
-			mu.Unlock()
-		}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = fleet.Run(ctx) }()
-	waitFor(b, fmt.Sprintf("%d nodes ready", nodes), 2*time.Minute, func() bool { return m.Capacity().NodesReady == nodes })
+	_, fleet := memberWithFleet(ctx, b, e, nodes, func(_, replica string, at time.Time) {
+		mu.Lock()
+		if _, ok := ready[replica]; !ok {
+			ready[replica] = at
+		}
+		mu.Unlock()
+	})
 
 	tmpl := api.ReplicaTemplate{Driver: "sim", Resources: api.Resources{CPU: "50m", Memory: "32Mi"}, Sim: &api.SimSpec{StartLatency: "50ms"}}
 	desired := func(i int, epoch int64, replicas int32) protocol.DesiredWorkload {

@@ -57,37 +57,17 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	replicas := workloads * perWorkload
 
 	e := newMemberEnv(b, members.HealthConfig{})
-	join := e.joinToken("j", api.TokenSpec{})
-	m, err := member.New(member.Config{JoinToken: join, Name: "r1", Region: "eu", DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = m.Run(ctx) }()
-	waitFor(b, "the member's first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
-
 	var mu sync.Mutex
 	readyAt := map[string]time.Time{} // replica -> when its node saw it Ready
 	readyTimes := 0                   // OnReady calls (more than replicas: some became Ready twice)
-	sims := make([]node.SimNode, nodes)
-	for i := range sims {
-		sims[i] = node.SimNode{Name: fmt.Sprintf("n-%05d", i), Zone: fmt.Sprintf("z%d", i%3), MilliCPU: 4000, Memory: 8 << 30}
-	}
-	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Auth: m.AdminOption(), Nodes: sims, DataDir: b.TempDir(),
-		OnReady: func(_, replica string, at time.Time) {
-			mu.Lock()
-			readyAt[replica] = at
-			readyTimes++
-			mu.Unlock()
-		}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = fleet.Run(ctx) }()
-	start := time.Now()
-	waitFor(b, fmt.Sprintf("%d nodes ready", nodes), 2*time.Minute, func() bool { return m.Capacity().NodesReady == nodes })
-	b.Logf("%d nodes registered in %s", nodes, time.Since(start).Round(time.Millisecond))
+	m, fleet := memberWithFleet(ctx, b, e, nodes, func(_, replica string, at time.Time) {
+		mu.Lock()
+		readyAt[replica] = at
+		readyTimes++
+		mu.Unlock()
+	})
 
 	shapes := []struct {
 		cpu, mem string
@@ -194,6 +174,32 @@ func BenchmarkRegion5000Nodes(b *testing.B) {
 	b.ReportMetric(mean(beats), "node-heartbeats/s")
 	st := fleet.Stats()
 	b.ReportMetric(float64(st.Acks)/float64(max(st.Heartbeats, 1)), "ack-ratio")
+}
+
+// memberWithFleet runs a member "r1" (region eu) joined to e's hub and a
+// node.Fleet of n sim nodes over 3 zones on it, the fleet's OnReady
+// onReady, until ctx ends; it returns once every node is Ready.
+func memberWithFleet(ctx context.Context, b *testing.B, e *env, n int, onReady func(node, replica string, at time.Time)) (*member.Member, *node.Fleet) {
+	b.Helper()
+	m, err := member.New(member.Config{JoinToken: e.joinToken("j", api.TokenSpec{}), Name: "r1", Region: "eu", DataDir: b.TempDir(), NATSListen: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = m.Run(ctx) }()
+	waitFor(b, "the member's first heartbeat ack", 30*time.Second, func() bool { return !m.LastAck().IsZero() })
+	sims := make([]node.SimNode, n)
+	for i := range sims {
+		sims[i] = node.SimNode{Name: fmt.Sprintf("n-%05d", i), Zone: fmt.Sprintf("z%d", i%3), MilliCPU: 4000, Memory: 8 << 30}
+	}
+	fleet, err := node.NewFleet(node.FleetConfig{MemberURL: m.NATSURL(), Auth: m.AdminOption(), Nodes: sims, DataDir: b.TempDir(), OnReady: onReady})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = fleet.Run(ctx) }()
+	start := time.Now()
+	waitFor(b, fmt.Sprintf("%d nodes ready", n), 2*time.Minute, func() bool { return m.Capacity().NodesReady == n })
+	b.Logf("%d nodes registered in %s", n, time.Since(start).Round(time.Millisecond))
+	return m, fleet
 }
 
 // BenchmarkNodeFleetMemory: heap per simulated node (two sim replicas
