@@ -372,6 +372,10 @@ func (d *devStack) waitFor(t *testing.T, m *memberProc, name, what string, timeo
 			tail := ""
 			if m != nil {
 				tail = "\nits member's standard error:\n" + m.out.tail(30)
+			} else if d.stderr != nil {
+				// One of atoll dev's own regions: what dev warned of (a
+				// region whose member stopped says why).
+				tail = "\natoll dev's warnings and errors:\n" + d.stderr.grep(20, `"level":"WARN"`, `"level":"ERROR"`)
 			}
 			t.Fatalf("want %s within %s; last seen: %s%s", what, timeout, last, tail)
 		}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,6 +356,19 @@ func (l *lineLog) find(sub string) string {
 		}
 	}
 	return ""
+}
+
+// grep is the last n lines kept that hold any of subs, one a line.
+func (l *lineLog) grep(n int, subs ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(line, s) }) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "\n")
 }
 
 // has says whether a line kept starts with prefix.
