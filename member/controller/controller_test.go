@@ -30,7 +30,7 @@ func TestPassOverDirtyWorkloads(t *testing.T) {
 	now := time.Now()
 	// One node with room for 8 replicas of 500m.
 	nodes := NewNodes(nil, now, time.Hour)
-	nodes.Observe(protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+	nodes.Observe(nodeBeat("n1"), now)
 	c := New(Config{Store: st, Nodes: nodes})
 	put := func(d protocol.DesiredWorkload) {
 		t.Helper()
@@ -120,7 +120,7 @@ func TestNodeLossIsTold(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	nodes := NewNodes(nil, now, 3*time.Second)
 	beat := func(n string) {
-		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+		nodes.Observe(nodeBeat(n), now)
 	}
 	beat("n1")
 	beat("n2")
@@ -229,7 +229,7 @@ func TestNodeLossToldInAPartialPass(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	nodes := NewNodes(nil, now, 3*time.Second)
 	beat := func(n string) {
-		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, now)
+		nodes.Observe(nodeBeat(n), now)
 	}
 	beat("n1")
 	var logs bytes.Buffer
@@ -348,7 +348,7 @@ func TestStatusSinceChangesOnlyWithStatus(t *testing.T) {
 	st := openState(t)
 	now := time.Now()
 	nodes := NewNodes(nil, now, time.Hour)
-	hb := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}
+	hb := nodeBeat("n1")
 	nodes.Observe(hb, now)
 	c := New(Config{Store: st, Nodes: nodes})
 	put := func(d protocol.DesiredWorkload) {

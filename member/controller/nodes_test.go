@@ -58,7 +58,8 @@ func TestObserveReplicasLeftOut(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	nodes := NewNodes(nil, now, 3*time.Second)
 	hb := func(seq uint64, same bool, ids ...string) protocol.NodeHeartbeat {
-		h := protocol.NodeHeartbeat{Node: "n1", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}, ReplicasSeq: seq, ReplicasSame: same}
+		h := nodeBeat("n1")
+		h.ReplicasSeq, h.ReplicasSame = seq, same
 		for _, id := range ids {
 			h.Replicas = append(h.Replicas, protocol.ReplicaState{ID: id, Workload: "w", Phase: "Running", Ready: true})
 		}
@@ -116,7 +117,7 @@ func TestBehindHoldsOnlyNodesSilentWhileBehind(t *testing.T) {
 
 	// n2 is heard at +10s; the member falls behind at +12s, before n2's
 	// grace ends (+13s): held.
-	nodes.Observe(protocol.NodeHeartbeat{Node: "n2", Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0.Add(10*time.Second))
+	nodes.Observe(nodeBeat("n2"), t0.Add(10*time.Second))
 	*unread = 0
 	nodes.Snapshot(t0.Add(11 * time.Second))
 	*unread = 1000
@@ -178,7 +179,13 @@ func behindNodes(t0 time.Time, grace time.Duration, names ...string) (*Nodes, *i
 	unread := new(int)
 	nodes.SetUnread(func() int { return *unread })
 	for _, n := range names {
-		nodes.Observe(protocol.NodeHeartbeat{Node: n, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}, t0)
+		nodes.Observe(nodeBeat(n), t0)
 	}
 	return nodes, unread
+}
+
+// nodeBeat is a heartbeat of node name: zone z1, 4 cores and 8 GiB, no
+// replicas.
+func nodeBeat(name string) protocol.NodeHeartbeat {
+	return protocol.NodeHeartbeat{Node: name, Zone: "z1", Allocatable: protocol.Resources{MilliCPU: 4000, Memory: 8 << 30}}
 }
