@@ -151,9 +151,16 @@ func (b *tab) eval(expr string) string {
 func (b *tab) press(what, sel, want string) {
 	b.t.Helper()
 	deadline := time.Now().Add(consoleTimeout)
-	shown := fmt.Sprintf(`String(document.querySelector(%q) !== null)`, want)
+	// shown asks whether want is on the page; a page still loading
+	// answers with an error, taken as not yet.
+	shown := func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, want)))
+		return err == nil && v
+	}
 	for try := 1; ; try++ {
-		if try > 1 && b.eval(shown) == "true" { // the last click's page came late
+		if try > 1 && shown() { // the last click's page came late
 			return
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
