@@ -191,7 +191,11 @@ func (n *Nodes) view(ns *nodeState, now, hold time.Time) NodeView {
 	return NodeView{Record: ns.rec, Ready: ns.heard && fresh, Lost: !fresh && !held, Replicas: ns.replicas, LimitsEnforced: ns.limits, Seen: ns.seen}
 }
 
-// Get is one node as of now (ok false when unknown).
+// Get is one node as of now (ok false when unknown). The heartbeat
+// handler calls it for every heartbeat, which also notes the moment the
+// registry falls behind (holdLocked counts the backlog: one lock of the
+// subscription's), so an episode starts at the heartbeat that found it,
+// not at the next pass.
 func (n *Nodes) Get(name string, now time.Time) (NodeView, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
